@@ -1,0 +1,50 @@
+package ids
+
+import (
+	"sort"
+	"testing"
+	"time"
+)
+
+func TestNew_HasPrefixAndValidBody(t *testing.T) {
+	id := New(Endpoint)
+	if !Valid(Endpoint, id) {
+		t.Fatalf("New(%q) = %q, not valid", Endpoint, id)
+	}
+	if got := Prefix(id); got != Endpoint {
+		t.Fatalf("Prefix(%q) = %q, want %q", id, got, Endpoint)
+	}
+	if Valid(Event, id) {
+		t.Fatalf("Valid(%q, %q) = true, want false", Event, id)
+	}
+}
+
+func TestNewAt_SortsByTime(t *testing.T) {
+	base := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	var got []string
+	for i := 0; i < 50; i++ {
+		got = append(got, NewAt(Delivery, base.Add(time.Duration(i)*time.Millisecond)))
+	}
+	if !sort.StringsAreSorted(got) {
+		t.Fatalf("ids not sorted by time: %v", got)
+	}
+}
+
+func TestNew_Unique(t *testing.T) {
+	seen := make(map[string]bool)
+	for i := 0; i < 10000; i++ {
+		id := New(Attempt)
+		if seen[id] {
+			t.Fatalf("duplicate id %q", id)
+		}
+		seen[id] = true
+	}
+}
+
+func TestValid_RejectsMalformed(t *testing.T) {
+	for _, id := range []string{"", "ep_", "ep_short", "ep-01JDZ6Q4W8X3M5N7P9R2T4V6X8", "ep_01JDZ6Q4W8X3M5N7P9R2T4V6XU", "ep_01jdz6q4w8x3m5n7p9r2t4v6x8"} {
+		if Valid(Endpoint, id) {
+			t.Errorf("Valid(%q) = true, want false", id)
+		}
+	}
+}
