@@ -1,0 +1,179 @@
+// Package db opens Herald's SQLite database: one writer connection (SQLite
+// allows one writer at a time, so queueing in Go is cheaper than retrying on
+// SQLITE_BUSY) and a small pool of read-only connections, both in WAL mode,
+// behind a single ent client that sends reads to the pool and everything
+// else to the writer.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strings"
+
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+	_ "github.com/mattn/go-sqlite3" // registers the sqlite3 driver
+
+	"github.com/heraldhq/herald/ent"
+	_ "github.com/heraldhq/herald/ent/runtime" // registers schema hooks and interceptors
+)
+
+// Config says where the database lives and how to open it.
+type Config struct {
+	// Path is the SQLite file. It is created if missing.
+	Path string
+	// Synchronous is SQLite's synchronous setting: "NORMAL" (default) keeps
+	// every committed transaction through a process crash; "FULL" also
+	// through a power loss, at the cost of an fsync per commit.
+	Synchronous string
+	// Readers is the size of the read pool (default 2×GOMAXPROCS, at least 4).
+	Readers int
+}
+
+// DB is an open database.
+type DB struct {
+	// Write is the single writer connection. Every write goes through it.
+	Write *sql.DB
+	// Read is the pool of read-only connections.
+	Read *sql.DB
+	// Client is the ent client over both.
+	Client *ent.Client
+}
+
+// Open opens (creating if needed) and migrates the database.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	if cfg.Path == "" {
+		return nil, fmt.Errorf("open database: no path")
+	}
+	sync := strings.ToUpper(cfg.Synchronous)
+	if sync == "" {
+		sync = "NORMAL"
+	}
+	if sync != "NORMAL" && sync != "FULL" {
+		return nil, fmt.Errorf("open database: synchronous must be NORMAL or FULL, got %q", cfg.Synchronous)
+	}
+	readers := cfg.Readers
+	if readers <= 0 {
+		readers = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	common := url.Values{}
+	common.Set("_foreign_keys", "on")
+	common.Set("_busy_timeout", "10000")
+	common.Set("_cache_size", "-32768") // 32 MiB per connection
+	common.Set("_temp_store", "memory")
+
+	wq := url.Values{}
+	for k, v := range common {
+		wq[k] = v
+	}
+	wq.Set("_journal_mode", "WAL")
+	wq.Set("_synchronous", sync)
+	wq.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite3", "file:"+cfg.Path+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", cfg.Path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database %s: %w", cfg.Path, err)
+	}
+
+	rq := url.Values{}
+	for k, v := range common {
+		rq[k] = v
+	}
+	rq.Set("_query_only", "true")
+	r, err := sql.Open("sqlite3", "file:"+cfg.Path+"?"+rq.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database %s for reading: %w", cfg.Path, err)
+	}
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
+	r.SetConnMaxIdleTime(0)
+
+	drv := &router{w: entsql.OpenDB(dialect.SQLite, w), r: entsql.OpenDB(dialect.SQLite, r)}
+	d := &DB{Write: w, Read: r, Client: ent.NewClient(ent.Driver(drv))}
+	if err := d.Client.Schema.Create(ctx); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("migrate database %s: %w", cfg.Path, err)
+	}
+	return d, nil
+}
+
+// Close closes the client and both connection pools.
+func (d *DB) Close() error {
+	if err := d.Client.Close(); err != nil {
+		return fmt.Errorf("close database: %w", err)
+	}
+	return nil
+}
+
+// router is an ent driver that sends plain SELECTs to the read pool and
+// everything else, including every transaction, to the writer.
+type router struct {
+	w, r *entsql.Driver
+}
+
+var _ dialect.Driver = (*router)(nil)
+
+func (d *router) Exec(ctx context.Context, query string, args, v any) error {
+	return d.w.Exec(ctx, query, args, v)
+}
+
+func (d *router) Query(ctx context.Context, query string, args, v any) error {
+	if isSelect(query) {
+		return d.r.Query(ctx, query, args, v)
+	}
+	return d.w.Query(ctx, query, args, v)
+}
+
+func (d *router) Tx(ctx context.Context) (dialect.Tx, error) { return d.w.Tx(ctx) }
+
+// BeginTx is used by ent's Client.BeginTx.
+func (d *router) BeginTx(ctx context.Context, opts *sql.TxOptions) (dialect.Tx, error) {
+	return d.w.BeginTx(ctx, opts)
+}
+
+func (d *router) Close() error {
+	werr := d.w.Close()
+	if rerr := d.r.Close(); werr == nil {
+		werr = rerr
+	}
+	return werr
+}
+
+func (d *router) Dialect() string { return dialect.SQLite }
+
+func isSelect(query string) bool {
+	q := strings.TrimLeft(query, " \t\r\n(")
+	return len(q) >= 6 && strings.EqualFold(q[:6], "SELECT")
+}
+
+// WithTx runs fn with a transactional client and commits if fn returns nil.
+// If client is already transactional, fn runs in that transaction.
+func WithTx(ctx context.Context, client *ent.Client, fn func(tx *ent.Client) error) error {
+	tx, err := client.Tx(ctx)
+	if errors.Is(err, ent.ErrTxStarted) {
+		return fn(client)
+	}
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(tx.Client()); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+package schema
+
+import (
+	"entgo.io/contrib/entgql"
+	"entgo.io/ent"
+	"entgo.io/ent/schema"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+
+	"github.com/heraldhq/herald/ids"
+)
+
+// APIKey authenticates API callers. Only a SHA-256 hash of the token is
+// stored, with a short prefix that identifies the key in lists.
+type APIKey struct {
+	ent.Schema
+}
+
+// Mixin of APIKey.
+func (APIKey) Mixin() []ent.Mixin {
+	return []ent.Mixin{idMixin{prefix: ids.APIKey}, timeMixin{}}
+}
+
+// Fields of APIKey.
+func (APIKey) Fields() []ent.Field {
+	return []ent.Field{
+		appIDField(),
+		field.String("name").
+			NotEmpty().
+			MaxLen(255).
+			Annotations(entgql.OrderField("NAME")),
+		field.Bool("admin").
+			Default(false).
+			Immutable().
+			Comment("Admin keys manage apps and keys of every app."),
+		field.String("prefix").
+			Immutable().
+			NotEmpty().
+			Comment("The first characters of the token, safe to display."),
+		field.Bytes("token_hash").
+			Immutable().
+			Unique().
+			Sensitive().
+			Annotations(entgql.Skip()),
+		field.Time("last_used_at").
+			Optional().
+			Nillable(),
+		field.Time("revoked_at").
+			Optional().
+			Nillable(),
+	}
+}
+
+// Edges of APIKey.
+func (APIKey) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("app", App.Type).
+			Ref("api_keys").
+			Field("app_id").
+			Unique().
+			Required().
+			Immutable(),
+	}
+}
+
+// Indexes of APIKey.
+func (APIKey) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("app_id", "created_at")}
+}
+
+// Annotations of APIKey.
+func (APIKey) Annotations() []schema.Annotation {
+	return []schema.Annotation{
+		entgql.QueryField("apiKeys"),
+		entgql.RelayConnection(),
+	}
+}
+
+// Interceptors of APIKey: admin keys see every key, app keys those of their
+// app.
+func (APIKey) Interceptors() []ent.Interceptor {
+	return []ent.Interceptor{scopeToApp("app_id", true)}
+}
+
+// Hooks of APIKey: only admin keys create or revoke keys.
+func (APIKey) Hooks() []ent.Hook {
+	return []ent.Hook{adminOnly}
+}

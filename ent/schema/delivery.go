@@ -1,0 +1,134 @@
+package schema
+
+import (
+	"entgo.io/contrib/entgql"
+	"entgo.io/ent"
+	"entgo.io/ent/dialect/entsql"
+	"entgo.io/ent/schema"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+
+	"github.com/heraldhq/herald/ids"
+)
+
+// Delivery is one event on its way to one endpoint. The dispatch engine moves
+// it through its states and records every HTTP try as an Attempt.
+//
+//	PENDING ──claim──▶ SENDING ──2xx──▶ SUCCEEDED
+//	   ▲                  │
+//	   │                  ├──retryable, attempts left──▶ RETRYING ──due──▶ SENDING
+//	   │                  └──permanent or exhausted────▶ FAILED
+//	   └──────────── retryDelivery / replayDeliveries ◀──┘
+//
+// While SENDING, next_attempt_at holds the claim's lease expiry, so a
+// delivery whose worker died becomes due again without any extra state.
+type Delivery struct {
+	ent.Schema
+}
+
+// Mixin of Delivery.
+func (Delivery) Mixin() []ent.Mixin {
+	return []ent.Mixin{idMixin{prefix: ids.Delivery}, timeMixin{}, tenantMixin{}}
+}
+
+// Fields of Delivery.
+func (Delivery) Fields() []ent.Field {
+	return []ent.Field{
+		appIDField(),
+		field.String("event_id").
+			Immutable().
+			NotEmpty(),
+		field.String("endpoint_id").
+			Immutable().
+			NotEmpty(),
+		field.String("event_type").
+			Immutable().
+			NotEmpty(),
+		field.Enum("status").
+			NamedValues(
+				"Pending", "PENDING",
+				"Sending", "SENDING",
+				"Retrying", "RETRYING",
+				"Succeeded", "SUCCEEDED",
+				"Failed", "FAILED",
+			).
+			Default("PENDING").
+			Annotations(entgql.Type("DeliveryStatus"), entgql.OrderField("STATUS")),
+		field.Int("attempt_count").
+			Default(0),
+		field.Time("next_attempt_at").
+			Optional().
+			Nillable().
+			Annotations(entgql.Skip()),
+		field.Enum("next_trigger").
+			Values("SCHEDULED", "MANUAL_RETRY").
+			Default("SCHEDULED").
+			Annotations(entgql.Skip()),
+		field.String("claimed_by").
+			Optional().
+			Nillable().
+			Annotations(entgql.Skip()),
+		field.Time("last_attempt_at").
+			Optional().
+			Nillable(),
+		field.Int("last_response_status").
+			Optional().
+			Nillable(),
+		field.Text("last_error").
+			Optional().
+			Nillable(),
+		field.Time("completed_at").
+			Optional().
+			Nillable(),
+	}
+}
+
+// Edges of Delivery.
+func (Delivery) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("app", App.Type).
+			Ref("deliveries").
+			Field("app_id").
+			Unique().
+			Required().
+			Immutable().
+			Annotations(entgql.Skip()),
+		edge.From("event", Event.Type).
+			Ref("deliveries").
+			Field("event_id").
+			Unique().
+			Required().
+			Immutable(),
+		edge.From("endpoint", Endpoint.Type).
+			Ref("deliveries").
+			Field("endpoint_id").
+			Unique().
+			Required().
+			Immutable().
+			Annotations(entgql.Skip()),
+		edge.To("attempts", Attempt.Type).
+			Annotations(entgql.RelayConnection()),
+	}
+}
+
+// Indexes of Delivery.
+func (Delivery) Indexes() []ent.Index {
+	return []ent.Index{
+		// The engine's due scan: only unfinished deliveries are indexed.
+		index.Fields("next_attempt_at").
+			StorageKey("delivery_due").
+			Annotations(entsql.IndexWhere("status IN ('PENDING', 'SENDING', 'RETRYING')")),
+		index.Fields("app_id", "created_at"),
+		index.Fields("endpoint_id", "created_at"),
+		index.Fields("event_id"),
+	}
+}
+
+// Annotations of Delivery.
+func (Delivery) Annotations() []schema.Annotation {
+	return []schema.Annotation{
+		entgql.QueryField("deliveries"),
+		entgql.RelayConnection(),
+	}
+}

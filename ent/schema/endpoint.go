@@ -1,0 +1,125 @@
+package schema
+
+import (
+	"time"
+
+	"entgo.io/contrib/entgql"
+	"entgo.io/ent"
+	"entgo.io/ent/schema"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+
+	"github.com/heraldhq/herald/ids"
+	"github.com/heraldhq/herald/webhook"
+)
+
+// Endpoint is a webhook: a URL that receives the app's events of the types it
+// subscribes to, signed with its secret and sent with its auth, headers,
+// timeout and retry policy.
+type Endpoint struct {
+	ent.Schema
+}
+
+// Mixin of Endpoint.
+func (Endpoint) Mixin() []ent.Mixin {
+	return []ent.Mixin{idMixin{prefix: ids.Endpoint}, timeMixin{}, tenantMixin{}, softDeleteMixin{}}
+}
+
+// Fields of Endpoint.
+func (Endpoint) Fields() []ent.Field {
+	skipInputs := entgql.Skip(entgql.SkipMutationCreateInput, entgql.SkipMutationUpdateInput)
+	return []ent.Field{
+		appIDField(),
+		field.String("name").
+			NotEmpty().
+			MaxLen(255).
+			Annotations(entgql.OrderField("NAME")),
+		field.Text("description").
+			Default(""),
+		field.String("url").
+			NotEmpty().
+			MaxLen(2048).
+			Annotations(entgql.MapsTo("url")),
+		field.Strings("event_types").
+			Comment("Subscribed event types: names, prefix patterns (order.*) or *.").
+			Annotations(skipInputs),
+		field.JSON("auth", webhook.Auth{}).
+			Sensitive().
+			Annotations(entgql.Skip()),
+		field.JSON("headers", []webhook.Header{}).
+			Optional().
+			Annotations(entgql.Skip()),
+		field.JSON("retry_policy", webhook.RetryPolicy{}).
+			Annotations(entgql.Type("RetryPolicy"), skipInputs),
+		field.Int64("timeout").
+			GoType(time.Duration(0)).
+			Default(int64(webhook.DefaultTimeout)).
+			Annotations(entgql.Type("Duration"), entgql.Skip(entgql.SkipWhereInput)),
+		field.Bool("is_active").
+			Default(true),
+		field.String("disabled_reason").
+			Optional().
+			Nillable(),
+		field.Time("disabled_at").
+			Optional().
+			Nillable(),
+		field.String("secret").
+			Sensitive().
+			Annotations(entgql.Skip()),
+		field.String("previous_secret").
+			Optional().
+			Nillable().
+			Sensitive().
+			Annotations(entgql.Skip()),
+		field.Time("previous_secret_expires_at").
+			Optional().
+			Nillable().
+			Comment("Until then deliveries are signed with the previous secret too."),
+		field.Int("consecutive_failures").
+			Default(0).
+			Comment("Deliveries that ended FAILED since the last successful attempt."),
+		field.Int("failure_count").
+			Default(0).
+			Comment("Failed attempts, all time."),
+		field.Int("success_count").
+			Default(0).
+			Comment("Successful attempts, all time."),
+		field.Time("last_success_at").
+			Optional().
+			Nillable(),
+		field.Time("last_failure_at").
+			Optional().
+			Nillable(),
+	}
+}
+
+// Edges of Endpoint.
+func (Endpoint) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("app", App.Type).
+			Ref("endpoints").
+			Field("app_id").
+			Unique().
+			Required().
+			Immutable().
+			Annotations(entgql.Skip()),
+		edge.To("deliveries", Delivery.Type).
+			Annotations(entgql.RelayConnection()),
+		edge.To("attempts", Attempt.Type).
+			Annotations(entgql.Skip()),
+	}
+}
+
+// Indexes of Endpoint.
+func (Endpoint) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("app_id", "created_at")}
+}
+
+// Annotations of Endpoint.
+func (Endpoint) Annotations() []schema.Annotation {
+	return []schema.Annotation{
+		entgql.QueryField(),
+		entgql.RelayConnection(),
+	}
+}
