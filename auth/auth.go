@@ -1,0 +1,240 @@
+// Package auth issues and checks Herald's API keys.
+//
+// A token is "hrld_" followed by 43 characters of URL-safe base64 (32 random
+// bytes). Only its SHA-256 hash is stored, with the first 12 characters as a
+// visible prefix, so a leaked database does not leak usable keys. Tokens are
+// shown once, when created.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/heraldhq/herald/ent"
+	"github.com/heraldhq/herald/ent/apikey"
+	"github.com/heraldhq/herald/ent/app"
+	"github.com/heraldhq/herald/fault"
+	"github.com/heraldhq/herald/tenant"
+)
+
+// TokenPrefix starts every API token.
+const TokenPrefix = "hrld_"
+
+// visiblePrefixLen is how much of a token is stored in clear, to tell keys
+// apart in lists.
+const visiblePrefixLen = 12
+
+// NewToken returns a new random token read from r (crypto/rand when nil).
+func NewToken(r io.Reader) (string, error) {
+	if r == nil {
+		r = rand.Reader
+	}
+	var b [32]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", fmt.Errorf("generate token: %w", err)
+	}
+	return TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// HashToken returns the stored form of a token.
+func HashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// KeyInput describes a new API key.
+type KeyInput struct {
+	AppID string
+	Name  string
+	Admin bool
+}
+
+// CreateKey stores a new key and returns it with its token, which is not
+// kept anywhere and cannot be shown again. The caller's context decides
+// whether it may (see the APIKey schema hooks: admin keys only).
+func CreateKey(ctx context.Context, client *ent.Client, in KeyInput, r io.Reader) (*ent.APIKey, string, error) {
+	name := strings.TrimSpace(in.Name)
+	if name == "" || len(name) > 255 {
+		return nil, "", fault.Invalid("input.name", "must be 1-255 characters")
+	}
+	token, err := NewToken(r)
+	if err != nil {
+		return nil, "", err
+	}
+	k, err := client.APIKey.Create().
+		SetAppID(in.AppID).
+		SetName(name).
+		SetAdmin(in.Admin).
+		SetPrefix(token[:visiblePrefixLen]).
+		SetTokenHash(HashToken(token)).
+		Save(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("create api key: %w", err)
+	}
+	return k, token, nil
+}
+
+// Authenticator resolves bearer tokens to viewers. It caches lookups for a
+// few seconds and records when each key was last used (at most once a
+// minute per key). It is safe for concurrent use.
+type Authenticator struct {
+	client *ent.Client
+	log    *slog.Logger
+	ttl    time.Duration
+	now    func() time.Time
+
+	mu      sync.Mutex
+	cache   map[[sha256.Size]byte]cached
+	touched map[string]time.Time
+}
+
+type cached struct {
+	key     *ent.APIKey
+	expires time.Time
+}
+
+// NewAuthenticator returns an Authenticator over client. ttl bounds how long
+// a revocation made by another process can go unnoticed (revocations made
+// through this process take effect at once); 0 means 5 seconds.
+func NewAuthenticator(client *ent.Client, log *slog.Logger, ttl time.Duration) *Authenticator {
+	if ttl <= 0 {
+		ttl = 5 * time.Second
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Authenticator{
+		client:  client,
+		log:     log,
+		ttl:     ttl,
+		now:     time.Now,
+		cache:   make(map[[sha256.Size]byte]cached),
+		touched: make(map[string]time.Time),
+	}
+}
+
+// Authenticate returns the viewer for an "Authorization" header value
+// ("Bearer hrld_…"; a bare token is accepted too). actAs, when not empty,
+// is the app an admin key acts in (the X-Herald-App header).
+func (a *Authenticator) Authenticate(ctx context.Context, authorization, actAs string) (tenant.Viewer, error) {
+	token := strings.TrimSpace(authorization)
+	if scheme, rest, ok := strings.Cut(token, " "); ok && strings.EqualFold(scheme, "Bearer") {
+		token = strings.TrimSpace(rest)
+	}
+	if token == "" {
+		return tenant.Viewer{}, fault.Unauthenticatedf("missing API key: send the header \"Authorization: Bearer <your hrld_ key>\"")
+	}
+	if !strings.HasPrefix(token, TokenPrefix) {
+		return tenant.Viewer{}, fault.Unauthenticatedf("malformed API key: Herald keys start with %q", TokenPrefix)
+	}
+	k, err := a.lookup(ctx, token)
+	if err != nil {
+		return tenant.Viewer{}, err
+	}
+	if k.RevokedAt != nil {
+		return tenant.Viewer{}, fault.Unauthenticatedf("API key %s… was revoked on %s", k.Prefix, k.RevokedAt.Format(time.RFC3339))
+	}
+	v := tenant.Viewer{AppID: k.AppID, KeyID: k.ID, Admin: k.Admin}
+	if actAs != "" && actAs != k.AppID {
+		if !k.Admin {
+			return tenant.Viewer{}, fault.Forbiddenf("only admin keys may act in another app (X-Herald-App); this key belongs to app %s", k.AppID)
+		}
+		ok, err := a.client.App.Query().Where(app.ID(actAs)).Exist(tenant.System(ctx))
+		if err != nil {
+			return tenant.Viewer{}, fmt.Errorf("look up app %s: %w", actAs, err)
+		}
+		if !ok {
+			return tenant.Viewer{}, fault.NotFoundf("app %q (from X-Herald-App) does not exist", actAs)
+		}
+		v.AppID = actAs
+	}
+	a.touch(k.ID)
+	return v, nil
+}
+
+func (a *Authenticator) lookup(ctx context.Context, token string) (*ent.APIKey, error) {
+	var h [sha256.Size]byte
+	copy(h[:], HashToken(token))
+	now := a.now()
+	a.mu.Lock()
+	c, ok := a.cache[h]
+	a.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.key, nil
+	}
+	k, err := a.client.APIKey.Query().Where(apikey.TokenHash(h[:])).Only(tenant.System(ctx))
+	if ent.IsNotFound(err) {
+		return nil, fault.Unauthenticatedf("unknown API key: check that you copied the whole token")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up api key: %w", err)
+	}
+	a.mu.Lock()
+	if len(a.cache) >= 10000 {
+		clear(a.cache)
+	}
+	a.cache[h] = cached{key: k, expires: now.Add(a.ttl)}
+	a.mu.Unlock()
+	return k, nil
+}
+
+// Forget drops cached lookups of the key, so that its revocation takes
+// effect at once.
+func (a *Authenticator) Forget(keyID string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for h, c := range a.cache {
+		if c.key.ID == keyID {
+			delete(a.cache, h)
+		}
+	}
+}
+
+// touch records the key's use, at most once a minute per key. The write is
+// synchronous: it happens once a minute, and an asynchronous one could
+// outlive the database.
+func (a *Authenticator) touch(keyID string) {
+	now := a.now()
+	a.mu.Lock()
+	last, ok := a.touched[keyID]
+	if ok && now.Sub(last) < time.Minute {
+		a.mu.Unlock()
+		return
+	}
+	a.touched[keyID] = now
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(tenant.System(context.Background()), 5*time.Second)
+	defer cancel()
+	err := a.client.APIKey.UpdateOneID(keyID).SetLastUsedAt(now.UTC()).Exec(ctx)
+	if err != nil && !ent.IsNotFound(err) {
+		a.log.Warn("record api key use", "key_id", keyID, "err", err)
+	}
+}
+
+// Revoke revokes a key and forgets it at once. Revoking a revoked key
+// returns it unchanged.
+func (a *Authenticator) Revoke(ctx context.Context, id string) (*ent.APIKey, error) {
+	k, err := a.client.APIKey.Get(ctx, id)
+	if ent.IsNotFound(err) {
+		return nil, fault.NotFoundf("API key %q not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("revoke api key %s: %w", id, err)
+	}
+	if k.RevokedAt == nil {
+		k, err = k.Update().SetRevokedAt(a.now().UTC()).Save(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("revoke api key %s: %w", id, err)
+		}
+	}
+	a.Forget(id)
+	return k, nil
+}

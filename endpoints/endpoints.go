@@ -1,0 +1,442 @@
+// Package endpoints manages webhook endpoints: validating their
+// configuration, issuing and rotating signing secrets, refusing accidental
+// duplicates, enabling, disabling and soft-deleting them, and summarising
+// their health.
+package endpoints
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/heraldhq/herald/catalog"
+	"github.com/heraldhq/herald/db"
+	"github.com/heraldhq/herald/destination"
+	"github.com/heraldhq/herald/dispatch"
+	"github.com/heraldhq/herald/ent"
+	"github.com/heraldhq/herald/ent/endpoint"
+	"github.com/heraldhq/herald/fault"
+	"github.com/heraldhq/herald/signing"
+	"github.com/heraldhq/herald/tenant"
+	"github.com/heraldhq/herald/webhook"
+)
+
+// Service changes endpoints of the viewer's app.
+type Service struct {
+	// Client is the database.
+	Client *ent.Client
+	// Catalog checks subscribed event types.
+	Catalog *catalog.Catalog
+	// Policy validates endpoint URLs.
+	Policy destination.Policy
+	// Observer is told about changes (may be nil).
+	Observer dispatch.Observer
+	// Rand is the source of signing secrets (default crypto/rand).
+	Rand io.Reader
+	// Now returns the current time (default time.Now).
+	Now func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// RetryPolicyPatch changes some fields of a retry policy.
+type RetryPolicyPatch struct {
+	MaxAttempts       *int
+	InitialDelay      *time.Duration
+	BackoffMultiplier *float64
+	MaxDelay          *time.Duration
+}
+
+func (p *RetryPolicyPatch) apply(base webhook.RetryPolicy) webhook.RetryPolicy {
+	if p == nil {
+		return base
+	}
+	if p.MaxAttempts != nil {
+		base.MaxAttempts = *p.MaxAttempts
+	}
+	if p.InitialDelay != nil {
+		base.InitialDelay = *p.InitialDelay
+	}
+	if p.BackoffMultiplier != nil {
+		base.BackoffMultiplier = *p.BackoffMultiplier
+	}
+	if p.MaxDelay != nil {
+		base.MaxDelay = *p.MaxDelay
+	}
+	return base
+}
+
+// Input is the configuration of an endpoint. On update, nil fields stay as
+// they are.
+type Input struct {
+	Name           *string
+	Description    *string
+	URL            *string
+	EventTypes     []string
+	Auth           *webhook.Auth
+	Headers        *[]webhook.Header
+	RetryPolicy    *RetryPolicyPatch
+	Timeout        *time.Duration
+	IsActive       *bool
+	AllowDuplicate bool
+}
+
+// config is a complete, validated endpoint configuration.
+type config struct {
+	name, description, url string
+	eventTypes             []string
+	auth                   webhook.Auth
+	headers                []webhook.Header
+	retry                  webhook.RetryPolicy
+	timeout                time.Duration
+}
+
+// validate merges in over base and checks the result. Faults name fields
+// "input.<field>".
+func (s *Service) validate(ctx context.Context, appID string, base config, in Input) (config, error) {
+	c := base
+	if in.Name != nil {
+		c.name = strings.TrimSpace(*in.Name)
+	}
+	if n := len([]rune(c.name)); n < 2 || n > 255 {
+		return c, fault.Invalid("input.name", "must be 2-255 characters, got %d", n)
+	}
+	if in.Description != nil {
+		c.description = *in.Description
+	}
+	if len(c.description) > 4096 {
+		return c, fault.Invalid("input.description", "must be at most 4096 characters")
+	}
+	if in.URL != nil {
+		u, err := s.Policy.CheckURL(strings.TrimSpace(*in.URL))
+		if err != nil {
+			var ue *destination.URLError
+			if errors.As(err, &ue) {
+				return c, fault.Invalid("input.url", "%s", ue.Reason)
+			}
+			return c, fault.Invalid("input.url", "%v", err)
+		}
+		c.url = u.String()
+	}
+	if in.EventTypes != nil {
+		ets, err := webhook.CheckPatterns("input.eventTypes", in.EventTypes)
+		if err != nil {
+			return c, err
+		}
+		if err := s.Catalog.CheckSubscribable(ctx, appID, "input.eventTypes", ets); err != nil {
+			return c, err
+		}
+		c.eventTypes = ets
+	}
+	if in.Auth != nil {
+		a, err := in.Auth.Normalize()
+		if err != nil {
+			return c, fault.Prefix("input.auth", err)
+		}
+		c.auth = a
+	}
+	if in.Headers != nil {
+		c.headers = *in.Headers
+	}
+	hs, err := webhook.CheckHeaders("input.headers", c.headers, c.auth)
+	if err != nil {
+		return c, err
+	}
+	c.headers = hs
+	c.retry = in.RetryPolicy.apply(c.retry)
+	if err := c.retry.Validate(); err != nil {
+		return c, fault.Prefix("input.retryPolicy", err)
+	}
+	if in.Timeout != nil {
+		c.timeout = *in.Timeout
+	}
+	if err := webhook.CheckTimeout("input.timeout", c.timeout); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// checkDuplicate refuses a second endpoint of the app with the same URL and
+// overlapping event types.
+func (s *Service) checkDuplicate(ctx context.Context, c config, self string) error {
+	same, err := s.Client.Endpoint.Query().Where(endpoint.URL(c.url), endpoint.IDNEQ(self)).All(ctx)
+	if err != nil {
+		return fmt.Errorf("check duplicate endpoints: %w", err)
+	}
+	for _, other := range same {
+		if webhook.Overlap(other.EventTypes, c.eventTypes) {
+			return fault.Conflictf("WEBHOOK_EXISTS", "endpoint %s (%q) already receives overlapping event types at %s; change the URL or event types, or set allowDuplicate: true", other.ID, other.Name, redactURL(c.url))
+		}
+	}
+	return nil
+}
+
+// Create creates an endpoint in the viewer's app and returns it with its
+// signing secret, which is not shown again.
+func (s *Service) Create(ctx context.Context, in Input) (*ent.Endpoint, string, error) {
+	v, ok := tenant.FromContext(ctx)
+	if !ok {
+		return nil, "", tenant.ErrNoViewer
+	}
+	switch {
+	case in.Name == nil:
+		return nil, "", fault.Invalid("input.name", "is required")
+	case in.URL == nil:
+		return nil, "", fault.Invalid("input.url", "is required")
+	case in.EventTypes == nil:
+		return nil, "", fault.Invalid("input.eventTypes", "is required; use [\"*\"] for every event type")
+	}
+	base := config{auth: webhook.Auth{Type: webhook.AuthNone}, retry: webhook.DefaultRetryPolicy(), timeout: webhook.DefaultTimeout}
+	c, err := s.validate(ctx, v.AppID, base, in)
+	if err != nil {
+		return nil, "", err
+	}
+	if !in.AllowDuplicate {
+		if err := s.checkDuplicate(ctx, c, ""); err != nil {
+			return nil, "", err
+		}
+	}
+	secret, err := signing.NewSecret(s.Rand)
+	if err != nil {
+		return nil, "", fmt.Errorf("create endpoint: %w", err)
+	}
+	active := in.IsActive == nil || *in.IsActive
+	create := s.Client.Endpoint.Create().
+		SetName(c.name).
+		SetDescription(c.description).
+		SetURL(c.url).
+		SetEventTypes(c.eventTypes).
+		SetAuth(c.auth).
+		SetHeaders(c.headers).
+		SetRetryPolicy(c.retry).
+		SetTimeout(c.timeout).
+		SetIsActive(active).
+		SetSecret(secret)
+	if !active {
+		create.SetDisabledReason("created inactive").SetDisabledAt(s.now())
+	}
+	ep, err := create.Save(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("create endpoint: %w", err)
+	}
+	s.changed(ep, "created")
+	return ep, secret, nil
+}
+
+// Update changes an endpoint of the viewer's app. Changing the URL or event
+// types keeps the secret. Setting IsActive re-enables a disabled endpoint
+// (resetting its consecutive failures) or disables an active one (failing
+// its queued deliveries).
+func (s *Service) Update(ctx context.Context, id string, in Input) (*ent.Endpoint, error) {
+	v, ok := tenant.FromContext(ctx)
+	if !ok {
+		return nil, tenant.ErrNoViewer
+	}
+	ep, err := s.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	base := config{
+		name: ep.Name, description: ep.Description, url: ep.URL, eventTypes: ep.EventTypes,
+		auth: ep.Auth, headers: ep.Headers, retry: ep.RetryPolicy, timeout: ep.Timeout,
+	}
+	c, err := s.validate(ctx, v.AppID, base, in)
+	if err != nil {
+		return nil, err
+	}
+	if !in.AllowDuplicate && (c.url != ep.URL || in.EventTypes != nil) {
+		if err := s.checkDuplicate(ctx, c, id); err != nil {
+			return nil, err
+		}
+	}
+	now := s.now()
+	err = db.WithTx(ctx, s.Client, func(tx *ent.Client) error {
+		u := tx.Endpoint.UpdateOneID(id).
+			SetName(c.name).
+			SetDescription(c.description).
+			SetURL(c.url).
+			SetEventTypes(c.eventTypes).
+			SetAuth(c.auth).
+			SetHeaders(c.headers).
+			SetRetryPolicy(c.retry).
+			SetTimeout(c.timeout)
+		if in.IsActive != nil && *in.IsActive && !ep.IsActive {
+			u.SetIsActive(true).SetConsecutiveFailures(0).ClearDisabledReason().ClearDisabledAt()
+		}
+		if err := u.Exec(ctx); err != nil {
+			return fmt.Errorf("update endpoint %s: %w", id, err)
+		}
+		if in.IsActive != nil && !*in.IsActive && ep.IsActive {
+			_, changes, err := dispatch.DisableEndpoint(ctx, tx, id, "disabled by updateEndpoint", now)
+			if err != nil {
+				return err
+			}
+			s.report(changes)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ep, err = s.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.changed(ep, "updated")
+	return ep, nil
+}
+
+// Delete soft-deletes an endpoint of the viewer's app: it disappears from
+// queries and receives nothing more, its queued deliveries fail, and its
+// deliveries and attempts stay in the logs.
+func (s *Service) Delete(ctx context.Context, id string) error {
+	if _, err := s.get(ctx, id); err != nil {
+		return err
+	}
+	now := s.now()
+	return db.WithTx(ctx, s.Client, func(tx *ent.Client) error {
+		n, err := tx.Endpoint.Update().
+			Where(endpoint.ID(id)).
+			SetDeletedAt(now).
+			SetIsActive(false).
+			SetDisabledReason("deleted").
+			SetDisabledAt(now).
+			Save(ctx)
+		if err != nil {
+			return fmt.Errorf("delete endpoint %s: %w", id, err)
+		}
+		if n == 0 {
+			return fault.NotFoundf("endpoint %q not found", id)
+		}
+		changes, err := dispatch.CancelPending(ctx, tx, id, "endpoint deleted", now)
+		if err != nil {
+			return err
+		}
+		s.report(changes)
+		if s.Observer != nil {
+			v, _ := tenant.FromContext(ctx)
+			s.Observer.EndpointChanged(dispatch.EndpointChange{AppID: v.AppID, EndpointID: id, Reason: "deleted", At: now})
+		}
+		return nil
+	})
+}
+
+// DefaultOverlap is how long a rotated-out secret keeps signing.
+const DefaultOverlap = 24 * time.Hour
+
+// MaxOverlap is the longest rotation overlap.
+const MaxOverlap = 7 * 24 * time.Hour
+
+// RotateSecret gives an endpoint a new signing secret and returns it. Until
+// the overlap ends, deliveries carry signatures by both the new and the
+// previous secret, so receivers can switch without losing messages.
+func (s *Service) RotateSecret(ctx context.Context, id string, overlap *time.Duration) (*ent.Endpoint, string, error) {
+	ep, err := s.get(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	d := DefaultOverlap
+	if overlap != nil {
+		d = *overlap
+	}
+	if d < 0 || d > MaxOverlap {
+		return nil, "", fault.Invalid("input.overlap", "must be between 0s and %s, got %s", MaxOverlap, d)
+	}
+	secret, err := signing.NewSecret(s.Rand)
+	if err != nil {
+		return nil, "", fmt.Errorf("rotate secret of endpoint %s: %w", id, err)
+	}
+	u := ep.Update().SetSecret(secret)
+	if d > 0 {
+		u.SetPreviousSecret(ep.Secret).SetPreviousSecretExpiresAt(s.now().Add(d))
+	} else {
+		u.ClearPreviousSecret().ClearPreviousSecretExpiresAt()
+	}
+	ep, err = u.Save(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("rotate secret of endpoint %s: %w", id, err)
+	}
+	s.changed(ep, "secret rotated")
+	return ep, secret, nil
+}
+
+func (s *Service) get(ctx context.Context, id string) (*ent.Endpoint, error) {
+	ep, err := s.Client.Endpoint.Get(ctx, id)
+	if ent.IsNotFound(err) {
+		return nil, fault.NotFoundf("endpoint %q not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get endpoint %s: %w", id, err)
+	}
+	return ep, nil
+}
+
+func (s *Service) changed(ep *ent.Endpoint, reason string) {
+	if s.Observer != nil {
+		s.Observer.EndpointChanged(dispatch.EndpointChange{AppID: ep.AppID, EndpointID: ep.ID, Reason: reason, At: s.now()})
+	}
+}
+
+func (s *Service) report(changes []dispatch.DeliveryChange) {
+	if s.Observer == nil {
+		return
+	}
+	for _, c := range changes {
+		s.Observer.DeliveryChanged(c)
+	}
+}
+
+// redactURL drops credentials and the query from a URL for messages.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "the same URL"
+	}
+	u.User, u.RawQuery = nil, ""
+	return u.String()
+}
+
+// Health summarises how an endpoint is doing.
+type Health string
+
+// Health values.
+const (
+	// Setup: nothing has been sent to the endpoint yet.
+	Setup Health = "SETUP"
+	// Ready: active, configured or tested, no recent traffic.
+	Ready Health = "READY"
+	// Live: a delivery succeeded in the last LiveWindow.
+	Live Health = "LIVE"
+	// Attention: disabled, or its latest attempt failed.
+	Attention Health = "ATTENTION"
+)
+
+// LiveWindow is how recent a success must be for an endpoint to be LIVE.
+const LiveWindow = 24 * time.Hour
+
+// HealthOf returns the health of an endpoint at time now.
+func HealthOf(ep *ent.Endpoint, now time.Time) Health {
+	switch {
+	case !ep.IsActive:
+		return Attention
+	case ep.LastFailureAt != nil && (ep.LastSuccessAt == nil || ep.LastFailureAt.After(*ep.LastSuccessAt)):
+		return Attention
+	case ep.ConsecutiveFailures > 0:
+		return Attention
+	case ep.LastSuccessAt != nil && now.Sub(*ep.LastSuccessAt) <= LiveWindow:
+		return Live
+	case ep.LastSuccessAt == nil && ep.LastFailureAt == nil:
+		return Setup
+	default:
+		return Ready
+	}
+}
