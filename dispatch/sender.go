@@ -1,0 +1,405 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/heraldhq/herald/destination"
+	"github.com/heraldhq/herald/signing"
+	"github.com/heraldhq/herald/webhook"
+)
+
+// MaxRedirects is how many redirects a delivery follows. Each hop is checked
+// against the destination policy, re-sent as the same POST with the same
+// body, and stripped of credentials when it leaves the original host.
+const MaxRedirects = 2
+
+// Headers Herald sets on every delivery, besides Content-Type and
+// User-Agent. The first three are Standard Webhooks'.
+const (
+	HeaderWebhookID        = "Webhook-Id"
+	HeaderWebhookTimestamp = "Webhook-Timestamp"
+	HeaderWebhookSignature = "Webhook-Signature"
+	HeaderSignature        = "X-Herald-Signature"
+	HeaderEventType        = "X-Herald-Event-Type"
+	HeaderDeliveryID       = "X-Herald-Delivery-Id"
+	HeaderAttempt          = "X-Herald-Attempt"
+)
+
+// endpointConfig is what the sender needs of an endpoint, parsed once per
+// change of the endpoint.
+type endpointConfig struct {
+	ID        string
+	AppID     string
+	URL       string
+	Auth      webhook.Auth
+	Headers   []webhook.Header
+	Retry     webhook.RetryPolicy
+	Timeout   time.Duration
+	Active    bool
+	Deleted   bool
+	UpdatedAt time.Time
+
+	// signer signs with the current secret; rotating also with the
+	// previous one, until prevUntil.
+	signer    *signing.Signer
+	rotating  *signing.Signer
+	prevUntil time.Time
+}
+
+// signerAt returns the signer to use at time t.
+func (e *endpointConfig) signerAt(t time.Time) *signing.Signer {
+	if e.rotating != nil && t.Before(e.prevUntil) {
+		return e.rotating
+	}
+	return e.signer
+}
+
+func newEndpointConfig(e endpointRow) (*endpointConfig, error) {
+	key, err := signing.DecodeSecret(e.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s: signing secret: %w", e.ID, err)
+	}
+	c := &endpointConfig{
+		ID: e.ID, AppID: e.AppID, URL: e.URL, Auth: e.Auth, Headers: e.Headers,
+		Retry: e.Retry, Timeout: e.Timeout, Active: e.Active, Deleted: e.Deleted,
+		UpdatedAt: e.UpdatedAt, signer: signing.NewSigner(key),
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = webhook.DefaultTimeout
+	}
+	if e.PreviousSecret != "" && e.PreviousUntil != nil {
+		prev, err := signing.DecodeSecret(e.PreviousSecret)
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %s: previous signing secret: %w", e.ID, err)
+		}
+		c.rotating = signing.NewSigner(key, prev)
+		c.prevUntil = *e.PreviousUntil
+	}
+	return c, nil
+}
+
+// message is an event rendered for sending.
+type message struct {
+	ID   string
+	Type string
+	// Body is the JSON envelope {"id","type","timestamp","data"}.
+	Body []byte
+}
+
+// renderEnvelope returns the request body of an event.
+func renderEnvelope(id, typ string, created time.Time, payload []byte) []byte {
+	b := make([]byte, 0, len(payload)+len(id)+len(typ)+80)
+	b = append(b, `{"id":"`...)
+	b = append(b, id...)
+	b = append(b, `","type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","timestamp":"`...)
+	b = created.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","data":`...)
+	b = append(b, payload...)
+	b = append(b, '}')
+	return b
+}
+
+// attempt is one request to send.
+type attempt struct {
+	DeliveryID string
+	Number     int
+	Endpoint   *endpointConfig
+	Msg        *message
+}
+
+// response is what happened to an attempt.
+type response struct {
+	Outcome         Outcome
+	Status          int // 0: no HTTP answer
+	RetryAfter      time.Duration
+	RequestURL      string
+	RequestHeaders  []webhook.Header
+	ResponseHeaders []webhook.Header
+	ResponseBody    string
+	Truncated       bool
+	Error           string
+	Started         time.Time
+	Completed       time.Time
+}
+
+// Duration is how long the attempt took.
+func (r *response) Duration() time.Duration { return r.Completed.Sub(r.Started) }
+
+// sender sends attempts over one shared HTTP transport whose dialer enforces
+// the destination policy on every connection.
+type sender struct {
+	client    *http.Client
+	policy    destination.Policy
+	userAgent string
+	maxBody   int
+	now       func() time.Time
+}
+
+func newSender(policy destination.Policy, userAgent string, maxBody, perHost int, now func() time.Time) *sender {
+	tr := &http.Transport{
+		DialContext:           policy.Dialer(10 * time.Second).DialContext,
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   perHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     true,
+		Proxy:                 nil, // never route webhooks through an environment proxy
+	}
+	return &sender{
+		client: &http.Client{
+			Transport: tr,
+			// Redirects are followed by send, which re-checks each hop.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		policy:    policy,
+		userAgent: userAgent,
+		maxBody:   maxBody,
+		now:       now,
+	}
+}
+
+func (s *sender) close() {
+	s.client.CloseIdleConnections()
+}
+
+// send performs one attempt and never returns an error: every failure is an
+// outcome recorded on the attempt.
+func (s *sender) send(ctx context.Context, a *attempt) *response {
+	ep := a.Endpoint
+	started := s.now()
+	r := &response{Started: started, RequestURL: ep.URL}
+	h := s.headers(a, started)
+	r.RequestHeaders = recordHeaders(h, ep.Auth)
+
+	ctx, cancel := context.WithTimeout(ctx, ep.Timeout)
+	defer cancel()
+	resp, err := s.do(ctx, ep.URL, a.Msg.Body, h, ep.Auth)
+	if err != nil {
+		r.Completed = s.now()
+		r.Outcome, r.Error = classifyError(err, ep.Timeout)
+		return r
+	}
+	defer resp.Body.Close()
+	body, truncated, readErr := readBody(resp.Body, s.maxBody)
+	r.Completed = s.now()
+	r.Status = resp.StatusCode
+	r.ResponseHeaders = flattenHeaders(resp.Header)
+	r.ResponseBody = body
+	r.Truncated = truncated
+	r.Outcome = Classify(resp.StatusCode)
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		r.Error = fmt.Sprintf("HTTP %d redirect without a usable Location header", resp.StatusCode)
+	case r.Outcome != Success:
+		r.Error = fmt.Sprintf("HTTP %d", resp.StatusCode)
+	}
+	if r.Outcome == Retryable {
+		r.RetryAfter = RetryAfter(resp.Header.Get("Retry-After"), r.Completed)
+	}
+	if readErr != nil && r.Outcome == Success {
+		// The endpoint answered 2xx; a broken body after that does not
+		// make the delivery fail, but the log says so.
+		r.Error = fmt.Sprintf("reading response body: %v", readErr)
+	}
+	return r
+}
+
+// do posts body to rawURL, following up to MaxRedirects redirects as the
+// same POST. Credentials are not sent to a host other than the original.
+func (s *sender) do(ctx context.Context, rawURL string, body []byte, h http.Header, auth webhook.Auth) (*http.Response, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse endpoint url: %w", err)
+	}
+	origin := u.Host
+	for hop := 0; ; hop++ {
+		req := &http.Request{
+			Method:        http.MethodPost,
+			URL:           u,
+			Header:        h,
+			Body:          io.NopCloser(bytes.NewReader(body)),
+			ContentLength: int64(len(body)),
+			Host:          u.Host,
+			GetBody: func() (io.ReadCloser, error) {
+				return io.NopCloser(bytes.NewReader(body)), nil
+			},
+		}
+		resp, err := s.client.Do(req.WithContext(ctx))
+		if err != nil {
+			return nil, err
+		}
+		if !isRedirect(resp.StatusCode) || resp.Header.Get("Location") == "" {
+			return resp, nil
+		}
+		next, err := resp.Location()
+		drain(resp.Body)
+		if err != nil {
+			return nil, &destination.URLError{URL: resp.Header.Get("Location"), Reason: fmt.Sprintf("redirect Location is not a valid URL: %v", err)}
+		}
+		if hop == MaxRedirects {
+			return nil, fmt.Errorf("%w: the endpoint redirected more than %d times (next hop %s)", errTooManyRedirects, MaxRedirects, redact(next))
+		}
+		if _, err := s.policy.CheckURL(next.String()); err != nil {
+			return nil, err
+		}
+		if next.Host != origin && hasCredentials(auth) {
+			h = stripCredentials(h, auth)
+		}
+		u = next
+	}
+}
+
+func isRedirect(code int) bool {
+	switch code {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
+func hasCredentials(a webhook.Auth) bool {
+	return a.Type == webhook.AuthBearer || a.Type == webhook.AuthBasic || a.Type == webhook.AuthAPIKey
+}
+
+// stripCredentials returns a copy of h without the auth scheme's credential
+// header.
+func stripCredentials(h http.Header, a webhook.Auth) http.Header {
+	h = h.Clone()
+	h.Del(a.Header())
+	return h
+}
+
+func redact(u *url.URL) string {
+	c := *u
+	c.User = nil
+	c.RawQuery = ""
+	return c.String()
+}
+
+// headers builds the request headers of an attempt sent at t.
+func (s *sender) headers(a *attempt, t time.Time) http.Header {
+	ep, msg := a.Endpoint, a.Msg
+	ts := t.Unix()
+	sig := ep.signerAt(t)
+	h := make(http.Header, 10+len(ep.Headers))
+	for _, ch := range ep.Headers {
+		h[ch.Name] = []string{ch.Value}
+	}
+	h["Content-Type"] = []string{"application/json"}
+	h["User-Agent"] = []string{s.userAgent}
+	h[HeaderWebhookID] = []string{msg.ID}
+	h[HeaderWebhookTimestamp] = []string{strconv.FormatInt(ts, 10)}
+	h[HeaderWebhookSignature] = []string{string(sig.AppendStandard(nil, msg.ID, ts, msg.Body))}
+	h[HeaderSignature] = []string{string(sig.AppendBodyHex(nil, msg.Body))}
+	h[HeaderEventType] = []string{msg.Type}
+	h[HeaderDeliveryID] = []string{a.DeliveryID}
+	h[HeaderAttempt] = []string{strconv.Itoa(a.Number)}
+	switch ep.Auth.Type {
+	case webhook.AuthBearer:
+		h["Authorization"] = []string{"Bearer " + ep.Auth.Token}
+	case webhook.AuthBasic:
+		h["Authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(ep.Auth.Username+":"+ep.Auth.Password))}
+	case webhook.AuthAPIKey:
+		h.Set(ep.Auth.HeaderName, ep.Auth.HeaderValue)
+	case webhook.AuthHMAC:
+		h.Set(ep.Auth.HeaderName, signing.HMACHex(ep.Auth.Secret, msg.Body))
+	case webhook.AuthSignature:
+		h.Set(ep.Auth.HeaderName, signing.Timestamped(ep.Auth.Secret, t, msg.Body))
+	}
+	return h
+}
+
+// recordHeaders returns the request headers as logged on the attempt, with
+// credentials masked.
+func recordHeaders(h http.Header, a webhook.Auth) []webhook.Header {
+	out := make([]webhook.Header, 0, len(h))
+	for name, vs := range h {
+		v := strings.Join(vs, ", ")
+		switch {
+		case strings.EqualFold(name, "Authorization"),
+			(a.Type == webhook.AuthAPIKey && strings.EqualFold(name, a.HeaderName)),
+			webhook.SensitiveHeader(name) && !isSignatureHeader(name, a):
+			v = webhook.Mask(v)
+		}
+		out = append(out, webhook.Header{Name: name, Value: v})
+	}
+	sortHeaders(out)
+	return out
+}
+
+// isSignatureHeader reports whether name carries a signature, which is not
+// a secret and helps debugging.
+func isSignatureHeader(name string, a webhook.Auth) bool {
+	if strings.EqualFold(name, HeaderWebhookSignature) || strings.EqualFold(name, HeaderSignature) {
+		return true
+	}
+	return (a.Type == webhook.AuthHMAC || a.Type == webhook.AuthSignature) && strings.EqualFold(name, a.HeaderName)
+}
+
+// maxRecordedHeaders bounds how many response headers an attempt keeps.
+const maxRecordedHeaders = 64
+
+func flattenHeaders(h http.Header) []webhook.Header {
+	out := make([]webhook.Header, 0, min(len(h), maxRecordedHeaders))
+	for name, vs := range h {
+		if len(out) == maxRecordedHeaders {
+			break
+		}
+		v := strings.Join(vs, ", ")
+		if len(v) > 1024 {
+			v = v[:1024]
+		}
+		out = append(out, webhook.Header{Name: name, Value: strings.ToValidUTF8(v, "\uFFFD")})
+	}
+	sortHeaders(out)
+	return out
+}
+
+func sortHeaders(hs []webhook.Header) {
+	// Insertion sort: a handful of headers, and no allocation.
+	for i := 1; i < len(hs); i++ {
+		for j := i; j > 0 && hs[j].Name < hs[j-1].Name; j-- {
+			hs[j], hs[j-1] = hs[j-1], hs[j]
+		}
+	}
+}
+
+// readBody reads up to max bytes of a response body, reporting whether there
+// was more, and drains a bounded remainder so the connection can be reused.
+func readBody(r io.Reader, max int) (string, bool, error) {
+	b, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
+	truncated := len(b) > max
+	if truncated {
+		b = b[:max]
+		drain(r)
+	}
+	s := string(b)
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return s, truncated, err
+}
+
+// drain reads and discards at most 256 KiB so that a keep-alive connection
+// can be reused; a longer body is cut off by closing the connection.
+func drain(r io.Reader) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(r, 256<<10))
+	if c, ok := r.(io.Closer); ok {
+		_ = c.Close()
+	}
+}
