@@ -114,7 +114,7 @@ func (c *Catalog) load(ctx context.Context, appID string) (*appTypes, error) {
 	a = &appTypes{acceptUnknown: ap.AcceptUnknownEventTypes, types: make(map[string]*typeInfo, len(ets)), expires: now.Add(c.ttl)}
 	for _, et := range ets {
 		ti := &typeInfo{archived: et.ArchivedAt != nil}
-		if len(et.JSONSchema) > 0 {
+		if present(et.JSONSchema) {
 			s, err := compileSchema(et.JSONSchema)
 			if err != nil {
 				return nil, fmt.Errorf("compile stored schema of %s: %w", et.Name, err)
@@ -226,12 +226,16 @@ func (c *Catalog) Create(ctx context.Context, in CreateInput) (*ent.EventType, e
 	if err := checkDocs("input.", in.Description, in.Example, in.JSONSchema); err != nil {
 		return nil, err
 	}
-	et, err := c.client.EventType.Create().
+	create := c.client.EventType.Create().
 		SetName(in.Name).
-		SetDescription(in.Description).
-		SetExample(in.Example).
-		SetJSONSchema(in.JSONSchema).
-		Save(ctx)
+		SetDescription(in.Description)
+	if present(in.Example) {
+		create.SetExample(in.Example)
+	}
+	if present(in.JSONSchema) {
+		create.SetJSONSchema(in.JSONSchema)
+	}
+	et, err := create.Save(ctx)
 	if ent.IsConstraintError(err) {
 		return nil, fault.Conflictf("EVENT_TYPE_EXISTS", "event type %q already exists in this app; use updateEventType to change it", in.Name)
 	}
@@ -265,7 +269,7 @@ func (c *Catalog) Update(ctx context.Context, id string, in UpdateInput) (*ent.E
 	if in.Description != nil {
 		desc = *in.Description
 	}
-	example, schema := et.Example, et.JSONSchema
+	example, schema := orNil(et.Example), orNil(et.JSONSchema)
 	if in.Example != nil || in.ClearExample {
 		example = in.Example
 	}
@@ -276,12 +280,12 @@ func (c *Catalog) Update(ctx context.Context, id string, in UpdateInput) (*ent.E
 		return nil, err
 	}
 	u := et.Update().SetDescription(desc)
-	if len(example) == 0 {
+	if !present(example) {
 		u.ClearExample()
 	} else {
 		u.SetExample(example)
 	}
-	if len(schema) == 0 {
+	if !present(schema) {
 		u.ClearJSONSchema()
 	} else {
 		u.SetJSONSchema(schema)
@@ -341,14 +345,14 @@ func checkDocs(prefix, description string, example, schema json.RawMessage) erro
 	if len(example) > 64<<10 || len(schema) > 64<<10 {
 		return fault.Invalid(prefix+"example", "example and jsonSchema must each be at most 64 KiB")
 	}
-	if len(schema) == 0 {
+	if !present(schema) {
 		return nil
 	}
 	s, err := compileSchema(schema)
 	if err != nil {
 		return fault.Invalid(prefix+"jsonSchema", "is not a usable JSON Schema: %v", err)
 	}
-	if len(example) == 0 {
+	if !present(example) {
 		return nil
 	}
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(example))
@@ -417,4 +421,18 @@ func schemaMessage(err error) string {
 		return strings.ReplaceAll(err.Error(), "\n", "; ")
 	}
 	return strings.Join(parts, "; ")
+}
+
+// present reports whether a stored or submitted JSON document is set: not
+// empty and not null.
+func present(raw json.RawMessage) bool {
+	return len(raw) > 0 && string(raw) != "null"
+}
+
+// orNil returns raw, or nil if it is not present.
+func orNil(raw json.RawMessage) json.RawMessage {
+	if !present(raw) {
+		return nil
+	}
+	return raw
 }

@@ -11,8 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"runtime"
 	"strings"
+	"sync"
+	"syscall"
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
@@ -36,6 +39,7 @@ type Config struct {
 
 // DB is an open database.
 type DB struct {
+	lock *os.File
 	// Write is the single writer connection. Every write goes through it.
 	Write *sql.DB
 	// Read is the pool of read-only connections.
@@ -56,6 +60,16 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if sync != "NORMAL" && sync != "FULL" {
 		return nil, fmt.Errorf("open database: synchronous must be NORMAL or FULL, got %q", cfg.Synchronous)
 	}
+	lock, err := lockFile(cfg.Path + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			lock.Close()
+		}
+	}()
 	readers := cfg.Readers
 	if readers <= 0 {
 		readers = max(4, 2*runtime.GOMAXPROCS(0))
@@ -101,21 +115,52 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	r.SetConnMaxIdleTime(0)
 
 	drv := &router{w: entsql.OpenDB(dialect.SQLite, w), r: entsql.OpenDB(dialect.SQLite, r)}
-	d := &DB{Write: w, Read: r, Client: ent.NewClient(ent.Driver(drv))}
-	if err := d.Client.Schema.Create(ctx); err != nil {
-		d.Close()
+	d := &DB{Write: w, Read: r, Client: ent.NewClient(ent.Driver(drv)), lock: lock}
+	migrateMu.Lock()
+	err = d.Client.Schema.Create(ctx)
+	migrateMu.Unlock()
+	if err != nil {
+		d.Client.Close()
 		return nil, fmt.Errorf("migrate database %s: %w", cfg.Path, err)
 	}
+	ok = true
 	return d, nil
 }
 
 // Close closes the client and both connection pools.
 func (d *DB) Close() error {
-	if err := d.Client.Close(); err != nil {
+	err := d.Client.Close()
+	if d.lock != nil {
+		d.lock.Close() // releases the lock
+	}
+	if err != nil {
 		return fmt.Errorf("close database: %w", err)
 	}
 	return nil
 }
+
+// lockFile takes an exclusive lock on path, so that only one Herald process
+// uses a database file at a time. The SQLite claimer relies on it: at
+// startup every leased delivery belongs to a process that is gone.
+func lockFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("database %s is in use by another herald process (lock %s held)", strings.TrimSuffix(path, ".lock"), path)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// migrateMu serialises migrations within a process: ent's generated
+// migrate.Tables is package state that Schema.Create mutates, so two
+// databases opened at once (tests do) must not migrate concurrently.
+var migrateMu sync.Mutex
 
 // router is an ent driver that sends plain SELECTs to the read pool and
 // everything else, including every transaction, to the writer.

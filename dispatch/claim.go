@@ -38,8 +38,20 @@ type Claimer interface {
 	Release(ctx context.Context, worker string, ids []string, now time.Time) error
 }
 
+// Recoverer is implemented by Claimers that can tell, at startup, that every
+// existing lease belongs to a process that is gone (because only one
+// process may use the store at a time), and release those leases at once
+// instead of waiting for them to expire.
+type Recoverer interface {
+	// RecoverAbandoned makes every leased delivery due at now and returns
+	// how many there were.
+	RecoverAbandoned(ctx context.Context, now time.Time) (int, error)
+}
+
 // SQLClaimer is a Claimer for SQLite. Its claim is a single
-// UPDATE … RETURNING, atomic under SQLite's one-writer rule.
+// UPDATE … RETURNING, atomic under SQLite's one-writer rule. It assumes it
+// is the only process using the database (package db enforces that with a
+// lock file), so it implements Recoverer.
 type SQLClaimer struct {
 	// DB is the writer connection.
 	DB *sql.DB
@@ -105,6 +117,18 @@ WHERE status = 'SENDING' AND claimed_by = ? AND id IN (` + placeholders(n) + `)`
 		ids = ids[n:]
 	}
 	return nil
+}
+
+// RecoverAbandoned implements Recoverer.
+func (c SQLClaimer) RecoverAbandoned(ctx context.Context, now time.Time) (int, error) {
+	res, err := c.DB.ExecContext(ctx, `UPDATE deliveries SET status = CASE WHEN attempt_count = 0 THEN 'PENDING' ELSE 'RETRYING' END,
+  claimed_by = NULL, next_attempt_at = ?, updated_at = ?
+WHERE status = 'SENDING'`, now, now)
+	if err != nil {
+		return 0, fmt.Errorf("recover abandoned deliveries: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 // placeholders returns "?,?,…" with n marks.

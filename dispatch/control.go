@@ -332,7 +332,7 @@ func (e *Engine) examplePayload(ctx context.Context, eventType, endpointID strin
 	case ent.IsNotFound(err):
 	case err != nil:
 		return nil, fmt.Errorf("look up event type %s: %w", eventType, err)
-	case eventType != catalog.TypeTestPing && len(et.Example) > 0:
+	case eventType != catalog.TypeTestPing && len(et.Example) > 0 && string(et.Example) != "null":
 		return et.Example, nil
 	}
 	return json.Marshal(map[string]any{"message": "Hello from Herald", "endpointId": endpointID})

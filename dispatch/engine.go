@@ -149,11 +149,15 @@ type Engine struct {
 	recDone      chan struct{}
 	sendCtx      context.Context
 	cancelSends  context.CancelFunc
-	submitMu     sync.RWMutex // guards closed against sends to results
-	closed       bool
-	startOnce    sync.Once
-	closeOnce    sync.Once
-	started      atomic.Bool
+	// inactive holds the IDs of endpoints known to be disabled or
+	// deleted; workers drop their queued jobs instead of sending them.
+	inactive sync.Map
+
+	submitMu  sync.RWMutex // guards closed against sends to results
+	closed    bool
+	startOnce sync.Once
+	closeOnce sync.Once
+	started   atomic.Bool
 }
 
 // job is a claimed delivery on its way through the engine.
@@ -191,6 +195,17 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
+// SetEndpointActive tells the engine that an endpoint was enabled, or
+// disabled or deleted. Deliveries of a disabled endpoint that are claimed
+// but not yet sent are then failed instead of sent.
+func (e *Engine) SetEndpointActive(id string, active bool) {
+	if active {
+		e.inactive.Delete(id)
+	} else {
+		e.inactive.Store(id, true)
+	}
+}
+
 // Notify wakes the engine to look for due deliveries now. Publishing and
 // retry mutations call it after they commit.
 func (e *Engine) Notify() {
@@ -205,6 +220,17 @@ func (e *Engine) Notify() {
 func (e *Engine) Start() {
 	e.startOnce.Do(func() {
 		e.started.Store(true)
+		if r, ok := e.cfg.Claimer.(Recoverer); ok {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			n, err := r.RecoverAbandoned(ctx, e.cfg.Now().UTC())
+			cancel()
+			switch {
+			case err != nil:
+				e.log.Error("recover deliveries of a previous run; they are retried when their leases expire", "err", err)
+			case n > 0:
+				e.log.Info("recovered deliveries left in flight by a previous run", "count", n)
+			}
+		}
 		for range e.cfg.Workers {
 			e.workersWG.Add(1)
 			go e.runWorker()
@@ -257,7 +283,9 @@ func (e *Engine) runWorker() {
 	defer e.workersWG.Done()
 	for j := range e.work {
 		r := &result{job: j}
-		if e.cfg.Now().Add(j.attempt.Endpoint.Timeout + leaseMargin).After(j.LeaseUntil) {
+		if _, off := e.inactive.Load(j.EndpointID); off {
+			r.cancelled = true
+		} else if e.cfg.Now().Add(j.attempt.Endpoint.Timeout + leaseMargin).After(j.LeaseUntil) {
 			// Waited too long in the endpoint's queue: sending now could
 			// outlive the lease and race another worker.
 			r.release = true
@@ -445,6 +473,11 @@ func (e *Engine) prepare(ctx context.Context, claimed []Job, configs map[string]
 		return nil, nil, fmt.Errorf("load endpoints: %w", err)
 	}
 	for _, ep := range endpoints {
+		if ep.IsActive && ep.DeletedAt == nil {
+			e.inactive.Delete(ep.ID)
+		} else {
+			e.inactive.Store(ep.ID, true)
+		}
 		if c, ok := configs[ep.ID]; ok && c.UpdatedAt.Equal(ep.UpdatedAt) && c.Active == ep.IsActive {
 			continue
 		}

@@ -99,8 +99,16 @@ func (e *Engine) publish(ctx context.Context, inputs []EventInput, prefix func(i
 		}
 		break
 	}
+	// Unwrap each entity once (a batch may repeat an idempotency key, so
+	// the same entity can appear twice).
+	unwrapped := make(map[*ent.Event]*ent.Event, len(events))
 	for i, ev := range events {
-		events[i] = ev.Unwrap()
+		u, ok := unwrapped[ev]
+		if !ok {
+			u = ev.Unwrap()
+			unwrapped[ev] = u
+		}
+		events[i] = u
 	}
 	if len(created) > 0 {
 		e.Notify()

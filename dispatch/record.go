@@ -157,6 +157,11 @@ func (r *recorder) flush(batch []*result) {
 			e.log.Error("record attempts; their deliveries will be retried after the lease expires", "count", len(toCommit), "err", err)
 		}
 	}
+	if err == nil {
+		for _, id := range out.disabled {
+			e.SetEndpointActive(id, false)
+		}
+	}
 	e.outstanding.Add(-counted)
 	e.Notify()
 	for i, res := range toCommit {
@@ -195,6 +200,7 @@ type commitOutput struct {
 	endpoints  []EndpointChange
 	published  []EventPublished // meta-events
 	created    []DeliveryChange // deliveries of meta-events
+	disabled   []string         // endpoints disabled by this batch
 }
 
 // endpointTally accumulates a batch's effect on one endpoint's counters.
@@ -392,6 +398,7 @@ WHERE id = ? RETURNING consecutive_failures`,
 			if ep == nil {
 				continue
 			}
+			out.disabled = append(out.disabled, id)
 			for _, c := range cancelled {
 				c.At = now
 				out.created = append(out.created, c)

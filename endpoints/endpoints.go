@@ -35,6 +35,9 @@ type Service struct {
 	Policy destination.Policy
 	// Observer is told about changes (may be nil).
 	Observer dispatch.Observer
+	// Engine, if set, learns at once when an endpoint is disabled, so that
+	// deliveries it has already claimed are not sent.
+	Engine interface{ SetEndpointActive(id string, active bool) }
 	// Rand is the source of signing secrets (default crypto/rand).
 	Rand io.Reader
 	// Now returns the current time (default time.Now).
@@ -291,6 +294,9 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*ent.Endpoin
 	if err != nil {
 		return nil, err
 	}
+	if s.Engine != nil {
+		s.Engine.SetEndpointActive(id, ep.IsActive)
+	}
 	s.changed(ep, "updated")
 	return ep, nil
 }
@@ -303,6 +309,9 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	now := s.now()
+	if s.Engine != nil {
+		defer s.Engine.SetEndpointActive(id, false)
+	}
 	return db.WithTx(ctx, s.Client, func(tx *ent.Client) error {
 		n, err := tx.Endpoint.Update().
 			Where(endpoint.ID(id)).
