@@ -1,0 +1,50 @@
+# Herald — see README.md. `make run` starts a development server on
+# http://localhost:8080/; `make test` runs every test.
+
+GO       ?= go
+BIN      ?= bin/herald
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X github.com/heraldhq/herald/server.Version=$(VERSION)
+export CGO_ENABLED := 1
+
+# Node packages used by tests (independent verifiers and clients).
+NODE_TEST_DIRS := signing/testdata/node
+NODE_STAMPS    := $(addsuffix /node_modules/.package-lock.json,$(NODE_TEST_DIRS))
+
+.PHONY: all build run test testdeps lint generate assets bench clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/herald
+
+run:
+	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/herald serve --dev
+
+test: testdeps
+	$(GO) test -race -count=1 -timeout 14m ./...
+
+# Installs the test's node packages from their lockfiles when node is present.
+testdeps: $(NODE_STAMPS)
+
+%/node_modules/.package-lock.json: %/package-lock.json %/package.json
+	@if command -v npm >/dev/null 2>&1; then \
+		echo "npm ci in $*"; cd $* && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: tests that need node will be skipped"; fi
+
+lint:
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './ent/*' -not -path '*/node_modules/*') ent/schema ent/entc.go); \
+		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Regenerates ent (and graph/ent.graphqls) and gqlgen output.
+generate:
+	$(GO) run -mod=mod ./ent/entc.go
+	$(GO) run -mod=mod github.com/99designs/gqlgen generate
+
+# Re-vendors GraphiQL and the console's browser assets from npm.
+assets:
+	./server/webui/vendor.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,202 @@
+// Command herald runs the Herald webhook delivery service.
+//
+// Usage:
+//
+//	herald serve [flags]   start the server (the default command)
+//	herald version         print the version
+//
+// Every flag can also be set with an environment variable: --db is
+// HERALD_DB, --allow-http is HERALD_ALLOW_HTTP, and so on. Flags win over
+// the environment. Run `herald serve -h` for the list.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/heraldhq/herald/server"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "herald:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, args, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "herald", server.Version)
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q: use serve or version", cmd)
+	}
+}
+
+// options are the command-line settings of `herald serve`.
+type options struct {
+	cfg       server.Config
+	dev       bool
+	logFormat string
+	logLevel  string
+	cors      string
+}
+
+// parseFlags reads flags, falling back to HERALD_* environment variables.
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("herald serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v := getenv("HERALD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); v != "" {
+			return v
+		}
+		return def
+	}
+	var errs []error
+	str := func(p *string, name, def, usage string) {
+		fs.StringVar(p, name, env(name, def), usage+" ($HERALD_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))+")")
+	}
+	boolean := func(p *bool, name string, usage string) {
+		v, err := strconv.ParseBool(env(name, "false"))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("HERALD_%s: %w", strings.ToUpper(strings.ReplaceAll(name, "-", "_")), err))
+		}
+		fs.BoolVar(p, name, v, usage+" ($HERALD_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))+")")
+	}
+	integer := func(p *int, name string, def int, usage string) {
+		v, err := strconv.Atoi(env(name, strconv.Itoa(def)))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("HERALD_%s: %w", strings.ToUpper(strings.ReplaceAll(name, "-", "_")), err))
+		}
+		fs.IntVar(p, name, v, usage+" ($HERALD_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))+")")
+	}
+	duration := func(p *time.Duration, name string, def time.Duration, usage string) {
+		v, err := time.ParseDuration(env(name, def.String()))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("HERALD_%s: %w", strings.ToUpper(strings.ReplaceAll(name, "-", "_")), err))
+		}
+		fs.DurationVar(p, name, v, usage+" ($HERALD_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))+")")
+	}
+	var maxReq int
+	c := &o.cfg
+	str(&c.Addr, "addr", ":8080", "listen address")
+	str(&c.DBPath, "db", "herald.db", "SQLite database file")
+	str(&c.Synchronous, "sqlite-synchronous", "NORMAL", "SQLite synchronous mode: NORMAL survives process crashes, FULL also power loss")
+	boolean(&o.dev, "dev", "development mode: --allow-http, --allow-private-destinations and text logs")
+	boolean(&c.AllowHTTP, "allow-http", "allow http:// endpoint URLs (default: https only)")
+	boolean(&c.AllowPrivateDestinations, "allow-private-destinations", "allow loopback, private and link-local destinations (development only)")
+	str(&c.AllowDestinations, "allow-destinations", "", "extra allowed destinations: comma-separated CIDRs or ip:port, e.g. 10.1.0.0/16,127.0.0.1:9000")
+	str(&o.cors, "cors-origins", "", "comma-separated origins allowed to call the API from browsers, or *")
+	integer(&maxReq, "max-request-bytes", 5<<20, "largest accepted request body")
+	integer(&c.MaxPayloadBytes, "max-payload-bytes", 256<<10, "largest accepted event payload")
+	integer(&c.Workers, "workers", 128, "most requests in flight at once")
+	integer(&c.PerEndpoint, "per-endpoint", 32, "most requests in flight to one endpoint")
+	duration(&c.Lease, "lease", time.Minute, "how long a claimed delivery stays leased before another worker may take it over")
+	duration(&c.PollInterval, "poll-interval", 250*time.Millisecond, "how often to look for due retries")
+	integer(&c.DisableAfter, "disable-after", 20, "consecutive failed deliveries that disable an endpoint (negative: never)")
+	duration(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for in-flight attempts")
+	str(&o.logFormat, "log-format", "", "log format: text or json (default json, text with --dev)")
+	str(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	c.MaxRequestBytes = int64(maxReq)
+	if o.dev {
+		c.AllowHTTP, c.AllowPrivateDestinations = true, true
+		if o.logFormat == "" {
+			o.logFormat = "text"
+		}
+	}
+	if o.cors != "" {
+		for _, s := range strings.Split(o.cors, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				c.CORSOrigins = append(c.CORSOrigins, s)
+			}
+		}
+	}
+	return o, nil
+}
+
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "", "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("log format %q: use text or json", format)
+	}
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, os.Getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(o.logFormat, o.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	o.cfg.Logger = log
+	if o.cfg.AllowPrivateDestinations {
+		log.Warn("private destinations are allowed: endpoints may reach this machine and its network (development only)")
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.New(ctx, o.cfg)
+	if err != nil {
+		return err
+	}
+	if tok := srv.BootstrapToken(); tok != "" {
+		printBootstrap(stdout, tok, o.cfg.Addr)
+	}
+	return srv.Run(ctx)
+}
+
+// printBootstrap shows the first API key, which exists nowhere else.
+func printBootstrap(w io.Writer, token, addr string) {
+	host := addr
+	if strings.HasPrefix(host, ":") {
+		host = "localhost" + host
+	}
+	fmt.Fprintf(w, `
+Herald created the app "default" and an admin API key for it.
+The key is shown only this once; store it now:
+
+    %s
+
+GraphiQL: open http://%s/ and put {"Authorization": "Bearer %s"} in the Headers tab.
+
+`, token, host, token)
+}

@@ -1,0 +1,121 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/heraldhq/herald/dispatch"
+	"github.com/heraldhq/herald/endpoints"
+	"github.com/heraldhq/herald/fault"
+	"github.com/heraldhq/herald/graph/model"
+	"github.com/heraldhq/herald/tenant"
+	"github.com/heraldhq/herald/webhook"
+)
+
+// viewer returns the caller of the request.
+func viewer(ctx context.Context) (tenant.Viewer, error) {
+	v, ok := tenant.FromContext(ctx)
+	if !ok {
+		return tenant.Viewer{}, tenant.ErrNoViewer
+	}
+	return v, nil
+}
+
+// requireAdmin returns FORBIDDEN unless the caller uses an admin key.
+func requireAdmin(ctx context.Context) error {
+	v, err := viewer(ctx)
+	if err != nil {
+		return err
+	}
+	if !v.Admin {
+		return fault.Forbiddenf("this needs an admin API key; this key can only manage its own app's endpoints and events")
+	}
+	return nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// nullToEmpty maps a JSON null to "absent".
+func nullToEmpty(v json.RawMessage) json.RawMessage {
+	if string(v) == "null" {
+		return nil
+	}
+	return v
+}
+
+func strPtr(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// authOut returns an endpoint's auth with its secrets masked.
+func authOut(a webhook.Auth) *model.EndpointAuth {
+	m := a.Masked()
+	if m.Type == "" {
+		m.Type = webhook.AuthNone
+	}
+	return &model.EndpointAuth{
+		Type:        model.EndpointAuthType(m.Type),
+		Token:       strPtr(m.Token),
+		Username:    strPtr(m.Username),
+		Password:    strPtr(m.Password),
+		HeaderName:  strPtr(m.HeaderName),
+		HeaderValue: strPtr(m.HeaderValue),
+		Secret:      strPtr(m.Secret),
+	}
+}
+
+// endpointInput converts the GraphQL input of createEndpoint and
+// updateEndpoint.
+func endpointInput(name, description, url *string, eventTypes []string, a *model.EndpointAuthInput, headers []*model.HeaderInput,
+	retry *model.RetryPolicyInput, timeout *time.Duration, isActive, allowDuplicate *bool) endpoints.Input {
+	in := endpoints.Input{
+		Name:           name,
+		Description:    description,
+		URL:            url,
+		EventTypes:     eventTypes,
+		Timeout:        timeout,
+		IsActive:       isActive,
+		AllowDuplicate: deref(allowDuplicate),
+	}
+	if a != nil {
+		in.Auth = &webhook.Auth{
+			Type:        webhook.AuthType(a.Type),
+			Token:       deref(a.Token),
+			Username:    deref(a.Username),
+			Password:    deref(a.Password),
+			HeaderName:  deref(a.HeaderName),
+			HeaderValue: deref(a.HeaderValue),
+			Secret:      deref(a.Secret),
+		}
+	}
+	if headers != nil {
+		hs := make([]webhook.Header, len(headers))
+		for i, h := range headers {
+			hs[i] = webhook.Header{Name: h.Name, Value: h.Value}
+		}
+		in.Headers = &hs
+	}
+	if retry != nil {
+		in.RetryPolicy = &endpoints.RetryPolicyPatch{
+			MaxAttempts:       retry.MaxAttempts,
+			InitialDelay:      retry.InitialDelay,
+			BackoffMultiplier: retry.BackoffMultiplier,
+			MaxDelay:          retry.MaxDelay,
+		}
+	}
+	return in
+}
+
+func publishInput(in *model.PublishEventInput) dispatch.EventInput {
+	return dispatch.EventInput{EventType: in.EventType, Payload: nullToEmpty(in.Payload), IdempotencyKey: deref(in.IdempotencyKey)}
+}

@@ -1,0 +1,253 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/heraldhq/herald/fault"
+	"github.com/heraldhq/herald/tenant"
+)
+
+// HeaderApp is the header an admin key sends to act in another app.
+const HeaderApp = "X-Herald-App"
+
+type authErrKey struct{}
+
+// authenticate resolves the Authorization header to a viewer. A request
+// without a usable key still reaches the GraphQL handler, where
+// requireViewer lets through only introspection (the schema is public) and
+// answers everything else with UNAUTHENTICATED.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		authz := r.Header.Get("Authorization")
+		if authz == "" {
+			ctx = context.WithValue(ctx, authErrKey{}, fault.Unauthenticatedf("missing API key: send the header \"Authorization: Bearer <your hrld_ key>\""))
+		} else {
+			v, err := s.auth.Authenticate(ctx, authz, r.Header.Get(HeaderApp))
+			if err != nil {
+				if _, ok := fault.As(err); !ok {
+					s.log.ErrorContext(ctx, "authenticate", "err", err)
+					http.Error(w, "internal error", http.StatusInternalServerError)
+					return
+				}
+				ctx = context.WithValue(ctx, authErrKey{}, err)
+			} else {
+				ctx = tenant.NewContext(ctx, v)
+			}
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// requireViewer is a gqlgen extension that refuses operations without an
+// authenticated viewer, except pure introspection.
+type requireViewer struct{}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = requireViewer{}
+
+func (requireViewer) ExtensionName() string                   { return "RequireViewer" }
+func (requireViewer) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (requireViewer) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if _, ok := tenant.FromContext(ctx); ok || oc.Operation == nil {
+		return nil
+	}
+	if isIntrospection(oc.Operation.SelectionSet, oc.Doc.Fragments) {
+		return nil
+	}
+	err, _ := ctx.Value(authErrKey{}).(error)
+	f, ok := fault.As(err)
+	if !ok {
+		f = fault.Unauthenticatedf("missing API key: send the header \"Authorization: Bearer <your hrld_ key>\"")
+	}
+	gerr := gqlerror.Errorf("%s", f.Message)
+	gerr.Extensions = map[string]any{"code": string(f.Code)}
+	return gerr
+}
+
+// isIntrospection reports whether every top-level field of set is an
+// introspection field.
+func isIntrospection(set ast.SelectionSet, frags ast.FragmentDefinitionList) bool {
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if !strings.HasPrefix(s.Name, "__") {
+				return false
+			}
+		case *ast.InlineFragment:
+			if !isIntrospection(s.SelectionSet, frags) {
+				return false
+			}
+		case *ast.FragmentSpread:
+			f := frags.ForName(s.Name)
+			if f == nil || !isIntrospection(f.SelectionSet, frags) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// limitBody refuses request bodies larger than MaxRequestBytes.
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := s.cfg.MaxRequestBytes
+		if r.ContentLength > limit {
+			writeGraphQLError(w, http.StatusRequestEntityTooLarge, fault.BadUserInput,
+				fmt.Sprintf("request body is %d bytes; the limit is %d: split large batches", r.ContentLength, limit))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeGraphQLError(w http.ResponseWriter, status int, code fault.Code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"errors": []map[string]any{{"message": msg, "extensions": map[string]any{"code": string(code)}}},
+	})
+}
+
+// cors answers CORS preflights and sets CORS headers for allowed origins.
+func (s *Server) cors(next http.Handler) http.Handler {
+	origins := s.cfg.CORSOrigins
+	if len(origins) == 0 {
+		return next
+	}
+	any := slices.Contains(origins, "*")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin != "" && (any || slices.Contains(origins, origin)) {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Add("Vary", "Origin")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, "+HeaderApp)
+			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+			h.Set("Access-Control-Max-Age", "600")
+			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type requestIDKey struct{}
+
+// logRequests logs one line per request with its status and duration, and
+// gives every request an ID (X-Request-Id) that its error logs repeat.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 64 {
+			var b [8]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		w.Header().Set("X-Request-Id", id)
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		level := levelFor(rec.status)
+		if !s.log.Enabled(r.Context(), level) {
+			return
+		}
+		s.log.LogAttrs(r.Context(), level, "http request",
+			slog.String("request_id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status), slog.Int64("bytes", rec.bytes),
+			slog.Duration("duration", time.Since(start)), slog.String("remote", r.RemoteAddr))
+	})
+}
+
+// levelFor logs server errors as errors, client errors as information and
+// the rest as debug noise.
+func levelFor(status int) slog.Level {
+	switch {
+	case status >= 500:
+		return slog.LevelError
+	case status >= 400:
+		return slog.LevelInfo
+	default:
+		return slog.LevelDebug
+	}
+}
+
+// recoverPanics turns a panic outside the GraphQL executor into a 500.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.Error("http handler panicked", "panic", p, "stack", string(debug.Stack()))
+				http.Error(w, "internal error", http.StatusInternalServerError)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusRecorder remembers the status and size of a response. It keeps
+// the Hijacker and Flusher of the writer it wraps (websockets need them).
+type statusRecorder struct {
+	http.ResponseWriter
+	status      int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.status, r.wroteHeader = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wroteHeader = true
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := r.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("server: response writer cannot be hijacked")
+	}
+	r.status = http.StatusSwitchingProtocols
+	return h.Hijack()
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,260 @@
+// Package server wires Herald together: the database, the dispatch engine,
+// the GraphQL handler with its transports, authentication, limits and
+// logging, the health probes, and the browser pages.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/heraldhq/herald/apps"
+	"github.com/heraldhq/herald/auth"
+	"github.com/heraldhq/herald/catalog"
+	"github.com/heraldhq/herald/db"
+	"github.com/heraldhq/herald/destination"
+	"github.com/heraldhq/herald/dispatch"
+	"github.com/heraldhq/herald/endpoints"
+	"github.com/heraldhq/herald/graph"
+	"github.com/heraldhq/herald/server/webui"
+)
+
+// Version is Herald's version, reported in the User-Agent of deliveries.
+// Builds set it with -ldflags "-X github.com/heraldhq/herald/server.Version=…".
+var Version = "0.1.0-dev"
+
+// Config configures a Server. Zero fields take the defaults documented in
+// the README's configuration table.
+type Config struct {
+	// Addr is the listen address of Run (default ":8080").
+	Addr string
+	// DBPath is the SQLite database file (default "herald.db").
+	DBPath string
+	// Synchronous is SQLite's synchronous mode: NORMAL (default) or FULL.
+	Synchronous string
+
+	// AllowHTTP permits http:// endpoint URLs (otherwise https only).
+	AllowHTTP bool
+	// AllowPrivateDestinations permits loopback, private and link-local
+	// destinations: for development and tests only.
+	AllowPrivateDestinations bool
+	// AllowDestinations lists extra permitted destinations, such as
+	// "10.1.0.0/16,127.0.0.1:9000".
+	AllowDestinations string
+
+	// CORSOrigins lists origins allowed to call the API from a browser
+	// ("*" for any). Empty: same origin only.
+	CORSOrigins []string
+	// MaxRequestBytes limits the size of a request body (default 5 MiB).
+	MaxRequestBytes int64
+	// MaxPayloadBytes limits the size of a published payload (default
+	// 256 KiB).
+	MaxPayloadBytes int
+
+	// Engine settings; see dispatch.Config.
+	Workers       int
+	PerEndpoint   int
+	Lease         time.Duration
+	PollInterval  time.Duration
+	DisableAfter  int
+	ShutdownGrace time.Duration
+
+	// Logger receives the server's logs (default slog.Default()).
+	Logger *slog.Logger
+	// Rand is the source of secrets and tokens (default crypto/rand).
+	Rand io.Reader
+}
+
+// Server is a running Herald instance.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	db      *db.DB
+	engine  *dispatch.Engine
+	auth    *auth.Authenticator
+	handler http.Handler
+	token   string
+}
+
+// New opens the database (creating and migrating it if needed), prepares
+// the default app on an empty database, and builds the HTTP handler. Call
+// Start to begin delivering and Close to release everything.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = ":8080"
+	}
+	if cfg.DBPath == "" {
+		cfg.DBPath = "herald.db"
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = 5 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	rules, err := destination.ParseRules(cfg.AllowDestinations)
+	if err != nil {
+		return nil, fmt.Errorf("allowed destinations: %w", err)
+	}
+	policy := destination.Policy{AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivateDestinations, Allow: rules}
+
+	d, err := db.Open(ctx, db.Config{Path: cfg.DBPath, Synchronous: cfg.Synchronous})
+	if err != nil {
+		return nil, err
+	}
+	token, err := apps.Bootstrap(ctx, d.Client, cfg.Rand)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	cat := catalog.New(d.Client, 0)
+	engine, err := dispatch.New(dispatch.Config{
+		Client:        d.Client,
+		DB:            d.Write,
+		Catalog:       cat,
+		Policy:        policy,
+		MaxPayload:    cfg.MaxPayloadBytes,
+		Workers:       cfg.Workers,
+		PerEndpoint:   cfg.PerEndpoint,
+		Lease:         cfg.Lease,
+		PollInterval:  cfg.PollInterval,
+		DisableAfter:  cfg.DisableAfter,
+		ShutdownGrace: cfg.ShutdownGrace,
+		UserAgent:     "Herald/" + Version,
+		Logger:        cfg.Logger,
+	})
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	authn := auth.NewAuthenticator(d.Client, cfg.Logger, 0)
+	s := &Server{cfg: cfg, log: cfg.Logger, db: d, engine: engine, auth: authn, token: token}
+
+	schema := graph.NewSchema(graph.Deps{
+		Client:  d.Client,
+		Auth:    authn,
+		Catalog: cat,
+		Endpoints: &endpoints.Service{
+			Client: d.Client, Catalog: cat, Policy: policy, Rand: cfg.Rand, Engine: engine,
+		},
+		Engine: engine,
+		Rand:   cfg.Rand,
+	})
+	gql := handler.New(schema)
+	gql.AddTransport(transport.Options{})
+	gql.AddTransport(transport.GET{})
+	gql.AddTransport(transport.POST{})
+	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	gql.SetParserTokenLimit(20000)
+	gql.Use(extension.Introspection{})
+	gql.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	gql.Use(requireViewer{})
+	gql.Use(graph.DepthLimit{Max: graph.MaxDepth})
+	gql.Use(extension.FixedComplexityLimit(graph.MaxComplexity))
+	gql.AroundFields(graph.Middleware)
+	gql.SetErrorPresenter(graph.ErrorPresenter(cfg.Logger))
+	gql.SetRecoverFunc(graph.Recover(cfg.Logger))
+
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", s.limitBody(s.authenticate(gql)))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	ui := webui.Handler()
+	mux.Handle("/", ui)
+	s.handler = s.recoverPanics(s.logRequests(s.cors(mux)))
+	return s, nil
+}
+
+// Handler returns the HTTP handler of the whole server.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// BootstrapToken returns the API key created for the default app when New
+// found an empty database, or "" otherwise. It exists only in memory.
+func (s *Server) BootstrapToken() string { return s.token }
+
+// Start starts delivering.
+func (s *Server) Start() { s.engine.Start() }
+
+// Close stops delivering (letting in-flight attempts finish within the
+// shutdown grace) and closes the database.
+func (s *Server) Close(ctx context.Context) error {
+	err := s.engine.Close(ctx)
+	if cerr := s.db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Run serves HTTP on cfg.Addr until ctx ends, then shuts down gracefully:
+// it stops accepting requests, lets running ones finish, and closes the
+// server. It calls Start itself.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run on an existing listener.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.Start()
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info("herald listening", "addr", ln.Addr().String(), "db", s.cfg.DBPath, "version", Version)
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.log.Info("shutting down")
+	grace := s.cfg.ShutdownGrace
+	if grace <= 0 {
+		grace = 10 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace+5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		s.log.Warn("http shutdown", "err", err)
+	}
+	if err := s.Close(sctx); err != nil {
+		s.log.Warn("close", "err", err)
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}
+
+// ready answers the readiness probe: the database answers.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.db.Read.PingContext(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "database unavailable\n")
+		return
+	}
+	_, _ = io.WriteString(w, "ready\n")
+}
