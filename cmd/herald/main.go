@@ -2,8 +2,9 @@
 //
 // Usage:
 //
-//	herald serve [flags]   start the server (the default command)
-//	herald version         print the version
+//	herald serve [flags]    start the server (the default command)
+//	herald receive [flags]  run a webhook receiver that prints and verifies deliveries
+//	herald version          print the version
 //
 // Every flag can also be set with an environment variable: --db is
 // HERALD_DB, --allow-http is HERALD_ALLOW_HTTP, and so on. Flags win over
@@ -44,11 +45,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "serve":
 		return serve(ctx, args, stdout, stderr)
+	case "receive":
+		return receive(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "herald", server.Version)
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q: use serve or version", cmd)
+		return fmt.Errorf("unknown command %q: use serve, receive or version", cmd)
 	}
 }
 
