@@ -128,6 +128,9 @@ func (s *Service) validate(ctx context.Context, appID string, base config, in In
 			}
 			return c, fault.Invalid("input.url", "%v", err)
 		}
+		// Host names are case-insensitive: store them in lower case, so
+		// that the duplicate check sees one URL however it is written.
+		u.Host = strings.ToLower(u.Host)
 		c.url = u.String()
 	}
 	if in.EventTypes != nil {

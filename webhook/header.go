@@ -69,8 +69,11 @@ func SensitiveHeader(name string) bool {
 	if n == "cookie" || n == "set-cookie" || n == "proxy-authorization" {
 		return true
 	}
-	if strings.HasPrefix(n, "webhook-") || strings.HasPrefix(n, "x-herald-") {
-		return false // signatures are not secrets
+	switch {
+	case n == "webhook-id", n == "webhook-timestamp", n == "webhook-signature", strings.HasPrefix(n, "x-herald-"):
+		// Herald's own headers: IDs, times and signatures are not
+		// secrets. Other webhook-* names ("Webhook-Secret") may be.
+		return false
 	}
 	for _, s := range []string{"auth", "token", "secret", "key", "password", "signature"} {
 		if strings.Contains(n, s) {

@@ -137,7 +137,9 @@ func TestReceive_VerifiesSignatures(t *testing.T) {
 	defer cancel()
 	var out lockedBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"receive", "--addr", "127.0.0.1:0", "--secret", secret}, &out, &bytes.Buffer{}) }()
+	go func() {
+		done <- run(ctx, []string{"receive", "--addr", "127.0.0.1:0", "--secret", secret}, &out, &bytes.Buffer{})
+	}()
 	addrRE := regexp.MustCompile(`http://(127\.0\.0\.1:\d+)/`)
 	if !heraldtest.Eventually(10*time.Second, func() bool { return addrRE.MatchString(out.String()) }) {
 		t.Fatalf("receiver did not start: %s", out.String())
