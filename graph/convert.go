@@ -7,6 +7,7 @@ import (
 
 	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/endpoints"
+	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/fault"
 	"github.com/heraldhq/herald/graph/model"
 	"github.com/heraldhq/herald/tenant"
@@ -118,4 +119,17 @@ func endpointInput(name, description, url *string, eventTypes []string, a *model
 
 func publishInput(in *model.PublishEventInput) dispatch.EventInput {
 	return dispatch.EventInput{EventType: in.EventType, Payload: nullToEmpty(in.Payload), IdempotencyKey: deref(in.IdempotencyKey)}
+}
+
+// requireEndpoint returns NOT_FOUND unless the endpoint exists in the
+// caller's app.
+func (r *Resolver) requireEndpoint(ctx context.Context, id string) error {
+	ok, err := r.client.Endpoint.Query().Where(endpoint.ID(id)).Exist(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fault.NotFoundf("endpoint %q not found", id)
+	}
+	return nil
 }

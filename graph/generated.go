@@ -38,9 +38,13 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Delivery() DeliveryResolver
+	DeliveryChange() DeliveryChangeResolver
 	Endpoint() EndpointResolver
+	EndpointChange() EndpointChangeResolver
+	EventPublication() EventPublicationResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
@@ -153,6 +157,23 @@ type ComplexityRoot struct {
 		UpdatedAt          func(childComplexity int) int
 	}
 
+	DeliveryChange struct {
+		At             func(childComplexity int) int
+		AttemptID      func(childComplexity int) int
+		AttemptNumber  func(childComplexity int) int
+		Delivery       func(childComplexity int) int
+		DeliveryID     func(childComplexity int) int
+		DurationMs     func(childComplexity int) int
+		EndpointID     func(childComplexity int) int
+		Error          func(childComplexity int) int
+		EventID        func(childComplexity int) int
+		EventType      func(childComplexity int) int
+		Kind           func(childComplexity int) int
+		NextAttemptAt  func(childComplexity int) int
+		ResponseStatus func(childComplexity int) int
+		Status         func(childComplexity int) int
+	}
+
 	DeliveryConnection struct {
 		Edges      func(childComplexity int) int
 		PageInfo   func(childComplexity int) int
@@ -200,6 +221,13 @@ type ComplexityRoot struct {
 		Username    func(childComplexity int) int
 	}
 
+	EndpointChange struct {
+		At         func(childComplexity int) int
+		Endpoint   func(childComplexity int) int
+		EndpointID func(childComplexity int) int
+		Reason     func(childComplexity int) int
+	}
+
 	EndpointConnection struct {
 		Edges      func(childComplexity int) int
 		PageInfo   func(childComplexity int) int
@@ -230,6 +258,14 @@ type ComplexityRoot struct {
 	EventEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	EventPublication struct {
+		At            func(childComplexity int) int
+		DeliveryCount func(childComplexity int) int
+		Event         func(childComplexity int) int
+		EventID       func(childComplexity int) int
+		EventType     func(childComplexity int) int
 	}
 
 	EventType struct {
@@ -315,6 +351,12 @@ type ComplexityRoot struct {
 		Secret   func(childComplexity int) int
 	}
 
+	Subscription struct {
+		DeliveryUpdated func(childComplexity int, endpointID *string, eventType *string, status *delivery.Status) int
+		EndpointUpdated func(childComplexity int, endpointID *string) int
+		EventPublished  func(childComplexity int, eventType *string) int
+	}
+
 	TestEndpointPayload struct {
 		Attempt      func(childComplexity int) int
 		Delivered    func(childComplexity int) int
@@ -338,10 +380,19 @@ type ComplexityRoot struct {
 type DeliveryResolver interface {
 	Endpoint(ctx context.Context, obj *ent.Delivery) (*ent.Endpoint, error)
 }
+type DeliveryChangeResolver interface {
+	Delivery(ctx context.Context, obj *model.DeliveryChange) (*ent.Delivery, error)
+}
 type EndpointResolver interface {
 	Auth(ctx context.Context, obj *ent.Endpoint) (*model.EndpointAuth, error)
 	Headers(ctx context.Context, obj *ent.Endpoint) ([]*webhook.Header, error)
 	Health(ctx context.Context, obj *ent.Endpoint) (model.EndpointHealth, error)
+}
+type EndpointChangeResolver interface {
+	Endpoint(ctx context.Context, obj *model.EndpointChange) (*ent.Endpoint, error)
+}
+type EventPublicationResolver interface {
+	Event(ctx context.Context, obj *model.EventPublication) (*ent.Event, error)
 }
 type MutationResolver interface {
 	CreateApp(ctx context.Context, input model.CreateAppInput) (*ent.App, error)
@@ -372,6 +423,11 @@ type QueryResolver interface {
 	Events(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) (*ent.EventConnection, error)
 	EventTypes(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventTypeOrder, where *ent.EventTypeWhereInput) (*ent.EventTypeConnection, error)
 	Viewer(ctx context.Context) (*model.Viewer, error)
+}
+type SubscriptionResolver interface {
+	DeliveryUpdated(ctx context.Context, endpointID *string, eventType *string, status *delivery.Status) (<-chan *model.DeliveryChange, error)
+	EndpointUpdated(ctx context.Context, endpointID *string) (<-chan *model.EndpointChange, error)
+	EventPublished(ctx context.Context, eventType *string) (<-chan *model.EventPublication, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -812,6 +868,91 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Delivery.UpdatedAt(childComplexity), true
 
+	case "DeliveryChange.at":
+		if e.ComplexityRoot.DeliveryChange.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryChange.At(childComplexity), true
+	case "DeliveryChange.attemptId":
+		if e.ComplexityRoot.DeliveryChange.AttemptID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryChange.AttemptID(childComplexity), true
+	case "DeliveryChange.attemptNumber":
+		if e.ComplexityRoot.DeliveryChange.AttemptNumber == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryChange.AttemptNumber(childComplexity), true
+	case "DeliveryChange.delivery":
+		if e.ComplexityRoot.DeliveryChange.Delivery == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryChange.Delivery(childComplexity), true
+	case "DeliveryChange.deliveryId":
+		if e.ComplexityRoot.DeliveryChange.DeliveryID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryChange.DeliveryID(childComplexity), true
+	case "DeliveryChange.durationMs":
+		if e.ComplexityRoot.DeliveryChange.DurationMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryChange.DurationMs(childComplexity), true
+	case "DeliveryChange.endpointId":
+		if e.ComplexityRoot.DeliveryChange.EndpointID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryChange.EndpointID(childComplexity), true
+	case "DeliveryChange.error":
+		if e.ComplexityRoot.DeliveryChange.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryChange.Error(childComplexity), true
+	case "DeliveryChange.eventId":
+		if e.ComplexityRoot.DeliveryChange.EventID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryChange.EventID(childComplexity), true
+	case "DeliveryChange.eventType":
+		if e.ComplexityRoot.DeliveryChange.EventType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryChange.EventType(childComplexity), true
+	case "DeliveryChange.kind":
+		if e.ComplexityRoot.DeliveryChange.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryChange.Kind(childComplexity), true
+	case "DeliveryChange.nextAttemptAt":
+		if e.ComplexityRoot.DeliveryChange.NextAttemptAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryChange.NextAttemptAt(childComplexity), true
+	case "DeliveryChange.responseStatus":
+		if e.ComplexityRoot.DeliveryChange.ResponseStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryChange.ResponseStatus(childComplexity), true
+	case "DeliveryChange.status":
+		if e.ComplexityRoot.DeliveryChange.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryChange.Status(childComplexity), true
+
 	case "DeliveryConnection.edges":
 		if e.ComplexityRoot.DeliveryConnection.Edges == nil {
 			break
@@ -1031,6 +1172,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.EndpointAuth.Username(childComplexity), true
 
+	case "EndpointChange.at":
+		if e.ComplexityRoot.EndpointChange.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointChange.At(childComplexity), true
+	case "EndpointChange.endpoint":
+		if e.ComplexityRoot.EndpointChange.Endpoint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointChange.Endpoint(childComplexity), true
+	case "EndpointChange.endpointId":
+		if e.ComplexityRoot.EndpointChange.EndpointID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointChange.EndpointID(childComplexity), true
+	case "EndpointChange.reason":
+		if e.ComplexityRoot.EndpointChange.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointChange.Reason(childComplexity), true
+
 	case "EndpointConnection.edges":
 		if e.ComplexityRoot.EndpointConnection.Edges == nil {
 			break
@@ -1142,6 +1308,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.EventEdge.Node(childComplexity), true
+
+	case "EventPublication.at":
+		if e.ComplexityRoot.EventPublication.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventPublication.At(childComplexity), true
+	case "EventPublication.deliveryCount":
+		if e.ComplexityRoot.EventPublication.DeliveryCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventPublication.DeliveryCount(childComplexity), true
+	case "EventPublication.event":
+		if e.ComplexityRoot.EventPublication.Event == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventPublication.Event(childComplexity), true
+	case "EventPublication.eventId":
+		if e.ComplexityRoot.EventPublication.EventID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventPublication.EventID(childComplexity), true
+	case "EventPublication.eventType":
+		if e.ComplexityRoot.EventPublication.EventType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventPublication.EventType(childComplexity), true
 
 	case "EventType.archivedAt":
 		if e.ComplexityRoot.EventType.ArchivedAt == nil {
@@ -1597,6 +1794,40 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RotateEndpointSecretPayload.Secret(childComplexity), true
 
+	case "Subscription.deliveryUpdated":
+		if e.ComplexityRoot.Subscription.DeliveryUpdated == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_deliveryUpdated_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.DeliveryUpdated(childComplexity, args["endpointId"].(*string), args["eventType"].(*string), args["status"].(*delivery.Status)), true
+	case "Subscription.endpointUpdated":
+		if e.ComplexityRoot.Subscription.EndpointUpdated == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_endpointUpdated_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.EndpointUpdated(childComplexity, args["endpointId"].(*string)), true
+	case "Subscription.eventPublished":
+		if e.ComplexityRoot.Subscription.EventPublished == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_eventPublished_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.EventPublished(childComplexity, args["eventType"].(*string)), true
+
 	case "TestEndpointPayload.attempt":
 		if e.ComplexityRoot.TestEndpointPayload.Attempt == nil {
 			break
@@ -1732,6 +1963,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			ctx = graphql.WithLazyInputUnmarshalerIndex(ctx, inputUnmarshalers)
 			data := ec._Mutation(ctx, opCtx.Operation.SelectionSet)
 			var buf bytes.Buffer
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
 			data.MarshalGQL(&buf)
 
 			return &graphql.Response{
@@ -2089,6 +2337,82 @@ type Mutation {
   "Queue again every delivery of an endpoint with the given status created since a time."
   replayDeliveries(endpointId: ID!, since: Time!, status: DeliveryStatus = FAILED): ReplayDeliveriesPayload!
 }
+
+"What happened to a delivery."
+enum DeliveryChangeKind {
+  "Created by a publish (status PENDING)."
+  CREATED
+  "A worker started an attempt (status SENDING)."
+  ATTEMPT_STARTED
+  "An attempt ended; status is SUCCEEDED, RETRYING (see nextAttemptAt) or FAILED."
+  ATTEMPT_FINISHED
+  "Queued again by retryDelivery or replayDeliveries."
+  REQUEUED
+  "The endpoint was disabled or deleted, so the delivery failed without another attempt."
+  CANCELLED
+}
+
+"One state change of a delivery."
+type DeliveryChange {
+  kind: DeliveryChangeKind!
+  deliveryId: ID!
+  eventId: ID!
+  endpointId: ID!
+  eventType: String!
+  "The delivery's status after the change."
+  status: DeliveryStatus!
+  "The attempt the change is about."
+  attemptNumber: Int
+  "The recorded attempt (ATTEMPT_FINISHED)."
+  attemptId: ID
+  "HTTP status of a finished attempt."
+  responseStatus: Int
+  "Duration of a finished attempt."
+  durationMs: Int
+  "Why an attempt failed."
+  error: String
+  "When a RETRYING delivery is tried again."
+  nextAttemptAt: Time
+  at: Time!
+  "The delivery as stored now (read from the database for each update: select it only when needed)."
+  delivery: Delivery! @goField(forceResolver: true)
+}
+
+"A change of an endpoint's health, counters or activity."
+type EndpointChange {
+  endpointId: ID!
+  "What changed: created, updated, attempts recorded, disabled, deleted, secret rotated, …"
+  reason: String!
+  at: Time!
+  "The endpoint as stored now, with its health and counters."
+  endpoint: Endpoint @goField(forceResolver: true)
+}
+
+"A newly stored event."
+type EventPublication {
+  eventId: ID!
+  eventType: String!
+  "How many deliveries it fanned out to."
+  deliveryCount: Int!
+  at: Time!
+  event: Event! @goField(forceResolver: true)
+}
+
+"""
+Live feeds over websocket (graphql-transport-ws or the legacy graphql-ws
+protocol). Authenticate with {"Authorization": "Bearer <key>"} in the
+connection_init payload, or the upgrade request's Authorization header.
+A subscriber that falls too far behind receives an error and is
+disconnected.
+"""
+type Subscription {
+  "Every state change of a delivery in the caller's app; arguments narrow it. eventType may be a pattern (order.*)."
+  deliveryUpdated(endpointId: ID, eventType: String, status: DeliveryStatus): DeliveryChange!
+  "Health, counter and activity changes of endpoints."
+  endpointUpdated(endpointId: ID): EndpointChange!
+  "New events with their fan-out count; eventType may be a pattern (order.*)."
+  eventPublished(eventType: String): EventPublication!
+}
 `, BuiltIn: false},
 	{Name: "ent.graphqls", Input: sourceData("ent.graphqls"), BuiltIn: false},
 }
@@ -2310,6 +2634,40 @@ func (ec *executionContext) childFields_Delivery(ctx context.Context, field grap
 	return nil, fmt.Errorf("no field named %q was found under type Delivery", field.Name)
 }
 
+func (ec *executionContext) childFields_DeliveryChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_DeliveryChange_kind(ctx, field)
+	case "deliveryId":
+		return ec.fieldContext_DeliveryChange_deliveryId(ctx, field)
+	case "eventId":
+		return ec.fieldContext_DeliveryChange_eventId(ctx, field)
+	case "endpointId":
+		return ec.fieldContext_DeliveryChange_endpointId(ctx, field)
+	case "eventType":
+		return ec.fieldContext_DeliveryChange_eventType(ctx, field)
+	case "status":
+		return ec.fieldContext_DeliveryChange_status(ctx, field)
+	case "attemptNumber":
+		return ec.fieldContext_DeliveryChange_attemptNumber(ctx, field)
+	case "attemptId":
+		return ec.fieldContext_DeliveryChange_attemptId(ctx, field)
+	case "responseStatus":
+		return ec.fieldContext_DeliveryChange_responseStatus(ctx, field)
+	case "durationMs":
+		return ec.fieldContext_DeliveryChange_durationMs(ctx, field)
+	case "error":
+		return ec.fieldContext_DeliveryChange_error(ctx, field)
+	case "nextAttemptAt":
+		return ec.fieldContext_DeliveryChange_nextAttemptAt(ctx, field)
+	case "at":
+		return ec.fieldContext_DeliveryChange_at(ctx, field)
+	case "delivery":
+		return ec.fieldContext_DeliveryChange_delivery(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeliveryChange", field.Name)
+}
+
 func (ec *executionContext) childFields_DeliveryConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "edges":
@@ -2404,6 +2762,20 @@ func (ec *executionContext) childFields_EndpointAuth(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type EndpointAuth", field.Name)
 }
 
+func (ec *executionContext) childFields_EndpointChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "endpointId":
+		return ec.fieldContext_EndpointChange_endpointId(ctx, field)
+	case "reason":
+		return ec.fieldContext_EndpointChange_reason(ctx, field)
+	case "at":
+		return ec.fieldContext_EndpointChange_at(ctx, field)
+	case "endpoint":
+		return ec.fieldContext_EndpointChange_endpoint(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EndpointChange", field.Name)
+}
+
 func (ec *executionContext) childFields_EndpointConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "edges":
@@ -2466,6 +2838,22 @@ func (ec *executionContext) childFields_EventEdge(ctx context.Context, field gra
 		return ec.fieldContext_EventEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type EventEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_EventPublication(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "eventId":
+		return ec.fieldContext_EventPublication_eventId(ctx, field)
+	case "eventType":
+		return ec.fieldContext_EventPublication_eventType(ctx, field)
+	case "deliveryCount":
+		return ec.fieldContext_EventPublication_deliveryCount(ctx, field)
+	case "at":
+		return ec.fieldContext_EventPublication_at(ctx, field)
+	case "event":
+		return ec.fieldContext_EventPublication_event(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EventPublication", field.Name)
 }
 
 func (ec *executionContext) childFields_EventType(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3543,6 +3931,64 @@ func (ec *executionContext) field_Query_nodes_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["ids"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_deliveryUpdated_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "endpointId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["endpointId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "eventType",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["eventType"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+		func(ctx context.Context, v any) (*delivery.Status, error) {
+			return ec.unmarshalODeliveryStatus2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋdeliveryᚐStatus(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_endpointUpdated_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "endpointId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["endpointId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_eventPublished_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "eventType",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["eventType"] = arg0
 	return args, nil
 }
 
@@ -5335,6 +5781,337 @@ func (ec *executionContext) fieldContext_Delivery_nextAttemptAt(_ context.Contex
 	return graphql.NewScalarFieldContext("Delivery", field, false, false, "Time")
 }
 
+func (ec *executionContext) _DeliveryChange_kind(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryChange_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.DeliveryChangeKind) graphql.Marshaler {
+			return ec.marshalNDeliveryChangeKind2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryChangeKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryChange_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryChange", field, false, false, "DeliveryChangeKind")
+}
+
+func (ec *executionContext) _DeliveryChange_deliveryId(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryChange_deliveryId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeliveryID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryChange_deliveryId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryChange", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DeliveryChange_eventId(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryChange_eventId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryChange_eventId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryChange", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DeliveryChange_endpointId(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryChange_endpointId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EndpointID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryChange_endpointId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryChange", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DeliveryChange_eventType(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryChange_eventType(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventType, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryChange_eventType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeliveryChange_status(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryChange_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v delivery.Status) graphql.Marshaler {
+			return ec.marshalNDeliveryStatus2githubᚗcomᚋheraldhqᚋheraldᚋentᚋdeliveryᚐStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryChange_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryChange", field, false, false, "DeliveryStatus")
+}
+
+func (ec *executionContext) _DeliveryChange_attemptNumber(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryChange_attemptNumber(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AttemptNumber, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryChange_attemptNumber(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryChange", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeliveryChange_attemptId(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryChange_attemptId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AttemptID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryChange_attemptId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryChange", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DeliveryChange_responseStatus(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryChange_responseStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ResponseStatus, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryChange_responseStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryChange", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeliveryChange_durationMs(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryChange_durationMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DurationMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryChange_durationMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryChange", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeliveryChange_error(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryChange_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryChange_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeliveryChange_nextAttemptAt(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryChange_nextAttemptAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NextAttemptAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryChange_nextAttemptAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryChange", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeliveryChange_at(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryChange_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryChange_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryChange", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeliveryChange_delivery(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryChange_delivery(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.DeliveryChange().Delivery(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Delivery) graphql.Marshaler {
+			return ec.marshalNDelivery2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐDelivery(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryChange_delivery(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeliveryChange",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Delivery(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _DeliveryConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.DeliveryConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6215,6 +6992,107 @@ func (ec *executionContext) fieldContext_EndpointAuth_secret(_ context.Context, 
 	return graphql.NewScalarFieldContext("EndpointAuth", field, false, false, "String")
 }
 
+func (ec *executionContext) _EndpointChange_endpointId(ctx context.Context, field graphql.CollectedField, obj *model.EndpointChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointChange_endpointId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EndpointID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointChange_endpointId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointChange", field, false, false, "ID")
+}
+
+func (ec *executionContext) _EndpointChange_reason(ctx context.Context, field graphql.CollectedField, obj *model.EndpointChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointChange_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointChange_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _EndpointChange_at(ctx context.Context, field graphql.CollectedField, obj *model.EndpointChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointChange_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointChange_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointChange", field, false, false, "Time")
+}
+
+func (ec *executionContext) _EndpointChange_endpoint(ctx context.Context, field graphql.CollectedField, obj *model.EndpointChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointChange_endpoint(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.EndpointChange().Endpoint(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Endpoint) graphql.Marshaler {
+			return ec.marshalOEndpoint2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐEndpoint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointChange_endpoint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "EndpointChange",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Endpoint(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _EndpointConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.EndpointConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6679,6 +7557,130 @@ func (ec *executionContext) _EventEdge_cursor(ctx context.Context, field graphql
 }
 func (ec *executionContext) fieldContext_EventEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("EventEdge", field, false, false, "Cursor")
+}
+
+func (ec *executionContext) _EventPublication_eventId(ctx context.Context, field graphql.CollectedField, obj *model.EventPublication) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EventPublication_eventId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EventPublication_eventId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EventPublication", field, false, false, "ID")
+}
+
+func (ec *executionContext) _EventPublication_eventType(ctx context.Context, field graphql.CollectedField, obj *model.EventPublication) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EventPublication_eventType(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventType, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EventPublication_eventType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EventPublication", field, false, false, "String")
+}
+
+func (ec *executionContext) _EventPublication_deliveryCount(ctx context.Context, field graphql.CollectedField, obj *model.EventPublication) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EventPublication_deliveryCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeliveryCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EventPublication_deliveryCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EventPublication", field, false, false, "Int")
+}
+
+func (ec *executionContext) _EventPublication_at(ctx context.Context, field graphql.CollectedField, obj *model.EventPublication) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EventPublication_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EventPublication_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EventPublication", field, false, false, "Time")
+}
+
+func (ec *executionContext) _EventPublication_event(ctx context.Context, field graphql.CollectedField, obj *model.EventPublication) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EventPublication_event(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.EventPublication().Event(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Event) graphql.Marshaler {
+			return ec.marshalNEvent2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EventPublication_event(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "EventPublication",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Event(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _EventType_id(ctx context.Context, field graphql.CollectedField, obj *ent.EventType) (ret graphql.Marshaler) {
@@ -8544,6 +9546,138 @@ func (ec *executionContext) _RotateEndpointSecretPayload_secret(ctx context.Cont
 }
 func (ec *executionContext) fieldContext_RotateEndpointSecretPayload_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RotateEndpointSecretPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _Subscription_deliveryUpdated(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_deliveryUpdated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().DeliveryUpdated(ctx, fc.Args["endpointId"].(*string), fc.Args["eventType"].(*string), fc.Args["status"].(*delivery.Status))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeliveryChange) graphql.Marshaler {
+			return ec.marshalNDeliveryChange2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_deliveryUpdated(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeliveryChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_deliveryUpdated_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_endpointUpdated(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_endpointUpdated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().EndpointUpdated(ctx, fc.Args["endpointId"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.EndpointChange) graphql.Marshaler {
+			return ec.marshalNEndpointChange2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEndpointChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_endpointUpdated(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EndpointChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_endpointUpdated_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_eventPublished(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_eventPublished(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().EventPublished(ctx, fc.Args["eventType"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.EventPublication) graphql.Marshaler {
+			return ec.marshalNEventPublication2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEventPublication(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_eventPublished(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EventPublication(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_eventPublished_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _TestEndpointPayload_delivered(ctx context.Context, field graphql.CollectedField, obj *model.TestEndpointPayload) (ret graphql.Marshaler) {
@@ -16451,6 +17585,105 @@ func (ec *executionContext) _Delivery(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
+var deliveryChangeImplementors = []string{"DeliveryChange"}
+
+func (ec *executionContext) _DeliveryChange(ctx context.Context, sel ast.SelectionSet, obj *model.DeliveryChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deliveryChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeliveryChange")
+		case "kind":
+			out.Values[i] = ec._DeliveryChange_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "deliveryId":
+			out.Values[i] = ec._DeliveryChange_deliveryId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "eventId":
+			out.Values[i] = ec._DeliveryChange_eventId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "endpointId":
+			out.Values[i] = ec._DeliveryChange_endpointId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "eventType":
+			out.Values[i] = ec._DeliveryChange_eventType(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._DeliveryChange_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "attemptNumber":
+			out.Values[i] = ec._DeliveryChange_attemptNumber(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "attemptId":
+			out.Values[i] = ec._DeliveryChange_attemptId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "responseStatus":
+			out.Values[i] = ec._DeliveryChange_responseStatus(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "durationMs":
+			out.Values[i] = ec._DeliveryChange_durationMs(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "error":
+			out.Values[i] = ec._DeliveryChange_error(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "nextAttemptAt":
+			out.Values[i] = ec._DeliveryChange_nextAttemptAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "at":
+			out.Values[i] = ec._DeliveryChange_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "delivery":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DeliveryChange_delivery(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var deliveryConnectionImplementors = []string{"DeliveryConnection"}
 
 func (ec *executionContext) _DeliveryConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.DeliveryConnection) graphql.Marshaler {
@@ -16742,6 +17975,55 @@ func (ec *executionContext) _EndpointAuth(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var endpointChangeImplementors = []string{"EndpointChange"}
+
+func (ec *executionContext) _EndpointChange(ctx context.Context, sel ast.SelectionSet, obj *model.EndpointChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, endpointChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("EndpointChange")
+		case "endpointId":
+			out.Values[i] = ec._EndpointChange_endpointId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "reason":
+			out.Values[i] = ec._EndpointChange_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "at":
+			out.Values[i] = ec._EndpointChange_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "endpoint":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._EndpointChange_endpoint(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var endpointConnectionImplementors = []string{"EndpointConnection"}
 
 func (ec *executionContext) _EndpointConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.EndpointConnection) graphql.Marshaler {
@@ -16951,6 +18233,60 @@ func (ec *executionContext) _EventEdge(ctx context.Context, sel ast.SelectionSet
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var eventPublicationImplementors = []string{"EventPublication"}
+
+func (ec *executionContext) _EventPublication(ctx context.Context, sel ast.SelectionSet, obj *model.EventPublication) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, eventPublicationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("EventPublication")
+		case "eventId":
+			out.Values[i] = ec._EventPublication_eventId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "eventType":
+			out.Values[i] = ec._EventPublication_eventType(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "deliveryCount":
+			out.Values[i] = ec._EventPublication_deliveryCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "at":
+			out.Values[i] = ec._EventPublication_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "event":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._EventPublication_event(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -17584,6 +18920,30 @@ func (ec *executionContext) _RotateEndpointSecretPayload(ctx context.Context, se
 	}
 
 	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "deliveryUpdated":
+		return ec._Subscription_deliveryUpdated(ctx, fields[0])
+	case "endpointUpdated":
+		return ec._Subscription_endpointUpdated(ctx, fields[0])
+	case "eventPublished":
+		return ec._Subscription_eventPublished(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var testEndpointPayloadImplementors = []string{"TestEndpointPayload"}
@@ -18240,6 +19600,24 @@ func (ec *executionContext) marshalNDelivery2ᚖgithubᚗcomᚋheraldhqᚋherald
 	return ec._Delivery(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNDeliveryChange2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryChange(ctx context.Context, sel ast.SelectionSet, v *model.DeliveryChange) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeliveryChange!")
+		return graphql.Null
+	}
+	return ec._DeliveryChange(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNDeliveryChangeKind2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryChangeKind(ctx context.Context, v any) (model.DeliveryChangeKind, error) {
+	var res model.DeliveryChangeKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDeliveryChangeKind2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryChangeKind(ctx context.Context, sel ast.SelectionSet, v model.DeliveryChangeKind) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNDeliveryConnection2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐDeliveryConnection(ctx context.Context, sel ast.SelectionSet, v *ent.DeliveryConnection) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "DeliveryConnection!")
@@ -18315,6 +19693,14 @@ func (ec *executionContext) unmarshalNEndpointAuthType2githubᚗcomᚋheraldhq�
 
 func (ec *executionContext) marshalNEndpointAuthType2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEndpointAuthType(ctx context.Context, sel ast.SelectionSet, v model.EndpointAuthType) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNEndpointChange2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEndpointChange(ctx context.Context, sel ast.SelectionSet, v *model.EndpointChange) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "EndpointChange!")
+		return graphql.Null
+	}
+	return ec._EndpointChange(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNEndpointConnection2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐEndpointConnection(ctx context.Context, sel ast.SelectionSet, v *ent.EndpointConnection) graphql.Marshaler {
@@ -18398,6 +19784,14 @@ func (ec *executionContext) marshalNEventOrderField2ᚖgithubᚗcomᚋheraldhq�
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalNEventPublication2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEventPublication(ctx context.Context, sel ast.SelectionSet, v *model.EventPublication) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "EventPublication!")
+		return graphql.Null
+	}
+	return ec._EventPublication(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNEventType2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐEventType(ctx context.Context, sel ast.SelectionSet, v *ent.EventType) graphql.Marshaler {

@@ -10,6 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/heraldhq/herald/auth"
+	"github.com/heraldhq/herald/bus"
 	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/endpoints"
@@ -23,6 +24,8 @@ type Deps struct {
 	Catalog   *catalog.Catalog
 	Endpoints *endpoints.Service
 	Engine    *dispatch.Engine
+	// Bus carries the live feeds of subscriptions.
+	Bus *bus.Bus
 	// Rand is the source of API tokens (default crypto/rand).
 	Rand io.Reader
 	// Now returns the current time (default time.Now).
@@ -36,6 +39,7 @@ type Resolver struct {
 	catalog   *catalog.Catalog
 	endpoints *endpoints.Service
 	engine    *dispatch.Engine
+	bus       *bus.Bus
 	rand      io.Reader
 	now       func() time.Time
 }
@@ -48,7 +52,7 @@ func NewSchema(cfg Deps) graphql.ExecutableSchema {
 	}
 	r := &Resolver{
 		client: cfg.Client, auth: cfg.Auth, catalog: cfg.Catalog, endpoints: cfg.Endpoints,
-		engine: cfg.Engine, rand: cfg.Rand, now: cfg.Now,
+		engine: cfg.Engine, bus: cfg.Bus, rand: cfg.Rand, now: cfg.Now,
 	}
 	c := Config{Resolvers: r}
 	setComplexity(&c.Complexity)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/heraldhq/herald/apps"
 	"github.com/heraldhq/herald/auth"
+	"github.com/heraldhq/herald/bus"
 	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/endpoints"
@@ -35,6 +36,11 @@ func (r *deliveryResolver) Endpoint(ctx context.Context, obj *ent.Delivery) (*en
 	return ep, nil
 }
 
+// Delivery is the resolver for the delivery field.
+func (r *deliveryChangeResolver) Delivery(ctx context.Context, obj *model.DeliveryChange) (*ent.Delivery, error) {
+	return r.client.Delivery.Get(ctx, obj.DeliveryID)
+}
+
 // Auth is the resolver for the auth field.
 func (r *endpointResolver) Auth(ctx context.Context, obj *ent.Endpoint) (*model.EndpointAuth, error) {
 	return authOut(obj.Auth), nil
@@ -53,6 +59,20 @@ func (r *endpointResolver) Headers(ctx context.Context, obj *ent.Endpoint) ([]*w
 // Health is the resolver for the health field.
 func (r *endpointResolver) Health(ctx context.Context, obj *ent.Endpoint) (model.EndpointHealth, error) {
 	return model.EndpointHealth(endpoints.HealthOf(obj, r.now())), nil
+}
+
+// Endpoint is the resolver for the endpoint field.
+func (r *endpointChangeResolver) Endpoint(ctx context.Context, obj *model.EndpointChange) (*ent.Endpoint, error) {
+	ep, err := r.client.Endpoint.Get(schema.IncludeDeleted(ctx), obj.EndpointID)
+	if ent.IsNotFound(err) {
+		return nil, nil
+	}
+	return ep, err
+}
+
+// Event is the resolver for the event field.
+func (r *eventPublicationResolver) Event(ctx context.Context, obj *model.EventPublication) (*ent.Event, error) {
+	return r.client.Event.Get(ctx, obj.EventID)
 }
 
 // CreateApp is the resolver for the createApp field.
@@ -277,7 +297,94 @@ func (r *queryResolver) Viewer(ctx context.Context) (*model.Viewer, error) {
 	return &model.Viewer{App: a, APIKey: k, IsAdmin: v.Admin}, nil
 }
 
+// DeliveryUpdated is the resolver for the deliveryUpdated field.
+func (r *subscriptionResolver) DeliveryUpdated(ctx context.Context, endpointID *string, eventType *string, status *delivery.Status) (<-chan *model.DeliveryChange, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := bus.Filter{Topic: bus.Deliveries, AppID: v.AppID}
+	if f.EventType, err = checkPattern("eventType", eventType); err != nil {
+		return nil, err
+	}
+	if endpointID != nil {
+		if err := r.requireEndpoint(ctx, *endpointID); err != nil {
+			return nil, err
+		}
+		f.EndpointID = *endpointID
+	}
+	if status != nil {
+		f.Status = status.String()
+	}
+	return subscribe(ctx, r.bus, f, toDeliveryChange)
+}
+
+// EndpointUpdated is the resolver for the endpointUpdated field.
+func (r *subscriptionResolver) EndpointUpdated(ctx context.Context, endpointID *string) (<-chan *model.EndpointChange, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := bus.Filter{Topic: bus.Endpoints, AppID: v.AppID}
+	if endpointID != nil {
+		if err := r.requireEndpoint(ctx, *endpointID); err != nil {
+			return nil, err
+		}
+		f.EndpointID = *endpointID
+	}
+	return subscribe(ctx, r.bus, f, toEndpointChange)
+}
+
+// EventPublished is the resolver for the eventPublished field.
+func (r *subscriptionResolver) EventPublished(ctx context.Context, eventType *string) (<-chan *model.EventPublication, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := bus.Filter{Topic: bus.Events, AppID: v.AppID}
+	if f.EventType, err = checkPattern("eventType", eventType); err != nil {
+		return nil, err
+	}
+	return subscribe(ctx, r.bus, f, toEventPublication)
+}
+
+// DeliveryChange returns DeliveryChangeResolver implementation.
+func (r *Resolver) DeliveryChange() DeliveryChangeResolver { return &deliveryChangeResolver{r} }
+
+// EndpointChange returns EndpointChangeResolver implementation.
+func (r *Resolver) EndpointChange() EndpointChangeResolver { return &endpointChangeResolver{r} }
+
+// EventPublication returns EventPublicationResolver implementation.
+func (r *Resolver) EventPublication() EventPublicationResolver { return &eventPublicationResolver{r} }
+
 // Mutation returns MutationResolver implementation.
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
-type mutationResolver struct{ *Resolver }
+// Subscription returns SubscriptionResolver implementation.
+func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
+
+type (
+	deliveryChangeResolver   struct{ *Resolver }
+	endpointChangeResolver   struct{ *Resolver }
+	eventPublicationResolver struct{ *Resolver }
+	mutationResolver         struct{ *Resolver }
+	subscriptionResolver     struct{ *Resolver }
+)
+
+// !!! WARNING !!!
+// The code below was going to be deleted when updating resolvers. It has been copied here so you have
+// one last chance to move it out of harms way if you want. There are two reasons this happens:
+//  - When renaming or deleting a resolver the old code will be put in here. You can safely delete
+//    it when you're done.
+//  - You have helper methods in this file. Move them out to keep these resolver files clean.
+/*
+	func (r *Resolver) DeliveryUpdate() DeliveryUpdateResolver { return &deliveryUpdateResolver{r} }
+func (r *Resolver) EndpointUpdate() EndpointUpdateResolver { return &endpointUpdateResolver{r} }
+type (
+	deliveryUpdateResolver   struct{ *Resolver }
+	endpointUpdateResolver   struct{ *Resolver }
+	eventPublicationResolver struct{ *Resolver }
+	mutationResolver         struct{ *Resolver }
+	subscriptionResolver     struct{ *Resolver }
+)
+*/

@@ -21,6 +21,7 @@ import (
 
 	"github.com/heraldhq/herald/apps"
 	"github.com/heraldhq/herald/auth"
+	"github.com/heraldhq/herald/bus"
 	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/destination"
@@ -62,6 +63,19 @@ type Config struct {
 	// 256 KiB).
 	MaxPayloadBytes int
 
+	// MaxConnectionsPerKey limits live websocket connections per API key
+	// (default 20).
+	MaxConnectionsPerKey int
+	// MaxSubscriptionsPerConnection limits subscriptions on one websocket
+	// connection (default 20).
+	MaxSubscriptionsPerConnection int
+	// SubscriberBuffer is how many updates a subscription may fall behind
+	// before it is disconnected (default 256).
+	SubscriberBuffer int
+	// KeepAlive is how often idle websocket connections are pinged
+	// (default 15s).
+	KeepAlive time.Duration
+
 	// Engine settings; see dispatch.Config.
 	Workers       int
 	PerEndpoint   int
@@ -78,13 +92,16 @@ type Config struct {
 
 // Server is a running Herald instance.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	db      *db.DB
-	engine  *dispatch.Engine
-	auth    *auth.Authenticator
-	handler http.Handler
-	token   string
+	cfg        Config
+	log        *slog.Logger
+	db         *db.DB
+	engine     *dispatch.Engine
+	auth       *auth.Authenticator
+	bus        *bus.Bus
+	websockets *gorillaWebsockets
+	live       *liveLimits
+	handler    http.Handler
+	token      string
 }
 
 // New opens the database (creating and migrating it if needed), prepares
@@ -103,6 +120,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MaxConnectionsPerKey <= 0 {
+		cfg.MaxConnectionsPerKey = 20
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 15 * time.Second
+	}
+	if cfg.MaxSubscriptionsPerConnection <= 0 {
+		cfg.MaxSubscriptionsPerConnection = 20
+	}
 	rules, err := destination.ParseRules(cfg.AllowDestinations)
 	if err != nil {
 		return nil, fmt.Errorf("allowed destinations: %w", err)
@@ -119,6 +145,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cat := catalog.New(d.Client, 0)
+	live := bus.New(bus.Config{Buffer: cfg.SubscriberBuffer})
+	observer := graph.NewObserver(live)
 	engine, err := dispatch.New(dispatch.Config{
 		Client:        d.Client,
 		DB:            d.Write,
@@ -133,25 +161,32 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		ShutdownGrace: cfg.ShutdownGrace,
 		UserAgent:     "Herald/" + Version,
 		Logger:        cfg.Logger,
+		Observer:      observer,
 	})
 	if err != nil {
 		d.Close()
 		return nil, err
 	}
 	authn := auth.NewAuthenticator(d.Client, cfg.Logger, 0)
-	s := &Server{cfg: cfg, log: cfg.Logger, db: d, engine: engine, auth: authn, token: token}
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, db: d, engine: engine, auth: authn, token: token, bus: live,
+		websockets: newGorillaWebsockets(),
+		live:       &liveLimits{perKey: cfg.MaxConnectionsPerKey, byKey: make(map[string]int)},
+	}
 
 	schema := graph.NewSchema(graph.Deps{
 		Client:  d.Client,
 		Auth:    authn,
 		Catalog: cat,
 		Endpoints: &endpoints.Service{
-			Client: d.Client, Catalog: cat, Policy: policy, Rand: cfg.Rand, Engine: engine,
+			Client: d.Client, Catalog: cat, Policy: policy, Rand: cfg.Rand, Engine: engine, Observer: observer,
 		},
 		Engine: engine,
+		Bus:    live,
 		Rand:   cfg.Rand,
 	})
 	gql := handler.New(schema)
+	gql.AddTransport(s.websocketTransport())
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(transport.GET{})
 	gql.AddTransport(transport.POST{})
@@ -167,7 +202,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	gql.SetRecoverFunc(graph.Recover(cfg.Logger))
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", s.limitBody(s.authenticate(gql)))
+	mux.Handle("/graphql", s.limitBody(s.checkOrigin(s.authenticate(gql))))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
@@ -177,6 +212,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle("/", ui)
 	s.handler = s.recoverPanics(s.logRequests(s.cors(mux)))
 	return s, nil
+}
+
+// LiveStats reports the open websocket connections and subscriptions.
+func (s *Server) LiveStats() (connections, subscriptions int) {
+	return s.websockets.open(), s.bus.Active()
 }
 
 // Handler returns the HTTP handler of the whole server.
@@ -193,6 +233,8 @@ func (s *Server) Start() { s.engine.Start() }
 // shutdown grace) and closes the database.
 func (s *Server) Close(ctx context.Context) error {
 	err := s.engine.Close(ctx)
+	s.bus.Close()
+	s.websockets.closeAll()
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/heraldhq/herald/ent"
+	"github.com/heraldhq/herald/ent/delivery"
 )
 
 type CreateAPIKeyInput struct {
@@ -75,6 +76,32 @@ type DeleteEndpointPayload struct {
 	DeletedID string `json:"deletedId"`
 }
 
+// One state change of a delivery.
+type DeliveryChange struct {
+	Kind       DeliveryChangeKind `json:"kind"`
+	DeliveryID string             `json:"deliveryId"`
+	EventID    string             `json:"eventId"`
+	EndpointID string             `json:"endpointId"`
+	EventType  string             `json:"eventType"`
+	// The delivery's status after the change.
+	Status delivery.Status `json:"status"`
+	// The attempt the change is about.
+	AttemptNumber *int `json:"attemptNumber,omitempty"`
+	// The recorded attempt (ATTEMPT_FINISHED).
+	AttemptID *string `json:"attemptId,omitempty"`
+	// HTTP status of a finished attempt.
+	ResponseStatus *int `json:"responseStatus,omitempty"`
+	// Duration of a finished attempt.
+	DurationMs *int `json:"durationMs,omitempty"`
+	// Why an attempt failed.
+	Error *string `json:"error,omitempty"`
+	// When a RETRYING delivery is tried again.
+	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
+	At            time.Time  `json:"at"`
+	// The delivery as stored now (read from the database for each update: select it only when needed).
+	Delivery *ent.Delivery `json:"delivery"`
+}
+
 // An endpoint's authentication. Secrets (token, password, headerValue, secret)
 // are masked: at most their last four characters are shown.
 type EndpointAuth struct {
@@ -98,6 +125,26 @@ type EndpointAuthInput struct {
 	HeaderName  *string          `json:"headerName,omitempty"`
 	HeaderValue *string          `json:"headerValue,omitempty"`
 	Secret      *string          `json:"secret,omitempty"`
+}
+
+// A change of an endpoint's health, counters or activity.
+type EndpointChange struct {
+	EndpointID string `json:"endpointId"`
+	// What changed: created, updated, attempts recorded, disabled, deleted, secret rotated, …
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+	// The endpoint as stored now, with its health and counters.
+	Endpoint *ent.Endpoint `json:"endpoint,omitempty"`
+}
+
+// A newly stored event.
+type EventPublication struct {
+	EventID   string `json:"eventId"`
+	EventType string `json:"eventType"`
+	// How many deliveries it fanned out to.
+	DeliveryCount int        `json:"deliveryCount"`
+	At            time.Time  `json:"at"`
+	Event         *ent.Event `json:"event"`
 }
 
 // One HTTP header to send with every delivery of an endpoint.
@@ -138,6 +185,14 @@ type RotateEndpointSecretPayload struct {
 	Endpoint *ent.Endpoint `json:"endpoint"`
 	// The new signing secret. It is shown only here.
 	Secret string `json:"secret"`
+}
+
+// Live feeds over websocket (graphql-transport-ws or the legacy graphql-ws
+// protocol). Authenticate with {"Authorization": "Bearer <key>"} in the
+// connection_init payload, or the upgrade request's Authorization header.
+// A subscriber that falls too far behind receives an error and is
+// disconnected.
+type Subscription struct {
 }
 
 type TestEndpointPayload struct {
@@ -186,6 +241,73 @@ type Viewer struct {
 	APIKey *ent.APIKey `json:"apiKey"`
 	// Admin keys manage apps and keys, and may act in any app by sending the X-Herald-App header.
 	IsAdmin bool `json:"isAdmin"`
+}
+
+// What happened to a delivery.
+type DeliveryChangeKind string
+
+const (
+	// Created by a publish (status PENDING).
+	DeliveryChangeKindCreated DeliveryChangeKind = "CREATED"
+	// A worker started an attempt (status SENDING).
+	DeliveryChangeKindAttemptStarted DeliveryChangeKind = "ATTEMPT_STARTED"
+	// An attempt ended; status is SUCCEEDED, RETRYING (see nextAttemptAt) or FAILED.
+	DeliveryChangeKindAttemptFinished DeliveryChangeKind = "ATTEMPT_FINISHED"
+	// Queued again by retryDelivery or replayDeliveries.
+	DeliveryChangeKindRequeued DeliveryChangeKind = "REQUEUED"
+	// The endpoint was disabled or deleted, so the delivery failed without another attempt.
+	DeliveryChangeKindCancelled DeliveryChangeKind = "CANCELLED"
+)
+
+var AllDeliveryChangeKind = []DeliveryChangeKind{
+	DeliveryChangeKindCreated,
+	DeliveryChangeKindAttemptStarted,
+	DeliveryChangeKindAttemptFinished,
+	DeliveryChangeKindRequeued,
+	DeliveryChangeKindCancelled,
+}
+
+func (e DeliveryChangeKind) IsValid() bool {
+	switch e {
+	case DeliveryChangeKindCreated, DeliveryChangeKindAttemptStarted, DeliveryChangeKindAttemptFinished, DeliveryChangeKindRequeued, DeliveryChangeKindCancelled:
+		return true
+	}
+	return false
+}
+
+func (e DeliveryChangeKind) String() string {
+	return string(e)
+}
+
+func (e *DeliveryChangeKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = DeliveryChangeKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid DeliveryChangeKind", str)
+	}
+	return nil
+}
+
+func (e DeliveryChangeKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *DeliveryChangeKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e DeliveryChangeKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 // How Herald authenticates to an endpoint, in addition to the Standard Webhooks

@@ -1,0 +1,234 @@
+// Package bus fans live updates out to subscribers: the dispatch engine
+// publishes every delivery, endpoint and event change, and GraphQL
+// subscriptions receive the ones that match their filter.
+//
+// Publishing never blocks. Each subscription has a bounded buffer; one that
+// falls further behind than its buffer is cut off (its Done channel closes
+// and Err reports ErrLagged) instead of slowing the publisher or growing
+// without bound.
+//
+// A Bus is local to one process. For several replicas, a Relay carries
+// messages between them: Publish hands each local message to the relay, and
+// messages arriving from other replicas are fed to Deliver. A PostgreSQL
+// relay would NOTIFY on a channel and LISTEN on it in every replica.
+package bus
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/heraldhq/herald/webhook"
+)
+
+// Topic is the kind of a message.
+type Topic uint8
+
+// Topics.
+const (
+	Deliveries Topic = iota + 1
+	Endpoints
+	Events
+)
+
+// Message is one live update.
+type Message struct {
+	Topic      Topic
+	AppID      string
+	EndpointID string // Deliveries, Endpoints
+	EventType  string // Deliveries, Events
+	Status     string // Deliveries
+	// Payload is the update itself; its type depends on the topic and is
+	// agreed between publisher and subscriber.
+	Payload any
+}
+
+// Filter selects messages. Empty fields match everything.
+type Filter struct {
+	Topic Topic
+	// AppID is required: subscribers only ever see their own app.
+	AppID      string
+	EndpointID string
+	// EventType is an event type name or pattern ("order.*", "*").
+	EventType string
+	Status    string
+}
+
+func (f *Filter) match(m *Message) bool {
+	return f.Topic == m.Topic && f.AppID == m.AppID &&
+		(f.EndpointID == "" || f.EndpointID == m.EndpointID) &&
+		(f.Status == "" || f.Status == m.Status) &&
+		(f.EventType == "" || webhook.Match(f.EventType, m.EventType))
+}
+
+// Errors of subscriptions.
+var (
+	// ErrLagged ends a subscription whose buffer overflowed.
+	ErrLagged = errors.New("bus: subscriber fell too far behind and was disconnected")
+	// ErrClosed ends subscriptions when the bus closes.
+	ErrClosed = errors.New("bus: closed")
+)
+
+// Relay carries messages to other processes.
+type Relay interface {
+	// Send hands a locally published message to the other replicas. It
+	// must not block.
+	Send(Message)
+}
+
+// Config configures a Bus.
+type Config struct {
+	// Buffer is each subscription's buffer (default 256 messages).
+	Buffer int
+	// Relay, if set, receives every message published locally.
+	Relay Relay
+}
+
+// Bus is an in-process publish/subscribe hub. The zero value is not usable;
+// create one with New.
+type Bus struct {
+	buffer int
+	relay  Relay
+
+	count  atomic.Int64 // subscriptions, read without the lock
+	mu     sync.RWMutex
+	apps   map[string]map[*Subscription]struct{}
+	closed bool
+}
+
+// New returns a Bus.
+func New(cfg Config) *Bus {
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = 256
+	}
+	return &Bus{buffer: cfg.Buffer, relay: cfg.Relay, apps: make(map[string]map[*Subscription]struct{})}
+}
+
+// Subscription receives the messages matching its filter on C until Done
+// is closed.
+type Subscription struct {
+	// C delivers messages. It is never closed; stop reading when Done is.
+	C <-chan Message
+
+	c      chan Message
+	filter Filter
+	bus    *Bus
+	done   chan struct{}
+	once   sync.Once
+	err    atomic.Pointer[error]
+}
+
+// Done is closed when the subscription ends: by Close, because it lagged,
+// or because the bus closed.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Err says why the subscription ended: nil after Close, ErrLagged or
+// ErrClosed.
+func (s *Subscription) Err() error {
+	if p := s.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Close ends the subscription. It is safe to call more than once.
+func (s *Subscription) Close() {
+	s.end(nil)
+	s.bus.remove(s)
+}
+
+func (s *Subscription) end(err error) {
+	s.once.Do(func() {
+		if err != nil {
+			s.err.Store(&err)
+		}
+		close(s.done)
+	})
+}
+
+// Subscribe starts a subscription. f.AppID must be set.
+func (b *Bus) Subscribe(f Filter) (*Subscription, error) {
+	if f.AppID == "" || f.Topic == 0 {
+		return nil, errors.New("bus: a subscription needs a topic and an app")
+	}
+	c := make(chan Message, b.buffer)
+	s := &Subscription{C: c, c: c, filter: f, bus: b, done: make(chan struct{})}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	subs := b.apps[f.AppID]
+	if subs == nil {
+		subs = make(map[*Subscription]struct{})
+		b.apps[f.AppID] = subs
+	}
+	subs[s] = struct{}{}
+	b.count.Add(1)
+	return s, nil
+}
+
+func (b *Bus) remove(s *Subscription) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	subs := b.apps[s.filter.AppID]
+	if _, ok := subs[s]; !ok {
+		return
+	}
+	delete(subs, s)
+	if len(subs) == 0 {
+		delete(b.apps, s.filter.AppID)
+	}
+	b.count.Add(-1)
+}
+
+// Active reports how many subscriptions are open.
+func (b *Bus) Active() int { return int(b.count.Load()) }
+
+// Publish delivers m to matching local subscriptions and to the relay. It
+// never blocks; with no subscriptions it costs an atomic load.
+func (b *Bus) Publish(m Message) {
+	if b.relay != nil {
+		b.relay.Send(m)
+	}
+	b.Deliver(m)
+}
+
+// Deliver delivers m to matching local subscriptions only (for messages
+// that arrive from a relay).
+func (b *Bus) Deliver(m Message) {
+	if b.count.Load() == 0 {
+		return
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for s := range b.apps[m.AppID] {
+		if !s.filter.match(&m) {
+			continue
+		}
+		select {
+		case <-s.done:
+			continue // ended, waiting for its owner to Close it
+		default:
+		}
+		select {
+		case s.c <- m:
+		default:
+			s.end(ErrLagged)
+		}
+	}
+}
+
+// Close ends every subscription with ErrClosed.
+func (b *Bus) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	for app, subs := range b.apps {
+		for s := range subs {
+			s.end(ErrClosed)
+		}
+		delete(b.apps, app)
+	}
+	b.count.Store(0)
+}

@@ -1,0 +1,125 @@
+package bus
+
+import (
+	"errors"
+	"testing"
+)
+
+func recv(t *testing.T, s *Subscription) (Message, bool) {
+	t.Helper()
+	select {
+	case m := <-s.C:
+		return m, true
+	default:
+		return Message{}, false
+	}
+}
+
+func TestBus_DeliversOnlyMatchingMessagesOfTheApp(t *testing.T) {
+	b := New(Config{})
+	s, err := b.Subscribe(Filter{Topic: Deliveries, AppID: "app_a", EventType: "order.*", Status: "FAILED"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cases := []struct {
+		m    Message
+		want bool
+	}{
+		{Message{Topic: Deliveries, AppID: "app_a", EventType: "order.created", Status: "FAILED"}, true},
+		{Message{Topic: Deliveries, AppID: "app_b", EventType: "order.created", Status: "FAILED"}, false},
+		{Message{Topic: Deliveries, AppID: "app_a", EventType: "contact.created", Status: "FAILED"}, false},
+		{Message{Topic: Deliveries, AppID: "app_a", EventType: "order.created", Status: "SUCCEEDED"}, false},
+		{Message{Topic: Events, AppID: "app_a", EventType: "order.created", Status: "FAILED"}, false},
+	}
+	for _, c := range cases {
+		b.Publish(c.m)
+		_, got := recv(t, s)
+		if got != c.want {
+			t.Errorf("Publish(%+v): delivered %v, want %v", c.m, got, c.want)
+		}
+	}
+}
+
+func TestBus_EndpointFilter(t *testing.T) {
+	b := New(Config{})
+	s, _ := b.Subscribe(Filter{Topic: Endpoints, AppID: "app", EndpointID: "ep_1"})
+	defer s.Close()
+	b.Publish(Message{Topic: Endpoints, AppID: "app", EndpointID: "ep_2"})
+	b.Publish(Message{Topic: Endpoints, AppID: "app", EndpointID: "ep_1", Payload: 42})
+	m, ok := recv(t, s)
+	if !ok || m.Payload != 42 {
+		t.Fatalf("got %+v %v, want the ep_1 message", m, ok)
+	}
+	if _, ok := recv(t, s); ok {
+		t.Fatal("got a second message")
+	}
+}
+
+func TestBus_LaggingSubscriberIsCutOffWithoutBlocking(t *testing.T) {
+	b := New(Config{Buffer: 4})
+	slow, _ := b.Subscribe(Filter{Topic: Events, AppID: "app"})
+	fast, _ := b.Subscribe(Filter{Topic: Events, AppID: "app"})
+	defer fast.Close()
+	for i := 0; i < 10; i++ {
+		b.Publish(Message{Topic: Events, AppID: "app", Payload: i})
+		if _, ok := recv(t, fast); !ok {
+			t.Fatalf("fast subscriber missed message %d", i)
+		}
+	}
+	select {
+	case <-slow.Done():
+	default:
+		t.Fatal("slow subscriber not cut off")
+	}
+	if !errors.Is(slow.Err(), ErrLagged) {
+		t.Fatalf("Err() = %v, want ErrLagged", slow.Err())
+	}
+	slow.Close()
+	if b.Active() != 1 {
+		t.Fatalf("Active() = %d after closing the slow one, want 1", b.Active())
+	}
+}
+
+func TestBus_CloseEndsSubscriptions(t *testing.T) {
+	b := New(Config{})
+	s, _ := b.Subscribe(Filter{Topic: Events, AppID: "app"})
+	b.Close()
+	<-s.Done()
+	if !errors.Is(s.Err(), ErrClosed) {
+		t.Fatalf("Err() = %v, want ErrClosed", s.Err())
+	}
+	s.Close() // safe after the bus closed
+	if _, err := b.Subscribe(Filter{Topic: Events, AppID: "app"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Subscribe after Close: %v, want ErrClosed", err)
+	}
+}
+
+type recordingRelay struct{ sent []Message }
+
+func (r *recordingRelay) Send(m Message) { r.sent = append(r.sent, m) }
+
+func TestBus_RelayGetsLocalMessagesOnly(t *testing.T) {
+	r := &recordingRelay{}
+	b := New(Config{Relay: r})
+	s, _ := b.Subscribe(Filter{Topic: Events, AppID: "app"})
+	defer s.Close()
+	b.Publish(Message{Topic: Events, AppID: "app", Payload: "local"})
+	b.Deliver(Message{Topic: Events, AppID: "app", Payload: "remote"})
+	if len(r.sent) != 1 || r.sent[0].Payload != "local" {
+		t.Fatalf("relay got %+v, want only the local message", r.sent)
+	}
+	for _, want := range []string{"local", "remote"} {
+		if m, ok := recv(t, s); !ok || m.Payload != want {
+			t.Fatalf("got %+v, want %s", m, want)
+		}
+	}
+}
+
+func BenchmarkPublish_NoSubscribers(b *testing.B) {
+	bus := New(Config{})
+	m := Message{Topic: Deliveries, AppID: "app", EventType: "order.created"}
+	for b.Loop() {
+		bus.Publish(m)
+	}
+}

@@ -1,0 +1,175 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/heraldhq/herald/bus"
+	"github.com/heraldhq/herald/dispatch"
+	"github.com/heraldhq/herald/ent/delivery"
+	"github.com/heraldhq/herald/fault"
+	"github.com/heraldhq/herald/graph/model"
+	"github.com/heraldhq/herald/webhook"
+)
+
+// NewObserver returns a dispatch.Observer that publishes every change to b
+// for the live feeds. With no subscribers it costs an atomic load.
+func NewObserver(b *bus.Bus) dispatch.Observer { return busObserver{b} }
+
+type busObserver struct{ b *bus.Bus }
+
+func (o busObserver) DeliveryChanged(c dispatch.DeliveryChange) {
+	if o.b.Active() == 0 {
+		return
+	}
+	o.b.Publish(bus.Message{Topic: bus.Deliveries, AppID: c.AppID, EndpointID: c.EndpointID, EventType: c.EventType, Status: c.Status, Payload: c})
+}
+
+func (o busObserver) EndpointChanged(c dispatch.EndpointChange) {
+	if o.b.Active() == 0 {
+		return
+	}
+	o.b.Publish(bus.Message{Topic: bus.Endpoints, AppID: c.AppID, EndpointID: c.EndpointID, Payload: c})
+}
+
+func (o busObserver) EventPublished(p dispatch.EventPublished) {
+	if o.b.Active() == 0 {
+		return
+	}
+	o.b.Publish(bus.Message{Topic: bus.Events, AppID: p.AppID, EventType: p.EventType, Payload: p})
+}
+
+// connState is the live state of one websocket connection.
+type connState struct {
+	subs atomic.Int32
+	max  int32
+}
+
+type connStateKey struct{}
+
+// WithConnection returns a copy of ctx for a new websocket connection that
+// allows at most maxSubscriptions concurrent subscriptions.
+func WithConnection(ctx context.Context, maxSubscriptions int) context.Context {
+	return context.WithValue(ctx, connStateKey{}, &connState{max: int32(maxSubscriptions)})
+}
+
+// subscribe opens a bus subscription for the caller, counting it against
+// the connection's limit, and pumps converted messages into a channel that
+// gqlgen sends to the client. The subscription ends when the client stops
+// it or disconnects (ctx ends), or with an error when it lags behind or
+// the server shuts down.
+func subscribe[T any](ctx context.Context, b *bus.Bus, f bus.Filter, convert func(any) *T) (<-chan *T, error) {
+	cs, _ := ctx.Value(connStateKey{}).(*connState)
+	if cs == nil {
+		return nil, fault.Invalid("", "subscriptions need a websocket connection (graphql-transport-ws or graphql-ws) at /graphql")
+	}
+	if n := cs.subs.Add(1); n > cs.max {
+		cs.subs.Add(-1)
+		return nil, fault.Invalid("", "this connection already has %d subscriptions, the limit: open another connection or stop one", cs.max)
+	}
+	sub, err := b.Subscribe(f)
+	if err != nil {
+		cs.subs.Add(-1)
+		return nil, err
+	}
+	out := make(chan *T, 1)
+	go func() {
+		defer cs.subs.Add(-1)
+		defer close(out)
+		defer sub.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sub.Done():
+				// Tell the client why, unless it is gone or the server is
+				// shutting down (then the connection closes with 1001).
+				// gqlgen reads these errors once the channel closes; it
+				// also reads them when ctx ends, so they must not be
+				// added after that.
+				if err := sub.Err(); err != nil && !errors.Is(err, bus.ErrClosed) && ctx.Err() == nil {
+					transport.AddSubscriptionError(ctx, subscriptionError(err))
+				}
+				return
+			case m := <-sub.C:
+				select {
+				case out <- convert(m.Payload):
+				case <-ctx.Done():
+					return
+				case <-sub.Done():
+					// Fall through to the Done case on the next turn.
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+func subscriptionError(err error) *gqlerror.Error {
+	e := gqlerror.Errorf("%s", err.Error())
+	switch {
+	case errors.Is(err, bus.ErrLagged):
+		e.Message = "this subscription fell too far behind the live feed and was stopped: read faster or narrow it with arguments, then subscribe again"
+		e.Extensions = map[string]any{"code": string(fault.BadUserInput), "reason": "SUBSCRIBER_LAGGED"}
+	default:
+		e.Extensions = map[string]any{"code": string(fault.Internal)}
+	}
+	return e
+}
+
+// checkPattern validates an event type filter argument.
+func checkPattern(field string, p *string) (string, error) {
+	if p == nil || *p == "" {
+		return "", nil
+	}
+	if !webhook.ValidPattern(*p) {
+		return "", fault.Invalid(field, "%q is not an event type or pattern: use a name such as \"order.created\", \"order.*\" or \"*\"", *p)
+	}
+	return *p, nil
+}
+
+func toDeliveryChange(p any) *model.DeliveryChange {
+	c := p.(dispatch.DeliveryChange)
+	m := &model.DeliveryChange{
+		Kind:          model.DeliveryChangeKind(c.Kind),
+		DeliveryID:    c.DeliveryID,
+		EventID:       c.EventID,
+		EndpointID:    c.EndpointID,
+		EventType:     c.EventType,
+		Status:        delivery.Status(c.Status),
+		NextAttemptAt: c.NextAttemptAt,
+		At:            c.At,
+	}
+	if c.Attempt > 0 {
+		m.AttemptNumber = &c.Attempt
+	}
+	if c.AttemptID != "" {
+		m.AttemptID = &c.AttemptID
+	}
+	if c.ResponseStatus != 0 {
+		m.ResponseStatus = &c.ResponseStatus
+	}
+	if c.Kind == dispatch.AttemptFinished {
+		ms := int(c.Duration / time.Millisecond)
+		m.DurationMs = &ms
+	}
+	if c.Error != "" {
+		m.Error = &c.Error
+	}
+	return m
+}
+
+func toEndpointChange(p any) *model.EndpointChange {
+	c := p.(dispatch.EndpointChange)
+	return &model.EndpointChange{EndpointID: c.EndpointID, Reason: c.Reason, At: c.At}
+}
+
+func toEventPublication(p any) *model.EventPublication {
+	c := p.(dispatch.EventPublished)
+	return &model.EventPublication{EventID: c.EventID, EventType: c.EventType, DeliveryCount: c.Deliveries, At: c.At}
+}

@@ -1,0 +1,258 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/gorilla/websocket"
+
+	"github.com/heraldhq/herald/fault"
+	"github.com/heraldhq/herald/graph"
+	"github.com/heraldhq/herald/tenant"
+)
+
+// Close codes Herald uses on GraphQL websockets (both subprotocols).
+const (
+	// CloseUnauthorized: the connection_init carried no usable API key.
+	CloseUnauthorized = 4401
+	// CloseTooManyConnections: the API key has too many live connections.
+	CloseTooManyConnections = 4429
+)
+
+// gorillaWebsockets accepts GraphQL websocket connections with
+// gorilla/websocket for gqlgen's transport, checks the Origin header, and
+// keeps track of open connections so shutdown can close them.
+type gorillaWebsockets struct {
+	upgrader websocket.Upgrader
+
+	mu    sync.Mutex
+	conns map[*gorillaConn]struct{}
+}
+
+func newGorillaWebsockets() *gorillaWebsockets {
+	g := &gorillaWebsockets{conns: make(map[*gorillaConn]struct{})}
+	g.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   4096,
+		WriteBufferSize:  4096,
+		// Origins are checked by checkOrigin before gqlgen sees the
+		// request, so a refusal is a clean 403 rather than a log line.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	return g
+}
+
+// checkOrigin refuses websocket upgrades from browser pages of other
+// origins, which could otherwise ride on a user's credentials.
+func (s *Server) checkOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if websocket.IsWebSocketUpgrade(r) && !originAllowed(r, s.cfg.CORSOrigins) {
+			writeGraphQLError(w, http.StatusForbidden, fault.Forbidden,
+				fmt.Sprintf("websocket connections from origin %q are not allowed: add it to --cors-origins", r.Header.Get("Origin")))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// originAllowed accepts requests without an Origin (non-browser clients),
+// same-origin requests, and the configured CORS origins.
+func originAllowed(r *http.Request, allowed []string) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err == nil && strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	return slices.Contains(allowed, "*") || slices.Contains(allowed, origin)
+}
+
+// Accept implements transport.WebsocketImplementation.
+func (g *gorillaWebsockets) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
+	up := g.upgrader
+	up.Subprotocols = opts.Subprotocols
+	ws, err := up.Upgrade(w, r, opts.ResponseHeader)
+	if err != nil {
+		return nil, err
+	}
+	c := &gorillaConn{ws: ws, g: g}
+	g.mu.Lock()
+	g.conns[c] = struct{}{}
+	g.mu.Unlock()
+	return c, nil
+}
+
+// closeAll tells every open connection the server is going away.
+func (g *gorillaWebsockets) closeAll() {
+	g.mu.Lock()
+	conns := make([]*gorillaConn, 0, len(g.conns))
+	for c := range g.conns {
+		conns = append(conns, c)
+	}
+	g.mu.Unlock()
+	for _, c := range conns {
+		_ = c.WriteClose(websocket.CloseGoingAway, "server shutting down")
+		_ = c.Close()
+	}
+}
+
+func (g *gorillaWebsockets) open() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.conns)
+}
+
+// gorillaConn adapts a gorilla connection to transport.WebsocketConn.
+type gorillaConn struct {
+	ws *websocket.Conn
+	g  *gorillaWebsockets
+
+	wmu       sync.Mutex // gorilla allows one writer at a time
+	closeOnce sync.Once
+}
+
+var (
+	_ transport.WebsocketConn          = (*gorillaConn)(nil)
+	_ transport.WebsocketReadLimiter   = (*gorillaConn)(nil)
+	_ transport.WebsocketReadDeadliner = (*gorillaConn)(nil)
+)
+
+func (c *gorillaConn) NextReader() (int, io.Reader, error) {
+	t, r, err := c.ws.NextReader()
+	if err != nil && websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
+		return t, nil, transport.ErrWebsocketClosed
+	}
+	return t, r, err
+}
+
+func (c *gorillaConn) WriteJSON(v any) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	return c.ws.WriteJSON(v)
+}
+
+func (c *gorillaConn) WriteClose(code int, message string) error {
+	if len(message) > 123 { // the limit of a close frame's reason
+		message = message[:120] + "..."
+	}
+	return c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, message), time.Now().Add(time.Second))
+}
+
+func (c *gorillaConn) Subprotocol() string { return c.ws.Subprotocol() }
+
+func (c *gorillaConn) SetReadLimit(n int64) { c.ws.SetReadLimit(n) }
+
+func (c *gorillaConn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
+
+func (c *gorillaConn) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		c.g.mu.Lock()
+		delete(c.g.conns, c)
+		c.g.mu.Unlock()
+		err = c.ws.Close()
+	})
+	return err
+}
+
+// liveLimits counts live connections per API key.
+type liveLimits struct {
+	perKey int
+	mu     sync.Mutex
+	byKey  map[string]int
+}
+
+func (l *liveLimits) acquire(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byKey[key] >= l.perKey {
+		return false
+	}
+	l.byKey[key]++
+	return true
+}
+
+func (l *liveLimits) release(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byKey[key]--; l.byKey[key] <= 0 {
+		delete(l.byKey, key)
+	}
+}
+
+type liveKeyKey struct{}
+
+// websocketTransport returns the gqlgen websocket transport: it
+// authenticates connection_init (or the upgrade request's Authorization
+// header), limits connections per key and subscriptions per connection,
+// and pings idle connections.
+func (s *Server) websocketTransport() transport.Websocket {
+	return transport.Websocket{
+		Implementation:        s.websockets,
+		KeepAlivePingInterval: s.cfg.KeepAlive, // graphql-ws: "ka" messages
+		PingPongInterval:      s.cfg.KeepAlive, // graphql-transport-ws: ping, and close if no pong
+		InitTimeout:           10 * time.Second,
+		InitFunc: func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+			v, err := s.liveViewer(ctx, p)
+			if err != nil {
+				return reject(ctx, CloseUnauthorized, err)
+			}
+			if !s.live.acquire(v.KeyID) {
+				return reject(ctx, CloseTooManyConnections,
+					fmt.Errorf("this API key already has %d live connections, the limit", s.live.perKey))
+			}
+			ctx = tenant.NewContext(ctx, v)
+			ctx = context.WithValue(ctx, liveKeyKey{}, v.KeyID)
+			return graph.WithConnection(ctx, s.cfg.MaxSubscriptionsPerConnection), nil, nil
+		},
+		CloseFunc: func(ctx context.Context, _ int) {
+			if key, ok := ctx.Value(liveKeyKey{}).(string); ok {
+				s.live.release(key)
+			}
+		},
+	}
+}
+
+// liveViewer authenticates a websocket connection: the connection_init
+// payload's Authorization wins over the upgrade request's header.
+func (s *Server) liveViewer(ctx context.Context, p transport.InitPayload) (tenant.Viewer, error) {
+	if authz := p.Authorization(); authz != "" {
+		actAs := p.GetString(HeaderApp)
+		if actAs == "" {
+			actAs = p.GetString(strings.ToLower(HeaderApp))
+		}
+		return s.auth.Authenticate(ctx, authz, actAs)
+	}
+	if v, ok := tenant.FromContext(ctx); ok {
+		return v, nil
+	}
+	if err, ok := ctx.Value(authErrKey{}).(error); ok {
+		return tenant.Viewer{}, err
+	}
+	return tenant.Viewer{}, fault.Unauthenticatedf("missing API key: send {\"Authorization\": \"Bearer <key>\"} in connection_init")
+}
+
+// reject ends connection_init with a close code and a short reason.
+func reject(ctx context.Context, code int, err error) (context.Context, *transport.InitPayload, error) {
+	msg := err.Error()
+	if f, ok := fault.As(err); ok {
+		msg = f.Message
+	}
+	if !errors.Is(err, context.Canceled) {
+		ctx = transport.WithWebsocketCloseCode(ctx, code)
+		ctx = transport.AppendCloseReason(ctx, msg)
+	}
+	return ctx, nil, errors.New(msg)
+}
