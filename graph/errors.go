@@ -31,7 +31,16 @@ func (e internalError) Unwrap() error { return e.err }
 func Middleware(ctx context.Context, next graphql.Resolver) (any, error) {
 	res, err := pageArgs(ctx, next)
 	if err != nil && classify(err) == "" {
-		err = internalError{err}
+		var gq *gqlerror.Error
+		if errors.As(err, &gq) {
+			// ent's generated pagination checks the arguments of nested
+			// connections while loading their parents, and reports bad
+			// ones (first and last together, negative sizes) as wrapped
+			// gqlerrors.
+			err = &fault.Error{Code: fault.BadUserInput, Message: gq.Message}
+		} else {
+			err = internalError{err}
+		}
 	}
 	return res, err
 }
@@ -67,10 +76,16 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			gerr.Extensions = map[string]any{}
 		}
 		var internal internalError
+		var gq *gqlerror.Error
 		switch {
 		case errors.As(e, &internal):
 			present(gerr, internal.err, log, ctx)
 		case classify(e) != "":
+			present(gerr, e, log, ctx)
+		case !errors.As(e, &gq):
+			// A plain error that did not pass through Middleware: one
+			// that generated code added with graphql.AddError, such as
+			// ent's nodes reporting a failed query per ID.
 			present(gerr, e, log, ctx)
 		default:
 			// Errors that did not come from a resolver are about the
@@ -117,6 +132,11 @@ func argumentField(ctx context.Context, path ast.Path) string {
 	}
 	base := fc.Path()
 	if len(path) <= len(base) {
+		return ""
+	}
+	if _, ok := path[len(base)].(ast.PathName); !ok {
+		// Under the field's own path (nodes' per-ID errors): not an
+		// argument.
 		return ""
 	}
 	for i := range base {

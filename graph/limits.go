@@ -19,6 +19,8 @@ const (
 	DefaultPageSize = 20
 	// MaxPageSize is the largest first or last accepted.
 	MaxPageSize = 100
+	// MaxNodes is the most IDs one nodes query accepts.
+	MaxNodes = MaxPageSize
 )
 
 // Query limits.
@@ -32,28 +34,80 @@ const (
 )
 
 // pageArgs enforces page sizes on every connection field: first and last
-// must be within 1..MaxPageSize, and a connection asked for without either
-// returns its first DefaultPageSize items.
+// must be within 0..MaxPageSize, and a connection asked for without either
+// returns its first DefaultPageSize items. It also limits nodes to
+// MaxNodes IDs.
 func pageArgs(ctx context.Context, next graphql.Resolver) (any, error) {
 	fc := graphql.GetFieldContext(ctx)
 	if fc == nil || fc.Args == nil {
 		return next(ctx)
+	}
+	if ids, ok := fc.Args["ids"].([]string); ok && fc.Object == "Query" && len(ids) > MaxNodes {
+		return nil, fault.Invalid("ids", "at most %d IDs per query, got %d: split the list", MaxNodes, len(ids))
 	}
 	first, hasFirst := fc.Args["first"].(*int)
 	last, hasLast := fc.Args["last"].(*int)
 	if !hasFirst && !hasLast {
 		return next(ctx)
 	}
-	for name, p := range map[string]*int{"first": first, "last": last} {
-		if p != nil && (*p < 0 || *p > MaxPageSize) {
-			return nil, fault.Invalid(name, "must be between 0 and %d, got %d: page through larger results with after/before cursors", MaxPageSize, *p)
+	for _, a := range []struct {
+		name string
+		n    *int
+	}{{"first", first}, {"last", last}} {
+		if a.n != nil && (*a.n < 0 || *a.n > MaxPageSize) {
+			return nil, fault.Invalid(a.name, "must be between 0 and %d, got %d: page through larger results with after/before cursors", MaxPageSize, *a.n)
 		}
 	}
-	if first == nil && last == nil {
-		n := DefaultPageSize
-		fc.Args["first"] = &n
+	if first != nil && last != nil {
+		return nil, fault.Invalid("last", "pass first or last, not both: first pages forward from after, last backward from before")
 	}
-	return next(ctx)
+	if first != nil || last != nil {
+		return next(ctx)
+	}
+	n := DefaultPageSize
+	fc.Args["first"] = &n
+	res, err := next(ctx)
+	if err == nil {
+		trimPage(res, n)
+	}
+	return res, err
+}
+
+// trimPage cuts a connection to its first n edges. Edges of nested
+// connections are eager-loaded by ent's field collection, which reads page
+// sizes from the query document and so does not see the default set in
+// pageArgs: without this, such a connection would return every edge.
+func trimPage(res any, n int) {
+	switch c := res.(type) {
+	case *ent.APIKeyConnection:
+		c.Edges = trimEdges(c.Edges, &c.PageInfo, n, func(e *ent.APIKeyEdge) *ent.Cursor { return &e.Cursor })
+	case *ent.AppConnection:
+		c.Edges = trimEdges(c.Edges, &c.PageInfo, n, func(e *ent.AppEdge) *ent.Cursor { return &e.Cursor })
+	case *ent.AttemptConnection:
+		c.Edges = trimEdges(c.Edges, &c.PageInfo, n, func(e *ent.AttemptEdge) *ent.Cursor { return &e.Cursor })
+	case *ent.DeliveryConnection:
+		c.Edges = trimEdges(c.Edges, &c.PageInfo, n, func(e *ent.DeliveryEdge) *ent.Cursor { return &e.Cursor })
+	case *ent.EndpointConnection:
+		c.Edges = trimEdges(c.Edges, &c.PageInfo, n, func(e *ent.EndpointEdge) *ent.Cursor { return &e.Cursor })
+	case *ent.EventConnection:
+		c.Edges = trimEdges(c.Edges, &c.PageInfo, n, func(e *ent.EventEdge) *ent.Cursor { return &e.Cursor })
+	case *ent.EventTypeConnection:
+		c.Edges = trimEdges(c.Edges, &c.PageInfo, n, func(e *ent.EventTypeEdge) *ent.Cursor { return &e.Cursor })
+	}
+}
+
+// trimEdges keeps the first n edges and updates info to match.
+func trimEdges[E any](edges []*E, info *ent.PageInfo, n int, cursor func(*E) *ent.Cursor) []*E {
+	if len(edges) <= n {
+		return edges
+	}
+	edges = edges[:n]
+	info.HasNextPage = true
+	info.EndCursor = nil
+	if n > 0 {
+		info.EndCursor = cursor(edges[n-1])
+	}
+	return edges
 }
 
 // pageSize is the number of nodes a connection returns at most.
@@ -73,8 +127,12 @@ func connectionCost(child int, first, last *int) int {
 	return 1 + child*max(1, pageSize(first, last))
 }
 
-// setComplexity weighs every connection by its page size.
+// setComplexity weighs every connection by its page size, and nodes by
+// its number of IDs.
 func setComplexity(c *ComplexityRoot) {
+	c.Query.Nodes = func(child int, ids []string) int {
+		return 1 + child*max(1, len(ids))
+	}
 	c.Query.APIKeys = func(child int, _ *entgql.Cursor[string], first *int, _ *entgql.Cursor[string], last *int, _ *ent.APIKeyOrder, _ *ent.APIKeyWhereInput) int {
 		return connectionCost(child, first, last)
 	}
@@ -136,28 +194,51 @@ func (d DepthLimit) MutateOperationContext(_ context.Context, oc *graphql.Operat
 
 // selectionDepth returns the nesting depth of set, giving up once it
 // exceeds limit (so cyclic fragments terminate).
+//
+// The ofType field of introspection's __Type does not count: it links a
+// wrapping type (list, non-null) to the one it wraps, a chain as long as the
+// schema's wrappers and never a list, and GraphiQL's introspection query
+// nests it nine levels deep.
 func selectionDepth(set ast.SelectionSet, frags ast.FragmentDefinitionList, depth, limit int) int {
+	return walkDepth(set, frags, depth, 0, limit)
+}
+
+// walkDepth is selectionDepth; nest counts every level, ofType included,
+// and ends the walk at 4×limit levels whatever the depth.
+func walkDepth(set ast.SelectionSet, frags ast.FragmentDefinitionList, depth, nest, limit int) int {
 	if depth > limit {
 		return depth
+	}
+	if nest > 4*limit {
+		return limit + 1
 	}
 	deepest := depth
 	for _, sel := range set {
 		var d int
 		switch s := sel.(type) {
 		case *ast.Field:
+			next := depth + 1
+			if isOfType(s) {
+				next = depth
+			}
 			if len(s.SelectionSet) == 0 {
 				d = depth + 1
 			} else {
-				d = selectionDepth(s.SelectionSet, frags, depth+1, limit)
+				d = walkDepth(s.SelectionSet, frags, next, nest+1, limit)
 			}
 		case *ast.InlineFragment:
-			d = selectionDepth(s.SelectionSet, frags, depth, limit)
+			d = walkDepth(s.SelectionSet, frags, depth, nest+1, limit)
 		case *ast.FragmentSpread:
 			if f := frags.ForName(s.Name); f != nil {
-				d = selectionDepth(f.SelectionSet, frags, depth, limit)
+				d = walkDepth(f.SelectionSet, frags, depth, nest+1, limit)
 			}
 		}
 		deepest = max(deepest, d)
 	}
 	return deepest
+}
+
+// isOfType reports whether f is __Type.ofType.
+func isOfType(f *ast.Field) bool {
+	return f.Name == "ofType" && f.ObjectDefinition != nil && f.ObjectDefinition.Name == "__Type"
 }
