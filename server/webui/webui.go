@@ -1,10 +1,12 @@
-// Package webui serves Herald's browser pages from embedded assets: GraphiQL at "/" (and later a live console at "/console").
+// Package webui serves Herald's browser pages from embedded assets: GraphiQL
+// at "/" and the live console at "/console".
 //
 // Everything the browser loads is embedded from static/ with go:embed; no CDN
 // or other external URL is referenced. The third-party files under
 // static/vendor/ are pinned in package.json/package-lock.json and regenerated
-// with vendor.sh; the page itself (static/graphiql.html, graphiql.js,
-// graphiql.css) is hand-written.
+// with vendor.sh; the pages themselves (static/graphiql.html, graphiql.js,
+// graphiql.css; static/console.html, console.js, console.css) are
+// hand-written.
 package webui
 
 import (
@@ -27,8 +29,13 @@ import (
 var staticFS embed.FS
 
 const (
-	// pageFile is the GraphiQL page, served at "/" and "/graphiql" only.
-	pageFile = "graphiql.html"
+	// graphiqlFile is the GraphiQL page, served at "/" and "/graphiql" only.
+	graphiqlFile = "graphiql.html"
+
+	// consoleFile is the live console, served at "/console" and "/console/"
+	// only. Its assets have root-relative URLs ("/static/…") so that both
+	// paths load them.
+	consoleFile = "console.html"
 
 	// staticPrefix is the URL path prefix of the page's assets.
 	staticPrefix = "/static/"
@@ -46,6 +53,22 @@ const (
 // response. graphiql.js hands it to GraphiQL's dialogs, which insert a
 // <style> element (react-remove-scroll) carrying window.__webpack_nonce__.
 const noncePlaceholder = "__HERALD_CSP_NONCE__"
+
+// pageFiles lists the HTML pages in static/ and whether each needs a CSP
+// nonce (then it holds noncePlaceholder exactly once; otherwise never).
+// Pages are served only at their paths in pagePaths, never under /static/.
+var pageFiles = map[string]bool{
+	graphiqlFile: true,
+	consoleFile:  false, // no inline styles at all: style-src 'self' only
+}
+
+// pagePaths maps the URL paths of the pages to their files.
+var pagePaths = map[string]string{
+	"/":         graphiqlFile,
+	"/graphiql": graphiqlFile,
+	"/console":  consoleFile,
+	"/console/": consoleFile,
+}
 
 // contentSecurityPolicy returns the CSP for a response to a request for host.
 // With a nonce (the page), inline <style> elements carrying it are allowed;
@@ -118,10 +141,28 @@ func newAsset(name string, body []byte) *asset {
 	}
 }
 
+// page is an HTML page split around noncePlaceholder (after is nil for a
+// page without a nonce).
+type page struct {
+	before, after []byte
+	nonce         bool
+}
+
+// render returns the page with nonce in place of noncePlaceholder.
+func (p *page) render(nonce string) []byte {
+	if !p.nonce {
+		return p.before
+	}
+	b := make([]byte, 0, len(p.before)+len(nonce)+len(p.after))
+	b = append(b, p.before...)
+	b = append(b, nonce...)
+	return append(b, p.after...)
+}
+
 type site struct {
-	// page is graphiql.html split around noncePlaceholder.
-	pageBefore, pageAfter []byte
-	// static holds the assets by path relative to static/, page excluded.
+	// pages holds the HTML pages by file name.
+	pages map[string]*page
+	// static holds the assets by path relative to static/, pages excluded.
 	static map[string]*asset
 }
 
@@ -131,7 +172,7 @@ var loadSite = sync.OnceValue(func() *site {
 	if err != nil {
 		panic("webui: " + err.Error())
 	}
-	s := &site{static: make(map[string]*asset)}
+	s := &site{pages: make(map[string]*page), static: make(map[string]*asset)}
 	err = fs.WalkDir(sub, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -140,19 +181,19 @@ var loadSite = sync.OnceValue(func() *site {
 		if err != nil {
 			return err
 		}
-		if name != pageFile {
+		needsNonce, isPage := pageFiles[name]
+		if !isPage {
 			s.static[name] = newAsset(name, body)
 			return nil
 		}
-		before, after, ok := bytes.Cut(body, []byte(noncePlaceholder))
-		if !ok || bytes.Contains(after, []byte(noncePlaceholder)) {
-			return errors.New(pageFile + " must contain " + noncePlaceholder + " exactly once")
-		}
-		s.pageBefore, s.pageAfter = before, after
-		return nil
+		p, err := newPage(name, body, needsNonce)
+		s.pages[name] = p
+		return err
 	})
-	if err == nil && s.pageBefore == nil {
-		err = errors.New(pageFile + " is missing")
+	for name := range pageFiles {
+		if err == nil && s.pages[name] == nil {
+			err = errors.New(name + " is missing")
+		}
 	}
 	if err != nil {
 		panic("webui: embedded files: " + err.Error())
@@ -160,33 +201,42 @@ var loadSite = sync.OnceValue(func() *site {
 	return s
 })
 
-// page returns the GraphiQL page with nonce in place of noncePlaceholder.
-func (s *site) page(nonce string) []byte {
-	b := make([]byte, 0, len(s.pageBefore)+len(nonce)+len(s.pageAfter))
-	b = append(b, s.pageBefore...)
-	b = append(b, nonce...)
-	return append(b, s.pageAfter...)
+// newPage splits a page around its nonce placeholder, which it must hold
+// exactly once if it needs a nonce, and never otherwise.
+func newPage(name string, body []byte, needsNonce bool) (*page, error) {
+	n := bytes.Count(body, []byte(noncePlaceholder))
+	switch {
+	case needsNonce && n != 1:
+		return nil, errors.New(name + " must contain " + noncePlaceholder + " exactly once")
+	case !needsNonce && n != 0:
+		return nil, errors.New(name + " must not contain " + noncePlaceholder + ": it gets no nonce")
+	case !needsNonce:
+		return &page{before: body}, nil
+	}
+	before, after, _ := bytes.Cut(body, []byte(noncePlaceholder))
+	return &page{before: before, after: after, nonce: true}, nil
 }
 
-// Handler returns an http.Handler serving GraphiQL at "/" and its assets
-// under "/static/". Unknown paths under /static/ are 404.
+// Handler returns an http.Handler serving GraphiQL at "/" (and "/graphiql"),
+// the live console at "/console" (and "/console/"), and their assets under
+// "/static/". Unknown paths under /static/ are 404.
 //
-// The page is served for exactly "/" and "/graphiql"; every other path outside
-// "/static/" is 404 too, so a server can mount this handler at "/" next to its
-// own routes. Only GET and HEAD are allowed (405 otherwise). The page expects
-// the GraphQL endpoint at "/graphql" on the same origin: HTTP POST for queries
-// and mutations, a graphql-transport-ws WebSocket for subscriptions, both
-// authenticated with the "Authorization: Bearer <key>" header that the user
-// pastes into GraphiQL's header editor.
+// Every other path is 404 too, so a server can mount this handler at "/" next
+// to its own routes. Only GET and HEAD are allowed (405 otherwise). Both pages
+// expect the GraphQL endpoint at "/graphql" on the same origin: HTTP POST for
+// queries and mutations, a graphql-transport-ws WebSocket for subscriptions,
+// both authenticated with "Authorization: Bearer <key>": GraphiQL sends what
+// the user pastes into its header editor, the console the key typed into its
+// key field (kept in memory, or in sessionStorage on request).
 //
-// Responses set Content-Type; Cache-Control "no-cache" for the page and the
+// Responses set Content-Type; Cache-Control "no-cache" for the pages and the
 // hand-written assets (which carry an ETag) and a year, immutable, for the
 // vendored files (their URLs contain the package version); and a
 // Content-Security-Policy allowing only 'self' for scripts, styles, fonts,
 // images and connections, plus data: fonts and images (inlined in GraphiQL's
-// CSS), ws:// and wss:// to the request's host, and a per-response nonce for
-// the <style> element GraphiQL's dialogs insert. Neither 'unsafe-inline' nor
-// 'unsafe-eval' is needed.
+// CSS), ws:// and wss:// to the request's host, and, for GraphiQL only, a
+// per-response nonce for the <style> element its dialogs insert. Neither
+// 'unsafe-inline' nor 'unsafe-eval' is needed.
 func Handler() http.Handler {
 	s := loadSite()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -196,9 +246,10 @@ func Handler() http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 
 		p := r.URL.Path
-		isPage := p == "/" || p == "/graphiql"
+		pg := s.pages[pagePaths[p]]
+		isPage := pg != nil
 		nonce := ""
-		if isPage {
+		if isPage && pg.nonce {
 			nonce = rand.Text()
 		}
 		h.Set("Content-Security-Policy", contentSecurityPolicy(r.Host, nonce))
@@ -219,7 +270,7 @@ func Handler() http.Handler {
 		if isPage {
 			h.Set("Content-Type", contentTypes[".html"])
 			h.Set("Cache-Control", cacheNoCache)
-			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(s.page(nonce)))
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(pg.render(nonce)))
 			return
 		}
 		h.Set("Content-Type", a.contentType)

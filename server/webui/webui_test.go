@@ -53,12 +53,12 @@ func cspDirectives(t *testing.T, csp string) map[string][]string {
 var htmlComment = regexp.MustCompile(`(?s)<!--.*?-->`)
 
 // pageRefs returns the src and href attribute values of the page's elements
-// (comments and data: URIs excluded).
+// that load something (comments, links and data: URIs excluded).
 func pageRefs(t *testing.T, page string) []string {
 	t.Helper()
 	page = htmlComment.ReplaceAllString(page, "")
 	var refs []string
-	for _, m := range regexp.MustCompile(`(?i)\s(?:src|href)\s*=\s*["']([^"']*)["']`).FindAllStringSubmatch(page, -1) {
+	for _, m := range regexp.MustCompile(`(?i)<(?:script|link|img)\b[^>]*\s(?:src|href)\s*=\s*["']([^"']*)["']`).FindAllStringSubmatch(page, -1) {
 		if !strings.HasPrefix(m[1], "data:") {
 			refs = append(refs, m[1])
 		}
@@ -159,12 +159,29 @@ func TestContentSecurityPolicy(t *testing.T) {
 	}
 }
 
+// pageURLs lists each page's URL paths; the first serves as the canonical one.
+var pageURLs = map[string][]string{
+	graphiqlFile: {"/", "/graphiql"},
+	consoleFile:  {"/console", "/console/"},
+}
+
 func TestPageAssetsServed(t *testing.T) {
 	h := Handler()
-	page := get(t, h, http.MethodGet, "/", nil).Body.String()
+	for file, paths := range pageURLs {
+		t.Run(file, func(t *testing.T) {
+			page := get(t, h, http.MethodGet, paths[0], nil).Body.String()
+			checkAssetsServed(t, h, page, paths)
+		})
+	}
+}
+
+// checkAssetsServed fetches every asset a page references, resolved from
+// each of the page's URL paths as a browser would.
+func checkAssetsServed(t *testing.T, h http.Handler, page string, paths []string) {
+	t.Helper()
 	for _, ref := range pageRefs(t, page) {
-		// Resolve as a browser would, from both page URLs.
-		for _, base := range []string{"http://herald.test/", "http://herald.test/graphiql"} {
+		for _, p := range paths {
+			base := "http://herald.test" + p
 			b, _ := url.Parse(base)
 			u, err := b.Parse(ref)
 			if err != nil {
@@ -217,7 +234,11 @@ func TestUnknownPathsNotFound(t *testing.T) {
 		"/graphiql/",
 		"/index.html",
 		"/graphql",
-		"/console",
+		"/static/console.html", // the console is only at /console and /console/
+		"/console/static/console.js",
+		"/console/index.html",
+		"/console//",
+		"/consoles",
 		"/favicon.ico",
 	} {
 		if rec := get(t, h, http.MethodGet, p, nil); rec.Code != http.StatusNotFound {
@@ -245,6 +266,7 @@ func TestNoExternalURLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	checked := 0
+	scanned := map[string]bool{}
 	err = fs.WalkDir(sub, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -268,6 +290,7 @@ func TestNoExternalURLs(t *testing.T) {
 		}
 		patterns = append(patterns, cdnHost)
 		checked++
+		scanned[name] = true
 		for _, re := range patterns {
 			for _, loc := range re.FindAllStringIndex(body, 5) {
 				lo, hi := max(loc[0]-40, 0), min(loc[1]+60, len(body))
@@ -279,8 +302,13 @@ func TestNoExternalURLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if checked < 6 {
+	if checked < 9 {
 		t.Errorf("scanned only %d files", checked)
+	}
+	for _, name := range []string{"graphiql.html", "graphiql.js", "graphiql.css", "console.html", "console.js", "console.css"} {
+		if !scanned[name] {
+			t.Errorf("%s was not scanned", name)
+		}
 	}
 
 	// The scanner itself must catch what it is for.
@@ -376,13 +404,134 @@ func TestVendorIntegrity(t *testing.T) {
 
 func TestHandlerBodiesMatchEmbeddedFiles(t *testing.T) {
 	h := Handler()
-	want, err := staticFS.ReadFile("static/graphiql.js")
+	for target, file := range map[string]string{
+		"/static/graphiql.js":  "graphiql.js",
+		"/static/console.js":   "console.js",
+		"/static/console.css":  "console.css",
+		"/console":             "console.html",
+		"/console/":            "console.html",
+		"/static/graphiql.css": "graphiql.css",
+	} {
+		want, err := staticFS.ReadFile("static/" + file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := get(t, h, http.MethodGet, target, nil)
+		got, _ := io.ReadAll(rec.Body)
+		if !bytes.Equal(got, want) {
+			t.Errorf("GET %s differs from the embedded %s", target, file)
+		}
+	}
+}
+
+func TestConsolePage(t *testing.T) {
+	h := Handler()
+	for _, p := range []string{"/console", "/console/"} {
+		rec := get(t, h, http.MethodGet, "http://herald.example:8080"+p, nil)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("GET %s: status %d", p, rec.Code)
+		}
+		if ct := rec.Header().Get("Content-Type"); ct != "text/html; charset=utf-8" {
+			t.Errorf("GET %s: Content-Type %q", p, ct)
+		}
+		if cc := rec.Header().Get("Cache-Control"); cc != "no-cache" {
+			t.Errorf("GET %s: Cache-Control %q, want no-cache", p, cc)
+		}
+		for _, name := range []string{"X-Content-Type-Options", "Referrer-Policy", "X-Frame-Options"} {
+			if rec.Header().Get(name) == "" {
+				t.Errorf("GET %s: missing %s header", p, name)
+			}
+		}
+		raw := rec.Header().Get("Content-Security-Policy")
+		if strings.Contains(raw, "unsafe-") || strings.Contains(raw, "nonce-") {
+			t.Errorf("GET %s: CSP allows inline code: %q", p, raw)
+		}
+		csp := cspDirectives(t, raw)
+		for dir, srcs := range map[string][]string{
+			"default-src":     {"'none'"},
+			"script-src":      {"'self'"},
+			"style-src":       {"'self'"},
+			"connect-src":     {"'self'", "ws://herald.example:8080", "wss://herald.example:8080"},
+			"base-uri":        {"'none'"},
+			"form-action":     {"'none'"},
+			"frame-ancestors": {"'none'"},
+		} {
+			if !slices.Equal(csp[dir], srcs) {
+				t.Errorf("GET %s: CSP %s = %q, want %q", p, dir, csp[dir], srcs)
+			}
+		}
+		body := rec.Body.String()
+		// The elements the browser tests and users rely on.
+		for _, id := range []string{
+			`data-testid="api-key"`, `data-testid="connect"`, `data-testid="connection-state"`,
+			`data-testid="endpoint-select"`, `data-testid="send-test"`, `data-testid="test-result"`,
+			`data-testid="deliveries"`, `data-testid="console-error"`, `<option value="">All endpoints</option>`,
+		} {
+			if !strings.Contains(body, id) {
+				t.Errorf("GET %s: page lacks %s", p, id)
+			}
+		}
+	}
+	rec := get(t, h, http.MethodHead, "/console", nil)
+	if rec.Code != http.StatusOK || rec.Body.Len() != 0 {
+		t.Errorf("HEAD /console: status %d, %d body bytes", rec.Code, rec.Body.Len())
+	}
+	rec = get(t, h, http.MethodPost, "/console", nil)
+	if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST /console: status %d, Allow %q", rec.Code, rec.Header().Get("Allow"))
+	}
+}
+
+var (
+	scriptTag   = regexp.MustCompile(`(?is)<script\b([^>]*)>(.*?)</script>`)
+	srcAttr     = regexp.MustCompile(`(?i)\ssrc\s*=`)
+	jsonType    = regexp.MustCompile(`(?i)\stype\s*=\s*["']application/json["']`)
+	inlineStyle = regexp.MustCompile(`(?i)<style\b|\sstyle\s*=|\son[a-z]+\s*=|javascript:`)
+)
+
+// TestPagesHaveNoInlineCode checks what the CSP enforces, so that a page
+// never depends on a browser that does not: scripts are files or inert JSON
+// data blocks, and there are no inline styles or event handler attributes.
+func TestPagesHaveNoInlineCode(t *testing.T) {
+	for file := range pageFiles {
+		b, err := staticFS.ReadFile("static/" + file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := htmlComment.ReplaceAllString(string(b), "")
+		scripts := scriptTag.FindAllStringSubmatch(page, -1)
+		if len(scripts) == 0 {
+			t.Errorf("%s: no scripts", file)
+		}
+		for _, m := range scripts {
+			attrs, body := m[1], strings.TrimSpace(m[2])
+			switch {
+			case srcAttr.MatchString(attrs) && body == "":
+			case jsonType.MatchString(attrs) && json.Valid([]byte(strings.ReplaceAll(body, noncePlaceholder, "n"))):
+			default:
+				t.Errorf("%s: inline script <script%s>%.60s", file, attrs, body)
+			}
+		}
+		if m := inlineStyle.FindString(page); m != "" {
+			t.Errorf("%s: inline style or handler %q", file, m)
+		}
+	}
+}
+
+// TestConsoleKeepsKeysOutOfPersistentStorage: the console may keep the API
+// key in sessionStorage (on request), never where it outlives the tab.
+func TestConsoleKeepsKeysOutOfPersistentStorage(t *testing.T) {
+	b, err := staticFS.ReadFile("static/console.js")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := get(t, h, http.MethodGet, "/static/graphiql.js", nil)
-	got, _ := io.ReadAll(rec.Body)
-	if !bytes.Equal(got, want) {
-		t.Error("served graphiql.js differs from the embedded file")
+	js := string(b)
+	for _, bad := range []string{"localStorage", "indexedDB", "document.cookie", "caches.open", "history.pushState", "history.replaceState", "location.hash", "location.search"} {
+		if strings.Contains(js, bad) {
+			t.Errorf("console.js uses %s", bad)
+		}
+	}
+	if !strings.Contains(js, "sessionStorage") {
+		t.Error("console.js no longer uses sessionStorage: update this test")
 	}
 }

@@ -197,7 +197,7 @@
       return true;
     }
     function disposeIfIdle() {
-      if (entry.retired && entry.subs.length === 0) entry.client.dispose();
+      if (entry.retired && entry.subs.length === 0) dispose(entry.client);
     }
 
     // subscribe returns an Observable as GraphiQL expects from a fetcher.
@@ -246,26 +246,98 @@
     if (current && current.key === key) return current;
     if (current) {
       current.retired = true;
-      if (current.subs.length === 0) current.client.dispose();
+      if (current.subs.length === 0) dispose(current.client);
     }
     current = newWSClient(key, headers);
     return current;
   }
 
-  // Whether the operation GraphiQL runs is a subscription. documentAST is
-  // the query editor's parsed document; operationName is the selected
-  // operation (undefined for a lone anonymous one).
-  function isSubscription(documentAST, operationName) {
-    var defs = (documentAST && documentAST.definitions) || [];
-    for (var i = 0; i < defs.length; i++) {
-      var d = defs[i];
-      if (d.kind !== "OperationDefinition") continue;
-      var name = d.name ? d.name.value : undefined;
-      if (operationName ? name === operationName : true) {
-        return d.operation === "subscription";
+  // dispose closes a client's socket. It rejects (with the close event) when
+  // the connection had failed, which the subscriptions reported already.
+  function dispose(client) {
+    Promise.resolve(client.dispose()).catch(function () {});
+  }
+
+  // Whether the operation GraphiQL runs is a subscription: the one named
+  // operationName, or else the first operation of the query text. It reads
+  // the text that is sent rather than GraphiQL's parsed document
+  // (opts.documentAST), which follows the editor only after a 100 ms
+  // debounce: a subscription run right after typing or pasting it would
+  // otherwise go over HTTP.
+  function isSubscription(query, operationName) {
+    var ops = operationTypes(String(query || ""));
+    for (var i = 0; i < ops.length; i++) {
+      if (operationName ? ops[i].name === operationName : true) {
+        return ops[i].type === "subscription";
       }
     }
     return false;
+  }
+
+  // operationTypes lists the operations of a GraphQL document as
+  // {type, name} in order, skipping comments, strings, fragments and
+  // everything inside braces and parentheses. It is a lexer, not a parser:
+  // the server reports syntax errors.
+  function operationTypes(src) {
+    var ops = [];
+    var braces = 0;
+    var parens = 0;
+    var current = null; // the definition whose selection set comes next
+    var awaitingName = false;
+    var i = 0;
+    var n = src.length;
+    while (i < n) {
+      var c = src.charAt(i);
+      if (c === "#") {
+        while (i < n && src.charAt(i) !== "\n" && src.charAt(i) !== "\r") i++;
+      } else if (c === '"') {
+        if (src.substr(i, 3) === '"""') {
+          i += 3;
+          while (i < n && src.substr(i, 3) !== '"""') i += src.substr(i, 4) === '\\"""' ? 4 : 1;
+          i += 3;
+        } else {
+          i++;
+          while (i < n && src.charAt(i) !== '"' && src.charAt(i) !== "\n") i += src.charAt(i) === "\\" ? 2 : 1;
+          i++;
+        }
+      } else if (c === "(") {
+        parens++;
+        i++;
+      } else if (c === ")") {
+        parens--;
+        i++;
+      } else if (c === "{") {
+        if (braces === 0 && parens === 0) {
+          if (!current) current = { type: "query", name: null }; // shorthand
+          if (current.type !== "fragment") ops.push(current);
+          current = null;
+          awaitingName = false;
+        }
+        braces++;
+        i++;
+      } else if (c === "}") {
+        braces--;
+        i++;
+      } else if (/[_A-Za-z]/.test(c)) {
+        var j = i + 1;
+        while (j < n && /[_0-9A-Za-z]/.test(src.charAt(j))) j++;
+        var word = src.slice(i, j);
+        if (braces === 0 && parens === 0) {
+          if (word === "query" || word === "mutation" || word === "subscription" || word === "fragment") {
+            current = { type: word, name: null };
+            awaitingName = word !== "fragment";
+          } else if (awaitingName) {
+            current.name = word;
+            awaitingName = false;
+          }
+        }
+        i = j;
+      } else {
+        if (c === "@" || c === "$") awaitingName = false;
+        i++;
+      }
+    }
+    return ops;
   }
 
   // ---- Schema refresh -----------------------------------------------------
@@ -370,7 +442,7 @@
         if (r && r.data && r.data.__schema) schemaKey = key;
       });
     }
-    if (isSubscription(opts && opts.documentAST, params.operationName || undefined)) {
+    if (isSubscription(params.query, params.operationName || undefined)) {
       var source = wsClientFor(headers).subscribe(params);
       return {
         subscribe: function (observer) {
