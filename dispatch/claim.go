@@ -21,105 +21,123 @@ type Job struct {
 	LeaseUntil time.Time
 }
 
-// Claimer leases due deliveries to workers. A delivery is due when it is
-// PENDING or RETRYING and its next_attempt_at has passed, or SENDING with an
-// expired lease. An implementation must lease a delivery to at most one
-// worker at a time, and records the lease by setting status SENDING,
-// claimed_by to the worker and next_attempt_at to the lease expiry.
+// Claimer leases due deliveries to workers. A delivery is due when its
+// next_attempt_at has passed (next_attempt_at is set exactly while a
+// delivery is unfinished). An implementation must lease a delivery to at
+// most one worker at a time.
 //
-// The SQLite implementation relies on SQLite's single writer; a PostgreSQL
-// one would select with FOR UPDATE SKIP LOCKED.
+// Claims are per endpoint, so that the engine can share its capacity
+// fairly among endpoints and never scans the backlog of an endpoint it is
+// not claiming for. A claimer for a store shared by several processes
+// (PostgreSQL) records the lease in the row, selecting with FOR UPDATE SKIP
+// LOCKED and pushing next_attempt_at to the lease expiry, so that a dead
+// process's deliveries come due again. The SQLite claimer keeps leases in
+// memory instead (see SQLClaimer).
 type Claimer interface {
-	// Claim leases up to limit due deliveries to worker, oldest due first,
-	// skipping deliveries of the endpoints in skip.
-	Claim(ctx context.Context, worker string, now time.Time, lease time.Duration, limit int, skip []string) ([]Job, error)
+	// Due returns the endpoints that have deliveries due at now.
+	Due(ctx context.Context, now time.Time) ([]string, error)
+	// Claim leases up to limit due deliveries of one endpoint to worker,
+	// oldest due first, skipping the deliveries in held, which the worker
+	// already holds.
+	Claim(ctx context.Context, worker, endpointID string, now time.Time, lease time.Duration, limit int, held []string) ([]Job, error)
 	// Release returns leased deliveries that were not attempted, due at
 	// now.
 	Release(ctx context.Context, worker string, ids []string, now time.Time) error
 }
 
 // Recoverer is implemented by Claimers that can tell, at startup, that every
-// existing lease belongs to a process that is gone (because only one
-// process may use the store at a time), and release those leases at once
-// instead of waiting for them to expire.
+// delivery marked SENDING in the store belongs to a process that is gone
+// (because only one process may use the store at a time), and release them
+// at once instead of waiting for their leases to expire.
 type Recoverer interface {
 	// RecoverAbandoned makes every leased delivery due at now and returns
 	// how many there were.
 	RecoverAbandoned(ctx context.Context, now time.Time) (int, error)
 }
 
-// SQLClaimer is a Claimer for SQLite. Its claim is a single
-// UPDATE … RETURNING, atomic under SQLite's one-writer rule. It assumes it
-// is the only process using the database (package db enforces that with a
-// lock file), so it implements Recoverer.
+// SQLClaimer is the Claimer of the SQLite store. SQLite allows one Herald
+// process per database (package db enforces it with a lock file), so the
+// engine of that process is the only claimer: a claim is a read of the due
+// index, skipping what the engine already holds, and the lease lives in
+// the engine's memory. Claiming costs no write; after a crash, every
+// unfinished delivery is simply due again.
 type SQLClaimer struct {
 	// DB is the writer connection.
 	DB *sql.DB
+	// Read, if set, is the read pool claims are read from.
+	Read *sql.DB
 }
 
-// Claim implements Claimer.
-func (c SQLClaimer) Claim(ctx context.Context, worker string, now time.Time, lease time.Duration, limit int, skip []string) ([]Job, error) {
-	var q strings.Builder
-	q.WriteString(`UPDATE deliveries SET status = 'SENDING', claimed_by = ?, next_attempt_at = ?, updated_at = ?
-WHERE id IN (SELECT id FROM deliveries
-  WHERE status IN ('PENDING', 'SENDING', 'RETRYING') AND next_attempt_at <= ?`)
-	until := now.Add(lease)
-	args := make([]any, 0, 5+len(skip))
-	args = append(args, worker, until, now, now)
-	if len(skip) > 0 {
-		q.WriteString(` AND endpoint_id NOT IN (`)
-		for i, id := range skip {
-			if i > 0 {
-				q.WriteByte(',')
-			}
-			q.WriteByte('?')
-			args = append(args, id)
-		}
-		q.WriteByte(')')
+func (c SQLClaimer) reader() *sql.DB {
+	if c.Read != nil {
+		return c.Read
 	}
-	q.WriteString(` ORDER BY next_attempt_at LIMIT ?)
-RETURNING id, app_id, event_id, endpoint_id, event_type, attempt_count, next_trigger`)
-	args = append(args, limit)
-	rows, err := c.DB.QueryContext(ctx, q.String(), args...)
+	return c.DB
+}
+
+// Due implements Claimer. It probes the due index once per endpoint.
+func (c SQLClaimer) Due(ctx context.Context, now time.Time) ([]string, error) {
+	rows, err := c.reader().QueryContext(ctx, `SELECT e.id FROM endpoints e WHERE EXISTS (
+  SELECT 1 FROM deliveries d WHERE d.endpoint_id = e.id AND d.next_attempt_at <= ?)`, now)
 	if err != nil {
-		return nil, fmt.Errorf("claim deliveries: %w", err)
+		return nil, fmt.Errorf("find due endpoints: %w", err)
 	}
 	defer rows.Close()
-	var jobs []Job
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("find due endpoints: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find due endpoints: %w", err)
+	}
+	return ids, nil
+}
+
+// Claim implements Claimer with one indexed read.
+func (c SQLClaimer) Claim(ctx context.Context, worker, endpointID string, now time.Time, lease time.Duration, limit int, held []string) ([]Job, error) {
+	var q strings.Builder
+	q.WriteString(`SELECT id, app_id, event_id, endpoint_id, event_type, attempt_count, next_trigger FROM deliveries
+WHERE endpoint_id = ? AND next_attempt_at <= ?`)
+	args := make([]any, 0, 3+len(held))
+	args = append(args, endpointID, now)
+	if len(held) > 0 {
+		q.WriteString(` AND id NOT IN (` + placeholders(len(held)) + `)`)
+		for _, id := range held {
+			args = append(args, id)
+		}
+	}
+	q.WriteString(` ORDER BY next_attempt_at LIMIT ?`)
+	args = append(args, limit)
+	rows, err := c.reader().QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", endpointID, err)
+	}
+	defer rows.Close()
+	until := now.Add(lease)
+	jobs := make([]Job, 0, limit)
 	for rows.Next() {
 		j := Job{LeaseUntil: until}
 		if err := rows.Scan(&j.DeliveryID, &j.AppID, &j.EventID, &j.EndpointID, &j.EventType, &j.AttemptCount, &j.Trigger); err != nil {
-			return nil, fmt.Errorf("claim deliveries: %w", err)
+			return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", endpointID, err)
 		}
 		jobs = append(jobs, j)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("claim deliveries: %w", err)
+		return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", endpointID, err)
 	}
 	return jobs, nil
 }
 
-// Release implements Claimer.
-func (c SQLClaimer) Release(ctx context.Context, worker string, ids []string, now time.Time) error {
-	for len(ids) > 0 {
-		n := min(len(ids), 500)
-		args := make([]any, 0, n+3)
-		args = append(args, now, now, worker)
-		for _, id := range ids[:n] {
-			args = append(args, id)
-		}
-		q := `UPDATE deliveries SET status = CASE WHEN attempt_count = 0 THEN 'PENDING' ELSE 'RETRYING' END,
-  claimed_by = NULL, next_attempt_at = ?, updated_at = ?
-WHERE status = 'SENDING' AND claimed_by = ? AND id IN (` + placeholders(n) + `)`
-		if _, err := c.DB.ExecContext(ctx, q, args...); err != nil {
-			return fmt.Errorf("release deliveries: %w", err)
-		}
-		ids = ids[n:]
-	}
-	return nil
-}
+// Release implements Claimer. Leases are in memory, so there is nothing to
+// write: a released delivery is still due.
+func (c SQLClaimer) Release(context.Context, string, []string, time.Time) error { return nil }
 
-// RecoverAbandoned implements Recoverer.
+// RecoverAbandoned implements Recoverer for deliveries marked SENDING by
+// synchronous test sends of a process that died.
 func (c SQLClaimer) RecoverAbandoned(ctx context.Context, now time.Time) (int, error) {
 	res, err := c.DB.ExecContext(ctx, `UPDATE deliveries SET status = CASE WHEN attempt_count = 0 THEN 'PENDING' ELSE 'RETRYING' END,
   claimed_by = NULL, next_attempt_at = ?, updated_at = ?

@@ -21,28 +21,22 @@ import (
 	"github.com/heraldhq/herald/webhook"
 )
 
-// maxReportedCancels bounds the per-delivery changes reported when an
-// endpoint with a long backlog is disabled; the endpoint change covers the
-// rest.
-const maxReportedCancels = 1000
-
-// DisableEndpoint makes an endpoint inactive with a reason and fails its
-// queued deliveries, in the caller's transaction or a new one. It returns
-// nil if the endpoint was already inactive.
-func DisableEndpoint(ctx context.Context, client *ent.Client, id, reason string, now time.Time) (*ent.Endpoint, []DeliveryChange, error) {
-	var (
-		ep      *ent.Endpoint
-		changes []DeliveryChange
-	)
+// DisableEndpoint makes an endpoint inactive with a reason, in the caller's
+// transaction or a new one. It returns nil if the endpoint was already
+// inactive. Once the change is committed, the caller tells the engine
+// (Engine.EndpointDisabled), which fails the queued deliveries: it knows
+// which are in flight.
+func DisableEndpoint(ctx context.Context, client *ent.Client, id, reason string, now time.Time) (*ent.Endpoint, error) {
+	var ep *ent.Endpoint
 	err := db.WithTx(ctx, client, func(tx *ent.Client) error {
 		var err error
-		ep, changes, err = disableEndpoint(ctx, tx, id, reason, now)
+		ep, err = disableEndpoint(ctx, tx, id, reason, now)
 		return err
 	})
-	return ep, changes, err
+	return ep, err
 }
 
-func disableEndpoint(ctx context.Context, tx *ent.Client, id, reason string, now time.Time) (*ent.Endpoint, []DeliveryChange, error) {
+func disableEndpoint(ctx context.Context, tx *ent.Client, id, reason string, now time.Time) (*ent.Endpoint, error) {
 	n, err := tx.Endpoint.Update().
 		Where(endpoint.ID(id), endpoint.IsActive(true)).
 		SetIsActive(false).
@@ -50,50 +44,16 @@ func disableEndpoint(ctx context.Context, tx *ent.Client, id, reason string, now
 		SetDisabledAt(now).
 		Save(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("disable endpoint %s: %w", id, err)
+		return nil, fmt.Errorf("disable endpoint %s: %w", id, err)
 	}
 	if n == 0 {
-		return nil, nil, nil
+		return nil, nil
 	}
 	ep, err := tx.Endpoint.Get(ctx, id)
 	if err != nil {
-		return nil, nil, fmt.Errorf("disable endpoint %s: %w", id, err)
+		return nil, fmt.Errorf("disable endpoint %s: %w", id, err)
 	}
-	changes, err := CancelPending(ctx, tx, id, "endpoint disabled: "+reason, now)
-	if err != nil {
-		return nil, nil, err
-	}
-	return ep, changes, nil
-}
-
-// CancelPending fails the PENDING and RETRYING deliveries of an endpoint
-// with the given reason. Deliveries in flight finish their attempt and are
-// not retried. It returns the changes to report (at most a thousand).
-func CancelPending(ctx context.Context, tx *ent.Client, endpointID, reason string, now time.Time) ([]DeliveryChange, error) {
-	queued := delivery.And(delivery.EndpointID(endpointID), delivery.StatusIn(delivery.StatusPending, delivery.StatusRetrying))
-	sample, err := tx.Delivery.Query().Where(queued).Limit(maxReportedCancels).
-		Select(delivery.FieldAppID, delivery.FieldEventID, delivery.FieldEventType, delivery.FieldAttemptCount).
-		All(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("cancel deliveries of endpoint %s: %w", endpointID, err)
-	}
-	if _, err := tx.Delivery.Update().Where(queued).
-		SetStatus(delivery.StatusFailed).
-		ClearNextAttemptAt().
-		ClearClaimedBy().
-		SetLastError(reason).
-		SetCompletedAt(now).
-		Save(ctx); err != nil {
-		return nil, fmt.Errorf("cancel deliveries of endpoint %s: %w", endpointID, err)
-	}
-	changes := make([]DeliveryChange, len(sample))
-	for i, d := range sample {
-		changes[i] = DeliveryChange{
-			Kind: Cancelled, AppID: d.AppID, DeliveryID: d.ID, EventID: d.EventID, EndpointID: endpointID,
-			EventType: d.EventType, Status: "FAILED", Error: reason, At: now,
-		}
-	}
-	return changes, nil
+	return ep, nil
 }
 
 // Retry queues another attempt of a delivery of the viewer's app, due now,
@@ -134,12 +94,18 @@ func (e *Engine) Retry(ctx context.Context, id string) (*ent.Delivery, error) {
 	if n == 0 {
 		return nil, fault.Conflictf("DELIVERY_IN_PROGRESS", "delivery %s changed state meanwhile: it is already being sent", id)
 	}
-	e.Notify()
+	// Read the requeued state before waking the engine, which may claim the
+	// delivery at once.
+	d, err = e.cfg.Client.Delivery.Get(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("retry delivery %s: %w", id, err)
+	}
+	e.Notify(d.EndpointID)
 	e.cfg.Observer.DeliveryChanged(DeliveryChange{
 		Kind: Requeued, AppID: d.AppID, DeliveryID: d.ID, EventID: d.EventID, EndpointID: d.EndpointID,
 		EventType: d.EventType, Status: next.String(), NextAttemptAt: &now, At: now,
 	})
-	return e.cfg.Client.Delivery.Get(ctx, id)
+	return d, nil
 }
 
 // Replay queues again every delivery of an endpoint of the viewer's app that
@@ -179,7 +145,7 @@ func (e *Engine) Replay(ctx context.Context, endpointID string, since time.Time,
 		return 0, err
 	}
 	if total > 0 {
-		e.Notify()
+		e.Notify(endpointID)
 		if v, ok := tenant.FromContext(ctx); ok {
 			e.cfg.Observer.EndpointChanged(EndpointChange{AppID: v.AppID, EndpointID: endpointID, Reason: fmt.Sprintf("%d deliveries replayed", total), At: now})
 		}
@@ -283,9 +249,8 @@ func (e *Engine) Test(ctx context.Context, endpointID, eventType string, payload
 	e.cfg.Observer.EventPublished(EventPublished{AppID: v.AppID, EventID: evID, EventType: eventType, Deliveries: 1, At: now})
 
 	j := &job{
-		Job:       Job{DeliveryID: dID, AppID: v.AppID, EventID: evID, EndpointID: endpointID, EventType: eventType},
-		trigger:   "TEST",
-		claimedBy: claimedBy,
+		Job:     Job{DeliveryID: dID, AppID: v.AppID, EventID: evID, EndpointID: endpointID, EventType: eventType},
+		trigger: "TEST",
 	}
 	j.attempt = attempt{DeliveryID: dID, Number: 1, Endpoint: cfg, Msg: &message{
 		ID: evID, Type: eventType, Body: renderEnvelope(evID, eventType, now, payload),

@@ -30,6 +30,8 @@ type Config struct {
 	Client *ent.Client
 	// DB is the writer connection the hot path records results through.
 	DB *sql.DB
+	// ReadDB, if set, is a read pool the default claimer reads from.
+	ReadDB *sql.DB
 	// Claimer leases due deliveries (default SQLClaimer over DB).
 	Claimer Claimer
 	// Catalog checks published event types and payloads.
@@ -84,7 +86,7 @@ func (c *Config) setDefaults() error {
 	}
 	setDefault(&c.MaxPayload, DefaultMaxPayload)
 	if c.Claimer == nil {
-		c.Claimer = SQLClaimer{DB: c.DB}
+		c.Claimer = SQLClaimer{DB: c.DB, Read: c.ReadDB}
 	}
 	setDefault(&c.Workers, 128)
 	setDefault(&c.PerEndpoint, 32)
@@ -149,6 +151,17 @@ type Engine struct {
 	recDone      chan struct{}
 	sendCtx      context.Context
 	cancelSends  context.CancelFunc
+	// hints are endpoints Notify named since the scheduler last looked;
+	// hintAll asks it to look at every endpoint.
+	hintMu  sync.Mutex
+	hints   map[string]struct{}
+	hintAll bool
+
+	// held holds, per endpoint, the deliveries claimed and not yet
+	// recorded or released: the engine's leases. Claims skip them.
+	heldMu sync.Mutex
+	held   map[string]map[string]struct{}
+
 	// inactive holds the IDs of endpoints known to be disabled or
 	// deleted; workers drop their queued jobs instead of sending them.
 	inactive sync.Map
@@ -163,9 +176,8 @@ type Engine struct {
 // job is a claimed delivery on its way through the engine.
 type job struct {
 	Job
-	attempt   attempt
-	trigger   string // SCHEDULED, MANUAL_RETRY or TEST
-	claimedBy string
+	attempt attempt
+	trigger string // SCHEDULED, MANUAL_RETRY or TEST
 }
 
 // New returns an Engine. It does not start sending until Start.
@@ -191,28 +203,146 @@ func New(cfg Config) (*Engine, error) {
 		recDone:      make(chan struct{}),
 	}
 	e.rec = newRecorder(e)
+	e.held = make(map[string]map[string]struct{})
 	e.sendCtx, e.cancelSends = context.WithCancel(context.Background())
 	return e, nil
 }
 
-// SetEndpointActive tells the engine that an endpoint was enabled, or
-// disabled or deleted. Deliveries of a disabled endpoint that are claimed
-// but not yet sent are then failed instead of sent.
-func (e *Engine) SetEndpointActive(id string, active bool) {
-	if active {
-		e.inactive.Delete(id)
-	} else {
-		e.inactive.Store(id, true)
+// EndpointEnabled tells the engine that an endpoint is active again.
+func (e *Engine) EndpointEnabled(id string) {
+	e.inactive.Delete(id)
+}
+
+// EndpointDisabled tells the engine that an endpoint was disabled or
+// deleted (after the change is committed). Its queued deliveries fail at
+// once with the reason; the ones the engine holds are not sent, except the
+// attempts already in flight, which finish and are not retried.
+func (e *Engine) EndpointDisabled(ctx context.Context, id, reason string) {
+	e.inactive.Store(id, true)
+	if err := e.cancelQueued(tenant.System(ctx), id, reason); err != nil {
+		// The engine fails them when it claims them instead.
+		e.log.Error("fail queued deliveries of disabled endpoint", "endpoint_id", id, "err", err)
+	}
+	e.Notify(id)
+}
+
+// maxReportedCancels bounds the per-delivery changes reported when an
+// endpoint with a long backlog is disabled; the endpoint change covers the
+// rest.
+const maxReportedCancels = 1000
+
+// cancelQueued fails the unfinished deliveries of an endpoint that the
+// engine does not hold.
+func (e *Engine) cancelQueued(ctx context.Context, endpointID, reason string) error {
+	now := e.cfg.Now().UTC()
+	held := e.heldOf(endpointID)
+	args := []any{reason, now, now, endpointID}
+	q := `UPDATE deliveries SET status = 'FAILED', next_attempt_at = NULL, claimed_by = NULL, last_error = ?, completed_at = ?, updated_at = ?
+WHERE endpoint_id = ? AND next_attempt_at IS NOT NULL AND status <> 'SENDING'`
+	if len(held) > 0 {
+		q += ` AND id NOT IN (` + placeholders(len(held)) + `)`
+		for _, id := range held {
+			args = append(args, id)
+		}
+	}
+	q += ` RETURNING id, app_id, event_id, event_type`
+	rows, err := e.cfg.DB.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("cancel deliveries of endpoint %s: %w", endpointID, err)
+	}
+	defer rows.Close()
+	for n := 0; rows.Next(); n++ {
+		c := DeliveryChange{Kind: Cancelled, EndpointID: endpointID, Status: "FAILED", Error: reason, At: now}
+		if err := rows.Scan(&c.DeliveryID, &c.AppID, &c.EventID, &c.EventType); err != nil {
+			return fmt.Errorf("cancel deliveries of endpoint %s: %w", endpointID, err)
+		}
+		if n < maxReportedCancels {
+			e.cfg.Observer.DeliveryChanged(c)
+		}
+	}
+	return rows.Err()
+}
+
+// heldOf returns the deliveries of an endpoint the engine holds.
+func (e *Engine) heldOf(endpointID string) []string {
+	e.heldMu.Lock()
+	defer e.heldMu.Unlock()
+	set := e.held[endpointID]
+	ids := make([]string, 0, len(set))
+	for id := range set {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func (e *Engine) hold(jobs []Job) {
+	e.heldMu.Lock()
+	defer e.heldMu.Unlock()
+	for _, j := range jobs {
+		set := e.held[j.EndpointID]
+		if set == nil {
+			set = make(map[string]struct{})
+			e.held[j.EndpointID] = set
+		}
+		set[j.DeliveryID] = struct{}{}
 	}
 }
 
-// Notify wakes the engine to look for due deliveries now. Publishing and
-// retry mutations call it after they commit.
-func (e *Engine) Notify() {
+func (e *Engine) unhold(jobs []Job) {
+	e.heldMu.Lock()
+	defer e.heldMu.Unlock()
+	for _, j := range jobs {
+		if set := e.held[j.EndpointID]; set != nil {
+			delete(set, j.DeliveryID)
+			if len(set) == 0 {
+				delete(e.held, j.EndpointID)
+			}
+		}
+	}
+}
+
+// Notify wakes the engine to look for due deliveries now: of the given
+// endpoints, or of every endpoint if none is given. Publishing and retry
+// mutations call it after they commit.
+func (e *Engine) Notify(endpointIDs ...string) {
+	e.hintMu.Lock()
+	if len(endpointIDs) == 0 {
+		e.hintAll = true
+	} else {
+		if e.hints == nil {
+			e.hints = make(map[string]struct{})
+		}
+		for _, id := range endpointIDs {
+			e.hints[id] = struct{}{}
+		}
+	}
+	e.hintMu.Unlock()
+	e.poke()
+}
+
+// poke wakes the scheduler without hints, for when capacity frees up.
+func (e *Engine) poke() {
 	select {
 	case e.wake <- struct{}{}:
 	default:
 	}
+}
+
+// takeHints returns the endpoints named by Notify since the last call, or
+// nil if the scheduler should look at every endpoint.
+func (e *Engine) takeHints() []string {
+	e.hintMu.Lock()
+	defer e.hintMu.Unlock()
+	ids := make([]string, 0, len(e.hints))
+	for id := range e.hints {
+		ids = append(ids, id)
+	}
+	clear(e.hints)
+	if e.hintAll {
+		e.hintAll = false
+		return nil
+	}
+	return ids
 }
 
 // Start launches the engine's goroutines. It returns at once; the engine
@@ -308,112 +438,189 @@ type endpointState struct {
 	queue    []*job
 }
 
+// scheduler is the state of the scheduling goroutine.
+type scheduler struct {
+	e       *Engine
+	busy    int                       // jobs handed to workers, not done
+	eps     map[string]*endpointState // endpoints with queued or in-flight jobs
+	waiting []string                  // endpoints with queued jobs, round-robin order
+	configs map[string]*endpointConfig
+	// hot holds endpoints that may have due deliveries; claims go round
+	// robin over them. An endpoint leaves when a claim comes back short.
+	hot     map[string]bool
+	hotRing []string
+	next    int
+}
+
+// The scheduler keeps at most queueFactor × PerEndpoint jobs of one
+// endpoint (queued and in flight), and claims for an endpoint once at
+// least claimMin of that room is free, so claims come in batches.
+const queueFactor = 2
+
+func (s *scheduler) claimMin() int { return max(1, min(s.e.cfg.PerEndpoint/2, 16)) }
+
+// room is how many more jobs of the endpoint the scheduler can hold.
+func (s *scheduler) room(id string) int {
+	held := 0
+	if st := s.eps[id]; st != nil {
+		held = st.inflight + len(st.queue)
+	}
+	return queueFactor*s.e.cfg.PerEndpoint - held
+}
+
+func (s *scheduler) addHot(id string) {
+	if !s.hot[id] {
+		s.hot[id] = true
+		s.hotRing = append(s.hotRing, id)
+	}
+}
+
+// pump hands queued jobs to workers, round robin over endpoints, within the
+// global and per-endpoint limits.
+func (s *scheduler) pump() {
+	e := s.e
+	for s.busy < e.cfg.Workers && len(s.waiting) > 0 {
+		progressed := false
+		next := s.waiting[:0]
+		for _, id := range s.waiting {
+			st := s.eps[id]
+			if s.busy < e.cfg.Workers && st.inflight < e.cfg.PerEndpoint && len(st.queue) > 0 {
+				j := st.queue[0]
+				st.queue[0] = nil
+				st.queue = st.queue[1:]
+				st.inflight++
+				s.busy++
+				e.work <- j
+				progressed = true
+			}
+			if len(st.queue) > 0 {
+				next = append(next, id)
+			}
+		}
+		s.waiting = next
+		if !progressed {
+			break
+		}
+	}
+}
+
+// claimRound claims for hot endpoints that have room, round robin, until
+// the engine's outstanding window is full. It reports whether it should
+// run again soon (some endpoint still has due work and room).
+func (s *scheduler) claimRound() bool {
+	e := s.e
+	free := int(e.maxOut - e.outstanding.Load())
+	more := false
+	for tries := len(s.hotRing); tries > 0 && free >= s.claimMin(); tries-- {
+		if len(s.hotRing) == 0 {
+			break
+		}
+		s.next %= len(s.hotRing)
+		id := s.hotRing[s.next]
+		room := s.room(id)
+		if room < s.claimMin() {
+			s.next++
+			continue
+		}
+		limit := min(room, free, e.cfg.BatchSize)
+		jobs, err := e.claim(id, limit, s.configs)
+		if err != nil {
+			e.log.Error("claim deliveries", "endpoint_id", id, "err", err)
+			return false
+		}
+		free -= len(jobs)
+		for _, j := range jobs {
+			st := s.eps[id]
+			if st == nil {
+				st = &endpointState{}
+				s.eps[id] = st
+			}
+			if len(st.queue) == 0 {
+				s.waiting = append(s.waiting, id)
+			}
+			st.queue = append(st.queue, j)
+		}
+		if len(jobs) < limit {
+			// Nothing more due for now: leave the ring.
+			delete(s.hot, id)
+			s.hotRing = append(s.hotRing[:s.next], s.hotRing[s.next+1:]...)
+		} else {
+			more = true
+			s.next++
+		}
+	}
+	s.pump()
+	return more && free >= s.claimMin()
+}
+
 // schedule claims due deliveries and hands them to workers, keeping at most
 // Workers requests in flight overall and PerEndpoint per endpoint. It runs
 // in one goroutine and owns all scheduling state.
 func (e *Engine) schedule() {
 	defer close(e.schedDone)
+	s := &scheduler{
+		e:       e,
+		eps:     make(map[string]*endpointState),
+		configs: make(map[string]*endpointConfig),
+		hot:     make(map[string]bool),
+	}
 	var (
-		busy      int
-		eps       = make(map[string]*endpointState)
-		waiting   []string // endpoints with queued jobs, round-robin order
-		configs   = make(map[string]*endpointConfig)
 		wanted    = true
-		maxOut    = e.maxOut
+		discover  = true
 		ticker    = time.NewTicker(e.cfg.PollInterval)
 		stopping  = false
 		stopClaim = e.stopClaiming
 	)
 	defer ticker.Stop()
 
-	pump := func() {
-		for busy < e.cfg.Workers && len(waiting) > 0 {
-			progressed := false
-			next := waiting[:0]
-			for _, id := range waiting {
-				st := eps[id]
-				if busy < e.cfg.Workers && st.inflight < e.cfg.PerEndpoint && len(st.queue) > 0 {
-					j := st.queue[0]
-					st.queue[0] = nil
-					st.queue = st.queue[1:]
-					st.inflight++
-					busy++
-					e.work <- j
-					progressed = true
-				}
-				if len(st.queue) > 0 {
-					next = append(next, id)
-				}
-			}
-			waiting = next
-			if !progressed {
-				break
-			}
-		}
-	}
-
 	for {
 		if stopping {
-			if busy == 0 {
+			if s.busy == 0 {
 				return
 			}
 		} else if wanted {
-			free := maxOut - e.outstanding.Load()
-			if free >= int64(min(e.cfg.BatchSize, 16)) || e.outstanding.Load() == 0 {
-				limit := int(min(free, int64(e.cfg.BatchSize)))
-				var skip []string
-				for id, st := range eps {
-					if len(st.queue) >= e.cfg.PerEndpoint {
-						skip = append(skip, id)
-					}
-				}
-				jobs, err := e.claim(limit, skip, configs)
-				if err != nil {
-					e.log.Error("claim deliveries", "err", err)
-					wanted = false
-				} else {
-					wanted = len(jobs) == limit
-					for _, j := range jobs {
-						st := eps[j.EndpointID]
-						if st == nil {
-							st = &endpointState{}
-							eps[j.EndpointID] = st
-						}
-						if len(st.queue) == 0 {
-							waiting = append(waiting, j.EndpointID)
-						}
-						st.queue = append(st.queue, j)
-					}
-					pump()
-				}
+			if discover {
+				s.discover()
+				discover = false
 			}
+			wanted = s.claimRound()
 		}
 		select {
 		case <-e.wake:
 			wanted = true
+			if ids := e.takeHints(); ids == nil {
+				discover = true
+			} else {
+				for _, id := range ids {
+					s.addHot(id)
+				}
+			}
 		case <-ticker.C:
-			wanted = true
-			for id, st := range eps {
+			wanted, discover = true, true
+			for id, st := range s.eps {
 				if st.inflight == 0 && len(st.queue) == 0 {
-					delete(eps, id)
+					delete(s.eps, id)
 				}
 			}
 		case id := <-e.done:
-			busy--
-			if st := eps[id]; st != nil {
+			s.busy--
+			if st := s.eps[id]; st != nil {
 				st.inflight--
 			}
-			pump()
+			s.pump()
+			if s.hot[id] && s.room(id) >= s.claimMin() {
+				wanted = true
+			}
 		case <-stopClaim:
 			stopping, stopClaim = true, nil
 			var ids []string
-			for _, st := range eps {
+			for _, st := range s.eps {
 				for _, j := range st.queue {
 					ids = append(ids, j.DeliveryID)
 				}
 				st.queue = nil
 			}
-			waiting = nil
+			s.waiting = nil
 			if len(ids) > 0 {
 				ctx, cancel := context.WithTimeout(tenant.System(context.Background()), 10*time.Second)
 				if err := e.cfg.Claimer.Release(ctx, e.worker, ids, e.cfg.Now().UTC()); err != nil {
@@ -426,21 +633,44 @@ func (e *Engine) schedule() {
 	}
 }
 
-// claim leases due deliveries and prepares them for sending. Deliveries of
-// endpoints that are disabled or deleted are finished at once without an
-// attempt.
-func (e *Engine) claim(limit int, skip []string, configs map[string]*endpointConfig) ([]*job, error) {
+// discover asks the store which endpoints have due deliveries.
+func (s *scheduler) discover() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ids, err := s.e.cfg.Claimer.Due(ctx, s.e.cfg.Now().UTC())
+	if err != nil {
+		s.e.log.Error("find due endpoints", "err", err)
+		return
+	}
+	for _, id := range ids {
+		s.addHot(id)
+	}
+}
+
+// claim leases up to limit due deliveries of an endpoint and prepares them
+// for sending. Deliveries of endpoints that are disabled or deleted are
+// finished at once without an attempt.
+func (e *Engine) claim(endpointID string, limit int, configs map[string]*endpointConfig) ([]*job, error) {
 	ctx, cancel := context.WithTimeout(tenant.System(context.Background()), 30*time.Second)
 	defer cancel()
 	now := e.cfg.Now().UTC()
-	claimed, err := e.cfg.Claimer.Claim(ctx, e.worker, now, e.cfg.Lease, limit, skip)
+	claimed, err := e.cfg.Claimer.Claim(ctx, e.worker, endpointID, now, e.cfg.Lease, limit, e.heldOf(endpointID))
 	if err != nil || len(claimed) == 0 {
 		return nil, err
 	}
+	e.hold(claimed)
 	e.outstanding.Add(int64(len(claimed)))
 	jobs, cancelled, err := e.prepare(ctx, claimed, configs)
 	if err != nil {
-		// Leave the leases to expire: the deliveries become due again.
+		// Give the deliveries back: they are claimed again later.
+		ids := make([]string, len(claimed))
+		for i, c := range claimed {
+			ids[i] = c.DeliveryID
+		}
+		if rerr := e.cfg.Claimer.Release(ctx, e.worker, ids, now); rerr != nil {
+			e.log.Error("release deliveries", "err", rerr)
+		}
+		e.unhold(claimed)
 		e.outstanding.Add(-int64(len(claimed)))
 		return nil, err
 	}
@@ -505,7 +735,7 @@ func (e *Engine) prepare(ctx context.Context, claimed []Job, configs map[string]
 	send = make([]*job, 0, len(claimed))
 	for _, c := range claimed {
 		ep, msg := configs[c.EndpointID], msgs[c.EventID]
-		j := &job{Job: c, trigger: c.Trigger, claimedBy: e.worker}
+		j := &job{Job: c, trigger: c.Trigger}
 		switch {
 		case ep == nil || msg == nil:
 			e.log.Error("claimed delivery without endpoint or event", "delivery_id", c.DeliveryID)

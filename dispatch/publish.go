@@ -111,7 +111,7 @@ func (e *Engine) publish(ctx context.Context, inputs []EventInput, prefix func(i
 		events[i] = u
 	}
 	if len(created) > 0 {
-		e.Notify()
+		e.Notify(endpointsOf(created)...)
 	}
 	for _, p := range published {
 		e.cfg.Observer.EventPublished(p)
@@ -264,4 +264,17 @@ func byteSize(n int) string {
 	default:
 		return fmt.Sprintf("%d bytes", n)
 	}
+}
+
+// endpointsOf returns the distinct endpoints of delivery changes.
+func endpointsOf(changes []DeliveryChange) []string {
+	var ids []string
+	seen := make(map[string]bool)
+	for _, c := range changes {
+		if !seen[c.EndpointID] {
+			seen[c.EndpointID] = true
+			ids = append(ids, c.EndpointID)
+		}
+	}
+	return ids
 }

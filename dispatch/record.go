@@ -108,7 +108,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
  status = ?, attempt_count = ?, next_attempt_at = ?, next_trigger = 'SCHEDULED', claimed_by = NULL,
  last_attempt_at = COALESCE(?, last_attempt_at), last_response_status = COALESCE(?, last_response_status),
  last_error = ?, completed_at = ?, updated_at = ?
-WHERE id = ? AND claimed_by = ?`)
+WHERE id = ? AND next_attempt_at IS NOT NULL`)
 	})
 	return r.prepareErr
 }
@@ -157,13 +157,26 @@ func (r *recorder) flush(batch []*result) {
 			e.log.Error("record attempts; their deliveries will be retried after the lease expires", "count", len(toCommit), "err", err)
 		}
 	}
+	// The batch's deliveries are recorded (or, if recording failed, still
+	// due in the store): the engine no longer holds them.
+	held := make([]Job, 0, len(batch))
+	for _, res := range batch {
+		if !res.uncounted {
+			held = append(held, res.job.Job)
+		}
+	}
+	e.unhold(held)
 	if err == nil {
-		for _, id := range out.disabled {
-			e.SetEndpointActive(id, false)
+		for _, d := range out.disabled {
+			e.EndpointDisabled(ctx, d.id, "endpoint "+d.reason)
 		}
 	}
 	e.outstanding.Add(-counted)
-	e.Notify()
+	if err == nil && len(out.created) > 0 {
+		e.Notify(endpointsOf(out.created)...) // meta-events to send
+	} else {
+		e.poke() // capacity freed up
+	}
 	for i, res := range toCommit {
 		if res.done == nil {
 			continue
@@ -198,10 +211,12 @@ type commitOutput struct {
 	attemptIDs []string         // per result ("" if none)
 	changes    []DeliveryChange // per result
 	endpoints  []EndpointChange
-	published  []EventPublished // meta-events
-	created    []DeliveryChange // deliveries of meta-events
-	disabled   []string         // endpoints disabled by this batch
+	published  []EventPublished   // meta-events
+	created    []DeliveryChange   // deliveries of meta-events
+	disabled   []disabledEndpoint // endpoints disabled by this batch
 }
+
+type disabledEndpoint struct{ id, reason string }
 
 // endpointTally accumulates a batch's effect on one endpoint's counters.
 type endpointTally struct {
@@ -273,7 +288,7 @@ func (r *recorder) commit(ctx context.Context, batch []*result) (*commitOutput, 
 				reason = "endpoint deleted: the delivery was not attempted"
 			}
 			ch.Kind, ch.Status, ch.Error = Cancelled, "FAILED", reason
-			if _, err := upd.ExecContext(ctx, "FAILED", j.AttemptCount, nil, nil, nil, reason, now, now, j.DeliveryID, j.claimedBy); err != nil {
+			if _, err := upd.ExecContext(ctx, "FAILED", j.AttemptCount, nil, nil, nil, reason, now, now, j.DeliveryID); err != nil {
 				return nil, fmt.Errorf("cancel delivery %s: %w", j.DeliveryID, err)
 			}
 			out.changes[i] = ch
@@ -324,14 +339,14 @@ func (r *recorder) commit(ctx context.Context, batch []*result) (*commitOutput, 
 		if completed != nil {
 			completedArg = completed.UTC()
 		}
-		res2, err := upd.ExecContext(ctx, status, a.Number, nextArg, resp.Started.UTC(), respStatus, lastErrArg, completedArg, now, j.DeliveryID, j.claimedBy)
+		res2, err := upd.ExecContext(ctx, status, a.Number, nextArg, resp.Started.UTC(), respStatus, lastErrArg, completedArg, now, j.DeliveryID)
 		if err != nil {
 			return nil, fmt.Errorf("update delivery %s: %w", j.DeliveryID, err)
 		}
 		if n, _ := res2.RowsAffected(); n == 0 {
-			// The lease expired and another worker owns the delivery: the
-			// attempt is logged, the state is the other worker's to set.
-			e.log.Warn("delivery lease lost before its attempt was recorded", "delivery_id", j.DeliveryID, "attempt", a.Number)
+			// The delivery finished meanwhile (another worker's attempt
+			// after a lost lease): the attempt is logged, the state stays.
+			e.log.Warn("delivery finished before its attempt was recorded", "delivery_id", j.DeliveryID, "attempt", a.Number)
 			final = false
 		}
 
@@ -391,18 +406,14 @@ WHERE id = ? RETURNING consecutive_failures`,
 		for _, id := range toDisable {
 			t := tallies[id]
 			reason := fmt.Sprintf("disabled after %d consecutive failed deliveries; last error: %s", t.nowFailures, t.lastError)
-			ep, cancelled, err := disableEndpoint(sctx, client, id, reason, now)
+			ep, err := disableEndpoint(sctx, client, id, reason, now)
 			if err != nil {
 				return nil, err
 			}
 			if ep == nil {
 				continue
 			}
-			out.disabled = append(out.disabled, id)
-			for _, c := range cancelled {
-				c.At = now
-				out.created = append(out.created, c)
-			}
+			out.disabled = append(out.disabled, disabledEndpoint{id: id, reason: reason})
 			out.endpoints = append(out.endpoints, EndpointChange{AppID: t.appID, EndpointID: id, Reason: "disabled", At: now})
 			metas = append(metas, metaEvent{appID: t.appID, typ: catalog.TypeWebhookDisabled, exclude: id, payload: map[string]any{
 				"endpointId": id, "url": ep.URL, "reason": reason, "consecutiveFailures": t.nowFailures,

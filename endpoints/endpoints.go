@@ -35,9 +35,13 @@ type Service struct {
 	Policy destination.Policy
 	// Observer is told about changes (may be nil).
 	Observer dispatch.Observer
-	// Engine, if set, learns at once when an endpoint is disabled, so that
-	// deliveries it has already claimed are not sent.
-	Engine interface{ SetEndpointActive(id string, active bool) }
+	// Engine, if set, learns at once when an endpoint is disabled, deleted
+	// or enabled again, so that it fails queued deliveries and sends
+	// nothing more to it.
+	Engine interface {
+		EndpointDisabled(ctx context.Context, id, reason string)
+		EndpointEnabled(id string)
+	}
 	// Rand is the source of signing secrets (default crypto/rand).
 	Rand io.Reader
 	// Now returns the current time (default time.Now).
@@ -282,11 +286,9 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*ent.Endpoin
 			return fmt.Errorf("update endpoint %s: %w", id, err)
 		}
 		if in.IsActive != nil && !*in.IsActive && ep.IsActive {
-			_, changes, err := dispatch.DisableEndpoint(ctx, tx, id, "disabled by updateEndpoint", now)
-			if err != nil {
+			if _, err := dispatch.DisableEndpoint(ctx, tx, id, "disabled by updateEndpoint", now); err != nil {
 				return err
 			}
-			s.report(changes)
 		}
 		return nil
 	})
@@ -297,25 +299,27 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*ent.Endpoin
 	if err != nil {
 		return nil, err
 	}
-	if s.Engine != nil {
-		s.Engine.SetEndpointActive(id, ep.IsActive)
+	if s.Engine != nil && in.IsActive != nil {
+		if ep.IsActive {
+			s.Engine.EndpointEnabled(id)
+		} else {
+			s.Engine.EndpointDisabled(ctx, id, "endpoint disabled by updateEndpoint")
+		}
 	}
 	s.changed(ep, "updated")
 	return ep, nil
 }
 
 // Delete soft-deletes an endpoint of the viewer's app: it disappears from
-// queries and receives nothing more, its queued deliveries fail, and its
-// deliveries and attempts stay in the logs.
+// queries and receives nothing more, its queued deliveries fail (the engine
+// fails them once it learns of the deletion), and its deliveries and
+// attempts stay in the logs.
 func (s *Service) Delete(ctx context.Context, id string) error {
 	if _, err := s.get(ctx, id); err != nil {
 		return err
 	}
 	now := s.now()
-	if s.Engine != nil {
-		defer s.Engine.SetEndpointActive(id, false)
-	}
-	return db.WithTx(ctx, s.Client, func(tx *ent.Client) error {
+	err := db.WithTx(ctx, s.Client, func(tx *ent.Client) error {
 		n, err := tx.Endpoint.Update().
 			Where(endpoint.ID(id)).
 			SetDeletedAt(now).
@@ -329,17 +333,19 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 		if n == 0 {
 			return fault.NotFoundf("endpoint %q not found", id)
 		}
-		changes, err := dispatch.CancelPending(ctx, tx, id, "endpoint deleted", now)
-		if err != nil {
-			return err
-		}
-		s.report(changes)
-		if s.Observer != nil {
-			v, _ := tenant.FromContext(ctx)
-			s.Observer.EndpointChanged(dispatch.EndpointChange{AppID: v.AppID, EndpointID: id, Reason: "deleted", At: now})
-		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if s.Engine != nil {
+		s.Engine.EndpointDisabled(ctx, id, "endpoint deleted")
+	}
+	if s.Observer != nil {
+		v, _ := tenant.FromContext(ctx)
+		s.Observer.EndpointChanged(dispatch.EndpointChange{AppID: v.AppID, EndpointID: id, Reason: "deleted", At: now})
+	}
+	return nil
 }
 
 // DefaultOverlap is how long a rotated-out secret keeps signing.
@@ -395,15 +401,6 @@ func (s *Service) get(ctx context.Context, id string) (*ent.Endpoint, error) {
 func (s *Service) changed(ep *ent.Endpoint, reason string) {
 	if s.Observer != nil {
 		s.Observer.EndpointChanged(dispatch.EndpointChange{AppID: ep.AppID, EndpointID: ep.ID, Reason: reason, At: s.now()})
-	}
-}
-
-func (s *Service) report(changes []dispatch.DeliveryChange) {
-	if s.Observer == nil {
-		return
-	}
-	for _, c := range changes {
-		s.Observer.DeliveryChanged(c)
 	}
 }
 

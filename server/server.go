@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -84,6 +85,10 @@ type Config struct {
 	DisableAfter  int
 	ShutdownGrace time.Duration
 
+	// DebugAddr, if set, serves net/http/pprof profiles on a separate
+	// listener.
+	DebugAddr string
+
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Rand is the source of secrets and tokens (default crypto/rand).
@@ -150,6 +155,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	engine, err := dispatch.New(dispatch.Config{
 		Client:        d.Client,
 		DB:            d.Write,
+		ReadDB:        d.Read,
 		Catalog:       cat,
 		Policy:        policy,
 		MaxPayload:    cfg.MaxPayloadBytes,
@@ -263,6 +269,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	if s.cfg.DebugAddr != "" {
+		dbg := &http.Server{Addr: s.cfg.DebugAddr, Handler: debugHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := dbg.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("debug listener", "addr", s.cfg.DebugAddr, "err", err)
+			}
+		}()
+		defer dbg.Close()
+		s.log.Info("pprof listening", "addr", s.cfg.DebugAddr)
+	}
 	s.log.Info("herald listening", "addr", ln.Addr().String(), "db", s.cfg.DBPath, "version", Version)
 	var serveErr error
 	select {
@@ -299,4 +315,15 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = io.WriteString(w, "ready\n")
+}
+
+// debugHandler serves the pprof profiles.
+func debugHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

@@ -118,6 +118,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	duration(&c.PollInterval, "poll-interval", 250*time.Millisecond, "how often to look for due retries")
 	integer(&c.DisableAfter, "disable-after", 20, "consecutive failed deliveries that disable an endpoint (negative: never)")
 	duration(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for in-flight attempts")
+	integer(&c.MaxConnectionsPerKey, "max-connections-per-key", 20, "live (websocket) connections allowed per API key")
+	integer(&c.MaxSubscriptionsPerConnection, "max-subscriptions-per-connection", 20, "subscriptions allowed per websocket connection")
+	integer(&c.SubscriberBuffer, "subscriber-buffer", 256, "updates a subscription may fall behind before it is disconnected")
+	str(&c.DebugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); keep it private")
 	str(&o.logFormat, "log-format", "", "log format: text or json (default json, text with --dev)")
 	str(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	if err := errors.Join(errs...); err != nil {

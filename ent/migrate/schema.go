@@ -158,9 +158,9 @@ var (
 			{
 				Name:    "delivery_due",
 				Unique:  false,
-				Columns: []*schema.Column{DeliveriesColumns[6]},
+				Columns: []*schema.Column{DeliveriesColumns[14], DeliveriesColumns[6]},
 				Annotation: &entsql.IndexAnnotation{
-					Where: "status IN ('PENDING', 'SENDING', 'RETRYING')",
+					Where: "next_attempt_at IS NOT NULL",
 				},
 			},
 			{
