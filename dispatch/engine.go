@@ -157,6 +157,18 @@ type Engine struct {
 	hints   map[string]struct{}
 	hintAll bool
 
+	// Publishing: callers queue on publishes; one goroutine commits them
+	// in groups and hands the new deliveries to the scheduler.
+	publishes chan *publishReq
+	pubDone   chan struct{}
+	pubStmts  publishStmts
+	subs      *subscriptions
+	handoffs  chan []*job
+	// stale marks endpoints changed since the scheduler loaded their
+	// configuration (value: when), so handed-off deliveries of them go
+	// through a claim, which reloads it.
+	stale sync.Map
+
 	// held holds, per endpoint, the deliveries claimed and not yet
 	// recorded or released: the engine's leases. Claims skip them.
 	heldMu sync.Mutex
@@ -204,13 +216,27 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.rec = newRecorder(e)
 	e.held = make(map[string]map[string]struct{})
+	e.publishes = make(chan *publishReq, 1024)
+	e.pubDone = make(chan struct{})
+	e.subs = newSubscriptions(5 * time.Second)
+	e.handoffs = make(chan []*job, 1024)
 	e.sendCtx, e.cancelSends = context.WithCancel(context.Background())
 	return e, nil
+}
+
+// EndpointChanged tells the engine that an endpoint of an app was created
+// or changed (after the change is committed), so that publishing and
+// sending use its new configuration.
+func (e *Engine) EndpointChanged(appID, id string) {
+	e.subs.invalidate(appID)
+	e.stale.Store(id, time.Now())
 }
 
 // EndpointEnabled tells the engine that an endpoint is active again.
 func (e *Engine) EndpointEnabled(id string) {
 	e.inactive.Delete(id)
+	e.stale.Store(id, time.Now())
+	e.subs.invalidate("")
 }
 
 // EndpointDisabled tells the engine that an endpoint was disabled or
@@ -219,6 +245,7 @@ func (e *Engine) EndpointEnabled(id string) {
 // attempts already in flight, which finish and are not retried.
 func (e *Engine) EndpointDisabled(ctx context.Context, id, reason string) {
 	e.inactive.Store(id, true)
+	e.subs.invalidate("")
 	if err := e.cancelQueued(tenant.System(ctx), id, reason); err != nil {
 		// The engine fails them when it claims them instead.
 		e.log.Error("fail queued deliveries of disabled endpoint", "endpoint_id", id, "err", err)
@@ -275,16 +302,44 @@ func (e *Engine) heldOf(endpointID string) []string {
 	return ids
 }
 
-func (e *Engine) hold(jobs []Job) {
+// hold records deliveries as held and returns those that were not held
+// already (a delivery can reach the scheduler both by hand-off and by a
+// claim).
+func (e *Engine) hold(jobs []Job) []Job {
 	e.heldMu.Lock()
 	defer e.heldMu.Unlock()
+	fresh := jobs[:0:0]
 	for _, j := range jobs {
 		set := e.held[j.EndpointID]
 		if set == nil {
 			set = make(map[string]struct{})
 			e.held[j.EndpointID] = set
 		}
+		if _, ok := set[j.DeliveryID]; ok {
+			continue
+		}
 		set[j.DeliveryID] = struct{}{}
+		fresh = append(fresh, j)
+	}
+	return fresh
+}
+
+// handOff gives freshly published deliveries to the scheduler, which sends
+// them without reading them back from the store. If it cannot take them
+// now, they are claimed from the store as usual.
+func (e *Engine) handOff(jobs []*job) {
+	select {
+	case e.handoffs <- jobs:
+	default:
+		ids := make([]string, 0, 1)
+		seen := map[string]bool{}
+		for _, j := range jobs {
+			if !seen[j.EndpointID] {
+				seen[j.EndpointID] = true
+				ids = append(ids, j.EndpointID)
+			}
+		}
+		e.Notify(ids...)
 	}
 }
 
@@ -367,6 +422,7 @@ func (e *Engine) Start() {
 		}
 		go e.rec.run()
 		go e.schedule()
+		go e.runPublisher()
 		e.Notify()
 	})
 }
@@ -395,12 +451,17 @@ func (e *Engine) Close(ctx context.Context) error {
 			<-e.schedDone
 			err = ctx.Err()
 		}
-		close(e.work)
-		e.workersWG.Wait()
+		// Stop publishing: queued publishes are committed; their
+		// deliveries wait in the store for the next start.
 		e.submitMu.Lock()
 		e.closed = true
-		close(e.results)
+		close(e.publishes)
 		e.submitMu.Unlock()
+		<-e.pubDone
+		e.pubStmts.close()
+		close(e.work)
+		e.workersWG.Wait()
+		close(e.results)
 		<-e.recDone
 		e.cancelSends()
 		e.sender.close()
@@ -595,6 +656,10 @@ func (e *Engine) schedule() {
 					s.addHot(id)
 				}
 			}
+		case jobs := <-e.handoffs:
+			if s.accept(jobs) {
+				wanted = true
+			}
 		case <-ticker.C:
 			wanted, discover = true, true
 			for id, st := range s.eps {
@@ -633,6 +698,41 @@ func (e *Engine) schedule() {
 	}
 }
 
+// accept queues handed-off deliveries whose endpoint configuration is
+// known, fresh and active, within the endpoint's room. The others are left
+// to a claim; accept reports whether one is needed.
+func (s *scheduler) accept(jobs []*job) (claim bool) {
+	e := s.e
+	until := e.cfg.Now().UTC().Add(e.cfg.Lease)
+	for _, j := range jobs {
+		cfg := s.configs[j.EndpointID]
+		_, stale := e.stale.Load(j.EndpointID)
+		_, off := e.inactive.Load(j.EndpointID)
+		if cfg == nil || stale || off || !cfg.Active || cfg.Deleted || s.room(j.EndpointID) <= 0 {
+			s.addHot(j.EndpointID)
+			claim = true
+			continue
+		}
+		if len(e.hold([]Job{j.Job})) == 0 {
+			continue // already claimed
+		}
+		j.LeaseUntil = until
+		j.attempt.Endpoint = cfg
+		e.outstanding.Add(1)
+		st := s.eps[j.EndpointID]
+		if st == nil {
+			st = &endpointState{}
+			s.eps[j.EndpointID] = st
+		}
+		if len(st.queue) == 0 {
+			s.waiting = append(s.waiting, j.EndpointID)
+		}
+		st.queue = append(st.queue, j)
+	}
+	s.pump()
+	return claim
+}
+
 // discover asks the store which endpoints have due deliveries.
 func (s *scheduler) discover() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -658,7 +758,9 @@ func (e *Engine) claim(endpointID string, limit int, configs map[string]*endpoin
 	if err != nil || len(claimed) == 0 {
 		return nil, err
 	}
-	e.hold(claimed)
+	if claimed = e.hold(claimed); len(claimed) == 0 {
+		return nil, nil
+	}
 	e.outstanding.Add(int64(len(claimed)))
 	jobs, cancelled, err := e.prepare(ctx, claimed, configs)
 	if err != nil {
@@ -698,11 +800,15 @@ func (e *Engine) prepare(ctx context.Context, claimed []Job, configs map[string]
 		}
 	}
 	ectx := schema.IncludeDeleted(ctx)
+	loaded := time.Now()
 	endpoints, err := e.cfg.Client.Endpoint.Query().Where(endpoint.IDIn(epIDs...)).All(ectx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load endpoints: %w", err)
 	}
 	for _, ep := range endpoints {
+		if t, ok := e.stale.Load(ep.ID); ok && t.(time.Time).Before(loaded) {
+			e.stale.CompareAndDelete(ep.ID, t)
+		}
 		if ep.IsActive && ep.DeletedAt == nil {
 			e.inactive.Delete(ep.ID)
 		} else {

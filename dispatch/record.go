@@ -172,11 +172,7 @@ func (r *recorder) flush(batch []*result) {
 		}
 	}
 	e.outstanding.Add(-counted)
-	if err == nil && len(out.created) > 0 {
-		e.Notify(endpointsOf(out.created)...) // meta-events to send
-	} else {
-		e.poke() // capacity freed up
-	}
+	e.poke() // capacity freed up
 	for i, res := range toCommit {
 		if res.done == nil {
 			continue
@@ -198,11 +194,8 @@ func (r *recorder) flush(batch []*result) {
 	for _, c := range out.endpoints {
 		e.cfg.Observer.EndpointChanged(c)
 	}
-	for _, p := range out.published {
-		e.cfg.Observer.EventPublished(p)
-	}
-	for _, c := range out.created {
-		e.cfg.Observer.DeliveryChanged(c)
+	for _, m := range out.metas {
+		e.afterPublish(m)
 	}
 }
 
@@ -211,8 +204,7 @@ type commitOutput struct {
 	attemptIDs []string         // per result ("" if none)
 	changes    []DeliveryChange // per result
 	endpoints  []EndpointChange
-	published  []EventPublished   // meta-events
-	created    []DeliveryChange   // deliveries of meta-events
+	metas      []*publishOutput   // meta-events published
 	disabled   []disabledEndpoint // endpoints disabled by this batch
 }
 
@@ -246,6 +238,11 @@ func (r *recorder) commit(ctx context.Context, batch []*result) (*commitOutput, 
 	e := r.e
 	if err := r.prepare(ctx); err != nil {
 		return nil, fmt.Errorf("prepare statements: %w", err)
+	}
+	// Meta-events are inserted with the publishing statements, which must
+	// be prepared before the transaction holds the only writer connection.
+	if err := e.pubStmts.prepare(ctx, e.cfg.DB); err != nil {
+		return nil, err
 	}
 	now := e.cfg.Now().UTC()
 	tx, err := e.cfg.DB.BeginTx(ctx, nil)
@@ -414,6 +411,7 @@ WHERE id = ? RETURNING consecutive_failures`,
 				continue
 			}
 			out.disabled = append(out.disabled, disabledEndpoint{id: id, reason: reason})
+			e.subs.invalidate(t.appID) // meta-events below must not fan out to it
 			out.endpoints = append(out.endpoints, EndpointChange{AppID: t.appID, EndpointID: id, Reason: "disabled", At: now})
 			metas = append(metas, metaEvent{appID: t.appID, typ: catalog.TypeWebhookDisabled, exclude: id, payload: map[string]any{
 				"endpointId": id, "url": ep.URL, "reason": reason, "consecutiveFailures": t.nowFailures,
@@ -424,12 +422,11 @@ WHERE id = ? RETURNING consecutive_failures`,
 			if err != nil {
 				return nil, fmt.Errorf("encode %s event: %w", m.typ, err)
 			}
-			pubs, created, err := publishTx(sctx, client, m.appID, []EventInput{{EventType: m.typ, Payload: payload}}, m.exclude, now)
+			pub, err := e.insertEvents(sctx, tx, m.appID, []EventInput{{EventType: m.typ, Payload: payload}}, m.exclude, now)
 			if err != nil {
 				return nil, fmt.Errorf("publish %s: %w", m.typ, err)
 			}
-			out.published = append(out.published, pubs...)
-			out.created = append(out.created, created...)
+			out.metas = append(out.metas, pub)
 		}
 	}
 

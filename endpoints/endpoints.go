@@ -39,6 +39,7 @@ type Service struct {
 	// or enabled again, so that it fails queued deliveries and sends
 	// nothing more to it.
 	Engine interface {
+		EndpointChanged(appID, id string)
 		EndpointDisabled(ctx context.Context, id, reason string)
 		EndpointEnabled(id string)
 	}
@@ -399,6 +400,9 @@ func (s *Service) get(ctx context.Context, id string) (*ent.Endpoint, error) {
 }
 
 func (s *Service) changed(ep *ent.Endpoint, reason string) {
+	if s.Engine != nil {
+		s.Engine.EndpointChanged(ep.AppID, ep.ID)
+	}
 	if s.Observer != nil {
 		s.Observer.EndpointChanged(dispatch.EndpointChange{AppID: ep.AppID, EndpointID: ep.ID, Reason: reason, At: s.now()})
 	}

@@ -2,12 +2,18 @@ package graph
 
 import (
 	"context"
+	"fmt"
+
 	"encoding/json"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
+
 	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/endpoints"
+	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/endpoint"
+	"github.com/heraldhq/herald/ent/event"
 	"github.com/heraldhq/herald/fault"
 	"github.com/heraldhq/herald/graph/model"
 	"github.com/heraldhq/herald/tenant"
@@ -132,4 +138,50 @@ func (r *Resolver) requireEndpoint(ctx context.Context, id string) error {
 		return fault.NotFoundf("endpoint %q not found", id)
 	}
 	return nil
+}
+
+// eventScalars are the fields of Event that need no further loading.
+var eventScalars = map[string]bool{
+	"id": true, "eventType": true, "payload": true, "idempotencyKey": true,
+	"deliveryCount": true, "createdAt": true, "__typename": true,
+}
+
+// eventEntities returns published events as entities for the response.
+// When the query asks only for an event's own fields they are built from
+// what was stored; otherwise (deliveries) they are read back.
+func (r *Resolver) eventEntities(ctx context.Context, evs []*dispatch.Event) ([]*ent.Event, error) {
+	reload := false
+	for _, f := range graphql.CollectFieldsCtx(ctx, nil) {
+		if !eventScalars[f.Name] {
+			reload = true
+		}
+	}
+	out := make([]*ent.Event, len(evs))
+	if !reload {
+		for i, ev := range evs {
+			out[i] = &ent.Event{
+				ID: ev.ID, AppID: ev.AppID, EventType: ev.EventType, Payload: ev.Payload,
+				IdempotencyKey: ev.IdempotencyKey, DeliveryCount: ev.DeliveryCount, CreatedAt: ev.CreatedAt,
+			}
+		}
+		return out, nil
+	}
+	ids := make([]string, len(evs))
+	for i, ev := range evs {
+		ids[i] = ev.ID
+	}
+	stored, err := r.client.Event.Query().Where(event.IDIn(ids...)).All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load published events: %w", err)
+	}
+	byID := make(map[string]*ent.Event, len(stored))
+	for _, ev := range stored {
+		byID[ev.ID] = ev
+	}
+	for i, id := range ids {
+		if out[i] = byID[id]; out[i] == nil {
+			return nil, fmt.Errorf("published event %s not found", id)
+		}
+	}
+	return out, nil
 }

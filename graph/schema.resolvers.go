@@ -225,7 +225,15 @@ func (r *mutationResolver) UnarchiveEventType(ctx context.Context, id string) (*
 
 // PublishEvent is the resolver for the publishEvent field.
 func (r *mutationResolver) PublishEvent(ctx context.Context, input model.PublishEventInput) (*ent.Event, error) {
-	return r.engine.Publish(ctx, publishInput(&input))
+	ev, err := r.engine.Publish(ctx, publishInput(&input))
+	if err != nil {
+		return nil, err
+	}
+	evs, err := r.eventEntities(ctx, []*dispatch.Event{ev})
+	if err != nil {
+		return nil, err
+	}
+	return evs[0], nil
 }
 
 // PublishEvents is the resolver for the publishEvents field.
@@ -234,7 +242,11 @@ func (r *mutationResolver) PublishEvents(ctx context.Context, input []*model.Pub
 	for i, x := range input {
 		in[i] = publishInput(x)
 	}
-	return r.engine.PublishBatch(ctx, in)
+	evs, err := r.engine.PublishBatch(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return r.eventEntities(ctx, evs)
 }
 
 // TestEndpoint is the resolver for the testEndpoint field.
