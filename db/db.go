@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 	"syscall"
 
 	"entgo.io/ent/dialect"
@@ -39,7 +40,10 @@ type Config struct {
 
 // DB is an open database.
 type DB struct {
-	lock *os.File
+	lock    *os.File
+	cp      *sql.DB // the checkpointer's connection
+	stop    chan struct{}
+	stopped chan struct{}
 	// Write is the single writer connection. Every write goes through it.
 	Write *sql.DB
 	// Read is the pool of read-only connections.
@@ -84,7 +88,6 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	for k, v := range common {
 		wq[k] = v
 	}
-	wq.Set("_journal_mode", "WAL")
 	wq.Set("_synchronous", sync)
 	wq.Set("_txlock", "immediate")
 	w, err := sql.Open("sqlite3", "file:"+cfg.Path+"?"+wq.Encode())
@@ -98,6 +101,15 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open database %s: %w", cfg.Path, err)
+	}
+	// Checkpoints run in the background (see checkpoint), not in the
+	// writer's commits; the WAL file is cut back to 64 MiB after each.
+	pragmas := []string{"PRAGMA journal_mode = WAL", "PRAGMA wal_autocheckpoint = 0", "PRAGMA journal_size_limit = 67108864"}
+	for _, pragma := range pragmas {
+		if _, err := w.ExecContext(ctx, pragma); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("open database %s: %s: %w", cfg.Path, pragma, err)
+		}
 	}
 
 	rq := url.Values{}
@@ -114,8 +126,15 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	r.SetMaxIdleConns(readers)
 	r.SetConnMaxIdleTime(0)
 
+	cp, err := sql.Open("sqlite3", "file:"+cfg.Path+"?"+common.Encode())
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("open database %s for checkpoints: %w", cfg.Path, err)
+	}
+	cp.SetMaxOpenConns(1)
 	drv := &router{w: entsql.OpenDB(dialect.SQLite, w), r: entsql.OpenDB(dialect.SQLite, r)}
-	d := &DB{Write: w, Read: r, Client: ent.NewClient(ent.Driver(drv)), lock: lock}
+	d := &DB{Write: w, Read: r, Client: ent.NewClient(ent.Driver(drv)), lock: lock, cp: cp, stop: make(chan struct{}), stopped: make(chan struct{})}
 	migrateMu.Lock()
 	err = d.Client.Schema.Create(ctx)
 	migrateMu.Unlock()
@@ -124,11 +143,38 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("migrate database %s: %w", cfg.Path, err)
 	}
 	ok = true
+	go d.checkpoint()
 	return d, nil
 }
 
-// Close closes the client and both connection pools.
+// checkpointInterval is how often the background checkpointer copies the
+// WAL into the database file.
+const checkpointInterval = 250 * time.Millisecond
+
+// checkpoint copies committed WAL frames into the database file, on its own
+// connection, so that the writer never pays for it in a commit. PASSIVE
+// checkpoints never wait for readers or the writer.
+func (d *DB) checkpoint() {
+	defer close(d.stopped)
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+			_, _ = d.cp.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+		}
+	}
+}
+
+// Close closes the client and both connection pools, after a last
+// checkpoint that leaves the WAL empty.
 func (d *DB) Close() error {
+	close(d.stop)
+	<-d.stopped
+	_, _ = d.cp.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	d.cp.Close()
 	err := d.Client.Close()
 	if d.lock != nil {
 		d.lock.Close() // releases the lock

@@ -19,6 +19,10 @@ type Job struct {
 	// Trigger is why the next attempt happens: SCHEDULED or MANUAL_RETRY.
 	Trigger    string
 	LeaseUntil time.Time
+	// Payload and EventCreatedAt are the event's, so the job can be sent
+	// without reading the event again.
+	Payload        []byte
+	EventCreatedAt time.Time
 }
 
 // Claimer leases due deliveries to workers. A delivery is due when its
@@ -60,25 +64,50 @@ type Recoverer interface {
 // engine of that process is the only claimer: a claim is a read of the due
 // index, skipping what the engine already holds, and the lease lives in
 // the engine's memory. Claiming costs no write; after a crash, every
-// unfinished delivery is simply due again.
+// unfinished delivery is simply due again. Use NewSQLClaimer.
 type SQLClaimer struct {
-	// DB is the writer connection.
-	DB *sql.DB
-	// Read, if set, is the read pool claims are read from.
-	Read *sql.DB
+	db   *sql.DB // the writer
+	read *sql.DB // the read pool claims are read from
+
+	once  onceErr
+	due   *sql.Stmt
+	claim *sql.Stmt
 }
 
-func (c SQLClaimer) reader() *sql.DB {
-	if c.Read != nil {
-		return c.Read
+// NewSQLClaimer returns a claimer over the writer connection and, if not
+// nil, a read pool to read claims from.
+func NewSQLClaimer(writer, read *sql.DB) *SQLClaimer {
+	if read == nil {
+		read = writer
 	}
-	return c.DB
+	return &SQLClaimer{db: writer, read: read}
+}
+
+func (c *SQLClaimer) prepare(ctx context.Context) error {
+	return c.once.do(func() error {
+		var err error
+		c.due, err = c.read.PrepareContext(ctx, `SELECT e.id FROM endpoints e WHERE EXISTS (
+  SELECT 1 FROM deliveries d WHERE d.endpoint_id = e.id AND d.next_attempt_at <= ?)`)
+		if err != nil {
+			return fmt.Errorf("prepare due query: %w", err)
+		}
+		c.claim, err = c.read.PrepareContext(ctx, `SELECT d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, e.payload, e.created_at
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.endpoint_id = ? AND d.next_attempt_at <= ?
+ORDER BY d.next_attempt_at LIMIT ?`)
+		if err != nil {
+			return fmt.Errorf("prepare claim query: %w", err)
+		}
+		return nil
+	})
 }
 
 // Due implements Claimer. It probes the due index once per endpoint.
-func (c SQLClaimer) Due(ctx context.Context, now time.Time) ([]string, error) {
-	rows, err := c.reader().QueryContext(ctx, `SELECT e.id FROM endpoints e WHERE EXISTS (
-  SELECT 1 FROM deliveries d WHERE d.endpoint_id = e.id AND d.next_attempt_at <= ?)`, now)
+func (c *SQLClaimer) Due(ctx context.Context, now time.Time) ([]string, error) {
+	if err := c.prepare(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := c.due.QueryContext(ctx, now)
 	if err != nil {
 		return nil, fmt.Errorf("find due endpoints: %w", err)
 	}
@@ -97,32 +126,31 @@ func (c SQLClaimer) Due(ctx context.Context, now time.Time) ([]string, error) {
 	return ids, nil
 }
 
-// Claim implements Claimer with one indexed read.
-func (c SQLClaimer) Claim(ctx context.Context, worker, endpointID string, now time.Time, lease time.Duration, limit int, held []string) ([]Job, error) {
-	var q strings.Builder
-	q.WriteString(`SELECT id, app_id, event_id, endpoint_id, event_type, attempt_count, next_trigger FROM deliveries
-WHERE endpoint_id = ? AND next_attempt_at <= ?`)
-	args := make([]any, 0, 3+len(held))
-	args = append(args, endpointID, now)
-	if len(held) > 0 {
-		q.WriteString(` AND id NOT IN (` + placeholders(len(held)) + `)`)
-		for _, id := range held {
-			args = append(args, id)
-		}
+// Claim implements Claimer with one prepared, indexed read. It reads past
+// the held deliveries (which are among the oldest due) and drops them.
+func (c *SQLClaimer) Claim(ctx context.Context, worker, endpointID string, now time.Time, lease time.Duration, limit int, held []string) ([]Job, error) {
+	if err := c.prepare(ctx); err != nil {
+		return nil, err
 	}
-	q.WriteString(` ORDER BY next_attempt_at LIMIT ?`)
-	args = append(args, limit)
-	rows, err := c.reader().QueryContext(ctx, q.String(), args...)
+	skip := make(map[string]struct{}, len(held))
+	for _, id := range held {
+		skip[id] = struct{}{}
+	}
+	rows, err := c.claim.QueryContext(ctx, endpointID, now, limit+len(held))
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", endpointID, err)
 	}
 	defer rows.Close()
 	until := now.Add(lease)
 	jobs := make([]Job, 0, limit)
-	for rows.Next() {
+	for rows.Next() && len(jobs) < limit {
 		j := Job{LeaseUntil: until}
-		if err := rows.Scan(&j.DeliveryID, &j.AppID, &j.EventID, &j.EndpointID, &j.EventType, &j.AttemptCount, &j.Trigger); err != nil {
+		if err := rows.Scan(&j.DeliveryID, &j.AppID, &j.EventID, &j.EndpointID, &j.EventType, &j.AttemptCount, &j.Trigger,
+			&j.Payload, &j.EventCreatedAt); err != nil {
 			return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", endpointID, err)
+		}
+		if _, ok := skip[j.DeliveryID]; ok {
+			continue
 		}
 		jobs = append(jobs, j)
 	}
@@ -132,14 +160,23 @@ WHERE endpoint_id = ? AND next_attempt_at <= ?`)
 	return jobs, nil
 }
 
+// Close releases the prepared statements.
+func (c *SQLClaimer) Close() {
+	for _, s := range []*sql.Stmt{c.due, c.claim} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
 // Release implements Claimer. Leases are in memory, so there is nothing to
 // write: a released delivery is still due.
-func (c SQLClaimer) Release(context.Context, string, []string, time.Time) error { return nil }
+func (c *SQLClaimer) Release(context.Context, string, []string, time.Time) error { return nil }
 
 // RecoverAbandoned implements Recoverer for deliveries marked SENDING by
 // synchronous test sends of a process that died.
-func (c SQLClaimer) RecoverAbandoned(ctx context.Context, now time.Time) (int, error) {
-	res, err := c.DB.ExecContext(ctx, `UPDATE deliveries SET status = CASE WHEN attempt_count = 0 THEN 'PENDING' ELSE 'RETRYING' END,
+func (c *SQLClaimer) RecoverAbandoned(ctx context.Context, now time.Time) (int, error) {
+	res, err := c.db.ExecContext(ctx, `UPDATE deliveries SET status = CASE WHEN attempt_count = 0 THEN 'PENDING' ELSE 'RETRYING' END,
   claimed_by = NULL, next_attempt_at = ?, updated_at = ?
 WHERE status = 'SENDING'`, now, now)
 	if err != nil {

@@ -48,7 +48,7 @@ func seedDue(tb testing.TB, n int) (*db.DB, string) {
 
 func BenchmarkSQLClaimer_Claim64(b *testing.B) {
 	d, ep := seedDue(b, 200_000)
-	c := dispatch.SQLClaimer{DB: d.Write, Read: d.Read}
+	c := dispatch.NewSQLClaimer(d.Write, d.Read)
 	ctx := context.Background()
 	b.ResetTimer()
 	for b.Loop() {

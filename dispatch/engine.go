@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,7 +18,6 @@ import (
 	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/endpoint"
-	"github.com/heraldhq/herald/ent/event"
 	"github.com/heraldhq/herald/ent/schema"
 	"github.com/heraldhq/herald/tenant"
 	"github.com/heraldhq/herald/webhook"
@@ -86,7 +86,7 @@ func (c *Config) setDefaults() error {
 	}
 	setDefault(&c.MaxPayload, DefaultMaxPayload)
 	if c.Claimer == nil {
-		c.Claimer = SQLClaimer{DB: c.DB, Read: c.ReadDB}
+		c.Claimer = NewSQLClaimer(c.DB, c.ReadDB)
 	}
 	setDefault(&c.Workers, 128)
 	setDefault(&c.PerEndpoint, 32)
@@ -785,66 +785,47 @@ func (e *Engine) claim(endpointID string, limit int, configs map[string]*endpoin
 // prepare loads the endpoints and events of claimed deliveries. It returns
 // the jobs to send and those to cancel because their endpoint is gone.
 func (e *Engine) prepare(ctx context.Context, claimed []Job, configs map[string]*endpointConfig) (send, cancelled []*job, err error) {
-	epIDs := make([]string, 0, 4)
-	evIDs := make([]string, 0, len(claimed))
-	seenEp := make(map[string]bool, 4)
-	seenEv := make(map[string]bool, len(claimed))
+	// Reload the configuration of endpoints that changed or were loaded
+	// long ago (changes by another process).
+	var reload []string
+	now := time.Now()
 	for _, c := range claimed {
-		if !seenEp[c.EndpointID] {
-			seenEp[c.EndpointID] = true
-			epIDs = append(epIDs, c.EndpointID)
-		}
-		if !seenEv[c.EventID] {
-			seenEv[c.EventID] = true
-			evIDs = append(evIDs, c.EventID)
+		cfg := configs[c.EndpointID]
+		_, stale := e.stale.Load(c.EndpointID)
+		if (cfg == nil || stale || now.Sub(cfg.loadedAt) > configTTL) && !slices.Contains(reload, c.EndpointID) {
+			reload = append(reload, c.EndpointID)
 		}
 	}
-	ectx := schema.IncludeDeleted(ctx)
-	loaded := time.Now()
-	endpoints, err := e.cfg.Client.Endpoint.Query().Where(endpoint.IDIn(epIDs...)).All(ectx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load endpoints: %w", err)
-	}
-	for _, ep := range endpoints {
-		if t, ok := e.stale.Load(ep.ID); ok && t.(time.Time).Before(loaded) {
-			e.stale.CompareAndDelete(ep.ID, t)
-		}
-		if ep.IsActive && ep.DeletedAt == nil {
-			e.inactive.Delete(ep.ID)
-		} else {
-			e.inactive.Store(ep.ID, true)
-		}
-		if c, ok := configs[ep.ID]; ok && c.UpdatedAt.Equal(ep.UpdatedAt) && c.Active == ep.IsActive {
-			continue
-		}
-		c, err := newEndpointConfig(rowOf(ep))
+	if len(reload) > 0 {
+		endpoints, err := e.cfg.Client.Endpoint.Query().Where(endpoint.IDIn(reload...)).All(schema.IncludeDeleted(ctx))
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("load endpoints: %w", err)
 		}
-		configs[ep.ID] = c
-	}
-	msgs := make(map[string]*message, len(evIDs))
-	for len(evIDs) > 0 {
-		n := min(len(evIDs), 500)
-		evs, err := e.cfg.Client.Event.Query().
-			Where(event.IDIn(evIDs[:n]...)).
-			Select(event.FieldEventType, event.FieldPayload, event.FieldCreatedAt).
-			All(ctx)
-		if err != nil {
-			return nil, nil, fmt.Errorf("load events: %w", err)
+		for _, ep := range endpoints {
+			if t, ok := e.stale.Load(ep.ID); ok && t.(time.Time).Before(now) {
+				e.stale.CompareAndDelete(ep.ID, t)
+			}
+			if ep.IsActive && ep.DeletedAt == nil {
+				e.inactive.Delete(ep.ID)
+			} else {
+				e.inactive.Store(ep.ID, true)
+			}
+			c, err := newEndpointConfig(rowOf(ep))
+			if err != nil {
+				return nil, nil, err
+			}
+			c.loadedAt = now
+			configs[ep.ID] = c
 		}
-		for _, ev := range evs {
-			msgs[ev.ID] = &message{ID: ev.ID, Type: ev.EventType, Body: renderEnvelope(ev.ID, ev.EventType, ev.CreatedAt, ev.Payload)}
-		}
-		evIDs = evIDs[n:]
 	}
 	send = make([]*job, 0, len(claimed))
+	var msg *message // consecutive deliveries of one event share it
 	for _, c := range claimed {
-		ep, msg := configs[c.EndpointID], msgs[c.EventID]
+		ep := configs[c.EndpointID]
 		j := &job{Job: c, trigger: c.Trigger}
 		switch {
-		case ep == nil || msg == nil:
-			e.log.Error("claimed delivery without endpoint or event", "delivery_id", c.DeliveryID)
+		case ep == nil:
+			e.log.Error("claimed delivery of an unknown endpoint", "delivery_id", c.DeliveryID, "endpoint_id", c.EndpointID)
 			cancelled = append(cancelled, j)
 			continue
 		case !ep.Active || ep.Deleted:
@@ -852,11 +833,19 @@ func (e *Engine) prepare(ctx context.Context, claimed []Job, configs map[string]
 			cancelled = append(cancelled, j)
 			continue
 		}
+		if msg == nil || msg.ID != c.EventID {
+			msg = &message{ID: c.EventID, Type: c.EventType, Body: renderEnvelope(c.EventID, c.EventType, c.EventCreatedAt, c.Payload)}
+		}
+		j.Payload = nil // rendered into the message
 		j.attempt = attempt{DeliveryID: c.DeliveryID, Number: c.AttemptCount + 1, Endpoint: ep, Msg: msg}
 		send = append(send, j)
 	}
 	return send, cancelled, nil
 }
+
+// configTTL bounds how long the scheduler trusts a loaded endpoint
+// configuration; changes made through this process take effect at once.
+const configTTL = 5 * time.Second
 
 // endpointRow is the stored configuration of an endpoint.
 type endpointRow struct {

@@ -65,23 +65,62 @@ func (r *recorder) run() {
 	defer close(r.e.recDone)
 	defer r.closeStmts()
 	batch := make([]*result, 0, maxRecordBatch)
+	linger := time.NewTimer(0)
+	<-linger.C
 	for first := range r.e.results {
 		batch = append(batch[:0], first)
-	fill:
-		for len(batch) < maxRecordBatch {
-			select {
-			case x, ok := <-r.e.results:
-				if !ok {
-					break fill
+		batch = r.fill(batch)
+		// Under load, wait a moment for more results so a commit covers
+		// more of them: commits, not rows, are the cost that grows with
+		// load. A lone result (light load) is committed at once.
+		if len(batch) > 1 && len(batch) < minLingerBatch && int(r.e.outstanding.Load()) > len(batch) {
+			linger.Reset(maxLinger)
+		wait:
+			for len(batch) < minLingerBatch {
+				select {
+				case x, ok := <-r.e.results:
+					if !ok {
+						break wait
+					}
+					batch = append(batch, x)
+				case <-linger.C:
+					break wait
 				}
-				batch = append(batch, x)
-			default:
-				break fill
 			}
+			if !linger.Stop() {
+				select {
+				case <-linger.C:
+				default:
+				}
+			}
+			batch = r.fill(batch)
 		}
 		r.flush(batch)
 		clear(batch)
 	}
+}
+
+// Group commit tuning: under load the recorder waits up to maxLinger for
+// a batch of minLingerBatch results.
+const (
+	minLingerBatch = 64
+	maxLinger      = time.Millisecond
+)
+
+// fill adds the results that are already waiting.
+func (r *recorder) fill(batch []*result) []*result {
+	for len(batch) < maxRecordBatch {
+		select {
+		case x, ok := <-r.e.results:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, x)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 func (r *recorder) closeStmts() {

@@ -48,6 +48,7 @@ type endpointConfig struct {
 	Active    bool
 	Deleted   bool
 	UpdatedAt time.Time
+	loadedAt  time.Time // when the scheduler read it
 
 	// signer signs with the current secret; rotating also with the
 	// previous one, until prevUntil.
