@@ -15,8 +15,8 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"time"
 	"syscall"
+	"time"
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
