@@ -19,6 +19,8 @@ type Job struct {
 	// Trigger is why the next attempt happens: SCHEDULED or MANUAL_RETRY.
 	Trigger    string
 	LeaseUntil time.Time
+	// Due is when the delivery was due (its next_attempt_at).
+	Due time.Time
 	// Payload and EventCreatedAt are the event's, so the job can be sent
 	// without reading the event again.
 	Payload        []byte
@@ -42,8 +44,10 @@ type Claimer interface {
 	Due(ctx context.Context, now time.Time) ([]string, error)
 	// Claim leases up to limit due deliveries of one endpoint to worker,
 	// oldest due first, skipping the deliveries in held, which the worker
-	// already holds.
-	Claim(ctx context.Context, worker, endpointID string, now time.Time, lease time.Duration, limit int, held []string) ([]Job, error)
+	// already holds. after is a hint: deliveries due before it were
+	// claimed by earlier calls (the worker holds them), so the store may
+	// start reading there.
+	Claim(ctx context.Context, worker, endpointID string, now time.Time, lease time.Duration, limit int, held []string, after time.Time) ([]Job, error)
 	// Release returns leased deliveries that were not attempted, due at
 	// now.
 	Release(ctx context.Context, worker string, ids []string, now time.Time) error
@@ -91,9 +95,9 @@ func (c *SQLClaimer) prepare(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("prepare due query: %w", err)
 		}
-		c.claim, err = c.read.PrepareContext(ctx, `SELECT d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, e.payload, e.created_at
+		c.claim, err = c.read.PrepareContext(ctx, `SELECT d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at
 FROM deliveries d JOIN events e ON e.id = d.event_id
-WHERE d.endpoint_id = ? AND d.next_attempt_at <= ?
+WHERE d.endpoint_id = ? AND d.next_attempt_at <= ? AND d.next_attempt_at >= ?
 ORDER BY d.next_attempt_at LIMIT ?`)
 		if err != nil {
 			return fmt.Errorf("prepare claim query: %w", err)
@@ -126,9 +130,10 @@ func (c *SQLClaimer) Due(ctx context.Context, now time.Time) ([]string, error) {
 	return ids, nil
 }
 
-// Claim implements Claimer with one prepared, indexed read. It reads past
-// the held deliveries (which are among the oldest due) and drops them.
-func (c *SQLClaimer) Claim(ctx context.Context, worker, endpointID string, now time.Time, lease time.Duration, limit int, held []string) ([]Job, error) {
+// Claim implements Claimer with one prepared, indexed read, starting at
+// after. It reads past held deliveries (which are among the oldest due)
+// and drops them.
+func (c *SQLClaimer) Claim(ctx context.Context, worker, endpointID string, now time.Time, lease time.Duration, limit int, held []string, after time.Time) ([]Job, error) {
 	if err := c.prepare(ctx); err != nil {
 		return nil, err
 	}
@@ -136,7 +141,7 @@ func (c *SQLClaimer) Claim(ctx context.Context, worker, endpointID string, now t
 	for _, id := range held {
 		skip[id] = struct{}{}
 	}
-	rows, err := c.claim.QueryContext(ctx, endpointID, now, limit+len(held))
+	rows, err := c.claim.QueryContext(ctx, endpointID, now, after.UTC(), limit+len(held))
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", endpointID, err)
 	}
@@ -146,7 +151,7 @@ func (c *SQLClaimer) Claim(ctx context.Context, worker, endpointID string, now t
 	for rows.Next() && len(jobs) < limit {
 		j := Job{LeaseUntil: until}
 		if err := rows.Scan(&j.DeliveryID, &j.AppID, &j.EventID, &j.EndpointID, &j.EventType, &j.AttemptCount, &j.Trigger,
-			&j.Payload, &j.EventCreatedAt); err != nil {
+			&j.Due, &j.Payload, &j.EventCreatedAt); err != nil {
 			return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", endpointID, err)
 		}
 		if _, ok := skip[j.DeliveryID]; ok {

@@ -52,7 +52,7 @@ func BenchmarkSQLClaimer_Claim64(b *testing.B) {
 	ctx := context.Background()
 	b.ResetTimer()
 	for b.Loop() {
-		jobs, err := c.Claim(ctx, "w", ep, time.Now().UTC().Add(time.Hour), time.Minute, 64, nil)
+		jobs, err := c.Claim(ctx, "w", ep, time.Now().UTC().Add(time.Hour), time.Minute, 64, nil, time.Time{})
 		if err != nil || len(jobs) != 64 {
 			b.Fatalf("claimed %d: %v", len(jobs), err)
 		}

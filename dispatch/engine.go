@@ -203,7 +203,7 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg:          cfg,
 		log:          cfg.Logger.With("component", "dispatch"),
-		sender:       newSender(cfg.Policy, cfg.UserAgent, cfg.MaxResponseBody, cfg.PerEndpoint, cfg.Now),
+		sender:       newSender(cfg.Policy, cfg.UserAgent, cfg.MaxResponseBody, cfg.Workers, cfg.Now),
 		worker:       "w-" + hex.EncodeToString(id[:]),
 		wake:         make(chan struct{}, 1),
 		work:         make(chan *job, cfg.Workers),
@@ -511,6 +511,11 @@ type scheduler struct {
 	hot     map[string]bool
 	hotRing []string
 	next    int
+	// cursor is, per endpoint, where its next claim may start reading:
+	// the due time of the last delivery claimed. It is dropped when a
+	// claim comes back short and on every poll, so a delivery stored late
+	// with an earlier due time waits at most one poll interval.
+	cursor map[string]time.Time
 }
 
 // The scheduler keeps at most queueFactor × PerEndpoint jobs of one
@@ -584,7 +589,7 @@ func (s *scheduler) claimRound() bool {
 			continue
 		}
 		limit := min(room, free, e.cfg.BatchSize)
-		jobs, err := e.claim(id, limit, s.configs)
+		jobs, last, err := e.claim(id, limit, s.cursor[id], s.configs)
 		if err != nil {
 			e.log.Error("claim deliveries", "endpoint_id", id, "err", err)
 			return false
@@ -604,8 +609,10 @@ func (s *scheduler) claimRound() bool {
 		if len(jobs) < limit {
 			// Nothing more due for now: leave the ring.
 			delete(s.hot, id)
+			delete(s.cursor, id)
 			s.hotRing = append(s.hotRing[:s.next], s.hotRing[s.next+1:]...)
 		} else {
+			s.cursor[id] = last
 			more = true
 			s.next++
 		}
@@ -624,6 +631,7 @@ func (e *Engine) schedule() {
 		eps:     make(map[string]*endpointState),
 		configs: make(map[string]*endpointConfig),
 		hot:     make(map[string]bool),
+		cursor:  make(map[string]time.Time),
 	}
 	var (
 		wanted    = true
@@ -662,6 +670,7 @@ func (e *Engine) schedule() {
 			}
 		case <-ticker.C:
 			wanted, discover = true, true
+			clear(s.cursor)
 			for id, st := range s.eps {
 				if st.inflight == 0 && len(st.queue) == 0 {
 					delete(s.eps, id)
@@ -750,16 +759,19 @@ func (s *scheduler) discover() {
 // claim leases up to limit due deliveries of an endpoint and prepares them
 // for sending. Deliveries of endpoints that are disabled or deleted are
 // finished at once without an attempt.
-func (e *Engine) claim(endpointID string, limit int, configs map[string]*endpointConfig) ([]*job, error) {
+// It also returns the due time of the last delivery the store returned,
+// where the endpoint's next claim may start.
+func (e *Engine) claim(endpointID string, limit int, after time.Time, configs map[string]*endpointConfig) ([]*job, time.Time, error) {
 	ctx, cancel := context.WithTimeout(tenant.System(context.Background()), 30*time.Second)
 	defer cancel()
 	now := e.cfg.Now().UTC()
-	claimed, err := e.cfg.Claimer.Claim(ctx, e.worker, endpointID, now, e.cfg.Lease, limit, e.heldOf(endpointID))
+	claimed, err := e.cfg.Claimer.Claim(ctx, e.worker, endpointID, now, e.cfg.Lease, limit, e.heldOf(endpointID), after)
 	if err != nil || len(claimed) == 0 {
-		return nil, err
+		return nil, after, err
 	}
+	last := claimed[len(claimed)-1].Due
 	if claimed = e.hold(claimed); len(claimed) == 0 {
-		return nil, nil
+		return nil, last, nil
 	}
 	e.outstanding.Add(int64(len(claimed)))
 	jobs, cancelled, err := e.prepare(ctx, claimed, configs)
@@ -774,12 +786,12 @@ func (e *Engine) claim(endpointID string, limit int, configs map[string]*endpoin
 		}
 		e.unhold(claimed)
 		e.outstanding.Add(-int64(len(claimed)))
-		return nil, err
+		return nil, after, err
 	}
 	for _, j := range cancelled {
 		e.results <- &result{job: j, cancelled: true}
 	}
-	return jobs, nil
+	return jobs, last, nil
 }
 
 // prepare loads the endpoints and events of claimed deliveries. It returns

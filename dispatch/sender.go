@@ -148,11 +148,14 @@ type sender struct {
 	now       func() time.Time
 }
 
-func newSender(policy destination.Policy, userAgent string, maxBody, perHost int, now func() time.Time) *sender {
+// newSender returns a sender that keeps up to idlePerHost idle connections
+// per host: as many as requests may be in flight, since several endpoints
+// often share a host.
+func newSender(policy destination.Policy, userAgent string, maxBody, idlePerHost int, now func() time.Time) *sender {
 	tr := &http.Transport{
 		DialContext:           policy.Dialer(10 * time.Second).DialContext,
 		MaxIdleConns:          4096,
-		MaxIdleConnsPerHost:   perHost,
+		MaxIdleConnsPerHost:   idlePerHost,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
