@@ -92,8 +92,38 @@ type Bus struct {
 
 	count  atomic.Int64 // subscriptions, read without the lock
 	mu     sync.RWMutex
-	apps   map[string]map[*Subscription]struct{}
+	apps   map[string]*appSubs
 	closed bool
+}
+
+// appSubs indexes an app's subscriptions by topic and, when their filter
+// names one exact event type, by that type, so a message reaches only the
+// subscriptions that may want it (hundreds of consoles each watching their
+// own event type cost nothing for the others' messages).
+type appSubs struct {
+	byType map[typeKey]map[*Subscription]struct{} // exact event type filters
+	any    map[Topic]map[*Subscription]struct{}   // no filter or a pattern
+	n      int
+}
+
+type typeKey struct {
+	topic Topic
+	typ   string
+}
+
+func (a *appSubs) bucket(s *Subscription) map[*Subscription]struct{} {
+	f := s.filter
+	if f.EventType != "" && !webhook.IsWildcard(f.EventType) {
+		k := typeKey{f.Topic, f.EventType}
+		if a.byType[k] == nil {
+			a.byType[k] = make(map[*Subscription]struct{})
+		}
+		return a.byType[k]
+	}
+	if a.any[f.Topic] == nil {
+		a.any[f.Topic] = make(map[*Subscription]struct{})
+	}
+	return a.any[f.Topic]
 }
 
 // New returns a Bus.
@@ -101,16 +131,17 @@ func New(cfg Config) *Bus {
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = 256
 	}
-	return &Bus{buffer: cfg.Buffer, relay: cfg.Relay, apps: make(map[string]map[*Subscription]struct{})}
+	return &Bus{buffer: cfg.Buffer, relay: cfg.Relay, apps: make(map[string]*appSubs)}
 }
 
 // Subscription receives the messages matching its filter on C until Done
 // is closed.
 type Subscription struct {
 	// C delivers messages. It is never closed; stop reading when Done is.
-	C <-chan Message
+	// Messages are shared between subscribers: do not modify them.
+	C <-chan *Message
 
-	c      chan Message
+	c      chan *Message
 	filter Filter
 	bus    *Bus
 	done   chan struct{}
@@ -151,19 +182,20 @@ func (b *Bus) Subscribe(f Filter) (*Subscription, error) {
 	if f.AppID == "" || f.Topic == 0 {
 		return nil, errors.New("bus: a subscription needs a topic and an app")
 	}
-	c := make(chan Message, b.buffer)
+	c := make(chan *Message, b.buffer)
 	s := &Subscription{C: c, c: c, filter: f, bus: b, done: make(chan struct{})}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return nil, ErrClosed
 	}
-	subs := b.apps[f.AppID]
-	if subs == nil {
-		subs = make(map[*Subscription]struct{})
-		b.apps[f.AppID] = subs
+	a := b.apps[f.AppID]
+	if a == nil {
+		a = &appSubs{byType: make(map[typeKey]map[*Subscription]struct{}), any: make(map[Topic]map[*Subscription]struct{})}
+		b.apps[f.AppID] = a
 	}
-	subs[s] = struct{}{}
+	a.bucket(s)[s] = struct{}{}
+	a.n++
 	b.count.Add(1)
 	return s, nil
 }
@@ -171,12 +203,17 @@ func (b *Bus) Subscribe(f Filter) (*Subscription, error) {
 func (b *Bus) remove(s *Subscription) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	subs := b.apps[s.filter.AppID]
-	if _, ok := subs[s]; !ok {
+	a := b.apps[s.filter.AppID]
+	if a == nil {
 		return
 	}
-	delete(subs, s)
-	if len(subs) == 0 {
+	bucket := a.bucket(s)
+	if _, ok := bucket[s]; !ok {
+		return
+	}
+	delete(bucket, s)
+	a.n--
+	if a.n == 0 {
 		delete(b.apps, s.filter.AppID)
 	}
 	b.count.Add(-1)
@@ -200,10 +237,25 @@ func (b *Bus) Deliver(m Message) {
 	if b.count.Load() == 0 {
 		return
 	}
+	shared := m // escapes: copied only when someone listens
+	b.deliverShared(&shared)
+}
+
+// deliverShared fans one message out; subscribers share it.
+func (b *Bus) deliverShared(m *Message) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	for s := range b.apps[m.AppID] {
-		if !s.filter.match(&m) {
+	a := b.apps[m.AppID]
+	if a == nil {
+		return
+	}
+	deliver(a.byType[typeKey{m.Topic, m.EventType}], m)
+	deliver(a.any[m.Topic], m)
+}
+
+func deliver(subs map[*Subscription]struct{}, m *Message) {
+	for s := range subs {
+		if !s.filter.match(m) {
 			continue
 		}
 		select {
@@ -224,9 +276,16 @@ func (b *Bus) Close() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
-	for app, subs := range b.apps {
-		for s := range subs {
-			s.end(ErrClosed)
+	for app, a := range b.apps {
+		for _, subs := range a.byType {
+			for s := range subs {
+				s.end(ErrClosed)
+			}
+		}
+		for _, subs := range a.any {
+			for s := range subs {
+				s.end(ErrClosed)
+			}
 		}
 		delete(b.apps, app)
 	}

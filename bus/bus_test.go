@@ -9,7 +9,7 @@ func recv(t *testing.T, s *Subscription) (Message, bool) {
 	t.Helper()
 	select {
 	case m := <-s.C:
-		return m, true
+		return *m, true
 	default:
 		return Message{}, false
 	}
@@ -118,6 +118,41 @@ func TestBus_RelayGetsLocalMessagesOnly(t *testing.T) {
 
 func BenchmarkPublish_NoSubscribers(b *testing.B) {
 	bus := New(Config{})
+	m := Message{Topic: Deliveries, AppID: "app", EventType: "order.created"}
+	for b.Loop() {
+		bus.Publish(m)
+	}
+}
+
+func TestBus_ExactTypeFilterIsIndexed(t *testing.T) {
+	b := New(Config{})
+	exact, _ := b.Subscribe(Filter{Topic: Deliveries, AppID: "app", EventType: "order.created"})
+	pattern, _ := b.Subscribe(Filter{Topic: Deliveries, AppID: "app", EventType: "order.*"})
+	other, _ := b.Subscribe(Filter{Topic: Deliveries, AppID: "app", EventType: "contact.created"})
+	defer exact.Close()
+	defer pattern.Close()
+	b.Publish(Message{Topic: Deliveries, AppID: "app", EventType: "order.created"})
+	if _, ok := recv(t, exact); !ok {
+		t.Error("exact subscriber missed its type")
+	}
+	if _, ok := recv(t, pattern); !ok {
+		t.Error("pattern subscriber missed a matching type")
+	}
+	if _, ok := recv(t, other); ok {
+		t.Error("subscriber of another type got the message")
+	}
+	other.Close()
+	if b.Active() != 2 {
+		t.Fatalf("Active() = %d, want 2", b.Active())
+	}
+}
+
+func BenchmarkPublish_500SubscribersOfOtherTypes(b *testing.B) {
+	bus := New(Config{})
+	for k := range 500 {
+		s, _ := bus.Subscribe(Filter{Topic: Deliveries, AppID: "app", EventType: "live.t" + string(rune('a'+k%26)) + string(rune('a'+k/26))})
+		defer s.Close()
+	}
 	m := Message{Topic: Deliveries, AppID: "app", EventType: "order.created"}
 	for b.Loop() {
 		bus.Publish(m)

@@ -81,7 +81,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	common := url.Values{}
 	common.Set("_foreign_keys", "on")
 	common.Set("_busy_timeout", "10000")
-	common.Set("_cache_size", "-32768") // 32 MiB per connection
+	common.Set("_cache_size", "-8192") // 8 MiB per reader; the OS caches the file too
 	common.Set("_temp_store", "memory")
 
 	wq := url.Values{}
@@ -90,6 +90,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	wq.Set("_synchronous", sync)
 	wq.Set("_txlock", "immediate")
+	wq.Set("_cache_size", "-32768") // 32 MiB: the writer touches the hot pages
 	w, err := sql.Open("sqlite3", "file:"+cfg.Path+"?"+wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", cfg.Path, err)
@@ -126,7 +127,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	r.SetMaxIdleConns(readers)
 	r.SetConnMaxIdleTime(0)
 
-	cp, err := sql.Open("sqlite3", "file:"+cfg.Path+"?"+common.Encode())
+	cq := url.Values{}
+	for k, v := range common {
+		cq[k] = v
+	}
+	cq.Set("_cache_size", "-1024") // checkpoints read the WAL, not the cache
+	cp, err := sql.Open("sqlite3", "file:"+cfg.Path+"?"+cq.Encode())
 	if err != nil {
 		w.Close()
 		r.Close()

@@ -42,8 +42,12 @@ func newGorillaWebsockets() *gorillaWebsockets {
 	g := &gorillaWebsockets{conns: make(map[*gorillaConn]struct{})}
 	g.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   4096,
-		WriteBufferSize:  4096,
+		// Reuse the HTTP server's read buffer, and share write buffers
+		// between connections: most live connections are idle most of the
+		// time, so they need not each own buffers.
+		ReadBufferSize:  0,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
 		// Origins are checked by checkOrigin before gqlgen sees the
 		// request, so a refusal is a clean 403 rather than a log line.
 		CheckOrigin: func(*http.Request) bool { return true },
