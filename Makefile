@@ -13,6 +13,10 @@ NODE_STAMPS    := $(addsuffix /node_modules/.package-lock.json,$(NODE_TEST_DIRS)
 
 .PHONY: all build run test testdeps lint generate assets bench clean
 
+# Flags for the end-to-end benchmark, e.g. BENCH_FLAGS="--quick" or
+# BENCH_FLAGS="--scenarios throughput --scale 2".
+BENCH_FLAGS ?=
+
 all: build
 
 build:
@@ -41,6 +45,14 @@ lint:
 generate:
 	$(GO) run -mod=mod ./ent/entc.go
 	$(GO) run -mod=mod github.com/99designs/gqlgen generate
+
+# Runs the end-to-end benchmark (herald and a receiver in separate
+# processes, load through the GraphQL API; results in
+# bench/results/latest.json), then the Go micro-benchmarks.
+bench: build
+	$(GO) build -o bin/herald-bench ./cmd/herald-bench
+	./bin/herald-bench --herald $(BIN) $(BENCH_FLAGS)
+	$(GO) test -run '^$$' -bench . -benchmem ./signing ./bus ./dispatch
 
 # Re-vendors GraphiQL and the console's browser assets from npm.
 assets:

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// TestQuick_DeliversEverything runs every scenario in --quick mode against
+// a freshly built herald, as CI does: it checks correctness (every event
+// delivered, every failure retried to success, every live update received)
+// and never speed.
+func TestQuick_DeliversEverything(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds herald and runs the quick benchmark")
+	}
+	dir := t.TempDir()
+	herald := filepath.Join(dir, "herald")
+	bench := filepath.Join(dir, "herald-bench")
+	for bin, pkg := range map[string]string{herald: "../herald", bench: "."} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	results := filepath.Join(dir, "quick.json")
+	cmd := exec.Command(bench, "--quick", "--herald", herald, "--out", results)
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("herald-bench --quick: %v", err)
+	}
+	raw, err := os.ReadFile(results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != len(allScenarios) {
+		t.Fatalf("got %d results, want one per scenario (%d)", len(rep.Results), len(allScenarios))
+	}
+	for _, r := range rep.Results {
+		if r.Error != "" {
+			t.Errorf("%s: %s", r.Name, r.Error)
+		}
+		if r.Metrics["peakRssMB"] <= 0 {
+			t.Errorf("%s: no RSS measured", r.Name)
+		}
+	}
+}

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// process is a child process whose output is kept for error reports.
+type process struct {
+	cmd *exec.Cmd
+	out *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (p *process) stop() {
+	if p.cmd.Process == nil || p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// rss returns the process's current and peak resident set size in bytes.
+func (p *process) rss() (cur, peak int64) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		parse := func() int64 {
+			fields := strings.Fields(line)
+			if len(fields) < 2 {
+				return 0
+			}
+			n, _ := strconv.ParseInt(fields[1], 10, 64)
+			return n * 1024
+		}
+		switch {
+		case strings.HasPrefix(line, "VmRSS:"):
+			cur = parse()
+		case strings.HasPrefix(line, "VmHWM:"):
+			peak = parse()
+		}
+	}
+	return cur, peak
+}
+
+// cpu returns the process's user+system CPU time so far.
+func (p *process) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * (time.Second / 100) // USER_HZ is 100 on Linux
+}
+
+// receiverProc is the receiver process.
+type receiverProc struct {
+	*process
+	addr string
+}
+
+func startReceiver(self string) (*receiverProc, error) {
+	cmd := exec.Command(self, "receiver")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	errOut := &lockedBuffer{}
+	cmd.Stderr = errOut
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start receiver: %w", err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		_ = cmd.Process.Kill()
+		return nil, fmt.Errorf("receiver did not report its address: %v: %s", err, errOut.String())
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	return &receiverProc{process: &process{cmd: cmd, out: errOut}, addr: strings.TrimSpace(line)}, nil
+}
+
+func (r *receiverProc) url(path string) string { return "http://" + r.addr + path }
+
+func (r *receiverProc) reset(failRate float64) error {
+	resp, err := http.Post(r.url(fmt.Sprintf("/reset?failRate=%g", failRate)), "text/plain", nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+func (r *receiverProc) stats() (receiverStats, error) {
+	var st receiverStats
+	resp, err := http.Get(r.url("/stats"))
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	return st, err
+}
+
+// heraldProc is a herald server process.
+type heraldProc struct {
+	*process
+	url    string
+	token  string
+	dbPath string
+}
+
+var tokenRE = regexp.MustCompile(`hrld_[A-Za-z0-9_-]{43}`)
+
+func startHerald(bin, dir string, extra []string) (*heraldProc, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	db := filepath.Join(dir, "herald.db")
+	args := append([]string{"serve", "--db", db, "--addr", addr, "--allow-http", "--allow-private-destinations", "--log-level", "warn",
+		"--max-connections-per-key", "10000", "--max-subscriptions-per-connection", "100"}, extra...)
+	cmd := exec.Command(bin, args...)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start herald: %w", err)
+	}
+	h := &heraldProc{process: &process{cmd: cmd, out: out}, url: "http://" + addr, dbPath: db}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(h.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			h.stop()
+			return nil, fmt.Errorf("herald did not become ready:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	h.token = tokenRE.FindString(out.String())
+	if h.token == "" {
+		h.stop()
+		return nil, errors.New("herald printed no API key on first start")
+	}
+	return h, nil
+}
+
+// dbSize is the size of the database and its WAL on disk.
+func (h *heraldProc) dbSize() int64 {
+	var n int64
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if fi, err := os.Stat(h.dbPath + suffix); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// sampler records the peak RSS of a process while a scenario runs.
+type sampler struct {
+	p      *process
+	peak   int64
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func sample(p *process) *sampler {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &sampler{p: p, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if cur, _ := p.rss(); cur > s.peak {
+				s.peak = cur
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *sampler) stop() int64 {
+	s.cancel()
+	<-s.done
+	return s.peak
+}

@@ -1,0 +1,386 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// scenario runs one benchmark scenario against a fresh herald process.
+type scenario struct {
+	c            *config
+	h            *heraldProc
+	rcv          *receiverProc
+	api          *client
+	r            *result
+	latencyAlone *result
+}
+
+func (s *scenario) run(ctx context.Context, name string) error {
+	switch name {
+	case "ingest":
+		return s.ingest(ctx)
+	case "throughput":
+		return s.throughput(ctx, 1, s.c.n(100_000, 5_000))
+	case "fanout":
+		return s.throughput(ctx, 10, s.c.n(20_000, 1_000))
+	case "latency":
+		return s.latency(ctx, 0)
+	case "failure":
+		return s.failure(ctx)
+	case "live":
+		return s.latency(ctx, s.c.subscribers)
+	case "long":
+		return s.throughput(ctx, 1, 1_000_000)
+	}
+	return fmt.Errorf("unknown scenario %s", name)
+}
+
+func (s *scenario) metric(name string, v float64) { s.r.Metrics[name] = v }
+func (s *scenario) note(format string, args ...any) {
+	s.r.Notes = append(s.r.Notes, fmt.Sprintf(format, args...))
+}
+
+// publishAll publishes n events of type typ in batches of 100 from
+// `clients` concurrent clients and returns when all are accepted.
+func (s *scenario) publishAll(ctx context.Context, api *client, typ string, n, clients int) error {
+	var next atomic.Int64
+	g, ctx := errgroup.WithContext(ctx)
+	for range clients {
+		g.Go(func() error {
+			for {
+				start := int(next.Add(100)) - 100
+				if start >= n {
+					return nil
+				}
+				batch := make([]map[string]any, 0, 100)
+				for i := start; i < min(start+100, n); i++ {
+					batch = append(batch, event(typ, i))
+				}
+				if err := api.do(ctx, publishBatch, map[string]any{"in": batch}, nil); err != nil {
+					return fmt.Errorf("publishEvents: %w", err)
+				}
+			}
+		})
+	}
+	return g.Wait()
+}
+
+// ingest measures accepted events per second, in batches of 100 and as
+// single calls, into an app with no endpoints (storage and API cost only).
+func (s *scenario) ingest(ctx context.Context) error {
+	n := s.c.n(200_000, 5_000)
+	start := time.Now()
+	if err := s.publishAll(ctx, s.api, "order.created", n, 4); err != nil {
+		return err
+	}
+	el := time.Since(start)
+	s.metric("batchEventsPerSec", float64(n)/el.Seconds())
+	s.note("publishEvents, 100 per call, 4 concurrent clients, %d events in %s", n, el.Round(time.Millisecond))
+
+	m := s.c.n(30_000, 2_000)
+	const clients = 32
+	var next atomic.Int64
+	var lat []time.Duration
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	start = time.Now()
+	for range clients {
+		g.Go(func() error {
+			var mine []time.Duration
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= m {
+					mu.Lock()
+					lat = append(lat, mine...)
+					mu.Unlock()
+					return nil
+				}
+				t0 := time.Now()
+				if err := s.api.do(gctx, publishOne, map[string]any{"in": event("order.created", i)}, nil); err != nil {
+					return fmt.Errorf("publishEvent: %w", err)
+				}
+				mine = append(mine, time.Since(t0))
+			}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	el = time.Since(start)
+	s.metric("singleEventsPerSec", float64(m)/el.Seconds())
+	sum := summarize(lat)
+	s.metric("singleCallP50Ms", sum.P50)
+	s.metric("singleCallP99Ms", sum.P99)
+	s.note("publishEvent, %d concurrent clients, %d events in %s", clients, m, el.Round(time.Millisecond))
+	return nil
+}
+
+// throughput publishes n events to `endpoints` endpoints and measures
+// completed deliveries per second from the first publish to the last
+// success recorded in the database.
+func (s *scenario) throughput(ctx context.Context, endpoints, n int) error {
+	var ids []string
+	for i := range endpoints {
+		id, err := s.api.createEndpoint(ctx, fmt.Sprintf("bench %d", i), s.rcv.url(fmt.Sprintf("/ep%d", i)), []string{"*"}, nil)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, id)
+	}
+	want := n * endpoints
+	start := time.Now()
+	published := make(chan error, 1)
+	var publishDone atomic.Int64
+	go func() {
+		err := s.publishAll(ctx, s.api, "order.created", n, 4)
+		publishDone.Store(int64(time.Since(start)))
+		published <- err
+	}()
+	done, err := s.waitSuccesses(ctx, ids, want, start)
+	if err != nil {
+		return err
+	}
+	if err := <-published; err != nil {
+		return err
+	}
+	el := done.Sub(start)
+	s.metric("deliveriesPerSec", float64(want)/el.Seconds())
+	s.metric("publishEventsPerSec", float64(n)/time.Duration(publishDone.Load()).Seconds())
+	s.note("%d events × %d endpoint(s) = %d deliveries in %s", n, endpoints, want, el.Round(time.Millisecond))
+	st, err := s.rcv.stats()
+	if err != nil {
+		return err
+	}
+	if st.Unique < int64(want) && endpoints == 1 {
+		return fmt.Errorf("receiver saw %d distinct events, want %d", st.Unique, want)
+	}
+	s.metric("duplicates", float64(st.Requests-int64(want)))
+	size := s.h.dbSize()
+	s.metric("dbMBPer100kDeliveries", float64(size)/(1<<20)/float64(want)*100_000)
+	if s.r.Name == "long" {
+		time.Sleep(5 * time.Second)
+		cur, _ := s.h.rss()
+		s.metric("rssAfterMB", float64(cur)/(1<<20))
+	}
+	return nil
+}
+
+// waitSuccesses polls the endpoints' success counters until they add up to
+// want, and returns when that was first seen.
+func (s *scenario) waitSuccesses(ctx context.Context, ids []string, want int, start time.Time) (time.Time, error) {
+	timeout := 10*time.Minute + time.Duration(want)*time.Millisecond
+	last, lastChange := 0, time.Now()
+	for {
+		got, err := s.api.successCount(ctx, ids)
+		if err != nil {
+			return time.Time{}, err
+		}
+		now := time.Now()
+		if got >= want {
+			return now, nil
+		}
+		if got != last {
+			last, lastChange = got, now
+		}
+		if now.Sub(lastChange) > 60*time.Second || now.Sub(start) > timeout {
+			return time.Time{}, fmt.Errorf("only %d of %d deliveries succeeded (stalled)", got, want)
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// latency publishes single events at a steady rate and reports
+// publish→arrival percentiles measured by the receiver. With subscribers >
+// 0 it also runs that many deliveryUpdated subscriptions, each watching its
+// own event type, and reports how fast updates reach them.
+func (s *scenario) latency(ctx context.Context, subscribers int) error {
+	if err := s.api.allowUnknownTypes(ctx); err != nil {
+		return err
+	}
+	id, err := s.api.createEndpoint(ctx, "latency", s.rcv.url("/latency"), []string{"*"}, nil)
+	if err != nil {
+		return err
+	}
+	types := max(1, subscribers)
+	var subs []*wsSubscriber
+	var feed []time.Duration
+	var feedMu sync.Mutex
+	var received atomic.Int64
+	var wg sync.WaitGroup
+	for k := range subscribers {
+		sub, err := subscribeWS(s.h.url, s.h.token, `subscription($t: String) { deliveryUpdated(eventType: $t, status: SUCCEEDED) { deliveryId at } }`,
+			map[string]any{"t": fmt.Sprintf("live.t%d", k)})
+		if err != nil {
+			return fmt.Errorf("subscriber %d: %w", k, err)
+		}
+		subs = append(subs, sub)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				data, err := sub.next()
+				if err != nil {
+					return
+				}
+				var u struct {
+					DeliveryUpdated struct{ At time.Time }
+				}
+				if json.Unmarshal(data, &u) == nil {
+					feedMu.Lock()
+					feed = append(feed, time.Since(u.DeliveryUpdated.At))
+					feedMu.Unlock()
+					received.Add(1)
+				}
+			}
+		}()
+	}
+	defer func() {
+		for _, sub := range subs {
+			sub.close()
+		}
+		wg.Wait()
+	}()
+
+	total := int(s.c.duration.Seconds() * float64(s.c.rate))
+	interval := time.Second / time.Duration(s.c.rate)
+	slots := make(chan int, 1024)
+	g, gctx := errgroup.WithContext(ctx)
+	start := time.Now()
+	g.Go(func() error {
+		defer close(slots)
+		for i := range total {
+			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+				time.Sleep(d)
+			}
+			select {
+			case slots <- i:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	var late atomic.Int64
+	for range 64 {
+		g.Go(func() error {
+			for i := range slots {
+				if time.Since(start.Add(time.Duration(i)*interval)) > 50*time.Millisecond {
+					late.Add(1)
+				}
+				if err := s.api.do(gctx, publishOne, map[string]any{"in": event(fmt.Sprintf("live.t%d", i%types), i)}, nil); err != nil {
+					return fmt.Errorf("publishEvent: %w", err)
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	sent := time.Since(start)
+	if _, err := s.waitSuccesses(ctx, []string{id}, total, start); err != nil {
+		return err
+	}
+	st, err := s.rcv.stats()
+	if err != nil {
+		return err
+	}
+	s.metric("p50Ms", st.Latency.P50)
+	s.metric("p95Ms", st.Latency.P95)
+	s.metric("p99Ms", st.Latency.P99)
+	s.metric("maxMs", st.Latency.Max)
+	s.metric("achievedEventsPerSec", float64(total)/sent.Seconds())
+	s.note("%d events at %d/s for %s; latency = publish call start → receiver arrival", total, s.c.rate, s.c.duration)
+	if late.Load() > int64(total/100) {
+		s.note("the load generator fell behind on %d events: the publish rate was lower than asked", late.Load())
+	}
+	if subscribers == 0 {
+		return nil
+	}
+	if !waitFor(10*time.Second, func() bool { return received.Load() >= int64(total) }) {
+		return fmt.Errorf("subscribers received %d of %d SUCCEEDED updates", received.Load(), total)
+	}
+	feedMu.Lock()
+	fs := summarize(slices.Clone(feed))
+	feedMu.Unlock()
+	s.metric("subscribers", float64(subscribers))
+	s.metric("feedP50Ms", fs.P50)
+	s.metric("feedP99Ms", fs.P99)
+	if s.latencyAlone != nil && s.latencyAlone.Metrics["p99Ms"] > 0 {
+		s.metric("p99VsAloneRatio", st.Latency.P99/s.latencyAlone.Metrics["p99Ms"])
+		s.metric("p50VsAloneRatio", st.Latency.P50/s.latencyAlone.Metrics["p50Ms"])
+	}
+	s.note("each subscriber watches deliveryUpdated(eventType: live.tK, status: SUCCEEDED); feed latency = commit of the attempt → arrival at the subscriber")
+	return nil
+}
+
+// failure answers 20% of first attempts with 503 and checks that every
+// event still ends SUCCEEDED, with a short retry policy.
+func (s *scenario) failure(ctx context.Context) error {
+	n := s.c.n(20_000, 2_000)
+	if err := s.rcv.reset(0.2); err != nil {
+		return err
+	}
+	defer s.rcv.reset(0) //nolint:errcheck
+	retry := map[string]any{"maxAttempts": 5, "initialDelay": "200ms", "backoffMultiplier": 2, "maxDelay": "2s"}
+	id, err := s.api.createEndpoint(ctx, "flaky", s.rcv.url("/flaky"), []string{"*"}, retry)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := s.publishAll(ctx, s.api, "order.created", n, 4); err != nil {
+		return err
+	}
+	done, err := s.waitSuccesses(ctx, []string{id}, n, start)
+	if err != nil {
+		return err
+	}
+	st, err := s.rcv.stats()
+	if err != nil {
+		return err
+	}
+	if st.Unique != int64(n) {
+		return fmt.Errorf("receiver accepted %d distinct events, want %d", st.Unique, n)
+	}
+	var ep struct {
+		Node struct{ FailureCount, SuccessCount int }
+	}
+	if err := s.api.do(ctx, `query($id: ID!) { node(id: $id) { ... on Endpoint { failureCount successCount } } }`, map[string]any{"id": id}, &ep); err != nil {
+		return err
+	}
+	var failed struct{ Deliveries struct{ TotalCount int } }
+	if err := s.api.do(ctx, `{ deliveries(where: {statusNEQ: SUCCEEDED}) { totalCount } }`, nil, &failed); err != nil {
+		return err
+	}
+	if failed.Deliveries.TotalCount != 0 {
+		return fmt.Errorf("%d deliveries did not end SUCCEEDED", failed.Deliveries.TotalCount)
+	}
+	el := done.Sub(start)
+	s.metric("deliveriesPerSec", float64(n)/el.Seconds())
+	s.metric("failedAttempts", float64(ep.Node.FailureCount))
+	s.metric("failedShare", float64(ep.Node.FailureCount)/float64(n))
+	s.note("%d events, 20%% of first attempts answered 503, retried after ~200ms; all SUCCEEDED in %s", n, el.Round(time.Millisecond))
+	return nil
+}
+
+func waitFor(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
