@@ -61,53 +61,13 @@ func pageArgs(ctx context.Context, next graphql.Resolver) (any, error) {
 	if first != nil && last != nil {
 		return nil, fault.Invalid("last", "pass first or last, not both: first pages forward from after, last backward from before")
 	}
-	if first != nil || last != nil {
-		return next(ctx)
+	if first == nil && last == nil {
+		// PageDefaultsCache and PageDefaultVariables normally give every
+		// connection a page size before execution; this is the backstop.
+		n := DefaultPageSize
+		fc.Args["first"] = &n
 	}
-	n := DefaultPageSize
-	fc.Args["first"] = &n
-	res, err := next(ctx)
-	if err == nil {
-		trimPage(res, n)
-	}
-	return res, err
-}
-
-// trimPage cuts a connection to its first n edges. Edges of nested
-// connections are eager-loaded by ent's field collection, which reads page
-// sizes from the query document and so does not see the default set in
-// pageArgs: without this, such a connection would return every edge.
-func trimPage(res any, n int) {
-	switch c := res.(type) {
-	case *ent.APIKeyConnection:
-		c.Edges = trimEdges(c.Edges, &c.PageInfo, n, func(e *ent.APIKeyEdge) *ent.Cursor { return &e.Cursor })
-	case *ent.AppConnection:
-		c.Edges = trimEdges(c.Edges, &c.PageInfo, n, func(e *ent.AppEdge) *ent.Cursor { return &e.Cursor })
-	case *ent.AttemptConnection:
-		c.Edges = trimEdges(c.Edges, &c.PageInfo, n, func(e *ent.AttemptEdge) *ent.Cursor { return &e.Cursor })
-	case *ent.DeliveryConnection:
-		c.Edges = trimEdges(c.Edges, &c.PageInfo, n, func(e *ent.DeliveryEdge) *ent.Cursor { return &e.Cursor })
-	case *ent.EndpointConnection:
-		c.Edges = trimEdges(c.Edges, &c.PageInfo, n, func(e *ent.EndpointEdge) *ent.Cursor { return &e.Cursor })
-	case *ent.EventConnection:
-		c.Edges = trimEdges(c.Edges, &c.PageInfo, n, func(e *ent.EventEdge) *ent.Cursor { return &e.Cursor })
-	case *ent.EventTypeConnection:
-		c.Edges = trimEdges(c.Edges, &c.PageInfo, n, func(e *ent.EventTypeEdge) *ent.Cursor { return &e.Cursor })
-	}
-}
-
-// trimEdges keeps the first n edges and updates info to match.
-func trimEdges[E any](edges []*E, info *ent.PageInfo, n int, cursor func(*E) *ent.Cursor) []*E {
-	if len(edges) <= n {
-		return edges
-	}
-	edges = edges[:n]
-	info.HasNextPage = true
-	info.EndCursor = nil
-	if n > 0 {
-		info.EndCursor = cursor(edges[n-1])
-	}
-	return edges
+	return next(ctx)
 }
 
 // pageSize is the number of nodes a connection returns at most.

@@ -87,6 +87,18 @@ func TestEndpoints_DefaultPageSizeIs20(t *testing.T) {
 	if len(seen) != 25 || !sameSet(seen, slices.Compact(slices.Sorted(slices.Values(seen)))) {
 		t.Errorf("the two pages of endpoint.deliveries overlap: %v", seen)
 	}
+	// A page size passed as a null or missing variable is the default too,
+	// nested inside a list as well as at the top.
+	var viaVar struct {
+		Endpoints struct {
+			Edges []struct{ Node struct{ Deliveries connection } }
+		}
+	}
+	c.Must(&viaVar, `query($n: Int) { endpoints(first: 100, where: {urlHasSuffix: "/all"}) { edges { node { deliveries(first: $n) { `+connectionFields+` } } } } }`,
+		map[string]any{"n": nil})
+	if e := viaVar.Endpoints.Edges; len(e) != 1 || len(e[0].Node.Deliveries.Edges) != 20 || !e[0].Node.Deliveries.PageInfo.HasNextPage {
+		t.Errorf("deliveries(first: $n) with $n null: %+v; want 20 edges and a next page", e)
+	}
 }
 
 func TestEndpoints_PagingVisitsEveryItemOnce(t *testing.T) {
