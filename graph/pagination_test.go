@@ -91,7 +91,9 @@ func TestEndpoints_DefaultPageSizeIs20(t *testing.T) {
 	// nested inside a list as well as at the top.
 	var viaVar struct {
 		Endpoints struct {
-			Edges []struct{ Node struct{ Deliveries connection } }
+			Edges []struct {
+				Node struct{ Deliveries connection }
+			}
 		}
 	}
 	c.Must(&viaVar, `query($n: Int) { endpoints(first: 100, where: {urlHasSuffix: "/all"}) { edges { node { deliveries(first: $n) { `+connectionFields+` } } } } }`,
