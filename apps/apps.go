@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/heraldhq/herald/auth"
 	"github.com/heraldhq/herald/catalog"
@@ -26,7 +27,7 @@ type Input struct {
 // The context's viewer must be an admin (or the context a system one).
 func Create(ctx context.Context, client *ent.Client, in Input) (*ent.App, error) {
 	name := strings.TrimSpace(in.Name)
-	if name == "" || len(name) > 255 {
+	if n := utf8.RuneCountInString(name); n == 0 || n > 255 {
 		return nil, fault.Invalid("input.name", "must be 1-255 characters")
 	}
 	var a *ent.App

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/apikey"
@@ -62,7 +63,7 @@ type KeyInput struct {
 // whether it may (see the APIKey schema hooks: admin keys only).
 func CreateKey(ctx context.Context, client *ent.Client, in KeyInput, r io.Reader) (*ent.APIKey, string, error) {
 	name := strings.TrimSpace(in.Name)
-	if name == "" || len(name) > 255 {
+	if n := utf8.RuneCountInString(name); n == 0 || n > 255 {
 		return nil, "", fault.Invalid("input.name", "must be 1-255 characters")
 	}
 	token, err := NewToken(r)

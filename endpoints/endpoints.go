@@ -149,14 +149,14 @@ func (s *Service) validate(ctx context.Context, appID string, base config, in In
 		c.eventTypes = ets
 	}
 	if in.Auth != nil {
-		a, err := in.Auth.Normalize()
+		a, err := unmask(*in.Auth, base.auth).Normalize()
 		if err != nil {
 			return c, fault.Prefix("input.auth", err)
 		}
 		c.auth = a
 	}
 	if in.Headers != nil {
-		c.headers = *in.Headers
+		c.headers = unmaskHeaders(*in.Headers, base.headers)
 	}
 	hs, err := webhook.CheckHeaders("input.headers", c.headers, c.auth)
 	if err != nil {
@@ -174,6 +174,40 @@ func (s *Service) validate(ctx context.Context, appID string, base config, in In
 		return c, err
 	}
 	return c, nil
+}
+
+// unmask keeps the stored secrets of an auth configuration whose input
+// repeats their masked form, as a client does when it sends back what it
+// read: the mask must not become the credential.
+func unmask(in, stored webhook.Auth) webhook.Auth {
+	if in.Type != stored.Type {
+		return in
+	}
+	keep := func(v *string, old string) {
+		if old != "" && *v == webhook.Mask(old) {
+			*v = old
+		}
+	}
+	keep(&in.Token, stored.Token)
+	keep(&in.Password, stored.Password)
+	keep(&in.HeaderValue, stored.HeaderValue)
+	keep(&in.Secret, stored.Secret)
+	return in
+}
+
+// unmaskHeaders keeps the stored value of a credential-like header whose
+// input repeats its masked form.
+func unmaskHeaders(in, stored []webhook.Header) []webhook.Header {
+	out := make([]webhook.Header, len(in))
+	for i, h := range in {
+		out[i] = h
+		for _, old := range stored {
+			if strings.EqualFold(old.Name, h.Name) && webhook.SensitiveHeader(old.Name) && old.Value != "" && h.Value == webhook.Mask(old.Value) {
+				out[i].Value = old.Value
+			}
+		}
+	}
+	return out
 }
 
 // checkDuplicate refuses a second endpoint of the app with the same URL and

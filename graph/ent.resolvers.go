@@ -9,6 +9,7 @@ import (
 	"context"
 
 	"entgo.io/contrib/entgql"
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/heraldhq/herald/ent"
 )
 
@@ -19,6 +20,17 @@ func (r *queryResolver) Node(ctx context.Context, id string) (ent.Noder, error) 
 
 // Nodes is the resolver for the nodes field.
 func (r *queryResolver) Nodes(ctx context.Context, ids []string) ([]ent.Noder, error) {
+	if len(ids) == 1 {
+		// ent resolves a single ID with Noder, whose error would fail the
+		// whole list; like several IDs, a missing one is a null entry with
+		// an error at its index.
+		n, err := r.client.Noder(ctx, ids[0], ent.WithNodeType(nodeType))
+		if err != nil {
+			graphql.AddError(graphql.WithPathContext(ctx, graphql.NewPathWithIndex(0)), err)
+			return []ent.Noder{nil}, nil
+		}
+		return []ent.Noder{n}, nil
+	}
 	return r.client.Noders(ctx, ids, ent.WithNodeType(nodeType))
 }
 

@@ -2228,7 +2228,9 @@ type CreateEndpointPayload {
 """
 Changes to an endpoint; omitted fields stay as they are. Changing the URL or
 event types keeps the signing secret. Setting isActive to true re-enables a
-disabled endpoint and resets its consecutive failures.
+disabled endpoint and resets its consecutive failures. A masked credential
+sent back as it was read (auth secrets, credential-like header values) keeps
+the stored value.
 """
 input UpdateEndpointInput {
   name: String
@@ -2402,8 +2404,8 @@ type EventPublication {
 Live feeds over websocket (graphql-transport-ws or the legacy graphql-ws
 protocol). Authenticate with {"Authorization": "Bearer <key>"} in the
 connection_init payload, or the upgrade request's Authorization header.
-A subscriber that falls too far behind receives an error and is
-disconnected.
+A subscription that falls too far behind receives an error (extensions.reason
+SUBSCRIBER_LAGGED) and ends; the connection stays open.
 """
 type Subscription {
   "Every state change of a delivery in the caller's app; arguments narrow it. eventType may be a pattern (order.*)."

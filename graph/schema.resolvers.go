@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/heraldhq/herald/apps"
 	"github.com/heraldhq/herald/auth"
@@ -98,7 +99,7 @@ func (r *mutationResolver) UpdateApp(ctx context.Context, id string, input model
 	u := a.Update()
 	if input.Name != nil {
 		name := strings.TrimSpace(*input.Name)
-		if name == "" || len(name) > 255 {
+		if n := utf8.RuneCountInString(name); n == 0 || n > 255 {
 			return nil, fault.Invalid("input.name", "must be 1-255 characters")
 		}
 		u.SetName(name)
@@ -149,7 +150,7 @@ func (r *mutationResolver) RevokeAPIKey(ctx context.Context, id string) (*ent.AP
 		return nil, err
 	}
 	if id == v.KeyID {
-		return nil, fault.Invalid("id", "a key cannot revoke itself: use another admin key")
+		return nil, fault.Forbiddenf("a key cannot revoke itself: use another admin key")
 	}
 	return r.auth.Revoke(ctx, id)
 }
@@ -382,21 +383,3 @@ type (
 	mutationResolver         struct{ *Resolver }
 	subscriptionResolver     struct{ *Resolver }
 )
-
-// !!! WARNING !!!
-// The code below was going to be deleted when updating resolvers. It has been copied here so you have
-// one last chance to move it out of harms way if you want. There are two reasons this happens:
-//  - When renaming or deleting a resolver the old code will be put in here. You can safely delete
-//    it when you're done.
-//  - You have helper methods in this file. Move them out to keep these resolver files clean.
-/*
-	func (r *Resolver) DeliveryUpdate() DeliveryUpdateResolver { return &deliveryUpdateResolver{r} }
-func (r *Resolver) EndpointUpdate() EndpointUpdateResolver { return &endpointUpdateResolver{r} }
-type (
-	deliveryUpdateResolver   struct{ *Resolver }
-	endpointUpdateResolver   struct{ *Resolver }
-	eventPublicationResolver struct{ *Resolver }
-	mutationResolver         struct{ *Resolver }
-	subscriptionResolver     struct{ *Resolver }
-)
-*/

@@ -2,17 +2,20 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -108,16 +111,34 @@ func isIntrospection(set ast.SelectionSet, frags ast.FragmentDefinitionList) boo
 	return true
 }
 
-// limitBody refuses request bodies larger than MaxRequestBytes.
+// limitBody refuses request bodies larger than MaxRequestBytes with 413,
+// whether their length is declared or they are chunked.
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := s.cfg.MaxRequestBytes
-		if r.ContentLength > limit {
+		tooLarge := func(size string) {
 			writeGraphQLError(w, http.StatusRequestEntityTooLarge, fault.BadUserInput,
-				fmt.Sprintf("request body is %d bytes; the limit is %d: split large batches", r.ContentLength, limit))
-			return
+				fmt.Sprintf("request body is %s bytes; the limit is %d: split large batches", size, limit))
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		switch {
+		case r.ContentLength > limit:
+			tooLarge(strconv.FormatInt(r.ContentLength, 10))
+			return
+		case r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody:
+			// Chunked: read up to one byte past the limit to find out.
+			body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+			if err != nil {
+				writeGraphQLError(w, http.StatusBadRequest, fault.BadUserInput, "could not read the request body")
+				return
+			}
+			if int64(len(body)) > limit {
+				tooLarge("over " + strconv.FormatInt(limit, 10))
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		default:
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
+		}
 		next.ServeHTTP(w, r)
 	})
 }

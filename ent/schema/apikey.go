@@ -28,7 +28,7 @@ func (APIKey) Fields() []ent.Field {
 		appIDField(),
 		field.String("name").
 			NotEmpty().
-			MaxLen(255).
+			MaxRuneLen(255).
 			Annotations(entgql.OrderField("NAME")),
 		field.Bool("admin").
 			Default(false).

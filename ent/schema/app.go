@@ -30,7 +30,7 @@ func (App) Fields() []ent.Field {
 	return []ent.Field{
 		field.String("name").
 			NotEmpty().
-			MaxLen(255).
+			MaxRuneLen(255).
 			Annotations(entgql.OrderField("NAME")),
 		field.Bool("accept_unknown_event_types").
 			Default(false).

@@ -33,7 +33,7 @@ func (Endpoint) Fields() []ent.Field {
 		appIDField(),
 		field.String("name").
 			NotEmpty().
-			MaxLen(255).
+			MaxRuneLen(255).
 			Annotations(entgql.OrderField("NAME")),
 		field.Text("description").
 			Default(""),

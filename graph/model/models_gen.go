@@ -190,8 +190,8 @@ type RotateEndpointSecretPayload struct {
 // Live feeds over websocket (graphql-transport-ws or the legacy graphql-ws
 // protocol). Authenticate with {"Authorization": "Bearer <key>"} in the
 // connection_init payload, or the upgrade request's Authorization header.
-// A subscriber that falls too far behind receives an error and is
-// disconnected.
+// A subscription that falls too far behind receives an error (extensions.reason
+// SUBSCRIBER_LAGGED) and ends; the connection stays open.
 type Subscription struct {
 }
 
@@ -213,7 +213,9 @@ type UpdateAppInput struct {
 
 // Changes to an endpoint; omitted fields stay as they are. Changing the URL or
 // event types keeps the signing secret. Setting isActive to true re-enables a
-// disabled endpoint and resets its consecutive failures.
+// disabled endpoint and resets its consecutive failures. A masked credential
+// sent back as it was read (auth secrets, credential-like header values) keeps
+// the stored value.
 type UpdateEndpointInput struct {
 	Name        *string            `json:"name,omitempty"`
 	Description *string            `json:"description,omitempty"`
