@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -233,4 +234,53 @@ func TestPublish_AppMayAcceptUnknownTypes(t *testing.T) {
 	s.CreateEndpoint(s.Token, map[string]any{"url": rc.URL, "eventTypes": []string{"shipment.*"}})
 	s.Publish(s.Token, "shipment.delayed", map[string]any{"id": "s1"})
 	rc.WaitRequests(t, 1, 5*time.Second)
+}
+
+// TestDelivery_EachEventArrivesOnceUnderLoad publishes from many callers at
+// once, so deliveries reach the scheduler both by hand-off and by claims,
+// and checks that no event is sent twice when nothing fails.
+func TestDelivery_EachEventArrivesOnceUnderLoad(t *testing.T) {
+	t.Parallel()
+	s := heraldtest.Start(t, func(c *serverConfig) {
+		c.PerEndpoint = 4
+		c.PollInterval = time.Millisecond // claims race the hand-offs constantly
+	})
+	var mu sync.Mutex
+	seen := map[string]int{}
+	rc := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.Header.Get("Webhook-Id")]++
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	})
+	s.CreateEndpoint(s.Token, map[string]any{"url": rc.URL})
+	const callers, each = 8, 40
+	var wg sync.WaitGroup
+	for c := 0; c < callers; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				r := s.Do(s.Token, `mutation($p: JSON!) { publishEvent(input: {eventType: "order.created", payload: $p}) { id } }`,
+					map[string]any{"p": map[string]any{"c": c, "i": i}})
+				if len(r.Errors) > 0 {
+					t.Errorf("publish: %s", r.Body)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	rc.WaitRequests(t, callers*each, 20*time.Second)
+	time.Sleep(200 * time.Millisecond) // a late duplicate would arrive by now
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != callers*each {
+		t.Fatalf("receiver saw %d distinct events, want %d", len(seen), callers*each)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("event %s arrived %d times", id, n)
+		}
+	}
 }

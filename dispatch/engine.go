@@ -173,6 +173,11 @@ type Engine struct {
 	// recorded or released: the engine's leases. Claims skip them.
 	heldMu sync.Mutex
 	held   map[string]map[string]struct{}
+	// While the scheduler claims, deliveries released from held are
+	// remembered in tomb: the claim may have read them before they were
+	// recorded, and must not take them again.
+	claiming bool
+	tomb     map[string]struct{}
 
 	// inactive holds the IDs of endpoints known to be disabled or
 	// deleted; workers drop their queued jobs instead of sending them.
@@ -290,6 +295,17 @@ WHERE endpoint_id = ? AND next_attempt_at IS NOT NULL AND status <> 'SENDING'`
 	return rows.Err()
 }
 
+// holdJobs holds new deliveries about to be committed and handed off.
+func (e *Engine) holdJobs(jobs []*job) { e.hold(jobsOf(jobs)) }
+
+func jobsOf(jobs []*job) []Job {
+	out := make([]Job, len(jobs))
+	for i, j := range jobs {
+		out[i] = j.Job
+	}
+	return out
+}
+
 // heldOf returns the deliveries of an endpoint the engine holds.
 func (e *Engine) heldOf(endpointID string) []string {
 	e.heldMu.Lock()
@@ -325,12 +341,15 @@ func (e *Engine) hold(jobs []Job) []Job {
 }
 
 // handOff gives freshly published deliveries to the scheduler, which sends
-// them without reading them back from the store. If it cannot take them
-// now, they are claimed from the store as usual.
+// them without reading them back from the store. The publisher holds them
+// before they are committed (see holdJobs), so no claim can take them as
+// well; if the scheduler cannot take them now, they are released to be
+// claimed from the store as usual.
 func (e *Engine) handOff(jobs []*job) {
 	select {
 	case e.handoffs <- jobs:
 	default:
+		e.unhold(jobsOf(jobs))
 		ids := make([]string, 0, 1)
 		seen := map[string]bool{}
 		for _, j := range jobs {
@@ -353,7 +372,34 @@ func (e *Engine) unhold(jobs []Job) {
 				delete(e.held, j.EndpointID)
 			}
 		}
+		if e.claiming {
+			e.tomb[j.DeliveryID] = struct{}{}
+		}
 	}
+}
+
+// beginClaim marks the start of a claim's read; see tomb.
+func (e *Engine) beginClaim() {
+	e.heldMu.Lock()
+	e.claiming, e.tomb = true, make(map[string]struct{})
+	e.heldMu.Unlock()
+}
+
+// holdClaimed ends a claim: it holds the claimed deliveries that are
+// neither held nor released while the claim read (recorded meanwhile, so
+// the read was stale), and returns them.
+func (e *Engine) holdClaimed(jobs []Job) []Job {
+	e.heldMu.Lock()
+	tomb := e.tomb
+	e.claiming, e.tomb = false, nil
+	e.heldMu.Unlock()
+	fresh := jobs[:0:0]
+	for _, j := range jobs {
+		if _, gone := tomb[j.DeliveryID]; !gone {
+			fresh = append(fresh, j)
+		}
+	}
+	return e.hold(fresh)
 }
 
 // Notify wakes the engine to look for due deliveries now: of the given
@@ -718,12 +764,11 @@ func (s *scheduler) accept(jobs []*job) (claim bool) {
 		_, stale := e.stale.Load(j.EndpointID)
 		_, off := e.inactive.Load(j.EndpointID)
 		if cfg == nil || stale || off || !cfg.Active || cfg.Deleted || s.room(j.EndpointID) <= 0 {
+			// Leave it to a claim, which must be free to take it.
+			e.unhold([]Job{j.Job})
 			s.addHot(j.EndpointID)
 			claim = true
 			continue
-		}
-		if len(e.hold([]Job{j.Job})) == 0 {
-			continue // already claimed
 		}
 		j.LeaseUntil = until
 		j.attempt.Endpoint = cfg
@@ -765,12 +810,14 @@ func (e *Engine) claim(endpointID string, limit int, after time.Time, configs ma
 	ctx, cancel := context.WithTimeout(tenant.System(context.Background()), 30*time.Second)
 	defer cancel()
 	now := e.cfg.Now().UTC()
+	e.beginClaim()
 	claimed, err := e.cfg.Claimer.Claim(ctx, e.worker, endpointID, now, e.cfg.Lease, limit, e.heldOf(endpointID), after)
 	if err != nil || len(claimed) == 0 {
+		e.holdClaimed(nil)
 		return nil, after, err
 	}
 	last := claimed[len(claimed)-1].Due
-	if claimed = e.hold(claimed); len(claimed) == 0 {
+	if claimed = e.holdClaimed(claimed); len(claimed) == 0 {
 		return nil, last, nil
 	}
 	e.outstanding.Add(int64(len(claimed)))

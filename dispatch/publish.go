@@ -203,7 +203,19 @@ func (e *Engine) commitPublishes(batch []*publishReq) {
 				return fmt.Errorf("release savepoint: %w", err)
 			}
 		}
+		// Hold the new deliveries before they become visible, so that a
+		// claim cannot take them as well as the hand-off.
+		for _, out := range outs {
+			if out != nil {
+				e.holdJobs(out.jobs)
+			}
+		}
 		if err := tx.Commit(); err != nil {
+			for _, out := range outs {
+				if out != nil {
+					e.unhold(jobsOf(out.jobs))
+				}
+			}
 			return fmt.Errorf("commit: %w", err)
 		}
 		return nil
@@ -235,15 +247,16 @@ type publishOutput struct {
 }
 
 // afterPublish hands the new deliveries to the scheduler and reports them.
+// Feeds hear of the deliveries before the scheduler can send them.
 func (e *Engine) afterPublish(out *publishOutput) {
-	if len(out.jobs) > 0 {
-		e.handOff(out.jobs)
-	}
 	for _, p := range out.published {
 		e.cfg.Observer.EventPublished(p)
 	}
 	for _, c := range out.created {
 		e.cfg.Observer.DeliveryChanged(c)
+	}
+	if len(out.jobs) > 0 {
+		e.handOff(out.jobs)
 	}
 }
 

@@ -469,7 +469,13 @@ WHERE id = ? RETURNING consecutive_failures`,
 		}
 	}
 
+	for _, m := range out.metas {
+		e.holdJobs(m.jobs) // see commitPublishes
+	}
 	if err := tx.Commit(); err != nil {
+		for _, m := range out.metas {
+			e.unhold(jobsOf(m.jobs))
+		}
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	return out, nil
