@@ -80,14 +80,9 @@ func (e *Engine) Retry(ctx context.Context, id string) (*ent.Delivery, error) {
 		next = delivery.StatusPending
 	}
 	now := e.cfg.Now().UTC()
-	n, err := e.cfg.Client.Delivery.Update().
-		Where(delivery.ID(id), delivery.StatusIn(delivery.StatusSucceeded, delivery.StatusFailed, delivery.StatusRetrying)).
-		SetStatus(next).
-		SetNextAttemptAt(now).
-		SetNextTrigger(delivery.NextTriggerMANUAL_RETRY).
-		ClearCompletedAt().
-		ClearClaimedBy().
-		Save(ctx)
+	n, err := requeue(e.cfg.Client.Delivery.Update().
+		Where(delivery.ID(id), delivery.StatusIn(delivery.StatusSucceeded, delivery.StatusFailed, delivery.StatusRetrying)),
+		next, now).Save(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("retry delivery %s: %w", id, err)
 	}
@@ -126,14 +121,9 @@ func (e *Engine) Replay(ctx context.Context, endpointID string, since time.Time,
 			if !attempted {
 				next, cond = delivery.StatusPending, delivery.AttemptCount(0)
 			}
-			n, err := tx.Delivery.Update().
-				Where(delivery.EndpointID(endpointID), delivery.StatusEQ(status), delivery.CreatedAtGTE(since), cond).
-				SetStatus(next).
-				SetNextAttemptAt(now).
-				SetNextTrigger(delivery.NextTriggerMANUAL_RETRY).
-				ClearCompletedAt().
-				ClearClaimedBy().
-				Save(ctx)
+			n, err := requeue(tx.Delivery.Update().
+				Where(delivery.EndpointID(endpointID), delivery.StatusEQ(status), delivery.CreatedAtGTE(since), cond),
+				next, now).Save(ctx)
 			if err != nil {
 				return fmt.Errorf("replay deliveries of endpoint %s: %w", endpointID, err)
 			}
@@ -151,6 +141,15 @@ func (e *Engine) Replay(ctx context.Context, endpointID string, since time.Time,
 		}
 	}
 	return total, nil
+}
+
+// requeue makes deliveries due now for a manual attempt.
+func requeue(u *ent.DeliveryUpdate, status delivery.Status, now time.Time) *ent.DeliveryUpdate {
+	return u.SetStatus(status).
+		SetNextAttemptAt(now).
+		SetNextTrigger(delivery.NextTriggerMANUAL_RETRY).
+		ClearCompletedAt().
+		ClearClaimedBy()
 }
 
 // requireActive returns a fault unless the endpoint exists in the viewer's
@@ -224,7 +223,7 @@ func (e *Engine) Test(ctx context.Context, endpointID, eventType string, payload
 			return nil, err
 		}
 	}
-	cfg, err := newEndpointConfig(rowOf(ep))
+	cfg, err := newEndpointConfig(ep)
 	if err != nil {
 		return nil, err
 	}

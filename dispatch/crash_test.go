@@ -23,27 +23,8 @@ import (
 type heraldProcess struct {
 	cmd   *exec.Cmd
 	url   string
-	out   *syncBuffer
+	out   *heraldtest.SyncBuffer
 	token string
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's output goroutine and
-// the test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // buildHerald compiles cmd/herald once per test binary run.
@@ -79,7 +60,7 @@ func startHerald(t *testing.T, bin, dbPath string, extra ...string) *heraldProce
 	args := append([]string{"serve", "--db", dbPath, "--addr", addr, "--allow-http", "--allow-private-destinations",
 		"--poll-interval", "20ms", "--log-level", "warn"}, extra...)
 	cmd := exec.Command(bin, args...)
-	out := &syncBuffer{}
+	out := &heraldtest.SyncBuffer{}
 	cmd.Stdout = out
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {

@@ -869,7 +869,7 @@ func (e *Engine) prepare(ctx context.Context, claimed []Job, configs map[string]
 			} else {
 				e.inactive.Store(ep.ID, true)
 			}
-			c, err := newEndpointConfig(rowOf(ep))
+			c, err := newEndpointConfig(ep)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -905,30 +905,3 @@ func (e *Engine) prepare(ctx context.Context, claimed []Job, configs map[string]
 // configTTL bounds how long the scheduler trusts a loaded endpoint
 // configuration; changes made through this process take effect at once.
 const configTTL = 5 * time.Second
-
-// endpointRow is the stored configuration of an endpoint.
-type endpointRow struct {
-	ID, AppID, URL string
-	Auth           webhook.Auth
-	Headers        []webhook.Header
-	Retry          webhook.RetryPolicy
-	Timeout        time.Duration
-	Active         bool
-	Deleted        bool
-	UpdatedAt      time.Time
-	Secret         string
-	PreviousSecret string
-	PreviousUntil  *time.Time
-}
-
-func rowOf(ep *ent.Endpoint) endpointRow {
-	r := endpointRow{
-		ID: ep.ID, AppID: ep.AppID, URL: ep.URL, Auth: ep.Auth, Headers: ep.Headers,
-		Retry: ep.RetryPolicy, Timeout: ep.Timeout, Active: ep.IsActive, Deleted: ep.DeletedAt != nil,
-		UpdatedAt: ep.UpdatedAt, Secret: ep.Secret, PreviousUntil: ep.PreviousSecretExpiresAt,
-	}
-	if ep.PreviousSecret != nil {
-		r.PreviousSecret = *ep.PreviousSecret
-	}
-	return r
-}

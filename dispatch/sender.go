@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/heraldhq/herald/destination"
+	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/signing"
 	"github.com/heraldhq/herald/webhook"
 )
@@ -65,26 +66,27 @@ func (e *endpointConfig) signerAt(t time.Time) *signing.Signer {
 	return e.signer
 }
 
-func newEndpointConfig(e endpointRow) (*endpointConfig, error) {
-	key, err := signing.DecodeSecret(e.Secret)
+// newEndpointConfig parses a stored endpoint for sending.
+func newEndpointConfig(ep *ent.Endpoint) (*endpointConfig, error) {
+	key, err := signing.DecodeSecret(ep.Secret)
 	if err != nil {
-		return nil, fmt.Errorf("endpoint %s: signing secret: %w", e.ID, err)
+		return nil, fmt.Errorf("endpoint %s: signing secret: %w", ep.ID, err)
 	}
 	c := &endpointConfig{
-		ID: e.ID, AppID: e.AppID, URL: e.URL, Auth: e.Auth, Headers: e.Headers,
-		Retry: e.Retry, Timeout: e.Timeout, Active: e.Active, Deleted: e.Deleted,
-		UpdatedAt: e.UpdatedAt, signer: signing.NewSigner(key),
+		ID: ep.ID, AppID: ep.AppID, URL: ep.URL, Auth: ep.Auth, Headers: ep.Headers,
+		Retry: ep.RetryPolicy, Timeout: ep.Timeout, Active: ep.IsActive, Deleted: ep.DeletedAt != nil,
+		UpdatedAt: ep.UpdatedAt, signer: signing.NewSigner(key),
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = webhook.DefaultTimeout
 	}
-	if e.PreviousSecret != "" && e.PreviousUntil != nil {
-		prev, err := signing.DecodeSecret(e.PreviousSecret)
+	if ep.PreviousSecret != nil && *ep.PreviousSecret != "" && ep.PreviousSecretExpiresAt != nil {
+		prev, err := signing.DecodeSecret(*ep.PreviousSecret)
 		if err != nil {
-			return nil, fmt.Errorf("endpoint %s: previous signing secret: %w", e.ID, err)
+			return nil, fmt.Errorf("endpoint %s: previous signing secret: %w", ep.ID, err)
 		}
 		c.rotating = signing.NewSigner(key, prev)
-		c.prevUntil = *e.PreviousUntil
+		c.prevUntil = *ep.PreviousSecretExpiresAt
 	}
 	return c, nil
 }

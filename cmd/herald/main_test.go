@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -77,29 +76,11 @@ func TestParseFlags_RejectsBadValues(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects output written by another goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // runUntil runs the command until its output matches re, then stops it.
 func runUntil(t *testing.T, args []string, re *regexp.Regexp) (stdout, stderr string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut lockedBuffer
+	var out, errOut heraldtest.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, &out, &errOut) }()
 	ok := heraldtest.Eventually(30*time.Second, func() bool { return re.MatchString(out.String() + errOut.String()) })
@@ -135,7 +116,7 @@ func TestReceive_VerifiesSignatures(t *testing.T) {
 	key, _ := signing.DecodeSecret(secret)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out lockedBuffer
+	var out heraldtest.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"receive", "--addr", "127.0.0.1:0", "--secret", secret}, &out, &bytes.Buffer{})

@@ -430,3 +430,24 @@ func (rc *Receiver) WaitRequests(t testing.TB, n int, timeout time.Duration) []R
 func (rc *Receiver) Hook(path string) string {
 	return fmt.Sprintf("%s%s", rc.URL, path)
 }
+
+// SyncBuffer is a bytes.Buffer that a process's output goroutine and the
+// test can share.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns what was written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
