@@ -41,8 +41,9 @@ type appTypes struct {
 }
 
 type typeInfo struct {
-	archived bool
-	schema   *jsonschema.Schema // nil: no schema
+	archived  bool
+	schema    *jsonschema.Schema // nil: no schema
+	schemaErr error              // the stored schema does not compile
 }
 
 // New returns a Catalog over client. ttl bounds how long changes made by
@@ -117,7 +118,9 @@ func (c *Catalog) load(ctx context.Context, appID string) (*appTypes, error) {
 		if present(et.JSONSchema) {
 			s, err := compileSchema(et.JSONSchema)
 			if err != nil {
-				return nil, fmt.Errorf("compile stored schema of %s: %w", et.Name, err)
+				// Stored by an older version with looser rules: refuse
+				// this type until its schema is fixed, not the whole app.
+				ti.schemaErr = err
 			}
 			ti.schema = s
 		}
@@ -157,6 +160,8 @@ func (c *Catalog) CheckPublish(ctx context.Context, appID, eventType string, pay
 		return fault.Invalid("eventType", "unknown event type %q: add it with createEventType, or publish one of the types listed by the eventTypes query", eventType)
 	case ti.archived:
 		return fault.Invalid("eventType", "event type %q is archived: unarchive it with unarchiveEventType to publish it again", eventType)
+	case ti.schemaErr != nil:
+		return fault.Invalid("eventType", "the JSON Schema of event type %q is no longer usable (%v): fix it with updateEventType", eventType, ti.schemaErr)
 	case ti.schema == nil:
 		return nil
 	}
@@ -342,8 +347,11 @@ func checkDocs(prefix, description string, example, schema json.RawMessage) erro
 	if len(description) > 4096 {
 		return fault.Invalid(prefix+"description", "must be at most 4096 characters")
 	}
-	if len(example) > 64<<10 || len(schema) > 64<<10 {
-		return fault.Invalid(prefix+"example", "example and jsonSchema must each be at most 64 KiB")
+	if len(example) > 64<<10 {
+		return fault.Invalid(prefix+"example", "must be at most 64 KiB")
+	}
+	if len(schema) > 64<<10 {
+		return fault.Invalid(prefix+"jsonSchema", "must be at most 64 KiB")
 	}
 	if !present(schema) {
 		return nil
@@ -385,7 +393,9 @@ func compileSchema(raw json.RawMessage) (*jsonschema.Schema, error) {
 	}
 	c := jsonschema.NewCompiler()
 	c.UseLoader(noLoader{})
-	const loc = "herald:event-type-schema.json"
+	// A hierarchical location, so that a relative $ref resolves to an
+	// external URL (which noLoader refuses) instead of back to the schema.
+	const loc = "https://herald.invalid/event-type-schema.json"
 	if err := c.AddResource(loc, doc); err != nil {
 		return nil, err
 	}

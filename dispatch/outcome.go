@@ -106,14 +106,16 @@ func RetryAfter(h string, now time.Time) time.Duration {
 	if h == "" {
 		return 0
 	}
-	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
+	const maxSecs = int64(365 * 24 * time.Hour / time.Second)
+	secs, err := strconv.ParseInt(h, 10, 64)
+	if errors.Is(err, strconv.ErrRange) && h[0] != '-' {
+		secs, err = maxSecs, nil // more digits than int64 holds: "a long time"
+	}
+	if err == nil {
 		if secs <= 0 {
 			return 0
 		}
-		if secs > int64(365*24*time.Hour/time.Second) {
-			secs = int64(365 * 24 * time.Hour / time.Second)
-		}
-		return time.Duration(secs) * time.Second
+		return time.Duration(min(secs, maxSecs)) * time.Second
 	}
 	if t, err := http.ParseTime(h); err == nil {
 		if d := t.Sub(now); d > 0 {

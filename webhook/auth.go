@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	"github.com/heraldhq/herald/fault"
 )
@@ -65,8 +66,8 @@ func (a Auth) Normalize() (Auth, error) {
 		if len(v) > 4096 {
 			return fault.Invalid(field, "must be at most 4096 characters")
 		}
-		if strings.ContainsAny(v, "\r\n") {
-			return fault.Invalid(field, "must not contain line breaks")
+		if hasControl(v) {
+			return fault.Invalid(field, "must not contain line breaks or other control characters")
 		}
 		return nil
 	}
@@ -153,9 +154,25 @@ func Mask(s string) string {
 	switch {
 	case s == "":
 		return ""
-	case len(s) >= 12:
-		return "****" + s[len(s)-4:]
+	case utf8.RuneCountInString(s) >= 12:
+		tail := len(s)
+		for range 4 {
+			_, size := utf8.DecodeLastRuneInString(s[:tail])
+			tail -= size
+		}
+		return "****" + s[tail:]
 	default:
 		return "****"
 	}
+}
+
+// hasControl reports whether s contains a character that HTTP header
+// values cannot carry: any control character but the horizontal tab.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }

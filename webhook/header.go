@@ -40,8 +40,8 @@ func CheckHeaders(field string, headers []Header, auth Auth) ([]Header, error) {
 			return nil, fault.Invalid(f+".name", "header %q is listed twice", h.Name)
 		}
 		seen[name] = true
-		if len(h.Value) > 4096 || strings.ContainsAny(h.Value, "\r\n\x00") {
-			return nil, fault.Invalid(f+".value", "must be at most 4096 characters with no line breaks")
+		if len(h.Value) > 4096 || hasControl(h.Value) {
+			return nil, fault.Invalid(f+".value", "must be at most 4096 characters with no line breaks or other control characters")
 		}
 		out = append(out, Header{Name: name, Value: h.Value})
 	}

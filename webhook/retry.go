@@ -81,18 +81,17 @@ func (p RetryPolicy) Backoff(attempt int) time.Duration {
 // (0 if none); the result is at least that, and never more than MaxDelay.
 // r is a uniform random number in [0, 1) that spreads retries by ±10%.
 func (p RetryPolicy) NextDelay(attempt int, retryAfter time.Duration, r float64) time.Duration {
-	d := p.Backoff(attempt)
-	d = time.Duration(float64(d) * (1 - retryJitterFactor + 2*retryJitterFactor*r))
-	if retryAfter > d {
-		d = retryAfter
+	// In float64, so jitter near the largest durations cannot overflow.
+	f := float64(p.Backoff(attempt)) * (1 - retryJitterFactor + 2*retryJitterFactor*r)
+	f = math.Max(f, float64(retryAfter))
+	f = math.Min(f, float64(p.MaxDelay))
+	if f <= 0 || math.IsNaN(f) {
+		return 0
 	}
-	if d > p.MaxDelay {
-		d = p.MaxDelay
+	if f >= float64(p.MaxDelay) {
+		return p.MaxDelay
 	}
-	if d < 0 {
-		d = 0
-	}
-	return d
+	return time.Duration(f)
 }
 
 // Timeout limits of an endpoint's request timeout.
