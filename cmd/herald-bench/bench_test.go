@@ -46,8 +46,11 @@ func TestQuick_DeliversEverything(t *testing.T) {
 		if r.Error != "" {
 			t.Errorf("%s: %s", r.Name, r.Error)
 		}
-		if r.Metrics["peakRssMB"] <= 0 {
-			t.Errorf("%s: no RSS measured", r.Name)
+		if r.Metrics["peakRssMB"] <= 0 || r.Metrics["idleRssMB"] <= 0 || r.Metrics["heapAfterMB"] <= 0 {
+			t.Errorf("%s: memory not measured: %v", r.Name, r.Metrics)
+		}
+		if r.Name == "live" && r.Metrics["goroutinesPerSubscriber"] < 1 {
+			t.Errorf("live: subscribers added %.2f goroutines each; the leak check measured nothing", r.Metrics["goroutinesPerSubscriber"])
 		}
 	}
 }

@@ -74,7 +74,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "length of the steady-rate latency and live scenarios")
 	fs.IntVar(&c.rate, "rate", 1000, "events per second of the latency and live scenarios")
 	fs.IntVar(&c.subscribers, "subscribers", 500, "deliveryUpdated subscribers of the live scenario")
-	fs.BoolVar(&c.long, "long", false, "also deliver 1,000,000 events and report RSS afterwards")
+	fs.BoolVar(&c.long, "long", false, "also deliver 1,000,000 events and report memory afterwards")
 	fs.StringVar(&c.out, "out", "bench/results/latest.json", "where to write the JSON results (empty: nowhere)")
 	extra := fs.String("herald-flags", "", "extra flags for herald serve, space-separated")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary databases")
@@ -252,7 +252,31 @@ func runScenario(c *config, rcv *receiverProc, name string, latencyAlone *result
 	r.Metrics["heraldCpuSec"] = (h.cpu() - cpu0).Seconds()
 	r.Metrics["receiverCpuSec"] = (rcv.cpu() - rcpu0).Seconds()
 	r.Metrics["peakRssMB"] = float64(smp.stop()) / (1 << 20)
+	if r.Error == "" {
+		if err := measureIdle(c, h, &r); err != nil {
+			r.Error = "measure idle memory: " + err.Error()
+		}
+	}
 	return r
+}
+
+// measureIdle records what the server holds once the scenario is over:
+// the live heap after a forced collection and the resident set a few
+// seconds later, when the runtime has had time to return freed memory.
+func measureIdle(c *config, h *heraldProc, r *result) error {
+	heap, err := h.heapAfterGC()
+	if err != nil {
+		return err
+	}
+	wait := 5 * time.Second
+	if c.quick {
+		wait = time.Second
+	}
+	time.Sleep(wait)
+	cur, _ := h.rss()
+	r.Metrics["heapAfterMB"] = float64(heap) / (1 << 20)
+	r.Metrics["idleRssMB"] = float64(cur) / (1 << 20)
+	return nil
 }
 
 func printTable(w io.Writer, results []result) {

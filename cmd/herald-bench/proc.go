@@ -158,22 +158,36 @@ func (r *receiverProc) stats() (receiverStats, error) {
 // heraldProc is a herald server process.
 type heraldProc struct {
 	*process
-	url    string
-	token  string
-	dbPath string
+	url      string
+	debugURL string
+	token    string
+	dbPath   string
 }
 
 var tokenRE = regexp.MustCompile(`hrld_[A-Za-z0-9_-]{43}`)
 
-func startHerald(bin, dir string, extra []string) (*heraldProc, error) {
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func startHerald(bin, dir string, extra []string) (*heraldProc, error) {
+	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	debugAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
 	db := filepath.Join(dir, "herald.db")
-	args := append([]string{"serve", "--db", db, "--addr", addr, "--allow-http", "--allow-private-destinations", "--log-level", "warn",
+	args := append([]string{"serve", "--db", db, "--addr", addr, "--debug-addr", debugAddr,
+		"--allow-http", "--allow-private-destinations", "--log-level", "warn",
 		"--max-connections-per-key", "10000", "--max-subscriptions-per-connection", "100"}, extra...)
 	cmd := exec.Command(bin, args...)
 	out := &lockedBuffer{}
@@ -181,7 +195,7 @@ func startHerald(bin, dir string, extra []string) (*heraldProc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start herald: %w", err)
 	}
-	h := &heraldProc{process: &process{cmd: cmd, out: out}, url: "http://" + addr, dbPath: db}
+	h := &heraldProc{process: &process{cmd: cmd, out: out}, url: "http://" + addr, debugURL: "http://" + debugAddr, dbPath: db}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(h.url + "/readyz")
@@ -203,6 +217,67 @@ func startHerald(bin, dir string, extra []string) (*heraldProc, error) {
 		return nil, errors.New("herald printed no API key on first start")
 	}
 	return h, nil
+}
+
+// goroutines returns the server's goroutine count, read from its pprof
+// endpoint.
+func (h *heraldProc) goroutines() (int, error) {
+	resp, err := http.Get(h.debugURL + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil {
+		return 0, fmt.Errorf("read goroutine profile: %w", err)
+	}
+	var n int
+	if _, err := fmt.Sscanf(line, "goroutine profile: total %d", &n); err != nil {
+		return 0, fmt.Errorf("parse goroutine profile header %q: %w", line, err)
+	}
+	return n, nil
+}
+
+// heapAfterGC forces a garbage collection in the server (through its heap
+// profile) and returns the bytes of live heap that remain.
+func (h *heraldProc) heapAfterGC() (int64, error) {
+	resp, err := http.Get(h.debugURL + "/debug/pprof/heap?gc=1&debug=1")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("read heap profile: %w", err)
+	}
+	return 0, errors.New("heap profile has no HeapAlloc line")
+}
+
+// settledGoroutines waits until the goroutine count stops changing (two
+// equal readings 200ms apart, or 5s) and returns it.
+func (h *heraldProc) settledGoroutines() (int, error) {
+	last, err := h.goroutines()
+	if err != nil {
+		return 0, err
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		n, err := h.goroutines()
+		if err != nil {
+			return 0, err
+		}
+		if n == last {
+			break
+		}
+		last = n
+	}
+	return last, nil
 }
 
 // dbSize is the size of the database and its WAL on disk.

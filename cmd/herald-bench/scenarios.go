@@ -164,11 +164,6 @@ func (s *scenario) throughput(ctx context.Context, endpoints, n int) error {
 	s.metric("duplicates", float64(st.Requests-int64(want)))
 	size := s.h.dbSize()
 	s.metric("dbMBPer100kDeliveries", float64(size)/(1<<20)/float64(want)*100_000)
-	if s.r.Name == "long" {
-		time.Sleep(5 * time.Second)
-		cur, _ := s.h.rss()
-		s.metric("rssAfterMB", float64(cur)/(1<<20))
-	}
 	return nil
 }
 
@@ -218,6 +213,12 @@ func (s *scenario) latency(ctx context.Context, subscribers int) error {
 	var feedMu sync.Mutex
 	var received atomic.Int64
 	var wg sync.WaitGroup
+	var gBefore int
+	if subscribers > 0 {
+		if gBefore, err = s.h.settledGoroutines(); err != nil {
+			return err
+		}
+	}
 	for k := range subscribers {
 		sub, err := subscribeWS(s.h.url, s.h.token, `subscription($t: String) { deliveryUpdated(eventType: $t, status: SUCCEEDED) { deliveryId at } }`,
 			map[string]any{"t": fmt.Sprintf("live.t%d", k)})
@@ -245,12 +246,19 @@ func (s *scenario) latency(ctx context.Context, subscribers int) error {
 			}
 		}()
 	}
-	defer func() {
+	closeSubs := func() {
 		for _, sub := range subs {
 			sub.close()
 		}
 		wg.Wait()
-	}()
+	}
+	defer closeSubs()
+	var gDuring int
+	if subscribers > 0 {
+		if gDuring, err = s.h.settledGoroutines(); err != nil {
+			return err
+		}
+	}
 
 	total := int(s.c.duration.Seconds() * float64(s.c.rate))
 	interval := time.Second / time.Duration(s.c.rate)
@@ -322,6 +330,30 @@ func (s *scenario) latency(ctx context.Context, subscribers int) error {
 		s.metric("p50VsAloneRatio", st.Latency.P50/s.latencyAlone.Metrics["p50Ms"])
 	}
 	s.note("each subscriber watches deliveryUpdated(eventType: live.tK, status: SUCCEEDED); feed latency = commit of the attempt → arrival at the subscriber")
+	return s.checkSubscriberCleanup(closeSubs, subscribers, gDuring-gBefore)
+}
+
+// checkSubscriberCleanup drops every subscriber's connection without a
+// goodbye and checks that the server frees the goroutines they held:
+// the count must fall by what subscribing added (within a small margin).
+func (s *scenario) checkSubscriberCleanup(closeSubs func(), subscribers, added int) error {
+	gLoaded, err := s.h.settledGoroutines()
+	if err != nil {
+		return err
+	}
+	closeSubs()
+	var freed int
+	waitFor(10*time.Second, func() bool {
+		g, err := s.h.settledGoroutines()
+		freed = gLoaded - g
+		return err == nil && freed >= added
+	})
+	leaked := added - freed
+	s.metric("goroutinesPerSubscriber", float64(added)/float64(subscribers))
+	s.metric("goroutinesLeaked", float64(max(0, leaked)))
+	if leaked > subscribers/10+5 {
+		return fmt.Errorf("subscribers added %d goroutines but closing them freed only %d: goroutine leak", added, freed)
+	}
 	return nil
 }
 
