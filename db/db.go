@@ -36,14 +36,23 @@ type Config struct {
 	Synchronous string
 	// Readers is the size of the read pool (default 2×GOMAXPROCS, at least 4).
 	Readers int
+	// WALLimit is the WAL length in bytes beyond which the background
+	// checkpointer holds off writes for one checkpoint (an fsync, about
+	// 10 ms) so that the WAL starts over (default 256 MiB). Smaller limits
+	// bound the disk used by the WAL more tightly at the cost of more
+	// frequent pauses.
+	WALLimit int64
 }
 
 // DB is an open database.
 type DB struct {
-	lock    *os.File
-	cp      *sql.DB // the checkpointer's connection
-	stop    chan struct{}
-	stopped chan struct{}
+	lock *os.File
+	cp   *sql.DB // the checkpointer's connection
+	// restartFrames is the WAL length, in frames, at which the
+	// checkpointer makes the WAL start over.
+	restartFrames int
+	stop          chan struct{}
+	stopped       chan struct{}
 	// Write is the single writer connection. Every write goes through it.
 	Write *sql.DB
 	// Read is the pool of read-only connections.
@@ -104,8 +113,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("open database %s: %w", cfg.Path, err)
 	}
 	// Checkpoints run in the background (see checkpoint), not in the
-	// writer's commits; the WAL file is cut back to 64 MiB after each.
-	pragmas := []string{"PRAGMA journal_mode = WAL", "PRAGMA wal_autocheckpoint = 0", "PRAGMA journal_size_limit = 67108864"}
+	// writer's commits. The WAL file keeps its size when it starts over
+	// (no journal_size_limit): cutting hundreds of MiB off a file stalls
+	// the commit that does it far longer than the checkpoint itself.
+	pragmas := []string{"PRAGMA journal_mode = WAL", "PRAGMA wal_autocheckpoint = 0"}
 	for _, pragma := range pragmas {
 		if _, err := w.ExecContext(ctx, pragma); err != nil {
 			w.Close()
@@ -132,6 +143,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		cq[k] = v
 	}
 	cq.Set("_cache_size", "-1024") // checkpoints read the WAL, not the cache
+	// A restarting checkpoint holds off the writer while it waits for
+	// readers; it gives up quickly and tries again on a later tick.
+	cq.Set("_busy_timeout", "50")
 	cp, err := sql.Open("sqlite3", "file:"+cfg.Path+"?"+cq.Encode())
 	if err != nil {
 		w.Close()
@@ -140,7 +154,15 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	cp.SetMaxOpenConns(1)
 	drv := &router{w: entsql.OpenDB(dialect.SQLite, w), r: entsql.OpenDB(dialect.SQLite, r)}
-	d := &DB{Write: w, Read: r, Client: ent.NewClient(ent.Driver(drv)), lock: lock, cp: cp, stop: make(chan struct{}), stopped: make(chan struct{})}
+	walLimit := cfg.WALLimit
+	if walLimit <= 0 {
+		walLimit = 256 << 20
+	}
+	d := &DB{
+		Write: w, Read: r, Client: ent.NewClient(ent.Driver(drv)),
+		lock: lock, cp: cp, stop: make(chan struct{}), stopped: make(chan struct{}),
+		restartFrames: int(walLimit / walFrameSize),
+	}
 	migrateMu.Lock()
 	err = d.Client.Schema.Create(ctx)
 	migrateMu.Unlock()
@@ -153,13 +175,24 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	return d, nil
 }
 
-// checkpointInterval is how often the background checkpointer copies the
-// WAL into the database file.
-const checkpointInterval = 250 * time.Millisecond
+const (
+	// checkpointInterval is how often the background checkpointer copies
+	// the WAL into the database file.
+	checkpointInterval = 250 * time.Millisecond
+	// walFrameSize is the size of one WAL frame: a 4 KiB page and its
+	// 24-byte header.
+	walFrameSize = 4096 + 24
+)
 
 // checkpoint copies committed WAL frames into the database file, on its own
 // connection, so that the writer never pays for it in a commit. PASSIVE
-// checkpoints never wait for readers or the writer.
+// checkpoints never wait for readers or the writer, but under steady load
+// they never catch up with the writer either, and SQLite only starts the
+// WAL over once a checkpoint has caught up: the file would grow for as long
+// as the load lasts. So once the WAL is longer than Config.WALLimit,
+// restart finishes the copy while the writer waits, and the next commit
+// writes from the start of the file. The file then stays about WALLimit
+// long until Close empties it.
 func (d *DB) checkpoint() {
 	defer close(d.stopped)
 	t := time.NewTicker(checkpointInterval)
@@ -169,9 +202,31 @@ func (d *DB) checkpoint() {
 		case <-d.stop:
 			return
 		case <-t.C:
-			_, _ = d.cp.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+			var busy, frames, copied int
+			if err := d.cp.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied); err != nil {
+				continue
+			}
+			if frames >= d.restartFrames {
+				d.restart()
+			}
 		}
 	}
+}
+
+// restart takes the writer connection, so that writes queue in Go and
+// resume the moment it is handed back instead of polling SQLite's lock,
+// and runs a RESTART checkpoint: it copies the frames written since the
+// last PASSIVE one and waits (at most the checkpointer's short busy
+// timeout) for readers of the old WAL to finish.
+func (d *DB) restart() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	w, err := d.Write.Conn(ctx)
+	if err != nil {
+		return
+	}
+	defer w.Close()
+	_, _ = d.cp.ExecContext(ctx, "PRAGMA wal_checkpoint(RESTART)")
 }
 
 // Close closes the client and both connection pools, after a last
@@ -179,6 +234,7 @@ func (d *DB) checkpoint() {
 func (d *DB) Close() error {
 	close(d.stop)
 	<-d.stopped
+	_, _ = d.cp.Exec("PRAGMA busy_timeout = 10000")
 	_, _ = d.cp.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 	d.cp.Close()
 	err := d.Client.Close()
