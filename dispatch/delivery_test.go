@@ -73,7 +73,7 @@ func TestDelivery_SendsSignedEnvelope(t *testing.T) {
 	}
 }
 
-func TestDelivery_HerladSignatureHeaderIsHexHMACOfBody(t *testing.T) {
+func TestDelivery_HeraldSignatureHeaderIsHexHMACOfBody(t *testing.T) {
 	t.Parallel()
 	s := heraldtest.Start(t)
 	rc := heraldtest.NewReceiver(t, nil)

@@ -280,15 +280,16 @@ func (h *heraldProc) settledGoroutines() (int, error) {
 	return last, nil
 }
 
-// dbSize is the size of the database and its WAL on disk.
-func (h *heraldProc) dbSize() int64 {
-	var n int64
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		if fi, err := os.Stat(h.dbPath + suffix); err == nil {
-			n += fi.Size()
-		}
+// dbSize returns the size of the database file and of its WAL (which
+// stays allocated up to herald's WAL limit, whatever it holds).
+func (h *heraldProc) dbSize() (file, wal int64) {
+	if fi, err := os.Stat(h.dbPath); err == nil {
+		file = fi.Size()
 	}
-	return n
+	if fi, err := os.Stat(h.dbPath + "-wal"); err == nil {
+		wal = fi.Size()
+	}
+	return file, wal
 }
 
 // sampler records the peak RSS of a process while a scenario runs.

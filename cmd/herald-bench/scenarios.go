@@ -162,8 +162,9 @@ func (s *scenario) throughput(ctx context.Context, endpoints, n int) error {
 		return fmt.Errorf("receiver saw %d distinct events, want %d", st.Unique, want)
 	}
 	s.metric("duplicates", float64(st.Requests-int64(want)))
-	size := s.h.dbSize()
-	s.metric("dbMBPer100kDeliveries", float64(size)/(1<<20)/float64(want)*100_000)
+	file, wal := s.h.dbSize()
+	s.metric("dbMBPer100kDeliveries", float64(file)/(1<<20)/float64(want)*100_000)
+	s.metric("walMB", float64(wal)/(1<<20))
 	return nil
 }
 
