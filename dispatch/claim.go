@@ -19,12 +19,22 @@ type Job struct {
 	// Trigger is why the next attempt happens: SCHEDULED or MANUAL_RETRY.
 	Trigger    string
 	LeaseUntil time.Time
-	// Due is when the delivery was due (its next_attempt_at).
-	Due time.Time
+	// Position is where the delivery stands in its endpoint's due order;
+	// a claim that starts after it does not read it again.
+	Position Cursor
 	// Payload and EventCreatedAt are the event's, so the job can be sent
 	// without reading the event again.
 	Payload        []byte
 	EventCreatedAt time.Time
+}
+
+// Cursor is a position in one endpoint's due order: by due time
+// (next_attempt_at), then by Seq, an order the Claimer chooses among
+// deliveries due at the same instant (every delivery of one published batch
+// is). The zero Cursor is before every delivery.
+type Cursor struct {
+	Due time.Time
+	Seq int64
 }
 
 // Claimer leases due deliveries to workers. A delivery is due when its
@@ -44,10 +54,10 @@ type Claimer interface {
 	Due(ctx context.Context, now time.Time) ([]string, error)
 	// Claim leases up to limit due deliveries of one endpoint to worker,
 	// oldest due first, skipping the deliveries in held, which the worker
-	// already holds. after is a hint: deliveries due before it were
-	// claimed by earlier calls (the worker holds them), so the store may
-	// start reading there.
-	Claim(ctx context.Context, worker, endpointID string, now time.Time, lease time.Duration, limit int, held []string, after time.Time) ([]Job, error)
+	// already holds. after is a hint: the deliveries up to it were claimed
+	// by earlier calls (the worker holds them), so the store may start
+	// reading past it.
+	Claim(ctx context.Context, worker, endpointID string, now time.Time, lease time.Duration, limit int, held []string, after Cursor) ([]Job, error)
 	// Release returns leased deliveries that were not attempted, due at
 	// now.
 	Release(ctx context.Context, worker string, ids []string, now time.Time) error
@@ -95,10 +105,14 @@ func (c *SQLClaimer) prepare(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("prepare due query: %w", err)
 		}
-		c.claim, err = c.read.PrepareContext(ctx, `SELECT d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at
+		// The due index is (endpoint_id, next_attempt_at) and, like every
+		// SQLite index, ends with the rowid: ordering by both and starting
+		// after the cursor reads no index entry twice, even among the
+		// deliveries of one batch, which are all due at the same instant.
+		c.claim, err = c.read.PrepareContext(ctx, `SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at
 FROM deliveries d JOIN events e ON e.id = d.event_id
-WHERE d.endpoint_id = ? AND d.next_attempt_at <= ? AND d.next_attempt_at >= ?
-ORDER BY d.next_attempt_at LIMIT ?`)
+WHERE d.endpoint_id = ? AND d.next_attempt_at <= ? AND d.next_attempt_at >= ? AND (d.next_attempt_at > ? OR d.rowid > ?)
+ORDER BY d.next_attempt_at, d.rowid LIMIT ?`)
 		if err != nil {
 			return fmt.Errorf("prepare claim query: %w", err)
 		}
@@ -133,7 +147,7 @@ func (c *SQLClaimer) Due(ctx context.Context, now time.Time) ([]string, error) {
 // Claim implements Claimer with one prepared, indexed read, starting at
 // after. It reads past held deliveries (which are among the oldest due)
 // and drops them.
-func (c *SQLClaimer) Claim(ctx context.Context, worker, endpointID string, now time.Time, lease time.Duration, limit int, held []string, after time.Time) ([]Job, error) {
+func (c *SQLClaimer) Claim(ctx context.Context, worker, endpointID string, now time.Time, lease time.Duration, limit int, held []string, after Cursor) ([]Job, error) {
 	if err := c.prepare(ctx); err != nil {
 		return nil, err
 	}
@@ -141,7 +155,8 @@ func (c *SQLClaimer) Claim(ctx context.Context, worker, endpointID string, now t
 	for _, id := range held {
 		skip[id] = struct{}{}
 	}
-	rows, err := c.claim.QueryContext(ctx, endpointID, now, after.UTC(), limit+len(held))
+	from := after.Due.UTC()
+	rows, err := c.claim.QueryContext(ctx, endpointID, now, from, from, after.Seq, limit+len(held))
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", endpointID, err)
 	}
@@ -150,8 +165,8 @@ func (c *SQLClaimer) Claim(ctx context.Context, worker, endpointID string, now t
 	jobs := make([]Job, 0, limit)
 	for rows.Next() && len(jobs) < limit {
 		j := Job{LeaseUntil: until}
-		if err := rows.Scan(&j.DeliveryID, &j.AppID, &j.EventID, &j.EndpointID, &j.EventType, &j.AttemptCount, &j.Trigger,
-			&j.Due, &j.Payload, &j.EventCreatedAt); err != nil {
+		if err := rows.Scan(&j.Position.Seq, &j.DeliveryID, &j.AppID, &j.EventID, &j.EndpointID, &j.EventType, &j.AttemptCount, &j.Trigger,
+			&j.Position.Due, &j.Payload, &j.EventCreatedAt); err != nil {
 			return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", endpointID, err)
 		}
 		if _, ok := skip[j.DeliveryID]; ok {

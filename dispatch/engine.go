@@ -558,10 +558,10 @@ type scheduler struct {
 	hotRing []string
 	next    int
 	// cursor is, per endpoint, where its next claim may start reading:
-	// the due time of the last delivery claimed. It is dropped when a
+	// the position of the last delivery claimed. It is dropped when a
 	// claim comes back short and on every poll, so a delivery stored late
 	// with an earlier due time waits at most one poll interval.
-	cursor map[string]time.Time
+	cursor map[string]Cursor
 }
 
 // The scheduler keeps at most queueFactor × PerEndpoint jobs of one
@@ -677,7 +677,7 @@ func (e *Engine) schedule() {
 		eps:     make(map[string]*endpointState),
 		configs: make(map[string]*endpointConfig),
 		hot:     make(map[string]bool),
-		cursor:  make(map[string]time.Time),
+		cursor:  make(map[string]Cursor),
 	}
 	var (
 		wanted    = true
@@ -806,7 +806,7 @@ func (s *scheduler) discover() {
 // finished at once without an attempt.
 // It also returns the due time of the last delivery the store returned,
 // where the endpoint's next claim may start.
-func (e *Engine) claim(endpointID string, limit int, after time.Time, configs map[string]*endpointConfig) ([]*job, time.Time, error) {
+func (e *Engine) claim(endpointID string, limit int, after Cursor, configs map[string]*endpointConfig) ([]*job, Cursor, error) {
 	ctx, cancel := context.WithTimeout(tenant.System(context.Background()), 30*time.Second)
 	defer cancel()
 	now := e.cfg.Now().UTC()
@@ -816,7 +816,7 @@ func (e *Engine) claim(endpointID string, limit int, after time.Time, configs ma
 		e.holdClaimed(nil)
 		return nil, after, err
 	}
-	last := claimed[len(claimed)-1].Due
+	last := claimed[len(claimed)-1].Position
 	if claimed = e.holdClaimed(claimed); len(claimed) == 0 {
 		return nil, last, nil
 	}
