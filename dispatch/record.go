@@ -57,6 +57,10 @@ type recorder struct {
 	prepareErr  error
 	insAttempt  *sql.Stmt
 	updDelivery *sql.Stmt
+	// epState reads whether an endpoint may still be retried; updCounters
+	// adds a batch's outcomes to its counters.
+	epState     *sql.Stmt
+	updCounters *sql.Stmt
 }
 
 func newRecorder(e *Engine) *recorder { return &recorder{e: e} }
@@ -124,30 +128,43 @@ func (r *recorder) fill(batch []*result) []*result {
 }
 
 func (r *recorder) closeStmts() {
-	if r.insAttempt != nil {
-		r.insAttempt.Close()
-	}
-	if r.updDelivery != nil {
-		r.updDelivery.Close()
+	for _, st := range []*sql.Stmt{r.insAttempt, r.updDelivery, r.epState, r.updCounters} {
+		if st != nil {
+			st.Close()
+		}
 	}
 }
 
+// prepare prepares the recorder's statements once: preparing one costs as
+// much as running it, and the recorder runs them in every commit.
 func (r *recorder) prepare(ctx context.Context) error {
 	r.prepareOnce.Do(func() {
 		db := r.e.cfg.DB
-		r.insAttempt, r.prepareErr = db.PrepareContext(ctx, `INSERT INTO attempts
+		for _, p := range []struct {
+			stmt **sql.Stmt
+			sql  string
+		}{
+			{&r.insAttempt, `INSERT INTO attempts
 (id, app_id, delivery_id, endpoint_id, attempt_number, trigger, succeeded, request_url, request_headers,
  response_status, response_headers, response_body, response_body_truncated, duration_ms, error_message,
  started_at, completed_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-		if r.prepareErr != nil {
-			return
-		}
-		r.updDelivery, r.prepareErr = db.PrepareContext(ctx, `UPDATE deliveries SET
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			{&r.updDelivery, `UPDATE deliveries SET
  status = ?, attempt_count = ?, next_attempt_at = ?, next_trigger = 'SCHEDULED', claimed_by = NULL,
  last_attempt_at = COALESCE(?, last_attempt_at), last_response_status = COALESCE(?, last_response_status),
  last_error = ?, completed_at = ?, updated_at = ?
-WHERE id = ? AND next_attempt_at IS NOT NULL`)
+WHERE id = ? AND next_attempt_at IS NOT NULL`},
+			{&r.epState, `SELECT is_active, deleted_at IS NOT NULL FROM endpoints WHERE id = ?`},
+			{&r.updCounters, `UPDATE endpoints SET
+ success_count = success_count + ?, failure_count = failure_count + ?,
+ last_success_at = COALESCE(?, last_success_at), last_failure_at = COALESCE(?, last_failure_at),
+ consecutive_failures = CASE WHEN ? THEN ? ELSE consecutive_failures + ? END
+WHERE id = ? RETURNING consecutive_failures`},
+		} {
+			if *p.stmt, r.prepareErr = db.PrepareContext(ctx, p.sql); r.prepareErr != nil {
+				return
+			}
+		}
 	})
 	return r.prepareErr
 }
@@ -304,8 +321,12 @@ func (r *recorder) commit(ctx context.Context, batch []*result) (*commitOutput, 
 			order = append(order, id)
 		}
 	}
-	if err := loadEndpointState(ctx, tx, order, tallies); err != nil {
-		return nil, err
+	epState := tx.StmtContext(ctx, r.epState)
+	for _, id := range order {
+		t := tallies[id]
+		if err := epState.QueryRowContext(ctx, id).Scan(&t.active, &t.deleted); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("load state of endpoint %s: %w", id, err)
+		}
 	}
 
 	ins := tx.StmtContext(ctx, r.insAttempt)
@@ -414,17 +435,14 @@ func (r *recorder) commit(ctx context.Context, batch []*result) (*commitOutput, 
 	}
 
 	var toDisable []string
+	updCounters := tx.StmtContext(ctx, r.updCounters)
 	for _, id := range order {
 		t := tallies[id]
 		if t.successes == 0 && t.failures == 0 {
 			continue
 		}
 		var consec int
-		err := tx.QueryRowContext(ctx, `UPDATE endpoints SET
- success_count = success_count + ?, failure_count = failure_count + ?,
- last_success_at = COALESCE(?, last_success_at), last_failure_at = COALESCE(?, last_failure_at),
- consecutive_failures = CASE WHEN ? THEN ? ELSE consecutive_failures + ? END
-WHERE id = ? RETURNING consecutive_failures`,
+		err := updCounters.QueryRowContext(ctx,
 			t.successes, t.failures, utcOrNil(t.lastSuccess), utcOrNil(t.lastFailure), t.reset, t.consecutive, t.consecutive, id).Scan(&consec)
 		if err != nil {
 			return nil, fmt.Errorf("update counters of endpoint %s: %w", id, err)
@@ -479,33 +497,6 @@ WHERE id = ? RETURNING consecutive_failures`,
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	return out, nil
-}
-
-// loadEndpointState reads whether each endpoint is active and not deleted.
-func loadEndpointState(ctx context.Context, tx *sql.Tx, order []string, tallies map[string]*endpointTally) error {
-	args := make([]any, len(order))
-	for i, id := range order {
-		args[i] = id
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT id, is_active, deleted_at IS NOT NULL FROM endpoints WHERE id IN (`+placeholders(len(order))+`)`, args...)
-	if err != nil {
-		return fmt.Errorf("load endpoint state: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var active, deleted bool
-		if err := rows.Scan(&id, &active, &deleted); err != nil {
-			return fmt.Errorf("load endpoint state: %w", err)
-		}
-		if t := tallies[id]; t != nil {
-			t.active, t.deleted = active, deleted
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("load endpoint state: %w", err)
-	}
-	return nil
 }
 
 func utcOrNil(t *time.Time) any {

@@ -244,6 +244,7 @@ func runScenario(c *config, rcv *receiverProc, name string, latencyAlone *result
 	smp := sample(h.process)
 	cpu0 := h.cpu()
 	rcpu0 := rcv.cpu()
+	bcpu0 := cpuOf(os.Getpid())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	if err := s.run(ctx, name); err != nil {
@@ -251,6 +252,8 @@ func runScenario(c *config, rcv *receiverProc, name string, latencyAlone *result
 	}
 	r.Metrics["heraldCpuSec"] = (h.cpu() - cpu0).Seconds()
 	r.Metrics["receiverCpuSec"] = (rcv.cpu() - rcpu0).Seconds()
+	// The load generator (clients and subscribers) shares the machine.
+	r.Metrics["loadCpuSec"] = (cpuOf(os.Getpid()) - bcpu0).Seconds()
 	r.Metrics["peakRssMB"] = float64(smp.stop()) / (1 << 20)
 	if r.Error == "" {
 		if err := measureIdle(c, h, &r); err != nil {

@@ -88,8 +88,11 @@ func (p *process) rss() (cur, peak int64) {
 }
 
 // cpu returns the process's user+system CPU time so far.
-func (p *process) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+func (p *process) cpu() time.Duration { return cpuOf(p.cmd.Process.Pid) }
+
+// cpuOf returns the user+system CPU time so far of process pid.
+func cpuOf(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
