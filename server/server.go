@@ -29,6 +29,7 @@ import (
 	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/endpoints"
 	"github.com/heraldhq/herald/graph"
+	"github.com/heraldhq/herald/retention"
 	"github.com/heraldhq/herald/server/webui"
 )
 
@@ -85,6 +86,12 @@ type Config struct {
 	DisableAfter  int
 	ShutdownGrace time.Duration
 
+	// Retention is how long history is kept: events older than this whose
+	// deliveries have all finished are deleted with their deliveries and
+	// attempts (see package retention). Zero keeps everything; herald serve
+	// defaults to 30 days.
+	Retention time.Duration
+
 	// DebugAddr, if set, serves net/http/pprof profiles on a separate
 	// listener.
 	DebugAddr string
@@ -101,6 +108,7 @@ type Server struct {
 	log        *slog.Logger
 	db         *db.DB
 	engine     *dispatch.Engine
+	pruner     *retention.Pruner // nil: history is kept forever
 	auth       *auth.Authenticator
 	bus        *bus.Bus
 	websockets *gorillaWebsockets
@@ -173,9 +181,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		d.Close()
 		return nil, err
 	}
+	var pruner *retention.Pruner
+	if cfg.Retention != 0 {
+		pruner, err = retention.New(retention.Config{DB: d.Write, Period: cfg.Retention, Logger: cfg.Logger})
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	authn := auth.NewAuthenticator(d.Client, cfg.Logger, 0)
 	s := &Server{
-		cfg: cfg, log: cfg.Logger, db: d, engine: engine, auth: authn, token: token, bus: live,
+		cfg: cfg, log: cfg.Logger, db: d, engine: engine, pruner: pruner, auth: authn, token: token, bus: live,
 		websockets: newGorillaWebsockets(),
 		live:       &liveLimits{perKey: cfg.MaxConnectionsPerKey, byKey: make(map[string]int)},
 	}
@@ -233,12 +249,20 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // found an empty database, or "" otherwise. It exists only in memory.
 func (s *Server) BootstrapToken() string { return s.token }
 
-// Start starts delivering.
-func (s *Server) Start() { s.engine.Start() }
+// Start starts delivering and pruning expired history.
+func (s *Server) Start() {
+	s.engine.Start()
+	if s.pruner != nil {
+		s.pruner.Start()
+	}
+}
 
 // Close stops delivering (letting in-flight attempts finish within the
-// shutdown grace) and closes the database.
+// shutdown grace) and pruning, and closes the database.
 func (s *Server) Close(ctx context.Context) error {
+	if s.pruner != nil {
+		s.pruner.Close()
+	}
 	err := s.engine.Close(ctx)
 	s.bus.Close()
 	s.websockets.closeAll()

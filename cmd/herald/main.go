@@ -117,6 +117,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	duration(&c.Lease, "lease", time.Minute, "how long a claimed delivery stays leased before another worker may take it over")
 	duration(&c.PollInterval, "poll-interval", 250*time.Millisecond, "how often to look for due retries")
 	integer(&c.DisableAfter, "disable-after", 20, "consecutive failed deliveries that disable an endpoint (negative: never)")
+	duration(&c.Retention, "retention", 30*24*time.Hour, "how long events, deliveries and attempts are kept once finished (0: forever)")
 	duration(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for in-flight attempts")
 	integer(&c.MaxConnectionsPerKey, "max-connections-per-key", 20, "live (websocket) connections allowed per API key")
 	integer(&c.MaxSubscriptionsPerConnection, "max-subscriptions-per-connection", 20, "subscriptions allowed per websocket connection")
@@ -134,6 +135,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	c.MaxRequestBytes = int64(maxReq)
+	if c.Retention < 0 {
+		return nil, fmt.Errorf("--retention must not be negative (0 keeps everything), got %s", c.Retention)
+	}
 	if o.dev {
 		c.AllowHTTP, c.AllowPrivateDestinations = true, true
 		if o.logFormat == "" {

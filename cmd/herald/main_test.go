@@ -24,6 +24,7 @@ func TestParseFlags_FlagsWinOverEnvironment(t *testing.T) {
 		"HERALD_CORS_ORIGINS":   "https://a.example, https://b.example",
 		"HERALD_DISABLE_AFTER":  "5",
 		"HERALD_SHUTDOWN_GRACE": "3s",
+		"HERALD_RETENTION":      "168h",
 	}
 	getenv := func(k string) string { return env[k] }
 	o, err := parseFlags([]string{"--db", "/from/flag.db", "--workers", "9"}, getenv, &bytes.Buffer{})
@@ -34,7 +35,7 @@ func TestParseFlags_FlagsWinOverEnvironment(t *testing.T) {
 	if c.DBPath != "/from/flag.db" || c.Workers != 9 {
 		t.Errorf("flags did not win: db %q workers %d", c.DBPath, c.Workers)
 	}
-	if !c.AllowHTTP || c.Lease != 2*time.Minute || c.DisableAfter != 5 || c.ShutdownGrace != 3*time.Second {
+	if !c.AllowHTTP || c.Lease != 2*time.Minute || c.DisableAfter != 5 || c.ShutdownGrace != 3*time.Second || c.Retention != 7*24*time.Hour {
 		t.Errorf("environment not applied: %+v", c)
 	}
 	if len(c.CORSOrigins) != 2 || c.CORSOrigins[1] != "https://b.example" {
@@ -53,8 +54,8 @@ func TestParseFlags_DevAllowsLocalDestinations(t *testing.T) {
 	if !o.cfg.AllowHTTP || !o.cfg.AllowPrivateDestinations || o.logFormat != "text" {
 		t.Fatalf("--dev gave %+v, log format %q", o.cfg, o.logFormat)
 	}
-	if o.cfg.Addr != ":8080" || o.cfg.DBPath != "herald.db" {
-		t.Fatalf("defaults: addr %q db %q", o.cfg.Addr, o.cfg.DBPath)
+	if o.cfg.Addr != ":8080" || o.cfg.DBPath != "herald.db" || o.cfg.Retention != 30*24*time.Hour {
+		t.Fatalf("defaults: addr %q db %q retention %s", o.cfg.Addr, o.cfg.DBPath, o.cfg.Retention)
 	}
 }
 
@@ -67,6 +68,7 @@ func TestParseFlags_RejectsBadValues(t *testing.T) {
 		{env: map[string]string{"HERALD_ALLOW_HTTP": "perhaps"}},
 		{env: map[string]string{"HERALD_LEASE": "forever"}},
 		{args: []string{"--workers", "x"}},
+		{args: []string{"--retention", "-1h"}},
 		{args: []string{"stray"}},
 	}
 	for _, c := range cases {

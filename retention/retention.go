@@ -1,0 +1,308 @@
+// Package retention deletes what Herald no longer has to keep: events older
+// than the retention period whose deliveries have all finished (SUCCEEDED
+// or FAILED), together with those deliveries and their attempts, and
+// endpoints deleted longer ago than the period once nothing refers to them.
+//
+// An event with a delivery still queued, retrying or being sent is never
+// deleted, however old: nothing accepted is lost to retention. Deleted rows
+// free pages that SQLite reuses, so a database under steady load stops
+// growing once it holds one retention period of history.
+//
+// The SQL is plain and portable, and every batch is one short transaction
+// on the writer connection, so pruning never holds up deliveries for long.
+package retention
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config configures a Pruner.
+type Config struct {
+	// DB is the writer connection.
+	DB *sql.DB
+	// Period is how long history is kept. It must be positive.
+	Period time.Duration
+	// Interval is how often the pruner runs (default Period/10, between
+	// 100ms and 10m).
+	Interval time.Duration
+	// BatchSize is how many events one transaction deletes at most
+	// (default 200).
+	BatchSize int
+	// Logger receives the pruner's logs (default slog.Default()).
+	Logger *slog.Logger
+	// Now returns the current time (default time.Now).
+	Now func() time.Time
+}
+
+// Counts says how many rows one pruning deleted.
+type Counts struct {
+	Events, Deliveries, Attempts, Endpoints int64
+}
+
+func (c *Counts) add(o Counts) {
+	c.Events += o.Events
+	c.Deliveries += o.Deliveries
+	c.Attempts += o.Attempts
+	c.Endpoints += o.Endpoints
+}
+
+// Pruner deletes expired history in the background. Create it with New,
+// run it with Start and stop it with Close.
+type Pruner struct {
+	cfg     Config
+	log     *slog.Logger
+	stop    chan struct{}
+	stopped chan struct{}
+	start   sync.Once
+	close   sync.Once
+}
+
+// New returns a Pruner.
+func New(cfg Config) (*Pruner, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("retention: Config.DB is required")
+	}
+	if cfg.Period <= 0 {
+		return nil, fmt.Errorf("retention: period must be positive, got %s", cfg.Period)
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = min(max(cfg.Period/10, 100*time.Millisecond), 10*time.Minute)
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 200
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Pruner{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "retention"),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}, nil
+}
+
+// Start prunes once every interval until Close.
+func (p *Pruner) Start() {
+	p.start.Do(func() {
+		go p.run()
+	})
+}
+
+// Close stops the pruner and waits for a pruning in progress to finish its
+// current batch.
+func (p *Pruner) Close() {
+	p.close.Do(func() {
+		close(p.stop)
+		p.start.Do(func() { close(p.stopped) }) // never started
+		<-p.stopped
+	})
+}
+
+func (p *Pruner) run() {
+	defer close(p.stopped)
+	t := time.NewTicker(p.cfg.Interval)
+	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-p.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		before := p.cfg.Now().UTC().Add(-p.cfg.Period)
+		n, err := p.Prune(ctx, before)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			p.log.Error("prune history", "before", before, "err", err)
+		case n.Events > 0 || n.Endpoints > 0:
+			p.log.Info("pruned history", "before", before, "events", n.Events,
+				"deliveries", n.Deliveries, "attempts", n.Attempts, "endpoints", n.Endpoints)
+		}
+	}
+}
+
+// Prune deletes, in every app, the events created before the given time
+// whose deliveries have all finished, with their deliveries and attempts,
+// and the endpoints deleted before it that no delivery refers to any more.
+// It works in batches of one transaction each and returns what it deleted,
+// also when it stops early with an error.
+func (p *Pruner) Prune(ctx context.Context, before time.Time) (Counts, error) {
+	before = before.UTC()
+	var total Counts
+	apps, err := p.apps(ctx)
+	if err != nil {
+		return total, err
+	}
+	for _, app := range apps {
+		var cur cursor
+		for {
+			n, next, more, err := p.pruneEvents(ctx, app, before, cur)
+			total.add(n)
+			if err != nil {
+				return total, fmt.Errorf("prune events of app %s: %w", app, err)
+			}
+			if !more {
+				break
+			}
+			cur = next
+		}
+		n, err := p.pruneEndpoints(ctx, app, before)
+		total.Endpoints += n
+		if err != nil {
+			return total, fmt.Errorf("prune endpoints of app %s: %w", app, err)
+		}
+	}
+	return total, nil
+}
+
+func (p *Pruner) apps(ctx context.Context) ([]string, error) {
+	rows, err := p.cfg.DB.QueryContext(ctx, "SELECT id FROM apps")
+	if err != nil {
+		return nil, fmt.Errorf("list apps: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list apps: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list apps: %w", err)
+	}
+	return ids, nil
+}
+
+// cursor is where the next batch of an app's events starts: after this
+// creation time and ID. Events kept because a delivery is unfinished are
+// not read again.
+type cursor struct {
+	created time.Time
+	id      string
+}
+
+// pruneEvents deletes one batch of an app's expired events, starting after
+// cur, in one transaction. more says whether the app may have further
+// expired events.
+func (p *Pruner) pruneEvents(ctx context.Context, app string, before time.Time, cur cursor) (n Counts, next cursor, more bool, err error) {
+	tx, err := p.cfg.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return n, cur, false, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after commit
+
+	rows, err := tx.QueryContext(ctx, `SELECT id, created_at FROM events
+WHERE app_id = ? AND created_at < ? AND (created_at > ? OR (created_at = ? AND id > ?))
+ORDER BY created_at, id LIMIT ?`, app, before, cur.created, cur.created, cur.id, p.cfg.BatchSize)
+	if err != nil {
+		return n, cur, false, fmt.Errorf("find expired events: %w", err)
+	}
+	var expired []any
+	next = cur
+	for rows.Next() {
+		if err := rows.Scan(&next.id, &next.created); err != nil {
+			rows.Close()
+			return n, cur, false, fmt.Errorf("find expired events: %w", err)
+		}
+		expired = append(expired, next.id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return n, cur, false, fmt.Errorf("find expired events: %w", err)
+	}
+	if len(expired) == 0 {
+		return n, cur, false, nil
+	}
+	more = len(expired) == p.cfg.BatchSize
+
+	// Keep the events that still have a delivery to make.
+	rows, err = tx.QueryContext(ctx, `SELECT DISTINCT event_id FROM deliveries
+WHERE event_id IN (`+placeholders(len(expired))+`) AND status NOT IN ('SUCCEEDED', 'FAILED')`, expired...)
+	if err != nil {
+		return n, cur, false, fmt.Errorf("find unfinished deliveries: %w", err)
+	}
+	keep := make(map[string]bool)
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return n, cur, false, fmt.Errorf("find unfinished deliveries: %w", err)
+		}
+		keep[id] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return n, cur, false, fmt.Errorf("find unfinished deliveries: %w", err)
+	}
+	ids := expired[:0:0]
+	for _, id := range expired {
+		if !keep[id.(string)] {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return n, next, more, nil
+	}
+
+	in := placeholders(len(ids))
+	steps := []struct {
+		count *int64
+		query string
+	}{
+		{&n.Attempts, `DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id IN (` + in + `))`},
+		{&n.Deliveries, `DELETE FROM deliveries WHERE event_id IN (` + in + `)`},
+		{&n.Events, `DELETE FROM events WHERE id IN (` + in + `)`},
+	}
+	for _, s := range steps {
+		res, err := tx.ExecContext(ctx, s.query, ids...)
+		if err != nil {
+			return Counts{}, cur, false, fmt.Errorf("delete expired history: %w", err)
+		}
+		if *s.count, err = res.RowsAffected(); err != nil {
+			return Counts{}, cur, false, fmt.Errorf("delete expired history: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return Counts{}, cur, false, fmt.Errorf("commit: %w", err)
+	}
+	return n, next, more, nil
+}
+
+// pruneEndpoints deletes an app's endpoints deleted before the given time
+// that no delivery refers to any more (attempts always belong to a
+// delivery of the same endpoint), and with them their secrets.
+func (p *Pruner) pruneEndpoints(ctx context.Context, app string, before time.Time) (int64, error) {
+	res, err := p.cfg.DB.ExecContext(ctx, `DELETE FROM endpoints
+WHERE app_id = ? AND deleted_at IS NOT NULL AND deleted_at < ?
+AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.endpoint_id = endpoints.id)`, app, before)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// placeholders returns n comma-separated parameter markers.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
