@@ -58,7 +58,8 @@ func (c *Counts) add(o Counts) {
 type Pruner struct {
 	cfg     Config
 	log     *slog.Logger
-	stop    chan struct{}
+	ctx     context.Context // cancelled by Close
+	cancel  context.CancelFunc
 	stopped chan struct{}
 	start   sync.Once
 	close   sync.Once
@@ -84,10 +85,12 @@ func New(cfg Config) (*Pruner, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Pruner{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "retention"),
-		stop:    make(chan struct{}),
+		ctx:     ctx,
+		cancel:  cancel,
 		stopped: make(chan struct{}),
 	}, nil
 }
@@ -99,11 +102,11 @@ func (p *Pruner) Start() {
 	})
 }
 
-// Close stops the pruner and waits for a pruning in progress to finish its
-// current batch.
+// Close stops the pruner, interrupting a pruning in progress (its current
+// batch is rolled back; the next start prunes it), and waits for it.
 func (p *Pruner) Close() {
 	p.close.Do(func() {
-		close(p.stop)
+		p.cancel()
 		p.start.Do(func() { close(p.stopped) }) // never started
 		<-p.stopped
 	})
@@ -113,18 +116,10 @@ func (p *Pruner) run() {
 	defer close(p.stopped)
 	t := time.NewTicker(p.cfg.Interval)
 	defer t.Stop()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-p.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx := p.ctx
 	for {
 		select {
-		case <-p.stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
