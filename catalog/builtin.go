@@ -1,6 +1,10 @@
 package catalog
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/heraldhq/herald/webhook"
+)
 
 // Builtin is an event type seeded into every app's catalog.
 type Builtin struct {
@@ -20,7 +24,7 @@ const (
 )
 
 // ReservedPrefix is the namespace of event types only Herald publishes.
-const ReservedPrefix = "webhook."
+const ReservedPrefix = webhook.ReservedPrefix
 
 // Builtins returns the event types every app starts with.
 func Builtins() []Builtin {

@@ -2,8 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -58,9 +56,15 @@ func disableEndpoint(ctx context.Context, tx *ent.Client, id, reason string, now
 
 // Retry queues another attempt of a delivery of the viewer's app, due now,
 // with trigger MANUAL_RETRY. Finished deliveries (SUCCEEDED or FAILED) are
-// sent again; a RETRYING one is tried at once instead of waiting. The
+// sent again; a RETRYING one is tried at once instead of waiting. A
+// delivery being sent or queued to be sent now is a CONFLICT
+// (DELIVERY_IN_PROGRESS): its attempt decides what comes next. The
 // endpoint must be active: re-enabling it is the caller's decision.
 func (e *Engine) Retry(ctx context.Context, id string) (*ent.Delivery, error) {
+	v, ok := tenant.FromContext(ctx)
+	if !ok {
+		return nil, tenant.ErrNoViewer
+	}
 	d, err := e.cfg.Client.Delivery.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return nil, fault.NotFoundf("delivery %q not found", id)
@@ -71,23 +75,21 @@ func (e *Engine) Retry(ctx context.Context, id string) (*ent.Delivery, error) {
 	if err := e.requireActive(ctx, d.EndpointID); err != nil {
 		return nil, err
 	}
-	switch d.Status {
-	case delivery.StatusPending, delivery.StatusSending:
-		return nil, fault.Conflictf("DELIVERY_IN_PROGRESS", "delivery %s is %s: it is already queued or being sent", id, d.Status)
-	}
-	next := delivery.StatusRetrying
-	if d.AttemptCount == 0 {
-		next = delivery.StatusPending
+	inProgress := fault.Conflictf("DELIVERY_IN_PROGRESS",
+		"delivery %s is being sent now or is queued to be sent at once: wait for its attempt (see its attempts, or deliveryUpdated), then retry it if it failed", id)
+	if d.Status == delivery.StatusPending || d.Status == delivery.StatusSending {
+		return nil, inProgress
 	}
 	now := e.cfg.Now().UTC()
-	n, err := requeue(e.cfg.Client.Delivery.Update().
-		Where(delivery.ID(id), delivery.StatusIn(delivery.StatusSucceeded, delivery.StatusFailed, delivery.StatusRetrying)),
-		next, now).Save(ctx)
+	res, err := e.cfg.Driver.Requeue(tenant.System(ctx), RequeueParams{
+		AppID: d.AppID, DeliveryIDs: []string{id}, Now: now,
+		Statuses: []string{delivery.StatusSucceeded.String(), delivery.StatusFailed.String(), delivery.StatusRetrying.String()},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("retry delivery %s: %w", id, err)
 	}
-	if n == 0 {
-		return nil, fault.Conflictf("DELIVERY_IN_PROGRESS", "delivery %s changed state meanwhile: it is already being sent", id)
+	if len(res.Requeued) == 0 {
+		return nil, inProgress
 	}
 	// Read the requeued state before waking the engine, which may claim the
 	// delivery at once.
@@ -96,17 +98,25 @@ func (e *Engine) Retry(ctx context.Context, id string) (*ent.Delivery, error) {
 		return nil, fmt.Errorf("retry delivery %s: %w", id, err)
 	}
 	e.Notify(d.EndpointID)
+	r := res.Requeued[0]
 	e.cfg.Observer.DeliveryChanged(DeliveryChange{
-		Kind: Requeued, AppID: d.AppID, DeliveryID: d.ID, EventID: d.EventID, EndpointID: d.EndpointID,
-		EventType: d.EventType, Status: next.String(), NextAttemptAt: &now, At: now,
+		Kind: Requeued, AppID: v.AppID, DeliveryID: r.ID, EventID: r.EventID, EndpointID: r.EndpointID,
+		EventType: r.EventType, Status: r.Status, NextAttemptAt: &now, At: now,
 	})
 	return d, nil
 }
 
+// replayPage is how many deliveries one replay statement requeues.
+const replayPage = 500
+
 // Replay queues again every delivery of an endpoint of the viewer's app that
 // has the given status (FAILED or SUCCEEDED) and was created at or after
-// since. It returns how many were queued.
+// since, in pages of bounded statements. It returns how many were queued.
 func (e *Engine) Replay(ctx context.Context, endpointID string, since time.Time, status delivery.Status) (int, error) {
+	v, ok := tenant.FromContext(ctx)
+	if !ok {
+		return 0, tenant.ErrNoViewer
+	}
 	if status != delivery.StatusFailed && status != delivery.StatusSucceeded {
 		return 0, fault.Invalid("status", "only FAILED or SUCCEEDED deliveries can be replayed, got %s", status)
 	}
@@ -114,42 +124,28 @@ func (e *Engine) Replay(ctx context.Context, endpointID string, since time.Time,
 		return 0, err
 	}
 	now := e.cfg.Now().UTC()
-	total := 0
-	err := db.WithTx(ctx, e.cfg.Client, func(tx *ent.Client) error {
-		for _, attempted := range []bool{true, false} {
-			next, cond := delivery.StatusRetrying, delivery.AttemptCountGT(0)
-			if !attempted {
-				next, cond = delivery.StatusPending, delivery.AttemptCount(0)
-			}
-			n, err := requeue(tx.Delivery.Update().
-				Where(delivery.EndpointID(endpointID), delivery.StatusEQ(status), delivery.CreatedAtGTE(since), cond),
-				next, now).Save(ctx)
-			if err != nil {
-				return fmt.Errorf("replay deliveries of endpoint %s: %w", endpointID, err)
-			}
-			total += n
+	total, pos := 0, ""
+	for {
+		res, err := e.cfg.Driver.Requeue(tenant.System(ctx), RequeueParams{
+			AppID: v.AppID, EndpointID: endpointID, Since: since, Statuses: []string{status.String()},
+			Limit: replayPage, After: pos, Now: now,
+		})
+		if err != nil {
+			return total, fmt.Errorf("replay deliveries of endpoint %s: %w", endpointID, err)
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
+		total += len(res.Requeued)
+		if len(res.Requeued) > 0 {
+			e.Notify(endpointID)
+		}
+		if !res.More {
+			break
+		}
+		pos = res.Next
 	}
 	if total > 0 {
-		e.Notify(endpointID)
-		if v, ok := tenant.FromContext(ctx); ok {
-			e.cfg.Observer.EndpointChanged(EndpointChange{AppID: v.AppID, EndpointID: endpointID, Reason: fmt.Sprintf("%d deliveries replayed", total), At: now})
-		}
+		e.cfg.Observer.EndpointChanged(EndpointChange{AppID: v.AppID, EndpointID: endpointID, Reason: fmt.Sprintf("%d deliveries replayed", total), At: now})
 	}
 	return total, nil
-}
-
-// requeue makes deliveries due now for a manual attempt.
-func requeue(u *ent.DeliveryUpdate, status delivery.Status, now time.Time) *ent.DeliveryUpdate {
-	return u.SetStatus(status).
-		SetNextAttemptAt(now).
-		SetNextTrigger(delivery.NextTriggerMANUAL_RETRY).
-		ClearCompletedAt().
-		ClearClaimedBy()
 }
 
 // requireActive returns a fault unless the endpoint exists in the viewer's
@@ -218,7 +214,10 @@ func (e *Engine) Test(ctx context.Context, endpointID, eventType string, payload
 	if len(payload) > e.cfg.MaxPayload {
 		return nil, fault.Invalid("payload", "is %s; the limit is %s", byteSize(len(payload)), byteSize(e.cfg.MaxPayload))
 	}
-	if !catalog.IsSystem(eventType) {
+	if webhook.Reserved(eventType) {
+		return nil, fault.Invalid("eventType", "%q is reserved: Herald sends webhook.* events itself, about your endpoints; test with test.ping or one of your event types", eventType)
+	}
+	if eventType != catalog.TypeTestPing {
 		if err := e.cfg.Catalog.CheckPublish(ctx, v.AppID, eventType, payload); err != nil {
 			return nil, err
 		}
@@ -229,26 +228,30 @@ func (e *Engine) Test(ctx context.Context, endpointID, eventType string, payload
 	}
 
 	now := e.cfg.Now().UTC()
-	var tag [8]byte
-	_, _ = rand.Read(tag[:])
-	claimedBy := "test-" + hex.EncodeToString(tag[:])
 	evID, dID := ids.NewAt(ids.Event, now), ids.NewAt(ids.Delivery, now)
-	err = db.WithTx(ctx, e.cfg.Client, func(tx *ent.Client) error {
-		if err := tx.Event.Create().SetID(evID).SetEventType(eventType).SetPayload(payload).
-			SetDeliveryCount(1).SetCreatedAt(now).Exec(ctx); err != nil {
+	lease := Lease{DeliveryID: dID, EndpointID: endpointID, Token: e.worker, Until: now.Add(e.cfg.Lease)}
+	err = func() error {
+		tx, err := e.cfg.Driver.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback() //nolint:errcheck // a no-op after commit
+		if _, err := tx.InsertEvent(ctx, &EventRow{ID: evID, AppID: v.AppID, EventType: eventType, Payload: payload, DeliveryCount: 1, CreatedAt: now}); err != nil {
 			return fmt.Errorf("store test event: %w", err)
 		}
-		return tx.Delivery.Create().SetID(dID).SetEventID(evID).SetEndpointID(endpointID).
-			SetEventType(eventType).SetStatus(delivery.StatusSending).SetClaimedBy(claimedBy).
-			SetNextAttemptAt(now.Add(e.cfg.Lease)).SetCreatedAt(now).SetUpdatedAt(now).Exec(ctx)
-	})
+		row := DeliveryRow{ID: dID, AppID: v.AppID, EventID: evID, EndpointID: endpointID, EventType: eventType, CreatedAt: now}
+		if err := tx.InsertDeliveries(ctx, []DeliveryRow{row}, &lease); err != nil {
+			return fmt.Errorf("store test delivery: %w", err)
+		}
+		return tx.Commit()
+	}()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("test endpoint %s: %w", endpointID, err)
 	}
 	e.cfg.Observer.EventPublished(EventPublished{AppID: v.AppID, EventID: evID, EventType: eventType, Deliveries: 1, At: now})
 
 	j := &job{
-		Job:     Job{DeliveryID: dID, AppID: v.AppID, EventID: evID, EndpointID: endpointID, EventType: eventType},
+		Job:     Job{Lease: lease, AppID: v.AppID, EventID: evID, EventType: eventType},
 		trigger: "TEST",
 	}
 	j.attempt = attempt{DeliveryID: dID, Number: 1, Endpoint: cfg, Msg: &message{
@@ -258,14 +261,16 @@ func (e *Engine) Test(ctx context.Context, endpointID, eventType string, payload
 		Kind: AttemptStarted, AppID: v.AppID, DeliveryID: dID, EventID: evID, EndpointID: endpointID,
 		EventType: eventType, Status: "SENDING", Attempt: 1, At: now,
 	})
-	resp := e.sender.send(ctx, &j.attempt)
+	// The attempt belongs to the engine, not to the caller: a caller who
+	// leaves does not cut it off; only shutdown does.
+	resp := e.sender.send(e.sendCtx, &j.attempt)
 	done := make(chan recorded, 1)
-	if err := e.submit(&result{job: j, resp: resp, done: done, uncounted: true}); err != nil {
+	if err := e.submit(&result{job: j, resp: resp, done: done}); err != nil {
 		return nil, err
 	}
 	rec := <-done
 	if rec.err != nil {
-		return nil, fmt.Errorf("record test attempt: %w", rec.err)
+		return nil, fmt.Errorf("test endpoint %s: %w", endpointID, rec.err)
 	}
 	return &TestResult{
 		Delivered:    resp.Outcome == Success,
@@ -275,17 +280,6 @@ func (e *Engine) Test(ctx context.Context, endpointID, eventType string, payload
 		Error:        resp.Error,
 		AttemptID:    rec.attemptID,
 	}, nil
-}
-
-// submit hands a result from outside the worker pool to the recorder.
-func (e *Engine) submit(r *result) error {
-	e.submitMu.RLock()
-	defer e.submitMu.RUnlock()
-	if e.closed {
-		return errEngineClosed
-	}
-	e.results <- r
-	return nil
 }
 
 // examplePayload returns the payload of a test event of the given type: the

@@ -58,7 +58,10 @@ func TestRotation_BothSecretsVerifyDuringOverlapOnlyNewAfter(t *testing.T) {
 
 func TestAutoDisable_AfterConsecutiveFailedDeliveries(t *testing.T) {
 	t.Parallel()
-	s := heraldtest.Start(t, func(c *serverConfig) { c.DisableAfter = 3 })
+	s := heraldtest.Start(t, func(c *serverConfig) {
+		c.DisableAfter = 3
+		c.MetaWindow = 300 * time.Millisecond
+	})
 	failing := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	})
@@ -90,25 +93,41 @@ func TestAutoDisable_AfterConsecutiveFailedDeliveries(t *testing.T) {
 		t.Fatalf("disabled endpoint = %+v", ep.Node)
 	}
 
-	// The watcher hears about each failed delivery and the disabling; the
-	// failing endpoint never receives meta-events about itself.
-	reqs := watcher.WaitRequests(t, 4, 5*time.Second)
-	counts := map[string]int{}
-	for _, r := range reqs {
-		var env struct {
-			Type string
-			Data map[string]any
+	// The watcher hears about the failed deliveries and the disabling: the
+	// first failure at once, the next ones gathered into one report at the
+	// end of the window. The failing endpoint never receives meta-events
+	// about itself.
+	failed, disabled := 0, 0
+	if !heraldtest.Eventually(5*time.Second, func() bool {
+		failed, disabled = 0, 0
+		for _, r := range watcher.Requests() {
+			var env struct {
+				Type string
+				Data struct {
+					EndpointID       string
+					FailedDeliveries int
+					URL              string
+				}
+			}
+			if err := json.Unmarshal(r.Body, &env); err != nil {
+				t.Fatal(err)
+			}
+			if env.Data.EndpointID != epID || env.Data.URL != failing.URL {
+				t.Errorf("%s event about endpoint %q at %q, want %s at %s", env.Type, env.Data.EndpointID, env.Data.URL, epID, failing.URL)
+			}
+			switch env.Type {
+			case "webhook.failed":
+				failed += env.Data.FailedDeliveries
+			case "webhook.disabled":
+				disabled++
+			}
 		}
-		if err := json.Unmarshal(r.Body, &env); err != nil {
-			t.Fatal(err)
-		}
-		counts[env.Type]++
-		if env.Data["endpointId"] != epID {
-			t.Errorf("%s event about endpoint %v, want %s", env.Type, env.Data["endpointId"], epID)
-		}
+		return failed == 3 && disabled == 1
+	}) {
+		t.Fatalf("watcher heard of %d failed deliveries and %d disablings, want 3 and 1", failed, disabled)
 	}
-	if counts["webhook.failed"] != 3 || counts["webhook.disabled"] != 1 {
-		t.Fatalf("watcher got %v, want 3 webhook.failed and 1 webhook.disabled", counts)
+	if n := len(watcher.Requests()); n > 3 {
+		t.Fatalf("watcher got %d meta-events, want at most 3 (failures gathered within the window)", n)
 	}
 	for _, r := range failing.Requests() {
 		if strings.Contains(string(r.Body), `"type":"webhook.`) {

@@ -137,22 +137,22 @@ func TestPublish_IdempotencyKeyReturnsOriginalWithoutNewDeliveries(t *testing.T)
 	s := heraldtest.Start(t)
 	rc := heraldtest.NewReceiver(t, nil)
 	s.CreateEndpoint(s.Token, map[string]any{"url": rc.URL})
-	publish := func(payload string) string {
-		var out struct{ PublishEvent struct{ ID string } }
-		s.Do(s.Token, `mutation($p: JSON!) { publishEvent(input: {eventType: "order.paid", payload: $p, idempotencyKey: "pay-42"}) { id } }`,
-			map[string]any{"p": map[string]any{"v": payload}}).Decode(t, &out)
-		return out.PublishEvent.ID
+	publish := func(payload string) *heraldtest.Response {
+		return s.Do(s.Token, `mutation($p: JSON!) { publishEvent(input: {eventType: "order.paid", payload: $p, idempotencyKey: "pay-42"}) { id } }`,
+			map[string]any{"p": map[string]any{"v": payload}})
 	}
-	first := publish("a")
-	second := publish("b")
-	if first != second {
-		t.Fatalf("second publish with the same key returned %s, want the original %s", second, first)
+	var out struct{ PublishEvent struct{ ID string } }
+	publish("a").Decode(t, &out)
+	first := out.PublishEvent.ID
+	publish("a").Decode(t, &out)
+	if out.PublishEvent.ID != first {
+		t.Fatalf("second publish with the same key returned %s, want the original %s", out.PublishEvent.ID, first)
 	}
 	// A batch repeating the key (and repeating it inside the batch) adds
 	// nothing either.
 	var batch struct{ PublishEvents []struct{ ID string } }
 	s.Do(s.Token, `mutation { publishEvents(input: [
-		{eventType: "order.paid", payload: {}, idempotencyKey: "pay-42"},
+		{eventType: "order.paid", payload: {v: "a"}, idempotencyKey: "pay-42"},
 		{eventType: "order.paid", payload: {}, idempotencyKey: "pay-43"},
 		{eventType: "order.paid", payload: {}, idempotencyKey: "pay-43"}]) { id } }`, nil).Decode(t, &batch)
 	ids := batch.PublishEvents
@@ -171,6 +171,37 @@ func TestPublish_IdempotencyKeyReturnsOriginalWithoutNewDeliveries(t *testing.T)
 	time.Sleep(100 * time.Millisecond) // give a duplicate delivery a chance to show up
 	if n := len(rc.Requests()); n != 2 {
 		t.Fatalf("receiver got %d requests, want 2", n)
+	}
+}
+
+func TestPublish_IdempotencyKeyReusedForAnotherEventIsConflict(t *testing.T) {
+	t.Parallel()
+	s := heraldtest.Start(t)
+	publish := func(typ string, payload any) *heraldtest.Response {
+		return s.Do(s.Token, `mutation($t: String!, $p: JSON!) { publishEvent(input: {eventType: $t, payload: $p, idempotencyKey: "k-1"}) { id } }`,
+			map[string]any{"t": typ, "p": payload})
+	}
+	publish("order.paid", map[string]any{"orderId": "o1", "total": 10}).Decode(t, nil)
+	// The same event again, keys in another order: the original.
+	publish("order.paid", map[string]any{"total": 10, "orderId": "o1"}).Decode(t, nil)
+	for _, tc := range []struct {
+		name    string
+		typ     string
+		payload any
+	}{
+		{"other payload", "order.paid", map[string]any{"orderId": "o2", "total": 10}},
+		{"other type", "order.created", map[string]any{"orderId": "o1", "total": 10}},
+	} {
+		r := publish(tc.typ, tc.payload)
+		r.WantError(t, "CONFLICT")
+		if r.Errors[0].Extensions["reason"] != "IDEMPOTENCY_KEY_REUSED" || !strings.Contains(r.Errors[0].Message, "k-1") {
+			t.Errorf("%s: error = %s", tc.name, r.Body)
+		}
+	}
+	var events struct{ Events struct{ TotalCount int } }
+	s.Do(s.Token, `{ events { totalCount } }`, nil).Decode(t, &events)
+	if events.Events.TotalCount != 1 {
+		t.Fatalf("stored %d events, want 1", events.Events.TotalCount)
 	}
 }
 

@@ -1,24 +1,34 @@
 // Package dispatch turns published events into signed HTTP deliveries.
 //
 // Publishing stores an event and, in the same transaction, one PENDING
-// delivery per active endpoint whose subscriptions match its type (see
-// Publisher). The Engine then moves deliveries through their states:
+// delivery per active endpoint whose subscriptions match its type; the
+// answer means it is durable. The Engine then moves deliveries through
+// their states:
 //
-//	PENDING ──claim──▶ SENDING ──2xx──▶ SUCCEEDED
-//	                     │
-//	                     ├─ retryable, attempts left ─▶ RETRYING ──due──▶ SENDING
-//	                     └─ permanent, or exhausted ──▶ FAILED
+//	PENDING ──send──▶ SUCCEEDED (2xx)
+//	   │
+//	   ├─ retryable, attempts left ─▶ RETRYING ──due──▶ send again
+//	   └─ permanent, or exhausted ──▶ FAILED
 //
-// Claiming leases a batch of due deliveries to this process (a Claimer; the
-// SQLite one serialises claims through the single writer, a PostgreSQL one
-// would use FOR UPDATE SKIP LOCKED). While a delivery is SENDING its
-// next_attempt_at holds the lease expiry, so if the process dies the
-// delivery becomes due again by itself: delivery is at least once.
+// The engine is made of parts that each own one piece of state, the way
+// riverqueue/river separates its producer, completer and driver:
 //
-// A fixed pool of workers sends the requests, at most Config.Workers at a
-// time and at most Config.PerEndpoint per endpoint. Results are recorded in
-// batches: one transaction writes many attempts, delivery updates and
-// endpoint counters, so the database commits once per batch instead of once
-// per request (group commit) without weakening durability: a delivery is
-// acknowledged as sent only once its attempt is committed.
+//   - the Driver owns every statement and the leases: which engine may send
+//     a delivery, until when (driver.go; SQLiteDriver keeps its leases in
+//     memory, since one process owns a SQLite file);
+//   - the publisher commits concurrent publishes in groups and hands new
+//     deliveries, inserted already leased, straight to the scheduler
+//     (publisher.go);
+//   - the scheduler claims due deliveries per endpoint and feeds a fixed
+//     pool of workers, within the engine's limits (scheduler.go, window.go);
+//   - the recorder commits attempts in batches and never drops one: a
+//     batch the store refuses is kept and tried again (recorder.go);
+//   - endpoint configuration is cached and versioned (configs.go); queued
+//     deliveries of disabled endpoints are failed in bounded batches
+//     (canceller.go); Herald's own webhook.* events are coalesced
+//     (meta.go).
+//
+// Delivery is at least once: a delivery whose attempt was not recorded
+// (the process died, or its lease expired) is sent again, with the same
+// webhook-id, so receivers can drop the duplicate.
 package dispatch

@@ -28,6 +28,10 @@ const (
 	// Permanent: any other answer (4xx, unfollowed 3xx) or a request that
 	// can never succeed as configured; the delivery fails at once.
 	Permanent
+	// Interrupted: Herald cut the attempt off itself (shutdown). It says
+	// nothing about the endpoint: it is not recorded, uses up no attempt,
+	// and the delivery is simply due again.
+	Interrupted
 )
 
 func (o Outcome) String() string {
@@ -36,6 +40,8 @@ func (o Outcome) String() string {
 		return "success"
 	case Retryable:
 		return "retryable"
+	case Interrupted:
+		return "interrupted"
 	default:
 		return "permanent"
 	}

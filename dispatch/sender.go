@@ -191,16 +191,26 @@ func (s *sender) send(ctx context.Context, a *attempt) *response {
 	h := s.headers(a, started)
 	r.RequestHeaders = recordHeaders(h, ep.Auth)
 
-	ctx, cancel := context.WithTimeout(ctx, ep.Timeout)
+	attemptCtx, cancel := context.WithTimeout(ctx, ep.Timeout)
 	defer cancel()
-	resp, err := s.do(ctx, ep.URL, a.Msg.Body, h, ep.Auth)
+	resp, err := s.do(attemptCtx, ep.URL, a.Msg.Body, h, ep.Auth)
 	if err != nil {
 		r.Completed = s.now()
+		if ctx.Err() != nil {
+			// Cut off by Herald, not by the endpoint's timeout.
+			r.Outcome, r.Error = Interrupted, "interrupted: Herald was shutting down"
+			return r
+		}
 		r.Outcome, r.Error = classifyError(err, ep.Timeout)
 		return r
 	}
 	defer resp.Body.Close()
 	body, truncated, readErr := readBody(resp.Body, s.maxBody)
+	if readErr != nil && ctx.Err() != nil {
+		r.Completed = s.now()
+		r.Outcome, r.Error = Interrupted, "interrupted: Herald was shutting down"
+		return r
+	}
 	r.Completed = s.now()
 	r.Status = resp.StatusCode
 	r.ResponseHeaders = flattenHeaders(resp.Header)

@@ -1,83 +1,78 @@
 package dispatch
 
 import (
-	"context"
-	"database/sql"
-	"encoding/json"
-	"fmt"
 	"sync"
 	"time"
 )
 
-// subscriber is an active endpoint and the event types it subscribes to.
-type subscriber struct {
-	id       string
-	patterns []string
-}
-
 // subscriptions caches, per app, the active endpoints and their event
 // types, so that publishing matches them without a query. The engine drops
-// an app's entry whenever one of its endpoints changes (EndpointChanged,
-// EndpointDisabled); the TTL bounds staleness from changes made by another
-// process.
+// an app's entry whenever one of its endpoints changes; the TTL bounds
+// staleness from changes made by another process.
+//
+// A transaction that reads an app's endpoints caches them only once it has
+// committed (see subsLoad), and only if nothing invalidated the app while
+// it read: a list read inside a transaction that rolled back, or read
+// before a change, is never cached.
 type subscriptions struct {
 	ttl time.Duration
+	now func() time.Time
 
 	mu   sync.Mutex
+	gen  uint64 // bumped by every invalidation of all apps
 	apps map[string]*appSubscribers
 }
 
 type appSubscribers struct {
-	subs    []subscriber
+	subs    []Subscriber
 	expires time.Time
+	gen     uint64 // bumped by every invalidation of the app
 }
 
-func newSubscriptions(ttl time.Duration) *subscriptions {
-	return &subscriptions{ttl: ttl, apps: make(map[string]*appSubscribers)}
+// subsLoad is an app's subscriber list read in a transaction, to be cached
+// when it commits.
+type subsLoad struct {
+	appID     string
+	subs      []Subscriber
+	gen, all  uint64
+	startedAt time.Time
 }
 
-// querier runs a query: a database or a transaction.
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+func newSubscriptions(ttl time.Duration, now func() time.Time) *subscriptions {
+	return &subscriptions{ttl: ttl, now: now, apps: make(map[string]*appSubscribers)}
 }
 
-// forApp returns the active endpoints of an app, reading them through q on
-// a cache miss.
-func (s *subscriptions) forApp(ctx context.Context, q querier, appID string) ([]subscriber, error) {
-	now := time.Now()
+// cached returns an app's cached subscribers. Otherwise it returns a load
+// to fill in (subs) and store after the reading transaction commits.
+func (s *subscriptions) cached(appID string) ([]Subscriber, *subsLoad) {
+	now := s.now()
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	a := s.apps[appID]
-	s.mu.Unlock()
 	if a != nil && now.Before(a.expires) {
 		return a.subs, nil
 	}
-	rows, err := q.QueryContext(ctx, `SELECT id, event_types FROM endpoints WHERE app_id = ? AND is_active AND deleted_at IS NULL`, appID)
-	if err != nil {
-		return nil, fmt.Errorf("load subscribed endpoints: %w", err)
+	l := &subsLoad{appID: appID, all: s.gen, startedAt: now}
+	if a != nil {
+		l.gen = a.gen
 	}
-	defer rows.Close()
-	var subs []subscriber
-	for rows.Next() {
-		var sub subscriber
-		var types []byte
-		if err := rows.Scan(&sub.id, &types); err != nil {
-			return nil, fmt.Errorf("load subscribed endpoints: %w", err)
-		}
-		if err := json.Unmarshal(types, &sub.patterns); err != nil {
-			return nil, fmt.Errorf("event types of endpoint %s: %w", sub.id, err)
-		}
-		subs = append(subs, sub)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load subscribed endpoints: %w", err)
-	}
+	return nil, l
+}
+
+// store caches a committed load unless its app was invalidated since the
+// load began.
+func (s *subscriptions) store(l *subsLoad) {
 	s.mu.Lock()
-	// Only cache if nothing invalidated the app while loading.
-	if cur := s.apps[appID]; cur == a {
-		s.apps[appID] = &appSubscribers{subs: subs, expires: now.Add(s.ttl)}
+	defer s.mu.Unlock()
+	a := s.apps[l.appID]
+	var gen uint64
+	if a != nil {
+		gen = a.gen
 	}
-	s.mu.Unlock()
-	return subs, nil
+	if gen != l.gen || s.gen != l.all {
+		return
+	}
+	s.apps[l.appID] = &appSubscribers{subs: l.subs, expires: l.startedAt.Add(s.ttl), gen: gen}
 }
 
 // invalidate drops the cached endpoints of an app, or of every app if
@@ -86,12 +81,18 @@ func (s *subscriptions) invalidate(appID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if appID == "" {
+		s.gen++
 		clear(s.apps)
 		return
 	}
-	// A tombstone (expired entry) rather than a delete, so a load that
-	// started before the change does not cache its stale result.
-	s.apps[appID] = &appSubscribers{}
+	// An expired entry with a new generation rather than a delete, so
+	// that a load that began before the change does not cache its result.
+	a := s.apps[appID]
+	var gen uint64
+	if a != nil {
+		gen = a.gen
+	}
+	s.apps[appID] = &appSubscribers{gen: gen + 1}
 }
 
 // onceErr runs a function successfully at most once, retrying after

@@ -85,6 +85,9 @@ type Config struct {
 	PollInterval  time.Duration
 	DisableAfter  int
 	ShutdownGrace time.Duration
+	// MetaWindow is how often at most Herald reports one endpoint's failed
+	// deliveries with a webhook.failed event (default 1m).
+	MetaWindow time.Duration
 
 	// Retention is how long history is kept: events older than this whose
 	// deliveries have all finished are deleted with their deliveries and
@@ -107,6 +110,7 @@ type Server struct {
 	cfg        Config
 	log        *slog.Logger
 	db         *db.DB
+	driver     dispatch.Driver
 	engine     *dispatch.Engine
 	pruner     *retention.Pruner // nil: history is kept forever
 	auth       *auth.Authenticator
@@ -160,10 +164,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	cat := catalog.New(d.Client, 0)
 	live := bus.New(bus.Config{Buffer: cfg.SubscriberBuffer})
 	observer := graph.NewObserver(live)
+	driver := dispatch.NewSQLiteDriver(d.Write, d.Read)
 	engine, err := dispatch.New(dispatch.Config{
+		Driver:        driver,
 		Client:        d.Client,
-		DB:            d.Write,
-		ReadDB:        d.Read,
 		Catalog:       cat,
 		Policy:        policy,
 		MaxPayload:    cfg.MaxPayloadBytes,
@@ -173,6 +177,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		PollInterval:  cfg.PollInterval,
 		DisableAfter:  cfg.DisableAfter,
 		ShutdownGrace: cfg.ShutdownGrace,
+		MetaWindow:    cfg.MetaWindow,
 		UserAgent:     "Herald/" + Version,
 		Logger:        cfg.Logger,
 		Observer:      observer,
@@ -191,7 +196,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	authn := auth.NewAuthenticator(d.Client, cfg.Logger, 0)
 	s := &Server{
-		cfg: cfg, log: cfg.Logger, db: d, engine: engine, pruner: pruner, auth: authn, token: token, bus: live,
+		cfg: cfg, log: cfg.Logger, db: d, driver: driver, engine: engine, pruner: pruner, auth: authn, token: token, bus: live,
 		websockets: newGorillaWebsockets(),
 		live:       &liveLimits{perKey: cfg.MaxConnectionsPerKey, byKey: make(map[string]int)},
 	}
@@ -257,8 +262,13 @@ func (s *Server) Start() {
 	}
 }
 
-// Close stops delivering (letting in-flight attempts finish within the
-// shutdown grace) and pruning, and closes the database.
+// Drain stops taking deliveries and lets the attempts in flight finish
+// within the shutdown grace (see dispatch.Engine.Drain). The API keeps
+// working, publishing included, until Close.
+func (s *Server) Drain(ctx context.Context) error { return s.engine.Drain(ctx) }
+
+// Close stops delivering (draining first if Drain was not called) and
+// pruning, and closes the database.
 func (s *Server) Close(ctx context.Context) error {
 	if s.pruner != nil {
 		s.pruner.Close()
@@ -266,6 +276,7 @@ func (s *Server) Close(ctx context.Context) error {
 	err := s.engine.Close(ctx)
 	s.bus.Close()
 	s.websockets.closeAll()
+	s.driver.Close()
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
 	}
@@ -311,16 +322,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case serveErr = <-errc:
 	}
 	s.log.Info("shutting down")
-	grace := s.cfg.ShutdownGrace
-	if grace <= 0 {
-		grace = 10 * time.Second
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace+5*time.Second)
+	// The engine stops taking deliveries at once and has its own grace
+	// for the attempts in flight (Drain); meanwhile HTTP requests drain
+	// with theirs, publishing included.
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		if err := s.Drain(context.Background()); err != nil {
+			s.log.Warn("drain deliveries", "err", err)
+		}
+	}()
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpDrainTimeout)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
+	if err := hs.Shutdown(hctx); err != nil {
 		s.log.Warn("http shutdown", "err", err)
 	}
-	if err := s.Close(sctx); err != nil {
+	<-drained
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	defer ccancel()
+	if err := s.Close(cctx); err != nil {
 		s.log.Warn("close", "err", err)
 	}
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
@@ -328,6 +348,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	return nil
 }
+
+// Shutdown timeouts besides the engine's grace: how long running HTTP
+// requests may take to finish, and how long Close waits for the database
+// to take the last results.
+const (
+	httpDrainTimeout = 15 * time.Second
+	closeTimeout     = 10 * time.Second
+)
 
 // ready answers the readiness probe: the database answers.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {

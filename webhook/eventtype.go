@@ -10,8 +10,19 @@ import (
 // MaxEventTypeLen is the longest event type name accepted.
 const MaxEventTypeLen = 128
 
-// Wildcard subscribes an endpoint to every event type.
+// Wildcard subscribes an endpoint to every event type of the app's own:
+// it does not match Herald's reserved types (see Reserved).
 const Wildcard = "*"
+
+// ReservedPrefix is the namespace of the event types only Herald
+// publishes, about endpoints (webhook.failed, webhook.disabled).
+const ReservedPrefix = "webhook."
+
+// Reserved reports whether an event type belongs to Herald's reserved
+// namespace. Only patterns that name it match such a type ("webhook.failed"
+// or "webhook.*"), never "*": an endpoint gets Herald's reports about
+// endpoints only if it asks for them.
+func Reserved(name string) bool { return strings.HasPrefix(name, ReservedPrefix) }
 
 var eventTypeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$`)
 
@@ -55,7 +66,7 @@ func ValidPattern(pattern string) bool {
 func Match(pattern, name string) bool {
 	switch {
 	case pattern == Wildcard:
-		return true
+		return !Reserved(name)
 	case strings.HasSuffix(pattern, ".*"):
 		return strings.HasPrefix(name, pattern[:len(pattern)-1])
 	default:
@@ -88,7 +99,11 @@ func Overlap(a, b []string) bool {
 
 func patternsOverlap(p, q string) bool {
 	if p == Wildcard || q == Wildcard {
-		return true
+		other := q
+		if p != Wildcard {
+			other = p
+		}
+		return other == Wildcard || !Reserved(strings.TrimSuffix(other, "*"))
 	}
 	pw, qw := strings.HasSuffix(p, ".*"), strings.HasSuffix(q, ".*")
 	pp, qp := strings.TrimSuffix(p, "*"), strings.TrimSuffix(q, "*")

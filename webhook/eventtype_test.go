@@ -129,7 +129,13 @@ func TestMatch(t *testing.T) {
 		want          bool
 	}{
 		{"*", "order.created", true},
-		{"*", "webhook.failed", true},
+		// Herald's own reports about endpoints go only to endpoints that
+		// ask for them by name or prefix, never to "*".
+		{"*", "webhook.failed", false},
+		{"*", "webhook.disabled", false},
+		{"*", "webhooks.sent", true},
+		{"webhook.*", "webhook.failed", true},
+		{"webhook.failed", "webhook.failed", true},
 		{"order.created", "order.created", true},
 		{"order.created", "order.updated", false},
 		{"order.created", "order.created.v2", false},
@@ -182,6 +188,9 @@ func TestOverlap(t *testing.T) {
 		{"wildcard overlaps exact", []string{"*"}, []string{"order.created"}, true},
 		{"wildcard overlaps prefix", []string{"*"}, []string{"order.*"}, true},
 		{"wildcard overlaps wildcard", []string{"*"}, []string{"*"}, true},
+		{"wildcard does not overlap a reserved type", []string{"*"}, []string{"webhook.failed"}, false},
+		{"wildcard does not overlap the reserved prefix", []string{"*"}, []string{"webhook.*"}, false},
+		{"reserved prefix overlaps a reserved type", []string{"webhook.*"}, []string{"webhook.disabled"}, true},
 		{"prefix overlaps exact below it", []string{"order.*"}, []string{"order.created"}, true},
 		{"prefix overlaps deeper prefix", []string{"order.*"}, []string{"order.item.*"}, true},
 		{"prefix overlaps same prefix", []string{"order.*"}, []string{"order.*"}, true},

@@ -1,0 +1,285 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Driver is the storage engine behind an Engine. It owns every statement
+// the engine runs against the database: publishing events and deliveries,
+// finding and claiming due deliveries, recording attempts, releasing,
+// cancelling and requeueing deliveries. The engine decides what happens to
+// a delivery; the driver stores it, and owns the leases that keep two
+// workers from sending one delivery at once.
+//
+// A lease is how a driver knows that a delivery is being handled. Drivers
+// for a database shared by several processes (PostgreSQL) write the lease
+// into the row; the SQLite driver, whose database one process owns, keeps
+// its leases in memory. Either way the rules are the same, and the
+// conformance suite in package drivertest checks them for every driver:
+//
+//   - A claim never returns a delivery that is leased and whose lease has
+//     not expired, and leases what it returns.
+//   - Deliveries inserted with a lease are leased from the moment they are
+//     visible to claims.
+//   - A result is applied to a delivery only while the lease that produced
+//     it is the delivery's current lease (results are fenced).
+//   - Cancel and Requeue never touch a delivery under a live lease.
+type Driver interface {
+	// Begin starts a write transaction.
+	Begin(ctx context.Context) (Tx, error)
+	// Due returns the endpoints that have deliveries due at now.
+	Due(ctx context.Context, now time.Time) ([]string, error)
+	// Claim leases up to p.Limit due deliveries of one endpoint to
+	// p.Worker, oldest due first.
+	Claim(ctx context.Context, p ClaimParams) ([]Job, error)
+	// Release ends leases of deliveries that were not attempted: they are
+	// due again at now.
+	Release(ctx context.Context, leases []Lease, now time.Time) error
+	// Cancel ends up to p.Limit unfinished, unleased deliveries of an
+	// endpoint FAILED with a reason, without an attempt, and returns them.
+	// Fewer than p.Limit means none are left.
+	Cancel(ctx context.Context, p CancelParams) ([]DeliveryRef, error)
+	// Requeue makes deliveries due at p.Now for a manual attempt (trigger
+	// MANUAL_RETRY). Deliveries under a live lease are skipped and
+	// counted in RequeueResult.Leased.
+	Requeue(ctx context.Context, p RequeueParams) (RequeueResult, error)
+	// Close releases the driver's resources (prepared statements); the
+	// database itself belongs to the caller.
+	Close() error
+}
+
+// Tx is a write transaction of a Driver. It is used by one goroutine.
+type Tx interface {
+	// Subscribers returns an app's active endpoints with their event type
+	// patterns.
+	Subscribers(ctx context.Context, appID string) ([]Subscriber, error)
+	// InsertEvent stores an event. If its idempotency key is already used
+	// in its app, nothing is stored and the stored event is returned.
+	InsertEvent(ctx context.Context, ev *EventRow) (existing *EventRow, err error)
+	// InsertDeliveries stores new PENDING deliveries, due at once. With a
+	// lease, they are leased to its worker until lease.Until (hand-offs:
+	// the publisher sends them without claiming them).
+	InsertDeliveries(ctx context.Context, rows []DeliveryRow, lease *Lease) error
+	// EndpointStates reads whether endpoints are active and whether they
+	// are deleted. Unknown endpoints are missing from the map.
+	EndpointStates(ctx context.Context, ids []string) (map[string]EndpointState, error)
+	// Finish records the end of a leased attempt: it stores the attempt
+	// (if any) and, if lease is still the delivery's lease and the
+	// delivery is unfinished, applies u to it. applied reports whether u
+	// was applied. Committing ends the lease either way.
+	Finish(ctx context.Context, lease Lease, a *AttemptRow, u DeliveryUpdate) (applied bool, err error)
+	// AddCounters adds a batch's outcomes to an endpoint's counters and
+	// returns its consecutive failures afterwards.
+	AddCounters(ctx context.Context, c CounterDelta) (consecutive int, err error)
+	// DisableEndpoint makes an active endpoint inactive with a reason. It
+	// returns nil if the endpoint was not active.
+	DisableEndpoint(ctx context.Context, id, reason string, now time.Time) (*DisabledEndpoint, error)
+	// Savepoint, RollbackTo and ReleaseSavepoint isolate part of the
+	// transaction, so that one failing publish or result does not fail
+	// the others.
+	Savepoint(ctx context.Context, name string) error
+	RollbackTo(ctx context.Context, name string) error
+	ReleaseSavepoint(ctx context.Context, name string) error
+	// Commit commits the transaction; Rollback abandons it (a no-op after
+	// Commit).
+	Commit() error
+	Rollback() error
+}
+
+// Lease is a delivery's claim by one worker of one engine.
+type Lease struct {
+	DeliveryID string
+	EndpointID string
+	// Token identifies the claim. Results are applied only while the
+	// delivery's lease has this token.
+	Token string
+	// Until is when the lease expires and the delivery is due again.
+	Until time.Time
+}
+
+// Job is a claimed delivery with what it takes to send it.
+type Job struct {
+	Lease
+	AppID        string
+	EventID      string
+	EventType    string
+	AttemptCount int
+	// Trigger is why the next attempt happens: SCHEDULED or MANUAL_RETRY.
+	Trigger string
+	// Position is where the delivery stands in its endpoint's due order;
+	// a claim that starts after it does not read it again.
+	Position Cursor
+	// Payload and EventCreatedAt are the event's, so the job can be sent
+	// without reading the event again.
+	Payload        []byte
+	EventCreatedAt time.Time
+}
+
+// Cursor is a position in one endpoint's due order: by due time, then by
+// Seq, an order the driver chooses among deliveries due at the same
+// instant (every delivery of one published batch is). The zero Cursor is
+// before every delivery.
+type Cursor struct {
+	Due time.Time
+	Seq int64
+}
+
+// ClaimParams says what to claim.
+type ClaimParams struct {
+	// Worker identifies the claiming engine; drivers derive lease tokens
+	// from it.
+	Worker     string
+	EndpointID string
+	Now        time.Time
+	// Lease is how long the claim lasts.
+	Lease time.Duration
+	Limit int
+	// After is a hint: the deliveries up to it were claimed by earlier
+	// calls, so the driver may start reading past it.
+	After Cursor
+}
+
+// CancelParams says which deliveries to cancel.
+type CancelParams struct {
+	EndpointID string
+	Reason     string
+	Limit      int
+	Now        time.Time
+}
+
+// RequeueParams selects deliveries to queue again: either DeliveryIDs, or
+// the deliveries of EndpointID created at or after Since (a replay, in
+// pages of Limit starting at After). AppID scopes every statement to one
+// app.
+type RequeueParams struct {
+	AppID       string
+	DeliveryIDs []string
+	EndpointID  string
+	Since       time.Time
+	// Statuses the deliveries must have.
+	Statuses []string
+	Limit    int
+	// After is where the page starts: a RequeueResult.Next ("" for the
+	// first page).
+	After string
+	Now   time.Time
+}
+
+// RequeueResult says what a Requeue did.
+type RequeueResult struct {
+	// Requeued are the deliveries queued again.
+	Requeued []DeliveryRef
+	// Leased counts matching deliveries skipped because they are being
+	// sent.
+	Leased int
+	// Next is where the next page starts; More reports that the page was
+	// full, so there may be one.
+	Next string
+	More bool
+}
+
+// DeliveryRef names a delivery in reports of bulk changes.
+type DeliveryRef struct {
+	ID         string
+	AppID      string
+	EventID    string
+	EndpointID string
+	EventType  string
+	// Status is the delivery's status after the change.
+	Status string
+}
+
+// Subscriber is an active endpoint and the event types it subscribes to.
+type Subscriber struct {
+	EndpointID string
+	Patterns   []string
+}
+
+// EventRow is an event as stored.
+type EventRow struct {
+	ID             string
+	AppID          string
+	EventType      string
+	Payload        []byte
+	IdempotencyKey string // "" if none
+	DeliveryCount  int
+	CreatedAt      time.Time
+}
+
+// DeliveryRow is a new delivery.
+type DeliveryRow struct {
+	ID         string
+	AppID      string
+	EventID    string
+	EndpointID string
+	EventType  string
+	CreatedAt  time.Time
+}
+
+// EndpointState is what recording needs to know of an endpoint.
+type EndpointState struct {
+	Active  bool
+	Deleted bool
+}
+
+// AttemptRow is an attempt as stored.
+type AttemptRow struct {
+	ID              string
+	AppID           string
+	DeliveryID      string
+	EndpointID      string
+	Number          int
+	Trigger         string
+	Succeeded       bool
+	RequestURL      string
+	RequestHeaders  []byte // JSON
+	ResponseStatus  int    // 0: none
+	ResponseHeaders []byte // JSON
+	ResponseBody    string
+	Truncated       bool
+	DurationMs      int64
+	Error           string
+	StartedAt       time.Time
+	CompletedAt     time.Time
+}
+
+// DeliveryUpdate is a delivery's state after an attempt or a cancellation.
+type DeliveryUpdate struct {
+	Status       string // SUCCEEDED, RETRYING or FAILED
+	AttemptCount int
+	// NextAttemptAt is when a RETRYING delivery is due (nil otherwise).
+	NextAttemptAt *time.Time
+	// LastAttemptAt and LastResponseStatus keep their stored value when
+	// nil / 0.
+	LastAttemptAt      *time.Time
+	LastResponseStatus int
+	LastError          string // "" clears it
+	CompletedAt        *time.Time
+	UpdatedAt          time.Time
+}
+
+// CounterDelta is a batch's effect on one endpoint's counters.
+type CounterDelta struct {
+	EndpointID  string
+	Successes   int
+	Failures    int
+	LastSuccess *time.Time
+	LastFailure *time.Time
+	// Reset restarts consecutive failures (a delivery succeeded) before
+	// adding Consecutive.
+	Reset       bool
+	Consecutive int
+}
+
+// DisabledEndpoint is an endpoint a transaction disabled.
+type DisabledEndpoint struct {
+	ID    string
+	AppID string
+	URL   string
+}
+
+// ErrLeased is returned when an operation needs a delivery that is being
+// sent.
+var ErrLeased = errors.New("dispatch: delivery is leased")

@@ -1,0 +1,425 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/heraldhq/herald/fault"
+	"github.com/heraldhq/herald/ids"
+	"github.com/heraldhq/herald/tenant"
+	"github.com/heraldhq/herald/webhook"
+)
+
+// EventInput is an event to publish.
+type EventInput struct {
+	EventType string
+	Payload   json.RawMessage
+	// IdempotencyKey, if set, makes publishing again with the same key
+	// return the original event and create nothing. Reusing a key for a
+	// different type or payload is a CONFLICT.
+	IdempotencyKey string
+}
+
+// Event is a stored event, as Publish returns it.
+type Event struct {
+	ID             string
+	AppID          string
+	EventType      string
+	Payload        json.RawMessage
+	IdempotencyKey *string
+	// DeliveryCount is how many deliveries the event fanned out to.
+	DeliveryCount int
+	CreatedAt     time.Time
+	// Existing reports that the idempotency key was used before, so this is
+	// the original event and nothing was created.
+	Existing bool
+}
+
+// Publishing limits.
+const (
+	// MaxPublishBatch is the most events one Publish call takes.
+	MaxPublishBatch = 100
+	// DefaultMaxPayload is the default size limit of one payload.
+	DefaultMaxPayload = 256 << 10
+	// maxGroupEvents bounds how many events one group commit stores.
+	maxGroupEvents = 2000
+)
+
+// Errors of publishing and sending.
+var (
+	// ErrNotStarted is returned by operations that need a running engine.
+	ErrNotStarted = errors.New("dispatch: engine not started")
+	// errEngineClosed is returned once the engine is shutting down.
+	errEngineClosed = errors.New("dispatch: engine closed")
+)
+
+// Publish stores an event of the viewer's app and one PENDING delivery per
+// active endpoint subscribed to its type, in one transaction, and returns
+// once they are committed. If its idempotency key was used before, Publish
+// returns the original event and creates nothing. Faults name fields
+// "input.<field>".
+func (e *Engine) Publish(ctx context.Context, in EventInput) (*Event, error) {
+	evs, err := e.publish(ctx, []EventInput{in}, func(int) string { return "input" })
+	if err != nil {
+		return nil, err
+	}
+	return evs[0], nil
+}
+
+// PublishBatch publishes up to MaxPublishBatch events in one transaction,
+// as Publish does each, and returns them in input order. Faults name fields
+// "input[i].<field>".
+func (e *Engine) PublishBatch(ctx context.Context, inputs []EventInput) ([]*Event, error) {
+	return e.publish(ctx, inputs, func(i int) string { return fmt.Sprintf("input[%d]", i) })
+}
+
+// publishReq is one caller's publish waiting for the group commit.
+type publishReq struct {
+	ctx    context.Context
+	appID  string
+	inputs []EventInput
+	prefix func(int) string
+	// exclude is an endpoint the events must not go to (meta-events are
+	// never sent to the endpoint they are about).
+	exclude string
+	reply   chan publishReply
+}
+
+type publishReply struct {
+	events []*Event
+	err    error
+}
+
+func (e *Engine) publish(ctx context.Context, inputs []EventInput, prefix func(int) string) ([]*Event, error) {
+	v, ok := tenant.FromContext(ctx)
+	if !ok {
+		return nil, tenant.ErrNoViewer
+	}
+	if len(inputs) == 0 {
+		return nil, fault.Invalid("input", "publish at least one event")
+	}
+	if len(inputs) > MaxPublishBatch {
+		return nil, fault.Invalid("input", "at most %d events per call, got %d: split the batch", MaxPublishBatch, len(inputs))
+	}
+	field := func(i int, name string) string { return prefix(i) + "." + name }
+	for i, in := range inputs {
+		if len(in.Payload) > e.cfg.MaxPayload {
+			return nil, fault.Invalid(field(i, "payload"), "is %s; the limit is %s: send a reference to large data instead of the data", byteSize(len(in.Payload)), byteSize(e.cfg.MaxPayload))
+		}
+		if len(in.IdempotencyKey) > 255 {
+			return nil, fault.Invalid(field(i, "idempotencyKey"), "must be at most 255 characters")
+		}
+		if err := e.cfg.Catalog.CheckPublish(ctx, v.AppID, in.EventType, in.Payload); err != nil {
+			return nil, fault.Prefix(prefix(i), err)
+		}
+	}
+	req := &publishReq{ctx: ctx, appID: v.AppID, inputs: inputs, prefix: prefix, reply: make(chan publishReply, 1)}
+	if err := e.submitPublish(ctx, req); err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-req.reply:
+		return r.events, r.err
+	case <-ctx.Done():
+		// The group commit may still store the events; a retry with the
+		// same idempotency key finds them.
+		return nil, ctx.Err()
+	}
+}
+
+func (e *Engine) submitPublish(ctx context.Context, req *publishReq) error {
+	e.pubMu.RLock()
+	defer e.pubMu.RUnlock()
+	if !e.started.Load() {
+		return ErrNotStarted
+	}
+	if e.pubClosed {
+		return errEngineClosed
+	}
+	select {
+	case e.publishes <- req:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runPublisher commits publishes in groups: every request that arrives
+// while a transaction commits joins the next one, so concurrent callers
+// share commits. Each request runs under its own savepoint, so one failing
+// does not fail the others.
+func (e *Engine) runPublisher() {
+	defer close(e.pubDone)
+	batch := make([]*publishReq, 0, 64)
+	for first := range e.publishes {
+		batch = append(batch[:0], first)
+		n := len(first.inputs)
+	fill:
+		for n < maxGroupEvents {
+			select {
+			case r, ok := <-e.publishes:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+				n += len(r.inputs)
+			default:
+				break fill
+			}
+		}
+		e.commitPublishes(batch)
+		clear(batch)
+	}
+}
+
+// publishOutput is what one publish stored.
+type publishOutput struct {
+	events    []*Event
+	published []EventPublished
+	created   []DeliveryChange
+	// jobs are the new deliveries handed to the scheduler, leased to this
+	// engine; reserved counts their room in the window per endpoint.
+	jobs     []*job
+	reserved map[string]int
+	// unleased are endpoints with new deliveries left to claims.
+	unleased []string
+	loads    []*subsLoad
+}
+
+func (o *publishOutput) unreserve(w *window) {
+	for ep, n := range o.reserved {
+		w.release(ep, n)
+	}
+	o.reserved, o.jobs = nil, nil
+}
+
+func (e *Engine) commitPublishes(batch []*publishReq) {
+	ctx, cancel := context.WithTimeout(tenant.System(context.Background()), time.Minute)
+	defer cancel()
+	replies := make([]publishReply, len(batch))
+	outs := make([]*publishOutput, len(batch))
+	err := func() error {
+		tx, err := e.cfg.Driver.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback() //nolint:errcheck // a no-op after commit
+		now := e.cfg.Now().UTC()
+		for i, req := range batch {
+			if err := req.ctx.Err(); err != nil {
+				replies[i].err = err // the caller gave up: store nothing
+				continue
+			}
+			if err := tx.Savepoint(ctx, "publish"); err != nil {
+				return err
+			}
+			out, err := e.insertEvents(ctx, tx, req, now)
+			if err != nil {
+				if rerr := tx.RollbackTo(ctx, "publish"); rerr != nil {
+					return rerr
+				}
+				replies[i].err = err
+			} else {
+				outs[i] = out
+				replies[i].events = out.events
+			}
+			if err := tx.ReleaseSavepoint(ctx, "publish"); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	}()
+	if err != nil {
+		for i := range replies {
+			if replies[i].err == nil {
+				replies[i] = publishReply{err: fmt.Errorf("publish: %w", err)}
+			}
+		}
+		for _, out := range outs {
+			if out != nil {
+				out.unreserve(e.window)
+			}
+		}
+		outs = nil
+	}
+	for i, req := range batch {
+		req.reply <- replies[i]
+	}
+	for _, out := range outs {
+		if out == nil {
+			continue
+		}
+		for _, l := range out.loads {
+			e.subs.store(l)
+		}
+		e.afterPublish(out)
+	}
+}
+
+// afterPublish reports the new deliveries and hands them to the scheduler.
+// Feeds hear of the deliveries before the scheduler can send them.
+func (e *Engine) afterPublish(out *publishOutput) {
+	for _, p := range out.published {
+		e.cfg.Observer.EventPublished(p)
+	}
+	for _, c := range out.created {
+		e.cfg.Observer.DeliveryChanged(c)
+	}
+	if len(out.jobs) > 0 {
+		e.sched.handOff(out.jobs)
+	}
+	if len(out.unleased) > 0 {
+		e.Notify(out.unleased...) // claims find them
+	}
+}
+
+// insertEvents stores a request's events and their deliveries in tx: one
+// per active endpoint subscribed to the type, except req.exclude. Inputs
+// whose idempotency key was used before return the original event. The
+// new deliveries of endpoints whose configuration the engine knows are
+// leased to it as they are inserted, within the window, and handed off.
+func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now time.Time) (*publishOutput, error) {
+	out := &publishOutput{events: make([]*Event, len(req.inputs))}
+	subs, load := e.subs.cached(req.appID)
+	if load != nil {
+		var err error
+		if subs, err = tx.Subscribers(ctx, req.appID); err != nil {
+			return nil, err
+		}
+		load.subs = subs
+		out.loads = append(out.loads, load)
+	}
+	var lease *Lease
+	var leased, unleased []DeliveryRow
+	for i, in := range req.inputs {
+		ev := &EventRow{ID: ids.NewAt(ids.Event, now), AppID: req.appID, EventType: in.EventType, Payload: in.Payload,
+			IdempotencyKey: in.IdempotencyKey, CreatedAt: now}
+		var matched []string
+		for _, s := range subs {
+			if s.EndpointID != req.exclude && webhook.MatchAny(s.Patterns, in.EventType) {
+				matched = append(matched, s.EndpointID)
+			}
+		}
+		ev.DeliveryCount = len(matched)
+		old, err := tx.InsertEvent(ctx, ev)
+		if err != nil {
+			out.unreserve(e.window)
+			return nil, err
+		}
+		if old != nil {
+			if !sameEvent(old, ev) {
+				out.unreserve(e.window)
+				return nil, fault.Conflictf("IDEMPOTENCY_KEY_REUSED",
+					"%s.idempotencyKey %q was already used for event %s with a different type or payload: use a new key for a different event", req.prefix(i), in.IdempotencyKey, old.ID)
+			}
+			out.events[i] = eventOf(old, true)
+			continue
+		}
+		var msg *message
+		for _, epID := range matched {
+			row := DeliveryRow{ID: ids.NewAt(ids.Delivery, now), AppID: req.appID, EventID: ev.ID, EndpointID: epID, EventType: ev.EventType, CreatedAt: now}
+			out.created = append(out.created, DeliveryChange{
+				Kind: Created, AppID: req.appID, DeliveryID: row.ID, EventID: ev.ID, EndpointID: epID,
+				EventType: ev.EventType, Status: "PENDING", At: now,
+			})
+			cfg := e.configs.fresh(epID)
+			if cfg == nil || e.window.acquire(epID, 1) == 0 {
+				if len(unleased) == 0 || unleased[len(unleased)-1].EndpointID != epID {
+					out.unleased = appendNew(out.unleased, epID)
+				}
+				unleased = append(unleased, row)
+				continue
+			}
+			if lease == nil {
+				lease = &Lease{Token: e.worker, Until: now.Add(e.cfg.Lease)}
+			}
+			if out.reserved == nil {
+				out.reserved = make(map[string]int)
+			}
+			out.reserved[epID]++
+			leased = append(leased, row)
+			if msg == nil {
+				msg = &message{ID: ev.ID, Type: ev.EventType, Body: renderEnvelope(ev.ID, ev.EventType, now, ev.Payload)}
+			}
+			l := *lease
+			l.DeliveryID, l.EndpointID = row.ID, epID
+			out.jobs = append(out.jobs, &job{
+				Job:     Job{Lease: l, AppID: req.appID, EventID: ev.ID, EventType: ev.EventType, Trigger: "SCHEDULED"},
+				trigger: "SCHEDULED",
+				attempt: attempt{DeliveryID: row.ID, Number: 1, Endpoint: cfg, Msg: msg},
+				counted: true,
+			})
+		}
+		out.events[i] = eventOf(ev, false)
+		out.published = append(out.published, EventPublished{AppID: req.appID, EventID: ev.ID, EventType: ev.EventType, Deliveries: len(matched), At: now})
+	}
+	if len(leased) > 0 {
+		if err := tx.InsertDeliveries(ctx, leased, lease); err != nil {
+			out.unreserve(e.window)
+			return nil, err
+		}
+	}
+	if len(unleased) > 0 {
+		if err := tx.InsertDeliveries(ctx, unleased, nil); err != nil {
+			out.unreserve(e.window)
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// sameEvent reports whether a stored event and a new one with the same
+// idempotency key are the same event: same type and the same JSON payload
+// (compared as values, so formatting does not matter).
+func sameEvent(old, ev *EventRow) bool {
+	if old.EventType != ev.EventType {
+		return false
+	}
+	if bytes.Equal(old.Payload, ev.Payload) {
+		return true
+	}
+	var a, b any
+	da, db := json.NewDecoder(bytes.NewReader(old.Payload)), json.NewDecoder(bytes.NewReader(ev.Payload))
+	da.UseNumber()
+	db.UseNumber()
+	if da.Decode(&a) != nil || db.Decode(&b) != nil {
+		return false
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+func eventOf(r *EventRow, existing bool) *Event {
+	ev := &Event{ID: r.ID, AppID: r.AppID, EventType: r.EventType, Payload: r.Payload, DeliveryCount: r.DeliveryCount,
+		CreatedAt: r.CreatedAt, Existing: existing}
+	if r.IdempotencyKey != "" {
+		k := r.IdempotencyKey
+		ev.IdempotencyKey = &k
+	}
+	return ev
+}
+
+// appendNew appends s to list unless list holds it already.
+func appendNew(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}
+
+func byteSize(n int) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	default:
+		return fmt.Sprintf("%d bytes", n)
+	}
+}

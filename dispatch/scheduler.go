@@ -1,0 +1,497 @@
+package dispatch
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/heraldhq/herald/tenant"
+)
+
+// job is a delivery on its way through the engine: leased, prepared for
+// sending, and (unless counted is false, for test sends) holding room in
+// the engine's window until its result is recorded or it is released.
+type job struct {
+	Job
+	attempt attempt
+	trigger string // SCHEDULED, MANUAL_RETRY or TEST
+	counted bool
+}
+
+// schedConfig is what the scheduler needs of the engine's configuration.
+type schedConfig struct {
+	Worker       string
+	Workers      int
+	PerEndpoint  int
+	BatchSize    int
+	Lease        time.Duration
+	PollInterval time.Duration
+}
+
+// scheduler decides what is sent when. One goroutine (run) owns its state:
+// the endpoints with due deliveries, the queued jobs per endpoint and the
+// requests in flight. Its invariants:
+//
+//   - at most Workers requests are in flight, and at most PerEndpoint to
+//     one endpoint;
+//   - it takes deliveries (claims, hand-offs) only within the window, so
+//     what the engine holds is bounded whatever the number of endpoints;
+//   - a job reaches a worker only while its lease leaves time to send it,
+//     and only one worker holds a job;
+//   - it takes nothing while the recorder cannot commit, nor once it is
+//     stopping: hand-offs are then released, still PENDING in the store.
+//
+// Claims go round robin over the endpoints that may have due deliveries,
+// each resuming where the endpoint's previous claim ended; one endpoint's
+// failing claim does not stop the others.
+type scheduler struct {
+	cfg       schedConfig
+	driver    Driver
+	configs   *endpointConfigs
+	window    *window
+	log       *slog.Logger
+	now       func() time.Time
+	canCommit func() bool
+	// record hands results of jobs that will not be sent (their endpoint
+	// is inactive) to the recorder.
+	record func(*result)
+	work   chan<- *job
+
+	wake     chan struct{}
+	hintMu   sync.Mutex
+	hints    map[string]struct{}
+	hintAll  bool
+	handoffs chan []*job
+	hoMu     sync.Mutex
+	hoClosed bool
+	done     chan string // a worker finished a job of this endpoint
+	stop     chan struct{}
+	stopped  chan struct{}
+
+	// State of the run goroutine.
+	busy     int
+	eps      map[string]*endpointState
+	waiting  []string
+	hot      map[string]bool
+	hotRing  []string
+	next     int
+	cursor   map[string]Cursor
+	notUntil map[string]time.Time // endpoints whose last claim failed
+	stopping bool
+}
+
+// endpointState is the scheduler's view of one endpoint.
+type endpointState struct {
+	inflight int
+	queue    []*job
+}
+
+func newScheduler(cfg schedConfig, d Driver, configs *endpointConfigs, w *window, log *slog.Logger, now func() time.Time, work chan<- *job) *scheduler {
+	return &scheduler{
+		cfg: cfg, driver: d, configs: configs, window: w, log: log, now: now, work: work,
+		canCommit: func() bool { return true },
+		record:    func(*result) {},
+		wake:      make(chan struct{}, 1),
+		handoffs:  make(chan []*job, max(w.max, 64)),
+		done:      make(chan string, cfg.Workers),
+		stop:      make(chan struct{}),
+		stopped:   make(chan struct{}),
+		eps:       make(map[string]*endpointState),
+		hot:       make(map[string]bool),
+		cursor:    make(map[string]Cursor),
+		notUntil:  make(map[string]time.Time),
+	}
+}
+
+// claimMin is the least room worth a claim, so that claims come in
+// batches.
+func (s *scheduler) claimMin() int { return max(1, min(s.cfg.PerEndpoint/2, 16)) }
+
+// retryClaimAfter is how long an endpoint whose claim failed is left out.
+const retryClaimAfter = time.Second
+
+// notify asks the scheduler to look for due deliveries of the given
+// endpoints, or of every endpoint if none is given.
+func (s *scheduler) notify(endpointIDs ...string) {
+	s.hintMu.Lock()
+	if len(endpointIDs) == 0 {
+		s.hintAll = true
+	} else {
+		if s.hints == nil {
+			s.hints = make(map[string]struct{})
+		}
+		for _, id := range endpointIDs {
+			s.hints[id] = struct{}{}
+		}
+	}
+	s.hintMu.Unlock()
+	s.poke()
+}
+
+// poke wakes the scheduler without hints, for when room frees up.
+func (s *scheduler) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// takeHints returns the endpoints named since the last call, or nil if the
+// scheduler should look at every endpoint.
+func (s *scheduler) takeHints() []string {
+	s.hintMu.Lock()
+	defer s.hintMu.Unlock()
+	ids := make([]string, 0, len(s.hints))
+	for id := range s.hints {
+		ids = append(ids, id)
+	}
+	clear(s.hints)
+	if s.hintAll {
+		s.hintAll = false
+		return nil
+	}
+	return ids
+}
+
+// handOff gives freshly published deliveries, leased to this engine and
+// holding room in the window, to the scheduler, which sends them without
+// claiming them. Once the scheduler has stopped they are released.
+func (s *scheduler) handOff(jobs []*job) {
+	s.hoMu.Lock()
+	defer s.hoMu.Unlock()
+	if !s.hoClosed {
+		select {
+		case s.handoffs <- jobs:
+			return
+		default:
+		}
+	}
+	s.release(jobs)
+}
+
+// release gives jobs back: their leases end and their room in the window
+// is freed. They are due again in the store.
+func (s *scheduler) release(jobs []*job) {
+	if len(jobs) == 0 {
+		return
+	}
+	leases := make([]Lease, len(jobs))
+	for i, j := range jobs {
+		leases[i] = j.Lease
+	}
+	ctx, cancel := context.WithTimeout(tenant.System(context.Background()), 10*time.Second)
+	defer cancel()
+	if err := s.driver.Release(ctx, leases, s.now().UTC()); err != nil {
+		// The leases expire by themselves.
+		s.log.Error("release deliveries", "count", len(leases), "err", err)
+	}
+	releaseRoom(s.window, jobs)
+	s.poke()
+}
+
+// releaseRoom frees the window room of counted jobs.
+func releaseRoom(w *window, jobs []*job) {
+	for _, j := range jobs {
+		if j.counted {
+			w.release(j.EndpointID, 1)
+		}
+	}
+}
+
+func (s *scheduler) addHot(id string) {
+	if !s.hot[id] {
+		s.hot[id] = true
+		s.hotRing = append(s.hotRing, id)
+	}
+}
+
+func (s *scheduler) leaveRing(i int) {
+	id := s.hotRing[i]
+	delete(s.hot, id)
+	delete(s.cursor, id)
+	s.hotRing = append(s.hotRing[:i], s.hotRing[i+1:]...)
+}
+
+// enqueue queues jobs of one endpoint for the workers.
+func (s *scheduler) enqueue(id string, jobs []*job) {
+	if len(jobs) == 0 {
+		return
+	}
+	st := s.eps[id]
+	if st == nil {
+		st = &endpointState{}
+		s.eps[id] = st
+	}
+	if len(st.queue) == 0 {
+		s.waiting = append(s.waiting, id)
+	}
+	st.queue = append(st.queue, jobs...)
+}
+
+// pump hands queued jobs to workers, round robin over endpoints, within the
+// global and per-endpoint limits.
+func (s *scheduler) pump() {
+	for s.busy < s.cfg.Workers && len(s.waiting) > 0 {
+		progressed := false
+		next := s.waiting[:0]
+		for _, id := range s.waiting {
+			st := s.eps[id]
+			if s.busy < s.cfg.Workers && st.inflight < s.cfg.PerEndpoint && len(st.queue) > 0 {
+				j := st.queue[0]
+				st.queue[0] = nil
+				st.queue = st.queue[1:]
+				st.inflight++
+				s.busy++
+				s.work <- j
+				progressed = true
+			}
+			if len(st.queue) > 0 {
+				next = append(next, id)
+			}
+		}
+		s.waiting = next
+		if !progressed {
+			break
+		}
+	}
+}
+
+// claimRound claims for hot endpoints that have room, round robin, until
+// the window is full. It reports whether it should run again soon (some
+// endpoint still has due work and room).
+func (s *scheduler) claimRound(ctx context.Context) bool {
+	if s.stopping || !s.canCommit() {
+		return false
+	}
+	now := s.now()
+	more := false
+	for tries := len(s.hotRing); tries > 0 && len(s.hotRing) > 0 && s.window.free() >= s.claimMin(); tries-- {
+		s.next %= len(s.hotRing)
+		id := s.hotRing[s.next]
+		if now.Before(s.notUntil[id]) || s.configs.parked(id) {
+			s.next++
+			continue
+		}
+		granted := s.window.acquire(id, s.cfg.BatchSize)
+		if granted < s.claimMin() {
+			s.window.release(id, granted)
+			s.next++
+			continue
+		}
+		jobs, last, err := s.claim(ctx, id, granted)
+		s.window.release(id, granted-len(jobs))
+		if err != nil {
+			s.log.Error("claim deliveries; trying the endpoint again later", "endpoint_id", id, "err", err)
+			s.notUntil[id] = now.Add(retryClaimAfter)
+			s.next++
+			continue
+		}
+		delete(s.notUntil, id)
+		if last == nil {
+			s.leaveRing(s.next) // nothing more due for now
+		} else {
+			s.cursor[id] = *last
+			more = true
+			s.next++
+		}
+		s.enqueue(id, jobs)
+	}
+	s.pump()
+	return more && s.window.free() >= s.claimMin()
+}
+
+// claim leases up to limit due deliveries of an endpoint and prepares them
+// for sending; the returned jobs hold room in the window. last is where
+// the endpoint's next claim may start, nil if the claim came back short
+// (nothing more is due). Deliveries of an endpoint that is disabled or
+// deleted go to the recorder, which fails them without an attempt.
+func (s *scheduler) claim(ctx context.Context, endpointID string, limit int) ([]*job, *Cursor, error) {
+	ctx, cancel := context.WithTimeout(tenant.System(ctx), 30*time.Second)
+	defer cancel()
+	now := s.now().UTC()
+	claimed, err := s.driver.Claim(ctx, ClaimParams{
+		Worker: s.cfg.Worker, EndpointID: endpointID, Now: now, Lease: s.cfg.Lease, Limit: limit, After: s.cursor[endpointID],
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var last *Cursor
+	if len(claimed) == limit {
+		last = &claimed[len(claimed)-1].Position
+	}
+	if len(claimed) == 0 {
+		return nil, last, nil
+	}
+	jobs := make([]*job, len(claimed))
+	for i, c := range claimed {
+		jobs[i] = &job{Job: c, trigger: c.Trigger, counted: true}
+	}
+	cfgs, parkErrs, err := s.configs.get(ctx, []string{endpointID})
+	if err != nil {
+		s.release(jobs)
+		return nil, nil, err
+	}
+	cfg := cfgs[endpointID]
+	if cfg == nil {
+		// Unreadable or unknown: leave its deliveries due, and the
+		// endpoint alone for a while.
+		s.release(jobs)
+		s.log.Error("endpoint configuration cannot be read; its deliveries wait", "endpoint_id", endpointID,
+			"count", len(jobs), "retry_in", parkFor, "err", parkErrs[endpointID])
+		return nil, nil, nil
+	}
+	if !cfg.Active || cfg.Deleted {
+		for _, j := range jobs {
+			j.attempt.Endpoint = cfg
+			s.record(&result{job: j, cancelled: true})
+		}
+		return nil, last, nil
+	}
+	var msg *message // consecutive deliveries of one event share it
+	for _, j := range jobs {
+		if msg == nil || msg.ID != j.EventID {
+			msg = &message{ID: j.EventID, Type: j.EventType, Body: renderEnvelope(j.EventID, j.EventType, j.EventCreatedAt, j.Payload)}
+		}
+		j.Payload = nil // rendered into the message
+		j.attempt = attempt{DeliveryID: j.DeliveryID, Number: j.AttemptCount + 1, Endpoint: cfg, Msg: msg}
+	}
+	return jobs, last, nil
+}
+
+// accept queues handed-off jobs, or releases them once stopping.
+func (s *scheduler) accept(jobs []*job) {
+	if s.stopping {
+		s.release(jobs)
+		return
+	}
+	start := 0
+	for i := 1; i <= len(jobs); i++ {
+		if i == len(jobs) || jobs[i].EndpointID != jobs[start].EndpointID {
+			s.enqueue(jobs[start].EndpointID, jobs[start:i])
+			start = i
+		}
+	}
+	s.pump()
+}
+
+// finished notes that a worker is done with a job of an endpoint.
+func (s *scheduler) finished(id string) {
+	s.busy--
+	if st := s.eps[id]; st != nil {
+		st.inflight--
+	}
+	s.pump()
+}
+
+// discover asks the store which endpoints have due deliveries.
+func (s *scheduler) discover(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ids, err := s.driver.Due(ctx, s.now().UTC())
+	if err != nil {
+		s.log.Error("find due endpoints", "err", err)
+		return
+	}
+	for _, id := range ids {
+		s.addHot(id)
+	}
+}
+
+// tick is the periodic housekeeping: claims start over from each
+// endpoint's oldest due delivery (so one stored late with an earlier due
+// time waits at most a poll interval), and idle state is dropped.
+func (s *scheduler) tick() {
+	clear(s.cursor)
+	for id, st := range s.eps {
+		if st.inflight == 0 && len(st.queue) == 0 {
+			delete(s.eps, id)
+		}
+	}
+	now := s.now()
+	for id, t := range s.notUntil {
+		if now.After(t) {
+			delete(s.notUntil, id)
+		}
+	}
+	s.configs.forget(5 * s.cfg.Lease)
+}
+
+// beginStop stops taking deliveries: queued jobs and hand-offs are
+// released, and only the requests in flight go on.
+func (s *scheduler) beginStop() {
+	s.stopping = true
+	s.window.close()
+	var queued []*job
+	for _, st := range s.eps {
+		queued = append(queued, st.queue...)
+		st.queue = nil
+	}
+	s.waiting = nil
+	s.release(queued)
+}
+
+// run is the scheduler's goroutine. It returns once stopped and no
+// request is in flight, releasing hand-offs that arrive after.
+func (s *scheduler) run(ctx context.Context) {
+	defer close(s.stopped)
+	defer s.closeHandoffs()
+	var (
+		wanted   = true
+		discover = true
+		ticker   = time.NewTicker(s.cfg.PollInterval)
+		stop     = s.stop
+	)
+	defer ticker.Stop()
+	for {
+		if s.stopping {
+			if s.busy == 0 {
+				return
+			}
+		} else if wanted {
+			if discover {
+				s.discover(ctx)
+				discover = false
+			}
+			wanted = s.claimRound(ctx)
+		}
+		select {
+		case <-s.wake:
+			wanted = true
+			if ids := s.takeHints(); ids == nil {
+				discover = true
+			} else {
+				for _, id := range ids {
+					s.addHot(id)
+				}
+			}
+		case jobs := <-s.handoffs:
+			s.accept(jobs)
+		case <-ticker.C:
+			wanted, discover = true, true
+			s.tick()
+		case id := <-s.done:
+			s.finished(id)
+			wanted = true
+		case <-stop:
+			stop = nil
+			s.beginStop()
+		}
+	}
+}
+
+// closeHandoffs makes later hand-offs release their jobs, and releases the
+// ones waiting.
+func (s *scheduler) closeHandoffs() {
+	s.hoMu.Lock()
+	s.hoClosed = true
+	s.hoMu.Unlock()
+	for {
+		select {
+		case jobs := <-s.handoffs:
+			s.release(jobs)
+		default:
+			return
+		}
+	}
+}

@@ -1,0 +1,94 @@
+package dispatch
+
+import "sync"
+
+// window bounds what the engine holds: deliveries claimed or handed off
+// and not yet recorded or released, with their rendered bodies. It owns
+// the engine's two memory invariants:
+//
+//   - at most max deliveries are held in all, whatever the number of
+//     endpoints;
+//   - at most perEndpoint of them belong to one endpoint.
+//
+// Every path that takes deliveries (claims, hand-offs from publishing)
+// acquires room first, and every path that lets them go (recording,
+// releasing) gives it back. A closed window grants nothing.
+type window struct {
+	max, perEndpoint int
+
+	mu         sync.Mutex
+	total      int
+	byEndpoint map[string]int
+	closed     bool
+}
+
+func newWindow(max, perEndpoint int) *window {
+	return &window{max: max, perEndpoint: perEndpoint, byEndpoint: make(map[string]int)}
+}
+
+// acquire takes room for up to n deliveries of an endpoint and returns how
+// many it got.
+func (w *window) acquire(endpointID string, n int) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return 0
+	}
+	n = min(n, w.max-w.total, w.perEndpoint-w.byEndpoint[endpointID])
+	if n <= 0 {
+		return 0
+	}
+	w.total += n
+	w.byEndpoint[endpointID] += n
+	return n
+}
+
+// release gives back room for n deliveries of an endpoint.
+func (w *window) release(endpointID string, n int) {
+	if n <= 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.total -= n
+	if left := w.byEndpoint[endpointID] - n; left > 0 {
+		w.byEndpoint[endpointID] = left
+	} else {
+		delete(w.byEndpoint, endpointID)
+	}
+}
+
+// room returns how many more deliveries of an endpoint the window would
+// grant now.
+func (w *window) room(endpointID string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return 0
+	}
+	return max(0, min(w.max-w.total, w.perEndpoint-w.byEndpoint[endpointID]))
+}
+
+// free returns how many more deliveries the window would grant in all.
+func (w *window) free() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return 0
+	}
+	return w.max - w.total
+}
+
+// held returns how many deliveries are held in all.
+func (w *window) held() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.total
+}
+
+// close makes the window grant nothing more (shutdown).
+func (w *window) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+}

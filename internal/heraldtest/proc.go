@@ -1,0 +1,224 @@
+package heraldtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Process is a herald binary running in a process of its own, for tests
+// that kill it, restart it or run several at once.
+type Process struct {
+	// URL is the base URL ("http://127.0.0.1:port").
+	URL string
+	// Token is the admin key the process printed when it created the
+	// default app ("" if the database was not new).
+	Token string
+
+	cmd  *exec.Cmd
+	out  *SyncBuffer
+	args []string
+	bin  string
+	t    testing.TB
+	done chan struct{}
+}
+
+var buildOnce = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "herald-bin-")
+	if err != nil {
+		return "", err
+	}
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	bin := filepath.Join(dir, "herald")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/herald")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// Binary builds cmd/herald once per test binary run and returns its path.
+// Tests that run it skip in -short mode.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the herald binary")
+	}
+	bin, err := buildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+var tokenRE = regexp.MustCompile(`hrld_[A-Za-z0-9_-]{43}`)
+
+// StartProcess runs `herald serve` with the given arguments on a free
+// loopback port (private destinations and http allowed, fast polling,
+// warnings only) and waits until it answers its health probe. The process
+// is killed when the test ends.
+func StartProcess(t testing.TB, bin string, args ...string) *Process {
+	t.Helper()
+	for try := 0; ; try++ {
+		p, inUse := startProcess(t, bin, args)
+		if p != nil {
+			return p
+		}
+		if !inUse || try == 4 {
+			t.Fatalf("herald did not start")
+		}
+		// Another process took the port between our check and herald's
+		// listen: pick another.
+	}
+}
+
+func startProcess(t testing.TB, bin string, extra []string) (*Process, bool) {
+	t.Helper()
+	addr := FreeAddr(t)
+	args := append([]string{"serve", "--addr", addr, "--allow-http", "--allow-private-destinations",
+		"--poll-interval", "20ms", "--log-level", "warn"}, extra...)
+	p := &Process{URL: "http://" + addr, out: &SyncBuffer{}, args: args, bin: bin, t: t, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start herald: %v", err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(p.Kill)
+	ok := Eventually(60*time.Second, func() bool {
+		select {
+		case <-p.done:
+			return true
+		default:
+		}
+		resp, err := http.Get(p.URL + "/healthz")
+		if err != nil {
+			return false
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		// Another server may have taken the port: only herald says "ok".
+		return resp.StatusCode == http.StatusOK && string(body) == "ok\n"
+	})
+	select {
+	case <-p.done:
+		if strings.Contains(p.out.String(), "address already in use") {
+			return nil, true
+		}
+		t.Fatalf("herald exited while starting; output:\n%s", p.out.String())
+	default:
+	}
+	if !ok {
+		t.Fatalf("herald did not become ready; output:\n%s", p.out.String())
+	}
+	p.Token = tokenRE.FindString(p.out.String())
+	return p, false
+}
+
+// Output returns what the process printed so far.
+func (p *Process) Output() string { return p.out.String() }
+
+// Kill kills the process with SIGKILL (if it still runs) and waits for it.
+func (p *Process) Kill() {
+	if p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	<-p.done
+}
+
+// Stop asks the process to shut down gracefully (SIGTERM) and waits up to
+// timeout for it to exit, killing it after that.
+func (p *Process) Stop(timeout time.Duration) {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.t.Errorf("herald did not exit within %s of SIGTERM; killing it", timeout)
+		p.Kill()
+	}
+}
+
+// Exited reports whether the process has exited.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// GraphQL posts an operation and returns its data, failing the test on
+// GraphQL errors.
+func (p *Process) GraphQL(t testing.TB, token, query string, vars map[string]any) json.RawMessage {
+	t.Helper()
+	data, errs, err := p.Do(token, query, vars)
+	if err != nil {
+		t.Fatalf("graphql: %v", err)
+	}
+	if errs != nil {
+		t.Fatalf("graphql errors: %s", errs)
+	}
+	return data
+}
+
+// Do posts an operation and returns its data and errors (nil if none), or
+// an error if herald did not answer.
+func (p *Process) Do(token, query string, vars map[string]any) (data, errs json.RawMessage, err error) {
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, err := http.NewRequest(http.MethodPost, p.URL+"/graphql", bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	var env struct {
+		Data   json.RawMessage
+		Errors json.RawMessage
+	}
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return nil, nil, fmt.Errorf("not a GraphQL response (HTTP %d): %s", resp.StatusCode, raw)
+	}
+	return env.Data, env.Errors, nil
+}
+
+// FreeAddr returns a loopback address with a port free at the moment.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
