@@ -128,7 +128,8 @@ func TestDecide(t *testing.T) {
 		{"retryable third attempt", resp(Retryable, 0), "SCHEDULED", 3, policy, true, decision{status: "RETRYING", retryIn: 3 * time.Minute}},
 		{"retryable honours Retry-After", resp(Retryable, time.Hour), "SCHEDULED", 1, policy, true, decision{status: "RETRYING", retryIn: time.Hour}},
 		{"retryable Retry-After capped", resp(Retryable, 100*time.Hour), "SCHEDULED", 1, policy, true, decision{status: "RETRYING", retryIn: 12 * time.Hour}},
-		{"retryable next to last attempt waits the cap", resp(Retryable, 0), "SCHEDULED", 7, policy, true, decision{status: "RETRYING", retryIn: 12 * time.Hour}},
+		// At the cap the jitter spreads under it: r = 0.5 is its middle.
+		{"retryable next to last attempt waits about the cap", resp(Retryable, 0), "SCHEDULED", 7, policy, true, decision{status: "RETRYING", retryIn: 12 * time.Hour * 95 / 100}},
 		{"manual retry with attempts left", resp(Retryable, 0), "MANUAL_RETRY", 2, policy, true, decision{status: "RETRYING", retryIn: 30 * time.Second}},
 		{"retryable but endpoint inactive", resp(Retryable, 0), "SCHEDULED", 1, policy, false, decision{status: "FAILED", note: " (not retried: the endpoint is disabled)"}},
 		{"retryable exhausted", resp(Retryable, 0), "SCHEDULED", 8, policy, true, decision{status: "FAILED", final: true, note: " (gave up after 8 attempts)"}},

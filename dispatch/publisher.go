@@ -328,7 +328,7 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 				EventType: ev.EventType, Status: "PENDING", At: now,
 			})
 			cfg := e.configs.fresh(epID)
-			if cfg == nil || e.window.acquire(epID, 1) == 0 {
+			if cfg == nil || e.window.acquireHandOff(epID, 1) == 0 {
 				if len(unleased) == 0 || unleased[len(unleased)-1].EndpointID != epID {
 					out.unleased = appendNew(out.unleased, epID)
 				}

@@ -213,9 +213,11 @@ func (r *recorder) fill(batch []*result) []*result {
 	return batch
 }
 
+// pastDrain reports whether Close's deadline for failed results has
+// passed (no deadline: at once).
 func (r *recorder) pastDrain() bool {
 	t := r.drainBy.Load()
-	return t != nil && time.Now().After(*t)
+	return t == nil || time.Now().After(*t)
 }
 
 // abandon gives up on results at shutdown when the store still refuses

@@ -13,8 +13,12 @@ import "sync"
 // Every path that takes deliveries (claims, hand-offs from publishing)
 // acquires room first, and every path that lets them go (recording,
 // releasing) gives it back. A closed window grants nothing.
+//
+// Hand-offs may fill the window only up to max − reserve: the rest is kept
+// for claims, so that retries and a backlog waiting in the store are sent
+// even while publishing keeps the engine busy.
 type window struct {
-	max, perEndpoint int
+	max, perEndpoint, reserve int
 
 	mu         sync.Mutex
 	total      int
@@ -23,18 +27,26 @@ type window struct {
 }
 
 func newWindow(max, perEndpoint int) *window {
-	return &window{max: max, perEndpoint: perEndpoint, byEndpoint: make(map[string]int)}
+	return &window{max: max, perEndpoint: perEndpoint, reserve: max / 4, byEndpoint: make(map[string]int)}
 }
 
-// acquire takes room for up to n deliveries of an endpoint and returns how
-// many it got.
-func (w *window) acquire(endpointID string, n int) int {
+// acquire takes room for up to n claimed deliveries of an endpoint and
+// returns how many it got.
+func (w *window) acquire(endpointID string, n int) int { return w.take(endpointID, n, w.max) }
+
+// acquireHandOff takes room for up to n handed-off deliveries of an
+// endpoint, leaving the reserve to claims, and returns how many it got.
+func (w *window) acquireHandOff(endpointID string, n int) int {
+	return w.take(endpointID, n, w.max-w.reserve)
+}
+
+func (w *window) take(endpointID string, n, limit int) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return 0
 	}
-	n = min(n, w.max-w.total, w.perEndpoint-w.byEndpoint[endpointID])
+	n = min(n, limit-w.total, w.perEndpoint-w.byEndpoint[endpointID])
 	if n <= 0 {
 		return 0
 	}

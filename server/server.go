@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -119,6 +121,11 @@ type Server struct {
 	live       *liveLimits
 	handler    http.Handler
 	token      string
+	// draining is set once shutdown begins: /readyz then answers 503 so
+	// load balancers stop sending requests.
+	draining  atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New opens the database (creating and migrating it if needed), prepares
@@ -242,6 +249,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// Store returns the server's database, for maintenance tools and tests.
+func (s *Server) Store() *db.DB { return s.db }
+
 // LiveStats reports the open websocket connections and subscriptions.
 func (s *Server) LiveStats() (connections, subscriptions int) {
 	return s.websockets.open(), s.bus.Active()
@@ -265,22 +275,30 @@ func (s *Server) Start() {
 // Drain stops taking deliveries and lets the attempts in flight finish
 // within the shutdown grace (see dispatch.Engine.Drain). The API keeps
 // working, publishing included, until Close.
-func (s *Server) Drain(ctx context.Context) error { return s.engine.Drain(ctx) }
+func (s *Server) Drain(ctx context.Context) error {
+	s.draining.Store(true)
+	return s.engine.Drain(ctx)
+}
 
 // Close stops delivering (draining first if Drain was not called) and
 // pruning, and closes the database.
+// It is safe to call more than once.
 func (s *Server) Close(ctx context.Context) error {
-	if s.pruner != nil {
-		s.pruner.Close()
-	}
-	err := s.engine.Close(ctx)
-	s.bus.Close()
-	s.websockets.closeAll()
-	s.driver.Close()
-	if cerr := s.db.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	s.closeOnce.Do(func() {
+		s.draining.Store(true)
+		if s.pruner != nil {
+			s.pruner.Close()
+		}
+		err := s.engine.Close(ctx)
+		s.bus.Close()
+		s.websockets.closeAll()
+		s.driver.Close()
+		if cerr := s.db.Close(); err == nil {
+			err = cerr
+		}
+		s.closeErr = err
+	})
+	return s.closeErr
 }
 
 // Run serves HTTP on cfg.Addr until ctx ends, then shuts down gracefully:
@@ -357,11 +375,17 @@ const (
 	closeTimeout     = 10 * time.Second
 )
 
-// ready answers the readiness probe: the database answers.
+// ready answers the readiness probe: the server is not shutting down and
+// the database answers.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "shutting down\n")
+		return
+	}
 	if err := s.db.Read.PingContext(ctx); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, "database unavailable\n")

@@ -79,10 +79,18 @@ func (p RetryPolicy) Backoff(attempt int) time.Duration {
 // NextDelay returns the wait before retrying after failed attempt number
 // attempt. retryAfter is the delay a Retry-After response header asked for
 // (0 if none); the result is at least that, and never more than MaxDelay.
-// r is a uniform random number in [0, 1) that spreads retries by ±10%.
+// r is a uniform random number in [0, 1) that spreads retries by ±10%,
+// within MaxDelay.
 func (p RetryPolicy) NextDelay(attempt int, retryAfter time.Duration, r float64) time.Duration {
 	// In float64, so jitter near the largest durations cannot overflow.
-	f := float64(p.Backoff(attempt)) * (1 - retryJitterFactor + 2*retryJitterFactor*r)
+	// r spreads the wait over [-10%, +10%] of the backoff, the range cut
+	// off at MaxDelay: retries of one outage that reach the cap stay
+	// spread over its last 10% instead of half of them waiting exactly
+	// MaxDelay, in lockstep.
+	b := float64(p.Backoff(attempt))
+	lo := b * (1 - retryJitterFactor)
+	hi := math.Min(b*(1+retryJitterFactor), float64(p.MaxDelay))
+	f := lo + (hi-lo)*r
 	f = math.Max(f, float64(retryAfter))
 	f = math.Min(f, float64(p.MaxDelay))
 	if f <= 0 || math.IsNaN(f) {

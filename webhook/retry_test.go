@@ -174,13 +174,20 @@ func TestNextDelay_JitterStaysWithinTenPercent(t *testing.T) {
 	}
 }
 
-func TestNextDelay_JitterAtCapOnlyGoesDown(t *testing.T) {
+// Retries that reach the cap must not fall into lockstep: if jitter above
+// the cap were cut off, half of them would wait exactly MaxDelay.
+func TestNextDelay_RetriesAtTheCapStaySpread(t *testing.T) {
 	p := DefaultRetryPolicy()
-	if d := p.NextDelay(7, 0, 0.99); d != p.MaxDelay {
-		t.Errorf("NextDelay(7, 0, 0.99) = %s, want the cap %s", d, p.MaxDelay)
+	seen := map[time.Duration]bool{}
+	for i := range 100 {
+		d := p.NextDelay(8, 0, float64(i)/100)
+		if d > p.MaxDelay || d < p.MaxDelay*9/10 {
+			t.Fatalf("NextDelay(8, 0, %g) = %s, want within [90%%, 100%%] of %s", float64(i)/100, d, p.MaxDelay)
+		}
+		seen[d] = true
 	}
-	if d, want := p.NextDelay(7, 0, 0), time.Duration(float64(p.MaxDelay)*0.9); absDur(d-want) > 1 {
-		t.Errorf("NextDelay(7, 0, 0) = %s, want %s", d, want)
+	if len(seen) < 90 {
+		t.Fatalf("100 retries at the cap wait only %d different delays: they would be sent in lockstep", len(seen))
 	}
 }
 

@@ -1,0 +1,250 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// schedHarness drives a scheduler step by step, playing the workers.
+type schedHarness struct {
+	t     *testing.T
+	s     *scheduler
+	d     *fakeDriver
+	w     *window
+	clock *fakeClock
+	work  chan *job
+	// inFlight are the jobs handed to "workers", per delivery.
+	inFlight map[string]*job
+	sent     map[string]int
+}
+
+func newSchedHarness(t *testing.T, cfg schedConfig) *schedHarness {
+	t.Helper()
+	clock := newFakeClock()
+	d := newFakeDriver()
+	w := newWindow(max(2*cfg.Workers, cfg.BatchSize), queueFactor*cfg.PerEndpoint)
+	configs := newEndpointConfigs(time.Hour, clock.Now, testEndpoints(t))
+	work := make(chan *job, cfg.Workers)
+	if cfg.Lease == 0 {
+		cfg.Lease = time.Minute
+	}
+	s := newScheduler(cfg, d, configs, w, discardLogger(), clock.Now, work)
+	return &schedHarness{t: t, s: s, d: d, w: w, clock: clock, work: work, inFlight: make(map[string]*job), sent: make(map[string]int)}
+}
+
+// take moves the jobs handed to workers into inFlight.
+func (h *schedHarness) take() {
+	for {
+		select {
+		case j := <-h.work:
+			if _, dup := h.inFlight[j.DeliveryID]; dup {
+				h.t.Fatalf("delivery %s handed to two workers at once", j.DeliveryID)
+			}
+			h.inFlight[j.DeliveryID] = j
+			h.sent[j.DeliveryID]++
+		default:
+			return
+		}
+	}
+}
+
+// finish completes in-flight jobs as the worker and recorder would: the
+// worker reports to the scheduler, the recorder commits and frees room.
+func (h *schedHarness) finish(n int) {
+	for id, j := range h.inFlight {
+		if n == 0 {
+			return
+		}
+		n--
+		delete(h.inFlight, id)
+		h.s.finished(j.EndpointID)
+		h.d.mu.Lock()
+		h.d.finished[id] = DeliveryUpdate{Status: "SUCCEEDED"}
+		delete(h.d.leased, id)
+		h.d.mu.Unlock()
+		h.w.release(j.EndpointID, 1)
+		h.take()
+	}
+}
+
+// check asserts the scheduler's invariants.
+func (h *schedHarness) check() {
+	h.t.Helper()
+	per := map[string]int{}
+	for _, j := range h.inFlight {
+		per[j.EndpointID]++
+	}
+	if len(h.inFlight) > h.s.cfg.Workers || h.s.busy != len(h.inFlight) {
+		h.t.Fatalf("%d requests in flight (scheduler counts %d), limit %d", len(h.inFlight), h.s.busy, h.s.cfg.Workers)
+	}
+	for ep, n := range per {
+		if n > h.s.cfg.PerEndpoint {
+			h.t.Fatalf("%d requests in flight to %s, limit %d", n, ep, h.s.cfg.PerEndpoint)
+		}
+	}
+	if held, leased := h.w.held(), h.d.leasedCount(); held > h.w.max || leased > h.w.max || held != leased {
+		h.t.Fatalf("window holds %d and the driver leases %d, limit %d", held, leased, h.w.max)
+	}
+}
+
+func (h *schedHarness) round() {
+	h.s.discover(context.Background())
+	h.s.claimRound(context.Background())
+	h.take()
+	h.check()
+}
+
+func TestScheduler_KeepsRequestsInFlightWithinLimits(t *testing.T) {
+	h := newSchedHarness(t, schedConfig{Worker: "w", Workers: 4, PerEndpoint: 2, BatchSize: 16, PollInterval: time.Second})
+	for _, ep := range []string{"ep_a", "ep_b", "ep_c"} {
+		h.d.add(ep, 50)
+	}
+	for i := 0; len(h.sent) < 150; i++ {
+		if i > 1000 {
+			t.Fatalf("only %d of 150 deliveries sent", len(h.sent))
+		}
+		h.round()
+		h.finish(3)
+		h.check()
+	}
+	for id, n := range h.sent {
+		if n != 1 {
+			t.Fatalf("delivery %s sent %d times", id, n)
+		}
+	}
+}
+
+// Forty hung endpoints (requests in flight that never end) must not make
+// the engine hold more than its window, however much is due.
+func TestScheduler_HungEndpointsHoldNoMoreThanTheWindow(t *testing.T) {
+	h := newSchedHarness(t, schedConfig{Worker: "w", Workers: 128, PerEndpoint: 32, BatchSize: 256, PollInterval: time.Second})
+	for i := range 40 {
+		h.d.add(fmt.Sprintf("ep_%02d", i), 500)
+	}
+	for range 50 {
+		h.round() // nothing ever finishes
+	}
+	if held := h.w.held(); held != h.w.max {
+		t.Fatalf("window holds %d, want it full at %d", held, h.w.max)
+	}
+	// Hand-offs of new deliveries get no room either; a claim would still
+	// find them in the store.
+	if got := h.w.acquireHandOff("ep_00", 1); got != 0 {
+		t.Fatalf("a hand-off got room in a full window")
+	}
+	// Once enough requests finish for a batch, claims take the freed room.
+	h.finish(h.s.claimMin() + 4)
+	h.round()
+	if held := h.w.held(); held != h.w.max {
+		t.Fatalf("after requests finished the window holds %d, want it refilled to %d", held, h.w.max)
+	}
+}
+
+func TestScheduler_OneFailingClaimDoesNotStopTheOthers(t *testing.T) {
+	h := newSchedHarness(t, schedConfig{Worker: "w", Workers: 8, PerEndpoint: 4, BatchSize: 16, PollInterval: time.Second})
+	h.d.add("ep_0broken", 10) // first in the ring
+	h.d.add("ep_1", 10)
+	h.d.add("ep_2", 10)
+	h.d.claimErr["ep_0broken"] = errors.New("disk I/O error")
+	h.round()
+	per := map[string]int{}
+	for _, j := range h.inFlight {
+		per[j.EndpointID]++
+	}
+	if per["ep_1"] == 0 || per["ep_2"] == 0 || per["ep_0broken"] != 0 {
+		t.Fatalf("in flight per endpoint = %v, want ep_1 and ep_2 served", per)
+	}
+	// The failing endpoint is left alone for a while, then tried again.
+	before := h.d.claims
+	h.round()
+	if h.d.claims-before != 0 {
+		t.Fatalf("the failing endpoint was claimed again at once (%d claims)", h.d.claims-before)
+	}
+	delete(h.d.claimErr, "ep_0broken")
+	h.clock.Add(retryClaimAfter + time.Millisecond)
+	for range 5 {
+		h.finish(len(h.inFlight))
+		h.round()
+		for _, j := range h.inFlight {
+			if j.EndpointID == "ep_0broken" {
+				return
+			}
+		}
+	}
+	t.Fatal("the endpoint was never claimed again once its claims worked")
+}
+
+func TestScheduler_TakesNothingWhileTheRecorderCannotCommit(t *testing.T) {
+	h := newSchedHarness(t, schedConfig{Worker: "w", Workers: 8, PerEndpoint: 4, BatchSize: 16, PollInterval: time.Second})
+	healthy := false
+	h.s.canCommit = func() bool { return healthy }
+	h.d.add("ep_1", 10)
+	h.round()
+	if len(h.inFlight) != 0 || h.d.claims != 0 {
+		t.Fatalf("claimed %d times and sent %d while the recorder could not commit", h.d.claims, len(h.inFlight))
+	}
+	healthy = true
+	h.round()
+	if len(h.inFlight) == 0 {
+		t.Fatal("nothing sent once the recorder could commit again")
+	}
+}
+
+func TestScheduler_StoppingReleasesQueuedJobsAndLaterHandOffs(t *testing.T) {
+	h := newSchedHarness(t, schedConfig{Worker: "w", Workers: 2, PerEndpoint: 2, BatchSize: 16, PollInterval: time.Second})
+	h.d.add("ep_1", 10)
+	h.round()
+	if len(h.inFlight) != 2 {
+		t.Fatalf("%d in flight, want 2", len(h.inFlight))
+	}
+	h.s.beginStop()
+	if held, leased := h.w.held(), h.d.leasedCount(); held != 2 || leased != 2 {
+		t.Fatalf("after stopping the window holds %d and the driver leases %d, want only the 2 in flight", held, leased)
+	}
+	// A hand-off that was reserved just before the stop arrives late.
+	j := &job{Job: Job{Lease: Lease{DeliveryID: "dlv_late", EndpointID: "ep_1"}}, counted: true}
+	h.w.mu.Lock()
+	h.w.total++
+	h.w.byEndpoint["ep_1"]++
+	h.w.mu.Unlock()
+	h.s.accept([]*job{j})
+	h.take()
+	if _, sent := h.inFlight["dlv_late"]; sent || h.w.held() != 2 {
+		t.Fatalf("a hand-off was accepted after the stop (window holds %d)", h.w.held())
+	}
+	if got := h.w.acquireHandOff("ep_1", 1); got != 0 {
+		t.Fatal("the window grants room after the stop")
+	}
+	h.s.claimRound(context.Background())
+	h.take()
+	if len(h.inFlight) != 2 {
+		t.Fatalf("claimed after the stop: %d in flight", len(h.inFlight))
+	}
+}
+
+func TestWindow_HandOffsLeaveTheReserveToClaims(t *testing.T) {
+	w := newWindow(16, 8)
+	got := 0
+	for i := range 8 {
+		got += w.acquireHandOff(fmt.Sprintf("ep_%d", i), 8)
+	}
+	if got != 16-w.reserve {
+		t.Fatalf("hand-offs got %d, want %d (all but the reserve)", got, 16-w.reserve)
+	}
+	if n := w.acquire("ep_x", 8); n != w.reserve {
+		t.Fatalf("a claim got %d, want the reserve %d", n, w.reserve)
+	}
+	if n := w.acquire("ep_y", 1); n != 0 || w.held() != 16 {
+		t.Fatalf("the window granted past its limit (held %d)", w.held())
+	}
+	w.release("ep_x", w.reserve)
+	if n := w.acquire("ep_0", 8); n != 0 {
+		t.Fatalf("ep_0 holds its per-endpoint limit already, yet got %d more", n)
+	}
+	if n := w.acquire("ep_1", 8); n != 4 {
+		t.Fatalf("ep_1 got %d, want the 4 left to it", n)
+	}
+}
