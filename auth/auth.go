@@ -95,6 +95,10 @@ type Authenticator struct {
 	mu      sync.Mutex
 	cache   map[[sha256.Size]byte]cached
 	touched map[string]time.Time
+	// gen counts calls to Forget. A lookup caches what it read only if
+	// gen did not change while it read: otherwise the key it read may
+	// have been revoked since, and caching it would undo the revocation.
+	gen uint64
 }
 
 type cached struct {
@@ -167,6 +171,7 @@ func (a *Authenticator) lookup(ctx context.Context, token string) (*ent.APIKey, 
 	now := a.now()
 	a.mu.Lock()
 	c, ok := a.cache[h]
+	gen := a.gen
 	a.mu.Unlock()
 	if ok && now.Before(c.expires) {
 		return c.key, nil
@@ -179,19 +184,23 @@ func (a *Authenticator) lookup(ctx context.Context, token string) (*ent.APIKey, 
 		return nil, fmt.Errorf("look up api key: %w", err)
 	}
 	a.mu.Lock()
-	if len(a.cache) >= 10000 {
-		clear(a.cache)
+	if a.gen == gen {
+		if len(a.cache) >= 10000 {
+			clear(a.cache)
+		}
+		a.cache[h] = cached{key: k, expires: now.Add(a.ttl)}
 	}
-	a.cache[h] = cached{key: k, expires: now.Add(a.ttl)}
 	a.mu.Unlock()
 	return k, nil
 }
 
 // Forget drops cached lookups of the key, so that its revocation takes
-// effect at once.
+// effect at once, and keeps lookups in flight from caching what they read
+// before it.
 func (a *Authenticator) Forget(keyID string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.gen++
 	for h, c := range a.cache {
 		if c.key.ID == keyID {
 			delete(a.cache, h)
