@@ -80,3 +80,30 @@ func TestAuthenticate_RevocationDuringLookupIsNotUndoneByTheCache(t *testing.T) 
 		t.Fatal("a revoked key is accepted: the lookup that was in flight cached it after the revocation")
 	}
 }
+
+func TestRevoked_ForgetsTheKeyAndTellsListeners(t *testing.T) {
+	t.Parallel()
+	d, token, keyID := setup(t)
+	ctx := context.Background()
+	a := auth.NewAuthenticator(d.Client, heraldtest.Logger(t), time.Hour)
+	var told []string
+	a.OnRevoke(func(id string) { told = append(told, id) })
+	if _, err := a.Authenticate(ctx, "Bearer "+token, ""); err != nil {
+		t.Fatal(err)
+	}
+	// Another replica revokes the key in the shared database, then tells
+	// this one.
+	if err := d.Client.APIKey.UpdateOneID(keyID).SetRevokedAt(time.Now().UTC()).Exec(tenant.System(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(ctx, "Bearer "+token, ""); err != nil {
+		t.Fatalf("before Revoked the cached key should still be trusted (TTL 1h): %v", err)
+	}
+	a.Revoked(keyID)
+	if len(told) != 1 || told[0] != keyID {
+		t.Fatalf("listeners were told %v, want [%s]", told, keyID)
+	}
+	if _, err := a.Authenticate(ctx, "Bearer "+token, ""); err == nil {
+		t.Fatal("the key is still accepted after Revoked")
+	}
+}
