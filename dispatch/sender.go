@@ -152,7 +152,9 @@ type sender struct {
 
 // newSender returns a sender that keeps up to idlePerHost idle connections
 // per host: as many as requests may be in flight, since several endpoints
-// often share a host.
+// often share a host. An answer whose headers exceed 64 KiB is refused (a
+// retryable failure) rather than read: receivers need far less, and
+// net/http's default of 10 MiB per request adds up across many workers.
 func newSender(policy destination.Policy, userAgent string, maxBody, idlePerHost int, now func() time.Time) *sender {
 	tr := &http.Transport{
 		DialContext:           policy.Dialer(10 * time.Second).DialContext,
@@ -164,6 +166,8 @@ func newSender(policy destination.Policy, userAgent string, maxBody, idlePerHost
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     true,
 		Proxy:                 nil, // never route webhooks through an environment proxy
+
+		MaxResponseHeaderBytes: 64 << 10,
 	}
 	return &sender{
 		client: &http.Client{
