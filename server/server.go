@@ -228,6 +228,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	gql.Use(graph.PageDefaultVariables{})
 	gql.Use(graph.DepthLimit{Max: graph.MaxDepth})
 	gql.Use(extension.FixedComplexityLimit(graph.MaxComplexity))
+	gql.AroundResponses(graph.Loaders(d.Client))
 	gql.AroundFields(graph.Middleware)
 	gql.SetErrorPresenter(graph.ErrorPresenter(cfg.Logger))
 	gql.SetRecoverFunc(graph.Recover(cfg.Logger))
