@@ -134,7 +134,8 @@ func (g *gorillaWebsockets) bind(c *gorillaConn, keyID string) {
 }
 
 // closeKey closes every open connection of an API key with code and reason,
-// and returns how many it closed.
+// all at once (each close frame may wait a second for a slow peer), and
+// returns how many it closed.
 func (g *gorillaWebsockets) closeKey(keyID string, code int, reason string) int {
 	g.mu.Lock()
 	var conns []*gorillaConn
@@ -144,10 +145,14 @@ func (g *gorillaWebsockets) closeKey(keyID string, code int, reason string) int 
 		}
 	}
 	g.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, c := range conns {
-		_ = c.WriteClose(code, reason)
-		_ = c.Close()
+		wg.Go(func() {
+			_ = c.WriteClose(code, reason)
+			_ = c.Close()
+		})
 	}
+	wg.Wait()
 	return len(conns)
 }
 
