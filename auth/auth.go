@@ -86,6 +86,10 @@ func CreateKey(ctx context.Context, client *ent.Client, in KeyInput, r io.Reader
 // Authenticator resolves bearer tokens to viewers. It caches lookups for a
 // few seconds and records when each key was last used (at most once a
 // minute per key). It is safe for concurrent use.
+//
+// Revocations reach it through Revoked, which forgets the key at once and
+// tells the functions registered with OnRevoke (the server closes the key's
+// live connections).
 type Authenticator struct {
 	client *ent.Client
 	log    *slog.Logger
@@ -95,6 +99,11 @@ type Authenticator struct {
 	mu      sync.Mutex
 	cache   map[[sha256.Size]byte]cached
 	touched map[string]time.Time
+	// gen counts revocations. A lookup caches what it read only if gen
+	// did not change while it read: otherwise the key it read may have
+	// been revoked since, and caching it would undo the revocation.
+	gen      uint64
+	onRevoke []func(keyID string)
 }
 
 type cached struct {
@@ -167,6 +176,7 @@ func (a *Authenticator) lookup(ctx context.Context, token string) (*ent.APIKey, 
 	now := a.now()
 	a.mu.Lock()
 	c, ok := a.cache[h]
+	gen := a.gen
 	a.mu.Unlock()
 	if ok && now.Before(c.expires) {
 		return c.key, nil
@@ -179,23 +189,42 @@ func (a *Authenticator) lookup(ctx context.Context, token string) (*ent.APIKey, 
 		return nil, fmt.Errorf("look up api key: %w", err)
 	}
 	a.mu.Lock()
-	if len(a.cache) >= 10000 {
-		clear(a.cache)
+	if a.gen == gen {
+		if len(a.cache) >= 10000 {
+			clear(a.cache)
+		}
+		a.cache[h] = cached{key: k, expires: now.Add(a.ttl)}
 	}
-	a.cache[h] = cached{key: k, expires: now.Add(a.ttl)}
 	a.mu.Unlock()
 	return k, nil
 }
 
-// Forget drops cached lookups of the key, so that its revocation takes
-// effect at once.
-func (a *Authenticator) Forget(keyID string) {
+// OnRevoke registers f to be called with the ID of every key revoked from
+// now on (see Revoked), after the key's cached lookups are forgotten. f runs
+// on the goroutine that reports the revocation and should return promptly.
+func (a *Authenticator) OnRevoke(f func(keyID string)) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.onRevoke = append(a.onRevoke, f)
+}
+
+// Revoked reports that a key was revoked, by this process (Revoke calls it)
+// or by another one sharing the database. It forgets the key's cached
+// lookups, so that its next use reads the revocation, keeps lookups in
+// flight from caching what they read before it, and calls the functions
+// registered with OnRevoke.
+func (a *Authenticator) Revoked(keyID string) {
+	a.mu.Lock()
+	a.gen++
 	for h, c := range a.cache {
 		if c.key.ID == keyID {
 			delete(a.cache, h)
 		}
+	}
+	listeners := a.onRevoke
+	a.mu.Unlock()
+	for _, f := range listeners {
+		f(keyID)
 	}
 }
 
@@ -220,8 +249,9 @@ func (a *Authenticator) touch(keyID string) {
 	}
 }
 
-// Revoke revokes a key and forgets it at once. Revoking a revoked key
-// returns it unchanged.
+// Revoke revokes a key and reports it to Revoked, so that it stops working
+// at once, also on live connections. Revoking a revoked key returns it
+// unchanged (and reports it again).
 func (a *Authenticator) Revoke(ctx context.Context, id string) (*ent.APIKey, error) {
 	k, err := a.client.APIKey.Get(ctx, id)
 	if ent.IsNotFound(err) {
@@ -236,6 +266,6 @@ func (a *Authenticator) Revoke(ctx context.Context, id string) (*ent.APIKey, err
 			return nil, fmt.Errorf("revoke api key %s: %w", id, err)
 		}
 	}
-	a.Forget(id)
+	a.Revoked(id)
 	return k, nil
 }

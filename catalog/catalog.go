@@ -32,6 +32,10 @@ type Catalog struct {
 
 	mu   sync.Mutex
 	apps map[string]*appTypes
+	// gen counts invalidations. A load caches what it read only if gen
+	// did not change while it read: otherwise it may have read the
+	// catalog as it was before the change that invalidated it.
+	gen uint64
 }
 
 type appTypes struct {
@@ -88,9 +92,11 @@ func Seed(ctx context.Context, client *ent.Client, appID string) error {
 	return nil
 }
 
-// Invalidate drops the cached catalog of an app.
+// Invalidate drops the cached catalog of an app, and keeps loads in flight
+// from caching what they read before the change.
 func (c *Catalog) Invalidate(appID string) {
 	c.mu.Lock()
+	c.gen++
 	delete(c.apps, appID)
 	c.mu.Unlock()
 }
@@ -99,6 +105,7 @@ func (c *Catalog) load(ctx context.Context, appID string) (*appTypes, error) {
 	now := time.Now()
 	c.mu.Lock()
 	a := c.apps[appID]
+	gen := c.gen
 	c.mu.Unlock()
 	if a != nil && now.Before(a.expires) {
 		return a, nil
@@ -127,7 +134,9 @@ func (c *Catalog) load(ctx context.Context, appID string) (*appTypes, error) {
 		a.types[et.Name] = ti
 	}
 	c.mu.Lock()
-	c.apps[appID] = a
+	if c.gen == gen {
+		c.apps[appID] = a
+	}
 	c.mu.Unlock()
 	return a, nil
 }

@@ -152,7 +152,9 @@ type sender struct {
 
 // newSender returns a sender that keeps up to idlePerHost idle connections
 // per host: as many as requests may be in flight, since several endpoints
-// often share a host.
+// often share a host. An answer whose headers exceed 64 KiB is refused (a
+// retryable failure) rather than read: receivers need far less, and
+// net/http's default of 10 MiB per request adds up across many workers.
 func newSender(policy destination.Policy, userAgent string, maxBody, idlePerHost int, now func() time.Time) *sender {
 	tr := &http.Transport{
 		DialContext:           policy.Dialer(10 * time.Second).DialContext,
@@ -164,6 +166,8 @@ func newSender(policy destination.Policy, userAgent string, maxBody, idlePerHost
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     true,
 		Proxy:                 nil, // never route webhooks through an environment proxy
+
+		MaxResponseHeaderBytes: 64 << 10,
 	}
 	return &sender{
 		client: &http.Client{
@@ -235,13 +239,15 @@ func (s *sender) send(ctx context.Context, a *attempt) *response {
 }
 
 // do posts body to rawURL, following up to MaxRedirects redirects as the
-// same POST. Credentials are not sent to a host other than the original.
+// same POST. Once a redirect leaves the original host or scheme, the
+// request carries no credentials (see hasCredentials) for the rest of the
+// chain.
 func (s *sender) do(ctx context.Context, rawURL string, body []byte, h http.Header, auth webhook.Auth) (*http.Response, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse endpoint url: %w", err)
 	}
-	origin := u.Host
+	origin := u
 	for hop := 0; ; hop++ {
 		req := &http.Request{
 			Method:        http.MethodPost,
@@ -272,7 +278,7 @@ func (s *sender) do(ctx context.Context, rawURL string, body []byte, h http.Head
 		if _, err := s.policy.CheckURL(next.String()); err != nil {
 			return nil, err
 		}
-		if next.Host != origin && hasCredentials(auth) {
+		if !strings.EqualFold(next.Host, origin.Host) || next.Scheme != origin.Scheme {
 			h = stripCredentials(h, auth)
 		}
 		u = next
@@ -288,16 +294,41 @@ func isRedirect(code int) bool {
 	return false
 }
 
-func hasCredentials(a webhook.Auth) bool {
-	return a.Type == webhook.AuthBearer || a.Type == webhook.AuthBasic || a.Type == webhook.AuthAPIKey
+// hasCredentials reports whether the request header called name carries a
+// credential that must not follow a redirect to another host or scheme:
+// the standard credential headers, the endpoint's auth header, and custom
+// headers whose names suggest a secret (webhook.SensitiveHeader). Herald's
+// own signatures are not credentials: receivers anywhere may verify them.
+func hasCredentials(name string, a webhook.Auth) bool {
+	switch {
+	case strings.EqualFold(name, HeaderWebhookSignature), strings.EqualFold(name, HeaderSignature):
+		return false
+	case strings.EqualFold(name, "Authorization"), strings.EqualFold(name, "Proxy-Authorization"),
+		strings.EqualFold(name, "Cookie"):
+		return true
+	case a.Header() != "" && strings.EqualFold(name, a.Header()):
+		return true
+	}
+	return webhook.SensitiveHeader(name)
 }
 
-// stripCredentials returns a copy of h without the auth scheme's credential
-// header.
+// stripCredentials returns h without the headers that carry credentials
+// (see hasCredentials): a copy if there were any, h itself otherwise.
 func stripCredentials(h http.Header, a webhook.Auth) http.Header {
-	h = h.Clone()
-	h.Del(a.Header())
-	return h
+	var out http.Header
+	for name := range h {
+		if !hasCredentials(name, a) {
+			continue
+		}
+		if out == nil {
+			out = h.Clone()
+		}
+		delete(out, name)
+	}
+	if out == nil {
+		return h
+	}
+	return out
 }
 
 func redact(u *url.URL) string {

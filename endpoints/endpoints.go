@@ -211,9 +211,9 @@ func unmaskHeaders(in, stored []webhook.Header) []webhook.Header {
 }
 
 // checkDuplicate refuses a second endpoint of the app with the same URL and
-// overlapping event types.
-func (s *Service) checkDuplicate(ctx context.Context, c config, self string) error {
-	same, err := s.Client.Endpoint.Query().Where(endpoint.URL(c.url), endpoint.IDNEQ(self)).All(ctx)
+// overlapping event types. client may be a transactional client.
+func checkDuplicate(ctx context.Context, client *ent.Client, c config, self string) error {
+	same, err := client.Endpoint.Query().Where(endpoint.URL(c.url), endpoint.IDNEQ(self)).All(ctx)
 	if err != nil {
 		return fmt.Errorf("check duplicate endpoints: %w", err)
 	}
@@ -246,7 +246,7 @@ func (s *Service) Create(ctx context.Context, in Input) (*ent.Endpoint, string, 
 		return nil, "", err
 	}
 	if !in.AllowDuplicate {
-		if err := s.checkDuplicate(ctx, c, ""); err != nil {
+		if err := checkDuplicate(ctx, s.Client, c, ""); err != nil {
 			return nil, "", err
 		}
 	}
@@ -281,30 +281,37 @@ func (s *Service) Create(ctx context.Context, in Input) (*ent.Endpoint, string, 
 // types keeps the secret. Setting IsActive re-enables a disabled endpoint
 // (resetting its consecutive failures) or disables an active one (failing
 // its queued deliveries).
+//
+// The endpoint is read, merged with in, checked (duplicates included) and
+// written in one transaction, so concurrent updates of different fields
+// all take effect, and IsActive applies to the endpoint as it is when the
+// update is written (an endpoint the engine has just disabled is enabled
+// again).
 func (s *Service) Update(ctx context.Context, id string, in Input) (*ent.Endpoint, error) {
 	v, ok := tenant.FromContext(ctx)
 	if !ok {
 		return nil, tenant.ErrNoViewer
 	}
-	ep, err := s.get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	base := config{
-		name: ep.Name, description: ep.Description, url: ep.URL, eventTypes: ep.EventTypes,
-		auth: ep.Auth, headers: ep.Headers, retry: ep.RetryPolicy, timeout: ep.Timeout,
-	}
-	c, err := s.validate(ctx, v.AppID, base, in)
-	if err != nil {
-		return nil, err
-	}
-	if !in.AllowDuplicate && (c.url != ep.URL || in.EventTypes != nil) {
-		if err := s.checkDuplicate(ctx, c, id); err != nil {
-			return nil, err
-		}
-	}
 	now := s.now()
-	err = db.WithTx(ctx, s.Client, func(tx *ent.Client) error {
+	var ep *ent.Endpoint
+	err := db.WithTx(ctx, s.Client, func(tx *ent.Client) error {
+		cur, err := getEndpoint(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		base := config{
+			name: cur.Name, description: cur.Description, url: cur.URL, eventTypes: cur.EventTypes,
+			auth: cur.Auth, headers: cur.Headers, retry: cur.RetryPolicy, timeout: cur.Timeout,
+		}
+		c, err := s.validate(ctx, v.AppID, base, in)
+		if err != nil {
+			return err
+		}
+		if !in.AllowDuplicate && (c.url != cur.URL || in.EventTypes != nil) {
+			if err := checkDuplicate(ctx, tx, c, id); err != nil {
+				return err
+			}
+		}
 		u := tx.Endpoint.UpdateOneID(id).
 			SetName(c.name).
 			SetDescription(c.description).
@@ -314,23 +321,20 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*ent.Endpoin
 			SetHeaders(c.headers).
 			SetRetryPolicy(c.retry).
 			SetTimeout(c.timeout)
-		if in.IsActive != nil && *in.IsActive && !ep.IsActive {
+		if in.IsActive != nil && *in.IsActive && !cur.IsActive {
 			u.SetIsActive(true).SetConsecutiveFailures(0).ClearDisabledReason().ClearDisabledAt()
 		}
 		if err := u.Exec(ctx); err != nil {
 			return fmt.Errorf("update endpoint %s: %w", id, err)
 		}
-		if in.IsActive != nil && !*in.IsActive && ep.IsActive {
+		if in.IsActive != nil && !*in.IsActive && cur.IsActive {
 			if _, err := dispatch.DisableEndpoint(ctx, tx, id, "disabled by updateEndpoint", now); err != nil {
 				return err
 			}
 		}
-		return nil
+		ep, err = getEndpoint(ctx, tx, id)
+		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	ep, err = s.get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -423,7 +427,13 @@ func (s *Service) RotateSecret(ctx context.Context, id string, overlap *time.Dur
 }
 
 func (s *Service) get(ctx context.Context, id string) (*ent.Endpoint, error) {
-	ep, err := s.Client.Endpoint.Get(ctx, id)
+	return getEndpoint(ctx, s.Client, id)
+}
+
+// getEndpoint reads an endpoint through client, which may be a
+// transactional client.
+func getEndpoint(ctx context.Context, client *ent.Client, id string) (*ent.Endpoint, error) {
+	ep, err := client.Endpoint.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return nil, fault.NotFoundf("endpoint %q not found", id)
 	}

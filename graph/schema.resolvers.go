@@ -8,6 +8,7 @@ package graph
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -26,11 +27,19 @@ import (
 	"github.com/heraldhq/herald/graph/model"
 	"github.com/heraldhq/herald/tenant"
 	"github.com/heraldhq/herald/webhook"
+	"github.com/vikstrous/dataloadgen"
 )
 
 // Endpoint is the resolver for the endpoint field.
 func (r *deliveryResolver) Endpoint(ctx context.Context, obj *ent.Delivery) (*ent.Endpoint, error) {
-	ep, err := r.client.Endpoint.Get(schema.IncludeDeleted(ctx), obj.EndpointID)
+	l, err := loadersFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ep, err := l.endpoints.Load(ctx, obj.EndpointID)
+	if errors.Is(err, dataloadgen.ErrNotFound) {
+		return nil, fault.NotFoundf("endpoint %s of delivery %s not found", obj.EndpointID, obj.ID)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load endpoint of delivery %s: %w", obj.ID, err)
 	}

@@ -284,13 +284,19 @@ WHERE event_id IN (`+placeholders(len(expired))+`) AND status NOT IN ('SUCCEEDED
 	return n, next, more, nil
 }
 
+// deleteExpiredEndpoints deletes an app's endpoints deleted before a time
+// that no delivery refers to any more. For each one, SQLite's foreign key
+// checks look for deliveries and attempts that still refer to it, through
+// the indexes on their endpoint_id.
+const deleteExpiredEndpoints = `DELETE FROM endpoints
+WHERE app_id = ? AND deleted_at IS NOT NULL AND deleted_at < ?
+AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.endpoint_id = endpoints.id)`
+
 // pruneEndpoints deletes an app's endpoints deleted before the given time
 // that no delivery refers to any more (attempts always belong to a
 // delivery of the same endpoint), and with them their secrets.
 func (p *Pruner) pruneEndpoints(ctx context.Context, app string, before time.Time) (int64, error) {
-	res, err := p.cfg.DB.ExecContext(ctx, `DELETE FROM endpoints
-WHERE app_id = ? AND deleted_at IS NOT NULL AND deleted_at < ?
-AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.endpoint_id = endpoints.id)`, app, before)
+	res, err := p.cfg.DB.ExecContext(ctx, deleteExpiredEndpoints, app, before)
 	if err != nil {
 		return 0, err
 	}

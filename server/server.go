@@ -207,6 +207,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		websockets: newGorillaWebsockets(),
 		live:       &liveLimits{perKey: cfg.MaxConnectionsPerKey, byKey: make(map[string]int)},
 	}
+	// A revoked key's live connections end at once, whether this process
+	// revoked it or learned that another one did.
+	authn.OnRevoke(func(keyID string) {
+		if n := s.websockets.closeKey(keyID, CloseUnauthorized, "API key revoked"); n > 0 {
+			s.log.Info("closed live connections of a revoked API key", "key_id", keyID, "connections", n)
+		}
+	})
 
 	schema := graph.NewSchema(graph.Deps{
 		Client:  d.Client,
@@ -229,15 +236,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	gql.Use(extension.Introspection{})
 	gql.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	gql.Use(requireViewer{})
+	gql.Use(recheckLiveKey{auth: authn, log: cfg.Logger})
 	gql.Use(graph.PageDefaultVariables{})
 	gql.Use(graph.DepthLimit{Max: graph.MaxDepth})
 	gql.Use(extension.FixedComplexityLimit(graph.MaxComplexity))
+	gql.AroundResponses(graph.Loaders(d.Client))
 	gql.AroundFields(graph.Middleware)
 	gql.SetErrorPresenter(graph.ErrorPresenter(cfg.Logger))
 	gql.SetRecoverFunc(graph.Recover(cfg.Logger))
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", s.limitBody(s.checkOrigin(s.authenticate(gql))))
+	mux.Handle("/graphql", s.limitBody(s.checkOrigin(withConnSlot(s.authenticate(gql)))))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")

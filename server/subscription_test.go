@@ -421,3 +421,36 @@ func TestWebsocket_OriginCheck(t *testing.T) {
 		}
 	}
 }
+
+func TestSubscription_DeliveryEndpointIsReadAfreshForEachUpdate(t *testing.T) {
+	t.Parallel()
+	s := heraldtest.Start(t)
+	rc := heraldtest.NewReceiver(t, nil)
+	epID, _ := s.CreateEndpoint(s.Token, map[string]any{"name": "before", "url": rc.URL})
+	c := dial(t, s, heraldtest.TransportWS, s.Token)
+	c.Subscribe("1", `subscription { deliveryUpdated(status: SUCCEEDED) { delivery { endpoint { id name } } } }`, nil)
+	waitSubscribed(t, s, 1)
+	next := func() (id, name string) {
+		t.Helper()
+		r := c.Next(t, "1", 5*time.Second)
+		var out struct {
+			DeliveryUpdated struct {
+				Delivery struct{ Endpoint struct{ ID, Name string } }
+			}
+		}
+		if err := json.Unmarshal(r.Data, &out); err != nil || len(r.Errors) > 0 {
+			t.Fatalf("update: %s %+v (%v)", r.Data, r.Errors, err)
+		}
+		e := out.DeliveryUpdated.Delivery.Endpoint
+		return e.ID, e.Name
+	}
+	s.Publish(s.Token, "order.created", map[string]any{})
+	if id, name := next(); id != epID || name != "before" {
+		t.Fatalf("first update shows endpoint %s %q", id, name)
+	}
+	s.Do(s.Token, `mutation($id: ID!) { updateEndpoint(id: $id, input: {name: "after"}) { id } }`, map[string]any{"id": epID}).Decode(t, nil)
+	s.Publish(s.Token, "order.created", map[string]any{})
+	if id, name := next(); id != epID || name != "after" {
+		t.Fatalf("update after the rename shows endpoint %s %q: a loader outlived its update", id, name)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -12,9 +13,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/gorilla/websocket"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/heraldhq/herald/auth"
 	"github.com/heraldhq/herald/fault"
 	"github.com/heraldhq/herald/graph"
 	"github.com/heraldhq/herald/tenant"
@@ -22,7 +26,8 @@ import (
 
 // Close codes Herald uses on GraphQL websockets (both subprotocols).
 const (
-	// CloseUnauthorized: the connection_init carried no usable API key.
+	// CloseUnauthorized: the connection_init carried no usable API key, or
+	// the connection's key was revoked.
 	CloseUnauthorized = 4401
 	// CloseTooManyConnections: the API key has too many live connections.
 	CloseTooManyConnections = 4429
@@ -30,7 +35,8 @@ const (
 
 // gorillaWebsockets accepts GraphQL websocket connections with
 // gorilla/websocket for gqlgen's transport, checks the Origin header, and
-// keeps track of open connections so shutdown can close them.
+// keeps track of open connections and their API keys so that shutdown and
+// revocations can close them.
 type gorillaWebsockets struct {
 	upgrader websocket.Upgrader
 
@@ -82,6 +88,26 @@ func originAllowed(r *http.Request, allowed []string) bool {
 	return slices.Contains(allowed, "*") || slices.Contains(allowed, origin)
 }
 
+type connSlotKey struct{}
+
+// connSlot carries a websocket connection and its upgrade request's headers
+// from Accept, which sees the request, to the transport's InitFunc, which
+// sees only the request's context.
+type connSlot struct {
+	conn   *gorillaConn
+	header http.Header
+}
+
+// withConnSlot gives every websocket upgrade request an empty connSlot.
+func withConnSlot(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if websocket.IsWebSocketUpgrade(r) {
+			r = r.WithContext(context.WithValue(r.Context(), connSlotKey{}, &connSlot{}))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // Accept implements transport.WebsocketImplementation.
 func (g *gorillaWebsockets) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
 	up := g.upgrader
@@ -94,7 +120,40 @@ func (g *gorillaWebsockets) Accept(w http.ResponseWriter, r *http.Request, opts 
 	g.mu.Lock()
 	g.conns[c] = struct{}{}
 	g.mu.Unlock()
+	if slot, ok := r.Context().Value(connSlotKey{}).(*connSlot); ok {
+		slot.conn, slot.header = c, r.Header
+	}
 	return c, nil
+}
+
+// bind records the API key a connection authenticated with, for closeKey.
+func (g *gorillaWebsockets) bind(c *gorillaConn, keyID string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c.keyID = keyID
+}
+
+// closeKey closes every open connection of an API key with code and reason,
+// all at once (each close frame may wait a second for a slow peer), and
+// returns how many it closed.
+func (g *gorillaWebsockets) closeKey(keyID string, code int, reason string) int {
+	g.mu.Lock()
+	var conns []*gorillaConn
+	for c := range g.conns {
+		if c.keyID == keyID {
+			conns = append(conns, c)
+		}
+	}
+	g.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() {
+			_ = c.WriteClose(code, reason)
+			_ = c.Close()
+		})
+	}
+	wg.Wait()
+	return len(conns)
 }
 
 // closeAll tells every open connection the server is going away.
@@ -119,8 +178,9 @@ func (g *gorillaWebsockets) open() int {
 
 // gorillaConn adapts a gorilla connection to transport.WebsocketConn.
 type gorillaConn struct {
-	ws *websocket.Conn
-	g  *gorillaWebsockets
+	ws    *websocket.Conn
+	g     *gorillaWebsockets
+	keyID string // the API key it authenticated with; guarded by g.mu
 
 	wmu       sync.Mutex // gorilla allows one writer at a time
 	closeOnce sync.Once
@@ -196,12 +256,21 @@ func (l *liveLimits) release(key string) {
 	}
 }
 
-type liveKeyKey struct{}
+// liveAuth is how a websocket connection authenticated: kept in its
+// context so that every operation on it checks the key again.
+type liveAuth struct {
+	keyID         string
+	authorization string
+	actAs         string
+}
+
+type liveAuthKey struct{}
 
 // websocketTransport returns the gqlgen websocket transport: it
 // authenticates connection_init (or the upgrade request's Authorization
 // header), limits connections per key and subscriptions per connection,
-// and pings idle connections.
+// and pings idle connections. Revoking a key closes its connections (see
+// New), and recheckLiveKey checks it again on every operation.
 func (s *Server) websocketTransport() transport.Websocket {
 	return transport.Websocket{
 		Implementation:        s.websockets,
@@ -209,7 +278,12 @@ func (s *Server) websocketTransport() transport.Websocket {
 		PingPongInterval:      s.cfg.KeepAlive, // graphql-transport-ws: ping, and close if no pong
 		InitTimeout:           10 * time.Second,
 		InitFunc: func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-			v, err := s.liveViewer(ctx, p)
+			slot, _ := ctx.Value(connSlotKey{}).(*connSlot)
+			if slot == nil {
+				slot = &connSlot{}
+			}
+			la := liveCredentials(p, slot.header)
+			v, err := s.liveViewer(ctx, la)
 			if err != nil {
 				return reject(ctx, CloseUnauthorized, err)
 			}
@@ -217,35 +291,85 @@ func (s *Server) websocketTransport() transport.Websocket {
 				return reject(ctx, CloseTooManyConnections,
 					fmt.Errorf("this API key already has %d live connections, the limit", s.live.perKey))
 			}
+			la.keyID = v.KeyID
+			if slot.conn != nil {
+				s.websockets.bind(slot.conn, v.KeyID)
+				// A revocation reported after the check above but before
+				// bind did not find this connection: check again, now
+				// that any later revocation will.
+				if _, err := s.liveViewer(ctx, la); err != nil {
+					s.live.release(v.KeyID)
+					return reject(ctx, CloseUnauthorized, err)
+				}
+			}
 			ctx = tenant.NewContext(ctx, v)
-			ctx = context.WithValue(ctx, liveKeyKey{}, v.KeyID)
+			ctx = context.WithValue(ctx, liveAuthKey{}, la)
 			return graph.WithConnection(ctx, s.cfg.MaxSubscriptionsPerConnection), nil, nil
 		},
 		CloseFunc: func(ctx context.Context, _ int) {
-			if key, ok := ctx.Value(liveKeyKey{}).(string); ok {
-				s.live.release(key)
+			if la, ok := ctx.Value(liveAuthKey{}).(liveAuth); ok {
+				s.live.release(la.keyID)
 			}
 		},
 	}
 }
 
-// liveViewer authenticates a websocket connection: the connection_init
-// payload's Authorization wins over the upgrade request's header.
-func (s *Server) liveViewer(ctx context.Context, p transport.InitPayload) (tenant.Viewer, error) {
+// liveCredentials returns the credentials of a websocket connection: the
+// connection_init payload's Authorization (and X-Herald-App) win over the
+// upgrade request's headers.
+func liveCredentials(p transport.InitPayload, upgrade http.Header) liveAuth {
 	if authz := p.Authorization(); authz != "" {
 		actAs := p.GetString(HeaderApp)
 		if actAs == "" {
 			actAs = p.GetString(strings.ToLower(HeaderApp))
 		}
-		return s.auth.Authenticate(ctx, authz, actAs)
+		return liveAuth{authorization: authz, actAs: actAs}
 	}
-	if v, ok := tenant.FromContext(ctx); ok {
-		return v, nil
+	return liveAuth{authorization: upgrade.Get("Authorization"), actAs: upgrade.Get(HeaderApp)}
+}
+
+// liveViewer authenticates a websocket connection's credentials.
+func (s *Server) liveViewer(ctx context.Context, la liveAuth) (tenant.Viewer, error) {
+	if la.authorization == "" {
+		return tenant.Viewer{}, fault.Unauthenticatedf("missing API key: send {\"Authorization\": \"Bearer <key>\"} in connection_init")
 	}
-	if err, ok := ctx.Value(authErrKey{}).(error); ok {
-		return tenant.Viewer{}, err
+	return s.auth.Authenticate(ctx, la.authorization, la.actAs)
+}
+
+// recheckLiveKey is a gqlgen extension that authenticates every operation
+// on a websocket connection again, so that a revoked key stops working at
+// once even on a connection whose closing raced the operation, or whose
+// revocation this process has not been told about yet (the key cache
+// expires within seconds).
+type recheckLiveKey struct {
+	auth *auth.Authenticator
+	log  *slog.Logger
+}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = recheckLiveKey{}
+
+func (recheckLiveKey) ExtensionName() string                   { return "RecheckLiveKey" }
+func (recheckLiveKey) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (e recheckLiveKey) MutateOperationContext(ctx context.Context, _ *graphql.OperationContext) *gqlerror.Error {
+	la, ok := ctx.Value(liveAuthKey{}).(liveAuth)
+	if !ok {
+		return nil // HTTP requests are authenticated one by one
 	}
-	return tenant.Viewer{}, fault.Unauthenticatedf("missing API key: send {\"Authorization\": \"Bearer <key>\"} in connection_init")
+	if _, err := e.auth.Authenticate(ctx, la.authorization, la.actAs); err != nil {
+		f, ok := fault.As(err)
+		if !ok {
+			e.log.ErrorContext(ctx, "authenticate websocket operation", "key_id", la.keyID, "err", err)
+			f = &fault.Error{Code: fault.Internal, Message: "internal error"}
+		}
+		gerr := gqlerror.Errorf("%s", f.Message)
+		gerr.Extensions = map[string]any{"code": string(f.Code)}
+		return gerr
+	}
+	return nil
 }
 
 // reject ends connection_init with a close code and a short reason.

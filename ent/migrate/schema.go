@@ -108,6 +108,11 @@ var (
 				Unique:  false,
 				Columns: []*schema.Column{AttemptsColumns[15], AttemptsColumns[1]},
 			},
+			{
+				Name:    "attempt_endpoint_id",
+				Unique:  false,
+				Columns: []*schema.Column{AttemptsColumns[16]},
+			},
 		},
 	}
 	// DeliveriesColumns holds the columns for the "deliveries" table.

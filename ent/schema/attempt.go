@@ -105,9 +105,14 @@ func (Attempt) Edges() []ent.Edge {
 	}
 }
 
-// Indexes of Attempt.
+// Indexes of Attempt. Deleting an endpoint (retention prunes deleted
+// ones) makes SQLite look for attempts that still refer to it, by
+// endpoint_id: without an index that is a scan of every attempt.
 func (Attempt) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("delivery_id", "attempt_number")}
+	return []ent.Index{
+		index.Fields("delivery_id", "attempt_number"),
+		index.Fields("endpoint_id"),
+	}
 }
 
 // Annotations of Attempt.
