@@ -1,8 +1,3 @@
-// Package db opens Herald's SQLite database: one writer connection (SQLite
-// allows one writer at a time, so queueing in Go is cheaper than retrying on
-// SQLITE_BUSY) and a small pool of read-only connections, both in WAL mode,
-// behind a single ent client that sends reads to the pool and everything
-// else to the writer.
 package db
 
 import (
@@ -14,7 +9,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -23,49 +17,15 @@ import (
 	_ "github.com/mattn/go-sqlite3" // registers the sqlite3 driver
 
 	"github.com/heraldhq/herald/ent"
-	_ "github.com/heraldhq/herald/ent/runtime" // registers schema hooks and interceptors
 )
 
-// Config says where the database lives and how to open it.
-type Config struct {
-	// Path is the SQLite file. It is created if missing.
-	Path string
-	// Synchronous is SQLite's synchronous setting: "NORMAL" (default) keeps
-	// every committed transaction through a process crash; "FULL" also
-	// through a power loss, at the cost of an fsync per commit.
-	Synchronous string
-	// Readers is the size of the read pool (default 2×GOMAXPROCS, at least 4).
-	Readers int
-	// WALLimit is the WAL length in bytes beyond which the background
-	// checkpointer holds off writes for one checkpoint (an fsync, about
-	// 10 ms) so that the WAL starts over (default 256 MiB). Smaller limits
-	// bound the disk used by the WAL more tightly at the cost of more
-	// frequent pauses.
-	WALLimit int64
-}
-
-// DB is an open database.
-type DB struct {
-	lock *os.File
-	cp   *sql.DB // the checkpointer's connection
-	// restartFrames is the WAL length, in frames, at which the
-	// checkpointer makes the WAL start over.
-	restartFrames int
-	stop          chan struct{}
-	stopped       chan struct{}
-	// Write is the single writer connection. Every write goes through it.
-	Write *sql.DB
-	// Read is the pool of read-only connections.
-	Read *sql.DB
-	// Client is the ent client over both.
-	Client *ent.Client
-}
-
-// Open opens (creating if needed) and migrates the database.
-func Open(ctx context.Context, cfg Config) (*DB, error) {
-	if cfg.Path == "" {
-		return nil, fmt.Errorf("open database: no path")
-	}
+// openSQLite opens the SQLite database at path: one writer connection
+// (SQLite allows one writer at a time, so queueing in Go is cheaper than
+// retrying on SQLITE_BUSY) and a small pool of read-only connections, both
+// in WAL mode, behind a single ent client that sends reads to the pool and
+// everything else to the writer.
+func openSQLite(ctx context.Context, cfg Config, path string) (*DB, error) {
+	cfg.Path = path
 	sync := strings.ToUpper(cfg.Synchronous)
 	if sync == "" {
 		sync = "NORMAL"
@@ -159,16 +119,20 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		walLimit = 256 << 20
 	}
 	d := &DB{
+		dialect: dialect.SQLite, log: logger(cfg),
 		Write: w, Read: r, Client: ent.NewClient(ent.Driver(drv)),
 		lock: lock, cp: cp, stop: make(chan struct{}), stopped: make(chan struct{}),
 		restartFrames: int(walLimit / walFrameSize),
 	}
+	// The lock file keeps other processes off; migrateMu serialises the
+	// migrations of this one.
 	migrateMu.Lock()
-	err = d.Client.Schema.Create(ctx)
+	err = d.migrate(ctx, w)
 	migrateMu.Unlock()
 	if err != nil {
 		d.Client.Close()
-		return nil, fmt.Errorf("migrate database %s: %w", cfg.Path, err)
+		cp.Close()
+		return nil, fmt.Errorf("database %s: %w", cfg.Path, err)
 	}
 	ok = true
 	go d.checkpoint()
@@ -229,9 +193,9 @@ func (d *DB) restart() {
 	_, _ = d.cp.ExecContext(ctx, "PRAGMA wal_checkpoint(RESTART)")
 }
 
-// Close closes the client and both connection pools, after a last
+// closeSQLite closes the client and both connection pools, after a last
 // checkpoint that leaves the WAL empty.
-func (d *DB) Close() error {
+func (d *DB) closeSQLite() error {
 	close(d.stop)
 	<-d.stopped
 	_, _ = d.cp.Exec("PRAGMA busy_timeout = 10000")
@@ -264,11 +228,6 @@ func lockFile(path string) (*os.File, error) {
 	}
 	return f, nil
 }
-
-// migrateMu serialises migrations within a process: ent's generated
-// migrate.Tables is package state that Schema.Create mutates, so two
-// databases opened at once (tests do) must not migrate concurrently.
-var migrateMu sync.Mutex
 
 // router is an ent driver that sends plain SELECTs to the read pool and
 // everything else, including every transaction, to the writer.
@@ -309,24 +268,4 @@ func (d *router) Dialect() string { return dialect.SQLite }
 func isSelect(query string) bool {
 	q := strings.TrimLeft(query, " \t\r\n(")
 	return len(q) >= 6 && strings.EqualFold(q[:6], "SELECT")
-}
-
-// WithTx runs fn with a transactional client and commits if fn returns nil.
-// If client is already transactional, fn runs in that transaction.
-func WithTx(ctx context.Context, client *ent.Client, fn func(tx *ent.Client) error) error {
-	tx, err := client.Tx(ctx)
-	if errors.Is(err, ent.ErrTxStarted) {
-		return fn(client)
-	}
-	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	if err := fn(tx.Client()); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
 }
