@@ -95,7 +95,16 @@ func hasParam(dsn, name string) bool {
 	return err == nil && u.Query().Has(name)
 }
 
-// redact returns dsn without its password, for errors and logs.
+// Redact returns dsn as it may be logged: a SQLite path as it is, a
+// PostgreSQL URL without its password.
+func Redact(dsn string) string {
+	if !IsPostgres(dsn) {
+		return dsn
+	}
+	return redact(dsn)
+}
+
+// redact returns a PostgreSQL URL without its password.
 func redact(dsn string) string {
 	u, err := url.Parse(dsn)
 	if err != nil {
