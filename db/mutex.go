@@ -90,10 +90,14 @@ func (m *Mutex) lock(ctx context.Context, wait bool) (func(), bool, error) {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			// Ending the session releases the lock, also if the unlock
-			// could not be sent.
+			// Unlock explicitly: the server releases a closed session's
+			// locks only once its backend has exited, a moment after the
+			// connection closes, and the next holder must not find it
+			// still taken. Ending the session releases the lock anyway
+			// if the unlock cannot be sent.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
+			_, _ = conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", m.key)
 			conn.Close(ctx)
 		})
 	}, true, nil
