@@ -9,8 +9,8 @@
 //
 // A Bus is local to one process. For several replicas, a Relay carries
 // messages between them: Publish hands each local message to the relay, and
-// messages arriving from other replicas are fed to Deliver. A PostgreSQL
-// relay would NOTIFY on a channel and LISTEN on it in every replica.
+// messages arriving from other replicas are fed to Deliver. Package relay
+// implements one over PostgreSQL's LISTEN/NOTIFY.
 package bus
 
 import (
@@ -221,6 +221,12 @@ func (b *Bus) remove(s *Subscription) {
 
 // Active reports how many subscriptions are open.
 func (b *Bus) Active() int { return int(b.count.Load()) }
+
+// Wanted reports whether Publish would carry a message anywhere: a local
+// subscription is open, or a relay takes every message to the other
+// replicas (whose subscribers this one cannot see). Publishers check it
+// before building a message; without a relay it costs an atomic load.
+func (b *Bus) Wanted() bool { return b.relay != nil || b.count.Load() > 0 }
 
 // Publish delivers m to matching local subscriptions and to the relay. It
 // never blocks; with no subscriptions it costs an atomic load.

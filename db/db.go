@@ -1,8 +1,15 @@
-// Package db opens Herald's SQLite database: one writer connection (SQLite
-// allows one writer at a time, so queueing in Go is cheaper than retrying on
-// SQLITE_BUSY) and a small pool of read-only connections, both in WAL mode,
-// behind a single ent client that sends reads to the pool and everything
-// else to the writer.
+// Package db opens Herald's database: a SQLite file, or a PostgreSQL
+// database shared by several replicas.
+//
+// With SQLite, one process uses the file (a lock file beside it keeps
+// others off): one writer connection and a pool of read-only connections
+// behind a single ent client. With PostgreSQL, one pgx pool serves ent
+// (through database/sql), Herald's own SQL, and the native connections
+// that LISTEN for notifications take their settings from it.
+//
+// Either way Open migrates the schema, one process at a time, and refuses
+// a database whose schema is newer than this binary knows (see
+// SchemaVersion).
 package db
 
 import (
@@ -10,17 +17,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
+	"log/slog"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
-	"syscall"
-	"time"
 
 	"entgo.io/ent/dialect"
-	entsql "entgo.io/ent/dialect/sql"
-	_ "github.com/mattn/go-sqlite3" // registers the sqlite3 driver
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/heraldhq/herald/ent"
 	_ "github.com/heraldhq/herald/ent/runtime" // registers schema hooks and interceptors
@@ -28,24 +32,59 @@ import (
 
 // Config says where the database lives and how to open it.
 type Config struct {
-	// Path is the SQLite file. It is created if missing.
+	// DSN is the database: a SQLite file path (created if missing), or a
+	// postgres:// or postgresql:// URL such as
+	// "postgres://herald:secret@db:5432/herald?sslmode=verify-full".
+	DSN string
+	// Path is the SQLite file.
+	//
+	// Deprecated: use DSN, which also accepts PostgreSQL URLs. Path is
+	// used when DSN is empty.
 	Path string
+
 	// Synchronous is SQLite's synchronous setting: "NORMAL" (default) keeps
 	// every committed transaction through a process crash; "FULL" also
 	// through a power loss, at the cost of an fsync per commit.
 	Synchronous string
-	// Readers is the size of the read pool (default 2×GOMAXPROCS, at least 4).
+	// Readers is the size of SQLite's read pool (default 2×GOMAXPROCS, at
+	// least 4).
 	Readers int
-	// WALLimit is the WAL length in bytes beyond which the background
+	// WALLimit is the WAL length in bytes beyond which SQLite's background
 	// checkpointer holds off writes for one checkpoint (an fsync, about
 	// 10 ms) so that the WAL starts over (default 256 MiB). Smaller limits
 	// bound the disk used by the WAL more tightly at the cost of more
 	// frequent pauses.
 	WALLimit int64
+
+	// MaxConns is the most connections the PostgreSQL pool opens (default:
+	// the URL's pool_max_conns, else 16). Connections that LISTEN or hold
+	// an advisory lock are not counted.
+	MaxConns int
+
+	// Logger receives the few logs of opening and migrating (default
+	// slog.Default()).
+	Logger *slog.Logger
 }
 
 // DB is an open database.
 type DB struct {
+	dialect string
+	log     *slog.Logger
+
+	// Write is where every write goes. With SQLite it is the single
+	// writer connection; with PostgreSQL, database/sql over Pool.
+	Write *sql.DB
+	// Read is where plain reads go. With SQLite it is a pool of read-only
+	// connections; with PostgreSQL it is Write.
+	Read *sql.DB
+	// Client is the ent client over both.
+	Client *ent.Client
+	// Pool is the native pgx pool Write and Read are built on (PostgreSQL
+	// only; nil with SQLite), for code that wants pgx's own API (batches,
+	// COPY).
+	Pool *pgxpool.Pool
+
+	// SQLite.
 	lock *os.File
 	cp   *sql.DB // the checkpointer's connection
 	// restartFrames is the WAL length, in frames, at which the
@@ -53,262 +92,58 @@ type DB struct {
 	restartFrames int
 	stop          chan struct{}
 	stopped       chan struct{}
-	// Write is the single writer connection. Every write goes through it.
-	Write *sql.DB
-	// Read is the pool of read-only connections.
-	Read *sql.DB
-	// Client is the ent client over both.
-	Client *ent.Client
+	sqliteMu      sync.Map // name → *sync.Mutex, for Mutex on SQLite
+}
+
+// IsPostgres reports whether dsn names a PostgreSQL database (a postgres://
+// or postgresql:// URL) rather than a SQLite file.
+func IsPostgres(dsn string) bool {
+	scheme, _, ok := strings.Cut(dsn, "://")
+	return ok && (strings.EqualFold(scheme, "postgres") || strings.EqualFold(scheme, "postgresql"))
 }
 
 // Open opens (creating if needed) and migrates the database.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
-	if cfg.Path == "" {
-		return nil, fmt.Errorf("open database: no path")
+	dsn := cfg.DSN
+	if dsn == "" {
+		dsn = cfg.Path
 	}
-	sync := strings.ToUpper(cfg.Synchronous)
-	if sync == "" {
-		sync = "NORMAL"
+	if dsn == "" {
+		return nil, errors.New("open database: no path or URL")
 	}
-	if sync != "NORMAL" && sync != "FULL" {
-		return nil, fmt.Errorf("open database: synchronous must be NORMAL or FULL, got %q", cfg.Synchronous)
+	if IsPostgres(dsn) {
+		return openPostgres(ctx, cfg, dsn)
 	}
-	lock, err := lockFile(cfg.Path + ".lock")
-	if err != nil {
-		return nil, err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			lock.Close()
-		}
-	}()
-	readers := cfg.Readers
-	if readers <= 0 {
-		readers = max(4, 2*runtime.GOMAXPROCS(0))
-	}
-	common := url.Values{}
-	common.Set("_foreign_keys", "on")
-	common.Set("_busy_timeout", "10000")
-	common.Set("_cache_size", "-8192") // 8 MiB per reader; the OS caches the file too
-	common.Set("_temp_store", "memory")
-
-	wq := url.Values{}
-	for k, v := range common {
-		wq[k] = v
-	}
-	wq.Set("_synchronous", sync)
-	wq.Set("_txlock", "immediate")
-	wq.Set("_cache_size", "-32768") // 32 MiB: the writer touches the hot pages
-	w, err := sql.Open("sqlite3", "file:"+cfg.Path+"?"+wq.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", cfg.Path, err)
-	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	w.SetConnMaxIdleTime(0)
-	if err := w.PingContext(ctx); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("open database %s: %w", cfg.Path, err)
-	}
-	// Checkpoints run in the background (see checkpoint), not in the
-	// writer's commits. The WAL file keeps its size when it starts over
-	// (no journal_size_limit): cutting hundreds of MiB off a file stalls
-	// the commit that does it far longer than the checkpoint itself.
-	pragmas := []string{"PRAGMA journal_mode = WAL", "PRAGMA wal_autocheckpoint = 0"}
-	for _, pragma := range pragmas {
-		if _, err := w.ExecContext(ctx, pragma); err != nil {
-			w.Close()
-			return nil, fmt.Errorf("open database %s: %s: %w", cfg.Path, pragma, err)
-		}
-	}
-
-	rq := url.Values{}
-	for k, v := range common {
-		rq[k] = v
-	}
-	rq.Set("_query_only", "true")
-	r, err := sql.Open("sqlite3", "file:"+cfg.Path+"?"+rq.Encode())
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("open database %s for reading: %w", cfg.Path, err)
-	}
-	r.SetMaxOpenConns(readers)
-	r.SetMaxIdleConns(readers)
-	r.SetConnMaxIdleTime(0)
-
-	cq := url.Values{}
-	for k, v := range common {
-		cq[k] = v
-	}
-	cq.Set("_cache_size", "-1024") // checkpoints read the WAL, not the cache
-	// A restarting checkpoint holds off the writer while it waits for
-	// readers; it gives up quickly and tries again on a later tick.
-	cq.Set("_busy_timeout", "50")
-	cp, err := sql.Open("sqlite3", "file:"+cfg.Path+"?"+cq.Encode())
-	if err != nil {
-		w.Close()
-		r.Close()
-		return nil, fmt.Errorf("open database %s for checkpoints: %w", cfg.Path, err)
-	}
-	cp.SetMaxOpenConns(1)
-	drv := &router{w: entsql.OpenDB(dialect.SQLite, w), r: entsql.OpenDB(dialect.SQLite, r)}
-	walLimit := cfg.WALLimit
-	if walLimit <= 0 {
-		walLimit = 256 << 20
-	}
-	d := &DB{
-		Write: w, Read: r, Client: ent.NewClient(ent.Driver(drv)),
-		lock: lock, cp: cp, stop: make(chan struct{}), stopped: make(chan struct{}),
-		restartFrames: int(walLimit / walFrameSize),
-	}
-	migrateMu.Lock()
-	err = d.Client.Schema.Create(ctx)
-	migrateMu.Unlock()
-	if err != nil {
-		d.Client.Close()
-		return nil, fmt.Errorf("migrate database %s: %w", cfg.Path, err)
-	}
-	ok = true
-	go d.checkpoint()
-	return d, nil
+	return openSQLite(ctx, cfg, dsn)
 }
 
-const (
-	// checkpointInterval is how often the background checkpointer copies
-	// the WAL into the database file.
-	checkpointInterval = 250 * time.Millisecond
-	// walFrameSize is the size of one WAL frame: a 4 KiB page and its
-	// 24-byte header.
-	walFrameSize = 4096 + 24
-)
+// Dialect returns the ent dialect of the database: dialect.SQLite or
+// dialect.Postgres.
+func (d *DB) Dialect() string { return d.dialect }
 
-// checkpoint copies committed WAL frames into the database file, on its own
-// connection, so that the writer never pays for it in a commit. PASSIVE
-// checkpoints never wait for readers or the writer, but under steady load
-// they never catch up with the writer either, and SQLite only starts the
-// WAL over once a checkpoint has caught up: the file would grow for as long
-// as the load lasts. So once the WAL is longer than Config.WALLimit,
-// restart finishes the copy while the writer waits, and the next commit
-// writes from the start of the file. The file then stays about WALLimit
-// long until Close empties it.
-func (d *DB) checkpoint() {
-	defer close(d.stopped)
-	t := time.NewTicker(checkpointInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-d.stop:
-			return
-		case <-t.C:
-			var busy, frames, copied int
-			if err := d.cp.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied); err != nil {
-				continue
-			}
-			if frames >= d.restartFrames {
-				d.restart()
-			}
-		}
+// ConnConfig returns a copy of the settings of the PostgreSQL pool's
+// connections, for a native connection of one's own (pgx.ConnectConfig),
+// such as one that LISTENs. It returns nil with SQLite.
+func (d *DB) ConnConfig() *pgx.ConnConfig {
+	if d.Pool == nil {
+		return nil
 	}
+	return d.Pool.Config().ConnConfig.Copy()
 }
 
-// restart takes the writer connection, so that writes queue in Go and
-// resume the moment it is handed back instead of polling SQLite's lock,
-// and runs a RESTART checkpoint: it copies the frames written since the
-// last PASSIVE one and waits (at most the checkpointer's short busy
-// timeout) for readers of the old WAL to finish.
-func (d *DB) restart() {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	w, err := d.Write.Conn(ctx)
-	if err != nil {
-		return
-	}
-	defer w.Close()
-	_, _ = d.cp.ExecContext(ctx, "PRAGMA wal_checkpoint(RESTART)")
-}
-
-// Close closes the client and both connection pools, after a last
-// checkpoint that leaves the WAL empty.
+// Close closes the client and the connections.
 func (d *DB) Close() error {
-	close(d.stop)
-	<-d.stopped
-	_, _ = d.cp.Exec("PRAGMA busy_timeout = 10000")
-	_, _ = d.cp.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
-	d.cp.Close()
-	err := d.Client.Close()
-	if d.lock != nil {
-		d.lock.Close() // releases the lock
+	if d.dialect == dialect.Postgres {
+		return d.closePostgres()
 	}
-	if err != nil {
-		return fmt.Errorf("close database: %w", err)
+	return d.closeSQLite()
+}
+
+func logger(cfg Config) *slog.Logger {
+	if cfg.Logger != nil {
+		return cfg.Logger
 	}
-	return nil
-}
-
-// lockFile takes an exclusive lock on path, so that only one Herald process
-// uses a database file at a time. The SQLite claimer relies on it: at
-// startup every leased delivery belongs to a process that is gone.
-func lockFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock file: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("database %s is in use by another herald process (lock %s held)", strings.TrimSuffix(path, ".lock"), path)
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return f, nil
-}
-
-// migrateMu serialises migrations within a process: ent's generated
-// migrate.Tables is package state that Schema.Create mutates, so two
-// databases opened at once (tests do) must not migrate concurrently.
-var migrateMu sync.Mutex
-
-// router is an ent driver that sends plain SELECTs to the read pool and
-// everything else, including every transaction, to the writer.
-type router struct {
-	w, r *entsql.Driver
-}
-
-var _ dialect.Driver = (*router)(nil)
-
-func (d *router) Exec(ctx context.Context, query string, args, v any) error {
-	return d.w.Exec(ctx, query, args, v)
-}
-
-func (d *router) Query(ctx context.Context, query string, args, v any) error {
-	if isSelect(query) {
-		return d.r.Query(ctx, query, args, v)
-	}
-	return d.w.Query(ctx, query, args, v)
-}
-
-func (d *router) Tx(ctx context.Context) (dialect.Tx, error) { return d.w.Tx(ctx) }
-
-// BeginTx is used by ent's Client.BeginTx.
-func (d *router) BeginTx(ctx context.Context, opts *sql.TxOptions) (dialect.Tx, error) {
-	return d.w.BeginTx(ctx, opts)
-}
-
-func (d *router) Close() error {
-	werr := d.w.Close()
-	if rerr := d.r.Close(); werr == nil {
-		werr = rerr
-	}
-	return werr
-}
-
-func (d *router) Dialect() string { return dialect.SQLite }
-
-func isSelect(query string) bool {
-	q := strings.TrimLeft(query, " \t\r\n(")
-	return len(q) >= 6 && strings.EqualFold(q[:6], "SELECT")
+	return slog.Default()
 }
 
 // WithTx runs fn with a transactional client and commits if fn returns nil.

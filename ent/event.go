@@ -23,7 +23,7 @@ type Event struct {
 	AppID string `json:"app_id,omitempty"`
 	// EventType holds the value of the "event_type" field.
 	EventType string `json:"event_type,omitempty"`
-	// Payload holds the value of the "payload" field.
+	// Delivered byte for byte as published: stored as PostgreSQL json, never jsonb.
 	Payload json.RawMessage `json:"payload,omitempty"`
 	// IdempotencyKey holds the value of the "idempotency_key" field.
 	IdempotencyKey *string `json:"idempotency_key,omitempty"`

@@ -18,30 +18,44 @@ import (
 )
 
 // NewObserver returns a dispatch.Observer that publishes every change to b
-// for the live feeds. With no subscribers it costs an atomic load.
+// for the live feeds. With no subscribers and no relay it costs an atomic
+// load. With a relay it publishes every change even when this replica has
+// no subscribers: another replica's may want it.
 func NewObserver(b *bus.Bus) dispatch.Observer { return busObserver{b} }
 
 type busObserver struct{ b *bus.Bus }
 
 func (o busObserver) DeliveryChanged(c dispatch.DeliveryChange) {
-	if o.b.Active() == 0 {
+	if !o.b.Wanted() {
 		return
 	}
-	o.b.Publish(bus.Message{Topic: bus.Deliveries, AppID: c.AppID, EndpointID: c.EndpointID, EventType: c.EventType, Status: c.Status, Payload: c})
+	o.b.Publish(deliveryMessage(c))
 }
 
 func (o busObserver) EndpointChanged(c dispatch.EndpointChange) {
-	if o.b.Active() == 0 {
+	if !o.b.Wanted() {
 		return
 	}
-	o.b.Publish(bus.Message{Topic: bus.Endpoints, AppID: c.AppID, EndpointID: c.EndpointID, Payload: c})
+	o.b.Publish(endpointMessage(c))
 }
 
 func (o busObserver) EventPublished(p dispatch.EventPublished) {
-	if o.b.Active() == 0 {
+	if !o.b.Wanted() {
 		return
 	}
-	o.b.Publish(bus.Message{Topic: bus.Events, AppID: p.AppID, EventType: p.EventType, Payload: p})
+	o.b.Publish(eventMessage(p))
+}
+
+func deliveryMessage(c dispatch.DeliveryChange) bus.Message {
+	return bus.Message{Topic: bus.Deliveries, AppID: c.AppID, EndpointID: c.EndpointID, EventType: c.EventType, Status: c.Status, Payload: c}
+}
+
+func endpointMessage(c dispatch.EndpointChange) bus.Message {
+	return bus.Message{Topic: bus.Endpoints, AppID: c.AppID, EndpointID: c.EndpointID, Payload: c}
+}
+
+func eventMessage(p dispatch.EventPublished) bus.Message {
+	return bus.Message{Topic: bus.Events, AppID: p.AppID, EventType: p.EventType, Payload: p}
 }
 
 // connState is the live state of one websocket connection.

@@ -8,8 +8,11 @@
 // free pages that SQLite reuses, so a database under steady load stops
 // growing once it holds one retention period of history.
 //
-// The SQL is plain and portable, and every batch is one short transaction
-// on the writer connection, so pruning never holds up deliveries for long.
+// The SQL is plain and portable (SQLite and PostgreSQL), and every batch is
+// one short transaction on the writer connection, so pruning never holds up
+// deliveries for long. With several replicas on one PostgreSQL database, a
+// Locker (an advisory lock) lets one of them prune at a time; the others
+// skip the round.
 package retention
 
 import (
@@ -18,15 +21,36 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
 
+// Dialects of Config.Dialect (ent's names).
+const (
+	SQLite   = "sqlite3"
+	Postgres = "postgres"
+)
+
+// Locker keeps several pruners of one database from pruning at once.
+// *db.Mutex implements it.
+type Locker interface {
+	// TryLock takes the lock if nobody holds it and returns the function
+	// that releases it; ok is false, with a nil error, when somebody does.
+	TryLock(ctx context.Context) (unlock func(), ok bool, err error)
+}
+
 // Config configures a Pruner.
 type Config struct {
 	// DB is the writer connection.
 	DB *sql.DB
+	// Dialect is the database's SQL dialect: SQLite (default) or Postgres.
+	Dialect string
+	// Lock, if set, is taken for every round of the background pruner; a
+	// round is skipped when another pruner holds it. Set it when several
+	// replicas share the database.
+	Lock Locker
 	// Period is how long history is kept. It must be positive.
 	Period time.Duration
 	// Interval is how often the pruner runs (default Period/10, between
@@ -72,6 +96,13 @@ func New(cfg Config) (*Pruner, error) {
 	}
 	if cfg.Period <= 0 {
 		return nil, fmt.Errorf("retention: period must be positive, got %s", cfg.Period)
+	}
+	switch cfg.Dialect {
+	case "":
+		cfg.Dialect = SQLite
+	case SQLite, Postgres:
+	default:
+		return nil, fmt.Errorf("retention: unknown dialect %q", cfg.Dialect)
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = min(max(cfg.Period/10, 100*time.Millisecond), 10*time.Minute)
@@ -123,16 +154,38 @@ func (p *Pruner) run() {
 			return
 		case <-t.C:
 		}
-		before := p.cfg.Now().UTC().Add(-p.cfg.Period)
-		n, err := p.Prune(ctx, before)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			p.log.Error("prune history", "before", before, "err", err)
-		case n.Events > 0 || n.Endpoints > 0:
-			p.log.Info("pruned history", "before", before, "events", n.Events,
-				"deliveries", n.Deliveries, "attempts", n.Attempts, "endpoints", n.Endpoints)
-		}
+		_, _, _ = p.Round(ctx)
 	}
+}
+
+// Round prunes once as the background pruner does: under Config.Lock if
+// set, history older than Config.Period. ran is false when another pruner
+// held the lock, and nothing was deleted. Errors are also logged.
+func (p *Pruner) Round(ctx context.Context) (n Counts, ran bool, err error) {
+	if p.cfg.Lock != nil {
+		unlock, ok, err := p.cfg.Lock.TryLock(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.log.Error("prune history: take the lock", "err", err)
+			}
+			return n, false, fmt.Errorf("retention: lock: %w", err)
+		}
+		if !ok {
+			p.log.Debug("another replica is pruning history: skipping this round")
+			return n, false, nil
+		}
+		defer unlock()
+	}
+	before := p.cfg.Now().UTC().Add(-p.cfg.Period)
+	n, err = p.Prune(ctx, before)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		p.log.Error("prune history", "before", before, "err", err)
+	case n.Events > 0 || n.Endpoints > 0:
+		p.log.Info("pruned history", "before", before, "events", n.Events,
+			"deliveries", n.Deliveries, "attempts", n.Attempts, "endpoints", n.Endpoints)
+	}
+	return n, true, err
 }
 
 // Prune deletes, in every app, the events created before the given time
@@ -207,9 +260,9 @@ func (p *Pruner) pruneEvents(ctx context.Context, app string, before time.Time, 
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after commit
 
-	rows, err := tx.QueryContext(ctx, `SELECT id, created_at FROM events
+	rows, err := tx.QueryContext(ctx, p.bind(`SELECT id, created_at FROM events
 WHERE app_id = ? AND created_at < ? AND (created_at > ? OR (created_at = ? AND id > ?))
-ORDER BY created_at, id LIMIT ?`, app, before, cur.created, cur.created, cur.id, p.cfg.BatchSize)
+ORDER BY created_at, id LIMIT ?`), app, before, cur.created, cur.created, cur.id, p.cfg.BatchSize)
 	if err != nil {
 		return n, cur, false, fmt.Errorf("find expired events: %w", err)
 	}
@@ -232,8 +285,8 @@ ORDER BY created_at, id LIMIT ?`, app, before, cur.created, cur.created, cur.id,
 	more = len(expired) == p.cfg.BatchSize
 
 	// Keep the events that still have a delivery to make.
-	rows, err = tx.QueryContext(ctx, `SELECT DISTINCT event_id FROM deliveries
-WHERE event_id IN (`+placeholders(len(expired))+`) AND status NOT IN ('SUCCEEDED', 'FAILED')`, expired...)
+	rows, err = tx.QueryContext(ctx, p.bind(`SELECT DISTINCT event_id FROM deliveries
+WHERE event_id IN (`+placeholders(len(expired))+`) AND status NOT IN ('SUCCEEDED', 'FAILED')`), expired...)
 	if err != nil {
 		return n, cur, false, fmt.Errorf("find unfinished deliveries: %w", err)
 	}
@@ -270,7 +323,7 @@ WHERE event_id IN (`+placeholders(len(expired))+`) AND status NOT IN ('SUCCEEDED
 		{&n.Events, `DELETE FROM events WHERE id IN (` + in + `)`},
 	}
 	for _, s := range steps {
-		res, err := tx.ExecContext(ctx, s.query, ids...)
+		res, err := tx.ExecContext(ctx, p.bind(s.query), ids...)
 		if err != nil {
 			return Counts{}, cur, false, fmt.Errorf("delete expired history: %w", err)
 		}
@@ -296,11 +349,32 @@ AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.endpoint_id = endpoints.id)`
 // that no delivery refers to any more (attempts always belong to a
 // delivery of the same endpoint), and with them their secrets.
 func (p *Pruner) pruneEndpoints(ctx context.Context, app string, before time.Time) (int64, error) {
-	res, err := p.cfg.DB.ExecContext(ctx, deleteExpiredEndpoints, app, before)
+	res, err := p.cfg.DB.ExecContext(ctx, p.bind(deleteExpiredEndpoints), app, before)
 	if err != nil {
 		return 0, err
 	}
 	return res.RowsAffected()
+}
+
+// bind rewrites the ? parameter markers of query for the dialect: $1, $2, …
+// on PostgreSQL. The queries here have no ? inside literals.
+func (p *Pruner) bind(query string) string {
+	if p.cfg.Dialect != Postgres {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + len(query)/2)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
 }
 
 // placeholders returns n comma-separated parameter markers.

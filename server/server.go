@@ -44,10 +44,19 @@ var Version = "0.1.0-dev"
 type Config struct {
 	// Addr is the listen address of Run (default ":8080").
 	Addr string
-	// DBPath is the SQLite database file (default "herald.db").
+	// DB is the database: a SQLite file (default "herald.db") or a
+	// postgres:// URL. PostgreSQL is refused until the delivery engine
+	// has a driver for it.
+	DB string
+	// DBPath is the SQLite database file.
+	//
+	// Deprecated: use DB, which wins when both are set.
 	DBPath string
 	// Synchronous is SQLite's synchronous mode: NORMAL (default) or FULL.
 	Synchronous string
+	// DBMaxConns is the most connections to PostgreSQL (default: the
+	// URL's pool_max_conns, else 16).
+	DBMaxConns int
 
 	// AllowHTTP permits http:// endpoint URLs (otherwise https only).
 	AllowHTTP bool
@@ -107,6 +116,13 @@ type Config struct {
 	Rand io.Reader
 }
 
+// ErrPostgresEngine is the error of New for a PostgreSQL database: the
+// database layer, notifications, the live-feed relay and retention run on
+// PostgreSQL, but the delivery engine does not have a PostgreSQL driver
+// yet (issue 10).
+var ErrPostgresEngine = errors.New("PostgreSQL is not supported yet: the delivery engine has no PostgreSQL driver " +
+	"(the database, notification and retention layers are ready; the driver follows); use a SQLite file for --db")
+
 // Server is a running Herald instance.
 type Server struct {
 	cfg        Config
@@ -135,8 +151,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = ":8080"
 	}
-	if cfg.DBPath == "" {
-		cfg.DBPath = "herald.db"
+	if cfg.DB == "" {
+		cfg.DB = cfg.DBPath
+	}
+	if cfg.DB == "" {
+		cfg.DB = "herald.db"
+	}
+	if db.IsPostgres(cfg.DB) {
+		return nil, ErrPostgresEngine
 	}
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = 5 << 20
@@ -159,7 +181,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	policy := destination.Policy{AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivateDestinations, Allow: rules}
 
-	d, err := db.Open(ctx, db.Config{Path: cfg.DBPath, Synchronous: cfg.Synchronous})
+	d, err := db.Open(ctx, db.Config{DSN: cfg.DB, Synchronous: cfg.Synchronous, MaxConns: cfg.DBMaxConns, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +217,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	var pruner *retention.Pruner
 	if cfg.Retention != 0 {
-		pruner, err = retention.New(retention.Config{DB: d.Write, Period: cfg.Retention, Logger: cfg.Logger})
+		pruner, err = retention.New(retention.Config{
+			DB: d.Write, Dialect: d.Dialect(), Lock: d.Mutex("retention"), Period: cfg.Retention, Logger: cfg.Logger,
+		})
 		if err != nil {
 			d.Close()
 			return nil, err
@@ -342,7 +366,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer dbg.Close()
 		s.log.Info("pprof listening", "addr", s.cfg.DebugAddr)
 	}
-	s.log.Info("herald listening", "addr", ln.Addr().String(), "db", s.cfg.DBPath, "version", Version)
+	s.log.Info("herald listening", "addr", ln.Addr().String(), "db", db.Redact(s.cfg.DB), "version", Version)
 	var serveErr error
 	select {
 	case <-ctx.Done():

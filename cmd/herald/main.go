@@ -103,7 +103,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	var maxReq int
 	c := &o.cfg
 	str(&c.Addr, "addr", ":8080", "listen address")
-	str(&c.DBPath, "db", "herald.db", "SQLite database file")
+	str(&c.DB, "db", "herald.db", "database: a SQLite file, or a postgres:// URL (postgres://user:pass@host:5432/herald?sslmode=verify-full)")
+	integer(&c.DBMaxConns, "db-max-conns", 0, "most PostgreSQL connections (0: the URL's pool_max_conns, else 16)")
 	str(&c.Synchronous, "sqlite-synchronous", "NORMAL", "SQLite synchronous mode: NORMAL survives process crashes, FULL also power loss")
 	boolean(&o.dev, "dev", "development mode: --allow-http, --allow-private-destinations and text logs")
 	boolean(&c.AllowHTTP, "allow-http", "allow http:// endpoint URLs (default: https only)")
@@ -135,6 +136,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	c.MaxRequestBytes = int64(maxReq)
+	if c.DBMaxConns < 0 {
+		return nil, fmt.Errorf("--db-max-conns must not be negative, got %d", c.DBMaxConns)
+	}
 	if c.Retention < 0 {
 		return nil, fmt.Errorf("--retention must not be negative (0 keeps everything), got %s", c.Retention)
 	}

@@ -32,8 +32,8 @@ func TestParseFlags_FlagsWinOverEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := o.cfg
-	if c.DBPath != "/from/flag.db" || c.Workers != 9 {
-		t.Errorf("flags did not win: db %q workers %d", c.DBPath, c.Workers)
+	if c.DB != "/from/flag.db" || c.Workers != 9 {
+		t.Errorf("flags did not win: db %q workers %d", c.DB, c.Workers)
 	}
 	if !c.AllowHTTP || c.Lease != 2*time.Minute || c.DisableAfter != 5 || c.ShutdownGrace != 3*time.Second || c.Retention != 7*24*time.Hour {
 		t.Errorf("environment not applied: %+v", c)
@@ -46,6 +46,36 @@ func TestParseFlags_FlagsWinOverEnvironment(t *testing.T) {
 	}
 }
 
+func TestParseFlags_DBTakesAPostgresURL(t *testing.T) {
+	const url = "postgres://herald:secret@db.internal:5432/herald?sslmode=verify-full"
+	env := map[string]string{"HERALD_DB": url, "HERALD_DB_MAX_CONNS": "40"}
+	o, err := parseFlags(nil, func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.cfg.DB != url || o.cfg.DBMaxConns != 40 {
+		t.Fatalf("db %q max conns %d, want the URL from HERALD_DB and 40", o.cfg.DB, o.cfg.DBMaxConns)
+	}
+	o, err = parseFlags([]string{"--db", "postgresql://h/herald", "--db-max-conns", "8"}, func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.cfg.DB != "postgresql://h/herald" || o.cfg.DBMaxConns != 8 {
+		t.Fatalf("flags did not win: db %q max conns %d", o.cfg.DB, o.cfg.DBMaxConns)
+	}
+}
+
+func TestServe_RefusesPostgresUntilTheEngineHasADriver(t *testing.T) {
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"serve", "--db", "postgres://herald:secret@127.0.0.1:1/herald"}, &bytes.Buffer{}, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "PostgreSQL") || !strings.Contains(err.Error(), "driver") {
+		t.Fatalf("serve on PostgreSQL: %v, want a clear refusal", err)
+	}
+	if strings.Contains(err.Error()+stderr.String(), "secret") {
+		t.Errorf("the password was printed: %v %s", err, stderr.String())
+	}
+}
+
 func TestParseFlags_DevAllowsLocalDestinations(t *testing.T) {
 	o, err := parseFlags([]string{"--dev"}, func(string) string { return "" }, &bytes.Buffer{})
 	if err != nil {
@@ -54,8 +84,8 @@ func TestParseFlags_DevAllowsLocalDestinations(t *testing.T) {
 	if !o.cfg.AllowHTTP || !o.cfg.AllowPrivateDestinations || o.logFormat != "text" {
 		t.Fatalf("--dev gave %+v, log format %q", o.cfg, o.logFormat)
 	}
-	if o.cfg.Addr != ":8080" || o.cfg.DBPath != "herald.db" || o.cfg.Retention != 30*24*time.Hour {
-		t.Fatalf("defaults: addr %q db %q retention %s", o.cfg.Addr, o.cfg.DBPath, o.cfg.Retention)
+	if o.cfg.Addr != ":8080" || o.cfg.DB != "herald.db" || o.cfg.Retention != 30*24*time.Hour || o.cfg.DBMaxConns != 0 {
+		t.Fatalf("defaults: addr %q db %q retention %s db max conns %d", o.cfg.Addr, o.cfg.DB, o.cfg.Retention, o.cfg.DBMaxConns)
 	}
 }
 
@@ -69,6 +99,7 @@ func TestParseFlags_RejectsBadValues(t *testing.T) {
 		{env: map[string]string{"HERALD_LEASE": "forever"}},
 		{args: []string{"--workers", "x"}},
 		{args: []string{"--retention", "-1h"}},
+		{args: []string{"--db-max-conns", "-1"}},
 		{args: []string{"stray"}},
 	}
 	for _, c := range cases {

@@ -34,7 +34,9 @@ func (Event) Fields() []ent.Field {
 			Annotations(entgql.OrderField("EVENT_TYPE")),
 		field.JSON("payload", json.RawMessage{}).
 			Immutable().
-			Annotations(entgql.Type("JSON")),
+			SchemaType(keepBytes).
+			Annotations(entgql.Type("JSON")).
+			Comment("Delivered byte for byte as published: stored as PostgreSQL json, never jsonb."),
 		field.String("idempotency_key").
 			Optional().
 			Nillable().

@@ -38,9 +38,11 @@ func (EventType) Fields() []ent.Field {
 			Default(""),
 		field.JSON("example", json.RawMessage{}).
 			Optional().
+			SchemaType(keepBytes).
 			Annotations(entgql.Type("JSON")),
 		field.JSON("json_schema", json.RawMessage{}).
 			Optional().
+			SchemaType(keepBytes).
 			Annotations(entgql.Type("JSON")),
 		field.Bool("built_in").
 			Default(false).

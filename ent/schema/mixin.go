@@ -9,6 +9,7 @@ import (
 
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent"
+	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/mixin"
@@ -21,6 +22,14 @@ import (
 // Now returns the current time in UTC. Every stored time is UTC so that the
 // text representation SQLite uses compares in time order.
 func Now() time.Time { return time.Now().UTC() }
+
+// keepBytes is the column type of JSON fields whose bytes must be kept as
+// they were written (payloads are signed and delivered as published). On
+// PostgreSQL ent's default for JSON is jsonb, which reorders keys, drops
+// duplicates and whitespace and rewrites escapes; json stores the text as
+// given and only checks that it is valid. SQLite stores the bytes as given
+// either way.
+var keepBytes = map[string]string{dialect.Postgres: "json"}
 
 // idMixin gives an entity a prefixed, time-sortable string ID (see package
 // ids).

@@ -1,0 +1,51 @@
+package db
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"testing"
+
+	"github.com/heraldhq/herald/ent/migrate"
+)
+
+// schemaFingerprints records, for each SchemaVersion, a hash of the
+// database schema ent generates: the tables, columns and indexes.
+var schemaFingerprints = map[int]string{
+	1: "84de8242dd8f6ef19bbac53736054f5bd19e1677ac5bbe09b35cd7a267af5465", // the first versioned schema: unreleased changes fold into it
+}
+
+// TestSchemaVersion_ChangesWithTheSchema fails when ent/schema changes the
+// database without a new SchemaVersion: an older herald would then run
+// against a schema it does not know instead of refusing it.
+func TestSchemaVersion_ChangesWithTheSchema(t *testing.T) {
+	migrateMu.Lock()
+	h := sha256.New()
+	for _, tb := range migrate.Tables {
+		fmt.Fprintf(h, "table %s\n", tb.Name)
+		for _, c := range tb.Columns {
+			fmt.Fprintf(h, "  column %s %s null=%v unique=%v size=%d default=%v types=%v\n",
+				c.Name, c.Type, c.Nullable, c.Unique, c.Size, c.Default, c.SchemaType)
+		}
+		for _, ix := range tb.Indexes {
+			fmt.Fprintf(h, "  index %s unique=%v", ix.Name, ix.Unique)
+			for _, c := range ix.Columns {
+				fmt.Fprintf(h, " %s", c.Name)
+			}
+			fmt.Fprintf(h, " %v\n", ix.Annotation)
+		}
+		for _, fk := range tb.ForeignKeys {
+			fmt.Fprintf(h, "  fk %s", fk.Symbol)
+			for _, c := range fk.Columns {
+				fmt.Fprintf(h, " %s", c.Name)
+			}
+			fmt.Fprintf(h, " %s %s\n", fk.RefTable.Name, fk.OnDelete)
+		}
+	}
+	migrateMu.Unlock()
+	got := hex.EncodeToString(h.Sum(nil))
+	if want := schemaFingerprints[SchemaVersion]; got != want {
+		t.Fatalf("the schema ent generates changed (fingerprint %s, version %d has %q):\n"+
+			"bump SchemaVersion in db/version.go and record the new fingerprint in schemaFingerprints", got, SchemaVersion, want)
+	}
+}
