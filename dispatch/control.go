@@ -236,7 +236,7 @@ func (e *Engine) Test(ctx context.Context, endpointID, eventType string, payload
 			return err
 		}
 		defer tx.Rollback() //nolint:errcheck // a no-op after commit
-		if _, err := tx.InsertEvent(ctx, &EventRow{ID: evID, AppID: v.AppID, EventType: eventType, Payload: payload, DeliveryCount: 1, CreatedAt: now}); err != nil {
+		if _, err := tx.InsertEvents(ctx, []*EventRow{{ID: evID, AppID: v.AppID, EventType: eventType, Payload: payload, DeliveryCount: 1, CreatedAt: now}}); err != nil {
 			return fmt.Errorf("store test event: %w", err)
 		}
 		row := DeliveryRow{ID: dID, AppID: v.AppID, EventID: evID, EndpointID: endpointID, EventType: eventType, CreatedAt: now}

@@ -55,9 +55,11 @@ type Tx interface {
 	// Subscribers returns an app's active endpoints with their event type
 	// patterns.
 	Subscribers(ctx context.Context, appID string) ([]Subscriber, error)
-	// InsertEvent stores an event. If its idempotency key is already used
-	// in its app, nothing is stored and the stored event is returned.
-	InsertEvent(ctx context.Context, ev *EventRow) (existing *EventRow, err error)
+	// InsertEvents stores events. For an event whose idempotency key is
+	// already used in its app (by a stored event, or an earlier one of the
+	// same call), nothing is stored and existing holds the stored event at
+	// its index; otherwise existing holds nil there.
+	InsertEvents(ctx context.Context, evs []*EventRow) (existing []*EventRow, err error)
 	// InsertDeliveries stores new PENDING deliveries, due at once. With a
 	// lease, they are leased to its worker until lease.Until (hand-offs:
 	// the publisher sends them without claiming them).
@@ -65,11 +67,12 @@ type Tx interface {
 	// EndpointStates reads whether endpoints are active and whether they
 	// are deleted. Unknown endpoints are missing from the map.
 	EndpointStates(ctx context.Context, ids []string) (map[string]EndpointState, error)
-	// Finish records the end of a leased attempt: it stores the attempt
-	// (if any) and, if lease is still the delivery's lease and the
-	// delivery is unfinished, applies u to it. applied reports whether u
-	// was applied. Committing ends the lease either way.
-	Finish(ctx context.Context, lease Lease, a *AttemptRow, u DeliveryUpdate) (applied bool, err error)
+	// Finish records the ends of leased attempts: for each completion it
+	// stores the attempt (if any) and, if the lease is still the
+	// delivery's lease and the delivery is unfinished, applies the update
+	// to it. applied reports, per completion, whether its update was
+	// applied. Committing ends the leases either way.
+	Finish(ctx context.Context, cs []Completion) (applied []bool, err error)
 	// AddCounters adds a batch's outcomes to an endpoint's counters and
 	// returns its consecutive failures afterwards.
 	AddCounters(ctx context.Context, c CounterDelta) (consecutive int, err error)
@@ -243,6 +246,15 @@ type AttemptRow struct {
 	Error           string
 	StartedAt       time.Time
 	CompletedAt     time.Time
+}
+
+// Completion is the end of one leased attempt (or of a lease cancelled
+// without an attempt), to record.
+type Completion struct {
+	Lease Lease
+	// Attempt is the attempt to store, nil for a cancellation.
+	Attempt *AttemptRow
+	Update  DeliveryUpdate
 }
 
 // DeliveryUpdate is a delivery's state after an attempt or a cancellation.

@@ -424,25 +424,36 @@ func (t *sqliteTx) Subscribers(ctx context.Context, appID string) ([]Subscriber,
 	return subs, nil
 }
 
-func (t *sqliteTx) InsertEvent(ctx context.Context, ev *EventRow) (*EventRow, error) {
-	var key any
-	if ev.IdempotencyKey != "" {
-		key = ev.IdempotencyKey
+func (t *sqliteTx) InsertEvents(ctx context.Context, evs []*EventRow) ([]*EventRow, error) {
+	existing := make([]*EventRow, len(evs))
+	ins := t.stmt(t.d.insEvent)
+	for i, ev := range evs {
+		var key any
+		if ev.IdempotencyKey != "" {
+			key = ev.IdempotencyKey
+		}
+		res, err := ins.ExecContext(ctx, ev.ID, ev.EventType, ev.Payload, key, ev.DeliveryCount, ev.CreatedAt.UTC(), ev.AppID)
+		if err != nil {
+			return nil, fmt.Errorf("store event: %w", err)
+		}
+		if key == nil {
+			continue
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			if err != nil {
+				return nil, fmt.Errorf("store event: %w", err)
+			}
+			continue
+		}
+		old := &EventRow{AppID: ev.AppID, IdempotencyKey: ev.IdempotencyKey}
+		err = t.stmt(t.d.eventByKey).QueryRowContext(ctx, ev.AppID, ev.IdempotencyKey).
+			Scan(&old.ID, &old.EventType, &old.Payload, &old.DeliveryCount, &old.CreatedAt)
+		if err != nil {
+			return nil, fmt.Errorf("read event of idempotency key: %w", err)
+		}
+		existing[i] = old
 	}
-	res, err := t.stmt(t.d.insEvent).ExecContext(ctx, ev.ID, ev.EventType, ev.Payload, key, ev.DeliveryCount, ev.CreatedAt.UTC(), ev.AppID)
-	if err != nil {
-		return nil, fmt.Errorf("store event: %w", err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 1 || key == nil {
-		return nil, err
-	}
-	old := &EventRow{AppID: ev.AppID, IdempotencyKey: ev.IdempotencyKey}
-	err = t.stmt(t.d.eventByKey).QueryRowContext(ctx, ev.AppID, ev.IdempotencyKey).
-		Scan(&old.ID, &old.EventType, &old.Payload, &old.DeliveryCount, &old.CreatedAt)
-	if err != nil {
-		return nil, fmt.Errorf("read event of idempotency key: %w", err)
-	}
-	return old, nil
+	return existing, nil
 }
 
 func (t *sqliteTx) InsertDeliveries(ctx context.Context, rows []DeliveryRow, lease *Lease) error {
@@ -478,23 +489,31 @@ func (t *sqliteTx) EndpointStates(ctx context.Context, ids []string) (map[string
 	return out, nil
 }
 
-func (t *sqliteTx) Finish(ctx context.Context, lease Lease, a *AttemptRow, u DeliveryUpdate) (bool, error) {
-	if a != nil {
-		if err := insertAttempt(ctx, t.stmt(t.d.insAttempt), a); err != nil {
-			return false, err
+func (t *sqliteTx) Finish(ctx context.Context, cs []Completion) ([]bool, error) {
+	applied := make([]bool, len(cs))
+	for i, c := range cs {
+		if c.Attempt != nil {
+			if err := insertAttempt(ctx, t.stmt(t.d.insAttempt), c.Attempt); err != nil {
+				return nil, err
+			}
 		}
+		t.ended = append(t.ended, c.Lease)
+		if !t.d.leases.holds(c.Lease.EndpointID, c.Lease.DeliveryID) {
+			continue // released meanwhile: the result is stale
+		}
+		u := c.Update
+		res, err := t.stmt(t.d.finish).ExecContext(ctx, u.Status, u.AttemptCount, timeOrNil(u.NextAttemptAt), timeOrNil(u.LastAttemptAt),
+			intOrNil(u.LastResponseStatus), stringOrNil(u.LastError), timeOrNil(u.CompletedAt), u.UpdatedAt.UTC(), c.Lease.DeliveryID)
+		if err != nil {
+			return nil, fmt.Errorf("update delivery %s: %w", c.Lease.DeliveryID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, fmt.Errorf("update delivery %s: %w", c.Lease.DeliveryID, err)
+		}
+		applied[i] = n == 1
 	}
-	t.ended = append(t.ended, lease)
-	if !t.d.leases.holds(lease.EndpointID, lease.DeliveryID) {
-		return false, nil // released meanwhile: the result is stale
-	}
-	res, err := t.stmt(t.d.finish).ExecContext(ctx, u.Status, u.AttemptCount, timeOrNil(u.NextAttemptAt), timeOrNil(u.LastAttemptAt),
-		intOrNil(u.LastResponseStatus), stringOrNil(u.LastError), timeOrNil(u.CompletedAt), u.UpdatedAt.UTC(), lease.DeliveryID)
-	if err != nil {
-		return false, fmt.Errorf("update delivery %s: %w", lease.DeliveryID, err)
-	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	return applied, nil
 }
 
 // insertAttempt runs a prepared attempt insert.

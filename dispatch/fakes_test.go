@@ -146,7 +146,9 @@ type fakeTx struct {
 var errSimulated = errors.New("database or disk is full (simulated)")
 
 func (t *fakeTx) Subscribers(context.Context, string) ([]Subscriber, error) { return nil, nil }
-func (t *fakeTx) InsertEvent(context.Context, *EventRow) (*EventRow, error) { return nil, nil }
+func (t *fakeTx) InsertEvents(_ context.Context, evs []*EventRow) ([]*EventRow, error) {
+	return make([]*EventRow, len(evs)), nil
+}
 func (t *fakeTx) InsertDeliveries(context.Context, []DeliveryRow, *Lease) error {
 	return nil
 }
@@ -158,20 +160,25 @@ func (t *fakeTx) EndpointStates(_ context.Context, ids []string) (map[string]End
 	return out, nil
 }
 
-func (t *fakeTx) Finish(_ context.Context, l Lease, _ *AttemptRow, u DeliveryUpdate) (bool, error) {
-	t.f.mu.Lock()
-	poison := t.f.poison[l.DeliveryID]
-	t.f.mu.Unlock()
-	if poison {
-		return false, fmt.Errorf("store %s: %w", l.DeliveryID, errSimulated)
+func (t *fakeTx) Finish(_ context.Context, cs []Completion) ([]bool, error) {
+	applied := make([]bool, len(cs))
+	for i, c := range cs {
+		l := c.Lease
+		t.f.mu.Lock()
+		poison := t.f.poison[l.DeliveryID]
+		t.f.mu.Unlock()
+		if poison {
+			return nil, fmt.Errorf("store %s: %w", l.DeliveryID, errSimulated)
+		}
+		if t.finished == nil {
+			t.finished = make(map[string]DeliveryUpdate)
+		}
+		t.finished[l.DeliveryID] = c.Update
+		t.order = append(t.order, l.DeliveryID)
+		t.ended = append(t.ended, l.DeliveryID)
+		applied[i] = true
 	}
-	if t.finished == nil {
-		t.finished = make(map[string]DeliveryUpdate)
-	}
-	t.finished[l.DeliveryID] = u
-	t.order = append(t.order, l.DeliveryID)
-	t.ended = append(t.ended, l.DeliveryID)
-	return true, nil
+	return applied, nil
 }
 
 func (t *fakeTx) AddCounters(context.Context, CounterDelta) (int, error) { return 0, nil }

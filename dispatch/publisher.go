@@ -294,24 +294,27 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 		load.subs = subs
 		out.loads = append(out.loads, load)
 	}
+	rows := make([]*EventRow, len(req.inputs))
+	matches := make([][]string, len(req.inputs))
+	for i, in := range req.inputs {
+		rows[i] = &EventRow{ID: ids.NewAt(ids.Event, now), AppID: req.appID, EventType: in.EventType, Payload: in.Payload,
+			IdempotencyKey: in.IdempotencyKey, CreatedAt: now}
+		for _, s := range subs {
+			if s.EndpointID != req.exclude && webhook.MatchAny(s.Patterns, in.EventType) {
+				matches[i] = append(matches[i], s.EndpointID)
+			}
+		}
+		rows[i].DeliveryCount = len(matches[i])
+	}
+	existing, err := tx.InsertEvents(ctx, rows)
+	if err != nil {
+		return nil, err
+	}
 	var lease *Lease
 	var leased, unleased []DeliveryRow
 	for i, in := range req.inputs {
-		ev := &EventRow{ID: ids.NewAt(ids.Event, now), AppID: req.appID, EventType: in.EventType, Payload: in.Payload,
-			IdempotencyKey: in.IdempotencyKey, CreatedAt: now}
-		var matched []string
-		for _, s := range subs {
-			if s.EndpointID != req.exclude && webhook.MatchAny(s.Patterns, in.EventType) {
-				matched = append(matched, s.EndpointID)
-			}
-		}
-		ev.DeliveryCount = len(matched)
-		old, err := tx.InsertEvent(ctx, ev)
-		if err != nil {
-			out.unreserve(e.window)
-			return nil, err
-		}
-		if old != nil {
+		ev := rows[i]
+		if old := existing[i]; old != nil {
 			if !sameEvent(old, ev) {
 				out.unreserve(e.window)
 				return nil, fault.Conflictf("IDEMPOTENCY_KEY_REUSED",
@@ -321,7 +324,7 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 			continue
 		}
 		var msg *message
-		for _, epID := range matched {
+		for _, epID := range matches[i] {
 			row := DeliveryRow{ID: ids.NewAt(ids.Delivery, now), AppID: req.appID, EventID: ev.ID, EndpointID: epID, EventType: ev.EventType, CreatedAt: now}
 			out.created = append(out.created, DeliveryChange{
 				Kind: Created, AppID: req.appID, DeliveryID: row.ID, EventID: ev.ID, EndpointID: epID,
@@ -329,9 +332,7 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 			})
 			cfg := e.configs.fresh(epID)
 			if cfg == nil || e.window.acquireHandOff(epID, 1) == 0 {
-				if len(unleased) == 0 || unleased[len(unleased)-1].EndpointID != epID {
-					out.unleased = appendNew(out.unleased, epID)
-				}
+				out.unleased = appendNew(out.unleased, epID)
 				unleased = append(unleased, row)
 				continue
 			}
@@ -356,7 +357,7 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 			})
 		}
 		out.events[i] = eventOf(ev, false)
-		out.published = append(out.published, EventPublished{AppID: req.appID, EventID: ev.ID, EventType: ev.EventType, Deliveries: len(matched), At: now})
+		out.published = append(out.published, EventPublished{AppID: req.appID, EventID: ev.ID, EventType: ev.EventType, Deliveries: len(matches[i]), At: now})
 	}
 	if len(leased) > 0 {
 		if err := tx.InsertDeliveries(ctx, leased, lease); err != nil {

@@ -337,42 +337,65 @@ func (r *recorder) commit(ctx context.Context, batch []*result, isolate bool) (*
 		t.state = states[id]
 	}
 
-	out := &commitOutput{}
+	// Decide what each result means, then record them: all at once, or
+	// one by one under savepoints when isolating.
+	comps := make([]Completion, len(batch))
+	decided := make([]outcomeOf, len(batch))
+	for i, res := range batch {
+		comps[i], decided[i] = r.complete(res, tallies[res.job.EndpointID].state, now)
+	}
+	applied := make([]bool, len(batch))
+	ok := make([]bool, len(batch))
 	var failed []*result
-	for _, res := range batch {
-		t := tallies[res.job.EndpointID]
-		if isolate {
+	if !isolate {
+		a, err := tx.Finish(ctx, comps)
+		if err != nil {
+			return nil, nil, err
+		}
+		copy(applied, a)
+		for i := range ok {
+			ok[i] = true
+		}
+	} else {
+		for i, res := range batch {
 			if err := tx.Savepoint(ctx, "result"); err != nil {
 				return nil, nil, err
 			}
-		}
-		rec, ch, fd, err := r.apply(ctx, tx, res, t.state, now)
-		if err != nil {
-			if !isolate {
-				return nil, nil, err
+			a, err := tx.Finish(ctx, comps[i:i+1])
+			if err != nil {
+				res.lastErr = err
+				if rerr := tx.RollbackTo(ctx, "result"); rerr != nil {
+					return nil, nil, rerr
+				}
+				failed = append(failed, res)
+			} else {
+				applied[i], ok[i] = a[0], true
 			}
-			res.lastErr = err
-			if rerr := tx.RollbackTo(ctx, "result"); rerr != nil {
-				return nil, nil, rerr
-			}
-			if rerr := tx.ReleaseSavepoint(ctx, "result"); rerr != nil {
-				return nil, nil, rerr
-			}
-			failed = append(failed, res)
-			continue
-		}
-		if isolate {
 			if err := tx.ReleaseSavepoint(ctx, "result"); err != nil {
 				return nil, nil, err
 			}
 		}
-		out.results = append(out.results, res)
-		out.outcomes = append(out.outcomes, rec)
-		out.changes = append(out.changes, ch)
-		if fd != nil {
-			out.failures = append(out.failures, *fd)
+	}
+
+	out := &commitOutput{}
+	for i, res := range batch {
+		if !ok[i] {
+			continue
 		}
-		t.count(res, fd != nil)
+		d := decided[i]
+		if !applied[i] && d.failed != nil {
+			// Another attempt of the delivery was recorded after this
+			// one's lease was lost, or it was cancelled meanwhile: the
+			// attempt is logged, the delivery's state stays.
+			d.failed = nil
+		}
+		out.results = append(out.results, res)
+		out.outcomes = append(out.outcomes, d.rec)
+		out.changes = append(out.changes, d.change)
+		if d.failed != nil {
+			out.failures = append(out.failures, *d.failed)
+		}
+		tallies[res.job.EndpointID].count(res, applied[i] && d.final)
 	}
 
 	for _, id := range order {
@@ -429,10 +452,19 @@ func (t *endpointTally) count(res *result, final bool) {
 // errOf returns why the result's last isolated commit failed.
 func (res *result) errOf() error { return res.lastErr }
 
-// apply records one result in tx. It returns the delivery's change and, if
-// the delivery failed for good after its attempts, what webhook.failed
-// reports of it.
-func (r *recorder) apply(ctx context.Context, tx Tx, res *result, st EndpointState, now time.Time) (recorded, DeliveryChange, *failedDelivery, error) {
+// outcomeOf is what recording a result will report.
+type outcomeOf struct {
+	rec    recorded
+	change DeliveryChange
+	// final: the delivery fails for good after its attempts (counts
+	// toward auto-disable); failed describes it for webhook.failed.
+	final  bool
+	failed *failedDelivery
+}
+
+// complete decides what a result means for its delivery: the completion
+// to record and what to report once it is.
+func (r *recorder) complete(res *result, st EndpointState, now time.Time) (Completion, outcomeOf) {
 	j := res.job
 	ch := DeliveryChange{
 		Kind: AttemptFinished, AppID: j.AppID, DeliveryID: j.DeliveryID, EventID: j.EventID,
@@ -444,9 +476,8 @@ func (r *recorder) apply(ctx context.Context, tx Tx, res *result, st EndpointSta
 			reason = "endpoint deleted: the delivery was not attempted"
 		}
 		ch.Kind, ch.Status, ch.Error = Cancelled, "FAILED", reason
-		_, err := tx.Finish(ctx, j.Lease, nil, DeliveryUpdate{Status: "FAILED", AttemptCount: j.AttemptCount, LastError: reason,
-			CompletedAt: &now, UpdatedAt: now})
-		return recorded{status: "FAILED"}, ch, nil, err
+		return Completion{Lease: j.Lease, Update: DeliveryUpdate{Status: "FAILED", AttemptCount: j.AttemptCount, LastError: reason,
+			CompletedAt: &now, UpdatedAt: now}}, outcomeOf{rec: recorded{status: "FAILED"}, change: ch}
 	}
 	resp, a := res.resp, j.attempt
 	d := decide(resp, j.trigger, a.Number, a.Endpoint.Retry, st.Active && !st.Deleted, r.cfg.Rand())
@@ -463,25 +494,14 @@ func (r *recorder) apply(ctx context.Context, tx Tx, res *result, st EndpointSta
 		u.LastError = resp.Error + d.note
 	}
 	row := attemptRow(j, resp, res.fails >= degradeAfter, res.lastErr)
-	applied, err := tx.Finish(ctx, j.Lease, row, u)
-	if err != nil {
-		return recorded{}, ch, nil, err
-	}
-	final := d.final
-	if !applied {
-		// Another attempt of the delivery was recorded after this one's
-		// lease was lost, or the delivery was cancelled meanwhile: the
-		// attempt is logged, the delivery's state stays.
-		final = false
-	}
 	ch.Status, ch.Attempt, ch.AttemptID = d.status, a.Number, row.ID
 	ch.ResponseStatus, ch.Duration, ch.Error, ch.NextAttemptAt = resp.Status, resp.Duration(), resp.Error, u.NextAttemptAt
-	var fd *failedDelivery
-	if final && j.trigger == "SCHEDULED" && !webhook.Reserved(j.EventType) {
-		fd = &failedDelivery{AppID: j.AppID, EndpointID: j.EndpointID, URL: a.Endpoint.URL, DeliveryID: j.DeliveryID, EventID: j.EventID,
+	o := outcomeOf{rec: recorded{attemptID: row.ID, status: d.status}, change: ch, final: d.final}
+	if d.final && j.trigger == "SCHEDULED" && !webhook.Reserved(j.EventType) {
+		o.failed = &failedDelivery{AppID: j.AppID, EndpointID: j.EndpointID, URL: a.Endpoint.URL, DeliveryID: j.DeliveryID, EventID: j.EventID,
 			EventType: j.EventType, Attempts: a.Number, LastResponseStatus: resp.Status, LastError: resp.Error, At: now}
 	}
-	return recorded{attemptID: row.ID, status: d.status}, ch, fd, nil
+	return Completion{Lease: j.Lease, Attempt: row, Update: u}, o
 }
 
 // attemptRow returns the stored form of an attempt. degraded drops the

@@ -55,6 +55,7 @@ func Run(t *testing.T, cfg Config) {
 		{"ResultIsAppliedOnlyUnderItsLease", false, testFencing},
 		{"FinishedDeliveryIsNotFinishedAgain", false, testFinishOnce},
 		{"IdempotencyKeyReturnsStoredEvent", false, testIdempotency},
+		{"FinishRecordsABatchEachOnItsLease", false, testFinishBatch},
 		{"CancelSkipsLeasedDeliveriesInBatches", false, testCancel},
 		{"RequeueSkipsLeasedDeliveries", false, testRequeueLeased},
 		{"RequeueStaysInItsApp", false, testRequeueApp},
@@ -131,7 +132,7 @@ func (s *suite) publish(app string, at time.Time, l *dispatch.Lease, endpoints .
 	}
 	defer tx.Rollback() //nolint:errcheck
 	ev := &dispatch.EventRow{ID: s.id("evt"), AppID: app, EventType: "order.created", Payload: []byte(`{"n":1}`), DeliveryCount: len(endpoints), CreatedAt: at}
-	if _, err := tx.InsertEvent(ctx(), ev); err != nil {
+	if _, err := tx.InsertEvents(ctx(), []*dispatch.EventRow{ev}); err != nil {
 		s.t.Fatal(err)
 	}
 	var ids []string
@@ -195,14 +196,14 @@ func (s *suite) finish(d dispatch.Driver, l dispatch.Lease, status string) bool 
 	a := &dispatch.AttemptRow{ID: s.id("att"), AppID: app1, DeliveryID: l.DeliveryID, EndpointID: l.EndpointID, Number: 1,
 		Trigger: "SCHEDULED", Succeeded: status == "SUCCEEDED", RequestURL: "https://example.com", RequestHeaders: []byte("[]"),
 		ResponseStatus: 200, ResponseHeaders: []byte("[]"), StartedAt: at, CompletedAt: at}
-	applied, err := tx.Finish(ctx(), l, a, u)
+	applied, err := tx.Finish(ctx(), []dispatch.Completion{{Lease: l, Attempt: a, Update: u}})
 	if err != nil {
 		s.t.Fatalf("finish: %v", err)
 	}
 	if err := tx.Commit(); err != nil {
 		s.t.Fatal(err)
 	}
-	return applied
+	return applied[0]
 }
 
 func (s *suite) status(id string) string {
@@ -294,7 +295,7 @@ func testHandOffRollback(t *testing.T, s *suite) {
 		t.Fatal(err)
 	}
 	ev := &dispatch.EventRow{ID: s.id("evt"), AppID: app1, EventType: "order.created", Payload: []byte(`{}`), CreatedAt: s.now}
-	if _, err := tx.InsertEvent(ctx(), ev); err != nil {
+	if _, err := tx.InsertEvents(ctx(), []*dispatch.EventRow{ev}); err != nil {
 		t.Fatal(err)
 	}
 	row := dispatch.DeliveryRow{ID: s.id("dlv"), AppID: app1, EventID: ev.ID, EndpointID: ep1, EventType: ev.EventType, CreatedAt: s.now}
@@ -361,26 +362,78 @@ func testIdempotency(t *testing.T, s *suite) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback() //nolint:errcheck
-	insert := func(app string) *dispatch.EventRow {
-		old, err := tx.InsertEvent(ctx(), &dispatch.EventRow{ID: s.id("evt"), AppID: app, EventType: "order.paid", Payload: []byte(`{"a":1}`),
-			IdempotencyKey: "key-1", DeliveryCount: 3, CreatedAt: s.now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return old
+	row := func(app, key string) *dispatch.EventRow {
+		return &dispatch.EventRow{ID: s.id("evt"), AppID: app, EventType: "order.paid", Payload: []byte(`{"a":1}`),
+			IdempotencyKey: key, DeliveryCount: 3, CreatedAt: s.now}
 	}
-	if old := insert(app1); old != nil {
-		t.Fatalf("first insert returned an existing event %+v", old)
+	first := row(app1, "key-1")
+	existing, err := tx.InsertEvents(ctx(), []*dispatch.EventRow{first, row(app1, ""), row(app1, "key-1"), row(app2, "key-1")})
+	if err != nil {
+		t.Fatal(err)
 	}
-	old := insert(app1)
-	if old == nil || old.EventType != "order.paid" || string(old.Payload) != `{"a":1}` || old.DeliveryCount != 3 || old.IdempotencyKey != "key-1" {
-		t.Fatalf("second insert returned %+v, want the first event", old)
+	if existing[0] != nil || existing[1] != nil || existing[3] != nil {
+		t.Fatalf("new events reported as existing: %+v", existing)
 	}
-	if other := insert(app2); other != nil {
-		t.Fatalf("another app's key collided: %+v", other)
+	old := existing[2]
+	if old == nil || old.ID != first.ID || old.EventType != "order.paid" || string(old.Payload) != `{"a":1}` || old.DeliveryCount != 3 || old.IdempotencyKey != "key-1" {
+		t.Fatalf("a key repeated in one call returned %+v, want the first event", old)
+	}
+	existing, err = tx.InsertEvents(ctx(), []*dispatch.EventRow{row(app1, "key-1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if existing[0] == nil || existing[0].ID != first.ID {
+		t.Fatalf("a later insert returned %+v, want the first event", existing[0])
 	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
+	}
+	n, err := s.h.Client.Event.Query().Count(ctx())
+	if err != nil || n != 3 {
+		t.Fatalf("stored %d events, %v; want 3", n, err)
+	}
+}
+
+// testFinishBatch records several results in one call: each is applied
+// or not on its own lease.
+func testFinishBatch(t *testing.T, s *suite) {
+	for range 3 {
+		s.publish(app1, s.now.Add(-time.Second), nil, ep1)
+	}
+	jobs := s.claim(s.d, ep1, s.now, 10, dispatch.Cursor{})
+	if err := s.d.Release(ctx(), leasesOf(jobs[1:2]), s.now); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.d.Begin(ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck
+	at := s.now.Add(time.Second)
+	var cs []dispatch.Completion
+	for _, j := range jobs {
+		cs = append(cs, dispatch.Completion{Lease: j.Lease, Update: dispatch.DeliveryUpdate{Status: "SUCCEEDED", AttemptCount: 1, CompletedAt: &at, UpdatedAt: at},
+			Attempt: &dispatch.AttemptRow{ID: s.id("att"), AppID: app1, DeliveryID: j.DeliveryID, EndpointID: ep1, Number: 1, Trigger: "SCHEDULED",
+				Succeeded: true, RequestURL: "https://example.com", RequestHeaders: []byte("[]"), ResponseStatus: 200,
+				ResponseHeaders: []byte(`[{"name":"X","value":"\u00e9"}]`), ResponseBody: "ok \x00 é", StartedAt: at, CompletedAt: at}})
+	}
+	applied, err := tx.Finish(ctx(), cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(applied, []bool{true, false, true}) {
+		t.Fatalf("applied = %v, want the released one left alone", applied)
+	}
+	if s.status(jobs[0].DeliveryID) != "SUCCEEDED" || s.status(jobs[1].DeliveryID) == "SUCCEEDED" || s.status(jobs[2].DeliveryID) != "SUCCEEDED" {
+		t.Fatal("statuses do not match what was applied")
+	}
+	// Every attempt is stored, the stale one too: it was sent.
+	n, err := s.h.Client.Attempt.Query().Count(ctx())
+	if err != nil || n != 3 {
+		t.Fatalf("stored %d attempts, %v; want 3", n, err)
 	}
 }
 
@@ -586,7 +639,7 @@ func testSavepoints(t *testing.T, s *suite) {
 	defer tx.Rollback() //nolint:errcheck
 	insert := func(lease *dispatch.Lease) string {
 		ev := &dispatch.EventRow{ID: s.id("evt"), AppID: app1, EventType: "order.created", Payload: []byte(`{}`), CreatedAt: s.now}
-		if _, err := tx.InsertEvent(ctx(), ev); err != nil {
+		if _, err := tx.InsertEvents(ctx(), []*dispatch.EventRow{ev}); err != nil {
 			t.Fatal(err)
 		}
 		row := dispatch.DeliveryRow{ID: s.id("dlv"), AppID: app1, EventID: ev.ID, EndpointID: ep1, EventType: ev.EventType, CreatedAt: s.now}
