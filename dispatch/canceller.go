@@ -97,7 +97,7 @@ func (c *canceller) run() {
 			if !ok {
 				break
 			}
-			if !c.cancel(id, reason) {
+			if !c.cancel(context.Background(), id, reason, -1) {
 				c.retryLater(id, reason)
 			}
 		}
@@ -115,19 +115,20 @@ func (c *canceller) retryLater(id, reason string) {
 	}
 }
 
-// cancel fails an endpoint's queued deliveries batch by batch and reports
-// whether it got through them.
-func (c *canceller) cancel(endpointID, reason string) bool {
+// cancel fails an endpoint's queued deliveries batch by batch, at most
+// maxBatches of them (negative: no limit), and reports whether it got
+// through them.
+func (c *canceller) cancel(ctx context.Context, endpointID, reason string, maxBatches int) bool {
 	reported := 0
-	for {
+	for batches := 0; maxBatches < 0 || batches < maxBatches; batches++ {
 		select {
 		case <-c.stop:
 			return true
 		default:
 		}
-		ctx, cancel := context.WithTimeout(tenant.System(context.Background()), 30*time.Second)
+		bctx, cancel := context.WithTimeout(tenant.System(context.WithoutCancel(ctx)), 30*time.Second)
 		now := c.now().UTC()
-		refs, err := c.driver.Cancel(ctx, CancelParams{EndpointID: endpointID, Reason: reason, Limit: cancelBatch, Now: now})
+		refs, err := c.driver.Cancel(bctx, CancelParams{EndpointID: endpointID, Reason: reason, Limit: cancelBatch, Now: now})
 		cancel()
 		if err != nil {
 			c.log.Error("fail queued deliveries of a disabled endpoint; trying again", "endpoint_id", endpointID, "err", err)
@@ -145,6 +146,7 @@ func (c *canceller) cancel(endpointID, reason string) bool {
 			return true
 		}
 	}
+	return false
 }
 
 // close stops the canceller; cancellations not done yet are left to

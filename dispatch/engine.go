@@ -317,12 +317,24 @@ func (e *Engine) EndpointEnabled(id string) {
 // EndpointDisabled tells the engine that an endpoint was disabled or
 // deleted (after the change is committed). Nothing more is sent to it but
 // the attempts already in flight, which finish and are not retried; its
-// queued deliveries fail with the reason, in bounded batches off the hot
-// path.
-func (e *Engine) EndpointDisabled(_ context.Context, id, reason string) {
+// queued deliveries fail with the reason, in bounded batches: the first
+// few thousand before EndpointDisabled returns (so the caller sees them
+// failed), any more in the background.
+func (e *Engine) EndpointDisabled(ctx context.Context, id, reason string) {
+	e.endpointOff(id)
+	if !e.cancels.cancel(ctx, id, reason, syncCancelBatches) {
+		e.cancels.enqueue(id, reason)
+	}
+}
+
+// syncCancelBatches is how many cancelling batches EndpointDisabled runs
+// itself before leaving the rest to the canceller.
+const syncCancelBatches = 10
+
+// endpointOff stops sending to a disabled or deleted endpoint.
+func (e *Engine) endpointOff(id string) {
 	e.configs.disabled(id)
 	e.subs.invalidate("")
-	e.cancels.enqueue(id, reason)
 }
 
 // runWorker sends jobs until the work channel closes.
@@ -388,7 +400,9 @@ func (e *Engine) committed(out *commitOutput) {
 		e.cfg.Observer.EndpointChanged(c)
 	}
 	for _, d := range out.disabled {
-		e.EndpointDisabled(context.Background(), d.ID, "endpoint "+d.reason)
+		// Off the recorder: its queued deliveries fail in the background.
+		e.endpointOff(d.ID)
+		e.cancels.enqueue(d.ID, "endpoint "+d.reason)
 		e.metas.disabled(d)
 	}
 	for _, f := range out.failures {
