@@ -104,6 +104,24 @@ type Authenticator struct {
 	// been revoked since, and caching it would undo the revocation.
 	gen      uint64
 	onRevoke []func(keyID string)
+	announce func(keyID string)
+}
+
+// AnnounceRevocations makes Revoke tell other processes sharing the
+// database about each revocation, through f; they call Revoked.
+func (a *Authenticator) AnnounceRevocations(f func(keyID string)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.announce = f
+}
+
+// ForgetAll drops every cached lookup: revocations by other processes may
+// have been missed.
+func (a *Authenticator) ForgetAll() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.gen++
+	clear(a.cache)
 }
 
 type cached struct {
@@ -267,5 +285,11 @@ func (a *Authenticator) Revoke(ctx context.Context, id string) (*ent.APIKey, err
 		}
 	}
 	a.Revoked(id)
+	a.mu.Lock()
+	announce := a.announce
+	a.mu.Unlock()
+	if announce != nil {
+		announce(id)
+	}
 	return k, nil
 }

@@ -36,6 +36,38 @@ type Catalog struct {
 	// did not change while it read: otherwise it may have read the
 	// catalog as it was before the change that invalidated it.
 	gen uint64
+	// announce, if set, tells other processes about changes.
+	announce func(appID string)
+}
+
+// AnnounceChanges makes the catalog tell other processes sharing the
+// database about every change of an app's catalog, through f; they call
+// Invalidate.
+func (c *Catalog) AnnounceChanges(f func(appID string)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.announce = f
+}
+
+// Changed invalidates an app's cached catalog after a change made here,
+// and tells the other processes.
+func (c *Catalog) Changed(appID string) {
+	c.Invalidate(appID)
+	c.mu.Lock()
+	announce := c.announce
+	c.mu.Unlock()
+	if announce != nil {
+		announce(appID)
+	}
+}
+
+// InvalidateAll drops every app's cached catalog: changes by other
+// processes may have been missed.
+func (c *Catalog) InvalidateAll() {
+	c.mu.Lock()
+	c.gen++
+	clear(c.apps)
+	c.mu.Unlock()
 }
 
 type appTypes struct {
@@ -256,7 +288,7 @@ func (c *Catalog) Create(ctx context.Context, in CreateInput) (*ent.EventType, e
 	if err != nil {
 		return nil, fmt.Errorf("create event type %s: %w", in.Name, err)
 	}
-	c.Invalidate(v.AppID)
+	c.Changed(v.AppID)
 	return et, nil
 }
 
@@ -308,7 +340,7 @@ func (c *Catalog) Update(ctx context.Context, id string, in UpdateInput) (*ent.E
 	if err != nil {
 		return nil, fmt.Errorf("update event type %s: %w", id, err)
 	}
-	c.Invalidate(et.AppID)
+	c.Changed(et.AppID)
 	return et, nil
 }
 
@@ -335,7 +367,7 @@ func (c *Catalog) SetArchived(ctx context.Context, id string, archived bool) (*e
 	if err != nil {
 		return nil, fmt.Errorf("archive event type %s: %w", id, err)
 	}
-	c.Invalidate(et.AppID)
+	c.Changed(et.AppID)
 	return et, nil
 }
 

@@ -30,6 +30,9 @@ type endpointConfigs struct {
 
 	mu sync.Mutex
 	m  map[string]*configEntry
+	// epoch is bumped by reset: loads that began before it are not
+	// applied.
+	epoch uint64
 }
 
 type configEntry struct {
@@ -146,6 +149,7 @@ func (c *endpointConfigs) get(ctx context.Context, ids []string) (cfgs map[strin
 		gens := make(map[string]uint64)
 		now := c.now()
 		c.mu.Lock()
+		epoch := c.epoch
 		for _, id := range ids {
 			if _, ok := cfgs[id]; ok {
 				continue
@@ -182,7 +186,7 @@ func (c *endpointConfigs) get(ctx context.Context, ids []string) (cfgs map[strin
 		for _, ep := range eps {
 			cfg, perr := newEndpointConfig(ep)
 			e := c.entry(ep.ID)
-			if e.gen != gens[ep.ID] {
+			if e.gen != gens[ep.ID] || c.epoch != epoch {
 				raced = true // a notice arrived while reading: read again
 				continue
 			}
@@ -202,6 +206,18 @@ func (c *endpointConfigs) get(ctx context.Context, ids []string) (cfgs map[strin
 		if !raced || try == 3 {
 			return cfgs, parkErrs, nil
 		}
+	}
+}
+
+// reset forgets every loaded configuration (notices may have been
+// missed); inactive marks stay until the next load reads the endpoint.
+func (c *endpointConfigs) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	for _, e := range c.m {
+		e.gen++
+		e.cfg = nil
 	}
 }
 

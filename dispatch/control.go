@@ -97,7 +97,7 @@ func (e *Engine) Retry(ctx context.Context, id string) (*ent.Delivery, error) {
 	if err != nil {
 		return nil, fmt.Errorf("retry delivery %s: %w", id, err)
 	}
-	e.Notify(d.EndpointID)
+	e.wake(d.EndpointID)
 	r := res.Requeued[0]
 	e.cfg.Observer.DeliveryChanged(DeliveryChange{
 		Kind: Requeued, AppID: v.AppID, DeliveryID: r.ID, EventID: r.EventID, EndpointID: r.EndpointID,
@@ -135,7 +135,7 @@ func (e *Engine) Replay(ctx context.Context, endpointID string, since time.Time,
 		}
 		total += len(res.Requeued)
 		if len(res.Requeued) > 0 {
-			e.Notify(endpointID)
+			e.wake(endpointID)
 		}
 		if !res.More {
 			break

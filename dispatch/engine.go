@@ -69,6 +69,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer is told about committed changes (default: nobody).
 	Observer Observer
+	// Peers are the other engines sharing the store (replicas), told about
+	// deliveries they may claim and endpoints that changed (default:
+	// none).
+	Peers Peers
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 	// Rand returns uniform random numbers in [0, 1) for retry jitter.
@@ -98,6 +102,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
+	}
+	if c.Peers == nil {
+		c.Peers = noPeers{}
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -200,6 +207,7 @@ func New(cfg Config) (*Engine, error) {
 	e.rec.released = e.sched.release
 	e.sched.canCommit = e.rec.canCommit
 	e.sched.record = e.record
+	e.sched.released = func(eps []string) { e.cfg.Peers.Wake(eps...) }
 	e.cancels = newCanceller(cfg.Driver, e.log, cfg.Now, cfg.Observer)
 	e.metas = newMetaCoalescer(cfg.MetaWindow, cfg.Now, e.publishMeta)
 	return e, nil
@@ -303,15 +311,14 @@ func (e *Engine) Notify(endpointIDs ...string) { e.sched.notify(endpointIDs...) 
 // or changed (after the change is committed), so that publishing and
 // sending use its new configuration.
 func (e *Engine) EndpointChanged(appID, id string) {
-	e.configs.changed(id)
-	e.subs.invalidate(appID)
+	e.PeerEndpoint(EndpointUpdated, appID, id)
+	e.cfg.Peers.Endpoint(EndpointUpdated, appID, id)
 }
 
 // EndpointEnabled tells the engine that an endpoint is active again.
 func (e *Engine) EndpointEnabled(id string) {
-	e.configs.enabled(id)
-	e.subs.invalidate("")
-	e.Notify(id)
+	e.PeerEndpoint(EndpointReenabled, "", id)
+	e.cfg.Peers.Endpoint(EndpointReenabled, "", id)
 }
 
 // EndpointDisabled tells the engine that an endpoint was disabled or
@@ -321,7 +328,8 @@ func (e *Engine) EndpointEnabled(id string) {
 // few thousand before EndpointDisabled returns (so the caller sees them
 // failed), any more in the background.
 func (e *Engine) EndpointDisabled(ctx context.Context, id, reason string) {
-	e.endpointOff(id)
+	e.PeerEndpoint(EndpointTurnedOff, "", id)
+	e.cfg.Peers.Endpoint(EndpointTurnedOff, "", id)
 	if !e.cancels.cancel(ctx, id, reason, syncCancelBatches) {
 		e.cancels.enqueue(id, reason)
 	}
@@ -331,10 +339,74 @@ func (e *Engine) EndpointDisabled(ctx context.Context, id, reason string) {
 // itself before leaving the rest to the canceller.
 const syncCancelBatches = 10
 
-// endpointOff stops sending to a disabled or deleted endpoint.
-func (e *Engine) endpointOff(id string) {
-	e.configs.disabled(id)
+// EndpointNotice is a change of an endpoint, as engines sharing a store
+// tell each other.
+type EndpointNotice byte
+
+// Endpoint notices.
+const (
+	// EndpointUpdated: created, or its configuration changed.
+	EndpointUpdated EndpointNotice = 'c'
+	// EndpointTurnedOff: disabled or deleted.
+	EndpointTurnedOff EndpointNotice = 'd'
+	// EndpointReenabled: active again.
+	EndpointReenabled EndpointNotice = 'e'
+)
+
+// Peers are the other engines sharing the store: replicas of Herald on one
+// PostgreSQL database. An engine tells them what they should act on; they
+// apply it with Engine.PeerEndpoint and Engine.Notify.
+type Peers interface {
+	// Wake: deliveries of these endpoints may be claimed now.
+	Wake(endpointIDs ...string)
+	// Endpoint: an endpoint changed (appID may be empty).
+	Endpoint(n EndpointNotice, appID, endpointID string)
+}
+
+type noPeers struct{}
+
+func (noPeers) Wake(...string)                          {}
+func (noPeers) Endpoint(EndpointNotice, string, string) {}
+
+// PeerEndpoint applies an endpoint change to this engine's caches without
+// telling the peers: the changes another replica made, and this one's own.
+// The other replica cancels a disabled endpoint's queued deliveries; this
+// one only stops sending to it.
+func (e *Engine) PeerEndpoint(n EndpointNotice, appID, id string) {
+	switch n {
+	case EndpointUpdated:
+		e.configs.changed(id)
+		e.subs.invalidate(appID)
+	case EndpointTurnedOff:
+		e.configs.disabled(id)
+		e.subs.invalidate("")
+	case EndpointReenabled:
+		e.configs.enabled(id)
+		e.subs.invalidate("")
+		e.Notify(id)
+	}
+}
+
+// PeersReset drops what the engine caches about endpoints and looks for
+// due deliveries of every endpoint: notices from peers may have been
+// missed.
+func (e *Engine) PeersReset() {
+	e.configs.reset()
 	e.subs.invalidate("")
+	e.Notify()
+}
+
+// wake looks for due deliveries of endpoints here and on the peers.
+func (e *Engine) wake(endpointIDs ...string) {
+	e.Notify(endpointIDs...)
+	e.cfg.Peers.Wake(endpointIDs...)
+}
+
+// endpointOff stops sending to a disabled or deleted endpoint, here and on
+// the peers.
+func (e *Engine) endpointOff(id string) {
+	e.PeerEndpoint(EndpointTurnedOff, "", id)
+	e.cfg.Peers.Endpoint(EndpointTurnedOff, "", id)
 }
 
 // runWorker sends jobs until the work channel closes.

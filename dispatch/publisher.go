@@ -274,7 +274,7 @@ func (e *Engine) afterPublish(out *publishOutput) {
 		e.sched.handOff(out.jobs)
 	}
 	if len(out.unleased) > 0 {
-		e.Notify(out.unleased...) // claims find them
+		e.wake(out.unleased...) // claims find them, here or on a peer
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -326,6 +327,9 @@ func (r *recorder) commit(ctx context.Context, batch []*result, isolate bool) (*
 			order = append(order, id)
 		}
 	}
+	// Endpoint rows are locked (counters) in one order, so that replicas
+	// recording at once cannot deadlock.
+	slices.Sort(order)
 	// The endpoints' current state decides whether failed deliveries may
 	// be retried: an endpoint disabled while an attempt was in flight
 	// gets no more attempts.

@@ -54,8 +54,10 @@ type scheduler struct {
 	now       func() time.Time
 	canCommit func() bool
 	// record hands results of jobs that will not be sent (their endpoint
-	// is inactive) to the recorder.
-	record func(*result)
+	// is inactive) to the recorder; released is told the endpoints of
+	// jobs given back, due again for anyone to claim.
+	record   func(*result)
+	released func(endpointIDs []string)
 	work   chan<- *job
 
 	wake     chan struct{}
@@ -92,6 +94,7 @@ func newScheduler(cfg schedConfig, d Driver, configs *endpointConfigs, w *window
 		cfg: cfg, driver: d, configs: configs, window: w, log: log, now: now, work: work,
 		canCommit: func() bool { return true },
 		record:    func(*result) {},
+		released:  func([]string) {},
 		wake:      make(chan struct{}, 1),
 		handoffs:  make(chan []*job, max(w.max, 64)),
 		done:      make(chan string, cfg.Workers),
@@ -187,6 +190,11 @@ func (s *scheduler) release(jobs []*job) {
 		s.log.Error("release deliveries", "count", len(leases), "err", err)
 	}
 	releaseRoom(s.window, jobs)
+	var eps []string
+	for _, j := range jobs {
+		eps = appendNew(eps, j.EndpointID)
+	}
+	s.released(eps)
 	s.poke()
 }
 

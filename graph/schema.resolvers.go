@@ -120,7 +120,7 @@ func (r *mutationResolver) UpdateApp(ctx context.Context, id string, input model
 	if err != nil {
 		return nil, err
 	}
-	r.catalog.Invalidate(a.ID)
+	r.catalog.Changed(a.ID)
 	return a, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"entgo.io/ent/dialect"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -116,19 +117,13 @@ type Config struct {
 	Rand io.Reader
 }
 
-// ErrPostgresEngine is the error of New for a PostgreSQL database: the
-// database layer, notifications, the live-feed relay and retention run on
-// PostgreSQL, but the delivery engine does not have a PostgreSQL driver
-// yet (issue 10).
-var ErrPostgresEngine = errors.New("PostgreSQL is not supported yet: the delivery engine has no PostgreSQL driver " +
-	"(the database, notification and retention layers are ready; the driver follows); use a SQLite file for --db")
-
 // Server is a running Herald instance.
 type Server struct {
 	cfg        Config
 	log        *slog.Logger
 	db         *db.DB
 	driver     dispatch.Driver
+	replicas   *replicas // nil: no other replica (SQLite)
 	engine     *dispatch.Engine
 	pruner     *retention.Pruner // nil: history is kept forever
 	auth       *auth.Authenticator
@@ -157,9 +152,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.DB == "" {
 		cfg.DB = "herald.db"
 	}
-	if db.IsPostgres(cfg.DB) {
-		return nil, ErrPostgresEngine
-	}
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = 5 << 20
 	}
@@ -185,16 +177,41 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	token, err := apps.Bootstrap(ctx, d.Client, cfg.Rand)
+	token, err := bootstrap(ctx, d, cfg.Rand)
 	if err != nil {
 		d.Close()
 		return nil, err
 	}
 	cat := catalog.New(d.Client, 0)
-	live := bus.New(bus.Config{Buffer: cfg.SubscriberBuffer})
+	var (
+		driver      dispatch.Driver
+		reps        *replicas
+		targets     *replicaTargets
+		enginePeers dispatch.Peers
+		busCfg      = bus.Config{Buffer: cfg.SubscriberBuffer}
+	)
+	if d.Dialect() == dialect.Postgres {
+		driver = dispatch.NewPostgresDriver(d.Pool)
+		if reps, targets, err = newReplicas(d, cfg.Logger); err != nil {
+			d.Close()
+			return nil, err
+		}
+		busCfg.Relay = reps.relay
+		enginePeers = peers{reps.cluster}
+		cat.AnnounceChanges(reps.cluster.Catalog)
+	} else {
+		driver = dispatch.NewSQLiteDriver(d.Write, d.Read)
+	}
+	live := bus.New(busCfg)
+	if reps != nil {
+		if err := reps.relay.Attach(live); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	observer := graph.NewObserver(live)
-	driver := dispatch.NewSQLiteDriver(d.Write, d.Read)
 	engine, err := dispatch.New(dispatch.Config{
+		Peers:         enginePeers,
 		Driver:        driver,
 		Client:        d.Client,
 		Catalog:       cat,
@@ -226,8 +243,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	authn := auth.NewAuthenticator(d.Client, cfg.Logger, 0)
+	if reps != nil {
+		authn.AnnounceRevocations(reps.cluster.KeyRevoked)
+		targets.engine, targets.auth, targets.catalog = engine, authn, cat
+	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, db: d, driver: driver, engine: engine, pruner: pruner, auth: authn, token: token, bus: live,
+		replicas:   reps,
 		websockets: newGorillaWebsockets(),
 		live:       &liveLimits{perKey: cfg.MaxConnectionsPerKey, byKey: make(map[string]int)},
 	}
@@ -282,6 +304,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// bootstrap creates the default app and its first admin key in an empty
+// database, one replica at a time, and returns the key ("" if the database
+// was not empty).
+func bootstrap(ctx context.Context, d *db.DB, r io.Reader) (string, error) {
+	unlock, err := d.Mutex("bootstrap").Lock(ctx)
+	if err != nil {
+		return "", fmt.Errorf("bootstrap: %w", err)
+	}
+	defer unlock()
+	return apps.Bootstrap(ctx, d.Client, r)
+}
+
 // Store returns the server's database, for maintenance tools and tests.
 func (s *Server) Store() *db.DB { return s.db }
 
@@ -299,6 +333,9 @@ func (s *Server) BootstrapToken() string { return s.token }
 
 // Start starts delivering and pruning expired history.
 func (s *Server) Start() {
+	if s.replicas != nil {
+		s.replicas.start(s.log)
+	}
 	s.engine.Start()
 	if s.pruner != nil {
 		s.pruner.Start()
@@ -323,6 +360,11 @@ func (s *Server) Close(ctx context.Context) error {
 			s.pruner.Close()
 		}
 		err := s.engine.Close(ctx)
+		if s.replicas != nil {
+			if rerr := s.replicas.close(ctx); err == nil {
+				err = rerr
+			}
+		}
 		s.bus.Close()
 		s.websockets.closeAll()
 		s.driver.Close()
