@@ -63,6 +63,8 @@ type Config struct {
 type Cluster struct {
 	cfg Config
 	log *slog.Logger
+	// sendFunc replaces the sender in tests.
+	sendFunc func(msg string)
 }
 
 // New returns a Cluster and registers its handler with the listener.
@@ -102,10 +104,17 @@ func (c *Cluster) Wake(endpointIDs ...string) {
 	}
 }
 
-// Endpoint tells the other replicas that an endpoint changed.
+// Endpoint tells the other replicas that an endpoint changed. appID may
+// be empty.
 func (c *Cluster) Endpoint(change EndpointChange, appID, endpointID string) {
+	if appID == "" {
+		appID = noApp
+	}
 	c.send(fmt.Sprintf("e %c %s %s", change, appID, endpointID))
 }
+
+// noApp stands for an empty app ID in a message.
+const noApp = "-"
 
 // KeyRevoked tells the other replicas that an API key was revoked.
 func (c *Cluster) KeyRevoked(keyID string) { c.send("k " + keyID) }
@@ -115,6 +124,10 @@ func (c *Cluster) KeyRevoked(keyID string) { c.send("k " + keyID) }
 func (c *Cluster) Catalog(appID string) { c.send("c " + appID) }
 
 func (c *Cluster) send(msg string) {
+	if c.sendFunc != nil {
+		c.sendFunc(msg)
+		return
+	}
 	if err := c.cfg.Sender.Send(Channel, msg); err != nil {
 		// Other replicas catch up through their caches' lifetimes and
 		// polling.
@@ -132,7 +145,11 @@ func (c *Cluster) receive(n pgnotify.Notification) {
 	case f[0] == "w" && h.Wake != nil:
 		h.Wake(f[1:])
 	case f[0] == "e" && len(f) == 4 && len(f[1]) == 1 && h.Endpoint != nil:
-		h.Endpoint(EndpointChange(f[1][0]), f[2], f[3])
+		app := f[2]
+		if app == noApp {
+			app = ""
+		}
+		h.Endpoint(EndpointChange(f[1][0]), app, f[3])
 	case f[0] == "k" && len(f) == 2 && h.KeyRevoked != nil:
 		h.KeyRevoked(f[1])
 	case f[0] == "c" && len(f) == 2 && h.Catalog != nil:

@@ -58,7 +58,7 @@ type scheduler struct {
 	// jobs given back, due again for anyone to claim.
 	record   func(*result)
 	released func(endpointIDs []string)
-	work   chan<- *job
+	work     chan<- *job
 
 	wake     chan struct{}
 	hintMu   sync.Mutex

@@ -65,11 +65,11 @@ func TestParseFlags_DBTakesAPostgresURL(t *testing.T) {
 	}
 }
 
-func TestServe_RefusesPostgresUntilTheEngineHasADriver(t *testing.T) {
+func TestServe_UnreachablePostgresIsAClearErrorWithoutThePassword(t *testing.T) {
 	var stderr bytes.Buffer
 	err := run(context.Background(), []string{"serve", "--db", "postgres://herald:secret@127.0.0.1:1/herald"}, &bytes.Buffer{}, &stderr)
-	if err == nil || !strings.Contains(err.Error(), "PostgreSQL") || !strings.Contains(err.Error(), "driver") {
-		t.Fatalf("serve on PostgreSQL: %v, want a clear refusal", err)
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("serve on an unreachable PostgreSQL: %v, want an error naming the server", err)
 	}
 	if strings.Contains(err.Error()+stderr.String(), "secret") {
 		t.Errorf("the password was printed: %v %s", err, stderr.String())

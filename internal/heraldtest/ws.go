@@ -45,8 +45,14 @@ type WS struct {
 // DialWS opens a websocket to /graphql with the subprotocol and extra
 // request headers.
 func (s *Server) DialWS(proto string, header http.Header) (*WS, *http.Response, error) {
+	return DialWS(s.URL, proto, header)
+}
+
+// DialWS opens a websocket to baseURL's /graphql (a herald process's
+// URL, say) with the subprotocol and extra request headers.
+func DialWS(baseURL, proto string, header http.Header) (*WS, *http.Response, error) {
 	d := websocket.Dialer{Subprotocols: []string{proto}, HandshakeTimeout: 5 * time.Second}
-	url := "ws" + strings.TrimPrefix(s.URL, "http") + "/graphql"
+	url := "ws" + strings.TrimPrefix(baseURL, "http") + "/graphql"
 	conn, resp, err := d.Dial(url, header)
 	if err != nil {
 		return nil, resp, err
