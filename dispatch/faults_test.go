@@ -108,9 +108,18 @@ func (c *countingReceiver) missing(ids []string) []string {
 func TestFaults_DatabaseRefusesWritesThenRecovers(t *testing.T) {
 	t.Parallel()
 	s := heraldtest.Start(t, func(c *serverConfig) { c.PerEndpoint = 8 })
+	fdb := sqliteFault(t, s.DBPath)
+	outageScenario(t, s, func() func() { return refuseWrites(t, fdb) })
+}
+
+// outageScenario runs a backlog through s, calls fault in the middle and
+// the function it returns 10 seconds later, and checks that every accepted
+// event arrives with far fewer duplicates than one per due delivery per
+// second.
+func outageScenario(t *testing.T, s *heraldtest.Server, fault func() (restore func())) {
+	t.Helper()
 	rc := newCountingReceiver(t, 5*time.Millisecond)
 	s.CreateEndpoint(s.Token, map[string]any{"url": rc.URL})
-	fdb := sqliteFault(t, s.DBPath)
 
 	var accepted []string
 	publish := func(batch, n int) error {
@@ -136,7 +145,7 @@ func TestFaults_DatabaseRefusesWritesThenRecovers(t *testing.T) {
 		}
 	}
 	rc.WaitRequests(t, 200, 10*time.Second)
-	restore := refuseWrites(t, fdb)
+	restore := fault()
 	distinctAtFault, _ := rc.stats()
 	due := len(accepted) - distinctAtFault
 	refused := 0

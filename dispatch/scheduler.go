@@ -81,6 +81,9 @@ type scheduler struct {
 	cursor   map[string]Cursor
 	notUntil map[string]time.Time // endpoints whose last claim failed
 	stopping bool
+	// discovery backs off while the store does not answer the due probe.
+	discoverBackoff time.Duration
+	discoverAfter   time.Time
 }
 
 // endpointState is the scheduler's view of one endpoint.
@@ -392,14 +395,28 @@ func (s *scheduler) finished(id string) {
 	s.pump()
 }
 
-// discover asks the store which endpoints have due deliveries.
+// discover asks the store which endpoints have due deliveries. While the
+// store does not answer, it asks less and less often (up to every 5s) and
+// logs the failure once, not at every poll.
 func (s *scheduler) discover(ctx context.Context) {
+	now := s.now()
+	if now.Before(s.discoverAfter) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	ids, err := s.driver.Due(ctx, s.now().UTC())
+	ids, err := s.driver.Due(ctx, now.UTC())
 	if err != nil {
-		s.log.Error("find due endpoints", "err", err)
+		if s.discoverBackoff == 0 {
+			s.log.Error("find due endpoints; trying again with backoff", "err", err)
+		}
+		s.discoverBackoff = min(max(2*s.discoverBackoff, s.cfg.PollInterval), 5*time.Second)
+		s.discoverAfter = now.Add(s.discoverBackoff)
 		return
+	}
+	if s.discoverBackoff != 0 {
+		s.log.Info("finding due endpoints again")
+		s.discoverBackoff, s.discoverAfter = 0, time.Time{}
 	}
 	for _, id := range ids {
 		s.addHot(id)

@@ -46,8 +46,13 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			v, err := s.auth.Authenticate(ctx, authz, r.Header.Get(HeaderApp))
 			if err != nil {
 				if _, ok := fault.As(err); !ok {
+					// The key could not be checked (the database is
+					// unreachable, say): a GraphQL error clients can
+					// parse, and a status that says to try again.
 					s.log.ErrorContext(ctx, "authenticate", "err", err)
-					http.Error(w, "internal error", http.StatusInternalServerError)
+					w.Header().Set("Retry-After", "1")
+					writeGraphQLError(w, http.StatusServiceUnavailable, fault.Internal,
+						"Herald could not check the API key right now (its database did not answer); try again shortly")
 					return
 				}
 				ctx = context.WithValue(ctx, authErrKey{}, err)
