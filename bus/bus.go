@@ -74,6 +74,13 @@ type Relay interface {
 	// Send hands a locally published message to the other replicas. It
 	// must not block.
 	Send(Message)
+	// Wanted reports whether another replica has subscribers, so that
+	// messages are worth sending. It must be cheap.
+	Wanted() bool
+	// Subscribers tells the relay that this bus's subscriptions went from
+	// none to some (true) or from some to none (false), so that it can
+	// tell the other replicas. It must not block.
+	Subscribers(any bool)
 }
 
 // Config configures a Bus.
@@ -196,7 +203,9 @@ func (b *Bus) Subscribe(f Filter) (*Subscription, error) {
 	}
 	a.bucket(s)[s] = struct{}{}
 	a.n++
-	b.count.Add(1)
+	if b.count.Add(1) == 1 && b.relay != nil {
+		b.relay.Subscribers(true) // under b.mu: transitions are told in order
+	}
 	return s, nil
 }
 
@@ -216,22 +225,24 @@ func (b *Bus) remove(s *Subscription) {
 	if a.n == 0 {
 		delete(b.apps, s.filter.AppID)
 	}
-	b.count.Add(-1)
+	if b.count.Add(-1) == 0 && b.relay != nil {
+		b.relay.Subscribers(false)
+	}
 }
 
 // Active reports how many subscriptions are open.
 func (b *Bus) Active() int { return int(b.count.Load()) }
 
 // Wanted reports whether Publish would carry a message anywhere: a local
-// subscription is open, or a relay takes every message to the other
-// replicas (whose subscribers this one cannot see). Publishers check it
-// before building a message; without a relay it costs an atomic load.
-func (b *Bus) Wanted() bool { return b.relay != nil || b.count.Load() > 0 }
+// subscription is open, or another replica has subscribers (the relay
+// knows). Publishers check it before building a message; it costs an
+// atomic load or two.
+func (b *Bus) Wanted() bool { return b.count.Load() > 0 || (b.relay != nil && b.relay.Wanted()) }
 
 // Publish delivers m to matching local subscriptions and to the relay. It
 // never blocks; with no subscriptions it costs an atomic load.
 func (b *Bus) Publish(m Message) {
-	if b.relay != nil {
+	if b.relay != nil && b.relay.Wanted() {
 		b.relay.Send(m)
 	}
 	b.Deliver(m)
@@ -295,5 +306,7 @@ func (b *Bus) Close() {
 		}
 		delete(b.apps, app)
 	}
-	b.count.Store(0)
+	if b.count.Swap(0) > 0 && b.relay != nil {
+		b.relay.Subscribers(false)
+	}
 }

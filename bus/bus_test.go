@@ -2,6 +2,7 @@ package bus
 
 import (
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -95,12 +96,18 @@ func TestBus_CloseEndsSubscriptions(t *testing.T) {
 	}
 }
 
-type recordingRelay struct{ sent []Message }
+type recordingRelay struct {
+	sent        []Message
+	wanted      bool
+	transitions []bool
+}
 
-func (r *recordingRelay) Send(m Message) { r.sent = append(r.sent, m) }
+func (r *recordingRelay) Send(m Message)       { r.sent = append(r.sent, m) }
+func (r *recordingRelay) Wanted() bool         { return r.wanted }
+func (r *recordingRelay) Subscribers(any bool) { r.transitions = append(r.transitions, any) }
 
 func TestBus_RelayGetsLocalMessagesOnly(t *testing.T) {
-	r := &recordingRelay{}
+	r := &recordingRelay{wanted: true}
 	b := New(Config{Relay: r})
 	s, _ := b.Subscribe(Filter{Topic: Events, AppID: "app"})
 	defer s.Close()
@@ -113,6 +120,43 @@ func TestBus_RelayGetsLocalMessagesOnly(t *testing.T) {
 		if m, ok := recv(t, s); !ok || m.Payload != want {
 			t.Fatalf("got %+v, want %s", m, want)
 		}
+	}
+}
+
+// Without subscribers on other replicas, nothing is relayed: the bus
+// costs nothing when nobody anywhere watches.
+func TestBus_RelaysOnlyWhenAnotherReplicaHasSubscribers(t *testing.T) {
+	r := &recordingRelay{}
+	b := New(Config{Relay: r})
+	if b.Wanted() {
+		t.Fatal("Wanted with no subscriber anywhere")
+	}
+	b.Publish(Message{Topic: Events, AppID: "app"})
+	if len(r.sent) != 0 {
+		t.Fatalf("relayed %d messages nobody wants", len(r.sent))
+	}
+	r.wanted = true
+	if !b.Wanted() {
+		t.Fatal("not Wanted while another replica has subscribers")
+	}
+	b.Publish(Message{Topic: Events, AppID: "app"})
+	if len(r.sent) != 1 {
+		t.Fatalf("relayed %d messages, want 1", len(r.sent))
+	}
+}
+
+func TestBus_TellsTheRelayWhenItsFirstSubscriptionOpensAndLastCloses(t *testing.T) {
+	r := &recordingRelay{}
+	b := New(Config{Relay: r})
+	s1, _ := b.Subscribe(Filter{Topic: Events, AppID: "a"})
+	s2, _ := b.Subscribe(Filter{Topic: Events, AppID: "b"})
+	s1.Close()
+	s2.Close()
+	s3, _ := b.Subscribe(Filter{Topic: Events, AppID: "a"})
+	_ = s3
+	b.Close()
+	if want := []bool{true, false, true, false}; !slices.Equal(r.transitions, want) {
+		t.Fatalf("transitions = %v, want %v", r.transitions, want)
 	}
 }
 

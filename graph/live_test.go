@@ -25,6 +25,11 @@ func (r *fakeRelay) Send(m bus.Message) {
 	r.mu.Unlock()
 }
 
+// Wanted: the fake stands for replicas that have subscribers.
+func (r *fakeRelay) Wanted() bool { return true }
+
+func (r *fakeRelay) Subscribers(bool) {}
+
 func TestObserver_RelaysChangesWithoutLocalSubscribers(t *testing.T) {
 	relay := &fakeRelay{}
 	o := graph.NewObserver(bus.New(bus.Config{Relay: relay}))

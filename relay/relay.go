@@ -12,6 +12,8 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/heraldhq/herald/bus"
 	"github.com/heraldhq/herald/pgnotify"
@@ -45,7 +47,14 @@ type Config struct {
 }
 
 // Relay is a bus.Relay over PostgreSQL notifications. Create it with New,
-// give it to bus.New, then Attach the bus.
+// give it to bus.New, then Attach the bus; Close stops its heartbeat.
+//
+// Replicas send live updates only while another replica has subscribers:
+// each announces on a presence channel when its first subscription opens
+// and its last one closes, and repeats that it has some every
+// presenceEvery, so that replicas starting later learn it; a replica not
+// heard from for presenceTTL counts as having none. A replica with no
+// subscribers anywhere but its own spends nothing on the relay.
 type Relay struct {
 	cfg Config
 	log *slog.Logger
@@ -53,7 +62,24 @@ type Relay struct {
 	// warned limits the warnings of Send to one per kind of failure, so
 	// that a flood of unencodable messages does not flood the log.
 	warned sync.Map
+
+	// wanted caches whether any peer has subscribers (see peers).
+	wanted atomic.Bool
+	mu     sync.Mutex
+	peers  map[string]time.Time // replica → until when it has subscribers
+	local  bool                 // this replica has subscribers
+	stop   chan struct{}
+	done   chan struct{}
 }
+
+// Presence timing.
+const (
+	presenceEvery = 5 * time.Second
+	presenceTTL   = 3 * presenceEvery
+)
+
+// presenceChannel carries the replicas' "I have subscribers" notices.
+func (r *Relay) presenceChannel() string { return r.cfg.Channel + "_presence" }
 
 var _ bus.Relay = (*Relay)(nil)
 
@@ -68,7 +94,83 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Relay{cfg: cfg, log: cfg.Logger.With("component", "relay")}, nil
+	return &Relay{cfg: cfg, log: cfg.Logger.With("component", "relay"), peers: make(map[string]time.Time),
+		stop: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// Wanted implements bus.Relay: another replica has subscribers.
+func (r *Relay) Wanted() bool { return r.wanted.Load() }
+
+// Subscribers implements bus.Relay: it tells the other replicas when this
+// one's first subscription opens and its last one closes.
+func (r *Relay) Subscribers(any bool) {
+	r.mu.Lock()
+	r.local = any
+	r.mu.Unlock()
+	r.announce(any)
+}
+
+func (r *Relay) announce(any bool) {
+	msg := "0"
+	if any {
+		msg = "1"
+	}
+	if err := r.cfg.Sender.Send(r.presenceChannel(), msg); err != nil {
+		r.warnOnce(err)
+	}
+}
+
+// peer records what a replica announced.
+func (r *Relay) peer(replica string, any bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if any {
+		r.peers[replica] = time.Now().Add(presenceTTL)
+	} else {
+		delete(r.peers, replica)
+	}
+	r.wanted.Store(len(r.peers) > 0)
+}
+
+// heartbeat repeats this replica's presence and forgets peers not heard
+// from, until Close.
+func (r *Relay) heartbeat() {
+	defer close(r.done)
+	t := time.NewTicker(presenceEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		r.mu.Lock()
+		for p, until := range r.peers {
+			if now.After(until) {
+				delete(r.peers, p)
+			}
+		}
+		r.wanted.Store(len(r.peers) > 0)
+		local := r.local
+		r.mu.Unlock()
+		if local {
+			r.announce(true)
+		}
+	}
+}
+
+// Close stops the heartbeat and tells the other replicas this one has no
+// subscribers any more.
+func (r *Relay) Close() {
+	select {
+	case <-r.stop:
+		return
+	default:
+	}
+	close(r.stop)
+	<-r.done
+	r.announce(false)
 }
 
 // Send hands a locally published message to the other replicas. It never
@@ -93,8 +195,27 @@ func (r *Relay) warnOnce(err error) {
 	}
 }
 
-// Attach delivers the other replicas' messages to b's subscribers.
+// Attach delivers the other replicas' messages to b's subscribers and
+// starts following their presence.
 func (r *Relay) Attach(b *bus.Bus) error {
+	err := r.cfg.Listener.Handle(r.presenceChannel(), pgnotify.HandlerFuncs{
+		Notification: func(n pgnotify.Notification) { r.peer(n.Sender, n.Payload == "1") },
+		Reset: func() {
+			// Announcements may have been missed: repeat ours, so peers
+			// that forgot us learn again (theirs arrive with their
+			// heartbeat).
+			r.mu.Lock()
+			local := r.local
+			r.mu.Unlock()
+			if local {
+				r.announce(true)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	go r.heartbeat()
 	return r.cfg.Listener.Handle(r.cfg.Channel, pgnotify.HandlerFuncs{
 		Notification: func(n pgnotify.Notification) {
 			m, err := r.cfg.Codec.Decode(n.Payload)

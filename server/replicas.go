@@ -94,6 +94,7 @@ func (r *replicas) start(log *slog.Logger) {
 
 // close stops listening and sends what is queued.
 func (r *replicas) close(ctx context.Context) error {
+	r.relay.Close()
 	r.listener.Close()
 	if err := r.sender.Close(ctx); err != nil {
 		return fmt.Errorf("close notifications: %w", err)

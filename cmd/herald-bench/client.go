@@ -8,21 +8,28 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
 
-// client calls Herald's GraphQL API over HTTP with keep-alive connections.
+// client calls Herald's GraphQL API over HTTP with keep-alive connections,
+// spreading calls over the replicas round robin.
 type client struct {
-	url   string
+	urls  []string
+	next  atomic.Uint64
 	token string
 	hc    *http.Client
 }
 
-func newClient(baseURL, token string) *client {
+func newClient(baseURLs []string, token string) *client {
 	tr := &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}
-	return &client{url: baseURL + "/graphql", token: token, hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+	c := &client{token: token, hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+	for _, u := range baseURLs {
+		c.urls = append(c.urls, u+"/graphql")
+	}
+	return c
 }
 
 type gqlError struct {
@@ -36,7 +43,8 @@ func (c *client) do(ctx context.Context, query string, vars map[string]any, out 
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	url := c.urls[int(c.next.Add(1)%uint64(len(c.urls)))]
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -91,7 +99,7 @@ func (c *client) newApp(ctx context.Context, name string) (*client, error) {
 		map[string]any{"a": app.CreateApp.ID}, &key); err != nil {
 		return nil, err
 	}
-	return &client{url: c.url, token: key.CreateAPIKey.Token, hc: c.hc}, nil
+	return &client{urls: c.urls, token: key.CreateAPIKey.Token, hc: c.hc}, nil
 }
 
 // allowUnknownTypes lets the default app publish bench event types.

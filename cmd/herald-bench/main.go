@@ -1,7 +1,9 @@
 // Command herald-bench measures Herald end to end: it starts the herald
-// binary on a fresh SQLite database and a webhook receiver in a separate
-// process, drives load through the public GraphQL API only, and reports
-// throughput, latency, memory and database size.
+// binary (one process, or several replicas) on a fresh database (SQLite, or
+// PostgreSQL with --db) and a webhook receiver in a separate process,
+// drives load through the public GraphQL API only, and reports throughput,
+// latency, CPU (herald's, PostgreSQL's, the receiver's and its own),
+// memory and database size.
 //
 // Usage:
 //
@@ -28,6 +30,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/heraldhq/herald/internal/pgcluster"
 )
 
 func main() {
@@ -60,6 +64,10 @@ type config struct {
 	out         string
 	heraldFlags []string
 	keep        bool
+	// db is "sqlite", "postgres" (a throwaway local server) or a
+	// postgres:// URL of a server whose user may create databases.
+	db       string
+	replicas int
 }
 
 var allScenarios = []string{"ingest", "throughput", "fanout", "latency", "failure", "live"}
@@ -78,6 +86,8 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&c.out, "out", "bench/results/latest.json", "where to write the JSON results (empty: nowhere)")
 	extra := fs.String("herald-flags", "", "extra flags for herald serve, space-separated")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary databases")
+	fs.StringVar(&c.db, "db", "sqlite", `the store: "sqlite", "postgres" (a throwaway PostgreSQL on this machine, default durability settings) or a postgres:// URL of a server to create databases on`)
+	fs.IntVar(&c.replicas, "replicas", 1, "herald processes sharing the database (PostgreSQL only); load is spread over them")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -97,6 +107,12 @@ func parseConfig(args []string) (*config, error) {
 	}
 	if *extra != "" {
 		c.heraldFlags = strings.Fields(*extra)
+	}
+	if c.db != "sqlite" && c.db != "postgres" && !strings.HasPrefix(c.db, "postgres://") && !strings.HasPrefix(c.db, "postgresql://") {
+		return nil, fmt.Errorf(`--db must be "sqlite", "postgres" or a postgres:// URL, got %q`, c.db)
+	}
+	if c.replicas < 1 || (c.replicas > 1 && c.db == "sqlite") {
+		return nil, fmt.Errorf("--replicas %d: several replicas need --db postgres", c.replicas)
 	}
 	if c.quick {
 		c.duration = 5 * time.Second
@@ -135,8 +151,10 @@ type result struct {
 
 // report is the JSON written to --out.
 type report struct {
-	When    time.Time `json:"when"`
-	Quick   bool      `json:"quick"`
+	When     time.Time `json:"when"`
+	Quick    bool      `json:"quick"`
+	Store    string    `json:"store"`
+	Replicas int       `json:"replicas"`
 	Machine machine   `json:"machine"`
 	Results []result  `json:"results"`
 }
@@ -177,14 +195,30 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer rcv.stop()
-	rep := report{When: time.Now().UTC(), Quick: c.quick, Machine: describeMachine()}
-	fmt.Fprintf(stdout, "herald-bench: %d CPUs (%s), quick=%v\n", rep.Machine.CPUs, rep.Machine.CPU, c.quick)
+	var pg *pgcluster.Cluster
+	switch {
+	case c.db == "postgres":
+		fmt.Fprintln(stdout, "herald-bench: starting a throwaway PostgreSQL (default durability: fsync and synchronous commits on)")
+		if pg, err = pgcluster.Start(true); err != nil {
+			return fmt.Errorf("start PostgreSQL: %w", err)
+		}
+		defer pg.Close()
+	case c.db != "sqlite":
+		if pg, err = pgcluster.External(c.db); err != nil {
+			return err
+		}
+	}
+	rep := report{When: time.Now().UTC(), Quick: c.quick, Machine: describeMachine(), Store: c.db, Replicas: c.replicas}
+	if pg != nil && !pg.Throwaway() {
+		rep.Store = "postgres (external)"
+	}
+	fmt.Fprintf(stdout, "herald-bench: %d CPUs (%s), quick=%v, store %s, %d replica(s)\n", rep.Machine.CPUs, rep.Machine.CPU, c.quick, rep.Store, c.replicas)
 	failed := 0
 	var latencyAlone *result
 	for _, name := range c.scenarios {
 		fmt.Fprintf(stdout, "--- %s\n", name)
 		start := time.Now()
-		r := runScenario(c, rcv, name, latencyAlone)
+		r := runScenario(c, rcv, pg, name, latencyAlone)
 		if name == "latency" && r.Error == "" {
 			latencyAlone = &r
 		}
@@ -197,7 +231,7 @@ func run(args []string, stdout io.Writer) error {
 	}
 	if c.long {
 		fmt.Fprintf(stdout, "--- long\n")
-		r := runScenario(c, rcv, "long", nil)
+		r := runScenario(c, rcv, pg, "long", nil)
 		if r.Error != "" {
 			failed++
 		}
@@ -220,7 +254,7 @@ func run(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func runScenario(c *config, rcv *receiverProc, name string, latencyAlone *result) result {
+func runScenario(c *config, rcv *receiverProc, pg *pgcluster.Cluster, name string, latencyAlone *result) result {
 	r := result{Name: name, Metrics: map[string]float64{}}
 	dir, err := os.MkdirTemp("", "herald-bench-")
 	if err != nil {
@@ -234,27 +268,80 @@ func runScenario(c *config, rcv *receiverProc, name string, latencyAlone *result
 		r.Error = "reset receiver: " + err.Error()
 		return r
 	}
-	h, err := startHerald(c.herald, dir, c.heraldFlags)
+	dsn := filepath.Join(dir, "herald.db")
+	if pg != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		dbName, url, err := pg.CreateDatabase(ctx, "herald_bench_")
+		cancel()
+		if err != nil {
+			r.Error = err.Error()
+			return r
+		}
+		dsn = url
+		if !c.keep {
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				_ = pg.DropDatabase(ctx, dbName)
+			}()
+		}
+	}
+	fleet, err := startFleet(c.herald, dsn, c.replicas, c.heraldFlags)
 	if err != nil {
 		r.Error = err.Error()
 		return r
 	}
-	defer h.stop()
-	s := &scenario{c: c, h: h, rcv: rcv, api: newClient(h.url, h.token), r: &r, latencyAlone: latencyAlone}
-	smp := sample(h.process)
-	cpu0 := h.cpu()
+	defer func() {
+		for _, h := range fleet {
+			h.stop()
+		}
+	}()
+	h := fleet[0]
+	urls := make([]string, len(fleet))
+	for i, f := range fleet {
+		urls[i] = f.url
+	}
+	s := &scenario{c: c, h: h, fleet: fleet, rcv: rcv, api: newClient(urls, h.token), r: &r, latencyAlone: latencyAlone}
+	smps := make([]*sampler, len(fleet))
+	for i, f := range fleet {
+		smps[i] = sample(f.process)
+	}
+	cpu := func() (d time.Duration) {
+		for _, f := range fleet {
+			d += f.cpu()
+		}
+		return d
+	}
+	cpu0 := cpu()
 	rcpu0 := rcv.cpu()
 	bcpu0 := cpuOf(os.Getpid())
+	var pgcpu0 time.Duration
+	if pg != nil && pg.Throwaway() {
+		pgcpu0 = pgCPU(pg.Pid())
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	if err := s.run(ctx, name); err != nil {
 		r.Error = err.Error()
 	}
-	r.Metrics["heraldCpuSec"] = (h.cpu() - cpu0).Seconds()
+	r.Metrics["heraldCpuSec"] = (cpu() - cpu0).Seconds()
 	r.Metrics["receiverCpuSec"] = (rcv.cpu() - rcpu0).Seconds()
 	// The load generator (clients and subscribers) shares the machine.
 	r.Metrics["loadCpuSec"] = (cpuOf(os.Getpid()) - bcpu0).Seconds()
-	r.Metrics["peakRssMB"] = float64(smp.stop()) / (1 << 20)
+	if pg != nil && pg.Throwaway() {
+		r.Metrics["postgresCpuSec"] = (pgCPU(pg.Pid()) - pgcpu0).Seconds()
+	}
+	if n := r.Metrics["deliveries"]; n > 0 {
+		r.Metrics["heraldCpuUsPerDelivery"] = r.Metrics["heraldCpuSec"] * 1e6 / n
+		if v, ok := r.Metrics["postgresCpuSec"]; ok {
+			r.Metrics["postgresCpuUsPerDelivery"] = v * 1e6 / n
+		}
+	}
+	var peak int64
+	for _, smp := range smps {
+		peak = max(peak, smp.stop())
+	}
+	r.Metrics["peakRssMB"] = float64(peak) / (1 << 20)
 	if r.Error == "" {
 		if err := measureIdle(c, h, &r); err != nil {
 			r.Error = "measure idle memory: " + err.Error()

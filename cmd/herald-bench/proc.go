@@ -12,13 +12,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // process is a child process whose output is kept for error reports.
@@ -92,16 +93,7 @@ func (p *process) cpu() time.Duration { return cpuOf(p.cmd.Process.Pid) }
 
 // cpuOf returns the user+system CPU time so far of process pid.
 func cpuOf(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+2:])
+	f := statFields(pid)
 	if len(f) < 13 {
 		return 0
 	}
@@ -164,7 +156,7 @@ type heraldProc struct {
 	url      string
 	debugURL string
 	token    string
-	dbPath   string
+	db       string // SQLite path or PostgreSQL URL
 }
 
 var tokenRE = regexp.MustCompile(`hrld_[A-Za-z0-9_-]{43}`)
@@ -179,7 +171,41 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func startHerald(bin, dir string, extra []string) (*heraldProc, error) {
+// startFleet starts n herald processes on one database: the first alone
+// (it creates the default app and prints its key), then the others at
+// once.
+func startFleet(bin, db string, n int, extra []string) ([]*heraldProc, error) {
+	first, err := startHerald(bin, db, extra, true)
+	if err != nil {
+		return nil, err
+	}
+	fleet := make([]*heraldProc, n)
+	fleet[0] = first
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 1; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fleet[i], errs[i] = startHerald(bin, db, extra, false)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, h := range fleet {
+			if h != nil {
+				h.stop()
+			}
+		}
+		return nil, err
+	}
+	for _, h := range fleet[1:] {
+		h.token = first.token
+	}
+	return fleet, nil
+}
+
+func startHerald(bin, db string, extra []string, wantToken bool) (*heraldProc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -188,7 +214,6 @@ func startHerald(bin, dir string, extra []string) (*heraldProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := filepath.Join(dir, "herald.db")
 	args := append([]string{"serve", "--db", db, "--addr", addr, "--debug-addr", debugAddr,
 		"--allow-http", "--allow-private-destinations", "--log-level", "warn",
 		"--max-connections-per-key", "10000", "--max-subscriptions-per-connection", "100"}, extra...)
@@ -198,7 +223,7 @@ func startHerald(bin, dir string, extra []string) (*heraldProc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start herald: %w", err)
 	}
-	h := &heraldProc{process: &process{cmd: cmd, out: out}, url: "http://" + addr, debugURL: "http://" + debugAddr, dbPath: db}
+	h := &heraldProc{process: &process{cmd: cmd, out: out}, url: "http://" + addr, debugURL: "http://" + debugAddr, db: db}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(h.url + "/readyz")
@@ -215,7 +240,7 @@ func startHerald(bin, dir string, extra []string) (*heraldProc, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	h.token = tokenRE.FindString(out.String())
-	if h.token == "" {
+	if wantToken && h.token == "" {
 		h.stop()
 		return nil, errors.New("herald printed no API key on first start")
 	}
@@ -283,16 +308,80 @@ func (h *heraldProc) settledGoroutines() (int, error) {
 	return last, nil
 }
 
-// dbSize returns the size of the database file and of its WAL (which
-// stays allocated up to herald's WAL limit, whatever it holds).
+// dbSize returns the size of the database and, for SQLite, of its WAL
+// (which stays allocated up to herald's WAL limit, whatever it holds).
 func (h *heraldProc) dbSize() (file, wal int64) {
-	if fi, err := os.Stat(h.dbPath); err == nil {
+	if strings.HasPrefix(h.db, "postgres") {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, h.db)
+		if err != nil {
+			return 0, 0
+		}
+		defer conn.Close(ctx)
+		_ = conn.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&file)
+		return file, 0
+	}
+	if fi, err := os.Stat(h.db); err == nil {
 		file = fi.Size()
 	}
-	if fi, err := os.Stat(h.dbPath + "-wal"); err == nil {
+	if fi, err := os.Stat(h.db + "-wal"); err == nil {
 		wal = fi.Size()
 	}
 	return file, wal
+}
+
+// pgCPU returns the CPU time PostgreSQL used so far: its postmaster's own
+// and that of its children, those that exited (cutime, cstime) and those
+// still running (its backends).
+func pgCPU(postmaster int) time.Duration {
+	total := cpuOf(postmaster) + childCPUOf(postmaster)
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if parentOf(pid) == postmaster {
+			total += cpuOf(pid)
+		}
+	}
+	return total
+}
+
+// statFields returns the fields of /proc/pid/stat after the command name.
+func statFields(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(s[i+2:])
+}
+
+func parentOf(pid int) int {
+	f := statFields(pid)
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}
+
+// childCPUOf returns the CPU time of pid's children that it has waited
+// for.
+func childCPUOf(pid int) time.Duration {
+	f := statFields(pid)
+	if len(f) < 15 {
+		return 0
+	}
+	cu, _ := strconv.ParseInt(f[13], 10, 64)
+	cs, _ := strconv.ParseInt(f[14], 10, 64)
+	return time.Duration(cu+cs) * (time.Second / 100)
 }
 
 // sampler records the peak RSS of a process while a scenario runs.

@@ -15,7 +15,8 @@ import (
 // scenario runs one benchmark scenario against a fresh herald process.
 type scenario struct {
 	c            *config
-	h            *heraldProc
+	h            *heraldProc   // the first replica: subscribers connect to it
+	fleet        []*heraldProc // every replica
 	rcv          *receiverProc
 	api          *client
 	r            *result
@@ -151,6 +152,7 @@ func (s *scenario) throughput(ctx context.Context, endpoints, n int) error {
 		return err
 	}
 	el := done.Sub(start)
+	s.metric("deliveries", float64(want))
 	s.metric("deliveriesPerSec", float64(want)/el.Seconds())
 	s.metric("publishEventsPerSec", float64(n)/time.Duration(publishDone.Load()).Seconds())
 	s.note("%d events × %d endpoint(s) = %d deliveries in %s", n, endpoints, want, el.Round(time.Millisecond))
