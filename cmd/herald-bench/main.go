@@ -155,8 +155,8 @@ type report struct {
 	Quick    bool      `json:"quick"`
 	Store    string    `json:"store"`
 	Replicas int       `json:"replicas"`
-	Machine machine   `json:"machine"`
-	Results []result  `json:"results"`
+	Machine  machine   `json:"machine"`
+	Results  []result  `json:"results"`
 }
 
 type machine struct {
