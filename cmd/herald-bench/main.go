@@ -286,7 +286,7 @@ func runScenario(c *config, rcv *receiverProc, pg *pgcluster.Cluster, name strin
 			}()
 		}
 	}
-	fleet, err := startFleet(c.herald, dsn, c.replicas, c.heraldFlags)
+	fleet, err := startFleet(c.herald, dir, dsn, c.replicas, c.heraldFlags)
 	if err != nil {
 		r.Error = err.Error()
 		return r

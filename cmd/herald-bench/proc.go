@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ import (
 type process struct {
 	cmd *exec.Cmd
 	out *lockedBuffer
+	log io.Closer // closed once the process has exited (nil: none)
 }
 
 type lockedBuffer struct {
@@ -57,6 +59,9 @@ func (p *process) stop() {
 	case <-time.After(15 * time.Second):
 		_ = p.cmd.Process.Kill()
 		<-done
+	}
+	if p.log != nil {
+		p.log.Close()
 	}
 }
 
@@ -174,8 +179,8 @@ func freeAddr() (string, error) {
 // startFleet starts n herald processes on one database: the first alone
 // (it creates the default app and prints its key), then the others at
 // once.
-func startFleet(bin, db string, n int, extra []string) ([]*heraldProc, error) {
-	first, err := startHerald(bin, db, extra, true)
+func startFleet(bin, dir, db string, n int, extra []string) ([]*heraldProc, error) {
+	first, err := startHerald(bin, filepath.Join(dir, "herald-0.log"), db, extra, true)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +192,7 @@ func startFleet(bin, db string, n int, extra []string) ([]*heraldProc, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			fleet[i], errs[i] = startHerald(bin, db, extra, false)
+			fleet[i], errs[i] = startHerald(bin, filepath.Join(dir, fmt.Sprintf("herald-%d.log", i)), db, extra, false)
 		}()
 	}
 	wg.Wait()
@@ -205,7 +210,9 @@ func startFleet(bin, db string, n int, extra []string) ([]*heraldProc, error) {
 	return fleet, nil
 }
 
-func startHerald(bin, db string, extra []string, wantToken bool) (*heraldProc, error) {
+// startHerald starts herald serve on db, its output kept in memory and in
+// logPath (kept with --keep).
+func startHerald(bin, logPath, db string, extra []string, wantToken bool) (*heraldProc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -219,11 +226,17 @@ func startHerald(bin, db string, extra []string, wantToken bool) (*heraldProc, e
 		"--max-connections-per-key", "10000", "--max-subscriptions-per-connection", "100"}, extra...)
 	cmd := exec.Command(bin, args...)
 	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout = io.MultiWriter(out, logFile)
+	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
+		logFile.Close()
 		return nil, fmt.Errorf("start herald: %w", err)
 	}
-	h := &heraldProc{process: &process{cmd: cmd, out: out}, url: "http://" + addr, debugURL: "http://" + debugAddr, db: db}
+	h := &heraldProc{process: &process{cmd: cmd, out: out, log: logFile}, url: "http://" + addr, debugURL: "http://" + debugAddr, db: db}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(h.url + "/readyz")
