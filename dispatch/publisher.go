@@ -23,6 +23,12 @@ type EventInput struct {
 	// return the original event and create nothing. Reusing a key for a
 	// different type or payload is a CONFLICT.
 	IdempotencyKey string
+	// OrderingKey, if set, orders the event after the earlier ones of the
+	// same key at endpoints whose ordering is KEY.
+	OrderingKey string
+	// DeliverAt, if set and in the future (at most MaxDeliverAhead), is
+	// when the event's deliveries are sent; they are created at once.
+	DeliverAt *time.Time
 }
 
 // Event is a stored event, as Publish returns it.
@@ -32,6 +38,8 @@ type Event struct {
 	EventType      string
 	Payload        json.RawMessage
 	IdempotencyKey *string
+	OrderingKey    *string
+	DeliverAt      *time.Time
 	// DeliveryCount is how many deliveries the event fanned out to.
 	DeliveryCount int
 	CreatedAt     time.Time
@@ -113,6 +121,14 @@ func (e *Engine) publish(ctx context.Context, inputs []EventInput, prefix func(i
 		}
 		if len(in.IdempotencyKey) > 255 {
 			return nil, fault.Invalid(field(i, "idempotencyKey"), "must be at most 255 characters")
+		}
+		if len(in.OrderingKey) > webhook.MaxOrderingKeyLen {
+			return nil, fault.Invalid(field(i, "orderingKey"), "must be at most %d characters", webhook.MaxOrderingKeyLen)
+		}
+		if in.DeliverAt != nil {
+			if ahead := in.DeliverAt.Sub(e.cfg.Now()); ahead > webhook.MaxDeliverAhead {
+				return nil, fault.Invalid(field(i, "deliverAt"), "is %s ahead; schedule at most %s ahead", ahead.Round(time.Hour), webhook.MaxDeliverAhead)
+			}
 		}
 		if err := e.cfg.Catalog.CheckPublish(ctx, v.AppID, in.EventType, in.Payload); err != nil {
 			return nil, fault.Prefix(prefix(i), err)
@@ -295,13 +311,17 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 		out.loads = append(out.loads, load)
 	}
 	rows := make([]*EventRow, len(req.inputs))
-	matches := make([][]string, len(req.inputs))
+	matches := make([][]int, len(req.inputs)) // indexes into subs
 	for i, in := range req.inputs {
 		rows[i] = &EventRow{ID: ids.NewAt(ids.Event, now), AppID: req.appID, EventType: in.EventType, Payload: in.Payload,
-			IdempotencyKey: in.IdempotencyKey, CreatedAt: now}
-		for _, s := range subs {
+			IdempotencyKey: in.IdempotencyKey, OrderingKey: in.OrderingKey, CreatedAt: now}
+		if in.DeliverAt != nil && in.DeliverAt.After(now) {
+			at := in.DeliverAt.UTC()
+			rows[i].DeliverAt = &at
+		}
+		for k, s := range subs {
 			if s.EndpointID != req.exclude && webhook.MatchAny(s.Patterns, in.EventType) {
-				matches[i] = append(matches[i], s.EndpointID)
+				matches[i] = append(matches[i], k)
 			}
 		}
 		rows[i].DeliveryCount = len(matches[i])
@@ -324,13 +344,28 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 			continue
 		}
 		var msg *message
-		for _, epID := range matches[i] {
-			row := DeliveryRow{ID: ids.NewAt(ids.Delivery, now), AppID: req.appID, EventID: ev.ID, EndpointID: epID, EventType: ev.EventType, CreatedAt: now}
+		for _, k := range matches[i] {
+			sub := subs[k]
+			epID := sub.EndpointID
+			row := DeliveryRow{ID: ids.NewAt(ids.Delivery, now), AppID: req.appID, EventID: ev.ID, EndpointID: epID, EventType: ev.EventType,
+				CreatedAt: now, OrderingKey: orderingKeyOf(sub.Ordering, in.OrderingKey)}
+			if ev.DeliverAt != nil {
+				row.DueAt = *ev.DeliverAt
+			}
 			out.created = append(out.created, DeliveryChange{
 				Kind: Created, AppID: req.appID, DeliveryID: row.ID, EventID: ev.ID, EndpointID: epID,
-				EventType: ev.EventType, Status: "PENDING", At: now,
+				EventType: ev.EventType, Status: "PENDING", NextAttemptAt: ev.DeliverAt, At: now,
 			})
-			cfg := e.configs.fresh(epID)
+			if ev.DeliverAt != nil {
+				unleased = append(unleased, row) // due later: claimed then
+				continue
+			}
+			// The deliveries of an endpoint whose flow is controlled are
+			// claimed, by the one engine that sends to it.
+			var cfg *endpointConfig
+			if !sub.Controlled {
+				cfg = e.configs.fresh(epID)
+			}
 			if cfg == nil || e.window.acquireHandOff(epID, 1) == 0 {
 				out.unleased = appendNew(out.unleased, epID)
 				unleased = append(unleased, row)
@@ -396,12 +431,32 @@ func sameEvent(old, ev *EventRow) bool {
 
 func eventOf(r *EventRow, existing bool) *Event {
 	ev := &Event{ID: r.ID, AppID: r.AppID, EventType: r.EventType, Payload: r.Payload, DeliveryCount: r.DeliveryCount,
-		CreatedAt: r.CreatedAt, Existing: existing}
+		CreatedAt: r.CreatedAt, DeliverAt: r.DeliverAt, Existing: existing}
 	if r.IdempotencyKey != "" {
 		k := r.IdempotencyKey
 		ev.IdempotencyKey = &k
 	}
+	if r.OrderingKey != "" {
+		k := r.OrderingKey
+		ev.OrderingKey = &k
+	}
 	return ev
+}
+
+// orderingKeyOf returns the ordering key a new delivery of an event gets
+// at an endpoint: "" for strict ordering (one queue), the event's key for
+// ordering by key, none otherwise (or when the event has no key).
+func orderingKeyOf(ordering, eventKey string) *string {
+	switch webhook.Ordering(ordering) {
+	case webhook.OrderStrict:
+		k := ""
+		return &k
+	case webhook.OrderByKey:
+		if eventKey != "" {
+			return &eventKey
+		}
+	}
+	return nil
 }
 
 // appendNew appends s to list unless list holds it already.

@@ -3395,6 +3395,7 @@ type DeliveryMutation struct {
 	created_at              *time.Time
 	updated_at              *time.Time
 	event_type              *string
+	ordering_key            *string
 	status                  *delivery.Status
 	attempt_count           *int
 	addattempt_count        *int
@@ -3739,6 +3740,55 @@ func (m *DeliveryMutation) OldEventType(ctx context.Context) (v string, err erro
 // ResetEventType resets all changes to the "event_type" field.
 func (m *DeliveryMutation) ResetEventType() {
 	m.event_type = nil
+}
+
+// SetOrderingKey sets the "ordering_key" field.
+func (m *DeliveryMutation) SetOrderingKey(s string) {
+	m.ordering_key = &s
+}
+
+// OrderingKey returns the value of the "ordering_key" field in the mutation.
+func (m *DeliveryMutation) OrderingKey() (r string, exists bool) {
+	v := m.ordering_key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrderingKey returns the old "ordering_key" field's value of the Delivery entity.
+// If the Delivery object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryMutation) OldOrderingKey(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrderingKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrderingKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrderingKey: %w", err)
+	}
+	return oldValue.OrderingKey, nil
+}
+
+// ClearOrderingKey clears the value of the "ordering_key" field.
+func (m *DeliveryMutation) ClearOrderingKey() {
+	m.ordering_key = nil
+	m.clearedFields[delivery.FieldOrderingKey] = struct{}{}
+}
+
+// OrderingKeyCleared returns if the "ordering_key" field was cleared in this mutation.
+func (m *DeliveryMutation) OrderingKeyCleared() bool {
+	_, ok := m.clearedFields[delivery.FieldOrderingKey]
+	return ok
+}
+
+// ResetOrderingKey resets all changes to the "ordering_key" field.
+func (m *DeliveryMutation) ResetOrderingKey() {
+	m.ordering_key = nil
+	delete(m.clearedFields, delivery.FieldOrderingKey)
 }
 
 // SetStatus sets the "status" field.
@@ -4353,7 +4403,7 @@ func (m *DeliveryMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *DeliveryMutation) Fields() []string {
-	fields := make([]string, 0, 15)
+	fields := make([]string, 0, 16)
 	if m.created_at != nil {
 		fields = append(fields, delivery.FieldCreatedAt)
 	}
@@ -4371,6 +4421,9 @@ func (m *DeliveryMutation) Fields() []string {
 	}
 	if m.event_type != nil {
 		fields = append(fields, delivery.FieldEventType)
+	}
+	if m.ordering_key != nil {
+		fields = append(fields, delivery.FieldOrderingKey)
 	}
 	if m.status != nil {
 		fields = append(fields, delivery.FieldStatus)
@@ -4419,6 +4472,8 @@ func (m *DeliveryMutation) Field(name string) (ent.Value, bool) {
 		return m.EndpointID()
 	case delivery.FieldEventType:
 		return m.EventType()
+	case delivery.FieldOrderingKey:
+		return m.OrderingKey()
 	case delivery.FieldStatus:
 		return m.Status()
 	case delivery.FieldAttemptCount:
@@ -4458,6 +4513,8 @@ func (m *DeliveryMutation) OldField(ctx context.Context, name string) (ent.Value
 		return m.OldEndpointID(ctx)
 	case delivery.FieldEventType:
 		return m.OldEventType(ctx)
+	case delivery.FieldOrderingKey:
+		return m.OldOrderingKey(ctx)
 	case delivery.FieldStatus:
 		return m.OldStatus(ctx)
 	case delivery.FieldAttemptCount:
@@ -4526,6 +4583,13 @@ func (m *DeliveryMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetEventType(v)
+		return nil
+	case delivery.FieldOrderingKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrderingKey(v)
 		return nil
 	case delivery.FieldStatus:
 		v, ok := value.(delivery.Status)
@@ -4647,6 +4711,9 @@ func (m *DeliveryMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *DeliveryMutation) ClearedFields() []string {
 	var fields []string
+	if m.FieldCleared(delivery.FieldOrderingKey) {
+		fields = append(fields, delivery.FieldOrderingKey)
+	}
 	if m.FieldCleared(delivery.FieldNextAttemptAt) {
 		fields = append(fields, delivery.FieldNextAttemptAt)
 	}
@@ -4679,6 +4746,9 @@ func (m *DeliveryMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *DeliveryMutation) ClearField(name string) error {
 	switch name {
+	case delivery.FieldOrderingKey:
+		m.ClearOrderingKey()
+		return nil
 	case delivery.FieldNextAttemptAt:
 		m.ClearNextAttemptAt()
 		return nil
@@ -4722,6 +4792,9 @@ func (m *DeliveryMutation) ResetField(name string) error {
 		return nil
 	case delivery.FieldEventType:
 		m.ResetEventType()
+		return nil
+	case delivery.FieldOrderingKey:
+		m.ResetOrderingKey()
 		return nil
 	case delivery.FieldStatus:
 		m.ResetStatus()
@@ -4912,6 +4985,13 @@ type EndpointMutation struct {
 	retry_policy               *webhook.RetryPolicy
 	timeout                    *time.Duration
 	addtimeout                 *time.Duration
+	ordering                   *endpoint.Ordering
+	rate_limit                 **webhook.RateLimit
+	filter                     *json.RawMessage
+	appendfilter               json.RawMessage
+	paused_until               *time.Time
+	flow_owner                 *string
+	flow_owner_until           *time.Time
 	is_active                  *bool
 	disabled_reason            *string
 	disabled_at                *time.Time
@@ -5551,6 +5631,303 @@ func (m *EndpointMutation) AddedTimeout() (r time.Duration, exists bool) {
 func (m *EndpointMutation) ResetTimeout() {
 	m.timeout = nil
 	m.addtimeout = nil
+}
+
+// SetOrdering sets the "ordering" field.
+func (m *EndpointMutation) SetOrdering(e endpoint.Ordering) {
+	m.ordering = &e
+}
+
+// Ordering returns the value of the "ordering" field in the mutation.
+func (m *EndpointMutation) Ordering() (r endpoint.Ordering, exists bool) {
+	v := m.ordering
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrdering returns the old "ordering" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldOrdering(ctx context.Context) (v endpoint.Ordering, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrdering is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrdering requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrdering: %w", err)
+	}
+	return oldValue.Ordering, nil
+}
+
+// ResetOrdering resets all changes to the "ordering" field.
+func (m *EndpointMutation) ResetOrdering() {
+	m.ordering = nil
+}
+
+// SetRateLimit sets the "rate_limit" field.
+func (m *EndpointMutation) SetRateLimit(wl *webhook.RateLimit) {
+	m.rate_limit = &wl
+}
+
+// RateLimit returns the value of the "rate_limit" field in the mutation.
+func (m *EndpointMutation) RateLimit() (r *webhook.RateLimit, exists bool) {
+	v := m.rate_limit
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRateLimit returns the old "rate_limit" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldRateLimit(ctx context.Context) (v *webhook.RateLimit, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRateLimit is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRateLimit requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRateLimit: %w", err)
+	}
+	return oldValue.RateLimit, nil
+}
+
+// ClearRateLimit clears the value of the "rate_limit" field.
+func (m *EndpointMutation) ClearRateLimit() {
+	m.rate_limit = nil
+	m.clearedFields[endpoint.FieldRateLimit] = struct{}{}
+}
+
+// RateLimitCleared returns if the "rate_limit" field was cleared in this mutation.
+func (m *EndpointMutation) RateLimitCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldRateLimit]
+	return ok
+}
+
+// ResetRateLimit resets all changes to the "rate_limit" field.
+func (m *EndpointMutation) ResetRateLimit() {
+	m.rate_limit = nil
+	delete(m.clearedFields, endpoint.FieldRateLimit)
+}
+
+// SetFilter sets the "filter" field.
+func (m *EndpointMutation) SetFilter(jm json.RawMessage) {
+	m.filter = &jm
+	m.appendfilter = nil
+}
+
+// Filter returns the value of the "filter" field in the mutation.
+func (m *EndpointMutation) Filter() (r json.RawMessage, exists bool) {
+	v := m.filter
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFilter returns the old "filter" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldFilter(ctx context.Context) (v json.RawMessage, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFilter is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFilter requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFilter: %w", err)
+	}
+	return oldValue.Filter, nil
+}
+
+// AppendFilter adds jm to the "filter" field.
+func (m *EndpointMutation) AppendFilter(jm json.RawMessage) {
+	m.appendfilter = append(m.appendfilter, jm...)
+}
+
+// AppendedFilter returns the list of values that were appended to the "filter" field in this mutation.
+func (m *EndpointMutation) AppendedFilter() (json.RawMessage, bool) {
+	if len(m.appendfilter) == 0 {
+		return nil, false
+	}
+	return m.appendfilter, true
+}
+
+// ClearFilter clears the value of the "filter" field.
+func (m *EndpointMutation) ClearFilter() {
+	m.filter = nil
+	m.appendfilter = nil
+	m.clearedFields[endpoint.FieldFilter] = struct{}{}
+}
+
+// FilterCleared returns if the "filter" field was cleared in this mutation.
+func (m *EndpointMutation) FilterCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldFilter]
+	return ok
+}
+
+// ResetFilter resets all changes to the "filter" field.
+func (m *EndpointMutation) ResetFilter() {
+	m.filter = nil
+	m.appendfilter = nil
+	delete(m.clearedFields, endpoint.FieldFilter)
+}
+
+// SetPausedUntil sets the "paused_until" field.
+func (m *EndpointMutation) SetPausedUntil(t time.Time) {
+	m.paused_until = &t
+}
+
+// PausedUntil returns the value of the "paused_until" field in the mutation.
+func (m *EndpointMutation) PausedUntil() (r time.Time, exists bool) {
+	v := m.paused_until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPausedUntil returns the old "paused_until" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldPausedUntil(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPausedUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPausedUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPausedUntil: %w", err)
+	}
+	return oldValue.PausedUntil, nil
+}
+
+// ClearPausedUntil clears the value of the "paused_until" field.
+func (m *EndpointMutation) ClearPausedUntil() {
+	m.paused_until = nil
+	m.clearedFields[endpoint.FieldPausedUntil] = struct{}{}
+}
+
+// PausedUntilCleared returns if the "paused_until" field was cleared in this mutation.
+func (m *EndpointMutation) PausedUntilCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldPausedUntil]
+	return ok
+}
+
+// ResetPausedUntil resets all changes to the "paused_until" field.
+func (m *EndpointMutation) ResetPausedUntil() {
+	m.paused_until = nil
+	delete(m.clearedFields, endpoint.FieldPausedUntil)
+}
+
+// SetFlowOwner sets the "flow_owner" field.
+func (m *EndpointMutation) SetFlowOwner(s string) {
+	m.flow_owner = &s
+}
+
+// FlowOwner returns the value of the "flow_owner" field in the mutation.
+func (m *EndpointMutation) FlowOwner() (r string, exists bool) {
+	v := m.flow_owner
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFlowOwner returns the old "flow_owner" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldFlowOwner(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFlowOwner is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFlowOwner requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFlowOwner: %w", err)
+	}
+	return oldValue.FlowOwner, nil
+}
+
+// ClearFlowOwner clears the value of the "flow_owner" field.
+func (m *EndpointMutation) ClearFlowOwner() {
+	m.flow_owner = nil
+	m.clearedFields[endpoint.FieldFlowOwner] = struct{}{}
+}
+
+// FlowOwnerCleared returns if the "flow_owner" field was cleared in this mutation.
+func (m *EndpointMutation) FlowOwnerCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldFlowOwner]
+	return ok
+}
+
+// ResetFlowOwner resets all changes to the "flow_owner" field.
+func (m *EndpointMutation) ResetFlowOwner() {
+	m.flow_owner = nil
+	delete(m.clearedFields, endpoint.FieldFlowOwner)
+}
+
+// SetFlowOwnerUntil sets the "flow_owner_until" field.
+func (m *EndpointMutation) SetFlowOwnerUntil(t time.Time) {
+	m.flow_owner_until = &t
+}
+
+// FlowOwnerUntil returns the value of the "flow_owner_until" field in the mutation.
+func (m *EndpointMutation) FlowOwnerUntil() (r time.Time, exists bool) {
+	v := m.flow_owner_until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFlowOwnerUntil returns the old "flow_owner_until" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldFlowOwnerUntil(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFlowOwnerUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFlowOwnerUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFlowOwnerUntil: %w", err)
+	}
+	return oldValue.FlowOwnerUntil, nil
+}
+
+// ClearFlowOwnerUntil clears the value of the "flow_owner_until" field.
+func (m *EndpointMutation) ClearFlowOwnerUntil() {
+	m.flow_owner_until = nil
+	m.clearedFields[endpoint.FieldFlowOwnerUntil] = struct{}{}
+}
+
+// FlowOwnerUntilCleared returns if the "flow_owner_until" field was cleared in this mutation.
+func (m *EndpointMutation) FlowOwnerUntilCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldFlowOwnerUntil]
+	return ok
+}
+
+// ResetFlowOwnerUntil resets all changes to the "flow_owner_until" field.
+func (m *EndpointMutation) ResetFlowOwnerUntil() {
+	m.flow_owner_until = nil
+	delete(m.clearedFields, endpoint.FieldFlowOwnerUntil)
 }
 
 // SetIsActive sets the "is_active" field.
@@ -6256,7 +6633,7 @@ func (m *EndpointMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *EndpointMutation) Fields() []string {
-	fields := make([]string, 0, 23)
+	fields := make([]string, 0, 29)
 	if m.created_at != nil {
 		fields = append(fields, endpoint.FieldCreatedAt)
 	}
@@ -6292,6 +6669,24 @@ func (m *EndpointMutation) Fields() []string {
 	}
 	if m.timeout != nil {
 		fields = append(fields, endpoint.FieldTimeout)
+	}
+	if m.ordering != nil {
+		fields = append(fields, endpoint.FieldOrdering)
+	}
+	if m.rate_limit != nil {
+		fields = append(fields, endpoint.FieldRateLimit)
+	}
+	if m.filter != nil {
+		fields = append(fields, endpoint.FieldFilter)
+	}
+	if m.paused_until != nil {
+		fields = append(fields, endpoint.FieldPausedUntil)
+	}
+	if m.flow_owner != nil {
+		fields = append(fields, endpoint.FieldFlowOwner)
+	}
+	if m.flow_owner_until != nil {
+		fields = append(fields, endpoint.FieldFlowOwnerUntil)
 	}
 	if m.is_active != nil {
 		fields = append(fields, endpoint.FieldIsActive)
@@ -6358,6 +6753,18 @@ func (m *EndpointMutation) Field(name string) (ent.Value, bool) {
 		return m.RetryPolicy()
 	case endpoint.FieldTimeout:
 		return m.Timeout()
+	case endpoint.FieldOrdering:
+		return m.Ordering()
+	case endpoint.FieldRateLimit:
+		return m.RateLimit()
+	case endpoint.FieldFilter:
+		return m.Filter()
+	case endpoint.FieldPausedUntil:
+		return m.PausedUntil()
+	case endpoint.FieldFlowOwner:
+		return m.FlowOwner()
+	case endpoint.FieldFlowOwnerUntil:
+		return m.FlowOwnerUntil()
 	case endpoint.FieldIsActive:
 		return m.IsActive()
 	case endpoint.FieldDisabledReason:
@@ -6413,6 +6820,18 @@ func (m *EndpointMutation) OldField(ctx context.Context, name string) (ent.Value
 		return m.OldRetryPolicy(ctx)
 	case endpoint.FieldTimeout:
 		return m.OldTimeout(ctx)
+	case endpoint.FieldOrdering:
+		return m.OldOrdering(ctx)
+	case endpoint.FieldRateLimit:
+		return m.OldRateLimit(ctx)
+	case endpoint.FieldFilter:
+		return m.OldFilter(ctx)
+	case endpoint.FieldPausedUntil:
+		return m.OldPausedUntil(ctx)
+	case endpoint.FieldFlowOwner:
+		return m.OldFlowOwner(ctx)
+	case endpoint.FieldFlowOwnerUntil:
+		return m.OldFlowOwnerUntil(ctx)
 	case endpoint.FieldIsActive:
 		return m.OldIsActive(ctx)
 	case endpoint.FieldDisabledReason:
@@ -6527,6 +6946,48 @@ func (m *EndpointMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetTimeout(v)
+		return nil
+	case endpoint.FieldOrdering:
+		v, ok := value.(endpoint.Ordering)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrdering(v)
+		return nil
+	case endpoint.FieldRateLimit:
+		v, ok := value.(*webhook.RateLimit)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRateLimit(v)
+		return nil
+	case endpoint.FieldFilter:
+		v, ok := value.(json.RawMessage)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFilter(v)
+		return nil
+	case endpoint.FieldPausedUntil:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPausedUntil(v)
+		return nil
+	case endpoint.FieldFlowOwner:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFlowOwner(v)
+		return nil
+	case endpoint.FieldFlowOwnerUntil:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFlowOwnerUntil(v)
 		return nil
 	case endpoint.FieldIsActive:
 		v, ok := value.(bool)
@@ -6692,6 +7153,21 @@ func (m *EndpointMutation) ClearedFields() []string {
 	if m.FieldCleared(endpoint.FieldHeaders) {
 		fields = append(fields, endpoint.FieldHeaders)
 	}
+	if m.FieldCleared(endpoint.FieldRateLimit) {
+		fields = append(fields, endpoint.FieldRateLimit)
+	}
+	if m.FieldCleared(endpoint.FieldFilter) {
+		fields = append(fields, endpoint.FieldFilter)
+	}
+	if m.FieldCleared(endpoint.FieldPausedUntil) {
+		fields = append(fields, endpoint.FieldPausedUntil)
+	}
+	if m.FieldCleared(endpoint.FieldFlowOwner) {
+		fields = append(fields, endpoint.FieldFlowOwner)
+	}
+	if m.FieldCleared(endpoint.FieldFlowOwnerUntil) {
+		fields = append(fields, endpoint.FieldFlowOwnerUntil)
+	}
 	if m.FieldCleared(endpoint.FieldDisabledReason) {
 		fields = append(fields, endpoint.FieldDisabledReason)
 	}
@@ -6729,6 +7205,21 @@ func (m *EndpointMutation) ClearField(name string) error {
 		return nil
 	case endpoint.FieldHeaders:
 		m.ClearHeaders()
+		return nil
+	case endpoint.FieldRateLimit:
+		m.ClearRateLimit()
+		return nil
+	case endpoint.FieldFilter:
+		m.ClearFilter()
+		return nil
+	case endpoint.FieldPausedUntil:
+		m.ClearPausedUntil()
+		return nil
+	case endpoint.FieldFlowOwner:
+		m.ClearFlowOwner()
+		return nil
+	case endpoint.FieldFlowOwnerUntil:
+		m.ClearFlowOwnerUntil()
 		return nil
 	case endpoint.FieldDisabledReason:
 		m.ClearDisabledReason()
@@ -6791,6 +7282,24 @@ func (m *EndpointMutation) ResetField(name string) error {
 		return nil
 	case endpoint.FieldTimeout:
 		m.ResetTimeout()
+		return nil
+	case endpoint.FieldOrdering:
+		m.ResetOrdering()
+		return nil
+	case endpoint.FieldRateLimit:
+		m.ResetRateLimit()
+		return nil
+	case endpoint.FieldFilter:
+		m.ResetFilter()
+		return nil
+	case endpoint.FieldPausedUntil:
+		m.ResetPausedUntil()
+		return nil
+	case endpoint.FieldFlowOwner:
+		m.ResetFlowOwner()
+		return nil
+	case endpoint.FieldFlowOwnerUntil:
+		m.ResetFlowOwnerUntil()
 		return nil
 	case endpoint.FieldIsActive:
 		m.ResetIsActive()
@@ -6967,6 +7476,8 @@ type EventMutation struct {
 	payload           *json.RawMessage
 	appendpayload     json.RawMessage
 	idempotency_key   *string
+	ordering_key      *string
+	deliver_at        *time.Time
 	delivery_count    *int
 	adddelivery_count *int
 	created_at        *time.Time
@@ -7257,6 +7768,104 @@ func (m *EventMutation) ResetIdempotencyKey() {
 	delete(m.clearedFields, event.FieldIdempotencyKey)
 }
 
+// SetOrderingKey sets the "ordering_key" field.
+func (m *EventMutation) SetOrderingKey(s string) {
+	m.ordering_key = &s
+}
+
+// OrderingKey returns the value of the "ordering_key" field in the mutation.
+func (m *EventMutation) OrderingKey() (r string, exists bool) {
+	v := m.ordering_key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrderingKey returns the old "ordering_key" field's value of the Event entity.
+// If the Event object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EventMutation) OldOrderingKey(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrderingKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrderingKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrderingKey: %w", err)
+	}
+	return oldValue.OrderingKey, nil
+}
+
+// ClearOrderingKey clears the value of the "ordering_key" field.
+func (m *EventMutation) ClearOrderingKey() {
+	m.ordering_key = nil
+	m.clearedFields[event.FieldOrderingKey] = struct{}{}
+}
+
+// OrderingKeyCleared returns if the "ordering_key" field was cleared in this mutation.
+func (m *EventMutation) OrderingKeyCleared() bool {
+	_, ok := m.clearedFields[event.FieldOrderingKey]
+	return ok
+}
+
+// ResetOrderingKey resets all changes to the "ordering_key" field.
+func (m *EventMutation) ResetOrderingKey() {
+	m.ordering_key = nil
+	delete(m.clearedFields, event.FieldOrderingKey)
+}
+
+// SetDeliverAt sets the "deliver_at" field.
+func (m *EventMutation) SetDeliverAt(t time.Time) {
+	m.deliver_at = &t
+}
+
+// DeliverAt returns the value of the "deliver_at" field in the mutation.
+func (m *EventMutation) DeliverAt() (r time.Time, exists bool) {
+	v := m.deliver_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDeliverAt returns the old "deliver_at" field's value of the Event entity.
+// If the Event object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EventMutation) OldDeliverAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDeliverAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDeliverAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDeliverAt: %w", err)
+	}
+	return oldValue.DeliverAt, nil
+}
+
+// ClearDeliverAt clears the value of the "deliver_at" field.
+func (m *EventMutation) ClearDeliverAt() {
+	m.deliver_at = nil
+	m.clearedFields[event.FieldDeliverAt] = struct{}{}
+}
+
+// DeliverAtCleared returns if the "deliver_at" field was cleared in this mutation.
+func (m *EventMutation) DeliverAtCleared() bool {
+	_, ok := m.clearedFields[event.FieldDeliverAt]
+	return ok
+}
+
+// ResetDeliverAt resets all changes to the "deliver_at" field.
+func (m *EventMutation) ResetDeliverAt() {
+	m.deliver_at = nil
+	delete(m.clearedFields, event.FieldDeliverAt)
+}
+
 // SetDeliveryCount sets the "delivery_count" field.
 func (m *EventMutation) SetDeliveryCount(i int) {
 	m.delivery_count = &i
@@ -7464,7 +8073,7 @@ func (m *EventMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *EventMutation) Fields() []string {
-	fields := make([]string, 0, 6)
+	fields := make([]string, 0, 8)
 	if m.app != nil {
 		fields = append(fields, event.FieldAppID)
 	}
@@ -7476,6 +8085,12 @@ func (m *EventMutation) Fields() []string {
 	}
 	if m.idempotency_key != nil {
 		fields = append(fields, event.FieldIdempotencyKey)
+	}
+	if m.ordering_key != nil {
+		fields = append(fields, event.FieldOrderingKey)
+	}
+	if m.deliver_at != nil {
+		fields = append(fields, event.FieldDeliverAt)
 	}
 	if m.delivery_count != nil {
 		fields = append(fields, event.FieldDeliveryCount)
@@ -7499,6 +8114,10 @@ func (m *EventMutation) Field(name string) (ent.Value, bool) {
 		return m.Payload()
 	case event.FieldIdempotencyKey:
 		return m.IdempotencyKey()
+	case event.FieldOrderingKey:
+		return m.OrderingKey()
+	case event.FieldDeliverAt:
+		return m.DeliverAt()
 	case event.FieldDeliveryCount:
 		return m.DeliveryCount()
 	case event.FieldCreatedAt:
@@ -7520,6 +8139,10 @@ func (m *EventMutation) OldField(ctx context.Context, name string) (ent.Value, e
 		return m.OldPayload(ctx)
 	case event.FieldIdempotencyKey:
 		return m.OldIdempotencyKey(ctx)
+	case event.FieldOrderingKey:
+		return m.OldOrderingKey(ctx)
+	case event.FieldDeliverAt:
+		return m.OldDeliverAt(ctx)
 	case event.FieldDeliveryCount:
 		return m.OldDeliveryCount(ctx)
 	case event.FieldCreatedAt:
@@ -7560,6 +8183,20 @@ func (m *EventMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetIdempotencyKey(v)
+		return nil
+	case event.FieldOrderingKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrderingKey(v)
+		return nil
+	case event.FieldDeliverAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDeliverAt(v)
 		return nil
 	case event.FieldDeliveryCount:
 		v, ok := value.(int)
@@ -7623,6 +8260,12 @@ func (m *EventMutation) ClearedFields() []string {
 	if m.FieldCleared(event.FieldIdempotencyKey) {
 		fields = append(fields, event.FieldIdempotencyKey)
 	}
+	if m.FieldCleared(event.FieldOrderingKey) {
+		fields = append(fields, event.FieldOrderingKey)
+	}
+	if m.FieldCleared(event.FieldDeliverAt) {
+		fields = append(fields, event.FieldDeliverAt)
+	}
 	return fields
 }
 
@@ -7639,6 +8282,12 @@ func (m *EventMutation) ClearField(name string) error {
 	switch name {
 	case event.FieldIdempotencyKey:
 		m.ClearIdempotencyKey()
+		return nil
+	case event.FieldOrderingKey:
+		m.ClearOrderingKey()
+		return nil
+	case event.FieldDeliverAt:
+		m.ClearDeliverAt()
 		return nil
 	}
 	return fmt.Errorf("unknown Event nullable field %s", name)
@@ -7659,6 +8308,12 @@ func (m *EventMutation) ResetField(name string) error {
 		return nil
 	case event.FieldIdempotencyKey:
 		m.ResetIdempotencyKey()
+		return nil
+	case event.FieldOrderingKey:
+		m.ResetOrderingKey()
+		return nil
+	case event.FieldDeliverAt:
+		m.ResetDeliverAt()
 		return nil
 	case event.FieldDeliveryCount:
 		m.ResetDeliveryCount()

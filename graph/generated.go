@@ -20,6 +20,7 @@ import (
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/attempt"
 	"github.com/heraldhq/herald/ent/delivery"
+	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/graph/model"
 	"github.com/heraldhq/herald/graph/scalar"
 	"github.com/heraldhq/herald/webhook"
@@ -153,6 +154,7 @@ type ComplexityRoot struct {
 		LastError          func(childComplexity int) int
 		LastResponseStatus func(childComplexity int) int
 		NextAttemptAt      func(childComplexity int) int
+		OrderingKey        func(childComplexity int) int
 		Status             func(childComplexity int) int
 		UpdatedAt          func(childComplexity int) int
 	}
@@ -196,6 +198,7 @@ type ComplexityRoot struct {
 		DisabledReason          func(childComplexity int) int
 		EventTypes              func(childComplexity int) int
 		FailureCount            func(childComplexity int) int
+		Filter                  func(childComplexity int) int
 		Headers                 func(childComplexity int) int
 		Health                  func(childComplexity int) int
 		ID                      func(childComplexity int) int
@@ -203,7 +206,10 @@ type ComplexityRoot struct {
 		LastFailureAt           func(childComplexity int) int
 		LastSuccessAt           func(childComplexity int) int
 		Name                    func(childComplexity int) int
+		Ordering                func(childComplexity int) int
+		PausedUntil             func(childComplexity int) int
 		PreviousSecretExpiresAt func(childComplexity int) int
+		RateLimit               func(childComplexity int) int
 		RetryPolicy             func(childComplexity int) int
 		SuccessCount            func(childComplexity int) int
 		Timeout                 func(childComplexity int) int
@@ -241,11 +247,13 @@ type ComplexityRoot struct {
 
 	Event struct {
 		CreatedAt      func(childComplexity int) int
+		DeliverAt      func(childComplexity int) int
 		Deliveries     func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.DeliveryOrder, where *ent.DeliveryWhereInput) int
 		DeliveryCount  func(childComplexity int) int
 		EventType      func(childComplexity int) int
 		ID             func(childComplexity int) int
 		IdempotencyKey func(childComplexity int) int
+		OrderingKey    func(childComplexity int) int
 		Payload        func(childComplexity int) int
 	}
 
@@ -333,6 +341,11 @@ type ComplexityRoot struct {
 		Node       func(childComplexity int, id string) int
 		Nodes      func(childComplexity int, ids []string) int
 		Viewer     func(childComplexity int) int
+	}
+
+	RateLimit struct {
+		Per      func(childComplexity int) int
+		Requests func(childComplexity int) int
 	}
 
 	ReplayDeliveriesPayload struct {
@@ -855,6 +868,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Delivery.NextAttemptAt(childComplexity), true
+	case "Delivery.orderingKey":
+		if e.ComplexityRoot.Delivery.OrderingKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Delivery.OrderingKey(childComplexity), true
 	case "Delivery.status":
 		if e.ComplexityRoot.Delivery.Status == nil {
 			break
@@ -1050,6 +1069,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Endpoint.FailureCount(childComplexity), true
+	case "Endpoint.filter":
+		if e.ComplexityRoot.Endpoint.Filter == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.Filter(childComplexity), true
 	case "Endpoint.headers":
 		if e.ComplexityRoot.Endpoint.Headers == nil {
 			break
@@ -1092,12 +1117,30 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Endpoint.Name(childComplexity), true
+	case "Endpoint.ordering":
+		if e.ComplexityRoot.Endpoint.Ordering == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.Ordering(childComplexity), true
+	case "Endpoint.pausedUntil":
+		if e.ComplexityRoot.Endpoint.PausedUntil == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.PausedUntil(childComplexity), true
 	case "Endpoint.previousSecretExpiresAt":
 		if e.ComplexityRoot.Endpoint.PreviousSecretExpiresAt == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Endpoint.PreviousSecretExpiresAt(childComplexity), true
+	case "Endpoint.rateLimit":
+		if e.ComplexityRoot.Endpoint.RateLimit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.RateLimit(childComplexity), true
 	case "Endpoint.retryPolicy":
 		if e.ComplexityRoot.Endpoint.RetryPolicy == nil {
 			break
@@ -1235,6 +1278,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Event.CreatedAt(childComplexity), true
+	case "Event.deliverAt":
+		if e.ComplexityRoot.Event.DeliverAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.DeliverAt(childComplexity), true
 	case "Event.deliveries":
 		if e.ComplexityRoot.Event.Deliveries == nil {
 			break
@@ -1270,6 +1319,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Event.IdempotencyKey(childComplexity), true
+	case "Event.orderingKey":
+		if e.ComplexityRoot.Event.OrderingKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.OrderingKey(childComplexity), true
 	case "Event.payload":
 		if e.ComplexityRoot.Event.Payload == nil {
 			break
@@ -1749,6 +1804,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Viewer(childComplexity), true
 
+	case "RateLimit.per":
+		if e.ComplexityRoot.RateLimit.Per == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RateLimit.Per(childComplexity), true
+	case "RateLimit.requests":
+		if e.ComplexityRoot.RateLimit.Requests == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RateLimit.Requests(childComplexity), true
+
 	case "ReplayDeliveriesPayload.count":
 		if e.ComplexityRoot.ReplayDeliveriesPayload.Count == nil {
 			break
@@ -1914,6 +1982,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("EventWhereInput", ec.unmarshalInputEventWhereInput),
 			graphql.NewInputUnmarshaler("HeaderInput", ec.unmarshalInputHeaderInput),
 			graphql.NewInputUnmarshaler("PublishEventInput", ec.unmarshalInputPublishEventInput),
+			graphql.NewInputUnmarshaler("RateLimitInput", ec.unmarshalInputRateLimitInput),
 			graphql.NewInputUnmarshaler("RetryPolicyInput", ec.unmarshalInputRetryPolicyInput),
 			graphql.NewInputUnmarshaler("RotateEndpointSecretInput", ec.unmarshalInputRotateEndpointSecretInput),
 			graphql.NewInputUnmarshaler("UpdateAppInput", ec.unmarshalInputUpdateAppInput),
@@ -2063,6 +2132,23 @@ input RetryPolicyInput {
   initialDelay: Duration
   backoffMultiplier: Float
   maxDelay: Duration
+}
+
+"""
+At most requests requests in any window of length per (a sliding window,
+measured as requests leave Herald). Deliveries beyond it wait; none is
+failed for it.
+"""
+type RateLimit {
+  "1-10000."
+  requests: Int!
+  "100ms-1h."
+  per: Duration!
+}
+
+input RateLimitInput {
+  requests: Int!
+  per: Duration!
 }
 
 "One HTTP header."
@@ -2612,6 +2698,8 @@ func (ec *executionContext) childFields_Delivery(ctx context.Context, field grap
 		return ec.fieldContext_Delivery_endpointID(ctx, field)
 	case "eventType":
 		return ec.fieldContext_Delivery_eventType(ctx, field)
+	case "orderingKey":
+		return ec.fieldContext_Delivery_orderingKey(ctx, field)
 	case "status":
 		return ec.fieldContext_Delivery_status(ctx, field)
 	case "attemptCount":
@@ -2714,6 +2802,14 @@ func (ec *executionContext) childFields_Endpoint(ctx context.Context, field grap
 		return ec.fieldContext_Endpoint_retryPolicy(ctx, field)
 	case "timeout":
 		return ec.fieldContext_Endpoint_timeout(ctx, field)
+	case "ordering":
+		return ec.fieldContext_Endpoint_ordering(ctx, field)
+	case "rateLimit":
+		return ec.fieldContext_Endpoint_rateLimit(ctx, field)
+	case "filter":
+		return ec.fieldContext_Endpoint_filter(ctx, field)
+	case "pausedUntil":
+		return ec.fieldContext_Endpoint_pausedUntil(ctx, field)
 	case "isActive":
 		return ec.fieldContext_Endpoint_isActive(ctx, field)
 	case "disabledReason":
@@ -2810,6 +2906,10 @@ func (ec *executionContext) childFields_Event(ctx context.Context, field graphql
 		return ec.fieldContext_Event_payload(ctx, field)
 	case "idempotencyKey":
 		return ec.fieldContext_Event_idempotencyKey(ctx, field)
+	case "orderingKey":
+		return ec.fieldContext_Event_orderingKey(ctx, field)
+	case "deliverAt":
+		return ec.fieldContext_Event_deliverAt(ctx, field)
 	case "deliveryCount":
 		return ec.fieldContext_Event_deliveryCount(ctx, field)
 	case "createdAt":
@@ -2926,6 +3026,16 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_RateLimit(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "requests":
+		return ec.fieldContext_RateLimit_requests(ctx, field)
+	case "per":
+		return ec.fieldContext_RateLimit_per(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RateLimit", field.Name)
 }
 
 func (ec *executionContext) childFields_ReplayDeliveriesPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5514,6 +5624,29 @@ func (ec *executionContext) fieldContext_Delivery_eventType(_ context.Context, f
 	return graphql.NewScalarFieldContext("Delivery", field, false, false, "String")
 }
 
+func (ec *executionContext) _Delivery_orderingKey(ctx context.Context, field graphql.CollectedField, obj *ent.Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Delivery_orderingKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OrderingKey, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Delivery_orderingKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Delivery", field, false, false, "String")
+}
+
 func (ec *executionContext) _Delivery_status(ctx context.Context, field graphql.CollectedField, obj *ent.Delivery) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6495,6 +6628,107 @@ func (ec *executionContext) fieldContext_Endpoint_timeout(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Endpoint", field, false, false, "Duration")
 }
 
+func (ec *executionContext) _Endpoint_ordering(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_ordering(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Ordering, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v endpoint.Ordering) graphql.Marshaler {
+			return ec.marshalNOrdering2githubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_ordering(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Endpoint", field, false, false, "Ordering")
+}
+
+func (ec *executionContext) _Endpoint_rateLimit(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_rateLimit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RateLimit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *webhook.RateLimit) graphql.Marshaler {
+			return ec.marshalORateLimit2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋwebhookᚐRateLimit(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_rateLimit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Endpoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RateLimit(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Endpoint_filter(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_filter(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Filter, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+			return ec.marshalOJSON2encodingᚋjsonᚐRawMessage(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_filter(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Endpoint", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _Endpoint_pausedUntil(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_pausedUntil(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PausedUntil, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_pausedUntil(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Endpoint", field, false, false, "Time")
+}
+
 func (ec *executionContext) _Endpoint_isActive(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7327,6 +7561,52 @@ func (ec *executionContext) _Event_idempotencyKey(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_Event_idempotencyKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Event", field, false, false, "String")
+}
+
+func (ec *executionContext) _Event_orderingKey(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_orderingKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OrderingKey, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Event_orderingKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, false, false, "String")
+}
+
+func (ec *executionContext) _Event_deliverAt(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_deliverAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeliverAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Event_deliverAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, false, false, "Time")
 }
 
 func (ec *executionContext) _Event_deliveryCount(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
@@ -9378,6 +9658,52 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _RateLimit_requests(ctx context.Context, field graphql.CollectedField, obj *webhook.RateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RateLimit_requests(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Requests, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RateLimit_requests(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RateLimit", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RateLimit_per(ctx context.Context, field graphql.CollectedField, obj *webhook.RateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RateLimit_per(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Per, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Duration) graphql.Marshaler {
+			return ec.marshalNDuration2timeᚐDuration(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RateLimit_per(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RateLimit", field, false, false, "Duration")
 }
 
 func (ec *executionContext) _ReplayDeliveriesPayload_count(ctx context.Context, field graphql.CollectedField, obj *model.ReplayDeliveriesPayload) (ret graphql.Marshaler) {
@@ -13193,7 +13519,7 @@ func (ec *executionContext) unmarshalInputDeliveryWhereInput(ctx context.Context
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "idEqualFold", "idContainsFold", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "eventID", "eventIDNEQ", "eventIDIn", "eventIDNotIn", "eventIDGT", "eventIDGTE", "eventIDLT", "eventIDLTE", "eventIDContains", "eventIDHasPrefix", "eventIDHasSuffix", "eventIDEqualFold", "eventIDContainsFold", "endpointID", "endpointIDNEQ", "endpointIDIn", "endpointIDNotIn", "endpointIDGT", "endpointIDGTE", "endpointIDLT", "endpointIDLTE", "endpointIDContains", "endpointIDHasPrefix", "endpointIDHasSuffix", "endpointIDEqualFold", "endpointIDContainsFold", "eventType", "eventTypeNEQ", "eventTypeIn", "eventTypeNotIn", "eventTypeGT", "eventTypeGTE", "eventTypeLT", "eventTypeLTE", "eventTypeContains", "eventTypeHasPrefix", "eventTypeHasSuffix", "eventTypeEqualFold", "eventTypeContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "attemptCount", "attemptCountNEQ", "attemptCountIn", "attemptCountNotIn", "attemptCountGT", "attemptCountGTE", "attemptCountLT", "attemptCountLTE", "lastAttemptAt", "lastAttemptAtNEQ", "lastAttemptAtIn", "lastAttemptAtNotIn", "lastAttemptAtGT", "lastAttemptAtGTE", "lastAttemptAtLT", "lastAttemptAtLTE", "lastAttemptAtIsNil", "lastAttemptAtNotNil", "lastResponseStatus", "lastResponseStatusNEQ", "lastResponseStatusIn", "lastResponseStatusNotIn", "lastResponseStatusGT", "lastResponseStatusGTE", "lastResponseStatusLT", "lastResponseStatusLTE", "lastResponseStatusIsNil", "lastResponseStatusNotNil", "lastError", "lastErrorNEQ", "lastErrorIn", "lastErrorNotIn", "lastErrorGT", "lastErrorGTE", "lastErrorLT", "lastErrorLTE", "lastErrorContains", "lastErrorHasPrefix", "lastErrorHasSuffix", "lastErrorIsNil", "lastErrorNotNil", "lastErrorEqualFold", "lastErrorContainsFold", "completedAt", "completedAtNEQ", "completedAtIn", "completedAtNotIn", "completedAtGT", "completedAtGTE", "completedAtLT", "completedAtLTE", "completedAtIsNil", "completedAtNotNil", "hasEvent", "hasEventWith", "hasAttempts", "hasAttemptsWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "idEqualFold", "idContainsFold", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "eventID", "eventIDNEQ", "eventIDIn", "eventIDNotIn", "eventIDGT", "eventIDGTE", "eventIDLT", "eventIDLTE", "eventIDContains", "eventIDHasPrefix", "eventIDHasSuffix", "eventIDEqualFold", "eventIDContainsFold", "endpointID", "endpointIDNEQ", "endpointIDIn", "endpointIDNotIn", "endpointIDGT", "endpointIDGTE", "endpointIDLT", "endpointIDLTE", "endpointIDContains", "endpointIDHasPrefix", "endpointIDHasSuffix", "endpointIDEqualFold", "endpointIDContainsFold", "eventType", "eventTypeNEQ", "eventTypeIn", "eventTypeNotIn", "eventTypeGT", "eventTypeGTE", "eventTypeLT", "eventTypeLTE", "eventTypeContains", "eventTypeHasPrefix", "eventTypeHasSuffix", "eventTypeEqualFold", "eventTypeContainsFold", "orderingKey", "orderingKeyNEQ", "orderingKeyIn", "orderingKeyNotIn", "orderingKeyGT", "orderingKeyGTE", "orderingKeyLT", "orderingKeyLTE", "orderingKeyContains", "orderingKeyHasPrefix", "orderingKeyHasSuffix", "orderingKeyIsNil", "orderingKeyNotNil", "orderingKeyEqualFold", "orderingKeyContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "attemptCount", "attemptCountNEQ", "attemptCountIn", "attemptCountNotIn", "attemptCountGT", "attemptCountGTE", "attemptCountLT", "attemptCountLTE", "lastAttemptAt", "lastAttemptAtNEQ", "lastAttemptAtIn", "lastAttemptAtNotIn", "lastAttemptAtGT", "lastAttemptAtGTE", "lastAttemptAtLT", "lastAttemptAtLTE", "lastAttemptAtIsNil", "lastAttemptAtNotNil", "lastResponseStatus", "lastResponseStatusNEQ", "lastResponseStatusIn", "lastResponseStatusNotIn", "lastResponseStatusGT", "lastResponseStatusGTE", "lastResponseStatusLT", "lastResponseStatusLTE", "lastResponseStatusIsNil", "lastResponseStatusNotNil", "lastError", "lastErrorNEQ", "lastErrorIn", "lastErrorNotIn", "lastErrorGT", "lastErrorGTE", "lastErrorLT", "lastErrorLTE", "lastErrorContains", "lastErrorHasPrefix", "lastErrorHasSuffix", "lastErrorIsNil", "lastErrorNotNil", "lastErrorEqualFold", "lastErrorContainsFold", "completedAt", "completedAtNEQ", "completedAtIn", "completedAtNotIn", "completedAtGT", "completedAtGTE", "completedAtLT", "completedAtLTE", "completedAtIsNil", "completedAtNotNil", "hasEvent", "hasEventWith", "hasAttempts", "hasAttemptsWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -13676,6 +14002,111 @@ func (ec *executionContext) unmarshalInputDeliveryWhereInput(ctx context.Context
 				return it, err
 			}
 			it.EventTypeContainsFold = data
+		case "orderingKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKey = data
+		case "orderingKeyNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyNEQ = data
+		case "orderingKeyIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyIn = data
+		case "orderingKeyNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyNotIn = data
+		case "orderingKeyGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyGT = data
+		case "orderingKeyGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyGTE = data
+		case "orderingKeyLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyLT = data
+		case "orderingKeyLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyLTE = data
+		case "orderingKeyContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyContains = data
+		case "orderingKeyHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyHasPrefix = data
+		case "orderingKeyHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyHasSuffix = data
+		case "orderingKeyIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyIsNil = data
+		case "orderingKeyNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyNotNil = data
+		case "orderingKeyEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyEqualFold = data
+		case "orderingKeyContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyContainsFold = data
 		case "status":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
 			data, err := ec.unmarshalODeliveryStatus2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋdeliveryᚐStatus(ctx, v)
@@ -14268,7 +14699,7 @@ func (ec *executionContext) unmarshalInputEndpointWhereInput(ctx context.Context
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "idEqualFold", "idContainsFold", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "description", "descriptionNEQ", "descriptionIn", "descriptionNotIn", "descriptionGT", "descriptionGTE", "descriptionLT", "descriptionLTE", "descriptionContains", "descriptionHasPrefix", "descriptionHasSuffix", "descriptionEqualFold", "descriptionContainsFold", "url", "urlNEQ", "urlIn", "urlNotIn", "urlGT", "urlGTE", "urlLT", "urlLTE", "urlContains", "urlHasPrefix", "urlHasSuffix", "urlEqualFold", "urlContainsFold", "isActive", "isActiveNEQ", "disabledReason", "disabledReasonNEQ", "disabledReasonIn", "disabledReasonNotIn", "disabledReasonGT", "disabledReasonGTE", "disabledReasonLT", "disabledReasonLTE", "disabledReasonContains", "disabledReasonHasPrefix", "disabledReasonHasSuffix", "disabledReasonIsNil", "disabledReasonNotNil", "disabledReasonEqualFold", "disabledReasonContainsFold", "disabledAt", "disabledAtNEQ", "disabledAtIn", "disabledAtNotIn", "disabledAtGT", "disabledAtGTE", "disabledAtLT", "disabledAtLTE", "disabledAtIsNil", "disabledAtNotNil", "previousSecretExpiresAt", "previousSecretExpiresAtNEQ", "previousSecretExpiresAtIn", "previousSecretExpiresAtNotIn", "previousSecretExpiresAtGT", "previousSecretExpiresAtGTE", "previousSecretExpiresAtLT", "previousSecretExpiresAtLTE", "previousSecretExpiresAtIsNil", "previousSecretExpiresAtNotNil", "consecutiveFailures", "consecutiveFailuresNEQ", "consecutiveFailuresIn", "consecutiveFailuresNotIn", "consecutiveFailuresGT", "consecutiveFailuresGTE", "consecutiveFailuresLT", "consecutiveFailuresLTE", "failureCount", "failureCountNEQ", "failureCountIn", "failureCountNotIn", "failureCountGT", "failureCountGTE", "failureCountLT", "failureCountLTE", "successCount", "successCountNEQ", "successCountIn", "successCountNotIn", "successCountGT", "successCountGTE", "successCountLT", "successCountLTE", "lastSuccessAt", "lastSuccessAtNEQ", "lastSuccessAtIn", "lastSuccessAtNotIn", "lastSuccessAtGT", "lastSuccessAtGTE", "lastSuccessAtLT", "lastSuccessAtLTE", "lastSuccessAtIsNil", "lastSuccessAtNotNil", "lastFailureAt", "lastFailureAtNEQ", "lastFailureAtIn", "lastFailureAtNotIn", "lastFailureAtGT", "lastFailureAtGTE", "lastFailureAtLT", "lastFailureAtLTE", "lastFailureAtIsNil", "lastFailureAtNotNil", "hasDeliveries", "hasDeliveriesWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "idEqualFold", "idContainsFold", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "description", "descriptionNEQ", "descriptionIn", "descriptionNotIn", "descriptionGT", "descriptionGTE", "descriptionLT", "descriptionLTE", "descriptionContains", "descriptionHasPrefix", "descriptionHasSuffix", "descriptionEqualFold", "descriptionContainsFold", "url", "urlNEQ", "urlIn", "urlNotIn", "urlGT", "urlGTE", "urlLT", "urlLTE", "urlContains", "urlHasPrefix", "urlHasSuffix", "urlEqualFold", "urlContainsFold", "ordering", "orderingNEQ", "orderingIn", "orderingNotIn", "isActive", "isActiveNEQ", "disabledReason", "disabledReasonNEQ", "disabledReasonIn", "disabledReasonNotIn", "disabledReasonGT", "disabledReasonGTE", "disabledReasonLT", "disabledReasonLTE", "disabledReasonContains", "disabledReasonHasPrefix", "disabledReasonHasSuffix", "disabledReasonIsNil", "disabledReasonNotNil", "disabledReasonEqualFold", "disabledReasonContainsFold", "disabledAt", "disabledAtNEQ", "disabledAtIn", "disabledAtNotIn", "disabledAtGT", "disabledAtGTE", "disabledAtLT", "disabledAtLTE", "disabledAtIsNil", "disabledAtNotNil", "previousSecretExpiresAt", "previousSecretExpiresAtNEQ", "previousSecretExpiresAtIn", "previousSecretExpiresAtNotIn", "previousSecretExpiresAtGT", "previousSecretExpiresAtGTE", "previousSecretExpiresAtLT", "previousSecretExpiresAtLTE", "previousSecretExpiresAtIsNil", "previousSecretExpiresAtNotNil", "consecutiveFailures", "consecutiveFailuresNEQ", "consecutiveFailuresIn", "consecutiveFailuresNotIn", "consecutiveFailuresGT", "consecutiveFailuresGTE", "consecutiveFailuresLT", "consecutiveFailuresLTE", "failureCount", "failureCountNEQ", "failureCountIn", "failureCountNotIn", "failureCountGT", "failureCountGTE", "failureCountLT", "failureCountLTE", "successCount", "successCountNEQ", "successCountIn", "successCountNotIn", "successCountGT", "successCountGTE", "successCountLT", "successCountLTE", "lastSuccessAt", "lastSuccessAtNEQ", "lastSuccessAtIn", "lastSuccessAtNotIn", "lastSuccessAtGT", "lastSuccessAtGTE", "lastSuccessAtLT", "lastSuccessAtLTE", "lastSuccessAtIsNil", "lastSuccessAtNotNil", "lastFailureAt", "lastFailureAtNEQ", "lastFailureAtIn", "lastFailureAtNotIn", "lastFailureAtGT", "lastFailureAtGTE", "lastFailureAtLT", "lastFailureAtLTE", "lastFailureAtIsNil", "lastFailureAtNotNil", "hasDeliveries", "hasDeliveriesWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -14751,6 +15182,34 @@ func (ec *executionContext) unmarshalInputEndpointWhereInput(ctx context.Context
 				return it, err
 			}
 			it.URLContainsFold = data
+		case "ordering":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ordering"))
+			data, err := ec.unmarshalOOrdering2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Ordering = data
+		case "orderingNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingNEQ"))
+			data, err := ec.unmarshalOOrdering2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingNEQ = data
+		case "orderingIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingIn"))
+			data, err := ec.unmarshalOOrdering2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrderingᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingIn = data
+		case "orderingNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingNotIn"))
+			data, err := ec.unmarshalOOrdering2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrderingᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingNotIn = data
 		case "isActive":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("isActive"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -15970,7 +16429,7 @@ func (ec *executionContext) unmarshalInputEventWhereInput(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "idEqualFold", "idContainsFold", "eventType", "eventTypeNEQ", "eventTypeIn", "eventTypeNotIn", "eventTypeGT", "eventTypeGTE", "eventTypeLT", "eventTypeLTE", "eventTypeContains", "eventTypeHasPrefix", "eventTypeHasSuffix", "eventTypeEqualFold", "eventTypeContainsFold", "idempotencyKey", "idempotencyKeyNEQ", "idempotencyKeyIn", "idempotencyKeyNotIn", "idempotencyKeyGT", "idempotencyKeyGTE", "idempotencyKeyLT", "idempotencyKeyLTE", "idempotencyKeyContains", "idempotencyKeyHasPrefix", "idempotencyKeyHasSuffix", "idempotencyKeyIsNil", "idempotencyKeyNotNil", "idempotencyKeyEqualFold", "idempotencyKeyContainsFold", "deliveryCount", "deliveryCountNEQ", "deliveryCountIn", "deliveryCountNotIn", "deliveryCountGT", "deliveryCountGTE", "deliveryCountLT", "deliveryCountLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "hasDeliveries", "hasDeliveriesWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "idEqualFold", "idContainsFold", "eventType", "eventTypeNEQ", "eventTypeIn", "eventTypeNotIn", "eventTypeGT", "eventTypeGTE", "eventTypeLT", "eventTypeLTE", "eventTypeContains", "eventTypeHasPrefix", "eventTypeHasSuffix", "eventTypeEqualFold", "eventTypeContainsFold", "idempotencyKey", "idempotencyKeyNEQ", "idempotencyKeyIn", "idempotencyKeyNotIn", "idempotencyKeyGT", "idempotencyKeyGTE", "idempotencyKeyLT", "idempotencyKeyLTE", "idempotencyKeyContains", "idempotencyKeyHasPrefix", "idempotencyKeyHasSuffix", "idempotencyKeyIsNil", "idempotencyKeyNotNil", "idempotencyKeyEqualFold", "idempotencyKeyContainsFold", "orderingKey", "orderingKeyNEQ", "orderingKeyIn", "orderingKeyNotIn", "orderingKeyGT", "orderingKeyGTE", "orderingKeyLT", "orderingKeyLTE", "orderingKeyContains", "orderingKeyHasPrefix", "orderingKeyHasSuffix", "orderingKeyIsNil", "orderingKeyNotNil", "orderingKeyEqualFold", "orderingKeyContainsFold", "deliverAt", "deliverAtNEQ", "deliverAtIn", "deliverAtNotIn", "deliverAtGT", "deliverAtGTE", "deliverAtLT", "deliverAtLTE", "deliverAtIsNil", "deliverAtNotNil", "deliveryCount", "deliveryCountNEQ", "deliveryCountIn", "deliveryCountNotIn", "deliveryCountGT", "deliveryCountGTE", "deliveryCountLT", "deliveryCountLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "hasDeliveries", "hasDeliveriesWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -16264,6 +16723,181 @@ func (ec *executionContext) unmarshalInputEventWhereInput(ctx context.Context, o
 				return it, err
 			}
 			it.IdempotencyKeyContainsFold = data
+		case "orderingKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKey = data
+		case "orderingKeyNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyNEQ = data
+		case "orderingKeyIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyIn = data
+		case "orderingKeyNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyNotIn = data
+		case "orderingKeyGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyGT = data
+		case "orderingKeyGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyGTE = data
+		case "orderingKeyLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyLT = data
+		case "orderingKeyLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyLTE = data
+		case "orderingKeyContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyContains = data
+		case "orderingKeyHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyHasPrefix = data
+		case "orderingKeyHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyHasSuffix = data
+		case "orderingKeyIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyIsNil = data
+		case "orderingKeyNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyNotNil = data
+		case "orderingKeyEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyEqualFold = data
+		case "orderingKeyContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyContainsFold = data
+		case "deliverAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAt = data
+		case "deliverAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAtNEQ = data
+		case "deliverAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAtIn = data
+		case "deliverAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAtNotIn = data
+		case "deliverAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAtGT = data
+		case "deliverAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAtGTE = data
+		case "deliverAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAtLT = data
+		case "deliverAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAtLTE = data
+		case "deliverAtIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAtIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAtIsNil = data
+		case "deliverAtNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAtNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAtNotNil = data
 		case "deliveryCount":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliveryCount"))
 			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
@@ -16509,6 +17143,55 @@ func (ec *executionContext) unmarshalInputPublishEventInput(ctx context.Context,
 func UnmarshalPublishEventInput(ctx context.Context, raw any) (model.PublishEventInput, error) {
 	var out model.PublishEventInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "PublishEventInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRateLimitInput(ctx context.Context, obj any) (model.RateLimitInput, error) {
+	var it model.RateLimitInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"requests", "per"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "requests":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("requests"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Requests = data
+		case "per":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("per"))
+			data, err := ec.unmarshalNDuration2timeᚐDuration(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Per = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRateLimitInput unmarshals raw into the RateLimitInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRateLimitInput(ctx context.Context, raw any) (model.RateLimitInput, error) {
+	var out model.RateLimitInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RateLimitInput", raw, &out)
 	return out, err
 }
 
@@ -17517,6 +18200,11 @@ func (ec *executionContext) _Delivery(ctx context.Context, sel ast.SelectionSet,
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "orderingKey":
+			out.Values[i] = ec._Delivery_orderingKey(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "status":
 			out.Values[i] = ec._Delivery_status(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -17828,6 +18516,26 @@ func (ec *executionContext) _Endpoint(ctx context.Context, sel ast.SelectionSet,
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "ordering":
+			out.Values[i] = ec._Endpoint_ordering(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "rateLimit":
+			out.Values[i] = ec._Endpoint_rateLimit(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "filter":
+			out.Values[i] = ec._Endpoint_filter(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "pausedUntil":
+			out.Values[i] = ec._Endpoint_pausedUntil(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "isActive":
 			out.Values[i] = ec._Endpoint_isActive(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -18135,6 +18843,16 @@ func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, ob
 			}
 		case "idempotencyKey":
 			out.Values[i] = ec._Event_idempotencyKey(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "orderingKey":
+			out.Values[i] = ec._Event_orderingKey(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "deliverAt":
+			out.Values[i] = ec._Event_deliverAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -18787,6 +19505,44 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var rateLimitImplementors = []string{"RateLimit"}
+
+func (ec *executionContext) _RateLimit(ctx context.Context, sel ast.SelectionSet, obj *webhook.RateLimit) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, rateLimitImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RateLimit")
+		case "requests":
+			out.Values[i] = ec._RateLimit_requests(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "per":
+			out.Values[i] = ec._RateLimit_per(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -19994,6 +20750,16 @@ func (ec *executionContext) marshalNOrderDirection2entgoᚗioᚋcontribᚋentgql
 	return v
 }
 
+func (ec *executionContext) unmarshalNOrdering2githubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx context.Context, v any) (endpoint.Ordering, error) {
+	var res endpoint.Ordering
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNOrdering2githubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx context.Context, sel ast.SelectionSet, v endpoint.Ordering) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v entgql.PageInfo[string]) graphql.Marshaler {
 	return ec._PageInfo(ctx, sel, &v)
 }
@@ -21031,6 +21797,65 @@ func (ec *executionContext) marshalONode2githubᚗcomᚋheraldhqᚋheraldᚋent�
 		return graphql.Null
 	}
 	return ec._Node(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOOrdering2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrderingᚄ(ctx context.Context, v any) ([]endpoint.Ordering, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]endpoint.Ordering, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNOrdering2githubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOOrdering2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrderingᚄ(ctx context.Context, sel ast.SelectionSet, v []endpoint.Ordering) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNOrdering2githubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOOrdering2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx context.Context, v any) (*endpoint.Ordering, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(endpoint.Ordering)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOOrdering2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx context.Context, sel ast.SelectionSet, v *endpoint.Ordering) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) marshalORateLimit2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋwebhookᚐRateLimit(ctx context.Context, sel ast.SelectionSet, v *webhook.RateLimit) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RateLimit(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalORetryPolicyInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRetryPolicyInput(ctx context.Context, v any) (*model.RetryPolicyInput, error) {

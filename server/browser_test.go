@@ -298,7 +298,7 @@ func TestConsole_ShowsDeliveryAsItHappens(t *testing.T) {
 	orders := heraldtest.NewReceiver(t, nil)
 	ordersID, _ := s.CreateEndpoint(s.Token, map[string]any{"name": "Orders API", "url": orders.URL, "eventTypes": []string{"order.*"}})
 	var crmStatus atomic.Int32
-	crmStatus.Store(http.StatusGone) // permanent: FAILED at once
+	crmStatus.Store(http.StatusNotFound) // permanent: FAILED at once
 	crm := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(int(crmStatus.Load())) })
 	s.CreateEndpoint(s.Token, map[string]any{"name": "CRM sync", "url": crm.URL, "eventTypes": []string{"contact.*"}})
 
@@ -323,7 +323,7 @@ func TestConsole_ShowsDeliveryAsItHappens(t *testing.T) {
 
 	// A failed delivery offers Retry, which succeeds once the receiver does.
 	failEvent := s.Publish(s.Token, "contact.created", map[string]any{"contactId": "c_7"})
-	cells = p.waitRow(failEvent, "FAILED", "410")
+	cells = p.waitRow(failEvent, "FAILED", "404")
 	if cells["endpoint"] != "CRM sync" || cells["attempt"] != "1" || cells["error"] == "—" {
 		t.Errorf("row of the failed delivery = %v", cells)
 	}

@@ -346,6 +346,7 @@ func (s *Server) Start() {
 // within the shutdown grace (see dispatch.Engine.Drain). The API keeps
 // working, publishing included, until Close.
 func (s *Server) Drain(ctx context.Context) error {
+	s.engine.Quiesce()
 	s.draining.Store(true)
 	return s.engine.Drain(ctx)
 }
@@ -355,6 +356,7 @@ func (s *Server) Drain(ctx context.Context) error {
 // It is safe to call more than once.
 func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
+		s.engine.Quiesce()
 		s.draining.Store(true)
 		if s.pruner != nil {
 			s.pruner.Close()

@@ -162,6 +162,11 @@ type PublishEventInput struct {
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 
+type RateLimitInput struct {
+	Requests int           `json:"requests"`
+	Per      time.Duration `json:"per"`
+}
+
 type ReplayDeliveriesPayload struct {
 	// How many deliveries were queued again.
 	Count int `json:"count"`
