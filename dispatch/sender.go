@@ -64,7 +64,9 @@ type endpointConfig struct {
 }
 
 // ordered reports whether the endpoint's deliveries go in publish order.
-func (e *endpointConfig) ordered() bool { return e.Ordering == webhook.OrderByKey || e.Ordering == webhook.OrderStrict }
+func (e *endpointConfig) ordered() bool {
+	return e.Ordering == webhook.OrderByKey || e.Ordering == webhook.OrderStrict
+}
 
 // controlled reports whether one engine at a time must send to the
 // endpoint: it orders its deliveries or limits its rate.
