@@ -63,6 +63,7 @@ type browserPage struct {
 	t   *testing.T
 	ctx context.Context // the tab, with the test's deadline
 	tab context.Context // the tab without a deadline, for reports after a timeout
+	axe string          // axe-core's source, for checkAccessibility
 
 	mu       sync.Mutex
 	messages []chromedp.ConsoleMessage

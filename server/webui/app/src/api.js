@@ -97,7 +97,12 @@ export function createApi(token, onAuthError) {
         },
         error: (e) => {
           if (e && e.code === 4401) {
-            authFailed(new ApiError([{ message: e.reason || "session ended", extensions: { code: "UNAUTHENTICATED" } }], 0));
+            // The close reason is short; ask once more over HTTP to learn
+            // why (EXPIRED, REVOKED), which also ends the session here.
+            gql("query PortalProbe { viewer { isAdmin } }").then(
+              () => onError("The live connection was refused. Reload the page."),
+              () => {},
+            );
             return;
           }
           if (Array.isArray(e)) onError(e.map((x) => x.message).join("; "));
