@@ -1,12 +1,15 @@
 // Package webui serves Herald's browser pages from embedded assets: GraphiQL
-// at "/" and the live console at "/console".
+// at "/", the live console at "/console", and the customer portal at
+// "/portal/<app id>" (PortalHandler).
 //
 // Everything the browser loads is embedded from static/ with go:embed; no CDN
 // or other external URL is referenced. The third-party files under
 // static/vendor/ are pinned in package.json/package-lock.json and regenerated
-// with vendor.sh; the pages themselves (static/graphiql.html, graphiql.js,
-// graphiql.css; static/console.html, console.js, console.css) are
-// hand-written.
+// with vendor.sh; GraphiQL's and the console's pages (static/graphiql.html,
+// graphiql.js, graphiql.css; static/console.html, console.js, console.css)
+// are hand-written. The portal is a Preact app whose sources are in app/;
+// app/build.sh builds it with Vite into static/app/ (committed, and checked
+// by CI to match its sources).
 package webui
 
 import (

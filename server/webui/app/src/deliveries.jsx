@@ -447,7 +447,7 @@ function AttemptView({ a, event }) {
           <p class="mono small">POST {a.requestURL}</p>
           <h4>Headers</h4>
           <Headers list={a.requestHeaders} label="Request headers" />
-          <h4>Body</h4>
+          <h4>Body (the event's envelope)</h4>
           <Json value={envelope(event)} label="Request body" />
         </div>
         <div>
