@@ -59,6 +59,7 @@ type SessionInput struct {
 
 // Session is a new portal session.
 type Session struct {
+	// Key is the session's key record (kind PORTAL_SESSION).
 	Key *ent.APIKey
 	// Token is the session's credential; it is not stored.
 	Token string
@@ -68,8 +69,10 @@ type Session struct {
 
 // Service creates and revokes portal sessions and keeps portal settings.
 type Service struct {
+	// Client is the database.
 	Client *ent.Client
-	Auth   *auth.Authenticator
+	// Auth revokes sessions, so that their live connections close.
+	Auth *auth.Authenticator
 	// Rand is the source of tokens (default crypto/rand).
 	Rand io.Reader
 	// Now returns the current time (default time.Now).
