@@ -343,18 +343,25 @@ func (a *Authenticator) Revoke(ctx context.Context, id string) (*ent.APIKey, err
 		}
 	}
 	a.Revoked(id)
+	a.announceRevoked(id)
+	return k, nil
+}
+
+// announceRevoked tells other processes about a revocation (see
+// AnnounceRevocations).
+func (a *Authenticator) announceRevoked(id string) {
 	a.mu.Lock()
 	announce := a.announce
 	a.mu.Unlock()
 	if announce != nil {
 		announce(id)
 	}
-	return k, nil
 }
 
 // RevokePortalSessions revokes every portal session of an app that still
-// works, reports each to Revoked (closing its live connections), and
-// returns how many it revoked. Expired sessions are left as they are: they
+// works, reports each to Revoked (closing its live connections) and to the
+// other processes sharing the database, as Revoke does, and returns how
+// many it revoked. Expired sessions are left as they are: they
 // no longer work anyway.
 func (a *Authenticator) RevokePortalSessions(ctx context.Context, appID string) (int, error) {
 	now := a.now().UTC()
@@ -377,6 +384,7 @@ func (a *Authenticator) RevokePortalSessions(ctx context.Context, appID string) 
 	}
 	for _, id := range ids {
 		a.Revoked(id)
+		a.announceRevoked(id)
 	}
 	return len(ids), nil
 }
