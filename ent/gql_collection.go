@@ -80,6 +80,16 @@ func (_q *APIKeyQuery) collectField(ctx context.Context, oneNode bool, opCtx *gr
 				selectedFields = append(selectedFields, apikey.FieldPrefix)
 				fieldSeen[apikey.FieldPrefix] = struct{}{}
 			}
+		case "kind":
+			if _, ok := fieldSeen[apikey.FieldKind]; !ok {
+				selectedFields = append(selectedFields, apikey.FieldKind)
+				fieldSeen[apikey.FieldKind] = struct{}{}
+			}
+		case "expiresAt":
+			if _, ok := fieldSeen[apikey.FieldExpiresAt]; !ok {
+				selectedFields = append(selectedFields, apikey.FieldExpiresAt)
+				fieldSeen[apikey.FieldExpiresAt] = struct{}{}
+			}
 		case "lastUsedAt":
 			if _, ok := fieldSeen[apikey.FieldLastUsedAt]; !ok {
 				selectedFields = append(selectedFields, apikey.FieldLastUsedAt)

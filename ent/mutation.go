@@ -53,6 +53,10 @@ type APIKeyMutation struct {
 	admin         *bool
 	prefix        *string
 	token_hash    *[]byte
+	kind          *apikey.Kind
+	scopes        *[]string
+	appendscopes  []string
+	expires_at    *time.Time
 	last_used_at  *time.Time
 	revoked_at    *time.Time
 	clearedFields map[string]struct{}
@@ -419,6 +423,156 @@ func (m *APIKeyMutation) ResetTokenHash() {
 	m.token_hash = nil
 }
 
+// SetKind sets the "kind" field.
+func (m *APIKeyMutation) SetKind(a apikey.Kind) {
+	m.kind = &a
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *APIKeyMutation) Kind() (r apikey.Kind, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the APIKey entity.
+// If the APIKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *APIKeyMutation) OldKind(ctx context.Context) (v apikey.Kind, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *APIKeyMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetScopes sets the "scopes" field.
+func (m *APIKeyMutation) SetScopes(s []string) {
+	m.scopes = &s
+	m.appendscopes = nil
+}
+
+// Scopes returns the value of the "scopes" field in the mutation.
+func (m *APIKeyMutation) Scopes() (r []string, exists bool) {
+	v := m.scopes
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldScopes returns the old "scopes" field's value of the APIKey entity.
+// If the APIKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *APIKeyMutation) OldScopes(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldScopes is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldScopes requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldScopes: %w", err)
+	}
+	return oldValue.Scopes, nil
+}
+
+// AppendScopes adds s to the "scopes" field.
+func (m *APIKeyMutation) AppendScopes(s []string) {
+	m.appendscopes = append(m.appendscopes, s...)
+}
+
+// AppendedScopes returns the list of values that were appended to the "scopes" field in this mutation.
+func (m *APIKeyMutation) AppendedScopes() ([]string, bool) {
+	if len(m.appendscopes) == 0 {
+		return nil, false
+	}
+	return m.appendscopes, true
+}
+
+// ClearScopes clears the value of the "scopes" field.
+func (m *APIKeyMutation) ClearScopes() {
+	m.scopes = nil
+	m.appendscopes = nil
+	m.clearedFields[apikey.FieldScopes] = struct{}{}
+}
+
+// ScopesCleared returns if the "scopes" field was cleared in this mutation.
+func (m *APIKeyMutation) ScopesCleared() bool {
+	_, ok := m.clearedFields[apikey.FieldScopes]
+	return ok
+}
+
+// ResetScopes resets all changes to the "scopes" field.
+func (m *APIKeyMutation) ResetScopes() {
+	m.scopes = nil
+	m.appendscopes = nil
+	delete(m.clearedFields, apikey.FieldScopes)
+}
+
+// SetExpiresAt sets the "expires_at" field.
+func (m *APIKeyMutation) SetExpiresAt(t time.Time) {
+	m.expires_at = &t
+}
+
+// ExpiresAt returns the value of the "expires_at" field in the mutation.
+func (m *APIKeyMutation) ExpiresAt() (r time.Time, exists bool) {
+	v := m.expires_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldExpiresAt returns the old "expires_at" field's value of the APIKey entity.
+// If the APIKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *APIKeyMutation) OldExpiresAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldExpiresAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldExpiresAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldExpiresAt: %w", err)
+	}
+	return oldValue.ExpiresAt, nil
+}
+
+// ClearExpiresAt clears the value of the "expires_at" field.
+func (m *APIKeyMutation) ClearExpiresAt() {
+	m.expires_at = nil
+	m.clearedFields[apikey.FieldExpiresAt] = struct{}{}
+}
+
+// ExpiresAtCleared returns if the "expires_at" field was cleared in this mutation.
+func (m *APIKeyMutation) ExpiresAtCleared() bool {
+	_, ok := m.clearedFields[apikey.FieldExpiresAt]
+	return ok
+}
+
+// ResetExpiresAt resets all changes to the "expires_at" field.
+func (m *APIKeyMutation) ResetExpiresAt() {
+	m.expires_at = nil
+	delete(m.clearedFields, apikey.FieldExpiresAt)
+}
+
 // SetLastUsedAt sets the "last_used_at" field.
 func (m *APIKeyMutation) SetLastUsedAt(t time.Time) {
 	m.last_used_at = &t
@@ -578,7 +732,7 @@ func (m *APIKeyMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *APIKeyMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 12)
 	if m.created_at != nil {
 		fields = append(fields, apikey.FieldCreatedAt)
 	}
@@ -599,6 +753,15 @@ func (m *APIKeyMutation) Fields() []string {
 	}
 	if m.token_hash != nil {
 		fields = append(fields, apikey.FieldTokenHash)
+	}
+	if m.kind != nil {
+		fields = append(fields, apikey.FieldKind)
+	}
+	if m.scopes != nil {
+		fields = append(fields, apikey.FieldScopes)
+	}
+	if m.expires_at != nil {
+		fields = append(fields, apikey.FieldExpiresAt)
 	}
 	if m.last_used_at != nil {
 		fields = append(fields, apikey.FieldLastUsedAt)
@@ -628,6 +791,12 @@ func (m *APIKeyMutation) Field(name string) (ent.Value, bool) {
 		return m.Prefix()
 	case apikey.FieldTokenHash:
 		return m.TokenHash()
+	case apikey.FieldKind:
+		return m.Kind()
+	case apikey.FieldScopes:
+		return m.Scopes()
+	case apikey.FieldExpiresAt:
+		return m.ExpiresAt()
 	case apikey.FieldLastUsedAt:
 		return m.LastUsedAt()
 	case apikey.FieldRevokedAt:
@@ -655,6 +824,12 @@ func (m *APIKeyMutation) OldField(ctx context.Context, name string) (ent.Value, 
 		return m.OldPrefix(ctx)
 	case apikey.FieldTokenHash:
 		return m.OldTokenHash(ctx)
+	case apikey.FieldKind:
+		return m.OldKind(ctx)
+	case apikey.FieldScopes:
+		return m.OldScopes(ctx)
+	case apikey.FieldExpiresAt:
+		return m.OldExpiresAt(ctx)
 	case apikey.FieldLastUsedAt:
 		return m.OldLastUsedAt(ctx)
 	case apikey.FieldRevokedAt:
@@ -717,6 +892,27 @@ func (m *APIKeyMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetTokenHash(v)
 		return nil
+	case apikey.FieldKind:
+		v, ok := value.(apikey.Kind)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case apikey.FieldScopes:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetScopes(v)
+		return nil
+	case apikey.FieldExpiresAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetExpiresAt(v)
+		return nil
 	case apikey.FieldLastUsedAt:
 		v, ok := value.(time.Time)
 		if !ok {
@@ -761,6 +957,12 @@ func (m *APIKeyMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *APIKeyMutation) ClearedFields() []string {
 	var fields []string
+	if m.FieldCleared(apikey.FieldScopes) {
+		fields = append(fields, apikey.FieldScopes)
+	}
+	if m.FieldCleared(apikey.FieldExpiresAt) {
+		fields = append(fields, apikey.FieldExpiresAt)
+	}
 	if m.FieldCleared(apikey.FieldLastUsedAt) {
 		fields = append(fields, apikey.FieldLastUsedAt)
 	}
@@ -781,6 +983,12 @@ func (m *APIKeyMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *APIKeyMutation) ClearField(name string) error {
 	switch name {
+	case apikey.FieldScopes:
+		m.ClearScopes()
+		return nil
+	case apikey.FieldExpiresAt:
+		m.ClearExpiresAt()
+		return nil
 	case apikey.FieldLastUsedAt:
 		m.ClearLastUsedAt()
 		return nil
@@ -815,6 +1023,15 @@ func (m *APIKeyMutation) ResetField(name string) error {
 		return nil
 	case apikey.FieldTokenHash:
 		m.ResetTokenHash()
+		return nil
+	case apikey.FieldKind:
+		m.ResetKind()
+		return nil
+	case apikey.FieldScopes:
+		m.ResetScopes()
+		return nil
+	case apikey.FieldExpiresAt:
+		m.ResetExpiresAt()
 		return nil
 	case apikey.FieldLastUsedAt:
 		m.ResetLastUsedAt()
@@ -903,35 +1120,40 @@ func (m *APIKeyMutation) ResetEdge(name string) error {
 // AppMutation represents an operation that mutates the App nodes in the graph.
 type AppMutation struct {
 	config
-	op                         Op
-	typ                        string
-	id                         *string
-	created_at                 *time.Time
-	updated_at                 *time.Time
-	name                       *string
-	accept_unknown_event_types *bool
-	clearedFields              map[string]struct{}
-	api_keys                   map[string]struct{}
-	removedapi_keys            map[string]struct{}
-	clearedapi_keys            bool
-	endpoints                  map[string]struct{}
-	removedendpoints           map[string]struct{}
-	clearedendpoints           bool
-	event_types                map[string]struct{}
-	removedevent_types         map[string]struct{}
-	clearedevent_types         bool
-	events                     map[string]struct{}
-	removedevents              map[string]struct{}
-	clearedevents              bool
-	deliveries                 map[string]struct{}
-	removeddeliveries          map[string]struct{}
-	cleareddeliveries          bool
-	attempts                   map[string]struct{}
-	removedattempts            map[string]struct{}
-	clearedattempts            bool
-	done                       bool
-	oldValue                   func(context.Context) (*App, error)
-	predicates                 []predicate.App
+	op                           Op
+	typ                          string
+	id                           *string
+	created_at                   *time.Time
+	updated_at                   *time.Time
+	name                         *string
+	accept_unknown_event_types   *bool
+	portal_display_name          *string
+	portal_accent_color          *string
+	portal_theme                 *app.PortalTheme
+	portal_allowed_origins       *[]string
+	appendportal_allowed_origins []string
+	clearedFields                map[string]struct{}
+	api_keys                     map[string]struct{}
+	removedapi_keys              map[string]struct{}
+	clearedapi_keys              bool
+	endpoints                    map[string]struct{}
+	removedendpoints             map[string]struct{}
+	clearedendpoints             bool
+	event_types                  map[string]struct{}
+	removedevent_types           map[string]struct{}
+	clearedevent_types           bool
+	events                       map[string]struct{}
+	removedevents                map[string]struct{}
+	clearedevents                bool
+	deliveries                   map[string]struct{}
+	removeddeliveries            map[string]struct{}
+	cleareddeliveries            bool
+	attempts                     map[string]struct{}
+	removedattempts              map[string]struct{}
+	clearedattempts              bool
+	done                         bool
+	oldValue                     func(context.Context) (*App, error)
+	predicates                   []predicate.App
 }
 
 var _ ent.Mutation = (*AppMutation)(nil)
@@ -1180,6 +1402,179 @@ func (m *AppMutation) OldAcceptUnknownEventTypes(ctx context.Context) (v bool, e
 // ResetAcceptUnknownEventTypes resets all changes to the "accept_unknown_event_types" field.
 func (m *AppMutation) ResetAcceptUnknownEventTypes() {
 	m.accept_unknown_event_types = nil
+}
+
+// SetPortalDisplayName sets the "portal_display_name" field.
+func (m *AppMutation) SetPortalDisplayName(s string) {
+	m.portal_display_name = &s
+}
+
+// PortalDisplayName returns the value of the "portal_display_name" field in the mutation.
+func (m *AppMutation) PortalDisplayName() (r string, exists bool) {
+	v := m.portal_display_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPortalDisplayName returns the old "portal_display_name" field's value of the App entity.
+// If the App object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AppMutation) OldPortalDisplayName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPortalDisplayName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPortalDisplayName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPortalDisplayName: %w", err)
+	}
+	return oldValue.PortalDisplayName, nil
+}
+
+// ResetPortalDisplayName resets all changes to the "portal_display_name" field.
+func (m *AppMutation) ResetPortalDisplayName() {
+	m.portal_display_name = nil
+}
+
+// SetPortalAccentColor sets the "portal_accent_color" field.
+func (m *AppMutation) SetPortalAccentColor(s string) {
+	m.portal_accent_color = &s
+}
+
+// PortalAccentColor returns the value of the "portal_accent_color" field in the mutation.
+func (m *AppMutation) PortalAccentColor() (r string, exists bool) {
+	v := m.portal_accent_color
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPortalAccentColor returns the old "portal_accent_color" field's value of the App entity.
+// If the App object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AppMutation) OldPortalAccentColor(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPortalAccentColor is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPortalAccentColor requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPortalAccentColor: %w", err)
+	}
+	return oldValue.PortalAccentColor, nil
+}
+
+// ResetPortalAccentColor resets all changes to the "portal_accent_color" field.
+func (m *AppMutation) ResetPortalAccentColor() {
+	m.portal_accent_color = nil
+}
+
+// SetPortalTheme sets the "portal_theme" field.
+func (m *AppMutation) SetPortalTheme(at app.PortalTheme) {
+	m.portal_theme = &at
+}
+
+// PortalTheme returns the value of the "portal_theme" field in the mutation.
+func (m *AppMutation) PortalTheme() (r app.PortalTheme, exists bool) {
+	v := m.portal_theme
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPortalTheme returns the old "portal_theme" field's value of the App entity.
+// If the App object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AppMutation) OldPortalTheme(ctx context.Context) (v app.PortalTheme, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPortalTheme is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPortalTheme requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPortalTheme: %w", err)
+	}
+	return oldValue.PortalTheme, nil
+}
+
+// ResetPortalTheme resets all changes to the "portal_theme" field.
+func (m *AppMutation) ResetPortalTheme() {
+	m.portal_theme = nil
+}
+
+// SetPortalAllowedOrigins sets the "portal_allowed_origins" field.
+func (m *AppMutation) SetPortalAllowedOrigins(s []string) {
+	m.portal_allowed_origins = &s
+	m.appendportal_allowed_origins = nil
+}
+
+// PortalAllowedOrigins returns the value of the "portal_allowed_origins" field in the mutation.
+func (m *AppMutation) PortalAllowedOrigins() (r []string, exists bool) {
+	v := m.portal_allowed_origins
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPortalAllowedOrigins returns the old "portal_allowed_origins" field's value of the App entity.
+// If the App object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AppMutation) OldPortalAllowedOrigins(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPortalAllowedOrigins is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPortalAllowedOrigins requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPortalAllowedOrigins: %w", err)
+	}
+	return oldValue.PortalAllowedOrigins, nil
+}
+
+// AppendPortalAllowedOrigins adds s to the "portal_allowed_origins" field.
+func (m *AppMutation) AppendPortalAllowedOrigins(s []string) {
+	m.appendportal_allowed_origins = append(m.appendportal_allowed_origins, s...)
+}
+
+// AppendedPortalAllowedOrigins returns the list of values that were appended to the "portal_allowed_origins" field in this mutation.
+func (m *AppMutation) AppendedPortalAllowedOrigins() ([]string, bool) {
+	if len(m.appendportal_allowed_origins) == 0 {
+		return nil, false
+	}
+	return m.appendportal_allowed_origins, true
+}
+
+// ClearPortalAllowedOrigins clears the value of the "portal_allowed_origins" field.
+func (m *AppMutation) ClearPortalAllowedOrigins() {
+	m.portal_allowed_origins = nil
+	m.appendportal_allowed_origins = nil
+	m.clearedFields[app.FieldPortalAllowedOrigins] = struct{}{}
+}
+
+// PortalAllowedOriginsCleared returns if the "portal_allowed_origins" field was cleared in this mutation.
+func (m *AppMutation) PortalAllowedOriginsCleared() bool {
+	_, ok := m.clearedFields[app.FieldPortalAllowedOrigins]
+	return ok
+}
+
+// ResetPortalAllowedOrigins resets all changes to the "portal_allowed_origins" field.
+func (m *AppMutation) ResetPortalAllowedOrigins() {
+	m.portal_allowed_origins = nil
+	m.appendportal_allowed_origins = nil
+	delete(m.clearedFields, app.FieldPortalAllowedOrigins)
 }
 
 // AddAPIKeyIDs adds the "api_keys" edge to the APIKey entity by ids.
@@ -1540,7 +1935,7 @@ func (m *AppMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AppMutation) Fields() []string {
-	fields := make([]string, 0, 4)
+	fields := make([]string, 0, 8)
 	if m.created_at != nil {
 		fields = append(fields, app.FieldCreatedAt)
 	}
@@ -1552,6 +1947,18 @@ func (m *AppMutation) Fields() []string {
 	}
 	if m.accept_unknown_event_types != nil {
 		fields = append(fields, app.FieldAcceptUnknownEventTypes)
+	}
+	if m.portal_display_name != nil {
+		fields = append(fields, app.FieldPortalDisplayName)
+	}
+	if m.portal_accent_color != nil {
+		fields = append(fields, app.FieldPortalAccentColor)
+	}
+	if m.portal_theme != nil {
+		fields = append(fields, app.FieldPortalTheme)
+	}
+	if m.portal_allowed_origins != nil {
+		fields = append(fields, app.FieldPortalAllowedOrigins)
 	}
 	return fields
 }
@@ -1569,6 +1976,14 @@ func (m *AppMutation) Field(name string) (ent.Value, bool) {
 		return m.Name()
 	case app.FieldAcceptUnknownEventTypes:
 		return m.AcceptUnknownEventTypes()
+	case app.FieldPortalDisplayName:
+		return m.PortalDisplayName()
+	case app.FieldPortalAccentColor:
+		return m.PortalAccentColor()
+	case app.FieldPortalTheme:
+		return m.PortalTheme()
+	case app.FieldPortalAllowedOrigins:
+		return m.PortalAllowedOrigins()
 	}
 	return nil, false
 }
@@ -1586,6 +2001,14 @@ func (m *AppMutation) OldField(ctx context.Context, name string) (ent.Value, err
 		return m.OldName(ctx)
 	case app.FieldAcceptUnknownEventTypes:
 		return m.OldAcceptUnknownEventTypes(ctx)
+	case app.FieldPortalDisplayName:
+		return m.OldPortalDisplayName(ctx)
+	case app.FieldPortalAccentColor:
+		return m.OldPortalAccentColor(ctx)
+	case app.FieldPortalTheme:
+		return m.OldPortalTheme(ctx)
+	case app.FieldPortalAllowedOrigins:
+		return m.OldPortalAllowedOrigins(ctx)
 	}
 	return nil, fmt.Errorf("unknown App field %s", name)
 }
@@ -1623,6 +2046,34 @@ func (m *AppMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetAcceptUnknownEventTypes(v)
 		return nil
+	case app.FieldPortalDisplayName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPortalDisplayName(v)
+		return nil
+	case app.FieldPortalAccentColor:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPortalAccentColor(v)
+		return nil
+	case app.FieldPortalTheme:
+		v, ok := value.(app.PortalTheme)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPortalTheme(v)
+		return nil
+	case app.FieldPortalAllowedOrigins:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPortalAllowedOrigins(v)
+		return nil
 	}
 	return fmt.Errorf("unknown App field %s", name)
 }
@@ -1652,7 +2103,11 @@ func (m *AppMutation) AddField(name string, value ent.Value) error {
 // ClearedFields returns all nullable fields that were cleared during this
 // mutation.
 func (m *AppMutation) ClearedFields() []string {
-	return nil
+	var fields []string
+	if m.FieldCleared(app.FieldPortalAllowedOrigins) {
+		fields = append(fields, app.FieldPortalAllowedOrigins)
+	}
+	return fields
 }
 
 // FieldCleared returns a boolean indicating if a field with the given name was
@@ -1665,6 +2120,11 @@ func (m *AppMutation) FieldCleared(name string) bool {
 // ClearField clears the value of the field with the given name. It returns an
 // error if the field is not defined in the schema.
 func (m *AppMutation) ClearField(name string) error {
+	switch name {
+	case app.FieldPortalAllowedOrigins:
+		m.ClearPortalAllowedOrigins()
+		return nil
+	}
 	return fmt.Errorf("unknown App nullable field %s", name)
 }
 
@@ -1683,6 +2143,18 @@ func (m *AppMutation) ResetField(name string) error {
 		return nil
 	case app.FieldAcceptUnknownEventTypes:
 		m.ResetAcceptUnknownEventTypes()
+		return nil
+	case app.FieldPortalDisplayName:
+		m.ResetPortalDisplayName()
+		return nil
+	case app.FieldPortalAccentColor:
+		m.ResetPortalAccentColor()
+		return nil
+	case app.FieldPortalTheme:
+		m.ResetPortalTheme()
+		return nil
+	case app.FieldPortalAllowedOrigins:
+		m.ResetPortalAllowedOrigins()
 		return nil
 	}
 	return fmt.Errorf("unknown App field %s", name)

@@ -63,6 +63,7 @@ type browserPage struct {
 	t   *testing.T
 	ctx context.Context // the tab, with the test's deadline
 	tab context.Context // the tab without a deadline, for reports after a timeout
+	axe string          // axe-core's source, for checkAccessibility
 
 	mu       sync.Mutex
 	messages []chromedp.ConsoleMessage
@@ -303,10 +304,12 @@ func TestConsole_ShowsDeliveryAsItHappens(t *testing.T) {
 	s.CreateEndpoint(s.Token, map[string]any{"name": "CRM sync", "url": crm.URL, "eventTypes": []string{"contact.*"}})
 
 	p := openBrowser(t)
+	p.axe = axeSource(t)
 	p.openConsole(s.URL, s.Token)
 	p.waitFor("the console to be live", consoleState+` === "live"`)
 	waitSubscribed(t, s, 1)
 	p.waitFor("the endpoints in the filter", `document.querySelectorAll("#endpoint option").length === 3`)
+	p.checkAccessibility("console")
 	var stored bool
 	p.eval(`localStorage.length > 0 || sessionStorage.length > 0`, &stored)
 	if stored {

@@ -32,6 +32,7 @@ import (
 	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/endpoints"
 	"github.com/heraldhq/herald/graph"
+	"github.com/heraldhq/herald/portal"
 	"github.com/heraldhq/herald/retention"
 	"github.com/heraldhq/herald/server/webui"
 )
@@ -67,6 +68,11 @@ type Config struct {
 	// AllowDestinations lists extra permitted destinations, such as
 	// "10.1.0.0/16,127.0.0.1:9000".
 	AllowDestinations string
+
+	// PublicURL is Herald's URL as browsers reach it, such as
+	// "https://herald.example.com": portal links start with it. Empty: the
+	// scheme and host of the request that creates the link.
+	PublicURL string
 
 	// CORSOrigins lists origins allowed to call the API from a browser
 	// ("*" for any). Empty: same origin only.
@@ -127,6 +133,7 @@ type Server struct {
 	engine     *dispatch.Engine
 	pruner     *retention.Pruner // nil: history is kept forever
 	auth       *auth.Authenticator
+	portal     *portal.Service
 	bus        *bus.Bus
 	websockets *gorillaWebsockets
 	live       *liveLimits
@@ -261,6 +268,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	})
 
+	s.portal = &portal.Service{Client: d.Client, Auth: authn, Rand: cfg.Rand}
 	schema := graph.NewSchema(graph.Deps{
 		Client:  d.Client,
 		Auth:    authn,
@@ -268,9 +276,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Endpoints: &endpoints.Service{
 			Client: d.Client, Catalog: cat, Policy: policy, Rand: cfg.Rand, Engine: engine, Observer: observer,
 		},
-		Engine: engine,
-		Bus:    live,
-		Rand:   cfg.Rand,
+		Engine:    engine,
+		Bus:       live,
+		Portal:    s.portal,
+		PublicURL: cfg.PublicURL,
+		Rand:      cfg.Rand,
 	})
 	gql := handler.New(schema)
 	gql.AddTransport(s.websocketTransport())
@@ -283,6 +293,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	gql.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	gql.Use(requireViewer{})
 	gql.Use(recheckLiveKey{auth: authn, log: cfg.Logger})
+	gql.Use(graph.ScopeCheck{})
 	gql.Use(graph.PageDefaultVariables{})
 	gql.Use(graph.DepthLimit{Max: graph.MaxDepth})
 	gql.Use(extension.FixedComplexityLimit(graph.MaxComplexity))
@@ -300,6 +311,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /readyz", s.ready)
 	ui := webui.Handler()
 	mux.Handle("/", ui)
+	mux.Handle("/portal/", s.portalPage())
 	s.handler = s.recoverPanics(s.logRequests(s.cors(mux)))
 	return s, nil
 }
@@ -480,4 +492,16 @@ func debugHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// portalPage serves the customer portal of the app named in the path,
+// framable by the app's allowed origins only.
+func (s *Server) portalPage() http.Handler {
+	return webui.PortalHandler(func(r *http.Request, appID string) ([]string, error) {
+		origins, err := portal.AllowedOrigins(r.Context(), s.db.Client, appID)
+		if err != nil {
+			s.log.ErrorContext(r.Context(), "portal page", "app_id", appID, "err", err)
+		}
+		return origins, err
+	})
 }

@@ -18,6 +18,9 @@ var (
 		{Name: "admin", Type: field.TypeBool, Default: false},
 		{Name: "prefix", Type: field.TypeString},
 		{Name: "token_hash", Type: field.TypeBytes, Unique: true},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"API_KEY", "PORTAL_SESSION"}, Default: "API_KEY"},
+		{Name: "scopes", Type: field.TypeJSON, Nullable: true},
+		{Name: "expires_at", Type: field.TypeTime, Nullable: true},
 		{Name: "last_used_at", Type: field.TypeTime, Nullable: true},
 		{Name: "revoked_at", Type: field.TypeTime, Nullable: true},
 		{Name: "app_id", Type: field.TypeString},
@@ -30,7 +33,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "api_keys_apps_api_keys",
-				Columns:    []*schema.Column{APIKeysColumns[9]},
+				Columns:    []*schema.Column{APIKeysColumns[12]},
 				RefColumns: []*schema.Column{AppsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -39,7 +42,12 @@ var (
 			{
 				Name:    "apikey_app_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{APIKeysColumns[9], APIKeysColumns[1]},
+				Columns: []*schema.Column{APIKeysColumns[12], APIKeysColumns[1]},
+			},
+			{
+				Name:    "apikey_app_id_kind_revoked_at",
+				Unique:  false,
+				Columns: []*schema.Column{APIKeysColumns[12], APIKeysColumns[7], APIKeysColumns[11]},
 			},
 		},
 	}
@@ -50,6 +58,10 @@ var (
 		{Name: "updated_at", Type: field.TypeTime},
 		{Name: "name", Type: field.TypeString, Size: 255},
 		{Name: "accept_unknown_event_types", Type: field.TypeBool, Default: false},
+		{Name: "portal_display_name", Type: field.TypeString, Size: 100, Default: ""},
+		{Name: "portal_accent_color", Type: field.TypeString, Size: 7, Default: ""},
+		{Name: "portal_theme", Type: field.TypeEnum, Enums: []string{"AUTO", "LIGHT", "DARK"}, Default: "AUTO"},
+		{Name: "portal_allowed_origins", Type: field.TypeJSON, Nullable: true},
 	}
 	// AppsTable holds the schema information for the "apps" table.
 	AppsTable = &schema.Table{

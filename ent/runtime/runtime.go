@@ -119,6 +119,18 @@ func init() {
 	appDescAcceptUnknownEventTypes := appFields[1].Descriptor()
 	// app.DefaultAcceptUnknownEventTypes holds the default value on creation for the accept_unknown_event_types field.
 	app.DefaultAcceptUnknownEventTypes = appDescAcceptUnknownEventTypes.Default.(bool)
+	// appDescPortalDisplayName is the schema descriptor for portal_display_name field.
+	appDescPortalDisplayName := appFields[2].Descriptor()
+	// app.DefaultPortalDisplayName holds the default value on creation for the portal_display_name field.
+	app.DefaultPortalDisplayName = appDescPortalDisplayName.Default.(string)
+	// app.PortalDisplayNameValidator is a validator for the "portal_display_name" field. It is called by the builders before save.
+	app.PortalDisplayNameValidator = appDescPortalDisplayName.Validators[0].(func(string) error)
+	// appDescPortalAccentColor is the schema descriptor for portal_accent_color field.
+	appDescPortalAccentColor := appFields[3].Descriptor()
+	// app.DefaultPortalAccentColor holds the default value on creation for the portal_accent_color field.
+	app.DefaultPortalAccentColor = appDescPortalAccentColor.Default.(string)
+	// app.PortalAccentColorValidator is a validator for the "portal_accent_color" field. It is called by the builders before save.
+	app.PortalAccentColorValidator = appDescPortalAccentColor.Validators[0].(func(string) error)
 	// appDescID is the schema descriptor for id field.
 	appDescID := appMixinFields0[0].Descriptor()
 	// app.DefaultID holds the default value on creation for the id field.
