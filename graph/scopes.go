@@ -128,6 +128,7 @@ var typeAccess = map[string]access{
 	"RevokePortalSessionsPayload": open,
 	// Values inside objects that carry their own access.
 	"RetryPolicy":  open,
+	"RateLimit":    open,
 	"Header":       open,
 	"EndpointAuth": open,
 
