@@ -43,6 +43,9 @@ func NewSQLiteDriver(writer, reader *sql.DB) *SQLiteDriver {
 
 var _ Driver = (*SQLiteDriver)(nil)
 
+// leasesInMemory marks SQLiteDriver as a memoryLeaser.
+func (d *SQLiteDriver) leasesInMemory() {}
+
 type preparedStmt struct {
 	stmt **sql.Stmt
 	sql  string

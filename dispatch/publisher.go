@@ -202,8 +202,11 @@ type publishOutput struct {
 	// engine; reserved counts their room in the window per endpoint.
 	jobs     []*job
 	reserved map[string]int
-	// unleased are endpoints with new deliveries left to claims.
+	// unleased are endpoints with new deliveries left to claims; held are
+	// the leases that keep those from claims until the feeds have heard
+	// of them (drivers whose leases cost nothing only).
 	unleased []string
+	held     []Lease
 	loads    []*subsLoad
 }
 
@@ -263,6 +266,14 @@ func (e *Engine) commitPublishes(batch []*publishReq) {
 		}
 		outs = nil
 	}
+	// Feeds hear of the new deliveries before anything can send them:
+	// hand-offs come after, and so does the release of the deliveries
+	// held back from claims until now (see held).
+	for _, out := range outs {
+		if out != nil {
+			e.announce(out)
+		}
+	}
 	for i, req := range batch {
 		req.reply <- replies[i]
 	}
@@ -277,22 +288,37 @@ func (e *Engine) commitPublishes(batch []*publishReq) {
 	}
 }
 
-// afterPublish reports the new deliveries and hands them to the scheduler.
-// Feeds hear of the deliveries before the scheduler can send them.
-func (e *Engine) afterPublish(out *publishOutput) {
+// announce reports a publish's new events and deliveries to the feeds.
+func (e *Engine) announce(out *publishOutput) {
 	for _, p := range out.published {
 		e.cfg.Observer.EventPublished(p)
 	}
 	for _, c := range out.created {
 		e.cfg.Observer.DeliveryChanged(c)
 	}
+}
+
+// afterPublish hands a publish's new deliveries to the scheduler and lets
+// claims take the others.
+func (e *Engine) afterPublish(out *publishOutput) {
 	if len(out.jobs) > 0 {
 		e.sched.handOff(out.jobs)
+	}
+	if len(out.held) > 0 {
+		ctx, cancel := context.WithTimeout(tenant.System(context.Background()), 10*time.Second)
+		if err := e.cfg.Driver.Release(ctx, out.held, e.cfg.Now().UTC()); err != nil {
+			e.log.Error("release new deliveries to claims", "count", len(out.held), "err", err)
+		}
+		cancel()
 	}
 	if len(out.unleased) > 0 {
 		e.wake(out.unleased...) // claims find them, here or on a peer
 	}
 }
+
+// memoryLeaser is implemented by drivers whose leases live in memory, for
+// which holding a delivery costs nothing (SQLiteDriver).
+type memoryLeaser interface{ leasesInMemory() }
 
 // insertEvents stores a request's events and their deliveries in tx: one
 // per active endpoint subscribed to the type, except req.exclude. Inputs
@@ -401,9 +427,34 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 		}
 	}
 	if len(unleased) > 0 {
-		if err := tx.InsertDeliveries(ctx, unleased, nil); err != nil {
-			out.unreserve(e.window)
-			return nil, err
+		// Deliveries due now are held from claims until the feeds have
+		// heard of them, where holding costs nothing.
+		var dueNow, dueLater []DeliveryRow
+		for _, r := range unleased {
+			if r.DueAt.After(r.CreatedAt) {
+				dueLater = append(dueLater, r)
+			} else {
+				dueNow = append(dueNow, r)
+			}
+		}
+		var hold *Lease
+		if _, ok := e.cfg.Driver.(memoryLeaser); ok && len(dueNow) > 0 {
+			hold = &Lease{Token: e.worker, Until: now.Add(e.cfg.Lease)}
+			for _, r := range dueNow {
+				out.held = append(out.held, Lease{DeliveryID: r.ID, EndpointID: r.EndpointID, Token: hold.Token, Until: hold.Until})
+			}
+		}
+		for _, part := range []struct {
+			rows  []DeliveryRow
+			lease *Lease
+		}{{dueNow, hold}, {dueLater, nil}} {
+			if len(part.rows) == 0 {
+				continue
+			}
+			if err := tx.InsertDeliveries(ctx, part.rows, part.lease); err != nil {
+				out.unreserve(e.window)
+				return nil, err
+			}
 		}
 	}
 	return out, nil

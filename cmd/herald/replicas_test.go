@@ -193,8 +193,10 @@ func TestReplicas_KilledReplicaLosesNothing(t *testing.T) {
 	if distinct != len(unique) {
 		t.Fatalf("receiver saw %d distinct events, %d accepted", distinct, len(unique))
 	}
-	if took := lastAt.Sub(killAt); took > replicaLease+15*time.Second {
-		t.Fatalf("the dead replica's deliveries arrived %v after the kill, want within the lease (%v) and a few seconds", took, replicaLease)
+	// The dead replica's deliveries come due when their leases expire;
+	// the rest is sending them, slower on a loaded machine.
+	if took := lastAt.Sub(killAt); took > replicaLease+30*time.Second {
+		t.Fatalf("the dead replica's deliveries arrived %v after the kill, want within the lease (%v) and some seconds", took, replicaLease)
 	}
 	// Only what the dead replica had in flight may repeat: at most its
 	// window (2 × workers) of deliveries.
