@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/heraldhq/herald/filter"
 )
 
 // Driver is the storage engine behind an Engine. It owns every statement
@@ -220,6 +222,12 @@ type Subscriber struct {
 	// limit or ordering): its deliveries are never handed off, so that
 	// the one engine that sends to it claims them.
 	Controlled bool
+
+	// match is Filter compiled by the engine (nil: every event).
+	match *filter.Filter
+	// broken reports a stored filter that does not compile: nothing
+	// matches it.
+	broken bool
 }
 
 // EventRow is an event as stored.
