@@ -54,6 +54,10 @@ type Driver interface {
 	// sends to such an endpoint. A driver whose engine is alone (SQLite)
 	// always grants it.
 	Own(ctx context.Context, endpointID, owner string, until, now time.Time) (owned bool, ownerUntil time.Time, err error)
+	// RecentAttemptEnds returns when the latest n recorded attempts of an
+	// endpoint that ended after since ended, oldest first, so that a rate
+	// limit counts what an earlier run or another replica sent.
+	RecentAttemptEnds(ctx context.Context, endpointID string, since time.Time, n int) ([]time.Time, error)
 	// Close releases the driver's resources (prepared statements); the
 	// database itself belongs to the caller.
 	Close() error
