@@ -29,13 +29,13 @@ import (
 //     window of that length at the receiver then sees at most that many
 //     arrivals, since a request arrives before it ends.
 type flow struct {
-	limit   *webhook.RateLimit
-	ends    []time.Time // when the latest requests ended, a ring of limit.Requests
-	endNext int         // where the next end goes (the oldest when full)
-	endN    int
-	out     int // requests in flight
-	seeded  bool
-	maxConc int
+	limit       *webhook.RateLimit
+	ends        []time.Time // when the latest requests ended, a ring of limit.Requests
+	endNext     int         // where the next end goes (the oldest when full)
+	endN        int
+	out         int // requests in flight
+	seeded      bool
+	maxConc     int
 	conc        float64 // effective concurrency, 1..maxConc
 	rate        float64 // effective requests per second (0: not limited)
 	lastSend    time.Time
@@ -49,7 +49,7 @@ type flow struct {
 // Flow tuning.
 const (
 	recoverAfter = 30 * time.Second
-	maxPause      = time.Hour
+	maxPause     = time.Hour
 	// minRate is the slowest an endpoint is throttled to: one request
 	// every five seconds.
 	minRate = 0.2
