@@ -70,6 +70,8 @@ var rootAccess = map[string]map[string]access{
 		"eventTypes": need(scope.CatalogRead),
 		"events":     need(scope.EventsRead),
 		"deliveries": need(scope.EventsRead),
+		// It tries a filter against the app's recent events.
+		"testFilter": need(scope.EventsRead),
 	},
 	"Mutation": {
 		"createApp":            fullAccess,
@@ -129,6 +131,7 @@ var typeAccess = map[string]access{
 	// Values inside objects that carry their own access.
 	"RetryPolicy":  open,
 	"RateLimit":    open,
+	"EndpointFlow": open,
 	"Header":       open,
 	"EndpointAuth": open,
 
@@ -140,6 +143,8 @@ var typeAccess = map[string]access{
 	"Attempt":          need(scope.EventsRead),
 	"DeliveryChange":   need(scope.EventsRead),
 	"EventPublication": need(scope.EventsRead),
+	"FilterTest":       need(scope.EventsRead),
+	"FilterMatch":      need(scope.EventsRead),
 }
 
 // nodeTypes maps ID prefixes to the GraphQL type of their objects.
