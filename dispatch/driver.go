@@ -45,6 +45,11 @@ type Driver interface {
 	// MANUAL_RETRY). Deliveries under a live lease are skipped and
 	// counted in RequeueResult.Leased.
 	Requeue(ctx context.Context, p RequeueParams) (RequeueResult, error)
+	// Backlog counts the deliveries due at now that no live lease holds,
+	// and finds the oldest due time among them, for the operator's
+	// metrics. It runs every few seconds at most and must read an index,
+	// not the deliveries.
+	Backlog(ctx context.Context, now time.Time) (Backlog, error)
 	// Close releases the driver's resources (prepared statements); the
 	// database itself belongs to the caller.
 	Close() error
@@ -79,6 +84,11 @@ type Tx interface {
 	// DisableEndpoint makes an active endpoint inactive with a reason. It
 	// returns nil if the endpoint was not active.
 	DisableEndpoint(ctx context.Context, id, reason string, now time.Time) (*DisabledEndpoint, error)
+	// AddStats adds rows to the statistics roll-ups: each row's counts
+	// and histogram are added to the stored bucket of the same app,
+	// endpoint, resolution and start, which is created if missing
+	// (an upsert; concurrent transactions of several replicas add up).
+	AddStats(ctx context.Context, rows []StatsRow) error
 	// Savepoint, RollbackTo and ReleaseSavepoint isolate part of the
 	// transaction, so that one failing publish or result does not fail
 	// the others.
@@ -118,6 +128,9 @@ type Job struct {
 	// without reading the event again.
 	Payload        []byte
 	EventCreatedAt time.Time
+	// TraceParent is the event's stored W3C traceparent: the trace of the
+	// publish, which the delivery's attempt spans link to ("" if none).
+	TraceParent string
 }
 
 // Cursor is a position in one endpoint's due order: by due time, then by
@@ -209,6 +222,9 @@ type EventRow struct {
 	IdempotencyKey string // "" if none
 	DeliveryCount  int
 	CreatedAt      time.Time
+	// TraceParent is the W3C traceparent of the publish span when
+	// tracing is on ("" stores nothing).
+	TraceParent string
 }
 
 // DeliveryRow is a new delivery.
@@ -283,6 +299,15 @@ type CounterDelta struct {
 	// adding Consecutive.
 	Reset       bool
 	Consecutive int
+}
+
+// Backlog is what waits to be sent (Driver.Backlog).
+type Backlog struct {
+	// Due counts deliveries whose next attempt is due and that nobody is
+	// sending.
+	Due int
+	// Oldest is the earliest due time among them (zero if Due is 0).
+	Oldest time.Time
 }
 
 // DisabledEndpoint is an endpoint a transaction disabled.
