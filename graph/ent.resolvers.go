@@ -70,6 +70,9 @@ func (r *queryResolver) EventTypes(ctx context.Context, after *entgql.Cursor[str
 		ent.WithEventTypeOrder(orderBy), ent.WithEventTypeFilter(where.Filter))
 }
 
+// App returns AppResolver implementation.
+func (r *Resolver) App() AppResolver { return &appResolver{r} }
+
 // Delivery returns DeliveryResolver implementation.
 func (r *Resolver) Delivery() DeliveryResolver { return &deliveryResolver{r} }
 
@@ -80,6 +83,7 @@ func (r *Resolver) Endpoint() EndpointResolver { return &endpointResolver{r} }
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
 type (
+	appResolver      struct{ *Resolver }
 	deliveryResolver struct{ *Resolver }
 	endpointResolver struct{ *Resolver }
 	queryResolver    struct{ *Resolver }

@@ -15,6 +15,7 @@ import (
 	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/endpoints"
 	"github.com/heraldhq/herald/ent"
+	"github.com/heraldhq/herald/stats"
 )
 
 // Deps holds what the resolvers depend on.
@@ -26,6 +27,8 @@ type Deps struct {
 	Engine    *dispatch.Engine
 	// Bus carries the live feeds of subscriptions.
 	Bus *bus.Bus
+	// Stats reads the delivery statistics.
+	Stats *stats.Store
 	// Rand is the source of API tokens (default crypto/rand).
 	Rand io.Reader
 	// Now returns the current time (default time.Now).
@@ -40,6 +43,7 @@ type Resolver struct {
 	endpoints *endpoints.Service
 	engine    *dispatch.Engine
 	bus       *bus.Bus
+	stats     *stats.Store
 	rand      io.Reader
 	now       func() time.Time
 }
@@ -52,7 +56,7 @@ func NewSchema(cfg Deps) graphql.ExecutableSchema {
 	}
 	r := &Resolver{
 		client: cfg.Client, auth: cfg.Auth, catalog: cfg.Catalog, endpoints: cfg.Endpoints,
-		engine: cfg.Engine, bus: cfg.Bus, rand: cfg.Rand, now: cfg.Now,
+		engine: cfg.Engine, bus: cfg.Bus, stats: cfg.Stats, rand: cfg.Rand, now: cfg.Now,
 	}
 	c := Config{Resolvers: r}
 	setComplexity(&c.Complexity)

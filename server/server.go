@@ -36,6 +36,7 @@ import (
 	"github.com/heraldhq/herald/metrics"
 	"github.com/heraldhq/herald/retention"
 	"github.com/heraldhq/herald/server/webui"
+	"github.com/heraldhq/herald/stats"
 	"github.com/heraldhq/herald/tracing"
 )
 
@@ -305,6 +306,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		},
 		Engine: engine,
 		Bus:    live,
+		Stats:  &stats.Store{DB: d.Read, Dialect: d.Dialect()},
 		Rand:   cfg.Rand,
 	})
 	gql := handler.New(schema)

@@ -15,6 +15,17 @@ import (
 	"github.com/heraldhq/herald/ent/delivery"
 )
 
+// Attempts by outcome.
+type AttemptCounts struct {
+	Total int `json:"total"`
+	// The endpoint answered 2xx.
+	Succeeded int `json:"succeeded"`
+	// A timeout, network error, 408, 425, 429 or 5xx: retried while attempts remain.
+	Retryable int `json:"retryable"`
+	// Any other answer: the delivery failed at once.
+	Permanent int `json:"permanent"`
+}
+
 type CreateAPIKeyInput struct {
 	// App the key belongs to; default: the app the caller acts in.
 	AppID *string `json:"appId,omitempty"`
@@ -102,6 +113,29 @@ type DeliveryChange struct {
 	Delivery *ent.Delivery `json:"delivery"`
 }
 
+// Finished deliveries by status.
+type DeliveryCounts struct {
+	Total     int `json:"total"`
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+}
+
+// The attempts and deliveries that ended in one bucket, or in the whole window.
+type DeliveryStatsPoint struct {
+	// Start of the bucket (of the window, for the total).
+	Start time.Time `json:"start"`
+	// HTTP attempts, by outcome.
+	Attempts *AttemptCounts `json:"attempts"`
+	// Deliveries that ended, by status. Deliveries failed without an attempt (their endpoint was disabled) are not counted.
+	Deliveries *DeliveryCounts `json:"deliveries"`
+	// Share of attempts that succeeded (0-1), null without attempts.
+	SuccessRate *float64 `json:"successRate,omitempty"`
+	// Share of finished deliveries that succeeded (0-1), null if none finished.
+	DeliverySuccessRate *float64 `json:"deliverySuccessRate,omitempty"`
+	// How long attempts took, null without attempts.
+	Latency *LatencySummary `json:"latency,omitempty"`
+}
+
 // An endpoint's authentication. Secrets (token, password, headerValue, secret)
 // are masked: at most their last four characters are shown.
 type EndpointAuth struct {
@@ -151,6 +185,15 @@ type EventPublication struct {
 type HeaderInput struct {
 	Name  string `json:"name"`
 	Value string `json:"value"`
+}
+
+// Attempt durations, from sending the request to reading the response.
+// Percentiles come from a log-scale histogram and are within about 20%.
+type LatencySummary struct {
+	P50Ms  float64 `json:"p50Ms"`
+	P95Ms  float64 `json:"p95Ms"`
+	P99Ms  float64 `json:"p99Ms"`
+	MeanMs float64 `json:"meanMs"`
 }
 
 type PublishEventInput struct {
