@@ -262,7 +262,7 @@ func (r *recorder) flush(batch []*result, isolate bool) []*result {
 	}
 	ctx, cancel := context.WithTimeout(tenant.System(context.Background()), time.Minute)
 	defer cancel()
-	ctx, span := r.tel.startRecord(ctx, len(toCommit))
+	ctx, span := r.tel.startRecord(ctx, toCommit)
 	start := time.Now()
 	out, failed, err := r.commit(ctx, toCommit, isolate)
 	r.tel.endRecord(span, len(toCommit), len(failed), time.Since(start), err)

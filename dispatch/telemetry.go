@@ -183,14 +183,27 @@ func endAttempt(span trace.Span, j *job, resp *response) {
 	span.End(trace.WithTimestamp(resp.Completed))
 }
 
+// maxRecordLinks bounds the links of a recorder span to the attempts it
+// records.
+const maxRecordLinks = 128
+
 // startRecord starts the span of one recorder transaction, if tracing is
-// on.
-func (t *telemetry) startRecord(ctx context.Context, results int) (context.Context, trace.Span) {
+// on, linked to (up to maxRecordLinks of) the attempt spans it records.
+func (t *telemetry) startRecord(ctx context.Context, batch []*result) (context.Context, trace.Span) {
 	if t.tracer == nil {
 		return ctx, nil
 	}
+	var links []trace.Link
+	for _, res := range batch {
+		if len(links) == maxRecordLinks {
+			break
+		}
+		if sc := parseTraceParent(res.job.attempt.TraceParent); sc.IsValid() {
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
 	return t.tracer.Start(ctx, "herald.record", trace.WithSpanKind(trace.SpanKindInternal), trace.WithNewRoot(),
-		trace.WithAttributes(attribute.Int("herald.results", results)))
+		trace.WithAttributes(attribute.Int("herald.results", len(batch))), trace.WithLinks(links...))
 }
 
 // endRecord ends a recorder span and reports the commit to the metrics.
