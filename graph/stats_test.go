@@ -7,7 +7,12 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/heraldtest"
+	"github.com/heraldhq/herald/internal/pgtest"
+	"github.com/heraldhq/herald/server"
 )
+
+// TestMain stops the PostgreSQL clusters the tests started.
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // statsFields selects what deliveryStats decodes.
 const statsFields = `from to bucket
@@ -49,7 +54,15 @@ func statsReceiver(t *testing.T) *heraldtest.Receiver {
 }
 
 func TestStats_CountAttemptsAndDeliveriesPerEndpointAndApp(t *testing.T) {
-	s := heraldtest.Start(t)
+	t.Run("SQLite", func(t *testing.T) { testStatsCounts(t, func(*server.Config) {}) })
+	t.Run("PostgreSQL", func(t *testing.T) {
+		dsn := pgtest.New(t)
+		testStatsCounts(t, func(c *server.Config) { c.DB = dsn })
+	})
+}
+
+func testStatsCounts(t *testing.T, db func(*server.Config)) {
+	s := heraldtest.Start(t, db)
 	c := s.As(t, s.Token)
 	rc := statsReceiver(t)
 	a, _ := createEndpoint(t, c, map[string]any{"url": rc.Hook("/a")})

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -52,6 +53,9 @@ type Config struct {
 	// DBs are the database pools to report, by name (such as "writer"
 	// and "reader"); a pool listed twice is reported once.
 	DBs []DB
+	// PgxPool, if set, is the PostgreSQL pool under them, reported as
+	// herald_pgxpool_*.
+	PgxPool *pgxpool.Pool
 	// Logger receives errors of reading the backlog (default
 	// slog.Default()).
 	Logger *slog.Logger
@@ -148,6 +152,9 @@ func New(cfg Config) *Metrics {
 		}
 		seen[d.DB] = true
 		reg.MustRegister(collectors.NewDBStatsCollector(d.DB, d.Name))
+	}
+	if cfg.PgxPool != nil {
+		reg.MustRegister(newPgxPoolCollector(cfg.PgxPool))
 	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

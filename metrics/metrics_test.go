@@ -11,8 +11,21 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/heraldhq/herald/internal/heraldtest"
+	"github.com/heraldhq/herald/internal/pgtest"
 	"github.com/heraldhq/herald/server"
 )
+
+// TestMain stops the PostgreSQL clusters the tests started.
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// onBothDatabases runs a test on SQLite and on PostgreSQL.
+func onBothDatabases(t *testing.T, test func(t *testing.T, pg bool, db func(*server.Config))) {
+	t.Run("SQLite", func(t *testing.T) { test(t, false, func(*server.Config) {}) })
+	t.Run("PostgreSQL", func(t *testing.T) {
+		dsn := pgtest.New(t)
+		test(t, true, func(c *server.Config) { c.DB = dsn })
+	})
+}
 
 // scrape reads the server's /metrics.
 func scrape(t *testing.T, s *heraldtest.Server) map[string]*dto.MetricFamily {
@@ -109,7 +122,11 @@ func atLeast(metric, label, v string, n float64) check {
 }
 
 func TestMetrics_CountWhatTheEngineDoes(t *testing.T) {
-	s := heraldtest.Start(t, func(c *server.Config) { c.DisableAfter = 1 })
+	onBothDatabases(t, testCounts)
+}
+
+func testCounts(t *testing.T, pg bool, db func(*server.Config)) {
+	s := heraldtest.Start(t, db, func(c *server.Config) { c.DisableAfter = 1 })
 	ok := heraldtest.NewReceiver(t, nil)
 	bad := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadRequest) })
 	s.CreateEndpoint(s.Token, map[string]any{"name": "ok", "url": ok.Hook("/"), "eventTypes": []string{"order.*"}})
@@ -119,7 +136,14 @@ func TestMetrics_CountWhatTheEngineDoes(t *testing.T) {
 	}
 	s.Publish(s.Token, "order.paid", map[string]any{"n": 2})
 
-	fams := waitMetrics(t, s, []check{
+	pools := []check{atLeast("go_sql_open_connections", "db_name", "writer", 1), atLeast("go_sql_open_connections", "db_name", "reader", 0)}
+	if pg {
+		// One pool serves reads and writes; database/sql borrows pgx's
+		// connections for a statement at a time.
+		pools = []check{atLeast("herald_pgxpool_total_connections", "", "", 1), atLeast("herald_pgxpool_acquires_total", "", "", 1),
+			atLeast("go_sql_max_open_connections", "db_name", "writer", 0)}
+	}
+	fams := waitMetrics(t, s, append(pools, []check{
 		atLeast("herald_events_published_total", "", "", 4),
 		eq("herald_attempts_total", "result", "success", 4),
 		atLeast("herald_attempts_total", "result", "permanent", 1),
@@ -136,11 +160,9 @@ func TestMetrics_CountWhatTheEngineDoes(t *testing.T) {
 		eq("herald_deliveries_due_oldest_seconds", "", "", 0),
 		eq("herald_deliveries_in_flight", "", "", 0),
 		eq("herald_build_info", "", "", 1),
-		atLeast("go_sql_open_connections", "db_name", "writer", 1),
-		atLeast("go_sql_open_connections", "db_name", "reader", 0),
 		atLeast("go_goroutines", "", "", 1),
 		atLeast("process_resident_memory_bytes", "", "", 1),
-	})
+	}...))
 	// Bounded labels: no app or endpoint IDs, whatever the traffic.
 	for name, f := range fams {
 		for _, m := range f.Metric {
@@ -154,7 +176,11 @@ func TestMetrics_CountWhatTheEngineDoes(t *testing.T) {
 }
 
 func TestMetrics_ReportTheBacklogAndWhatIsInFlight(t *testing.T) {
-	s := heraldtest.Start(t, func(c *server.Config) { c.PerEndpoint = 1 })
+	onBothDatabases(t, testBacklog)
+}
+
+func testBacklog(t *testing.T, _ bool, db func(*server.Config)) {
+	s := heraldtest.Start(t, db, func(c *server.Config) { c.PerEndpoint = 1 })
 	release := make(chan struct{})
 	rc := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
 		select {

@@ -239,6 +239,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			InFlight: func() int { return engine.InFlight() },
 			Live:     func() (int, int) { return s.LiveStats() },
 			DBs:      []metrics.DB{{Name: "writer", DB: d.Write}, {Name: "reader", DB: d.Read}},
+			PgxPool:  d.Pool,
 			Logger:   cfg.Logger,
 		})
 		reports = mets
