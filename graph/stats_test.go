@@ -209,3 +209,15 @@ func TestStatsUpdated_SendsFreshNumbersAsAttemptsAreRecorded(t *testing.T) {
 		}
 	}
 }
+
+func TestStats_LongSeriesCountTowardTheComplexityLimit(t *testing.T) {
+	s := heraldtest.Start(t)
+	c := s.As(t, s.Token)
+	// 100 endpoints × 1,440 points of ~10 fields each is far past the limit.
+	r := c.Do(`{ endpoints(first: 100) { edges { node { stats(window: "24h", bucket: "1m") { series { start attempts { total succeeded } successRate latency { p50Ms p95Ms p99Ms } } } } } } }`, nil)
+	r.WantError(t, "BAD_USER_INPUT")
+	// One endpoint's is fine.
+	ep, _ := createEndpoint(t, c, map[string]any{"url": "http://127.0.0.1:1/"})
+	c.Must(nil, `query($id: ID!) { node(id: $id) { ... on Endpoint { stats(window: "24h", bucket: "1m") { series { start attempts { total succeeded } successRate latency { p50Ms p95Ms p99Ms } } } } } }`,
+		map[string]any{"id": ep.ID})
+}
