@@ -32,7 +32,9 @@ type Metrics interface {
 	PublisherCommit(events int, d time.Duration, err error)
 }
 
-// Statuses of Metrics.DeliveryFinished besides SUCCEEDED and FAILED.
+// StatusCancelled is the status Metrics.DeliveryFinished reports (besides
+// SUCCEEDED and FAILED) for a delivery failed without an attempt because
+// its endpoint was disabled or deleted.
 const StatusCancelled = "CANCELLED"
 
 type nopMetrics struct{}
