@@ -201,11 +201,28 @@ type ComplexityRoot struct {
 	}
 
 	DeliveryStats struct {
-		Bucket func(childComplexity int) int
-		From   func(childComplexity int) int
-		Series func(childComplexity int) int
-		To     func(childComplexity int) int
-		Total  func(childComplexity int) int
+		Bucket  func(childComplexity int) int
+		Columns func(childComplexity int) int
+		From    func(childComplexity int) int
+		Series  func(childComplexity int) int
+		To      func(childComplexity int) int
+		Total   func(childComplexity int) int
+	}
+
+	DeliveryStatsColumns struct {
+		Attempts            func(childComplexity int) int
+		AttemptsPermanent   func(childComplexity int) int
+		AttemptsRetryable   func(childComplexity int) int
+		AttemptsSucceeded   func(childComplexity int) int
+		DeliveriesFailed    func(childComplexity int) int
+		DeliveriesSucceeded func(childComplexity int) int
+		DeliverySuccessRate func(childComplexity int) int
+		MeanMs              func(childComplexity int) int
+		P50Ms               func(childComplexity int) int
+		P95Ms               func(childComplexity int) int
+		P99Ms               func(childComplexity int) int
+		Start               func(childComplexity int) int
+		SuccessRate         func(childComplexity int) int
 	}
 
 	DeliveryStatsPoint struct {
@@ -1092,6 +1109,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeliveryStats.Bucket(childComplexity), true
+	case "DeliveryStats.columns":
+		if e.ComplexityRoot.DeliveryStats.Columns == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStats.Columns(childComplexity), true
 	case "DeliveryStats.from":
 		if e.ComplexityRoot.DeliveryStats.From == nil {
 			break
@@ -1116,6 +1139,85 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeliveryStats.Total(childComplexity), true
+
+	case "DeliveryStatsColumns.attempts":
+		if e.ComplexityRoot.DeliveryStatsColumns.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.Attempts(childComplexity), true
+	case "DeliveryStatsColumns.attemptsPermanent":
+		if e.ComplexityRoot.DeliveryStatsColumns.AttemptsPermanent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.AttemptsPermanent(childComplexity), true
+	case "DeliveryStatsColumns.attemptsRetryable":
+		if e.ComplexityRoot.DeliveryStatsColumns.AttemptsRetryable == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.AttemptsRetryable(childComplexity), true
+	case "DeliveryStatsColumns.attemptsSucceeded":
+		if e.ComplexityRoot.DeliveryStatsColumns.AttemptsSucceeded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.AttemptsSucceeded(childComplexity), true
+	case "DeliveryStatsColumns.deliveriesFailed":
+		if e.ComplexityRoot.DeliveryStatsColumns.DeliveriesFailed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.DeliveriesFailed(childComplexity), true
+	case "DeliveryStatsColumns.deliveriesSucceeded":
+		if e.ComplexityRoot.DeliveryStatsColumns.DeliveriesSucceeded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.DeliveriesSucceeded(childComplexity), true
+	case "DeliveryStatsColumns.deliverySuccessRate":
+		if e.ComplexityRoot.DeliveryStatsColumns.DeliverySuccessRate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.DeliverySuccessRate(childComplexity), true
+	case "DeliveryStatsColumns.meanMs":
+		if e.ComplexityRoot.DeliveryStatsColumns.MeanMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.MeanMs(childComplexity), true
+	case "DeliveryStatsColumns.p50Ms":
+		if e.ComplexityRoot.DeliveryStatsColumns.P50Ms == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.P50Ms(childComplexity), true
+	case "DeliveryStatsColumns.p95Ms":
+		if e.ComplexityRoot.DeliveryStatsColumns.P95Ms == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.P95Ms(childComplexity), true
+	case "DeliveryStatsColumns.p99Ms":
+		if e.ComplexityRoot.DeliveryStatsColumns.P99Ms == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.P99Ms(childComplexity), true
+	case "DeliveryStatsColumns.start":
+		if e.ComplexityRoot.DeliveryStatsColumns.Start == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.Start(childComplexity), true
+	case "DeliveryStatsColumns.successRate":
+		if e.ComplexityRoot.DeliveryStatsColumns.SuccessRate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.SuccessRate(childComplexity), true
 
 	case "DeliveryStatsPoint.attempts":
 		if e.ComplexityRoot.DeliveryStatsPoint.Attempts == nil {
@@ -2396,6 +2498,28 @@ type DeliveryStats {
   total: DeliveryStatsPoint!
   "One point per bucket, oldest first; buckets without traffic are zeros."
   series: [DeliveryStatsPoint!]!
+  """
+  The same series as one list per measure (bucket i at index i of each), the
+  shape chart libraries take. Much cheaper than series for long windows.
+  """
+  columns: DeliveryStatsColumns!
+}
+
+"A series of buckets as one list per measure; rates and latencies are null for buckets without traffic."
+type DeliveryStatsColumns {
+  start: [Time!]!
+  attempts: [Int!]!
+  attemptsSucceeded: [Int!]!
+  attemptsRetryable: [Int!]!
+  attemptsPermanent: [Int!]!
+  deliveriesSucceeded: [Int!]!
+  deliveriesFailed: [Int!]!
+  successRate: [Float]!
+  deliverySuccessRate: [Float]!
+  p50Ms: [Float]!
+  p95Ms: [Float]!
+  p99Ms: [Float]!
+  meanMs: [Float]!
 }
 
 "The attempts and deliveries that ended in one bucket, or in the whole window."
@@ -3034,8 +3158,42 @@ func (ec *executionContext) childFields_DeliveryStats(ctx context.Context, field
 		return ec.fieldContext_DeliveryStats_total(ctx, field)
 	case "series":
 		return ec.fieldContext_DeliveryStats_series(ctx, field)
+	case "columns":
+		return ec.fieldContext_DeliveryStats_columns(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeliveryStats", field.Name)
+}
+
+func (ec *executionContext) childFields_DeliveryStatsColumns(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "start":
+		return ec.fieldContext_DeliveryStatsColumns_start(ctx, field)
+	case "attempts":
+		return ec.fieldContext_DeliveryStatsColumns_attempts(ctx, field)
+	case "attemptsSucceeded":
+		return ec.fieldContext_DeliveryStatsColumns_attemptsSucceeded(ctx, field)
+	case "attemptsRetryable":
+		return ec.fieldContext_DeliveryStatsColumns_attemptsRetryable(ctx, field)
+	case "attemptsPermanent":
+		return ec.fieldContext_DeliveryStatsColumns_attemptsPermanent(ctx, field)
+	case "deliveriesSucceeded":
+		return ec.fieldContext_DeliveryStatsColumns_deliveriesSucceeded(ctx, field)
+	case "deliveriesFailed":
+		return ec.fieldContext_DeliveryStatsColumns_deliveriesFailed(ctx, field)
+	case "successRate":
+		return ec.fieldContext_DeliveryStatsColumns_successRate(ctx, field)
+	case "deliverySuccessRate":
+		return ec.fieldContext_DeliveryStatsColumns_deliverySuccessRate(ctx, field)
+	case "p50Ms":
+		return ec.fieldContext_DeliveryStatsColumns_p50Ms(ctx, field)
+	case "p95Ms":
+		return ec.fieldContext_DeliveryStatsColumns_p95Ms(ctx, field)
+	case "p99Ms":
+		return ec.fieldContext_DeliveryStatsColumns_p99Ms(ctx, field)
+	case "meanMs":
+		return ec.fieldContext_DeliveryStatsColumns_meanMs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeliveryStatsColumns", field.Name)
 }
 
 func (ec *executionContext) childFields_DeliveryStatsPoint(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -7046,6 +7204,337 @@ func (ec *executionContext) fieldContext_DeliveryStats_series(_ context.Context,
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _DeliveryStats_columns(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStats_columns(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Columns, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeliveryStatsColumns) graphql.Marshaler {
+			return ec.marshalNDeliveryStatsColumns2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryStatsColumns(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStats_columns(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeliveryStats",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeliveryStatsColumns(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_start(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_start(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Start, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*time.Time) graphql.Marshaler {
+			return ec.marshalNTime2ᚕᚖtimeᚐTimeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_start(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_attempts(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_attempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []int) graphql.Marshaler {
+			return ec.marshalNInt2ᚕintᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_attemptsSucceeded(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_attemptsSucceeded(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AttemptsSucceeded, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []int) graphql.Marshaler {
+			return ec.marshalNInt2ᚕintᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_attemptsSucceeded(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_attemptsRetryable(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_attemptsRetryable(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AttemptsRetryable, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []int) graphql.Marshaler {
+			return ec.marshalNInt2ᚕintᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_attemptsRetryable(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_attemptsPermanent(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_attemptsPermanent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AttemptsPermanent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []int) graphql.Marshaler {
+			return ec.marshalNInt2ᚕintᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_attemptsPermanent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_deliveriesSucceeded(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_deliveriesSucceeded(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeliveriesSucceeded, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []int) graphql.Marshaler {
+			return ec.marshalNInt2ᚕintᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_deliveriesSucceeded(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_deliveriesFailed(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_deliveriesFailed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeliveriesFailed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []int) graphql.Marshaler {
+			return ec.marshalNInt2ᚕintᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_deliveriesFailed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_successRate(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_successRate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SuccessRate, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*float64) graphql.Marshaler {
+			return ec.marshalNFloat2ᚕᚖfloat64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_successRate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_deliverySuccessRate(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_deliverySuccessRate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeliverySuccessRate, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*float64) graphql.Marshaler {
+			return ec.marshalNFloat2ᚕᚖfloat64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_deliverySuccessRate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_p50Ms(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_p50Ms(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.P50Ms, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*float64) graphql.Marshaler {
+			return ec.marshalNFloat2ᚕᚖfloat64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_p50Ms(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_p95Ms(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_p95Ms(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.P95Ms, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*float64) graphql.Marshaler {
+			return ec.marshalNFloat2ᚕᚖfloat64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_p95Ms(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_p99Ms(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_p99Ms(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.P99Ms, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*float64) graphql.Marshaler {
+			return ec.marshalNFloat2ᚕᚖfloat64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_p99Ms(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_meanMs(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_meanMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MeanMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*float64) graphql.Marshaler {
+			return ec.marshalNFloat2ᚕᚖfloat64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_meanMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Float")
 }
 
 func (ec *executionContext) _DeliveryStatsPoint_start(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsPoint) (ret graphql.Marshaler) {
@@ -19037,6 +19526,104 @@ func (ec *executionContext) _DeliveryStats(ctx context.Context, sel ast.Selectio
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "columns":
+			out.Values[i] = ec._DeliveryStats_columns(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var deliveryStatsColumnsImplementors = []string{"DeliveryStatsColumns"}
+
+func (ec *executionContext) _DeliveryStatsColumns(ctx context.Context, sel ast.SelectionSet, obj *model.DeliveryStatsColumns) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deliveryStatsColumnsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeliveryStatsColumns")
+		case "start":
+			out.Values[i] = ec._DeliveryStatsColumns_start(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attempts":
+			out.Values[i] = ec._DeliveryStatsColumns_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attemptsSucceeded":
+			out.Values[i] = ec._DeliveryStatsColumns_attemptsSucceeded(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attemptsRetryable":
+			out.Values[i] = ec._DeliveryStatsColumns_attemptsRetryable(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attemptsPermanent":
+			out.Values[i] = ec._DeliveryStatsColumns_attemptsPermanent(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deliveriesSucceeded":
+			out.Values[i] = ec._DeliveryStatsColumns_deliveriesSucceeded(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deliveriesFailed":
+			out.Values[i] = ec._DeliveryStatsColumns_deliveriesFailed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "successRate":
+			out.Values[i] = ec._DeliveryStatsColumns_successRate(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deliverySuccessRate":
+			out.Values[i] = ec._DeliveryStatsColumns_deliverySuccessRate(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "p50Ms":
+			out.Values[i] = ec._DeliveryStatsColumns_p50Ms(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "p95Ms":
+			out.Values[i] = ec._DeliveryStatsColumns_p95Ms(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "p99Ms":
+			out.Values[i] = ec._DeliveryStatsColumns_p99Ms(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "meanMs":
+			out.Values[i] = ec._DeliveryStatsColumns_meanMs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -21067,6 +21654,14 @@ func (ec *executionContext) marshalNDeliveryStats2ᚖgithubᚗcomᚋheraldhqᚋh
 	return ec._DeliveryStats(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNDeliveryStatsColumns2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryStatsColumns(ctx context.Context, sel ast.SelectionSet, v *model.DeliveryStatsColumns) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeliveryStatsColumns!")
+		return graphql.Null
+	}
+	return ec._DeliveryStatsColumns(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNDeliveryStatsPoint2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryStatsPointᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.DeliveryStatsPoint) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -21299,6 +21894,29 @@ func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.S
 	return graphql.WrapContextMarshaler(ctx, res)
 }
 
+func (ec *executionContext) unmarshalNFloat2ᚕᚖfloat64(ctx context.Context, v any) ([]*float64, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*float64, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalOFloat2ᚖfloat64(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNFloat2ᚕᚖfloat64(ctx context.Context, sel ast.SelectionSet, v []*float64) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalOFloat2ᚖfloat64(ctx, sel, v[i])
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNHeader2githubᚗcomᚋheraldhqᚋheraldᚋwebhookᚐHeader(ctx context.Context, sel ast.SelectionSet, v webhook.Header) graphql.Marshaler {
 	return ec._Header(ctx, sel, &v)
 }
@@ -21403,6 +22021,35 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 		graphql.AddInvalidNullFromMarshaler(ctx, "Int!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNInt2ᚕintᚄ(ctx context.Context, v any) ([]int, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]int, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNInt2int(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNInt2ᚕintᚄ(ctx context.Context, sel ast.SelectionSet, v []int) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNInt2int(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNJSON2encodingᚋjsonᚐRawMessage(ctx context.Context, v any) (json.RawMessage, error) {
@@ -21550,6 +22197,53 @@ func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v an
 func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel ast.SelectionSet, v time.Time) graphql.Marshaler {
 	_ = sel
 	res := scalar.MarshalTime(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Time!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNTime2ᚕᚖtimeᚐTimeᚄ(ctx context.Context, v any) ([]*time.Time, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*time.Time, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNTime2ᚖtimeᚐTime(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNTime2ᚕᚖtimeᚐTimeᚄ(ctx context.Context, sel ast.SelectionSet, v []*time.Time) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNTime2ᚖtimeᚐTime(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {
+	res, err := scalar.UnmarshalTime(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNTime2ᚖtimeᚐTime(ctx context.Context, sel ast.SelectionSet, v *time.Time) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Time!")
+		return graphql.Null
+	}
+	_ = sel
+	res := scalar.MarshalTime(*v)
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "Time!")
 	}

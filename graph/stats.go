@@ -30,11 +30,27 @@ func (r *Resolver) readStats(ctx context.Context, appID, endpointID string, wind
 	if err != nil {
 		return nil, err
 	}
+	n := len(res.Buckets)
 	out := &model.DeliveryStats{From: res.From, To: res.To, Bucket: res.Bucket, Total: statsPoint(res.From, &res.Total),
-		Series: make([]*model.DeliveryStatsPoint, len(res.Buckets))}
-	for i := range res.Buckets {
-		out.Series[i] = statsPoint(res.Buckets[i].Start, &res.Buckets[i].Counts)
+		Series: make([]*model.DeliveryStatsPoint, n)}
+	cols := &model.DeliveryStatsColumns{
+		Start: make([]*time.Time, n), Attempts: make([]int, n), AttemptsSucceeded: make([]int, n), AttemptsRetryable: make([]int, n),
+		AttemptsPermanent: make([]int, n), DeliveriesSucceeded: make([]int, n), DeliveriesFailed: make([]int, n),
+		SuccessRate: make([]*float64, n), DeliverySuccessRate: make([]*float64, n),
+		P50Ms: make([]*float64, n), P95Ms: make([]*float64, n), P99Ms: make([]*float64, n), MeanMs: make([]*float64, n),
 	}
+	for i := range res.Buckets {
+		p := statsPoint(res.Buckets[i].Start, &res.Buckets[i].Counts)
+		out.Series[i] = p
+		cols.Start[i], cols.Attempts[i], cols.AttemptsSucceeded[i] = &p.Start, p.Attempts.Total, p.Attempts.Succeeded
+		cols.AttemptsRetryable[i], cols.AttemptsPermanent[i] = p.Attempts.Retryable, p.Attempts.Permanent
+		cols.DeliveriesSucceeded[i], cols.DeliveriesFailed[i] = p.Deliveries.Succeeded, p.Deliveries.Failed
+		cols.SuccessRate[i], cols.DeliverySuccessRate[i] = p.SuccessRate, p.DeliverySuccessRate
+		if l := p.Latency; l != nil {
+			cols.P50Ms[i], cols.P95Ms[i], cols.P99Ms[i], cols.MeanMs[i] = &l.P50Ms, &l.P95Ms, &l.P99Ms, &l.MeanMs
+		}
+	}
+	out.Columns = cols
 	return out, nil
 }
 

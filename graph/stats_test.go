@@ -221,3 +221,47 @@ func TestStats_LongSeriesCountTowardTheComplexityLimit(t *testing.T) {
 	c.Must(nil, `query($id: ID!) { node(id: $id) { ... on Endpoint { stats(window: "24h", bucket: "1m") { series { start attempts { total succeeded } successRate latency { p50Ms p95Ms p99Ms } } } } } }`,
 		map[string]any{"id": ep.ID})
 }
+
+func TestStats_ColumnsHoldTheSeries(t *testing.T) {
+	s := heraldtest.Start(t)
+	c := s.As(t, s.Token)
+	rc := statsReceiver(t)
+	ep, _ := createEndpoint(t, c, map[string]any{"url": rc.Hook("/a")})
+	publish(t, c, "order.created", map[string]any{"bad": false})
+	publish(t, c, "order.created", map[string]any{"bad": true})
+	waitDeliveries(t, c, 2)
+	var out struct {
+		Node struct {
+			Stats struct {
+				Series  []statsPoint
+				Columns struct {
+					Start               []time.Time
+					Attempts, Succeeded []int
+					SuccessRate, P99Ms  []*float64
+					AttemptsPermanent   []int
+					DeliveriesFailed    []int
+				}
+			}
+		}
+	}
+	c.Must(&out, `query($id: ID!) { node(id: $id) { ... on Endpoint { stats(window: "10m", bucket: "1m") {
+		series { start attempts { total succeeded permanent } deliveries { failed } successRate latency { p99Ms } }
+		columns { start attempts succeeded: attemptsSucceeded attemptsPermanent deliveriesFailed successRate p99Ms } } } } }`,
+		map[string]any{"id": ep.ID})
+	st := out.Node.Stats
+	cols := st.Columns
+	if len(st.Series) != 10 || len(cols.Start) != 10 || len(cols.Attempts) != 10 || len(cols.SuccessRate) != 10 || len(cols.P99Ms) != 10 {
+		t.Fatalf("series of %d points, columns of %d: want 10 each", len(st.Series), len(cols.Start))
+	}
+	for i, p := range st.Series {
+		same := p.Start.Equal(cols.Start[i]) && p.Attempts.Total == cols.Attempts[i] && p.Attempts.Succeeded == cols.Succeeded[i] &&
+			p.Attempts.Permanent == cols.AttemptsPermanent[i] && p.Deliveries.Failed == cols.DeliveriesFailed[i] &&
+			(p.SuccessRate == nil) == (cols.SuccessRate[i] == nil) && (p.Latency == nil) == (cols.P99Ms[i] == nil)
+		if same && p.SuccessRate != nil {
+			same = *p.SuccessRate == *cols.SuccessRate[i] && p.Latency.P99Ms == *cols.P99Ms[i]
+		}
+		if !same {
+			t.Fatalf("bucket %d: point %+v, columns disagree", i, p)
+		}
+	}
+}

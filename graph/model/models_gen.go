@@ -120,6 +120,23 @@ type DeliveryCounts struct {
 	Failed    int `json:"failed"`
 }
 
+// A series of buckets as one list per measure; rates and latencies are null for buckets without traffic.
+type DeliveryStatsColumns struct {
+	Start               []*time.Time `json:"start"`
+	Attempts            []int        `json:"attempts"`
+	AttemptsSucceeded   []int        `json:"attemptsSucceeded"`
+	AttemptsRetryable   []int        `json:"attemptsRetryable"`
+	AttemptsPermanent   []int        `json:"attemptsPermanent"`
+	DeliveriesSucceeded []int        `json:"deliveriesSucceeded"`
+	DeliveriesFailed    []int        `json:"deliveriesFailed"`
+	SuccessRate         []*float64   `json:"successRate"`
+	DeliverySuccessRate []*float64   `json:"deliverySuccessRate"`
+	P50Ms               []*float64   `json:"p50Ms"`
+	P95Ms               []*float64   `json:"p95Ms"`
+	P99Ms               []*float64   `json:"p99Ms"`
+	MeanMs              []*float64   `json:"meanMs"`
+}
+
 // The attempts and deliveries that ended in one bucket, or in the whole window.
 type DeliveryStatsPoint struct {
 	// Start of the bucket (of the window, for the total).

@@ -9,4 +9,6 @@ type DeliveryStats struct {
 	Bucket time.Duration         `json:"bucket"`
 	Total  *DeliveryStatsPoint   `json:"total"`
 	Series []*DeliveryStatsPoint `json:"series"`
+	// Columns is the series as one list per measure.
+	Columns *DeliveryStatsColumns `json:"columns"`
 }
