@@ -51,42 +51,60 @@ type statsKey struct {
 func statsRows(out *commitOutput) []StatsRow {
 	var rows []StatsRow
 	index := make(map[statsKey]int)
+	// Results of a batch mostly share an endpoint and a minute: the
+	// previous result's rows are tried first.
+	var last struct {
+		app, endpoint string
+		minute        int64
+		rows          [4]int
+	}
+	last.minute = -1
 	for i, res := range out.results {
 		resp := res.resp
 		if resp == nil {
 			continue
 		}
-		status := out.changes[i].Status
 		at := resp.Completed.UTC()
-		for _, ep := range [2]string{res.job.EndpointID, ""} {
-			for _, r := range [2]time.Duration{StatsMinute, StatsHour} {
-				b := at.Truncate(r)
-				k := statsKey{res.job.AppID, ep, r, b.Unix()}
-				j, ok := index[k]
-				if !ok {
-					j = len(rows)
-					index[k] = j
-					rows = append(rows, StatsRow{AppID: res.job.AppID, EndpointID: ep, Resolution: r, Bucket: b})
+		app, ep, minute := res.job.AppID, res.job.EndpointID, at.Unix()/60
+		if app != last.app || ep != last.endpoint || minute != last.minute {
+			n := 0
+			for _, e := range [2]string{ep, ""} {
+				for _, r := range [2]time.Duration{StatsMinute, StatsHour} {
+					b := at.Truncate(r)
+					k := statsKey{app, e, r, b.Unix()}
+					j, ok := index[k]
+					if !ok {
+						j = len(rows)
+						index[k] = j
+						rows = append(rows, StatsRow{AppID: app, EndpointID: e, Resolution: r, Bucket: b})
+					}
+					last.rows[n] = j
+					n++
 				}
-				row := &rows[j]
-				switch resp.Outcome {
-				case Success:
-					row.AttemptsSucceeded++
-				case Retryable:
-					row.AttemptsRetryable++
-				default:
-					row.AttemptsPermanent++
-				}
-				switch status {
-				case "SUCCEEDED":
-					row.DeliveriesSucceeded++
-				case "FAILED":
-					row.DeliveriesFailed++
-				}
-				d := resp.Duration()
-				row.DurationMs += d.Milliseconds()
-				row.Latency[stats.LatencyBin(d)]++
 			}
+			last.app, last.endpoint, last.minute = app, ep, minute
+		}
+		d := resp.Duration()
+		bin, ms := stats.LatencyBin(d), d.Milliseconds()
+		status := out.changes[i].Status
+		for _, j := range last.rows {
+			row := &rows[j]
+			switch resp.Outcome {
+			case Success:
+				row.AttemptsSucceeded++
+			case Retryable:
+				row.AttemptsRetryable++
+			default:
+				row.AttemptsPermanent++
+			}
+			switch status {
+			case "SUCCEEDED":
+				row.DeliveriesSucceeded++
+			case "FAILED":
+				row.DeliveriesFailed++
+			}
+			row.DurationMs += ms
+			row.Latency[bin]++
 		}
 	}
 	return rows

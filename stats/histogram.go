@@ -18,15 +18,30 @@ import (
 // bin 30's 32.8 s), so a percentile read from them is within about 20%.
 const LatencyBins = 32
 
-// LatencyBin returns the histogram bin of an attempt duration.
+// LatencyBin returns the histogram bin of an attempt duration: the first
+// bin whose upper bound it does not exceed. It runs once per attempt on
+// the recorder's path, so it searches a table instead of taking a
+// logarithm.
 func LatencyBin(d time.Duration) int {
-	ms := float64(d) / float64(time.Millisecond)
-	if ms <= 1 {
-		return 0
+	lo, hi := 0, LatencyBins-1
+	for lo < hi {
+		m := (lo + hi) / 2
+		if d <= binUpper[m] {
+			hi = m
+		} else {
+			lo = m + 1
+		}
 	}
-	i := int(math.Ceil(2 * math.Log2(ms)))
-	return min(i, LatencyBins-1)
+	return lo
 }
+
+// binUpper holds BinUpper of every bin but the last, unbounded one.
+var binUpper = func() (b [LatencyBins - 1]time.Duration) {
+	for i := range b {
+		b[i] = time.Duration(binUpperMs(i) * float64(time.Millisecond))
+	}
+	return b
+}()
 
 // BinUpper returns the upper bound of bin i (the last bin's is infinite:
 // +Inf as a float64 of milliseconds is returned by binUpperMs).
