@@ -8,7 +8,7 @@ LDFLAGS  := -X github.com/heraldhq/herald/server.Version=$(VERSION)
 export CGO_ENABLED := 1
 
 # Node packages used by tests (independent verifiers and clients).
-NODE_TEST_DIRS := signing/testdata/node server/testdata/node
+NODE_TEST_DIRS := signing/testdata/node server/testdata/node server/testdata/axe
 NODE_STAMPS    := $(addsuffix /node_modules/.package-lock.json,$(NODE_TEST_DIRS))
 
 .PHONY: all build run test testdeps lint generate assets bench clean
@@ -54,9 +54,11 @@ bench: build
 	./bin/herald-bench --herald $(BIN) $(BENCH_FLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem ./signing ./bus ./dispatch ./metrics ./stats
 
-# Re-vendors GraphiQL and the console's browser assets from npm.
+# Re-vendors GraphiQL and the console's browser assets from npm, and
+# builds the customer portal (server/webui/app) with Vite.
 assets:
 	./server/webui/vendor.sh
+	./server/webui/app/build.sh
 
 clean:
 	rm -rf bin

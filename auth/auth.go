@@ -22,7 +22,9 @@ import (
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
+	"github.com/heraldhq/herald/ent/predicate"
 	"github.com/heraldhq/herald/fault"
+	"github.com/heraldhq/herald/scope"
 	"github.com/heraldhq/herald/tenant"
 )
 
@@ -56,7 +58,23 @@ type KeyInput struct {
 	AppID string
 	Name  string
 	Admin bool
+	// Scopes restricts the key (see package scope); nil: full access.
+	// Admin keys cannot be restricted.
+	Scopes []scope.Scope
+	// ExpiresAt is when the key stops working; zero: never.
+	ExpiresAt time.Time
+	// Portal makes the key a customer-portal session.
+	Portal bool
 }
+
+// Reasons (extensions.reason) of UNAUTHENTICATED errors for keys that
+// existed but no longer work.
+const (
+	// ReasonExpired: the key or portal session expired.
+	ReasonExpired = "EXPIRED"
+	// ReasonRevoked: the key or portal session was revoked.
+	ReasonRevoked = "REVOKED"
+)
 
 // CreateKey stores a new key and returns it with its token, which is not
 // kept anywhere and cannot be shown again. The caller's context decides
@@ -66,17 +84,36 @@ func CreateKey(ctx context.Context, client *ent.Client, in KeyInput, r io.Reader
 	if n := utf8.RuneCountInString(name); n == 0 || n > 255 {
 		return nil, "", fault.Invalid("input.name", "must be 1-255 characters")
 	}
+	if in.Admin && in.Scopes != nil {
+		return nil, "", fault.Invalid("input.scopes", "admin keys cannot be restricted: leave scopes out, or create an app key")
+	}
+	if in.Scopes != nil {
+		s, err := scope.Normalize(in.Scopes)
+		if err != nil {
+			return nil, "", fault.Invalid("input.scopes", "%s", err.Error())
+		}
+		in.Scopes = s
+	}
 	token, err := NewToken(r)
 	if err != nil {
 		return nil, "", err
 	}
-	k, err := client.APIKey.Create().
+	c := client.APIKey.Create().
 		SetAppID(in.AppID).
 		SetName(name).
 		SetAdmin(in.Admin).
 		SetPrefix(token[:visiblePrefixLen]).
-		SetTokenHash(HashToken(token)).
-		Save(ctx)
+		SetTokenHash(HashToken(token))
+	if in.Scopes != nil {
+		c.SetScopes(scope.Strings(in.Scopes))
+	}
+	if !in.ExpiresAt.IsZero() {
+		c.SetExpiresAt(in.ExpiresAt.UTC())
+	}
+	if in.Portal {
+		c.SetKind(apikey.KindPORTAL_SESSION)
+	}
+	k, err := c.Save(ctx)
 	if err != nil {
 		return nil, "", fmt.Errorf("create api key: %w", err)
 	}
@@ -167,10 +204,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization, actAs s
 	if err != nil {
 		return tenant.Viewer{}, err
 	}
-	if k.RevokedAt != nil {
-		return tenant.Viewer{}, fault.Unauthenticatedf("API key %s… was revoked on %s", k.Prefix, k.RevokedAt.Format(time.RFC3339))
+	if err := a.usable(k); err != nil {
+		return tenant.Viewer{}, err
 	}
-	v := tenant.Viewer{AppID: k.AppID, KeyID: k.ID, Admin: k.Admin}
+	v := tenant.Viewer{AppID: k.AppID, KeyID: k.ID, Admin: k.Admin, Scopes: scope.FromStrings(k.Scopes), Portal: k.Kind == apikey.KindPORTAL_SESSION}
+	if k.ExpiresAt != nil {
+		v.ExpiresAt = *k.ExpiresAt
+	}
 	if actAs != "" && actAs != k.AppID {
 		if !k.Admin {
 			return tenant.Viewer{}, fault.Forbiddenf("only admin keys may act in another app (X-Herald-App); this key belongs to app %s", k.AppID)
@@ -186,6 +226,24 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization, actAs s
 	}
 	a.touch(k.ID)
 	return v, nil
+}
+
+// usable returns the error of a key that was revoked or has expired.
+func (a *Authenticator) usable(k *ent.APIKey) error {
+	what := fmt.Sprintf("API key %s…", k.Prefix)
+	next := "create a new key"
+	if k.Kind == apikey.KindPORTAL_SESSION {
+		what, next = "this portal session", "ask for a new portal link"
+	}
+	if k.RevokedAt != nil {
+		return &fault.Error{Code: fault.Unauthenticated, Reason: ReasonRevoked,
+			Message: fmt.Sprintf("%s was revoked on %s: %s", what, k.RevokedAt.UTC().Format(time.RFC3339), next)}
+	}
+	if k.ExpiresAt != nil && !a.now().Before(*k.ExpiresAt) {
+		return &fault.Error{Code: fault.Unauthenticated, Reason: ReasonExpired,
+			Message: fmt.Sprintf("%s expired on %s: %s", what, k.ExpiresAt.UTC().Format(time.RFC3339), next)}
+	}
+	return nil
 }
 
 func (a *Authenticator) lookup(ctx context.Context, token string) (*ent.APIKey, error) {
@@ -285,11 +343,48 @@ func (a *Authenticator) Revoke(ctx context.Context, id string) (*ent.APIKey, err
 		}
 	}
 	a.Revoked(id)
+	a.announceRevoked(id)
+	return k, nil
+}
+
+// announceRevoked tells other processes about a revocation (see
+// AnnounceRevocations).
+func (a *Authenticator) announceRevoked(id string) {
 	a.mu.Lock()
 	announce := a.announce
 	a.mu.Unlock()
 	if announce != nil {
 		announce(id)
 	}
-	return k, nil
+}
+
+// RevokePortalSessions revokes every portal session of an app that still
+// works, reports each to Revoked (closing its live connections) and to the
+// other processes sharing the database, as Revoke does, and returns how
+// many it revoked. Expired sessions are left as they are: they
+// no longer work anyway.
+func (a *Authenticator) RevokePortalSessions(ctx context.Context, appID string) (int, error) {
+	now := a.now().UTC()
+	ctx = tenant.System(ctx)
+	live := []predicate.APIKey{
+		apikey.AppID(appID),
+		apikey.KindEQ(apikey.KindPORTAL_SESSION),
+		apikey.RevokedAtIsNil(),
+		apikey.ExpiresAtGT(now),
+	}
+	ids, err := a.client.APIKey.Query().Where(live...).IDs(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list portal sessions of app %s: %w", appID, err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	if _, err := a.client.APIKey.Update().Where(apikey.IDIn(ids...), apikey.RevokedAtIsNil()).SetRevokedAt(now).Save(ctx); err != nil {
+		return 0, fmt.Errorf("revoke portal sessions of app %s: %w", appID, err)
+	}
+	for _, id := range ids {
+		a.Revoked(id)
+		a.announceRevoked(id)
+	}
+	return len(ids), nil
 }

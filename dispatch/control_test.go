@@ -158,7 +158,7 @@ func TestAutoDisable_QueuedDeliveriesStop(t *testing.T) {
 	s := heraldtest.Start(t, func(c *serverConfig) { c.DisableAfter = 2; c.PerEndpoint = 1 })
 	rc := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
 		time.Sleep(20 * time.Millisecond) // a slow, broken receiver
-		w.WriteHeader(http.StatusGone)
+		w.WriteHeader(http.StatusNotFound)
 	})
 	epID, _ := s.CreateEndpoint(s.Token, map[string]any{"url": rc.URL})
 	in := make([]map[string]any, 20)
@@ -306,7 +306,7 @@ func TestRetryDelivery_QueuesManualAttempt(t *testing.T) {
 			w.WriteHeader(http.StatusOK)
 			return
 		}
-		w.WriteHeader(http.StatusGone)
+		w.WriteHeader(http.StatusNotFound)
 	})
 	s.CreateEndpoint(s.Token, map[string]any{"url": rc.URL})
 	evID := s.Publish(s.Token, "order.created", map[string]any{})
@@ -331,7 +331,7 @@ func TestRetryDelivery_QueuesManualAttempt(t *testing.T) {
 func TestRetryDelivery_RefusedWhileEndpointDisabled(t *testing.T) {
 	t.Parallel()
 	s := heraldtest.Start(t)
-	rc := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusGone) })
+	rc := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNotFound) })
 	epID, _ := s.CreateEndpoint(s.Token, map[string]any{"url": rc.URL})
 	evID := s.Publish(s.Token, "order.created", map[string]any{})
 	d := s.WaitDelivery(s.Token, evID, 5*time.Second, func(d heraldtest.Delivery) bool { return d.Status == "FAILED" })

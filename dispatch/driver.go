@@ -50,6 +50,13 @@ type Driver interface {
 	// metrics. It runs every few seconds at most and must read an index,
 	// not the deliveries.
 	Backlog(ctx context.Context, now time.Time) (Backlog, error)
+	// Own makes owner the only engine that sends to an endpoint until
+	// until, unless another engine owns it at now; it reports whether
+	// owner owns it, and until when the current owner does. Rate limits
+	// and ordering hold across replicas because one engine at a time
+	// sends to such an endpoint. A driver whose engine is alone (SQLite)
+	// always grants it.
+	Own(ctx context.Context, endpointID, owner string, until, now time.Time) (owned bool, ownerUntil time.Time, err error)
 	// Close releases the driver's resources (prepared statements); the
 	// database itself belongs to the caller.
 	Close() error
@@ -89,6 +96,9 @@ type Tx interface {
 	// endpoint, resolution and start, which is created if missing
 	// (an upsert; concurrent transactions of several replicas add up).
 	AddStats(ctx context.Context, rows []StatsRow) error
+	// PauseEndpoint records that an endpoint asked to be left alone until
+	// a time (Retry-After), unless it is paused longer already.
+	PauseEndpoint(ctx context.Context, id string, until time.Time) error
 	// Savepoint, RollbackTo and ReleaseSavepoint isolate part of the
 	// transaction, so that one failing publish or result does not fail
 	// the others.
@@ -155,6 +165,10 @@ type ClaimParams struct {
 	// After is a hint: the deliveries up to it were claimed by earlier
 	// calls, so the driver may start reading past it.
 	After Cursor
+	// Ordered claims only deliveries that no older unfinished delivery
+	// of the same ordering key holds back (the endpoint's ordering is KEY
+	// or STRICT).
+	Ordered bool
 }
 
 // CancelParams says which deliveries to cancel.
@@ -211,6 +225,14 @@ type DeliveryRef struct {
 type Subscriber struct {
 	EndpointID string
 	Patterns   []string
+	// Ordering is the endpoint's; Filter its payload filter, as stored
+	// (nil: none).
+	Ordering string
+	Filter   []byte
+	// Controlled reports that the endpoint's flow is controlled (a rate
+	// limit or ordering): its deliveries are never handed off, so that
+	// the one engine that sends to it claims them.
+	Controlled bool
 }
 
 // EventRow is an event as stored.
@@ -220,8 +242,11 @@ type EventRow struct {
 	EventType      string
 	Payload        []byte
 	IdempotencyKey string // "" if none
-	DeliveryCount  int
-	CreatedAt      time.Time
+	OrderingKey    string // "" if none
+	// DeliverAt is when its deliveries are due (nil: at once).
+	DeliverAt     *time.Time
+	DeliveryCount int
+	CreatedAt     time.Time
 	// TraceParent is the W3C traceparent of the publish span when
 	// tracing is on ("" stores nothing).
 	TraceParent string
@@ -235,6 +260,20 @@ type DeliveryRow struct {
 	EndpointID string
 	EventType  string
 	CreatedAt  time.Time
+	// DueAt is when it is due (zero: CreatedAt).
+	DueAt time.Time
+	// OrderingKey orders it among its endpoint's deliveries: nil when the
+	// endpoint does not order, "" for strict ordering, the event's key
+	// for ordering by key.
+	OrderingKey *string
+}
+
+// due returns when the delivery is due.
+func (r DeliveryRow) due() time.Time {
+	if r.DueAt.IsZero() {
+		return r.CreatedAt
+	}
+	return r.DueAt
 }
 
 // EndpointState is what recording needs to know of an endpoint.

@@ -62,9 +62,19 @@ func (d *PostgresDriver) Claim(ctx context.Context, p ClaimParams) ([]Job, error
 	now := p.Now.UTC()
 	until := now.Add(p.Lease)
 	token := p.Worker + "/" + strconv.FormatInt(d.claims.Add(1), 36)
+	// An ordered endpoint's deliveries are taken only when no older
+	// unfinished delivery of their ordering key holds them back (the
+	// partial index delivery_order finds the older ones).
+	ordered := ""
+	if p.Ordered {
+		ordered = `
+    AND (ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries o
+      WHERE o.endpoint_id = deliveries.endpoint_id AND o.ordering_key = deliveries.ordering_key AND o.next_attempt_at IS NOT NULL
+        AND (o.created_at, o.id) < (deliveries.created_at, deliveries.id)))`
+	}
 	rows, err := d.pool.Query(ctx, `WITH c AS (
   SELECT id, next_attempt_at AS due FROM deliveries
-  WHERE endpoint_id = $1 AND next_attempt_at <= $2
+  WHERE endpoint_id = $1 AND next_attempt_at <= $2`+ordered+`
   ORDER BY next_attempt_at, id LIMIT $3
   FOR UPDATE SKIP LOCKED)
 UPDATE deliveries d SET claimed_by = $4, next_attempt_at = $5, status = 'SENDING', updated_at = $2
@@ -93,6 +103,24 @@ RETURNING d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_cou
 		return strings.Compare(a.DeliveryID, b.DeliveryID)
 	})
 	return jobs, nil
+}
+
+// Own implements Driver with one conditional update of the endpoint's
+// flow_owner: taken if free, expired, or already owner's.
+func (d *PostgresDriver) Own(ctx context.Context, endpointID, owner string, until, now time.Time) (bool, time.Time, error) {
+	var cur string
+	var curUntil time.Time
+	err := d.pool.QueryRow(ctx, `WITH o AS (
+  UPDATE endpoints SET flow_owner = $2, flow_owner_until = $3
+  WHERE id = $1 AND (flow_owner IS NULL OR flow_owner = $2 OR flow_owner_until < $4)
+  RETURNING flow_owner, flow_owner_until)
+SELECT flow_owner, flow_owner_until FROM o
+UNION ALL SELECT coalesce(flow_owner, ''), coalesce(flow_owner_until, $4) FROM endpoints WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM o)`,
+		endpointID, owner, until.UTC(), now.UTC()).Scan(&cur, &curUntil)
+	if err != nil {
+		return false, time.Time{}, fmt.Errorf("own endpoint %s: %w", endpointID, err)
+	}
+	return cur == owner, curUntil, nil
 }
 
 // Release implements Driver: leases still held are ended and their
@@ -236,16 +264,23 @@ type postgresTx struct {
 }
 
 func (t *postgresTx) Subscribers(ctx context.Context, appID string) ([]Subscriber, error) {
-	rows, err := t.tx.Query(ctx, `SELECT id, event_types FROM endpoints WHERE app_id = $1 AND is_active AND deleted_at IS NULL ORDER BY id`, appID)
+	rows, err := t.tx.Query(ctx, `SELECT id, event_types, ordering, filter::text, rate_limit IS NOT NULL AND rate_limit <> 'null'::jsonb
+FROM endpoints WHERE app_id = $1 AND is_active AND deleted_at IS NULL ORDER BY id`, appID)
 	if err != nil {
 		return nil, fmt.Errorf("load subscribed endpoints: %w", err)
 	}
 	subs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Subscriber, error) {
 		var s Subscriber
 		var types []byte
-		if err := r.Scan(&s.EndpointID, &types); err != nil {
+		var filter *string
+		var limited bool
+		if err := r.Scan(&s.EndpointID, &types, &s.Ordering, &filter, &limited); err != nil {
 			return s, err
 		}
+		if filter != nil && *filter != "null" {
+			s.Filter = []byte(*filter)
+		}
+		s.Controlled = limited || (s.Ordering != "" && s.Ordering != "NONE")
 		if err := json.Unmarshal(types, &s.Patterns); err != nil {
 			return s, fmt.Errorf("event types of endpoint %s: %w", s.EndpointID, err)
 		}
@@ -260,27 +295,33 @@ func (t *postgresTx) Subscribers(ctx context.Context, appID string) ([]Subscribe
 func (t *postgresTx) InsertEvents(ctx context.Context, evs []*EventRow) ([]*EventRow, error) {
 	n := len(evs)
 	ids, types, payloads, keys, apps := make([]string, n), make([]string, n), make([]string, n), make([]*string, n), make([]string, n)
-	counts, times, traces := make([]int32, n), make([]time.Time, n), make([]*string, n)
+	okeys, deliverAts, traces := make([]*string, n), make([]*time.Time, n), make([]*string, n)
+	counts, times := make([]int32, n), make([]time.Time, n)
 	for i, ev := range evs {
 		ids[i], types[i], payloads[i], apps[i] = ev.ID, ev.EventType, string(ev.Payload), ev.AppID
 		if ev.IdempotencyKey != "" {
 			k := ev.IdempotencyKey
 			keys[i] = &k
 		}
+		if ev.OrderingKey != "" {
+			k := ev.OrderingKey
+			okeys[i] = &k
+		}
 		if ev.TraceParent != "" {
 			tp := ev.TraceParent
 			traces[i] = &tp
 		}
+		deliverAts[i] = utcPtr(ev.DeliverAt)
 		counts[i], times[i] = int32(ev.DeliveryCount), ev.CreatedAt.UTC()
 	}
 	// Payloads are json, not jsonb: stored and delivered byte for byte.
-	rows, err := t.tx.Query(ctx, `INSERT INTO events (id, event_type, payload, idempotency_key, delivery_count, created_at, app_id, trace_parent)
-SELECT id, typ, payload::json, key, n, at, app, tp
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::text[], $8::text[]) WITH ORDINALITY
-  AS r(id, typ, payload, key, n, at, app, tp, ord)
+	rows, err := t.tx.Query(ctx, `INSERT INTO events (id, event_type, payload, idempotency_key, ordering_key, deliver_at, delivery_count, created_at, app_id, trace_parent)
+SELECT id, typ, payload::json, key, okey, dat, n, at, app, tp
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::text[], $8::text[], $9::timestamptz[], $10::text[]) WITH ORDINALITY
+  AS r(id, typ, payload, key, n, at, app, okey, dat, tp, ord)
 ORDER BY ord
 ON CONFLICT (app_id, idempotency_key) DO NOTHING
-RETURNING id`, ids, types, payloads, keys, counts, times, apps, traces)
+RETURNING id`, ids, types, payloads, keys, counts, times, apps, okeys, deliverAts, traces)
 	if err != nil {
 		return nil, fmt.Errorf("store events: %w", err)
 	}
@@ -340,9 +381,10 @@ func (t *postgresTx) InsertDeliveries(ctx context.Context, rows []DeliveryRow, l
 	}
 	n := len(rows)
 	ids, types, apps, eps, evs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	times := make([]time.Time, n)
+	times, dues, keys := make([]time.Time, n), make([]time.Time, n), make([]*string, n)
 	for i, r := range rows {
 		ids[i], types[i], apps[i], eps[i], evs[i], times[i] = r.ID, r.EventType, r.AppID, r.EndpointID, r.EventID, r.CreatedAt.UTC()
+		dues[i], keys[i] = r.due().UTC(), r.OrderingKey
 	}
 	var claimedBy *string
 	var until *time.Time
@@ -351,10 +393,10 @@ func (t *postgresTx) InsertDeliveries(ctx context.Context, rows []DeliveryRow, l
 		u := lease.Until.UTC()
 		until = &u
 	}
-	_, err := t.tx.Exec(ctx, `INSERT INTO deliveries (id, created_at, updated_at, event_type, status, attempt_count, next_attempt_at, next_trigger, claimed_by, app_id, endpoint_id, event_id)
-SELECT id, at, at, typ, 'PENDING', 0, COALESCE($7::timestamptz, at), 'SCHEDULED', $8::text, app, ep, ev
-FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[]) AS r(id, at, typ, app, ep, ev)`,
-		ids, times, types, apps, eps, evs, until, claimedBy)
+	_, err := t.tx.Exec(ctx, `INSERT INTO deliveries (id, created_at, updated_at, event_type, status, attempt_count, next_attempt_at, next_trigger, claimed_by, ordering_key, app_id, endpoint_id, event_id)
+SELECT id, at, at, typ, 'PENDING', 0, COALESCE($7::timestamptz, due), 'SCHEDULED', $8::text, okey, app, ep, ev
+FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $9::timestamptz[], $10::text[]) AS r(id, at, typ, app, ep, ev, due, okey)`,
+		ids, times, types, apps, eps, evs, until, claimedBy, dues, keys)
 	if err != nil {
 		return fmt.Errorf("store deliveries: %w", err)
 	}
@@ -505,6 +547,14 @@ WHERE id = $3 AND is_active RETURNING app_id, url`, sanitizeText(reason), now.UT
 		return nil, fmt.Errorf("disable endpoint %s: %w", id, err)
 	}
 	return ep, nil
+}
+
+func (t *postgresTx) PauseEndpoint(ctx context.Context, id string, until time.Time) error {
+	_, err := t.tx.Exec(ctx, `UPDATE endpoints SET paused_until = $2 WHERE id = $1 AND (paused_until IS NULL OR paused_until < $2)`, id, until.UTC())
+	if err != nil {
+		return fmt.Errorf("pause endpoint %s: %w", id, err)
+	}
+	return nil
 }
 
 func (t *postgresTx) Savepoint(ctx context.Context, name string) error {

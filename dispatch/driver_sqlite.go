@@ -28,8 +28,9 @@ type SQLiteDriver struct {
 	insAttempt, finish                *sql.Stmt
 	epState, addCounters, disable     *sql.Stmt
 	upsertStats                       *sql.Stmt
+	pause                             *sql.Stmt
 	// Reader statements.
-	due, claim *sql.Stmt
+	due, claim, claimOrdered *sql.Stmt
 }
 
 // NewSQLiteDriver returns a driver over the writer connection and, if not
@@ -42,6 +43,9 @@ func NewSQLiteDriver(writer, reader *sql.DB) *SQLiteDriver {
 }
 
 var _ Driver = (*SQLiteDriver)(nil)
+
+// leasesInMemory marks SQLiteDriver as a memoryLeaser.
+func (d *SQLiteDriver) leasesInMemory() {}
 
 type preparedStmt struct {
 	stmt **sql.Stmt
@@ -67,12 +71,13 @@ func firstLine(s string) string {
 func (d *SQLiteDriver) prepareWriter(ctx context.Context) error {
 	return d.wonce.do(func() error {
 		return prepareAll(ctx, d.w, []preparedStmt{
-			{&d.insEvent, `INSERT INTO events (id, event_type, payload, idempotency_key, delivery_count, created_at, app_id, trace_parent)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (app_id, idempotency_key) DO NOTHING`},
+			{&d.insEvent, `INSERT INTO events (id, event_type, payload, idempotency_key, ordering_key, deliver_at, delivery_count, created_at, app_id, trace_parent)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (app_id, idempotency_key) DO NOTHING`},
 			{&d.eventByKey, `SELECT id, event_type, payload, delivery_count, created_at FROM events WHERE app_id = ? AND idempotency_key = ?`},
-			{&d.insDelivery, `INSERT INTO deliveries (id, created_at, updated_at, event_type, status, attempt_count, next_attempt_at, next_trigger, app_id, endpoint_id, event_id)
-VALUES (?, ?, ?, ?, 'PENDING', 0, ?, 'SCHEDULED', ?, ?, ?)`},
-			{&d.subscribers, `SELECT id, event_types FROM endpoints WHERE app_id = ? AND is_active AND deleted_at IS NULL`},
+			{&d.insDelivery, `INSERT INTO deliveries (id, created_at, updated_at, event_type, status, attempt_count, next_attempt_at, next_trigger, ordering_key, app_id, endpoint_id, event_id)
+VALUES (?, ?, ?, ?, 'PENDING', 0, ?, 'SCHEDULED', ?, ?, ?, ?)`},
+			{&d.subscribers, `SELECT id, event_types, ordering, filter, rate_limit IS NOT NULL AND rate_limit <> 'null'
+FROM endpoints WHERE app_id = ? AND is_active AND deleted_at IS NULL`},
 			{&d.insAttempt, `INSERT INTO attempts
 (id, app_id, delivery_id, endpoint_id, attempt_number, trigger, succeeded, request_url, request_headers,
  response_status, response_headers, response_body, response_body_truncated, duration_ms, error_message,
@@ -92,6 +97,7 @@ WHERE id = ? RETURNING consecutive_failures`},
 			{&d.disable, `UPDATE endpoints SET is_active = false, disabled_reason = ?, disabled_at = ?, updated_at = ?
 WHERE id = ? AND is_active RETURNING app_id, url`},
 			{&d.upsertStats, upsertStatsSQL},
+			{&d.pause, `UPDATE endpoints SET paused_until = ? WHERE id = ? AND (paused_until IS NULL OR paused_until < ?)`},
 		})
 	})
 }
@@ -110,6 +116,16 @@ func (d *SQLiteDriver) prepareReader(ctx context.Context) error {
 FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.endpoint_id = ? AND d.next_attempt_at <= ? AND d.next_attempt_at >= ? AND (d.next_attempt_at > ? OR d.rowid > ?)
 ORDER BY d.next_attempt_at, d.rowid LIMIT ?`},
+			// An ordered endpoint's due deliveries that no older
+			// unfinished delivery of their ordering key holds back (the
+			// partial index delivery_order finds the older ones).
+			{&d.claimOrdered, `SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, COALESCE(e.trace_parent, '')
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.endpoint_id = ? AND d.next_attempt_at <= ?
+  AND (d.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p
+    WHERE p.endpoint_id = d.endpoint_id AND p.ordering_key = d.ordering_key AND p.next_attempt_at IS NOT NULL
+      AND (p.created_at < d.created_at OR (p.created_at = d.created_at AND p.id < d.id))))
+ORDER BY d.next_attempt_at, d.rowid LIMIT ?`},
 		})
 	})
 }
@@ -117,7 +133,7 @@ ORDER BY d.next_attempt_at, d.rowid LIMIT ?`},
 // Close implements Driver.
 func (d *SQLiteDriver) Close() error {
 	for _, s := range []*sql.Stmt{d.insEvent, d.eventByKey, d.insDelivery, d.subscribers, d.insAttempt, d.finish,
-		d.epState, d.addCounters, d.disable, d.upsertStats, d.due, d.claim} {
+		d.epState, d.addCounters, d.disable, d.upsertStats, d.pause, d.due, d.claim, d.claimOrdered} {
 		if s != nil {
 			s.Close()
 		}
@@ -166,7 +182,15 @@ func (d *SQLiteDriver) readDue(ctx context.Context, p ClaimParams) ([]Job, error
 	from := p.After.Due.UTC()
 	// Read past what the engine holds already: it is among the oldest due.
 	held := d.leases.heldCount(p.EndpointID)
-	rows, err := d.claim.QueryContext(ctx, p.EndpointID, now, from, from, p.After.Seq, p.Limit+held)
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if p.Ordered {
+		rows, err = d.claimOrdered.QueryContext(ctx, p.EndpointID, now, p.Limit+held)
+	} else {
+		rows, err = d.claim.QueryContext(ctx, p.EndpointID, now, from, from, p.After.Seq, p.Limit+held)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", p.EndpointID, err)
 	}
@@ -191,6 +215,12 @@ func (d *SQLiteDriver) readDue(ctx context.Context, p ClaimParams) ([]Job, error
 		return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", p.EndpointID, err)
 	}
 	return jobs, nil
+}
+
+// Own implements Driver: the process that owns the database is the only
+// engine, so it owns every endpoint, and nothing is written.
+func (d *SQLiteDriver) Own(_ context.Context, _, _ string, until, _ time.Time) (bool, time.Time, error) {
+	return true, until, nil
 }
 
 // Release implements Driver: leases are in memory, so a released delivery
@@ -411,10 +441,15 @@ func (t *sqliteTx) Subscribers(ctx context.Context, appID string) ([]Subscriber,
 	var subs []Subscriber
 	for rows.Next() {
 		var s Subscriber
-		var types []byte
-		if err := rows.Scan(&s.EndpointID, &types); err != nil {
+		var types, filter []byte
+		var limited bool
+		if err := rows.Scan(&s.EndpointID, &types, &s.Ordering, &filter, &limited); err != nil {
 			return nil, fmt.Errorf("load subscribed endpoints: %w", err)
 		}
+		if len(filter) > 0 && string(filter) != "null" {
+			s.Filter = filter
+		}
+		s.Controlled = limited || (s.Ordering != "" && s.Ordering != "NONE")
 		if err := json.Unmarshal(types, &s.Patterns); err != nil {
 			return nil, fmt.Errorf("event types of endpoint %s: %w", s.EndpointID, err)
 		}
@@ -434,8 +469,8 @@ func (t *sqliteTx) InsertEvents(ctx context.Context, evs []*EventRow) ([]*EventR
 		if ev.IdempotencyKey != "" {
 			key = ev.IdempotencyKey
 		}
-		res, err := ins.ExecContext(ctx, ev.ID, ev.EventType, ev.Payload, key, ev.DeliveryCount, ev.CreatedAt.UTC(), ev.AppID,
-			stringOrNil(ev.TraceParent))
+		res, err := ins.ExecContext(ctx, ev.ID, ev.EventType, ev.Payload, key, stringOrNil(ev.OrderingKey), timeOrNil(ev.DeliverAt),
+			ev.DeliveryCount, ev.CreatedAt.UTC(), ev.AppID, stringOrNil(ev.TraceParent))
 		if err != nil {
 			return nil, fmt.Errorf("store event: %w", err)
 		}
@@ -468,7 +503,11 @@ func (t *sqliteTx) InsertDeliveries(ctx context.Context, rows []DeliveryRow, lea
 	ins := t.stmt(t.d.insDelivery)
 	for _, r := range rows {
 		at := r.CreatedAt.UTC()
-		if _, err := ins.ExecContext(ctx, r.ID, at, at, r.EventType, at, r.AppID, r.EndpointID, r.EventID); err != nil {
+		var key any
+		if r.OrderingKey != nil {
+			key = *r.OrderingKey
+		}
+		if _, err := ins.ExecContext(ctx, r.ID, at, at, r.EventType, r.due().UTC(), key, r.AppID, r.EndpointID, r.EventID); err != nil {
 			return fmt.Errorf("store delivery: %w", err)
 		}
 	}
@@ -550,6 +589,14 @@ func (t *sqliteTx) DisableEndpoint(ctx context.Context, id, reason string, now t
 		return nil, fmt.Errorf("disable endpoint %s: %w", id, err)
 	}
 	return ep, nil
+}
+
+func (t *sqliteTx) PauseEndpoint(ctx context.Context, id string, until time.Time) error {
+	u := until.UTC()
+	if _, err := t.stmt(t.d.pause).ExecContext(ctx, u, id, u); err != nil {
+		return fmt.Errorf("pause endpoint %s: %w", id, err)
+	}
+	return nil
 }
 
 func (t *sqliteTx) Savepoint(ctx context.Context, name string) error {

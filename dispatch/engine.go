@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -259,6 +260,7 @@ func (e *Engine) Start() {
 // recorded and its delivery is simply due again. Publishing goes on until
 // Close. Drain returns once no attempt is in flight.
 func (e *Engine) Drain(ctx context.Context) error {
+	e.Quiesce()
 	e.drainOnce.Do(func() {
 		if !e.started.Load() {
 			return
@@ -282,6 +284,12 @@ func (e *Engine) Drain(ctx context.Context) error {
 	})
 	return e.drainErr
 }
+
+// Quiesce makes the engine take no more deliveries from now on: claims
+// stop and publishing no longer hands deliveries over (they wait in the
+// store). Drain calls it; call it first to stop taking deliveries at a
+// precise moment without waiting for the attempts in flight.
+func (e *Engine) Quiesce() { e.window.close() }
 
 // Close drains the engine if Drain was not called, stops publishing
 // (queued publishes are committed; their deliveries wait in the store for
@@ -446,8 +454,33 @@ func (e *Engine) runWorker() {
 			r.resp = e.sendAttempt(j)
 		}
 		e.rec.in <- r
-		e.sched.done <- j.EndpointID
+		d := doneMsg{endpointID: j.EndpointID}
+		if r.resp != nil && r.resp.Outcome != Interrupted {
+			d.sent, d.status, d.retryAfter, d.success = true, r.resp.Status, pauseFor(r.resp, j.attempt.Endpoint), r.resp.Outcome == Success
+		}
+		e.sched.done <- d
 	}
+}
+
+// pauseFor returns how long an answer asks its whole endpoint to be left
+// alone: a Retry-After on 429 or 503, capped like any wait by the
+// endpoint's retry policy (0: no pause).
+func pauseFor(resp *response, ep *endpointConfig) time.Duration {
+	if resp.RetryAfter <= 0 || (resp.Status != http.StatusTooManyRequests && resp.Status != http.StatusServiceUnavailable) {
+		return 0
+	}
+	return min(resp.RetryAfter, ep.Retry.MaxDelay, maxPause)
+}
+
+// Flow returns an endpoint's current pace as this engine sends to it: its
+// rate limit, and the concurrency and rate its answers imposed. ok is false
+// when the engine has not sent to it lately (it goes at full pace).
+func (e *Engine) Flow(endpointID string) (st FlowState, ok bool) {
+	v, ok := e.sched.flowStates.Load(endpointID)
+	if !ok {
+		return FlowState{}, false
+	}
+	return v.(FlowState), true
 }
 
 // record hands a result from outside the worker pool to the recorder.
@@ -496,5 +529,10 @@ func (e *Engine) committed(out *commitOutput) {
 	}
 	for _, f := range out.failures {
 		e.metas.failed(f)
+	}
+	for _, p := range out.paused {
+		// The others read the pause with the endpoint's configuration.
+		e.cfg.Peers.Endpoint(EndpointUpdated, p.AppID, p.EndpointID)
+		e.cfg.Observer.EndpointChanged(p)
 	}
 }

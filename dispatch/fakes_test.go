@@ -123,6 +123,9 @@ func (f *fakeDriver) Release(_ context.Context, leases []Lease, _ time.Time) err
 }
 
 func (f *fakeDriver) Cancel(context.Context, CancelParams) ([]DeliveryRef, error) { return nil, nil }
+func (f *fakeDriver) Own(_ context.Context, _, _ string, until, _ time.Time) (bool, time.Time, error) {
+	return true, until, nil
+}
 func (f *fakeDriver) Requeue(context.Context, RequeueParams) (RequeueResult, error) {
 	return RequeueResult{}, nil
 }
@@ -186,6 +189,7 @@ func (t *fakeTx) Finish(_ context.Context, cs []Completion) ([]bool, error) {
 
 func (t *fakeTx) AddCounters(context.Context, CounterDelta) (int, error) { return 0, nil }
 func (t *fakeTx) AddStats(context.Context, []StatsRow) error             { return nil }
+func (t *fakeTx) PauseEndpoint(context.Context, string, time.Time) error { return nil }
 func (t *fakeTx) DisableEndpoint(context.Context, string, string, time.Time) (*DisabledEndpoint, error) {
 	return nil, nil
 }

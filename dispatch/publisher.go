@@ -23,6 +23,12 @@ type EventInput struct {
 	// return the original event and create nothing. Reusing a key for a
 	// different type or payload is a CONFLICT.
 	IdempotencyKey string
+	// OrderingKey, if set, orders the event after the earlier ones of the
+	// same key at endpoints whose ordering is KEY.
+	OrderingKey string
+	// DeliverAt, if set and in the future (at most MaxDeliverAhead), is
+	// when the event's deliveries are sent; they are created at once.
+	DeliverAt *time.Time
 }
 
 // Event is a stored event, as Publish returns it.
@@ -32,6 +38,8 @@ type Event struct {
 	EventType      string
 	Payload        json.RawMessage
 	IdempotencyKey *string
+	OrderingKey    *string
+	DeliverAt      *time.Time
 	// DeliveryCount is how many deliveries the event fanned out to.
 	DeliveryCount int
 	CreatedAt     time.Time
@@ -116,6 +124,14 @@ func (e *Engine) publish(ctx context.Context, inputs []EventInput, prefix func(i
 		if len(in.IdempotencyKey) > 255 {
 			return nil, fault.Invalid(field(i, "idempotencyKey"), "must be at most 255 characters")
 		}
+		if len(in.OrderingKey) > webhook.MaxOrderingKeyLen {
+			return nil, fault.Invalid(field(i, "orderingKey"), "must be at most %d characters", webhook.MaxOrderingKeyLen)
+		}
+		if in.DeliverAt != nil {
+			if ahead := in.DeliverAt.Sub(e.cfg.Now()); ahead > webhook.MaxDeliverAhead {
+				return nil, fault.Invalid(field(i, "deliverAt"), "is %s ahead; schedule at most %s ahead", ahead.Round(time.Hour), webhook.MaxDeliverAhead)
+			}
+		}
 		if err := e.cfg.Catalog.CheckPublish(ctx, v.AppID, in.EventType, in.Payload); err != nil {
 			return nil, fault.Prefix(prefix(i), err)
 		}
@@ -195,8 +211,11 @@ type publishOutput struct {
 	// engine; reserved counts their room in the window per endpoint.
 	jobs     []*job
 	reserved map[string]int
-	// unleased are endpoints with new deliveries left to claims.
+	// unleased are endpoints with new deliveries left to claims; held are
+	// the leases that keep those from claims until the feeds have heard
+	// of them (drivers whose leases cost nothing only).
 	unleased []string
+	held     []Lease
 	loads    []*subsLoad
 }
 
@@ -264,6 +283,14 @@ func (e *Engine) commitPublishes(batch []*publishReq) {
 		}
 		outs = nil
 	}
+	// Feeds hear of the new deliveries before anything can send them:
+	// hand-offs come after, and so does the release of the deliveries
+	// held back from claims until now (see held).
+	for _, out := range outs {
+		if out != nil {
+			e.announce(out)
+		}
+	}
 	for i, req := range batch {
 		req.reply <- replies[i]
 	}
@@ -278,9 +305,8 @@ func (e *Engine) commitPublishes(batch []*publishReq) {
 	}
 }
 
-// afterPublish reports the new deliveries and hands them to the scheduler.
-// Feeds hear of the deliveries before the scheduler can send them.
-func (e *Engine) afterPublish(out *publishOutput) {
+// announce reports a publish's new events and deliveries to the feeds.
+func (e *Engine) announce(out *publishOutput) {
 	e.tel.metrics.EventsPublished(len(out.published))
 	for _, p := range out.published {
 		e.cfg.Observer.EventPublished(p)
@@ -288,13 +314,29 @@ func (e *Engine) afterPublish(out *publishOutput) {
 	for _, c := range out.created {
 		e.cfg.Observer.DeliveryChanged(c)
 	}
+}
+
+// afterPublish hands a publish's new deliveries to the scheduler and lets
+// claims take the others.
+func (e *Engine) afterPublish(out *publishOutput) {
 	if len(out.jobs) > 0 {
 		e.sched.handOff(out.jobs)
+	}
+	if len(out.held) > 0 {
+		ctx, cancel := context.WithTimeout(tenant.System(context.Background()), 10*time.Second)
+		if err := e.cfg.Driver.Release(ctx, out.held, e.cfg.Now().UTC()); err != nil {
+			e.log.Error("release new deliveries to claims", "count", len(out.held), "err", err)
+		}
+		cancel()
 	}
 	if len(out.unleased) > 0 {
 		e.wake(out.unleased...) // claims find them, here or on a peer
 	}
 }
+
+// memoryLeaser is implemented by drivers whose leases live in memory, for
+// which holding a delivery costs nothing (SQLiteDriver).
+type memoryLeaser interface{ leasesInMemory() }
 
 // insertEvents stores a request's events and their deliveries in tx: one
 // per active endpoint subscribed to the type, except req.exclude. Inputs
@@ -313,13 +355,17 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 		out.loads = append(out.loads, load)
 	}
 	rows := make([]*EventRow, len(req.inputs))
-	matches := make([][]string, len(req.inputs))
+	matches := make([][]int, len(req.inputs)) // indexes into subs
 	for i, in := range req.inputs {
 		rows[i] = &EventRow{ID: ids.NewAt(ids.Event, now), AppID: req.appID, EventType: in.EventType, Payload: in.Payload,
-			IdempotencyKey: in.IdempotencyKey, CreatedAt: now, TraceParent: req.traceParent}
-		for _, s := range subs {
+			IdempotencyKey: in.IdempotencyKey, OrderingKey: in.OrderingKey, CreatedAt: now, TraceParent: req.traceParent}
+		if in.DeliverAt != nil && in.DeliverAt.After(now) {
+			at := in.DeliverAt.UTC()
+			rows[i].DeliverAt = &at
+		}
+		for k, s := range subs {
 			if s.EndpointID != req.exclude && webhook.MatchAny(s.Patterns, in.EventType) {
-				matches[i] = append(matches[i], s.EndpointID)
+				matches[i] = append(matches[i], k)
 			}
 		}
 		rows[i].DeliveryCount = len(matches[i])
@@ -342,13 +388,28 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 			continue
 		}
 		var msg *message
-		for _, epID := range matches[i] {
-			row := DeliveryRow{ID: ids.NewAt(ids.Delivery, now), AppID: req.appID, EventID: ev.ID, EndpointID: epID, EventType: ev.EventType, CreatedAt: now}
+		for _, k := range matches[i] {
+			sub := subs[k]
+			epID := sub.EndpointID
+			row := DeliveryRow{ID: ids.NewAt(ids.Delivery, now), AppID: req.appID, EventID: ev.ID, EndpointID: epID, EventType: ev.EventType,
+				CreatedAt: now, OrderingKey: orderingKeyOf(sub.Ordering, in.OrderingKey)}
+			if ev.DeliverAt != nil {
+				row.DueAt = *ev.DeliverAt
+			}
 			out.created = append(out.created, DeliveryChange{
 				Kind: Created, AppID: req.appID, DeliveryID: row.ID, EventID: ev.ID, EndpointID: epID,
-				EventType: ev.EventType, Status: "PENDING", At: now,
+				EventType: ev.EventType, Status: "PENDING", NextAttemptAt: ev.DeliverAt, At: now,
 			})
-			cfg := e.configs.fresh(epID)
+			if ev.DeliverAt != nil {
+				unleased = append(unleased, row) // due later: claimed then
+				continue
+			}
+			// The deliveries of an endpoint whose flow is controlled are
+			// claimed, by the one engine that sends to it.
+			var cfg *endpointConfig
+			if !sub.Controlled {
+				cfg = e.configs.fresh(epID)
+			}
 			if cfg == nil || e.window.acquireHandOff(epID, 1) == 0 {
 				out.unleased = appendNew(out.unleased, epID)
 				unleased = append(unleased, row)
@@ -385,9 +446,34 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 		}
 	}
 	if len(unleased) > 0 {
-		if err := tx.InsertDeliveries(ctx, unleased, nil); err != nil {
-			out.unreserve(e.window)
-			return nil, err
+		// Deliveries due now are held from claims until the feeds have
+		// heard of them, where holding costs nothing.
+		var dueNow, dueLater []DeliveryRow
+		for _, r := range unleased {
+			if r.DueAt.After(r.CreatedAt) {
+				dueLater = append(dueLater, r)
+			} else {
+				dueNow = append(dueNow, r)
+			}
+		}
+		var hold *Lease
+		if _, ok := e.cfg.Driver.(memoryLeaser); ok && len(dueNow) > 0 {
+			hold = &Lease{Token: e.worker, Until: now.Add(e.cfg.Lease)}
+			for _, r := range dueNow {
+				out.held = append(out.held, Lease{DeliveryID: r.ID, EndpointID: r.EndpointID, Token: hold.Token, Until: hold.Until})
+			}
+		}
+		for _, part := range []struct {
+			rows  []DeliveryRow
+			lease *Lease
+		}{{dueNow, hold}, {dueLater, nil}} {
+			if len(part.rows) == 0 {
+				continue
+			}
+			if err := tx.InsertDeliveries(ctx, part.rows, part.lease); err != nil {
+				out.unreserve(e.window)
+				return nil, err
+			}
 		}
 	}
 	return out, nil
@@ -415,12 +501,32 @@ func sameEvent(old, ev *EventRow) bool {
 
 func eventOf(r *EventRow, existing bool) *Event {
 	ev := &Event{ID: r.ID, AppID: r.AppID, EventType: r.EventType, Payload: r.Payload, DeliveryCount: r.DeliveryCount,
-		CreatedAt: r.CreatedAt, Existing: existing}
+		CreatedAt: r.CreatedAt, DeliverAt: r.DeliverAt, Existing: existing}
 	if r.IdempotencyKey != "" {
 		k := r.IdempotencyKey
 		ev.IdempotencyKey = &k
 	}
+	if r.OrderingKey != "" {
+		k := r.OrderingKey
+		ev.OrderingKey = &k
+	}
 	return ev
+}
+
+// orderingKeyOf returns the ordering key a new delivery of an event gets
+// at an endpoint: "" for strict ordering (one queue), the event's key for
+// ordering by key, none otherwise (or when the event has no key).
+func orderingKeyOf(ordering, eventKey string) *string {
+	switch webhook.Ordering(ordering) {
+	case webhook.OrderStrict:
+		k := ""
+		return &k
+	case webhook.OrderByKey:
+		if eventKey != "" {
+			return &eventKey
+		}
+	}
+	return nil
 }
 
 // appendNew appends s to list unless list holds it already.

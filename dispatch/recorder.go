@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -288,6 +289,7 @@ type commitOutput struct {
 	endpoints []EndpointChange
 	disabled  []disabledEndpoint
 	failures  []failedDelivery // deliveries that failed for good
+	paused    []EndpointChange // endpoints that asked for a pause
 }
 
 type disabledEndpoint struct {
@@ -311,6 +313,10 @@ type endpointTally struct {
 	appID     string
 	lastError string
 	state     EndpointState
+	// gone is the error of a 410 Gone answer ("" if none); pauseUntil is
+	// when a pause the endpoint asked for ends (zero: none).
+	gone       string
+	pauseUntil time.Time
 }
 
 // commit records a batch in one transaction. With isolate, each result
@@ -405,7 +411,14 @@ func (r *recorder) commit(ctx context.Context, batch []*result, isolate bool) (*
 		if d.failed != nil {
 			out.failures = append(out.failures, *d.failed)
 		}
-		tallies[res.job.EndpointID].count(res, applied[i] && d.final)
+		t := tallies[res.job.EndpointID]
+		t.count(res, applied[i] && d.final)
+		if d.gone && applied[i] {
+			t.gone = res.resp.Error
+		}
+		if until := now.Add(d.pause); d.pause > 0 && until.After(t.pauseUntil) {
+			t.pauseUntil = until
+		}
 	}
 
 	for _, id := range order {
@@ -418,8 +431,18 @@ func (r *recorder) commit(ctx context.Context, batch []*result, isolate bool) (*
 			return nil, nil, err
 		}
 		out.endpoints = append(out.endpoints, EndpointChange{AppID: t.appID, EndpointID: id, Reason: "attempts recorded", At: now})
-		if r.cfg.DisableAfter > 0 && consec >= r.cfg.DisableAfter && t.state.Active && !t.state.Deleted && t.Consecutive > 0 {
+		if !t.pauseUntil.IsZero() {
+			if err := tx.PauseEndpoint(ctx, id, t.pauseUntil); err != nil {
+				return nil, nil, err
+			}
+			out.paused = append(out.paused, EndpointChange{AppID: t.appID, EndpointID: id, Reason: "paused", At: now})
+		}
+		gone := t.gone != "" && t.state.Active && !t.state.Deleted
+		if gone || (r.cfg.DisableAfter > 0 && consec >= r.cfg.DisableAfter && t.state.Active && !t.state.Deleted && t.Consecutive > 0) {
 			reason := fmt.Sprintf("disabled after %d consecutive failed deliveries; last error: %s", consec, t.lastError)
+			if gone {
+				reason = "disabled at once: the endpoint answered 410 Gone, which says it will never accept deliveries again"
+			}
 			ep, err := tx.DisableEndpoint(ctx, id, reason, now)
 			if err != nil {
 				return nil, nil, err
@@ -474,6 +497,10 @@ type outcomeOf struct {
 	// toward auto-disable); failed describes it for webhook.failed.
 	final  bool
 	failed *failedDelivery
+	// gone: the endpoint answered 410 Gone, which disables it at once;
+	// pause: it asked to be left alone that long (Retry-After).
+	gone  bool
+	pause time.Duration
 }
 
 // complete decides what a result means for its delivery: the completion
@@ -510,7 +537,8 @@ func (r *recorder) complete(res *result, st EndpointState, now time.Time) (Compl
 	row := attemptRow(j, resp, res.fails >= degradeAfter, res.lastErr)
 	ch.Status, ch.Attempt, ch.AttemptID = d.status, a.Number, row.ID
 	ch.ResponseStatus, ch.Duration, ch.Error, ch.NextAttemptAt = resp.Status, resp.Duration(), resp.Error, u.NextAttemptAt
-	o := outcomeOf{rec: recorded{attemptID: row.ID, status: d.status}, change: ch, final: d.final}
+	o := outcomeOf{rec: recorded{attemptID: row.ID, status: d.status}, change: ch, final: d.final,
+		gone: resp.Status == http.StatusGone && j.trigger != "TEST", pause: pauseFor(resp, a.Endpoint)}
 	if d.final && j.trigger == "SCHEDULED" && !webhook.Reserved(j.EventType) {
 		o.failed = &failedDelivery{AppID: j.AppID, EndpointID: j.EndpointID, URL: a.Endpoint.URL, DeliveryID: j.DeliveryID, EventID: j.EventID,
 			EventType: j.EventType, Attempts: a.Number, LastResponseStatus: resp.Status, LastError: resp.Error, At: now}

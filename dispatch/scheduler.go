@@ -67,9 +67,11 @@ type scheduler struct {
 	handoffs chan []*job
 	hoMu     sync.Mutex
 	hoClosed bool
-	done     chan string // a worker finished a job of this endpoint
+	done     chan doneMsg // a worker finished a job
 	stop     chan struct{}
 	stopped  chan struct{}
+	// flowStates publishes each endpoint's pace for Engine.Flow.
+	flowStates sync.Map // endpoint ID → FlowState
 
 	// State of the run goroutine.
 	busy     int
@@ -84,6 +86,27 @@ type scheduler struct {
 	// discovery backs off while the store does not answer the due probe.
 	discoverBackoff time.Duration
 	discoverAfter   time.Time
+	// flows pace each endpoint's requests; flowTimer wakes the scheduler
+	// when a paced endpoint may receive its next one.
+	flows     map[string]*flow
+	flowTimer *time.Timer
+	flowAt    time.Time
+	// owned holds the endpoints this engine sends to alone (rate-limited
+	// or ordered) and until when; parkLogged when a parked endpoint was
+	// last reported.
+	owned      map[string]time.Time
+	parkLogged map[string]time.Time
+}
+
+// doneMsg is what a worker reports when it is done with a job.
+type doneMsg struct {
+	endpointID string
+	// status and retryAfter are the answer's (0: none); success reports a
+	// 2xx; sent reports that a request was made at all.
+	status     int
+	retryAfter time.Duration
+	success    bool
+	sent       bool
 }
 
 // endpointState is the scheduler's view of one endpoint.
@@ -95,19 +118,37 @@ type endpointState struct {
 func newScheduler(cfg schedConfig, d Driver, configs *endpointConfigs, w *window, log *slog.Logger, now func() time.Time, work chan<- *job) *scheduler {
 	return &scheduler{
 		cfg: cfg, driver: d, configs: configs, window: w, log: log, now: now, work: work,
-		canCommit: func() bool { return true },
-		record:    func(*result) {},
-		released:  func([]string) {},
-		wake:      make(chan struct{}, 1),
-		handoffs:  make(chan []*job, max(w.max, 64)),
-		done:      make(chan string, cfg.Workers),
-		stop:      make(chan struct{}),
-		stopped:   make(chan struct{}),
-		eps:       make(map[string]*endpointState),
-		hot:       make(map[string]bool),
-		cursor:    make(map[string]Cursor),
-		notUntil:  make(map[string]time.Time),
+		canCommit:  func() bool { return true },
+		record:     func(*result) {},
+		released:   func([]string) {},
+		wake:       make(chan struct{}, 1),
+		handoffs:   make(chan []*job, max(w.max, 64)),
+		done:       make(chan doneMsg, cfg.Workers),
+		stop:       make(chan struct{}),
+		stopped:    make(chan struct{}),
+		eps:        make(map[string]*endpointState),
+		hot:        make(map[string]bool),
+		cursor:     make(map[string]Cursor),
+		notUntil:   make(map[string]time.Time),
+		flows:      make(map[string]*flow),
+		owned:      make(map[string]time.Time),
+		parkLogged: make(map[string]time.Time),
 	}
+}
+
+// flowOf returns an endpoint's pace, creating it.
+func (s *scheduler) flowOf(id string) *flow {
+	f := s.flows[id]
+	if f == nil {
+		f = newFlow(s.cfg.PerEndpoint)
+		s.flows[id] = f
+	}
+	return f
+}
+
+// publishFlow makes an endpoint's pace visible to Engine.Flow.
+func (s *scheduler) publishFlow(id string, f *flow) {
+	s.flowStates.Store(id, f.state(s.now()))
 }
 
 // claimMin is the least room worth a claim, so that claims come in
@@ -241,21 +282,35 @@ func (s *scheduler) enqueue(id string, jobs []*job) {
 }
 
 // pump hands queued jobs to workers, round robin over endpoints, within the
-// global and per-endpoint limits.
+// global limit and each endpoint's pace (its concurrency, rate limit and
+// pause). If a paced endpoint has to wait, the flow timer wakes the
+// scheduler when it may go on.
 func (s *scheduler) pump() {
+	now := s.now()
+	var wakeAt time.Time
 	for s.busy < s.cfg.Workers && len(s.waiting) > 0 {
 		progressed := false
 		next := s.waiting[:0]
 		for _, id := range s.waiting {
 			st := s.eps[id]
-			if s.busy < s.cfg.Workers && st.inflight < s.cfg.PerEndpoint && len(st.queue) > 0 {
-				j := st.queue[0]
-				st.queue[0] = nil
-				st.queue = st.queue[1:]
-				st.inflight++
-				s.busy++
-				s.work <- j
-				progressed = true
+			if s.busy < s.cfg.Workers && len(st.queue) > 0 {
+				f := s.flowOf(id)
+				if st.inflight < f.concurrency() {
+					if at := f.readyAt(now); at.After(now) {
+						if wakeAt.IsZero() || at.Before(wakeAt) {
+							wakeAt = at
+						}
+					} else {
+						j := st.queue[0]
+						st.queue[0] = nil
+						st.queue = st.queue[1:]
+						st.inflight++
+						s.busy++
+						f.sent(now)
+						s.work <- j
+						progressed = true
+					}
+				}
 			}
 			if len(st.queue) > 0 {
 				next = append(next, id)
@@ -266,6 +321,37 @@ func (s *scheduler) pump() {
 			break
 		}
 	}
+	if !wakeAt.IsZero() {
+		s.wakeAt(wakeAt)
+	}
+}
+
+// wakeAt makes the flow timer fire at t unless it fires earlier already.
+func (s *scheduler) wakeAt(t time.Time) {
+	if !s.flowAt.IsZero() && !t.Before(s.flowAt) {
+		return
+	}
+	d := max(t.Sub(s.now()), time.Millisecond)
+	if s.flowTimer == nil {
+		s.flowTimer = time.NewTimer(d)
+	} else {
+		if !s.flowTimer.Stop() {
+			select {
+			case <-s.flowTimer.C:
+			default:
+			}
+		}
+		s.flowTimer.Reset(d)
+	}
+	s.flowAt = t
+}
+
+// flowTimerC is the flow timer's channel (nil, never ready, without one).
+func (s *scheduler) flowTimerC() <-chan time.Time {
+	if s.flowTimer == nil {
+		return nil
+	}
+	return s.flowTimer.C
 }
 
 // claimRound claims for hot endpoints that have room, round robin, until
@@ -316,13 +402,54 @@ func (s *scheduler) claimRound(ctx context.Context) bool {
 // for sending; the returned jobs hold room in the window. last is where
 // the endpoint's next claim may start, nil if the claim came back short
 // (nothing more is due). Deliveries of an endpoint that is disabled or
-// deleted go to the recorder, which fails them without an attempt.
+// deleted go to the recorder, which fails them without an attempt. An
+// endpoint whose flow is controlled (rate-limited or ordered) is claimed
+// only while this engine owns it, and no more of it than can be sent
+// within a lease.
 func (s *scheduler) claim(ctx context.Context, endpointID string, limit int) ([]*job, *Cursor, error) {
 	ctx, cancel := context.WithTimeout(tenant.System(ctx), 30*time.Second)
 	defer cancel()
 	now := s.now().UTC()
+	cfgs, parkErrs, err := s.configs.get(ctx, []string{endpointID})
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := cfgs[endpointID]
+	if cfg == nil {
+		// Unreadable or unknown: leave its deliveries due, and the
+		// endpoint alone for a while.
+		if perr := parkErrs[endpointID]; perr != nil && now.After(s.parkLogged[endpointID]) {
+			s.parkLogged[endpointID] = now.Add(parkFor)
+			s.log.Error("endpoint configuration cannot be read; its deliveries wait", "endpoint_id", endpointID, "retry_in", parkFor, "err", perr)
+		}
+		return nil, nil, nil
+	}
+	until := now.Add(s.cfg.Lease)
+	inactive := !cfg.Active || cfg.Deleted
+	if !inactive {
+		f := s.flowOf(endpointID)
+		f.configure(cfg, s.cfg.PerEndpoint)
+		s.publishFlow(endpointID, f)
+		if f.pausedUntil.After(now) {
+			s.notUntil[endpointID] = f.pausedUntil
+			return nil, nil, nil
+		}
+		if cfg.controlled() {
+			owned, err := s.own(ctx, endpointID, now)
+			if err != nil || owned.IsZero() {
+				return nil, nil, err
+			}
+			until = minTime(until, owned)
+			if cfg.RateLimit != nil {
+				// No more than can leave within the lease.
+				window := s.cfg.Lease - 2*cfg.Timeout - leaseMargin
+				limit = max(1, min(limit, int(float64(cfg.RateLimit.Requests)*window.Seconds()/cfg.RateLimit.Per.Seconds())))
+			}
+		}
+	}
 	claimed, err := s.driver.Claim(ctx, ClaimParams{
-		Worker: s.cfg.Worker, EndpointID: endpointID, Now: now, Lease: s.cfg.Lease, Limit: limit, After: s.cursor[endpointID],
+		Worker: s.cfg.Worker, EndpointID: endpointID, Now: now, Lease: until.Sub(now), Limit: limit, After: s.cursor[endpointID],
+		Ordered: cfg.ordered(),
 	})
 	if err != nil {
 		return nil, nil, err
@@ -338,21 +465,7 @@ func (s *scheduler) claim(ctx context.Context, endpointID string, limit int) ([]
 	for i, c := range claimed {
 		jobs[i] = &job{Job: c, trigger: c.Trigger, counted: true}
 	}
-	cfgs, parkErrs, err := s.configs.get(ctx, []string{endpointID})
-	if err != nil {
-		s.release(jobs)
-		return nil, nil, err
-	}
-	cfg := cfgs[endpointID]
-	if cfg == nil {
-		// Unreadable or unknown: leave its deliveries due, and the
-		// endpoint alone for a while.
-		s.release(jobs)
-		s.log.Error("endpoint configuration cannot be read; its deliveries wait", "endpoint_id", endpointID,
-			"count", len(jobs), "retry_in", parkFor, "err", parkErrs[endpointID])
-		return nil, nil, nil
-	}
-	if !cfg.Active || cfg.Deleted {
+	if inactive {
 		for _, j := range jobs {
 			j.attempt.Endpoint = cfg
 			s.record(&result{job: j, cancelled: true})
@@ -370,9 +483,37 @@ func (s *scheduler) claim(ctx context.Context, endpointID string, limit int) ([]
 	return jobs, last, nil
 }
 
+// own makes sure this engine owns a controlled endpoint for a while yet,
+// renewing its ownership once a third of the lease has passed. It returns
+// until when it owns the endpoint, or zero if another engine does (the
+// endpoint is then left alone until that one's ownership would expire).
+func (s *scheduler) own(ctx context.Context, endpointID string, now time.Time) (time.Time, error) {
+	if until, ok := s.owned[endpointID]; ok && until.Sub(now) > 2*s.cfg.Lease/3 {
+		return until, nil
+	}
+	owned, ownerUntil, err := s.driver.Own(ctx, endpointID, s.cfg.Worker, now.Add(s.cfg.Lease), now)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if !owned {
+		delete(s.owned, endpointID)
+		s.notUntil[endpointID] = ownerUntil
+		return time.Time{}, nil
+	}
+	s.owned[endpointID] = ownerUntil
+	return ownerUntil, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
 // accept queues handed-off jobs, or releases them once stopping.
 func (s *scheduler) accept(jobs []*job) {
-	if s.stopping {
+	if s.stopping || s.window.isClosed() {
 		s.release(jobs)
 		return
 	}
@@ -386,11 +527,17 @@ func (s *scheduler) accept(jobs []*job) {
 	s.pump()
 }
 
-// finished notes that a worker is done with a job of an endpoint.
-func (s *scheduler) finished(id string) {
+// finished notes that a worker is done with a job, and adapts the
+// endpoint's pace to its answer.
+func (s *scheduler) finished(d doneMsg) {
 	s.busy--
-	if st := s.eps[id]; st != nil {
+	if st := s.eps[d.endpointID]; st != nil {
 		st.inflight--
+	}
+	if d.sent {
+		f := s.flowOf(d.endpointID)
+		f.answered(s.now(), d.status, d.retryAfter, d.success)
+		s.publishFlow(d.endpointID, f)
 	}
 	s.pump()
 }
@@ -437,6 +584,25 @@ func (s *scheduler) tick() {
 	for id, t := range s.notUntil {
 		if now.After(t) {
 			delete(s.notUntil, id)
+		}
+	}
+	for id, t := range s.owned {
+		if now.After(t) {
+			delete(s.owned, id)
+		}
+	}
+	for id, f := range s.flows {
+		// Forget the pace of endpoints with nothing going on once it is
+		// back to normal (and its rate limit's window has passed).
+		if st := s.eps[id]; st == nil && f.rate == 0 && f.concurrency() == f.maxConc && !f.pausedUntil.After(now) &&
+			(f.limit == nil || now.Sub(f.lastSend) > f.limit.Per+margin(f.limit.Per)) {
+			delete(s.flows, id)
+			s.flowStates.Delete(id)
+		}
+	}
+	for id, t := range s.parkLogged {
+		if now.After(t) {
+			delete(s.parkLogged, id)
 		}
 	}
 	s.configs.forget(5 * s.cfg.Lease)
@@ -495,8 +661,11 @@ func (s *scheduler) run(ctx context.Context) {
 		case <-ticker.C:
 			wanted, discover = true, true
 			s.tick()
-		case id := <-s.done:
-			s.finished(id)
+		case d := <-s.done:
+			s.finished(d)
+		case <-s.flowTimerC():
+			s.flowAt = time.Time{}
+			s.pump()
 			wanted = true
 		case <-stop:
 			stop = nil

@@ -60,7 +60,7 @@ func (h *schedHarness) finish(n int) {
 		}
 		n--
 		delete(h.inFlight, id)
-		h.s.finished(j.EndpointID)
+		h.s.finished(doneMsg{endpointID: j.EndpointID, sent: true, status: 200, success: true})
 		h.d.mu.Lock()
 		h.d.finished[id] = DeliveryUpdate{Status: "SUCCEEDED"}
 		delete(h.d.leased, id)

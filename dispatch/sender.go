@@ -53,6 +53,11 @@ type endpointConfig struct {
 	Deleted   bool
 	UpdatedAt time.Time
 	loadedAt  time.Time // when the scheduler read it
+	// Flow control: the order deliveries go in, a rate limit (nil: none)
+	// and a pause the endpoint asked for.
+	Ordering    webhook.Ordering
+	RateLimit   *webhook.RateLimit
+	PausedUntil time.Time
 
 	// signer signs with the current secret; rotating also with the
 	// previous one, until prevUntil.
@@ -60,6 +65,15 @@ type endpointConfig struct {
 	rotating  *signing.Signer
 	prevUntil time.Time
 }
+
+// ordered reports whether the endpoint's deliveries go in publish order.
+func (e *endpointConfig) ordered() bool {
+	return e.Ordering == webhook.OrderByKey || e.Ordering == webhook.OrderStrict
+}
+
+// controlled reports whether one engine at a time must send to the
+// endpoint: it orders its deliveries or limits its rate.
+func (e *endpointConfig) controlled() bool { return e.ordered() || e.RateLimit != nil }
 
 // signerAt returns the signer to use at time t.
 func (e *endpointConfig) signerAt(t time.Time) *signing.Signer {
@@ -79,6 +93,13 @@ func newEndpointConfig(ep *ent.Endpoint) (*endpointConfig, error) {
 		ID: ep.ID, AppID: ep.AppID, URL: ep.URL, Auth: ep.Auth, Headers: ep.Headers,
 		Retry: ep.RetryPolicy, Timeout: ep.Timeout, Active: ep.IsActive, Deleted: ep.DeletedAt != nil,
 		UpdatedAt: ep.UpdatedAt, signer: signing.NewSigner(key),
+		Ordering: webhook.Ordering(ep.Ordering), RateLimit: ep.RateLimit,
+	}
+	if c.Ordering == "" {
+		c.Ordering = webhook.OrderNone
+	}
+	if ep.PausedUntil != nil {
+		c.PausedUntil = *ep.PausedUntil
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = webhook.DefaultTimeout

@@ -98,6 +98,13 @@ func (w *window) held() int {
 	return w.total
 }
 
+// isClosed reports whether the window was closed.
+func (w *window) isClosed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closed
+}
+
 // close makes the window grant nothing more (shutdown).
 func (w *window) close() {
 	w.mu.Lock()

@@ -90,6 +90,40 @@ func (_c *APIKeyCreate) SetTokenHash(v []byte) *APIKeyCreate {
 	return _c
 }
 
+// SetKind sets the "kind" field.
+func (_c *APIKeyCreate) SetKind(v apikey.Kind) *APIKeyCreate {
+	_c.mutation.SetKind(v)
+	return _c
+}
+
+// SetNillableKind sets the "kind" field if the given value is not nil.
+func (_c *APIKeyCreate) SetNillableKind(v *apikey.Kind) *APIKeyCreate {
+	if v != nil {
+		_c.SetKind(*v)
+	}
+	return _c
+}
+
+// SetScopes sets the "scopes" field.
+func (_c *APIKeyCreate) SetScopes(v []string) *APIKeyCreate {
+	_c.mutation.SetScopes(v)
+	return _c
+}
+
+// SetExpiresAt sets the "expires_at" field.
+func (_c *APIKeyCreate) SetExpiresAt(v time.Time) *APIKeyCreate {
+	_c.mutation.SetExpiresAt(v)
+	return _c
+}
+
+// SetNillableExpiresAt sets the "expires_at" field if the given value is not nil.
+func (_c *APIKeyCreate) SetNillableExpiresAt(v *time.Time) *APIKeyCreate {
+	if v != nil {
+		_c.SetExpiresAt(*v)
+	}
+	return _c
+}
+
 // SetLastUsedAt sets the "last_used_at" field.
 func (_c *APIKeyCreate) SetLastUsedAt(v time.Time) *APIKeyCreate {
 	_c.mutation.SetLastUsedAt(v)
@@ -192,6 +226,10 @@ func (_c *APIKeyCreate) defaults() error {
 		v := apikey.DefaultAdmin
 		_c.mutation.SetAdmin(v)
 	}
+	if _, ok := _c.mutation.Kind(); !ok {
+		v := apikey.DefaultKind
+		_c.mutation.SetKind(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		if apikey.DefaultID == nil {
 			return fmt.Errorf("ent: uninitialized apikey.DefaultID (forgotten import ent/runtime?)")
@@ -239,6 +277,14 @@ func (_c *APIKeyCreate) check() error {
 	}
 	if _, ok := _c.mutation.TokenHash(); !ok {
 		return &ValidationError{Name: "token_hash", err: errors.New(`ent: missing required field "APIKey.token_hash"`)}
+	}
+	if _, ok := _c.mutation.Kind(); !ok {
+		return &ValidationError{Name: "kind", err: errors.New(`ent: missing required field "APIKey.kind"`)}
+	}
+	if v, ok := _c.mutation.Kind(); ok {
+		if err := apikey.KindValidator(v); err != nil {
+			return &ValidationError{Name: "kind", err: fmt.Errorf(`ent: validator failed for field "APIKey.kind": %w`, err)}
+		}
 	}
 	if v, ok := _c.mutation.ID(); ok {
 		if err := apikey.IDValidator(v); err != nil {
@@ -307,6 +353,18 @@ func (_c *APIKeyCreate) createSpec() (*APIKey, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.TokenHash(); ok {
 		_spec.SetField(apikey.FieldTokenHash, field.TypeBytes, value)
 		_node.TokenHash = value
+	}
+	if value, ok := _c.mutation.Kind(); ok {
+		_spec.SetField(apikey.FieldKind, field.TypeEnum, value)
+		_node.Kind = value
+	}
+	if value, ok := _c.mutation.Scopes(); ok {
+		_spec.SetField(apikey.FieldScopes, field.TypeJSON, value)
+		_node.Scopes = value
+	}
+	if value, ok := _c.mutation.ExpiresAt(); ok {
+		_spec.SetField(apikey.FieldExpiresAt, field.TypeTime, value)
+		_node.ExpiresAt = &value
 	}
 	if value, ok := _c.mutation.LastUsedAt(); ok {
 		_spec.SetField(apikey.FieldLastUsedAt, field.TypeTime, value)
@@ -476,6 +534,15 @@ func (u *APIKeyUpsertOne) UpdateNewValues() *APIKeyUpsertOne {
 		}
 		if _, exists := u.create.mutation.TokenHash(); exists {
 			s.SetIgnore(apikey.FieldTokenHash)
+		}
+		if _, exists := u.create.mutation.Kind(); exists {
+			s.SetIgnore(apikey.FieldKind)
+		}
+		if _, exists := u.create.mutation.Scopes(); exists {
+			s.SetIgnore(apikey.FieldScopes)
+		}
+		if _, exists := u.create.mutation.ExpiresAt(); exists {
+			s.SetIgnore(apikey.FieldExpiresAt)
 		}
 	}))
 	return u
@@ -775,6 +842,15 @@ func (u *APIKeyUpsertBulk) UpdateNewValues() *APIKeyUpsertBulk {
 			}
 			if _, exists := b.mutation.TokenHash(); exists {
 				s.SetIgnore(apikey.FieldTokenHash)
+			}
+			if _, exists := b.mutation.Kind(); exists {
+				s.SetIgnore(apikey.FieldKind)
+			}
+			if _, exists := b.mutation.Scopes(); exists {
+				s.SetIgnore(apikey.FieldScopes)
+			}
+			if _, exists := b.mutation.ExpiresAt(); exists {
+				s.SetIgnore(apikey.FieldExpiresAt)
 			}
 		}
 	}))

@@ -3,6 +3,7 @@
 package ent
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -25,6 +26,14 @@ type App struct {
 	Name string `json:"name,omitempty"`
 	// Publishing an event type missing from the catalog is accepted instead of rejected.
 	AcceptUnknownEventTypes bool `json:"accept_unknown_event_types,omitempty"`
+	// PortalDisplayName holds the value of the "portal_display_name" field.
+	PortalDisplayName string `json:"portal_display_name,omitempty"`
+	// PortalAccentColor holds the value of the "portal_accent_color" field.
+	PortalAccentColor string `json:"portal_accent_color,omitempty"`
+	// PortalTheme holds the value of the "portal_theme" field.
+	PortalTheme app.PortalTheme `json:"portal_theme,omitempty"`
+	// Origins that may embed the portal in a frame (CSP frame-ancestors).
+	PortalAllowedOrigins []string `json:"portal_allowed_origins,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the AppQuery when eager-loading is set.
 	Edges        AppEdges `json:"edges"`
@@ -116,9 +125,11 @@ func (*App) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case app.FieldPortalAllowedOrigins:
+			values[i] = new([]byte)
 		case app.FieldAcceptUnknownEventTypes:
 			values[i] = new(sql.NullBool)
-		case app.FieldID, app.FieldName:
+		case app.FieldID, app.FieldName, app.FieldPortalDisplayName, app.FieldPortalAccentColor, app.FieldPortalTheme:
 			values[i] = new(sql.NullString)
 		case app.FieldCreatedAt, app.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -166,6 +177,32 @@ func (_m *App) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field accept_unknown_event_types", values[i])
 			} else if value.Valid {
 				_m.AcceptUnknownEventTypes = value.Bool
+			}
+		case app.FieldPortalDisplayName:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field portal_display_name", values[i])
+			} else if value.Valid {
+				_m.PortalDisplayName = value.String
+			}
+		case app.FieldPortalAccentColor:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field portal_accent_color", values[i])
+			} else if value.Valid {
+				_m.PortalAccentColor = value.String
+			}
+		case app.FieldPortalTheme:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field portal_theme", values[i])
+			} else if value.Valid {
+				_m.PortalTheme = app.PortalTheme(value.String)
+			}
+		case app.FieldPortalAllowedOrigins:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field portal_allowed_origins", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.PortalAllowedOrigins); err != nil {
+					return fmt.Errorf("unmarshal field portal_allowed_origins: %w", err)
+				}
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -244,6 +281,18 @@ func (_m *App) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("accept_unknown_event_types=")
 	builder.WriteString(fmt.Sprintf("%v", _m.AcceptUnknownEventTypes))
+	builder.WriteString(", ")
+	builder.WriteString("portal_display_name=")
+	builder.WriteString(_m.PortalDisplayName)
+	builder.WriteString(", ")
+	builder.WriteString("portal_accent_color=")
+	builder.WriteString(_m.PortalAccentColor)
+	builder.WriteString(", ")
+	builder.WriteString("portal_theme=")
+	builder.WriteString(fmt.Sprintf("%v", _m.PortalTheme))
+	builder.WriteString(", ")
+	builder.WriteString("portal_allowed_origins=")
+	builder.WriteString(fmt.Sprintf("%v", _m.PortalAllowedOrigins))
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -77,6 +77,54 @@ func (_c *AppCreate) SetNillableAcceptUnknownEventTypes(v *bool) *AppCreate {
 	return _c
 }
 
+// SetPortalDisplayName sets the "portal_display_name" field.
+func (_c *AppCreate) SetPortalDisplayName(v string) *AppCreate {
+	_c.mutation.SetPortalDisplayName(v)
+	return _c
+}
+
+// SetNillablePortalDisplayName sets the "portal_display_name" field if the given value is not nil.
+func (_c *AppCreate) SetNillablePortalDisplayName(v *string) *AppCreate {
+	if v != nil {
+		_c.SetPortalDisplayName(*v)
+	}
+	return _c
+}
+
+// SetPortalAccentColor sets the "portal_accent_color" field.
+func (_c *AppCreate) SetPortalAccentColor(v string) *AppCreate {
+	_c.mutation.SetPortalAccentColor(v)
+	return _c
+}
+
+// SetNillablePortalAccentColor sets the "portal_accent_color" field if the given value is not nil.
+func (_c *AppCreate) SetNillablePortalAccentColor(v *string) *AppCreate {
+	if v != nil {
+		_c.SetPortalAccentColor(*v)
+	}
+	return _c
+}
+
+// SetPortalTheme sets the "portal_theme" field.
+func (_c *AppCreate) SetPortalTheme(v app.PortalTheme) *AppCreate {
+	_c.mutation.SetPortalTheme(v)
+	return _c
+}
+
+// SetNillablePortalTheme sets the "portal_theme" field if the given value is not nil.
+func (_c *AppCreate) SetNillablePortalTheme(v *app.PortalTheme) *AppCreate {
+	if v != nil {
+		_c.SetPortalTheme(*v)
+	}
+	return _c
+}
+
+// SetPortalAllowedOrigins sets the "portal_allowed_origins" field.
+func (_c *AppCreate) SetPortalAllowedOrigins(v []string) *AppCreate {
+	_c.mutation.SetPortalAllowedOrigins(v)
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *AppCreate) SetID(v string) *AppCreate {
 	_c.mutation.SetID(v)
@@ -236,6 +284,18 @@ func (_c *AppCreate) defaults() error {
 		v := app.DefaultAcceptUnknownEventTypes
 		_c.mutation.SetAcceptUnknownEventTypes(v)
 	}
+	if _, ok := _c.mutation.PortalDisplayName(); !ok {
+		v := app.DefaultPortalDisplayName
+		_c.mutation.SetPortalDisplayName(v)
+	}
+	if _, ok := _c.mutation.PortalAccentColor(); !ok {
+		v := app.DefaultPortalAccentColor
+		_c.mutation.SetPortalAccentColor(v)
+	}
+	if _, ok := _c.mutation.PortalTheme(); !ok {
+		v := app.DefaultPortalTheme
+		_c.mutation.SetPortalTheme(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		if app.DefaultID == nil {
 			return fmt.Errorf("ent: uninitialized app.DefaultID (forgotten import ent/runtime?)")
@@ -264,6 +324,30 @@ func (_c *AppCreate) check() error {
 	}
 	if _, ok := _c.mutation.AcceptUnknownEventTypes(); !ok {
 		return &ValidationError{Name: "accept_unknown_event_types", err: errors.New(`ent: missing required field "App.accept_unknown_event_types"`)}
+	}
+	if _, ok := _c.mutation.PortalDisplayName(); !ok {
+		return &ValidationError{Name: "portal_display_name", err: errors.New(`ent: missing required field "App.portal_display_name"`)}
+	}
+	if v, ok := _c.mutation.PortalDisplayName(); ok {
+		if err := app.PortalDisplayNameValidator(v); err != nil {
+			return &ValidationError{Name: "portal_display_name", err: fmt.Errorf(`ent: validator failed for field "App.portal_display_name": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.PortalAccentColor(); !ok {
+		return &ValidationError{Name: "portal_accent_color", err: errors.New(`ent: missing required field "App.portal_accent_color"`)}
+	}
+	if v, ok := _c.mutation.PortalAccentColor(); ok {
+		if err := app.PortalAccentColorValidator(v); err != nil {
+			return &ValidationError{Name: "portal_accent_color", err: fmt.Errorf(`ent: validator failed for field "App.portal_accent_color": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.PortalTheme(); !ok {
+		return &ValidationError{Name: "portal_theme", err: errors.New(`ent: missing required field "App.portal_theme"`)}
+	}
+	if v, ok := _c.mutation.PortalTheme(); ok {
+		if err := app.PortalThemeValidator(v); err != nil {
+			return &ValidationError{Name: "portal_theme", err: fmt.Errorf(`ent: validator failed for field "App.portal_theme": %w`, err)}
+		}
 	}
 	if v, ok := _c.mutation.ID(); ok {
 		if err := app.IDValidator(v); err != nil {
@@ -321,6 +405,22 @@ func (_c *AppCreate) createSpec() (*App, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.AcceptUnknownEventTypes(); ok {
 		_spec.SetField(app.FieldAcceptUnknownEventTypes, field.TypeBool, value)
 		_node.AcceptUnknownEventTypes = value
+	}
+	if value, ok := _c.mutation.PortalDisplayName(); ok {
+		_spec.SetField(app.FieldPortalDisplayName, field.TypeString, value)
+		_node.PortalDisplayName = value
+	}
+	if value, ok := _c.mutation.PortalAccentColor(); ok {
+		_spec.SetField(app.FieldPortalAccentColor, field.TypeString, value)
+		_node.PortalAccentColor = value
+	}
+	if value, ok := _c.mutation.PortalTheme(); ok {
+		_spec.SetField(app.FieldPortalTheme, field.TypeEnum, value)
+		_node.PortalTheme = value
+	}
+	if value, ok := _c.mutation.PortalAllowedOrigins(); ok {
+		_spec.SetField(app.FieldPortalAllowedOrigins, field.TypeJSON, value)
+		_node.PortalAllowedOrigins = value
 	}
 	if nodes := _c.mutation.APIKeysIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -506,6 +606,60 @@ func (u *AppUpsert) UpdateAcceptUnknownEventTypes() *AppUpsert {
 	return u
 }
 
+// SetPortalDisplayName sets the "portal_display_name" field.
+func (u *AppUpsert) SetPortalDisplayName(v string) *AppUpsert {
+	u.Set(app.FieldPortalDisplayName, v)
+	return u
+}
+
+// UpdatePortalDisplayName sets the "portal_display_name" field to the value that was provided on create.
+func (u *AppUpsert) UpdatePortalDisplayName() *AppUpsert {
+	u.SetExcluded(app.FieldPortalDisplayName)
+	return u
+}
+
+// SetPortalAccentColor sets the "portal_accent_color" field.
+func (u *AppUpsert) SetPortalAccentColor(v string) *AppUpsert {
+	u.Set(app.FieldPortalAccentColor, v)
+	return u
+}
+
+// UpdatePortalAccentColor sets the "portal_accent_color" field to the value that was provided on create.
+func (u *AppUpsert) UpdatePortalAccentColor() *AppUpsert {
+	u.SetExcluded(app.FieldPortalAccentColor)
+	return u
+}
+
+// SetPortalTheme sets the "portal_theme" field.
+func (u *AppUpsert) SetPortalTheme(v app.PortalTheme) *AppUpsert {
+	u.Set(app.FieldPortalTheme, v)
+	return u
+}
+
+// UpdatePortalTheme sets the "portal_theme" field to the value that was provided on create.
+func (u *AppUpsert) UpdatePortalTheme() *AppUpsert {
+	u.SetExcluded(app.FieldPortalTheme)
+	return u
+}
+
+// SetPortalAllowedOrigins sets the "portal_allowed_origins" field.
+func (u *AppUpsert) SetPortalAllowedOrigins(v []string) *AppUpsert {
+	u.Set(app.FieldPortalAllowedOrigins, v)
+	return u
+}
+
+// UpdatePortalAllowedOrigins sets the "portal_allowed_origins" field to the value that was provided on create.
+func (u *AppUpsert) UpdatePortalAllowedOrigins() *AppUpsert {
+	u.SetExcluded(app.FieldPortalAllowedOrigins)
+	return u
+}
+
+// ClearPortalAllowedOrigins clears the value of the "portal_allowed_origins" field.
+func (u *AppUpsert) ClearPortalAllowedOrigins() *AppUpsert {
+	u.SetNull(app.FieldPortalAllowedOrigins)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -596,6 +750,69 @@ func (u *AppUpsertOne) SetAcceptUnknownEventTypes(v bool) *AppUpsertOne {
 func (u *AppUpsertOne) UpdateAcceptUnknownEventTypes() *AppUpsertOne {
 	return u.Update(func(s *AppUpsert) {
 		s.UpdateAcceptUnknownEventTypes()
+	})
+}
+
+// SetPortalDisplayName sets the "portal_display_name" field.
+func (u *AppUpsertOne) SetPortalDisplayName(v string) *AppUpsertOne {
+	return u.Update(func(s *AppUpsert) {
+		s.SetPortalDisplayName(v)
+	})
+}
+
+// UpdatePortalDisplayName sets the "portal_display_name" field to the value that was provided on create.
+func (u *AppUpsertOne) UpdatePortalDisplayName() *AppUpsertOne {
+	return u.Update(func(s *AppUpsert) {
+		s.UpdatePortalDisplayName()
+	})
+}
+
+// SetPortalAccentColor sets the "portal_accent_color" field.
+func (u *AppUpsertOne) SetPortalAccentColor(v string) *AppUpsertOne {
+	return u.Update(func(s *AppUpsert) {
+		s.SetPortalAccentColor(v)
+	})
+}
+
+// UpdatePortalAccentColor sets the "portal_accent_color" field to the value that was provided on create.
+func (u *AppUpsertOne) UpdatePortalAccentColor() *AppUpsertOne {
+	return u.Update(func(s *AppUpsert) {
+		s.UpdatePortalAccentColor()
+	})
+}
+
+// SetPortalTheme sets the "portal_theme" field.
+func (u *AppUpsertOne) SetPortalTheme(v app.PortalTheme) *AppUpsertOne {
+	return u.Update(func(s *AppUpsert) {
+		s.SetPortalTheme(v)
+	})
+}
+
+// UpdatePortalTheme sets the "portal_theme" field to the value that was provided on create.
+func (u *AppUpsertOne) UpdatePortalTheme() *AppUpsertOne {
+	return u.Update(func(s *AppUpsert) {
+		s.UpdatePortalTheme()
+	})
+}
+
+// SetPortalAllowedOrigins sets the "portal_allowed_origins" field.
+func (u *AppUpsertOne) SetPortalAllowedOrigins(v []string) *AppUpsertOne {
+	return u.Update(func(s *AppUpsert) {
+		s.SetPortalAllowedOrigins(v)
+	})
+}
+
+// UpdatePortalAllowedOrigins sets the "portal_allowed_origins" field to the value that was provided on create.
+func (u *AppUpsertOne) UpdatePortalAllowedOrigins() *AppUpsertOne {
+	return u.Update(func(s *AppUpsert) {
+		s.UpdatePortalAllowedOrigins()
+	})
+}
+
+// ClearPortalAllowedOrigins clears the value of the "portal_allowed_origins" field.
+func (u *AppUpsertOne) ClearPortalAllowedOrigins() *AppUpsertOne {
+	return u.Update(func(s *AppUpsert) {
+		s.ClearPortalAllowedOrigins()
 	})
 }
 
@@ -856,6 +1073,69 @@ func (u *AppUpsertBulk) SetAcceptUnknownEventTypes(v bool) *AppUpsertBulk {
 func (u *AppUpsertBulk) UpdateAcceptUnknownEventTypes() *AppUpsertBulk {
 	return u.Update(func(s *AppUpsert) {
 		s.UpdateAcceptUnknownEventTypes()
+	})
+}
+
+// SetPortalDisplayName sets the "portal_display_name" field.
+func (u *AppUpsertBulk) SetPortalDisplayName(v string) *AppUpsertBulk {
+	return u.Update(func(s *AppUpsert) {
+		s.SetPortalDisplayName(v)
+	})
+}
+
+// UpdatePortalDisplayName sets the "portal_display_name" field to the value that was provided on create.
+func (u *AppUpsertBulk) UpdatePortalDisplayName() *AppUpsertBulk {
+	return u.Update(func(s *AppUpsert) {
+		s.UpdatePortalDisplayName()
+	})
+}
+
+// SetPortalAccentColor sets the "portal_accent_color" field.
+func (u *AppUpsertBulk) SetPortalAccentColor(v string) *AppUpsertBulk {
+	return u.Update(func(s *AppUpsert) {
+		s.SetPortalAccentColor(v)
+	})
+}
+
+// UpdatePortalAccentColor sets the "portal_accent_color" field to the value that was provided on create.
+func (u *AppUpsertBulk) UpdatePortalAccentColor() *AppUpsertBulk {
+	return u.Update(func(s *AppUpsert) {
+		s.UpdatePortalAccentColor()
+	})
+}
+
+// SetPortalTheme sets the "portal_theme" field.
+func (u *AppUpsertBulk) SetPortalTheme(v app.PortalTheme) *AppUpsertBulk {
+	return u.Update(func(s *AppUpsert) {
+		s.SetPortalTheme(v)
+	})
+}
+
+// UpdatePortalTheme sets the "portal_theme" field to the value that was provided on create.
+func (u *AppUpsertBulk) UpdatePortalTheme() *AppUpsertBulk {
+	return u.Update(func(s *AppUpsert) {
+		s.UpdatePortalTheme()
+	})
+}
+
+// SetPortalAllowedOrigins sets the "portal_allowed_origins" field.
+func (u *AppUpsertBulk) SetPortalAllowedOrigins(v []string) *AppUpsertBulk {
+	return u.Update(func(s *AppUpsert) {
+		s.SetPortalAllowedOrigins(v)
+	})
+}
+
+// UpdatePortalAllowedOrigins sets the "portal_allowed_origins" field to the value that was provided on create.
+func (u *AppUpsertBulk) UpdatePortalAllowedOrigins() *AppUpsertBulk {
+	return u.Update(func(s *AppUpsert) {
+		s.UpdatePortalAllowedOrigins()
+	})
+}
+
+// ClearPortalAllowedOrigins clears the value of the "portal_allowed_origins" field.
+func (u *AppUpsertBulk) ClearPortalAllowedOrigins() *AppUpsertBulk {
+	return u.Update(func(s *AppUpsert) {
+		s.ClearPortalAllowedOrigins()
 	})
 }
 

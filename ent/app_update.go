@@ -10,6 +10,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"entgo.io/ent/dialect/sql/sqljson"
 	"entgo.io/ent/schema/field"
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
@@ -66,6 +67,66 @@ func (_u *AppUpdate) SetNillableAcceptUnknownEventTypes(v *bool) *AppUpdate {
 	if v != nil {
 		_u.SetAcceptUnknownEventTypes(*v)
 	}
+	return _u
+}
+
+// SetPortalDisplayName sets the "portal_display_name" field.
+func (_u *AppUpdate) SetPortalDisplayName(v string) *AppUpdate {
+	_u.mutation.SetPortalDisplayName(v)
+	return _u
+}
+
+// SetNillablePortalDisplayName sets the "portal_display_name" field if the given value is not nil.
+func (_u *AppUpdate) SetNillablePortalDisplayName(v *string) *AppUpdate {
+	if v != nil {
+		_u.SetPortalDisplayName(*v)
+	}
+	return _u
+}
+
+// SetPortalAccentColor sets the "portal_accent_color" field.
+func (_u *AppUpdate) SetPortalAccentColor(v string) *AppUpdate {
+	_u.mutation.SetPortalAccentColor(v)
+	return _u
+}
+
+// SetNillablePortalAccentColor sets the "portal_accent_color" field if the given value is not nil.
+func (_u *AppUpdate) SetNillablePortalAccentColor(v *string) *AppUpdate {
+	if v != nil {
+		_u.SetPortalAccentColor(*v)
+	}
+	return _u
+}
+
+// SetPortalTheme sets the "portal_theme" field.
+func (_u *AppUpdate) SetPortalTheme(v app.PortalTheme) *AppUpdate {
+	_u.mutation.SetPortalTheme(v)
+	return _u
+}
+
+// SetNillablePortalTheme sets the "portal_theme" field if the given value is not nil.
+func (_u *AppUpdate) SetNillablePortalTheme(v *app.PortalTheme) *AppUpdate {
+	if v != nil {
+		_u.SetPortalTheme(*v)
+	}
+	return _u
+}
+
+// SetPortalAllowedOrigins sets the "portal_allowed_origins" field.
+func (_u *AppUpdate) SetPortalAllowedOrigins(v []string) *AppUpdate {
+	_u.mutation.SetPortalAllowedOrigins(v)
+	return _u
+}
+
+// AppendPortalAllowedOrigins appends value to the "portal_allowed_origins" field.
+func (_u *AppUpdate) AppendPortalAllowedOrigins(v []string) *AppUpdate {
+	_u.mutation.AppendPortalAllowedOrigins(v)
+	return _u
+}
+
+// ClearPortalAllowedOrigins clears the value of the "portal_allowed_origins" field.
+func (_u *AppUpdate) ClearPortalAllowedOrigins() *AppUpdate {
+	_u.mutation.ClearPortalAllowedOrigins()
 	return _u
 }
 
@@ -339,6 +400,21 @@ func (_u *AppUpdate) check() error {
 			return &ValidationError{Name: "name", err: fmt.Errorf(`ent: validator failed for field "App.name": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.PortalDisplayName(); ok {
+		if err := app.PortalDisplayNameValidator(v); err != nil {
+			return &ValidationError{Name: "portal_display_name", err: fmt.Errorf(`ent: validator failed for field "App.portal_display_name": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.PortalAccentColor(); ok {
+		if err := app.PortalAccentColorValidator(v); err != nil {
+			return &ValidationError{Name: "portal_accent_color", err: fmt.Errorf(`ent: validator failed for field "App.portal_accent_color": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.PortalTheme(); ok {
+		if err := app.PortalThemeValidator(v); err != nil {
+			return &ValidationError{Name: "portal_theme", err: fmt.Errorf(`ent: validator failed for field "App.portal_theme": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -368,6 +444,26 @@ func (_u *AppUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.AcceptUnknownEventTypes(); ok {
 		_spec.SetField(app.FieldAcceptUnknownEventTypes, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.PortalDisplayName(); ok {
+		_spec.SetField(app.FieldPortalDisplayName, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.PortalAccentColor(); ok {
+		_spec.SetField(app.FieldPortalAccentColor, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.PortalTheme(); ok {
+		_spec.SetField(app.FieldPortalTheme, field.TypeEnum, value)
+	}
+	if value, ok := _u.mutation.PortalAllowedOrigins(); ok {
+		_spec.SetField(app.FieldPortalAllowedOrigins, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedPortalAllowedOrigins(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, app.FieldPortalAllowedOrigins, value)
+		})
+	}
+	if _u.mutation.PortalAllowedOriginsCleared() {
+		_spec.ClearField(app.FieldPortalAllowedOrigins, field.TypeJSON)
 	}
 	if _u.mutation.APIKeysCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -695,6 +791,66 @@ func (_u *AppUpdateOne) SetNillableAcceptUnknownEventTypes(v *bool) *AppUpdateOn
 	return _u
 }
 
+// SetPortalDisplayName sets the "portal_display_name" field.
+func (_u *AppUpdateOne) SetPortalDisplayName(v string) *AppUpdateOne {
+	_u.mutation.SetPortalDisplayName(v)
+	return _u
+}
+
+// SetNillablePortalDisplayName sets the "portal_display_name" field if the given value is not nil.
+func (_u *AppUpdateOne) SetNillablePortalDisplayName(v *string) *AppUpdateOne {
+	if v != nil {
+		_u.SetPortalDisplayName(*v)
+	}
+	return _u
+}
+
+// SetPortalAccentColor sets the "portal_accent_color" field.
+func (_u *AppUpdateOne) SetPortalAccentColor(v string) *AppUpdateOne {
+	_u.mutation.SetPortalAccentColor(v)
+	return _u
+}
+
+// SetNillablePortalAccentColor sets the "portal_accent_color" field if the given value is not nil.
+func (_u *AppUpdateOne) SetNillablePortalAccentColor(v *string) *AppUpdateOne {
+	if v != nil {
+		_u.SetPortalAccentColor(*v)
+	}
+	return _u
+}
+
+// SetPortalTheme sets the "portal_theme" field.
+func (_u *AppUpdateOne) SetPortalTheme(v app.PortalTheme) *AppUpdateOne {
+	_u.mutation.SetPortalTheme(v)
+	return _u
+}
+
+// SetNillablePortalTheme sets the "portal_theme" field if the given value is not nil.
+func (_u *AppUpdateOne) SetNillablePortalTheme(v *app.PortalTheme) *AppUpdateOne {
+	if v != nil {
+		_u.SetPortalTheme(*v)
+	}
+	return _u
+}
+
+// SetPortalAllowedOrigins sets the "portal_allowed_origins" field.
+func (_u *AppUpdateOne) SetPortalAllowedOrigins(v []string) *AppUpdateOne {
+	_u.mutation.SetPortalAllowedOrigins(v)
+	return _u
+}
+
+// AppendPortalAllowedOrigins appends value to the "portal_allowed_origins" field.
+func (_u *AppUpdateOne) AppendPortalAllowedOrigins(v []string) *AppUpdateOne {
+	_u.mutation.AppendPortalAllowedOrigins(v)
+	return _u
+}
+
+// ClearPortalAllowedOrigins clears the value of the "portal_allowed_origins" field.
+func (_u *AppUpdateOne) ClearPortalAllowedOrigins() *AppUpdateOne {
+	_u.mutation.ClearPortalAllowedOrigins()
+	return _u
+}
+
 // AddAPIKeyIDs adds the "api_keys" edge to the APIKey entity by IDs.
 func (_u *AppUpdateOne) AddAPIKeyIDs(ids ...string) *AppUpdateOne {
 	_u.mutation.AddAPIKeyIDs(ids...)
@@ -978,6 +1134,21 @@ func (_u *AppUpdateOne) check() error {
 			return &ValidationError{Name: "name", err: fmt.Errorf(`ent: validator failed for field "App.name": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.PortalDisplayName(); ok {
+		if err := app.PortalDisplayNameValidator(v); err != nil {
+			return &ValidationError{Name: "portal_display_name", err: fmt.Errorf(`ent: validator failed for field "App.portal_display_name": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.PortalAccentColor(); ok {
+		if err := app.PortalAccentColorValidator(v); err != nil {
+			return &ValidationError{Name: "portal_accent_color", err: fmt.Errorf(`ent: validator failed for field "App.portal_accent_color": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.PortalTheme(); ok {
+		if err := app.PortalThemeValidator(v); err != nil {
+			return &ValidationError{Name: "portal_theme", err: fmt.Errorf(`ent: validator failed for field "App.portal_theme": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -1024,6 +1195,26 @@ func (_u *AppUpdateOne) sqlSave(ctx context.Context) (_node *App, err error) {
 	}
 	if value, ok := _u.mutation.AcceptUnknownEventTypes(); ok {
 		_spec.SetField(app.FieldAcceptUnknownEventTypes, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.PortalDisplayName(); ok {
+		_spec.SetField(app.FieldPortalDisplayName, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.PortalAccentColor(); ok {
+		_spec.SetField(app.FieldPortalAccentColor, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.PortalTheme(); ok {
+		_spec.SetField(app.FieldPortalTheme, field.TypeEnum, value)
+	}
+	if value, ok := _u.mutation.PortalAllowedOrigins(); ok {
+		_spec.SetField(app.FieldPortalAllowedOrigins, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedPortalAllowedOrigins(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, app.FieldPortalAllowedOrigins, value)
+		})
+	}
+	if _u.mutation.PortalAllowedOriginsCleared() {
+		_spec.ClearField(app.FieldPortalAllowedOrigins, field.TypeJSON)
 	}
 	if _u.mutation.APIKeysCleared() {
 		edge := &sqlgraph.EdgeSpec{

@@ -32,6 +32,8 @@ type Delivery struct {
 	EndpointID string `json:"endpoint_id,omitempty"`
 	// EventType holds the value of the "event_type" field.
 	EventType string `json:"event_type,omitempty"`
+	// The event's ordering key, copied so that ordered claims find each key's oldest unfinished delivery by index.
+	OrderingKey *string `json:"ordering_key,omitempty"`
 	// Status holds the value of the "status" field.
 	Status delivery.Status `json:"status,omitempty"`
 	// AttemptCount holds the value of the "attempt_count" field.
@@ -124,7 +126,7 @@ func (*Delivery) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case delivery.FieldAttemptCount, delivery.FieldLastResponseStatus:
 			values[i] = new(sql.NullInt64)
-		case delivery.FieldID, delivery.FieldAppID, delivery.FieldEventID, delivery.FieldEndpointID, delivery.FieldEventType, delivery.FieldStatus, delivery.FieldNextTrigger, delivery.FieldClaimedBy, delivery.FieldLastError:
+		case delivery.FieldID, delivery.FieldAppID, delivery.FieldEventID, delivery.FieldEndpointID, delivery.FieldEventType, delivery.FieldOrderingKey, delivery.FieldStatus, delivery.FieldNextTrigger, delivery.FieldClaimedBy, delivery.FieldLastError:
 			values[i] = new(sql.NullString)
 		case delivery.FieldCreatedAt, delivery.FieldUpdatedAt, delivery.FieldNextAttemptAt, delivery.FieldLastAttemptAt, delivery.FieldCompletedAt:
 			values[i] = new(sql.NullTime)
@@ -184,6 +186,13 @@ func (_m *Delivery) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field event_type", values[i])
 			} else if value.Valid {
 				_m.EventType = value.String
+			}
+		case delivery.FieldOrderingKey:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field ordering_key", values[i])
+			} else if value.Valid {
+				_m.OrderingKey = new(string)
+				*_m.OrderingKey = value.String
 			}
 		case delivery.FieldStatus:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -318,6 +327,11 @@ func (_m *Delivery) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("event_type=")
 	builder.WriteString(_m.EventType)
+	builder.WriteString(", ")
+	if v := _m.OrderingKey; v != nil {
+		builder.WriteString("ordering_key=")
+		builder.WriteString(*v)
+	}
 	builder.WriteString(", ")
 	builder.WriteString("status=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Status))

@@ -79,6 +79,20 @@ func (_c *DeliveryCreate) SetEventType(v string) *DeliveryCreate {
 	return _c
 }
 
+// SetOrderingKey sets the "ordering_key" field.
+func (_c *DeliveryCreate) SetOrderingKey(v string) *DeliveryCreate {
+	_c.mutation.SetOrderingKey(v)
+	return _c
+}
+
+// SetNillableOrderingKey sets the "ordering_key" field if the given value is not nil.
+func (_c *DeliveryCreate) SetNillableOrderingKey(v *string) *DeliveryCreate {
+	if v != nil {
+		_c.SetOrderingKey(*v)
+	}
+	return _c
+}
+
 // SetStatus sets the "status" field.
 func (_c *DeliveryCreate) SetStatus(v delivery.Status) *DeliveryCreate {
 	_c.mutation.SetStatus(v)
@@ -443,6 +457,10 @@ func (_c *DeliveryCreate) createSpec() (*Delivery, *sqlgraph.CreateSpec) {
 		_spec.SetField(delivery.FieldEventType, field.TypeString, value)
 		_node.EventType = value
 	}
+	if value, ok := _c.mutation.OrderingKey(); ok {
+		_spec.SetField(delivery.FieldOrderingKey, field.TypeString, value)
+		_node.OrderingKey = &value
+	}
 	if value, ok := _c.mutation.Status(); ok {
 		_spec.SetField(delivery.FieldStatus, field.TypeEnum, value)
 		_node.Status = value
@@ -797,6 +815,9 @@ func (u *DeliveryUpsertOne) UpdateNewValues() *DeliveryUpsertOne {
 		}
 		if _, exists := u.create.mutation.EventType(); exists {
 			s.SetIgnore(delivery.FieldEventType)
+		}
+		if _, exists := u.create.mutation.OrderingKey(); exists {
+			s.SetIgnore(delivery.FieldOrderingKey)
 		}
 	}))
 	return u
@@ -1222,6 +1243,9 @@ func (u *DeliveryUpsertBulk) UpdateNewValues() *DeliveryUpsertBulk {
 			}
 			if _, exists := b.mutation.EventType(); exists {
 				s.SetIgnore(delivery.FieldEventType)
+			}
+			if _, exists := b.mutation.OrderingKey(); exists {
+				s.SetIgnore(delivery.FieldOrderingKey)
 			}
 		}
 	}))

@@ -340,6 +340,9 @@ func (_u *DeliveryUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(delivery.FieldUpdatedAt, field.TypeTime, value)
 	}
+	if _u.mutation.OrderingKeyCleared() {
+		_spec.ClearField(delivery.FieldOrderingKey, field.TypeString)
+	}
 	if value, ok := _u.mutation.Status(); ok {
 		_spec.SetField(delivery.FieldStatus, field.TypeEnum, value)
 	}
@@ -797,6 +800,9 @@ func (_u *DeliveryUpdateOne) sqlSave(ctx context.Context) (_node *Delivery, err 
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(delivery.FieldUpdatedAt, field.TypeTime, value)
+	}
+	if _u.mutation.OrderingKeyCleared() {
+		_spec.ClearField(delivery.FieldOrderingKey, field.TypeString)
 	}
 	if value, ok := _u.mutation.Status(); ok {
 		_spec.SetField(delivery.FieldStatus, field.TypeEnum, value)

@@ -44,6 +44,18 @@ type Endpoint struct {
 	RetryPolicy webhook.RetryPolicy `json:"retry_policy,omitempty"`
 	// Timeout holds the value of the "timeout" field.
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// In which order the endpoint receives events: NONE, KEY (per ordering key) or STRICT.
+	Ordering endpoint.Ordering `json:"ordering,omitempty"`
+	// RateLimit holds the value of the "rate_limit" field.
+	RateLimit *webhook.RateLimit `json:"rate_limit,omitempty"`
+	// Events must match it (besides their type) to be delivered; see package filter.
+	Filter json.RawMessage `json:"filter,omitempty"`
+	// The endpoint asked to be left alone until then (Retry-After on 429 or 503).
+	PausedUntil *time.Time `json:"paused_until,omitempty"`
+	// The engine that sends to a rate-limited or ordered endpoint, alone (replicas).
+	FlowOwner *string `json:"flow_owner,omitempty"`
+	// FlowOwnerUntil holds the value of the "flow_owner_until" field.
+	FlowOwnerUntil *time.Time `json:"flow_owner_until,omitempty"`
 	// IsActive holds the value of the "is_active" field.
 	IsActive bool `json:"is_active,omitempty"`
 	// DisabledReason holds the value of the "disabled_reason" field.
@@ -124,15 +136,15 @@ func (*Endpoint) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case endpoint.FieldEventTypes, endpoint.FieldAuth, endpoint.FieldHeaders, endpoint.FieldRetryPolicy:
+		case endpoint.FieldEventTypes, endpoint.FieldAuth, endpoint.FieldHeaders, endpoint.FieldRetryPolicy, endpoint.FieldRateLimit, endpoint.FieldFilter:
 			values[i] = new([]byte)
 		case endpoint.FieldIsActive:
 			values[i] = new(sql.NullBool)
 		case endpoint.FieldTimeout, endpoint.FieldConsecutiveFailures, endpoint.FieldFailureCount, endpoint.FieldSuccessCount:
 			values[i] = new(sql.NullInt64)
-		case endpoint.FieldID, endpoint.FieldAppID, endpoint.FieldName, endpoint.FieldDescription, endpoint.FieldURL, endpoint.FieldDisabledReason, endpoint.FieldSecret, endpoint.FieldPreviousSecret:
+		case endpoint.FieldID, endpoint.FieldAppID, endpoint.FieldName, endpoint.FieldDescription, endpoint.FieldURL, endpoint.FieldOrdering, endpoint.FieldFlowOwner, endpoint.FieldDisabledReason, endpoint.FieldSecret, endpoint.FieldPreviousSecret:
 			values[i] = new(sql.NullString)
-		case endpoint.FieldCreatedAt, endpoint.FieldUpdatedAt, endpoint.FieldDeletedAt, endpoint.FieldDisabledAt, endpoint.FieldPreviousSecretExpiresAt, endpoint.FieldLastSuccessAt, endpoint.FieldLastFailureAt:
+		case endpoint.FieldCreatedAt, endpoint.FieldUpdatedAt, endpoint.FieldDeletedAt, endpoint.FieldPausedUntil, endpoint.FieldFlowOwnerUntil, endpoint.FieldDisabledAt, endpoint.FieldPreviousSecretExpiresAt, endpoint.FieldLastSuccessAt, endpoint.FieldLastFailureAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -235,6 +247,49 @@ func (_m *Endpoint) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field timeout", values[i])
 			} else if value.Valid {
 				_m.Timeout = time.Duration(value.Int64)
+			}
+		case endpoint.FieldOrdering:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field ordering", values[i])
+			} else if value.Valid {
+				_m.Ordering = endpoint.Ordering(value.String)
+			}
+		case endpoint.FieldRateLimit:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field rate_limit", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.RateLimit); err != nil {
+					return fmt.Errorf("unmarshal field rate_limit: %w", err)
+				}
+			}
+		case endpoint.FieldFilter:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field filter", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.Filter); err != nil {
+					return fmt.Errorf("unmarshal field filter: %w", err)
+				}
+			}
+		case endpoint.FieldPausedUntil:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field paused_until", values[i])
+			} else if value.Valid {
+				_m.PausedUntil = new(time.Time)
+				*_m.PausedUntil = value.Time
+			}
+		case endpoint.FieldFlowOwner:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field flow_owner", values[i])
+			} else if value.Valid {
+				_m.FlowOwner = new(string)
+				*_m.FlowOwner = value.String
+			}
+		case endpoint.FieldFlowOwnerUntil:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field flow_owner_until", values[i])
+			} else if value.Valid {
+				_m.FlowOwnerUntil = new(time.Time)
+				*_m.FlowOwnerUntil = value.Time
 			}
 		case endpoint.FieldIsActive:
 			if value, ok := values[i].(*sql.NullBool); !ok {
@@ -395,6 +450,30 @@ func (_m *Endpoint) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("timeout=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Timeout))
+	builder.WriteString(", ")
+	builder.WriteString("ordering=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Ordering))
+	builder.WriteString(", ")
+	builder.WriteString("rate_limit=")
+	builder.WriteString(fmt.Sprintf("%v", _m.RateLimit))
+	builder.WriteString(", ")
+	builder.WriteString("filter=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Filter))
+	builder.WriteString(", ")
+	if v := _m.PausedUntil; v != nil {
+		builder.WriteString("paused_until=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.FlowOwner; v != nil {
+		builder.WriteString("flow_owner=")
+		builder.WriteString(*v)
+	}
+	builder.WriteString(", ")
+	if v := _m.FlowOwnerUntil; v != nil {
+		builder.WriteString("flow_owner_until=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
 	builder.WriteString(", ")
 	builder.WriteString("is_active=")
 	builder.WriteString(fmt.Sprintf("%v", _m.IsActive))

@@ -4,6 +4,7 @@ package ent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -135,6 +136,74 @@ func (_c *EndpointCreate) SetTimeout(v time.Duration) *EndpointCreate {
 func (_c *EndpointCreate) SetNillableTimeout(v *time.Duration) *EndpointCreate {
 	if v != nil {
 		_c.SetTimeout(*v)
+	}
+	return _c
+}
+
+// SetOrdering sets the "ordering" field.
+func (_c *EndpointCreate) SetOrdering(v endpoint.Ordering) *EndpointCreate {
+	_c.mutation.SetOrdering(v)
+	return _c
+}
+
+// SetNillableOrdering sets the "ordering" field if the given value is not nil.
+func (_c *EndpointCreate) SetNillableOrdering(v *endpoint.Ordering) *EndpointCreate {
+	if v != nil {
+		_c.SetOrdering(*v)
+	}
+	return _c
+}
+
+// SetRateLimit sets the "rate_limit" field.
+func (_c *EndpointCreate) SetRateLimit(v *webhook.RateLimit) *EndpointCreate {
+	_c.mutation.SetRateLimit(v)
+	return _c
+}
+
+// SetFilter sets the "filter" field.
+func (_c *EndpointCreate) SetFilter(v json.RawMessage) *EndpointCreate {
+	_c.mutation.SetFilter(v)
+	return _c
+}
+
+// SetPausedUntil sets the "paused_until" field.
+func (_c *EndpointCreate) SetPausedUntil(v time.Time) *EndpointCreate {
+	_c.mutation.SetPausedUntil(v)
+	return _c
+}
+
+// SetNillablePausedUntil sets the "paused_until" field if the given value is not nil.
+func (_c *EndpointCreate) SetNillablePausedUntil(v *time.Time) *EndpointCreate {
+	if v != nil {
+		_c.SetPausedUntil(*v)
+	}
+	return _c
+}
+
+// SetFlowOwner sets the "flow_owner" field.
+func (_c *EndpointCreate) SetFlowOwner(v string) *EndpointCreate {
+	_c.mutation.SetFlowOwner(v)
+	return _c
+}
+
+// SetNillableFlowOwner sets the "flow_owner" field if the given value is not nil.
+func (_c *EndpointCreate) SetNillableFlowOwner(v *string) *EndpointCreate {
+	if v != nil {
+		_c.SetFlowOwner(*v)
+	}
+	return _c
+}
+
+// SetFlowOwnerUntil sets the "flow_owner_until" field.
+func (_c *EndpointCreate) SetFlowOwnerUntil(v time.Time) *EndpointCreate {
+	_c.mutation.SetFlowOwnerUntil(v)
+	return _c
+}
+
+// SetNillableFlowOwnerUntil sets the "flow_owner_until" field if the given value is not nil.
+func (_c *EndpointCreate) SetNillableFlowOwnerUntil(v *time.Time) *EndpointCreate {
+	if v != nil {
+		_c.SetFlowOwnerUntil(*v)
 	}
 	return _c
 }
@@ -393,6 +462,10 @@ func (_c *EndpointCreate) defaults() error {
 		v := endpoint.DefaultTimeout
 		_c.mutation.SetTimeout(v)
 	}
+	if _, ok := _c.mutation.Ordering(); !ok {
+		v := endpoint.DefaultOrdering
+		_c.mutation.SetOrdering(v)
+	}
 	if _, ok := _c.mutation.IsActive(); !ok {
 		v := endpoint.DefaultIsActive
 		_c.mutation.SetIsActive(v)
@@ -470,6 +543,19 @@ func (_c *EndpointCreate) check() error {
 	}
 	if _, ok := _c.mutation.Timeout(); !ok {
 		return &ValidationError{Name: "timeout", err: errors.New(`ent: missing required field "Endpoint.timeout"`)}
+	}
+	if _, ok := _c.mutation.Ordering(); !ok {
+		return &ValidationError{Name: "ordering", err: errors.New(`ent: missing required field "Endpoint.ordering"`)}
+	}
+	if v, ok := _c.mutation.Ordering(); ok {
+		if err := endpoint.OrderingValidator(v); err != nil {
+			return &ValidationError{Name: "ordering", err: fmt.Errorf(`ent: validator failed for field "Endpoint.ordering": %w`, err)}
+		}
+	}
+	if v, ok := _c.mutation.RateLimit(); ok {
+		if err := v.Validate(); err != nil {
+			return &ValidationError{Name: "rate_limit", err: fmt.Errorf(`ent: validator failed for field "Endpoint.rate_limit": %w`, err)}
+		}
 	}
 	if _, ok := _c.mutation.IsActive(); !ok {
 		return &ValidationError{Name: "is_active", err: errors.New(`ent: missing required field "Endpoint.is_active"`)}
@@ -573,6 +659,30 @@ func (_c *EndpointCreate) createSpec() (*Endpoint, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Timeout(); ok {
 		_spec.SetField(endpoint.FieldTimeout, field.TypeInt64, value)
 		_node.Timeout = value
+	}
+	if value, ok := _c.mutation.Ordering(); ok {
+		_spec.SetField(endpoint.FieldOrdering, field.TypeEnum, value)
+		_node.Ordering = value
+	}
+	if value, ok := _c.mutation.RateLimit(); ok {
+		_spec.SetField(endpoint.FieldRateLimit, field.TypeJSON, value)
+		_node.RateLimit = value
+	}
+	if value, ok := _c.mutation.Filter(); ok {
+		_spec.SetField(endpoint.FieldFilter, field.TypeJSON, value)
+		_node.Filter = value
+	}
+	if value, ok := _c.mutation.PausedUntil(); ok {
+		_spec.SetField(endpoint.FieldPausedUntil, field.TypeTime, value)
+		_node.PausedUntil = &value
+	}
+	if value, ok := _c.mutation.FlowOwner(); ok {
+		_spec.SetField(endpoint.FieldFlowOwner, field.TypeString, value)
+		_node.FlowOwner = &value
+	}
+	if value, ok := _c.mutation.FlowOwnerUntil(); ok {
+		_spec.SetField(endpoint.FieldFlowOwnerUntil, field.TypeTime, value)
+		_node.FlowOwnerUntil = &value
 	}
 	if value, ok := _c.mutation.IsActive(); ok {
 		_spec.SetField(endpoint.FieldIsActive, field.TypeBool, value)
@@ -854,6 +964,108 @@ func (u *EndpointUpsert) UpdateTimeout() *EndpointUpsert {
 // AddTimeout adds v to the "timeout" field.
 func (u *EndpointUpsert) AddTimeout(v time.Duration) *EndpointUpsert {
 	u.Add(endpoint.FieldTimeout, v)
+	return u
+}
+
+// SetOrdering sets the "ordering" field.
+func (u *EndpointUpsert) SetOrdering(v endpoint.Ordering) *EndpointUpsert {
+	u.Set(endpoint.FieldOrdering, v)
+	return u
+}
+
+// UpdateOrdering sets the "ordering" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateOrdering() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldOrdering)
+	return u
+}
+
+// SetRateLimit sets the "rate_limit" field.
+func (u *EndpointUpsert) SetRateLimit(v *webhook.RateLimit) *EndpointUpsert {
+	u.Set(endpoint.FieldRateLimit, v)
+	return u
+}
+
+// UpdateRateLimit sets the "rate_limit" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateRateLimit() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldRateLimit)
+	return u
+}
+
+// ClearRateLimit clears the value of the "rate_limit" field.
+func (u *EndpointUpsert) ClearRateLimit() *EndpointUpsert {
+	u.SetNull(endpoint.FieldRateLimit)
+	return u
+}
+
+// SetFilter sets the "filter" field.
+func (u *EndpointUpsert) SetFilter(v json.RawMessage) *EndpointUpsert {
+	u.Set(endpoint.FieldFilter, v)
+	return u
+}
+
+// UpdateFilter sets the "filter" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateFilter() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldFilter)
+	return u
+}
+
+// ClearFilter clears the value of the "filter" field.
+func (u *EndpointUpsert) ClearFilter() *EndpointUpsert {
+	u.SetNull(endpoint.FieldFilter)
+	return u
+}
+
+// SetPausedUntil sets the "paused_until" field.
+func (u *EndpointUpsert) SetPausedUntil(v time.Time) *EndpointUpsert {
+	u.Set(endpoint.FieldPausedUntil, v)
+	return u
+}
+
+// UpdatePausedUntil sets the "paused_until" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdatePausedUntil() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldPausedUntil)
+	return u
+}
+
+// ClearPausedUntil clears the value of the "paused_until" field.
+func (u *EndpointUpsert) ClearPausedUntil() *EndpointUpsert {
+	u.SetNull(endpoint.FieldPausedUntil)
+	return u
+}
+
+// SetFlowOwner sets the "flow_owner" field.
+func (u *EndpointUpsert) SetFlowOwner(v string) *EndpointUpsert {
+	u.Set(endpoint.FieldFlowOwner, v)
+	return u
+}
+
+// UpdateFlowOwner sets the "flow_owner" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateFlowOwner() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldFlowOwner)
+	return u
+}
+
+// ClearFlowOwner clears the value of the "flow_owner" field.
+func (u *EndpointUpsert) ClearFlowOwner() *EndpointUpsert {
+	u.SetNull(endpoint.FieldFlowOwner)
+	return u
+}
+
+// SetFlowOwnerUntil sets the "flow_owner_until" field.
+func (u *EndpointUpsert) SetFlowOwnerUntil(v time.Time) *EndpointUpsert {
+	u.Set(endpoint.FieldFlowOwnerUntil, v)
+	return u
+}
+
+// UpdateFlowOwnerUntil sets the "flow_owner_until" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateFlowOwnerUntil() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldFlowOwnerUntil)
+	return u
+}
+
+// ClearFlowOwnerUntil clears the value of the "flow_owner_until" field.
+func (u *EndpointUpsert) ClearFlowOwnerUntil() *EndpointUpsert {
+	u.SetNull(endpoint.FieldFlowOwnerUntil)
 	return u
 }
 
@@ -1255,6 +1467,125 @@ func (u *EndpointUpsertOne) AddTimeout(v time.Duration) *EndpointUpsertOne {
 func (u *EndpointUpsertOne) UpdateTimeout() *EndpointUpsertOne {
 	return u.Update(func(s *EndpointUpsert) {
 		s.UpdateTimeout()
+	})
+}
+
+// SetOrdering sets the "ordering" field.
+func (u *EndpointUpsertOne) SetOrdering(v endpoint.Ordering) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetOrdering(v)
+	})
+}
+
+// UpdateOrdering sets the "ordering" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateOrdering() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateOrdering()
+	})
+}
+
+// SetRateLimit sets the "rate_limit" field.
+func (u *EndpointUpsertOne) SetRateLimit(v *webhook.RateLimit) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetRateLimit(v)
+	})
+}
+
+// UpdateRateLimit sets the "rate_limit" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateRateLimit() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateRateLimit()
+	})
+}
+
+// ClearRateLimit clears the value of the "rate_limit" field.
+func (u *EndpointUpsertOne) ClearRateLimit() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearRateLimit()
+	})
+}
+
+// SetFilter sets the "filter" field.
+func (u *EndpointUpsertOne) SetFilter(v json.RawMessage) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetFilter(v)
+	})
+}
+
+// UpdateFilter sets the "filter" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateFilter() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateFilter()
+	})
+}
+
+// ClearFilter clears the value of the "filter" field.
+func (u *EndpointUpsertOne) ClearFilter() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearFilter()
+	})
+}
+
+// SetPausedUntil sets the "paused_until" field.
+func (u *EndpointUpsertOne) SetPausedUntil(v time.Time) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetPausedUntil(v)
+	})
+}
+
+// UpdatePausedUntil sets the "paused_until" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdatePausedUntil() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdatePausedUntil()
+	})
+}
+
+// ClearPausedUntil clears the value of the "paused_until" field.
+func (u *EndpointUpsertOne) ClearPausedUntil() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearPausedUntil()
+	})
+}
+
+// SetFlowOwner sets the "flow_owner" field.
+func (u *EndpointUpsertOne) SetFlowOwner(v string) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetFlowOwner(v)
+	})
+}
+
+// UpdateFlowOwner sets the "flow_owner" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateFlowOwner() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateFlowOwner()
+	})
+}
+
+// ClearFlowOwner clears the value of the "flow_owner" field.
+func (u *EndpointUpsertOne) ClearFlowOwner() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearFlowOwner()
+	})
+}
+
+// SetFlowOwnerUntil sets the "flow_owner_until" field.
+func (u *EndpointUpsertOne) SetFlowOwnerUntil(v time.Time) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetFlowOwnerUntil(v)
+	})
+}
+
+// UpdateFlowOwnerUntil sets the "flow_owner_until" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateFlowOwnerUntil() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateFlowOwnerUntil()
+	})
+}
+
+// ClearFlowOwnerUntil clears the value of the "flow_owner_until" field.
+func (u *EndpointUpsertOne) ClearFlowOwnerUntil() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearFlowOwnerUntil()
 	})
 }
 
@@ -1854,6 +2185,125 @@ func (u *EndpointUpsertBulk) AddTimeout(v time.Duration) *EndpointUpsertBulk {
 func (u *EndpointUpsertBulk) UpdateTimeout() *EndpointUpsertBulk {
 	return u.Update(func(s *EndpointUpsert) {
 		s.UpdateTimeout()
+	})
+}
+
+// SetOrdering sets the "ordering" field.
+func (u *EndpointUpsertBulk) SetOrdering(v endpoint.Ordering) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetOrdering(v)
+	})
+}
+
+// UpdateOrdering sets the "ordering" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateOrdering() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateOrdering()
+	})
+}
+
+// SetRateLimit sets the "rate_limit" field.
+func (u *EndpointUpsertBulk) SetRateLimit(v *webhook.RateLimit) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetRateLimit(v)
+	})
+}
+
+// UpdateRateLimit sets the "rate_limit" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateRateLimit() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateRateLimit()
+	})
+}
+
+// ClearRateLimit clears the value of the "rate_limit" field.
+func (u *EndpointUpsertBulk) ClearRateLimit() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearRateLimit()
+	})
+}
+
+// SetFilter sets the "filter" field.
+func (u *EndpointUpsertBulk) SetFilter(v json.RawMessage) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetFilter(v)
+	})
+}
+
+// UpdateFilter sets the "filter" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateFilter() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateFilter()
+	})
+}
+
+// ClearFilter clears the value of the "filter" field.
+func (u *EndpointUpsertBulk) ClearFilter() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearFilter()
+	})
+}
+
+// SetPausedUntil sets the "paused_until" field.
+func (u *EndpointUpsertBulk) SetPausedUntil(v time.Time) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetPausedUntil(v)
+	})
+}
+
+// UpdatePausedUntil sets the "paused_until" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdatePausedUntil() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdatePausedUntil()
+	})
+}
+
+// ClearPausedUntil clears the value of the "paused_until" field.
+func (u *EndpointUpsertBulk) ClearPausedUntil() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearPausedUntil()
+	})
+}
+
+// SetFlowOwner sets the "flow_owner" field.
+func (u *EndpointUpsertBulk) SetFlowOwner(v string) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetFlowOwner(v)
+	})
+}
+
+// UpdateFlowOwner sets the "flow_owner" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateFlowOwner() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateFlowOwner()
+	})
+}
+
+// ClearFlowOwner clears the value of the "flow_owner" field.
+func (u *EndpointUpsertBulk) ClearFlowOwner() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearFlowOwner()
+	})
+}
+
+// SetFlowOwnerUntil sets the "flow_owner_until" field.
+func (u *EndpointUpsertBulk) SetFlowOwnerUntil(v time.Time) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetFlowOwnerUntil(v)
+	})
+}
+
+// UpdateFlowOwnerUntil sets the "flow_owner_until" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateFlowOwnerUntil() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateFlowOwnerUntil()
+	})
+}
+
+// ClearFlowOwnerUntil clears the value of the "flow_owner_until" field.
+func (u *EndpointUpsertBulk) ClearFlowOwnerUntil() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearFlowOwnerUntil()
 	})
 }
 

@@ -4,6 +4,7 @@ package ent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -177,6 +178,110 @@ func (_u *EndpointUpdate) SetNillableTimeout(v *time.Duration) *EndpointUpdate {
 // AddTimeout adds value to the "timeout" field.
 func (_u *EndpointUpdate) AddTimeout(v time.Duration) *EndpointUpdate {
 	_u.mutation.AddTimeout(v)
+	return _u
+}
+
+// SetOrdering sets the "ordering" field.
+func (_u *EndpointUpdate) SetOrdering(v endpoint.Ordering) *EndpointUpdate {
+	_u.mutation.SetOrdering(v)
+	return _u
+}
+
+// SetNillableOrdering sets the "ordering" field if the given value is not nil.
+func (_u *EndpointUpdate) SetNillableOrdering(v *endpoint.Ordering) *EndpointUpdate {
+	if v != nil {
+		_u.SetOrdering(*v)
+	}
+	return _u
+}
+
+// SetRateLimit sets the "rate_limit" field.
+func (_u *EndpointUpdate) SetRateLimit(v *webhook.RateLimit) *EndpointUpdate {
+	_u.mutation.SetRateLimit(v)
+	return _u
+}
+
+// ClearRateLimit clears the value of the "rate_limit" field.
+func (_u *EndpointUpdate) ClearRateLimit() *EndpointUpdate {
+	_u.mutation.ClearRateLimit()
+	return _u
+}
+
+// SetFilter sets the "filter" field.
+func (_u *EndpointUpdate) SetFilter(v json.RawMessage) *EndpointUpdate {
+	_u.mutation.SetFilter(v)
+	return _u
+}
+
+// AppendFilter appends value to the "filter" field.
+func (_u *EndpointUpdate) AppendFilter(v json.RawMessage) *EndpointUpdate {
+	_u.mutation.AppendFilter(v)
+	return _u
+}
+
+// ClearFilter clears the value of the "filter" field.
+func (_u *EndpointUpdate) ClearFilter() *EndpointUpdate {
+	_u.mutation.ClearFilter()
+	return _u
+}
+
+// SetPausedUntil sets the "paused_until" field.
+func (_u *EndpointUpdate) SetPausedUntil(v time.Time) *EndpointUpdate {
+	_u.mutation.SetPausedUntil(v)
+	return _u
+}
+
+// SetNillablePausedUntil sets the "paused_until" field if the given value is not nil.
+func (_u *EndpointUpdate) SetNillablePausedUntil(v *time.Time) *EndpointUpdate {
+	if v != nil {
+		_u.SetPausedUntil(*v)
+	}
+	return _u
+}
+
+// ClearPausedUntil clears the value of the "paused_until" field.
+func (_u *EndpointUpdate) ClearPausedUntil() *EndpointUpdate {
+	_u.mutation.ClearPausedUntil()
+	return _u
+}
+
+// SetFlowOwner sets the "flow_owner" field.
+func (_u *EndpointUpdate) SetFlowOwner(v string) *EndpointUpdate {
+	_u.mutation.SetFlowOwner(v)
+	return _u
+}
+
+// SetNillableFlowOwner sets the "flow_owner" field if the given value is not nil.
+func (_u *EndpointUpdate) SetNillableFlowOwner(v *string) *EndpointUpdate {
+	if v != nil {
+		_u.SetFlowOwner(*v)
+	}
+	return _u
+}
+
+// ClearFlowOwner clears the value of the "flow_owner" field.
+func (_u *EndpointUpdate) ClearFlowOwner() *EndpointUpdate {
+	_u.mutation.ClearFlowOwner()
+	return _u
+}
+
+// SetFlowOwnerUntil sets the "flow_owner_until" field.
+func (_u *EndpointUpdate) SetFlowOwnerUntil(v time.Time) *EndpointUpdate {
+	_u.mutation.SetFlowOwnerUntil(v)
+	return _u
+}
+
+// SetNillableFlowOwnerUntil sets the "flow_owner_until" field if the given value is not nil.
+func (_u *EndpointUpdate) SetNillableFlowOwnerUntil(v *time.Time) *EndpointUpdate {
+	if v != nil {
+		_u.SetFlowOwnerUntil(*v)
+	}
+	return _u
+}
+
+// ClearFlowOwnerUntil clears the value of the "flow_owner_until" field.
+func (_u *EndpointUpdate) ClearFlowOwnerUntil() *EndpointUpdate {
+	_u.mutation.ClearFlowOwnerUntil()
 	return _u
 }
 
@@ -527,6 +632,16 @@ func (_u *EndpointUpdate) check() error {
 			return &ValidationError{Name: "retry_policy", err: fmt.Errorf(`ent: validator failed for field "Endpoint.retry_policy": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Ordering(); ok {
+		if err := endpoint.OrderingValidator(v); err != nil {
+			return &ValidationError{Name: "ordering", err: fmt.Errorf(`ent: validator failed for field "Endpoint.ordering": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.RateLimit(); ok {
+		if err := v.Validate(); err != nil {
+			return &ValidationError{Name: "rate_limit", err: fmt.Errorf(`ent: validator failed for field "Endpoint.rate_limit": %w`, err)}
+		}
+	}
 	if _u.mutation.AppCleared() && len(_u.mutation.AppIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Endpoint.app"`)
 	}
@@ -599,6 +714,44 @@ func (_u *EndpointUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.AddedTimeout(); ok {
 		_spec.AddField(endpoint.FieldTimeout, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.Ordering(); ok {
+		_spec.SetField(endpoint.FieldOrdering, field.TypeEnum, value)
+	}
+	if value, ok := _u.mutation.RateLimit(); ok {
+		_spec.SetField(endpoint.FieldRateLimit, field.TypeJSON, value)
+	}
+	if _u.mutation.RateLimitCleared() {
+		_spec.ClearField(endpoint.FieldRateLimit, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.Filter(); ok {
+		_spec.SetField(endpoint.FieldFilter, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedFilter(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, endpoint.FieldFilter, value)
+		})
+	}
+	if _u.mutation.FilterCleared() {
+		_spec.ClearField(endpoint.FieldFilter, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.PausedUntil(); ok {
+		_spec.SetField(endpoint.FieldPausedUntil, field.TypeTime, value)
+	}
+	if _u.mutation.PausedUntilCleared() {
+		_spec.ClearField(endpoint.FieldPausedUntil, field.TypeTime)
+	}
+	if value, ok := _u.mutation.FlowOwner(); ok {
+		_spec.SetField(endpoint.FieldFlowOwner, field.TypeString, value)
+	}
+	if _u.mutation.FlowOwnerCleared() {
+		_spec.ClearField(endpoint.FieldFlowOwner, field.TypeString)
+	}
+	if value, ok := _u.mutation.FlowOwnerUntil(); ok {
+		_spec.SetField(endpoint.FieldFlowOwnerUntil, field.TypeTime, value)
+	}
+	if _u.mutation.FlowOwnerUntilCleared() {
+		_spec.ClearField(endpoint.FieldFlowOwnerUntil, field.TypeTime)
 	}
 	if value, ok := _u.mutation.IsActive(); ok {
 		_spec.SetField(endpoint.FieldIsActive, field.TypeBool, value)
@@ -916,6 +1069,110 @@ func (_u *EndpointUpdateOne) SetNillableTimeout(v *time.Duration) *EndpointUpdat
 // AddTimeout adds value to the "timeout" field.
 func (_u *EndpointUpdateOne) AddTimeout(v time.Duration) *EndpointUpdateOne {
 	_u.mutation.AddTimeout(v)
+	return _u
+}
+
+// SetOrdering sets the "ordering" field.
+func (_u *EndpointUpdateOne) SetOrdering(v endpoint.Ordering) *EndpointUpdateOne {
+	_u.mutation.SetOrdering(v)
+	return _u
+}
+
+// SetNillableOrdering sets the "ordering" field if the given value is not nil.
+func (_u *EndpointUpdateOne) SetNillableOrdering(v *endpoint.Ordering) *EndpointUpdateOne {
+	if v != nil {
+		_u.SetOrdering(*v)
+	}
+	return _u
+}
+
+// SetRateLimit sets the "rate_limit" field.
+func (_u *EndpointUpdateOne) SetRateLimit(v *webhook.RateLimit) *EndpointUpdateOne {
+	_u.mutation.SetRateLimit(v)
+	return _u
+}
+
+// ClearRateLimit clears the value of the "rate_limit" field.
+func (_u *EndpointUpdateOne) ClearRateLimit() *EndpointUpdateOne {
+	_u.mutation.ClearRateLimit()
+	return _u
+}
+
+// SetFilter sets the "filter" field.
+func (_u *EndpointUpdateOne) SetFilter(v json.RawMessage) *EndpointUpdateOne {
+	_u.mutation.SetFilter(v)
+	return _u
+}
+
+// AppendFilter appends value to the "filter" field.
+func (_u *EndpointUpdateOne) AppendFilter(v json.RawMessage) *EndpointUpdateOne {
+	_u.mutation.AppendFilter(v)
+	return _u
+}
+
+// ClearFilter clears the value of the "filter" field.
+func (_u *EndpointUpdateOne) ClearFilter() *EndpointUpdateOne {
+	_u.mutation.ClearFilter()
+	return _u
+}
+
+// SetPausedUntil sets the "paused_until" field.
+func (_u *EndpointUpdateOne) SetPausedUntil(v time.Time) *EndpointUpdateOne {
+	_u.mutation.SetPausedUntil(v)
+	return _u
+}
+
+// SetNillablePausedUntil sets the "paused_until" field if the given value is not nil.
+func (_u *EndpointUpdateOne) SetNillablePausedUntil(v *time.Time) *EndpointUpdateOne {
+	if v != nil {
+		_u.SetPausedUntil(*v)
+	}
+	return _u
+}
+
+// ClearPausedUntil clears the value of the "paused_until" field.
+func (_u *EndpointUpdateOne) ClearPausedUntil() *EndpointUpdateOne {
+	_u.mutation.ClearPausedUntil()
+	return _u
+}
+
+// SetFlowOwner sets the "flow_owner" field.
+func (_u *EndpointUpdateOne) SetFlowOwner(v string) *EndpointUpdateOne {
+	_u.mutation.SetFlowOwner(v)
+	return _u
+}
+
+// SetNillableFlowOwner sets the "flow_owner" field if the given value is not nil.
+func (_u *EndpointUpdateOne) SetNillableFlowOwner(v *string) *EndpointUpdateOne {
+	if v != nil {
+		_u.SetFlowOwner(*v)
+	}
+	return _u
+}
+
+// ClearFlowOwner clears the value of the "flow_owner" field.
+func (_u *EndpointUpdateOne) ClearFlowOwner() *EndpointUpdateOne {
+	_u.mutation.ClearFlowOwner()
+	return _u
+}
+
+// SetFlowOwnerUntil sets the "flow_owner_until" field.
+func (_u *EndpointUpdateOne) SetFlowOwnerUntil(v time.Time) *EndpointUpdateOne {
+	_u.mutation.SetFlowOwnerUntil(v)
+	return _u
+}
+
+// SetNillableFlowOwnerUntil sets the "flow_owner_until" field if the given value is not nil.
+func (_u *EndpointUpdateOne) SetNillableFlowOwnerUntil(v *time.Time) *EndpointUpdateOne {
+	if v != nil {
+		_u.SetFlowOwnerUntil(*v)
+	}
+	return _u
+}
+
+// ClearFlowOwnerUntil clears the value of the "flow_owner_until" field.
+func (_u *EndpointUpdateOne) ClearFlowOwnerUntil() *EndpointUpdateOne {
+	_u.mutation.ClearFlowOwnerUntil()
 	return _u
 }
 
@@ -1279,6 +1536,16 @@ func (_u *EndpointUpdateOne) check() error {
 			return &ValidationError{Name: "retry_policy", err: fmt.Errorf(`ent: validator failed for field "Endpoint.retry_policy": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Ordering(); ok {
+		if err := endpoint.OrderingValidator(v); err != nil {
+			return &ValidationError{Name: "ordering", err: fmt.Errorf(`ent: validator failed for field "Endpoint.ordering": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.RateLimit(); ok {
+		if err := v.Validate(); err != nil {
+			return &ValidationError{Name: "rate_limit", err: fmt.Errorf(`ent: validator failed for field "Endpoint.rate_limit": %w`, err)}
+		}
+	}
 	if _u.mutation.AppCleared() && len(_u.mutation.AppIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Endpoint.app"`)
 	}
@@ -1368,6 +1635,44 @@ func (_u *EndpointUpdateOne) sqlSave(ctx context.Context) (_node *Endpoint, err 
 	}
 	if value, ok := _u.mutation.AddedTimeout(); ok {
 		_spec.AddField(endpoint.FieldTimeout, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.Ordering(); ok {
+		_spec.SetField(endpoint.FieldOrdering, field.TypeEnum, value)
+	}
+	if value, ok := _u.mutation.RateLimit(); ok {
+		_spec.SetField(endpoint.FieldRateLimit, field.TypeJSON, value)
+	}
+	if _u.mutation.RateLimitCleared() {
+		_spec.ClearField(endpoint.FieldRateLimit, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.Filter(); ok {
+		_spec.SetField(endpoint.FieldFilter, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedFilter(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, endpoint.FieldFilter, value)
+		})
+	}
+	if _u.mutation.FilterCleared() {
+		_spec.ClearField(endpoint.FieldFilter, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.PausedUntil(); ok {
+		_spec.SetField(endpoint.FieldPausedUntil, field.TypeTime, value)
+	}
+	if _u.mutation.PausedUntilCleared() {
+		_spec.ClearField(endpoint.FieldPausedUntil, field.TypeTime)
+	}
+	if value, ok := _u.mutation.FlowOwner(); ok {
+		_spec.SetField(endpoint.FieldFlowOwner, field.TypeString, value)
+	}
+	if _u.mutation.FlowOwnerCleared() {
+		_spec.ClearField(endpoint.FieldFlowOwner, field.TypeString)
+	}
+	if value, ok := _u.mutation.FlowOwnerUntil(); ok {
+		_spec.SetField(endpoint.FieldFlowOwnerUntil, field.TypeTime, value)
+	}
+	if _u.mutation.FlowOwnerUntilCleared() {
+		_spec.ClearField(endpoint.FieldFlowOwnerUntil, field.TypeTime)
 	}
 	if value, ok := _u.mutation.IsActive(); ok {
 		_spec.SetField(endpoint.FieldIsActive, field.TypeBool, value)

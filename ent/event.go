@@ -27,6 +27,10 @@ type Event struct {
 	Payload json.RawMessage `json:"payload,omitempty"`
 	// IdempotencyKey holds the value of the "idempotency_key" field.
 	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+	// Events sharing a key reach endpoints with ordering KEY one at a time, in publish order.
+	OrderingKey *string `json:"ordering_key,omitempty"`
+	// When the event's deliveries are sent (deliverAt on publish); nil: at once.
+	DeliverAt *time.Time `json:"deliver_at,omitempty"`
 	// Deliveries created when the event was published (its fan-out).
 	DeliveryCount int `json:"delivery_count,omitempty"`
 	// CreatedAt holds the value of the "created_at" field.
@@ -83,9 +87,9 @@ func (*Event) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case event.FieldDeliveryCount:
 			values[i] = new(sql.NullInt64)
-		case event.FieldID, event.FieldAppID, event.FieldEventType, event.FieldIdempotencyKey, event.FieldTraceParent:
+		case event.FieldID, event.FieldAppID, event.FieldEventType, event.FieldIdempotencyKey, event.FieldOrderingKey, event.FieldTraceParent:
 			values[i] = new(sql.NullString)
-		case event.FieldCreatedAt:
+		case event.FieldDeliverAt, event.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -134,6 +138,20 @@ func (_m *Event) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.IdempotencyKey = new(string)
 				*_m.IdempotencyKey = value.String
+			}
+		case event.FieldOrderingKey:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field ordering_key", values[i])
+			} else if value.Valid {
+				_m.OrderingKey = new(string)
+				*_m.OrderingKey = value.String
+			}
+		case event.FieldDeliverAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field deliver_at", values[i])
+			} else if value.Valid {
+				_m.DeliverAt = new(time.Time)
+				*_m.DeliverAt = value.Time
 			}
 		case event.FieldDeliveryCount:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
@@ -212,6 +230,16 @@ func (_m *Event) String() string {
 	if v := _m.IdempotencyKey; v != nil {
 		builder.WriteString("idempotency_key=")
 		builder.WriteString(*v)
+	}
+	builder.WriteString(", ")
+	if v := _m.OrderingKey; v != nil {
+		builder.WriteString("ordering_key=")
+		builder.WriteString(*v)
+	}
+	builder.WriteString(", ")
+	if v := _m.DeliverAt; v != nil {
+		builder.WriteString("deliver_at=")
+		builder.WriteString(v.Format(time.ANSIC))
 	}
 	builder.WriteString(", ")
 	builder.WriteString("delivery_count=")

@@ -58,6 +58,34 @@ func (_c *EventCreate) SetNillableIdempotencyKey(v *string) *EventCreate {
 	return _c
 }
 
+// SetOrderingKey sets the "ordering_key" field.
+func (_c *EventCreate) SetOrderingKey(v string) *EventCreate {
+	_c.mutation.SetOrderingKey(v)
+	return _c
+}
+
+// SetNillableOrderingKey sets the "ordering_key" field if the given value is not nil.
+func (_c *EventCreate) SetNillableOrderingKey(v *string) *EventCreate {
+	if v != nil {
+		_c.SetOrderingKey(*v)
+	}
+	return _c
+}
+
+// SetDeliverAt sets the "deliver_at" field.
+func (_c *EventCreate) SetDeliverAt(v time.Time) *EventCreate {
+	_c.mutation.SetDeliverAt(v)
+	return _c
+}
+
+// SetNillableDeliverAt sets the "deliver_at" field if the given value is not nil.
+func (_c *EventCreate) SetNillableDeliverAt(v *time.Time) *EventCreate {
+	if v != nil {
+		_c.SetDeliverAt(*v)
+	}
+	return _c
+}
+
 // SetDeliveryCount sets the "delivery_count" field.
 func (_c *EventCreate) SetDeliveryCount(v int) *EventCreate {
 	_c.mutation.SetDeliveryCount(v)
@@ -218,6 +246,11 @@ func (_c *EventCreate) check() error {
 			return &ValidationError{Name: "idempotency_key", err: fmt.Errorf(`ent: validator failed for field "Event.idempotency_key": %w`, err)}
 		}
 	}
+	if v, ok := _c.mutation.OrderingKey(); ok {
+		if err := event.OrderingKeyValidator(v); err != nil {
+			return &ValidationError{Name: "ordering_key", err: fmt.Errorf(`ent: validator failed for field "Event.ordering_key": %w`, err)}
+		}
+	}
 	if _, ok := _c.mutation.DeliveryCount(); !ok {
 		return &ValidationError{Name: "delivery_count", err: errors.New(`ent: missing required field "Event.delivery_count"`)}
 	}
@@ -284,6 +317,14 @@ func (_c *EventCreate) createSpec() (*Event, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.IdempotencyKey(); ok {
 		_spec.SetField(event.FieldIdempotencyKey, field.TypeString, value)
 		_node.IdempotencyKey = &value
+	}
+	if value, ok := _c.mutation.OrderingKey(); ok {
+		_spec.SetField(event.FieldOrderingKey, field.TypeString, value)
+		_node.OrderingKey = &value
+	}
+	if value, ok := _c.mutation.DeliverAt(); ok {
+		_spec.SetField(event.FieldDeliverAt, field.TypeTime, value)
+		_node.DeliverAt = &value
 	}
 	if value, ok := _c.mutation.DeliveryCount(); ok {
 		_spec.SetField(event.FieldDeliveryCount, field.TypeInt, value)
@@ -410,6 +451,12 @@ func (u *EventUpsertOne) UpdateNewValues() *EventUpsertOne {
 		}
 		if _, exists := u.create.mutation.IdempotencyKey(); exists {
 			s.SetIgnore(event.FieldIdempotencyKey)
+		}
+		if _, exists := u.create.mutation.OrderingKey(); exists {
+			s.SetIgnore(event.FieldOrderingKey)
+		}
+		if _, exists := u.create.mutation.DeliverAt(); exists {
+			s.SetIgnore(event.FieldDeliverAt)
 		}
 		if _, exists := u.create.mutation.DeliveryCount(); exists {
 			s.SetIgnore(event.FieldDeliveryCount)
@@ -645,6 +692,12 @@ func (u *EventUpsertBulk) UpdateNewValues() *EventUpsertBulk {
 			}
 			if _, exists := b.mutation.IdempotencyKey(); exists {
 				s.SetIgnore(event.FieldIdempotencyKey)
+			}
+			if _, exists := b.mutation.OrderingKey(); exists {
+				s.SetIgnore(event.FieldOrderingKey)
+			}
+			if _, exists := b.mutation.DeliverAt(); exists {
+				s.SetIgnore(event.FieldDeliverAt)
 			}
 			if _, exists := b.mutation.DeliveryCount(); exists {
 				s.SetIgnore(event.FieldDeliveryCount)

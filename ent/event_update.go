@@ -126,6 +126,12 @@ func (_u *EventUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.IdempotencyKeyCleared() {
 		_spec.ClearField(event.FieldIdempotencyKey, field.TypeString)
 	}
+	if _u.mutation.OrderingKeyCleared() {
+		_spec.ClearField(event.FieldOrderingKey, field.TypeString)
+	}
+	if _u.mutation.DeliverAtCleared() {
+		_spec.ClearField(event.FieldDeliverAt, field.TypeTime)
+	}
 	if _u.mutation.TraceParentCleared() {
 		_spec.ClearField(event.FieldTraceParent, field.TypeString)
 	}
@@ -322,6 +328,12 @@ func (_u *EventUpdateOne) sqlSave(ctx context.Context) (_node *Event, err error)
 	}
 	if _u.mutation.IdempotencyKeyCleared() {
 		_spec.ClearField(event.FieldIdempotencyKey, field.TypeString)
+	}
+	if _u.mutation.OrderingKeyCleared() {
+		_spec.ClearField(event.FieldOrderingKey, field.TypeString)
+	}
+	if _u.mutation.DeliverAtCleared() {
+		_spec.ClearField(event.FieldDeliverAt, field.TypeTime)
 	}
 	if _u.mutation.TraceParentCleared() {
 		_spec.ClearField(event.FieldTraceParent, field.TypeString)

@@ -80,6 +80,16 @@ func (_q *APIKeyQuery) collectField(ctx context.Context, oneNode bool, opCtx *gr
 				selectedFields = append(selectedFields, apikey.FieldPrefix)
 				fieldSeen[apikey.FieldPrefix] = struct{}{}
 			}
+		case "kind":
+			if _, ok := fieldSeen[apikey.FieldKind]; !ok {
+				selectedFields = append(selectedFields, apikey.FieldKind)
+				fieldSeen[apikey.FieldKind] = struct{}{}
+			}
+		case "expiresAt":
+			if _, ok := fieldSeen[apikey.FieldExpiresAt]; !ok {
+				selectedFields = append(selectedFields, apikey.FieldExpiresAt)
+				fieldSeen[apikey.FieldExpiresAt] = struct{}{}
+			}
 		case "lastUsedAt":
 			if _, ok := fieldSeen[apikey.FieldLastUsedAt]; !ok {
 				selectedFields = append(selectedFields, apikey.FieldLastUsedAt)
@@ -571,6 +581,11 @@ func (_q *DeliveryQuery) collectField(ctx context.Context, oneNode bool, opCtx *
 				selectedFields = append(selectedFields, delivery.FieldEventType)
 				fieldSeen[delivery.FieldEventType] = struct{}{}
 			}
+		case "orderingKey":
+			if _, ok := fieldSeen[delivery.FieldOrderingKey]; !ok {
+				selectedFields = append(selectedFields, delivery.FieldOrderingKey)
+				fieldSeen[delivery.FieldOrderingKey] = struct{}{}
+			}
 		case "status":
 			if _, ok := fieldSeen[delivery.FieldStatus]; !ok {
 				selectedFields = append(selectedFields, delivery.FieldStatus)
@@ -819,6 +834,26 @@ func (_q *EndpointQuery) collectField(ctx context.Context, oneNode bool, opCtx *
 				selectedFields = append(selectedFields, endpoint.FieldTimeout)
 				fieldSeen[endpoint.FieldTimeout] = struct{}{}
 			}
+		case "ordering":
+			if _, ok := fieldSeen[endpoint.FieldOrdering]; !ok {
+				selectedFields = append(selectedFields, endpoint.FieldOrdering)
+				fieldSeen[endpoint.FieldOrdering] = struct{}{}
+			}
+		case "rateLimit":
+			if _, ok := fieldSeen[endpoint.FieldRateLimit]; !ok {
+				selectedFields = append(selectedFields, endpoint.FieldRateLimit)
+				fieldSeen[endpoint.FieldRateLimit] = struct{}{}
+			}
+		case "filter":
+			if _, ok := fieldSeen[endpoint.FieldFilter]; !ok {
+				selectedFields = append(selectedFields, endpoint.FieldFilter)
+				fieldSeen[endpoint.FieldFilter] = struct{}{}
+			}
+		case "pausedUntil":
+			if _, ok := fieldSeen[endpoint.FieldPausedUntil]; !ok {
+				selectedFields = append(selectedFields, endpoint.FieldPausedUntil)
+				fieldSeen[endpoint.FieldPausedUntil] = struct{}{}
+			}
 		case "isActive":
 			if _, ok := fieldSeen[endpoint.FieldIsActive]; !ok {
 				selectedFields = append(selectedFields, endpoint.FieldIsActive)
@@ -1051,6 +1086,16 @@ func (_q *EventQuery) collectField(ctx context.Context, oneNode bool, opCtx *gra
 			if _, ok := fieldSeen[event.FieldIdempotencyKey]; !ok {
 				selectedFields = append(selectedFields, event.FieldIdempotencyKey)
 				fieldSeen[event.FieldIdempotencyKey] = struct{}{}
+			}
+		case "orderingKey":
+			if _, ok := fieldSeen[event.FieldOrderingKey]; !ok {
+				selectedFields = append(selectedFields, event.FieldOrderingKey)
+				fieldSeen[event.FieldOrderingKey] = struct{}{}
+			}
+		case "deliverAt":
+			if _, ok := fieldSeen[event.FieldDeliverAt]; !ok {
+				selectedFields = append(selectedFields, event.FieldDeliverAt)
+				fieldSeen[event.FieldDeliverAt] = struct{}{}
 			}
 		case "deliveryCount":
 			if _, ok := fieldSeen[event.FieldDeliveryCount]; !ok {

@@ -90,6 +90,24 @@ type APIKeyWhereInput struct {
 	PrefixEqualFold    *string  `json:"prefixEqualFold,omitempty"`
 	PrefixContainsFold *string  `json:"prefixContainsFold,omitempty"`
 
+	// "kind" field predicates.
+	Kind      *apikey.Kind  `json:"kind,omitempty"`
+	KindNEQ   *apikey.Kind  `json:"kindNEQ,omitempty"`
+	KindIn    []apikey.Kind `json:"kindIn,omitempty"`
+	KindNotIn []apikey.Kind `json:"kindNotIn,omitempty"`
+
+	// "expires_at" field predicates.
+	ExpiresAt       *time.Time  `json:"expiresAt,omitempty"`
+	ExpiresAtNEQ    *time.Time  `json:"expiresAtNEQ,omitempty"`
+	ExpiresAtIn     []time.Time `json:"expiresAtIn,omitempty"`
+	ExpiresAtNotIn  []time.Time `json:"expiresAtNotIn,omitempty"`
+	ExpiresAtGT     *time.Time  `json:"expiresAtGT,omitempty"`
+	ExpiresAtGTE    *time.Time  `json:"expiresAtGTE,omitempty"`
+	ExpiresAtLT     *time.Time  `json:"expiresAtLT,omitempty"`
+	ExpiresAtLTE    *time.Time  `json:"expiresAtLTE,omitempty"`
+	ExpiresAtIsNil  bool        `json:"expiresAtIsNil,omitempty"`
+	ExpiresAtNotNil bool        `json:"expiresAtNotNil,omitempty"`
+
 	// "last_used_at" field predicates.
 	LastUsedAt       *time.Time  `json:"lastUsedAt,omitempty"`
 	LastUsedAtNEQ    *time.Time  `json:"lastUsedAtNEQ,omitempty"`
@@ -351,6 +369,48 @@ func (i *APIKeyWhereInput) P() (predicate.APIKey, error) {
 	}
 	if i.PrefixContainsFold != nil {
 		predicates = append(predicates, apikey.PrefixContainsFold(*i.PrefixContainsFold))
+	}
+	if i.Kind != nil {
+		predicates = append(predicates, apikey.KindEQ(*i.Kind))
+	}
+	if i.KindNEQ != nil {
+		predicates = append(predicates, apikey.KindNEQ(*i.KindNEQ))
+	}
+	if len(i.KindIn) > 0 {
+		predicates = append(predicates, apikey.KindIn(i.KindIn...))
+	}
+	if len(i.KindNotIn) > 0 {
+		predicates = append(predicates, apikey.KindNotIn(i.KindNotIn...))
+	}
+	if i.ExpiresAt != nil {
+		predicates = append(predicates, apikey.ExpiresAtEQ(*i.ExpiresAt))
+	}
+	if i.ExpiresAtNEQ != nil {
+		predicates = append(predicates, apikey.ExpiresAtNEQ(*i.ExpiresAtNEQ))
+	}
+	if len(i.ExpiresAtIn) > 0 {
+		predicates = append(predicates, apikey.ExpiresAtIn(i.ExpiresAtIn...))
+	}
+	if len(i.ExpiresAtNotIn) > 0 {
+		predicates = append(predicates, apikey.ExpiresAtNotIn(i.ExpiresAtNotIn...))
+	}
+	if i.ExpiresAtGT != nil {
+		predicates = append(predicates, apikey.ExpiresAtGT(*i.ExpiresAtGT))
+	}
+	if i.ExpiresAtGTE != nil {
+		predicates = append(predicates, apikey.ExpiresAtGTE(*i.ExpiresAtGTE))
+	}
+	if i.ExpiresAtLT != nil {
+		predicates = append(predicates, apikey.ExpiresAtLT(*i.ExpiresAtLT))
+	}
+	if i.ExpiresAtLTE != nil {
+		predicates = append(predicates, apikey.ExpiresAtLTE(*i.ExpiresAtLTE))
+	}
+	if i.ExpiresAtIsNil {
+		predicates = append(predicates, apikey.ExpiresAtIsNil())
+	}
+	if i.ExpiresAtNotNil {
+		predicates = append(predicates, apikey.ExpiresAtNotNil())
 	}
 	if i.LastUsedAt != nil {
 		predicates = append(predicates, apikey.LastUsedAtEQ(*i.LastUsedAt))
@@ -1329,6 +1389,23 @@ type DeliveryWhereInput struct {
 	EventTypeEqualFold    *string  `json:"eventTypeEqualFold,omitempty"`
 	EventTypeContainsFold *string  `json:"eventTypeContainsFold,omitempty"`
 
+	// "ordering_key" field predicates.
+	OrderingKey             *string  `json:"orderingKey,omitempty"`
+	OrderingKeyNEQ          *string  `json:"orderingKeyNEQ,omitempty"`
+	OrderingKeyIn           []string `json:"orderingKeyIn,omitempty"`
+	OrderingKeyNotIn        []string `json:"orderingKeyNotIn,omitempty"`
+	OrderingKeyGT           *string  `json:"orderingKeyGT,omitempty"`
+	OrderingKeyGTE          *string  `json:"orderingKeyGTE,omitempty"`
+	OrderingKeyLT           *string  `json:"orderingKeyLT,omitempty"`
+	OrderingKeyLTE          *string  `json:"orderingKeyLTE,omitempty"`
+	OrderingKeyContains     *string  `json:"orderingKeyContains,omitempty"`
+	OrderingKeyHasPrefix    *string  `json:"orderingKeyHasPrefix,omitempty"`
+	OrderingKeyHasSuffix    *string  `json:"orderingKeyHasSuffix,omitempty"`
+	OrderingKeyIsNil        bool     `json:"orderingKeyIsNil,omitempty"`
+	OrderingKeyNotNil       bool     `json:"orderingKeyNotNil,omitempty"`
+	OrderingKeyEqualFold    *string  `json:"orderingKeyEqualFold,omitempty"`
+	OrderingKeyContainsFold *string  `json:"orderingKeyContainsFold,omitempty"`
+
 	// "status" field predicates.
 	Status      *delivery.Status  `json:"status,omitempty"`
 	StatusNEQ   *delivery.Status  `json:"statusNEQ,omitempty"`
@@ -1673,6 +1750,51 @@ func (i *DeliveryWhereInput) P() (predicate.Delivery, error) {
 	if i.EventTypeContainsFold != nil {
 		predicates = append(predicates, delivery.EventTypeContainsFold(*i.EventTypeContainsFold))
 	}
+	if i.OrderingKey != nil {
+		predicates = append(predicates, delivery.OrderingKeyEQ(*i.OrderingKey))
+	}
+	if i.OrderingKeyNEQ != nil {
+		predicates = append(predicates, delivery.OrderingKeyNEQ(*i.OrderingKeyNEQ))
+	}
+	if len(i.OrderingKeyIn) > 0 {
+		predicates = append(predicates, delivery.OrderingKeyIn(i.OrderingKeyIn...))
+	}
+	if len(i.OrderingKeyNotIn) > 0 {
+		predicates = append(predicates, delivery.OrderingKeyNotIn(i.OrderingKeyNotIn...))
+	}
+	if i.OrderingKeyGT != nil {
+		predicates = append(predicates, delivery.OrderingKeyGT(*i.OrderingKeyGT))
+	}
+	if i.OrderingKeyGTE != nil {
+		predicates = append(predicates, delivery.OrderingKeyGTE(*i.OrderingKeyGTE))
+	}
+	if i.OrderingKeyLT != nil {
+		predicates = append(predicates, delivery.OrderingKeyLT(*i.OrderingKeyLT))
+	}
+	if i.OrderingKeyLTE != nil {
+		predicates = append(predicates, delivery.OrderingKeyLTE(*i.OrderingKeyLTE))
+	}
+	if i.OrderingKeyContains != nil {
+		predicates = append(predicates, delivery.OrderingKeyContains(*i.OrderingKeyContains))
+	}
+	if i.OrderingKeyHasPrefix != nil {
+		predicates = append(predicates, delivery.OrderingKeyHasPrefix(*i.OrderingKeyHasPrefix))
+	}
+	if i.OrderingKeyHasSuffix != nil {
+		predicates = append(predicates, delivery.OrderingKeyHasSuffix(*i.OrderingKeyHasSuffix))
+	}
+	if i.OrderingKeyIsNil {
+		predicates = append(predicates, delivery.OrderingKeyIsNil())
+	}
+	if i.OrderingKeyNotNil {
+		predicates = append(predicates, delivery.OrderingKeyNotNil())
+	}
+	if i.OrderingKeyEqualFold != nil {
+		predicates = append(predicates, delivery.OrderingKeyEqualFold(*i.OrderingKeyEqualFold))
+	}
+	if i.OrderingKeyContainsFold != nil {
+		predicates = append(predicates, delivery.OrderingKeyContainsFold(*i.OrderingKeyContainsFold))
+	}
 	if i.Status != nil {
 		predicates = append(predicates, delivery.StatusEQ(*i.Status))
 	}
@@ -1974,6 +2096,12 @@ type EndpointWhereInput struct {
 	URLHasSuffix    *string  `json:"urlHasSuffix,omitempty"`
 	URLEqualFold    *string  `json:"urlEqualFold,omitempty"`
 	URLContainsFold *string  `json:"urlContainsFold,omitempty"`
+
+	// "ordering" field predicates.
+	Ordering      *endpoint.Ordering  `json:"ordering,omitempty"`
+	OrderingNEQ   *endpoint.Ordering  `json:"orderingNEQ,omitempty"`
+	OrderingIn    []endpoint.Ordering `json:"orderingIn,omitempty"`
+	OrderingNotIn []endpoint.Ordering `json:"orderingNotIn,omitempty"`
 
 	// "is_active" field predicates.
 	IsActive    *bool `json:"isActive,omitempty"`
@@ -2345,6 +2473,18 @@ func (i *EndpointWhereInput) P() (predicate.Endpoint, error) {
 	if i.URLContainsFold != nil {
 		predicates = append(predicates, endpoint.URLContainsFold(*i.URLContainsFold))
 	}
+	if i.Ordering != nil {
+		predicates = append(predicates, endpoint.OrderingEQ(*i.Ordering))
+	}
+	if i.OrderingNEQ != nil {
+		predicates = append(predicates, endpoint.OrderingNEQ(*i.OrderingNEQ))
+	}
+	if len(i.OrderingIn) > 0 {
+		predicates = append(predicates, endpoint.OrderingIn(i.OrderingIn...))
+	}
+	if len(i.OrderingNotIn) > 0 {
+		predicates = append(predicates, endpoint.OrderingNotIn(i.OrderingNotIn...))
+	}
 	if i.IsActive != nil {
 		predicates = append(predicates, endpoint.IsActiveEQ(*i.IsActive))
 	}
@@ -2668,6 +2808,35 @@ type EventWhereInput struct {
 	IdempotencyKeyEqualFold    *string  `json:"idempotencyKeyEqualFold,omitempty"`
 	IdempotencyKeyContainsFold *string  `json:"idempotencyKeyContainsFold,omitempty"`
 
+	// "ordering_key" field predicates.
+	OrderingKey             *string  `json:"orderingKey,omitempty"`
+	OrderingKeyNEQ          *string  `json:"orderingKeyNEQ,omitempty"`
+	OrderingKeyIn           []string `json:"orderingKeyIn,omitempty"`
+	OrderingKeyNotIn        []string `json:"orderingKeyNotIn,omitempty"`
+	OrderingKeyGT           *string  `json:"orderingKeyGT,omitempty"`
+	OrderingKeyGTE          *string  `json:"orderingKeyGTE,omitempty"`
+	OrderingKeyLT           *string  `json:"orderingKeyLT,omitempty"`
+	OrderingKeyLTE          *string  `json:"orderingKeyLTE,omitempty"`
+	OrderingKeyContains     *string  `json:"orderingKeyContains,omitempty"`
+	OrderingKeyHasPrefix    *string  `json:"orderingKeyHasPrefix,omitempty"`
+	OrderingKeyHasSuffix    *string  `json:"orderingKeyHasSuffix,omitempty"`
+	OrderingKeyIsNil        bool     `json:"orderingKeyIsNil,omitempty"`
+	OrderingKeyNotNil       bool     `json:"orderingKeyNotNil,omitempty"`
+	OrderingKeyEqualFold    *string  `json:"orderingKeyEqualFold,omitempty"`
+	OrderingKeyContainsFold *string  `json:"orderingKeyContainsFold,omitempty"`
+
+	// "deliver_at" field predicates.
+	DeliverAt       *time.Time  `json:"deliverAt,omitempty"`
+	DeliverAtNEQ    *time.Time  `json:"deliverAtNEQ,omitempty"`
+	DeliverAtIn     []time.Time `json:"deliverAtIn,omitempty"`
+	DeliverAtNotIn  []time.Time `json:"deliverAtNotIn,omitempty"`
+	DeliverAtGT     *time.Time  `json:"deliverAtGT,omitempty"`
+	DeliverAtGTE    *time.Time  `json:"deliverAtGTE,omitempty"`
+	DeliverAtLT     *time.Time  `json:"deliverAtLT,omitempty"`
+	DeliverAtLTE    *time.Time  `json:"deliverAtLTE,omitempty"`
+	DeliverAtIsNil  bool        `json:"deliverAtIsNil,omitempty"`
+	DeliverAtNotNil bool        `json:"deliverAtNotNil,omitempty"`
+
 	// "delivery_count" field predicates.
 	DeliveryCount      *int  `json:"deliveryCount,omitempty"`
 	DeliveryCountNEQ   *int  `json:"deliveryCountNEQ,omitempty"`
@@ -2877,6 +3046,81 @@ func (i *EventWhereInput) P() (predicate.Event, error) {
 	}
 	if i.IdempotencyKeyContainsFold != nil {
 		predicates = append(predicates, event.IdempotencyKeyContainsFold(*i.IdempotencyKeyContainsFold))
+	}
+	if i.OrderingKey != nil {
+		predicates = append(predicates, event.OrderingKeyEQ(*i.OrderingKey))
+	}
+	if i.OrderingKeyNEQ != nil {
+		predicates = append(predicates, event.OrderingKeyNEQ(*i.OrderingKeyNEQ))
+	}
+	if len(i.OrderingKeyIn) > 0 {
+		predicates = append(predicates, event.OrderingKeyIn(i.OrderingKeyIn...))
+	}
+	if len(i.OrderingKeyNotIn) > 0 {
+		predicates = append(predicates, event.OrderingKeyNotIn(i.OrderingKeyNotIn...))
+	}
+	if i.OrderingKeyGT != nil {
+		predicates = append(predicates, event.OrderingKeyGT(*i.OrderingKeyGT))
+	}
+	if i.OrderingKeyGTE != nil {
+		predicates = append(predicates, event.OrderingKeyGTE(*i.OrderingKeyGTE))
+	}
+	if i.OrderingKeyLT != nil {
+		predicates = append(predicates, event.OrderingKeyLT(*i.OrderingKeyLT))
+	}
+	if i.OrderingKeyLTE != nil {
+		predicates = append(predicates, event.OrderingKeyLTE(*i.OrderingKeyLTE))
+	}
+	if i.OrderingKeyContains != nil {
+		predicates = append(predicates, event.OrderingKeyContains(*i.OrderingKeyContains))
+	}
+	if i.OrderingKeyHasPrefix != nil {
+		predicates = append(predicates, event.OrderingKeyHasPrefix(*i.OrderingKeyHasPrefix))
+	}
+	if i.OrderingKeyHasSuffix != nil {
+		predicates = append(predicates, event.OrderingKeyHasSuffix(*i.OrderingKeyHasSuffix))
+	}
+	if i.OrderingKeyIsNil {
+		predicates = append(predicates, event.OrderingKeyIsNil())
+	}
+	if i.OrderingKeyNotNil {
+		predicates = append(predicates, event.OrderingKeyNotNil())
+	}
+	if i.OrderingKeyEqualFold != nil {
+		predicates = append(predicates, event.OrderingKeyEqualFold(*i.OrderingKeyEqualFold))
+	}
+	if i.OrderingKeyContainsFold != nil {
+		predicates = append(predicates, event.OrderingKeyContainsFold(*i.OrderingKeyContainsFold))
+	}
+	if i.DeliverAt != nil {
+		predicates = append(predicates, event.DeliverAtEQ(*i.DeliverAt))
+	}
+	if i.DeliverAtNEQ != nil {
+		predicates = append(predicates, event.DeliverAtNEQ(*i.DeliverAtNEQ))
+	}
+	if len(i.DeliverAtIn) > 0 {
+		predicates = append(predicates, event.DeliverAtIn(i.DeliverAtIn...))
+	}
+	if len(i.DeliverAtNotIn) > 0 {
+		predicates = append(predicates, event.DeliverAtNotIn(i.DeliverAtNotIn...))
+	}
+	if i.DeliverAtGT != nil {
+		predicates = append(predicates, event.DeliverAtGT(*i.DeliverAtGT))
+	}
+	if i.DeliverAtGTE != nil {
+		predicates = append(predicates, event.DeliverAtGTE(*i.DeliverAtGTE))
+	}
+	if i.DeliverAtLT != nil {
+		predicates = append(predicates, event.DeliverAtLT(*i.DeliverAtLT))
+	}
+	if i.DeliverAtLTE != nil {
+		predicates = append(predicates, event.DeliverAtLTE(*i.DeliverAtLTE))
+	}
+	if i.DeliverAtIsNil {
+		predicates = append(predicates, event.DeliverAtIsNil())
+	}
+	if i.DeliverAtNotNil {
+		predicates = append(predicates, event.DeliverAtNotNil())
 	}
 	if i.DeliveryCount != nil {
 		predicates = append(predicates, event.DeliveryCountEQ(*i.DeliveryCount))

@@ -55,6 +55,10 @@ type APIKeyMutation struct {
 	admin         *bool
 	prefix        *string
 	token_hash    *[]byte
+	kind          *apikey.Kind
+	scopes        *[]string
+	appendscopes  []string
+	expires_at    *time.Time
 	last_used_at  *time.Time
 	revoked_at    *time.Time
 	clearedFields map[string]struct{}
@@ -421,6 +425,156 @@ func (m *APIKeyMutation) ResetTokenHash() {
 	m.token_hash = nil
 }
 
+// SetKind sets the "kind" field.
+func (m *APIKeyMutation) SetKind(a apikey.Kind) {
+	m.kind = &a
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *APIKeyMutation) Kind() (r apikey.Kind, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the APIKey entity.
+// If the APIKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *APIKeyMutation) OldKind(ctx context.Context) (v apikey.Kind, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *APIKeyMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetScopes sets the "scopes" field.
+func (m *APIKeyMutation) SetScopes(s []string) {
+	m.scopes = &s
+	m.appendscopes = nil
+}
+
+// Scopes returns the value of the "scopes" field in the mutation.
+func (m *APIKeyMutation) Scopes() (r []string, exists bool) {
+	v := m.scopes
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldScopes returns the old "scopes" field's value of the APIKey entity.
+// If the APIKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *APIKeyMutation) OldScopes(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldScopes is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldScopes requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldScopes: %w", err)
+	}
+	return oldValue.Scopes, nil
+}
+
+// AppendScopes adds s to the "scopes" field.
+func (m *APIKeyMutation) AppendScopes(s []string) {
+	m.appendscopes = append(m.appendscopes, s...)
+}
+
+// AppendedScopes returns the list of values that were appended to the "scopes" field in this mutation.
+func (m *APIKeyMutation) AppendedScopes() ([]string, bool) {
+	if len(m.appendscopes) == 0 {
+		return nil, false
+	}
+	return m.appendscopes, true
+}
+
+// ClearScopes clears the value of the "scopes" field.
+func (m *APIKeyMutation) ClearScopes() {
+	m.scopes = nil
+	m.appendscopes = nil
+	m.clearedFields[apikey.FieldScopes] = struct{}{}
+}
+
+// ScopesCleared returns if the "scopes" field was cleared in this mutation.
+func (m *APIKeyMutation) ScopesCleared() bool {
+	_, ok := m.clearedFields[apikey.FieldScopes]
+	return ok
+}
+
+// ResetScopes resets all changes to the "scopes" field.
+func (m *APIKeyMutation) ResetScopes() {
+	m.scopes = nil
+	m.appendscopes = nil
+	delete(m.clearedFields, apikey.FieldScopes)
+}
+
+// SetExpiresAt sets the "expires_at" field.
+func (m *APIKeyMutation) SetExpiresAt(t time.Time) {
+	m.expires_at = &t
+}
+
+// ExpiresAt returns the value of the "expires_at" field in the mutation.
+func (m *APIKeyMutation) ExpiresAt() (r time.Time, exists bool) {
+	v := m.expires_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldExpiresAt returns the old "expires_at" field's value of the APIKey entity.
+// If the APIKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *APIKeyMutation) OldExpiresAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldExpiresAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldExpiresAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldExpiresAt: %w", err)
+	}
+	return oldValue.ExpiresAt, nil
+}
+
+// ClearExpiresAt clears the value of the "expires_at" field.
+func (m *APIKeyMutation) ClearExpiresAt() {
+	m.expires_at = nil
+	m.clearedFields[apikey.FieldExpiresAt] = struct{}{}
+}
+
+// ExpiresAtCleared returns if the "expires_at" field was cleared in this mutation.
+func (m *APIKeyMutation) ExpiresAtCleared() bool {
+	_, ok := m.clearedFields[apikey.FieldExpiresAt]
+	return ok
+}
+
+// ResetExpiresAt resets all changes to the "expires_at" field.
+func (m *APIKeyMutation) ResetExpiresAt() {
+	m.expires_at = nil
+	delete(m.clearedFields, apikey.FieldExpiresAt)
+}
+
 // SetLastUsedAt sets the "last_used_at" field.
 func (m *APIKeyMutation) SetLastUsedAt(t time.Time) {
 	m.last_used_at = &t
@@ -580,7 +734,7 @@ func (m *APIKeyMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *APIKeyMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 12)
 	if m.created_at != nil {
 		fields = append(fields, apikey.FieldCreatedAt)
 	}
@@ -601,6 +755,15 @@ func (m *APIKeyMutation) Fields() []string {
 	}
 	if m.token_hash != nil {
 		fields = append(fields, apikey.FieldTokenHash)
+	}
+	if m.kind != nil {
+		fields = append(fields, apikey.FieldKind)
+	}
+	if m.scopes != nil {
+		fields = append(fields, apikey.FieldScopes)
+	}
+	if m.expires_at != nil {
+		fields = append(fields, apikey.FieldExpiresAt)
 	}
 	if m.last_used_at != nil {
 		fields = append(fields, apikey.FieldLastUsedAt)
@@ -630,6 +793,12 @@ func (m *APIKeyMutation) Field(name string) (ent.Value, bool) {
 		return m.Prefix()
 	case apikey.FieldTokenHash:
 		return m.TokenHash()
+	case apikey.FieldKind:
+		return m.Kind()
+	case apikey.FieldScopes:
+		return m.Scopes()
+	case apikey.FieldExpiresAt:
+		return m.ExpiresAt()
 	case apikey.FieldLastUsedAt:
 		return m.LastUsedAt()
 	case apikey.FieldRevokedAt:
@@ -657,6 +826,12 @@ func (m *APIKeyMutation) OldField(ctx context.Context, name string) (ent.Value, 
 		return m.OldPrefix(ctx)
 	case apikey.FieldTokenHash:
 		return m.OldTokenHash(ctx)
+	case apikey.FieldKind:
+		return m.OldKind(ctx)
+	case apikey.FieldScopes:
+		return m.OldScopes(ctx)
+	case apikey.FieldExpiresAt:
+		return m.OldExpiresAt(ctx)
 	case apikey.FieldLastUsedAt:
 		return m.OldLastUsedAt(ctx)
 	case apikey.FieldRevokedAt:
@@ -719,6 +894,27 @@ func (m *APIKeyMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetTokenHash(v)
 		return nil
+	case apikey.FieldKind:
+		v, ok := value.(apikey.Kind)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case apikey.FieldScopes:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetScopes(v)
+		return nil
+	case apikey.FieldExpiresAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetExpiresAt(v)
+		return nil
 	case apikey.FieldLastUsedAt:
 		v, ok := value.(time.Time)
 		if !ok {
@@ -763,6 +959,12 @@ func (m *APIKeyMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *APIKeyMutation) ClearedFields() []string {
 	var fields []string
+	if m.FieldCleared(apikey.FieldScopes) {
+		fields = append(fields, apikey.FieldScopes)
+	}
+	if m.FieldCleared(apikey.FieldExpiresAt) {
+		fields = append(fields, apikey.FieldExpiresAt)
+	}
 	if m.FieldCleared(apikey.FieldLastUsedAt) {
 		fields = append(fields, apikey.FieldLastUsedAt)
 	}
@@ -783,6 +985,12 @@ func (m *APIKeyMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *APIKeyMutation) ClearField(name string) error {
 	switch name {
+	case apikey.FieldScopes:
+		m.ClearScopes()
+		return nil
+	case apikey.FieldExpiresAt:
+		m.ClearExpiresAt()
+		return nil
 	case apikey.FieldLastUsedAt:
 		m.ClearLastUsedAt()
 		return nil
@@ -817,6 +1025,15 @@ func (m *APIKeyMutation) ResetField(name string) error {
 		return nil
 	case apikey.FieldTokenHash:
 		m.ResetTokenHash()
+		return nil
+	case apikey.FieldKind:
+		m.ResetKind()
+		return nil
+	case apikey.FieldScopes:
+		m.ResetScopes()
+		return nil
+	case apikey.FieldExpiresAt:
+		m.ResetExpiresAt()
 		return nil
 	case apikey.FieldLastUsedAt:
 		m.ResetLastUsedAt()
@@ -905,35 +1122,40 @@ func (m *APIKeyMutation) ResetEdge(name string) error {
 // AppMutation represents an operation that mutates the App nodes in the graph.
 type AppMutation struct {
 	config
-	op                         Op
-	typ                        string
-	id                         *string
-	created_at                 *time.Time
-	updated_at                 *time.Time
-	name                       *string
-	accept_unknown_event_types *bool
-	clearedFields              map[string]struct{}
-	api_keys                   map[string]struct{}
-	removedapi_keys            map[string]struct{}
-	clearedapi_keys            bool
-	endpoints                  map[string]struct{}
-	removedendpoints           map[string]struct{}
-	clearedendpoints           bool
-	event_types                map[string]struct{}
-	removedevent_types         map[string]struct{}
-	clearedevent_types         bool
-	events                     map[string]struct{}
-	removedevents              map[string]struct{}
-	clearedevents              bool
-	deliveries                 map[string]struct{}
-	removeddeliveries          map[string]struct{}
-	cleareddeliveries          bool
-	attempts                   map[string]struct{}
-	removedattempts            map[string]struct{}
-	clearedattempts            bool
-	done                       bool
-	oldValue                   func(context.Context) (*App, error)
-	predicates                 []predicate.App
+	op                           Op
+	typ                          string
+	id                           *string
+	created_at                   *time.Time
+	updated_at                   *time.Time
+	name                         *string
+	accept_unknown_event_types   *bool
+	portal_display_name          *string
+	portal_accent_color          *string
+	portal_theme                 *app.PortalTheme
+	portal_allowed_origins       *[]string
+	appendportal_allowed_origins []string
+	clearedFields                map[string]struct{}
+	api_keys                     map[string]struct{}
+	removedapi_keys              map[string]struct{}
+	clearedapi_keys              bool
+	endpoints                    map[string]struct{}
+	removedendpoints             map[string]struct{}
+	clearedendpoints             bool
+	event_types                  map[string]struct{}
+	removedevent_types           map[string]struct{}
+	clearedevent_types           bool
+	events                       map[string]struct{}
+	removedevents                map[string]struct{}
+	clearedevents                bool
+	deliveries                   map[string]struct{}
+	removeddeliveries            map[string]struct{}
+	cleareddeliveries            bool
+	attempts                     map[string]struct{}
+	removedattempts              map[string]struct{}
+	clearedattempts              bool
+	done                         bool
+	oldValue                     func(context.Context) (*App, error)
+	predicates                   []predicate.App
 }
 
 var _ ent.Mutation = (*AppMutation)(nil)
@@ -1182,6 +1404,179 @@ func (m *AppMutation) OldAcceptUnknownEventTypes(ctx context.Context) (v bool, e
 // ResetAcceptUnknownEventTypes resets all changes to the "accept_unknown_event_types" field.
 func (m *AppMutation) ResetAcceptUnknownEventTypes() {
 	m.accept_unknown_event_types = nil
+}
+
+// SetPortalDisplayName sets the "portal_display_name" field.
+func (m *AppMutation) SetPortalDisplayName(s string) {
+	m.portal_display_name = &s
+}
+
+// PortalDisplayName returns the value of the "portal_display_name" field in the mutation.
+func (m *AppMutation) PortalDisplayName() (r string, exists bool) {
+	v := m.portal_display_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPortalDisplayName returns the old "portal_display_name" field's value of the App entity.
+// If the App object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AppMutation) OldPortalDisplayName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPortalDisplayName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPortalDisplayName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPortalDisplayName: %w", err)
+	}
+	return oldValue.PortalDisplayName, nil
+}
+
+// ResetPortalDisplayName resets all changes to the "portal_display_name" field.
+func (m *AppMutation) ResetPortalDisplayName() {
+	m.portal_display_name = nil
+}
+
+// SetPortalAccentColor sets the "portal_accent_color" field.
+func (m *AppMutation) SetPortalAccentColor(s string) {
+	m.portal_accent_color = &s
+}
+
+// PortalAccentColor returns the value of the "portal_accent_color" field in the mutation.
+func (m *AppMutation) PortalAccentColor() (r string, exists bool) {
+	v := m.portal_accent_color
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPortalAccentColor returns the old "portal_accent_color" field's value of the App entity.
+// If the App object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AppMutation) OldPortalAccentColor(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPortalAccentColor is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPortalAccentColor requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPortalAccentColor: %w", err)
+	}
+	return oldValue.PortalAccentColor, nil
+}
+
+// ResetPortalAccentColor resets all changes to the "portal_accent_color" field.
+func (m *AppMutation) ResetPortalAccentColor() {
+	m.portal_accent_color = nil
+}
+
+// SetPortalTheme sets the "portal_theme" field.
+func (m *AppMutation) SetPortalTheme(at app.PortalTheme) {
+	m.portal_theme = &at
+}
+
+// PortalTheme returns the value of the "portal_theme" field in the mutation.
+func (m *AppMutation) PortalTheme() (r app.PortalTheme, exists bool) {
+	v := m.portal_theme
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPortalTheme returns the old "portal_theme" field's value of the App entity.
+// If the App object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AppMutation) OldPortalTheme(ctx context.Context) (v app.PortalTheme, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPortalTheme is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPortalTheme requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPortalTheme: %w", err)
+	}
+	return oldValue.PortalTheme, nil
+}
+
+// ResetPortalTheme resets all changes to the "portal_theme" field.
+func (m *AppMutation) ResetPortalTheme() {
+	m.portal_theme = nil
+}
+
+// SetPortalAllowedOrigins sets the "portal_allowed_origins" field.
+func (m *AppMutation) SetPortalAllowedOrigins(s []string) {
+	m.portal_allowed_origins = &s
+	m.appendportal_allowed_origins = nil
+}
+
+// PortalAllowedOrigins returns the value of the "portal_allowed_origins" field in the mutation.
+func (m *AppMutation) PortalAllowedOrigins() (r []string, exists bool) {
+	v := m.portal_allowed_origins
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPortalAllowedOrigins returns the old "portal_allowed_origins" field's value of the App entity.
+// If the App object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AppMutation) OldPortalAllowedOrigins(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPortalAllowedOrigins is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPortalAllowedOrigins requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPortalAllowedOrigins: %w", err)
+	}
+	return oldValue.PortalAllowedOrigins, nil
+}
+
+// AppendPortalAllowedOrigins adds s to the "portal_allowed_origins" field.
+func (m *AppMutation) AppendPortalAllowedOrigins(s []string) {
+	m.appendportal_allowed_origins = append(m.appendportal_allowed_origins, s...)
+}
+
+// AppendedPortalAllowedOrigins returns the list of values that were appended to the "portal_allowed_origins" field in this mutation.
+func (m *AppMutation) AppendedPortalAllowedOrigins() ([]string, bool) {
+	if len(m.appendportal_allowed_origins) == 0 {
+		return nil, false
+	}
+	return m.appendportal_allowed_origins, true
+}
+
+// ClearPortalAllowedOrigins clears the value of the "portal_allowed_origins" field.
+func (m *AppMutation) ClearPortalAllowedOrigins() {
+	m.portal_allowed_origins = nil
+	m.appendportal_allowed_origins = nil
+	m.clearedFields[app.FieldPortalAllowedOrigins] = struct{}{}
+}
+
+// PortalAllowedOriginsCleared returns if the "portal_allowed_origins" field was cleared in this mutation.
+func (m *AppMutation) PortalAllowedOriginsCleared() bool {
+	_, ok := m.clearedFields[app.FieldPortalAllowedOrigins]
+	return ok
+}
+
+// ResetPortalAllowedOrigins resets all changes to the "portal_allowed_origins" field.
+func (m *AppMutation) ResetPortalAllowedOrigins() {
+	m.portal_allowed_origins = nil
+	m.appendportal_allowed_origins = nil
+	delete(m.clearedFields, app.FieldPortalAllowedOrigins)
 }
 
 // AddAPIKeyIDs adds the "api_keys" edge to the APIKey entity by ids.
@@ -1542,7 +1937,7 @@ func (m *AppMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AppMutation) Fields() []string {
-	fields := make([]string, 0, 4)
+	fields := make([]string, 0, 8)
 	if m.created_at != nil {
 		fields = append(fields, app.FieldCreatedAt)
 	}
@@ -1554,6 +1949,18 @@ func (m *AppMutation) Fields() []string {
 	}
 	if m.accept_unknown_event_types != nil {
 		fields = append(fields, app.FieldAcceptUnknownEventTypes)
+	}
+	if m.portal_display_name != nil {
+		fields = append(fields, app.FieldPortalDisplayName)
+	}
+	if m.portal_accent_color != nil {
+		fields = append(fields, app.FieldPortalAccentColor)
+	}
+	if m.portal_theme != nil {
+		fields = append(fields, app.FieldPortalTheme)
+	}
+	if m.portal_allowed_origins != nil {
+		fields = append(fields, app.FieldPortalAllowedOrigins)
 	}
 	return fields
 }
@@ -1571,6 +1978,14 @@ func (m *AppMutation) Field(name string) (ent.Value, bool) {
 		return m.Name()
 	case app.FieldAcceptUnknownEventTypes:
 		return m.AcceptUnknownEventTypes()
+	case app.FieldPortalDisplayName:
+		return m.PortalDisplayName()
+	case app.FieldPortalAccentColor:
+		return m.PortalAccentColor()
+	case app.FieldPortalTheme:
+		return m.PortalTheme()
+	case app.FieldPortalAllowedOrigins:
+		return m.PortalAllowedOrigins()
 	}
 	return nil, false
 }
@@ -1588,6 +2003,14 @@ func (m *AppMutation) OldField(ctx context.Context, name string) (ent.Value, err
 		return m.OldName(ctx)
 	case app.FieldAcceptUnknownEventTypes:
 		return m.OldAcceptUnknownEventTypes(ctx)
+	case app.FieldPortalDisplayName:
+		return m.OldPortalDisplayName(ctx)
+	case app.FieldPortalAccentColor:
+		return m.OldPortalAccentColor(ctx)
+	case app.FieldPortalTheme:
+		return m.OldPortalTheme(ctx)
+	case app.FieldPortalAllowedOrigins:
+		return m.OldPortalAllowedOrigins(ctx)
 	}
 	return nil, fmt.Errorf("unknown App field %s", name)
 }
@@ -1625,6 +2048,34 @@ func (m *AppMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetAcceptUnknownEventTypes(v)
 		return nil
+	case app.FieldPortalDisplayName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPortalDisplayName(v)
+		return nil
+	case app.FieldPortalAccentColor:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPortalAccentColor(v)
+		return nil
+	case app.FieldPortalTheme:
+		v, ok := value.(app.PortalTheme)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPortalTheme(v)
+		return nil
+	case app.FieldPortalAllowedOrigins:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPortalAllowedOrigins(v)
+		return nil
 	}
 	return fmt.Errorf("unknown App field %s", name)
 }
@@ -1654,7 +2105,11 @@ func (m *AppMutation) AddField(name string, value ent.Value) error {
 // ClearedFields returns all nullable fields that were cleared during this
 // mutation.
 func (m *AppMutation) ClearedFields() []string {
-	return nil
+	var fields []string
+	if m.FieldCleared(app.FieldPortalAllowedOrigins) {
+		fields = append(fields, app.FieldPortalAllowedOrigins)
+	}
+	return fields
 }
 
 // FieldCleared returns a boolean indicating if a field with the given name was
@@ -1667,6 +2122,11 @@ func (m *AppMutation) FieldCleared(name string) bool {
 // ClearField clears the value of the field with the given name. It returns an
 // error if the field is not defined in the schema.
 func (m *AppMutation) ClearField(name string) error {
+	switch name {
+	case app.FieldPortalAllowedOrigins:
+		m.ClearPortalAllowedOrigins()
+		return nil
+	}
 	return fmt.Errorf("unknown App nullable field %s", name)
 }
 
@@ -1685,6 +2145,18 @@ func (m *AppMutation) ResetField(name string) error {
 		return nil
 	case app.FieldAcceptUnknownEventTypes:
 		m.ResetAcceptUnknownEventTypes()
+		return nil
+	case app.FieldPortalDisplayName:
+		m.ResetPortalDisplayName()
+		return nil
+	case app.FieldPortalAccentColor:
+		m.ResetPortalAccentColor()
+		return nil
+	case app.FieldPortalTheme:
+		m.ResetPortalTheme()
+		return nil
+	case app.FieldPortalAllowedOrigins:
+		m.ResetPortalAllowedOrigins()
 		return nil
 	}
 	return fmt.Errorf("unknown App field %s", name)
@@ -3397,6 +3869,7 @@ type DeliveryMutation struct {
 	created_at              *time.Time
 	updated_at              *time.Time
 	event_type              *string
+	ordering_key            *string
 	status                  *delivery.Status
 	attempt_count           *int
 	addattempt_count        *int
@@ -3741,6 +4214,55 @@ func (m *DeliveryMutation) OldEventType(ctx context.Context) (v string, err erro
 // ResetEventType resets all changes to the "event_type" field.
 func (m *DeliveryMutation) ResetEventType() {
 	m.event_type = nil
+}
+
+// SetOrderingKey sets the "ordering_key" field.
+func (m *DeliveryMutation) SetOrderingKey(s string) {
+	m.ordering_key = &s
+}
+
+// OrderingKey returns the value of the "ordering_key" field in the mutation.
+func (m *DeliveryMutation) OrderingKey() (r string, exists bool) {
+	v := m.ordering_key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrderingKey returns the old "ordering_key" field's value of the Delivery entity.
+// If the Delivery object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryMutation) OldOrderingKey(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrderingKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrderingKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrderingKey: %w", err)
+	}
+	return oldValue.OrderingKey, nil
+}
+
+// ClearOrderingKey clears the value of the "ordering_key" field.
+func (m *DeliveryMutation) ClearOrderingKey() {
+	m.ordering_key = nil
+	m.clearedFields[delivery.FieldOrderingKey] = struct{}{}
+}
+
+// OrderingKeyCleared returns if the "ordering_key" field was cleared in this mutation.
+func (m *DeliveryMutation) OrderingKeyCleared() bool {
+	_, ok := m.clearedFields[delivery.FieldOrderingKey]
+	return ok
+}
+
+// ResetOrderingKey resets all changes to the "ordering_key" field.
+func (m *DeliveryMutation) ResetOrderingKey() {
+	m.ordering_key = nil
+	delete(m.clearedFields, delivery.FieldOrderingKey)
 }
 
 // SetStatus sets the "status" field.
@@ -4355,7 +4877,7 @@ func (m *DeliveryMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *DeliveryMutation) Fields() []string {
-	fields := make([]string, 0, 15)
+	fields := make([]string, 0, 16)
 	if m.created_at != nil {
 		fields = append(fields, delivery.FieldCreatedAt)
 	}
@@ -4373,6 +4895,9 @@ func (m *DeliveryMutation) Fields() []string {
 	}
 	if m.event_type != nil {
 		fields = append(fields, delivery.FieldEventType)
+	}
+	if m.ordering_key != nil {
+		fields = append(fields, delivery.FieldOrderingKey)
 	}
 	if m.status != nil {
 		fields = append(fields, delivery.FieldStatus)
@@ -4421,6 +4946,8 @@ func (m *DeliveryMutation) Field(name string) (ent.Value, bool) {
 		return m.EndpointID()
 	case delivery.FieldEventType:
 		return m.EventType()
+	case delivery.FieldOrderingKey:
+		return m.OrderingKey()
 	case delivery.FieldStatus:
 		return m.Status()
 	case delivery.FieldAttemptCount:
@@ -4460,6 +4987,8 @@ func (m *DeliveryMutation) OldField(ctx context.Context, name string) (ent.Value
 		return m.OldEndpointID(ctx)
 	case delivery.FieldEventType:
 		return m.OldEventType(ctx)
+	case delivery.FieldOrderingKey:
+		return m.OldOrderingKey(ctx)
 	case delivery.FieldStatus:
 		return m.OldStatus(ctx)
 	case delivery.FieldAttemptCount:
@@ -4528,6 +5057,13 @@ func (m *DeliveryMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetEventType(v)
+		return nil
+	case delivery.FieldOrderingKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrderingKey(v)
 		return nil
 	case delivery.FieldStatus:
 		v, ok := value.(delivery.Status)
@@ -4649,6 +5185,9 @@ func (m *DeliveryMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *DeliveryMutation) ClearedFields() []string {
 	var fields []string
+	if m.FieldCleared(delivery.FieldOrderingKey) {
+		fields = append(fields, delivery.FieldOrderingKey)
+	}
 	if m.FieldCleared(delivery.FieldNextAttemptAt) {
 		fields = append(fields, delivery.FieldNextAttemptAt)
 	}
@@ -4681,6 +5220,9 @@ func (m *DeliveryMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *DeliveryMutation) ClearField(name string) error {
 	switch name {
+	case delivery.FieldOrderingKey:
+		m.ClearOrderingKey()
+		return nil
 	case delivery.FieldNextAttemptAt:
 		m.ClearNextAttemptAt()
 		return nil
@@ -4724,6 +5266,9 @@ func (m *DeliveryMutation) ResetField(name string) error {
 		return nil
 	case delivery.FieldEventType:
 		m.ResetEventType()
+		return nil
+	case delivery.FieldOrderingKey:
+		m.ResetOrderingKey()
 		return nil
 	case delivery.FieldStatus:
 		m.ResetStatus()
@@ -8777,6 +9322,13 @@ type EndpointMutation struct {
 	retry_policy               *webhook.RetryPolicy
 	timeout                    *time.Duration
 	addtimeout                 *time.Duration
+	ordering                   *endpoint.Ordering
+	rate_limit                 **webhook.RateLimit
+	filter                     *json.RawMessage
+	appendfilter               json.RawMessage
+	paused_until               *time.Time
+	flow_owner                 *string
+	flow_owner_until           *time.Time
 	is_active                  *bool
 	disabled_reason            *string
 	disabled_at                *time.Time
@@ -9416,6 +9968,303 @@ func (m *EndpointMutation) AddedTimeout() (r time.Duration, exists bool) {
 func (m *EndpointMutation) ResetTimeout() {
 	m.timeout = nil
 	m.addtimeout = nil
+}
+
+// SetOrdering sets the "ordering" field.
+func (m *EndpointMutation) SetOrdering(e endpoint.Ordering) {
+	m.ordering = &e
+}
+
+// Ordering returns the value of the "ordering" field in the mutation.
+func (m *EndpointMutation) Ordering() (r endpoint.Ordering, exists bool) {
+	v := m.ordering
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrdering returns the old "ordering" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldOrdering(ctx context.Context) (v endpoint.Ordering, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrdering is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrdering requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrdering: %w", err)
+	}
+	return oldValue.Ordering, nil
+}
+
+// ResetOrdering resets all changes to the "ordering" field.
+func (m *EndpointMutation) ResetOrdering() {
+	m.ordering = nil
+}
+
+// SetRateLimit sets the "rate_limit" field.
+func (m *EndpointMutation) SetRateLimit(wl *webhook.RateLimit) {
+	m.rate_limit = &wl
+}
+
+// RateLimit returns the value of the "rate_limit" field in the mutation.
+func (m *EndpointMutation) RateLimit() (r *webhook.RateLimit, exists bool) {
+	v := m.rate_limit
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRateLimit returns the old "rate_limit" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldRateLimit(ctx context.Context) (v *webhook.RateLimit, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRateLimit is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRateLimit requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRateLimit: %w", err)
+	}
+	return oldValue.RateLimit, nil
+}
+
+// ClearRateLimit clears the value of the "rate_limit" field.
+func (m *EndpointMutation) ClearRateLimit() {
+	m.rate_limit = nil
+	m.clearedFields[endpoint.FieldRateLimit] = struct{}{}
+}
+
+// RateLimitCleared returns if the "rate_limit" field was cleared in this mutation.
+func (m *EndpointMutation) RateLimitCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldRateLimit]
+	return ok
+}
+
+// ResetRateLimit resets all changes to the "rate_limit" field.
+func (m *EndpointMutation) ResetRateLimit() {
+	m.rate_limit = nil
+	delete(m.clearedFields, endpoint.FieldRateLimit)
+}
+
+// SetFilter sets the "filter" field.
+func (m *EndpointMutation) SetFilter(jm json.RawMessage) {
+	m.filter = &jm
+	m.appendfilter = nil
+}
+
+// Filter returns the value of the "filter" field in the mutation.
+func (m *EndpointMutation) Filter() (r json.RawMessage, exists bool) {
+	v := m.filter
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFilter returns the old "filter" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldFilter(ctx context.Context) (v json.RawMessage, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFilter is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFilter requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFilter: %w", err)
+	}
+	return oldValue.Filter, nil
+}
+
+// AppendFilter adds jm to the "filter" field.
+func (m *EndpointMutation) AppendFilter(jm json.RawMessage) {
+	m.appendfilter = append(m.appendfilter, jm...)
+}
+
+// AppendedFilter returns the list of values that were appended to the "filter" field in this mutation.
+func (m *EndpointMutation) AppendedFilter() (json.RawMessage, bool) {
+	if len(m.appendfilter) == 0 {
+		return nil, false
+	}
+	return m.appendfilter, true
+}
+
+// ClearFilter clears the value of the "filter" field.
+func (m *EndpointMutation) ClearFilter() {
+	m.filter = nil
+	m.appendfilter = nil
+	m.clearedFields[endpoint.FieldFilter] = struct{}{}
+}
+
+// FilterCleared returns if the "filter" field was cleared in this mutation.
+func (m *EndpointMutation) FilterCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldFilter]
+	return ok
+}
+
+// ResetFilter resets all changes to the "filter" field.
+func (m *EndpointMutation) ResetFilter() {
+	m.filter = nil
+	m.appendfilter = nil
+	delete(m.clearedFields, endpoint.FieldFilter)
+}
+
+// SetPausedUntil sets the "paused_until" field.
+func (m *EndpointMutation) SetPausedUntil(t time.Time) {
+	m.paused_until = &t
+}
+
+// PausedUntil returns the value of the "paused_until" field in the mutation.
+func (m *EndpointMutation) PausedUntil() (r time.Time, exists bool) {
+	v := m.paused_until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPausedUntil returns the old "paused_until" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldPausedUntil(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPausedUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPausedUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPausedUntil: %w", err)
+	}
+	return oldValue.PausedUntil, nil
+}
+
+// ClearPausedUntil clears the value of the "paused_until" field.
+func (m *EndpointMutation) ClearPausedUntil() {
+	m.paused_until = nil
+	m.clearedFields[endpoint.FieldPausedUntil] = struct{}{}
+}
+
+// PausedUntilCleared returns if the "paused_until" field was cleared in this mutation.
+func (m *EndpointMutation) PausedUntilCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldPausedUntil]
+	return ok
+}
+
+// ResetPausedUntil resets all changes to the "paused_until" field.
+func (m *EndpointMutation) ResetPausedUntil() {
+	m.paused_until = nil
+	delete(m.clearedFields, endpoint.FieldPausedUntil)
+}
+
+// SetFlowOwner sets the "flow_owner" field.
+func (m *EndpointMutation) SetFlowOwner(s string) {
+	m.flow_owner = &s
+}
+
+// FlowOwner returns the value of the "flow_owner" field in the mutation.
+func (m *EndpointMutation) FlowOwner() (r string, exists bool) {
+	v := m.flow_owner
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFlowOwner returns the old "flow_owner" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldFlowOwner(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFlowOwner is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFlowOwner requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFlowOwner: %w", err)
+	}
+	return oldValue.FlowOwner, nil
+}
+
+// ClearFlowOwner clears the value of the "flow_owner" field.
+func (m *EndpointMutation) ClearFlowOwner() {
+	m.flow_owner = nil
+	m.clearedFields[endpoint.FieldFlowOwner] = struct{}{}
+}
+
+// FlowOwnerCleared returns if the "flow_owner" field was cleared in this mutation.
+func (m *EndpointMutation) FlowOwnerCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldFlowOwner]
+	return ok
+}
+
+// ResetFlowOwner resets all changes to the "flow_owner" field.
+func (m *EndpointMutation) ResetFlowOwner() {
+	m.flow_owner = nil
+	delete(m.clearedFields, endpoint.FieldFlowOwner)
+}
+
+// SetFlowOwnerUntil sets the "flow_owner_until" field.
+func (m *EndpointMutation) SetFlowOwnerUntil(t time.Time) {
+	m.flow_owner_until = &t
+}
+
+// FlowOwnerUntil returns the value of the "flow_owner_until" field in the mutation.
+func (m *EndpointMutation) FlowOwnerUntil() (r time.Time, exists bool) {
+	v := m.flow_owner_until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFlowOwnerUntil returns the old "flow_owner_until" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldFlowOwnerUntil(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFlowOwnerUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFlowOwnerUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFlowOwnerUntil: %w", err)
+	}
+	return oldValue.FlowOwnerUntil, nil
+}
+
+// ClearFlowOwnerUntil clears the value of the "flow_owner_until" field.
+func (m *EndpointMutation) ClearFlowOwnerUntil() {
+	m.flow_owner_until = nil
+	m.clearedFields[endpoint.FieldFlowOwnerUntil] = struct{}{}
+}
+
+// FlowOwnerUntilCleared returns if the "flow_owner_until" field was cleared in this mutation.
+func (m *EndpointMutation) FlowOwnerUntilCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldFlowOwnerUntil]
+	return ok
+}
+
+// ResetFlowOwnerUntil resets all changes to the "flow_owner_until" field.
+func (m *EndpointMutation) ResetFlowOwnerUntil() {
+	m.flow_owner_until = nil
+	delete(m.clearedFields, endpoint.FieldFlowOwnerUntil)
 }
 
 // SetIsActive sets the "is_active" field.
@@ -10121,7 +10970,7 @@ func (m *EndpointMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *EndpointMutation) Fields() []string {
-	fields := make([]string, 0, 23)
+	fields := make([]string, 0, 29)
 	if m.created_at != nil {
 		fields = append(fields, endpoint.FieldCreatedAt)
 	}
@@ -10157,6 +11006,24 @@ func (m *EndpointMutation) Fields() []string {
 	}
 	if m.timeout != nil {
 		fields = append(fields, endpoint.FieldTimeout)
+	}
+	if m.ordering != nil {
+		fields = append(fields, endpoint.FieldOrdering)
+	}
+	if m.rate_limit != nil {
+		fields = append(fields, endpoint.FieldRateLimit)
+	}
+	if m.filter != nil {
+		fields = append(fields, endpoint.FieldFilter)
+	}
+	if m.paused_until != nil {
+		fields = append(fields, endpoint.FieldPausedUntil)
+	}
+	if m.flow_owner != nil {
+		fields = append(fields, endpoint.FieldFlowOwner)
+	}
+	if m.flow_owner_until != nil {
+		fields = append(fields, endpoint.FieldFlowOwnerUntil)
 	}
 	if m.is_active != nil {
 		fields = append(fields, endpoint.FieldIsActive)
@@ -10223,6 +11090,18 @@ func (m *EndpointMutation) Field(name string) (ent.Value, bool) {
 		return m.RetryPolicy()
 	case endpoint.FieldTimeout:
 		return m.Timeout()
+	case endpoint.FieldOrdering:
+		return m.Ordering()
+	case endpoint.FieldRateLimit:
+		return m.RateLimit()
+	case endpoint.FieldFilter:
+		return m.Filter()
+	case endpoint.FieldPausedUntil:
+		return m.PausedUntil()
+	case endpoint.FieldFlowOwner:
+		return m.FlowOwner()
+	case endpoint.FieldFlowOwnerUntil:
+		return m.FlowOwnerUntil()
 	case endpoint.FieldIsActive:
 		return m.IsActive()
 	case endpoint.FieldDisabledReason:
@@ -10278,6 +11157,18 @@ func (m *EndpointMutation) OldField(ctx context.Context, name string) (ent.Value
 		return m.OldRetryPolicy(ctx)
 	case endpoint.FieldTimeout:
 		return m.OldTimeout(ctx)
+	case endpoint.FieldOrdering:
+		return m.OldOrdering(ctx)
+	case endpoint.FieldRateLimit:
+		return m.OldRateLimit(ctx)
+	case endpoint.FieldFilter:
+		return m.OldFilter(ctx)
+	case endpoint.FieldPausedUntil:
+		return m.OldPausedUntil(ctx)
+	case endpoint.FieldFlowOwner:
+		return m.OldFlowOwner(ctx)
+	case endpoint.FieldFlowOwnerUntil:
+		return m.OldFlowOwnerUntil(ctx)
 	case endpoint.FieldIsActive:
 		return m.OldIsActive(ctx)
 	case endpoint.FieldDisabledReason:
@@ -10392,6 +11283,48 @@ func (m *EndpointMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetTimeout(v)
+		return nil
+	case endpoint.FieldOrdering:
+		v, ok := value.(endpoint.Ordering)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrdering(v)
+		return nil
+	case endpoint.FieldRateLimit:
+		v, ok := value.(*webhook.RateLimit)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRateLimit(v)
+		return nil
+	case endpoint.FieldFilter:
+		v, ok := value.(json.RawMessage)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFilter(v)
+		return nil
+	case endpoint.FieldPausedUntil:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPausedUntil(v)
+		return nil
+	case endpoint.FieldFlowOwner:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFlowOwner(v)
+		return nil
+	case endpoint.FieldFlowOwnerUntil:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFlowOwnerUntil(v)
 		return nil
 	case endpoint.FieldIsActive:
 		v, ok := value.(bool)
@@ -10557,6 +11490,21 @@ func (m *EndpointMutation) ClearedFields() []string {
 	if m.FieldCleared(endpoint.FieldHeaders) {
 		fields = append(fields, endpoint.FieldHeaders)
 	}
+	if m.FieldCleared(endpoint.FieldRateLimit) {
+		fields = append(fields, endpoint.FieldRateLimit)
+	}
+	if m.FieldCleared(endpoint.FieldFilter) {
+		fields = append(fields, endpoint.FieldFilter)
+	}
+	if m.FieldCleared(endpoint.FieldPausedUntil) {
+		fields = append(fields, endpoint.FieldPausedUntil)
+	}
+	if m.FieldCleared(endpoint.FieldFlowOwner) {
+		fields = append(fields, endpoint.FieldFlowOwner)
+	}
+	if m.FieldCleared(endpoint.FieldFlowOwnerUntil) {
+		fields = append(fields, endpoint.FieldFlowOwnerUntil)
+	}
 	if m.FieldCleared(endpoint.FieldDisabledReason) {
 		fields = append(fields, endpoint.FieldDisabledReason)
 	}
@@ -10594,6 +11542,21 @@ func (m *EndpointMutation) ClearField(name string) error {
 		return nil
 	case endpoint.FieldHeaders:
 		m.ClearHeaders()
+		return nil
+	case endpoint.FieldRateLimit:
+		m.ClearRateLimit()
+		return nil
+	case endpoint.FieldFilter:
+		m.ClearFilter()
+		return nil
+	case endpoint.FieldPausedUntil:
+		m.ClearPausedUntil()
+		return nil
+	case endpoint.FieldFlowOwner:
+		m.ClearFlowOwner()
+		return nil
+	case endpoint.FieldFlowOwnerUntil:
+		m.ClearFlowOwnerUntil()
 		return nil
 	case endpoint.FieldDisabledReason:
 		m.ClearDisabledReason()
@@ -10656,6 +11619,24 @@ func (m *EndpointMutation) ResetField(name string) error {
 		return nil
 	case endpoint.FieldTimeout:
 		m.ResetTimeout()
+		return nil
+	case endpoint.FieldOrdering:
+		m.ResetOrdering()
+		return nil
+	case endpoint.FieldRateLimit:
+		m.ResetRateLimit()
+		return nil
+	case endpoint.FieldFilter:
+		m.ResetFilter()
+		return nil
+	case endpoint.FieldPausedUntil:
+		m.ResetPausedUntil()
+		return nil
+	case endpoint.FieldFlowOwner:
+		m.ResetFlowOwner()
+		return nil
+	case endpoint.FieldFlowOwnerUntil:
+		m.ResetFlowOwnerUntil()
 		return nil
 	case endpoint.FieldIsActive:
 		m.ResetIsActive()
@@ -10832,6 +11813,8 @@ type EventMutation struct {
 	payload           *json.RawMessage
 	appendpayload     json.RawMessage
 	idempotency_key   *string
+	ordering_key      *string
+	deliver_at        *time.Time
 	delivery_count    *int
 	adddelivery_count *int
 	created_at        *time.Time
@@ -11123,6 +12106,104 @@ func (m *EventMutation) ResetIdempotencyKey() {
 	delete(m.clearedFields, event.FieldIdempotencyKey)
 }
 
+// SetOrderingKey sets the "ordering_key" field.
+func (m *EventMutation) SetOrderingKey(s string) {
+	m.ordering_key = &s
+}
+
+// OrderingKey returns the value of the "ordering_key" field in the mutation.
+func (m *EventMutation) OrderingKey() (r string, exists bool) {
+	v := m.ordering_key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrderingKey returns the old "ordering_key" field's value of the Event entity.
+// If the Event object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EventMutation) OldOrderingKey(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrderingKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrderingKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrderingKey: %w", err)
+	}
+	return oldValue.OrderingKey, nil
+}
+
+// ClearOrderingKey clears the value of the "ordering_key" field.
+func (m *EventMutation) ClearOrderingKey() {
+	m.ordering_key = nil
+	m.clearedFields[event.FieldOrderingKey] = struct{}{}
+}
+
+// OrderingKeyCleared returns if the "ordering_key" field was cleared in this mutation.
+func (m *EventMutation) OrderingKeyCleared() bool {
+	_, ok := m.clearedFields[event.FieldOrderingKey]
+	return ok
+}
+
+// ResetOrderingKey resets all changes to the "ordering_key" field.
+func (m *EventMutation) ResetOrderingKey() {
+	m.ordering_key = nil
+	delete(m.clearedFields, event.FieldOrderingKey)
+}
+
+// SetDeliverAt sets the "deliver_at" field.
+func (m *EventMutation) SetDeliverAt(t time.Time) {
+	m.deliver_at = &t
+}
+
+// DeliverAt returns the value of the "deliver_at" field in the mutation.
+func (m *EventMutation) DeliverAt() (r time.Time, exists bool) {
+	v := m.deliver_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDeliverAt returns the old "deliver_at" field's value of the Event entity.
+// If the Event object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EventMutation) OldDeliverAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDeliverAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDeliverAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDeliverAt: %w", err)
+	}
+	return oldValue.DeliverAt, nil
+}
+
+// ClearDeliverAt clears the value of the "deliver_at" field.
+func (m *EventMutation) ClearDeliverAt() {
+	m.deliver_at = nil
+	m.clearedFields[event.FieldDeliverAt] = struct{}{}
+}
+
+// DeliverAtCleared returns if the "deliver_at" field was cleared in this mutation.
+func (m *EventMutation) DeliverAtCleared() bool {
+	_, ok := m.clearedFields[event.FieldDeliverAt]
+	return ok
+}
+
+// ResetDeliverAt resets all changes to the "deliver_at" field.
+func (m *EventMutation) ResetDeliverAt() {
+	m.deliver_at = nil
+	delete(m.clearedFields, event.FieldDeliverAt)
+}
+
 // SetDeliveryCount sets the "delivery_count" field.
 func (m *EventMutation) SetDeliveryCount(i int) {
 	m.delivery_count = &i
@@ -11379,7 +12460,7 @@ func (m *EventMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *EventMutation) Fields() []string {
-	fields := make([]string, 0, 7)
+	fields := make([]string, 0, 9)
 	if m.app != nil {
 		fields = append(fields, event.FieldAppID)
 	}
@@ -11391,6 +12472,12 @@ func (m *EventMutation) Fields() []string {
 	}
 	if m.idempotency_key != nil {
 		fields = append(fields, event.FieldIdempotencyKey)
+	}
+	if m.ordering_key != nil {
+		fields = append(fields, event.FieldOrderingKey)
+	}
+	if m.deliver_at != nil {
+		fields = append(fields, event.FieldDeliverAt)
 	}
 	if m.delivery_count != nil {
 		fields = append(fields, event.FieldDeliveryCount)
@@ -11417,6 +12504,10 @@ func (m *EventMutation) Field(name string) (ent.Value, bool) {
 		return m.Payload()
 	case event.FieldIdempotencyKey:
 		return m.IdempotencyKey()
+	case event.FieldOrderingKey:
+		return m.OrderingKey()
+	case event.FieldDeliverAt:
+		return m.DeliverAt()
 	case event.FieldDeliveryCount:
 		return m.DeliveryCount()
 	case event.FieldCreatedAt:
@@ -11440,6 +12531,10 @@ func (m *EventMutation) OldField(ctx context.Context, name string) (ent.Value, e
 		return m.OldPayload(ctx)
 	case event.FieldIdempotencyKey:
 		return m.OldIdempotencyKey(ctx)
+	case event.FieldOrderingKey:
+		return m.OldOrderingKey(ctx)
+	case event.FieldDeliverAt:
+		return m.OldDeliverAt(ctx)
 	case event.FieldDeliveryCount:
 		return m.OldDeliveryCount(ctx)
 	case event.FieldCreatedAt:
@@ -11482,6 +12577,20 @@ func (m *EventMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetIdempotencyKey(v)
+		return nil
+	case event.FieldOrderingKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrderingKey(v)
+		return nil
+	case event.FieldDeliverAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDeliverAt(v)
 		return nil
 	case event.FieldDeliveryCount:
 		v, ok := value.(int)
@@ -11552,6 +12661,12 @@ func (m *EventMutation) ClearedFields() []string {
 	if m.FieldCleared(event.FieldIdempotencyKey) {
 		fields = append(fields, event.FieldIdempotencyKey)
 	}
+	if m.FieldCleared(event.FieldOrderingKey) {
+		fields = append(fields, event.FieldOrderingKey)
+	}
+	if m.FieldCleared(event.FieldDeliverAt) {
+		fields = append(fields, event.FieldDeliverAt)
+	}
 	if m.FieldCleared(event.FieldTraceParent) {
 		fields = append(fields, event.FieldTraceParent)
 	}
@@ -11571,6 +12686,12 @@ func (m *EventMutation) ClearField(name string) error {
 	switch name {
 	case event.FieldIdempotencyKey:
 		m.ClearIdempotencyKey()
+		return nil
+	case event.FieldOrderingKey:
+		m.ClearOrderingKey()
+		return nil
+	case event.FieldDeliverAt:
+		m.ClearDeliverAt()
 		return nil
 	case event.FieldTraceParent:
 		m.ClearTraceParent()
@@ -11594,6 +12715,12 @@ func (m *EventMutation) ResetField(name string) error {
 		return nil
 	case event.FieldIdempotencyKey:
 		m.ResetIdempotencyKey()
+		return nil
+	case event.FieldOrderingKey:
+		m.ResetOrderingKey()
+		return nil
+	case event.FieldDeliverAt:
+		m.ResetDeliverAt()
 		return nil
 	case event.FieldDeliveryCount:
 		m.ResetDeliveryCount()

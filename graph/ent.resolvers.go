@@ -70,6 +70,9 @@ func (r *queryResolver) EventTypes(ctx context.Context, after *entgql.Cursor[str
 		ent.WithEventTypeOrder(orderBy), ent.WithEventTypeFilter(where.Filter))
 }
 
+// APIKey returns APIKeyResolver implementation.
+func (r *Resolver) APIKey() APIKeyResolver { return &aPIKeyResolver{r} }
+
 // App returns AppResolver implementation.
 func (r *Resolver) App() AppResolver { return &appResolver{r} }
 
@@ -83,6 +86,7 @@ func (r *Resolver) Endpoint() EndpointResolver { return &endpointResolver{r} }
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
 type (
+	aPIKeyResolver   struct{ *Resolver }
 	appResolver      struct{ *Resolver }
 	deliveryResolver struct{ *Resolver }
 	endpointResolver struct{ *Resolver }

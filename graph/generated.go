@@ -18,8 +18,10 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/heraldhq/herald/ent"
+	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/attempt"
 	"github.com/heraldhq/herald/ent/delivery"
+	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/graph/model"
 	"github.com/heraldhq/herald/graph/scalar"
 	"github.com/heraldhq/herald/webhook"
@@ -37,6 +39,7 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	APIKey() APIKeyResolver
 	App() AppResolver
 	Delivery() DeliveryResolver
 	DeliveryChange() DeliveryChangeResolver
@@ -56,11 +59,14 @@ type ComplexityRoot struct {
 		Admin      func(childComplexity int) int
 		App        func(childComplexity int) int
 		CreatedAt  func(childComplexity int) int
+		ExpiresAt  func(childComplexity int) int
 		ID         func(childComplexity int) int
+		Kind       func(childComplexity int) int
 		LastUsedAt func(childComplexity int) int
 		Name       func(childComplexity int) int
 		Prefix     func(childComplexity int) int
 		RevokedAt  func(childComplexity int) int
+		Scopes     func(childComplexity int) int
 		UpdatedAt  func(childComplexity int) int
 	}
 
@@ -80,6 +86,7 @@ type ComplexityRoot struct {
 		CreatedAt               func(childComplexity int) int
 		ID                      func(childComplexity int) int
 		Name                    func(childComplexity int) int
+		Portal                  func(childComplexity int) int
 		Stats                   func(childComplexity int, window time.Duration, bucket time.Duration) int
 		UpdatedAt               func(childComplexity int) int
 	}
@@ -162,6 +169,7 @@ type ComplexityRoot struct {
 		LastError          func(childComplexity int) int
 		LastResponseStatus func(childComplexity int) int
 		NextAttemptAt      func(childComplexity int) int
+		OrderingKey        func(childComplexity int) int
 		Status             func(childComplexity int) int
 		UpdatedAt          func(childComplexity int) int
 	}
@@ -245,6 +253,7 @@ type ComplexityRoot struct {
 		DisabledReason          func(childComplexity int) int
 		EventTypes              func(childComplexity int) int
 		FailureCount            func(childComplexity int) int
+		Filter                  func(childComplexity int) int
 		Headers                 func(childComplexity int) int
 		Health                  func(childComplexity int) int
 		ID                      func(childComplexity int) int
@@ -252,7 +261,10 @@ type ComplexityRoot struct {
 		LastFailureAt           func(childComplexity int) int
 		LastSuccessAt           func(childComplexity int) int
 		Name                    func(childComplexity int) int
+		Ordering                func(childComplexity int) int
+		PausedUntil             func(childComplexity int) int
 		PreviousSecretExpiresAt func(childComplexity int) int
+		RateLimit               func(childComplexity int) int
 		RetryPolicy             func(childComplexity int) int
 		Stats                   func(childComplexity int, window time.Duration, bucket time.Duration) int
 		SuccessCount            func(childComplexity int) int
@@ -291,11 +303,13 @@ type ComplexityRoot struct {
 
 	Event struct {
 		CreatedAt      func(childComplexity int) int
+		DeliverAt      func(childComplexity int) int
 		Deliveries     func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.DeliveryOrder, where *ent.DeliveryWhereInput) int
 		DeliveryCount  func(childComplexity int) int
 		EventType      func(childComplexity int) int
 		ID             func(childComplexity int) int
 		IdempotencyKey func(childComplexity int) int
+		OrderingKey    func(childComplexity int) int
 		Payload        func(childComplexity int) int
 	}
 
@@ -359,18 +373,22 @@ type ComplexityRoot struct {
 		CreateApp            func(childComplexity int, input model.CreateAppInput) int
 		CreateEndpoint       func(childComplexity int, input model.CreateEndpointInput) int
 		CreateEventType      func(childComplexity int, input model.CreateEventTypeInput) int
+		CreatePortalSession  func(childComplexity int, input model.CreatePortalSessionInput) int
 		DeleteEndpoint       func(childComplexity int, id string) int
 		PublishEvent         func(childComplexity int, input model.PublishEventInput) int
 		PublishEvents        func(childComplexity int, input []*model.PublishEventInput) int
 		ReplayDeliveries     func(childComplexity int, endpointID string, since time.Time, status *delivery.Status) int
 		RetryDelivery        func(childComplexity int, id string) int
 		RevokeAPIKey         func(childComplexity int, id string) int
+		RevokePortalSession  func(childComplexity int, id string) int
+		RevokePortalSessions func(childComplexity int, appID *string) int
 		RotateEndpointSecret func(childComplexity int, id string, input *model.RotateEndpointSecretInput) int
 		TestEndpoint         func(childComplexity int, id string, eventType *string, payload json.RawMessage) int
 		UnarchiveEventType   func(childComplexity int, id string) int
 		UpdateApp            func(childComplexity int, id string, input model.UpdateAppInput) int
 		UpdateEndpoint       func(childComplexity int, id string, input model.UpdateEndpointInput) int
 		UpdateEventType      func(childComplexity int, id string, input model.UpdateEventTypeInput) int
+		UpdatePortalSettings func(childComplexity int, appID *string, input model.PortalSettingsInput) int
 	}
 
 	PageInfo struct {
@@ -378,6 +396,21 @@ type ComplexityRoot struct {
 		HasNextPage     func(childComplexity int) int
 		HasPreviousPage func(childComplexity int) int
 		StartCursor     func(childComplexity int) int
+	}
+
+	PortalSession struct {
+		APIKey    func(childComplexity int) int
+		ExpiresAt func(childComplexity int) int
+		ReadOnly  func(childComplexity int) int
+		Token     func(childComplexity int) int
+		URL       func(childComplexity int) int
+	}
+
+	PortalSettings struct {
+		AccentColor    func(childComplexity int) int
+		AllowedOrigins func(childComplexity int) int
+		DisplayName    func(childComplexity int) int
+		Theme          func(childComplexity int) int
 	}
 
 	Query struct {
@@ -392,6 +425,11 @@ type ComplexityRoot struct {
 		Viewer     func(childComplexity int) int
 	}
 
+	RateLimit struct {
+		Per      func(childComplexity int) int
+		Requests func(childComplexity int) int
+	}
+
 	ReplayDeliveriesPayload struct {
 		Count func(childComplexity int) int
 	}
@@ -401,6 +439,10 @@ type ComplexityRoot struct {
 		InitialDelay      func(childComplexity int) int
 		MaxAttempts       func(childComplexity int) int
 		MaxDelay          func(childComplexity int) int
+	}
+
+	RevokePortalSessionsPayload struct {
+		Count func(childComplexity int) int
 	}
 
 	RotateEndpointSecretPayload struct {
@@ -435,8 +477,12 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type APIKeyResolver interface {
+	Scopes(ctx context.Context, obj *ent.APIKey) ([]model.APIKeyScope, error)
+}
 type AppResolver interface {
 	Stats(ctx context.Context, obj *ent.App, window time.Duration, bucket time.Duration) (*model.DeliveryStats, error)
+	Portal(ctx context.Context, obj *ent.App) (*model.PortalSettings, error)
 }
 type DeliveryResolver interface {
 	Endpoint(ctx context.Context, obj *ent.Delivery) (*ent.Endpoint, error)
@@ -461,6 +507,10 @@ type MutationResolver interface {
 	UpdateApp(ctx context.Context, id string, input model.UpdateAppInput) (*ent.App, error)
 	CreateAPIKey(ctx context.Context, input model.CreateAPIKeyInput) (*model.CreateAPIKeyPayload, error)
 	RevokeAPIKey(ctx context.Context, id string) (*ent.APIKey, error)
+	CreatePortalSession(ctx context.Context, input model.CreatePortalSessionInput) (*model.PortalSession, error)
+	RevokePortalSession(ctx context.Context, id string) (*ent.APIKey, error)
+	RevokePortalSessions(ctx context.Context, appID *string) (*model.RevokePortalSessionsPayload, error)
+	UpdatePortalSettings(ctx context.Context, appID *string, input model.PortalSettingsInput) (*ent.App, error)
 	CreateEndpoint(ctx context.Context, input model.CreateEndpointInput) (*model.CreateEndpointPayload, error)
 	UpdateEndpoint(ctx context.Context, id string, input model.UpdateEndpointInput) (*ent.Endpoint, error)
 	DeleteEndpoint(ctx context.Context, id string) (*model.DeleteEndpointPayload, error)
@@ -529,12 +579,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.APIKey.CreatedAt(childComplexity), true
+	case "APIKey.expiresAt":
+		if e.ComplexityRoot.APIKey.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.APIKey.ExpiresAt(childComplexity), true
 	case "APIKey.id":
 		if e.ComplexityRoot.APIKey.ID == nil {
 			break
 		}
 
 		return e.ComplexityRoot.APIKey.ID(childComplexity), true
+	case "APIKey.kind":
+		if e.ComplexityRoot.APIKey.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.APIKey.Kind(childComplexity), true
 	case "APIKey.lastUsedAt":
 		if e.ComplexityRoot.APIKey.LastUsedAt == nil {
 			break
@@ -559,6 +621,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.APIKey.RevokedAt(childComplexity), true
+	case "APIKey.scopes":
+		if e.ComplexityRoot.APIKey.Scopes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.APIKey.Scopes(childComplexity), true
 	case "APIKey.updatedAt":
 		if e.ComplexityRoot.APIKey.UpdatedAt == nil {
 			break
@@ -622,6 +690,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.App.Name(childComplexity), true
+	case "App.portal":
+		if e.ComplexityRoot.App.Portal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.App.Portal(childComplexity), true
 	case "App.stats":
 		if e.ComplexityRoot.App.Stats == nil {
 			break
@@ -954,6 +1028,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Delivery.NextAttemptAt(childComplexity), true
+	case "Delivery.orderingKey":
+		if e.ComplexityRoot.Delivery.OrderingKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Delivery.OrderingKey(childComplexity), true
 	case "Delivery.status":
 		if e.ComplexityRoot.Delivery.Status == nil {
 			break
@@ -1321,6 +1401,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Endpoint.FailureCount(childComplexity), true
+	case "Endpoint.filter":
+		if e.ComplexityRoot.Endpoint.Filter == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.Filter(childComplexity), true
 	case "Endpoint.headers":
 		if e.ComplexityRoot.Endpoint.Headers == nil {
 			break
@@ -1363,12 +1449,30 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Endpoint.Name(childComplexity), true
+	case "Endpoint.ordering":
+		if e.ComplexityRoot.Endpoint.Ordering == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.Ordering(childComplexity), true
+	case "Endpoint.pausedUntil":
+		if e.ComplexityRoot.Endpoint.PausedUntil == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.PausedUntil(childComplexity), true
 	case "Endpoint.previousSecretExpiresAt":
 		if e.ComplexityRoot.Endpoint.PreviousSecretExpiresAt == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Endpoint.PreviousSecretExpiresAt(childComplexity), true
+	case "Endpoint.rateLimit":
+		if e.ComplexityRoot.Endpoint.RateLimit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.RateLimit(childComplexity), true
 	case "Endpoint.retryPolicy":
 		if e.ComplexityRoot.Endpoint.RetryPolicy == nil {
 			break
@@ -1517,6 +1621,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Event.CreatedAt(childComplexity), true
+	case "Event.deliverAt":
+		if e.ComplexityRoot.Event.DeliverAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.DeliverAt(childComplexity), true
 	case "Event.deliveries":
 		if e.ComplexityRoot.Event.Deliveries == nil {
 			break
@@ -1552,6 +1662,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Event.IdempotencyKey(childComplexity), true
+	case "Event.orderingKey":
+		if e.ComplexityRoot.Event.OrderingKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.OrderingKey(childComplexity), true
 	case "Event.payload":
 		if e.ComplexityRoot.Event.Payload == nil {
 			break
@@ -1802,6 +1918,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateEventType(childComplexity, args["input"].(model.CreateEventTypeInput)), true
+	case "Mutation.createPortalSession":
+		if e.ComplexityRoot.Mutation.CreatePortalSession == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createPortalSession_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreatePortalSession(childComplexity, args["input"].(model.CreatePortalSessionInput)), true
 	case "Mutation.deleteEndpoint":
 		if e.ComplexityRoot.Mutation.DeleteEndpoint == nil {
 			break
@@ -1868,6 +1995,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RevokeAPIKey(childComplexity, args["id"].(string)), true
+	case "Mutation.revokePortalSession":
+		if e.ComplexityRoot.Mutation.RevokePortalSession == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_revokePortalSession_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RevokePortalSession(childComplexity, args["id"].(string)), true
+	case "Mutation.revokePortalSessions":
+		if e.ComplexityRoot.Mutation.RevokePortalSessions == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_revokePortalSessions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RevokePortalSessions(childComplexity, args["appId"].(*string)), true
 	case "Mutation.rotateEndpointSecret":
 		if e.ComplexityRoot.Mutation.RotateEndpointSecret == nil {
 			break
@@ -1934,6 +2083,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateEventType(childComplexity, args["id"].(string), args["input"].(model.UpdateEventTypeInput)), true
+	case "Mutation.updatePortalSettings":
+		if e.ComplexityRoot.Mutation.UpdatePortalSettings == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updatePortalSettings_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdatePortalSettings(childComplexity, args["appId"].(*string), args["input"].(model.PortalSettingsInput)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -1959,6 +2119,62 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
+
+	case "PortalSession.apiKey":
+		if e.ComplexityRoot.PortalSession.APIKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortalSession.APIKey(childComplexity), true
+	case "PortalSession.expiresAt":
+		if e.ComplexityRoot.PortalSession.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortalSession.ExpiresAt(childComplexity), true
+	case "PortalSession.readOnly":
+		if e.ComplexityRoot.PortalSession.ReadOnly == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortalSession.ReadOnly(childComplexity), true
+	case "PortalSession.token":
+		if e.ComplexityRoot.PortalSession.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortalSession.Token(childComplexity), true
+	case "PortalSession.url":
+		if e.ComplexityRoot.PortalSession.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortalSession.URL(childComplexity), true
+
+	case "PortalSettings.accentColor":
+		if e.ComplexityRoot.PortalSettings.AccentColor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortalSettings.AccentColor(childComplexity), true
+	case "PortalSettings.allowedOrigins":
+		if e.ComplexityRoot.PortalSettings.AllowedOrigins == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortalSettings.AllowedOrigins(childComplexity), true
+	case "PortalSettings.displayName":
+		if e.ComplexityRoot.PortalSettings.DisplayName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortalSettings.DisplayName(childComplexity), true
+	case "PortalSettings.theme":
+		if e.ComplexityRoot.PortalSettings.Theme == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortalSettings.Theme(childComplexity), true
 
 	case "Query.apiKeys":
 		if e.ComplexityRoot.Query.APIKeys == nil {
@@ -2056,6 +2272,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Viewer(childComplexity), true
 
+	case "RateLimit.per":
+		if e.ComplexityRoot.RateLimit.Per == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RateLimit.Per(childComplexity), true
+	case "RateLimit.requests":
+		if e.ComplexityRoot.RateLimit.Requests == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RateLimit.Requests(childComplexity), true
+
 	case "ReplayDeliveriesPayload.count":
 		if e.ComplexityRoot.ReplayDeliveriesPayload.Count == nil {
 			break
@@ -2087,6 +2316,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RetryPolicy.MaxDelay(childComplexity), true
+
+	case "RevokePortalSessionsPayload.count":
+		if e.ComplexityRoot.RevokePortalSessionsPayload.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevokePortalSessionsPayload.Count(childComplexity), true
 
 	case "RotateEndpointSecretPayload.endpoint":
 		if e.ComplexityRoot.RotateEndpointSecretPayload.Endpoint == nil {
@@ -2221,6 +2457,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CreateAppInput", ec.unmarshalInputCreateAppInput),
 			graphql.NewInputUnmarshaler("CreateEndpointInput", ec.unmarshalInputCreateEndpointInput),
 			graphql.NewInputUnmarshaler("CreateEventTypeInput", ec.unmarshalInputCreateEventTypeInput),
+			graphql.NewInputUnmarshaler("CreatePortalSessionInput", ec.unmarshalInputCreatePortalSessionInput),
 			graphql.NewInputUnmarshaler("DeliveryOrder", ec.unmarshalInputDeliveryOrder),
 			graphql.NewInputUnmarshaler("DeliveryWhereInput", ec.unmarshalInputDeliveryWhereInput),
 			graphql.NewInputUnmarshaler("EndpointAuthInput", ec.unmarshalInputEndpointAuthInput),
@@ -2231,7 +2468,9 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("EventTypeWhereInput", ec.unmarshalInputEventTypeWhereInput),
 			graphql.NewInputUnmarshaler("EventWhereInput", ec.unmarshalInputEventWhereInput),
 			graphql.NewInputUnmarshaler("HeaderInput", ec.unmarshalInputHeaderInput),
+			graphql.NewInputUnmarshaler("PortalSettingsInput", ec.unmarshalInputPortalSettingsInput),
 			graphql.NewInputUnmarshaler("PublishEventInput", ec.unmarshalInputPublishEventInput),
+			graphql.NewInputUnmarshaler("RateLimitInput", ec.unmarshalInputRateLimitInput),
 			graphql.NewInputUnmarshaler("RetryPolicyInput", ec.unmarshalInputRetryPolicyInput),
 			graphql.NewInputUnmarshaler("RotateEndpointSecretInput", ec.unmarshalInputRotateEndpointSecretInput),
 			graphql.NewInputUnmarshaler("UpdateAppInput", ec.unmarshalInputUpdateAppInput),
@@ -2381,6 +2620,23 @@ input RetryPolicyInput {
   initialDelay: Duration
   backoffMultiplier: Float
   maxDelay: Duration
+}
+
+"""
+At most requests requests in any window of length per (a sliding window,
+measured as requests leave Herald). Deliveries beyond it wait; none is
+failed for it.
+"""
+type RateLimit {
+  "1-10000."
+  requests: Int!
+  "100ms-1h."
+  per: Duration!
+}
+
+input RateLimitInput {
+  requests: Int!
+  per: Duration!
 }
 
 "One HTTP header."
@@ -2605,6 +2861,34 @@ input UpdateAppInput {
   acceptUnknownEventTypes: Boolean
 }
 
+"""
+What a restricted API key or a portal session may do. A key without scopes
+has full access to its app. A write scope implies its read scope.
+"""
+enum APIKeyScope {
+  "Read the event catalog (eventTypes)."
+  CATALOG_READ
+  "Create, change and archive event types."
+  CATALOG_WRITE
+  "Read endpoints and the endpointUpdated feed."
+  ENDPOINTS_READ
+  "Create, change, delete, enable and disable endpoints, rotate their secrets and test them."
+  ENDPOINTS_WRITE
+  "Read events, deliveries and attempts, their statistics (stats, statsUpdated), and the deliveryUpdated and eventPublished feeds."
+  EVENTS_READ
+  "Publish events."
+  EVENTS_PUBLISH
+  "Retry and replay deliveries."
+  DELIVERIES_WRITE
+  "Create and revoke customer-portal sessions of the key's app."
+  PORTAL_SESSIONS
+}
+
+extend type APIKey {
+  "What the key may do; null: full access (every operation of its app, or of every app for admin keys)."
+  scopes: [APIKeyScope!]
+}
+
 input CreateAPIKeyInput {
   "App the key belongs to; default: the app the caller acts in."
   appId: ID
@@ -2612,6 +2896,85 @@ input CreateAPIKeyInput {
   name: String!
   "Admin keys manage apps and keys of every app."
   admin: Boolean
+  """
+  Restrict the key to these scopes, such as [EVENTS_PUBLISH] for a backend
+  that only sends events, or [CATALOG_READ, ENDPOINTS_READ, EVENTS_READ] for
+  a dashboard. Omit for full access. Admin keys cannot be restricted.
+  """
+  scopes: [APIKeyScope!]
+  "The key stops working this long after it is created (default: never)."
+  expiresIn: Duration
+}
+
+"How the customer portal looks."
+enum PortalTheme {
+  "The viewer's system preference."
+  AUTO
+  LIGHT
+  DARK
+}
+
+"An app's customer-portal settings."
+type PortalSettings {
+  "The name the portal shows (default: the app's name)."
+  displayName: String!
+  "Colour of buttons and links, #rrggbb; null: Herald's."
+  accentColor: String
+  theme: PortalTheme!
+  """
+  Origins that may embed the portal in a frame (sent as its CSP
+  frame-ancestors). Empty: no site may frame it; it can still be opened on
+  its own.
+  """
+  allowedOrigins: [String!]!
+}
+
+"Changes to portal settings; omitted fields stay as they are."
+input PortalSettingsInput {
+  "At most 100 characters; \"\" shows the app's name."
+  displayName: String
+  "#rrggbb, or \"\" for Herald's colour."
+  accentColor: String
+  theme: PortalTheme
+  "scheme://host[:port] origins (https://*.example.com allows subdomains); replaces the list, at most 20."
+  allowedOrigins: [String!]
+}
+
+extend type App {
+  "The customer portal's settings."
+  portal: PortalSettings!
+}
+
+input CreatePortalSessionInput {
+  "The app whose portal to open; default: the caller's. Only admin keys may name another app."
+  appId: ID
+  "How long the session works: default 1h, at most 168h (7 days)."
+  expiresIn: Duration
+  "Allow only reading: no endpoint changes, tests, retries or replays."
+  readOnly: Boolean
+  "A label for the session in apiKeys, such as your customer's name (default \"Portal session\")."
+  name: String
+}
+
+"A customer-portal session: a link for one of your customers."
+type PortalSession {
+  """
+  The portal page with the token in the URL fragment (#token=...), which
+  browsers never send to a server. Open it or embed it in an iframe; it is
+  shown only here.
+  """
+  url: String!
+  "The session's token, also in url. It works only for the app, only until expiresAt."
+  token: String!
+  expiresAt: Time!
+  readOnly: Boolean!
+  "The session's key record (kind PORTAL_SESSION): its id revokes it."
+  apiKey: APIKey!
+}
+
+type RevokePortalSessionsPayload {
+  "How many working sessions were revoked."
+  count: Int!
 }
 
 type CreateAPIKeyPayload {
@@ -2732,6 +3095,15 @@ type Mutation {
   createAPIKey(input: CreateAPIKeyInput!): CreateAPIKeyPayload!
   "Revoke an API key (admin keys). It stops working at once."
   revokeAPIKey(id: ID!): APIKey!
+
+  "Open the customer portal for one of your customers: returns a link with a scoped, expiring token."
+  createPortalSession(input: CreatePortalSessionInput!): PortalSession!
+  "Revoke a portal session: it stops working at once and its live connections close."
+  revokePortalSession(id: ID!): APIKey!
+  "Revoke every working portal session of an app (default: the caller's)."
+  revokePortalSessions(appId: ID): RevokePortalSessionsPayload!
+  "Change the customer portal's settings of an app (default: the caller's; only admin keys may name another)."
+  updatePortalSettings(appId: ID, input: PortalSettingsInput!): App!
 
   "Create an endpoint. Its signing secret is returned once."
   createEndpoint(input: CreateEndpointInput!): CreateEndpointPayload!
@@ -2864,12 +3236,18 @@ func (ec *executionContext) childFields_APIKey(ctx context.Context, field graphq
 		return ec.fieldContext_APIKey_admin(ctx, field)
 	case "prefix":
 		return ec.fieldContext_APIKey_prefix(ctx, field)
+	case "kind":
+		return ec.fieldContext_APIKey_kind(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_APIKey_expiresAt(ctx, field)
 	case "lastUsedAt":
 		return ec.fieldContext_APIKey_lastUsedAt(ctx, field)
 	case "revokedAt":
 		return ec.fieldContext_APIKey_revokedAt(ctx, field)
 	case "app":
 		return ec.fieldContext_APIKey_app(ctx, field)
+	case "scopes":
+		return ec.fieldContext_APIKey_scopes(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type APIKey", field.Name)
 }
@@ -2910,6 +3288,8 @@ func (ec *executionContext) childFields_App(ctx context.Context, field graphql.C
 		return ec.fieldContext_App_acceptUnknownEventTypes(ctx, field)
 	case "stats":
 		return ec.fieldContext_App_stats(ctx, field)
+	case "portal":
+		return ec.fieldContext_App_portal(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type App", field.Name)
 }
@@ -3054,6 +3434,8 @@ func (ec *executionContext) childFields_Delivery(ctx context.Context, field grap
 		return ec.fieldContext_Delivery_endpointID(ctx, field)
 	case "eventType":
 		return ec.fieldContext_Delivery_eventType(ctx, field)
+	case "orderingKey":
+		return ec.fieldContext_Delivery_orderingKey(ctx, field)
 	case "status":
 		return ec.fieldContext_Delivery_status(ctx, field)
 	case "attemptCount":
@@ -3236,6 +3618,14 @@ func (ec *executionContext) childFields_Endpoint(ctx context.Context, field grap
 		return ec.fieldContext_Endpoint_retryPolicy(ctx, field)
 	case "timeout":
 		return ec.fieldContext_Endpoint_timeout(ctx, field)
+	case "ordering":
+		return ec.fieldContext_Endpoint_ordering(ctx, field)
+	case "rateLimit":
+		return ec.fieldContext_Endpoint_rateLimit(ctx, field)
+	case "filter":
+		return ec.fieldContext_Endpoint_filter(ctx, field)
+	case "pausedUntil":
+		return ec.fieldContext_Endpoint_pausedUntil(ctx, field)
 	case "isActive":
 		return ec.fieldContext_Endpoint_isActive(ctx, field)
 	case "disabledReason":
@@ -3334,6 +3724,10 @@ func (ec *executionContext) childFields_Event(ctx context.Context, field graphql
 		return ec.fieldContext_Event_payload(ctx, field)
 	case "idempotencyKey":
 		return ec.fieldContext_Event_idempotencyKey(ctx, field)
+	case "orderingKey":
+		return ec.fieldContext_Event_orderingKey(ctx, field)
+	case "deliverAt":
+		return ec.fieldContext_Event_deliverAt(ctx, field)
 	case "deliveryCount":
 		return ec.fieldContext_Event_deliveryCount(ctx, field)
 	case "createdAt":
@@ -3466,6 +3860,46 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
 }
 
+func (ec *executionContext) childFields_PortalSession(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "url":
+		return ec.fieldContext_PortalSession_url(ctx, field)
+	case "token":
+		return ec.fieldContext_PortalSession_token(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_PortalSession_expiresAt(ctx, field)
+	case "readOnly":
+		return ec.fieldContext_PortalSession_readOnly(ctx, field)
+	case "apiKey":
+		return ec.fieldContext_PortalSession_apiKey(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PortalSession", field.Name)
+}
+
+func (ec *executionContext) childFields_PortalSettings(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "displayName":
+		return ec.fieldContext_PortalSettings_displayName(ctx, field)
+	case "accentColor":
+		return ec.fieldContext_PortalSettings_accentColor(ctx, field)
+	case "theme":
+		return ec.fieldContext_PortalSettings_theme(ctx, field)
+	case "allowedOrigins":
+		return ec.fieldContext_PortalSettings_allowedOrigins(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PortalSettings", field.Name)
+}
+
+func (ec *executionContext) childFields_RateLimit(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "requests":
+		return ec.fieldContext_RateLimit_requests(ctx, field)
+	case "per":
+		return ec.fieldContext_RateLimit_per(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RateLimit", field.Name)
+}
+
 func (ec *executionContext) childFields_ReplayDeliveriesPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "count":
@@ -3486,6 +3920,14 @@ func (ec *executionContext) childFields_RetryPolicy(ctx context.Context, field g
 		return ec.fieldContext_RetryPolicy_maxDelay(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RetryPolicy", field.Name)
+}
+
+func (ec *executionContext) childFields_RevokePortalSessionsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "count":
+		return ec.fieldContext_RevokePortalSessionsPayload_count(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RevokePortalSessionsPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_RotateEndpointSecretPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3920,6 +4362,20 @@ func (ec *executionContext) field_Mutation_createEventType_args(ctx context.Cont
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_createPortalSession_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CreatePortalSessionInput, error) {
+			return ec.unmarshalNCreatePortalSessionInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐCreatePortalSessionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_deleteEndpoint_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4017,6 +4473,34 @@ func (ec *executionContext) field_Mutation_revokeAPIKey_args(ctx context.Context
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_revokePortalSession_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_revokePortalSessions_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "appId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["appId"] = arg0
 	return args, nil
 }
 
@@ -4144,6 +4628,28 @@ func (ec *executionContext) field_Mutation_updateEventType_args(ctx context.Cont
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.UpdateEventTypeInput, error) {
 			return ec.unmarshalNUpdateEventTypeInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐUpdateEventTypeInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updatePortalSettings_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "appId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["appId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.PortalSettingsInput, error) {
+			return ec.unmarshalNPortalSettingsInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐPortalSettingsInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4818,6 +5324,52 @@ func (ec *executionContext) fieldContext_APIKey_prefix(_ context.Context, field 
 	return graphql.NewScalarFieldContext("APIKey", field, false, false, "String")
 }
 
+func (ec *executionContext) _APIKey_kind(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_APIKey_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v apikey.Kind) graphql.Marshaler {
+			return ec.marshalNAPIKeyKind2githubᚗcomᚋheraldhqᚋheraldᚋentᚋapikeyᚐKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_APIKey_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("APIKey", field, false, false, "APIKeyKind")
+}
+
+func (ec *executionContext) _APIKey_expiresAt(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_APIKey_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_APIKey_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("APIKey", field, false, false, "Time")
+}
+
 func (ec *executionContext) _APIKey_lastUsedAt(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4894,6 +5446,29 @@ func (ec *executionContext) fieldContext_APIKey_app(_ context.Context, field gra
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _APIKey_scopes(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_APIKey_scopes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.APIKey().Scopes(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.APIKeyScope) graphql.Marshaler {
+			return ec.marshalOAPIKeyScope2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAPIKeyScopeᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_APIKey_scopes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("APIKey", field, true, true, "APIKeyScope")
 }
 
 func (ec *executionContext) _APIKeyConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.APIKeyConnection) (ret graphql.Marshaler) {
@@ -5193,6 +5768,38 @@ func (ec *executionContext) fieldContext_App_stats(ctx context.Context, field gr
 	if fc.Args, err = ec.field_App_stats_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _App_portal(ctx context.Context, field graphql.CollectedField, obj *ent.App) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_App_portal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.App().Portal(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PortalSettings) graphql.Marshaler {
+			return ec.marshalNPortalSettings2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐPortalSettings(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_App_portal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "App",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PortalSettings(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -6259,6 +6866,29 @@ func (ec *executionContext) _Delivery_eventType(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_Delivery_eventType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Delivery", field, false, false, "String")
+}
+
+func (ec *executionContext) _Delivery_orderingKey(ctx context.Context, field graphql.CollectedField, obj *ent.Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Delivery_orderingKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OrderingKey, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Delivery_orderingKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Delivery", field, false, false, "String")
 }
 
@@ -7941,6 +8571,107 @@ func (ec *executionContext) fieldContext_Endpoint_timeout(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Endpoint", field, false, false, "Duration")
 }
 
+func (ec *executionContext) _Endpoint_ordering(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_ordering(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Ordering, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v endpoint.Ordering) graphql.Marshaler {
+			return ec.marshalNOrdering2githubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_ordering(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Endpoint", field, false, false, "Ordering")
+}
+
+func (ec *executionContext) _Endpoint_rateLimit(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_rateLimit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RateLimit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *webhook.RateLimit) graphql.Marshaler {
+			return ec.marshalORateLimit2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋwebhookᚐRateLimit(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_rateLimit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Endpoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RateLimit(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Endpoint_filter(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_filter(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Filter, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+			return ec.marshalOJSON2encodingᚋjsonᚐRawMessage(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_filter(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Endpoint", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _Endpoint_pausedUntil(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_pausedUntil(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PausedUntil, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_pausedUntil(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Endpoint", field, false, false, "Time")
+}
+
 func (ec *executionContext) _Endpoint_isActive(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8817,6 +9548,52 @@ func (ec *executionContext) _Event_idempotencyKey(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_Event_idempotencyKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Event", field, false, false, "String")
+}
+
+func (ec *executionContext) _Event_orderingKey(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_orderingKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OrderingKey, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Event_orderingKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, false, false, "String")
+}
+
+func (ec *executionContext) _Event_deliverAt(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_deliverAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeliverAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Event_deliverAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, false, false, "Time")
 }
 
 func (ec *executionContext) _Event_deliveryCount(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
@@ -9838,6 +10615,182 @@ func (ec *executionContext) fieldContext_Mutation_revokeAPIKey(ctx context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_createPortalSession(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createPortalSession(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreatePortalSession(ctx, fc.Args["input"].(model.CreatePortalSessionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PortalSession) graphql.Marshaler {
+			return ec.marshalNPortalSession2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐPortalSession(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createPortalSession(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PortalSession(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createPortalSession_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_revokePortalSession(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_revokePortalSession(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RevokePortalSession(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.APIKey) graphql.Marshaler {
+			return ec.marshalNAPIKey2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAPIKey(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_revokePortalSession(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_APIKey(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_revokePortalSession_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_revokePortalSessions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_revokePortalSessions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RevokePortalSessions(ctx, fc.Args["appId"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RevokePortalSessionsPayload) graphql.Marshaler {
+			return ec.marshalNRevokePortalSessionsPayload2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRevokePortalSessionsPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_revokePortalSessions(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RevokePortalSessionsPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_revokePortalSessions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updatePortalSettings(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updatePortalSettings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdatePortalSettings(ctx, fc.Args["appId"].(*string), fc.Args["input"].(model.PortalSettingsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.App) graphql.Marshaler {
+			return ec.marshalNApp2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐApp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updatePortalSettings(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_App(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updatePortalSettings_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_createEndpoint(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10502,6 +11455,222 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "Cursor")
 }
 
+func (ec *executionContext) _PortalSession_url(ctx context.Context, field graphql.CollectedField, obj *model.PortalSession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortalSession_url(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.URL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortalSession_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortalSession", field, false, false, "String")
+}
+
+func (ec *executionContext) _PortalSession_token(ctx context.Context, field graphql.CollectedField, obj *model.PortalSession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortalSession_token(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Token, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortalSession_token(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortalSession", field, false, false, "String")
+}
+
+func (ec *executionContext) _PortalSession_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.PortalSession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortalSession_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortalSession_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortalSession", field, false, false, "Time")
+}
+
+func (ec *executionContext) _PortalSession_readOnly(ctx context.Context, field graphql.CollectedField, obj *model.PortalSession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortalSession_readOnly(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReadOnly, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortalSession_readOnly(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortalSession", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _PortalSession_apiKey(ctx context.Context, field graphql.CollectedField, obj *model.PortalSession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortalSession_apiKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.APIKey, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.APIKey) graphql.Marshaler {
+			return ec.marshalNAPIKey2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAPIKey(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortalSession_apiKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PortalSession",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_APIKey(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PortalSettings_displayName(ctx context.Context, field graphql.CollectedField, obj *model.PortalSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortalSettings_displayName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DisplayName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortalSettings_displayName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortalSettings", field, false, false, "String")
+}
+
+func (ec *executionContext) _PortalSettings_accentColor(ctx context.Context, field graphql.CollectedField, obj *model.PortalSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortalSettings_accentColor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AccentColor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PortalSettings_accentColor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortalSettings", field, false, false, "String")
+}
+
+func (ec *executionContext) _PortalSettings_theme(ctx context.Context, field graphql.CollectedField, obj *model.PortalSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortalSettings_theme(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Theme, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.PortalTheme) graphql.Marshaler {
+			return ec.marshalNPortalTheme2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐPortalTheme(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortalSettings_theme(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortalSettings", field, false, false, "PortalTheme")
+}
+
+func (ec *executionContext) _PortalSettings_allowedOrigins(ctx context.Context, field graphql.CollectedField, obj *model.PortalSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortalSettings_allowedOrigins(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AllowedOrigins, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortalSettings_allowedOrigins(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortalSettings", field, false, false, "String")
+}
+
 func (ec *executionContext) _Query_node(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10962,6 +12131,52 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _RateLimit_requests(ctx context.Context, field graphql.CollectedField, obj *webhook.RateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RateLimit_requests(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Requests, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RateLimit_requests(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RateLimit", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RateLimit_per(ctx context.Context, field graphql.CollectedField, obj *webhook.RateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RateLimit_per(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Per, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Duration) graphql.Marshaler {
+			return ec.marshalNDuration2timeᚐDuration(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RateLimit_per(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RateLimit", field, false, false, "Duration")
+}
+
 func (ec *executionContext) _ReplayDeliveriesPayload_count(ctx context.Context, field graphql.CollectedField, obj *model.ReplayDeliveriesPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11075,6 +12290,29 @@ func (ec *executionContext) _RetryPolicy_maxDelay(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_RetryPolicy_maxDelay(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RetryPolicy", field, false, false, "Duration")
+}
+
+func (ec *executionContext) _RevokePortalSessionsPayload_count(ctx context.Context, field graphql.CollectedField, obj *model.RevokePortalSessionsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RevokePortalSessionsPayload_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RevokePortalSessionsPayload_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RevokePortalSessionsPayload", field, false, false, "Int")
 }
 
 func (ec *executionContext) _RotateEndpointSecretPayload_endpoint(ctx context.Context, field graphql.CollectedField, obj *model.RotateEndpointSecretPayload) (ret graphql.Marshaler) {
@@ -12679,7 +13917,7 @@ func (ec *executionContext) unmarshalInputAPIKeyWhereInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "idEqualFold", "idContainsFold", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "admin", "adminNEQ", "prefix", "prefixNEQ", "prefixIn", "prefixNotIn", "prefixGT", "prefixGTE", "prefixLT", "prefixLTE", "prefixContains", "prefixHasPrefix", "prefixHasSuffix", "prefixEqualFold", "prefixContainsFold", "lastUsedAt", "lastUsedAtNEQ", "lastUsedAtIn", "lastUsedAtNotIn", "lastUsedAtGT", "lastUsedAtGTE", "lastUsedAtLT", "lastUsedAtLTE", "lastUsedAtIsNil", "lastUsedAtNotNil", "revokedAt", "revokedAtNEQ", "revokedAtIn", "revokedAtNotIn", "revokedAtGT", "revokedAtGTE", "revokedAtLT", "revokedAtLTE", "revokedAtIsNil", "revokedAtNotNil", "hasApp", "hasAppWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "idEqualFold", "idContainsFold", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "admin", "adminNEQ", "prefix", "prefixNEQ", "prefixIn", "prefixNotIn", "prefixGT", "prefixGTE", "prefixLT", "prefixLTE", "prefixContains", "prefixHasPrefix", "prefixHasSuffix", "prefixEqualFold", "prefixContainsFold", "kind", "kindNEQ", "kindIn", "kindNotIn", "expiresAt", "expiresAtNEQ", "expiresAtIn", "expiresAtNotIn", "expiresAtGT", "expiresAtGTE", "expiresAtLT", "expiresAtLTE", "expiresAtIsNil", "expiresAtNotNil", "lastUsedAt", "lastUsedAtNEQ", "lastUsedAtIn", "lastUsedAtNotIn", "lastUsedAtGT", "lastUsedAtGTE", "lastUsedAtLT", "lastUsedAtLTE", "lastUsedAtIsNil", "lastUsedAtNotNil", "revokedAt", "revokedAtNEQ", "revokedAtIn", "revokedAtNotIn", "revokedAtGT", "revokedAtGTE", "revokedAtLT", "revokedAtLTE", "revokedAtIsNil", "revokedAtNotNil", "hasApp", "hasAppWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -13085,6 +14323,104 @@ func (ec *executionContext) unmarshalInputAPIKeyWhereInput(ctx context.Context, 
 				return it, err
 			}
 			it.PrefixContainsFold = data
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalOAPIKeyKind2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋapikeyᚐKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "kindNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kindNEQ"))
+			data, err := ec.unmarshalOAPIKeyKind2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋapikeyᚐKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.KindNEQ = data
+		case "kindIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kindIn"))
+			data, err := ec.unmarshalOAPIKeyKind2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋentᚋapikeyᚐKindᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.KindIn = data
+		case "kindNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kindNotIn"))
+			data, err := ec.unmarshalOAPIKeyKind2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋentᚋapikeyᚐKindᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.KindNotIn = data
+		case "expiresAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expiresAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpiresAt = data
+		case "expiresAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expiresAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpiresAtNEQ = data
+		case "expiresAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expiresAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpiresAtIn = data
+		case "expiresAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expiresAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpiresAtNotIn = data
+		case "expiresAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expiresAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpiresAtGT = data
+		case "expiresAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expiresAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpiresAtGTE = data
+		case "expiresAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expiresAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpiresAtLT = data
+		case "expiresAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expiresAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpiresAtLTE = data
+		case "expiresAtIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expiresAtIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpiresAtIsNil = data
+		case "expiresAtNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expiresAtNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpiresAtNotNil = data
 		case "lastUsedAt":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastUsedAt"))
 			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
@@ -14493,7 +15829,7 @@ func (ec *executionContext) unmarshalInputCreateAPIKeyInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"appId", "name", "admin"}
+	fieldsInOrder := [...]string{"appId", "name", "admin", "scopes", "expiresIn"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -14521,6 +15857,20 @@ func (ec *executionContext) unmarshalInputCreateAPIKeyInput(ctx context.Context,
 				return it, err
 			}
 			it.Admin = data
+		case "scopes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("scopes"))
+			data, err := ec.unmarshalOAPIKeyScope2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAPIKeyScopeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Scopes = data
+		case "expiresIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expiresIn"))
+			data, err := ec.unmarshalODuration2ᚖtimeᚐDuration(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpiresIn = data
 		}
 	}
 	return it, nil
@@ -14755,6 +16105,69 @@ func UnmarshalCreateEventTypeInput(ctx context.Context, raw any) (model.CreateEv
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCreatePortalSessionInput(ctx context.Context, obj any) (model.CreatePortalSessionInput, error) {
+	var it model.CreatePortalSessionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"appId", "expiresIn", "readOnly", "name"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "appId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("appId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AppID = data
+		case "expiresIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expiresIn"))
+			data, err := ec.unmarshalODuration2ᚖtimeᚐDuration(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpiresIn = data
+		case "readOnly":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("readOnly"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReadOnly = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCreatePortalSessionInput unmarshals raw into the CreatePortalSessionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCreatePortalSessionInput(ctx context.Context, raw any) (model.CreatePortalSessionInput, error) {
+	var out model.CreatePortalSessionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreatePortalSessionInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputDeliveryOrder(ctx context.Context, obj any) (ent.DeliveryOrder, error) {
 	var it ent.DeliveryOrder
 	if obj == nil {
@@ -14819,7 +16232,7 @@ func (ec *executionContext) unmarshalInputDeliveryWhereInput(ctx context.Context
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "idEqualFold", "idContainsFold", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "eventID", "eventIDNEQ", "eventIDIn", "eventIDNotIn", "eventIDGT", "eventIDGTE", "eventIDLT", "eventIDLTE", "eventIDContains", "eventIDHasPrefix", "eventIDHasSuffix", "eventIDEqualFold", "eventIDContainsFold", "endpointID", "endpointIDNEQ", "endpointIDIn", "endpointIDNotIn", "endpointIDGT", "endpointIDGTE", "endpointIDLT", "endpointIDLTE", "endpointIDContains", "endpointIDHasPrefix", "endpointIDHasSuffix", "endpointIDEqualFold", "endpointIDContainsFold", "eventType", "eventTypeNEQ", "eventTypeIn", "eventTypeNotIn", "eventTypeGT", "eventTypeGTE", "eventTypeLT", "eventTypeLTE", "eventTypeContains", "eventTypeHasPrefix", "eventTypeHasSuffix", "eventTypeEqualFold", "eventTypeContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "attemptCount", "attemptCountNEQ", "attemptCountIn", "attemptCountNotIn", "attemptCountGT", "attemptCountGTE", "attemptCountLT", "attemptCountLTE", "lastAttemptAt", "lastAttemptAtNEQ", "lastAttemptAtIn", "lastAttemptAtNotIn", "lastAttemptAtGT", "lastAttemptAtGTE", "lastAttemptAtLT", "lastAttemptAtLTE", "lastAttemptAtIsNil", "lastAttemptAtNotNil", "lastResponseStatus", "lastResponseStatusNEQ", "lastResponseStatusIn", "lastResponseStatusNotIn", "lastResponseStatusGT", "lastResponseStatusGTE", "lastResponseStatusLT", "lastResponseStatusLTE", "lastResponseStatusIsNil", "lastResponseStatusNotNil", "lastError", "lastErrorNEQ", "lastErrorIn", "lastErrorNotIn", "lastErrorGT", "lastErrorGTE", "lastErrorLT", "lastErrorLTE", "lastErrorContains", "lastErrorHasPrefix", "lastErrorHasSuffix", "lastErrorIsNil", "lastErrorNotNil", "lastErrorEqualFold", "lastErrorContainsFold", "completedAt", "completedAtNEQ", "completedAtIn", "completedAtNotIn", "completedAtGT", "completedAtGTE", "completedAtLT", "completedAtLTE", "completedAtIsNil", "completedAtNotNil", "hasEvent", "hasEventWith", "hasAttempts", "hasAttemptsWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "idEqualFold", "idContainsFold", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "eventID", "eventIDNEQ", "eventIDIn", "eventIDNotIn", "eventIDGT", "eventIDGTE", "eventIDLT", "eventIDLTE", "eventIDContains", "eventIDHasPrefix", "eventIDHasSuffix", "eventIDEqualFold", "eventIDContainsFold", "endpointID", "endpointIDNEQ", "endpointIDIn", "endpointIDNotIn", "endpointIDGT", "endpointIDGTE", "endpointIDLT", "endpointIDLTE", "endpointIDContains", "endpointIDHasPrefix", "endpointIDHasSuffix", "endpointIDEqualFold", "endpointIDContainsFold", "eventType", "eventTypeNEQ", "eventTypeIn", "eventTypeNotIn", "eventTypeGT", "eventTypeGTE", "eventTypeLT", "eventTypeLTE", "eventTypeContains", "eventTypeHasPrefix", "eventTypeHasSuffix", "eventTypeEqualFold", "eventTypeContainsFold", "orderingKey", "orderingKeyNEQ", "orderingKeyIn", "orderingKeyNotIn", "orderingKeyGT", "orderingKeyGTE", "orderingKeyLT", "orderingKeyLTE", "orderingKeyContains", "orderingKeyHasPrefix", "orderingKeyHasSuffix", "orderingKeyIsNil", "orderingKeyNotNil", "orderingKeyEqualFold", "orderingKeyContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "attemptCount", "attemptCountNEQ", "attemptCountIn", "attemptCountNotIn", "attemptCountGT", "attemptCountGTE", "attemptCountLT", "attemptCountLTE", "lastAttemptAt", "lastAttemptAtNEQ", "lastAttemptAtIn", "lastAttemptAtNotIn", "lastAttemptAtGT", "lastAttemptAtGTE", "lastAttemptAtLT", "lastAttemptAtLTE", "lastAttemptAtIsNil", "lastAttemptAtNotNil", "lastResponseStatus", "lastResponseStatusNEQ", "lastResponseStatusIn", "lastResponseStatusNotIn", "lastResponseStatusGT", "lastResponseStatusGTE", "lastResponseStatusLT", "lastResponseStatusLTE", "lastResponseStatusIsNil", "lastResponseStatusNotNil", "lastError", "lastErrorNEQ", "lastErrorIn", "lastErrorNotIn", "lastErrorGT", "lastErrorGTE", "lastErrorLT", "lastErrorLTE", "lastErrorContains", "lastErrorHasPrefix", "lastErrorHasSuffix", "lastErrorIsNil", "lastErrorNotNil", "lastErrorEqualFold", "lastErrorContainsFold", "completedAt", "completedAtNEQ", "completedAtIn", "completedAtNotIn", "completedAtGT", "completedAtGTE", "completedAtLT", "completedAtLTE", "completedAtIsNil", "completedAtNotNil", "hasEvent", "hasEventWith", "hasAttempts", "hasAttemptsWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -15302,6 +16715,111 @@ func (ec *executionContext) unmarshalInputDeliveryWhereInput(ctx context.Context
 				return it, err
 			}
 			it.EventTypeContainsFold = data
+		case "orderingKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKey = data
+		case "orderingKeyNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyNEQ = data
+		case "orderingKeyIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyIn = data
+		case "orderingKeyNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyNotIn = data
+		case "orderingKeyGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyGT = data
+		case "orderingKeyGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyGTE = data
+		case "orderingKeyLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyLT = data
+		case "orderingKeyLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyLTE = data
+		case "orderingKeyContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyContains = data
+		case "orderingKeyHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyHasPrefix = data
+		case "orderingKeyHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyHasSuffix = data
+		case "orderingKeyIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyIsNil = data
+		case "orderingKeyNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyNotNil = data
+		case "orderingKeyEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyEqualFold = data
+		case "orderingKeyContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyContainsFold = data
 		case "status":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
 			data, err := ec.unmarshalODeliveryStatus2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋdeliveryᚐStatus(ctx, v)
@@ -15894,7 +17412,7 @@ func (ec *executionContext) unmarshalInputEndpointWhereInput(ctx context.Context
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "idEqualFold", "idContainsFold", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "description", "descriptionNEQ", "descriptionIn", "descriptionNotIn", "descriptionGT", "descriptionGTE", "descriptionLT", "descriptionLTE", "descriptionContains", "descriptionHasPrefix", "descriptionHasSuffix", "descriptionEqualFold", "descriptionContainsFold", "url", "urlNEQ", "urlIn", "urlNotIn", "urlGT", "urlGTE", "urlLT", "urlLTE", "urlContains", "urlHasPrefix", "urlHasSuffix", "urlEqualFold", "urlContainsFold", "isActive", "isActiveNEQ", "disabledReason", "disabledReasonNEQ", "disabledReasonIn", "disabledReasonNotIn", "disabledReasonGT", "disabledReasonGTE", "disabledReasonLT", "disabledReasonLTE", "disabledReasonContains", "disabledReasonHasPrefix", "disabledReasonHasSuffix", "disabledReasonIsNil", "disabledReasonNotNil", "disabledReasonEqualFold", "disabledReasonContainsFold", "disabledAt", "disabledAtNEQ", "disabledAtIn", "disabledAtNotIn", "disabledAtGT", "disabledAtGTE", "disabledAtLT", "disabledAtLTE", "disabledAtIsNil", "disabledAtNotNil", "previousSecretExpiresAt", "previousSecretExpiresAtNEQ", "previousSecretExpiresAtIn", "previousSecretExpiresAtNotIn", "previousSecretExpiresAtGT", "previousSecretExpiresAtGTE", "previousSecretExpiresAtLT", "previousSecretExpiresAtLTE", "previousSecretExpiresAtIsNil", "previousSecretExpiresAtNotNil", "consecutiveFailures", "consecutiveFailuresNEQ", "consecutiveFailuresIn", "consecutiveFailuresNotIn", "consecutiveFailuresGT", "consecutiveFailuresGTE", "consecutiveFailuresLT", "consecutiveFailuresLTE", "failureCount", "failureCountNEQ", "failureCountIn", "failureCountNotIn", "failureCountGT", "failureCountGTE", "failureCountLT", "failureCountLTE", "successCount", "successCountNEQ", "successCountIn", "successCountNotIn", "successCountGT", "successCountGTE", "successCountLT", "successCountLTE", "lastSuccessAt", "lastSuccessAtNEQ", "lastSuccessAtIn", "lastSuccessAtNotIn", "lastSuccessAtGT", "lastSuccessAtGTE", "lastSuccessAtLT", "lastSuccessAtLTE", "lastSuccessAtIsNil", "lastSuccessAtNotNil", "lastFailureAt", "lastFailureAtNEQ", "lastFailureAtIn", "lastFailureAtNotIn", "lastFailureAtGT", "lastFailureAtGTE", "lastFailureAtLT", "lastFailureAtLTE", "lastFailureAtIsNil", "lastFailureAtNotNil", "hasDeliveries", "hasDeliveriesWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "idEqualFold", "idContainsFold", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "description", "descriptionNEQ", "descriptionIn", "descriptionNotIn", "descriptionGT", "descriptionGTE", "descriptionLT", "descriptionLTE", "descriptionContains", "descriptionHasPrefix", "descriptionHasSuffix", "descriptionEqualFold", "descriptionContainsFold", "url", "urlNEQ", "urlIn", "urlNotIn", "urlGT", "urlGTE", "urlLT", "urlLTE", "urlContains", "urlHasPrefix", "urlHasSuffix", "urlEqualFold", "urlContainsFold", "ordering", "orderingNEQ", "orderingIn", "orderingNotIn", "isActive", "isActiveNEQ", "disabledReason", "disabledReasonNEQ", "disabledReasonIn", "disabledReasonNotIn", "disabledReasonGT", "disabledReasonGTE", "disabledReasonLT", "disabledReasonLTE", "disabledReasonContains", "disabledReasonHasPrefix", "disabledReasonHasSuffix", "disabledReasonIsNil", "disabledReasonNotNil", "disabledReasonEqualFold", "disabledReasonContainsFold", "disabledAt", "disabledAtNEQ", "disabledAtIn", "disabledAtNotIn", "disabledAtGT", "disabledAtGTE", "disabledAtLT", "disabledAtLTE", "disabledAtIsNil", "disabledAtNotNil", "previousSecretExpiresAt", "previousSecretExpiresAtNEQ", "previousSecretExpiresAtIn", "previousSecretExpiresAtNotIn", "previousSecretExpiresAtGT", "previousSecretExpiresAtGTE", "previousSecretExpiresAtLT", "previousSecretExpiresAtLTE", "previousSecretExpiresAtIsNil", "previousSecretExpiresAtNotNil", "consecutiveFailures", "consecutiveFailuresNEQ", "consecutiveFailuresIn", "consecutiveFailuresNotIn", "consecutiveFailuresGT", "consecutiveFailuresGTE", "consecutiveFailuresLT", "consecutiveFailuresLTE", "failureCount", "failureCountNEQ", "failureCountIn", "failureCountNotIn", "failureCountGT", "failureCountGTE", "failureCountLT", "failureCountLTE", "successCount", "successCountNEQ", "successCountIn", "successCountNotIn", "successCountGT", "successCountGTE", "successCountLT", "successCountLTE", "lastSuccessAt", "lastSuccessAtNEQ", "lastSuccessAtIn", "lastSuccessAtNotIn", "lastSuccessAtGT", "lastSuccessAtGTE", "lastSuccessAtLT", "lastSuccessAtLTE", "lastSuccessAtIsNil", "lastSuccessAtNotNil", "lastFailureAt", "lastFailureAtNEQ", "lastFailureAtIn", "lastFailureAtNotIn", "lastFailureAtGT", "lastFailureAtGTE", "lastFailureAtLT", "lastFailureAtLTE", "lastFailureAtIsNil", "lastFailureAtNotNil", "hasDeliveries", "hasDeliveriesWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -16377,6 +17895,34 @@ func (ec *executionContext) unmarshalInputEndpointWhereInput(ctx context.Context
 				return it, err
 			}
 			it.URLContainsFold = data
+		case "ordering":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ordering"))
+			data, err := ec.unmarshalOOrdering2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Ordering = data
+		case "orderingNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingNEQ"))
+			data, err := ec.unmarshalOOrdering2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingNEQ = data
+		case "orderingIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingIn"))
+			data, err := ec.unmarshalOOrdering2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrderingᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingIn = data
+		case "orderingNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingNotIn"))
+			data, err := ec.unmarshalOOrdering2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrderingᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingNotIn = data
 		case "isActive":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("isActive"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -17596,7 +19142,7 @@ func (ec *executionContext) unmarshalInputEventWhereInput(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "idEqualFold", "idContainsFold", "eventType", "eventTypeNEQ", "eventTypeIn", "eventTypeNotIn", "eventTypeGT", "eventTypeGTE", "eventTypeLT", "eventTypeLTE", "eventTypeContains", "eventTypeHasPrefix", "eventTypeHasSuffix", "eventTypeEqualFold", "eventTypeContainsFold", "idempotencyKey", "idempotencyKeyNEQ", "idempotencyKeyIn", "idempotencyKeyNotIn", "idempotencyKeyGT", "idempotencyKeyGTE", "idempotencyKeyLT", "idempotencyKeyLTE", "idempotencyKeyContains", "idempotencyKeyHasPrefix", "idempotencyKeyHasSuffix", "idempotencyKeyIsNil", "idempotencyKeyNotNil", "idempotencyKeyEqualFold", "idempotencyKeyContainsFold", "deliveryCount", "deliveryCountNEQ", "deliveryCountIn", "deliveryCountNotIn", "deliveryCountGT", "deliveryCountGTE", "deliveryCountLT", "deliveryCountLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "hasDeliveries", "hasDeliveriesWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "idEqualFold", "idContainsFold", "eventType", "eventTypeNEQ", "eventTypeIn", "eventTypeNotIn", "eventTypeGT", "eventTypeGTE", "eventTypeLT", "eventTypeLTE", "eventTypeContains", "eventTypeHasPrefix", "eventTypeHasSuffix", "eventTypeEqualFold", "eventTypeContainsFold", "idempotencyKey", "idempotencyKeyNEQ", "idempotencyKeyIn", "idempotencyKeyNotIn", "idempotencyKeyGT", "idempotencyKeyGTE", "idempotencyKeyLT", "idempotencyKeyLTE", "idempotencyKeyContains", "idempotencyKeyHasPrefix", "idempotencyKeyHasSuffix", "idempotencyKeyIsNil", "idempotencyKeyNotNil", "idempotencyKeyEqualFold", "idempotencyKeyContainsFold", "orderingKey", "orderingKeyNEQ", "orderingKeyIn", "orderingKeyNotIn", "orderingKeyGT", "orderingKeyGTE", "orderingKeyLT", "orderingKeyLTE", "orderingKeyContains", "orderingKeyHasPrefix", "orderingKeyHasSuffix", "orderingKeyIsNil", "orderingKeyNotNil", "orderingKeyEqualFold", "orderingKeyContainsFold", "deliverAt", "deliverAtNEQ", "deliverAtIn", "deliverAtNotIn", "deliverAtGT", "deliverAtGTE", "deliverAtLT", "deliverAtLTE", "deliverAtIsNil", "deliverAtNotNil", "deliveryCount", "deliveryCountNEQ", "deliveryCountIn", "deliveryCountNotIn", "deliveryCountGT", "deliveryCountGTE", "deliveryCountLT", "deliveryCountLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "hasDeliveries", "hasDeliveriesWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -17890,6 +19436,181 @@ func (ec *executionContext) unmarshalInputEventWhereInput(ctx context.Context, o
 				return it, err
 			}
 			it.IdempotencyKeyContainsFold = data
+		case "orderingKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKey = data
+		case "orderingKeyNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyNEQ = data
+		case "orderingKeyIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyIn = data
+		case "orderingKeyNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyNotIn = data
+		case "orderingKeyGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyGT = data
+		case "orderingKeyGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyGTE = data
+		case "orderingKeyLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyLT = data
+		case "orderingKeyLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyLTE = data
+		case "orderingKeyContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyContains = data
+		case "orderingKeyHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyHasPrefix = data
+		case "orderingKeyHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyHasSuffix = data
+		case "orderingKeyIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyIsNil = data
+		case "orderingKeyNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyNotNil = data
+		case "orderingKeyEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyEqualFold = data
+		case "orderingKeyContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKeyContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKeyContainsFold = data
+		case "deliverAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAt = data
+		case "deliverAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAtNEQ = data
+		case "deliverAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAtIn = data
+		case "deliverAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAtNotIn = data
+		case "deliverAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAtGT = data
+		case "deliverAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAtGTE = data
+		case "deliverAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAtLT = data
+		case "deliverAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAtLTE = data
+		case "deliverAtIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAtIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAtIsNil = data
+		case "deliverAtNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAtNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAtNotNil = data
 		case "deliveryCount":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliveryCount"))
 			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
@@ -18082,6 +19803,69 @@ func UnmarshalHeaderInput(ctx context.Context, raw any) (model.HeaderInput, erro
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputPortalSettingsInput(ctx context.Context, obj any) (model.PortalSettingsInput, error) {
+	var it model.PortalSettingsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"displayName", "accentColor", "theme", "allowedOrigins"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "displayName":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("displayName"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DisplayName = data
+		case "accentColor":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("accentColor"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AccentColor = data
+		case "theme":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("theme"))
+			data, err := ec.unmarshalOPortalTheme2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐPortalTheme(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Theme = data
+		case "allowedOrigins":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("allowedOrigins"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AllowedOrigins = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalPortalSettingsInput unmarshals raw into the PortalSettingsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalPortalSettingsInput(ctx context.Context, raw any) (model.PortalSettingsInput, error) {
+	var out model.PortalSettingsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "PortalSettingsInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputPublishEventInput(ctx context.Context, obj any) (model.PublishEventInput, error) {
 	var it model.PublishEventInput
 	if obj == nil {
@@ -18135,6 +19919,55 @@ func (ec *executionContext) unmarshalInputPublishEventInput(ctx context.Context,
 func UnmarshalPublishEventInput(ctx context.Context, raw any) (model.PublishEventInput, error) {
 	var out model.PublishEventInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "PublishEventInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRateLimitInput(ctx context.Context, obj any) (model.RateLimitInput, error) {
+	var it model.RateLimitInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"requests", "per"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "requests":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("requests"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Requests = data
+		case "per":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("per"))
+			data, err := ec.unmarshalNDuration2timeᚐDuration(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Per = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRateLimitInput unmarshals raw into the RateLimitInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRateLimitInput(ctx context.Context, raw any) (model.RateLimitInput, error) {
+	var out model.RateLimitInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RateLimitInput", raw, &out)
 	return out, err
 }
 
@@ -18550,6 +20383,16 @@ func (ec *executionContext) _APIKey(ctx context.Context, sel ast.SelectionSet, o
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "kind":
+			out.Values[i] = ec._APIKey_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "expiresAt":
+			out.Values[i] = ec._APIKey_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "lastUsedAt":
 			out.Values[i] = ec._APIKey_lastUsedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -18565,6 +20408,12 @@ func (ec *executionContext) _APIKey(ctx context.Context, sel ast.SelectionSet, o
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._APIKey_app(ctx, field, obj)
+				})
+		case "scopes":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._APIKey_scopes(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -18705,6 +20554,12 @@ func (ec *executionContext) _App(ctx context.Context, sel ast.SelectionSet, obj 
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._App_stats(ctx, field, obj)
+				})
+		case "portal":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._App_portal(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -19195,6 +21050,11 @@ func (ec *executionContext) _Delivery(ctx context.Context, sel ast.SelectionSet,
 		case "eventType":
 			out.Values[i] = ec._Delivery_eventType(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "orderingKey":
+			out.Values[i] = ec._Delivery_orderingKey(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "status":
@@ -19760,6 +21620,26 @@ func (ec *executionContext) _Endpoint(ctx context.Context, sel ast.SelectionSet,
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "ordering":
+			out.Values[i] = ec._Endpoint_ordering(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "rateLimit":
+			out.Values[i] = ec._Endpoint_rateLimit(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "filter":
+			out.Values[i] = ec._Endpoint_filter(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "pausedUntil":
+			out.Values[i] = ec._Endpoint_pausedUntil(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "isActive":
 			out.Values[i] = ec._Endpoint_isActive(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -20073,6 +21953,16 @@ func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, ob
 			}
 		case "idempotencyKey":
 			out.Values[i] = ec._Event_idempotencyKey(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "orderingKey":
+			out.Values[i] = ec._Event_orderingKey(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "deliverAt":
+			out.Values[i] = ec._Event_deliverAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -20531,6 +22421,34 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "createPortalSession":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createPortalSession(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revokePortalSession":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_revokePortalSession(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revokePortalSessions":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_revokePortalSessions(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updatePortalSettings":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updatePortalSettings(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "createEndpoint":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createEndpoint(ctx, field)
@@ -20687,6 +22605,107 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
+var portalSessionImplementors = []string{"PortalSession"}
+
+func (ec *executionContext) _PortalSession(ctx context.Context, sel ast.SelectionSet, obj *model.PortalSession) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, portalSessionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PortalSession")
+		case "url":
+			out.Values[i] = ec._PortalSession_url(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "token":
+			out.Values[i] = ec._PortalSession_token(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._PortalSession_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "readOnly":
+			out.Values[i] = ec._PortalSession_readOnly(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "apiKey":
+			out.Values[i] = ec._PortalSession_apiKey(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var portalSettingsImplementors = []string{"PortalSettings"}
+
+func (ec *executionContext) _PortalSettings(ctx context.Context, sel ast.SelectionSet, obj *model.PortalSettings) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, portalSettingsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PortalSettings")
+		case "displayName":
+			out.Values[i] = ec._PortalSettings_displayName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "accentColor":
+			out.Values[i] = ec._PortalSettings_accentColor(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "theme":
+			out.Values[i] = ec._PortalSettings_theme(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "allowedOrigins":
+			out.Values[i] = ec._PortalSettings_allowedOrigins(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var queryImplementors = []string{"Query"}
 
 func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -20791,6 +22810,44 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 	return out
 }
 
+var rateLimitImplementors = []string{"RateLimit"}
+
+func (ec *executionContext) _RateLimit(ctx context.Context, sel ast.SelectionSet, obj *webhook.RateLimit) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, rateLimitImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RateLimit")
+		case "requests":
+			out.Values[i] = ec._RateLimit_requests(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "per":
+			out.Values[i] = ec._RateLimit_per(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var replayDeliveriesPayloadImplementors = []string{"ReplayDeliveriesPayload"}
 
 func (ec *executionContext) _ReplayDeliveriesPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ReplayDeliveriesPayload) graphql.Marshaler {
@@ -20852,6 +22909,39 @@ func (ec *executionContext) _RetryPolicy(ctx context.Context, sel ast.SelectionS
 			}
 		case "maxDelay":
 			out.Values[i] = ec._RetryPolicy_maxDelay(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var revokePortalSessionsPayloadImplementors = []string{"RevokePortalSessionsPayload"}
+
+func (ec *executionContext) _RevokePortalSessionsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RevokePortalSessionsPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, revokePortalSessionsPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RevokePortalSessionsPayload")
+		case "count":
+			out.Values[i] = ec._RevokePortalSessionsPayload_count(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -21415,6 +23505,16 @@ func (ec *executionContext) marshalNAPIKeyConnection2ᚖgithubᚗcomᚋheraldhq�
 	return ec._APIKeyConnection(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNAPIKeyKind2githubᚗcomᚋheraldhqᚋheraldᚋentᚋapikeyᚐKind(ctx context.Context, v any) (apikey.Kind, error) {
+	var res apikey.Kind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAPIKeyKind2githubᚗcomᚋheraldhqᚋheraldᚋentᚋapikeyᚐKind(ctx context.Context, sel ast.SelectionSet, v apikey.Kind) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNAPIKeyOrderField2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAPIKeyOrderField(ctx context.Context, v any) (*ent.APIKeyOrderField, error) {
 	var res = new(ent.APIKeyOrderField)
 	err := res.UnmarshalGQL(v)
@@ -21426,6 +23526,16 @@ func (ec *executionContext) marshalNAPIKeyOrderField2ᚖgithubᚗcomᚋheraldhq�
 		graphql.AddInvalidNullError(ctx, "APIKeyOrderField!")
 		return graphql.Null
 	}
+	return v
+}
+
+func (ec *executionContext) unmarshalNAPIKeyScope2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAPIKeyScope(ctx context.Context, v any) (model.APIKeyScope, error) {
+	var res model.APIKeyScope
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAPIKeyScope2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAPIKeyScope(ctx context.Context, sel ast.SelectionSet, v model.APIKeyScope) graphql.Marshaler {
 	return v
 }
 
@@ -21569,6 +23679,11 @@ func (ec *executionContext) marshalNCreateEndpointPayload2ᚖgithubᚗcomᚋhera
 
 func (ec *executionContext) unmarshalNCreateEventTypeInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐCreateEventTypeInput(ctx context.Context, v any) (model.CreateEventTypeInput, error) {
 	res, err := ec.unmarshalInputCreateEventTypeInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNCreatePortalSessionInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐCreatePortalSessionInput(ctx context.Context, v any) (model.CreatePortalSessionInput, error) {
+	res, err := ec.unmarshalInputCreatePortalSessionInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -22090,8 +24205,49 @@ func (ec *executionContext) marshalNOrderDirection2entgoᚗioᚋcontribᚋentgql
 	return v
 }
 
+func (ec *executionContext) unmarshalNOrdering2githubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx context.Context, v any) (endpoint.Ordering, error) {
+	var res endpoint.Ordering
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNOrdering2githubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx context.Context, sel ast.SelectionSet, v endpoint.Ordering) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v entgql.PageInfo[string]) graphql.Marshaler {
 	return ec._PageInfo(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNPortalSession2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐPortalSession(ctx context.Context, sel ast.SelectionSet, v *model.PortalSession) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PortalSession!")
+		return graphql.Null
+	}
+	return ec._PortalSession(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPortalSettings2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐPortalSettings(ctx context.Context, sel ast.SelectionSet, v *model.PortalSettings) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PortalSettings!")
+		return graphql.Null
+	}
+	return ec._PortalSettings(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNPortalSettingsInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐPortalSettingsInput(ctx context.Context, v any) (model.PortalSettingsInput, error) {
+	res, err := ec.unmarshalInputPortalSettingsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNPortalTheme2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐPortalTheme(ctx context.Context, v any) (model.PortalTheme, error) {
+	var res model.PortalTheme
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPortalTheme2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐPortalTheme(ctx context.Context, sel ast.SelectionSet, v model.PortalTheme) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNPublishEventInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐPublishEventInput(ctx context.Context, v any) (model.PublishEventInput, error) {
@@ -22128,6 +24284,14 @@ func (ec *executionContext) marshalNReplayDeliveriesPayload2ᚖgithubᚗcomᚋhe
 
 func (ec *executionContext) marshalNRetryPolicy2githubᚗcomᚋheraldhqᚋheraldᚋwebhookᚐRetryPolicy(ctx context.Context, sel ast.SelectionSet, v webhook.RetryPolicy) graphql.Marshaler {
 	return ec._RetryPolicy(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNRevokePortalSessionsPayload2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRevokePortalSessionsPayload(ctx context.Context, sel ast.SelectionSet, v *model.RevokePortalSessionsPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RevokePortalSessionsPayload!")
+		return graphql.Null
+	}
+	return ec._RevokePortalSessionsPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNRotateEndpointSecretPayload2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRotateEndpointSecretPayload(ctx context.Context, sel ast.SelectionSet, v *model.RotateEndpointSecretPayload) graphql.Marshaler {
@@ -22442,12 +24606,100 @@ func (ec *executionContext) marshalOAPIKeyEdge2ᚖgithubᚗcomᚋheraldhqᚋhera
 	return ec._APIKeyEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOAPIKeyKind2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋentᚋapikeyᚐKindᚄ(ctx context.Context, v any) ([]apikey.Kind, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]apikey.Kind, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAPIKeyKind2githubᚗcomᚋheraldhqᚋheraldᚋentᚋapikeyᚐKind(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOAPIKeyKind2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋentᚋapikeyᚐKindᚄ(ctx context.Context, sel ast.SelectionSet, v []apikey.Kind) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAPIKeyKind2githubᚗcomᚋheraldhqᚋheraldᚋentᚋapikeyᚐKind(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOAPIKeyKind2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋapikeyᚐKind(ctx context.Context, v any) (*apikey.Kind, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(apikey.Kind)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOAPIKeyKind2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋapikeyᚐKind(ctx context.Context, sel ast.SelectionSet, v *apikey.Kind) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalOAPIKeyOrder2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAPIKeyOrder(ctx context.Context, v any) (*ent.APIKeyOrder, error) {
 	if v == nil {
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputAPIKeyOrder(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOAPIKeyScope2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAPIKeyScopeᚄ(ctx context.Context, v any) ([]model.APIKeyScope, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]model.APIKeyScope, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAPIKeyScope2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAPIKeyScope(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOAPIKeyScope2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAPIKeyScopeᚄ(ctx context.Context, sel ast.SelectionSet, v []model.APIKeyScope) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAPIKeyScope2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAPIKeyScope(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOAPIKeyWhereInput2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAPIKeyWhereInputᚄ(ctx context.Context, v any) ([]*ent.APIKeyWhereInput, error) {
@@ -23181,6 +25433,81 @@ func (ec *executionContext) marshalONode2githubᚗcomᚋheraldhqᚋheraldᚋent�
 		return graphql.Null
 	}
 	return ec._Node(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOOrdering2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrderingᚄ(ctx context.Context, v any) ([]endpoint.Ordering, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]endpoint.Ordering, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNOrdering2githubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOOrdering2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrderingᚄ(ctx context.Context, sel ast.SelectionSet, v []endpoint.Ordering) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNOrdering2githubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOOrdering2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx context.Context, v any) (*endpoint.Ordering, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(endpoint.Ordering)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOOrdering2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx context.Context, sel ast.SelectionSet, v *endpoint.Ordering) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOPortalTheme2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐPortalTheme(ctx context.Context, v any) (*model.PortalTheme, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.PortalTheme)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOPortalTheme2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐPortalTheme(ctx context.Context, sel ast.SelectionSet, v *model.PortalTheme) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) marshalORateLimit2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋwebhookᚐRateLimit(ctx context.Context, sel ast.SelectionSet, v *webhook.RateLimit) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RateLimit(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalORetryPolicyInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRetryPolicyInput(ctx context.Context, v any) (*model.RetryPolicyInput, error) {

@@ -4,7 +4,9 @@
 package graph
 
 import (
+	"context"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -15,6 +17,7 @@ import (
 	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/endpoints"
 	"github.com/heraldhq/herald/ent"
+	"github.com/heraldhq/herald/portal"
 	"github.com/heraldhq/herald/stats"
 )
 
@@ -27,6 +30,12 @@ type Deps struct {
 	Engine    *dispatch.Engine
 	// Bus carries the live feeds of subscriptions.
 	Bus *bus.Bus
+	// Portal creates portal sessions and keeps portal settings.
+	Portal *portal.Service
+	// PublicURL is Herald's URL as browsers reach it, such as
+	// "https://herald.example.com", for the links of portal sessions.
+	// Empty: the URL of each request (see WithRequestURL).
+	PublicURL string
 	// Stats reads the delivery statistics.
 	Stats *stats.Store
 	// Rand is the source of API tokens (default crypto/rand).
@@ -43,6 +52,8 @@ type Resolver struct {
 	endpoints *endpoints.Service
 	engine    *dispatch.Engine
 	bus       *bus.Bus
+	portal    *portal.Service
+	publicURL string
 	stats     *stats.Store
 	rand      io.Reader
 	now       func() time.Time
@@ -56,9 +67,28 @@ func NewSchema(cfg Deps) graphql.ExecutableSchema {
 	}
 	r := &Resolver{
 		client: cfg.Client, auth: cfg.Auth, catalog: cfg.Catalog, endpoints: cfg.Endpoints,
-		engine: cfg.Engine, bus: cfg.Bus, stats: cfg.Stats, rand: cfg.Rand, now: cfg.Now,
+		engine: cfg.Engine, bus: cfg.Bus, portal: cfg.Portal, publicURL: strings.TrimRight(cfg.PublicURL, "/"),
+		stats: cfg.Stats, rand: cfg.Rand, now: cfg.Now,
 	}
 	c := Config{Resolvers: r}
 	setComplexity(&c.Complexity)
 	return NewExecutableSchema(c)
+}
+
+type requestURLKey struct{}
+
+// WithRequestURL returns a copy of ctx that carries the scheme and host a
+// request reached Herald with ("https://herald.example.com"), for links
+// when Deps.PublicURL is not set.
+func WithRequestURL(ctx context.Context, base string) context.Context {
+	return context.WithValue(ctx, requestURLKey{}, base)
+}
+
+// absoluteURL returns path on Herald's public URL.
+func (r *Resolver) absoluteURL(ctx context.Context, path string) string {
+	base := r.publicURL
+	if base == "" {
+		base, _ = ctx.Value(requestURLKey{}).(string)
+	}
+	return base + path
 }

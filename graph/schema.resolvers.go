@@ -25,11 +25,25 @@ import (
 	"github.com/heraldhq/herald/ent/schema"
 	"github.com/heraldhq/herald/fault"
 	"github.com/heraldhq/herald/graph/model"
+	"github.com/heraldhq/herald/portal"
+	"github.com/heraldhq/herald/scope"
 	"github.com/heraldhq/herald/stats"
 	"github.com/heraldhq/herald/tenant"
 	"github.com/heraldhq/herald/webhook"
 	"github.com/vikstrous/dataloadgen"
 )
+
+// Scopes is the resolver for the scopes field.
+func (r *aPIKeyResolver) Scopes(ctx context.Context, obj *ent.APIKey) ([]model.APIKeyScope, error) {
+	if obj.Scopes == nil {
+		return nil, nil
+	}
+	out := make([]model.APIKeyScope, len(obj.Scopes))
+	for i, sc := range obj.Scopes {
+		out[i] = model.APIKeyScope(sc)
+	}
+	return out, nil
+}
 
 // Stats is the resolver for the stats field.
 func (r *appResolver) Stats(ctx context.Context, obj *ent.App, window time.Duration, bucket time.Duration) (*model.DeliveryStats, error) {
@@ -41,6 +55,19 @@ func (r *appResolver) Stats(ctx context.Context, obj *ent.App, window time.Durat
 		return nil, fault.Forbiddenf("statistics of app %s: only the app a request acts in (send X-Herald-App: %s with an admin key)", obj.ID, obj.ID)
 	}
 	return r.readStats(ctx, obj.ID, "", window, bucket)
+}
+
+// Portal is the resolver for the portal field.
+func (r *appResolver) Portal(ctx context.Context, obj *ent.App) (*model.PortalSettings, error) {
+	ps := portal.SettingsOf(obj)
+	out := &model.PortalSettings{DisplayName: ps.DisplayName, Theme: model.PortalTheme(ps.Theme), AllowedOrigins: ps.AllowedOrigins}
+	if out.AllowedOrigins == nil {
+		out.AllowedOrigins = []string{}
+	}
+	if ps.AccentColor != "" {
+		out.AccentColor = &ps.AccentColor
+	}
+	return out, nil
 }
 
 // Endpoint is the resolver for the endpoint field.
@@ -160,7 +187,20 @@ func (r *mutationResolver) CreateAPIKey(ctx context.Context, input model.CreateA
 			return nil, err
 		}
 	}
-	k, token, err := auth.CreateKey(ctx, r.client, auth.KeyInput{AppID: appID, Name: input.Name, Admin: deref(input.Admin)}, r.rand)
+	in := auth.KeyInput{AppID: appID, Name: input.Name, Admin: deref(input.Admin)}
+	if input.Scopes != nil {
+		in.Scopes = make([]scope.Scope, len(input.Scopes))
+		for i, sc := range input.Scopes {
+			in.Scopes[i] = scope.Scope(sc)
+		}
+	}
+	if input.ExpiresIn != nil {
+		if *input.ExpiresIn <= 0 {
+			return nil, fault.Invalid("input.expiresIn", "must be positive, such as \"720h\"; leave it out for a key that never expires")
+		}
+		in.ExpiresAt = r.now().Add(*input.ExpiresIn)
+	}
+	k, token, err := auth.CreateKey(ctx, r.client, in, r.rand)
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +220,52 @@ func (r *mutationResolver) RevokeAPIKey(ctx context.Context, id string) (*ent.AP
 		return nil, fault.Forbiddenf("a key cannot revoke itself: use another admin key")
 	}
 	return r.auth.Revoke(ctx, id)
+}
+
+// CreatePortalSession is the resolver for the createPortalSession field.
+func (r *mutationResolver) CreatePortalSession(ctx context.Context, input model.CreatePortalSessionInput) (*model.PortalSession, error) {
+	in := portal.SessionInput{AppID: deref(input.AppID), Name: deref(input.Name), ReadOnly: deref(input.ReadOnly)}
+	if input.ExpiresIn != nil {
+		if *input.ExpiresIn <= 0 {
+			return nil, fault.Invalid("input.expiresIn", "must be positive, such as \"1h\"")
+		}
+		in.TTL = *input.ExpiresIn
+	}
+	sess, err := r.portal.CreateSession(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return &model.PortalSession{
+		URL:       r.absoluteURL(ctx, sess.Path),
+		Token:     sess.Token,
+		ExpiresAt: *sess.Key.ExpiresAt,
+		ReadOnly:  in.ReadOnly,
+		APIKey:    sess.Key,
+	}, nil
+}
+
+// RevokePortalSession is the resolver for the revokePortalSession field.
+func (r *mutationResolver) RevokePortalSession(ctx context.Context, id string) (*ent.APIKey, error) {
+	return r.portal.RevokeSession(ctx, id)
+}
+
+// RevokePortalSessions is the resolver for the revokePortalSessions field.
+func (r *mutationResolver) RevokePortalSessions(ctx context.Context, appID *string) (*model.RevokePortalSessionsPayload, error) {
+	n, err := r.portal.RevokeSessions(ctx, deref(appID))
+	if err != nil {
+		return nil, err
+	}
+	return &model.RevokePortalSessionsPayload{Count: n}, nil
+}
+
+// UpdatePortalSettings is the resolver for the updatePortalSettings field.
+func (r *mutationResolver) UpdatePortalSettings(ctx context.Context, appID *string, input model.PortalSettingsInput) (*ent.App, error) {
+	in := portal.SettingsInput{DisplayName: input.DisplayName, AccentColor: input.AccentColor, AllowedOrigins: input.AllowedOrigins}
+	if input.Theme != nil {
+		t := input.Theme.String()
+		in.Theme = &t
+	}
+	return r.portal.UpdateSettings(ctx, deref(appID), in)
 }
 
 // CreateEndpoint is the resolver for the createEndpoint field.

@@ -265,3 +265,16 @@ func TestStats_ColumnsHoldTheSeries(t *testing.T) {
 		}
 	}
 }
+
+func TestStats_NeedTheEventsReadScope(t *testing.T) {
+	s := heraldtest.Start(t)
+	key := func(scopes ...string) string {
+		var out struct{ CreateAPIKey struct{ Token string } }
+		s.As(t, s.Token).Must(&out, `mutation($s: [APIKeyScope!]) { createAPIKey(input: {name: "k", scopes: $s}) { token } }`,
+			map[string]any{"s": scopes})
+		return out.CreateAPIKey.Token
+	}
+	const q = `{ viewer { app { stats { total { attempts { total } } } } } }`
+	s.As(t, key("CATALOG_READ")).Do(q, nil).WantError(t, "FORBIDDEN")
+	s.As(t, key("EVENTS_READ")).Must(nil, q, nil)
+}

@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -34,18 +35,70 @@ func New(prefix string) string {
 }
 
 // NewAt returns a new identifier with the given prefix, stamped with t.
+// Identifiers made one after the other within a process sort in the order
+// they were made, even within one millisecond: the random part of the
+// next one is the previous one's plus one, as in ULID's monotonic mode.
+// Ordered delivery relies on it: the deliveries of one publish are stamped
+// with one time, and sort by ID in their events' order.
 func NewAt(prefix string, t time.Time) string {
-	var b [16]byte
-	ms := uint64(t.UnixMilli())
-	binary.BigEndian.PutUint64(b[:8], ms<<16)
-	if _, err := rand.Read(b[6:]); err != nil {
-		// crypto/rand.Read never fails on supported platforms (Go 1.24+).
-		panic("ids: read random bytes: " + err.Error())
-	}
+	b := monotonic.next(uint64(t.UnixMilli()))
 	out := make([]byte, 0, len(prefix)+1+26)
 	out = append(out, prefix...)
 	out = append(out, '_')
 	return string(appendBase32(out, b))
+}
+
+// monotonic is the process's generator of identifier bodies.
+var monotonic generator
+
+// generator makes 128-bit bodies: 48 bits of milliseconds and 80 bits that
+// are random for the first body of a millisecond and incremented for the
+// ones that follow it.
+type generator struct {
+	mu   sync.Mutex
+	ms   uint64
+	hi   uint16 // top 16 of the 80 bits
+	lo   uint64 // low 64 of the 80 bits
+	init bool
+}
+
+func (g *generator) next(ms uint64) [16]byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var r [10]byte
+	switch {
+	case g.init && ms == g.ms:
+		g.lo++
+		if g.lo == 0 {
+			g.hi++
+		}
+		return body(ms, g.hi, g.lo)
+	case g.init && ms < g.ms:
+		// A time before the last one made (an attempt stamped with when
+		// it started): random, as it cannot sort among bodies already
+		// made anyway.
+		random(r[:])
+		return body(ms, binary.BigEndian.Uint16(r[:2]), binary.BigEndian.Uint64(r[2:]))
+	}
+	random(r[:])
+	// The top bit stays clear, so that a millisecond's increments cannot
+	// overflow into the next.
+	g.ms, g.hi, g.lo, g.init = ms, binary.BigEndian.Uint16(r[:2])&0x7fff, binary.BigEndian.Uint64(r[2:]), true
+	return body(ms, g.hi, g.lo)
+}
+
+func body(ms uint64, hi uint16, lo uint64) [16]byte {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], ms<<16|uint64(hi))
+	binary.BigEndian.PutUint64(b[8:], lo)
+	return b
+}
+
+func random(b []byte) {
+	if _, err := rand.Read(b); err != nil {
+		// crypto/rand.Read never fails on supported platforms (Go 1.24+).
+		panic("ids: read random bytes: " + err.Error())
+	}
 }
 
 // appendBase32 encodes the 128-bit value in b as 26 Crockford base32

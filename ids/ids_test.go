@@ -48,3 +48,18 @@ func TestValid_RejectsMalformed(t *testing.T) {
 		}
 	}
 }
+
+func TestNewAt_SortsInOrderOfMakingWithinAMillisecond(t *testing.T) {
+	at := time.Now()
+	prev := NewAt(Delivery, at)
+	for i := 0; i < 10000; i++ {
+		next := NewAt(Delivery, at)
+		if next <= prev {
+			t.Fatalf("identifier %d (%s) does not sort after the one before (%s)", i, next, prev)
+		}
+		prev = next
+	}
+	if older := NewAt(Delivery, at.Add(-time.Second)); older >= prev || !Valid(Delivery, older) {
+		t.Fatalf("an identifier stamped a second earlier (%s) does not sort first", older)
+	}
+}

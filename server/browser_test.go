@@ -63,6 +63,7 @@ type browserPage struct {
 	t   *testing.T
 	ctx context.Context // the tab, with the test's deadline
 	tab context.Context // the tab without a deadline, for reports after a timeout
+	axe string          // axe-core's source, for checkAccessibility
 
 	mu       sync.Mutex
 	messages []chromedp.ConsoleMessage
@@ -298,15 +299,17 @@ func TestConsole_ShowsDeliveryAsItHappens(t *testing.T) {
 	orders := heraldtest.NewReceiver(t, nil)
 	ordersID, _ := s.CreateEndpoint(s.Token, map[string]any{"name": "Orders API", "url": orders.URL, "eventTypes": []string{"order.*"}})
 	var crmStatus atomic.Int32
-	crmStatus.Store(http.StatusGone) // permanent: FAILED at once
+	crmStatus.Store(http.StatusNotFound) // permanent: FAILED at once
 	crm := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(int(crmStatus.Load())) })
 	s.CreateEndpoint(s.Token, map[string]any{"name": "CRM sync", "url": crm.URL, "eventTypes": []string{"contact.*"}})
 
 	p := openBrowser(t)
+	p.axe = axeSource(t)
 	p.openConsole(s.URL, s.Token)
 	p.waitFor("the console to be live", consoleState+` === "live"`)
 	waitSubscribed(t, s, 1)
 	p.waitFor("the endpoints in the filter", `document.querySelectorAll("#endpoint option").length === 3`)
+	p.checkAccessibility("console")
 	var stored bool
 	p.eval(`localStorage.length > 0 || sessionStorage.length > 0`, &stored)
 	if stored {
@@ -323,7 +326,7 @@ func TestConsole_ShowsDeliveryAsItHappens(t *testing.T) {
 
 	// A failed delivery offers Retry, which succeeds once the receiver does.
 	failEvent := s.Publish(s.Token, "contact.created", map[string]any{"contactId": "c_7"})
-	cells = p.waitRow(failEvent, "FAILED", "410")
+	cells = p.waitRow(failEvent, "FAILED", "404")
 	if cells["endpoint"] != "CRM sync" || cells["attempt"] != "1" || cells["error"] == "—" {
 		t.Errorf("row of the failed delivery = %v", cells)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/heraldhq/herald/fault"
+	"github.com/heraldhq/herald/graph"
 	"github.com/heraldhq/herald/tenant"
 )
 
@@ -38,7 +39,7 @@ type authErrKey struct{}
 // answers everything else with UNAUTHENTICATED.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
+		ctx := graph.WithRequestURL(r.Context(), requestURL(r))
 		authz := r.Header.Get("Authorization")
 		if authz == "" {
 			ctx = context.WithValue(ctx, authErrKey{}, fault.Unauthenticatedf("missing API key: send the header \"Authorization: Bearer <your hrld_ key>\""))
@@ -88,9 +89,28 @@ func (requireViewer) MutateOperationContext(ctx context.Context, oc *graphql.Ope
 	if !ok {
 		f = fault.Unauthenticatedf("missing API key: send the header \"Authorization: Bearer <your hrld_ key>\"")
 	}
+	return faultError(f)
+}
+
+// faultError turns a fault into a GraphQL error for extensions that refuse
+// an operation before it runs.
+func faultError(f *fault.Error) *gqlerror.Error {
 	gerr := gqlerror.Errorf("%s", f.Message)
 	gerr.Extensions = map[string]any{"code": string(f.Code)}
+	if f.Reason != "" {
+		gerr.Extensions["reason"] = f.Reason
+	}
 	return gerr
+}
+
+// requestURL returns the scheme and host a request reached Herald with.
+// Behind a TLS-terminating proxy set Config.PublicURL instead.
+func requestURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
 }
 
 // isIntrospection reports whether every top-level field of set is an

@@ -34,6 +34,7 @@ import (
 	"github.com/heraldhq/herald/endpoints"
 	"github.com/heraldhq/herald/graph"
 	"github.com/heraldhq/herald/metrics"
+	"github.com/heraldhq/herald/portal"
 	"github.com/heraldhq/herald/retention"
 	"github.com/heraldhq/herald/server/webui"
 	"github.com/heraldhq/herald/stats"
@@ -71,6 +72,11 @@ type Config struct {
 	// AllowDestinations lists extra permitted destinations, such as
 	// "10.1.0.0/16,127.0.0.1:9000".
 	AllowDestinations string
+
+	// PublicURL is Herald's URL as browsers reach it, such as
+	// "https://herald.example.com": portal links start with it. Empty: the
+	// scheme and host of the request that creates the link.
+	PublicURL string
 
 	// CORSOrigins lists origins allowed to call the API from a browser
 	// ("*" for any). Empty: same origin only.
@@ -141,6 +147,7 @@ type Server struct {
 	engine     *dispatch.Engine
 	pruner     *retention.Pruner // nil: history is kept forever
 	auth       *auth.Authenticator
+	portal     *portal.Service
 	bus        *bus.Bus
 	websockets *gorillaWebsockets
 	live       *liveLimits
@@ -298,6 +305,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	})
 
+	s.portal = &portal.Service{Client: d.Client, Auth: authn, Rand: cfg.Rand}
 	schema := graph.NewSchema(graph.Deps{
 		Client:  d.Client,
 		Auth:    authn,
@@ -305,10 +313,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Endpoints: &endpoints.Service{
 			Client: d.Client, Catalog: cat, Policy: policy, Rand: cfg.Rand, Engine: engine, Observer: observer,
 		},
-		Engine: engine,
-		Bus:    live,
-		Stats:  &stats.Store{DB: d.Read, Dialect: d.Dialect()},
-		Rand:   cfg.Rand,
+		Engine:    engine,
+		Bus:       live,
+		Portal:    s.portal,
+		PublicURL: cfg.PublicURL,
+		Stats:     &stats.Store{DB: d.Read, Dialect: d.Dialect()},
+		Rand:      cfg.Rand,
 	})
 	gql := handler.New(schema)
 	if cfg.TracerProvider != nil {
@@ -324,6 +334,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	gql.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	gql.Use(requireViewer{})
 	gql.Use(recheckLiveKey{auth: authn, log: cfg.Logger})
+	gql.Use(graph.ScopeCheck{})
 	gql.Use(graph.PageDefaultVariables{})
 	gql.Use(graph.DepthLimit{Max: graph.MaxDepth})
 	gql.Use(extension.FixedComplexityLimit(graph.MaxComplexity))
@@ -344,6 +355,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	ui := webui.Handler()
 	mux.Handle("/", ui)
+	mux.Handle("/portal/", s.portalPage())
 	s.handler = s.recoverPanics(s.logRequests(s.cors(mux)))
 	return s, nil
 }
@@ -390,6 +402,7 @@ func (s *Server) Start() {
 // within the shutdown grace (see dispatch.Engine.Drain). The API keeps
 // working, publishing included, until Close.
 func (s *Server) Drain(ctx context.Context) error {
+	s.engine.Quiesce()
 	s.draining.Store(true)
 	return s.engine.Drain(ctx)
 }
@@ -399,6 +412,7 @@ func (s *Server) Drain(ctx context.Context) error {
 // It is safe to call more than once.
 func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
+		s.engine.Quiesce()
 		s.draining.Store(true)
 		if s.pruner != nil {
 			s.pruner.Close()
@@ -534,4 +548,16 @@ func debugHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// portalPage serves the customer portal of the app named in the path,
+// framable by the app's allowed origins only.
+func (s *Server) portalPage() http.Handler {
+	return webui.PortalHandler(func(r *http.Request, appID string) ([]string, error) {
+		origins, err := portal.AllowedOrigins(r.Context(), s.db.Client, appID)
+		if err != nil {
+			s.log.ErrorContext(r.Context(), "portal page", "app_id", appID, "err", err)
+		}
+		return origins, err
+	})
 }

@@ -27,7 +27,7 @@ import (
 // Close codes Herald uses on GraphQL websockets (both subprotocols).
 const (
 	// CloseUnauthorized: the connection_init carried no usable API key, or
-	// the connection's key was revoked.
+	// the connection's key (or portal session) was revoked or expired.
 	CloseUnauthorized = 4401
 	// CloseTooManyConnections: the API key has too many live connections.
 	CloseTooManyConnections = 4429
@@ -126,11 +126,18 @@ func (g *gorillaWebsockets) Accept(w http.ResponseWriter, r *http.Request, opts 
 	return c, nil
 }
 
-// bind records the API key a connection authenticated with, for closeKey.
-func (g *gorillaWebsockets) bind(c *gorillaConn, keyID string) {
+// bind records the API key a connection authenticated with, for closeKey,
+// and, for a key that expires, closes the connection when it does.
+func (g *gorillaWebsockets) bind(c *gorillaConn, keyID string, expires time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	c.keyID = keyID
+	if !expires.IsZero() && c.expiry == nil {
+		c.expiry = time.AfterFunc(time.Until(expires), func() {
+			_ = c.WriteClose(CloseUnauthorized, "API key or portal session expired")
+			_ = c.Close()
+		})
+	}
 }
 
 // closeKey closes every open connection of an API key with code and reason,
@@ -178,9 +185,10 @@ func (g *gorillaWebsockets) open() int {
 
 // gorillaConn adapts a gorilla connection to transport.WebsocketConn.
 type gorillaConn struct {
-	ws    *websocket.Conn
-	g     *gorillaWebsockets
-	keyID string // the API key it authenticated with; guarded by g.mu
+	ws     *websocket.Conn
+	g      *gorillaWebsockets
+	keyID  string      // the API key it authenticated with; guarded by g.mu
+	expiry *time.Timer // closes the connection when its key expires; guarded by g.mu
 
 	wmu       sync.Mutex // gorilla allows one writer at a time
 	closeOnce sync.Once
@@ -225,6 +233,9 @@ func (c *gorillaConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.g.mu.Lock()
 		delete(c.g.conns, c)
+		if c.expiry != nil {
+			c.expiry.Stop()
+		}
 		c.g.mu.Unlock()
 		err = c.ws.Close()
 	})
@@ -293,7 +304,7 @@ func (s *Server) websocketTransport() transport.Websocket {
 			}
 			la.keyID = v.KeyID
 			if slot.conn != nil {
-				s.websockets.bind(slot.conn, v.KeyID)
+				s.websockets.bind(slot.conn, v.KeyID, v.ExpiresAt)
 				// A revocation reported after the check above but before
 				// bind did not find this connection: check again, now
 				// that any later revocation will.
@@ -365,9 +376,7 @@ func (e recheckLiveKey) MutateOperationContext(ctx context.Context, _ *graphql.O
 			e.log.ErrorContext(ctx, "authenticate websocket operation", "key_id", la.keyID, "err", err)
 			f = &fault.Error{Code: fault.Internal, Message: "internal error"}
 		}
-		gerr := gqlerror.Errorf("%s", f.Message)
-		gerr.Extensions = map[string]any{"code": string(f.Code)}
-		return gerr
+		return faultError(f)
 	}
 	return nil
 }

@@ -10,6 +10,9 @@ package tenant
 import (
 	"context"
 	"errors"
+	"time"
+
+	"github.com/heraldhq/herald/scope"
 )
 
 // Viewer is the authenticated caller of a request.
@@ -22,7 +25,21 @@ type Viewer struct {
 	// Admin reports whether the key may manage apps and API keys of every
 	// app.
 	Admin bool
+	// Scopes restricts what the caller may do (see package scope); nil
+	// means full access. Restricted keys are never admin keys.
+	Scopes []scope.Scope
+	// Portal reports whether the caller is a customer-portal session.
+	Portal bool
+	// ExpiresAt is when the caller's credential stops working (zero:
+	// never). Live connections are closed then.
+	ExpiresAt time.Time
 }
+
+// Restricted reports whether the viewer's credential has scopes.
+func (v Viewer) Restricted() bool { return v.Scopes != nil }
+
+// Allows reports whether the viewer's credential grants s.
+func (v Viewer) Allows(s scope.Scope) bool { return scope.Allows(v.Scopes, s) }
 
 // ErrNoViewer is returned by the data layer when a context carries neither a
 // viewer nor the system marker.

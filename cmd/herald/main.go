@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -112,6 +113,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	boolean(&c.AllowHTTP, "allow-http", false, "allow http:// endpoint URLs (default: https only)")
 	boolean(&c.AllowPrivateDestinations, "allow-private-destinations", false, "allow loopback, private and link-local destinations (development only)")
 	str(&c.AllowDestinations, "allow-destinations", "", "extra allowed destinations: comma-separated CIDRs or ip:port, e.g. 10.1.0.0/16,127.0.0.1:9000")
+	str(&c.PublicURL, "public-url", "", "Herald's URL as browsers reach it (https://herald.example.com), for portal links; default: the URL of each request")
 	str(&o.cors, "cors-origins", "", "comma-separated origins allowed to call the API from browsers, or *")
 	integer(&maxReq, "max-request-bytes", 5<<20, "largest accepted request body")
 	integer(&c.MaxPayloadBytes, "max-payload-bytes", 256<<10, "largest accepted event payload")
@@ -149,6 +151,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	}
 	if c.Retention < 0 {
 		return nil, fmt.Errorf("--retention must not be negative (0 keeps everything), got %s", c.Retention)
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("--public-url must be a scheme and host such as https://herald.example.com, got %q", c.PublicURL)
+		}
 	}
 	if o.dev {
 		c.AllowHTTP, c.AllowPrivateDestinations = true, true

@@ -193,8 +193,10 @@ func TestReplicas_KilledReplicaLosesNothing(t *testing.T) {
 	if distinct != len(unique) {
 		t.Fatalf("receiver saw %d distinct events, %d accepted", distinct, len(unique))
 	}
-	if took := lastAt.Sub(killAt); took > replicaLease+15*time.Second {
-		t.Fatalf("the dead replica's deliveries arrived %v after the kill, want within the lease (%v) and a few seconds", took, replicaLease)
+	// The dead replica's deliveries come due when their leases expire;
+	// the rest is sending them, slower on a loaded machine.
+	if took := lastAt.Sub(killAt); took > replicaLease+30*time.Second {
+		t.Fatalf("the dead replica's deliveries arrived %v after the kill, want within the lease (%v) and some seconds", took, replicaLease)
 	}
 	// Only what the dead replica had in flight may repeat: at most its
 	// window (2 × workers) of deliveries.
@@ -204,8 +206,9 @@ func TestReplicas_KilledReplicaLosesNothing(t *testing.T) {
 }
 
 // A console on one replica sees deliveries published on another, in
-// order; a key revoked on one replica loses its websocket on another; an
-// endpoint disabled on one replica gets nothing more from another.
+// order; a key (or portal session) revoked on one replica loses its
+// websocket on another; an endpoint disabled on one replica gets nothing
+// more from another.
 func TestReplicas_LiveFeedsRevocationAndDisableReachEveryReplica(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.New(t)
@@ -283,6 +286,21 @@ func TestReplicas_LiveFeedsRevocationAndDisableReachEveryReplica(t *testing.T) {
 	a.GraphQL(t, token, `mutation($id: ID!) { revokeAPIKey(id: $id) { id } }`, map[string]any{"id": key.CreateAPIKey.APIKey.ID})
 	if code, _, ok := ws2.WaitClosed(time.Second); !ok || code != 4401 {
 		t.Fatalf("B's socket of the key revoked on A: closed=%v code %d, want closed with 4401 within a second", ok, code)
+	}
+	// So do an app's portal sessions, revoked all at once.
+	var sess struct{ CreatePortalSession struct{ Token string } }
+	decode(t, a.GraphQL(t, token, `mutation { createPortalSession(input: {}) { token } }`, nil), &sess)
+	ws4, _, err := heraldtest.DialWS(b.URL, heraldtest.TransportWS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws4.Close()
+	if err := ws4.Init(map[string]any{"Authorization": "Bearer " + sess.CreatePortalSession.Token}); err != nil {
+		t.Fatal(err)
+	}
+	a.GraphQL(t, token, `mutation { revokePortalSessions { count } }`, nil)
+	if code, _, ok := ws4.WaitClosed(time.Second); !ok || code != 4401 {
+		t.Fatalf("B's socket of a portal session revoked on A: closed=%v code %d, want closed with 4401 within a second", ok, code)
 	}
 
 	// Disable on A: B, which is sending the endpoint's queue one request at

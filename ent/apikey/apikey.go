@@ -3,6 +3,9 @@
 package apikey
 
 import (
+	"fmt"
+	"io"
+	"strconv"
 	"time"
 
 	"entgo.io/ent"
@@ -29,6 +32,12 @@ const (
 	FieldPrefix = "prefix"
 	// FieldTokenHash holds the string denoting the token_hash field in the database.
 	FieldTokenHash = "token_hash"
+	// FieldKind holds the string denoting the kind field in the database.
+	FieldKind = "kind"
+	// FieldScopes holds the string denoting the scopes field in the database.
+	FieldScopes = "scopes"
+	// FieldExpiresAt holds the string denoting the expires_at field in the database.
+	FieldExpiresAt = "expires_at"
 	// FieldLastUsedAt holds the string denoting the last_used_at field in the database.
 	FieldLastUsedAt = "last_used_at"
 	// FieldRevokedAt holds the string denoting the revoked_at field in the database.
@@ -56,6 +65,9 @@ var Columns = []string{
 	FieldAdmin,
 	FieldPrefix,
 	FieldTokenHash,
+	FieldKind,
+	FieldScopes,
+	FieldExpiresAt,
 	FieldLastUsedAt,
 	FieldRevokedAt,
 }
@@ -98,6 +110,32 @@ var (
 	IDValidator func(string) error
 )
 
+// Kind defines the type for the "kind" enum field.
+type Kind string
+
+// KindAPI_KEY is the default value of the Kind enum.
+const DefaultKind = KindAPI_KEY
+
+// Kind values.
+const (
+	KindAPI_KEY        Kind = "API_KEY"
+	KindPORTAL_SESSION Kind = "PORTAL_SESSION"
+)
+
+func (k Kind) String() string {
+	return string(k)
+}
+
+// KindValidator is a validator for the "kind" field enum values. It is called by the builders before save.
+func KindValidator(k Kind) error {
+	switch k {
+	case KindAPI_KEY, KindPORTAL_SESSION:
+		return nil
+	default:
+		return fmt.Errorf("apikey: invalid enum value for kind field: %q", k)
+	}
+}
+
 // OrderOption defines the ordering options for the APIKey queries.
 type OrderOption func(*sql.Selector)
 
@@ -136,6 +174,16 @@ func ByPrefix(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldPrefix, opts...).ToFunc()
 }
 
+// ByKind orders the results by the kind field.
+func ByKind(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldKind, opts...).ToFunc()
+}
+
+// ByExpiresAt orders the results by the expires_at field.
+func ByExpiresAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldExpiresAt, opts...).ToFunc()
+}
+
 // ByLastUsedAt orders the results by the last_used_at field.
 func ByLastUsedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldLastUsedAt, opts...).ToFunc()
@@ -158,4 +206,22 @@ func newAppStep() *sqlgraph.Step {
 		sqlgraph.To(AppInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.M2O, true, AppTable, AppColumn),
 	)
+}
+
+// MarshalGQL implements graphql.Marshaler interface.
+func (e Kind) MarshalGQL(w io.Writer) {
+	io.WriteString(w, strconv.Quote(e.String()))
+}
+
+// UnmarshalGQL implements graphql.Unmarshaler interface.
+func (e *Kind) UnmarshalGQL(val interface{}) error {
+	str, ok := val.(string)
+	if !ok {
+		return fmt.Errorf("enum %T must be a string", val)
+	}
+	*e = Kind(str)
+	if err := KindValidator(*e); err != nil {
+		return fmt.Errorf("%s is not a valid Kind", str)
+	}
+	return nil
 }

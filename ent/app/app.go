@@ -3,6 +3,9 @@
 package app
 
 import (
+	"fmt"
+	"io"
+	"strconv"
 	"time"
 
 	"entgo.io/ent"
@@ -23,6 +26,14 @@ const (
 	FieldName = "name"
 	// FieldAcceptUnknownEventTypes holds the string denoting the accept_unknown_event_types field in the database.
 	FieldAcceptUnknownEventTypes = "accept_unknown_event_types"
+	// FieldPortalDisplayName holds the string denoting the portal_display_name field in the database.
+	FieldPortalDisplayName = "portal_display_name"
+	// FieldPortalAccentColor holds the string denoting the portal_accent_color field in the database.
+	FieldPortalAccentColor = "portal_accent_color"
+	// FieldPortalTheme holds the string denoting the portal_theme field in the database.
+	FieldPortalTheme = "portal_theme"
+	// FieldPortalAllowedOrigins holds the string denoting the portal_allowed_origins field in the database.
+	FieldPortalAllowedOrigins = "portal_allowed_origins"
 	// EdgeAPIKeys holds the string denoting the api_keys edge name in mutations.
 	EdgeAPIKeys = "api_keys"
 	// EdgeEndpoints holds the string denoting the endpoints edge name in mutations.
@@ -88,6 +99,10 @@ var Columns = []string{
 	FieldUpdatedAt,
 	FieldName,
 	FieldAcceptUnknownEventTypes,
+	FieldPortalDisplayName,
+	FieldPortalAccentColor,
+	FieldPortalTheme,
+	FieldPortalAllowedOrigins,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -118,11 +133,46 @@ var (
 	NameValidator func(string) error
 	// DefaultAcceptUnknownEventTypes holds the default value on creation for the "accept_unknown_event_types" field.
 	DefaultAcceptUnknownEventTypes bool
+	// DefaultPortalDisplayName holds the default value on creation for the "portal_display_name" field.
+	DefaultPortalDisplayName string
+	// PortalDisplayNameValidator is a validator for the "portal_display_name" field. It is called by the builders before save.
+	PortalDisplayNameValidator func(string) error
+	// DefaultPortalAccentColor holds the default value on creation for the "portal_accent_color" field.
+	DefaultPortalAccentColor string
+	// PortalAccentColorValidator is a validator for the "portal_accent_color" field. It is called by the builders before save.
+	PortalAccentColorValidator func(string) error
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() string
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
 	IDValidator func(string) error
 )
+
+// PortalTheme defines the type for the "portal_theme" enum field.
+type PortalTheme string
+
+// PortalThemeAUTO is the default value of the PortalTheme enum.
+const DefaultPortalTheme = PortalThemeAUTO
+
+// PortalTheme values.
+const (
+	PortalThemeAUTO  PortalTheme = "AUTO"
+	PortalThemeLIGHT PortalTheme = "LIGHT"
+	PortalThemeDARK  PortalTheme = "DARK"
+)
+
+func (pt PortalTheme) String() string {
+	return string(pt)
+}
+
+// PortalThemeValidator is a validator for the "portal_theme" field enum values. It is called by the builders before save.
+func PortalThemeValidator(pt PortalTheme) error {
+	switch pt {
+	case PortalThemeAUTO, PortalThemeLIGHT, PortalThemeDARK:
+		return nil
+	default:
+		return fmt.Errorf("app: invalid enum value for portal_theme field: %q", pt)
+	}
+}
 
 // OrderOption defines the ordering options for the App queries.
 type OrderOption func(*sql.Selector)
@@ -150,6 +200,21 @@ func ByName(opts ...sql.OrderTermOption) OrderOption {
 // ByAcceptUnknownEventTypes orders the results by the accept_unknown_event_types field.
 func ByAcceptUnknownEventTypes(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldAcceptUnknownEventTypes, opts...).ToFunc()
+}
+
+// ByPortalDisplayName orders the results by the portal_display_name field.
+func ByPortalDisplayName(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPortalDisplayName, opts...).ToFunc()
+}
+
+// ByPortalAccentColor orders the results by the portal_accent_color field.
+func ByPortalAccentColor(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPortalAccentColor, opts...).ToFunc()
+}
+
+// ByPortalTheme orders the results by the portal_theme field.
+func ByPortalTheme(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPortalTheme, opts...).ToFunc()
 }
 
 // ByAPIKeysCount orders the results by api_keys count.
@@ -276,4 +341,22 @@ func newAttemptsStep() *sqlgraph.Step {
 		sqlgraph.To(AttemptsInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, AttemptsTable, AttemptsColumn),
 	)
+}
+
+// MarshalGQL implements graphql.Marshaler interface.
+func (e PortalTheme) MarshalGQL(w io.Writer) {
+	io.WriteString(w, strconv.Quote(e.String()))
+}
+
+// UnmarshalGQL implements graphql.Unmarshaler interface.
+func (e *PortalTheme) UnmarshalGQL(val interface{}) error {
+	str, ok := val.(string)
+	if !ok {
+		return fmt.Errorf("enum %T must be a string", val)
+	}
+	*e = PortalTheme(str)
+	if err := PortalThemeValidator(*e); err != nil {
+		return fmt.Errorf("%s is not a valid PortalTheme", str)
+	}
+	return nil
 }

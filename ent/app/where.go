@@ -85,6 +85,16 @@ func AcceptUnknownEventTypes(v bool) predicate.App {
 	return predicate.App(sql.FieldEQ(FieldAcceptUnknownEventTypes, v))
 }
 
+// PortalDisplayName applies equality check predicate on the "portal_display_name" field. It's identical to PortalDisplayNameEQ.
+func PortalDisplayName(v string) predicate.App {
+	return predicate.App(sql.FieldEQ(FieldPortalDisplayName, v))
+}
+
+// PortalAccentColor applies equality check predicate on the "portal_accent_color" field. It's identical to PortalAccentColorEQ.
+func PortalAccentColor(v string) predicate.App {
+	return predicate.App(sql.FieldEQ(FieldPortalAccentColor, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.App {
 	return predicate.App(sql.FieldEQ(FieldCreatedAt, v))
@@ -238,6 +248,166 @@ func AcceptUnknownEventTypesEQ(v bool) predicate.App {
 // AcceptUnknownEventTypesNEQ applies the NEQ predicate on the "accept_unknown_event_types" field.
 func AcceptUnknownEventTypesNEQ(v bool) predicate.App {
 	return predicate.App(sql.FieldNEQ(FieldAcceptUnknownEventTypes, v))
+}
+
+// PortalDisplayNameEQ applies the EQ predicate on the "portal_display_name" field.
+func PortalDisplayNameEQ(v string) predicate.App {
+	return predicate.App(sql.FieldEQ(FieldPortalDisplayName, v))
+}
+
+// PortalDisplayNameNEQ applies the NEQ predicate on the "portal_display_name" field.
+func PortalDisplayNameNEQ(v string) predicate.App {
+	return predicate.App(sql.FieldNEQ(FieldPortalDisplayName, v))
+}
+
+// PortalDisplayNameIn applies the In predicate on the "portal_display_name" field.
+func PortalDisplayNameIn(vs ...string) predicate.App {
+	return predicate.App(sql.FieldIn(FieldPortalDisplayName, vs...))
+}
+
+// PortalDisplayNameNotIn applies the NotIn predicate on the "portal_display_name" field.
+func PortalDisplayNameNotIn(vs ...string) predicate.App {
+	return predicate.App(sql.FieldNotIn(FieldPortalDisplayName, vs...))
+}
+
+// PortalDisplayNameGT applies the GT predicate on the "portal_display_name" field.
+func PortalDisplayNameGT(v string) predicate.App {
+	return predicate.App(sql.FieldGT(FieldPortalDisplayName, v))
+}
+
+// PortalDisplayNameGTE applies the GTE predicate on the "portal_display_name" field.
+func PortalDisplayNameGTE(v string) predicate.App {
+	return predicate.App(sql.FieldGTE(FieldPortalDisplayName, v))
+}
+
+// PortalDisplayNameLT applies the LT predicate on the "portal_display_name" field.
+func PortalDisplayNameLT(v string) predicate.App {
+	return predicate.App(sql.FieldLT(FieldPortalDisplayName, v))
+}
+
+// PortalDisplayNameLTE applies the LTE predicate on the "portal_display_name" field.
+func PortalDisplayNameLTE(v string) predicate.App {
+	return predicate.App(sql.FieldLTE(FieldPortalDisplayName, v))
+}
+
+// PortalDisplayNameContains applies the Contains predicate on the "portal_display_name" field.
+func PortalDisplayNameContains(v string) predicate.App {
+	return predicate.App(sql.FieldContains(FieldPortalDisplayName, v))
+}
+
+// PortalDisplayNameHasPrefix applies the HasPrefix predicate on the "portal_display_name" field.
+func PortalDisplayNameHasPrefix(v string) predicate.App {
+	return predicate.App(sql.FieldHasPrefix(FieldPortalDisplayName, v))
+}
+
+// PortalDisplayNameHasSuffix applies the HasSuffix predicate on the "portal_display_name" field.
+func PortalDisplayNameHasSuffix(v string) predicate.App {
+	return predicate.App(sql.FieldHasSuffix(FieldPortalDisplayName, v))
+}
+
+// PortalDisplayNameEqualFold applies the EqualFold predicate on the "portal_display_name" field.
+func PortalDisplayNameEqualFold(v string) predicate.App {
+	return predicate.App(sql.FieldEqualFold(FieldPortalDisplayName, v))
+}
+
+// PortalDisplayNameContainsFold applies the ContainsFold predicate on the "portal_display_name" field.
+func PortalDisplayNameContainsFold(v string) predicate.App {
+	return predicate.App(sql.FieldContainsFold(FieldPortalDisplayName, v))
+}
+
+// PortalAccentColorEQ applies the EQ predicate on the "portal_accent_color" field.
+func PortalAccentColorEQ(v string) predicate.App {
+	return predicate.App(sql.FieldEQ(FieldPortalAccentColor, v))
+}
+
+// PortalAccentColorNEQ applies the NEQ predicate on the "portal_accent_color" field.
+func PortalAccentColorNEQ(v string) predicate.App {
+	return predicate.App(sql.FieldNEQ(FieldPortalAccentColor, v))
+}
+
+// PortalAccentColorIn applies the In predicate on the "portal_accent_color" field.
+func PortalAccentColorIn(vs ...string) predicate.App {
+	return predicate.App(sql.FieldIn(FieldPortalAccentColor, vs...))
+}
+
+// PortalAccentColorNotIn applies the NotIn predicate on the "portal_accent_color" field.
+func PortalAccentColorNotIn(vs ...string) predicate.App {
+	return predicate.App(sql.FieldNotIn(FieldPortalAccentColor, vs...))
+}
+
+// PortalAccentColorGT applies the GT predicate on the "portal_accent_color" field.
+func PortalAccentColorGT(v string) predicate.App {
+	return predicate.App(sql.FieldGT(FieldPortalAccentColor, v))
+}
+
+// PortalAccentColorGTE applies the GTE predicate on the "portal_accent_color" field.
+func PortalAccentColorGTE(v string) predicate.App {
+	return predicate.App(sql.FieldGTE(FieldPortalAccentColor, v))
+}
+
+// PortalAccentColorLT applies the LT predicate on the "portal_accent_color" field.
+func PortalAccentColorLT(v string) predicate.App {
+	return predicate.App(sql.FieldLT(FieldPortalAccentColor, v))
+}
+
+// PortalAccentColorLTE applies the LTE predicate on the "portal_accent_color" field.
+func PortalAccentColorLTE(v string) predicate.App {
+	return predicate.App(sql.FieldLTE(FieldPortalAccentColor, v))
+}
+
+// PortalAccentColorContains applies the Contains predicate on the "portal_accent_color" field.
+func PortalAccentColorContains(v string) predicate.App {
+	return predicate.App(sql.FieldContains(FieldPortalAccentColor, v))
+}
+
+// PortalAccentColorHasPrefix applies the HasPrefix predicate on the "portal_accent_color" field.
+func PortalAccentColorHasPrefix(v string) predicate.App {
+	return predicate.App(sql.FieldHasPrefix(FieldPortalAccentColor, v))
+}
+
+// PortalAccentColorHasSuffix applies the HasSuffix predicate on the "portal_accent_color" field.
+func PortalAccentColorHasSuffix(v string) predicate.App {
+	return predicate.App(sql.FieldHasSuffix(FieldPortalAccentColor, v))
+}
+
+// PortalAccentColorEqualFold applies the EqualFold predicate on the "portal_accent_color" field.
+func PortalAccentColorEqualFold(v string) predicate.App {
+	return predicate.App(sql.FieldEqualFold(FieldPortalAccentColor, v))
+}
+
+// PortalAccentColorContainsFold applies the ContainsFold predicate on the "portal_accent_color" field.
+func PortalAccentColorContainsFold(v string) predicate.App {
+	return predicate.App(sql.FieldContainsFold(FieldPortalAccentColor, v))
+}
+
+// PortalThemeEQ applies the EQ predicate on the "portal_theme" field.
+func PortalThemeEQ(v PortalTheme) predicate.App {
+	return predicate.App(sql.FieldEQ(FieldPortalTheme, v))
+}
+
+// PortalThemeNEQ applies the NEQ predicate on the "portal_theme" field.
+func PortalThemeNEQ(v PortalTheme) predicate.App {
+	return predicate.App(sql.FieldNEQ(FieldPortalTheme, v))
+}
+
+// PortalThemeIn applies the In predicate on the "portal_theme" field.
+func PortalThemeIn(vs ...PortalTheme) predicate.App {
+	return predicate.App(sql.FieldIn(FieldPortalTheme, vs...))
+}
+
+// PortalThemeNotIn applies the NotIn predicate on the "portal_theme" field.
+func PortalThemeNotIn(vs ...PortalTheme) predicate.App {
+	return predicate.App(sql.FieldNotIn(FieldPortalTheme, vs...))
+}
+
+// PortalAllowedOriginsIsNil applies the IsNil predicate on the "portal_allowed_origins" field.
+func PortalAllowedOriginsIsNil() predicate.App {
+	return predicate.App(sql.FieldIsNull(FieldPortalAllowedOrigins))
+}
+
+// PortalAllowedOriginsNotNil applies the NotNil predicate on the "portal_allowed_origins" field.
+func PortalAllowedOriginsNotNil() predicate.App {
+	return predicate.App(sql.FieldNotNull(FieldPortalAllowedOrigins))
 }
 
 // HasAPIKeys applies the HasEdge predicate on the "api_keys" edge.

@@ -30,6 +30,8 @@ const (
 	FieldEndpointID = "endpoint_id"
 	// FieldEventType holds the string denoting the event_type field in the database.
 	FieldEventType = "event_type"
+	// FieldOrderingKey holds the string denoting the ordering_key field in the database.
+	FieldOrderingKey = "ordering_key"
 	// FieldStatus holds the string denoting the status field in the database.
 	FieldStatus = "status"
 	// FieldAttemptCount holds the string denoting the attempt_count field in the database.
@@ -97,6 +99,7 @@ var Columns = []string{
 	FieldEventID,
 	FieldEndpointID,
 	FieldEventType,
+	FieldOrderingKey,
 	FieldStatus,
 	FieldAttemptCount,
 	FieldNextAttemptAt,
@@ -239,6 +242,11 @@ func ByEndpointID(opts ...sql.OrderTermOption) OrderOption {
 // ByEventType orders the results by the event_type field.
 func ByEventType(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldEventType, opts...).ToFunc()
+}
+
+// ByOrderingKey orders the results by the ordering_key field.
+func ByOrderingKey(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOrderingKey, opts...).ToFunc()
 }
 
 // ByStatus orders the results by the status field.

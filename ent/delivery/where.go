@@ -95,6 +95,11 @@ func EventType(v string) predicate.Delivery {
 	return predicate.Delivery(sql.FieldEQ(FieldEventType, v))
 }
 
+// OrderingKey applies equality check predicate on the "ordering_key" field. It's identical to OrderingKeyEQ.
+func OrderingKey(v string) predicate.Delivery {
+	return predicate.Delivery(sql.FieldEQ(FieldOrderingKey, v))
+}
+
 // AttemptCount applies equality check predicate on the "attempt_count" field. It's identical to AttemptCountEQ.
 func AttemptCount(v int) predicate.Delivery {
 	return predicate.Delivery(sql.FieldEQ(FieldAttemptCount, v))
@@ -468,6 +473,81 @@ func EventTypeEqualFold(v string) predicate.Delivery {
 // EventTypeContainsFold applies the ContainsFold predicate on the "event_type" field.
 func EventTypeContainsFold(v string) predicate.Delivery {
 	return predicate.Delivery(sql.FieldContainsFold(FieldEventType, v))
+}
+
+// OrderingKeyEQ applies the EQ predicate on the "ordering_key" field.
+func OrderingKeyEQ(v string) predicate.Delivery {
+	return predicate.Delivery(sql.FieldEQ(FieldOrderingKey, v))
+}
+
+// OrderingKeyNEQ applies the NEQ predicate on the "ordering_key" field.
+func OrderingKeyNEQ(v string) predicate.Delivery {
+	return predicate.Delivery(sql.FieldNEQ(FieldOrderingKey, v))
+}
+
+// OrderingKeyIn applies the In predicate on the "ordering_key" field.
+func OrderingKeyIn(vs ...string) predicate.Delivery {
+	return predicate.Delivery(sql.FieldIn(FieldOrderingKey, vs...))
+}
+
+// OrderingKeyNotIn applies the NotIn predicate on the "ordering_key" field.
+func OrderingKeyNotIn(vs ...string) predicate.Delivery {
+	return predicate.Delivery(sql.FieldNotIn(FieldOrderingKey, vs...))
+}
+
+// OrderingKeyGT applies the GT predicate on the "ordering_key" field.
+func OrderingKeyGT(v string) predicate.Delivery {
+	return predicate.Delivery(sql.FieldGT(FieldOrderingKey, v))
+}
+
+// OrderingKeyGTE applies the GTE predicate on the "ordering_key" field.
+func OrderingKeyGTE(v string) predicate.Delivery {
+	return predicate.Delivery(sql.FieldGTE(FieldOrderingKey, v))
+}
+
+// OrderingKeyLT applies the LT predicate on the "ordering_key" field.
+func OrderingKeyLT(v string) predicate.Delivery {
+	return predicate.Delivery(sql.FieldLT(FieldOrderingKey, v))
+}
+
+// OrderingKeyLTE applies the LTE predicate on the "ordering_key" field.
+func OrderingKeyLTE(v string) predicate.Delivery {
+	return predicate.Delivery(sql.FieldLTE(FieldOrderingKey, v))
+}
+
+// OrderingKeyContains applies the Contains predicate on the "ordering_key" field.
+func OrderingKeyContains(v string) predicate.Delivery {
+	return predicate.Delivery(sql.FieldContains(FieldOrderingKey, v))
+}
+
+// OrderingKeyHasPrefix applies the HasPrefix predicate on the "ordering_key" field.
+func OrderingKeyHasPrefix(v string) predicate.Delivery {
+	return predicate.Delivery(sql.FieldHasPrefix(FieldOrderingKey, v))
+}
+
+// OrderingKeyHasSuffix applies the HasSuffix predicate on the "ordering_key" field.
+func OrderingKeyHasSuffix(v string) predicate.Delivery {
+	return predicate.Delivery(sql.FieldHasSuffix(FieldOrderingKey, v))
+}
+
+// OrderingKeyIsNil applies the IsNil predicate on the "ordering_key" field.
+func OrderingKeyIsNil() predicate.Delivery {
+	return predicate.Delivery(sql.FieldIsNull(FieldOrderingKey))
+}
+
+// OrderingKeyNotNil applies the NotNil predicate on the "ordering_key" field.
+func OrderingKeyNotNil() predicate.Delivery {
+	return predicate.Delivery(sql.FieldNotNull(FieldOrderingKey))
+}
+
+// OrderingKeyEqualFold applies the EqualFold predicate on the "ordering_key" field.
+func OrderingKeyEqualFold(v string) predicate.Delivery {
+	return predicate.Delivery(sql.FieldEqualFold(FieldOrderingKey, v))
+}
+
+// OrderingKeyContainsFold applies the ContainsFold predicate on the "ordering_key" field.
+func OrderingKeyContainsFold(v string) predicate.Delivery {
+	return predicate.Delivery(sql.FieldContainsFold(FieldOrderingKey, v))
 }
 
 // StatusEQ applies the EQ predicate on the "status" field.

@@ -3,6 +3,9 @@
 package endpoint
 
 import (
+	"fmt"
+	"io"
+	"strconv"
 	"time"
 
 	"entgo.io/ent"
@@ -39,6 +42,18 @@ const (
 	FieldRetryPolicy = "retry_policy"
 	// FieldTimeout holds the string denoting the timeout field in the database.
 	FieldTimeout = "timeout"
+	// FieldOrdering holds the string denoting the ordering field in the database.
+	FieldOrdering = "ordering"
+	// FieldRateLimit holds the string denoting the rate_limit field in the database.
+	FieldRateLimit = "rate_limit"
+	// FieldFilter holds the string denoting the filter field in the database.
+	FieldFilter = "filter"
+	// FieldPausedUntil holds the string denoting the paused_until field in the database.
+	FieldPausedUntil = "paused_until"
+	// FieldFlowOwner holds the string denoting the flow_owner field in the database.
+	FieldFlowOwner = "flow_owner"
+	// FieldFlowOwnerUntil holds the string denoting the flow_owner_until field in the database.
+	FieldFlowOwnerUntil = "flow_owner_until"
 	// FieldIsActive holds the string denoting the is_active field in the database.
 	FieldIsActive = "is_active"
 	// FieldDisabledReason holds the string denoting the disabled_reason field in the database.
@@ -107,6 +122,12 @@ var Columns = []string{
 	FieldHeaders,
 	FieldRetryPolicy,
 	FieldTimeout,
+	FieldOrdering,
+	FieldRateLimit,
+	FieldFilter,
+	FieldPausedUntil,
+	FieldFlowOwner,
+	FieldFlowOwnerUntil,
 	FieldIsActive,
 	FieldDisabledReason,
 	FieldDisabledAt,
@@ -168,6 +189,33 @@ var (
 	IDValidator func(string) error
 )
 
+// Ordering defines the type for the "ordering" enum field.
+type Ordering string
+
+// OrderingNONE is the default value of the Ordering enum.
+const DefaultOrdering = OrderingNONE
+
+// Ordering values.
+const (
+	OrderingNONE   Ordering = "NONE"
+	OrderingKEY    Ordering = "KEY"
+	OrderingSTRICT Ordering = "STRICT"
+)
+
+func (o Ordering) String() string {
+	return string(o)
+}
+
+// OrderingValidator is a validator for the "ordering" field enum values. It is called by the builders before save.
+func OrderingValidator(o Ordering) error {
+	switch o {
+	case OrderingNONE, OrderingKEY, OrderingSTRICT:
+		return nil
+	default:
+		return fmt.Errorf("endpoint: invalid enum value for ordering field: %q", o)
+	}
+}
+
 // OrderOption defines the ordering options for the Endpoint queries.
 type OrderOption func(*sql.Selector)
 
@@ -214,6 +262,26 @@ func ByURL(opts ...sql.OrderTermOption) OrderOption {
 // ByTimeout orders the results by the timeout field.
 func ByTimeout(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldTimeout, opts...).ToFunc()
+}
+
+// ByOrdering orders the results by the ordering field.
+func ByOrdering(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOrdering, opts...).ToFunc()
+}
+
+// ByPausedUntil orders the results by the paused_until field.
+func ByPausedUntil(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPausedUntil, opts...).ToFunc()
+}
+
+// ByFlowOwner orders the results by the flow_owner field.
+func ByFlowOwner(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldFlowOwner, opts...).ToFunc()
+}
+
+// ByFlowOwnerUntil orders the results by the flow_owner_until field.
+func ByFlowOwnerUntil(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldFlowOwnerUntil, opts...).ToFunc()
 }
 
 // ByIsActive orders the results by the is_active field.
@@ -325,4 +393,22 @@ func newAttemptsStep() *sqlgraph.Step {
 		sqlgraph.To(AttemptsInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, AttemptsTable, AttemptsColumn),
 	)
+}
+
+// MarshalGQL implements graphql.Marshaler interface.
+func (e Ordering) MarshalGQL(w io.Writer) {
+	io.WriteString(w, strconv.Quote(e.String()))
+}
+
+// UnmarshalGQL implements graphql.Unmarshaler interface.
+func (e *Ordering) UnmarshalGQL(val interface{}) error {
+	str, ok := val.(string)
+	if !ok {
+		return fmt.Errorf("enum %T must be a string", val)
+	}
+	*e = Ordering(str)
+	if err := OrderingValidator(*e); err != nil {
+		return fmt.Errorf("%s is not a valid Ordering", str)
+	}
+	return nil
 }

@@ -106,6 +106,21 @@ func Timeout(v time.Duration) predicate.Endpoint {
 	return predicate.Endpoint(sql.FieldEQ(FieldTimeout, vc))
 }
 
+// PausedUntil applies equality check predicate on the "paused_until" field. It's identical to PausedUntilEQ.
+func PausedUntil(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldPausedUntil, v))
+}
+
+// FlowOwner applies equality check predicate on the "flow_owner" field. It's identical to FlowOwnerEQ.
+func FlowOwner(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldFlowOwner, v))
+}
+
+// FlowOwnerUntil applies equality check predicate on the "flow_owner_until" field. It's identical to FlowOwnerUntilEQ.
+func FlowOwnerUntil(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldFlowOwnerUntil, v))
+}
+
 // IsActive applies equality check predicate on the "is_active" field. It's identical to IsActiveEQ.
 func IsActive(v bool) predicate.Endpoint {
 	return predicate.Endpoint(sql.FieldEQ(FieldIsActive, v))
@@ -613,6 +628,221 @@ func TimeoutLT(v time.Duration) predicate.Endpoint {
 func TimeoutLTE(v time.Duration) predicate.Endpoint {
 	vc := int64(v)
 	return predicate.Endpoint(sql.FieldLTE(FieldTimeout, vc))
+}
+
+// OrderingEQ applies the EQ predicate on the "ordering" field.
+func OrderingEQ(v Ordering) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldOrdering, v))
+}
+
+// OrderingNEQ applies the NEQ predicate on the "ordering" field.
+func OrderingNEQ(v Ordering) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNEQ(FieldOrdering, v))
+}
+
+// OrderingIn applies the In predicate on the "ordering" field.
+func OrderingIn(vs ...Ordering) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIn(FieldOrdering, vs...))
+}
+
+// OrderingNotIn applies the NotIn predicate on the "ordering" field.
+func OrderingNotIn(vs ...Ordering) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotIn(FieldOrdering, vs...))
+}
+
+// RateLimitIsNil applies the IsNil predicate on the "rate_limit" field.
+func RateLimitIsNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIsNull(FieldRateLimit))
+}
+
+// RateLimitNotNil applies the NotNil predicate on the "rate_limit" field.
+func RateLimitNotNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotNull(FieldRateLimit))
+}
+
+// FilterIsNil applies the IsNil predicate on the "filter" field.
+func FilterIsNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIsNull(FieldFilter))
+}
+
+// FilterNotNil applies the NotNil predicate on the "filter" field.
+func FilterNotNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotNull(FieldFilter))
+}
+
+// PausedUntilEQ applies the EQ predicate on the "paused_until" field.
+func PausedUntilEQ(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldPausedUntil, v))
+}
+
+// PausedUntilNEQ applies the NEQ predicate on the "paused_until" field.
+func PausedUntilNEQ(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNEQ(FieldPausedUntil, v))
+}
+
+// PausedUntilIn applies the In predicate on the "paused_until" field.
+func PausedUntilIn(vs ...time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIn(FieldPausedUntil, vs...))
+}
+
+// PausedUntilNotIn applies the NotIn predicate on the "paused_until" field.
+func PausedUntilNotIn(vs ...time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotIn(FieldPausedUntil, vs...))
+}
+
+// PausedUntilGT applies the GT predicate on the "paused_until" field.
+func PausedUntilGT(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGT(FieldPausedUntil, v))
+}
+
+// PausedUntilGTE applies the GTE predicate on the "paused_until" field.
+func PausedUntilGTE(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGTE(FieldPausedUntil, v))
+}
+
+// PausedUntilLT applies the LT predicate on the "paused_until" field.
+func PausedUntilLT(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLT(FieldPausedUntil, v))
+}
+
+// PausedUntilLTE applies the LTE predicate on the "paused_until" field.
+func PausedUntilLTE(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLTE(FieldPausedUntil, v))
+}
+
+// PausedUntilIsNil applies the IsNil predicate on the "paused_until" field.
+func PausedUntilIsNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIsNull(FieldPausedUntil))
+}
+
+// PausedUntilNotNil applies the NotNil predicate on the "paused_until" field.
+func PausedUntilNotNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotNull(FieldPausedUntil))
+}
+
+// FlowOwnerEQ applies the EQ predicate on the "flow_owner" field.
+func FlowOwnerEQ(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldFlowOwner, v))
+}
+
+// FlowOwnerNEQ applies the NEQ predicate on the "flow_owner" field.
+func FlowOwnerNEQ(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNEQ(FieldFlowOwner, v))
+}
+
+// FlowOwnerIn applies the In predicate on the "flow_owner" field.
+func FlowOwnerIn(vs ...string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIn(FieldFlowOwner, vs...))
+}
+
+// FlowOwnerNotIn applies the NotIn predicate on the "flow_owner" field.
+func FlowOwnerNotIn(vs ...string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotIn(FieldFlowOwner, vs...))
+}
+
+// FlowOwnerGT applies the GT predicate on the "flow_owner" field.
+func FlowOwnerGT(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGT(FieldFlowOwner, v))
+}
+
+// FlowOwnerGTE applies the GTE predicate on the "flow_owner" field.
+func FlowOwnerGTE(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGTE(FieldFlowOwner, v))
+}
+
+// FlowOwnerLT applies the LT predicate on the "flow_owner" field.
+func FlowOwnerLT(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLT(FieldFlowOwner, v))
+}
+
+// FlowOwnerLTE applies the LTE predicate on the "flow_owner" field.
+func FlowOwnerLTE(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLTE(FieldFlowOwner, v))
+}
+
+// FlowOwnerContains applies the Contains predicate on the "flow_owner" field.
+func FlowOwnerContains(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldContains(FieldFlowOwner, v))
+}
+
+// FlowOwnerHasPrefix applies the HasPrefix predicate on the "flow_owner" field.
+func FlowOwnerHasPrefix(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldHasPrefix(FieldFlowOwner, v))
+}
+
+// FlowOwnerHasSuffix applies the HasSuffix predicate on the "flow_owner" field.
+func FlowOwnerHasSuffix(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldHasSuffix(FieldFlowOwner, v))
+}
+
+// FlowOwnerIsNil applies the IsNil predicate on the "flow_owner" field.
+func FlowOwnerIsNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIsNull(FieldFlowOwner))
+}
+
+// FlowOwnerNotNil applies the NotNil predicate on the "flow_owner" field.
+func FlowOwnerNotNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotNull(FieldFlowOwner))
+}
+
+// FlowOwnerEqualFold applies the EqualFold predicate on the "flow_owner" field.
+func FlowOwnerEqualFold(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEqualFold(FieldFlowOwner, v))
+}
+
+// FlowOwnerContainsFold applies the ContainsFold predicate on the "flow_owner" field.
+func FlowOwnerContainsFold(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldContainsFold(FieldFlowOwner, v))
+}
+
+// FlowOwnerUntilEQ applies the EQ predicate on the "flow_owner_until" field.
+func FlowOwnerUntilEQ(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldFlowOwnerUntil, v))
+}
+
+// FlowOwnerUntilNEQ applies the NEQ predicate on the "flow_owner_until" field.
+func FlowOwnerUntilNEQ(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNEQ(FieldFlowOwnerUntil, v))
+}
+
+// FlowOwnerUntilIn applies the In predicate on the "flow_owner_until" field.
+func FlowOwnerUntilIn(vs ...time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIn(FieldFlowOwnerUntil, vs...))
+}
+
+// FlowOwnerUntilNotIn applies the NotIn predicate on the "flow_owner_until" field.
+func FlowOwnerUntilNotIn(vs ...time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotIn(FieldFlowOwnerUntil, vs...))
+}
+
+// FlowOwnerUntilGT applies the GT predicate on the "flow_owner_until" field.
+func FlowOwnerUntilGT(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGT(FieldFlowOwnerUntil, v))
+}
+
+// FlowOwnerUntilGTE applies the GTE predicate on the "flow_owner_until" field.
+func FlowOwnerUntilGTE(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGTE(FieldFlowOwnerUntil, v))
+}
+
+// FlowOwnerUntilLT applies the LT predicate on the "flow_owner_until" field.
+func FlowOwnerUntilLT(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLT(FieldFlowOwnerUntil, v))
+}
+
+// FlowOwnerUntilLTE applies the LTE predicate on the "flow_owner_until" field.
+func FlowOwnerUntilLTE(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLTE(FieldFlowOwnerUntil, v))
+}
+
+// FlowOwnerUntilIsNil applies the IsNil predicate on the "flow_owner_until" field.
+func FlowOwnerUntilIsNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIsNull(FieldFlowOwnerUntil))
+}
+
+// FlowOwnerUntilNotNil applies the NotNil predicate on the "flow_owner_until" field.
+func FlowOwnerUntilNotNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotNull(FieldFlowOwnerUntil))
 }
 
 // IsActiveEQ applies the EQ predicate on the "is_active" field.

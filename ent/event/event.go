@@ -23,6 +23,10 @@ const (
 	FieldPayload = "payload"
 	// FieldIdempotencyKey holds the string denoting the idempotency_key field in the database.
 	FieldIdempotencyKey = "idempotency_key"
+	// FieldOrderingKey holds the string denoting the ordering_key field in the database.
+	FieldOrderingKey = "ordering_key"
+	// FieldDeliverAt holds the string denoting the deliver_at field in the database.
+	FieldDeliverAt = "deliver_at"
 	// FieldDeliveryCount holds the string denoting the delivery_count field in the database.
 	FieldDeliveryCount = "delivery_count"
 	// FieldCreatedAt holds the string denoting the created_at field in the database.
@@ -58,6 +62,8 @@ var Columns = []string{
 	FieldEventType,
 	FieldPayload,
 	FieldIdempotencyKey,
+	FieldOrderingKey,
+	FieldDeliverAt,
 	FieldDeliveryCount,
 	FieldCreatedAt,
 	FieldTraceParent,
@@ -87,6 +93,8 @@ var (
 	EventTypeValidator func(string) error
 	// IdempotencyKeyValidator is a validator for the "idempotency_key" field. It is called by the builders before save.
 	IdempotencyKeyValidator func(string) error
+	// OrderingKeyValidator is a validator for the "ordering_key" field. It is called by the builders before save.
+	OrderingKeyValidator func(string) error
 	// DefaultDeliveryCount holds the default value on creation for the "delivery_count" field.
 	DefaultDeliveryCount int
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
@@ -120,6 +128,16 @@ func ByEventType(opts ...sql.OrderTermOption) OrderOption {
 // ByIdempotencyKey orders the results by the idempotency_key field.
 func ByIdempotencyKey(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldIdempotencyKey, opts...).ToFunc()
+}
+
+// ByOrderingKey orders the results by the ordering_key field.
+func ByOrderingKey(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOrderingKey, opts...).ToFunc()
+}
+
+// ByDeliverAt orders the results by the deliver_at field.
+func ByDeliverAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDeliverAt, opts...).ToFunc()
 }
 
 // ByDeliveryCount orders the results by the delivery_count field.

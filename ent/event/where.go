@@ -80,6 +80,16 @@ func IdempotencyKey(v string) predicate.Event {
 	return predicate.Event(sql.FieldEQ(FieldIdempotencyKey, v))
 }
 
+// OrderingKey applies equality check predicate on the "ordering_key" field. It's identical to OrderingKeyEQ.
+func OrderingKey(v string) predicate.Event {
+	return predicate.Event(sql.FieldEQ(FieldOrderingKey, v))
+}
+
+// DeliverAt applies equality check predicate on the "deliver_at" field. It's identical to DeliverAtEQ.
+func DeliverAt(v time.Time) predicate.Event {
+	return predicate.Event(sql.FieldEQ(FieldDeliverAt, v))
+}
+
 // DeliveryCount applies equality check predicate on the "delivery_count" field. It's identical to DeliveryCountEQ.
 func DeliveryCount(v int) predicate.Event {
 	return predicate.Event(sql.FieldEQ(FieldDeliveryCount, v))
@@ -298,6 +308,131 @@ func IdempotencyKeyEqualFold(v string) predicate.Event {
 // IdempotencyKeyContainsFold applies the ContainsFold predicate on the "idempotency_key" field.
 func IdempotencyKeyContainsFold(v string) predicate.Event {
 	return predicate.Event(sql.FieldContainsFold(FieldIdempotencyKey, v))
+}
+
+// OrderingKeyEQ applies the EQ predicate on the "ordering_key" field.
+func OrderingKeyEQ(v string) predicate.Event {
+	return predicate.Event(sql.FieldEQ(FieldOrderingKey, v))
+}
+
+// OrderingKeyNEQ applies the NEQ predicate on the "ordering_key" field.
+func OrderingKeyNEQ(v string) predicate.Event {
+	return predicate.Event(sql.FieldNEQ(FieldOrderingKey, v))
+}
+
+// OrderingKeyIn applies the In predicate on the "ordering_key" field.
+func OrderingKeyIn(vs ...string) predicate.Event {
+	return predicate.Event(sql.FieldIn(FieldOrderingKey, vs...))
+}
+
+// OrderingKeyNotIn applies the NotIn predicate on the "ordering_key" field.
+func OrderingKeyNotIn(vs ...string) predicate.Event {
+	return predicate.Event(sql.FieldNotIn(FieldOrderingKey, vs...))
+}
+
+// OrderingKeyGT applies the GT predicate on the "ordering_key" field.
+func OrderingKeyGT(v string) predicate.Event {
+	return predicate.Event(sql.FieldGT(FieldOrderingKey, v))
+}
+
+// OrderingKeyGTE applies the GTE predicate on the "ordering_key" field.
+func OrderingKeyGTE(v string) predicate.Event {
+	return predicate.Event(sql.FieldGTE(FieldOrderingKey, v))
+}
+
+// OrderingKeyLT applies the LT predicate on the "ordering_key" field.
+func OrderingKeyLT(v string) predicate.Event {
+	return predicate.Event(sql.FieldLT(FieldOrderingKey, v))
+}
+
+// OrderingKeyLTE applies the LTE predicate on the "ordering_key" field.
+func OrderingKeyLTE(v string) predicate.Event {
+	return predicate.Event(sql.FieldLTE(FieldOrderingKey, v))
+}
+
+// OrderingKeyContains applies the Contains predicate on the "ordering_key" field.
+func OrderingKeyContains(v string) predicate.Event {
+	return predicate.Event(sql.FieldContains(FieldOrderingKey, v))
+}
+
+// OrderingKeyHasPrefix applies the HasPrefix predicate on the "ordering_key" field.
+func OrderingKeyHasPrefix(v string) predicate.Event {
+	return predicate.Event(sql.FieldHasPrefix(FieldOrderingKey, v))
+}
+
+// OrderingKeyHasSuffix applies the HasSuffix predicate on the "ordering_key" field.
+func OrderingKeyHasSuffix(v string) predicate.Event {
+	return predicate.Event(sql.FieldHasSuffix(FieldOrderingKey, v))
+}
+
+// OrderingKeyIsNil applies the IsNil predicate on the "ordering_key" field.
+func OrderingKeyIsNil() predicate.Event {
+	return predicate.Event(sql.FieldIsNull(FieldOrderingKey))
+}
+
+// OrderingKeyNotNil applies the NotNil predicate on the "ordering_key" field.
+func OrderingKeyNotNil() predicate.Event {
+	return predicate.Event(sql.FieldNotNull(FieldOrderingKey))
+}
+
+// OrderingKeyEqualFold applies the EqualFold predicate on the "ordering_key" field.
+func OrderingKeyEqualFold(v string) predicate.Event {
+	return predicate.Event(sql.FieldEqualFold(FieldOrderingKey, v))
+}
+
+// OrderingKeyContainsFold applies the ContainsFold predicate on the "ordering_key" field.
+func OrderingKeyContainsFold(v string) predicate.Event {
+	return predicate.Event(sql.FieldContainsFold(FieldOrderingKey, v))
+}
+
+// DeliverAtEQ applies the EQ predicate on the "deliver_at" field.
+func DeliverAtEQ(v time.Time) predicate.Event {
+	return predicate.Event(sql.FieldEQ(FieldDeliverAt, v))
+}
+
+// DeliverAtNEQ applies the NEQ predicate on the "deliver_at" field.
+func DeliverAtNEQ(v time.Time) predicate.Event {
+	return predicate.Event(sql.FieldNEQ(FieldDeliverAt, v))
+}
+
+// DeliverAtIn applies the In predicate on the "deliver_at" field.
+func DeliverAtIn(vs ...time.Time) predicate.Event {
+	return predicate.Event(sql.FieldIn(FieldDeliverAt, vs...))
+}
+
+// DeliverAtNotIn applies the NotIn predicate on the "deliver_at" field.
+func DeliverAtNotIn(vs ...time.Time) predicate.Event {
+	return predicate.Event(sql.FieldNotIn(FieldDeliverAt, vs...))
+}
+
+// DeliverAtGT applies the GT predicate on the "deliver_at" field.
+func DeliverAtGT(v time.Time) predicate.Event {
+	return predicate.Event(sql.FieldGT(FieldDeliverAt, v))
+}
+
+// DeliverAtGTE applies the GTE predicate on the "deliver_at" field.
+func DeliverAtGTE(v time.Time) predicate.Event {
+	return predicate.Event(sql.FieldGTE(FieldDeliverAt, v))
+}
+
+// DeliverAtLT applies the LT predicate on the "deliver_at" field.
+func DeliverAtLT(v time.Time) predicate.Event {
+	return predicate.Event(sql.FieldLT(FieldDeliverAt, v))
+}
+
+// DeliverAtLTE applies the LTE predicate on the "deliver_at" field.
+func DeliverAtLTE(v time.Time) predicate.Event {
+	return predicate.Event(sql.FieldLTE(FieldDeliverAt, v))
+}
+
+// DeliverAtIsNil applies the IsNil predicate on the "deliver_at" field.
+func DeliverAtIsNil() predicate.Event {
+	return predicate.Event(sql.FieldIsNull(FieldDeliverAt))
+}
+
+// DeliverAtNotNil applies the NotNil predicate on the "deliver_at" field.
+func DeliverAtNotNil() predicate.Event {
+	return predicate.Event(sql.FieldNotNull(FieldDeliverAt))
 }
 
 // DeliveryCountEQ applies the EQ predicate on the "delivery_count" field.

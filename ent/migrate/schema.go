@@ -18,6 +18,9 @@ var (
 		{Name: "admin", Type: field.TypeBool, Default: false},
 		{Name: "prefix", Type: field.TypeString},
 		{Name: "token_hash", Type: field.TypeBytes, Unique: true},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"API_KEY", "PORTAL_SESSION"}, Default: "API_KEY"},
+		{Name: "scopes", Type: field.TypeJSON, Nullable: true},
+		{Name: "expires_at", Type: field.TypeTime, Nullable: true},
 		{Name: "last_used_at", Type: field.TypeTime, Nullable: true},
 		{Name: "revoked_at", Type: field.TypeTime, Nullable: true},
 		{Name: "app_id", Type: field.TypeString},
@@ -30,7 +33,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "api_keys_apps_api_keys",
-				Columns:    []*schema.Column{APIKeysColumns[9]},
+				Columns:    []*schema.Column{APIKeysColumns[12]},
 				RefColumns: []*schema.Column{AppsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -39,7 +42,12 @@ var (
 			{
 				Name:    "apikey_app_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{APIKeysColumns[9], APIKeysColumns[1]},
+				Columns: []*schema.Column{APIKeysColumns[12], APIKeysColumns[1]},
+			},
+			{
+				Name:    "apikey_app_id_kind_revoked_at",
+				Unique:  false,
+				Columns: []*schema.Column{APIKeysColumns[12], APIKeysColumns[7], APIKeysColumns[11]},
 			},
 		},
 	}
@@ -50,6 +58,10 @@ var (
 		{Name: "updated_at", Type: field.TypeTime},
 		{Name: "name", Type: field.TypeString, Size: 255},
 		{Name: "accept_unknown_event_types", Type: field.TypeBool, Default: false},
+		{Name: "portal_display_name", Type: field.TypeString, Size: 100, Default: ""},
+		{Name: "portal_accent_color", Type: field.TypeString, Size: 7, Default: ""},
+		{Name: "portal_theme", Type: field.TypeEnum, Enums: []string{"AUTO", "LIGHT", "DARK"}, Default: "AUTO"},
+		{Name: "portal_allowed_origins", Type: field.TypeJSON, Nullable: true},
 	}
 	// AppsTable holds the schema information for the "apps" table.
 	AppsTable = &schema.Table{
@@ -121,6 +133,7 @@ var (
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
 		{Name: "event_type", Type: field.TypeString},
+		{Name: "ordering_key", Type: field.TypeString, Nullable: true},
 		{Name: "status", Type: field.TypeEnum, Enums: []string{"PENDING", "SENDING", "RETRYING", "SUCCEEDED", "FAILED"}, Default: "PENDING"},
 		{Name: "attempt_count", Type: field.TypeInt, Default: 0},
 		{Name: "next_attempt_at", Type: field.TypeTime, Nullable: true},
@@ -142,19 +155,19 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "deliveries_apps_deliveries",
-				Columns:    []*schema.Column{DeliveriesColumns[13]},
+				Columns:    []*schema.Column{DeliveriesColumns[14]},
 				RefColumns: []*schema.Column{AppsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "deliveries_endpoints_deliveries",
-				Columns:    []*schema.Column{DeliveriesColumns[14]},
+				Columns:    []*schema.Column{DeliveriesColumns[15]},
 				RefColumns: []*schema.Column{EndpointsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "deliveries_events_deliveries",
-				Columns:    []*schema.Column{DeliveriesColumns[15]},
+				Columns:    []*schema.Column{DeliveriesColumns[16]},
 				RefColumns: []*schema.Column{EventsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -163,25 +176,33 @@ var (
 			{
 				Name:    "delivery_due",
 				Unique:  false,
-				Columns: []*schema.Column{DeliveriesColumns[14], DeliveriesColumns[6]},
+				Columns: []*schema.Column{DeliveriesColumns[15], DeliveriesColumns[7]},
 				Annotation: &entsql.IndexAnnotation{
 					Where: "next_attempt_at IS NOT NULL",
 				},
 			},
 			{
-				Name:    "delivery_app_id_created_at",
+				Name:    "delivery_order",
 				Unique:  false,
-				Columns: []*schema.Column{DeliveriesColumns[13], DeliveriesColumns[1]},
+				Columns: []*schema.Column{DeliveriesColumns[15], DeliveriesColumns[4], DeliveriesColumns[1], DeliveriesColumns[0]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "ordering_key IS NOT NULL AND next_attempt_at IS NOT NULL",
+				},
 			},
 			{
-				Name:    "delivery_endpoint_id_created_at",
+				Name:    "delivery_app_id_created_at",
 				Unique:  false,
 				Columns: []*schema.Column{DeliveriesColumns[14], DeliveriesColumns[1]},
 			},
 			{
+				Name:    "delivery_endpoint_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{DeliveriesColumns[15], DeliveriesColumns[1]},
+			},
+			{
 				Name:    "delivery_event_id",
 				Unique:  false,
-				Columns: []*schema.Column{DeliveriesColumns[15]},
+				Columns: []*schema.Column{DeliveriesColumns[16]},
 			},
 		},
 	}
@@ -263,6 +284,12 @@ var (
 		{Name: "headers", Type: field.TypeJSON, Nullable: true},
 		{Name: "retry_policy", Type: field.TypeJSON},
 		{Name: "timeout", Type: field.TypeInt64, Default: 10000000000},
+		{Name: "ordering", Type: field.TypeEnum, Enums: []string{"NONE", "KEY", "STRICT"}, Default: "NONE"},
+		{Name: "rate_limit", Type: field.TypeJSON, Nullable: true},
+		{Name: "filter", Type: field.TypeJSON, Nullable: true},
+		{Name: "paused_until", Type: field.TypeTime, Nullable: true},
+		{Name: "flow_owner", Type: field.TypeString, Nullable: true},
+		{Name: "flow_owner_until", Type: field.TypeTime, Nullable: true},
 		{Name: "is_active", Type: field.TypeBool, Default: true},
 		{Name: "disabled_reason", Type: field.TypeString, Nullable: true},
 		{Name: "disabled_at", Type: field.TypeTime, Nullable: true},
@@ -284,7 +311,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "endpoints_apps_endpoints",
-				Columns:    []*schema.Column{EndpointsColumns[23]},
+				Columns:    []*schema.Column{EndpointsColumns[29]},
 				RefColumns: []*schema.Column{AppsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -293,7 +320,7 @@ var (
 			{
 				Name:    "endpoint_app_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{EndpointsColumns[23], EndpointsColumns[1]},
+				Columns: []*schema.Column{EndpointsColumns[29], EndpointsColumns[1]},
 			},
 		},
 	}
@@ -303,6 +330,8 @@ var (
 		{Name: "event_type", Type: field.TypeString},
 		{Name: "payload", Type: field.TypeJSON, SchemaType: map[string]string{"postgres": "json"}},
 		{Name: "idempotency_key", Type: field.TypeString, Nullable: true, Size: 255},
+		{Name: "ordering_key", Type: field.TypeString, Nullable: true, Size: 255},
+		{Name: "deliver_at", Type: field.TypeTime, Nullable: true},
 		{Name: "delivery_count", Type: field.TypeInt, Default: 0},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "trace_parent", Type: field.TypeString, Nullable: true, Size: 55},
@@ -316,7 +345,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "events_apps_events",
-				Columns:    []*schema.Column{EventsColumns[7]},
+				Columns:    []*schema.Column{EventsColumns[9]},
 				RefColumns: []*schema.Column{AppsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -325,17 +354,17 @@ var (
 			{
 				Name:    "event_app_id_idempotency_key",
 				Unique:  true,
-				Columns: []*schema.Column{EventsColumns[7], EventsColumns[3]},
+				Columns: []*schema.Column{EventsColumns[9], EventsColumns[3]},
 			},
 			{
 				Name:    "event_app_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{EventsColumns[7], EventsColumns[5]},
+				Columns: []*schema.Column{EventsColumns[9], EventsColumns[7]},
 			},
 			{
 				Name:    "event_app_id_event_type_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{EventsColumns[7], EventsColumns[1], EventsColumns[5]},
+				Columns: []*schema.Column{EventsColumns[9], EventsColumns[1], EventsColumns[7]},
 			},
 		},
 	}

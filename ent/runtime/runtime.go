@@ -120,6 +120,18 @@ func init() {
 	appDescAcceptUnknownEventTypes := appFields[1].Descriptor()
 	// app.DefaultAcceptUnknownEventTypes holds the default value on creation for the accept_unknown_event_types field.
 	app.DefaultAcceptUnknownEventTypes = appDescAcceptUnknownEventTypes.Default.(bool)
+	// appDescPortalDisplayName is the schema descriptor for portal_display_name field.
+	appDescPortalDisplayName := appFields[2].Descriptor()
+	// app.DefaultPortalDisplayName holds the default value on creation for the portal_display_name field.
+	app.DefaultPortalDisplayName = appDescPortalDisplayName.Default.(string)
+	// app.PortalDisplayNameValidator is a validator for the "portal_display_name" field. It is called by the builders before save.
+	app.PortalDisplayNameValidator = appDescPortalDisplayName.Validators[0].(func(string) error)
+	// appDescPortalAccentColor is the schema descriptor for portal_accent_color field.
+	appDescPortalAccentColor := appFields[3].Descriptor()
+	// app.DefaultPortalAccentColor holds the default value on creation for the portal_accent_color field.
+	app.DefaultPortalAccentColor = appDescPortalAccentColor.Default.(string)
+	// app.PortalAccentColorValidator is a validator for the "portal_accent_color" field. It is called by the builders before save.
+	app.PortalAccentColorValidator = appDescPortalAccentColor.Validators[0].(func(string) error)
 	// appDescID is the schema descriptor for id field.
 	appDescID := appMixinFields0[0].Descriptor()
 	// app.DefaultID holds the default value on creation for the id field.
@@ -203,7 +215,7 @@ func init() {
 	// delivery.EventTypeValidator is a validator for the "event_type" field. It is called by the builders before save.
 	delivery.EventTypeValidator = deliveryDescEventType.Validators[0].(func(string) error)
 	// deliveryDescAttemptCount is the schema descriptor for attempt_count field.
-	deliveryDescAttemptCount := deliveryFields[5].Descriptor()
+	deliveryDescAttemptCount := deliveryFields[6].Descriptor()
 	// delivery.DefaultAttemptCount holds the default value on creation for the attempt_count field.
 	delivery.DefaultAttemptCount = deliveryDescAttemptCount.Default.(int)
 	// deliveryDescID is the schema descriptor for id field.
@@ -446,19 +458,19 @@ func init() {
 	// endpoint.DefaultTimeout holds the default value on creation for the timeout field.
 	endpoint.DefaultTimeout = time.Duration(endpointDescTimeout.Default.(int64))
 	// endpointDescIsActive is the schema descriptor for is_active field.
-	endpointDescIsActive := endpointFields[9].Descriptor()
+	endpointDescIsActive := endpointFields[15].Descriptor()
 	// endpoint.DefaultIsActive holds the default value on creation for the is_active field.
 	endpoint.DefaultIsActive = endpointDescIsActive.Default.(bool)
 	// endpointDescConsecutiveFailures is the schema descriptor for consecutive_failures field.
-	endpointDescConsecutiveFailures := endpointFields[15].Descriptor()
+	endpointDescConsecutiveFailures := endpointFields[21].Descriptor()
 	// endpoint.DefaultConsecutiveFailures holds the default value on creation for the consecutive_failures field.
 	endpoint.DefaultConsecutiveFailures = endpointDescConsecutiveFailures.Default.(int)
 	// endpointDescFailureCount is the schema descriptor for failure_count field.
-	endpointDescFailureCount := endpointFields[16].Descriptor()
+	endpointDescFailureCount := endpointFields[22].Descriptor()
 	// endpoint.DefaultFailureCount holds the default value on creation for the failure_count field.
 	endpoint.DefaultFailureCount = endpointDescFailureCount.Default.(int)
 	// endpointDescSuccessCount is the schema descriptor for success_count field.
-	endpointDescSuccessCount := endpointFields[17].Descriptor()
+	endpointDescSuccessCount := endpointFields[23].Descriptor()
 	// endpoint.DefaultSuccessCount holds the default value on creation for the success_count field.
 	endpoint.DefaultSuccessCount = endpointDescSuccessCount.Default.(int)
 	// endpointDescID is the schema descriptor for id field.
@@ -488,16 +500,20 @@ func init() {
 	eventDescIdempotencyKey := eventFields[3].Descriptor()
 	// event.IdempotencyKeyValidator is a validator for the "idempotency_key" field. It is called by the builders before save.
 	event.IdempotencyKeyValidator = eventDescIdempotencyKey.Validators[0].(func(string) error)
+	// eventDescOrderingKey is the schema descriptor for ordering_key field.
+	eventDescOrderingKey := eventFields[4].Descriptor()
+	// event.OrderingKeyValidator is a validator for the "ordering_key" field. It is called by the builders before save.
+	event.OrderingKeyValidator = eventDescOrderingKey.Validators[0].(func(string) error)
 	// eventDescDeliveryCount is the schema descriptor for delivery_count field.
-	eventDescDeliveryCount := eventFields[4].Descriptor()
+	eventDescDeliveryCount := eventFields[6].Descriptor()
 	// event.DefaultDeliveryCount holds the default value on creation for the delivery_count field.
 	event.DefaultDeliveryCount = eventDescDeliveryCount.Default.(int)
 	// eventDescCreatedAt is the schema descriptor for created_at field.
-	eventDescCreatedAt := eventFields[5].Descriptor()
+	eventDescCreatedAt := eventFields[7].Descriptor()
 	// event.DefaultCreatedAt holds the default value on creation for the created_at field.
 	event.DefaultCreatedAt = eventDescCreatedAt.Default.(func() time.Time)
 	// eventDescTraceParent is the schema descriptor for trace_parent field.
-	eventDescTraceParent := eventFields[6].Descriptor()
+	eventDescTraceParent := eventFields[8].Descriptor()
 	// event.TraceParentValidator is a validator for the "trace_parent" field. It is called by the builders before save.
 	event.TraceParentValidator = eventDescTraceParent.Validators[0].(func(string) error)
 	// eventDescID is the schema descriptor for id field.

@@ -13,6 +13,10 @@ import (
 
 // APIKey authenticates API callers. Only a SHA-256 hash of the token is
 // stored, with a short prefix that identifies the key in lists.
+//
+// A key may be restricted to scopes (see package scope) and may expire.
+// Customer-portal sessions are keys too (kind PORTAL_SESSION): scoped to
+// what a customer may do in the portal, and always expiring.
 type APIKey struct {
 	ent.Schema
 }
@@ -43,6 +47,22 @@ func (APIKey) Fields() []ent.Field {
 			Unique().
 			Sensitive().
 			Annotations(entgql.Skip()),
+		field.Enum("kind").
+			Values("API_KEY", "PORTAL_SESSION").
+			Default("API_KEY").
+			Immutable().
+			Annotations(entgql.Type("APIKeyKind")).
+			Comment("API_KEY: created by createAPIKey. PORTAL_SESSION: a customer-portal session."),
+		field.Strings("scopes").
+			Optional().
+			Immutable().
+			Annotations(entgql.Skip()).
+			Comment("What the key may do (package scope); null: full access."),
+		field.Time("expires_at").
+			Optional().
+			Nillable().
+			Immutable().
+			Comment("When the key stops working; null: never."),
 		field.Time("last_used_at").
 			Optional().
 			Nillable(),
@@ -66,7 +86,11 @@ func (APIKey) Edges() []ent.Edge {
 
 // Indexes of APIKey.
 func (APIKey) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("app_id", "created_at")}
+	return []ent.Index{
+		index.Fields("app_id", "created_at"),
+		// Revoking all of an app's portal sessions.
+		index.Fields("app_id", "kind", "revoked_at"),
+	}
 }
 
 // Annotations of APIKey.

@@ -35,6 +35,24 @@ func (App) Fields() []ent.Field {
 		field.Bool("accept_unknown_event_types").
 			Default(false).
 			Comment("Publishing an event type missing from the catalog is accepted instead of rejected."),
+		// The customer portal's settings (see package portal and the
+		// PortalSettings GraphQL type).
+		field.String("portal_display_name").
+			Default("").
+			MaxRuneLen(100).
+			Annotations(entgql.Skip()),
+		field.String("portal_accent_color").
+			Default("").
+			MaxLen(7).
+			Annotations(entgql.Skip()),
+		field.Enum("portal_theme").
+			Values("AUTO", "LIGHT", "DARK").
+			Default("AUTO").
+			Annotations(entgql.Skip()),
+		field.Strings("portal_allowed_origins").
+			Optional().
+			Annotations(entgql.Skip()).
+			Comment("Origins that may embed the portal in a frame (CSP frame-ancestors)."),
 	}
 }
 

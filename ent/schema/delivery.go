@@ -48,6 +48,11 @@ func (Delivery) Fields() []ent.Field {
 		field.String("event_type").
 			Immutable().
 			NotEmpty(),
+		field.String("ordering_key").
+			Optional().
+			Nillable().
+			Immutable().
+			Comment("The event's ordering key, copied so that ordered claims find each key's oldest unfinished delivery by index."),
 		field.Enum("status").
 			NamedValues(
 				"Pending", "PENDING",
@@ -126,6 +131,13 @@ func (Delivery) Indexes() []ent.Index {
 		index.Fields("endpoint_id", "next_attempt_at").
 			StorageKey("delivery_due").
 			Annotations(entsql.IndexWhere("next_attempt_at IS NOT NULL")),
+		// Ordered endpoints' claims: a delivery may be sent only if no
+		// older delivery of its key (or, with strict ordering, of its
+		// endpoint: key "") is unfinished. Deliveries of endpoints that
+		// do not order have no key and cost this index nothing.
+		index.Fields("endpoint_id", "ordering_key", "created_at", "id").
+			StorageKey("delivery_order").
+			Annotations(entsql.IndexWhere("ordering_key IS NOT NULL AND next_attempt_at IS NOT NULL")),
 		index.Fields("app_id", "created_at"),
 		index.Fields("endpoint_id", "created_at"),
 		index.Fields("event_id"),

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"encoding/json"
 	"time"
 
 	"entgo.io/contrib/entgql"
@@ -56,6 +57,32 @@ func (Endpoint) Fields() []ent.Field {
 			GoType(time.Duration(0)).
 			Default(int64(webhook.DefaultTimeout)).
 			Annotations(entgql.Type("Duration"), entgql.Skip(entgql.SkipWhereInput)),
+		field.Enum("ordering").
+			Values(webhook.Ordering("").Values()...).
+			Default(string(webhook.OrderNone)).
+			Annotations(entgql.Type("Ordering"), skipInputs).
+			Comment("In which order the endpoint receives events: NONE, KEY (per ordering key) or STRICT."),
+		field.JSON("rate_limit", &webhook.RateLimit{}).
+			Optional().
+			Annotations(entgql.Type("RateLimit"), skipInputs),
+		field.JSON("filter", json.RawMessage{}).
+			Optional().
+			Annotations(entgql.Type("JSON"), skipInputs).
+			Comment("Events must match it (besides their type) to be delivered; see package filter."),
+		field.Time("paused_until").
+			Optional().
+			Nillable().
+			Annotations(entgql.Skip(entgql.SkipMutationCreateInput, entgql.SkipMutationUpdateInput, entgql.SkipWhereInput)).
+			Comment("The endpoint asked to be left alone until then (Retry-After on 429 or 503)."),
+		field.String("flow_owner").
+			Optional().
+			Nillable().
+			Annotations(entgql.Skip()).
+			Comment("The engine that sends to a rate-limited or ordered endpoint, alone (replicas)."),
+		field.Time("flow_owner_until").
+			Optional().
+			Nillable().
+			Annotations(entgql.Skip()),
 		field.Bool("is_active").
 			Default(true),
 		field.String("disabled_reason").

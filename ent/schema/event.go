@@ -42,6 +42,17 @@ func (Event) Fields() []ent.Field {
 			Nillable().
 			Immutable().
 			MaxLen(255),
+		field.String("ordering_key").
+			Optional().
+			Nillable().
+			Immutable().
+			MaxLen(255).
+			Comment("Events sharing a key reach endpoints with ordering KEY one at a time, in publish order."),
+		field.Time("deliver_at").
+			Optional().
+			Nillable().
+			Immutable().
+			Comment("When the event's deliveries are sent (deliverAt on publish); nil: at once."),
 		field.Int("delivery_count").
 			Default(0).
 			Immutable().

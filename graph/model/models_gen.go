@@ -33,6 +33,12 @@ type CreateAPIKeyInput struct {
 	Name string `json:"name"`
 	// Admin keys manage apps and keys of every app.
 	Admin *bool `json:"admin,omitempty"`
+	// Restrict the key to these scopes, such as [EVENTS_PUBLISH] for a backend
+	// that only sends events, or [CATALOG_READ, ENDPOINTS_READ, EVENTS_READ] for
+	// a dashboard. Omit for full access. Admin keys cannot be restricted.
+	Scopes []APIKeyScope `json:"scopes,omitempty"`
+	// The key stops working this long after it is created (default: never).
+	ExpiresIn *time.Duration `json:"expiresIn,omitempty"`
 }
 
 type CreateAPIKeyPayload struct {
@@ -81,6 +87,17 @@ type CreateEventTypeInput struct {
 	Example json.RawMessage `json:"example,omitempty"`
 	// A JSON Schema (draft 2020-12 or earlier) that published payloads must satisfy.
 	JSONSchema json.RawMessage `json:"jsonSchema,omitempty"`
+}
+
+type CreatePortalSessionInput struct {
+	// The app whose portal to open; default: the caller's. Only admin keys may name another app.
+	AppID *string `json:"appId,omitempty"`
+	// How long the session works: default 1h, at most 168h (7 days).
+	ExpiresIn *time.Duration `json:"expiresIn,omitempty"`
+	// Allow only reading: no endpoint changes, tests, retries or replays.
+	ReadOnly *bool `json:"readOnly,omitempty"`
+	// A label for the session in apiKeys, such as your customer's name (default "Portal session").
+	Name *string `json:"name,omitempty"`
 }
 
 type DeleteEndpointPayload struct {
@@ -213,6 +230,44 @@ type LatencySummary struct {
 	MeanMs float64 `json:"meanMs"`
 }
 
+// A customer-portal session: a link for one of your customers.
+type PortalSession struct {
+	// The portal page with the token in the URL fragment (#token=...), which
+	// browsers never send to a server. Open it or embed it in an iframe; it is
+	// shown only here.
+	URL string `json:"url"`
+	// The session's token, also in url. It works only for the app, only until expiresAt.
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	ReadOnly  bool      `json:"readOnly"`
+	// The session's key record (kind PORTAL_SESSION): its id revokes it.
+	APIKey *ent.APIKey `json:"apiKey"`
+}
+
+// An app's customer-portal settings.
+type PortalSettings struct {
+	// The name the portal shows (default: the app's name).
+	DisplayName string `json:"displayName"`
+	// Colour of buttons and links, #rrggbb; null: Herald's.
+	AccentColor *string     `json:"accentColor,omitempty"`
+	Theme       PortalTheme `json:"theme"`
+	// Origins that may embed the portal in a frame (sent as its CSP
+	// frame-ancestors). Empty: no site may frame it; it can still be opened on
+	// its own.
+	AllowedOrigins []string `json:"allowedOrigins"`
+}
+
+// Changes to portal settings; omitted fields stay as they are.
+type PortalSettingsInput struct {
+	// At most 100 characters; "" shows the app's name.
+	DisplayName *string `json:"displayName,omitempty"`
+	// #rrggbb, or "" for Herald's colour.
+	AccentColor *string      `json:"accentColor,omitempty"`
+	Theme       *PortalTheme `json:"theme,omitempty"`
+	// scheme://host[:port] origins (https://*.example.com allows subdomains); replaces the list, at most 20.
+	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
+}
+
 type PublishEventInput struct {
 	// An event type of the app's catalog (see eventTypes).
 	EventType string `json:"eventType"`
@@ -220,6 +275,11 @@ type PublishEventInput struct {
 	Payload json.RawMessage `json:"payload"`
 	// Publishing again with the same key returns the original event and sends nothing new.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+type RateLimitInput struct {
+	Requests int           `json:"requests"`
+	Per      time.Duration `json:"per"`
 }
 
 type ReplayDeliveriesPayload struct {
@@ -234,6 +294,11 @@ type RetryPolicyInput struct {
 	InitialDelay      *time.Duration `json:"initialDelay,omitempty"`
 	BackoffMultiplier *float64       `json:"backoffMultiplier,omitempty"`
 	MaxDelay          *time.Duration `json:"maxDelay,omitempty"`
+}
+
+type RevokePortalSessionsPayload struct {
+	// How many working sessions were revoked.
+	Count int `json:"count"`
 }
 
 type RotateEndpointSecretInput struct {
@@ -303,6 +368,83 @@ type Viewer struct {
 	APIKey *ent.APIKey `json:"apiKey"`
 	// Admin keys manage apps and keys, and may act in any app by sending the X-Herald-App header.
 	IsAdmin bool `json:"isAdmin"`
+}
+
+// What a restricted API key or a portal session may do. A key without scopes
+// has full access to its app. A write scope implies its read scope.
+type APIKeyScope string
+
+const (
+	// Read the event catalog (eventTypes).
+	APIKeyScopeCatalogRead APIKeyScope = "CATALOG_READ"
+	// Create, change and archive event types.
+	APIKeyScopeCatalogWrite APIKeyScope = "CATALOG_WRITE"
+	// Read endpoints and the endpointUpdated feed.
+	APIKeyScopeEndpointsRead APIKeyScope = "ENDPOINTS_READ"
+	// Create, change, delete, enable and disable endpoints, rotate their secrets and test them.
+	APIKeyScopeEndpointsWrite APIKeyScope = "ENDPOINTS_WRITE"
+	// Read events, deliveries and attempts, their statistics (stats, statsUpdated), and the deliveryUpdated and eventPublished feeds.
+	APIKeyScopeEventsRead APIKeyScope = "EVENTS_READ"
+	// Publish events.
+	APIKeyScopeEventsPublish APIKeyScope = "EVENTS_PUBLISH"
+	// Retry and replay deliveries.
+	APIKeyScopeDeliveriesWrite APIKeyScope = "DELIVERIES_WRITE"
+	// Create and revoke customer-portal sessions of the key's app.
+	APIKeyScopePortalSessions APIKeyScope = "PORTAL_SESSIONS"
+)
+
+var AllAPIKeyScope = []APIKeyScope{
+	APIKeyScopeCatalogRead,
+	APIKeyScopeCatalogWrite,
+	APIKeyScopeEndpointsRead,
+	APIKeyScopeEndpointsWrite,
+	APIKeyScopeEventsRead,
+	APIKeyScopeEventsPublish,
+	APIKeyScopeDeliveriesWrite,
+	APIKeyScopePortalSessions,
+}
+
+func (e APIKeyScope) IsValid() bool {
+	switch e {
+	case APIKeyScopeCatalogRead, APIKeyScopeCatalogWrite, APIKeyScopeEndpointsRead, APIKeyScopeEndpointsWrite, APIKeyScopeEventsRead, APIKeyScopeEventsPublish, APIKeyScopeDeliveriesWrite, APIKeyScopePortalSessions:
+		return true
+	}
+	return false
+}
+
+func (e APIKeyScope) String() string {
+	return string(e)
+}
+
+func (e *APIKeyScope) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = APIKeyScope(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid APIKeyScope", str)
+	}
+	return nil
+}
+
+func (e APIKeyScope) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *APIKeyScope) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e APIKeyScope) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 // What happened to a delivery.
@@ -502,6 +644,65 @@ func (e *EndpointHealth) UnmarshalJSON(b []byte) error {
 }
 
 func (e EndpointHealth) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// How the customer portal looks.
+type PortalTheme string
+
+const (
+	// The viewer's system preference.
+	PortalThemeAuto  PortalTheme = "AUTO"
+	PortalThemeLight PortalTheme = "LIGHT"
+	PortalThemeDark  PortalTheme = "DARK"
+)
+
+var AllPortalTheme = []PortalTheme{
+	PortalThemeAuto,
+	PortalThemeLight,
+	PortalThemeDark,
+}
+
+func (e PortalTheme) IsValid() bool {
+	switch e {
+	case PortalThemeAuto, PortalThemeLight, PortalThemeDark:
+		return true
+	}
+	return false
+}
+
+func (e PortalTheme) String() string {
+	return string(e)
+}
+
+func (e *PortalTheme) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = PortalTheme(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid PortalTheme", str)
+	}
+	return nil
+}
+
+func (e PortalTheme) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *PortalTheme) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e PortalTheme) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -1,12 +1,15 @@
 // Package webui serves Herald's browser pages from embedded assets: GraphiQL
-// at "/" and the live console at "/console".
+// at "/", the live console at "/console", and the customer portal at
+// "/portal/<app id>" (PortalHandler).
 //
 // Everything the browser loads is embedded from static/ with go:embed; no CDN
 // or other external URL is referenced. The third-party files under
 // static/vendor/ are pinned in package.json/package-lock.json and regenerated
-// with vendor.sh; the pages themselves (static/graphiql.html, graphiql.js,
-// graphiql.css; static/console.html, console.js, console.css) are
-// hand-written.
+// with vendor.sh; GraphiQL's and the console's pages (static/graphiql.html,
+// graphiql.js, graphiql.css; static/console.html, console.js, console.css)
+// are hand-written. The portal is a Preact app whose sources are in app/;
+// app/build.sh builds it with Vite into static/app/ (committed, and checked
+// by CI to match its sources).
 package webui
 
 import (
@@ -32,6 +35,10 @@ const (
 	// graphiqlFile is the GraphiQL page, served at "/" and "/graphiql" only.
 	graphiqlFile = "graphiql.html"
 
+	// portalFile is the customer portal, built by Vite from app/ into
+	// static/app/ and served at "/portal/<app id>" only (PortalHandler).
+	portalFile = "app/portal.html"
+
 	// consoleFile is the live console, served at "/console" and "/console/"
 	// only. Its assets have root-relative URLs ("/static/…") so that both
 	// paths load them.
@@ -44,6 +51,10 @@ const (
 	// (vendor/<package>-<version>/), so their content never changes under
 	// a given URL and they can be cached for a long time.
 	vendorDir = "vendor/"
+
+	// appAssetsDir holds the portal's built scripts and styles, whose
+	// file names carry a hash of their content.
+	appAssetsDir = "app/assets/"
 
 	cacheNoCache = "no-cache"
 	cacheVendor  = "public, max-age=31536000, immutable"
@@ -60,6 +71,7 @@ const noncePlaceholder = "__HERALD_CSP_NONCE__"
 var pageFiles = map[string]bool{
 	graphiqlFile: true,
 	consoleFile:  false, // no inline styles at all: style-src 'self' only
+	portalFile:   false,
 }
 
 // pagePaths maps the URL paths of the pages to their files.
@@ -77,6 +89,17 @@ var pagePaths = map[string]string{
 // request's own host for graphql-ws subscriptions: CSP3 browsers include
 // them in 'self', older ones do not.
 func contentSecurityPolicy(host, nonce string) string {
+	return contentSecurityPolicyFramed(host, nonce, nil)
+}
+
+// contentSecurityPolicyFramed is contentSecurityPolicy with the origins
+// that may frame the page as frame-ancestors ('none' without any). The
+// origins must be plain scheme://host[:port] values (portal.NormalizeOrigin).
+func contentSecurityPolicyFramed(host, nonce string, ancestors []string) string {
+	frame := "'none'"
+	if len(ancestors) > 0 {
+		frame = strings.Join(ancestors, " ")
+	}
 	style := "style-src 'self'"
 	if nonce != "" {
 		style += " 'nonce-" + nonce + "'"
@@ -93,7 +116,7 @@ func contentSecurityPolicy(host, nonce string) string {
 		connect + "; " +
 		"base-uri 'none'; " +
 		"form-action 'none'; " +
-		"frame-ancestors 'none'"
+		"frame-ancestors " + frame
 }
 
 // validHost matches a plain Host header value (name or IPv4, or bracketed
@@ -129,7 +152,7 @@ func newAsset(name string, body []byte) *asset {
 		ct = "application/octet-stream"
 	}
 	cache := cacheNoCache
-	if strings.HasPrefix(name, vendorDir) {
+	if strings.HasPrefix(name, vendorDir) || strings.HasPrefix(name, appAssetsDir) {
 		cache = cacheVendor
 	}
 	sum := sha256.Sum256(body)
@@ -278,5 +301,48 @@ func Handler() http.Handler {
 		h.Set("ETag", a.etag)
 		// ServeContent handles If-None-Match (304), HEAD and Range.
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
+	})
+}
+
+// PortalHandler returns an http.Handler serving the customer portal page at
+// "/portal/<app id>" (every path under "/portal/" with one segment; others
+// are 404). ancestors returns the origins that may frame the page of an app
+// (the app's allowed origins); they become the CSP frame-ancestors, and
+// without any the page refuses every frame ('none' and X-Frame-Options
+// DENY). With origins, X-Frame-Options is left out: it cannot name several
+// origins, and every browser the portal runs in honours frame-ancestors.
+//
+// The page reads its session token from the URL fragment, which browsers
+// never send; the app ID in the path is not secret. Headers are otherwise
+// those of Handler's pages.
+func PortalHandler(ancestors func(r *http.Request, appID string) ([]string, error)) http.Handler {
+	s := loadSite()
+	pg := s.pages[portalFile]
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		appID, ok := strings.CutPrefix(r.URL.Path, "/portal/")
+		if !ok || appID == "" || strings.Contains(appID, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+			return
+		}
+		origins, err := ancestors(r, appID)
+		if err != nil {
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		if len(origins) == 0 {
+			h.Set("X-Frame-Options", "DENY")
+		}
+		h.Set("Content-Security-Policy", contentSecurityPolicyFramed(r.Host, "", origins))
+		h.Set("Content-Type", contentTypes[".html"])
+		h.Set("Cache-Control", cacheNoCache)
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(pg.render("")))
 	})
 }

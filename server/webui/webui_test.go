@@ -201,7 +201,7 @@ func checkAssetsServed(t *testing.T, h http.Handler, page string, paths []string
 				t.Errorf("GET %s: Content-Type %q, want %q", u.Path, ct, want)
 			}
 			wantCache := "no-cache"
-			if strings.HasPrefix(u.Path, "/static/vendor/") {
+			if strings.HasPrefix(u.Path, "/static/vendor/") || strings.HasPrefix(u.Path, "/static/app/assets/") {
 				wantCache = "public, max-age=31536000, immutable"
 			}
 			if cc := rec.Header().Get("Cache-Control"); cc != wantCache {

@@ -1,0 +1,189 @@
+package dispatch
+
+import (
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/heraldhq/herald/webhook"
+)
+
+// flow paces the requests to one endpoint. The scheduler owns it and
+// consults it before each request: the endpoint's configured rate limit, a
+// pause the endpoint asked for, and limits that adapt to its answers, as
+// the Standard Webhooks specification recommends:
+//
+//   - Answers of 429, 502, 503 and 504 halve the endpoint's concurrency and
+//     its rate (multiplicative decrease, at most once per decreaseEvery, so
+//     one burst of refusals counts once); successes grow them back a little
+//     at a time (additive increase), and once no refusal has come for
+//     recoverAfter the rate limit it imposed is lifted.
+//   - A Retry-After on 429 or 503 pauses the whole endpoint for that long
+//     (at most maxPause), not just the one delivery.
+//   - The configured limit is a sliding log of send times: a request leaves
+//     only if the limit's number of requests took more than its window
+//     (plus a margin, so that network delays cannot bunch requests at the
+//     receiver) to leave before it.
+type flow struct {
+	limit       *webhook.RateLimit
+	log         []time.Time // send times, a ring of limit.Requests
+	logNext     int         // where the next send goes (the oldest when full)
+	logN        int
+	maxConc     int
+	conc        float64 // effective concurrency, 1..maxConc
+	rate        float64 // effective requests per second (0: not limited)
+	lastSend    time.Time
+	observed    float64 // smoothed requests per second, as sent
+	pausedUntil time.Time
+	decreasedAt time.Time
+	throttledAt time.Time
+}
+
+// Flow tuning.
+const (
+	decreaseEvery = time.Second
+	recoverAfter  = 30 * time.Second
+	maxPause      = time.Hour
+	// minRate is the slowest an endpoint is throttled to: one request
+	// every five seconds.
+	minRate = 0.2
+)
+
+func newFlow(maxConc int) *flow {
+	return &flow{maxConc: maxConc, conc: float64(maxConc)}
+}
+
+// configure applies an endpoint's configuration.
+func (f *flow) configure(cfg *endpointConfig, maxConc int) {
+	if f.maxConc != maxConc {
+		f.maxConc = maxConc
+		f.conc = math.Min(f.conc, float64(maxConc))
+	}
+	if !sameLimit(f.limit, cfg.RateLimit) {
+		f.limit = cfg.RateLimit
+		f.log, f.logNext, f.logN = nil, 0, 0
+		if f.limit != nil {
+			f.log = make([]time.Time, f.limit.Requests)
+		}
+	}
+	if cfg.PausedUntil.After(f.pausedUntil) {
+		f.pausedUntil = cfg.PausedUntil
+	}
+}
+
+func sameLimit(a, b *webhook.RateLimit) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
+}
+
+// concurrency is how many requests to the endpoint may be in flight.
+func (f *flow) concurrency() int { return max(1, int(f.conc)) }
+
+// margin is the slack kept on top of a rate limit's window.
+func margin(per time.Duration) time.Duration {
+	return min(max(per/10, 10*time.Millisecond), 100*time.Millisecond)
+}
+
+// readyAt returns when the endpoint may receive its next request (now or
+// earlier: at once).
+func (f *flow) readyAt(now time.Time) time.Time {
+	at := now
+	if f.pausedUntil.After(at) {
+		at = f.pausedUntil
+	}
+	if f.limit != nil && f.logN == len(f.log) {
+		if t := f.log[f.logNext].Add(f.limit.Per + margin(f.limit.Per)); t.After(at) {
+			at = t
+		}
+	}
+	if f.rate > 0 && !f.lastSend.IsZero() {
+		if t := f.lastSend.Add(time.Duration(float64(time.Second) / f.rate)); t.After(at) {
+			at = t
+		}
+	}
+	return at
+}
+
+// sent notes a request leaving at now.
+func (f *flow) sent(now time.Time) {
+	if f.limit != nil {
+		f.log[f.logNext] = now
+		f.logNext = (f.logNext + 1) % len(f.log)
+		f.logN = min(f.logN+1, len(f.log))
+	}
+	if !f.lastSend.IsZero() {
+		if gap := now.Sub(f.lastSend).Seconds(); gap > 0 {
+			f.observed = 0.8*f.observed + 0.2/gap
+		}
+	}
+	f.lastSend = now
+}
+
+// throttling reports whether an answer asks the sender to slow down.
+func throttling(status int) bool {
+	switch status {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// answered adapts the limits to an answer; retryAfter is the pause it
+// asked for (see pauseFor).
+func (f *flow) answered(now time.Time, status int, retryAfter time.Duration, success bool) {
+	switch {
+	case throttling(status):
+		f.throttledAt = now
+		if retryAfter > 0 {
+			if until := now.Add(retryAfter); until.After(f.pausedUntil) {
+				f.pausedUntil = until
+			}
+		}
+		if now.Sub(f.decreasedAt) < decreaseEvery {
+			return
+		}
+		f.decreasedAt = now
+		f.conc = math.Max(1, f.conc/2)
+		switch {
+		case f.rate > 0:
+			f.rate = math.Max(minRate, f.rate/2)
+		case f.observed >= 2*minRate*10:
+			// Under real traffic (a few requests a second), pace it too:
+			// concurrency alone does not slow a fast endpoint down.
+			f.rate = f.observed / 2
+		}
+	case success:
+		f.conc = math.Min(float64(f.maxConc), f.conc+1/f.conc)
+		if f.rate > 0 {
+			if now.Sub(f.throttledAt) > recoverAfter {
+				f.rate = 0
+			} else {
+				f.rate += 0.05 + f.rate*0.05
+			}
+		}
+	}
+}
+
+// FlowState is an endpoint's current pace, as the engine sends to it.
+type FlowState struct {
+	// RateLimit is the configured limit (nil: none).
+	RateLimit *webhook.RateLimit
+	// Concurrency is how many requests may be in flight now, of at most
+	// MaxConcurrency.
+	Concurrency, MaxConcurrency int
+	// RatePerSecond is the rate the endpoint's answers imposed (0: none).
+	RatePerSecond float64
+	// PausedUntil is when a pause the endpoint asked for ends (zero:
+	// none).
+	PausedUntil time.Time
+	// Throttled reports that the endpoint's answers reduced its pace.
+	Throttled bool
+}
+
+func (f *flow) state(now time.Time) FlowState {
+	st := FlowState{RateLimit: f.limit, Concurrency: f.concurrency(), MaxConcurrency: f.maxConc, RatePerSecond: f.rate}
+	if f.pausedUntil.After(now) {
+		st.PausedUntil = f.pausedUntil
+	}
+	st.Throttled = st.Concurrency < f.maxConc || f.rate > 0 || !st.PausedUntil.IsZero()
+	return st
+}

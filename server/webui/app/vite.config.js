@@ -1,0 +1,28 @@
+// Builds the customer portal into ../static/app, which the Go binary
+// embeds (server/webui). The build is committed and reproducible: `make
+// assets` rebuilds it, and CI checks that the committed files match.
+import { defineConfig } from "vite";
+
+export default defineConfig({
+  root: import.meta.dirname,
+  // The page is served at /portal/<app id>; its assets under /static/app/.
+  base: "/static/app/",
+  oxc: {
+    jsx: { runtime: "automatic", importSource: "preact" },
+  },
+  resolve: {
+    alias: { react: "preact/compat", "react-dom": "preact/compat" },
+  },
+  build: {
+    // build.sh builds in a temporary copy and names the real output.
+    outDir: process.env.HERALD_PORTAL_OUT || "../static/app",
+    emptyOutDir: true,
+    assetsDir: "assets",
+    target: "es2020",
+    sourcemap: false,
+    // Every supported browser preloads modules itself; the polyfill
+    // would only add code.
+    modulePreload: { polyfill: false },
+    rollupOptions: { input: { portal: "portal.html" } },
+  },
+});
