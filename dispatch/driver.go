@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/heraldhq/herald/filter"
 )
 
 // Driver is the storage engine behind an Engine. It owns every statement
@@ -57,6 +59,10 @@ type Driver interface {
 	// sends to such an endpoint. A driver whose engine is alone (SQLite)
 	// always grants it.
 	Own(ctx context.Context, endpointID, owner string, until, now time.Time) (owned bool, ownerUntil time.Time, err error)
+	// RecentAttemptEnds returns when the latest n recorded attempts of an
+	// endpoint that ended after since ended, oldest first, so that a rate
+	// limit counts what an earlier run or another replica sent.
+	RecentAttemptEnds(ctx context.Context, endpointID string, since time.Time, n int) ([]time.Time, error)
 	// Close releases the driver's resources (prepared statements); the
 	// database itself belongs to the caller.
 	Close() error
@@ -233,6 +239,12 @@ type Subscriber struct {
 	// limit or ordering): its deliveries are never handed off, so that
 	// the one engine that sends to it claims them.
 	Controlled bool
+
+	// match is Filter compiled by the engine (nil: every event).
+	match *filter.Filter
+	// broken reports a stored filter that does not compile: nothing
+	// matches it.
+	broken bool
 }
 
 // EventRow is an event as stored.

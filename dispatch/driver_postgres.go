@@ -123,6 +123,21 @@ UNION ALL SELECT coalesce(flow_owner, ''), coalesce(flow_owner_until, $4) FROM e
 	return cur == owner, curUntil, nil
 }
 
+// RecentAttemptEnds implements Driver.
+func (d *PostgresDriver) RecentAttemptEnds(ctx context.Context, endpointID string, since time.Time, n int) ([]time.Time, error) {
+	rows, err := d.pool.Query(ctx, `SELECT completed_at FROM attempts WHERE endpoint_id = $1 AND completed_at > $2
+ORDER BY completed_at DESC LIMIT $3`, endpointID, since.UTC(), n)
+	if err != nil {
+		return nil, fmt.Errorf("recent attempts: %w", err)
+	}
+	ends, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+	if err != nil {
+		return nil, fmt.Errorf("recent attempts: %w", err)
+	}
+	slices.Reverse(ends)
+	return ends, nil
+}
+
 // Release implements Driver: leases still held are ended and their
 // deliveries are due at now.
 func (d *PostgresDriver) Release(ctx context.Context, leases []Lease, now time.Time) error {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -221,6 +222,34 @@ func (d *SQLiteDriver) readDue(ctx context.Context, p ClaimParams) ([]Job, error
 // engine, so it owns every endpoint, and nothing is written.
 func (d *SQLiteDriver) Own(_ context.Context, _, _ string, until, _ time.Time) (bool, time.Time, error) {
 	return true, until, nil
+}
+
+// RecentAttemptEnds implements Driver.
+func (d *SQLiteDriver) RecentAttemptEnds(ctx context.Context, endpointID string, since time.Time, n int) ([]time.Time, error) {
+	return scanEnds(d.r.QueryContext(ctx, `SELECT completed_at FROM attempts WHERE endpoint_id = ? AND completed_at > ?
+ORDER BY completed_at DESC LIMIT ?`, endpointID, since.UTC(), n))
+}
+
+// scanEnds reads a column of times, newest first, and returns them
+// oldest first.
+func scanEnds(rows *sql.Rows, err error) ([]time.Time, error) {
+	if err != nil {
+		return nil, fmt.Errorf("recent attempts: %w", err)
+	}
+	defer rows.Close()
+	var ends []time.Time
+	for rows.Next() {
+		var t time.Time
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("recent attempts: %w", err)
+		}
+		ends = append(ends, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("recent attempts: %w", err)
+	}
+	slices.Reverse(ends)
+	return ends, nil
 }
 
 // Release implements Driver: leases are in memory, so a released delivery

@@ -454,7 +454,7 @@ func (e *Engine) runWorker() {
 			r.resp = e.sendAttempt(j)
 		}
 		e.rec.in <- r
-		d := doneMsg{endpointID: j.EndpointID}
+		d := doneMsg{endpointID: j.EndpointID, requested: r.resp != nil, seq: j.flowSeq}
 		if r.resp != nil && r.resp.Outcome != Interrupted {
 			d.sent, d.status, d.retryAfter, d.success = true, r.resp.Status, pauseFor(r.resp, j.attempt.Endpoint), r.resp.Outcome == Success
 		}
@@ -474,11 +474,12 @@ func pauseFor(resp *response, ep *endpointConfig) time.Duration {
 
 // Flow returns an endpoint's current pace as this engine sends to it: its
 // rate limit, and the concurrency and rate its answers imposed. ok is false
-// when the engine has not sent to it lately (it goes at full pace).
+// when the engine has not sent to it lately: it would go at full pace, as
+// st says, within its configured limits.
 func (e *Engine) Flow(endpointID string) (st FlowState, ok bool) {
 	v, ok := e.sched.flowStates.Load(endpointID)
 	if !ok {
-		return FlowState{}, false
+		return FlowState{Concurrency: e.cfg.PerEndpoint, MaxConcurrency: e.cfg.PerEndpoint}, false
 	}
 	return v.(FlowState), true
 }

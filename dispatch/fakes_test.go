@@ -126,6 +126,9 @@ func (f *fakeDriver) Cancel(context.Context, CancelParams) ([]DeliveryRef, error
 func (f *fakeDriver) Own(_ context.Context, _, _ string, until, _ time.Time) (bool, time.Time, error) {
 	return true, until, nil
 }
+func (f *fakeDriver) RecentAttemptEnds(context.Context, string, time.Time, int) ([]time.Time, error) {
+	return nil, nil
+}
 func (f *fakeDriver) Requeue(context.Context, RequeueParams) (RequeueResult, error) {
 	return RequeueResult{}, nil
 }

@@ -14,36 +14,42 @@ import (
 // the Standard Webhooks specification recommends:
 //
 //   - Answers of 429, 502, 503 and 504 halve the endpoint's concurrency and
-//     its rate (multiplicative decrease, at most once per decreaseEvery, so
-//     one burst of refusals counts once); successes grow them back a little
-//     at a time (additive increase), and once no refusal has come for
-//     recoverAfter the rate limit it imposed is lifted.
+//     its rate (multiplicative decrease, at most once per round trip: a
+//     refusal of a request sent before the last decrease does not count
+//     again, so one burst of refusals counts once, yet an endpoint that
+//     refuses at once is backed off within a few milliseconds); successes
+//     grow them back a little at a time (additive increase), and once no
+//     refusal has come for recoverAfter the rate limit it imposed is
+//     lifted.
 //   - A Retry-After on 429 or 503 pauses the whole endpoint for that long
 //     (at most maxPause), not just the one delivery.
-//   - The configured limit is a sliding log of send times: a request leaves
-//     only if the limit's number of requests took more than its window
-//     (plus a margin, so that network delays cannot bunch requests at the
-//     receiver) to leave before it.
+//   - The configured limit holds at the receiver, whatever the network
+//     delays: a request leaves only if fewer than the limit's number of
+//     requests are in flight or ended within its window before now. Any
+//     window of that length at the receiver then sees at most that many
+//     arrivals, since a request arrives before it ends.
 type flow struct {
 	limit       *webhook.RateLimit
-	log         []time.Time // send times, a ring of limit.Requests
-	logNext     int         // where the next send goes (the oldest when full)
-	logN        int
+	ends        []time.Time // when the latest requests ended, a ring of limit.Requests
+	endNext     int         // where the next end goes (the oldest when full)
+	endN        int
+	out         int // requests in flight
+	seeded      bool
 	maxConc     int
 	conc        float64 // effective concurrency, 1..maxConc
 	rate        float64 // effective requests per second (0: not limited)
 	lastSend    time.Time
 	observed    float64 // smoothed requests per second, as sent
 	pausedUntil time.Time
-	decreasedAt time.Time
+	seq         uint64 // requests handed out so far
+	decreasedAt uint64 // seq at the latest decrease
 	throttledAt time.Time
 }
 
 // Flow tuning.
 const (
-	decreaseEvery = time.Second
-	recoverAfter  = 30 * time.Second
-	maxPause      = time.Hour
+	recoverAfter = 30 * time.Second
+	maxPause     = time.Hour
 	// minRate is the slowest an endpoint is throttled to: one request
 	// every five seconds.
 	minRate = 0.2
@@ -61,9 +67,9 @@ func (f *flow) configure(cfg *endpointConfig, maxConc int) {
 	}
 	if !sameLimit(f.limit, cfg.RateLimit) {
 		f.limit = cfg.RateLimit
-		f.log, f.logNext, f.logN = nil, 0, 0
+		f.ends, f.endNext, f.endN, f.seeded = nil, 0, 0, false
 		if f.limit != nil {
-			f.log = make([]time.Time, f.limit.Requests)
+			f.ends = make([]time.Time, f.limit.Requests)
 		}
 	}
 	if cfg.PausedUntil.After(f.pausedUntil) {
@@ -78,11 +84,6 @@ func sameLimit(a, b *webhook.RateLimit) bool {
 // concurrency is how many requests to the endpoint may be in flight.
 func (f *flow) concurrency() int { return max(1, int(f.conc)) }
 
-// margin is the slack kept on top of a rate limit's window.
-func margin(per time.Duration) time.Duration {
-	return min(max(per/10, 10*time.Millisecond), 100*time.Millisecond)
-}
-
 // readyAt returns when the endpoint may receive its next request (now or
 // earlier: at once).
 func (f *flow) readyAt(now time.Time) time.Time {
@@ -90,9 +91,18 @@ func (f *flow) readyAt(now time.Time) time.Time {
 	if f.pausedUntil.After(at) {
 		at = f.pausedUntil
 	}
-	if f.limit != nil && f.logN == len(f.log) {
-		if t := f.log[f.logNext].Add(f.limit.Per + margin(f.limit.Per)); t.After(at) {
-			at = t
+	if f.limit != nil {
+		free := f.limit.Requests - f.out
+		if free <= 0 {
+			// Only an end makes room, and ends wake the scheduler: this
+			// is a fallback.
+			return now.Add(f.limit.Per)
+		}
+		// The free-th latest end must lie a window back.
+		if f.endN >= free {
+			if t := f.ends[(f.endNext-free+len(f.ends))%len(f.ends)].Add(f.limit.Per); t.After(at) {
+				at = t
+			}
 		}
 	}
 	if f.rate > 0 && !f.lastSend.IsZero() {
@@ -103,19 +113,50 @@ func (f *flow) readyAt(now time.Time) time.Time {
 	return at
 }
 
-// sent notes a request leaving at now.
-func (f *flow) sent(now time.Time) {
-	if f.limit != nil {
-		f.log[f.logNext] = now
-		f.logNext = (f.logNext + 1) % len(f.log)
-		f.logN = min(f.logN+1, len(f.log))
+// done notes the end, at t, of a request handed to a worker at sent;
+// requested reports that it went out at all (answered, failed or given
+// up), so that it counts against the rate limit.
+func (f *flow) done(t time.Time, requested bool) {
+	f.out = max(0, f.out-1)
+	if f.limit == nil || !requested {
+		return
 	}
+	f.ends[f.endNext] = t
+	f.endNext = (f.endNext + 1) % len(f.ends)
+	f.endN = min(f.endN+1, len(f.ends))
+}
+
+// seed notes the ends of requests sent before the engine started pacing
+// the endpoint (by an earlier run, or another replica), oldest first, so
+// that a restart or a change of owner does not reopen the window.
+func (f *flow) seed(ends []time.Time) {
+	f.seeded = true
+	for _, t := range ends {
+		f.out++
+		f.done(t, true)
+	}
+}
+
+// lastEnd is when the latest request ended (zero: none noted).
+func (f *flow) lastEnd() time.Time {
+	if f.endN == 0 {
+		return time.Time{}
+	}
+	return f.ends[(f.endNext-1+len(f.ends))%len(f.ends)]
+}
+
+// sent notes a request leaving at now and returns its sequence number,
+// for answered.
+func (f *flow) sent(now time.Time) uint64 {
+	f.out++
+	f.seq++
 	if !f.lastSend.IsZero() {
 		if gap := now.Sub(f.lastSend).Seconds(); gap > 0 {
 			f.observed = 0.8*f.observed + 0.2/gap
 		}
 	}
 	f.lastSend = now
+	return f.seq
 }
 
 // throttling reports whether an answer asks the sender to slow down.
@@ -127,9 +168,9 @@ func throttling(status int) bool {
 	return false
 }
 
-// answered adapts the limits to an answer; retryAfter is the pause it
-// asked for (see pauseFor).
-func (f *flow) answered(now time.Time, status int, retryAfter time.Duration, success bool) {
+// answered adapts the limits to the answer to request seq; retryAfter is
+// the pause it asked for (see pauseFor).
+func (f *flow) answered(now time.Time, seq uint64, status int, retryAfter time.Duration, success bool) {
 	switch {
 	case throttling(status):
 		f.throttledAt = now
@@ -138,10 +179,10 @@ func (f *flow) answered(now time.Time, status int, retryAfter time.Duration, suc
 				f.pausedUntil = until
 			}
 		}
-		if now.Sub(f.decreasedAt) < decreaseEvery {
-			return
+		if seq <= f.decreasedAt {
+			return // sent before the latest decrease took effect
 		}
-		f.decreasedAt = now
+		f.decreasedAt = f.seq
 		f.conc = math.Max(1, f.conc/2)
 		switch {
 		case f.rate > 0:

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/fault"
+	"github.com/heraldhq/herald/filter"
 	"github.com/heraldhq/herald/ids"
 	"github.com/heraldhq/herald/tenant"
 	"github.com/heraldhq/herald/webhook"
@@ -351,6 +352,7 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 		if subs, err = tx.Subscribers(ctx, req.appID); err != nil {
 			return nil, err
 		}
+		e.compileFilters(subs)
 		load.subs = subs
 		out.loads = append(out.loads, load)
 	}
@@ -363,10 +365,20 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 			at := in.DeliverAt.UTC()
 			rows[i].DeliverAt = &at
 		}
+		var env *filter.Envelope // decoded once, if some filter asks
 		for k, s := range subs {
-			if s.EndpointID != req.exclude && webhook.MatchAny(s.Patterns, in.EventType) {
-				matches[i] = append(matches[i], k)
+			if s.EndpointID == req.exclude || !webhook.MatchAny(s.Patterns, in.EventType) || s.broken {
+				continue
 			}
+			if s.match != nil {
+				if env == nil {
+					env = &filter.Envelope{ID: rows[i].ID, Type: in.EventType, Timestamp: now.Format(time.RFC3339Nano), Payload: in.Payload}
+				}
+				if !s.match.Match(env) {
+					continue
+				}
+			}
+			matches[i] = append(matches[i], k)
 		}
 		rows[i].DeliveryCount = len(matches[i])
 	}
@@ -477,6 +489,24 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 		}
 	}
 	return out, nil
+}
+
+// compileFilters compiles the payload filters of freshly loaded
+// subscribers, once for as long as they are cached. A stored filter that
+// does not compile (it was validated when saved) matches nothing.
+func (e *Engine) compileFilters(subs []Subscriber) {
+	for i := range subs {
+		if subs[i].Filter == nil {
+			continue
+		}
+		f, err := filter.Compile(subs[i].Filter)
+		if err != nil {
+			e.log.Error("endpoint filter does not compile; it matches nothing until fixed", "endpoint_id", subs[i].EndpointID, "err", err)
+			subs[i].broken = true
+			continue
+		}
+		subs[i].match = f
+	}
 }
 
 // sameEvent reports whether a stored event and a new one with the same

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -17,6 +18,8 @@ type job struct {
 	attempt attempt
 	trigger string // SCHEDULED, MANUAL_RETRY or TEST
 	counted bool
+	// flowSeq is the request's number in its endpoint's flow.
+	flowSeq uint64
 }
 
 // schedConfig is what the scheduler needs of the engine's configuration.
@@ -102,11 +105,14 @@ type scheduler struct {
 type doneMsg struct {
 	endpointID string
 	// status and retryAfter are the answer's (0: none); success reports a
-	// 2xx; sent reports that a request was made at all.
+	// 2xx; sent reports that a request was made and answered or failed;
+	// requested that it went out at all (interrupted ones included).
 	status     int
 	retryAfter time.Duration
 	success    bool
 	sent       bool
+	requested  bool
+	seq        uint64 // the job's flowSeq
 }
 
 // endpointState is the scheduler's view of one endpoint.
@@ -306,7 +312,7 @@ func (s *scheduler) pump() {
 						st.queue = st.queue[1:]
 						st.inflight++
 						s.busy++
-						f.sent(now)
+						j.flowSeq = f.sent(now)
 						s.work <- j
 						progressed = true
 					}
@@ -440,6 +446,15 @@ func (s *scheduler) claim(ctx context.Context, endpointID string, limit int) ([]
 				return nil, nil, err
 			}
 			until = minTime(until, owned)
+			if cfg.RateLimit != nil && !f.seeded {
+				// Requests an earlier run or another replica made within
+				// the window count too.
+				ends, err := s.driver.RecentAttemptEnds(ctx, endpointID, now.Add(-cfg.RateLimit.Per), cfg.RateLimit.Requests)
+				if err != nil {
+					return nil, nil, fmt.Errorf("read the endpoint's recent attempts: %w", err)
+				}
+				f.seed(ends)
+			}
 			if cfg.RateLimit != nil {
 				// No more than can leave within the lease.
 				window := s.cfg.Lease - 2*cfg.Timeout - leaseMargin
@@ -534,9 +549,11 @@ func (s *scheduler) finished(d doneMsg) {
 	if st := s.eps[d.endpointID]; st != nil {
 		st.inflight--
 	}
+	f := s.flowOf(d.endpointID)
+	now := s.now()
+	f.done(now, d.requested)
 	if d.sent {
-		f := s.flowOf(d.endpointID)
-		f.answered(s.now(), d.status, d.retryAfter, d.success)
+		f.answered(now, d.seq, d.status, d.retryAfter, d.success)
 		s.publishFlow(d.endpointID, f)
 	}
 	s.pump()
@@ -595,7 +612,7 @@ func (s *scheduler) tick() {
 		// Forget the pace of endpoints with nothing going on once it is
 		// back to normal (and its rate limit's window has passed).
 		if st := s.eps[id]; st == nil && f.rate == 0 && f.concurrency() == f.maxConc && !f.pausedUntil.After(now) &&
-			(f.limit == nil || now.Sub(f.lastSend) > f.limit.Per+margin(f.limit.Per)) {
+			f.out == 0 && (f.limit == nil || now.Sub(f.lastEnd()) > f.limit.Per) {
 			delete(s.flows, id)
 			s.flowStates.Delete(id)
 		}

@@ -5,7 +5,9 @@
 package endpoints
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +22,7 @@ import (
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/fault"
+	"github.com/heraldhq/herald/filter"
 	"github.com/heraldhq/herald/signing"
 	"github.com/heraldhq/herald/tenant"
 	"github.com/heraldhq/herald/webhook"
@@ -83,8 +86,8 @@ func (p *RetryPolicyPatch) apply(base webhook.RetryPolicy) webhook.RetryPolicy {
 	return base
 }
 
-// Input is the configuration of an endpoint. On update, nil fields stay as
-// they are.
+// Input is the configuration of an endpoint. On update, nil fields (and
+// Changes not Set) stay as they are.
 type Input struct {
 	Name           *string
 	Description    *string
@@ -96,6 +99,19 @@ type Input struct {
 	Timeout        *time.Duration
 	IsActive       *bool
 	AllowDuplicate bool
+	// Filter is the payload filter (see package filter); a Set nil or
+	// JSON null removes it.
+	Filter Change[json.RawMessage]
+	// RateLimit is the rate limit; a Set nil removes it.
+	RateLimit Change[*webhook.RateLimit]
+	Ordering  *webhook.Ordering
+}
+
+// Change is an optional change of a field that can also be cleared: Set
+// reports that the field changes, to Value (its zero value clears it).
+type Change[T any] struct {
+	Set   bool
+	Value T
 }
 
 // config is a complete, validated endpoint configuration.
@@ -106,6 +122,9 @@ type config struct {
 	headers                []webhook.Header
 	retry                  webhook.RetryPolicy
 	timeout                time.Duration
+	filter                 json.RawMessage // nil: none
+	rateLimit              *webhook.RateLimit
+	ordering               webhook.Ordering
 }
 
 // validate merges in over base and checks the result. Faults name fields
@@ -173,7 +192,55 @@ func (s *Service) validate(ctx context.Context, appID string, base config, in In
 	if err := webhook.CheckTimeout("input.timeout", c.timeout); err != nil {
 		return c, err
 	}
+	if in.Filter.Set {
+		f, err := CheckFilter("input.filter", in.Filter.Value)
+		if err != nil {
+			return c, err
+		}
+		c.filter = f
+	}
+	if in.RateLimit.Set {
+		c.rateLimit = in.RateLimit.Value
+		if c.rateLimit != nil {
+			if err := c.rateLimit.Validate(); err != nil {
+				return c, fault.Prefix("input.rateLimit", err)
+			}
+		}
+	}
+	if in.Ordering != nil {
+		switch o := *in.Ordering; o {
+		case webhook.OrderNone, webhook.OrderByKey, webhook.OrderStrict:
+			c.ordering = o
+		default:
+			return c, fault.Invalid("input.ordering", "must be NONE, KEY or STRICT, got %q", o)
+		}
+	}
 	return c, nil
+}
+
+// CheckFilter validates a payload filter; faults name the offending part
+// of it under field ("input.filter.data.total.$gt"). It returns the filter
+// compacted, or nil for an empty or null one (no filter).
+func CheckFilter(field string, raw json.RawMessage) (json.RawMessage, error) {
+	f, err := filter.Compile(raw)
+	if err != nil {
+		var fe *filter.Error
+		if errors.As(err, &fe) {
+			if fe.Path != "" {
+				field += "." + fe.Path
+			}
+			return nil, fault.Invalid(field, "%s", fe.Message)
+		}
+		return nil, fault.Invalid(field, "%v", err)
+	}
+	if f == nil {
+		return nil, nil
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return nil, fault.Invalid(field, "is not valid JSON: %v", err)
+	}
+	return b.Bytes(), nil
 }
 
 // unmask keeps the stored secrets of an auth configuration whose input
@@ -240,7 +307,7 @@ func (s *Service) Create(ctx context.Context, in Input) (*ent.Endpoint, string, 
 	case in.EventTypes == nil:
 		return nil, "", fault.Invalid("input.eventTypes", "is required; use [\"*\"] for every event type")
 	}
-	base := config{auth: webhook.Auth{Type: webhook.AuthNone}, retry: webhook.DefaultRetryPolicy(), timeout: webhook.DefaultTimeout}
+	base := config{auth: webhook.Auth{Type: webhook.AuthNone}, retry: webhook.DefaultRetryPolicy(), timeout: webhook.DefaultTimeout, ordering: webhook.OrderNone}
 	c, err := s.validate(ctx, v.AppID, base, in)
 	if err != nil {
 		return nil, "", err
@@ -264,8 +331,15 @@ func (s *Service) Create(ctx context.Context, in Input) (*ent.Endpoint, string, 
 		SetHeaders(c.headers).
 		SetRetryPolicy(c.retry).
 		SetTimeout(c.timeout).
+		SetOrdering(endpoint.Ordering(c.ordering)).
 		SetIsActive(active).
 		SetSecret(secret)
+	if c.filter != nil {
+		create.SetFilter(c.filter)
+	}
+	if c.rateLimit != nil {
+		create.SetRateLimit(c.rateLimit)
+	}
 	if !active {
 		create.SetDisabledReason("created inactive").SetDisabledAt(s.now())
 	}
@@ -302,6 +376,7 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*ent.Endpoin
 		base := config{
 			name: cur.Name, description: cur.Description, url: cur.URL, eventTypes: cur.EventTypes,
 			auth: cur.Auth, headers: cur.Headers, retry: cur.RetryPolicy, timeout: cur.Timeout,
+			filter: cur.Filter, rateLimit: cur.RateLimit, ordering: webhook.Ordering(cur.Ordering),
 		}
 		c, err := s.validate(ctx, v.AppID, base, in)
 		if err != nil {
@@ -320,7 +395,18 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*ent.Endpoin
 			SetAuth(c.auth).
 			SetHeaders(c.headers).
 			SetRetryPolicy(c.retry).
-			SetTimeout(c.timeout)
+			SetTimeout(c.timeout).
+			SetOrdering(endpoint.Ordering(c.ordering))
+		if c.filter != nil {
+			u.SetFilter(c.filter)
+		} else {
+			u.ClearFilter()
+		}
+		if c.rateLimit != nil {
+			u.SetRateLimit(c.rateLimit)
+		} else {
+			u.ClearRateLimit()
+		}
 		if in.IsActive != nil && *in.IsActive && !cur.IsActive {
 			u.SetIsActive(true).SetConsecutiveFailures(0).ClearDisabledReason().ClearDisabledAt()
 		}

@@ -46,9 +46,9 @@ type Endpoint struct {
 	Timeout time.Duration `json:"timeout,omitempty"`
 	// In which order the endpoint receives events: NONE, KEY (per ordering key) or STRICT.
 	Ordering endpoint.Ordering `json:"ordering,omitempty"`
-	// RateLimit holds the value of the "rate_limit" field.
+	// At most this many requests to the endpoint per window; null: no limit.
 	RateLimit *webhook.RateLimit `json:"rate_limit,omitempty"`
-	// Events must match it (besides their type) to be delivered; see package filter.
+	// Events must match this payload filter (besides their type) to be delivered; null: every event.
 	Filter json.RawMessage `json:"filter,omitempty"`
 	// The endpoint asked to be left alone until then (Retry-After on 429 or 503).
 	PausedUntil *time.Time `json:"paused_until,omitempty"`

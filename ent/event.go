@@ -29,7 +29,7 @@ type Event struct {
 	IdempotencyKey *string `json:"idempotency_key,omitempty"`
 	// Events sharing a key reach endpoints with ordering KEY one at a time, in publish order.
 	OrderingKey *string `json:"ordering_key,omitempty"`
-	// When the event's deliveries are sent (deliverAt on publish); nil: at once.
+	// When the event's deliveries are sent (deliverAt on publish); null: at once.
 	DeliverAt *time.Time `json:"deliver_at,omitempty"`
 	// Deliveries created when the event was published (its fan-out).
 	DeliveryCount int `json:"delivery_count,omitempty"`

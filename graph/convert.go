@@ -123,8 +123,26 @@ func endpointInput(name, description, url *string, eventTypes []string, a *model
 	return in
 }
 
+// rateLimitOf converts a rate limit input (nil: none).
+func rateLimitOf(in *model.RateLimitInput) *webhook.RateLimit {
+	if in == nil {
+		return nil
+	}
+	return &webhook.RateLimit{Requests: in.Requests, Per: in.Per}
+}
+
+// orderingOf converts an ordering input (nil: unchanged).
+func orderingOf(o *endpoint.Ordering) *webhook.Ordering {
+	if o == nil {
+		return nil
+	}
+	w := webhook.Ordering(*o)
+	return &w
+}
+
 func publishInput(in *model.PublishEventInput) dispatch.EventInput {
-	return dispatch.EventInput{EventType: in.EventType, Payload: nullToEmpty(in.Payload), IdempotencyKey: deref(in.IdempotencyKey)}
+	return dispatch.EventInput{EventType: in.EventType, Payload: nullToEmpty(in.Payload), IdempotencyKey: deref(in.IdempotencyKey),
+		OrderingKey: deref(in.OrderingKey), DeliverAt: in.DeliverAt}
 }
 
 // requireEndpoint returns NOT_FOUND unless the endpoint exists in the

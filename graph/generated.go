@@ -164,6 +164,7 @@ type ComplexityRoot struct {
 		Event              func(childComplexity int) int
 		EventID            func(childComplexity int) int
 		EventType          func(childComplexity int) int
+		HeldBy             func(childComplexity int) int
 		ID                 func(childComplexity int) int
 		LastAttemptAt      func(childComplexity int) int
 		LastError          func(childComplexity int) int
@@ -254,6 +255,7 @@ type ComplexityRoot struct {
 		EventTypes              func(childComplexity int) int
 		FailureCount            func(childComplexity int) int
 		Filter                  func(childComplexity int) int
+		Flow                    func(childComplexity int) int
 		Headers                 func(childComplexity int) int
 		Health                  func(childComplexity int) int
 		ID                      func(childComplexity int) int
@@ -299,6 +301,15 @@ type ComplexityRoot struct {
 	EndpointEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	EndpointFlow struct {
+		Concurrency    func(childComplexity int) int
+		MaxConcurrency func(childComplexity int) int
+		PausedUntil    func(childComplexity int) int
+		RateLimit      func(childComplexity int) int
+		RatePerSecond  func(childComplexity int) int
+		Throttled      func(childComplexity int) int
 	}
 
 	Event struct {
@@ -353,6 +364,17 @@ type ComplexityRoot struct {
 	EventTypeEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	FilterMatch struct {
+		Event     func(childComplexity int) int
+		EventType func(childComplexity int) int
+		Matched   func(childComplexity int) int
+	}
+
+	FilterTest struct {
+		MatchCount func(childComplexity int) int
+		Results    func(childComplexity int) int
 	}
 
 	Header struct {
@@ -422,6 +444,7 @@ type ComplexityRoot struct {
 		Events     func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) int
 		Node       func(childComplexity int, id string) int
 		Nodes      func(childComplexity int, ids []string) int
+		TestFilter func(childComplexity int, filter json.RawMessage, payload json.RawMessage, eventType *string, recent *int) int
 		Viewer     func(childComplexity int) int
 	}
 
@@ -486,6 +509,8 @@ type AppResolver interface {
 }
 type DeliveryResolver interface {
 	Endpoint(ctx context.Context, obj *ent.Delivery) (*ent.Endpoint, error)
+
+	HeldBy(ctx context.Context, obj *ent.Delivery) (*ent.Delivery, error)
 }
 type DeliveryChangeResolver interface {
 	Delivery(ctx context.Context, obj *model.DeliveryChange) (*ent.Delivery, error)
@@ -495,6 +520,7 @@ type EndpointResolver interface {
 	Headers(ctx context.Context, obj *ent.Endpoint) ([]*webhook.Header, error)
 	Health(ctx context.Context, obj *ent.Endpoint) (model.EndpointHealth, error)
 	Stats(ctx context.Context, obj *ent.Endpoint, window time.Duration, bucket time.Duration) (*model.DeliveryStats, error)
+	Flow(ctx context.Context, obj *ent.Endpoint) (*model.EndpointFlow, error)
 }
 type EndpointChangeResolver interface {
 	Endpoint(ctx context.Context, obj *model.EndpointChange) (*ent.Endpoint, error)
@@ -535,6 +561,7 @@ type QueryResolver interface {
 	Events(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) (*ent.EventConnection, error)
 	EventTypes(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventTypeOrder, where *ent.EventTypeWhereInput) (*ent.EventTypeConnection, error)
 	Viewer(ctx context.Context) (*model.Viewer, error)
+	TestFilter(ctx context.Context, filter json.RawMessage, payload json.RawMessage, eventType *string, recent *int) (*model.FilterTest, error)
 }
 type SubscriptionResolver interface {
 	DeliveryUpdated(ctx context.Context, endpointID *string, eventType *string, status *delivery.Status) (<-chan *model.DeliveryChange, error)
@@ -998,6 +1025,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Delivery.EventType(childComplexity), true
+	case "Delivery.heldBy":
+		if e.ComplexityRoot.Delivery.HeldBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Delivery.HeldBy(childComplexity), true
 	case "Delivery.id":
 		if e.ComplexityRoot.Delivery.ID == nil {
 			break
@@ -1407,6 +1440,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Endpoint.Filter(childComplexity), true
+	case "Endpoint.flow":
+		if e.ComplexityRoot.Endpoint.Flow == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.Flow(childComplexity), true
 	case "Endpoint.headers":
 		if e.ComplexityRoot.Endpoint.Headers == nil {
 			break
@@ -1614,6 +1653,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.EndpointEdge.Node(childComplexity), true
+
+	case "EndpointFlow.concurrency":
+		if e.ComplexityRoot.EndpointFlow.Concurrency == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointFlow.Concurrency(childComplexity), true
+	case "EndpointFlow.maxConcurrency":
+		if e.ComplexityRoot.EndpointFlow.MaxConcurrency == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointFlow.MaxConcurrency(childComplexity), true
+	case "EndpointFlow.pausedUntil":
+		if e.ComplexityRoot.EndpointFlow.PausedUntil == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointFlow.PausedUntil(childComplexity), true
+	case "EndpointFlow.rateLimit":
+		if e.ComplexityRoot.EndpointFlow.RateLimit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointFlow.RateLimit(childComplexity), true
+	case "EndpointFlow.ratePerSecond":
+		if e.ComplexityRoot.EndpointFlow.RatePerSecond == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointFlow.RatePerSecond(childComplexity), true
+	case "EndpointFlow.throttled":
+		if e.ComplexityRoot.EndpointFlow.Throttled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointFlow.Throttled(childComplexity), true
 
 	case "Event.createdAt":
 		if e.ComplexityRoot.Event.CreatedAt == nil {
@@ -1824,6 +1900,38 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.EventTypeEdge.Node(childComplexity), true
+
+	case "FilterMatch.event":
+		if e.ComplexityRoot.FilterMatch.Event == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FilterMatch.Event(childComplexity), true
+	case "FilterMatch.eventType":
+		if e.ComplexityRoot.FilterMatch.EventType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FilterMatch.EventType(childComplexity), true
+	case "FilterMatch.matched":
+		if e.ComplexityRoot.FilterMatch.Matched == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FilterMatch.Matched(childComplexity), true
+
+	case "FilterTest.matchCount":
+		if e.ComplexityRoot.FilterTest.MatchCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FilterTest.MatchCount(childComplexity), true
+	case "FilterTest.results":
+		if e.ComplexityRoot.FilterTest.Results == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FilterTest.Results(childComplexity), true
 
 	case "Header.name":
 		if e.ComplexityRoot.Header.Name == nil {
@@ -2265,6 +2373,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Nodes(childComplexity, args["ids"].([]string)), true
+	case "Query.testFilter":
+		if e.ComplexityRoot.Query.TestFilter == nil {
+			break
+		}
+
+		args, err := ec.field_Query_testFilter_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.TestFilter(childComplexity, args["filter"].(json.RawMessage), args["payload"].(json.RawMessage), args["eventType"].(*string), args["recent"].(*int)), true
 	case "Query.viewer":
 		if e.ComplexityRoot.Query.Viewer == nil {
 			break
@@ -2725,6 +2844,8 @@ extend type Endpoint {
   are fresh with every change.
   """
   stats(window: Duration! = "24h", bucket: Duration! = "1h"): DeliveryStats! @goField(forceResolver: true)
+  "How fast Herald sends to the endpoint now: its rate limit and what its answers imposed."
+  flow: EndpointFlow!
 }
 
 extend type App {
@@ -2823,11 +2944,44 @@ type LatencySummary {
   meanMs: Float!
 }
 
+"""
+The pace at which Herald sends to an endpoint. Besides its configured
+rateLimit, Herald adapts to the endpoint's answers: a 429, 502, 503 or 504
+halves its concurrency and rate (at most once a second), each success grows
+them back a little, and a Retry-After on a 429 or 503 pauses the whole
+endpoint. Throttled endpoints recover fully after 30 seconds without a refusal.
+
+Adaptive limits are kept in memory by the replica that sends: with several
+replicas, this is the view of the one that answers the query (an endpoint with
+a rate limit or ordering is sent to by one replica at a time; pauses are shared
+by all).
+"""
+type EndpointFlow {
+  "The configured limit (null: none)."
+  rateLimit: RateLimit
+  "Requests that may be in flight to the endpoint at once now."
+  concurrency: Int!
+  "Its most: the server's per-endpoint concurrency (--per-endpoint)."
+  maxConcurrency: Int!
+  "Requests per second the endpoint's answers imposed (null: not limited by them)."
+  ratePerSecond: Float
+  "When a pause the endpoint asked for (Retry-After) ends; null: not paused."
+  pausedUntil: Time
+  "Whether the endpoint's answers reduced its pace below the configured one."
+  throttled: Boolean!
+}
+
 extend type Delivery {
   "The receiving endpoint (also when it has since been deleted)."
   endpoint: Endpoint!
   "When the next attempt is due, for PENDING and RETRYING deliveries."
   nextAttemptAt: Time
+  """
+  The older unfinished delivery of the same ordering key (ordering KEY) or of
+  the same endpoint (ordering STRICT) that this one waits for; null when it is
+  not held back.
+  """
+  heldBy: Delivery
 }
 
 extend type Attempt {
@@ -2847,6 +3001,29 @@ type Viewer {
 extend type Query {
   "The caller of this request."
   viewer: Viewer!
+  """
+  Tries a payload filter before it is saved on an endpoint: against one
+  payload (with its eventType), or, without a payload, against the app's
+  recent events (the latest "recent" of them, at most 100, optionally of one
+  eventType). An invalid filter is a BAD_USER_INPUT naming the offending path.
+  """
+  testFilter(filter: JSON!, payload: JSON, eventType: String, recent: Int = 20): FilterTest!
+}
+
+"What a payload filter matches."
+type FilterTest {
+  "The payloads tried, newest first."
+  results: [FilterMatch!]!
+  "How many of them match."
+  matchCount: Int!
+}
+
+"One payload tried against a filter."
+type FilterMatch {
+  "The event tried (null for a payload given to testFilter)."
+  event: Event
+  eventType: String!
+  matched: Boolean!
 }
 
 input CreateAppInput {
@@ -3000,6 +3177,16 @@ input CreateEndpointInput {
   isActive: Boolean
   "Allow a second endpoint with the same URL and overlapping event types (default false: CONFLICT)."
   allowDuplicate: Boolean
+  """
+  Deliver only events whose envelope matches this filter (besides their
+  type), such as {"data.total": {"$gte": 1000}}. See the README's "Payload
+  filters" and the testFilter query.
+  """
+  filter: JSON
+  "At most this many requests per window; the backlog waits (default: none)."
+  rateLimit: RateLimitInput
+  "In which order events are sent (default NONE)."
+  ordering: Ordering
 }
 
 type CreateEndpointPayload {
@@ -3027,6 +3214,15 @@ input UpdateEndpointInput {
   timeout: Duration
   isActive: Boolean
   allowDuplicate: Boolean
+  "Replaces the payload filter; null removes it."
+  filter: JSON @goField(omittable: true)
+  "Replaces the rate limit; null removes it."
+  rateLimit: RateLimitInput @goField(omittable: true)
+  """
+  Changes the ordering of events published from now on; queued deliveries
+  keep the order they were created with.
+  """
+  ordering: Ordering
 }
 
 type DeleteEndpointPayload {
@@ -3068,6 +3264,16 @@ input PublishEventInput {
   payload: JSON!
   "Publishing again with the same key returns the original event and sends nothing new."
   idempotencyKey: String
+  """
+  Events with the same key (such as an order's ID) reach endpoints whose
+  ordering is KEY one at a time, in publish order (at most 255 characters).
+  """
+  orderingKey: String
+  """
+  When to send the event's deliveries (at most 30 days ahead); they are created
+  at once. Omitted or past: now.
+  """
+  deliverAt: Time
 }
 
 type TestEndpointPayload {
@@ -3134,7 +3340,10 @@ type Mutation {
 
 "What happened to a delivery."
 enum DeliveryChangeKind {
-  "Created by a publish (status PENDING)."
+  """
+  Created by a publish (status PENDING). On an ordered endpoint, select
+  delivery { heldBy { id } } to see whether it waits for an older delivery.
+  """
   CREATED
   "A worker started an attempt (status SENDING)."
   ATTEMPT_STARTED
@@ -3456,6 +3665,8 @@ func (ec *executionContext) childFields_Delivery(ctx context.Context, field grap
 		return ec.fieldContext_Delivery_endpoint(ctx, field)
 	case "nextAttemptAt":
 		return ec.fieldContext_Delivery_nextAttemptAt(ctx, field)
+	case "heldBy":
+		return ec.fieldContext_Delivery_heldBy(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Delivery", field.Name)
 }
@@ -3654,6 +3865,8 @@ func (ec *executionContext) childFields_Endpoint(ctx context.Context, field grap
 		return ec.fieldContext_Endpoint_health(ctx, field)
 	case "stats":
 		return ec.fieldContext_Endpoint_stats(ctx, field)
+	case "flow":
+		return ec.fieldContext_Endpoint_flow(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Endpoint", field.Name)
 }
@@ -3712,6 +3925,24 @@ func (ec *executionContext) childFields_EndpointEdge(ctx context.Context, field 
 		return ec.fieldContext_EndpointEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type EndpointEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_EndpointFlow(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "rateLimit":
+		return ec.fieldContext_EndpointFlow_rateLimit(ctx, field)
+	case "concurrency":
+		return ec.fieldContext_EndpointFlow_concurrency(ctx, field)
+	case "maxConcurrency":
+		return ec.fieldContext_EndpointFlow_maxConcurrency(ctx, field)
+	case "ratePerSecond":
+		return ec.fieldContext_EndpointFlow_ratePerSecond(ctx, field)
+	case "pausedUntil":
+		return ec.fieldContext_EndpointFlow_pausedUntil(ctx, field)
+	case "throttled":
+		return ec.fieldContext_EndpointFlow_throttled(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EndpointFlow", field.Name)
 }
 
 func (ec *executionContext) childFields_Event(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3820,6 +4051,28 @@ func (ec *executionContext) childFields_EventTypeEdge(ctx context.Context, field
 		return ec.fieldContext_EventTypeEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type EventTypeEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_FilterMatch(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "event":
+		return ec.fieldContext_FilterMatch_event(ctx, field)
+	case "eventType":
+		return ec.fieldContext_FilterMatch_eventType(ctx, field)
+	case "matched":
+		return ec.fieldContext_FilterMatch_matched(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FilterMatch", field.Name)
+}
+
+func (ec *executionContext) childFields_FilterTest(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "results":
+		return ec.fieldContext_FilterTest_results(ctx, field)
+	case "matchCount":
+		return ec.fieldContext_FilterTest_matchCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FilterTest", field.Name)
 }
 
 func (ec *executionContext) childFields_Header(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5021,6 +5274,44 @@ func (ec *executionContext) field_Query_nodes_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["ids"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_testFilter_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (json.RawMessage, error) {
+			return ec.unmarshalNJSON2encodingᚋjsonᚐRawMessage(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "payload",
+		func(ctx context.Context, v any) (json.RawMessage, error) {
+			return ec.unmarshalOJSON2encodingᚋjsonᚐRawMessage(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["payload"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "eventType",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["eventType"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "recent",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["recent"] = arg3
 	return args, nil
 }
 
@@ -7161,6 +7452,38 @@ func (ec *executionContext) fieldContext_Delivery_nextAttemptAt(_ context.Contex
 	return graphql.NewScalarFieldContext("Delivery", field, false, false, "Time")
 }
 
+func (ec *executionContext) _Delivery_heldBy(ctx context.Context, field graphql.CollectedField, obj *ent.Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Delivery_heldBy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Delivery().HeldBy(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Delivery) graphql.Marshaler {
+			return ec.marshalODelivery2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐDelivery(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Delivery_heldBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Delivery",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Delivery(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _DeliveryChange_kind(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryChange) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9054,6 +9377,38 @@ func (ec *executionContext) fieldContext_Endpoint_stats(ctx context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Endpoint_flow(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_flow(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Endpoint().Flow(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.EndpointFlow) graphql.Marshaler {
+			return ec.marshalNEndpointFlow2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEndpointFlow(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_flow(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Endpoint",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EndpointFlow(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _EndpointAuth_type(ctx context.Context, field graphql.CollectedField, obj *model.EndpointAuth) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9456,6 +9811,153 @@ func (ec *executionContext) _EndpointEdge_cursor(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_EndpointEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("EndpointEdge", field, false, false, "Cursor")
+}
+
+func (ec *executionContext) _EndpointFlow_rateLimit(ctx context.Context, field graphql.CollectedField, obj *model.EndpointFlow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointFlow_rateLimit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RateLimit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *webhook.RateLimit) graphql.Marshaler {
+			return ec.marshalORateLimit2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋwebhookᚐRateLimit(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointFlow_rateLimit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "EndpointFlow",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RateLimit(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _EndpointFlow_concurrency(ctx context.Context, field graphql.CollectedField, obj *model.EndpointFlow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointFlow_concurrency(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Concurrency, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointFlow_concurrency(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointFlow", field, false, false, "Int")
+}
+
+func (ec *executionContext) _EndpointFlow_maxConcurrency(ctx context.Context, field graphql.CollectedField, obj *model.EndpointFlow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointFlow_maxConcurrency(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MaxConcurrency, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointFlow_maxConcurrency(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointFlow", field, false, false, "Int")
+}
+
+func (ec *executionContext) _EndpointFlow_ratePerSecond(ctx context.Context, field graphql.CollectedField, obj *model.EndpointFlow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointFlow_ratePerSecond(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RatePerSecond, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointFlow_ratePerSecond(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointFlow", field, false, false, "Float")
+}
+
+func (ec *executionContext) _EndpointFlow_pausedUntil(ctx context.Context, field graphql.CollectedField, obj *model.EndpointFlow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointFlow_pausedUntil(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PausedUntil, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointFlow_pausedUntil(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointFlow", field, false, false, "Time")
+}
+
+func (ec *executionContext) _EndpointFlow_throttled(ctx context.Context, field graphql.CollectedField, obj *model.EndpointFlow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointFlow_throttled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Throttled, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointFlow_throttled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointFlow", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _Event_id(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
@@ -10299,6 +10801,139 @@ func (ec *executionContext) _EventTypeEdge_cursor(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_EventTypeEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("EventTypeEdge", field, false, false, "Cursor")
+}
+
+func (ec *executionContext) _FilterMatch_event(ctx context.Context, field graphql.CollectedField, obj *model.FilterMatch) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FilterMatch_event(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Event, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Event) graphql.Marshaler {
+			return ec.marshalOEvent2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐEvent(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_FilterMatch_event(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FilterMatch",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Event(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FilterMatch_eventType(ctx context.Context, field graphql.CollectedField, obj *model.FilterMatch) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FilterMatch_eventType(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventType, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FilterMatch_eventType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FilterMatch", field, false, false, "String")
+}
+
+func (ec *executionContext) _FilterMatch_matched(ctx context.Context, field graphql.CollectedField, obj *model.FilterMatch) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FilterMatch_matched(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Matched, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FilterMatch_matched(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FilterMatch", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _FilterTest_results(ctx context.Context, field graphql.CollectedField, obj *model.FilterTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FilterTest_results(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Results, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.FilterMatch) graphql.Marshaler {
+			return ec.marshalNFilterMatch2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐFilterMatchᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FilterTest_results(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FilterTest",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FilterMatch(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FilterTest_matchCount(ctx context.Context, field graphql.CollectedField, obj *model.FilterTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FilterTest_matchCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MatchCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FilterTest_matchCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FilterTest", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Header_name(ctx context.Context, field graphql.CollectedField, obj *webhook.Header) (ret graphql.Marshaler) {
@@ -12051,6 +12686,50 @@ func (ec *executionContext) fieldContext_Query_viewer(_ context.Context, field g
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Viewer(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_testFilter(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_testFilter(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().TestFilter(ctx, fc.Args["filter"].(json.RawMessage), fc.Args["payload"].(json.RawMessage), fc.Args["eventType"].(*string), fc.Args["recent"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.FilterTest) graphql.Marshaler {
+			return ec.marshalNFilterTest2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐFilterTest(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_testFilter(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FilterTest(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_testFilter_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -15948,7 +16627,7 @@ func (ec *executionContext) unmarshalInputCreateEndpointInput(ctx context.Contex
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "description", "url", "eventTypes", "auth", "headers", "retryPolicy", "timeout", "isActive", "allowDuplicate"}
+	fieldsInOrder := [...]string{"name", "description", "url", "eventTypes", "auth", "headers", "retryPolicy", "timeout", "isActive", "allowDuplicate", "filter", "rateLimit", "ordering"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -16025,6 +16704,27 @@ func (ec *executionContext) unmarshalInputCreateEndpointInput(ctx context.Contex
 				return it, err
 			}
 			it.AllowDuplicate = data
+		case "filter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("filter"))
+			data, err := ec.unmarshalOJSON2encodingᚋjsonᚐRawMessage(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Filter = data
+		case "rateLimit":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rateLimit"))
+			data, err := ec.unmarshalORateLimitInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRateLimitInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RateLimit = data
+		case "ordering":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ordering"))
+			data, err := ec.unmarshalOOrdering2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Ordering = data
 		}
 	}
 	return it, nil
@@ -19877,7 +20577,7 @@ func (ec *executionContext) unmarshalInputPublishEventInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"eventType", "payload", "idempotencyKey"}
+	fieldsInOrder := [...]string{"eventType", "payload", "idempotencyKey", "orderingKey", "deliverAt"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -19905,6 +20605,20 @@ func (ec *executionContext) unmarshalInputPublishEventInput(ctx context.Context,
 				return it, err
 			}
 			it.IdempotencyKey = data
+		case "orderingKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderingKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderingKey = data
+		case "deliverAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliverAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliverAt = data
 		}
 	}
 	return it, nil
@@ -20136,7 +20850,7 @@ func (ec *executionContext) unmarshalInputUpdateEndpointInput(ctx context.Contex
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "description", "url", "eventTypes", "auth", "headers", "retryPolicy", "timeout", "isActive", "allowDuplicate"}
+	fieldsInOrder := [...]string{"name", "description", "url", "eventTypes", "auth", "headers", "retryPolicy", "timeout", "isActive", "allowDuplicate", "filter", "rateLimit", "ordering"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -20213,6 +20927,27 @@ func (ec *executionContext) unmarshalInputUpdateEndpointInput(ctx context.Contex
 				return it, err
 			}
 			it.AllowDuplicate = data
+		case "filter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("filter"))
+			data, err := ec.unmarshalOJSON2encodingᚋjsonᚐRawMessage(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Filter = graphql.OmittableOf(data)
+		case "rateLimit":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rateLimit"))
+			data, err := ec.unmarshalORateLimitInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRateLimitInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RateLimit = graphql.OmittableOf(data)
+		case "ordering":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ordering"))
+			data, err := ec.unmarshalOOrdering2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Ordering = data
 		}
 	}
 	return it, nil
@@ -21110,6 +21845,12 @@ func (ec *executionContext) _Delivery(ctx context.Context, sel ast.SelectionSet,
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "heldBy":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Delivery_heldBy(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -21715,6 +22456,12 @@ func (ec *executionContext) _Endpoint(ctx context.Context, sel ast.SelectionSet,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Endpoint_stats(ctx, field, obj)
 				})
+		case "flow":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Endpoint_flow(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -21905,6 +22652,64 @@ func (ec *executionContext) _EndpointEdge(ctx context.Context, sel ast.Selection
 			}
 		case "cursor":
 			out.Values[i] = ec._EndpointEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var endpointFlowImplementors = []string{"EndpointFlow"}
+
+func (ec *executionContext) _EndpointFlow(ctx context.Context, sel ast.SelectionSet, obj *model.EndpointFlow) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, endpointFlowImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("EndpointFlow")
+		case "rateLimit":
+			out.Values[i] = ec._EndpointFlow_rateLimit(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "concurrency":
+			out.Values[i] = ec._EndpointFlow_concurrency(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "maxConcurrency":
+			out.Values[i] = ec._EndpointFlow_maxConcurrency(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "ratePerSecond":
+			out.Values[i] = ec._EndpointFlow_ratePerSecond(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "pausedUntil":
+			out.Values[i] = ec._EndpointFlow_pausedUntil(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "throttled":
+			out.Values[i] = ec._EndpointFlow_throttled(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -22268,6 +23073,87 @@ func (ec *executionContext) _EventTypeEdge(ctx context.Context, sel ast.Selectio
 			}
 		case "cursor":
 			out.Values[i] = ec._EventTypeEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var filterMatchImplementors = []string{"FilterMatch"}
+
+func (ec *executionContext) _FilterMatch(ctx context.Context, sel ast.SelectionSet, obj *model.FilterMatch) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, filterMatchImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FilterMatch")
+		case "event":
+			out.Values[i] = ec._FilterMatch_event(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "eventType":
+			out.Values[i] = ec._FilterMatch_eventType(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "matched":
+			out.Values[i] = ec._FilterMatch_matched(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var filterTestImplementors = []string{"FilterTest"}
+
+func (ec *executionContext) _FilterTest(ctx context.Context, sel ast.SelectionSet, obj *model.FilterTest) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, filterTestImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FilterTest")
+		case "results":
+			out.Values[i] = ec._FilterTest_results(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "matchCount":
+			out.Values[i] = ec._FilterTest_matchCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -22778,6 +23664,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_viewer(ctx, field)
+				})
+		case "testFilter":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_testFilter(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -23872,6 +24764,14 @@ func (ec *executionContext) marshalNEndpointConnection2ᚖgithubᚗcomᚋheraldh
 	return ec._EndpointConnection(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNEndpointFlow2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEndpointFlow(ctx context.Context, sel ast.SelectionSet, v *model.EndpointFlow) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "EndpointFlow!")
+		return graphql.Null
+	}
+	return ec._EndpointFlow(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNEndpointHealth2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEndpointHealth(ctx context.Context, v any) (model.EndpointHealth, error) {
 	var res model.EndpointHealth
 	err := res.UnmarshalGQL(v)
@@ -23993,6 +24893,38 @@ func (ec *executionContext) unmarshalNEventTypeWhereInput2ᚖgithubᚗcomᚋhera
 func (ec *executionContext) unmarshalNEventWhereInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐEventWhereInput(ctx context.Context, v any) (*ent.EventWhereInput, error) {
 	res, err := ec.unmarshalInputEventWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFilterMatch2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐFilterMatchᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.FilterMatch) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFilterMatch2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐFilterMatch(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNFilterMatch2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐFilterMatch(ctx context.Context, sel ast.SelectionSet, v *model.FilterMatch) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "FilterMatch!")
+		return graphql.Null
+	}
+	return ec._FilterMatch(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNFilterTest2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐFilterTest(ctx context.Context, sel ast.SelectionSet, v *model.FilterTest) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "FilterTest!")
+		return graphql.Null
+	}
+	return ec._FilterTest(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
@@ -25508,6 +26440,14 @@ func (ec *executionContext) marshalORateLimit2ᚖgithubᚗcomᚋheraldhqᚋheral
 		return graphql.Null
 	}
 	return ec._RateLimit(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalORateLimitInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRateLimitInput(ctx context.Context, v any) (*model.RateLimitInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputRateLimitInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalORetryPolicyInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRetryPolicyInput(ctx context.Context, v any) (*model.RetryPolicyInput, error) {

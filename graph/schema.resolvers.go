@@ -22,6 +22,7 @@ import (
 	"github.com/heraldhq/herald/endpoints"
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/delivery"
+	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/ent/schema"
 	"github.com/heraldhq/herald/fault"
 	"github.com/heraldhq/herald/graph/model"
@@ -86,6 +87,21 @@ func (r *deliveryResolver) Endpoint(ctx context.Context, obj *ent.Delivery) (*en
 	return ep, nil
 }
 
+// HeldBy is the resolver for the heldBy field.
+func (r *deliveryResolver) HeldBy(ctx context.Context, obj *ent.Delivery) (*ent.Delivery, error) {
+	if obj.OrderingKey == nil || (obj.Status != delivery.StatusPending && obj.Status != delivery.StatusRetrying) {
+		return nil, nil
+	}
+	ep, err := r.Endpoint(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	if ep.Ordering == endpoint.OrderingNONE {
+		return nil, nil // ordering was turned off since
+	}
+	return heldBy(ctx, r.client, obj)
+}
+
 // Delivery is the resolver for the delivery field.
 func (r *deliveryChangeResolver) Delivery(ctx context.Context, obj *model.DeliveryChange) (*ent.Delivery, error) {
 	return r.client.Delivery.Get(ctx, obj.DeliveryID)
@@ -114,6 +130,12 @@ func (r *endpointResolver) Health(ctx context.Context, obj *ent.Endpoint) (model
 // Stats is the resolver for the stats field.
 func (r *endpointResolver) Stats(ctx context.Context, obj *ent.Endpoint, window time.Duration, bucket time.Duration) (*model.DeliveryStats, error) {
 	return r.readStats(ctx, obj.AppID, obj.ID, window, bucket)
+}
+
+// Flow is the resolver for the flow field.
+func (r *endpointResolver) Flow(ctx context.Context, obj *ent.Endpoint) (*model.EndpointFlow, error) {
+	st, _ := r.engine.Flow(obj.ID)
+	return flowOut(st, obj, r.now()), nil
 }
 
 // Endpoint is the resolver for the endpoint field.
@@ -271,6 +293,9 @@ func (r *mutationResolver) UpdatePortalSettings(ctx context.Context, appID *stri
 // CreateEndpoint is the resolver for the createEndpoint field.
 func (r *mutationResolver) CreateEndpoint(ctx context.Context, input model.CreateEndpointInput) (*model.CreateEndpointPayload, error) {
 	in := endpointInput(&input.Name, input.Description, &input.URL, input.EventTypes, input.Auth, input.Headers, input.RetryPolicy, input.Timeout, input.IsActive, input.AllowDuplicate)
+	in.Filter = endpoints.Change[json.RawMessage]{Set: input.Filter != nil, Value: input.Filter}
+	in.RateLimit = endpoints.Change[*webhook.RateLimit]{Set: input.RateLimit != nil, Value: rateLimitOf(input.RateLimit)}
+	in.Ordering = orderingOf(input.Ordering)
 	ep, secret, err := r.endpoints.Create(ctx, in)
 	if err != nil {
 		return nil, err
@@ -281,6 +306,13 @@ func (r *mutationResolver) CreateEndpoint(ctx context.Context, input model.Creat
 // UpdateEndpoint is the resolver for the updateEndpoint field.
 func (r *mutationResolver) UpdateEndpoint(ctx context.Context, id string, input model.UpdateEndpointInput) (*ent.Endpoint, error) {
 	in := endpointInput(input.Name, input.Description, input.URL, input.EventTypes, input.Auth, input.Headers, input.RetryPolicy, input.Timeout, input.IsActive, input.AllowDuplicate)
+	if f, ok := input.Filter.ValueOK(); ok {
+		in.Filter = endpoints.Change[json.RawMessage]{Set: true, Value: f}
+	}
+	if rl, ok := input.RateLimit.ValueOK(); ok {
+		in.RateLimit = endpoints.Change[*webhook.RateLimit]{Set: true, Value: rateLimitOf(rl)}
+	}
+	in.Ordering = orderingOf(input.Ordering)
 	return r.endpoints.Update(ctx, id, in)
 }
 
@@ -421,6 +453,11 @@ func (r *queryResolver) Viewer(ctx context.Context) (*model.Viewer, error) {
 		return nil, fmt.Errorf("load app: %w", err)
 	}
 	return &model.Viewer{App: a, APIKey: k, IsAdmin: v.Admin}, nil
+}
+
+// TestFilter is the resolver for the testFilter field.
+func (r *queryResolver) TestFilter(ctx context.Context, filter json.RawMessage, payload json.RawMessage, eventType *string, recent *int) (*model.FilterTest, error) {
+	return r.testFilter(ctx, filter, payload, deref(eventType), recent)
 }
 
 // DeliveryUpdated is the resolver for the deliveryUpdated field.

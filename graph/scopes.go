@@ -70,6 +70,8 @@ var rootAccess = map[string]map[string]access{
 		"eventTypes": need(scope.CatalogRead),
 		"events":     need(scope.EventsRead),
 		"deliveries": need(scope.EventsRead),
+		// It tries a filter against the app's recent events.
+		"testFilter": need(scope.EventsRead),
 	},
 	"Mutation": {
 		"createApp":            fullAccess,
@@ -130,6 +132,7 @@ var typeAccess = map[string]access{
 	// Values inside objects that carry their own access.
 	"RetryPolicy":  open,
 	"RateLimit":    open,
+	"EndpointFlow": open,
 	"Header":       open,
 	"EndpointAuth": open,
 
@@ -141,6 +144,8 @@ var typeAccess = map[string]access{
 	"Attempt":          need(scope.EventsRead),
 	"DeliveryChange":   need(scope.EventsRead),
 	"EventPublication": need(scope.EventsRead),
+	"FilterTest":       need(scope.EventsRead),
+	"FilterMatch":      need(scope.EventsRead),
 	// Delivery statistics (Endpoint.stats, App.stats, statsUpdated) are
 	// the delivery log summed up: they need what reading it needs, and
 	// the values inside them carry no more.

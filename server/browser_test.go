@@ -297,7 +297,8 @@ func (p *browserPage) waitRow(eventID, status, code string) map[string]string {
 func TestConsole_ShowsDeliveryAsItHappens(t *testing.T) {
 	s := heraldtest.Start(t)
 	orders := heraldtest.NewReceiver(t, nil)
-	ordersID, _ := s.CreateEndpoint(s.Token, map[string]any{"name": "Orders API", "url": orders.URL, "eventTypes": []string{"order.*"}})
+	ordersID, _ := s.CreateEndpoint(s.Token, map[string]any{"name": "Orders API", "url": orders.URL, "eventTypes": []string{"order.*"},
+		"rateLimit": map[string]any{"requests": 50, "per": "1s"}, "ordering": "KEY"})
 	var crmStatus atomic.Int32
 	crmStatus.Store(http.StatusNotFound) // permanent: FAILED at once
 	crm := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(int(crmStatus.Load())) })
@@ -350,6 +351,11 @@ func TestConsole_ShowsDeliveryAsItHappens(t *testing.T) {
 		return rows.length === 1 && rows[0].dataset.eventId === `+js(okEvent)+` && rows[0].dataset.endpointId === `+js(ordersID)+`;
 	})()`)
 	p.waitFor("the console to be live again", consoleState+` === "live"`)
+	var meta string
+	p.eval(`document.getElementById("endpoint-meta").textContent`, &meta)
+	if !strings.Contains(meta, "at most 50 per 1s") || !strings.Contains(meta, "ordered by key") {
+		t.Errorf("endpoint line %q, want its rate limit and ordering", meta)
+	}
 
 	// Send test event reports the endpoint's answer.
 	p.do("click Send test event", chromedp.Click(chromedp.ID("send-test")))

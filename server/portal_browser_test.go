@@ -244,18 +244,19 @@ func TestPortal_CustomerManagesEndpointsAndWatchesDeliveries(t *testing.T) {
 	okRow := p.deliveryRow(s, appKey, ok)
 	p.waitFor("the delivery to succeed live", okRow+`.dataset.status === "SUCCEEDED"`)
 
-	// A failed delivery: open its attempt, then retry it.
-	status.Store(http.StatusGone)
+	// A failed delivery: open its attempt, then retry it. (400 is a
+	// permanent failure; 410 would also disable the endpoint.)
+	status.Store(http.StatusBadRequest)
 	bad := s.Publish(appKey, "order.created", map[string]any{"orderId": "ord_2"})
 	badRow := p.deliveryRow(s, appKey, bad)
-	p.waitFor("the delivery to fail live", badRow+`.dataset.status === "FAILED" && `+badRow+`.querySelector("[data-col=code]").textContent === "410"`)
+	p.waitFor("the delivery to fail live", badRow+`.dataset.status === "FAILED" && `+badRow+`.querySelector("[data-col=code]").textContent === "400"`)
 	p.checkAccessibility("deliveries")
 	p.screenshot("portal-deliveries")
 	p.do("open the failed delivery", chromedp.Click(chromedp.CSS(`tr[data-delivery-id="`+deliveryID(t, s, appKey, bad)+`"] [data-testid=details]`)))
 	p.waitFor("the attempt", `document.querySelector("[data-testid=attempt-detail]")`)
 	var detail string
 	p.eval(`document.querySelector("[data-testid=delivery-detail]").innerText`, &detail)
-	for _, want := range []string{"http 410", "webhook-signature\tv1,", `"orderid": "ord_2"`, `"status": 410`, "post " + rc.Hook("/webhooks")} {
+	for _, want := range []string{"http 400", "webhook-signature\tv1,", `"orderid": "ord_2"`, `"status": 400`, "post " + rc.Hook("/webhooks")} {
 		if !strings.Contains(strings.ToLower(detail), want) {
 			t.Errorf("attempt detail lacks %q:\n%s", want, detail)
 		}
@@ -441,4 +442,66 @@ func TestPortal_FramingOnlyFromAllowedOrigins(t *testing.T) {
 		t.Error("the framed portal did not start")
 	}
 	p2.screenshot("portal-embedded")
+}
+
+// A customer sees an endpoint that asked Herald to wait, tries a payload
+// filter on recent events (a wrong one is explained), and sets the filter,
+// a rate limit and ordering.
+func TestPortal_CustomerSetsFlowControlsAndSeesThePace(t *testing.T) {
+	s := heraldtest.Start(t)
+	rc := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "120")
+		w.WriteHeader(http.StatusTooManyRequests)
+	})
+	epID, _ := s.CreateEndpoint(s.Token, map[string]any{"name": "Orders", "url": rc.URL,
+		"retryPolicy": map[string]any{"maxAttempts": 5, "initialDelay": "5s", "backoffMultiplier": 2, "maxDelay": "1h"}})
+	for _, total := range []int{50, 150, 250} {
+		s.Publish(s.Token, "order.created", map[string]any{"total": total})
+	}
+	rc.WaitRequests(t, 1, 10*time.Second)
+	sess := portalSession(t, s, s.Token, map[string]any{"name": "Customer 7"})
+
+	p := openPortal(t, sess.URL)
+	p.waitFor("the endpoint to show its pause", `(document.querySelector("[data-testid=pace]") || {dataset: {}}).dataset.state === "paused"`)
+	var paceText string
+	p.eval(`document.querySelector("[data-testid=pace]").textContent`, &paceText)
+	if !strings.HasPrefix(paceText, "Paused until") {
+		t.Errorf("pace %q, want the pause the endpoint asked for", paceText)
+	}
+
+	p.click("Edit", `[data-testid=endpoint] [data-testid=edit]`)
+	p.click("the controls", `[data-testid=endpoint-form] [data-testid=controls] summary`)
+	p.typeInto(`[data-testid=filter]`, `{"data.total": {"$gtx": 100}}`)
+	p.click("Try it", `[data-testid=try-filter]`)
+	p.waitFor("the filter's error", `document.querySelector("[data-testid=filter-result]").textContent.includes("$gtx")`)
+	p.click("save", `[data-testid=save-endpoint]`)
+	p.waitFor("the error under the filter", `(() => { const f = document.querySelector("[data-testid=filter]").closest(".field");
+		const e = f && f.querySelector("[data-testid=field-error]"); return e && e.textContent.includes("unknown") })()`)
+
+	p.typeInto(`[data-testid=filter]`, `{"data.total": {"$gte": 100}}`)
+	p.click("Try it", `[data-testid=try-filter]`)
+	p.waitFor("the filter's matches", `document.querySelector("[data-testid=filter-result]").textContent === "Matches 2 of the latest 3 events."`)
+	p.typeInto(`[data-testid=limit-requests]`, "5")
+	p.eval(`(() => { const s = document.querySelector("[data-testid=ordering]"); s.value = "KEY"; s.dispatchEvent(new Event("change", {bubbles: true})); return true })()`, nil)
+	p.checkAccessibility("endpoint form, flow controls")
+	p.screenshot("portal-flow-controls")
+	p.click("save", `[data-testid=save-endpoint]`)
+	p.waitFor("the dialog to close", `!document.querySelector("dialog[open]")`)
+	p.waitFor("the endpoint's controls", `document.querySelector("[data-testid=filtered]") && document.querySelector("[data-testid=ordering]")`)
+
+	var ep struct {
+		Node struct {
+			Filter    json.RawMessage
+			Ordering  string
+			RateLimit *struct {
+				Requests int
+				Per      string
+			}
+		}
+	}
+	s.Do(s.Token, `query($id: ID!) { node(id: $id) { ... on Endpoint { filter ordering rateLimit { requests per } } } }`, map[string]any{"id": epID}).Decode(t, &ep)
+	if string(ep.Node.Filter) != `{"data.total":{"$gte":100}}` || ep.Node.Ordering != "KEY" || ep.Node.RateLimit == nil || ep.Node.RateLimit.Requests != 5 || ep.Node.RateLimit.Per != "1s" {
+		t.Errorf("endpoint after saving = filter %s, ordering %s, rate limit %+v", ep.Node.Filter, ep.Node.Ordering, ep.Node.RateLimit)
+	}
+	p.checkConsole()
 }

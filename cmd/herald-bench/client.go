@@ -77,9 +77,19 @@ func (c *client) do(ctx context.Context, query string, vars map[string]any, out 
 
 // createEndpoint creates an endpoint and returns its ID.
 func (c *client) createEndpoint(ctx context.Context, name, url string, eventTypes []string, retry map[string]any) (string, error) {
-	in := map[string]any{"name": name, "url": url, "eventTypes": eventTypes, "allowDuplicate": true}
+	in := map[string]any{}
 	if retry != nil {
 		in["retryPolicy"] = retry
+	}
+	return c.createEndpointWith(ctx, name, url, eventTypes, in)
+}
+
+// createEndpointWith creates an endpoint with more of CreateEndpointInput
+// (filter, rateLimit, ordering, ...) and returns its ID.
+func (c *client) createEndpointWith(ctx context.Context, name, url string, eventTypes []string, more map[string]any) (string, error) {
+	in := map[string]any{"name": name, "url": url, "eventTypes": eventTypes, "allowDuplicate": true}
+	for k, v := range more {
+		in[k] = v
 	}
 	var out struct {
 		CreateEndpoint struct{ Endpoint struct{ ID string } }

@@ -31,6 +31,10 @@ func (s *scenario) run(ctx context.Context, name string) error {
 		return s.throughput(ctx, 1, s.c.n(100_000, 5_000))
 	case "fanout":
 		return s.throughput(ctx, 10, s.c.n(20_000, 1_000))
+	case "filtered":
+		return s.filtered(ctx, 10, s.c.n(20_000, 1_000))
+	case "flow":
+		return s.flow(ctx, s.c.n(10_000, 1_000))
 	case "latency":
 		return s.latency(ctx, 0)
 	case "failure":
@@ -167,6 +171,120 @@ func (s *scenario) throughput(ctx context.Context, endpoints, n int) error {
 	file, wal := s.h.dbSize()
 	s.metric("dbMBPer100kDeliveries", float64(file)/(1<<20)/float64(want)*100_000)
 	s.metric("walMB", float64(wal)/(1<<20))
+	return nil
+}
+
+// filtered is the fanout scenario with a payload filter on every endpoint
+// that every event matches, after looking into its type, a nested number
+// and an array: what filters cost at fan-out.
+func (s *scenario) filtered(ctx context.Context, endpoints, n int) error {
+	filter := map[string]any{
+		"type":             "order.created",
+		"data.total":       map[string]any{"$gte": 1000},
+		"data.items.*.sku": map[string]any{"$startsWith": "TSHIRT-"},
+		"data.currency":    map[string]any{"$in": []string{"EUR", "USD"}},
+	}
+	var ids []string
+	for i := range endpoints {
+		id, err := s.api.createEndpointWith(ctx, fmt.Sprintf("bench %d", i), s.rcv.url(fmt.Sprintf("/ep%d", i)), []string{"*"},
+			map[string]any{"filter": filter})
+		if err != nil {
+			return err
+		}
+		ids = append(ids, id)
+	}
+	want := n * endpoints
+	start := time.Now()
+	published := make(chan error, 1)
+	go func() { published <- s.publishAll(ctx, s.api, "order.created", n, 4) }()
+	done, err := s.waitSuccesses(ctx, ids, want, start)
+	if err != nil {
+		return err
+	}
+	if err := <-published; err != nil {
+		return err
+	}
+	el := done.Sub(start)
+	s.metric("deliveries", float64(want))
+	s.metric("deliveriesPerSec", float64(want)/el.Seconds())
+	s.note("%d events × %d filtered endpoint(s), all matching = %d deliveries in %s", n, endpoints, want, el.Round(time.Millisecond))
+	return nil
+}
+
+// flow mixes the flow controls: besides 2 plain endpoints, 2 with a filter
+// that half the events match, 2 ordered by key (100 keys), and 2 limited
+// to 500 requests a second. It reports when each kind was done and the
+// rate the limited ones were sent at.
+func (s *scenario) flow(ctx context.Context, n int) error {
+	const limit = 500
+	half := map[string]any{"$or": []any{}}
+	for _, d := range []string{"0", "2", "4", "6", "8"} {
+		half["$or"] = append(half["$or"].([]any), map[string]any{"data.orderId": map[string]any{"$endsWith": d}})
+	}
+	kinds := []struct {
+		name string
+		more map[string]any
+		want int
+	}{
+		{"plain", nil, n},
+		{"filtered", map[string]any{"filter": half}, n / 2},
+		{"ordered", map[string]any{"ordering": "KEY"}, n},
+		{"limited", map[string]any{"rateLimit": map[string]any{"requests": limit, "per": "1s"}}, n},
+	}
+	ids := map[string][]string{}
+	total := 0
+	for _, k := range kinds {
+		for i := range 2 {
+			id, err := s.api.createEndpointWith(ctx, fmt.Sprintf("%s %d", k.name, i), s.rcv.url(fmt.Sprintf("/%s%d", k.name, i)), []string{"*"}, k.more)
+			if err != nil {
+				return err
+			}
+			ids[k.name] = append(ids[k.name], id)
+			total += k.want
+		}
+	}
+	start := time.Now()
+	var next atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	for range 4 {
+		g.Go(func() error {
+			for {
+				from := int(next.Add(100)) - 100
+				if from >= n {
+					return nil
+				}
+				batch := make([]map[string]any, 0, 100)
+				for i := from; i < min(from+100, n); i++ {
+					ev := event("order.created", i)
+					ev["orderingKey"] = fmt.Sprintf("cus_%03d", i%100)
+					batch = append(batch, ev)
+				}
+				if err := s.api.do(gctx, publishBatch, map[string]any{"in": batch}, nil); err != nil {
+					return fmt.Errorf("publishEvents: %w", err)
+				}
+			}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	var unlimitedDone time.Time // when all but the limited ones were done
+	for _, k := range kinds {
+		done, err := s.waitSuccesses(ctx, ids[k.name], 2*k.want, start)
+		if err != nil {
+			return fmt.Errorf("%s endpoints: %w", k.name, err)
+		}
+		el := done.Sub(start)
+		s.metric(k.name+"Seconds", el.Seconds())
+		if k.name == "limited" {
+			s.metric("limitedPerEndpointPerSec", float64(k.want)/el.Seconds())
+		} else if done.After(unlimitedDone) {
+			unlimitedDone = done
+		}
+	}
+	s.metric("deliveries", float64(total))
+	s.metric("unlimitedDeliveriesPerSec", float64(total-2*n)/unlimitedDone.Sub(start).Seconds())
+	s.note("%d events to 2 plain, 2 filtered (half match), 2 ordered by key (100 keys) and 2 limited (%d/s) endpoints: %d deliveries; the limited ones finish last by design", n, limit, total)
 	return nil
 }
 

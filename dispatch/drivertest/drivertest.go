@@ -58,6 +58,7 @@ func Run(t *testing.T, cfg Config) {
 		{"FinishedDeliveryIsNotFinishedAgain", false, testFinishOnce},
 		{"IdempotencyKeyReturnsStoredEvent", false, testIdempotency},
 		{"FinishRecordsABatchEachOnItsLease", false, testFinishBatch},
+		{"RecentAttemptEndsAreTheLatestOfTheEndpoint", false, testRecentAttemptEnds},
 		{"CancelSkipsLeasedDeliveriesInBatches", false, testCancel},
 		{"RequeueSkipsLeasedDeliveries", false, testRequeueLeased},
 		{"RequeueStaysInItsApp", false, testRequeueApp},
@@ -439,6 +440,59 @@ func testFinishBatch(t *testing.T, s *suite) {
 	n, err := s.h.Client.Attempt.Query().Count(ctx())
 	if err != nil || n != 3 {
 		t.Fatalf("stored %d attempts, %v; want 3", n, err)
+	}
+}
+
+func testRecentAttemptEnds(t *testing.T, s *suite) {
+	for range 4 {
+		s.publish(app1, s.now.Add(-time.Second), nil, ep1)
+	}
+	s.publish(app1, s.now.Add(-time.Second), nil, ep2)
+	jobs := s.claim(s.d, ep1, s.now, 10, dispatch.Cursor{})
+	tx, err := s.d.Begin(ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck
+	var cs []dispatch.Completion
+	var ends []time.Time
+	for i, j := range jobs {
+		at := s.now.Add(time.Duration(i+1) * time.Second)
+		ends = append(ends, at)
+		cs = append(cs, dispatch.Completion{Lease: j.Lease, Update: dispatch.DeliveryUpdate{Status: "SUCCEEDED", AttemptCount: 1, CompletedAt: &at, UpdatedAt: at},
+			Attempt: &dispatch.AttemptRow{ID: s.id("att"), AppID: app1, DeliveryID: j.DeliveryID, EndpointID: ep1, Number: 1, Trigger: "SCHEDULED",
+				Succeeded: true, RequestURL: "https://example.com", RequestHeaders: []byte("[]"), ResponseStatus: 200,
+				ResponseHeaders: []byte("[]"), StartedAt: at.Add(-time.Millisecond), CompletedAt: at}})
+	}
+	if _, err := tx.Finish(ctx(), cs); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		ep    string
+		since time.Time
+		n     int
+		want  []time.Time
+	}{
+		{ep1, s.now, 10, ends},
+		{ep1, s.now, 2, ends[2:]},
+		{ep1, ends[1], 10, ends[2:]},
+		{ep2, s.now.Add(-time.Hour), 10, nil},
+	} {
+		got, err := s.d.RecentAttemptEnds(ctx(), tt.ep, tt.since, tt.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(tt.want) {
+			t.Fatalf("RecentAttemptEnds(%s, %s, %d) = %v, want %v", tt.ep, tt.since, tt.n, got, tt.want)
+		}
+		for i := range got {
+			if !got[i].Equal(tt.want[i]) {
+				t.Fatalf("RecentAttemptEnds(%s, %s, %d) = %v, want %v", tt.ep, tt.since, tt.n, got, tt.want)
+			}
+		}
 	}
 }
 

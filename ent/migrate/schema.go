@@ -121,9 +121,9 @@ var (
 				Columns: []*schema.Column{AttemptsColumns[15], AttemptsColumns[1]},
 			},
 			{
-				Name:    "attempt_endpoint_id",
+				Name:    "attempt_endpoint_id_completed_at",
 				Unique:  false,
-				Columns: []*schema.Column{AttemptsColumns[16]},
+				Columns: []*schema.Column{AttemptsColumns[16], AttemptsColumns[13]},
 			},
 		},
 	}

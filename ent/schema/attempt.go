@@ -107,11 +107,13 @@ func (Attempt) Edges() []ent.Edge {
 
 // Indexes of Attempt. Deleting an endpoint (retention prunes deleted
 // ones) makes SQLite look for attempts that still refer to it, by
-// endpoint_id: without an index that is a scan of every attempt.
+// endpoint_id: without an index that is a scan of every attempt. A
+// rate-limited endpoint's latest attempts are read when an engine starts
+// sending to it.
 func (Attempt) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("delivery_id", "attempt_number"),
-		index.Fields("endpoint_id"),
+		index.Fields("endpoint_id", "completed_at"),
 	}
 }
 

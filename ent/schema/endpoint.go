@@ -64,11 +64,12 @@ func (Endpoint) Fields() []ent.Field {
 			Comment("In which order the endpoint receives events: NONE, KEY (per ordering key) or STRICT."),
 		field.JSON("rate_limit", &webhook.RateLimit{}).
 			Optional().
-			Annotations(entgql.Type("RateLimit"), skipInputs),
+			Annotations(entgql.Type("RateLimit"), skipInputs).
+			Comment("At most this many requests to the endpoint per window; null: no limit."),
 		field.JSON("filter", json.RawMessage{}).
 			Optional().
 			Annotations(entgql.Type("JSON"), skipInputs).
-			Comment("Events must match it (besides their type) to be delivered; see package filter."),
+			Comment("Events must match this payload filter (besides their type) to be delivered; null: every event."),
 		field.Time("paused_until").
 			Optional().
 			Nillable().

@@ -52,7 +52,7 @@ func (Event) Fields() []ent.Field {
 			Optional().
 			Nillable().
 			Immutable().
-			Comment("When the event's deliveries are sent (deliverAt on publish); nil: at once."),
+			Comment("When the event's deliveries are sent (deliverAt on publish); null: at once."),
 		field.Int("delivery_count").
 			Default(0).
 			Immutable().

@@ -13,6 +13,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/delivery"
+	"github.com/heraldhq/herald/ent/endpoint"
+	"github.com/heraldhq/herald/webhook"
 )
 
 // Attempts by outcome.
@@ -71,6 +73,14 @@ type CreateEndpointInput struct {
 	IsActive *bool `json:"isActive,omitempty"`
 	// Allow a second endpoint with the same URL and overlapping event types (default false: CONFLICT).
 	AllowDuplicate *bool `json:"allowDuplicate,omitempty"`
+	// Deliver only events whose envelope matches this filter (besides their
+	// type), such as {"data.total": {"$gte": 1000}}. See the README's "Payload
+	// filters" and the testFilter query.
+	Filter json.RawMessage `json:"filter,omitempty"`
+	// At most this many requests per window; the backlog waits (default: none).
+	RateLimit *RateLimitInput `json:"rateLimit,omitempty"`
+	// In which order events are sent (default NONE).
+	Ordering *endpoint.Ordering `json:"ordering,omitempty"`
 }
 
 type CreateEndpointPayload struct {
@@ -205,6 +215,31 @@ type EndpointChange struct {
 	Endpoint *ent.Endpoint `json:"endpoint,omitempty"`
 }
 
+// The pace at which Herald sends to an endpoint. Besides its configured
+// rateLimit, Herald adapts to the endpoint's answers: a 429, 502, 503 or 504
+// halves its concurrency and rate (at most once a second), each success grows
+// them back a little, and a Retry-After on a 429 or 503 pauses the whole
+// endpoint. Throttled endpoints recover fully after 30 seconds without a refusal.
+//
+// Adaptive limits are kept in memory by the replica that sends: with several
+// replicas, this is the view of the one that answers the query (an endpoint with
+// a rate limit or ordering is sent to by one replica at a time; pauses are shared
+// by all).
+type EndpointFlow struct {
+	// The configured limit (null: none).
+	RateLimit *webhook.RateLimit `json:"rateLimit,omitempty"`
+	// Requests that may be in flight to the endpoint at once now.
+	Concurrency int `json:"concurrency"`
+	// Its most: the server's per-endpoint concurrency (--per-endpoint).
+	MaxConcurrency int `json:"maxConcurrency"`
+	// Requests per second the endpoint's answers imposed (null: not limited by them).
+	RatePerSecond *float64 `json:"ratePerSecond,omitempty"`
+	// When a pause the endpoint asked for (Retry-After) ends; null: not paused.
+	PausedUntil *time.Time `json:"pausedUntil,omitempty"`
+	// Whether the endpoint's answers reduced its pace below the configured one.
+	Throttled bool `json:"throttled"`
+}
+
 // A newly stored event.
 type EventPublication struct {
 	EventID   string `json:"eventId"`
@@ -213,6 +248,22 @@ type EventPublication struct {
 	DeliveryCount int        `json:"deliveryCount"`
 	At            time.Time  `json:"at"`
 	Event         *ent.Event `json:"event"`
+}
+
+// One payload tried against a filter.
+type FilterMatch struct {
+	// The event tried (null for a payload given to testFilter).
+	Event     *ent.Event `json:"event,omitempty"`
+	EventType string     `json:"eventType"`
+	Matched   bool       `json:"matched"`
+}
+
+// What a payload filter matches.
+type FilterTest struct {
+	// The payloads tried, newest first.
+	Results []*FilterMatch `json:"results"`
+	// How many of them match.
+	MatchCount int `json:"matchCount"`
 }
 
 // One HTTP header to send with every delivery of an endpoint.
@@ -275,6 +326,12 @@ type PublishEventInput struct {
 	Payload json.RawMessage `json:"payload"`
 	// Publishing again with the same key returns the original event and sends nothing new.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+	// Events with the same key (such as an order's ID) reach endpoints whose
+	// ordering is KEY one at a time, in publish order (at most 255 characters).
+	OrderingKey *string `json:"orderingKey,omitempty"`
+	// When to send the event's deliveries (at most 30 days ahead); they are created
+	// at once. Omitted or past: now.
+	DeliverAt *time.Time `json:"deliverAt,omitempty"`
 }
 
 type RateLimitInput struct {
@@ -353,6 +410,13 @@ type UpdateEndpointInput struct {
 	Timeout        *time.Duration    `json:"timeout,omitempty"`
 	IsActive       *bool             `json:"isActive,omitempty"`
 	AllowDuplicate *bool             `json:"allowDuplicate,omitempty"`
+	// Replaces the payload filter; null removes it.
+	Filter graphql.Omittable[json.RawMessage] `json:"filter,omitempty"`
+	// Replaces the rate limit; null removes it.
+	RateLimit graphql.Omittable[*RateLimitInput] `json:"rateLimit,omitempty"`
+	// Changes the ordering of events published from now on; queued deliveries
+	// keep the order they were created with.
+	Ordering *endpoint.Ordering `json:"ordering,omitempty"`
 }
 
 // Changes to an event type; omitted fields stay as they are, null clears example or jsonSchema.
@@ -451,7 +515,8 @@ func (e APIKeyScope) MarshalJSON() ([]byte, error) {
 type DeliveryChangeKind string
 
 const (
-	// Created by a publish (status PENDING).
+	// Created by a publish (status PENDING). On an ordered endpoint, select
+	// delivery { heldBy { id } } to see whether it waits for an older delivery.
 	DeliveryChangeKindCreated DeliveryChangeKind = "CREATED"
 	// A worker started an attempt (status SENDING).
 	DeliveryChangeKindAttemptStarted DeliveryChangeKind = "ATTEMPT_STARTED"

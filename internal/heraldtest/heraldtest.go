@@ -111,6 +111,18 @@ func (s *Server) Restart(configure ...func(*server.Config)) *Server {
 	return start(s.t, cfg, s.Token)
 }
 
+// Replica starts another server on s's database (a PostgreSQL one: SQLite
+// has one server per file), with s's configuration changed by configure
+// and s's admin token, as a second replica of a deployment.
+func (s *Server) Replica(configure ...func(*server.Config)) *Server {
+	s.t.Helper()
+	cfg := s.cfg
+	for _, f := range configure {
+		f(&cfg)
+	}
+	return start(s.t, cfg, s.Token)
+}
+
 // Logger returns a logger that writes to the test log, at warning level
 // unless HERALD_TEST_LOG=debug.
 func Logger(t testing.TB) *slog.Logger {

@@ -61,7 +61,8 @@
   // ---- GraphQL documents --------------------------------------------------
 
   const ENDPOINTS = `query HeraldConsoleEndpoints {
-  endpoints(first: 100) { edges { node { id name url isActive health } } }
+  endpoints(first: 100) { edges { node { id name url isActive health ordering filter rateLimit { requests per }
+    flow { concurrency maxConcurrency ratePerSecond pausedUntil throttled } } } }
 }`;
 
   const RECENT_DELIVERIES = `query HeraldConsoleRecent($first: Int!, $where: DeliveryWhereInput) {
@@ -362,6 +363,18 @@
     renderControls();
   }
 
+  // paceOf says how fast Herald sends to an endpoint now, and why.
+  function paceOf(ep) {
+    const f = ep.flow;
+    if (f.pausedUntil) return ["paused", `paused until ${new Date(f.pausedUntil).toLocaleTimeString()} (Retry-After)`];
+    if (f.throttled) {
+      const rate = f.ratePerSecond ? `, ${f.ratePerSecond.toFixed(1)}/s` : "";
+      return ["throttled", `slowed down by its answers: ${f.concurrency} of ${f.maxConcurrency} at a time${rate}`];
+    }
+    if (ep.rateLimit) return ["limited", `at most ${ep.rateLimit.requests} per ${ep.rateLimit.per}`];
+    return ["full", `full speed, ${f.maxConcurrency} at a time`];
+  }
+
   function renderEndpointMeta() {
     const s = session;
     const ep = s && s.endpoints.get(ui.endpoint.value);
@@ -372,7 +385,14 @@
     const health = el("span", `badge badge-health-${ep.health.toLowerCase()}`, ep.isActive ? ep.health : "DISABLED");
     if (ep.health === "LIVE") health.classList.add("badge-succeeded");
     if (ep.health === "ATTENTION" || !ep.isActive) health.classList.add("badge-failed");
-    ui.endpointMeta.replaceChildren(health, el("span", "url", ep.url), el("span", "id", ep.id));
+    const [state, text] = paceOf(ep);
+    const pace = el("span", `pace pace-${state}`, text);
+    pace.dataset.testid = "endpoint-pace";
+    pace.dataset.state = state;
+    const controls = [];
+    if (ep.filter) controls.push(el("span", "control", "filtered"));
+    if (ep.ordering !== "NONE") controls.push(el("span", "control", ep.ordering === "KEY" ? "ordered by key" : "strict order"));
+    ui.endpointMeta.replaceChildren(health, pace, ...controls, el("span", "url", ep.url), el("span", "id", ep.id));
     ui.endpointMeta.hidden = false;
   }
 

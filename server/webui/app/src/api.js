@@ -22,7 +22,7 @@ export function fieldErrors(err) {
   if (!(err instanceof ApiError)) return out;
   for (const e of err.errors) {
     const f = e.extensions && e.extensions.field;
-    if (f && !out[f]) out[f] = e.message.replace(new RegExp(`^${f.replace(/[.[\]]/g, "\\$&")}: `), "");
+    if (f && !out[f]) out[f] = e.message.replace(new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: `), "");
   }
   return out;
 }

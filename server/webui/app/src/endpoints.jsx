@@ -7,6 +7,8 @@ import { loadCatalog } from "./catalog.jsx";
 
 const ENDPOINT_FIELDS = `id name description url eventTypes isActive disabledReason health timeout
   retryPolicy { maxAttempts initialDelay backoffMultiplier maxDelay }
+  ordering filter rateLimit { requests per }
+  flow { concurrency maxConcurrency ratePerSecond pausedUntil throttled }
   auth { type token username password headerName headerValue secret }
   headers { name value }`;
 
@@ -26,6 +28,7 @@ const ROTATE = `mutation PortalRotateSecret($id: ID!) { rotateEndpointSecret(id:
 const TEST = `mutation PortalTestEndpoint($id: ID!, $type: String, $payload: JSON) {
   testEndpoint(id: $id, eventType: $type, payload: $payload) { delivered statusCode responseBody durationMs error }
 }`;
+const TRY_FILTER = `query PortalTestFilter($f: JSON!) { testFilter(filter: $f, recent: 20) { matchCount results { matched } } }`;
 const LIVE = `subscription PortalEndpointFeed { endpointUpdated { endpointId reason } }`;
 
 const HEALTH = {
@@ -34,6 +37,28 @@ const HEALTH = {
   LIVE: ["Healthy", "Received a delivery in the last 24 hours."],
   ATTENTION: ["Needs attention", "Disabled, or its latest attempt failed."],
 };
+
+const ORDERINGS = [
+  ["NONE", "Any order (fastest)"],
+  ["KEY", "One at a time per ordering key, in publish order"],
+  ["STRICT", "One at a time, in publish order"],
+];
+
+/** pace says how fast Herald sends to an endpoint now, and why. */
+function pace(ep) {
+  const f = ep.flow;
+  if (f.pausedUntil) return { state: "paused", label: `Paused until ${fmtTime(f.pausedUntil)}`, help: "It answered 429 or 503 with Retry-After: nothing is sent until then." };
+  if (f.throttled) {
+    const rate = f.ratePerSecond ? `, ${f.ratePerSecond < 10 ? f.ratePerSecond.toFixed(1) : Math.round(f.ratePerSecond)} per second` : "";
+    return {
+      state: "throttled",
+      label: `Slowed down: ${f.concurrency} at a time${rate}`,
+      help: "It answered 429, 502, 503 or 504, so Herald sends more slowly, and speeds up again as requests succeed.",
+    };
+  }
+  if (ep.rateLimit) return { state: "limited", label: `At most ${ep.rateLimit.requests} per ${ep.rateLimit.per}`, help: "Its rate limit: deliveries beyond it wait." };
+  return { state: "full", label: `Full speed, ${f.maxConcurrency} at a time`, help: "" };
+}
 
 /** successRate of the recent finished deliveries, or null. */
 function successRate(ep) {
@@ -192,6 +217,7 @@ export function Endpoints({ api, can, onShowDeliveries }) {
 function EndpointRow({ ep, can, onEdit, onTest, onRotate, onDelete, onToggle, onDeliveries }) {
   const [label, help] = HEALTH[ep.health] || [ep.health, ""];
   const rate = successRate(ep);
+  const sp = pace(ep);
   return (
     <li class="card endpoint" data-testid="endpoint" data-endpoint-id={ep.id} data-health={ep.health}>
       <div class="endpoint-main">
@@ -202,6 +228,16 @@ function EndpointRow({ ep, can, onEdit, onTest, onRotate, onDelete, onToggle, on
           {ep.eventTypes.map((t) => (
             <code class="chip">{t === "*" ? "All events" : t}</code>
           ))}
+          {ep.filter && (
+            <span class="chip chip-control" title={JSON.stringify(ep.filter)} data-testid="filtered">
+              Filtered
+            </span>
+          )}
+          {ep.ordering !== "NONE" && (
+            <span class="chip chip-control" data-testid="ordering">
+              {ep.ordering === "KEY" ? "Ordered by key" : "Strict order"}
+            </span>
+          )}
         </p>
         {!ep.isActive && ep.disabledReason && <p class="field-error">Disabled: {ep.disabledReason}</p>}
       </div>
@@ -217,6 +253,14 @@ function EndpointRow({ ep, can, onEdit, onTest, onRotate, onDelete, onToggle, on
         <div>
           <dt>Success, last 24 h</dt>
           <dd data-testid="success-rate">{rate ? `${rate.pct}% of ${rate.n}` : "No deliveries"}</dd>
+        </div>
+        <div>
+          <dt>Pace</dt>
+          <dd>
+            <span class={`pace pace-${sp.state}`} title={sp.help} data-testid="pace" data-state={sp.state}>
+              {sp.label}
+            </span>
+          </dd>
         </div>
       </dl>
       <div class="endpoint-actions">
@@ -281,7 +325,10 @@ const AUTH_FIELDS = {
 function EndpointForm({ api, catalog, endpoint, onClose, onSaved }) {
   const ep = endpoint;
   const ids = useRef(null);
-  if (!ids.current) ids.current = Object.fromEntries(["name", "url", "desc", "auth", "attempts", "initial", "mult", "max", "timeout", "active"].map((k) => [k, uid(k)]));
+  if (!ids.current)
+    ids.current = Object.fromEntries(
+      ["name", "url", "desc", "auth", "attempts", "initial", "mult", "max", "timeout", "active", "ordering", "requests", "per", "filter"].map((k) => [k, uid(k)]),
+    );
   const id = ids.current;
   const [v, setV] = useState(() => ({
     name: ep ? ep.name : "",
@@ -293,18 +340,56 @@ function EndpointForm({ api, catalog, endpoint, onClose, onSaved }) {
     retryPolicy: ep ? { ...ep.retryPolicy } : { maxAttempts: 8, initialDelay: "5s", backoffMultiplier: 6, maxDelay: "12h" },
     timeout: ep ? ep.timeout : "10s",
     isActive: ep ? ep.isActive : true,
+    ordering: ep ? ep.ordering : "NONE",
+    limitRequests: ep && ep.rateLimit ? String(ep.rateLimit.requests) : "",
+    limitPer: ep && ep.rateLimit ? ep.rateLimit.per : "1s",
+    filter: ep && ep.filter ? JSON.stringify(ep.filter, null, 2) : "",
   }));
+  const [tried, setTried] = useState(null); // {text} or {error}
   const [errs, setErrs] = useState({});
   const [formError, setFormError] = useState("");
   const [busy, setBusy] = useState(false);
   const set = (k, x) => setV((old) => ({ ...old, [k]: x }));
   const err = (path) => errs[`input.${path}`] || Object.entries(errs).find(([k]) => k.startsWith(`input.${path}[`) || k.startsWith(`input.${path}.`))?.[1];
 
+  /** parseFilter returns the filter as JSON (null when empty), or throws. */
+  const parseFilter = () => {
+    if (!v.filter.trim()) return null;
+    try {
+      return JSON.parse(v.filter);
+    } catch (x) {
+      throw Object.assign(new Error(`This is not valid JSON: ${x.message}`), { field: "input.filter" });
+    }
+  };
+  const tryFilter = async () => {
+    setTried(null);
+    try {
+      const f = parseFilter();
+      if (!f) return setTried({ text: "Without a filter, every event of the chosen types is delivered." });
+      const d = await api.gql(TRY_FILTER, { f });
+      const n = d.testFilter.results.length;
+      setTried({ text: n ? `Matches ${d.testFilter.matchCount} of the latest ${n} events.` : "There are no events yet to try it on." });
+    } catch (x) {
+      const fe = x.field ? { [x.field]: x.message } : fieldErrors(x);
+      const first = Object.entries(fe)[0];
+      setTried({ error: first ? `${first[0].replace(/^(input\.)?filter\.?/, "") || "filter"}: ${first[1]}` : x.message });
+    }
+  };
+
   const submit = async (e) => {
     e.preventDefault();
     setBusy(true);
     setErrs({});
     setFormError("");
+    let filter;
+    try {
+      filter = parseFilter();
+    } catch (x) {
+      setErrs({ [x.field]: x.message });
+      setFormError("Some fields need your attention.");
+      setBusy(false);
+      return;
+    }
     const auth = { type: v.auth.type };
     for (const [k] of AUTH_FIELDS[v.auth.type]) if (v.auth[k]) auth[k] = v.auth[k];
     const input = {
@@ -322,6 +407,9 @@ function EndpointForm({ api, catalog, endpoint, onClose, onSaved }) {
       },
       timeout: v.timeout,
       isActive: v.isActive,
+      ordering: v.ordering,
+      rateLimit: v.limitRequests.trim() ? { requests: Number(v.limitRequests), per: v.limitPer.trim() } : null,
+      filter,
     };
     try {
       if (ep) {
@@ -468,6 +556,43 @@ function EndpointForm({ api, catalog, endpoint, onClose, onSaved }) {
           </fieldset>
           <Field id={id.timeout} label="Timeout" hint="How long one request may take, 100ms-30s." error={err("timeout")}>
             {(p) => <input {...p} value={v.timeout} onInput={(e) => set("timeout", e.currentTarget.value)} />}
+          </Field>
+        </details>
+        <details class="advanced" open={!!(err("filter") || err("rateLimit") || err("ordering"))} data-testid="controls">
+          <summary>Filter, rate limit and ordering</summary>
+          <Field
+            id={id.filter}
+            label="Payload filter (optional)"
+            hint={'JSON that events must match, such as {"data.total": {"$gte": 100}}. Paths start at type, id, timestamp or data; operators: $eq $ne $gt $gte $lt $lte $in $nin $exists $startsWith $endsWith $and $or $not.'}
+            error={err("filter")}
+          >
+            {(p) => <textarea {...p} rows="4" class="mono" value={v.filter} onInput={(e) => set("filter", e.currentTarget.value)} data-testid="filter" spellcheck={false} />}
+          </Field>
+          <p class="try-filter">
+            <button type="button" class="btn btn-small" onClick={tryFilter} data-testid="try-filter">
+              Try it on recent events
+            </button>{" "}
+            <span role="status" data-testid="filter-result" class={tried && tried.error ? "field-error" : ""}>
+              {tried && (tried.error || tried.text)}
+            </span>
+          </p>
+          <fieldset class="fieldset grid-4">
+            <legend>Rate limit</legend>
+            <Field id={id.requests} label="Requests" hint="Empty: no limit." error={err("rateLimit.requests")}>
+              {(p) => <input {...p} type="number" min="1" max="10000" value={v.limitRequests} onInput={(e) => set("limitRequests", e.currentTarget.value)} data-testid="limit-requests" />}
+            </Field>
+            <Field id={id.per} label="Per" hint="Such as 1s or 1m." error={err("rateLimit.per")}>
+              {(p) => <input {...p} value={v.limitPer} onInput={(e) => set("limitPer", e.currentTarget.value)} data-testid="limit-per" />}
+            </Field>
+          </fieldset>
+          <Field id={id.ordering} label="Order" hint="Ordered endpoints get events one at a time: a failing one holds back those after it." error={err("ordering")}>
+            {(p) => (
+              <select {...p} value={v.ordering} onChange={(e) => set("ordering", e.currentTarget.value)} data-testid="ordering">
+                {ORDERINGS.map(([k, label]) => (
+                  <option value={k}>{label}</option>
+                ))}
+              </select>
+            )}
           </Field>
         </details>
         <label class="check">
