@@ -52,7 +52,7 @@ generate:
 bench: build
 	$(GO) build -o bin/herald-bench ./cmd/herald-bench
 	./bin/herald-bench --herald $(BIN) $(BENCH_FLAGS)
-	$(GO) test -run '^$$' -bench . -benchmem ./signing ./bus ./dispatch
+	$(GO) test -run '^$$' -bench . -benchmem ./signing ./bus ./dispatch ./metrics ./stats
 
 # Re-vendors GraphiQL and the console's browser assets from npm, and
 # builds the customer portal (server/webui/app) with Vite.

@@ -38,6 +38,8 @@ type canceller struct {
 	log      *slog.Logger
 	now      func() time.Time
 	observer Observer
+	// metrics counts the cancelled deliveries (set by the engine).
+	metrics Metrics
 
 	mu      sync.Mutex
 	queue   []string
@@ -49,7 +51,7 @@ type canceller struct {
 
 func newCanceller(d Driver, log *slog.Logger, now func() time.Time, o Observer) *canceller {
 	return &canceller{
-		driver: d, log: log, now: now, observer: o,
+		driver: d, log: log, now: now, observer: o, metrics: nopMetrics{},
 		reasons: make(map[string]string),
 		wake:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
@@ -133,6 +135,9 @@ func (c *canceller) cancel(ctx context.Context, endpointID, reason string, maxBa
 		if err != nil {
 			c.log.Error("fail queued deliveries of a disabled endpoint; trying again", "endpoint_id", endpointID, "err", err)
 			return false
+		}
+		for range refs {
+			c.metrics.DeliveryFinished(StatusCancelled, 0)
 		}
 		for _, r := range refs {
 			if reported == maxReportedCancels {

@@ -263,7 +263,7 @@ func (e *Engine) Test(ctx context.Context, endpointID, eventType string, payload
 	})
 	// The attempt belongs to the engine, not to the caller: a caller who
 	// leaves does not cut it off; only shutdown does.
-	resp := e.sender.send(e.sendCtx, &j.attempt)
+	resp := e.sendAttempt(j)
 	done := make(chan recorded, 1)
 	if err := e.submit(&result{job: j, resp: resp, done: done}); err != nil {
 		return nil, err

@@ -26,7 +26,11 @@
 //   - endpoint configuration is cached and versioned (configs.go); queued
 //     deliveries of disabled endpoints are failed in bounded batches
 //     (canceller.go); Herald's own webhook.* events are coalesced
-//     (meta.go).
+//     (meta.go);
+//   - what an operator watches goes through small seams: measurements to
+//     a Metrics (metrics.go), spans of publishes, attempts and commits to
+//     an optional tracer (telemetry.go), and the statistics roll-ups the
+//     recorder adds in its transactions (stats.go).
 //
 // Delivery is at least once: a delivery whose attempt was not recorded
 // (the process died, or its lease expired) is sent again, with the same

@@ -47,6 +47,11 @@ type Driver interface {
 	// MANUAL_RETRY). Deliveries under a live lease are skipped and
 	// counted in RequeueResult.Leased.
 	Requeue(ctx context.Context, p RequeueParams) (RequeueResult, error)
+	// Backlog counts the deliveries due at now that no live lease holds,
+	// and finds the oldest due time among them, for the operator's
+	// metrics. It runs every few seconds at most and must read an index,
+	// not the deliveries.
+	Backlog(ctx context.Context, now time.Time) (Backlog, error)
 	// Own makes owner the only engine that sends to an endpoint until
 	// until, unless another engine owns it at now; it reports whether
 	// owner owns it, and until when the current owner does. Rate limits
@@ -92,6 +97,11 @@ type Tx interface {
 	// DisableEndpoint makes an active endpoint inactive with a reason. It
 	// returns nil if the endpoint was not active.
 	DisableEndpoint(ctx context.Context, id, reason string, now time.Time) (*DisabledEndpoint, error)
+	// AddStats adds rows to the statistics roll-ups: each row's counts
+	// and histogram are added to the stored bucket of the same app,
+	// endpoint, resolution and start, which is created if missing
+	// (an upsert; concurrent transactions of several replicas add up).
+	AddStats(ctx context.Context, rows []StatsRow) error
 	// PauseEndpoint records that an endpoint asked to be left alone until
 	// a time (Retry-After), unless it is paused longer already.
 	PauseEndpoint(ctx context.Context, id string, until time.Time) error
@@ -134,6 +144,9 @@ type Job struct {
 	// without reading the event again.
 	Payload        []byte
 	EventCreatedAt time.Time
+	// TraceParent is the event's stored W3C traceparent: the trace of the
+	// publish, which the delivery's attempt spans link to ("" if none).
+	TraceParent string
 }
 
 // Cursor is a position in one endpoint's due order: by due time, then by
@@ -246,6 +259,9 @@ type EventRow struct {
 	DeliverAt     *time.Time
 	DeliveryCount int
 	CreatedAt     time.Time
+	// TraceParent is the W3C traceparent of the publish span when
+	// tracing is on ("" stores nothing).
+	TraceParent string
 }
 
 // DeliveryRow is a new delivery.
@@ -334,6 +350,15 @@ type CounterDelta struct {
 	// adding Consecutive.
 	Reset       bool
 	Consecutive int
+}
+
+// Backlog is what waits to be sent (Driver.Backlog).
+type Backlog struct {
+	// Due counts deliveries whose next attempt is due and that nobody is
+	// sending.
+	Due int
+	// Oldest is the earliest due time among them (zero if Due is 0).
+	Oldest time.Time
 }
 
 // DisabledEndpoint is an endpoint a transaction disabled.

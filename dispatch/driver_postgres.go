@@ -79,7 +79,8 @@ func (d *PostgresDriver) Claim(ctx context.Context, p ClaimParams) ([]Job, error
   FOR UPDATE SKIP LOCKED)
 UPDATE deliveries d SET claimed_by = $4, next_attempt_at = $5, status = 'SENDING', updated_at = $2
 FROM c, events e WHERE d.id = c.id AND e.id = d.event_id
-RETURNING d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, c.due, e.payload, e.created_at`,
+RETURNING d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, c.due, e.payload, e.created_at,
+  COALESCE(e.trace_parent, '')`,
 		p.EndpointID, now, p.Limit, token, until)
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", p.EndpointID, err)
@@ -88,7 +89,7 @@ RETURNING d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_cou
 		j := Job{Lease: Lease{Token: token, Until: until}}
 		var payload []byte
 		err := r.Scan(&j.DeliveryID, &j.AppID, &j.EventID, &j.EndpointID, &j.EventType, &j.AttemptCount, &j.Trigger,
-			&j.Position.Due, &payload, &j.EventCreatedAt)
+			&j.Position.Due, &payload, &j.EventCreatedAt, &j.TraceParent)
 		j.Payload = payload
 		return j, err
 	})
@@ -309,7 +310,7 @@ FROM endpoints WHERE app_id = $1 AND is_active AND deleted_at IS NULL ORDER BY i
 func (t *postgresTx) InsertEvents(ctx context.Context, evs []*EventRow) ([]*EventRow, error) {
 	n := len(evs)
 	ids, types, payloads, keys, apps := make([]string, n), make([]string, n), make([]string, n), make([]*string, n), make([]string, n)
-	okeys, deliverAts := make([]*string, n), make([]*time.Time, n)
+	okeys, deliverAts, traces := make([]*string, n), make([]*time.Time, n), make([]*string, n)
 	counts, times := make([]int32, n), make([]time.Time, n)
 	for i, ev := range evs {
 		ids[i], types[i], payloads[i], apps[i] = ev.ID, ev.EventType, string(ev.Payload), ev.AppID
@@ -321,17 +322,21 @@ func (t *postgresTx) InsertEvents(ctx context.Context, evs []*EventRow) ([]*Even
 			k := ev.OrderingKey
 			okeys[i] = &k
 		}
+		if ev.TraceParent != "" {
+			tp := ev.TraceParent
+			traces[i] = &tp
+		}
 		deliverAts[i] = utcPtr(ev.DeliverAt)
 		counts[i], times[i] = int32(ev.DeliveryCount), ev.CreatedAt.UTC()
 	}
 	// Payloads are json, not jsonb: stored and delivered byte for byte.
-	rows, err := t.tx.Query(ctx, `INSERT INTO events (id, event_type, payload, idempotency_key, ordering_key, deliver_at, delivery_count, created_at, app_id)
-SELECT id, typ, payload::json, key, okey, dat, n, at, app
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::text[], $8::text[], $9::timestamptz[]) WITH ORDINALITY
-  AS r(id, typ, payload, key, n, at, app, okey, dat, ord)
+	rows, err := t.tx.Query(ctx, `INSERT INTO events (id, event_type, payload, idempotency_key, ordering_key, deliver_at, delivery_count, created_at, app_id, trace_parent)
+SELECT id, typ, payload::json, key, okey, dat, n, at, app, tp
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::text[], $8::text[], $9::timestamptz[], $10::text[]) WITH ORDINALITY
+  AS r(id, typ, payload, key, n, at, app, okey, dat, tp, ord)
 ORDER BY ord
 ON CONFLICT (app_id, idempotency_key) DO NOTHING
-RETURNING id`, ids, types, payloads, keys, counts, times, apps, okeys, deliverAts)
+RETURNING id`, ids, types, payloads, keys, counts, times, apps, okeys, deliverAts, traces)
 	if err != nil {
 		return nil, fmt.Errorf("store events: %w", err)
 	}

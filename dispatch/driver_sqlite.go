@@ -28,6 +28,7 @@ type SQLiteDriver struct {
 	subscribers                       *sql.Stmt
 	insAttempt, finish                *sql.Stmt
 	epState, addCounters, disable     *sql.Stmt
+	upsertStats                       *sql.Stmt
 	pause                             *sql.Stmt
 	// Reader statements.
 	due, claim, claimOrdered *sql.Stmt
@@ -71,8 +72,8 @@ func firstLine(s string) string {
 func (d *SQLiteDriver) prepareWriter(ctx context.Context) error {
 	return d.wonce.do(func() error {
 		return prepareAll(ctx, d.w, []preparedStmt{
-			{&d.insEvent, `INSERT INTO events (id, event_type, payload, idempotency_key, ordering_key, deliver_at, delivery_count, created_at, app_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (app_id, idempotency_key) DO NOTHING`},
+			{&d.insEvent, `INSERT INTO events (id, event_type, payload, idempotency_key, ordering_key, deliver_at, delivery_count, created_at, app_id, trace_parent)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (app_id, idempotency_key) DO NOTHING`},
 			{&d.eventByKey, `SELECT id, event_type, payload, delivery_count, created_at FROM events WHERE app_id = ? AND idempotency_key = ?`},
 			{&d.insDelivery, `INSERT INTO deliveries (id, created_at, updated_at, event_type, status, attempt_count, next_attempt_at, next_trigger, ordering_key, app_id, endpoint_id, event_id)
 VALUES (?, ?, ?, ?, 'PENDING', 0, ?, 'SCHEDULED', ?, ?, ?, ?)`},
@@ -96,6 +97,7 @@ WHERE id = ? AND next_attempt_at IS NOT NULL`},
 WHERE id = ? RETURNING consecutive_failures`},
 			{&d.disable, `UPDATE endpoints SET is_active = false, disabled_reason = ?, disabled_at = ?, updated_at = ?
 WHERE id = ? AND is_active RETURNING app_id, url`},
+			{&d.upsertStats, upsertStatsSQL},
 			{&d.pause, `UPDATE endpoints SET paused_until = ? WHERE id = ? AND (paused_until IS NULL OR paused_until < ?)`},
 		})
 	})
@@ -111,14 +113,14 @@ func (d *SQLiteDriver) prepareReader(ctx context.Context) error {
 			// starting after the cursor reads no index entry twice, even
 			// among the deliveries of one batch, which are all due at the
 			// same instant.
-			{&d.claim, `SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at
+			{&d.claim, `SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, COALESCE(e.trace_parent, '')
 FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.endpoint_id = ? AND d.next_attempt_at <= ? AND d.next_attempt_at >= ? AND (d.next_attempt_at > ? OR d.rowid > ?)
 ORDER BY d.next_attempt_at, d.rowid LIMIT ?`},
 			// An ordered endpoint's due deliveries that no older
 			// unfinished delivery of their ordering key holds back (the
 			// partial index delivery_order finds the older ones).
-			{&d.claimOrdered, `SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at
+			{&d.claimOrdered, `SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, COALESCE(e.trace_parent, '')
 FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.endpoint_id = ? AND d.next_attempt_at <= ?
   AND (d.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p
@@ -132,7 +134,7 @@ ORDER BY d.next_attempt_at, d.rowid LIMIT ?`},
 // Close implements Driver.
 func (d *SQLiteDriver) Close() error {
 	for _, s := range []*sql.Stmt{d.insEvent, d.eventByKey, d.insDelivery, d.subscribers, d.insAttempt, d.finish,
-		d.epState, d.addCounters, d.disable, d.pause, d.due, d.claim, d.claimOrdered} {
+		d.epState, d.addCounters, d.disable, d.upsertStats, d.pause, d.due, d.claim, d.claimOrdered} {
 		if s != nil {
 			s.Close()
 		}
@@ -199,7 +201,7 @@ func (d *SQLiteDriver) readDue(ctx context.Context, p ClaimParams) ([]Job, error
 	for rows.Next() {
 		j := Job{Lease: Lease{Token: p.Worker, Until: until}}
 		if err := rows.Scan(&j.Position.Seq, &j.DeliveryID, &j.AppID, &j.EventID, &j.EndpointID, &j.EventType, &j.AttemptCount, &j.Trigger,
-			&j.Position.Due, &j.Payload, &j.EventCreatedAt); err != nil {
+			&j.Position.Due, &j.Payload, &j.EventCreatedAt, &j.TraceParent); err != nil {
 			return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", p.EndpointID, err)
 		}
 		if d.leases.holds(j.EndpointID, j.DeliveryID) {
@@ -497,7 +499,7 @@ func (t *sqliteTx) InsertEvents(ctx context.Context, evs []*EventRow) ([]*EventR
 			key = ev.IdempotencyKey
 		}
 		res, err := ins.ExecContext(ctx, ev.ID, ev.EventType, ev.Payload, key, stringOrNil(ev.OrderingKey), timeOrNil(ev.DeliverAt),
-			ev.DeliveryCount, ev.CreatedAt.UTC(), ev.AppID)
+			ev.DeliveryCount, ev.CreatedAt.UTC(), ev.AppID, stringOrNil(ev.TraceParent))
 		if err != nil {
 			return nil, fmt.Errorf("store event: %w", err)
 		}

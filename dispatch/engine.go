@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/ent"
@@ -74,6 +76,13 @@ type Config struct {
 	// deliveries they may claim and endpoints that changed (default:
 	// none).
 	Peers Peers
+	// Metrics receives the engine's measurements (default: nobody).
+	Metrics Metrics
+	// TracerProvider, if set, traces publishes, attempts (HTTP client
+	// spans linked to their publish, whose traceparent each event stores
+	// and each request carries) and the recorder's commits. Nil: nothing
+	// is traced, stored or sent.
+	TracerProvider trace.TracerProvider
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 	// Rand returns uniform random numbers in [0, 1) for retry jitter.
@@ -106,6 +115,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Peers == nil {
 		c.Peers = noPeers{}
+	}
+	if c.Metrics == nil {
+		c.Metrics = nopMetrics{}
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -156,6 +168,7 @@ type Engine struct {
 	rec     *recorder
 	cancels *canceller
 	metas   *metaCoalescer
+	tel     *telemetry
 
 	work      chan *job
 	workersWG sync.WaitGroup
@@ -195,6 +208,7 @@ func New(cfg Config) (*Engine, error) {
 		work:      make(chan *job, cfg.Workers),
 		publishes: make(chan *publishReq, 1024),
 		pubDone:   make(chan struct{}),
+		tel:       newTelemetry(cfg.Metrics, cfg.TracerProvider),
 	}
 	e.sendCtx, e.cancelSends = context.WithCancel(context.Background())
 	e.sched = newScheduler(schedConfig{
@@ -205,11 +219,13 @@ func New(cfg Config) (*Engine, error) {
 		DisableAfter: cfg.DisableAfter, Now: cfg.Now, Rand: cfg.Rand, Outstanding: e.window.held,
 	}, cfg.Driver, e.log, e.window.max+64)
 	e.rec.committed = e.committed
+	e.rec.tel = e.tel
 	e.rec.released = e.sched.release
 	e.sched.canCommit = e.rec.canCommit
 	e.sched.record = e.record
 	e.sched.released = func(eps []string) { e.cfg.Peers.Wake(eps...) }
 	e.cancels = newCanceller(cfg.Driver, e.log, cfg.Now, cfg.Observer)
+	e.cancels.metrics = cfg.Metrics
 	e.metas = newMetaCoalescer(cfg.MetaWindow, cfg.Now, e.publishMeta)
 	return e, nil
 }
@@ -435,7 +451,7 @@ func (e *Engine) runWorker() {
 				EndpointID: j.EndpointID, EventType: j.EventType, Status: "SENDING",
 				Attempt: j.attempt.Number, At: e.cfg.Now(),
 			})
-			r.resp = e.sender.send(e.sendCtx, &j.attempt)
+			r.resp = e.sendAttempt(j)
 		}
 		e.rec.in <- r
 		d := doneMsg{endpointID: j.EndpointID, requested: r.resp != nil, seq: j.flowSeq}
@@ -499,6 +515,7 @@ func (e *Engine) committed(out *commitOutput) {
 		}
 	}
 	e.sched.poke() // room freed up
+	reportCommitted(e.tel.metrics, out)
 	for _, c := range out.changes {
 		e.cfg.Observer.DeliveryChanged(c)
 	}

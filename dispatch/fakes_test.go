@@ -133,6 +133,9 @@ func (f *fakeDriver) Requeue(context.Context, RequeueParams) (RequeueResult, err
 	return RequeueResult{}, nil
 }
 func (f *fakeDriver) Close() error { return nil }
+func (f *fakeDriver) Backlog(context.Context, time.Time) (Backlog, error) {
+	return Backlog{}, nil
+}
 
 func (f *fakeDriver) leasedCount() int {
 	f.mu.Lock()
@@ -188,6 +191,7 @@ func (t *fakeTx) Finish(_ context.Context, cs []Completion) ([]bool, error) {
 }
 
 func (t *fakeTx) AddCounters(context.Context, CounterDelta) (int, error) { return 0, nil }
+func (t *fakeTx) AddStats(context.Context, []StatsRow) error             { return nil }
 func (t *fakeTx) PauseEndpoint(context.Context, string, time.Time) error { return nil }
 func (t *fakeTx) DisableEndpoint(context.Context, string, string, time.Time) (*DisabledEndpoint, error) {
 	return nil, nil

@@ -96,7 +96,9 @@ type publishReq struct {
 	// exclude is an endpoint the events must not go to (meta-events are
 	// never sent to the endpoint they are about).
 	exclude string
-	reply   chan publishReply
+	// traceParent is the publish span's, stored with each event.
+	traceParent string
+	reply       chan publishReply
 }
 
 type publishReply struct {
@@ -135,14 +137,21 @@ func (e *Engine) publish(ctx context.Context, inputs []EventInput, prefix func(i
 			return nil, fault.Prefix(prefix(i), err)
 		}
 	}
+	ctx, span := e.tel.startPublish(ctx, v.AppID, len(inputs))
 	req := &publishReq{ctx: ctx, appID: v.AppID, inputs: inputs, prefix: prefix, reply: make(chan publishReply, 1)}
+	if span != nil {
+		req.traceParent = traceParent(span.SpanContext())
+	}
 	if err := e.submitPublish(ctx, req); err != nil {
+		endPublish(span, nil, err)
 		return nil, err
 	}
 	select {
 	case r := <-req.reply:
+		endPublish(span, r.events, r.err)
 		return r.events, r.err
 	case <-ctx.Done():
+		endPublish(span, nil, ctx.Err())
 		// The group commit may still store the events; a retry with the
 		// same idempotency key finds them.
 		return nil, ctx.Err()
@@ -223,6 +232,7 @@ func (e *Engine) commitPublishes(batch []*publishReq) {
 	defer cancel()
 	replies := make([]publishReply, len(batch))
 	outs := make([]*publishOutput, len(batch))
+	start := time.Now()
 	err := func() error {
 		tx, err := e.cfg.Driver.Begin(ctx)
 		if err != nil {
@@ -254,6 +264,13 @@ func (e *Engine) commitPublishes(batch []*publishReq) {
 		}
 		return tx.Commit()
 	}()
+	events := 0
+	for _, out := range outs {
+		if out != nil {
+			events += len(out.published)
+		}
+	}
+	e.tel.metrics.PublisherCommit(events, time.Since(start), err)
 	if err != nil {
 		for i := range replies {
 			if replies[i].err == nil {
@@ -291,6 +308,7 @@ func (e *Engine) commitPublishes(batch []*publishReq) {
 
 // announce reports a publish's new events and deliveries to the feeds.
 func (e *Engine) announce(out *publishOutput) {
+	e.tel.metrics.EventsPublished(len(out.published))
 	for _, p := range out.published {
 		e.cfg.Observer.EventPublished(p)
 	}
@@ -342,7 +360,7 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 	matches := make([][]int, len(req.inputs)) // indexes into subs
 	for i, in := range req.inputs {
 		rows[i] = &EventRow{ID: ids.NewAt(ids.Event, now), AppID: req.appID, EventType: in.EventType, Payload: in.Payload,
-			IdempotencyKey: in.IdempotencyKey, OrderingKey: in.OrderingKey, CreatedAt: now}
+			IdempotencyKey: in.IdempotencyKey, OrderingKey: in.OrderingKey, CreatedAt: now, TraceParent: req.traceParent}
 		if in.DeliverAt != nil && in.DeliverAt.After(now) {
 			at := in.DeliverAt.UTC()
 			rows[i].DeliverAt = &at
@@ -423,7 +441,8 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 			l := *lease
 			l.DeliveryID, l.EndpointID = row.ID, epID
 			out.jobs = append(out.jobs, &job{
-				Job:     Job{Lease: l, AppID: req.appID, EventID: ev.ID, EventType: ev.EventType, Trigger: "SCHEDULED"},
+				Job: Job{Lease: l, AppID: req.appID, EventID: ev.ID, EventType: ev.EventType, Trigger: "SCHEDULED",
+					EventCreatedAt: now, TraceParent: req.traceParent},
 				trigger: "SCHEDULED",
 				attempt: attempt{DeliveryID: row.ID, Number: 1, Endpoint: cfg, Msg: msg},
 				counted: true,

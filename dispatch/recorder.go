@@ -91,6 +91,8 @@ type recorder struct {
 	// told about jobs given back without a record.
 	committed func(*commitOutput)
 	released  func([]*job)
+	// tel receives the commits' metrics and spans.
+	tel *telemetry
 
 	healthy atomic.Bool
 	done    chan struct{}
@@ -99,7 +101,8 @@ type recorder struct {
 }
 
 func newRecorder(cfg recorderConfig, d Driver, log *slog.Logger, size int) *recorder {
-	r := &recorder{cfg: cfg, driver: d, log: log, in: make(chan *result, size), done: make(chan struct{})}
+	r := &recorder{cfg: cfg, driver: d, log: log, in: make(chan *result, size), done: make(chan struct{}),
+		tel: newTelemetry(nopMetrics{}, nil)}
 	r.healthy.Store(true)
 	return r
 }
@@ -260,7 +263,10 @@ func (r *recorder) flush(batch []*result, isolate bool) []*result {
 	}
 	ctx, cancel := context.WithTimeout(tenant.System(context.Background()), time.Minute)
 	defer cancel()
+	ctx, span := r.tel.startRecord(ctx, toCommit)
+	start := time.Now()
 	out, failed, err := r.commit(ctx, toCommit, isolate)
+	r.tel.endRecord(span, len(toCommit), len(failed), time.Since(start), err)
 	if err != nil {
 		r.healthy.Store(false)
 		r.log.Error("record attempts; keeping them to try again", "count", len(toCommit), "err", err)
@@ -446,6 +452,10 @@ func (r *recorder) commit(ctx context.Context, batch []*result, isolate bool) (*
 				out.endpoints = append(out.endpoints, EndpointChange{AppID: t.appID, EndpointID: id, Reason: "disabled", At: now})
 			}
 		}
+	}
+	// The statistics roll-ups change with the attempts they count.
+	if err := tx.AddStats(ctx, statsRows(out)); err != nil {
+		return nil, nil, err
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, nil, err

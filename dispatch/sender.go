@@ -34,6 +34,9 @@ const (
 	HeaderEventType        = "X-Herald-Event-Type"
 	HeaderDeliveryID       = "X-Herald-Delivery-Id"
 	HeaderAttempt          = "X-Herald-Attempt"
+	// HeaderTraceParent carries the attempt span's W3C trace context when
+	// tracing is on.
+	HeaderTraceParent = "Traceparent"
 )
 
 // endpointConfig is what the sender needs of an endpoint, parsed once per
@@ -141,6 +144,9 @@ type attempt struct {
 	Number     int
 	Endpoint   *endpointConfig
 	Msg        *message
+	// TraceParent is the W3C traceparent of the attempt's span, sent so
+	// that receivers can join the trace ("" when tracing is off).
+	TraceParent string
 }
 
 // response is what happened to an attempt.
@@ -377,6 +383,9 @@ func (s *sender) headers(a *attempt, t time.Time) http.Header {
 	h[HeaderEventType] = []string{msg.Type}
 	h[HeaderDeliveryID] = []string{a.DeliveryID}
 	h[HeaderAttempt] = []string{strconv.Itoa(a.Number)}
+	if a.TraceParent != "" {
+		h[HeaderTraceParent] = []string{a.TraceParent}
+	}
 	switch ep.Auth.Type {
 	case webhook.AuthBearer:
 		h["Authorization"] = []string{"Bearer " + ep.Auth.Token}

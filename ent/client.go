@@ -19,6 +19,7 @@ import (
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
 	"github.com/heraldhq/herald/ent/delivery"
+	"github.com/heraldhq/herald/ent/deliverystat"
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/ent/event"
 	"github.com/heraldhq/herald/ent/eventtype"
@@ -39,6 +40,8 @@ type Client struct {
 	Attempt *AttemptClient
 	// Delivery is the client for interacting with the Delivery builders.
 	Delivery *DeliveryClient
+	// DeliveryStat is the client for interacting with the DeliveryStat builders.
+	DeliveryStat *DeliveryStatClient
 	// Endpoint is the client for interacting with the Endpoint builders.
 	Endpoint *EndpointClient
 	// Event is the client for interacting with the Event builders.
@@ -60,6 +63,7 @@ func (c *Client) init() {
 	c.App = NewAppClient(c.config)
 	c.Attempt = NewAttemptClient(c.config)
 	c.Delivery = NewDeliveryClient(c.config)
+	c.DeliveryStat = NewDeliveryStatClient(c.config)
 	c.Endpoint = NewEndpointClient(c.config)
 	c.Event = NewEventClient(c.config)
 	c.EventType = NewEventTypeClient(c.config)
@@ -153,15 +157,16 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:       ctx,
-		config:    cfg,
-		APIKey:    NewAPIKeyClient(cfg),
-		App:       NewAppClient(cfg),
-		Attempt:   NewAttemptClient(cfg),
-		Delivery:  NewDeliveryClient(cfg),
-		Endpoint:  NewEndpointClient(cfg),
-		Event:     NewEventClient(cfg),
-		EventType: NewEventTypeClient(cfg),
+		ctx:          ctx,
+		config:       cfg,
+		APIKey:       NewAPIKeyClient(cfg),
+		App:          NewAppClient(cfg),
+		Attempt:      NewAttemptClient(cfg),
+		Delivery:     NewDeliveryClient(cfg),
+		DeliveryStat: NewDeliveryStatClient(cfg),
+		Endpoint:     NewEndpointClient(cfg),
+		Event:        NewEventClient(cfg),
+		EventType:    NewEventTypeClient(cfg),
 	}, nil
 }
 
@@ -179,15 +184,16 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:       ctx,
-		config:    cfg,
-		APIKey:    NewAPIKeyClient(cfg),
-		App:       NewAppClient(cfg),
-		Attempt:   NewAttemptClient(cfg),
-		Delivery:  NewDeliveryClient(cfg),
-		Endpoint:  NewEndpointClient(cfg),
-		Event:     NewEventClient(cfg),
-		EventType: NewEventTypeClient(cfg),
+		ctx:          ctx,
+		config:       cfg,
+		APIKey:       NewAPIKeyClient(cfg),
+		App:          NewAppClient(cfg),
+		Attempt:      NewAttemptClient(cfg),
+		Delivery:     NewDeliveryClient(cfg),
+		DeliveryStat: NewDeliveryStatClient(cfg),
+		Endpoint:     NewEndpointClient(cfg),
+		Event:        NewEventClient(cfg),
+		EventType:    NewEventTypeClient(cfg),
 	}, nil
 }
 
@@ -217,7 +223,8 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.App, c.Attempt, c.Delivery, c.Endpoint, c.Event, c.EventType,
+		c.APIKey, c.App, c.Attempt, c.Delivery, c.DeliveryStat, c.Endpoint, c.Event,
+		c.EventType,
 	} {
 		n.Use(hooks...)
 	}
@@ -227,7 +234,8 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.App, c.Attempt, c.Delivery, c.Endpoint, c.Event, c.EventType,
+		c.APIKey, c.App, c.Attempt, c.Delivery, c.DeliveryStat, c.Endpoint, c.Event,
+		c.EventType,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -244,6 +252,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Attempt.mutate(ctx, m)
 	case *DeliveryMutation:
 		return c.Delivery.mutate(ctx, m)
+	case *DeliveryStatMutation:
+		return c.DeliveryStat.mutate(ctx, m)
 	case *EndpointMutation:
 		return c.Endpoint.mutate(ctx, m)
 	case *EventMutation:
@@ -1019,6 +1029,139 @@ func (c *DeliveryClient) mutate(ctx context.Context, m *DeliveryMutation) (Value
 	}
 }
 
+// DeliveryStatClient is a client for the DeliveryStat schema.
+type DeliveryStatClient struct {
+	config
+}
+
+// NewDeliveryStatClient returns a client for the DeliveryStat from the given config.
+func NewDeliveryStatClient(c config) *DeliveryStatClient {
+	return &DeliveryStatClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `deliverystat.Hooks(f(g(h())))`.
+func (c *DeliveryStatClient) Use(hooks ...Hook) {
+	c.hooks.DeliveryStat = append(c.hooks.DeliveryStat, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `deliverystat.Intercept(f(g(h())))`.
+func (c *DeliveryStatClient) Intercept(interceptors ...Interceptor) {
+	c.inters.DeliveryStat = append(c.inters.DeliveryStat, interceptors...)
+}
+
+// Create returns a builder for creating a DeliveryStat entity.
+func (c *DeliveryStatClient) Create() *DeliveryStatCreate {
+	mutation := newDeliveryStatMutation(c.config, OpCreate)
+	return &DeliveryStatCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of DeliveryStat entities.
+func (c *DeliveryStatClient) CreateBulk(builders ...*DeliveryStatCreate) *DeliveryStatCreateBulk {
+	return &DeliveryStatCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *DeliveryStatClient) MapCreateBulk(slice any, setFunc func(*DeliveryStatCreate, int)) *DeliveryStatCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &DeliveryStatCreateBulk{err: fmt.Errorf("calling to DeliveryStatClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*DeliveryStatCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &DeliveryStatCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for DeliveryStat.
+func (c *DeliveryStatClient) Update() *DeliveryStatUpdate {
+	mutation := newDeliveryStatMutation(c.config, OpUpdate)
+	return &DeliveryStatUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *DeliveryStatClient) UpdateOne(_m *DeliveryStat) *DeliveryStatUpdateOne {
+	mutation := newDeliveryStatMutation(c.config, OpUpdateOne, withDeliveryStat(_m))
+	return &DeliveryStatUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *DeliveryStatClient) UpdateOneID(id int) *DeliveryStatUpdateOne {
+	mutation := newDeliveryStatMutation(c.config, OpUpdateOne, withDeliveryStatID(id))
+	return &DeliveryStatUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for DeliveryStat.
+func (c *DeliveryStatClient) Delete() *DeliveryStatDelete {
+	mutation := newDeliveryStatMutation(c.config, OpDelete)
+	return &DeliveryStatDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *DeliveryStatClient) DeleteOne(_m *DeliveryStat) *DeliveryStatDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *DeliveryStatClient) DeleteOneID(id int) *DeliveryStatDeleteOne {
+	builder := c.Delete().Where(deliverystat.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &DeliveryStatDeleteOne{builder}
+}
+
+// Query returns a query builder for DeliveryStat.
+func (c *DeliveryStatClient) Query() *DeliveryStatQuery {
+	return &DeliveryStatQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeDeliveryStat},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a DeliveryStat entity by its id.
+func (c *DeliveryStatClient) Get(ctx context.Context, id int) (*DeliveryStat, error) {
+	return c.Query().Where(deliverystat.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *DeliveryStatClient) GetX(ctx context.Context, id int) *DeliveryStat {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *DeliveryStatClient) Hooks() []Hook {
+	return c.hooks.DeliveryStat
+}
+
+// Interceptors returns the client interceptors.
+func (c *DeliveryStatClient) Interceptors() []Interceptor {
+	return c.inters.DeliveryStat
+}
+
+func (c *DeliveryStatClient) mutate(ctx context.Context, m *DeliveryStatMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&DeliveryStatCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&DeliveryStatUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&DeliveryStatUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&DeliveryStatDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown DeliveryStat mutation op: %q", m.Op())
+	}
+}
+
 // EndpointClient is a client for the Endpoint schema.
 type EndpointClient struct {
 	config
@@ -1523,10 +1666,12 @@ func (c *EventTypeClient) mutate(ctx context.Context, m *EventTypeMutation) (Val
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, App, Attempt, Delivery, Endpoint, Event, EventType []ent.Hook
+		APIKey, App, Attempt, Delivery, DeliveryStat, Endpoint, Event,
+		EventType []ent.Hook
 	}
 	inters struct {
-		APIKey, App, Attempt, Delivery, Endpoint, Event, EventType []ent.Interceptor
+		APIKey, App, Attempt, Delivery, DeliveryStat, Endpoint, Event,
+		EventType []ent.Interceptor
 	}
 )
 

@@ -16,6 +16,7 @@ import (
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
 	"github.com/heraldhq/herald/ent/delivery"
+	"github.com/heraldhq/herald/ent/deliverystat"
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/ent/event"
 	"github.com/heraldhq/herald/ent/eventtype"
@@ -79,13 +80,14 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			apikey.Table:    apikey.ValidColumn,
-			app.Table:       app.ValidColumn,
-			attempt.Table:   attempt.ValidColumn,
-			delivery.Table:  delivery.ValidColumn,
-			endpoint.Table:  endpoint.ValidColumn,
-			event.Table:     event.ValidColumn,
-			eventtype.Table: eventtype.ValidColumn,
+			apikey.Table:       apikey.ValidColumn,
+			app.Table:          app.ValidColumn,
+			attempt.Table:      attempt.ValidColumn,
+			delivery.Table:     delivery.ValidColumn,
+			deliverystat.Table: deliverystat.ValidColumn,
+			endpoint.Table:     endpoint.ValidColumn,
+			event.Table:        event.ValidColumn,
+			eventtype.Table:    eventtype.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -35,6 +35,8 @@ type Event struct {
 	DeliveryCount int `json:"delivery_count,omitempty"`
 	// CreatedAt holds the value of the "created_at" field.
 	CreatedAt time.Time `json:"created_at,omitempty"`
+	// W3C traceparent of the publish when tracing is on: the deliveries' attempt spans link to it.
+	TraceParent *string `json:"trace_parent,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the EventQuery when eager-loading is set.
 	Edges        EventEdges `json:"edges"`
@@ -85,7 +87,7 @@ func (*Event) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case event.FieldDeliveryCount:
 			values[i] = new(sql.NullInt64)
-		case event.FieldID, event.FieldAppID, event.FieldEventType, event.FieldIdempotencyKey, event.FieldOrderingKey:
+		case event.FieldID, event.FieldAppID, event.FieldEventType, event.FieldIdempotencyKey, event.FieldOrderingKey, event.FieldTraceParent:
 			values[i] = new(sql.NullString)
 		case event.FieldDeliverAt, event.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
@@ -163,6 +165,13 @@ func (_m *Event) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.CreatedAt = value.Time
 			}
+		case event.FieldTraceParent:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field trace_parent", values[i])
+			} else if value.Valid {
+				_m.TraceParent = new(string)
+				*_m.TraceParent = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -238,6 +247,11 @@ func (_m *Event) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("created_at=")
 	builder.WriteString(_m.CreatedAt.Format(time.ANSIC))
+	builder.WriteString(", ")
+	if v := _m.TraceParent; v != nil {
+		builder.WriteString("trace_parent=")
+		builder.WriteString(*v)
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

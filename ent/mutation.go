@@ -16,6 +16,7 @@ import (
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
 	"github.com/heraldhq/herald/ent/delivery"
+	"github.com/heraldhq/herald/ent/deliverystat"
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/ent/event"
 	"github.com/heraldhq/herald/ent/eventtype"
@@ -32,13 +33,14 @@ const (
 	OpUpdateOne = ent.OpUpdateOne
 
 	// Node types.
-	TypeAPIKey    = "APIKey"
-	TypeApp       = "App"
-	TypeAttempt   = "Attempt"
-	TypeDelivery  = "Delivery"
-	TypeEndpoint  = "Endpoint"
-	TypeEvent     = "Event"
-	TypeEventType = "EventType"
+	TypeAPIKey       = "APIKey"
+	TypeApp          = "App"
+	TypeAttempt      = "Attempt"
+	TypeDelivery     = "Delivery"
+	TypeDeliveryStat = "DeliveryStat"
+	TypeEndpoint     = "Endpoint"
+	TypeEvent        = "Event"
+	TypeEventType    = "EventType"
 )
 
 // APIKeyMutation represents an operation that mutates the APIKey nodes in the graph.
@@ -5437,6 +5439,3869 @@ func (m *DeliveryMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Delivery edge %s", name)
 }
 
+// DeliveryStatMutation represents an operation that mutates the DeliveryStat nodes in the graph.
+type DeliveryStatMutation struct {
+	config
+	op                      Op
+	typ                     string
+	id                      *int
+	app_id                  *string
+	endpoint_id             *string
+	resolution              *int
+	addresolution           *int
+	bucket                  *int64
+	addbucket               *int64
+	attempts_succeeded      *int64
+	addattempts_succeeded   *int64
+	attempts_retryable      *int64
+	addattempts_retryable   *int64
+	attempts_permanent      *int64
+	addattempts_permanent   *int64
+	deliveries_succeeded    *int64
+	adddeliveries_succeeded *int64
+	deliveries_failed       *int64
+	adddeliveries_failed    *int64
+	duration_ms             *int64
+	addduration_ms          *int64
+	latency_00              *int64
+	addlatency_00           *int64
+	latency_01              *int64
+	addlatency_01           *int64
+	latency_02              *int64
+	addlatency_02           *int64
+	latency_03              *int64
+	addlatency_03           *int64
+	latency_04              *int64
+	addlatency_04           *int64
+	latency_05              *int64
+	addlatency_05           *int64
+	latency_06              *int64
+	addlatency_06           *int64
+	latency_07              *int64
+	addlatency_07           *int64
+	latency_08              *int64
+	addlatency_08           *int64
+	latency_09              *int64
+	addlatency_09           *int64
+	latency_10              *int64
+	addlatency_10           *int64
+	latency_11              *int64
+	addlatency_11           *int64
+	latency_12              *int64
+	addlatency_12           *int64
+	latency_13              *int64
+	addlatency_13           *int64
+	latency_14              *int64
+	addlatency_14           *int64
+	latency_15              *int64
+	addlatency_15           *int64
+	latency_16              *int64
+	addlatency_16           *int64
+	latency_17              *int64
+	addlatency_17           *int64
+	latency_18              *int64
+	addlatency_18           *int64
+	latency_19              *int64
+	addlatency_19           *int64
+	latency_20              *int64
+	addlatency_20           *int64
+	latency_21              *int64
+	addlatency_21           *int64
+	latency_22              *int64
+	addlatency_22           *int64
+	latency_23              *int64
+	addlatency_23           *int64
+	latency_24              *int64
+	addlatency_24           *int64
+	latency_25              *int64
+	addlatency_25           *int64
+	latency_26              *int64
+	addlatency_26           *int64
+	latency_27              *int64
+	addlatency_27           *int64
+	latency_28              *int64
+	addlatency_28           *int64
+	latency_29              *int64
+	addlatency_29           *int64
+	latency_30              *int64
+	addlatency_30           *int64
+	latency_31              *int64
+	addlatency_31           *int64
+	clearedFields           map[string]struct{}
+	done                    bool
+	oldValue                func(context.Context) (*DeliveryStat, error)
+	predicates              []predicate.DeliveryStat
+}
+
+var _ ent.Mutation = (*DeliveryStatMutation)(nil)
+
+// deliverystatOption allows management of the mutation configuration using functional options.
+type deliverystatOption func(*DeliveryStatMutation)
+
+// newDeliveryStatMutation creates new mutation for the DeliveryStat entity.
+func newDeliveryStatMutation(c config, op Op, opts ...deliverystatOption) *DeliveryStatMutation {
+	m := &DeliveryStatMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeDeliveryStat,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withDeliveryStatID sets the ID field of the mutation.
+func withDeliveryStatID(id int) deliverystatOption {
+	return func(m *DeliveryStatMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *DeliveryStat
+		)
+		m.oldValue = func(ctx context.Context) (*DeliveryStat, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().DeliveryStat.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withDeliveryStat sets the old DeliveryStat of the mutation.
+func withDeliveryStat(node *DeliveryStat) deliverystatOption {
+	return func(m *DeliveryStatMutation) {
+		m.oldValue = func(context.Context) (*DeliveryStat, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m DeliveryStatMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m DeliveryStatMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *DeliveryStatMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *DeliveryStatMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().DeliveryStat.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetAppID sets the "app_id" field.
+func (m *DeliveryStatMutation) SetAppID(s string) {
+	m.app_id = &s
+}
+
+// AppID returns the value of the "app_id" field in the mutation.
+func (m *DeliveryStatMutation) AppID() (r string, exists bool) {
+	v := m.app_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAppID returns the old "app_id" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldAppID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAppID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAppID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAppID: %w", err)
+	}
+	return oldValue.AppID, nil
+}
+
+// ResetAppID resets all changes to the "app_id" field.
+func (m *DeliveryStatMutation) ResetAppID() {
+	m.app_id = nil
+}
+
+// SetEndpointID sets the "endpoint_id" field.
+func (m *DeliveryStatMutation) SetEndpointID(s string) {
+	m.endpoint_id = &s
+}
+
+// EndpointID returns the value of the "endpoint_id" field in the mutation.
+func (m *DeliveryStatMutation) EndpointID() (r string, exists bool) {
+	v := m.endpoint_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEndpointID returns the old "endpoint_id" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldEndpointID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEndpointID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEndpointID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEndpointID: %w", err)
+	}
+	return oldValue.EndpointID, nil
+}
+
+// ResetEndpointID resets all changes to the "endpoint_id" field.
+func (m *DeliveryStatMutation) ResetEndpointID() {
+	m.endpoint_id = nil
+}
+
+// SetResolution sets the "resolution" field.
+func (m *DeliveryStatMutation) SetResolution(i int) {
+	m.resolution = &i
+	m.addresolution = nil
+}
+
+// Resolution returns the value of the "resolution" field in the mutation.
+func (m *DeliveryStatMutation) Resolution() (r int, exists bool) {
+	v := m.resolution
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldResolution returns the old "resolution" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldResolution(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldResolution is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldResolution requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldResolution: %w", err)
+	}
+	return oldValue.Resolution, nil
+}
+
+// AddResolution adds i to the "resolution" field.
+func (m *DeliveryStatMutation) AddResolution(i int) {
+	if m.addresolution != nil {
+		*m.addresolution += i
+	} else {
+		m.addresolution = &i
+	}
+}
+
+// AddedResolution returns the value that was added to the "resolution" field in this mutation.
+func (m *DeliveryStatMutation) AddedResolution() (r int, exists bool) {
+	v := m.addresolution
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetResolution resets all changes to the "resolution" field.
+func (m *DeliveryStatMutation) ResetResolution() {
+	m.resolution = nil
+	m.addresolution = nil
+}
+
+// SetBucket sets the "bucket" field.
+func (m *DeliveryStatMutation) SetBucket(i int64) {
+	m.bucket = &i
+	m.addbucket = nil
+}
+
+// Bucket returns the value of the "bucket" field in the mutation.
+func (m *DeliveryStatMutation) Bucket() (r int64, exists bool) {
+	v := m.bucket
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBucket returns the old "bucket" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldBucket(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBucket is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBucket requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBucket: %w", err)
+	}
+	return oldValue.Bucket, nil
+}
+
+// AddBucket adds i to the "bucket" field.
+func (m *DeliveryStatMutation) AddBucket(i int64) {
+	if m.addbucket != nil {
+		*m.addbucket += i
+	} else {
+		m.addbucket = &i
+	}
+}
+
+// AddedBucket returns the value that was added to the "bucket" field in this mutation.
+func (m *DeliveryStatMutation) AddedBucket() (r int64, exists bool) {
+	v := m.addbucket
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetBucket resets all changes to the "bucket" field.
+func (m *DeliveryStatMutation) ResetBucket() {
+	m.bucket = nil
+	m.addbucket = nil
+}
+
+// SetAttemptsSucceeded sets the "attempts_succeeded" field.
+func (m *DeliveryStatMutation) SetAttemptsSucceeded(i int64) {
+	m.attempts_succeeded = &i
+	m.addattempts_succeeded = nil
+}
+
+// AttemptsSucceeded returns the value of the "attempts_succeeded" field in the mutation.
+func (m *DeliveryStatMutation) AttemptsSucceeded() (r int64, exists bool) {
+	v := m.attempts_succeeded
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAttemptsSucceeded returns the old "attempts_succeeded" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldAttemptsSucceeded(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAttemptsSucceeded is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAttemptsSucceeded requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAttemptsSucceeded: %w", err)
+	}
+	return oldValue.AttemptsSucceeded, nil
+}
+
+// AddAttemptsSucceeded adds i to the "attempts_succeeded" field.
+func (m *DeliveryStatMutation) AddAttemptsSucceeded(i int64) {
+	if m.addattempts_succeeded != nil {
+		*m.addattempts_succeeded += i
+	} else {
+		m.addattempts_succeeded = &i
+	}
+}
+
+// AddedAttemptsSucceeded returns the value that was added to the "attempts_succeeded" field in this mutation.
+func (m *DeliveryStatMutation) AddedAttemptsSucceeded() (r int64, exists bool) {
+	v := m.addattempts_succeeded
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetAttemptsSucceeded resets all changes to the "attempts_succeeded" field.
+func (m *DeliveryStatMutation) ResetAttemptsSucceeded() {
+	m.attempts_succeeded = nil
+	m.addattempts_succeeded = nil
+}
+
+// SetAttemptsRetryable sets the "attempts_retryable" field.
+func (m *DeliveryStatMutation) SetAttemptsRetryable(i int64) {
+	m.attempts_retryable = &i
+	m.addattempts_retryable = nil
+}
+
+// AttemptsRetryable returns the value of the "attempts_retryable" field in the mutation.
+func (m *DeliveryStatMutation) AttemptsRetryable() (r int64, exists bool) {
+	v := m.attempts_retryable
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAttemptsRetryable returns the old "attempts_retryable" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldAttemptsRetryable(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAttemptsRetryable is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAttemptsRetryable requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAttemptsRetryable: %w", err)
+	}
+	return oldValue.AttemptsRetryable, nil
+}
+
+// AddAttemptsRetryable adds i to the "attempts_retryable" field.
+func (m *DeliveryStatMutation) AddAttemptsRetryable(i int64) {
+	if m.addattempts_retryable != nil {
+		*m.addattempts_retryable += i
+	} else {
+		m.addattempts_retryable = &i
+	}
+}
+
+// AddedAttemptsRetryable returns the value that was added to the "attempts_retryable" field in this mutation.
+func (m *DeliveryStatMutation) AddedAttemptsRetryable() (r int64, exists bool) {
+	v := m.addattempts_retryable
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetAttemptsRetryable resets all changes to the "attempts_retryable" field.
+func (m *DeliveryStatMutation) ResetAttemptsRetryable() {
+	m.attempts_retryable = nil
+	m.addattempts_retryable = nil
+}
+
+// SetAttemptsPermanent sets the "attempts_permanent" field.
+func (m *DeliveryStatMutation) SetAttemptsPermanent(i int64) {
+	m.attempts_permanent = &i
+	m.addattempts_permanent = nil
+}
+
+// AttemptsPermanent returns the value of the "attempts_permanent" field in the mutation.
+func (m *DeliveryStatMutation) AttemptsPermanent() (r int64, exists bool) {
+	v := m.attempts_permanent
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAttemptsPermanent returns the old "attempts_permanent" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldAttemptsPermanent(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAttemptsPermanent is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAttemptsPermanent requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAttemptsPermanent: %w", err)
+	}
+	return oldValue.AttemptsPermanent, nil
+}
+
+// AddAttemptsPermanent adds i to the "attempts_permanent" field.
+func (m *DeliveryStatMutation) AddAttemptsPermanent(i int64) {
+	if m.addattempts_permanent != nil {
+		*m.addattempts_permanent += i
+	} else {
+		m.addattempts_permanent = &i
+	}
+}
+
+// AddedAttemptsPermanent returns the value that was added to the "attempts_permanent" field in this mutation.
+func (m *DeliveryStatMutation) AddedAttemptsPermanent() (r int64, exists bool) {
+	v := m.addattempts_permanent
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetAttemptsPermanent resets all changes to the "attempts_permanent" field.
+func (m *DeliveryStatMutation) ResetAttemptsPermanent() {
+	m.attempts_permanent = nil
+	m.addattempts_permanent = nil
+}
+
+// SetDeliveriesSucceeded sets the "deliveries_succeeded" field.
+func (m *DeliveryStatMutation) SetDeliveriesSucceeded(i int64) {
+	m.deliveries_succeeded = &i
+	m.adddeliveries_succeeded = nil
+}
+
+// DeliveriesSucceeded returns the value of the "deliveries_succeeded" field in the mutation.
+func (m *DeliveryStatMutation) DeliveriesSucceeded() (r int64, exists bool) {
+	v := m.deliveries_succeeded
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDeliveriesSucceeded returns the old "deliveries_succeeded" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldDeliveriesSucceeded(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDeliveriesSucceeded is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDeliveriesSucceeded requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDeliveriesSucceeded: %w", err)
+	}
+	return oldValue.DeliveriesSucceeded, nil
+}
+
+// AddDeliveriesSucceeded adds i to the "deliveries_succeeded" field.
+func (m *DeliveryStatMutation) AddDeliveriesSucceeded(i int64) {
+	if m.adddeliveries_succeeded != nil {
+		*m.adddeliveries_succeeded += i
+	} else {
+		m.adddeliveries_succeeded = &i
+	}
+}
+
+// AddedDeliveriesSucceeded returns the value that was added to the "deliveries_succeeded" field in this mutation.
+func (m *DeliveryStatMutation) AddedDeliveriesSucceeded() (r int64, exists bool) {
+	v := m.adddeliveries_succeeded
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetDeliveriesSucceeded resets all changes to the "deliveries_succeeded" field.
+func (m *DeliveryStatMutation) ResetDeliveriesSucceeded() {
+	m.deliveries_succeeded = nil
+	m.adddeliveries_succeeded = nil
+}
+
+// SetDeliveriesFailed sets the "deliveries_failed" field.
+func (m *DeliveryStatMutation) SetDeliveriesFailed(i int64) {
+	m.deliveries_failed = &i
+	m.adddeliveries_failed = nil
+}
+
+// DeliveriesFailed returns the value of the "deliveries_failed" field in the mutation.
+func (m *DeliveryStatMutation) DeliveriesFailed() (r int64, exists bool) {
+	v := m.deliveries_failed
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDeliveriesFailed returns the old "deliveries_failed" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldDeliveriesFailed(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDeliveriesFailed is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDeliveriesFailed requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDeliveriesFailed: %w", err)
+	}
+	return oldValue.DeliveriesFailed, nil
+}
+
+// AddDeliveriesFailed adds i to the "deliveries_failed" field.
+func (m *DeliveryStatMutation) AddDeliveriesFailed(i int64) {
+	if m.adddeliveries_failed != nil {
+		*m.adddeliveries_failed += i
+	} else {
+		m.adddeliveries_failed = &i
+	}
+}
+
+// AddedDeliveriesFailed returns the value that was added to the "deliveries_failed" field in this mutation.
+func (m *DeliveryStatMutation) AddedDeliveriesFailed() (r int64, exists bool) {
+	v := m.adddeliveries_failed
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetDeliveriesFailed resets all changes to the "deliveries_failed" field.
+func (m *DeliveryStatMutation) ResetDeliveriesFailed() {
+	m.deliveries_failed = nil
+	m.adddeliveries_failed = nil
+}
+
+// SetDurationMs sets the "duration_ms" field.
+func (m *DeliveryStatMutation) SetDurationMs(i int64) {
+	m.duration_ms = &i
+	m.addduration_ms = nil
+}
+
+// DurationMs returns the value of the "duration_ms" field in the mutation.
+func (m *DeliveryStatMutation) DurationMs() (r int64, exists bool) {
+	v := m.duration_ms
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDurationMs returns the old "duration_ms" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldDurationMs(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDurationMs is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDurationMs requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDurationMs: %w", err)
+	}
+	return oldValue.DurationMs, nil
+}
+
+// AddDurationMs adds i to the "duration_ms" field.
+func (m *DeliveryStatMutation) AddDurationMs(i int64) {
+	if m.addduration_ms != nil {
+		*m.addduration_ms += i
+	} else {
+		m.addduration_ms = &i
+	}
+}
+
+// AddedDurationMs returns the value that was added to the "duration_ms" field in this mutation.
+func (m *DeliveryStatMutation) AddedDurationMs() (r int64, exists bool) {
+	v := m.addduration_ms
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetDurationMs resets all changes to the "duration_ms" field.
+func (m *DeliveryStatMutation) ResetDurationMs() {
+	m.duration_ms = nil
+	m.addduration_ms = nil
+}
+
+// SetLatency00 sets the "latency_00" field.
+func (m *DeliveryStatMutation) SetLatency00(i int64) {
+	m.latency_00 = &i
+	m.addlatency_00 = nil
+}
+
+// Latency00 returns the value of the "latency_00" field in the mutation.
+func (m *DeliveryStatMutation) Latency00() (r int64, exists bool) {
+	v := m.latency_00
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency00 returns the old "latency_00" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency00(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency00 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency00 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency00: %w", err)
+	}
+	return oldValue.Latency00, nil
+}
+
+// AddLatency00 adds i to the "latency_00" field.
+func (m *DeliveryStatMutation) AddLatency00(i int64) {
+	if m.addlatency_00 != nil {
+		*m.addlatency_00 += i
+	} else {
+		m.addlatency_00 = &i
+	}
+}
+
+// AddedLatency00 returns the value that was added to the "latency_00" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency00() (r int64, exists bool) {
+	v := m.addlatency_00
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency00 resets all changes to the "latency_00" field.
+func (m *DeliveryStatMutation) ResetLatency00() {
+	m.latency_00 = nil
+	m.addlatency_00 = nil
+}
+
+// SetLatency01 sets the "latency_01" field.
+func (m *DeliveryStatMutation) SetLatency01(i int64) {
+	m.latency_01 = &i
+	m.addlatency_01 = nil
+}
+
+// Latency01 returns the value of the "latency_01" field in the mutation.
+func (m *DeliveryStatMutation) Latency01() (r int64, exists bool) {
+	v := m.latency_01
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency01 returns the old "latency_01" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency01(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency01 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency01 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency01: %w", err)
+	}
+	return oldValue.Latency01, nil
+}
+
+// AddLatency01 adds i to the "latency_01" field.
+func (m *DeliveryStatMutation) AddLatency01(i int64) {
+	if m.addlatency_01 != nil {
+		*m.addlatency_01 += i
+	} else {
+		m.addlatency_01 = &i
+	}
+}
+
+// AddedLatency01 returns the value that was added to the "latency_01" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency01() (r int64, exists bool) {
+	v := m.addlatency_01
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency01 resets all changes to the "latency_01" field.
+func (m *DeliveryStatMutation) ResetLatency01() {
+	m.latency_01 = nil
+	m.addlatency_01 = nil
+}
+
+// SetLatency02 sets the "latency_02" field.
+func (m *DeliveryStatMutation) SetLatency02(i int64) {
+	m.latency_02 = &i
+	m.addlatency_02 = nil
+}
+
+// Latency02 returns the value of the "latency_02" field in the mutation.
+func (m *DeliveryStatMutation) Latency02() (r int64, exists bool) {
+	v := m.latency_02
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency02 returns the old "latency_02" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency02(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency02 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency02 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency02: %w", err)
+	}
+	return oldValue.Latency02, nil
+}
+
+// AddLatency02 adds i to the "latency_02" field.
+func (m *DeliveryStatMutation) AddLatency02(i int64) {
+	if m.addlatency_02 != nil {
+		*m.addlatency_02 += i
+	} else {
+		m.addlatency_02 = &i
+	}
+}
+
+// AddedLatency02 returns the value that was added to the "latency_02" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency02() (r int64, exists bool) {
+	v := m.addlatency_02
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency02 resets all changes to the "latency_02" field.
+func (m *DeliveryStatMutation) ResetLatency02() {
+	m.latency_02 = nil
+	m.addlatency_02 = nil
+}
+
+// SetLatency03 sets the "latency_03" field.
+func (m *DeliveryStatMutation) SetLatency03(i int64) {
+	m.latency_03 = &i
+	m.addlatency_03 = nil
+}
+
+// Latency03 returns the value of the "latency_03" field in the mutation.
+func (m *DeliveryStatMutation) Latency03() (r int64, exists bool) {
+	v := m.latency_03
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency03 returns the old "latency_03" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency03(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency03 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency03 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency03: %w", err)
+	}
+	return oldValue.Latency03, nil
+}
+
+// AddLatency03 adds i to the "latency_03" field.
+func (m *DeliveryStatMutation) AddLatency03(i int64) {
+	if m.addlatency_03 != nil {
+		*m.addlatency_03 += i
+	} else {
+		m.addlatency_03 = &i
+	}
+}
+
+// AddedLatency03 returns the value that was added to the "latency_03" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency03() (r int64, exists bool) {
+	v := m.addlatency_03
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency03 resets all changes to the "latency_03" field.
+func (m *DeliveryStatMutation) ResetLatency03() {
+	m.latency_03 = nil
+	m.addlatency_03 = nil
+}
+
+// SetLatency04 sets the "latency_04" field.
+func (m *DeliveryStatMutation) SetLatency04(i int64) {
+	m.latency_04 = &i
+	m.addlatency_04 = nil
+}
+
+// Latency04 returns the value of the "latency_04" field in the mutation.
+func (m *DeliveryStatMutation) Latency04() (r int64, exists bool) {
+	v := m.latency_04
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency04 returns the old "latency_04" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency04(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency04 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency04 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency04: %w", err)
+	}
+	return oldValue.Latency04, nil
+}
+
+// AddLatency04 adds i to the "latency_04" field.
+func (m *DeliveryStatMutation) AddLatency04(i int64) {
+	if m.addlatency_04 != nil {
+		*m.addlatency_04 += i
+	} else {
+		m.addlatency_04 = &i
+	}
+}
+
+// AddedLatency04 returns the value that was added to the "latency_04" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency04() (r int64, exists bool) {
+	v := m.addlatency_04
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency04 resets all changes to the "latency_04" field.
+func (m *DeliveryStatMutation) ResetLatency04() {
+	m.latency_04 = nil
+	m.addlatency_04 = nil
+}
+
+// SetLatency05 sets the "latency_05" field.
+func (m *DeliveryStatMutation) SetLatency05(i int64) {
+	m.latency_05 = &i
+	m.addlatency_05 = nil
+}
+
+// Latency05 returns the value of the "latency_05" field in the mutation.
+func (m *DeliveryStatMutation) Latency05() (r int64, exists bool) {
+	v := m.latency_05
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency05 returns the old "latency_05" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency05(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency05 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency05 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency05: %w", err)
+	}
+	return oldValue.Latency05, nil
+}
+
+// AddLatency05 adds i to the "latency_05" field.
+func (m *DeliveryStatMutation) AddLatency05(i int64) {
+	if m.addlatency_05 != nil {
+		*m.addlatency_05 += i
+	} else {
+		m.addlatency_05 = &i
+	}
+}
+
+// AddedLatency05 returns the value that was added to the "latency_05" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency05() (r int64, exists bool) {
+	v := m.addlatency_05
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency05 resets all changes to the "latency_05" field.
+func (m *DeliveryStatMutation) ResetLatency05() {
+	m.latency_05 = nil
+	m.addlatency_05 = nil
+}
+
+// SetLatency06 sets the "latency_06" field.
+func (m *DeliveryStatMutation) SetLatency06(i int64) {
+	m.latency_06 = &i
+	m.addlatency_06 = nil
+}
+
+// Latency06 returns the value of the "latency_06" field in the mutation.
+func (m *DeliveryStatMutation) Latency06() (r int64, exists bool) {
+	v := m.latency_06
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency06 returns the old "latency_06" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency06(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency06 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency06 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency06: %w", err)
+	}
+	return oldValue.Latency06, nil
+}
+
+// AddLatency06 adds i to the "latency_06" field.
+func (m *DeliveryStatMutation) AddLatency06(i int64) {
+	if m.addlatency_06 != nil {
+		*m.addlatency_06 += i
+	} else {
+		m.addlatency_06 = &i
+	}
+}
+
+// AddedLatency06 returns the value that was added to the "latency_06" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency06() (r int64, exists bool) {
+	v := m.addlatency_06
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency06 resets all changes to the "latency_06" field.
+func (m *DeliveryStatMutation) ResetLatency06() {
+	m.latency_06 = nil
+	m.addlatency_06 = nil
+}
+
+// SetLatency07 sets the "latency_07" field.
+func (m *DeliveryStatMutation) SetLatency07(i int64) {
+	m.latency_07 = &i
+	m.addlatency_07 = nil
+}
+
+// Latency07 returns the value of the "latency_07" field in the mutation.
+func (m *DeliveryStatMutation) Latency07() (r int64, exists bool) {
+	v := m.latency_07
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency07 returns the old "latency_07" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency07(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency07 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency07 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency07: %w", err)
+	}
+	return oldValue.Latency07, nil
+}
+
+// AddLatency07 adds i to the "latency_07" field.
+func (m *DeliveryStatMutation) AddLatency07(i int64) {
+	if m.addlatency_07 != nil {
+		*m.addlatency_07 += i
+	} else {
+		m.addlatency_07 = &i
+	}
+}
+
+// AddedLatency07 returns the value that was added to the "latency_07" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency07() (r int64, exists bool) {
+	v := m.addlatency_07
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency07 resets all changes to the "latency_07" field.
+func (m *DeliveryStatMutation) ResetLatency07() {
+	m.latency_07 = nil
+	m.addlatency_07 = nil
+}
+
+// SetLatency08 sets the "latency_08" field.
+func (m *DeliveryStatMutation) SetLatency08(i int64) {
+	m.latency_08 = &i
+	m.addlatency_08 = nil
+}
+
+// Latency08 returns the value of the "latency_08" field in the mutation.
+func (m *DeliveryStatMutation) Latency08() (r int64, exists bool) {
+	v := m.latency_08
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency08 returns the old "latency_08" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency08(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency08 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency08 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency08: %w", err)
+	}
+	return oldValue.Latency08, nil
+}
+
+// AddLatency08 adds i to the "latency_08" field.
+func (m *DeliveryStatMutation) AddLatency08(i int64) {
+	if m.addlatency_08 != nil {
+		*m.addlatency_08 += i
+	} else {
+		m.addlatency_08 = &i
+	}
+}
+
+// AddedLatency08 returns the value that was added to the "latency_08" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency08() (r int64, exists bool) {
+	v := m.addlatency_08
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency08 resets all changes to the "latency_08" field.
+func (m *DeliveryStatMutation) ResetLatency08() {
+	m.latency_08 = nil
+	m.addlatency_08 = nil
+}
+
+// SetLatency09 sets the "latency_09" field.
+func (m *DeliveryStatMutation) SetLatency09(i int64) {
+	m.latency_09 = &i
+	m.addlatency_09 = nil
+}
+
+// Latency09 returns the value of the "latency_09" field in the mutation.
+func (m *DeliveryStatMutation) Latency09() (r int64, exists bool) {
+	v := m.latency_09
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency09 returns the old "latency_09" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency09(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency09 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency09 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency09: %w", err)
+	}
+	return oldValue.Latency09, nil
+}
+
+// AddLatency09 adds i to the "latency_09" field.
+func (m *DeliveryStatMutation) AddLatency09(i int64) {
+	if m.addlatency_09 != nil {
+		*m.addlatency_09 += i
+	} else {
+		m.addlatency_09 = &i
+	}
+}
+
+// AddedLatency09 returns the value that was added to the "latency_09" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency09() (r int64, exists bool) {
+	v := m.addlatency_09
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency09 resets all changes to the "latency_09" field.
+func (m *DeliveryStatMutation) ResetLatency09() {
+	m.latency_09 = nil
+	m.addlatency_09 = nil
+}
+
+// SetLatency10 sets the "latency_10" field.
+func (m *DeliveryStatMutation) SetLatency10(i int64) {
+	m.latency_10 = &i
+	m.addlatency_10 = nil
+}
+
+// Latency10 returns the value of the "latency_10" field in the mutation.
+func (m *DeliveryStatMutation) Latency10() (r int64, exists bool) {
+	v := m.latency_10
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency10 returns the old "latency_10" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency10(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency10 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency10 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency10: %w", err)
+	}
+	return oldValue.Latency10, nil
+}
+
+// AddLatency10 adds i to the "latency_10" field.
+func (m *DeliveryStatMutation) AddLatency10(i int64) {
+	if m.addlatency_10 != nil {
+		*m.addlatency_10 += i
+	} else {
+		m.addlatency_10 = &i
+	}
+}
+
+// AddedLatency10 returns the value that was added to the "latency_10" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency10() (r int64, exists bool) {
+	v := m.addlatency_10
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency10 resets all changes to the "latency_10" field.
+func (m *DeliveryStatMutation) ResetLatency10() {
+	m.latency_10 = nil
+	m.addlatency_10 = nil
+}
+
+// SetLatency11 sets the "latency_11" field.
+func (m *DeliveryStatMutation) SetLatency11(i int64) {
+	m.latency_11 = &i
+	m.addlatency_11 = nil
+}
+
+// Latency11 returns the value of the "latency_11" field in the mutation.
+func (m *DeliveryStatMutation) Latency11() (r int64, exists bool) {
+	v := m.latency_11
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency11 returns the old "latency_11" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency11(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency11 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency11 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency11: %w", err)
+	}
+	return oldValue.Latency11, nil
+}
+
+// AddLatency11 adds i to the "latency_11" field.
+func (m *DeliveryStatMutation) AddLatency11(i int64) {
+	if m.addlatency_11 != nil {
+		*m.addlatency_11 += i
+	} else {
+		m.addlatency_11 = &i
+	}
+}
+
+// AddedLatency11 returns the value that was added to the "latency_11" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency11() (r int64, exists bool) {
+	v := m.addlatency_11
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency11 resets all changes to the "latency_11" field.
+func (m *DeliveryStatMutation) ResetLatency11() {
+	m.latency_11 = nil
+	m.addlatency_11 = nil
+}
+
+// SetLatency12 sets the "latency_12" field.
+func (m *DeliveryStatMutation) SetLatency12(i int64) {
+	m.latency_12 = &i
+	m.addlatency_12 = nil
+}
+
+// Latency12 returns the value of the "latency_12" field in the mutation.
+func (m *DeliveryStatMutation) Latency12() (r int64, exists bool) {
+	v := m.latency_12
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency12 returns the old "latency_12" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency12(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency12 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency12 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency12: %w", err)
+	}
+	return oldValue.Latency12, nil
+}
+
+// AddLatency12 adds i to the "latency_12" field.
+func (m *DeliveryStatMutation) AddLatency12(i int64) {
+	if m.addlatency_12 != nil {
+		*m.addlatency_12 += i
+	} else {
+		m.addlatency_12 = &i
+	}
+}
+
+// AddedLatency12 returns the value that was added to the "latency_12" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency12() (r int64, exists bool) {
+	v := m.addlatency_12
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency12 resets all changes to the "latency_12" field.
+func (m *DeliveryStatMutation) ResetLatency12() {
+	m.latency_12 = nil
+	m.addlatency_12 = nil
+}
+
+// SetLatency13 sets the "latency_13" field.
+func (m *DeliveryStatMutation) SetLatency13(i int64) {
+	m.latency_13 = &i
+	m.addlatency_13 = nil
+}
+
+// Latency13 returns the value of the "latency_13" field in the mutation.
+func (m *DeliveryStatMutation) Latency13() (r int64, exists bool) {
+	v := m.latency_13
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency13 returns the old "latency_13" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency13(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency13 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency13 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency13: %w", err)
+	}
+	return oldValue.Latency13, nil
+}
+
+// AddLatency13 adds i to the "latency_13" field.
+func (m *DeliveryStatMutation) AddLatency13(i int64) {
+	if m.addlatency_13 != nil {
+		*m.addlatency_13 += i
+	} else {
+		m.addlatency_13 = &i
+	}
+}
+
+// AddedLatency13 returns the value that was added to the "latency_13" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency13() (r int64, exists bool) {
+	v := m.addlatency_13
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency13 resets all changes to the "latency_13" field.
+func (m *DeliveryStatMutation) ResetLatency13() {
+	m.latency_13 = nil
+	m.addlatency_13 = nil
+}
+
+// SetLatency14 sets the "latency_14" field.
+func (m *DeliveryStatMutation) SetLatency14(i int64) {
+	m.latency_14 = &i
+	m.addlatency_14 = nil
+}
+
+// Latency14 returns the value of the "latency_14" field in the mutation.
+func (m *DeliveryStatMutation) Latency14() (r int64, exists bool) {
+	v := m.latency_14
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency14 returns the old "latency_14" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency14(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency14 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency14 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency14: %w", err)
+	}
+	return oldValue.Latency14, nil
+}
+
+// AddLatency14 adds i to the "latency_14" field.
+func (m *DeliveryStatMutation) AddLatency14(i int64) {
+	if m.addlatency_14 != nil {
+		*m.addlatency_14 += i
+	} else {
+		m.addlatency_14 = &i
+	}
+}
+
+// AddedLatency14 returns the value that was added to the "latency_14" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency14() (r int64, exists bool) {
+	v := m.addlatency_14
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency14 resets all changes to the "latency_14" field.
+func (m *DeliveryStatMutation) ResetLatency14() {
+	m.latency_14 = nil
+	m.addlatency_14 = nil
+}
+
+// SetLatency15 sets the "latency_15" field.
+func (m *DeliveryStatMutation) SetLatency15(i int64) {
+	m.latency_15 = &i
+	m.addlatency_15 = nil
+}
+
+// Latency15 returns the value of the "latency_15" field in the mutation.
+func (m *DeliveryStatMutation) Latency15() (r int64, exists bool) {
+	v := m.latency_15
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency15 returns the old "latency_15" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency15(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency15 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency15 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency15: %w", err)
+	}
+	return oldValue.Latency15, nil
+}
+
+// AddLatency15 adds i to the "latency_15" field.
+func (m *DeliveryStatMutation) AddLatency15(i int64) {
+	if m.addlatency_15 != nil {
+		*m.addlatency_15 += i
+	} else {
+		m.addlatency_15 = &i
+	}
+}
+
+// AddedLatency15 returns the value that was added to the "latency_15" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency15() (r int64, exists bool) {
+	v := m.addlatency_15
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency15 resets all changes to the "latency_15" field.
+func (m *DeliveryStatMutation) ResetLatency15() {
+	m.latency_15 = nil
+	m.addlatency_15 = nil
+}
+
+// SetLatency16 sets the "latency_16" field.
+func (m *DeliveryStatMutation) SetLatency16(i int64) {
+	m.latency_16 = &i
+	m.addlatency_16 = nil
+}
+
+// Latency16 returns the value of the "latency_16" field in the mutation.
+func (m *DeliveryStatMutation) Latency16() (r int64, exists bool) {
+	v := m.latency_16
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency16 returns the old "latency_16" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency16(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency16 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency16 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency16: %w", err)
+	}
+	return oldValue.Latency16, nil
+}
+
+// AddLatency16 adds i to the "latency_16" field.
+func (m *DeliveryStatMutation) AddLatency16(i int64) {
+	if m.addlatency_16 != nil {
+		*m.addlatency_16 += i
+	} else {
+		m.addlatency_16 = &i
+	}
+}
+
+// AddedLatency16 returns the value that was added to the "latency_16" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency16() (r int64, exists bool) {
+	v := m.addlatency_16
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency16 resets all changes to the "latency_16" field.
+func (m *DeliveryStatMutation) ResetLatency16() {
+	m.latency_16 = nil
+	m.addlatency_16 = nil
+}
+
+// SetLatency17 sets the "latency_17" field.
+func (m *DeliveryStatMutation) SetLatency17(i int64) {
+	m.latency_17 = &i
+	m.addlatency_17 = nil
+}
+
+// Latency17 returns the value of the "latency_17" field in the mutation.
+func (m *DeliveryStatMutation) Latency17() (r int64, exists bool) {
+	v := m.latency_17
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency17 returns the old "latency_17" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency17(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency17 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency17 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency17: %w", err)
+	}
+	return oldValue.Latency17, nil
+}
+
+// AddLatency17 adds i to the "latency_17" field.
+func (m *DeliveryStatMutation) AddLatency17(i int64) {
+	if m.addlatency_17 != nil {
+		*m.addlatency_17 += i
+	} else {
+		m.addlatency_17 = &i
+	}
+}
+
+// AddedLatency17 returns the value that was added to the "latency_17" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency17() (r int64, exists bool) {
+	v := m.addlatency_17
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency17 resets all changes to the "latency_17" field.
+func (m *DeliveryStatMutation) ResetLatency17() {
+	m.latency_17 = nil
+	m.addlatency_17 = nil
+}
+
+// SetLatency18 sets the "latency_18" field.
+func (m *DeliveryStatMutation) SetLatency18(i int64) {
+	m.latency_18 = &i
+	m.addlatency_18 = nil
+}
+
+// Latency18 returns the value of the "latency_18" field in the mutation.
+func (m *DeliveryStatMutation) Latency18() (r int64, exists bool) {
+	v := m.latency_18
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency18 returns the old "latency_18" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency18(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency18 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency18 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency18: %w", err)
+	}
+	return oldValue.Latency18, nil
+}
+
+// AddLatency18 adds i to the "latency_18" field.
+func (m *DeliveryStatMutation) AddLatency18(i int64) {
+	if m.addlatency_18 != nil {
+		*m.addlatency_18 += i
+	} else {
+		m.addlatency_18 = &i
+	}
+}
+
+// AddedLatency18 returns the value that was added to the "latency_18" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency18() (r int64, exists bool) {
+	v := m.addlatency_18
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency18 resets all changes to the "latency_18" field.
+func (m *DeliveryStatMutation) ResetLatency18() {
+	m.latency_18 = nil
+	m.addlatency_18 = nil
+}
+
+// SetLatency19 sets the "latency_19" field.
+func (m *DeliveryStatMutation) SetLatency19(i int64) {
+	m.latency_19 = &i
+	m.addlatency_19 = nil
+}
+
+// Latency19 returns the value of the "latency_19" field in the mutation.
+func (m *DeliveryStatMutation) Latency19() (r int64, exists bool) {
+	v := m.latency_19
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency19 returns the old "latency_19" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency19(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency19 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency19 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency19: %w", err)
+	}
+	return oldValue.Latency19, nil
+}
+
+// AddLatency19 adds i to the "latency_19" field.
+func (m *DeliveryStatMutation) AddLatency19(i int64) {
+	if m.addlatency_19 != nil {
+		*m.addlatency_19 += i
+	} else {
+		m.addlatency_19 = &i
+	}
+}
+
+// AddedLatency19 returns the value that was added to the "latency_19" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency19() (r int64, exists bool) {
+	v := m.addlatency_19
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency19 resets all changes to the "latency_19" field.
+func (m *DeliveryStatMutation) ResetLatency19() {
+	m.latency_19 = nil
+	m.addlatency_19 = nil
+}
+
+// SetLatency20 sets the "latency_20" field.
+func (m *DeliveryStatMutation) SetLatency20(i int64) {
+	m.latency_20 = &i
+	m.addlatency_20 = nil
+}
+
+// Latency20 returns the value of the "latency_20" field in the mutation.
+func (m *DeliveryStatMutation) Latency20() (r int64, exists bool) {
+	v := m.latency_20
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency20 returns the old "latency_20" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency20(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency20 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency20 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency20: %w", err)
+	}
+	return oldValue.Latency20, nil
+}
+
+// AddLatency20 adds i to the "latency_20" field.
+func (m *DeliveryStatMutation) AddLatency20(i int64) {
+	if m.addlatency_20 != nil {
+		*m.addlatency_20 += i
+	} else {
+		m.addlatency_20 = &i
+	}
+}
+
+// AddedLatency20 returns the value that was added to the "latency_20" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency20() (r int64, exists bool) {
+	v := m.addlatency_20
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency20 resets all changes to the "latency_20" field.
+func (m *DeliveryStatMutation) ResetLatency20() {
+	m.latency_20 = nil
+	m.addlatency_20 = nil
+}
+
+// SetLatency21 sets the "latency_21" field.
+func (m *DeliveryStatMutation) SetLatency21(i int64) {
+	m.latency_21 = &i
+	m.addlatency_21 = nil
+}
+
+// Latency21 returns the value of the "latency_21" field in the mutation.
+func (m *DeliveryStatMutation) Latency21() (r int64, exists bool) {
+	v := m.latency_21
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency21 returns the old "latency_21" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency21(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency21 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency21 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency21: %w", err)
+	}
+	return oldValue.Latency21, nil
+}
+
+// AddLatency21 adds i to the "latency_21" field.
+func (m *DeliveryStatMutation) AddLatency21(i int64) {
+	if m.addlatency_21 != nil {
+		*m.addlatency_21 += i
+	} else {
+		m.addlatency_21 = &i
+	}
+}
+
+// AddedLatency21 returns the value that was added to the "latency_21" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency21() (r int64, exists bool) {
+	v := m.addlatency_21
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency21 resets all changes to the "latency_21" field.
+func (m *DeliveryStatMutation) ResetLatency21() {
+	m.latency_21 = nil
+	m.addlatency_21 = nil
+}
+
+// SetLatency22 sets the "latency_22" field.
+func (m *DeliveryStatMutation) SetLatency22(i int64) {
+	m.latency_22 = &i
+	m.addlatency_22 = nil
+}
+
+// Latency22 returns the value of the "latency_22" field in the mutation.
+func (m *DeliveryStatMutation) Latency22() (r int64, exists bool) {
+	v := m.latency_22
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency22 returns the old "latency_22" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency22(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency22 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency22 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency22: %w", err)
+	}
+	return oldValue.Latency22, nil
+}
+
+// AddLatency22 adds i to the "latency_22" field.
+func (m *DeliveryStatMutation) AddLatency22(i int64) {
+	if m.addlatency_22 != nil {
+		*m.addlatency_22 += i
+	} else {
+		m.addlatency_22 = &i
+	}
+}
+
+// AddedLatency22 returns the value that was added to the "latency_22" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency22() (r int64, exists bool) {
+	v := m.addlatency_22
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency22 resets all changes to the "latency_22" field.
+func (m *DeliveryStatMutation) ResetLatency22() {
+	m.latency_22 = nil
+	m.addlatency_22 = nil
+}
+
+// SetLatency23 sets the "latency_23" field.
+func (m *DeliveryStatMutation) SetLatency23(i int64) {
+	m.latency_23 = &i
+	m.addlatency_23 = nil
+}
+
+// Latency23 returns the value of the "latency_23" field in the mutation.
+func (m *DeliveryStatMutation) Latency23() (r int64, exists bool) {
+	v := m.latency_23
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency23 returns the old "latency_23" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency23(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency23 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency23 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency23: %w", err)
+	}
+	return oldValue.Latency23, nil
+}
+
+// AddLatency23 adds i to the "latency_23" field.
+func (m *DeliveryStatMutation) AddLatency23(i int64) {
+	if m.addlatency_23 != nil {
+		*m.addlatency_23 += i
+	} else {
+		m.addlatency_23 = &i
+	}
+}
+
+// AddedLatency23 returns the value that was added to the "latency_23" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency23() (r int64, exists bool) {
+	v := m.addlatency_23
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency23 resets all changes to the "latency_23" field.
+func (m *DeliveryStatMutation) ResetLatency23() {
+	m.latency_23 = nil
+	m.addlatency_23 = nil
+}
+
+// SetLatency24 sets the "latency_24" field.
+func (m *DeliveryStatMutation) SetLatency24(i int64) {
+	m.latency_24 = &i
+	m.addlatency_24 = nil
+}
+
+// Latency24 returns the value of the "latency_24" field in the mutation.
+func (m *DeliveryStatMutation) Latency24() (r int64, exists bool) {
+	v := m.latency_24
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency24 returns the old "latency_24" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency24(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency24 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency24 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency24: %w", err)
+	}
+	return oldValue.Latency24, nil
+}
+
+// AddLatency24 adds i to the "latency_24" field.
+func (m *DeliveryStatMutation) AddLatency24(i int64) {
+	if m.addlatency_24 != nil {
+		*m.addlatency_24 += i
+	} else {
+		m.addlatency_24 = &i
+	}
+}
+
+// AddedLatency24 returns the value that was added to the "latency_24" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency24() (r int64, exists bool) {
+	v := m.addlatency_24
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency24 resets all changes to the "latency_24" field.
+func (m *DeliveryStatMutation) ResetLatency24() {
+	m.latency_24 = nil
+	m.addlatency_24 = nil
+}
+
+// SetLatency25 sets the "latency_25" field.
+func (m *DeliveryStatMutation) SetLatency25(i int64) {
+	m.latency_25 = &i
+	m.addlatency_25 = nil
+}
+
+// Latency25 returns the value of the "latency_25" field in the mutation.
+func (m *DeliveryStatMutation) Latency25() (r int64, exists bool) {
+	v := m.latency_25
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency25 returns the old "latency_25" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency25(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency25 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency25 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency25: %w", err)
+	}
+	return oldValue.Latency25, nil
+}
+
+// AddLatency25 adds i to the "latency_25" field.
+func (m *DeliveryStatMutation) AddLatency25(i int64) {
+	if m.addlatency_25 != nil {
+		*m.addlatency_25 += i
+	} else {
+		m.addlatency_25 = &i
+	}
+}
+
+// AddedLatency25 returns the value that was added to the "latency_25" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency25() (r int64, exists bool) {
+	v := m.addlatency_25
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency25 resets all changes to the "latency_25" field.
+func (m *DeliveryStatMutation) ResetLatency25() {
+	m.latency_25 = nil
+	m.addlatency_25 = nil
+}
+
+// SetLatency26 sets the "latency_26" field.
+func (m *DeliveryStatMutation) SetLatency26(i int64) {
+	m.latency_26 = &i
+	m.addlatency_26 = nil
+}
+
+// Latency26 returns the value of the "latency_26" field in the mutation.
+func (m *DeliveryStatMutation) Latency26() (r int64, exists bool) {
+	v := m.latency_26
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency26 returns the old "latency_26" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency26(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency26 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency26 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency26: %w", err)
+	}
+	return oldValue.Latency26, nil
+}
+
+// AddLatency26 adds i to the "latency_26" field.
+func (m *DeliveryStatMutation) AddLatency26(i int64) {
+	if m.addlatency_26 != nil {
+		*m.addlatency_26 += i
+	} else {
+		m.addlatency_26 = &i
+	}
+}
+
+// AddedLatency26 returns the value that was added to the "latency_26" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency26() (r int64, exists bool) {
+	v := m.addlatency_26
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency26 resets all changes to the "latency_26" field.
+func (m *DeliveryStatMutation) ResetLatency26() {
+	m.latency_26 = nil
+	m.addlatency_26 = nil
+}
+
+// SetLatency27 sets the "latency_27" field.
+func (m *DeliveryStatMutation) SetLatency27(i int64) {
+	m.latency_27 = &i
+	m.addlatency_27 = nil
+}
+
+// Latency27 returns the value of the "latency_27" field in the mutation.
+func (m *DeliveryStatMutation) Latency27() (r int64, exists bool) {
+	v := m.latency_27
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency27 returns the old "latency_27" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency27(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency27 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency27 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency27: %w", err)
+	}
+	return oldValue.Latency27, nil
+}
+
+// AddLatency27 adds i to the "latency_27" field.
+func (m *DeliveryStatMutation) AddLatency27(i int64) {
+	if m.addlatency_27 != nil {
+		*m.addlatency_27 += i
+	} else {
+		m.addlatency_27 = &i
+	}
+}
+
+// AddedLatency27 returns the value that was added to the "latency_27" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency27() (r int64, exists bool) {
+	v := m.addlatency_27
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency27 resets all changes to the "latency_27" field.
+func (m *DeliveryStatMutation) ResetLatency27() {
+	m.latency_27 = nil
+	m.addlatency_27 = nil
+}
+
+// SetLatency28 sets the "latency_28" field.
+func (m *DeliveryStatMutation) SetLatency28(i int64) {
+	m.latency_28 = &i
+	m.addlatency_28 = nil
+}
+
+// Latency28 returns the value of the "latency_28" field in the mutation.
+func (m *DeliveryStatMutation) Latency28() (r int64, exists bool) {
+	v := m.latency_28
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency28 returns the old "latency_28" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency28(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency28 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency28 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency28: %w", err)
+	}
+	return oldValue.Latency28, nil
+}
+
+// AddLatency28 adds i to the "latency_28" field.
+func (m *DeliveryStatMutation) AddLatency28(i int64) {
+	if m.addlatency_28 != nil {
+		*m.addlatency_28 += i
+	} else {
+		m.addlatency_28 = &i
+	}
+}
+
+// AddedLatency28 returns the value that was added to the "latency_28" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency28() (r int64, exists bool) {
+	v := m.addlatency_28
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency28 resets all changes to the "latency_28" field.
+func (m *DeliveryStatMutation) ResetLatency28() {
+	m.latency_28 = nil
+	m.addlatency_28 = nil
+}
+
+// SetLatency29 sets the "latency_29" field.
+func (m *DeliveryStatMutation) SetLatency29(i int64) {
+	m.latency_29 = &i
+	m.addlatency_29 = nil
+}
+
+// Latency29 returns the value of the "latency_29" field in the mutation.
+func (m *DeliveryStatMutation) Latency29() (r int64, exists bool) {
+	v := m.latency_29
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency29 returns the old "latency_29" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency29(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency29 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency29 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency29: %w", err)
+	}
+	return oldValue.Latency29, nil
+}
+
+// AddLatency29 adds i to the "latency_29" field.
+func (m *DeliveryStatMutation) AddLatency29(i int64) {
+	if m.addlatency_29 != nil {
+		*m.addlatency_29 += i
+	} else {
+		m.addlatency_29 = &i
+	}
+}
+
+// AddedLatency29 returns the value that was added to the "latency_29" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency29() (r int64, exists bool) {
+	v := m.addlatency_29
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency29 resets all changes to the "latency_29" field.
+func (m *DeliveryStatMutation) ResetLatency29() {
+	m.latency_29 = nil
+	m.addlatency_29 = nil
+}
+
+// SetLatency30 sets the "latency_30" field.
+func (m *DeliveryStatMutation) SetLatency30(i int64) {
+	m.latency_30 = &i
+	m.addlatency_30 = nil
+}
+
+// Latency30 returns the value of the "latency_30" field in the mutation.
+func (m *DeliveryStatMutation) Latency30() (r int64, exists bool) {
+	v := m.latency_30
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency30 returns the old "latency_30" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency30(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency30 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency30 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency30: %w", err)
+	}
+	return oldValue.Latency30, nil
+}
+
+// AddLatency30 adds i to the "latency_30" field.
+func (m *DeliveryStatMutation) AddLatency30(i int64) {
+	if m.addlatency_30 != nil {
+		*m.addlatency_30 += i
+	} else {
+		m.addlatency_30 = &i
+	}
+}
+
+// AddedLatency30 returns the value that was added to the "latency_30" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency30() (r int64, exists bool) {
+	v := m.addlatency_30
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency30 resets all changes to the "latency_30" field.
+func (m *DeliveryStatMutation) ResetLatency30() {
+	m.latency_30 = nil
+	m.addlatency_30 = nil
+}
+
+// SetLatency31 sets the "latency_31" field.
+func (m *DeliveryStatMutation) SetLatency31(i int64) {
+	m.latency_31 = &i
+	m.addlatency_31 = nil
+}
+
+// Latency31 returns the value of the "latency_31" field in the mutation.
+func (m *DeliveryStatMutation) Latency31() (r int64, exists bool) {
+	v := m.latency_31
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLatency31 returns the old "latency_31" field's value of the DeliveryStat entity.
+// If the DeliveryStat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryStatMutation) OldLatency31(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLatency31 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLatency31 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLatency31: %w", err)
+	}
+	return oldValue.Latency31, nil
+}
+
+// AddLatency31 adds i to the "latency_31" field.
+func (m *DeliveryStatMutation) AddLatency31(i int64) {
+	if m.addlatency_31 != nil {
+		*m.addlatency_31 += i
+	} else {
+		m.addlatency_31 = &i
+	}
+}
+
+// AddedLatency31 returns the value that was added to the "latency_31" field in this mutation.
+func (m *DeliveryStatMutation) AddedLatency31() (r int64, exists bool) {
+	v := m.addlatency_31
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLatency31 resets all changes to the "latency_31" field.
+func (m *DeliveryStatMutation) ResetLatency31() {
+	m.latency_31 = nil
+	m.addlatency_31 = nil
+}
+
+// Where appends a list predicates to the DeliveryStatMutation builder.
+func (m *DeliveryStatMutation) Where(ps ...predicate.DeliveryStat) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the DeliveryStatMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *DeliveryStatMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.DeliveryStat, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *DeliveryStatMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *DeliveryStatMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (DeliveryStat).
+func (m *DeliveryStatMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *DeliveryStatMutation) Fields() []string {
+	fields := make([]string, 0, 42)
+	if m.app_id != nil {
+		fields = append(fields, deliverystat.FieldAppID)
+	}
+	if m.endpoint_id != nil {
+		fields = append(fields, deliverystat.FieldEndpointID)
+	}
+	if m.resolution != nil {
+		fields = append(fields, deliverystat.FieldResolution)
+	}
+	if m.bucket != nil {
+		fields = append(fields, deliverystat.FieldBucket)
+	}
+	if m.attempts_succeeded != nil {
+		fields = append(fields, deliverystat.FieldAttemptsSucceeded)
+	}
+	if m.attempts_retryable != nil {
+		fields = append(fields, deliverystat.FieldAttemptsRetryable)
+	}
+	if m.attempts_permanent != nil {
+		fields = append(fields, deliverystat.FieldAttemptsPermanent)
+	}
+	if m.deliveries_succeeded != nil {
+		fields = append(fields, deliverystat.FieldDeliveriesSucceeded)
+	}
+	if m.deliveries_failed != nil {
+		fields = append(fields, deliverystat.FieldDeliveriesFailed)
+	}
+	if m.duration_ms != nil {
+		fields = append(fields, deliverystat.FieldDurationMs)
+	}
+	if m.latency_00 != nil {
+		fields = append(fields, deliverystat.FieldLatency00)
+	}
+	if m.latency_01 != nil {
+		fields = append(fields, deliverystat.FieldLatency01)
+	}
+	if m.latency_02 != nil {
+		fields = append(fields, deliverystat.FieldLatency02)
+	}
+	if m.latency_03 != nil {
+		fields = append(fields, deliverystat.FieldLatency03)
+	}
+	if m.latency_04 != nil {
+		fields = append(fields, deliverystat.FieldLatency04)
+	}
+	if m.latency_05 != nil {
+		fields = append(fields, deliverystat.FieldLatency05)
+	}
+	if m.latency_06 != nil {
+		fields = append(fields, deliverystat.FieldLatency06)
+	}
+	if m.latency_07 != nil {
+		fields = append(fields, deliverystat.FieldLatency07)
+	}
+	if m.latency_08 != nil {
+		fields = append(fields, deliverystat.FieldLatency08)
+	}
+	if m.latency_09 != nil {
+		fields = append(fields, deliverystat.FieldLatency09)
+	}
+	if m.latency_10 != nil {
+		fields = append(fields, deliverystat.FieldLatency10)
+	}
+	if m.latency_11 != nil {
+		fields = append(fields, deliverystat.FieldLatency11)
+	}
+	if m.latency_12 != nil {
+		fields = append(fields, deliverystat.FieldLatency12)
+	}
+	if m.latency_13 != nil {
+		fields = append(fields, deliverystat.FieldLatency13)
+	}
+	if m.latency_14 != nil {
+		fields = append(fields, deliverystat.FieldLatency14)
+	}
+	if m.latency_15 != nil {
+		fields = append(fields, deliverystat.FieldLatency15)
+	}
+	if m.latency_16 != nil {
+		fields = append(fields, deliverystat.FieldLatency16)
+	}
+	if m.latency_17 != nil {
+		fields = append(fields, deliverystat.FieldLatency17)
+	}
+	if m.latency_18 != nil {
+		fields = append(fields, deliverystat.FieldLatency18)
+	}
+	if m.latency_19 != nil {
+		fields = append(fields, deliverystat.FieldLatency19)
+	}
+	if m.latency_20 != nil {
+		fields = append(fields, deliverystat.FieldLatency20)
+	}
+	if m.latency_21 != nil {
+		fields = append(fields, deliverystat.FieldLatency21)
+	}
+	if m.latency_22 != nil {
+		fields = append(fields, deliverystat.FieldLatency22)
+	}
+	if m.latency_23 != nil {
+		fields = append(fields, deliverystat.FieldLatency23)
+	}
+	if m.latency_24 != nil {
+		fields = append(fields, deliverystat.FieldLatency24)
+	}
+	if m.latency_25 != nil {
+		fields = append(fields, deliverystat.FieldLatency25)
+	}
+	if m.latency_26 != nil {
+		fields = append(fields, deliverystat.FieldLatency26)
+	}
+	if m.latency_27 != nil {
+		fields = append(fields, deliverystat.FieldLatency27)
+	}
+	if m.latency_28 != nil {
+		fields = append(fields, deliverystat.FieldLatency28)
+	}
+	if m.latency_29 != nil {
+		fields = append(fields, deliverystat.FieldLatency29)
+	}
+	if m.latency_30 != nil {
+		fields = append(fields, deliverystat.FieldLatency30)
+	}
+	if m.latency_31 != nil {
+		fields = append(fields, deliverystat.FieldLatency31)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *DeliveryStatMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case deliverystat.FieldAppID:
+		return m.AppID()
+	case deliverystat.FieldEndpointID:
+		return m.EndpointID()
+	case deliverystat.FieldResolution:
+		return m.Resolution()
+	case deliverystat.FieldBucket:
+		return m.Bucket()
+	case deliverystat.FieldAttemptsSucceeded:
+		return m.AttemptsSucceeded()
+	case deliverystat.FieldAttemptsRetryable:
+		return m.AttemptsRetryable()
+	case deliverystat.FieldAttemptsPermanent:
+		return m.AttemptsPermanent()
+	case deliverystat.FieldDeliveriesSucceeded:
+		return m.DeliveriesSucceeded()
+	case deliverystat.FieldDeliveriesFailed:
+		return m.DeliveriesFailed()
+	case deliverystat.FieldDurationMs:
+		return m.DurationMs()
+	case deliverystat.FieldLatency00:
+		return m.Latency00()
+	case deliverystat.FieldLatency01:
+		return m.Latency01()
+	case deliverystat.FieldLatency02:
+		return m.Latency02()
+	case deliverystat.FieldLatency03:
+		return m.Latency03()
+	case deliverystat.FieldLatency04:
+		return m.Latency04()
+	case deliverystat.FieldLatency05:
+		return m.Latency05()
+	case deliverystat.FieldLatency06:
+		return m.Latency06()
+	case deliverystat.FieldLatency07:
+		return m.Latency07()
+	case deliverystat.FieldLatency08:
+		return m.Latency08()
+	case deliverystat.FieldLatency09:
+		return m.Latency09()
+	case deliverystat.FieldLatency10:
+		return m.Latency10()
+	case deliverystat.FieldLatency11:
+		return m.Latency11()
+	case deliverystat.FieldLatency12:
+		return m.Latency12()
+	case deliverystat.FieldLatency13:
+		return m.Latency13()
+	case deliverystat.FieldLatency14:
+		return m.Latency14()
+	case deliverystat.FieldLatency15:
+		return m.Latency15()
+	case deliverystat.FieldLatency16:
+		return m.Latency16()
+	case deliverystat.FieldLatency17:
+		return m.Latency17()
+	case deliverystat.FieldLatency18:
+		return m.Latency18()
+	case deliverystat.FieldLatency19:
+		return m.Latency19()
+	case deliverystat.FieldLatency20:
+		return m.Latency20()
+	case deliverystat.FieldLatency21:
+		return m.Latency21()
+	case deliverystat.FieldLatency22:
+		return m.Latency22()
+	case deliverystat.FieldLatency23:
+		return m.Latency23()
+	case deliverystat.FieldLatency24:
+		return m.Latency24()
+	case deliverystat.FieldLatency25:
+		return m.Latency25()
+	case deliverystat.FieldLatency26:
+		return m.Latency26()
+	case deliverystat.FieldLatency27:
+		return m.Latency27()
+	case deliverystat.FieldLatency28:
+		return m.Latency28()
+	case deliverystat.FieldLatency29:
+		return m.Latency29()
+	case deliverystat.FieldLatency30:
+		return m.Latency30()
+	case deliverystat.FieldLatency31:
+		return m.Latency31()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *DeliveryStatMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case deliverystat.FieldAppID:
+		return m.OldAppID(ctx)
+	case deliverystat.FieldEndpointID:
+		return m.OldEndpointID(ctx)
+	case deliverystat.FieldResolution:
+		return m.OldResolution(ctx)
+	case deliverystat.FieldBucket:
+		return m.OldBucket(ctx)
+	case deliverystat.FieldAttemptsSucceeded:
+		return m.OldAttemptsSucceeded(ctx)
+	case deliverystat.FieldAttemptsRetryable:
+		return m.OldAttemptsRetryable(ctx)
+	case deliverystat.FieldAttemptsPermanent:
+		return m.OldAttemptsPermanent(ctx)
+	case deliverystat.FieldDeliveriesSucceeded:
+		return m.OldDeliveriesSucceeded(ctx)
+	case deliverystat.FieldDeliveriesFailed:
+		return m.OldDeliveriesFailed(ctx)
+	case deliverystat.FieldDurationMs:
+		return m.OldDurationMs(ctx)
+	case deliverystat.FieldLatency00:
+		return m.OldLatency00(ctx)
+	case deliverystat.FieldLatency01:
+		return m.OldLatency01(ctx)
+	case deliverystat.FieldLatency02:
+		return m.OldLatency02(ctx)
+	case deliverystat.FieldLatency03:
+		return m.OldLatency03(ctx)
+	case deliverystat.FieldLatency04:
+		return m.OldLatency04(ctx)
+	case deliverystat.FieldLatency05:
+		return m.OldLatency05(ctx)
+	case deliverystat.FieldLatency06:
+		return m.OldLatency06(ctx)
+	case deliverystat.FieldLatency07:
+		return m.OldLatency07(ctx)
+	case deliverystat.FieldLatency08:
+		return m.OldLatency08(ctx)
+	case deliverystat.FieldLatency09:
+		return m.OldLatency09(ctx)
+	case deliverystat.FieldLatency10:
+		return m.OldLatency10(ctx)
+	case deliverystat.FieldLatency11:
+		return m.OldLatency11(ctx)
+	case deliverystat.FieldLatency12:
+		return m.OldLatency12(ctx)
+	case deliverystat.FieldLatency13:
+		return m.OldLatency13(ctx)
+	case deliverystat.FieldLatency14:
+		return m.OldLatency14(ctx)
+	case deliverystat.FieldLatency15:
+		return m.OldLatency15(ctx)
+	case deliverystat.FieldLatency16:
+		return m.OldLatency16(ctx)
+	case deliverystat.FieldLatency17:
+		return m.OldLatency17(ctx)
+	case deliverystat.FieldLatency18:
+		return m.OldLatency18(ctx)
+	case deliverystat.FieldLatency19:
+		return m.OldLatency19(ctx)
+	case deliverystat.FieldLatency20:
+		return m.OldLatency20(ctx)
+	case deliverystat.FieldLatency21:
+		return m.OldLatency21(ctx)
+	case deliverystat.FieldLatency22:
+		return m.OldLatency22(ctx)
+	case deliverystat.FieldLatency23:
+		return m.OldLatency23(ctx)
+	case deliverystat.FieldLatency24:
+		return m.OldLatency24(ctx)
+	case deliverystat.FieldLatency25:
+		return m.OldLatency25(ctx)
+	case deliverystat.FieldLatency26:
+		return m.OldLatency26(ctx)
+	case deliverystat.FieldLatency27:
+		return m.OldLatency27(ctx)
+	case deliverystat.FieldLatency28:
+		return m.OldLatency28(ctx)
+	case deliverystat.FieldLatency29:
+		return m.OldLatency29(ctx)
+	case deliverystat.FieldLatency30:
+		return m.OldLatency30(ctx)
+	case deliverystat.FieldLatency31:
+		return m.OldLatency31(ctx)
+	}
+	return nil, fmt.Errorf("unknown DeliveryStat field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *DeliveryStatMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case deliverystat.FieldAppID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAppID(v)
+		return nil
+	case deliverystat.FieldEndpointID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEndpointID(v)
+		return nil
+	case deliverystat.FieldResolution:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetResolution(v)
+		return nil
+	case deliverystat.FieldBucket:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBucket(v)
+		return nil
+	case deliverystat.FieldAttemptsSucceeded:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAttemptsSucceeded(v)
+		return nil
+	case deliverystat.FieldAttemptsRetryable:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAttemptsRetryable(v)
+		return nil
+	case deliverystat.FieldAttemptsPermanent:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAttemptsPermanent(v)
+		return nil
+	case deliverystat.FieldDeliveriesSucceeded:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDeliveriesSucceeded(v)
+		return nil
+	case deliverystat.FieldDeliveriesFailed:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDeliveriesFailed(v)
+		return nil
+	case deliverystat.FieldDurationMs:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDurationMs(v)
+		return nil
+	case deliverystat.FieldLatency00:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency00(v)
+		return nil
+	case deliverystat.FieldLatency01:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency01(v)
+		return nil
+	case deliverystat.FieldLatency02:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency02(v)
+		return nil
+	case deliverystat.FieldLatency03:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency03(v)
+		return nil
+	case deliverystat.FieldLatency04:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency04(v)
+		return nil
+	case deliverystat.FieldLatency05:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency05(v)
+		return nil
+	case deliverystat.FieldLatency06:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency06(v)
+		return nil
+	case deliverystat.FieldLatency07:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency07(v)
+		return nil
+	case deliverystat.FieldLatency08:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency08(v)
+		return nil
+	case deliverystat.FieldLatency09:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency09(v)
+		return nil
+	case deliverystat.FieldLatency10:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency10(v)
+		return nil
+	case deliverystat.FieldLatency11:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency11(v)
+		return nil
+	case deliverystat.FieldLatency12:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency12(v)
+		return nil
+	case deliverystat.FieldLatency13:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency13(v)
+		return nil
+	case deliverystat.FieldLatency14:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency14(v)
+		return nil
+	case deliverystat.FieldLatency15:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency15(v)
+		return nil
+	case deliverystat.FieldLatency16:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency16(v)
+		return nil
+	case deliverystat.FieldLatency17:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency17(v)
+		return nil
+	case deliverystat.FieldLatency18:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency18(v)
+		return nil
+	case deliverystat.FieldLatency19:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency19(v)
+		return nil
+	case deliverystat.FieldLatency20:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency20(v)
+		return nil
+	case deliverystat.FieldLatency21:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency21(v)
+		return nil
+	case deliverystat.FieldLatency22:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency22(v)
+		return nil
+	case deliverystat.FieldLatency23:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency23(v)
+		return nil
+	case deliverystat.FieldLatency24:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency24(v)
+		return nil
+	case deliverystat.FieldLatency25:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency25(v)
+		return nil
+	case deliverystat.FieldLatency26:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency26(v)
+		return nil
+	case deliverystat.FieldLatency27:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency27(v)
+		return nil
+	case deliverystat.FieldLatency28:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency28(v)
+		return nil
+	case deliverystat.FieldLatency29:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency29(v)
+		return nil
+	case deliverystat.FieldLatency30:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency30(v)
+		return nil
+	case deliverystat.FieldLatency31:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLatency31(v)
+		return nil
+	}
+	return fmt.Errorf("unknown DeliveryStat field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *DeliveryStatMutation) AddedFields() []string {
+	var fields []string
+	if m.addresolution != nil {
+		fields = append(fields, deliverystat.FieldResolution)
+	}
+	if m.addbucket != nil {
+		fields = append(fields, deliverystat.FieldBucket)
+	}
+	if m.addattempts_succeeded != nil {
+		fields = append(fields, deliverystat.FieldAttemptsSucceeded)
+	}
+	if m.addattempts_retryable != nil {
+		fields = append(fields, deliverystat.FieldAttemptsRetryable)
+	}
+	if m.addattempts_permanent != nil {
+		fields = append(fields, deliverystat.FieldAttemptsPermanent)
+	}
+	if m.adddeliveries_succeeded != nil {
+		fields = append(fields, deliverystat.FieldDeliveriesSucceeded)
+	}
+	if m.adddeliveries_failed != nil {
+		fields = append(fields, deliverystat.FieldDeliveriesFailed)
+	}
+	if m.addduration_ms != nil {
+		fields = append(fields, deliverystat.FieldDurationMs)
+	}
+	if m.addlatency_00 != nil {
+		fields = append(fields, deliverystat.FieldLatency00)
+	}
+	if m.addlatency_01 != nil {
+		fields = append(fields, deliverystat.FieldLatency01)
+	}
+	if m.addlatency_02 != nil {
+		fields = append(fields, deliverystat.FieldLatency02)
+	}
+	if m.addlatency_03 != nil {
+		fields = append(fields, deliverystat.FieldLatency03)
+	}
+	if m.addlatency_04 != nil {
+		fields = append(fields, deliverystat.FieldLatency04)
+	}
+	if m.addlatency_05 != nil {
+		fields = append(fields, deliverystat.FieldLatency05)
+	}
+	if m.addlatency_06 != nil {
+		fields = append(fields, deliverystat.FieldLatency06)
+	}
+	if m.addlatency_07 != nil {
+		fields = append(fields, deliverystat.FieldLatency07)
+	}
+	if m.addlatency_08 != nil {
+		fields = append(fields, deliverystat.FieldLatency08)
+	}
+	if m.addlatency_09 != nil {
+		fields = append(fields, deliverystat.FieldLatency09)
+	}
+	if m.addlatency_10 != nil {
+		fields = append(fields, deliverystat.FieldLatency10)
+	}
+	if m.addlatency_11 != nil {
+		fields = append(fields, deliverystat.FieldLatency11)
+	}
+	if m.addlatency_12 != nil {
+		fields = append(fields, deliverystat.FieldLatency12)
+	}
+	if m.addlatency_13 != nil {
+		fields = append(fields, deliverystat.FieldLatency13)
+	}
+	if m.addlatency_14 != nil {
+		fields = append(fields, deliverystat.FieldLatency14)
+	}
+	if m.addlatency_15 != nil {
+		fields = append(fields, deliverystat.FieldLatency15)
+	}
+	if m.addlatency_16 != nil {
+		fields = append(fields, deliverystat.FieldLatency16)
+	}
+	if m.addlatency_17 != nil {
+		fields = append(fields, deliverystat.FieldLatency17)
+	}
+	if m.addlatency_18 != nil {
+		fields = append(fields, deliverystat.FieldLatency18)
+	}
+	if m.addlatency_19 != nil {
+		fields = append(fields, deliverystat.FieldLatency19)
+	}
+	if m.addlatency_20 != nil {
+		fields = append(fields, deliverystat.FieldLatency20)
+	}
+	if m.addlatency_21 != nil {
+		fields = append(fields, deliverystat.FieldLatency21)
+	}
+	if m.addlatency_22 != nil {
+		fields = append(fields, deliverystat.FieldLatency22)
+	}
+	if m.addlatency_23 != nil {
+		fields = append(fields, deliverystat.FieldLatency23)
+	}
+	if m.addlatency_24 != nil {
+		fields = append(fields, deliverystat.FieldLatency24)
+	}
+	if m.addlatency_25 != nil {
+		fields = append(fields, deliverystat.FieldLatency25)
+	}
+	if m.addlatency_26 != nil {
+		fields = append(fields, deliverystat.FieldLatency26)
+	}
+	if m.addlatency_27 != nil {
+		fields = append(fields, deliverystat.FieldLatency27)
+	}
+	if m.addlatency_28 != nil {
+		fields = append(fields, deliverystat.FieldLatency28)
+	}
+	if m.addlatency_29 != nil {
+		fields = append(fields, deliverystat.FieldLatency29)
+	}
+	if m.addlatency_30 != nil {
+		fields = append(fields, deliverystat.FieldLatency30)
+	}
+	if m.addlatency_31 != nil {
+		fields = append(fields, deliverystat.FieldLatency31)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *DeliveryStatMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case deliverystat.FieldResolution:
+		return m.AddedResolution()
+	case deliverystat.FieldBucket:
+		return m.AddedBucket()
+	case deliverystat.FieldAttemptsSucceeded:
+		return m.AddedAttemptsSucceeded()
+	case deliverystat.FieldAttemptsRetryable:
+		return m.AddedAttemptsRetryable()
+	case deliverystat.FieldAttemptsPermanent:
+		return m.AddedAttemptsPermanent()
+	case deliverystat.FieldDeliveriesSucceeded:
+		return m.AddedDeliveriesSucceeded()
+	case deliverystat.FieldDeliveriesFailed:
+		return m.AddedDeliveriesFailed()
+	case deliverystat.FieldDurationMs:
+		return m.AddedDurationMs()
+	case deliverystat.FieldLatency00:
+		return m.AddedLatency00()
+	case deliverystat.FieldLatency01:
+		return m.AddedLatency01()
+	case deliverystat.FieldLatency02:
+		return m.AddedLatency02()
+	case deliverystat.FieldLatency03:
+		return m.AddedLatency03()
+	case deliverystat.FieldLatency04:
+		return m.AddedLatency04()
+	case deliverystat.FieldLatency05:
+		return m.AddedLatency05()
+	case deliverystat.FieldLatency06:
+		return m.AddedLatency06()
+	case deliverystat.FieldLatency07:
+		return m.AddedLatency07()
+	case deliverystat.FieldLatency08:
+		return m.AddedLatency08()
+	case deliverystat.FieldLatency09:
+		return m.AddedLatency09()
+	case deliverystat.FieldLatency10:
+		return m.AddedLatency10()
+	case deliverystat.FieldLatency11:
+		return m.AddedLatency11()
+	case deliverystat.FieldLatency12:
+		return m.AddedLatency12()
+	case deliverystat.FieldLatency13:
+		return m.AddedLatency13()
+	case deliverystat.FieldLatency14:
+		return m.AddedLatency14()
+	case deliverystat.FieldLatency15:
+		return m.AddedLatency15()
+	case deliverystat.FieldLatency16:
+		return m.AddedLatency16()
+	case deliverystat.FieldLatency17:
+		return m.AddedLatency17()
+	case deliverystat.FieldLatency18:
+		return m.AddedLatency18()
+	case deliverystat.FieldLatency19:
+		return m.AddedLatency19()
+	case deliverystat.FieldLatency20:
+		return m.AddedLatency20()
+	case deliverystat.FieldLatency21:
+		return m.AddedLatency21()
+	case deliverystat.FieldLatency22:
+		return m.AddedLatency22()
+	case deliverystat.FieldLatency23:
+		return m.AddedLatency23()
+	case deliverystat.FieldLatency24:
+		return m.AddedLatency24()
+	case deliverystat.FieldLatency25:
+		return m.AddedLatency25()
+	case deliverystat.FieldLatency26:
+		return m.AddedLatency26()
+	case deliverystat.FieldLatency27:
+		return m.AddedLatency27()
+	case deliverystat.FieldLatency28:
+		return m.AddedLatency28()
+	case deliverystat.FieldLatency29:
+		return m.AddedLatency29()
+	case deliverystat.FieldLatency30:
+		return m.AddedLatency30()
+	case deliverystat.FieldLatency31:
+		return m.AddedLatency31()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *DeliveryStatMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case deliverystat.FieldResolution:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddResolution(v)
+		return nil
+	case deliverystat.FieldBucket:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddBucket(v)
+		return nil
+	case deliverystat.FieldAttemptsSucceeded:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddAttemptsSucceeded(v)
+		return nil
+	case deliverystat.FieldAttemptsRetryable:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddAttemptsRetryable(v)
+		return nil
+	case deliverystat.FieldAttemptsPermanent:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddAttemptsPermanent(v)
+		return nil
+	case deliverystat.FieldDeliveriesSucceeded:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddDeliveriesSucceeded(v)
+		return nil
+	case deliverystat.FieldDeliveriesFailed:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddDeliveriesFailed(v)
+		return nil
+	case deliverystat.FieldDurationMs:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddDurationMs(v)
+		return nil
+	case deliverystat.FieldLatency00:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency00(v)
+		return nil
+	case deliverystat.FieldLatency01:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency01(v)
+		return nil
+	case deliverystat.FieldLatency02:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency02(v)
+		return nil
+	case deliverystat.FieldLatency03:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency03(v)
+		return nil
+	case deliverystat.FieldLatency04:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency04(v)
+		return nil
+	case deliverystat.FieldLatency05:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency05(v)
+		return nil
+	case deliverystat.FieldLatency06:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency06(v)
+		return nil
+	case deliverystat.FieldLatency07:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency07(v)
+		return nil
+	case deliverystat.FieldLatency08:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency08(v)
+		return nil
+	case deliverystat.FieldLatency09:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency09(v)
+		return nil
+	case deliverystat.FieldLatency10:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency10(v)
+		return nil
+	case deliverystat.FieldLatency11:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency11(v)
+		return nil
+	case deliverystat.FieldLatency12:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency12(v)
+		return nil
+	case deliverystat.FieldLatency13:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency13(v)
+		return nil
+	case deliverystat.FieldLatency14:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency14(v)
+		return nil
+	case deliverystat.FieldLatency15:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency15(v)
+		return nil
+	case deliverystat.FieldLatency16:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency16(v)
+		return nil
+	case deliverystat.FieldLatency17:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency17(v)
+		return nil
+	case deliverystat.FieldLatency18:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency18(v)
+		return nil
+	case deliverystat.FieldLatency19:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency19(v)
+		return nil
+	case deliverystat.FieldLatency20:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency20(v)
+		return nil
+	case deliverystat.FieldLatency21:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency21(v)
+		return nil
+	case deliverystat.FieldLatency22:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency22(v)
+		return nil
+	case deliverystat.FieldLatency23:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency23(v)
+		return nil
+	case deliverystat.FieldLatency24:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency24(v)
+		return nil
+	case deliverystat.FieldLatency25:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency25(v)
+		return nil
+	case deliverystat.FieldLatency26:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency26(v)
+		return nil
+	case deliverystat.FieldLatency27:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency27(v)
+		return nil
+	case deliverystat.FieldLatency28:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency28(v)
+		return nil
+	case deliverystat.FieldLatency29:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency29(v)
+		return nil
+	case deliverystat.FieldLatency30:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency30(v)
+		return nil
+	case deliverystat.FieldLatency31:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLatency31(v)
+		return nil
+	}
+	return fmt.Errorf("unknown DeliveryStat numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *DeliveryStatMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *DeliveryStatMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *DeliveryStatMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown DeliveryStat nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *DeliveryStatMutation) ResetField(name string) error {
+	switch name {
+	case deliverystat.FieldAppID:
+		m.ResetAppID()
+		return nil
+	case deliverystat.FieldEndpointID:
+		m.ResetEndpointID()
+		return nil
+	case deliverystat.FieldResolution:
+		m.ResetResolution()
+		return nil
+	case deliverystat.FieldBucket:
+		m.ResetBucket()
+		return nil
+	case deliverystat.FieldAttemptsSucceeded:
+		m.ResetAttemptsSucceeded()
+		return nil
+	case deliverystat.FieldAttemptsRetryable:
+		m.ResetAttemptsRetryable()
+		return nil
+	case deliverystat.FieldAttemptsPermanent:
+		m.ResetAttemptsPermanent()
+		return nil
+	case deliverystat.FieldDeliveriesSucceeded:
+		m.ResetDeliveriesSucceeded()
+		return nil
+	case deliverystat.FieldDeliveriesFailed:
+		m.ResetDeliveriesFailed()
+		return nil
+	case deliverystat.FieldDurationMs:
+		m.ResetDurationMs()
+		return nil
+	case deliverystat.FieldLatency00:
+		m.ResetLatency00()
+		return nil
+	case deliverystat.FieldLatency01:
+		m.ResetLatency01()
+		return nil
+	case deliverystat.FieldLatency02:
+		m.ResetLatency02()
+		return nil
+	case deliverystat.FieldLatency03:
+		m.ResetLatency03()
+		return nil
+	case deliverystat.FieldLatency04:
+		m.ResetLatency04()
+		return nil
+	case deliverystat.FieldLatency05:
+		m.ResetLatency05()
+		return nil
+	case deliverystat.FieldLatency06:
+		m.ResetLatency06()
+		return nil
+	case deliverystat.FieldLatency07:
+		m.ResetLatency07()
+		return nil
+	case deliverystat.FieldLatency08:
+		m.ResetLatency08()
+		return nil
+	case deliverystat.FieldLatency09:
+		m.ResetLatency09()
+		return nil
+	case deliverystat.FieldLatency10:
+		m.ResetLatency10()
+		return nil
+	case deliverystat.FieldLatency11:
+		m.ResetLatency11()
+		return nil
+	case deliverystat.FieldLatency12:
+		m.ResetLatency12()
+		return nil
+	case deliverystat.FieldLatency13:
+		m.ResetLatency13()
+		return nil
+	case deliverystat.FieldLatency14:
+		m.ResetLatency14()
+		return nil
+	case deliverystat.FieldLatency15:
+		m.ResetLatency15()
+		return nil
+	case deliverystat.FieldLatency16:
+		m.ResetLatency16()
+		return nil
+	case deliverystat.FieldLatency17:
+		m.ResetLatency17()
+		return nil
+	case deliverystat.FieldLatency18:
+		m.ResetLatency18()
+		return nil
+	case deliverystat.FieldLatency19:
+		m.ResetLatency19()
+		return nil
+	case deliverystat.FieldLatency20:
+		m.ResetLatency20()
+		return nil
+	case deliverystat.FieldLatency21:
+		m.ResetLatency21()
+		return nil
+	case deliverystat.FieldLatency22:
+		m.ResetLatency22()
+		return nil
+	case deliverystat.FieldLatency23:
+		m.ResetLatency23()
+		return nil
+	case deliverystat.FieldLatency24:
+		m.ResetLatency24()
+		return nil
+	case deliverystat.FieldLatency25:
+		m.ResetLatency25()
+		return nil
+	case deliverystat.FieldLatency26:
+		m.ResetLatency26()
+		return nil
+	case deliverystat.FieldLatency27:
+		m.ResetLatency27()
+		return nil
+	case deliverystat.FieldLatency28:
+		m.ResetLatency28()
+		return nil
+	case deliverystat.FieldLatency29:
+		m.ResetLatency29()
+		return nil
+	case deliverystat.FieldLatency30:
+		m.ResetLatency30()
+		return nil
+	case deliverystat.FieldLatency31:
+		m.ResetLatency31()
+		return nil
+	}
+	return fmt.Errorf("unknown DeliveryStat field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *DeliveryStatMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *DeliveryStatMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *DeliveryStatMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *DeliveryStatMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *DeliveryStatMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *DeliveryStatMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *DeliveryStatMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown DeliveryStat unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *DeliveryStatMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown DeliveryStat edge %s", name)
+}
+
 // EndpointMutation represents an operation that mutates the Endpoint nodes in the graph.
 type EndpointMutation struct {
 	config
@@ -7953,6 +11818,7 @@ type EventMutation struct {
 	delivery_count    *int
 	adddelivery_count *int
 	created_at        *time.Time
+	trace_parent      *string
 	clearedFields     map[string]struct{}
 	app               *string
 	clearedapp        bool
@@ -8430,6 +12296,55 @@ func (m *EventMutation) ResetCreatedAt() {
 	m.created_at = nil
 }
 
+// SetTraceParent sets the "trace_parent" field.
+func (m *EventMutation) SetTraceParent(s string) {
+	m.trace_parent = &s
+}
+
+// TraceParent returns the value of the "trace_parent" field in the mutation.
+func (m *EventMutation) TraceParent() (r string, exists bool) {
+	v := m.trace_parent
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTraceParent returns the old "trace_parent" field's value of the Event entity.
+// If the Event object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EventMutation) OldTraceParent(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTraceParent is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTraceParent requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTraceParent: %w", err)
+	}
+	return oldValue.TraceParent, nil
+}
+
+// ClearTraceParent clears the value of the "trace_parent" field.
+func (m *EventMutation) ClearTraceParent() {
+	m.trace_parent = nil
+	m.clearedFields[event.FieldTraceParent] = struct{}{}
+}
+
+// TraceParentCleared returns if the "trace_parent" field was cleared in this mutation.
+func (m *EventMutation) TraceParentCleared() bool {
+	_, ok := m.clearedFields[event.FieldTraceParent]
+	return ok
+}
+
+// ResetTraceParent resets all changes to the "trace_parent" field.
+func (m *EventMutation) ResetTraceParent() {
+	m.trace_parent = nil
+	delete(m.clearedFields, event.FieldTraceParent)
+}
+
 // ClearApp clears the "app" edge to the App entity.
 func (m *EventMutation) ClearApp() {
 	m.clearedapp = true
@@ -8545,7 +12460,7 @@ func (m *EventMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *EventMutation) Fields() []string {
-	fields := make([]string, 0, 8)
+	fields := make([]string, 0, 9)
 	if m.app != nil {
 		fields = append(fields, event.FieldAppID)
 	}
@@ -8569,6 +12484,9 @@ func (m *EventMutation) Fields() []string {
 	}
 	if m.created_at != nil {
 		fields = append(fields, event.FieldCreatedAt)
+	}
+	if m.trace_parent != nil {
+		fields = append(fields, event.FieldTraceParent)
 	}
 	return fields
 }
@@ -8594,6 +12512,8 @@ func (m *EventMutation) Field(name string) (ent.Value, bool) {
 		return m.DeliveryCount()
 	case event.FieldCreatedAt:
 		return m.CreatedAt()
+	case event.FieldTraceParent:
+		return m.TraceParent()
 	}
 	return nil, false
 }
@@ -8619,6 +12539,8 @@ func (m *EventMutation) OldField(ctx context.Context, name string) (ent.Value, e
 		return m.OldDeliveryCount(ctx)
 	case event.FieldCreatedAt:
 		return m.OldCreatedAt(ctx)
+	case event.FieldTraceParent:
+		return m.OldTraceParent(ctx)
 	}
 	return nil, fmt.Errorf("unknown Event field %s", name)
 }
@@ -8684,6 +12606,13 @@ func (m *EventMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetCreatedAt(v)
 		return nil
+	case event.FieldTraceParent:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTraceParent(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Event field %s", name)
 }
@@ -8738,6 +12667,9 @@ func (m *EventMutation) ClearedFields() []string {
 	if m.FieldCleared(event.FieldDeliverAt) {
 		fields = append(fields, event.FieldDeliverAt)
 	}
+	if m.FieldCleared(event.FieldTraceParent) {
+		fields = append(fields, event.FieldTraceParent)
+	}
 	return fields
 }
 
@@ -8760,6 +12692,9 @@ func (m *EventMutation) ClearField(name string) error {
 		return nil
 	case event.FieldDeliverAt:
 		m.ClearDeliverAt()
+		return nil
+	case event.FieldTraceParent:
+		m.ClearTraceParent()
 		return nil
 	}
 	return fmt.Errorf("unknown Event nullable field %s", name)
@@ -8792,6 +12727,9 @@ func (m *EventMutation) ResetField(name string) error {
 		return nil
 	case event.FieldCreatedAt:
 		m.ResetCreatedAt()
+		return nil
+	case event.FieldTraceParent:
+		m.ResetTraceParent()
 		return nil
 	}
 	return fmt.Errorf("unknown Event field %s", name)

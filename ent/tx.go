@@ -22,6 +22,8 @@ type Tx struct {
 	Attempt *AttemptClient
 	// Delivery is the client for interacting with the Delivery builders.
 	Delivery *DeliveryClient
+	// DeliveryStat is the client for interacting with the DeliveryStat builders.
+	DeliveryStat *DeliveryStatClient
 	// Endpoint is the client for interacting with the Endpoint builders.
 	Endpoint *EndpointClient
 	// Event is the client for interacting with the Event builders.
@@ -163,6 +165,7 @@ func (tx *Tx) init() {
 	tx.App = NewAppClient(tx.config)
 	tx.Attempt = NewAttemptClient(tx.config)
 	tx.Delivery = NewDeliveryClient(tx.config)
+	tx.DeliveryStat = NewDeliveryStatClient(tx.config)
 	tx.Endpoint = NewEndpointClient(tx.config)
 	tx.Event = NewEventClient(tx.config)
 	tx.EventType = NewEventTypeClient(tx.config)

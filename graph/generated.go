@@ -87,6 +87,7 @@ type ComplexityRoot struct {
 		ID                      func(childComplexity int) int
 		Name                    func(childComplexity int) int
 		Portal                  func(childComplexity int) int
+		Stats                   func(childComplexity int, window time.Duration, bucket time.Duration) int
 		UpdatedAt               func(childComplexity int) int
 	}
 
@@ -125,6 +126,13 @@ type ComplexityRoot struct {
 		Edges      func(childComplexity int) int
 		PageInfo   func(childComplexity int) int
 		TotalCount func(childComplexity int) int
+	}
+
+	AttemptCounts struct {
+		Permanent func(childComplexity int) int
+		Retryable func(childComplexity int) int
+		Succeeded func(childComplexity int) int
+		Total     func(childComplexity int) int
 	}
 
 	AttemptEdge struct {
@@ -190,9 +198,49 @@ type ComplexityRoot struct {
 		TotalCount func(childComplexity int) int
 	}
 
+	DeliveryCounts struct {
+		Failed    func(childComplexity int) int
+		Succeeded func(childComplexity int) int
+		Total     func(childComplexity int) int
+	}
+
 	DeliveryEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	DeliveryStats struct {
+		Bucket  func(childComplexity int) int
+		Columns func(childComplexity int) int
+		From    func(childComplexity int) int
+		Series  func(childComplexity int) int
+		To      func(childComplexity int) int
+		Total   func(childComplexity int) int
+	}
+
+	DeliveryStatsColumns struct {
+		Attempts            func(childComplexity int) int
+		AttemptsPermanent   func(childComplexity int) int
+		AttemptsRetryable   func(childComplexity int) int
+		AttemptsSucceeded   func(childComplexity int) int
+		DeliveriesFailed    func(childComplexity int) int
+		DeliveriesSucceeded func(childComplexity int) int
+		DeliverySuccessRate func(childComplexity int) int
+		MeanMs              func(childComplexity int) int
+		P50Ms               func(childComplexity int) int
+		P95Ms               func(childComplexity int) int
+		P99Ms               func(childComplexity int) int
+		Start               func(childComplexity int) int
+		SuccessRate         func(childComplexity int) int
+	}
+
+	DeliveryStatsPoint struct {
+		Attempts            func(childComplexity int) int
+		Deliveries          func(childComplexity int) int
+		DeliverySuccessRate func(childComplexity int) int
+		Latency             func(childComplexity int) int
+		Start               func(childComplexity int) int
+		SuccessRate         func(childComplexity int) int
 	}
 
 	Endpoint struct {
@@ -220,6 +268,7 @@ type ComplexityRoot struct {
 		PreviousSecretExpiresAt func(childComplexity int) int
 		RateLimit               func(childComplexity int) int
 		RetryPolicy             func(childComplexity int) int
+		Stats                   func(childComplexity int, window time.Duration, bucket time.Duration) int
 		SuccessCount            func(childComplexity int) int
 		Timeout                 func(childComplexity int) int
 		URL                     func(childComplexity int) int
@@ -333,6 +382,13 @@ type ComplexityRoot struct {
 		Value func(childComplexity int) int
 	}
 
+	LatencySummary struct {
+		MeanMs func(childComplexity int) int
+		P50Ms  func(childComplexity int) int
+		P95Ms  func(childComplexity int) int
+		P99Ms  func(childComplexity int) int
+	}
+
 	Mutation struct {
 		ArchiveEventType     func(childComplexity int, id string) int
 		CreateAPIKey         func(childComplexity int, input model.CreateAPIKeyInput) int
@@ -421,6 +477,7 @@ type ComplexityRoot struct {
 		DeliveryUpdated func(childComplexity int, endpointID *string, eventType *string, status *delivery.Status) int
 		EndpointUpdated func(childComplexity int, endpointID *string) int
 		EventPublished  func(childComplexity int, eventType *string) int
+		StatsUpdated    func(childComplexity int, endpointID *string, window time.Duration, bucket time.Duration) int
 	}
 
 	TestEndpointPayload struct {
@@ -447,6 +504,7 @@ type APIKeyResolver interface {
 	Scopes(ctx context.Context, obj *ent.APIKey) ([]model.APIKeyScope, error)
 }
 type AppResolver interface {
+	Stats(ctx context.Context, obj *ent.App, window time.Duration, bucket time.Duration) (*model.DeliveryStats, error)
 	Portal(ctx context.Context, obj *ent.App) (*model.PortalSettings, error)
 }
 type DeliveryResolver interface {
@@ -461,6 +519,7 @@ type EndpointResolver interface {
 	Auth(ctx context.Context, obj *ent.Endpoint) (*model.EndpointAuth, error)
 	Headers(ctx context.Context, obj *ent.Endpoint) ([]*webhook.Header, error)
 	Health(ctx context.Context, obj *ent.Endpoint) (model.EndpointHealth, error)
+	Stats(ctx context.Context, obj *ent.Endpoint, window time.Duration, bucket time.Duration) (*model.DeliveryStats, error)
 	Flow(ctx context.Context, obj *ent.Endpoint) (*model.EndpointFlow, error)
 }
 type EndpointChangeResolver interface {
@@ -508,6 +567,7 @@ type SubscriptionResolver interface {
 	DeliveryUpdated(ctx context.Context, endpointID *string, eventType *string, status *delivery.Status) (<-chan *model.DeliveryChange, error)
 	EndpointUpdated(ctx context.Context, endpointID *string) (<-chan *model.EndpointChange, error)
 	EventPublished(ctx context.Context, eventType *string) (<-chan *model.EventPublication, error)
+	StatsUpdated(ctx context.Context, endpointID *string, window time.Duration, bucket time.Duration) (<-chan *model.DeliveryStats, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -663,6 +723,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.App.Portal(childComplexity), true
+	case "App.stats":
+		if e.ComplexityRoot.App.Stats == nil {
+			break
+		}
+
+		args, err := ec.field_App_stats_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.App.Stats(childComplexity, args["window"].(time.Duration), args["bucket"].(time.Duration)), true
 	case "App.updatedAt":
 		if e.ComplexityRoot.App.UpdatedAt == nil {
 			break
@@ -823,6 +894,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AttemptConnection.TotalCount(childComplexity), true
+
+	case "AttemptCounts.permanent":
+		if e.ComplexityRoot.AttemptCounts.Permanent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttemptCounts.Permanent(childComplexity), true
+	case "AttemptCounts.retryable":
+		if e.ComplexityRoot.AttemptCounts.Retryable == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttemptCounts.Retryable(childComplexity), true
+	case "AttemptCounts.succeeded":
+		if e.ComplexityRoot.AttemptCounts.Succeeded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttemptCounts.Succeeded(childComplexity), true
+	case "AttemptCounts.total":
+		if e.ComplexityRoot.AttemptCounts.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttemptCounts.Total(childComplexity), true
 
 	case "AttemptEdge.cursor":
 		if e.ComplexityRoot.AttemptEdge.Cursor == nil {
@@ -1088,6 +1184,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeliveryConnection.TotalCount(childComplexity), true
 
+	case "DeliveryCounts.failed":
+		if e.ComplexityRoot.DeliveryCounts.Failed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryCounts.Failed(childComplexity), true
+	case "DeliveryCounts.succeeded":
+		if e.ComplexityRoot.DeliveryCounts.Succeeded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryCounts.Succeeded(childComplexity), true
+	case "DeliveryCounts.total":
+		if e.ComplexityRoot.DeliveryCounts.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryCounts.Total(childComplexity), true
+
 	case "DeliveryEdge.cursor":
 		if e.ComplexityRoot.DeliveryEdge.Cursor == nil {
 			break
@@ -1100,6 +1215,159 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeliveryEdge.Node(childComplexity), true
+
+	case "DeliveryStats.bucket":
+		if e.ComplexityRoot.DeliveryStats.Bucket == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStats.Bucket(childComplexity), true
+	case "DeliveryStats.columns":
+		if e.ComplexityRoot.DeliveryStats.Columns == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStats.Columns(childComplexity), true
+	case "DeliveryStats.from":
+		if e.ComplexityRoot.DeliveryStats.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStats.From(childComplexity), true
+	case "DeliveryStats.series":
+		if e.ComplexityRoot.DeliveryStats.Series == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStats.Series(childComplexity), true
+	case "DeliveryStats.to":
+		if e.ComplexityRoot.DeliveryStats.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStats.To(childComplexity), true
+	case "DeliveryStats.total":
+		if e.ComplexityRoot.DeliveryStats.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStats.Total(childComplexity), true
+
+	case "DeliveryStatsColumns.attempts":
+		if e.ComplexityRoot.DeliveryStatsColumns.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.Attempts(childComplexity), true
+	case "DeliveryStatsColumns.attemptsPermanent":
+		if e.ComplexityRoot.DeliveryStatsColumns.AttemptsPermanent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.AttemptsPermanent(childComplexity), true
+	case "DeliveryStatsColumns.attemptsRetryable":
+		if e.ComplexityRoot.DeliveryStatsColumns.AttemptsRetryable == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.AttemptsRetryable(childComplexity), true
+	case "DeliveryStatsColumns.attemptsSucceeded":
+		if e.ComplexityRoot.DeliveryStatsColumns.AttemptsSucceeded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.AttemptsSucceeded(childComplexity), true
+	case "DeliveryStatsColumns.deliveriesFailed":
+		if e.ComplexityRoot.DeliveryStatsColumns.DeliveriesFailed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.DeliveriesFailed(childComplexity), true
+	case "DeliveryStatsColumns.deliveriesSucceeded":
+		if e.ComplexityRoot.DeliveryStatsColumns.DeliveriesSucceeded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.DeliveriesSucceeded(childComplexity), true
+	case "DeliveryStatsColumns.deliverySuccessRate":
+		if e.ComplexityRoot.DeliveryStatsColumns.DeliverySuccessRate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.DeliverySuccessRate(childComplexity), true
+	case "DeliveryStatsColumns.meanMs":
+		if e.ComplexityRoot.DeliveryStatsColumns.MeanMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.MeanMs(childComplexity), true
+	case "DeliveryStatsColumns.p50Ms":
+		if e.ComplexityRoot.DeliveryStatsColumns.P50Ms == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.P50Ms(childComplexity), true
+	case "DeliveryStatsColumns.p95Ms":
+		if e.ComplexityRoot.DeliveryStatsColumns.P95Ms == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.P95Ms(childComplexity), true
+	case "DeliveryStatsColumns.p99Ms":
+		if e.ComplexityRoot.DeliveryStatsColumns.P99Ms == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.P99Ms(childComplexity), true
+	case "DeliveryStatsColumns.start":
+		if e.ComplexityRoot.DeliveryStatsColumns.Start == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.Start(childComplexity), true
+	case "DeliveryStatsColumns.successRate":
+		if e.ComplexityRoot.DeliveryStatsColumns.SuccessRate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsColumns.SuccessRate(childComplexity), true
+
+	case "DeliveryStatsPoint.attempts":
+		if e.ComplexityRoot.DeliveryStatsPoint.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsPoint.Attempts(childComplexity), true
+	case "DeliveryStatsPoint.deliveries":
+		if e.ComplexityRoot.DeliveryStatsPoint.Deliveries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsPoint.Deliveries(childComplexity), true
+	case "DeliveryStatsPoint.deliverySuccessRate":
+		if e.ComplexityRoot.DeliveryStatsPoint.DeliverySuccessRate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsPoint.DeliverySuccessRate(childComplexity), true
+	case "DeliveryStatsPoint.latency":
+		if e.ComplexityRoot.DeliveryStatsPoint.Latency == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsPoint.Latency(childComplexity), true
+	case "DeliveryStatsPoint.start":
+		if e.ComplexityRoot.DeliveryStatsPoint.Start == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsPoint.Start(childComplexity), true
+	case "DeliveryStatsPoint.successRate":
+		if e.ComplexityRoot.DeliveryStatsPoint.SuccessRate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStatsPoint.SuccessRate(childComplexity), true
 
 	case "Endpoint.auth":
 		if e.ComplexityRoot.Endpoint.Auth == nil {
@@ -1250,6 +1518,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Endpoint.RetryPolicy(childComplexity), true
+	case "Endpoint.stats":
+		if e.ComplexityRoot.Endpoint.Stats == nil {
+			break
+		}
+
+		args, err := ec.field_Endpoint_stats_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Endpoint.Stats(childComplexity, args["window"].(time.Duration), args["bucket"].(time.Duration)), true
 	case "Endpoint.successCount":
 		if e.ComplexityRoot.Endpoint.SuccessCount == nil {
 			break
@@ -1666,6 +1945,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Header.Value(childComplexity), true
+
+	case "LatencySummary.meanMs":
+		if e.ComplexityRoot.LatencySummary.MeanMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LatencySummary.MeanMs(childComplexity), true
+	case "LatencySummary.p50Ms":
+		if e.ComplexityRoot.LatencySummary.P50Ms == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LatencySummary.P50Ms(childComplexity), true
+	case "LatencySummary.p95Ms":
+		if e.ComplexityRoot.LatencySummary.P95Ms == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LatencySummary.P95Ms(childComplexity), true
+	case "LatencySummary.p99Ms":
+		if e.ComplexityRoot.LatencySummary.P99Ms == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LatencySummary.P99Ms(childComplexity), true
 
 	case "Mutation.archiveEventType":
 		if e.ComplexityRoot.Mutation.ArchiveEventType == nil {
@@ -2185,6 +2489,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.EventPublished(childComplexity, args["eventType"].(*string)), true
+	case "Subscription.statsUpdated":
+		if e.ComplexityRoot.Subscription.StatsUpdated == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_statsUpdated_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.StatsUpdated(childComplexity, args["endpointId"].(*string), args["window"].(time.Duration), args["bucket"].(time.Duration)), true
 
 	case "TestEndpointPayload.attempt":
 		if e.ComplexityRoot.TestEndpointPayload.Attempt == nil {
@@ -2523,8 +2838,110 @@ extend type Endpoint {
   "Custom headers sent with every delivery; values of credential-like headers are masked."
   headers: [Header!]! @goField(forceResolver: true)
   health: EndpointHealth!
+  """
+  Delivery statistics of the endpoint over the window that ends now, in buckets
+  of the given size (see DeliveryStats). Selected through endpointUpdated, they
+  are fresh with every change.
+  """
+  stats(window: Duration! = "24h", bucket: Duration! = "1h"): DeliveryStats! @goField(forceResolver: true)
   "How fast Herald sends to the endpoint now: its rate limit and what its answers imposed."
   flow: EndpointFlow!
+}
+
+extend type App {
+  """
+  Delivery statistics of all the app's endpoints together (see DeliveryStats).
+  Only the app the caller acts in: FORBIDDEN for another app.
+  """
+  stats(window: Duration! = "24h", bucket: Duration! = "1h"): DeliveryStats! @goField(forceResolver: true)
+}
+
+"""
+Delivery statistics over a time window: what the attempts and deliveries
+that ended in it came to, and the same per bucket as a time series for
+charts. They are read from roll-ups that Herald keeps as it records
+attempts, so they cost the same whatever the traffic. Buckets are aligned
+to multiples of their size in UTC; the last one is the current, still
+filling. Buckets shorter than an hour are kept for 48 hours; hourly ones
+for the retention period.
+"""
+type DeliveryStats {
+  "Start of the first bucket."
+  from: Time!
+  "End of the last bucket."
+  to: Time!
+  bucket: Duration!
+  "Totals over the window."
+  total: DeliveryStatsPoint!
+  "One point per bucket, oldest first; buckets without traffic are zeros."
+  series: [DeliveryStatsPoint!]!
+  """
+  The same series as one list per measure (bucket i at index i of each), the
+  shape chart libraries take. Much cheaper than series for long windows.
+  """
+  columns: DeliveryStatsColumns!
+}
+
+"A series of buckets as one list per measure; rates and latencies are null for buckets without traffic."
+type DeliveryStatsColumns {
+  start: [Time!]!
+  attempts: [Int!]!
+  attemptsSucceeded: [Int!]!
+  attemptsRetryable: [Int!]!
+  attemptsPermanent: [Int!]!
+  deliveriesSucceeded: [Int!]!
+  deliveriesFailed: [Int!]!
+  successRate: [Float]!
+  deliverySuccessRate: [Float]!
+  p50Ms: [Float]!
+  p95Ms: [Float]!
+  p99Ms: [Float]!
+  meanMs: [Float]!
+}
+
+"The attempts and deliveries that ended in one bucket, or in the whole window."
+type DeliveryStatsPoint {
+  "Start of the bucket (of the window, for the total)."
+  start: Time!
+  "HTTP attempts, by outcome."
+  attempts: AttemptCounts!
+  "Deliveries that ended, by status. Deliveries failed without an attempt (their endpoint was disabled) are not counted."
+  deliveries: DeliveryCounts!
+  "Share of attempts that succeeded (0-1), null without attempts."
+  successRate: Float
+  "Share of finished deliveries that succeeded (0-1), null if none finished."
+  deliverySuccessRate: Float
+  "How long attempts took, null without attempts."
+  latency: LatencySummary
+}
+
+"Attempts by outcome."
+type AttemptCounts {
+  total: Int!
+  "The endpoint answered 2xx."
+  succeeded: Int!
+  "A timeout, network error, 408, 425, 429 or 5xx: retried while attempts remain."
+  retryable: Int!
+  "Any other answer: the delivery failed at once."
+  permanent: Int!
+}
+
+"Finished deliveries by status."
+type DeliveryCounts {
+  total: Int!
+  succeeded: Int!
+  failed: Int!
+}
+
+"""
+Attempt durations, from sending the request to reading the response.
+Percentiles come from a log-scale histogram and are within about 20%.
+"""
+type LatencySummary {
+  p50Ms: Float!
+  p95Ms: Float!
+  p99Ms: Float!
+  meanMs: Float!
 }
 
 """
@@ -2634,7 +3051,7 @@ enum APIKeyScope {
   ENDPOINTS_READ
   "Create, change, delete, enable and disable endpoints, rotate their secrets and test them."
   ENDPOINTS_WRITE
-  "Read events, deliveries and attempts, and the deliveryUpdated and eventPublished feeds."
+  "Read events, deliveries and attempts, their statistics (stats, statsUpdated), and the deliveryUpdated and eventPublished feeds."
   EVENTS_READ
   "Publish events."
   EVENTS_PUBLISH
@@ -2998,6 +3415,12 @@ type Subscription {
   endpointUpdated(endpointId: ID): EndpointChange!
   "New events with their fan-out count; eventType may be a pattern (order.*)."
   eventPublished(eventType: String): EventPublication!
+  """
+  Delivery statistics of one endpoint, or of the caller's app, kept fresh for
+  live charts: the current numbers at once, then again whenever attempts are
+  recorded, at most once a second.
+  """
+  statsUpdated(endpointId: ID, window: Duration! = "1h", bucket: Duration! = "1m"): DeliveryStats!
 }
 `, BuiltIn: false},
 	{Name: "ent.graphqls", Input: sourceData("ent.graphqls"), BuiltIn: false},
@@ -3072,6 +3495,8 @@ func (ec *executionContext) childFields_App(ctx context.Context, field graphql.C
 		return ec.fieldContext_App_name(ctx, field)
 	case "acceptUnknownEventTypes":
 		return ec.fieldContext_App_acceptUnknownEventTypes(ctx, field)
+	case "stats":
+		return ec.fieldContext_App_stats(ctx, field)
 	case "portal":
 		return ec.fieldContext_App_portal(ctx, field)
 	}
@@ -3150,6 +3575,20 @@ func (ec *executionContext) childFields_AttemptConnection(ctx context.Context, f
 		return ec.fieldContext_AttemptConnection_totalCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AttemptConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_AttemptCounts(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "total":
+		return ec.fieldContext_AttemptCounts_total(ctx, field)
+	case "succeeded":
+		return ec.fieldContext_AttemptCounts_succeeded(ctx, field)
+	case "retryable":
+		return ec.fieldContext_AttemptCounts_retryable(ctx, field)
+	case "permanent":
+		return ec.fieldContext_AttemptCounts_permanent(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AttemptCounts", field.Name)
 }
 
 func (ec *executionContext) childFields_AttemptEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3278,6 +3717,18 @@ func (ec *executionContext) childFields_DeliveryConnection(ctx context.Context, 
 	return nil, fmt.Errorf("no field named %q was found under type DeliveryConnection", field.Name)
 }
 
+func (ec *executionContext) childFields_DeliveryCounts(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "total":
+		return ec.fieldContext_DeliveryCounts_total(ctx, field)
+	case "succeeded":
+		return ec.fieldContext_DeliveryCounts_succeeded(ctx, field)
+	case "failed":
+		return ec.fieldContext_DeliveryCounts_failed(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeliveryCounts", field.Name)
+}
+
 func (ec *executionContext) childFields_DeliveryEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "node":
@@ -3286,6 +3737,74 @@ func (ec *executionContext) childFields_DeliveryEdge(ctx context.Context, field 
 		return ec.fieldContext_DeliveryEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeliveryEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_DeliveryStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "from":
+		return ec.fieldContext_DeliveryStats_from(ctx, field)
+	case "to":
+		return ec.fieldContext_DeliveryStats_to(ctx, field)
+	case "bucket":
+		return ec.fieldContext_DeliveryStats_bucket(ctx, field)
+	case "total":
+		return ec.fieldContext_DeliveryStats_total(ctx, field)
+	case "series":
+		return ec.fieldContext_DeliveryStats_series(ctx, field)
+	case "columns":
+		return ec.fieldContext_DeliveryStats_columns(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeliveryStats", field.Name)
+}
+
+func (ec *executionContext) childFields_DeliveryStatsColumns(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "start":
+		return ec.fieldContext_DeliveryStatsColumns_start(ctx, field)
+	case "attempts":
+		return ec.fieldContext_DeliveryStatsColumns_attempts(ctx, field)
+	case "attemptsSucceeded":
+		return ec.fieldContext_DeliveryStatsColumns_attemptsSucceeded(ctx, field)
+	case "attemptsRetryable":
+		return ec.fieldContext_DeliveryStatsColumns_attemptsRetryable(ctx, field)
+	case "attemptsPermanent":
+		return ec.fieldContext_DeliveryStatsColumns_attemptsPermanent(ctx, field)
+	case "deliveriesSucceeded":
+		return ec.fieldContext_DeliveryStatsColumns_deliveriesSucceeded(ctx, field)
+	case "deliveriesFailed":
+		return ec.fieldContext_DeliveryStatsColumns_deliveriesFailed(ctx, field)
+	case "successRate":
+		return ec.fieldContext_DeliveryStatsColumns_successRate(ctx, field)
+	case "deliverySuccessRate":
+		return ec.fieldContext_DeliveryStatsColumns_deliverySuccessRate(ctx, field)
+	case "p50Ms":
+		return ec.fieldContext_DeliveryStatsColumns_p50Ms(ctx, field)
+	case "p95Ms":
+		return ec.fieldContext_DeliveryStatsColumns_p95Ms(ctx, field)
+	case "p99Ms":
+		return ec.fieldContext_DeliveryStatsColumns_p99Ms(ctx, field)
+	case "meanMs":
+		return ec.fieldContext_DeliveryStatsColumns_meanMs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeliveryStatsColumns", field.Name)
+}
+
+func (ec *executionContext) childFields_DeliveryStatsPoint(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "start":
+		return ec.fieldContext_DeliveryStatsPoint_start(ctx, field)
+	case "attempts":
+		return ec.fieldContext_DeliveryStatsPoint_attempts(ctx, field)
+	case "deliveries":
+		return ec.fieldContext_DeliveryStatsPoint_deliveries(ctx, field)
+	case "successRate":
+		return ec.fieldContext_DeliveryStatsPoint_successRate(ctx, field)
+	case "deliverySuccessRate":
+		return ec.fieldContext_DeliveryStatsPoint_deliverySuccessRate(ctx, field)
+	case "latency":
+		return ec.fieldContext_DeliveryStatsPoint_latency(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeliveryStatsPoint", field.Name)
 }
 
 func (ec *executionContext) childFields_Endpoint(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3344,6 +3863,8 @@ func (ec *executionContext) childFields_Endpoint(ctx context.Context, field grap
 		return ec.fieldContext_Endpoint_headers(ctx, field)
 	case "health":
 		return ec.fieldContext_Endpoint_health(ctx, field)
+	case "stats":
+		return ec.fieldContext_Endpoint_stats(ctx, field)
 	case "flow":
 		return ec.fieldContext_Endpoint_flow(ctx, field)
 	}
@@ -3562,6 +4083,20 @@ func (ec *executionContext) childFields_Header(ctx context.Context, field graphq
 		return ec.fieldContext_Header_value(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Header", field.Name)
+}
+
+func (ec *executionContext) childFields_LatencySummary(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "p50Ms":
+		return ec.fieldContext_LatencySummary_p50Ms(ctx, field)
+	case "p95Ms":
+		return ec.fieldContext_LatencySummary_p95Ms(ctx, field)
+	case "p99Ms":
+		return ec.fieldContext_LatencySummary_p99Ms(ctx, field)
+	case "meanMs":
+		return ec.fieldContext_LatencySummary_meanMs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LatencySummary", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3804,6 +4339,28 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 
 // region    ***************************** args.gotpl *****************************
 
+func (ec *executionContext) field_App_stats_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "window",
+		func(ctx context.Context, v any) (time.Duration, error) {
+			return ec.unmarshalNDuration2timeᚐDuration(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["window"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "bucket",
+		func(ctx context.Context, v any) (time.Duration, error) {
+			return ec.unmarshalNDuration2timeᚐDuration(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["bucket"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Delivery_attempts_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3909,6 +4466,28 @@ func (ec *executionContext) field_Endpoint_deliveries_args(ctx context.Context, 
 		return nil, err
 	}
 	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Endpoint_stats_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "window",
+		func(ctx context.Context, v any) (time.Duration, error) {
+			return ec.unmarshalNDuration2timeᚐDuration(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["window"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "bucket",
+		func(ctx context.Context, v any) (time.Duration, error) {
+			return ec.unmarshalNDuration2timeᚐDuration(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["bucket"] = arg1
 	return args, nil
 }
 
@@ -4794,6 +5373,36 @@ func (ec *executionContext) field_Subscription_eventPublished_args(ctx context.C
 	return args, nil
 }
 
+func (ec *executionContext) field_Subscription_statsUpdated_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "endpointId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["endpointId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "window",
+		func(ctx context.Context, v any) (time.Duration, error) {
+			return ec.unmarshalNDuration2timeᚐDuration(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["window"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "bucket",
+		func(ctx context.Context, v any) (time.Duration, error) {
+			return ec.unmarshalNDuration2timeᚐDuration(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["bucket"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field___Directive_args_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -5408,6 +6017,50 @@ func (ec *executionContext) _App_acceptUnknownEventTypes(ctx context.Context, fi
 }
 func (ec *executionContext) fieldContext_App_acceptUnknownEventTypes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("App", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _App_stats(ctx context.Context, field graphql.CollectedField, obj *ent.App) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_App_stats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.App().Stats(ctx, obj, fc.Args["window"].(time.Duration), fc.Args["bucket"].(time.Duration))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeliveryStats) graphql.Marshaler {
+			return ec.marshalNDeliveryStats2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryStats(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_App_stats(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "App",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeliveryStats(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_App_stats_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _App_portal(ctx context.Context, field graphql.CollectedField, obj *ent.App) (ret graphql.Marshaler) {
@@ -6087,6 +6740,98 @@ func (ec *executionContext) _AttemptConnection_totalCount(ctx context.Context, f
 }
 func (ec *executionContext) fieldContext_AttemptConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AttemptConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AttemptCounts_total(ctx context.Context, field graphql.CollectedField, obj *model.AttemptCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttemptCounts_total(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Total, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AttemptCounts_total(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AttemptCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AttemptCounts_succeeded(ctx context.Context, field graphql.CollectedField, obj *model.AttemptCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttemptCounts_succeeded(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Succeeded, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AttemptCounts_succeeded(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AttemptCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AttemptCounts_retryable(ctx context.Context, field graphql.CollectedField, obj *model.AttemptCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttemptCounts_retryable(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Retryable, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AttemptCounts_retryable(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AttemptCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AttemptCounts_permanent(ctx context.Context, field graphql.CollectedField, obj *model.AttemptCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttemptCounts_permanent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Permanent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AttemptCounts_permanent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AttemptCounts", field, false, false, "Int")
 }
 
 func (ec *executionContext) _AttemptEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.AttemptEdge) (ret graphql.Marshaler) {
@@ -7157,6 +7902,75 @@ func (ec *executionContext) fieldContext_DeliveryConnection_totalCount(_ context
 	return graphql.NewScalarFieldContext("DeliveryConnection", field, false, false, "Int")
 }
 
+func (ec *executionContext) _DeliveryCounts_total(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryCounts_total(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Total, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryCounts_total(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeliveryCounts_succeeded(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryCounts_succeeded(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Succeeded, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryCounts_succeeded(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeliveryCounts_failed(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryCounts_failed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Failed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryCounts_failed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryCounts", field, false, false, "Int")
+}
+
 func (ec *executionContext) _DeliveryEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.DeliveryEdge) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7210,6 +8024,635 @@ func (ec *executionContext) _DeliveryEdge_cursor(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_DeliveryEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("DeliveryEdge", field, false, false, "Cursor")
+}
+
+func (ec *executionContext) _DeliveryStats_from(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStats_from(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.From, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStats_from(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStats", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeliveryStats_to(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStats_to(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.To, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStats_to(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStats", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeliveryStats_bucket(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStats_bucket(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Bucket, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Duration) graphql.Marshaler {
+			return ec.marshalNDuration2timeᚐDuration(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStats_bucket(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStats", field, false, false, "Duration")
+}
+
+func (ec *executionContext) _DeliveryStats_total(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStats_total(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Total, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeliveryStatsPoint) graphql.Marshaler {
+			return ec.marshalNDeliveryStatsPoint2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryStatsPoint(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStats_total(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeliveryStats",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeliveryStatsPoint(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DeliveryStats_series(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStats_series(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Series, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.DeliveryStatsPoint) graphql.Marshaler {
+			return ec.marshalNDeliveryStatsPoint2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryStatsPointᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStats_series(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeliveryStats",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeliveryStatsPoint(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DeliveryStats_columns(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStats_columns(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Columns, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeliveryStatsColumns) graphql.Marshaler {
+			return ec.marshalNDeliveryStatsColumns2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryStatsColumns(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStats_columns(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeliveryStats",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeliveryStatsColumns(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_start(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_start(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Start, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*time.Time) graphql.Marshaler {
+			return ec.marshalNTime2ᚕᚖtimeᚐTimeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_start(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_attempts(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_attempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []int) graphql.Marshaler {
+			return ec.marshalNInt2ᚕintᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_attemptsSucceeded(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_attemptsSucceeded(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AttemptsSucceeded, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []int) graphql.Marshaler {
+			return ec.marshalNInt2ᚕintᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_attemptsSucceeded(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_attemptsRetryable(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_attemptsRetryable(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AttemptsRetryable, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []int) graphql.Marshaler {
+			return ec.marshalNInt2ᚕintᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_attemptsRetryable(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_attemptsPermanent(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_attemptsPermanent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AttemptsPermanent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []int) graphql.Marshaler {
+			return ec.marshalNInt2ᚕintᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_attemptsPermanent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_deliveriesSucceeded(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_deliveriesSucceeded(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeliveriesSucceeded, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []int) graphql.Marshaler {
+			return ec.marshalNInt2ᚕintᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_deliveriesSucceeded(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_deliveriesFailed(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_deliveriesFailed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeliveriesFailed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []int) graphql.Marshaler {
+			return ec.marshalNInt2ᚕintᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_deliveriesFailed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_successRate(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_successRate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SuccessRate, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*float64) graphql.Marshaler {
+			return ec.marshalNFloat2ᚕᚖfloat64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_successRate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_deliverySuccessRate(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_deliverySuccessRate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeliverySuccessRate, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*float64) graphql.Marshaler {
+			return ec.marshalNFloat2ᚕᚖfloat64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_deliverySuccessRate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_p50Ms(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_p50Ms(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.P50Ms, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*float64) graphql.Marshaler {
+			return ec.marshalNFloat2ᚕᚖfloat64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_p50Ms(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_p95Ms(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_p95Ms(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.P95Ms, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*float64) graphql.Marshaler {
+			return ec.marshalNFloat2ᚕᚖfloat64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_p95Ms(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_p99Ms(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_p99Ms(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.P99Ms, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*float64) graphql.Marshaler {
+			return ec.marshalNFloat2ᚕᚖfloat64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_p99Ms(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DeliveryStatsColumns_meanMs(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsColumns) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsColumns_meanMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MeanMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*float64) graphql.Marshaler {
+			return ec.marshalNFloat2ᚕᚖfloat64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsColumns_meanMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsColumns", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DeliveryStatsPoint_start(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsPoint_start(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Start, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsPoint_start(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsPoint", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeliveryStatsPoint_attempts(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsPoint_attempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AttemptCounts) graphql.Marshaler {
+			return ec.marshalNAttemptCounts2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAttemptCounts(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsPoint_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeliveryStatsPoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AttemptCounts(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DeliveryStatsPoint_deliveries(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsPoint_deliveries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Deliveries, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeliveryCounts) graphql.Marshaler {
+			return ec.marshalNDeliveryCounts2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryCounts(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsPoint_deliveries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeliveryStatsPoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeliveryCounts(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DeliveryStatsPoint_successRate(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsPoint_successRate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SuccessRate, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsPoint_successRate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsPoint", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DeliveryStatsPoint_deliverySuccessRate(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsPoint_deliverySuccessRate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeliverySuccessRate, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsPoint_deliverySuccessRate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryStatsPoint", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DeliveryStatsPoint_latency(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryStatsPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryStatsPoint_latency(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Latency, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LatencySummary) graphql.Marshaler {
+			return ec.marshalOLatencySummary2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐLatencySummary(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryStatsPoint_latency(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeliveryStatsPoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LatencySummary(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Endpoint_id(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
@@ -7888,6 +9331,50 @@ func (ec *executionContext) _Endpoint_health(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_Endpoint_health(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Endpoint", field, true, true, "EndpointHealth")
+}
+
+func (ec *executionContext) _Endpoint_stats(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_stats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Endpoint().Stats(ctx, obj, fc.Args["window"].(time.Duration), fc.Args["bucket"].(time.Duration))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeliveryStats) graphql.Marshaler {
+			return ec.marshalNDeliveryStats2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryStats(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_stats(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Endpoint",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeliveryStats(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Endpoint_stats_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Endpoint_flow(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
@@ -9493,6 +10980,98 @@ func (ec *executionContext) _Header_value(ctx context.Context, field graphql.Col
 }
 func (ec *executionContext) fieldContext_Header_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Header", field, false, false, "String")
+}
+
+func (ec *executionContext) _LatencySummary_p50Ms(ctx context.Context, field graphql.CollectedField, obj *model.LatencySummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LatencySummary_p50Ms(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.P50Ms, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LatencySummary_p50Ms(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LatencySummary", field, false, false, "Float")
+}
+
+func (ec *executionContext) _LatencySummary_p95Ms(ctx context.Context, field graphql.CollectedField, obj *model.LatencySummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LatencySummary_p95Ms(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.P95Ms, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LatencySummary_p95Ms(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LatencySummary", field, false, false, "Float")
+}
+
+func (ec *executionContext) _LatencySummary_p99Ms(ctx context.Context, field graphql.CollectedField, obj *model.LatencySummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LatencySummary_p99Ms(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.P99Ms, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LatencySummary_p99Ms(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LatencySummary", field, false, false, "Float")
+}
+
+func (ec *executionContext) _LatencySummary_meanMs(ctx context.Context, field graphql.CollectedField, obj *model.LatencySummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LatencySummary_meanMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MeanMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LatencySummary_meanMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LatencySummary", field, false, false, "Float")
 }
 
 func (ec *executionContext) _Mutation_createApp(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -11596,6 +13175,50 @@ func (ec *executionContext) fieldContext_Subscription_eventPublished(ctx context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Subscription_eventPublished_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_statsUpdated(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_statsUpdated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().StatsUpdated(ctx, fc.Args["endpointId"].(*string), fc.Args["window"].(time.Duration), fc.Args["bucket"].(time.Duration))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeliveryStats) graphql.Marshaler {
+			return ec.marshalNDeliveryStats2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryStats(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_statsUpdated(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeliveryStats(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_statsUpdated_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -19661,6 +21284,12 @@ func (ec *executionContext) _App(ctx context.Context, sel ast.SelectionSet, obj 
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "stats":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._App_stats(ctx, field, obj)
+				})
 		case "portal":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -19902,6 +21531,54 @@ func (ec *executionContext) _AttemptConnection(ctx context.Context, sel ast.Sele
 			}
 		case "totalCount":
 			out.Values[i] = ec._AttemptConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var attemptCountsImplementors = []string{"AttemptCounts"}
+
+func (ec *executionContext) _AttemptCounts(ctx context.Context, sel ast.SelectionSet, obj *model.AttemptCounts) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, attemptCountsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AttemptCounts")
+		case "total":
+			out.Values[i] = ec._AttemptCounts_total(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "succeeded":
+			out.Values[i] = ec._AttemptCounts_succeeded(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retryable":
+			out.Values[i] = ec._AttemptCounts_retryable(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "permanent":
+			out.Values[i] = ec._AttemptCounts_permanent(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -20333,6 +22010,49 @@ func (ec *executionContext) _DeliveryConnection(ctx context.Context, sel ast.Sel
 	return out
 }
 
+var deliveryCountsImplementors = []string{"DeliveryCounts"}
+
+func (ec *executionContext) _DeliveryCounts(ctx context.Context, sel ast.SelectionSet, obj *model.DeliveryCounts) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deliveryCountsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeliveryCounts")
+		case "total":
+			out.Values[i] = ec._DeliveryCounts_total(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "succeeded":
+			out.Values[i] = ec._DeliveryCounts_succeeded(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failed":
+			out.Values[i] = ec._DeliveryCounts_failed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var deliveryEdgeImplementors = []string{"DeliveryEdge"}
 
 func (ec *executionContext) _DeliveryEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.DeliveryEdge) graphql.Marshaler {
@@ -20352,6 +22072,215 @@ func (ec *executionContext) _DeliveryEdge(ctx context.Context, sel ast.Selection
 		case "cursor":
 			out.Values[i] = ec._DeliveryEdge_cursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var deliveryStatsImplementors = []string{"DeliveryStats"}
+
+func (ec *executionContext) _DeliveryStats(ctx context.Context, sel ast.SelectionSet, obj *model.DeliveryStats) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deliveryStatsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeliveryStats")
+		case "from":
+			out.Values[i] = ec._DeliveryStats_from(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "to":
+			out.Values[i] = ec._DeliveryStats_to(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "bucket":
+			out.Values[i] = ec._DeliveryStats_bucket(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "total":
+			out.Values[i] = ec._DeliveryStats_total(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "series":
+			out.Values[i] = ec._DeliveryStats_series(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "columns":
+			out.Values[i] = ec._DeliveryStats_columns(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var deliveryStatsColumnsImplementors = []string{"DeliveryStatsColumns"}
+
+func (ec *executionContext) _DeliveryStatsColumns(ctx context.Context, sel ast.SelectionSet, obj *model.DeliveryStatsColumns) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deliveryStatsColumnsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeliveryStatsColumns")
+		case "start":
+			out.Values[i] = ec._DeliveryStatsColumns_start(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attempts":
+			out.Values[i] = ec._DeliveryStatsColumns_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attemptsSucceeded":
+			out.Values[i] = ec._DeliveryStatsColumns_attemptsSucceeded(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attemptsRetryable":
+			out.Values[i] = ec._DeliveryStatsColumns_attemptsRetryable(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attemptsPermanent":
+			out.Values[i] = ec._DeliveryStatsColumns_attemptsPermanent(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deliveriesSucceeded":
+			out.Values[i] = ec._DeliveryStatsColumns_deliveriesSucceeded(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deliveriesFailed":
+			out.Values[i] = ec._DeliveryStatsColumns_deliveriesFailed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "successRate":
+			out.Values[i] = ec._DeliveryStatsColumns_successRate(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deliverySuccessRate":
+			out.Values[i] = ec._DeliveryStatsColumns_deliverySuccessRate(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "p50Ms":
+			out.Values[i] = ec._DeliveryStatsColumns_p50Ms(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "p95Ms":
+			out.Values[i] = ec._DeliveryStatsColumns_p95Ms(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "p99Ms":
+			out.Values[i] = ec._DeliveryStatsColumns_p99Ms(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "meanMs":
+			out.Values[i] = ec._DeliveryStatsColumns_meanMs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var deliveryStatsPointImplementors = []string{"DeliveryStatsPoint"}
+
+func (ec *executionContext) _DeliveryStatsPoint(ctx context.Context, sel ast.SelectionSet, obj *model.DeliveryStatsPoint) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deliveryStatsPointImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeliveryStatsPoint")
+		case "start":
+			out.Values[i] = ec._DeliveryStatsPoint_start(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attempts":
+			out.Values[i] = ec._DeliveryStatsPoint_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deliveries":
+			out.Values[i] = ec._DeliveryStatsPoint_deliveries(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "successRate":
+			out.Values[i] = ec._DeliveryStatsPoint_successRate(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "deliverySuccessRate":
+			out.Values[i] = ec._DeliveryStatsPoint_deliverySuccessRate(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "latency":
+			out.Values[i] = ec._DeliveryStatsPoint_latency(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -20520,6 +22449,12 @@ func (ec *executionContext) _Endpoint(ctx context.Context, sel ast.SelectionSet,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Endpoint_health(ctx, field, obj)
+				})
+		case "stats":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Endpoint_stats(ctx, field, obj)
 				})
 		case "flow":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -21277,6 +23212,54 @@ func (ec *executionContext) _Header(ctx context.Context, sel ast.SelectionSet, o
 	return out
 }
 
+var latencySummaryImplementors = []string{"LatencySummary"}
+
+func (ec *executionContext) _LatencySummary(ctx context.Context, sel ast.SelectionSet, obj *model.LatencySummary) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, latencySummaryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LatencySummary")
+		case "p50Ms":
+			out.Values[i] = ec._LatencySummary_p50Ms(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "p95Ms":
+			out.Values[i] = ec._LatencySummary_p95Ms(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "p99Ms":
+			out.Values[i] = ec._LatencySummary_p99Ms(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "meanMs":
+			out.Values[i] = ec._LatencySummary_meanMs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -21928,6 +23911,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_endpointUpdated(ctx, fields[0])
 	case "eventPublished":
 		return ec._Subscription_eventPublished(ctx, fields[0])
+	case "statsUpdated":
+		return ec._Subscription_statsUpdated(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -22502,6 +24487,14 @@ func (ec *executionContext) marshalNAttemptConnection2ᚖgithubᚗcomᚋheraldhq
 	return ec._AttemptConnection(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNAttemptCounts2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAttemptCounts(ctx context.Context, sel ast.SelectionSet, v *model.AttemptCounts) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AttemptCounts!")
+		return graphql.Null
+	}
+	return ec._AttemptCounts(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNAttemptOrderField2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAttemptOrderField(ctx context.Context, v any) (*ent.AttemptOrderField, error) {
 	var res = new(ent.AttemptOrderField)
 	err := res.UnmarshalGQL(v)
@@ -22638,6 +24631,14 @@ func (ec *executionContext) marshalNDeliveryConnection2ᚖgithubᚗcomᚋheraldh
 	return ec._DeliveryConnection(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNDeliveryCounts2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryCounts(ctx context.Context, sel ast.SelectionSet, v *model.DeliveryCounts) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeliveryCounts!")
+		return graphql.Null
+	}
+	return ec._DeliveryCounts(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNDeliveryOrderField2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐDeliveryOrderField(ctx context.Context, v any) (*ent.DeliveryOrderField, error) {
 	var res = new(ent.DeliveryOrderField)
 	err := res.UnmarshalGQL(v)
@@ -22650,6 +24651,46 @@ func (ec *executionContext) marshalNDeliveryOrderField2ᚖgithubᚗcomᚋheraldh
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalNDeliveryStats2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryStats(ctx context.Context, sel ast.SelectionSet, v *model.DeliveryStats) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeliveryStats!")
+		return graphql.Null
+	}
+	return ec._DeliveryStats(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDeliveryStatsColumns2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryStatsColumns(ctx context.Context, sel ast.SelectionSet, v *model.DeliveryStatsColumns) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeliveryStatsColumns!")
+		return graphql.Null
+	}
+	return ec._DeliveryStatsColumns(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDeliveryStatsPoint2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryStatsPointᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.DeliveryStatsPoint) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDeliveryStatsPoint2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryStatsPoint(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNDeliveryStatsPoint2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeliveryStatsPoint(ctx context.Context, sel ast.SelectionSet, v *model.DeliveryStatsPoint) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeliveryStatsPoint!")
+		return graphql.Null
+	}
+	return ec._DeliveryStatsPoint(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNDeliveryStatus2githubᚗcomᚋheraldhqᚋheraldᚋentᚋdeliveryᚐStatus(ctx context.Context, v any) (delivery.Status, error) {
@@ -22900,6 +24941,29 @@ func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.S
 	return graphql.WrapContextMarshaler(ctx, res)
 }
 
+func (ec *executionContext) unmarshalNFloat2ᚕᚖfloat64(ctx context.Context, v any) ([]*float64, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*float64, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalOFloat2ᚖfloat64(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNFloat2ᚕᚖfloat64(ctx context.Context, sel ast.SelectionSet, v []*float64) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalOFloat2ᚖfloat64(ctx, sel, v[i])
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNHeader2githubᚗcomᚋheraldhqᚋheraldᚋwebhookᚐHeader(ctx context.Context, sel ast.SelectionSet, v webhook.Header) graphql.Marshaler {
 	return ec._Header(ctx, sel, &v)
 }
@@ -23004,6 +25068,35 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 		graphql.AddInvalidNullFromMarshaler(ctx, "Int!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNInt2ᚕintᚄ(ctx context.Context, v any) ([]int, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]int, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNInt2int(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNInt2ᚕintᚄ(ctx context.Context, sel ast.SelectionSet, v []int) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNInt2int(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNJSON2encodingᚋjsonᚐRawMessage(ctx context.Context, v any) (json.RawMessage, error) {
@@ -23200,6 +25293,53 @@ func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v an
 func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel ast.SelectionSet, v time.Time) graphql.Marshaler {
 	_ = sel
 	res := scalar.MarshalTime(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Time!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNTime2ᚕᚖtimeᚐTimeᚄ(ctx context.Context, v any) ([]*time.Time, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*time.Time, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNTime2ᚖtimeᚐTime(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNTime2ᚕᚖtimeᚐTimeᚄ(ctx context.Context, sel ast.SelectionSet, v []*time.Time) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNTime2ᚖtimeᚐTime(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {
+	res, err := scalar.UnmarshalTime(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNTime2ᚖtimeᚐTime(ctx context.Context, sel ast.SelectionSet, v *time.Time) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Time!")
+		return graphql.Null
+	}
+	_ = sel
+	res := scalar.MarshalTime(*v)
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "Time!")
 	}
@@ -24211,6 +26351,13 @@ func (ec *executionContext) marshalOJSON2encodingᚋjsonᚐRawMessage(ctx contex
 	_ = ctx
 	res := scalar.MarshalJSON(v)
 	return res
+}
+
+func (ec *executionContext) marshalOLatencySummary2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐLatencySummary(ctx context.Context, sel ast.SelectionSet, v *model.LatencySummary) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._LatencySummary(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalONode2githubᚗcomᚋheraldhqᚋheraldᚋentᚐNoder(ctx context.Context, sel ast.SelectionSet, v ent.Noder) graphql.Marshaler {

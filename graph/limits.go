@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"time"
 
 	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/fault"
+	"github.com/heraldhq/herald/stats"
 )
 
 // Page sizes of connections.
@@ -120,6 +122,22 @@ func setComplexity(c *ComplexityRoot) {
 	c.Delivery.Attempts = func(child int, _ *entgql.Cursor[string], first *int, _ *entgql.Cursor[string], last *int, _ *ent.AttemptOrder, _ *ent.AttemptWhereInput) int {
 		return connectionCost(child, first, last)
 	}
+	c.Endpoint.Stats = statsCost
+	c.App.Stats = statsCost
+	c.Subscription.StatsUpdated = func(child int, _ *string, window, bucket time.Duration) int {
+		return statsCost(child, window, bucket)
+	}
+}
+
+// statsCost weighs delivery statistics by their number of buckets, so
+// that a page of endpoints each with a long series stays within the
+// complexity limit.
+func statsCost(child int, window, bucket time.Duration) int {
+	n := 1
+	if bucket > 0 && window > 0 {
+		n = int(min((window+bucket-1)/bucket, stats.MaxBuckets))
+	}
+	return 1 + child*n
 }
 
 // DepthLimit is a gqlgen extension that refuses operations nested deeper

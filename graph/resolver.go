@@ -18,6 +18,7 @@ import (
 	"github.com/heraldhq/herald/endpoints"
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/portal"
+	"github.com/heraldhq/herald/stats"
 )
 
 // Deps holds what the resolvers depend on.
@@ -35,6 +36,8 @@ type Deps struct {
 	// "https://herald.example.com", for the links of portal sessions.
 	// Empty: the URL of each request (see WithRequestURL).
 	PublicURL string
+	// Stats reads the delivery statistics.
+	Stats *stats.Store
 	// Rand is the source of API tokens (default crypto/rand).
 	Rand io.Reader
 	// Now returns the current time (default time.Now).
@@ -51,6 +54,7 @@ type Resolver struct {
 	bus       *bus.Bus
 	portal    *portal.Service
 	publicURL string
+	stats     *stats.Store
 	rand      io.Reader
 	now       func() time.Time
 }
@@ -64,7 +68,7 @@ func NewSchema(cfg Deps) graphql.ExecutableSchema {
 	r := &Resolver{
 		client: cfg.Client, auth: cfg.Auth, catalog: cfg.Catalog, endpoints: cfg.Endpoints,
 		engine: cfg.Engine, bus: cfg.Bus, portal: cfg.Portal, publicURL: strings.TrimRight(cfg.PublicURL, "/"),
-		rand: cfg.Rand, now: cfg.Now,
+		stats: cfg.Stats, rand: cfg.Rand, now: cfg.Now,
 	}
 	c := Config{Resolvers: r}
 	setComplexity(&c.Complexity)

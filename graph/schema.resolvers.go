@@ -28,6 +28,7 @@ import (
 	"github.com/heraldhq/herald/graph/model"
 	"github.com/heraldhq/herald/portal"
 	"github.com/heraldhq/herald/scope"
+	"github.com/heraldhq/herald/stats"
 	"github.com/heraldhq/herald/tenant"
 	"github.com/heraldhq/herald/webhook"
 	"github.com/vikstrous/dataloadgen"
@@ -43,6 +44,18 @@ func (r *aPIKeyResolver) Scopes(ctx context.Context, obj *ent.APIKey) ([]model.A
 		out[i] = model.APIKeyScope(sc)
 	}
 	return out, nil
+}
+
+// Stats is the resolver for the stats field.
+func (r *appResolver) Stats(ctx context.Context, obj *ent.App, window time.Duration, bucket time.Duration) (*model.DeliveryStats, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if obj.ID != v.AppID {
+		return nil, fault.Forbiddenf("statistics of app %s: only the app a request acts in (send X-Herald-App: %s with an admin key)", obj.ID, obj.ID)
+	}
+	return r.readStats(ctx, obj.ID, "", window, bucket)
 }
 
 // Portal is the resolver for the portal field.
@@ -112,6 +125,11 @@ func (r *endpointResolver) Headers(ctx context.Context, obj *ent.Endpoint) ([]*w
 // Health is the resolver for the health field.
 func (r *endpointResolver) Health(ctx context.Context, obj *ent.Endpoint) (model.EndpointHealth, error) {
 	return model.EndpointHealth(endpoints.HealthOf(obj, r.now())), nil
+}
+
+// Stats is the resolver for the stats field.
+func (r *endpointResolver) Stats(ctx context.Context, obj *ent.Endpoint, window time.Duration, bucket time.Duration) (*model.DeliveryStats, error) {
+	return r.readStats(ctx, obj.AppID, obj.ID, window, bucket)
 }
 
 // Flow is the resolver for the flow field.
@@ -491,6 +509,27 @@ func (r *subscriptionResolver) EventPublished(ctx context.Context, eventType *st
 		return nil, err
 	}
 	return subscribe(ctx, r.bus, f, toEventPublication)
+}
+
+// StatsUpdated is the resolver for the statsUpdated field.
+func (r *subscriptionResolver) StatsUpdated(ctx context.Context, endpointID *string, window time.Duration, bucket time.Duration) (<-chan *model.DeliveryStats, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := stats.Check(window, bucket, "window", "bucket"); err != nil {
+		return nil, err
+	}
+	f := bus.Filter{Topic: bus.Endpoints, AppID: v.AppID}
+	if endpointID != nil {
+		if err := r.requireEndpoint(ctx, *endpointID); err != nil {
+			return nil, err
+		}
+		f.EndpointID = *endpointID
+	}
+	return r.liveStats(ctx, f, func(ctx context.Context) (*model.DeliveryStats, error) {
+		return r.readStats(ctx, v.AppID, f.EndpointID, window, bucket)
+	})
 }
 
 // DeliveryChange returns DeliveryChangeResolver implementation.

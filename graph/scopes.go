@@ -100,6 +100,7 @@ var rootAccess = map[string]map[string]access{
 		"deliveryUpdated": need(scope.EventsRead),
 		"eventPublished":  need(scope.EventsRead),
 		"endpointUpdated": need(scope.EndpointsRead),
+		"statsUpdated":    need(scope.EventsRead),
 	},
 }
 
@@ -145,6 +146,15 @@ var typeAccess = map[string]access{
 	"EventPublication": need(scope.EventsRead),
 	"FilterTest":       need(scope.EventsRead),
 	"FilterMatch":      need(scope.EventsRead),
+	// Delivery statistics (Endpoint.stats, App.stats, statsUpdated) are
+	// the delivery log summed up: they need what reading it needs, and
+	// the values inside them carry no more.
+	"DeliveryStats":        need(scope.EventsRead),
+	"DeliveryStatsPoint":   open,
+	"DeliveryStatsColumns": open,
+	"AttemptCounts":        open,
+	"DeliveryCounts":       open,
+	"LatencySummary":       open,
 }
 
 // nodeTypes maps ID prefixes to the GraphQL type of their objects.

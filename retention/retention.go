@@ -1,7 +1,9 @@
 // Package retention deletes what Herald no longer has to keep: events older
 // than the retention period whose deliveries have all finished (SUCCEEDED
-// or FAILED), together with those deliveries and their attempts, and
-// endpoints deleted longer ago than the period once nothing refers to them.
+// or FAILED), together with those deliveries and their attempts,
+// endpoints deleted longer ago than the period once nothing refers to them,
+// and the delivery statistics' roll-ups older than the period (the
+// per-minute ones after stats.MinuteHistory already).
 //
 // An event with a delivery still queued, retrying or being sent is never
 // deleted, however old: nothing accepted is lost to retention. Deleted rows
@@ -25,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/heraldhq/herald/stats"
 )
 
 // Dialects of Config.Dialect (ent's names).
@@ -68,6 +72,8 @@ type Config struct {
 // Counts says how many rows one pruning deleted.
 type Counts struct {
 	Events, Deliveries, Attempts, Endpoints int64
+	// Stats counts the statistics roll-up rows deleted.
+	Stats int64
 }
 
 func (c *Counts) add(o Counts) {
@@ -75,6 +81,7 @@ func (c *Counts) add(o Counts) {
 	c.Deliveries += o.Deliveries
 	c.Attempts += o.Attempts
 	c.Endpoints += o.Endpoints
+	c.Stats += o.Stats
 }
 
 // Pruner deletes expired history in the background. Create it with New,
@@ -181,9 +188,9 @@ func (p *Pruner) Round(ctx context.Context) (n Counts, ran bool, err error) {
 	switch {
 	case err != nil && ctx.Err() == nil:
 		p.log.Error("prune history", "before", before, "err", err)
-	case n.Events > 0 || n.Endpoints > 0:
+	case n.Events > 0 || n.Endpoints > 0 || n.Stats > 0:
 		p.log.Info("pruned history", "before", before, "events", n.Events,
-			"deliveries", n.Deliveries, "attempts", n.Attempts, "endpoints", n.Endpoints)
+			"deliveries", n.Deliveries, "attempts", n.Attempts, "endpoints", n.Endpoints, "stats_rows", n.Stats)
 	}
 	return n, true, err
 }
@@ -219,8 +226,47 @@ func (p *Pruner) Prune(ctx context.Context, before time.Time) (Counts, error) {
 			return total, fmt.Errorf("prune endpoints of app %s: %w", app, err)
 		}
 	}
+	minuteBefore := before
+	if t := p.cfg.Now().UTC().Add(-stats.MinuteHistory); t.After(minuteBefore) {
+		minuteBefore = t
+	}
+	for _, r := range []struct {
+		resolution int
+		before     time.Time
+	}{{60, minuteBefore}, {3600, before}} {
+		n, err := p.pruneStats(ctx, r.resolution, r.before)
+		total.Stats += n
+		if err != nil {
+			return total, fmt.Errorf("prune delivery statistics: %w", err)
+		}
+	}
 	return total, nil
 }
+
+// pruneStats deletes the roll-ups of one resolution whose bucket starts
+// before a time, in batches of one statement each (through the index on
+// resolution and bucket).
+func (p *Pruner) pruneStats(ctx context.Context, resolution int, before time.Time) (int64, error) {
+	var total int64
+	for {
+		res, err := p.cfg.DB.ExecContext(ctx, p.bind(`DELETE FROM delivery_stats WHERE id IN (
+SELECT id FROM delivery_stats WHERE resolution = ? AND bucket < ? LIMIT ?)`), resolution, before.Unix(), statsBatch)
+		if err != nil {
+			return total, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < statsBatch {
+			return total, nil
+		}
+	}
+}
+
+// statsBatch is how many roll-up rows one statement deletes.
+const statsBatch = 2000
 
 func (p *Pruner) apps(ctx context.Context) ([]string, error) {
 	rows, err := p.cfg.DB.QueryContext(ctx, "SELECT id FROM apps")

@@ -5,11 +5,13 @@ import (
 	"database/sql"
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/internal/heraldtest"
+	"github.com/heraldhq/herald/internal/pgtest"
 	"github.com/heraldhq/herald/retention"
 	"github.com/heraldhq/herald/server"
 )
@@ -195,6 +197,7 @@ func TestPrune_WorksInBatchesAroundUnfinishedEvents(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
+		got.Stats = 0 // the roll-ups of these attempts: see TestPrune_DeletesExpiredStatsRollUps
 		if got != tt.want {
 			t.Errorf("%s: deleted %+v, want %+v", tt.name, got, tt.want)
 		}
@@ -219,5 +222,56 @@ func TestNew_RejectsAPeriodThatIsNotPositive(t *testing.T) {
 		if _, err := retention.New(retention.Config{DB: &sql.DB{}, Period: period}); err == nil {
 			t.Errorf("New with period %s succeeded", period)
 		}
+	}
+}
+
+func TestPrune_DeletesExpiredStatsRollUps(t *testing.T) {
+	for _, tc := range []struct {
+		name, insert string
+		dsn          func(t *testing.T) string
+	}{
+		{"sqlite", `INSERT INTO delivery_stats (app_id, endpoint_id, resolution, bucket) VALUES ('app_1', 'ep_1', ?, ?)`,
+			func(t *testing.T) string { return filepath.Join(t.TempDir(), "h.db") }},
+		{"postgres", `INSERT INTO delivery_stats (app_id, endpoint_id, resolution, bucket) VALUES ('app_1', 'ep_1', $1, $2)`,
+			func(t *testing.T) string { return pgtest.New(t) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			d, err := db.Open(ctx, db.Config{DSN: tc.dsn(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			now := time.Now().UTC()
+			rows := []struct {
+				res int
+				at  time.Time
+			}{
+				{60, now.Add(-49 * time.Hour)},        // past the minute history: goes
+				{60, now.Add(-time.Hour)},             // kept
+				{3600, now.Add(-31 * 24 * time.Hour)}, // past retention: goes
+				{3600, now.Add(-24 * time.Hour)},      // kept
+			}
+			for _, r := range rows {
+				if _, err := d.Write.ExecContext(ctx, tc.insert, r.res, r.at.Unix()/int64(r.res)*int64(r.res)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p, err := retention.New(retention.Config{DB: d.Write, Dialect: d.Dialect(), Period: 30 * 24 * time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := p.Prune(ctx, now.Add(-30*24*time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n.Stats != 2 {
+				t.Fatalf("deleted %d roll-up rows, want 2 (a minute row older than 48h, an hour row older than the period)", n.Stats)
+			}
+			var left int
+			if err := d.Read.QueryRow(`SELECT count(*) FROM delivery_stats`).Scan(&left); err != nil || left != 2 {
+				t.Fatalf("%d roll-up rows left (%v), want 2", left, err)
+			}
+		})
 	}
 }

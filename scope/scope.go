@@ -31,8 +31,8 @@ const (
 	// EndpointsWrite creates, changes, deletes, enables and disables
 	// endpoints, rotates their secrets and sends them test events.
 	EndpointsWrite Scope = "ENDPOINTS_WRITE"
-	// EventsRead reads events, deliveries and attempts, and their live
-	// feeds.
+	// EventsRead reads events, deliveries and attempts, their statistics
+	// and their live feeds.
 	EventsRead Scope = "EVENTS_READ"
 	// EventsPublish publishes events.
 	EventsPublish Scope = "EVENTS_PUBLISH"

@@ -87,6 +87,7 @@ var matrixOps = []matrixOp{
 	{"Subscription", "deliveryUpdated", `subscription { deliveryUpdated { deliveryId } }`, "EVENTS_READ"},
 	{"Subscription", "eventPublished", `subscription { eventPublished { eventId } }`, "EVENTS_READ"},
 	{"Subscription", "endpointUpdated", `subscription { endpointUpdated { endpointId } }`, "ENDPOINTS_READ"},
+	{"Subscription", "statsUpdated", `subscription { statsUpdated { from } }`, "EVENTS_READ"},
 }
 
 // implies lists what each scope implies besides itself.

@@ -22,6 +22,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/heraldhq/herald/apps"
 	"github.com/heraldhq/herald/auth"
@@ -32,9 +33,12 @@ import (
 	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/endpoints"
 	"github.com/heraldhq/herald/graph"
+	"github.com/heraldhq/herald/metrics"
 	"github.com/heraldhq/herald/portal"
 	"github.com/heraldhq/herald/retention"
 	"github.com/heraldhq/herald/server/webui"
+	"github.com/heraldhq/herald/stats"
+	"github.com/heraldhq/herald/tracing"
 )
 
 // Version is Herald's version, reported in the User-Agent of deliveries.
@@ -117,6 +121,16 @@ type Config struct {
 	// listener.
 	DebugAddr string
 
+	// DisableMetrics turns the Prometheus metrics (GET /metrics) off.
+	DisableMetrics bool
+	// MetricsAddr, if set, serves the metrics on a listener of their own
+	// instead of the main one.
+	MetricsAddr string
+	// TracerProvider, if set, traces GraphQL operations, publishes,
+	// attempts and the recorder's commits (tracing.FromEnv configures one
+	// from the OTEL_* environment). Nil: tracing is off.
+	TracerProvider trace.TracerProvider
+
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Rand is the source of secrets and tokens (default crypto/rand).
@@ -138,6 +152,7 @@ type Server struct {
 	websockets *gorillaWebsockets
 	live       *liveLimits
 	handler    http.Handler
+	metrics    *metrics.Metrics // nil: metrics are off
 	token      string
 	// draining is set once shutdown begins: /readyz then answers 503 so
 	// load balancers stop sending requests.
@@ -217,7 +232,26 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	observer := graph.NewObserver(live)
-	engine, err := dispatch.New(dispatch.Config{
+	var (
+		s       *Server
+		engine  *dispatch.Engine
+		mets    *metrics.Metrics
+		reports dispatch.Metrics
+	)
+	if !cfg.DisableMetrics {
+		// The functions run on scrapes, once s and engine exist.
+		mets = metrics.New(metrics.Config{
+			Version:  Version,
+			Backlog:  func(ctx context.Context) (dispatch.Backlog, error) { return engine.Backlog(ctx) },
+			InFlight: func() int { return engine.InFlight() },
+			Live:     func() (int, int) { return s.LiveStats() },
+			DBs:      []metrics.DB{{Name: "writer", DB: d.Write}, {Name: "reader", DB: d.Read}},
+			PgxPool:  d.Pool,
+			Logger:   cfg.Logger,
+		})
+		reports = mets
+	}
+	engine, err = dispatch.New(dispatch.Config{
 		Peers:         enginePeers,
 		Driver:        driver,
 		Client:        d.Client,
@@ -234,6 +268,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		UserAgent:     "Herald/" + Version,
 		Logger:        cfg.Logger,
 		Observer:      observer,
+		Metrics:       reports,
+
+		TracerProvider: cfg.TracerProvider,
 	})
 	if err != nil {
 		d.Close()
@@ -254,9 +291,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		authn.AnnounceRevocations(reps.cluster.KeyRevoked)
 		targets.engine, targets.auth, targets.catalog = engine, authn, cat
 	}
-	s := &Server{
+	s = &Server{
 		cfg: cfg, log: cfg.Logger, db: d, driver: driver, engine: engine, pruner: pruner, auth: authn, token: token, bus: live,
-		replicas:   reps,
+		replicas: reps, metrics: mets,
 		websockets: newGorillaWebsockets(),
 		live:       &liveLimits{perKey: cfg.MaxConnectionsPerKey, byKey: make(map[string]int)},
 	}
@@ -280,9 +317,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Bus:       live,
 		Portal:    s.portal,
 		PublicURL: cfg.PublicURL,
+		Stats:     &stats.Store{DB: d.Read, Dialect: d.Dialect()},
 		Rand:      cfg.Rand,
 	})
 	gql := handler.New(schema)
+	if cfg.TracerProvider != nil {
+		gql.Use(tracing.GraphQL{Tracer: cfg.TracerProvider.Tracer("github.com/heraldhq/herald/graph")})
+	}
 	gql.AddTransport(s.websocketTransport())
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(transport.GET{})
@@ -309,6 +350,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	if mets != nil && cfg.MetricsAddr == "" {
+		mux.Handle("GET /metrics", mets.Handler())
+	}
 	ui := webui.Handler()
 	mux.Handle("/", ui)
 	mux.Handle("/portal/", s.portalPage())
@@ -421,6 +465,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}()
 		defer dbg.Close()
 		s.log.Info("pprof listening", "addr", s.cfg.DebugAddr)
+	}
+	if s.metrics != nil && s.cfg.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.metrics.Handler())
+		ms := &http.Server{Addr: s.cfg.MetricsAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := ms.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("metrics listener", "addr", s.cfg.MetricsAddr, "err", err)
+			}
+		}()
+		defer ms.Close()
+		s.log.Info("metrics listening", "addr", s.cfg.MetricsAddr)
 	}
 	s.log.Info("herald listening", "addr", ln.Addr().String(), "db", db.Redact(s.cfg.DB), "version", Version)
 	var serveErr error

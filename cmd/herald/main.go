@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/server"
+	"github.com/heraldhq/herald/tracing"
 )
 
 func main() {
@@ -63,6 +64,7 @@ type options struct {
 	logFormat string
 	logLevel  string
 	cors      string
+	metrics   bool
 }
 
 // parseFlags reads flags, falling back to HERALD_* environment variables.
@@ -80,8 +82,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	str := func(p *string, name, def, usage string) {
 		fs.StringVar(p, name, env(name, def), usage+" ($HERALD_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))+")")
 	}
-	boolean := func(p *bool, name string, usage string) {
-		v, err := strconv.ParseBool(env(name, "false"))
+	boolean := func(p *bool, name string, def bool, usage string) {
+		v, err := strconv.ParseBool(env(name, strconv.FormatBool(def)))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("HERALD_%s: %w", strings.ToUpper(strings.ReplaceAll(name, "-", "_")), err))
 		}
@@ -107,9 +109,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	str(&c.DB, "db", "herald.db", "database: a SQLite file, or a postgres:// URL (postgres://user:pass@host:5432/herald?sslmode=verify-full)")
 	integer(&c.DBMaxConns, "db-max-conns", 0, "most PostgreSQL connections (0: the URL's pool_max_conns, else 16)")
 	str(&c.Synchronous, "sqlite-synchronous", "NORMAL", "SQLite synchronous mode: NORMAL survives process crashes, FULL also power loss")
-	boolean(&o.dev, "dev", "development mode: --allow-http, --allow-private-destinations and text logs")
-	boolean(&c.AllowHTTP, "allow-http", "allow http:// endpoint URLs (default: https only)")
-	boolean(&c.AllowPrivateDestinations, "allow-private-destinations", "allow loopback, private and link-local destinations (development only)")
+	boolean(&o.dev, "dev", false, "development mode: --allow-http, --allow-private-destinations and text logs")
+	boolean(&c.AllowHTTP, "allow-http", false, "allow http:// endpoint URLs (default: https only)")
+	boolean(&c.AllowPrivateDestinations, "allow-private-destinations", false, "allow loopback, private and link-local destinations (development only)")
 	str(&c.AllowDestinations, "allow-destinations", "", "extra allowed destinations: comma-separated CIDRs or ip:port, e.g. 10.1.0.0/16,127.0.0.1:9000")
 	str(&c.PublicURL, "public-url", "", "Herald's URL as browsers reach it (https://herald.example.com), for portal links; default: the URL of each request")
 	str(&o.cors, "cors-origins", "", "comma-separated origins allowed to call the API from browsers, or *")
@@ -126,6 +128,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	integer(&c.MaxSubscriptionsPerConnection, "max-subscriptions-per-connection", 20, "subscriptions allowed per websocket connection")
 	integer(&c.SubscriberBuffer, "subscriber-buffer", 256, "updates a subscription may fall behind before it is disconnected")
 	str(&c.DebugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); keep it private")
+	boolean(&o.metrics, "metrics", true, "serve Prometheus metrics at /metrics (--metrics=false turns them off)")
+	str(&c.MetricsAddr, "metrics-addr", "", "serve /metrics on this address (e.g. 127.0.0.1:9090) instead of --addr")
 	str(&o.logFormat, "log-format", "", "log format: text or json (default json, text with --dev)")
 	str(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	if err := errors.Join(errs...); err != nil {
@@ -138,6 +142,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	c.MaxRequestBytes = int64(maxReq)
+	c.DisableMetrics = !o.metrics
+	if c.DisableMetrics && c.MetricsAddr != "" {
+		return nil, errors.New("--metrics-addr serves the metrics that --metrics=false turns off: drop one")
+	}
 	if c.DBMaxConns < 0 {
 		return nil, fmt.Errorf("--db-max-conns must not be negative, got %d", c.DBMaxConns)
 	}
@@ -197,6 +205,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	tp, err := tracing.FromEnv(ctx, server.Version)
+	if err != nil {
+		return err
+	}
+	if tp != nil {
+		o.cfg.TracerProvider = tp
+		defer func() {
+			// Export the spans still waiting.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				log.Warn("flush traces", "err", err)
+			}
+		}()
+		log.Info("tracing on: exporting spans over OTLP/HTTP")
+	}
 	srv, err := server.New(ctx, o.cfg)
 	if err != nil {
 		return err

@@ -191,3 +191,43 @@ func TestReceive_VerifiesSignatures(t *testing.T) {
 		t.Fatalf("output does not report both verdicts:\n%s", out.String())
 	}
 }
+
+func TestParseFlags_MetricsAreOnUnlessTurnedOff(t *testing.T) {
+	none := func(string) string { return "" }
+	tests := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		disabled bool
+		addr     string
+		wantErr  bool
+	}{
+		{"default", nil, nil, false, "", false},
+		{"flag off", []string{"--metrics=false"}, nil, true, "", false},
+		{"environment off", nil, map[string]string{"HERALD_METRICS": "false"}, true, "", false},
+		{"flag wins", []string{"--metrics=true"}, map[string]string{"HERALD_METRICS": "false"}, false, "", false},
+		{"own listener", []string{"--metrics-addr", "127.0.0.1:9464"}, nil, false, "127.0.0.1:9464", false},
+		{"listener for nothing", []string{"--metrics=false", "--metrics-addr", "127.0.0.1:9464"}, nil, false, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			getenv := none
+			if tt.env != nil {
+				getenv = func(k string) string { return tt.env[k] }
+			}
+			o, err := parseFlags(tt.args, getenv, &bytes.Buffer{})
+			if tt.wantErr {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.cfg.DisableMetrics != tt.disabled || o.cfg.MetricsAddr != tt.addr {
+				t.Fatalf("metrics off %v on %q, want off %v on %q", o.cfg.DisableMetrics, o.cfg.MetricsAddr, tt.disabled, tt.addr)
+			}
+		})
+	}
+}

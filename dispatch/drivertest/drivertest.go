@@ -8,12 +8,14 @@ package drivertest
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/ent"
+	"github.com/heraldhq/herald/ent/deliverystat"
 	"github.com/heraldhq/herald/tenant"
 	"github.com/heraldhq/herald/webhook"
 )
@@ -65,6 +67,9 @@ func Run(t *testing.T, cfg Config) {
 		{"CountersAndDisable", false, testCountersAndDisable},
 		{"UnfinishedDeliveriesAreDueAfterACrash", false, testCrashRecovery},
 		{"SavepointRollbackUndoesOnlyItsPart", false, testSavepoints},
+		{"BacklogCountsDueUnleasedDeliveries", false, testBacklog},
+		{"StatsAddUpPerBucket", false, testStats},
+		{"ClaimReturnsTheEventsTraceParent", false, testTraceParent},
 		{"LeaseHeldByAnotherDriverIsRespected", true, testSharedLeases},
 		{"ExpiredLeaseIsClaimedByAnotherDriverAndFencesTheFirst", true, testSharedExpiry},
 	}
@@ -749,5 +754,108 @@ func testSharedExpiry(t *testing.T, s *suite) {
 	}
 	if st := s.status(ids[0]); st != "RETRYING" {
 		t.Fatalf("status = %s, want RETRYING", st)
+	}
+}
+
+func testBacklog(t *testing.T, s *suite) {
+	s.publish(app1, s.now.Add(-3*time.Second), nil, ep1)
+	second := s.publish(app1, s.now.Add(-2*time.Second), nil, ep1)
+	s.publish(app1, s.now.Add(-time.Second), nil, ep2)
+	s.publish(app1, s.now.Add(-5*time.Second), &dispatch.Lease{Token: worker, Until: s.now.Add(lease)}, ep2) // handed off
+	s.publish(app1, s.now.Add(time.Hour), nil, ep1)                                                          // not due
+	backlog := func() dispatch.Backlog {
+		t.Helper()
+		b, err := s.d.Backlog(ctx(), s.now)
+		if err != nil {
+			t.Fatalf("backlog: %v", err)
+		}
+		return b
+	}
+	if b := backlog(); b.Due != 3 || !b.Oldest.Equal(s.now.Add(-3*time.Second)) {
+		t.Fatalf("backlog = %+v, want 3 due, the oldest due at %s", b, s.now.Add(-3*time.Second))
+	}
+	jobs := s.claim(s.d, ep1, s.now, 1, dispatch.Cursor{}) // the oldest
+	if b := backlog(); b.Due != 2 || !b.Oldest.Equal(s.now.Add(-2*time.Second)) {
+		t.Fatalf("backlog after claiming the oldest = %+v, want 2 due, the oldest due at %s", b, s.now.Add(-2*time.Second))
+	}
+	s.finish(s.d, jobs[0].Lease, "SUCCEEDED")
+	left := s.claim(s.d, ep1, s.now, 10, dispatch.Cursor{})
+	wantIDs(t, "claimed", idsOf(left), second)
+	if b := backlog(); b.Due != 1 || !b.Oldest.Equal(s.now.Add(-time.Second)) {
+		t.Fatalf("backlog = %+v, want the delivery of ep2 only", b)
+	}
+}
+
+func testStats(t *testing.T, s *suite) {
+	hour := s.now.Truncate(time.Hour)
+	row := func(ep string, res time.Duration, ok, retry int64, bin int) dispatch.StatsRow {
+		r := dispatch.StatsRow{AppID: app1, EndpointID: ep, Resolution: res, Bucket: hour, AttemptsSucceeded: ok,
+			AttemptsRetryable: retry, AttemptsPermanent: 1, DeliveriesSucceeded: ok, DeliveriesFailed: 1, DurationMs: 10 * (ok + retry + 1)}
+		r.Latency[bin] = ok + retry + 1
+		return r
+	}
+	for _, batch := range [][]dispatch.StatsRow{
+		{row(ep1, time.Hour, 2, 1, 3), row("", time.Hour, 2, 1, 3), row(ep1, time.Minute, 2, 1, 3)},
+		{row(ep1, time.Hour, 5, 0, 4)},
+	} {
+		tx, err := s.d.Begin(ctx())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.AddStats(ctx(), batch); err != nil {
+			t.Fatalf("add stats: %v", err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.h.Client.DeliveryStat.Query().
+		Where(deliverystat.AppID(app1), deliverystat.EndpointID(ep1), deliverystat.Resolution(3600), deliverystat.Bucket(hour.Unix())).
+		Only(ctx())
+	if err != nil {
+		t.Fatalf("read the hour bucket: %v", err)
+	}
+	if got.AttemptsSucceeded != 7 || got.AttemptsRetryable != 1 || got.AttemptsPermanent != 2 || got.DeliveriesSucceeded != 7 ||
+		got.DeliveriesFailed != 2 || got.DurationMs != 40+60 || got.Latency03 != 4 || got.Latency04 != 6 {
+		t.Fatalf("hour bucket of ep1 = %+v, want the two batches added up", got)
+	}
+	n, err := s.h.Client.DeliveryStat.Query().Count(ctx())
+	if err != nil || n != 3 {
+		t.Fatalf("%d stats rows (%v), want 3: endpoint hour, app hour, endpoint minute", n, err)
+	}
+}
+
+func testTraceParent(t *testing.T, s *suite) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tx, err := s.d.Begin(ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck
+	ev := &dispatch.EventRow{ID: s.id("evt"), AppID: app1, EventType: "order.created", Payload: []byte(`{}`), CreatedAt: s.now.Add(-time.Second), TraceParent: tp}
+	plain := &dispatch.EventRow{ID: s.id("evt"), AppID: app1, EventType: "order.created", Payload: []byte(`{}`), CreatedAt: s.now.Add(-time.Second)}
+	if _, err := tx.InsertEvents(ctx(), []*dispatch.EventRow{ev, plain}); err != nil {
+		t.Fatal(err)
+	}
+	rows := []dispatch.DeliveryRow{
+		{ID: s.id("dlv"), AppID: app1, EventID: ev.ID, EndpointID: ep1, EventType: ev.EventType, CreatedAt: ev.CreatedAt},
+		{ID: s.id("dlv"), AppID: app1, EventID: plain.ID, EndpointID: ep1, EventType: ev.EventType, CreatedAt: ev.CreatedAt},
+	}
+	if err := tx.InsertDeliveries(ctx(), rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, j := range s.claim(s.d, ep1, s.now, 10, dispatch.Cursor{}) {
+		got[j.DeliveryID] = j.TraceParent
+	}
+	if want := map[string]string{rows[0].ID: tp, rows[1].ID: ""}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("claimed trace parents = %v, want %v", got, want)
+	}
+	stored, err := s.h.Client.Event.Get(ctx(), ev.ID)
+	if err != nil || stored.TraceParent == nil || *stored.TraceParent != tp {
+		t.Fatalf("stored event = %+v, %v; want trace_parent %s", stored, err, tp)
 	}
 }

@@ -57,6 +57,18 @@ func (f DeliveryFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, er
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.DeliveryMutation", m)
 }
 
+// The DeliveryStatFunc type is an adapter to allow the use of ordinary
+// function as DeliveryStat mutator.
+type DeliveryStatFunc func(context.Context, *ent.DeliveryStatMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f DeliveryStatFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.DeliveryStatMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.DeliveryStatMutation", m)
+}
+
 // The EndpointFunc type is an adapter to allow the use of ordinary
 // function as Endpoint mutator.
 type EndpointFunc func(context.Context, *ent.EndpointMutation) (ent.Value, error)

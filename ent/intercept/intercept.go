@@ -12,6 +12,7 @@ import (
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
 	"github.com/heraldhq/herald/ent/delivery"
+	"github.com/heraldhq/herald/ent/deliverystat"
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/ent/event"
 	"github.com/heraldhq/herald/ent/eventtype"
@@ -182,6 +183,33 @@ func (f TraverseDelivery) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.DeliveryQuery", q)
 }
 
+// The DeliveryStatFunc type is an adapter to allow the use of ordinary function as a Querier.
+type DeliveryStatFunc func(context.Context, *ent.DeliveryStatQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f DeliveryStatFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.DeliveryStatQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.DeliveryStatQuery", q)
+}
+
+// The TraverseDeliveryStat type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseDeliveryStat func(context.Context, *ent.DeliveryStatQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseDeliveryStat) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseDeliveryStat) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.DeliveryStatQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.DeliveryStatQuery", q)
+}
+
 // The EndpointFunc type is an adapter to allow the use of ordinary function as a Querier.
 type EndpointFunc func(context.Context, *ent.EndpointQuery) (ent.Value, error)
 
@@ -274,6 +302,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.AttemptQuery, predicate.Attempt, attempt.OrderOption]{typ: ent.TypeAttempt, tq: q}, nil
 	case *ent.DeliveryQuery:
 		return &query[*ent.DeliveryQuery, predicate.Delivery, delivery.OrderOption]{typ: ent.TypeDelivery, tq: q}, nil
+	case *ent.DeliveryStatQuery:
+		return &query[*ent.DeliveryStatQuery, predicate.DeliveryStat, deliverystat.OrderOption]{typ: ent.TypeDeliveryStat, tq: q}, nil
 	case *ent.EndpointQuery:
 		return &query[*ent.EndpointQuery, predicate.Endpoint, endpoint.OrderOption]{typ: ent.TypeEndpoint, tq: q}, nil
 	case *ent.EventQuery:

@@ -206,6 +206,70 @@ var (
 			},
 		},
 	}
+	// DeliveryStatsColumns holds the columns for the "delivery_stats" table.
+	DeliveryStatsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "app_id", Type: field.TypeString},
+		{Name: "endpoint_id", Type: field.TypeString, Default: ""},
+		{Name: "resolution", Type: field.TypeInt},
+		{Name: "bucket", Type: field.TypeInt64},
+		{Name: "attempts_succeeded", Type: field.TypeInt64, Default: 0},
+		{Name: "attempts_retryable", Type: field.TypeInt64, Default: 0},
+		{Name: "attempts_permanent", Type: field.TypeInt64, Default: 0},
+		{Name: "deliveries_succeeded", Type: field.TypeInt64, Default: 0},
+		{Name: "deliveries_failed", Type: field.TypeInt64, Default: 0},
+		{Name: "duration_ms", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_00", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_01", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_02", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_03", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_04", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_05", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_06", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_07", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_08", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_09", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_10", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_11", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_12", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_13", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_14", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_15", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_16", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_17", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_18", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_19", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_20", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_21", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_22", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_23", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_24", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_25", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_26", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_27", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_28", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_29", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_30", Type: field.TypeInt64, Default: 0},
+		{Name: "latency_31", Type: field.TypeInt64, Default: 0},
+	}
+	// DeliveryStatsTable holds the schema information for the "delivery_stats" table.
+	DeliveryStatsTable = &schema.Table{
+		Name:       "delivery_stats",
+		Columns:    DeliveryStatsColumns,
+		PrimaryKey: []*schema.Column{DeliveryStatsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "deliverystat_app_id_endpoint_id_resolution_bucket",
+				Unique:  true,
+				Columns: []*schema.Column{DeliveryStatsColumns[1], DeliveryStatsColumns[2], DeliveryStatsColumns[3], DeliveryStatsColumns[4]},
+			},
+			{
+				Name:    "deliverystat_resolution_bucket",
+				Unique:  false,
+				Columns: []*schema.Column{DeliveryStatsColumns[3], DeliveryStatsColumns[4]},
+			},
+		},
+	}
 	// EndpointsColumns holds the columns for the "endpoints" table.
 	EndpointsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeString},
@@ -270,6 +334,7 @@ var (
 		{Name: "deliver_at", Type: field.TypeTime, Nullable: true},
 		{Name: "delivery_count", Type: field.TypeInt, Default: 0},
 		{Name: "created_at", Type: field.TypeTime},
+		{Name: "trace_parent", Type: field.TypeString, Nullable: true, Size: 55},
 		{Name: "app_id", Type: field.TypeString},
 	}
 	// EventsTable holds the schema information for the "events" table.
@@ -280,7 +345,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "events_apps_events",
-				Columns:    []*schema.Column{EventsColumns[8]},
+				Columns:    []*schema.Column{EventsColumns[9]},
 				RefColumns: []*schema.Column{AppsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -289,17 +354,17 @@ var (
 			{
 				Name:    "event_app_id_idempotency_key",
 				Unique:  true,
-				Columns: []*schema.Column{EventsColumns[8], EventsColumns[3]},
+				Columns: []*schema.Column{EventsColumns[9], EventsColumns[3]},
 			},
 			{
 				Name:    "event_app_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{EventsColumns[8], EventsColumns[7]},
+				Columns: []*schema.Column{EventsColumns[9], EventsColumns[7]},
 			},
 			{
 				Name:    "event_app_id_event_type_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{EventsColumns[8], EventsColumns[1], EventsColumns[7]},
+				Columns: []*schema.Column{EventsColumns[9], EventsColumns[1], EventsColumns[7]},
 			},
 		},
 	}
@@ -343,6 +408,7 @@ var (
 		AppsTable,
 		AttemptsTable,
 		DeliveriesTable,
+		DeliveryStatsTable,
 		EndpointsTable,
 		EventsTable,
 		EventTypesTable,

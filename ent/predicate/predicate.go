@@ -18,6 +18,9 @@ type Attempt func(*sql.Selector)
 // Delivery is the predicate function for delivery builders.
 type Delivery func(*sql.Selector)
 
+// DeliveryStat is the predicate function for deliverystat builders.
+type DeliveryStat func(*sql.Selector)
+
 // Endpoint is the predicate function for endpoint builders.
 type Endpoint func(*sql.Selector)
 

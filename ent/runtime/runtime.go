@@ -9,6 +9,7 @@ import (
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
 	"github.com/heraldhq/herald/ent/delivery"
+	"github.com/heraldhq/herald/ent/deliverystat"
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/ent/event"
 	"github.com/heraldhq/herald/ent/eventtype"
@@ -223,6 +224,168 @@ func init() {
 	delivery.DefaultID = deliveryDescID.Default.(func() string)
 	// delivery.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	delivery.IDValidator = deliveryDescID.Validators[0].(func(string) error)
+	deliverystatFields := schema.DeliveryStat{}.Fields()
+	_ = deliverystatFields
+	// deliverystatDescAppID is the schema descriptor for app_id field.
+	deliverystatDescAppID := deliverystatFields[0].Descriptor()
+	// deliverystat.AppIDValidator is a validator for the "app_id" field. It is called by the builders before save.
+	deliverystat.AppIDValidator = deliverystatDescAppID.Validators[0].(func(string) error)
+	// deliverystatDescEndpointID is the schema descriptor for endpoint_id field.
+	deliverystatDescEndpointID := deliverystatFields[1].Descriptor()
+	// deliverystat.DefaultEndpointID holds the default value on creation for the endpoint_id field.
+	deliverystat.DefaultEndpointID = deliverystatDescEndpointID.Default.(string)
+	// deliverystatDescAttemptsSucceeded is the schema descriptor for attempts_succeeded field.
+	deliverystatDescAttemptsSucceeded := deliverystatFields[4].Descriptor()
+	// deliverystat.DefaultAttemptsSucceeded holds the default value on creation for the attempts_succeeded field.
+	deliverystat.DefaultAttemptsSucceeded = deliverystatDescAttemptsSucceeded.Default.(int64)
+	// deliverystatDescAttemptsRetryable is the schema descriptor for attempts_retryable field.
+	deliverystatDescAttemptsRetryable := deliverystatFields[5].Descriptor()
+	// deliverystat.DefaultAttemptsRetryable holds the default value on creation for the attempts_retryable field.
+	deliverystat.DefaultAttemptsRetryable = deliverystatDescAttemptsRetryable.Default.(int64)
+	// deliverystatDescAttemptsPermanent is the schema descriptor for attempts_permanent field.
+	deliverystatDescAttemptsPermanent := deliverystatFields[6].Descriptor()
+	// deliverystat.DefaultAttemptsPermanent holds the default value on creation for the attempts_permanent field.
+	deliverystat.DefaultAttemptsPermanent = deliverystatDescAttemptsPermanent.Default.(int64)
+	// deliverystatDescDeliveriesSucceeded is the schema descriptor for deliveries_succeeded field.
+	deliverystatDescDeliveriesSucceeded := deliverystatFields[7].Descriptor()
+	// deliverystat.DefaultDeliveriesSucceeded holds the default value on creation for the deliveries_succeeded field.
+	deliverystat.DefaultDeliveriesSucceeded = deliverystatDescDeliveriesSucceeded.Default.(int64)
+	// deliverystatDescDeliveriesFailed is the schema descriptor for deliveries_failed field.
+	deliverystatDescDeliveriesFailed := deliverystatFields[8].Descriptor()
+	// deliverystat.DefaultDeliveriesFailed holds the default value on creation for the deliveries_failed field.
+	deliverystat.DefaultDeliveriesFailed = deliverystatDescDeliveriesFailed.Default.(int64)
+	// deliverystatDescDurationMs is the schema descriptor for duration_ms field.
+	deliverystatDescDurationMs := deliverystatFields[9].Descriptor()
+	// deliverystat.DefaultDurationMs holds the default value on creation for the duration_ms field.
+	deliverystat.DefaultDurationMs = deliverystatDescDurationMs.Default.(int64)
+	// deliverystatDescLatency00 is the schema descriptor for latency_00 field.
+	deliverystatDescLatency00 := deliverystatFields[10].Descriptor()
+	// deliverystat.DefaultLatency00 holds the default value on creation for the latency_00 field.
+	deliverystat.DefaultLatency00 = deliverystatDescLatency00.Default.(int64)
+	// deliverystatDescLatency01 is the schema descriptor for latency_01 field.
+	deliverystatDescLatency01 := deliverystatFields[11].Descriptor()
+	// deliverystat.DefaultLatency01 holds the default value on creation for the latency_01 field.
+	deliverystat.DefaultLatency01 = deliverystatDescLatency01.Default.(int64)
+	// deliverystatDescLatency02 is the schema descriptor for latency_02 field.
+	deliverystatDescLatency02 := deliverystatFields[12].Descriptor()
+	// deliverystat.DefaultLatency02 holds the default value on creation for the latency_02 field.
+	deliverystat.DefaultLatency02 = deliverystatDescLatency02.Default.(int64)
+	// deliverystatDescLatency03 is the schema descriptor for latency_03 field.
+	deliverystatDescLatency03 := deliverystatFields[13].Descriptor()
+	// deliverystat.DefaultLatency03 holds the default value on creation for the latency_03 field.
+	deliverystat.DefaultLatency03 = deliverystatDescLatency03.Default.(int64)
+	// deliverystatDescLatency04 is the schema descriptor for latency_04 field.
+	deliverystatDescLatency04 := deliverystatFields[14].Descriptor()
+	// deliverystat.DefaultLatency04 holds the default value on creation for the latency_04 field.
+	deliverystat.DefaultLatency04 = deliverystatDescLatency04.Default.(int64)
+	// deliverystatDescLatency05 is the schema descriptor for latency_05 field.
+	deliverystatDescLatency05 := deliverystatFields[15].Descriptor()
+	// deliverystat.DefaultLatency05 holds the default value on creation for the latency_05 field.
+	deliverystat.DefaultLatency05 = deliverystatDescLatency05.Default.(int64)
+	// deliverystatDescLatency06 is the schema descriptor for latency_06 field.
+	deliverystatDescLatency06 := deliverystatFields[16].Descriptor()
+	// deliverystat.DefaultLatency06 holds the default value on creation for the latency_06 field.
+	deliverystat.DefaultLatency06 = deliverystatDescLatency06.Default.(int64)
+	// deliverystatDescLatency07 is the schema descriptor for latency_07 field.
+	deliverystatDescLatency07 := deliverystatFields[17].Descriptor()
+	// deliverystat.DefaultLatency07 holds the default value on creation for the latency_07 field.
+	deliverystat.DefaultLatency07 = deliverystatDescLatency07.Default.(int64)
+	// deliverystatDescLatency08 is the schema descriptor for latency_08 field.
+	deliverystatDescLatency08 := deliverystatFields[18].Descriptor()
+	// deliverystat.DefaultLatency08 holds the default value on creation for the latency_08 field.
+	deliverystat.DefaultLatency08 = deliverystatDescLatency08.Default.(int64)
+	// deliverystatDescLatency09 is the schema descriptor for latency_09 field.
+	deliverystatDescLatency09 := deliverystatFields[19].Descriptor()
+	// deliverystat.DefaultLatency09 holds the default value on creation for the latency_09 field.
+	deliverystat.DefaultLatency09 = deliverystatDescLatency09.Default.(int64)
+	// deliverystatDescLatency10 is the schema descriptor for latency_10 field.
+	deliverystatDescLatency10 := deliverystatFields[20].Descriptor()
+	// deliverystat.DefaultLatency10 holds the default value on creation for the latency_10 field.
+	deliverystat.DefaultLatency10 = deliverystatDescLatency10.Default.(int64)
+	// deliverystatDescLatency11 is the schema descriptor for latency_11 field.
+	deliverystatDescLatency11 := deliverystatFields[21].Descriptor()
+	// deliverystat.DefaultLatency11 holds the default value on creation for the latency_11 field.
+	deliverystat.DefaultLatency11 = deliverystatDescLatency11.Default.(int64)
+	// deliverystatDescLatency12 is the schema descriptor for latency_12 field.
+	deliverystatDescLatency12 := deliverystatFields[22].Descriptor()
+	// deliverystat.DefaultLatency12 holds the default value on creation for the latency_12 field.
+	deliverystat.DefaultLatency12 = deliverystatDescLatency12.Default.(int64)
+	// deliverystatDescLatency13 is the schema descriptor for latency_13 field.
+	deliverystatDescLatency13 := deliverystatFields[23].Descriptor()
+	// deliverystat.DefaultLatency13 holds the default value on creation for the latency_13 field.
+	deliverystat.DefaultLatency13 = deliverystatDescLatency13.Default.(int64)
+	// deliverystatDescLatency14 is the schema descriptor for latency_14 field.
+	deliverystatDescLatency14 := deliverystatFields[24].Descriptor()
+	// deliverystat.DefaultLatency14 holds the default value on creation for the latency_14 field.
+	deliverystat.DefaultLatency14 = deliverystatDescLatency14.Default.(int64)
+	// deliverystatDescLatency15 is the schema descriptor for latency_15 field.
+	deliverystatDescLatency15 := deliverystatFields[25].Descriptor()
+	// deliverystat.DefaultLatency15 holds the default value on creation for the latency_15 field.
+	deliverystat.DefaultLatency15 = deliverystatDescLatency15.Default.(int64)
+	// deliverystatDescLatency16 is the schema descriptor for latency_16 field.
+	deliverystatDescLatency16 := deliverystatFields[26].Descriptor()
+	// deliverystat.DefaultLatency16 holds the default value on creation for the latency_16 field.
+	deliverystat.DefaultLatency16 = deliverystatDescLatency16.Default.(int64)
+	// deliverystatDescLatency17 is the schema descriptor for latency_17 field.
+	deliverystatDescLatency17 := deliverystatFields[27].Descriptor()
+	// deliverystat.DefaultLatency17 holds the default value on creation for the latency_17 field.
+	deliverystat.DefaultLatency17 = deliverystatDescLatency17.Default.(int64)
+	// deliverystatDescLatency18 is the schema descriptor for latency_18 field.
+	deliverystatDescLatency18 := deliverystatFields[28].Descriptor()
+	// deliverystat.DefaultLatency18 holds the default value on creation for the latency_18 field.
+	deliverystat.DefaultLatency18 = deliverystatDescLatency18.Default.(int64)
+	// deliverystatDescLatency19 is the schema descriptor for latency_19 field.
+	deliverystatDescLatency19 := deliverystatFields[29].Descriptor()
+	// deliverystat.DefaultLatency19 holds the default value on creation for the latency_19 field.
+	deliverystat.DefaultLatency19 = deliverystatDescLatency19.Default.(int64)
+	// deliverystatDescLatency20 is the schema descriptor for latency_20 field.
+	deliverystatDescLatency20 := deliverystatFields[30].Descriptor()
+	// deliverystat.DefaultLatency20 holds the default value on creation for the latency_20 field.
+	deliverystat.DefaultLatency20 = deliverystatDescLatency20.Default.(int64)
+	// deliverystatDescLatency21 is the schema descriptor for latency_21 field.
+	deliverystatDescLatency21 := deliverystatFields[31].Descriptor()
+	// deliverystat.DefaultLatency21 holds the default value on creation for the latency_21 field.
+	deliverystat.DefaultLatency21 = deliverystatDescLatency21.Default.(int64)
+	// deliverystatDescLatency22 is the schema descriptor for latency_22 field.
+	deliverystatDescLatency22 := deliverystatFields[32].Descriptor()
+	// deliverystat.DefaultLatency22 holds the default value on creation for the latency_22 field.
+	deliverystat.DefaultLatency22 = deliverystatDescLatency22.Default.(int64)
+	// deliverystatDescLatency23 is the schema descriptor for latency_23 field.
+	deliverystatDescLatency23 := deliverystatFields[33].Descriptor()
+	// deliverystat.DefaultLatency23 holds the default value on creation for the latency_23 field.
+	deliverystat.DefaultLatency23 = deliverystatDescLatency23.Default.(int64)
+	// deliverystatDescLatency24 is the schema descriptor for latency_24 field.
+	deliverystatDescLatency24 := deliverystatFields[34].Descriptor()
+	// deliverystat.DefaultLatency24 holds the default value on creation for the latency_24 field.
+	deliverystat.DefaultLatency24 = deliverystatDescLatency24.Default.(int64)
+	// deliverystatDescLatency25 is the schema descriptor for latency_25 field.
+	deliverystatDescLatency25 := deliverystatFields[35].Descriptor()
+	// deliverystat.DefaultLatency25 holds the default value on creation for the latency_25 field.
+	deliverystat.DefaultLatency25 = deliverystatDescLatency25.Default.(int64)
+	// deliverystatDescLatency26 is the schema descriptor for latency_26 field.
+	deliverystatDescLatency26 := deliverystatFields[36].Descriptor()
+	// deliverystat.DefaultLatency26 holds the default value on creation for the latency_26 field.
+	deliverystat.DefaultLatency26 = deliverystatDescLatency26.Default.(int64)
+	// deliverystatDescLatency27 is the schema descriptor for latency_27 field.
+	deliverystatDescLatency27 := deliverystatFields[37].Descriptor()
+	// deliverystat.DefaultLatency27 holds the default value on creation for the latency_27 field.
+	deliverystat.DefaultLatency27 = deliverystatDescLatency27.Default.(int64)
+	// deliverystatDescLatency28 is the schema descriptor for latency_28 field.
+	deliverystatDescLatency28 := deliverystatFields[38].Descriptor()
+	// deliverystat.DefaultLatency28 holds the default value on creation for the latency_28 field.
+	deliverystat.DefaultLatency28 = deliverystatDescLatency28.Default.(int64)
+	// deliverystatDescLatency29 is the schema descriptor for latency_29 field.
+	deliverystatDescLatency29 := deliverystatFields[39].Descriptor()
+	// deliverystat.DefaultLatency29 holds the default value on creation for the latency_29 field.
+	deliverystat.DefaultLatency29 = deliverystatDescLatency29.Default.(int64)
+	// deliverystatDescLatency30 is the schema descriptor for latency_30 field.
+	deliverystatDescLatency30 := deliverystatFields[40].Descriptor()
+	// deliverystat.DefaultLatency30 holds the default value on creation for the latency_30 field.
+	deliverystat.DefaultLatency30 = deliverystatDescLatency30.Default.(int64)
+	// deliverystatDescLatency31 is the schema descriptor for latency_31 field.
+	deliverystatDescLatency31 := deliverystatFields[41].Descriptor()
+	// deliverystat.DefaultLatency31 holds the default value on creation for the latency_31 field.
+	deliverystat.DefaultLatency31 = deliverystatDescLatency31.Default.(int64)
 	endpointMixin := schema.Endpoint{}.Mixin()
 	endpointMixinHooks2 := endpointMixin[2].Hooks()
 	endpoint.Hooks[0] = endpointMixinHooks2[0]
@@ -349,6 +512,10 @@ func init() {
 	eventDescCreatedAt := eventFields[7].Descriptor()
 	// event.DefaultCreatedAt holds the default value on creation for the created_at field.
 	event.DefaultCreatedAt = eventDescCreatedAt.Default.(func() time.Time)
+	// eventDescTraceParent is the schema descriptor for trace_parent field.
+	eventDescTraceParent := eventFields[8].Descriptor()
+	// event.TraceParentValidator is a validator for the "trace_parent" field. It is called by the builders before save.
+	event.TraceParentValidator = eventDescTraceParent.Validators[0].(func(string) error)
 	// eventDescID is the schema descriptor for id field.
 	eventDescID := eventMixinFields0[0].Descriptor()
 	// event.DefaultID holds the default value on creation for the id field.

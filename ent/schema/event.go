@@ -61,6 +61,13 @@ func (Event) Fields() []ent.Field {
 			Immutable().
 			Default(Now).
 			Annotations(entgql.OrderField("CREATED_AT")),
+		field.String("trace_parent").
+			Optional().
+			Nillable().
+			Immutable().
+			MaxLen(55).
+			Annotations(entgql.Skip()).
+			Comment("W3C traceparent of the publish when tracing is on: the deliveries' attempt spans link to it."),
 	}
 }
 

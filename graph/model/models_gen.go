@@ -17,6 +17,17 @@ import (
 	"github.com/heraldhq/herald/webhook"
 )
 
+// Attempts by outcome.
+type AttemptCounts struct {
+	Total int `json:"total"`
+	// The endpoint answered 2xx.
+	Succeeded int `json:"succeeded"`
+	// A timeout, network error, 408, 425, 429 or 5xx: retried while attempts remain.
+	Retryable int `json:"retryable"`
+	// Any other answer: the delivery failed at once.
+	Permanent int `json:"permanent"`
+}
+
 type CreateAPIKeyInput struct {
 	// App the key belongs to; default: the app the caller acts in.
 	AppID *string `json:"appId,omitempty"`
@@ -129,6 +140,46 @@ type DeliveryChange struct {
 	Delivery *ent.Delivery `json:"delivery"`
 }
 
+// Finished deliveries by status.
+type DeliveryCounts struct {
+	Total     int `json:"total"`
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+}
+
+// A series of buckets as one list per measure; rates and latencies are null for buckets without traffic.
+type DeliveryStatsColumns struct {
+	Start               []*time.Time `json:"start"`
+	Attempts            []int        `json:"attempts"`
+	AttemptsSucceeded   []int        `json:"attemptsSucceeded"`
+	AttemptsRetryable   []int        `json:"attemptsRetryable"`
+	AttemptsPermanent   []int        `json:"attemptsPermanent"`
+	DeliveriesSucceeded []int        `json:"deliveriesSucceeded"`
+	DeliveriesFailed    []int        `json:"deliveriesFailed"`
+	SuccessRate         []*float64   `json:"successRate"`
+	DeliverySuccessRate []*float64   `json:"deliverySuccessRate"`
+	P50Ms               []*float64   `json:"p50Ms"`
+	P95Ms               []*float64   `json:"p95Ms"`
+	P99Ms               []*float64   `json:"p99Ms"`
+	MeanMs              []*float64   `json:"meanMs"`
+}
+
+// The attempts and deliveries that ended in one bucket, or in the whole window.
+type DeliveryStatsPoint struct {
+	// Start of the bucket (of the window, for the total).
+	Start time.Time `json:"start"`
+	// HTTP attempts, by outcome.
+	Attempts *AttemptCounts `json:"attempts"`
+	// Deliveries that ended, by status. Deliveries failed without an attempt (their endpoint was disabled) are not counted.
+	Deliveries *DeliveryCounts `json:"deliveries"`
+	// Share of attempts that succeeded (0-1), null without attempts.
+	SuccessRate *float64 `json:"successRate,omitempty"`
+	// Share of finished deliveries that succeeded (0-1), null if none finished.
+	DeliverySuccessRate *float64 `json:"deliverySuccessRate,omitempty"`
+	// How long attempts took, null without attempts.
+	Latency *LatencySummary `json:"latency,omitempty"`
+}
+
 // An endpoint's authentication. Secrets (token, password, headerValue, secret)
 // are masked: at most their last four characters are shown.
 type EndpointAuth struct {
@@ -219,6 +270,15 @@ type FilterTest struct {
 type HeaderInput struct {
 	Name  string `json:"name"`
 	Value string `json:"value"`
+}
+
+// Attempt durations, from sending the request to reading the response.
+// Percentiles come from a log-scale histogram and are within about 20%.
+type LatencySummary struct {
+	P50Ms  float64 `json:"p50Ms"`
+	P95Ms  float64 `json:"p95Ms"`
+	P99Ms  float64 `json:"p99Ms"`
+	MeanMs float64 `json:"meanMs"`
 }
 
 // A customer-portal session: a link for one of your customers.
@@ -387,7 +447,7 @@ const (
 	APIKeyScopeEndpointsRead APIKeyScope = "ENDPOINTS_READ"
 	// Create, change, delete, enable and disable endpoints, rotate their secrets and test them.
 	APIKeyScopeEndpointsWrite APIKeyScope = "ENDPOINTS_WRITE"
-	// Read events, deliveries and attempts, and the deliveryUpdated and eventPublished feeds.
+	// Read events, deliveries and attempts, their statistics (stats, statsUpdated), and the deliveryUpdated and eventPublished feeds.
 	APIKeyScopeEventsRead APIKeyScope = "EVENTS_READ"
 	// Publish events.
 	APIKeyScopeEventsPublish APIKeyScope = "EVENTS_PUBLISH"
