@@ -13,14 +13,18 @@ import (
 // pause the endpoint asked for, and limits that adapt to its answers, as
 // the Standard Webhooks specification recommends:
 //
-//   - Answers of 429, 502, 503 and 504 halve the endpoint's concurrency and
-//     its rate (multiplicative decrease, at most once per round trip: a
-//     refusal of a request sent before the last decrease does not count
-//     again, so one burst of refusals counts once, yet an endpoint that
-//     refuses at once is backed off within a few milliseconds); successes
+//   - Refusals halve the endpoint's concurrency (multiplicative decrease,
+//     at most once per round trip: a refusal of a request sent before the
+//     last decrease does not count again, so one burst of refusals counts
+//     once, yet an endpoint that refuses at once is backed off within a
+//     few milliseconds) and, at most once a second, its rate; successes
 //     grow them back a little at a time (additive increase), and once no
-//     refusal has come for recoverAfter the rate limit it imposed is
-//     lifted.
+//     refusal has come for recoverAfter the rate it imposed is lifted. A
+//     429 is a refusal. A 502, 503 or 504 is one once such answers have
+//     been more than refusalShare of the recent ones, and until they are
+//     less than half that: a receiver that fails one request in five
+//     whatever the load is not helped by being sent less (its retries
+//     take care of those), while one that is overloaded is kept in check.
 //   - A Retry-After on 429 or 503 pauses the whole endpoint for that long
 //     (at most maxPause), not just the one delivery.
 //   - The configured limit holds at the receiver, whatever the network
@@ -41,15 +45,24 @@ type flow struct {
 	lastSend    time.Time
 	observed    float64 // smoothed requests per second, as sent
 	pausedUntil time.Time
-	seq         uint64 // requests handed out so far
-	decreasedAt uint64 // seq at the latest decrease
+	seq         uint64  // requests handed out so far
+	decreasedAt uint64  // seq at the latest decrease
+	refusals    float64 // recent share of 502, 503 and 504 answers (moving average)
+	congested   bool    // refusals went above refusalShare and not yet below half of it
+	rateCutAt   time.Time
 	throttledAt time.Time
 }
 
 // Flow tuning.
 const (
-	recoverAfter = 30 * time.Second
-	maxPause     = time.Hour
+	// refusalShare is the share of recent answers that must be 502, 503
+	// or 504 for them to slow the endpoint down (429s always do).
+	refusalShare = 1.0 / 3
+	// refusalWeight is the weight of each answer in the moving average
+	// of refusals.
+	refusalWeight = 0.03
+	recoverAfter  = 30 * time.Second
+	maxPause      = time.Hour
 	// minRate is the slowest an endpoint is throttled to: one request
 	// every five seconds.
 	minRate = 0.2
@@ -171,19 +184,38 @@ func throttling(status int) bool {
 // answered adapts the limits to the answer to request seq; retryAfter is
 // the pause it asked for (see pauseFor).
 func (f *flow) answered(now time.Time, seq uint64, status int, retryAfter time.Duration, success bool) {
+	gateway := status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
+	f.refusals *= 1 - refusalWeight
+	if gateway {
+		f.refusals += refusalWeight
+	}
+	if f.congested && f.refusals < refusalShare/2 {
+		f.congested = false
+	}
 	switch {
 	case throttling(status):
-		f.throttledAt = now
 		if retryAfter > 0 {
+			f.throttledAt = now
 			if until := now.Add(retryAfter); until.After(f.pausedUntil) {
 				f.pausedUntil = until
 			}
 		}
+		if gateway && !f.congested {
+			if f.refusals < refusalShare {
+				return // a stray failure, not a pattern
+			}
+			f.congested = true
+		}
+		f.throttledAt = now
 		if seq <= f.decreasedAt {
 			return // sent before the latest decrease took effect
 		}
 		f.decreasedAt = f.seq
 		f.conc = math.Max(1, f.conc/2)
+		if now.Sub(f.rateCutAt) < time.Second {
+			return
+		}
+		f.rateCutAt = now
 		switch {
 		case f.rate > 0:
 			f.rate = math.Max(minRate, f.rate/2)

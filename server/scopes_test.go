@@ -61,6 +61,7 @@ var matrixOps = []matrixOp{
 	{"Query", "eventTypes", `{ eventTypes { edges { node { name example } } } }`, "CATALOG_READ"},
 	{"Query", "events", `{ events { totalCount } }`, "EVENTS_READ"},
 	{"Query", "deliveries", `{ deliveries { edges { node { id status } } } }`, "EVENTS_READ"},
+	{"Query", "testFilter", `{ testFilter(filter: {type: "order.created"}) { matchCount results { matched } } }`, "EVENTS_READ"},
 
 	{"Mutation", "createApp", `mutation { createApp(input: {name: ""}) { id } }`, "FULL"},
 	{"Mutation", "updateApp", `mutation { updateApp(id: "` + fakeAPP + `", input: {name: "x"}) { id } }`, "FULL"},

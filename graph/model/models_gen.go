@@ -216,10 +216,11 @@ type EndpointChange struct {
 }
 
 // The pace at which Herald sends to an endpoint. Besides its configured
-// rateLimit, Herald adapts to the endpoint's answers: a 429, 502, 503 or 504
-// halves its concurrency and rate (at most once a second), each success grows
-// them back a little, and a Retry-After on a 429 or 503 pauses the whole
-// endpoint. Throttled endpoints recover fully after 30 seconds without a refusal.
+// rateLimit, Herald adapts to the endpoint's answers: a 429 (and 502, 503 and
+// 504 once they are more than a third of its recent answers) halves its
+// concurrency and, at most once a second, its rate; each success grows them back
+// a little, and a Retry-After on a 429 or 503 pauses the whole endpoint. The
+// imposed rate is lifted after 30 seconds without a refusal.
 //
 // Adaptive limits are kept in memory by the replica that sends: with several
 // replicas, this is the view of the one that answers the query (an endpoint with
