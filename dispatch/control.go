@@ -51,7 +51,22 @@ func disableEndpoint(ctx context.Context, tx *ent.Client, id, reason string, now
 	if err != nil {
 		return nil, fmt.Errorf("disable endpoint %s: %w", id, err)
 	}
+	if err := MarkEndpointsChanged(ctx, tx, ep.AppID); err != nil {
+		return nil, err
+	}
 	return ep, nil
+}
+
+// MarkEndpointsChanged bumps the version of an app's endpoints. Call it in
+// the transaction (tx) of every change of them that publishing must see
+// (created, deleted, enabled, disabled, subscribed types, filter,
+// ordering, rate limit): engines on other replicas read the version
+// before they trust the subscribers they cached.
+func MarkEndpointsChanged(ctx context.Context, tx *ent.Client, appID string) error {
+	if err := tx.App.UpdateOneID(appID).AddEndpointsVersion(1).Exec(tenant.System(ctx)); err != nil {
+		return fmt.Errorf("mark the endpoints of app %s changed: %w", appID, err)
+	}
+	return nil
 }
 
 // Retry queues another attempt of a delivery of the viewer's app, due now,

@@ -71,8 +71,14 @@ type Driver interface {
 // Tx is a write transaction of a Driver. It is used by one goroutine.
 type Tx interface {
 	// Subscribers returns an app's active endpoints with their event type
-	// patterns.
-	Subscribers(ctx context.Context, appID string) ([]Subscriber, error)
+	// patterns, and the version of the app's endpoints they are (see
+	// EndpointsVersion).
+	Subscribers(ctx context.Context, appID string) ([]Subscriber, int64, error)
+	// EndpointsVersion returns the version of an app's endpoints, which
+	// every change of them bumps in its transaction (MarkEndpointsChanged,
+	// DisableEndpoint), so that an engine sharing the database with others
+	// can tell with one read whether its cached subscribers are current.
+	EndpointsVersion(ctx context.Context, appID string) (int64, error)
 	// InsertEvents stores events. For an event whose idempotency key is
 	// already used in its app (by a stored event, or an earlier one of the
 	// same call), nothing is stored and existing holds the stored event at
@@ -94,8 +100,9 @@ type Tx interface {
 	// AddCounters adds a batch's outcomes to an endpoint's counters and
 	// returns its consecutive failures afterwards.
 	AddCounters(ctx context.Context, c CounterDelta) (consecutive int, err error)
-	// DisableEndpoint makes an active endpoint inactive with a reason. It
-	// returns nil if the endpoint was not active.
+	// DisableEndpoint makes an active endpoint inactive with a reason, and
+	// bumps its app's endpoints version. It returns nil if the endpoint
+	// was not active.
 	DisableEndpoint(ctx context.Context, id, reason string, now time.Time) (*DisabledEndpoint, error)
 	// AddStats adds rows to the statistics roll-ups: each row's counts
 	// and histogram are added to the stored bucket of the same app,

@@ -278,11 +278,25 @@ type postgresTx struct {
 	tx pgx.Tx
 }
 
-func (t *postgresTx) Subscribers(ctx context.Context, appID string) ([]Subscriber, error) {
+func (t *postgresTx) EndpointsVersion(ctx context.Context, appID string) (int64, error) {
+	var v int64
+	if err := t.tx.QueryRow(ctx, `SELECT endpoints_version FROM apps WHERE id = $1`, appID).Scan(&v); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("read the version of the app's endpoints: %w", err)
+	}
+	return v, nil
+}
+
+func (t *postgresTx) Subscribers(ctx context.Context, appID string) ([]Subscriber, int64, error) {
+	// The version first: a change committed between the two reads makes
+	// the list newer than its version, which only costs a reload.
+	version, err := t.EndpointsVersion(ctx, appID)
+	if err != nil {
+		return nil, 0, err
+	}
 	rows, err := t.tx.Query(ctx, `SELECT id, event_types, ordering, filter::text, rate_limit IS NOT NULL AND rate_limit <> 'null'::jsonb
 FROM endpoints WHERE app_id = $1 AND is_active AND deleted_at IS NULL ORDER BY id`, appID)
 	if err != nil {
-		return nil, fmt.Errorf("load subscribed endpoints: %w", err)
+		return nil, 0, fmt.Errorf("load subscribed endpoints: %w", err)
 	}
 	subs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Subscriber, error) {
 		var s Subscriber
@@ -302,9 +316,9 @@ FROM endpoints WHERE app_id = $1 AND is_active AND deleted_at IS NULL ORDER BY i
 		return s, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load subscribed endpoints: %w", err)
+		return nil, 0, fmt.Errorf("load subscribed endpoints: %w", err)
 	}
-	return subs, nil
+	return subs, version, nil
 }
 
 func (t *postgresTx) InsertEvents(ctx context.Context, evs []*EventRow) ([]*EventRow, error) {
@@ -553,8 +567,11 @@ WHERE id = $7 RETURNING consecutive_failures`,
 
 func (t *postgresTx) DisableEndpoint(ctx context.Context, id, reason string, now time.Time) (*DisabledEndpoint, error) {
 	ep := &DisabledEndpoint{ID: id}
-	err := t.tx.QueryRow(ctx, `UPDATE endpoints SET is_active = false, disabled_reason = $1, disabled_at = $2, updated_at = $2
-WHERE id = $3 AND is_active RETURNING app_id, url`, sanitizeText(reason), now.UTC(), id).Scan(&ep.AppID, &ep.URL)
+	err := t.tx.QueryRow(ctx, `WITH d AS (
+  UPDATE endpoints SET is_active = false, disabled_reason = $1, disabled_at = $2, updated_at = $2
+  WHERE id = $3 AND is_active RETURNING app_id, url),
+v AS (UPDATE apps SET endpoints_version = endpoints_version + 1 WHERE id IN (SELECT app_id FROM d))
+SELECT app_id, url FROM d`, sanitizeText(reason), now.UTC(), id).Scan(&ep.AppID, &ep.URL)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}

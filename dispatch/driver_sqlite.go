@@ -25,7 +25,8 @@ type SQLiteDriver struct {
 	// Writer statements, prepared before any transaction takes the only
 	// writer connection.
 	insEvent, eventByKey, insDelivery *sql.Stmt
-	subscribers                       *sql.Stmt
+	subscribers, endpointsVersion     *sql.Stmt
+	bumpEndpoints                     *sql.Stmt
 	insAttempt, finish                *sql.Stmt
 	epState, addCounters, disable     *sql.Stmt
 	upsertStats                       *sql.Stmt
@@ -97,6 +98,8 @@ WHERE id = ? AND next_attempt_at IS NOT NULL`},
 WHERE id = ? RETURNING consecutive_failures`},
 			{&d.disable, `UPDATE endpoints SET is_active = false, disabled_reason = ?, disabled_at = ?, updated_at = ?
 WHERE id = ? AND is_active RETURNING app_id, url`},
+			{&d.bumpEndpoints, `UPDATE apps SET endpoints_version = endpoints_version + 1 WHERE id = ?`},
+			{&d.endpointsVersion, `SELECT endpoints_version FROM apps WHERE id = ?`},
 			{&d.upsertStats, upsertStatsSQL},
 			{&d.pause, `UPDATE endpoints SET paused_until = ? WHERE id = ? AND (paused_until IS NULL OR paused_until < ?)`},
 		})
@@ -134,7 +137,7 @@ ORDER BY d.next_attempt_at, d.rowid LIMIT ?`},
 // Close implements Driver.
 func (d *SQLiteDriver) Close() error {
 	for _, s := range []*sql.Stmt{d.insEvent, d.eventByKey, d.insDelivery, d.subscribers, d.insAttempt, d.finish,
-		d.epState, d.addCounters, d.disable, d.upsertStats, d.pause, d.due, d.claim, d.claimOrdered} {
+		d.epState, d.addCounters, d.disable, d.upsertStats, d.pause, d.due, d.claim, d.claimOrdered, d.endpointsVersion, d.bumpEndpoints} {
 		if s != nil {
 			s.Close()
 		}
@@ -461,10 +464,22 @@ func (t *sqliteTx) stmt(s *sql.Stmt) *sql.Stmt {
 	return ts
 }
 
-func (t *sqliteTx) Subscribers(ctx context.Context, appID string) ([]Subscriber, error) {
+func (t *sqliteTx) EndpointsVersion(ctx context.Context, appID string) (int64, error) {
+	var v int64
+	if err := t.stmt(t.d.endpointsVersion).QueryRowContext(ctx, appID).Scan(&v); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("read the version of the app's endpoints: %w", err)
+	}
+	return v, nil
+}
+
+func (t *sqliteTx) Subscribers(ctx context.Context, appID string) ([]Subscriber, int64, error) {
+	version, err := t.EndpointsVersion(ctx, appID)
+	if err != nil {
+		return nil, 0, err
+	}
 	rows, err := t.stmt(t.d.subscribers).QueryContext(ctx, appID)
 	if err != nil {
-		return nil, fmt.Errorf("load subscribed endpoints: %w", err)
+		return nil, 0, fmt.Errorf("load subscribed endpoints: %w", err)
 	}
 	defer rows.Close()
 	var subs []Subscriber
@@ -473,21 +488,21 @@ func (t *sqliteTx) Subscribers(ctx context.Context, appID string) ([]Subscriber,
 		var types, filter []byte
 		var limited bool
 		if err := rows.Scan(&s.EndpointID, &types, &s.Ordering, &filter, &limited); err != nil {
-			return nil, fmt.Errorf("load subscribed endpoints: %w", err)
+			return nil, 0, fmt.Errorf("load subscribed endpoints: %w", err)
 		}
 		if len(filter) > 0 && string(filter) != "null" {
 			s.Filter = filter
 		}
 		s.Controlled = limited || (s.Ordering != "" && s.Ordering != "NONE")
 		if err := json.Unmarshal(types, &s.Patterns); err != nil {
-			return nil, fmt.Errorf("event types of endpoint %s: %w", s.EndpointID, err)
+			return nil, 0, fmt.Errorf("event types of endpoint %s: %w", s.EndpointID, err)
 		}
 		subs = append(subs, s)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load subscribed endpoints: %w", err)
+		return nil, 0, fmt.Errorf("load subscribed endpoints: %w", err)
 	}
-	return subs, nil
+	return subs, version, nil
 }
 
 func (t *sqliteTx) InsertEvents(ctx context.Context, evs []*EventRow) ([]*EventRow, error) {
@@ -615,6 +630,9 @@ func (t *sqliteTx) DisableEndpoint(ctx context.Context, id, reason string, now t
 		return nil, nil
 	}
 	if err != nil {
+		return nil, fmt.Errorf("disable endpoint %s: %w", id, err)
+	}
+	if _, err := t.stmt(t.d.bumpEndpoints).ExecContext(ctx, ep.AppID); err != nil {
 		return nil, fmt.Errorf("disable endpoint %s: %w", id, err)
 	}
 	return ep, nil

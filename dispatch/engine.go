@@ -164,6 +164,9 @@ type Engine struct {
 	window  *window
 	configs *endpointConfigs
 	subs    *subscriptions
+	// shared reports a database other engines may write to (not an
+	// in-memory leaser's): cached subscribers are checked before use.
+	shared  bool
 	sched   *scheduler
 	rec     *recorder
 	cancels *canceller
@@ -205,6 +208,7 @@ func New(cfg Config) (*Engine, error) {
 		window:    newWindow(max(2*cfg.Workers, cfg.BatchSize), queueFactor*cfg.PerEndpoint),
 		configs:   newEndpointConfigs(configTTL, cfg.Now, loadEndpoints(cfg.Client)),
 		subs:      newSubscriptions(5*time.Second, cfg.Now),
+		shared:    !inMemory(cfg.Driver),
 		work:      make(chan *job, cfg.Workers),
 		publishes: make(chan *publishReq, 1024),
 		pubDone:   make(chan struct{}),

@@ -154,7 +154,10 @@ type fakeTx struct {
 
 var errSimulated = errors.New("database or disk is full (simulated)")
 
-func (t *fakeTx) Subscribers(context.Context, string) ([]Subscriber, error) { return nil, nil }
+func (t *fakeTx) Subscribers(context.Context, string) ([]Subscriber, int64, error) {
+	return nil, 0, nil
+}
+func (t *fakeTx) EndpointsVersion(context.Context, string) (int64, error) { return 0, nil }
 func (t *fakeTx) InsertEvents(_ context.Context, evs []*EventRow) ([]*EventRow, error) {
 	return make([]*EventRow, len(evs)), nil
 }

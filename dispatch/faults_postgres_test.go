@@ -66,3 +66,41 @@ func TestFaults_PostgresRestartsMidRun(t *testing.T) {
 		return func() { cluster.Resume(t) }
 	})
 }
+
+// An endpoint created, changed or disabled through one replica is what
+// the next publish through another replica fans out to, before the
+// change has reached that replica's cache by notification.
+func TestReplicas_PublishSeesEndpointChangesMadeThroughAnotherReplica(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.New(t)
+	a := heraldtest.Start(t, func(c *serverConfig) { c.DB = dsn })
+	b := a.Replica()
+	rc := heraldtest.NewReceiver(t, nil)
+	fanout := func() int {
+		t.Helper()
+		var out struct{ PublishEvent struct{ DeliveryCount int } }
+		b.Do(a.Token, `mutation { publishEvent(input: {eventType: "order.created", payload: {}}) { deliveryCount } }`, nil).Decode(t, &out)
+		return out.PublishEvent.DeliveryCount
+	}
+	fanout() // B caches the app's (empty) subscribers
+	var ids []string
+	for i := range 10 {
+		id, _ := a.CreateEndpoint(a.Token, map[string]any{"name": fmt.Sprintf("ep %d", i), "url": rc.Hook(fmt.Sprintf("/%d", i)), "eventTypes": []string{"order.*"}})
+		ids = append(ids, id)
+		if n := fanout(); n != i+1 {
+			t.Fatalf("after creating endpoint %d on A, a publish on B fanned out to %d endpoints, want %d", i+1, n, i+1)
+		}
+	}
+	a.Do(a.Token, `mutation($id: ID!) { updateEndpoint(id: $id, input: {eventTypes: ["contact.*"]}) { id } }`, map[string]any{"id": ids[0]}).CheckErrors(t)
+	if n := fanout(); n != 9 {
+		t.Fatalf("after unsubscribing one on A, B fanned out to %d, want 9", n)
+	}
+	a.Do(a.Token, `mutation($id: ID!) { updateEndpoint(id: $id, input: {isActive: false}) { id } }`, map[string]any{"id": ids[1]}).CheckErrors(t)
+	if n := fanout(); n != 8 {
+		t.Fatalf("after disabling one on A, B fanned out to %d, want 8", n)
+	}
+	a.Do(a.Token, `mutation($id: ID!) { deleteEndpoint(id: $id) { deletedId } }`, map[string]any{"id": ids[2]}).CheckErrors(t)
+	if n := fanout(); n != 7 {
+		t.Fatalf("after deleting one on A, B fanned out to %d, want 7", n)
+	}
+}

@@ -336,8 +336,14 @@ func (e *Engine) afterPublish(out *publishOutput) {
 }
 
 // memoryLeaser is implemented by drivers whose leases live in memory, for
-// which holding a delivery costs nothing (SQLiteDriver).
+// which holding a delivery costs nothing (SQLiteDriver): their engine is
+// the only one on the database.
 type memoryLeaser interface{ leasesInMemory() }
+
+func inMemory(d Driver) bool {
+	_, ok := d.(memoryLeaser)
+	return ok
+}
 
 // insertEvents stores a request's events and their deliveries in tx: one
 // per active endpoint subscribed to the type, except req.exclude. Inputs
@@ -346,10 +352,21 @@ type memoryLeaser interface{ leasesInMemory() }
 // leased to it as they are inserted, within the window, and handed off.
 func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now time.Time) (*publishOutput, error) {
 	out := &publishOutput{events: make([]*Event, len(req.inputs))}
-	subs, load := e.subs.cached(req.appID)
+	subs, version, load := e.subs.cached(req.appID)
+	if load == nil && e.shared {
+		// Another replica may have changed the app's endpoints, and
+		// told this one, but not yet.
+		current, err := tx.EndpointsVersion(ctx, req.appID)
+		if err != nil {
+			return nil, err
+		}
+		if current != version {
+			load = e.subs.reload(req.appID)
+		}
+	}
 	if load != nil {
 		var err error
-		if subs, err = tx.Subscribers(ctx, req.appID); err != nil {
+		if subs, load.version, err = tx.Subscribers(ctx, req.appID); err != nil {
 			return nil, err
 		}
 		e.compileFilters(subs)
@@ -469,7 +486,7 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 			}
 		}
 		var hold *Lease
-		if _, ok := e.cfg.Driver.(memoryLeaser); ok && len(dueNow) > 0 {
+		if !e.shared && len(dueNow) > 0 {
 			hold = &Lease{Token: e.worker, Until: now.Add(e.cfg.Lease)}
 			for _, r := range dueNow {
 				out.held = append(out.held, Lease{DeliveryID: r.ID, EndpointID: r.EndpointID, Token: hold.Token, Until: hold.Until})

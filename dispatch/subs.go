@@ -7,8 +7,11 @@ import (
 
 // subscriptions caches, per app, the active endpoints and their event
 // types, so that publishing matches them without a query. The engine drops
-// an app's entry whenever one of its endpoints changes; the TTL bounds
-// staleness from changes made by another process.
+// an app's entry whenever one of its endpoints changes. An engine that
+// shares its database with others also checks, in each publishing
+// transaction, that the app's endpoints version is still the one it
+// cached, since a change made through another replica reaches it only
+// later; the TTL bounds staleness otherwise.
 //
 // A transaction that reads an app's endpoints caches them only once it has
 // committed (see subsLoad), and only if nothing invalidated the app while
@@ -25,6 +28,7 @@ type subscriptions struct {
 
 type appSubscribers struct {
 	subs    []Subscriber
+	version int64 // of the app's endpoints, as read with subs
 	expires time.Time
 	gen     uint64 // bumped by every invalidation of the app
 }
@@ -34,6 +38,7 @@ type appSubscribers struct {
 type subsLoad struct {
 	appID     string
 	subs      []Subscriber
+	version   int64
 	gen, all  uint64
 	startedAt time.Time
 }
@@ -42,21 +47,35 @@ func newSubscriptions(ttl time.Duration, now func() time.Time) *subscriptions {
 	return &subscriptions{ttl: ttl, now: now, apps: make(map[string]*appSubscribers)}
 }
 
-// cached returns an app's cached subscribers. Otherwise it returns a load
-// to fill in (subs) and store after the reading transaction commits.
-func (s *subscriptions) cached(appID string) ([]Subscriber, *subsLoad) {
+// cached returns an app's cached subscribers and the endpoints version
+// they are. Otherwise it returns a load to fill in (subs, version) and
+// store after the reading transaction commits.
+func (s *subscriptions) cached(appID string) ([]Subscriber, int64, *subsLoad) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.apps[appID]
 	if a != nil && now.Before(a.expires) {
-		return a.subs, nil
+		return a.subs, a.version, nil
 	}
+	return nil, 0, s.loadLocked(appID, a, now)
+}
+
+// reload returns a load of an app whose cached subscribers turned out to
+// be stale.
+func (s *subscriptions) reload(appID string) *subsLoad {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loadLocked(appID, s.apps[appID], now)
+}
+
+func (s *subscriptions) loadLocked(appID string, a *appSubscribers, now time.Time) *subsLoad {
 	l := &subsLoad{appID: appID, all: s.gen, startedAt: now}
 	if a != nil {
 		l.gen = a.gen
 	}
-	return nil, l
+	return l
 }
 
 // store caches a committed load unless its app was invalidated since the
@@ -72,7 +91,7 @@ func (s *subscriptions) store(l *subsLoad) {
 	if gen != l.gen || s.gen != l.all {
 		return
 	}
-	s.apps[l.appID] = &appSubscribers{subs: l.subs, expires: l.startedAt.Add(s.ttl), gen: gen}
+	s.apps[l.appID] = &appSubscribers{subs: l.subs, version: l.version, expires: l.startedAt.Add(s.ttl), gen: gen}
 }
 
 // invalidate drops the cached endpoints of an app, or of every app if

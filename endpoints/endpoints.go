@@ -322,30 +322,37 @@ func (s *Service) Create(ctx context.Context, in Input) (*ent.Endpoint, string, 
 		return nil, "", fmt.Errorf("create endpoint: %w", err)
 	}
 	active := in.IsActive == nil || *in.IsActive
-	create := s.Client.Endpoint.Create().
-		SetName(c.name).
-		SetDescription(c.description).
-		SetURL(c.url).
-		SetEventTypes(c.eventTypes).
-		SetAuth(c.auth).
-		SetHeaders(c.headers).
-		SetRetryPolicy(c.retry).
-		SetTimeout(c.timeout).
-		SetOrdering(endpoint.Ordering(c.ordering)).
-		SetIsActive(active).
-		SetSecret(secret)
-	if c.filter != nil {
-		create.SetFilter(c.filter)
-	}
-	if c.rateLimit != nil {
-		create.SetRateLimit(c.rateLimit)
-	}
-	if !active {
-		create.SetDisabledReason("created inactive").SetDisabledAt(s.now())
-	}
-	ep, err := create.Save(ctx)
+	var ep *ent.Endpoint
+	err = db.WithTx(ctx, s.Client, func(tx *ent.Client) error {
+		create := tx.Endpoint.Create().
+			SetName(c.name).
+			SetDescription(c.description).
+			SetURL(c.url).
+			SetEventTypes(c.eventTypes).
+			SetAuth(c.auth).
+			SetHeaders(c.headers).
+			SetRetryPolicy(c.retry).
+			SetTimeout(c.timeout).
+			SetOrdering(endpoint.Ordering(c.ordering)).
+			SetIsActive(active).
+			SetSecret(secret)
+		if c.filter != nil {
+			create.SetFilter(c.filter)
+		}
+		if c.rateLimit != nil {
+			create.SetRateLimit(c.rateLimit)
+		}
+		if !active {
+			create.SetDisabledReason("created inactive").SetDisabledAt(s.now())
+		}
+		var err error
+		if ep, err = create.Save(ctx); err != nil {
+			return fmt.Errorf("create endpoint: %w", err)
+		}
+		return dispatch.MarkEndpointsChanged(ctx, tx, v.AppID)
+	})
 	if err != nil {
-		return nil, "", fmt.Errorf("create endpoint: %w", err)
+		return nil, "", err
 	}
 	s.changed(ep, "created")
 	return ep, secret, nil
@@ -418,6 +425,9 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*ent.Endpoin
 				return err
 			}
 		}
+		if err := dispatch.MarkEndpointsChanged(ctx, tx, cur.AppID); err != nil {
+			return err
+		}
 		ep, err = getEndpoint(ctx, tx, id)
 		return err
 	})
@@ -440,11 +450,12 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*ent.Endpoin
 // fails them once it learns of the deletion), and its deliveries and
 // attempts stay in the logs.
 func (s *Service) Delete(ctx context.Context, id string) error {
-	if _, err := s.get(ctx, id); err != nil {
+	cur, err := s.get(ctx, id)
+	if err != nil {
 		return err
 	}
 	now := s.now()
-	err := db.WithTx(ctx, s.Client, func(tx *ent.Client) error {
+	err = db.WithTx(ctx, s.Client, func(tx *ent.Client) error {
 		n, err := tx.Endpoint.Update().
 			Where(endpoint.ID(id)).
 			SetDeletedAt(now).
@@ -458,7 +469,7 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 		if n == 0 {
 			return fault.NotFoundf("endpoint %q not found", id)
 		}
-		return nil
+		return dispatch.MarkEndpointsChanged(ctx, tx, cur.AppID)
 	})
 	if err != nil {
 		return err

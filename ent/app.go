@@ -34,6 +34,8 @@ type App struct {
 	PortalTheme app.PortalTheme `json:"portal_theme,omitempty"`
 	// Origins that may embed the portal in a frame (CSP frame-ancestors).
 	PortalAllowedOrigins []string `json:"portal_allowed_origins,omitempty"`
+	// Bumped in the transaction of every change of the app's endpoints, so that a replica's cached subscriber list is checked with one read.
+	EndpointsVersion int64 `json:"endpoints_version,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the AppQuery when eager-loading is set.
 	Edges        AppEdges `json:"edges"`
@@ -129,6 +131,8 @@ func (*App) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case app.FieldAcceptUnknownEventTypes:
 			values[i] = new(sql.NullBool)
+		case app.FieldEndpointsVersion:
+			values[i] = new(sql.NullInt64)
 		case app.FieldID, app.FieldName, app.FieldPortalDisplayName, app.FieldPortalAccentColor, app.FieldPortalTheme:
 			values[i] = new(sql.NullString)
 		case app.FieldCreatedAt, app.FieldUpdatedAt:
@@ -203,6 +207,12 @@ func (_m *App) assignValues(columns []string, values []any) error {
 				if err := json.Unmarshal(*value, &_m.PortalAllowedOrigins); err != nil {
 					return fmt.Errorf("unmarshal field portal_allowed_origins: %w", err)
 				}
+			}
+		case app.FieldEndpointsVersion:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field endpoints_version", values[i])
+			} else if value.Valid {
+				_m.EndpointsVersion = value.Int64
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -293,6 +303,9 @@ func (_m *App) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("portal_allowed_origins=")
 	builder.WriteString(fmt.Sprintf("%v", _m.PortalAllowedOrigins))
+	builder.WriteString(", ")
+	builder.WriteString("endpoints_version=")
+	builder.WriteString(fmt.Sprintf("%v", _m.EndpointsVersion))
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -125,6 +125,20 @@ func (_c *AppCreate) SetPortalAllowedOrigins(v []string) *AppCreate {
 	return _c
 }
 
+// SetEndpointsVersion sets the "endpoints_version" field.
+func (_c *AppCreate) SetEndpointsVersion(v int64) *AppCreate {
+	_c.mutation.SetEndpointsVersion(v)
+	return _c
+}
+
+// SetNillableEndpointsVersion sets the "endpoints_version" field if the given value is not nil.
+func (_c *AppCreate) SetNillableEndpointsVersion(v *int64) *AppCreate {
+	if v != nil {
+		_c.SetEndpointsVersion(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *AppCreate) SetID(v string) *AppCreate {
 	_c.mutation.SetID(v)
@@ -296,6 +310,10 @@ func (_c *AppCreate) defaults() error {
 		v := app.DefaultPortalTheme
 		_c.mutation.SetPortalTheme(v)
 	}
+	if _, ok := _c.mutation.EndpointsVersion(); !ok {
+		v := app.DefaultEndpointsVersion
+		_c.mutation.SetEndpointsVersion(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		if app.DefaultID == nil {
 			return fmt.Errorf("ent: uninitialized app.DefaultID (forgotten import ent/runtime?)")
@@ -348,6 +366,9 @@ func (_c *AppCreate) check() error {
 		if err := app.PortalThemeValidator(v); err != nil {
 			return &ValidationError{Name: "portal_theme", err: fmt.Errorf(`ent: validator failed for field "App.portal_theme": %w`, err)}
 		}
+	}
+	if _, ok := _c.mutation.EndpointsVersion(); !ok {
+		return &ValidationError{Name: "endpoints_version", err: errors.New(`ent: missing required field "App.endpoints_version"`)}
 	}
 	if v, ok := _c.mutation.ID(); ok {
 		if err := app.IDValidator(v); err != nil {
@@ -421,6 +442,10 @@ func (_c *AppCreate) createSpec() (*App, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.PortalAllowedOrigins(); ok {
 		_spec.SetField(app.FieldPortalAllowedOrigins, field.TypeJSON, value)
 		_node.PortalAllowedOrigins = value
+	}
+	if value, ok := _c.mutation.EndpointsVersion(); ok {
+		_spec.SetField(app.FieldEndpointsVersion, field.TypeInt64, value)
+		_node.EndpointsVersion = value
 	}
 	if nodes := _c.mutation.APIKeysIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -660,6 +685,24 @@ func (u *AppUpsert) ClearPortalAllowedOrigins() *AppUpsert {
 	return u
 }
 
+// SetEndpointsVersion sets the "endpoints_version" field.
+func (u *AppUpsert) SetEndpointsVersion(v int64) *AppUpsert {
+	u.Set(app.FieldEndpointsVersion, v)
+	return u
+}
+
+// UpdateEndpointsVersion sets the "endpoints_version" field to the value that was provided on create.
+func (u *AppUpsert) UpdateEndpointsVersion() *AppUpsert {
+	u.SetExcluded(app.FieldEndpointsVersion)
+	return u
+}
+
+// AddEndpointsVersion adds v to the "endpoints_version" field.
+func (u *AppUpsert) AddEndpointsVersion(v int64) *AppUpsert {
+	u.Add(app.FieldEndpointsVersion, v)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -813,6 +856,27 @@ func (u *AppUpsertOne) UpdatePortalAllowedOrigins() *AppUpsertOne {
 func (u *AppUpsertOne) ClearPortalAllowedOrigins() *AppUpsertOne {
 	return u.Update(func(s *AppUpsert) {
 		s.ClearPortalAllowedOrigins()
+	})
+}
+
+// SetEndpointsVersion sets the "endpoints_version" field.
+func (u *AppUpsertOne) SetEndpointsVersion(v int64) *AppUpsertOne {
+	return u.Update(func(s *AppUpsert) {
+		s.SetEndpointsVersion(v)
+	})
+}
+
+// AddEndpointsVersion adds v to the "endpoints_version" field.
+func (u *AppUpsertOne) AddEndpointsVersion(v int64) *AppUpsertOne {
+	return u.Update(func(s *AppUpsert) {
+		s.AddEndpointsVersion(v)
+	})
+}
+
+// UpdateEndpointsVersion sets the "endpoints_version" field to the value that was provided on create.
+func (u *AppUpsertOne) UpdateEndpointsVersion() *AppUpsertOne {
+	return u.Update(func(s *AppUpsert) {
+		s.UpdateEndpointsVersion()
 	})
 }
 
@@ -1136,6 +1200,27 @@ func (u *AppUpsertBulk) UpdatePortalAllowedOrigins() *AppUpsertBulk {
 func (u *AppUpsertBulk) ClearPortalAllowedOrigins() *AppUpsertBulk {
 	return u.Update(func(s *AppUpsert) {
 		s.ClearPortalAllowedOrigins()
+	})
+}
+
+// SetEndpointsVersion sets the "endpoints_version" field.
+func (u *AppUpsertBulk) SetEndpointsVersion(v int64) *AppUpsertBulk {
+	return u.Update(func(s *AppUpsert) {
+		s.SetEndpointsVersion(v)
+	})
+}
+
+// AddEndpointsVersion adds v to the "endpoints_version" field.
+func (u *AppUpsertBulk) AddEndpointsVersion(v int64) *AppUpsertBulk {
+	return u.Update(func(s *AppUpsert) {
+		s.AddEndpointsVersion(v)
+	})
+}
+
+// UpdateEndpointsVersion sets the "endpoints_version" field to the value that was provided on create.
+func (u *AppUpsertBulk) UpdateEndpointsVersion() *AppUpsertBulk {
+	return u.Update(func(s *AppUpsert) {
+		s.UpdateEndpointsVersion()
 	})
 }
 

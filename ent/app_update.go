@@ -130,6 +130,27 @@ func (_u *AppUpdate) ClearPortalAllowedOrigins() *AppUpdate {
 	return _u
 }
 
+// SetEndpointsVersion sets the "endpoints_version" field.
+func (_u *AppUpdate) SetEndpointsVersion(v int64) *AppUpdate {
+	_u.mutation.ResetEndpointsVersion()
+	_u.mutation.SetEndpointsVersion(v)
+	return _u
+}
+
+// SetNillableEndpointsVersion sets the "endpoints_version" field if the given value is not nil.
+func (_u *AppUpdate) SetNillableEndpointsVersion(v *int64) *AppUpdate {
+	if v != nil {
+		_u.SetEndpointsVersion(*v)
+	}
+	return _u
+}
+
+// AddEndpointsVersion adds value to the "endpoints_version" field.
+func (_u *AppUpdate) AddEndpointsVersion(v int64) *AppUpdate {
+	_u.mutation.AddEndpointsVersion(v)
+	return _u
+}
+
 // AddAPIKeyIDs adds the "api_keys" edge to the APIKey entity by IDs.
 func (_u *AppUpdate) AddAPIKeyIDs(ids ...string) *AppUpdate {
 	_u.mutation.AddAPIKeyIDs(ids...)
@@ -464,6 +485,12 @@ func (_u *AppUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.PortalAllowedOriginsCleared() {
 		_spec.ClearField(app.FieldPortalAllowedOrigins, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.EndpointsVersion(); ok {
+		_spec.SetField(app.FieldEndpointsVersion, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.AddedEndpointsVersion(); ok {
+		_spec.AddField(app.FieldEndpointsVersion, field.TypeInt64, value)
 	}
 	if _u.mutation.APIKeysCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -851,6 +878,27 @@ func (_u *AppUpdateOne) ClearPortalAllowedOrigins() *AppUpdateOne {
 	return _u
 }
 
+// SetEndpointsVersion sets the "endpoints_version" field.
+func (_u *AppUpdateOne) SetEndpointsVersion(v int64) *AppUpdateOne {
+	_u.mutation.ResetEndpointsVersion()
+	_u.mutation.SetEndpointsVersion(v)
+	return _u
+}
+
+// SetNillableEndpointsVersion sets the "endpoints_version" field if the given value is not nil.
+func (_u *AppUpdateOne) SetNillableEndpointsVersion(v *int64) *AppUpdateOne {
+	if v != nil {
+		_u.SetEndpointsVersion(*v)
+	}
+	return _u
+}
+
+// AddEndpointsVersion adds value to the "endpoints_version" field.
+func (_u *AppUpdateOne) AddEndpointsVersion(v int64) *AppUpdateOne {
+	_u.mutation.AddEndpointsVersion(v)
+	return _u
+}
+
 // AddAPIKeyIDs adds the "api_keys" edge to the APIKey entity by IDs.
 func (_u *AppUpdateOne) AddAPIKeyIDs(ids ...string) *AppUpdateOne {
 	_u.mutation.AddAPIKeyIDs(ids...)
@@ -1215,6 +1263,12 @@ func (_u *AppUpdateOne) sqlSave(ctx context.Context) (_node *App, err error) {
 	}
 	if _u.mutation.PortalAllowedOriginsCleared() {
 		_spec.ClearField(app.FieldPortalAllowedOrigins, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.EndpointsVersion(); ok {
+		_spec.SetField(app.FieldEndpointsVersion, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.AddedEndpointsVersion(); ok {
+		_spec.AddField(app.FieldEndpointsVersion, field.TypeInt64, value)
 	}
 	if _u.mutation.APIKeysCleared() {
 		edge := &sqlgraph.EdgeSpec{

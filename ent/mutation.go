@@ -1134,6 +1134,8 @@ type AppMutation struct {
 	portal_theme                 *app.PortalTheme
 	portal_allowed_origins       *[]string
 	appendportal_allowed_origins []string
+	endpoints_version            *int64
+	addendpoints_version         *int64
 	clearedFields                map[string]struct{}
 	api_keys                     map[string]struct{}
 	removedapi_keys              map[string]struct{}
@@ -1579,6 +1581,62 @@ func (m *AppMutation) ResetPortalAllowedOrigins() {
 	delete(m.clearedFields, app.FieldPortalAllowedOrigins)
 }
 
+// SetEndpointsVersion sets the "endpoints_version" field.
+func (m *AppMutation) SetEndpointsVersion(i int64) {
+	m.endpoints_version = &i
+	m.addendpoints_version = nil
+}
+
+// EndpointsVersion returns the value of the "endpoints_version" field in the mutation.
+func (m *AppMutation) EndpointsVersion() (r int64, exists bool) {
+	v := m.endpoints_version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEndpointsVersion returns the old "endpoints_version" field's value of the App entity.
+// If the App object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AppMutation) OldEndpointsVersion(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEndpointsVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEndpointsVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEndpointsVersion: %w", err)
+	}
+	return oldValue.EndpointsVersion, nil
+}
+
+// AddEndpointsVersion adds i to the "endpoints_version" field.
+func (m *AppMutation) AddEndpointsVersion(i int64) {
+	if m.addendpoints_version != nil {
+		*m.addendpoints_version += i
+	} else {
+		m.addendpoints_version = &i
+	}
+}
+
+// AddedEndpointsVersion returns the value that was added to the "endpoints_version" field in this mutation.
+func (m *AppMutation) AddedEndpointsVersion() (r int64, exists bool) {
+	v := m.addendpoints_version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetEndpointsVersion resets all changes to the "endpoints_version" field.
+func (m *AppMutation) ResetEndpointsVersion() {
+	m.endpoints_version = nil
+	m.addendpoints_version = nil
+}
+
 // AddAPIKeyIDs adds the "api_keys" edge to the APIKey entity by ids.
 func (m *AppMutation) AddAPIKeyIDs(ids ...string) {
 	if m.api_keys == nil {
@@ -1937,7 +1995,7 @@ func (m *AppMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AppMutation) Fields() []string {
-	fields := make([]string, 0, 8)
+	fields := make([]string, 0, 9)
 	if m.created_at != nil {
 		fields = append(fields, app.FieldCreatedAt)
 	}
@@ -1961,6 +2019,9 @@ func (m *AppMutation) Fields() []string {
 	}
 	if m.portal_allowed_origins != nil {
 		fields = append(fields, app.FieldPortalAllowedOrigins)
+	}
+	if m.endpoints_version != nil {
+		fields = append(fields, app.FieldEndpointsVersion)
 	}
 	return fields
 }
@@ -1986,6 +2047,8 @@ func (m *AppMutation) Field(name string) (ent.Value, bool) {
 		return m.PortalTheme()
 	case app.FieldPortalAllowedOrigins:
 		return m.PortalAllowedOrigins()
+	case app.FieldEndpointsVersion:
+		return m.EndpointsVersion()
 	}
 	return nil, false
 }
@@ -2011,6 +2074,8 @@ func (m *AppMutation) OldField(ctx context.Context, name string) (ent.Value, err
 		return m.OldPortalTheme(ctx)
 	case app.FieldPortalAllowedOrigins:
 		return m.OldPortalAllowedOrigins(ctx)
+	case app.FieldEndpointsVersion:
+		return m.OldEndpointsVersion(ctx)
 	}
 	return nil, fmt.Errorf("unknown App field %s", name)
 }
@@ -2076,6 +2141,13 @@ func (m *AppMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetPortalAllowedOrigins(v)
 		return nil
+	case app.FieldEndpointsVersion:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEndpointsVersion(v)
+		return nil
 	}
 	return fmt.Errorf("unknown App field %s", name)
 }
@@ -2083,13 +2155,21 @@ func (m *AppMutation) SetField(name string, value ent.Value) error {
 // AddedFields returns all numeric fields that were incremented/decremented during
 // this mutation.
 func (m *AppMutation) AddedFields() []string {
-	return nil
+	var fields []string
+	if m.addendpoints_version != nil {
+		fields = append(fields, app.FieldEndpointsVersion)
+	}
+	return fields
 }
 
 // AddedField returns the numeric value that was incremented/decremented on a field
 // with the given name. The second boolean return value indicates that this field
 // was not set, or was not defined in the schema.
 func (m *AppMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case app.FieldEndpointsVersion:
+		return m.AddedEndpointsVersion()
+	}
 	return nil, false
 }
 
@@ -2098,6 +2178,13 @@ func (m *AppMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *AppMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case app.FieldEndpointsVersion:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddEndpointsVersion(v)
+		return nil
 	}
 	return fmt.Errorf("unknown App numeric field %s", name)
 }
@@ -2157,6 +2244,9 @@ func (m *AppMutation) ResetField(name string) error {
 		return nil
 	case app.FieldPortalAllowedOrigins:
 		m.ResetPortalAllowedOrigins()
+		return nil
+	case app.FieldEndpointsVersion:
+		m.ResetEndpointsVersion()
 		return nil
 	}
 	return fmt.Errorf("unknown App field %s", name)

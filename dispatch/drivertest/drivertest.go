@@ -648,6 +648,10 @@ func testCountersAndDisable(t *testing.T, s *suite) {
 	if err != nil || !states[ep1].Active || states[ep1].Deleted || len(states) != 1 {
 		t.Fatalf("states = %v, %v", states, err)
 	}
+	_, before, err := tx.Subscribers(ctx(), app1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	off, err := tx.DisableEndpoint(ctx(), ep1, "too many failures", at)
 	if err != nil || off == nil || off.AppID != app1 || off.URL != "https://example.com/"+ep1 {
 		t.Fatalf("disable = %+v, %v", off, err)
@@ -655,9 +659,14 @@ func testCountersAndDisable(t *testing.T, s *suite) {
 	if again, err := tx.DisableEndpoint(ctx(), ep1, "again", at); err != nil || again != nil {
 		t.Fatalf("disabling an inactive endpoint = %+v, %v; want nil", again, err)
 	}
-	subs, err := tx.Subscribers(ctx(), app1)
+	subs, after, err := tx.Subscribers(ctx(), app1)
 	if err != nil || len(subs) != 1 || subs[0].EndpointID != ep2 || !slices.Equal(subs[0].Patterns, []string{"*"}) {
 		t.Fatalf("subscribers after disabling = %+v, %v", subs, err)
+	}
+	// Disabling bumps the app's endpoints version, once: engines that
+	// cached the list read it again.
+	if v, err := tx.EndpointsVersion(ctx(), app1); err != nil || after != before+1 || v != after {
+		t.Fatalf("endpoints version %d before disabling, %d and %d (%v) after, want one more", before, after, v, err)
 	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)

@@ -34,6 +34,8 @@ const (
 	FieldPortalTheme = "portal_theme"
 	// FieldPortalAllowedOrigins holds the string denoting the portal_allowed_origins field in the database.
 	FieldPortalAllowedOrigins = "portal_allowed_origins"
+	// FieldEndpointsVersion holds the string denoting the endpoints_version field in the database.
+	FieldEndpointsVersion = "endpoints_version"
 	// EdgeAPIKeys holds the string denoting the api_keys edge name in mutations.
 	EdgeAPIKeys = "api_keys"
 	// EdgeEndpoints holds the string denoting the endpoints edge name in mutations.
@@ -103,6 +105,7 @@ var Columns = []string{
 	FieldPortalAccentColor,
 	FieldPortalTheme,
 	FieldPortalAllowedOrigins,
+	FieldEndpointsVersion,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -141,6 +144,8 @@ var (
 	DefaultPortalAccentColor string
 	// PortalAccentColorValidator is a validator for the "portal_accent_color" field. It is called by the builders before save.
 	PortalAccentColorValidator func(string) error
+	// DefaultEndpointsVersion holds the default value on creation for the "endpoints_version" field.
+	DefaultEndpointsVersion int64
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() string
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -215,6 +220,11 @@ func ByPortalAccentColor(opts ...sql.OrderTermOption) OrderOption {
 // ByPortalTheme orders the results by the portal_theme field.
 func ByPortalTheme(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldPortalTheme, opts...).ToFunc()
+}
+
+// ByEndpointsVersion orders the results by the endpoints_version field.
+func ByEndpointsVersion(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldEndpointsVersion, opts...).ToFunc()
 }
 
 // ByAPIKeysCount orders the results by api_keys count.

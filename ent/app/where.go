@@ -95,6 +95,11 @@ func PortalAccentColor(v string) predicate.App {
 	return predicate.App(sql.FieldEQ(FieldPortalAccentColor, v))
 }
 
+// EndpointsVersion applies equality check predicate on the "endpoints_version" field. It's identical to EndpointsVersionEQ.
+func EndpointsVersion(v int64) predicate.App {
+	return predicate.App(sql.FieldEQ(FieldEndpointsVersion, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.App {
 	return predicate.App(sql.FieldEQ(FieldCreatedAt, v))
@@ -408,6 +413,46 @@ func PortalAllowedOriginsIsNil() predicate.App {
 // PortalAllowedOriginsNotNil applies the NotNil predicate on the "portal_allowed_origins" field.
 func PortalAllowedOriginsNotNil() predicate.App {
 	return predicate.App(sql.FieldNotNull(FieldPortalAllowedOrigins))
+}
+
+// EndpointsVersionEQ applies the EQ predicate on the "endpoints_version" field.
+func EndpointsVersionEQ(v int64) predicate.App {
+	return predicate.App(sql.FieldEQ(FieldEndpointsVersion, v))
+}
+
+// EndpointsVersionNEQ applies the NEQ predicate on the "endpoints_version" field.
+func EndpointsVersionNEQ(v int64) predicate.App {
+	return predicate.App(sql.FieldNEQ(FieldEndpointsVersion, v))
+}
+
+// EndpointsVersionIn applies the In predicate on the "endpoints_version" field.
+func EndpointsVersionIn(vs ...int64) predicate.App {
+	return predicate.App(sql.FieldIn(FieldEndpointsVersion, vs...))
+}
+
+// EndpointsVersionNotIn applies the NotIn predicate on the "endpoints_version" field.
+func EndpointsVersionNotIn(vs ...int64) predicate.App {
+	return predicate.App(sql.FieldNotIn(FieldEndpointsVersion, vs...))
+}
+
+// EndpointsVersionGT applies the GT predicate on the "endpoints_version" field.
+func EndpointsVersionGT(v int64) predicate.App {
+	return predicate.App(sql.FieldGT(FieldEndpointsVersion, v))
+}
+
+// EndpointsVersionGTE applies the GTE predicate on the "endpoints_version" field.
+func EndpointsVersionGTE(v int64) predicate.App {
+	return predicate.App(sql.FieldGTE(FieldEndpointsVersion, v))
+}
+
+// EndpointsVersionLT applies the LT predicate on the "endpoints_version" field.
+func EndpointsVersionLT(v int64) predicate.App {
+	return predicate.App(sql.FieldLT(FieldEndpointsVersion, v))
+}
+
+// EndpointsVersionLTE applies the LTE predicate on the "endpoints_version" field.
+func EndpointsVersionLTE(v int64) predicate.App {
+	return predicate.App(sql.FieldLTE(FieldEndpointsVersion, v))
 }
 
 // HasAPIKeys applies the HasEdge predicate on the "api_keys" edge.

@@ -62,6 +62,7 @@ var (
 		{Name: "portal_accent_color", Type: field.TypeString, Size: 7, Default: ""},
 		{Name: "portal_theme", Type: field.TypeEnum, Enums: []string{"AUTO", "LIGHT", "DARK"}, Default: "AUTO"},
 		{Name: "portal_allowed_origins", Type: field.TypeJSON, Nullable: true},
+		{Name: "endpoints_version", Type: field.TypeInt64, Default: 0},
 	}
 	// AppsTable holds the schema information for the "apps" table.
 	AppsTable = &schema.Table{

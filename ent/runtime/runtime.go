@@ -132,6 +132,10 @@ func init() {
 	app.DefaultPortalAccentColor = appDescPortalAccentColor.Default.(string)
 	// app.PortalAccentColorValidator is a validator for the "portal_accent_color" field. It is called by the builders before save.
 	app.PortalAccentColorValidator = appDescPortalAccentColor.Validators[0].(func(string) error)
+	// appDescEndpointsVersion is the schema descriptor for endpoints_version field.
+	appDescEndpointsVersion := appFields[6].Descriptor()
+	// app.DefaultEndpointsVersion holds the default value on creation for the endpoints_version field.
+	app.DefaultEndpointsVersion = appDescEndpointsVersion.Default.(int64)
 	// appDescID is the schema descriptor for id field.
 	appDescID := appMixinFields0[0].Descriptor()
 	// app.DefaultID holds the default value on creation for the id field.

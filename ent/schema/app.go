@@ -53,6 +53,10 @@ func (App) Fields() []ent.Field {
 			Optional().
 			Annotations(entgql.Skip()).
 			Comment("Origins that may embed the portal in a frame (CSP frame-ancestors)."),
+		field.Int64("endpoints_version").
+			Default(0).
+			Annotations(entgql.Skip()).
+			Comment("Bumped in the transaction of every change of the app's endpoints, so that a replica's cached subscriber list is checked with one read."),
 	}
 }
 
