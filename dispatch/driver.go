@@ -151,6 +151,9 @@ type Job struct {
 	// without reading the event again.
 	Payload        []byte
 	EventCreatedAt time.Time
+	// EventDeliverAt is the event's deliverAt (nil: sent at once), from
+	// which its deliveries are due.
+	EventDeliverAt *time.Time
 	// TraceParent is the event's stored W3C traceparent: the trace of the
 	// publish, which the delivery's attempt spans link to ("" if none).
 	TraceParent string

@@ -80,7 +80,7 @@ func (d *PostgresDriver) Claim(ctx context.Context, p ClaimParams) ([]Job, error
 UPDATE deliveries d SET claimed_by = $4, next_attempt_at = $5, status = 'SENDING', updated_at = $2
 FROM c, events e WHERE d.id = c.id AND e.id = d.event_id
 RETURNING d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, c.due, e.payload, e.created_at,
-  COALESCE(e.trace_parent, '')`,
+  e.deliver_at, COALESCE(e.trace_parent, '')`,
 		p.EndpointID, now, p.Limit, token, until)
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", p.EndpointID, err)
@@ -89,7 +89,7 @@ RETURNING d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_cou
 		j := Job{Lease: Lease{Token: token, Until: until}}
 		var payload []byte
 		err := r.Scan(&j.DeliveryID, &j.AppID, &j.EventID, &j.EndpointID, &j.EventType, &j.AttemptCount, &j.Trigger,
-			&j.Position.Due, &payload, &j.EventCreatedAt, &j.TraceParent)
+			&j.Position.Due, &payload, &j.EventCreatedAt, &j.EventDeliverAt, &j.TraceParent)
 		j.Payload = payload
 		return j, err
 	})

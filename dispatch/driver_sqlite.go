@@ -116,14 +116,14 @@ func (d *SQLiteDriver) prepareReader(ctx context.Context) error {
 			// starting after the cursor reads no index entry twice, even
 			// among the deliveries of one batch, which are all due at the
 			// same instant.
-			{&d.claim, `SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, COALESCE(e.trace_parent, '')
+			{&d.claim, `SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, e.deliver_at, COALESCE(e.trace_parent, '')
 FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.endpoint_id = ? AND d.next_attempt_at <= ? AND d.next_attempt_at >= ? AND (d.next_attempt_at > ? OR d.rowid > ?)
 ORDER BY d.next_attempt_at, d.rowid LIMIT ?`},
 			// An ordered endpoint's due deliveries that no older
 			// unfinished delivery of their ordering key holds back (the
 			// partial index delivery_order finds the older ones).
-			{&d.claimOrdered, `SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, COALESCE(e.trace_parent, '')
+			{&d.claimOrdered, `SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, e.deliver_at, COALESCE(e.trace_parent, '')
 FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.endpoint_id = ? AND d.next_attempt_at <= ?
   AND (d.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p
@@ -204,7 +204,7 @@ func (d *SQLiteDriver) readDue(ctx context.Context, p ClaimParams) ([]Job, error
 	for rows.Next() {
 		j := Job{Lease: Lease{Token: p.Worker, Until: until}}
 		if err := rows.Scan(&j.Position.Seq, &j.DeliveryID, &j.AppID, &j.EventID, &j.EndpointID, &j.EventType, &j.AttemptCount, &j.Trigger,
-			&j.Position.Due, &j.Payload, &j.EventCreatedAt, &j.TraceParent); err != nil {
+			&j.Position.Due, &j.Payload, &j.EventCreatedAt, &j.EventDeliverAt, &j.TraceParent); err != nil {
 			return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", p.EndpointID, err)
 		}
 		if d.leases.holds(j.EndpointID, j.DeliveryID) {

@@ -3,6 +3,7 @@ package dispatch_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -858,9 +859,34 @@ func TestDeliverAt_SentAtTheScheduledTimeAcrossARestart(t *testing.T) {
 		if r.At.Before(at) {
 			t.Fatalf("delivered %s before its time", at.Sub(r.At))
 		}
+		// Its lag counts from when it was due, not from its publication.
+		s.WaitDelivery(s.Token, out.PublishEvent.ID, 10*time.Second, func(d heraldtest.Delivery) bool { return d.Status == "SUCCEEDED" })
+		if sum, n := scrapeLag(t, s.URL); n != 1 || sum > 1.5 {
+			t.Fatalf("delivery lag: %d observations summing to %.3fs, want one of well under the 2s it was scheduled ahead", n, sum)
+		}
 		s.Do(s.Token, `mutation($at: Time!) { publishEvent(input: {eventType: "order.created", payload: {}, deliverAt: $at}) { id } }`,
 			map[string]any{"at": time.Now().Add(31 * 24 * time.Hour)}).WantFault(t, "BAD_USER_INPUT", "input.deliverAt")
 	})
+}
+
+// scrapeLag returns the sum and count of herald_delivery_lag_seconds.
+func scrapeLag(t *testing.T, base string) (sum float64, count int) {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "herald_delivery_lag_seconds_sum "); ok {
+			fmt.Sscan(v, &sum)
+		}
+		if v, ok := strings.CutPrefix(line, "herald_delivery_lag_seconds_count "); ok {
+			fmt.Sscan(v, &count)
+		}
+	}
+	return sum, count
 }
 
 func TestGone_DisablesTheEndpointAtOnce(t *testing.T) {

@@ -17,9 +17,9 @@ type Metrics interface {
 	AttemptFinished(o Outcome, d time.Duration)
 	// DeliveryFinished reports a delivery that ended: status SUCCEEDED,
 	// FAILED or CANCELLED (failed without an attempt because its endpoint
-	// was disabled or deleted). lag is from the event's publication to
-	// the end of the delivery's last attempt, for SUCCEEDED ones (0
-	// otherwise).
+	// was disabled or deleted). lag is from the event's publication (or
+	// its deliverAt, if later) to the end of the delivery's last attempt,
+	// for SUCCEEDED ones (0 otherwise).
 	DeliveryFinished(status string, lag time.Duration)
 	// EndpointDisabled counts endpoints the engine disabled after too many
 	// consecutive failed deliveries.
@@ -53,7 +53,11 @@ func reportCommitted(m Metrics, out *commitOutput) {
 		case "SUCCEEDED":
 			var lag time.Duration
 			if resp := res.resp; resp != nil && !res.job.EventCreatedAt.IsZero() {
-				lag = resp.Completed.Sub(res.job.EventCreatedAt)
+				due := res.job.EventCreatedAt
+				if at := res.job.EventDeliverAt; at != nil && at.After(due) {
+					due = *at // scheduled: due from then
+				}
+				lag = resp.Completed.Sub(due)
 			}
 			m.DeliveryFinished("SUCCEEDED", lag)
 		case "FAILED":

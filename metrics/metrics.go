@@ -118,7 +118,7 @@ func New(cfg Config) *Metrics {
 	m.succeeded = finished.WithLabelValues("succeeded")
 	m.failed = finished.WithLabelValues("failed")
 	m.cancelled = finished.WithLabelValues("cancelled")
-	m.lag = f.histogram("delivery_lag_seconds", "Time from an event's publication to the end of its delivery's successful attempt, retries included.",
+	m.lag = f.histogram("delivery_lag_seconds", "Time from an event's publication (or its deliverAt, if later) to the end of its delivery's successful attempt, retries included.",
 		[]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600})
 	m.disabled = f.counter("endpoints_disabled_total", "Endpoints Herald disabled after too many consecutive failed deliveries (--disable-after).")
 	batches := prometheus.ExponentialBuckets(1, 2, 11) // 1 … 1024
