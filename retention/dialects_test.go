@@ -10,6 +10,7 @@ import (
 
 	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/ent"
+	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/attempt"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/internal/pgtest"
@@ -58,6 +59,28 @@ func seed(t *testing.T, d *db.DB) history {
 			t.Fatal(err)
 		}
 		h.live, h.gone = ep.ID, gone.ID
+		// Portal sessions: one expired long ago (revoked too), one
+		// expired lately, one working; and an expired API key, which
+		// stays, listed as expired.
+		for _, k := range []struct {
+			kind    apikey.Kind
+			expires time.Time
+			revoked bool
+		}{
+			{apikey.KindPORTAL_SESSION, old.Add(-time.Minute), true},
+			{apikey.KindPORTAL_SESSION, time.Now().Add(-10 * time.Second), false},
+			{apikey.KindPORTAL_SESSION, time.Now().Add(time.Hour), false},
+			{apikey.KindAPI_KEY, old.Add(-time.Minute), false},
+		} {
+			create := c.APIKey.Create().SetAppID(app.ID).SetName("k").SetPrefix("hrld_x").
+				SetTokenHash([]byte(fmt.Sprintf("%s-%d-%v", app.ID, k.expires.UnixNano(), k.kind))).SetKind(k.kind).SetExpiresAt(k.expires.UTC())
+			if k.revoked {
+				create.SetRevokedAt(old)
+			}
+			if _, err := create.Save(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
 		for i := range 10 {
 			created := old.Add(time.Duration(i) * time.Millisecond)
 			if i >= 7 {
@@ -134,8 +157,9 @@ func TestPrune_SameResultOnBothDialects(t *testing.T) {
 				want   retention.Counts
 			}{
 				{"nothing is older than the cutoff", time.Now().Add(-2 * time.Hour), retention.Counts{}},
-				{"every finished event goes", time.Now(), retention.Counts{Events: 16, Deliveries: 16, Attempts: 16, Endpoints: 2}},
-				{"a second pass finds nothing", time.Now(), retention.Counts{}},
+				{"every finished event goes, and the sessions expired an hour ago", time.Now().Add(-30 * time.Second),
+					retention.Counts{Events: 16, Deliveries: 16, Attempts: 16, Endpoints: 2, PortalSessions: 2}},
+				{"a second pass finds nothing", time.Now().Add(-30 * time.Second), retention.Counts{}},
 			}
 			for _, s := range steps {
 				got, err := p.Prune(ctx, s.before)
@@ -145,6 +169,9 @@ func TestPrune_SameResultOnBothDialects(t *testing.T) {
 				if got != s.want {
 					t.Errorf("%s: deleted %+v, want %+v", s.name, got, s.want)
 				}
+			}
+			if n, err := d.Client.APIKey.Query().Count(tenant.System(ctx)); err != nil || n != 6 {
+				t.Errorf("%d keys left (%v), want 6: per app, the two sessions not expired before the cutoff and the API key", n, err)
 			}
 			evs, dels, atts, eps := counts(t, d)
 			if evs != 4 || dels != 4 || atts != 4 || eps != 2 {
@@ -218,7 +245,7 @@ AND ((classid::bigint << 32) | objid::bigint) = $1`, db.LockKey("retention")).Sc
 		t.Fatal(err)
 	}
 	r := <-done
-	want := retention.Counts{Events: 16, Deliveries: 16, Attempts: 16, Endpoints: 2}
+	want := retention.Counts{Events: 16, Deliveries: 16, Attempts: 16, Endpoints: 2, PortalSessions: 2}
 	if r.err != nil || !r.ran || r.n != want {
 		t.Fatalf("replica A: ran=%v deleted %+v err=%v, want %+v", r.ran, r.n, r.err, want)
 	}

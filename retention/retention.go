@@ -74,9 +74,12 @@ type Counts struct {
 	Events, Deliveries, Attempts, Endpoints int64
 	// Stats counts the statistics roll-up rows deleted.
 	Stats int64
+	// PortalSessions counts the expired portal sessions deleted.
+	PortalSessions int64
 }
 
 func (c *Counts) add(o Counts) {
+	c.PortalSessions += o.PortalSessions
 	c.Events += o.Events
 	c.Deliveries += o.Deliveries
 	c.Attempts += o.Attempts
@@ -188,9 +191,10 @@ func (p *Pruner) Round(ctx context.Context) (n Counts, ran bool, err error) {
 	switch {
 	case err != nil && ctx.Err() == nil:
 		p.log.Error("prune history", "before", before, "err", err)
-	case n.Events > 0 || n.Endpoints > 0 || n.Stats > 0:
+	case n.Events > 0 || n.Endpoints > 0 || n.Stats > 0 || n.PortalSessions > 0:
 		p.log.Info("pruned history", "before", before, "events", n.Events,
-			"deliveries", n.Deliveries, "attempts", n.Attempts, "endpoints", n.Endpoints, "stats_rows", n.Stats)
+			"deliveries", n.Deliveries, "attempts", n.Attempts, "endpoints", n.Endpoints, "stats_rows", n.Stats,
+			"portal_sessions", n.PortalSessions)
 	}
 	return n, true, err
 }
@@ -240,7 +244,35 @@ func (p *Pruner) Prune(ctx context.Context, before time.Time) (Counts, error) {
 			return total, fmt.Errorf("prune delivery statistics: %w", err)
 		}
 	}
+	n, err := p.pruneSessions(ctx, before)
+	total.PortalSessions += n
+	if err != nil {
+		return total, fmt.Errorf("prune portal sessions: %w", err)
+	}
 	return total, nil
+}
+
+// pruneSessions deletes the portal sessions that expired before a time (a
+// revoked one expires too, at most 7 days after it was created), in
+// batches of one statement each, through the index on kind and expiry.
+// Every visit to a portal creates one, so they would otherwise pile up.
+func (p *Pruner) pruneSessions(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		res, err := p.cfg.DB.ExecContext(ctx, p.bind(`DELETE FROM api_keys WHERE id IN (
+SELECT id FROM api_keys WHERE kind = 'PORTAL_SESSION' AND expires_at < ? LIMIT ?)`), before, statsBatch)
+		if err != nil {
+			return total, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < statsBatch {
+			return total, nil
+		}
+	}
 }
 
 // pruneStats deletes the roll-ups of one resolution whose bucket starts
@@ -265,7 +297,7 @@ SELECT id FROM delivery_stats WHERE resolution = ? AND bucket < ? LIMIT ?)`), re
 	}
 }
 
-// statsBatch is how many roll-up rows one statement deletes.
+// statsBatch is how many roll-up rows or sessions one statement deletes.
 const statsBatch = 2000
 
 func (p *Pruner) apps(ctx context.Context) ([]string, error) {

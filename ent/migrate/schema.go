@@ -49,6 +49,11 @@ var (
 				Unique:  false,
 				Columns: []*schema.Column{APIKeysColumns[12], APIKeysColumns[7], APIKeysColumns[11]},
 			},
+			{
+				Name:    "apikey_kind_expires_at",
+				Unique:  false,
+				Columns: []*schema.Column{APIKeysColumns[7], APIKeysColumns[9]},
+			},
 		},
 	}
 	// AppsColumns holds the columns for the "apps" table.

@@ -90,6 +90,8 @@ func (APIKey) Indexes() []ent.Index {
 		index.Fields("app_id", "created_at"),
 		// Revoking all of an app's portal sessions.
 		index.Fields("app_id", "kind", "revoked_at"),
+		// Pruning expired portal sessions (package retention).
+		index.Fields("kind", "expires_at"),
 	}
 }
 
