@@ -83,6 +83,7 @@ type ComplexityRoot struct {
 
 	App struct {
 		AcceptUnknownEventTypes func(childComplexity int) int
+		Backlog                 func(childComplexity int) int
 		CreatedAt               func(childComplexity int) int
 		ID                      func(childComplexity int) int
 		Name                    func(childComplexity int) int
@@ -138,6 +139,12 @@ type ComplexityRoot struct {
 	AttemptEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	Backlog struct {
+		Due         func(childComplexity int) int
+		OldestDueAt func(childComplexity int) int
+		Unfinished  func(childComplexity int) int
 	}
 
 	CreateAPIKeyPayload struct {
@@ -245,6 +252,7 @@ type ComplexityRoot struct {
 
 	Endpoint struct {
 		Auth                    func(childComplexity int) int
+		Backlog                 func(childComplexity int) int
 		ConsecutiveFailures     func(childComplexity int) int
 		CreatedAt               func(childComplexity int) int
 		DeletedAt               func(childComplexity int) int
@@ -505,6 +513,7 @@ type APIKeyResolver interface {
 }
 type AppResolver interface {
 	Stats(ctx context.Context, obj *ent.App, window time.Duration, bucket time.Duration) (*model.DeliveryStats, error)
+	Backlog(ctx context.Context, obj *ent.App) (*model.Backlog, error)
 	Portal(ctx context.Context, obj *ent.App) (*model.PortalSettings, error)
 }
 type DeliveryResolver interface {
@@ -521,6 +530,7 @@ type EndpointResolver interface {
 	Health(ctx context.Context, obj *ent.Endpoint) (model.EndpointHealth, error)
 	Stats(ctx context.Context, obj *ent.Endpoint, window time.Duration, bucket time.Duration) (*model.DeliveryStats, error)
 	Flow(ctx context.Context, obj *ent.Endpoint) (*model.EndpointFlow, error)
+	Backlog(ctx context.Context, obj *ent.Endpoint) (*model.Backlog, error)
 }
 type EndpointChangeResolver interface {
 	Endpoint(ctx context.Context, obj *model.EndpointChange) (*ent.Endpoint, error)
@@ -699,6 +709,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.App.AcceptUnknownEventTypes(childComplexity), true
+	case "App.backlog":
+		if e.ComplexityRoot.App.Backlog == nil {
+			break
+		}
+
+		return e.ComplexityRoot.App.Backlog(childComplexity), true
 	case "App.createdAt":
 		if e.ComplexityRoot.App.CreatedAt == nil {
 			break
@@ -932,6 +948,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AttemptEdge.Node(childComplexity), true
+
+	case "Backlog.due":
+		if e.ComplexityRoot.Backlog.Due == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Backlog.Due(childComplexity), true
+	case "Backlog.oldestDueAt":
+		if e.ComplexityRoot.Backlog.OldestDueAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Backlog.OldestDueAt(childComplexity), true
+	case "Backlog.unfinished":
+		if e.ComplexityRoot.Backlog.Unfinished == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Backlog.Unfinished(childComplexity), true
 
 	case "CreateAPIKeyPayload.apiKey":
 		if e.ComplexityRoot.CreateAPIKeyPayload.APIKey == nil {
@@ -1375,6 +1410,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Endpoint.Auth(childComplexity), true
+	case "Endpoint.backlog":
+		if e.ComplexityRoot.Endpoint.Backlog == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.Backlog(childComplexity), true
 	case "Endpoint.consecutiveFailures":
 		if e.ComplexityRoot.Endpoint.ConsecutiveFailures == nil {
 			break
@@ -2846,6 +2887,22 @@ extend type Endpoint {
   stats(window: Duration! = "24h", bucket: Duration! = "1h"): DeliveryStats! @goField(forceResolver: true)
   "How fast Herald sends to the endpoint now: its rate limit and what its answers imposed."
   flow: EndpointFlow!
+  "Its deliveries that have not finished yet."
+  backlog: Backlog!
+}
+
+"""
+Deliveries that have not finished: queued, retrying, scheduled or being sent.
+A growing number due, or an old oldestDueAt, means Herald is falling behind
+(or an endpoint is paused or rate-limited).
+"""
+type Backlog {
+  "Every unfinished delivery."
+  unfinished: Int!
+  "Those whose time has come: being sent, or waiting for a worker, a pause or a rate limit."
+  due: Int!
+  "When the longest-waiting due delivery not being sent became due (null: none)."
+  oldestDueAt: Time
 }
 
 extend type App {
@@ -2854,6 +2911,8 @@ extend type App {
   Only the app the caller acts in: FORBIDDEN for another app.
   """
   stats(window: Duration! = "24h", bucket: Duration! = "1h"): DeliveryStats! @goField(forceResolver: true)
+  "The deliveries of all the app's endpoints that have not finished yet."
+  backlog: Backlog!
 }
 
 """
@@ -3498,6 +3557,8 @@ func (ec *executionContext) childFields_App(ctx context.Context, field graphql.C
 		return ec.fieldContext_App_acceptUnknownEventTypes(ctx, field)
 	case "stats":
 		return ec.fieldContext_App_stats(ctx, field)
+	case "backlog":
+		return ec.fieldContext_App_backlog(ctx, field)
 	case "portal":
 		return ec.fieldContext_App_portal(ctx, field)
 	}
@@ -3600,6 +3661,18 @@ func (ec *executionContext) childFields_AttemptEdge(ctx context.Context, field g
 		return ec.fieldContext_AttemptEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AttemptEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_Backlog(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "unfinished":
+		return ec.fieldContext_Backlog_unfinished(ctx, field)
+	case "due":
+		return ec.fieldContext_Backlog_due(ctx, field)
+	case "oldestDueAt":
+		return ec.fieldContext_Backlog_oldestDueAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Backlog", field.Name)
 }
 
 func (ec *executionContext) childFields_CreateAPIKeyPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3868,6 +3941,8 @@ func (ec *executionContext) childFields_Endpoint(ctx context.Context, field grap
 		return ec.fieldContext_Endpoint_stats(ctx, field)
 	case "flow":
 		return ec.fieldContext_Endpoint_flow(ctx, field)
+	case "backlog":
+		return ec.fieldContext_Endpoint_backlog(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Endpoint", field.Name)
 }
@@ -6064,6 +6139,38 @@ func (ec *executionContext) fieldContext_App_stats(ctx context.Context, field gr
 	return fc, nil
 }
 
+func (ec *executionContext) _App_backlog(ctx context.Context, field graphql.CollectedField, obj *ent.App) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_App_backlog(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.App().Backlog(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Backlog) graphql.Marshaler {
+			return ec.marshalNBacklog2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐBacklog(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_App_backlog(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "App",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Backlog(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _App_portal(ctx context.Context, field graphql.CollectedField, obj *ent.App) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6888,6 +6995,75 @@ func (ec *executionContext) _AttemptEdge_cursor(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_AttemptEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AttemptEdge", field, false, false, "Cursor")
+}
+
+func (ec *executionContext) _Backlog_unfinished(ctx context.Context, field graphql.CollectedField, obj *model.Backlog) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Backlog_unfinished(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Unfinished, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Backlog_unfinished(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Backlog", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Backlog_due(ctx context.Context, field graphql.CollectedField, obj *model.Backlog) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Backlog_due(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Due, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Backlog_due(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Backlog", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Backlog_oldestDueAt(ctx context.Context, field graphql.CollectedField, obj *model.Backlog) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Backlog_oldestDueAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OldestDueAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Backlog_oldestDueAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Backlog", field, false, false, "Time")
 }
 
 func (ec *executionContext) _CreateAPIKeyPayload_apiKey(ctx context.Context, field graphql.CollectedField, obj *model.CreateAPIKeyPayload) (ret graphql.Marshaler) {
@@ -9405,6 +9581,38 @@ func (ec *executionContext) fieldContext_Endpoint_flow(_ context.Context, field 
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_EndpointFlow(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Endpoint_backlog(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_backlog(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Endpoint().Backlog(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Backlog) graphql.Marshaler {
+			return ec.marshalNBacklog2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐBacklog(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_backlog(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Endpoint",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Backlog(ctx, field)
 		},
 	}
 	return fc, nil
@@ -21291,6 +21499,12 @@ func (ec *executionContext) _App(ctx context.Context, sel ast.SelectionSet, obj 
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._App_stats(ctx, field, obj)
 				})
+		case "backlog":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._App_backlog(ctx, field, obj)
+				})
 		case "portal":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -21619,6 +21833,49 @@ func (ec *executionContext) _AttemptEdge(ctx context.Context, sel ast.SelectionS
 		case "cursor":
 			out.Values[i] = ec._AttemptEdge_cursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var backlogImplementors = []string{"Backlog"}
+
+func (ec *executionContext) _Backlog(ctx context.Context, sel ast.SelectionSet, obj *model.Backlog) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, backlogImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Backlog")
+		case "unfinished":
+			out.Values[i] = ec._Backlog_unfinished(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "due":
+			out.Values[i] = ec._Backlog_due(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "oldestDueAt":
+			out.Values[i] = ec._Backlog_oldestDueAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -22462,6 +22719,12 @@ func (ec *executionContext) _Endpoint(ctx context.Context, sel ast.SelectionSet,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Endpoint_flow(ctx, field, obj)
+				})
+		case "backlog":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Endpoint_backlog(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -24523,6 +24786,14 @@ func (ec *executionContext) marshalNAttemptTrigger2githubᚗcomᚋheraldhqᚋher
 func (ec *executionContext) unmarshalNAttemptWhereInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAttemptWhereInput(ctx context.Context, v any) (*ent.AttemptWhereInput, error) {
 	res, err := ec.unmarshalInputAttemptWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNBacklog2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐBacklog(ctx context.Context, sel ast.SelectionSet, v *model.Backlog) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Backlog!")
+		return graphql.Null
+	}
+	return ec._Backlog(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {

@@ -58,6 +58,18 @@ func (r *appResolver) Stats(ctx context.Context, obj *ent.App, window time.Durat
 	return r.readStats(ctx, obj.ID, "", window, bucket)
 }
 
+// Backlog is the resolver for the backlog field.
+func (r *appResolver) Backlog(ctx context.Context, obj *ent.App) (*model.Backlog, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if obj.ID != v.AppID {
+		return nil, fault.Forbiddenf("backlog of app %s: only the app a request acts in (send X-Herald-App: %s with an admin key)", obj.ID, obj.ID)
+	}
+	return r.appBacklog(ctx)
+}
+
 // Portal is the resolver for the portal field.
 func (r *appResolver) Portal(ctx context.Context, obj *ent.App) (*model.PortalSettings, error) {
 	ps := portal.SettingsOf(obj)
@@ -136,6 +148,11 @@ func (r *endpointResolver) Stats(ctx context.Context, obj *ent.Endpoint, window 
 func (r *endpointResolver) Flow(ctx context.Context, obj *ent.Endpoint) (*model.EndpointFlow, error) {
 	st, _ := r.engine.Flow(obj.ID)
 	return flowOut(st, obj, r.now()), nil
+}
+
+// Backlog is the resolver for the backlog field.
+func (r *endpointResolver) Backlog(ctx context.Context, obj *ent.Endpoint) (*model.Backlog, error) {
+	return backlog(ctx, r.client, []string{obj.ID}, r.now().UTC())
 }
 
 // Endpoint is the resolver for the endpoint field.

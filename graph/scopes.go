@@ -150,6 +150,7 @@ var typeAccess = map[string]access{
 	// the delivery log summed up: they need what reading it needs, and
 	// the values inside them carry no more.
 	"DeliveryStats":        need(scope.EventsRead),
+	"Backlog":              need(scope.EventsRead),
 	"DeliveryStatsPoint":   open,
 	"DeliveryStatsColumns": open,
 	"AttemptCounts":        open,

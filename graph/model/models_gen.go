@@ -28,6 +28,18 @@ type AttemptCounts struct {
 	Permanent int `json:"permanent"`
 }
 
+// Deliveries that have not finished: queued, retrying, scheduled or being sent.
+// A growing number due, or an old oldestDueAt, means Herald is falling behind
+// (or an endpoint is paused or rate-limited).
+type Backlog struct {
+	// Every unfinished delivery.
+	Unfinished int `json:"unfinished"`
+	// Those whose time has come: being sent, or waiting for a worker, a pause or a rate limit.
+	Due int `json:"due"`
+	// When the longest-waiting due delivery not being sent became due (null: none).
+	OldestDueAt *time.Time `json:"oldestDueAt,omitempty"`
+}
+
 type CreateAPIKeyInput struct {
 	// App the key belongs to; default: the app the caller acts in.
 	AppID *string `json:"appId,omitempty"`
