@@ -956,7 +956,9 @@ func TestBacklog_CountsUnfinishedAndDueDeliveries(t *testing.T) {
 			slow: node(id: $slow) { ... on Endpoint { backlog { unfinished due oldestDueAt } } } }`
 		ok := heraldtest.Eventually(5*time.Second, func() bool {
 			s.Do(s.Token, q, map[string]any{"later": later, "slow": slow}).Decode(t, &out)
-			return out.Slow.Backlog.Unfinished == 2
+			// The app's count and the endpoint's are read at different
+			// moments: wait until both have seen the one sent recorded.
+			return out.Slow.Backlog.Unfinished == 2 && out.Viewer.App.Backlog.Unfinished == 5
 		})
 		// (The waiting ones may be claimed by the engine that paces the
 		// endpoint: then none is due and waiting unclaimed.)
