@@ -52,6 +52,10 @@ type Filter struct {
 	// EventType is an event type name or pattern ("order.*", "*").
 	EventType string
 	Status    string
+	// Coalesce suits subscribers that only need to know that something
+	// changed: when their buffer is full a message is dropped, and the
+	// subscription goes on instead of ending with ErrLagged.
+	Coalesce bool
 }
 
 func (f *Filter) match(m *Message) bool {
@@ -283,7 +287,9 @@ func deliver(subs map[*Subscription]struct{}, m *Message) {
 		select {
 		case s.c <- m:
 		default:
-			s.end(ErrLagged)
+			if !s.filter.Coalesce {
+				s.end(ErrLagged)
+			}
 		}
 	}
 }

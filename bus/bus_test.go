@@ -82,6 +82,29 @@ func TestBus_LaggingSubscriberIsCutOffWithoutBlocking(t *testing.T) {
 	}
 }
 
+func TestBus_CoalescingSubscriberDropsOverflowAndStays(t *testing.T) {
+	b := New(Config{Buffer: 4})
+	s, _ := b.Subscribe(Filter{Topic: Events, AppID: "app", Coalesce: true})
+	defer s.Close()
+	for i := 0; i < 10; i++ {
+		b.Publish(Message{Topic: Events, AppID: "app", Payload: i})
+	}
+	select {
+	case <-s.Done():
+		t.Fatalf("a coalescing subscriber was cut off: %v", s.Err())
+	default:
+	}
+	for i := 0; i < 4; i++ {
+		if _, ok := recv(t, s); !ok {
+			t.Fatalf("message %d of the full buffer missing", i)
+		}
+	}
+	b.Publish(Message{Topic: Events, AppID: "app", Payload: 10})
+	if m, ok := recv(t, s); !ok || m.Payload != 10 {
+		t.Fatalf("after draining got %v, %v; want the next message", m, ok)
+	}
+}
+
 func TestBus_CloseEndsSubscriptions(t *testing.T) {
 	b := New(Config{})
 	s, _ := b.Subscribe(Filter{Topic: Events, AppID: "app"})

@@ -90,6 +90,7 @@ func (r *Resolver) liveStats(ctx context.Context, f bus.Filter, read func(contex
 		cs.subs.Add(-1)
 		return nil, fault.Invalid("", "this connection already has %d subscriptions, the limit: open another connection or stop one", cs.max)
 	}
+	f.Coalesce = true // a message only marks the numbers stale: a burst never ends the feed
 	sub, err := r.bus.Subscribe(f)
 	if err != nil {
 		cs.subs.Add(-1)
