@@ -49,6 +49,18 @@
     tbody: $("deliveries"),
     empty: $("empty"),
     emptyHint: $("empty-hint"),
+    stats: $("stats"),
+    statsTitle: $("stats-title"),
+    statsUpdated: $("stats-updated"),
+    tileSuccess: $("tile-success"),
+    tileDeliveries: $("tile-deliveries"),
+    tileLatency: $("tile-latency"),
+    tileBacklog: $("tile-backlog"),
+    chartVolume: $("chart-volume"),
+    chartSuccess: $("chart-success"),
+    chartLatency: $("chart-latency"),
+    attentionList: $("attention-list"),
+    attentionNone: $("attention-none"),
   };
 
   const graphqlWs = window.graphqlWs;
@@ -80,6 +92,22 @@
     attemptNumber responseStatus durationMs error nextAttemptAt at
   }
 }`;
+
+  // Statistics of the last hour in one-minute buckets, pushed at most once
+  // a second as attempts are recorded.
+  const STATS = `subscription HeraldConsoleStats($ep: ID) {
+  statsUpdated(endpointId: $ep, window: "1h", bucket: "1m") {
+    to
+    total { attempts { total } deliveries { total succeeded failed } successRate latency { p50Ms p95Ms p99Ms } }
+    columns { start attempts attemptsSucceeded attemptsRetryable attemptsPermanent successRate p50Ms p95Ms p99Ms }
+  }
+}`;
+
+  const APP_BACKLOG = `query HeraldConsoleBacklog { viewer { app { backlog { unfinished due oldestDueAt } } } }`;
+  const ENDPOINT_BACKLOG = `query HeraldConsoleEndpointBacklog($id: ID!) {
+  node(id: $id) { ... on Endpoint { backlog { unfinished due oldestDueAt } } }
+}`;
+  const BACKLOG_REFRESH_MS = 5000;
 
   const RETRY = `mutation HeraldConsoleRetry($id: ID!) { retryDelivery(id: $id) { id status } }`;
 
@@ -212,6 +240,8 @@
       lagRetried: false, // the one automatic resubscription after a lag was used
       lastEndpointRefresh: 0,
       endpointTimer: 0,
+      stats: null, // the running statsUpdated subscription: {unsubscribe}
+      backlogTimer: 0,
     };
     session = s;
     setState("connecting");
@@ -259,9 +289,10 @@
       },
     });
 
-    // graphql-ws sends the subscription once the server acknowledges the
+    // graphql-ws sends the subscriptions once the server acknowledges the
     // connection, which authenticates the key.
     startFeed(s);
+    startStats(s);
   }
 
   function disconnect() {
@@ -306,6 +337,7 @@
   function endSession(s) {
     s.closed = true;
     stopFeed(s);
+    stopStats(s);
     clearTimeout(s.endpointTimer);
     // dispose rejects with the close event when the connection never
     // succeeded; that was reported already.
@@ -328,6 +360,7 @@
     if (s !== session || s.closed) return;
     s.endpoints = new Map(data.endpoints.edges.map((edge) => [edge.node.id, edge.node]));
     renderEndpointOptions(s);
+    renderAttention(s);
     // Names of endpoints already in the table.
     for (const row of rows.values()) renderRow(row, false);
   }
@@ -471,6 +504,185 @@
     startFeed(s);
     loadRecent(s);
   }
+
+
+  // ---- Statistics ---------------------------------------------------------
+
+  // charts: the three uPlot charts, made on the first statistics.
+  let charts = null;
+
+  function cssVar(name) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  }
+
+  function chartWidth(box) {
+    return Math.max(240, Math.floor(box.getBoundingClientRect().width));
+  }
+
+  function makeCharts() {
+    const uPlot = window.uPlot;
+    if (!uPlot) return null;
+    const ok = cssVar("--ok");
+    const bad = cssVar("--bad");
+    const warn = cssVar("--warn");
+    const primary = cssVar("--primary");
+    const axis = { stroke: cssVar("--muted"), grid: { stroke: cssVar("--border") }, ticks: { stroke: cssVar("--border") } };
+    const xAxis = Object.assign({}, axis, { space: 70, values: "{HH}:{mm}" });
+    // Buckets without attempts have no rate or latency: draw across them,
+    // with a dot on each bucket that has one.
+    const line = (opts) => Object.assign({ width: 1.5, spanGaps: true, points: { show: true, size: 4 } }, opts);
+    const base = (box, series, yAxis) =>
+      new uPlot(
+        {
+          width: chartWidth(box),
+          height: 150,
+          legend: { show: true },
+          cursor: { drag: { x: false, y: false } },
+          scales: { x: { time: true } },
+          axes: [xAxis, Object.assign({}, axis, yAxis)],
+          series: [{ value: "{HH}:{mm}" }].concat(series.map(line)),
+        },
+        [[], ...series.map(() => [])],
+        box
+      );
+    const pct = (u, v) => (v == null ? "—" : `${(v * 100).toFixed(1)}%`);
+    return {
+      volume: base(ui.chartVolume, [
+        { label: "Succeeded", stroke: ok, fill: `${ok}22`, points: { show: false } },
+        { label: "Retryable", stroke: warn, points: { show: false } },
+        { label: "Failed", stroke: bad, points: { show: false } },
+      ]),
+      success: base(ui.chartSuccess, [{ label: "Attempts", stroke: ok, value: pct }], {
+        values: (u, vals) => vals.map((v) => `${Math.round(v * 100)}%`),
+      }),
+      latency: base(ui.chartLatency, [
+        { label: "p50", stroke: primary },
+        { label: "p95", stroke: warn },
+        { label: "p99", stroke: bad },
+      ]),
+    };
+  }
+
+  function startStats(s) {
+    stopStats(s);
+    const ep = ui.endpoint.value || null;
+    const sub = {};
+    s.stats = sub;
+    ui.statsTitle.textContent = `${ep && s.endpoints.get(ep) ? s.endpoints.get(ep).name : "All endpoints"}, last hour`;
+    sub.unsubscribe = s.client.subscribe(
+      { query: STATS, variables: { ep } },
+      {
+        next: (result) => {
+          if (s.stats !== sub) return;
+          if (result.data && result.data.statsUpdated) renderStats(result.data.statsUpdated);
+        },
+        error: () => {
+          // The deliveries feed reports connection problems; statistics
+          // start again with the next Connect or filter change.
+          if (s.stats === sub) s.stats = null;
+        },
+        complete: () => {
+          if (s.stats === sub) s.stats = null;
+        },
+      }
+    );
+    loadBacklog(s);
+  }
+
+  function stopStats(s) {
+    const sub = s.stats;
+    s.stats = null;
+    if (sub) sub.unsubscribe();
+    clearTimeout(s.backlogTimer);
+  }
+
+  function fmtPct(v) {
+    return v == null ? "—" : `${(v * 100).toFixed(v === 1 ? 0 : 1)}%`;
+  }
+
+  function fmtMs(v) {
+    return v == null ? "—" : v < 10 ? v.toFixed(1) : String(Math.round(v));
+  }
+
+  function renderStats(st) {
+    ui.stats.hidden = false;
+    const t = st.total;
+    ui.tileSuccess.textContent = fmtPct(t.successRate);
+    ui.tileSuccess.dataset.value = t.successRate == null ? "" : String(t.successRate);
+    ui.tileDeliveries.textContent =
+      t.deliveries.total === 0 ? "None finished" : `${t.deliveries.succeeded} succeeded · ${t.deliveries.failed} failed`;
+    ui.tileDeliveries.dataset.succeeded = String(t.deliveries.succeeded);
+    ui.tileLatency.textContent = t.latency ? `${fmtMs(t.latency.p50Ms)} · ${fmtMs(t.latency.p95Ms)} · ${fmtMs(t.latency.p99Ms)} ms` : "—";
+    ui.statsUpdated.textContent = `Updated ${fmtTime(Date.now()).slice(0, 8)}`;
+    if (!charts) charts = makeCharts();
+    if (!charts) return;
+    const c = st.columns;
+    const x = c.start.map((v) => Date.parse(v) / 1000);
+    const failed = c.attemptsPermanent;
+    charts.volume.setData([x, c.attemptsSucceeded, c.attemptsRetryable, failed]);
+    charts.success.setData([x, c.successRate]);
+    charts.latency.setData([x, c.p50Ms, c.p95Ms, c.p99Ms]);
+    ui.chartVolume.dataset.points = String(x.length);
+    ui.chartVolume.dataset.attempts = String(c.attempts.reduce((a, b) => a + b, 0));
+  }
+
+  async function loadBacklog(s) {
+    clearTimeout(s.backlogTimer);
+    const ep = ui.endpoint.value || null;
+    try {
+      const data = ep ? await gql(s, ENDPOINT_BACKLOG, { id: ep }) : await gql(s, APP_BACKLOG);
+      if (s !== session || s.closed || (ui.endpoint.value || null) !== ep) return;
+      const b = ep ? data.node && data.node.backlog : data.viewer.app.backlog;
+      if (b) renderBacklog(b);
+    } catch (e) {
+      // Shown on the next refresh; the key's errors end the session.
+    }
+    if (s === session && !s.closed) s.backlogTimer = setTimeout(() => loadBacklog(s), BACKLOG_REFRESH_MS);
+  }
+
+  function renderBacklog(b) {
+    let text = `${b.unfinished} unfinished · ${b.due} due`;
+    if (b.oldestDueAt) {
+      const waited = Math.max(0, Date.now() - Date.parse(b.oldestDueAt));
+      if (waited >= 1000) text += ` · oldest waiting ${fmtDuration(waited)}`;
+    }
+    ui.tileBacklog.textContent = text;
+    ui.tileBacklog.dataset.due = String(b.due);
+    ui.tileBacklog.dataset.unfinished = String(b.unfinished);
+  }
+
+  // renderAttention lists the endpoints that are disabled, failing,
+  // paused or slowed down; choosing one narrows the console to it.
+  function renderAttention(s) {
+    const items = [];
+    for (const ep of Array.from(s.endpoints.values()).sort((a, b) => a.name.localeCompare(b.name))) {
+      let why = "";
+      if (!ep.isActive) why = "disabled";
+      else if (ep.flow && ep.flow.pausedUntil) why = `paused until ${new Date(ep.flow.pausedUntil).toLocaleTimeString()}`;
+      else if (ep.health === "ATTENTION") why = "its latest attempt failed";
+      else if (ep.flow && ep.flow.throttled) why = "slowed down by its answers";
+      if (!why) continue;
+      const li = el("li", "attention-item");
+      li.dataset.endpointId = ep.id;
+      const btn = el("button", "btn btn-small btn-quiet", ep.name);
+      btn.type = "button";
+      btn.addEventListener("click", () => {
+        ui.endpoint.value = ep.id;
+        ui.endpoint.dispatchEvent(new Event("change", { bubbles: true }));
+      });
+      li.append(btn, el("span", "attention-why", why));
+      items.push(li);
+    }
+    ui.attentionList.replaceChildren(...items);
+    ui.attentionNone.hidden = items.length > 0;
+  }
+
+  window.addEventListener("resize", () => {
+    if (!charts) return;
+    charts.volume.setSize({ width: chartWidth(ui.chartVolume), height: 150 });
+    charts.success.setSize({ width: chartWidth(ui.chartSuccess), height: 150 });
+    charts.latency.setSize({ width: chartWidth(ui.chartLatency), height: 150 });
+  });
 
   // ---- Rows ---------------------------------------------------------------
 
@@ -784,6 +996,7 @@
     clearRows();
     renderControls();
     restartFeed();
+    if (session) startStats(session);
   });
 
   ui.sendTest.addEventListener("click", sendTest);
