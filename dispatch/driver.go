@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -167,6 +168,20 @@ type Cursor struct {
 	Due time.Time
 	Seq int64
 }
+
+func (c Cursor) compare(o Cursor) int {
+	if n := c.Due.Compare(o.Due); n != 0 {
+		return n
+	}
+	return cmp.Compare(c.Seq, o.Seq)
+}
+
+// orderedWindow is how many of an ordered endpoint's oldest due
+// deliveries a claim of n looks through before it looks for the head of
+// every ordering key instead: enough that a backlog of many keys is
+// claimed in one cheap read, few enough that deliveries held back behind
+// their key's head cost a bounded read.
+func orderedWindow(n int) int { return max(256, 4*n) }
 
 // ClaimParams says what to claim.
 type ClaimParams struct {

@@ -55,33 +55,93 @@ func (d *PostgresDriver) Due(ctx context.Context, now time.Time) ([]string, erro
 	return ids, nil
 }
 
-// Claim implements Driver in one statement: it locks the oldest due
-// deliveries of the endpoint that no other transaction holds, and leases
-// them. p.After is not needed: leased rows are no longer due.
+// Claim implements Driver: it locks the oldest due deliveries of the
+// endpoint that no other transaction holds, and leases them, in one
+// statement. p.After is not needed: leased rows are no longer due.
+//
+// An ordered endpoint's deliveries are taken only when no older
+// unfinished delivery of their ordering key holds them back (the partial
+// index delivery_order finds the older ones): first among its oldest due
+// (orderedWindow), which is cheap and usually enough, then, if held-back
+// deliveries crowd those out, among the heads of every key.
 func (d *PostgresDriver) Claim(ctx context.Context, p ClaimParams) ([]Job, error) {
+	if !p.Ordered {
+		return d.claim(ctx, p, claimOldest, p.Limit)
+	}
+	jobs, err := d.claim(ctx, p, claimOrdered, p.Limit, orderedWindow(p.Limit))
+	if err != nil || len(jobs) == p.Limit {
+		return jobs, err
+	}
+	heads, err := d.claim(ctx, p, claimHeads, p.Limit-len(jobs))
+	if err != nil {
+		if len(jobs) > 0 {
+			// What the first statement leased is sent; the failure
+			// comes back at the next claim.
+			return jobs, nil
+		}
+		return nil, err
+	}
+	jobs = append(jobs, heads...)
+	sortJobs(jobs)
+	return jobs, nil
+}
+
+// The candidates of a claim (the CTE c of claimSQL): ids and due times of
+// deliveries of endpoint $1 due at $2, at most $3, locked.
+const (
+	claimOldest = `SELECT id, next_attempt_at AS due FROM deliveries
+  WHERE endpoint_id = $1 AND next_attempt_at <= $2
+  ORDER BY next_attempt_at, id LIMIT $3
+  FOR UPDATE SKIP LOCKED`
+	// $6: the window of oldest due deliveries looked through.
+	claimOrdered = `SELECT id, next_attempt_at AS due FROM deliveries
+  WHERE id IN (SELECT id FROM deliveries WHERE endpoint_id = $1 AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $6)
+    AND endpoint_id = $1 AND next_attempt_at <= $2
+    AND (ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries o
+      WHERE o.endpoint_id = deliveries.endpoint_id AND o.ordering_key = deliveries.ordering_key AND o.next_attempt_at IS NOT NULL
+        AND (o.created_at, o.id) < (deliveries.created_at, deliveries.id)))
+  ORDER BY next_attempt_at, id LIMIT $3
+  FOR UPDATE SKIP LOCKED`
+	// Each key's oldest unfinished delivery, found by skipping from key
+	// to key along delivery_order: the work grows with the number of
+	// keys, not with the deliveries they hold back. A head that finished
+	// meanwhile fails the recheck of the locked row and is skipped.
+	claimHeads = `SELECT id, next_attempt_at AS due FROM deliveries
+  WHERE id IN (SELECT (SELECT h.id FROM deliveries h
+        WHERE h.endpoint_id = $1 AND h.ordering_key = k.key AND h.next_attempt_at IS NOT NULL
+        ORDER BY h.created_at, h.id LIMIT 1)
+      FROM k WHERE k.key IS NOT NULL)
+    AND next_attempt_at <= $2
+  ORDER BY next_attempt_at, id LIMIT $3
+  FOR UPDATE SKIP LOCKED`
+)
+
+// claimKeys is the recursive CTE k of claimHeads: the ordering keys of
+// endpoint $1 that have unfinished deliveries.
+const claimKeys = `RECURSIVE k(key) AS (
+  SELECT (SELECT ordering_key FROM deliveries WHERE endpoint_id = $1 AND ordering_key IS NOT NULL AND next_attempt_at IS NOT NULL
+    ORDER BY ordering_key LIMIT 1)
+  UNION ALL
+  SELECT (SELECT ordering_key FROM deliveries WHERE endpoint_id = $1 AND ordering_key > k.key AND next_attempt_at IS NOT NULL
+    ORDER BY ordering_key LIMIT 1) FROM k WHERE k.key IS NOT NULL),
+`
+
+// claim leases at most limit of the candidates that pick selects.
+func (d *PostgresDriver) claim(ctx context.Context, p ClaimParams, pick string, limit int, more ...any) ([]Job, error) {
 	now := p.Now.UTC()
 	until := now.Add(p.Lease)
 	token := p.Worker + "/" + strconv.FormatInt(d.claims.Add(1), 36)
-	// An ordered endpoint's deliveries are taken only when no older
-	// unfinished delivery of their ordering key holds them back (the
-	// partial index delivery_order finds the older ones).
-	ordered := ""
-	if p.Ordered {
-		ordered = `
-    AND (ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries o
-      WHERE o.endpoint_id = deliveries.endpoint_id AND o.ordering_key = deliveries.ordering_key AND o.next_attempt_at IS NOT NULL
-        AND (o.created_at, o.id) < (deliveries.created_at, deliveries.id)))`
+	with := ""
+	if pick == claimHeads {
+		with = claimKeys
 	}
-	rows, err := d.pool.Query(ctx, `WITH c AS (
-  SELECT id, next_attempt_at AS due FROM deliveries
-  WHERE endpoint_id = $1 AND next_attempt_at <= $2`+ordered+`
-  ORDER BY next_attempt_at, id LIMIT $3
-  FOR UPDATE SKIP LOCKED)
+	args := append([]any{p.EndpointID, now, limit, token, until}, more...)
+	rows, err := d.pool.Query(ctx, `WITH `+with+`c AS (
+  `+pick+`)
 UPDATE deliveries d SET claimed_by = $4, next_attempt_at = $5, status = 'SENDING', updated_at = $2
 FROM c, events e WHERE d.id = c.id AND e.id = d.event_id
 RETURNING d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, c.due, e.payload, e.created_at,
-  e.deliver_at, COALESCE(e.trace_parent, '')`,
-		p.EndpointID, now, p.Limit, token, until)
+  e.deliver_at, COALESCE(e.trace_parent, '')`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", p.EndpointID, err)
 	}
@@ -96,13 +156,19 @@ RETURNING d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_cou
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", p.EndpointID, err)
 	}
+	sortJobs(jobs)
+	return jobs, nil
+}
+
+// sortJobs puts jobs in due order, then by delivery ID (PostgreSQL's
+// claims order by both).
+func sortJobs(jobs []Job) {
 	slices.SortFunc(jobs, func(a, b Job) int {
 		if c := a.Position.Due.Compare(b.Position.Due); c != 0 {
 			return c
 		}
 		return strings.Compare(a.DeliveryID, b.DeliveryID)
 	})
-	return jobs, nil
 }
 
 // Own implements Driver with one conditional update of the endpoint's

@@ -32,7 +32,7 @@ type SQLiteDriver struct {
 	upsertStats                       *sql.Stmt
 	pause                             *sql.Stmt
 	// Reader statements.
-	due, claim, claimOrdered *sql.Stmt
+	due, claim, claimOrdered, claimHeads *sql.Stmt
 }
 
 // NewSQLiteDriver returns a driver over the writer connection and, if not
@@ -120,16 +120,37 @@ func (d *SQLiteDriver) prepareReader(ctx context.Context) error {
 FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.endpoint_id = ? AND d.next_attempt_at <= ? AND d.next_attempt_at >= ? AND (d.next_attempt_at > ? OR d.rowid > ?)
 ORDER BY d.next_attempt_at, d.rowid LIMIT ?`},
-			// An ordered endpoint's due deliveries that no older
-			// unfinished delivery of their ordering key holds back (the
-			// partial index delivery_order finds the older ones).
+			// An ordered endpoint's due deliveries, among its oldest due
+			// (the window, ?3), that no older unfinished delivery of
+			// their ordering key holds back (the partial index
+			// delivery_order finds the older ones: the row value lets
+			// the planner search it by created_at too, and the explicit
+			// IS NOT NULL lets it use the index at all). The window
+			// bounds the work when held-back deliveries crowd the front.
 			{&d.claimOrdered, `SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, e.deliver_at, COALESCE(e.trace_parent, '')
-FROM deliveries d JOIN events e ON e.id = d.event_id
-WHERE d.endpoint_id = ? AND d.next_attempt_at <= ?
-  AND (d.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p
-    WHERE p.endpoint_id = d.endpoint_id AND p.ordering_key = d.ordering_key AND p.next_attempt_at IS NOT NULL
-      AND (p.created_at < d.created_at OR (p.created_at = d.created_at AND p.id < d.id))))
-ORDER BY d.next_attempt_at, d.rowid LIMIT ?`},
+FROM (SELECT rowid AS rid FROM deliveries WHERE endpoint_id = ?1 AND next_attempt_at <= ?2 ORDER BY next_attempt_at, rowid LIMIT ?3) w
+JOIN deliveries d ON d.rowid = w.rid JOIN events e ON e.id = d.event_id
+WHERE d.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p
+    WHERE p.endpoint_id = d.endpoint_id AND p.ordering_key = d.ordering_key AND p.ordering_key IS NOT NULL AND p.next_attempt_at IS NOT NULL
+      AND (p.created_at, p.id) < (d.created_at, d.id))
+ORDER BY d.next_attempt_at, d.rowid LIMIT ?4`},
+			// The due heads of an ordered endpoint's keys: each key's
+			// oldest unfinished delivery, found by skipping from key to
+			// key along delivery_order, so the work grows with the
+			// number of keys, not with the deliveries they hold back.
+			{&d.claimHeads, `WITH RECURSIVE k(key) AS (
+  SELECT (SELECT ordering_key FROM deliveries WHERE endpoint_id = ?1 AND ordering_key IS NOT NULL AND next_attempt_at IS NOT NULL
+    ORDER BY ordering_key LIMIT 1)
+  UNION ALL
+  SELECT (SELECT ordering_key FROM deliveries WHERE endpoint_id = ?1 AND ordering_key > k.key AND ordering_key IS NOT NULL AND next_attempt_at IS NOT NULL
+    ORDER BY ordering_key LIMIT 1) FROM k WHERE k.key IS NOT NULL)
+SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, e.deliver_at, COALESCE(e.trace_parent, '')
+FROM k JOIN deliveries d ON d.rowid = (SELECT h.rowid FROM deliveries h
+    WHERE h.endpoint_id = ?1 AND h.ordering_key = k.key AND h.ordering_key IS NOT NULL AND h.next_attempt_at IS NOT NULL
+    ORDER BY h.created_at, h.id LIMIT 1)
+  JOIN events e ON e.id = d.event_id
+WHERE k.key IS NOT NULL AND d.next_attempt_at <= ?2
+ORDER BY d.next_attempt_at, d.rowid LIMIT ?3`},
 		})
 	})
 }
@@ -137,7 +158,7 @@ ORDER BY d.next_attempt_at, d.rowid LIMIT ?`},
 // Close implements Driver.
 func (d *SQLiteDriver) Close() error {
 	for _, s := range []*sql.Stmt{d.insEvent, d.eventByKey, d.insDelivery, d.subscribers, d.insAttempt, d.finish,
-		d.epState, d.addCounters, d.disable, d.upsertStats, d.pause, d.due, d.claim, d.claimOrdered, d.endpointsVersion, d.bumpEndpoints} {
+		d.epState, d.addCounters, d.disable, d.upsertStats, d.pause, d.due, d.claim, d.claimOrdered, d.claimHeads, d.endpointsVersion, d.bumpEndpoints} {
 		if s != nil {
 			s.Close()
 		}
@@ -190,30 +211,44 @@ func (d *SQLiteDriver) readDue(ctx context.Context, p ClaimParams) ([]Job, error
 		rows *sql.Rows
 		err  error
 	)
-	if p.Ordered {
-		rows, err = d.claimOrdered.QueryContext(ctx, p.EndpointID, now, p.Limit+held)
-	} else {
+	if !p.Ordered {
 		rows, err = d.claim.QueryContext(ctx, p.EndpointID, now, from, from, p.After.Seq, p.Limit+held)
+		return d.scanClaim(p, rows, err, nil)
 	}
+	// Ordered: first the oldest due, which is cheap and usually enough;
+	// if held-back deliveries crowd them out, the heads of every key.
+	rows, err = d.claimOrdered.QueryContext(ctx, p.EndpointID, now, orderedWindow(p.Limit+held), p.Limit+held)
+	jobs, err := d.scanClaim(p, rows, err, nil)
+	if err != nil || len(jobs) == p.Limit {
+		return jobs, err
+	}
+	rows, err = d.claimHeads.QueryContext(ctx, p.EndpointID, now, p.Limit+held+len(jobs))
+	if jobs, err = d.scanClaim(p, rows, err, jobs); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(jobs, func(a, b Job) int { return a.Position.compare(b.Position) })
+	return jobs, nil
+}
+
+// scanClaim appends to jobs the claimed rows that the engine does not
+// hold already and jobs does not have, up to p.Limit in all.
+func (d *SQLiteDriver) scanClaim(p ClaimParams, rows *sql.Rows, err error, jobs []Job) ([]Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", p.EndpointID, err)
 	}
 	defer rows.Close()
-	until := now.Add(p.Lease)
-	var jobs []Job
-	for rows.Next() {
+	until := p.Now.UTC().Add(p.Lease)
+	have := len(jobs)
+	for len(jobs) < p.Limit && rows.Next() {
 		j := Job{Lease: Lease{Token: p.Worker, Until: until}}
 		if err := rows.Scan(&j.Position.Seq, &j.DeliveryID, &j.AppID, &j.EventID, &j.EndpointID, &j.EventType, &j.AttemptCount, &j.Trigger,
 			&j.Position.Due, &j.Payload, &j.EventCreatedAt, &j.EventDeliverAt, &j.TraceParent); err != nil {
 			return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", p.EndpointID, err)
 		}
-		if d.leases.holds(j.EndpointID, j.DeliveryID) {
+		if d.leases.holds(j.EndpointID, j.DeliveryID) || slices.ContainsFunc(jobs[:have], func(o Job) bool { return o.DeliveryID == j.DeliveryID }) {
 			continue
 		}
 		jobs = append(jobs, j)
-		if len(jobs) == p.Limit {
-			break
-		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", p.EndpointID, err)

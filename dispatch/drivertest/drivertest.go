@@ -51,6 +51,7 @@ func Run(t *testing.T, cfg Config) {
 		{"ClaimReturnsDueDeliveriesOldestFirst", false, testClaimOrder},
 		{"ClaimResumesAfterCursorWithinOneInstant", false, testClaimCursor},
 		{"ClaimedDeliveriesAreNotClaimedAgain", false, testClaimedNotReclaimed},
+		{"OrderedClaimTakesEachKeysOldestUnfinished", false, testOrderedClaim},
 		{"ReleasedDeliveriesAreDueAgain", false, testRelease},
 		{"HandedOffDeliveriesAreLeasedFromTheStart", false, testHandOffLeased},
 		{"RolledBackHandOffLeavesNoLease", false, testHandOffRollback},
@@ -241,6 +242,72 @@ func testClaimOrder(t *testing.T, s *suite) {
 			t.Fatalf("claimed job = %+v", j)
 		}
 	}
+}
+
+// publishKeyed stores one event per key, in that order, with deliveries
+// to ep created (and due) a millisecond apart from at; a nil key is an
+// event without one. It returns the delivery IDs.
+func (s *suite) publishKeyed(ep string, at time.Time, keys []*string) []string {
+	s.t.Helper()
+	tx, err := s.d.Begin(ctx())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck
+	var evs []*dispatch.EventRow
+	var rows []dispatch.DeliveryRow
+	for i, k := range keys {
+		created := at.Add(time.Duration(i) * time.Millisecond)
+		ev := &dispatch.EventRow{ID: s.id("evt"), AppID: app1, EventType: "order.created", Payload: []byte(`{"n":1}`), DeliveryCount: 1, CreatedAt: created}
+		evs = append(evs, ev)
+		rows = append(rows, dispatch.DeliveryRow{ID: s.id("dlv"), AppID: app1, EventID: ev.ID, EndpointID: ep, EventType: ev.EventType,
+			CreatedAt: created, OrderingKey: k})
+	}
+	if _, err := tx.InsertEvents(ctx(), evs); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := tx.InsertDeliveries(ctx(), rows, nil); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		s.t.Fatal(err)
+	}
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+// testOrderedClaim: an ordered claim takes a key's oldest unfinished
+// delivery only, and finds the head of a key queued behind more held-back
+// deliveries of another key than any claim reads in due order.
+func testOrderedClaim(t *testing.T, s *suite) {
+	a, b := "cus_a", "cus_b"
+	keys := []*string{nil}
+	for range 600 {
+		keys = append(keys, &a)
+	}
+	keys = append(keys, &b, &b)
+	ids := s.publishKeyed(ep1, s.now.Add(-time.Hour), keys)
+	unkeyed, as, bs := ids[0], ids[1:601], ids[601:]
+	claim := func() []dispatch.Job {
+		t.Helper()
+		jobs, err := s.d.Claim(ctx(), dispatch.ClaimParams{Worker: worker, EndpointID: ep1, Now: s.now, Lease: lease, Limit: 10, Ordered: true})
+		if err != nil {
+			t.Fatalf("claim: %v", err)
+		}
+		return jobs
+	}
+	first := claim()
+	wantIDs(t, "first ordered claim", idsOf(first), []string{unkeyed, as[0], bs[0]})
+	wantIDs(t, "claim while each key's head is leased", idsOf(claim()), nil)
+	for _, j := range first {
+		if j.DeliveryID == as[0] && !s.finish(s.d, j.Lease, "SUCCEEDED") {
+			t.Fatal("finishing the head of a key was not applied")
+		}
+	}
+	wantIDs(t, "claim after the head of one key succeeded", idsOf(claim()), as[1:2])
 }
 
 func testClaimCursor(t *testing.T, s *suite) {
