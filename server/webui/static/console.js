@@ -242,6 +242,7 @@
       endpointTimer: 0,
       stats: null, // the running statsUpdated subscription: {unsubscribe}
       backlogTimer: 0,
+      backlogGen: 0, // bumped by stopStats: a backlog read of an earlier generation is dropped
     };
     session = s;
     setState("connecting");
@@ -593,6 +594,7 @@
     const sub = s.stats;
     s.stats = null;
     if (sub) sub.unsubscribe();
+    s.backlogGen++;
     clearTimeout(s.backlogTimer);
   }
 
@@ -626,18 +628,23 @@
     ui.chartVolume.dataset.attempts = String(c.attempts.reduce((a, b) => a + b, 0));
   }
 
+  // loadBacklog reads the backlog now and every BACKLOG_REFRESH_MS until
+  // stopStats; a read that stopStats overtook is dropped, so only one
+  // loop ever runs.
   async function loadBacklog(s) {
     clearTimeout(s.backlogTimer);
+    const gen = s.backlogGen;
     const ep = ui.endpoint.value || null;
+    const current = () => s === session && !s.closed && s.backlogGen === gen;
     try {
       const data = ep ? await gql(s, ENDPOINT_BACKLOG, { id: ep }) : await gql(s, APP_BACKLOG);
-      if (s !== session || s.closed || (ui.endpoint.value || null) !== ep) return;
+      if (!current()) return;
       const b = ep ? data.node && data.node.backlog : data.viewer.app.backlog;
       if (b) renderBacklog(b);
     } catch (e) {
-      // Shown on the next refresh; the key's errors end the session.
+      // Tried again at the next refresh; the key's errors end the session.
     }
-    if (s === session && !s.closed) s.backlogTimer = setTimeout(() => loadBacklog(s), BACKLOG_REFRESH_MS);
+    if (current()) s.backlogTimer = setTimeout(() => loadBacklog(s), BACKLOG_REFRESH_MS);
   }
 
   function renderBacklog(b) {
