@@ -457,6 +457,10 @@ func (e *Engine) runWorker() {
 			})
 			r.resp = e.sendAttempt(j)
 		}
+		if j.counted {
+			e.window.leave(j.EndpointID)
+			j.left = true
+		}
 		e.rec.in <- r
 		d := doneMsg{endpointID: j.EndpointID, requested: r.resp != nil, seq: j.flowSeq}
 		if r.resp != nil && r.resp.Outcome != Interrupted {
@@ -511,9 +515,7 @@ func (e *Engine) submit(r *result) error {
 // disabled endpoints and meta-events.
 func (e *Engine) committed(out *commitOutput) {
 	for i, res := range out.results {
-		if res.job.counted {
-			e.window.release(res.job.EndpointID, 1)
-		}
+		releaseJob(e.window, res.job)
 		if res.done != nil {
 			res.done <- out.outcomes[i]
 		}

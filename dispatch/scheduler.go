@@ -18,6 +18,9 @@ type job struct {
 	attempt attempt
 	trigger string // SCHEDULED, MANUAL_RETRY or TEST
 	counted bool
+	// left is set once the attempt ended and the job left its
+	// endpoint's share of the window (window.leave).
+	left bool
 	// flowSeq is the request's number in its endpoint's flow.
 	flowSeq uint64
 }
@@ -251,9 +254,18 @@ func (s *scheduler) release(jobs []*job) {
 // releaseRoom frees the window room of counted jobs.
 func releaseRoom(w *window, jobs []*job) {
 	for _, j := range jobs {
-		if j.counted {
-			w.release(j.EndpointID, 1)
-		}
+		releaseJob(w, j)
+	}
+}
+
+// releaseJob frees the window room of a job if it holds any.
+func releaseJob(w *window, j *job) {
+	switch {
+	case !j.counted:
+	case j.left:
+		w.releaseLeft(1)
+	default:
+		w.release(j.EndpointID, 1)
 	}
 }
 
@@ -680,6 +692,7 @@ func (s *scheduler) run(ctx context.Context) {
 			s.tick()
 		case d := <-s.done:
 			s.finished(d)
+			wanted = true // the endpoint's share of the window has room again
 		case <-s.flowTimerC():
 			s.flowAt = time.Time{}
 			s.pump()

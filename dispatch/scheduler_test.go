@@ -248,3 +248,23 @@ func TestWindow_HandOffsLeaveTheReserveToClaims(t *testing.T) {
 		t.Fatalf("ep_1 got %d, want the 4 left to it", n)
 	}
 }
+
+func TestWindow_ResultsAwaitingTheRecorderHoldOnlyTheTotal(t *testing.T) {
+	w := newWindow(16, 4)
+	if n := w.acquire("ep_a", 4); n != 4 {
+		t.Fatalf("got %d, want the endpoint's share of 4", n)
+	}
+	for range 4 {
+		w.leave("ep_a") // attempts ended; results wait for the recorder
+	}
+	if n := w.room("ep_a"); n != 4 {
+		t.Fatalf("room for ep_a after its attempts ended = %d, want its whole share of 4 again", n)
+	}
+	if n := w.acquire("ep_a", 16); n != 4 || w.held() != 8 {
+		t.Fatalf("got %d more (held %d), want 4 (held 8: the 4 results count until recorded)", n, w.held())
+	}
+	w.releaseLeft(4)
+	if w.held() != 4 || w.free() != 12 {
+		t.Fatalf("after recording: held %d, free %d; want 4 and 12", w.held(), w.free())
+	}
+}

@@ -8,7 +8,11 @@ import "sync"
 //
 //   - at most max deliveries are held in all, whatever the number of
 //     endpoints;
-//   - at most perEndpoint of them belong to one endpoint.
+//   - at most perEndpoint of them belong to one endpoint until their
+//     attempt ends (leave): an endpoint's share bounds what is queued for
+//     it and in flight, while results waiting for the recorder count
+//     toward the total only, so a commit's latency does not idle the
+//     endpoint's requests.
 //
 // Every path that takes deliveries (claims, hand-offs from publishing)
 // acquires room first, and every path that lets them go (recording,
@@ -68,6 +72,26 @@ func (w *window) release(endpointID string, n int) {
 	} else {
 		delete(w.byEndpoint, endpointID)
 	}
+}
+
+// leave frees the endpoint's share of one delivery whose attempt ended;
+// it keeps its place in the total until releaseLeft.
+func (w *window) leave(endpointID string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if left := w.byEndpoint[endpointID] - 1; left > 0 {
+		w.byEndpoint[endpointID] = left
+	} else {
+		delete(w.byEndpoint, endpointID)
+	}
+}
+
+// releaseLeft gives back the room of n deliveries that left their
+// endpoint's share already.
+func (w *window) releaseLeft(n int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.total -= n
 }
 
 // room returns how many more deliveries of an endpoint the window would

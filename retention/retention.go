@@ -257,32 +257,27 @@ func (p *Pruner) Prune(ctx context.Context, before time.Time) (Counts, error) {
 // batches of one statement each, through the index on kind and expiry.
 // Every visit to a portal creates one, so they would otherwise pile up.
 func (p *Pruner) pruneSessions(ctx context.Context, before time.Time) (int64, error) {
-	var total int64
-	for {
-		res, err := p.cfg.DB.ExecContext(ctx, p.bind(`DELETE FROM api_keys WHERE id IN (
-SELECT id FROM api_keys WHERE kind = 'PORTAL_SESSION' AND expires_at < ? LIMIT ?)`), before, statsBatch)
-		if err != nil {
-			return total, err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, err
-		}
-		total += n
-		if n < statsBatch {
-			return total, nil
-		}
-	}
+	return p.deleteInBatches(ctx, `DELETE FROM api_keys WHERE id IN (
+SELECT id FROM api_keys WHERE kind = 'PORTAL_SESSION' AND expires_at < ? LIMIT ?)`, before)
 }
 
 // pruneStats deletes the roll-ups of one resolution whose bucket starts
 // before a time, in batches of one statement each (through the index on
 // resolution and bucket).
 func (p *Pruner) pruneStats(ctx context.Context, resolution int, before time.Time) (int64, error) {
+	return p.deleteInBatches(ctx, `DELETE FROM delivery_stats WHERE id IN (
+SELECT id FROM delivery_stats WHERE resolution = ? AND bucket < ? LIMIT ?)`, resolution, before.Unix())
+}
+
+// deleteInBatches runs a DELETE of at most statsBatch rows, whose last
+// parameter is that limit, until one deletes fewer, and returns how many
+// rows went.
+func (p *Pruner) deleteInBatches(ctx context.Context, query string, args ...any) (int64, error) {
+	query = p.bind(query)
+	args = append(args, statsBatch)
 	var total int64
 	for {
-		res, err := p.cfg.DB.ExecContext(ctx, p.bind(`DELETE FROM delivery_stats WHERE id IN (
-SELECT id FROM delivery_stats WHERE resolution = ? AND bucket < ? LIMIT ?)`), resolution, before.Unix(), statsBatch)
+		res, err := p.cfg.DB.ExecContext(ctx, query, args...)
 		if err != nil {
 			return total, err
 		}
