@@ -86,7 +86,7 @@ func (d *PostgresDriver) Claim(ctx context.Context, p ClaimParams) ([]Job, error
 	return jobs, nil
 }
 
-// The candidates of a claim (the CTE c of claimSQL): ids and due times of
+// The candidates of a claim (the CTE c of PostgresDriver.claim): ids and due times of
 // deliveries of endpoint $1 due at $2, at most $3, locked.
 const (
 	claimOldest = `SELECT id, next_attempt_at AS due FROM deliveries
