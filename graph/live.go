@@ -78,24 +78,14 @@ func WithConnection(ctx context.Context, maxSubscriptions int) context.Context {
 // it or disconnects (ctx ends), or with an error when it lags behind or
 // the server shuts down.
 func subscribe[T any](ctx context.Context, b *bus.Bus, f bus.Filter, convert func(any) *T) (<-chan *T, error) {
-	cs, _ := ctx.Value(connStateKey{}).(*connState)
-	if cs == nil {
-		return nil, fault.Invalid("", "subscriptions need a websocket connection (graphql-transport-ws or graphql-ws) at /graphql")
-	}
-	if n := cs.subs.Add(1); n > cs.max {
-		cs.subs.Add(-1)
-		return nil, fault.Invalid("", "this connection already has %d subscriptions, the limit: open another connection or stop one", cs.max)
-	}
-	sub, err := b.Subscribe(f)
+	sub, done, err := openFeed(ctx, b, f)
 	if err != nil {
-		cs.subs.Add(-1)
 		return nil, err
 	}
 	out := make(chan *T, 1)
 	go func() {
-		defer cs.subs.Add(-1)
+		defer done()
 		defer close(out)
-		defer sub.Close()
 		for {
 			select {
 			case <-ctx.Done():
@@ -122,6 +112,24 @@ func subscribe[T any](ctx context.Context, b *bus.Bus, f bus.Filter, convert fun
 		}
 	}()
 	return out, nil
+}
+
+// openFeed takes one of the websocket connection's subscription slots and
+// subscribes to the bus. done closes the subscription and frees the slot.
+func openFeed(ctx context.Context, b *bus.Bus, f bus.Filter) (sub *bus.Subscription, done func(), err error) {
+	cs, _ := ctx.Value(connStateKey{}).(*connState)
+	if cs == nil {
+		return nil, nil, fault.Invalid("", "subscriptions need a websocket connection (graphql-transport-ws or graphql-ws) at /graphql")
+	}
+	if n := cs.subs.Add(1); n > cs.max {
+		cs.subs.Add(-1)
+		return nil, nil, fault.Invalid("", "this connection already has %d subscriptions, the limit: open another connection or stop one", cs.max)
+	}
+	if sub, err = b.Subscribe(f); err != nil {
+		cs.subs.Add(-1)
+		return nil, nil, err
+	}
+	return sub, func() { sub.Close(); cs.subs.Add(-1) }, nil
 }
 
 func subscriptionError(err error) *gqlerror.Error {

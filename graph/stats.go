@@ -82,25 +82,15 @@ func (r *Resolver) liveStats(ctx context.Context, f bus.Filter, read func(contex
 	if err != nil {
 		return nil, err
 	}
-	cs, _ := ctx.Value(connStateKey{}).(*connState)
-	if cs == nil {
-		return nil, fault.Invalid("", "subscriptions need a websocket connection (graphql-transport-ws or graphql-ws) at /graphql")
-	}
-	if n := cs.subs.Add(1); n > cs.max {
-		cs.subs.Add(-1)
-		return nil, fault.Invalid("", "this connection already has %d subscriptions, the limit: open another connection or stop one", cs.max)
-	}
 	f.Coalesce = true // a message only marks the numbers stale: a burst never ends the feed
-	sub, err := r.bus.Subscribe(f)
+	sub, done, err := openFeed(ctx, r.bus, f)
 	if err != nil {
-		cs.subs.Add(-1)
 		return nil, err
 	}
 	out := make(chan *model.DeliveryStats, 1)
 	go func() {
-		defer cs.subs.Add(-1)
+		defer done()
 		defer close(out)
-		defer sub.Close()
 		send := func(st *model.DeliveryStats) bool {
 			select {
 			case out <- st:
