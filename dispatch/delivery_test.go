@@ -2,6 +2,8 @@ package dispatch_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -203,6 +205,103 @@ func TestPublish_IdempotencyKeyReusedForAnotherEventIsConflict(t *testing.T) {
 	if events.Events.TotalCount != 1 {
 		t.Fatalf("stored %d events, want 1", events.Events.TotalCount)
 	}
+}
+
+// Concurrent publishes share one transaction and one statement per kind
+// of row; one refused among them (a key reused for another event) fails
+// alone, and the others are stored once each.
+func TestPublish_RefusedPublishFailsAloneInASharedCommit(t *testing.T) {
+	onEveryStore(t, func(t *testing.T, store func(*serverConfig)) {
+		s := heraldtest.Start(t, store)
+		rc := heraldtest.NewReceiver(t, nil)
+		s.CreateEndpoint(s.Token, map[string]any{"url": rc.URL})
+		publish := func(key string, v int) *heraldtest.Response {
+			return s.Do(s.Token, `mutation($k: String!, $v: Int!) { publishEvent(input: {eventType: "order.paid", payload: {v: $v}, idempotencyKey: $k}) { id } }`,
+				map[string]any{"k": key, "v": v})
+		}
+		var orig struct{ PublishEvent struct{ ID string } }
+		publish("taken", 0).Decode(t, &orig)
+		const n = 48
+		newEvents := map[string]bool{}
+		for round := 0; ; round++ {
+			ids := make([]string, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var out struct{ PublishEvent struct{ ID string } }
+					switch {
+					case i%6 == 0: // reused for another payload
+						publish("taken", 1).WantError(t, "CONFLICT")
+					case i%6 == 1: // the original again
+						publish("taken", 0).Decode(t, &out)
+						if out.PublishEvent.ID != orig.PublishEvent.ID {
+							t.Errorf("repeated publish returned %s, want the original %s", out.PublishEvent.ID, orig.PublishEvent.ID)
+						}
+					default:
+						publish(fmt.Sprintf("r%d-%d", round, i), i).Decode(t, &out)
+						ids[i] = out.PublishEvent.ID
+					}
+				}()
+			}
+			wg.Wait()
+			for _, id := range ids {
+				if id != "" {
+					newEvents[id] = true
+				}
+			}
+			if t.Failed() {
+				return
+			}
+			if shared := scrapeMetric(t, s.URL, "herald_publisher_batch_size_count") - scrapeMetric(t, s.URL, `herald_publisher_batch_size_bucket{le="1"}`); shared > 0 {
+				break
+			}
+			if round == 9 {
+				t.Fatal("no two publishes shared a commit in 10 rounds")
+			}
+		}
+		want := len(newEvents) + 1
+		reqs := rc.WaitRequests(t, want, 20*time.Second)
+		time.Sleep(100 * time.Millisecond) // give a duplicate a chance to show up
+		if got := len(rc.Requests()); got != want {
+			t.Fatalf("receiver got %d requests, want %d", got, want)
+		}
+		seen := map[string]bool{}
+		for _, r := range reqs {
+			seen[r.Header.Get("Webhook-Id")] = true
+		}
+		for id := range newEvents {
+			if !seen[id] {
+				t.Fatalf("event %s was not delivered", id)
+			}
+		}
+		var events struct{ Events struct{ TotalCount int } }
+		s.Do(s.Token, `{ events { totalCount } }`, nil).Decode(t, &events)
+		if events.Events.TotalCount != want {
+			t.Fatalf("stored %d events, want %d", events.Events.TotalCount, want)
+		}
+	})
+}
+
+// scrapeMetric returns the value of one series of the server's /metrics.
+func scrapeMetric(t *testing.T, base, series string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	t.Fatalf("/metrics has no %s", series)
+	return 0
 }
 
 func TestPublish_RejectsBadEvents(t *testing.T) {

@@ -240,25 +240,28 @@ func (e *Engine) commitPublishes(batch []*publishReq) {
 		}
 		defer tx.Rollback() //nolint:errcheck // a no-op after commit
 		now := e.cfg.Now().UTC()
+		var live []int // requests whose callers still wait
 		for i, req := range batch {
 			if err := req.ctx.Err(); err != nil {
 				replies[i].err = err // the caller gave up: store nothing
 				continue
 			}
-			if err := tx.Savepoint(ctx, "publish"); err != nil {
+			live = append(live, i)
+		}
+		// All together first: one statement per kind of row, however
+		// many requests. Should one of them be refused, each is stored
+		// again on its own, so that it fails alone.
+		if len(live) > 1 {
+			ok, err := e.storeUnder(ctx, tx, batch, live, now, outs, nil)
+			if err != nil || ok {
+				if err == nil {
+					err = tx.Commit()
+				}
 				return err
 			}
-			out, err := e.insertEvents(ctx, tx, req, now)
-			if err != nil {
-				if rerr := tx.RollbackTo(ctx, "publish"); rerr != nil {
-					return rerr
-				}
-				replies[i].err = err
-			} else {
-				outs[i] = out
-				replies[i].events = out.events
-			}
-			if err := tx.ReleaseSavepoint(ctx, "publish"); err != nil {
+		}
+		for _, i := range live {
+			if _, err := e.storeUnder(ctx, tx, batch, []int{i}, now, outs, replies); err != nil {
 				return err
 			}
 		}
@@ -284,6 +287,11 @@ func (e *Engine) commitPublishes(batch []*publishReq) {
 		}
 		outs = nil
 	}
+	for i, out := range outs {
+		if out != nil {
+			replies[i].events = out.events
+		}
+	}
 	// Feeds hear of the new deliveries before anything can send them:
 	// hand-offs come after, and so does the release of the deliveries
 	// held back from claims until now (see held).
@@ -304,6 +312,42 @@ func (e *Engine) commitPublishes(batch []*publishReq) {
 		}
 		e.afterPublish(out)
 	}
+}
+
+// storeUnder stores the requests batch[i] for i in which under a
+// savepoint, filling outs. If any is refused, or the database fails a
+// statement, it rolls back to the savepoint and reports false: with
+// replies, the error becomes the reply of the one request stored;
+// without, the caller stores each request alone. Only an error that
+// leaves the transaction unusable is returned.
+func (e *Engine) storeUnder(ctx context.Context, tx Tx, batch []*publishReq, which []int, now time.Time, outs []*publishOutput, replies []publishReply) (bool, error) {
+	if err := tx.Savepoint(ctx, "publish"); err != nil {
+		return false, err
+	}
+	reqs := make([]*publishReq, len(which))
+	for k, i := range which {
+		reqs[k] = batch[i]
+	}
+	stored, refused, err := e.storeGroup(ctx, tx, reqs, now)
+	if err == nil && refused != nil {
+		err = refused
+	}
+	if err != nil {
+		if rerr := tx.RollbackTo(ctx, "publish"); rerr != nil {
+			return false, rerr
+		}
+		if replies != nil {
+			replies[which[0]].err = err
+		}
+	} else {
+		for k, i := range which {
+			outs[i] = stored[k]
+		}
+	}
+	if rerr := tx.ReleaseSavepoint(ctx, "publish"); rerr != nil {
+		return false, rerr
+	}
+	return err == nil, nil
 }
 
 // announce reports a publish's new events and deliveries to the feeds.
@@ -345,36 +389,121 @@ func inMemory(d Driver) bool {
 	return ok
 }
 
-// insertEvents stores a request's events and their deliveries in tx: one
-// per active endpoint subscribed to the type, except req.exclude. Inputs
-// whose idempotency key was used before return the original event. The
-// new deliveries of endpoints whose configuration the engine knows are
-// leased to it as they are inserted, within the window, and handed off.
-func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now time.Time) (*publishOutput, error) {
-	out := &publishOutput{events: make([]*Event, len(req.inputs))}
-	subs, version, load := e.subs.cached(req.appID)
+// storeGroup stores the events of reqs and their deliveries in tx, with
+// one statement per kind of row however many requests there are: one per
+// active endpoint subscribed to an event's type, except the request's
+// exclude. Inputs whose idempotency key was used before return the
+// original event. The new deliveries of endpoints whose configuration the
+// engine knows are leased to it as they are inserted, within the window,
+// and handed off.
+//
+// A request that is refused (an idempotency key reused for another event)
+// is returned as refused, with nothing stored of any request's deliveries
+// and the window's reservations undone: the caller rolls back the events.
+func (e *Engine) storeGroup(ctx context.Context, tx Tx, reqs []*publishReq, now time.Time) (outs []*publishOutput, refused, err error) {
+	outs = make([]*publishOutput, len(reqs))
+	subs := make([][]Subscriber, len(reqs))
+	byApp := make(map[string][]Subscriber, 1)
+	var rows []*EventRow
+	matches := make([][][]int, len(reqs))
+	for i, req := range reqs {
+		outs[i] = &publishOutput{events: make([]*Event, len(req.inputs))}
+		s, ok := byApp[req.appID]
+		if !ok {
+			var load *subsLoad
+			if s, load, err = e.subscribersIn(ctx, tx, req.appID); err != nil {
+				return nil, nil, err
+			}
+			if load != nil {
+				outs[i].loads = append(outs[i].loads, load)
+			}
+			byApp[req.appID] = s
+		}
+		subs[i] = s
+		var evs []*EventRow
+		evs, matches[i] = e.newEvents(req, s, now)
+		rows = append(rows, evs...)
+	}
+	existing, err := tx.InsertEvents(ctx, rows)
+	if err != nil {
+		return nil, nil, err
+	}
+	var leased, dueNow, dueLater []DeliveryRow
+	lease := &Lease{Token: e.worker, Until: now.Add(e.cfg.Lease)}
+	undo := func() {
+		for _, out := range outs {
+			out.unreserve(e.window)
+		}
+	}
+	off := 0
+	for i, req := range reqs {
+		n := len(req.inputs)
+		p, err := e.newDeliveries(req, subs[i], rows[off:off+n], matches[i], existing[off:off+n], lease, now, outs[i])
+		off += n
+		if err != nil {
+			undo()
+			return nil, err, nil
+		}
+		leased, dueNow, dueLater = append(leased, p.leased...), append(dueNow, p.dueNow...), append(dueLater, p.dueLater...)
+	}
+	// Deliveries due now are held from claims until the feeds have heard
+	// of them, where holding costs nothing.
+	var hold *Lease
+	if !e.shared && len(dueNow) > 0 {
+		hold = lease
+		out := outs[0]
+		for _, r := range dueNow {
+			out.held = append(out.held, Lease{DeliveryID: r.ID, EndpointID: r.EndpointID, Token: hold.Token, Until: hold.Until})
+		}
+	}
+	for _, part := range []struct {
+		rows  []DeliveryRow
+		lease *Lease
+	}{{leased, lease}, {dueNow, hold}, {dueLater, nil}} {
+		if len(part.rows) == 0 {
+			continue
+		}
+		if err := tx.InsertDeliveries(ctx, part.rows, part.lease); err != nil {
+			undo()
+			return nil, nil, err
+		}
+	}
+	return outs, nil, nil
+}
+
+// subscribersIn returns an app's subscribers, from the cache if it is
+// current, else read in tx along with the load that caches them once tx
+// commits.
+func (e *Engine) subscribersIn(ctx context.Context, tx Tx, appID string) ([]Subscriber, *subsLoad, error) {
+	subs, version, load := e.subs.cached(appID)
 	if load == nil && e.shared {
 		// Another replica may have changed the app's endpoints, and
 		// told this one, but not yet.
-		current, err := tx.EndpointsVersion(ctx, req.appID)
+		current, err := tx.EndpointsVersion(ctx, appID)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if current != version {
-			load = e.subs.reload(req.appID)
+			load = e.subs.reload(appID)
 		}
 	}
-	if load != nil {
-		var err error
-		if subs, load.version, err = tx.Subscribers(ctx, req.appID); err != nil {
-			return nil, err
-		}
-		e.compileFilters(subs)
-		load.subs = subs
-		out.loads = append(out.loads, load)
+	if load == nil {
+		return subs, nil, nil
 	}
+	var err error
+	if subs, load.version, err = tx.Subscribers(ctx, appID); err != nil {
+		return nil, nil, err
+	}
+	e.compileFilters(subs)
+	load.subs = subs
+	return subs, load, nil
+}
+
+// newEvents returns the rows of a request's events and, for each, the
+// indexes in subs of the endpoints it goes to.
+func (e *Engine) newEvents(req *publishReq, subs []Subscriber, now time.Time) ([]*EventRow, [][]int) {
 	rows := make([]*EventRow, len(req.inputs))
-	matches := make([][]int, len(req.inputs)) // indexes into subs
+	matches := make([][]int, len(req.inputs))
 	for i, in := range req.inputs {
 		rows[i] = &EventRow{ID: ids.NewAt(ids.Event, now), AppID: req.appID, EventType: in.EventType, Payload: in.Payload,
 			IdempotencyKey: in.IdempotencyKey, OrderingKey: in.OrderingKey, CreatedAt: now, TraceParent: req.traceParent}
@@ -399,18 +528,27 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 		}
 		rows[i].DeliveryCount = len(matches[i])
 	}
-	existing, err := tx.InsertEvents(ctx, rows)
-	if err != nil {
-		return nil, err
-	}
-	var lease *Lease
-	var leased, unleased []DeliveryRow
+	return rows, matches
+}
+
+// newDeliveryRows are the deliveries of a request to insert: leased to
+// the engine (handed off), due now, and due later.
+type newDeliveryRows struct {
+	leased, dueNow, dueLater []DeliveryRow
+}
+
+// newDeliveries fills out with what a request stores once its events are
+// inserted: its events (existing[i] is the original of rows[i] if its
+// idempotency key was used before), their deliveries, and the jobs handed
+// off under lease. It refuses the request if a key was reused for a
+// different event.
+func (e *Engine) newDeliveries(req *publishReq, subs []Subscriber, rows []*EventRow, matches [][]int, existing []*EventRow, lease *Lease, now time.Time, out *publishOutput) (newDeliveryRows, error) {
+	var p newDeliveryRows
 	for i, in := range req.inputs {
 		ev := rows[i]
 		if old := existing[i]; old != nil {
 			if !sameEvent(old, ev) {
-				out.unreserve(e.window)
-				return nil, fault.Conflictf("IDEMPOTENCY_KEY_REUSED",
+				return p, fault.Conflictf("IDEMPOTENCY_KEY_REUSED",
 					"%s.idempotencyKey %q was already used for event %s with a different type or payload: use a new key for a different event", req.prefix(i), in.IdempotencyKey, old.ID)
 			}
 			out.events[i] = eventOf(old, true)
@@ -430,7 +568,7 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 				EventType: ev.EventType, Status: "PENDING", NextAttemptAt: ev.DeliverAt, At: now,
 			})
 			if ev.DeliverAt != nil {
-				unleased = append(unleased, row) // due later: claimed then
+				p.dueLater = append(p.dueLater, row) // claimed when due
 				continue
 			}
 			// The deliveries of an endpoint whose flow is controlled are
@@ -441,17 +579,14 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 			}
 			if cfg == nil || e.window.acquireHandOff(epID, 1) == 0 {
 				out.unleased = appendNew(out.unleased, epID)
-				unleased = append(unleased, row)
+				p.dueNow = append(p.dueNow, row)
 				continue
-			}
-			if lease == nil {
-				lease = &Lease{Token: e.worker, Until: now.Add(e.cfg.Lease)}
 			}
 			if out.reserved == nil {
 				out.reserved = make(map[string]int)
 			}
 			out.reserved[epID]++
-			leased = append(leased, row)
+			p.leased = append(p.leased, row)
 			if msg == nil {
 				msg = &message{ID: ev.ID, Type: ev.EventType, Body: renderEnvelope(ev.ID, ev.EventType, now, ev.Payload)}
 			}
@@ -468,44 +603,7 @@ func (e *Engine) insertEvents(ctx context.Context, tx Tx, req *publishReq, now t
 		out.events[i] = eventOf(ev, false)
 		out.published = append(out.published, EventPublished{AppID: req.appID, EventID: ev.ID, EventType: ev.EventType, Deliveries: len(matches[i]), At: now})
 	}
-	if len(leased) > 0 {
-		if err := tx.InsertDeliveries(ctx, leased, lease); err != nil {
-			out.unreserve(e.window)
-			return nil, err
-		}
-	}
-	if len(unleased) > 0 {
-		// Deliveries due now are held from claims until the feeds have
-		// heard of them, where holding costs nothing.
-		var dueNow, dueLater []DeliveryRow
-		for _, r := range unleased {
-			if r.DueAt.After(r.CreatedAt) {
-				dueLater = append(dueLater, r)
-			} else {
-				dueNow = append(dueNow, r)
-			}
-		}
-		var hold *Lease
-		if !e.shared && len(dueNow) > 0 {
-			hold = &Lease{Token: e.worker, Until: now.Add(e.cfg.Lease)}
-			for _, r := range dueNow {
-				out.held = append(out.held, Lease{DeliveryID: r.ID, EndpointID: r.EndpointID, Token: hold.Token, Until: hold.Until})
-			}
-		}
-		for _, part := range []struct {
-			rows  []DeliveryRow
-			lease *Lease
-		}{{dueNow, hold}, {dueLater, nil}} {
-			if len(part.rows) == 0 {
-				continue
-			}
-			if err := tx.InsertDeliveries(ctx, part.rows, part.lease); err != nil {
-				out.unreserve(e.window)
-				return nil, err
-			}
-		}
-	}
-	return out, nil
+	return p, nil
 }
 
 // compileFilters compiles the payload filters of freshly loaded
