@@ -389,11 +389,11 @@ func inMemory(d Driver) bool {
 	return ok
 }
 
-// storeGroup stores the events of reqs and their deliveries in tx, with
-// one statement per kind of row however many requests there are: one per
+// storeGroup stores the events of reqs and their deliveries (one per
 // active endpoint subscribed to an event's type, except the request's
-// exclude. Inputs whose idempotency key was used before return the
-// original event. The new deliveries of endpoints whose configuration the
+// exclude) in tx, with one statement per kind of row however many
+// requests there are. Inputs whose idempotency key was used before return
+// the original event. The new deliveries of endpoints whose configuration the
 // engine knows are leased to it as they are inserted, within the window,
 // and handed off.
 //
