@@ -3,7 +3,6 @@ package dispatch_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -872,21 +871,7 @@ func TestDeliverAt_SentAtTheScheduledTimeAcrossARestart(t *testing.T) {
 // scrapeLag returns the sum and count of herald_delivery_lag_seconds.
 func scrapeLag(t *testing.T, base string) (sum float64, count int) {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, "herald_delivery_lag_seconds_sum "); ok {
-			fmt.Sscan(v, &sum)
-		}
-		if v, ok := strings.CutPrefix(line, "herald_delivery_lag_seconds_count "); ok {
-			fmt.Sscan(v, &count)
-		}
-	}
-	return sum, count
+	return scrapeMetric(t, base, "herald_delivery_lag_seconds_sum"), int(scrapeMetric(t, base, "herald_delivery_lag_seconds_count"))
 }
 
 func TestGone_DisablesTheEndpointAtOnce(t *testing.T) {

@@ -67,11 +67,7 @@ func (w *window) release(endpointID string, n int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.total -= n
-	if left := w.byEndpoint[endpointID] - n; left > 0 {
-		w.byEndpoint[endpointID] = left
-	} else {
-		delete(w.byEndpoint, endpointID)
-	}
+	w.leaveLocked(endpointID, n)
 }
 
 // leave frees the endpoint's share of one delivery whose attempt ended;
@@ -79,7 +75,12 @@ func (w *window) release(endpointID string, n int) {
 func (w *window) leave(endpointID string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if left := w.byEndpoint[endpointID] - 1; left > 0 {
+	w.leaveLocked(endpointID, 1)
+}
+
+// leaveLocked takes n deliveries off the endpoint's share.
+func (w *window) leaveLocked(endpointID string, n int) {
+	if left := w.byEndpoint[endpointID] - n; left > 0 {
 		w.byEndpoint[endpointID] = left
 	} else {
 		delete(w.byEndpoint, endpointID)
