@@ -22,6 +22,9 @@ import (
 	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
+// TestMain removes the herald binary the tests built.
+func TestMain(m *testing.M) { heraldtest.Main(m) }
+
 // promtool returns the promtool binary, or skips the test without one;
 // HERALD_REQUIRE_PROMTOOL=1 (CI) makes that a failure.
 func promtool(t *testing.T) string {

@@ -3,8 +3,9 @@ package dispatch_test
 import (
 	"testing"
 
-	"github.com/heraldhq/herald/internal/pgtest"
+	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
-// TestMain stops the PostgreSQL clusters the tests started.
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// TestMain removes the herald binary and stops the PostgreSQL clusters
+// the tests started.
+func TestMain(m *testing.M) { heraldtest.Main(m) }

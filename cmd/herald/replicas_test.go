@@ -14,8 +14,9 @@ import (
 	"github.com/heraldhq/herald/internal/pgtest"
 )
 
-// TestMain stops the PostgreSQL clusters the tests started.
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// TestMain removes the herald binary and stops the PostgreSQL clusters
+// the tests started.
+func TestMain(m *testing.M) { heraldtest.Main(m) }
 
 // replicaLease is the lease of the replicas in these tests: the shortest
 // Herald accepts (the longest timeout plus a margin).

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/internal/pgtest"
 )
 
 // Process is a herald binary running in a process of its own, for tests
@@ -36,11 +38,20 @@ type Process struct {
 	done chan struct{}
 }
 
+// binDir is the directory buildOnce built the binary in, removed by Main.
+var binDir struct {
+	sync.Mutex
+	path string
+}
+
 var buildOnce = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "herald-bin-")
 	if err != nil {
 		return "", err
 	}
+	binDir.Lock()
+	binDir.path = dir
+	binDir.Unlock()
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
 	bin := filepath.Join(dir, "herald")
@@ -51,6 +62,20 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 	}
 	return bin, nil
 })
+
+// Main runs the package's tests, then removes the herald binary Binary
+// built and stops the PostgreSQL clusters the tests started. Packages
+// that call Binary call Main from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	binDir.Lock()
+	if binDir.path != "" {
+		os.RemoveAll(binDir.path)
+	}
+	binDir.Unlock()
+	pgtest.StopAll()
+	os.Exit(code)
+}
 
 // Binary builds cmd/herald once per test binary run and returns its path.
 // Tests that run it skip in -short mode.
