@@ -40,11 +40,16 @@ var _ Driver = (*PostgresDriver)(nil)
 // Close implements Driver; the pool belongs to the caller.
 func (d *PostgresDriver) Close() error { return nil }
 
-// Due implements Driver: one probe of the due index per endpoint. Leased
-// deliveries are not due: their next_attempt_at is their lease expiry.
+// Due implements Driver: one probe of the due index per endpoint, for
+// the endpoint's earliest unfinished delivery. (An EXISTS with the
+// condition on next_attempt_at was planned on the (endpoint_id,
+// created_at) index and read every delivery the endpoint ever had.)
+// Leased deliveries are not due: their next_attempt_at is their lease
+// expiry.
 func (d *PostgresDriver) Due(ctx context.Context, now time.Time) ([]string, error) {
-	rows, err := d.pool.Query(ctx, `SELECT e.id FROM endpoints e WHERE EXISTS (
-  SELECT 1 FROM deliveries d WHERE d.endpoint_id = e.id AND d.next_attempt_at <= $1)`, now.UTC())
+	rows, err := d.pool.Query(ctx, `SELECT e.id FROM endpoints e WHERE (
+  SELECT d.next_attempt_at FROM deliveries d WHERE d.endpoint_id = e.id AND d.next_attempt_at IS NOT NULL
+  ORDER BY d.next_attempt_at LIMIT 1) <= $1`, now.UTC())
 	if err != nil {
 		return nil, fmt.Errorf("find due endpoints: %w", err)
 	}

@@ -245,3 +245,114 @@ ALTER TABLE events SET (autovacuum_enabled = off)`); err != nil {
 		t.Fatalf("claims, results, releases and cancels read deliveries or events whole %d times; want every row found by index", after-before)
 	}
 }
+
+// The scheduler asks often which endpoints have due deliveries. The probe
+// must read the due index, which holds only unfinished deliveries, and
+// never walk an endpoint's history of finished ones: with a million
+// delivered, that walk would take seconds each time.
+func TestPostgresDriver_DueReadsNoFinishedDeliveries(t *testing.T) {
+	for _, analyse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("analysed=%v", analyse), func(t *testing.T) {
+			ctx := tenant.System(context.Background())
+			dsn := pgtest.New(t)
+			d, err := db.Open(ctx, db.Config{DSN: dsn})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			const app = "app_due"
+			if err := d.Client.App.Create().SetID(app).SetName(app).Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+			eps := make([]string, 21)
+			for i := range eps {
+				eps[i] = fmt.Sprintf("ep_due%02d", i)
+				err := d.Client.Endpoint.Create().SetID(eps[i]).SetAppID(app).SetName(eps[i]).SetURL("https://example.com/" + eps[i]).
+					SetEventTypes([]string{"*"}).SetAuth(webhook.Auth{Type: webhook.AuthNone}).SetRetryPolicy(webhook.DefaultRetryPolicy()).
+					SetSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").Exec(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			// 20,000 deliveries of the first endpoint, all delivered but
+			// its newest, which is due.
+			start := time.Now().Add(-time.Hour)
+			tx, err := dispatch.NewPostgresDriver(d.Pool).Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var evs []*dispatch.EventRow
+			var rows []dispatch.DeliveryRow
+			for i := range 20000 {
+				at := start.Add(time.Duration(i) * time.Millisecond)
+				ev := &dispatch.EventRow{ID: ids.NewAt(ids.Event, at), AppID: app, EventType: "order.created", Payload: []byte(`{"n":1}`), DeliveryCount: 1, CreatedAt: at}
+				evs = append(evs, ev)
+				rows = append(rows, dispatch.DeliveryRow{ID: ids.NewAt(ids.Delivery, at), AppID: app, EventID: ev.ID, EndpointID: eps[0], EventType: ev.EventType, CreatedAt: at})
+			}
+			if _, err := tx.InsertEvents(ctx, evs); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.InsertDeliveries(ctx, rows, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			// One connection, whose statistics tuplesRead can flush: what it
+			// read before is counted before the probes.
+			cfg, err := pgxpool.ParseConfig(dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.MaxConns = 1
+			pool, err := pgxpool.NewWithConfig(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			if _, err := pool.Exec(ctx, `UPDATE deliveries SET status = 'SUCCEEDED', next_attempt_at = NULL, completed_at = created_at
+WHERE id <> $1`, rows[len(rows)-1].ID); err != nil {
+				t.Fatal(err)
+			}
+			// The due index's entries of the delivered rows go with
+			// vacuum; autovacuum is what removes them in production.
+			vacuum := "VACUUM deliveries"
+			if analyse {
+				vacuum = "VACUUM ANALYZE deliveries"
+			}
+			if _, err := pool.Exec(ctx, vacuum); err != nil {
+				t.Fatal(err)
+			}
+
+			// tuplesRead flushes the connection's statistics and counts
+			// the index entries and rows of deliveries read so far.
+			tuplesRead := func() (n int64) {
+				t.Helper()
+				if _, err := pool.Exec(ctx, "SELECT pg_stat_force_next_flush()"); err != nil {
+					t.Fatal(err)
+				}
+				err := d.Pool.QueryRow(ctx, `SELECT pg_stat_clear_snapshot(),
+  (SELECT sum(idx_tup_read) FROM pg_stat_user_indexes WHERE relname = 'deliveries') +
+  (SELECT seq_tup_read FROM pg_stat_user_tables WHERE relname = 'deliveries')`).Scan(nil, &n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			before := tuplesRead()
+			drv := dispatch.NewPostgresDriver(pool)
+			for range 8 { // past the runs after which a statement may be planned generically
+				due, err := drv.Due(ctx, time.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(due) != 1 || due[0] != eps[0] {
+					t.Fatalf("due endpoints %v, want [%s]", due, eps[0])
+				}
+			}
+			if read := tuplesRead() - before; read > 8*int64(len(eps)) {
+				t.Fatalf("8 probes for due endpoints read %d index entries or rows of deliveries; want at most one per endpoint each", read)
+			}
+		})
+	}
+}
