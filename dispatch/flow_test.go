@@ -458,15 +458,17 @@ func TestThrottle_RetryAfterPausesTheWholeEndpoint(t *testing.T) {
 			"retryPolicy": map[string]any{"maxAttempts": 5, "initialDelay": "30ms", "backoffMultiplier": 1, "maxDelay": "10s"}})
 		s.Publish(s.Token, "order.created", map[string]any{"seq": 0})
 		rc.WaitRequests(t, 1, 10*time.Second)
+		// Once Herald has read the 503 (not merely once the receiver
+		// sent it), nothing may go out before the pause ends.
+		var f endpointFlow
+		if !heraldtest.Eventually(time.Second, func() bool { f = readFlow(t, s, id); return f.PausedUntil != nil }) || !f.Throttled {
+			t.Fatalf("flow during the pause = %+v, want pausedUntil set and throttled", f)
+		}
 		in := make([]map[string]any, 10)
 		for i := range in {
 			in[i] = map[string]any{"eventType": "order.created", "payload": map[string]any{"seq": i + 1}}
 		}
 		publishAll(t, s, s.Token, in)
-		var f endpointFlow
-		if !heraldtest.Eventually(time.Second, func() bool { f = readFlow(t, s, id); return f.PausedUntil != nil }) || !f.Throttled {
-			t.Fatalf("flow during the pause = %+v, want pausedUntil set and throttled", f)
-		}
 		reqs := rc.WaitRequests(t, 12, 15*time.Second)
 		until := refusedAt.Load().Add(2 * time.Second)
 		for _, r := range reqs[1:] {
