@@ -63,48 +63,21 @@ func TestPostgresDriver_GenericPlansReadNoTableWhole(t *testing.T) {
 }
 
 func testGenericPlans(t *testing.T, planEmpty bool) {
-	ctx := tenant.System(context.Background())
-	dsn := pgtest.New(t)
-	d, err := db.Open(ctx, db.Config{DSN: dsn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if _, err := d.Pool.Exec(ctx, `ALTER TABLE deliveries SET (autovacuum_enabled = off);
-ALTER TABLE events SET (autovacuum_enabled = off)`); err != nil {
-		t.Fatal(err)
-	}
-	const app, plain, ordered = "app_generic", "ep_generic_plain", "ep_generic_ordered"
-	if err := d.Client.App.Create().SetID(app).SetName(app).Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
+	const plain, ordered = "ep_generic_plain", "ep_generic_ordered"
 	// Other endpoints' deliveries too, so that the planner's guess of one
 	// endpoint's share of the table is what it is with many endpoints.
 	others := make([]string, 20)
 	for i := range others {
 		others[i] = fmt.Sprintf("ep_generic_other%02d", i)
 	}
-	for _, ep := range append([]string{plain, ordered}, others...) {
-		err := d.Client.Endpoint.Create().SetID(ep).SetAppID(app).SetName(ep).SetURL("https://example.com/" + ep).
-			SetEventTypes([]string{"*"}).SetAuth(webhook.Auth{Type: webhook.AuthNone}).SetRetryPolicy(webhook.DefaultRetryPolicy()).
-			SetSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").Exec(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+	ctx, d, dsn := newPlanTestDB(t, append([]string{plain, ordered}, others...))
+	if _, err := d.Pool.Exec(ctx, `ALTER TABLE deliveries SET (autovacuum_enabled = off);
+ALTER TABLE events SET (autovacuum_enabled = off)`); err != nil {
+		t.Fatal(err)
 	}
 
 	// One connection, so that every statement runs on the plans it made.
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
-	cfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := oneConnPool(ctx, t, dsn, map[string]string{"plan_cache_mode": "force_generic_plan"})
 	generic := dispatch.NewPostgresDriver(pool)
 	now := time.Now()
 	// finishAndRelease ends leases with a result and releases others,
@@ -203,36 +176,17 @@ ALTER TABLE events SET (autovacuum_enabled = off)`); err != nil {
 		}
 	}
 
-	start := time.Now().Add(-time.Hour)
-	tx, err := dispatch.NewPostgresDriver(d.Pool).Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var evs []*dispatch.EventRow
-	var rows []dispatch.DeliveryRow
-	for i := range 8000 {
-		at := start.Add(time.Duration(i) * time.Millisecond)
-		ev := &dispatch.EventRow{ID: ids.NewAt(ids.Event, at), AppID: app, EventType: "order.created", Payload: []byte(`{"n":1}`), DeliveryCount: 1, CreatedAt: at}
-		row := dispatch.DeliveryRow{ID: ids.NewAt(ids.Delivery, at), AppID: app, EventID: ev.ID, EndpointID: plain, EventType: ev.EventType, CreatedAt: at}
+	storeDeliveries(ctx, t, d, 8000, func(i int, row *dispatch.DeliveryRow) {
 		switch i % 4 {
 		case 0:
 			key := fmt.Sprintf("k%d", i%40)
 			row.EndpointID, row.OrderingKey = ordered, &key
 		case 1:
+			row.EndpointID = plain
 		default:
 			row.EndpointID = others[i%len(others)]
 		}
-		evs, rows = append(evs, ev), append(rows, row)
-	}
-	if _, err := tx.InsertEvents(ctx, evs); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.InsertDeliveries(ctx, rows, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	if !planEmpty {
 		if _, err := d.Pool.Exec(ctx, "ANALYZE deliveries; ANALYZE events"); err != nil {
 			t.Fatal(err)
@@ -253,63 +207,17 @@ ALTER TABLE events SET (autovacuum_enabled = off)`); err != nil {
 func TestPostgresDriver_DueReadsNoFinishedDeliveries(t *testing.T) {
 	for _, analyse := range []bool{false, true} {
 		t.Run(fmt.Sprintf("analysed=%v", analyse), func(t *testing.T) {
-			ctx := tenant.System(context.Background())
-			dsn := pgtest.New(t)
-			d, err := db.Open(ctx, db.Config{DSN: dsn})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
-			const app = "app_due"
-			if err := d.Client.App.Create().SetID(app).SetName(app).Exec(ctx); err != nil {
-				t.Fatal(err)
-			}
 			eps := make([]string, 21)
 			for i := range eps {
 				eps[i] = fmt.Sprintf("ep_due%02d", i)
-				err := d.Client.Endpoint.Create().SetID(eps[i]).SetAppID(app).SetName(eps[i]).SetURL("https://example.com/" + eps[i]).
-					SetEventTypes([]string{"*"}).SetAuth(webhook.Auth{Type: webhook.AuthNone}).SetRetryPolicy(webhook.DefaultRetryPolicy()).
-					SetSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").Exec(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
 			}
+			ctx, d, dsn := newPlanTestDB(t, eps)
 			// 20,000 deliveries of the first endpoint, all delivered but
 			// its newest, which is due.
-			start := time.Now().Add(-time.Hour)
-			tx, err := dispatch.NewPostgresDriver(d.Pool).Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var evs []*dispatch.EventRow
-			var rows []dispatch.DeliveryRow
-			for i := range 20000 {
-				at := start.Add(time.Duration(i) * time.Millisecond)
-				ev := &dispatch.EventRow{ID: ids.NewAt(ids.Event, at), AppID: app, EventType: "order.created", Payload: []byte(`{"n":1}`), DeliveryCount: 1, CreatedAt: at}
-				evs = append(evs, ev)
-				rows = append(rows, dispatch.DeliveryRow{ID: ids.NewAt(ids.Delivery, at), AppID: app, EventID: ev.ID, EndpointID: eps[0], EventType: ev.EventType, CreatedAt: at})
-			}
-			if _, err := tx.InsertEvents(ctx, evs); err != nil {
-				t.Fatal(err)
-			}
-			if err := tx.InsertDeliveries(ctx, rows, nil); err != nil {
-				t.Fatal(err)
-			}
-			if err := tx.Commit(); err != nil {
-				t.Fatal(err)
-			}
+			rows := storeDeliveries(ctx, t, d, 20000, func(_ int, row *dispatch.DeliveryRow) { row.EndpointID = eps[0] })
 			// One connection, whose statistics tuplesRead can flush: what it
 			// read before is counted before the probes.
-			cfg, err := pgxpool.ParseConfig(dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg.MaxConns = 1
-			pool, err := pgxpool.NewWithConfig(ctx, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pool.Close()
+			pool := oneConnPool(ctx, t, dsn, nil)
 			if _, err := pool.Exec(ctx, `UPDATE deliveries SET status = 'SUCCEEDED', next_attempt_at = NULL, completed_at = created_at
 WHERE id <> $1`, rows[len(rows)-1].ID); err != nil {
 				t.Fatal(err)
@@ -355,4 +263,83 @@ WHERE id <> $1`, rows[len(rows)-1].ID); err != nil {
 			}
 		})
 	}
+}
+
+// planTestApp is the app of newPlanTestDB.
+const planTestApp = "app_plans"
+
+// newPlanTestDB opens a fresh PostgreSQL database with planTestApp and the
+// given endpoints of it.
+func newPlanTestDB(t *testing.T, endpoints []string) (context.Context, *db.DB, string) {
+	t.Helper()
+	ctx := tenant.System(context.Background())
+	dsn := pgtest.New(t)
+	d, err := db.Open(ctx, db.Config{DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if err := d.Client.App.Create().SetID(planTestApp).SetName(planTestApp).Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range endpoints {
+		err := d.Client.Endpoint.Create().SetID(ep).SetAppID(planTestApp).SetName(ep).SetURL("https://example.com/" + ep).
+			SetEventTypes([]string{"*"}).SetAuth(webhook.Auth{Type: webhook.AuthNone}).SetRetryPolicy(webhook.DefaultRetryPolicy()).
+			SetSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").Exec(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ctx, d, dsn
+}
+
+// storeDeliveries stores n events of planTestApp, a millisecond apart an
+// hour ago, with one due delivery each, which set fills in (the endpoint
+// at least), and returns the deliveries.
+func storeDeliveries(ctx context.Context, t *testing.T, d *db.DB, n int, set func(i int, row *dispatch.DeliveryRow)) []dispatch.DeliveryRow {
+	t.Helper()
+	start := time.Now().Add(-time.Hour)
+	var evs []*dispatch.EventRow
+	var rows []dispatch.DeliveryRow
+	for i := range n {
+		at := start.Add(time.Duration(i) * time.Millisecond)
+		ev := &dispatch.EventRow{ID: ids.NewAt(ids.Event, at), AppID: planTestApp, EventType: "order.created", Payload: []byte(`{"n":1}`), DeliveryCount: 1, CreatedAt: at}
+		row := dispatch.DeliveryRow{ID: ids.NewAt(ids.Delivery, at), AppID: planTestApp, EventID: ev.ID, EventType: ev.EventType, CreatedAt: at}
+		set(i, &row)
+		evs, rows = append(evs, ev), append(rows, row)
+	}
+	tx, err := dispatch.NewPostgresDriver(d.Pool).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.InsertEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.InsertDeliveries(ctx, rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// oneConnPool opens a pool of one connection to dsn with the given
+// run-time parameters, closed when the test ends.
+func oneConnPool(ctx context.Context, t *testing.T, dsn string, params map[string]string) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	for k, v := range params {
+		cfg.ConnConfig.RuntimeParams[k] = v
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
