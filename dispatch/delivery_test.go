@@ -3,12 +3,13 @@ package dispatch_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/heraldhq/herald/internal/heraldtest"
 	"github.com/heraldhq/herald/signing"
@@ -254,7 +255,7 @@ func TestPublish_RefusedPublishFailsAloneInASharedCommit(t *testing.T) {
 			if t.Failed() {
 				return
 			}
-			if shared := scrapeMetric(t, s.URL, "herald_publisher_batch_size_count") - scrapeMetric(t, s.URL, `herald_publisher_batch_size_bucket{le="1"}`); shared > 0 {
+			if shared := sharedCommits(t, s); shared > 0 {
 				break
 			}
 			if round == 9 {
@@ -284,24 +285,29 @@ func TestPublish_RefusedPublishFailsAloneInASharedCommit(t *testing.T) {
 	})
 }
 
-// scrapeMetric returns the value of one series of the server's /metrics.
-func scrapeMetric(t *testing.T, base, series string) float64 {
+// sharedCommits returns how many of the publisher's commits stored more
+// than one request.
+func sharedCommits(t *testing.T, s *heraldtest.Server) uint64 {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			var f float64
-			fmt.Sscan(v, &f)
-			return f
+	h := histogram(t, s, "herald_publisher_batch_size")
+	for _, b := range h.Bucket {
+		if b.GetUpperBound() == 1 {
+			return h.GetSampleCount() - b.GetCumulativeCount()
 		}
 	}
-	t.Fatalf("/metrics has no %s", series)
+	t.Fatal("herald_publisher_batch_size has no bucket le=1")
 	return 0
+}
+
+// histogram returns a histogram of the server's /metrics (one without
+// labels), failing the test if there is none.
+func histogram(t *testing.T, s *heraldtest.Server, name string) *dto.Histogram {
+	t.Helper()
+	f := s.Metrics()[name]
+	if f == nil || len(f.Metric) == 0 || f.Metric[0].Histogram == nil {
+		t.Fatalf("/metrics has no histogram %s", name)
+	}
+	return f.Metric[0].Histogram
 }
 
 func TestPublish_RejectsBadEvents(t *testing.T) {

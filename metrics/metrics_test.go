@@ -1,13 +1,11 @@
 package metrics_test
 
 import (
-	"io"
 	"net/http"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"github.com/heraldhq/herald/internal/heraldtest"
@@ -25,26 +23,6 @@ func onBothDatabases(t *testing.T, test func(t *testing.T, pg bool, db func(*ser
 		dsn := pgtest.New(t)
 		test(t, true, func(c *server.Config) { c.DB = dsn })
 	})
-}
-
-// scrape reads the server's /metrics.
-func scrape(t *testing.T, s *heraldtest.Server) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get(s.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(resp.Body)
-		t.Fatalf("GET /metrics: %d %s", resp.StatusCode, body)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
-	}
-	return fams
 }
 
 // value returns the value of a counter or gauge with the label (any
@@ -84,7 +62,7 @@ func waitMetrics(t *testing.T, s *heraldtest.Server, want []check) map[string]*d
 	var fams map[string]*dto.MetricFamily
 	var failed []string
 	ok := heraldtest.Eventually(15*time.Second, func() bool {
-		fams = scrape(t, s)
+		fams = s.Metrics()
 		failed = failed[:0]
 		for _, c := range want {
 			got, found := value(fams, c.metric, c.label, c.value)
