@@ -154,7 +154,7 @@ func (d *PostgresDriver) claim(ctx context.Context, p ClaimParams, pick string, 
 	if pick == claimHeads {
 		with = claimKeys
 	}
-	args := append([]any{p.EndpointID, now, limit, token, until}, more...)
+	args := append([]any{planEach, p.EndpointID, now, limit, token, until}, more...)
 	// The leased rows are found through ANY(ARRAY(…)), not a join with
 	// c: in a generic plan, which PostgreSQL may switch a prepared
 	// statement to after five runs, LIMIT $3 is guessed at a tenth of
@@ -167,7 +167,7 @@ u AS (UPDATE deliveries d SET claimed_by = $4, next_attempt_at = $5, status = 'S
   RETURNING d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger)
 SELECT u.id, u.app_id, u.event_id, u.endpoint_id, u.event_type, u.attempt_count, u.next_trigger, c.due, e.payload, e.created_at,
   e.deliver_at, COALESCE(e.trace_parent, '')
-FROM u JOIN c ON c.id = u.id JOIN events e ON e.id = u.event_id`, append([]any{planEach}, args...)...)
+FROM u JOIN c ON c.id = u.id JOIN events e ON e.id = u.event_id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", p.EndpointID, err)
 	}
