@@ -400,7 +400,12 @@ func inMemory(d Driver) bool {
 // A request that is refused (an idempotency key reused for another event)
 // is returned as refused, with nothing stored of any request's deliveries
 // and the window's reservations undone: the caller rolls back the events.
+//
+// The group's events and deliveries are stamped with now and take their
+// IDs from one sequence, so that ordered delivery, which sorts deliveries
+// created together by ID, sends them in the order of their events.
 func (e *Engine) storeGroup(ctx context.Context, tx Tx, reqs []*publishReq, now time.Time) (outs []*publishOutput, refused, err error) {
+	seq := ids.NewSequence(now)
 	outs = make([]*publishOutput, len(reqs))
 	subs := make([][]Subscriber, len(reqs))
 	byApp := make(map[string][]Subscriber, 1)
@@ -421,7 +426,7 @@ func (e *Engine) storeGroup(ctx context.Context, tx Tx, reqs []*publishReq, now 
 		}
 		subs[i] = s
 		var evs []*EventRow
-		evs, matches[i] = e.newEvents(req, s, now)
+		evs, matches[i] = e.newEvents(req, s, now, seq)
 		rows = append(rows, evs...)
 	}
 	existing, err := tx.InsertEvents(ctx, rows)
@@ -438,7 +443,7 @@ func (e *Engine) storeGroup(ctx context.Context, tx Tx, reqs []*publishReq, now 
 	off := 0
 	for i, req := range reqs {
 		n := len(req.inputs)
-		p, err := e.newDeliveries(req, subs[i], rows[off:off+n], matches[i], existing[off:off+n], lease, now, outs[i])
+		p, err := e.newDeliveries(req, subs[i], rows[off:off+n], matches[i], existing[off:off+n], lease, now, seq, outs[i])
 		off += n
 		if err != nil {
 			undo()
@@ -499,13 +504,13 @@ func (e *Engine) subscribersIn(ctx context.Context, tx Tx, appID string) ([]Subs
 	return subs, load, nil
 }
 
-// newEvents returns the rows of a request's events and, for each, the
-// indexes in subs of the endpoints it goes to.
-func (e *Engine) newEvents(req *publishReq, subs []Subscriber, now time.Time) ([]*EventRow, [][]int) {
+// newEvents returns the rows of a request's events, with IDs from seq,
+// and, for each, the indexes in subs of the endpoints it goes to.
+func (e *Engine) newEvents(req *publishReq, subs []Subscriber, now time.Time, seq *ids.Sequence) ([]*EventRow, [][]int) {
 	rows := make([]*EventRow, len(req.inputs))
 	matches := make([][]int, len(req.inputs))
 	for i, in := range req.inputs {
-		rows[i] = &EventRow{ID: ids.NewAt(ids.Event, now), AppID: req.appID, EventType: in.EventType, Payload: in.Payload,
+		rows[i] = &EventRow{ID: seq.Next(ids.Event), AppID: req.appID, EventType: in.EventType, Payload: in.Payload,
 			IdempotencyKey: in.IdempotencyKey, OrderingKey: in.OrderingKey, CreatedAt: now, TraceParent: req.traceParent}
 		if in.DeliverAt != nil && in.DeliverAt.After(now) {
 			at := in.DeliverAt.UTC()
@@ -540,9 +545,9 @@ type newDeliveryRows struct {
 // newDeliveries fills out with what a request stores once its events are
 // inserted: its events (existing[i] is the original of rows[i] if its
 // idempotency key was used before), their deliveries, and the jobs handed
-// off under lease. It refuses the request if a key was reused for a
-// different event.
-func (e *Engine) newDeliveries(req *publishReq, subs []Subscriber, rows []*EventRow, matches [][]int, existing []*EventRow, lease *Lease, now time.Time, out *publishOutput) (newDeliveryRows, error) {
+// off under lease, with delivery IDs from seq. It refuses the request if a
+// key was reused for a different event.
+func (e *Engine) newDeliveries(req *publishReq, subs []Subscriber, rows []*EventRow, matches [][]int, existing []*EventRow, lease *Lease, now time.Time, seq *ids.Sequence, out *publishOutput) (newDeliveryRows, error) {
 	var p newDeliveryRows
 	for i, in := range req.inputs {
 		ev := rows[i]
@@ -558,7 +563,7 @@ func (e *Engine) newDeliveries(req *publishReq, subs []Subscriber, rows []*Event
 		for _, k := range matches[i] {
 			sub := subs[k]
 			epID := sub.EndpointID
-			row := DeliveryRow{ID: ids.NewAt(ids.Delivery, now), AppID: req.appID, EventID: ev.ID, EndpointID: epID, EventType: ev.EventType,
+			row := DeliveryRow{ID: seq.Next(ids.Delivery), AppID: req.appID, EventID: ev.ID, EndpointID: epID, EventType: ev.EventType,
 				CreatedAt: now, OrderingKey: orderingKeyOf(sub.Ordering, in.OrderingKey)}
 			if ev.DeliverAt != nil {
 				row.DueAt = *ev.DeliverAt

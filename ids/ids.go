@@ -36,12 +36,54 @@ func New(prefix string) string {
 
 // NewAt returns a new identifier with the given prefix, stamped with t.
 // Identifiers made one after the other within a process sort in the order
-// they were made, even within one millisecond: the random part of the
-// next one is the previous one's plus one, as in ULID's monotonic mode.
-// Ordered delivery relies on it: the deliveries of one publish are stamped
-// with one time, and sort by ID in their events' order.
+// they were made, even within one millisecond, as long as no identifier
+// stamped later is made meanwhile: the random part of the next one is the
+// previous one's plus one, as in ULID's monotonic mode. Once one stamped
+// with a later millisecond has been made, in any goroutine, those stamped
+// earlier are random within their millisecond. Identifiers that must sort
+// in the order they are made come from a Sequence.
 func NewAt(prefix string, t time.Time) string {
-	b := monotonic.next(uint64(t.UnixMilli()))
+	return encode(prefix, monotonic.next(uint64(t.UnixMilli())))
+}
+
+// A Sequence makes identifiers stamped with one time that sort in the
+// order it makes them, whatever other identifiers the process makes
+// meanwhile. Ordered delivery relies on it: the events and deliveries of
+// one publishing commit are stamped with one time and sort by ID in the
+// order of their events. A Sequence is not safe for concurrent use.
+type Sequence struct {
+	ms uint64
+	hi uint16
+	lo uint64
+	n  int
+}
+
+// NewSequence returns a Sequence of identifiers stamped with t.
+func NewSequence(t time.Time) *Sequence {
+	return &Sequence{ms: uint64(t.UnixMilli())}
+}
+
+// Next returns the sequence's next identifier, with the given prefix: its
+// first is random within the millisecond, like any other identifier, and
+// each after it is the one before plus one.
+func (s *Sequence) Next(prefix string) string {
+	if s.n == 0 {
+		var r [10]byte
+		random(r[:])
+		// The top bit stays clear, as in generator.next.
+		s.hi, s.lo = binary.BigEndian.Uint16(r[:2])&0x7fff, binary.BigEndian.Uint64(r[2:])
+	} else {
+		s.lo++
+		if s.lo == 0 {
+			s.hi++
+		}
+	}
+	s.n++
+	return encode(prefix, body(s.ms, s.hi, s.lo))
+}
+
+// encode returns the identifier with the given prefix and body.
+func encode(prefix string, b [16]byte) string {
 	out := make([]byte, 0, len(prefix)+1+26)
 	out = append(out, prefix...)
 	out = append(out, '_')

@@ -63,3 +63,24 @@ func TestNewAt_SortsInOrderOfMakingWithinAMillisecond(t *testing.T) {
 		t.Fatalf("an identifier stamped a second earlier (%s) does not sort first", older)
 	}
 }
+
+// The deliveries of one publishing commit sort by ID in their events'
+// order even while other goroutines make identifiers stamped later (the
+// attempts that end meanwhile): NewAt alone makes those random within the
+// commit's millisecond.
+func TestSequence_SortsInOrderOfMakingWhateverElseIsMade(t *testing.T) {
+	at := time.Now()
+	seq := NewSequence(at)
+	prev := seq.Next(Delivery)
+	for i := 0; i < 10000; i++ {
+		NewAt(Attempt, at.Add(time.Duration(i+1)*time.Millisecond))
+		next := seq.Next(Delivery)
+		if next <= prev || !Valid(Delivery, next) {
+			t.Fatalf("identifier %d (%s) does not sort after the one before (%s)", i, next, prev)
+		}
+		prev = next
+	}
+	if a, b := NewSequence(at).Next(Delivery), NewAt(Delivery, at.Add(time.Millisecond)); a >= b {
+		t.Fatalf("a sequence's identifier (%s) does not sort before one stamped a millisecond later (%s)", a, b)
+	}
+}
