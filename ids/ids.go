@@ -52,10 +52,10 @@ func NewAt(prefix string, t time.Time) string {
 // one publishing commit are stamped with one time and sort by ID in the
 // order of their events. A Sequence is not safe for concurrent use.
 type Sequence struct {
-	ms uint64
-	hi uint16
-	lo uint64
-	n  int
+	ms      uint64
+	hi      uint16 // top 16 of the 80 bits after the time
+	lo      uint64 // low 64 of the 80 bits
+	started bool
 }
 
 // NewSequence returns a Sequence of identifiers stamped with t.
@@ -63,23 +63,28 @@ func NewSequence(t time.Time) *Sequence {
 	return &Sequence{ms: uint64(t.UnixMilli())}
 }
 
-// Next returns the sequence's next identifier, with the given prefix: its
-// first is random within the millisecond, like any other identifier, and
-// each after it is the one before plus one.
+// Next returns the sequence's next identifier, with the given prefix.
 func (s *Sequence) Next(prefix string) string {
-	if s.n == 0 {
+	return encode(prefix, s.next())
+}
+
+// next returns the sequence's next body: the first is random within the
+// millisecond, like any other identifier's, and each after it is the one
+// before plus one.
+func (s *Sequence) next() [16]byte {
+	if !s.started {
 		var r [10]byte
 		random(r[:])
-		// The top bit stays clear, as in generator.next.
-		s.hi, s.lo = binary.BigEndian.Uint16(r[:2])&0x7fff, binary.BigEndian.Uint64(r[2:])
-	} else {
-		s.lo++
-		if s.lo == 0 {
-			s.hi++
-		}
+		// The top bit stays clear, so that the increments cannot
+		// overflow into the next millisecond.
+		s.hi, s.lo, s.started = binary.BigEndian.Uint16(r[:2])&0x7fff, binary.BigEndian.Uint64(r[2:]), true
+		return body(s.ms, s.hi, s.lo)
 	}
-	s.n++
-	return encode(prefix, body(s.ms, s.hi, s.lo))
+	s.lo++
+	if s.lo == 0 {
+		s.hi++
+	}
+	return body(s.ms, s.hi, s.lo)
 }
 
 // encode returns the identifier with the given prefix and body.
@@ -95,38 +100,26 @@ var monotonic generator
 
 // generator makes 128-bit bodies: 48 bits of milliseconds and 80 bits that
 // are random for the first body of a millisecond and incremented for the
-// ones that follow it.
+// ones that follow it, a Sequence per millisecond.
 type generator struct {
-	mu   sync.Mutex
-	ms   uint64
-	hi   uint16 // top 16 of the 80 bits
-	lo   uint64 // low 64 of the 80 bits
-	init bool
+	mu  sync.Mutex
+	seq Sequence // of the latest millisecond made
 }
 
 func (g *generator) next(ms uint64) [16]byte {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	var r [10]byte
 	switch {
-	case g.init && ms == g.ms:
-		g.lo++
-		if g.lo == 0 {
-			g.hi++
-		}
-		return body(ms, g.hi, g.lo)
-	case g.init && ms < g.ms:
+	case g.seq.started && ms == g.seq.ms:
+		return g.seq.next()
+	case g.seq.started && ms < g.seq.ms:
 		// A time before the last one made (an attempt stamped with when
 		// it started): random, as it cannot sort among bodies already
 		// made anyway.
-		random(r[:])
-		return body(ms, binary.BigEndian.Uint16(r[:2]), binary.BigEndian.Uint64(r[2:]))
+		return (&Sequence{ms: ms}).next()
 	}
-	random(r[:])
-	// The top bit stays clear, so that a millisecond's increments cannot
-	// overflow into the next.
-	g.ms, g.hi, g.lo, g.init = ms, binary.BigEndian.Uint16(r[:2])&0x7fff, binary.BigEndian.Uint64(r[2:]), true
-	return body(ms, g.hi, g.lo)
+	g.seq = Sequence{ms: ms}
+	return g.seq.next()
 }
 
 func body(ms uint64, hi uint16, lo uint64) [16]byte {
