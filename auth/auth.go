@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -65,6 +66,10 @@ type KeyInput struct {
 	ExpiresAt time.Time
 	// Portal makes the key a customer-portal session.
 	Portal bool
+	// SessionScopes are what portal sessions the key creates may do
+	// beyond its own scopes (only with scope.PortalSessions; see
+	// scope.SessionGrant).
+	SessionScopes []scope.Scope
 }
 
 // Reasons (extensions.reason) of UNAUTHENTICATED errors for keys that
@@ -94,6 +99,21 @@ func CreateKey(ctx context.Context, client *ent.Client, in KeyInput, r io.Reader
 		}
 		in.Scopes = s
 	}
+	if in.SessionScopes != nil {
+		if in.Scopes == nil || !slices.Contains(in.Scopes, scope.PortalSessions) {
+			return nil, "", fault.Invalid("input.portalSessionScopes", "applies only to keys restricted to scopes that include PORTAL_SESSIONS; keys with full access already give sessions the whole portal")
+		}
+		s, err := scope.Normalize(in.SessionScopes)
+		if err != nil {
+			return nil, "", fault.Invalid("input.portalSessionScopes", "%s", err.Error())
+		}
+		for _, x := range s {
+			if !slices.Contains(scope.Portal, x) {
+				return nil, "", fault.Invalid("input.portalSessionScopes", "%s is not a portal scope: portal sessions may have %s", x, scope.Join(scope.Portal))
+			}
+		}
+		in.SessionScopes = s
+	}
 	token, err := NewToken(r)
 	if err != nil {
 		return nil, "", err
@@ -106,6 +126,9 @@ func CreateKey(ctx context.Context, client *ent.Client, in KeyInput, r io.Reader
 		SetTokenHash(HashToken(token))
 	if in.Scopes != nil {
 		c.SetScopes(scope.Strings(in.Scopes))
+	}
+	if in.SessionScopes != nil {
+		c.SetSessionScopes(scope.Strings(in.SessionScopes))
 	}
 	if !in.ExpiresAt.IsZero() {
 		c.SetExpiresAt(in.ExpiresAt.UTC())
@@ -136,6 +159,9 @@ type Authenticator struct {
 	mu      sync.Mutex
 	cache   map[[sha256.Size]byte]cached
 	touched map[string]time.Time
+	// pruned is when touched was last pruned of entries over a minute
+	// old, which no longer hold anything back.
+	pruned time.Time
 	// gen counts revocations. A lookup caches what it read only if gen
 	// did not change while it read: otherwise the key it read may have
 	// been revoked since, and caching it would undo the revocation.
@@ -207,7 +233,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization, actAs s
 	if err := a.usable(k); err != nil {
 		return tenant.Viewer{}, err
 	}
-	v := tenant.Viewer{AppID: k.AppID, KeyID: k.ID, Admin: k.Admin, Scopes: scope.FromStrings(k.Scopes), Portal: k.Kind == apikey.KindPORTAL_SESSION}
+	v := tenant.Viewer{AppID: k.AppID, KeyID: k.ID, Admin: k.Admin, Scopes: scope.FromStrings(k.Scopes), Portal: k.Kind == apikey.KindPORTAL_SESSION,
+		SessionScopes: scope.FromStrings(k.SessionScopes)}
 	if k.ExpiresAt != nil {
 		v.ExpiresAt = *k.ExpiresAt
 	}
@@ -316,6 +343,14 @@ func (a *Authenticator) touch(keyID string) {
 		return
 	}
 	a.touched[keyID] = now
+	if len(a.touched) > 1024 && now.Sub(a.pruned) > time.Minute {
+		for id, t := range a.touched {
+			if now.Sub(t) >= time.Minute {
+				delete(a.touched, id)
+			}
+		}
+		a.pruned = now
+	}
 	a.mu.Unlock()
 	ctx, cancel := context.WithTimeout(tenant.System(context.Background()), 5*time.Second)
 	defer cancel()
@@ -323,6 +358,35 @@ func (a *Authenticator) touch(keyID string) {
 	if err != nil && !ent.IsNotFound(err) {
 		a.log.Warn("record api key use", "key_id", keyID, "err", err)
 	}
+}
+
+// Check reads the keys ids from the database, past every cache, and
+// returns why each that no longer works does not (revoked, expired or
+// gone), keyed by ID; keys that still work are missing from the result.
+// Live connections are checked with it, so that a revocation another
+// process made is noticed even if its notice was lost.
+func (a *Authenticator) Check(ctx context.Context, ids []string) (map[string]error, error) {
+	out := make(map[string]error)
+	if len(ids) == 0 {
+		return out, nil
+	}
+	keys, err := a.client.APIKey.Query().Where(apikey.IDIn(ids...)).All(tenant.System(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("check api keys: %w", err)
+	}
+	found := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		found[k.ID] = true
+		if err := a.usable(k); err != nil {
+			out[k.ID] = err
+		}
+	}
+	for _, id := range ids {
+		if !found[id] {
+			out[id] = fault.Unauthenticatedf("this API key no longer exists")
+		}
+	}
+	return out, nil
 }
 
 // Revoke revokes a key and reports it to Revoked, so that it stops working

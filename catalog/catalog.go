@@ -15,10 +15,12 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/eventtype"
 	"github.com/heraldhq/herald/fault"
+	"github.com/heraldhq/herald/quota"
 	"github.com/heraldhq/herald/tenant"
 	"github.com/heraldhq/herald/webhook"
 )
@@ -272,16 +274,30 @@ func (c *Catalog) Create(ctx context.Context, in CreateInput) (*ent.EventType, e
 	if err := checkDocs("input.", in.Description, in.Example, in.JSONSchema); err != nil {
 		return nil, err
 	}
-	create := c.client.EventType.Create().
-		SetName(in.Name).
-		SetDescription(in.Description)
-	if present(in.Example) {
-		create.SetExample(in.Example)
+	var et *ent.EventType
+	err := db.WithTx(ctx, c.client, func(tx *ent.Client) error {
+		if err := quota.Lock(ctx, tx, v.AppID); err != nil {
+			return err
+		}
+		if err := quota.Check(ctx, tx, v.AppID, quota.EventTypes, 1, time.Now()); err != nil {
+			return err
+		}
+		create := tx.EventType.Create().
+			SetName(in.Name).
+			SetDescription(in.Description)
+		if present(in.Example) {
+			create.SetExample(in.Example)
+		}
+		if present(in.JSONSchema) {
+			create.SetJSONSchema(in.JSONSchema)
+		}
+		var err error
+		et, err = create.Save(ctx)
+		return err
+	})
+	if _, ok := fault.As(err); ok {
+		return nil, err
 	}
-	if present(in.JSONSchema) {
-		create.SetJSONSchema(in.JSONSchema)
-	}
-	et, err := create.Save(ctx)
 	if ent.IsConstraintError(err) {
 		return nil, fault.Conflictf("EVENT_TYPE_EXISTS", "event type %q already exists in this app; use updateEventType to change it", in.Name)
 	}

@@ -126,6 +126,17 @@ func (c *endpointConfigs) parked(id string) bool {
 	return e != nil && c.now().Before(e.parkedUntil)
 }
 
+// appOf returns the app of an endpoint whose configuration was loaded
+// once ("" if never): an endpoint never changes apps.
+func (c *endpointConfigs) appOf(id string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.m[id]; e != nil && e.cfg != nil {
+		return e.cfg.AppID
+	}
+	return ""
+}
+
 // fresh returns an endpoint's configuration if it is loaded, current and
 // active.
 func (c *endpointConfigs) fresh(id string) *endpointConfig {

@@ -9,6 +9,7 @@ import (
 	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/ent"
+	entattempt "github.com/heraldhq/herald/ent/attempt"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/ent/eventtype"
@@ -184,6 +185,12 @@ func (e *Engine) requireActive(ctx context.Context, endpointID string) error {
 
 // TestResult is the outcome of a test send.
 type TestResult struct {
+	// DeliveryID is the test's delivery.
+	DeliveryID string
+	// Sent reports that the attempt was made and recorded; the other
+	// fields describe it. A test that still waits for the endpoint's pace
+	// is not sent yet: Error says why.
+	Sent         bool
 	Delivered    bool
 	StatusCode   int
 	ResponseBody string
@@ -193,12 +200,20 @@ type TestResult struct {
 	AttemptID string
 }
 
-// Test sends one event to an endpoint of the viewer's app now, even if the
-// endpoint is inactive, and waits for the outcome. The event (default type
-// test.ping; default payload the type's example) is stored with a delivery
-// to that endpoint only; the attempt is recorded with trigger TEST. It
-// counts toward the endpoint's health but not toward auto-disable, and is
-// never retried.
+// Test tests an endpoint of the viewer's app, even an inactive one: it
+// stores a test event (Event.test; its envelope says "test": true, under
+// the signature) of the given type (default test.ping) with one delivery,
+// to that endpoint, due at once with trigger TEST. The delivery goes
+// through the endpoint's pace like any other (its rate limit, pauses,
+// concurrency and, with strict ordering, its queue), so a test is neither
+// a way around them nor mistaken for a business event. Test waits for the
+// attempt up to the endpoint's timeout plus testWait, and otherwise
+// returns the delivery still queued. The attempt counts toward the
+// endpoint's health but not toward auto-disable, and is never retried.
+//
+// The payload defaults to the type's example. Portal sessions, held by
+// the platform's customers, cannot choose it: they send test.ping or a
+// catalog type's example, never a payload of their own.
 func (e *Engine) Test(ctx context.Context, endpointID, eventType string, payload json.RawMessage) (*TestResult, error) {
 	v, ok := tenant.FromContext(ctx)
 	if !ok {
@@ -220,6 +235,12 @@ func (e *Engine) Test(ctx context.Context, endpointID, eventType string, payload
 	if err := webhook.CheckEventTypeName("eventType", eventType); err != nil {
 		return nil, err
 	}
+	if webhook.Reserved(eventType) {
+		return nil, fault.Invalid("eventType", "%q is reserved: Herald sends webhook.* events itself, about your endpoints; test with test.ping or one of your event types", eventType)
+	}
+	if len(payload) > 0 && v.Portal {
+		return nil, &fault.Error{Code: fault.Forbidden, Field: "payload", Message: "portal sessions send the event type's example payload (or test.ping), never a payload of their own: leave payload out"}
+	}
 	if len(payload) == 0 {
 		payload, err = e.examplePayload(ctx, eventType, endpointID)
 		if err != nil {
@@ -229,33 +250,27 @@ func (e *Engine) Test(ctx context.Context, endpointID, eventType string, payload
 	if len(payload) > e.cfg.MaxPayload {
 		return nil, fault.Invalid("payload", "is %s; the limit is %s", byteSize(len(payload)), byteSize(e.cfg.MaxPayload))
 	}
-	if webhook.Reserved(eventType) {
-		return nil, fault.Invalid("eventType", "%q is reserved: Herald sends webhook.* events itself, about your endpoints; test with test.ping or one of your event types", eventType)
-	}
 	if eventType != catalog.TypeTestPing {
 		if err := e.cfg.Catalog.CheckPublish(ctx, v.AppID, eventType, payload); err != nil {
 			return nil, err
 		}
 	}
-	cfg, err := newEndpointConfig(ep)
-	if err != nil {
-		return nil, err
-	}
 
 	now := e.cfg.Now().UTC()
-	evID, dID := ids.NewAt(ids.Event, now), ids.NewAt(ids.Delivery, now)
-	lease := Lease{DeliveryID: dID, EndpointID: endpointID, Token: e.worker, Until: now.Add(e.cfg.Lease)}
+	seq := ids.NewSequence(now)
+	evID, dID := seq.Next(ids.Event), seq.Next(ids.Delivery)
+	row := DeliveryRow{ID: dID, AppID: v.AppID, EventID: evID, EndpointID: endpointID, EventType: eventType, CreatedAt: now,
+		Trigger: "TEST", OrderingKey: orderingKeyOf(string(ep.Ordering), "")}
 	err = func() error {
 		tx, err := e.cfg.Driver.Begin(ctx)
 		if err != nil {
 			return err
 		}
 		defer tx.Rollback() //nolint:errcheck // a no-op after commit
-		if _, err := tx.InsertEvents(ctx, []*EventRow{{ID: evID, AppID: v.AppID, EventType: eventType, Payload: payload, DeliveryCount: 1, CreatedAt: now}}); err != nil {
+		if _, err := tx.InsertEvents(ctx, []*EventRow{{ID: evID, AppID: v.AppID, EventType: eventType, Payload: payload, DeliveryCount: 1, CreatedAt: now, Test: true}}); err != nil {
 			return fmt.Errorf("store test event: %w", err)
 		}
-		row := DeliveryRow{ID: dID, AppID: v.AppID, EventID: evID, EndpointID: endpointID, EventType: eventType, CreatedAt: now}
-		if err := tx.InsertDeliveries(ctx, []DeliveryRow{row}, &lease); err != nil {
+		if err := tx.InsertDeliveries(ctx, []DeliveryRow{row}, nil); err != nil {
 			return fmt.Errorf("store test delivery: %w", err)
 		}
 		return tx.Commit()
@@ -264,37 +279,68 @@ func (e *Engine) Test(ctx context.Context, endpointID, eventType string, payload
 		return nil, fmt.Errorf("test endpoint %s: %w", endpointID, err)
 	}
 	e.cfg.Observer.EventPublished(EventPublished{AppID: v.AppID, EventID: evID, EventType: eventType, Deliveries: 1, At: now})
-
-	j := &job{
-		Job:     Job{Lease: lease, AppID: v.AppID, EventID: evID, EventType: eventType},
-		trigger: "TEST",
-	}
-	j.attempt = attempt{DeliveryID: dID, Number: 1, Endpoint: cfg, Msg: &message{
-		ID: evID, Type: eventType, Body: renderEnvelope(evID, eventType, now, payload),
-	}}
 	e.cfg.Observer.DeliveryChanged(DeliveryChange{
-		Kind: AttemptStarted, AppID: v.AppID, DeliveryID: dID, EventID: evID, EndpointID: endpointID,
-		EventType: eventType, Status: "SENDING", Attempt: 1, At: now,
+		Kind: Created, AppID: v.AppID, DeliveryID: dID, EventID: evID, EndpointID: endpointID,
+		EventType: eventType, Status: "PENDING", At: now,
 	})
-	// The attempt belongs to the engine, not to the caller: a caller who
-	// leaves does not cut it off; only shutdown does.
-	resp := e.sendAttempt(j)
-	done := make(chan recorded, 1)
-	if err := e.submit(&result{job: j, resp: resp, done: done}); err != nil {
-		return nil, err
+	e.wake(endpointID)
+	return e.awaitTest(ctx, dID, ep.Timeout+testWait)
+}
+
+// testWait is how much longer than an endpoint's timeout Test waits for its
+// attempt before it answers with the delivery queued.
+const testWait = 5 * time.Second
+
+// awaitTest waits up to wait for a test delivery's attempt to be recorded,
+// by whichever engine sends it, reading the delivery (often at first, then
+// less often).
+func (e *Engine) awaitTest(ctx context.Context, deliveryID string, wait time.Duration) (*TestResult, error) {
+	ctx = tenant.System(ctx)
+	deadline := time.Now().Add(wait)
+	pause := 10 * time.Millisecond
+	for {
+		d, err := e.cfg.Client.Delivery.Get(ctx, deliveryID)
+		if err != nil {
+			return nil, fmt.Errorf("read test delivery %s: %w", deliveryID, err)
+		}
+		if d.AttemptCount > 0 || d.CompletedAt != nil {
+			return e.testResult(ctx, d)
+		}
+		if !time.Now().Before(deadline) {
+			return &TestResult{DeliveryID: deliveryID, Error: "not sent yet: the test waits for the endpoint's pace (its rate limit, a pause it asked for, or the deliveries ahead of it with strict ordering); follow delivery " + deliveryID}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(min(pause, time.Until(deadline))):
+		}
+		pause = min(2*pause, 250*time.Millisecond)
 	}
-	rec := <-done
-	if rec.err != nil {
-		return nil, fmt.Errorf("test endpoint %s: %w", endpointID, rec.err)
+}
+
+// testResult describes a test delivery that ended or was attempted.
+func (e *Engine) testResult(ctx context.Context, d *ent.Delivery) (*TestResult, error) {
+	res := &TestResult{DeliveryID: d.ID}
+	a, err := d.QueryAttempts().Order(ent.Desc(entattempt.FieldAttemptNumber)).First(ctx)
+	if ent.IsNotFound(err) {
+		// Failed without an attempt (the endpoint was deleted meanwhile).
+		if d.LastError != nil {
+			res.Error = *d.LastError
+		}
+		return res, nil
 	}
-	return &TestResult{
-		Delivered:    resp.Outcome == Success,
-		StatusCode:   resp.Status,
-		ResponseBody: resp.ResponseBody,
-		Duration:     resp.Duration(),
-		Error:        resp.Error,
-		AttemptID:    rec.attemptID,
-	}, nil
+	if err != nil {
+		return nil, fmt.Errorf("read test attempt of %s: %w", d.ID, err)
+	}
+	res.Sent, res.Delivered, res.AttemptID = true, a.Succeeded, a.ID
+	res.ResponseBody, res.Duration = a.ResponseBody, time.Duration(a.DurationMs)*time.Millisecond
+	if a.ResponseStatus != nil {
+		res.StatusCode = *a.ResponseStatus
+	}
+	if a.ErrorMessage != nil {
+		res.Error = *a.ErrorMessage
+	}
+	return res, nil
 }
 
 // examplePayload returns the payload of a test event of the given type: the

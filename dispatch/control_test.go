@@ -247,7 +247,7 @@ func TestTestEndpoint_SendsNowEvenWhenInactive(t *testing.T) {
 	got := out.TestEndpoint
 	if !got.Delivered || got.StatusCode != 202 || got.ResponseBody != `{"received":true}` || got.Error != nil ||
 		got.Attempt.Trigger != "TEST" || !got.Attempt.Succeeded || got.Attempt.Delivery.Status != "SUCCEEDED" || got.Attempt.Delivery.EventType != "test.ping" {
-		t.Fatalf("testEndpoint = %+v", got)
+		t.Fatalf("testEndpoint = %+v (error %v)", got, deref(got.Error))
 	}
 	req := rc.Requests()[0]
 	if err := signing.Verify(secret, req.Header, req.Body, time.Minute, time.Now()); err != nil {
@@ -381,4 +381,12 @@ func TestReplayDeliveries_RequeuesFailedSince(t *testing.T) {
 	}
 	s.Do(s.Token, `mutation($ep: ID!) { replayDeliveries(endpointId: $ep, since: "2020-01-01T00:00:00Z", status: PENDING) { count } }`,
 		map[string]any{"ep": epID}).WantError(t, "BAD_USER_INPUT")
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }

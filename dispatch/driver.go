@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/heraldhq/herald/filter"
@@ -32,6 +33,10 @@ import (
 type Driver interface {
 	// Begin starts a write transaction.
 	Begin(ctx context.Context) (Tx, error)
+	// Subscribers reads an app's active endpoints with their event type
+	// patterns, and the version of the app's endpoints they are, outside
+	// any write transaction (as Tx.Subscribers does within one).
+	Subscribers(ctx context.Context, appID string) ([]Subscriber, int64, error)
 	// Due returns the endpoints that have deliveries due at now.
 	Due(ctx context.Context, now time.Time) ([]string, error)
 	// Claim leases up to p.Limit due deliveries of one endpoint to
@@ -158,6 +163,8 @@ type Job struct {
 	// TraceParent is the event's stored W3C traceparent: the trace of the
 	// publish, which the delivery's attempt spans link to ("" if none).
 	TraceParent string
+	// EventTest reports a test event, whose envelope says so.
+	EventTest bool
 }
 
 // Cursor is a position in one endpoint's due order: by due time, then by
@@ -200,6 +207,10 @@ type ClaimParams struct {
 	// of the same ordering key holds back (the endpoint's ordering is KEY
 	// or STRICT).
 	Ordered bool
+	// Owned claims only while Worker owns the endpoint (see Driver.Own),
+	// as the store decides at the claim: an engine that lost the
+	// endpoint to another, whatever its clock says, takes nothing.
+	Owned bool
 }
 
 // CancelParams says which deliveries to cancel.
@@ -283,7 +294,9 @@ type EventRow struct {
 	// DeliverAt is when its deliveries are due (nil: at once).
 	DeliverAt     *time.Time
 	DeliveryCount int
-	CreatedAt     time.Time
+	// Test marks a test event (testEndpoint), whose envelope says so.
+	Test      bool
+	CreatedAt time.Time
 	// TraceParent is the W3C traceparent of the publish span when
 	// tracing is on ("" stores nothing).
 	TraceParent string
@@ -303,6 +316,60 @@ type DeliveryRow struct {
 	// endpoint does not order, "" for strict ordering, the event's key
 	// for ordering by key.
 	OrderingKey *string
+	// Failed, if not empty, stores the delivery FAILED at once, without an
+	// attempt, with this reason as its error (the endpoint's filter could
+	// not be evaluated on the event, say). Such a row has no lease.
+	Failed string
+	// Trigger is why its first attempt happens: "" (SCHEDULED) or TEST.
+	Trigger string
+}
+
+// Statements that mark the rare rows the hot inserts leave plain, in the
+// transaction that inserts them.
+const (
+	markTestEvent    = `UPDATE events SET test = true WHERE id = `
+	markTestDelivery = `UPDATE deliveries SET next_trigger = 'TEST' WHERE id = `
+	sqliteParam      = "?"
+	postgresParam    = "$1"
+)
+
+// markRare runs exec for the test events among evs that were stored
+// (existing[i] nil) and the TEST deliveries among rows; param is the
+// dialect's first placeholder.
+func markRare(ctx context.Context, exec func(ctx context.Context, sql string, id string) error, param string, evs []*EventRow, existing []*EventRow, rows []DeliveryRow) error {
+	for i, ev := range evs {
+		if ev.Test && (existing == nil || existing[i] == nil) {
+			if err := exec(ctx, markTestEvent+param, ev.ID); err != nil {
+				return fmt.Errorf("mark test event %s: %w", ev.ID, err)
+			}
+		}
+	}
+	for _, r := range rows {
+		if r.Trigger == "TEST" {
+			if err := exec(ctx, markTestDelivery+param, r.ID); err != nil {
+				return fmt.Errorf("mark test delivery %s: %w", r.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// splitFailed separates the rows to store FAILED from the others.
+func splitFailed(rows []DeliveryRow) (pending, failed []DeliveryRow) {
+	for i, r := range rows {
+		if r.Failed != "" {
+			pending = append(pending, rows[:i]...)
+			for _, r := range rows[i:] {
+				if r.Failed != "" {
+					failed = append(failed, r)
+				} else {
+					pending = append(pending, r)
+				}
+			}
+			return pending, failed
+		}
+	}
+	return rows, nil
 }
 
 // due returns when the delivery is due.

@@ -47,9 +47,7 @@ func (d *PostgresDriver) Close() error { return nil }
 // Leased deliveries are not due: their next_attempt_at is their lease
 // expiry.
 func (d *PostgresDriver) Due(ctx context.Context, now time.Time) ([]string, error) {
-	rows, err := d.pool.Query(ctx, `SELECT e.id FROM endpoints e WHERE (
-  SELECT d.next_attempt_at FROM deliveries d WHERE d.endpoint_id = e.id AND d.next_attempt_at IS NOT NULL
-  ORDER BY d.next_attempt_at LIMIT 1) <= $1`, now.UTC())
+	rows, err := d.pool.Query(ctx, dueProbe, now.UTC())
 	if err != nil {
 		return nil, fmt.Errorf("find due endpoints: %w", err)
 	}
@@ -59,6 +57,21 @@ func (d *PostgresDriver) Due(ctx context.Context, now time.Time) ([]string, erro
 	}
 	return ids, nil
 }
+
+// dueProbe finds the endpoints with deliveries due at $1 by skipping from
+// endpoint to endpoint along the due index, which holds only unfinished
+// deliveries: it visits the endpoints that have some, never the idle or
+// deleted ones, however many there are, and reads one entry of each
+// (its earliest due) besides the skip. The same statement serves SQLite
+// (with ? for $1).
+const dueProbe = `WITH RECURSIVE walk(id) AS (
+  SELECT (SELECT endpoint_id FROM deliveries WHERE next_attempt_at IS NOT NULL ORDER BY endpoint_id LIMIT 1)
+  UNION ALL
+  SELECT (SELECT endpoint_id FROM deliveries WHERE endpoint_id > walk.id AND next_attempt_at IS NOT NULL ORDER BY endpoint_id LIMIT 1)
+  FROM walk WHERE walk.id IS NOT NULL)
+SELECT walk.id FROM walk WHERE walk.id IS NOT NULL AND (
+  SELECT d.next_attempt_at FROM deliveries d WHERE d.endpoint_id = walk.id AND d.next_attempt_at IS NOT NULL
+  ORDER BY d.next_attempt_at LIMIT 1) <= $1`
 
 // Claim implements Driver: it locks the oldest due deliveries of the
 // endpoint that no other transaction holds, and leases them, in one
@@ -112,9 +125,9 @@ const (
   WHERE endpoint_id = $1 AND next_attempt_at <= $2
   ORDER BY next_attempt_at, id LIMIT $3
   FOR UPDATE SKIP LOCKED`
-	// $6: the window of oldest due deliveries looked through.
+	// $7: the window of oldest due deliveries looked through.
 	claimOrdered = `SELECT id, next_attempt_at AS due FROM deliveries
-  WHERE id = ANY(ARRAY(SELECT id FROM deliveries WHERE endpoint_id = $1 AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $6))
+  WHERE id = ANY(ARRAY(SELECT id FROM deliveries WHERE endpoint_id = $1 AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $7))
     AND endpoint_id = $1 AND next_attempt_at <= $2
     AND (ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries o
       WHERE o.endpoint_id = deliveries.endpoint_id AND o.ordering_key = deliveries.ordering_key AND o.next_attempt_at IS NOT NULL
@@ -154,7 +167,13 @@ func (d *PostgresDriver) claim(ctx context.Context, p ClaimParams, pick string, 
 	if pick == claimHeads {
 		with = claimKeys
 	}
-	args := append([]any{planEach, p.EndpointID, now, limit, token, until}, more...)
+	// $6: the engine that must own the endpoint for the claim to take
+	// anything ("": any), by the database's clock, as Own decides.
+	owner := ""
+	if p.Owned {
+		owner = p.Worker
+	}
+	args := append([]any{planEach, p.EndpointID, now, limit, token, until, owner}, more...)
 	// The leased rows are found through ANY(ARRAY(…)), not a join with
 	// c: in a generic plan, which PostgreSQL may switch a prepared
 	// statement to after five runs, LIMIT $3 is guessed at a tenth of
@@ -164,9 +183,10 @@ func (d *PostgresDriver) claim(ctx context.Context, p ClaimParams, pick string, 
   `+pick+`),
 u AS (UPDATE deliveries d SET claimed_by = $4, next_attempt_at = $5, status = 'SENDING', updated_at = $2
   WHERE d.id = ANY(ARRAY(SELECT id FROM c))
+    AND ($6 = '' OR EXISTS (SELECT 1 FROM endpoints o WHERE o.id = $1 AND o.flow_owner = $6 AND o.flow_owner_until > clock_timestamp()))
   RETURNING d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger)
 SELECT u.id, u.app_id, u.event_id, u.endpoint_id, u.event_type, u.attempt_count, u.next_trigger, c.due, e.payload, e.created_at,
-  e.deliver_at, COALESCE(e.trace_parent, '')
+  e.deliver_at, COALESCE(e.trace_parent, ''), e.test
 FROM u JOIN c ON c.id = u.id JOIN events e ON e.id = u.event_id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", p.EndpointID, err)
@@ -175,7 +195,7 @@ FROM u JOIN c ON c.id = u.id JOIN events e ON e.id = u.event_id`, args...)
 		j := Job{Lease: Lease{Token: token, Until: until}}
 		var payload []byte
 		err := r.Scan(&j.DeliveryID, &j.AppID, &j.EventID, &j.EndpointID, &j.EventType, &j.AttemptCount, &j.Trigger,
-			&j.Position.Due, &payload, &j.EventCreatedAt, &j.EventDeliverAt, &j.TraceParent)
+			&j.Position.Due, &payload, &j.EventCreatedAt, &j.EventDeliverAt, &j.TraceParent, &j.EventTest)
 		j.Payload = payload
 		return j, err
 	})
@@ -198,21 +218,26 @@ func sortJobs(jobs []Job) {
 }
 
 // Own implements Driver with one conditional update of the endpoint's
-// flow_owner: taken if free, expired, or already owner's.
+// flow_owner: taken if free, expired, or already owner's. Ownership is
+// timed by the database's clock, whatever the replicas' clocks say: it
+// lasts until−now from the update, and the time left comes back as a
+// duration, which the engine adds to now (its clock, read before the
+// call), so its idea of the end is never later than the database's.
 func (d *PostgresDriver) Own(ctx context.Context, endpointID, owner string, until, now time.Time) (bool, time.Time, error) {
 	var cur string
-	var curUntil time.Time
+	var left float64
 	err := d.pool.QueryRow(ctx, `WITH o AS (
-  UPDATE endpoints SET flow_owner = $2, flow_owner_until = $3
-  WHERE id = $1 AND (flow_owner IS NULL OR flow_owner = $2 OR flow_owner_until < $4)
+  UPDATE endpoints SET flow_owner = $2, flow_owner_until = clock_timestamp() + make_interval(secs => $3)
+  WHERE id = $1 AND (flow_owner IS NULL OR flow_owner = $2 OR flow_owner_until < clock_timestamp())
   RETURNING flow_owner, flow_owner_until)
-SELECT flow_owner, flow_owner_until FROM o
-UNION ALL SELECT coalesce(flow_owner, ''), coalesce(flow_owner_until, $4) FROM endpoints WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM o)`,
-		endpointID, owner, until.UTC(), now.UTC()).Scan(&cur, &curUntil)
+SELECT flow_owner, extract(epoch FROM flow_owner_until - clock_timestamp())::float8 FROM o
+UNION ALL SELECT coalesce(flow_owner, ''), coalesce(extract(epoch FROM flow_owner_until - clock_timestamp())::float8, 0)
+FROM endpoints WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM o)`,
+		endpointID, owner, until.Sub(now).Seconds()).Scan(&cur, &left)
 	if err != nil {
 		return false, time.Time{}, fmt.Errorf("own endpoint %s: %w", endpointID, err)
 	}
-	return cur == owner, curUntil, nil
+	return cur == owner, now.Add(time.Duration(max(left, 0) * float64(time.Second))), nil
 }
 
 // RecentAttemptEnds implements Driver.
@@ -371,22 +396,47 @@ type postgresTx struct {
 	tx pgx.Tx
 }
 
+// exec runs a statement of one argument in the transaction.
+func (t *postgresTx) exec(ctx context.Context, q, arg string) error {
+	_, err := t.tx.Exec(ctx, q, arg)
+	return err
+}
+
 func (t *postgresTx) EndpointsVersion(ctx context.Context, appID string) (int64, error) {
+	return pgEndpointsVersion(ctx, t.tx, appID)
+}
+
+func (t *postgresTx) Subscribers(ctx context.Context, appID string) ([]Subscriber, int64, error) {
+	return pgSubscribers(ctx, t.tx, appID)
+}
+
+// Subscribers implements Driver.
+func (d *PostgresDriver) Subscribers(ctx context.Context, appID string) ([]Subscriber, int64, error) {
+	return pgSubscribers(ctx, d.pool, appID)
+}
+
+// pgQuerier is what reads need of a pool or a transaction.
+type pgQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func pgEndpointsVersion(ctx context.Context, q pgQuerier, appID string) (int64, error) {
 	var v int64
-	if err := t.tx.QueryRow(ctx, `SELECT endpoints_version FROM apps WHERE id = $1`, appID).Scan(&v); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	if err := q.QueryRow(ctx, `SELECT endpoints_version FROM apps WHERE id = $1`, appID).Scan(&v); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return 0, fmt.Errorf("read the version of the app's endpoints: %w", err)
 	}
 	return v, nil
 }
 
-func (t *postgresTx) Subscribers(ctx context.Context, appID string) ([]Subscriber, int64, error) {
+func pgSubscribers(ctx context.Context, q pgQuerier, appID string) ([]Subscriber, int64, error) {
 	// The version first: a change committed between the two reads makes
 	// the list newer than its version, which only costs a reload.
-	version, err := t.EndpointsVersion(ctx, appID)
+	version, err := pgEndpointsVersion(ctx, q, appID)
 	if err != nil {
 		return nil, 0, err
 	}
-	rows, err := t.tx.Query(ctx, `SELECT id, event_types, ordering, filter::text, rate_limit IS NOT NULL AND rate_limit <> 'null'::jsonb
+	rows, err := q.Query(ctx, `SELECT id, event_types, ordering, filter::text, rate_limit IS NOT NULL AND rate_limit <> 'null'::jsonb
 FROM endpoints WHERE app_id = $1 AND is_active AND deleted_at IS NULL ORDER BY id`, appID)
 	if err != nil {
 		return nil, 0, fmt.Errorf("load subscribed endpoints: %w", err)
@@ -453,7 +503,7 @@ RETURNING id`, ids, types, payloads, keys, counts, times, apps, okeys, deliverAt
 	}
 	existing := make([]*EventRow, n)
 	if len(inserted) == n {
-		return existing, nil
+		return existing, markRare(ctx, t.exec, postgresParam, evs, existing, nil)
 	}
 	stored := make(map[string]bool, len(inserted))
 	for _, id := range inserted {
@@ -494,10 +544,23 @@ FROM events e JOIN unnest($1::text[], $2::text[]) AS k(app, key) ON e.app_id = k
 			}
 		}
 	}
-	return existing, nil
+	return existing, markRare(ctx, t.exec, postgresParam, evs, existing, nil)
 }
 
 func (t *postgresTx) InsertDeliveries(ctx context.Context, rows []DeliveryRow, lease *Lease) error {
+	rows, failed := splitFailed(rows)
+	if n := len(failed); n > 0 {
+		ids, types, errs, apps, eps, evs, times := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n)
+		for i, r := range failed {
+			ids[i], types[i], errs[i], apps[i], eps[i], evs[i], times[i] = r.ID, r.EventType, sanitizeText(r.Failed), r.AppID, r.EndpointID, r.EventID, r.CreatedAt.UTC()
+		}
+		if _, err := t.tx.Exec(ctx, `INSERT INTO deliveries (id, created_at, updated_at, event_type, status, attempt_count, next_trigger, last_error, completed_at, app_id, endpoint_id, event_id)
+SELECT id, at, at, typ, 'FAILED', 0, 'SCHEDULED', err, at, app, ep, ev
+FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS r(id, at, typ, err, app, ep, ev)`,
+			ids, times, types, errs, apps, eps, evs); err != nil {
+			return fmt.Errorf("store failed deliveries: %w", err)
+		}
+	}
 	if len(rows) == 0 {
 		return nil
 	}
@@ -522,7 +585,7 @@ FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $
 	if err != nil {
 		return fmt.Errorf("store deliveries: %w", err)
 	}
-	return nil
+	return markRare(ctx, t.exec, postgresParam, nil, nil, rows)
 }
 
 func (t *postgresTx) EndpointStates(ctx context.Context, ids []string) (map[string]EndpointState, error) {

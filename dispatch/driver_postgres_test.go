@@ -331,3 +331,48 @@ func oneConnPool(ctx context.Context, t *testing.T, dsn string, params map[strin
 	t.Cleanup(pool.Close)
 	return pool
 }
+
+// TestPostgresDriver_OwnershipFollowsTheDatabaseClock is defect 9 of the
+// review: ownership of a rate-limited or ordered endpoint was compared
+// with each replica's clock, so a replica whose clock ran ahead took over
+// while the owner still sent, and claims did not check the owner. Now
+// ownership is timed by the database's clock, and a claim that needs it
+// takes nothing from an endpoint another engine owns.
+func TestPostgresDriver_OwnershipFollowsTheDatabaseClock(t *testing.T) {
+	const ep = "ep_owned"
+	ctx, d, _ := newPlanTestDB(t, []string{ep})
+	drv := dispatch.NewPostgresDriver(d.Pool)
+	storeDeliveries(ctx, t, d, 3, func(_ int, row *dispatch.DeliveryRow) { row.EndpointID = ep })
+
+	now := time.Now()
+	owned, until, err := drv.Own(ctx, ep, "engine_a", now.Add(time.Minute), now)
+	if err != nil || !owned || until.After(now.Add(time.Minute)) || until.Before(now.Add(50*time.Second)) {
+		t.Fatalf("A owns = %v until %s (%v); want owned for about a minute from %s", owned, until, err, now)
+	}
+	// B's clock runs ten minutes ahead: by it, A's ownership has long
+	// expired. The database says otherwise.
+	skewed := now.Add(10 * time.Minute)
+	owned, until, err = drv.Own(ctx, ep, "engine_b", skewed.Add(time.Minute), skewed)
+	if err != nil || owned {
+		t.Fatalf("B with a clock ten minutes ahead took the endpoint over from A (until %s, %v)", until, err)
+	}
+	if left := until.Sub(skewed); left <= 0 || left > time.Minute {
+		t.Fatalf("B was told A owns it for %s more; want under a minute, in B's clock", left)
+	}
+	// Whatever B believes, a claim that needs ownership takes nothing.
+	jobs, err := drv.Claim(ctx, dispatch.ClaimParams{Worker: "engine_b", EndpointID: ep, Now: skewed, Lease: time.Minute, Limit: 10, Owned: true})
+	if err != nil || len(jobs) != 0 {
+		t.Fatalf("B claimed %d deliveries of A's endpoint (%v)", len(jobs), err)
+	}
+	jobs, err = drv.Claim(ctx, dispatch.ClaimParams{Worker: "engine_a", EndpointID: ep, Now: now, Lease: time.Minute, Limit: 10, Owned: true})
+	if err != nil || len(jobs) != 3 {
+		t.Fatalf("A, the owner, claimed %d deliveries (%v); want 3", len(jobs), err)
+	}
+	// Once the database's clock says it has expired, B takes over.
+	if _, err := d.Pool.Exec(ctx, `UPDATE endpoints SET flow_owner_until = clock_timestamp() - interval '1 second' WHERE id = $1`, ep); err != nil {
+		t.Fatal(err)
+	}
+	if owned, _, err := drv.Own(ctx, ep, "engine_b", now.Add(time.Minute), now); err != nil || !owned {
+		t.Fatalf("B did not take over an expired ownership (%v)", err)
+	}
+}

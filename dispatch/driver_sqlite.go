@@ -25,6 +25,7 @@ type SQLiteDriver struct {
 	// Writer statements, prepared before any transaction takes the only
 	// writer connection.
 	insEvent, eventByKey, insDelivery *sql.Stmt
+	insFailed                         *sql.Stmt
 	subscribers, endpointsVersion     *sql.Stmt
 	bumpEndpoints                     *sql.Stmt
 	insAttempt, finish                *sql.Stmt
@@ -48,6 +49,17 @@ var _ Driver = (*SQLiteDriver)(nil)
 
 // leasesInMemory marks SQLiteDriver as a memoryLeaser.
 func (d *SQLiteDriver) leasesInMemory() {}
+
+// DueProbeSQLite is the statement of SQLiteDriver.Due (see dueProbe),
+// exported for the tests of its plan.
+var DueProbeSQLite = strings.Replace(dueProbe, "$1", "?", 1)
+
+// Statements that read an app's subscribers.
+const (
+	sqliteSubscribers = `SELECT id, event_types, ordering, filter, rate_limit IS NOT NULL AND rate_limit <> 'null'
+FROM endpoints WHERE app_id = ? AND is_active AND deleted_at IS NULL`
+	sqliteEndpointsVersion = `SELECT endpoints_version FROM apps WHERE id = ?`
+)
 
 type preparedStmt struct {
 	stmt **sql.Stmt
@@ -78,8 +90,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (app_id, idempotency_key) DO N
 			{&d.eventByKey, `SELECT id, event_type, payload, delivery_count, created_at FROM events WHERE app_id = ? AND idempotency_key = ?`},
 			{&d.insDelivery, `INSERT INTO deliveries (id, created_at, updated_at, event_type, status, attempt_count, next_attempt_at, next_trigger, ordering_key, app_id, endpoint_id, event_id)
 VALUES (?, ?, ?, ?, 'PENDING', 0, ?, 'SCHEDULED', ?, ?, ?, ?)`},
-			{&d.subscribers, `SELECT id, event_types, ordering, filter, rate_limit IS NOT NULL AND rate_limit <> 'null'
-FROM endpoints WHERE app_id = ? AND is_active AND deleted_at IS NULL`},
+			{&d.insFailed, `INSERT INTO deliveries (id, created_at, updated_at, event_type, status, attempt_count, next_trigger, last_error, completed_at, app_id, endpoint_id, event_id)
+VALUES (?, ?, ?, ?, 'FAILED', 0, 'SCHEDULED', ?, ?, ?, ?, ?)`},
+			{&d.subscribers, sqliteSubscribers},
 			{&d.insAttempt, `INSERT INTO attempts
 (id, app_id, delivery_id, endpoint_id, attempt_number, trigger, succeeded, request_url, request_headers,
  response_status, response_headers, response_body, response_body_truncated, duration_ms, error_message,
@@ -99,7 +112,7 @@ WHERE id = ? RETURNING consecutive_failures`},
 			{&d.disable, `UPDATE endpoints SET is_active = false, disabled_reason = ?, disabled_at = ?, updated_at = ?
 WHERE id = ? AND is_active RETURNING app_id, url`},
 			{&d.bumpEndpoints, `UPDATE apps SET endpoints_version = endpoints_version + 1 WHERE id = ?`},
-			{&d.endpointsVersion, `SELECT endpoints_version FROM apps WHERE id = ?`},
+			{&d.endpointsVersion, sqliteEndpointsVersion},
 			{&d.upsertStats, upsertStatsSQL},
 			{&d.pause, `UPDATE endpoints SET paused_until = ? WHERE id = ? AND (paused_until IS NULL OR paused_until < ?)`},
 		})
@@ -109,14 +122,13 @@ WHERE id = ? AND is_active RETURNING app_id, url`},
 func (d *SQLiteDriver) prepareReader(ctx context.Context) error {
 	return d.ronce.do(func() error {
 		return prepareAll(ctx, d.r, []preparedStmt{
-			{&d.due, `SELECT e.id FROM endpoints e WHERE EXISTS (
-  SELECT 1 FROM deliveries d WHERE d.endpoint_id = e.id AND d.next_attempt_at <= ?)`},
+			{&d.due, DueProbeSQLite},
 			// The due index is (endpoint_id, next_attempt_at) and, like
 			// every SQLite index, ends with the rowid: ordering by both and
 			// starting after the cursor reads no index entry twice, even
 			// among the deliveries of one batch, which are all due at the
 			// same instant.
-			{&d.claim, `SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, e.deliver_at, COALESCE(e.trace_parent, '')
+			{&d.claim, `SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, e.deliver_at, COALESCE(e.trace_parent, ''), e.test
 FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.endpoint_id = ? AND d.next_attempt_at <= ? AND d.next_attempt_at >= ? AND (d.next_attempt_at > ? OR d.rowid > ?)
 ORDER BY d.next_attempt_at, d.rowid LIMIT ?`},
@@ -127,7 +139,7 @@ ORDER BY d.next_attempt_at, d.rowid LIMIT ?`},
 			// the planner search it by created_at too, and the explicit
 			// IS NOT NULL lets it use the index at all). The window
 			// bounds the work when held-back deliveries crowd the front.
-			{&d.claimOrdered, `SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, e.deliver_at, COALESCE(e.trace_parent, '')
+			{&d.claimOrdered, `SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, e.deliver_at, COALESCE(e.trace_parent, ''), e.test
 FROM (SELECT rowid AS rid FROM deliveries WHERE endpoint_id = ?1 AND next_attempt_at <= ?2 ORDER BY next_attempt_at, rowid LIMIT ?3) w
 JOIN deliveries d ON d.rowid = w.rid JOIN events e ON e.id = d.event_id
 WHERE d.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p
@@ -144,7 +156,7 @@ ORDER BY d.next_attempt_at, d.rowid LIMIT ?4`},
   UNION ALL
   SELECT (SELECT ordering_key FROM deliveries WHERE endpoint_id = ?1 AND ordering_key > k.key AND ordering_key IS NOT NULL AND next_attempt_at IS NOT NULL
     ORDER BY ordering_key LIMIT 1) FROM k WHERE k.key IS NOT NULL)
-SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, e.deliver_at, COALESCE(e.trace_parent, '')
+SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, e.deliver_at, COALESCE(e.trace_parent, ''), e.test
 FROM k JOIN deliveries d ON d.rowid = (SELECT h.rowid FROM deliveries h
     WHERE h.endpoint_id = ?1 AND h.ordering_key = k.key AND h.ordering_key IS NOT NULL AND h.next_attempt_at IS NOT NULL
     ORDER BY h.created_at, h.id LIMIT 1)
@@ -157,7 +169,7 @@ ORDER BY d.next_attempt_at, d.rowid LIMIT ?3`},
 
 // Close implements Driver.
 func (d *SQLiteDriver) Close() error {
-	for _, s := range []*sql.Stmt{d.insEvent, d.eventByKey, d.insDelivery, d.subscribers, d.insAttempt, d.finish,
+	for _, s := range []*sql.Stmt{d.insEvent, d.eventByKey, d.insDelivery, d.insFailed, d.subscribers, d.insAttempt, d.finish,
 		d.epState, d.addCounters, d.disable, d.upsertStats, d.pause, d.due, d.claim, d.claimOrdered, d.claimHeads, d.endpointsVersion, d.bumpEndpoints} {
 		if s != nil {
 			s.Close()
@@ -242,7 +254,7 @@ func (d *SQLiteDriver) scanClaim(p ClaimParams, rows *sql.Rows, err error, jobs 
 	for len(jobs) < p.Limit && rows.Next() {
 		j := Job{Lease: Lease{Token: p.Worker, Until: until}}
 		if err := rows.Scan(&j.Position.Seq, &j.DeliveryID, &j.AppID, &j.EventID, &j.EndpointID, &j.EventType, &j.AttemptCount, &j.Trigger,
-			&j.Position.Due, &j.Payload, &j.EventCreatedAt, &j.EventDeliverAt, &j.TraceParent); err != nil {
+			&j.Position.Due, &j.Payload, &j.EventCreatedAt, &j.EventDeliverAt, &j.TraceParent, &j.EventTest); err != nil {
 			return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", p.EndpointID, err)
 		}
 		if d.leases.holds(j.EndpointID, j.DeliveryID) || slices.ContainsFunc(jobs[:have], func(o Job) bool { return o.DeliveryID == j.DeliveryID }) {
@@ -516,6 +528,32 @@ func (t *sqliteTx) Subscribers(ctx context.Context, appID string) ([]Subscriber,
 	if err != nil {
 		return nil, 0, fmt.Errorf("load subscribed endpoints: %w", err)
 	}
+	subs, err := scanSubscribers(rows)
+	return subs, version, err
+}
+
+// Subscribers implements Driver with one read transaction of the read
+// pool: the version and the list are of the same snapshot.
+func (d *SQLiteDriver) Subscribers(ctx context.Context, appID string) ([]Subscriber, int64, error) {
+	tx, err := d.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, 0, fmt.Errorf("load subscribed endpoints: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read only
+	var version int64
+	if err := tx.QueryRowContext(ctx, sqliteEndpointsVersion, appID).Scan(&version); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, 0, fmt.Errorf("read the version of the app's endpoints: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, sqliteSubscribers, appID)
+	if err != nil {
+		return nil, 0, fmt.Errorf("load subscribed endpoints: %w", err)
+	}
+	subs, err := scanSubscribers(rows)
+	return subs, version, err
+}
+
+// scanSubscribers reads the rows of sqliteSubscribers, and closes them.
+func scanSubscribers(rows *sql.Rows) ([]Subscriber, error) {
 	defer rows.Close()
 	var subs []Subscriber
 	for rows.Next() {
@@ -523,21 +561,21 @@ func (t *sqliteTx) Subscribers(ctx context.Context, appID string) ([]Subscriber,
 		var types, filter []byte
 		var limited bool
 		if err := rows.Scan(&s.EndpointID, &types, &s.Ordering, &filter, &limited); err != nil {
-			return nil, 0, fmt.Errorf("load subscribed endpoints: %w", err)
+			return nil, fmt.Errorf("load subscribed endpoints: %w", err)
 		}
 		if len(filter) > 0 && string(filter) != "null" {
 			s.Filter = filter
 		}
 		s.Controlled = limited || (s.Ordering != "" && s.Ordering != "NONE")
 		if err := json.Unmarshal(types, &s.Patterns); err != nil {
-			return nil, 0, fmt.Errorf("event types of endpoint %s: %w", s.EndpointID, err)
+			return nil, fmt.Errorf("event types of endpoint %s: %w", s.EndpointID, err)
 		}
 		subs = append(subs, s)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("load subscribed endpoints: %w", err)
+		return nil, fmt.Errorf("load subscribed endpoints: %w", err)
 	}
-	return subs, version, nil
+	return subs, nil
 }
 
 func (t *sqliteTx) InsertEvents(ctx context.Context, evs []*EventRow) ([]*EventRow, error) {
@@ -570,10 +608,26 @@ func (t *sqliteTx) InsertEvents(ctx context.Context, evs []*EventRow) ([]*EventR
 		}
 		existing[i] = old
 	}
-	return existing, nil
+	return existing, markRare(ctx, t.exec, sqliteParam, evs, existing, nil)
+}
+
+// exec runs a statement of one argument in the transaction.
+func (t *sqliteTx) exec(ctx context.Context, q, arg string) error {
+	_, err := t.tx.ExecContext(ctx, q, arg)
+	return err
 }
 
 func (t *sqliteTx) InsertDeliveries(ctx context.Context, rows []DeliveryRow, lease *Lease) error {
+	rows, failed := splitFailed(rows)
+	if len(failed) > 0 {
+		ins := t.stmt(t.d.insFailed)
+		for _, r := range failed {
+			at := r.CreatedAt.UTC()
+			if _, err := ins.ExecContext(ctx, r.ID, at, at, r.EventType, r.Failed, at, r.AppID, r.EndpointID, r.EventID); err != nil {
+				return fmt.Errorf("store failed delivery: %w", err)
+			}
+		}
+	}
 	if lease != nil {
 		// Held before they are visible, so no claim can take them too.
 		t.d.leases.hold(rows)
@@ -590,7 +644,7 @@ func (t *sqliteTx) InsertDeliveries(ctx context.Context, rows []DeliveryRow, lea
 			return fmt.Errorf("store delivery: %w", err)
 		}
 	}
-	return nil
+	return markRare(ctx, t.exec, sqliteParam, nil, nil, rows)
 }
 
 func (t *sqliteTx) EndpointStates(ctx context.Context, ids []string) (map[string]EndpointState, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,6 +89,51 @@ func BenchmarkSQLiteDriver_Claim64(b *testing.B) {
 		}
 		if err := drv.Release(ctx, leases, now); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestSQLiteDriver_DueProbeVisitsOnlyEndpointsWithUnfinishedDeliveries
+// proves that the engine's due probe walks the due index, which holds
+// only unfinished deliveries, instead of every endpoint: soft-deleted and
+// idle endpoints, however many a customer piles up, cost it nothing.
+func TestSQLiteDriver_DueProbeVisitsOnlyEndpointsWithUnfinishedDeliveries(t *testing.T) {
+	d, ep := seedDue(t, 3)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	for i := range 2000 {
+		if _, err := d.Write.ExecContext(ctx, `INSERT INTO endpoints (id, created_at, updated_at, deleted_at, name, description, url, event_types, auth, retry_policy, timeout, is_active, secret,
+		consecutive_failures, failure_count, success_count, app_id) VALUES (?, ?, ?, ?, 'e', '', 'http://x', '["*"]', '{}', '{}', 1, true, 's', 0, 0, 0, 'app_1')`,
+			fmt.Sprintf("ep_deleted_%d", i), now, now, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	drv := dispatch.NewSQLiteDriver(d.Write, d.Read)
+	ids, err := drv.Due(ctx, now.Add(time.Second))
+	if err != nil || len(ids) != 1 || ids[0] != ep {
+		t.Fatalf("Due = %v, %v; want [%s]", ids, err, ep)
+	}
+	rows, err := d.Read.QueryContext(ctx, `EXPLAIN QUERY PLAN `+dispatch.DueProbeSQLite, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	for _, step := range plan {
+		scan, ok := strings.CutPrefix(step, "SCAN ")
+		if !ok {
+			continue
+		}
+		if scan != "CONSTANT ROW" && scan != "walk" && scan != "deliveries USING COVERING INDEX delivery_due" {
+			t.Fatalf("the due probe reads more than the due index: %q in plan %q", step, plan)
 		}
 	}
 }

@@ -443,7 +443,9 @@ func (e *Engine) runWorker() {
 	for j := range e.work {
 		r := &result{job: j}
 		switch {
-		case e.configs.isInactive(j.EndpointID):
+		case e.configs.isInactive(j.EndpointID) && (j.trigger != "TEST" || j.attempt.Endpoint.Deleted):
+			// Disabled or deleted meanwhile; inactive endpoints still
+			// receive tests.
 			r.cancelled = true
 		case e.cfg.Now().Add(j.attempt.Endpoint.Timeout + leaseMargin).After(j.Until):
 			// Waited too long in the endpoint's queue: sending now could

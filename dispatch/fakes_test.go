@@ -59,6 +59,15 @@ func newFakeDriver() *fakeDriver {
 		finished: make(map[string]DeliveryUpdate), poison: make(map[string]bool)}
 }
 
+// appOfEndpoint is the app of the fakes' endpoints: endpoints whose name
+// ends in an odd digit belong to app_2, the others to app_1.
+func appOfEndpoint(id string) string {
+	if c := id[len(id)-1]; c >= '0' && c <= '9' && (c-'0')%2 == 1 {
+		return "app_2"
+	}
+	return "app_1"
+}
+
 // add makes n deliveries of an endpoint due.
 func (f *fakeDriver) add(endpointID string, n int) {
 	f.mu.Lock()
@@ -66,13 +75,17 @@ func (f *fakeDriver) add(endpointID string, n int) {
 	for range n {
 		id := fmt.Sprintf("dlv_%s_%04d", endpointID, len(f.due[endpointID]))
 		f.due[endpointID] = append(f.due[endpointID], Job{
-			Lease: Lease{DeliveryID: id, EndpointID: endpointID}, AppID: "app_1", EventID: "evt_" + id,
+			Lease: Lease{DeliveryID: id, EndpointID: endpointID}, AppID: appOfEndpoint(endpointID), EventID: "evt_" + id,
 			EventType: "order.created", Trigger: "SCHEDULED", Payload: []byte(`{}`),
 		})
 	}
 }
 
 func (f *fakeDriver) Begin(context.Context) (Tx, error) { return &fakeTx{f: f}, nil }
+
+func (f *fakeDriver) Subscribers(context.Context, string) ([]Subscriber, int64, error) {
+	return nil, 0, nil
+}
 
 func (f *fakeDriver) Due(context.Context, time.Time) ([]string, error) {
 	f.mu.Lock()
@@ -251,7 +264,7 @@ func testEndpoints(t *testing.T) func(ctx context.Context, ids []string) ([]*ent
 	return func(_ context.Context, ids []string) ([]*ent.Endpoint, error) {
 		out := make([]*ent.Endpoint, len(ids))
 		for i, id := range ids {
-			out[i] = &ent.Endpoint{ID: id, AppID: "app_1", URL: "https://example.com/" + id, IsActive: true, Secret: secret,
+			out[i] = &ent.Endpoint{ID: id, AppID: appOfEndpoint(id), URL: "https://example.com/" + id, IsActive: true, Secret: secret,
 				Auth: webhook.Auth{Type: webhook.AuthNone}, RetryPolicy: webhook.DefaultRetryPolicy(), Timeout: time.Second}
 		}
 		return out, nil

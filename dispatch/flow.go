@@ -1,8 +1,10 @@
 package dispatch
 
 import (
+	"cmp"
 	"math"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/heraldhq/herald/webhook"
@@ -31,13 +33,13 @@ import (
 //     delays: a request leaves only if fewer than the limit's number of
 //     requests are in flight or ended within its window before now. Any
 //     window of that length at the receiver then sees at most that many
-//     arrivals, since a request arrives before it ends.
+//     arrivals, since a request arrives before it ends. The ends are
+//     counted in a fixed number of buckets (endLog), so a flow's memory
+//     does not grow with its limit.
 type flow struct {
 	limit       *webhook.RateLimit
-	ends        []time.Time // when the latest requests ended, a ring of limit.Requests
-	endNext     int         // where the next end goes (the oldest when full)
-	endN        int
-	out         int // requests in flight
+	ends        endLog // when the latest requests ended
+	out         int    // requests in flight
 	seeded      bool
 	maxConc     int
 	conc        float64 // effective concurrency, 1..maxConc
@@ -80,9 +82,9 @@ func (f *flow) configure(cfg *endpointConfig, maxConc int) {
 	}
 	if !sameLimit(f.limit, cfg.RateLimit) {
 		f.limit = cfg.RateLimit
-		f.ends, f.endNext, f.endN, f.seeded = nil, 0, 0, false
+		f.ends, f.seeded = endLog{}, false
 		if f.limit != nil {
-			f.ends = make([]time.Time, f.limit.Requests)
+			f.ends = newEndLog(f.limit.Per)
 		}
 	}
 	if cfg.PausedUntil.After(f.pausedUntil) {
@@ -111,11 +113,9 @@ func (f *flow) readyAt(now time.Time) time.Time {
 			// is a fallback.
 			return now.Add(f.limit.Per)
 		}
-		// The free-th latest end must lie a window back.
-		if f.endN >= free {
-			if t := f.ends[(f.endNext-free+len(f.ends))%len(f.ends)].Add(f.limit.Per); t.After(at) {
-				at = t
-			}
+		// Enough ends must lie a window back.
+		if t := f.ends.roomAt(now, free); t.After(at) {
+			at = t
 		}
 	}
 	if f.rate > 0 && !f.lastSend.IsZero() {
@@ -134,9 +134,7 @@ func (f *flow) done(t time.Time, requested bool) {
 	if f.limit == nil || !requested {
 		return
 	}
-	f.ends[f.endNext] = t
-	f.endNext = (f.endNext + 1) % len(f.ends)
-	f.endN = min(f.endN+1, len(f.ends))
+	f.ends.add(t)
 }
 
 // seed notes the ends of requests sent before the engine started pacing
@@ -151,11 +149,83 @@ func (f *flow) seed(ends []time.Time) {
 }
 
 // lastEnd is when the latest request ended (zero: none noted).
-func (f *flow) lastEnd() time.Time {
-	if f.endN == 0 {
-		return time.Time{}
+func (f *flow) lastEnd() time.Time { return f.ends.last }
+
+// endBuckets is how many buckets an endLog counts ends in.
+const endBuckets = 64
+
+// endLog counts when requests ended, in endBuckets buckets that together
+// span a rate limit's window (and one bucket more), whatever the limit's
+// number of requests. An end counts for as long as any part of its bucket
+// lies within the window before now, so a limit may hold a request back
+// up to one bucket (a 63rd of the window) longer than it must, never less.
+type endLog struct {
+	width time.Duration
+	// slot i counts the ends of bucket index[i] (start: index × width).
+	index [endBuckets]int64
+	count [endBuckets]int
+	last  time.Time
+}
+
+func newEndLog(window time.Duration) endLog {
+	w := (window + endBuckets - 2) / (endBuckets - 1)
+	return endLog{width: max(w, time.Nanosecond)}
+}
+
+func (l *endLog) bucket(t time.Time) int64 { return t.UnixNano() / int64(l.width) }
+
+// add notes an end at t.
+func (l *endLog) add(t time.Time) {
+	if l.width == 0 {
+		return
 	}
-	return f.ends[(f.endNext-1+len(f.ends))%len(f.ends)]
+	b := l.bucket(t)
+	i := int(uint64(b) % endBuckets)
+	if l.index[i] != b {
+		l.index[i], l.count[i] = b, 0
+	}
+	l.count[i]++
+	if t.After(l.last) {
+		l.last = t
+	}
+}
+
+// roomAt returns when fewer than need ends lie within the window before
+// that time (now or earlier: at once), counting each bucket that overlaps
+// the window whole. window is the log's window.
+func (l *endLog) roomAt(now time.Time, need int) time.Time {
+	if l.width == 0 {
+		return now
+	}
+	window := l.width * (endBuckets - 1)
+	first := l.bucket(now.Add(-window)) // the oldest bucket overlapping the window
+	type b struct {
+		index int64
+		n     int
+	}
+	var live [endBuckets]b
+	k, total := 0, 0
+	for i := range endBuckets {
+		if l.count[i] > 0 && l.index[i] >= first {
+			live[k] = b{l.index[i], l.count[i]}
+			total += l.count[i]
+			k++
+		}
+	}
+	if total < need {
+		return now
+	}
+	// Buckets leave the window oldest first: find the one whose leaving
+	// makes room.
+	buckets := live[:k]
+	slices.SortFunc(buckets, func(x, y b) int { return cmp.Compare(x.index, y.index) })
+	for _, x := range buckets {
+		total -= x.n
+		if total < need {
+			return time.Unix(0, (x.index+1)*int64(l.width)).Add(window)
+		}
+	}
+	return now
 }
 
 // sent notes a request leaving at now and returns its sequence number,

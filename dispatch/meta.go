@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"sync"
 	"time"
@@ -221,11 +222,10 @@ func (e *Engine) publishMeta(appID, eventType string, payload any, exclude strin
 	ctx := tenant.System(context.Background())
 	req := &publishReq{ctx: ctx, appID: appID, inputs: []EventInput{{EventType: eventType, Payload: body}},
 		prefix: func(int) string { return "meta" }, exclude: exclude, reply: make(chan publishReply, 1)}
-	if err := e.submitPublish(ctx, req); err != nil {
-		e.log.Warn("meta-event not published", "event_type", eventType, "endpoint_id", exclude, "err", err)
-		return
-	}
-	if r := <-req.reply; r.err != nil {
+	switch r := e.commit(ctx, req); {
+	case errors.Is(r.err, errEngineClosed) || errors.Is(r.err, ErrNotStarted):
+		e.log.Warn("meta-event not published", "event_type", eventType, "endpoint_id", exclude, "err", r.err)
+	case r.err != nil:
 		e.log.Error("publish meta-event", "event_type", eventType, "endpoint_id", exclude, "err", r.err)
 	}
 }

@@ -167,7 +167,7 @@ func TestDecide_RetryDelayIsJittered(t *testing.T) {
 func TestRenderEnvelope(t *testing.T) {
 	created := time.Date(2026, 3, 14, 16, 9, 26, 535897932, time.FixedZone("CET", 3600))
 	payload := []byte(`{ "b": 1.50, "a": [1, 2], "s": "caf\u00e9 \"q\"" }`)
-	body := renderEnvelope("evt_01JDZ6Q4W8X3M5N7P9R2T4V6XA", "order.created", created, payload)
+	body := renderEnvelope("evt_01JDZ6Q4W8X3M5N7P9R2T4V6XA", "order.created", created, payload, false)
 
 	if !json.Valid(body) {
 		t.Fatalf("envelope is not valid JSON: %s", body)
@@ -208,7 +208,7 @@ func TestRenderEnvelope(t *testing.T) {
 }
 
 func TestRenderEnvelope_WholeSecondsDropFraction(t *testing.T) {
-	body := renderEnvelope("evt_1", "test.ping", time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), []byte(`{}`))
+	body := renderEnvelope("evt_1", "test.ping", time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), []byte(`{}`), false)
 	if want := `{"id":"evt_1","type":"test.ping","timestamp":"2026-01-02T03:04:05Z","data":{}}`; string(body) != want {
 		t.Errorf("renderEnvelope = %s, want %s", body, want)
 	}

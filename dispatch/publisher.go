@@ -2,11 +2,13 @@ package dispatch
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/heraldhq/herald/fault"
@@ -57,6 +59,10 @@ const (
 	DefaultMaxPayload = 256 << 10
 	// maxGroupEvents bounds how many events one group commit stores.
 	maxGroupEvents = 2000
+	// MaxPublishDeliveries is the most deliveries one Publish call may
+	// create (its events times the endpoints each goes to): it bounds how
+	// long one call's transaction holds the database's writer.
+	MaxPublishDeliveries = 10000
 )
 
 // Errors of publishing and sending.
@@ -99,12 +105,40 @@ type publishReq struct {
 	// traceParent is the publish span's, stored with each event.
 	traceParent string
 	reply       chan publishReply
+
+	// snap is the app's subscriber list the events were matched against
+	// before the transaction, on the caller's goroutine (prepare), and
+	// matched[i] the endpoints inputs[i] goes to: the group commit only
+	// finishes the matches of filters on the event's ID or timestamp,
+	// which cost a few steps each. If the app's endpoints changed since,
+	// the commit answers stale and the caller matches again.
+	snap    subsSnapshot
+	matched [][]prematch
+}
+
+// prematch is an endpoint an event goes to, as far as its type and
+// payload tell.
+type prematch struct {
+	k int // index in the snapshot's subscribers
+	// p finishes the filter's match once the event has an ID and a
+	// timestamp.
+	p filter.Prepared
+	// tooExpensive reports that the endpoint's filter ran out of budget
+	// on the event: its delivery is created FAILED, saying so.
+	tooExpensive bool
 }
 
 type publishReply struct {
 	events []*Event
 	err    error
+	// stale: the app's endpoints changed after the events were matched;
+	// match them again and resubmit.
+	stale bool
 }
+
+// maxStaleRounds bounds how many times a publish is matched again because
+// its app's endpoints kept changing before it could be stored.
+const maxStaleRounds = 20
 
 func (e *Engine) publish(ctx context.Context, inputs []EventInput, prefix func(int) string) ([]*Event, error) {
 	v, ok := tenant.FromContext(ctx)
@@ -142,20 +176,99 @@ func (e *Engine) publish(ctx context.Context, inputs []EventInput, prefix func(i
 	if span != nil {
 		req.traceParent = traceParent(span.SpanContext())
 	}
-	if err := e.submitPublish(ctx, req); err != nil {
-		endPublish(span, nil, err)
-		return nil, err
+	r := e.commit(ctx, req)
+	endPublish(span, r.events, r.err)
+	return r.events, r.err
+}
+
+// commit matches a publish's events against its app's endpoints, hands it
+// to the group commit and waits for the answer, matching again while the
+// app's endpoints change under it.
+func (e *Engine) commit(ctx context.Context, req *publishReq) publishReply {
+	for round := 0; ; round++ {
+		if err := e.prepare(ctx, req); err != nil {
+			return publishReply{err: err}
+		}
+		if err := e.submitPublish(ctx, req); err != nil {
+			return publishReply{err: err}
+		}
+		select {
+		case r := <-req.reply:
+			if !r.stale {
+				return r
+			}
+			if round == maxStaleRounds {
+				return publishReply{err: fmt.Errorf("publish: the app's endpoints changed %d times while the events were being stored; publish again", round+1)}
+			}
+		case <-ctx.Done():
+			// The group commit may still store the events; a retry with
+			// the same idempotency key finds them.
+			return publishReply{err: ctx.Err()}
+		}
 	}
-	select {
-	case r := <-req.reply:
-		endPublish(span, r.events, r.err)
-		return r.events, r.err
-	case <-ctx.Done():
-		endPublish(span, nil, ctx.Err())
-		// The group commit may still store the events; a retry with the
-		// same idempotency key finds them.
-		return nil, ctx.Err()
+}
+
+// prepare matches a publish's events against its app's current
+// subscribers: event types, and payload filters as far as they look at the
+// payload, each within its budget. It runs on the caller's goroutine,
+// before the transaction, so that what one app's filters cost is paid by
+// its own publishes, never by a transaction other apps wait for.
+func (e *Engine) prepare(ctx context.Context, req *publishReq) (err error) {
+	snap, err := e.snapshotSubs(ctx, req.appID)
+	if err != nil {
+		return fmt.Errorf("publish: load endpoints: %w", err)
 	}
+	req.snap = snap
+	req.matched = make([][]prematch, len(req.inputs))
+	defer func() {
+		if n := req.rows() - len(req.inputs); n > MaxPublishDeliveries && err == nil {
+			err = fault.Invalid("input", "these %d events would create %d deliveries (each event once per endpoint it goes to); one call creates at most %d: publish them in smaller batches", len(req.inputs), n, MaxPublishDeliveries)
+		}
+	}()
+	for i, in := range req.inputs {
+		var env *filter.Envelope // decoded once, if some filter asks
+		budget := filter.MaxEventSteps
+		for k, s := range snap.subs {
+			if s.EndpointID == req.exclude || !webhook.MatchAny(s.Patterns, in.EventType) || s.broken {
+				continue
+			}
+			m := prematch{k: k}
+			if s.match != nil {
+				if env == nil {
+					env = &filter.Envelope{Type: in.EventType, Payload: in.Payload, Budget: &budget}
+				}
+				p, err := s.match.Prepare(env)
+				switch {
+				case errors.Is(err, filter.ErrTooExpensive):
+					m.tooExpensive = true
+				case err != nil:
+					return fmt.Errorf("publish: match endpoint %s: %w", s.EndpointID, err)
+				default:
+					m.p = p
+				}
+			}
+			req.matched[i] = append(req.matched[i], m)
+		}
+	}
+	return nil
+}
+
+// snapshotSubs returns an app's subscribers with what tells whether they
+// are still current: from the cache, else read outside any transaction
+// and cached.
+func (e *Engine) snapshotSubs(ctx context.Context, appID string) (subsSnapshot, error) {
+	snap, load := e.subs.snapshot(appID)
+	if load == nil {
+		return snap, nil
+	}
+	subs, version, err := e.cfg.Driver.Subscribers(tenant.System(ctx), appID)
+	if err != nil {
+		return subsSnapshot{}, err
+	}
+	e.compileFilters(subs)
+	load.subs, load.version = subs, version
+	e.subs.store(load)
+	return load.snapshot(), nil
 }
 
 func (e *Engine) submitPublish(ctx context.Context, req *publishReq) error {
@@ -179,28 +292,92 @@ func (e *Engine) submitPublish(ctx context.Context, req *publishReq) error {
 // while a transaction commits joins the next one, so concurrent callers
 // share commits. Each request runs under its own savepoint, so one failing
 // does not fail the others.
+//
+// A group holds at most maxGroupEvents events and maxGroupRows rows
+// (events and deliveries), smallest requests first: one app's publish that
+// fans out to a thousand endpoints commits in a transaction of its own,
+// and another app's small publish, arriving meanwhile, never waits for
+// more than one such transaction.
 func (e *Engine) runPublisher() {
 	defer close(e.pubDone)
-	batch := make([]*publishReq, 0, 64)
-	for first := range e.publishes {
-		batch = append(batch[:0], first)
-		n := len(first.inputs)
+	var pending, batch []*publishReq
+	open := true
+	for open || len(pending) > 0 {
+		if len(pending) == 0 {
+			first, ok := <-e.publishes
+			if !ok {
+				break
+			}
+			pending = append(pending, first)
+		}
 	fill:
-		for n < maxGroupEvents {
+		for open && len(pending) < maxGroupRequests {
 			select {
 			case r, ok := <-e.publishes:
 				if !ok {
+					open = false
 					break fill
 				}
-				batch = append(batch, r)
-				n += len(r.inputs)
+				pending = append(pending, r)
 			default:
 				break fill
 			}
 		}
+		batch, pending = takeGroup(batch[:0], pending)
 		e.commitPublishes(batch)
 		clear(batch)
 	}
+}
+
+// Group commit bounds.
+const (
+	// maxGroupRows bounds the rows (events and deliveries) of one group
+	// commit, unless one request alone has more (at most
+	// MaxPublishDeliveries and its events).
+	maxGroupRows = 1000
+	// maxGroupRequests bounds the requests taken from the queue for one
+	// group.
+	maxGroupRequests = 512
+)
+
+// rows estimates the rows a request stores: its events and the deliveries
+// they matched when prepared.
+func (r *publishReq) rows() int {
+	n := len(r.inputs)
+	for _, m := range r.matched {
+		n += len(m)
+	}
+	return n
+}
+
+// takeGroup moves the requests of the next group from pending to batch:
+// the smallest first, within maxGroupEvents and maxGroupRows (at least
+// one), keeping the others in pending in their order.
+func takeGroup(batch, pending []*publishReq) ([]*publishReq, []*publishReq) {
+	order := make([]int, len(pending))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(pending[a].rows(), pending[b].rows()) })
+	taken := make([]bool, len(pending))
+	events, rows := 0, 0
+	for _, i := range order {
+		r := pending[i]
+		if len(batch) > 0 && (events+len(r.inputs) > maxGroupEvents || rows+r.rows() > maxGroupRows) {
+			break
+		}
+		batch = append(batch, r)
+		taken[i] = true
+		events, rows = events+len(r.inputs), rows+r.rows()
+	}
+	rest := pending[:0]
+	for i, r := range pending {
+		if !taken[i] {
+			rest = append(rest, r)
+		}
+	}
+	clear(pending[len(rest):])
+	return batch, rest
 }
 
 // publishOutput is what one publish stored.
@@ -217,12 +394,14 @@ type publishOutput struct {
 	// of them (drivers whose leases cost nothing only).
 	unleased []string
 	held     []Lease
-	loads    []*subsLoad
+	// app is the publishing app, whose share of the window reserved
+	// counts against.
+	app string
 }
 
 func (o *publishOutput) unreserve(w *window) {
 	for ep, n := range o.reserved {
-		w.release(ep, n)
+		w.release(ep, o.app, n)
 	}
 	o.reserved, o.jobs = nil, nil
 }
@@ -241,9 +420,18 @@ func (e *Engine) commitPublishes(batch []*publishReq) {
 		defer tx.Rollback() //nolint:errcheck // a no-op after commit
 		now := e.cfg.Now().UTC()
 		var live []int // requests whose callers still wait
+		versions := make(map[string]int64, 1)
 		for i, req := range batch {
 			if err := req.ctx.Err(); err != nil {
 				replies[i].err = err // the caller gave up: store nothing
+				continue
+			}
+			current, err := e.current(ctx, tx, req, versions)
+			if err != nil {
+				return err
+			}
+			if !current {
+				replies[i].stale = true
 				continue
 			}
 			live = append(live, i)
@@ -304,14 +492,38 @@ func (e *Engine) commitPublishes(batch []*publishReq) {
 		req.reply <- replies[i]
 	}
 	for _, out := range outs {
-		if out == nil {
-			continue
+		if out != nil {
+			e.afterPublish(out)
 		}
-		for _, l := range out.loads {
-			e.subs.store(l)
-		}
-		e.afterPublish(out)
 	}
+}
+
+// current reports whether the subscribers a request was matched against
+// are still the app's: nothing invalidated them here and, with a database
+// shared with other engines, the app's endpoints version read in tx is
+// theirs. versions caches the versions read in tx, per app.
+func (e *Engine) current(ctx context.Context, tx Tx, req *publishReq, versions map[string]int64) (bool, error) {
+	if !e.subs.current(req.appID, req.snap) {
+		return false, nil
+	}
+	if !e.shared {
+		return true, nil
+	}
+	v, ok := versions[req.appID]
+	if !ok {
+		var err error
+		if v, err = tx.EndpointsVersion(ctx, req.appID); err != nil {
+			return false, err
+		}
+		versions[req.appID] = v
+	}
+	if v != req.snap.version {
+		// Another replica changed the app's endpoints, and told this one,
+		// but not yet.
+		e.subs.invalidate(req.appID)
+		return false, nil
+	}
+	return true, nil
 }
 
 // storeUnder stores the requests batch[i] for i in which under a
@@ -407,33 +619,19 @@ func inMemory(d Driver) bool {
 func (e *Engine) storeGroup(ctx context.Context, tx Tx, reqs []*publishReq, now time.Time) (outs []*publishOutput, refused, err error) {
 	seq := ids.NewSequence(now)
 	outs = make([]*publishOutput, len(reqs))
-	subs := make([][]Subscriber, len(reqs))
-	byApp := make(map[string][]Subscriber, 1)
 	var rows []*EventRow
-	matches := make([][][]int, len(reqs))
+	matches := make([][][]match, len(reqs))
 	for i, req := range reqs {
-		outs[i] = &publishOutput{events: make([]*Event, len(req.inputs))}
-		s, ok := byApp[req.appID]
-		if !ok {
-			var load *subsLoad
-			if s, load, err = e.subscribersIn(ctx, tx, req.appID); err != nil {
-				return nil, nil, err
-			}
-			if load != nil {
-				outs[i].loads = append(outs[i].loads, load)
-			}
-			byApp[req.appID] = s
-		}
-		subs[i] = s
+		outs[i] = &publishOutput{events: make([]*Event, len(req.inputs)), app: req.appID}
 		var evs []*EventRow
-		evs, matches[i] = e.newEvents(req, s, now, seq)
+		evs, matches[i] = e.newEvents(req, now, seq)
 		rows = append(rows, evs...)
 	}
 	existing, err := tx.InsertEvents(ctx, rows)
 	if err != nil {
 		return nil, nil, err
 	}
-	var leased, dueNow, dueLater []DeliveryRow
+	var leased, dueNow, dueLater, failed []DeliveryRow
 	lease := &Lease{Token: e.worker, Until: now.Add(e.cfg.Lease)}
 	undo := func() {
 		for _, out := range outs {
@@ -443,13 +641,14 @@ func (e *Engine) storeGroup(ctx context.Context, tx Tx, reqs []*publishReq, now 
 	off := 0
 	for i, req := range reqs {
 		n := len(req.inputs)
-		p, err := e.newDeliveries(req, subs[i], rows[off:off+n], matches[i], existing[off:off+n], lease, now, seq, outs[i])
+		p, err := e.newDeliveries(req, rows[off:off+n], matches[i], existing[off:off+n], lease, now, seq, outs[i])
 		off += n
 		if err != nil {
 			undo()
 			return nil, err, nil
 		}
 		leased, dueNow, dueLater = append(leased, p.leased...), append(dueNow, p.dueNow...), append(dueLater, p.dueLater...)
+		failed = append(failed, p.failed...)
 	}
 	// Deliveries due now are held from claims until the feeds have heard
 	// of them, where holding costs nothing.
@@ -464,7 +663,7 @@ func (e *Engine) storeGroup(ctx context.Context, tx Tx, reqs []*publishReq, now 
 	for _, part := range []struct {
 		rows  []DeliveryRow
 		lease *Lease
-	}{{leased, lease}, {dueNow, hold}, {dueLater, nil}} {
+	}{{leased, lease}, {dueNow, hold}, {dueLater, nil}, {failed, nil}} {
 		if len(part.rows) == 0 {
 			continue
 		}
@@ -476,39 +675,25 @@ func (e *Engine) storeGroup(ctx context.Context, tx Tx, reqs []*publishReq, now 
 	return outs, nil, nil
 }
 
-// subscribersIn returns an app's subscribers, from the cache if it is
-// current, else read in tx along with the load that caches them once tx
-// commits.
-func (e *Engine) subscribersIn(ctx context.Context, tx Tx, appID string) ([]Subscriber, *subsLoad, error) {
-	subs, version, load := e.subs.cached(appID)
-	if load == nil && e.shared {
-		// Another replica may have changed the app's endpoints, and
-		// told this one, but not yet.
-		current, err := tx.EndpointsVersion(ctx, appID)
-		if err != nil {
-			return nil, nil, err
-		}
-		if current != version {
-			load = e.subs.reload(appID)
-		}
-	}
-	if load == nil {
-		return subs, nil, nil
-	}
-	var err error
-	if subs, load.version, err = tx.Subscribers(ctx, appID); err != nil {
-		return nil, nil, err
-	}
-	e.compileFilters(subs)
-	load.subs = subs
-	return subs, load, nil
+// match is an endpoint an event goes to: the snapshot's subscriber k, or,
+// if failed is not empty, a delivery to it created FAILED with that
+// reason.
+type match struct {
+	k      int
+	failed string
 }
 
+// tooExpensiveReason is the error of a delivery whose endpoint's filter
+// ran out of its budget on the event.
+var tooExpensiveReason = "not sent: " + filter.ErrTooExpensive.Error() + "; retry the delivery to send it anyway"
+
 // newEvents returns the rows of a request's events, with IDs from seq,
-// and, for each, the indexes in subs of the endpoints it goes to.
-func (e *Engine) newEvents(req *publishReq, subs []Subscriber, now time.Time, seq *ids.Sequence) ([]*EventRow, [][]int) {
+// and, for each, the endpoints it goes to: its prepared matches, finished
+// with the event's ID and timestamp.
+func (e *Engine) newEvents(req *publishReq, now time.Time, seq *ids.Sequence) ([]*EventRow, [][]match) {
 	rows := make([]*EventRow, len(req.inputs))
-	matches := make([][]int, len(req.inputs))
+	matches := make([][]match, len(req.inputs))
+	stamp := now.Format(time.RFC3339Nano)
 	for i, in := range req.inputs {
 		rows[i] = &EventRow{ID: seq.Next(ids.Event), AppID: req.appID, EventType: in.EventType, Payload: in.Payload,
 			IdempotencyKey: in.IdempotencyKey, OrderingKey: in.OrderingKey, CreatedAt: now, TraceParent: req.traceParent}
@@ -516,20 +701,13 @@ func (e *Engine) newEvents(req *publishReq, subs []Subscriber, now time.Time, se
 			at := in.DeliverAt.UTC()
 			rows[i].DeliverAt = &at
 		}
-		var env *filter.Envelope // decoded once, if some filter asks
-		for k, s := range subs {
-			if s.EndpointID == req.exclude || !webhook.MatchAny(s.Patterns, in.EventType) || s.broken {
-				continue
+		for _, pm := range req.matched[i] {
+			switch {
+			case pm.tooExpensive:
+				matches[i] = append(matches[i], match{k: pm.k, failed: tooExpensiveReason})
+			case pm.p.Match(rows[i].ID, stamp):
+				matches[i] = append(matches[i], match{k: pm.k})
 			}
-			if s.match != nil {
-				if env == nil {
-					env = &filter.Envelope{ID: rows[i].ID, Type: in.EventType, Timestamp: now.Format(time.RFC3339Nano), Payload: in.Payload}
-				}
-				if !s.match.Match(env) {
-					continue
-				}
-			}
-			matches[i] = append(matches[i], k)
 		}
 		rows[i].DeliveryCount = len(matches[i])
 	}
@@ -537,9 +715,9 @@ func (e *Engine) newEvents(req *publishReq, subs []Subscriber, now time.Time, se
 }
 
 // newDeliveryRows are the deliveries of a request to insert: leased to
-// the engine (handed off), due now, and due later.
+// the engine (handed off), due now, due later, and failed at once.
 type newDeliveryRows struct {
-	leased, dueNow, dueLater []DeliveryRow
+	leased, dueNow, dueLater, failed []DeliveryRow
 }
 
 // newDeliveries fills out with what a request stores once its events are
@@ -547,8 +725,9 @@ type newDeliveryRows struct {
 // idempotency key was used before), their deliveries, and the jobs handed
 // off under lease, with delivery IDs from seq. It refuses the request if a
 // key was reused for a different event.
-func (e *Engine) newDeliveries(req *publishReq, subs []Subscriber, rows []*EventRow, matches [][]int, existing []*EventRow, lease *Lease, now time.Time, seq *ids.Sequence, out *publishOutput) (newDeliveryRows, error) {
+func (e *Engine) newDeliveries(req *publishReq, rows []*EventRow, matches [][]match, existing []*EventRow, lease *Lease, now time.Time, seq *ids.Sequence, out *publishOutput) (newDeliveryRows, error) {
 	var p newDeliveryRows
+	subs := req.snap.subs
 	for i, in := range req.inputs {
 		ev := rows[i]
 		if old := existing[i]; old != nil {
@@ -560,11 +739,21 @@ func (e *Engine) newDeliveries(req *publishReq, subs []Subscriber, rows []*Event
 			continue
 		}
 		var msg *message
-		for _, k := range matches[i] {
-			sub := subs[k]
+		for _, m := range matches[i] {
+			sub := subs[m.k]
 			epID := sub.EndpointID
 			row := DeliveryRow{ID: seq.Next(ids.Delivery), AppID: req.appID, EventID: ev.ID, EndpointID: epID, EventType: ev.EventType,
 				CreatedAt: now, OrderingKey: orderingKeyOf(sub.Ordering, in.OrderingKey)}
+			if m.failed != "" {
+				// Not ordered: a failed delivery holds nothing back.
+				row.OrderingKey, row.Failed = nil, m.failed
+				p.failed = append(p.failed, row)
+				out.created = append(out.created, DeliveryChange{
+					Kind: Cancelled, AppID: req.appID, DeliveryID: row.ID, EventID: ev.ID, EndpointID: epID,
+					EventType: ev.EventType, Status: "FAILED", Error: m.failed, At: now,
+				})
+				continue
+			}
 			if ev.DeliverAt != nil {
 				row.DueAt = *ev.DeliverAt
 			}
@@ -582,7 +771,7 @@ func (e *Engine) newDeliveries(req *publishReq, subs []Subscriber, rows []*Event
 			if !sub.Controlled {
 				cfg = e.configs.fresh(epID)
 			}
-			if cfg == nil || e.window.acquireHandOff(epID, 1) == 0 {
+			if cfg == nil || e.window.acquireHandOff(epID, req.appID, 1) == 0 {
 				out.unleased = appendNew(out.unleased, epID)
 				p.dueNow = append(p.dueNow, row)
 				continue
@@ -593,7 +782,7 @@ func (e *Engine) newDeliveries(req *publishReq, subs []Subscriber, rows []*Event
 			out.reserved[epID]++
 			p.leased = append(p.leased, row)
 			if msg == nil {
-				msg = &message{ID: ev.ID, Type: ev.EventType, Body: renderEnvelope(ev.ID, ev.EventType, now, ev.Payload)}
+				msg = &message{ID: ev.ID, Type: ev.EventType, Body: renderEnvelope(ev.ID, ev.EventType, now, ev.Payload, false)}
 			}
 			l := *lease
 			l.DeliveryID, l.EndpointID = row.ID, epID

@@ -80,8 +80,11 @@ type scheduler struct {
 	flowStates sync.Map // endpoint ID → FlowState
 
 	// State of the run goroutine.
-	busy     int
-	eps      map[string]*endpointState
+	busy int
+	eps  map[string]*endpointState
+	// apps are the apps with jobs queued or in flight, waiting those
+	// with jobs queued, in turn.
+	apps     map[string]*appState
 	waiting  []string
 	hot      map[string]bool
 	hotRing  []string
@@ -120,8 +123,17 @@ type doneMsg struct {
 
 // endpointState is the scheduler's view of one endpoint.
 type endpointState struct {
+	app      string
 	inflight int
 	queue    []*job
+}
+
+// appState is the scheduler's view of one app: its endpoints with jobs
+// queued, in turn, and its requests in flight.
+type appState struct {
+	waiting  []string
+	next     int
+	inflight int
 }
 
 func newScheduler(cfg schedConfig, d Driver, configs *endpointConfigs, w *window, log *slog.Logger, now func() time.Time, work chan<- *job) *scheduler {
@@ -136,6 +148,7 @@ func newScheduler(cfg schedConfig, d Driver, configs *endpointConfigs, w *window
 		stop:       make(chan struct{}),
 		stopped:    make(chan struct{}),
 		eps:        make(map[string]*endpointState),
+		apps:       make(map[string]*appState),
 		hot:        make(map[string]bool),
 		cursor:     make(map[string]Cursor),
 		notUntil:   make(map[string]time.Time),
@@ -263,9 +276,9 @@ func releaseJob(w *window, j *job) {
 	switch {
 	case !j.counted:
 	case j.left:
-		w.releaseLeft(1)
+		w.releaseLeft(j.AppID, 1)
 	default:
-		w.release(j.EndpointID, 1)
+		w.release(j.EndpointID, j.AppID, 1)
 	}
 }
 
@@ -290,17 +303,31 @@ func (s *scheduler) enqueue(id string, jobs []*job) {
 	}
 	st := s.eps[id]
 	if st == nil {
-		st = &endpointState{}
+		st = &endpointState{app: jobs[0].AppID}
 		s.eps[id] = st
 	}
 	if len(st.queue) == 0 {
-		s.waiting = append(s.waiting, id)
+		a := s.apps[st.app]
+		if a == nil {
+			a = &appState{}
+			s.apps[st.app] = a
+		}
+		if len(a.waiting) == 0 {
+			s.waiting = append(s.waiting, st.app)
+		}
+		a.waiting = append(a.waiting, id)
 	}
 	st.queue = append(st.queue, jobs...)
 }
 
-// pump hands queued jobs to workers, round robin over endpoints, within the
-// global limit and each endpoint's pace (its concurrency, rate limit and
+// appWorkers is the most requests one app may have in flight: all workers
+// but a quarter, kept for the other apps, so that one app's slow or many
+// endpoints never take every worker from another's.
+func (s *scheduler) appWorkers() int { return max(1, s.cfg.Workers-s.cfg.Workers/4) }
+
+// pump hands queued jobs to workers, round robin over apps and, within
+// each app, over its endpoints, within the global limit, each app's share
+// (appWorkers) and each endpoint's pace (its concurrency, rate limit and
 // pause). If a paced endpoint has to wait, the flow timer wakes the
 // scheduler when it may go on.
 func (s *scheduler) pump() {
@@ -309,29 +336,13 @@ func (s *scheduler) pump() {
 	for s.busy < s.cfg.Workers && len(s.waiting) > 0 {
 		progressed := false
 		next := s.waiting[:0]
-		for _, id := range s.waiting {
-			st := s.eps[id]
-			if s.busy < s.cfg.Workers && len(st.queue) > 0 {
-				f := s.flowOf(id)
-				if st.inflight < f.concurrency() {
-					if at := f.readyAt(now); at.After(now) {
-						if wakeAt.IsZero() || at.Before(wakeAt) {
-							wakeAt = at
-						}
-					} else {
-						j := st.queue[0]
-						st.queue[0] = nil
-						st.queue = st.queue[1:]
-						st.inflight++
-						s.busy++
-						j.flowSeq = f.sent(now)
-						s.work <- j
-						progressed = true
-					}
-				}
+		for _, app := range s.waiting {
+			a := s.apps[app]
+			if s.busy < s.cfg.Workers && a.inflight < s.appWorkers() && s.sendOne(a, now, &wakeAt) {
+				progressed = true
 			}
-			if len(st.queue) > 0 {
-				next = append(next, id)
+			if len(a.waiting) > 0 {
+				next = append(next, app)
 			}
 		}
 		s.waiting = next
@@ -342,6 +353,47 @@ func (s *scheduler) pump() {
 	if !wakeAt.IsZero() {
 		s.wakeAt(wakeAt)
 	}
+}
+
+// sendOne hands one job of an app to a worker: from the next of its
+// endpoints, in turn, whose pace allows it. It drops endpoints with nothing
+// queued from the app's turn, and notes in wakeAt when a paced endpoint
+// may go on.
+func (s *scheduler) sendOne(a *appState, now time.Time, wakeAt *time.Time) bool {
+	for tries := len(a.waiting); tries > 0 && len(a.waiting) > 0; tries-- {
+		a.next %= len(a.waiting)
+		id := a.waiting[a.next]
+		st := s.eps[id]
+		if len(st.queue) == 0 {
+			a.waiting = append(a.waiting[:a.next], a.waiting[a.next+1:]...)
+			continue
+		}
+		a.next++
+		f := s.flowOf(id)
+		if st.inflight >= f.concurrency() {
+			continue
+		}
+		if at := f.readyAt(now); at.After(now) {
+			if wakeAt.IsZero() || at.Before(*wakeAt) {
+				*wakeAt = at
+			}
+			continue
+		}
+		j := st.queue[0]
+		st.queue[0] = nil
+		st.queue = st.queue[1:]
+		if len(st.queue) == 0 {
+			a.next--
+			a.waiting = append(a.waiting[:a.next], a.waiting[a.next+1:]...)
+		}
+		st.inflight++
+		a.inflight++
+		s.busy++
+		j.flowSeq = f.sent(now)
+		s.work <- j
+		return true
+	}
+	return false
 }
 
 // wakeAt makes the flow timer fire at t unless it fires earlier already.
@@ -388,14 +440,26 @@ func (s *scheduler) claimRound(ctx context.Context) bool {
 			s.next++
 			continue
 		}
-		granted := s.window.acquire(id, s.cfg.BatchSize)
+		app := s.configs.appOf(id)
+		if app == "" {
+			// Its configuration is read once, for the app whose share of
+			// the window its deliveries take.
+			if cfgs, _, err := s.configs.get(tenant.System(ctx), []string{id}); err == nil && cfgs[id] != nil {
+				app = cfgs[id].AppID
+			}
+		}
+		if app == "" {
+			s.next++ // unreadable: claim would park it anyway
+			continue
+		}
+		granted := s.window.acquire(id, app, s.cfg.BatchSize)
 		if granted < s.claimMin() {
-			s.window.release(id, granted)
+			s.window.release(id, app, granted)
 			s.next++
 			continue
 		}
 		jobs, last, err := s.claim(ctx, id, granted)
-		s.window.release(id, granted-len(jobs))
+		s.window.release(id, app, granted-len(jobs))
 		if err != nil {
 			s.log.Error("claim deliveries; trying the endpoint again later", "endpoint_id", id, "err", err)
 			s.notUntil[id] = now.Add(retryClaimAfter)
@@ -443,8 +507,10 @@ func (s *scheduler) claim(ctx context.Context, endpointID string, limit int) ([]
 		return nil, nil, nil
 	}
 	until := now.Add(s.cfg.Lease)
+	// An inactive endpoint receives only tests, paced like any delivery;
+	// a deleted one receives nothing.
 	inactive := !cfg.Active || cfg.Deleted
-	if !inactive {
+	if !cfg.Deleted {
 		f := s.flowOf(endpointID)
 		f.configure(cfg, s.cfg.PerEndpoint)
 		s.publishFlow(endpointID, f)
@@ -476,7 +542,7 @@ func (s *scheduler) claim(ctx context.Context, endpointID string, limit int) ([]
 	}
 	claimed, err := s.driver.Claim(ctx, ClaimParams{
 		Worker: s.cfg.Worker, EndpointID: endpointID, Now: now, Lease: until.Sub(now), Limit: limit, After: s.cursor[endpointID],
-		Ordered: cfg.ordered(),
+		Ordered: cfg.ordered(), Owned: cfg.controlled() && !cfg.Deleted,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -493,16 +559,23 @@ func (s *scheduler) claim(ctx context.Context, endpointID string, limit int) ([]
 		jobs[i] = &job{Job: c, trigger: c.Trigger, counted: true}
 	}
 	if inactive {
+		send := jobs[:0]
 		for _, j := range jobs {
+			if j.trigger == "TEST" && !cfg.Deleted {
+				send = append(send, j)
+				continue
+			}
 			j.attempt.Endpoint = cfg
 			s.record(&result{job: j, cancelled: true})
 		}
-		return nil, last, nil
+		if jobs = send; len(jobs) == 0 {
+			return nil, last, nil
+		}
 	}
 	var msg *message // consecutive deliveries of one event share it
 	for _, j := range jobs {
 		if msg == nil || msg.ID != j.EventID {
-			msg = &message{ID: j.EventID, Type: j.EventType, Body: renderEnvelope(j.EventID, j.EventType, j.EventCreatedAt, j.Payload)}
+			msg = &message{ID: j.EventID, Type: j.EventType, Body: renderEnvelope(j.EventID, j.EventType, j.EventCreatedAt, j.Payload, j.EventTest), Test: j.EventTest}
 		}
 		j.Payload = nil // rendered into the message
 		j.attempt = attempt{DeliveryID: j.DeliveryID, Number: j.AttemptCount + 1, Endpoint: cfg, Msg: msg}
@@ -560,6 +633,9 @@ func (s *scheduler) finished(d doneMsg) {
 	s.busy--
 	if st := s.eps[d.endpointID]; st != nil {
 		st.inflight--
+		if a := s.apps[st.app]; a != nil {
+			a.inflight--
+		}
 	}
 	f := s.flowOf(d.endpointID)
 	now := s.now()
@@ -609,6 +685,11 @@ func (s *scheduler) tick() {
 			delete(s.eps, id)
 		}
 	}
+	for app, a := range s.apps {
+		if a.inflight == 0 && len(a.waiting) == 0 {
+			delete(s.apps, app)
+		}
+	}
 	now := s.now()
 	for id, t := range s.notUntil {
 		if now.After(t) {
@@ -646,6 +727,9 @@ func (s *scheduler) beginStop() {
 	for _, st := range s.eps {
 		queued = append(queued, st.queue...)
 		st.queue = nil
+	}
+	for _, a := range s.apps {
+		a.waiting = nil
 	}
 	s.waiting = nil
 	s.release(queued)

@@ -65,7 +65,7 @@ func (h *schedHarness) finish(n int) {
 		h.d.finished[id] = DeliveryUpdate{Status: "SUCCEEDED"}
 		delete(h.d.leased, id)
 		h.d.mu.Unlock()
-		h.w.release(j.EndpointID, 1)
+		h.w.release(j.EndpointID, j.AppID, 1)
 		h.take()
 	}
 }
@@ -132,7 +132,7 @@ func TestScheduler_HungEndpointsHoldNoMoreThanTheWindow(t *testing.T) {
 	}
 	// Hand-offs of new deliveries get no room either; a claim would still
 	// find them in the store.
-	if got := h.w.acquireHandOff("ep_00", 1); got != 0 {
+	if got := h.w.acquireHandOff("ep_00", "app_1", 1); got != 0 {
 		t.Fatalf("a hand-off got room in a full window")
 	}
 	// Once enough requests finish for a batch, claims take the freed room.
@@ -215,7 +215,7 @@ func TestScheduler_StoppingReleasesQueuedJobsAndLaterHandOffs(t *testing.T) {
 	if _, sent := h.inFlight["dlv_late"]; sent || h.w.held() != 2 {
 		t.Fatalf("a hand-off was accepted after the stop (window holds %d)", h.w.held())
 	}
-	if got := h.w.acquireHandOff("ep_1", 1); got != 0 {
+	if got := h.w.acquireHandOff("ep_1", "app_2", 1); got != 0 {
 		t.Fatal("the window grants room after the stop")
 	}
 	h.s.claimRound(context.Background())
@@ -229,42 +229,63 @@ func TestWindow_HandOffsLeaveTheReserveToClaims(t *testing.T) {
 	w := newWindow(16, 8)
 	got := 0
 	for i := range 8 {
-		got += w.acquireHandOff(fmt.Sprintf("ep_%d", i), 8)
+		got += w.acquireHandOff(fmt.Sprintf("ep_%d", i), fmt.Sprintf("app_%d", i), 8)
 	}
 	if got != 16-w.reserve {
 		t.Fatalf("hand-offs got %d, want %d (all but the reserve)", got, 16-w.reserve)
 	}
-	if n := w.acquire("ep_x", 8); n != w.reserve {
+	if n := w.acquire("ep_x", "app_x", 8); n != w.reserve {
 		t.Fatalf("a claim got %d, want the reserve %d", n, w.reserve)
 	}
-	if n := w.acquire("ep_y", 1); n != 0 || w.held() != 16 {
+	if n := w.acquire("ep_y", "app_y", 1); n != 0 || w.held() != 16 {
 		t.Fatalf("the window granted past its limit (held %d)", w.held())
 	}
-	w.release("ep_x", w.reserve)
-	if n := w.acquire("ep_0", 8); n != 0 {
+	w.release("ep_x", "app_x", w.reserve)
+	if n := w.acquire("ep_0", "app_0", 8); n != 0 {
 		t.Fatalf("ep_0 holds its per-endpoint limit already, yet got %d more", n)
 	}
-	if n := w.acquire("ep_1", 8); n != 4 {
+	if n := w.acquire("ep_1", "app_1", 8); n != 4 {
 		t.Fatalf("ep_1 got %d, want the 4 left to it", n)
 	}
 }
 
 func TestWindow_ResultsAwaitingTheRecorderHoldOnlyTheTotal(t *testing.T) {
 	w := newWindow(16, 4)
-	if n := w.acquire("ep_a", 4); n != 4 {
+	if n := w.acquire("ep_a", "app_a", 4); n != 4 {
 		t.Fatalf("got %d, want the endpoint's share of 4", n)
 	}
 	for range 4 {
 		w.leave("ep_a") // attempts ended; results wait for the recorder
 	}
-	if n := w.room("ep_a"); n != 4 {
+	if n := w.room("ep_a", "app_a"); n != 4 {
 		t.Fatalf("room for ep_a after its attempts ended = %d, want its whole share of 4 again", n)
 	}
-	if n := w.acquire("ep_a", 16); n != 4 || w.held() != 8 {
+	if n := w.acquire("ep_a", "app_a", 16); n != 4 || w.held() != 8 {
 		t.Fatalf("got %d more (held %d), want 4 (held 8: the 4 results count until recorded)", n, w.held())
 	}
-	w.releaseLeft(4)
+	w.releaseLeft("app_a", 4)
 	if w.held() != 4 || w.free() != 12 {
 		t.Fatalf("after recording: held %d, free %d; want 4 and 12", w.held(), w.free())
+	}
+}
+
+// TestWindow_OneAppLeavesTheRestToOthers is one app with many endpoints
+// (a customer with a thousand of them, say): whatever it claims or is
+// handed, it holds at most max − reserve, and another app then still gets
+// room.
+func TestWindow_OneAppLeavesTheRestToOthers(t *testing.T) {
+	w := newWindow(64, 8)
+	got := 0
+	for i := range 100 {
+		got += w.acquire(fmt.Sprintf("ep_%d", i), "app_busy", 8)
+	}
+	if got != 64-w.reserve {
+		t.Fatalf("one app got %d, want %d (all but the reserve)", got, 64-w.reserve)
+	}
+	if n := w.acquire("ep_other", "app_quiet", 8); n != 8 {
+		t.Fatalf("another app got %d, want a whole share of 8", n)
+	}
+	if n := w.acquireHandOff("ep_hand", "app_quiet", 1); n != 0 {
+		t.Fatalf("a hand-off got room beyond max − reserve in all (%d)", n)
 	}
 }

@@ -34,6 +34,9 @@ const (
 	HeaderEventType        = "X-Herald-Event-Type"
 	HeaderDeliveryID       = "X-Herald-Delivery-Id"
 	HeaderAttempt          = "X-Herald-Attempt"
+	// HeaderTest is "true" on test events (testEndpoint), whose envelope
+	// also says "test": true under the signature.
+	HeaderTest = "X-Herald-Test"
 	// HeaderTraceParent carries the attempt span's W3C trace context when
 	// tracing is on.
 	HeaderTraceParent = "Traceparent"
@@ -121,18 +124,26 @@ type message struct {
 	Type string
 	// Body is the JSON envelope {"id","type","timestamp","data"}.
 	Body []byte
+	// Test marks a test event (its envelope has "test": true).
+	Test bool
 }
 
-// renderEnvelope returns the request body of an event.
-func renderEnvelope(id, typ string, created time.Time, payload []byte) []byte {
-	b := make([]byte, 0, len(payload)+len(id)+len(typ)+80)
+// renderEnvelope returns the request body of an event. A test event's
+// says "test": true, under the signature, so that no receiver can mistake
+// it for a business event.
+func renderEnvelope(id, typ string, created time.Time, payload []byte, test bool) []byte {
+	b := make([]byte, 0, len(payload)+len(id)+len(typ)+96)
 	b = append(b, `{"id":"`...)
 	b = append(b, id...)
 	b = append(b, `","type":"`...)
 	b = append(b, typ...)
 	b = append(b, `","timestamp":"`...)
 	b = created.UTC().AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","data":`...)
+	if test {
+		b = append(b, `","test":true,"data":`...)
+	} else {
+		b = append(b, `","data":`...)
+	}
 	b = append(b, payload...)
 	b = append(b, '}')
 	return b
@@ -383,6 +394,9 @@ func (s *sender) headers(a *attempt, t time.Time) http.Header {
 	h[HeaderEventType] = []string{msg.Type}
 	h[HeaderDeliveryID] = []string{a.DeliveryID}
 	h[HeaderAttempt] = []string{strconv.Itoa(a.Number)}
+	if msg.Test {
+		h[HeaderTest] = []string{"true"}
+	}
 	if a.TraceParent != "" {
 		h[HeaderTraceParent] = []string{a.TraceParent}
 	}

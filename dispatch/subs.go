@@ -7,16 +7,17 @@ import (
 
 // subscriptions caches, per app, the active endpoints and their event
 // types, so that publishing matches them without a query. The engine drops
-// an app's entry whenever one of its endpoints changes. An engine that
-// shares its database with others also checks, in each publishing
-// transaction, that the app's endpoints version is still the one it
-// cached, since a change made through another replica reaches it only
-// later; the TTL bounds staleness otherwise.
+// an app's entry whenever one of its endpoints changes. A publish matches
+// its events against a snapshot of the list before its transaction, and
+// the transaction checks that the snapshot is still current: nothing
+// invalidated the app since and, for an engine that shares its database
+// with others, the app's endpoints version read in the transaction is
+// still the snapshot's, since a change made through another replica
+// reaches this one only later; the TTL bounds staleness otherwise.
 //
-// A transaction that reads an app's endpoints caches them only once it has
-// committed (see subsLoad), and only if nothing invalidated the app while
-// it read: a list read inside a transaction that rolled back, or read
-// before a change, is never cached.
+// A read of an app's endpoints is cached (see subsLoad) only if nothing
+// invalidated the app while it read: a list read before a change is never
+// cached.
 type subscriptions struct {
 	ttl time.Duration
 	now func() time.Time
@@ -31,10 +32,11 @@ type appSubscribers struct {
 	version int64 // of the app's endpoints, as read with subs
 	expires time.Time
 	gen     uint64 // bumped by every invalidation of the app
+	all     uint64 // the invalidations of all apps when subs were read
 }
 
-// subsLoad is an app's subscriber list read in a transaction, to be cached
-// when it commits.
+// subsLoad is an app's subscriber list being read, to be cached once read
+// unless the app was invalidated meanwhile.
 type subsLoad struct {
 	appID     string
 	subs      []Subscriber
@@ -43,31 +45,51 @@ type subsLoad struct {
 	startedAt time.Time
 }
 
+// snapshot returns what the load read, as of when it began.
+func (l *subsLoad) snapshot() subsSnapshot {
+	return subsSnapshot{subs: l.subs, version: l.version, gen: l.gen, all: l.all}
+}
+
 func newSubscriptions(ttl time.Duration, now func() time.Time) *subscriptions {
 	return &subscriptions{ttl: ttl, now: now, apps: make(map[string]*appSubscribers)}
 }
 
-// cached returns an app's cached subscribers and the endpoints version
-// they are. Otherwise it returns a load to fill in (subs, version) and
-// store after the reading transaction commits.
-func (s *subscriptions) cached(appID string) ([]Subscriber, int64, *subsLoad) {
+// subsSnapshot is an app's subscriber list as a publish matched its events
+// against it, with what tells whether it is still the app's.
+type subsSnapshot struct {
+	subs    []Subscriber
+	version int64 // of the app's endpoints, as read with subs
+	// gen and all are the app's and every app's invalidation counts when
+	// the list was read.
+	gen, all uint64
+}
+
+// snapshot returns an app's cached subscribers. Otherwise it returns a
+// load to fill in (subs, version) from a read and store.
+func (s *subscriptions) snapshot(appID string) (subsSnapshot, *subsLoad) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.apps[appID]
 	if a != nil && now.Before(a.expires) {
-		return a.subs, a.version, nil
+		return subsSnapshot{subs: a.subs, version: a.version, gen: a.gen, all: a.all}, nil
 	}
-	return nil, 0, s.loadLocked(appID, a, now)
+	return subsSnapshot{}, s.loadLocked(appID, a, now)
 }
 
-// reload returns a load of an app whose cached subscribers turned out to
-// be stale.
-func (s *subscriptions) reload(appID string) *subsLoad {
-	now := s.now()
+// current reports whether nothing invalidated an app's subscribers since
+// snap was read.
+func (s *subscriptions) current(appID string, snap subsSnapshot) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.loadLocked(appID, s.apps[appID], now)
+	if s.gen != snap.all {
+		return false
+	}
+	var gen uint64
+	if a := s.apps[appID]; a != nil {
+		gen = a.gen
+	}
+	return gen == snap.gen
 }
 
 func (s *subscriptions) loadLocked(appID string, a *appSubscribers, now time.Time) *subsLoad {
@@ -91,7 +113,7 @@ func (s *subscriptions) store(l *subsLoad) {
 	if gen != l.gen || s.gen != l.all {
 		return
 	}
-	s.apps[l.appID] = &appSubscribers{subs: l.subs, version: l.version, expires: l.startedAt.Add(s.ttl), gen: gen}
+	s.apps[l.appID] = &appSubscribers{subs: l.subs, version: l.version, expires: l.startedAt.Add(s.ttl), gen: gen, all: l.all}
 }
 
 // invalidate drops the cached endpoints of an app, or of every app if

@@ -21,46 +21,59 @@ import "sync"
 // Hand-offs may fill the window only up to max − reserve: the rest is kept
 // for claims, so that retries and a backlog waiting in the store are sent
 // even while publishing keeps the engine busy.
+//
+// And one app may hold at most max − reserve, whatever the number of its
+// endpoints, and at most max − reserve − reserve/2 by hand-offs: the rest
+// is kept for the other apps, so that one app's thousand endpoints never
+// take all the room from another's, and for its own claims (retries and
+// backlog), so that its publishing never starves them.
 type window struct {
 	max, perEndpoint, reserve int
 
 	mu         sync.Mutex
 	total      int
 	byEndpoint map[string]int
+	byApp      map[string]int
 	closed     bool
 }
 
 func newWindow(max, perEndpoint int) *window {
-	return &window{max: max, perEndpoint: perEndpoint, reserve: max / 4, byEndpoint: make(map[string]int)}
+	return &window{max: max, perEndpoint: perEndpoint, reserve: max / 4, byEndpoint: make(map[string]int), byApp: make(map[string]int)}
 }
 
-// acquire takes room for up to n claimed deliveries of an endpoint and
-// returns how many it got.
-func (w *window) acquire(endpointID string, n int) int { return w.take(endpointID, n, w.max) }
+// acquire takes room for up to n claimed deliveries of an endpoint of an
+// app and returns how many it got.
+func (w *window) acquire(endpointID, appID string, n int) int {
+	return w.take(endpointID, appID, n, w.max, w.max-w.reserve)
+}
 
 // acquireHandOff takes room for up to n handed-off deliveries of an
-// endpoint, leaving the reserve to claims, and returns how many it got.
-func (w *window) acquireHandOff(endpointID string, n int) int {
-	return w.take(endpointID, n, w.max-w.reserve)
+// endpoint of an app, leaving the reserve to claims, and returns how many
+// it got.
+func (w *window) acquireHandOff(endpointID, appID string, n int) int {
+	return w.take(endpointID, appID, n, w.max-w.reserve, w.max-w.reserve-w.reserve/2)
 }
 
-func (w *window) take(endpointID string, n, limit int) int {
+// take takes room for up to n deliveries of an endpoint of an app within
+// limit in all and appLimit for the app.
+func (w *window) take(endpointID, appID string, n, limit, appLimit int) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return 0
 	}
-	n = min(n, limit-w.total, w.perEndpoint-w.byEndpoint[endpointID])
+	n = min(n, limit-w.total, w.perEndpoint-w.byEndpoint[endpointID], appLimit-w.byApp[appID])
 	if n <= 0 {
 		return 0
 	}
 	w.total += n
 	w.byEndpoint[endpointID] += n
+	w.byApp[appID] += n
 	return n
 }
 
-// release gives back room for n deliveries of an endpoint.
-func (w *window) release(endpointID string, n int) {
+// release gives back room for n deliveries of an endpoint of an app.
+func (w *window) release(endpointID, appID string, n int) {
 	if n <= 0 {
 		return
 	}
@@ -68,6 +81,16 @@ func (w *window) release(endpointID string, n int) {
 	defer w.mu.Unlock()
 	w.total -= n
 	w.leaveLocked(endpointID, n)
+	w.releaseAppLocked(appID, n)
+}
+
+// releaseAppLocked takes n deliveries off the app's share.
+func (w *window) releaseAppLocked(appID string, n int) {
+	if left := w.byApp[appID] - n; left > 0 {
+		w.byApp[appID] = left
+	} else {
+		delete(w.byApp, appID)
+	}
 }
 
 // leave frees the endpoint's share of one delivery whose attempt ended;
@@ -87,23 +110,24 @@ func (w *window) leaveLocked(endpointID string, n int) {
 	}
 }
 
-// releaseLeft gives back the room of n deliveries that left their
-// endpoint's share already.
-func (w *window) releaseLeft(n int) {
+// releaseLeft gives back the room of n deliveries of an app that left
+// their endpoint's share already.
+func (w *window) releaseLeft(appID string, n int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.total -= n
+	w.releaseAppLocked(appID, n)
 }
 
-// room returns how many more deliveries of an endpoint the window would
-// grant now.
-func (w *window) room(endpointID string) int {
+// room returns how many more deliveries of an endpoint of an app the
+// window would grant now.
+func (w *window) room(endpointID, appID string) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return 0
 	}
-	return max(0, min(w.max-w.total, w.perEndpoint-w.byEndpoint[endpointID]))
+	return max(0, min(w.max-w.total, w.perEndpoint-w.byEndpoint[endpointID], w.max-w.reserve-w.byApp[appID]))
 }
 
 // free returns how many more deliveries the window would grant in all.

@@ -23,6 +23,7 @@ import (
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/fault"
 	"github.com/heraldhq/herald/filter"
+	"github.com/heraldhq/herald/quota"
 	"github.com/heraldhq/herald/signing"
 	"github.com/heraldhq/herald/tenant"
 	"github.com/heraldhq/herald/webhook"
@@ -277,6 +278,36 @@ func unmaskHeaders(in, stored []webhook.Header) []webhook.Header {
 	return out
 }
 
+// checkQuotas refuses an endpoint configuration beyond the app's limits:
+// its headers and filter if they change, and, on creation (count), one
+// endpoint more than the app may have.
+func checkQuotas(ctx context.Context, tx *ent.Client, appID string, c config, headers, filter, count bool, now time.Time) error {
+	a, err := tx.App.Get(tenant.System(ctx), appID)
+	if err != nil {
+		return fmt.Errorf("read the limits of app %s: %w", appID, err)
+	}
+	if headers {
+		if err := quota.Bound(a.Limits, quota.HeadersPerEndpoint, len(c.headers), "input.headers"); err != nil {
+			return err
+		}
+	}
+	if filter {
+		if err := quota.Bound(a.Limits, quota.FilterBytes, len(c.filter), "input.filter"); err != nil {
+			return err
+		}
+	}
+	if count {
+		used, err := quota.Used(ctx, tx, appID, quota.Endpoints, now)
+		if err != nil {
+			return err
+		}
+		if limit := quota.Of(a.Limits, quota.Endpoints); used+1 > limit {
+			return quota.Exceeded(quota.Endpoints, used, limit)
+		}
+	}
+	return nil
+}
+
 // checkDuplicate refuses a second endpoint of the app with the same URL and
 // overlapping event types. client may be a transactional client.
 func checkDuplicate(ctx context.Context, client *ent.Client, c config, self string) error {
@@ -345,11 +376,19 @@ func (s *Service) Create(ctx context.Context, in Input) (*ent.Endpoint, string, 
 		if !active {
 			create.SetDisabledReason("created inactive").SetDisabledAt(s.now())
 		}
+		// Marking the app's endpoints changed locks its row: concurrent
+		// creations count each other.
+		if err := dispatch.MarkEndpointsChanged(ctx, tx, v.AppID); err != nil {
+			return err
+		}
+		if err := checkQuotas(ctx, tx, v.AppID, c, true, true, true, s.now()); err != nil {
+			return err
+		}
 		var err error
 		if ep, err = create.Save(ctx); err != nil {
 			return fmt.Errorf("create endpoint: %w", err)
 		}
-		return dispatch.MarkEndpointsChanged(ctx, tx, v.AppID)
+		return nil
 	})
 	if err != nil {
 		return nil, "", err
@@ -393,6 +432,9 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*ent.Endpoin
 			if err := checkDuplicate(ctx, tx, c, id); err != nil {
 				return err
 			}
+		}
+		if err := checkQuotas(ctx, tx, v.AppID, c, in.Headers != nil, in.Filter.Set, false, now); err != nil {
+			return err
 		}
 		u := tx.Endpoint.UpdateOneID(id).
 			SetName(c.name).

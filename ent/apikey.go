@@ -37,6 +37,8 @@ type APIKey struct {
 	Kind apikey.Kind `json:"kind,omitempty"`
 	// What the key may do (package scope); null: full access.
 	Scopes []string `json:"scopes,omitempty"`
+	// What the portal sessions this key creates may do, besides what the key may do itself (package scope); null: no more than the key.
+	SessionScopes []string `json:"session_scopes,omitempty"`
 	// When the key stops working; null: never.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	// LastUsedAt holds the value of the "last_used_at" field.
@@ -76,7 +78,7 @@ func (*APIKey) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case apikey.FieldTokenHash, apikey.FieldScopes:
+		case apikey.FieldTokenHash, apikey.FieldScopes, apikey.FieldSessionScopes:
 			values[i] = new([]byte)
 		case apikey.FieldAdmin:
 			values[i] = new(sql.NullBool)
@@ -159,6 +161,14 @@ func (_m *APIKey) assignValues(columns []string, values []any) error {
 			} else if value != nil && len(*value) > 0 {
 				if err := json.Unmarshal(*value, &_m.Scopes); err != nil {
 					return fmt.Errorf("unmarshal field scopes: %w", err)
+				}
+			}
+		case apikey.FieldSessionScopes:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field session_scopes", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.SessionScopes); err != nil {
+					return fmt.Errorf("unmarshal field session_scopes: %w", err)
 				}
 			}
 		case apikey.FieldExpiresAt:
@@ -248,6 +258,9 @@ func (_m *APIKey) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("scopes=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Scopes))
+	builder.WriteString(", ")
+	builder.WriteString("session_scopes=")
+	builder.WriteString(fmt.Sprintf("%v", _m.SessionScopes))
 	builder.WriteString(", ")
 	if v := _m.ExpiresAt; v != nil {
 		builder.WriteString("expires_at=")

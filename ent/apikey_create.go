@@ -110,6 +110,12 @@ func (_c *APIKeyCreate) SetScopes(v []string) *APIKeyCreate {
 	return _c
 }
 
+// SetSessionScopes sets the "session_scopes" field.
+func (_c *APIKeyCreate) SetSessionScopes(v []string) *APIKeyCreate {
+	_c.mutation.SetSessionScopes(v)
+	return _c
+}
+
 // SetExpiresAt sets the "expires_at" field.
 func (_c *APIKeyCreate) SetExpiresAt(v time.Time) *APIKeyCreate {
 	_c.mutation.SetExpiresAt(v)
@@ -362,6 +368,10 @@ func (_c *APIKeyCreate) createSpec() (*APIKey, *sqlgraph.CreateSpec) {
 		_spec.SetField(apikey.FieldScopes, field.TypeJSON, value)
 		_node.Scopes = value
 	}
+	if value, ok := _c.mutation.SessionScopes(); ok {
+		_spec.SetField(apikey.FieldSessionScopes, field.TypeJSON, value)
+		_node.SessionScopes = value
+	}
 	if value, ok := _c.mutation.ExpiresAt(); ok {
 		_spec.SetField(apikey.FieldExpiresAt, field.TypeTime, value)
 		_node.ExpiresAt = &value
@@ -540,6 +550,9 @@ func (u *APIKeyUpsertOne) UpdateNewValues() *APIKeyUpsertOne {
 		}
 		if _, exists := u.create.mutation.Scopes(); exists {
 			s.SetIgnore(apikey.FieldScopes)
+		}
+		if _, exists := u.create.mutation.SessionScopes(); exists {
+			s.SetIgnore(apikey.FieldSessionScopes)
 		}
 		if _, exists := u.create.mutation.ExpiresAt(); exists {
 			s.SetIgnore(apikey.FieldExpiresAt)
@@ -848,6 +861,9 @@ func (u *APIKeyUpsertBulk) UpdateNewValues() *APIKeyUpsertBulk {
 			}
 			if _, exists := b.mutation.Scopes(); exists {
 				s.SetIgnore(apikey.FieldScopes)
+			}
+			if _, exists := b.mutation.SessionScopes(); exists {
+				s.SetIgnore(apikey.FieldSessionScopes)
 			}
 			if _, exists := b.mutation.ExpiresAt(); exists {
 				s.SetIgnore(apikey.FieldExpiresAt)

@@ -176,6 +176,9 @@ func (_u *APIKeyUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.ScopesCleared() {
 		_spec.ClearField(apikey.FieldScopes, field.TypeJSON)
 	}
+	if _u.mutation.SessionScopesCleared() {
+		_spec.ClearField(apikey.FieldSessionScopes, field.TypeJSON)
+	}
 	if _u.mutation.ExpiresAtCleared() {
 		_spec.ClearField(apikey.FieldExpiresAt, field.TypeTime)
 	}
@@ -389,6 +392,9 @@ func (_u *APIKeyUpdateOne) sqlSave(ctx context.Context) (_node *APIKey, err erro
 	}
 	if _u.mutation.ScopesCleared() {
 		_spec.ClearField(apikey.FieldScopes, field.TypeJSON)
+	}
+	if _u.mutation.SessionScopesCleared() {
+		_spec.ClearField(apikey.FieldSessionScopes, field.TypeJSON)
 	}
 	if _u.mutation.ExpiresAtCleared() {
 		_spec.ClearField(apikey.FieldExpiresAt, field.TypeTime)

@@ -34,6 +34,8 @@ type App struct {
 	PortalTheme app.PortalTheme `json:"portal_theme,omitempty"`
 	// Origins that may embed the portal in a frame (CSP frame-ancestors).
 	PortalAllowedOrigins []string `json:"portal_allowed_origins,omitempty"`
+	// Limits set for this app by an admin, by name (package quota); the others are the defaults.
+	Limits map[string]int `json:"limits,omitempty"`
 	// Bumped in the transaction of every change of the app's endpoints, so that a replica's cached subscriber list is checked with one read.
 	EndpointsVersion int64 `json:"endpoints_version,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
@@ -127,7 +129,7 @@ func (*App) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case app.FieldPortalAllowedOrigins:
+		case app.FieldPortalAllowedOrigins, app.FieldLimits:
 			values[i] = new([]byte)
 		case app.FieldAcceptUnknownEventTypes:
 			values[i] = new(sql.NullBool)
@@ -206,6 +208,14 @@ func (_m *App) assignValues(columns []string, values []any) error {
 			} else if value != nil && len(*value) > 0 {
 				if err := json.Unmarshal(*value, &_m.PortalAllowedOrigins); err != nil {
 					return fmt.Errorf("unmarshal field portal_allowed_origins: %w", err)
+				}
+			}
+		case app.FieldLimits:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field limits", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.Limits); err != nil {
+					return fmt.Errorf("unmarshal field limits: %w", err)
 				}
 			}
 		case app.FieldEndpointsVersion:
@@ -303,6 +313,9 @@ func (_m *App) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("portal_allowed_origins=")
 	builder.WriteString(fmt.Sprintf("%v", _m.PortalAllowedOrigins))
+	builder.WriteString(", ")
+	builder.WriteString("limits=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Limits))
 	builder.WriteString(", ")
 	builder.WriteString("endpoints_version=")
 	builder.WriteString(fmt.Sprintf("%v", _m.EndpointsVersion))

@@ -125,6 +125,12 @@ func (_c *AppCreate) SetPortalAllowedOrigins(v []string) *AppCreate {
 	return _c
 }
 
+// SetLimits sets the "limits" field.
+func (_c *AppCreate) SetLimits(v map[string]int) *AppCreate {
+	_c.mutation.SetLimits(v)
+	return _c
+}
+
 // SetEndpointsVersion sets the "endpoints_version" field.
 func (_c *AppCreate) SetEndpointsVersion(v int64) *AppCreate {
 	_c.mutation.SetEndpointsVersion(v)
@@ -443,6 +449,10 @@ func (_c *AppCreate) createSpec() (*App, *sqlgraph.CreateSpec) {
 		_spec.SetField(app.FieldPortalAllowedOrigins, field.TypeJSON, value)
 		_node.PortalAllowedOrigins = value
 	}
+	if value, ok := _c.mutation.Limits(); ok {
+		_spec.SetField(app.FieldLimits, field.TypeJSON, value)
+		_node.Limits = value
+	}
 	if value, ok := _c.mutation.EndpointsVersion(); ok {
 		_spec.SetField(app.FieldEndpointsVersion, field.TypeInt64, value)
 		_node.EndpointsVersion = value
@@ -685,6 +695,24 @@ func (u *AppUpsert) ClearPortalAllowedOrigins() *AppUpsert {
 	return u
 }
 
+// SetLimits sets the "limits" field.
+func (u *AppUpsert) SetLimits(v map[string]int) *AppUpsert {
+	u.Set(app.FieldLimits, v)
+	return u
+}
+
+// UpdateLimits sets the "limits" field to the value that was provided on create.
+func (u *AppUpsert) UpdateLimits() *AppUpsert {
+	u.SetExcluded(app.FieldLimits)
+	return u
+}
+
+// ClearLimits clears the value of the "limits" field.
+func (u *AppUpsert) ClearLimits() *AppUpsert {
+	u.SetNull(app.FieldLimits)
+	return u
+}
+
 // SetEndpointsVersion sets the "endpoints_version" field.
 func (u *AppUpsert) SetEndpointsVersion(v int64) *AppUpsert {
 	u.Set(app.FieldEndpointsVersion, v)
@@ -856,6 +884,27 @@ func (u *AppUpsertOne) UpdatePortalAllowedOrigins() *AppUpsertOne {
 func (u *AppUpsertOne) ClearPortalAllowedOrigins() *AppUpsertOne {
 	return u.Update(func(s *AppUpsert) {
 		s.ClearPortalAllowedOrigins()
+	})
+}
+
+// SetLimits sets the "limits" field.
+func (u *AppUpsertOne) SetLimits(v map[string]int) *AppUpsertOne {
+	return u.Update(func(s *AppUpsert) {
+		s.SetLimits(v)
+	})
+}
+
+// UpdateLimits sets the "limits" field to the value that was provided on create.
+func (u *AppUpsertOne) UpdateLimits() *AppUpsertOne {
+	return u.Update(func(s *AppUpsert) {
+		s.UpdateLimits()
+	})
+}
+
+// ClearLimits clears the value of the "limits" field.
+func (u *AppUpsertOne) ClearLimits() *AppUpsertOne {
+	return u.Update(func(s *AppUpsert) {
+		s.ClearLimits()
 	})
 }
 
@@ -1200,6 +1249,27 @@ func (u *AppUpsertBulk) UpdatePortalAllowedOrigins() *AppUpsertBulk {
 func (u *AppUpsertBulk) ClearPortalAllowedOrigins() *AppUpsertBulk {
 	return u.Update(func(s *AppUpsert) {
 		s.ClearPortalAllowedOrigins()
+	})
+}
+
+// SetLimits sets the "limits" field.
+func (u *AppUpsertBulk) SetLimits(v map[string]int) *AppUpsertBulk {
+	return u.Update(func(s *AppUpsert) {
+		s.SetLimits(v)
+	})
+}
+
+// UpdateLimits sets the "limits" field to the value that was provided on create.
+func (u *AppUpsertBulk) UpdateLimits() *AppUpsertBulk {
+	return u.Update(func(s *AppUpsert) {
+		s.UpdateLimits()
+	})
+}
+
+// ClearLimits clears the value of the "limits" field.
+func (u *AppUpsertBulk) ClearLimits() *AppUpsertBulk {
+	return u.Update(func(s *AppUpsert) {
+		s.ClearLimits()
 	})
 }
 

@@ -130,6 +130,18 @@ func (_u *AppUpdate) ClearPortalAllowedOrigins() *AppUpdate {
 	return _u
 }
 
+// SetLimits sets the "limits" field.
+func (_u *AppUpdate) SetLimits(v map[string]int) *AppUpdate {
+	_u.mutation.SetLimits(v)
+	return _u
+}
+
+// ClearLimits clears the value of the "limits" field.
+func (_u *AppUpdate) ClearLimits() *AppUpdate {
+	_u.mutation.ClearLimits()
+	return _u
+}
+
 // SetEndpointsVersion sets the "endpoints_version" field.
 func (_u *AppUpdate) SetEndpointsVersion(v int64) *AppUpdate {
 	_u.mutation.ResetEndpointsVersion()
@@ -485,6 +497,12 @@ func (_u *AppUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.PortalAllowedOriginsCleared() {
 		_spec.ClearField(app.FieldPortalAllowedOrigins, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.Limits(); ok {
+		_spec.SetField(app.FieldLimits, field.TypeJSON, value)
+	}
+	if _u.mutation.LimitsCleared() {
+		_spec.ClearField(app.FieldLimits, field.TypeJSON)
 	}
 	if value, ok := _u.mutation.EndpointsVersion(); ok {
 		_spec.SetField(app.FieldEndpointsVersion, field.TypeInt64, value)
@@ -878,6 +896,18 @@ func (_u *AppUpdateOne) ClearPortalAllowedOrigins() *AppUpdateOne {
 	return _u
 }
 
+// SetLimits sets the "limits" field.
+func (_u *AppUpdateOne) SetLimits(v map[string]int) *AppUpdateOne {
+	_u.mutation.SetLimits(v)
+	return _u
+}
+
+// ClearLimits clears the value of the "limits" field.
+func (_u *AppUpdateOne) ClearLimits() *AppUpdateOne {
+	_u.mutation.ClearLimits()
+	return _u
+}
+
 // SetEndpointsVersion sets the "endpoints_version" field.
 func (_u *AppUpdateOne) SetEndpointsVersion(v int64) *AppUpdateOne {
 	_u.mutation.ResetEndpointsVersion()
@@ -1263,6 +1293,12 @@ func (_u *AppUpdateOne) sqlSave(ctx context.Context) (_node *App, err error) {
 	}
 	if _u.mutation.PortalAllowedOriginsCleared() {
 		_spec.ClearField(app.FieldPortalAllowedOrigins, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.Limits(); ok {
+		_spec.SetField(app.FieldLimits, field.TypeJSON, value)
+	}
+	if _u.mutation.LimitsCleared() {
+		_spec.ClearField(app.FieldLimits, field.TypeJSON)
 	}
 	if value, ok := _u.mutation.EndpointsVersion(); ok {
 		_spec.SetField(app.FieldEndpointsVersion, field.TypeInt64, value)

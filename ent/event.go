@@ -35,6 +35,8 @@ type Event struct {
 	DeliveryCount int `json:"delivery_count,omitempty"`
 	// CreatedAt holds the value of the "created_at" field.
 	CreatedAt time.Time `json:"created_at,omitempty"`
+	// A test event sent by testEndpoint: never a business event. Its envelope says "test": true, which the signature covers.
+	Test bool `json:"test,omitempty"`
 	// W3C traceparent of the publish when tracing is on: the deliveries' attempt spans link to it.
 	TraceParent *string `json:"trace_parent,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
@@ -85,6 +87,8 @@ func (*Event) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case event.FieldPayload:
 			values[i] = new([]byte)
+		case event.FieldTest:
+			values[i] = new(sql.NullBool)
 		case event.FieldDeliveryCount:
 			values[i] = new(sql.NullInt64)
 		case event.FieldID, event.FieldAppID, event.FieldEventType, event.FieldIdempotencyKey, event.FieldOrderingKey, event.FieldTraceParent:
@@ -164,6 +168,12 @@ func (_m *Event) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field created_at", values[i])
 			} else if value.Valid {
 				_m.CreatedAt = value.Time
+			}
+		case event.FieldTest:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field test", values[i])
+			} else if value.Valid {
+				_m.Test = value.Bool
 			}
 		case event.FieldTraceParent:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -247,6 +257,9 @@ func (_m *Event) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("created_at=")
 	builder.WriteString(_m.CreatedAt.Format(time.ANSIC))
+	builder.WriteString(", ")
+	builder.WriteString("test=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Test))
 	builder.WriteString(", ")
 	if v := _m.TraceParent; v != nil {
 		builder.WriteString("trace_parent=")

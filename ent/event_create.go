@@ -114,6 +114,20 @@ func (_c *EventCreate) SetNillableCreatedAt(v *time.Time) *EventCreate {
 	return _c
 }
 
+// SetTest sets the "test" field.
+func (_c *EventCreate) SetTest(v bool) *EventCreate {
+	_c.mutation.SetTest(v)
+	return _c
+}
+
+// SetNillableTest sets the "test" field if the given value is not nil.
+func (_c *EventCreate) SetNillableTest(v *bool) *EventCreate {
+	if v != nil {
+		_c.SetTest(*v)
+	}
+	return _c
+}
+
 // SetTraceParent sets the "trace_parent" field.
 func (_c *EventCreate) SetTraceParent(v string) *EventCreate {
 	_c.mutation.SetTraceParent(v)
@@ -210,6 +224,10 @@ func (_c *EventCreate) defaults() error {
 		v := event.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
+	if _, ok := _c.mutation.Test(); !ok {
+		v := event.DefaultTest
+		_c.mutation.SetTest(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		if event.DefaultID == nil {
 			return fmt.Errorf("ent: uninitialized event.DefaultID (forgotten import ent/runtime?)")
@@ -256,6 +274,9 @@ func (_c *EventCreate) check() error {
 	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		return &ValidationError{Name: "created_at", err: errors.New(`ent: missing required field "Event.created_at"`)}
+	}
+	if _, ok := _c.mutation.Test(); !ok {
+		return &ValidationError{Name: "test", err: errors.New(`ent: missing required field "Event.test"`)}
 	}
 	if v, ok := _c.mutation.TraceParent(); ok {
 		if err := event.TraceParentValidator(v); err != nil {
@@ -333,6 +354,10 @@ func (_c *EventCreate) createSpec() (*Event, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.CreatedAt(); ok {
 		_spec.SetField(event.FieldCreatedAt, field.TypeTime, value)
 		_node.CreatedAt = value
+	}
+	if value, ok := _c.mutation.Test(); ok {
+		_spec.SetField(event.FieldTest, field.TypeBool, value)
+		_node.Test = value
 	}
 	if value, ok := _c.mutation.TraceParent(); ok {
 		_spec.SetField(event.FieldTraceParent, field.TypeString, value)
@@ -463,6 +488,9 @@ func (u *EventUpsertOne) UpdateNewValues() *EventUpsertOne {
 		}
 		if _, exists := u.create.mutation.CreatedAt(); exists {
 			s.SetIgnore(event.FieldCreatedAt)
+		}
+		if _, exists := u.create.mutation.Test(); exists {
+			s.SetIgnore(event.FieldTest)
 		}
 		if _, exists := u.create.mutation.TraceParent(); exists {
 			s.SetIgnore(event.FieldTraceParent)
@@ -704,6 +732,9 @@ func (u *EventUpsertBulk) UpdateNewValues() *EventUpsertBulk {
 			}
 			if _, exists := b.mutation.CreatedAt(); exists {
 				s.SetIgnore(event.FieldCreatedAt)
+			}
+			if _, exists := b.mutation.Test(); exists {
+				s.SetIgnore(event.FieldTest)
 			}
 			if _, exists := b.mutation.TraceParent(); exists {
 				s.SetIgnore(event.FieldTraceParent)

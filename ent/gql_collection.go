@@ -1107,6 +1107,11 @@ func (_q *EventQuery) collectField(ctx context.Context, oneNode bool, opCtx *gra
 				selectedFields = append(selectedFields, event.FieldCreatedAt)
 				fieldSeen[event.FieldCreatedAt] = struct{}{}
 			}
+		case "test":
+			if _, ok := fieldSeen[event.FieldTest]; !ok {
+				selectedFields = append(selectedFields, event.FieldTest)
+				fieldSeen[event.FieldTest] = struct{}{}
+			}
 		case "id":
 		case "__typename":
 		default:

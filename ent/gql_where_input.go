@@ -2857,6 +2857,10 @@ type EventWhereInput struct {
 	CreatedAtLT    *time.Time  `json:"createdAtLT,omitempty"`
 	CreatedAtLTE   *time.Time  `json:"createdAtLTE,omitempty"`
 
+	// "test" field predicates.
+	Test    *bool `json:"test,omitempty"`
+	TestNEQ *bool `json:"testNEQ,omitempty"`
+
 	// "deliveries" edge predicates.
 	HasDeliveries     *bool                 `json:"hasDeliveries,omitempty"`
 	HasDeliveriesWith []*DeliveryWhereInput `json:"hasDeliveriesWith,omitempty"`
@@ -3169,6 +3173,12 @@ func (i *EventWhereInput) P() (predicate.Event, error) {
 	}
 	if i.CreatedAtLTE != nil {
 		predicates = append(predicates, event.CreatedAtLTE(*i.CreatedAtLTE))
+	}
+	if i.Test != nil {
+		predicates = append(predicates, event.TestEQ(*i.Test))
+	}
+	if i.TestNEQ != nil {
+		predicates = append(predicates, event.TestNEQ(*i.TestNEQ))
 	}
 
 	if i.HasDeliveries != nil {

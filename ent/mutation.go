@@ -46,27 +46,29 @@ const (
 // APIKeyMutation represents an operation that mutates the APIKey nodes in the graph.
 type APIKeyMutation struct {
 	config
-	op            Op
-	typ           string
-	id            *string
-	created_at    *time.Time
-	updated_at    *time.Time
-	name          *string
-	admin         *bool
-	prefix        *string
-	token_hash    *[]byte
-	kind          *apikey.Kind
-	scopes        *[]string
-	appendscopes  []string
-	expires_at    *time.Time
-	last_used_at  *time.Time
-	revoked_at    *time.Time
-	clearedFields map[string]struct{}
-	app           *string
-	clearedapp    bool
-	done          bool
-	oldValue      func(context.Context) (*APIKey, error)
-	predicates    []predicate.APIKey
+	op                   Op
+	typ                  string
+	id                   *string
+	created_at           *time.Time
+	updated_at           *time.Time
+	name                 *string
+	admin                *bool
+	prefix               *string
+	token_hash           *[]byte
+	kind                 *apikey.Kind
+	scopes               *[]string
+	appendscopes         []string
+	session_scopes       *[]string
+	appendsession_scopes []string
+	expires_at           *time.Time
+	last_used_at         *time.Time
+	revoked_at           *time.Time
+	clearedFields        map[string]struct{}
+	app                  *string
+	clearedapp           bool
+	done                 bool
+	oldValue             func(context.Context) (*APIKey, error)
+	predicates           []predicate.APIKey
 }
 
 var _ ent.Mutation = (*APIKeyMutation)(nil)
@@ -526,6 +528,71 @@ func (m *APIKeyMutation) ResetScopes() {
 	delete(m.clearedFields, apikey.FieldScopes)
 }
 
+// SetSessionScopes sets the "session_scopes" field.
+func (m *APIKeyMutation) SetSessionScopes(s []string) {
+	m.session_scopes = &s
+	m.appendsession_scopes = nil
+}
+
+// SessionScopes returns the value of the "session_scopes" field in the mutation.
+func (m *APIKeyMutation) SessionScopes() (r []string, exists bool) {
+	v := m.session_scopes
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSessionScopes returns the old "session_scopes" field's value of the APIKey entity.
+// If the APIKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *APIKeyMutation) OldSessionScopes(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSessionScopes is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSessionScopes requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSessionScopes: %w", err)
+	}
+	return oldValue.SessionScopes, nil
+}
+
+// AppendSessionScopes adds s to the "session_scopes" field.
+func (m *APIKeyMutation) AppendSessionScopes(s []string) {
+	m.appendsession_scopes = append(m.appendsession_scopes, s...)
+}
+
+// AppendedSessionScopes returns the list of values that were appended to the "session_scopes" field in this mutation.
+func (m *APIKeyMutation) AppendedSessionScopes() ([]string, bool) {
+	if len(m.appendsession_scopes) == 0 {
+		return nil, false
+	}
+	return m.appendsession_scopes, true
+}
+
+// ClearSessionScopes clears the value of the "session_scopes" field.
+func (m *APIKeyMutation) ClearSessionScopes() {
+	m.session_scopes = nil
+	m.appendsession_scopes = nil
+	m.clearedFields[apikey.FieldSessionScopes] = struct{}{}
+}
+
+// SessionScopesCleared returns if the "session_scopes" field was cleared in this mutation.
+func (m *APIKeyMutation) SessionScopesCleared() bool {
+	_, ok := m.clearedFields[apikey.FieldSessionScopes]
+	return ok
+}
+
+// ResetSessionScopes resets all changes to the "session_scopes" field.
+func (m *APIKeyMutation) ResetSessionScopes() {
+	m.session_scopes = nil
+	m.appendsession_scopes = nil
+	delete(m.clearedFields, apikey.FieldSessionScopes)
+}
+
 // SetExpiresAt sets the "expires_at" field.
 func (m *APIKeyMutation) SetExpiresAt(t time.Time) {
 	m.expires_at = &t
@@ -734,7 +801,7 @@ func (m *APIKeyMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *APIKeyMutation) Fields() []string {
-	fields := make([]string, 0, 12)
+	fields := make([]string, 0, 13)
 	if m.created_at != nil {
 		fields = append(fields, apikey.FieldCreatedAt)
 	}
@@ -761,6 +828,9 @@ func (m *APIKeyMutation) Fields() []string {
 	}
 	if m.scopes != nil {
 		fields = append(fields, apikey.FieldScopes)
+	}
+	if m.session_scopes != nil {
+		fields = append(fields, apikey.FieldSessionScopes)
 	}
 	if m.expires_at != nil {
 		fields = append(fields, apikey.FieldExpiresAt)
@@ -797,6 +867,8 @@ func (m *APIKeyMutation) Field(name string) (ent.Value, bool) {
 		return m.Kind()
 	case apikey.FieldScopes:
 		return m.Scopes()
+	case apikey.FieldSessionScopes:
+		return m.SessionScopes()
 	case apikey.FieldExpiresAt:
 		return m.ExpiresAt()
 	case apikey.FieldLastUsedAt:
@@ -830,6 +902,8 @@ func (m *APIKeyMutation) OldField(ctx context.Context, name string) (ent.Value, 
 		return m.OldKind(ctx)
 	case apikey.FieldScopes:
 		return m.OldScopes(ctx)
+	case apikey.FieldSessionScopes:
+		return m.OldSessionScopes(ctx)
 	case apikey.FieldExpiresAt:
 		return m.OldExpiresAt(ctx)
 	case apikey.FieldLastUsedAt:
@@ -908,6 +982,13 @@ func (m *APIKeyMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetScopes(v)
 		return nil
+	case apikey.FieldSessionScopes:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSessionScopes(v)
+		return nil
 	case apikey.FieldExpiresAt:
 		v, ok := value.(time.Time)
 		if !ok {
@@ -962,6 +1043,9 @@ func (m *APIKeyMutation) ClearedFields() []string {
 	if m.FieldCleared(apikey.FieldScopes) {
 		fields = append(fields, apikey.FieldScopes)
 	}
+	if m.FieldCleared(apikey.FieldSessionScopes) {
+		fields = append(fields, apikey.FieldSessionScopes)
+	}
 	if m.FieldCleared(apikey.FieldExpiresAt) {
 		fields = append(fields, apikey.FieldExpiresAt)
 	}
@@ -987,6 +1071,9 @@ func (m *APIKeyMutation) ClearField(name string) error {
 	switch name {
 	case apikey.FieldScopes:
 		m.ClearScopes()
+		return nil
+	case apikey.FieldSessionScopes:
+		m.ClearSessionScopes()
 		return nil
 	case apikey.FieldExpiresAt:
 		m.ClearExpiresAt()
@@ -1031,6 +1118,9 @@ func (m *APIKeyMutation) ResetField(name string) error {
 		return nil
 	case apikey.FieldScopes:
 		m.ResetScopes()
+		return nil
+	case apikey.FieldSessionScopes:
+		m.ResetSessionScopes()
 		return nil
 	case apikey.FieldExpiresAt:
 		m.ResetExpiresAt()
@@ -1134,6 +1224,7 @@ type AppMutation struct {
 	portal_theme                 *app.PortalTheme
 	portal_allowed_origins       *[]string
 	appendportal_allowed_origins []string
+	limits                       *map[string]int
 	endpoints_version            *int64
 	addendpoints_version         *int64
 	clearedFields                map[string]struct{}
@@ -1581,6 +1672,55 @@ func (m *AppMutation) ResetPortalAllowedOrigins() {
 	delete(m.clearedFields, app.FieldPortalAllowedOrigins)
 }
 
+// SetLimits sets the "limits" field.
+func (m *AppMutation) SetLimits(value map[string]int) {
+	m.limits = &value
+}
+
+// Limits returns the value of the "limits" field in the mutation.
+func (m *AppMutation) Limits() (r map[string]int, exists bool) {
+	v := m.limits
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLimits returns the old "limits" field's value of the App entity.
+// If the App object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AppMutation) OldLimits(ctx context.Context) (v map[string]int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLimits is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLimits requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLimits: %w", err)
+	}
+	return oldValue.Limits, nil
+}
+
+// ClearLimits clears the value of the "limits" field.
+func (m *AppMutation) ClearLimits() {
+	m.limits = nil
+	m.clearedFields[app.FieldLimits] = struct{}{}
+}
+
+// LimitsCleared returns if the "limits" field was cleared in this mutation.
+func (m *AppMutation) LimitsCleared() bool {
+	_, ok := m.clearedFields[app.FieldLimits]
+	return ok
+}
+
+// ResetLimits resets all changes to the "limits" field.
+func (m *AppMutation) ResetLimits() {
+	m.limits = nil
+	delete(m.clearedFields, app.FieldLimits)
+}
+
 // SetEndpointsVersion sets the "endpoints_version" field.
 func (m *AppMutation) SetEndpointsVersion(i int64) {
 	m.endpoints_version = &i
@@ -1995,7 +2135,7 @@ func (m *AppMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AppMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 10)
 	if m.created_at != nil {
 		fields = append(fields, app.FieldCreatedAt)
 	}
@@ -2019,6 +2159,9 @@ func (m *AppMutation) Fields() []string {
 	}
 	if m.portal_allowed_origins != nil {
 		fields = append(fields, app.FieldPortalAllowedOrigins)
+	}
+	if m.limits != nil {
+		fields = append(fields, app.FieldLimits)
 	}
 	if m.endpoints_version != nil {
 		fields = append(fields, app.FieldEndpointsVersion)
@@ -2047,6 +2190,8 @@ func (m *AppMutation) Field(name string) (ent.Value, bool) {
 		return m.PortalTheme()
 	case app.FieldPortalAllowedOrigins:
 		return m.PortalAllowedOrigins()
+	case app.FieldLimits:
+		return m.Limits()
 	case app.FieldEndpointsVersion:
 		return m.EndpointsVersion()
 	}
@@ -2074,6 +2219,8 @@ func (m *AppMutation) OldField(ctx context.Context, name string) (ent.Value, err
 		return m.OldPortalTheme(ctx)
 	case app.FieldPortalAllowedOrigins:
 		return m.OldPortalAllowedOrigins(ctx)
+	case app.FieldLimits:
+		return m.OldLimits(ctx)
 	case app.FieldEndpointsVersion:
 		return m.OldEndpointsVersion(ctx)
 	}
@@ -2141,6 +2288,13 @@ func (m *AppMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetPortalAllowedOrigins(v)
 		return nil
+	case app.FieldLimits:
+		v, ok := value.(map[string]int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLimits(v)
+		return nil
 	case app.FieldEndpointsVersion:
 		v, ok := value.(int64)
 		if !ok {
@@ -2196,6 +2350,9 @@ func (m *AppMutation) ClearedFields() []string {
 	if m.FieldCleared(app.FieldPortalAllowedOrigins) {
 		fields = append(fields, app.FieldPortalAllowedOrigins)
 	}
+	if m.FieldCleared(app.FieldLimits) {
+		fields = append(fields, app.FieldLimits)
+	}
 	return fields
 }
 
@@ -2212,6 +2369,9 @@ func (m *AppMutation) ClearField(name string) error {
 	switch name {
 	case app.FieldPortalAllowedOrigins:
 		m.ClearPortalAllowedOrigins()
+		return nil
+	case app.FieldLimits:
+		m.ClearLimits()
 		return nil
 	}
 	return fmt.Errorf("unknown App nullable field %s", name)
@@ -2244,6 +2404,9 @@ func (m *AppMutation) ResetField(name string) error {
 		return nil
 	case app.FieldPortalAllowedOrigins:
 		m.ResetPortalAllowedOrigins()
+		return nil
+	case app.FieldLimits:
+		m.ResetLimits()
 		return nil
 	case app.FieldEndpointsVersion:
 		m.ResetEndpointsVersion()
@@ -11908,6 +12071,7 @@ type EventMutation struct {
 	delivery_count    *int
 	adddelivery_count *int
 	created_at        *time.Time
+	test              *bool
 	trace_parent      *string
 	clearedFields     map[string]struct{}
 	app               *string
@@ -12386,6 +12550,42 @@ func (m *EventMutation) ResetCreatedAt() {
 	m.created_at = nil
 }
 
+// SetTest sets the "test" field.
+func (m *EventMutation) SetTest(b bool) {
+	m.test = &b
+}
+
+// Test returns the value of the "test" field in the mutation.
+func (m *EventMutation) Test() (r bool, exists bool) {
+	v := m.test
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTest returns the old "test" field's value of the Event entity.
+// If the Event object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EventMutation) OldTest(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTest is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTest requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTest: %w", err)
+	}
+	return oldValue.Test, nil
+}
+
+// ResetTest resets all changes to the "test" field.
+func (m *EventMutation) ResetTest() {
+	m.test = nil
+}
+
 // SetTraceParent sets the "trace_parent" field.
 func (m *EventMutation) SetTraceParent(s string) {
 	m.trace_parent = &s
@@ -12550,7 +12750,7 @@ func (m *EventMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *EventMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 10)
 	if m.app != nil {
 		fields = append(fields, event.FieldAppID)
 	}
@@ -12574,6 +12774,9 @@ func (m *EventMutation) Fields() []string {
 	}
 	if m.created_at != nil {
 		fields = append(fields, event.FieldCreatedAt)
+	}
+	if m.test != nil {
+		fields = append(fields, event.FieldTest)
 	}
 	if m.trace_parent != nil {
 		fields = append(fields, event.FieldTraceParent)
@@ -12602,6 +12805,8 @@ func (m *EventMutation) Field(name string) (ent.Value, bool) {
 		return m.DeliveryCount()
 	case event.FieldCreatedAt:
 		return m.CreatedAt()
+	case event.FieldTest:
+		return m.Test()
 	case event.FieldTraceParent:
 		return m.TraceParent()
 	}
@@ -12629,6 +12834,8 @@ func (m *EventMutation) OldField(ctx context.Context, name string) (ent.Value, e
 		return m.OldDeliveryCount(ctx)
 	case event.FieldCreatedAt:
 		return m.OldCreatedAt(ctx)
+	case event.FieldTest:
+		return m.OldTest(ctx)
 	case event.FieldTraceParent:
 		return m.OldTraceParent(ctx)
 	}
@@ -12695,6 +12902,13 @@ func (m *EventMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetCreatedAt(v)
+		return nil
+	case event.FieldTest:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTest(v)
 		return nil
 	case event.FieldTraceParent:
 		v, ok := value.(string)
@@ -12817,6 +13031,9 @@ func (m *EventMutation) ResetField(name string) error {
 		return nil
 	case event.FieldCreatedAt:
 		m.ResetCreatedAt()
+		return nil
+	case event.FieldTest:
+		m.ResetTest()
 		return nil
 	case event.FieldTraceParent:
 		m.ResetTraceParent()

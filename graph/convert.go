@@ -16,6 +16,7 @@ import (
 	"github.com/heraldhq/herald/ent/event"
 	"github.com/heraldhq/herald/fault"
 	"github.com/heraldhq/herald/graph/model"
+	"github.com/heraldhq/herald/scope"
 	"github.com/heraldhq/herald/tenant"
 	"github.com/heraldhq/herald/webhook"
 )
@@ -202,4 +203,28 @@ func (r *Resolver) eventEntities(ctx context.Context, evs []*dispatch.Event) ([]
 		}
 	}
 	return out, nil
+}
+
+// scopesIn converts API scopes; nil stays nil (full access, or none given).
+func scopesIn(in []model.APIKeyScope) []scope.Scope {
+	if in == nil {
+		return nil
+	}
+	out := make([]scope.Scope, len(in))
+	for i, s := range in {
+		out[i] = scope.Scope(s)
+	}
+	return out
+}
+
+// scopesOut converts stored scopes for the API; nil stays nil.
+func scopesOut(in []string) []model.APIKeyScope {
+	if in == nil {
+		return nil
+	}
+	out := make([]model.APIKeyScope, len(in))
+	for i, s := range in {
+		out[i] = model.APIKeyScope(s)
+	}
+	return out
 }

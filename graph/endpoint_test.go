@@ -118,7 +118,7 @@ func TestCreateEndpoint_SecretIsNeverReadableAgain(t *testing.T) {
 		"endpoints":           `{ endpoints { edges { node { ` + endpointFields + ` } } } }`,
 		"node":                `query($id: ID!) { node(id: $id) { ... on Endpoint { ` + endpointFields + ` } } }`,
 		"nodes":               `query($id: ID!) { nodes(ids: [$id]) { ... on Endpoint { ` + endpointFields + ` } } }`,
-		"delivery endpoint":   `{ deliveries { edges { node { endpoint { ` + endpointFields + ` } attempts { edges { node { requestHeaders { name value } } } } } } } }`,
+		"delivery endpoint":   `{ deliveries { edges { node { endpoint { ` + endpointFields + ` } attempts(first: 5) { edges { node { requestHeaders { name value } } } } } } } }`,
 		"endpoint deliveries": `query($id: ID!) { node(id: $id) { ... on Endpoint { deliveries { edges { node { endpoint { ` + endpointFields + ` } } } } } } }`,
 		"events":              `{ events { edges { node { payload deliveries { edges { node { endpoint { id auth { secret token } } } } } } } } }`,
 	}

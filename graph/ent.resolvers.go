@@ -15,11 +15,19 @@ import (
 
 // Node is the resolver for the node field.
 func (r *queryResolver) Node(ctx context.Context, id string) (ent.Noder, error) {
+	if err := checkNodeAccess(ctx, id); err != nil {
+		return nil, err
+	}
 	return r.client.Noder(ctx, id, ent.WithNodeType(nodeType))
 }
 
 // Nodes is the resolver for the nodes field.
 func (r *queryResolver) Nodes(ctx context.Context, ids []string) ([]ent.Noder, error) {
+	for _, id := range ids {
+		if err := checkNodeAccess(ctx, id); err != nil {
+			return nil, err
+		}
+	}
 	if len(ids) == 1 {
 		// ent resolves a single ID with Noder, whose error would fail the
 		// whole list; like several IDs, a missing one is a null entry with

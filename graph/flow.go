@@ -63,7 +63,7 @@ func heldBy(ctx context.Context, client *ent.Client, d *ent.Delivery) (*ent.Deli
 // Limits of testFilter.
 const (
 	defaultFilterRecent = 20
-	maxFilterRecent     = 100
+	maxFilterRecent     = 50
 )
 
 // testFilter evaluates a payload filter against one payload or the app's
@@ -79,8 +79,13 @@ func (r *Resolver) testFilter(ctx context.Context, raw, payload json.RawMessage,
 	out := &model.FilterTest{Results: []*model.FilterMatch{}}
 	try := func(ev *ent.Event, id, typ string, at time.Time, data json.RawMessage) {
 		env := &filter.Envelope{ID: id, Type: typ, Timestamp: at.UTC().Format(time.RFC3339Nano), Payload: data}
-		m := f.Match(env)
-		out.Results = append(out.Results, &model.FilterMatch{Event: ev, EventType: typ, Matched: m})
+		m, err := f.Match(env)
+		res := &model.FilterMatch{Event: ev, EventType: typ, Matched: m}
+		if err != nil {
+			msg := err.Error()
+			res.Error = &msg
+		}
+		out.Results = append(out.Results, res)
 		if m {
 			out.MatchCount++
 		}

@@ -56,18 +56,19 @@ type DirectiveRoot struct {
 
 type ComplexityRoot struct {
 	APIKey struct {
-		Admin      func(childComplexity int) int
-		App        func(childComplexity int) int
-		CreatedAt  func(childComplexity int) int
-		ExpiresAt  func(childComplexity int) int
-		ID         func(childComplexity int) int
-		Kind       func(childComplexity int) int
-		LastUsedAt func(childComplexity int) int
-		Name       func(childComplexity int) int
-		Prefix     func(childComplexity int) int
-		RevokedAt  func(childComplexity int) int
-		Scopes     func(childComplexity int) int
-		UpdatedAt  func(childComplexity int) int
+		Admin               func(childComplexity int) int
+		App                 func(childComplexity int) int
+		CreatedAt           func(childComplexity int) int
+		ExpiresAt           func(childComplexity int) int
+		ID                  func(childComplexity int) int
+		Kind                func(childComplexity int) int
+		LastUsedAt          func(childComplexity int) int
+		Name                func(childComplexity int) int
+		PortalSessionScopes func(childComplexity int) int
+		Prefix              func(childComplexity int) int
+		RevokedAt           func(childComplexity int) int
+		Scopes              func(childComplexity int) int
+		UpdatedAt           func(childComplexity int) int
 	}
 
 	APIKeyConnection struct {
@@ -86,6 +87,7 @@ type ComplexityRoot struct {
 		Backlog                 func(childComplexity int) int
 		CreatedAt               func(childComplexity int) int
 		ID                      func(childComplexity int) int
+		Limits                  func(childComplexity int) int
 		Name                    func(childComplexity int) int
 		Portal                  func(childComplexity int) int
 		Stats                   func(childComplexity int, window time.Duration, bucket time.Duration) int
@@ -101,6 +103,14 @@ type ComplexityRoot struct {
 	AppEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	AppLimit struct {
+		Default     func(childComplexity int) int
+		Description func(childComplexity int) int
+		Limit       func(childComplexity int) int
+		Name        func(childComplexity int) int
+		Used        func(childComplexity int) int
 	}
 
 	Attempt struct {
@@ -330,6 +340,7 @@ type ComplexityRoot struct {
 		IdempotencyKey func(childComplexity int) int
 		OrderingKey    func(childComplexity int) int
 		Payload        func(childComplexity int) int
+		Test           func(childComplexity int) int
 	}
 
 	EventConnection struct {
@@ -375,6 +386,7 @@ type ComplexityRoot struct {
 	}
 
 	FilterMatch struct {
+		Error     func(childComplexity int) int
 		Event     func(childComplexity int) int
 		EventType func(childComplexity int) int
 		Matched   func(childComplexity int) int
@@ -432,6 +444,7 @@ type ComplexityRoot struct {
 		APIKey    func(childComplexity int) int
 		ExpiresAt func(childComplexity int) int
 		ReadOnly  func(childComplexity int) int
+		Scopes    func(childComplexity int) int
 		Token     func(childComplexity int) int
 		URL       func(childComplexity int) int
 	}
@@ -491,6 +504,7 @@ type ComplexityRoot struct {
 	TestEndpointPayload struct {
 		Attempt      func(childComplexity int) int
 		Delivered    func(childComplexity int) int
+		Delivery     func(childComplexity int) int
 		DurationMs   func(childComplexity int) int
 		Error        func(childComplexity int) int
 		ResponseBody func(childComplexity int) int
@@ -510,11 +524,13 @@ type ComplexityRoot struct {
 
 type APIKeyResolver interface {
 	Scopes(ctx context.Context, obj *ent.APIKey) ([]model.APIKeyScope, error)
+	PortalSessionScopes(ctx context.Context, obj *ent.APIKey) ([]model.APIKeyScope, error)
 }
 type AppResolver interface {
 	Stats(ctx context.Context, obj *ent.App, window time.Duration, bucket time.Duration) (*model.DeliveryStats, error)
 	Backlog(ctx context.Context, obj *ent.App) (*model.Backlog, error)
 	Portal(ctx context.Context, obj *ent.App) (*model.PortalSettings, error)
+	Limits(ctx context.Context, obj *ent.App) ([]*model.AppLimit, error)
 }
 type DeliveryResolver interface {
 	Endpoint(ctx context.Context, obj *ent.Delivery) (*ent.Endpoint, error)
@@ -646,6 +662,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.APIKey.Name(childComplexity), true
+	case "APIKey.portalSessionScopes":
+		if e.ComplexityRoot.APIKey.PortalSessionScopes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.APIKey.PortalSessionScopes(childComplexity), true
 	case "APIKey.prefix":
 		if e.ComplexityRoot.APIKey.Prefix == nil {
 			break
@@ -727,6 +749,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.App.ID(childComplexity), true
+	case "App.limits":
+		if e.ComplexityRoot.App.Limits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.App.Limits(childComplexity), true
 	case "App.name":
 		if e.ComplexityRoot.App.Name == nil {
 			break
@@ -788,6 +816,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AppEdge.Node(childComplexity), true
+
+	case "AppLimit.default":
+		if e.ComplexityRoot.AppLimit.Default == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppLimit.Default(childComplexity), true
+	case "AppLimit.description":
+		if e.ComplexityRoot.AppLimit.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppLimit.Description(childComplexity), true
+	case "AppLimit.limit":
+		if e.ComplexityRoot.AppLimit.Limit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppLimit.Limit(childComplexity), true
+	case "AppLimit.name":
+		if e.ComplexityRoot.AppLimit.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppLimit.Name(childComplexity), true
+	case "AppLimit.used":
+		if e.ComplexityRoot.AppLimit.Used == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppLimit.Used(childComplexity), true
 
 	case "Attempt.attemptNumber":
 		if e.ComplexityRoot.Attempt.AttemptNumber == nil {
@@ -1791,6 +1850,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Event.Payload(childComplexity), true
+	case "Event.test":
+		if e.ComplexityRoot.Event.Test == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.Test(childComplexity), true
 
 	case "EventConnection.edges":
 		if e.ComplexityRoot.EventConnection.Edges == nil {
@@ -1942,6 +2007,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.EventTypeEdge.Node(childComplexity), true
 
+	case "FilterMatch.error":
+		if e.ComplexityRoot.FilterMatch.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FilterMatch.Error(childComplexity), true
 	case "FilterMatch.event":
 		if e.ComplexityRoot.FilterMatch.Event == nil {
 			break
@@ -2287,6 +2358,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PortalSession.ReadOnly(childComplexity), true
+	case "PortalSession.scopes":
+		if e.ComplexityRoot.PortalSession.Scopes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortalSession.Scopes(childComplexity), true
 	case "PortalSession.token":
 		if e.ComplexityRoot.PortalSession.Token == nil {
 			break
@@ -2554,6 +2631,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.TestEndpointPayload.Delivered(childComplexity), true
+	case "TestEndpointPayload.delivery":
+		if e.ComplexityRoot.TestEndpointPayload.Delivery == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TestEndpointPayload.Delivery(childComplexity), true
 	case "TestEndpointPayload.durationMs":
 		if e.ComplexityRoot.TestEndpointPayload.DurationMs == nil {
 			break
@@ -2609,6 +2692,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("APIKeyOrder", ec.unmarshalInputAPIKeyOrder),
 			graphql.NewInputUnmarshaler("APIKeyWhereInput", ec.unmarshalInputAPIKeyWhereInput),
+			graphql.NewInputUnmarshaler("AppLimitInput", ec.unmarshalInputAppLimitInput),
 			graphql.NewInputUnmarshaler("AppOrder", ec.unmarshalInputAppOrder),
 			graphql.NewInputUnmarshaler("AppWhereInput", ec.unmarshalInputAppWhereInput),
 			graphql.NewInputUnmarshaler("AttemptOrder", ec.unmarshalInputAttemptOrder),
@@ -3064,7 +3148,7 @@ extend type Query {
   """
   Tries a payload filter before it is saved on an endpoint: against one
   payload (with its eventType), or, without a payload, against the app's
-  recent events (the latest "recent" of them, at most 100, optionally of one
+  recent events (the latest "recent" of them, at most 50, optionally of one
   eventType). An invalid filter is a BAD_USER_INPUT naming the offending path.
   """
   testFilter(filter: JSON!, payload: JSON, eventType: String, recent: Int = 20): FilterTest!
@@ -3084,6 +3168,12 @@ type FilterMatch {
   event: Event
   eventType: String!
   matched: Boolean!
+  """
+  Why the filter could not be evaluated on this event: it needed more work
+  than a filter may do on one event (matched is then false). Published, such
+  an event gets a FAILED delivery saying so, which a retry sends anyway.
+  """
+  error: String
 }
 
 input CreateAppInput {
@@ -3096,6 +3186,47 @@ input CreateAppInput {
 input UpdateAppInput {
   name: String
   acceptUnknownEventTypes: Boolean
+  "Set limits of the app (admin keys); a null limit goes back to the default."
+  limits: [AppLimitInput!]
+}
+
+"""
+A limit Herald keeps per app (see App.limits). Each has a default, which an
+admin may change for one app with updateApp.
+"""
+enum AppLimitName {
+  "Endpoints of the app (deleted ones do not count)."
+  ENDPOINTS
+  "Event types of the app's catalog, archived ones included."
+  EVENT_TYPES
+  "Portal sessions of the app that still work."
+  PORTAL_SESSIONS
+  "Custom headers of one endpoint."
+  HEADERS_PER_ENDPOINT
+  "Size in bytes of one endpoint's payload filter."
+  FILTER_BYTES
+  "API requests of the app's credentials in progress at once; more wait their turn."
+  CONCURRENT_REQUESTS
+}
+
+"One limit of an app. Going over it is FORBIDDEN with extensions.reason QUOTA (RATE_LIMITED for CONCURRENT_REQUESTS)."
+type AppLimit {
+  name: AppLimitName!
+  "The limit in force for the app."
+  limit: Int!
+  "Herald's default, in force unless an admin set another value."
+  default: Int!
+  "How much of it the app uses now; null for limits on one thing (a filter's size) or on activity."
+  used: Int
+  "What it bounds."
+  description: String!
+}
+
+"A new value of one of an app's limits."
+input AppLimitInput {
+  name: AppLimitName!
+  "The new limit, within the bounds the error names; null: back to the default."
+  limit: Int
 }
 
 """
@@ -3124,6 +3255,13 @@ enum APIKeyScope {
 extend type APIKey {
   "What the key may do; null: full access (every operation of its app, or of every app for admin keys)."
   scopes: [APIKeyScope!]
+  """
+  What the portal sessions this key creates may do beyond what the key itself
+  may: a key never creates a session with more than its scopes plus these.
+  null: nothing beyond its own scopes (full-access keys may give sessions the
+  whole portal).
+  """
+  portalSessionScopes: [APIKeyScope!]
 }
 
 input CreateAPIKeyInput {
@@ -3141,6 +3279,13 @@ input CreateAPIKeyInput {
   scopes: [APIKeyScope!]
   "The key stops working this long after it is created (default: never)."
   expiresIn: Duration
+  """
+  With the PORTAL_SESSIONS scope: what the portal sessions this key creates may
+  do beyond the key's own scopes, such as [CATALOG_READ, ENDPOINTS_WRITE,
+  EVENTS_READ, DELIVERIES_WRITE] for a service that opens the portal. Without
+  it, sessions get only what the key may do itself.
+  """
+  portalSessionScopes: [APIKeyScope!]
 }
 
 "How the customer portal looks."
@@ -3180,6 +3325,8 @@ input PortalSettingsInput {
 extend type App {
   "The customer portal's settings."
   portal: PortalSettings!
+  "What the app may have and do (quotas), with what it uses."
+  limits: [AppLimit!]!
 }
 
 input CreatePortalSessionInput {
@@ -3189,6 +3336,13 @@ input CreatePortalSessionInput {
   expiresIn: Duration
   "Allow only reading: no endpoint changes, tests, retries or replays."
   readOnly: Boolean
+  """
+  What the session may do, within the portal's scopes (CATALOG_READ,
+  ENDPOINTS_READ, ENDPOINTS_WRITE, EVENTS_READ, DELIVERIES_WRITE) and what the
+  creating key may give. Default: all of those the key may give (the read ones
+  with readOnly).
+  """
+  scopes: [APIKeyScope!]
   "A label for the session in apiKeys, such as your customer's name (default \"Portal session\")."
   name: String
 }
@@ -3207,6 +3361,8 @@ type PortalSession {
   readOnly: Boolean!
   "The session's key record (kind PORTAL_SESSION): its id revokes it."
   apiKey: APIKey!
+  "What the session may do."
+  scopes: [APIKeyScope!]!
 }
 
 type RevokePortalSessionsPayload {
@@ -3336,15 +3492,26 @@ input PublishEventInput {
   deliverAt: Time
 }
 
+"""
+The outcome of a test send. A test goes through the endpoint's pace like any
+delivery (rate limit, pauses, concurrency, strict ordering); testEndpoint waits
+for its attempt up to the endpoint's timeout plus a few seconds, and otherwise
+answers with the delivery still queued (attempt null): follow it with
+deliveries or deliveryUpdated.
+"""
 type TestEndpointPayload {
   "Whether the endpoint answered 2xx."
   delivered: Boolean!
   statusCode: Int
   responseBody: String
+  "How long the attempt took (0 while it is queued)."
   durationMs: Int!
+  "Why the attempt failed, or why it is still queued."
   error: String
-  "The recorded attempt (trigger TEST)."
-  attempt: Attempt!
+  "The recorded attempt (trigger TEST); null while the test waits for the endpoint's pace."
+  attempt: Attempt
+  "The test's delivery."
+  delivery: Delivery!
 }
 
 type ReplayDeliveriesPayload {
@@ -3390,7 +3557,13 @@ type Mutation {
   "Publish up to 100 events in one transaction."
   publishEvents(input: [PublishEventInput!]!): [Event!]!
 
-  "Send one event to an endpoint now, even an inactive one, and report the outcome."
+  """
+  Send a test event to an endpoint, even an inactive one, and report the
+  outcome. The event is stored as a test (Event.test) and its envelope says
+  "test": true, which the signature covers, so receivers can tell it from
+  business events. eventType defaults to test.ping; the payload defaults to
+  the event type's example. Portal sessions cannot choose the payload.
+  """
   testEndpoint(id: ID!, eventType: String = "test.ping", payload: JSON): TestEndpointPayload!
   "Queue another attempt of a delivery now."
   retryDelivery(id: ID!): Delivery!
@@ -3517,6 +3690,8 @@ func (ec *executionContext) childFields_APIKey(ctx context.Context, field graphq
 		return ec.fieldContext_APIKey_app(ctx, field)
 	case "scopes":
 		return ec.fieldContext_APIKey_scopes(ctx, field)
+	case "portalSessionScopes":
+		return ec.fieldContext_APIKey_portalSessionScopes(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type APIKey", field.Name)
 }
@@ -3561,6 +3736,8 @@ func (ec *executionContext) childFields_App(ctx context.Context, field graphql.C
 		return ec.fieldContext_App_backlog(ctx, field)
 	case "portal":
 		return ec.fieldContext_App_portal(ctx, field)
+	case "limits":
+		return ec.fieldContext_App_limits(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type App", field.Name)
 }
@@ -3585,6 +3762,22 @@ func (ec *executionContext) childFields_AppEdge(ctx context.Context, field graph
 		return ec.fieldContext_AppEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AppEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_AppLimit(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_AppLimit_name(ctx, field)
+	case "limit":
+		return ec.fieldContext_AppLimit_limit(ctx, field)
+	case "default":
+		return ec.fieldContext_AppLimit_default(ctx, field)
+	case "used":
+		return ec.fieldContext_AppLimit_used(ctx, field)
+	case "description":
+		return ec.fieldContext_AppLimit_description(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AppLimit", field.Name)
 }
 
 func (ec *executionContext) childFields_Attempt(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4039,6 +4232,8 @@ func (ec *executionContext) childFields_Event(ctx context.Context, field graphql
 		return ec.fieldContext_Event_deliveryCount(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_Event_createdAt(ctx, field)
+	case "test":
+		return ec.fieldContext_Event_test(ctx, field)
 	case "deliveries":
 		return ec.fieldContext_Event_deliveries(ctx, field)
 	}
@@ -4137,6 +4332,8 @@ func (ec *executionContext) childFields_FilterMatch(ctx context.Context, field g
 		return ec.fieldContext_FilterMatch_eventType(ctx, field)
 	case "matched":
 		return ec.fieldContext_FilterMatch_matched(ctx, field)
+	case "error":
+		return ec.fieldContext_FilterMatch_error(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type FilterMatch", field.Name)
 }
@@ -4201,6 +4398,8 @@ func (ec *executionContext) childFields_PortalSession(ctx context.Context, field
 		return ec.fieldContext_PortalSession_readOnly(ctx, field)
 	case "apiKey":
 		return ec.fieldContext_PortalSession_apiKey(ctx, field)
+	case "scopes":
+		return ec.fieldContext_PortalSession_scopes(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PortalSession", field.Name)
 }
@@ -4283,6 +4482,8 @@ func (ec *executionContext) childFields_TestEndpointPayload(ctx context.Context,
 		return ec.fieldContext_TestEndpointPayload_error(ctx, field)
 	case "attempt":
 		return ec.fieldContext_TestEndpointPayload_attempt(ctx, field)
+	case "delivery":
+		return ec.fieldContext_TestEndpointPayload_delivery(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type TestEndpointPayload", field.Name)
 }
@@ -5838,6 +6039,29 @@ func (ec *executionContext) fieldContext_APIKey_scopes(_ context.Context, field 
 	return graphql.NewScalarFieldContext("APIKey", field, true, true, "APIKeyScope")
 }
 
+func (ec *executionContext) _APIKey_portalSessionScopes(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_APIKey_portalSessionScopes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.APIKey().PortalSessionScopes(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.APIKeyScope) graphql.Marshaler {
+			return ec.marshalOAPIKeyScope2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAPIKeyScopeᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_APIKey_portalSessionScopes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("APIKey", field, true, true, "APIKeyScope")
+}
+
 func (ec *executionContext) _APIKeyConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.APIKeyConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6203,6 +6427,38 @@ func (ec *executionContext) fieldContext_App_portal(_ context.Context, field gra
 	return fc, nil
 }
 
+func (ec *executionContext) _App_limits(ctx context.Context, field graphql.CollectedField, obj *ent.App) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_App_limits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.App().Limits(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.AppLimit) graphql.Marshaler {
+			return ec.marshalNAppLimit2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAppLimitᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_App_limits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "App",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AppLimit(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _AppConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.AppConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6343,6 +6599,121 @@ func (ec *executionContext) _AppEdge_cursor(ctx context.Context, field graphql.C
 }
 func (ec *executionContext) fieldContext_AppEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AppEdge", field, false, false, "Cursor")
+}
+
+func (ec *executionContext) _AppLimit_name(ctx context.Context, field graphql.CollectedField, obj *model.AppLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppLimit_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.AppLimitName) graphql.Marshaler {
+			return ec.marshalNAppLimitName2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAppLimitName(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AppLimit_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AppLimit", field, false, false, "AppLimitName")
+}
+
+func (ec *executionContext) _AppLimit_limit(ctx context.Context, field graphql.CollectedField, obj *model.AppLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppLimit_limit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Limit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AppLimit_limit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AppLimit", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AppLimit_default(ctx context.Context, field graphql.CollectedField, obj *model.AppLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppLimit_default(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Default, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AppLimit_default(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AppLimit", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AppLimit_used(ctx context.Context, field graphql.CollectedField, obj *model.AppLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppLimit_used(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Used, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AppLimit_used(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AppLimit", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AppLimit_description(ctx context.Context, field graphql.CollectedField, obj *model.AppLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppLimit_description(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Description, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AppLimit_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AppLimit", field, false, false, "String")
 }
 
 func (ec *executionContext) _Attempt_id(ctx context.Context, field graphql.CollectedField, obj *ent.Attempt) (ret graphql.Marshaler) {
@@ -10353,6 +10724,29 @@ func (ec *executionContext) fieldContext_Event_createdAt(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Event", field, false, false, "Time")
 }
 
+func (ec *executionContext) _Event_test(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_test(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Test, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Event_test(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, false, false, "Boolean")
+}
+
 func (ec *executionContext) _Event_deliveries(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11088,6 +11482,29 @@ func (ec *executionContext) _FilterMatch_matched(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_FilterMatch_matched(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("FilterMatch", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _FilterMatch_error(ctx context.Context, field graphql.CollectedField, obj *model.FilterMatch) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FilterMatch_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_FilterMatch_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FilterMatch", field, false, false, "String")
 }
 
 func (ec *executionContext) _FilterTest_results(ctx context.Context, field graphql.CollectedField, obj *model.FilterTest) (ret graphql.Marshaler) {
@@ -12423,6 +12840,29 @@ func (ec *executionContext) fieldContext_PortalSession_apiKey(_ context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _PortalSession_scopes(ctx context.Context, field graphql.CollectedField, obj *model.PortalSession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortalSession_scopes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Scopes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.APIKeyScope) graphql.Marshaler {
+			return ec.marshalNAPIKeyScope2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAPIKeyScopeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortalSession_scopes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortalSession", field, false, false, "APIKeyScope")
+}
+
 func (ec *executionContext) _PortalSettings_displayName(ctx context.Context, field graphql.CollectedField, obj *model.PortalSettings) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13562,10 +14002,10 @@ func (ec *executionContext) _TestEndpointPayload_attempt(ctx context.Context, fi
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *ent.Attempt) graphql.Marshaler {
-			return ec.marshalNAttempt2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAttempt(ctx, selections, v)
+			return ec.marshalOAttempt2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAttempt(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_TestEndpointPayload_attempt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -13576,6 +14016,38 @@ func (ec *executionContext) fieldContext_TestEndpointPayload_attempt(_ context.C
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Attempt(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TestEndpointPayload_delivery(ctx context.Context, field graphql.CollectedField, obj *model.TestEndpointPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TestEndpointPayload_delivery(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Delivery, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Delivery) graphql.Marshaler {
+			return ec.marshalNDelivery2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐDelivery(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TestEndpointPayload_delivery(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TestEndpointPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Delivery(ctx, field)
 		},
 	}
 	return fc, nil
@@ -15480,6 +15952,55 @@ func UnmarshalAPIKeyWhereInput(ctx context.Context, raw any) (ent.APIKeyWhereInp
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputAppLimitInput(ctx context.Context, obj any) (model.AppLimitInput, error) {
+	var it model.AppLimitInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "limit"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNAppLimitName2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAppLimitName(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "limit":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("limit"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Limit = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAppLimitInput unmarshals raw into the AppLimitInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAppLimitInput(ctx context.Context, raw any) (model.AppLimitInput, error) {
+	var out model.AppLimitInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AppLimitInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputAppOrder(ctx context.Context, obj any) (ent.AppOrder, error) {
 	var it ent.AppOrder
 	if obj == nil {
@@ -16717,7 +17238,7 @@ func (ec *executionContext) unmarshalInputCreateAPIKeyInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"appId", "name", "admin", "scopes", "expiresIn"}
+	fieldsInOrder := [...]string{"appId", "name", "admin", "scopes", "expiresIn", "portalSessionScopes"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -16759,6 +17280,13 @@ func (ec *executionContext) unmarshalInputCreateAPIKeyInput(ctx context.Context,
 				return it, err
 			}
 			it.ExpiresIn = data
+		case "portalSessionScopes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("portalSessionScopes"))
+			data, err := ec.unmarshalOAPIKeyScope2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAPIKeyScopeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PortalSessionScopes = data
 		}
 	}
 	return it, nil
@@ -17025,7 +17553,7 @@ func (ec *executionContext) unmarshalInputCreatePortalSessionInput(ctx context.C
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"appId", "expiresIn", "readOnly", "name"}
+	fieldsInOrder := [...]string{"appId", "expiresIn", "readOnly", "scopes", "name"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -17053,6 +17581,13 @@ func (ec *executionContext) unmarshalInputCreatePortalSessionInput(ctx context.C
 				return it, err
 			}
 			it.ReadOnly = data
+		case "scopes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("scopes"))
+			data, err := ec.unmarshalOAPIKeyScope2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAPIKeyScopeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Scopes = data
 		case "name":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
 			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
@@ -20051,7 +20586,7 @@ func (ec *executionContext) unmarshalInputEventWhereInput(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "idEqualFold", "idContainsFold", "eventType", "eventTypeNEQ", "eventTypeIn", "eventTypeNotIn", "eventTypeGT", "eventTypeGTE", "eventTypeLT", "eventTypeLTE", "eventTypeContains", "eventTypeHasPrefix", "eventTypeHasSuffix", "eventTypeEqualFold", "eventTypeContainsFold", "idempotencyKey", "idempotencyKeyNEQ", "idempotencyKeyIn", "idempotencyKeyNotIn", "idempotencyKeyGT", "idempotencyKeyGTE", "idempotencyKeyLT", "idempotencyKeyLTE", "idempotencyKeyContains", "idempotencyKeyHasPrefix", "idempotencyKeyHasSuffix", "idempotencyKeyIsNil", "idempotencyKeyNotNil", "idempotencyKeyEqualFold", "idempotencyKeyContainsFold", "orderingKey", "orderingKeyNEQ", "orderingKeyIn", "orderingKeyNotIn", "orderingKeyGT", "orderingKeyGTE", "orderingKeyLT", "orderingKeyLTE", "orderingKeyContains", "orderingKeyHasPrefix", "orderingKeyHasSuffix", "orderingKeyIsNil", "orderingKeyNotNil", "orderingKeyEqualFold", "orderingKeyContainsFold", "deliverAt", "deliverAtNEQ", "deliverAtIn", "deliverAtNotIn", "deliverAtGT", "deliverAtGTE", "deliverAtLT", "deliverAtLTE", "deliverAtIsNil", "deliverAtNotNil", "deliveryCount", "deliveryCountNEQ", "deliveryCountIn", "deliveryCountNotIn", "deliveryCountGT", "deliveryCountGTE", "deliveryCountLT", "deliveryCountLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "hasDeliveries", "hasDeliveriesWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "idEqualFold", "idContainsFold", "eventType", "eventTypeNEQ", "eventTypeIn", "eventTypeNotIn", "eventTypeGT", "eventTypeGTE", "eventTypeLT", "eventTypeLTE", "eventTypeContains", "eventTypeHasPrefix", "eventTypeHasSuffix", "eventTypeEqualFold", "eventTypeContainsFold", "idempotencyKey", "idempotencyKeyNEQ", "idempotencyKeyIn", "idempotencyKeyNotIn", "idempotencyKeyGT", "idempotencyKeyGTE", "idempotencyKeyLT", "idempotencyKeyLTE", "idempotencyKeyContains", "idempotencyKeyHasPrefix", "idempotencyKeyHasSuffix", "idempotencyKeyIsNil", "idempotencyKeyNotNil", "idempotencyKeyEqualFold", "idempotencyKeyContainsFold", "orderingKey", "orderingKeyNEQ", "orderingKeyIn", "orderingKeyNotIn", "orderingKeyGT", "orderingKeyGTE", "orderingKeyLT", "orderingKeyLTE", "orderingKeyContains", "orderingKeyHasPrefix", "orderingKeyHasSuffix", "orderingKeyIsNil", "orderingKeyNotNil", "orderingKeyEqualFold", "orderingKeyContainsFold", "deliverAt", "deliverAtNEQ", "deliverAtIn", "deliverAtNotIn", "deliverAtGT", "deliverAtGTE", "deliverAtLT", "deliverAtLTE", "deliverAtIsNil", "deliverAtNotNil", "deliveryCount", "deliveryCountNEQ", "deliveryCountIn", "deliveryCountNotIn", "deliveryCountGT", "deliveryCountGTE", "deliveryCountLT", "deliveryCountLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "test", "testNEQ", "hasDeliveries", "hasDeliveriesWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -20632,6 +21167,20 @@ func (ec *executionContext) unmarshalInputEventWhereInput(ctx context.Context, o
 				return it, err
 			}
 			it.CreatedAtLTE = data
+		case "test":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("test"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Test = data
+		case "testNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("testNEQ"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TestNEQ = data
 		case "hasDeliveries":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasDeliveries"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -21010,7 +21559,7 @@ func (ec *executionContext) unmarshalInputUpdateAppInput(ctx context.Context, ob
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "acceptUnknownEventTypes"}
+	fieldsInOrder := [...]string{"name", "acceptUnknownEventTypes", "limits"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -21031,6 +21580,13 @@ func (ec *executionContext) unmarshalInputUpdateAppInput(ctx context.Context, ob
 				return it, err
 			}
 			it.AcceptUnknownEventTypes = data
+		case "limits":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("limits"))
+			data, err := ec.unmarshalOAppLimitInput2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAppLimitInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Limits = data
 		}
 	}
 	return it, nil
@@ -21359,6 +21915,12 @@ func (ec *executionContext) _APIKey(ctx context.Context, sel ast.SelectionSet, o
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._APIKey_scopes(ctx, field, obj)
 				})
+		case "portalSessionScopes":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._APIKey_portalSessionScopes(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -21511,6 +22073,12 @@ func (ec *executionContext) _App(ctx context.Context, sel ast.SelectionSet, obj 
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._App_portal(ctx, field, obj)
 				})
+		case "limits":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._App_limits(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -21589,6 +22157,59 @@ func (ec *executionContext) _AppEdge(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "cursor":
 			out.Values[i] = ec._AppEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var appLimitImplementors = []string{"AppLimit"}
+
+func (ec *executionContext) _AppLimit(ctx context.Context, sel ast.SelectionSet, obj *model.AppLimit) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, appLimitImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AppLimit")
+		case "name":
+			out.Values[i] = ec._AppLimit_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "limit":
+			out.Values[i] = ec._AppLimit_limit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "default":
+			out.Values[i] = ec._AppLimit_default(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "used":
+			out.Values[i] = ec._AppLimit_used(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "description":
+			out.Values[i] = ec._AppLimit_description(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -23045,6 +23666,11 @@ func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "test":
+			out.Values[i] = ec._Event_test(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "deliveries":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -23381,6 +24007,11 @@ func (ec *executionContext) _FilterMatch(ctx context.Context, sel ast.SelectionS
 		case "matched":
 			out.Values[i] = ec._FilterMatch_matched(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._FilterMatch_error(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -23788,6 +24419,11 @@ func (ec *executionContext) _PortalSession(ctx context.Context, sel ast.Selectio
 			}
 		case "apiKey":
 			out.Values[i] = ec._PortalSession_apiKey(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "scopes":
+			out.Values[i] = ec._PortalSession_scopes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -24220,6 +24856,11 @@ func (ec *executionContext) _TestEndpointPayload(ctx context.Context, sel ast.Se
 			}
 		case "attempt":
 			out.Values[i] = ec._TestEndpointPayload_attempt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "delivery":
+			out.Values[i] = ec._TestEndpointPayload_delivery(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -24695,6 +25336,36 @@ func (ec *executionContext) marshalNAPIKeyScope2githubᚗcomᚋheraldhqᚋherald
 	return v
 }
 
+func (ec *executionContext) unmarshalNAPIKeyScope2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAPIKeyScopeᚄ(ctx context.Context, v any) ([]model.APIKeyScope, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]model.APIKeyScope, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAPIKeyScope2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAPIKeyScope(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNAPIKeyScope2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAPIKeyScopeᚄ(ctx context.Context, sel ast.SelectionSet, v []model.APIKeyScope) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAPIKeyScope2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAPIKeyScope(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNAPIKeyWhereInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAPIKeyWhereInput(ctx context.Context, v any) (*ent.APIKeyWhereInput, error) {
 	res, err := ec.unmarshalInputAPIKeyWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
@@ -24716,6 +25387,45 @@ func (ec *executionContext) marshalNAppConnection2ᚖgithubᚗcomᚋheraldhqᚋh
 	return ec._AppConnection(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNAppLimit2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAppLimitᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AppLimit) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAppLimit2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAppLimit(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAppLimit2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAppLimit(ctx context.Context, sel ast.SelectionSet, v *model.AppLimit) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AppLimit!")
+		return graphql.Null
+	}
+	return ec._AppLimit(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAppLimitInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAppLimitInput(ctx context.Context, v any) (*model.AppLimitInput, error) {
+	res, err := ec.unmarshalInputAppLimitInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNAppLimitName2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAppLimitName(ctx context.Context, v any) (model.AppLimitName, error) {
+	var res model.AppLimitName
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAppLimitName2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAppLimitName(ctx context.Context, sel ast.SelectionSet, v model.AppLimitName) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNAppOrderField2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAppOrderField(ctx context.Context, v any) (*ent.AppOrderField, error) {
 	var res = new(ent.AppOrderField)
 	err := res.UnmarshalGQL(v)
@@ -24733,14 +25443,6 @@ func (ec *executionContext) marshalNAppOrderField2ᚖgithubᚗcomᚋheraldhqᚋh
 func (ec *executionContext) unmarshalNAppWhereInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAppWhereInput(ctx context.Context, v any) (*ent.AppWhereInput, error) {
 	res, err := ec.unmarshalInputAppWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalNAttempt2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAttempt(ctx context.Context, sel ast.SelectionSet, v *ent.Attempt) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "Attempt!")
-		return graphql.Null
-	}
-	return ec._Attempt(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNAttemptConnection2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAttemptConnection(ctx context.Context, sel ast.SelectionSet, v *ent.AttemptConnection) graphql.Marshaler {
@@ -25956,6 +26658,23 @@ func (ec *executionContext) marshalOAppEdge2ᚖgithubᚗcomᚋheraldhqᚋherald�
 		return graphql.Null
 	}
 	return ec._AppEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOAppLimitInput2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAppLimitInputᚄ(ctx context.Context, v any) ([]*model.AppLimitInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.AppLimitInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAppLimitInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAppLimitInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) unmarshalOAppOrder2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAppOrder(ctx context.Context, v any) (*ent.AppOrder, error) {

@@ -29,10 +29,12 @@ const (
 const (
 	// MaxDepth is the deepest selection nesting accepted.
 	MaxDepth = 12
-	// MaxComplexity is the largest estimated cost accepted; a connection
-	// costs its page size times the cost of its nodes, so one page of 100
-	// deliveries with 100 attempts each of 20 fields fits.
-	MaxComplexity = 250000
+	// MaxComplexity is the largest estimated cost accepted, in points of
+	// about 128 bytes of answer (see costs): 32 MiB. A connection costs
+	// its page size times the cost of its nodes, so one page of 100
+	// deliveries with 50 attempts each of 20 plain fields fits, and so
+	// does one page of 100 events with payloads of the largest size.
+	MaxComplexity = (32 << 20) / pointBytes
 )
 
 // pageArgs enforces page sizes on every connection field: first and last
@@ -122,8 +124,6 @@ func setComplexity(c *ComplexityRoot) {
 	c.Delivery.Attempts = func(child int, _ *entgql.Cursor[string], first *int, _ *entgql.Cursor[string], last *int, _ *ent.AttemptOrder, _ *ent.AttemptWhereInput) int {
 		return connectionCost(child, first, last)
 	}
-	c.Endpoint.Stats = statsCost
-	c.App.Stats = statsCost
 	c.Subscription.StatsUpdated = func(child int, _ *string, window, bucket time.Duration) int {
 		return statsCost(child, window, bucket)
 	}

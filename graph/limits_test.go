@@ -3,6 +3,7 @@ package graph_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -102,12 +103,66 @@ func TestQuery_RejectsOverComplexQuery(t *testing.T) {
 			t.Errorf("over-complex query returned data: %s", r.Data)
 		}
 	}
-	// The documented budget: a page of 100 deliveries with 100 attempts of
-	// 20 fields each fits.
+	// The documented budget: a page of 100 deliveries with 50 attempts of
+	// 20 plain fields each fits; so do their bodies and headers for 10
+	// deliveries of 15 attempts, and one page of 100 events with payloads.
 	c.Must(nil, `{ deliveries(first: 100) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node {
-		id status attempts(first: 100) { edges { node {
-			id deliveryID endpointID attemptNumber trigger succeeded requestURL responseStatus responseBody responseBodyTruncated
-			durationMs errorMessage startedAt completedAt requestHeaders { name value } responseHeaders { name value } } } } } } } }`, nil)
+		id status attempts(first: 50) { edges { node {
+			id deliveryID endpointID attemptNumber trigger succeeded requestURL responseStatus responseBodyTruncated
+			durationMs errorMessage startedAt completedAt } } } } } } }`, nil)
+	c.Must(nil, `{ deliveries(first: 10) { edges { node { id attempts(first: 15) { edges { node {
+			id responseBody requestHeaders { name value } responseHeaders { name value } } } } } } } }`, nil)
+	c.Must(nil, `{ events(first: 100) { edges { node { id payload } } } }`, nil)
+}
+
+// TestQuery_CostsCountBytesAndWork is the review's aliased queries: what a
+// field reads and sends counts, so that payloads, response bodies and
+// testFilter's decoding cannot be multiplied by aliases past the limit,
+// and an operation has at most MaxRootFields root fields and
+// MaxSelections fields however its fragments are spread.
+func TestQuery_CostsCountBytesAndWork(t *testing.T) {
+	t.Parallel()
+	s := heraldtest.Start(t)
+	c := s.As(t, s.Token)
+	aliased := func(n int, field string) string {
+		var b strings.Builder
+		b.WriteString("{ ")
+		for i := range n {
+			fmt.Fprintf(&b, "a%d: %s ", i, field)
+		}
+		b.WriteString("}")
+		return b.String()
+	}
+	fragmentBomb := func() string {
+		var b strings.Builder
+		b.WriteString("{ ...F0 }\n")
+		for i := range 30 {
+			fmt.Fprintf(&b, "fragment F%d on Query { viewer { isAdmin } ...F%d ...F%d }\n", i, i+1, i+1)
+		}
+		b.WriteString("fragment F30 on Query { viewer { isAdmin } }\n")
+		return b.String()
+	}
+	for _, tt := range []struct {
+		name, query, says string
+	}{
+		{"two pages of payloads", aliased(2, `events(first: 100) { edges { node { payload } } }`), "complexity"},
+		{"testFilter over 100 events", `{ testFilter(filter: {}, recent: 100) { matchCount } }`, "between 1 and 50"},
+		{"aliased testFilters", aliased(3, `testFilter(filter: {}, recent: 50) { matchCount }`), "complexity"},
+		{"300 aliased testFilters", aliased(300, `testFilter(filter: {}) { matchCount }`), "root fields"},
+		{"830 aliased pages of events", aliased(830, `events(first: 100) { edges { node { payload } } }`), "root fields"},
+		{"21 root fields", aliased(MaxRootFieldsForTest+1, `viewer { isAdmin }`), "root fields"},
+		{"a fragment bomb", fragmentBomb(), "fields"},
+		{"attempts' bodies of 100 deliveries", `{ deliveries(first: 100) { edges { node { attempts(first: 100) { edges { node { responseBody } } } } } } }`, "complexity"},
+	} {
+		r := c.Do(tt.query, nil)
+		r.WantError(t, "BAD_USER_INPUT")
+		if !strings.Contains(string(r.Body), tt.says) {
+			t.Errorf("%s: error does not say %q: %s", tt.name, tt.says, r.Body)
+		}
+	}
+	// At the limits, it runs.
+	c.Must(nil, aliased(MaxRootFieldsForTest, `viewer { isAdmin }`), nil)
+	c.Must(nil, `{ testFilter(filter: {}, recent: 20) { matchCount } }`, nil)
 }
 
 // post sends a raw request to /graphql.
@@ -249,3 +304,6 @@ func TestNodes_RejectsMoreIDsThanAPage(t *testing.T) {
 		}
 	}
 }
+
+// MaxRootFieldsForTest is graph.MaxRootFields.
+const MaxRootFieldsForTest = graph.MaxRootFields

@@ -42,6 +42,10 @@ type Deps struct {
 	Rand io.Reader
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
+	// MaxPayload is the largest event payload, which the cost of a
+	// payload in the complexity limit follows (default
+	// dispatch.DefaultMaxPayload).
+	MaxPayload int
 }
 
 // Resolver is the root resolver.
@@ -72,7 +76,10 @@ func NewSchema(cfg Deps) graphql.ExecutableSchema {
 	}
 	c := Config{Resolvers: r}
 	setComplexity(&c.Complexity)
-	return NewExecutableSchema(c)
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = dispatch.DefaultMaxPayload
+	}
+	return costedSchema{ExecutableSchema: NewExecutableSchema(c), costs: costs(cfg.MaxPayload)}
 }
 
 type requestURLKey struct{}

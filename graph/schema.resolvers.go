@@ -27,6 +27,7 @@ import (
 	"github.com/heraldhq/herald/fault"
 	"github.com/heraldhq/herald/graph/model"
 	"github.com/heraldhq/herald/portal"
+	"github.com/heraldhq/herald/quota"
 	"github.com/heraldhq/herald/scope"
 	"github.com/heraldhq/herald/stats"
 	"github.com/heraldhq/herald/tenant"
@@ -36,14 +37,12 @@ import (
 
 // Scopes is the resolver for the scopes field.
 func (r *aPIKeyResolver) Scopes(ctx context.Context, obj *ent.APIKey) ([]model.APIKeyScope, error) {
-	if obj.Scopes == nil {
-		return nil, nil
-	}
-	out := make([]model.APIKeyScope, len(obj.Scopes))
-	for i, sc := range obj.Scopes {
-		out[i] = model.APIKeyScope(sc)
-	}
-	return out, nil
+	return scopesOut(obj.Scopes), nil
+}
+
+// PortalSessionScopes is the resolver for the portalSessionScopes field.
+func (r *aPIKeyResolver) PortalSessionScopes(ctx context.Context, obj *ent.APIKey) ([]model.APIKeyScope, error) {
+	return scopesOut(obj.SessionScopes), nil
 }
 
 // Stats is the resolver for the stats field.
@@ -81,6 +80,11 @@ func (r *appResolver) Portal(ctx context.Context, obj *ent.App) (*model.PortalSe
 		out.AccentColor = &ps.AccentColor
 	}
 	return out, nil
+}
+
+// Limits is the resolver for the limits field.
+func (r *appResolver) Limits(ctx context.Context, obj *ent.App) ([]*model.AppLimit, error) {
+	return r.appLimits(ctx, obj)
 }
 
 // Endpoint is the resolver for the endpoint field.
@@ -200,6 +204,15 @@ func (r *mutationResolver) UpdateApp(ctx context.Context, id string, input model
 	if input.AcceptUnknownEventTypes != nil {
 		u.SetAcceptUnknownEventTypes(*input.AcceptUnknownEventTypes)
 	}
+	if input.Limits != nil {
+		set := a.Limits
+		for i, l := range input.Limits {
+			if set, err = quota.Set(set, quota.Name(l.Name), l.Limit, fmt.Sprintf("input.limits[%d].limit", i)); err != nil {
+				return nil, err
+			}
+		}
+		u.SetLimits(set)
+	}
 	a, err = u.Save(ctx)
 	if err != nil {
 		return nil, err
@@ -226,13 +239,8 @@ func (r *mutationResolver) CreateAPIKey(ctx context.Context, input model.CreateA
 			return nil, err
 		}
 	}
-	in := auth.KeyInput{AppID: appID, Name: input.Name, Admin: deref(input.Admin)}
-	if input.Scopes != nil {
-		in.Scopes = make([]scope.Scope, len(input.Scopes))
-		for i, sc := range input.Scopes {
-			in.Scopes[i] = scope.Scope(sc)
-		}
-	}
+	in := auth.KeyInput{AppID: appID, Name: input.Name, Admin: deref(input.Admin),
+		Scopes: scopesIn(input.Scopes), SessionScopes: scopesIn(input.PortalSessionScopes)}
 	if input.ExpiresIn != nil {
 		if *input.ExpiresIn <= 0 {
 			return nil, fault.Invalid("input.expiresIn", "must be positive, such as \"720h\"; leave it out for a key that never expires")
@@ -263,7 +271,7 @@ func (r *mutationResolver) RevokeAPIKey(ctx context.Context, id string) (*ent.AP
 
 // CreatePortalSession is the resolver for the createPortalSession field.
 func (r *mutationResolver) CreatePortalSession(ctx context.Context, input model.CreatePortalSessionInput) (*model.PortalSession, error) {
-	in := portal.SessionInput{AppID: deref(input.AppID), Name: deref(input.Name), ReadOnly: deref(input.ReadOnly)}
+	in := portal.SessionInput{AppID: deref(input.AppID), Name: deref(input.Name), ReadOnly: deref(input.ReadOnly), Scopes: scopesIn(input.Scopes)}
 	if input.ExpiresIn != nil {
 		if *input.ExpiresIn <= 0 {
 			return nil, fault.Invalid("input.expiresIn", "must be positive, such as \"1h\"")
@@ -278,8 +286,9 @@ func (r *mutationResolver) CreatePortalSession(ctx context.Context, input model.
 		URL:       r.absoluteURL(ctx, sess.Path),
 		Token:     sess.Token,
 		ExpiresAt: *sess.Key.ExpiresAt,
-		ReadOnly:  in.ReadOnly,
+		ReadOnly:  scope.ReadOnly(scope.FromStrings(sess.Key.Scopes)),
 		APIKey:    sess.Key,
+		Scopes:    scopesOut(sess.Key.Scopes),
 	}, nil
 }
 
@@ -418,15 +427,20 @@ func (r *mutationResolver) TestEndpoint(ctx context.Context, id string, eventTyp
 	if err != nil {
 		return nil, err
 	}
-	a, err := r.client.Attempt.Get(ctx, res.AttemptID)
+	d, err := r.client.Delivery.Get(ctx, res.DeliveryID)
 	if err != nil {
-		return nil, fmt.Errorf("load test attempt: %w", err)
+		return nil, fmt.Errorf("load test delivery: %w", err)
 	}
 	out := &model.TestEndpointPayload{
-		Delivered:    res.Delivered,
-		DurationMs:   int(res.Duration.Milliseconds()),
-		ResponseBody: &res.ResponseBody,
-		Attempt:      a,
+		Delivered:  res.Delivered,
+		DurationMs: int(res.Duration.Milliseconds()),
+		Delivery:   d,
+	}
+	if res.Sent {
+		out.ResponseBody = &res.ResponseBody
+		if out.Attempt, err = r.client.Attempt.Get(ctx, res.AttemptID); err != nil {
+			return nil, fmt.Errorf("load test attempt: %w", err)
+		}
 	}
 	if res.StatusCode != 0 {
 		out.StatusCode = &res.StatusCode

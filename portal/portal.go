@@ -23,10 +23,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/heraldhq/herald/auth"
+	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/fault"
+	"github.com/heraldhq/herald/quota"
 	"github.com/heraldhq/herald/scope"
 	"github.com/heraldhq/herald/tenant"
 )
@@ -55,6 +57,9 @@ type SessionInput struct {
 	TTL time.Duration
 	// ReadOnly drops every write from the session's scopes.
 	ReadOnly bool
+	// Scopes, if not nil, are what the session may do: a subset of what
+	// the creating credential may give (scope.Grantable).
+	Scopes []scope.Scope
 }
 
 // Session is a new portal session.
@@ -112,8 +117,12 @@ func targetApp(ctx context.Context, client *ent.Client, appID, field string) (te
 
 // CreateSession creates a portal session. Admin keys may create one for
 // any app, other keys for their own app.
+//
+// A credential never creates a session that may do more than it may itself,
+// unless its key says so (APIKey.portalSessionScopes): the session's scopes
+// are within scope.Grantable, and it expires no later than the key.
 func (s *Service) CreateSession(ctx context.Context, in SessionInput) (*Session, error) {
-	_, appID, err := targetApp(ctx, s.Client, in.AppID, "input.appId")
+	v, appID, err := targetApp(ctx, s.Client, in.AppID, "input.appId")
 	if err != nil {
 		return nil, err
 	}
@@ -128,23 +137,84 @@ func (s *Service) CreateSession(ctx context.Context, in SessionInput) (*Session,
 	if name == "" {
 		name = "Portal session"
 	}
-	scopes := scope.Portal
-	if in.ReadOnly {
-		scopes = scope.PortalReadOnly
+	scopes, err := sessionScopes(v, in)
+	if err != nil {
+		return nil, err
 	}
+	expires := s.now().Add(ttl)
+	if !v.ExpiresAt.IsZero() && v.ExpiresAt.Before(expires) {
+		if in.TTL != 0 {
+			return nil, fault.Invalid("input.expiresIn", "would outlive the key that creates the session, which expires at %s: ask for at most %s", v.ExpiresAt.UTC().Format(time.RFC3339), v.ExpiresAt.Sub(s.now()).Round(time.Second))
+		}
+		expires = v.ExpiresAt
+	}
+	var k *ent.APIKey
+	var token string
 	// The key is written by Herald on the caller's behalf: app keys may not
 	// create keys themselves, but may open their app's portal.
-	k, token, err := auth.CreateKey(tenant.System(ctx), s.Client, auth.KeyInput{
-		AppID:     appID,
-		Name:      name,
-		Scopes:    slices.Clone(scopes),
-		ExpiresAt: s.now().Add(ttl),
-		Portal:    true,
-	}, s.Rand)
+	err = db.WithTx(tenant.System(ctx), s.Client, func(tx *ent.Client) error {
+		if err := quota.Lock(ctx, tx, appID); err != nil {
+			return err
+		}
+		if err := quota.Check(ctx, tx, appID, quota.PortalSessions, 1, s.now()); err != nil {
+			return err
+		}
+		var err error
+		k, token, err = auth.CreateKey(tenant.System(ctx), tx, auth.KeyInput{
+			AppID:     appID,
+			Name:      name,
+			Scopes:    scopes,
+			ExpiresAt: expires,
+			Portal:    true,
+		}, s.Rand)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
 	return &Session{Key: k, Token: token, Path: Path(appID) + "#token=" + token}, nil
+}
+
+// sessionScopes returns the scopes of a new portal session: those asked
+// for, else the portal's (read-only ones with ReadOnly), within what the
+// creating credential may give.
+func sessionScopes(v tenant.Viewer, in SessionInput) ([]scope.Scope, error) {
+	grantable := scope.Grantable(v.Scopes, v.SessionScopes)
+	want := in.Scopes
+	if want == nil {
+		if len(grantable) == 0 {
+			return nil, fault.Forbiddenf("this key may create portal sessions but may give them nothing: a key with only PORTAL_SESSIONS gives sessions no more than it may do itself; create the key with portalSessionScopes (such as [CATALOG_READ, ENDPOINTS_WRITE, EVENTS_READ, DELIVERIES_WRITE]), or use a key with full access")
+		}
+		want = grantable
+		if in.ReadOnly {
+			want = nil
+			for _, s := range grantable {
+				if slices.Contains(scope.PortalReadOnly, s) {
+					want = append(want, s)
+				}
+			}
+			if len(want) == 0 {
+				want = []scope.Scope{scope.CatalogRead}
+			}
+		}
+	}
+	norm, err := scope.Normalize(want)
+	if err != nil {
+		return nil, fault.Invalid("input.scopes", "%s", err.Error())
+	}
+	for _, s := range norm {
+		if !slices.Contains(scope.Portal, s) {
+			return nil, fault.Invalid("input.scopes", "%s is not a portal scope: portal sessions may have %s", s, scope.Join(scope.Portal))
+		}
+		if in.ReadOnly && !slices.Contains(scope.PortalReadOnly, s) {
+			return nil, fault.Invalid("input.scopes", "%s writes, and the session is readOnly: leave it out, or readOnly", s)
+		}
+		if !scope.Allows(grantable, s) {
+			return nil, &fault.Error{Code: fault.Forbidden, Reason: "SCOPE", Field: "input.scopes", Message: fmt.Sprintf(
+				"this key may not give portal sessions %s: it may give %s (its own scopes and its portalSessionScopes)", s, scope.Join(grantable))}
+		}
+	}
+	return norm, nil
 }
 
 // RevokeSession revokes one portal session, which stops working at once,

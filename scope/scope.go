@@ -56,6 +56,31 @@ var Portal = []Scope{CatalogRead, EndpointsRead, EndpointsWrite, EventsRead, Del
 // any write.
 var PortalReadOnly = []Scope{CatalogRead, EndpointsRead, EventsRead}
 
+// Grantable returns what portal sessions created by a credential may do:
+// the portal's scopes that the credential has itself (full access: all of
+// them), and those its key grants sessions explicitly (sessionScopes,
+// APIKey.portalSessionScopes). A credential never creates a session with
+// more than that.
+func Grantable(granted, sessionScopes []Scope) []Scope {
+	var out []Scope
+	for _, s := range Portal {
+		if Allows(granted, s) || slices.Contains(sessionScopes, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ReadOnly reports whether scopes allow no write at all.
+func ReadOnly(scopes []Scope) bool {
+	for _, s := range scopes {
+		if _, writes := implied[s]; writes || s == EventsPublish || s == PortalSessions {
+			return false
+		}
+	}
+	return scopes != nil
+}
+
 // implied maps a scope to the scope it implies.
 var implied = map[Scope]Scope{
 	CatalogWrite:    CatalogRead,

@@ -158,3 +158,76 @@ func TestServe_ShutsDownGracefully(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// chunked posts a chunked body to /graphql (with the Authorization
+// header auth, if any), writing it with write, and returns the status and
+// body of the answer, or the error of the exchange.
+func chunked(t *testing.T, s *heraldtest.Server, auth string, write func(w *io.PipeWriter)) (int, string, error) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	go write(pw)
+	req, err := http.NewRequest(http.MethodPost, s.URL+"/graphql", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = -1
+	req.Header.Set("Content-Type", "application/json")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+// Defect 10 of the review: chunked bodies of up to 5 MiB were buffered
+// before the caller was known. Without a usable key a body may be 64 KiB
+// (introspection fits); with one, the configured limit.
+func TestHTTP_BodyWithoutAKeyIsSmall(t *testing.T) {
+	t.Parallel()
+	s := heraldtest.Start(t)
+	big := func(w *io.PipeWriter) {
+		_, _ = w.Write([]byte(`{"query": "{ __typename }", "pad": "`))
+		_, _ = w.Write([]byte(strings.Repeat("x", 200<<10)))
+		_, _ = w.Write([]byte(`"}`))
+		_ = w.Close()
+	}
+	status, body, err := chunked(t, s, "", big)
+	if err != nil || status != http.StatusRequestEntityTooLarge || !strings.Contains(body, "API key") {
+		t.Fatalf("200 KiB without a key: %d %s (%v); want 413 saying to send a key", status, body, err)
+	}
+	status, body, err = chunked(t, s, "Bearer "+s.Token, big)
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("200 KiB with a key: %d %s (%v); want it read", status, body, err)
+	}
+}
+
+// Defect 10: no read timeouts. A body that trickles in is cut off.
+func TestHTTP_SlowBodyIsCutOff(t *testing.T) {
+	t.Parallel()
+	s := heraldtest.Start(t, func(c *server.Config) { c.BodyTimeout = 300 * time.Millisecond })
+	stop := make(chan struct{})
+	defer close(stop)
+	start := time.Now()
+	status, _, err := chunked(t, s, "Bearer "+s.Token, func(w *io.PipeWriter) {
+		_, _ = w.Write([]byte(`{"query": "{ __typename }", "pad": "`))
+		for {
+			select {
+			case <-stop:
+				_ = w.Close()
+				return
+			case <-time.After(50 * time.Millisecond):
+				if _, err := w.Write([]byte("x")); err != nil {
+					return
+				}
+			}
+		}
+	})
+	if took := time.Since(start); took > 10*time.Second || (err == nil && status == http.StatusOK) {
+		t.Fatalf("a trickling body: status %d, error %v after %s; want it cut off within about 300ms", status, err, took)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/gorilla/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -136,14 +137,34 @@ func isIntrospection(set ast.SelectionSet, frags ast.FragmentDefinitionList) boo
 	return true
 }
 
-// limitBody refuses request bodies larger than MaxRequestBytes with 413,
-// whether their length is declared or they are chunked.
+// anonymousBodyLimit bounds the body of a request without a usable key:
+// introspection fits in a few kilobytes.
+const anonymousBodyLimit = 64 << 10
+
+// limitBody refuses request bodies larger than MaxRequestBytes (64 KiB
+// without a usable key: only introspection works then) with 413, whether
+// their length is declared or they are chunked, and bounds the time to
+// read them and to answer. It runs after authenticate, so that no body is
+// read for a caller the server does not know.
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := s.cfg.MaxRequestBytes
+		if _, ok := tenant.FromContext(r.Context()); !ok {
+			limit = min(limit, anonymousBodyLimit)
+		}
+		if !websocket.IsWebSocketUpgrade(r) {
+			rc := http.NewResponseController(w)
+			now := time.Now()
+			_ = rc.SetReadDeadline(now.Add(s.cfg.BodyTimeout))
+			_ = rc.SetWriteDeadline(now.Add(s.cfg.ResponseTimeout))
+		}
 		tooLarge := func(size string) {
+			hint := "split large batches"
+			if limit == anonymousBodyLimit {
+				hint = "send an API key (Authorization: Bearer hrld_…): without one only introspection works"
+			}
 			writeGraphQLError(w, http.StatusRequestEntityTooLarge, fault.BadUserInput,
-				fmt.Sprintf("request body is %s bytes; the limit is %d: split large batches", size, limit))
+				fmt.Sprintf("request body is %s bytes; the limit is %d: %s", size, limit, hint))
 		}
 		switch {
 		case r.ContentLength > limit:
@@ -153,7 +174,7 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 			// Chunked: read up to one byte past the limit to find out.
 			body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 			if err != nil {
-				writeGraphQLError(w, http.StatusBadRequest, fault.BadUserInput, "could not read the request body")
+				writeGraphQLError(w, http.StatusBadRequest, fault.BadUserInput, "could not read the request body in time")
 				return
 			}
 			if int64(len(body)) > limit {
@@ -161,11 +182,22 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
+			r = r.WithContext(context.WithValue(r.Context(), bodySizeKey{}, int64(len(body))))
 		default:
 			r.Body = http.MaxBytesReader(w, r.Body, limit)
+			r = r.WithContext(context.WithValue(r.Context(), bodySizeKey{}, r.ContentLength))
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+type bodySizeKey struct{}
+
+// bodySize returns the size of the request body of ctx's HTTP request (0
+// for websocket operations).
+func bodySize(ctx context.Context) int64 {
+	n, _ := ctx.Value(bodySizeKey{}).(int64)
+	return n
 }
 
 func writeGraphQLError(w http.ResponseWriter, status int, code fault.Code, msg string) {

@@ -56,6 +56,9 @@ func newReplicas(d *db.DB, log *slog.Logger) (*replicas, *replicaTargets, error)
 			t.engine.PeersReset()
 			t.auth.ForgetAll()
 			t.catalog.InvalidateAll()
+			// Revocations may have been missed: check the keys of the
+			// open live connections now.
+			t.recheck()
 		},
 	}})
 	if err != nil {
@@ -70,6 +73,7 @@ type replicaTargets struct {
 	engine  *dispatch.Engine
 	auth    *auth.Authenticator
 	catalog *catalog.Catalog
+	recheck func()
 }
 
 // peers adapts the cluster to the engine's view of its peers.

@@ -80,11 +80,12 @@ func TestWebsocket_RevokingAKeyClosesItsConnectionsAtOnce(t *testing.T) {
 
 // TestWebsocket_OperationsOfARevokedKeyAreRefused revokes a key the way
 // another Herald process sharing the database would, without telling this
-// one: the connection stays open, but once the key cache has expired (5 s)
-// every operation on it checks the key again and is refused.
+// one: with the periodic check of live connections far off, the
+// connection stays open, but once the key cache has expired (5 s) every
+// operation on it checks the key again and is refused.
 func TestWebsocket_OperationsOfARevokedKeyAreRefused(t *testing.T) {
 	t.Parallel()
-	s := heraldtest.Start(t)
+	s := heraldtest.Start(t, func(c *server.Config) { c.RecheckInterval = time.Hour })
 	token, id := newKey(t, s, "console")
 	c := dial(t, s, heraldtest.TransportWS, token)
 	if err := c.Subscribe("before", `query { viewer { app { id } } }`, nil); err != nil {
@@ -130,5 +131,32 @@ func TestWebsocket_OperationsOfARevokedKeyAreRefused(t *testing.T) {
 		if len(r.Errors) == 0 || r.Errors[0].Extensions["code"] != "UNAUTHENTICATED" {
 			t.Errorf("%s on the connection of a revoked key: %+v, want an UNAUTHENTICATED error", op.name, r)
 		}
+	}
+}
+
+// TestWebsocket_ConnectionOfAKeyRevokedUnseenIsClosed is a revocation whose
+// notice never arrived (another replica crashed before sending it, or its
+// listener was reconnecting): the periodic check of live connections reads
+// the key again and closes the connection, subscriptions and all, with
+// 4401, within its interval.
+func TestWebsocket_ConnectionOfAKeyRevokedUnseenIsClosed(t *testing.T) {
+	t.Parallel()
+	s := heraldtest.Start(t, func(c *server.Config) { c.RecheckInterval = 500 * time.Millisecond })
+	token, id := newKey(t, s, "console")
+	c := dial(t, s, heraldtest.TransportWS, token)
+	if err := c.Subscribe("feed", `subscription { eventPublished { eventId } }`, nil); err != nil {
+		t.Fatal(err)
+	}
+	other, err := sql.Open("sqlite3", "file:"+s.DBPath+"?_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.ExecContext(context.Background(), `UPDATE api_keys SET revoked_at = ? WHERE id = ?`, time.Now().UTC(), id); err != nil {
+		t.Fatalf("revoke in the database: %v", err)
+	}
+	code, reason, closed := c.WaitClosed(10 * time.Second)
+	if !closed || code != server.CloseUnauthorized {
+		t.Fatalf("connection of a key revoked behind this server's back: closed %v with %d %q; want closed with %d", closed, code, reason, server.CloseUnauthorized)
 	}
 }

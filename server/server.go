@@ -100,6 +100,17 @@ type Config struct {
 	// (default 15s).
 	KeepAlive time.Duration
 
+	// BodyTimeout bounds reading the body of an HTTP request to /graphql
+	// (default 30s); ResponseTimeout bounds running it and writing the
+	// answer (default 2m). Websockets have their own limits.
+	BodyTimeout, ResponseTimeout time.Duration
+
+	// RecheckInterval is how often the keys of open live connections are
+	// read again from the database, so that a revocation whose notice
+	// another replica lost still closes them (default 5s, the
+	// authenticator's cache lifetime).
+	RecheckInterval time.Duration
+
 	// Engine settings; see dispatch.Config.
 	Workers       int
 	PerEndpoint   int
@@ -151,6 +162,7 @@ type Server struct {
 	bus        *bus.Bus
 	websockets *gorillaWebsockets
 	live       *liveLimits
+	requests   *appRequests
 	handler    http.Handler
 	metrics    *metrics.Metrics // nil: metrics are off
 	token      string
@@ -159,6 +171,10 @@ type Server struct {
 	draining  atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
+	// recheck asks for the live connections' keys to be checked now;
+	// recheckStop ends their periodic check.
+	recheck     chan struct{}
+	recheckStop chan struct{}
 }
 
 // New opens the database (creating and migrating it if needed), prepares
@@ -188,6 +204,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.MaxSubscriptionsPerConnection <= 0 {
 		cfg.MaxSubscriptionsPerConnection = 20
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 30 * time.Second
+	}
+	if cfg.ResponseTimeout <= 0 {
+		cfg.ResponseTimeout = 2 * time.Minute
+	}
+	if cfg.RecheckInterval <= 0 {
+		cfg.RecheckInterval = 5 * time.Second
 	}
 	rules, err := destination.ParseRules(cfg.AllowDestinations)
 	if err != nil {
@@ -294,8 +319,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s = &Server{
 		cfg: cfg, log: cfg.Logger, db: d, driver: driver, engine: engine, pruner: pruner, auth: authn, token: token, bus: live,
 		replicas: reps, metrics: mets,
-		websockets: newGorillaWebsockets(),
-		live:       &liveLimits{perKey: cfg.MaxConnectionsPerKey, byKey: make(map[string]int)},
+		websockets:  newGorillaWebsockets(),
+		requests:    newAppRequests(d.Client, 10*time.Second),
+		recheck:     make(chan struct{}, 1),
+		recheckStop: make(chan struct{}),
+		live:        &liveLimits{perKey: cfg.MaxConnectionsPerKey, byKey: make(map[string]int)},
+	}
+	if reps != nil {
+		targets.recheck = s.pokeRecheck
 	}
 	// A revoked key's live connections end at once, whether this process
 	// revoked it or learned that another one did.
@@ -313,12 +344,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Endpoints: &endpoints.Service{
 			Client: d.Client, Catalog: cat, Policy: policy, Rand: cfg.Rand, Engine: engine, Observer: observer,
 		},
-		Engine:    engine,
-		Bus:       live,
-		Portal:    s.portal,
-		PublicURL: cfg.PublicURL,
-		Stats:     &stats.Store{DB: d.Read, Dialect: d.Dialect()},
-		Rand:      cfg.Rand,
+		Engine:     engine,
+		Bus:        live,
+		Portal:     s.portal,
+		PublicURL:  cfg.PublicURL,
+		Stats:      &stats.Store{DB: d.Read, Dialect: d.Dialect()},
+		Rand:       cfg.Rand,
+		MaxPayload: cfg.MaxPayloadBytes,
 	})
 	gql := handler.New(schema)
 	if cfg.TracerProvider != nil {
@@ -332,19 +364,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	gql.SetParserTokenLimit(20000)
 	gql.Use(extension.Introspection{})
 	gql.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	gql.Use(graph.OperationLimits{})
 	gql.Use(requireViewer{})
 	gql.Use(recheckLiveKey{auth: authn, log: cfg.Logger})
 	gql.Use(graph.ScopeCheck{})
-	gql.Use(graph.PageDefaultVariables{})
+	gql.Use(graph.PageLimits{})
 	gql.Use(graph.DepthLimit{Max: graph.MaxDepth})
 	gql.Use(extension.FixedComplexityLimit(graph.MaxComplexity))
+	gql.AroundOperations(s.takeTurns)
 	gql.AroundResponses(graph.Loaders(d.Client))
 	gql.AroundFields(graph.Middleware)
 	gql.SetErrorPresenter(graph.ErrorPresenter(cfg.Logger))
 	gql.SetRecoverFunc(graph.Recover(cfg.Logger))
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", s.limitBody(s.checkOrigin(withConnSlot(s.authenticate(gql)))))
+	mux.Handle("/graphql", s.checkOrigin(withConnSlot(s.authenticate(s.limitBody(gql)))))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
@@ -392,6 +426,7 @@ func (s *Server) Start() {
 	if s.replicas != nil {
 		s.replicas.start(s.log)
 	}
+	go s.runRecheck(s.cfg.RecheckInterval, s.recheck, s.recheckStop)
 	s.engine.Start()
 	if s.pruner != nil {
 		s.pruner.Start()
@@ -424,6 +459,7 @@ func (s *Server) Close(ctx context.Context) error {
 			}
 		}
 		s.bus.Close()
+		close(s.recheckStop)
 		s.websockets.closeAll()
 		s.driver.Close()
 		if cerr := s.db.Close(); err == nil {

@@ -163,6 +163,21 @@ func (g *gorillaWebsockets) closeKey(keyID string, code int, reason string) int 
 	return len(conns)
 }
 
+// keys returns the API keys of the open connections, once each.
+func (g *gorillaWebsockets) keys() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	seen := make(map[string]bool)
+	var out []string
+	for c := range g.conns {
+		if c.keyID != "" && !seen[c.keyID] {
+			seen[c.keyID] = true
+			out = append(out, c.keyID)
+		}
+	}
+	return out
+}
+
 // closeAll tells every open connection the server is going away.
 func (g *gorillaWebsockets) closeAll() {
 	g.mu.Lock()

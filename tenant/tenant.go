@@ -30,6 +30,9 @@ type Viewer struct {
 	Scopes []scope.Scope
 	// Portal reports whether the caller is a customer-portal session.
 	Portal bool
+	// SessionScopes are what portal sessions the caller's key may create
+	// beyond its own scopes (see scope.Grantable).
+	SessionScopes []scope.Scope
 	// ExpiresAt is when the caller's credential stops working (zero:
 	// never). Live connections are closed then.
 	ExpiresAt time.Time

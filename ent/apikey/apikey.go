@@ -36,6 +36,8 @@ const (
 	FieldKind = "kind"
 	// FieldScopes holds the string denoting the scopes field in the database.
 	FieldScopes = "scopes"
+	// FieldSessionScopes holds the string denoting the session_scopes field in the database.
+	FieldSessionScopes = "session_scopes"
 	// FieldExpiresAt holds the string denoting the expires_at field in the database.
 	FieldExpiresAt = "expires_at"
 	// FieldLastUsedAt holds the string denoting the last_used_at field in the database.
@@ -67,6 +69,7 @@ var Columns = []string{
 	FieldTokenHash,
 	FieldKind,
 	FieldScopes,
+	FieldSessionScopes,
 	FieldExpiresAt,
 	FieldLastUsedAt,
 	FieldRevokedAt,
@@ -89,7 +92,7 @@ func ValidColumn(column string) bool {
 //	import _ "github.com/heraldhq/herald/ent/runtime"
 var (
 	Hooks        [1]ent.Hook
-	Interceptors [1]ent.Interceptor
+	Interceptors [2]ent.Interceptor
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
 	DefaultCreatedAt func() time.Time
 	// DefaultUpdatedAt holds the default value on creation for the "updated_at" field.

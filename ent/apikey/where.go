@@ -470,6 +470,16 @@ func ScopesNotNil() predicate.APIKey {
 	return predicate.APIKey(sql.FieldNotNull(FieldScopes))
 }
 
+// SessionScopesIsNil applies the IsNil predicate on the "session_scopes" field.
+func SessionScopesIsNil() predicate.APIKey {
+	return predicate.APIKey(sql.FieldIsNull(FieldSessionScopes))
+}
+
+// SessionScopesNotNil applies the NotNil predicate on the "session_scopes" field.
+func SessionScopesNotNil() predicate.APIKey {
+	return predicate.APIKey(sql.FieldNotNull(FieldSessionScopes))
+}
+
 // ExpiresAtEQ applies the EQ predicate on the "expires_at" field.
 func ExpiresAtEQ(v time.Time) predicate.APIKey {
 	return predicate.APIKey(sql.FieldEQ(FieldExpiresAt, v))

@@ -34,6 +34,8 @@ const (
 	FieldPortalTheme = "portal_theme"
 	// FieldPortalAllowedOrigins holds the string denoting the portal_allowed_origins field in the database.
 	FieldPortalAllowedOrigins = "portal_allowed_origins"
+	// FieldLimits holds the string denoting the limits field in the database.
+	FieldLimits = "limits"
 	// FieldEndpointsVersion holds the string denoting the endpoints_version field in the database.
 	FieldEndpointsVersion = "endpoints_version"
 	// EdgeAPIKeys holds the string denoting the api_keys edge name in mutations.
@@ -105,6 +107,7 @@ var Columns = []string{
 	FieldPortalAccentColor,
 	FieldPortalTheme,
 	FieldPortalAllowedOrigins,
+	FieldLimits,
 	FieldEndpointsVersion,
 }
 

@@ -415,6 +415,16 @@ func PortalAllowedOriginsNotNil() predicate.App {
 	return predicate.App(sql.FieldNotNull(FieldPortalAllowedOrigins))
 }
 
+// LimitsIsNil applies the IsNil predicate on the "limits" field.
+func LimitsIsNil() predicate.App {
+	return predicate.App(sql.FieldIsNull(FieldLimits))
+}
+
+// LimitsNotNil applies the NotNil predicate on the "limits" field.
+func LimitsNotNil() predicate.App {
+	return predicate.App(sql.FieldNotNull(FieldLimits))
+}
+
 // EndpointsVersionEQ applies the EQ predicate on the "endpoints_version" field.
 func EndpointsVersionEQ(v int64) predicate.App {
 	return predicate.App(sql.FieldEQ(FieldEndpointsVersion, v))

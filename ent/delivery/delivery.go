@@ -190,6 +190,7 @@ const DefaultNextTrigger = NextTriggerSCHEDULED
 const (
 	NextTriggerSCHEDULED    NextTrigger = "SCHEDULED"
 	NextTriggerMANUAL_RETRY NextTrigger = "MANUAL_RETRY"
+	NextTriggerTEST         NextTrigger = "TEST"
 )
 
 func (nt NextTrigger) String() string {
@@ -199,7 +200,7 @@ func (nt NextTrigger) String() string {
 // NextTriggerValidator is a validator for the "next_trigger" field enum values. It is called by the builders before save.
 func NextTriggerValidator(nt NextTrigger) error {
 	switch nt {
-	case NextTriggerSCHEDULED, NextTriggerMANUAL_RETRY:
+	case NextTriggerSCHEDULED, NextTriggerMANUAL_RETRY, NextTriggerTEST:
 		return nil
 	default:
 		return fmt.Errorf("delivery: invalid enum value for next_trigger field: %q", nt)

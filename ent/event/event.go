@@ -31,6 +31,8 @@ const (
 	FieldDeliveryCount = "delivery_count"
 	// FieldCreatedAt holds the string denoting the created_at field in the database.
 	FieldCreatedAt = "created_at"
+	// FieldTest holds the string denoting the test field in the database.
+	FieldTest = "test"
 	// FieldTraceParent holds the string denoting the trace_parent field in the database.
 	FieldTraceParent = "trace_parent"
 	// EdgeApp holds the string denoting the app edge name in mutations.
@@ -66,6 +68,7 @@ var Columns = []string{
 	FieldDeliverAt,
 	FieldDeliveryCount,
 	FieldCreatedAt,
+	FieldTest,
 	FieldTraceParent,
 }
 
@@ -99,6 +102,8 @@ var (
 	DefaultDeliveryCount int
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
 	DefaultCreatedAt func() time.Time
+	// DefaultTest holds the default value on creation for the "test" field.
+	DefaultTest bool
 	// TraceParentValidator is a validator for the "trace_parent" field. It is called by the builders before save.
 	TraceParentValidator func(string) error
 	// DefaultID holds the default value on creation for the "id" field.
@@ -148,6 +153,11 @@ func ByDeliveryCount(opts ...sql.OrderTermOption) OrderOption {
 // ByCreatedAt orders the results by the created_at field.
 func ByCreatedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldCreatedAt, opts...).ToFunc()
+}
+
+// ByTest orders the results by the test field.
+func ByTest(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldTest, opts...).ToFunc()
 }
 
 // ByTraceParent orders the results by the trace_parent field.

@@ -100,6 +100,11 @@ func CreatedAt(v time.Time) predicate.Event {
 	return predicate.Event(sql.FieldEQ(FieldCreatedAt, v))
 }
 
+// Test applies equality check predicate on the "test" field. It's identical to TestEQ.
+func Test(v bool) predicate.Event {
+	return predicate.Event(sql.FieldEQ(FieldTest, v))
+}
+
 // TraceParent applies equality check predicate on the "trace_parent" field. It's identical to TraceParentEQ.
 func TraceParent(v string) predicate.Event {
 	return predicate.Event(sql.FieldEQ(FieldTraceParent, v))
@@ -513,6 +518,16 @@ func CreatedAtLT(v time.Time) predicate.Event {
 // CreatedAtLTE applies the LTE predicate on the "created_at" field.
 func CreatedAtLTE(v time.Time) predicate.Event {
 	return predicate.Event(sql.FieldLTE(FieldCreatedAt, v))
+}
+
+// TestEQ applies the EQ predicate on the "test" field.
+func TestEQ(v bool) predicate.Event {
+	return predicate.Event(sql.FieldEQ(FieldTest, v))
+}
+
+// TestNEQ applies the NEQ predicate on the "test" field.
+func TestNEQ(v bool) predicate.Event {
+	return predicate.Event(sql.FieldNEQ(FieldTest, v))
 }
 
 // TraceParentEQ applies the EQ predicate on the "trace_parent" field.

@@ -20,6 +20,7 @@ var (
 		{Name: "token_hash", Type: field.TypeBytes, Unique: true},
 		{Name: "kind", Type: field.TypeEnum, Enums: []string{"API_KEY", "PORTAL_SESSION"}, Default: "API_KEY"},
 		{Name: "scopes", Type: field.TypeJSON, Nullable: true},
+		{Name: "session_scopes", Type: field.TypeJSON, Nullable: true},
 		{Name: "expires_at", Type: field.TypeTime, Nullable: true},
 		{Name: "last_used_at", Type: field.TypeTime, Nullable: true},
 		{Name: "revoked_at", Type: field.TypeTime, Nullable: true},
@@ -33,7 +34,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "api_keys_apps_api_keys",
-				Columns:    []*schema.Column{APIKeysColumns[12]},
+				Columns:    []*schema.Column{APIKeysColumns[13]},
 				RefColumns: []*schema.Column{AppsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -42,17 +43,17 @@ var (
 			{
 				Name:    "apikey_app_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{APIKeysColumns[12], APIKeysColumns[1]},
+				Columns: []*schema.Column{APIKeysColumns[13], APIKeysColumns[1]},
 			},
 			{
 				Name:    "apikey_app_id_kind_revoked_at",
 				Unique:  false,
-				Columns: []*schema.Column{APIKeysColumns[12], APIKeysColumns[7], APIKeysColumns[11]},
+				Columns: []*schema.Column{APIKeysColumns[13], APIKeysColumns[7], APIKeysColumns[12]},
 			},
 			{
 				Name:    "apikey_kind_expires_at",
 				Unique:  false,
-				Columns: []*schema.Column{APIKeysColumns[7], APIKeysColumns[9]},
+				Columns: []*schema.Column{APIKeysColumns[7], APIKeysColumns[10]},
 			},
 		},
 	}
@@ -67,6 +68,7 @@ var (
 		{Name: "portal_accent_color", Type: field.TypeString, Size: 7, Default: ""},
 		{Name: "portal_theme", Type: field.TypeEnum, Enums: []string{"AUTO", "LIGHT", "DARK"}, Default: "AUTO"},
 		{Name: "portal_allowed_origins", Type: field.TypeJSON, Nullable: true},
+		{Name: "limits", Type: field.TypeJSON, Nullable: true},
 		{Name: "endpoints_version", Type: field.TypeInt64, Default: 0},
 	}
 	// AppsTable holds the schema information for the "apps" table.
@@ -143,7 +145,7 @@ var (
 		{Name: "status", Type: field.TypeEnum, Enums: []string{"PENDING", "SENDING", "RETRYING", "SUCCEEDED", "FAILED"}, Default: "PENDING"},
 		{Name: "attempt_count", Type: field.TypeInt, Default: 0},
 		{Name: "next_attempt_at", Type: field.TypeTime, Nullable: true},
-		{Name: "next_trigger", Type: field.TypeEnum, Enums: []string{"SCHEDULED", "MANUAL_RETRY"}, Default: "SCHEDULED"},
+		{Name: "next_trigger", Type: field.TypeEnum, Enums: []string{"SCHEDULED", "MANUAL_RETRY", "TEST"}, Default: "SCHEDULED"},
 		{Name: "claimed_by", Type: field.TypeString, Nullable: true},
 		{Name: "last_attempt_at", Type: field.TypeTime, Nullable: true},
 		{Name: "last_response_status", Type: field.TypeInt, Nullable: true},
@@ -340,6 +342,7 @@ var (
 		{Name: "deliver_at", Type: field.TypeTime, Nullable: true},
 		{Name: "delivery_count", Type: field.TypeInt, Default: 0},
 		{Name: "created_at", Type: field.TypeTime},
+		{Name: "test", Type: field.TypeBool, Default: false},
 		{Name: "trace_parent", Type: field.TypeString, Nullable: true, Size: 55},
 		{Name: "app_id", Type: field.TypeString},
 	}
@@ -351,7 +354,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "events_apps_events",
-				Columns:    []*schema.Column{EventsColumns[9]},
+				Columns:    []*schema.Column{EventsColumns[10]},
 				RefColumns: []*schema.Column{AppsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -360,17 +363,17 @@ var (
 			{
 				Name:    "event_app_id_idempotency_key",
 				Unique:  true,
-				Columns: []*schema.Column{EventsColumns[9], EventsColumns[3]},
+				Columns: []*schema.Column{EventsColumns[10], EventsColumns[3]},
 			},
 			{
 				Name:    "event_app_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{EventsColumns[9], EventsColumns[7]},
+				Columns: []*schema.Column{EventsColumns[10], EventsColumns[7]},
 			},
 			{
 				Name:    "event_app_id_event_type_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{EventsColumns[9], EventsColumns[1], EventsColumns[7]},
+				Columns: []*schema.Column{EventsColumns[10], EventsColumns[1], EventsColumns[7]},
 			},
 		},
 	}

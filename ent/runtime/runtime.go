@@ -25,6 +25,7 @@ func init() {
 	apikey.Hooks[0] = apikeyHooks[0]
 	apikeyInters := schema.APIKey{}.Interceptors()
 	apikey.Interceptors[0] = apikeyInters[0]
+	apikey.Interceptors[1] = apikeyInters[1]
 	apikeyMixinFields0 := apikeyMixin[0].Fields()
 	_ = apikeyMixinFields0
 	apikeyMixinFields1 := apikeyMixin[1].Fields()
@@ -133,7 +134,7 @@ func init() {
 	// app.PortalAccentColorValidator is a validator for the "portal_accent_color" field. It is called by the builders before save.
 	app.PortalAccentColorValidator = appDescPortalAccentColor.Validators[0].(func(string) error)
 	// appDescEndpointsVersion is the schema descriptor for endpoints_version field.
-	appDescEndpointsVersion := appFields[6].Descriptor()
+	appDescEndpointsVersion := appFields[7].Descriptor()
 	// app.DefaultEndpointsVersion holds the default value on creation for the endpoints_version field.
 	app.DefaultEndpointsVersion = appDescEndpointsVersion.Default.(int64)
 	// appDescID is the schema descriptor for id field.
@@ -516,8 +517,12 @@ func init() {
 	eventDescCreatedAt := eventFields[7].Descriptor()
 	// event.DefaultCreatedAt holds the default value on creation for the created_at field.
 	event.DefaultCreatedAt = eventDescCreatedAt.Default.(func() time.Time)
+	// eventDescTest is the schema descriptor for test field.
+	eventDescTest := eventFields[8].Descriptor()
+	// event.DefaultTest holds the default value on creation for the test field.
+	event.DefaultTest = eventDescTest.Default.(bool)
 	// eventDescTraceParent is the schema descriptor for trace_parent field.
-	eventDescTraceParent := eventFields[8].Descriptor()
+	eventDescTraceParent := eventFields[9].Descriptor()
 	// event.TraceParentValidator is a validator for the "trace_parent" field. It is called by the builders before save.
 	event.TraceParentValidator = eventDescTraceParent.Validators[0].(func(string) error)
 	// eventDescID is the schema descriptor for id field.

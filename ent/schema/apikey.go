@@ -1,14 +1,19 @@
 package schema
 
 import (
+	"context"
+
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent"
+	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/schema"
 	"entgo.io/ent/schema/edge"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
 
+	"github.com/heraldhq/herald/ent/intercept"
 	"github.com/heraldhq/herald/ids"
+	"github.com/heraldhq/herald/tenant"
 )
 
 // APIKey authenticates API callers. Only a SHA-256 hash of the token is
@@ -58,6 +63,11 @@ func (APIKey) Fields() []ent.Field {
 			Immutable().
 			Annotations(entgql.Skip()).
 			Comment("What the key may do (package scope); null: full access."),
+		field.Strings("session_scopes").
+			Optional().
+			Immutable().
+			Annotations(entgql.Skip()).
+			Comment("What the portal sessions this key creates may do, besides what the key may do itself (package scope); null: no more than the key."),
 		field.Time("expires_at").
 			Optional().
 			Nillable().
@@ -104,10 +114,22 @@ func (APIKey) Annotations() []schema.Annotation {
 }
 
 // Interceptors of APIKey: admin keys see every key, app keys those of their
-// app.
+// app, and restricted credentials (scoped keys, portal sessions) only their
+// own record, whatever asks (viewer, node, nodes, a nested field).
 func (APIKey) Interceptors() []ent.Interceptor {
-	return []ent.Interceptor{scopeToApp("app_id", true)}
+	return []ent.Interceptor{scopeToApp("app_id", true), ownKeyOnly}
 }
+
+// ownKeyOnly limits restricted viewers to their own key record.
+var ownKeyOnly = intercept.TraverseFunc(func(ctx context.Context, q intercept.Query) error {
+	if tenant.IsSystem(ctx) {
+		return nil
+	}
+	if v, ok := tenant.FromContext(ctx); ok && v.Restricted() {
+		q.WhereP(sql.FieldEQ("id", v.KeyID))
+	}
+	return nil
+})
 
 // Hooks of APIKey: only admin keys create or revoke keys.
 func (APIKey) Hooks() []ent.Hook {

@@ -53,6 +53,10 @@ func (App) Fields() []ent.Field {
 			Optional().
 			Annotations(entgql.Skip()).
 			Comment("Origins that may embed the portal in a frame (CSP frame-ancestors)."),
+		field.JSON("limits", map[string]int{}).
+			Optional().
+			Annotations(entgql.Skip()).
+			Comment("Limits set for this app by an admin, by name (package quota); the others are the defaults."),
 		field.Int64("endpoints_version").
 			Default(0).
 			Annotations(entgql.Skip()).

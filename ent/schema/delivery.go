@@ -70,7 +70,7 @@ func (Delivery) Fields() []ent.Field {
 			Nillable().
 			Annotations(entgql.Skip()),
 		field.Enum("next_trigger").
-			Values("SCHEDULED", "MANUAL_RETRY").
+			Values("SCHEDULED", "MANUAL_RETRY", "TEST").
 			Default("SCHEDULED").
 			Annotations(entgql.Skip()),
 		field.String("claimed_by").

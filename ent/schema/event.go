@@ -61,6 +61,10 @@ func (Event) Fields() []ent.Field {
 			Immutable().
 			Default(Now).
 			Annotations(entgql.OrderField("CREATED_AT")),
+		field.Bool("test").
+			Default(false).
+			Immutable().
+			Comment("A test event sent by testEndpoint: never a business event. Its envelope says \"test\": true, which the signature covers."),
 		field.String("trace_parent").
 			Optional().
 			Nillable().

@@ -17,6 +17,26 @@ import (
 	"github.com/heraldhq/herald/webhook"
 )
 
+// One limit of an app. Going over it is FORBIDDEN with extensions.reason QUOTA (RATE_LIMITED for CONCURRENT_REQUESTS).
+type AppLimit struct {
+	Name AppLimitName `json:"name"`
+	// The limit in force for the app.
+	Limit int `json:"limit"`
+	// Herald's default, in force unless an admin set another value.
+	Default int `json:"default"`
+	// How much of it the app uses now; null for limits on one thing (a filter's size) or on activity.
+	Used *int `json:"used,omitempty"`
+	// What it bounds.
+	Description string `json:"description"`
+}
+
+// A new value of one of an app's limits.
+type AppLimitInput struct {
+	Name AppLimitName `json:"name"`
+	// The new limit, within the bounds the error names; null: back to the default.
+	Limit *int `json:"limit,omitempty"`
+}
+
 // Attempts by outcome.
 type AttemptCounts struct {
 	Total int `json:"total"`
@@ -53,6 +73,11 @@ type CreateAPIKeyInput struct {
 	Scopes []APIKeyScope `json:"scopes,omitempty"`
 	// The key stops working this long after it is created (default: never).
 	ExpiresIn *time.Duration `json:"expiresIn,omitempty"`
+	// With the PORTAL_SESSIONS scope: what the portal sessions this key creates may
+	// do beyond the key's own scopes, such as [CATALOG_READ, ENDPOINTS_WRITE,
+	// EVENTS_READ, DELIVERIES_WRITE] for a service that opens the portal. Without
+	// it, sessions get only what the key may do itself.
+	PortalSessionScopes []APIKeyScope `json:"portalSessionScopes,omitempty"`
 }
 
 type CreateAPIKeyPayload struct {
@@ -118,6 +143,11 @@ type CreatePortalSessionInput struct {
 	ExpiresIn *time.Duration `json:"expiresIn,omitempty"`
 	// Allow only reading: no endpoint changes, tests, retries or replays.
 	ReadOnly *bool `json:"readOnly,omitempty"`
+	// What the session may do, within the portal's scopes (CATALOG_READ,
+	// ENDPOINTS_READ, ENDPOINTS_WRITE, EVENTS_READ, DELIVERIES_WRITE) and what the
+	// creating key may give. Default: all of those the key may give (the read ones
+	// with readOnly).
+	Scopes []APIKeyScope `json:"scopes,omitempty"`
 	// A label for the session in apiKeys, such as your customer's name (default "Portal session").
 	Name *string `json:"name,omitempty"`
 }
@@ -269,6 +299,10 @@ type FilterMatch struct {
 	Event     *ent.Event `json:"event,omitempty"`
 	EventType string     `json:"eventType"`
 	Matched   bool       `json:"matched"`
+	// Why the filter could not be evaluated on this event: it needed more work
+	// than a filter may do on one event (matched is then false). Published, such
+	// an event gets a FAILED delivery saying so, which a retry sends anyway.
+	Error *string `json:"error,omitempty"`
 }
 
 // What a payload filter matches.
@@ -306,6 +340,8 @@ type PortalSession struct {
 	ReadOnly  bool      `json:"readOnly"`
 	// The session's key record (kind PORTAL_SESSION): its id revokes it.
 	APIKey *ent.APIKey `json:"apiKey"`
+	// What the session may do.
+	Scopes []APIKeyScope `json:"scopes"`
 }
 
 // An app's customer-portal settings.
@@ -390,20 +426,31 @@ type RotateEndpointSecretPayload struct {
 type Subscription struct {
 }
 
+// The outcome of a test send. A test goes through the endpoint's pace like any
+// delivery (rate limit, pauses, concurrency, strict ordering); testEndpoint waits
+// for its attempt up to the endpoint's timeout plus a few seconds, and otherwise
+// answers with the delivery still queued (attempt null): follow it with
+// deliveries or deliveryUpdated.
 type TestEndpointPayload struct {
 	// Whether the endpoint answered 2xx.
 	Delivered    bool    `json:"delivered"`
 	StatusCode   *int    `json:"statusCode,omitempty"`
 	ResponseBody *string `json:"responseBody,omitempty"`
-	DurationMs   int     `json:"durationMs"`
-	Error        *string `json:"error,omitempty"`
-	// The recorded attempt (trigger TEST).
-	Attempt *ent.Attempt `json:"attempt"`
+	// How long the attempt took (0 while it is queued).
+	DurationMs int `json:"durationMs"`
+	// Why the attempt failed, or why it is still queued.
+	Error *string `json:"error,omitempty"`
+	// The recorded attempt (trigger TEST); null while the test waits for the endpoint's pace.
+	Attempt *ent.Attempt `json:"attempt,omitempty"`
+	// The test's delivery.
+	Delivery *ent.Delivery `json:"delivery"`
 }
 
 type UpdateAppInput struct {
 	Name                    *string `json:"name,omitempty"`
 	AcceptUnknownEventTypes *bool   `json:"acceptUnknownEventTypes,omitempty"`
+	// Set limits of the app (admin keys); a null limit goes back to the default.
+	Limits []*AppLimitInput `json:"limits,omitempty"`
 }
 
 // Changes to an endpoint; omitted fields stay as they are. Changing the URL or
@@ -519,6 +566,77 @@ func (e *APIKeyScope) UnmarshalJSON(b []byte) error {
 }
 
 func (e APIKeyScope) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// A limit Herald keeps per app (see App.limits). Each has a default, which an
+// admin may change for one app with updateApp.
+type AppLimitName string
+
+const (
+	// Endpoints of the app (deleted ones do not count).
+	AppLimitNameEndpoints AppLimitName = "ENDPOINTS"
+	// Event types of the app's catalog, archived ones included.
+	AppLimitNameEventTypes AppLimitName = "EVENT_TYPES"
+	// Portal sessions of the app that still work.
+	AppLimitNamePortalSessions AppLimitName = "PORTAL_SESSIONS"
+	// Custom headers of one endpoint.
+	AppLimitNameHeadersPerEndpoint AppLimitName = "HEADERS_PER_ENDPOINT"
+	// Size in bytes of one endpoint's payload filter.
+	AppLimitNameFilterBytes AppLimitName = "FILTER_BYTES"
+	// API requests of the app's credentials in progress at once; more wait their turn.
+	AppLimitNameConcurrentRequests AppLimitName = "CONCURRENT_REQUESTS"
+)
+
+var AllAppLimitName = []AppLimitName{
+	AppLimitNameEndpoints,
+	AppLimitNameEventTypes,
+	AppLimitNamePortalSessions,
+	AppLimitNameHeadersPerEndpoint,
+	AppLimitNameFilterBytes,
+	AppLimitNameConcurrentRequests,
+}
+
+func (e AppLimitName) IsValid() bool {
+	switch e {
+	case AppLimitNameEndpoints, AppLimitNameEventTypes, AppLimitNamePortalSessions, AppLimitNameHeadersPerEndpoint, AppLimitNameFilterBytes, AppLimitNameConcurrentRequests:
+		return true
+	}
+	return false
+}
+
+func (e AppLimitName) String() string {
+	return string(e)
+}
+
+func (e *AppLimitName) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = AppLimitName(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid AppLimitName", str)
+	}
+	return nil
+}
+
+func (e AppLimitName) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *AppLimitName) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e AppLimitName) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

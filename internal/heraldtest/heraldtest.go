@@ -320,27 +320,41 @@ type Attempt struct {
 	RequestHeaders        []struct{ Name, Value string }
 }
 
-// DeliveryFields selects every field of Delivery.
+// DeliveryFields selects every field of Delivery (with its first 20
+// attempts).
 const DeliveryFields = `id status attemptCount lastResponseStatus lastError eventType endpointID nextAttemptAt
-	attempts(first: 50, orderBy: {field: ATTEMPT_NUMBER}) { edges { node {
+	attempts(first: 20, orderBy: {field: ATTEMPT_NUMBER}) { edges { node {
 		id attemptNumber trigger succeeded responseStatus responseBody responseBodyTruncated durationMs errorMessage requestURL
 		requestHeaders { name value } } } }`
 
-// Deliveries returns the deliveries of an event.
+// Deliveries returns the deliveries of an event. It reads them ten at a
+// time: a delivery with its attempts' bodies and headers weighs much in
+// the complexity limit.
 func (s *Server) Deliveries(token, eventID string) []Delivery {
 	s.t.Helper()
-	var out struct {
-		Deliveries struct {
-			Edges []struct{ Node Delivery }
+	var ds []Delivery
+	var after any
+	for {
+		var out struct {
+			Deliveries struct {
+				Edges    []struct{ Node Delivery }
+				PageInfo struct {
+					HasNextPage bool
+					EndCursor   string
+				}
+			}
 		}
+		s.Do(token, `query($e: ID!, $after: Cursor) { deliveries(first: 10, after: $after, where: {eventID: $e}) {
+			edges { node { `+DeliveryFields+` } } pageInfo { hasNextPage endCursor } } }`,
+			map[string]any{"e": eventID, "after": after}).Decode(s.t, &out)
+		for _, e := range out.Deliveries.Edges {
+			ds = append(ds, e.Node)
+		}
+		if !out.Deliveries.PageInfo.HasNextPage {
+			return ds
+		}
+		after = out.Deliveries.PageInfo.EndCursor
 	}
-	s.Do(token, `query($e: ID!) { deliveries(first: 100, where: {eventID: $e}) { edges { node { `+DeliveryFields+` } } } }`,
-		map[string]any{"e": eventID}).Decode(s.t, &out)
-	ds := make([]Delivery, len(out.Deliveries.Edges))
-	for i, e := range out.Deliveries.Edges {
-		ds[i] = e.Node
-	}
-	return ds
 }
 
 // WaitDelivery polls the only delivery of an event until cond holds or the

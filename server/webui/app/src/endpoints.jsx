@@ -25,8 +25,8 @@ const CREATE = `mutation PortalCreateEndpoint($in: CreateEndpointInput!) {
 const UPDATE = `mutation PortalUpdateEndpoint($id: ID!, $in: UpdateEndpointInput!) { updateEndpoint(id: $id, input: $in) { id isActive } }`;
 const DELETE = `mutation PortalDeleteEndpoint($id: ID!) { deleteEndpoint(id: $id) { deletedId } }`;
 const ROTATE = `mutation PortalRotateSecret($id: ID!) { rotateEndpointSecret(id: $id) { secret endpoint { id previousSecretExpiresAt } } }`;
-const TEST = `mutation PortalTestEndpoint($id: ID!, $type: String, $payload: JSON) {
-  testEndpoint(id: $id, eventType: $type, payload: $payload) { delivered statusCode responseBody durationMs error }
+const TEST = `mutation PortalTestEndpoint($id: ID!, $type: String) {
+  testEndpoint(id: $id, eventType: $type) { delivered statusCode responseBody durationMs error }
 }`;
 const TRY_FILTER = `query PortalTestFilter($f: JSON!) { testFilter(filter: $f, recent: 20) { matchCount results { matched } } }`;
 const LIVE = `subscription PortalEndpointFeed { endpointUpdated { endpointId reason } }`;
@@ -665,9 +665,8 @@ function TestDialog({ api, endpoint, catalog, onClose }) {
     setBusy(true);
     setError("");
     setResult(null);
-    const et = catalog.find((t) => t.name === type);
     try {
-      const d = await api.gql(TEST, { id: endpoint.id, type, payload: et && et.example ? et.example : null });
+      const d = await api.gql(TEST, { id: endpoint.id, type });
       setResult(d.testEndpoint);
     } catch (e) {
       setError(e.message);
