@@ -11,7 +11,7 @@ export CGO_ENABLED := 1
 NODE_TEST_DIRS := signing/testdata/node server/testdata/node server/testdata/axe
 NODE_STAMPS    := $(addsuffix /node_modules/.package-lock.json,$(NODE_TEST_DIRS))
 
-.PHONY: all build run test testdeps lint generate assets bench clean
+.PHONY: all build run test testdeps fuzz-short fuzz lint generate assets bench clean
 
 # Flags for the end-to-end benchmark, e.g. BENCH_FLAGS="--quick" or
 # BENCH_FLAGS="--scenarios throughput --scale 2".
@@ -27,6 +27,25 @@ run:
 
 test: testdeps
 	$(GO) test -race -count=1 -timeout 14m ./...
+	$(MAKE) --no-print-directory fuzz-short
+
+# Fuzz targets: (package, target). make test runs each briefly; make fuzz
+# runs each for FUZZTIME.
+FUZZ_TARGETS := ./filter:FuzzFilter ./server:FuzzScopes ./graph/scalar:FuzzJSON ./dispatch:FuzzEnvelope
+FUZZTIME ?= 10m
+
+fuzz-short:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} (5s)"; \
+		out=$$($(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime 5s "$${t%%:*}" 2>&1) || { \
+			echo "$$out" | tail -60; exit 1; }; \
+	done
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}" || exit 1; \
+	done
 
 # Installs the test's node packages from their lockfiles when node is present.
 testdeps: $(NODE_STAMPS)
