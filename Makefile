@@ -41,10 +41,12 @@ lint:
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Regenerates ent (and graph/ent.graphqls) and gqlgen output.
+# Regenerates ent (and graph/ent.graphqls), gqlgen output, and the Go
+# client's operations (genqlient).
 generate:
 	$(GO) run -mod=mod ./ent/entc.go
 	$(GO) run -mod=mod github.com/99designs/gqlgen generate
+	$(GO) run -mod=mod github.com/Khan/genqlient client/genqlient.yaml
 
 # Runs the end-to-end benchmark (herald and a receiver in separate
 # processes, load through the GraphQL API; results in
