@@ -84,12 +84,12 @@ type EventQuery struct {
 
 // Page is one page of a list.
 type Page[T any] struct {
-	Items []T
+	Items []T `json:"items"`
 	// TotalCount counts every item the query matches, on all pages.
-	TotalCount int
+	TotalCount int `json:"totalCount"`
 	// HasNextPage says whether another page follows; EndCursor continues.
-	HasNextPage bool
-	EndCursor   string
+	HasNextPage bool   `json:"hasNextPage"`
+	EndCursor   string `json:"endCursor,omitempty"`
 }
 
 func pageSize(n int) int {
