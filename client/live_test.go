@@ -203,7 +203,9 @@ func TestSubscribe_EndsForGoodWhenTheKeyIsRevoked(t *testing.T) {
 		t.Fatal("never connected")
 	}
 	var keys struct {
-		APIKeys struct{ Edges []struct{ Node struct{ ID, Prefix string } } }
+		APIKeys struct {
+			Edges []struct{ Node struct{ ID, Prefix string } }
+		}
 	}
 	s.Do(s.Token, `{ apiKeys(first: 100) { edges { node { id prefix } } } }`, nil).Decode(t, &keys)
 	for _, e := range keys.APIKeys.Edges {

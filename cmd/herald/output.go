@@ -76,6 +76,13 @@ func exitCode(err error) int {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return exitUnreachable
 	}
+	// cobra's own errors about the command line.
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "invalid argument", "flag needs an argument", "required flag"} {
+		if strings.HasPrefix(msg, p) {
+			return exitUsage
+		}
+	}
 	return exitFailure
 }
 
