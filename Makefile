@@ -8,7 +8,7 @@ LDFLAGS  := -X github.com/heraldhq/herald/server.Version=$(VERSION)
 export CGO_ENABLED := 1
 
 # Node packages used by tests (independent verifiers and clients).
-NODE_TEST_DIRS := signing/testdata/node server/testdata/node server/testdata/axe
+NODE_TEST_DIRS := signing/testdata/node server/testdata/node server/testdata/axe sdk/typescript
 NODE_STAMPS    := $(addsuffix /node_modules/.package-lock.json,$(NODE_TEST_DIRS))
 
 .PHONY: all build run test testdeps lint generate assets bench clean
@@ -41,12 +41,14 @@ lint:
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Regenerates ent (and graph/ent.graphqls), gqlgen output, and the Go
-# client's operations (genqlient).
-generate:
+# Regenerates ent (and graph/ent.graphqls), gqlgen output, the Go client's
+# operations (genqlient) and the TypeScript client's operation types
+# (GraphQL Code Generator, installed from sdk/typescript's lockfile).
+generate: sdk/typescript/node_modules/.package-lock.json
 	$(GO) run -mod=mod ./ent/entc.go
 	$(GO) run -mod=mod github.com/99designs/gqlgen generate
 	$(GO) run -mod=mod github.com/Khan/genqlient client/genqlient.yaml
+	cd sdk/typescript && node node_modules/@graphql-codegen/cli/cjs/bin.js --config codegen.ts
 
 # Runs the end-to-end benchmark (herald and a receiver in separate
 # processes, load through the GraphQL API; results in
