@@ -8,7 +8,7 @@ LDFLAGS  := -X github.com/heraldhq/herald/server.Version=$(VERSION)
 export CGO_ENABLED := 1
 
 # Node packages used by tests (independent verifiers and clients).
-NODE_TEST_DIRS := signing/testdata/node server/testdata/node server/testdata/axe sdk/typescript
+NODE_TEST_DIRS := signing/testdata/node server/testdata/node server/testdata/axe sdk/typescript api/compat
 NODE_STAMPS    := $(addsuffix /node_modules/.package-lock.json,$(NODE_TEST_DIRS))
 
 .PHONY: all build run test testdeps lint generate assets bench clean
