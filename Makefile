@@ -8,7 +8,7 @@ LDFLAGS  := -X github.com/heraldhq/herald/server.Version=$(VERSION)
 export CGO_ENABLED := 1
 
 # Node packages used by tests (independent verifiers and clients).
-NODE_TEST_DIRS := signing/testdata/node server/testdata/node server/testdata/axe sdk/typescript api/compat
+NODE_TEST_DIRS := signing/testdata/node server/testdata/node server/testdata/axe sdk/typescript api/compat examples/node
 NODE_STAMPS    := $(addsuffix /node_modules/.package-lock.json,$(NODE_TEST_DIRS))
 
 .PHONY: all build run test testdeps lint generate assets bench clean
@@ -28,8 +28,19 @@ run:
 test: testdeps
 	$(GO) test -race -count=1 -timeout 14m ./...
 
-# Installs the test's node packages from their lockfiles when node is present.
-testdeps: $(NODE_STAMPS)
+# Installs the test's node packages from their lockfiles when node is
+# present, and builds the TypeScript client (the Node examples use it).
+testdeps: $(NODE_STAMPS) sdk/typescript/dist/index.js
+
+SDK_TS_SRC := $(wildcard sdk/typescript/src/*.ts sdk/typescript/src/generated/*.ts) sdk/typescript/tsconfig.json
+
+sdk/typescript/dist/index.js: sdk/typescript/node_modules/.package-lock.json $(SDK_TS_SRC)
+	@if command -v node >/dev/null 2>&1; then \
+		echo "building sdk/typescript"; cd sdk/typescript && node node_modules/typescript/bin/tsc -p tsconfig.json; \
+	fi
+
+# The Node examples install the TypeScript client from its directory.
+examples/node/node_modules/.package-lock.json: sdk/typescript/dist/index.js
 
 %/node_modules/.package-lock.json: %/package-lock.json %/package.json
 	@if command -v npm >/dev/null 2>&1; then \

@@ -35,6 +35,26 @@ func requireNode(t *testing.T) string {
 	return ""
 }
 
+// requireBuilt fails unless dist/ was built (by make testdeps) after the
+// last change to src/: the tests use the build rather than making their
+// own, because the Node examples' tests import it at the same time.
+func requireBuilt(t *testing.T) {
+	t.Helper()
+	built, err := os.Stat(filepath.Join("dist", "index.js"))
+	if err != nil {
+		t.Fatalf("sdk/typescript is not built: run make testdeps (%v)", err)
+	}
+	_ = filepath.WalkDir("src", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if fi, err := d.Info(); err == nil && fi.ModTime().After(built.ModTime()) {
+			t.Fatalf("%s changed after dist/ was built: run make testdeps", path)
+		}
+		return nil
+	})
+}
+
 func command(t *testing.T, dir string, env []string, name string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(name, args...)
@@ -62,7 +82,7 @@ func TestTypeScriptClient_AgainstARealServer(t *testing.T) {
 	if p.Token == "" {
 		t.Fatalf("herald printed no key:\n%s", p.Output())
 	}
-	command(t, ".", nil, node, "node_modules/typescript/bin/tsc", "-p", "tsconfig.json")
+	requireBuilt(t)
 	args := append(nodeFlags(t, node), "--test", "--test-reporter=spec", "test/")
 	out := command(t, ".", []string{"HERALD_URL=" + p.URL, "HERALD_API_KEY=" + p.Token}, node, args...)
 	t.Logf("node --test:\n%s", out)
@@ -73,12 +93,14 @@ func TestTypeScriptClient_AgainstARealServer(t *testing.T) {
 // it from JavaScript and type-checks a TypeScript file that uses it.
 func TestTypeScriptClient_PackInstallsAndImports(t *testing.T) {
 	node := requireNode(t)
+	requireBuilt(t)
 	npm, err := exec.LookPath("npm")
 	if err != nil {
 		t.Fatalf("npm: %v", err)
 	}
 	dest := t.TempDir()
-	out := command(t, ".", nil, npm, "pack", "--json", "--pack-destination", dest)
+	// prepack would build again: dist/ is current (requireBuilt).
+	out := command(t, ".", nil, npm, "pack", "--json", "--ignore-scripts", "--pack-destination", dest)
 	var packed []struct {
 		Filename string
 		Files    []struct{ Path string }
