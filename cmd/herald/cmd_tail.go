@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -54,25 +55,26 @@ With --json, each change is one JSON object per line.`,
 				if c.json {
 					return enc.Encode(ch)
 				}
-				detail := ""
+				var detail []string
 				switch {
 				case ch.Error != nil:
-					detail = *ch.Error
+					detail = append(detail, *ch.Error)
 				case ch.ResponseStatus != nil:
-					detail = fmt.Sprintf("HTTP %d", *ch.ResponseStatus)
+					detail = append(detail, fmt.Sprintf("HTTP %d", *ch.ResponseStatus))
 				}
 				if ch.DurationMs != nil {
-					detail += fmt.Sprintf(" in %dms", *ch.DurationMs)
+					detail = append(detail, fmt.Sprintf("in %dms", *ch.DurationMs))
 				}
 				if ch.NextAttemptAt != nil {
-					detail += ", next try " + ch.NextAttemptAt.Local().Format("15:04:05")
+					detail = append(detail, "next try "+ch.NextAttemptAt.Local().Format("15:04:05"))
 				}
 				attempt := "-"
 				if ch.AttemptNumber != nil {
 					attempt = fmt.Sprintf("#%d", *ch.AttemptNumber)
 				}
-				_, err := fmt.Fprintf(c.stdout, "%s  %-16s  %-9s  %-4s %s  %s  %s  %s\n", ch.At.Local().Format("15:04:05.000"),
-					ch.Kind, ch.Status, attempt, ch.EventType, ch.DeliveryId, ch.EndpointId, detail)
+				line := fmt.Sprintf("%s  %-16s  %-9s  %-4s %-16s  %s  %s  %s", ch.At.Local().Format("15:04:05.000"),
+					ch.Kind, ch.Status, attempt, ch.EventType, ch.DeliveryId, ch.EndpointId, strings.Join(detail, " "))
+				_, err := fmt.Fprintln(c.stdout, strings.TrimRight(line, " "))
 				return err
 			})
 			if err != nil && !errors.Is(err, context.Canceled) {
