@@ -49,7 +49,13 @@ func mount(use, short, long string, run FlagSetCommand) *cobra.Command {
 				return nil
 			}
 			if err != nil {
-				return &exitError{code: exitFailure, err: err}
+				code := exitFailure
+				// The flag package's own errors are about the command line.
+				if m := err.Error(); strings.HasPrefix(m, "flag provided but not defined") || strings.HasPrefix(m, "invalid value") ||
+					strings.HasPrefix(m, "invalid boolean") || strings.HasPrefix(m, "bad flag syntax") || strings.HasPrefix(m, "flag needs an argument") {
+					code = exitUsage
+				}
+				return &exitError{code: code, err: err}
 			}
 			return nil
 		},

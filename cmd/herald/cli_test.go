@@ -470,6 +470,7 @@ func TestCLI_ErrorsSayWhatToDo(t *testing.T) {
 		{"unknown flag", nil, []string{"events", "list", "--colour"}, exitUsage, []string{"unknown flag: --colour", "herald events list --help"}},
 		{"server flags without serve", nil, []string{"--db", "x.db"}, exitUsage, []string{`herald serve --db x.db`}},
 		{"too many arguments", nil, []string{"endpoints", "get", "a", "b"}, exitUsage, []string{"takes ID"}},
+		{"a flag serve does not know", nil, []string{"serve", "--colour"}, exitUsage, []string{"flag provided but not defined: -colour"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
