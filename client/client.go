@@ -83,6 +83,11 @@ func New(cfg Config) (*Client, error) {
 // URL returns the server's base URL.
 func (c *Client) URL() string { return c.base.String() }
 
+// GraphQL returns the genqlient client the methods use, with the client's
+// credentials and errors, for operations of your own generated with
+// genqlient from Herald's schema.
+func (c *Client) GraphQL() graphql.Client { return c.gql }
+
 // doer adds the client's headers to every request.
 type doer struct {
 	hc     *http.Client
