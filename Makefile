@@ -8,7 +8,7 @@ LDFLAGS  := -X github.com/heraldhq/herald/server.Version=$(VERSION)
 export CGO_ENABLED := 1
 
 # Node packages used by tests (independent verifiers and clients).
-NODE_TEST_DIRS := signing/testdata/node server/testdata/node server/testdata/axe
+NODE_TEST_DIRS := signing/testdata/node server/testdata/node server/testdata/axe sdk/typescript api/compat examples/node
 NODE_STAMPS    := $(addsuffix /node_modules/.package-lock.json,$(NODE_TEST_DIRS))
 
 .PHONY: all build run test testdeps fuzz-short fuzz lint generate assets bench clean
@@ -47,8 +47,19 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}" || exit 1; \
 	done
 
-# Installs the test's node packages from their lockfiles when node is present.
-testdeps: $(NODE_STAMPS)
+# Installs the test's node packages from their lockfiles when node is
+# present, and builds the TypeScript client (the Node examples use it).
+testdeps: $(NODE_STAMPS) sdk/typescript/dist/index.js
+
+SDK_TS_SRC := $(wildcard sdk/typescript/src/*.ts sdk/typescript/src/generated/*.ts) sdk/typescript/tsconfig.json
+
+sdk/typescript/dist/index.js: sdk/typescript/node_modules/.package-lock.json $(SDK_TS_SRC)
+	@if command -v node >/dev/null 2>&1; then \
+		echo "building sdk/typescript"; cd sdk/typescript && node node_modules/typescript/bin/tsc -p tsconfig.json; \
+	fi
+
+# The Node examples install the TypeScript client from its directory.
+examples/node/node_modules/.package-lock.json: sdk/typescript/dist/index.js
 
 %/node_modules/.package-lock.json: %/package-lock.json %/package.json
 	@if command -v npm >/dev/null 2>&1; then \
@@ -60,10 +71,14 @@ lint:
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Regenerates ent (and graph/ent.graphqls) and gqlgen output.
-generate:
+# Regenerates ent (and graph/ent.graphqls), gqlgen output, the Go client's
+# operations (genqlient) and the TypeScript client's operation types
+# (GraphQL Code Generator, installed from sdk/typescript's lockfile).
+generate: sdk/typescript/node_modules/.package-lock.json
 	$(GO) run -mod=mod ./ent/entc.go
 	$(GO) run -mod=mod github.com/99designs/gqlgen generate
+	$(GO) run -mod=mod github.com/Khan/genqlient client/genqlient.yaml
+	cd sdk/typescript && node node_modules/@graphql-codegen/cli/cjs/bin.js --config codegen.ts
 
 # Runs the end-to-end benchmark (herald and a receiver in separate
 # processes, load through the GraphQL API; results in

@@ -1,14 +1,19 @@
-// Command herald runs the Herald webhook delivery service.
+// Command herald is Herald's one binary: the webhook delivery server and
+// the command-line client of its API.
 //
 // Usage:
 //
-//	herald serve [flags]    start the server (the default command)
-//	herald receive [flags]  run a webhook receiver that prints and verifies deliveries
-//	herald version          print the version
+//	herald serve [flags]     start the server
+//	herald receive [flags]   run a webhook receiver that prints and verifies deliveries
+//	herald login             store a server URL and API key for the commands below
+//	herald publish TYPE      publish an event (and trigger, endpoints, events,
+//	                         deliveries, replay, tail, portal-link)
+//	herald version           print the version
 //
-// Every flag can also be set with an environment variable: --db is
-// HERALD_DB, --allow-http is HERALD_ALLOW_HTTP, and so on. Flags win over
-// the environment. Run `herald serve -h` for the list.
+// Run `herald help` for the whole list and `herald help COMMAND` for one
+// command. Every flag of serve can also be set with an environment
+// variable: --db is HERALD_DB, --allow-http is HERALD_ALLOW_HTTP, and so
+// on; flags win over the environment. See docs/cli.md.
 package main
 
 import (
@@ -21,6 +26,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,30 +37,18 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "herald:", err)
-		}
-		os.Exit(2)
-	}
+	os.Exit(execute(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
+// execute runs herald, reports its error on stderr and returns the exit
+// code.
+func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	err := runWith(ctx, args, stdin, stdout, stderr, getenv)
+	if err != nil {
+		asJSON := slices.Contains(args, "--json") || slices.Contains(args, "--json=true")
+		reportError(stderr, err, asJSON)
 	}
-	switch cmd {
-	case "serve":
-		return serve(ctx, args, stdout, stderr)
-	case "receive":
-		return receive(ctx, args, stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "herald", server.Version)
-		return nil
-	default:
-		return fmt.Errorf("unknown command %q: use serve, receive or version", cmd)
-	}
+	return exitCode(err)
 }
 
 // options are the command-line settings of `herald serve`.
@@ -190,8 +184,8 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 	}
 }
 
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, err := parseFlags(args, os.Getenv, stderr)
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -226,24 +220,36 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if tok := srv.BootstrapToken(); tok != "" {
-		printBootstrap(stdout, tok, o.cfg.Addr)
+		printBootstrap(stdout, tok, o.cfg.Addr, o.cfg.PublicURL)
 	}
 	return srv.Run(ctx)
 }
 
-// printBootstrap shows the first API key, which exists nowhere else.
-func printBootstrap(w io.Writer, token, addr string) {
-	host := addr
-	if strings.HasPrefix(host, ":") {
-		host = "localhost" + host
+// printBootstrap shows the first API key, which exists nowhere else, and
+// where to use it.
+func printBootstrap(w io.Writer, token, addr, publicURL string) {
+	base := strings.TrimRight(publicURL, "/")
+	if base == "" {
+		host := addr
+		if strings.HasPrefix(host, ":") {
+			host = "localhost" + host
+		}
+		base = "http://" + host
 	}
 	fmt.Fprintf(w, `
 Herald created the app "default" and an admin API key for it.
 The key is shown only this once; store it now:
 
-    %s
+    %[2]s
 
-GraphiQL: open http://%s/ and put {"Authorization": "Bearer %s"} in the Headers tab.
+GraphiQL (the API):      %[1]s/
+    put {"Authorization": "Bearer %[2]s"} in the Headers tab.
+Console (live feeds):    %[1]s/console
+    paste the key when it asks.
+Customer portal:         opened by a link made for one customer; make one with
+    HERALD_URL=%[1]s HERALD_API_KEY=%[2]s herald portal-link
+    or the createPortalSession mutation in GraphiQL.
+The CLI:                 herald login --url %[1]s   (then: herald help)
 
-`, token, host, token)
+`, base, token)
 }

@@ -135,6 +135,11 @@ func TestServe_PrintsTheFirstKeyOnlyOnce(t *testing.T) {
 	if token == "" || !strings.Contains(out, `"Authorization": "Bearer `+token+`"`) {
 		t.Fatalf("first start did not print the key with a GraphiQL hint:\n%s", out)
 	}
+	for _, want := range []string{"GraphiQL", "/console", "HERALD_API_KEY=" + token + " herald portal-link", "herald login --url"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the first start's message does not say %q:\n%s", want, out)
+		}
+	}
 	out, _ = runUntil(t, args, regexp.MustCompile(`herald listening`))
 	if strings.Contains(out, "hrld_") {
 		t.Fatalf("second start printed a key again:\n%s", out)

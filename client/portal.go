@@ -1,0 +1,38 @@
+package client
+
+import (
+	"context"
+	"time"
+)
+
+// PortalSession is a link to the customer portal for one of the
+// platform's customers.
+type PortalSession struct {
+	// URL opens the portal; the token is in its fragment, which browsers
+	// never send to a server.
+	URL string
+	// Token is the session's token, also in URL.
+	Token     string
+	ExpiresAt time.Time
+	ReadOnly  bool
+	// ID is the session's key record: RevokePortalSession takes it.
+	ID string
+}
+
+// CreatePortalSession opens the customer portal: it returns a link with a
+// scoped, expiring token.
+func (c *Client) CreatePortalSession(ctx context.Context, in CreatePortalSessionInput) (*PortalSession, error) {
+	r, err := createPortalSession(ctx, c.gql, &in)
+	if err != nil {
+		return nil, err
+	}
+	s := r.CreatePortalSession
+	return &PortalSession{URL: s.URL, Token: s.Token, ExpiresAt: s.ExpiresAt, ReadOnly: s.ReadOnly, ID: s.ApiKey.ID}, nil
+}
+
+// RevokePortalSession ends a portal session at once, closing its live
+// connections.
+func (c *Client) RevokePortalSession(ctx context.Context, id string) error {
+	_, err := revokePortalSession(ctx, c.gql, id)
+	return err
+}
