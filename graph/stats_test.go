@@ -163,7 +163,9 @@ func TestStats_AdminKeysReadEveryAppsStatsOthersOnlyTheirOwn(t *testing.T) {
 		t.Errorf("another app's statistics: %+v directly, %+v acting in it", direct, actingIn)
 	}
 	// Another app's key cannot reach the default app at all.
-	var viewer struct{ Viewer struct{ App struct{ ID string } } }
+	var viewer struct {
+		Viewer struct{ App struct{ ID string } }
+	}
 	s.As(t, s.Token).Must(&viewer, `{ viewer { app { id } } }`, nil)
 	r := s.As(t, otherKey).Do(q, map[string]any{"id": viewer.Viewer.App.ID})
 	if r.Code() != "NOT_FOUND" && r.Code() != "FORBIDDEN" {

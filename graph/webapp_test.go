@@ -243,7 +243,9 @@ func TestApp_AdminKeysReadEveryAppsFiguresAtAGlance(t *testing.T) {
 				Node struct {
 					ID, Name string
 					Stats    struct {
-						Total struct{ Attempts struct{ Total, Succeeded int } }
+						Total struct {
+							Attempts struct{ Total, Succeeded int }
+						}
 					}
 					Backlog         struct{ Unfinished int }
 					EndpointSummary struct{ Total, NeedingAttention int }
