@@ -67,7 +67,6 @@ func TestPortalPage_FrameAncestorsAreTheAppsOrigins(t *testing.T) {
 	}
 }
 
-
 // A frame of the portal of an app that allows no site gets Herald's page
 // saying what to configure, framable by any site; with allowed origins, or
 // outside a frame, the portal itself with its frame-ancestors.
