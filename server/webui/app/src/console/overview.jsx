@@ -11,6 +11,7 @@ const ENDPOINTS = `query OverviewEndpoints { endpoints(first: 100, orderBy: {fie
   id name url isActive disabledReason disabledAt health rateLimit { requests per }
   flow { concurrency maxConcurrency ratePerSecond pausedUntil throttled }
 } } } }`;
+const LIVE = `subscription OverviewEndpointFeed { endpointUpdated { endpointId } }`;
 const APP_BACKLOG = `query AppBacklog { viewer { app { backlog { unfinished due oldestDueAt } } } }`;
 const ENDPOINT_BACKLOG = `query EndpointBacklog($id: ID!) { node(id: $id) { ... on Endpoint { backlog { unfinished due oldestDueAt } } } }`;
 
@@ -23,7 +24,22 @@ export function Overview({ api }) {
   const id = useIds("ov-ep")["ov-ep"];
 
   useEffect(() => {
-    api.gql(ENDPOINTS).then((d) => setEndpoints(d.endpoints.edges.map((e) => e.node)), (e) => setError(e.message));
+    const load = () => api.gql(ENDPOINTS).then((d) => setEndpoints(d.endpoints.edges.map((e) => e.node)), (e) => setError(e.message));
+    load();
+    // Health changes as attempts are recorded: read again, at most every second.
+    let timer = null;
+    const stop = api.subscribe(
+      LIVE,
+      {},
+      () => {
+        if (!timer) timer = setTimeout(() => ((timer = null), load()), 1000);
+      },
+      () => {},
+    );
+    return () => {
+      stop();
+      clearTimeout(timer);
+    };
   }, [api]);
   useEffect(() => {
     setStats(null);
