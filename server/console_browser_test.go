@@ -240,7 +240,9 @@ func TestConsole_OverviewChartsAndEveryViewOfAnApp(t *testing.T) {
 	s.CreateEndpoint(s.Token, map[string]any{"name": "Orders API", "url": ok.URL, "eventTypes": []string{"order.*"}})
 	downID, _ := s.CreateEndpoint(s.Token, map[string]any{"name": "CRM sync", "url": down.URL, "eventTypes": []string{"contact.*"},
 		"retryPolicy": map[string]any{"maxAttempts": 8, "initialDelay": "1h", "backoffMultiplier": 1, "maxDelay": "1h"}})
-	var viewer struct{ Viewer struct{ App struct{ ID string } } }
+	var viewer struct {
+		Viewer struct{ App struct{ ID string } }
+	}
 	s.As(t, s.Token).Must(&viewer, `{ viewer { app { id } } }`, nil)
 	appID := viewer.Viewer.App.ID
 
