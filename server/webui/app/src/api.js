@@ -82,6 +82,26 @@ export function createApi(token, { app = "", onAuthError = () => {} } = {}) {
     retryAttempts: 5,
     shouldRetry: (e) => !(e && e.code === 4401),
   });
+  // The live connection's state, for "Live" indicators.
+  let connected = false;
+  const waiting = new Set();
+  ws.on("connected", () => {
+    connected = true;
+    for (const f of waiting) f();
+    waiting.clear();
+  });
+  ws.on("closed", () => {
+    connected = false;
+  });
+  /** whenConnected calls f once the live connection is open (at once if it is); it returns a function that cancels. */
+  function whenConnected(f) {
+    if (connected) {
+      const t = setTimeout(f);
+      return () => clearTimeout(t);
+    }
+    waiting.add(f);
+    return () => waiting.delete(f);
+  }
 
   /**
    * subscribe starts a subscription; onData gets each result's data,
@@ -119,7 +139,7 @@ export function createApi(token, { app = "", onAuthError = () => {} } = {}) {
     );
   }
 
-  return { gql, subscribe, app, close: () => ws.dispose() };
+  return { gql, subscribe, whenConnected, app, close: () => ws.dispose() };
 }
 
 /** can returns what a credential with these scopes (null: full access) may do. */

@@ -9,7 +9,7 @@ import { loadCatalog } from "./catalog.jsx";
 import { Pager, searchWhere, usePages } from "./paging.jsx";
 import { statusLabel, trigger as triggerWords, plural } from "./words.js";
 
-const ROW = `id createdAt eventID eventType endpointID status attemptCount lastResponseStatus lastError nextAttemptAt
+const ROW = `id createdAt updatedAt eventID eventType endpointID status attemptCount lastResponseStatus lastError nextAttemptAt
   attempts(first: 1, orderBy: {field: ATTEMPT_NUMBER, direction: DESC}) { edges { node { durationMs } } }`;
 
 const LIST = `query Deliveries($first: Int, $last: Int, $after: Cursor, $before: Cursor, $where: DeliveryWhereInput) {
@@ -93,6 +93,46 @@ export function Deliveries({ api, can, initial }) {
     [filters],
   );
 
+  // apply returns a page with one live change: a row of the page
+  // updated, or a new row on top when it belongs there (else counted).
+  const pending = useRef([]);
+  const apply = useRef(null);
+  apply.current = (p, c) => {
+    const i = p.rows.findIndex((r) => r.id === c.deliveryId);
+    if (i >= 0) {
+      const r = p.rows[i];
+      const seen = r.at || r.updatedAt;
+      if (seen && Date.parse(c.at) < Date.parse(seen)) return p; // older than what is shown
+      const finished = c.kind === "ATTEMPT_FINISHED";
+      const next = {
+        ...rowOf(r),
+        attempts: null,
+        status: c.status,
+        attemptCount: finished && c.attemptNumber ? c.attemptNumber : r.attemptCount,
+        lastResponseStatus: finished ? c.responseStatus : r.lastResponseStatus,
+        lastError: finished ? c.error : r.lastError,
+        durationMs: finished ? c.durationMs : rowOf(r).durationMs,
+        nextAttemptAt: c.nextAttemptAt,
+        at: c.at,
+        flash: true,
+      };
+      return { ...p, rows: [...p.rows.slice(0, i), next, ...p.rows.slice(i + 1)] };
+    }
+    if (c.kind !== "CREATED" || !matches(c)) return p;
+    if (!follow.current) {
+      setFresh((n) => n + 1);
+      return p;
+    }
+    const row = { id: c.deliveryId, createdAt: c.at, eventID: c.eventId, eventType: c.eventType, endpointID: c.endpointId, status: c.status, attemptCount: 0, at: c.at, flash: true };
+    return { ...p, total: p.total + 1, rows: [row, ...p.rows].slice(0, Math.max(p.rows.length, 50)) };
+  };
+  useEffect(() => {
+    if (page && pending.current.length) {
+      const changes = pending.current.splice(0);
+      pages.setPage((p) => changes.reduce((q, c) => apply.current(q, c), p));
+    }
+  }, [page]);
+
   useEffect(() => {
     if (!live) {
       setLiveState("off");
@@ -107,31 +147,12 @@ export function Deliveries({ api, can, initial }) {
         setLiveState("live");
         const c = d.deliveryUpdated;
         pages.setPage((p) => {
-          if (!p) return p;
-          const i = p.rows.findIndex((r) => r.id === c.deliveryId);
-          if (i >= 0) {
-            const r = p.rows[i];
-            const finished = c.kind === "ATTEMPT_FINISHED";
-            const next = {
-              ...rowOf(r),
-              attempts: null,
-              status: c.status,
-              attemptCount: finished && c.attemptNumber ? c.attemptNumber : r.attemptCount,
-              lastResponseStatus: finished ? c.responseStatus : r.lastResponseStatus,
-              lastError: finished ? c.error : r.lastError,
-              durationMs: finished ? c.durationMs : rowOf(r).durationMs,
-              nextAttemptAt: c.nextAttemptAt,
-              flash: true,
-            };
-            return { ...p, rows: [...p.rows.slice(0, i), next, ...p.rows.slice(i + 1)] };
-          }
-          if (c.kind !== "CREATED" || !matches(c)) return p;
-          if (!follow.current) {
-            setFresh((n) => n + 1);
+          if (!p) {
+            // The page is loading: apply the change once it is there.
+            pending.current.push(c);
             return p;
           }
-          const row = { id: c.deliveryId, createdAt: c.at, eventID: c.eventId, eventType: c.eventType, endpointID: c.endpointId, status: c.status, attemptCount: 0, flash: true };
-          return { ...p, total: p.total + 1, rows: [row, ...p.rows].slice(0, Math.max(p.rows.length, 50)) };
+          return apply.current(p, c);
         });
       },
       (e) => {
@@ -140,7 +161,11 @@ export function Deliveries({ api, can, initial }) {
         if (e.reason === "SUBSCRIBER_LAGGED") pages.reload();
       },
     );
-    return stop;
+    const cancel = api.whenConnected(() => setLiveState((st) => (st === "connecting" ? "live" : st)));
+    return () => {
+      cancel();
+      stop();
+    };
   }, [api, live, filters.endpointId, filters.eventType, matches]);
 
   const names = Object.fromEntries(endpoints.map((e) => [e.id, e.name]));
