@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/heraldhq/herald/internal/heraldtest"
+	"github.com/heraldhq/herald/server"
 )
 
 // The console's browser tests sign in as an operator would and check each
@@ -294,4 +295,58 @@ func sameSet(got []string, want ...string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// A deliveries list that falls behind its live feed reloads and follows
+// again by itself once; the second time it stops and says how to go on.
+func TestConsole_DeliveriesFollowAgainOnceAfterFallingBehind(t *testing.T) {
+	// A tiny subscriber buffer, and a receiver that holds the one request
+	// the engine sends at a time, so that only publishing moves the feed.
+	s := heraldtest.Start(t, func(c *server.Config) {
+		c.SubscriberBuffer = 4
+		c.PerEndpoint = 1
+	})
+	release := make(chan struct{})
+	rc := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	t.Cleanup(func() { close(release) })
+	s.CreateEndpoint(s.Token, map[string]any{"url": rc.URL, "timeout": "30s"})
+	burst := func() {
+		in := make([]map[string]any, 100)
+		for i := range in {
+			in[i] = map[string]any{"eventType": "order.created", "payload": map[string]any{"i": i}}
+		}
+		s.Do(s.Token, `mutation($in: [PublishEventInput!]!) { publishEvents(input: $in) { id } }`, map[string]any{"in": in}).Decode(t, nil)
+	}
+	var viewer struct {
+		Viewer struct{ App struct{ ID string } }
+	}
+	s.As(t, s.Token).Must(&viewer, `{ viewer { app { id } } }`, nil)
+
+	p := openBrowser(t)
+	p.signIn(s.URL, s.Token)
+	p.do("open the deliveries", chromedp.Navigate(s.URL+"/console#/apps/"+viewer.Viewer.App.ID+"/deliveries"))
+	live := `document.querySelector("[data-testid=live-state]").dataset.state`
+	p.waitFor("the list to be live", live+` === "live"`)
+	waitSubscribed(t, s, 1)
+
+	burst()
+	p.waitFor("the reload notice", `((document.querySelector("[data-testid=deliveries-info]") || {}).textContent || "").includes("reloaded")`)
+	waitSubscribed(t, s, 1)
+	p.waitFor("live again", live+` === "live"`)
+
+	burst()
+	p.waitFor("the list to stop following", live+` === "stopped" && document.querySelector("[data-testid=deliveries-error]")`)
+	if !heraldtest.Eventually(5*time.Second, func() bool { _, subs := s.LiveStats(); return subs == 0 }) {
+		t.Fatal("the list subscribed again after falling behind twice")
+	}
+	p.click("stop following", `[data-testid=live-toggle]`)
+	p.click("follow again", `[data-testid=live-toggle]`)
+	waitSubscribed(t, s, 1)
+	p.waitFor("live after following again", live+` === "live"`)
+	p.checkConsole()
 }

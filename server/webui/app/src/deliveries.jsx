@@ -60,6 +60,8 @@ export function Deliveries({ api, can, initial }) {
   const [detail, setDetail] = useState(initial && initial.deliveryId ? initial.deliveryId : null);
   const [replay, setReplay] = useState(false);
   const [selected, setSelected] = useState(() => new Set());
+  const [resubscribe, setResubscribe] = useState(0);
+  const lagged = useRef(0); // automatic resubscriptions after falling behind
   const id = useIds("f-ep", "f-st", "f-et", "f-from", "f-to", "f-q");
 
   useEffect(() => {
@@ -135,6 +137,7 @@ export function Deliveries({ api, can, initial }) {
 
   useEffect(() => {
     if (!live) {
+      lagged.current = 0;
       setLiveState("off");
       return undefined;
     }
@@ -156,9 +159,20 @@ export function Deliveries({ api, can, initial }) {
         });
       },
       (e) => {
+        if (e.reason === "SUBSCRIBER_LAGGED" && lagged.current === 0) {
+          // Once: follow again, and reload what the gap may have missed.
+          lagged.current += 1;
+          setInfo("Too many changes came at once to show them one by one: the list was reloaded, and it follows new deliveries again.");
+          pages.reload();
+          setResubscribe((n) => n + 1);
+          return;
+        }
         setLiveState("stopped");
-        setError(e.reason === "SUBSCRIBER_LAGGED" ? "Too many changes came at once to follow them live: the list was reloaded." : e.message);
-        if (e.reason === "SUBSCRIBER_LAGGED") pages.reload();
+        setError(
+          e.reason === "SUBSCRIBER_LAGGED"
+            ? "Too many changes keep coming at once to follow them live. Narrow the list to one endpoint, or turn following off and on again."
+            : e.message,
+        );
       },
     );
     const cancel = api.whenConnected(() => setLiveState((st) => (st === "connecting" ? "live" : st)));
@@ -166,7 +180,7 @@ export function Deliveries({ api, can, initial }) {
       cancel();
       stop();
     };
-  }, [api, live, filters.endpointId, filters.eventType, matches]);
+  }, [api, live, filters.endpointId, filters.eventType, matches, resubscribe]);
 
   const names = Object.fromEntries(endpoints.map((e) => [e.id, e.name]));
   const setF = (k) => (e) => setFilters((f) => ({ ...f, [k]: e.currentTarget.value }));
