@@ -530,11 +530,7 @@ func TestPortal_FormShowsEveryErrorAtOnceAndWildcardsWork(t *testing.T) {
 	if len(errs) != 3 || errs["url"] == "" || errs["name"] == "" || errs["timeout"] == "" {
 		t.Errorf("errors at the fields: %v", errs)
 	}
-	var focused string
-	p.eval(`document.activeElement.dataset.testid || document.activeElement.tagName`, &focused)
-	if focused != "url" {
-		t.Errorf("focus is on %q, want the first invalid field (url)", focused)
-	}
+	p.waitFor("the focus on the first invalid field (url)", `document.activeElement === document.querySelector(`+js(form+`[data-testid=url]`)+`)`)
 	p.checkScreen("portal-form-errors", true)
 	p.typeInto(form+`[data-testid=url]`, rc.Hook("/orders"))
 	p.typeInto(form+`[data-testid=name]`, "Orders")
