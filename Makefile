@@ -88,8 +88,8 @@ bench: build
 	./bin/herald-bench --herald $(BIN) $(BENCH_FLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem ./signing ./bus ./dispatch ./metrics ./stats
 
-# Re-vendors GraphiQL and the console's browser assets from npm, and
-# builds the customer portal (server/webui/app) with Vite.
+# Re-vendors GraphiQL's browser assets from npm, and builds the web app
+# (the console and the customer portal, server/webui/app) with Vite.
 assets:
 	./server/webui/vendor.sh
 	./server/webui/app/build.sh

@@ -56,7 +56,7 @@ func Builtins() []Builtin {
 		{Name: "email.clicked", Description: "A recipient clicked a link in an email.", Example: ex(`{"messageId":"eml_901","url":"https://example.com/orders/1042"}`)},
 		{Name: "email.bounced", Description: "An email bounced.", Example: ex(`{"messageId":"eml_901","bounceType":"hard"}`)},
 		{Name: "email.complained", Description: "A recipient marked an email as spam.", Example: ex(`{"messageId":"eml_901"}`)},
-		{Name: TypeTestPing, Description: "A test event sent by testEndpoint.", Example: ex(`{"message":"Hello from Herald"}`), System: true},
+		{Name: TypeTestPing, Description: "A test event, sent on request to check that an endpoint receives webhooks.", Example: ex(`{"message":"Hello from Herald"}`), System: true},
 		{Name: TypeWebhookFailed, Description: "A delivery to one of your endpoints failed for good (all attempts used, or a permanent error).", Example: ex(`{"endpointId":"ep_01JDZ6Q4W8X3M5N7P9R2T4V6X8","deliveryId":"dlv_01JDZ6Q4W8X3M5N7P9R2T4V6X9","eventId":"evt_01JDZ6Q4W8X3M5N7P9R2T4V6XA","eventType":"order.created","attempts":8,"lastResponseStatus":503,"lastError":"HTTP 503"}`), System: true},
 		{Name: TypeWebhookDisabled, Description: "One of your endpoints was disabled after repeated failures.", Example: ex(`{"endpointId":"ep_01JDZ6Q4W8X3M5N7P9R2T4V6X8","url":"https://example.com/webhooks","reason":"20 consecutive failed deliveries","consecutiveFailures":20}`), System: true},
 	}

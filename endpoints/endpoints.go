@@ -12,8 +12,11 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
+
+	"entgo.io/ent/dialect/sql"
 
 	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/db"
@@ -21,6 +24,7 @@ import (
 	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/endpoint"
+	"github.com/heraldhq/herald/ent/predicate"
 	"github.com/heraldhq/herald/fault"
 	"github.com/heraldhq/herald/filter"
 	"github.com/heraldhq/herald/quota"
@@ -128,74 +132,93 @@ type config struct {
 	ordering               webhook.Ordering
 }
 
-// validate merges in over base and checks the result. Faults name fields
-// "input.<field>".
+// validate merges in over base and checks the result. It reports every
+// invalid field at once (a fault.List), so that a form can show them all
+// after one request; faults name fields "input.<field>". Errors that are
+// not faults (the catalog could not be read) end it at once.
 func (s *Service) validate(ctx context.Context, appID string, base config, in Input) (config, error) {
 	c := base
+	var errs fault.List
+	// check records a failed check's faults; it returns false for an
+	// error that is not one, which validate returns as it is.
+	check := func(err error) bool { return err == nil || errs.Add(err) }
 	if in.Name != nil {
 		c.name = strings.TrimSpace(*in.Name)
 	}
 	if n := len([]rune(c.name)); n < 2 || n > 255 {
-		return c, fault.Invalid("input.name", "must be 2-255 characters, got %d", n)
+		errs = append(errs, fault.Invalid("input.name", "must be 2-255 characters, got %d", n))
 	}
 	if in.Description != nil {
 		c.description = *in.Description
 	}
 	if len(c.description) > 4096 {
-		return c, fault.Invalid("input.description", "must be at most 4096 characters")
+		errs = append(errs, fault.Invalid("input.description", "must be at most 4096 characters"))
 	}
 	if in.URL != nil {
 		u, err := s.Policy.CheckURL(strings.TrimSpace(*in.URL))
-		if err != nil {
-			var ue *destination.URLError
-			if errors.As(err, &ue) {
-				return c, fault.Invalid("input.url", "%s", ue.Reason)
-			}
-			return c, fault.Invalid("input.url", "%v", err)
+		var ue *destination.URLError
+		switch {
+		case errors.As(err, &ue):
+			errs = append(errs, fault.Invalid("input.url", "%s", ue.Reason))
+		case err != nil:
+			errs = append(errs, fault.Invalid("input.url", "%v", err))
+		default:
+			// Host names are case-insensitive: store them in lower case,
+			// so that the duplicate check sees one URL however it is
+			// written.
+			u.Host = strings.ToLower(u.Host)
+			c.url = u.String()
 		}
-		// Host names are case-insensitive: store them in lower case, so
-		// that the duplicate check sees one URL however it is written.
-		u.Host = strings.ToLower(u.Host)
-		c.url = u.String()
 	}
 	if in.EventTypes != nil {
 		ets, err := webhook.CheckPatterns("input.eventTypes", in.EventTypes)
-		if err != nil {
-			return c, err
+		if err == nil {
+			err = s.Catalog.CheckSubscribable(ctx, appID, "input.eventTypes", ets)
 		}
-		if err := s.Catalog.CheckSubscribable(ctx, appID, "input.eventTypes", ets); err != nil {
+		if !check(err) {
 			return c, err
 		}
 		c.eventTypes = ets
 	}
+	authOK := true
 	if in.Auth != nil {
 		a, err := unmask(*in.Auth, base.auth).Normalize()
 		if err != nil {
-			return c, fault.Prefix("input.auth", err)
+			authOK = false
+			if !check(fault.Prefix("input.auth", err)) {
+				return c, err
+			}
+		} else {
+			c.auth = a
 		}
-		c.auth = a
 	}
 	if in.Headers != nil {
 		c.headers = unmaskHeaders(*in.Headers, base.headers)
 	}
-	hs, err := webhook.CheckHeaders("input.headers", c.headers, c.auth)
-	if err != nil {
-		return c, err
+	if authOK {
+		// Headers are checked against the authentication's header,
+		// which must be known first.
+		hs, err := webhook.CheckHeaders("input.headers", c.headers, c.auth)
+		if !check(err) {
+			return c, err
+		}
+		if err == nil {
+			c.headers = hs
+		}
 	}
-	c.headers = hs
 	c.retry = in.RetryPolicy.apply(c.retry)
-	if err := c.retry.Validate(); err != nil {
-		return c, fault.Prefix("input.retryPolicy", err)
+	if err := c.retry.Validate(); !check(fault.Prefix("input.retryPolicy", err)) {
+		return c, err
 	}
 	if in.Timeout != nil {
 		c.timeout = *in.Timeout
 	}
-	if err := webhook.CheckTimeout("input.timeout", c.timeout); err != nil {
+	if err := webhook.CheckTimeout("input.timeout", c.timeout); !check(err) {
 		return c, err
 	}
 	if in.Filter.Set {
 		f, err := CheckFilter("input.filter", in.Filter.Value)
-		if err != nil {
+		if !check(err) {
 			return c, err
 		}
 		c.filter = f
@@ -203,8 +226,8 @@ func (s *Service) validate(ctx context.Context, appID string, base config, in In
 	if in.RateLimit.Set {
 		c.rateLimit = in.RateLimit.Value
 		if c.rateLimit != nil {
-			if err := c.rateLimit.Validate(); err != nil {
-				return c, fault.Prefix("input.rateLimit", err)
+			if err := c.rateLimit.Validate(); !check(fault.Prefix("input.rateLimit", err)) {
+				return c, err
 			}
 		}
 	}
@@ -213,10 +236,10 @@ func (s *Service) validate(ctx context.Context, appID string, base config, in In
 		case webhook.OrderNone, webhook.OrderByKey, webhook.OrderStrict:
 			c.ordering = o
 		default:
-			return c, fault.Invalid("input.ordering", "must be NONE, KEY or STRICT, got %q", o)
+			errs = append(errs, fault.Invalid("input.ordering", "must be NONE, KEY or STRICT, got %q", o))
 		}
 	}
-	return c, nil
+	return c, errs.Err()
 }
 
 // CheckFilter validates a payload filter; faults name the offending part
@@ -330,16 +353,32 @@ func (s *Service) Create(ctx context.Context, in Input) (*ent.Endpoint, string, 
 	if !ok {
 		return nil, "", tenant.ErrNoViewer
 	}
-	switch {
-	case in.Name == nil:
-		return nil, "", fault.Invalid("input.name", "is required")
-	case in.URL == nil:
-		return nil, "", fault.Invalid("input.url", "is required")
-	case in.EventTypes == nil:
-		return nil, "", fault.Invalid("input.eventTypes", "is required; use [\"*\"] for every event type")
+	var missing fault.List
+	if in.Name == nil {
+		missing = append(missing, fault.Invalid("input.name", "is required"))
+	}
+	if in.URL == nil {
+		missing = append(missing, fault.Invalid("input.url", "is required"))
+	}
+	if in.EventTypes == nil {
+		missing = append(missing, fault.Invalid("input.eventTypes", "is required; use [\"*\"] for every event type"))
 	}
 	base := config{auth: webhook.Auth{Type: webhook.AuthNone}, retry: webhook.DefaultRetryPolicy(), timeout: webhook.DefaultTimeout, ordering: webhook.OrderNone}
 	c, err := s.validate(ctx, v.AppID, base, in)
+	if len(missing) > 0 {
+		// What is there is checked too, so that every field is reported
+		// (once: a missing name is not also too short).
+		var rest fault.List
+		if err != nil && !rest.Add(err) {
+			return nil, "", err
+		}
+		for _, f := range rest {
+			if !slices.ContainsFunc(missing, func(m *fault.Error) bool { return m.Field == f.Field }) {
+				missing = append(missing, f)
+			}
+		}
+		return nil, "", missing.Err()
+	}
 	if err != nil {
 		return nil, "", err
 	}
@@ -635,4 +674,34 @@ func HealthOf(ep *ent.Endpoint, now time.Time) Health {
 	default:
 		return Ready
 	}
+}
+
+// NeedsAttention selects the endpoints whose health is Attention (see
+// HealthOf), so that they can be counted without reading them.
+func NeedsAttention() predicate.Endpoint {
+	return endpoint.Or(
+		endpoint.IsActive(false),
+		endpoint.ConsecutiveFailuresGT(0),
+		endpoint.And(
+			endpoint.LastFailureAtNotNil(),
+			endpoint.Or(
+				endpoint.LastSuccessAtIsNil(),
+				// Times are stored in UTC, whose text form (SQLite)
+				// sorts in time order too.
+				predicate.Endpoint(func(s *sql.Selector) {
+					s.Where(sql.ColumnsGT(s.C(endpoint.FieldLastFailureAt), s.C(endpoint.FieldLastSuccessAt)))
+				}),
+			),
+		),
+	)
+}
+
+// RevealSecret returns an endpoint of the viewer's app with its current
+// signing secret, for a caller allowed to manage it.
+func (s *Service) RevealSecret(ctx context.Context, id string) (*ent.Endpoint, string, error) {
+	ep, err := s.get(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	return ep, ep.Secret, nil
 }

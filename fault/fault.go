@@ -9,6 +9,7 @@ package fault
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Code classifies an error for API callers. The values are the GraphQL
@@ -100,4 +101,55 @@ func Prefix(prefix string, err error) error {
 		c.Field = prefix + "." + c.Field
 	}
 	return &c
+}
+
+// List is several errors a caller can act on at once, such as every invalid
+// field of a form: the GraphQL presenter reports each as an error of its
+// own, so a client can show them all after one request.
+type List []*Error
+
+// Error implements error.
+func (l List) Error() string {
+	msgs := make([]string, len(l))
+	for i, e := range l {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Unwrap returns the errors of the list.
+func (l List) Unwrap() []error {
+	out := make([]error, len(l))
+	for i, e := range l {
+		out[i] = e
+	}
+	return out
+}
+
+// Add appends the faults of err (an *Error, a List, or an error wrapping
+// one) and reports whether it could: an error that is not a fault is not
+// something the caller can act on, and the caller returns it instead.
+func (l *List) Add(err error) bool {
+	var list List
+	if errors.As(err, &list) {
+		*l = append(*l, list...)
+		return true
+	}
+	if e, ok := As(err); ok {
+		*l = append(*l, e)
+		return true
+	}
+	return false
+}
+
+// Err returns nil for an empty list, its error for a list of one, and the
+// list otherwise.
+func (l List) Err() error {
+	switch len(l) {
+	case 0:
+		return nil
+	case 1:
+		return l[0]
+	}
+	return l
 }

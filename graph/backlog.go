@@ -42,10 +42,11 @@ func backlog(ctx context.Context, client *ent.Client, endpointIDs []string, now 
 	return out, nil
 }
 
-// appBacklog counts the unfinished deliveries of the caller's app, over
-// its endpoints (deleted ones have none left).
-func (r *Resolver) appBacklog(ctx context.Context) (*model.Backlog, error) {
-	ids, err := r.client.Endpoint.Query().Where(endpoint.DeletedAtIsNil()).IDs(ctx)
+// appBacklog counts the unfinished deliveries of an app, over its
+// endpoints (deleted ones have none left). ctx reads the app (see
+// readApp).
+func (r *Resolver) appBacklog(ctx context.Context, appID string) (*model.Backlog, error) {
+	ids, err := r.client.Endpoint.Query().Where(endpoint.AppID(appID), endpoint.DeletedAtIsNil()).IDs(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list endpoints: %w", err)
 	}

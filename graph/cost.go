@@ -64,6 +64,8 @@ func costs(maxPayload int) map[string]cost {
 		"App.backlog":             flat(2000), // counts over the due index
 		"Endpoint.backlog":        flat(500),
 		"App.limits":              flat(16), // a count per counted limit
+		"App.endpointSummary":     flat(64), // two counts over the app's endpoints
+		"Query.locate":            flat(8),
 		"App.portal":              flat(1),
 		"Endpoint.auth":           flat(1),
 		"Endpoint.flow":           flat(1), // in memory

@@ -30,6 +30,18 @@ func (e internalError) Unwrap() error { return e.err }
 // itself (which gqlgen reports without passing through resolvers).
 func Middleware(ctx context.Context, next graphql.Resolver) (any, error) {
 	res, err := pageArgs(ctx, next)
+	var list fault.List
+	if errors.As(err, &list) && len(list) > 1 {
+		// Every error of the list on its own, each presented like a
+		// single fault (gqlgen adds the errors of a gqlerror.List one by
+		// one).
+		path := graphql.GetFieldContext(ctx).Path()
+		out := make(gqlerror.List, len(list))
+		for i, f := range list {
+			out[i] = gqlerror.WrapPath(path, f)
+		}
+		return res, out
+	}
 	if err != nil && classify(err) == "" {
 		var gq *gqlerror.Error
 		if errors.As(err, &gq) {

@@ -86,6 +86,7 @@ type ComplexityRoot struct {
 		AcceptUnknownEventTypes func(childComplexity int) int
 		Backlog                 func(childComplexity int) int
 		CreatedAt               func(childComplexity int) int
+		EndpointSummary         func(childComplexity int) int
 		ID                      func(childComplexity int) int
 		Limits                  func(childComplexity int) int
 		Name                    func(childComplexity int) int
@@ -330,6 +331,11 @@ type ComplexityRoot struct {
 		Throttled      func(childComplexity int) int
 	}
 
+	EndpointSummary struct {
+		NeedingAttention func(childComplexity int) int
+		Total            func(childComplexity int) int
+	}
+
 	Event struct {
 		CreatedAt      func(childComplexity int) int
 		DeliverAt      func(childComplexity int) int
@@ -409,6 +415,12 @@ type ComplexityRoot struct {
 		P99Ms  func(childComplexity int) int
 	}
 
+	Location struct {
+		App  func(childComplexity int) int
+		ID   func(childComplexity int) int
+		Type func(childComplexity int) int
+	}
+
 	Mutation struct {
 		ArchiveEventType     func(childComplexity int, id string) int
 		CreateAPIKey         func(childComplexity int, input model.CreateAPIKeyInput) int
@@ -420,7 +432,9 @@ type ComplexityRoot struct {
 		PublishEvent         func(childComplexity int, input model.PublishEventInput) int
 		PublishEvents        func(childComplexity int, input []*model.PublishEventInput) int
 		ReplayDeliveries     func(childComplexity int, endpointID string, since time.Time, status *delivery.Status) int
+		RetryDeliveries      func(childComplexity int, ids []string) int
 		RetryDelivery        func(childComplexity int, id string) int
+		RevealEndpointSecret func(childComplexity int, id string) int
 		RevokeAPIKey         func(childComplexity int, id string) int
 		RevokePortalSession  func(childComplexity int, id string) int
 		RevokePortalSessions func(childComplexity int, appID *string) int
@@ -463,6 +477,7 @@ type ComplexityRoot struct {
 		Endpoints  func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EndpointOrder, where *ent.EndpointWhereInput) int
 		EventTypes func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventTypeOrder, where *ent.EventTypeWhereInput) int
 		Events     func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) int
+		Locate     func(childComplexity int, id string) int
 		Node       func(childComplexity int, id string) int
 		Nodes      func(childComplexity int, ids []string) int
 		TestFilter func(childComplexity int, filter json.RawMessage, payload json.RawMessage, eventType *string, recent *int) int
@@ -478,11 +493,28 @@ type ComplexityRoot struct {
 		Count func(childComplexity int) int
 	}
 
+	RetryDeliveriesPayload struct {
+		Count      func(childComplexity int) int
+		Deliveries func(childComplexity int) int
+		NotRetried func(childComplexity int) int
+	}
+
 	RetryPolicy struct {
 		BackoffMultiplier func(childComplexity int) int
 		InitialDelay      func(childComplexity int) int
 		MaxAttempts       func(childComplexity int) int
 		MaxDelay          func(childComplexity int) int
+	}
+
+	RetryRefusal struct {
+		Code    func(childComplexity int) int
+		ID      func(childComplexity int) int
+		Message func(childComplexity int) int
+	}
+
+	RevealEndpointSecretPayload struct {
+		Endpoint func(childComplexity int) int
+		Secret   func(childComplexity int) int
 	}
 
 	RevokePortalSessionsPayload struct {
@@ -529,6 +561,7 @@ type APIKeyResolver interface {
 type AppResolver interface {
 	Stats(ctx context.Context, obj *ent.App, window time.Duration, bucket time.Duration) (*model.DeliveryStats, error)
 	Backlog(ctx context.Context, obj *ent.App) (*model.Backlog, error)
+	EndpointSummary(ctx context.Context, obj *ent.App) (*model.EndpointSummary, error)
 	Portal(ctx context.Context, obj *ent.App) (*model.PortalSettings, error)
 	Limits(ctx context.Context, obj *ent.App) ([]*model.AppLimit, error)
 }
@@ -567,6 +600,7 @@ type MutationResolver interface {
 	UpdateEndpoint(ctx context.Context, id string, input model.UpdateEndpointInput) (*ent.Endpoint, error)
 	DeleteEndpoint(ctx context.Context, id string) (*model.DeleteEndpointPayload, error)
 	RotateEndpointSecret(ctx context.Context, id string, input *model.RotateEndpointSecretInput) (*model.RotateEndpointSecretPayload, error)
+	RevealEndpointSecret(ctx context.Context, id string) (*model.RevealEndpointSecretPayload, error)
 	CreateEventType(ctx context.Context, input model.CreateEventTypeInput) (*ent.EventType, error)
 	UpdateEventType(ctx context.Context, id string, input model.UpdateEventTypeInput) (*ent.EventType, error)
 	ArchiveEventType(ctx context.Context, id string) (*ent.EventType, error)
@@ -575,6 +609,7 @@ type MutationResolver interface {
 	PublishEvents(ctx context.Context, input []*model.PublishEventInput) ([]*ent.Event, error)
 	TestEndpoint(ctx context.Context, id string, eventType *string, payload json.RawMessage) (*model.TestEndpointPayload, error)
 	RetryDelivery(ctx context.Context, id string) (*ent.Delivery, error)
+	RetryDeliveries(ctx context.Context, ids []string) (*model.RetryDeliveriesPayload, error)
 	ReplayDeliveries(ctx context.Context, endpointID string, since time.Time, status *delivery.Status) (*model.ReplayDeliveriesPayload, error)
 }
 type QueryResolver interface {
@@ -588,6 +623,7 @@ type QueryResolver interface {
 	EventTypes(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventTypeOrder, where *ent.EventTypeWhereInput) (*ent.EventTypeConnection, error)
 	Viewer(ctx context.Context) (*model.Viewer, error)
 	TestFilter(ctx context.Context, filter json.RawMessage, payload json.RawMessage, eventType *string, recent *int) (*model.FilterTest, error)
+	Locate(ctx context.Context, id string) (*model.Location, error)
 }
 type SubscriptionResolver interface {
 	DeliveryUpdated(ctx context.Context, endpointID *string, eventType *string, status *delivery.Status) (<-chan *model.DeliveryChange, error)
@@ -743,6 +779,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.App.CreatedAt(childComplexity), true
+	case "App.endpointSummary":
+		if e.ComplexityRoot.App.EndpointSummary == nil {
+			break
+		}
+
+		return e.ComplexityRoot.App.EndpointSummary(childComplexity), true
 	case "App.id":
 		if e.ComplexityRoot.App.ID == nil {
 			break
@@ -1791,6 +1833,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.EndpointFlow.Throttled(childComplexity), true
 
+	case "EndpointSummary.needingAttention":
+		if e.ComplexityRoot.EndpointSummary.NeedingAttention == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointSummary.NeedingAttention(childComplexity), true
+	case "EndpointSummary.total":
+		if e.ComplexityRoot.EndpointSummary.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointSummary.Total(childComplexity), true
+
 	case "Event.createdAt":
 		if e.ComplexityRoot.Event.CreatedAt == nil {
 			break
@@ -2083,6 +2138,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.LatencySummary.P99Ms(childComplexity), true
 
+	case "Location.app":
+		if e.ComplexityRoot.Location.App == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Location.App(childComplexity), true
+	case "Location.id":
+		if e.ComplexityRoot.Location.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Location.ID(childComplexity), true
+	case "Location.type":
+		if e.ComplexityRoot.Location.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Location.Type(childComplexity), true
+
 	case "Mutation.archiveEventType":
 		if e.ComplexityRoot.Mutation.ArchiveEventType == nil {
 			break
@@ -2193,6 +2267,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ReplayDeliveries(childComplexity, args["endpointId"].(string), args["since"].(time.Time), args["status"].(*delivery.Status)), true
+	case "Mutation.retryDeliveries":
+		if e.ComplexityRoot.Mutation.RetryDeliveries == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_retryDeliveries_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RetryDeliveries(childComplexity, args["ids"].([]string)), true
 	case "Mutation.retryDelivery":
 		if e.ComplexityRoot.Mutation.RetryDelivery == nil {
 			break
@@ -2204,6 +2289,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RetryDelivery(childComplexity, args["id"].(string)), true
+	case "Mutation.revealEndpointSecret":
+		if e.ComplexityRoot.Mutation.RevealEndpointSecret == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_revealEndpointSecret_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RevealEndpointSecret(childComplexity, args["id"].(string)), true
 	case "Mutation.revokeAPIKey":
 		if e.ComplexityRoot.Mutation.RevokeAPIKey == nil {
 			break
@@ -2469,6 +2565,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Events(childComplexity, args["after"].(*entgql.Cursor[string]), args["first"].(*int), args["before"].(*entgql.Cursor[string]), args["last"].(*int), args["orderBy"].(*ent.EventOrder), args["where"].(*ent.EventWhereInput)), true
 
+	case "Query.locate":
+		if e.ComplexityRoot.Query.Locate == nil {
+			break
+		}
+
+		args, err := ec.field_Query_locate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Locate(childComplexity, args["id"].(string)), true
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
 			break
@@ -2529,6 +2636,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ReplayDeliveriesPayload.Count(childComplexity), true
 
+	case "RetryDeliveriesPayload.count":
+		if e.ComplexityRoot.RetryDeliveriesPayload.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetryDeliveriesPayload.Count(childComplexity), true
+	case "RetryDeliveriesPayload.deliveries":
+		if e.ComplexityRoot.RetryDeliveriesPayload.Deliveries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetryDeliveriesPayload.Deliveries(childComplexity), true
+	case "RetryDeliveriesPayload.notRetried":
+		if e.ComplexityRoot.RetryDeliveriesPayload.NotRetried == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetryDeliveriesPayload.NotRetried(childComplexity), true
+
 	case "RetryPolicy.backoffMultiplier":
 		if e.ComplexityRoot.RetryPolicy.BackoffMultiplier == nil {
 			break
@@ -2553,6 +2679,38 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RetryPolicy.MaxDelay(childComplexity), true
+
+	case "RetryRefusal.code":
+		if e.ComplexityRoot.RetryRefusal.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetryRefusal.Code(childComplexity), true
+	case "RetryRefusal.id":
+		if e.ComplexityRoot.RetryRefusal.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetryRefusal.ID(childComplexity), true
+	case "RetryRefusal.message":
+		if e.ComplexityRoot.RetryRefusal.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetryRefusal.Message(childComplexity), true
+
+	case "RevealEndpointSecretPayload.endpoint":
+		if e.ComplexityRoot.RevealEndpointSecretPayload.Endpoint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevealEndpointSecretPayload.Endpoint(childComplexity), true
+	case "RevealEndpointSecretPayload.secret":
+		if e.ComplexityRoot.RevealEndpointSecretPayload.Secret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevealEndpointSecretPayload.Secret(childComplexity), true
 
 	case "RevokePortalSessionsPayload.count":
 		if e.ComplexityRoot.RevokePortalSessionsPayload.Count == nil {
@@ -2992,11 +3150,32 @@ type Backlog {
 extend type App {
   """
   Delivery statistics of all the app's endpoints together (see DeliveryStats).
-  Only the app the caller acts in: FORBIDDEN for another app.
+  The app the caller acts in; admin keys may read every app's (FORBIDDEN for
+  other keys).
   """
   stats(window: Duration! = "24h", bucket: Duration! = "1h"): DeliveryStats! @goField(forceResolver: true)
-  "The deliveries of all the app's endpoints that have not finished yet."
+  "The deliveries of all the app's endpoints that have not finished yet (every app's for admin keys, as stats)."
   backlog: Backlog!
+  "How many endpoints the app has and how many need attention (every app's for admin keys, as stats)."
+  endpointSummary: EndpointSummary!
+}
+
+"An app's endpoints at a glance."
+type EndpointSummary {
+  "Endpoints that are not deleted."
+  total: Int!
+  "Those whose health is ATTENTION: disabled, or their latest attempt failed."
+  needingAttention: Int!
+}
+
+"Where an object lives."
+type Location {
+  "The ID that was looked up."
+  id: ID!
+  "The object's type: Endpoint, EventType, Event, Delivery or Attempt."
+  type: String!
+  "The app it belongs to."
+  app: App!
 }
 
 """
@@ -3152,6 +3331,12 @@ extend type Query {
   eventType). An invalid filter is a BAD_USER_INPUT naming the offending path.
   """
   testFilter(filter: JSON!, payload: JSON, eventType: String, recent: Int = 20): FilterTest!
+  """
+  Finds the app of an endpoint, event type, event, delivery or attempt by its
+  ID: in every app for admin keys (then send X-Herald-App to read it), in the
+  key's own app for others. NOT_FOUND when there is none.
+  """
+  locate(id: ID!): Location!
 }
 
 "What a payload filter matches."
@@ -3514,6 +3699,29 @@ type TestEndpointPayload {
   delivery: Delivery!
 }
 
+type RevealEndpointSecretPayload {
+  endpoint: Endpoint!
+  "The current signing secret (whsec_...)."
+  secret: String!
+}
+
+type RetryDeliveriesPayload {
+  "How many deliveries were queued again."
+  count: Int!
+  "The deliveries queued again, in the order they were named."
+  deliveries: [Delivery!]!
+  "The deliveries that were not, each with why."
+  notRetried: [RetryRefusal!]!
+}
+
+"A delivery retryDeliveries did not queue again."
+type RetryRefusal {
+  id: ID!
+  "What retryDelivery would have answered: NOT_FOUND, CONFLICT (being sent now), FORBIDDEN (endpoint disabled)."
+  code: String!
+  message: String!
+}
+
 type ReplayDeliveriesPayload {
   "How many deliveries were queued again."
   count: Int!
@@ -3545,6 +3753,12 @@ type Mutation {
   deleteEndpoint(id: ID!): DeleteEndpointPayload!
   "Replace the signing secret. The previous one keeps signing too until the overlap ends."
   rotateEndpointSecret(id: ID!, input: RotateEndpointSecretInput): RotateEndpointSecretPayload!
+  """
+  Show an endpoint's signing secret again, to whoever may manage the endpoint.
+  It is a mutation, not a field, so that each reveal is a deliberate act that
+  can be recorded.
+  """
+  revealEndpointSecret(id: ID!): RevealEndpointSecretPayload!
 
   createEventType(input: CreateEventTypeInput!): EventType!
   updateEventType(id: ID!, input: UpdateEventTypeInput!): EventType!
@@ -3567,6 +3781,11 @@ type Mutation {
   testEndpoint(id: ID!, eventType: String = "test.ping", payload: JSON): TestEndpointPayload!
   "Queue another attempt of a delivery now."
   retryDelivery(id: ID!): Delivery!
+  """
+  Queue another attempt of each of 1-100 deliveries now, as retryDelivery
+  does for one; those it cannot retry are listed with the reason.
+  """
+  retryDeliveries(ids: [ID!]!): RetryDeliveriesPayload!
   "Queue again every delivery of an endpoint with the given status created since a time."
   replayDeliveries(endpointId: ID!, since: Time!, status: DeliveryStatus = FAILED): ReplayDeliveriesPayload!
 }
@@ -3734,6 +3953,8 @@ func (ec *executionContext) childFields_App(ctx context.Context, field graphql.C
 		return ec.fieldContext_App_stats(ctx, field)
 	case "backlog":
 		return ec.fieldContext_App_backlog(ctx, field)
+	case "endpointSummary":
+		return ec.fieldContext_App_endpointSummary(ctx, field)
 	case "portal":
 		return ec.fieldContext_App_portal(ctx, field)
 	case "limits":
@@ -4214,6 +4435,16 @@ func (ec *executionContext) childFields_EndpointFlow(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type EndpointFlow", field.Name)
 }
 
+func (ec *executionContext) childFields_EndpointSummary(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "total":
+		return ec.fieldContext_EndpointSummary_total(ctx, field)
+	case "needingAttention":
+		return ec.fieldContext_EndpointSummary_needingAttention(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EndpointSummary", field.Name)
+}
+
 func (ec *executionContext) childFields_Event(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -4372,6 +4603,18 @@ func (ec *executionContext) childFields_LatencySummary(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type LatencySummary", field.Name)
 }
 
+func (ec *executionContext) childFields_Location(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Location_id(ctx, field)
+	case "type":
+		return ec.fieldContext_Location_type(ctx, field)
+	case "app":
+		return ec.fieldContext_Location_app(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Location", field.Name)
+}
+
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "hasNextPage":
@@ -4436,6 +4679,18 @@ func (ec *executionContext) childFields_ReplayDeliveriesPayload(ctx context.Cont
 	return nil, fmt.Errorf("no field named %q was found under type ReplayDeliveriesPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_RetryDeliveriesPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "count":
+		return ec.fieldContext_RetryDeliveriesPayload_count(ctx, field)
+	case "deliveries":
+		return ec.fieldContext_RetryDeliveriesPayload_deliveries(ctx, field)
+	case "notRetried":
+		return ec.fieldContext_RetryDeliveriesPayload_notRetried(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RetryDeliveriesPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_RetryPolicy(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "maxAttempts":
@@ -4448,6 +4703,28 @@ func (ec *executionContext) childFields_RetryPolicy(ctx context.Context, field g
 		return ec.fieldContext_RetryPolicy_maxDelay(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RetryPolicy", field.Name)
+}
+
+func (ec *executionContext) childFields_RetryRefusal(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_RetryRefusal_id(ctx, field)
+	case "code":
+		return ec.fieldContext_RetryRefusal_code(ctx, field)
+	case "message":
+		return ec.fieldContext_RetryRefusal_message(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RetryRefusal", field.Name)
+}
+
+func (ec *executionContext) childFields_RevealEndpointSecretPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "endpoint":
+		return ec.fieldContext_RevealEndpointSecretPayload_endpoint(ctx, field)
+	case "secret":
+		return ec.fieldContext_RevealEndpointSecretPayload_secret(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RevealEndpointSecretPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_RevokePortalSessionsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4978,7 +5255,35 @@ func (ec *executionContext) field_Mutation_replayDeliveries_args(ctx context.Con
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_retryDeliveries_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "ids",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalNID2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ids"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_retryDelivery_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_revealEndpointSecret_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
@@ -5523,6 +5828,20 @@ func (ec *executionContext) field_Query_events_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_locate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -6390,6 +6709,38 @@ func (ec *executionContext) fieldContext_App_backlog(_ context.Context, field gr
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Backlog(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _App_endpointSummary(ctx context.Context, field graphql.CollectedField, obj *ent.App) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_App_endpointSummary(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.App().EndpointSummary(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.EndpointSummary) graphql.Marshaler {
+			return ec.marshalNEndpointSummary2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEndpointSummary(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_App_endpointSummary(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "App",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EndpointSummary(ctx, field)
 		},
 	}
 	return fc, nil
@@ -10540,6 +10891,52 @@ func (ec *executionContext) fieldContext_EndpointFlow_throttled(_ context.Contex
 	return graphql.NewScalarFieldContext("EndpointFlow", field, false, false, "Boolean")
 }
 
+func (ec *executionContext) _EndpointSummary_total(ctx context.Context, field graphql.CollectedField, obj *model.EndpointSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointSummary_total(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Total, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointSummary_total(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _EndpointSummary_needingAttention(ctx context.Context, field graphql.CollectedField, obj *model.EndpointSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointSummary_needingAttention(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NeedingAttention, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointSummary_needingAttention(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointSummary", field, false, false, "Int")
+}
+
 func (ec *executionContext) _Event_id(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11700,6 +12097,84 @@ func (ec *executionContext) fieldContext_LatencySummary_meanMs(_ context.Context
 	return graphql.NewScalarFieldContext("LatencySummary", field, false, false, "Float")
 }
 
+func (ec *executionContext) _Location_id(ctx context.Context, field graphql.CollectedField, obj *model.Location) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Location_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Location_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Location", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Location_type(ctx context.Context, field graphql.CollectedField, obj *model.Location) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Location_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Location_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Location", field, false, false, "String")
+}
+
+func (ec *executionContext) _Location_app(ctx context.Context, field graphql.CollectedField, obj *model.Location) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Location_app(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.App, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.App) graphql.Marshaler {
+			return ec.marshalNApp2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐApp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Location_app(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Location",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_App(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_createApp(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12228,6 +12703,50 @@ func (ec *executionContext) fieldContext_Mutation_rotateEndpointSecret(ctx conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_revealEndpointSecret(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_revealEndpointSecret(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RevealEndpointSecret(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RevealEndpointSecretPayload) graphql.Marshaler {
+			return ec.marshalNRevealEndpointSecretPayload2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRevealEndpointSecretPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_revealEndpointSecret(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RevealEndpointSecretPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_revealEndpointSecret_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_createEventType(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12574,6 +13093,50 @@ func (ec *executionContext) fieldContext_Mutation_retryDelivery(ctx context.Cont
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_retryDelivery_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_retryDeliveries(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_retryDeliveries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RetryDeliveries(ctx, fc.Args["ids"].([]string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RetryDeliveriesPayload) graphql.Marshaler {
+			return ec.marshalNRetryDeliveriesPayload2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRetryDeliveriesPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_retryDeliveries(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RetryDeliveriesPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_retryDeliveries_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -13383,6 +13946,50 @@ func (ec *executionContext) fieldContext_Query_testFilter(ctx context.Context, f
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_locate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_locate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Locate(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Location) graphql.Marshaler {
+			return ec.marshalNLocation2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐLocation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_locate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Location(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_locate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13528,6 +14135,93 @@ func (ec *executionContext) fieldContext_ReplayDeliveriesPayload_count(_ context
 	return graphql.NewScalarFieldContext("ReplayDeliveriesPayload", field, false, false, "Int")
 }
 
+func (ec *executionContext) _RetryDeliveriesPayload_count(ctx context.Context, field graphql.CollectedField, obj *model.RetryDeliveriesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RetryDeliveriesPayload_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RetryDeliveriesPayload_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RetryDeliveriesPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RetryDeliveriesPayload_deliveries(ctx context.Context, field graphql.CollectedField, obj *model.RetryDeliveriesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RetryDeliveriesPayload_deliveries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Deliveries, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.Delivery) graphql.Marshaler {
+			return ec.marshalNDelivery2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐDeliveryᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RetryDeliveriesPayload_deliveries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RetryDeliveriesPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Delivery(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RetryDeliveriesPayload_notRetried(ctx context.Context, field graphql.CollectedField, obj *model.RetryDeliveriesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RetryDeliveriesPayload_notRetried(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NotRetried, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.RetryRefusal) graphql.Marshaler {
+			return ec.marshalNRetryRefusal2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRetryRefusalᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RetryDeliveriesPayload_notRetried(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RetryDeliveriesPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RetryRefusal(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _RetryPolicy_maxAttempts(ctx context.Context, field graphql.CollectedField, obj *webhook.RetryPolicy) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13618,6 +14312,130 @@ func (ec *executionContext) _RetryPolicy_maxDelay(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_RetryPolicy_maxDelay(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RetryPolicy", field, false, false, "Duration")
+}
+
+func (ec *executionContext) _RetryRefusal_id(ctx context.Context, field graphql.CollectedField, obj *model.RetryRefusal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RetryRefusal_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RetryRefusal_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RetryRefusal", field, false, false, "ID")
+}
+
+func (ec *executionContext) _RetryRefusal_code(ctx context.Context, field graphql.CollectedField, obj *model.RetryRefusal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RetryRefusal_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RetryRefusal_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RetryRefusal", field, false, false, "String")
+}
+
+func (ec *executionContext) _RetryRefusal_message(ctx context.Context, field graphql.CollectedField, obj *model.RetryRefusal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RetryRefusal_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RetryRefusal_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RetryRefusal", field, false, false, "String")
+}
+
+func (ec *executionContext) _RevealEndpointSecretPayload_endpoint(ctx context.Context, field graphql.CollectedField, obj *model.RevealEndpointSecretPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RevealEndpointSecretPayload_endpoint(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Endpoint, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Endpoint) graphql.Marshaler {
+			return ec.marshalNEndpoint2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐEndpoint(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RevealEndpointSecretPayload_endpoint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RevealEndpointSecretPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Endpoint(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RevealEndpointSecretPayload_secret(ctx context.Context, field graphql.CollectedField, obj *model.RevealEndpointSecretPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RevealEndpointSecretPayload_secret(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Secret, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RevealEndpointSecretPayload_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RevealEndpointSecretPayload", field, false, false, "String")
 }
 
 func (ec *executionContext) _RevokePortalSessionsPayload_count(ctx context.Context, field graphql.CollectedField, obj *model.RevokePortalSessionsPayload) (ret graphql.Marshaler) {
@@ -22067,6 +22885,12 @@ func (ec *executionContext) _App(ctx context.Context, sel ast.SelectionSet, obj 
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._App_backlog(ctx, field, obj)
 				})
+		case "endpointSummary":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._App_endpointSummary(ctx, field, obj)
+				})
 		case "portal":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -23615,6 +24439,44 @@ func (ec *executionContext) _EndpointFlow(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var endpointSummaryImplementors = []string{"EndpointSummary"}
+
+func (ec *executionContext) _EndpointSummary(ctx context.Context, sel ast.SelectionSet, obj *model.EndpointSummary) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, endpointSummaryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("EndpointSummary")
+		case "total":
+			out.Values[i] = ec._EndpointSummary_total(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "needingAttention":
+			out.Values[i] = ec._EndpointSummary_needingAttention(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var eventImplementors = []string{"Event", "Node"}
 
 func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, obj *ent.Event) graphql.Marshaler {
@@ -24155,6 +25017,49 @@ func (ec *executionContext) _LatencySummary(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var locationImplementors = []string{"Location"}
+
+func (ec *executionContext) _Location(ctx context.Context, sel ast.SelectionSet, obj *model.Location) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, locationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Location")
+		case "id":
+			out.Values[i] = ec._Location_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "type":
+			out.Values[i] = ec._Location_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "app":
+			out.Values[i] = ec._Location_app(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -24258,6 +25163,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "revealEndpointSecret":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_revealEndpointSecret(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "createEventType":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createEventType(ctx, field)
@@ -24310,6 +25222,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "retryDelivery":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_retryDelivery(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retryDeliveries":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_retryDeliveries(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -24571,6 +25490,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_testFilter(ctx, field)
 				})
+		case "locate":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_locate(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -24673,6 +25598,49 @@ func (ec *executionContext) _ReplayDeliveriesPayload(ctx context.Context, sel as
 	return out
 }
 
+var retryDeliveriesPayloadImplementors = []string{"RetryDeliveriesPayload"}
+
+func (ec *executionContext) _RetryDeliveriesPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RetryDeliveriesPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, retryDeliveriesPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RetryDeliveriesPayload")
+		case "count":
+			out.Values[i] = ec._RetryDeliveriesPayload_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deliveries":
+			out.Values[i] = ec._RetryDeliveriesPayload_deliveries(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "notRetried":
+			out.Values[i] = ec._RetryDeliveriesPayload_notRetried(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var retryPolicyImplementors = []string{"RetryPolicy"}
 
 func (ec *executionContext) _RetryPolicy(ctx context.Context, sel ast.SelectionSet, obj *webhook.RetryPolicy) graphql.Marshaler {
@@ -24701,6 +25669,87 @@ func (ec *executionContext) _RetryPolicy(ctx context.Context, sel ast.SelectionS
 			}
 		case "maxDelay":
 			out.Values[i] = ec._RetryPolicy_maxDelay(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var retryRefusalImplementors = []string{"RetryRefusal"}
+
+func (ec *executionContext) _RetryRefusal(ctx context.Context, sel ast.SelectionSet, obj *model.RetryRefusal) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, retryRefusalImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RetryRefusal")
+		case "id":
+			out.Values[i] = ec._RetryRefusal_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "code":
+			out.Values[i] = ec._RetryRefusal_code(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._RetryRefusal_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var revealEndpointSecretPayloadImplementors = []string{"RevealEndpointSecretPayload"}
+
+func (ec *executionContext) _RevealEndpointSecretPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RevealEndpointSecretPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, revealEndpointSecretPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RevealEndpointSecretPayload")
+		case "endpoint":
+			out.Values[i] = ec._RevealEndpointSecretPayload_endpoint(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "secret":
+			out.Values[i] = ec._RevealEndpointSecretPayload_secret(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -25571,6 +26620,22 @@ func (ec *executionContext) marshalNDeleteEndpointPayload2ᚖgithubᚗcomᚋhera
 	return ec._DeleteEndpointPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNDelivery2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐDeliveryᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.Delivery) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDelivery2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐDelivery(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNDelivery2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐDelivery(ctx context.Context, sel ast.SelectionSet, v *ent.Delivery) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Delivery!")
@@ -25768,6 +26833,14 @@ func (ec *executionContext) marshalNEndpointOrderField2ᚖgithubᚗcomᚋheraldh
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalNEndpointSummary2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEndpointSummary(ctx context.Context, sel ast.SelectionSet, v *model.EndpointSummary) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "EndpointSummary!")
+		return graphql.Null
+	}
+	return ec._EndpointSummary(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNEndpointWhereInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐEndpointWhereInput(ctx context.Context, v any) (*ent.EndpointWhereInput, error) {
@@ -26091,6 +27164,14 @@ func (ec *executionContext) marshalNJSON2encodingᚋjsonᚐRawMessage(ctx contex
 	return res
 }
 
+func (ec *executionContext) marshalNLocation2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐLocation(ctx context.Context, sel ast.SelectionSet, v *model.Location) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Location!")
+		return graphql.Null
+	}
+	return ec._Location(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNNode2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋentᚐNoder(ctx context.Context, sel ast.SelectionSet, v []ent.Noder) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -26188,8 +27269,48 @@ func (ec *executionContext) marshalNReplayDeliveriesPayload2ᚖgithubᚗcomᚋhe
 	return ec._ReplayDeliveriesPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNRetryDeliveriesPayload2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRetryDeliveriesPayload(ctx context.Context, sel ast.SelectionSet, v *model.RetryDeliveriesPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RetryDeliveriesPayload!")
+		return graphql.Null
+	}
+	return ec._RetryDeliveriesPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNRetryPolicy2githubᚗcomᚋheraldhqᚋheraldᚋwebhookᚐRetryPolicy(ctx context.Context, sel ast.SelectionSet, v webhook.RetryPolicy) graphql.Marshaler {
 	return ec._RetryPolicy(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNRetryRefusal2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRetryRefusalᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.RetryRefusal) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRetryRefusal2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRetryRefusal(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNRetryRefusal2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRetryRefusal(ctx context.Context, sel ast.SelectionSet, v *model.RetryRefusal) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RetryRefusal!")
+		return graphql.Null
+	}
+	return ec._RetryRefusal(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRevealEndpointSecretPayload2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRevealEndpointSecretPayload(ctx context.Context, sel ast.SelectionSet, v *model.RevealEndpointSecretPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RevealEndpointSecretPayload!")
+		return graphql.Null
+	}
+	return ec._RevealEndpointSecretPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNRevokePortalSessionsPayload2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRevokePortalSessionsPayload(ctx context.Context, sel ast.SelectionSet, v *model.RevokePortalSessionsPayload) graphql.Marshaler {

@@ -76,6 +76,7 @@ func TestIsolation_OtherAppsObjectsAreNotFound(t *testing.T) {
 		"deleteEndpoint":       `mutation($ep: ID!) { deleteEndpoint(id: $ep) { deletedId } }`,
 		"rotateEndpointSecret": `mutation($ep: ID!) { rotateEndpointSecret(id: $ep) { secret } }`,
 		"testEndpoint":         `mutation($ep: ID!) { testEndpoint(id: $ep) { delivered } }`,
+		"revealEndpointSecret": `mutation($ep: ID!) { revealEndpointSecret(id: $ep) { secret } }`,
 		"retryDelivery":        `mutation($dlv: ID!) { retryDelivery(id: $dlv) { id } }`,
 		"replayDeliveries":     `mutation($ep: ID!) { replayDeliveries(endpointId: $ep, since: "2000-01-01T00:00:00Z", status: SUCCEEDED) { count } }`,
 		"updateEventType":      `mutation($et: ID!) { updateEventType(id: $et, input: {description: "pwned"}) { id } }`,

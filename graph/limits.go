@@ -23,6 +23,9 @@ const (
 	MaxPageSize = 100
 	// MaxNodes is the most IDs one nodes query accepts.
 	MaxNodes = MaxPageSize
+	// MaxRetryBatch is the most deliveries one retryDeliveries names:
+	// a page of them.
+	MaxRetryBatch = MaxPageSize
 )
 
 // Query limits.

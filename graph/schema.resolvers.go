@@ -47,26 +47,29 @@ func (r *aPIKeyResolver) PortalSessionScopes(ctx context.Context, obj *ent.APIKe
 
 // Stats is the resolver for the stats field.
 func (r *appResolver) Stats(ctx context.Context, obj *ent.App, window time.Duration, bucket time.Duration) (*model.DeliveryStats, error) {
-	v, err := viewer(ctx)
+	ctx, err := readApp(ctx, obj, "statistics")
 	if err != nil {
 		return nil, err
-	}
-	if obj.ID != v.AppID {
-		return nil, fault.Forbiddenf("statistics of app %s: only the app a request acts in (send X-Herald-App: %s with an admin key)", obj.ID, obj.ID)
 	}
 	return r.readStats(ctx, obj.ID, "", window, bucket)
 }
 
 // Backlog is the resolver for the backlog field.
 func (r *appResolver) Backlog(ctx context.Context, obj *ent.App) (*model.Backlog, error) {
-	v, err := viewer(ctx)
+	ctx, err := readApp(ctx, obj, "backlog")
 	if err != nil {
 		return nil, err
 	}
-	if obj.ID != v.AppID {
-		return nil, fault.Forbiddenf("backlog of app %s: only the app a request acts in (send X-Herald-App: %s with an admin key)", obj.ID, obj.ID)
+	return r.appBacklog(ctx, obj.ID)
+}
+
+// EndpointSummary is the resolver for the endpointSummary field.
+func (r *appResolver) EndpointSummary(ctx context.Context, obj *ent.App) (*model.EndpointSummary, error) {
+	ctx, err := readApp(ctx, obj, "endpoints")
+	if err != nil {
+		return nil, err
 	}
-	return r.appBacklog(ctx)
+	return r.endpointSummary(ctx, obj.ID)
 }
 
 // Portal is the resolver for the portal field.
@@ -363,6 +366,15 @@ func (r *mutationResolver) RotateEndpointSecret(ctx context.Context, id string, 
 	return &model.RotateEndpointSecretPayload{Endpoint: ep, Secret: secret}, nil
 }
 
+// RevealEndpointSecret is the resolver for the revealEndpointSecret field.
+func (r *mutationResolver) RevealEndpointSecret(ctx context.Context, id string) (*model.RevealEndpointSecretPayload, error) {
+	ep, secret, err := r.endpoints.RevealSecret(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &model.RevealEndpointSecretPayload{Endpoint: ep, Secret: secret}, nil
+}
+
 // CreateEventType is the resolver for the createEventType field.
 func (r *mutationResolver) CreateEventType(ctx context.Context, input model.CreateEventTypeInput) (*ent.EventType, error) {
 	return r.catalog.Create(ctx, catalog.CreateInput{
@@ -456,6 +468,32 @@ func (r *mutationResolver) RetryDelivery(ctx context.Context, id string) (*ent.D
 	return r.engine.Retry(ctx, id)
 }
 
+// RetryDeliveries is the resolver for the retryDeliveries field.
+func (r *mutationResolver) RetryDeliveries(ctx context.Context, ids []string) (*model.RetryDeliveriesPayload, error) {
+	if len(ids) == 0 || len(ids) > MaxRetryBatch {
+		return nil, fault.Invalid("ids", "name 1-%d deliveries, got %d", MaxRetryBatch, len(ids))
+	}
+	out := &model.RetryDeliveriesPayload{Deliveries: []*ent.Delivery{}, NotRetried: []*model.RetryRefusal{}}
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		d, err := r.engine.Retry(ctx, id)
+		if f, ok := fault.As(err); ok {
+			out.NotRetried = append(out.NotRetried, &model.RetryRefusal{ID: id, Code: string(f.Code), Message: f.Error()})
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out.Deliveries = append(out.Deliveries, d)
+	}
+	out.Count = len(out.Deliveries)
+	return out, nil
+}
+
 // ReplayDeliveries is the resolver for the replayDeliveries field.
 func (r *mutationResolver) ReplayDeliveries(ctx context.Context, endpointID string, since time.Time, status *delivery.Status) (*model.ReplayDeliveriesPayload, error) {
 	st := delivery.StatusFailed
@@ -489,6 +527,11 @@ func (r *queryResolver) Viewer(ctx context.Context) (*model.Viewer, error) {
 // TestFilter is the resolver for the testFilter field.
 func (r *queryResolver) TestFilter(ctx context.Context, filter json.RawMessage, payload json.RawMessage, eventType *string, recent *int) (*model.FilterTest, error) {
 	return r.testFilter(ctx, filter, payload, deref(eventType), recent)
+}
+
+// Locate is the resolver for the locate field.
+func (r *queryResolver) Locate(ctx context.Context, id string) (*model.Location, error) {
+	return r.locate(ctx, id)
 }
 
 // DeliveryUpdated is the resolver for the deliveryUpdated field.

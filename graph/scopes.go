@@ -72,6 +72,8 @@ var rootAccess = map[string]map[string]access{
 		"deliveries": need(scope.EventsRead),
 		// It tries a filter against the app's recent events.
 		"testFilter": need(scope.EventsRead),
+		// Across apps for admin keys: like apps, full access only.
+		"locate": fullAccess,
 	},
 	"Mutation": {
 		"createApp":            fullAccess,
@@ -86,6 +88,7 @@ var rootAccess = map[string]map[string]access{
 		"updateEndpoint":       need(scope.EndpointsWrite),
 		"deleteEndpoint":       need(scope.EndpointsWrite),
 		"rotateEndpointSecret": need(scope.EndpointsWrite),
+		"revealEndpointSecret": need(scope.EndpointsWrite),
 		"testEndpoint":         need(scope.EndpointsWrite),
 		"createEventType":      need(scope.CatalogWrite),
 		"updateEventType":      need(scope.CatalogWrite),
@@ -94,6 +97,7 @@ var rootAccess = map[string]map[string]access{
 		"publishEvent":         need(scope.EventsPublish),
 		"publishEvents":        need(scope.EventsPublish),
 		"retryDelivery":        need(scope.DeliveriesWrite),
+		"retryDeliveries":      need(scope.DeliveriesWrite),
 		"replayDeliveries":     need(scope.DeliveriesWrite),
 	},
 	"Subscription": {
@@ -127,6 +131,10 @@ var typeAccess = map[string]access{
 	"CreateEndpointPayload":       open,
 	"DeleteEndpointPayload":       open,
 	"RotateEndpointSecretPayload": open,
+	"RevealEndpointSecretPayload": open,
+	"RetryDeliveriesPayload":      open,
+	"RetryRefusal":                open,
+	"Location":                    open, // only through locate, which needs full access
 	"TestEndpointPayload":         open,
 	"ReplayDeliveriesPayload":     open,
 	"RevokePortalSessionsPayload": open,
@@ -152,6 +160,7 @@ var typeAccess = map[string]access{
 	// the values inside them carry no more.
 	"DeliveryStats":        need(scope.EventsRead),
 	"Backlog":              need(scope.EventsRead),
+	"EndpointSummary":      need(scope.EndpointsRead),
 	"DeliveryStatsPoint":   open,
 	"DeliveryStatsColumns": open,
 	"AttemptCounts":        open,

@@ -143,18 +143,33 @@ func TestStats_RejectBadWindowsNamingTheArgument(t *testing.T) {
 	}
 }
 
-func TestStats_AppStatsOnlyForTheAppActedIn(t *testing.T) {
+func TestStats_AdminKeysReadEveryAppsStatsOthersOnlyTheirOwn(t *testing.T) {
 	s := heraldtest.Start(t)
-	other, _ := s.NewApp("other")
-	r := s.As(t, s.Token).Do(`query($id: ID!) { node(id: $id) { ... on App { stats { from } } } }`, map[string]any{"id": other})
-	r.WantError(t, "FORBIDDEN")
-	// Acting in it, an admin key may read them.
-	var out struct {
-		Node struct{ Stats struct{ From time.Time } }
+	other, otherKey := s.NewApp("other")
+	const q = `query($id: ID!) { node(id: $id) { ... on App { stats { from total { attempts { total } } } } } }`
+	// An admin key reads another app's statistics without acting in it,
+	// the same as acting in it.
+	var direct, actingIn struct {
+		Node struct {
+			Stats struct {
+				From  time.Time
+				Total struct{ Attempts struct{ Total int } }
+			}
+		}
 	}
-	s.As(t, s.Token).WithHeader("X-Herald-App", other).Must(&out, `query($id: ID!) { node(id: $id) { ... on App { stats { from } } } }`, map[string]any{"id": other})
-	if out.Node.Stats.From.IsZero() {
-		t.Fatal("no statistics for the app acted in")
+	s.As(t, s.Token).Must(&direct, q, map[string]any{"id": other})
+	s.As(t, s.Token).WithHeader("X-Herald-App", other).Must(&actingIn, q, map[string]any{"id": other})
+	if direct.Node.Stats.From.IsZero() || direct != actingIn {
+		t.Errorf("another app's statistics: %+v directly, %+v acting in it", direct, actingIn)
+	}
+	// Another app's key cannot reach the default app at all.
+	var viewer struct {
+		Viewer struct{ App struct{ ID string } }
+	}
+	s.As(t, s.Token).Must(&viewer, `{ viewer { app { id } } }`, nil)
+	r := s.As(t, otherKey).Do(q, map[string]any{"id": viewer.Viewer.App.ID})
+	if r.Code() != "NOT_FOUND" && r.Code() != "FORBIDDEN" {
+		t.Errorf("an app key read another app's statistics: %s", r.Body)
 	}
 }
 

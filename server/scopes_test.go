@@ -62,6 +62,7 @@ var matrixOps = []matrixOp{
 	{"Query", "events", `{ events { totalCount } }`, "EVENTS_READ"},
 	{"Query", "deliveries", `{ deliveries { edges { node { id status } } } }`, "EVENTS_READ"},
 	{"Query", "testFilter", `{ testFilter(filter: {type: "order.created"}) { matchCount results { matched } } }`, "EVENTS_READ"},
+	{"Query", "locate", `{ locate(id: "` + fakeEVT + `") { app { id } } }`, "FULL"},
 
 	{"Mutation", "createApp", `mutation { createApp(input: {name: ""}) { id } }`, "FULL"},
 	{"Mutation", "updateApp", `mutation { updateApp(id: "` + fakeAPP + `", input: {name: "x"}) { id } }`, "FULL"},
@@ -75,6 +76,7 @@ var matrixOps = []matrixOp{
 	{"Mutation", "updateEndpoint", `mutation { updateEndpoint(id: "` + fakeEP + `", input: {name: "y"}) { id } }`, "ENDPOINTS_WRITE"},
 	{"Mutation", "deleteEndpoint", `mutation { deleteEndpoint(id: "` + fakeEP + `") { deletedId } }`, "ENDPOINTS_WRITE"},
 	{"Mutation", "rotateEndpointSecret", `mutation { rotateEndpointSecret(id: "` + fakeEP + `") { secret } }`, "ENDPOINTS_WRITE"},
+	{"Mutation", "revealEndpointSecret", `mutation { revealEndpointSecret(id: "` + fakeEP + `") { secret } }`, "ENDPOINTS_WRITE"},
 	{"Mutation", "testEndpoint", `mutation { testEndpoint(id: "` + fakeEP + `") { delivered } }`, "ENDPOINTS_WRITE"},
 	{"Mutation", "createEventType", `mutation { createEventType(input: {name: "NOT VALID"}) { id } }`, "CATALOG_WRITE"},
 	{"Mutation", "updateEventType", `mutation { updateEventType(id: "` + fakeET + `", input: {description: "x"}) { id } }`, "CATALOG_WRITE"},
@@ -83,6 +85,7 @@ var matrixOps = []matrixOp{
 	{"Mutation", "publishEvent", `mutation { publishEvent(input: {eventType: "no.such.type", payload: {}}) { id } }`, "EVENTS_PUBLISH"},
 	{"Mutation", "publishEvents", `mutation { publishEvents(input: [{eventType: "no.such.type", payload: {}}]) { id } }`, "EVENTS_PUBLISH"},
 	{"Mutation", "retryDelivery", `mutation { retryDelivery(id: "` + fakeDLV + `") { id } }`, "DELIVERIES_WRITE"},
+	{"Mutation", "retryDeliveries", `mutation { retryDeliveries(ids: ["` + fakeDLV + `"]) { count } }`, "DELIVERIES_WRITE"},
 	{"Mutation", "replayDeliveries", `mutation { replayDeliveries(endpointId: "` + fakeEP + `", since: "2020-01-01T00:00:00Z") { count } }`, "DELIVERIES_WRITE"},
 
 	{"Subscription", "deliveryUpdated", `subscription { deliveryUpdated { deliveryId } }`, "EVENTS_READ"},

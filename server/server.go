@@ -390,6 +390,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	ui := webui.Handler()
 	mux.Handle("/", ui)
 	mux.Handle("/portal/", s.portalPage())
+	mux.Handle("/portal", s.portalPage())
 	s.handler = s.recoverPanics(s.logRequests(s.cors(mux)))
 	return s, nil
 }

@@ -283,6 +283,14 @@ type EndpointFlow struct {
 	Throttled bool `json:"throttled"`
 }
 
+// An app's endpoints at a glance.
+type EndpointSummary struct {
+	// Endpoints that are not deleted.
+	Total int `json:"total"`
+	// Those whose health is ATTENTION: disabled, or their latest attempt failed.
+	NeedingAttention int `json:"needingAttention"`
+}
+
 // A newly stored event.
 type EventPublication struct {
 	EventID   string `json:"eventId"`
@@ -326,6 +334,16 @@ type LatencySummary struct {
 	P95Ms  float64 `json:"p95Ms"`
 	P99Ms  float64 `json:"p99Ms"`
 	MeanMs float64 `json:"meanMs"`
+}
+
+// Where an object lives.
+type Location struct {
+	// The ID that was looked up.
+	ID string `json:"id"`
+	// The object's type: Endpoint, EventType, Event, Delivery or Attempt.
+	Type string `json:"type"`
+	// The app it belongs to.
+	App *ent.App `json:"app"`
 }
 
 // A customer-portal session: a link for one of your customers.
@@ -393,6 +411,15 @@ type ReplayDeliveriesPayload struct {
 	Count int `json:"count"`
 }
 
+type RetryDeliveriesPayload struct {
+	// How many deliveries were queued again.
+	Count int `json:"count"`
+	// The deliveries queued again, in the order they were named.
+	Deliveries []*ent.Delivery `json:"deliveries"`
+	// The deliveries that were not, each with why.
+	NotRetried []*RetryRefusal `json:"notRetried"`
+}
+
 // A retry policy. Omitted fields keep their current value (or the default, on
 // create): maxAttempts 8, initialDelay "5s", backoffMultiplier 6, maxDelay "12h".
 type RetryPolicyInput struct {
@@ -400,6 +427,20 @@ type RetryPolicyInput struct {
 	InitialDelay      *time.Duration `json:"initialDelay,omitempty"`
 	BackoffMultiplier *float64       `json:"backoffMultiplier,omitempty"`
 	MaxDelay          *time.Duration `json:"maxDelay,omitempty"`
+}
+
+// A delivery retryDeliveries did not queue again.
+type RetryRefusal struct {
+	ID string `json:"id"`
+	// What retryDelivery would have answered: NOT_FOUND, CONFLICT (being sent now), FORBIDDEN (endpoint disabled).
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+type RevealEndpointSecretPayload struct {
+	Endpoint *ent.Endpoint `json:"endpoint"`
+	// The current signing secret (whsec_...).
+	Secret string `json:"secret"`
 }
 
 type RevokePortalSessionsPayload struct {

@@ -2,7 +2,6 @@ package webui
 
 import (
 	"errors"
-	"io/fs"
 	"net/http"
 	"slices"
 	"strings"
@@ -48,9 +47,16 @@ func TestPortalPage_FrameAncestorsAreTheAppsOrigins(t *testing.T) {
 	if rec := get(t, portalHandler(nil, errors.New("db down")), http.MethodGet, "/portal/app_01", nil); rec.Code != http.StatusInternalServerError {
 		t.Errorf("lookup failure: status %d, want 500", rec.Code)
 	}
-	for _, p := range []string{"/portal/", "/portal/a/b", "/portal"} {
+	for _, p := range []string{"/portal/a/b", "/portal//", "/portals"} {
 		if rec := get(t, portalHandler(nil, nil), http.MethodGet, p, nil); rec.Code != http.StatusNotFound {
 			t.Errorf("GET %s: status %d, want 404", p, rec.Code)
+		}
+	}
+	// Without an app, the page explains what the portal is.
+	for _, p := range []string{"/portal", "/portal/"} {
+		rec := get(t, portalHandler(nil, errors.New("not asked")), http.MethodGet, p, nil)
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `<div id="app">`) {
+			t.Errorf("GET %s: status %d", p, rec.Code)
 		}
 	}
 	if rec := get(t, portalHandler(nil, nil), http.MethodPost, "/portal/app_01", nil); rec.Code != http.StatusMethodNotAllowed {
@@ -61,28 +67,35 @@ func TestPortalPage_FrameAncestorsAreTheAppsOrigins(t *testing.T) {
 	}
 }
 
-// TestPortalKeepsTheTokenInMemory: the session token comes in the URL
-// fragment and must not be written anywhere that outlives the page.
-func TestPortalKeepsTheTokenInMemory(t *testing.T) {
-	sub, _ := fs.Sub(staticFS, "static/app/assets")
-	n := 0
-	err := fs.WalkDir(sub, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(name, ".js") {
-			return err
+// A frame of the portal of an app that allows no site gets Herald's page
+// saying what to configure, framable by any site; with allowed origins, or
+// outside a frame, the portal itself with its frame-ancestors.
+func TestPortalPage_RefusedFrameExplainsWhatToConfigure(t *testing.T) {
+	frame := http.Header{"Sec-Fetch-Dest": {"iframe"}}
+	rec := get(t, portalHandler(nil, nil), http.MethodGet, "/portal/app_01", frame)
+	body := rec.Body.String()
+	csp := cspDirectives(t, rec.Header().Get("Content-Security-Policy"))
+	if rec.Code != http.StatusOK || !strings.Contains(body, `data-testid="frame-refused"`) || strings.Contains(body, "<script") {
+		t.Errorf("framed, no origins: status %d, page:\n%s", rec.Code, body)
+	}
+	if !slices.Equal(csp["frame-ancestors"], []string{"*"}) || rec.Header().Get("X-Frame-Options") != "" {
+		t.Errorf("framed, no origins: frame-ancestors %q, X-Frame-Options %q: the explanation must be framable", csp["frame-ancestors"], rec.Header().Get("X-Frame-Options"))
+	}
+	if !strings.Contains(rec.Header().Get("Vary"), "Sec-Fetch-Dest") {
+		t.Errorf("Vary %q: caches must tell frames from pages", rec.Header().Get("Vary"))
+	}
+	checkAssetsServed(t, Handler(), body, []string{"/portal/app_01"})
+
+	for name, tc := range map[string]struct {
+		origins []string
+		header  http.Header
+	}{
+		"framed, allowed origins": {[]string{"https://app.example.com"}, frame},
+		"not framed":              {nil, nil},
+	} {
+		rec := get(t, portalHandler(tc.origins, nil), http.MethodGet, "/portal/app_01", tc.header)
+		if strings.Contains(rec.Body.String(), "frame-refused") || !strings.Contains(rec.Body.String(), `<div id="app">`) {
+			t.Errorf("%s: got the refusal page", name)
 		}
-		n++
-		b, _ := fs.ReadFile(sub, name)
-		for _, bad := range []string{"localStorage", "sessionStorage", "indexedDB", "document.cookie", "caches.open"} {
-			if strings.Contains(string(b), bad) {
-				t.Errorf("%s uses %s", name, bad)
-			}
-		}
-		if !strings.Contains(string(b), "history.replaceState") {
-			t.Errorf("%s does not remove the token from the address bar", name)
-		}
-		return nil
-	})
-	if err != nil || n == 0 {
-		t.Fatalf("no built portal scripts (%v): run make assets", err)
 	}
 }

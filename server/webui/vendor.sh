@@ -60,7 +60,6 @@ vendor react umd/react.production.min.js LICENSE
 vendor react-dom umd/react-dom.production.min.js LICENSE
 vendor graphiql graphiql.min.js graphiql.min.css LICENSE
 vendor graphql-ws umd/graphql-ws.min.js LICENSE.md
-vendor uplot dist/uPlot.iife.min.js dist/uPlot.min.css LICENSE
 
 if command -v sha256sum >/dev/null; then
 	sha256() { sha256sum "$@"; }

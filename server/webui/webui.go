@@ -1,15 +1,14 @@
 // Package webui serves Herald's browser pages from embedded assets: GraphiQL
-// at "/", the live console at "/console", and the customer portal at
+// at "/", the operator console at "/console", and the customer portal at
 // "/portal/<app id>" (PortalHandler).
 //
 // Everything the browser loads is embedded from static/ with go:embed; no CDN
 // or other external URL is referenced. The third-party files under
 // static/vendor/ are pinned in package.json/package-lock.json and regenerated
-// with vendor.sh; GraphiQL's and the console's pages (static/graphiql.html,
-// graphiql.js, graphiql.css; static/console.html, console.js, console.css)
-// are hand-written. The portal is a Preact app whose sources are in app/;
-// app/build.sh builds it with Vite into static/app/ (committed, and checked
-// by CI to match its sources).
+// with vendor.sh; GraphiQL's page (static/graphiql.html, graphiql.js,
+// graphiql.css) is hand-written. The console and the portal are one Preact
+// app whose sources are in app/; app/build.sh builds it with Vite into
+// static/app/ (committed, and checked by CI to match its sources).
 package webui
 
 import (
@@ -36,13 +35,17 @@ const (
 	graphiqlFile = "graphiql.html"
 
 	// portalFile is the customer portal, built by Vite from app/ into
-	// static/app/ and served at "/portal/<app id>" only (PortalHandler).
+	// static/app/ and served under "/portal" only (PortalHandler).
 	portalFile = "app/portal.html"
 
-	// consoleFile is the live console, served at "/console" and "/console/"
-	// only. Its assets have root-relative URLs ("/static/…") so that both
-	// paths load them.
-	consoleFile = "console.html"
+	// refusedFile is what a frame of the portal shows when the app allows
+	// no site to embed it: the platform's instructions, with no script.
+	refusedFile = "app/portal-refused.html"
+
+	// consoleFile is the operator console, built with the portal and
+	// served at "/console" and "/console/" only. Its assets have
+	// root-relative URLs ("/static/app/…") so that both paths load them.
+	consoleFile = "app/console.html"
 
 	// staticPrefix is the URL path prefix of the page's assets.
 	staticPrefix = "/static/"
@@ -72,6 +75,7 @@ var pageFiles = map[string]bool{
 	graphiqlFile: true,
 	consoleFile:  false, // no inline styles at all: style-src 'self' only
 	portalFile:   false,
+	refusedFile:  false,
 }
 
 // pagePaths maps the URL paths of the pages to their files.
@@ -241,16 +245,17 @@ func newPage(name string, body []byte, needsNonce bool) (*page, error) {
 }
 
 // Handler returns an http.Handler serving GraphiQL at "/" (and "/graphiql"),
-// the live console at "/console" (and "/console/"), and their assets under
-// "/static/". Unknown paths under /static/ are 404.
+// the operator console at "/console" (and "/console/"), and their assets
+// under "/static/". Unknown paths under /static/ are 404.
 //
 // Every other path is 404 too, so a server can mount this handler at "/" next
 // to its own routes. Only GET and HEAD are allowed (405 otherwise). Both pages
 // expect the GraphQL endpoint at "/graphql" on the same origin: HTTP POST for
 // queries and mutations, a graphql-transport-ws WebSocket for subscriptions,
 // both authenticated with "Authorization: Bearer <key>": GraphiQL sends what
-// the user pastes into its header editor, the console the key typed into its
-// key field (kept in memory, or in sessionStorage on request).
+// the user pastes into its header editor, the console the key typed in at
+// sign-in (held in the tab's sessionStorage until the tab closes or the
+// operator signs out).
 //
 // Responses set Content-Type; Cache-Control "no-cache" for the pages and the
 // hand-written assets (which carry an ETag) and a year, immutable, for the
@@ -305,22 +310,33 @@ func Handler() http.Handler {
 }
 
 // PortalHandler returns an http.Handler serving the customer portal page at
-// "/portal/<app id>" (every path under "/portal/" with one segment; others
-// are 404). ancestors returns the origins that may frame the page of an app
-// (the app's allowed origins); they become the CSP frame-ancestors, and
-// without any the page refuses every frame ('none' and X-Frame-Options
-// DENY). With origins, X-Frame-Options is left out: it cannot name several
-// origins, and every browser the portal runs in honours frame-ancestors.
+// "/portal/<app id>" (every path under "/portal/" with one segment), and at
+// "/portal" and "/portal/", where the page explains what the portal is;
+// other paths are 404. ancestors returns the origins that may frame the
+// page of an app (the app's allowed origins); they become the CSP
+// frame-ancestors, and without any the page refuses every frame ('none'
+// and X-Frame-Options DENY). With origins, X-Frame-Options is left out: it
+// cannot name several origins, and every browser the portal runs in
+// honours frame-ancestors.
+//
+// A request for a frame (Sec-Fetch-Dest iframe or frame) of an app without
+// allowed origins gets, instead of a frame the browser blocks, a page
+// without script that any site may frame, saying what the platform must
+// configure. It reads nothing from the link, so the token stays unused.
 //
 // The page reads its session token from the URL fragment, which browsers
 // never send; the app ID in the path is not secret. Headers are otherwise
 // those of Handler's pages.
 func PortalHandler(ancestors func(r *http.Request, appID string) ([]string, error)) http.Handler {
 	s := loadSite()
-	pg := s.pages[portalFile]
+	pg, refused := s.pages[portalFile], s.pages[refusedFile]
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		appID, ok := strings.CutPrefix(r.URL.Path, "/portal/")
-		if !ok || appID == "" || strings.Contains(appID, "/") {
+		appID, ok := "", r.URL.Path == "/portal" || r.URL.Path == "/portal/"
+		if !ok {
+			appID, ok = strings.CutPrefix(r.URL.Path, "/portal/")
+			ok = ok && appID != "" && !strings.Contains(appID, "/")
+		}
+		if !ok {
 			http.NotFound(w, r)
 			return
 		}
@@ -329,20 +345,31 @@ func PortalHandler(ancestors func(r *http.Request, appID string) ([]string, erro
 			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
 			return
 		}
-		origins, err := ancestors(r, appID)
-		if err != nil {
-			http.Error(w, "internal error", http.StatusInternalServerError)
-			return
+		var origins []string
+		if appID != "" {
+			var err error
+			if origins, err = ancestors(r, appID); err != nil {
+				http.Error(w, "internal error", http.StatusInternalServerError)
+				return
+			}
 		}
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
-		if len(origins) == 0 {
-			h.Set("X-Frame-Options", "DENY")
-		}
-		h.Set("Content-Security-Policy", contentSecurityPolicyFramed(r.Host, "", origins))
 		h.Set("Content-Type", contentTypes[".html"])
 		h.Set("Cache-Control", cacheNoCache)
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(pg.render("")))
+		h.Add("Vary", "Sec-Fetch-Dest")
+		body := pg
+		switch dest := r.Header.Get("Sec-Fetch-Dest"); {
+		case len(origins) == 0 && (dest == "iframe" || dest == "frame"):
+			body = refused
+			h.Set("Content-Security-Policy", contentSecurityPolicyFramed(r.Host, "", []string{"*"}))
+		case len(origins) == 0:
+			h.Set("X-Frame-Options", "DENY")
+			h.Set("Content-Security-Policy", contentSecurityPolicyFramed(r.Host, "", nil))
+		default:
+			h.Set("Content-Security-Policy", contentSecurityPolicyFramed(r.Host, "", origins))
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body.render("")))
 	})
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# build.sh builds the customer portal (Preact sources in src/) with Vite into
-# ../static/app/, which the Go binary embeds, so that `go build` and `make run`
-# need no Node. `make assets` runs it; CI runs it and checks that the
+# build.sh builds Herald's web app (the operator console and the customer
+# portal: Preact sources in src/) with Vite into ../static/app/, which the Go
+# binary embeds, so that `go build` and `make run` need no Node. `make assets` runs it; CI runs it and checks that the
 # committed build matches (git diff --exit-code).
 #
 # Usage (from anywhere):   server/webui/app/build.sh
@@ -21,10 +21,10 @@ out="$here/../static/app"
 
 command -v npm >/dev/null || { echo "build.sh: npm is required" >&2; exit 1; }
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/herald-portal-build.XXXXXX")"
+work="$(mktemp -d "${TMPDIR:-/tmp}/herald-webui-build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
-cp -R "$here/package.json" "$here/package-lock.json" "$here/vite.config.js" "$here/portal.html" "$here/src" "$work/"
+cp -R "$here/package.json" "$here/package-lock.json" "$here/vite.config.js" "$here"/*.html "$here/src" "$work/"
 (cd "$work" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
 (cd "$work" && HERALD_PORTAL_OUT="$out" ./node_modules/.bin/vite build --logLevel warn >&2)
 find "$out" -type f -exec chmod 0644 {} +

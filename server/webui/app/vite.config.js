@@ -1,11 +1,15 @@
-// Builds the customer portal into ../static/app, which the Go binary
-// embeds (server/webui). The build is committed and reproducible: `make
-// assets` rebuilds it, and CI checks that the committed files match.
+// Builds Herald's web app into ../static/app, which the Go binary embeds
+// (server/webui): the operator console (console.html, served at /console),
+// the customer portal (portal.html, at /portal/<app id>) and the page a
+// refused portal frame shows (portal-refused.html). They share one design
+// system and their common code; each page loads only what it uses. The
+// build is committed and reproducible: `make assets` rebuilds it, and CI
+// checks that the committed files match.
 import { defineConfig } from "vite";
 
 export default defineConfig({
   root: import.meta.dirname,
-  // The page is served at /portal/<app id>; its assets under /static/app/.
+  // The pages are served at /console and /portal/…; assets under /static/app/.
   base: "/static/app/",
   oxc: {
     jsx: { runtime: "automatic", importSource: "preact" },
@@ -23,6 +27,6 @@ export default defineConfig({
     // Every supported browser preloads modules itself; the polyfill
     // would only add code.
     modulePreload: { polyfill: false },
-    rollupOptions: { input: { portal: "portal.html" } },
+    rollupOptions: { input: { console: "console.html", portal: "portal.html", "portal-refused": "portal-refused.html" } },
   },
 });

@@ -1,71 +1,48 @@
-// Endpoints: the list with health and recent success rate, and creating,
-// editing, testing, enabling and disabling, rotating and deleting them.
-import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { fieldErrors } from "./api.js";
-import { Dialog, Field, Json, Notice, fmtMs, fmtTime, uid } from "./ui.jsx";
+// Endpoints: the list with health, the last day's delivery rate and pace,
+// and adding, editing, testing, turning on and off, rotating and revealing
+// the secret, verifying signatures, statistics and deleting.
+import { useCallback, useEffect, useState } from "preact/hooks";
+import { Confirm, Dialog, Field, Json, Notice, copyText, fmtMs, fmtPct, useIds } from "./ui.jsx";
 import { loadCatalog } from "./catalog.jsx";
+import { EndpointForm } from "./endpoint-form/form.jsx";
+import { STATS_FIELDS, StatsView } from "./stats.jsx";
+import { Verify } from "./verify.jsx";
+import { disabled, health, ordering, pace, plural } from "./words.js";
 
-const ENDPOINT_FIELDS = `id name description url eventTypes isActive disabledReason health timeout
+export const ENDPOINT_FIELDS = `id name description url eventTypes isActive disabledReason disabledAt health timeout
   retryPolicy { maxAttempts initialDelay backoffMultiplier maxDelay }
   ordering filter rateLimit { requests per }
   flow { concurrency maxConcurrency ratePerSecond pausedUntil throttled }
   auth { type token username password headerName headerValue secret }
   headers { name value }`;
 
-const LIST = `query PortalEndpoints($since: Time!) {
-  endpoints(first: 100, orderBy: {field: CREATED_AT, direction: DESC}) { edges { node {
-    ${ENDPOINT_FIELDS}
-    deliveries(first: 50, orderBy: {field: CREATED_AT, direction: DESC}, where: {createdAtGTE: $since}) { edges { node { status } } }
-  } } }
+const LIST = `query Endpoints($after: Cursor) {
+  endpoints(first: 100, after: $after, orderBy: {field: CREATED_AT, direction: DESC}) {
+    pageInfo { hasNextPage endCursor }
+    edges { node { ${ENDPOINT_FIELDS} stats(window: "24h", bucket: "1h") { total { deliveries { total succeeded failed } deliverySuccessRate } } } }
+  }
 }`;
-
-const CREATE = `mutation PortalCreateEndpoint($in: CreateEndpointInput!) {
-  createEndpoint(input: $in) { secret endpoint { id name } }
-}`;
-const UPDATE = `mutation PortalUpdateEndpoint($id: ID!, $in: UpdateEndpointInput!) { updateEndpoint(id: $id, input: $in) { id isActive } }`;
-const DELETE = `mutation PortalDeleteEndpoint($id: ID!) { deleteEndpoint(id: $id) { deletedId } }`;
-const ROTATE = `mutation PortalRotateSecret($id: ID!) { rotateEndpointSecret(id: $id) { secret endpoint { id previousSecretExpiresAt } } }`;
-const TEST = `mutation PortalTestEndpoint($id: ID!, $type: String) {
+const UPDATE = `mutation ToggleEndpoint($id: ID!, $in: UpdateEndpointInput!) { updateEndpoint(id: $id, input: $in) { id isActive } }`;
+const DELETE = `mutation DeleteEndpoint($id: ID!) { deleteEndpoint(id: $id) { deletedId } }`;
+const ROTATE = `mutation RotateSecret($id: ID!) { rotateEndpointSecret(id: $id) { secret endpoint { id previousSecretExpiresAt } } }`;
+const REVEAL = `mutation RevealSecret($id: ID!) { revealEndpointSecret(id: $id) { secret } }`;
+const TEST = `mutation TestEndpoint($id: ID!, $type: String) {
   testEndpoint(id: $id, eventType: $type) { delivered statusCode responseBody durationMs error }
 }`;
-const TRY_FILTER = `query PortalTestFilter($f: JSON!) { testFilter(filter: $f, recent: 20) { matchCount results { matched } } }`;
-const LIVE = `subscription PortalEndpointFeed { endpointUpdated { endpointId reason } }`;
+const STATS = `query EndpointStats($id: ID!) { node(id: $id) { ... on Endpoint { id stats(window: "24h", bucket: "1h") { ${STATS_FIELDS} } } } }`;
+const LIVE = `subscription EndpointFeed { endpointUpdated { endpointId reason } }`;
 
-const HEALTH = {
-  SETUP: ["Not used yet", "Nothing has been sent to it yet."],
-  READY: ["Ready", "Active, no recent traffic."],
-  LIVE: ["Healthy", "Received a delivery in the last 24 hours."],
-  ATTENTION: ["Needs attention", "Disabled, or its latest attempt failed."],
-};
-
-const ORDERINGS = [
-  ["NONE", "Any order (fastest)"],
-  ["KEY", "One at a time per ordering key, in publish order"],
-  ["STRICT", "One at a time, in publish order"],
-];
-
-/** pace says how fast Herald sends to an endpoint now, and why. */
-function pace(ep) {
-  const f = ep.flow;
-  if (f.pausedUntil) return { state: "paused", label: `Paused until ${fmtTime(f.pausedUntil)}`, help: "It answered 429 or 503 with Retry-After: nothing is sent until then." };
-  if (f.throttled) {
-    const rate = f.ratePerSecond ? `, ${f.ratePerSecond < 10 ? f.ratePerSecond.toFixed(1) : Math.round(f.ratePerSecond)} per second` : "";
-    return {
-      state: "throttled",
-      label: `Slowed down: ${f.concurrency} at a time${rate}`,
-      help: "It answered 429, 502, 503 or 504, so Herald sends more slowly, and speeds up again as requests succeed.",
-    };
+/** loadEndpoints returns every endpoint of the app, newest first. */
+async function loadEndpoints(api) {
+  const out = [];
+  let after = null;
+  for (let page = 0; page < 50; page++) {
+    const d = await api.gql(LIST, { after });
+    out.push(...d.endpoints.edges.map((e) => e.node));
+    if (!d.endpoints.pageInfo.hasNextPage) break;
+    after = d.endpoints.pageInfo.endCursor;
   }
-  if (ep.rateLimit) return { state: "limited", label: `At most ${ep.rateLimit.requests} per ${ep.rateLimit.per}`, help: "Its rate limit: deliveries beyond it wait." };
-  return { state: "full", label: `Full speed, ${f.maxConcurrency} at a time`, help: "" };
-}
-
-/** successRate of the recent finished deliveries, or null. */
-function successRate(ep) {
-  const statuses = ep.deliveries.edges.map((e) => e.node.status);
-  const ok = statuses.filter((s) => s === "SUCCEEDED").length;
-  const done = ok + statuses.filter((s) => s === "FAILED" || s === "RETRYING").length;
-  return done ? { pct: Math.round((100 * ok) / done), n: done } : null;
+  return out;
 }
 
 export function Endpoints({ api, can, onShowDeliveries }) {
@@ -75,18 +52,12 @@ export function Endpoints({ api, can, onShowDeliveries }) {
   const [info, setInfo] = useState("");
   const [dialog, setDialog] = useState(null); // {kind, endpoint, ...}
 
-  const load = useCallback(() => {
-    const since = new Date(Date.now() - 24 * 3600 * 1000).toISOString();
-    return api
-      .gql(LIST, { since })
-      .then((d) => setList(d.endpoints.edges.map((e) => e.node)))
-      .catch((e) => setError(e.message));
-  }, [api]);
+  const load = useCallback(() => loadEndpoints(api).then(setList, (e) => setError(e.message)), [api]);
 
   useEffect(() => {
     load();
     loadCatalog(api).then(setCatalog, (e) => setError(e.message));
-    // Health and counters change as deliveries happen: reload on updates,
+    // Health and figures change as webhooks go out: reload on updates,
     // at most every second.
     let timer = null;
     const stop = api.subscribe(
@@ -118,6 +89,7 @@ export function Endpoints({ api, can, onShowDeliveries }) {
       setError(e.message);
     }
   };
+  const reveal = async (ep) => (await api.gql(REVEAL, { id: ep.id })).revealEndpointSecret.secret;
 
   return (
     <section aria-labelledby="endpoints-title">
@@ -154,10 +126,12 @@ export function Endpoints({ api, can, onShowDeliveries }) {
               onTest={() => setDialog({ kind: "test", endpoint: ep })}
               onRotate={() => setDialog({ kind: "rotate", endpoint: ep })}
               onDelete={() => setDialog({ kind: "delete", endpoint: ep })}
+              onVerify={() => setDialog({ kind: "verify", endpoint: ep })}
+              onStats={() => setDialog({ kind: "stats", endpoint: ep })}
               onToggle={() =>
                 act(
                   () => api.gql(UPDATE, { id: ep.id, in: { isActive: !ep.isActive } }),
-                  `${ep.name} is ${ep.isActive ? "disabled: it receives nothing until you enable it" : "enabled"}.`,
+                  `${ep.name} is ${ep.isActive ? "off: it receives nothing until you turn it on" : "on"}.`,
                 )
               }
               onDeliveries={() => onShowDeliveries(ep.id)}
@@ -170,6 +144,7 @@ export function Endpoints({ api, can, onShowDeliveries }) {
           api={api}
           catalog={catalog}
           endpoint={dialog.endpoint}
+          others={list || []}
           onClose={close}
           onSaved={(secret, ep) => {
             if (secret) setDialog({ kind: "secret", endpoint: ep, secret, created: true });
@@ -179,11 +154,15 @@ export function Endpoints({ api, can, onShowDeliveries }) {
         />
       )}
       {dialog && dialog.kind === "secret" && <SecretDialog endpoint={dialog.endpoint} secret={dialog.secret} created={dialog.created} onClose={close} />}
+      {dialog && dialog.kind === "verify" && (
+        <VerifyDialog endpoint={dialog.endpoint} onReveal={can.editEndpoints ? () => reveal(dialog.endpoint) : null} onClose={close} />
+      )}
+      {dialog && dialog.kind === "stats" && <StatsDialog api={api} endpoint={dialog.endpoint} onClose={close} />}
       {dialog && dialog.kind === "test" && <TestDialog api={api} endpoint={dialog.endpoint} catalog={catalog} onClose={close} />}
       {dialog && dialog.kind === "rotate" && (
         <Confirm
-          title={`Rotate the secret of ${dialog.endpoint.name}?`}
-          action="Rotate secret"
+          title={`Change the secret of ${dialog.endpoint.name}?`}
+          action="Change secret"
           testid="confirm-rotate"
           onClose={close}
           onConfirm={async () => {
@@ -191,7 +170,7 @@ export function Endpoints({ api, can, onShowDeliveries }) {
             setDialog({ kind: "secret", endpoint: dialog.endpoint, secret: d.rotateEndpointSecret.secret });
           }}
         >
-          A new signing secret replaces the current one. For the next 24 hours requests are signed with both, so you have time to update your
+          A new signing secret replaces the current one. For the next 24 hours webhooks are signed with both, so you have time to update your
           receiver.
         </Confirm>
       )}
@@ -207,16 +186,16 @@ export function Endpoints({ api, can, onShowDeliveries }) {
             done(`${dialog.endpoint.name} was deleted.`);
           }}
         >
-          It stops receiving webhooks at once and its queued deliveries are cancelled. Its delivery history stays visible. This cannot be undone.
+          It stops receiving webhooks at once and its waiting webhooks are cancelled. Its history stays visible. This cannot be undone.
         </Confirm>
       )}
     </section>
   );
 }
 
-function EndpointRow({ ep, can, onEdit, onTest, onRotate, onDelete, onToggle, onDeliveries }) {
-  const [label, help] = HEALTH[ep.health] || [ep.health, ""];
-  const rate = successRate(ep);
+function EndpointRow({ ep, can, onEdit, onTest, onRotate, onDelete, onToggle, onDeliveries, onVerify, onStats }) {
+  const [label, help] = health[ep.health] || [ep.health, ""];
+  const total = ep.stats.total;
   const sp = pace(ep);
   return (
     <li class="card endpoint" data-testid="endpoint" data-endpoint-id={ep.id} data-health={ep.health}>
@@ -224,48 +203,64 @@ function EndpointRow({ ep, can, onEdit, onTest, onRotate, onDelete, onToggle, on
         <h2 class="endpoint-name">{ep.name}</h2>
         <p class="endpoint-url">{ep.url}</p>
         {ep.description && <p class="endpoint-desc">{ep.description}</p>}
-        <p class="endpoint-types">
+        <p class="endpoint-types" data-testid="subscriptions">
           {ep.eventTypes.map((t) => (
-            <code class="chip">{t === "*" ? "All events" : t}</code>
+            <code class="chip" data-pattern={t}>
+              {t === "*" ? "All events" : t.endsWith(".*") ? `All ${t.slice(0, -2)} events` : t}
+            </code>
           ))}
           {ep.filter && (
-            <span class="chip chip-control" title={JSON.stringify(ep.filter)} data-testid="filtered">
+            <span class="chip chip-control" data-testid="filtered">
               Filtered
             </span>
           )}
           {ep.ordering !== "NONE" && (
-            <span class="chip chip-control" data-testid="ordering">
-              {ep.ordering === "KEY" ? "Ordered by key" : "Strict order"}
+            <span class="chip chip-control" data-testid="ordered">
+              {ordering[ep.ordering]}
             </span>
           )}
         </p>
-        {!ep.isActive && ep.disabledReason && <p class="field-error">Disabled: {ep.disabledReason}</p>}
+        {!ep.isActive && (
+          <p class="field-error" data-testid="disabled">
+            {disabled(ep)}
+          </p>
+        )}
       </div>
       <dl class="endpoint-stats">
         <div>
           <dt>Health</dt>
           <dd>
-            <span class={`health health-${ep.health.toLowerCase()}`} title={help} data-testid="health">
-              {ep.isActive ? label : "Disabled"}
+            <span class={`health health-${ep.health.toLowerCase()}`} data-testid="health">
+              {ep.isActive ? label : "Off"}
             </span>
+            <span class="hint block">{ep.isActive ? help : ""}</span>
           </dd>
         </div>
         <div>
-          <dt>Success, last 24 h</dt>
-          <dd data-testid="success-rate">{rate ? `${rate.pct}% of ${rate.n}` : "No deliveries"}</dd>
+          <dt>Delivered, last 24 hours</dt>
+          <dd data-testid="success-rate" data-value={total.deliverySuccessRate ?? ""} data-total={total.deliveries.total}>
+            {total.deliveries.total ? `${fmtPct(total.deliverySuccessRate)} of ${plural(total.deliveries.total, "webhook")}` : "No webhooks"}
+          </dd>
         </div>
         <div>
           <dt>Pace</dt>
           <dd>
-            <span class={`pace pace-${sp.state}`} title={sp.help} data-testid="pace" data-state={sp.state}>
+            <span class={`pace pace-${sp.state}`} data-testid="pace" data-state={sp.state}>
               {sp.label}
             </span>
+            <span class="hint block">{sp.help}</span>
           </dd>
         </div>
       </dl>
       <div class="endpoint-actions">
         <button type="button" class="btn btn-small" onClick={onDeliveries} data-testid="show-deliveries">
           Deliveries<span class="sr-only"> of {ep.name}</span>
+        </button>
+        <button type="button" class="btn btn-small" onClick={onStats} data-testid="show-stats">
+          Statistics<span class="sr-only"> of {ep.name}</span>
+        </button>
+        <button type="button" class="btn btn-small" onClick={onVerify} data-testid="verify-signatures">
+          Verify signatures<span class="sr-only"> of {ep.name}</span>
         </button>
         {can.editEndpoints && (
           <>
@@ -276,11 +271,11 @@ function EndpointRow({ ep, can, onEdit, onTest, onRotate, onDelete, onToggle, on
               Edit<span class="sr-only"> {ep.name}</span>
             </button>
             <button type="button" class="btn btn-small" onClick={onToggle} data-testid="toggle">
-              {ep.isActive ? "Disable" : "Enable"}
+              {ep.isActive ? "Turn off" : "Turn on"}
               <span class="sr-only"> {ep.name}</span>
             </button>
             <button type="button" class="btn btn-small" onClick={onRotate} data-testid="rotate">
-              Rotate secret<span class="sr-only"> of {ep.name}</span>
+              Change secret<span class="sr-only"> of {ep.name}</span>
             </button>
             <button type="button" class="btn btn-small btn-danger" onClick={onDelete} data-testid="delete">
               Delete<span class="sr-only"> {ep.name}</span>
@@ -292,364 +287,89 @@ function EndpointRow({ ep, can, onEdit, onTest, onRotate, onDelete, onToggle, on
   );
 }
 
-const AUTH_TYPES = [
-  ["NONE", "None (verify the signature only)"],
-  ["BEARER", "Bearer token"],
-  ["BASIC", "Basic (username and password)"],
-  ["API_KEY", "API key in a header"],
-  ["HMAC", "HMAC signature header (GitHub style)"],
-  ["SIGNATURE", "Timestamped signature header (Stripe style)"],
-];
-const AUTH_FIELDS = {
-  NONE: [],
-  BEARER: [["token", "Token"]],
-  BASIC: [
-    ["username", "Username"],
-    ["password", "Password"],
-  ],
-  API_KEY: [
-    ["headerName", "Header name"],
-    ["headerValue", "Header value"],
-  ],
-  HMAC: [
-    ["secret", "Secret (16+ characters)"],
-    ["headerName", "Header name (optional)"],
-  ],
-  SIGNATURE: [
-    ["secret", "Secret (16+ characters)"],
-    ["headerName", "Header name (optional)"],
-  ],
-};
-
-/** EndpointForm creates an endpoint, or edits one. */
-function EndpointForm({ api, catalog, endpoint, onClose, onSaved }) {
-  const ep = endpoint;
-  const ids = useRef(null);
-  if (!ids.current)
-    ids.current = Object.fromEntries(
-      ["name", "url", "desc", "auth", "attempts", "initial", "mult", "max", "timeout", "active", "ordering", "requests", "per", "filter"].map((k) => [k, uid(k)]),
-    );
-  const id = ids.current;
-  const [v, setV] = useState(() => ({
-    name: ep ? ep.name : "",
-    url: ep ? ep.url : "",
-    description: ep ? ep.description : "",
-    eventTypes: ep ? ep.eventTypes : [],
-    auth: ep ? Object.fromEntries(Object.entries(ep.auth).filter(([, x]) => x !== null)) : { type: "NONE" },
-    headers: ep ? ep.headers.map((h) => ({ ...h })) : [],
-    retryPolicy: ep ? { ...ep.retryPolicy } : { maxAttempts: 8, initialDelay: "5s", backoffMultiplier: 6, maxDelay: "12h" },
-    timeout: ep ? ep.timeout : "10s",
-    isActive: ep ? ep.isActive : true,
-    ordering: ep ? ep.ordering : "NONE",
-    limitRequests: ep && ep.rateLimit ? String(ep.rateLimit.requests) : "",
-    limitPer: ep && ep.rateLimit ? ep.rateLimit.per : "1s",
-    filter: ep && ep.filter ? JSON.stringify(ep.filter, null, 2) : "",
-  }));
-  const [tried, setTried] = useState(null); // {text} or {error}
-  const [errs, setErrs] = useState({});
-  const [formError, setFormError] = useState("");
-  const [busy, setBusy] = useState(false);
-  const set = (k, x) => setV((old) => ({ ...old, [k]: x }));
-  const err = (path) => errs[`input.${path}`] || Object.entries(errs).find(([k]) => k.startsWith(`input.${path}[`) || k.startsWith(`input.${path}.`))?.[1];
-
-  /** parseFilter returns the filter as JSON (null when empty), or throws. */
-  const parseFilter = () => {
-    if (!v.filter.trim()) return null;
-    try {
-      return JSON.parse(v.filter);
-    } catch (x) {
-      throw Object.assign(new Error(`This is not valid JSON: ${x.message}`), { field: "input.filter" });
-    }
-  };
-  const tryFilter = async () => {
-    setTried(null);
-    try {
-      const f = parseFilter();
-      if (!f) return setTried({ text: "Without a filter, every event of the chosen types is delivered." });
-      const d = await api.gql(TRY_FILTER, { f });
-      const n = d.testFilter.results.length;
-      setTried({ text: n ? `Matches ${d.testFilter.matchCount} of the latest ${n} events.` : "There are no events yet to try it on." });
-    } catch (x) {
-      const fe = x.field ? { [x.field]: x.message } : fieldErrors(x);
-      const first = Object.entries(fe)[0];
-      setTried({ error: first ? `${first[0].replace(/^(input\.)?filter\.?/, "") || "filter"}: ${first[1]}` : x.message });
-    }
-  };
-
-  const submit = async (e) => {
-    e.preventDefault();
-    setBusy(true);
-    setErrs({});
-    setFormError("");
-    let filter;
-    try {
-      filter = parseFilter();
-    } catch (x) {
-      setErrs({ [x.field]: x.message });
-      setFormError("Some fields need your attention.");
-      setBusy(false);
-      return;
-    }
-    const auth = { type: v.auth.type };
-    for (const [k] of AUTH_FIELDS[v.auth.type]) if (v.auth[k]) auth[k] = v.auth[k];
-    const input = {
-      name: v.name,
-      url: v.url.trim(),
-      description: v.description,
-      eventTypes: v.eventTypes,
-      auth,
-      headers: v.headers.filter((h) => h.name || h.value),
-      retryPolicy: {
-        maxAttempts: Number(v.retryPolicy.maxAttempts),
-        initialDelay: v.retryPolicy.initialDelay,
-        backoffMultiplier: Number(v.retryPolicy.backoffMultiplier),
-        maxDelay: v.retryPolicy.maxDelay,
-      },
-      timeout: v.timeout,
-      isActive: v.isActive,
-      ordering: v.ordering,
-      rateLimit: v.limitRequests.trim() ? { requests: Number(v.limitRequests), per: v.limitPer.trim() } : null,
-      filter,
-    };
-    try {
-      if (ep) {
-        await api.gql(UPDATE, { id: ep.id, in: input });
-        onSaved(null, { ...ep, name: input.name });
-      } else {
-        const d = await api.gql(CREATE, { in: input });
-        onSaved(d.createEndpoint.secret, d.createEndpoint.endpoint);
-      }
-    } catch (x) {
-      const fe = fieldErrors(x);
-      setErrs(fe);
-      setFormError(Object.keys(fe).length ? "Some fields need your attention." : x.message);
-      if (x.code === "CONFLICT") setFormError(`${x.message} Tick "Allow a duplicate" below if you really want a second one.`);
-    } finally {
-      setBusy(false);
-    }
-  };
-
-  const toggleType = (name, on) => set("eventTypes", on ? [...v.eventTypes.filter((t) => t !== name), name] : v.eventTypes.filter((t) => t !== name));
-  return (
-    <Dialog title={ep ? `Edit ${ep.name}` : "Add an endpoint"} onClose={onClose} testid="endpoint-form" wide>
-      <form onSubmit={submit} novalidate>
-        <Notice kind="error" testid="form-error">
-          {formError}
-        </Notice>
-        <Field id={id.url} label="URL" hint="The HTTPS address that receives the webhooks, such as https://example.com/webhooks." error={err("url")}>
-          {(p) => <input {...p} type="url" required value={v.url} onInput={(e) => set("url", e.currentTarget.value)} data-testid="url" autocomplete="off" />}
-        </Field>
-        <Field id={id.name} label="Name" hint="To tell your endpoints apart." error={err("name")}>
-          {(p) => <input {...p} required value={v.name} onInput={(e) => set("name", e.currentTarget.value)} data-testid="name" autocomplete="off" />}
-        </Field>
-        <Field id={id.desc} label="Description (optional)" error={err("description")}>
-          {(p) => <textarea {...p} rows="2" value={v.description} onInput={(e) => set("description", e.currentTarget.value)} />}
-        </Field>
-
-        <fieldset class={`fieldset${err("eventTypes") ? " field-invalid" : ""}`} data-testid="event-types">
-          <legend>Events to receive</legend>
-          <label class="check">
-            <input type="checkbox" checked={v.eventTypes.includes("*")} onChange={(e) => toggleType("*", e.currentTarget.checked)} data-testid="type-*" />
-            <span>
-              <strong>All events</strong>, including ones added later
-            </span>
-          </label>
-          {catalog.map((et) => (
-            <div class="type-choice">
-              <label class="check">
-                <input
-                  type="checkbox"
-                  checked={v.eventTypes.includes(et.name)}
-                  disabled={v.eventTypes.includes("*")}
-                  onChange={(e) => toggleType(et.name, e.currentTarget.checked)}
-                  data-testid={`type-${et.name}`}
-                />
-                <span>
-                  <code>{et.name}</code>
-                  {et.description && <span class="type-desc"> · {et.description}</span>}
-                </span>
-              </label>
-              {et.example && (
-                <details class="example">
-                  <summary>
-                    Example payload<span class="sr-only"> of {et.name}</span>
-                  </summary>
-                  <Json value={et.example} label={`Example payload of ${et.name}`} />
-                </details>
-              )}
-            </div>
-          ))}
-          {err("eventTypes") && <p class="field-error">{err("eventTypes")}</p>}
-        </fieldset>
-
-        <details class="advanced" open={!!(err("auth") || err("headers") || err("retryPolicy") || err("timeout"))}>
-          <summary>Authentication, headers and retries</summary>
-          <Field id={id.auth} label="Authentication" hint="Sent on top of the signature every request carries." error={err("auth.type")}>
-            {(p) => (
-              <select {...p} value={v.auth.type} onChange={(e) => set("auth", { type: e.currentTarget.value })} data-testid="auth-type">
-                {AUTH_TYPES.map(([k, label]) => (
-                  <option value={k}>{label}</option>
-                ))}
-              </select>
-            )}
-          </Field>
-          {AUTH_FIELDS[v.auth.type].map(([k, label]) => {
-            const fid = `${id.auth}-${k}`;
-            return (
-              <Field id={fid} label={label} error={err(`auth.${k}`)}>
-                {(p) => (
-                  <input
-                    {...p}
-                    type={k === "password" || k === "secret" || k === "token" || k === "headerValue" ? "password" : "text"}
-                    autocomplete="off"
-                    value={v.auth[k] || ""}
-                    onInput={(e) => set("auth", { ...v.auth, [k]: e.currentTarget.value })}
-                  />
-                )}
-              </Field>
-            );
-          })}
-          <fieldset class="fieldset">
-            <legend>Custom headers</legend>
-            {v.headers.map((h, i) => (
-              <div class="header-row">
-                <Field id={`${id.auth}-h${i}n`} label={`Header ${i + 1} name`} error={err(`headers[${i}].name`) || err(`headers[${i}]`)}>
-                  {(p) => <input {...p} value={h.name} onInput={(e) => set("headers", v.headers.map((x, j) => (j === i ? { ...x, name: e.currentTarget.value } : x)))} />}
-                </Field>
-                <Field id={`${id.auth}-h${i}v`} label={`Header ${i + 1} value`} error={err(`headers[${i}].value`)}>
-                  {(p) => <input {...p} value={h.value} onInput={(e) => set("headers", v.headers.map((x, j) => (j === i ? { ...x, value: e.currentTarget.value } : x)))} />}
-                </Field>
-                <button type="button" class="btn btn-small btn-quiet" onClick={() => set("headers", v.headers.filter((_, j) => j !== i))}>
-                  Remove<span class="sr-only"> header {i + 1}</span>
-                </button>
-              </div>
-            ))}
-            <button type="button" class="btn btn-small" onClick={() => set("headers", [...v.headers, { name: "", value: "" }])}>
-              Add header
-            </button>
-          </fieldset>
-          <fieldset class="fieldset grid-4">
-            <legend>Retries</legend>
-            <Field id={id.attempts} label="Attempts" hint="1-50, the first included." error={err("retryPolicy.maxAttempts")}>
-              {(p) => (
-                <input {...p} type="number" min="1" max="50" value={v.retryPolicy.maxAttempts} onInput={(e) => set("retryPolicy", { ...v.retryPolicy, maxAttempts: e.currentTarget.value })} />
-              )}
-            </Field>
-            <Field id={id.initial} label="First wait" hint="Such as 5s." error={err("retryPolicy.initialDelay")}>
-              {(p) => <input {...p} value={v.retryPolicy.initialDelay} onInput={(e) => set("retryPolicy", { ...v.retryPolicy, initialDelay: e.currentTarget.value })} />}
-            </Field>
-            <Field id={id.mult} label="Growth" hint="Each wait × this." error={err("retryPolicy.backoffMultiplier")}>
-              {(p) => (
-                <input
-                  {...p}
-                  type="number"
-                  min="1"
-                  step="0.5"
-                  value={v.retryPolicy.backoffMultiplier}
-                  onInput={(e) => set("retryPolicy", { ...v.retryPolicy, backoffMultiplier: e.currentTarget.value })}
-                />
-              )}
-            </Field>
-            <Field id={id.max} label="Longest wait" hint="Such as 12h." error={err("retryPolicy.maxDelay")}>
-              {(p) => <input {...p} value={v.retryPolicy.maxDelay} onInput={(e) => set("retryPolicy", { ...v.retryPolicy, maxDelay: e.currentTarget.value })} />}
-            </Field>
-          </fieldset>
-          <Field id={id.timeout} label="Timeout" hint="How long one request may take, 100ms-30s." error={err("timeout")}>
-            {(p) => <input {...p} value={v.timeout} onInput={(e) => set("timeout", e.currentTarget.value)} />}
-          </Field>
-        </details>
-        <details class="advanced" open={!!(err("filter") || err("rateLimit") || err("ordering"))} data-testid="controls">
-          <summary>Filter, rate limit and ordering</summary>
-          <Field
-            id={id.filter}
-            label="Payload filter (optional)"
-            hint={'JSON that events must match, such as {"data.total": {"$gte": 100}}. Paths start at type, id, timestamp or data; operators: $eq $ne $gt $gte $lt $lte $in $nin $exists $startsWith $endsWith $and $or $not.'}
-            error={err("filter")}
-          >
-            {(p) => <textarea {...p} rows="4" class="mono" value={v.filter} onInput={(e) => set("filter", e.currentTarget.value)} data-testid="filter" spellcheck={false} />}
-          </Field>
-          <p class="try-filter">
-            <button type="button" class="btn btn-small" onClick={tryFilter} data-testid="try-filter">
-              Try it on recent events
-            </button>{" "}
-            <span role="status" data-testid="filter-result" class={tried && tried.error ? "field-error" : ""}>
-              {tried && (tried.error || tried.text)}
-            </span>
-          </p>
-          <fieldset class="fieldset grid-4">
-            <legend>Rate limit</legend>
-            <Field id={id.requests} label="Requests" hint="Empty: no limit." error={err("rateLimit.requests")}>
-              {(p) => <input {...p} type="number" min="1" max="10000" value={v.limitRequests} onInput={(e) => set("limitRequests", e.currentTarget.value)} data-testid="limit-requests" />}
-            </Field>
-            <Field id={id.per} label="Per" hint="Such as 1s or 1m." error={err("rateLimit.per")}>
-              {(p) => <input {...p} value={v.limitPer} onInput={(e) => set("limitPer", e.currentTarget.value)} data-testid="limit-per" />}
-            </Field>
-          </fieldset>
-          <Field id={id.ordering} label="Order" hint="Ordered endpoints get events one at a time: a failing one holds back those after it." error={err("ordering")}>
-            {(p) => (
-              <select {...p} value={v.ordering} onChange={(e) => set("ordering", e.currentTarget.value)} data-testid="ordering">
-                {ORDERINGS.map(([k, label]) => (
-                  <option value={k}>{label}</option>
-                ))}
-              </select>
-            )}
-          </Field>
-        </details>
-        <label class="check">
-          <input id={id.active} type="checkbox" checked={v.isActive} onChange={(e) => set("isActive", e.currentTarget.checked)} data-testid="active" />
-          <span>Enabled: receives webhooks</span>
-        </label>
-        <div class="dialog-actions">
-          <button type="button" class="btn" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="btn btn-primary" disabled={busy} data-testid="save-endpoint">
-            {ep ? "Save" : "Add endpoint"}
-          </button>
-        </div>
-      </form>
-    </Dialog>
-  );
-}
-
-/** SecretDialog shows a signing secret once, with a copy button. */
+/** SecretDialog shows a signing secret, with a copy button and the verification code. */
 function SecretDialog({ endpoint, secret, created, onClose }) {
   const [copied, setCopied] = useState("");
-  const inputId = useRef(uid("secret")).current;
-  const copy = async () => {
-    try {
-      await navigator.clipboard.writeText(secret);
-      setCopied("Copied to the clipboard.");
-    } catch {
-      const input = document.getElementById(inputId);
-      input.focus();
-      input.select();
-      setCopied("Your browser blocked copying: the secret is selected, press Ctrl+C (⌘C on a Mac).");
-    }
-  };
+  const id = useIds("secret").secret;
   return (
-    <Dialog title={created ? `${endpoint.name} was added` : `New secret of ${endpoint.name}`} onClose={onClose} testid="secret-dialog">
+    <Dialog title={created ? `${endpoint.name} was added` : `New secret of ${endpoint.name}`} onClose={onClose} testid="secret-dialog" wide>
       <p>
-        This is the endpoint's <strong>signing secret</strong>. Use it to verify that requests come from us. It is shown only now: copy it and store
-        it safely.
+        This is the endpoint's <strong>signing secret</strong>. Use it to check that webhooks come from us. Keep it safe: anyone who has it can
+        sign requests as us.
       </p>
       <div class="secret-row">
-        <label for={inputId} class="sr-only">
+        <label for={id} class="sr-only">
           Signing secret
         </label>
-        <input id={inputId} class="mono" readonly value={secret} data-testid="secret" onFocus={(e) => e.currentTarget.select()} />
-        <button type="button" class="btn btn-primary" onClick={copy} data-testid="copy-secret">
+        <input id={id} class="mono" readonly value={secret} data-testid="secret" onFocus={(e) => e.currentTarget.select()} />
+        <button
+          type="button"
+          class="btn btn-primary"
+          onClick={async () => {
+            const el = document.getElementById(id);
+            setCopied(await copyText(secret, () => (el.focus(), el.select())));
+          }}
+          data-testid="copy-secret"
+        >
           Copy
         </button>
       </div>
       <p role="status" class="hint" data-testid="copy-status">
         {copied}
       </p>
+      <details class="advanced">
+        <summary>How to verify signatures</summary>
+        <Verify secret={secret} />
+      </details>
       <div class="dialog-actions">
         <button type="button" class="btn" onClick={onClose} data-testid="secret-done">
-          I stored it
+          Done
         </button>
       </div>
+    </Dialog>
+  );
+}
+
+/** VerifyDialog explains signature checks, with the secret once revealed. */
+function VerifyDialog({ endpoint, onReveal, onClose }) {
+  const [secret, setSecret] = useState("");
+  const [error, setError] = useState("");
+  return (
+    <Dialog title={`Verify the signatures of ${endpoint.name}`} onClose={onClose} testid="verify-dialog" wide>
+      <Notice kind="error">{error}</Notice>
+      {secret && (
+        <p class="hint" data-testid="secret-shown">
+          The code below holds this endpoint's signing secret. Keep it out of version control: read it from your configuration instead.
+        </p>
+      )}
+      <Verify
+        secret={secret}
+        onReveal={
+          onReveal &&
+          (async () => {
+            try {
+              setSecret(await onReveal());
+            } catch (e) {
+              setError(e.message);
+            }
+          })
+        }
+      />
+    </Dialog>
+  );
+}
+
+/** StatsDialog charts an endpoint's last 24 hours. */
+function StatsDialog({ api, endpoint, onClose }) {
+  const [stats, setStats] = useState(null);
+  const [error, setError] = useState("");
+  useEffect(() => {
+    api.gql(STATS, { id: endpoint.id }).then((d) => setStats(d.node.stats), (e) => setError(e.message));
+  }, [api, endpoint.id]);
+  return (
+    <Dialog title={`${endpoint.name}, last 24 hours`} onClose={onClose} testid="stats-dialog" wide>
+      <Notice kind="error">{error}</Notice>
+      {!error && <StatsView stats={stats} title={`Statistics of ${endpoint.name}`} testid="endpoint-stats" />}
     </Dialog>
   );
 }
@@ -660,7 +380,7 @@ function TestDialog({ api, endpoint, catalog, onClose }) {
   const [result, setResult] = useState(null);
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
-  const typeId = useRef(uid("test-type")).current;
+  const typeId = useIds("test-type")["test-type"];
   const send = async () => {
     setBusy(true);
     setError("");
@@ -708,39 +428,3 @@ function TestDialog({ api, endpoint, catalog, onClose }) {
     </Dialog>
   );
 }
-
-/** Confirm asks before a consequential action. */
-export function Confirm({ title, action, danger, onClose, onConfirm, children, testid }) {
-  const [error, setError] = useState("");
-  const [busy, setBusy] = useState(false);
-  return (
-    <Dialog title={title} onClose={onClose} testid={testid}>
-      <div class="confirm-body">{children}</div>
-      <Notice kind="error">{error}</Notice>
-      <div class="dialog-actions">
-        <button type="button" class="btn" onClick={onClose}>
-          Cancel
-        </button>
-        <button
-          type="button"
-          class={`btn ${danger ? "btn-danger" : "btn-primary"}`}
-          disabled={busy}
-          data-testid="confirm"
-          onClick={async () => {
-            setBusy(true);
-            try {
-              await onConfirm();
-            } catch (e) {
-              setError(e.message);
-              setBusy(false);
-            }
-          }}
-        >
-          {action}
-        </button>
-      </div>
-    </Dialog>
-  );
-}
-
-export { fmtTime };

@@ -1,5 +1,5 @@
-// Small shared pieces of the portal's UI.
-import { useEffect, useRef } from "preact/hooks";
+// Small shared pieces of the web app's UI: its design system's controls.
+import { useEffect, useRef, useState } from "preact/hooks";
 
 let ids = 0;
 /** uid returns a document-unique id for label/control pairs. */
@@ -8,22 +8,29 @@ export function uid(prefix) {
   return `${prefix}-${ids}`;
 }
 
+/** useIds returns stable unique ids for the given names. */
+export function useIds(...names) {
+  const ref = useRef(null);
+  if (!ref.current) ref.current = Object.fromEntries(names.map((n) => [n, uid(n)]));
+  return ref.current;
+}
+
 /** Field is a labelled control with a hint and a field-level error. */
-export function Field({ id, label, hint, error, children, testid }) {
+export function Field({ id, label, hint, error, children, testid, class: cls }) {
   const hintId = hint ? `${id}-hint` : undefined;
   const errId = error ? `${id}-error` : undefined;
   return (
-    <div class={`field${error ? " field-invalid" : ""}`} data-testid={testid}>
+    <div class={`field${error ? " field-invalid" : ""}${cls ? ` ${cls}` : ""}`} data-testid={testid}>
       <label for={id}>{label}</label>
-      {children({ id, "aria-describedby": [hintId, errId].filter(Boolean).join(" ") || undefined, "aria-invalid": error ? "true" : undefined })}
-      {hint && (
-        <p class="hint" id={hintId}>
-          {hint}
-        </p>
-      )}
+      {children({ id, "aria-describedby": [errId, hintId].filter(Boolean).join(" ") || undefined, "aria-invalid": error ? "true" : undefined })}
       {error && (
         <p class="field-error" id={errId} data-testid="field-error">
           {error}
+        </p>
+      )}
+      {hint && (
+        <p class="hint" id={hintId}>
+          {hint}
         </p>
       )}
     </div>
@@ -72,29 +79,58 @@ export function Notice({ kind, children, onDismiss, testid }) {
   );
 }
 
+/** pretty returns a JSON value (or JSON text) pretty-printed. */
+export function pretty(value) {
+  if (typeof value !== "string") return JSON.stringify(value, null, 2);
+  try {
+    return JSON.stringify(JSON.parse(value), null, 2);
+  } catch {
+    return value;
+  }
+}
+
 /** Json shows a JSON value, pretty-printed. */
 export function Json({ value, label }) {
-  let text = value;
-  if (typeof value !== "string") text = JSON.stringify(value, null, 2);
-  else {
-    try {
-      text = JSON.stringify(JSON.parse(value), null, 2);
-    } catch {
-      /* not JSON: as is */
-    }
-  }
+  const text = value === undefined || value === null || value === "" ? "(empty)" : pretty(value);
   return (
     <pre class="code" tabindex="0" aria-label={label}>
-      {text === undefined || text === null || text === "" ? "(empty)" : text}
+      {text}
     </pre>
   );
 }
 
+/** copyText copies text, or selects the element sel when the browser refuses; it returns a message. */
+export async function copyText(text, select) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return "Copied.";
+  } catch {
+    if (select) select();
+    return "Your browser blocked copying: the text is selected, press Ctrl+C (⌘C on a Mac).";
+  }
+}
+
+/** CopyButton copies text and says so. */
+export function CopyButton({ text, label = "Copy", testid, what }) {
+  const [said, setSaid] = useState("");
+  return (
+    <span class="copy">
+      <button type="button" class="btn btn-small" data-testid={testid} onClick={async () => setSaid(await copyText(text))}>
+        {label}
+        {what && <span class="sr-only"> {what}</span>}
+      </button>
+      <span role="status" class="hint" data-testid={testid && `${testid}-status`}>
+        {said}
+      </span>
+    </span>
+  );
+}
+
 /** Status shows a delivery status as a badge. */
-export function Status({ status }) {
+export function Status({ status, label }) {
   return (
     <span class={`badge badge-${String(status).toLowerCase()}`} data-status={status}>
-      {status.charAt(0) + status.slice(1).toLowerCase()}
+      {label}
     </span>
   );
 }
@@ -107,5 +143,77 @@ export function fmtTime(iso) {
 
 export function fmtMs(ms) {
   if (ms === null || ms === undefined) return "—";
-  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(2)} s`;
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
+}
+
+export function fmtPct(v) {
+  return v === null || v === undefined ? "—" : `${(v * 100).toFixed(v === 1 || v === 0 ? 0 : 1)}%`;
+}
+
+/** toLocalInput turns a Date into a datetime-local value. */
+export function toLocalInput(d) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/** Tabs is a row of buttons choosing one of several panes. */
+export function Tabs({ items, current, onChange, label, testid }) {
+  return (
+    <div class="tabs" role="group" aria-label={label} data-testid={testid}>
+      {items.map(([id, text]) => (
+        <button
+          type="button"
+          class={`tab${id === current ? " tab-active" : ""}`}
+          aria-pressed={id === current ? "true" : "false"}
+          data-testid={`tab-${id}`}
+          onClick={() => onChange(id)}
+        >
+          {text}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+/** Confirm asks before a consequential action. */
+export function Confirm({ title, action, danger, onClose, onConfirm, children, testid }) {
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
+  return (
+    <Dialog title={title} onClose={onClose} testid={testid}>
+      <div class="confirm-body">{children}</div>
+      <Notice kind="error">{error}</Notice>
+      <div class="dialog-actions">
+        <button type="button" class="btn" onClick={onClose}>
+          Cancel
+        </button>
+        <button
+          type="button"
+          class={`btn ${danger ? "btn-danger" : "btn-primary"}`}
+          disabled={busy}
+          data-testid="confirm"
+          onClick={async () => {
+            setBusy(true);
+            try {
+              await onConfirm();
+            } catch (e) {
+              setError(e.message);
+              setBusy(false);
+            }
+          }}
+        >
+          {action}
+        </button>
+      </div>
+    </Dialog>
+  );
+}
+
+/** focusFirstInvalid moves focus to the first invalid control in root, opening what hides it. */
+export function focusFirstInvalid(root) {
+  const el = root && root.querySelector('[aria-invalid="true"]');
+  if (!el) return false;
+  for (let d = el.closest("details"); d; d = d.parentElement && d.parentElement.closest("details")) d.open = true;
+  el.focus();
+  return true;
 }
