@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/heraldhq/herald/destination"
 	"time"
 
 	"github.com/heraldhq/herald/catalog"
@@ -237,7 +238,7 @@ func (e *Engine) Test(ctx context.Context, endpointID, eventType string, payload
 			return nil, err
 		}
 	}
-	cfg, err := newEndpointConfig(ep)
+	cfg, err := newEndpointConfig(ep, e.drivers)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +289,7 @@ func (e *Engine) Test(ctx context.Context, endpointID, eventType string, payload
 		return nil, fmt.Errorf("test endpoint %s: %w", endpointID, rec.err)
 	}
 	return &TestResult{
-		Delivered:    resp.Outcome == Success,
+		Delivered:    resp.Outcome == destination.Delivered,
 		StatusCode:   resp.Status,
 		ResponseBody: resp.ResponseBody,
 		Duration:     resp.Duration(),

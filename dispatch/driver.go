@@ -158,6 +158,9 @@ type Job struct {
 	// TraceParent is the event's stored W3C traceparent: the trace of the
 	// publish, which the delivery's attempt spans link to ("" if none).
 	TraceParent string
+	// OrderingKey is the event's ordering key ("" if none), which brokers
+	// use as the message's key, group or ordering key.
+	OrderingKey string
 }
 
 // Cursor is a position in one endpoint's due order: by due time, then by

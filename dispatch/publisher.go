@@ -593,13 +593,13 @@ func (e *Engine) newDeliveries(req *publishReq, subs []Subscriber, rows []*Event
 			out.reserved[epID]++
 			p.leased = append(p.leased, row)
 			if msg == nil {
-				msg = &message{ID: ev.ID, Type: ev.EventType, Body: renderEnvelope(ev.ID, ev.EventType, now, ev.Payload)}
+				msg = &message{ID: ev.ID, Type: ev.EventType, OrderingKey: in.OrderingKey, Body: renderEnvelope(ev.ID, ev.EventType, now, ev.Payload)}
 			}
 			l := *lease
 			l.DeliveryID, l.EndpointID = row.ID, epID
 			out.jobs = append(out.jobs, &job{
 				Job: Job{Lease: l, AppID: req.appID, EventID: ev.ID, EventType: ev.EventType, Trigger: "SCHEDULED",
-					EventCreatedAt: now, TraceParent: req.traceParent},
+					EventCreatedAt: now, TraceParent: req.traceParent, OrderingKey: in.OrderingKey},
 				trigger: "SCHEDULED",
 				attempt: attempt{DeliveryID: row.ID, Number: 1, Endpoint: cfg, Msg: msg},
 				counted: true,

@@ -2,7 +2,9 @@ package dispatch
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/heraldhq/herald/destination"
 	"log/slog"
 	"sync"
 	"time"
@@ -107,12 +109,13 @@ type scheduler struct {
 // doneMsg is what a worker reports when it is done with a job.
 type doneMsg struct {
 	endpointID string
-	// status and retryAfter are the answer's (0: none); success reports a
-	// 2xx; sent reports that a request was made and answered or failed;
-	// requested that it went out at all (interrupted ones included).
-	status     int
-	retryAfter time.Duration
-	success    bool
+	// outcome, overloaded and pause are the answer's (see
+	// destination.Result); sent reports that a request was made and
+	// answered or failed at the endpoint; requested that it went out at
+	// all (interrupted and deferred ones included).
+	outcome    destination.Outcome
+	overloaded bool
+	pause      time.Duration
 	sent       bool
 	requested  bool
 	seq        uint64 // the job's flowSeq
@@ -502,7 +505,7 @@ func (s *scheduler) claim(ctx context.Context, endpointID string, limit int) ([]
 	var msg *message // consecutive deliveries of one event share it
 	for _, j := range jobs {
 		if msg == nil || msg.ID != j.EventID {
-			msg = &message{ID: j.EventID, Type: j.EventType, Body: renderEnvelope(j.EventID, j.EventType, j.EventCreatedAt, j.Payload)}
+			msg = &message{ID: j.EventID, Type: j.EventType, OrderingKey: j.OrderingKey, Body: renderEnvelope(j.EventID, j.EventType, j.EventCreatedAt, j.Payload)}
 		}
 		j.Payload = nil // rendered into the message
 		j.attempt = attempt{DeliveryID: j.DeliveryID, Number: j.AttemptCount + 1, Endpoint: cfg, Msg: msg}
@@ -565,7 +568,7 @@ func (s *scheduler) finished(d doneMsg) {
 	now := s.now()
 	f.done(now, d.requested)
 	if d.sent {
-		f.answered(now, d.seq, d.status, d.retryAfter, d.success)
+		f.answered(now, d.seq, d.outcome, d.overloaded, d.pause)
 		s.publishFlow(d.endpointID, f)
 	}
 	s.pump()
