@@ -1,7 +1,9 @@
 package destination
 
 import (
+	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/heraldhq/herald/signing"
@@ -133,4 +135,38 @@ func SortHeaders(hs []webhook.Header) {
 			hs[j], hs[j-1] = hs[j-1], hs[j]
 		}
 	}
+}
+
+// BrokerHeaders returns the headers of a message signed at t as a broker
+// carries them: Herald's (see Headers) and a transformation's extra ones,
+// names in lower case, sorted by name. They are also what the attempt
+// records: none is a credential.
+func (m *Message) BrokerHeaders(t time.Time) []webhook.Header {
+	hs := make([]webhook.Header, 0, 8+len(m.Extra))
+	for _, x := range m.Extra {
+		hs = append(hs, webhook.Header{Name: strings.ToLower(x.Name), Value: x.Value})
+	}
+	m.Headers(t, func(name, value string) {
+		name = strings.ToLower(name)
+		for i := range hs {
+			if hs[i].Name == name { // Herald's win over extra ones
+				hs[i].Value = value
+				return
+			}
+		}
+		hs = append(hs, webhook.Header{Name: name, Value: value})
+	})
+	SortHeaders(hs)
+	return hs
+}
+
+// CutOff reports whether ctx, the engine's context of an attempt, has
+// ended, and if so makes r the Interrupted outcome: Herald cut the attempt
+// off itself, and the endpoint is not to blame.
+func CutOff(ctx context.Context, r *Result) bool {
+	if ctx.Err() == nil {
+		return false
+	}
+	r.Outcome, r.Error = Interrupted, "interrupted: Herald was shutting down"
+	return true
 }

@@ -212,3 +212,30 @@ func (p *Pool[C]) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// OpenContext runs open, which cannot be cancelled itself (a broker
+// client's connect), until ctx ends: it then returns ctx's error at once
+// and closes, with closeFn, whatever open returns later.
+func OpenContext[C any](ctx context.Context, open func() (C, error), closeFn func(C)) (C, error) {
+	type opened struct {
+		c   C
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		c, err := open()
+		done <- opened{c, err}
+	}()
+	select {
+	case o := <-done:
+		return o.c, o.err
+	case <-ctx.Done():
+		go func() {
+			if o := <-done; o.err == nil {
+				closeFn(o.c)
+			}
+		}()
+		var zero C
+		return zero, ctx.Err()
+	}
+}
