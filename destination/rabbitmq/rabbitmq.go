@@ -427,4 +427,3 @@ func classify(err error, timeout time.Duration) (destination.Outcome, string) {
 	}
 	return o, msg
 }
-

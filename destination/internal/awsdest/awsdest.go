@@ -91,7 +91,9 @@ func checkURL(p destination.Policy, field, raw string) (*url.URL, error) {
 
 // CheckURL checks a URL an AWS destination sends to against the policy,
 // naming field in errors.
-func CheckURL(p destination.Policy, field, raw string) (*url.URL, error) { return checkURL(p, field, raw) }
+func CheckURL(p destination.Policy, field, raw string) (*url.URL, error) {
+	return checkURL(p, field, raw)
+}
 
 // Key is the pool key of clients made with these credentials.
 func (c *Credentials) Key() string {
