@@ -41,9 +41,11 @@ lint:
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Regenerates ent (and graph/ent.graphqls) and gqlgen output.
+# Regenerates ent (and graph/ent.graphqls), the destination types' GraphQL
+# (graph/destinations.graphqls, from their specs) and gqlgen output.
 generate:
 	$(GO) run -mod=mod ./ent/entc.go
+	$(GO) run ./internal/gendest graph/destinations.graphqls
 	$(GO) run -mod=mod github.com/99designs/gqlgen generate
 
 # Runs the end-to-end benchmark (herald and a receiver in separate

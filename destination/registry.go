@@ -42,6 +42,17 @@ func (r *Registry) Lookup(t Type) (*Spec, bool) {
 	return s, ok
 }
 
+// ByField returns the spec whose configuration is the endpoint field
+// called name ("rabbitmq").
+func (r *Registry) ByField(name string) (*Spec, bool) {
+	for _, s := range r.specs {
+		if s.Field != "" && s.Field == name {
+			return s, true
+		}
+	}
+	return nil, false
+}
+
 // Check validates a configuration of type t given at save: first the
 // declared fields' own rules (see Field), then the type's Check. stored is
 // the endpoint's current configuration, whose secrets a masked value sent

@@ -66,10 +66,13 @@ func newEndpointConfig(ep *ent.Endpoint, drivers *destination.Drivers) (*endpoin
 		return nil, fmt.Errorf("endpoint %s: signing secret: %w", ep.ID, err)
 	}
 	c := &endpointConfig{
-		ID: ep.ID, AppID: ep.AppID, Type: destination.HTTP, URL: ep.URL,
+		ID: ep.ID, AppID: ep.AppID, Type: ep.Type, URL: ep.URL,
 		Retry: ep.RetryPolicy, Timeout: ep.Timeout, Active: ep.IsActive, Deleted: ep.DeletedAt != nil,
 		UpdatedAt: ep.UpdatedAt, signer: signing.NewSigner(key),
 		Ordering: webhook.Ordering(ep.Ordering), RateLimit: ep.RateLimit,
+	}
+	if c.Type == "" {
+		c.Type = destination.HTTP
 	}
 	if c.Ordering == "" {
 		c.Ordering = webhook.OrderNone
@@ -90,7 +93,7 @@ func newEndpointConfig(ep *ent.Endpoint, drivers *destination.Drivers) (*endpoin
 	}
 	if drivers != nil {
 		c.target, err = drivers.Prepare(&destination.Endpoint{
-			ID: ep.ID, AppID: ep.AppID, Type: c.Type, URL: ep.URL, Auth: ep.Auth, Headers: ep.Headers, Timeout: c.Timeout,
+			ID: ep.ID, AppID: ep.AppID, Type: c.Type, URL: ep.URL, Auth: ep.Auth, Headers: ep.Headers, Config: ep.Destination, Timeout: c.Timeout,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("endpoint %s: %w", ep.ID, err)

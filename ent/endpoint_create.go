@@ -13,6 +13,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
+	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
 	"github.com/heraldhq/herald/ent/delivery"
@@ -99,6 +100,26 @@ func (_c *EndpointCreate) SetNillableDescription(v *string) *EndpointCreate {
 // SetURL sets the "url" field.
 func (_c *EndpointCreate) SetURL(v string) *EndpointCreate {
 	_c.mutation.SetURL(v)
+	return _c
+}
+
+// SetType sets the "type" field.
+func (_c *EndpointCreate) SetType(v destination.Type) *EndpointCreate {
+	_c.mutation.SetType(v)
+	return _c
+}
+
+// SetNillableType sets the "type" field if the given value is not nil.
+func (_c *EndpointCreate) SetNillableType(v *destination.Type) *EndpointCreate {
+	if v != nil {
+		_c.SetType(*v)
+	}
+	return _c
+}
+
+// SetDestination sets the "destination" field.
+func (_c *EndpointCreate) SetDestination(v json.RawMessage) *EndpointCreate {
+	_c.mutation.SetDestination(v)
 	return _c
 }
 
@@ -458,6 +479,10 @@ func (_c *EndpointCreate) defaults() error {
 		v := endpoint.DefaultDescription
 		_c.mutation.SetDescription(v)
 	}
+	if _, ok := _c.mutation.GetType(); !ok {
+		v := endpoint.DefaultType
+		_c.mutation.SetType(v)
+	}
 	if _, ok := _c.mutation.Timeout(); !ok {
 		v := endpoint.DefaultTimeout
 		_c.mutation.SetTimeout(v)
@@ -526,6 +551,9 @@ func (_c *EndpointCreate) check() error {
 		if err := endpoint.URLValidator(v); err != nil {
 			return &ValidationError{Name: "url", err: fmt.Errorf(`ent: validator failed for field "Endpoint.url": %w`, err)}
 		}
+	}
+	if _, ok := _c.mutation.GetType(); !ok {
+		return &ValidationError{Name: "type", err: errors.New(`ent: missing required field "Endpoint.type"`)}
 	}
 	if _, ok := _c.mutation.EventTypes(); !ok {
 		return &ValidationError{Name: "event_types", err: errors.New(`ent: missing required field "Endpoint.event_types"`)}
@@ -639,6 +667,14 @@ func (_c *EndpointCreate) createSpec() (*Endpoint, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.URL(); ok {
 		_spec.SetField(endpoint.FieldURL, field.TypeString, value)
 		_node.URL = value
+	}
+	if value, ok := _c.mutation.GetType(); ok {
+		_spec.SetField(endpoint.FieldType, field.TypeString, value)
+		_node.Type = value
+	}
+	if value, ok := _c.mutation.Destination(); ok {
+		_spec.SetField(endpoint.FieldDestination, field.TypeJSON, value)
+		_node.Destination = value
 	}
 	if value, ok := _c.mutation.EventTypes(); ok {
 		_spec.SetField(endpoint.FieldEventTypes, field.TypeJSON, value)
@@ -892,6 +928,36 @@ func (u *EndpointUpsert) SetURL(v string) *EndpointUpsert {
 // UpdateURL sets the "url" field to the value that was provided on create.
 func (u *EndpointUpsert) UpdateURL() *EndpointUpsert {
 	u.SetExcluded(endpoint.FieldURL)
+	return u
+}
+
+// SetType sets the "type" field.
+func (u *EndpointUpsert) SetType(v destination.Type) *EndpointUpsert {
+	u.Set(endpoint.FieldType, v)
+	return u
+}
+
+// UpdateType sets the "type" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateType() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldType)
+	return u
+}
+
+// SetDestination sets the "destination" field.
+func (u *EndpointUpsert) SetDestination(v json.RawMessage) *EndpointUpsert {
+	u.Set(endpoint.FieldDestination, v)
+	return u
+}
+
+// UpdateDestination sets the "destination" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateDestination() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldDestination)
+	return u
+}
+
+// ClearDestination clears the value of the "destination" field.
+func (u *EndpointUpsert) ClearDestination() *EndpointUpsert {
+	u.SetNull(endpoint.FieldDestination)
 	return u
 }
 
@@ -1383,6 +1449,41 @@ func (u *EndpointUpsertOne) SetURL(v string) *EndpointUpsertOne {
 func (u *EndpointUpsertOne) UpdateURL() *EndpointUpsertOne {
 	return u.Update(func(s *EndpointUpsert) {
 		s.UpdateURL()
+	})
+}
+
+// SetType sets the "type" field.
+func (u *EndpointUpsertOne) SetType(v destination.Type) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetType(v)
+	})
+}
+
+// UpdateType sets the "type" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateType() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateType()
+	})
+}
+
+// SetDestination sets the "destination" field.
+func (u *EndpointUpsertOne) SetDestination(v json.RawMessage) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetDestination(v)
+	})
+}
+
+// UpdateDestination sets the "destination" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateDestination() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateDestination()
+	})
+}
+
+// ClearDestination clears the value of the "destination" field.
+func (u *EndpointUpsertOne) ClearDestination() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearDestination()
 	})
 }
 
@@ -2101,6 +2202,41 @@ func (u *EndpointUpsertBulk) SetURL(v string) *EndpointUpsertBulk {
 func (u *EndpointUpsertBulk) UpdateURL() *EndpointUpsertBulk {
 	return u.Update(func(s *EndpointUpsert) {
 		s.UpdateURL()
+	})
+}
+
+// SetType sets the "type" field.
+func (u *EndpointUpsertBulk) SetType(v destination.Type) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetType(v)
+	})
+}
+
+// UpdateType sets the "type" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateType() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateType()
+	})
+}
+
+// SetDestination sets the "destination" field.
+func (u *EndpointUpsertBulk) SetDestination(v json.RawMessage) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetDestination(v)
+	})
+}
+
+// UpdateDestination sets the "destination" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateDestination() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateDestination()
+	})
+}
+
+// ClearDestination clears the value of the "destination" field.
+func (u *EndpointUpsertBulk) ClearDestination() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearDestination()
 	})
 }
 

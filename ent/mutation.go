@@ -12,6 +12,7 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
+	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
@@ -9404,6 +9405,9 @@ type EndpointMutation struct {
 	name                       *string
 	description                *string
 	url                        *string
+	_type                      *destination.Type
+	destination                *json.RawMessage
+	appenddestination          json.RawMessage
 	event_types                *[]string
 	appendevent_types          []string
 	auth                       *webhook.Auth
@@ -9814,6 +9818,107 @@ func (m *EndpointMutation) OldURL(ctx context.Context) (v string, err error) {
 // ResetURL resets all changes to the "url" field.
 func (m *EndpointMutation) ResetURL() {
 	m.url = nil
+}
+
+// SetType sets the "type" field.
+func (m *EndpointMutation) SetType(d destination.Type) {
+	m._type = &d
+}
+
+// GetType returns the value of the "type" field in the mutation.
+func (m *EndpointMutation) GetType() (r destination.Type, exists bool) {
+	v := m._type
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldType returns the old "type" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldType(ctx context.Context) (v destination.Type, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldType is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldType requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldType: %w", err)
+	}
+	return oldValue.Type, nil
+}
+
+// ResetType resets all changes to the "type" field.
+func (m *EndpointMutation) ResetType() {
+	m._type = nil
+}
+
+// SetDestination sets the "destination" field.
+func (m *EndpointMutation) SetDestination(jm json.RawMessage) {
+	m.destination = &jm
+	m.appenddestination = nil
+}
+
+// Destination returns the value of the "destination" field in the mutation.
+func (m *EndpointMutation) Destination() (r json.RawMessage, exists bool) {
+	v := m.destination
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDestination returns the old "destination" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldDestination(ctx context.Context) (v json.RawMessage, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDestination is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDestination requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDestination: %w", err)
+	}
+	return oldValue.Destination, nil
+}
+
+// AppendDestination adds jm to the "destination" field.
+func (m *EndpointMutation) AppendDestination(jm json.RawMessage) {
+	m.appenddestination = append(m.appenddestination, jm...)
+}
+
+// AppendedDestination returns the list of values that were appended to the "destination" field in this mutation.
+func (m *EndpointMutation) AppendedDestination() (json.RawMessage, bool) {
+	if len(m.appenddestination) == 0 {
+		return nil, false
+	}
+	return m.appenddestination, true
+}
+
+// ClearDestination clears the value of the "destination" field.
+func (m *EndpointMutation) ClearDestination() {
+	m.destination = nil
+	m.appenddestination = nil
+	m.clearedFields[endpoint.FieldDestination] = struct{}{}
+}
+
+// DestinationCleared returns if the "destination" field was cleared in this mutation.
+func (m *EndpointMutation) DestinationCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldDestination]
+	return ok
+}
+
+// ResetDestination resets all changes to the "destination" field.
+func (m *EndpointMutation) ResetDestination() {
+	m.destination = nil
+	m.appenddestination = nil
+	delete(m.clearedFields, endpoint.FieldDestination)
 }
 
 // SetEventTypes sets the "event_types" field.
@@ -11060,7 +11165,7 @@ func (m *EndpointMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *EndpointMutation) Fields() []string {
-	fields := make([]string, 0, 29)
+	fields := make([]string, 0, 31)
 	if m.created_at != nil {
 		fields = append(fields, endpoint.FieldCreatedAt)
 	}
@@ -11081,6 +11186,12 @@ func (m *EndpointMutation) Fields() []string {
 	}
 	if m.url != nil {
 		fields = append(fields, endpoint.FieldURL)
+	}
+	if m._type != nil {
+		fields = append(fields, endpoint.FieldType)
+	}
+	if m.destination != nil {
+		fields = append(fields, endpoint.FieldDestination)
 	}
 	if m.event_types != nil {
 		fields = append(fields, endpoint.FieldEventTypes)
@@ -11170,6 +11281,10 @@ func (m *EndpointMutation) Field(name string) (ent.Value, bool) {
 		return m.Description()
 	case endpoint.FieldURL:
 		return m.URL()
+	case endpoint.FieldType:
+		return m.GetType()
+	case endpoint.FieldDestination:
+		return m.Destination()
 	case endpoint.FieldEventTypes:
 		return m.EventTypes()
 	case endpoint.FieldAuth:
@@ -11237,6 +11352,10 @@ func (m *EndpointMutation) OldField(ctx context.Context, name string) (ent.Value
 		return m.OldDescription(ctx)
 	case endpoint.FieldURL:
 		return m.OldURL(ctx)
+	case endpoint.FieldType:
+		return m.OldType(ctx)
+	case endpoint.FieldDestination:
+		return m.OldDestination(ctx)
 	case endpoint.FieldEventTypes:
 		return m.OldEventTypes(ctx)
 	case endpoint.FieldAuth:
@@ -11338,6 +11457,20 @@ func (m *EndpointMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetURL(v)
+		return nil
+	case endpoint.FieldType:
+		v, ok := value.(destination.Type)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetType(v)
+		return nil
+	case endpoint.FieldDestination:
+		v, ok := value.(json.RawMessage)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDestination(v)
 		return nil
 	case endpoint.FieldEventTypes:
 		v, ok := value.([]string)
@@ -11577,6 +11710,9 @@ func (m *EndpointMutation) ClearedFields() []string {
 	if m.FieldCleared(endpoint.FieldDeletedAt) {
 		fields = append(fields, endpoint.FieldDeletedAt)
 	}
+	if m.FieldCleared(endpoint.FieldDestination) {
+		fields = append(fields, endpoint.FieldDestination)
+	}
 	if m.FieldCleared(endpoint.FieldHeaders) {
 		fields = append(fields, endpoint.FieldHeaders)
 	}
@@ -11629,6 +11765,9 @@ func (m *EndpointMutation) ClearField(name string) error {
 	switch name {
 	case endpoint.FieldDeletedAt:
 		m.ClearDeletedAt()
+		return nil
+	case endpoint.FieldDestination:
+		m.ClearDestination()
 		return nil
 	case endpoint.FieldHeaders:
 		m.ClearHeaders()
@@ -11694,6 +11833,12 @@ func (m *EndpointMutation) ResetField(name string) error {
 		return nil
 	case endpoint.FieldURL:
 		m.ResetURL()
+		return nil
+	case endpoint.FieldType:
+		m.ResetType()
+		return nil
+	case endpoint.FieldDestination:
+		m.ResetDestination()
 		return nil
 	case endpoint.FieldEventTypes:
 		m.ResetEventTypes()

@@ -72,6 +72,8 @@ var rootAccess = map[string]map[string]access{
 		"deliveries": need(scope.EventsRead),
 		// It tries a filter against the app's recent events.
 		"testFilter": need(scope.EventsRead),
+		// What the endpoint forms show: the same for every caller.
+		"destinationTypes": open,
 	},
 	"Mutation": {
 		"createApp":            fullAccess,
@@ -135,6 +137,9 @@ var typeAccess = map[string]access{
 	"EndpointFlow": open,
 	"Header":       open,
 	"EndpointAuth": open,
+	// The destination types and their fields, the same for everyone.
+	"DestinationType":  open,
+	"DestinationField": open,
 
 	"EventType":        need(scope.CatalogRead),
 	"Endpoint":         need(scope.EndpointsRead),
@@ -186,6 +191,12 @@ func nodeAccess(typ string) (access, bool) {
 func typeAccessOf(typ string) (access, bool) {
 	if a, ok := typeAccess[typ]; ok {
 		return a, true
+	}
+	// A destination type's configuration (RabbitMQConfig, ...), generated
+	// from its spec, is a value inside an endpoint, which carries its own
+	// access.
+	if strings.HasSuffix(typ, "Config") {
+		return open, true
 	}
 	for _, suffix := range []string{"Connection", "Edge"} {
 		if base, ok := strings.CutSuffix(typ, suffix); ok {

@@ -11,6 +11,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"github.com/heraldhq/herald/destination"
 )
 
 const (
@@ -32,6 +33,10 @@ const (
 	FieldDescription = "description"
 	// FieldURL holds the string denoting the url field in the database.
 	FieldURL = "url"
+	// FieldType holds the string denoting the type field in the database.
+	FieldType = "type"
+	// FieldDestination holds the string denoting the destination field in the database.
+	FieldDestination = "destination"
 	// FieldEventTypes holds the string denoting the event_types field in the database.
 	FieldEventTypes = "event_types"
 	// FieldAuth holds the string denoting the auth field in the database.
@@ -117,6 +122,8 @@ var Columns = []string{
 	FieldName,
 	FieldDescription,
 	FieldURL,
+	FieldType,
+	FieldDestination,
 	FieldEventTypes,
 	FieldAuth,
 	FieldHeaders,
@@ -173,6 +180,8 @@ var (
 	DefaultDescription string
 	// URLValidator is a validator for the "url" field. It is called by the builders before save.
 	URLValidator func(string) error
+	// DefaultType holds the default value on creation for the "type" field.
+	DefaultType destination.Type
 	// DefaultTimeout holds the default value on creation for the "timeout" field.
 	DefaultTimeout time.Duration
 	// DefaultIsActive holds the default value on creation for the "is_active" field.
@@ -257,6 +266,11 @@ func ByDescription(opts ...sql.OrderTermOption) OrderOption {
 // ByURL orders the results by the url field.
 func ByURL(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldURL, opts...).ToFunc()
+}
+
+// ByType orders the results by the type field.
+func ByType(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldType, opts...).ToFunc()
 }
 
 // ByTimeout orders the results by the timeout field.

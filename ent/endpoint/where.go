@@ -7,6 +7,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/ent/predicate"
 )
 
@@ -98,6 +99,12 @@ func Description(v string) predicate.Endpoint {
 // URL applies equality check predicate on the "url" field. It's identical to URLEQ.
 func URL(v string) predicate.Endpoint {
 	return predicate.Endpoint(sql.FieldEQ(FieldURL, v))
+}
+
+// Type applies equality check predicate on the "type" field. It's identical to TypeEQ.
+func Type(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldEQ(FieldType, vc))
 }
 
 // Timeout applies equality check predicate on the "timeout" field. It's identical to TimeoutEQ.
@@ -564,6 +571,100 @@ func URLEqualFold(v string) predicate.Endpoint {
 // URLContainsFold applies the ContainsFold predicate on the "url" field.
 func URLContainsFold(v string) predicate.Endpoint {
 	return predicate.Endpoint(sql.FieldContainsFold(FieldURL, v))
+}
+
+// TypeEQ applies the EQ predicate on the "type" field.
+func TypeEQ(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldEQ(FieldType, vc))
+}
+
+// TypeNEQ applies the NEQ predicate on the "type" field.
+func TypeNEQ(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldNEQ(FieldType, vc))
+}
+
+// TypeIn applies the In predicate on the "type" field.
+func TypeIn(vs ...destination.Type) predicate.Endpoint {
+	v := make([]any, len(vs))
+	for i := range v {
+		v[i] = string(vs[i])
+	}
+	return predicate.Endpoint(sql.FieldIn(FieldType, v...))
+}
+
+// TypeNotIn applies the NotIn predicate on the "type" field.
+func TypeNotIn(vs ...destination.Type) predicate.Endpoint {
+	v := make([]any, len(vs))
+	for i := range v {
+		v[i] = string(vs[i])
+	}
+	return predicate.Endpoint(sql.FieldNotIn(FieldType, v...))
+}
+
+// TypeGT applies the GT predicate on the "type" field.
+func TypeGT(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldGT(FieldType, vc))
+}
+
+// TypeGTE applies the GTE predicate on the "type" field.
+func TypeGTE(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldGTE(FieldType, vc))
+}
+
+// TypeLT applies the LT predicate on the "type" field.
+func TypeLT(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldLT(FieldType, vc))
+}
+
+// TypeLTE applies the LTE predicate on the "type" field.
+func TypeLTE(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldLTE(FieldType, vc))
+}
+
+// TypeContains applies the Contains predicate on the "type" field.
+func TypeContains(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldContains(FieldType, vc))
+}
+
+// TypeHasPrefix applies the HasPrefix predicate on the "type" field.
+func TypeHasPrefix(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldHasPrefix(FieldType, vc))
+}
+
+// TypeHasSuffix applies the HasSuffix predicate on the "type" field.
+func TypeHasSuffix(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldHasSuffix(FieldType, vc))
+}
+
+// TypeEqualFold applies the EqualFold predicate on the "type" field.
+func TypeEqualFold(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldEqualFold(FieldType, vc))
+}
+
+// TypeContainsFold applies the ContainsFold predicate on the "type" field.
+func TypeContainsFold(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldContainsFold(FieldType, vc))
+}
+
+// DestinationIsNil applies the IsNil predicate on the "destination" field.
+func DestinationIsNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIsNull(FieldDestination))
+}
+
+// DestinationNotNil applies the NotNil predicate on the "destination" field.
+func DestinationNotNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotNull(FieldDestination))
 }
 
 // HeadersIsNil applies the IsNil predicate on the "headers" field.

@@ -285,6 +285,8 @@ var (
 		{Name: "name", Type: field.TypeString, Size: 255},
 		{Name: "description", Type: field.TypeString, Size: 2147483647, Default: ""},
 		{Name: "url", Type: field.TypeString, Size: 2048},
+		{Name: "type", Type: field.TypeString, Default: "HTTP"},
+		{Name: "destination", Type: field.TypeJSON, Nullable: true},
 		{Name: "event_types", Type: field.TypeJSON},
 		{Name: "auth", Type: field.TypeJSON},
 		{Name: "headers", Type: field.TypeJSON, Nullable: true},
@@ -317,7 +319,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "endpoints_apps_endpoints",
-				Columns:    []*schema.Column{EndpointsColumns[29]},
+				Columns:    []*schema.Column{EndpointsColumns[31]},
 				RefColumns: []*schema.Column{AppsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -326,7 +328,7 @@ var (
 			{
 				Name:    "endpoint_app_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{EndpointsColumns[29], EndpointsColumns[1]},
+				Columns: []*schema.Column{EndpointsColumns[31], EndpointsColumns[1]},
 			},
 		},
 	}
