@@ -238,7 +238,7 @@ func (e *Engine) Test(ctx context.Context, endpointID, eventType string, payload
 			return nil, err
 		}
 	}
-	cfg, err := newEndpointConfig(ep, e.drivers)
+	cfg, err := newEndpointConfig(ep, e.drivers, e.cfg.Transforms)
 	if err != nil {
 		return nil, err
 	}

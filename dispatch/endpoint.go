@@ -7,6 +7,7 @@ import (
 	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/signing"
+	"github.com/heraldhq/herald/transform"
 	"github.com/heraldhq/herald/webhook"
 )
 
@@ -39,6 +40,8 @@ type endpointConfig struct {
 	prevUntil time.Time
 	// target sends to the endpoint (nil only in tests that never send).
 	target destination.Target
+	// transform reshapes its events (nil: none).
+	transform *transform.Program
 }
 
 // ordered reports whether the endpoint's deliveries go in publish order.
@@ -60,7 +63,7 @@ func (e *endpointConfig) signerAt(t time.Time) *signing.Signer {
 
 // newEndpointConfig parses a stored endpoint for sending, preparing its
 // target with drivers (nil: no target, for tests that never send).
-func newEndpointConfig(ep *ent.Endpoint, drivers *destination.Drivers) (*endpointConfig, error) {
+func newEndpointConfig(ep *ent.Endpoint, drivers *destination.Drivers, transforms *transform.Engine) (*endpointConfig, error) {
 	key, err := signing.DecodeSecret(ep.Secret)
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %s: signing secret: %w", ep.ID, err)
@@ -90,6 +93,11 @@ func newEndpointConfig(ep *ent.Endpoint, drivers *destination.Drivers) (*endpoin
 		}
 		c.rotating = signing.NewSigner(key, prev)
 		c.prevUntil = *ep.PreviousSecretExpiresAt
+	}
+	if ep.Transformation != nil && transforms != nil {
+		if c.transform, err = transforms.Compile(*ep.Transformation); err != nil {
+			return nil, fmt.Errorf("endpoint %s: %w", ep.ID, err)
+		}
 	}
 	if drivers != nil {
 		c.target, err = drivers.Prepare(&destination.Endpoint{

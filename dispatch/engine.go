@@ -18,6 +18,7 @@ import (
 	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/destination/httpdest"
 	"github.com/heraldhq/herald/ent"
+	"github.com/heraldhq/herald/transform"
 	"github.com/heraldhq/herald/webhook"
 )
 
@@ -40,6 +41,9 @@ type Config struct {
 	// Destinations are the destination types the engine sends to
 	// (default: HTTP only).
 	Destinations *destination.Registry
+	// Transforms runs endpoints' transformations (default: the default
+	// limits).
+	Transforms *transform.Engine
 	// IdleConnTimeout closes connections to endpoints and brokers unused
 	// this long (default 90s).
 	IdleConnTimeout time.Duration
@@ -114,6 +118,9 @@ func (c *Config) setDefaults() error {
 	setDefault(&c.ShutdownGrace, 10*time.Second)
 	setDefault(&c.MetaWindow, time.Minute)
 	setDefault(&c.IdleConnTimeout, 90*time.Second)
+	if c.Transforms == nil {
+		c.Transforms = transform.New(transform.Limits{})
+	}
 	if c.Destinations == nil {
 		c.Destinations = destination.NewRegistry(httpdest.Spec())
 	}
@@ -227,7 +234,9 @@ func New(cfg Config) (*Engine, error) {
 		IdleTimeout: cfg.IdleConnTimeout, Now: cfg.Now, Logger: e.log,
 	})
 	e.configs = newEndpointConfigs(configTTL, cfg.Now, loadEndpoints(cfg.Client),
-		func(ep *ent.Endpoint) (*endpointConfig, error) { return newEndpointConfig(ep, e.drivers) })
+		func(ep *ent.Endpoint) (*endpointConfig, error) {
+			return newEndpointConfig(ep, e.drivers, cfg.Transforms)
+		})
 	e.sendCtx, e.cancelSends = context.WithCancel(context.Background())
 	e.sched = newScheduler(schedConfig{
 		Worker: e.worker, Workers: cfg.Workers, PerEndpoint: cfg.PerEndpoint, BatchSize: cfg.BatchSize,
@@ -345,6 +354,9 @@ func (e *Engine) Close(ctx context.Context) error {
 	})
 	return err
 }
+
+// Transforms returns the engine that runs endpoints' transformations.
+func (e *Engine) Transforms() *transform.Engine { return e.cfg.Transforms }
 
 // Notify wakes the engine to look for due deliveries now: of the given
 // endpoints, or of every endpoint if none is given. Publishing and retry

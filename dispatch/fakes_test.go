@@ -262,4 +262,6 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 
 // prepareNoTarget parses endpoints without a target, for tests that never
 // send.
-func prepareNoTarget(ep *ent.Endpoint) (*endpointConfig, error) { return newEndpointConfig(ep, nil) }
+func prepareNoTarget(ep *ent.Endpoint) (*endpointConfig, error) {
+	return newEndpointConfig(ep, nil, nil)
+}

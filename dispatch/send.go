@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/destination"
+	"github.com/heraldhq/herald/transform"
 )
 
 // message is an event rendered for sending; consecutive deliveries of one
@@ -16,6 +17,12 @@ type message struct {
 	OrderingKey string
 	// Body is the JSON envelope {"id","type","timestamp","data"}.
 	Body []byte
+}
+
+// RenderEnvelope returns the body an endpoint receives for an event (before
+// any transformation): {"id","type","timestamp","data"}.
+func RenderEnvelope(id, typ string, created time.Time, payload []byte) []byte {
+	return renderEnvelope(id, typ, created, payload)
 }
 
 // renderEnvelope returns the request body of an event.
@@ -46,12 +53,54 @@ type attempt struct {
 	out destination.Message
 }
 
-// send makes the attempt through the endpoint's target. It never fails:
-// every failure is an outcome recorded on the attempt.
-func (a *attempt) send(ctx context.Context, now time.Time) *destination.Result {
+// send makes the attempt through the endpoint's target, after its
+// transformation if it has one. It never fails: every failure is an
+// outcome recorded on the attempt.
+func (a *attempt) send(ctx context.Context, now time.Time, policy destination.Policy) *destination.Result {
+	ep := a.Endpoint
 	a.out = destination.Message{
 		ID: a.Msg.ID, EventType: a.Msg.Type, DeliveryID: a.DeliveryID, Attempt: a.Number,
-		OrderingKey: a.Msg.OrderingKey, Body: a.Msg.Body, Signer: a.Endpoint.signerAt(now), TraceParent: a.TraceParent,
+		OrderingKey: a.Msg.OrderingKey, Body: a.Msg.Body, Signer: ep.signerAt(now), TraceParent: a.TraceParent,
 	}
-	return a.Endpoint.target.Send(ctx, &a.out)
+	if ep.transform != nil {
+		if r := a.transform(now, policy); r != nil {
+			return r
+		}
+	}
+	return ep.target.Send(ctx, &a.out)
+}
+
+// transform runs the endpoint's transformation on the message. It returns
+// the attempt's result if the message is not to be sent: the script
+// skipped it (the delivery succeeds without a request), failed (a
+// permanent failure, with the script's line and column), or changed the
+// URL to one the destination policy refuses.
+func (a *attempt) transform(started time.Time, policy destination.Policy) *destination.Result {
+	ep := a.Endpoint
+	http := ep.Type == destination.HTTP
+	out, err := ep.transform.Run(transform.Input{EventType: a.Msg.Type, Body: a.Msg.Body, HTTP: http, Method: "POST", URL: ep.URL})
+	r := &destination.Result{Started: started, RequestURL: ep.URL}
+	done := func(o destination.Outcome, msg string) *destination.Result {
+		r.Completed = time.Now()
+		if r.Completed.Before(started) {
+			r.Completed = started
+		}
+		r.Outcome, r.Error = o, msg
+		return r
+	}
+	switch {
+	case err != nil:
+		return done(destination.Permanent, err.Error())
+	case out.Skip:
+		r.ResponseBody = "skipped: the endpoint's transformation returned null for this event, so it was not sent"
+		return done(destination.Delivered, "")
+	}
+	a.out.Body, a.out.Extra, a.out.Method = out.Body, out.Headers, out.Method
+	if out.URL != "" && http {
+		if _, err := policy.CheckURL(out.URL); err != nil {
+			return done(destination.Permanent, "transformation: the url it returned is refused: "+err.Error())
+		}
+		a.out.URL = out.URL
+	}
+	return nil
 }

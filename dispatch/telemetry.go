@@ -110,7 +110,7 @@ func (e *Engine) sendAttempt(j *job) *destination.Result {
 		j.attempt.TraceParent = traceParent(span.SpanContext())
 	}
 	t.inflight.Add(1)
-	resp := j.attempt.send(e.sendCtx, e.cfg.Now())
+	resp := j.attempt.send(e.sendCtx, e.cfg.Now(), e.cfg.Policy)
 	t.inflight.Add(-1)
 	t.metrics.AttemptFinished(j.attempt.Endpoint.Type, resp.Outcome, resp.Duration())
 	if span != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/heraldhq/herald/filter"
 	"github.com/heraldhq/herald/signing"
 	"github.com/heraldhq/herald/tenant"
+	"github.com/heraldhq/herald/transform"
 	"github.com/heraldhq/herald/webhook"
 )
 
@@ -40,6 +41,9 @@ type Service struct {
 	// Destinations are the destination types endpoints may have (default:
 	// HTTP only).
 	Destinations *destination.Registry
+	// Transforms compiles transformations to check them at save (default:
+	// the default limits).
+	Transforms *transform.Engine
 	// Observer is told about changes (may be nil).
 	Observer dispatch.Observer
 	// Engine, if set, learns at once when an endpoint is disabled, deleted
@@ -116,6 +120,8 @@ type Input struct {
 	// the input field DestinationField ("rabbitmq").
 	Destination      json.RawMessage
 	DestinationField string
+	// Transformation is the script; a Set "" or nil removes it.
+	Transformation Change[*string]
 }
 
 // Change is an optional change of a field that can also be cleared: Set
@@ -129,6 +135,7 @@ type Change[T any] struct {
 type config struct {
 	typ                    destination.Type
 	destination            json.RawMessage // a broker's configuration
+	transformation         *string
 	name, description, url string
 	eventTypes             []string
 	auth                   webhook.Auth
@@ -223,6 +230,21 @@ func (s *Service) validate(ctx context.Context, appID string, base config, in In
 		if c.rateLimit != nil {
 			if err := c.rateLimit.Validate(); err != nil {
 				return c, fault.Prefix("input.rateLimit", err)
+			}
+		}
+	}
+	if in.Transformation.Set {
+		c.transformation = in.Transformation.Value
+		if c.transformation != nil && strings.TrimSpace(*c.transformation) == "" {
+			c.transformation = nil
+		}
+		if c.transformation != nil {
+			tr := s.Transforms
+			if tr == nil {
+				tr = transform.New(transform.Limits{})
+			}
+			if _, err := tr.Compile(*c.transformation); err != nil {
+				return c, fault.Invalid("input.transformation", "%s", strings.TrimPrefix(err.Error(), "transformation: "))
 			}
 		}
 	}
@@ -428,6 +450,7 @@ func (s *Service) Create(ctx context.Context, in Input) (*ent.Endpoint, string, 
 		if c.destination != nil {
 			create.SetDestination(c.destination)
 		}
+		create.SetNillableTransformation(c.transformation)
 		if c.rateLimit != nil {
 			create.SetRateLimit(c.rateLimit)
 		}
@@ -470,7 +493,7 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*ent.Endpoin
 			return err
 		}
 		base := config{
-			typ: cur.Type, destination: cur.Destination,
+			typ: cur.Type, destination: cur.Destination, transformation: cur.Transformation,
 			name: cur.Name, description: cur.Description, url: cur.URL, eventTypes: cur.EventTypes,
 			auth: cur.Auth, headers: cur.Headers, retry: cur.RetryPolicy, timeout: cur.Timeout,
 			filter: cur.Filter, rateLimit: cur.RateLimit, ordering: webhook.Ordering(cur.Ordering),
@@ -507,6 +530,11 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*ent.Endpoin
 			u.SetDestination(c.destination)
 		} else {
 			u.ClearDestination()
+		}
+		if c.transformation != nil {
+			u.SetTransformation(*c.transformation)
+		} else {
+			u.ClearTransformation()
 		}
 		if c.rateLimit != nil {
 			u.SetRateLimit(c.rateLimit)

@@ -61,6 +61,8 @@ type Endpoint struct {
 	FlowOwner *string `json:"flow_owner,omitempty"`
 	// FlowOwnerUntil holds the value of the "flow_owner_until" field.
 	FlowOwnerUntil *time.Time `json:"flow_owner_until,omitempty"`
+	// JavaScript that reshapes each event before it is sent (function handler(webhook) { ... }); null: none.
+	Transformation *string `json:"transformation,omitempty"`
 	// IsActive holds the value of the "is_active" field.
 	IsActive bool `json:"is_active,omitempty"`
 	// DisabledReason holds the value of the "disabled_reason" field.
@@ -147,7 +149,7 @@ func (*Endpoint) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case endpoint.FieldTimeout, endpoint.FieldConsecutiveFailures, endpoint.FieldFailureCount, endpoint.FieldSuccessCount:
 			values[i] = new(sql.NullInt64)
-		case endpoint.FieldID, endpoint.FieldAppID, endpoint.FieldName, endpoint.FieldDescription, endpoint.FieldURL, endpoint.FieldType, endpoint.FieldOrdering, endpoint.FieldFlowOwner, endpoint.FieldDisabledReason, endpoint.FieldSecret, endpoint.FieldPreviousSecret:
+		case endpoint.FieldID, endpoint.FieldAppID, endpoint.FieldName, endpoint.FieldDescription, endpoint.FieldURL, endpoint.FieldType, endpoint.FieldOrdering, endpoint.FieldFlowOwner, endpoint.FieldTransformation, endpoint.FieldDisabledReason, endpoint.FieldSecret, endpoint.FieldPreviousSecret:
 			values[i] = new(sql.NullString)
 		case endpoint.FieldCreatedAt, endpoint.FieldUpdatedAt, endpoint.FieldDeletedAt, endpoint.FieldPausedUntil, endpoint.FieldFlowOwnerUntil, endpoint.FieldDisabledAt, endpoint.FieldPreviousSecretExpiresAt, endpoint.FieldLastSuccessAt, endpoint.FieldLastFailureAt:
 			values[i] = new(sql.NullTime)
@@ -309,6 +311,13 @@ func (_m *Endpoint) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.FlowOwnerUntil = new(time.Time)
 				*_m.FlowOwnerUntil = value.Time
+			}
+		case endpoint.FieldTransformation:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field transformation", values[i])
+			} else if value.Valid {
+				_m.Transformation = new(string)
+				*_m.Transformation = value.String
 			}
 		case endpoint.FieldIsActive:
 			if value, ok := values[i].(*sql.NullBool); !ok {
@@ -497,6 +506,11 @@ func (_m *Endpoint) String() string {
 	if v := _m.FlowOwnerUntil; v != nil {
 		builder.WriteString("flow_owner_until=")
 		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.Transformation; v != nil {
+		builder.WriteString("transformation=")
+		builder.WriteString(*v)
 	}
 	builder.WriteString(", ")
 	builder.WriteString("is_active=")

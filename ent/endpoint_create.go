@@ -229,6 +229,20 @@ func (_c *EndpointCreate) SetNillableFlowOwnerUntil(v *time.Time) *EndpointCreat
 	return _c
 }
 
+// SetTransformation sets the "transformation" field.
+func (_c *EndpointCreate) SetTransformation(v string) *EndpointCreate {
+	_c.mutation.SetTransformation(v)
+	return _c
+}
+
+// SetNillableTransformation sets the "transformation" field if the given value is not nil.
+func (_c *EndpointCreate) SetNillableTransformation(v *string) *EndpointCreate {
+	if v != nil {
+		_c.SetTransformation(*v)
+	}
+	return _c
+}
+
 // SetIsActive sets the "is_active" field.
 func (_c *EndpointCreate) SetIsActive(v bool) *EndpointCreate {
 	_c.mutation.SetIsActive(v)
@@ -720,6 +734,10 @@ func (_c *EndpointCreate) createSpec() (*Endpoint, *sqlgraph.CreateSpec) {
 		_spec.SetField(endpoint.FieldFlowOwnerUntil, field.TypeTime, value)
 		_node.FlowOwnerUntil = &value
 	}
+	if value, ok := _c.mutation.Transformation(); ok {
+		_spec.SetField(endpoint.FieldTransformation, field.TypeString, value)
+		_node.Transformation = &value
+	}
 	if value, ok := _c.mutation.IsActive(); ok {
 		_spec.SetField(endpoint.FieldIsActive, field.TypeBool, value)
 		_node.IsActive = value
@@ -1132,6 +1150,24 @@ func (u *EndpointUpsert) UpdateFlowOwnerUntil() *EndpointUpsert {
 // ClearFlowOwnerUntil clears the value of the "flow_owner_until" field.
 func (u *EndpointUpsert) ClearFlowOwnerUntil() *EndpointUpsert {
 	u.SetNull(endpoint.FieldFlowOwnerUntil)
+	return u
+}
+
+// SetTransformation sets the "transformation" field.
+func (u *EndpointUpsert) SetTransformation(v string) *EndpointUpsert {
+	u.Set(endpoint.FieldTransformation, v)
+	return u
+}
+
+// UpdateTransformation sets the "transformation" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateTransformation() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldTransformation)
+	return u
+}
+
+// ClearTransformation clears the value of the "transformation" field.
+func (u *EndpointUpsert) ClearTransformation() *EndpointUpsert {
+	u.SetNull(endpoint.FieldTransformation)
 	return u
 }
 
@@ -1687,6 +1723,27 @@ func (u *EndpointUpsertOne) UpdateFlowOwnerUntil() *EndpointUpsertOne {
 func (u *EndpointUpsertOne) ClearFlowOwnerUntil() *EndpointUpsertOne {
 	return u.Update(func(s *EndpointUpsert) {
 		s.ClearFlowOwnerUntil()
+	})
+}
+
+// SetTransformation sets the "transformation" field.
+func (u *EndpointUpsertOne) SetTransformation(v string) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetTransformation(v)
+	})
+}
+
+// UpdateTransformation sets the "transformation" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateTransformation() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateTransformation()
+	})
+}
+
+// ClearTransformation clears the value of the "transformation" field.
+func (u *EndpointUpsertOne) ClearTransformation() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearTransformation()
 	})
 }
 
@@ -2440,6 +2497,27 @@ func (u *EndpointUpsertBulk) UpdateFlowOwnerUntil() *EndpointUpsertBulk {
 func (u *EndpointUpsertBulk) ClearFlowOwnerUntil() *EndpointUpsertBulk {
 	return u.Update(func(s *EndpointUpsert) {
 		s.ClearFlowOwnerUntil()
+	})
+}
+
+// SetTransformation sets the "transformation" field.
+func (u *EndpointUpsertBulk) SetTransformation(v string) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetTransformation(v)
+	})
+}
+
+// UpdateTransformation sets the "transformation" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateTransformation() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateTransformation()
+	})
+}
+
+// ClearTransformation clears the value of the "transformation" field.
+func (u *EndpointUpsertBulk) ClearTransformation() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearTransformation()
 	})
 }
 

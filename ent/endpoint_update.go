@@ -318,6 +318,26 @@ func (_u *EndpointUpdate) ClearFlowOwnerUntil() *EndpointUpdate {
 	return _u
 }
 
+// SetTransformation sets the "transformation" field.
+func (_u *EndpointUpdate) SetTransformation(v string) *EndpointUpdate {
+	_u.mutation.SetTransformation(v)
+	return _u
+}
+
+// SetNillableTransformation sets the "transformation" field if the given value is not nil.
+func (_u *EndpointUpdate) SetNillableTransformation(v *string) *EndpointUpdate {
+	if v != nil {
+		_u.SetTransformation(*v)
+	}
+	return _u
+}
+
+// ClearTransformation clears the value of the "transformation" field.
+func (_u *EndpointUpdate) ClearTransformation() *EndpointUpdate {
+	_u.mutation.ClearTransformation()
+	return _u
+}
+
 // SetIsActive sets the "is_active" field.
 func (_u *EndpointUpdate) SetIsActive(v bool) *EndpointUpdate {
 	_u.mutation.SetIsActive(v)
@@ -800,6 +820,12 @@ func (_u *EndpointUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.FlowOwnerUntilCleared() {
 		_spec.ClearField(endpoint.FieldFlowOwnerUntil, field.TypeTime)
 	}
+	if value, ok := _u.mutation.Transformation(); ok {
+		_spec.SetField(endpoint.FieldTransformation, field.TypeString, value)
+	}
+	if _u.mutation.TransformationCleared() {
+		_spec.ClearField(endpoint.FieldTransformation, field.TypeString)
+	}
 	if value, ok := _u.mutation.IsActive(); ok {
 		_spec.SetField(endpoint.FieldIsActive, field.TypeBool, value)
 	}
@@ -1252,6 +1278,26 @@ func (_u *EndpointUpdateOne) SetNillableFlowOwnerUntil(v *time.Time) *EndpointUp
 // ClearFlowOwnerUntil clears the value of the "flow_owner_until" field.
 func (_u *EndpointUpdateOne) ClearFlowOwnerUntil() *EndpointUpdateOne {
 	_u.mutation.ClearFlowOwnerUntil()
+	return _u
+}
+
+// SetTransformation sets the "transformation" field.
+func (_u *EndpointUpdateOne) SetTransformation(v string) *EndpointUpdateOne {
+	_u.mutation.SetTransformation(v)
+	return _u
+}
+
+// SetNillableTransformation sets the "transformation" field if the given value is not nil.
+func (_u *EndpointUpdateOne) SetNillableTransformation(v *string) *EndpointUpdateOne {
+	if v != nil {
+		_u.SetTransformation(*v)
+	}
+	return _u
+}
+
+// ClearTransformation clears the value of the "transformation" field.
+func (_u *EndpointUpdateOne) ClearTransformation() *EndpointUpdateOne {
+	_u.mutation.ClearTransformation()
 	return _u
 }
 
@@ -1766,6 +1812,12 @@ func (_u *EndpointUpdateOne) sqlSave(ctx context.Context) (_node *Endpoint, err 
 	}
 	if _u.mutation.FlowOwnerUntilCleared() {
 		_spec.ClearField(endpoint.FieldFlowOwnerUntil, field.TypeTime)
+	}
+	if value, ok := _u.mutation.Transformation(); ok {
+		_spec.SetField(endpoint.FieldTransformation, field.TypeString, value)
+	}
+	if _u.mutation.TransformationCleared() {
+		_spec.ClearField(endpoint.FieldTransformation, field.TypeString)
 	}
 	if value, ok := _u.mutation.IsActive(); ok {
 		_spec.SetField(endpoint.FieldIsActive, field.TypeBool, value)

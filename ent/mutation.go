@@ -9423,6 +9423,7 @@ type EndpointMutation struct {
 	paused_until               *time.Time
 	flow_owner                 *string
 	flow_owner_until           *time.Time
+	transformation             *string
 	is_active                  *bool
 	disabled_reason            *string
 	disabled_at                *time.Time
@@ -10462,6 +10463,55 @@ func (m *EndpointMutation) ResetFlowOwnerUntil() {
 	delete(m.clearedFields, endpoint.FieldFlowOwnerUntil)
 }
 
+// SetTransformation sets the "transformation" field.
+func (m *EndpointMutation) SetTransformation(s string) {
+	m.transformation = &s
+}
+
+// Transformation returns the value of the "transformation" field in the mutation.
+func (m *EndpointMutation) Transformation() (r string, exists bool) {
+	v := m.transformation
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTransformation returns the old "transformation" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldTransformation(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTransformation is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTransformation requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTransformation: %w", err)
+	}
+	return oldValue.Transformation, nil
+}
+
+// ClearTransformation clears the value of the "transformation" field.
+func (m *EndpointMutation) ClearTransformation() {
+	m.transformation = nil
+	m.clearedFields[endpoint.FieldTransformation] = struct{}{}
+}
+
+// TransformationCleared returns if the "transformation" field was cleared in this mutation.
+func (m *EndpointMutation) TransformationCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldTransformation]
+	return ok
+}
+
+// ResetTransformation resets all changes to the "transformation" field.
+func (m *EndpointMutation) ResetTransformation() {
+	m.transformation = nil
+	delete(m.clearedFields, endpoint.FieldTransformation)
+}
+
 // SetIsActive sets the "is_active" field.
 func (m *EndpointMutation) SetIsActive(b bool) {
 	m.is_active = &b
@@ -11165,7 +11215,7 @@ func (m *EndpointMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *EndpointMutation) Fields() []string {
-	fields := make([]string, 0, 31)
+	fields := make([]string, 0, 32)
 	if m.created_at != nil {
 		fields = append(fields, endpoint.FieldCreatedAt)
 	}
@@ -11225,6 +11275,9 @@ func (m *EndpointMutation) Fields() []string {
 	}
 	if m.flow_owner_until != nil {
 		fields = append(fields, endpoint.FieldFlowOwnerUntil)
+	}
+	if m.transformation != nil {
+		fields = append(fields, endpoint.FieldTransformation)
 	}
 	if m.is_active != nil {
 		fields = append(fields, endpoint.FieldIsActive)
@@ -11307,6 +11360,8 @@ func (m *EndpointMutation) Field(name string) (ent.Value, bool) {
 		return m.FlowOwner()
 	case endpoint.FieldFlowOwnerUntil:
 		return m.FlowOwnerUntil()
+	case endpoint.FieldTransformation:
+		return m.Transformation()
 	case endpoint.FieldIsActive:
 		return m.IsActive()
 	case endpoint.FieldDisabledReason:
@@ -11378,6 +11433,8 @@ func (m *EndpointMutation) OldField(ctx context.Context, name string) (ent.Value
 		return m.OldFlowOwner(ctx)
 	case endpoint.FieldFlowOwnerUntil:
 		return m.OldFlowOwnerUntil(ctx)
+	case endpoint.FieldTransformation:
+		return m.OldTransformation(ctx)
 	case endpoint.FieldIsActive:
 		return m.OldIsActive(ctx)
 	case endpoint.FieldDisabledReason:
@@ -11548,6 +11605,13 @@ func (m *EndpointMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetFlowOwnerUntil(v)
+		return nil
+	case endpoint.FieldTransformation:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTransformation(v)
 		return nil
 	case endpoint.FieldIsActive:
 		v, ok := value.(bool)
@@ -11731,6 +11795,9 @@ func (m *EndpointMutation) ClearedFields() []string {
 	if m.FieldCleared(endpoint.FieldFlowOwnerUntil) {
 		fields = append(fields, endpoint.FieldFlowOwnerUntil)
 	}
+	if m.FieldCleared(endpoint.FieldTransformation) {
+		fields = append(fields, endpoint.FieldTransformation)
+	}
 	if m.FieldCleared(endpoint.FieldDisabledReason) {
 		fields = append(fields, endpoint.FieldDisabledReason)
 	}
@@ -11786,6 +11853,9 @@ func (m *EndpointMutation) ClearField(name string) error {
 		return nil
 	case endpoint.FieldFlowOwnerUntil:
 		m.ClearFlowOwnerUntil()
+		return nil
+	case endpoint.FieldTransformation:
+		m.ClearTransformation()
 		return nil
 	case endpoint.FieldDisabledReason:
 		m.ClearDisabledReason()
@@ -11872,6 +11942,9 @@ func (m *EndpointMutation) ResetField(name string) error {
 		return nil
 	case endpoint.FieldFlowOwnerUntil:
 		m.ResetFlowOwnerUntil()
+		return nil
+	case endpoint.FieldTransformation:
+		m.ResetTransformation()
 		return nil
 	case endpoint.FieldIsActive:
 		m.ResetIsActive()

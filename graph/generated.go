@@ -327,6 +327,7 @@ type ComplexityRoot struct {
 		Stats                   func(childComplexity int, window time.Duration, bucket time.Duration) int
 		SuccessCount            func(childComplexity int) int
 		Timeout                 func(childComplexity int) int
+		Transformation          func(childComplexity int) int
 		Type                    func(childComplexity int) int
 		URL                     func(childComplexity int) int
 		UpdatedAt               func(childComplexity int) int
@@ -517,17 +518,18 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		APIKeys          func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.APIKeyOrder, where *ent.APIKeyWhereInput) int
-		Apps             func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.AppOrder, where *ent.AppWhereInput) int
-		Deliveries       func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.DeliveryOrder, where *ent.DeliveryWhereInput) int
-		DestinationTypes func(childComplexity int) int
-		Endpoints        func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EndpointOrder, where *ent.EndpointWhereInput) int
-		EventTypes       func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventTypeOrder, where *ent.EventTypeWhereInput) int
-		Events           func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) int
-		Node             func(childComplexity int, id string) int
-		Nodes            func(childComplexity int, ids []string) int
-		TestFilter       func(childComplexity int, filter json.RawMessage, payload json.RawMessage, eventType *string, recent *int) int
-		Viewer           func(childComplexity int) int
+		APIKeys            func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.APIKeyOrder, where *ent.APIKeyWhereInput) int
+		Apps               func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.AppOrder, where *ent.AppWhereInput) int
+		Deliveries         func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.DeliveryOrder, where *ent.DeliveryWhereInput) int
+		DestinationTypes   func(childComplexity int) int
+		Endpoints          func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EndpointOrder, where *ent.EndpointWhereInput) int
+		EventTypes         func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventTypeOrder, where *ent.EventTypeWhereInput) int
+		Events             func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) int
+		Node               func(childComplexity int, id string) int
+		Nodes              func(childComplexity int, ids []string) int
+		TestFilter         func(childComplexity int, filter json.RawMessage, payload json.RawMessage, eventType *string, recent *int) int
+		TestTransformation func(childComplexity int, script string, payload json.RawMessage, eventType *string, eventID *string, url *string) int
+		Viewer             func(childComplexity int) int
 	}
 
 	RabbitMQConfig struct {
@@ -577,6 +579,18 @@ type ComplexityRoot struct {
 		Error        func(childComplexity int) int
 		ResponseBody func(childComplexity int) int
 		StatusCode   func(childComplexity int) int
+	}
+
+	TransformationTest struct {
+		Body       func(childComplexity int) int
+		Column     func(childComplexity int) int
+		DurationMs func(childComplexity int) int
+		Error      func(childComplexity int) int
+		Headers    func(childComplexity int) int
+		Line       func(childComplexity int) int
+		Method     func(childComplexity int) int
+		Skipped    func(childComplexity int) int
+		URL        func(childComplexity int) int
 	}
 
 	Viewer struct {
@@ -665,6 +679,7 @@ type QueryResolver interface {
 	Viewer(ctx context.Context) (*model.Viewer, error)
 	TestFilter(ctx context.Context, filter json.RawMessage, payload json.RawMessage, eventType *string, recent *int) (*model.FilterTest, error)
 	DestinationTypes(ctx context.Context) ([]*destination.Spec, error)
+	TestTransformation(ctx context.Context, script string, payload json.RawMessage, eventType *string, eventID *string, url *string) (*model.TransformationTest, error)
 }
 type SubscriptionResolver interface {
 	DeliveryUpdated(ctx context.Context, endpointID *string, eventType *string, status *delivery.Status) (<-chan *model.DeliveryChange, error)
@@ -1883,6 +1898,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Endpoint.Timeout(childComplexity), true
+	case "Endpoint.transformation":
+		if e.ComplexityRoot.Endpoint.Transformation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.Transformation(childComplexity), true
 	case "Endpoint.type":
 		if e.ComplexityRoot.Endpoint.Type == nil {
 			break
@@ -2831,6 +2852,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.TestFilter(childComplexity, args["filter"].(json.RawMessage), args["payload"].(json.RawMessage), args["eventType"].(*string), args["recent"].(*int)), true
+	case "Query.testTransformation":
+		if e.ComplexityRoot.Query.TestTransformation == nil {
+			break
+		}
+
+		args, err := ec.field_Query_testTransformation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.TestTransformation(childComplexity, args["script"].(string), args["payload"].(json.RawMessage), args["eventType"].(*string), args["eventId"].(*string), args["url"].(*string)), true
 	case "Query.viewer":
 		if e.ComplexityRoot.Query.Viewer == nil {
 			break
@@ -3015,6 +3047,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.TestEndpointPayload.StatusCode(childComplexity), true
+
+	case "TransformationTest.body":
+		if e.ComplexityRoot.TransformationTest.Body == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransformationTest.Body(childComplexity), true
+	case "TransformationTest.column":
+		if e.ComplexityRoot.TransformationTest.Column == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransformationTest.Column(childComplexity), true
+	case "TransformationTest.durationMs":
+		if e.ComplexityRoot.TransformationTest.DurationMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransformationTest.DurationMs(childComplexity), true
+	case "TransformationTest.error":
+		if e.ComplexityRoot.TransformationTest.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransformationTest.Error(childComplexity), true
+	case "TransformationTest.headers":
+		if e.ComplexityRoot.TransformationTest.Headers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransformationTest.Headers(childComplexity), true
+	case "TransformationTest.line":
+		if e.ComplexityRoot.TransformationTest.Line == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransformationTest.Line(childComplexity), true
+	case "TransformationTest.method":
+		if e.ComplexityRoot.TransformationTest.Method == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransformationTest.Method(childComplexity), true
+	case "TransformationTest.skipped":
+		if e.ComplexityRoot.TransformationTest.Skipped == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransformationTest.Skipped(childComplexity), true
+	case "TransformationTest.url":
+		if e.ComplexityRoot.TransformationTest.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransformationTest.URL(childComplexity), true
 
 	case "Viewer.apiKey":
 		if e.ComplexityRoot.Viewer.APIKey == nil {
@@ -3516,6 +3603,32 @@ extend type Query {
   fields: what the endpoint forms show, in the order they show them.
   """
   destinationTypes: [DestinationType!]!
+  """
+  Runs a transformation script on one event without saving it: a payload
+  (with its eventType), or the envelope of one of the app's events (eventId).
+  Give url to try it as an HTTP endpoint's (with method and url). A script
+  that does not compile or fails is shown in error with its line and column.
+  """
+  testTransformation(script: String!, payload: JSON, eventType: String, eventId: ID, url: String): TransformationTest!
+}
+
+"What a transformation made of an event."
+type TransformationTest {
+  "The script returned null: the event would not be sent."
+  skipped: Boolean!
+  "The body the endpoint would receive (JSON, or text if the script returned a string)."
+  body: String
+  "Headers the script added."
+  headers: [Header!]!
+  "The method and url it set (HTTP only; null: unchanged)."
+  method: String
+  url: String
+  "Why the script failed, with line and column (null: it did not)."
+  error: String
+  line: Int
+  column: Int
+  "How long the run took."
+  durationMs: Float!
 }
 
 "A destination type: where an endpoint of it sends events, and how it is configured."
@@ -3725,6 +3838,13 @@ input CreateEndpointInput {
   rateLimit: RateLimitInput
   "In which order events are sent (default NONE)."
   ordering: Ordering
+  """
+  JavaScript that reshapes each event before it is sent:
+  function handler(webhook) { ... return webhook }, where webhook has eventType,
+  payload, headers and, for HTTP endpoints, method and url; returning null skips
+  the event. See the testTransformation query and docs/transformations.md.
+  """
+  transformation: String
 }
 
 type CreateEndpointPayload {
@@ -3761,6 +3881,8 @@ input UpdateEndpointInput {
   keep the order they were created with.
   """
   ordering: Ordering
+  "Replaces the transformation; null removes it."
+  transformation: String @goField(omittable: true)
 }
 
 type DeleteEndpointPayload {
@@ -4470,6 +4592,8 @@ func (ec *executionContext) childFields_Endpoint(ctx context.Context, field grap
 		return ec.fieldContext_Endpoint_filter(ctx, field)
 	case "pausedUntil":
 		return ec.fieldContext_Endpoint_pausedUntil(ctx, field)
+	case "transformation":
+		return ec.fieldContext_Endpoint_transformation(ctx, field)
 	case "isActive":
 		return ec.fieldContext_Endpoint_isActive(ctx, field)
 	case "disabledReason":
@@ -4922,6 +5046,30 @@ func (ec *executionContext) childFields_TestEndpointPayload(ctx context.Context,
 		return ec.fieldContext_TestEndpointPayload_attempt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type TestEndpointPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_TransformationTest(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "skipped":
+		return ec.fieldContext_TransformationTest_skipped(ctx, field)
+	case "body":
+		return ec.fieldContext_TransformationTest_body(ctx, field)
+	case "headers":
+		return ec.fieldContext_TransformationTest_headers(ctx, field)
+	case "method":
+		return ec.fieldContext_TransformationTest_method(ctx, field)
+	case "url":
+		return ec.fieldContext_TransformationTest_url(ctx, field)
+	case "error":
+		return ec.fieldContext_TransformationTest_error(ctx, field)
+	case "line":
+		return ec.fieldContext_TransformationTest_line(ctx, field)
+	case "column":
+		return ec.fieldContext_TransformationTest_column(ctx, field)
+	case "durationMs":
+		return ec.fieldContext_TransformationTest_durationMs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TransformationTest", field.Name)
 }
 
 func (ec *executionContext) childFields_Viewer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6025,6 +6173,52 @@ func (ec *executionContext) field_Query_testFilter_args(ctx context.Context, raw
 		return nil, err
 	}
 	args["recent"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_testTransformation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "script",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["script"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "payload",
+		func(ctx context.Context, v any) (json.RawMessage, error) {
+			return ec.unmarshalOJSON2encodingᚋjsonᚐRawMessage(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["payload"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "eventType",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["eventType"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "eventId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["eventId"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "url",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["url"] = arg4
 	return args, nil
 }
 
@@ -10462,6 +10656,29 @@ func (ec *executionContext) fieldContext_Endpoint_pausedUntil(_ context.Context,
 	return graphql.NewScalarFieldContext("Endpoint", field, false, false, "Time")
 }
 
+func (ec *executionContext) _Endpoint_transformation(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_transformation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Transformation, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_transformation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Endpoint", field, false, false, "String")
+}
+
 func (ec *executionContext) _Endpoint_isActive(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -14825,6 +15042,50 @@ func (ec *executionContext) fieldContext_Query_destinationTypes(_ context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_testTransformation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_testTransformation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().TestTransformation(ctx, fc.Args["script"].(string), fc.Args["payload"].(json.RawMessage), fc.Args["eventType"].(*string), fc.Args["eventId"].(*string), fc.Args["url"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.TransformationTest) graphql.Marshaler {
+			return ec.marshalNTransformationTest2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐTransformationTest(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_testTransformation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TransformationTest(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_testTransformation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15576,6 +15837,222 @@ func (ec *executionContext) fieldContext_TestEndpointPayload_attempt(_ context.C
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _TransformationTest_skipped(ctx context.Context, field graphql.CollectedField, obj *model.TransformationTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransformationTest_skipped(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Skipped, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransformationTest_skipped(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransformationTest", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _TransformationTest_body(ctx context.Context, field graphql.CollectedField, obj *model.TransformationTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransformationTest_body(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Body, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TransformationTest_body(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransformationTest", field, false, false, "String")
+}
+
+func (ec *executionContext) _TransformationTest_headers(ctx context.Context, field graphql.CollectedField, obj *model.TransformationTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransformationTest_headers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Headers, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*webhook.Header) graphql.Marshaler {
+			return ec.marshalNHeader2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋwebhookᚐHeaderᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransformationTest_headers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TransformationTest",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Header(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TransformationTest_method(ctx context.Context, field graphql.CollectedField, obj *model.TransformationTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransformationTest_method(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Method, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TransformationTest_method(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransformationTest", field, false, false, "String")
+}
+
+func (ec *executionContext) _TransformationTest_url(ctx context.Context, field graphql.CollectedField, obj *model.TransformationTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransformationTest_url(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.URL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TransformationTest_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransformationTest", field, false, false, "String")
+}
+
+func (ec *executionContext) _TransformationTest_error(ctx context.Context, field graphql.CollectedField, obj *model.TransformationTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransformationTest_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TransformationTest_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransformationTest", field, false, false, "String")
+}
+
+func (ec *executionContext) _TransformationTest_line(ctx context.Context, field graphql.CollectedField, obj *model.TransformationTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransformationTest_line(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Line, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TransformationTest_line(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransformationTest", field, false, false, "Int")
+}
+
+func (ec *executionContext) _TransformationTest_column(ctx context.Context, field graphql.CollectedField, obj *model.TransformationTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransformationTest_column(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Column, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TransformationTest_column(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransformationTest", field, false, false, "Int")
+}
+
+func (ec *executionContext) _TransformationTest_durationMs(ctx context.Context, field graphql.CollectedField, obj *model.TransformationTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransformationTest_durationMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DurationMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransformationTest_durationMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransformationTest", field, false, false, "Float")
 }
 
 func (ec *executionContext) _Viewer_app(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
@@ -19001,7 +19478,7 @@ func (ec *executionContext) unmarshalInputCreateEndpointInput(ctx context.Contex
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "description", "url", "eventTypes", "auth", "headers", "retryPolicy", "timeout", "isActive", "allowDuplicate", "filter", "rateLimit", "ordering", "type", "rabbitmq", "kafka", "nats", "sqs", "sns", "pubsub"}
+	fieldsInOrder := [...]string{"name", "description", "url", "eventTypes", "auth", "headers", "retryPolicy", "timeout", "isActive", "allowDuplicate", "filter", "rateLimit", "ordering", "transformation", "type", "rabbitmq", "kafka", "nats", "sqs", "sns", "pubsub"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -19099,6 +19576,13 @@ func (ec *executionContext) unmarshalInputCreateEndpointInput(ctx context.Contex
 				return it, err
 			}
 			it.Ordering = data
+		case "transformation":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("transformation"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Transformation = data
 		case "type":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("type"))
 			data, err := ec.unmarshalOEndpointType2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐType(ctx, v)
@@ -23553,7 +24037,7 @@ func (ec *executionContext) unmarshalInputUpdateEndpointInput(ctx context.Contex
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "description", "url", "eventTypes", "auth", "headers", "retryPolicy", "timeout", "isActive", "allowDuplicate", "filter", "rateLimit", "ordering", "type", "rabbitmq", "kafka", "nats", "sqs", "sns", "pubsub"}
+	fieldsInOrder := [...]string{"name", "description", "url", "eventTypes", "auth", "headers", "retryPolicy", "timeout", "isActive", "allowDuplicate", "filter", "rateLimit", "ordering", "transformation", "type", "rabbitmq", "kafka", "nats", "sqs", "sns", "pubsub"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -23651,6 +24135,13 @@ func (ec *executionContext) unmarshalInputUpdateEndpointInput(ctx context.Contex
 				return it, err
 			}
 			it.Ordering = data
+		case "transformation":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("transformation"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Transformation = graphql.OmittableOf(data)
 		case "type":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("type"))
 			data, err := ec.unmarshalOEndpointType2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐType(ctx, v)
@@ -25435,6 +25926,11 @@ func (ec *executionContext) _Endpoint(ctx context.Context, sel ast.SelectionSet,
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "transformation":
+			out.Values[i] = ec._Endpoint_transformation(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "isActive":
 			out.Values[i] = ec._Endpoint_isActive(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -26937,6 +27433,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_destinationTypes(ctx, field)
 				})
+		case "testTransformation":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_testTransformation(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -27275,6 +27777,79 @@ func (ec *executionContext) _TestEndpointPayload(ctx context.Context, sel ast.Se
 			}
 		case "attempt":
 			out.Values[i] = ec._TestEndpointPayload_attempt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var transformationTestImplementors = []string{"TransformationTest"}
+
+func (ec *executionContext) _TransformationTest(ctx context.Context, sel ast.SelectionSet, obj *model.TransformationTest) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, transformationTestImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TransformationTest")
+		case "skipped":
+			out.Values[i] = ec._TransformationTest_skipped(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "body":
+			out.Values[i] = ec._TransformationTest_body(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "headers":
+			out.Values[i] = ec._TransformationTest_headers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "method":
+			out.Values[i] = ec._TransformationTest_method(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "url":
+			out.Values[i] = ec._TransformationTest_url(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._TransformationTest_error(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "line":
+			out.Values[i] = ec._TransformationTest_line(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "column":
+			out.Values[i] = ec._TransformationTest_column(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "durationMs":
+			out.Values[i] = ec._TransformationTest_durationMs(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -28729,6 +29304,14 @@ func (ec *executionContext) marshalNTime2ᚖtimeᚐTime(ctx context.Context, sel
 		graphql.AddInvalidNullFromMarshaler(ctx, "Time!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNTransformationTest2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐTransformationTest(ctx context.Context, sel ast.SelectionSet, v *model.TransformationTest) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "TransformationTest!")
+		return graphql.Null
+	}
+	return ec._TransformationTest(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNUpdateAppInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐUpdateAppInput(ctx context.Context, v any) (model.UpdateAppInput, error) {

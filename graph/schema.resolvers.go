@@ -319,6 +319,7 @@ func (r *mutationResolver) CreateEndpoint(ctx context.Context, input model.Creat
 	if err := r.destinationInput(&in, input.Type, &input); err != nil {
 		return nil, err
 	}
+	in.Transformation = endpoints.Change[*string]{Set: input.Transformation != nil, Value: input.Transformation}
 	in.Filter = endpoints.Change[json.RawMessage]{Set: input.Filter != nil, Value: input.Filter}
 	in.RateLimit = endpoints.Change[*webhook.RateLimit]{Set: input.RateLimit != nil, Value: rateLimitOf(input.RateLimit)}
 	in.Ordering = orderingOf(input.Ordering)
@@ -334,6 +335,9 @@ func (r *mutationResolver) UpdateEndpoint(ctx context.Context, id string, input 
 	in := endpointInput(input.Name, input.Description, input.URL, input.EventTypes, input.Auth, input.Headers, input.RetryPolicy, input.Timeout, input.IsActive, input.AllowDuplicate)
 	if err := r.destinationInput(&in, input.Type, &input); err != nil {
 		return nil, err
+	}
+	if tr, ok := input.Transformation.ValueOK(); ok {
+		in.Transformation = endpoints.Change[*string]{Set: true, Value: tr}
 	}
 	if f, ok := input.Filter.ValueOK(); ok {
 		in.Filter = endpoints.Change[json.RawMessage]{Set: true, Value: f}
@@ -492,6 +496,11 @@ func (r *queryResolver) TestFilter(ctx context.Context, filter json.RawMessage, 
 // DestinationTypes is the resolver for the destinationTypes field.
 func (r *queryResolver) DestinationTypes(ctx context.Context) ([]*destination.Spec, error) {
 	return r.endpoints.Destinations.Specs(), nil
+}
+
+// TestTransformation is the resolver for the testTransformation field.
+func (r *queryResolver) TestTransformation(ctx context.Context, script string, payload json.RawMessage, eventType *string, eventID *string, url *string) (*model.TransformationTest, error) {
+	return r.testTransformation(ctx, script, payload, eventType, eventID, url)
 }
 
 // DeliveryUpdated is the resolver for the deliveryUpdated field.

@@ -74,6 +74,8 @@ var rootAccess = map[string]map[string]access{
 		"testFilter": need(scope.EventsRead),
 		// What the endpoint forms show: the same for every caller.
 		"destinationTypes": open,
+		// It may read one of the app's events (eventId).
+		"testTransformation": need(scope.EventsRead),
 	},
 	"Mutation": {
 		"createApp":            fullAccess,
@@ -138,8 +140,9 @@ var typeAccess = map[string]access{
 	"Header":       open,
 	"EndpointAuth": open,
 	// The destination types and their fields, the same for everyone.
-	"DestinationType":  open,
-	"DestinationField": open,
+	"DestinationType":    open,
+	"DestinationField":   open,
+	"TransformationTest": open,
 
 	"EventType":        need(scope.CatalogRead),
 	"Endpoint":         need(scope.EndpointsRead),

@@ -40,6 +40,7 @@ import (
 	"github.com/heraldhq/herald/server/webui"
 	"github.com/heraldhq/herald/stats"
 	"github.com/heraldhq/herald/tracing"
+	"github.com/heraldhq/herald/transform"
 )
 
 // Version is Herald's version, reported in the User-Agent of deliveries.
@@ -196,6 +197,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	policy := destination.Policy{AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivateDestinations, Allow: rules}
 	dests := builtin.Registry()
+	transforms := transform.New(transform.Limits{})
 	var destTypes []destination.Type
 	for _, s := range dests.Specs() {
 		destTypes = append(destTypes, s.Type)
@@ -266,6 +268,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Catalog:       cat,
 		Policy:        policy,
 		Destinations:  dests,
+		Transforms:    transforms,
 		MaxPayload:    cfg.MaxPayloadBytes,
 		Workers:       cfg.Workers,
 		PerEndpoint:   cfg.PerEndpoint,
@@ -320,7 +323,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Auth:    authn,
 		Catalog: cat,
 		Endpoints: &endpoints.Service{
-			Client: d.Client, Catalog: cat, Policy: policy, Destinations: dests, Rand: cfg.Rand, Engine: engine, Observer: observer,
+			Client: d.Client, Catalog: cat, Policy: policy, Destinations: dests, Transforms: transforms, Rand: cfg.Rand, Engine: engine, Observer: observer,
 		},
 		Engine:    engine,
 		Bus:       live,

@@ -68,7 +68,7 @@ func TestDestinations_PrivateBrokerRefusedWithoutAllowPrivate(t *testing.T) {
 		"rabbitmq": {"url": "amqp://127.0.0.1:5672/"},
 		"nats":     {"url": "nats://localhost:4222", "subject": "s"},
 		"kafka":    {"brokers": []string{"10.1.2.3:9092"}, "topic": "t"},
-		"sqs": {"queueUrl": "http://169.254.169.254/1/q", "region": "eu-west-1", "accessKeyId": "AKIA", "secretAccessKey": "secret-key-0123456789"},
+		"sqs":      {"queueUrl": "http://169.254.169.254/1/q", "region": "eu-west-1", "accessKeyId": "AKIA", "secretAccessKey": "secret-key-0123456789"},
 	} {
 		r := s.Do(s.Token, createOp, map[string]any{"in": map[string]any{"name": "private", "eventTypes": []string{"*"}, field: cfg}})
 		r.WantError(t, "BAD_USER_INPUT")

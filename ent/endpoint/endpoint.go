@@ -59,6 +59,8 @@ const (
 	FieldFlowOwner = "flow_owner"
 	// FieldFlowOwnerUntil holds the string denoting the flow_owner_until field in the database.
 	FieldFlowOwnerUntil = "flow_owner_until"
+	// FieldTransformation holds the string denoting the transformation field in the database.
+	FieldTransformation = "transformation"
 	// FieldIsActive holds the string denoting the is_active field in the database.
 	FieldIsActive = "is_active"
 	// FieldDisabledReason holds the string denoting the disabled_reason field in the database.
@@ -135,6 +137,7 @@ var Columns = []string{
 	FieldPausedUntil,
 	FieldFlowOwner,
 	FieldFlowOwnerUntil,
+	FieldTransformation,
 	FieldIsActive,
 	FieldDisabledReason,
 	FieldDisabledAt,
@@ -296,6 +299,11 @@ func ByFlowOwner(opts ...sql.OrderTermOption) OrderOption {
 // ByFlowOwnerUntil orders the results by the flow_owner_until field.
 func ByFlowOwnerUntil(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldFlowOwnerUntil, opts...).ToFunc()
+}
+
+// ByTransformation orders the results by the transformation field.
+func ByTransformation(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldTransformation, opts...).ToFunc()
 }
 
 // ByIsActive orders the results by the is_active field.

@@ -128,6 +128,11 @@ func FlowOwnerUntil(v time.Time) predicate.Endpoint {
 	return predicate.Endpoint(sql.FieldEQ(FieldFlowOwnerUntil, v))
 }
 
+// Transformation applies equality check predicate on the "transformation" field. It's identical to TransformationEQ.
+func Transformation(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldTransformation, v))
+}
+
 // IsActive applies equality check predicate on the "is_active" field. It's identical to IsActiveEQ.
 func IsActive(v bool) predicate.Endpoint {
 	return predicate.Endpoint(sql.FieldEQ(FieldIsActive, v))
@@ -944,6 +949,81 @@ func FlowOwnerUntilIsNil() predicate.Endpoint {
 // FlowOwnerUntilNotNil applies the NotNil predicate on the "flow_owner_until" field.
 func FlowOwnerUntilNotNil() predicate.Endpoint {
 	return predicate.Endpoint(sql.FieldNotNull(FieldFlowOwnerUntil))
+}
+
+// TransformationEQ applies the EQ predicate on the "transformation" field.
+func TransformationEQ(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldTransformation, v))
+}
+
+// TransformationNEQ applies the NEQ predicate on the "transformation" field.
+func TransformationNEQ(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNEQ(FieldTransformation, v))
+}
+
+// TransformationIn applies the In predicate on the "transformation" field.
+func TransformationIn(vs ...string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIn(FieldTransformation, vs...))
+}
+
+// TransformationNotIn applies the NotIn predicate on the "transformation" field.
+func TransformationNotIn(vs ...string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotIn(FieldTransformation, vs...))
+}
+
+// TransformationGT applies the GT predicate on the "transformation" field.
+func TransformationGT(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGT(FieldTransformation, v))
+}
+
+// TransformationGTE applies the GTE predicate on the "transformation" field.
+func TransformationGTE(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGTE(FieldTransformation, v))
+}
+
+// TransformationLT applies the LT predicate on the "transformation" field.
+func TransformationLT(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLT(FieldTransformation, v))
+}
+
+// TransformationLTE applies the LTE predicate on the "transformation" field.
+func TransformationLTE(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLTE(FieldTransformation, v))
+}
+
+// TransformationContains applies the Contains predicate on the "transformation" field.
+func TransformationContains(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldContains(FieldTransformation, v))
+}
+
+// TransformationHasPrefix applies the HasPrefix predicate on the "transformation" field.
+func TransformationHasPrefix(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldHasPrefix(FieldTransformation, v))
+}
+
+// TransformationHasSuffix applies the HasSuffix predicate on the "transformation" field.
+func TransformationHasSuffix(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldHasSuffix(FieldTransformation, v))
+}
+
+// TransformationIsNil applies the IsNil predicate on the "transformation" field.
+func TransformationIsNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIsNull(FieldTransformation))
+}
+
+// TransformationNotNil applies the NotNil predicate on the "transformation" field.
+func TransformationNotNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotNull(FieldTransformation))
+}
+
+// TransformationEqualFold applies the EqualFold predicate on the "transformation" field.
+func TransformationEqualFold(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEqualFold(FieldTransformation, v))
+}
+
+// TransformationContainsFold applies the ContainsFold predicate on the "transformation" field.
+func TransformationContainsFold(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldContainsFold(FieldTransformation, v))
 }
 
 // IsActiveEQ applies the EQ predicate on the "is_active" field.

@@ -467,19 +467,19 @@ func init() {
 	// endpoint.DefaultTimeout holds the default value on creation for the timeout field.
 	endpoint.DefaultTimeout = time.Duration(endpointDescTimeout.Default.(int64))
 	// endpointDescIsActive is the schema descriptor for is_active field.
-	endpointDescIsActive := endpointFields[17].Descriptor()
+	endpointDescIsActive := endpointFields[18].Descriptor()
 	// endpoint.DefaultIsActive holds the default value on creation for the is_active field.
 	endpoint.DefaultIsActive = endpointDescIsActive.Default.(bool)
 	// endpointDescConsecutiveFailures is the schema descriptor for consecutive_failures field.
-	endpointDescConsecutiveFailures := endpointFields[23].Descriptor()
+	endpointDescConsecutiveFailures := endpointFields[24].Descriptor()
 	// endpoint.DefaultConsecutiveFailures holds the default value on creation for the consecutive_failures field.
 	endpoint.DefaultConsecutiveFailures = endpointDescConsecutiveFailures.Default.(int)
 	// endpointDescFailureCount is the schema descriptor for failure_count field.
-	endpointDescFailureCount := endpointFields[24].Descriptor()
+	endpointDescFailureCount := endpointFields[25].Descriptor()
 	// endpoint.DefaultFailureCount holds the default value on creation for the failure_count field.
 	endpoint.DefaultFailureCount = endpointDescFailureCount.Default.(int)
 	// endpointDescSuccessCount is the schema descriptor for success_count field.
-	endpointDescSuccessCount := endpointFields[25].Descriptor()
+	endpointDescSuccessCount := endpointFields[26].Descriptor()
 	// endpoint.DefaultSuccessCount holds the default value on creation for the success_count field.
 	endpoint.DefaultSuccessCount = endpointDescSuccessCount.Default.(int)
 	// endpointDescID is the schema descriptor for id field.

@@ -96,6 +96,11 @@ func (Endpoint) Fields() []ent.Field {
 			Optional().
 			Nillable().
 			Annotations(entgql.Skip()),
+		field.Text("transformation").
+			Optional().
+			Nillable().
+			Annotations(entgql.Skip(entgql.SkipMutationCreateInput, entgql.SkipMutationUpdateInput, entgql.SkipWhereInput)).
+			Comment("JavaScript that reshapes each event before it is sent (function handler(webhook) { ... }); null: none."),
 		field.Bool("is_active").
 			Default(true),
 		field.String("disabled_reason").

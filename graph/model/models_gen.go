@@ -166,6 +166,11 @@ type CreateEndpointInput struct {
 	RateLimit *RateLimitInput `json:"rateLimit,omitempty"`
 	// In which order events are sent (default NONE).
 	Ordering *endpoint.Ordering `json:"ordering,omitempty"`
+	// JavaScript that reshapes each event before it is sent:
+	// function handler(webhook) { ... return webhook }, where webhook has eventType,
+	// payload, headers and, for HTTP endpoints, method and url; returning null skips
+	// the event. See the testTransformation query and docs/transformations.md.
+	Transformation *string `json:"transformation,omitempty"`
 	// Where the endpoint sends its events (default HTTP, or the endpoint's type on update). A broker type needs its configuration, in the field named after it, instead of url, auth and headers.
 	Type *destination.Type `json:"type,omitempty"`
 	// The configuration of a RABBITMQ endpoint.
@@ -600,6 +605,25 @@ type TestEndpointPayload struct {
 	Attempt *ent.Attempt `json:"attempt"`
 }
 
+// What a transformation made of an event.
+type TransformationTest struct {
+	// The script returned null: the event would not be sent.
+	Skipped bool `json:"skipped"`
+	// The body the endpoint would receive (JSON, or text if the script returned a string).
+	Body *string `json:"body,omitempty"`
+	// Headers the script added.
+	Headers []*webhook.Header `json:"headers"`
+	// The method and url it set (HTTP only; null: unchanged).
+	Method *string `json:"method,omitempty"`
+	URL    *string `json:"url,omitempty"`
+	// Why the script failed, with line and column (null: it did not).
+	Error  *string `json:"error,omitempty"`
+	Line   *int    `json:"line,omitempty"`
+	Column *int    `json:"column,omitempty"`
+	// How long the run took.
+	DurationMs float64 `json:"durationMs"`
+}
+
 type UpdateAppInput struct {
 	Name                    *string `json:"name,omitempty"`
 	AcceptUnknownEventTypes *bool   `json:"acceptUnknownEventTypes,omitempty"`
@@ -629,6 +653,8 @@ type UpdateEndpointInput struct {
 	// Changes the ordering of events published from now on; queued deliveries
 	// keep the order they were created with.
 	Ordering *endpoint.Ordering `json:"ordering,omitempty"`
+	// Replaces the transformation; null removes it.
+	Transformation graphql.Omittable[*string] `json:"transformation,omitempty"`
 	// Where the endpoint sends its events (default HTTP, or the endpoint's type on update). A broker type needs its configuration, in the field named after it, instead of url, auth and headers.
 	Type *destination.Type `json:"type,omitempty"`
 	// The configuration of a RABBITMQ endpoint.
