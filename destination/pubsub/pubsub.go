@@ -154,13 +154,19 @@ func (c *client) publisher(topic string) *gpubsub.Publisher {
 	return p
 }
 
+// close closes the connections, then stops the publishers (their pending
+// messages fail at once instead of waiting for a server that may never
+// answer).
 func (c *client) close() error {
+	err := c.c.Close()
 	c.mu.Lock()
-	for _, p := range c.pubs {
-		p.Stop()
-	}
+	pubs := c.pubs
+	c.pubs = nil
 	c.mu.Unlock()
-	return c.c.Close()
+	for _, p := range pubs {
+		go p.Stop()
+	}
+	return err
 }
 
 type target struct {
@@ -175,6 +181,18 @@ func (t *target) Info() destination.Info { return t.info }
 
 func (t *target) open(ctx context.Context) (*client, error) {
 	dialer := t.d.env.Policy.Dialer(t.timeout)
+	// gRPC connects lazily and retries until the deadline: a first dial
+	// says at once that the service cannot be reached or is refused.
+	hostport := "pubsub.googleapis.com:443"
+	if t.cfg.Emulator != "" {
+		hostport = t.cfg.Emulator
+	}
+	probe, err := dialer.DialContext(ctx, "tcp", hostport)
+	if err != nil {
+		return nil, err
+	}
+	probe.Close()
+	var c *gpubsub.Client
 	opts := []option.ClientOption{
 		option.WithUserAgent(t.d.env.UserAgent),
 		option.WithGRPCDialOption(grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
@@ -187,7 +205,7 @@ func (t *target) open(ctx context.Context) (*client, error) {
 	} else {
 		opts = append(opts, option.WithAuthCredentialsJSON(option.ServiceAccount, []byte(t.cfg.CredentialsJSON)))
 	}
-	c, err := gpubsub.NewClient(context.WithoutCancel(ctx), t.cfg.ProjectID, opts...)
+	c, err = gpubsub.NewClient(context.WithoutCancel(ctx), t.cfg.ProjectID, opts...)
 	if err != nil {
 		return nil, err
 	}
