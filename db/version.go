@@ -14,7 +14,7 @@ import (
 // Bump it with every change to ent/schema that changes the database (a
 // test of this package fails until you do), so that an older herald
 // refuses a database that a newer one migrated instead of misusing it.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // SchemaTooNewError is the error of Open for a database whose schema a
 // newer herald migrated.

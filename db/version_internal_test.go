@@ -13,6 +13,7 @@ import (
 // database schema ent generates: the tables, columns and indexes.
 var schemaFingerprints = map[int]string{
 	1: "339727b4a510b09203bd61e08d8f7be85a198e48f5fe2d1a67ddde1727e208b4", // the first versioned schema: unreleased changes fold into it (with events.trace_parent and delivery_stats)
+	2: "d31aea5a2dbdbbcd47d04d917cfddaebddf21aa818c9fc7f9ece9158a83a2de9", // endpoints.type, destination and transformation
 }
 
 // TestSchemaVersion_ChangesWithTheSchema fails when ent/schema changes the
