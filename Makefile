@@ -71,11 +71,13 @@ lint:
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Regenerates ent (and graph/ent.graphqls), gqlgen output, the Go client's
-# operations (genqlient) and the TypeScript client's operation types
-# (GraphQL Code Generator, installed from sdk/typescript's lockfile).
+# Regenerates ent (and graph/ent.graphqls), the destination types' GraphQL
+# (graph/destinations.graphqls, from their specs), gqlgen output, the Go
+# client's operations (genqlient) and the TypeScript client's operation
+# types (GraphQL Code Generator, installed from sdk/typescript's lockfile).
 generate: sdk/typescript/node_modules/.package-lock.json
 	$(GO) run -mod=mod ./ent/entc.go
+	$(GO) run ./internal/gendest graph/destinations.graphqls
 	$(GO) run -mod=mod github.com/99designs/gqlgen generate
 	$(GO) run -mod=mod github.com/Khan/genqlient client/genqlient.yaml
 	cd sdk/typescript && node node_modules/@graphql-codegen/cli/cjs/bin.js --config codegen.ts

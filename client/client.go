@@ -151,3 +151,7 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// Ptr returns a pointer to v, for the optional fields of inputs, such as
+// CreateEndpointInput.Url.
+func Ptr[T any](v T) *T { return &v }

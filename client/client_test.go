@@ -107,7 +107,7 @@ func TestClient_ErrorsSayWhatFailed(t *testing.T) {
 	if !client.IsCode(err, client.CodeBadUserInput) {
 		t.Fatalf("unknown type: %v", err)
 	}
-	_, _, err = c.CreateEndpoint(ctx(t), client.CreateEndpointInput{Name: "x", Url: "ftp://nope", EventTypes: []string{"*"}})
+	_, _, err = c.CreateEndpoint(ctx(t), client.CreateEndpointInput{Name: "x", Url: client.Ptr("ftp://nope"), EventTypes: []string{"*"}})
 	if !errors.As(err, &e) || e.Code != client.CodeBadUserInput || e.Field == "" {
 		t.Fatalf("bad endpoint: %v (field %q)", err, e.Field)
 	}
@@ -152,7 +152,7 @@ func TestClient_ManagesEndpointsAndVerifiesTheirDeliveries(t *testing.T) {
 		mu.Unlock()
 	})
 	ep, secret, err := c.CreateEndpoint(ctx(t), client.CreateEndpointInput{
-		Name: "orders", Url: rc.Hook("/orders"), EventTypes: []string{"order.*"},
+		Name: "orders", Url: client.Ptr(rc.Hook("/orders")), EventTypes: []string{"order.*"},
 		RateLimit: &client.RateLimitInput{Requests: 100, Per: "1s"},
 	})
 	if err != nil || !strings.HasPrefix(secret, "whsec_") {
@@ -240,7 +240,7 @@ func TestClient_RetriesAndReplaysDeliveries(t *testing.T) {
 		defer mu.Unlock()
 		w.WriteHeader(status)
 	})
-	ep, _, err := c.CreateEndpoint(ctx(t), client.CreateEndpointInput{Name: "flaky", Url: rc.URL, EventTypes: []string{"*"},
+	ep, _, err := c.CreateEndpoint(ctx(t), client.CreateEndpointInput{Name: "flaky", Url: client.Ptr(rc.URL), EventTypes: []string{"*"},
 		RetryPolicy: &client.RetryPolicyInput{MaxAttempts: ptr(1)}})
 	if err != nil {
 		t.Fatal(err)

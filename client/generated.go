@@ -45,6 +45,84 @@ var AllAPIKeyScope = []APIKeyScope{
 	APIKeyScopePortalSessions,
 }
 
+// The configuration of a Amazon SNS endpoint (type SNS). It replaces the stored one; a masked secret sent back as read keeps its value.
+type AmazonSNSConfigInput struct {
+	// Topic ARN. A FIFO topic (.fifo) gets the ordering key as message group and the event ID as deduplication ID. Required.
+	TopicArn *string `json:"topicArn"`
+	// Region. Required.
+	Region *string `json:"region"`
+	// Access key ID. Required.
+	AccessKeyId *string `json:"accessKeyId"`
+	// Secret access key. A secret: masked when read (at most its last four characters show). Required.
+	SecretAccessKey *string `json:"secretAccessKey"`
+	// Role to assume. Optional: Herald assumes this role with the keys above and publishes as the role.
+	RoleArn *string `json:"roleArn"`
+	// External ID. The external ID the role's trust policy requires, if any.
+	ExternalId *string `json:"externalId"`
+	// Endpoint URL. Optional: a VPC endpoint (or an emulator in development) instead of the region's public endpoint.
+	EndpointUrl *string `json:"endpointUrl"`
+}
+
+// GetTopicArn returns AmazonSNSConfigInput.TopicArn, and is useful for accessing the field via an interface.
+func (v *AmazonSNSConfigInput) GetTopicArn() *string { return v.TopicArn }
+
+// GetRegion returns AmazonSNSConfigInput.Region, and is useful for accessing the field via an interface.
+func (v *AmazonSNSConfigInput) GetRegion() *string { return v.Region }
+
+// GetAccessKeyId returns AmazonSNSConfigInput.AccessKeyId, and is useful for accessing the field via an interface.
+func (v *AmazonSNSConfigInput) GetAccessKeyId() *string { return v.AccessKeyId }
+
+// GetSecretAccessKey returns AmazonSNSConfigInput.SecretAccessKey, and is useful for accessing the field via an interface.
+func (v *AmazonSNSConfigInput) GetSecretAccessKey() *string { return v.SecretAccessKey }
+
+// GetRoleArn returns AmazonSNSConfigInput.RoleArn, and is useful for accessing the field via an interface.
+func (v *AmazonSNSConfigInput) GetRoleArn() *string { return v.RoleArn }
+
+// GetExternalId returns AmazonSNSConfigInput.ExternalId, and is useful for accessing the field via an interface.
+func (v *AmazonSNSConfigInput) GetExternalId() *string { return v.ExternalId }
+
+// GetEndpointUrl returns AmazonSNSConfigInput.EndpointUrl, and is useful for accessing the field via an interface.
+func (v *AmazonSNSConfigInput) GetEndpointUrl() *string { return v.EndpointUrl }
+
+// The configuration of a Amazon SQS endpoint (type SQS). It replaces the stored one; a masked secret sent back as read keeps its value.
+type AmazonSQSConfigInput struct {
+	// Queue URL. A FIFO queue (.fifo) gets the ordering key as message group and the event ID as deduplication ID. Required.
+	QueueUrl *string `json:"queueUrl"`
+	// Region. Required.
+	Region *string `json:"region"`
+	// Access key ID. Required.
+	AccessKeyId *string `json:"accessKeyId"`
+	// Secret access key. A secret: masked when read (at most its last four characters show). Required.
+	SecretAccessKey *string `json:"secretAccessKey"`
+	// Role to assume. Optional: Herald assumes this role with the keys above and publishes as the role.
+	RoleArn *string `json:"roleArn"`
+	// External ID. The external ID the role's trust policy requires, if any.
+	ExternalId *string `json:"externalId"`
+	// Endpoint URL. Optional: a VPC endpoint (or an emulator in development) instead of the region's public endpoint.
+	EndpointUrl *string `json:"endpointUrl"`
+}
+
+// GetQueueUrl returns AmazonSQSConfigInput.QueueUrl, and is useful for accessing the field via an interface.
+func (v *AmazonSQSConfigInput) GetQueueUrl() *string { return v.QueueUrl }
+
+// GetRegion returns AmazonSQSConfigInput.Region, and is useful for accessing the field via an interface.
+func (v *AmazonSQSConfigInput) GetRegion() *string { return v.Region }
+
+// GetAccessKeyId returns AmazonSQSConfigInput.AccessKeyId, and is useful for accessing the field via an interface.
+func (v *AmazonSQSConfigInput) GetAccessKeyId() *string { return v.AccessKeyId }
+
+// GetSecretAccessKey returns AmazonSQSConfigInput.SecretAccessKey, and is useful for accessing the field via an interface.
+func (v *AmazonSQSConfigInput) GetSecretAccessKey() *string { return v.SecretAccessKey }
+
+// GetRoleArn returns AmazonSQSConfigInput.RoleArn, and is useful for accessing the field via an interface.
+func (v *AmazonSQSConfigInput) GetRoleArn() *string { return v.RoleArn }
+
+// GetExternalId returns AmazonSQSConfigInput.ExternalId, and is useful for accessing the field via an interface.
+func (v *AmazonSQSConfigInput) GetExternalId() *string { return v.ExternalId }
+
+// GetEndpointUrl returns AmazonSQSConfigInput.EndpointUrl, and is useful for accessing the field via an interface.
+func (v *AmazonSQSConfigInput) GetEndpointUrl() *string { return v.EndpointUrl }
+
 // One try of a delivery.
 type Attempt struct {
 	ID            string         `json:"id"`
@@ -133,8 +211,8 @@ type CreateEndpointInput struct {
 	// Display name, 2-255 characters.
 	Name        string  `json:"name"`
 	Description *string `json:"description"`
-	// Absolute http(s) URL that receives the events.
-	Url string `json:"url"`
+	// Absolute http(s) URL that receives the events (HTTP endpoints; broker endpoints are configured by the field named after their type).
+	Url *string `json:"url"`
 	// Event types to receive: names ("order.created"), prefix patterns ("order.*") or "*" for all.
 	EventTypes  []string           `json:"eventTypes"`
 	Auth        *EndpointAuthInput `json:"auth"`
@@ -154,6 +232,25 @@ type CreateEndpointInput struct {
 	RateLimit *RateLimitInput `json:"rateLimit"`
 	// In which order events are sent (default NONE).
 	Ordering *Ordering `json:"ordering"`
+	// JavaScript that reshapes each event before it is sent:
+	// function handler(webhook) { ... return webhook }, where webhook has eventType,
+	// payload, headers and, for HTTP endpoints, method and url; returning null skips
+	// the event. See the testTransformation query and docs/transformations.md.
+	Transformation *string `json:"transformation"`
+	// Where the endpoint sends its events (default HTTP, or the endpoint's type on update). A broker type needs its configuration, in the field named after it, instead of url, auth and headers.
+	Type *EndpointType `json:"type"`
+	// The configuration of a RABBITMQ endpoint.
+	Rabbitmq *RabbitMQConfigInput `json:"rabbitmq"`
+	// The configuration of a KAFKA endpoint.
+	Kafka *KafkaConfigInput `json:"kafka"`
+	// The configuration of a NATS endpoint.
+	Nats *NATSJetStreamConfigInput `json:"nats"`
+	// The configuration of a SQS endpoint.
+	Sqs *AmazonSQSConfigInput `json:"sqs"`
+	// The configuration of a SNS endpoint.
+	Sns *AmazonSNSConfigInput `json:"sns"`
+	// The configuration of a PUBSUB endpoint.
+	Pubsub *GoogleCloudPubSubConfigInput `json:"pubsub"`
 }
 
 // GetName returns CreateEndpointInput.Name, and is useful for accessing the field via an interface.
@@ -163,7 +260,7 @@ func (v *CreateEndpointInput) GetName() string { return v.Name }
 func (v *CreateEndpointInput) GetDescription() *string { return v.Description }
 
 // GetUrl returns CreateEndpointInput.Url, and is useful for accessing the field via an interface.
-func (v *CreateEndpointInput) GetUrl() string { return v.Url }
+func (v *CreateEndpointInput) GetUrl() *string { return v.Url }
 
 // GetEventTypes returns CreateEndpointInput.EventTypes, and is useful for accessing the field via an interface.
 func (v *CreateEndpointInput) GetEventTypes() []string { return v.EventTypes }
@@ -194,6 +291,30 @@ func (v *CreateEndpointInput) GetRateLimit() *RateLimitInput { return v.RateLimi
 
 // GetOrdering returns CreateEndpointInput.Ordering, and is useful for accessing the field via an interface.
 func (v *CreateEndpointInput) GetOrdering() *Ordering { return v.Ordering }
+
+// GetTransformation returns CreateEndpointInput.Transformation, and is useful for accessing the field via an interface.
+func (v *CreateEndpointInput) GetTransformation() *string { return v.Transformation }
+
+// GetType returns CreateEndpointInput.Type, and is useful for accessing the field via an interface.
+func (v *CreateEndpointInput) GetType() *EndpointType { return v.Type }
+
+// GetRabbitmq returns CreateEndpointInput.Rabbitmq, and is useful for accessing the field via an interface.
+func (v *CreateEndpointInput) GetRabbitmq() *RabbitMQConfigInput { return v.Rabbitmq }
+
+// GetKafka returns CreateEndpointInput.Kafka, and is useful for accessing the field via an interface.
+func (v *CreateEndpointInput) GetKafka() *KafkaConfigInput { return v.Kafka }
+
+// GetNats returns CreateEndpointInput.Nats, and is useful for accessing the field via an interface.
+func (v *CreateEndpointInput) GetNats() *NATSJetStreamConfigInput { return v.Nats }
+
+// GetSqs returns CreateEndpointInput.Sqs, and is useful for accessing the field via an interface.
+func (v *CreateEndpointInput) GetSqs() *AmazonSQSConfigInput { return v.Sqs }
+
+// GetSns returns CreateEndpointInput.Sns, and is useful for accessing the field via an interface.
+func (v *CreateEndpointInput) GetSns() *AmazonSNSConfigInput { return v.Sns }
+
+// GetPubsub returns CreateEndpointInput.Pubsub, and is useful for accessing the field via an interface.
+func (v *CreateEndpointInput) GetPubsub() *GoogleCloudPubSubConfigInput { return v.Pubsub }
 
 type CreatePortalSessionInput struct {
 	// The app whose portal to open; default: the caller's. Only admin keys may name another app.
@@ -400,7 +521,8 @@ type Endpoint struct {
 	ID          string `json:"id"`
 	Name        string `json:"name"`
 	Description string `json:"description"`
-	URL         string `json:"url"`
+	// Where events go: the HTTP URL, or a broker's address and queue or topic, without credentials.
+	URL string `json:"url"`
 	// Subscribed event types: names, prefix patterns (order.*) or *.
 	EventTypes     []string       `json:"eventTypes"`
 	IsActive       bool           `json:"isActive"`
@@ -651,6 +773,36 @@ var AllEndpointHealth = []EndpointHealth{
 	EndpointHealthAttention,
 }
 
+// Where an endpoint sends its events: an HTTP URL or a message broker.
+type EndpointType string
+
+const (
+	// POSTs each event to a URL, signed with Standard Webhooks headers.
+	EndpointTypeHttp EndpointType = "HTTP"
+	// Publishes each event to a RabbitMQ exchange as a persistent message, confirmed by the broker.
+	EndpointTypeRabbitmq EndpointType = "RABBITMQ"
+	// Produces each event to a Kafka topic, keyed by its ordering key, acknowledged by all in-sync replicas.
+	EndpointTypeKafka EndpointType = "KAFKA"
+	// Publishes each event to a NATS subject, acknowledged by the JetStream stream that captures it.
+	EndpointTypeNats EndpointType = "NATS"
+	// Sends each event to an Amazon SQS queue (standard or FIFO), its headers as message attributes.
+	EndpointTypeSqs EndpointType = "SQS"
+	// Publishes each event to an Amazon SNS topic (standard or FIFO), its headers as message attributes.
+	EndpointTypeSns EndpointType = "SNS"
+	// Publishes each event to a Google Cloud Pub/Sub topic, its headers as attributes and its ordering key passed through.
+	EndpointTypePubsub EndpointType = "PUBSUB"
+)
+
+var AllEndpointType = []EndpointType{
+	EndpointTypeHttp,
+	EndpointTypeRabbitmq,
+	EndpointTypeKafka,
+	EndpointTypeNats,
+	EndpointTypeSqs,
+	EndpointTypeSns,
+	EndpointTypePubsub,
+}
+
 // An event as stored.
 type Event struct {
 	ID        string `json:"id"`
@@ -746,6 +898,30 @@ func (v *EventType) GetBuiltIn() bool { return v.BuiltIn }
 // GetArchivedAt returns EventType.ArchivedAt, and is useful for accessing the field via an interface.
 func (v *EventType) GetArchivedAt() *time.Time { return v.ArchivedAt }
 
+// The configuration of a Google Cloud Pub/Sub endpoint (type PUBSUB). It replaces the stored one; a masked secret sent back as read keeps its value.
+type GoogleCloudPubSubConfigInput struct {
+	// Project ID. Required.
+	ProjectId *string `json:"projectId"`
+	// Topic. The topic's ID in the project; it must exist. Required.
+	Topic *string `json:"topic"`
+	// Service account key (JSON). The JSON key of a service account allowed to publish to the topic (roles/pubsub.publisher). A secret: masked when read (at most its last four characters show).
+	CredentialsJson *string `json:"credentialsJson"`
+	// Emulator. Development only: the host:port of a Pub/Sub emulator, used without credentials instead of Google's service.
+	Emulator *string `json:"emulator"`
+}
+
+// GetProjectId returns GoogleCloudPubSubConfigInput.ProjectId, and is useful for accessing the field via an interface.
+func (v *GoogleCloudPubSubConfigInput) GetProjectId() *string { return v.ProjectId }
+
+// GetTopic returns GoogleCloudPubSubConfigInput.Topic, and is useful for accessing the field via an interface.
+func (v *GoogleCloudPubSubConfigInput) GetTopic() *string { return v.Topic }
+
+// GetCredentialsJson returns GoogleCloudPubSubConfigInput.CredentialsJson, and is useful for accessing the field via an interface.
+func (v *GoogleCloudPubSubConfigInput) GetCredentialsJson() *string { return v.CredentialsJson }
+
+// GetEmulator returns GoogleCloudPubSubConfigInput.Emulator, and is useful for accessing the field via an interface.
+func (v *GoogleCloudPubSubConfigInput) GetEmulator() *string { return v.Emulator }
+
 // One HTTP header.
 type Header struct {
 	Name  string `json:"name"`
@@ -769,6 +945,69 @@ func (v *HeaderInput) GetName() string { return v.Name }
 
 // GetValue returns HeaderInput.Value, and is useful for accessing the field via an interface.
 func (v *HeaderInput) GetValue() string { return v.Value }
+
+// The configuration of a Kafka endpoint (type KAFKA). It replaces the stored one; a masked secret sent back as read keeps its value.
+type KafkaConfigInput struct {
+	// Brokers. Seed brokers, host:port; the rest of the cluster is discovered from them. Required.
+	Brokers []string `json:"brokers"`
+	// Topic. It must exist: Herald does not create topics. Required.
+	Topic *string `json:"topic"`
+	// TLS. Connect with TLS.
+	Tls *bool `json:"tls"`
+	// SASL mechanism. Empty: no SASL authentication. One of: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.
+	Sasl *string `json:"sasl"`
+	// Username.
+	Username *string `json:"username"`
+	// Password. A secret: masked when read (at most its last four characters show).
+	Password *string `json:"password"`
+}
+
+// GetBrokers returns KafkaConfigInput.Brokers, and is useful for accessing the field via an interface.
+func (v *KafkaConfigInput) GetBrokers() []string { return v.Brokers }
+
+// GetTopic returns KafkaConfigInput.Topic, and is useful for accessing the field via an interface.
+func (v *KafkaConfigInput) GetTopic() *string { return v.Topic }
+
+// GetTls returns KafkaConfigInput.Tls, and is useful for accessing the field via an interface.
+func (v *KafkaConfigInput) GetTls() *bool { return v.Tls }
+
+// GetSasl returns KafkaConfigInput.Sasl, and is useful for accessing the field via an interface.
+func (v *KafkaConfigInput) GetSasl() *string { return v.Sasl }
+
+// GetUsername returns KafkaConfigInput.Username, and is useful for accessing the field via an interface.
+func (v *KafkaConfigInput) GetUsername() *string { return v.Username }
+
+// GetPassword returns KafkaConfigInput.Password, and is useful for accessing the field via an interface.
+func (v *KafkaConfigInput) GetPassword() *string { return v.Password }
+
+// The configuration of a NATS JetStream endpoint (type NATS). It replaces the stored one; a masked secret sent back as read keeps its value.
+type NATSJetStreamConfigInput struct {
+	// Server URL. nats:// or tls://, without credentials. Required.
+	Url *string `json:"url"`
+	// Subject. {eventType} is replaced by the event's type. A JetStream stream must capture it. Required.
+	Subject *string `json:"subject"`
+	// Username.
+	Username *string `json:"username"`
+	// Password. A secret: masked when read (at most its last four characters show).
+	Password *string `json:"password"`
+	// Token. An authentication token, instead of a username and password. A secret: masked when read (at most its last four characters show).
+	Token *string `json:"token"`
+}
+
+// GetUrl returns NATSJetStreamConfigInput.Url, and is useful for accessing the field via an interface.
+func (v *NATSJetStreamConfigInput) GetUrl() *string { return v.Url }
+
+// GetSubject returns NATSJetStreamConfigInput.Subject, and is useful for accessing the field via an interface.
+func (v *NATSJetStreamConfigInput) GetSubject() *string { return v.Subject }
+
+// GetUsername returns NATSJetStreamConfigInput.Username, and is useful for accessing the field via an interface.
+func (v *NATSJetStreamConfigInput) GetUsername() *string { return v.Username }
+
+// GetPassword returns NATSJetStreamConfigInput.Password, and is useful for accessing the field via an interface.
+func (v *NATSJetStreamConfigInput) GetPassword() *string { return v.Password }
+
+// GetToken returns NATSJetStreamConfigInput.Token, and is useful for accessing the field via an interface.
+func (v *NATSJetStreamConfigInput) GetToken() *string { return v.Token }
 
 // Ordering is enum for the field ordering
 type Ordering string
@@ -828,6 +1067,35 @@ func (v *PublishEventInput) GetOrderingKey() *string { return v.OrderingKey }
 
 // GetDeliverAt returns PublishEventInput.DeliverAt, and is useful for accessing the field via an interface.
 func (v *PublishEventInput) GetDeliverAt() *time.Time { return v.DeliverAt }
+
+// The configuration of a RabbitMQ endpoint (type RABBITMQ). It replaces the stored one; a masked secret sent back as read keeps its value.
+type RabbitMQConfigInput struct {
+	// Broker URL. amqp:// or amqps:// (TLS), with the virtual host as the path; without credentials. Required.
+	Url *string `json:"url"`
+	// Username. Default: guest.
+	Username *string `json:"username"`
+	// Password. A secret: masked when read (at most its last four characters show).
+	Password *string `json:"password"`
+	// Exchange. The exchange that receives the messages; empty for the default exchange, which routes to the queue named by the routing key. It must exist.
+	Exchange *string `json:"exchange"`
+	// Routing key. {eventType} is replaced by the event's type. Default: {eventType}.
+	RoutingKey *string `json:"routingKey"`
+}
+
+// GetUrl returns RabbitMQConfigInput.Url, and is useful for accessing the field via an interface.
+func (v *RabbitMQConfigInput) GetUrl() *string { return v.Url }
+
+// GetUsername returns RabbitMQConfigInput.Username, and is useful for accessing the field via an interface.
+func (v *RabbitMQConfigInput) GetUsername() *string { return v.Username }
+
+// GetPassword returns RabbitMQConfigInput.Password, and is useful for accessing the field via an interface.
+func (v *RabbitMQConfigInput) GetPassword() *string { return v.Password }
+
+// GetExchange returns RabbitMQConfigInput.Exchange, and is useful for accessing the field via an interface.
+func (v *RabbitMQConfigInput) GetExchange() *string { return v.Exchange }
+
+// GetRoutingKey returns RabbitMQConfigInput.RoutingKey, and is useful for accessing the field via an interface.
+func (v *RabbitMQConfigInput) GetRoutingKey() *string { return v.RoutingKey }
 
 // A rate limit: at most requests per window of length per.
 type RateLimit struct {
@@ -923,6 +1191,22 @@ type UpdateEndpointInput struct {
 	// Changes the ordering of events published from now on; queued deliveries
 	// keep the order they were created with.
 	Ordering *Ordering `json:"ordering"`
+	// Replaces the transformation; null removes it.
+	Transformation *string `json:"transformation"`
+	// Where the endpoint sends its events (default HTTP, or the endpoint's type on update). A broker type needs its configuration, in the field named after it, instead of url, auth and headers.
+	Type *EndpointType `json:"type"`
+	// The configuration of a RABBITMQ endpoint.
+	Rabbitmq *RabbitMQConfigInput `json:"rabbitmq"`
+	// The configuration of a KAFKA endpoint.
+	Kafka *KafkaConfigInput `json:"kafka"`
+	// The configuration of a NATS endpoint.
+	Nats *NATSJetStreamConfigInput `json:"nats"`
+	// The configuration of a SQS endpoint.
+	Sqs *AmazonSQSConfigInput `json:"sqs"`
+	// The configuration of a SNS endpoint.
+	Sns *AmazonSNSConfigInput `json:"sns"`
+	// The configuration of a PUBSUB endpoint.
+	Pubsub *GoogleCloudPubSubConfigInput `json:"pubsub"`
 }
 
 // GetName returns UpdateEndpointInput.Name, and is useful for accessing the field via an interface.
@@ -963,6 +1247,30 @@ func (v *UpdateEndpointInput) GetRateLimit() *RateLimitInput { return v.RateLimi
 
 // GetOrdering returns UpdateEndpointInput.Ordering, and is useful for accessing the field via an interface.
 func (v *UpdateEndpointInput) GetOrdering() *Ordering { return v.Ordering }
+
+// GetTransformation returns UpdateEndpointInput.Transformation, and is useful for accessing the field via an interface.
+func (v *UpdateEndpointInput) GetTransformation() *string { return v.Transformation }
+
+// GetType returns UpdateEndpointInput.Type, and is useful for accessing the field via an interface.
+func (v *UpdateEndpointInput) GetType() *EndpointType { return v.Type }
+
+// GetRabbitmq returns UpdateEndpointInput.Rabbitmq, and is useful for accessing the field via an interface.
+func (v *UpdateEndpointInput) GetRabbitmq() *RabbitMQConfigInput { return v.Rabbitmq }
+
+// GetKafka returns UpdateEndpointInput.Kafka, and is useful for accessing the field via an interface.
+func (v *UpdateEndpointInput) GetKafka() *KafkaConfigInput { return v.Kafka }
+
+// GetNats returns UpdateEndpointInput.Nats, and is useful for accessing the field via an interface.
+func (v *UpdateEndpointInput) GetNats() *NATSJetStreamConfigInput { return v.Nats }
+
+// GetSqs returns UpdateEndpointInput.Sqs, and is useful for accessing the field via an interface.
+func (v *UpdateEndpointInput) GetSqs() *AmazonSQSConfigInput { return v.Sqs }
+
+// GetSns returns UpdateEndpointInput.Sns, and is useful for accessing the field via an interface.
+func (v *UpdateEndpointInput) GetSns() *AmazonSNSConfigInput { return v.Sns }
+
+// GetPubsub returns UpdateEndpointInput.Pubsub, and is useful for accessing the field via an interface.
+func (v *UpdateEndpointInput) GetPubsub() *GoogleCloudPubSubConfigInput { return v.Pubsub }
 
 // __clearEndpointFilterInput is used internally by genqlient
 type __clearEndpointFilterInput struct {

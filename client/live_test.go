@@ -96,7 +96,7 @@ func TestSubscribeDeliveries_FollowsADeliveryToSuccess(t *testing.T) {
 	s := heraldtest.Start(t)
 	c := newClient(t, s.URL, s.Token)
 	rc := heraldtest.NewReceiver(t, nil)
-	ep, _, err := c.CreateEndpoint(ctx(t), client.CreateEndpointInput{Name: "ok", Url: rc.URL, EventTypes: []string{"order.*"}})
+	ep, _, err := c.CreateEndpoint(ctx(t), client.CreateEndpointInput{Name: "ok", Url: client.Ptr(rc.URL), EventTypes: []string{"order.*"}})
 	if err != nil {
 		t.Fatal(err)
 	}

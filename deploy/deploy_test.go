@@ -85,7 +85,7 @@ func scrapeRunningHerald(t *testing.T) []byte {
 		}
 		defer resp.Body.Close()
 		body, _ = io.ReadAll(resp.Body)
-		return resp.StatusCode == http.StatusOK && bytes.Contains(body, []byte(`herald_attempts_total{result="permanent"} 2`))
+		return resp.StatusCode == http.StatusOK && bytes.Contains(body, []byte(`herald_attempts_total{destination="http",result="permanent"} 2`))
 	})
 	if !ok {
 		t.Fatalf("no scrape with the attempts' metrics:\n%s", body)

@@ -27,6 +27,8 @@ type endpointConfigs struct {
 	ttl  time.Duration
 	now  func() time.Time
 	load func(ctx context.Context, ids []string) ([]*ent.Endpoint, error)
+	// prepare parses a loaded endpoint for sending.
+	prepare func(*ent.Endpoint) (*endpointConfig, error)
 
 	mu sync.Mutex
 	m  map[string]*configEntry
@@ -53,8 +55,9 @@ type configEntry struct {
 // left alone before the engine tries again.
 const parkFor = time.Minute
 
-func newEndpointConfigs(ttl time.Duration, now func() time.Time, load func(ctx context.Context, ids []string) ([]*ent.Endpoint, error)) *endpointConfigs {
-	return &endpointConfigs{ttl: ttl, now: now, load: load, m: make(map[string]*configEntry)}
+func newEndpointConfigs(ttl time.Duration, now func() time.Time, load func(ctx context.Context, ids []string) ([]*ent.Endpoint, error),
+	prepare func(*ent.Endpoint) (*endpointConfig, error)) *endpointConfigs {
+	return &endpointConfigs{ttl: ttl, now: now, load: load, prepare: prepare, m: make(map[string]*configEntry)}
 }
 
 // loadEndpoints reads endpoints, deleted ones included, through ent.
@@ -195,7 +198,7 @@ func (c *endpointConfigs) get(ctx context.Context, ids []string) (cfgs map[strin
 		raced := false
 		c.mu.Lock()
 		for _, ep := range eps {
-			cfg, perr := newEndpointConfig(ep)
+			cfg, perr := c.prepare(ep)
 			e := c.entry(ep.ID)
 			if e.gen != gens[ep.ID] || c.epoch != epoch {
 				raced = true // a notice arrived while reading: read again

@@ -35,7 +35,7 @@ func (b *blockingLoader) load(ctx context.Context, ids []string) ([]*ent.Endpoin
 func TestConfigs_DisableRacingAReloadStaysDisabled(t *testing.T) {
 	clock := newFakeClock()
 	l := &blockingLoader{active: true, reading: make(chan struct{}), proceed: make(chan struct{}), base: testEndpoints(t)}
-	c := newEndpointConfigs(time.Hour, clock.Now, l.load)
+	c := newEndpointConfigs(time.Hour, clock.Now, l.load, prepareNoTarget)
 	done := make(chan map[string]*endpointConfig)
 	go func() {
 		cfgs, _, _ := c.get(context.Background(), []string{"ep_1"})
@@ -62,7 +62,7 @@ func TestConfigs_DisableRacingAReloadStaysDisabled(t *testing.T) {
 func TestConfigs_EnableRacingAReloadStaysEnabled(t *testing.T) {
 	clock := newFakeClock()
 	l := &blockingLoader{active: false, base: testEndpoints(t)}
-	c := newEndpointConfigs(time.Hour, clock.Now, l.load)
+	c := newEndpointConfigs(time.Hour, clock.Now, l.load, prepareNoTarget)
 	c.disabled("ep_1")
 	l.reading, l.proceed = make(chan struct{}), make(chan struct{})
 	done := make(chan map[string]*endpointConfig)
@@ -90,7 +90,7 @@ func TestConfigs_UnreadableConfigurationParksTheEndpoint(t *testing.T) {
 		eps, err := base(ctx, ids)
 		eps[0].Secret = "not a secret"
 		return eps, err
-	})
+	}, prepareNoTarget)
 	cfgs, parked, err := c.get(context.Background(), []string{"ep_1"})
 	if err != nil || cfgs["ep_1"] != nil || parked["ep_1"] == nil || !c.parked("ep_1") {
 		t.Fatalf("get = %v, %v, %v; want the endpoint parked with a reason", cfgs, parked, err)

@@ -165,6 +165,9 @@ type Job struct {
 	TraceParent string
 	// EventTest reports a test event, whose envelope says so.
 	EventTest bool
+	// OrderingKey is the event's ordering key ("" if none), which brokers
+	// use as the message's key, group or ordering key.
+	OrderingKey string
 }
 
 // Cursor is a position in one endpoint's due order: by due time, then by

@@ -186,7 +186,7 @@ u AS (UPDATE deliveries d SET claimed_by = $4, next_attempt_at = $5, status = 'S
     AND ($6 = '' OR EXISTS (SELECT 1 FROM endpoints o WHERE o.id = $1 AND o.flow_owner = $6 AND o.flow_owner_until > clock_timestamp()))
   RETURNING d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger)
 SELECT u.id, u.app_id, u.event_id, u.endpoint_id, u.event_type, u.attempt_count, u.next_trigger, c.due, e.payload, e.created_at,
-  e.deliver_at, COALESCE(e.trace_parent, ''), e.test
+  e.deliver_at, COALESCE(e.trace_parent, ''), e.test, COALESCE(e.ordering_key, '')
 FROM u JOIN c ON c.id = u.id JOIN events e ON e.id = u.event_id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", p.EndpointID, err)
@@ -195,7 +195,7 @@ FROM u JOIN c ON c.id = u.id JOIN events e ON e.id = u.event_id`, args...)
 		j := Job{Lease: Lease{Token: token, Until: until}}
 		var payload []byte
 		err := r.Scan(&j.DeliveryID, &j.AppID, &j.EventID, &j.EndpointID, &j.EventType, &j.AttemptCount, &j.Trigger,
-			&j.Position.Due, &payload, &j.EventCreatedAt, &j.EventDeliverAt, &j.TraceParent, &j.EventTest)
+			&j.Position.Due, &payload, &j.EventCreatedAt, &j.EventDeliverAt, &j.TraceParent, &j.EventTest, &j.OrderingKey)
 		j.Payload = payload
 		return j, err
 	})

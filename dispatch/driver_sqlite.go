@@ -128,7 +128,7 @@ func (d *SQLiteDriver) prepareReader(ctx context.Context) error {
 			// starting after the cursor reads no index entry twice, even
 			// among the deliveries of one batch, which are all due at the
 			// same instant.
-			{&d.claim, `SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, e.deliver_at, COALESCE(e.trace_parent, ''), e.test
+			{&d.claim, `SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, e.deliver_at, COALESCE(e.trace_parent, ''), e.test, COALESCE(e.ordering_key, '')
 FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.endpoint_id = ? AND d.next_attempt_at <= ? AND d.next_attempt_at >= ? AND (d.next_attempt_at > ? OR d.rowid > ?)
 ORDER BY d.next_attempt_at, d.rowid LIMIT ?`},
@@ -139,7 +139,7 @@ ORDER BY d.next_attempt_at, d.rowid LIMIT ?`},
 			// the planner search it by created_at too, and the explicit
 			// IS NOT NULL lets it use the index at all). The window
 			// bounds the work when held-back deliveries crowd the front.
-			{&d.claimOrdered, `SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, e.deliver_at, COALESCE(e.trace_parent, ''), e.test
+			{&d.claimOrdered, `SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, e.deliver_at, COALESCE(e.trace_parent, ''), e.test, COALESCE(e.ordering_key, '')
 FROM (SELECT rowid AS rid FROM deliveries WHERE endpoint_id = ?1 AND next_attempt_at <= ?2 ORDER BY next_attempt_at, rowid LIMIT ?3) w
 JOIN deliveries d ON d.rowid = w.rid JOIN events e ON e.id = d.event_id
 WHERE d.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p
@@ -156,7 +156,7 @@ ORDER BY d.next_attempt_at, d.rowid LIMIT ?4`},
   UNION ALL
   SELECT (SELECT ordering_key FROM deliveries WHERE endpoint_id = ?1 AND ordering_key > k.key AND ordering_key IS NOT NULL AND next_attempt_at IS NOT NULL
     ORDER BY ordering_key LIMIT 1) FROM k WHERE k.key IS NOT NULL)
-SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, e.deliver_at, COALESCE(e.trace_parent, ''), e.test
+SELECT d.rowid, d.id, d.app_id, d.event_id, d.endpoint_id, d.event_type, d.attempt_count, d.next_trigger, d.next_attempt_at, e.payload, e.created_at, e.deliver_at, COALESCE(e.trace_parent, ''), e.test, COALESCE(e.ordering_key, '')
 FROM k JOIN deliveries d ON d.rowid = (SELECT h.rowid FROM deliveries h
     WHERE h.endpoint_id = ?1 AND h.ordering_key = k.key AND h.ordering_key IS NOT NULL AND h.next_attempt_at IS NOT NULL
     ORDER BY h.created_at, h.id LIMIT 1)
@@ -254,7 +254,7 @@ func (d *SQLiteDriver) scanClaim(p ClaimParams, rows *sql.Rows, err error, jobs 
 	for len(jobs) < p.Limit && rows.Next() {
 		j := Job{Lease: Lease{Token: p.Worker, Until: until}}
 		if err := rows.Scan(&j.Position.Seq, &j.DeliveryID, &j.AppID, &j.EventID, &j.EndpointID, &j.EventType, &j.AttemptCount, &j.Trigger,
-			&j.Position.Due, &j.Payload, &j.EventCreatedAt, &j.EventDeliverAt, &j.TraceParent, &j.EventTest); err != nil {
+			&j.Position.Due, &j.Payload, &j.EventCreatedAt, &j.EventDeliverAt, &j.TraceParent, &j.EventTest, &j.OrderingKey); err != nil {
 			return nil, fmt.Errorf("claim deliveries of endpoint %s: %w", p.EndpointID, err)
 		}
 		if d.leases.holds(j.EndpointID, j.DeliveryID) || slices.ContainsFunc(jobs[:have], func(o Job) bool { return o.DeliveryID == j.DeliveryID }) {

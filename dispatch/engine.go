@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,7 +16,9 @@ import (
 
 	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/destination"
+	"github.com/heraldhq/herald/destination/httpdest"
 	"github.com/heraldhq/herald/ent"
+	"github.com/heraldhq/herald/transform"
 	"github.com/heraldhq/herald/webhook"
 )
 
@@ -37,6 +38,15 @@ type Config struct {
 	// Policy is the destination policy every connection is checked
 	// against.
 	Policy destination.Policy
+	// Destinations are the destination types the engine sends to
+	// (default: HTTP only).
+	Destinations *destination.Registry
+	// Transforms runs endpoints' transformations (default: the default
+	// limits).
+	Transforms *transform.Engine
+	// IdleConnTimeout closes connections to endpoints and brokers unused
+	// this long (default 90s).
+	IdleConnTimeout time.Duration
 	// Workers is the most requests in flight at once (default 128).
 	Workers int
 	// PerEndpoint is the most requests in flight to one endpoint
@@ -107,6 +117,13 @@ func (c *Config) setDefaults() error {
 	setDefault(&c.UserAgent, "Herald/dev")
 	setDefault(&c.ShutdownGrace, 10*time.Second)
 	setDefault(&c.MetaWindow, time.Minute)
+	setDefault(&c.IdleConnTimeout, 90*time.Second)
+	if c.Transforms == nil {
+		c.Transforms = transform.New(transform.Limits{})
+	}
+	if c.Destinations == nil {
+		c.Destinations = destination.NewRegistry(httpdest.Spec())
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -160,7 +177,7 @@ type Engine struct {
 	cfg     Config
 	log     *slog.Logger
 	worker  string
-	sender  *sender
+	drivers *destination.Drivers
 	window  *window
 	configs *endpointConfigs
 	subs    *subscriptions
@@ -204,9 +221,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg:       cfg,
 		log:       cfg.Logger.With("component", "dispatch"),
 		worker:    "w-" + hex.EncodeToString(id[:]),
-		sender:    newSender(cfg.Policy, cfg.UserAgent, cfg.MaxResponseBody, cfg.Workers, cfg.Now),
 		window:    newWindow(max(2*cfg.Workers, cfg.BatchSize), queueFactor*cfg.PerEndpoint),
-		configs:   newEndpointConfigs(configTTL, cfg.Now, loadEndpoints(cfg.Client)),
 		subs:      newSubscriptions(5*time.Second, cfg.Now),
 		shared:    !inMemory(cfg.Driver),
 		work:      make(chan *job, cfg.Workers),
@@ -214,6 +229,14 @@ func New(cfg Config) (*Engine, error) {
 		pubDone:   make(chan struct{}),
 		tel:       newTelemetry(cfg.Metrics, cfg.TracerProvider),
 	}
+	e.drivers = cfg.Destinations.Open(destination.Env{
+		Policy: cfg.Policy, UserAgent: cfg.UserAgent, MaxResponseBody: cfg.MaxResponseBody, Concurrency: cfg.Workers,
+		IdleTimeout: cfg.IdleConnTimeout, Now: cfg.Now, Logger: e.log,
+	})
+	e.configs = newEndpointConfigs(configTTL, cfg.Now, loadEndpoints(cfg.Client),
+		func(ep *ent.Endpoint) (*endpointConfig, error) {
+			return newEndpointConfig(ep, e.drivers, cfg.Transforms)
+		})
 	e.sendCtx, e.cancelSends = context.WithCancel(context.Background())
 	e.sched = newScheduler(schedConfig{
 		Worker: e.worker, Workers: cfg.Workers, PerEndpoint: cfg.PerEndpoint, BatchSize: cfg.BatchSize,
@@ -303,7 +326,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	err := e.Drain(ctx)
 	e.closeOnce.Do(func() {
 		if !e.started.Load() {
-			e.sender.close()
+			_ = e.drivers.Close()
 			return
 		}
 		if dl, ok := ctx.Deadline(); ok {
@@ -325,10 +348,15 @@ func (e *Engine) Close(ctx context.Context) error {
 		<-e.pubDone
 		e.cancels.close()
 		e.cancelSends()
-		e.sender.close()
+		if err := e.drivers.Close(); err != nil {
+			e.log.Warn("close destinations", "err", err)
+		}
 	})
 	return err
 }
+
+// Transforms returns the engine that runs endpoints' transformations.
+func (e *Engine) Transforms() *transform.Engine { return e.cfg.Transforms }
 
 // Notify wakes the engine to look for due deliveries now: of the given
 // endpoints, or of every endpoint if none is given. Publishing and retry
@@ -465,21 +493,21 @@ func (e *Engine) runWorker() {
 		}
 		e.rec.in <- r
 		d := doneMsg{endpointID: j.EndpointID, requested: r.resp != nil, seq: j.flowSeq}
-		if r.resp != nil && r.resp.Outcome != Interrupted {
-			d.sent, d.status, d.retryAfter, d.success = true, r.resp.Status, pauseFor(r.resp, j.attempt.Endpoint), r.resp.Outcome == Success
+		if r.resp != nil && r.resp.Outcome != destination.Interrupted && r.resp.Outcome != destination.Deferred {
+			d.sent, d.outcome, d.overloaded, d.pause = true, r.resp.Outcome, r.resp.Overloaded, pauseFor(r.resp, j.attempt.Endpoint)
 		}
 		e.sched.done <- d
 	}
 }
 
 // pauseFor returns how long an answer asks its whole endpoint to be left
-// alone: a Retry-After on 429 or 503, capped like any wait by the
+// alone (an HTTP Retry-After on 429 or 503), capped like any wait by the
 // endpoint's retry policy (0: no pause).
-func pauseFor(resp *response, ep *endpointConfig) time.Duration {
-	if resp.RetryAfter <= 0 || (resp.Status != http.StatusTooManyRequests && resp.Status != http.StatusServiceUnavailable) {
+func pauseFor(resp *destination.Result, ep *endpointConfig) time.Duration {
+	if resp.Pause <= 0 {
 		return 0
 	}
-	return min(resp.RetryAfter, ep.Retry.MaxDelay, maxPause)
+	return min(resp.Pause, ep.Retry.MaxDelay, maxPause)
 }
 
 // Flow returns an endpoint's current pace as this engine sends to it: its

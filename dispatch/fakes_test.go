@@ -272,3 +272,9 @@ func testEndpoints(t *testing.T) func(ctx context.Context, ids []string) ([]*ent
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// prepareNoTarget parses endpoints without a target, for tests that never
+// send.
+func prepareNoTarget(ep *ent.Endpoint) (*endpointConfig, error) {
+	return newEndpointConfig(ep, nil, nil)
+}

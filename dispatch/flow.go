@@ -3,8 +3,9 @@ package dispatch
 import (
 	"cmp"
 	"math"
-	"net/http"
 	"slices"
+
+	"github.com/heraldhq/herald/destination"
 	"time"
 
 	"github.com/heraldhq/herald/webhook"
@@ -242,19 +243,11 @@ func (f *flow) sent(now time.Time) uint64 {
 	return f.seq
 }
 
-// throttling reports whether an answer asks the sender to slow down.
-func throttling(status int) bool {
-	switch status {
-	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return true
-	}
-	return false
-}
-
-// answered adapts the limits to the answer to request seq; retryAfter is
-// the pause it asked for (see pauseFor).
-func (f *flow) answered(now time.Time, seq uint64, status int, retryAfter time.Duration, success bool) {
-	gateway := status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
+// answered adapts the limits to the answer to request seq: its outcome,
+// whether it said the endpoint is overloaded (an HTTP 502, 503 or 504),
+// and the pause it asked for (see pauseFor).
+func (f *flow) answered(now time.Time, seq uint64, o destination.Outcome, gateway bool, retryAfter time.Duration) {
+	success := o == destination.Delivered
 	f.refusals *= 1 - refusalWeight
 	if gateway {
 		f.refusals += refusalWeight
@@ -263,7 +256,7 @@ func (f *flow) answered(now time.Time, seq uint64, status int, retryAfter time.D
 		f.congested = false
 	}
 	switch {
-	case throttling(status):
+	case o == destination.Throttled || gateway:
 		if retryAfter > 0 {
 			f.throttledAt = now
 			if until := now.Add(retryAfter); until.After(f.pausedUntil) {

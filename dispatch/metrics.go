@@ -1,6 +1,10 @@
 package dispatch
 
-import "time"
+import (
+	"time"
+
+	"github.com/heraldhq/herald/destination"
+)
 
 // Metrics receives the engine's measurements, for an operator's
 // dashboards and alerts (package metrics implements it over Prometheus).
@@ -12,9 +16,10 @@ import "time"
 type Metrics interface {
 	// EventsPublished counts events stored by publishes (not test sends).
 	EventsPublished(n int)
-	// AttemptFinished reports one HTTP attempt as the worker saw it,
-	// before it is recorded: Interrupted attempts (shutdown) included.
-	AttemptFinished(o Outcome, d time.Duration)
+	// AttemptFinished reports one attempt as the worker saw it, before
+	// it is recorded, with its endpoint's destination type: interrupted
+	// attempts (shutdown) included.
+	AttemptFinished(t destination.Type, o destination.Outcome, d time.Duration)
 	// DeliveryFinished reports a delivery that ended: status SUCCEEDED,
 	// FAILED or CANCELLED (failed without an attempt because its endpoint
 	// was disabled or deleted). lag is from the event's publication (or
@@ -39,12 +44,12 @@ const StatusCancelled = "CANCELLED"
 
 type nopMetrics struct{}
 
-func (nopMetrics) EventsPublished(int)                       {}
-func (nopMetrics) AttemptFinished(Outcome, time.Duration)    {}
-func (nopMetrics) DeliveryFinished(string, time.Duration)    {}
-func (nopMetrics) EndpointDisabled()                         {}
-func (nopMetrics) RecorderCommit(int, time.Duration, error)  {}
-func (nopMetrics) PublisherCommit(int, time.Duration, error) {}
+func (nopMetrics) EventsPublished(int)                                                  {}
+func (nopMetrics) AttemptFinished(destination.Type, destination.Outcome, time.Duration) {}
+func (nopMetrics) DeliveryFinished(string, time.Duration)                               {}
+func (nopMetrics) EndpointDisabled()                                                    {}
+func (nopMetrics) RecorderCommit(int, time.Duration, error)                             {}
+func (nopMetrics) PublisherCommit(int, time.Duration, error)                            {}
 
 // reportCommitted reports what a committed batch of results finished.
 func reportCommitted(m Metrics, out *commitOutput) {

@@ -782,13 +782,13 @@ func (e *Engine) newDeliveries(req *publishReq, rows []*EventRow, matches [][]ma
 			out.reserved[epID]++
 			p.leased = append(p.leased, row)
 			if msg == nil {
-				msg = &message{ID: ev.ID, Type: ev.EventType, Body: renderEnvelope(ev.ID, ev.EventType, now, ev.Payload, false)}
+				msg = &message{ID: ev.ID, Type: ev.EventType, OrderingKey: in.OrderingKey, Body: renderEnvelope(ev.ID, ev.EventType, now, ev.Payload, false)}
 			}
 			l := *lease
 			l.DeliveryID, l.EndpointID = row.ID, epID
 			out.jobs = append(out.jobs, &job{
 				Job: Job{Lease: l, AppID: req.appID, EventID: ev.ID, EventType: ev.EventType, Trigger: "SCHEDULED",
-					EventCreatedAt: now, TraceParent: req.traceParent},
+					EventCreatedAt: now, TraceParent: req.traceParent, OrderingKey: in.OrderingKey},
 				trigger: "SCHEDULED",
 				attempt: attempt{DeliveryID: row.ID, Number: 1, Endpoint: cfg, Msg: msg},
 				counted: true,

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/heraldhq/herald/destination"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -21,7 +21,7 @@ type result struct {
 	job *job
 	// resp is the attempt's outcome; nil when the job was released or
 	// cancelled.
-	resp *response
+	resp *destination.Result
 	// release: the job was not attempted and goes back to the queue.
 	release bool
 	// cancelled: the job's endpoint is disabled or deleted; the delivery
@@ -246,7 +246,7 @@ func (r *recorder) flush(batch []*result, isolate bool) []*result {
 	var releases []*job
 	toCommit := batch[:0:0]
 	for _, res := range batch {
-		if res.release || (res.resp != nil && res.resp.Outcome == Interrupted) {
+		if res.release || (res.resp != nil && res.resp.Outcome == destination.Interrupted) {
 			releases = append(releases, res.job)
 			if res.done != nil {
 				res.done <- recorded{err: errInterrupted}
@@ -470,7 +470,10 @@ func (t *endpointTally) count(res *result, final bool) {
 		return // cancelled: no attempt
 	}
 	at := resp.Completed
-	if resp.Outcome == Success {
+	if resp.Outcome == destination.Deferred {
+		return // not the endpoint's failure: its health stays as it was
+	}
+	if resp.Outcome == destination.Delivered {
 		t.Successes++
 		t.LastSuccess = &at
 		if res.job.trigger != "TEST" {
@@ -523,6 +526,9 @@ func (r *recorder) complete(res *result, st EndpointState, now time.Time) (Compl
 	resp, a := res.resp, j.attempt
 	d := decide(resp, j.trigger, a.Number, a.Endpoint.Retry, st.Active && !st.Deleted, r.cfg.Rand())
 	u := DeliveryUpdate{Status: d.status, AttemptCount: a.Number, LastResponseStatus: resp.Status, UpdatedAt: now}
+	if resp.Outcome == destination.Deferred {
+		u.AttemptCount = a.Number - 1 // no attempt used
+	}
 	started, completed := resp.Started.UTC(), resp.Completed.UTC()
 	u.LastAttemptAt = &started
 	if d.status == "RETRYING" {
@@ -538,7 +544,7 @@ func (r *recorder) complete(res *result, st EndpointState, now time.Time) (Compl
 	ch.Status, ch.Attempt, ch.AttemptID = d.status, a.Number, row.ID
 	ch.ResponseStatus, ch.Duration, ch.Error, ch.NextAttemptAt = resp.Status, resp.Duration(), resp.Error, u.NextAttemptAt
 	o := outcomeOf{rec: recorded{attemptID: row.ID, status: d.status}, change: ch, final: d.final,
-		gone: resp.Status == http.StatusGone && j.trigger != "TEST", pause: pauseFor(resp, a.Endpoint)}
+		gone: resp.Gone && j.trigger != "TEST", pause: pauseFor(resp, a.Endpoint)}
 	if d.final && j.trigger == "SCHEDULED" && !webhook.Reserved(j.EventType) {
 		o.failed = &failedDelivery{AppID: j.AppID, EndpointID: j.EndpointID, URL: a.Endpoint.URL, DeliveryID: j.DeliveryID, EventID: j.EventID,
 			EventType: j.EventType, Attempts: a.Number, LastResponseStatus: resp.Status, LastError: resp.Error, At: now}
@@ -548,12 +554,12 @@ func (r *recorder) complete(res *result, st EndpointState, now time.Time) (Compl
 
 // attemptRow returns the stored form of an attempt. degraded drops the
 // response body and headers, with a note of why (the store refused them).
-func attemptRow(j *job, resp *response, degraded bool, why error) *AttemptRow {
+func attemptRow(j *job, resp *destination.Result, degraded bool, why error) *AttemptRow {
 	reqHeaders, _ := json.Marshal(resp.RequestHeaders)
 	respHeaders, _ := json.Marshal(resp.ResponseHeaders)
 	row := &AttemptRow{
 		ID: ids.NewAt(ids.Attempt, resp.Started), AppID: j.AppID, DeliveryID: j.DeliveryID, EndpointID: j.EndpointID,
-		Number: j.attempt.Number, Trigger: j.trigger, Succeeded: resp.Outcome == Success, RequestURL: resp.RequestURL,
+		Number: j.attempt.Number, Trigger: j.trigger, Succeeded: resp.Outcome == destination.Delivered, RequestURL: resp.RequestURL,
 		RequestHeaders: reqHeaders, ResponseStatus: resp.Status, ResponseHeaders: respHeaders, ResponseBody: resp.ResponseBody,
 		Truncated: resp.Truncated, DurationMs: resp.Duration().Milliseconds(), Error: resp.Error,
 		StartedAt: resp.Started.UTC(), CompletedAt: resp.Completed.UTC(),
@@ -583,20 +589,28 @@ type decision struct {
 	note  string // appended to the error message
 }
 
-// decide applies the retry rules: 2xx succeeds; a retryable failure is
-// retried while attempts remain and the endpoint is active; anything else
-// fails the delivery. Test attempts are never retried and never final.
-func decide(resp *response, trigger string, number int, policy webhook.RetryPolicy, active bool, r float64) decision {
+// decide applies the retry rules: a delivered attempt succeeds; a
+// retryable or throttled failure is retried while attempts remain and the
+// endpoint is active; a deferred one is retried without using an attempt;
+// anything else fails the delivery. Test attempts are never retried and
+// never final.
+func decide(resp *destination.Result, trigger string, number int, policy webhook.RetryPolicy, active bool, r float64) decision {
+	retries := resp.Outcome.Retries()
 	switch {
-	case resp.Outcome == Success:
+	case resp.Outcome == destination.Delivered:
 		return decision{status: "SUCCEEDED"}
 	case trigger == "TEST":
 		return decision{status: "FAILED"}
-	case resp.Outcome == Retryable && number < policy.MaxAttempts && !active:
+	case resp.Outcome == destination.Deferred && !active:
 		return decision{status: "FAILED", note: " (not retried: the endpoint is disabled)"}
-	case resp.Outcome == Retryable && number < policy.MaxAttempts:
+	case resp.Outcome == destination.Deferred:
+		// No attempt used: the same attempt is due again.
+		return decision{status: "RETRYING", retryIn: policy.NextDelay(max(1, number-1), resp.RetryAfter, r)}
+	case retries && number < policy.MaxAttempts && !active:
+		return decision{status: "FAILED", note: " (not retried: the endpoint is disabled)"}
+	case retries && number < policy.MaxAttempts:
 		return decision{status: "RETRYING", retryIn: policy.NextDelay(number, resp.RetryAfter, r)}
-	case resp.Outcome == Retryable:
+	case retries:
 		return decision{status: "FAILED", final: true, note: fmt.Sprintf(" (gave up after %d attempts)", number)}
 	default:
 		return decision{status: "FAILED", final: true, note: " (permanent failure: not retried)"}

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/heraldhq/herald/destination"
 	"sync"
 	"testing"
 	"time"
@@ -54,7 +55,7 @@ func successResult(id string) *result {
 	return &result{
 		job: &job{Job: Job{Lease: Lease{DeliveryID: id, EndpointID: "ep_1"}, AppID: "app_1"}, trigger: "SCHEDULED", counted: true,
 			attempt: attempt{DeliveryID: id, Number: 1, Endpoint: cfg}},
-		resp: &response{Outcome: Success, Status: 200, Started: now, Completed: now, ResponseBody: "ok"},
+		resp: &destination.Result{Outcome: destination.Delivered, Status: 200, Started: now, Completed: now, ResponseBody: "ok"},
 	}
 }
 

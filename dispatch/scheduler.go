@@ -2,7 +2,9 @@ package dispatch
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/heraldhq/herald/destination"
 	"log/slog"
 	"sync"
 	"time"
@@ -110,12 +112,13 @@ type scheduler struct {
 // doneMsg is what a worker reports when it is done with a job.
 type doneMsg struct {
 	endpointID string
-	// status and retryAfter are the answer's (0: none); success reports a
-	// 2xx; sent reports that a request was made and answered or failed;
-	// requested that it went out at all (interrupted ones included).
-	status     int
-	retryAfter time.Duration
-	success    bool
+	// outcome, overloaded and pause are the answer's (see
+	// destination.Result); sent reports that a request was made and
+	// answered or failed at the endpoint; requested that it went out at
+	// all (interrupted and deferred ones included).
+	outcome    destination.Outcome
+	overloaded bool
+	pause      time.Duration
 	sent       bool
 	requested  bool
 	seq        uint64 // the job's flowSeq
@@ -433,51 +436,68 @@ func (s *scheduler) claimRound(ctx context.Context) bool {
 	}
 	now := s.now()
 	more := false
-	for tries := len(s.hotRing); tries > 0 && len(s.hotRing) > 0 && s.window.free() >= s.claimMin(); tries-- {
-		s.next %= len(s.hotRing)
-		id := s.hotRing[s.next]
-		if now.Before(s.notUntil[id]) || s.configs.parked(id) {
-			s.next++
-			continue
-		}
-		app := s.configs.appOf(id)
-		if app == "" {
-			// Its configuration is read once, for the app whose share of
-			// the window its deliveries take.
-			if cfgs, _, err := s.configs.get(tenant.System(ctx), []string{id}); err == nil && cfgs[id] != nil {
-				app = cfgs[id].AppID
+	// Endpoints that hold nothing in the window go first: room that
+	// frees up goes to a retry or a quiet endpoint before the busy ones,
+	// which hold their share already, take it back.
+	for _, idle := range []bool{true, false} {
+		for tries := len(s.hotRing); tries > 0 && len(s.hotRing) > 0 && s.window.free() >= s.claimMin(); tries-- {
+			s.next %= len(s.hotRing)
+			id := s.hotRing[s.next]
+			if idle && s.window.heldBy(id) > 0 {
+				s.next++
+				continue
+			}
+			if s.claimNext(ctx, now, id) {
+				more = true
 			}
 		}
-		if app == "" {
-			s.next++ // unreadable: claim would park it anyway
-			continue
-		}
-		granted := s.window.acquire(id, app, s.cfg.BatchSize)
-		if granted < s.claimMin() {
-			s.window.release(id, app, granted)
-			s.next++
-			continue
-		}
-		jobs, last, err := s.claim(ctx, id, granted)
-		s.window.release(id, app, granted-len(jobs))
-		if err != nil {
-			s.log.Error("claim deliveries; trying the endpoint again later", "endpoint_id", id, "err", err)
-			s.notUntil[id] = now.Add(retryClaimAfter)
-			s.next++
-			continue
-		}
-		delete(s.notUntil, id)
-		if last == nil {
-			s.leaveRing(s.next) // nothing more due for now
-		} else {
-			s.cursor[id] = *last
-			more = true
-			s.next++
-		}
-		s.enqueue(id, jobs)
 	}
 	s.pump()
 	return more && s.window.free() >= s.claimMin()
+}
+
+// claimNext claims for the hot endpoint at s.next and moves s.next on. It
+// reports whether the endpoint may have more due.
+func (s *scheduler) claimNext(ctx context.Context, now time.Time, id string) bool {
+	if now.Before(s.notUntil[id]) || s.configs.parked(id) {
+		s.next++
+		return false
+	}
+	app := s.configs.appOf(id)
+	if app == "" {
+		// Its configuration is read once, for the app whose share of the
+		// window its deliveries take.
+		if cfgs, _, err := s.configs.get(tenant.System(ctx), []string{id}); err == nil && cfgs[id] != nil {
+			app = cfgs[id].AppID
+		}
+	}
+	if app == "" {
+		s.next++ // unreadable: claim would park it anyway
+		return false
+	}
+	granted := s.window.acquire(id, app, s.cfg.BatchSize)
+	if granted < s.claimMin() {
+		s.window.release(id, app, granted)
+		s.next++
+		return false
+	}
+	jobs, last, err := s.claim(ctx, id, granted)
+	s.window.release(id, app, granted-len(jobs))
+	if err != nil {
+		s.log.Error("claim deliveries; trying the endpoint again later", "endpoint_id", id, "err", err)
+		s.notUntil[id] = now.Add(retryClaimAfter)
+		s.next++
+		return false
+	}
+	delete(s.notUntil, id)
+	s.enqueue(id, jobs)
+	if last == nil {
+		s.leaveRing(s.next) // nothing more due for now
+		return false
+	}
+	s.cursor[id] = *last
+	s.next++
+	return true
 }
 
 // claim leases up to limit due deliveries of an endpoint and prepares them
@@ -575,7 +595,8 @@ func (s *scheduler) claim(ctx context.Context, endpointID string, limit int) ([]
 	var msg *message // consecutive deliveries of one event share it
 	for _, j := range jobs {
 		if msg == nil || msg.ID != j.EventID {
-			msg = &message{ID: j.EventID, Type: j.EventType, Body: renderEnvelope(j.EventID, j.EventType, j.EventCreatedAt, j.Payload, j.EventTest), Test: j.EventTest}
+			msg = &message{ID: j.EventID, Type: j.EventType, OrderingKey: j.OrderingKey, Test: j.EventTest,
+				Body: renderEnvelope(j.EventID, j.EventType, j.EventCreatedAt, j.Payload, j.EventTest)}
 		}
 		j.Payload = nil // rendered into the message
 		j.attempt = attempt{DeliveryID: j.DeliveryID, Number: j.AttemptCount + 1, Endpoint: cfg, Msg: msg}
@@ -641,7 +662,7 @@ func (s *scheduler) finished(d doneMsg) {
 	now := s.now()
 	f.done(now, d.requested)
 	if d.sent {
-		f.answered(now, d.seq, d.status, d.retryAfter, d.success)
+		f.answered(now, d.seq, d.outcome, d.overloaded, d.pause)
 		s.publishFlow(d.endpointID, f)
 	}
 	s.pump()

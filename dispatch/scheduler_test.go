@@ -2,8 +2,10 @@ package dispatch
 
 import (
 	"context"
+
 	"errors"
 	"fmt"
+	"github.com/heraldhq/herald/destination"
 	"testing"
 	"time"
 )
@@ -26,7 +28,7 @@ func newSchedHarness(t *testing.T, cfg schedConfig) *schedHarness {
 	clock := newFakeClock()
 	d := newFakeDriver()
 	w := newWindow(max(2*cfg.Workers, cfg.BatchSize), queueFactor*cfg.PerEndpoint)
-	configs := newEndpointConfigs(time.Hour, clock.Now, testEndpoints(t))
+	configs := newEndpointConfigs(time.Hour, clock.Now, testEndpoints(t), prepareNoTarget)
 	work := make(chan *job, cfg.Workers)
 	if cfg.Lease == 0 {
 		cfg.Lease = time.Minute
@@ -60,7 +62,7 @@ func (h *schedHarness) finish(n int) {
 		}
 		n--
 		delete(h.inFlight, id)
-		h.s.finished(doneMsg{endpointID: j.EndpointID, sent: true, status: 200, success: true})
+		h.s.finished(doneMsg{endpointID: j.EndpointID, sent: true, outcome: destination.Delivered})
 		h.d.mu.Lock()
 		h.d.finished[id] = DeliveryUpdate{Status: "SUCCEEDED"}
 		delete(h.d.leased, id)

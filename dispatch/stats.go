@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"github.com/heraldhq/herald/destination"
 	"time"
 
 	"github.com/heraldhq/herald/stats"
@@ -90,9 +91,9 @@ func statsRows(out *commitOutput) []StatsRow {
 		for _, j := range last.rows {
 			row := &rows[j]
 			switch resp.Outcome {
-			case Success:
+			case destination.Delivered:
 				row.AttemptsSucceeded++
-			case Retryable:
+			case destination.Retryable, destination.Throttled, destination.Deferred:
 				row.AttemptsRetryable++
 			default:
 				row.AttemptsPermanent++

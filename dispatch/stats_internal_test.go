@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"github.com/heraldhq/herald/destination"
 	"path/filepath"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func BenchmarkStatsRollup_Batch64(b *testing.B) {
 	out := &commitOutput{}
 	for i := range 64 {
 		out.results = append(out.results, &result{job: &job{Job: Job{AppID: "app_1", Lease: Lease{EndpointID: "ep_1"}}},
-			resp: &response{Outcome: Success, Started: now, Completed: now.Add(time.Duration(i) * time.Millisecond)}})
+			resp: &destination.Result{Outcome: destination.Delivered, Started: now, Completed: now.Add(time.Duration(i) * time.Millisecond)}})
 		out.changes = append(out.changes, DeliveryChange{Status: "SUCCEEDED"})
 	}
 	for _, withStats := range []bool{false, true} {

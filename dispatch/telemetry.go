@@ -2,7 +2,7 @@ package dispatch
 
 import (
 	"context"
-	"net/url"
+	"github.com/heraldhq/herald/destination"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -98,10 +98,11 @@ func endPublish(span trace.Span, evs []*Event, err error) {
 	}
 }
 
-// sendAttempt sends a job's attempt as an HTTP client span (when tracing
-// is on) linked to the span that published its event, carries that span's
-// traceparent in the request, and reports the attempt to the metrics.
-func (e *Engine) sendAttempt(j *job) *response {
+// sendAttempt sends a job's attempt as a client or producer span (when
+// tracing is on) linked to the span that published its event, carries
+// that span's traceparent in the request or message, and reports the
+// attempt to the metrics.
+func (e *Engine) sendAttempt(j *job) *destination.Result {
 	t := e.tel
 	var span trace.Span
 	if t.tracer != nil {
@@ -109,20 +110,23 @@ func (e *Engine) sendAttempt(j *job) *response {
 		j.attempt.TraceParent = traceParent(span.SpanContext())
 	}
 	t.inflight.Add(1)
-	resp := e.sender.send(e.sendCtx, &j.attempt)
+	resp := j.attempt.send(e.sendCtx, e.cfg.Now(), e.cfg.Policy)
 	t.inflight.Add(-1)
-	t.metrics.AttemptFinished(resp.Outcome, resp.Duration())
+	t.metrics.AttemptFinished(j.attempt.Endpoint.Type, resp.Outcome, resp.Duration())
 	if span != nil {
 		endAttempt(span, j, resp)
 	}
 	return resp
 }
 
+// startAttempt starts an attempt's span: an HTTP client span named for
+// its method, or a messaging producer span ("publish orders") for a
+// broker, with the target's address as OpenTelemetry's conventions name
+// it.
 func (t *telemetry) startAttempt(j *job) trace.Span {
 	a := &j.attempt
-	ep := a.Endpoint
+	info := a.Endpoint.target.Info()
 	attrs := []attribute.KeyValue{
-		attribute.String("http.request.method", "POST"),
 		attribute.String("herald.endpoint_id", j.EndpointID),
 		attribute.String("herald.app_id", j.AppID),
 		attribute.String("herald.delivery_id", j.DeliveryID),
@@ -130,22 +134,28 @@ func (t *telemetry) startAttempt(j *job) trace.Span {
 		attribute.String("herald.event_type", j.EventType),
 		attribute.Int("herald.attempt", a.Number),
 		attribute.String("herald.trigger", j.trigger),
+		attribute.String("herald.destination_type", string(a.Endpoint.Type)),
 	}
-	if u, err := url.Parse(ep.URL); err == nil {
-		// Without the query and credentials: they may hold secrets.
-		attrs = append(attrs, attribute.String("url.full", u.Scheme+"://"+u.Host+u.Path), attribute.String("server.address", u.Hostname()))
-		if p := u.Port(); p != "" {
-			if n, err := strconv.Atoi(p); err == nil {
-				attrs = append(attrs, attribute.Int("server.port", n))
-			}
-		}
+	name, kind := "POST", trace.SpanKindClient
+	if info.System == "http" {
+		attrs = append(attrs, attribute.String("http.request.method", "POST"), attribute.String("url.full", info.Address))
+	} else {
+		name, kind = "publish "+info.Destination, trace.SpanKindProducer
+		attrs = append(attrs, attribute.String("messaging.system", info.System), attribute.String("messaging.operation.type", "publish"),
+			attribute.String("messaging.destination.name", info.Destination), attribute.String("messaging.message.id", j.EventID))
 	}
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithNewRoot(), trace.WithAttributes(attrs...)}
+	if info.Host != "" {
+		attrs = append(attrs, attribute.String("server.address", info.Host))
+	}
+	if info.Port != 0 {
+		attrs = append(attrs, attribute.Int("server.port", info.Port))
+	}
+	opts := []trace.SpanStartOption{trace.WithSpanKind(kind), trace.WithNewRoot(), trace.WithAttributes(attrs...)}
 	if pub := parseTraceParent(j.TraceParent); pub.IsValid() {
 		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: pub,
 			Attributes: []attribute.KeyValue{attribute.String("herald.link", "publish")}}))
 	}
-	_, span := t.tracer.Start(context.Background(), "POST", opts...)
+	_, span := t.tracer.Start(context.Background(), name, opts...)
 	return span
 }
 
@@ -153,13 +163,13 @@ func (t *telemetry) startAttempt(j *job) trace.Span {
 // decision as the attempt's own data makes it (the recorder may still fail
 // the delivery instead of retrying it if its endpoint was disabled
 // meanwhile).
-func endAttempt(span trace.Span, j *job, resp *response) {
+func endAttempt(span trace.Span, j *job, resp *destination.Result) {
 	a := &j.attempt
 	decision := "succeeded"
 	switch {
-	case resp.Outcome == Interrupted:
+	case resp.Outcome == destination.Interrupted:
 		decision = "released" // due again; not recorded
-	case resp.Outcome != Success:
+	case resp.Outcome != destination.Delivered:
 		d := decide(resp, j.trigger, a.Number, a.Endpoint.Retry, true, 0.5)
 		if d.status == "RETRYING" {
 			decision = "retry"
@@ -172,7 +182,7 @@ func endAttempt(span trace.Span, j *job, resp *response) {
 	if resp.Status != 0 {
 		span.SetAttributes(attribute.Int("http.response.status_code", resp.Status))
 	}
-	if resp.Outcome != Success {
+	if resp.Outcome != destination.Delivered {
 		errType := resp.Error
 		if resp.Status != 0 {
 			errType = strconv.Itoa(resp.Status)

@@ -130,6 +130,14 @@ func (w *window) room(endpointID, appID string) int {
 	return max(0, min(w.max-w.total, w.perEndpoint-w.byEndpoint[endpointID], w.max-w.reserve-w.byApp[appID]))
 }
 
+// heldBy returns how many deliveries of an endpoint the window holds
+// (those whose attempts ended and await the recorder not counted).
+func (w *window) heldBy(endpointID string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.byEndpoint[endpointID]
+}
+
 // free returns how many more deliveries the window would grant in all.
 func (w *window) free() int {
 	w.mu.Lock()

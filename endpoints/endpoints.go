@@ -21,6 +21,7 @@ import (
 	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/destination"
+	"github.com/heraldhq/herald/destination/httpdest"
 	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/endpoint"
@@ -30,6 +31,7 @@ import (
 	"github.com/heraldhq/herald/quota"
 	"github.com/heraldhq/herald/signing"
 	"github.com/heraldhq/herald/tenant"
+	"github.com/heraldhq/herald/transform"
 	"github.com/heraldhq/herald/webhook"
 )
 
@@ -39,8 +41,14 @@ type Service struct {
 	Client *ent.Client
 	// Catalog checks subscribed event types.
 	Catalog *catalog.Catalog
-	// Policy validates endpoint URLs.
+	// Policy validates endpoint URLs and brokers' addresses.
 	Policy destination.Policy
+	// Destinations are the destination types endpoints may have (default:
+	// HTTP only).
+	Destinations *destination.Registry
+	// Transforms compiles transformations to check them at save (default:
+	// the default limits).
+	Transforms *transform.Engine
 	// Observer is told about changes (may be nil).
 	Observer dispatch.Observer
 	// Engine, if set, learns at once when an endpoint is disabled, deleted
@@ -110,6 +118,15 @@ type Input struct {
 	// RateLimit is the rate limit; a Set nil removes it.
 	RateLimit Change[*webhook.RateLimit]
 	Ordering  *webhook.Ordering
+	// Type is the destination type (nil: HTTP on create, unchanged on
+	// update).
+	Type *destination.Type
+	// Destination is a broker's configuration (nil: none given), given in
+	// the input field DestinationField ("rabbitmq").
+	Destination      json.RawMessage
+	DestinationField string
+	// Transformation is the script; a Set "" or nil removes it.
+	Transformation Change[*string]
 }
 
 // Change is an optional change of a field that can also be cleared: Set
@@ -121,6 +138,9 @@ type Change[T any] struct {
 
 // config is a complete, validated endpoint configuration.
 type config struct {
+	typ                    destination.Type
+	destination            json.RawMessage // a broker's configuration
+	transformation         *string
 	name, description, url string
 	eventTypes             []string
 	auth                   webhook.Auth
@@ -154,7 +174,10 @@ func (s *Service) validate(ctx context.Context, appID string, base config, in In
 	if len(c.description) > 4096 {
 		errs = append(errs, fault.Invalid("input.description", "must be at most 4096 characters"))
 	}
-	if in.URL != nil {
+	if err := s.checkDestination(&c, base, in); err != nil {
+		return c, err
+	}
+	if in.URL != nil && c.typ == destination.HTTP {
 		u, err := s.Policy.CheckURL(strings.TrimSpace(*in.URL))
 		var ue *destination.URLError
 		switch {
@@ -195,6 +218,9 @@ func (s *Service) validate(ctx context.Context, appID string, base config, in In
 	if in.Headers != nil {
 		c.headers = unmaskHeaders(*in.Headers, base.headers)
 	}
+	if c.typ != destination.HTTP {
+		c.auth, c.headers = webhook.Auth{Type: webhook.AuthNone}, nil
+	}
 	if authOK {
 		// Headers are checked against the authentication's header,
 		// which must be known first.
@@ -231,6 +257,21 @@ func (s *Service) validate(ctx context.Context, appID string, base config, in In
 			}
 		}
 	}
+	if in.Transformation.Set {
+		c.transformation = in.Transformation.Value
+		if c.transformation != nil && strings.TrimSpace(*c.transformation) == "" {
+			c.transformation = nil
+		}
+		if c.transformation != nil {
+			tr := s.Transforms
+			if tr == nil {
+				tr = transform.New(transform.Limits{})
+			}
+			if _, err := tr.Compile(*c.transformation); err != nil {
+				return c, fault.Invalid("input.transformation", "%s", strings.TrimPrefix(err.Error(), "transformation: "))
+			}
+		}
+	}
 	if in.Ordering != nil {
 		switch o := *in.Ordering; o {
 		case webhook.OrderNone, webhook.OrderByKey, webhook.OrderStrict:
@@ -240,6 +281,74 @@ func (s *Service) validate(ctx context.Context, appID string, base config, in In
 		}
 	}
 	return c, errs.Err()
+}
+
+// registry returns the destination types, HTTP only by default.
+func (s *Service) registry() *destination.Registry {
+	if s.Destinations == nil {
+		s.Destinations = destination.NewRegistry(httpdest.Spec())
+	}
+	return s.Destinations
+}
+
+// checkDestination applies the input's destination type and configuration
+// to c: an HTTP endpoint needs a url and no broker configuration; a
+// broker endpoint needs its configuration (in the field named after its
+// type, checked by its spec, whose errors name their field) and neither a
+// url nor auth nor headers, and its url becomes the broker's address.
+func (s *Service) checkDestination(c *config, base config, in Input) error {
+	reg := s.registry()
+	if in.Type != nil {
+		c.typ = *in.Type
+	}
+	spec, ok := reg.Lookup(c.typ)
+	if !ok {
+		return fault.Invalid("input.type", "%s endpoints are not available in this installation", c.typ)
+	}
+	if in.Destination != nil && in.DestinationField != spec.Field {
+		other := "an HTTP"
+		if o, ok := reg.ByField(in.DestinationField); ok {
+			other = "a " + string(o.Type)
+		}
+		return fault.Invalid("input."+in.DestinationField, "configures %s endpoint, but the endpoint's type is %s", other, c.typ)
+	}
+	if c.typ == destination.HTTP {
+		c.destination = nil
+		if in.URL == nil && (base.url == "" || base.typ != destination.HTTP) {
+			return fault.Invalid("input.url", "is required for HTTP endpoints")
+		}
+		return nil
+	}
+	switch {
+	case in.URL != nil:
+		return fault.Invalid("input.url", "is only for HTTP endpoints; a %s endpoint is configured by input.%s", spec.Type, spec.Field)
+	case in.Auth != nil && in.Auth.Type != webhook.AuthNone:
+		return fault.Invalid("input.auth", "is only for HTTP endpoints; a %s endpoint's credentials go in input.%s", spec.Type, spec.Field)
+	case in.Headers != nil && len(*in.Headers) > 0:
+		return fault.Invalid("input.headers", "are only for HTTP endpoints; a %s message carries Herald's headers as its own", spec.Type)
+	case in.Destination == nil && base.typ == c.typ && base.destination != nil:
+		return nil // unchanged
+	case in.Destination == nil:
+		return fault.Invalid("input."+spec.Field, "is required for %s endpoints", spec.Type)
+	}
+	var stored json.RawMessage
+	if base.typ == c.typ {
+		stored = base.destination
+	}
+	checked, err := reg.Check(c.typ, in.Destination, stored, s.Policy)
+	if err != nil {
+		var fe *destination.FieldError
+		if errors.As(err, &fe) {
+			field := "input." + spec.Field
+			if fe.Field != "" {
+				field += "." + fe.Field
+			}
+			return fault.Invalid(field, "%s", fe.Message)
+		}
+		return fault.Invalid("input."+spec.Field, "%v", err)
+	}
+	c.destination, c.url = checked.Config, checked.Address
+	return nil
 }
 
 // CheckFilter validates a payload filter; faults name the offending part
@@ -357,13 +466,10 @@ func (s *Service) Create(ctx context.Context, in Input) (*ent.Endpoint, string, 
 	if in.Name == nil {
 		missing = append(missing, fault.Invalid("input.name", "is required"))
 	}
-	if in.URL == nil {
-		missing = append(missing, fault.Invalid("input.url", "is required"))
-	}
 	if in.EventTypes == nil {
 		missing = append(missing, fault.Invalid("input.eventTypes", "is required; use [\"*\"] for every event type"))
 	}
-	base := config{auth: webhook.Auth{Type: webhook.AuthNone}, retry: webhook.DefaultRetryPolicy(), timeout: webhook.DefaultTimeout, ordering: webhook.OrderNone}
+	base := config{typ: destination.HTTP, auth: webhook.Auth{Type: webhook.AuthNone}, retry: webhook.DefaultRetryPolicy(), timeout: webhook.DefaultTimeout, ordering: webhook.OrderNone}
 	c, err := s.validate(ctx, v.AppID, base, in)
 	if len(missing) > 0 {
 		// What is there is checked too, so that every field is reported
@@ -395,6 +501,7 @@ func (s *Service) Create(ctx context.Context, in Input) (*ent.Endpoint, string, 
 	var ep *ent.Endpoint
 	err = db.WithTx(ctx, s.Client, func(tx *ent.Client) error {
 		create := tx.Endpoint.Create().
+			SetType(c.typ).
 			SetName(c.name).
 			SetDescription(c.description).
 			SetURL(c.url).
@@ -409,6 +516,10 @@ func (s *Service) Create(ctx context.Context, in Input) (*ent.Endpoint, string, 
 		if c.filter != nil {
 			create.SetFilter(c.filter)
 		}
+		if c.destination != nil {
+			create.SetDestination(c.destination)
+		}
+		create.SetNillableTransformation(c.transformation)
 		if c.rateLimit != nil {
 			create.SetRateLimit(c.rateLimit)
 		}
@@ -459,9 +570,13 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*ent.Endpoin
 			return err
 		}
 		base := config{
+			typ: cur.Type, destination: cur.Destination, transformation: cur.Transformation,
 			name: cur.Name, description: cur.Description, url: cur.URL, eventTypes: cur.EventTypes,
 			auth: cur.Auth, headers: cur.Headers, retry: cur.RetryPolicy, timeout: cur.Timeout,
 			filter: cur.Filter, rateLimit: cur.RateLimit, ordering: webhook.Ordering(cur.Ordering),
+		}
+		if base.typ == "" {
+			base.typ = destination.HTTP
 		}
 		c, err := s.validate(ctx, v.AppID, base, in)
 		if err != nil {
@@ -476,6 +591,7 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*ent.Endpoin
 			return err
 		}
 		u := tx.Endpoint.UpdateOneID(id).
+			SetType(c.typ).
 			SetName(c.name).
 			SetDescription(c.description).
 			SetURL(c.url).
@@ -489,6 +605,16 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*ent.Endpoin
 			u.SetFilter(c.filter)
 		} else {
 			u.ClearFilter()
+		}
+		if c.destination != nil {
+			u.SetDestination(c.destination)
+		} else {
+			u.ClearDestination()
+		}
+		if c.transformation != nil {
+			u.SetTransformation(*c.transformation)
+		} else {
+			u.ClearTransformation()
 		}
 		if c.rateLimit != nil {
 			u.SetRateLimit(c.rateLimit)

@@ -10,6 +10,7 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
+	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/webhook"
@@ -32,8 +33,12 @@ type Endpoint struct {
 	Name string `json:"name,omitempty"`
 	// Description holds the value of the "description" field.
 	Description string `json:"description,omitempty"`
-	// URL holds the value of the "url" field.
+	// Where events go: the HTTP URL, or a broker's address and queue or topic, without credentials.
 	URL string `json:"url,omitempty"`
+	// The destination type: HTTP, or a broker such as RABBITMQ.
+	Type destination.Type `json:"type,omitempty"`
+	// A broker endpoint's configuration, as its destination.Spec checked it (secrets included).
+	Destination json.RawMessage `json:"-"`
 	// Subscribed event types: names, prefix patterns (order.*) or *.
 	EventTypes []string `json:"event_types,omitempty"`
 	// Auth holds the value of the "auth" field.
@@ -56,6 +61,8 @@ type Endpoint struct {
 	FlowOwner *string `json:"flow_owner,omitempty"`
 	// FlowOwnerUntil holds the value of the "flow_owner_until" field.
 	FlowOwnerUntil *time.Time `json:"flow_owner_until,omitempty"`
+	// JavaScript that reshapes each event before it is sent (function handler(webhook) { ... }); null: none.
+	Transformation *string `json:"transformation,omitempty"`
 	// IsActive holds the value of the "is_active" field.
 	IsActive bool `json:"is_active,omitempty"`
 	// DisabledReason holds the value of the "disabled_reason" field.
@@ -136,13 +143,13 @@ func (*Endpoint) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case endpoint.FieldEventTypes, endpoint.FieldAuth, endpoint.FieldHeaders, endpoint.FieldRetryPolicy, endpoint.FieldRateLimit, endpoint.FieldFilter:
+		case endpoint.FieldDestination, endpoint.FieldEventTypes, endpoint.FieldAuth, endpoint.FieldHeaders, endpoint.FieldRetryPolicy, endpoint.FieldRateLimit, endpoint.FieldFilter:
 			values[i] = new([]byte)
 		case endpoint.FieldIsActive:
 			values[i] = new(sql.NullBool)
 		case endpoint.FieldTimeout, endpoint.FieldConsecutiveFailures, endpoint.FieldFailureCount, endpoint.FieldSuccessCount:
 			values[i] = new(sql.NullInt64)
-		case endpoint.FieldID, endpoint.FieldAppID, endpoint.FieldName, endpoint.FieldDescription, endpoint.FieldURL, endpoint.FieldOrdering, endpoint.FieldFlowOwner, endpoint.FieldDisabledReason, endpoint.FieldSecret, endpoint.FieldPreviousSecret:
+		case endpoint.FieldID, endpoint.FieldAppID, endpoint.FieldName, endpoint.FieldDescription, endpoint.FieldURL, endpoint.FieldType, endpoint.FieldOrdering, endpoint.FieldFlowOwner, endpoint.FieldTransformation, endpoint.FieldDisabledReason, endpoint.FieldSecret, endpoint.FieldPreviousSecret:
 			values[i] = new(sql.NullString)
 		case endpoint.FieldCreatedAt, endpoint.FieldUpdatedAt, endpoint.FieldDeletedAt, endpoint.FieldPausedUntil, endpoint.FieldFlowOwnerUntil, endpoint.FieldDisabledAt, endpoint.FieldPreviousSecretExpiresAt, endpoint.FieldLastSuccessAt, endpoint.FieldLastFailureAt:
 			values[i] = new(sql.NullTime)
@@ -209,6 +216,20 @@ func (_m *Endpoint) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field url", values[i])
 			} else if value.Valid {
 				_m.URL = value.String
+			}
+		case endpoint.FieldType:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field type", values[i])
+			} else if value.Valid {
+				_m.Type = destination.Type(value.String)
+			}
+		case endpoint.FieldDestination:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field destination", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.Destination); err != nil {
+					return fmt.Errorf("unmarshal field destination: %w", err)
+				}
 			}
 		case endpoint.FieldEventTypes:
 			if value, ok := values[i].(*[]byte); !ok {
@@ -290,6 +311,13 @@ func (_m *Endpoint) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.FlowOwnerUntil = new(time.Time)
 				*_m.FlowOwnerUntil = value.Time
+			}
+		case endpoint.FieldTransformation:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field transformation", values[i])
+			} else if value.Valid {
+				_m.Transformation = new(string)
+				*_m.Transformation = value.String
 			}
 		case endpoint.FieldIsActive:
 			if value, ok := values[i].(*sql.NullBool); !ok {
@@ -437,6 +465,11 @@ func (_m *Endpoint) String() string {
 	builder.WriteString("url=")
 	builder.WriteString(_m.URL)
 	builder.WriteString(", ")
+	builder.WriteString("type=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Type))
+	builder.WriteString(", ")
+	builder.WriteString("destination=<sensitive>")
+	builder.WriteString(", ")
 	builder.WriteString("event_types=")
 	builder.WriteString(fmt.Sprintf("%v", _m.EventTypes))
 	builder.WriteString(", ")
@@ -473,6 +506,11 @@ func (_m *Endpoint) String() string {
 	if v := _m.FlowOwnerUntil; v != nil {
 		builder.WriteString("flow_owner_until=")
 		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.Transformation; v != nil {
+		builder.WriteString("transformation=")
+		builder.WriteString(*v)
 	}
 	builder.WriteString(", ")
 	builder.WriteString("is_active=")

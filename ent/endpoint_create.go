@@ -13,6 +13,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
+	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
 	"github.com/heraldhq/herald/ent/delivery"
@@ -99,6 +100,26 @@ func (_c *EndpointCreate) SetNillableDescription(v *string) *EndpointCreate {
 // SetURL sets the "url" field.
 func (_c *EndpointCreate) SetURL(v string) *EndpointCreate {
 	_c.mutation.SetURL(v)
+	return _c
+}
+
+// SetType sets the "type" field.
+func (_c *EndpointCreate) SetType(v destination.Type) *EndpointCreate {
+	_c.mutation.SetType(v)
+	return _c
+}
+
+// SetNillableType sets the "type" field if the given value is not nil.
+func (_c *EndpointCreate) SetNillableType(v *destination.Type) *EndpointCreate {
+	if v != nil {
+		_c.SetType(*v)
+	}
+	return _c
+}
+
+// SetDestination sets the "destination" field.
+func (_c *EndpointCreate) SetDestination(v json.RawMessage) *EndpointCreate {
+	_c.mutation.SetDestination(v)
 	return _c
 }
 
@@ -204,6 +225,20 @@ func (_c *EndpointCreate) SetFlowOwnerUntil(v time.Time) *EndpointCreate {
 func (_c *EndpointCreate) SetNillableFlowOwnerUntil(v *time.Time) *EndpointCreate {
 	if v != nil {
 		_c.SetFlowOwnerUntil(*v)
+	}
+	return _c
+}
+
+// SetTransformation sets the "transformation" field.
+func (_c *EndpointCreate) SetTransformation(v string) *EndpointCreate {
+	_c.mutation.SetTransformation(v)
+	return _c
+}
+
+// SetNillableTransformation sets the "transformation" field if the given value is not nil.
+func (_c *EndpointCreate) SetNillableTransformation(v *string) *EndpointCreate {
+	if v != nil {
+		_c.SetTransformation(*v)
 	}
 	return _c
 }
@@ -458,6 +493,10 @@ func (_c *EndpointCreate) defaults() error {
 		v := endpoint.DefaultDescription
 		_c.mutation.SetDescription(v)
 	}
+	if _, ok := _c.mutation.GetType(); !ok {
+		v := endpoint.DefaultType
+		_c.mutation.SetType(v)
+	}
 	if _, ok := _c.mutation.Timeout(); !ok {
 		v := endpoint.DefaultTimeout
 		_c.mutation.SetTimeout(v)
@@ -526,6 +565,9 @@ func (_c *EndpointCreate) check() error {
 		if err := endpoint.URLValidator(v); err != nil {
 			return &ValidationError{Name: "url", err: fmt.Errorf(`ent: validator failed for field "Endpoint.url": %w`, err)}
 		}
+	}
+	if _, ok := _c.mutation.GetType(); !ok {
+		return &ValidationError{Name: "type", err: errors.New(`ent: missing required field "Endpoint.type"`)}
 	}
 	if _, ok := _c.mutation.EventTypes(); !ok {
 		return &ValidationError{Name: "event_types", err: errors.New(`ent: missing required field "Endpoint.event_types"`)}
@@ -640,6 +682,14 @@ func (_c *EndpointCreate) createSpec() (*Endpoint, *sqlgraph.CreateSpec) {
 		_spec.SetField(endpoint.FieldURL, field.TypeString, value)
 		_node.URL = value
 	}
+	if value, ok := _c.mutation.GetType(); ok {
+		_spec.SetField(endpoint.FieldType, field.TypeString, value)
+		_node.Type = value
+	}
+	if value, ok := _c.mutation.Destination(); ok {
+		_spec.SetField(endpoint.FieldDestination, field.TypeJSON, value)
+		_node.Destination = value
+	}
 	if value, ok := _c.mutation.EventTypes(); ok {
 		_spec.SetField(endpoint.FieldEventTypes, field.TypeJSON, value)
 		_node.EventTypes = value
@@ -683,6 +733,10 @@ func (_c *EndpointCreate) createSpec() (*Endpoint, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.FlowOwnerUntil(); ok {
 		_spec.SetField(endpoint.FieldFlowOwnerUntil, field.TypeTime, value)
 		_node.FlowOwnerUntil = &value
+	}
+	if value, ok := _c.mutation.Transformation(); ok {
+		_spec.SetField(endpoint.FieldTransformation, field.TypeString, value)
+		_node.Transformation = &value
 	}
 	if value, ok := _c.mutation.IsActive(); ok {
 		_spec.SetField(endpoint.FieldIsActive, field.TypeBool, value)
@@ -895,6 +949,36 @@ func (u *EndpointUpsert) UpdateURL() *EndpointUpsert {
 	return u
 }
 
+// SetType sets the "type" field.
+func (u *EndpointUpsert) SetType(v destination.Type) *EndpointUpsert {
+	u.Set(endpoint.FieldType, v)
+	return u
+}
+
+// UpdateType sets the "type" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateType() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldType)
+	return u
+}
+
+// SetDestination sets the "destination" field.
+func (u *EndpointUpsert) SetDestination(v json.RawMessage) *EndpointUpsert {
+	u.Set(endpoint.FieldDestination, v)
+	return u
+}
+
+// UpdateDestination sets the "destination" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateDestination() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldDestination)
+	return u
+}
+
+// ClearDestination clears the value of the "destination" field.
+func (u *EndpointUpsert) ClearDestination() *EndpointUpsert {
+	u.SetNull(endpoint.FieldDestination)
+	return u
+}
+
 // SetEventTypes sets the "event_types" field.
 func (u *EndpointUpsert) SetEventTypes(v []string) *EndpointUpsert {
 	u.Set(endpoint.FieldEventTypes, v)
@@ -1066,6 +1150,24 @@ func (u *EndpointUpsert) UpdateFlowOwnerUntil() *EndpointUpsert {
 // ClearFlowOwnerUntil clears the value of the "flow_owner_until" field.
 func (u *EndpointUpsert) ClearFlowOwnerUntil() *EndpointUpsert {
 	u.SetNull(endpoint.FieldFlowOwnerUntil)
+	return u
+}
+
+// SetTransformation sets the "transformation" field.
+func (u *EndpointUpsert) SetTransformation(v string) *EndpointUpsert {
+	u.Set(endpoint.FieldTransformation, v)
+	return u
+}
+
+// UpdateTransformation sets the "transformation" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateTransformation() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldTransformation)
+	return u
+}
+
+// ClearTransformation clears the value of the "transformation" field.
+func (u *EndpointUpsert) ClearTransformation() *EndpointUpsert {
+	u.SetNull(endpoint.FieldTransformation)
 	return u
 }
 
@@ -1386,6 +1488,41 @@ func (u *EndpointUpsertOne) UpdateURL() *EndpointUpsertOne {
 	})
 }
 
+// SetType sets the "type" field.
+func (u *EndpointUpsertOne) SetType(v destination.Type) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetType(v)
+	})
+}
+
+// UpdateType sets the "type" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateType() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateType()
+	})
+}
+
+// SetDestination sets the "destination" field.
+func (u *EndpointUpsertOne) SetDestination(v json.RawMessage) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetDestination(v)
+	})
+}
+
+// UpdateDestination sets the "destination" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateDestination() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateDestination()
+	})
+}
+
+// ClearDestination clears the value of the "destination" field.
+func (u *EndpointUpsertOne) ClearDestination() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearDestination()
+	})
+}
+
 // SetEventTypes sets the "event_types" field.
 func (u *EndpointUpsertOne) SetEventTypes(v []string) *EndpointUpsertOne {
 	return u.Update(func(s *EndpointUpsert) {
@@ -1586,6 +1723,27 @@ func (u *EndpointUpsertOne) UpdateFlowOwnerUntil() *EndpointUpsertOne {
 func (u *EndpointUpsertOne) ClearFlowOwnerUntil() *EndpointUpsertOne {
 	return u.Update(func(s *EndpointUpsert) {
 		s.ClearFlowOwnerUntil()
+	})
+}
+
+// SetTransformation sets the "transformation" field.
+func (u *EndpointUpsertOne) SetTransformation(v string) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetTransformation(v)
+	})
+}
+
+// UpdateTransformation sets the "transformation" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateTransformation() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateTransformation()
+	})
+}
+
+// ClearTransformation clears the value of the "transformation" field.
+func (u *EndpointUpsertOne) ClearTransformation() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearTransformation()
 	})
 }
 
@@ -2104,6 +2262,41 @@ func (u *EndpointUpsertBulk) UpdateURL() *EndpointUpsertBulk {
 	})
 }
 
+// SetType sets the "type" field.
+func (u *EndpointUpsertBulk) SetType(v destination.Type) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetType(v)
+	})
+}
+
+// UpdateType sets the "type" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateType() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateType()
+	})
+}
+
+// SetDestination sets the "destination" field.
+func (u *EndpointUpsertBulk) SetDestination(v json.RawMessage) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetDestination(v)
+	})
+}
+
+// UpdateDestination sets the "destination" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateDestination() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateDestination()
+	})
+}
+
+// ClearDestination clears the value of the "destination" field.
+func (u *EndpointUpsertBulk) ClearDestination() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearDestination()
+	})
+}
+
 // SetEventTypes sets the "event_types" field.
 func (u *EndpointUpsertBulk) SetEventTypes(v []string) *EndpointUpsertBulk {
 	return u.Update(func(s *EndpointUpsert) {
@@ -2304,6 +2497,27 @@ func (u *EndpointUpsertBulk) UpdateFlowOwnerUntil() *EndpointUpsertBulk {
 func (u *EndpointUpsertBulk) ClearFlowOwnerUntil() *EndpointUpsertBulk {
 	return u.Update(func(s *EndpointUpsert) {
 		s.ClearFlowOwnerUntil()
+	})
+}
+
+// SetTransformation sets the "transformation" field.
+func (u *EndpointUpsertBulk) SetTransformation(v string) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetTransformation(v)
+	})
+}
+
+// UpdateTransformation sets the "transformation" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateTransformation() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateTransformation()
+	})
+}
+
+// ClearTransformation clears the value of the "transformation" field.
+func (u *EndpointUpsertBulk) ClearTransformation() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearTransformation()
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/dialect/sql/sqljson"
 	"entgo.io/ent/schema/field"
+	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/ent/attempt"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/endpoint"
@@ -99,6 +100,38 @@ func (_u *EndpointUpdate) SetNillableURL(v *string) *EndpointUpdate {
 	if v != nil {
 		_u.SetURL(*v)
 	}
+	return _u
+}
+
+// SetType sets the "type" field.
+func (_u *EndpointUpdate) SetType(v destination.Type) *EndpointUpdate {
+	_u.mutation.SetType(v)
+	return _u
+}
+
+// SetNillableType sets the "type" field if the given value is not nil.
+func (_u *EndpointUpdate) SetNillableType(v *destination.Type) *EndpointUpdate {
+	if v != nil {
+		_u.SetType(*v)
+	}
+	return _u
+}
+
+// SetDestination sets the "destination" field.
+func (_u *EndpointUpdate) SetDestination(v json.RawMessage) *EndpointUpdate {
+	_u.mutation.SetDestination(v)
+	return _u
+}
+
+// AppendDestination appends value to the "destination" field.
+func (_u *EndpointUpdate) AppendDestination(v json.RawMessage) *EndpointUpdate {
+	_u.mutation.AppendDestination(v)
+	return _u
+}
+
+// ClearDestination clears the value of the "destination" field.
+func (_u *EndpointUpdate) ClearDestination() *EndpointUpdate {
+	_u.mutation.ClearDestination()
 	return _u
 }
 
@@ -282,6 +315,26 @@ func (_u *EndpointUpdate) SetNillableFlowOwnerUntil(v *time.Time) *EndpointUpdat
 // ClearFlowOwnerUntil clears the value of the "flow_owner_until" field.
 func (_u *EndpointUpdate) ClearFlowOwnerUntil() *EndpointUpdate {
 	_u.mutation.ClearFlowOwnerUntil()
+	return _u
+}
+
+// SetTransformation sets the "transformation" field.
+func (_u *EndpointUpdate) SetTransformation(v string) *EndpointUpdate {
+	_u.mutation.SetTransformation(v)
+	return _u
+}
+
+// SetNillableTransformation sets the "transformation" field if the given value is not nil.
+func (_u *EndpointUpdate) SetNillableTransformation(v *string) *EndpointUpdate {
+	if v != nil {
+		_u.SetTransformation(*v)
+	}
+	return _u
+}
+
+// ClearTransformation clears the value of the "transformation" field.
+func (_u *EndpointUpdate) ClearTransformation() *EndpointUpdate {
+	_u.mutation.ClearTransformation()
 	return _u
 }
 
@@ -684,6 +737,20 @@ func (_u *EndpointUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if value, ok := _u.mutation.URL(); ok {
 		_spec.SetField(endpoint.FieldURL, field.TypeString, value)
 	}
+	if value, ok := _u.mutation.GetType(); ok {
+		_spec.SetField(endpoint.FieldType, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.Destination(); ok {
+		_spec.SetField(endpoint.FieldDestination, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedDestination(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, endpoint.FieldDestination, value)
+		})
+	}
+	if _u.mutation.DestinationCleared() {
+		_spec.ClearField(endpoint.FieldDestination, field.TypeJSON)
+	}
 	if value, ok := _u.mutation.EventTypes(); ok {
 		_spec.SetField(endpoint.FieldEventTypes, field.TypeJSON, value)
 	}
@@ -752,6 +819,12 @@ func (_u *EndpointUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.FlowOwnerUntilCleared() {
 		_spec.ClearField(endpoint.FieldFlowOwnerUntil, field.TypeTime)
+	}
+	if value, ok := _u.mutation.Transformation(); ok {
+		_spec.SetField(endpoint.FieldTransformation, field.TypeString, value)
+	}
+	if _u.mutation.TransformationCleared() {
+		_spec.ClearField(endpoint.FieldTransformation, field.TypeString)
 	}
 	if value, ok := _u.mutation.IsActive(); ok {
 		_spec.SetField(endpoint.FieldIsActive, field.TypeBool, value)
@@ -993,6 +1066,38 @@ func (_u *EndpointUpdateOne) SetNillableURL(v *string) *EndpointUpdateOne {
 	return _u
 }
 
+// SetType sets the "type" field.
+func (_u *EndpointUpdateOne) SetType(v destination.Type) *EndpointUpdateOne {
+	_u.mutation.SetType(v)
+	return _u
+}
+
+// SetNillableType sets the "type" field if the given value is not nil.
+func (_u *EndpointUpdateOne) SetNillableType(v *destination.Type) *EndpointUpdateOne {
+	if v != nil {
+		_u.SetType(*v)
+	}
+	return _u
+}
+
+// SetDestination sets the "destination" field.
+func (_u *EndpointUpdateOne) SetDestination(v json.RawMessage) *EndpointUpdateOne {
+	_u.mutation.SetDestination(v)
+	return _u
+}
+
+// AppendDestination appends value to the "destination" field.
+func (_u *EndpointUpdateOne) AppendDestination(v json.RawMessage) *EndpointUpdateOne {
+	_u.mutation.AppendDestination(v)
+	return _u
+}
+
+// ClearDestination clears the value of the "destination" field.
+func (_u *EndpointUpdateOne) ClearDestination() *EndpointUpdateOne {
+	_u.mutation.ClearDestination()
+	return _u
+}
+
 // SetEventTypes sets the "event_types" field.
 func (_u *EndpointUpdateOne) SetEventTypes(v []string) *EndpointUpdateOne {
 	_u.mutation.SetEventTypes(v)
@@ -1173,6 +1278,26 @@ func (_u *EndpointUpdateOne) SetNillableFlowOwnerUntil(v *time.Time) *EndpointUp
 // ClearFlowOwnerUntil clears the value of the "flow_owner_until" field.
 func (_u *EndpointUpdateOne) ClearFlowOwnerUntil() *EndpointUpdateOne {
 	_u.mutation.ClearFlowOwnerUntil()
+	return _u
+}
+
+// SetTransformation sets the "transformation" field.
+func (_u *EndpointUpdateOne) SetTransformation(v string) *EndpointUpdateOne {
+	_u.mutation.SetTransformation(v)
+	return _u
+}
+
+// SetNillableTransformation sets the "transformation" field if the given value is not nil.
+func (_u *EndpointUpdateOne) SetNillableTransformation(v *string) *EndpointUpdateOne {
+	if v != nil {
+		_u.SetTransformation(*v)
+	}
+	return _u
+}
+
+// ClearTransformation clears the value of the "transformation" field.
+func (_u *EndpointUpdateOne) ClearTransformation() *EndpointUpdateOne {
+	_u.mutation.ClearTransformation()
 	return _u
 }
 
@@ -1605,6 +1730,20 @@ func (_u *EndpointUpdateOne) sqlSave(ctx context.Context) (_node *Endpoint, err 
 	if value, ok := _u.mutation.URL(); ok {
 		_spec.SetField(endpoint.FieldURL, field.TypeString, value)
 	}
+	if value, ok := _u.mutation.GetType(); ok {
+		_spec.SetField(endpoint.FieldType, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.Destination(); ok {
+		_spec.SetField(endpoint.FieldDestination, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedDestination(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, endpoint.FieldDestination, value)
+		})
+	}
+	if _u.mutation.DestinationCleared() {
+		_spec.ClearField(endpoint.FieldDestination, field.TypeJSON)
+	}
 	if value, ok := _u.mutation.EventTypes(); ok {
 		_spec.SetField(endpoint.FieldEventTypes, field.TypeJSON, value)
 	}
@@ -1673,6 +1812,12 @@ func (_u *EndpointUpdateOne) sqlSave(ctx context.Context) (_node *Endpoint, err 
 	}
 	if _u.mutation.FlowOwnerUntilCleared() {
 		_spec.ClearField(endpoint.FieldFlowOwnerUntil, field.TypeTime)
+	}
+	if value, ok := _u.mutation.Transformation(); ok {
+		_spec.SetField(endpoint.FieldTransformation, field.TypeString, value)
+	}
+	if _u.mutation.TransformationCleared() {
+		_spec.ClearField(endpoint.FieldTransformation, field.TypeString)
 	}
 	if value, ok := _u.mutation.IsActive(); ok {
 		_spec.SetField(endpoint.FieldIsActive, field.TypeBool, value)

@@ -854,6 +854,11 @@ func (_q *EndpointQuery) collectField(ctx context.Context, oneNode bool, opCtx *
 				selectedFields = append(selectedFields, endpoint.FieldPausedUntil)
 				fieldSeen[endpoint.FieldPausedUntil] = struct{}{}
 			}
+		case "transformation":
+			if _, ok := fieldSeen[endpoint.FieldTransformation]; !ok {
+				selectedFields = append(selectedFields, endpoint.FieldTransformation)
+				fieldSeen[endpoint.FieldTransformation] = struct{}{}
+			}
 		case "isActive":
 			if _, ok := fieldSeen[endpoint.FieldIsActive]; !ok {
 				selectedFields = append(selectedFields, endpoint.FieldIsActive)

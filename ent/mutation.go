@@ -12,6 +12,7 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
+	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
@@ -9567,6 +9568,9 @@ type EndpointMutation struct {
 	name                       *string
 	description                *string
 	url                        *string
+	_type                      *destination.Type
+	destination                *json.RawMessage
+	appenddestination          json.RawMessage
 	event_types                *[]string
 	appendevent_types          []string
 	auth                       *webhook.Auth
@@ -9582,6 +9586,7 @@ type EndpointMutation struct {
 	paused_until               *time.Time
 	flow_owner                 *string
 	flow_owner_until           *time.Time
+	transformation             *string
 	is_active                  *bool
 	disabled_reason            *string
 	disabled_at                *time.Time
@@ -9977,6 +9982,107 @@ func (m *EndpointMutation) OldURL(ctx context.Context) (v string, err error) {
 // ResetURL resets all changes to the "url" field.
 func (m *EndpointMutation) ResetURL() {
 	m.url = nil
+}
+
+// SetType sets the "type" field.
+func (m *EndpointMutation) SetType(d destination.Type) {
+	m._type = &d
+}
+
+// GetType returns the value of the "type" field in the mutation.
+func (m *EndpointMutation) GetType() (r destination.Type, exists bool) {
+	v := m._type
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldType returns the old "type" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldType(ctx context.Context) (v destination.Type, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldType is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldType requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldType: %w", err)
+	}
+	return oldValue.Type, nil
+}
+
+// ResetType resets all changes to the "type" field.
+func (m *EndpointMutation) ResetType() {
+	m._type = nil
+}
+
+// SetDestination sets the "destination" field.
+func (m *EndpointMutation) SetDestination(jm json.RawMessage) {
+	m.destination = &jm
+	m.appenddestination = nil
+}
+
+// Destination returns the value of the "destination" field in the mutation.
+func (m *EndpointMutation) Destination() (r json.RawMessage, exists bool) {
+	v := m.destination
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDestination returns the old "destination" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldDestination(ctx context.Context) (v json.RawMessage, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDestination is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDestination requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDestination: %w", err)
+	}
+	return oldValue.Destination, nil
+}
+
+// AppendDestination adds jm to the "destination" field.
+func (m *EndpointMutation) AppendDestination(jm json.RawMessage) {
+	m.appenddestination = append(m.appenddestination, jm...)
+}
+
+// AppendedDestination returns the list of values that were appended to the "destination" field in this mutation.
+func (m *EndpointMutation) AppendedDestination() (json.RawMessage, bool) {
+	if len(m.appenddestination) == 0 {
+		return nil, false
+	}
+	return m.appenddestination, true
+}
+
+// ClearDestination clears the value of the "destination" field.
+func (m *EndpointMutation) ClearDestination() {
+	m.destination = nil
+	m.appenddestination = nil
+	m.clearedFields[endpoint.FieldDestination] = struct{}{}
+}
+
+// DestinationCleared returns if the "destination" field was cleared in this mutation.
+func (m *EndpointMutation) DestinationCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldDestination]
+	return ok
+}
+
+// ResetDestination resets all changes to the "destination" field.
+func (m *EndpointMutation) ResetDestination() {
+	m.destination = nil
+	m.appenddestination = nil
+	delete(m.clearedFields, endpoint.FieldDestination)
 }
 
 // SetEventTypes sets the "event_types" field.
@@ -10518,6 +10624,55 @@ func (m *EndpointMutation) FlowOwnerUntilCleared() bool {
 func (m *EndpointMutation) ResetFlowOwnerUntil() {
 	m.flow_owner_until = nil
 	delete(m.clearedFields, endpoint.FieldFlowOwnerUntil)
+}
+
+// SetTransformation sets the "transformation" field.
+func (m *EndpointMutation) SetTransformation(s string) {
+	m.transformation = &s
+}
+
+// Transformation returns the value of the "transformation" field in the mutation.
+func (m *EndpointMutation) Transformation() (r string, exists bool) {
+	v := m.transformation
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTransformation returns the old "transformation" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldTransformation(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTransformation is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTransformation requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTransformation: %w", err)
+	}
+	return oldValue.Transformation, nil
+}
+
+// ClearTransformation clears the value of the "transformation" field.
+func (m *EndpointMutation) ClearTransformation() {
+	m.transformation = nil
+	m.clearedFields[endpoint.FieldTransformation] = struct{}{}
+}
+
+// TransformationCleared returns if the "transformation" field was cleared in this mutation.
+func (m *EndpointMutation) TransformationCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldTransformation]
+	return ok
+}
+
+// ResetTransformation resets all changes to the "transformation" field.
+func (m *EndpointMutation) ResetTransformation() {
+	m.transformation = nil
+	delete(m.clearedFields, endpoint.FieldTransformation)
 }
 
 // SetIsActive sets the "is_active" field.
@@ -11223,7 +11378,7 @@ func (m *EndpointMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *EndpointMutation) Fields() []string {
-	fields := make([]string, 0, 29)
+	fields := make([]string, 0, 32)
 	if m.created_at != nil {
 		fields = append(fields, endpoint.FieldCreatedAt)
 	}
@@ -11244,6 +11399,12 @@ func (m *EndpointMutation) Fields() []string {
 	}
 	if m.url != nil {
 		fields = append(fields, endpoint.FieldURL)
+	}
+	if m._type != nil {
+		fields = append(fields, endpoint.FieldType)
+	}
+	if m.destination != nil {
+		fields = append(fields, endpoint.FieldDestination)
 	}
 	if m.event_types != nil {
 		fields = append(fields, endpoint.FieldEventTypes)
@@ -11277,6 +11438,9 @@ func (m *EndpointMutation) Fields() []string {
 	}
 	if m.flow_owner_until != nil {
 		fields = append(fields, endpoint.FieldFlowOwnerUntil)
+	}
+	if m.transformation != nil {
+		fields = append(fields, endpoint.FieldTransformation)
 	}
 	if m.is_active != nil {
 		fields = append(fields, endpoint.FieldIsActive)
@@ -11333,6 +11497,10 @@ func (m *EndpointMutation) Field(name string) (ent.Value, bool) {
 		return m.Description()
 	case endpoint.FieldURL:
 		return m.URL()
+	case endpoint.FieldType:
+		return m.GetType()
+	case endpoint.FieldDestination:
+		return m.Destination()
 	case endpoint.FieldEventTypes:
 		return m.EventTypes()
 	case endpoint.FieldAuth:
@@ -11355,6 +11523,8 @@ func (m *EndpointMutation) Field(name string) (ent.Value, bool) {
 		return m.FlowOwner()
 	case endpoint.FieldFlowOwnerUntil:
 		return m.FlowOwnerUntil()
+	case endpoint.FieldTransformation:
+		return m.Transformation()
 	case endpoint.FieldIsActive:
 		return m.IsActive()
 	case endpoint.FieldDisabledReason:
@@ -11400,6 +11570,10 @@ func (m *EndpointMutation) OldField(ctx context.Context, name string) (ent.Value
 		return m.OldDescription(ctx)
 	case endpoint.FieldURL:
 		return m.OldURL(ctx)
+	case endpoint.FieldType:
+		return m.OldType(ctx)
+	case endpoint.FieldDestination:
+		return m.OldDestination(ctx)
 	case endpoint.FieldEventTypes:
 		return m.OldEventTypes(ctx)
 	case endpoint.FieldAuth:
@@ -11422,6 +11596,8 @@ func (m *EndpointMutation) OldField(ctx context.Context, name string) (ent.Value
 		return m.OldFlowOwner(ctx)
 	case endpoint.FieldFlowOwnerUntil:
 		return m.OldFlowOwnerUntil(ctx)
+	case endpoint.FieldTransformation:
+		return m.OldTransformation(ctx)
 	case endpoint.FieldIsActive:
 		return m.OldIsActive(ctx)
 	case endpoint.FieldDisabledReason:
@@ -11502,6 +11678,20 @@ func (m *EndpointMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetURL(v)
 		return nil
+	case endpoint.FieldType:
+		v, ok := value.(destination.Type)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetType(v)
+		return nil
+	case endpoint.FieldDestination:
+		v, ok := value.(json.RawMessage)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDestination(v)
+		return nil
 	case endpoint.FieldEventTypes:
 		v, ok := value.([]string)
 		if !ok {
@@ -11578,6 +11768,13 @@ func (m *EndpointMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetFlowOwnerUntil(v)
+		return nil
+	case endpoint.FieldTransformation:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTransformation(v)
 		return nil
 	case endpoint.FieldIsActive:
 		v, ok := value.(bool)
@@ -11740,6 +11937,9 @@ func (m *EndpointMutation) ClearedFields() []string {
 	if m.FieldCleared(endpoint.FieldDeletedAt) {
 		fields = append(fields, endpoint.FieldDeletedAt)
 	}
+	if m.FieldCleared(endpoint.FieldDestination) {
+		fields = append(fields, endpoint.FieldDestination)
+	}
 	if m.FieldCleared(endpoint.FieldHeaders) {
 		fields = append(fields, endpoint.FieldHeaders)
 	}
@@ -11757,6 +11957,9 @@ func (m *EndpointMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(endpoint.FieldFlowOwnerUntil) {
 		fields = append(fields, endpoint.FieldFlowOwnerUntil)
+	}
+	if m.FieldCleared(endpoint.FieldTransformation) {
+		fields = append(fields, endpoint.FieldTransformation)
 	}
 	if m.FieldCleared(endpoint.FieldDisabledReason) {
 		fields = append(fields, endpoint.FieldDisabledReason)
@@ -11793,6 +11996,9 @@ func (m *EndpointMutation) ClearField(name string) error {
 	case endpoint.FieldDeletedAt:
 		m.ClearDeletedAt()
 		return nil
+	case endpoint.FieldDestination:
+		m.ClearDestination()
+		return nil
 	case endpoint.FieldHeaders:
 		m.ClearHeaders()
 		return nil
@@ -11810,6 +12016,9 @@ func (m *EndpointMutation) ClearField(name string) error {
 		return nil
 	case endpoint.FieldFlowOwnerUntil:
 		m.ClearFlowOwnerUntil()
+		return nil
+	case endpoint.FieldTransformation:
+		m.ClearTransformation()
 		return nil
 	case endpoint.FieldDisabledReason:
 		m.ClearDisabledReason()
@@ -11858,6 +12067,12 @@ func (m *EndpointMutation) ResetField(name string) error {
 	case endpoint.FieldURL:
 		m.ResetURL()
 		return nil
+	case endpoint.FieldType:
+		m.ResetType()
+		return nil
+	case endpoint.FieldDestination:
+		m.ResetDestination()
+		return nil
 	case endpoint.FieldEventTypes:
 		m.ResetEventTypes()
 		return nil
@@ -11890,6 +12105,9 @@ func (m *EndpointMutation) ResetField(name string) error {
 		return nil
 	case endpoint.FieldFlowOwnerUntil:
 		m.ResetFlowOwnerUntil()
+		return nil
+	case endpoint.FieldTransformation:
+		m.ResetTransformation()
 		return nil
 	case endpoint.FieldIsActive:
 		m.ResetIsActive()

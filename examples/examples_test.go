@@ -87,7 +87,7 @@ func (s *setup) endpoint(t *testing.T, addr string, types ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, secret, err := s.c.CreateEndpoint(ctx, client.CreateEndpointInput{Name: "example " + types[0], Url: "http://" + addr + "/webhooks", EventTypes: types})
+	_, secret, err := s.c.CreateEndpoint(ctx, client.CreateEndpointInput{Name: "example " + types[0], Url: client.Ptr("http://" + addr + "/webhooks"), EventTypes: types})
 	if err != nil {
 		t.Fatal(err)
 	}

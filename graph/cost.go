@@ -9,6 +9,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/heraldhq/herald/destination/builtin"
 	"github.com/heraldhq/herald/fault"
 	"github.com/heraldhq/herald/webhook"
 )
@@ -49,7 +50,7 @@ func bytesCost(n int) cost { return flat(max(1, n/pointBytes)) }
 // point. The README's "Limits" lists them.
 func costs(maxPayload int) map[string]cost {
 	payload := bytesCost(maxPayload)
-	return map[string]cost{
+	c := map[string]cost{
 		// Values as large as their limits.
 		"Event.payload":           payload,
 		"EventType.example":       bytesCost(64 << 10),
@@ -91,7 +92,17 @@ func costs(maxPayload int) map[string]cost {
 			}
 			return 1 + int(n)*(payload(0, nil)+child)
 		},
+		"Query.destinationTypes":   flat(4),               // in memory
+		"Query.testTransformation": flat(payload(0, nil)), // runs a script on a payload, within its budget
 	}
+	// A destination type's configuration is a column of the endpoint,
+	// its secrets masked.
+	for _, spec := range builtin.Registry().Specs() {
+		if spec.Field != "" {
+			c["Endpoint."+spec.Field] = flat(2)
+		}
+	}
+	return c
 }
 
 // rawStatsCost is statsCost on raw arguments (durations as text; the

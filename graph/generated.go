@@ -17,6 +17,7 @@ import (
 	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
+	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/attempt"
@@ -43,6 +44,7 @@ type ResolverRoot interface {
 	App() AppResolver
 	Delivery() DeliveryResolver
 	DeliveryChange() DeliveryChangeResolver
+	DestinationField() DestinationFieldResolver
 	Endpoint() EndpointResolver
 	EndpointChange() EndpointChangeResolver
 	EventPublication() EventPublicationResolver
@@ -80,6 +82,26 @@ type ComplexityRoot struct {
 	APIKeyEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	AmazonSNSConfig struct {
+		AccessKeyID     func(childComplexity int) int
+		EndpointURL     func(childComplexity int) int
+		ExternalID      func(childComplexity int) int
+		Region          func(childComplexity int) int
+		RoleArn         func(childComplexity int) int
+		SecretAccessKey func(childComplexity int) int
+		TopicArn        func(childComplexity int) int
+	}
+
+	AmazonSQSConfig struct {
+		AccessKeyID     func(childComplexity int) int
+		EndpointURL     func(childComplexity int) int
+		ExternalID      func(childComplexity int) int
+		QueueURL        func(childComplexity int) int
+		Region          func(childComplexity int) int
+		RoleArn         func(childComplexity int) int
+		SecretAccessKey func(childComplexity int) int
 	}
 
 	App struct {
@@ -261,6 +283,26 @@ type ComplexityRoot struct {
 		SuccessRate         func(childComplexity int) int
 	}
 
+	DestinationField struct {
+		Choices     func(childComplexity int) int
+		Default     func(childComplexity int) int
+		Help        func(childComplexity int) int
+		Kind        func(childComplexity int) int
+		Label       func(childComplexity int) int
+		Name        func(childComplexity int) int
+		Placeholder func(childComplexity int) int
+		Required    func(childComplexity int) int
+		Secret      func(childComplexity int) int
+	}
+
+	DestinationType struct {
+		Field   func(childComplexity int) int
+		Fields  func(childComplexity int) int
+		Name    func(childComplexity int) int
+		Summary func(childComplexity int) int
+		Type    func(childComplexity int) int
+	}
+
 	Endpoint struct {
 		Auth                    func(childComplexity int) int
 		Backlog                 func(childComplexity int) int
@@ -279,17 +321,25 @@ type ComplexityRoot struct {
 		Health                  func(childComplexity int) int
 		ID                      func(childComplexity int) int
 		IsActive                func(childComplexity int) int
+		Kafka                   func(childComplexity int) int
 		LastFailureAt           func(childComplexity int) int
 		LastSuccessAt           func(childComplexity int) int
 		Name                    func(childComplexity int) int
+		Nats                    func(childComplexity int) int
 		Ordering                func(childComplexity int) int
 		PausedUntil             func(childComplexity int) int
 		PreviousSecretExpiresAt func(childComplexity int) int
+		Pubsub                  func(childComplexity int) int
+		Rabbitmq                func(childComplexity int) int
 		RateLimit               func(childComplexity int) int
 		RetryPolicy             func(childComplexity int) int
+		Sns                     func(childComplexity int) int
+		Sqs                     func(childComplexity int) int
 		Stats                   func(childComplexity int, window time.Duration, bucket time.Duration) int
 		SuccessCount            func(childComplexity int) int
 		Timeout                 func(childComplexity int) int
+		Transformation          func(childComplexity int) int
+		Type                    func(childComplexity int) int
 		URL                     func(childComplexity int) int
 		UpdatedAt               func(childComplexity int) int
 	}
@@ -403,9 +453,25 @@ type ComplexityRoot struct {
 		Results    func(childComplexity int) int
 	}
 
+	GoogleCloudPubSubConfig struct {
+		CredentialsJSON func(childComplexity int) int
+		Emulator        func(childComplexity int) int
+		ProjectID       func(childComplexity int) int
+		Topic           func(childComplexity int) int
+	}
+
 	Header struct {
 		Name  func(childComplexity int) int
 		Value func(childComplexity int) int
+	}
+
+	KafkaConfig struct {
+		Brokers  func(childComplexity int) int
+		Password func(childComplexity int) int
+		Sasl     func(childComplexity int) int
+		TLS      func(childComplexity int) int
+		Topic    func(childComplexity int) int
+		Username func(childComplexity int) int
 	}
 
 	LatencySummary struct {
@@ -447,6 +513,14 @@ type ComplexityRoot struct {
 		UpdatePortalSettings func(childComplexity int, appID *string, input model.PortalSettingsInput) int
 	}
 
+	NATSJetStreamConfig struct {
+		Password func(childComplexity int) int
+		Subject  func(childComplexity int) int
+		Token    func(childComplexity int) int
+		URL      func(childComplexity int) int
+		Username func(childComplexity int) int
+	}
+
 	PageInfo struct {
 		EndCursor       func(childComplexity int) int
 		HasNextPage     func(childComplexity int) int
@@ -471,17 +545,27 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		APIKeys    func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.APIKeyOrder, where *ent.APIKeyWhereInput) int
-		Apps       func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.AppOrder, where *ent.AppWhereInput) int
-		Deliveries func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.DeliveryOrder, where *ent.DeliveryWhereInput) int
-		Endpoints  func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EndpointOrder, where *ent.EndpointWhereInput) int
-		EventTypes func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventTypeOrder, where *ent.EventTypeWhereInput) int
-		Events     func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) int
-		Locate     func(childComplexity int, id string) int
-		Node       func(childComplexity int, id string) int
-		Nodes      func(childComplexity int, ids []string) int
-		TestFilter func(childComplexity int, filter json.RawMessage, payload json.RawMessage, eventType *string, recent *int) int
-		Viewer     func(childComplexity int) int
+		APIKeys            func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.APIKeyOrder, where *ent.APIKeyWhereInput) int
+		Apps               func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.AppOrder, where *ent.AppWhereInput) int
+		Deliveries         func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.DeliveryOrder, where *ent.DeliveryWhereInput) int
+		DestinationTypes   func(childComplexity int) int
+		Endpoints          func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EndpointOrder, where *ent.EndpointWhereInput) int
+		EventTypes         func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventTypeOrder, where *ent.EventTypeWhereInput) int
+		Events             func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) int
+		Locate             func(childComplexity int, id string) int
+		Node               func(childComplexity int, id string) int
+		Nodes              func(childComplexity int, ids []string) int
+		TestFilter         func(childComplexity int, filter json.RawMessage, payload json.RawMessage, eventType *string, recent *int) int
+		TestTransformation func(childComplexity int, script string, payload json.RawMessage, eventType *string, eventID *string, url *string) int
+		Viewer             func(childComplexity int) int
+	}
+
+	RabbitMQConfig struct {
+		Exchange   func(childComplexity int) int
+		Password   func(childComplexity int) int
+		RoutingKey func(childComplexity int) int
+		URL        func(childComplexity int) int
+		Username   func(childComplexity int) int
 	}
 
 	RateLimit struct {
@@ -543,6 +627,18 @@ type ComplexityRoot struct {
 		StatusCode   func(childComplexity int) int
 	}
 
+	TransformationTest struct {
+		Body       func(childComplexity int) int
+		Column     func(childComplexity int) int
+		DurationMs func(childComplexity int) int
+		Error      func(childComplexity int) int
+		Headers    func(childComplexity int) int
+		Line       func(childComplexity int) int
+		Method     func(childComplexity int) int
+		Skipped    func(childComplexity int) int
+		URL        func(childComplexity int) int
+	}
+
 	Viewer struct {
 		APIKey  func(childComplexity int) int
 		App     func(childComplexity int) int
@@ -573,6 +669,9 @@ type DeliveryResolver interface {
 type DeliveryChangeResolver interface {
 	Delivery(ctx context.Context, obj *model.DeliveryChange) (*ent.Delivery, error)
 }
+type DestinationFieldResolver interface {
+	Kind(ctx context.Context, obj *destination.Field) (string, error)
+}
 type EndpointResolver interface {
 	Auth(ctx context.Context, obj *ent.Endpoint) (*model.EndpointAuth, error)
 	Headers(ctx context.Context, obj *ent.Endpoint) ([]*webhook.Header, error)
@@ -580,6 +679,13 @@ type EndpointResolver interface {
 	Stats(ctx context.Context, obj *ent.Endpoint, window time.Duration, bucket time.Duration) (*model.DeliveryStats, error)
 	Flow(ctx context.Context, obj *ent.Endpoint) (*model.EndpointFlow, error)
 	Backlog(ctx context.Context, obj *ent.Endpoint) (*model.Backlog, error)
+
+	Rabbitmq(ctx context.Context, obj *ent.Endpoint) (*model.RabbitMQConfig, error)
+	Kafka(ctx context.Context, obj *ent.Endpoint) (*model.KafkaConfig, error)
+	Nats(ctx context.Context, obj *ent.Endpoint) (*model.NATSJetStreamConfig, error)
+	Sqs(ctx context.Context, obj *ent.Endpoint) (*model.AmazonSQSConfig, error)
+	Sns(ctx context.Context, obj *ent.Endpoint) (*model.AmazonSNSConfig, error)
+	Pubsub(ctx context.Context, obj *ent.Endpoint) (*model.GoogleCloudPubSubConfig, error)
 }
 type EndpointChangeResolver interface {
 	Endpoint(ctx context.Context, obj *model.EndpointChange) (*ent.Endpoint, error)
@@ -624,6 +730,8 @@ type QueryResolver interface {
 	Viewer(ctx context.Context) (*model.Viewer, error)
 	TestFilter(ctx context.Context, filter json.RawMessage, payload json.RawMessage, eventType *string, recent *int) (*model.FilterTest, error)
 	Locate(ctx context.Context, id string) (*model.Location, error)
+	DestinationTypes(ctx context.Context) ([]*destination.Spec, error)
+	TestTransformation(ctx context.Context, script string, payload json.RawMessage, eventType *string, eventID *string, url *string) (*model.TransformationTest, error)
 }
 type SubscriptionResolver interface {
 	DeliveryUpdated(ctx context.Context, endpointID *string, eventType *string, status *delivery.Status) (<-chan *model.DeliveryChange, error)
@@ -760,6 +868,92 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.APIKeyEdge.Node(childComplexity), true
+
+	case "AmazonSNSConfig.accessKeyId":
+		if e.ComplexityRoot.AmazonSNSConfig.AccessKeyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AmazonSNSConfig.AccessKeyID(childComplexity), true
+	case "AmazonSNSConfig.endpointUrl":
+		if e.ComplexityRoot.AmazonSNSConfig.EndpointURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AmazonSNSConfig.EndpointURL(childComplexity), true
+	case "AmazonSNSConfig.externalId":
+		if e.ComplexityRoot.AmazonSNSConfig.ExternalID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AmazonSNSConfig.ExternalID(childComplexity), true
+	case "AmazonSNSConfig.region":
+		if e.ComplexityRoot.AmazonSNSConfig.Region == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AmazonSNSConfig.Region(childComplexity), true
+	case "AmazonSNSConfig.roleArn":
+		if e.ComplexityRoot.AmazonSNSConfig.RoleArn == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AmazonSNSConfig.RoleArn(childComplexity), true
+	case "AmazonSNSConfig.secretAccessKey":
+		if e.ComplexityRoot.AmazonSNSConfig.SecretAccessKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AmazonSNSConfig.SecretAccessKey(childComplexity), true
+	case "AmazonSNSConfig.topicArn":
+		if e.ComplexityRoot.AmazonSNSConfig.TopicArn == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AmazonSNSConfig.TopicArn(childComplexity), true
+
+	case "AmazonSQSConfig.accessKeyId":
+		if e.ComplexityRoot.AmazonSQSConfig.AccessKeyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AmazonSQSConfig.AccessKeyID(childComplexity), true
+	case "AmazonSQSConfig.endpointUrl":
+		if e.ComplexityRoot.AmazonSQSConfig.EndpointURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AmazonSQSConfig.EndpointURL(childComplexity), true
+	case "AmazonSQSConfig.externalId":
+		if e.ComplexityRoot.AmazonSQSConfig.ExternalID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AmazonSQSConfig.ExternalID(childComplexity), true
+	case "AmazonSQSConfig.queueUrl":
+		if e.ComplexityRoot.AmazonSQSConfig.QueueURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AmazonSQSConfig.QueueURL(childComplexity), true
+	case "AmazonSQSConfig.region":
+		if e.ComplexityRoot.AmazonSQSConfig.Region == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AmazonSQSConfig.Region(childComplexity), true
+	case "AmazonSQSConfig.roleArn":
+		if e.ComplexityRoot.AmazonSQSConfig.RoleArn == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AmazonSQSConfig.RoleArn(childComplexity), true
+	case "AmazonSQSConfig.secretAccessKey":
+		if e.ComplexityRoot.AmazonSQSConfig.SecretAccessKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AmazonSQSConfig.SecretAccessKey(childComplexity), true
 
 	case "App.acceptUnknownEventTypes":
 		if e.ComplexityRoot.App.AcceptUnknownEventTypes == nil {
@@ -1505,6 +1699,92 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeliveryStatsPoint.SuccessRate(childComplexity), true
 
+	case "DestinationField.choices":
+		if e.ComplexityRoot.DestinationField.Choices == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationField.Choices(childComplexity), true
+	case "DestinationField.default":
+		if e.ComplexityRoot.DestinationField.Default == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationField.Default(childComplexity), true
+	case "DestinationField.help":
+		if e.ComplexityRoot.DestinationField.Help == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationField.Help(childComplexity), true
+	case "DestinationField.kind":
+		if e.ComplexityRoot.DestinationField.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationField.Kind(childComplexity), true
+	case "DestinationField.label":
+		if e.ComplexityRoot.DestinationField.Label == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationField.Label(childComplexity), true
+	case "DestinationField.name":
+		if e.ComplexityRoot.DestinationField.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationField.Name(childComplexity), true
+	case "DestinationField.placeholder":
+		if e.ComplexityRoot.DestinationField.Placeholder == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationField.Placeholder(childComplexity), true
+	case "DestinationField.required":
+		if e.ComplexityRoot.DestinationField.Required == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationField.Required(childComplexity), true
+	case "DestinationField.secret":
+		if e.ComplexityRoot.DestinationField.Secret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationField.Secret(childComplexity), true
+
+	case "DestinationType.field":
+		if e.ComplexityRoot.DestinationType.Field == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationType.Field(childComplexity), true
+	case "DestinationType.fields":
+		if e.ComplexityRoot.DestinationType.Fields == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationType.Fields(childComplexity), true
+	case "DestinationType.name":
+		if e.ComplexityRoot.DestinationType.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationType.Name(childComplexity), true
+	case "DestinationType.summary":
+		if e.ComplexityRoot.DestinationType.Summary == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationType.Summary(childComplexity), true
+	case "DestinationType.type":
+		if e.ComplexityRoot.DestinationType.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationType.Type(childComplexity), true
+
 	case "Endpoint.auth":
 		if e.ComplexityRoot.Endpoint.Auth == nil {
 			break
@@ -1612,6 +1892,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Endpoint.IsActive(childComplexity), true
+	case "Endpoint.kafka":
+		if e.ComplexityRoot.Endpoint.Kafka == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.Kafka(childComplexity), true
 	case "Endpoint.lastFailureAt":
 		if e.ComplexityRoot.Endpoint.LastFailureAt == nil {
 			break
@@ -1630,6 +1916,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Endpoint.Name(childComplexity), true
+	case "Endpoint.nats":
+		if e.ComplexityRoot.Endpoint.Nats == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.Nats(childComplexity), true
 	case "Endpoint.ordering":
 		if e.ComplexityRoot.Endpoint.Ordering == nil {
 			break
@@ -1648,6 +1940,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Endpoint.PreviousSecretExpiresAt(childComplexity), true
+	case "Endpoint.pubsub":
+		if e.ComplexityRoot.Endpoint.Pubsub == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.Pubsub(childComplexity), true
+	case "Endpoint.rabbitmq":
+		if e.ComplexityRoot.Endpoint.Rabbitmq == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.Rabbitmq(childComplexity), true
 	case "Endpoint.rateLimit":
 		if e.ComplexityRoot.Endpoint.RateLimit == nil {
 			break
@@ -1660,6 +1964,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Endpoint.RetryPolicy(childComplexity), true
+	case "Endpoint.sns":
+		if e.ComplexityRoot.Endpoint.Sns == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.Sns(childComplexity), true
+	case "Endpoint.sqs":
+		if e.ComplexityRoot.Endpoint.Sqs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.Sqs(childComplexity), true
 	case "Endpoint.stats":
 		if e.ComplexityRoot.Endpoint.Stats == nil {
 			break
@@ -1683,6 +1999,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Endpoint.Timeout(childComplexity), true
+	case "Endpoint.transformation":
+		if e.ComplexityRoot.Endpoint.Transformation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.Transformation(childComplexity), true
+	case "Endpoint.type":
+		if e.ComplexityRoot.Endpoint.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.Type(childComplexity), true
 	case "Endpoint.url":
 		if e.ComplexityRoot.Endpoint.URL == nil {
 			break
@@ -2100,6 +2428,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.FilterTest.Results(childComplexity), true
 
+	case "GoogleCloudPubSubConfig.credentialsJson":
+		if e.ComplexityRoot.GoogleCloudPubSubConfig.CredentialsJSON == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GoogleCloudPubSubConfig.CredentialsJSON(childComplexity), true
+	case "GoogleCloudPubSubConfig.emulator":
+		if e.ComplexityRoot.GoogleCloudPubSubConfig.Emulator == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GoogleCloudPubSubConfig.Emulator(childComplexity), true
+	case "GoogleCloudPubSubConfig.projectId":
+		if e.ComplexityRoot.GoogleCloudPubSubConfig.ProjectID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GoogleCloudPubSubConfig.ProjectID(childComplexity), true
+	case "GoogleCloudPubSubConfig.topic":
+		if e.ComplexityRoot.GoogleCloudPubSubConfig.Topic == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GoogleCloudPubSubConfig.Topic(childComplexity), true
+
 	case "Header.name":
 		if e.ComplexityRoot.Header.Name == nil {
 			break
@@ -2112,6 +2465,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Header.Value(childComplexity), true
+
+	case "KafkaConfig.brokers":
+		if e.ComplexityRoot.KafkaConfig.Brokers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KafkaConfig.Brokers(childComplexity), true
+	case "KafkaConfig.password":
+		if e.ComplexityRoot.KafkaConfig.Password == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KafkaConfig.Password(childComplexity), true
+	case "KafkaConfig.sasl":
+		if e.ComplexityRoot.KafkaConfig.Sasl == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KafkaConfig.Sasl(childComplexity), true
+	case "KafkaConfig.tls":
+		if e.ComplexityRoot.KafkaConfig.TLS == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KafkaConfig.TLS(childComplexity), true
+	case "KafkaConfig.topic":
+		if e.ComplexityRoot.KafkaConfig.Topic == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KafkaConfig.Topic(childComplexity), true
+	case "KafkaConfig.username":
+		if e.ComplexityRoot.KafkaConfig.Username == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KafkaConfig.Username(childComplexity), true
 
 	case "LatencySummary.meanMs":
 		if e.ComplexityRoot.LatencySummary.MeanMs == nil {
@@ -2411,6 +2801,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Mutation.UpdatePortalSettings(childComplexity, args["appId"].(*string), args["input"].(model.PortalSettingsInput)), true
 
+	case "NATSJetStreamConfig.password":
+		if e.ComplexityRoot.NATSJetStreamConfig.Password == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NATSJetStreamConfig.Password(childComplexity), true
+	case "NATSJetStreamConfig.subject":
+		if e.ComplexityRoot.NATSJetStreamConfig.Subject == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NATSJetStreamConfig.Subject(childComplexity), true
+	case "NATSJetStreamConfig.token":
+		if e.ComplexityRoot.NATSJetStreamConfig.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NATSJetStreamConfig.Token(childComplexity), true
+	case "NATSJetStreamConfig.url":
+		if e.ComplexityRoot.NATSJetStreamConfig.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NATSJetStreamConfig.URL(childComplexity), true
+	case "NATSJetStreamConfig.username":
+		if e.ComplexityRoot.NATSJetStreamConfig.Username == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NATSJetStreamConfig.Username(childComplexity), true
+
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
 			break
@@ -2531,6 +2952,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Deliveries(childComplexity, args["after"].(*entgql.Cursor[string]), args["first"].(*int), args["before"].(*entgql.Cursor[string]), args["last"].(*int), args["orderBy"].(*ent.DeliveryOrder), args["where"].(*ent.DeliveryWhereInput)), true
+	case "Query.destinationTypes":
+		if e.ComplexityRoot.Query.DestinationTypes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.DestinationTypes(childComplexity), true
 	case "Query.endpoints":
 		if e.ComplexityRoot.Query.Endpoints == nil {
 			break
@@ -2609,12 +3036,54 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.TestFilter(childComplexity, args["filter"].(json.RawMessage), args["payload"].(json.RawMessage), args["eventType"].(*string), args["recent"].(*int)), true
+	case "Query.testTransformation":
+		if e.ComplexityRoot.Query.TestTransformation == nil {
+			break
+		}
+
+		args, err := ec.field_Query_testTransformation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.TestTransformation(childComplexity, args["script"].(string), args["payload"].(json.RawMessage), args["eventType"].(*string), args["eventId"].(*string), args["url"].(*string)), true
 	case "Query.viewer":
 		if e.ComplexityRoot.Query.Viewer == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Query.Viewer(childComplexity), true
+
+	case "RabbitMQConfig.exchange":
+		if e.ComplexityRoot.RabbitMQConfig.Exchange == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RabbitMQConfig.Exchange(childComplexity), true
+	case "RabbitMQConfig.password":
+		if e.ComplexityRoot.RabbitMQConfig.Password == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RabbitMQConfig.Password(childComplexity), true
+	case "RabbitMQConfig.routingKey":
+		if e.ComplexityRoot.RabbitMQConfig.RoutingKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RabbitMQConfig.RoutingKey(childComplexity), true
+	case "RabbitMQConfig.url":
+		if e.ComplexityRoot.RabbitMQConfig.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RabbitMQConfig.URL(childComplexity), true
+	case "RabbitMQConfig.username":
+		if e.ComplexityRoot.RabbitMQConfig.Username == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RabbitMQConfig.Username(childComplexity), true
 
 	case "RateLimit.per":
 		if e.ComplexityRoot.RateLimit.Per == nil {
@@ -2820,6 +3289,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.TestEndpointPayload.StatusCode(childComplexity), true
 
+	case "TransformationTest.body":
+		if e.ComplexityRoot.TransformationTest.Body == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransformationTest.Body(childComplexity), true
+	case "TransformationTest.column":
+		if e.ComplexityRoot.TransformationTest.Column == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransformationTest.Column(childComplexity), true
+	case "TransformationTest.durationMs":
+		if e.ComplexityRoot.TransformationTest.DurationMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransformationTest.DurationMs(childComplexity), true
+	case "TransformationTest.error":
+		if e.ComplexityRoot.TransformationTest.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransformationTest.Error(childComplexity), true
+	case "TransformationTest.headers":
+		if e.ComplexityRoot.TransformationTest.Headers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransformationTest.Headers(childComplexity), true
+	case "TransformationTest.line":
+		if e.ComplexityRoot.TransformationTest.Line == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransformationTest.Line(childComplexity), true
+	case "TransformationTest.method":
+		if e.ComplexityRoot.TransformationTest.Method == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransformationTest.Method(childComplexity), true
+	case "TransformationTest.skipped":
+		if e.ComplexityRoot.TransformationTest.Skipped == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransformationTest.Skipped(childComplexity), true
+	case "TransformationTest.url":
+		if e.ComplexityRoot.TransformationTest.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransformationTest.URL(childComplexity), true
+
 	case "Viewer.apiKey":
 		if e.ComplexityRoot.Viewer.APIKey == nil {
 			break
@@ -2850,6 +3374,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("APIKeyOrder", ec.unmarshalInputAPIKeyOrder),
 			graphql.NewInputUnmarshaler("APIKeyWhereInput", ec.unmarshalInputAPIKeyWhereInput),
+			graphql.NewInputUnmarshaler("AmazonSNSConfigInput", ec.unmarshalInputAmazonSNSConfigInput),
+			graphql.NewInputUnmarshaler("AmazonSQSConfigInput", ec.unmarshalInputAmazonSQSConfigInput),
 			graphql.NewInputUnmarshaler("AppLimitInput", ec.unmarshalInputAppLimitInput),
 			graphql.NewInputUnmarshaler("AppOrder", ec.unmarshalInputAppOrder),
 			graphql.NewInputUnmarshaler("AppWhereInput", ec.unmarshalInputAppWhereInput),
@@ -2869,9 +3395,13 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("EventTypeOrder", ec.unmarshalInputEventTypeOrder),
 			graphql.NewInputUnmarshaler("EventTypeWhereInput", ec.unmarshalInputEventTypeWhereInput),
 			graphql.NewInputUnmarshaler("EventWhereInput", ec.unmarshalInputEventWhereInput),
+			graphql.NewInputUnmarshaler("GoogleCloudPubSubConfigInput", ec.unmarshalInputGoogleCloudPubSubConfigInput),
 			graphql.NewInputUnmarshaler("HeaderInput", ec.unmarshalInputHeaderInput),
+			graphql.NewInputUnmarshaler("KafkaConfigInput", ec.unmarshalInputKafkaConfigInput),
+			graphql.NewInputUnmarshaler("NATSJetStreamConfigInput", ec.unmarshalInputNATSJetStreamConfigInput),
 			graphql.NewInputUnmarshaler("PortalSettingsInput", ec.unmarshalInputPortalSettingsInput),
 			graphql.NewInputUnmarshaler("PublishEventInput", ec.unmarshalInputPublishEventInput),
+			graphql.NewInputUnmarshaler("RabbitMQConfigInput", ec.unmarshalInputRabbitMQConfigInput),
 			graphql.NewInputUnmarshaler("RateLimitInput", ec.unmarshalInputRateLimitInput),
 			graphql.NewInputUnmarshaler("RetryPolicyInput", ec.unmarshalInputRetryPolicyInput),
 			graphql.NewInputUnmarshaler("RotateEndpointSecretInput", ec.unmarshalInputRotateEndpointSecretInput),
@@ -2970,7 +3500,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "ent.graphqls"
+//go:embed "ent.graphqls" "destinations.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -3337,6 +3867,67 @@ extend type Query {
   key's own app for others. NOT_FOUND when there is none.
   """
   locate(id: ID!): Location!
+  """
+  The destination types endpoints may have, with their configuration
+  fields: what the endpoint forms show, in the order they show them.
+  """
+  destinationTypes: [DestinationType!]!
+  """
+  Runs a transformation script on one event without saving it: a payload
+  (with its eventType), or the envelope of one of the app's events (eventId).
+  Give url to try it as an HTTP endpoint's (with method and url). A script
+  that does not compile or fails is shown in error with its line and column.
+  """
+  testTransformation(script: String!, payload: JSON, eventType: String, eventId: ID, url: String): TransformationTest!
+}
+
+"What a transformation made of an event."
+type TransformationTest {
+  "The script returned null: the event would not be sent."
+  skipped: Boolean!
+  "The body the endpoint would receive (JSON, or text if the script returned a string)."
+  body: String
+  "Headers the script added."
+  headers: [Header!]!
+  "The method and url it set (HTTP only; null: unchanged)."
+  method: String
+  url: String
+  "Why the script failed, with line and column (null: it did not)."
+  error: String
+  line: Int
+  column: Int
+  "How long the run took."
+  durationMs: Float!
+}
+
+"A destination type: where an endpoint of it sends events, and how it is configured."
+type DestinationType {
+  type: EndpointType!
+  "What people call it: \"RabbitMQ\"."
+  name: String!
+  "The endpoint field that holds its configuration (\"rabbitmq\"); null for HTTP, configured by url, auth and headers."
+  field: String
+  "What an endpoint of the type does, in a sentence."
+  summary: String!
+  "Its configuration fields, in form order."
+  fields: [DestinationField!]!
+}
+
+"A configuration field of a destination type."
+type DestinationField {
+  "The field's name in the API: \"routingKey\"."
+  name: String!
+  label: String!
+  "STRING (one line), TEXT (several lines), INT, BOOLEAN, LIST (of strings) or CHOICE (one of choices)."
+  kind: String!
+  required: Boolean!
+  "A credential: write-only, masked when read."
+  secret: Boolean!
+  choices: [String!]!
+  "The value used when the field is empty (null: none)."
+  default: String
+  placeholder: String
+  help: String
 }
 
 "What a payload filter matches."
@@ -3565,8 +4156,8 @@ input CreateEndpointInput {
   "Display name, 2-255 characters."
   name: String!
   description: String
-  "Absolute http(s) URL that receives the events."
-  url: String!
+  "Absolute http(s) URL that receives the events (HTTP endpoints; broker endpoints are configured by the field named after their type)."
+  url: String
   "Event types to receive: names (\"order.created\"), prefix patterns (\"order.*\") or \"*\" for all."
   eventTypes: [String!]!
   auth: EndpointAuthInput
@@ -3588,6 +4179,13 @@ input CreateEndpointInput {
   rateLimit: RateLimitInput
   "In which order events are sent (default NONE)."
   ordering: Ordering
+  """
+  JavaScript that reshapes each event before it is sent:
+  function handler(webhook) { ... return webhook }, where webhook has eventType,
+  payload, headers and, for HTTP endpoints, method and url; returning null skips
+  the event. See the testTransformation query and docs/transformations.md.
+  """
+  transformation: String
 }
 
 type CreateEndpointPayload {
@@ -3624,6 +4222,8 @@ input UpdateEndpointInput {
   keep the order they were created with.
   """
   ordering: Ordering
+  "Replaces the transformation; null removes it."
+  transformation: String @goField(omittable: true)
 }
 
 type DeleteEndpointPayload {
@@ -3876,6 +4476,7 @@ type Subscription {
 }
 `, BuiltIn: false},
 	{Name: "ent.graphqls", Input: sourceData("ent.graphqls"), BuiltIn: false},
+	{Name: "destinations.graphqls", Input: sourceData("destinations.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -3935,6 +4536,46 @@ func (ec *executionContext) childFields_APIKeyEdge(ctx context.Context, field gr
 		return ec.fieldContext_APIKeyEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type APIKeyEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_AmazonSNSConfig(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "topicArn":
+		return ec.fieldContext_AmazonSNSConfig_topicArn(ctx, field)
+	case "region":
+		return ec.fieldContext_AmazonSNSConfig_region(ctx, field)
+	case "accessKeyId":
+		return ec.fieldContext_AmazonSNSConfig_accessKeyId(ctx, field)
+	case "secretAccessKey":
+		return ec.fieldContext_AmazonSNSConfig_secretAccessKey(ctx, field)
+	case "roleArn":
+		return ec.fieldContext_AmazonSNSConfig_roleArn(ctx, field)
+	case "externalId":
+		return ec.fieldContext_AmazonSNSConfig_externalId(ctx, field)
+	case "endpointUrl":
+		return ec.fieldContext_AmazonSNSConfig_endpointUrl(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AmazonSNSConfig", field.Name)
+}
+
+func (ec *executionContext) childFields_AmazonSQSConfig(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "queueUrl":
+		return ec.fieldContext_AmazonSQSConfig_queueUrl(ctx, field)
+	case "region":
+		return ec.fieldContext_AmazonSQSConfig_region(ctx, field)
+	case "accessKeyId":
+		return ec.fieldContext_AmazonSQSConfig_accessKeyId(ctx, field)
+	case "secretAccessKey":
+		return ec.fieldContext_AmazonSQSConfig_secretAccessKey(ctx, field)
+	case "roleArn":
+		return ec.fieldContext_AmazonSQSConfig_roleArn(ctx, field)
+	case "externalId":
+		return ec.fieldContext_AmazonSQSConfig_externalId(ctx, field)
+	case "endpointUrl":
+		return ec.fieldContext_AmazonSQSConfig_endpointUrl(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AmazonSQSConfig", field.Name)
 }
 
 func (ec *executionContext) childFields_App(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4295,6 +4936,46 @@ func (ec *executionContext) childFields_DeliveryStatsPoint(ctx context.Context, 
 	return nil, fmt.Errorf("no field named %q was found under type DeliveryStatsPoint", field.Name)
 }
 
+func (ec *executionContext) childFields_DestinationField(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_DestinationField_name(ctx, field)
+	case "label":
+		return ec.fieldContext_DestinationField_label(ctx, field)
+	case "kind":
+		return ec.fieldContext_DestinationField_kind(ctx, field)
+	case "required":
+		return ec.fieldContext_DestinationField_required(ctx, field)
+	case "secret":
+		return ec.fieldContext_DestinationField_secret(ctx, field)
+	case "choices":
+		return ec.fieldContext_DestinationField_choices(ctx, field)
+	case "default":
+		return ec.fieldContext_DestinationField_default(ctx, field)
+	case "placeholder":
+		return ec.fieldContext_DestinationField_placeholder(ctx, field)
+	case "help":
+		return ec.fieldContext_DestinationField_help(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DestinationField", field.Name)
+}
+
+func (ec *executionContext) childFields_DestinationType(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_DestinationType_type(ctx, field)
+	case "name":
+		return ec.fieldContext_DestinationType_name(ctx, field)
+	case "field":
+		return ec.fieldContext_DestinationType_field(ctx, field)
+	case "summary":
+		return ec.fieldContext_DestinationType_summary(ctx, field)
+	case "fields":
+		return ec.fieldContext_DestinationType_fields(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DestinationType", field.Name)
+}
+
 func (ec *executionContext) childFields_Endpoint(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -4325,6 +5006,8 @@ func (ec *executionContext) childFields_Endpoint(ctx context.Context, field grap
 		return ec.fieldContext_Endpoint_filter(ctx, field)
 	case "pausedUntil":
 		return ec.fieldContext_Endpoint_pausedUntil(ctx, field)
+	case "transformation":
+		return ec.fieldContext_Endpoint_transformation(ctx, field)
 	case "isActive":
 		return ec.fieldContext_Endpoint_isActive(ctx, field)
 	case "disabledReason":
@@ -4357,6 +5040,20 @@ func (ec *executionContext) childFields_Endpoint(ctx context.Context, field grap
 		return ec.fieldContext_Endpoint_flow(ctx, field)
 	case "backlog":
 		return ec.fieldContext_Endpoint_backlog(ctx, field)
+	case "type":
+		return ec.fieldContext_Endpoint_type(ctx, field)
+	case "rabbitmq":
+		return ec.fieldContext_Endpoint_rabbitmq(ctx, field)
+	case "kafka":
+		return ec.fieldContext_Endpoint_kafka(ctx, field)
+	case "nats":
+		return ec.fieldContext_Endpoint_nats(ctx, field)
+	case "sqs":
+		return ec.fieldContext_Endpoint_sqs(ctx, field)
+	case "sns":
+		return ec.fieldContext_Endpoint_sns(ctx, field)
+	case "pubsub":
+		return ec.fieldContext_Endpoint_pubsub(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Endpoint", field.Name)
 }
@@ -4579,6 +5276,20 @@ func (ec *executionContext) childFields_FilterTest(ctx context.Context, field gr
 	return nil, fmt.Errorf("no field named %q was found under type FilterTest", field.Name)
 }
 
+func (ec *executionContext) childFields_GoogleCloudPubSubConfig(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "projectId":
+		return ec.fieldContext_GoogleCloudPubSubConfig_projectId(ctx, field)
+	case "topic":
+		return ec.fieldContext_GoogleCloudPubSubConfig_topic(ctx, field)
+	case "credentialsJson":
+		return ec.fieldContext_GoogleCloudPubSubConfig_credentialsJson(ctx, field)
+	case "emulator":
+		return ec.fieldContext_GoogleCloudPubSubConfig_emulator(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type GoogleCloudPubSubConfig", field.Name)
+}
+
 func (ec *executionContext) childFields_Header(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "name":
@@ -4587,6 +5298,24 @@ func (ec *executionContext) childFields_Header(ctx context.Context, field graphq
 		return ec.fieldContext_Header_value(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Header", field.Name)
+}
+
+func (ec *executionContext) childFields_KafkaConfig(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "brokers":
+		return ec.fieldContext_KafkaConfig_brokers(ctx, field)
+	case "topic":
+		return ec.fieldContext_KafkaConfig_topic(ctx, field)
+	case "tls":
+		return ec.fieldContext_KafkaConfig_tls(ctx, field)
+	case "sasl":
+		return ec.fieldContext_KafkaConfig_sasl(ctx, field)
+	case "username":
+		return ec.fieldContext_KafkaConfig_username(ctx, field)
+	case "password":
+		return ec.fieldContext_KafkaConfig_password(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type KafkaConfig", field.Name)
 }
 
 func (ec *executionContext) childFields_LatencySummary(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4613,6 +5342,22 @@ func (ec *executionContext) childFields_Location(ctx context.Context, field grap
 		return ec.fieldContext_Location_app(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Location", field.Name)
+}
+
+func (ec *executionContext) childFields_NATSJetStreamConfig(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "url":
+		return ec.fieldContext_NATSJetStreamConfig_url(ctx, field)
+	case "subject":
+		return ec.fieldContext_NATSJetStreamConfig_subject(ctx, field)
+	case "username":
+		return ec.fieldContext_NATSJetStreamConfig_username(ctx, field)
+	case "password":
+		return ec.fieldContext_NATSJetStreamConfig_password(ctx, field)
+	case "token":
+		return ec.fieldContext_NATSJetStreamConfig_token(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NATSJetStreamConfig", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4659,6 +5404,22 @@ func (ec *executionContext) childFields_PortalSettings(ctx context.Context, fiel
 		return ec.fieldContext_PortalSettings_allowedOrigins(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PortalSettings", field.Name)
+}
+
+func (ec *executionContext) childFields_RabbitMQConfig(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "url":
+		return ec.fieldContext_RabbitMQConfig_url(ctx, field)
+	case "username":
+		return ec.fieldContext_RabbitMQConfig_username(ctx, field)
+	case "password":
+		return ec.fieldContext_RabbitMQConfig_password(ctx, field)
+	case "exchange":
+		return ec.fieldContext_RabbitMQConfig_exchange(ctx, field)
+	case "routingKey":
+		return ec.fieldContext_RabbitMQConfig_routingKey(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RabbitMQConfig", field.Name)
 }
 
 func (ec *executionContext) childFields_RateLimit(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4763,6 +5524,30 @@ func (ec *executionContext) childFields_TestEndpointPayload(ctx context.Context,
 		return ec.fieldContext_TestEndpointPayload_delivery(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type TestEndpointPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_TransformationTest(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "skipped":
+		return ec.fieldContext_TransformationTest_skipped(ctx, field)
+	case "body":
+		return ec.fieldContext_TransformationTest_body(ctx, field)
+	case "headers":
+		return ec.fieldContext_TransformationTest_headers(ctx, field)
+	case "method":
+		return ec.fieldContext_TransformationTest_method(ctx, field)
+	case "url":
+		return ec.fieldContext_TransformationTest_url(ctx, field)
+	case "error":
+		return ec.fieldContext_TransformationTest_error(ctx, field)
+	case "line":
+		return ec.fieldContext_TransformationTest_line(ctx, field)
+	case "column":
+		return ec.fieldContext_TransformationTest_column(ctx, field)
+	case "durationMs":
+		return ec.fieldContext_TransformationTest_durationMs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TransformationTest", field.Name)
 }
 
 func (ec *executionContext) childFields_Viewer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5911,6 +6696,52 @@ func (ec *executionContext) field_Query_testFilter_args(ctx context.Context, raw
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_testTransformation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "script",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["script"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "payload",
+		func(ctx context.Context, v any) (json.RawMessage, error) {
+			return ec.unmarshalOJSON2encodingᚋjsonᚐRawMessage(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["payload"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "eventType",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["eventType"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "eventId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["eventId"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "url",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["url"] = arg4
+	return args, nil
+}
+
 func (ec *executionContext) field_Subscription_deliveryUpdated_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6521,6 +7352,328 @@ func (ec *executionContext) _APIKeyEdge_cursor(ctx context.Context, field graphq
 }
 func (ec *executionContext) fieldContext_APIKeyEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("APIKeyEdge", field, false, false, "Cursor")
+}
+
+func (ec *executionContext) _AmazonSNSConfig_topicArn(ctx context.Context, field graphql.CollectedField, obj *model.AmazonSNSConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AmazonSNSConfig_topicArn(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TopicArn, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AmazonSNSConfig_topicArn(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AmazonSNSConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _AmazonSNSConfig_region(ctx context.Context, field graphql.CollectedField, obj *model.AmazonSNSConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AmazonSNSConfig_region(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Region, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AmazonSNSConfig_region(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AmazonSNSConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _AmazonSNSConfig_accessKeyId(ctx context.Context, field graphql.CollectedField, obj *model.AmazonSNSConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AmazonSNSConfig_accessKeyId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AccessKeyID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AmazonSNSConfig_accessKeyId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AmazonSNSConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _AmazonSNSConfig_secretAccessKey(ctx context.Context, field graphql.CollectedField, obj *model.AmazonSNSConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AmazonSNSConfig_secretAccessKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SecretAccessKey, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AmazonSNSConfig_secretAccessKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AmazonSNSConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _AmazonSNSConfig_roleArn(ctx context.Context, field graphql.CollectedField, obj *model.AmazonSNSConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AmazonSNSConfig_roleArn(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RoleArn, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AmazonSNSConfig_roleArn(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AmazonSNSConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _AmazonSNSConfig_externalId(ctx context.Context, field graphql.CollectedField, obj *model.AmazonSNSConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AmazonSNSConfig_externalId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExternalID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AmazonSNSConfig_externalId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AmazonSNSConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _AmazonSNSConfig_endpointUrl(ctx context.Context, field graphql.CollectedField, obj *model.AmazonSNSConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AmazonSNSConfig_endpointUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EndpointURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AmazonSNSConfig_endpointUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AmazonSNSConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _AmazonSQSConfig_queueUrl(ctx context.Context, field graphql.CollectedField, obj *model.AmazonSQSConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AmazonSQSConfig_queueUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.QueueURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AmazonSQSConfig_queueUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AmazonSQSConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _AmazonSQSConfig_region(ctx context.Context, field graphql.CollectedField, obj *model.AmazonSQSConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AmazonSQSConfig_region(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Region, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AmazonSQSConfig_region(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AmazonSQSConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _AmazonSQSConfig_accessKeyId(ctx context.Context, field graphql.CollectedField, obj *model.AmazonSQSConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AmazonSQSConfig_accessKeyId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AccessKeyID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AmazonSQSConfig_accessKeyId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AmazonSQSConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _AmazonSQSConfig_secretAccessKey(ctx context.Context, field graphql.CollectedField, obj *model.AmazonSQSConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AmazonSQSConfig_secretAccessKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SecretAccessKey, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AmazonSQSConfig_secretAccessKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AmazonSQSConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _AmazonSQSConfig_roleArn(ctx context.Context, field graphql.CollectedField, obj *model.AmazonSQSConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AmazonSQSConfig_roleArn(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RoleArn, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AmazonSQSConfig_roleArn(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AmazonSQSConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _AmazonSQSConfig_externalId(ctx context.Context, field graphql.CollectedField, obj *model.AmazonSQSConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AmazonSQSConfig_externalId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExternalID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AmazonSQSConfig_externalId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AmazonSQSConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _AmazonSQSConfig_endpointUrl(ctx context.Context, field graphql.CollectedField, obj *model.AmazonSQSConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AmazonSQSConfig_endpointUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EndpointURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AmazonSQSConfig_endpointUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AmazonSQSConfig", field, false, false, "String")
 }
 
 func (ec *executionContext) _App_id(ctx context.Context, field graphql.CollectedField, obj *ent.App) (ret graphql.Marshaler) {
@@ -9554,6 +10707,337 @@ func (ec *executionContext) fieldContext_DeliveryStatsPoint_latency(_ context.Co
 	return fc, nil
 }
 
+func (ec *executionContext) _DestinationField_name(ctx context.Context, field graphql.CollectedField, obj *destination.Field) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DestinationField_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DestinationField_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DestinationField", field, false, false, "String")
+}
+
+func (ec *executionContext) _DestinationField_label(ctx context.Context, field graphql.CollectedField, obj *destination.Field) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DestinationField_label(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Label, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DestinationField_label(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DestinationField", field, false, false, "String")
+}
+
+func (ec *executionContext) _DestinationField_kind(ctx context.Context, field graphql.CollectedField, obj *destination.Field) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DestinationField_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.DestinationField().Kind(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DestinationField_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DestinationField", field, true, true, "String")
+}
+
+func (ec *executionContext) _DestinationField_required(ctx context.Context, field graphql.CollectedField, obj *destination.Field) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DestinationField_required(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Required, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DestinationField_required(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DestinationField", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _DestinationField_secret(ctx context.Context, field graphql.CollectedField, obj *destination.Field) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DestinationField_secret(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Secret, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DestinationField_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DestinationField", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _DestinationField_choices(ctx context.Context, field graphql.CollectedField, obj *destination.Field) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DestinationField_choices(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Choices, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DestinationField_choices(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DestinationField", field, false, false, "String")
+}
+
+func (ec *executionContext) _DestinationField_default(ctx context.Context, field graphql.CollectedField, obj *destination.Field) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DestinationField_default(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Default, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DestinationField_default(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DestinationField", field, false, false, "String")
+}
+
+func (ec *executionContext) _DestinationField_placeholder(ctx context.Context, field graphql.CollectedField, obj *destination.Field) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DestinationField_placeholder(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Placeholder, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DestinationField_placeholder(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DestinationField", field, false, false, "String")
+}
+
+func (ec *executionContext) _DestinationField_help(ctx context.Context, field graphql.CollectedField, obj *destination.Field) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DestinationField_help(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Help, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DestinationField_help(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DestinationField", field, false, false, "String")
+}
+
+func (ec *executionContext) _DestinationType_type(ctx context.Context, field graphql.CollectedField, obj *destination.Spec) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DestinationType_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v destination.Type) graphql.Marshaler {
+			return ec.marshalNEndpointType2githubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐType(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DestinationType_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DestinationType", field, false, false, "EndpointType")
+}
+
+func (ec *executionContext) _DestinationType_name(ctx context.Context, field graphql.CollectedField, obj *destination.Spec) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DestinationType_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DestinationType_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DestinationType", field, false, false, "String")
+}
+
+func (ec *executionContext) _DestinationType_field(ctx context.Context, field graphql.CollectedField, obj *destination.Spec) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DestinationType_field(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Field, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DestinationType_field(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DestinationType", field, false, false, "String")
+}
+
+func (ec *executionContext) _DestinationType_summary(ctx context.Context, field graphql.CollectedField, obj *destination.Spec) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DestinationType_summary(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Summary, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DestinationType_summary(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DestinationType", field, false, false, "String")
+}
+
+func (ec *executionContext) _DestinationType_fields(ctx context.Context, field graphql.CollectedField, obj *destination.Spec) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DestinationType_fields(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Fields, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []destination.Field) graphql.Marshaler {
+			return ec.marshalNDestinationField2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐFieldᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DestinationType_fields(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DestinationType",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DestinationField(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Endpoint_id(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9892,6 +11376,29 @@ func (ec *executionContext) _Endpoint_pausedUntil(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_Endpoint_pausedUntil(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Endpoint", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Endpoint_transformation(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_transformation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Transformation, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_transformation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Endpoint", field, false, false, "String")
 }
 
 func (ec *executionContext) _Endpoint_isActive(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
@@ -10335,6 +11842,221 @@ func (ec *executionContext) fieldContext_Endpoint_backlog(_ context.Context, fie
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Backlog(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Endpoint_type(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v destination.Type) graphql.Marshaler {
+			return ec.marshalNEndpointType2githubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐType(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Endpoint", field, false, false, "EndpointType")
+}
+
+func (ec *executionContext) _Endpoint_rabbitmq(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_rabbitmq(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Endpoint().Rabbitmq(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RabbitMQConfig) graphql.Marshaler {
+			return ec.marshalORabbitMQConfig2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRabbitMQConfig(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_rabbitmq(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Endpoint",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RabbitMQConfig(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Endpoint_kafka(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_kafka(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Endpoint().Kafka(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.KafkaConfig) graphql.Marshaler {
+			return ec.marshalOKafkaConfig2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐKafkaConfig(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_kafka(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Endpoint",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KafkaConfig(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Endpoint_nats(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_nats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Endpoint().Nats(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.NATSJetStreamConfig) graphql.Marshaler {
+			return ec.marshalONATSJetStreamConfig2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐNATSJetStreamConfig(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_nats(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Endpoint",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_NATSJetStreamConfig(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Endpoint_sqs(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_sqs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Endpoint().Sqs(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AmazonSQSConfig) graphql.Marshaler {
+			return ec.marshalOAmazonSQSConfig2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAmazonSQSConfig(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_sqs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Endpoint",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AmazonSQSConfig(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Endpoint_sns(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_sns(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Endpoint().Sns(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AmazonSNSConfig) graphql.Marshaler {
+			return ec.marshalOAmazonSNSConfig2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAmazonSNSConfig(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_sns(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Endpoint",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AmazonSNSConfig(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Endpoint_pubsub(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_pubsub(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Endpoint().Pubsub(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.GoogleCloudPubSubConfig) graphql.Marshaler {
+			return ec.marshalOGoogleCloudPubSubConfig2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐGoogleCloudPubSubConfig(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_pubsub(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Endpoint",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GoogleCloudPubSubConfig(ctx, field)
 		},
 	}
 	return fc, nil
@@ -11959,6 +13681,98 @@ func (ec *executionContext) fieldContext_FilterTest_matchCount(_ context.Context
 	return graphql.NewScalarFieldContext("FilterTest", field, false, false, "Int")
 }
 
+func (ec *executionContext) _GoogleCloudPubSubConfig_projectId(ctx context.Context, field graphql.CollectedField, obj *model.GoogleCloudPubSubConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GoogleCloudPubSubConfig_projectId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ProjectID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GoogleCloudPubSubConfig_projectId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GoogleCloudPubSubConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _GoogleCloudPubSubConfig_topic(ctx context.Context, field graphql.CollectedField, obj *model.GoogleCloudPubSubConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GoogleCloudPubSubConfig_topic(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Topic, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GoogleCloudPubSubConfig_topic(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GoogleCloudPubSubConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _GoogleCloudPubSubConfig_credentialsJson(ctx context.Context, field graphql.CollectedField, obj *model.GoogleCloudPubSubConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GoogleCloudPubSubConfig_credentialsJson(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CredentialsJSON, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GoogleCloudPubSubConfig_credentialsJson(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GoogleCloudPubSubConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _GoogleCloudPubSubConfig_emulator(ctx context.Context, field graphql.CollectedField, obj *model.GoogleCloudPubSubConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GoogleCloudPubSubConfig_emulator(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Emulator, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GoogleCloudPubSubConfig_emulator(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GoogleCloudPubSubConfig", field, false, false, "String")
+}
+
 func (ec *executionContext) _Header_name(ctx context.Context, field graphql.CollectedField, obj *webhook.Header) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12003,6 +13817,144 @@ func (ec *executionContext) _Header_value(ctx context.Context, field graphql.Col
 }
 func (ec *executionContext) fieldContext_Header_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Header", field, false, false, "String")
+}
+
+func (ec *executionContext) _KafkaConfig_brokers(ctx context.Context, field graphql.CollectedField, obj *model.KafkaConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KafkaConfig_brokers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Brokers, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KafkaConfig_brokers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KafkaConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _KafkaConfig_topic(ctx context.Context, field graphql.CollectedField, obj *model.KafkaConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KafkaConfig_topic(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Topic, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KafkaConfig_topic(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KafkaConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _KafkaConfig_tls(ctx context.Context, field graphql.CollectedField, obj *model.KafkaConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KafkaConfig_tls(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TLS, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bool) graphql.Marshaler {
+			return ec.marshalOBoolean2ᚖbool(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KafkaConfig_tls(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KafkaConfig", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _KafkaConfig_sasl(ctx context.Context, field graphql.CollectedField, obj *model.KafkaConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KafkaConfig_sasl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sasl, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KafkaConfig_sasl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KafkaConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _KafkaConfig_username(ctx context.Context, field graphql.CollectedField, obj *model.KafkaConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KafkaConfig_username(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Username, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KafkaConfig_username(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KafkaConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _KafkaConfig_password(ctx context.Context, field graphql.CollectedField, obj *model.KafkaConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KafkaConfig_password(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Password, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KafkaConfig_password(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KafkaConfig", field, false, false, "String")
 }
 
 func (ec *executionContext) _LatencySummary_p50Ms(ctx context.Context, field graphql.CollectedField, obj *model.LatencySummary) (ret graphql.Marshaler) {
@@ -13187,6 +15139,121 @@ func (ec *executionContext) fieldContext_Mutation_replayDeliveries(ctx context.C
 	return fc, nil
 }
 
+func (ec *executionContext) _NATSJetStreamConfig_url(ctx context.Context, field graphql.CollectedField, obj *model.NATSJetStreamConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_NATSJetStreamConfig_url(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.URL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_NATSJetStreamConfig_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("NATSJetStreamConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _NATSJetStreamConfig_subject(ctx context.Context, field graphql.CollectedField, obj *model.NATSJetStreamConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_NATSJetStreamConfig_subject(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Subject, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_NATSJetStreamConfig_subject(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("NATSJetStreamConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _NATSJetStreamConfig_username(ctx context.Context, field graphql.CollectedField, obj *model.NATSJetStreamConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_NATSJetStreamConfig_username(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Username, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_NATSJetStreamConfig_username(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("NATSJetStreamConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _NATSJetStreamConfig_password(ctx context.Context, field graphql.CollectedField, obj *model.NATSJetStreamConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_NATSJetStreamConfig_password(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Password, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_NATSJetStreamConfig_password(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("NATSJetStreamConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _NATSJetStreamConfig_token(ctx context.Context, field graphql.CollectedField, obj *model.NATSJetStreamConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_NATSJetStreamConfig_token(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Token, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_NATSJetStreamConfig_token(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("NATSJetStreamConfig", field, false, false, "String")
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[string]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13990,6 +16057,82 @@ func (ec *executionContext) fieldContext_Query_locate(ctx context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_destinationTypes(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_destinationTypes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().DestinationTypes(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*destination.Spec) graphql.Marshaler {
+			return ec.marshalNDestinationType2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐSpecᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_destinationTypes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DestinationType(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_testTransformation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_testTransformation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().TestTransformation(ctx, fc.Args["script"].(string), fc.Args["payload"].(json.RawMessage), fc.Args["eventType"].(*string), fc.Args["eventId"].(*string), fc.Args["url"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.TransformationTest) graphql.Marshaler {
+			return ec.marshalNTransformationTest2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐTransformationTest(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_testTransformation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TransformationTest(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_testTransformation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -14064,6 +16207,121 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _RabbitMQConfig_url(ctx context.Context, field graphql.CollectedField, obj *model.RabbitMQConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RabbitMQConfig_url(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.URL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RabbitMQConfig_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RabbitMQConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _RabbitMQConfig_username(ctx context.Context, field graphql.CollectedField, obj *model.RabbitMQConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RabbitMQConfig_username(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Username, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RabbitMQConfig_username(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RabbitMQConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _RabbitMQConfig_password(ctx context.Context, field graphql.CollectedField, obj *model.RabbitMQConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RabbitMQConfig_password(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Password, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RabbitMQConfig_password(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RabbitMQConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _RabbitMQConfig_exchange(ctx context.Context, field graphql.CollectedField, obj *model.RabbitMQConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RabbitMQConfig_exchange(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Exchange, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RabbitMQConfig_exchange(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RabbitMQConfig", field, false, false, "String")
+}
+
+func (ec *executionContext) _RabbitMQConfig_routingKey(ctx context.Context, field graphql.CollectedField, obj *model.RabbitMQConfig) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RabbitMQConfig_routingKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RoutingKey, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RabbitMQConfig_routingKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RabbitMQConfig", field, false, false, "String")
 }
 
 func (ec *executionContext) _RateLimit_requests(ctx context.Context, field graphql.CollectedField, obj *webhook.RateLimit) (ret graphql.Marshaler) {
@@ -14869,6 +17127,222 @@ func (ec *executionContext) fieldContext_TestEndpointPayload_delivery(_ context.
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _TransformationTest_skipped(ctx context.Context, field graphql.CollectedField, obj *model.TransformationTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransformationTest_skipped(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Skipped, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransformationTest_skipped(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransformationTest", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _TransformationTest_body(ctx context.Context, field graphql.CollectedField, obj *model.TransformationTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransformationTest_body(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Body, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TransformationTest_body(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransformationTest", field, false, false, "String")
+}
+
+func (ec *executionContext) _TransformationTest_headers(ctx context.Context, field graphql.CollectedField, obj *model.TransformationTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransformationTest_headers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Headers, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*webhook.Header) graphql.Marshaler {
+			return ec.marshalNHeader2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋwebhookᚐHeaderᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransformationTest_headers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TransformationTest",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Header(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TransformationTest_method(ctx context.Context, field graphql.CollectedField, obj *model.TransformationTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransformationTest_method(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Method, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TransformationTest_method(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransformationTest", field, false, false, "String")
+}
+
+func (ec *executionContext) _TransformationTest_url(ctx context.Context, field graphql.CollectedField, obj *model.TransformationTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransformationTest_url(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.URL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TransformationTest_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransformationTest", field, false, false, "String")
+}
+
+func (ec *executionContext) _TransformationTest_error(ctx context.Context, field graphql.CollectedField, obj *model.TransformationTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransformationTest_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TransformationTest_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransformationTest", field, false, false, "String")
+}
+
+func (ec *executionContext) _TransformationTest_line(ctx context.Context, field graphql.CollectedField, obj *model.TransformationTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransformationTest_line(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Line, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TransformationTest_line(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransformationTest", field, false, false, "Int")
+}
+
+func (ec *executionContext) _TransformationTest_column(ctx context.Context, field graphql.CollectedField, obj *model.TransformationTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransformationTest_column(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Column, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TransformationTest_column(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransformationTest", field, false, false, "Int")
+}
+
+func (ec *executionContext) _TransformationTest_durationMs(ctx context.Context, field graphql.CollectedField, obj *model.TransformationTest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransformationTest_durationMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DurationMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransformationTest_durationMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransformationTest", field, false, false, "Float")
 }
 
 func (ec *executionContext) _Viewer_app(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
@@ -16770,6 +19244,174 @@ func UnmarshalAPIKeyWhereInput(ctx context.Context, raw any) (ent.APIKeyWhereInp
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputAmazonSNSConfigInput(ctx context.Context, obj any) (model.AmazonSNSConfigInput, error) {
+	var it model.AmazonSNSConfigInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"topicArn", "region", "accessKeyId", "secretAccessKey", "roleArn", "externalId", "endpointUrl"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "topicArn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("topicArn"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TopicArn = data
+		case "region":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("region"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Region = data
+		case "accessKeyId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("accessKeyId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AccessKeyID = data
+		case "secretAccessKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("secretAccessKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SecretAccessKey = data
+		case "roleArn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("roleArn"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RoleArn = data
+		case "externalId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalID = data
+		case "endpointUrl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("endpointUrl"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EndpointURL = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAmazonSNSConfigInput unmarshals raw into the AmazonSNSConfigInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAmazonSNSConfigInput(ctx context.Context, raw any) (model.AmazonSNSConfigInput, error) {
+	var out model.AmazonSNSConfigInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AmazonSNSConfigInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputAmazonSQSConfigInput(ctx context.Context, obj any) (model.AmazonSQSConfigInput, error) {
+	var it model.AmazonSQSConfigInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"queueUrl", "region", "accessKeyId", "secretAccessKey", "roleArn", "externalId", "endpointUrl"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "queueUrl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("queueUrl"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.QueueURL = data
+		case "region":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("region"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Region = data
+		case "accessKeyId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("accessKeyId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AccessKeyID = data
+		case "secretAccessKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("secretAccessKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SecretAccessKey = data
+		case "roleArn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("roleArn"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RoleArn = data
+		case "externalId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalID = data
+		case "endpointUrl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("endpointUrl"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EndpointURL = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAmazonSQSConfigInput unmarshals raw into the AmazonSQSConfigInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAmazonSQSConfigInput(ctx context.Context, raw any) (model.AmazonSQSConfigInput, error) {
+	var out model.AmazonSQSConfigInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AmazonSQSConfigInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputAppLimitInput(ctx context.Context, obj any) (model.AppLimitInput, error) {
 	var it model.AppLimitInput
 	if obj == nil {
@@ -18182,7 +20824,7 @@ func (ec *executionContext) unmarshalInputCreateEndpointInput(ctx context.Contex
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "description", "url", "eventTypes", "auth", "headers", "retryPolicy", "timeout", "isActive", "allowDuplicate", "filter", "rateLimit", "ordering"}
+	fieldsInOrder := [...]string{"name", "description", "url", "eventTypes", "auth", "headers", "retryPolicy", "timeout", "isActive", "allowDuplicate", "filter", "rateLimit", "ordering", "transformation", "type", "rabbitmq", "kafka", "nats", "sqs", "sns", "pubsub"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -18205,7 +20847,7 @@ func (ec *executionContext) unmarshalInputCreateEndpointInput(ctx context.Contex
 			it.Description = data
 		case "url":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("url"))
-			data, err := ec.unmarshalNString2string(ctx, v)
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -18280,6 +20922,62 @@ func (ec *executionContext) unmarshalInputCreateEndpointInput(ctx context.Contex
 				return it, err
 			}
 			it.Ordering = data
+		case "transformation":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("transformation"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Transformation = data
+		case "type":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("type"))
+			data, err := ec.unmarshalOEndpointType2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐType(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Type = data
+		case "rabbitmq":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rabbitmq"))
+			data, err := ec.unmarshalORabbitMQConfigInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRabbitMQConfigInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Rabbitmq = data
+		case "kafka":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kafka"))
+			data, err := ec.unmarshalOKafkaConfigInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐKafkaConfigInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kafka = data
+		case "nats":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nats"))
+			data, err := ec.unmarshalONATSJetStreamConfigInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐNATSJetStreamConfigInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Nats = data
+		case "sqs":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sqs"))
+			data, err := ec.unmarshalOAmazonSQSConfigInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAmazonSQSConfigInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Sqs = data
+		case "sns":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sns"))
+			data, err := ec.unmarshalOAmazonSNSConfigInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAmazonSNSConfigInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Sns = data
+		case "pubsub":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pubsub"))
+			data, err := ec.unmarshalOGoogleCloudPubSubConfigInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐGoogleCloudPubSubConfigInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Pubsub = data
 		}
 	}
 	return it, nil
@@ -22030,6 +24728,69 @@ func UnmarshalEventWhereInput(ctx context.Context, raw any) (ent.EventWhereInput
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputGoogleCloudPubSubConfigInput(ctx context.Context, obj any) (model.GoogleCloudPubSubConfigInput, error) {
+	var it model.GoogleCloudPubSubConfigInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"projectId", "topic", "credentialsJson", "emulator"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "projectId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("projectId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProjectID = data
+		case "topic":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("topic"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Topic = data
+		case "credentialsJson":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialsJson"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialsJSON = data
+		case "emulator":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emulator"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Emulator = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalGoogleCloudPubSubConfigInput unmarshals raw into the GoogleCloudPubSubConfigInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalGoogleCloudPubSubConfigInput(ctx context.Context, raw any) (model.GoogleCloudPubSubConfigInput, error) {
+	var out model.GoogleCloudPubSubConfigInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "GoogleCloudPubSubConfigInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputHeaderInput(ctx context.Context, obj any) (model.HeaderInput, error) {
 	var it model.HeaderInput
 	if obj == nil {
@@ -22076,6 +24837,153 @@ func (ec *executionContext) unmarshalInputHeaderInput(ctx context.Context, obj a
 func UnmarshalHeaderInput(ctx context.Context, raw any) (model.HeaderInput, error) {
 	var out model.HeaderInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "HeaderInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputKafkaConfigInput(ctx context.Context, obj any) (model.KafkaConfigInput, error) {
+	var it model.KafkaConfigInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"brokers", "topic", "tls", "sasl", "username", "password"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "brokers":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("brokers"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Brokers = data
+		case "topic":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("topic"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Topic = data
+		case "tls":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tls"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TLS = data
+		case "sasl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sasl"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Sasl = data
+		case "username":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("username"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Username = data
+		case "password":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("password"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Password = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalKafkaConfigInput unmarshals raw into the KafkaConfigInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalKafkaConfigInput(ctx context.Context, raw any) (model.KafkaConfigInput, error) {
+	var out model.KafkaConfigInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "KafkaConfigInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputNATSJetStreamConfigInput(ctx context.Context, obj any) (model.NATSJetStreamConfigInput, error) {
+	var it model.NATSJetStreamConfigInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"url", "subject", "username", "password", "token"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "url":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("url"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.URL = data
+		case "subject":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("subject"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Subject = data
+		case "username":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("username"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Username = data
+		case "password":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("password"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Password = data
+		case "token":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("token"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Token = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalNATSJetStreamConfigInput unmarshals raw into the NATSJetStreamConfigInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalNATSJetStreamConfigInput(ctx context.Context, raw any) (model.NATSJetStreamConfigInput, error) {
+	var out model.NATSJetStreamConfigInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "NATSJetStreamConfigInput", raw, &out)
 	return out, err
 }
 
@@ -22209,6 +25117,76 @@ func (ec *executionContext) unmarshalInputPublishEventInput(ctx context.Context,
 func UnmarshalPublishEventInput(ctx context.Context, raw any) (model.PublishEventInput, error) {
 	var out model.PublishEventInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "PublishEventInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRabbitMQConfigInput(ctx context.Context, obj any) (model.RabbitMQConfigInput, error) {
+	var it model.RabbitMQConfigInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"url", "username", "password", "exchange", "routingKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "url":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("url"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.URL = data
+		case "username":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("username"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Username = data
+		case "password":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("password"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Password = data
+		case "exchange":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("exchange"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Exchange = data
+		case "routingKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("routingKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RoutingKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRabbitMQConfigInput unmarshals raw into the RabbitMQConfigInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRabbitMQConfigInput(ctx context.Context, raw any) (model.RabbitMQConfigInput, error) {
+	var out model.RabbitMQConfigInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RabbitMQConfigInput", raw, &out)
 	return out, err
 }
 
@@ -22433,7 +25411,7 @@ func (ec *executionContext) unmarshalInputUpdateEndpointInput(ctx context.Contex
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "description", "url", "eventTypes", "auth", "headers", "retryPolicy", "timeout", "isActive", "allowDuplicate", "filter", "rateLimit", "ordering"}
+	fieldsInOrder := [...]string{"name", "description", "url", "eventTypes", "auth", "headers", "retryPolicy", "timeout", "isActive", "allowDuplicate", "filter", "rateLimit", "ordering", "transformation", "type", "rabbitmq", "kafka", "nats", "sqs", "sns", "pubsub"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -22531,6 +25509,62 @@ func (ec *executionContext) unmarshalInputUpdateEndpointInput(ctx context.Contex
 				return it, err
 			}
 			it.Ordering = data
+		case "transformation":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("transformation"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Transformation = graphql.OmittableOf(data)
+		case "type":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("type"))
+			data, err := ec.unmarshalOEndpointType2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐType(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Type = data
+		case "rabbitmq":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rabbitmq"))
+			data, err := ec.unmarshalORabbitMQConfigInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRabbitMQConfigInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Rabbitmq = data
+		case "kafka":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kafka"))
+			data, err := ec.unmarshalOKafkaConfigInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐKafkaConfigInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kafka = data
+		case "nats":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nats"))
+			data, err := ec.unmarshalONATSJetStreamConfigInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐNATSJetStreamConfigInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Nats = data
+		case "sqs":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sqs"))
+			data, err := ec.unmarshalOAmazonSQSConfigInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAmazonSQSConfigInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Sqs = data
+		case "sns":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sns"))
+			data, err := ec.unmarshalOAmazonSNSConfigInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAmazonSNSConfigInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Sns = data
+		case "pubsub":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pubsub"))
+			data, err := ec.unmarshalOGoogleCloudPubSubConfigInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐGoogleCloudPubSubConfigInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Pubsub = data
 		}
 	}
 	return it, nil
@@ -22818,6 +25852,132 @@ func (ec *executionContext) _APIKeyEdge(ctx context.Context, sel ast.SelectionSe
 		case "cursor":
 			out.Values[i] = ec._APIKeyEdge_cursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var amazonSNSConfigImplementors = []string{"AmazonSNSConfig"}
+
+func (ec *executionContext) _AmazonSNSConfig(ctx context.Context, sel ast.SelectionSet, obj *model.AmazonSNSConfig) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, amazonSNSConfigImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AmazonSNSConfig")
+		case "topicArn":
+			out.Values[i] = ec._AmazonSNSConfig_topicArn(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "region":
+			out.Values[i] = ec._AmazonSNSConfig_region(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "accessKeyId":
+			out.Values[i] = ec._AmazonSNSConfig_accessKeyId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "secretAccessKey":
+			out.Values[i] = ec._AmazonSNSConfig_secretAccessKey(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "roleArn":
+			out.Values[i] = ec._AmazonSNSConfig_roleArn(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "externalId":
+			out.Values[i] = ec._AmazonSNSConfig_externalId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "endpointUrl":
+			out.Values[i] = ec._AmazonSNSConfig_endpointUrl(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var amazonSQSConfigImplementors = []string{"AmazonSQSConfig"}
+
+func (ec *executionContext) _AmazonSQSConfig(ctx context.Context, sel ast.SelectionSet, obj *model.AmazonSQSConfig) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, amazonSQSConfigImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AmazonSQSConfig")
+		case "queueUrl":
+			out.Values[i] = ec._AmazonSQSConfig_queueUrl(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "region":
+			out.Values[i] = ec._AmazonSQSConfig_region(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "accessKeyId":
+			out.Values[i] = ec._AmazonSQSConfig_accessKeyId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "secretAccessKey":
+			out.Values[i] = ec._AmazonSQSConfig_secretAccessKey(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "roleArn":
+			out.Values[i] = ec._AmazonSQSConfig_roleArn(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "externalId":
+			out.Values[i] = ec._AmazonSQSConfig_externalId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "endpointUrl":
+			out.Values[i] = ec._AmazonSQSConfig_endpointUrl(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -24003,6 +27163,133 @@ func (ec *executionContext) _DeliveryStatsPoint(ctx context.Context, sel ast.Sel
 	return out
 }
 
+var destinationFieldImplementors = []string{"DestinationField"}
+
+func (ec *executionContext) _DestinationField(ctx context.Context, sel ast.SelectionSet, obj *destination.Field) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, destinationFieldImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DestinationField")
+		case "name":
+			out.Values[i] = ec._DestinationField_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "label":
+			out.Values[i] = ec._DestinationField_label(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "kind":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DestinationField_kind(ctx, field, obj)
+				})
+		case "required":
+			out.Values[i] = ec._DestinationField_required(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "secret":
+			out.Values[i] = ec._DestinationField_secret(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "choices":
+			out.Values[i] = ec._DestinationField_choices(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "default":
+			out.Values[i] = ec._DestinationField_default(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "placeholder":
+			out.Values[i] = ec._DestinationField_placeholder(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "help":
+			out.Values[i] = ec._DestinationField_help(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var destinationTypeImplementors = []string{"DestinationType"}
+
+func (ec *executionContext) _DestinationType(ctx context.Context, sel ast.SelectionSet, obj *destination.Spec) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, destinationTypeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DestinationType")
+		case "type":
+			out.Values[i] = ec._DestinationType_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._DestinationType_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "field":
+			out.Values[i] = ec._DestinationType_field(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "summary":
+			out.Values[i] = ec._DestinationType_summary(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fields":
+			out.Values[i] = ec._DestinationType_fields(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var endpointImplementors = []string{"Endpoint", "Node"}
 
 func (ec *executionContext) _Endpoint(ctx context.Context, sel ast.SelectionSet, obj *ent.Endpoint) graphql.Marshaler {
@@ -24081,6 +27368,11 @@ func (ec *executionContext) _Endpoint(ctx context.Context, sel ast.SelectionSet,
 			}
 		case "pausedUntil":
 			out.Values[i] = ec._Endpoint_pausedUntil(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "transformation":
+			out.Values[i] = ec._Endpoint_transformation(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -24170,6 +27462,47 @@ func (ec *executionContext) _Endpoint(ctx context.Context, sel ast.SelectionSet,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Endpoint_backlog(ctx, field, obj)
+				})
+		case "type":
+			out.Values[i] = ec._Endpoint_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "rabbitmq":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Endpoint_rabbitmq(ctx, field, obj)
+				})
+		case "kafka":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Endpoint_kafka(ctx, field, obj)
+				})
+		case "nats":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Endpoint_nats(ctx, field, obj)
+				})
+		case "sqs":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Endpoint_sqs(ctx, field, obj)
+				})
+		case "sns":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Endpoint_sns(ctx, field, obj)
+				})
+		case "pubsub":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Endpoint_pubsub(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -24931,6 +28264,54 @@ func (ec *executionContext) _FilterTest(ctx context.Context, sel ast.SelectionSe
 	return out
 }
 
+var googleCloudPubSubConfigImplementors = []string{"GoogleCloudPubSubConfig"}
+
+func (ec *executionContext) _GoogleCloudPubSubConfig(ctx context.Context, sel ast.SelectionSet, obj *model.GoogleCloudPubSubConfig) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, googleCloudPubSubConfigImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("GoogleCloudPubSubConfig")
+		case "projectId":
+			out.Values[i] = ec._GoogleCloudPubSubConfig_projectId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "topic":
+			out.Values[i] = ec._GoogleCloudPubSubConfig_topic(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "credentialsJson":
+			out.Values[i] = ec._GoogleCloudPubSubConfig_credentialsJson(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "emulator":
+			out.Values[i] = ec._GoogleCloudPubSubConfig_emulator(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var headerImplementors = []string{"Header"}
 
 func (ec *executionContext) _Header(ctx context.Context, sel ast.SelectionSet, obj *webhook.Header) graphql.Marshaler {
@@ -24950,6 +28331,64 @@ func (ec *executionContext) _Header(ctx context.Context, sel ast.SelectionSet, o
 		case "value":
 			out.Values[i] = ec._Header_value(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var kafkaConfigImplementors = []string{"KafkaConfig"}
+
+func (ec *executionContext) _KafkaConfig(ctx context.Context, sel ast.SelectionSet, obj *model.KafkaConfig) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, kafkaConfigImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KafkaConfig")
+		case "brokers":
+			out.Values[i] = ec._KafkaConfig_brokers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "topic":
+			out.Values[i] = ec._KafkaConfig_topic(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "tls":
+			out.Values[i] = ec._KafkaConfig_tls(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "sasl":
+			out.Values[i] = ec._KafkaConfig_sasl(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "username":
+			out.Values[i] = ec._KafkaConfig_username(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "password":
+			out.Values[i] = ec._KafkaConfig_password(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -25257,6 +28696,59 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 	return out
 }
 
+var nATSJetStreamConfigImplementors = []string{"NATSJetStreamConfig"}
+
+func (ec *executionContext) _NATSJetStreamConfig(ctx context.Context, sel ast.SelectionSet, obj *model.NATSJetStreamConfig) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, nATSJetStreamConfigImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("NATSJetStreamConfig")
+		case "url":
+			out.Values[i] = ec._NATSJetStreamConfig_url(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "subject":
+			out.Values[i] = ec._NATSJetStreamConfig_subject(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "username":
+			out.Values[i] = ec._NATSJetStreamConfig_username(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "password":
+			out.Values[i] = ec._NATSJetStreamConfig_password(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "token":
+			out.Values[i] = ec._NATSJetStreamConfig_token(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var pageInfoImplementors = []string{"PageInfo"}
 
 func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet, obj *entgql.PageInfo[string]) graphql.Marshaler {
@@ -25496,6 +28988,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_locate(ctx, field)
 				})
+		case "destinationTypes":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_destinationTypes(ctx, field)
+				})
+		case "testTransformation":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_testTransformation(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -25509,6 +29013,59 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var rabbitMQConfigImplementors = []string{"RabbitMQConfig"}
+
+func (ec *executionContext) _RabbitMQConfig(ctx context.Context, sel ast.SelectionSet, obj *model.RabbitMQConfig) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, rabbitMQConfigImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RabbitMQConfig")
+		case "url":
+			out.Values[i] = ec._RabbitMQConfig_url(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "username":
+			out.Values[i] = ec._RabbitMQConfig_username(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "password":
+			out.Values[i] = ec._RabbitMQConfig_password(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "exchange":
+			out.Values[i] = ec._RabbitMQConfig_exchange(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "routingKey":
+			out.Values[i] = ec._RabbitMQConfig_routingKey(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -25910,6 +29467,79 @@ func (ec *executionContext) _TestEndpointPayload(ctx context.Context, sel ast.Se
 			}
 		case "delivery":
 			out.Values[i] = ec._TestEndpointPayload_delivery(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var transformationTestImplementors = []string{"TransformationTest"}
+
+func (ec *executionContext) _TransformationTest(ctx context.Context, sel ast.SelectionSet, obj *model.TransformationTest) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, transformationTestImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TransformationTest")
+		case "skipped":
+			out.Values[i] = ec._TransformationTest_skipped(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "body":
+			out.Values[i] = ec._TransformationTest_body(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "headers":
+			out.Values[i] = ec._TransformationTest_headers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "method":
+			out.Values[i] = ec._TransformationTest_method(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "url":
+			out.Values[i] = ec._TransformationTest_url(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._TransformationTest_error(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "line":
+			out.Values[i] = ec._TransformationTest_line(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "column":
+			out.Values[i] = ec._TransformationTest_column(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "durationMs":
+			out.Values[i] = ec._TransformationTest_durationMs(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -26747,6 +30377,50 @@ func (ec *executionContext) unmarshalNDeliveryWhereInput2ᚖgithubᚗcomᚋheral
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNDestinationField2githubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐField(ctx context.Context, sel ast.SelectionSet, v destination.Field) graphql.Marshaler {
+	return ec._DestinationField(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNDestinationField2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐFieldᚄ(ctx context.Context, sel ast.SelectionSet, v []destination.Field) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDestinationField2githubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐField(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNDestinationType2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐSpecᚄ(ctx context.Context, sel ast.SelectionSet, v []*destination.Spec) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDestinationType2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐSpec(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNDestinationType2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐSpec(ctx context.Context, sel ast.SelectionSet, v *destination.Spec) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DestinationType!")
+		return graphql.Null
+	}
+	return ec._DestinationType(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNDuration2timeᚐDuration(ctx context.Context, v any) (time.Duration, error) {
 	res, err := scalar.UnmarshalDuration(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -26841,6 +30515,20 @@ func (ec *executionContext) marshalNEndpointSummary2ᚖgithubᚗcomᚋheraldhq�
 		return graphql.Null
 	}
 	return ec._EndpointSummary(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNEndpointType2githubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐType(ctx context.Context, v any) (destination.Type, error) {
+	res, err := scalar.UnmarshalEndpointType(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNEndpointType2githubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐType(ctx context.Context, sel ast.SelectionSet, v destination.Type) graphql.Marshaler {
+	_ = sel
+	res := scalar.MarshalEndpointType(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "EndpointType!")
+	}
+	return res
 }
 
 func (ec *executionContext) unmarshalNEndpointWhereInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐEndpointWhereInput(ctx context.Context, v any) (*ent.EndpointWhereInput, error) {
@@ -27441,6 +31129,14 @@ func (ec *executionContext) marshalNTime2ᚖtimeᚐTime(ctx context.Context, sel
 	return res
 }
 
+func (ec *executionContext) marshalNTransformationTest2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐTransformationTest(ctx context.Context, sel ast.SelectionSet, v *model.TransformationTest) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "TransformationTest!")
+		return graphql.Null
+	}
+	return ec._TransformationTest(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNUpdateAppInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐUpdateAppInput(ctx context.Context, v any) (model.UpdateAppInput, error) {
 	res, err := ec.unmarshalInputUpdateAppInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -27751,6 +31447,36 @@ func (ec *executionContext) unmarshalOAPIKeyWhereInput2ᚖgithubᚗcomᚋheraldh
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputAPIKeyWhereInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOAmazonSNSConfig2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAmazonSNSConfig(ctx context.Context, sel ast.SelectionSet, v *model.AmazonSNSConfig) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AmazonSNSConfig(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOAmazonSNSConfigInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAmazonSNSConfigInput(ctx context.Context, v any) (*model.AmazonSNSConfigInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputAmazonSNSConfigInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOAmazonSQSConfig2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAmazonSQSConfig(ctx context.Context, sel ast.SelectionSet, v *model.AmazonSQSConfig) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AmazonSQSConfig(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOAmazonSQSConfigInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAmazonSQSConfigInput(ctx context.Context, v any) (*model.AmazonSQSConfigInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputAmazonSQSConfigInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -28162,6 +31888,24 @@ func (ec *executionContext) unmarshalOEndpointOrder2ᚖgithubᚗcomᚋheraldhq�
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalOEndpointType2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐType(ctx context.Context, v any) (*destination.Type, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := scalar.UnmarshalEndpointType(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOEndpointType2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐType(ctx context.Context, sel ast.SelectionSet, v *destination.Type) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := scalar.MarshalEndpointType(*v)
+	return res
+}
+
 func (ec *executionContext) unmarshalOEndpointWhereInput2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐEndpointWhereInputᚄ(ctx context.Context, v any) ([]*ent.EndpointWhereInput, error) {
 	if v == nil {
 		return nil, nil
@@ -28324,6 +32068,21 @@ func (ec *executionContext) marshalOFloat2ᚖfloat64(ctx context.Context, sel as
 	return graphql.WrapContextMarshaler(ctx, res)
 }
 
+func (ec *executionContext) marshalOGoogleCloudPubSubConfig2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐGoogleCloudPubSubConfig(ctx context.Context, sel ast.SelectionSet, v *model.GoogleCloudPubSubConfig) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._GoogleCloudPubSubConfig(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOGoogleCloudPubSubConfigInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐGoogleCloudPubSubConfigInput(ctx context.Context, v any) (*model.GoogleCloudPubSubConfigInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputGoogleCloudPubSubConfigInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalOHeaderInput2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐHeaderInputᚄ(ctx context.Context, v any) ([]*model.HeaderInput, error) {
 	if v == nil {
 		return nil, nil
@@ -28465,11 +32224,41 @@ func (ec *executionContext) marshalOJSON2encodingᚋjsonᚐRawMessage(ctx contex
 	return res
 }
 
+func (ec *executionContext) marshalOKafkaConfig2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐKafkaConfig(ctx context.Context, sel ast.SelectionSet, v *model.KafkaConfig) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._KafkaConfig(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOKafkaConfigInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐKafkaConfigInput(ctx context.Context, v any) (*model.KafkaConfigInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputKafkaConfigInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalOLatencySummary2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐLatencySummary(ctx context.Context, sel ast.SelectionSet, v *model.LatencySummary) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._LatencySummary(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalONATSJetStreamConfig2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐNATSJetStreamConfig(ctx context.Context, sel ast.SelectionSet, v *model.NATSJetStreamConfig) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._NATSJetStreamConfig(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalONATSJetStreamConfigInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐNATSJetStreamConfigInput(ctx context.Context, v any) (*model.NATSJetStreamConfigInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputNATSJetStreamConfigInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalONode2githubᚗcomᚋheraldhqᚋheraldᚋentᚐNoder(ctx context.Context, sel ast.SelectionSet, v ent.Noder) graphql.Marshaler {
@@ -28547,6 +32336,21 @@ func (ec *executionContext) marshalOPortalTheme2ᚖgithubᚗcomᚋheraldhqᚋher
 	return v
 }
 
+func (ec *executionContext) marshalORabbitMQConfig2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRabbitMQConfig(ctx context.Context, sel ast.SelectionSet, v *model.RabbitMQConfig) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RabbitMQConfig(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalORabbitMQConfigInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRabbitMQConfigInput(ctx context.Context, v any) (*model.RabbitMQConfigInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputRabbitMQConfigInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalORateLimit2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋwebhookᚐRateLimit(ctx context.Context, sel ast.SelectionSet, v *webhook.RateLimit) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -28576,6 +32380,18 @@ func (ec *executionContext) unmarshalORotateEndpointSecretInput2ᚖgithubᚗcom�
 	}
 	res, err := ec.unmarshalInputRotateEndpointSecretInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOString2string(ctx context.Context, v any) (string, error) {
+	res, err := graphql.UnmarshalString(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOString2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(v)
+	return res
 }
 
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/heraldhq/herald/auth"
 	"github.com/heraldhq/herald/bus"
 	"github.com/heraldhq/herald/catalog"
+	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/endpoints"
 	"github.com/heraldhq/herald/ent"
@@ -124,6 +125,11 @@ func (r *deliveryResolver) HeldBy(ctx context.Context, obj *ent.Delivery) (*ent.
 // Delivery is the resolver for the delivery field.
 func (r *deliveryChangeResolver) Delivery(ctx context.Context, obj *model.DeliveryChange) (*ent.Delivery, error) {
 	return r.client.Delivery.Get(ctx, obj.DeliveryID)
+}
+
+// Kind is the resolver for the kind field.
+func (r *destinationFieldResolver) Kind(ctx context.Context, obj *destination.Field) (string, error) {
+	return string(obj.Kind), nil
 }
 
 // Auth is the resolver for the auth field.
@@ -321,7 +327,11 @@ func (r *mutationResolver) UpdatePortalSettings(ctx context.Context, appID *stri
 
 // CreateEndpoint is the resolver for the createEndpoint field.
 func (r *mutationResolver) CreateEndpoint(ctx context.Context, input model.CreateEndpointInput) (*model.CreateEndpointPayload, error) {
-	in := endpointInput(&input.Name, input.Description, &input.URL, input.EventTypes, input.Auth, input.Headers, input.RetryPolicy, input.Timeout, input.IsActive, input.AllowDuplicate)
+	in := endpointInput(&input.Name, input.Description, input.URL, input.EventTypes, input.Auth, input.Headers, input.RetryPolicy, input.Timeout, input.IsActive, input.AllowDuplicate)
+	if err := r.destinationInput(&in, input.Type, &input); err != nil {
+		return nil, err
+	}
+	in.Transformation = endpoints.Change[*string]{Set: input.Transformation != nil, Value: input.Transformation}
 	in.Filter = endpoints.Change[json.RawMessage]{Set: input.Filter != nil, Value: input.Filter}
 	in.RateLimit = endpoints.Change[*webhook.RateLimit]{Set: input.RateLimit != nil, Value: rateLimitOf(input.RateLimit)}
 	in.Ordering = orderingOf(input.Ordering)
@@ -335,6 +345,12 @@ func (r *mutationResolver) CreateEndpoint(ctx context.Context, input model.Creat
 // UpdateEndpoint is the resolver for the updateEndpoint field.
 func (r *mutationResolver) UpdateEndpoint(ctx context.Context, id string, input model.UpdateEndpointInput) (*ent.Endpoint, error) {
 	in := endpointInput(input.Name, input.Description, input.URL, input.EventTypes, input.Auth, input.Headers, input.RetryPolicy, input.Timeout, input.IsActive, input.AllowDuplicate)
+	if err := r.destinationInput(&in, input.Type, &input); err != nil {
+		return nil, err
+	}
+	if tr, ok := input.Transformation.ValueOK(); ok {
+		in.Transformation = endpoints.Change[*string]{Set: true, Value: tr}
+	}
 	if f, ok := input.Filter.ValueOK(); ok {
 		in.Filter = endpoints.Change[json.RawMessage]{Set: true, Value: f}
 	}
@@ -534,6 +550,16 @@ func (r *queryResolver) Locate(ctx context.Context, id string) (*model.Location,
 	return r.locate(ctx, id)
 }
 
+// DestinationTypes is the resolver for the destinationTypes field.
+func (r *queryResolver) DestinationTypes(ctx context.Context) ([]*destination.Spec, error) {
+	return r.endpoints.Destinations.Specs(), nil
+}
+
+// TestTransformation is the resolver for the testTransformation field.
+func (r *queryResolver) TestTransformation(ctx context.Context, script string, payload json.RawMessage, eventType *string, eventID *string, url *string) (*model.TransformationTest, error) {
+	return r.testTransformation(ctx, script, payload, eventType, eventID, url)
+}
+
 // DeliveryUpdated is the resolver for the deliveryUpdated field.
 func (r *subscriptionResolver) DeliveryUpdated(ctx context.Context, endpointID *string, eventType *string, status *delivery.Status) (<-chan *model.DeliveryChange, error) {
 	v, err := viewer(ctx)
@@ -609,6 +635,9 @@ func (r *subscriptionResolver) StatsUpdated(ctx context.Context, endpointID *str
 // DeliveryChange returns DeliveryChangeResolver implementation.
 func (r *Resolver) DeliveryChange() DeliveryChangeResolver { return &deliveryChangeResolver{r} }
 
+// DestinationField returns DestinationFieldResolver implementation.
+func (r *Resolver) DestinationField() DestinationFieldResolver { return &destinationFieldResolver{r} }
+
 // EndpointChange returns EndpointChangeResolver implementation.
 func (r *Resolver) EndpointChange() EndpointChangeResolver { return &endpointChangeResolver{r} }
 
@@ -623,6 +652,7 @@ func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionRes
 
 type (
 	deliveryChangeResolver   struct{ *Resolver }
+	destinationFieldResolver struct{ *Resolver }
 	endpointChangeResolver   struct{ *Resolver }
 	eventPublicationResolver struct{ *Resolver }
 	mutationResolver         struct{ *Resolver }

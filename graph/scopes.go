@@ -74,6 +74,10 @@ var rootAccess = map[string]map[string]access{
 		"testFilter": need(scope.EventsRead),
 		// Across apps for admin keys: like apps, full access only.
 		"locate": fullAccess,
+		// What the endpoint forms show: the same for every caller.
+		"destinationTypes": open,
+		// It may read one of the app's events (eventId).
+		"testTransformation": need(scope.EventsRead),
 	},
 	"Mutation": {
 		"createApp":            fullAccess,
@@ -144,6 +148,10 @@ var typeAccess = map[string]access{
 	"EndpointFlow": open,
 	"Header":       open,
 	"EndpointAuth": open,
+	// The destination types and their fields, the same for everyone.
+	"DestinationType":    open,
+	"DestinationField":   open,
+	"TransformationTest": open,
 
 	"EventType":        need(scope.CatalogRead),
 	"Endpoint":         need(scope.EndpointsRead),
@@ -216,6 +224,12 @@ func nodeAccess(typ string) (access, bool) {
 func typeAccessOf(typ string) (access, bool) {
 	if a, ok := typeAccess[typ]; ok {
 		return a, true
+	}
+	// A destination type's configuration (RabbitMQConfig, ...), generated
+	// from its spec, is a value inside an endpoint, which carries its own
+	// access.
+	if strings.HasSuffix(typ, "Config") {
+		return open, true
 	}
 	for _, suffix := range []string{"Connection", "Edge"} {
 		if base, ok := strings.CutSuffix(typ, suffix); ok {

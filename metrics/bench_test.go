@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhq/herald/dispatch"
+	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/metrics"
 )
 
@@ -18,7 +18,7 @@ func BenchmarkMetrics_PerDelivery(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		m.EventsPublished(1)
-		m.AttemptFinished(dispatch.Success, 3*time.Millisecond)
+		m.AttemptFinished(destination.HTTP, destination.Delivered, 3*time.Millisecond)
 		m.DeliveryFinished("SUCCEEDED", 20*time.Millisecond)
 		if i++; i%64 == 0 {
 			m.RecorderCommit(64, 2*time.Millisecond, nil)

@@ -4,8 +4,8 @@
 // pools, and Go's and the process's own collectors. Every metric lives in
 // the Metrics' own registry, never in Prometheus' default one.
 //
-// Labels are bounded whatever the number of apps and endpoints: outcomes
-// and statuses only. Per-endpoint numbers are the delivery statistics of
+// Labels are bounded whatever the number of apps and endpoints: outcomes,
+// statuses and destination types only. Per-endpoint numbers are the delivery statistics of
 // the GraphQL API (package stats).
 //
 // Metrics implements dispatch.Metrics. Its counters and histograms are
@@ -18,6 +18,7 @@ import (
 	"database/sql"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/dispatch"
 )
 
@@ -56,6 +58,9 @@ type Config struct {
 	// PgxPool, if set, is the PostgreSQL pool under them, reported as
 	// herald_pgxpool_*.
 	PgxPool *pgxpool.Pool
+	// Destinations are the destination types the engine may send to,
+	// each a value of the attempts' destination label (default HTTP).
+	Destinations []destination.Type
 	// Logger receives errors of reading the backlog (default
 	// slog.Default()).
 	Logger *slog.Logger
@@ -74,22 +79,39 @@ type Metrics struct {
 	reg *prometheus.Registry
 
 	eventsPublished prometheus.Counter
-	attempts        [dispatch.Interrupted + 1]prometheus.Counter
-	attemptSeconds  prometheus.Histogram
-	succeeded       prometheus.Counter
-	failed          prometheus.Counter
-	cancelled       prometheus.Counter
-	lag             prometheus.Histogram
-	disabled        prometheus.Counter
-	recBatch        prometheus.Histogram
-	recSeconds      prometheus.Histogram
-	recFailures     prometheus.Counter
-	pubBatch        prometheus.Histogram
-	pubSeconds      prometheus.Histogram
-	pubFailures     prometheus.Counter
+	// byType holds the attempt metrics of each destination type; other
+	// (unknown) types share one entry.
+	byType      map[destination.Type]*typeMetrics
+	otherType   *typeMetrics
+	succeeded   prometheus.Counter
+	failed      prometheus.Counter
+	cancelled   prometheus.Counter
+	lag         prometheus.Histogram
+	disabled    prometheus.Counter
+	recBatch    prometheus.Histogram
+	recSeconds  prometheus.Histogram
+	recFailures prometheus.Counter
+	pubBatch    prometheus.Histogram
+	pubSeconds  prometheus.Histogram
+	pubFailures prometheus.Counter
 }
 
 var _ dispatch.Metrics = (*Metrics)(nil)
+
+// typeMetrics are the attempt metrics of one destination type.
+type typeMetrics struct {
+	attempts [destination.Deferred + 1]prometheus.Counter
+	seconds  prometheus.Observer
+}
+
+// resultLabel is the result label of an outcome. A delivered attempt is
+// "success", as it was before brokers joined HTTP.
+func resultLabel(o destination.Outcome) string {
+	if o == destination.Delivered {
+		return "success"
+	}
+	return o.String()
+}
 
 // New returns the metrics of a Herald server, registered in a registry of
 // their own.
@@ -108,12 +130,25 @@ func New(cfg Config) *Metrics {
 	m := &Metrics{reg: reg}
 
 	m.eventsPublished = f.counter("events_published_total", "Events stored by publishes (publishEvent, publishEvents, and Herald's own webhook.* events).")
-	attempts := f.counterVec("attempts_total", "HTTP attempts sent to endpoints, by result: success (2xx), retryable (timeout, network error, 408, 425, 429, 5xx), permanent (any other answer), interrupted (cut off by shutdown; the delivery is sent again).", "result")
-	for o := dispatch.Success; o <= dispatch.Interrupted; o++ {
-		m.attempts[o] = attempts.WithLabelValues(o.String())
+	attempts := f.counterVec("attempts_total", "Attempts sent to endpoints, by destination type (http, rabbitmq, kafka, ...) and result: success (2xx, or a publish the broker acknowledged), retryable (timeout, network error, 408, 425, 5xx, an unacknowledged publish), throttled (429, a broker's throttling error), permanent (any other answer, bad credentials, a missing queue or topic), interrupted (cut off by shutdown; the delivery is sent again), deferred (Herald's side failed; no attempt used).", "destination", "result")
+	seconds := f.histogramVec("attempt_duration_seconds", "Duration of attempts by destination type, from sending the request or publish to reading the response or acknowledgement (or failing).",
+		[]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}, "destination")
+	types := cfg.Destinations
+	if len(types) == 0 {
+		types = []destination.Type{destination.HTTP}
 	}
-	m.attemptSeconds = f.histogram("attempt_duration_seconds", "Duration of HTTP attempts, from sending the request to reading the response (or failing).",
-		[]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30})
+	newType := func(name string) *typeMetrics {
+		tm := &typeMetrics{seconds: seconds.WithLabelValues(name)}
+		for o := destination.Delivered; o <= destination.Deferred; o++ {
+			tm.attempts[o] = attempts.WithLabelValues(name, resultLabel(o))
+		}
+		return tm
+	}
+	m.byType = make(map[destination.Type]*typeMetrics, len(types))
+	for _, t := range types {
+		m.byType[t] = newType(strings.ToLower(string(t)))
+	}
+	m.otherType = newType("other")
 	finished := f.counterVec("deliveries_finished_total", "Deliveries that ended, by status: succeeded, failed (after their attempts), cancelled (failed without an attempt: the endpoint was disabled or deleted).", "status")
 	m.succeeded = finished.WithLabelValues("succeeded")
 	m.failed = finished.WithLabelValues("failed")
@@ -173,13 +208,17 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) EventsPublished(n int) { m.eventsPublished.Add(float64(n)) }
 
 // AttemptFinished implements dispatch.Metrics.
-func (m *Metrics) AttemptFinished(o dispatch.Outcome, d time.Duration) {
-	if o < 0 || int(o) >= len(m.attempts) {
-		o = dispatch.Permanent
+func (m *Metrics) AttemptFinished(t destination.Type, o destination.Outcome, d time.Duration) {
+	tm := m.byType[t]
+	if tm == nil {
+		tm = m.otherType
 	}
-	m.attempts[o].Inc()
-	if o != dispatch.Interrupted {
-		m.attemptSeconds.Observe(d.Seconds())
+	if o < 0 || int(o) >= len(tm.attempts) {
+		o = destination.Permanent
+	}
+	tm.attempts[o].Inc()
+	if o != destination.Interrupted {
+		tm.seconds.Observe(d.Seconds())
 	}
 }
 
@@ -230,8 +269,8 @@ func (f factory) counter(name, help string) prometheus.Counter {
 	return c
 }
 
-func (f factory) counterVec(name, help, label string) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help}, []string{label})
+func (f factory) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help}, labels)
 	f.reg.MustRegister(c)
 	return c
 }
@@ -248,6 +287,12 @@ func (f factory) gaugeFunc(name, help string, fn func() float64) {
 
 func (f factory) histogram(name, help string, buckets []float64) prometheus.Histogram {
 	h := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: name, Help: help, Buckets: buckets})
+	f.reg.MustRegister(h)
+	return h
+}
+
+func (f factory) histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: name, Help: help, Buckets: buckets}, labels)
 	f.reg.MustRegister(h)
 	return h
 }

@@ -47,6 +47,7 @@ const (
 // introspection) plus node lookups of every type.
 var matrixOps = []matrixOp{
 	{"Query", "viewer", `{ viewer { isAdmin app { id name portal { displayName } } apiKey { id scopes } } }`, ""},
+	{"Query", "destinationTypes", `{ destinationTypes { type name fields { name kind secret } } }`, ""},
 	{"Query", "node", `{ node(id: "` + fakeEP + `") { id } }`, "ENDPOINTS_READ"},
 	{"Query", "node", `{ node(id: "` + fakeDLV + `") { id } }`, "EVENTS_READ"},
 	{"Query", "node", `{ node(id: "` + fakeEVT + `") { id } }`, "EVENTS_READ"},
@@ -63,6 +64,7 @@ var matrixOps = []matrixOp{
 	{"Query", "deliveries", `{ deliveries { edges { node { id status } } } }`, "EVENTS_READ"},
 	{"Query", "testFilter", `{ testFilter(filter: {type: "order.created"}) { matchCount results { matched } } }`, "EVENTS_READ"},
 	{"Query", "locate", `{ locate(id: "` + fakeEVT + `") { app { id } } }`, "FULL"},
+	{"Query", "testTransformation", `{ testTransformation(script: "function handler(w) { return w }", payload: {}) { skipped body } }`, "EVENTS_READ"},
 
 	{"Mutation", "createApp", `mutation { createApp(input: {name: ""}) { id } }`, "FULL"},
 	{"Mutation", "updateApp", `mutation { updateApp(id: "` + fakeAPP + `", input: {name: "x"}) { id } }`, "FULL"},

@@ -30,6 +30,7 @@ import (
 	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/destination"
+	"github.com/heraldhq/herald/destination/builtin"
 	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/endpoints"
 	"github.com/heraldhq/herald/graph"
@@ -39,6 +40,7 @@ import (
 	"github.com/heraldhq/herald/server/webui"
 	"github.com/heraldhq/herald/stats"
 	"github.com/heraldhq/herald/tracing"
+	"github.com/heraldhq/herald/transform"
 )
 
 // Version is Herald's version, reported in the User-Agent of deliveries.
@@ -219,6 +221,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("allowed destinations: %w", err)
 	}
 	policy := destination.Policy{AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivateDestinations, Allow: rules}
+	dests := builtin.Registry()
+	transforms := transform.New(transform.Limits{})
+	var destTypes []destination.Type
+	for _, s := range dests.Specs() {
+		destTypes = append(destTypes, s.Type)
+	}
 
 	d, err := db.Open(ctx, db.Config{DSN: cfg.DB, Synchronous: cfg.Synchronous, MaxConns: cfg.DBMaxConns, Logger: cfg.Logger})
 	if err != nil {
@@ -273,6 +281,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			DBs:      []metrics.DB{{Name: "writer", DB: d.Write}, {Name: "reader", DB: d.Read}},
 			PgxPool:  d.Pool,
 			Logger:   cfg.Logger,
+
+			Destinations: destTypes,
 		})
 		reports = mets
 	}
@@ -282,6 +292,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Client:        d.Client,
 		Catalog:       cat,
 		Policy:        policy,
+		Destinations:  dests,
+		Transforms:    transforms,
 		MaxPayload:    cfg.MaxPayloadBytes,
 		Workers:       cfg.Workers,
 		PerEndpoint:   cfg.PerEndpoint,
@@ -342,7 +354,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Auth:    authn,
 		Catalog: cat,
 		Endpoints: &endpoints.Service{
-			Client: d.Client, Catalog: cat, Policy: policy, Rand: cfg.Rand, Engine: engine, Observer: observer,
+			Client: d.Client, Catalog: cat, Policy: policy, Destinations: dests, Transforms: transforms, Rand: cfg.Rand, Engine: engine, Observer: observer,
 		},
 		Engine:     engine,
 		Bus:        live,

@@ -6,7 +6,7 @@
 //   node check.mjs [--baseline DIR] [--allow FILE] [SCHEMA_FILE...]
 //
 // Defaults: api/baseline/*.graphqls, api/intentional-breaks.json, and
-// schema.graphqls and graph/ent.graphqls of the repository.
+// schema.graphqls, graph/ent.graphqls and graph/destinations.graphqls of the repository.
 import { readFileSync, readdirSync } from "node:fs";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,7 +23,7 @@ for (let i = 0; i < args.length; i++) {
   else if (args[i] === "--allow") allowFile = resolve(args[++i]);
   else files.push(resolve(args[i]));
 }
-if (files.length === 0) files.push(join(root, "schema.graphqls"), join(root, "graph", "ent.graphqls"));
+if (files.length === 0) files.push(join(root, "schema.graphqls"), join(root, "graph", "ent.graphqls"), join(root, "graph", "destinations.graphqls"));
 
 const load = (paths) => buildSchema(paths.map((p) => readFileSync(p, "utf8")).join("\n"), { assumeValidSDL: false });
 const baselineFiles = readdirSync(baselineDir).filter((f) => f.endsWith(".graphqls")).sort().map((f) => join(baselineDir, f));

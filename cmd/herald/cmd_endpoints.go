@@ -231,7 +231,7 @@ func (c *cli) endpointsCreateCmd() *cobra.Command {
 			if f.url == "" {
 				return usageErrorf("--url is required: the URL that receives the events")
 			}
-			in := client.CreateEndpointInput{Url: f.url, Name: f.name, EventTypes: f.eventTypes}
+			in := client.CreateEndpointInput{Url: client.Ptr(f.url), Name: f.name, EventTypes: f.eventTypes}
 			if in.Name == "" {
 				in.Name = hostOf(f.url)
 			}

@@ -11,6 +11,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"github.com/heraldhq/herald/destination"
 )
 
 const (
@@ -32,6 +33,10 @@ const (
 	FieldDescription = "description"
 	// FieldURL holds the string denoting the url field in the database.
 	FieldURL = "url"
+	// FieldType holds the string denoting the type field in the database.
+	FieldType = "type"
+	// FieldDestination holds the string denoting the destination field in the database.
+	FieldDestination = "destination"
 	// FieldEventTypes holds the string denoting the event_types field in the database.
 	FieldEventTypes = "event_types"
 	// FieldAuth holds the string denoting the auth field in the database.
@@ -54,6 +59,8 @@ const (
 	FieldFlowOwner = "flow_owner"
 	// FieldFlowOwnerUntil holds the string denoting the flow_owner_until field in the database.
 	FieldFlowOwnerUntil = "flow_owner_until"
+	// FieldTransformation holds the string denoting the transformation field in the database.
+	FieldTransformation = "transformation"
 	// FieldIsActive holds the string denoting the is_active field in the database.
 	FieldIsActive = "is_active"
 	// FieldDisabledReason holds the string denoting the disabled_reason field in the database.
@@ -117,6 +124,8 @@ var Columns = []string{
 	FieldName,
 	FieldDescription,
 	FieldURL,
+	FieldType,
+	FieldDestination,
 	FieldEventTypes,
 	FieldAuth,
 	FieldHeaders,
@@ -128,6 +137,7 @@ var Columns = []string{
 	FieldPausedUntil,
 	FieldFlowOwner,
 	FieldFlowOwnerUntil,
+	FieldTransformation,
 	FieldIsActive,
 	FieldDisabledReason,
 	FieldDisabledAt,
@@ -173,6 +183,8 @@ var (
 	DefaultDescription string
 	// URLValidator is a validator for the "url" field. It is called by the builders before save.
 	URLValidator func(string) error
+	// DefaultType holds the default value on creation for the "type" field.
+	DefaultType destination.Type
 	// DefaultTimeout holds the default value on creation for the "timeout" field.
 	DefaultTimeout time.Duration
 	// DefaultIsActive holds the default value on creation for the "is_active" field.
@@ -259,6 +271,11 @@ func ByURL(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldURL, opts...).ToFunc()
 }
 
+// ByType orders the results by the type field.
+func ByType(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldType, opts...).ToFunc()
+}
+
 // ByTimeout orders the results by the timeout field.
 func ByTimeout(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldTimeout, opts...).ToFunc()
@@ -282,6 +299,11 @@ func ByFlowOwner(opts ...sql.OrderTermOption) OrderOption {
 // ByFlowOwnerUntil orders the results by the flow_owner_until field.
 func ByFlowOwnerUntil(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldFlowOwnerUntil, opts...).ToFunc()
+}
+
+// ByTransformation orders the results by the transformation field.
+func ByTransformation(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldTransformation, opts...).ToFunc()
 }
 
 // ByIsActive orders the results by the is_active field.

@@ -7,6 +7,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/ent/predicate"
 )
 
@@ -100,6 +101,12 @@ func URL(v string) predicate.Endpoint {
 	return predicate.Endpoint(sql.FieldEQ(FieldURL, v))
 }
 
+// Type applies equality check predicate on the "type" field. It's identical to TypeEQ.
+func Type(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldEQ(FieldType, vc))
+}
+
 // Timeout applies equality check predicate on the "timeout" field. It's identical to TimeoutEQ.
 func Timeout(v time.Duration) predicate.Endpoint {
 	vc := int64(v)
@@ -119,6 +126,11 @@ func FlowOwner(v string) predicate.Endpoint {
 // FlowOwnerUntil applies equality check predicate on the "flow_owner_until" field. It's identical to FlowOwnerUntilEQ.
 func FlowOwnerUntil(v time.Time) predicate.Endpoint {
 	return predicate.Endpoint(sql.FieldEQ(FieldFlowOwnerUntil, v))
+}
+
+// Transformation applies equality check predicate on the "transformation" field. It's identical to TransformationEQ.
+func Transformation(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldTransformation, v))
 }
 
 // IsActive applies equality check predicate on the "is_active" field. It's identical to IsActiveEQ.
@@ -566,6 +578,100 @@ func URLContainsFold(v string) predicate.Endpoint {
 	return predicate.Endpoint(sql.FieldContainsFold(FieldURL, v))
 }
 
+// TypeEQ applies the EQ predicate on the "type" field.
+func TypeEQ(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldEQ(FieldType, vc))
+}
+
+// TypeNEQ applies the NEQ predicate on the "type" field.
+func TypeNEQ(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldNEQ(FieldType, vc))
+}
+
+// TypeIn applies the In predicate on the "type" field.
+func TypeIn(vs ...destination.Type) predicate.Endpoint {
+	v := make([]any, len(vs))
+	for i := range v {
+		v[i] = string(vs[i])
+	}
+	return predicate.Endpoint(sql.FieldIn(FieldType, v...))
+}
+
+// TypeNotIn applies the NotIn predicate on the "type" field.
+func TypeNotIn(vs ...destination.Type) predicate.Endpoint {
+	v := make([]any, len(vs))
+	for i := range v {
+		v[i] = string(vs[i])
+	}
+	return predicate.Endpoint(sql.FieldNotIn(FieldType, v...))
+}
+
+// TypeGT applies the GT predicate on the "type" field.
+func TypeGT(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldGT(FieldType, vc))
+}
+
+// TypeGTE applies the GTE predicate on the "type" field.
+func TypeGTE(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldGTE(FieldType, vc))
+}
+
+// TypeLT applies the LT predicate on the "type" field.
+func TypeLT(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldLT(FieldType, vc))
+}
+
+// TypeLTE applies the LTE predicate on the "type" field.
+func TypeLTE(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldLTE(FieldType, vc))
+}
+
+// TypeContains applies the Contains predicate on the "type" field.
+func TypeContains(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldContains(FieldType, vc))
+}
+
+// TypeHasPrefix applies the HasPrefix predicate on the "type" field.
+func TypeHasPrefix(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldHasPrefix(FieldType, vc))
+}
+
+// TypeHasSuffix applies the HasSuffix predicate on the "type" field.
+func TypeHasSuffix(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldHasSuffix(FieldType, vc))
+}
+
+// TypeEqualFold applies the EqualFold predicate on the "type" field.
+func TypeEqualFold(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldEqualFold(FieldType, vc))
+}
+
+// TypeContainsFold applies the ContainsFold predicate on the "type" field.
+func TypeContainsFold(v destination.Type) predicate.Endpoint {
+	vc := string(v)
+	return predicate.Endpoint(sql.FieldContainsFold(FieldType, vc))
+}
+
+// DestinationIsNil applies the IsNil predicate on the "destination" field.
+func DestinationIsNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIsNull(FieldDestination))
+}
+
+// DestinationNotNil applies the NotNil predicate on the "destination" field.
+func DestinationNotNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotNull(FieldDestination))
+}
+
 // HeadersIsNil applies the IsNil predicate on the "headers" field.
 func HeadersIsNil() predicate.Endpoint {
 	return predicate.Endpoint(sql.FieldIsNull(FieldHeaders))
@@ -843,6 +949,81 @@ func FlowOwnerUntilIsNil() predicate.Endpoint {
 // FlowOwnerUntilNotNil applies the NotNil predicate on the "flow_owner_until" field.
 func FlowOwnerUntilNotNil() predicate.Endpoint {
 	return predicate.Endpoint(sql.FieldNotNull(FieldFlowOwnerUntil))
+}
+
+// TransformationEQ applies the EQ predicate on the "transformation" field.
+func TransformationEQ(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldTransformation, v))
+}
+
+// TransformationNEQ applies the NEQ predicate on the "transformation" field.
+func TransformationNEQ(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNEQ(FieldTransformation, v))
+}
+
+// TransformationIn applies the In predicate on the "transformation" field.
+func TransformationIn(vs ...string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIn(FieldTransformation, vs...))
+}
+
+// TransformationNotIn applies the NotIn predicate on the "transformation" field.
+func TransformationNotIn(vs ...string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotIn(FieldTransformation, vs...))
+}
+
+// TransformationGT applies the GT predicate on the "transformation" field.
+func TransformationGT(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGT(FieldTransformation, v))
+}
+
+// TransformationGTE applies the GTE predicate on the "transformation" field.
+func TransformationGTE(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGTE(FieldTransformation, v))
+}
+
+// TransformationLT applies the LT predicate on the "transformation" field.
+func TransformationLT(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLT(FieldTransformation, v))
+}
+
+// TransformationLTE applies the LTE predicate on the "transformation" field.
+func TransformationLTE(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLTE(FieldTransformation, v))
+}
+
+// TransformationContains applies the Contains predicate on the "transformation" field.
+func TransformationContains(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldContains(FieldTransformation, v))
+}
+
+// TransformationHasPrefix applies the HasPrefix predicate on the "transformation" field.
+func TransformationHasPrefix(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldHasPrefix(FieldTransformation, v))
+}
+
+// TransformationHasSuffix applies the HasSuffix predicate on the "transformation" field.
+func TransformationHasSuffix(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldHasSuffix(FieldTransformation, v))
+}
+
+// TransformationIsNil applies the IsNil predicate on the "transformation" field.
+func TransformationIsNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIsNull(FieldTransformation))
+}
+
+// TransformationNotNil applies the NotNil predicate on the "transformation" field.
+func TransformationNotNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotNull(FieldTransformation))
+}
+
+// TransformationEqualFold applies the EqualFold predicate on the "transformation" field.
+func TransformationEqualFold(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEqualFold(FieldTransformation, v))
+}
+
+// TransformationContainsFold applies the ContainsFold predicate on the "transformation" field.
+func TransformationContainsFold(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldContainsFold(FieldTransformation, v))
 }
 
 // IsActiveEQ applies the EQ predicate on the "is_active" field.

@@ -287,6 +287,8 @@ var (
 		{Name: "name", Type: field.TypeString, Size: 255},
 		{Name: "description", Type: field.TypeString, Size: 2147483647, Default: ""},
 		{Name: "url", Type: field.TypeString, Size: 2048},
+		{Name: "type", Type: field.TypeString, Default: "HTTP"},
+		{Name: "destination", Type: field.TypeJSON, Nullable: true},
 		{Name: "event_types", Type: field.TypeJSON},
 		{Name: "auth", Type: field.TypeJSON},
 		{Name: "headers", Type: field.TypeJSON, Nullable: true},
@@ -298,6 +300,7 @@ var (
 		{Name: "paused_until", Type: field.TypeTime, Nullable: true},
 		{Name: "flow_owner", Type: field.TypeString, Nullable: true},
 		{Name: "flow_owner_until", Type: field.TypeTime, Nullable: true},
+		{Name: "transformation", Type: field.TypeString, Nullable: true, Size: 2147483647},
 		{Name: "is_active", Type: field.TypeBool, Default: true},
 		{Name: "disabled_reason", Type: field.TypeString, Nullable: true},
 		{Name: "disabled_at", Type: field.TypeTime, Nullable: true},
@@ -319,7 +322,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "endpoints_apps_endpoints",
-				Columns:    []*schema.Column{EndpointsColumns[29]},
+				Columns:    []*schema.Column{EndpointsColumns[32]},
 				RefColumns: []*schema.Column{AppsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -328,7 +331,7 @@ var (
 			{
 				Name:    "endpoint_app_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{EndpointsColumns[29], EndpointsColumns[1]},
+				Columns: []*schema.Column{EndpointsColumns[32], EndpointsColumns[1]},
 			},
 		},
 	}

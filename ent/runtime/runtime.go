@@ -5,6 +5,7 @@ package runtime
 import (
 	"time"
 
+	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
@@ -458,24 +459,28 @@ func init() {
 			return nil
 		}
 	}()
+	// endpointDescType is the schema descriptor for type field.
+	endpointDescType := endpointFields[4].Descriptor()
+	// endpoint.DefaultType holds the default value on creation for the type field.
+	endpoint.DefaultType = destination.Type(endpointDescType.Default.(string))
 	// endpointDescTimeout is the schema descriptor for timeout field.
-	endpointDescTimeout := endpointFields[8].Descriptor()
+	endpointDescTimeout := endpointFields[10].Descriptor()
 	// endpoint.DefaultTimeout holds the default value on creation for the timeout field.
 	endpoint.DefaultTimeout = time.Duration(endpointDescTimeout.Default.(int64))
 	// endpointDescIsActive is the schema descriptor for is_active field.
-	endpointDescIsActive := endpointFields[15].Descriptor()
+	endpointDescIsActive := endpointFields[18].Descriptor()
 	// endpoint.DefaultIsActive holds the default value on creation for the is_active field.
 	endpoint.DefaultIsActive = endpointDescIsActive.Default.(bool)
 	// endpointDescConsecutiveFailures is the schema descriptor for consecutive_failures field.
-	endpointDescConsecutiveFailures := endpointFields[21].Descriptor()
+	endpointDescConsecutiveFailures := endpointFields[24].Descriptor()
 	// endpoint.DefaultConsecutiveFailures holds the default value on creation for the consecutive_failures field.
 	endpoint.DefaultConsecutiveFailures = endpointDescConsecutiveFailures.Default.(int)
 	// endpointDescFailureCount is the schema descriptor for failure_count field.
-	endpointDescFailureCount := endpointFields[22].Descriptor()
+	endpointDescFailureCount := endpointFields[25].Descriptor()
 	// endpoint.DefaultFailureCount holds the default value on creation for the failure_count field.
 	endpoint.DefaultFailureCount = endpointDescFailureCount.Default.(int)
 	// endpointDescSuccessCount is the schema descriptor for success_count field.
-	endpointDescSuccessCount := endpointFields[23].Descriptor()
+	endpointDescSuccessCount := endpointFields[26].Descriptor()
 	// endpoint.DefaultSuccessCount holds the default value on creation for the success_count field.
 	endpoint.DefaultSuccessCount = endpointDescSuccessCount.Default.(int)
 	// endpointDescID is the schema descriptor for id field.

@@ -11,6 +11,7 @@ import (
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
 
+	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/ids"
 	"github.com/heraldhq/herald/webhook"
 )
@@ -41,7 +42,18 @@ func (Endpoint) Fields() []ent.Field {
 		field.String("url").
 			NotEmpty().
 			MaxLen(2048).
-			Annotations(entgql.MapsTo("url")),
+			Annotations(entgql.MapsTo("url")).
+			Comment("Where events go: the HTTP URL, or a broker's address and queue or topic, without credentials."),
+		field.String("type").
+			GoType(destination.Type("")).
+			Default(string(destination.HTTP)).
+			Annotations(entgql.Skip()).
+			Comment("The destination type: HTTP, or a broker such as RABBITMQ."),
+		field.JSON("destination", json.RawMessage{}).
+			Optional().
+			Sensitive().
+			Annotations(entgql.Skip()).
+			Comment("A broker endpoint's configuration, as its destination.Spec checked it (secrets included)."),
 		field.Strings("event_types").
 			Comment("Subscribed event types: names, prefix patterns (order.*) or *.").
 			Annotations(skipInputs),
@@ -84,6 +96,11 @@ func (Endpoint) Fields() []ent.Field {
 			Optional().
 			Nillable().
 			Annotations(entgql.Skip()),
+		field.Text("transformation").
+			Optional().
+			Nillable().
+			Annotations(entgql.Skip(entgql.SkipMutationCreateInput, entgql.SkipMutationUpdateInput, entgql.SkipWhereInput)).
+			Comment("JavaScript that reshapes each event before it is sent (function handler(webhook) { ... }); null: none."),
 		field.Bool("is_active").
 			Default(true),
 		field.String("disabled_reason").

@@ -11,11 +11,84 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/webhook"
 )
+
+// The configuration of a Amazon SNS endpoint (type SNS). Secrets are masked.
+type AmazonSNSConfig struct {
+	// Topic ARN. A FIFO topic (.fifo) gets the ordering key as message group and the event ID as deduplication ID.
+	TopicArn string `json:"topicArn"`
+	// Region.
+	Region string `json:"region"`
+	// Access key ID.
+	AccessKeyID string `json:"accessKeyId"`
+	// Secret access key. A secret: masked when read (at most its last four characters show).
+	SecretAccessKey string `json:"secretAccessKey"`
+	// Role to assume. Optional: Herald assumes this role with the keys above and publishes as the role.
+	RoleArn *string `json:"roleArn,omitempty"`
+	// External ID. The external ID the role's trust policy requires, if any.
+	ExternalID *string `json:"externalId,omitempty"`
+	// Endpoint URL. Optional: a VPC endpoint (or an emulator in development) instead of the region's public endpoint.
+	EndpointURL *string `json:"endpointUrl,omitempty"`
+}
+
+// The configuration of a Amazon SNS endpoint (type SNS). It replaces the stored one; a masked secret sent back as read keeps its value.
+type AmazonSNSConfigInput struct {
+	// Topic ARN. A FIFO topic (.fifo) gets the ordering key as message group and the event ID as deduplication ID. Required.
+	TopicArn *string `json:"topicArn,omitempty"`
+	// Region. Required.
+	Region *string `json:"region,omitempty"`
+	// Access key ID. Required.
+	AccessKeyID *string `json:"accessKeyId,omitempty"`
+	// Secret access key. A secret: masked when read (at most its last four characters show). Required.
+	SecretAccessKey *string `json:"secretAccessKey,omitempty"`
+	// Role to assume. Optional: Herald assumes this role with the keys above and publishes as the role.
+	RoleArn *string `json:"roleArn,omitempty"`
+	// External ID. The external ID the role's trust policy requires, if any.
+	ExternalID *string `json:"externalId,omitempty"`
+	// Endpoint URL. Optional: a VPC endpoint (or an emulator in development) instead of the region's public endpoint.
+	EndpointURL *string `json:"endpointUrl,omitempty"`
+}
+
+// The configuration of a Amazon SQS endpoint (type SQS). Secrets are masked.
+type AmazonSQSConfig struct {
+	// Queue URL. A FIFO queue (.fifo) gets the ordering key as message group and the event ID as deduplication ID.
+	QueueURL string `json:"queueUrl"`
+	// Region.
+	Region string `json:"region"`
+	// Access key ID.
+	AccessKeyID string `json:"accessKeyId"`
+	// Secret access key. A secret: masked when read (at most its last four characters show).
+	SecretAccessKey string `json:"secretAccessKey"`
+	// Role to assume. Optional: Herald assumes this role with the keys above and publishes as the role.
+	RoleArn *string `json:"roleArn,omitempty"`
+	// External ID. The external ID the role's trust policy requires, if any.
+	ExternalID *string `json:"externalId,omitempty"`
+	// Endpoint URL. Optional: a VPC endpoint (or an emulator in development) instead of the region's public endpoint.
+	EndpointURL *string `json:"endpointUrl,omitempty"`
+}
+
+// The configuration of a Amazon SQS endpoint (type SQS). It replaces the stored one; a masked secret sent back as read keeps its value.
+type AmazonSQSConfigInput struct {
+	// Queue URL. A FIFO queue (.fifo) gets the ordering key as message group and the event ID as deduplication ID. Required.
+	QueueURL *string `json:"queueUrl,omitempty"`
+	// Region. Required.
+	Region *string `json:"region,omitempty"`
+	// Access key ID. Required.
+	AccessKeyID *string `json:"accessKeyId,omitempty"`
+	// Secret access key. A secret: masked when read (at most its last four characters show). Required.
+	SecretAccessKey *string `json:"secretAccessKey,omitempty"`
+	// Role to assume. Optional: Herald assumes this role with the keys above and publishes as the role.
+	RoleArn *string `json:"roleArn,omitempty"`
+	// External ID. The external ID the role's trust policy requires, if any.
+	ExternalID *string `json:"externalId,omitempty"`
+	// Endpoint URL. Optional: a VPC endpoint (or an emulator in development) instead of the region's public endpoint.
+	EndpointURL *string `json:"endpointUrl,omitempty"`
+}
 
 // One limit of an app. Going over it is FORBIDDEN with extensions.reason QUOTA (RATE_LIMITED for CONCURRENT_REQUESTS).
 type AppLimit struct {
@@ -97,8 +170,8 @@ type CreateEndpointInput struct {
 	// Display name, 2-255 characters.
 	Name        string  `json:"name"`
 	Description *string `json:"description,omitempty"`
-	// Absolute http(s) URL that receives the events.
-	URL string `json:"url"`
+	// Absolute http(s) URL that receives the events (HTTP endpoints; broker endpoints are configured by the field named after their type).
+	URL *string `json:"url,omitempty"`
 	// Event types to receive: names ("order.created"), prefix patterns ("order.*") or "*" for all.
 	EventTypes  []string           `json:"eventTypes"`
 	Auth        *EndpointAuthInput `json:"auth,omitempty"`
@@ -118,6 +191,25 @@ type CreateEndpointInput struct {
 	RateLimit *RateLimitInput `json:"rateLimit,omitempty"`
 	// In which order events are sent (default NONE).
 	Ordering *endpoint.Ordering `json:"ordering,omitempty"`
+	// JavaScript that reshapes each event before it is sent:
+	// function handler(webhook) { ... return webhook }, where webhook has eventType,
+	// payload, headers and, for HTTP endpoints, method and url; returning null skips
+	// the event. See the testTransformation query and docs/transformations.md.
+	Transformation *string `json:"transformation,omitempty"`
+	// Where the endpoint sends its events (default HTTP, or the endpoint's type on update). A broker type needs its configuration, in the field named after it, instead of url, auth and headers.
+	Type *destination.Type `json:"type,omitempty"`
+	// The configuration of a RABBITMQ endpoint.
+	Rabbitmq *RabbitMQConfigInput `json:"rabbitmq,omitempty"`
+	// The configuration of a KAFKA endpoint.
+	Kafka *KafkaConfigInput `json:"kafka,omitempty"`
+	// The configuration of a NATS endpoint.
+	Nats *NATSJetStreamConfigInput `json:"nats,omitempty"`
+	// The configuration of a SQS endpoint.
+	Sqs *AmazonSQSConfigInput `json:"sqs,omitempty"`
+	// The configuration of a SNS endpoint.
+	Sns *AmazonSNSConfigInput `json:"sns,omitempty"`
+	// The configuration of a PUBSUB endpoint.
+	Pubsub *GoogleCloudPubSubConfigInput `json:"pubsub,omitempty"`
 }
 
 type CreateEndpointPayload struct {
@@ -321,10 +413,66 @@ type FilterTest struct {
 	MatchCount int `json:"matchCount"`
 }
 
+// The configuration of a Google Cloud Pub/Sub endpoint (type PUBSUB). Secrets are masked.
+type GoogleCloudPubSubConfig struct {
+	// Project ID.
+	ProjectID string `json:"projectId"`
+	// Topic. The topic's ID in the project; it must exist.
+	Topic string `json:"topic"`
+	// Service account key (JSON). The JSON key of a service account allowed to publish to the topic (roles/pubsub.publisher). A secret: masked when read (at most its last four characters show).
+	CredentialsJSON *string `json:"credentialsJson,omitempty"`
+	// Emulator. Development only: the host:port of a Pub/Sub emulator, used without credentials instead of Google's service.
+	Emulator *string `json:"emulator,omitempty"`
+}
+
+// The configuration of a Google Cloud Pub/Sub endpoint (type PUBSUB). It replaces the stored one; a masked secret sent back as read keeps its value.
+type GoogleCloudPubSubConfigInput struct {
+	// Project ID. Required.
+	ProjectID *string `json:"projectId,omitempty"`
+	// Topic. The topic's ID in the project; it must exist. Required.
+	Topic *string `json:"topic,omitempty"`
+	// Service account key (JSON). The JSON key of a service account allowed to publish to the topic (roles/pubsub.publisher). A secret: masked when read (at most its last four characters show).
+	CredentialsJSON *string `json:"credentialsJson,omitempty"`
+	// Emulator. Development only: the host:port of a Pub/Sub emulator, used without credentials instead of Google's service.
+	Emulator *string `json:"emulator,omitempty"`
+}
+
 // One HTTP header to send with every delivery of an endpoint.
 type HeaderInput struct {
 	Name  string `json:"name"`
 	Value string `json:"value"`
+}
+
+// The configuration of a Kafka endpoint (type KAFKA). Secrets are masked.
+type KafkaConfig struct {
+	// Brokers. Seed brokers, host:port; the rest of the cluster is discovered from them.
+	Brokers []string `json:"brokers"`
+	// Topic. It must exist: Herald does not create topics.
+	Topic string `json:"topic"`
+	// TLS. Connect with TLS.
+	TLS *bool `json:"tls,omitempty"`
+	// SASL mechanism. Empty: no SASL authentication. One of: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.
+	Sasl *string `json:"sasl,omitempty"`
+	// Username.
+	Username *string `json:"username,omitempty"`
+	// Password. A secret: masked when read (at most its last four characters show).
+	Password *string `json:"password,omitempty"`
+}
+
+// The configuration of a Kafka endpoint (type KAFKA). It replaces the stored one; a masked secret sent back as read keeps its value.
+type KafkaConfigInput struct {
+	// Brokers. Seed brokers, host:port; the rest of the cluster is discovered from them. Required.
+	Brokers []string `json:"brokers,omitempty"`
+	// Topic. It must exist: Herald does not create topics. Required.
+	Topic *string `json:"topic,omitempty"`
+	// TLS. Connect with TLS.
+	TLS *bool `json:"tls,omitempty"`
+	// SASL mechanism. Empty: no SASL authentication. One of: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.
+	Sasl *string `json:"sasl,omitempty"`
+	// Username.
+	Username *string `json:"username,omitempty"`
+	// Password. A secret: masked when read (at most its last four characters show).
+	Password *string `json:"password,omitempty"`
 }
 
 // Attempt durations, from sending the request to reading the response.
@@ -344,6 +492,34 @@ type Location struct {
 	Type string `json:"type"`
 	// The app it belongs to.
 	App *ent.App `json:"app"`
+}
+
+// The configuration of a NATS JetStream endpoint (type NATS). Secrets are masked.
+type NATSJetStreamConfig struct {
+	// Server URL. nats:// or tls://, without credentials.
+	URL string `json:"url"`
+	// Subject. {eventType} is replaced by the event's type. A JetStream stream must capture it.
+	Subject string `json:"subject"`
+	// Username.
+	Username *string `json:"username,omitempty"`
+	// Password. A secret: masked when read (at most its last four characters show).
+	Password *string `json:"password,omitempty"`
+	// Token. An authentication token, instead of a username and password. A secret: masked when read (at most its last four characters show).
+	Token *string `json:"token,omitempty"`
+}
+
+// The configuration of a NATS JetStream endpoint (type NATS). It replaces the stored one; a masked secret sent back as read keeps its value.
+type NATSJetStreamConfigInput struct {
+	// Server URL. nats:// or tls://, without credentials. Required.
+	URL *string `json:"url,omitempty"`
+	// Subject. {eventType} is replaced by the event's type. A JetStream stream must capture it. Required.
+	Subject *string `json:"subject,omitempty"`
+	// Username.
+	Username *string `json:"username,omitempty"`
+	// Password. A secret: masked when read (at most its last four characters show).
+	Password *string `json:"password,omitempty"`
+	// Token. An authentication token, instead of a username and password. A secret: masked when read (at most its last four characters show).
+	Token *string `json:"token,omitempty"`
 }
 
 // A customer-portal session: a link for one of your customers.
@@ -399,6 +575,34 @@ type PublishEventInput struct {
 	// When to send the event's deliveries (at most 30 days ahead); they are created
 	// at once. Omitted or past: now.
 	DeliverAt *time.Time `json:"deliverAt,omitempty"`
+}
+
+// The configuration of a RabbitMQ endpoint (type RABBITMQ). Secrets are masked.
+type RabbitMQConfig struct {
+	// Broker URL. amqp:// or amqps:// (TLS), with the virtual host as the path; without credentials.
+	URL string `json:"url"`
+	// Username. Default: guest.
+	Username *string `json:"username,omitempty"`
+	// Password. A secret: masked when read (at most its last four characters show).
+	Password *string `json:"password,omitempty"`
+	// Exchange. The exchange that receives the messages; empty for the default exchange, which routes to the queue named by the routing key. It must exist.
+	Exchange *string `json:"exchange,omitempty"`
+	// Routing key. {eventType} is replaced by the event's type. Default: {eventType}.
+	RoutingKey *string `json:"routingKey,omitempty"`
+}
+
+// The configuration of a RabbitMQ endpoint (type RABBITMQ). It replaces the stored one; a masked secret sent back as read keeps its value.
+type RabbitMQConfigInput struct {
+	// Broker URL. amqp:// or amqps:// (TLS), with the virtual host as the path; without credentials. Required.
+	URL *string `json:"url,omitempty"`
+	// Username. Default: guest.
+	Username *string `json:"username,omitempty"`
+	// Password. A secret: masked when read (at most its last four characters show).
+	Password *string `json:"password,omitempty"`
+	// Exchange. The exchange that receives the messages; empty for the default exchange, which routes to the queue named by the routing key. It must exist.
+	Exchange *string `json:"exchange,omitempty"`
+	// Routing key. {eventType} is replaced by the event's type. Default: {eventType}.
+	RoutingKey *string `json:"routingKey,omitempty"`
 }
 
 type RateLimitInput struct {
@@ -487,6 +691,25 @@ type TestEndpointPayload struct {
 	Delivery *ent.Delivery `json:"delivery"`
 }
 
+// What a transformation made of an event.
+type TransformationTest struct {
+	// The script returned null: the event would not be sent.
+	Skipped bool `json:"skipped"`
+	// The body the endpoint would receive (JSON, or text if the script returned a string).
+	Body *string `json:"body,omitempty"`
+	// Headers the script added.
+	Headers []*webhook.Header `json:"headers"`
+	// The method and url it set (HTTP only; null: unchanged).
+	Method *string `json:"method,omitempty"`
+	URL    *string `json:"url,omitempty"`
+	// Why the script failed, with line and column (null: it did not).
+	Error  *string `json:"error,omitempty"`
+	Line   *int    `json:"line,omitempty"`
+	Column *int    `json:"column,omitempty"`
+	// How long the run took.
+	DurationMs float64 `json:"durationMs"`
+}
+
 type UpdateAppInput struct {
 	Name                    *string `json:"name,omitempty"`
 	AcceptUnknownEventTypes *bool   `json:"acceptUnknownEventTypes,omitempty"`
@@ -518,6 +741,22 @@ type UpdateEndpointInput struct {
 	// Changes the ordering of events published from now on; queued deliveries
 	// keep the order they were created with.
 	Ordering *endpoint.Ordering `json:"ordering,omitempty"`
+	// Replaces the transformation; null removes it.
+	Transformation graphql.Omittable[*string] `json:"transformation,omitempty"`
+	// Where the endpoint sends its events (default HTTP, or the endpoint's type on update). A broker type needs its configuration, in the field named after it, instead of url, auth and headers.
+	Type *destination.Type `json:"type,omitempty"`
+	// The configuration of a RABBITMQ endpoint.
+	Rabbitmq *RabbitMQConfigInput `json:"rabbitmq,omitempty"`
+	// The configuration of a KAFKA endpoint.
+	Kafka *KafkaConfigInput `json:"kafka,omitempty"`
+	// The configuration of a NATS endpoint.
+	Nats *NATSJetStreamConfigInput `json:"nats,omitempty"`
+	// The configuration of a SQS endpoint.
+	Sqs *AmazonSQSConfigInput `json:"sqs,omitempty"`
+	// The configuration of a SNS endpoint.
+	Sns *AmazonSNSConfigInput `json:"sns,omitempty"`
+	// The configuration of a PUBSUB endpoint.
+	Pubsub *GoogleCloudPubSubConfigInput `json:"pubsub,omitempty"`
 }
 
 // Changes to an event type; omitted fields stay as they are, null clears example or jsonSchema.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/heraldhq/herald/destination"
 )
 
 // MarshalTime writes t as an RFC 3339 string in UTC.
@@ -108,4 +110,22 @@ func UnmarshalDuration(v any) (time.Duration, error) {
 		return 0, fmt.Errorf("duration %q is not valid: use a number with a unit (ms, s, m, h), such as \"5s\" or \"2h30m\"", s)
 	}
 	return d, nil
+}
+
+// MarshalEndpointType writes a destination type as its GraphQL enum value.
+func MarshalEndpointType(t destination.Type) graphql.Marshaler {
+	if t == "" {
+		t = destination.HTTP
+	}
+	return graphql.WriterFunc(func(w io.Writer) { _, _ = io.WriteString(w, strconv.Quote(string(t))) })
+}
+
+// UnmarshalEndpointType reads an EndpointType enum value (GraphQL has
+// checked it is one).
+func UnmarshalEndpointType(v any) (destination.Type, error) {
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("endpoint type must be a string such as \"RABBITMQ\", got %T", v)
+	}
+	return destination.Type(s), nil
 }

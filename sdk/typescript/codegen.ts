@@ -4,7 +4,7 @@
 import type { CodegenConfig } from "@graphql-codegen/cli";
 
 const config: CodegenConfig = {
-  schema: ["../../schema.graphqls", "../../graph/ent.graphqls"],
+  schema: ["../../schema.graphqls", "../../graph/ent.graphqls", "../../graph/destinations.graphqls"],
   documents: ["src/operations.ts"],
   generates: {
     "src/generated/graphql.ts": {

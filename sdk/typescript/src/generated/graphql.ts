@@ -25,6 +25,42 @@ export type ApiKeyScope =
   /** Create and revoke customer-portal sessions of the key's app. */
   | 'PORTAL_SESSIONS';
 
+/** The configuration of a Amazon SNS endpoint (type SNS). It replaces the stored one; a masked secret sent back as read keeps its value. */
+export type AmazonSnsConfigInput = {
+  /** Access key ID. Required. */
+  accessKeyId?: string | null | undefined;
+  /** Endpoint URL. Optional: a VPC endpoint (or an emulator in development) instead of the region's public endpoint. */
+  endpointUrl?: string | null | undefined;
+  /** External ID. The external ID the role's trust policy requires, if any. */
+  externalId?: string | null | undefined;
+  /** Region. Required. */
+  region?: string | null | undefined;
+  /** Role to assume. Optional: Herald assumes this role with the keys above and publishes as the role. */
+  roleArn?: string | null | undefined;
+  /** Secret access key. A secret: masked when read (at most its last four characters show). Required. */
+  secretAccessKey?: string | null | undefined;
+  /** Topic ARN. A FIFO topic (.fifo) gets the ordering key as message group and the event ID as deduplication ID. Required. */
+  topicArn?: string | null | undefined;
+};
+
+/** The configuration of a Amazon SQS endpoint (type SQS). It replaces the stored one; a masked secret sent back as read keeps its value. */
+export type AmazonSqsConfigInput = {
+  /** Access key ID. Required. */
+  accessKeyId?: string | null | undefined;
+  /** Endpoint URL. Optional: a VPC endpoint (or an emulator in development) instead of the region's public endpoint. */
+  endpointUrl?: string | null | undefined;
+  /** External ID. The external ID the role's trust policy requires, if any. */
+  externalId?: string | null | undefined;
+  /** Queue URL. A FIFO queue (.fifo) gets the ordering key as message group and the event ID as deduplication ID. Required. */
+  queueUrl?: string | null | undefined;
+  /** Region. Required. */
+  region?: string | null | undefined;
+  /** Role to assume. Optional: Herald assumes this role with the keys above and publishes as the role. */
+  roleArn?: string | null | undefined;
+  /** Secret access key. A secret: masked when read (at most its last four characters show). Required. */
+  secretAccessKey?: string | null | undefined;
+};
+
 /** AttemptTrigger is enum for the field trigger */
 export type AttemptTrigger =
   | 'MANUAL_RETRY'
@@ -47,17 +83,38 @@ export type CreateEndpointInput = {
   headers?: Array<HeaderInput> | null | undefined;
   /** Inactive endpoints receive nothing (default true). */
   isActive?: boolean | null | undefined;
+  /** The configuration of a KAFKA endpoint. */
+  kafka?: KafkaConfigInput | null | undefined;
   /** Display name, 2-255 characters. */
   name: string;
+  /** The configuration of a NATS endpoint. */
+  nats?: NatsJetStreamConfigInput | null | undefined;
   /** In which order events are sent (default NONE). */
   ordering?: Ordering | null | undefined;
+  /** The configuration of a PUBSUB endpoint. */
+  pubsub?: GoogleCloudPubSubConfigInput | null | undefined;
+  /** The configuration of a RABBITMQ endpoint. */
+  rabbitmq?: RabbitMqConfigInput | null | undefined;
   /** At most this many requests per window; the backlog waits (default: none). */
   rateLimit?: RateLimitInput | null | undefined;
   retryPolicy?: RetryPolicyInput | null | undefined;
+  /** The configuration of a SNS endpoint. */
+  sns?: AmazonSnsConfigInput | null | undefined;
+  /** The configuration of a SQS endpoint. */
+  sqs?: AmazonSqsConfigInput | null | undefined;
   /** Time limit of one attempt, 100ms-30s (default 10s). */
   timeout?: string | null | undefined;
-  /** Absolute http(s) URL that receives the events. */
-  url: string;
+  /**
+   * JavaScript that reshapes each event before it is sent:
+   * function handler(webhook) { ... return webhook }, where webhook has eventType,
+   * payload, headers and, for HTTP endpoints, method and url; returning null skips
+   * the event. See the testTransformation query and docs/transformations.md.
+   */
+  transformation?: string | null | undefined;
+  /** Where the endpoint sends its events (default HTTP, or the endpoint's type on update). A broker type needs its configuration, in the field named after it, instead of url, auth and headers. */
+  type?: EndpointType | null | undefined;
+  /** Absolute http(s) URL that receives the events (HTTP endpoints; broker endpoints are configured by the field named after their type). */
+  url?: string | null | undefined;
 };
 
 export type CreatePortalSessionInput = {
@@ -146,10 +203,69 @@ export type EndpointHealth =
   /** Nothing has been sent to the endpoint yet. */
   | 'SETUP';
 
+/** Where an endpoint sends its events: an HTTP URL or a message broker. */
+export type EndpointType =
+  /** POSTs each event to a URL, signed with Standard Webhooks headers. */
+  | 'HTTP'
+  /** Produces each event to a Kafka topic, keyed by its ordering key, acknowledged by all in-sync replicas. */
+  | 'KAFKA'
+  /** Publishes each event to a NATS subject, acknowledged by the JetStream stream that captures it. */
+  | 'NATS'
+  /** Publishes each event to a Google Cloud Pub/Sub topic, its headers as attributes and its ordering key passed through. */
+  | 'PUBSUB'
+  /** Publishes each event to a RabbitMQ exchange as a persistent message, confirmed by the broker. */
+  | 'RABBITMQ'
+  /** Publishes each event to an Amazon SNS topic (standard or FIFO), its headers as message attributes. */
+  | 'SNS'
+  /** Sends each event to an Amazon SQS queue (standard or FIFO), its headers as message attributes. */
+  | 'SQS';
+
+/** The configuration of a Google Cloud Pub/Sub endpoint (type PUBSUB). It replaces the stored one; a masked secret sent back as read keeps its value. */
+export type GoogleCloudPubSubConfigInput = {
+  /** Service account key (JSON). The JSON key of a service account allowed to publish to the topic (roles/pubsub.publisher). A secret: masked when read (at most its last four characters show). */
+  credentialsJson?: string | null | undefined;
+  /** Emulator. Development only: the host:port of a Pub/Sub emulator, used without credentials instead of Google's service. */
+  emulator?: string | null | undefined;
+  /** Project ID. Required. */
+  projectId?: string | null | undefined;
+  /** Topic. The topic's ID in the project; it must exist. Required. */
+  topic?: string | null | undefined;
+};
+
 /** One HTTP header to send with every delivery of an endpoint. */
 export type HeaderInput = {
   name: string;
   value: string;
+};
+
+/** The configuration of a Kafka endpoint (type KAFKA). It replaces the stored one; a masked secret sent back as read keeps its value. */
+export type KafkaConfigInput = {
+  /** Brokers. Seed brokers, host:port; the rest of the cluster is discovered from them. Required. */
+  brokers?: Array<string> | null | undefined;
+  /** Password. A secret: masked when read (at most its last four characters show). */
+  password?: string | null | undefined;
+  /** SASL mechanism. Empty: no SASL authentication. One of: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512. */
+  sasl?: string | null | undefined;
+  /** TLS. Connect with TLS. */
+  tls?: boolean | null | undefined;
+  /** Topic. It must exist: Herald does not create topics. Required. */
+  topic?: string | null | undefined;
+  /** Username. */
+  username?: string | null | undefined;
+};
+
+/** The configuration of a NATS JetStream endpoint (type NATS). It replaces the stored one; a masked secret sent back as read keeps its value. */
+export type NatsJetStreamConfigInput = {
+  /** Password. A secret: masked when read (at most its last four characters show). */
+  password?: string | null | undefined;
+  /** Subject. {eventType} is replaced by the event's type. A JetStream stream must capture it. Required. */
+  subject?: string | null | undefined;
+  /** Token. An authentication token, instead of a username and password. A secret: masked when read (at most its last four characters show). */
+  token?: string | null | undefined;
+  /** Server URL. nats:// or tls://, without credentials. Required. */
+  url?: string | null | undefined;
+  /** Username. */
+  username?: string | null | undefined;
 };
 
 /** Ordering is enum for the field ordering */
@@ -175,6 +291,20 @@ export type PublishEventInput = {
   orderingKey?: string | null | undefined;
   /** The event's data; sent to endpoints as the envelope's "data". */
   payload: unknown;
+};
+
+/** The configuration of a RabbitMQ endpoint (type RABBITMQ). It replaces the stored one; a masked secret sent back as read keeps its value. */
+export type RabbitMqConfigInput = {
+  /** Exchange. The exchange that receives the messages; empty for the default exchange, which routes to the queue named by the routing key. It must exist. */
+  exchange?: string | null | undefined;
+  /** Password. A secret: masked when read (at most its last four characters show). */
+  password?: string | null | undefined;
+  /** Routing key. {eventType} is replaced by the event's type. Default: {eventType}. */
+  routingKey?: string | null | undefined;
+  /** Broker URL. amqp:// or amqps:// (TLS), with the virtual host as the path; without credentials. Required. */
+  url?: string | null | undefined;
+  /** Username. Default: guest. */
+  username?: string | null | undefined;
 };
 
 export type RateLimitInput = {
@@ -210,16 +340,32 @@ export type UpdateEndpointInput = {
   /** Replaces the custom headers. */
   headers?: Array<HeaderInput> | null | undefined;
   isActive?: boolean | null | undefined;
+  /** The configuration of a KAFKA endpoint. */
+  kafka?: KafkaConfigInput | null | undefined;
   name?: string | null | undefined;
+  /** The configuration of a NATS endpoint. */
+  nats?: NatsJetStreamConfigInput | null | undefined;
   /**
    * Changes the ordering of events published from now on; queued deliveries
    * keep the order they were created with.
    */
   ordering?: Ordering | null | undefined;
+  /** The configuration of a PUBSUB endpoint. */
+  pubsub?: GoogleCloudPubSubConfigInput | null | undefined;
+  /** The configuration of a RABBITMQ endpoint. */
+  rabbitmq?: RabbitMqConfigInput | null | undefined;
   /** Replaces the rate limit; null removes it. */
   rateLimit?: RateLimitInput | null | undefined;
   retryPolicy?: RetryPolicyInput | null | undefined;
+  /** The configuration of a SNS endpoint. */
+  sns?: AmazonSnsConfigInput | null | undefined;
+  /** The configuration of a SQS endpoint. */
+  sqs?: AmazonSqsConfigInput | null | undefined;
   timeout?: string | null | undefined;
+  /** Replaces the transformation; null removes it. */
+  transformation?: string | null | undefined;
+  /** Where the endpoint sends its events (default HTTP, or the endpoint's type on update). A broker type needs its configuration, in the field named after it, instead of url, auth and headers. */
+  type?: EndpointType | null | undefined;
   url?: string | null | undefined;
 };
 

@@ -1,0 +1,111 @@
+package dispatch
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/heraldhq/herald/destination"
+	"github.com/heraldhq/herald/ent"
+	"github.com/heraldhq/herald/signing"
+	"github.com/heraldhq/herald/transform"
+	"github.com/heraldhq/herald/webhook"
+)
+
+// endpointConfig is what the engine needs of an endpoint, parsed once per
+// change of the endpoint: how to pace, sign and retry its deliveries, and
+// its destination's target, which sends them.
+type endpointConfig struct {
+	ID    string
+	AppID string
+	Type  destination.Type
+	// URL is where events go, without credentials for brokers: the
+	// endpoint's url as stored.
+	URL       string
+	Retry     webhook.RetryPolicy
+	Timeout   time.Duration
+	Active    bool
+	Deleted   bool
+	UpdatedAt time.Time
+	loadedAt  time.Time // when the scheduler read it
+	// Flow control: the order deliveries go in, a rate limit (nil: none)
+	// and a pause the endpoint asked for.
+	Ordering    webhook.Ordering
+	RateLimit   *webhook.RateLimit
+	PausedUntil time.Time
+
+	// signer signs with the current secret; rotating also with the
+	// previous one, until prevUntil.
+	signer    *signing.Signer
+	rotating  *signing.Signer
+	prevUntil time.Time
+	// target sends to the endpoint (nil only in tests that never send).
+	target destination.Target
+	// transform reshapes its events (nil: none).
+	transform *transform.Program
+}
+
+// ordered reports whether the endpoint's deliveries go in publish order.
+func (e *endpointConfig) ordered() bool {
+	return e.Ordering == webhook.OrderByKey || e.Ordering == webhook.OrderStrict
+}
+
+// controlled reports whether one engine at a time must send to the
+// endpoint: it orders its deliveries or limits its rate.
+func (e *endpointConfig) controlled() bool { return e.ordered() || e.RateLimit != nil }
+
+// signerAt returns the signer to use at time t.
+func (e *endpointConfig) signerAt(t time.Time) *signing.Signer {
+	if e.rotating != nil && t.Before(e.prevUntil) {
+		return e.rotating
+	}
+	return e.signer
+}
+
+// newEndpointConfig parses a stored endpoint for sending, preparing its
+// target with drivers (nil: no target, for tests that never send).
+func newEndpointConfig(ep *ent.Endpoint, drivers *destination.Drivers, transforms *transform.Engine) (*endpointConfig, error) {
+	key, err := signing.DecodeSecret(ep.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s: signing secret: %w", ep.ID, err)
+	}
+	c := &endpointConfig{
+		ID: ep.ID, AppID: ep.AppID, Type: ep.Type, URL: ep.URL,
+		Retry: ep.RetryPolicy, Timeout: ep.Timeout, Active: ep.IsActive, Deleted: ep.DeletedAt != nil,
+		UpdatedAt: ep.UpdatedAt, signer: signing.NewSigner(key),
+		Ordering: webhook.Ordering(ep.Ordering), RateLimit: ep.RateLimit,
+	}
+	if c.Type == "" {
+		c.Type = destination.HTTP
+	}
+	if c.Ordering == "" {
+		c.Ordering = webhook.OrderNone
+	}
+	if ep.PausedUntil != nil {
+		c.PausedUntil = *ep.PausedUntil
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = webhook.DefaultTimeout
+	}
+	if ep.PreviousSecret != nil && *ep.PreviousSecret != "" && ep.PreviousSecretExpiresAt != nil {
+		prev, err := signing.DecodeSecret(*ep.PreviousSecret)
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %s: previous signing secret: %w", ep.ID, err)
+		}
+		c.rotating = signing.NewSigner(key, prev)
+		c.prevUntil = *ep.PreviousSecretExpiresAt
+	}
+	if ep.Transformation != nil && transforms != nil {
+		if c.transform, err = transforms.Compile(*ep.Transformation); err != nil {
+			return nil, fmt.Errorf("endpoint %s: %w", ep.ID, err)
+		}
+	}
+	if drivers != nil {
+		c.target, err = drivers.Prepare(&destination.Endpoint{
+			ID: ep.ID, AppID: ep.AppID, Type: c.Type, URL: ep.URL, Auth: ep.Auth, Headers: ep.Headers, Config: ep.Destination, Timeout: c.Timeout,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %s: %w", ep.ID, err)
+		}
+	}
+	return c, nil
+}
