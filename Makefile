@@ -11,7 +11,7 @@ export CGO_ENABLED := 1
 NODE_TEST_DIRS := signing/testdata/node server/testdata/node server/testdata/axe
 NODE_STAMPS    := $(addsuffix /node_modules/.package-lock.json,$(NODE_TEST_DIRS))
 
-.PHONY: all build run test testdeps lint generate assets bench clean
+.PHONY: all build run test testdeps lint generate migration migration-hash assets bench clean
 
 # Flags for the end-to-end benchmark, e.g. BENCH_FLAGS="--quick" or
 # BENCH_FLAGS="--scenarios throughput --scale 2".
@@ -45,6 +45,21 @@ lint:
 generate:
 	$(GO) run -mod=mod ./ent/entc.go
 	$(GO) run -mod=mod github.com/99designs/gqlgen generate
+
+# After a change to ent/schema: regenerates ent's code and writes the
+# versioned migrations (SQLite and PostgreSQL, in db/migrations) that take
+# the database there, e.g. `make migration name=add_app_quotas`. The files
+# only add and change (expand); contract=1 also drops what ent/schema no
+# longer has, a release after the code stopped using it. See
+# docs/upgrading.md. The PostgreSQL one is planned on a throwaway cluster.
+migration:
+	@test -n "$(name)" || { echo "usage: make migration name=what_changed (e.g. name=add_app_quotas) [contract=1]"; exit 2; }
+	$(MAKE) --no-print-directory generate
+	$(GO) run ./internal/cmd/newmigration -name '$(name)' $(if $(contract),-contract)
+
+# Rewrites db/migrations/*/atlas.sum after a migration was edited by hand.
+migration-hash:
+	$(GO) run ./internal/cmd/newmigration -rehash
 
 # Runs the end-to-end benchmark (herald and a receiver in separate
 # processes, load through the GraphQL API; results in
