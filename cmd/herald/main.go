@@ -5,6 +5,7 @@
 //	herald serve [flags]    start the server (the default command)
 //	herald receive [flags]  run a webhook receiver that prints and verifies deliveries
 //	herald migrate status|up [flags]  show or apply the database's pending migrations
+//	herald backup --out FILE [flags]  copy a SQLite database while herald serves it
 //	herald version          print the version
 //
 // Every flag can also be set with an environment variable: --db is
@@ -52,11 +53,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return receive(ctx, args, stdout, stderr)
 	case "migrate":
 		return migrateCmd(ctx, args, stdout, stderr)
+	case "backup":
+		return backupCmd(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "herald", server.Version)
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q: use serve, receive, migrate or version", cmd)
+		return fmt.Errorf("unknown command %q: use serve, receive, migrate, backup or version", cmd)
 	}
 }
 
