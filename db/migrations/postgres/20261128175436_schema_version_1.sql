@@ -50,7 +50,7 @@ CREATE INDEX "attempt_endpoint_id_completed_at" ON "attempts" ("endpoint_id", "c
 CREATE TABLE "event_types" ("id" character varying NOT NULL, "created_at" timestamptz NOT NULL, "updated_at" timestamptz NOT NULL, "name" character varying NOT NULL, "description" text NOT NULL DEFAULT '', "example" json NULL, "json_schema" json NULL, "built_in" boolean NOT NULL DEFAULT false, "archived_at" timestamptz NULL, "app_id" character varying NOT NULL, PRIMARY KEY ("id"), CONSTRAINT "event_types_apps_event_types" FOREIGN KEY ("app_id") REFERENCES "apps" ("id") ON UPDATE NO ACTION ON DELETE NO ACTION);
 -- Create index "eventtype_app_id_name" to table: "event_types"
 CREATE UNIQUE INDEX "eventtype_app_id_name" ON "event_types" ("app_id", "name");
--- Create "herald_schema_versions" table: the lowest schema version a herald must know to use this database (see db/version.go)
-CREATE TABLE "herald_schema_versions" ("version" integer NOT NULL, "applied_at" timestamptz NOT NULL, PRIMARY KEY ("version"));
+-- Create "herald_schema_versions" as herald 8a13244 did: the lowest schema version a herald must know to use this database (see db/version.go)
+CREATE TABLE herald_schema_versions (version integer PRIMARY KEY, applied_at timestamptz NOT NULL);
 -- Record schema version 1
 INSERT INTO "herald_schema_versions" ("version", "applied_at") VALUES (1, now());

@@ -66,8 +66,8 @@ CREATE TABLE `delivery_stats` (`id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, 
 CREATE UNIQUE INDEX `deliverystat_app_id_endpoint_id_resolution_bucket` ON `delivery_stats` (`app_id`, `endpoint_id`, `resolution`, `bucket`);
 -- Create index "deliverystat_resolution_bucket" to table: "delivery_stats"
 CREATE INDEX `deliverystat_resolution_bucket` ON `delivery_stats` (`resolution`, `bucket`);
--- Create "herald_schema_versions" table: the lowest schema version a herald must know to use this database (see db/version.go)
-CREATE TABLE `herald_schema_versions` (`version` integer NOT NULL, `applied_at` datetime NOT NULL, PRIMARY KEY (`version`));
+-- Create "herald_schema_versions" as herald 8a13244 did: the lowest schema version a herald must know to use this database (see db/version.go)
+CREATE TABLE herald_schema_versions (version integer PRIMARY KEY, applied_at TIMESTAMP NOT NULL);
 -- Record schema version 1
 INSERT INTO `herald_schema_versions` (`version`, `applied_at`) VALUES (1, strftime('%Y-%m-%d %H:%M:%f+00:00', 'now'));
 -- Enable back the enforcement of foreign-keys constraints
