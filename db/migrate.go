@@ -430,7 +430,7 @@ func (m *migrator) up(ctx context.Context) error {
 		if err := m.apply(ctx, f); err != nil {
 			return fmt.Errorf("migration %s: %w", f.Name(), err)
 		}
-		m.log.Info("applied migration", "version", f.Version(), "description", f.Desc(), "took", time.Since(start).Round(time.Millisecond))
+		m.log.Info("applied migration", "version", f.Version(), "description", f.Desc(), "took", time.Since(start).Round(time.Millisecond).String())
 	}
 	to := from
 	if len(pending) > 0 {
