@@ -4,6 +4,7 @@
 GO       ?= go
 BIN      ?= bin/herald
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X github.com/heraldhq/herald/server.Version=$(VERSION)
 export CGO_ENABLED := 1
 
@@ -11,7 +12,7 @@ export CGO_ENABLED := 1
 NODE_TEST_DIRS := signing/testdata/node server/testdata/node server/testdata/axe
 NODE_STAMPS    := $(addsuffix /node_modules/.package-lock.json,$(NODE_TEST_DIRS))
 
-.PHONY: all build run test testdeps lint generate migration migration-hash assets bench clean
+.PHONY: all build run test testdeps lint generate migration migration-hash image image-test size assets bench clean
 
 # Flags for the end-to-end benchmark, e.g. BENCH_FLAGS="--quick" or
 # BENCH_FLAGS="--scenarios throughput --scale 2".
@@ -68,6 +69,32 @@ bench: build
 	$(GO) build -o bin/herald-bench ./cmd/herald-bench
 	./bin/herald-bench --herald $(BIN) $(BENCH_FLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem ./signing ./bus ./dispatch ./metrics ./stats
+
+# The container image (Dockerfile), with podman or docker, whichever is
+# installed. GO_IMAGE is the build stage's base; where registries cannot be
+# reached, deploy/image/go-builder.sh makes one from Debian's packages
+# (CI does: see .ci/run). IMAGE_BUILD_FLAGS go to the engine's build, e.g.
+# --isolation=chroot for podman where containers cannot run.
+IMAGE             ?= localhost/herald:$(VERSION)
+GO_IMAGE          ?= docker.io/library/golang:1.26.8-bookworm
+ENGINE            ?= $(shell command -v podman 2>/dev/null || command -v docker 2>/dev/null)
+IMAGE_BUILD_FLAGS ?=
+image:
+	@test -n "$(ENGINE)" || { echo "make image needs podman or docker"; exit 1; }
+	$(ENGINE) build $(IMAGE_BUILD_FLAGS) --build-arg GO_IMAGE=$(GO_IMAGE) \
+		--build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMAGE) .
+
+# Runs the image as a real container (where a container runtime works, as
+# on a laptop): it must start, answer /readyz, and stop cleanly on SIGTERM.
+image-test: image
+	./deploy/image/container-test.sh $(ENGINE) $(IMAGE)
+
+# Builds the image's binary with its symbols and says which modules make
+# it big (internal/cmd/binsize).
+size:
+	$(GO) build -trimpath -tags 'netgo osusergo timetzdata sqlite_omit_load_extension' \
+		-ldflags '-extldflags=-static' -o bin/herald-static-syms ./cmd/herald
+	$(GO) run ./internal/cmd/binsize bin/herald-static-syms
 
 # Re-vendors GraphiQL and the console's browser assets from npm, and
 # builds the customer portal (server/webui/app) with Vite.
