@@ -7,10 +7,13 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
 func runCmd(t *testing.T, args ...string) (string, error) {
@@ -78,4 +81,23 @@ func TestServe_MigrateFalseRefusesAnOldSchema(t *testing.T) {
 		t.Fatalf("up: %v\n%s", err, out)
 	}
 	runUntil(t, serve, regexp.MustCompile(`herald listening`))
+}
+
+// TestMigrate_StatusWhileHeraldServes: status and up --dry-run take no
+// lock, so an operator reads them while herald serves the SQLite file (which
+// it keeps locked); up, which needs the file to itself, says it is in use.
+func TestMigrate_StatusWhileHeraldServes(t *testing.T) {
+	bin := heraldtest.Binary(t)
+	path := filepath.Join(t.TempDir(), "herald.db")
+	heraldtest.StartProcess(t, bin, "--db", path)
+	for _, args := range [][]string{{"migrate", "status"}, {"migrate", "up", "--dry-run"}} {
+		out, err := exec.Command(bin, append(args, "--db", path)...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "up to date") {
+			t.Errorf("herald %s while herald serves: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	out, err := exec.Command(bin, "migrate", "up", "--db", path).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "in use by another herald process") {
+		t.Errorf("herald migrate up while herald serves: %v\n%s", err, out)
+	}
 }
