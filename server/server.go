@@ -65,6 +65,10 @@ type Config struct {
 	// DBMaxConns is the most connections to PostgreSQL (default: the
 	// URL's pool_max_conns, else 16).
 	DBMaxConns int
+	// NoMigrate refuses a database that has migrations pending instead of
+	// applying them (herald serve --migrate=false); `herald migrate up`
+	// applies them.
+	NoMigrate bool
 
 	// AllowHTTP permits http:// endpoint URLs (otherwise https only).
 	AllowHTTP bool
@@ -228,7 +232,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		destTypes = append(destTypes, s.Type)
 	}
 
-	d, err := db.Open(ctx, db.Config{DSN: cfg.DB, Synchronous: cfg.Synchronous, MaxConns: cfg.DBMaxConns, Logger: cfg.Logger})
+	migrate := db.MigrateApply
+	if cfg.NoMigrate {
+		migrate = db.MigrateCheck
+	}
+	d, err := db.Open(ctx, db.Config{DSN: cfg.DB, Synchronous: cfg.Synchronous, MaxConns: cfg.DBMaxConns, Migrate: migrate, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

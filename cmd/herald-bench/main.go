@@ -81,7 +81,7 @@ type config struct {
 // allScenarios is every scenario in the order they run. "ceiling" needs
 // no herald: the load generator posts webhook-sized requests straight to
 // the receiver, the most this machine can deliver.
-var allScenarios = []string{"ceiling", "ingest", "single", "batched", "throughput", "fanout", "wide", "filtered", "flow", "latency", "steady", "failure", "live"}
+var allScenarios = []string{"ceiling", "ingest", "single", "batched", "throughput", "fanout", "wide", "filtered", "flow", "latency", "steady", "failure", "live", "backup"}
 
 func parseConfig(args []string) (*config, error) {
 	c := &config{}

@@ -8,8 +8,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +66,8 @@ func (s *scenario) run(ctx context.Context, name string) error {
 		return s.latency(ctx, s.c.subscribers, s.c.rate)
 	case "long":
 		return s.throughput(ctx, 1, 1_000_000, nil)
+	case "backup":
+		return s.backup(ctx, s.c.n(300_000, 5_000))
 	}
 	return fmt.Errorf("unknown scenario %s", name)
 }
@@ -657,4 +662,106 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return true
+}
+
+// backup measures what `herald backup` costs publishing on SQLite: on a
+// database holding n delivered events, single events are published at a
+// steady rate; a few seconds in, `herald backup` copies the database, and
+// the publish calls that overlapped the copy are compared with the rest.
+func (s *scenario) backup(ctx context.Context, n int) error {
+	if strings.Contains(s.h.db, "://") {
+		s.note("skipped: herald backup copies SQLite databases (PostgreSQL: pg_dump)")
+		return nil
+	}
+	id, err := s.api.createEndpoint(ctx, "backup", s.rcv.url("/backup"), []string{"*"}, nil)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := s.publishAll(ctx, s.api, "order.created", n, 4); err != nil {
+		return err
+	}
+	if _, err := s.waitSuccesses(ctx, []string{id}, n, start); err != nil {
+		return err
+	}
+	type call struct{ start, end time.Time }
+	var (
+		mu    sync.Mutex
+		calls []call
+	)
+	interval := time.Second / time.Duration(s.c.rate)
+	lead := 3 * time.Second
+	if s.c.quick {
+		lead = time.Second
+	}
+	stop := make(chan struct{})
+	slots := make(chan int, 1024)
+	g, gctx := errgroup.WithContext(ctx)
+	begin := time.Now()
+	g.Go(func() error {
+		defer close(slots)
+		for i := 0; ; i++ {
+			if d := time.Until(begin.Add(time.Duration(i) * interval)); d > 0 {
+				time.Sleep(d)
+			}
+			select {
+			case <-stop:
+				return nil
+			case slots <- i:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+	})
+	for range 64 {
+		g.Go(func() error {
+			for i := range slots {
+				t0 := time.Now()
+				if err := s.api.do(gctx, publishOne, map[string]any{"in": event("order.created", n+i)}, nil); err != nil {
+					return fmt.Errorf("publishEvent: %w", err)
+				}
+				mu.Lock()
+				calls = append(calls, call{t0, time.Now()})
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	time.Sleep(lead)
+	out := filepath.Join(filepath.Dir(s.h.db), "backup.db")
+	size, _ := s.h.dbSize()
+	bStart := time.Now()
+	msg, berr := exec.CommandContext(ctx, s.c.herald, "backup", "--db", s.h.db, "--out", out).CombinedOutput()
+	bEnd := time.Now()
+	time.Sleep(lead)
+	close(stop)
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if berr != nil {
+		return fmt.Errorf("herald backup: %v: %s", berr, msg)
+	}
+	var during, outside []time.Duration
+	for _, c := range calls {
+		if c.start.Before(bEnd) && c.end.After(bStart) {
+			during = append(during, c.end.Sub(c.start))
+		} else {
+			outside = append(outside, c.end.Sub(c.start))
+		}
+	}
+	if _, err := s.waitSuccesses(ctx, []string{id}, n+len(calls), start); err != nil {
+		return err
+	}
+	d, o := summarize(during), summarize(outside)
+	s.metric("dbMB", float64(size)/(1<<20))
+	s.metric("backupSeconds", bEnd.Sub(bStart).Seconds())
+	s.metric("publishDuringP50Ms", d.P50)
+	s.metric("publishDuringP99Ms", d.P99)
+	s.metric("publishDuringMaxMs", d.Max)
+	s.metric("publishOutsideP50Ms", o.P50)
+	s.metric("publishOutsideP99Ms", o.P99)
+	s.metric("publishOutsideMaxMs", o.Max)
+	s.note("%d events in the database; publishEvent at %d/s, %d calls overlapping the backup, %d not; %s",
+		n, s.c.rate, len(during), len(outside), strings.TrimSpace(string(msg)))
+	return nil
 }
