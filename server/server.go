@@ -117,6 +117,11 @@ type Config struct {
 	// authenticator's cache lifetime).
 	RecheckInterval time.Duration
 
+	// TurnWait is how long an API request waits for a turn of its app
+	// (the app's CONCURRENT_REQUESTS limit) before it is refused
+	// (default 10s).
+	TurnWait time.Duration
+
 	// Engine settings; see dispatch.Config.
 	Workers       int
 	PerEndpoint   int
@@ -219,6 +224,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.RecheckInterval <= 0 {
 		cfg.RecheckInterval = 5 * time.Second
+	}
+	if cfg.TurnWait <= 0 {
+		cfg.TurnWait = 10 * time.Second
 	}
 	rules, err := destination.ParseRules(cfg.AllowDestinations)
 	if err != nil {
@@ -340,7 +348,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger, db: d, driver: driver, engine: engine, pruner: pruner, auth: authn, token: token, bus: live,
 		replicas: reps, metrics: mets,
 		websockets:  newGorillaWebsockets(),
-		requests:    newAppRequests(d.Client, 10*time.Second),
+		requests:    newAppRequests(d.Client, cfg.TurnWait),
 		recheck:     make(chan struct{}, 1),
 		recheckStop: make(chan struct{}),
 		live:        &liveLimits{perKey: cfg.MaxConnectionsPerKey, byKey: make(map[string]int)},

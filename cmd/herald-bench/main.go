@@ -76,6 +76,8 @@ type config struct {
 	against string
 	rounds  int
 	stages  bool
+	// profiles is where to write each run's CPU profile (empty: nowhere).
+	profiles string
 }
 
 // allScenarios is every scenario in the order they run. "ceiling" needs
@@ -101,6 +103,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.IntVar(&c.replicas, "replicas", 1, "herald processes sharing the database (PostgreSQL only); load is spread over them")
 	fs.StringVar(&c.against, "against", "", "a second herald binary (e.g. an older build) to run every scenario with, interleaved, for ratios")
 	fs.IntVar(&c.rounds, "rounds", 0, "times to run each scenario (per binary); medians and ranges are reported (default 3 with --against, else 1)")
+	fs.StringVar(&c.profiles, "profiles", "", "write herald's CPU profile of each run to this directory (SCENARIO-BINARY-rROUND.pprof; implies --stages)")
 	fs.BoolVar(&c.stages, "stages", false, "profile herald during each scenario and split its CPU per delivery by stage (ingest, fan-out, claim, send, record)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -133,6 +136,7 @@ func parseConfig(args []string) (*config, error) {
 		c.rate = 200
 		c.subscribers = 50
 	}
+	c.stages = c.stages || c.profiles != ""
 	if c.rounds == 0 {
 		c.rounds = 1
 		if c.against != "" {
@@ -283,8 +287,7 @@ func run(args []string, stdout io.Writer) error {
 				}
 				fmt.Fprintln(stdout)
 				start := time.Now()
-				r := runScenario(c, b.path, rcv, pg, name, latencyAlone[b.label])
-				r.Binary, r.Round = b.label, round
+				r := runScenario(c, b, round, rcv, pg, name, latencyAlone[b.label])
 				if name == "latency" && r.Error == "" {
 					latencyAlone[b.label] = &r
 				}
@@ -322,8 +325,8 @@ func run(args []string, stdout io.Writer) error {
 // binary is a herald binary under test.
 type binary struct{ label, path string }
 
-func runScenario(c *config, bin string, rcv *receiverProc, pg *pgcluster.Cluster, name string, latencyAlone *result) result {
-	r := result{Name: name, Metrics: map[string]float64{}}
+func runScenario(c *config, bin binary, round int, rcv *receiverProc, pg *pgcluster.Cluster, name string, latencyAlone *result) result {
+	r := result{Name: name, Binary: bin.label, Round: round, Metrics: map[string]float64{}}
 	if name == "ceiling" {
 		if err := ceiling(c, rcv, &r); err != nil {
 			r.Error = err.Error()
@@ -360,7 +363,7 @@ func runScenario(c *config, bin string, rcv *receiverProc, pg *pgcluster.Cluster
 			}()
 		}
 	}
-	fleet, err := startFleet(bin, dir, dsn, c.replicas, c.heraldFlags)
+	fleet, err := startFleet(bin.path, dir, dsn, c.replicas, c.heraldFlags)
 	if err != nil {
 		r.Error = err.Error()
 		return r
@@ -404,9 +407,20 @@ func runScenario(c *config, bin string, rcv *receiverProc, pg *pgcluster.Cluster
 	}
 	var stages map[string]float64
 	if prof != nil {
-		var err error
-		if stages, err = prof.stop(); err != nil && r.Error == "" {
-			r.Error = "profile: " + err.Error()
+		merged, err := prof.stop()
+		switch {
+		case err != nil:
+			if r.Error == "" {
+				r.Error = "profile: " + err.Error()
+			}
+		case c.profiles != "":
+			path := filepath.Join(c.profiles, fmt.Sprintf("%s-%s-r%d.pprof", name, bin.label, round))
+			if err := writeProfile(path, merged); err != nil && r.Error == "" {
+				r.Error = "profile: " + err.Error()
+			}
+			fallthrough
+		default:
+			stages = stageShares(merged)
 		}
 	}
 	r.Metrics["heraldCpuSec"] = (cpu() - cpu0).Seconds()
@@ -425,11 +439,15 @@ func runScenario(c *config, bin string, rcv *receiverProc, pg *pgcluster.Cluster
 			r.Metrics["stageUs."+stage] = share * r.Metrics["heraldCpuUsPerDelivery"]
 		}
 	}
-	var peak int64
+	var peak memory
 	for _, smp := range smps {
-		peak = max(peak, smp.stop())
+		if m := smp.stop(); m.rss > peak.rss {
+			peak = m
+		}
 	}
-	r.Metrics["peakRssMB"] = float64(peak) / (1 << 20)
+	r.Metrics["peakRssMB"] = float64(peak.rss) / (1 << 20)
+	r.Metrics["peakRssAnonMB"] = float64(peak.anon) / (1 << 20)
+	r.Metrics["peakRssFileMB"] = float64(peak.file) / (1 << 20)
 	if r.Error == "" {
 		if err := measureIdle(c, h, &r); err != nil {
 			r.Error = "measure idle memory: " + err.Error()
@@ -451,9 +469,10 @@ func measureIdle(c *config, h *heraldProc, r *result) error {
 		wait = time.Second
 	}
 	time.Sleep(wait)
-	cur, _ := h.rss()
+	cur := h.mem()
 	r.Metrics["heapAfterMB"] = float64(heap) / (1 << 20)
-	r.Metrics["idleRssMB"] = float64(cur) / (1 << 20)
+	r.Metrics["idleRssMB"] = float64(cur.rss) / (1 << 20)
+	r.Metrics["idleRssFileMB"] = float64(cur.file) / (1 << 20)
 	return nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -87,9 +89,8 @@ func fetchProfile(url string) (*profile.Profile, error) {
 	return profile.Parse(resp.Body)
 }
 
-// stop waits for the profiles in progress and returns each stage's share
-// of the CPU samples (adding up to 1 with "runtime" and "other").
-func (p *profiler) stop() (map[string]float64, error) {
+// stop waits for the profiles in progress and returns their merge.
+func (p *profiler) stop() (*profile.Profile, error) {
 	close(p.stopc)
 	p.wg.Wait()
 	if len(p.errs) > 0 {
@@ -102,10 +103,11 @@ func (p *profiler) stop() (map[string]float64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("merge profiles: %w", err)
 	}
-	return stageShares(merged), nil
+	return merged, nil
 }
 
-// stageShares splits a CPU profile's time by stage.
+// stageShares splits a CPU profile's time by stage: each stage's share of
+// the samples (adding up to 1 with "runtime" and "other").
 func stageShares(prof *profile.Profile) map[string]float64 {
 	vi := len(prof.SampleType) - 1 // cpu nanoseconds
 	for i, st := range prof.SampleType {
@@ -151,4 +153,19 @@ func stageOf(s *profile.Sample) string {
 		}
 	}
 	return "runtime"
+}
+
+func writeProfile(path string, prof *profile.Profile) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := prof.Write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
