@@ -398,6 +398,7 @@ func runScenario(c *config, bin binary, round int, rcv *receiverProc, pg *pgclus
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
+	commits0 := fleetCommits(fleet)
 	var prof *profiler
 	if c.stages {
 		prof = startProfiler(fleet)
@@ -405,6 +406,7 @@ func runScenario(c *config, bin binary, round int, rcv *receiverProc, pg *pgclus
 	if err := s.run(ctx, name); err != nil {
 		r.Error = err.Error()
 	}
+	commitMetrics(&r, commits0, fleetCommits(fleet))
 	var stages map[string]float64
 	if prof != nil {
 		merged, err := prof.stop()
