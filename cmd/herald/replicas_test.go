@@ -349,7 +349,7 @@ func TestReplicas_LiveFeedsRevocationAndDisableReachEveryReplica(t *testing.T) {
 	// connection carries both, in order).
 	for {
 		var u struct{ EndpointUpdated struct{ Reason string } }
-		decode(t, ws3.Next(t, "e", 5*time.Second).Data, &u)
+		decode(t, ws3.Next(t, "e", 20*time.Second).Data, &u)
 		if u.EndpointUpdated.Reason == "updated" {
 			break
 		}
