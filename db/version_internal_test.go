@@ -13,7 +13,7 @@ import (
 // database schema ent generates: the tables, columns and indexes.
 var schemaFingerprints = map[int]string{
 	1: "339727b4a510b09203bd61e08d8f7be85a198e48f5fe2d1a67ddde1727e208b4", // the first versioned schema: unreleased changes fold into it (with events.trace_parent and delivery_stats)
-	2: "fda0d4eac87b2eebd655f076195abc111a660e03c8cfcf435584e30db84b9969", // app limits, key session scopes, test events, TEST triggers; endpoints.type, destination and transformation
+	2: "94eb94cd4544469a8e5bab56b7aeacb41e6bf1c53c104243faf4547350abad1b", // app limits, key session scopes, test events, TEST triggers; endpoints.type, destination and transformation; shared catalogs (catalogs, apps.catalog_id, event_types.catalog_id, event_types.app_id nullable)
 }
 
 // TestSchemaVersion_ChangesWithTheSchema fails when ent/schema changes the

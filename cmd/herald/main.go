@@ -7,7 +7,7 @@
 //	herald receive [flags]   run a webhook receiver that prints and verifies deliveries
 //	herald login             store a server URL and API key for the commands below
 //	herald publish TYPE      publish an event (and trigger, endpoints, events,
-//	                         deliveries, replay, tail, portal-link)
+//	                         deliveries, replay, tail, portal-link, catalog)
 //	herald version           print the version
 //
 // Run `herald help` for the whole list and `herald help COMMAND` for one
@@ -32,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/heraldhq/herald/examples"
 	"github.com/heraldhq/herald/server"
 	"github.com/heraldhq/herald/tracing"
 )
@@ -55,6 +56,7 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 type options struct {
 	cfg       server.Config
 	dev       bool
+	catalog   string
 	logFormat string
 	logLevel  string
 	cors      string
@@ -103,7 +105,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	str(&c.DB, "db", "herald.db", "database: a SQLite file, or a postgres:// URL (postgres://user:pass@host:5432/herald?sslmode=verify-full)")
 	integer(&c.DBMaxConns, "db-max-conns", 0, "most PostgreSQL connections (0: the URL's pool_max_conns, else 16)")
 	str(&c.Synchronous, "sqlite-synchronous", "NORMAL", "SQLite synchronous mode: NORMAL survives process crashes, FULL also power loss")
-	boolean(&o.dev, "dev", false, "development mode: --allow-http, --allow-private-destinations and text logs")
+	boolean(&o.dev, "dev", false, "development mode: --allow-http, --allow-private-destinations, text logs and the example event catalog")
+	str(&o.catalog, "catalog", "", "a catalog file (as herald catalog export writes) to import into the default catalog at every start; types it leaves out stay as they are")
 	boolean(&c.AllowHTTP, "allow-http", false, "allow http:// endpoint URLs (default: https only)")
 	boolean(&c.AllowPrivateDestinations, "allow-private-destinations", false, "allow loopback, private and link-local destinations (development only)")
 	str(&c.AllowDestinations, "allow-destinations", "", "extra allowed destinations: comma-separated CIDRs or ip:port, e.g. 10.1.0.0/16,127.0.0.1:9000")
@@ -152,7 +155,17 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 			return nil, fmt.Errorf("--public-url must be a scheme and host such as https://herald.example.com, got %q", c.PublicURL)
 		}
 	}
+	if o.catalog != "" {
+		b, err := os.ReadFile(o.catalog)
+		if err != nil {
+			return nil, fmt.Errorf("--catalog: %w", err)
+		}
+		c.Catalog = b
+	}
 	if o.dev {
+		if c.Catalog == nil {
+			c.Catalog = examples.Catalog
+		}
 		c.AllowHTTP, c.AllowPrivateDestinations = true, true
 		if o.logFormat == "" {
 			o.logFormat = "text"

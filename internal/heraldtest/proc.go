@@ -44,6 +44,18 @@ var binDir struct {
 	path string
 }
 
+// repoRoot is the repository's directory.
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// exampleCatalog is the example catalog file, which processes import at
+// start (--catalog) as Start's servers do.
+func exampleCatalog() string {
+	return filepath.Join(repoRoot(), "examples", "catalog.json")
+}
+
 var buildOnce = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "herald-bin-")
 	if err != nil {
@@ -52,11 +64,9 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 	binDir.Lock()
 	binDir.path = dir
 	binDir.Unlock()
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
 	bin := filepath.Join(dir, "herald")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/herald")
-	cmd.Dir = root
+	cmd.Dir = repoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
@@ -116,7 +126,7 @@ func startProcess(t testing.TB, bin string, extra []string) (*Process, bool) {
 	t.Helper()
 	addr := FreeAddr(t)
 	args := append([]string{"serve", "--addr", addr, "--allow-http", "--allow-private-destinations",
-		"--poll-interval", "20ms", "--log-level", "warn"}, extra...)
+		"--catalog", exampleCatalog(), "--poll-interval", "20ms", "--log-level", "warn"}, extra...)
 	p := &Process{URL: "http://" + addr, out: &SyncBuffer{}, args: args, bin: bin, t: t, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
