@@ -36,6 +36,9 @@ type File struct {
 // misspelt "jsonschema" would otherwise be dropped without a word) and
 // anything after the document.
 func ParseFile(data []byte) (*File, error) {
+	if err := checkKeys(data); err != nil {
+		return nil, fmt.Errorf("read catalog file: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var f File
@@ -49,6 +52,34 @@ func ParseFile(data []byte) (*File, error) {
 		return nil, errors.New(`read catalog file: no "eventTypes" list: a catalog file is {"eventTypes": [{"name": "order.created", ...}, ...]}`)
 	}
 	return &f, nil
+}
+
+// checkKeys refuses keys that are not the format's, exactly: encoding/json
+// would take "jsonschema" for jsonSchema and drop "jsonSchemas" without a
+// word.
+func checkKeys(data []byte) error {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil // the typed decode reports it, with its line
+	}
+	for k := range doc {
+		if k != "eventTypes" {
+			return fmt.Errorf("unknown field %q: a catalog file has only \"eventTypes\"", k)
+		}
+	}
+	var types []map[string]json.RawMessage
+	if err := json.Unmarshal(doc["eventTypes"], &types); err != nil {
+		return nil
+	}
+	known := map[string]bool{"name": true, "description": true, "example": true, "jsonSchema": true, "archived": true}
+	for i, t := range types {
+		for k := range t {
+			if !known[k] {
+				return fmt.Errorf("eventTypes[%d]: unknown field %q: an event type has name, description, example, jsonSchema and archived", i, k)
+			}
+		}
+	}
+	return nil
 }
 
 // describeJSONError adds the line of a syntax or type error.
