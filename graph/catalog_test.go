@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/heraldhq/herald/internal/heraldtest"
@@ -275,4 +276,81 @@ func appID(t testing.TB, c *heraldtest.Client) string {
 	}
 	c.Must(&out, `{ viewer { app { id } } }`, nil)
 	return out.Viewer.App.ID
+}
+
+// A customer's portal session reads its app's view of the catalog (the
+// shared types and the app's own, each marked) but can change none of it:
+// neither the shared catalog, nor the app's own types, nor the catalogs.
+func TestSharedCatalog_PortalSessionReadsButNeverChanges(t *testing.T) {
+	t.Parallel()
+	s := heraldtest.Start(t, func(c *server.Config) { c.Catalog = nil })
+	admin := s.As(t, s.Token)
+	def := appCatalog(t, admin)
+	alphaID, tokenA := s.NewApp("alpha")
+	s.NewApp("beta-secret-name")
+	a := s.As(t, tokenA)
+	admin.Must(nil, createSharedTypeOp, map[string]any{"c": def, "in": map[string]any{"name": "invoice.paid", "description": "everyone's"}})
+	a.Must(nil, createSharedTypeOp, map[string]any{"in": map[string]any{"name": "alpha.thing"}})
+	sharedID, ownID := eventTypeID(t, admin, "invoice.paid"), eventTypeID(t, a, "alpha.thing")
+
+	for _, readOnly := range []bool{false, true} {
+		session := s.As(t, portalSession(t, s, map[string]any{"appId": alphaID, "readOnly": readOnly}))
+		got := listEventTypes(t, session)
+		if et, ok := got["invoice.paid"]; !ok || !et.Shared {
+			t.Errorf("readOnly=%v: the portal sees invoice.paid as %+v (present %v), want the shared type", readOnly, et, ok)
+		}
+		if et, ok := got["alpha.thing"]; !ok || et.Shared {
+			t.Errorf("readOnly=%v: the portal sees alpha.thing as %+v (present %v), want the app's own type", readOnly, et, ok)
+		}
+		if len(got) != len(systemTypes)+2 {
+			t.Errorf("readOnly=%v: the portal sees %v, want the system types, invoice.paid and alpha.thing", readOnly, keys(got))
+		}
+		if id := appCatalog(t, session); id != def {
+			t.Errorf("readOnly=%v: the portal's app is in catalog %q, want %q", readOnly, id, def)
+		}
+		r := session.Do(`{ catalogs { edges { node { name apps { edges { node { name } } } } } } }`, nil)
+		if strings.Contains(string(r.Body), "beta-secret-name") {
+			t.Errorf("readOnly=%v: the portal reads another app of the catalog: %s", readOnly, r.Body)
+		}
+
+		for name, op := range map[string]struct {
+			query string
+			vars  map[string]any
+		}{
+			"add to the shared catalog":  {createSharedTypeOp, map[string]any{"c": def, "in": map[string]any{"name": "portal.shared"}}},
+			"add an own type":            {createSharedTypeOp, map[string]any{"in": map[string]any{"name": "portal.own"}}},
+			"change a shared type":       {`mutation($id: ID!) { updateEventType(id: $id, input: {description: "mine"}) { id } }`, map[string]any{"id": sharedID}},
+			"archive a shared type":      {`mutation($id: ID!) { archiveEventType(id: $id) { id } }`, map[string]any{"id": sharedID}},
+			"change an own type":         {`mutation($id: ID!) { updateEventType(id: $id, input: {description: "mine"}) { id } }`, map[string]any{"id": ownID}},
+			"import into the shared one": {importOp, map[string]any{"c": def, "in": map[string]any{"eventTypes": []map[string]any{{"name": "portal.shared"}}}}},
+			"import own types":           {importOp, map[string]any{"in": map[string]any{"eventTypes": []map[string]any{{"name": "portal.own"}}}}},
+			"create a catalog":           {`mutation { createCatalog(input: {name: "portal"}) { id } }`, nil},
+			"rename the catalog":         {`mutation($id: ID!) { updateCatalog(id: $id, input: {name: "portal"}) { id } }`, map[string]any{"id": def}},
+			"delete the catalog":         {`mutation($id: ID!) { deleteCatalog(id: $id) { deletedId } }`, map[string]any{"id": def}},
+		} {
+			if r := session.Do(op.query, op.vars); r.Code() != "FORBIDDEN" {
+				t.Errorf("readOnly=%v: a portal session may %s: %s", readOnly, name, r.Body)
+			}
+		}
+	}
+
+	// Nothing changed: everyone still sees the catalog as the admin made it.
+	if et := listEventTypes(t, admin)["invoice.paid"]; et.Description != "everyone's" || et.ArchivedAt != nil {
+		t.Errorf("invoice.paid after the portal's attempts: %+v", et)
+	}
+	var cats struct{ Catalogs struct{ TotalCount int } }
+	admin.Must(&cats, `{ catalogs { totalCount } }`, nil)
+	if cats.Catalogs.TotalCount != 1 {
+		t.Errorf("catalogs after the portal's attempts: %d, want 1", cats.Catalogs.TotalCount)
+	}
+	for _, n := range []string{"portal.shared", "portal.own"} {
+		if _, ok := listEventTypes(t, a)[n]; ok {
+			t.Errorf("the portal created %s", n)
+		}
+	}
+
+	// App keys (without admin) change their own types but not the shared ones.
+	a.Do(`mutation($id: ID!) { updateEventType(id: $id, input: {description: "mine"}) { id } }`, map[string]any{"id": sharedID}).WantError(t, "FORBIDDEN")
+	a.Do(`mutation($id: ID!) { archiveEventType(id: $id) { id } }`, map[string]any{"id": sharedID}).WantError(t, "FORBIDDEN")
+	a.Must(nil, `mutation($id: ID!) { updateEventType(id: $id, input: {description: "mine"}) { id } }`, map[string]any{"id": ownID})
 }
