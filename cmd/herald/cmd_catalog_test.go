@@ -80,7 +80,7 @@ func TestCLI_CatalogImportAndExportRoundTrip(t *testing.T) {
 	if out := shop.ok("catalog", "export"); strings.Contains(out, "shop.opened") {
 		t.Errorf("the shared catalog's export holds an app's own type:\n%s", out)
 	}
-	shop.fails(exitFailure, "admin", "catalog", "import", exampleFile)
+	shop.fails(exitAuth, "only admin keys import into a shared catalog", "catalog", "import", exampleFile)
 }
 
 func TestCLI_CatalogImportSaysWhatIsWrong(t *testing.T) {
@@ -96,7 +96,7 @@ func TestCLI_CatalogImportSaysWhatIsWrong(t *testing.T) {
 	e.fails(exitUsage, `no "eventTypes" list`, "catalog", "import", writeTemp(t, `{}`))
 	r := e.fails(exitUsage, "input.eventTypes[0].name", "catalog", "import", writeTemp(t, `{"eventTypes": [{"name": "Bad"}, {"name": "webhook.failed"}]}`))
 	contains(t, r.stderr, "input.eventTypes[1].name")
-	e.fails(exitFailure, `catalog "staging" not found`, "catalog", "export", "--catalog", "staging")
+	e.fails(exitNotFound, `catalog "staging" not found`, "catalog", "export", "--catalog", "staging")
 	e.fails(exitUsage, "exclude each other", "catalog", "export", "--catalog", "staging", "--own")
 
 	// A catalog by name.
