@@ -42,7 +42,9 @@ func TestCLI_CatalogImportAndExportRoundTrip(t *testing.T) {
 		example: {invoiceId: "inv_1", amount: 150}, jsonSchema: {type: "object", required: ["invoiceId"]}}) { id } }`,
 		map[string]any{"c": catalogID(t, a.s)})
 	var et struct {
-		EventTypes struct{ Edges []struct{ Node struct{ ID string } } }
+		EventTypes struct {
+			Edges []struct{ Node struct{ ID string } }
+		}
 	}
 	a.s.As(t, a.s.Token).Must(&et, `{ eventTypes(where: {name: "order.paid"}) { edges { node { id } } } }`, nil)
 	a.s.As(t, a.s.Token).Must(nil, `mutation($id: ID!) { archiveEventType(id: $id) { id } }`, map[string]any{"id": et.EventTypes.Edges[0].Node.ID})

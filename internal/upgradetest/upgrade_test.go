@@ -1,7 +1,7 @@
 // Package upgradetest proves that databases made by earlier heralds open
 // with this one: fixtures made by the binaries of 8f9a04e and 8a13244
 // (internal/cmd/upgradefixtures writes testdata/) are migrated keeping every
-// row, and on PostgreSQL a replica of 8a13244 and a replica of this herald
+// row, and on PostgreSQL a replica of the release before (oldRelease) and a replica of this herald
 // deliver side by side during a rolling upgrade.
 package upgradetest
 
@@ -227,8 +227,12 @@ func TestUpgrade_FixturesKeepEveryRow(t *testing.T) {
 }
 
 // oldRelease is the herald of the rolling upgrade test: the last before
-// versioned migrations.
-const oldRelease = "8a13244"
+// shared catalogs. Rolling upgrades are promised from releases with
+// versioned migrations: 8a13244, the last before them, diffs the schema
+// at start and would make event_types.app_id NOT NULL again, which the
+// shared catalogs' types (of no app) refuse; its databases upgrade by a
+// restart (TestUpgrade_FixturesKeepEveryRow).
+const oldRelease = "d9f6cf2"
 
 // releaseBinary builds oldRelease from git history; without it in the
 // checkout the test skips, unless HERALD_REQUIRE_HISTORY=1 (CI).
@@ -253,7 +257,7 @@ func releaseBinary(t *testing.T) string {
 }
 
 // TestUpgrade_RollingOnPostgres upgrades a replicated Herald as Kubernetes
-// would: a replica of 8a13244 serves a PostgreSQL database and publishing
+// would: a replica of oldRelease serves a PostgreSQL database and publishing
 // goes on throughout; a replica of this herald starts beside it (and
 // migrates the database); the old replica restarts once on the migrated
 // schema, then leaves. Every accepted event is delivered.
