@@ -385,6 +385,14 @@ func TestConsole_CatalogShowsTheSharedCatalogAndTheAppsOwnTypes(t *testing.T) {
 	}
 	p.checkScreen("console-catalog-shared", false)
 
+	// The apps list names the catalog of an app outside the default one.
+	p.do("open the apps", chromedp.Navigate(s.URL+"/console#/"))
+	p.waitFor("the app's catalog in the list", `(document.querySelector("[data-testid=app-row][data-app-id='`+appID+`'] [data-testid=app-catalog]") || {}).textContent === "Catalog: retail"`)
+	if n := p.count(`[data-testid=app-catalog]`); n != 1 {
+		t.Errorf("%d apps show their catalog, want only Shop's (the default app is in the default catalog)", n)
+	}
+	p.do("open the catalog again", chromedp.Navigate(s.URL+"/console#/apps/"+appID+"/catalog"))
+	p.waitFor("the types again", `document.querySelectorAll("[data-testid=event-type]").length === 6`)
 	p.setSelect(`[data-testid=catalog-scope]`, "own")
 	p.waitFor("only the app's own types", `document.querySelectorAll("[data-testid=event-type]").length === 1 && document.querySelector("[data-testid=event-type][data-name='shop.opened']")`)
 	p.setSelect(`[data-testid=catalog-scope]`, "shared")
