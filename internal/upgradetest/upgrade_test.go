@@ -140,7 +140,9 @@ func normalize(v any) string {
 // TestUpgrade_FixturesKeepEveryRow migrates each fixture with this
 // herald's `herald migrate up`: every endpoint, event, delivery and
 // attempt (and app, key and event type) is still there with the same
-// values. Served by this herald, the old admin key works and the retrying
+// values. Served by this herald, the apps' identical copies of the seeded
+// event types are the default catalog's and the rest stay with their app,
+// the old admin key works and the retrying
 // deliveries are delivered once their endpoint is pointed at a receiver
 // that accepts them.
 func TestUpgrade_FixturesKeepEveryRow(t *testing.T) {
@@ -192,6 +194,46 @@ func TestUpgrade_FixturesKeepEveryRow(t *testing.T) {
 			for _, ep := range []string{f.OK, f.Failing} {
 				p.GraphQL(t, f.Token, `mutation($id: ID!, $u: String!) { updateEndpoint(id: $id, input: {url: $u}) { id } }`,
 					map[string]any{"id": ep, "u": rc.URL + "/" + ep})
+			}
+			// The apps' identical copies of the seeded types became the
+			// default catalog's; invoice.paid, which only the first app
+			// had, stayed its own.
+			var view struct {
+				EventTypes struct {
+					Edges []struct {
+						Node struct {
+							Name   string
+							Shared bool
+						}
+					}
+				}
+				Catalogs struct {
+					Edges []struct {
+						Node struct {
+							IsDefault bool
+							Apps      struct{ TotalCount int }
+						}
+					}
+				}
+			}
+			if err := json.Unmarshal(p.GraphQL(t, f.Token, `{ eventTypes(first: 100) { edges { node { name shared } } }
+				catalogs { edges { node { isDefault apps { totalCount } } } } }`, nil), &view); err != nil {
+				t.Fatal(err)
+			}
+			shared := map[string]bool{}
+			for _, e := range view.EventTypes.Edges {
+				shared[e.Node.Name] = e.Node.Shared
+			}
+			if own, ok := shared["invoice.paid"]; !ok || own {
+				t.Errorf("invoice.paid after the upgrade: present %v, shared %v; want the first app's own", ok, own)
+			}
+			for _, name := range []string{"order.created", "email.bounced", "test.ping"} {
+				if !shared[name] {
+					t.Errorf("%s after the upgrade is not the shared catalog's: %v", name, shared)
+				}
+			}
+			if c := view.Catalogs.Edges; len(c) != 1 || !c[0].Node.IsDefault || c[0].Node.Apps.TotalCount != 2 {
+				t.Errorf("catalogs after the upgrade: %+v, want the default one with both apps", c)
 			}
 			data := p.GraphQL(t, f.Token, `mutation { publishEvent(input: {eventType: "invoice.paid", payload: {after: "upgrade"}}) { id } }`, nil)
 			var pub struct{ PublishEvent struct{ ID string } }
