@@ -172,7 +172,7 @@ func (c *Catalog) load(ctx context.Context, appID string) (*appView, *typeSet, e
 	}
 	var which []predicate.EventType
 	if a.own == nil {
-		which = append(which, eventtype.AppID(appID))
+		which = append(which, OwnTypes(appID))
 	}
 	if s == nil {
 		which = append(which, eventtype.CatalogID(a.catalogID))
@@ -362,6 +362,9 @@ func (c *Catalog) Create(ctx context.Context, in CreateInput) (*ent.EventType, e
 			return err
 		}
 		if err := quota.Check(ctx, tx, v.AppID, quota.EventTypes, 1, time.Now()); err != nil {
+			return err
+		}
+		if err := dropCopies(ctx, tx, v.AppID, in.Name); err != nil {
 			return err
 		}
 		var err error
@@ -557,6 +560,28 @@ func writeContext(ctx context.Context, et *ent.EventType) context.Context {
 		return tenant.System(ctx)
 	}
 	return ctx
+}
+
+// OwnTypes selects an app's own types. An app's rows marked built in are
+// not among them: they are the app's copies of the types that moved to the
+// shared catalog (MigrateToShared), kept for replicas of earlier releases
+// that still run during an upgrade, and read by those only.
+func OwnTypes(appID string) predicate.EventType {
+	return eventtype.And(eventtype.AppID(appID), eventtype.BuiltIn(false))
+}
+
+// dropCopies deletes an app's copies from before shared catalogs of the
+// named types, which would keep own types of those names from being
+// created (an app moved to a catalog without them may add them).
+func dropCopies(ctx context.Context, tx *ent.Client, appID string, names ...string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	_, err := tx.EventType.Delete().Where(eventtype.AppID(appID), eventtype.BuiltIn(true), eventtype.NameIn(names...)).Exec(tenant.System(ctx))
+	if err != nil {
+		return fmt.Errorf("drop the app's earlier copies of %v: %w", names, err)
+	}
+	return nil
 }
 
 // owner is the app or catalog whose cache a change of et invalidates.

@@ -92,7 +92,7 @@ func (c *Catalog) Import(ctx context.Context, catalogID string, defs []Definitio
 			if err := quota.Lock(ctx, tx, v.AppID); err != nil {
 				return err
 			}
-			existing, err = tx.EventType.Query().Where(eventtype.AppID(v.AppID)).All(tenant.System(ctx))
+			existing, err = tx.EventType.Query().Where(OwnTypes(v.AppID)).All(tenant.System(ctx))
 		}
 		if err != nil {
 			return fmt.Errorf("read the event types to import into: %w", err)
@@ -300,6 +300,18 @@ func (p *importPlan) apply(ctx context.Context, tx *ent.Client) error {
 	for _, et := range p.archive {
 		if err := tx.EventType.UpdateOneID(et.ID).SetArchivedAt(now).Exec(ctx); err != nil {
 			return fmt.Errorf("archive event type %s: %w", et.Name, err)
+		}
+	}
+	if p.catalogID == "" && len(creates) > 0 {
+		var names []string
+		for _, ch := range p.changes {
+			if ch.et == nil {
+				names = append(names, ch.def.Name)
+			}
+		}
+		v, _ := tenant.FromContext(ctx)
+		if err := dropCopies(ctx, tx, v.AppID, names...); err != nil {
+			return err
 		}
 	}
 	// In batches: a bulk insert's statement has a bounded number of

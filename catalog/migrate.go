@@ -39,11 +39,15 @@ type Migration struct {
 //     every app in it;
 //   - moves each type that every app has an identical copy of (same
 //     description, example, schema and archived state) to the default
-//     catalog, as one type, and deletes the copies;
-//   - leaves every other type with its app, as one of the app's own;
-//   - drops the apps' copies of the system types, which the catalog has
-//     now, and the "built-in" mark of the rest: only system types are
-//     built in.
+//     catalog, as one type;
+//   - leaves every other type with its app, as one of the app's own
+//     (without the "built-in" mark of the formerly seeded types: only
+//     system types are built in);
+//   - keeps the apps' copies of the moved types and of the system types,
+//     marked built in: replicas of an earlier release that still run
+//     during a rolling upgrade read an app's types by app and publish
+//     them from these copies. This release reads none of them (OwnTypes);
+//     a later one deletes them.
 //
 // A fresh database gets the default catalog and nothing else. Callers
 // keep other processes from running it at the same time (the server holds
@@ -71,9 +75,10 @@ func MigrateToShared(ctx context.Context, client *ent.Client) (*Migration, error
 		if err != nil {
 			return fmt.Errorf("count apps: %w", err)
 		}
-		perApp := eventtype.And(eventtype.AppIDNotNil(), eventtype.AppIDNEQ(""))
-		if _, err := tx.EventType.Delete().Where(perApp, eventtype.NameIn(systemNames()...)).Exec(ctx); err != nil {
-			return fmt.Errorf("drop the apps' copies of the system types: %w", err)
+		perApp := eventtype.And(eventtype.AppIDNotNil(), eventtype.AppIDNEQ(""), eventtype.NameNotIn(systemNames()...))
+		if _, err := tx.EventType.Update().Where(eventtype.AppIDNotNil(), eventtype.AppIDNEQ(""), eventtype.NameIn(systemNames()...)).
+			SetBuiltIn(true).Save(ctx); err != nil {
+			return fmt.Errorf("keep the apps' copies of the system types for earlier releases: %w", err)
 		}
 		var counts []struct {
 			Name  string `json:"name"`
@@ -97,8 +102,10 @@ func MigrateToShared(ctx context.Context, client *ent.Client) (*Migration, error
 				m.Kept = append(m.Kept, c.Name)
 			}
 		}
-		if _, err := tx.EventType.Update().Where(eventtype.BuiltIn(true), eventtype.NameNotIn(systemNames()...)).SetBuiltIn(false).Save(ctx); err != nil {
-			return fmt.Errorf("unmark the formerly seeded types: %w", err)
+		if len(m.Kept) > 0 {
+			if _, err := tx.EventType.Update().Where(perApp, eventtype.NameIn(m.Kept...)).SetBuiltIn(false).Save(ctx); err != nil {
+				return fmt.Errorf("unmark the formerly seeded types the apps keep: %w", err)
+			}
 		}
 		return seedSystem(ctx, tx, def.ID)
 	})
@@ -110,8 +117,9 @@ func MigrateToShared(ctx context.Context, client *ent.Client) (*Migration, error
 	return m, nil
 }
 
-// moveIfIdentical replaces the apps' copies of a type by one type of the
-// catalog if they are all the same, and reports whether it did.
+// moveIfIdentical puts one type in the catalog in place of the apps'
+// copies of a type if they are all the same (keeping the copies, marked,
+// for earlier releases), and reports whether it did.
 func moveIfIdentical(ctx context.Context, tx *ent.Client, catalogID, name string) (bool, error) {
 	copies, err := tx.EventType.Query().Where(eventtype.Name(name), eventtype.AppIDNotNil(), eventtype.AppIDNEQ("")).All(ctx)
 	if err != nil {
@@ -128,8 +136,9 @@ func moveIfIdentical(ctx context.Context, tx *ent.Client, catalogID, name string
 			created = et.CreatedAt
 		}
 	}
-	if _, err := tx.EventType.Delete().Where(eventtype.Name(name), eventtype.AppIDNotNil(), eventtype.AppIDNEQ("")).Exec(ctx); err != nil {
-		return false, fmt.Errorf("delete the copies of %s: %w", name, err)
+	// The copies stay for earlier releases, marked as such.
+	if _, err := tx.EventType.Update().Where(eventtype.Name(name), eventtype.AppIDNotNil(), eventtype.AppIDNEQ("")).SetBuiltIn(true).Save(ctx); err != nil {
+		return false, fmt.Errorf("keep the copies of %s for earlier releases: %w", name, err)
 	}
 	create := createType(tx.EventType.Create().SetCatalogID(catalogID).SetCreatedAt(created), DefinitionOf(first))
 	if first.ArchivedAt != nil {

@@ -177,7 +177,7 @@ func TestMigrateToShared_MovesIdenticalCopiesAndKeepsTheRestWithTheirApps(t *tes
 			{"contact.created", "order.paid"},
 		}
 		for i, id := range appIDs {
-			own, err := c.EventType.Query().Where(eventtype.AppID(id)).Order(ent.Asc(eventtype.FieldName)).All(sys)
+			own, err := c.EventType.Query().Where(catalog.OwnTypes(id)).Order(ent.Asc(eventtype.FieldName)).All(sys)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -190,6 +190,20 @@ func TestMigrateToShared_MovesIdenticalCopiesAndKeepsTheRestWithTheirApps(t *tes
 			}
 			if !slices.Equal(got, wantOwn[i]) {
 				t.Errorf("app %d keeps %v, want %v", i, got, wantOwn[i])
+			}
+			// Its copies of the moved and the system types stay, marked,
+			// for replicas of earlier releases, which read every type of
+			// the app: they still find each type the app had.
+			var copyNames []string
+			if err := c.EventType.Query().Where(eventtype.AppID(id), eventtype.BuiltIn(true)).Order(ent.Asc(eventtype.FieldName)).
+				Select(eventtype.FieldName).Scan(sys, &copyNames); err != nil {
+				t.Fatal(err)
+			}
+			if want := []string{"lesson.completed", "order.created", "shipment.sent", "test.ping", "webhook.disabled", "webhook.failed"}; !slices.Equal(copyNames, want) {
+				t.Errorf("app %d's copies for earlier releases: %v, want %v", i, copyNames, want)
+			}
+			if n, err := c.EventType.Query().Where(eventtype.AppID(id)).Count(sys); err != nil || n != len(copyNames)+len(wantOwn[i]) {
+				t.Errorf("an earlier release reads %d types of app %d (%v), want %d", n, i, err, len(copyNames)+len(wantOwn[i]))
 			}
 			// Its view: the shared types and its own, as the data layer
 			// shows them to its keys.
@@ -218,6 +232,30 @@ func TestMigrateToShared_MovesIdenticalCopiesAndKeepsTheRestWithTheirApps(t *tes
 					t.Errorf("case %d: app %d publishing %s: %v, want allowed %v", i, j, tc.typ, err, tc.apps[j])
 				}
 			}
+		}
+
+		// An app moved to a catalog without the moved types may add them
+		// as its own: its copies for earlier releases make way.
+		other, err := c.Catalog.Create().SetName("other").Save(sys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.App.UpdateOneID(appIDs[1]).SetCatalogID(other.ID).Exec(sys); err != nil {
+			t.Fatal(err)
+		}
+		moved := tenant.NewContext(ctx, tenant.Viewer{AppID: appIDs[1], KeyID: "key_test"})
+		if _, err := cat.Create(moved, catalog.CreateInput{Name: "order.created", Description: "Now its own."}); err != nil {
+			t.Errorf("the moved app adds order.created of its own: %v", err)
+		}
+		if _, err := cat.Import(moved, "", []catalog.Definition{{Name: "shipment.sent"}, {Name: "lesson.completed"}}, catalog.ImportOptions{}); err != nil {
+			t.Errorf("the moved app imports types it had copies of: %v", err)
+		}
+		var ownNames []string
+		if err := c.EventType.Query().Where(catalog.OwnTypes(appIDs[1])).Order(ent.Asc(eventtype.FieldName)).Select(eventtype.FieldName).Scan(sys, &ownNames); err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"contact.created", "lesson.completed", "order.created", "order.paid", "shipment.sent"}; !slices.Equal(ownNames, want) {
+			t.Errorf("the moved app's own types: %v, want %v", ownNames, want)
 		}
 
 		// Once done, it is not done again: identical types that apps add

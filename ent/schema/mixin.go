@@ -197,13 +197,17 @@ func (eventTypeTenancy) Interceptors() []ent.Interceptor {
 			}
 			q.WhereP(func(s *sql.Selector) {
 				// The app's own types, and its catalog's except those an
-				// own type of the same name takes the place of.
+				// own type of the same name takes the place of. An app's
+				// row marked built in is its copy from before shared
+				// catalogs (see catalog.MigrateToShared), which only
+				// earlier releases read.
 				own := sql.Table("event_types").As("own")
 				s.Where(sql.Or(
-					sql.EQ(s.C("app_id"), v.AppID),
+					sql.And(sql.EQ(s.C("app_id"), v.AppID), sql.EQ(s.C("built_in"), false)),
 					sql.And(
 						sql.In(s.C("catalog_id"), appCatalog(v.AppID)),
-						sql.NotIn(s.C("name"), sql.Select(own.C("name")).From(own).Where(sql.EQ(own.C("app_id"), v.AppID))),
+						sql.NotIn(s.C("name"), sql.Select(own.C("name")).From(own).
+							Where(sql.And(sql.EQ(own.C("app_id"), v.AppID), sql.EQ(own.C("built_in"), false)))),
 					),
 				))
 			})
