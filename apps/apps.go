@@ -1,5 +1,5 @@
-// Package apps creates Herald's tenants: an app with its seeded event
-// catalog, and on first start the default app with its first API key.
+// Package apps creates Herald's tenants: an app in its event catalog, and
+// on first start the default app with its first API key.
 package apps
 
 import (
@@ -21,26 +21,26 @@ import (
 type Input struct {
 	Name                    string
 	AcceptUnknownEventTypes bool
+	// CatalogID is the shared catalog whose types the app publishes
+	// (default: the installation's default catalog).
+	CatalogID string
 }
 
-// Create creates an app and seeds its event catalog, in one transaction.
-// The context's viewer must be an admin (or the context a system one).
+// Create creates an app in its catalog. The context's viewer must be an
+// admin (or the context a system one); the database must have been
+// prepared by catalog.MigrateToShared.
 func Create(ctx context.Context, client *ent.Client, in Input) (*ent.App, error) {
 	name := strings.TrimSpace(in.Name)
 	if n := utf8.RuneCountInString(name); n == 0 || n > 255 {
 		return nil, fault.Invalid("input.name", "must be 1-255 characters")
 	}
-	var a *ent.App
-	err := db.WithTx(ctx, client, func(tx *ent.Client) error {
-		var err error
-		a, err = tx.App.Create().SetName(name).SetAcceptUnknownEventTypes(in.AcceptUnknownEventTypes).Save(ctx)
-		if err != nil {
-			return fmt.Errorf("create app: %w", err)
-		}
-		return catalog.Seed(ctx, tx, a.ID)
-	})
+	catalogID, err := catalog.ResolveApp(ctx, client, "input.catalogId", in.CatalogID)
 	if err != nil {
 		return nil, err
+	}
+	a, err := client.App.Create().SetName(name).SetAcceptUnknownEventTypes(in.AcceptUnknownEventTypes).SetCatalogID(catalogID).Save(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("create app: %w", err)
 	}
 	return a, nil
 }
@@ -48,8 +48,9 @@ func Create(ctx context.Context, client *ent.Client, in Input) (*ent.App, error)
 // DefaultAppName is the name of the app created on first start.
 const DefaultAppName = "default"
 
-// Bootstrap prepares an empty database: it creates the default app and an
-// admin API key for it, and returns the key's token, which is not stored
+// Bootstrap prepares an empty database, once catalog.MigrateToShared has
+// given it its default catalog: it creates the default app and an admin
+// API key for it, and returns the key's token, which is not stored
 // and must be shown to the operator now. On a database that already has an
 // app it does nothing and returns "".
 func Bootstrap(ctx context.Context, client *ent.Client, r io.Reader) (string, error) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/heraldhq/herald/apps"
 	"github.com/heraldhq/herald/auth"
+	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/apikey"
@@ -26,6 +27,9 @@ func setup(t *testing.T) (d *db.DB, token, keyID string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
+	if _, err := catalog.MigrateToShared(ctx, d.Client); err != nil {
+		t.Fatal(err)
+	}
 	token, err = apps.Bootstrap(ctx, d.Client, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,9 @@ func TestCatalog_ChangeDuringLoadIsNotUndoneByTheCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
+	if _, err := catalog.MigrateToShared(ctx, d.Client); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := apps.Bootstrap(ctx, d.Client, nil); err != nil {
 		t.Fatal(err)
 	}

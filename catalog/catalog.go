@@ -1,13 +1,21 @@
-// Package catalog manages each app's event type catalog: the built-in types
-// seeded for every app, the app's own types with their example payloads and
-// JSON Schemas, and the checks that publishing and subscribing rely on.
+// Package catalog manages event-type catalogs and the checks that
+// publishing and subscribing rely on.
+//
+// A platform defines its event types once, in a shared catalog: every
+// installation has a default one, and an admin may make more for groups
+// of apps (staging and production, say) and put apps in them. Each app
+// publishes from its catalog's types and may add types of its own; an
+// app's own type takes the place of a shared type of the same name in that
+// app's view. Nothing but Herald's system types (test.ping, webhook.*) is
+// in a catalog until someone adds it: with createEventType,
+// importEventTypes, or a catalog file (herald catalog import; the
+// repository's examples/catalog.json is one).
 package catalog
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -19,63 +27,47 @@ import (
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/eventtype"
+	"github.com/heraldhq/herald/ent/predicate"
 	"github.com/heraldhq/herald/fault"
+	"github.com/heraldhq/herald/ids"
 	"github.com/heraldhq/herald/quota"
 	"github.com/heraldhq/herald/tenant"
 	"github.com/heraldhq/herald/webhook"
 )
 
-// Catalog reads and changes event types. It caches each app's catalog, with
-// compiled schemas, for publishing; changes made through it take effect at
-// once, changes made by another process within the cache TTL.
+// Catalog reads and changes event types and catalogs. For publishing it
+// caches each app's view: the app's settings and own types, and, once for
+// all the apps that share it, each shared catalog's types with their
+// compiled schemas. Changes made through it take effect at once, changes
+// made by another process within the cache TTL (or at once, with
+// AnnounceChanges).
 type Catalog struct {
 	client *ent.Client
 	ttl    time.Duration
 
-	mu   sync.Mutex
-	apps map[string]*appTypes
+	mu     sync.Mutex
+	apps   map[string]*appView // by app ID
+	shared map[string]*typeSet // by catalog ID
 	// gen counts invalidations. A load caches what it read only if gen
 	// did not change while it read: otherwise it may have read the
 	// catalog as it was before the change that invalidated it.
 	gen uint64
 	// announce, if set, tells other processes about changes.
-	announce func(appID string)
+	announce func(id string)
 }
 
-// AnnounceChanges makes the catalog tell other processes sharing the
-// database about every change of an app's catalog, through f; they call
-// Invalidate.
-func (c *Catalog) AnnounceChanges(f func(appID string)) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.announce = f
-}
-
-// Changed invalidates an app's cached catalog after a change made here,
-// and tells the other processes.
-func (c *Catalog) Changed(appID string) {
-	c.Invalidate(appID)
-	c.mu.Lock()
-	announce := c.announce
-	c.mu.Unlock()
-	if announce != nil {
-		announce(appID)
-	}
-}
-
-// InvalidateAll drops every app's cached catalog: changes by other
-// processes may have been missed.
-func (c *Catalog) InvalidateAll() {
-	c.mu.Lock()
-	c.gen++
-	clear(c.apps)
-	c.mu.Unlock()
-}
-
-type appTypes struct {
+// appView is what publishing needs to know about one app.
+type appView struct {
 	acceptUnknown bool
-	types         map[string]*typeInfo
+	catalogID     string
+	own           map[string]*typeInfo
 	expires       time.Time
+}
+
+// typeSet is a shared catalog's types.
+type typeSet struct {
+	types   map[string]*typeInfo
+	expires time.Time
 }
 
 type typeInfo struct {
@@ -90,96 +82,178 @@ func New(client *ent.Client, ttl time.Duration) *Catalog {
 	if ttl <= 0 {
 		ttl = 5 * time.Second
 	}
-	return &Catalog{client: client, ttl: ttl, apps: make(map[string]*appTypes)}
+	return &Catalog{client: client, ttl: ttl, apps: make(map[string]*appView), shared: make(map[string]*typeSet)}
 }
 
-// Seed adds the built-in event types missing from the app's catalog. client
-// may be a transactional client.
-func Seed(ctx context.Context, client *ent.Client, appID string) error {
-	ctx = tenant.System(ctx)
-	have, err := client.EventType.Query().Where(eventtype.AppID(appID)).Select(eventtype.FieldName).Strings(ctx)
-	if err != nil {
-		return fmt.Errorf("seed event types of app %s: %w", appID, err)
-	}
-	exists := make(map[string]bool, len(have))
-	for _, n := range have {
-		exists[n] = true
-	}
-	var creates []*ent.EventTypeCreate
-	for _, b := range Builtins() {
-		if exists[b.Name] {
-			continue
-		}
-		creates = append(creates, client.EventType.Create().
-			SetAppID(appID).
-			SetName(b.Name).
-			SetDescription(b.Description).
-			SetExample(b.Example).
-			SetBuiltIn(true))
-	}
-	if len(creates) == 0 {
-		return nil
-	}
-	if err := client.EventType.CreateBulk(creates...).Exec(ctx); err != nil {
-		return fmt.Errorf("seed event types of app %s: %w", appID, err)
-	}
-	return nil
+// AnnounceChanges makes the catalog tell other processes sharing the
+// database about every change of an app's settings or types, or of a
+// shared catalog's types, through f (with the app's or the catalog's ID);
+// they call Invalidate.
+func (c *Catalog) AnnounceChanges(f func(id string)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.announce = f
 }
 
-// Invalidate drops the cached catalog of an app, and keeps loads in flight
-// from caching what they read before the change.
-func (c *Catalog) Invalidate(appID string) {
+// Changed invalidates the cached view of an app, or a shared catalog's
+// types, after a change made here (id is the app's or the catalog's), and
+// tells the other processes.
+func (c *Catalog) Changed(id string) {
+	c.Invalidate(id)
+	c.mu.Lock()
+	announce := c.announce
+	c.mu.Unlock()
+	if announce != nil {
+		announce(id)
+	}
+}
+
+// Invalidate drops the cached view of an app, or the cached types of a
+// shared catalog (id is a catalog ID), and keeps loads in flight from
+// caching what they read before the change.
+func (c *Catalog) Invalidate(id string) {
 	c.mu.Lock()
 	c.gen++
-	delete(c.apps, appID)
+	if ids.Prefix(id) == ids.Catalog {
+		delete(c.shared, id)
+	} else {
+		delete(c.apps, id)
+	}
 	c.mu.Unlock()
 }
 
-func (c *Catalog) load(ctx context.Context, appID string) (*appTypes, error) {
+// InvalidateAll drops everything cached: changes by other processes may
+// have been missed.
+func (c *Catalog) InvalidateAll() {
+	c.mu.Lock()
+	c.gen++
+	clear(c.apps)
+	clear(c.shared)
+	c.mu.Unlock()
+}
+
+// load returns an app's view and its catalog's types. With both cached it
+// reads nothing; otherwise it reads the app (if needed) and then, in one
+// query, the app's own types and its catalog's, whichever are missing.
+func (c *Catalog) load(ctx context.Context, appID string) (*appView, *typeSet, error) {
 	now := time.Now()
 	c.mu.Lock()
-	a := c.apps[appID]
 	gen := c.gen
+	a := c.apps[appID]
+	if a != nil && !now.Before(a.expires) {
+		a = nil
+	}
+	var s *typeSet
+	if a != nil {
+		s = c.fresh(a.catalogID, now)
+	}
 	c.mu.Unlock()
-	if a != nil && now.Before(a.expires) {
-		return a, nil
+	if a != nil && s != nil {
+		return a, s, nil
 	}
 	ctx = tenant.System(ctx)
-	ap, err := c.client.App.Query().Where(app.ID(appID)).Only(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load app %s: %w", appID, err)
-	}
-	ets, err := c.client.EventType.Query().Where(eventtype.AppID(appID)).All(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load event types of app %s: %w", appID, err)
-	}
-	a = &appTypes{acceptUnknown: ap.AcceptUnknownEventTypes, types: make(map[string]*typeInfo, len(ets)), expires: now.Add(c.ttl)}
-	for _, et := range ets {
-		ti := &typeInfo{archived: et.ArchivedAt != nil}
-		if present(et.JSONSchema) {
-			s, err := compileSchema(et.JSONSchema)
-			if err != nil {
-				// Stored by an older version with looser rules: refuse
-				// this type until its schema is fixed, not the whole app.
-				ti.schemaErr = err
-			}
-			ti.schema = s
+	if a == nil {
+		ap, err := c.client.App.Query().Where(app.ID(appID)).
+			Select(app.FieldAcceptUnknownEventTypes, app.FieldCatalogID).Only(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("load app %s: %w", appID, err)
 		}
-		a.types[et.Name] = ti
+		catalogID := ap.CatalogID
+		if catalogID == "" {
+			// A row written by a herald from before shared catalogs.
+			if catalogID, err = defaultID(ctx, c.client); err != nil {
+				return nil, nil, err
+			}
+		}
+		a = &appView{acceptUnknown: ap.AcceptUnknownEventTypes, catalogID: catalogID, expires: now.Add(c.ttl)}
+		c.mu.Lock()
+		s = c.fresh(catalogID, now)
+		c.mu.Unlock()
+	}
+	var which []predicate.EventType
+	if a.own == nil {
+		which = append(which, OwnTypes(appID))
+	}
+	if s == nil {
+		which = append(which, eventtype.CatalogID(a.catalogID))
+	}
+	if len(which) > 0 {
+		ets, err := c.client.EventType.Query().Where(eventtype.Or(which...)).All(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("load event types of app %s: %w", appID, err)
+		}
+		own := a.own == nil
+		if own {
+			a.own = make(map[string]*typeInfo)
+		}
+		if s == nil {
+			s = &typeSet{types: make(map[string]*typeInfo, len(ets)), expires: now.Add(c.ttl)}
+			defer func() { c.cacheShared(a.catalogID, s, gen) }()
+		}
+		for _, et := range ets {
+			switch {
+			case et.AppID != "" && own:
+				a.own[et.Name] = info(et)
+			case et.CatalogID != "":
+				s.types[et.Name] = info(et)
+			}
+		}
 	}
 	c.mu.Lock()
 	if c.gen == gen {
 		c.apps[appID] = a
 	}
 	c.mu.Unlock()
-	return a, nil
+	return a, s, nil
+}
+
+// fresh returns a shared catalog's cached types if they have not expired.
+// c.mu is held.
+func (c *Catalog) fresh(catalogID string, now time.Time) *typeSet {
+	s := c.shared[catalogID]
+	if s != nil && !now.Before(s.expires) {
+		return nil
+	}
+	return s
+}
+
+func (c *Catalog) cacheShared(catalogID string, s *typeSet, gen uint64) {
+	c.mu.Lock()
+	if c.gen == gen {
+		c.shared[catalogID] = s
+	}
+	c.mu.Unlock()
+}
+
+func info(et *ent.EventType) *typeInfo {
+	ti := &typeInfo{archived: et.ArchivedAt != nil}
+	if present(et.JSONSchema) {
+		s, err := compileSchema(et.JSONSchema)
+		if err != nil {
+			// Stored by an older version with looser rules: refuse this
+			// type until its schema is fixed, not the whole catalog.
+			ti.schemaErr = err
+		}
+		ti.schema = s
+	}
+	return ti
+}
+
+// lookup finds a type in an app's view: its own, else its catalog's.
+func lookup(a *appView, s *typeSet, name string) (*typeInfo, bool) {
+	if ti, ok := a.own[name]; ok {
+		return ti, true
+	}
+	ti, ok := s.types[name]
+	return ti, ok
 }
 
 // CheckPublish reports whether an app may publish an event of the type with
-// the payload: the type must be in the catalog and not archived (unless the
-// app accepts unknown types), must not be one Herald reserves, and the
-// payload must be a JSON object satisfying the type's schema. Faults name
-// the fields "eventType" and "payload".
+// the payload: the type must be in the app's view of the catalog (its
+// catalog's types and its own) and not archived, unless the app accepts
+// unknown types; it must not be one Herald reserves; and the payload must
+// be a JSON object satisfying the type's schema. Faults name the fields
+// "eventType" and "payload".
 func (c *Catalog) CheckPublish(ctx context.Context, appID, eventType string, payload json.RawMessage) error {
 	if err := webhook.CheckEventTypeName("eventType", eventType); err != nil {
 		return err
@@ -191,16 +265,16 @@ func (c *Catalog) CheckPublish(ctx context.Context, appID, eventType string, pay
 	if len(p) == 0 || p[0] != '{' {
 		return fault.Invalid("payload", "must be a JSON object, such as {\"orderId\": \"ord_1042\"}")
 	}
-	a, err := c.load(ctx, appID)
+	a, s, err := c.load(ctx, appID)
 	if err != nil {
 		return err
 	}
-	ti, ok := a.types[eventType]
+	ti, ok := lookup(a, s, eventType)
 	switch {
 	case !ok && a.acceptUnknown:
 		return nil
 	case !ok:
-		return fault.Invalid("eventType", "unknown event type %q: add it with createEventType, or publish one of the types listed by the eventTypes query", eventType)
+		return fault.Invalid("eventType", "unknown event type %q: add it to the catalog with createEventType or importEventTypes (herald catalog import), or publish one of the types the eventTypes query lists", eventType)
 	case ti.archived:
 		return fault.Invalid("eventType", "event type %q is archived: unarchive it with unarchiveEventType to publish it again", eventType)
 	case ti.schemaErr != nil:
@@ -219,10 +293,10 @@ func (c *Catalog) CheckPublish(ctx context.Context, appID, eventType string, pay
 }
 
 // CheckSubscribable reports whether every exact event type among patterns is
-// in the app's catalog and not archived, unless the app accepts unknown
-// types. field names the list in faults.
+// in the app's view of the catalog and not archived, unless the app
+// accepts unknown types. field names the list in faults.
 func (c *Catalog) CheckSubscribable(ctx context.Context, appID, field string, patterns []string) error {
-	a, err := c.load(ctx, appID)
+	a, s, err := c.load(ctx, appID)
 	if err != nil {
 		return err
 	}
@@ -233,10 +307,10 @@ func (c *Catalog) CheckSubscribable(ctx context.Context, appID, field string, pa
 		if webhook.IsWildcard(p) {
 			continue
 		}
-		ti, ok := a.types[p]
+		ti, ok := lookup(a, s, p)
 		switch {
 		case !ok:
-			return fault.Invalid(field, "unknown event type %q: add it with createEventType first, or use a pattern such as %q", p, prefixPattern(p))
+			return fault.Invalid(field, "unknown event type %q: add it to the catalog first, or use a pattern such as %q", p, prefixPattern(p))
 		case ti.archived:
 			return fault.Invalid(field, "event type %q is archived", p)
 		}
@@ -253,46 +327,48 @@ func prefixPattern(name string) string {
 
 // CreateInput describes a new event type.
 type CreateInput struct {
+	// CatalogID is the shared catalog to add it to (admin keys only); ""
+	// makes it one of the viewer's app's own types.
+	CatalogID   string
 	Name        string
 	Description string
 	Example     json.RawMessage
 	JSONSchema  json.RawMessage
 }
 
-// Create adds an event type to the viewer's app.
+// Create adds an event type to a shared catalog, or to the viewer's app's
+// own types.
 func (c *Catalog) Create(ctx context.Context, in CreateInput) (*ent.EventType, error) {
 	v, ok := tenant.FromContext(ctx)
 	if !ok {
 		return nil, tenant.ErrNoViewer
 	}
-	if err := webhook.CheckEventTypeName("input.name", in.Name); err != nil {
+	if err := checkName("input.name", in.Name); err != nil {
 		return nil, err
-	}
-	if strings.HasPrefix(in.Name, ReservedPrefix) {
-		return nil, fault.Invalid("input.name", "the webhook.* namespace is reserved for Herald's own events")
 	}
 	if err := checkDocs("input.", in.Description, in.Example, in.JSONSchema); err != nil {
 		return nil, err
+	}
+	def := Definition{Name: in.Name, Description: in.Description, Example: in.Example, JSONSchema: in.JSONSchema}
+	if in.CatalogID != "" {
+		return c.createShared(ctx, v, in.CatalogID, def)
 	}
 	var et *ent.EventType
 	err := db.WithTx(ctx, c.client, func(tx *ent.Client) error {
 		if err := quota.Lock(ctx, tx, v.AppID); err != nil {
 			return err
 		}
+		if err := refuseShadowing(ctx, tx, v.AppID, "input.name", in.Name); err != nil {
+			return err
+		}
 		if err := quota.Check(ctx, tx, v.AppID, quota.EventTypes, 1, time.Now()); err != nil {
 			return err
 		}
-		create := tx.EventType.Create().
-			SetName(in.Name).
-			SetDescription(in.Description)
-		if present(in.Example) {
-			create.SetExample(in.Example)
-		}
-		if present(in.JSONSchema) {
-			create.SetJSONSchema(in.JSONSchema)
+		if err := dropCopies(ctx, tx, v.AppID, in.Name); err != nil {
+			return err
 		}
 		var err error
-		et, err = create.Save(ctx)
+		et, err = createType(tx.EventType.Create(), def).Save(ctx)
 		return err
 	})
 	if _, ok := fault.As(err); ok {
@@ -308,6 +384,66 @@ func (c *Catalog) Create(ctx context.Context, in CreateInput) (*ent.EventType, e
 	return et, nil
 }
 
+func (c *Catalog) createShared(ctx context.Context, v tenant.Viewer, catalogID string, def Definition) (*ent.EventType, error) {
+	if !v.Admin {
+		return nil, fault.Forbiddenf("only admin keys add types to a shared catalog: leave catalogId out to add one of this app's own types")
+	}
+	sys := tenant.System(ctx)
+	var et *ent.EventType
+	err := db.WithTx(sys, c.client, func(tx *ent.Client) error {
+		if err := lockCatalog(sys, tx, "input.catalogId", catalogID); err != nil {
+			return err
+		}
+		if err := checkSharedRoom(sys, tx, catalogID, 1); err != nil {
+			return err
+		}
+		var err error
+		et, err = createType(tx.EventType.Create().SetCatalogID(catalogID), def).Save(sys)
+		return err
+	})
+	if _, ok := fault.As(err); ok {
+		return nil, err
+	}
+	if ent.IsConstraintError(err) {
+		return nil, fault.Conflictf("EVENT_TYPE_EXISTS", "event type %q is already in the catalog; use updateEventType to change it", def.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create event type %s in catalog %s: %w", def.Name, catalogID, err)
+	}
+	c.Changed(catalogID)
+	return et, nil
+}
+
+// createType sets a new type's fields from a definition.
+func createType(create *ent.EventTypeCreate, def Definition) *ent.EventTypeCreate {
+	create.SetName(def.Name).SetDescription(def.Description)
+	if present(def.Example) {
+		create.SetExample(def.Example)
+	}
+	if present(def.JSONSchema) {
+		create.SetJSONSchema(def.JSONSchema)
+	}
+	if def.Archived {
+		create.SetArchivedAt(time.Now().UTC())
+	}
+	return create
+}
+
+// checkName refuses names that are not valid or that Herald keeps for
+// itself.
+func checkName(field, name string) error {
+	if err := webhook.CheckEventTypeName(field, name); err != nil {
+		return err
+	}
+	if strings.HasPrefix(name, ReservedPrefix) {
+		return fault.Invalid(field, "the webhook.* namespace is reserved for Herald's own events")
+	}
+	if IsSystem(name) {
+		return fault.Invalid(field, "%q is one of Herald's system types, which every catalog has", name)
+	}
+	return nil
+}
+
 // UpdateInput describes changes to an event type. Nil fields stay as they
 // are; Clear* fields remove the example or schema.
 type UpdateInput struct {
@@ -318,14 +454,12 @@ type UpdateInput struct {
 	ClearSchema  bool
 }
 
-// Update changes an event type of the viewer's app.
+// Update changes one of the viewer's app's own types, or (admin keys) a
+// type of a shared catalog.
 func (c *Catalog) Update(ctx context.Context, id string, in UpdateInput) (*ent.EventType, error) {
-	et, err := c.get(ctx, id)
+	et, err := c.writable(ctx, id, "changed")
 	if err != nil {
 		return nil, err
-	}
-	if IsSystem(et.Name) {
-		return nil, fault.Forbiddenf("%q is a system event type: Herald defines its payload, so it cannot be changed", et.Name)
 	}
 	desc := et.Description
 	if in.Description != nil {
@@ -341,7 +475,17 @@ func (c *Catalog) Update(ctx context.Context, id string, in UpdateInput) (*ent.E
 	if err := checkDocs("input.", desc, example, schema); err != nil {
 		return nil, err
 	}
-	u := et.Update().SetDescription(desc)
+	u := c.client.EventType.UpdateOneID(et.ID).SetDescription(desc)
+	setDocs(u, example, schema)
+	et, err = u.Save(writeContext(ctx, et))
+	if err != nil {
+		return nil, fmt.Errorf("update event type %s: %w", id, err)
+	}
+	c.Changed(owner(et))
+	return et, nil
+}
+
+func setDocs(u *ent.EventTypeUpdateOne, example, schema json.RawMessage) {
 	if !present(example) {
 		u.ClearExample()
 	} else {
@@ -352,154 +496,139 @@ func (c *Catalog) Update(ctx context.Context, id string, in UpdateInput) (*ent.E
 	} else {
 		u.SetJSONSchema(schema)
 	}
-	et, err = u.Save(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("update event type %s: %w", id, err)
-	}
-	c.Changed(et.AppID)
-	return et, nil
 }
 
-// SetArchived archives or unarchives an event type of the viewer's app.
-// Archived types cannot be published; endpoints keep their subscriptions.
+// SetArchived archives or unarchives an event type, as Update may change
+// it. Archived types cannot be published; endpoints keep their
+// subscriptions.
 func (c *Catalog) SetArchived(ctx context.Context, id string, archived bool) (*ent.EventType, error) {
-	et, err := c.get(ctx, id)
+	et, err := c.writable(ctx, id, "archived")
 	if err != nil {
 		return nil, err
-	}
-	if IsSystem(et.Name) {
-		return nil, fault.Forbiddenf("%q is a system event type and cannot be archived", et.Name)
 	}
 	if (et.ArchivedAt != nil) == archived {
 		return et, nil
 	}
-	u := et.Update()
+	u := c.client.EventType.UpdateOneID(et.ID)
 	if archived {
 		u.SetArchivedAt(time.Now().UTC())
 	} else {
 		u.ClearArchivedAt()
 	}
-	et, err = u.Save(ctx)
+	et, err = u.Save(writeContext(ctx, et))
 	if err != nil {
 		return nil, fmt.Errorf("archive event type %s: %w", id, err)
 	}
-	c.Changed(et.AppID)
+	c.Changed(owner(et))
 	return et, nil
 }
 
-func (c *Catalog) get(ctx context.Context, id string) (*ent.EventType, error) {
+// writable returns the event type id if the viewer may change it: one of
+// its app's own types, or, for admin keys, a type of any shared catalog.
+// Herald's system types cannot be changed.
+func (c *Catalog) writable(ctx context.Context, id, what string) (*ent.EventType, error) {
+	v, ok := tenant.FromContext(ctx)
+	if !ok {
+		return nil, tenant.ErrNoViewer
+	}
 	et, err := c.client.EventType.Get(ctx, id)
+	if ent.IsNotFound(err) && v.Admin {
+		// Admin keys manage every shared catalog, not only the one of
+		// the app they act in.
+		et, err = c.client.EventType.Query().Where(eventtype.ID(id), eventtype.CatalogIDNEQ("")).Only(tenant.System(ctx))
+	}
 	if ent.IsNotFound(err) {
 		return nil, fault.NotFoundf("event type %q not found", id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get event type %s: %w", id, err)
 	}
+	if IsSystem(et.Name) {
+		return nil, fault.Forbiddenf("%q is a system event type: Herald defines it, so it cannot be %s", et.Name, what)
+	}
+	if et.CatalogID != "" && !v.Admin {
+		return nil, fault.Forbiddenf("%q is a type of the shared catalog, which only admin keys change: ask the platform's operator, or use a type of this app's own", et.Name)
+	}
 	return et, nil
 }
 
-// checkDocs validates the documentation of an event type: the schema must
-// compile and the example must satisfy it.
-func checkDocs(prefix, description string, example, schema json.RawMessage) error {
-	if len(description) > 4096 {
-		return fault.Invalid(prefix+"description", "must be at most 4096 characters")
+// writeContext is the context that changes et: the viewer's for an app's
+// own type (the data layer keeps it in the app), a system one for a shared
+// type once writable has let the admin through.
+func writeContext(ctx context.Context, et *ent.EventType) context.Context {
+	if et.CatalogID != "" {
+		return tenant.System(ctx)
 	}
-	if len(example) > 64<<10 {
-		return fault.Invalid(prefix+"example", "must be at most 64 KiB")
-	}
-	if len(schema) > 64<<10 {
-		return fault.Invalid(prefix+"jsonSchema", "must be at most 64 KiB")
-	}
-	if !present(schema) {
+	return ctx
+}
+
+// OwnTypes selects an app's own types. An app's rows marked built in are
+// not among them: they are the app's copies of the types that moved to the
+// shared catalog (MigrateToShared), kept for replicas of earlier releases
+// that still run during an upgrade, and read by those only.
+func OwnTypes(appID string) predicate.EventType {
+	return eventtype.And(eventtype.AppID(appID), eventtype.BuiltIn(false))
+}
+
+// dropCopies deletes an app's copies from before shared catalogs of the
+// named types, which would keep own types of those names from being
+// created (an app moved to a catalog without them may add them).
+func dropCopies(ctx context.Context, tx *ent.Client, appID string, names ...string) error {
+	if len(names) == 0 {
 		return nil
 	}
-	s, err := compileSchema(schema)
+	_, err := tx.EventType.Delete().Where(eventtype.AppID(appID), eventtype.BuiltIn(true), eventtype.NameIn(names...)).Exec(tenant.System(ctx))
 	if err != nil {
-		return fault.Invalid(prefix+"jsonSchema", "is not a usable JSON Schema: %v", err)
-	}
-	if !present(example) {
-		return nil
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(example))
-	if err != nil {
-		return fault.Invalid(prefix+"example", "is not valid JSON: %v", err)
-	}
-	if err := s.Validate(doc); err != nil {
-		return fault.Invalid(prefix+"example", "does not match jsonSchema: %s", schemaMessage(err))
+		return fmt.Errorf("drop the app's earlier copies of %v: %w", names, err)
 	}
 	return nil
 }
 
-// noLoader refuses to load referenced schemas: a schema may only refer to
-// itself, so compiling one never reads files or the network.
-type noLoader struct{}
-
-func (noLoader) Load(url string) (any, error) {
-	return nil, fmt.Errorf("external $ref %q is not allowed: inline the referenced schema under $defs", url)
+// owner is the app or catalog whose cache a change of et invalidates.
+func owner(et *ent.EventType) string {
+	if et.CatalogID != "" {
+		return et.CatalogID
+	}
+	return et.AppID
 }
 
-func compileSchema(raw json.RawMessage) (*jsonschema.Schema, error) {
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+// refuseShadowing refuses an app's own type named like a type of its
+// catalog: an app adds types to its catalog, it does not redefine them.
+func refuseShadowing(ctx context.Context, client *ent.Client, appID, field, name string) error {
+	ctx = tenant.System(ctx)
+	catalogID, err := appCatalogID(ctx, client, appID)
 	if err != nil {
-		return nil, fmt.Errorf("invalid JSON: %w", err)
+		return err
 	}
-	if _, ok := doc.(map[string]any); !ok {
-		if _, isBool := doc.(bool); !isBool {
-			return nil, errors.New("a schema must be a JSON object")
-		}
+	n, err := client.EventType.Query().Where(eventtype.CatalogID(catalogID), eventtype.Name(name)).Count(ctx)
+	if err != nil {
+		return fmt.Errorf("look up event type %s: %w", name, err)
 	}
-	c := jsonschema.NewCompiler()
-	c.UseLoader(noLoader{})
-	// A hierarchical location, so that a relative $ref resolves to an
-	// external URL (which noLoader refuses) instead of back to the schema.
-	const loc = "https://herald.invalid/event-type-schema.json"
-	if err := c.AddResource(loc, doc); err != nil {
+	if n > 0 {
+		return shadowing(field, name)
+	}
+	return nil
+}
+
+// sharedNames returns the names of the types of an app's catalog.
+func sharedNames(ctx context.Context, client *ent.Client, appID string) (map[string]bool, error) {
+	ctx = tenant.System(ctx)
+	catalogID, err := appCatalogID(ctx, client, appID)
+	if err != nil {
 		return nil, err
 	}
-	s, err := c.Compile(loc)
+	names, err := client.EventType.Query().Where(eventtype.CatalogID(catalogID)).Select(eventtype.FieldName).Strings(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read the types of catalog %s: %w", catalogID, err)
 	}
-	return s, nil
+	out := make(map[string]bool, len(names))
+	for _, n := range names {
+		out[n] = true
+	}
+	return out, nil
 }
 
-// schemaMessage flattens a validation error into one line.
-func schemaMessage(err error) string {
-	var ve *jsonschema.ValidationError
-	if !errors.As(err, &ve) {
-		return err.Error()
-	}
-	out := ve.BasicOutput()
-	var parts []string
-	for _, e := range out.Errors {
-		if e.Error == nil {
-			continue
-		}
-		loc := e.InstanceLocation
-		if loc == "" {
-			loc = "/"
-		}
-		parts = append(parts, fmt.Sprintf("at %s: %s", loc, e.Error.String()))
-		if len(parts) == 3 {
-			break
-		}
-	}
-	if len(parts) == 0 {
-		return strings.ReplaceAll(err.Error(), "\n", "; ")
-	}
-	return strings.Join(parts, "; ")
-}
-
-// present reports whether a stored or submitted JSON document is set: not
-// empty and not null.
-func present(raw json.RawMessage) bool {
-	return len(raw) > 0 && string(raw) != "null"
-}
-
-// orNil returns raw, or nil if it is not present.
-func orNil(raw json.RawMessage) json.RawMessage {
-	if !present(raw) {
-		return nil
-	}
-	return raw
+func shadowing(field, name string) *fault.Error {
+	return &fault.Error{Code: fault.Conflict, Field: field, Reason: "EVENT_TYPE_EXISTS",
+		Message: fmt.Sprintf("event type %q is already in the shared catalog, which this app publishes from: use it as it is", name)}
 }

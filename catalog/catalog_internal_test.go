@@ -322,38 +322,19 @@ func TestCheckDocs_OversizedSchemaNamesJSONSchemaField(t *testing.T) {
 	}
 }
 
-func TestBuiltins_NamesAreValidAndUnique(t *testing.T) {
-	seen := make(map[string]bool)
-	for _, b := range Builtins() {
-		if !webhook.ValidEventTypeName(b.Name) {
-			t.Errorf("builtin %q is not a valid event type name", b.Name)
+func TestSystemTypes_AreExactlyTheSystemNames(t *testing.T) {
+	var names []string
+	for _, d := range SystemTypes() {
+		if !webhook.ValidEventTypeName(d.Name) {
+			t.Errorf("system type %q is not a valid event type name", d.Name)
 		}
-		if seen[b.Name] {
-			t.Errorf("builtin %q is listed twice", b.Name)
+		if !IsSystem(d.Name) {
+			t.Errorf("system type %q: IsSystem = false", d.Name)
 		}
-		seen[b.Name] = true
+		names = append(names, d.Name)
 	}
-	if len(seen) == 0 {
-		t.Fatal("no builtins")
-	}
-}
-
-func TestBuiltins_SystemFlagMatchesIsSystem(t *testing.T) {
-	var system []string
-	for _, b := range Builtins() {
-		if b.System != IsSystem(b.Name) {
-			t.Errorf("builtin %q: System = %v, IsSystem = %v", b.Name, b.System, IsSystem(b.Name))
-		}
-		if b.System {
-			system = append(system, b.Name)
-		}
-		if !b.System && strings.HasPrefix(b.Name, ReservedPrefix) {
-			t.Errorf("builtin %q uses the reserved prefix but is not a system type", b.Name)
-		}
-	}
-	want := []string{TypeTestPing, TypeWebhookFailed, TypeWebhookDisabled}
-	if strings.Join(system, ",") != strings.Join(want, ",") {
-		t.Errorf("system builtins = %q, want %q", system, want)
+	if got, want := strings.Join(names, ","), strings.Join(systemNames(), ","); got != want {
+		t.Errorf("system types = %q, want %q", got, want)
 	}
 }
 
@@ -378,18 +359,46 @@ func TestIsSystem(t *testing.T) {
 	}
 }
 
-func TestBuiltins_DocsPassCheckDocs(t *testing.T) {
-	for _, b := range Builtins() {
-		if b.Description == "" {
-			t.Errorf("builtin %q has no description", b.Name)
+func TestSystemTypes_DocsPassCheckDocs(t *testing.T) {
+	for _, d := range SystemTypes() {
+		if d.Description == "" {
+			t.Errorf("system type %q has no description", d.Name)
 		}
 		var obj map[string]any
-		if err := json.Unmarshal(b.Example, &obj); err != nil {
-			t.Errorf("builtin %q: example is not a JSON object: %v", b.Name, err)
+		if err := json.Unmarshal(d.Example, &obj); err != nil {
+			t.Errorf("system type %q: example is not a JSON object: %v", d.Name, err)
 		}
-		if err := checkDocs("", b.Description, b.Example, nil); err != nil {
-			t.Errorf("builtin %q: %v", b.Name, err)
+		if err := checkDocs("", d.Description, d.Example, nil); err != nil {
+			t.Errorf("system type %q: %v", d.Name, err)
 		}
+	}
+}
+
+// TestExampleCatalog_IsValidAndAsExportWritesIt: the repository's example
+// catalog parses, every definition passes the checks an import makes, and
+// it is formatted as herald catalog export writes it (so that an export
+// of the imported example is the file itself).
+func TestExampleCatalog_IsValidAndAsExportWritesIt(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "examples", "catalog.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ParseFile(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.EventTypes) < 20 {
+		t.Errorf("the example catalog has %d types, want the commerce and learning demo types", len(f.EventTypes))
+	}
+	if err := checkDefinitions(f.EventTypes); err != nil {
+		t.Errorf("the example catalog does not import: %v", err)
+	}
+	out, err := f.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != string(data) {
+		t.Errorf("examples/catalog.json is not formatted as an export writes it; it should be:\n%s", out)
 	}
 }
 

@@ -207,6 +207,27 @@ var AllAttemptTrigger = []AttemptTrigger{
 	AttemptTriggerTest,
 }
 
+// A shared catalog of event types.
+type Catalog struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	// The installation's catalog: apps created without a catalog belong to it. It cannot be deleted.
+	IsDefault bool `json:"isDefault"`
+}
+
+// GetID returns Catalog.ID, and is useful for accessing the field via an interface.
+func (v *Catalog) GetID() string { return v.ID }
+
+// GetName returns Catalog.Name, and is useful for accessing the field via an interface.
+func (v *Catalog) GetName() string { return v.Name }
+
+// GetDescription returns Catalog.Description, and is useful for accessing the field via an interface.
+func (v *Catalog) GetDescription() string { return v.Description }
+
+// GetIsDefault returns Catalog.IsDefault, and is useful for accessing the field via an interface.
+func (v *Catalog) GetIsDefault() bool { return v.IsDefault }
+
 type CreateEndpointInput struct {
 	// Display name, 2-255 characters.
 	Name        string  `json:"name"`
@@ -864,15 +885,19 @@ func (v *EventPublication) GetDeliveryCount() int { return v.DeliveryCount }
 // GetAt returns EventPublication.At, and is useful for accessing the field via an interface.
 func (v *EventPublication) GetAt() time.Time { return v.At }
 
-// An event type of the app's catalog.
+// An event type of the app's view of the catalog: its shared catalog's and
+// its own.
 type EventType struct {
 	ID          string           `json:"id"`
 	Name        string           `json:"name"`
 	Description string           `json:"description"`
 	Example     *json.RawMessage `json:"example"`
 	JsonSchema  *json.RawMessage `json:"jsonSchema"`
-	// Seeded by Herald for every app.
+	// One of Herald's system types (test.ping, webhook.*), which Herald defines and publishes.
 	BuiltIn bool `json:"builtIn"`
+	// Whether the type belongs to the app's shared catalog (true) or is one of
+	// the app's own types (false).
+	Shared bool `json:"shared"`
 	// Archived types cannot be published.
 	ArchivedAt *time.Time `json:"archivedAt"`
 }
@@ -895,8 +920,38 @@ func (v *EventType) GetJsonSchema() *json.RawMessage { return v.JsonSchema }
 // GetBuiltIn returns EventType.BuiltIn, and is useful for accessing the field via an interface.
 func (v *EventType) GetBuiltIn() bool { return v.BuiltIn }
 
+// GetShared returns EventType.Shared, and is useful for accessing the field via an interface.
+func (v *EventType) GetShared() bool { return v.Shared }
+
 // GetArchivedAt returns EventType.ArchivedAt, and is useful for accessing the field via an interface.
 func (v *EventType) GetArchivedAt() *time.Time { return v.ArchivedAt }
+
+// An event type as a catalog file holds it (herald catalog export writes
+// {"eventTypes": [...]} of these). Importing it makes the type exactly so:
+// omitted description, example or jsonSchema are removed, an omitted archived
+// is false.
+type EventTypeDefinitionInput struct {
+	Name        string           `json:"name"`
+	Description *string          `json:"description"`
+	Example     *json.RawMessage `json:"example"`
+	JsonSchema  *json.RawMessage `json:"jsonSchema"`
+	Archived    *bool            `json:"archived"`
+}
+
+// GetName returns EventTypeDefinitionInput.Name, and is useful for accessing the field via an interface.
+func (v *EventTypeDefinitionInput) GetName() string { return v.Name }
+
+// GetDescription returns EventTypeDefinitionInput.Description, and is useful for accessing the field via an interface.
+func (v *EventTypeDefinitionInput) GetDescription() *string { return v.Description }
+
+// GetExample returns EventTypeDefinitionInput.Example, and is useful for accessing the field via an interface.
+func (v *EventTypeDefinitionInput) GetExample() *json.RawMessage { return v.Example }
+
+// GetJsonSchema returns EventTypeDefinitionInput.JsonSchema, and is useful for accessing the field via an interface.
+func (v *EventTypeDefinitionInput) GetJsonSchema() *json.RawMessage { return v.JsonSchema }
+
+// GetArchived returns EventTypeDefinitionInput.Archived, and is useful for accessing the field via an interface.
+func (v *EventTypeDefinitionInput) GetArchived() *bool { return v.Archived }
 
 // The configuration of a Google Cloud Pub/Sub endpoint (type PUBSUB). It replaces the stored one; a masked secret sent back as read keeps its value.
 type GoogleCloudPubSubConfigInput struct {
@@ -945,6 +1000,26 @@ func (v *HeaderInput) GetName() string { return v.Name }
 
 // GetValue returns HeaderInput.Value, and is useful for accessing the field via an interface.
 func (v *HeaderInput) GetValue() string { return v.Value }
+
+type ImportEventTypesInput struct {
+	// The types, as a catalog file lists them (at most 10000).
+	EventTypes []EventTypeDefinitionInput `json:"eventTypes"`
+	// Archive the catalog's types that eventTypes leaves out (Herald's system
+	// types aside). Default false: they stay as they are. Types are never
+	// deleted: events and endpoints refer to them.
+	ArchiveMissing *bool `json:"archiveMissing"`
+	// Report what would change, and change nothing.
+	DryRun *bool `json:"dryRun"`
+}
+
+// GetEventTypes returns ImportEventTypesInput.EventTypes, and is useful for accessing the field via an interface.
+func (v *ImportEventTypesInput) GetEventTypes() []EventTypeDefinitionInput { return v.EventTypes }
+
+// GetArchiveMissing returns ImportEventTypesInput.ArchiveMissing, and is useful for accessing the field via an interface.
+func (v *ImportEventTypesInput) GetArchiveMissing() *bool { return v.ArchiveMissing }
+
+// GetDryRun returns ImportEventTypesInput.DryRun, and is useful for accessing the field via an interface.
+func (v *ImportEventTypesInput) GetDryRun() *bool { return v.DryRun }
 
 // The configuration of a Kafka endpoint (type KAFKA). It replaces the stored one; a masked secret sent back as read keeps its value.
 type KafkaConfigInput struct {
@@ -1272,6 +1347,22 @@ func (v *UpdateEndpointInput) GetSns() *AmazonSNSConfigInput { return v.Sns }
 // GetPubsub returns UpdateEndpointInput.Pubsub, and is useful for accessing the field via an interface.
 func (v *UpdateEndpointInput) GetPubsub() *GoogleCloudPubSubConfigInput { return v.Pubsub }
 
+// __catalogEventTypesInput is used internally by genqlient
+type __catalogEventTypesInput struct {
+	Id    string  `json:"id"`
+	First int     `json:"first"`
+	After *string `json:"after"`
+}
+
+// GetId returns __catalogEventTypesInput.Id, and is useful for accessing the field via an interface.
+func (v *__catalogEventTypesInput) GetId() string { return v.Id }
+
+// GetFirst returns __catalogEventTypesInput.First, and is useful for accessing the field via an interface.
+func (v *__catalogEventTypesInput) GetFirst() int { return v.First }
+
+// GetAfter returns __catalogEventTypesInput.After, and is useful for accessing the field via an interface.
+func (v *__catalogEventTypesInput) GetAfter() *string { return v.After }
+
 // __clearEndpointFilterInput is used internally by genqlient
 type __clearEndpointFilterInput struct {
 	Id string `json:"id"`
@@ -1344,6 +1435,18 @@ type __eventPublishedInput struct {
 // GetEventType returns __eventPublishedInput.EventType, and is useful for accessing the field via an interface.
 func (v *__eventPublishedInput) GetEventType() *string { return v.EventType }
 
+// __findCatalogsInput is used internally by genqlient
+type __findCatalogsInput struct {
+	Id   *string `json:"id"`
+	Name *string `json:"name"`
+}
+
+// GetId returns __findCatalogsInput.Id, and is useful for accessing the field via an interface.
+func (v *__findCatalogsInput) GetId() *string { return v.Id }
+
+// GetName returns __findCatalogsInput.Name, and is useful for accessing the field via an interface.
+func (v *__findCatalogsInput) GetName() *string { return v.Name }
+
 // __getDeliveryInput is used internally by genqlient
 type __getDeliveryInput struct {
 	Id       string `json:"id"`
@@ -1379,6 +1482,18 @@ type __getEventTypeInput struct {
 
 // GetName returns __getEventTypeInput.Name, and is useful for accessing the field via an interface.
 func (v *__getEventTypeInput) GetName() string { return v.Name }
+
+// __importEventTypesInput is used internally by genqlient
+type __importEventTypesInput struct {
+	CatalogID *string                `json:"catalogID"`
+	Input     *ImportEventTypesInput `json:"input"`
+}
+
+// GetCatalogID returns __importEventTypesInput.CatalogID, and is useful for accessing the field via an interface.
+func (v *__importEventTypesInput) GetCatalogID() *string { return v.CatalogID }
+
+// GetInput returns __importEventTypesInput.Input, and is useful for accessing the field via an interface.
+func (v *__importEventTypesInput) GetInput() *ImportEventTypesInput { return v.Input }
 
 // __listDeliveriesInput is used internally by genqlient
 type __listDeliveriesInput struct {
@@ -1560,6 +1675,98 @@ func (v *__updateEndpointInput) GetId() string { return v.Id }
 // GetInput returns __updateEndpointInput.Input, and is useful for accessing the field via an interface.
 func (v *__updateEndpointInput) GetInput() *UpdateEndpointInput { return v.Input }
 
+// catalogEventTypesCatalogsCatalogConnection includes the requested fields of the GraphQL type CatalogConnection.
+// The GraphQL type's documentation follows.
+//
+// A connection to a list of items.
+type catalogEventTypesCatalogsCatalogConnection struct {
+	// A list of edges.
+	Edges []*catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdge `json:"edges"`
+}
+
+// GetEdges returns catalogEventTypesCatalogsCatalogConnection.Edges, and is useful for accessing the field via an interface.
+func (v *catalogEventTypesCatalogsCatalogConnection) GetEdges() []*catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdge {
+	return v.Edges
+}
+
+// catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdge includes the requested fields of the GraphQL type CatalogEdge.
+// The GraphQL type's documentation follows.
+//
+// An edge in a connection.
+type catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdge struct {
+	// The item at the end of the edge.
+	Node *catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalog `json:"node"`
+}
+
+// GetNode returns catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdge.Node, and is useful for accessing the field via an interface.
+func (v *catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdge) GetNode() *catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalog {
+	return v.Node
+}
+
+// catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalog includes the requested fields of the GraphQL type Catalog.
+type catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalog struct {
+	// The catalog's event types, Herald's system types included: those every app
+	// of the catalog publishes. An app's own types are in the eventTypes query.
+	EventTypes catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalogEventTypesEventTypeConnection `json:"eventTypes"`
+}
+
+// GetEventTypes returns catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalog.EventTypes, and is useful for accessing the field via an interface.
+func (v *catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalog) GetEventTypes() catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalogEventTypesEventTypeConnection {
+	return v.EventTypes
+}
+
+// catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalogEventTypesEventTypeConnection includes the requested fields of the GraphQL type EventTypeConnection.
+// The GraphQL type's documentation follows.
+//
+// A connection to a list of items.
+type catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalogEventTypesEventTypeConnection struct {
+	// Identifies the total count of items in the connection.
+	TotalCount int `json:"totalCount"`
+	// Information to aid in pagination.
+	PageInfo PageInfo `json:"pageInfo"`
+	// A list of edges.
+	Edges []*catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalogEventTypesEventTypeConnectionEdgesEventTypeEdge `json:"edges"`
+}
+
+// GetTotalCount returns catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalogEventTypesEventTypeConnection.TotalCount, and is useful for accessing the field via an interface.
+func (v *catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalogEventTypesEventTypeConnection) GetTotalCount() int {
+	return v.TotalCount
+}
+
+// GetPageInfo returns catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalogEventTypesEventTypeConnection.PageInfo, and is useful for accessing the field via an interface.
+func (v *catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalogEventTypesEventTypeConnection) GetPageInfo() PageInfo {
+	return v.PageInfo
+}
+
+// GetEdges returns catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalogEventTypesEventTypeConnection.Edges, and is useful for accessing the field via an interface.
+func (v *catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalogEventTypesEventTypeConnection) GetEdges() []*catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalogEventTypesEventTypeConnectionEdgesEventTypeEdge {
+	return v.Edges
+}
+
+// catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalogEventTypesEventTypeConnectionEdgesEventTypeEdge includes the requested fields of the GraphQL type EventTypeEdge.
+// The GraphQL type's documentation follows.
+//
+// An edge in a connection.
+type catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalogEventTypesEventTypeConnectionEdgesEventTypeEdge struct {
+	// The item at the end of the edge.
+	Node *EventType `json:"node"`
+}
+
+// GetNode returns catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalogEventTypesEventTypeConnectionEdgesEventTypeEdge.Node, and is useful for accessing the field via an interface.
+func (v *catalogEventTypesCatalogsCatalogConnectionEdgesCatalogEdgeNodeCatalogEventTypesEventTypeConnectionEdgesEventTypeEdge) GetNode() *EventType {
+	return v.Node
+}
+
+// catalogEventTypesResponse is returned by catalogEventTypes on success.
+type catalogEventTypesResponse struct {
+	Catalogs catalogEventTypesCatalogsCatalogConnection `json:"catalogs"`
+}
+
+// GetCatalogs returns catalogEventTypesResponse.Catalogs, and is useful for accessing the field via an interface.
+func (v *catalogEventTypesResponse) GetCatalogs() catalogEventTypesCatalogsCatalogConnection {
+	return v.Catalogs
+}
+
 // clearEndpointFilterResponse is returned by clearEndpointFilter on success.
 type clearEndpointFilterResponse struct {
 	UpdateEndpoint Endpoint `json:"updateEndpoint"`
@@ -1698,6 +1905,40 @@ type eventPublishedResponse struct {
 
 // GetEventPublished returns eventPublishedResponse.EventPublished, and is useful for accessing the field via an interface.
 func (v *eventPublishedResponse) GetEventPublished() EventPublication { return v.EventPublished }
+
+// findCatalogsCatalogsCatalogConnection includes the requested fields of the GraphQL type CatalogConnection.
+// The GraphQL type's documentation follows.
+//
+// A connection to a list of items.
+type findCatalogsCatalogsCatalogConnection struct {
+	// A list of edges.
+	Edges []*findCatalogsCatalogsCatalogConnectionEdgesCatalogEdge `json:"edges"`
+}
+
+// GetEdges returns findCatalogsCatalogsCatalogConnection.Edges, and is useful for accessing the field via an interface.
+func (v *findCatalogsCatalogsCatalogConnection) GetEdges() []*findCatalogsCatalogsCatalogConnectionEdgesCatalogEdge {
+	return v.Edges
+}
+
+// findCatalogsCatalogsCatalogConnectionEdgesCatalogEdge includes the requested fields of the GraphQL type CatalogEdge.
+// The GraphQL type's documentation follows.
+//
+// An edge in a connection.
+type findCatalogsCatalogsCatalogConnectionEdgesCatalogEdge struct {
+	// The item at the end of the edge.
+	Node *Catalog `json:"node"`
+}
+
+// GetNode returns findCatalogsCatalogsCatalogConnectionEdgesCatalogEdge.Node, and is useful for accessing the field via an interface.
+func (v *findCatalogsCatalogsCatalogConnectionEdgesCatalogEdge) GetNode() *Catalog { return v.Node }
+
+// findCatalogsResponse is returned by findCatalogs on success.
+type findCatalogsResponse struct {
+	Catalogs findCatalogsCatalogsCatalogConnection `json:"catalogs"`
+}
+
+// GetCatalogs returns findCatalogsResponse.Catalogs, and is useful for accessing the field via an interface.
+func (v *findCatalogsResponse) GetCatalogs() findCatalogsCatalogsCatalogConnection { return v.Catalogs }
 
 // getDeliveryDeliveriesDeliveryConnection includes the requested fields of the GraphQL type DeliveryConnection.
 // The GraphQL type's documentation follows.
@@ -2038,6 +2279,66 @@ type getEventTypeResponse struct {
 // GetEventTypes returns getEventTypeResponse.EventTypes, and is useful for accessing the field via an interface.
 func (v *getEventTypeResponse) GetEventTypes() getEventTypeEventTypesEventTypeConnection {
 	return v.EventTypes
+}
+
+// importEventTypesImportEventTypesImportEventTypesPayload includes the requested fields of the GraphQL type ImportEventTypesPayload.
+// The GraphQL type's documentation follows.
+//
+// What importEventTypes changed (or, with dryRun, would change): the names of
+// the types in each group, in name order.
+type importEventTypesImportEventTypesImportEventTypesPayload struct {
+	Created []string `json:"created"`
+	// Types whose description, example or jsonSchema changed.
+	Updated    []string `json:"updated"`
+	Archived   []string `json:"archived"`
+	Unarchived []string `json:"unarchived"`
+	// How many listed types were already as listed.
+	Unchanged int  `json:"unchanged"`
+	DryRun    bool `json:"dryRun"`
+}
+
+// GetCreated returns importEventTypesImportEventTypesImportEventTypesPayload.Created, and is useful for accessing the field via an interface.
+func (v *importEventTypesImportEventTypesImportEventTypesPayload) GetCreated() []string {
+	return v.Created
+}
+
+// GetUpdated returns importEventTypesImportEventTypesImportEventTypesPayload.Updated, and is useful for accessing the field via an interface.
+func (v *importEventTypesImportEventTypesImportEventTypesPayload) GetUpdated() []string {
+	return v.Updated
+}
+
+// GetArchived returns importEventTypesImportEventTypesImportEventTypesPayload.Archived, and is useful for accessing the field via an interface.
+func (v *importEventTypesImportEventTypesImportEventTypesPayload) GetArchived() []string {
+	return v.Archived
+}
+
+// GetUnarchived returns importEventTypesImportEventTypesImportEventTypesPayload.Unarchived, and is useful for accessing the field via an interface.
+func (v *importEventTypesImportEventTypesImportEventTypesPayload) GetUnarchived() []string {
+	return v.Unarchived
+}
+
+// GetUnchanged returns importEventTypesImportEventTypesImportEventTypesPayload.Unchanged, and is useful for accessing the field via an interface.
+func (v *importEventTypesImportEventTypesImportEventTypesPayload) GetUnchanged() int {
+	return v.Unchanged
+}
+
+// GetDryRun returns importEventTypesImportEventTypesImportEventTypesPayload.DryRun, and is useful for accessing the field via an interface.
+func (v *importEventTypesImportEventTypesImportEventTypesPayload) GetDryRun() bool { return v.DryRun }
+
+// importEventTypesResponse is returned by importEventTypes on success.
+type importEventTypesResponse struct {
+	// Make a catalog's types what a catalog file lists (herald catalog import):
+	// create the missing, update those that differ, in one transaction, so that
+	// importing the same list again changes nothing. Into the shared catalog
+	// catalogId (admin keys), or, without catalogId, into the app's own types.
+	// Every invalid type is reported at once (BAD_USER_INPUT naming
+	// input.eventTypes[i]).
+	ImportEventTypes importEventTypesImportEventTypesImportEventTypesPayload `json:"importEventTypes"`
+}
+
+// GetImportEventTypes returns importEventTypesResponse.ImportEventTypes, and is useful for accessing the field via an interface.
+func (v *importEventTypesResponse) GetImportEventTypes() importEventTypesImportEventTypesImportEventTypesPayload {
+	return v.ImportEventTypes
 }
 
 // listDeliveriesDeliveriesDeliveryConnection includes the requested fields of the GraphQL type DeliveryConnection.
@@ -2405,6 +2706,36 @@ type updateEndpointResponse struct {
 // GetUpdateEndpoint returns updateEndpointResponse.UpdateEndpoint, and is useful for accessing the field via an interface.
 func (v *updateEndpointResponse) GetUpdateEndpoint() Endpoint { return v.UpdateEndpoint }
 
+// viewerCatalogResponse is returned by viewerCatalog on success.
+type viewerCatalogResponse struct {
+	// The caller of this request.
+	Viewer viewerCatalogViewer `json:"viewer"`
+}
+
+// GetViewer returns viewerCatalogResponse.Viewer, and is useful for accessing the field via an interface.
+func (v *viewerCatalogResponse) GetViewer() viewerCatalogViewer { return v.Viewer }
+
+// viewerCatalogViewer includes the requested fields of the GraphQL type Viewer.
+// The GraphQL type's documentation follows.
+//
+// The caller: the API key of the request and the app it acts in.
+type viewerCatalogViewer struct {
+	App viewerCatalogViewerApp `json:"app"`
+}
+
+// GetApp returns viewerCatalogViewer.App, and is useful for accessing the field via an interface.
+func (v *viewerCatalogViewer) GetApp() viewerCatalogViewerApp { return v.App }
+
+// viewerCatalogViewerApp includes the requested fields of the GraphQL type App.
+type viewerCatalogViewerApp struct {
+	// The shared catalog whose event types the app publishes, besides its own
+	// (eventTypes lists both).
+	Catalog Catalog `json:"catalog"`
+}
+
+// GetCatalog returns viewerCatalogViewerApp.Catalog, and is useful for accessing the field via an interface.
+func (v *viewerCatalogViewerApp) GetCatalog() Catalog { return v.Catalog }
+
 // viewerResponse is returned by viewer on success.
 type viewerResponse struct {
 	// The caller of this request.
@@ -2472,6 +2803,72 @@ func (v *viewerViewerApp) GetID() string { return v.ID }
 
 // GetName returns viewerViewerApp.Name, and is useful for accessing the field via an interface.
 func (v *viewerViewerApp) GetName() string { return v.Name }
+
+// The query executed by catalogEventTypes.
+const catalogEventTypes_Operation = `
+query catalogEventTypes ($id: ID!, $first: Int!, $after: Cursor) {
+	catalogs(first: 1, where: {id:$id}) {
+		edges {
+			node {
+				eventTypes(first: $first, after: $after, orderBy: {field:NAME}) {
+					totalCount
+					pageInfo {
+						... PageInfo
+					}
+					edges {
+						node {
+							... EventType
+						}
+					}
+				}
+			}
+		}
+	}
+}
+fragment PageInfo on PageInfo {
+	hasNextPage
+	endCursor
+}
+fragment EventType on EventType {
+	id
+	name
+	description
+	example
+	jsonSchema
+	builtIn
+	shared
+	archivedAt
+}
+`
+
+func catalogEventTypes(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	id string,
+	first int,
+	after *string,
+) (data_ *catalogEventTypesResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "catalogEventTypes",
+		Query:  catalogEventTypes_Operation,
+		Variables: &__catalogEventTypesInput{
+			Id:    id,
+			First: first,
+			After: after,
+		},
+	}
+
+	data_ = &catalogEventTypesResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
 
 // The mutation executed by clearEndpointFilter.
 const clearEndpointFilter_Operation = `
@@ -3083,6 +3480,52 @@ func eventPublishedForwardData(interfaceChan interface{}, jsonRawMsg json.RawMes
 	return nil
 }
 
+// The query executed by findCatalogs.
+const findCatalogs_Operation = `
+query findCatalogs ($id: ID, $name: String) {
+	catalogs(first: 2, where: {id:$id,name:$name}) {
+		edges {
+			node {
+				... Catalog
+			}
+		}
+	}
+}
+fragment Catalog on Catalog {
+	id
+	name
+	description
+	isDefault
+}
+`
+
+func findCatalogs(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	id *string,
+	name *string,
+) (data_ *findCatalogsResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "findCatalogs",
+		Query:  findCatalogs_Operation,
+		Variables: &__findCatalogsInput{
+			Id:   id,
+			Name: name,
+		},
+	}
+
+	data_ = &findCatalogsResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The query executed by getDelivery.
 const getDelivery_Operation = `
 query getDelivery ($id: ID!, $attempts: Int!) {
@@ -3335,6 +3778,7 @@ fragment EventType on EventType {
 	example
 	jsonSchema
 	builtIn
+	shared
 	archivedAt
 }
 `
@@ -3353,6 +3797,47 @@ func getEventType(
 	}
 
 	data_ = &getEventTypeResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The mutation executed by importEventTypes.
+const importEventTypes_Operation = `
+mutation importEventTypes ($catalogID: ID, $input: ImportEventTypesInput!) {
+	importEventTypes(catalogId: $catalogID, input: $input) {
+		created
+		updated
+		archived
+		unarchived
+		unchanged
+		dryRun
+	}
+}
+`
+
+func importEventTypes(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	catalogID *string,
+	input *ImportEventTypesInput,
+) (data_ *importEventTypesResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "importEventTypes",
+		Query:  importEventTypes_Operation,
+		Variables: &__importEventTypesInput{
+			CatalogID: catalogID,
+			Input:     input,
+		},
+	}
+
+	data_ = &importEventTypesResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(
@@ -3575,6 +4060,7 @@ fragment EventType on EventType {
 	example
 	jsonSchema
 	builtIn
+	shared
 	archivedAt
 }
 `
@@ -4181,6 +4667,46 @@ func viewer(
 	}
 
 	data_ = &viewerResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The query executed by viewerCatalog.
+const viewerCatalog_Operation = `
+query viewerCatalog {
+	viewer {
+		app {
+			catalog {
+				... Catalog
+			}
+		}
+	}
+}
+fragment Catalog on Catalog {
+	id
+	name
+	description
+	isDefault
+}
+`
+
+func viewerCatalog(
+	ctx_ context.Context,
+	client_ graphql.Client,
+) (data_ *viewerCatalogResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "viewerCatalog",
+		Query:  viewerCatalog_Operation,
+	}
+
+	data_ = &viewerCatalogResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(

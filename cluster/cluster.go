@@ -42,8 +42,9 @@ type Handlers struct {
 	Endpoint func(change EndpointChange, appID, endpointID string)
 	// KeyRevoked: an API key was revoked.
 	KeyRevoked func(keyID string)
-	// Catalog: an app's event catalog or settings changed.
-	Catalog func(appID string)
+	// Catalog: an app's own event types or settings changed (an app ID),
+	// or a shared catalog's types (a catalog ID).
+	Catalog func(id string)
 	// Reset: notices may have been missed; drop caches and look again.
 	Reset func()
 }
@@ -119,9 +120,9 @@ const noApp = "-"
 // KeyRevoked tells the other replicas that an API key was revoked.
 func (c *Cluster) KeyRevoked(keyID string) { c.send("k " + keyID) }
 
-// Catalog tells the other replicas that an app's catalog or settings
-// changed.
-func (c *Cluster) Catalog(appID string) { c.send("c " + appID) }
+// Catalog tells the other replicas that an app's own event types or
+// settings changed, or a shared catalog's types (id is the catalog's).
+func (c *Cluster) Catalog(id string) { c.send("c " + id) }
 
 func (c *Cluster) send(msg string) {
 	if c.sendFunc != nil {

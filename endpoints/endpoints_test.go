@@ -28,6 +28,9 @@ func TestUpdate_ReenableRacingAutoDisableIsNotLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
+	if _, err := catalog.MigrateToShared(ctx, d.Client); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := apps.Bootstrap(ctx, d.Client, nil); err != nil {
 		t.Fatal(err)
 	}

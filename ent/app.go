@@ -11,6 +11,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"github.com/heraldhq/herald/ent/app"
+	"github.com/heraldhq/herald/ent/catalog"
 )
 
 // App is the model entity for the App schema.
@@ -36,6 +37,8 @@ type App struct {
 	PortalAllowedOrigins []string `json:"portal_allowed_origins,omitempty"`
 	// Limits set for this app by an admin, by name (package quota); the others are the defaults.
 	Limits map[string]int `json:"limits,omitempty"`
+	// The shared catalog whose event types the app publishes (see package catalog); empty on rows from before catalogs, which belong to the default one.
+	CatalogID string `json:"catalog_id,omitempty"`
 	// Bumped in the transaction of every change of the app's endpoints, so that a replica's cached subscriber list is checked with one read.
 	EndpointsVersion int64 `json:"endpoints_version,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
@@ -58,9 +61,11 @@ type AppEdges struct {
 	Deliveries []*Delivery `json:"deliveries,omitempty"`
 	// Attempts holds the value of the attempts edge.
 	Attempts []*Attempt `json:"attempts,omitempty"`
+	// Catalog holds the value of the catalog edge.
+	Catalog *Catalog `json:"catalog,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [6]bool
+	loadedTypes [7]bool
 
 	namedAPIKeys    map[string][]*APIKey
 	namedEndpoints  map[string][]*Endpoint
@@ -124,6 +129,17 @@ func (e AppEdges) AttemptsOrErr() ([]*Attempt, error) {
 	return nil, &NotLoadedError{edge: "attempts"}
 }
 
+// CatalogOrErr returns the Catalog value or an error if the edge
+// was not loaded in eager-loading, or loaded but was not found.
+func (e AppEdges) CatalogOrErr() (*Catalog, error) {
+	if e.Catalog != nil {
+		return e.Catalog, nil
+	} else if e.loadedTypes[6] {
+		return nil, &NotFoundError{label: catalog.Label}
+	}
+	return nil, &NotLoadedError{edge: "catalog"}
+}
+
 // scanValues returns the types for scanning values from sql.Rows.
 func (*App) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
@@ -135,7 +151,7 @@ func (*App) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case app.FieldEndpointsVersion:
 			values[i] = new(sql.NullInt64)
-		case app.FieldID, app.FieldName, app.FieldPortalDisplayName, app.FieldPortalAccentColor, app.FieldPortalTheme:
+		case app.FieldID, app.FieldName, app.FieldPortalDisplayName, app.FieldPortalAccentColor, app.FieldPortalTheme, app.FieldCatalogID:
 			values[i] = new(sql.NullString)
 		case app.FieldCreatedAt, app.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -218,6 +234,12 @@ func (_m *App) assignValues(columns []string, values []any) error {
 					return fmt.Errorf("unmarshal field limits: %w", err)
 				}
 			}
+		case app.FieldCatalogID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field catalog_id", values[i])
+			} else if value.Valid {
+				_m.CatalogID = value.String
+			}
 		case app.FieldEndpointsVersion:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
 				return fmt.Errorf("unexpected type %T for field endpoints_version", values[i])
@@ -265,6 +287,11 @@ func (_m *App) QueryDeliveries() *DeliveryQuery {
 // QueryAttempts queries the "attempts" edge of the App entity.
 func (_m *App) QueryAttempts() *AttemptQuery {
 	return NewAppClient(_m.config).QueryAttempts(_m)
+}
+
+// QueryCatalog queries the "catalog" edge of the App entity.
+func (_m *App) QueryCatalog() *CatalogQuery {
+	return NewAppClient(_m.config).QueryCatalog(_m)
 }
 
 // Update returns a builder for updating this App.
@@ -316,6 +343,9 @@ func (_m *App) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("limits=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Limits))
+	builder.WriteString(", ")
+	builder.WriteString("catalog_id=")
+	builder.WriteString(_m.CatalogID)
 	builder.WriteString(", ")
 	builder.WriteString("endpoints_version=")
 	builder.WriteString(fmt.Sprintf("%v", _m.EndpointsVersion))

@@ -15,6 +15,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/ent/event"
@@ -128,6 +129,20 @@ func (_c *AppCreate) SetPortalAllowedOrigins(v []string) *AppCreate {
 // SetLimits sets the "limits" field.
 func (_c *AppCreate) SetLimits(v map[string]int) *AppCreate {
 	_c.mutation.SetLimits(v)
+	return _c
+}
+
+// SetCatalogID sets the "catalog_id" field.
+func (_c *AppCreate) SetCatalogID(v string) *AppCreate {
+	_c.mutation.SetCatalogID(v)
+	return _c
+}
+
+// SetNillableCatalogID sets the "catalog_id" field if the given value is not nil.
+func (_c *AppCreate) SetNillableCatalogID(v *string) *AppCreate {
+	if v != nil {
+		_c.SetCatalogID(*v)
+	}
 	return _c
 }
 
@@ -247,6 +262,11 @@ func (_c *AppCreate) AddAttempts(v ...*Attempt) *AppCreate {
 		ids[i] = v[i].ID
 	}
 	return _c.AddAttemptIDs(ids...)
+}
+
+// SetCatalog sets the "catalog" edge to the Catalog entity.
+func (_c *AppCreate) SetCatalog(v *Catalog) *AppCreate {
+	return _c.SetCatalogID(v.ID)
 }
 
 // Mutation returns the AppMutation object of the builder.
@@ -553,6 +573,23 @@ func (_c *AppCreate) createSpec() (*App, *sqlgraph.CreateSpec) {
 		}
 		_spec.Edges = append(_spec.Edges, edge)
 	}
+	if nodes := _c.mutation.CatalogIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   app.CatalogTable,
+			Columns: []string{app.CatalogColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(catalog.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_node.CatalogID = nodes[0]
+		_spec.Edges = append(_spec.Edges, edge)
+	}
 	return _node, _spec
 }
 
@@ -710,6 +747,24 @@ func (u *AppUpsert) UpdateLimits() *AppUpsert {
 // ClearLimits clears the value of the "limits" field.
 func (u *AppUpsert) ClearLimits() *AppUpsert {
 	u.SetNull(app.FieldLimits)
+	return u
+}
+
+// SetCatalogID sets the "catalog_id" field.
+func (u *AppUpsert) SetCatalogID(v string) *AppUpsert {
+	u.Set(app.FieldCatalogID, v)
+	return u
+}
+
+// UpdateCatalogID sets the "catalog_id" field to the value that was provided on create.
+func (u *AppUpsert) UpdateCatalogID() *AppUpsert {
+	u.SetExcluded(app.FieldCatalogID)
+	return u
+}
+
+// ClearCatalogID clears the value of the "catalog_id" field.
+func (u *AppUpsert) ClearCatalogID() *AppUpsert {
+	u.SetNull(app.FieldCatalogID)
 	return u
 }
 
@@ -905,6 +960,27 @@ func (u *AppUpsertOne) UpdateLimits() *AppUpsertOne {
 func (u *AppUpsertOne) ClearLimits() *AppUpsertOne {
 	return u.Update(func(s *AppUpsert) {
 		s.ClearLimits()
+	})
+}
+
+// SetCatalogID sets the "catalog_id" field.
+func (u *AppUpsertOne) SetCatalogID(v string) *AppUpsertOne {
+	return u.Update(func(s *AppUpsert) {
+		s.SetCatalogID(v)
+	})
+}
+
+// UpdateCatalogID sets the "catalog_id" field to the value that was provided on create.
+func (u *AppUpsertOne) UpdateCatalogID() *AppUpsertOne {
+	return u.Update(func(s *AppUpsert) {
+		s.UpdateCatalogID()
+	})
+}
+
+// ClearCatalogID clears the value of the "catalog_id" field.
+func (u *AppUpsertOne) ClearCatalogID() *AppUpsertOne {
+	return u.Update(func(s *AppUpsert) {
+		s.ClearCatalogID()
 	})
 }
 
@@ -1270,6 +1346,27 @@ func (u *AppUpsertBulk) UpdateLimits() *AppUpsertBulk {
 func (u *AppUpsertBulk) ClearLimits() *AppUpsertBulk {
 	return u.Update(func(s *AppUpsert) {
 		s.ClearLimits()
+	})
+}
+
+// SetCatalogID sets the "catalog_id" field.
+func (u *AppUpsertBulk) SetCatalogID(v string) *AppUpsertBulk {
+	return u.Update(func(s *AppUpsert) {
+		s.SetCatalogID(v)
+	})
+}
+
+// UpdateCatalogID sets the "catalog_id" field to the value that was provided on create.
+func (u *AppUpsertBulk) UpdateCatalogID() *AppUpsertBulk {
+	return u.Update(func(s *AppUpsert) {
+		s.UpdateCatalogID()
+	})
+}
+
+// ClearCatalogID clears the value of the "catalog_id" field.
+func (u *AppUpsertBulk) ClearCatalogID() *AppUpsertBulk {
+	return u.Update(func(s *AppUpsert) {
+		s.ClearCatalogID()
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/ent/event"
@@ -35,6 +36,7 @@ type AppQuery struct {
 	withEvents          *EventQuery
 	withDeliveries      *DeliveryQuery
 	withAttempts        *AttemptQuery
+	withCatalog         *CatalogQuery
 	loadTotal           []func(context.Context, []*App) error
 	modifiers           []func(*sql.Selector)
 	withNamedAPIKeys    map[string]*APIKeyQuery
@@ -204,6 +206,28 @@ func (_q *AppQuery) QueryAttempts() *AttemptQuery {
 			sqlgraph.From(app.Table, app.FieldID, selector),
 			sqlgraph.To(attempt.Table, attempt.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, app.AttemptsTable, app.AttemptsColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryCatalog chains the current query on the "catalog" edge.
+func (_q *AppQuery) QueryCatalog() *CatalogQuery {
+	query := (&CatalogClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(app.Table, app.FieldID, selector),
+			sqlgraph.To(catalog.Table, catalog.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, app.CatalogTable, app.CatalogColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -409,6 +433,7 @@ func (_q *AppQuery) Clone() *AppQuery {
 		withEvents:     _q.withEvents.Clone(),
 		withDeliveries: _q.withDeliveries.Clone(),
 		withAttempts:   _q.withAttempts.Clone(),
+		withCatalog:    _q.withCatalog.Clone(),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
 		path:      _q.path,
@@ -479,6 +504,17 @@ func (_q *AppQuery) WithAttempts(opts ...func(*AttemptQuery)) *AppQuery {
 		opt(query)
 	}
 	_q.withAttempts = query
+	return _q
+}
+
+// WithCatalog tells the query-builder to eager-load the nodes that are connected to
+// the "catalog" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *AppQuery) WithCatalog(opts ...func(*CatalogQuery)) *AppQuery {
+	query := (&CatalogClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withCatalog = query
 	return _q
 }
 
@@ -560,13 +596,14 @@ func (_q *AppQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*App, err
 	var (
 		nodes       = []*App{}
 		_spec       = _q.querySpec()
-		loadedTypes = [6]bool{
+		loadedTypes = [7]bool{
 			_q.withAPIKeys != nil,
 			_q.withEndpoints != nil,
 			_q.withEventTypes != nil,
 			_q.withEvents != nil,
 			_q.withDeliveries != nil,
 			_q.withAttempts != nil,
+			_q.withCatalog != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -629,6 +666,12 @@ func (_q *AppQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*App, err
 		if err := _q.loadAttempts(ctx, query, nodes,
 			func(n *App) { n.Edges.Attempts = []*Attempt{} },
 			func(n *App, e *Attempt) { n.Edges.Attempts = append(n.Edges.Attempts, e) }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withCatalog; query != nil {
+		if err := _q.loadCatalog(ctx, query, nodes, nil,
+			func(n *App, e *Catalog) { n.Edges.Catalog = e }); err != nil {
 			return nil, err
 		}
 	}
@@ -862,6 +905,35 @@ func (_q *AppQuery) loadAttempts(ctx context.Context, query *AttemptQuery, nodes
 	}
 	return nil
 }
+func (_q *AppQuery) loadCatalog(ctx context.Context, query *CatalogQuery, nodes []*App, init func(*App), assign func(*App, *Catalog)) error {
+	ids := make([]string, 0, len(nodes))
+	nodeids := make(map[string][]*App)
+	for i := range nodes {
+		fk := nodes[i].CatalogID
+		if _, ok := nodeids[fk]; !ok {
+			ids = append(ids, fk)
+		}
+		nodeids[fk] = append(nodeids[fk], nodes[i])
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	query.Where(catalog.IDIn(ids...))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		nodes, ok := nodeids[n.ID]
+		if !ok {
+			return fmt.Errorf(`unexpected foreign-key "catalog_id" returned %v`, n.ID)
+		}
+		for i := range nodes {
+			assign(nodes[i], n)
+		}
+	}
+	return nil
+}
 
 func (_q *AppQuery) sqlCount(ctx context.Context) (int, error) {
 	_spec := _q.querySpec()
@@ -890,6 +962,9 @@ func (_q *AppQuery) querySpec() *sqlgraph.QuerySpec {
 			if fields[i] != app.FieldID {
 				_spec.Node.Columns = append(_spec.Node.Columns, fields[i])
 			}
+		}
+		if _q.withCatalog != nil {
+			_spec.Node.AddColumnOnce(app.FieldCatalogID)
 		}
 	}
 	if ps := _q.predicates; len(ps) > 0 {

@@ -15,6 +15,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/ent/event"
@@ -142,6 +143,26 @@ func (_u *AppUpdate) ClearLimits() *AppUpdate {
 	return _u
 }
 
+// SetCatalogID sets the "catalog_id" field.
+func (_u *AppUpdate) SetCatalogID(v string) *AppUpdate {
+	_u.mutation.SetCatalogID(v)
+	return _u
+}
+
+// SetNillableCatalogID sets the "catalog_id" field if the given value is not nil.
+func (_u *AppUpdate) SetNillableCatalogID(v *string) *AppUpdate {
+	if v != nil {
+		_u.SetCatalogID(*v)
+	}
+	return _u
+}
+
+// ClearCatalogID clears the value of the "catalog_id" field.
+func (_u *AppUpdate) ClearCatalogID() *AppUpdate {
+	_u.mutation.ClearCatalogID()
+	return _u
+}
+
 // SetEndpointsVersion sets the "endpoints_version" field.
 func (_u *AppUpdate) SetEndpointsVersion(v int64) *AppUpdate {
 	_u.mutation.ResetEndpointsVersion()
@@ -251,6 +272,11 @@ func (_u *AppUpdate) AddAttempts(v ...*Attempt) *AppUpdate {
 		ids[i] = v[i].ID
 	}
 	return _u.AddAttemptIDs(ids...)
+}
+
+// SetCatalog sets the "catalog" edge to the Catalog entity.
+func (_u *AppUpdate) SetCatalog(v *Catalog) *AppUpdate {
+	return _u.SetCatalogID(v.ID)
 }
 
 // Mutation returns the AppMutation object of the builder.
@@ -382,6 +408,12 @@ func (_u *AppUpdate) RemoveAttempts(v ...*Attempt) *AppUpdate {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveAttemptIDs(ids...)
+}
+
+// ClearCatalog clears the "catalog" edge to the Catalog entity.
+func (_u *AppUpdate) ClearCatalog() *AppUpdate {
+	_u.mutation.ClearCatalog()
+	return _u
 }
 
 // Save executes the query and returns the number of nodes affected by the update operation.
@@ -780,6 +812,35 @@ func (_u *AppUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 		}
 		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
+	if _u.mutation.CatalogCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   app.CatalogTable,
+			Columns: []string{app.CatalogColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(catalog.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.CatalogIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   app.CatalogTable,
+			Columns: []string{app.CatalogColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(catalog.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -908,6 +969,26 @@ func (_u *AppUpdateOne) ClearLimits() *AppUpdateOne {
 	return _u
 }
 
+// SetCatalogID sets the "catalog_id" field.
+func (_u *AppUpdateOne) SetCatalogID(v string) *AppUpdateOne {
+	_u.mutation.SetCatalogID(v)
+	return _u
+}
+
+// SetNillableCatalogID sets the "catalog_id" field if the given value is not nil.
+func (_u *AppUpdateOne) SetNillableCatalogID(v *string) *AppUpdateOne {
+	if v != nil {
+		_u.SetCatalogID(*v)
+	}
+	return _u
+}
+
+// ClearCatalogID clears the value of the "catalog_id" field.
+func (_u *AppUpdateOne) ClearCatalogID() *AppUpdateOne {
+	_u.mutation.ClearCatalogID()
+	return _u
+}
+
 // SetEndpointsVersion sets the "endpoints_version" field.
 func (_u *AppUpdateOne) SetEndpointsVersion(v int64) *AppUpdateOne {
 	_u.mutation.ResetEndpointsVersion()
@@ -1017,6 +1098,11 @@ func (_u *AppUpdateOne) AddAttempts(v ...*Attempt) *AppUpdateOne {
 		ids[i] = v[i].ID
 	}
 	return _u.AddAttemptIDs(ids...)
+}
+
+// SetCatalog sets the "catalog" edge to the Catalog entity.
+func (_u *AppUpdateOne) SetCatalog(v *Catalog) *AppUpdateOne {
+	return _u.SetCatalogID(v.ID)
 }
 
 // Mutation returns the AppMutation object of the builder.
@@ -1148,6 +1234,12 @@ func (_u *AppUpdateOne) RemoveAttempts(v ...*Attempt) *AppUpdateOne {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveAttemptIDs(ids...)
+}
+
+// ClearCatalog clears the "catalog" edge to the Catalog entity.
+func (_u *AppUpdateOne) ClearCatalog() *AppUpdateOne {
+	_u.mutation.ClearCatalog()
+	return _u
 }
 
 // Where appends a list predicates to the AppUpdate builder.
@@ -1569,6 +1661,35 @@ func (_u *AppUpdateOne) sqlSave(ctx context.Context) (_node *App, err error) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(attempt.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.CatalogCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   app.CatalogTable,
+			Columns: []string{app.CatalogColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(catalog.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.CatalogIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   app.CatalogTable,
+			Columns: []string{app.CatalogColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(catalog.FieldID, field.TypeString),
 			},
 		}
 		for _, k := range nodes {

@@ -18,6 +18,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/deliverystat"
 	"github.com/heraldhq/herald/ent/endpoint"
@@ -38,6 +39,8 @@ type Client struct {
 	App *AppClient
 	// Attempt is the client for interacting with the Attempt builders.
 	Attempt *AttemptClient
+	// Catalog is the client for interacting with the Catalog builders.
+	Catalog *CatalogClient
 	// Delivery is the client for interacting with the Delivery builders.
 	Delivery *DeliveryClient
 	// DeliveryStat is the client for interacting with the DeliveryStat builders.
@@ -62,6 +65,7 @@ func (c *Client) init() {
 	c.APIKey = NewAPIKeyClient(c.config)
 	c.App = NewAppClient(c.config)
 	c.Attempt = NewAttemptClient(c.config)
+	c.Catalog = NewCatalogClient(c.config)
 	c.Delivery = NewDeliveryClient(c.config)
 	c.DeliveryStat = NewDeliveryStatClient(c.config)
 	c.Endpoint = NewEndpointClient(c.config)
@@ -162,6 +166,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		APIKey:       NewAPIKeyClient(cfg),
 		App:          NewAppClient(cfg),
 		Attempt:      NewAttemptClient(cfg),
+		Catalog:      NewCatalogClient(cfg),
 		Delivery:     NewDeliveryClient(cfg),
 		DeliveryStat: NewDeliveryStatClient(cfg),
 		Endpoint:     NewEndpointClient(cfg),
@@ -189,6 +194,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		APIKey:       NewAPIKeyClient(cfg),
 		App:          NewAppClient(cfg),
 		Attempt:      NewAttemptClient(cfg),
+		Catalog:      NewCatalogClient(cfg),
 		Delivery:     NewDeliveryClient(cfg),
 		DeliveryStat: NewDeliveryStatClient(cfg),
 		Endpoint:     NewEndpointClient(cfg),
@@ -223,8 +229,8 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.App, c.Attempt, c.Delivery, c.DeliveryStat, c.Endpoint, c.Event,
-		c.EventType,
+		c.APIKey, c.App, c.Attempt, c.Catalog, c.Delivery, c.DeliveryStat, c.Endpoint,
+		c.Event, c.EventType,
 	} {
 		n.Use(hooks...)
 	}
@@ -234,8 +240,8 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.App, c.Attempt, c.Delivery, c.DeliveryStat, c.Endpoint, c.Event,
-		c.EventType,
+		c.APIKey, c.App, c.Attempt, c.Catalog, c.Delivery, c.DeliveryStat, c.Endpoint,
+		c.Event, c.EventType,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -250,6 +256,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.App.mutate(ctx, m)
 	case *AttemptMutation:
 		return c.Attempt.mutate(ctx, m)
+	case *CatalogMutation:
+		return c.Catalog.mutate(ctx, m)
 	case *DeliveryMutation:
 		return c.Delivery.mutate(ctx, m)
 	case *DeliveryStatMutation:
@@ -620,6 +628,22 @@ func (c *AppClient) QueryAttempts(_m *App) *AttemptQuery {
 	return query
 }
 
+// QueryCatalog queries the catalog edge of a App.
+func (c *AppClient) QueryCatalog(_m *App) *CatalogQuery {
+	query := (&CatalogClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(app.Table, app.FieldID, id),
+			sqlgraph.To(catalog.Table, catalog.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, app.CatalogTable, app.CatalogColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // Hooks returns the client hooks.
 func (c *AppClient) Hooks() []Hook {
 	hooks := c.hooks.App
@@ -827,6 +851,173 @@ func (c *AttemptClient) mutate(ctx context.Context, m *AttemptMutation) (Value, 
 		return (&AttemptDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown Attempt mutation op: %q", m.Op())
+	}
+}
+
+// CatalogClient is a client for the Catalog schema.
+type CatalogClient struct {
+	config
+}
+
+// NewCatalogClient returns a client for the Catalog from the given config.
+func NewCatalogClient(c config) *CatalogClient {
+	return &CatalogClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `catalog.Hooks(f(g(h())))`.
+func (c *CatalogClient) Use(hooks ...Hook) {
+	c.hooks.Catalog = append(c.hooks.Catalog, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `catalog.Intercept(f(g(h())))`.
+func (c *CatalogClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Catalog = append(c.inters.Catalog, interceptors...)
+}
+
+// Create returns a builder for creating a Catalog entity.
+func (c *CatalogClient) Create() *CatalogCreate {
+	mutation := newCatalogMutation(c.config, OpCreate)
+	return &CatalogCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Catalog entities.
+func (c *CatalogClient) CreateBulk(builders ...*CatalogCreate) *CatalogCreateBulk {
+	return &CatalogCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *CatalogClient) MapCreateBulk(slice any, setFunc func(*CatalogCreate, int)) *CatalogCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &CatalogCreateBulk{err: fmt.Errorf("calling to CatalogClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*CatalogCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &CatalogCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Catalog.
+func (c *CatalogClient) Update() *CatalogUpdate {
+	mutation := newCatalogMutation(c.config, OpUpdate)
+	return &CatalogUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *CatalogClient) UpdateOne(_m *Catalog) *CatalogUpdateOne {
+	mutation := newCatalogMutation(c.config, OpUpdateOne, withCatalog(_m))
+	return &CatalogUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *CatalogClient) UpdateOneID(id string) *CatalogUpdateOne {
+	mutation := newCatalogMutation(c.config, OpUpdateOne, withCatalogID(id))
+	return &CatalogUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Catalog.
+func (c *CatalogClient) Delete() *CatalogDelete {
+	mutation := newCatalogMutation(c.config, OpDelete)
+	return &CatalogDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *CatalogClient) DeleteOne(_m *Catalog) *CatalogDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *CatalogClient) DeleteOneID(id string) *CatalogDeleteOne {
+	builder := c.Delete().Where(catalog.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &CatalogDeleteOne{builder}
+}
+
+// Query returns a query builder for Catalog.
+func (c *CatalogClient) Query() *CatalogQuery {
+	return &CatalogQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeCatalog},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Catalog entity by its id.
+func (c *CatalogClient) Get(ctx context.Context, id string) (*Catalog, error) {
+	return c.Query().Where(catalog.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *CatalogClient) GetX(ctx context.Context, id string) *Catalog {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryApps queries the apps edge of a Catalog.
+func (c *CatalogClient) QueryApps(_m *Catalog) *AppQuery {
+	query := (&AppClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(catalog.Table, catalog.FieldID, id),
+			sqlgraph.To(app.Table, app.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, catalog.AppsTable, catalog.AppsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryEventTypes queries the event_types edge of a Catalog.
+func (c *CatalogClient) QueryEventTypes(_m *Catalog) *EventTypeQuery {
+	query := (&EventTypeClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(catalog.Table, catalog.FieldID, id),
+			sqlgraph.To(eventtype.Table, eventtype.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, catalog.EventTypesTable, catalog.EventTypesColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *CatalogClient) Hooks() []Hook {
+	hooks := c.hooks.Catalog
+	return append(hooks[:len(hooks):len(hooks)], catalog.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *CatalogClient) Interceptors() []Interceptor {
+	inters := c.inters.Catalog
+	return append(inters[:len(inters):len(inters)], catalog.Interceptors[:]...)
+}
+
+func (c *CatalogClient) mutate(ctx context.Context, m *CatalogMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&CatalogCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&CatalogUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&CatalogUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&CatalogDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Catalog mutation op: %q", m.Op())
 	}
 }
 
@@ -1636,6 +1827,22 @@ func (c *EventTypeClient) QueryApp(_m *EventType) *AppQuery {
 	return query
 }
 
+// QueryCatalog queries the catalog edge of a EventType.
+func (c *EventTypeClient) QueryCatalog(_m *EventType) *CatalogQuery {
+	query := (&CatalogClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(eventtype.Table, eventtype.FieldID, id),
+			sqlgraph.To(catalog.Table, catalog.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, eventtype.CatalogTable, eventtype.CatalogColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // Hooks returns the client hooks.
 func (c *EventTypeClient) Hooks() []Hook {
 	hooks := c.hooks.EventType
@@ -1666,11 +1873,11 @@ func (c *EventTypeClient) mutate(ctx context.Context, m *EventTypeMutation) (Val
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, App, Attempt, Delivery, DeliveryStat, Endpoint, Event,
+		APIKey, App, Attempt, Catalog, Delivery, DeliveryStat, Endpoint, Event,
 		EventType []ent.Hook
 	}
 	inters struct {
-		APIKey, App, Attempt, Delivery, DeliveryStat, Endpoint, Event,
+		APIKey, App, Attempt, Catalog, Delivery, DeliveryStat, Endpoint, Event,
 		EventType []ent.Interceptor
 	}
 )

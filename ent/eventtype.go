@@ -11,6 +11,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"github.com/heraldhq/herald/ent/app"
+	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/eventtype"
 )
 
@@ -23,8 +24,10 @@ type EventType struct {
 	CreatedAt time.Time `json:"created_at,omitempty"`
 	// UpdatedAt holds the value of the "updated_at" field.
 	UpdatedAt time.Time `json:"updated_at,omitempty"`
-	// AppID holds the value of the "app_id" field.
+	// The app of one of an app's own types; empty for a shared catalog's.
 	AppID string `json:"app_id,omitempty"`
+	// The shared catalog of a shared type; empty for an app's own.
+	CatalogID string `json:"catalog_id,omitempty"`
 	// Name holds the value of the "name" field.
 	Name string `json:"name,omitempty"`
 	// Description holds the value of the "description" field.
@@ -33,7 +36,7 @@ type EventType struct {
 	Example json.RawMessage `json:"example,omitempty"`
 	// JSONSchema holds the value of the "json_schema" field.
 	JSONSchema json.RawMessage `json:"json_schema,omitempty"`
-	// Seeded by Herald for every app.
+	// One of Herald's system types (test.ping, webhook.*), which Herald defines and publishes.
 	BuiltIn bool `json:"built_in,omitempty"`
 	// Archived types cannot be published.
 	ArchivedAt *time.Time `json:"archived_at,omitempty"`
@@ -47,9 +50,11 @@ type EventType struct {
 type EventTypeEdges struct {
 	// App holds the value of the app edge.
 	App *App `json:"app,omitempty"`
+	// Catalog holds the value of the catalog edge.
+	Catalog *Catalog `json:"catalog,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [1]bool
+	loadedTypes [2]bool
 }
 
 // AppOrErr returns the App value or an error if the edge
@@ -63,6 +68,17 @@ func (e EventTypeEdges) AppOrErr() (*App, error) {
 	return nil, &NotLoadedError{edge: "app"}
 }
 
+// CatalogOrErr returns the Catalog value or an error if the edge
+// was not loaded in eager-loading, or loaded but was not found.
+func (e EventTypeEdges) CatalogOrErr() (*Catalog, error) {
+	if e.Catalog != nil {
+		return e.Catalog, nil
+	} else if e.loadedTypes[1] {
+		return nil, &NotFoundError{label: catalog.Label}
+	}
+	return nil, &NotLoadedError{edge: "catalog"}
+}
+
 // scanValues returns the types for scanning values from sql.Rows.
 func (*EventType) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
@@ -72,7 +88,7 @@ func (*EventType) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case eventtype.FieldBuiltIn:
 			values[i] = new(sql.NullBool)
-		case eventtype.FieldID, eventtype.FieldAppID, eventtype.FieldName, eventtype.FieldDescription:
+		case eventtype.FieldID, eventtype.FieldAppID, eventtype.FieldCatalogID, eventtype.FieldName, eventtype.FieldDescription:
 			values[i] = new(sql.NullString)
 		case eventtype.FieldCreatedAt, eventtype.FieldUpdatedAt, eventtype.FieldArchivedAt:
 			values[i] = new(sql.NullTime)
@@ -114,6 +130,12 @@ func (_m *EventType) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field app_id", values[i])
 			} else if value.Valid {
 				_m.AppID = value.String
+			}
+		case eventtype.FieldCatalogID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field catalog_id", values[i])
+			} else if value.Valid {
+				_m.CatalogID = value.String
 			}
 		case eventtype.FieldName:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -174,6 +196,11 @@ func (_m *EventType) QueryApp() *AppQuery {
 	return NewEventTypeClient(_m.config).QueryApp(_m)
 }
 
+// QueryCatalog queries the "catalog" edge of the EventType entity.
+func (_m *EventType) QueryCatalog() *CatalogQuery {
+	return NewEventTypeClient(_m.config).QueryCatalog(_m)
+}
+
 // Update returns a builder for updating this EventType.
 // Note that you need to call EventType.Unwrap() before calling this method if this EventType
 // was returned from a transaction, and the transaction was committed or rolled back.
@@ -205,6 +232,9 @@ func (_m *EventType) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("app_id=")
 	builder.WriteString(_m.AppID)
+	builder.WriteString(", ")
+	builder.WriteString("catalog_id=")
+	builder.WriteString(_m.CatalogID)
 	builder.WriteString(", ")
 	builder.WriteString("name=")
 	builder.WriteString(_m.Name)

@@ -14,6 +14,7 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
 	"github.com/heraldhq/herald/ent/app"
+	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/eventtype"
 )
 
@@ -56,6 +57,28 @@ func (_c *EventTypeCreate) SetNillableUpdatedAt(v *time.Time) *EventTypeCreate {
 // SetAppID sets the "app_id" field.
 func (_c *EventTypeCreate) SetAppID(v string) *EventTypeCreate {
 	_c.mutation.SetAppID(v)
+	return _c
+}
+
+// SetNillableAppID sets the "app_id" field if the given value is not nil.
+func (_c *EventTypeCreate) SetNillableAppID(v *string) *EventTypeCreate {
+	if v != nil {
+		_c.SetAppID(*v)
+	}
+	return _c
+}
+
+// SetCatalogID sets the "catalog_id" field.
+func (_c *EventTypeCreate) SetCatalogID(v string) *EventTypeCreate {
+	_c.mutation.SetCatalogID(v)
+	return _c
+}
+
+// SetNillableCatalogID sets the "catalog_id" field if the given value is not nil.
+func (_c *EventTypeCreate) SetNillableCatalogID(v *string) *EventTypeCreate {
+	if v != nil {
+		_c.SetCatalogID(*v)
+	}
 	return _c
 }
 
@@ -138,6 +161,11 @@ func (_c *EventTypeCreate) SetApp(v *App) *EventTypeCreate {
 	return _c.SetAppID(v.ID)
 }
 
+// SetCatalog sets the "catalog" edge to the Catalog entity.
+func (_c *EventTypeCreate) SetCatalog(v *Catalog) *EventTypeCreate {
+	return _c.SetCatalogID(v.ID)
+}
+
 // Mutation returns the EventTypeMutation object of the builder.
 func (_c *EventTypeCreate) Mutation() *EventTypeMutation {
 	return _c.mutation
@@ -215,14 +243,6 @@ func (_c *EventTypeCreate) check() error {
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
 		return &ValidationError{Name: "updated_at", err: errors.New(`ent: missing required field "EventType.updated_at"`)}
 	}
-	if _, ok := _c.mutation.AppID(); !ok {
-		return &ValidationError{Name: "app_id", err: errors.New(`ent: missing required field "EventType.app_id"`)}
-	}
-	if v, ok := _c.mutation.AppID(); ok {
-		if err := eventtype.AppIDValidator(v); err != nil {
-			return &ValidationError{Name: "app_id", err: fmt.Errorf(`ent: validator failed for field "EventType.app_id": %w`, err)}
-		}
-	}
 	if _, ok := _c.mutation.Name(); !ok {
 		return &ValidationError{Name: "name", err: errors.New(`ent: missing required field "EventType.name"`)}
 	}
@@ -241,9 +261,6 @@ func (_c *EventTypeCreate) check() error {
 		if err := eventtype.IDValidator(v); err != nil {
 			return &ValidationError{Name: "id", err: fmt.Errorf(`ent: validator failed for field "EventType.id": %w`, err)}
 		}
-	}
-	if len(_c.mutation.AppIDs()) == 0 {
-		return &ValidationError{Name: "app", err: errors.New(`ent: missing required edge "EventType.app"`)}
 	}
 	return nil
 }
@@ -328,6 +345,23 @@ func (_c *EventTypeCreate) createSpec() (*EventType, *sqlgraph.CreateSpec) {
 			edge.Target.Nodes = append(edge.Target.Nodes, k)
 		}
 		_node.AppID = nodes[0]
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.CatalogIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   eventtype.CatalogTable,
+			Columns: []string{eventtype.CatalogColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(catalog.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_node.CatalogID = nodes[0]
 		_spec.Edges = append(_spec.Edges, edge)
 	}
 	return _node, _spec
@@ -442,6 +476,18 @@ func (u *EventTypeUpsert) ClearJSONSchema() *EventTypeUpsert {
 	return u
 }
 
+// SetBuiltIn sets the "built_in" field.
+func (u *EventTypeUpsert) SetBuiltIn(v bool) *EventTypeUpsert {
+	u.Set(eventtype.FieldBuiltIn, v)
+	return u
+}
+
+// UpdateBuiltIn sets the "built_in" field to the value that was provided on create.
+func (u *EventTypeUpsert) UpdateBuiltIn() *EventTypeUpsert {
+	u.SetExcluded(eventtype.FieldBuiltIn)
+	return u
+}
+
 // SetArchivedAt sets the "archived_at" field.
 func (u *EventTypeUpsert) SetArchivedAt(v time.Time) *EventTypeUpsert {
 	u.Set(eventtype.FieldArchivedAt, v)
@@ -483,11 +529,11 @@ func (u *EventTypeUpsertOne) UpdateNewValues() *EventTypeUpsertOne {
 		if _, exists := u.create.mutation.AppID(); exists {
 			s.SetIgnore(eventtype.FieldAppID)
 		}
+		if _, exists := u.create.mutation.CatalogID(); exists {
+			s.SetIgnore(eventtype.FieldCatalogID)
+		}
 		if _, exists := u.create.mutation.Name(); exists {
 			s.SetIgnore(eventtype.FieldName)
-		}
-		if _, exists := u.create.mutation.BuiltIn(); exists {
-			s.SetIgnore(eventtype.FieldBuiltIn)
 		}
 	}))
 	return u
@@ -587,6 +633,20 @@ func (u *EventTypeUpsertOne) UpdateJSONSchema() *EventTypeUpsertOne {
 func (u *EventTypeUpsertOne) ClearJSONSchema() *EventTypeUpsertOne {
 	return u.Update(func(s *EventTypeUpsert) {
 		s.ClearJSONSchema()
+	})
+}
+
+// SetBuiltIn sets the "built_in" field.
+func (u *EventTypeUpsertOne) SetBuiltIn(v bool) *EventTypeUpsertOne {
+	return u.Update(func(s *EventTypeUpsert) {
+		s.SetBuiltIn(v)
+	})
+}
+
+// UpdateBuiltIn sets the "built_in" field to the value that was provided on create.
+func (u *EventTypeUpsertOne) UpdateBuiltIn() *EventTypeUpsertOne {
+	return u.Update(func(s *EventTypeUpsert) {
+		s.UpdateBuiltIn()
 	})
 }
 
@@ -800,11 +860,11 @@ func (u *EventTypeUpsertBulk) UpdateNewValues() *EventTypeUpsertBulk {
 			if _, exists := b.mutation.AppID(); exists {
 				s.SetIgnore(eventtype.FieldAppID)
 			}
+			if _, exists := b.mutation.CatalogID(); exists {
+				s.SetIgnore(eventtype.FieldCatalogID)
+			}
 			if _, exists := b.mutation.Name(); exists {
 				s.SetIgnore(eventtype.FieldName)
-			}
-			if _, exists := b.mutation.BuiltIn(); exists {
-				s.SetIgnore(eventtype.FieldBuiltIn)
 			}
 		}
 	}))
@@ -905,6 +965,20 @@ func (u *EventTypeUpsertBulk) UpdateJSONSchema() *EventTypeUpsertBulk {
 func (u *EventTypeUpsertBulk) ClearJSONSchema() *EventTypeUpsertBulk {
 	return u.Update(func(s *EventTypeUpsert) {
 		s.ClearJSONSchema()
+	})
+}
+
+// SetBuiltIn sets the "built_in" field.
+func (u *EventTypeUpsertBulk) SetBuiltIn(v bool) *EventTypeUpsertBulk {
+	return u.Update(func(s *EventTypeUpsert) {
+		s.SetBuiltIn(v)
+	})
+}
+
+// UpdateBuiltIn sets the "built_in" field to the value that was provided on create.
+func (u *EventTypeUpsertBulk) UpdateBuiltIn() *EventTypeUpsertBulk {
+	return u.Update(func(s *EventTypeUpsert) {
+		s.UpdateBuiltIn()
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
 	"github.com/heraldhq/herald/ent/app"
+	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/eventtype"
 	"github.com/heraldhq/herald/ent/predicate"
 )
@@ -19,13 +20,14 @@ import (
 // EventTypeQuery is the builder for querying EventType entities.
 type EventTypeQuery struct {
 	config
-	ctx        *QueryContext
-	order      []eventtype.OrderOption
-	inters     []Interceptor
-	predicates []predicate.EventType
-	withApp    *AppQuery
-	loadTotal  []func(context.Context, []*EventType) error
-	modifiers  []func(*sql.Selector)
+	ctx         *QueryContext
+	order       []eventtype.OrderOption
+	inters      []Interceptor
+	predicates  []predicate.EventType
+	withApp     *AppQuery
+	withCatalog *CatalogQuery
+	loadTotal   []func(context.Context, []*EventType) error
+	modifiers   []func(*sql.Selector)
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -77,6 +79,28 @@ func (_q *EventTypeQuery) QueryApp() *AppQuery {
 			sqlgraph.From(eventtype.Table, eventtype.FieldID, selector),
 			sqlgraph.To(app.Table, app.FieldID),
 			sqlgraph.Edge(sqlgraph.M2O, true, eventtype.AppTable, eventtype.AppColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryCatalog chains the current query on the "catalog" edge.
+func (_q *EventTypeQuery) QueryCatalog() *CatalogQuery {
+	query := (&CatalogClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(eventtype.Table, eventtype.FieldID, selector),
+			sqlgraph.To(catalog.Table, catalog.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, eventtype.CatalogTable, eventtype.CatalogColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -271,12 +295,13 @@ func (_q *EventTypeQuery) Clone() *EventTypeQuery {
 		return nil
 	}
 	return &EventTypeQuery{
-		config:     _q.config,
-		ctx:        _q.ctx.Clone(),
-		order:      append([]eventtype.OrderOption{}, _q.order...),
-		inters:     append([]Interceptor{}, _q.inters...),
-		predicates: append([]predicate.EventType{}, _q.predicates...),
-		withApp:    _q.withApp.Clone(),
+		config:      _q.config,
+		ctx:         _q.ctx.Clone(),
+		order:       append([]eventtype.OrderOption{}, _q.order...),
+		inters:      append([]Interceptor{}, _q.inters...),
+		predicates:  append([]predicate.EventType{}, _q.predicates...),
+		withApp:     _q.withApp.Clone(),
+		withCatalog: _q.withCatalog.Clone(),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
 		path:      _q.path,
@@ -292,6 +317,17 @@ func (_q *EventTypeQuery) WithApp(opts ...func(*AppQuery)) *EventTypeQuery {
 		opt(query)
 	}
 	_q.withApp = query
+	return _q
+}
+
+// WithCatalog tells the query-builder to eager-load the nodes that are connected to
+// the "catalog" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *EventTypeQuery) WithCatalog(opts ...func(*CatalogQuery)) *EventTypeQuery {
+	query := (&CatalogClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withCatalog = query
 	return _q
 }
 
@@ -373,8 +409,9 @@ func (_q *EventTypeQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Ev
 	var (
 		nodes       = []*EventType{}
 		_spec       = _q.querySpec()
-		loadedTypes = [1]bool{
+		loadedTypes = [2]bool{
 			_q.withApp != nil,
+			_q.withCatalog != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -401,6 +438,12 @@ func (_q *EventTypeQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Ev
 	if query := _q.withApp; query != nil {
 		if err := _q.loadApp(ctx, query, nodes, nil,
 			func(n *EventType, e *App) { n.Edges.App = e }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withCatalog; query != nil {
+		if err := _q.loadCatalog(ctx, query, nodes, nil,
+			func(n *EventType, e *Catalog) { n.Edges.Catalog = e }); err != nil {
 			return nil, err
 		}
 	}
@@ -441,6 +484,35 @@ func (_q *EventTypeQuery) loadApp(ctx context.Context, query *AppQuery, nodes []
 	}
 	return nil
 }
+func (_q *EventTypeQuery) loadCatalog(ctx context.Context, query *CatalogQuery, nodes []*EventType, init func(*EventType), assign func(*EventType, *Catalog)) error {
+	ids := make([]string, 0, len(nodes))
+	nodeids := make(map[string][]*EventType)
+	for i := range nodes {
+		fk := nodes[i].CatalogID
+		if _, ok := nodeids[fk]; !ok {
+			ids = append(ids, fk)
+		}
+		nodeids[fk] = append(nodeids[fk], nodes[i])
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	query.Where(catalog.IDIn(ids...))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		nodes, ok := nodeids[n.ID]
+		if !ok {
+			return fmt.Errorf(`unexpected foreign-key "catalog_id" returned %v`, n.ID)
+		}
+		for i := range nodes {
+			assign(nodes[i], n)
+		}
+	}
+	return nil
+}
 
 func (_q *EventTypeQuery) sqlCount(ctx context.Context) (int, error) {
 	_spec := _q.querySpec()
@@ -472,6 +544,9 @@ func (_q *EventTypeQuery) querySpec() *sqlgraph.QuerySpec {
 		}
 		if _q.withApp != nil {
 			_spec.Node.AddColumnOnce(eventtype.FieldAppID)
+		}
+		if _q.withCatalog != nil {
+			_spec.Node.AddColumnOnce(eventtype.FieldCatalogID)
 		}
 	}
 	if ps := _q.predicates; len(ps) > 0 {

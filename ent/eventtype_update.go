@@ -87,6 +87,20 @@ func (_u *EventTypeUpdate) ClearJSONSchema() *EventTypeUpdate {
 	return _u
 }
 
+// SetBuiltIn sets the "built_in" field.
+func (_u *EventTypeUpdate) SetBuiltIn(v bool) *EventTypeUpdate {
+	_u.mutation.SetBuiltIn(v)
+	return _u
+}
+
+// SetNillableBuiltIn sets the "built_in" field if the given value is not nil.
+func (_u *EventTypeUpdate) SetNillableBuiltIn(v *bool) *EventTypeUpdate {
+	if v != nil {
+		_u.SetBuiltIn(*v)
+	}
+	return _u
+}
+
 // SetArchivedAt sets the "archived_at" field.
 func (_u *EventTypeUpdate) SetArchivedAt(v time.Time) *EventTypeUpdate {
 	_u.mutation.SetArchivedAt(v)
@@ -154,14 +168,6 @@ func (_u *EventTypeUpdate) defaults() error {
 	return nil
 }
 
-// check runs all checks and user-defined validators on the builder.
-func (_u *EventTypeUpdate) check() error {
-	if _u.mutation.AppCleared() && len(_u.mutation.AppIDs()) > 0 {
-		return errors.New(`ent: clearing a required unique edge "EventType.app"`)
-	}
-	return nil
-}
-
 // Modify adds a statement modifier for attaching custom logic to the UPDATE statement.
 func (_u *EventTypeUpdate) Modify(modifiers ...func(u *sql.UpdateBuilder)) *EventTypeUpdate {
 	_u.modifiers = append(_u.modifiers, modifiers...)
@@ -169,9 +175,6 @@ func (_u *EventTypeUpdate) Modify(modifiers ...func(u *sql.UpdateBuilder)) *Even
 }
 
 func (_u *EventTypeUpdate) sqlSave(ctx context.Context) (_node int, err error) {
-	if err := _u.check(); err != nil {
-		return _node, err
-	}
 	_spec := sqlgraph.NewUpdateSpec(eventtype.Table, eventtype.Columns, sqlgraph.NewFieldSpec(eventtype.FieldID, field.TypeString))
 	if ps := _u.mutation.predicates; len(ps) > 0 {
 		_spec.Predicate = func(selector *sql.Selector) {
@@ -207,6 +210,9 @@ func (_u *EventTypeUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.JSONSchemaCleared() {
 		_spec.ClearField(eventtype.FieldJSONSchema, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.BuiltIn(); ok {
+		_spec.SetField(eventtype.FieldBuiltIn, field.TypeBool, value)
 	}
 	if value, ok := _u.mutation.ArchivedAt(); ok {
 		_spec.SetField(eventtype.FieldArchivedAt, field.TypeTime, value)
@@ -292,6 +298,20 @@ func (_u *EventTypeUpdateOne) ClearJSONSchema() *EventTypeUpdateOne {
 	return _u
 }
 
+// SetBuiltIn sets the "built_in" field.
+func (_u *EventTypeUpdateOne) SetBuiltIn(v bool) *EventTypeUpdateOne {
+	_u.mutation.SetBuiltIn(v)
+	return _u
+}
+
+// SetNillableBuiltIn sets the "built_in" field if the given value is not nil.
+func (_u *EventTypeUpdateOne) SetNillableBuiltIn(v *bool) *EventTypeUpdateOne {
+	if v != nil {
+		_u.SetBuiltIn(*v)
+	}
+	return _u
+}
+
 // SetArchivedAt sets the "archived_at" field.
 func (_u *EventTypeUpdateOne) SetArchivedAt(v time.Time) *EventTypeUpdateOne {
 	_u.mutation.SetArchivedAt(v)
@@ -372,14 +392,6 @@ func (_u *EventTypeUpdateOne) defaults() error {
 	return nil
 }
 
-// check runs all checks and user-defined validators on the builder.
-func (_u *EventTypeUpdateOne) check() error {
-	if _u.mutation.AppCleared() && len(_u.mutation.AppIDs()) > 0 {
-		return errors.New(`ent: clearing a required unique edge "EventType.app"`)
-	}
-	return nil
-}
-
 // Modify adds a statement modifier for attaching custom logic to the UPDATE statement.
 func (_u *EventTypeUpdateOne) Modify(modifiers ...func(u *sql.UpdateBuilder)) *EventTypeUpdateOne {
 	_u.modifiers = append(_u.modifiers, modifiers...)
@@ -387,9 +399,6 @@ func (_u *EventTypeUpdateOne) Modify(modifiers ...func(u *sql.UpdateBuilder)) *E
 }
 
 func (_u *EventTypeUpdateOne) sqlSave(ctx context.Context) (_node *EventType, err error) {
-	if err := _u.check(); err != nil {
-		return _node, err
-	}
 	_spec := sqlgraph.NewUpdateSpec(eventtype.Table, eventtype.Columns, sqlgraph.NewFieldSpec(eventtype.FieldID, field.TypeString))
 	id, ok := _u.mutation.ID()
 	if !ok {
@@ -442,6 +451,9 @@ func (_u *EventTypeUpdateOne) sqlSave(ctx context.Context) (_node *EventType, er
 	}
 	if _u.mutation.JSONSchemaCleared() {
 		_spec.ClearField(eventtype.FieldJSONSchema, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.BuiltIn(); ok {
+		_spec.SetField(eventtype.FieldBuiltIn, field.TypeBool, value)
 	}
 	if value, ok := _u.mutation.ArchivedAt(); ok {
 		_spec.SetField(eventtype.FieldArchivedAt, field.TypeTime, value)

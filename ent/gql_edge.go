@@ -24,6 +24,27 @@ func (_m *Attempt) Delivery(ctx context.Context) (*Delivery, error) {
 	return result, err
 }
 
+func (_m *Catalog) Apps(
+	ctx context.Context, after *Cursor, first *int, before *Cursor, last *int, orderBy *AppOrder, where *AppWhereInput,
+) (*AppConnection, error) {
+	opts := []AppPaginateOption{
+		WithAppOrder(orderBy),
+		WithAppFilter(where.Filter),
+	}
+	alias := graphql.GetFieldContext(ctx).Field.Alias
+	totalCount, hasTotalCount := _m.Edges.totalCount[0][alias]
+	if nodes, err := _m.NamedApps(alias); err == nil || hasTotalCount {
+		pager, err := newAppPager(opts, last != nil)
+		if err != nil {
+			return nil, err
+		}
+		conn := &AppConnection{Edges: []*AppEdge{}, TotalCount: totalCount}
+		conn.build(nodes, pager, after, first, before, last)
+		return conn, nil
+	}
+	return _m.QueryApps().Paginate(ctx, after, first, before, last, opts...)
+}
+
 func (_m *Delivery) Event(ctx context.Context) (*Event, error) {
 	result, err := _m.Edges.EventOrErr()
 	if IsNotLoaded(err) {

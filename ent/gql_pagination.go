@@ -17,6 +17,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/ent/event"
@@ -1095,6 +1096,338 @@ func (_m *Attempt) ToEdge(order *AttemptOrder) *AttemptEdge {
 		order = DefaultAttemptOrder
 	}
 	return &AttemptEdge{
+		Node:   _m,
+		Cursor: order.Field.toCursor(_m),
+	}
+}
+
+// CatalogEdge is the edge representation of Catalog.
+type CatalogEdge struct {
+	Node   *Catalog `json:"node"`
+	Cursor Cursor   `json:"cursor"`
+}
+
+// CatalogConnection is the connection containing edges to Catalog.
+type CatalogConnection struct {
+	Edges      []*CatalogEdge `json:"edges"`
+	PageInfo   PageInfo       `json:"pageInfo"`
+	TotalCount int            `json:"totalCount"`
+}
+
+func (c *CatalogConnection) build(nodes []*Catalog, pager *catalogPager, after *Cursor, first *int, before *Cursor, last *int) {
+	c.PageInfo.HasNextPage = before != nil
+	c.PageInfo.HasPreviousPage = after != nil
+	if first != nil && *first+1 == len(nodes) {
+		c.PageInfo.HasNextPage = true
+		nodes = nodes[:len(nodes)-1]
+	} else if last != nil && *last+1 == len(nodes) {
+		c.PageInfo.HasPreviousPage = true
+		nodes = nodes[:len(nodes)-1]
+	}
+	var nodeAt func(int) *Catalog
+	if last != nil {
+		n := len(nodes) - 1
+		nodeAt = func(i int) *Catalog {
+			return nodes[n-i]
+		}
+	} else {
+		nodeAt = func(i int) *Catalog {
+			return nodes[i]
+		}
+	}
+	c.Edges = make([]*CatalogEdge, len(nodes))
+	for i := range nodes {
+		node := nodeAt(i)
+		c.Edges[i] = &CatalogEdge{
+			Node:   node,
+			Cursor: pager.toCursor(node),
+		}
+	}
+	if l := len(c.Edges); l > 0 {
+		c.PageInfo.StartCursor = &c.Edges[0].Cursor
+		c.PageInfo.EndCursor = &c.Edges[l-1].Cursor
+	}
+	if c.TotalCount == 0 {
+		c.TotalCount = len(nodes)
+	}
+}
+
+// CatalogPaginateOption enables pagination customization.
+type CatalogPaginateOption func(*catalogPager) error
+
+// WithCatalogOrder configures pagination ordering.
+func WithCatalogOrder(order *CatalogOrder) CatalogPaginateOption {
+	if order == nil {
+		order = DefaultCatalogOrder
+	}
+	o := *order
+	return func(pager *catalogPager) error {
+		if err := o.Direction.Validate(); err != nil {
+			return err
+		}
+		if o.Field == nil {
+			o.Field = DefaultCatalogOrder.Field
+		}
+		pager.order = &o
+		return nil
+	}
+}
+
+// WithCatalogFilter configures pagination filter.
+func WithCatalogFilter(filter func(*CatalogQuery) (*CatalogQuery, error)) CatalogPaginateOption {
+	return func(pager *catalogPager) error {
+		if filter == nil {
+			return errors.New("CatalogQuery filter cannot be nil")
+		}
+		pager.filter = filter
+		return nil
+	}
+}
+
+type catalogPager struct {
+	reverse bool
+	order   *CatalogOrder
+	filter  func(*CatalogQuery) (*CatalogQuery, error)
+}
+
+func newCatalogPager(opts []CatalogPaginateOption, reverse bool) (*catalogPager, error) {
+	pager := &catalogPager{reverse: reverse}
+	for _, opt := range opts {
+		if err := opt(pager); err != nil {
+			return nil, err
+		}
+	}
+	if pager.order == nil {
+		pager.order = DefaultCatalogOrder
+	}
+	return pager, nil
+}
+
+func (p *catalogPager) applyFilter(query *CatalogQuery) (*CatalogQuery, error) {
+	if p.filter != nil {
+		return p.filter(query)
+	}
+	return query, nil
+}
+
+func (p *catalogPager) toCursor(_m *Catalog) Cursor {
+	return p.order.Field.toCursor(_m)
+}
+
+func (p *catalogPager) applyCursors(query *CatalogQuery, after, before *Cursor) (*CatalogQuery, error) {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	for _, predicate := range entgql.CursorsPredicate(after, before, DefaultCatalogOrder.Field.column, p.order.Field.column, direction) {
+		query = query.Where(predicate)
+	}
+	return query, nil
+}
+
+func (p *catalogPager) applyOrder(query *CatalogQuery) *CatalogQuery {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	query = query.Order(p.order.Field.toTerm(direction.OrderTermOption()))
+	if p.order.Field != DefaultCatalogOrder.Field {
+		query = query.Order(DefaultCatalogOrder.Field.toTerm(direction.OrderTermOption()))
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return query
+}
+
+func (p *catalogPager) orderExpr(query *CatalogQuery) sql.Querier {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return sql.ExprFunc(func(b *sql.Builder) {
+		b.Ident(p.order.Field.column).Pad().WriteString(string(direction))
+		if p.order.Field != DefaultCatalogOrder.Field {
+			b.Comma().Ident(DefaultCatalogOrder.Field.column).Pad().WriteString(string(direction))
+		}
+	})
+}
+
+// Paginate executes the query and returns a relay based cursor connection to Catalog.
+func (_m *CatalogQuery) Paginate(
+	ctx context.Context, after *Cursor, first *int,
+	before *Cursor, last *int, opts ...CatalogPaginateOption,
+) (*CatalogConnection, error) {
+	if err := validateFirstLast(first, last); err != nil {
+		return nil, err
+	}
+	pager, err := newCatalogPager(opts, last != nil)
+	if err != nil {
+		return nil, err
+	}
+	if _m, err = pager.applyFilter(_m); err != nil {
+		return nil, err
+	}
+	conn := &CatalogConnection{Edges: []*CatalogEdge{}}
+	ignoredEdges := !hasCollectedField(ctx, edgesField)
+	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+		hasPagination := after != nil || first != nil || before != nil || last != nil
+		if hasPagination || ignoredEdges {
+			c := _m.Clone()
+			c.ctx.Fields = nil
+			if conn.TotalCount, err = c.Count(ctx); err != nil {
+				return nil, err
+			}
+			conn.PageInfo.HasNextPage = first != nil && conn.TotalCount > 0
+			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
+		}
+	}
+	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+		return conn, nil
+	}
+	if _m, err = pager.applyCursors(_m, after, before); err != nil {
+		return nil, err
+	}
+	limit := paginateLimit(first, last)
+	if limit != 0 {
+		_m.Limit(limit)
+	}
+	if field := collectedField(ctx, edgesField, nodeField); field != nil {
+		if err := _m.collectField(ctx, limit == 1, graphql.GetOperationContext(ctx), *field, []string{edgesField, nodeField}); err != nil {
+			return nil, err
+		}
+	}
+	_m = pager.applyOrder(_m)
+	nodes, err := _m.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn.build(nodes, pager, after, first, before, last)
+	return conn, nil
+}
+
+var (
+	// CatalogOrderFieldCreatedAt orders Catalog by created_at.
+	CatalogOrderFieldCreatedAt = &CatalogOrderField{
+		Value: func(_m *Catalog) (ent.Value, error) {
+			return _m.CreatedAt, nil
+		},
+		column: catalog.FieldCreatedAt,
+		toTerm: catalog.ByCreatedAt,
+		toCursor: func(_m *Catalog) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.CreatedAt,
+			}
+		},
+	}
+	// CatalogOrderFieldUpdatedAt orders Catalog by updated_at.
+	CatalogOrderFieldUpdatedAt = &CatalogOrderField{
+		Value: func(_m *Catalog) (ent.Value, error) {
+			return _m.UpdatedAt, nil
+		},
+		column: catalog.FieldUpdatedAt,
+		toTerm: catalog.ByUpdatedAt,
+		toCursor: func(_m *Catalog) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.UpdatedAt,
+			}
+		},
+	}
+	// CatalogOrderFieldName orders Catalog by name.
+	CatalogOrderFieldName = &CatalogOrderField{
+		Value: func(_m *Catalog) (ent.Value, error) {
+			return _m.Name, nil
+		},
+		column: catalog.FieldName,
+		toTerm: catalog.ByName,
+		toCursor: func(_m *Catalog) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.Name,
+			}
+		},
+	}
+)
+
+// String implement fmt.Stringer interface.
+func (f CatalogOrderField) String() string {
+	var str string
+	switch f.column {
+	case CatalogOrderFieldCreatedAt.column:
+		str = "CREATED_AT"
+	case CatalogOrderFieldUpdatedAt.column:
+		str = "UPDATED_AT"
+	case CatalogOrderFieldName.column:
+		str = "NAME"
+	}
+	return str
+}
+
+// MarshalGQL implements graphql.Marshaler interface.
+func (f CatalogOrderField) MarshalGQL(w io.Writer) {
+	io.WriteString(w, strconv.Quote(f.String()))
+}
+
+// UnmarshalGQL implements graphql.Unmarshaler interface.
+func (f *CatalogOrderField) UnmarshalGQL(v interface{}) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("CatalogOrderField %T must be a string", v)
+	}
+	switch str {
+	case "CREATED_AT":
+		*f = *CatalogOrderFieldCreatedAt
+	case "UPDATED_AT":
+		*f = *CatalogOrderFieldUpdatedAt
+	case "NAME":
+		*f = *CatalogOrderFieldName
+	default:
+		return fmt.Errorf("%s is not a valid CatalogOrderField", str)
+	}
+	return nil
+}
+
+// CatalogOrderField defines the ordering field of Catalog.
+type CatalogOrderField struct {
+	// Value extracts the ordering value from the given Catalog.
+	Value    func(*Catalog) (ent.Value, error)
+	column   string // field or computed.
+	toTerm   func(...sql.OrderTermOption) catalog.OrderOption
+	toCursor func(*Catalog) Cursor
+}
+
+// CatalogOrder defines the ordering of Catalog.
+type CatalogOrder struct {
+	Direction OrderDirection     `json:"direction"`
+	Field     *CatalogOrderField `json:"field"`
+}
+
+// DefaultCatalogOrder is the default ordering of Catalog.
+var DefaultCatalogOrder = &CatalogOrder{
+	Direction: entgql.OrderDirectionAsc,
+	Field: &CatalogOrderField{
+		Value: func(_m *Catalog) (ent.Value, error) {
+			return _m.ID, nil
+		},
+		column: catalog.FieldID,
+		toTerm: catalog.ByID,
+		toCursor: func(_m *Catalog) Cursor {
+			return Cursor{ID: _m.ID}
+		},
+	},
+}
+
+// ToEdge converts Catalog into CatalogEdge.
+func (_m *Catalog) ToEdge(order *CatalogOrder) *CatalogEdge {
+	if order == nil {
+		order = DefaultCatalogOrder
+	}
+	return &CatalogEdge{
 		Node:   _m,
 		Cursor: order.Field.toCursor(_m),
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/deliverystat"
 	"github.com/heraldhq/herald/ent/endpoint"
@@ -37,6 +38,7 @@ const (
 	TypeAPIKey       = "APIKey"
 	TypeApp          = "App"
 	TypeAttempt      = "Attempt"
+	TypeCatalog      = "Catalog"
 	TypeDelivery     = "Delivery"
 	TypeDeliveryStat = "DeliveryStat"
 	TypeEndpoint     = "Endpoint"
@@ -1247,6 +1249,8 @@ type AppMutation struct {
 	attempts                     map[string]struct{}
 	removedattempts              map[string]struct{}
 	clearedattempts              bool
+	catalog                      *string
+	clearedcatalog               bool
 	done                         bool
 	oldValue                     func(context.Context) (*App, error)
 	predicates                   []predicate.App
@@ -1722,6 +1726,55 @@ func (m *AppMutation) ResetLimits() {
 	delete(m.clearedFields, app.FieldLimits)
 }
 
+// SetCatalogID sets the "catalog_id" field.
+func (m *AppMutation) SetCatalogID(s string) {
+	m.catalog = &s
+}
+
+// CatalogID returns the value of the "catalog_id" field in the mutation.
+func (m *AppMutation) CatalogID() (r string, exists bool) {
+	v := m.catalog
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCatalogID returns the old "catalog_id" field's value of the App entity.
+// If the App object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AppMutation) OldCatalogID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCatalogID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCatalogID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCatalogID: %w", err)
+	}
+	return oldValue.CatalogID, nil
+}
+
+// ClearCatalogID clears the value of the "catalog_id" field.
+func (m *AppMutation) ClearCatalogID() {
+	m.catalog = nil
+	m.clearedFields[app.FieldCatalogID] = struct{}{}
+}
+
+// CatalogIDCleared returns if the "catalog_id" field was cleared in this mutation.
+func (m *AppMutation) CatalogIDCleared() bool {
+	_, ok := m.clearedFields[app.FieldCatalogID]
+	return ok
+}
+
+// ResetCatalogID resets all changes to the "catalog_id" field.
+func (m *AppMutation) ResetCatalogID() {
+	m.catalog = nil
+	delete(m.clearedFields, app.FieldCatalogID)
+}
+
 // SetEndpointsVersion sets the "endpoints_version" field.
 func (m *AppMutation) SetEndpointsVersion(i int64) {
 	m.endpoints_version = &i
@@ -2102,6 +2155,33 @@ func (m *AppMutation) ResetAttempts() {
 	m.removedattempts = nil
 }
 
+// ClearCatalog clears the "catalog" edge to the Catalog entity.
+func (m *AppMutation) ClearCatalog() {
+	m.clearedcatalog = true
+	m.clearedFields[app.FieldCatalogID] = struct{}{}
+}
+
+// CatalogCleared reports if the "catalog" edge to the Catalog entity was cleared.
+func (m *AppMutation) CatalogCleared() bool {
+	return m.CatalogIDCleared() || m.clearedcatalog
+}
+
+// CatalogIDs returns the "catalog" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// CatalogID instead. It exists only for internal usage by the builders.
+func (m *AppMutation) CatalogIDs() (ids []string) {
+	if id := m.catalog; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetCatalog resets all changes to the "catalog" edge.
+func (m *AppMutation) ResetCatalog() {
+	m.catalog = nil
+	m.clearedcatalog = false
+}
+
 // Where appends a list predicates to the AppMutation builder.
 func (m *AppMutation) Where(ps ...predicate.App) {
 	m.predicates = append(m.predicates, ps...)
@@ -2136,7 +2216,7 @@ func (m *AppMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AppMutation) Fields() []string {
-	fields := make([]string, 0, 10)
+	fields := make([]string, 0, 11)
 	if m.created_at != nil {
 		fields = append(fields, app.FieldCreatedAt)
 	}
@@ -2163,6 +2243,9 @@ func (m *AppMutation) Fields() []string {
 	}
 	if m.limits != nil {
 		fields = append(fields, app.FieldLimits)
+	}
+	if m.catalog != nil {
+		fields = append(fields, app.FieldCatalogID)
 	}
 	if m.endpoints_version != nil {
 		fields = append(fields, app.FieldEndpointsVersion)
@@ -2193,6 +2276,8 @@ func (m *AppMutation) Field(name string) (ent.Value, bool) {
 		return m.PortalAllowedOrigins()
 	case app.FieldLimits:
 		return m.Limits()
+	case app.FieldCatalogID:
+		return m.CatalogID()
 	case app.FieldEndpointsVersion:
 		return m.EndpointsVersion()
 	}
@@ -2222,6 +2307,8 @@ func (m *AppMutation) OldField(ctx context.Context, name string) (ent.Value, err
 		return m.OldPortalAllowedOrigins(ctx)
 	case app.FieldLimits:
 		return m.OldLimits(ctx)
+	case app.FieldCatalogID:
+		return m.OldCatalogID(ctx)
 	case app.FieldEndpointsVersion:
 		return m.OldEndpointsVersion(ctx)
 	}
@@ -2296,6 +2383,13 @@ func (m *AppMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetLimits(v)
 		return nil
+	case app.FieldCatalogID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCatalogID(v)
+		return nil
 	case app.FieldEndpointsVersion:
 		v, ok := value.(int64)
 		if !ok {
@@ -2354,6 +2448,9 @@ func (m *AppMutation) ClearedFields() []string {
 	if m.FieldCleared(app.FieldLimits) {
 		fields = append(fields, app.FieldLimits)
 	}
+	if m.FieldCleared(app.FieldCatalogID) {
+		fields = append(fields, app.FieldCatalogID)
+	}
 	return fields
 }
 
@@ -2373,6 +2470,9 @@ func (m *AppMutation) ClearField(name string) error {
 		return nil
 	case app.FieldLimits:
 		m.ClearLimits()
+		return nil
+	case app.FieldCatalogID:
+		m.ClearCatalogID()
 		return nil
 	}
 	return fmt.Errorf("unknown App nullable field %s", name)
@@ -2409,6 +2509,9 @@ func (m *AppMutation) ResetField(name string) error {
 	case app.FieldLimits:
 		m.ResetLimits()
 		return nil
+	case app.FieldCatalogID:
+		m.ResetCatalogID()
+		return nil
 	case app.FieldEndpointsVersion:
 		m.ResetEndpointsVersion()
 		return nil
@@ -2418,7 +2521,7 @@ func (m *AppMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *AppMutation) AddedEdges() []string {
-	edges := make([]string, 0, 6)
+	edges := make([]string, 0, 7)
 	if m.api_keys != nil {
 		edges = append(edges, app.EdgeAPIKeys)
 	}
@@ -2436,6 +2539,9 @@ func (m *AppMutation) AddedEdges() []string {
 	}
 	if m.attempts != nil {
 		edges = append(edges, app.EdgeAttempts)
+	}
+	if m.catalog != nil {
+		edges = append(edges, app.EdgeCatalog)
 	}
 	return edges
 }
@@ -2480,13 +2586,17 @@ func (m *AppMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case app.EdgeCatalog:
+		if id := m.catalog; id != nil {
+			return []ent.Value{*id}
+		}
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *AppMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 6)
+	edges := make([]string, 0, 7)
 	if m.removedapi_keys != nil {
 		edges = append(edges, app.EdgeAPIKeys)
 	}
@@ -2554,7 +2664,7 @@ func (m *AppMutation) RemovedIDs(name string) []ent.Value {
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *AppMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 6)
+	edges := make([]string, 0, 7)
 	if m.clearedapi_keys {
 		edges = append(edges, app.EdgeAPIKeys)
 	}
@@ -2572,6 +2682,9 @@ func (m *AppMutation) ClearedEdges() []string {
 	}
 	if m.clearedattempts {
 		edges = append(edges, app.EdgeAttempts)
+	}
+	if m.clearedcatalog {
+		edges = append(edges, app.EdgeCatalog)
 	}
 	return edges
 }
@@ -2592,6 +2705,8 @@ func (m *AppMutation) EdgeCleared(name string) bool {
 		return m.cleareddeliveries
 	case app.EdgeAttempts:
 		return m.clearedattempts
+	case app.EdgeCatalog:
+		return m.clearedcatalog
 	}
 	return false
 }
@@ -2600,6 +2715,9 @@ func (m *AppMutation) EdgeCleared(name string) bool {
 // if that edge is not defined in the schema.
 func (m *AppMutation) ClearEdge(name string) error {
 	switch name {
+	case app.EdgeCatalog:
+		m.ClearCatalog()
+		return nil
 	}
 	return fmt.Errorf("unknown App unique edge %s", name)
 }
@@ -2625,6 +2743,9 @@ func (m *AppMutation) ResetEdge(name string) error {
 		return nil
 	case app.EdgeAttempts:
 		m.ResetAttempts()
+		return nil
+	case app.EdgeCatalog:
+		m.ResetCatalog()
 		return nil
 	}
 	return fmt.Errorf("unknown App edge %s", name)
@@ -4112,6 +4233,730 @@ func (m *AttemptMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown Attempt edge %s", name)
+}
+
+// CatalogMutation represents an operation that mutates the Catalog nodes in the graph.
+type CatalogMutation struct {
+	config
+	op                 Op
+	typ                string
+	id                 *string
+	created_at         *time.Time
+	updated_at         *time.Time
+	name               *string
+	description        *string
+	is_default         *bool
+	clearedFields      map[string]struct{}
+	apps               map[string]struct{}
+	removedapps        map[string]struct{}
+	clearedapps        bool
+	event_types        map[string]struct{}
+	removedevent_types map[string]struct{}
+	clearedevent_types bool
+	done               bool
+	oldValue           func(context.Context) (*Catalog, error)
+	predicates         []predicate.Catalog
+}
+
+var _ ent.Mutation = (*CatalogMutation)(nil)
+
+// catalogOption allows management of the mutation configuration using functional options.
+type catalogOption func(*CatalogMutation)
+
+// newCatalogMutation creates new mutation for the Catalog entity.
+func newCatalogMutation(c config, op Op, opts ...catalogOption) *CatalogMutation {
+	m := &CatalogMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeCatalog,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withCatalogID sets the ID field of the mutation.
+func withCatalogID(id string) catalogOption {
+	return func(m *CatalogMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Catalog
+		)
+		m.oldValue = func(ctx context.Context) (*Catalog, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Catalog.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withCatalog sets the old Catalog of the mutation.
+func withCatalog(node *Catalog) catalogOption {
+	return func(m *CatalogMutation) {
+		m.oldValue = func(context.Context) (*Catalog, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m CatalogMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m CatalogMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Catalog entities.
+func (m *CatalogMutation) SetID(id string) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *CatalogMutation) ID() (id string, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *CatalogMutation) IDs(ctx context.Context) ([]string, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []string{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Catalog.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *CatalogMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *CatalogMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Catalog entity.
+// If the Catalog object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CatalogMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *CatalogMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *CatalogMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *CatalogMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Catalog entity.
+// If the Catalog object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CatalogMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *CatalogMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetName sets the "name" field.
+func (m *CatalogMutation) SetName(s string) {
+	m.name = &s
+}
+
+// Name returns the value of the "name" field in the mutation.
+func (m *CatalogMutation) Name() (r string, exists bool) {
+	v := m.name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldName returns the old "name" field's value of the Catalog entity.
+// If the Catalog object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CatalogMutation) OldName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldName: %w", err)
+	}
+	return oldValue.Name, nil
+}
+
+// ResetName resets all changes to the "name" field.
+func (m *CatalogMutation) ResetName() {
+	m.name = nil
+}
+
+// SetDescription sets the "description" field.
+func (m *CatalogMutation) SetDescription(s string) {
+	m.description = &s
+}
+
+// Description returns the value of the "description" field in the mutation.
+func (m *CatalogMutation) Description() (r string, exists bool) {
+	v := m.description
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDescription returns the old "description" field's value of the Catalog entity.
+// If the Catalog object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CatalogMutation) OldDescription(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDescription is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDescription requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDescription: %w", err)
+	}
+	return oldValue.Description, nil
+}
+
+// ResetDescription resets all changes to the "description" field.
+func (m *CatalogMutation) ResetDescription() {
+	m.description = nil
+}
+
+// SetIsDefault sets the "is_default" field.
+func (m *CatalogMutation) SetIsDefault(b bool) {
+	m.is_default = &b
+}
+
+// IsDefault returns the value of the "is_default" field in the mutation.
+func (m *CatalogMutation) IsDefault() (r bool, exists bool) {
+	v := m.is_default
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIsDefault returns the old "is_default" field's value of the Catalog entity.
+// If the Catalog object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CatalogMutation) OldIsDefault(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIsDefault is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIsDefault requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIsDefault: %w", err)
+	}
+	return oldValue.IsDefault, nil
+}
+
+// ResetIsDefault resets all changes to the "is_default" field.
+func (m *CatalogMutation) ResetIsDefault() {
+	m.is_default = nil
+}
+
+// AddAppIDs adds the "apps" edge to the App entity by ids.
+func (m *CatalogMutation) AddAppIDs(ids ...string) {
+	if m.apps == nil {
+		m.apps = make(map[string]struct{})
+	}
+	for i := range ids {
+		m.apps[ids[i]] = struct{}{}
+	}
+}
+
+// ClearApps clears the "apps" edge to the App entity.
+func (m *CatalogMutation) ClearApps() {
+	m.clearedapps = true
+}
+
+// AppsCleared reports if the "apps" edge to the App entity was cleared.
+func (m *CatalogMutation) AppsCleared() bool {
+	return m.clearedapps
+}
+
+// RemoveAppIDs removes the "apps" edge to the App entity by IDs.
+func (m *CatalogMutation) RemoveAppIDs(ids ...string) {
+	if m.removedapps == nil {
+		m.removedapps = make(map[string]struct{})
+	}
+	for i := range ids {
+		delete(m.apps, ids[i])
+		m.removedapps[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedApps returns the removed IDs of the "apps" edge to the App entity.
+func (m *CatalogMutation) RemovedAppsIDs() (ids []string) {
+	for id := range m.removedapps {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// AppsIDs returns the "apps" edge IDs in the mutation.
+func (m *CatalogMutation) AppsIDs() (ids []string) {
+	for id := range m.apps {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetApps resets all changes to the "apps" edge.
+func (m *CatalogMutation) ResetApps() {
+	m.apps = nil
+	m.clearedapps = false
+	m.removedapps = nil
+}
+
+// AddEventTypeIDs adds the "event_types" edge to the EventType entity by ids.
+func (m *CatalogMutation) AddEventTypeIDs(ids ...string) {
+	if m.event_types == nil {
+		m.event_types = make(map[string]struct{})
+	}
+	for i := range ids {
+		m.event_types[ids[i]] = struct{}{}
+	}
+}
+
+// ClearEventTypes clears the "event_types" edge to the EventType entity.
+func (m *CatalogMutation) ClearEventTypes() {
+	m.clearedevent_types = true
+}
+
+// EventTypesCleared reports if the "event_types" edge to the EventType entity was cleared.
+func (m *CatalogMutation) EventTypesCleared() bool {
+	return m.clearedevent_types
+}
+
+// RemoveEventTypeIDs removes the "event_types" edge to the EventType entity by IDs.
+func (m *CatalogMutation) RemoveEventTypeIDs(ids ...string) {
+	if m.removedevent_types == nil {
+		m.removedevent_types = make(map[string]struct{})
+	}
+	for i := range ids {
+		delete(m.event_types, ids[i])
+		m.removedevent_types[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedEventTypes returns the removed IDs of the "event_types" edge to the EventType entity.
+func (m *CatalogMutation) RemovedEventTypesIDs() (ids []string) {
+	for id := range m.removedevent_types {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// EventTypesIDs returns the "event_types" edge IDs in the mutation.
+func (m *CatalogMutation) EventTypesIDs() (ids []string) {
+	for id := range m.event_types {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetEventTypes resets all changes to the "event_types" edge.
+func (m *CatalogMutation) ResetEventTypes() {
+	m.event_types = nil
+	m.clearedevent_types = false
+	m.removedevent_types = nil
+}
+
+// Where appends a list predicates to the CatalogMutation builder.
+func (m *CatalogMutation) Where(ps ...predicate.Catalog) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the CatalogMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *CatalogMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Catalog, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *CatalogMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *CatalogMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Catalog).
+func (m *CatalogMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *CatalogMutation) Fields() []string {
+	fields := make([]string, 0, 5)
+	if m.created_at != nil {
+		fields = append(fields, catalog.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, catalog.FieldUpdatedAt)
+	}
+	if m.name != nil {
+		fields = append(fields, catalog.FieldName)
+	}
+	if m.description != nil {
+		fields = append(fields, catalog.FieldDescription)
+	}
+	if m.is_default != nil {
+		fields = append(fields, catalog.FieldIsDefault)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *CatalogMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case catalog.FieldCreatedAt:
+		return m.CreatedAt()
+	case catalog.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case catalog.FieldName:
+		return m.Name()
+	case catalog.FieldDescription:
+		return m.Description()
+	case catalog.FieldIsDefault:
+		return m.IsDefault()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *CatalogMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case catalog.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case catalog.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case catalog.FieldName:
+		return m.OldName(ctx)
+	case catalog.FieldDescription:
+		return m.OldDescription(ctx)
+	case catalog.FieldIsDefault:
+		return m.OldIsDefault(ctx)
+	}
+	return nil, fmt.Errorf("unknown Catalog field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *CatalogMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case catalog.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case catalog.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case catalog.FieldName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetName(v)
+		return nil
+	case catalog.FieldDescription:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDescription(v)
+		return nil
+	case catalog.FieldIsDefault:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIsDefault(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Catalog field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *CatalogMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *CatalogMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *CatalogMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown Catalog numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *CatalogMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *CatalogMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *CatalogMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown Catalog nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *CatalogMutation) ResetField(name string) error {
+	switch name {
+	case catalog.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case catalog.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case catalog.FieldName:
+		m.ResetName()
+		return nil
+	case catalog.FieldDescription:
+		m.ResetDescription()
+		return nil
+	case catalog.FieldIsDefault:
+		m.ResetIsDefault()
+		return nil
+	}
+	return fmt.Errorf("unknown Catalog field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *CatalogMutation) AddedEdges() []string {
+	edges := make([]string, 0, 2)
+	if m.apps != nil {
+		edges = append(edges, catalog.EdgeApps)
+	}
+	if m.event_types != nil {
+		edges = append(edges, catalog.EdgeEventTypes)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *CatalogMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case catalog.EdgeApps:
+		ids := make([]ent.Value, 0, len(m.apps))
+		for id := range m.apps {
+			ids = append(ids, id)
+		}
+		return ids
+	case catalog.EdgeEventTypes:
+		ids := make([]ent.Value, 0, len(m.event_types))
+		for id := range m.event_types {
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *CatalogMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 2)
+	if m.removedapps != nil {
+		edges = append(edges, catalog.EdgeApps)
+	}
+	if m.removedevent_types != nil {
+		edges = append(edges, catalog.EdgeEventTypes)
+	}
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *CatalogMutation) RemovedIDs(name string) []ent.Value {
+	switch name {
+	case catalog.EdgeApps:
+		ids := make([]ent.Value, 0, len(m.removedapps))
+		for id := range m.removedapps {
+			ids = append(ids, id)
+		}
+		return ids
+	case catalog.EdgeEventTypes:
+		ids := make([]ent.Value, 0, len(m.removedevent_types))
+		for id := range m.removedevent_types {
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *CatalogMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 2)
+	if m.clearedapps {
+		edges = append(edges, catalog.EdgeApps)
+	}
+	if m.clearedevent_types {
+		edges = append(edges, catalog.EdgeEventTypes)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *CatalogMutation) EdgeCleared(name string) bool {
+	switch name {
+	case catalog.EdgeApps:
+		return m.clearedapps
+	case catalog.EdgeEventTypes:
+		return m.clearedevent_types
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *CatalogMutation) ClearEdge(name string) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown Catalog unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *CatalogMutation) ResetEdge(name string) error {
+	switch name {
+	case catalog.EdgeApps:
+		m.ResetApps()
+		return nil
+	case catalog.EdgeEventTypes:
+		m.ResetEventTypes()
+		return nil
+	}
+	return fmt.Errorf("unknown Catalog edge %s", name)
 }
 
 // DeliveryMutation represents an operation that mutates the Delivery nodes in the graph.
@@ -13381,6 +14226,8 @@ type EventTypeMutation struct {
 	clearedFields     map[string]struct{}
 	app               *string
 	clearedapp        bool
+	catalog           *string
+	clearedcatalog    bool
 	done              bool
 	oldValue          func(context.Context) (*EventType, error)
 	predicates        []predicate.EventType
@@ -13593,9 +14440,71 @@ func (m *EventTypeMutation) OldAppID(ctx context.Context) (v string, err error) 
 	return oldValue.AppID, nil
 }
 
+// ClearAppID clears the value of the "app_id" field.
+func (m *EventTypeMutation) ClearAppID() {
+	m.app = nil
+	m.clearedFields[eventtype.FieldAppID] = struct{}{}
+}
+
+// AppIDCleared returns if the "app_id" field was cleared in this mutation.
+func (m *EventTypeMutation) AppIDCleared() bool {
+	_, ok := m.clearedFields[eventtype.FieldAppID]
+	return ok
+}
+
 // ResetAppID resets all changes to the "app_id" field.
 func (m *EventTypeMutation) ResetAppID() {
 	m.app = nil
+	delete(m.clearedFields, eventtype.FieldAppID)
+}
+
+// SetCatalogID sets the "catalog_id" field.
+func (m *EventTypeMutation) SetCatalogID(s string) {
+	m.catalog = &s
+}
+
+// CatalogID returns the value of the "catalog_id" field in the mutation.
+func (m *EventTypeMutation) CatalogID() (r string, exists bool) {
+	v := m.catalog
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCatalogID returns the old "catalog_id" field's value of the EventType entity.
+// If the EventType object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EventTypeMutation) OldCatalogID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCatalogID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCatalogID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCatalogID: %w", err)
+	}
+	return oldValue.CatalogID, nil
+}
+
+// ClearCatalogID clears the value of the "catalog_id" field.
+func (m *EventTypeMutation) ClearCatalogID() {
+	m.catalog = nil
+	m.clearedFields[eventtype.FieldCatalogID] = struct{}{}
+}
+
+// CatalogIDCleared returns if the "catalog_id" field was cleared in this mutation.
+func (m *EventTypeMutation) CatalogIDCleared() bool {
+	_, ok := m.clearedFields[eventtype.FieldCatalogID]
+	return ok
+}
+
+// ResetCatalogID resets all changes to the "catalog_id" field.
+func (m *EventTypeMutation) ResetCatalogID() {
+	m.catalog = nil
+	delete(m.clearedFields, eventtype.FieldCatalogID)
 }
 
 // SetName sets the "name" field.
@@ -13893,7 +14802,7 @@ func (m *EventTypeMutation) ClearApp() {
 
 // AppCleared reports if the "app" edge to the App entity was cleared.
 func (m *EventTypeMutation) AppCleared() bool {
-	return m.clearedapp
+	return m.AppIDCleared() || m.clearedapp
 }
 
 // AppIDs returns the "app" edge IDs in the mutation.
@@ -13910,6 +14819,33 @@ func (m *EventTypeMutation) AppIDs() (ids []string) {
 func (m *EventTypeMutation) ResetApp() {
 	m.app = nil
 	m.clearedapp = false
+}
+
+// ClearCatalog clears the "catalog" edge to the Catalog entity.
+func (m *EventTypeMutation) ClearCatalog() {
+	m.clearedcatalog = true
+	m.clearedFields[eventtype.FieldCatalogID] = struct{}{}
+}
+
+// CatalogCleared reports if the "catalog" edge to the Catalog entity was cleared.
+func (m *EventTypeMutation) CatalogCleared() bool {
+	return m.CatalogIDCleared() || m.clearedcatalog
+}
+
+// CatalogIDs returns the "catalog" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// CatalogID instead. It exists only for internal usage by the builders.
+func (m *EventTypeMutation) CatalogIDs() (ids []string) {
+	if id := m.catalog; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetCatalog resets all changes to the "catalog" edge.
+func (m *EventTypeMutation) ResetCatalog() {
+	m.catalog = nil
+	m.clearedcatalog = false
 }
 
 // Where appends a list predicates to the EventTypeMutation builder.
@@ -13946,7 +14882,7 @@ func (m *EventTypeMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *EventTypeMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 10)
 	if m.created_at != nil {
 		fields = append(fields, eventtype.FieldCreatedAt)
 	}
@@ -13955,6 +14891,9 @@ func (m *EventTypeMutation) Fields() []string {
 	}
 	if m.app != nil {
 		fields = append(fields, eventtype.FieldAppID)
+	}
+	if m.catalog != nil {
+		fields = append(fields, eventtype.FieldCatalogID)
 	}
 	if m.name != nil {
 		fields = append(fields, eventtype.FieldName)
@@ -13988,6 +14927,8 @@ func (m *EventTypeMutation) Field(name string) (ent.Value, bool) {
 		return m.UpdatedAt()
 	case eventtype.FieldAppID:
 		return m.AppID()
+	case eventtype.FieldCatalogID:
+		return m.CatalogID()
 	case eventtype.FieldName:
 		return m.Name()
 	case eventtype.FieldDescription:
@@ -14015,6 +14956,8 @@ func (m *EventTypeMutation) OldField(ctx context.Context, name string) (ent.Valu
 		return m.OldUpdatedAt(ctx)
 	case eventtype.FieldAppID:
 		return m.OldAppID(ctx)
+	case eventtype.FieldCatalogID:
+		return m.OldCatalogID(ctx)
 	case eventtype.FieldName:
 		return m.OldName(ctx)
 	case eventtype.FieldDescription:
@@ -14056,6 +14999,13 @@ func (m *EventTypeMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetAppID(v)
+		return nil
+	case eventtype.FieldCatalogID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCatalogID(v)
 		return nil
 	case eventtype.FieldName:
 		v, ok := value.(string)
@@ -14129,6 +15079,12 @@ func (m *EventTypeMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *EventTypeMutation) ClearedFields() []string {
 	var fields []string
+	if m.FieldCleared(eventtype.FieldAppID) {
+		fields = append(fields, eventtype.FieldAppID)
+	}
+	if m.FieldCleared(eventtype.FieldCatalogID) {
+		fields = append(fields, eventtype.FieldCatalogID)
+	}
 	if m.FieldCleared(eventtype.FieldExample) {
 		fields = append(fields, eventtype.FieldExample)
 	}
@@ -14152,6 +15108,12 @@ func (m *EventTypeMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *EventTypeMutation) ClearField(name string) error {
 	switch name {
+	case eventtype.FieldAppID:
+		m.ClearAppID()
+		return nil
+	case eventtype.FieldCatalogID:
+		m.ClearCatalogID()
+		return nil
 	case eventtype.FieldExample:
 		m.ClearExample()
 		return nil
@@ -14178,6 +15140,9 @@ func (m *EventTypeMutation) ResetField(name string) error {
 	case eventtype.FieldAppID:
 		m.ResetAppID()
 		return nil
+	case eventtype.FieldCatalogID:
+		m.ResetCatalogID()
+		return nil
 	case eventtype.FieldName:
 		m.ResetName()
 		return nil
@@ -14202,9 +15167,12 @@ func (m *EventTypeMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *EventTypeMutation) AddedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 2)
 	if m.app != nil {
 		edges = append(edges, eventtype.EdgeApp)
+	}
+	if m.catalog != nil {
+		edges = append(edges, eventtype.EdgeCatalog)
 	}
 	return edges
 }
@@ -14217,13 +15185,17 @@ func (m *EventTypeMutation) AddedIDs(name string) []ent.Value {
 		if id := m.app; id != nil {
 			return []ent.Value{*id}
 		}
+	case eventtype.EdgeCatalog:
+		if id := m.catalog; id != nil {
+			return []ent.Value{*id}
+		}
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *EventTypeMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 2)
 	return edges
 }
 
@@ -14235,9 +15207,12 @@ func (m *EventTypeMutation) RemovedIDs(name string) []ent.Value {
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *EventTypeMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 2)
 	if m.clearedapp {
 		edges = append(edges, eventtype.EdgeApp)
+	}
+	if m.clearedcatalog {
+		edges = append(edges, eventtype.EdgeCatalog)
 	}
 	return edges
 }
@@ -14248,6 +15223,8 @@ func (m *EventTypeMutation) EdgeCleared(name string) bool {
 	switch name {
 	case eventtype.EdgeApp:
 		return m.clearedapp
+	case eventtype.EdgeCatalog:
+		return m.clearedcatalog
 	}
 	return false
 }
@@ -14259,6 +15236,9 @@ func (m *EventTypeMutation) ClearEdge(name string) error {
 	case eventtype.EdgeApp:
 		m.ClearApp()
 		return nil
+	case eventtype.EdgeCatalog:
+		m.ClearCatalog()
+		return nil
 	}
 	return fmt.Errorf("unknown EventType unique edge %s", name)
 }
@@ -14269,6 +15249,9 @@ func (m *EventTypeMutation) ResetEdge(name string) error {
 	switch name {
 	case eventtype.EdgeApp:
 		m.ResetApp()
+		return nil
+	case eventtype.EdgeCatalog:
+		m.ResetCatalog()
 		return nil
 	}
 	return fmt.Errorf("unknown EventType edge %s", name)

@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/internal/heraldtest"
 	"github.com/heraldhq/herald/server"
 )
@@ -57,7 +56,7 @@ func TestCreateApp_RequiresAdminKey(t *testing.T) {
 	}
 }
 
-func TestCreateApp_SeedsCatalogAndAcceptsAdminOnly(t *testing.T) {
+func TestCreateApp_JoinsTheDefaultCatalogAndAcceptsAdminOnly(t *testing.T) {
 	t.Parallel()
 	s := heraldtest.Start(t)
 	c := s.As(t, s.Token)
@@ -74,8 +73,8 @@ func TestCreateApp_SeedsCatalogAndAcceptsAdminOnly(t *testing.T) {
 		t.Errorf("createApp = %+v", a)
 	}
 	inApp := c.WithHeader("X-Herald-App", a.ID)
-	if got := listEventTypes(t, inApp); len(got) != len(catalog.Builtins()) {
-		t.Errorf("new app has %d event types, want the %d built-ins", len(got), len(catalog.Builtins()))
+	if got, want := listEventTypes(t, inApp), listEventTypes(t, c); len(got) != len(want) {
+		t.Errorf("new app has %d event types, want the default catalog's %d", len(got), len(want))
 	}
 	// acceptUnknownEventTypes lets it publish types outside its catalog.
 	publish(t, inApp, "invoice.voided", map[string]any{})

@@ -6,6 +6,7 @@ import (
 
 	"github.com/heraldhq/herald/endpoints"
 	"github.com/heraldhq/herald/ent"
+	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/endpoint"
@@ -76,6 +77,9 @@ func (r *Resolver) locate(ctx context.Context, id string) (*model.Location, erro
 		var et *ent.EventType
 		if et, err = r.client.EventType.Query().Where(eventtype.ID(id)).Only(read); err == nil {
 			appID = et.AppID
+			if et.CatalogID != "" {
+				appID, err = r.sharedTypeApp(ctx, v.AppID, et.CatalogID)
+			}
 		}
 	case "Event":
 		var ev *ent.Event
@@ -106,4 +110,26 @@ func (r *Resolver) locate(ctx context.Context, id string) (*model.Location, erro
 		return nil, fmt.Errorf("locate %s: load app %s: %w", id, appID, err)
 	}
 	return &model.Location{ID: id, Type: typ, App: a}, nil
+}
+
+// sharedTypeApp answers locate for a type of a shared catalog, which
+// belongs to no app: an app that has it, the caller's if it does.
+func (r *Resolver) sharedTypeApp(ctx context.Context, viewerApp, catalogID string) (string, error) {
+	sys := tenant.System(ctx)
+	first, err := r.client.App.Query().Where(app.CatalogID(catalogID)).
+		Order(ent.Asc(app.FieldCreatedAt)).Limit(1).IDs(sys)
+	if err != nil {
+		return "", err
+	}
+	in, err := r.client.App.Query().Where(app.ID(viewerApp), app.CatalogID(catalogID)).Exist(sys)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case in:
+		return viewerApp, nil
+	case len(first) == 0:
+		return "", fault.NotFoundf("event type is in a catalog that no app belongs to: read it through catalogs { eventTypes }")
+	}
+	return first[0], nil
 }

@@ -68,6 +68,8 @@ func costs(maxPayload int) map[string]cost {
 		"App.endpointSummary":     flat(64), // two counts over the app's endpoints
 		"Query.locate":            flat(8),
 		"App.portal":              flat(1),
+		"App.catalog":             flat(2), // a read by ID
+		"EventType.shared":        flat(1), // a column
 		"Endpoint.auth":           flat(1),
 		"Endpoint.flow":           flat(1), // in memory
 		"Delivery.endpoint":       flat(2), // batched by a loader

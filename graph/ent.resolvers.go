@@ -54,6 +54,12 @@ func (r *queryResolver) Apps(ctx context.Context, after *entgql.Cursor[string], 
 		ent.WithAppOrder(orderBy), ent.WithAppFilter(where.Filter))
 }
 
+// Catalogs is the resolver for the catalogs field.
+func (r *queryResolver) Catalogs(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.CatalogOrder, where *ent.CatalogWhereInput) (*ent.CatalogConnection, error) {
+	return r.client.Catalog.Query().Paginate(ctx, after, first, before, last,
+		ent.WithCatalogOrder(orderBy), ent.WithCatalogFilter(where.Filter))
+}
+
 // Deliveries is the resolver for the deliveries field.
 func (r *queryResolver) Deliveries(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.DeliveryOrder, where *ent.DeliveryWhereInput) (*ent.DeliveryConnection, error) {
 	return r.client.Delivery.Query().Paginate(ctx, after, first, before, last,
@@ -84,19 +90,27 @@ func (r *Resolver) APIKey() APIKeyResolver { return &aPIKeyResolver{r} }
 // App returns AppResolver implementation.
 func (r *Resolver) App() AppResolver { return &appResolver{r} }
 
+// Catalog returns CatalogResolver implementation.
+func (r *Resolver) Catalog() CatalogResolver { return &catalogResolver{r} }
+
 // Delivery returns DeliveryResolver implementation.
 func (r *Resolver) Delivery() DeliveryResolver { return &deliveryResolver{r} }
 
 // Endpoint returns EndpointResolver implementation.
 func (r *Resolver) Endpoint() EndpointResolver { return &endpointResolver{r} }
 
+// EventType returns EventTypeResolver implementation.
+func (r *Resolver) EventType() EventTypeResolver { return &eventTypeResolver{r} }
+
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
 type (
-	aPIKeyResolver   struct{ *Resolver }
-	appResolver      struct{ *Resolver }
-	deliveryResolver struct{ *Resolver }
-	endpointResolver struct{ *Resolver }
-	queryResolver    struct{ *Resolver }
+	aPIKeyResolver    struct{ *Resolver }
+	appResolver       struct{ *Resolver }
+	catalogResolver   struct{ *Resolver }
+	deliveryResolver  struct{ *Resolver }
+	endpointResolver  struct{ *Resolver }
+	eventTypeResolver struct{ *Resolver }
+	queryResolver     struct{ *Resolver }
 )

@@ -3,11 +3,14 @@ package graph_test
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/heraldhq/herald/catalog"
+	"github.com/heraldhq/herald/examples"
 	"github.com/heraldhq/herald/internal/heraldtest"
+	"github.com/heraldhq/herald/server"
 )
 
 // eventType is an EventType as the tests read it.
@@ -18,6 +21,7 @@ type eventType struct {
 	Example     json.RawMessage
 	JSONSchema  json.RawMessage
 	BuiltIn     bool
+	Shared      bool
 	ArchivedAt  *string
 }
 
@@ -50,19 +54,48 @@ func getEventType(t testing.TB, c *heraldtest.Client, id string) eventType {
 	return *out.Node
 }
 
-func TestEventTypes_BuiltInsAreSeeded(t *testing.T) {
+// exampleTypes returns the names of the example catalog's types, which
+// heraldtest's servers import into their default catalog.
+func exampleTypes(t testing.TB) []string {
+	t.Helper()
+	f, err := catalog.ParseFile(examples.Catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range f.EventTypes {
+		names = append(names, d.Name)
+	}
+	return names
+}
+
+// systemTypes are Herald's own types, which every catalog has.
+var systemTypes = []string{"test.ping", "webhook.failed", "webhook.disabled"}
+
+func TestEventTypes_OnlySystemTypesUntilSomeoneAddsThem(t *testing.T) {
+	t.Parallel()
+	s := heraldtest.Start(t, func(c *server.Config) { c.Catalog = nil })
+	_, appToken := s.NewApp("second")
+	for name, token := range map[string]string{"default app": s.Token, "new app": appToken} {
+		c := s.As(t, token)
+		got := listEventTypes(t, c)
+		if len(got) != len(systemTypes) {
+			t.Errorf("%s: event types %v, want only the system types %v", name, keys(got), systemTypes)
+		}
+		for _, n := range systemTypes {
+			if et, ok := got[n]; !ok || !et.BuiltIn || !et.Shared || et.Description == "" || len(et.Example) == 0 {
+				t.Errorf("%s: system type %s = %+v (listed %v), want built in, shared, documented", name, n, et, ok)
+			}
+		}
+		c.Do(`mutation { publishEvent(input: {eventType: "order.created", payload: {}}) { id } }`, nil).WantFault(t, "BAD_USER_INPUT", "input.eventType")
+	}
+}
+
+func TestEventTypes_TheExampleCatalogIsEveryAppsShared(t *testing.T) {
 	t.Parallel()
 	s := heraldtest.Start(t)
-
-	want := []string{
-		"order.created", "order.updated", "order.paid", "order.fulfilled", "order.canceled", "order.refunded",
-		"contact.created", "contact.updated", "contact.deleted", "contact.subscribed", "contact.unsubscribed",
-		"subscription.created", "subscription.updated", "subscription.renewed", "subscription.canceled", "subscription.expired",
-		"course.enrolled", "course.started", "course.completed", "lesson.completed",
-		"email.sent", "email.delivered", "email.opened", "email.clicked", "email.bounced", "email.complained",
-		"test.ping", "webhook.failed", "webhook.disabled",
-	}
 	_, appToken := s.NewApp("second")
+	want := append(exampleTypes(t), systemTypes...)
 	for name, token := range map[string]string{"default app": s.Token, "new app": appToken} {
 		got := listEventTypes(t, s.As(t, token))
 		if len(got) != len(want) {
@@ -72,12 +105,23 @@ func TestEventTypes_BuiltInsAreSeeded(t *testing.T) {
 			et, ok := got[n]
 			switch {
 			case !ok:
-				t.Errorf("%s: built-in %s missing", name, n)
-			case !et.BuiltIn || et.ArchivedAt != nil || et.Description == "" || len(et.Example) == 0:
-				t.Errorf("%s: built-in %s = %+v, want builtIn, active, with description and example", name, n, et)
+				t.Errorf("%s: %s missing", name, n)
+			case !et.Shared || et.ArchivedAt != nil || et.Description == "" || len(et.Example) == 0:
+				t.Errorf("%s: %s = %+v, want shared, active, with description and example", name, n, et)
+			case et.BuiltIn != catalog.IsSystem(n):
+				t.Errorf("%s: %s builtIn = %v, want it only for system types", name, n, et.BuiltIn)
 			}
 		}
 	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func TestCreateEventType_StoresDocumentation(t *testing.T) {
@@ -152,8 +196,8 @@ func TestCreateEventType_RejectsInvalidInput(t *testing.T) {
 		})
 	}
 	t.Cleanup(func() {
-		if n := len(listEventTypes(t, s.As(t, s.Token))); n != len(catalog.Builtins()) {
-			t.Errorf("%d event types after invalid creates, want only the %d built-ins", n, len(catalog.Builtins()))
+		if n, want := len(listEventTypes(t, s.As(t, s.Token))), len(exampleTypes(t))+len(systemTypes); n != want {
+			t.Errorf("%d event types after invalid creates, want only the %d there were", n, want)
 		}
 	})
 }

@@ -42,12 +42,14 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	APIKey() APIKeyResolver
 	App() AppResolver
+	Catalog() CatalogResolver
 	Delivery() DeliveryResolver
 	DeliveryChange() DeliveryChangeResolver
 	DestinationField() DestinationFieldResolver
 	Endpoint() EndpointResolver
 	EndpointChange() EndpointChangeResolver
 	EventPublication() EventPublicationResolver
+	EventType() EventTypeResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
@@ -107,6 +109,7 @@ type ComplexityRoot struct {
 	App struct {
 		AcceptUnknownEventTypes func(childComplexity int) int
 		Backlog                 func(childComplexity int) int
+		Catalog                 func(childComplexity int) int
 		CreatedAt               func(childComplexity int) int
 		EndpointSummary         func(childComplexity int) int
 		ID                      func(childComplexity int) int
@@ -180,6 +183,28 @@ type ComplexityRoot struct {
 		Unfinished  func(childComplexity int) int
 	}
 
+	Catalog struct {
+		Apps        func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.AppOrder, where *ent.AppWhereInput) int
+		CreatedAt   func(childComplexity int) int
+		Description func(childComplexity int) int
+		EventTypes  func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventTypeOrder, where *ent.EventTypeWhereInput) int
+		ID          func(childComplexity int) int
+		IsDefault   func(childComplexity int) int
+		Name        func(childComplexity int) int
+		UpdatedAt   func(childComplexity int) int
+	}
+
+	CatalogConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	CatalogEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	CreateAPIKeyPayload struct {
 		APIKey func(childComplexity int) int
 		Token  func(childComplexity int) int
@@ -188,6 +213,10 @@ type ComplexityRoot struct {
 	CreateEndpointPayload struct {
 		Endpoint func(childComplexity int) int
 		Secret   func(childComplexity int) int
+	}
+
+	DeleteCatalogPayload struct {
+		DeletedID func(childComplexity int) int
 	}
 
 	DeleteEndpointPayload struct {
@@ -427,6 +456,7 @@ type ComplexityRoot struct {
 		ID          func(childComplexity int) int
 		JSONSchema  func(childComplexity int) int
 		Name        func(childComplexity int) int
+		Shared      func(childComplexity int) int
 		UpdatedAt   func(childComplexity int) int
 	}
 
@@ -465,6 +495,15 @@ type ComplexityRoot struct {
 		Value func(childComplexity int) int
 	}
 
+	ImportEventTypesPayload struct {
+		Archived   func(childComplexity int) int
+		Created    func(childComplexity int) int
+		DryRun     func(childComplexity int) int
+		Unarchived func(childComplexity int) int
+		Unchanged  func(childComplexity int) int
+		Updated    func(childComplexity int) int
+	}
+
 	KafkaConfig struct {
 		Brokers  func(childComplexity int) int
 		Password func(childComplexity int) int
@@ -491,10 +530,13 @@ type ComplexityRoot struct {
 		ArchiveEventType     func(childComplexity int, id string) int
 		CreateAPIKey         func(childComplexity int, input model.CreateAPIKeyInput) int
 		CreateApp            func(childComplexity int, input model.CreateAppInput) int
+		CreateCatalog        func(childComplexity int, input model.CreateCatalogInput) int
 		CreateEndpoint       func(childComplexity int, input model.CreateEndpointInput) int
-		CreateEventType      func(childComplexity int, input model.CreateEventTypeInput) int
+		CreateEventType      func(childComplexity int, catalogID *string, input model.CreateEventTypeInput) int
 		CreatePortalSession  func(childComplexity int, input model.CreatePortalSessionInput) int
+		DeleteCatalog        func(childComplexity int, id string) int
 		DeleteEndpoint       func(childComplexity int, id string) int
+		ImportEventTypes     func(childComplexity int, catalogID *string, input model.ImportEventTypesInput) int
 		PublishEvent         func(childComplexity int, input model.PublishEventInput) int
 		PublishEvents        func(childComplexity int, input []*model.PublishEventInput) int
 		ReplayDeliveries     func(childComplexity int, endpointID string, since time.Time, status *delivery.Status) int
@@ -508,6 +550,7 @@ type ComplexityRoot struct {
 		TestEndpoint         func(childComplexity int, id string, eventType *string, payload json.RawMessage) int
 		UnarchiveEventType   func(childComplexity int, id string) int
 		UpdateApp            func(childComplexity int, id string, input model.UpdateAppInput) int
+		UpdateCatalog        func(childComplexity int, id string, input model.UpdateCatalogInput) int
 		UpdateEndpoint       func(childComplexity int, id string, input model.UpdateEndpointInput) int
 		UpdateEventType      func(childComplexity int, id string, input model.UpdateEventTypeInput) int
 		UpdatePortalSettings func(childComplexity int, appID *string, input model.PortalSettingsInput) int
@@ -547,6 +590,7 @@ type ComplexityRoot struct {
 	Query struct {
 		APIKeys            func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.APIKeyOrder, where *ent.APIKeyWhereInput) int
 		Apps               func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.AppOrder, where *ent.AppWhereInput) int
+		Catalogs           func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.CatalogOrder, where *ent.CatalogWhereInput) int
 		Deliveries         func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.DeliveryOrder, where *ent.DeliveryWhereInput) int
 		DestinationTypes   func(childComplexity int) int
 		Endpoints          func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EndpointOrder, where *ent.EndpointWhereInput) int
@@ -658,8 +702,12 @@ type AppResolver interface {
 	Stats(ctx context.Context, obj *ent.App, window time.Duration, bucket time.Duration) (*model.DeliveryStats, error)
 	Backlog(ctx context.Context, obj *ent.App) (*model.Backlog, error)
 	EndpointSummary(ctx context.Context, obj *ent.App) (*model.EndpointSummary, error)
+	Catalog(ctx context.Context, obj *ent.App) (*ent.Catalog, error)
 	Portal(ctx context.Context, obj *ent.App) (*model.PortalSettings, error)
 	Limits(ctx context.Context, obj *ent.App) ([]*model.AppLimit, error)
+}
+type CatalogResolver interface {
+	EventTypes(ctx context.Context, obj *ent.Catalog, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventTypeOrder, where *ent.EventTypeWhereInput) (*ent.EventTypeConnection, error)
 }
 type DeliveryResolver interface {
 	Endpoint(ctx context.Context, obj *ent.Delivery) (*ent.Endpoint, error)
@@ -693,6 +741,9 @@ type EndpointChangeResolver interface {
 type EventPublicationResolver interface {
 	Event(ctx context.Context, obj *model.EventPublication) (*ent.Event, error)
 }
+type EventTypeResolver interface {
+	Shared(ctx context.Context, obj *ent.EventType) (bool, error)
+}
 type MutationResolver interface {
 	CreateApp(ctx context.Context, input model.CreateAppInput) (*ent.App, error)
 	UpdateApp(ctx context.Context, id string, input model.UpdateAppInput) (*ent.App, error)
@@ -707,10 +758,14 @@ type MutationResolver interface {
 	DeleteEndpoint(ctx context.Context, id string) (*model.DeleteEndpointPayload, error)
 	RotateEndpointSecret(ctx context.Context, id string, input *model.RotateEndpointSecretInput) (*model.RotateEndpointSecretPayload, error)
 	RevealEndpointSecret(ctx context.Context, id string) (*model.RevealEndpointSecretPayload, error)
-	CreateEventType(ctx context.Context, input model.CreateEventTypeInput) (*ent.EventType, error)
+	CreateEventType(ctx context.Context, catalogID *string, input model.CreateEventTypeInput) (*ent.EventType, error)
 	UpdateEventType(ctx context.Context, id string, input model.UpdateEventTypeInput) (*ent.EventType, error)
 	ArchiveEventType(ctx context.Context, id string) (*ent.EventType, error)
 	UnarchiveEventType(ctx context.Context, id string) (*ent.EventType, error)
+	ImportEventTypes(ctx context.Context, catalogID *string, input model.ImportEventTypesInput) (*model.ImportEventTypesPayload, error)
+	CreateCatalog(ctx context.Context, input model.CreateCatalogInput) (*ent.Catalog, error)
+	UpdateCatalog(ctx context.Context, id string, input model.UpdateCatalogInput) (*ent.Catalog, error)
+	DeleteCatalog(ctx context.Context, id string) (*model.DeleteCatalogPayload, error)
 	PublishEvent(ctx context.Context, input model.PublishEventInput) (*ent.Event, error)
 	PublishEvents(ctx context.Context, input []*model.PublishEventInput) ([]*ent.Event, error)
 	TestEndpoint(ctx context.Context, id string, eventType *string, payload json.RawMessage) (*model.TestEndpointPayload, error)
@@ -723,6 +778,7 @@ type QueryResolver interface {
 	Nodes(ctx context.Context, ids []string) ([]ent.Noder, error)
 	APIKeys(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.APIKeyOrder, where *ent.APIKeyWhereInput) (*ent.APIKeyConnection, error)
 	Apps(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.AppOrder, where *ent.AppWhereInput) (*ent.AppConnection, error)
+	Catalogs(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.CatalogOrder, where *ent.CatalogWhereInput) (*ent.CatalogConnection, error)
 	Deliveries(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.DeliveryOrder, where *ent.DeliveryWhereInput) (*ent.DeliveryConnection, error)
 	Endpoints(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EndpointOrder, where *ent.EndpointWhereInput) (*ent.EndpointConnection, error)
 	Events(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) (*ent.EventConnection, error)
@@ -967,6 +1023,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.App.Backlog(childComplexity), true
+	case "App.catalog":
+		if e.ComplexityRoot.App.Catalog == nil {
+			break
+		}
+
+		return e.ComplexityRoot.App.Catalog(childComplexity), true
 	case "App.createdAt":
 		if e.ComplexityRoot.App.CreatedAt == nil {
 			break
@@ -1263,6 +1325,97 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Backlog.Unfinished(childComplexity), true
 
+	case "Catalog.apps":
+		if e.ComplexityRoot.Catalog.Apps == nil {
+			break
+		}
+
+		args, err := ec.field_Catalog_apps_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Catalog.Apps(childComplexity, args["after"].(*entgql.Cursor[string]), args["first"].(*int), args["before"].(*entgql.Cursor[string]), args["last"].(*int), args["orderBy"].(*ent.AppOrder), args["where"].(*ent.AppWhereInput)), true
+	case "Catalog.createdAt":
+		if e.ComplexityRoot.Catalog.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Catalog.CreatedAt(childComplexity), true
+	case "Catalog.description":
+		if e.ComplexityRoot.Catalog.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Catalog.Description(childComplexity), true
+	case "Catalog.eventTypes":
+		if e.ComplexityRoot.Catalog.EventTypes == nil {
+			break
+		}
+
+		args, err := ec.field_Catalog_eventTypes_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Catalog.EventTypes(childComplexity, args["after"].(*entgql.Cursor[string]), args["first"].(*int), args["before"].(*entgql.Cursor[string]), args["last"].(*int), args["orderBy"].(*ent.EventTypeOrder), args["where"].(*ent.EventTypeWhereInput)), true
+	case "Catalog.id":
+		if e.ComplexityRoot.Catalog.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Catalog.ID(childComplexity), true
+	case "Catalog.isDefault":
+		if e.ComplexityRoot.Catalog.IsDefault == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Catalog.IsDefault(childComplexity), true
+	case "Catalog.name":
+		if e.ComplexityRoot.Catalog.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Catalog.Name(childComplexity), true
+	case "Catalog.updatedAt":
+		if e.ComplexityRoot.Catalog.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Catalog.UpdatedAt(childComplexity), true
+
+	case "CatalogConnection.edges":
+		if e.ComplexityRoot.CatalogConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogConnection.Edges(childComplexity), true
+	case "CatalogConnection.pageInfo":
+		if e.ComplexityRoot.CatalogConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogConnection.PageInfo(childComplexity), true
+	case "CatalogConnection.totalCount":
+		if e.ComplexityRoot.CatalogConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogConnection.TotalCount(childComplexity), true
+
+	case "CatalogEdge.cursor":
+		if e.ComplexityRoot.CatalogEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEdge.Cursor(childComplexity), true
+	case "CatalogEdge.node":
+		if e.ComplexityRoot.CatalogEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEdge.Node(childComplexity), true
+
 	case "CreateAPIKeyPayload.apiKey":
 		if e.ComplexityRoot.CreateAPIKeyPayload.APIKey == nil {
 			break
@@ -1288,6 +1441,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CreateEndpointPayload.Secret(childComplexity), true
+
+	case "DeleteCatalogPayload.deletedId":
+		if e.ComplexityRoot.DeleteCatalogPayload.DeletedID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteCatalogPayload.DeletedID(childComplexity), true
 
 	case "DeleteEndpointPayload.deletedId":
 		if e.ComplexityRoot.DeleteEndpointPayload.DeletedID == nil {
@@ -2351,6 +2511,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.EventType.Name(childComplexity), true
+	case "EventType.shared":
+		if e.ComplexityRoot.EventType.Shared == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventType.Shared(childComplexity), true
 	case "EventType.updatedAt":
 		if e.ComplexityRoot.EventType.UpdatedAt == nil {
 			break
@@ -2466,6 +2632,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Header.Value(childComplexity), true
 
+	case "ImportEventTypesPayload.archived":
+		if e.ComplexityRoot.ImportEventTypesPayload.Archived == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportEventTypesPayload.Archived(childComplexity), true
+	case "ImportEventTypesPayload.created":
+		if e.ComplexityRoot.ImportEventTypesPayload.Created == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportEventTypesPayload.Created(childComplexity), true
+	case "ImportEventTypesPayload.dryRun":
+		if e.ComplexityRoot.ImportEventTypesPayload.DryRun == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportEventTypesPayload.DryRun(childComplexity), true
+	case "ImportEventTypesPayload.unarchived":
+		if e.ComplexityRoot.ImportEventTypesPayload.Unarchived == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportEventTypesPayload.Unarchived(childComplexity), true
+	case "ImportEventTypesPayload.unchanged":
+		if e.ComplexityRoot.ImportEventTypesPayload.Unchanged == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportEventTypesPayload.Unchanged(childComplexity), true
+	case "ImportEventTypesPayload.updated":
+		if e.ComplexityRoot.ImportEventTypesPayload.Updated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportEventTypesPayload.Updated(childComplexity), true
+
 	case "KafkaConfig.brokers":
 		if e.ComplexityRoot.KafkaConfig.Brokers == nil {
 			break
@@ -2580,6 +2783,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateApp(childComplexity, args["input"].(model.CreateAppInput)), true
+	case "Mutation.createCatalog":
+		if e.ComplexityRoot.Mutation.CreateCatalog == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createCatalog_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateCatalog(childComplexity, args["input"].(model.CreateCatalogInput)), true
 	case "Mutation.createEndpoint":
 		if e.ComplexityRoot.Mutation.CreateEndpoint == nil {
 			break
@@ -2601,7 +2815,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CreateEventType(childComplexity, args["input"].(model.CreateEventTypeInput)), true
+		return e.ComplexityRoot.Mutation.CreateEventType(childComplexity, args["catalogId"].(*string), args["input"].(model.CreateEventTypeInput)), true
 	case "Mutation.createPortalSession":
 		if e.ComplexityRoot.Mutation.CreatePortalSession == nil {
 			break
@@ -2613,6 +2827,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreatePortalSession(childComplexity, args["input"].(model.CreatePortalSessionInput)), true
+	case "Mutation.deleteCatalog":
+		if e.ComplexityRoot.Mutation.DeleteCatalog == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteCatalog_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteCatalog(childComplexity, args["id"].(string)), true
 	case "Mutation.deleteEndpoint":
 		if e.ComplexityRoot.Mutation.DeleteEndpoint == nil {
 			break
@@ -2624,6 +2849,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteEndpoint(childComplexity, args["id"].(string)), true
+	case "Mutation.importEventTypes":
+		if e.ComplexityRoot.Mutation.ImportEventTypes == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_importEventTypes_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ImportEventTypes(childComplexity, args["catalogId"].(*string), args["input"].(model.ImportEventTypesInput)), true
 	case "Mutation.publishEvent":
 		if e.ComplexityRoot.Mutation.PublishEvent == nil {
 			break
@@ -2767,6 +3003,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateApp(childComplexity, args["id"].(string), args["input"].(model.UpdateAppInput)), true
+	case "Mutation.updateCatalog":
+		if e.ComplexityRoot.Mutation.UpdateCatalog == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateCatalog_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateCatalog(childComplexity, args["id"].(string), args["input"].(model.UpdateCatalogInput)), true
 	case "Mutation.updateEndpoint":
 		if e.ComplexityRoot.Mutation.UpdateEndpoint == nil {
 			break
@@ -2941,6 +3188,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Apps(childComplexity, args["after"].(*entgql.Cursor[string]), args["first"].(*int), args["before"].(*entgql.Cursor[string]), args["last"].(*int), args["orderBy"].(*ent.AppOrder), args["where"].(*ent.AppWhereInput)), true
+	case "Query.catalogs":
+		if e.ComplexityRoot.Query.Catalogs == nil {
+			break
+		}
+
+		args, err := ec.field_Query_catalogs_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Catalogs(childComplexity, args["after"].(*entgql.Cursor[string]), args["first"].(*int), args["before"].(*entgql.Cursor[string]), args["last"].(*int), args["orderBy"].(*ent.CatalogOrder), args["where"].(*ent.CatalogWhereInput)), true
 	case "Query.deliveries":
 		if e.ComplexityRoot.Query.Deliveries == nil {
 			break
@@ -3381,8 +3639,11 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("AppWhereInput", ec.unmarshalInputAppWhereInput),
 			graphql.NewInputUnmarshaler("AttemptOrder", ec.unmarshalInputAttemptOrder),
 			graphql.NewInputUnmarshaler("AttemptWhereInput", ec.unmarshalInputAttemptWhereInput),
+			graphql.NewInputUnmarshaler("CatalogOrder", ec.unmarshalInputCatalogOrder),
+			graphql.NewInputUnmarshaler("CatalogWhereInput", ec.unmarshalInputCatalogWhereInput),
 			graphql.NewInputUnmarshaler("CreateAPIKeyInput", ec.unmarshalInputCreateAPIKeyInput),
 			graphql.NewInputUnmarshaler("CreateAppInput", ec.unmarshalInputCreateAppInput),
+			graphql.NewInputUnmarshaler("CreateCatalogInput", ec.unmarshalInputCreateCatalogInput),
 			graphql.NewInputUnmarshaler("CreateEndpointInput", ec.unmarshalInputCreateEndpointInput),
 			graphql.NewInputUnmarshaler("CreateEventTypeInput", ec.unmarshalInputCreateEventTypeInput),
 			graphql.NewInputUnmarshaler("CreatePortalSessionInput", ec.unmarshalInputCreatePortalSessionInput),
@@ -3392,11 +3653,13 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("EndpointOrder", ec.unmarshalInputEndpointOrder),
 			graphql.NewInputUnmarshaler("EndpointWhereInput", ec.unmarshalInputEndpointWhereInput),
 			graphql.NewInputUnmarshaler("EventOrder", ec.unmarshalInputEventOrder),
+			graphql.NewInputUnmarshaler("EventTypeDefinitionInput", ec.unmarshalInputEventTypeDefinitionInput),
 			graphql.NewInputUnmarshaler("EventTypeOrder", ec.unmarshalInputEventTypeOrder),
 			graphql.NewInputUnmarshaler("EventTypeWhereInput", ec.unmarshalInputEventTypeWhereInput),
 			graphql.NewInputUnmarshaler("EventWhereInput", ec.unmarshalInputEventWhereInput),
 			graphql.NewInputUnmarshaler("GoogleCloudPubSubConfigInput", ec.unmarshalInputGoogleCloudPubSubConfigInput),
 			graphql.NewInputUnmarshaler("HeaderInput", ec.unmarshalInputHeaderInput),
+			graphql.NewInputUnmarshaler("ImportEventTypesInput", ec.unmarshalInputImportEventTypesInput),
 			graphql.NewInputUnmarshaler("KafkaConfigInput", ec.unmarshalInputKafkaConfigInput),
 			graphql.NewInputUnmarshaler("NATSJetStreamConfigInput", ec.unmarshalInputNATSJetStreamConfigInput),
 			graphql.NewInputUnmarshaler("PortalSettingsInput", ec.unmarshalInputPortalSettingsInput),
@@ -3406,6 +3669,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("RetryPolicyInput", ec.unmarshalInputRetryPolicyInput),
 			graphql.NewInputUnmarshaler("RotateEndpointSecretInput", ec.unmarshalInputRotateEndpointSecretInput),
 			graphql.NewInputUnmarshaler("UpdateAppInput", ec.unmarshalInputUpdateAppInput),
+			graphql.NewInputUnmarshaler("UpdateCatalogInput", ec.unmarshalInputUpdateCatalogInput),
 			graphql.NewInputUnmarshaler("UpdateEndpointInput", ec.unmarshalInputUpdateEndpointInput),
 			graphql.NewInputUnmarshaler("UpdateEventTypeInput", ec.unmarshalInputUpdateEventTypeInput),
 		)
@@ -3957,11 +4221,19 @@ input CreateAppInput {
   name: String!
   "Accept published event types that are not in the catalog (default false: they are rejected)."
   acceptUnknownEventTypes: Boolean
+  "The shared catalog whose event types the app publishes (default: the default catalog)."
+  catalogId: ID
 }
 
 input UpdateAppInput {
   name: String
   acceptUnknownEventTypes: Boolean
+  """
+  Move the app to another shared catalog. Its own event types and its
+  endpoints' subscriptions stay; types the new catalog lacks are refused when
+  published until someone adds them.
+  """
+  catalogId: ID
   "Set limits of the app (admin keys); a null limit goes back to the default."
   limits: [AppLimitInput!]
 }
@@ -3973,7 +4245,7 @@ admin may change for one app with updateApp.
 enum AppLimitName {
   "Endpoints of the app (deleted ones do not count)."
   ENDPOINTS
-  "Event types of the app's catalog, archived ones included."
+  "The app's own event types (those it adds to its shared catalog's), archived ones included."
   EVENT_TYPES
   "Portal sessions of the app that still work."
   PORTAL_SESSIONS
@@ -4099,6 +4371,11 @@ input PortalSettingsInput {
 }
 
 extend type App {
+  """
+  The shared catalog whose event types the app publishes, besides its own
+  (eventTypes lists both).
+  """
+  catalog: Catalog!
   "The customer portal's settings."
   portal: PortalSettings!
   "What the app may have and do (quotas), with what it uses."
@@ -4241,6 +4518,87 @@ type RotateEndpointSecretPayload {
   secret: String!
 }
 
+extend type Catalog {
+  """
+  The catalog's event types, Herald's system types included: those every app
+  of the catalog publishes. An app's own types are in the eventTypes query.
+  """
+  eventTypes(
+    after: Cursor
+    first: Int
+    before: Cursor
+    last: Int
+    orderBy: EventTypeOrder
+    where: EventTypeWhereInput
+  ): EventTypeConnection!
+}
+
+extend type EventType {
+  """
+  Whether the type belongs to the app's shared catalog (true) or is one of
+  the app's own types (false).
+  """
+  shared: Boolean!
+}
+
+input CreateCatalogInput {
+  "A name unique among catalogs, 1-100 characters, such as \"staging\"."
+  name: String!
+  description: String
+}
+
+"Changes to a catalog; omitted fields stay as they are."
+input UpdateCatalogInput {
+  name: String
+  description: String
+}
+
+type DeleteCatalogPayload {
+  deletedId: ID!
+}
+
+"""
+An event type as a catalog file holds it (herald catalog export writes
+{"eventTypes": [...]} of these). Importing it makes the type exactly so:
+omitted description, example or jsonSchema are removed, an omitted archived
+is false.
+"""
+input EventTypeDefinitionInput {
+  name: String!
+  description: String
+  example: JSON
+  jsonSchema: JSON
+  archived: Boolean
+}
+
+input ImportEventTypesInput {
+  "The types, as a catalog file lists them (at most 10000)."
+  eventTypes: [EventTypeDefinitionInput!]!
+  """
+  Archive the catalog's types that eventTypes leaves out (Herald's system
+  types aside). Default false: they stay as they are. Types are never
+  deleted: events and endpoints refer to them.
+  """
+  archiveMissing: Boolean
+  "Report what would change, and change nothing."
+  dryRun: Boolean
+}
+
+"""
+What importEventTypes changed (or, with dryRun, would change): the names of
+the types in each group, in name order.
+"""
+type ImportEventTypesPayload {
+  created: [String!]!
+  "Types whose description, example or jsonSchema changed."
+  updated: [String!]!
+  archived: [String!]!
+  unarchived: [String!]!
+  "How many listed types were already as listed."
+  unchanged: Int!
+  dryRun: Boolean!
+}
+
 input CreateEventTypeInput {
   "Dot-separated lower-case segments, such as \"invoice.paid\"."
   name: String!
@@ -4328,7 +4686,7 @@ type ReplayDeliveriesPayload {
 }
 
 type Mutation {
-  "Create an app (admin keys). Its event catalog is seeded with Herald's built-in types."
+  "Create an app (admin keys), in the default catalog unless input.catalogId names another."
   createApp(input: CreateAppInput!): App!
   "Change an app (admin keys)."
   updateApp(id: ID!, input: UpdateAppInput!): App!
@@ -4360,11 +4718,39 @@ type Mutation {
   """
   revealEndpointSecret(id: ID!): RevealEndpointSecretPayload!
 
-  createEventType(input: CreateEventTypeInput!): EventType!
+  """
+  Add an event type: to the shared catalog catalogId (admin keys), or,
+  without catalogId, to the types of the caller's app's own. An app's own
+  type cannot take a name its catalog has (CONFLICT).
+  """
+  createEventType(catalogId: ID, input: CreateEventTypeInput!): EventType!
+  "Change an event type: one of the app's own, or (admin keys) a shared catalog's."
   updateEventType(id: ID!, input: UpdateEventTypeInput!): EventType!
   "Archive an event type: it can no longer be published. Herald's system types cannot be archived."
   archiveEventType(id: ID!): EventType!
   unarchiveEventType(id: ID!): EventType!
+  """
+  Make a catalog's types what a catalog file lists (herald catalog import):
+  create the missing, update those that differ, in one transaction, so that
+  importing the same list again changes nothing. Into the shared catalog
+  catalogId (admin keys), or, without catalogId, into the app's own types.
+  Every invalid type is reported at once (BAD_USER_INPUT naming
+  input.eventTypes[i]).
+  """
+  importEventTypes(catalogId: ID, input: ImportEventTypesInput!): ImportEventTypesPayload!
+  """
+  Create a shared catalog (admin keys): Herald's system types and nothing
+  else, until types are added. Apps join it with createApp or updateApp
+  (input.catalogId).
+  """
+  createCatalog(input: CreateCatalogInput!): Catalog!
+  "Rename or describe a catalog (admin keys)."
+  updateCatalog(id: ID!, input: UpdateCatalogInput!): Catalog!
+  """
+  Delete a catalog and its types (admin keys). The default catalog, and one
+  that apps still belong to (CONFLICT), cannot be deleted.
+  """
+  deleteCatalog(id: ID!): DeleteCatalogPayload!
 
   "Publish an event to every active endpoint subscribed to its type."
   publishEvent(input: PublishEventInput!): Event!
@@ -4596,6 +4982,8 @@ func (ec *executionContext) childFields_App(ctx context.Context, field graphql.C
 		return ec.fieldContext_App_backlog(ctx, field)
 	case "endpointSummary":
 		return ec.fieldContext_App_endpointSummary(ctx, field)
+	case "catalog":
+		return ec.fieldContext_App_catalog(ctx, field)
 	case "portal":
 		return ec.fieldContext_App_portal(ctx, field)
 	case "limits":
@@ -4730,6 +5118,50 @@ func (ec *executionContext) childFields_Backlog(ctx context.Context, field graph
 	return nil, fmt.Errorf("no field named %q was found under type Backlog", field.Name)
 }
 
+func (ec *executionContext) childFields_Catalog(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Catalog_id(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Catalog_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Catalog_updatedAt(ctx, field)
+	case "name":
+		return ec.fieldContext_Catalog_name(ctx, field)
+	case "description":
+		return ec.fieldContext_Catalog_description(ctx, field)
+	case "isDefault":
+		return ec.fieldContext_Catalog_isDefault(ctx, field)
+	case "apps":
+		return ec.fieldContext_Catalog_apps(ctx, field)
+	case "eventTypes":
+		return ec.fieldContext_Catalog_eventTypes(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Catalog", field.Name)
+}
+
+func (ec *executionContext) childFields_CatalogConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_CatalogConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_CatalogConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_CatalogConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CatalogConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_CatalogEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "node":
+		return ec.fieldContext_CatalogEdge_node(ctx, field)
+	case "cursor":
+		return ec.fieldContext_CatalogEdge_cursor(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CatalogEdge", field.Name)
+}
+
 func (ec *executionContext) childFields_CreateAPIKeyPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "apiKey":
@@ -4748,6 +5180,14 @@ func (ec *executionContext) childFields_CreateEndpointPayload(ctx context.Contex
 		return ec.fieldContext_CreateEndpointPayload_secret(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CreateEndpointPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_DeleteCatalogPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deletedId":
+		return ec.fieldContext_DeleteCatalogPayload_deletedId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeleteCatalogPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_DeleteEndpointPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5226,6 +5666,8 @@ func (ec *executionContext) childFields_EventType(ctx context.Context, field gra
 		return ec.fieldContext_EventType_builtIn(ctx, field)
 	case "archivedAt":
 		return ec.fieldContext_EventType_archivedAt(ctx, field)
+	case "shared":
+		return ec.fieldContext_EventType_shared(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type EventType", field.Name)
 }
@@ -5298,6 +5740,24 @@ func (ec *executionContext) childFields_Header(ctx context.Context, field graphq
 		return ec.fieldContext_Header_value(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Header", field.Name)
+}
+
+func (ec *executionContext) childFields_ImportEventTypesPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "created":
+		return ec.fieldContext_ImportEventTypesPayload_created(ctx, field)
+	case "updated":
+		return ec.fieldContext_ImportEventTypesPayload_updated(ctx, field)
+	case "archived":
+		return ec.fieldContext_ImportEventTypesPayload_archived(ctx, field)
+	case "unarchived":
+		return ec.fieldContext_ImportEventTypesPayload_unarchived(ctx, field)
+	case "unchanged":
+		return ec.fieldContext_ImportEventTypesPayload_unchanged(ctx, field)
+	case "dryRun":
+		return ec.fieldContext_ImportEventTypesPayload_dryRun(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ImportEventTypesPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_KafkaConfig(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5700,6 +6160,114 @@ func (ec *executionContext) field_App_stats_args(ctx context.Context, rawArgs ma
 	return args, nil
 }
 
+func (ec *executionContext) field_Catalog_apps_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*entgql.Cursor[string], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*entgql.Cursor[string], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*ent.AppOrder, error) {
+			return ec.unmarshalOAppOrder2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAppOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (*ent.AppWhereInput, error) {
+			return ec.unmarshalOAppWhereInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAppWhereInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Catalog_eventTypes_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*entgql.Cursor[string], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*entgql.Cursor[string], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*ent.EventTypeOrder, error) {
+			return ec.unmarshalOEventTypeOrder2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐEventTypeOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (*ent.EventTypeWhereInput, error) {
+			return ec.unmarshalOEventTypeWhereInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐEventTypeWhereInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg5
+	return args, nil
+}
+
 func (ec *executionContext) field_Delivery_attempts_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -5926,6 +6494,20 @@ func (ec *executionContext) field_Mutation_createApp_args(ctx context.Context, r
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_createCatalog_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CreateCatalogInput, error) {
+			return ec.unmarshalNCreateCatalogInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐCreateCatalogInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createEndpoint_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -5943,14 +6525,22 @@ func (ec *executionContext) field_Mutation_createEndpoint_args(ctx context.Conte
 func (ec *executionContext) field_Mutation_createEventType_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
-	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "catalogId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["catalogId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.CreateEventTypeInput, error) {
 			return ec.unmarshalNCreateEventTypeInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐCreateEventTypeInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["input"] = arg0
+	args["input"] = arg1
 	return args, nil
 }
 
@@ -5968,6 +6558,20 @@ func (ec *executionContext) field_Mutation_createPortalSession_args(ctx context.
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_deleteCatalog_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_deleteEndpoint_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -5979,6 +6583,28 @@ func (ec *executionContext) field_Mutation_deleteEndpoint_args(ctx context.Conte
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_importEventTypes_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "catalogId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["catalogId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ImportEventTypesInput, error) {
+			return ec.unmarshalNImportEventTypesInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐImportEventTypesInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg1
 	return args, nil
 }
 
@@ -6212,6 +6838,28 @@ func (ec *executionContext) field_Mutation_updateApp_args(ctx context.Context, r
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_updateCatalog_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.UpdateCatalogInput, error) {
+			return ec.unmarshalNUpdateCatalogInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐUpdateCatalogInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_updateEndpoint_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6392,6 +7040,60 @@ func (ec *executionContext) field_Query_apps_args(ctx context.Context, rawArgs m
 	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "where",
 		func(ctx context.Context, v any) (*ent.AppWhereInput, error) {
 			return ec.unmarshalOAppWhereInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAppWhereInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_catalogs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*entgql.Cursor[string], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*entgql.Cursor[string], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*ent.CatalogOrder, error) {
+			return ec.unmarshalOCatalogOrder2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalogOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (*ent.CatalogWhereInput, error) {
+			return ec.unmarshalOCatalogWhereInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalogWhereInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -7899,6 +8601,38 @@ func (ec *executionContext) fieldContext_App_endpointSummary(_ context.Context, 
 	return fc, nil
 }
 
+func (ec *executionContext) _App_catalog(ctx context.Context, field graphql.CollectedField, obj *ent.App) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_App_catalog(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.App().Catalog(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Catalog) graphql.Marshaler {
+			return ec.marshalNCatalog2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalog(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_App_catalog(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "App",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Catalog(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _App_portal(ctx context.Context, field graphql.CollectedField, obj *ent.App) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8941,6 +9675,374 @@ func (ec *executionContext) fieldContext_Backlog_oldestDueAt(_ context.Context, 
 	return graphql.NewScalarFieldContext("Backlog", field, false, false, "Time")
 }
 
+func (ec *executionContext) _Catalog_id(ctx context.Context, field graphql.CollectedField, obj *ent.Catalog) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Catalog_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Catalog_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Catalog", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Catalog_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.Catalog) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Catalog_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Catalog_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Catalog", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Catalog_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Catalog) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Catalog_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Catalog_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Catalog", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Catalog_name(ctx context.Context, field graphql.CollectedField, obj *ent.Catalog) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Catalog_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Catalog_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Catalog", field, false, false, "String")
+}
+
+func (ec *executionContext) _Catalog_description(ctx context.Context, field graphql.CollectedField, obj *ent.Catalog) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Catalog_description(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Description, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Catalog_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Catalog", field, false, false, "String")
+}
+
+func (ec *executionContext) _Catalog_isDefault(ctx context.Context, field graphql.CollectedField, obj *ent.Catalog) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Catalog_isDefault(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.IsDefault, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Catalog_isDefault(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Catalog", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Catalog_apps(ctx context.Context, field graphql.CollectedField, obj *ent.Catalog) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Catalog_apps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return obj.Apps(ctx, fc.Args["after"].(*entgql.Cursor[string]), fc.Args["first"].(*int), fc.Args["before"].(*entgql.Cursor[string]), fc.Args["last"].(*int), fc.Args["orderBy"].(*ent.AppOrder), fc.Args["where"].(*ent.AppWhereInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.AppConnection) graphql.Marshaler {
+			return ec.marshalNAppConnection2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAppConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Catalog_apps(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Catalog",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AppConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Catalog_apps_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Catalog_eventTypes(ctx context.Context, field graphql.CollectedField, obj *ent.Catalog) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Catalog_eventTypes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Catalog().EventTypes(ctx, obj, fc.Args["after"].(*entgql.Cursor[string]), fc.Args["first"].(*int), fc.Args["before"].(*entgql.Cursor[string]), fc.Args["last"].(*int), fc.Args["orderBy"].(*ent.EventTypeOrder), fc.Args["where"].(*ent.EventTypeWhereInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.EventTypeConnection) graphql.Marshaler {
+			return ec.marshalNEventTypeConnection2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐEventTypeConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Catalog_eventTypes(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Catalog",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EventTypeConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Catalog_eventTypes_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CatalogConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.CatalogConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.CatalogEdge) graphql.Marshaler {
+			return ec.marshalOCatalogEdge2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalogEdge(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CatalogConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CatalogEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CatalogConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.CatalogConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v entgql.PageInfo[string]) graphql.Marshaler {
+			return ec.marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CatalogConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CatalogConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.CatalogConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CatalogEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.CatalogEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Catalog) graphql.Marshaler {
+			return ec.marshalOCatalog2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalog(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CatalogEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Catalog(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CatalogEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.CatalogEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v entgql.Cursor[string]) graphql.Marshaler {
+			return ec.marshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogEdge", field, false, false, "Cursor")
+}
+
 func (ec *executionContext) _CreateAPIKeyPayload_apiKey(ctx context.Context, field graphql.CollectedField, obj *model.CreateAPIKeyPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9049,6 +10151,29 @@ func (ec *executionContext) _CreateEndpointPayload_secret(ctx context.Context, f
 }
 func (ec *executionContext) fieldContext_CreateEndpointPayload_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CreateEndpointPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeleteCatalogPayload_deletedId(ctx context.Context, field graphql.CollectedField, obj *model.DeleteCatalogPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteCatalogPayload_deletedId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeletedID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteCatalogPayload_deletedId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeleteCatalogPayload", field, false, false, "ID")
 }
 
 func (ec *executionContext) _DeleteEndpointPayload_deletedId(ctx context.Context, field graphql.CollectedField, obj *model.DeleteEndpointPayload) (ret graphql.Marshaler) {
@@ -13383,6 +14508,29 @@ func (ec *executionContext) fieldContext_EventType_archivedAt(_ context.Context,
 	return graphql.NewScalarFieldContext("EventType", field, false, false, "Time")
 }
 
+func (ec *executionContext) _EventType_shared(ctx context.Context, field graphql.CollectedField, obj *ent.EventType) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EventType_shared(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.EventType().Shared(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EventType_shared(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EventType", field, true, true, "Boolean")
+}
+
 func (ec *executionContext) _EventTypeConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.EventTypeConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13817,6 +14965,144 @@ func (ec *executionContext) _Header_value(ctx context.Context, field graphql.Col
 }
 func (ec *executionContext) fieldContext_Header_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Header", field, false, false, "String")
+}
+
+func (ec *executionContext) _ImportEventTypesPayload_created(ctx context.Context, field graphql.CollectedField, obj *model.ImportEventTypesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportEventTypesPayload_created(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Created, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportEventTypesPayload_created(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ImportEventTypesPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _ImportEventTypesPayload_updated(ctx context.Context, field graphql.CollectedField, obj *model.ImportEventTypesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportEventTypesPayload_updated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Updated, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportEventTypesPayload_updated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ImportEventTypesPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _ImportEventTypesPayload_archived(ctx context.Context, field graphql.CollectedField, obj *model.ImportEventTypesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportEventTypesPayload_archived(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Archived, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportEventTypesPayload_archived(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ImportEventTypesPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _ImportEventTypesPayload_unarchived(ctx context.Context, field graphql.CollectedField, obj *model.ImportEventTypesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportEventTypesPayload_unarchived(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Unarchived, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportEventTypesPayload_unarchived(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ImportEventTypesPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _ImportEventTypesPayload_unchanged(ctx context.Context, field graphql.CollectedField, obj *model.ImportEventTypesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportEventTypesPayload_unchanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Unchanged, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportEventTypesPayload_unchanged(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ImportEventTypesPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ImportEventTypesPayload_dryRun(ctx context.Context, field graphql.CollectedField, obj *model.ImportEventTypesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportEventTypesPayload_dryRun(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DryRun, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportEventTypesPayload_dryRun(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ImportEventTypesPayload", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _KafkaConfig_brokers(ctx context.Context, field graphql.CollectedField, obj *model.KafkaConfig) (ret graphql.Marshaler) {
@@ -14709,7 +15995,7 @@ func (ec *executionContext) _Mutation_createEventType(ctx context.Context, field
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CreateEventType(ctx, fc.Args["input"].(model.CreateEventTypeInput))
+			return ec.Resolvers.Mutation().CreateEventType(ctx, fc.Args["catalogId"].(*string), fc.Args["input"].(model.CreateEventTypeInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *ent.EventType) graphql.Marshaler {
@@ -14869,6 +16155,182 @@ func (ec *executionContext) fieldContext_Mutation_unarchiveEventType(ctx context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_unarchiveEventType_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_importEventTypes(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_importEventTypes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ImportEventTypes(ctx, fc.Args["catalogId"].(*string), fc.Args["input"].(model.ImportEventTypesInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ImportEventTypesPayload) graphql.Marshaler {
+			return ec.marshalNImportEventTypesPayload2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐImportEventTypesPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_importEventTypes(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ImportEventTypesPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_importEventTypes_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createCatalog(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createCatalog(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateCatalog(ctx, fc.Args["input"].(model.CreateCatalogInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Catalog) graphql.Marshaler {
+			return ec.marshalNCatalog2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalog(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createCatalog(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Catalog(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createCatalog_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateCatalog(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateCatalog(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateCatalog(ctx, fc.Args["id"].(string), fc.Args["input"].(model.UpdateCatalogInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Catalog) graphql.Marshaler {
+			return ec.marshalNCatalog2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalog(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateCatalog(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Catalog(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateCatalog_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteCatalog(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteCatalog(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteCatalog(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeleteCatalogPayload) graphql.Marshaler {
+			return ec.marshalNDeleteCatalogPayload2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeleteCatalogPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteCatalog(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeleteCatalogPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteCatalog_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -15755,6 +17217,50 @@ func (ec *executionContext) fieldContext_Query_apps(ctx context.Context, field g
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_apps_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_catalogs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_catalogs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Catalogs(ctx, fc.Args["after"].(*entgql.Cursor[string]), fc.Args["first"].(*int), fc.Args["before"].(*entgql.Cursor[string]), fc.Args["last"].(*int), fc.Args["orderBy"].(*ent.CatalogOrder), fc.Args["where"].(*ent.CatalogWhereInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.CatalogConnection) graphql.Marshaler {
+			return ec.marshalNCatalogConnection2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalogConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_catalogs(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CatalogConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_catalogs_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -20687,6 +22193,507 @@ func UnmarshalAttemptWhereInput(ctx context.Context, raw any) (ent.AttemptWhereI
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCatalogOrder(ctx context.Context, obj any) (ent.CatalogOrder, error) {
+	var it ent.CatalogOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"direction", "field"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2entgoᚗioᚋcontribᚋentgqlᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNCatalogOrderField2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalogOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCatalogOrder unmarshals raw into the CatalogOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCatalogOrder(ctx context.Context, raw any) (ent.CatalogOrder, error) {
+	var out ent.CatalogOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CatalogOrder", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputCatalogWhereInput(ctx context.Context, obj any) (ent.CatalogWhereInput, error) {
+	var it ent.CatalogWhereInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "idEqualFold", "idContainsFold", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "description", "descriptionNEQ", "descriptionIn", "descriptionNotIn", "descriptionGT", "descriptionGTE", "descriptionLT", "descriptionLTE", "descriptionContains", "descriptionHasPrefix", "descriptionHasSuffix", "descriptionEqualFold", "descriptionContainsFold", "isDefault", "isDefaultNEQ", "hasApps", "hasAppsWith"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "not":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("not"))
+			data, err := ec.unmarshalOCatalogWhereInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalogWhereInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Not = data
+		case "and":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("and"))
+			data, err := ec.unmarshalOCatalogWhereInput2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalogWhereInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.And = data
+		case "or":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("or"))
+			data, err := ec.unmarshalOCatalogWhereInput2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalogWhereInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Or = data
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "idNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idNEQ"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDNEQ = data
+		case "idIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idIn"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDIn = data
+		case "idNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idNotIn"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDNotIn = data
+		case "idGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idGT"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDGT = data
+		case "idGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idGTE"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDGTE = data
+		case "idLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idLT"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDLT = data
+		case "idLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idLTE"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDLTE = data
+		case "idEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idEqualFold"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDEqualFold = data
+		case "idContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idContainsFold"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDContainsFold = data
+		case "createdAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAt = data
+		case "createdAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtNEQ = data
+		case "createdAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtIn = data
+		case "createdAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtNotIn = data
+		case "createdAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtGT = data
+		case "createdAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtGTE = data
+		case "createdAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtLT = data
+		case "createdAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtLTE = data
+		case "updatedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpdatedAt = data
+		case "updatedAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpdatedAtNEQ = data
+		case "updatedAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpdatedAtIn = data
+		case "updatedAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpdatedAtNotIn = data
+		case "updatedAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpdatedAtGT = data
+		case "updatedAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpdatedAtGTE = data
+		case "updatedAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpdatedAtLT = data
+		case "updatedAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpdatedAtLTE = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "nameNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameNEQ = data
+		case "nameIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameIn = data
+		case "nameNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameNotIn = data
+		case "nameGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameGT = data
+		case "nameGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameGTE = data
+		case "nameLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameLT = data
+		case "nameLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameLTE = data
+		case "nameContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameContains = data
+		case "nameHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameHasPrefix = data
+		case "nameHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameHasSuffix = data
+		case "nameEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameEqualFold = data
+		case "nameContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameContainsFold = data
+		case "description":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("description"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Description = data
+		case "descriptionNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionNEQ = data
+		case "descriptionIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionIn = data
+		case "descriptionNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionNotIn = data
+		case "descriptionGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionGT = data
+		case "descriptionGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionGTE = data
+		case "descriptionLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionLT = data
+		case "descriptionLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionLTE = data
+		case "descriptionContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionContains = data
+		case "descriptionHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionHasPrefix = data
+		case "descriptionHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionHasSuffix = data
+		case "descriptionEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionEqualFold = data
+		case "descriptionContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionContainsFold = data
+		case "isDefault":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("isDefault"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IsDefault = data
+		case "isDefaultNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("isDefaultNEQ"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IsDefaultNEQ = data
+		case "hasApps":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasApps"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HasApps = data
+		case "hasAppsWith":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasAppsWith"))
+			data, err := ec.unmarshalOAppWhereInput2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAppWhereInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HasAppsWith = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCatalogWhereInput unmarshals raw into the CatalogWhereInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCatalogWhereInput(ctx context.Context, raw any) (ent.CatalogWhereInput, error) {
+	var out ent.CatalogWhereInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CatalogWhereInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputCreateAPIKeyInput(ctx context.Context, obj any) (model.CreateAPIKeyInput, error) {
 	var it model.CreateAPIKeyInput
 	if obj == nil {
@@ -20775,7 +22782,7 @@ func (ec *executionContext) unmarshalInputCreateAppInput(ctx context.Context, ob
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "acceptUnknownEventTypes"}
+	fieldsInOrder := [...]string{"name", "acceptUnknownEventTypes", "catalogId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -20796,6 +22803,13 @@ func (ec *executionContext) unmarshalInputCreateAppInput(ctx context.Context, ob
 				return it, err
 			}
 			it.AcceptUnknownEventTypes = data
+		case "catalogId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("catalogId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CatalogID = data
 		}
 	}
 	return it, nil
@@ -20810,6 +22824,55 @@ func (ec *executionContext) unmarshalInputCreateAppInput(ctx context.Context, ob
 func UnmarshalCreateAppInput(ctx context.Context, raw any) (model.CreateAppInput, error) {
 	var out model.CreateAppInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateAppInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputCreateCatalogInput(ctx context.Context, obj any) (model.CreateCatalogInput, error) {
+	var it model.CreateCatalogInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "description"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "description":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("description"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Description = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCreateCatalogInput unmarshals raw into the CreateCatalogInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCreateCatalogInput(ctx context.Context, raw any) (model.CreateCatalogInput, error) {
+	var out model.CreateCatalogInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateCatalogInput", raw, &out)
 	return out, err
 }
 
@@ -23534,6 +25597,76 @@ func UnmarshalEventOrder(ctx context.Context, raw any) (ent.EventOrder, error) {
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputEventTypeDefinitionInput(ctx context.Context, obj any) (model.EventTypeDefinitionInput, error) {
+	var it model.EventTypeDefinitionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "description", "example", "jsonSchema", "archived"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "description":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("description"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Description = data
+		case "example":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("example"))
+			data, err := ec.unmarshalOJSON2encodingᚋjsonᚐRawMessage(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Example = data
+		case "jsonSchema":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jsonSchema"))
+			data, err := ec.unmarshalOJSON2encodingᚋjsonᚐRawMessage(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JSONSchema = data
+		case "archived":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("archived"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Archived = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalEventTypeDefinitionInput unmarshals raw into the EventTypeDefinitionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalEventTypeDefinitionInput(ctx context.Context, raw any) (model.EventTypeDefinitionInput, error) {
+	var out model.EventTypeDefinitionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "EventTypeDefinitionInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputEventTypeOrder(ctx context.Context, obj any) (ent.EventTypeOrder, error) {
 	var it ent.EventTypeOrder
 	if obj == nil {
@@ -24840,6 +26973,62 @@ func UnmarshalHeaderInput(ctx context.Context, raw any) (model.HeaderInput, erro
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputImportEventTypesInput(ctx context.Context, obj any) (model.ImportEventTypesInput, error) {
+	var it model.ImportEventTypesInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"eventTypes", "archiveMissing", "dryRun"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "eventTypes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("eventTypes"))
+			data, err := ec.unmarshalNEventTypeDefinitionInput2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEventTypeDefinitionInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EventTypes = data
+		case "archiveMissing":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("archiveMissing"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ArchiveMissing = data
+		case "dryRun":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("dryRun"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DryRun = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalImportEventTypesInput unmarshals raw into the ImportEventTypesInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalImportEventTypesInput(ctx context.Context, raw any) (model.ImportEventTypesInput, error) {
+	var out model.ImportEventTypesInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ImportEventTypesInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputKafkaConfigInput(ctx context.Context, obj any) (model.KafkaConfigInput, error) {
 	var it model.KafkaConfigInput
 	if obj == nil {
@@ -25355,7 +27544,7 @@ func (ec *executionContext) unmarshalInputUpdateAppInput(ctx context.Context, ob
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "acceptUnknownEventTypes", "limits"}
+	fieldsInOrder := [...]string{"name", "acceptUnknownEventTypes", "catalogId", "limits"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -25376,6 +27565,13 @@ func (ec *executionContext) unmarshalInputUpdateAppInput(ctx context.Context, ob
 				return it, err
 			}
 			it.AcceptUnknownEventTypes = data
+		case "catalogId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("catalogId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CatalogID = data
 		case "limits":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("limits"))
 			data, err := ec.unmarshalOAppLimitInput2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAppLimitInputᚄ(ctx, v)
@@ -25397,6 +27593,55 @@ func (ec *executionContext) unmarshalInputUpdateAppInput(ctx context.Context, ob
 func UnmarshalUpdateAppInput(ctx context.Context, raw any) (model.UpdateAppInput, error) {
 	var out model.UpdateAppInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateAppInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputUpdateCatalogInput(ctx context.Context, obj any) (model.UpdateCatalogInput, error) {
+	var it model.UpdateCatalogInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "description"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "description":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("description"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Description = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUpdateCatalogInput unmarshals raw into the UpdateCatalogInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUpdateCatalogInput(ctx context.Context, raw any) (model.UpdateCatalogInput, error) {
+	var out model.UpdateCatalogInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateCatalogInput", raw, &out)
 	return out, err
 }
 
@@ -25666,6 +27911,11 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Delivery(ctx, sel, obj)
+	case *ent.Catalog:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Catalog(ctx, sel, obj)
 	case *ent.Attempt:
 		if obj == nil {
 			return graphql.Null
@@ -26050,6 +28300,12 @@ func (ec *executionContext) _App(ctx context.Context, sel ast.SelectionSet, obj 
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._App_endpointSummary(ctx, field, obj)
+				})
+		case "catalog":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._App_catalog(ctx, field, obj)
 				})
 		case "portal":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -26500,6 +28756,157 @@ func (ec *executionContext) _Backlog(ctx context.Context, sel ast.SelectionSet, 
 	return out
 }
 
+var catalogImplementors = []string{"Catalog", "Node"}
+
+func (ec *executionContext) _Catalog(ctx context.Context, sel ast.SelectionSet, obj *ent.Catalog) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, catalogImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Catalog")
+		case "id":
+			out.Values[i] = ec._Catalog_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._Catalog_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "updatedAt":
+			out.Values[i] = ec._Catalog_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "name":
+			out.Values[i] = ec._Catalog_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "description":
+			out.Values[i] = ec._Catalog_description(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "isDefault":
+			out.Values[i] = ec._Catalog_isDefault(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "apps":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Catalog_apps(ctx, field, obj)
+				})
+		case "eventTypes":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Catalog_eventTypes(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var catalogConnectionImplementors = []string{"CatalogConnection"}
+
+func (ec *executionContext) _CatalogConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.CatalogConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, catalogConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CatalogConnection")
+		case "edges":
+			out.Values[i] = ec._CatalogConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._CatalogConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._CatalogConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var catalogEdgeImplementors = []string{"CatalogEdge"}
+
+func (ec *executionContext) _CatalogEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.CatalogEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, catalogEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CatalogEdge")
+		case "node":
+			out.Values[i] = ec._CatalogEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._CatalogEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var createAPIKeyPayloadImplementors = []string{"CreateAPIKeyPayload"}
 
 func (ec *executionContext) _CreateAPIKeyPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateAPIKeyPayload) graphql.Marshaler {
@@ -26556,6 +28963,39 @@ func (ec *executionContext) _CreateEndpointPayload(ctx context.Context, sel ast.
 			}
 		case "secret":
 			out.Values[i] = ec._CreateEndpointPayload_secret(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var deleteCatalogPayloadImplementors = []string{"DeleteCatalogPayload"}
+
+func (ec *executionContext) _DeleteCatalogPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteCatalogPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deleteCatalogPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeleteCatalogPayload")
+		case "deletedId":
+			out.Values[i] = ec._DeleteCatalogPayload_deletedId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -28038,48 +30478,54 @@ func (ec *executionContext) _EventType(ctx context.Context, sel ast.SelectionSet
 		case "id":
 			out.Values[i] = ec._EventType_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "createdAt":
 			out.Values[i] = ec._EventType_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "updatedAt":
 			out.Values[i] = ec._EventType_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "name":
 			out.Values[i] = ec._EventType_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "description":
 			out.Values[i] = ec._EventType_description(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "example":
 			out.Values[i] = ec._EventType_example(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "jsonSchema":
 			out.Values[i] = ec._EventType_jsonSchema(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "builtIn":
 			out.Values[i] = ec._EventType_builtIn(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "archivedAt":
 			out.Values[i] = ec._EventType_archivedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "shared":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._EventType_shared(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -28330,6 +30776,64 @@ func (ec *executionContext) _Header(ctx context.Context, sel ast.SelectionSet, o
 			}
 		case "value":
 			out.Values[i] = ec._Header_value(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var importEventTypesPayloadImplementors = []string{"ImportEventTypesPayload"}
+
+func (ec *executionContext) _ImportEventTypesPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ImportEventTypesPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, importEventTypesPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ImportEventTypesPayload")
+		case "created":
+			out.Values[i] = ec._ImportEventTypesPayload_created(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updated":
+			out.Values[i] = ec._ImportEventTypesPayload_updated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "archived":
+			out.Values[i] = ec._ImportEventTypesPayload_archived(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unarchived":
+			out.Values[i] = ec._ImportEventTypesPayload_unarchived(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unchanged":
+			out.Values[i] = ec._ImportEventTypesPayload_unchanged(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "dryRun":
+			out.Values[i] = ec._ImportEventTypesPayload_dryRun(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -28633,6 +31137,34 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "unarchiveEventType":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_unarchiveEventType(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "importEventTypes":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_importEventTypes(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createCatalog":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createCatalog(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateCatalog":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateCatalog(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteCatalog":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteCatalog(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -28945,6 +31477,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_apps(ctx, field)
+				})
+		case "catalogs":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_catalogs(ctx, field)
 				})
 		case "deliveries":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -30191,6 +32729,41 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalNCatalog2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalog(ctx context.Context, sel ast.SelectionSet, v *ent.Catalog) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Catalog!")
+		return graphql.Null
+	}
+	return ec._Catalog(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCatalogConnection2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalogConnection(ctx context.Context, sel ast.SelectionSet, v *ent.CatalogConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CatalogConnection!")
+		return graphql.Null
+	}
+	return ec._CatalogConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNCatalogOrderField2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalogOrderField(ctx context.Context, v any) (*ent.CatalogOrderField, error) {
+	var res = new(ent.CatalogOrderField)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCatalogOrderField2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalogOrderField(ctx context.Context, sel ast.SelectionSet, v *ent.CatalogOrderField) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CatalogOrderField!")
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalNCatalogWhereInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalogWhereInput(ctx context.Context, v any) (*ent.CatalogWhereInput, error) {
+	res, err := ec.unmarshalInputCatalogWhereInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNCreateAPIKeyInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐCreateAPIKeyInput(ctx context.Context, v any) (model.CreateAPIKeyInput, error) {
 	res, err := ec.unmarshalInputCreateAPIKeyInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -30206,6 +32779,11 @@ func (ec *executionContext) marshalNCreateAPIKeyPayload2ᚖgithubᚗcomᚋherald
 
 func (ec *executionContext) unmarshalNCreateAppInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐCreateAppInput(ctx context.Context, v any) (model.CreateAppInput, error) {
 	res, err := ec.unmarshalInputCreateAppInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNCreateCatalogInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐCreateCatalogInput(ctx context.Context, v any) (model.CreateCatalogInput, error) {
+	res, err := ec.unmarshalInputCreateCatalogInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -30240,6 +32818,14 @@ func (ec *executionContext) unmarshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCur
 
 func (ec *executionContext) marshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCursor(ctx context.Context, sel ast.SelectionSet, v entgql.Cursor[string]) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNDeleteCatalogPayload2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeleteCatalogPayload(ctx context.Context, sel ast.SelectionSet, v *model.DeleteCatalogPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeleteCatalogPayload!")
+		return graphql.Null
+	}
+	return ec._DeleteCatalogPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNDeleteEndpointPayload2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐDeleteEndpointPayload(ctx context.Context, sel ast.SelectionSet, v *model.DeleteEndpointPayload) graphql.Marshaler {
@@ -30606,6 +33192,25 @@ func (ec *executionContext) marshalNEventTypeConnection2ᚖgithubᚗcomᚋherald
 	return ec._EventTypeConnection(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNEventTypeDefinitionInput2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEventTypeDefinitionInputᚄ(ctx context.Context, v any) ([]*model.EventTypeDefinitionInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.EventTypeDefinitionInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNEventTypeDefinitionInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEventTypeDefinitionInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNEventTypeDefinitionInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEventTypeDefinitionInput(ctx context.Context, v any) (*model.EventTypeDefinitionInput, error) {
+	res, err := ec.unmarshalInputEventTypeDefinitionInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNEventTypeOrderField2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐEventTypeOrderField(ctx context.Context, v any) (*ent.EventTypeOrderField, error) {
 	var res = new(ent.EventTypeOrderField)
 	err := res.UnmarshalGQL(v)
@@ -30789,6 +33394,19 @@ func (ec *executionContext) marshalNID2ᚕstringᚄ(ctx context.Context, sel ast
 	}
 
 	return ret
+}
+
+func (ec *executionContext) unmarshalNImportEventTypesInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐImportEventTypesInput(ctx context.Context, v any) (model.ImportEventTypesInput, error) {
+	res, err := ec.unmarshalInputImportEventTypesInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNImportEventTypesPayload2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐImportEventTypesPayload(ctx context.Context, sel ast.SelectionSet, v *model.ImportEventTypesPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ImportEventTypesPayload!")
+		return graphql.Null
+	}
+	return ec._ImportEventTypesPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
@@ -31139,6 +33757,11 @@ func (ec *executionContext) marshalNTransformationTest2ᚖgithubᚗcomᚋheraldh
 
 func (ec *executionContext) unmarshalNUpdateAppInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐUpdateAppInput(ctx context.Context, v any) (model.UpdateAppInput, error) {
 	res, err := ec.unmarshalInputUpdateAppInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNUpdateCatalogInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐUpdateCatalogInput(ctx context.Context, v any) (model.UpdateCatalogInput, error) {
+	res, err := ec.unmarshalInputUpdateCatalogInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -31697,6 +34320,66 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = ctx
 	res := graphql.MarshalBoolean(*v)
 	return res
+}
+
+func (ec *executionContext) marshalOCatalog2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalog(ctx context.Context, sel ast.SelectionSet, v *ent.Catalog) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Catalog(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOCatalogEdge2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalogEdge(ctx context.Context, sel ast.SelectionSet, v []*ent.CatalogEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOCatalogEdge2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalogEdge(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
+func (ec *executionContext) marshalOCatalogEdge2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalogEdge(ctx context.Context, sel ast.SelectionSet, v *ent.CatalogEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CatalogEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOCatalogOrder2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalogOrder(ctx context.Context, v any) (*ent.CatalogOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputCatalogOrder(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOCatalogWhereInput2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalogWhereInputᚄ(ctx context.Context, v any) ([]*ent.CatalogWhereInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*ent.CatalogWhereInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNCatalogWhereInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalogWhereInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalOCatalogWhereInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐCatalogWhereInput(ctx context.Context, v any) (*ent.CatalogWhereInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputCatalogWhereInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx context.Context, v any) (*entgql.Cursor[string], error) {

@@ -92,7 +92,7 @@ func getEndpoint(t testing.TB, c *heraldtest.Client, id string) endpoint {
 }
 
 // eventTypeFields selects every field of an event type.
-const eventTypeFields = `id name description example jsonSchema builtIn archivedAt`
+const eventTypeFields = `id name description example jsonSchema builtIn shared archivedAt`
 
 // createEventType creates an event type and returns its ID.
 func createEventType(t testing.TB, c *heraldtest.Client, input map[string]any) string {

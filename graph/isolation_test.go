@@ -218,11 +218,12 @@ func TestIsolation_OtherAppsEventTypesAreUnknown(t *testing.T) {
 	ca.Do(createEndpointOp, map[string]any{"in": endpointInput(map[string]any{"url": "https://example.com/a", "eventTypes": []string{"beta.only"}})}).
 		WantFault(t, "BAD_USER_INPUT", "input.eventTypes")
 	ca.Do(`mutation { publishEvent(input: {eventType: "beta.only", payload: {}}) { id } }`, nil).WantFault(t, "BAD_USER_INPUT", "input.eventType")
-	// And B's archive does not reach A's copy of a built-in.
+	// And B's app key cannot change the shared catalog that A publishes
+	// from too.
 	cb := s.As(t, tokenB)
-	cb.Must(nil, `mutation($id: ID!) { archiveEventType(id: $id) { id } }`, map[string]any{"id": eventTypeID(t, cb, "order.paid")})
+	cb.Do(`mutation($id: ID!) { archiveEventType(id: $id) { id } }`, map[string]any{"id": eventTypeID(t, cb, "order.paid")}).WantError(t, "FORBIDDEN")
+	cb.Do(`mutation($id: ID!) { updateEventType(id: $id, input: {description: "mine"}) { id } }`, map[string]any{"id": eventTypeID(t, cb, "order.paid")}).WantError(t, "FORBIDDEN")
 	publish(t, ca, "order.paid", map[string]any{})
-	cb.Do(`mutation { publishEvent(input: {eventType: "order.paid", payload: {}}) { id } }`, nil).WantFault(t, "BAD_USER_INPUT", "input.eventType")
 }
 
 func TestIsolation_DuplicateCheckIsPerApp(t *testing.T) {

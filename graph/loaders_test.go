@@ -17,6 +17,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 
 	"github.com/heraldhq/herald/apps"
+	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/delivery"
@@ -45,6 +46,9 @@ func newCountedAPI(t *testing.T) *countedAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
+	if _, err := catalog.MigrateToShared(context.Background(), d.Client); err != nil {
+		t.Fatal(err)
+	}
 	api := &countedAPI{t: t, client: d.Client, viewers: map[string]tenantctx.Viewer{}}
 	d.Client.Endpoint.Intercept(ent.InterceptFunc(func(next ent.Querier) ent.Querier {
 		return ent.QuerierFunc(func(ctx context.Context, q ent.Query) (ent.Value, error) {

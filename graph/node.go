@@ -6,6 +6,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/ent/event"
@@ -17,6 +18,7 @@ import (
 // tables maps ID prefixes to the tables of their entities.
 var tables = map[string]string{
 	ids.App:       app.Table,
+	ids.Catalog:   catalog.Table,
 	ids.APIKey:    apikey.Table,
 	ids.Endpoint:  endpoint.Table,
 	ids.EventType: eventtype.Table,

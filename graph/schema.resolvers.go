@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"entgo.io/contrib/entgql"
 	"github.com/heraldhq/herald/apps"
 	"github.com/heraldhq/herald/auth"
 	"github.com/heraldhq/herald/bus"
@@ -73,6 +74,11 @@ func (r *appResolver) EndpointSummary(ctx context.Context, obj *ent.App) (*model
 	return r.endpointSummary(ctx, obj.ID)
 }
 
+// Catalog is the resolver for the catalog field.
+func (r *appResolver) Catalog(ctx context.Context, obj *ent.App) (*ent.Catalog, error) {
+	return r.appCatalog(ctx, obj)
+}
+
 // Portal is the resolver for the portal field.
 func (r *appResolver) Portal(ctx context.Context, obj *ent.App) (*model.PortalSettings, error) {
 	ps := portal.SettingsOf(obj)
@@ -89,6 +95,11 @@ func (r *appResolver) Portal(ctx context.Context, obj *ent.App) (*model.PortalSe
 // Limits is the resolver for the limits field.
 func (r *appResolver) Limits(ctx context.Context, obj *ent.App) ([]*model.AppLimit, error) {
 	return r.appLimits(ctx, obj)
+}
+
+// EventTypes is the resolver for the eventTypes field.
+func (r *catalogResolver) EventTypes(ctx context.Context, obj *ent.Catalog, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventTypeOrder, where *ent.EventTypeWhereInput) (*ent.EventTypeConnection, error) {
+	return r.catalogTypes(ctx, obj, after, first, before, last, orderBy, where)
 }
 
 // Endpoint is the resolver for the endpoint field.
@@ -182,12 +193,17 @@ func (r *eventPublicationResolver) Event(ctx context.Context, obj *model.EventPu
 	return r.client.Event.Get(ctx, obj.EventID)
 }
 
+// Shared is the resolver for the shared field.
+func (r *eventTypeResolver) Shared(ctx context.Context, obj *ent.EventType) (bool, error) {
+	return obj.CatalogID != "", nil
+}
+
 // CreateApp is the resolver for the createApp field.
 func (r *mutationResolver) CreateApp(ctx context.Context, input model.CreateAppInput) (*ent.App, error) {
 	if err := requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	return apps.Create(ctx, r.client, apps.Input{Name: input.Name, AcceptUnknownEventTypes: deref(input.AcceptUnknownEventTypes)})
+	return apps.Create(ctx, r.client, apps.Input{Name: input.Name, AcceptUnknownEventTypes: deref(input.AcceptUnknownEventTypes), CatalogID: deref(input.CatalogID)})
 }
 
 // UpdateApp is the resolver for the updateApp field.
@@ -212,6 +228,13 @@ func (r *mutationResolver) UpdateApp(ctx context.Context, id string, input model
 	}
 	if input.AcceptUnknownEventTypes != nil {
 		u.SetAcceptUnknownEventTypes(*input.AcceptUnknownEventTypes)
+	}
+	if input.CatalogID != nil {
+		catalogID, err := catalog.ResolveApp(ctx, r.client, "input.catalogId", *input.CatalogID)
+		if err != nil {
+			return nil, err
+		}
+		u.SetCatalogID(catalogID)
 	}
 	if input.Limits != nil {
 		set := a.Limits
@@ -392,8 +415,9 @@ func (r *mutationResolver) RevealEndpointSecret(ctx context.Context, id string) 
 }
 
 // CreateEventType is the resolver for the createEventType field.
-func (r *mutationResolver) CreateEventType(ctx context.Context, input model.CreateEventTypeInput) (*ent.EventType, error) {
+func (r *mutationResolver) CreateEventType(ctx context.Context, catalogID *string, input model.CreateEventTypeInput) (*ent.EventType, error) {
 	return r.catalog.Create(ctx, catalog.CreateInput{
+		CatalogID:   deref(catalogID),
 		Name:        input.Name,
 		Description: deref(input.Description),
 		Example:     nullToEmpty(input.Example),
@@ -421,6 +445,35 @@ func (r *mutationResolver) ArchiveEventType(ctx context.Context, id string) (*en
 // UnarchiveEventType is the resolver for the unarchiveEventType field.
 func (r *mutationResolver) UnarchiveEventType(ctx context.Context, id string) (*ent.EventType, error) {
 	return r.catalog.SetArchived(ctx, id, false)
+}
+
+// ImportEventTypes is the resolver for the importEventTypes field.
+func (r *mutationResolver) ImportEventTypes(ctx context.Context, catalogID *string, input model.ImportEventTypesInput) (*model.ImportEventTypesPayload, error) {
+	res, err := r.catalog.Import(ctx, deref(catalogID), definitions(input.EventTypes),
+		catalog.ImportOptions{ArchiveMissing: deref(input.ArchiveMissing), DryRun: deref(input.DryRun)})
+	if err != nil {
+		return nil, err
+	}
+	return &model.ImportEventTypesPayload{Created: res.Created, Updated: res.Updated, Archived: res.Archived,
+		Unarchived: res.Unarchived, Unchanged: res.Unchanged, DryRun: res.DryRun}, nil
+}
+
+// CreateCatalog is the resolver for the createCatalog field.
+func (r *mutationResolver) CreateCatalog(ctx context.Context, input model.CreateCatalogInput) (*ent.Catalog, error) {
+	return r.catalog.CreateCatalog(ctx, catalog.CatalogInput{Name: &input.Name, Description: input.Description})
+}
+
+// UpdateCatalog is the resolver for the updateCatalog field.
+func (r *mutationResolver) UpdateCatalog(ctx context.Context, id string, input model.UpdateCatalogInput) (*ent.Catalog, error) {
+	return r.catalog.UpdateCatalog(ctx, id, catalog.CatalogInput{Name: input.Name, Description: input.Description})
+}
+
+// DeleteCatalog is the resolver for the deleteCatalog field.
+func (r *mutationResolver) DeleteCatalog(ctx context.Context, id string) (*model.DeleteCatalogPayload, error) {
+	if err := r.catalog.DeleteCatalog(ctx, id); err != nil {
+		return nil, err
+	}
+	return &model.DeleteCatalogPayload{DeletedID: id}, nil
 }
 
 // PublishEvent is the resolver for the publishEvent field.

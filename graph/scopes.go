@@ -68,6 +68,8 @@ var rootAccess = map[string]map[string]access{
 		"apiKeys":    fullAccess,
 		"endpoints":  need(scope.EndpointsRead),
 		"eventTypes": need(scope.CatalogRead),
+		// Admin keys see every catalog; others the one of their app.
+		"catalogs":   need(scope.CatalogRead),
 		"events":     need(scope.EventsRead),
 		"deliveries": need(scope.EventsRead),
 		// It tries a filter against the app's recent events.
@@ -98,11 +100,17 @@ var rootAccess = map[string]map[string]access{
 		"updateEventType":      need(scope.CatalogWrite),
 		"archiveEventType":     need(scope.CatalogWrite),
 		"unarchiveEventType":   need(scope.CatalogWrite),
-		"publishEvent":         need(scope.EventsPublish),
-		"publishEvents":        need(scope.EventsPublish),
-		"retryDelivery":        need(scope.DeliveriesWrite),
-		"retryDeliveries":      need(scope.DeliveriesWrite),
-		"replayDeliveries":     need(scope.DeliveriesWrite),
+		// Into the app's own types; a shared catalog needs an admin key,
+		// which the catalog checks.
+		"importEventTypes": need(scope.CatalogWrite),
+		"createCatalog":    fullAccess,
+		"updateCatalog":    fullAccess,
+		"deleteCatalog":    fullAccess,
+		"publishEvent":     need(scope.EventsPublish),
+		"publishEvents":    need(scope.EventsPublish),
+		"retryDelivery":    need(scope.DeliveriesWrite),
+		"retryDeliveries":  need(scope.DeliveriesWrite),
+		"replayDeliveries": need(scope.DeliveriesWrite),
 	},
 	"Subscription": {
 		"deliveryUpdated": need(scope.EventsRead),
@@ -142,6 +150,8 @@ var typeAccess = map[string]access{
 	"TestEndpointPayload":         open,
 	"ReplayDeliveriesPayload":     open,
 	"RevokePortalSessionsPayload": open,
+	"DeleteCatalogPayload":        open,
+	"ImportEventTypesPayload":     open,
 	// Values inside objects that carry their own access.
 	"RetryPolicy":  open,
 	"RateLimit":    open,
@@ -154,6 +164,7 @@ var typeAccess = map[string]access{
 	"TransformationTest": open,
 
 	"EventType":        need(scope.CatalogRead),
+	"Catalog":          need(scope.CatalogRead),
 	"Endpoint":         need(scope.EndpointsRead),
 	"EndpointChange":   need(scope.EndpointsRead),
 	"Event":            need(scope.EventsRead),
@@ -179,6 +190,7 @@ var typeAccess = map[string]access{
 // nodeTypes maps ID prefixes to the GraphQL type of their objects.
 var nodeTypes = map[string]string{
 	ids.App:       "App",
+	ids.Catalog:   "Catalog",
 	ids.APIKey:    "APIKey",
 	ids.Endpoint:  "Endpoint",
 	ids.EventType: "EventType",

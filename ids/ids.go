@@ -19,6 +19,7 @@ import (
 const (
 	App       = "app"
 	APIKey    = "key"
+	Catalog   = "cat"
 	Endpoint  = "ep"
 	EventType = "et"
 	Event     = "evt"

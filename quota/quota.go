@@ -144,7 +144,9 @@ func Used(ctx context.Context, client *ent.Client, appID string, n Name, now tim
 	case Endpoints:
 		c, err = client.Endpoint.Query().Where(endpoint.AppID(appID)).Count(ctx)
 	case EventTypes:
-		c, err = client.EventType.Query().Where(eventtype.AppID(appID)).Count(ctx)
+		// An app's own types; rows marked built in are its copies from
+		// before shared catalogs, which only earlier releases read.
+		c, err = client.EventType.Query().Where(eventtype.AppID(appID), eventtype.BuiltIn(false)).Count(ctx)
 	case PortalSessions:
 		c, err = client.APIKey.Query().Where(apikey.AppID(appID), apikey.KindEQ(apikey.KindPORTAL_SESSION),
 			apikey.RevokedAtIsNil(), apikey.ExpiresAtGT(now)).Count(ctx)

@@ -346,3 +346,66 @@ func TestConsole_DeliveriesFollowAgainOnceAfterFallingBehind(t *testing.T) {
 	p.waitFor("live after following again", live+` === "live"`)
 	p.checkConsole()
 }
+
+// The console's catalog shows an app's view of the shared catalog: it
+// names the catalog, marks the shared types and the app's own, filters by
+// them, and the customer's portal shows the same types without the marks.
+func TestConsole_CatalogShowsTheSharedCatalogAndTheAppsOwnTypes(t *testing.T) {
+	s := heraldtest.Start(t)
+	admin := s.As(t, s.Token)
+	var created struct{ CreateCatalog struct{ ID string } }
+	admin.Must(&created, `mutation { createCatalog(input: {name: "retail"}) { id } }`, nil)
+	admin.Must(nil, `mutation($c: ID) { importEventTypes(catalogId: $c, input: {eventTypes: [
+		{name: "invoice.paid", description: "An invoice was paid."}, {name: "invoice.sent", description: "An invoice was sent."}]}) { created } }`,
+		map[string]any{"c": created.CreateCatalog.ID})
+	var app struct{ CreateApp struct{ ID string } }
+	admin.Must(&app, `mutation($c: ID) { createApp(input: {name: "Shop", catalogId: $c}) { id } }`, map[string]any{"c": created.CreateCatalog.ID})
+	appID := app.CreateApp.ID
+	admin.WithHeader("X-Herald-App", appID).Must(nil, `mutation { createEventType(input: {name: "shop.opened", description: "Only this shop's."}) { id } }`, nil)
+
+	p := openBrowser(t)
+	p.axe = axeSource(t)
+	p.signIn(s.URL, s.Token)
+	p.do("open the catalog", chromedp.Navigate(s.URL+"/console#/apps/"+appID+"/catalog"))
+	p.waitFor("the catalog's name", `(document.querySelector("[data-testid=catalog-name]") || {}).textContent === "retail"`)
+	p.waitFor("the types", `document.querySelectorAll("[data-testid=event-type]").length === 6`)
+	origin := func(name string) string {
+		var got string
+		p.eval(`document.querySelector("[data-testid=event-type][data-name='`+name+`'] [data-testid=event-type-origin]").textContent`, &got)
+		return got
+	}
+	for name, want := range map[string]string{"invoice.paid": "Shared", "shop.opened": "This app only", "test.ping": "Herald's own"} {
+		if got := origin(name); got != want {
+			t.Errorf("%s is marked %q, want %q", name, got, want)
+		}
+	}
+	// The default catalog's types are not this app's.
+	if n := p.count(`[data-testid=event-type][data-name='order.created']`); n != 0 {
+		t.Errorf("the retail app's catalog shows the default catalog's order.created")
+	}
+	p.checkScreen("console-catalog-shared", false)
+
+	// The apps list names the catalog of an app outside the default one.
+	p.do("open the apps", chromedp.Navigate(s.URL+"/console#/"))
+	p.waitFor("the app's catalog in the list", `(document.querySelector("[data-testid=app-row][data-app-id='`+appID+`'] [data-testid=app-catalog]") || {}).textContent === "Catalog: retail"`)
+	if n := p.count(`[data-testid=app-catalog]`); n != 1 {
+		t.Errorf("%d apps show their catalog, want only Shop's (the default app is in the default catalog)", n)
+	}
+	p.do("open the catalog again", chromedp.Navigate(s.URL+"/console#/apps/"+appID+"/catalog"))
+	p.waitFor("the types again", `document.querySelectorAll("[data-testid=event-type]").length === 6`)
+	p.setSelect(`[data-testid=catalog-scope]`, "own")
+	p.waitFor("only the app's own types", `document.querySelectorAll("[data-testid=event-type]").length === 1 && document.querySelector("[data-testid=event-type][data-name='shop.opened']")`)
+	p.setSelect(`[data-testid=catalog-scope]`, "shared")
+	p.waitFor("only the shared types", `document.querySelectorAll("[data-testid=event-type]").length === 5 && !document.querySelector("[data-testid=event-type][data-name='shop.opened']")`)
+
+	// The customer's portal lists the same six types, without the marks.
+	var session struct{ CreatePortalSession struct{ URL string } }
+	admin.Must(&session, `mutation($a: ID!) { createPortalSession(input: {appId: $a}) { url } }`, map[string]any{"a": appID})
+	p.do("open the portal", chromedp.Navigate(session.CreatePortalSession.URL))
+	p.click("Event catalog", `[data-testid=tab-catalog]`)
+	p.waitFor("the portal's catalog", `document.querySelectorAll("[data-testid=event-type]").length === 6 && document.querySelector("[data-testid=event-type][data-name='shop.opened']")`)
+	if n := p.count(`[data-testid=event-type-origin]`); n != 0 {
+		t.Errorf("the portal marks %d types shared or own", n)
+	}
+	p.checkConsole()
+}

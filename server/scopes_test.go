@@ -41,6 +41,7 @@ const (
 	fakeATT = "att_00000000000000000000000000"
 	fakeKEY = "key_00000000000000000000000000"
 	fakeAPP = "app_00000000000000000000000000"
+	fakeCAT = "cat_00000000000000000000000000"
 )
 
 // matrixOps covers every root field of the schema (checked against
@@ -55,11 +56,13 @@ var matrixOps = []matrixOp{
 	{"Query", "node", `{ node(id: "` + fakeET + `") { id } }`, "CATALOG_READ"},
 	{"Query", "node", `{ node(id: "` + fakeKEY + `") { id } }`, "FULL"},
 	{"Query", "node", `{ node(id: "` + fakeAPP + `") { id } }`, "FULL"},
+	{"Query", "node", `{ node(id: "` + fakeCAT + `") { id } }`, "CATALOG_READ"},
 	{"Query", "nodes", `query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, "FULL"}, // variables: an endpoint and an app
 	{"Query", "apps", `{ apps { totalCount } }`, "FULL"},
 	{"Query", "apiKeys", `{ apiKeys { totalCount } }`, "FULL"},
 	{"Query", "endpoints", `{ endpoints { totalCount edges { node { id url health } } } }`, "ENDPOINTS_READ"},
-	{"Query", "eventTypes", `{ eventTypes { edges { node { name example } } } }`, "CATALOG_READ"},
+	{"Query", "eventTypes", `{ eventTypes { edges { node { name example shared } } } }`, "CATALOG_READ"},
+	{"Query", "catalogs", `{ catalogs { edges { node { name eventTypes { totalCount } } } } }`, "CATALOG_READ"},
 	{"Query", "events", `{ events { totalCount } }`, "EVENTS_READ"},
 	{"Query", "deliveries", `{ deliveries { edges { node { id status } } } }`, "EVENTS_READ"},
 	{"Query", "testFilter", `{ testFilter(filter: {type: "order.created"}) { matchCount results { matched } } }`, "EVENTS_READ"},
@@ -84,6 +87,10 @@ var matrixOps = []matrixOp{
 	{"Mutation", "updateEventType", `mutation { updateEventType(id: "` + fakeET + `", input: {description: "x"}) { id } }`, "CATALOG_WRITE"},
 	{"Mutation", "archiveEventType", `mutation { archiveEventType(id: "` + fakeET + `") { id } }`, "CATALOG_WRITE"},
 	{"Mutation", "unarchiveEventType", `mutation { unarchiveEventType(id: "` + fakeET + `") { id } }`, "CATALOG_WRITE"},
+	{"Mutation", "importEventTypes", `mutation { importEventTypes(input: {eventTypes: [{name: "NOT VALID"}]}) { created } }`, "CATALOG_WRITE"},
+	{"Mutation", "createCatalog", `mutation { createCatalog(input: {name: ""}) { id } }`, "FULL"},
+	{"Mutation", "updateCatalog", `mutation { updateCatalog(id: "` + fakeCAT + `", input: {name: "x"}) { id } }`, "FULL"},
+	{"Mutation", "deleteCatalog", `mutation { deleteCatalog(id: "` + fakeCAT + `") { deletedId } }`, "FULL"},
 	{"Mutation", "publishEvent", `mutation { publishEvent(input: {eventType: "no.such.type", payload: {}}) { id } }`, "EVENTS_PUBLISH"},
 	{"Mutation", "publishEvents", `mutation { publishEvents(input: [{eventType: "no.such.type", payload: {}}]) { id } }`, "EVENTS_PUBLISH"},
 	{"Mutation", "retryDelivery", `mutation { retryDelivery(id: "` + fakeDLV + `") { id } }`, "DELIVERIES_WRITE"},

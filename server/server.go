@@ -33,12 +33,14 @@ import (
 	"github.com/heraldhq/herald/destination/builtin"
 	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/endpoints"
+	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/graph"
 	"github.com/heraldhq/herald/metrics"
 	"github.com/heraldhq/herald/portal"
 	"github.com/heraldhq/herald/retention"
 	"github.com/heraldhq/herald/server/webui"
 	"github.com/heraldhq/herald/stats"
+	"github.com/heraldhq/herald/tenant"
 	"github.com/heraldhq/herald/tracing"
 	"github.com/heraldhq/herald/transform"
 )
@@ -132,6 +134,13 @@ type Config struct {
 	// MetaWindow is how often at most Herald reports one endpoint's failed
 	// deliveries with a webhook.failed event (default 1m).
 	MetaWindow time.Duration
+
+	// Catalog is a catalog file (package catalog's format) imported into
+	// the default catalog at every start: types it lists are made as it
+	// says, types it leaves out stay as they are, so starting again
+	// changes nothing. herald serve --dev gives the example catalog
+	// (examples/catalog.json). Nil: nothing is imported.
+	Catalog []byte
 
 	// Retention is how long history is kept: events older than this whose
 	// deliveries have all finished are deleted with their deliveries and
@@ -248,12 +257,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	token, err := bootstrap(ctx, d, cfg.Rand)
+	cat := catalog.New(d.Client, 0)
+	token, err := bootstrap(ctx, d, cat, cfg)
 	if err != nil {
 		d.Close()
 		return nil, err
 	}
-	cat := catalog.New(d.Client, 0)
 	var (
 		driver      dispatch.Driver
 		reps        *replicas
@@ -426,13 +435,58 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // bootstrap creates the default app and its first admin key in an empty
 // database, one replica at a time, and returns the key ("" if the database
 // was not empty).
-func bootstrap(ctx context.Context, d *db.DB, r io.Reader) (string, error) {
+// bootstrap prepares the database, one replica at a time: it gives a
+// database from before shared catalogs its default catalog (once), every
+// catalog the system types, an empty database its default app and first
+// key (whose token it returns), and imports cfg.Catalog.
+func bootstrap(ctx context.Context, d *db.DB, cat *catalog.Catalog, cfg Config) (string, error) {
 	unlock, err := d.Mutex("bootstrap").Lock(ctx)
 	if err != nil {
 		return "", fmt.Errorf("bootstrap: %w", err)
 	}
 	defer unlock()
-	return apps.Bootstrap(ctx, d.Client, r)
+	m, err := catalog.MigrateToShared(ctx, d.Client)
+	if err != nil {
+		return "", err
+	}
+	if m.Ran && m.Apps > 0 {
+		cfg.Logger.Info("moved the apps' event types to the shared default catalog",
+			"catalog_id", m.DefaultID, "apps", m.Apps, "shared", len(m.Shared), "kept_per_app", len(m.Kept))
+	}
+	if err := catalog.EnsureSystemTypes(ctx, d.Client); err != nil {
+		return "", err
+	}
+	token, err := apps.Bootstrap(ctx, d.Client, cfg.Rand)
+	if err != nil {
+		return "", err
+	}
+	if cfg.Catalog != nil {
+		if err := importCatalog(ctx, d.Client, cat, cfg.Catalog, cfg.Logger); err != nil {
+			return "", err
+		}
+	}
+	return token, nil
+}
+
+// importCatalog imports a catalog file into the default catalog.
+func importCatalog(ctx context.Context, client *ent.Client, cat *catalog.Catalog, data []byte, log *slog.Logger) error {
+	f, err := catalog.ParseFile(data)
+	if err != nil {
+		return err
+	}
+	def, err := catalog.Default(ctx, client)
+	if err != nil {
+		return err
+	}
+	res, err := cat.Import(tenant.System(ctx), def.ID, f.EventTypes, catalog.ImportOptions{})
+	if err != nil {
+		return fmt.Errorf("import the catalog file: %w", err)
+	}
+	if res.Changed() {
+		log.Info("imported the catalog file into the default catalog",
+			"created", len(res.Created), "updated", len(res.Updated), "unarchived", len(res.Unarchived))
+	}
+	return nil
 }
 
 // Store returns the server's database, for maintenance tools and tests.

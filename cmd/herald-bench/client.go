@@ -113,6 +113,18 @@ func (c *client) newApp(ctx context.Context, name string) (*client, error) {
 	return &client{urls: c.urls, token: key.CreateAPIKey.Token, hc: c.hc}, nil
 }
 
+// ensureEventType adds an event type to the default app unless its
+// catalog has it already (servers from before shared catalogs seeded
+// order.created in every app; today's have only Herald's system types
+// until someone adds more).
+func (c *client) ensureEventType(ctx context.Context, name string) error {
+	err := c.do(ctx, `mutation($n: String!) { createEventType(input: {name: $n}) { id } }`, map[string]any{"n": name}, nil)
+	if err != nil && strings.Contains(err.Error(), "(CONFLICT)") {
+		return nil
+	}
+	return err
+}
+
 // allowUnknownTypes lets the default app publish bench event types.
 func (c *client) allowUnknownTypes(ctx context.Context) error {
 	var v struct {

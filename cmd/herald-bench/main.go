@@ -379,6 +379,13 @@ func runScenario(c *config, bin binary, round int, rcv *receiverProc, pg *pgclus
 		urls[i] = f.url
 	}
 	s := &scenario{c: c, h: h, fleet: fleet, rcv: rcv, api: newClient(urls, h.token), r: &r, latencyAlone: latencyAlone}
+	setupCtx, cancelSetup := context.WithTimeout(context.Background(), time.Minute)
+	err = s.api.ensureEventType(setupCtx, "order.created")
+	cancelSetup()
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
 	smps := make([]*sampler, len(fleet))
 	for i, f := range fleet {
 		smps[i] = sample(f.process)

@@ -9,7 +9,7 @@
 //	herald backup --out FILE copy a SQLite database while herald serves it
 //	herald login             store a server URL and API key for the commands below
 //	herald publish TYPE      publish an event (and trigger, endpoints, events,
-//	                         deliveries, replay, tail, portal-link)
+//	                         deliveries, replay, tail, portal-link, catalog)
 //	herald version           print the version
 //
 // Run `herald help` for the whole list and `herald help COMMAND` for one
@@ -34,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/heraldhq/herald/examples"
 	"github.com/heraldhq/herald/server"
 	"github.com/heraldhq/herald/tracing"
 )
@@ -57,6 +58,7 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 type options struct {
 	cfg       server.Config
 	dev       bool
+	catalog   string
 	logFormat string
 	logLevel  string
 	cors      string
@@ -107,7 +109,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	integer(&c.DBMaxConns, "db-max-conns", 0, "most PostgreSQL connections (0: the URL's pool_max_conns, else 16)")
 	boolean(&o.migrate, "migrate", true, "apply pending database migrations at start (--migrate=false refuses to start on an old schema: run herald migrate up)")
 	str(&c.Synchronous, "sqlite-synchronous", "NORMAL", "SQLite synchronous mode: NORMAL survives process crashes, FULL also power loss")
-	boolean(&o.dev, "dev", false, "development mode: --allow-http, --allow-private-destinations and text logs")
+	boolean(&o.dev, "dev", false, "development mode: --allow-http, --allow-private-destinations, text logs and the example event catalog")
+	str(&o.catalog, "catalog", "", "a catalog file (as herald catalog export writes) to import into the default catalog at every start; types it leaves out stay as they are")
 	boolean(&c.AllowHTTP, "allow-http", false, "allow http:// endpoint URLs (default: https only)")
 	boolean(&c.AllowPrivateDestinations, "allow-private-destinations", false, "allow loopback, private and link-local destinations (development only)")
 	str(&c.AllowDestinations, "allow-destinations", "", "extra allowed destinations: comma-separated CIDRs or ip:port, e.g. 10.1.0.0/16,127.0.0.1:9000")
@@ -157,7 +160,17 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 			return nil, fmt.Errorf("--public-url must be a scheme and host such as https://herald.example.com, got %q", c.PublicURL)
 		}
 	}
+	if o.catalog != "" {
+		b, err := os.ReadFile(o.catalog)
+		if err != nil {
+			return nil, fmt.Errorf("--catalog: %w", err)
+		}
+		c.Catalog = b
+	}
 	if o.dev {
+		if c.Catalog == nil {
+			c.Catalog = examples.Catalog
+		}
 		c.AllowHTTP, c.AllowPrivateDestinations = true, true
 		if o.logFormat == "" {
 			o.logFormat = "text"

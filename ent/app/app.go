@@ -36,6 +36,8 @@ const (
 	FieldPortalAllowedOrigins = "portal_allowed_origins"
 	// FieldLimits holds the string denoting the limits field in the database.
 	FieldLimits = "limits"
+	// FieldCatalogID holds the string denoting the catalog_id field in the database.
+	FieldCatalogID = "catalog_id"
 	// FieldEndpointsVersion holds the string denoting the endpoints_version field in the database.
 	FieldEndpointsVersion = "endpoints_version"
 	// EdgeAPIKeys holds the string denoting the api_keys edge name in mutations.
@@ -50,6 +52,8 @@ const (
 	EdgeDeliveries = "deliveries"
 	// EdgeAttempts holds the string denoting the attempts edge name in mutations.
 	EdgeAttempts = "attempts"
+	// EdgeCatalog holds the string denoting the catalog edge name in mutations.
+	EdgeCatalog = "catalog"
 	// Table holds the table name of the app in the database.
 	Table = "apps"
 	// APIKeysTable is the table that holds the api_keys relation/edge.
@@ -94,6 +98,13 @@ const (
 	AttemptsInverseTable = "attempts"
 	// AttemptsColumn is the table column denoting the attempts relation/edge.
 	AttemptsColumn = "app_id"
+	// CatalogTable is the table that holds the catalog relation/edge.
+	CatalogTable = "apps"
+	// CatalogInverseTable is the table name for the Catalog entity.
+	// It exists in this package in order to avoid circular dependency with the "catalog" package.
+	CatalogInverseTable = "catalogs"
+	// CatalogColumn is the table column denoting the catalog relation/edge.
+	CatalogColumn = "catalog_id"
 )
 
 // Columns holds all SQL columns for app fields.
@@ -108,6 +119,7 @@ var Columns = []string{
 	FieldPortalTheme,
 	FieldPortalAllowedOrigins,
 	FieldLimits,
+	FieldCatalogID,
 	FieldEndpointsVersion,
 }
 
@@ -225,6 +237,11 @@ func ByPortalTheme(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldPortalTheme, opts...).ToFunc()
 }
 
+// ByCatalogID orders the results by the catalog_id field.
+func ByCatalogID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCatalogID, opts...).ToFunc()
+}
+
 // ByEndpointsVersion orders the results by the endpoints_version field.
 func ByEndpointsVersion(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldEndpointsVersion, opts...).ToFunc()
@@ -313,6 +330,13 @@ func ByAttempts(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newAttemptsStep(), append([]sql.OrderTerm{term}, terms...)...)
 	}
 }
+
+// ByCatalogField orders the results by catalog field.
+func ByCatalogField(field string, opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newCatalogStep(), sql.OrderByField(field, opts...))
+	}
+}
 func newAPIKeysStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -353,6 +377,13 @@ func newAttemptsStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(AttemptsInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, AttemptsTable, AttemptsColumn),
+	)
+}
+func newCatalogStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(CatalogInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.M2O, true, CatalogTable, CatalogColumn),
 	)
 }
 

@@ -95,6 +95,11 @@ func PortalAccentColor(v string) predicate.App {
 	return predicate.App(sql.FieldEQ(FieldPortalAccentColor, v))
 }
 
+// CatalogID applies equality check predicate on the "catalog_id" field. It's identical to CatalogIDEQ.
+func CatalogID(v string) predicate.App {
+	return predicate.App(sql.FieldEQ(FieldCatalogID, v))
+}
+
 // EndpointsVersion applies equality check predicate on the "endpoints_version" field. It's identical to EndpointsVersionEQ.
 func EndpointsVersion(v int64) predicate.App {
 	return predicate.App(sql.FieldEQ(FieldEndpointsVersion, v))
@@ -425,6 +430,81 @@ func LimitsNotNil() predicate.App {
 	return predicate.App(sql.FieldNotNull(FieldLimits))
 }
 
+// CatalogIDEQ applies the EQ predicate on the "catalog_id" field.
+func CatalogIDEQ(v string) predicate.App {
+	return predicate.App(sql.FieldEQ(FieldCatalogID, v))
+}
+
+// CatalogIDNEQ applies the NEQ predicate on the "catalog_id" field.
+func CatalogIDNEQ(v string) predicate.App {
+	return predicate.App(sql.FieldNEQ(FieldCatalogID, v))
+}
+
+// CatalogIDIn applies the In predicate on the "catalog_id" field.
+func CatalogIDIn(vs ...string) predicate.App {
+	return predicate.App(sql.FieldIn(FieldCatalogID, vs...))
+}
+
+// CatalogIDNotIn applies the NotIn predicate on the "catalog_id" field.
+func CatalogIDNotIn(vs ...string) predicate.App {
+	return predicate.App(sql.FieldNotIn(FieldCatalogID, vs...))
+}
+
+// CatalogIDGT applies the GT predicate on the "catalog_id" field.
+func CatalogIDGT(v string) predicate.App {
+	return predicate.App(sql.FieldGT(FieldCatalogID, v))
+}
+
+// CatalogIDGTE applies the GTE predicate on the "catalog_id" field.
+func CatalogIDGTE(v string) predicate.App {
+	return predicate.App(sql.FieldGTE(FieldCatalogID, v))
+}
+
+// CatalogIDLT applies the LT predicate on the "catalog_id" field.
+func CatalogIDLT(v string) predicate.App {
+	return predicate.App(sql.FieldLT(FieldCatalogID, v))
+}
+
+// CatalogIDLTE applies the LTE predicate on the "catalog_id" field.
+func CatalogIDLTE(v string) predicate.App {
+	return predicate.App(sql.FieldLTE(FieldCatalogID, v))
+}
+
+// CatalogIDContains applies the Contains predicate on the "catalog_id" field.
+func CatalogIDContains(v string) predicate.App {
+	return predicate.App(sql.FieldContains(FieldCatalogID, v))
+}
+
+// CatalogIDHasPrefix applies the HasPrefix predicate on the "catalog_id" field.
+func CatalogIDHasPrefix(v string) predicate.App {
+	return predicate.App(sql.FieldHasPrefix(FieldCatalogID, v))
+}
+
+// CatalogIDHasSuffix applies the HasSuffix predicate on the "catalog_id" field.
+func CatalogIDHasSuffix(v string) predicate.App {
+	return predicate.App(sql.FieldHasSuffix(FieldCatalogID, v))
+}
+
+// CatalogIDIsNil applies the IsNil predicate on the "catalog_id" field.
+func CatalogIDIsNil() predicate.App {
+	return predicate.App(sql.FieldIsNull(FieldCatalogID))
+}
+
+// CatalogIDNotNil applies the NotNil predicate on the "catalog_id" field.
+func CatalogIDNotNil() predicate.App {
+	return predicate.App(sql.FieldNotNull(FieldCatalogID))
+}
+
+// CatalogIDEqualFold applies the EqualFold predicate on the "catalog_id" field.
+func CatalogIDEqualFold(v string) predicate.App {
+	return predicate.App(sql.FieldEqualFold(FieldCatalogID, v))
+}
+
+// CatalogIDContainsFold applies the ContainsFold predicate on the "catalog_id" field.
+func CatalogIDContainsFold(v string) predicate.App {
+	return predicate.App(sql.FieldContainsFold(FieldCatalogID, v))
+}
+
 // EndpointsVersionEQ applies the EQ predicate on the "endpoints_version" field.
 func EndpointsVersionEQ(v int64) predicate.App {
 	return predicate.App(sql.FieldEQ(FieldEndpointsVersion, v))
@@ -595,6 +675,29 @@ func HasAttempts() predicate.App {
 func HasAttemptsWith(preds ...predicate.Attempt) predicate.App {
 	return predicate.App(func(s *sql.Selector) {
 		step := newAttemptsStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasCatalog applies the HasEdge predicate on the "catalog" edge.
+func HasCatalog() predicate.App {
+	return predicate.App(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, CatalogTable, CatalogColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasCatalogWith applies the HasEdge predicate on the "catalog" edge with a given conditions (other predicates).
+func HasCatalogWith(preds ...predicate.Catalog) predicate.App {
+	return predicate.App(func(s *sql.Selector) {
+		step := newCatalogStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)

@@ -21,6 +21,8 @@ const (
 	FieldUpdatedAt = "updated_at"
 	// FieldAppID holds the string denoting the app_id field in the database.
 	FieldAppID = "app_id"
+	// FieldCatalogID holds the string denoting the catalog_id field in the database.
+	FieldCatalogID = "catalog_id"
 	// FieldName holds the string denoting the name field in the database.
 	FieldName = "name"
 	// FieldDescription holds the string denoting the description field in the database.
@@ -35,6 +37,8 @@ const (
 	FieldArchivedAt = "archived_at"
 	// EdgeApp holds the string denoting the app edge name in mutations.
 	EdgeApp = "app"
+	// EdgeCatalog holds the string denoting the catalog edge name in mutations.
+	EdgeCatalog = "catalog"
 	// Table holds the table name of the eventtype in the database.
 	Table = "event_types"
 	// AppTable is the table that holds the app relation/edge.
@@ -44,6 +48,13 @@ const (
 	AppInverseTable = "apps"
 	// AppColumn is the table column denoting the app relation/edge.
 	AppColumn = "app_id"
+	// CatalogTable is the table that holds the catalog relation/edge.
+	CatalogTable = "event_types"
+	// CatalogInverseTable is the table name for the Catalog entity.
+	// It exists in this package in order to avoid circular dependency with the "catalog" package.
+	CatalogInverseTable = "catalogs"
+	// CatalogColumn is the table column denoting the catalog relation/edge.
+	CatalogColumn = "catalog_id"
 )
 
 // Columns holds all SQL columns for eventtype fields.
@@ -52,6 +63,7 @@ var Columns = []string{
 	FieldCreatedAt,
 	FieldUpdatedAt,
 	FieldAppID,
+	FieldCatalogID,
 	FieldName,
 	FieldDescription,
 	FieldExample,
@@ -84,8 +96,6 @@ var (
 	DefaultUpdatedAt func() time.Time
 	// UpdateDefaultUpdatedAt holds the default value on update for the "updated_at" field.
 	UpdateDefaultUpdatedAt func() time.Time
-	// AppIDValidator is a validator for the "app_id" field. It is called by the builders before save.
-	AppIDValidator func(string) error
 	// NameValidator is a validator for the "name" field. It is called by the builders before save.
 	NameValidator func(string) error
 	// DefaultDescription holds the default value on creation for the "description" field.
@@ -121,6 +131,11 @@ func ByAppID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldAppID, opts...).ToFunc()
 }
 
+// ByCatalogID orders the results by the catalog_id field.
+func ByCatalogID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCatalogID, opts...).ToFunc()
+}
+
 // ByName orders the results by the name field.
 func ByName(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldName, opts...).ToFunc()
@@ -147,10 +162,24 @@ func ByAppField(field string, opts ...sql.OrderTermOption) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newAppStep(), sql.OrderByField(field, opts...))
 	}
 }
+
+// ByCatalogField orders the results by catalog field.
+func ByCatalogField(field string, opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newCatalogStep(), sql.OrderByField(field, opts...))
+	}
+}
 func newAppStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(AppInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.M2O, true, AppTable, AppColumn),
+	)
+}
+func newCatalogStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(CatalogInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.M2O, true, CatalogTable, CatalogColumn),
 	)
 }

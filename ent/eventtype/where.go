@@ -80,6 +80,11 @@ func AppID(v string) predicate.EventType {
 	return predicate.EventType(sql.FieldEQ(FieldAppID, v))
 }
 
+// CatalogID applies equality check predicate on the "catalog_id" field. It's identical to CatalogIDEQ.
+func CatalogID(v string) predicate.EventType {
+	return predicate.EventType(sql.FieldEQ(FieldCatalogID, v))
+}
+
 // Name applies equality check predicate on the "name" field. It's identical to NameEQ.
 func Name(v string) predicate.EventType {
 	return predicate.EventType(sql.FieldEQ(FieldName, v))
@@ -235,6 +240,16 @@ func AppIDHasSuffix(v string) predicate.EventType {
 	return predicate.EventType(sql.FieldHasSuffix(FieldAppID, v))
 }
 
+// AppIDIsNil applies the IsNil predicate on the "app_id" field.
+func AppIDIsNil() predicate.EventType {
+	return predicate.EventType(sql.FieldIsNull(FieldAppID))
+}
+
+// AppIDNotNil applies the NotNil predicate on the "app_id" field.
+func AppIDNotNil() predicate.EventType {
+	return predicate.EventType(sql.FieldNotNull(FieldAppID))
+}
+
 // AppIDEqualFold applies the EqualFold predicate on the "app_id" field.
 func AppIDEqualFold(v string) predicate.EventType {
 	return predicate.EventType(sql.FieldEqualFold(FieldAppID, v))
@@ -243,6 +258,81 @@ func AppIDEqualFold(v string) predicate.EventType {
 // AppIDContainsFold applies the ContainsFold predicate on the "app_id" field.
 func AppIDContainsFold(v string) predicate.EventType {
 	return predicate.EventType(sql.FieldContainsFold(FieldAppID, v))
+}
+
+// CatalogIDEQ applies the EQ predicate on the "catalog_id" field.
+func CatalogIDEQ(v string) predicate.EventType {
+	return predicate.EventType(sql.FieldEQ(FieldCatalogID, v))
+}
+
+// CatalogIDNEQ applies the NEQ predicate on the "catalog_id" field.
+func CatalogIDNEQ(v string) predicate.EventType {
+	return predicate.EventType(sql.FieldNEQ(FieldCatalogID, v))
+}
+
+// CatalogIDIn applies the In predicate on the "catalog_id" field.
+func CatalogIDIn(vs ...string) predicate.EventType {
+	return predicate.EventType(sql.FieldIn(FieldCatalogID, vs...))
+}
+
+// CatalogIDNotIn applies the NotIn predicate on the "catalog_id" field.
+func CatalogIDNotIn(vs ...string) predicate.EventType {
+	return predicate.EventType(sql.FieldNotIn(FieldCatalogID, vs...))
+}
+
+// CatalogIDGT applies the GT predicate on the "catalog_id" field.
+func CatalogIDGT(v string) predicate.EventType {
+	return predicate.EventType(sql.FieldGT(FieldCatalogID, v))
+}
+
+// CatalogIDGTE applies the GTE predicate on the "catalog_id" field.
+func CatalogIDGTE(v string) predicate.EventType {
+	return predicate.EventType(sql.FieldGTE(FieldCatalogID, v))
+}
+
+// CatalogIDLT applies the LT predicate on the "catalog_id" field.
+func CatalogIDLT(v string) predicate.EventType {
+	return predicate.EventType(sql.FieldLT(FieldCatalogID, v))
+}
+
+// CatalogIDLTE applies the LTE predicate on the "catalog_id" field.
+func CatalogIDLTE(v string) predicate.EventType {
+	return predicate.EventType(sql.FieldLTE(FieldCatalogID, v))
+}
+
+// CatalogIDContains applies the Contains predicate on the "catalog_id" field.
+func CatalogIDContains(v string) predicate.EventType {
+	return predicate.EventType(sql.FieldContains(FieldCatalogID, v))
+}
+
+// CatalogIDHasPrefix applies the HasPrefix predicate on the "catalog_id" field.
+func CatalogIDHasPrefix(v string) predicate.EventType {
+	return predicate.EventType(sql.FieldHasPrefix(FieldCatalogID, v))
+}
+
+// CatalogIDHasSuffix applies the HasSuffix predicate on the "catalog_id" field.
+func CatalogIDHasSuffix(v string) predicate.EventType {
+	return predicate.EventType(sql.FieldHasSuffix(FieldCatalogID, v))
+}
+
+// CatalogIDIsNil applies the IsNil predicate on the "catalog_id" field.
+func CatalogIDIsNil() predicate.EventType {
+	return predicate.EventType(sql.FieldIsNull(FieldCatalogID))
+}
+
+// CatalogIDNotNil applies the NotNil predicate on the "catalog_id" field.
+func CatalogIDNotNil() predicate.EventType {
+	return predicate.EventType(sql.FieldNotNull(FieldCatalogID))
+}
+
+// CatalogIDEqualFold applies the EqualFold predicate on the "catalog_id" field.
+func CatalogIDEqualFold(v string) predicate.EventType {
+	return predicate.EventType(sql.FieldEqualFold(FieldCatalogID, v))
+}
+
+// CatalogIDContainsFold applies the ContainsFold predicate on the "catalog_id" field.
+func CatalogIDContainsFold(v string) predicate.EventType {
+	return predicate.EventType(sql.FieldContainsFold(FieldCatalogID, v))
 }
 
 // NameEQ applies the EQ predicate on the "name" field.
@@ -470,6 +560,29 @@ func HasApp() predicate.EventType {
 func HasAppWith(preds ...predicate.App) predicate.EventType {
 	return predicate.EventType(func(s *sql.Selector) {
 		step := newAppStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasCatalog applies the HasEdge predicate on the "catalog" edge.
+func HasCatalog() predicate.EventType {
+	return predicate.EventType(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, CatalogTable, CatalogColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasCatalogWith applies the HasEdge predicate on the "catalog" edge with a given conditions (other predicates).
+func HasCatalogWith(preds ...predicate.Catalog) predicate.EventType {
+	return predicate.EventType(func(s *sql.Selector) {
+		step := newCatalogStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)

@@ -70,12 +70,21 @@ var (
 		{Name: "portal_allowed_origins", Type: field.TypeJSON, Nullable: true},
 		{Name: "limits", Type: field.TypeJSON, Nullable: true},
 		{Name: "endpoints_version", Type: field.TypeInt64, Default: 0},
+		{Name: "catalog_id", Type: field.TypeString, Nullable: true},
 	}
 	// AppsTable holds the schema information for the "apps" table.
 	AppsTable = &schema.Table{
 		Name:       "apps",
 		Columns:    AppsColumns,
 		PrimaryKey: []*schema.Column{AppsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "apps_catalogs_apps",
+				Columns:    []*schema.Column{AppsColumns[11]},
+				RefColumns: []*schema.Column{CatalogsColumns[0]},
+				OnDelete:   schema.SetNull,
+			},
+		},
 	}
 	// AttemptsColumns holds the columns for the "attempts" table.
 	AttemptsColumns = []*schema.Column{
@@ -134,6 +143,21 @@ var (
 				Columns: []*schema.Column{AttemptsColumns[16], AttemptsColumns[13]},
 			},
 		},
+	}
+	// CatalogsColumns holds the columns for the "catalogs" table.
+	CatalogsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "name", Type: field.TypeString, Unique: true, Size: 100},
+		{Name: "description", Type: field.TypeString, Size: 2147483647, Default: ""},
+		{Name: "is_default", Type: field.TypeBool, Default: false},
+	}
+	// CatalogsTable holds the schema information for the "catalogs" table.
+	CatalogsTable = &schema.Table{
+		Name:       "catalogs",
+		Columns:    CatalogsColumns,
+		PrimaryKey: []*schema.Column{CatalogsColumns[0]},
 	}
 	// DeliveriesColumns holds the columns for the "deliveries" table.
 	DeliveriesColumns = []*schema.Column{
@@ -391,7 +415,8 @@ var (
 		{Name: "json_schema", Type: field.TypeJSON, Nullable: true, SchemaType: map[string]string{"postgres": "json"}},
 		{Name: "built_in", Type: field.TypeBool, Default: false},
 		{Name: "archived_at", Type: field.TypeTime, Nullable: true},
-		{Name: "app_id", Type: field.TypeString},
+		{Name: "app_id", Type: field.TypeString, Nullable: true},
+		{Name: "catalog_id", Type: field.TypeString, Nullable: true},
 	}
 	// EventTypesTable holds the schema information for the "event_types" table.
 	EventTypesTable = &schema.Table{
@@ -403,7 +428,13 @@ var (
 				Symbol:     "event_types_apps_event_types",
 				Columns:    []*schema.Column{EventTypesColumns[9]},
 				RefColumns: []*schema.Column{AppsColumns[0]},
-				OnDelete:   schema.NoAction,
+				OnDelete:   schema.SetNull,
+			},
+			{
+				Symbol:     "event_types_catalogs_event_types",
+				Columns:    []*schema.Column{EventTypesColumns[10]},
+				RefColumns: []*schema.Column{CatalogsColumns[0]},
+				OnDelete:   schema.Cascade,
 			},
 		},
 		Indexes: []*schema.Index{
@@ -412,6 +443,11 @@ var (
 				Unique:  true,
 				Columns: []*schema.Column{EventTypesColumns[9], EventTypesColumns[3]},
 			},
+			{
+				Name:    "eventtype_catalog_id_name",
+				Unique:  true,
+				Columns: []*schema.Column{EventTypesColumns[10], EventTypesColumns[3]},
+			},
 		},
 	}
 	// Tables holds all the tables in the schema.
@@ -419,6 +455,7 @@ var (
 		APIKeysTable,
 		AppsTable,
 		AttemptsTable,
+		CatalogsTable,
 		DeliveriesTable,
 		DeliveryStatsTable,
 		EndpointsTable,
@@ -429,6 +466,7 @@ var (
 
 func init() {
 	APIKeysTable.ForeignKeys[0].RefTable = AppsTable
+	AppsTable.ForeignKeys[0].RefTable = CatalogsTable
 	AttemptsTable.ForeignKeys[0].RefTable = AppsTable
 	AttemptsTable.ForeignKeys[1].RefTable = DeliveriesTable
 	AttemptsTable.ForeignKeys[2].RefTable = EndpointsTable
@@ -438,4 +476,5 @@ func init() {
 	EndpointsTable.ForeignKeys[0].RefTable = AppsTable
 	EventsTable.ForeignKeys[0].RefTable = AppsTable
 	EventTypesTable.ForeignKeys[0].RefTable = AppsTable
+	EventTypesTable.ForeignKeys[1].RefTable = CatalogsTable
 }

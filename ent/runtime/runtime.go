@@ -9,6 +9,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/deliverystat"
 	"github.com/heraldhq/herald/ent/endpoint"
@@ -135,7 +136,7 @@ func init() {
 	// app.PortalAccentColorValidator is a validator for the "portal_accent_color" field. It is called by the builders before save.
 	app.PortalAccentColorValidator = appDescPortalAccentColor.Validators[0].(func(string) error)
 	// appDescEndpointsVersion is the schema descriptor for endpoints_version field.
-	appDescEndpointsVersion := appFields[7].Descriptor()
+	appDescEndpointsVersion := appFields[8].Descriptor()
 	// app.DefaultEndpointsVersion holds the default value on creation for the endpoints_version field.
 	app.DefaultEndpointsVersion = appDescEndpointsVersion.Default.(int64)
 	// appDescID is the schema descriptor for id field.
@@ -183,6 +184,59 @@ func init() {
 	attempt.DefaultID = attemptDescID.Default.(func() string)
 	// attempt.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	attempt.IDValidator = attemptDescID.Validators[0].(func(string) error)
+	catalogMixin := schema.Catalog{}.Mixin()
+	catalogHooks := schema.Catalog{}.Hooks()
+	catalog.Hooks[0] = catalogHooks[0]
+	catalogInters := schema.Catalog{}.Interceptors()
+	catalog.Interceptors[0] = catalogInters[0]
+	catalogMixinFields0 := catalogMixin[0].Fields()
+	_ = catalogMixinFields0
+	catalogMixinFields1 := catalogMixin[1].Fields()
+	_ = catalogMixinFields1
+	catalogFields := schema.Catalog{}.Fields()
+	_ = catalogFields
+	// catalogDescCreatedAt is the schema descriptor for created_at field.
+	catalogDescCreatedAt := catalogMixinFields1[0].Descriptor()
+	// catalog.DefaultCreatedAt holds the default value on creation for the created_at field.
+	catalog.DefaultCreatedAt = catalogDescCreatedAt.Default.(func() time.Time)
+	// catalogDescUpdatedAt is the schema descriptor for updated_at field.
+	catalogDescUpdatedAt := catalogMixinFields1[1].Descriptor()
+	// catalog.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	catalog.DefaultUpdatedAt = catalogDescUpdatedAt.Default.(func() time.Time)
+	// catalog.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	catalog.UpdateDefaultUpdatedAt = catalogDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// catalogDescName is the schema descriptor for name field.
+	catalogDescName := catalogFields[0].Descriptor()
+	// catalog.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	catalog.NameValidator = func() func(string) error {
+		validators := catalogDescName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(name string) error {
+			for _, fn := range fns {
+				if err := fn(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// catalogDescDescription is the schema descriptor for description field.
+	catalogDescDescription := catalogFields[1].Descriptor()
+	// catalog.DefaultDescription holds the default value on creation for the description field.
+	catalog.DefaultDescription = catalogDescDescription.Default.(string)
+	// catalogDescIsDefault is the schema descriptor for is_default field.
+	catalogDescIsDefault := catalogFields[2].Descriptor()
+	// catalog.DefaultIsDefault holds the default value on creation for the is_default field.
+	catalog.DefaultIsDefault = catalogDescIsDefault.Default.(bool)
+	// catalogDescID is the schema descriptor for id field.
+	catalogDescID := catalogMixinFields0[0].Descriptor()
+	// catalog.DefaultID holds the default value on creation for the id field.
+	catalog.DefaultID = catalogDescID.Default.(func() string)
+	// catalog.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	catalog.IDValidator = catalogDescID.Validators[0].(func(string) error)
 	deliveryMixin := schema.Delivery{}.Mixin()
 	deliveryMixinHooks2 := deliveryMixin[2].Hooks()
 	delivery.Hooks[0] = deliveryMixinHooks2[0]
@@ -557,12 +611,8 @@ func init() {
 	eventtype.DefaultUpdatedAt = eventtypeDescUpdatedAt.Default.(func() time.Time)
 	// eventtype.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	eventtype.UpdateDefaultUpdatedAt = eventtypeDescUpdatedAt.UpdateDefault.(func() time.Time)
-	// eventtypeDescAppID is the schema descriptor for app_id field.
-	eventtypeDescAppID := eventtypeFields[0].Descriptor()
-	// eventtype.AppIDValidator is a validator for the "app_id" field. It is called by the builders before save.
-	eventtype.AppIDValidator = eventtypeDescAppID.Validators[0].(func(string) error)
 	// eventtypeDescName is the schema descriptor for name field.
-	eventtypeDescName := eventtypeFields[1].Descriptor()
+	eventtypeDescName := eventtypeFields[2].Descriptor()
 	// eventtype.NameValidator is a validator for the "name" field. It is called by the builders before save.
 	eventtype.NameValidator = func() func(string) error {
 		validators := eventtypeDescName.Validators
@@ -580,11 +630,11 @@ func init() {
 		}
 	}()
 	// eventtypeDescDescription is the schema descriptor for description field.
-	eventtypeDescDescription := eventtypeFields[2].Descriptor()
+	eventtypeDescDescription := eventtypeFields[3].Descriptor()
 	// eventtype.DefaultDescription holds the default value on creation for the description field.
 	eventtype.DefaultDescription = eventtypeDescDescription.Default.(string)
 	// eventtypeDescBuiltIn is the schema descriptor for built_in field.
-	eventtypeDescBuiltIn := eventtypeFields[5].Descriptor()
+	eventtypeDescBuiltIn := eventtypeFields[6].Descriptor()
 	// eventtype.DefaultBuiltIn holds the default value on creation for the built_in field.
 	eventtype.DefaultBuiltIn = eventtypeDescBuiltIn.Default.(bool)
 	// eventtypeDescID is the schema descriptor for id field.

@@ -57,6 +57,10 @@ func (App) Fields() []ent.Field {
 			Optional().
 			Annotations(entgql.Skip()).
 			Comment("Limits set for this app by an admin, by name (package quota); the others are the defaults."),
+		field.String("catalog_id").
+			Optional().
+			Annotations(entgql.Skip()).
+			Comment("The shared catalog whose event types the app publishes (see package catalog); empty on rows from before catalogs, which belong to the default one."),
 		field.Int64("endpoints_version").
 			Default(0).
 			Annotations(entgql.Skip()).
@@ -73,6 +77,13 @@ func (App) Edges() []ent.Edge {
 		edge.To("events", Event.Type).Annotations(entgql.Skip()),
 		edge.To("deliveries", Delivery.Type).Annotations(entgql.Skip()),
 		edge.To("attempts", Attempt.Type).Annotations(entgql.Skip()),
+		// Read through App.catalog (graph), which also answers for rows
+		// from before catalogs.
+		edge.From("catalog", Catalog.Type).
+			Ref("apps").
+			Field("catalog_id").
+			Unique().
+			Annotations(entgql.Skip()),
 	}
 }
 

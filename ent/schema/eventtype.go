@@ -13,22 +13,33 @@ import (
 	"github.com/heraldhq/herald/ids"
 )
 
-// EventType is an entry of an app's event catalog: a name endpoints subscribe
-// to, with documentation, an example payload and an optional JSON Schema
-// that published payloads must satisfy.
+// EventType is an entry of an event catalog: a name endpoints subscribe to,
+// with documentation, an example payload and an optional JSON Schema that
+// published payloads must satisfy. It belongs either to a shared catalog
+// (catalog_id), for every app of that catalog, or to one app (app_id), as
+// one of the types that app adds to its catalog's.
 type EventType struct {
 	ent.Schema
 }
 
 // Mixin of EventType.
 func (EventType) Mixin() []ent.Mixin {
-	return []ent.Mixin{idMixin{prefix: ids.EventType}, timeMixin{}, tenantMixin{}}
+	return []ent.Mixin{idMixin{prefix: ids.EventType}, timeMixin{}, eventTypeTenancy{}}
 }
 
 // Fields of EventType.
 func (EventType) Fields() []ent.Field {
 	return []ent.Field{
-		appIDField(),
+		field.String("app_id").
+			Optional().
+			Immutable().
+			Annotations(entgql.Skip()).
+			Comment("The app of one of an app's own types; empty for a shared catalog's."),
+		field.String("catalog_id").
+			Optional().
+			Immutable().
+			Annotations(entgql.Skip()).
+			Comment("The shared catalog of a shared type; empty for an app's own."),
 		field.String("name").
 			NotEmpty().
 			MaxLen(128).
@@ -46,8 +57,7 @@ func (EventType) Fields() []ent.Field {
 			Annotations(entgql.Type("JSON")),
 		field.Bool("built_in").
 			Default(false).
-			Immutable().
-			Comment("Seeded by Herald for every app."),
+			Comment("One of Herald's system types (test.ping, webhook.*), which Herald defines and publishes."),
 		field.Time("archived_at").
 			Optional().
 			Nillable().
@@ -62,7 +72,12 @@ func (EventType) Edges() []ent.Edge {
 			Ref("event_types").
 			Field("app_id").
 			Unique().
-			Required().
+			Immutable().
+			Annotations(entgql.Skip()),
+		edge.From("catalog", Catalog.Type).
+			Ref("event_types").
+			Field("catalog_id").
+			Unique().
 			Immutable().
 			Annotations(entgql.Skip()),
 	}
@@ -70,7 +85,10 @@ func (EventType) Edges() []ent.Edge {
 
 // Indexes of EventType.
 func (EventType) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("app_id", "name").Unique()}
+	return []ent.Index{
+		index.Fields("app_id", "name").Unique(),
+		index.Fields("catalog_id", "name").Unique(),
+	}
 }
 
 // Annotations of EventType.

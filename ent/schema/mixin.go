@@ -175,3 +175,77 @@ func (softDeleteMixin) Interceptors() []ent.Interceptor {
 		}),
 	}
 }
+
+// eventTypeTenancy isolates event types, which belong either to an app or
+// to a shared catalog: queries see the viewer's app's own types and those
+// of its app's catalog (but for those an own type of the same name takes
+// the place of); creates are stamped with the viewer's app (shared
+// types are created by package catalog, in a system context, once it has
+// checked the caller may); updates and deletes reach only the viewer's
+// app's own types.
+type eventTypeTenancy struct{ mixin.Schema }
+
+func (eventTypeTenancy) Interceptors() []ent.Interceptor {
+	return []ent.Interceptor{
+		intercept.TraverseFunc(func(ctx context.Context, q intercept.Query) error {
+			if tenant.IsSystem(ctx) {
+				return nil
+			}
+			v, ok := tenant.FromContext(ctx)
+			if !ok {
+				return tenant.ErrNoViewer
+			}
+			q.WhereP(func(s *sql.Selector) {
+				// The app's own types, and its catalog's except those an
+				// own type of the same name takes the place of. An app's
+				// row marked built in is its copy from before shared
+				// catalogs (see catalog.MigrateToShared), which only
+				// earlier releases read.
+				own := sql.Table("event_types").As("own")
+				s.Where(sql.Or(
+					sql.And(sql.EQ(s.C("app_id"), v.AppID), sql.EQ(s.C("built_in"), false)),
+					sql.And(
+						sql.In(s.C("catalog_id"), appCatalog(v.AppID)),
+						sql.NotIn(s.C("name"), sql.Select(own.C("name")).From(own).
+							Where(sql.And(sql.EQ(own.C("app_id"), v.AppID), sql.EQ(own.C("built_in"), false)))),
+					),
+				))
+			})
+			return nil
+		}),
+	}
+}
+
+func (eventTypeTenancy) Hooks() []ent.Hook {
+	return []ent.Hook{
+		func(next ent.Mutator) ent.Mutator {
+			return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+				if tenant.IsSystem(ctx) {
+					return next.Mutate(ctx, m)
+				}
+				v, ok := tenant.FromContext(ctx)
+				if !ok {
+					return nil, tenant.ErrNoViewer
+				}
+				if m.Op().Is(ent.OpCreate) {
+					if got, ok := m.Field("catalog_id"); ok && got != "" {
+						return nil, fmt.Errorf("tenant: create a shared %s in catalog %v from app %s", m.Type(), got, v.AppID)
+					}
+					if got, ok := m.Field("app_id"); ok && got != v.AppID {
+						return nil, fmt.Errorf("tenant: create %s in app %v from app %s", m.Type(), got, v.AppID)
+					}
+					if err := m.SetField("app_id", v.AppID); err != nil {
+						return nil, fmt.Errorf("tenant: stamp %s: %w", m.Type(), err)
+					}
+					return next.Mutate(ctx, m)
+				}
+				w, ok := m.(wherer)
+				if !ok {
+					return nil, fmt.Errorf("tenant: unexpected mutation type %T", m)
+				}
+				w.WhereP(sql.FieldEQ("app_id", v.AppID))
+				return next.Mutate(ctx, m)
+			})
+		},
+	}
+}

@@ -164,6 +164,14 @@ type CreateAppInput struct {
 	Name string `json:"name"`
 	// Accept published event types that are not in the catalog (default false: they are rejected).
 	AcceptUnknownEventTypes *bool `json:"acceptUnknownEventTypes,omitempty"`
+	// The shared catalog whose event types the app publishes (default: the default catalog).
+	CatalogID *string `json:"catalogId,omitempty"`
+}
+
+type CreateCatalogInput struct {
+	// A name unique among catalogs, 1-100 characters, such as "staging".
+	Name        string  `json:"name"`
+	Description *string `json:"description,omitempty"`
 }
 
 type CreateEndpointInput struct {
@@ -242,6 +250,10 @@ type CreatePortalSessionInput struct {
 	Scopes []APIKeyScope `json:"scopes,omitempty"`
 	// A label for the session in apiKeys, such as your customer's name (default "Portal session").
 	Name *string `json:"name,omitempty"`
+}
+
+type DeleteCatalogPayload struct {
+	DeletedID string `json:"deletedId"`
 }
 
 type DeleteEndpointPayload struct {
@@ -393,6 +405,18 @@ type EventPublication struct {
 	Event         *ent.Event `json:"event"`
 }
 
+// An event type as a catalog file holds it (herald catalog export writes
+// {"eventTypes": [...]} of these). Importing it makes the type exactly so:
+// omitted description, example or jsonSchema are removed, an omitted archived
+// is false.
+type EventTypeDefinitionInput struct {
+	Name        string          `json:"name"`
+	Description *string         `json:"description,omitempty"`
+	Example     json.RawMessage `json:"example,omitempty"`
+	JSONSchema  json.RawMessage `json:"jsonSchema,omitempty"`
+	Archived    *bool           `json:"archived,omitempty"`
+}
+
 // One payload tried against a filter.
 type FilterMatch struct {
 	// The event tried (null for a payload given to testFilter).
@@ -441,6 +465,30 @@ type GoogleCloudPubSubConfigInput struct {
 type HeaderInput struct {
 	Name  string `json:"name"`
 	Value string `json:"value"`
+}
+
+type ImportEventTypesInput struct {
+	// The types, as a catalog file lists them (at most 10000).
+	EventTypes []*EventTypeDefinitionInput `json:"eventTypes"`
+	// Archive the catalog's types that eventTypes leaves out (Herald's system
+	// types aside). Default false: they stay as they are. Types are never
+	// deleted: events and endpoints refer to them.
+	ArchiveMissing *bool `json:"archiveMissing,omitempty"`
+	// Report what would change, and change nothing.
+	DryRun *bool `json:"dryRun,omitempty"`
+}
+
+// What importEventTypes changed (or, with dryRun, would change): the names of
+// the types in each group, in name order.
+type ImportEventTypesPayload struct {
+	Created []string `json:"created"`
+	// Types whose description, example or jsonSchema changed.
+	Updated    []string `json:"updated"`
+	Archived   []string `json:"archived"`
+	Unarchived []string `json:"unarchived"`
+	// How many listed types were already as listed.
+	Unchanged int  `json:"unchanged"`
+	DryRun    bool `json:"dryRun"`
 }
 
 // The configuration of a Kafka endpoint (type KAFKA). Secrets are masked.
@@ -713,8 +761,18 @@ type TransformationTest struct {
 type UpdateAppInput struct {
 	Name                    *string `json:"name,omitempty"`
 	AcceptUnknownEventTypes *bool   `json:"acceptUnknownEventTypes,omitempty"`
+	// Move the app to another shared catalog. Its own event types and its
+	// endpoints' subscriptions stay; types the new catalog lacks are refused when
+	// published until someone adds them.
+	CatalogID *string `json:"catalogId,omitempty"`
 	// Set limits of the app (admin keys); a null limit goes back to the default.
 	Limits []*AppLimitInput `json:"limits,omitempty"`
+}
+
+// Changes to a catalog; omitted fields stay as they are.
+type UpdateCatalogInput struct {
+	Name        *string `json:"name,omitempty"`
+	Description *string `json:"description,omitempty"`
 }
 
 // Changes to an endpoint; omitted fields stay as they are. Changing the URL or
@@ -858,7 +916,7 @@ type AppLimitName string
 const (
 	// Endpoints of the app (deleted ones do not count).
 	AppLimitNameEndpoints AppLimitName = "ENDPOINTS"
-	// Event types of the app's catalog, archived ones included.
+	// The app's own event types (those it adds to its shared catalog's), archived ones included.
 	AppLimitNameEventTypes AppLimitName = "EVENT_TYPES"
 	// Portal sessions of the app that still work.
 	AppLimitNamePortalSessions AppLimitName = "PORTAL_SESSIONS"

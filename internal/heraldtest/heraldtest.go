@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/examples"
 	"github.com/heraldhq/herald/server"
 )
 
@@ -42,8 +43,11 @@ type Server struct {
 }
 
 // Start starts a server whose destination policy allows private addresses
-// (receivers are httptest servers on 127.0.0.1) and plain http. configure
-// may change the configuration before the server starts. The server is
+// (receivers are httptest servers on 127.0.0.1) and plain http, and whose
+// default catalog, which every app of the test shares, has the example
+// catalog's types (examples/catalog.json: order.created, …), as
+// herald serve --dev does. configure may change the configuration before
+// the server starts (Catalog = nil: only the system types). The server is
 // closed when the test ends.
 func Start(t testing.TB, configure ...func(*server.Config)) *Server {
 	t.Helper()
@@ -54,6 +58,7 @@ func Start(t testing.TB, configure ...func(*server.Config)) *Server {
 		PollInterval:             20 * time.Millisecond,
 		ShutdownGrace:            2 * time.Second,
 		Logger:                   Logger(t),
+		Catalog:                  examples.Catalog,
 	}
 	for _, f := range configure {
 		f(&cfg)

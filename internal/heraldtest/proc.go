@@ -44,6 +44,18 @@ var binDir struct {
 	path string
 }
 
+// repoRoot is the repository's directory.
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// exampleCatalog is the example catalog file, which processes import at
+// start (--catalog) as Start's servers do.
+func exampleCatalog() string {
+	return filepath.Join(repoRoot(), "examples", "catalog.json")
+}
+
 var buildOnce = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "herald-bin-")
 	if err != nil {
@@ -52,16 +64,23 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 	binDir.Lock()
 	binDir.path = dir
 	binDir.Unlock()
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
 	bin := filepath.Join(dir, "herald")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/herald")
-	cmd.Dir = root
+	cmd.Dir = repoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	return bin, nil
 })
+
+// thisHerald reports whether bin is the herald Binary built from this
+// checkout (rather than an earlier release's).
+func thisHerald(bin string) bool {
+	binDir.Lock()
+	dir := binDir.path
+	binDir.Unlock()
+	return dir != "" && filepath.Dir(bin) == dir
+}
 
 // Main runs the package's tests, then removes the herald binary Binary
 // built and stops the PostgreSQL clusters the tests started. Packages
@@ -118,8 +137,13 @@ func StartProcess(t testing.TB, bin string, args ...string) *Process {
 func startProcess(t testing.TB, bin string, extra []string) (*Process, bool) {
 	t.Helper()
 	addr := FreeAddr(t)
-	args := append([]string{"serve", "--addr", addr, "--allow-http", "--allow-private-destinations",
-		"--poll-interval", "20ms", "--log-level", "warn"}, extra...)
+	args := []string{"serve", "--addr", addr, "--allow-http", "--allow-private-destinations"}
+	if thisHerald(bin) {
+		// Releases from before shared catalogs seed each app's types
+		// themselves and know no --catalog.
+		args = append(args, "--catalog", exampleCatalog())
+	}
+	args = append(append(args, "--poll-interval", "20ms", "--log-level", "warn"), extra...)
 	p := &Process{URL: "http://" + addr, out: &SyncBuffer{}, args: args, bin: bin, t: t, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out

@@ -1,11 +1,12 @@
 // Package upgradetest proves that databases made by earlier heralds open
 // with this one: fixtures made by the binaries of 8f9a04e and 8a13244
 // (internal/cmd/upgradefixtures writes testdata/) are migrated keeping every
-// row, and on PostgreSQL a replica of 8a13244 and a replica of this herald
+// row, and on PostgreSQL a replica of the release before (oldRelease) and a replica of this herald
 // deliver side by side during a rolling upgrade.
 package upgradetest
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -140,7 +141,9 @@ func normalize(v any) string {
 // TestUpgrade_FixturesKeepEveryRow migrates each fixture with this
 // herald's `herald migrate up`: every endpoint, event, delivery and
 // attempt (and app, key and event type) is still there with the same
-// values. Served by this herald, the old admin key works and the retrying
+// values. Served by this herald, the apps' identical copies of the seeded
+// event types are the default catalog's and the rest stay with their app,
+// the old admin key works and the retrying
 // deliveries are delivered once their endpoint is pointed at a receiver
 // that accepts them.
 func TestUpgrade_FixturesKeepEveryRow(t *testing.T) {
@@ -193,6 +196,46 @@ func TestUpgrade_FixturesKeepEveryRow(t *testing.T) {
 				p.GraphQL(t, f.Token, `mutation($id: ID!, $u: String!) { updateEndpoint(id: $id, input: {url: $u}) { id } }`,
 					map[string]any{"id": ep, "u": rc.URL + "/" + ep})
 			}
+			// The apps' identical copies of the seeded types became the
+			// default catalog's; invoice.paid, which only the first app
+			// had, stayed its own.
+			var view struct {
+				EventTypes struct {
+					Edges []struct {
+						Node struct {
+							Name   string
+							Shared bool
+						}
+					}
+				}
+				Catalogs struct {
+					Edges []struct {
+						Node struct {
+							IsDefault bool
+							Apps      struct{ TotalCount int }
+						}
+					}
+				}
+			}
+			if err := json.Unmarshal(p.GraphQL(t, f.Token, `{ eventTypes(first: 100) { edges { node { name shared } } }
+				catalogs { edges { node { isDefault apps { totalCount } } } } }`, nil), &view); err != nil {
+				t.Fatal(err)
+			}
+			shared := map[string]bool{}
+			for _, e := range view.EventTypes.Edges {
+				shared[e.Node.Name] = e.Node.Shared
+			}
+			if own, ok := shared["invoice.paid"]; !ok || own {
+				t.Errorf("invoice.paid after the upgrade: present %v, shared %v; want the first app's own", ok, own)
+			}
+			for _, name := range []string{"order.created", "email.bounced", "test.ping"} {
+				if !shared[name] {
+					t.Errorf("%s after the upgrade is not the shared catalog's: %v", name, shared)
+				}
+			}
+			if c := view.Catalogs.Edges; len(c) != 1 || !c[0].Node.IsDefault || c[0].Node.Apps.TotalCount != 2 {
+				t.Errorf("catalogs after the upgrade: %+v, want the default one with both apps", c)
+			}
 			data := p.GraphQL(t, f.Token, `mutation { publishEvent(input: {eventType: "invoice.paid", payload: {after: "upgrade"}}) { id } }`, nil)
 			var pub struct{ PublishEvent struct{ ID string } }
 			if err := json.Unmarshal(data, &pub); err != nil {
@@ -227,8 +270,12 @@ func TestUpgrade_FixturesKeepEveryRow(t *testing.T) {
 }
 
 // oldRelease is the herald of the rolling upgrade test: the last before
-// versioned migrations.
-const oldRelease = "8a13244"
+// shared catalogs. Rolling upgrades are promised from releases with
+// versioned migrations: 8a13244, the last before them, diffs the schema
+// at start and would make event_types.app_id NOT NULL again, which the
+// shared catalogs' types (of no app) refuse; its databases upgrade by a
+// restart (TestUpgrade_FixturesKeepEveryRow).
+const oldRelease = "d9f6cf2"
 
 // releaseBinary builds oldRelease from git history; without it in the
 // checkout the test skips, unless HERALD_REQUIRE_HISTORY=1 (CI).
@@ -253,7 +300,7 @@ func releaseBinary(t *testing.T) string {
 }
 
 // TestUpgrade_RollingOnPostgres upgrades a replicated Herald as Kubernetes
-// would: a replica of 8a13244 serves a PostgreSQL database and publishing
+// would: a replica of oldRelease serves a PostgreSQL database and publishing
 // goes on throughout; a replica of this herald starts beside it (and
 // migrates the database); the old replica restarts once on the migrated
 // schema, then leaves. Every accepted event is delivered.
@@ -305,6 +352,12 @@ func TestUpgrade_RollingOnPostgres(t *testing.T) {
 					p := live[(batch+try)%len(live)]
 					mu.Unlock()
 					data, errs, err := p.Do(token, `mutation($in: [PublishEventInput!]!) { publishEvents(input: $in) { id } }`, map[string]any{"in": in})
+					if bytes.Contains(errs, []byte("BAD_USER_INPUT")) {
+						// Clients do not send a refused event again:
+						// neither release may refuse the other's types.
+						t.Errorf("a replica refused the publish: %s", errs)
+						return
+					}
 					if err != nil || errs != nil {
 						if try == 20 {
 							t.Errorf("publish: %v %s", err, errs)

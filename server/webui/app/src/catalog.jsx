@@ -1,13 +1,14 @@
 // The event catalog: every event type with its description, example
 // payload and JSON Schema, grouped by the first part of their names
-// (order.created and order.paid under "order") and searchable.
+// (order.created and order.paid under "order") and searchable. Operators
+// also see which catalog the app shares and which types are the app's own.
 import { useEffect, useState } from "preact/hooks";
 import { Field, Json, Notice, useIds } from "./ui.jsx";
 
 const CATALOG = `query Catalog($after: Cursor) {
   eventTypes(first: 100, after: $after, orderBy: {field: NAME}, where: {archivedAtIsNil: true}) {
     pageInfo { hasNextPage endCursor }
-    edges { node { id name description example jsonSchema builtIn } }
+    edges { node { id name description example jsonSchema builtIn shared } }
   }
 }`;
 
@@ -22,6 +23,20 @@ export async function loadCatalog(api) {
     after = d.eventTypes.pageInfo.endCursor;
   }
   return out;
+}
+
+const SHARED_CATALOG = `query SharedCatalog { viewer { app { catalog { name isDefault } } } }`;
+
+/** SCOPES are the operator's filters of the catalog: which types to show. */
+const SCOPES = [
+  ["all", "All types"],
+  ["shared", "Shared catalog"],
+  ["own", "This app only"],
+];
+
+/** inScope reports whether an event type passes an operator's filter. */
+export function inScope(t, scope) {
+  return scope === "all" || (scope === "shared") === Boolean(t.shared);
 }
 
 /** prefixOf returns the group of an event type name: its first part. */
@@ -47,29 +62,64 @@ export function matchesSearch(t, q) {
   return !s || t.name.toLowerCase().includes(s) || (t.description || "").toLowerCase().includes(s);
 }
 
-export function Catalog({ api }) {
+/**
+ * Catalog lists the app's event types. With operator set (the console), it
+ * names the shared catalog the app belongs to, marks each type shared or
+ * the app's own, and filters by that.
+ */
+export function Catalog({ api, operator = false }) {
   const [types, setTypes] = useState(null);
+  const [shared, setShared] = useState(null);
   const [error, setError] = useState("");
   const [q, setQ] = useState("");
-  const id = useIds("catalog-search");
+  const [scope, setScope] = useState("all");
+  const id = useIds("catalog-search", "catalog-scope");
   useEffect(() => {
     loadCatalog(api).then(setTypes, (e) => setError(e.message));
-  }, [api]);
-  const shown = (types || []).filter((t) => matchesSearch(t, q));
+    if (operator) api.gql(SHARED_CATALOG).then((d) => setShared(d.viewer.app.catalog), (e) => setError(e.message));
+  }, [api, operator]);
+  const shown = (types || []).filter((t) => matchesSearch(t, q) && inScope(t, scope));
   return (
     <section aria-labelledby="catalog-title">
       <div class="section-head">
         <h1 id="catalog-title">Event catalog</h1>
       </div>
-      <p class="lead">The events you can receive. Every webhook's body is an envelope whose data field holds the payload shown here.</p>
-      <Field id={id["catalog-search"]} label="Search events" class="search">
-        {(p) => <input {...p} type="search" value={q} onInput={(e) => setQ(e.currentTarget.value)} data-testid="catalog-search" autocomplete="off" />}
-      </Field>
+      {operator ? (
+        <p class="lead" data-testid="catalog-shared">
+          {shared ? (
+            <>
+              This app publishes the event types of the shared catalog <strong data-testid="catalog-name">{shared.name}</strong>
+              {shared.isDefault ? " (every app's unless an administrator moves it)" : ""}, which are defined once for all its apps, and the types added for this app only. A type of
+              this app's own takes the place of a shared one with the same name.
+            </>
+          ) : (
+            "Loading the catalog…"
+          )}
+        </p>
+      ) : (
+        <p class="lead">The events you can receive. Every webhook's body is an envelope whose data field holds the payload shown here.</p>
+      )}
+      <div class="catalog-controls">
+        <Field id={id["catalog-search"]} label="Search events" class="search">
+          {(p) => <input {...p} type="search" value={q} onInput={(e) => setQ(e.currentTarget.value)} data-testid="catalog-search" autocomplete="off" />}
+        </Field>
+        {operator && (
+          <Field id={id["catalog-scope"]} label="Show">
+            {(p) => (
+              <select {...p} value={scope} onChange={(e) => setScope(e.currentTarget.value)} data-testid="catalog-scope">
+                {SCOPES.map(([v, label]) => (
+                  <option value={v}>{label}</option>
+                ))}
+              </select>
+            )}
+          </Field>
+        )}
+      </div>
       <Notice kind="error">{error}</Notice>
       {types === null ? (
         <p aria-busy="true">Loading the catalog…</p>
       ) : shown.length === 0 ? (
-        <p class="empty card">No event matches "{q}".</p>
+        <p class="empty card">{q.trim() ? `No event matches "${q}".` : scope === "own" ? "This app has no event types of its own." : "No event types."}</p>
       ) : (
         <div data-testid="catalog">
           {groupTypes(shown).map(([prefix, list]) => (
@@ -79,9 +129,17 @@ export function Catalog({ api }) {
               </h2>
               <ul class="catalog">
                 {list.map((t) => (
-                  <li class="card event-type" data-testid="event-type" data-name={t.name}>
+                  <li class="card event-type" data-testid="event-type" data-name={t.name} data-shared={String(Boolean(t.shared))}>
                     <h3>
                       <code>{t.name}</code>
+                      {operator && (
+                        <>
+                          {" "}
+                          <span class={`badge${t.shared ? "" : " badge-own"}`} data-testid="event-type-origin">
+                            {t.builtIn ? "Herald's own" : t.shared ? "Shared" : "This app only"}
+                          </span>
+                        </>
+                      )}
                     </h3>
                     <p>{t.description || "No description."}</p>
                     <details class="example">

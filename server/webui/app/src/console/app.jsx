@@ -60,7 +60,7 @@ export function AppView({ apiKey, viewer, appId, view, params, can }) {
           />
         )}
         {view === "events" && <Events api={api} can={can} initial={params.get("q") || ""} />}
-        {view === "catalog" && <Catalog api={api} />}
+        {view === "catalog" && <Catalog api={api} operator />}
         {view === "portal" && app && <PortalSettings api={api} app={app} onSaved={reload} />}
         {view === "keys" && can.full && <Keys api={api} appId={appId} viewer={viewer} />}
       </main>

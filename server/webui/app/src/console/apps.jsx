@@ -11,7 +11,7 @@ import { go } from "./route.js";
 const APPS = `query Apps($first: Int, $last: Int, $after: Cursor, $before: Cursor, $where: AppWhereInput) {
   apps(first: $first, last: $last, after: $after, before: $before, orderBy: {field: NAME}, where: $where) {
     totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
-    edges { node { id name createdAt
+    edges { node { id name createdAt catalog { name isDefault }
       stats(window: "24h", bucket: "1h") { total { attempts { total } deliveries { total succeeded failed } deliverySuccessRate } }
       backlog { unfinished due oldestDueAt }
       endpointSummary { total needingAttention }
@@ -102,6 +102,11 @@ export function Apps({ api }) {
                       {a.name}
                     </a>
                     <span class="hint block mono">{a.id}</span>
+                    {a.catalog && !a.catalog.isDefault && (
+                      <span class="hint block" data-testid="app-catalog">
+                        Catalog: {a.catalog.name}
+                      </span>
+                    )}
                   </td>
                   <td class="num" data-label="Webhooks, 24 h" data-testid="app-deliveries">
                     {t.deliveries.total.toLocaleString()}
