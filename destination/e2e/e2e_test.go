@@ -17,7 +17,6 @@ import (
 
 	"github.com/heraldhq/herald/internal/brokers"
 	"github.com/heraldhq/herald/internal/heraldtest"
-	"github.com/heraldhq/herald/server"
 )
 
 // message is what a consumer got.
@@ -333,36 +332,5 @@ func TestNATS_RateLimitHolds(t *testing.T) {
 		if gap := at[i].Sub(at[i-5]); gap < time.Second-50*time.Millisecond {
 			t.Fatalf("messages %d and %d arrived %s apart: more than 5 within a second", i-5, i, gap)
 		}
-	}
-}
-
-func TestRabbitMQ_WrongCredentialsFailAndDisableTheEndpoint(t *testing.T) {
-	b := brokers.StartRabbitMQ(t)
-	rabbitConsumer(t, b.URL)
-	s := heraldtest.Start(t, func(c *server.Config) { c.DisableAfter = 2 })
-	id, _ := s.CreateEndpoint(s.Token, map[string]any{
-		"type":        "RABBITMQ",
-		"rabbitmq":    map[string]any{"url": b.URL, "username": "guest", "password": "not-the-password", "exchange": "webhooks"},
-		"retryPolicy": map[string]any{"maxAttempts": 1},
-	})
-	for _, ev := range publishN(s, 0, 2) {
-		d := s.WaitDelivery(s.Token, ev, 30*time.Second, func(d heraldtest.Delivery) bool { return d.Status == "FAILED" })
-		if d.LastError == nil || !strings.Contains(*d.LastError, "access refused") {
-			t.Fatalf("last error = %v, want access refused", d.LastError)
-		}
-	}
-	var out struct {
-		Node struct {
-			IsActive       bool
-			Health         string
-			DisabledReason *string
-		}
-	}
-	ok := heraldtest.Eventually(30*time.Second, func() bool {
-		s.Do(s.Token, `query($id: ID!) { node(id: $id) { ... on Endpoint { isActive health disabledReason } } }`, map[string]any{"id": id}).Decode(t, &out)
-		return !out.Node.IsActive
-	})
-	if !ok || out.Node.Health != "ATTENTION" || out.Node.DisabledReason == nil || !strings.Contains(*out.Node.DisabledReason, "access refused") {
-		t.Fatalf("endpoint = %+v, want disabled after 2 failed deliveries, saying why", out.Node)
 	}
 }
