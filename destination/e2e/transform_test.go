@@ -168,3 +168,45 @@ func TestTestTransformation_ShowsTheResultOrTheError(t *testing.T) {
 	}
 	_ = http.MethodPut
 }
+
+// TestTransformation_SkippedEventsCountInNoStatistic: an event the
+// transformation skips ends SUCCEEDED, its attempt saying why, but it was
+// no request to the endpoint: it is not a successful attempt in the
+// endpoint's count, its statistics or its health, like an event its
+// filter does not match.
+func TestTransformation_SkippedEventsCountInNoStatistic(t *testing.T) {
+	s := heraldtest.Start(t)
+	rc := heraldtest.NewReceiver(t, nil)
+	id, _ := s.CreateEndpoint(s.Token, map[string]any{"url": rc.Hook("/hooks"),
+		"transformation": `function handler(w) { return w.payload.data.total === 0 ? null : w }`})
+	var ids []string
+	for _, total := range []int{0, 42, 0, 0} {
+		ids = append(ids, s.Publish(s.Token, "order.created", map[string]any{"total": total}))
+	}
+	waitAll(t, s, ids, 30*time.Second)
+	var out struct {
+		Node struct {
+			SuccessCount, FailureCount int
+			Stats                      struct {
+				Total struct {
+					Attempts   struct{ Total, Succeeded int }
+					Deliveries struct{ Total, Succeeded int }
+				}
+			}
+		}
+	}
+	ok := heraldtest.Eventually(10*time.Second, func() bool {
+		s.Do(s.Token, `query($id: ID!) { node(id: $id) { ... on Endpoint { successCount failureCount
+			stats(window: "1h", bucket: "1h") { total { attempts { total succeeded } deliveries { total succeeded } } } } } }`,
+			map[string]any{"id": id}).Decode(t, &out)
+		return out.Node.Stats.Total.Attempts.Total > 0
+	})
+	n := out.Node
+	if !ok || n.SuccessCount != 1 || n.FailureCount != 0 || n.Stats.Total.Attempts.Total != 1 || n.Stats.Total.Attempts.Succeeded != 1 ||
+		n.Stats.Total.Deliveries.Total != 1 || n.Stats.Total.Deliveries.Succeeded != 1 {
+		t.Fatalf("endpoint figures = %+v, want the one event sent, and the 3 skipped ones in none", n)
+	}
+	if got := len(rc.Requests()); got != 1 {
+		t.Fatalf("the receiver got %d requests, want 1", got)
+	}
+}
