@@ -7,7 +7,7 @@
 //
 // Usage:
 //
-//	herald-bench [--quick] [--scenarios ingest,throughput,fanout,filtered,flow,latency,failure,live] [flags]
+//	herald-bench [--quick] [--scenarios ingest,throughput,fanout,filtered,flow,latency,failure,live,rabbitmq,nats] [flags]
 //
 // --quick runs every scenario small enough to finish in under a minute and
 // checks only correctness (every event delivered, no errors); CI runs it.
@@ -70,7 +70,7 @@ type config struct {
 	replicas int
 }
 
-var allScenarios = []string{"ingest", "throughput", "fanout", "filtered", "flow", "latency", "failure", "live"}
+var allScenarios = []string{"ingest", "throughput", "fanout", "filtered", "flow", "latency", "failure", "live", "rabbitmq", "nats"}
 
 func parseConfig(args []string) (*config, error) {
 	c := &config{}
