@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/heraldhq/herald/internal/heraldtest"
+	"github.com/heraldhq/herald/server"
 )
 
 func TestTransformation_ReshapesAddsAHeaderChangesThePathAndSkips(t *testing.T) {
@@ -208,5 +210,52 @@ func TestTransformation_SkippedEventsCountInNoStatistic(t *testing.T) {
 	}
 	if got := len(rc.Requests()); got != 1 {
 		t.Fatalf("the receiver got %d requests, want 1", got)
+	}
+}
+
+// TestTransformation_AURLItChangesIsCheckedByThePolicy: the destination
+// policy allows the receiver's address only; a script that sends the
+// webhook elsewhere (another port on loopback, the cloud metadata
+// address) fails the attempt saying so, and nothing reaches the other
+// address, while a script that only changes the path is sent.
+func TestTransformation_AURLItChangesIsCheckedByThePolicy(t *testing.T) {
+	rc := heraldtest.NewReceiver(t, nil)
+	other := heraldtest.NewReceiver(t, nil)
+	s := heraldtest.Start(t, func(c *server.Config) {
+		c.AllowPrivateDestinations = false
+		c.AllowDestinations = strings.TrimPrefix(rc.URL, "http://")
+	})
+	script := func(url string) string {
+		return "function handler(w) {\n  w.url = " + strconv.Quote(url) + ";\n  return w;\n}"
+	}
+	tests := []struct{ name, url, says string }{
+		{"same address, another path", rc.Hook("/elsewhere"), ""},
+		{"another loopback port", other.Hook("/stolen"), "the url it returned is refused"},
+		{"metadata address", "http://169.254.169.254/latest/meta-data/", "the url it returned is refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ep, _ := s.CreateEndpoint(s.Token, map[string]any{"url": rc.Hook("/hook"), "eventTypes": []string{"order.created"}, "allowDuplicate": true,
+				"retryPolicy": map[string]any{"maxAttempts": 1}, "transformation": script(tt.url)})
+			id := s.Publish(s.Token, "order.created", map[string]any{"n": 1})
+			var d heraldtest.Delivery
+			for _, x := range waitFinished(t, s, id) {
+				if x.EndpointID == ep {
+					d = x
+				}
+			}
+			if tt.says == "" {
+				if d.Status != "SUCCEEDED" || !strings.HasSuffix(d.Attempts.Edges[0].Node.RequestURL, "/elsewhere") {
+					t.Fatalf("want it sent to the new path:\n%v", d)
+				}
+				return
+			}
+			if d.Status != "FAILED" || d.LastError == nil || !strings.Contains(*d.LastError, tt.says) {
+				t.Fatalf("want the changed url refused:\n%v", d)
+			}
+		})
+	}
+	if n := len(other.Requests()); n != 0 {
+		t.Fatalf("the address the policy refuses got %d requests", n)
 	}
 }
