@@ -87,7 +87,7 @@ func checkOrder(t *testing.T, secret string, msgs []message, ids []string) {
 // from the message attributes, and sees each key's events in order.
 func TestSQS_FIFOQueueGetsEveryEventSignedInOrderPerKey(t *testing.T) {
 	e := awsemu.Start(t)
-	q, err := e.SQS().CreateQueue(context.Background(), &awssqs.CreateQueueInput{QueueName: aws.String("orders.fifo"),
+	q, err := e.SQS().CreateQueue(context.Background(), &awssqs.CreateQueueInput{QueueName: aws.String(awsemu.Name("orders.fifo")),
 		Attributes: map[string]string{string(sqstypes.QueueAttributeNameFifoQueue): "true"}})
 	if err != nil {
 		t.Fatal(err)
@@ -106,11 +106,11 @@ func TestSQS_FIFOQueueGetsEveryEventSignedInOrderPerKey(t *testing.T) {
 func TestSNS_TopicGetsEveryEventSigned(t *testing.T) {
 	e := awsemu.Start(t)
 	ctx := context.Background()
-	tp, err := e.SNS().CreateTopic(ctx, &awssns.CreateTopicInput{Name: aws.String("orders")})
+	tp, err := e.SNS().CreateTopic(ctx, &awssns.CreateTopicInput{Name: aws.String(awsemu.Name("orders"))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := e.SQS().CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String("orders-subscriber")})
+	q, err := e.SQS().CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String(awsemu.Name("orders-subscriber"))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,7 @@ func TestWrongCredentials_FailSayWhyAndDisableTheEndpoint(t *testing.T) {
 		}, "authentication failed"},
 		{"SQS", func(t *testing.T) map[string]any {
 			e := awsemu.Start(t)
-			q, err := e.SQS().CreateQueue(context.Background(), &awssqs.CreateQueueInput{QueueName: aws.String("webhooks")})
+			q, err := e.SQS().CreateQueue(context.Background(), &awssqs.CreateQueueInput{QueueName: aws.String(awsemu.Name("webhooks"))})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -80,10 +80,11 @@ func TestWrongCredentials_FailSayWhyAndDisableTheEndpoint(t *testing.T) {
 		}, "access denied"},
 		{"SNS", func(t *testing.T) map[string]any {
 			e := awsemu.Start(t)
-			if _, err := e.SNS().CreateTopic(context.Background(), &awssns.CreateTopicInput{Name: aws.String("webhooks")}); err != nil {
+			tp, err := e.SNS().CreateTopic(context.Background(), &awssns.CreateTopicInput{Name: aws.String(awsemu.Name("webhooks"))})
+			if err != nil {
 				t.Fatal(err)
 			}
-			return map[string]any{"type": "SNS", "sns": map[string]any{"topicArn": awsemu.TopicARN("webhooks"), "region": awsemu.Region,
+			return map[string]any{"type": "SNS", "sns": map[string]any{"topicArn": aws.ToString(tp.TopicArn), "region": awsemu.Region,
 				"accessKeyId": "AKIAUNKNOWN000000000", "secretAccessKey": e.SecretAccessKey, "endpointUrl": e.URL}}
 		}, "access denied"},
 	}

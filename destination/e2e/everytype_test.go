@@ -99,7 +99,7 @@ var everyType = []struct {
 	}},
 	{"SQS", func(t *testing.T) (string, map[string]any, func(*testing.T, int) []message) {
 		e := awsemu.Start(t)
-		q, err := e.SQS().CreateQueue(context.Background(), &awssqs.CreateQueueInput{QueueName: aws.String("orders.fifo"),
+		q, err := e.SQS().CreateQueue(context.Background(), &awssqs.CreateQueueInput{QueueName: aws.String(awsemu.Name("orders.fifo")),
 			Attributes: map[string]string{string(sqstypes.QueueAttributeNameFifoQueue): "true"}})
 		if err != nil {
 			t.Fatal(err)
@@ -111,11 +111,11 @@ var everyType = []struct {
 	{"SNS", func(t *testing.T) (string, map[string]any, func(*testing.T, int) []message) {
 		e := awsemu.Start(t)
 		ctx := context.Background()
-		tp, err := e.SNS().CreateTopic(ctx, &awssns.CreateTopicInput{Name: aws.String("orders")})
+		tp, err := e.SNS().CreateTopic(ctx, &awssns.CreateTopicInput{Name: aws.String(awsemu.Name("orders"))})
 		if err != nil {
 			t.Fatal(err)
 		}
-		q, err := e.SQS().CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String("orders-subscriber")})
+		q, err := e.SQS().CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String(awsemu.Name("orders-subscriber"))})
 		if err != nil {
 			t.Fatal(err)
 		}

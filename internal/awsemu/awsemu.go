@@ -26,8 +26,10 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,6 +109,23 @@ func Start(t testing.TB) *Emulator {
 	e.URL = front.URL
 	e.Addr = strings.TrimPrefix(front.URL, "http://")
 	return e
+}
+
+// names numbers the names Name returns, across every emulator of the
+// process.
+var names atomic.Int64
+
+// Name returns base made unique in the process, keeping a .fifo suffix
+// last: kumo keeps its queues, topics and subscriptions in package-level
+// state that every emulator of a test binary shares, so two tests (or two
+// runs of one, -count) that create the same name would share the queue,
+// and a topic subscribed twice would deliver each message twice.
+func Name(base string) string {
+	n := strconv.FormatInt(names.Add(1), 10)
+	if b, ok := strings.CutSuffix(base, ".fifo"); ok {
+		return b + "-" + n + ".fifo"
+	}
+	return base + "-" + n
 }
 
 // Conns returns how many connections clients have open to the emulator.
