@@ -82,7 +82,9 @@ func TestBrokerEndpoint_ReplayScheduleLiveFeedStatisticsAndMetrics(t *testing.T)
 	want := map[string]bool{first + " FAILED": true, first + " SUCCEEDED": true, scheduled + " SUCCEEDED": true}
 	for deadline := time.Now().Add(30 * time.Second); len(want) > 0 && time.Now().Before(deadline); {
 		r := ws.Next(t, "live", time.Until(deadline))
-		var out struct{ DeliveryUpdated struct{ EventID, Status string } }
+		var out struct {
+			DeliveryUpdated struct{ EventID, Status string }
+		}
 		if err := json.Unmarshal(r.Data, &out); err != nil || len(r.Errors) > 0 {
 			t.Fatalf("live feed: %s %v", r.Data, r.Errors)
 		}
