@@ -34,10 +34,17 @@ const (
 	// nor auto-disable; the delivery is due again after Result.RetryAfter
 	// (or the first retry delay of the endpoint's policy).
 	Deferred
+	// Skipped: Herald did not send the message because the endpoint's
+	// transformation dropped it (returned null). The delivery ends
+	// SUCCEEDED and the attempt is recorded, saying so, but it was no
+	// request to the endpoint: it counts in none of the endpoint's
+	// figures (successes, health, pace, statistics).
+	Skipped
 )
 
 // String returns the outcome's name in lower case: "delivered",
-// "retryable", "permanent", "throttled", "interrupted" or "deferred".
+// "retryable", "permanent", "throttled", "interrupted", "deferred" or
+// "skipped".
 func (o Outcome) String() string {
 	switch o {
 	case Delivered:
@@ -50,6 +57,8 @@ func (o Outcome) String() string {
 		return "interrupted"
 	case Deferred:
 		return "deferred"
+	case Skipped:
+		return "skipped"
 	default:
 		return "permanent"
 	}

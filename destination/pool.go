@@ -124,6 +124,37 @@ func (p *Pool[C]) releaser(key string, e *poolEntry[C]) func(bool) {
 	}
 }
 
+// Drop removes key's connection from the pool if is reports that it is
+// the one meant (a connection that its client saw close: a broker that
+// went away), so that the next Acquire opens a new one at once instead
+// of failing on the dead one. The connection is closed once its last
+// user releases it. A connection still opening is left alone.
+func (p *Pool[C]) Drop(key string, is func(C) bool) {
+	p.mu.Lock()
+	e := p.m[key]
+	if e == nil || e.gone {
+		p.mu.Unlock()
+		return
+	}
+	select {
+	case <-e.ready:
+	default:
+		p.mu.Unlock()
+		return
+	}
+	if e.err != nil || !is(e.conn) {
+		p.mu.Unlock()
+		return
+	}
+	e.gone = true
+	delete(p.m, key)
+	closeIt := e.users == 0
+	p.mu.Unlock()
+	if closeIt {
+		_ = p.close(e.conn)
+	}
+}
+
 // startJanitor starts the goroutine that closes idle connections. The
 // caller holds p.mu.
 func (p *Pool[C]) startJanitor() {

@@ -142,3 +142,35 @@ func TestPool_CloseClosesEverythingAndRefusesMore(t *testing.T) {
 		t.Fatalf("Acquire after Close: %v, want ErrPoolClosed", err)
 	}
 }
+
+func TestPool_DropReplacesAConnectionSeenClosedAndClosesItOnceUnused(t *testing.T) {
+	p, closes := newTestPool(time.Hour)
+	defer p.Close()
+	open := func(context.Context) (*fakeConn, error) { return &fakeConn{}, nil }
+	c1, rel1, _ := p.Acquire(context.Background(), "k", open)
+	p.Drop("k", func(c *fakeConn) bool { return c != c1 }) // another connection: kept
+	if p.Len() != 1 {
+		t.Fatal("Drop removed a connection it was not meant for")
+	}
+	p.Drop("k", func(c *fakeConn) bool { return c == c1 })
+	if p.Len() != 0 {
+		t.Fatal("a dropped connection is still in the pool")
+	}
+	if c1.closed.Load() {
+		t.Fatal("a dropped connection was closed while in use")
+	}
+	c2, rel2, _ := p.Acquire(context.Background(), "k", open)
+	if c2 == c1 {
+		t.Fatal("Acquire returned the dropped connection")
+	}
+	p.Drop("k", func(c *fakeConn) bool { return c == c1 }) // already gone: nothing happens
+	rel1(false)
+	if !c1.closed.Load() || closes.Load() != 1 {
+		t.Fatalf("the dropped connection was not closed once released (closes: %d)", closes.Load())
+	}
+	rel2(false)
+	p.Drop("k", func(c *fakeConn) bool { return c == c2 }) // unused: closed at once
+	if !c2.closed.Load() || closes.Load() != 2 {
+		t.Fatalf("an unused dropped connection was not closed (closes: %d)", closes.Load())
+	}
+}

@@ -493,7 +493,7 @@ func (e *Engine) runWorker() {
 		}
 		e.rec.in <- r
 		d := doneMsg{endpointID: j.EndpointID, requested: r.resp != nil, seq: j.flowSeq}
-		if r.resp != nil && r.resp.Outcome != destination.Interrupted && r.resp.Outcome != destination.Deferred {
+		if r.resp != nil && r.resp.Outcome != destination.Interrupted && r.resp.Outcome != destination.Deferred && r.resp.Outcome != destination.Skipped {
 			d.sent, d.outcome, d.overloaded, d.pause = true, r.resp.Outcome, r.resp.Overloaded, pauseFor(r.resp, j.attempt.Endpoint)
 		}
 		e.sched.done <- d

@@ -470,8 +470,8 @@ func (t *endpointTally) count(res *result, final bool) {
 		return // cancelled: no attempt
 	}
 	at := resp.Completed
-	if resp.Outcome == destination.Deferred {
-		return // not the endpoint's failure: its health stays as it was
+	if resp.Outcome == destination.Deferred || resp.Outcome == destination.Skipped {
+		return // not the endpoint's answer: its health stays as it was
 	}
 	if resp.Outcome == destination.Delivered {
 		t.Successes++
@@ -559,7 +559,7 @@ func attemptRow(j *job, resp *destination.Result, degraded bool, why error) *Att
 	respHeaders, _ := json.Marshal(resp.ResponseHeaders)
 	row := &AttemptRow{
 		ID: ids.NewAt(ids.Attempt, resp.Started), AppID: j.AppID, DeliveryID: j.DeliveryID, EndpointID: j.EndpointID,
-		Number: j.attempt.Number, Trigger: j.trigger, Succeeded: resp.Outcome == destination.Delivered, RequestURL: resp.RequestURL,
+		Number: j.attempt.Number, Trigger: j.trigger, Succeeded: resp.Outcome == destination.Delivered || resp.Outcome == destination.Skipped, RequestURL: resp.RequestURL,
 		RequestHeaders: reqHeaders, ResponseStatus: resp.Status, ResponseHeaders: respHeaders, ResponseBody: resp.ResponseBody,
 		Truncated: resp.Truncated, DurationMs: resp.Duration().Milliseconds(), Error: resp.Error,
 		StartedAt: resp.Started.UTC(), CompletedAt: resp.Completed.UTC(),
@@ -597,7 +597,7 @@ type decision struct {
 func decide(resp *destination.Result, trigger string, number int, policy webhook.RetryPolicy, active bool, r float64) decision {
 	retries := resp.Outcome.Retries()
 	switch {
-	case resp.Outcome == destination.Delivered:
+	case resp.Outcome == destination.Delivered, resp.Outcome == destination.Skipped:
 		return decision{status: "SUCCEEDED"}
 	case trigger == "TEST":
 		return decision{status: "FAILED"}

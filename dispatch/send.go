@@ -82,7 +82,7 @@ func (a *attempt) send(ctx context.Context, now time.Time, policy destination.Po
 
 // transform runs the endpoint's transformation on the message. It returns
 // the attempt's result if the message is not to be sent: the script
-// skipped it (the delivery succeeds without a request), failed (a
+// skipped it (the delivery succeeds without a request: Skipped), failed (a
 // permanent failure, with the script's line and column), or changed the
 // URL to one the destination policy refuses.
 func (a *attempt) transform(started time.Time, policy destination.Policy) *destination.Result {
@@ -103,7 +103,7 @@ func (a *attempt) transform(started time.Time, policy destination.Policy) *desti
 		return done(destination.Permanent, err.Error())
 	case out.Skip:
 		r.ResponseBody = "skipped: the endpoint's transformation returned null for this event, so it was not sent"
-		return done(destination.Delivered, "")
+		return done(destination.Skipped, "")
 	}
 	a.out.Body, a.out.Extra, a.out.Method = out.Body, out.Headers, out.Method
 	if out.URL != "" && http {

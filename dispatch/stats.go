@@ -48,7 +48,8 @@ type statsKey struct {
 // statsRows rolls up the attempts and finished deliveries of a committed
 // batch, by completion time: each attempt lands in its endpoint's and its
 // app's minute and hour buckets. Deliveries failed without an attempt
-// (cancelled) are not counted.
+// (cancelled) and deliveries their transformation skipped are not
+// counted.
 func statsRows(out *commitOutput) []StatsRow {
 	var rows []StatsRow
 	index := make(map[statsKey]int)
@@ -62,7 +63,10 @@ func statsRows(out *commitOutput) []StatsRow {
 	last.minute = -1
 	for i, res := range out.results {
 		resp := res.resp
-		if resp == nil {
+		if resp == nil || resp.Outcome == destination.Skipped {
+			// Cancelled: no attempt. Skipped by the transformation: no
+			// request, counted like an event the endpoint's filter does
+			// not match (in no statistic).
 			continue
 		}
 		at := resp.Completed.UTC()

@@ -169,6 +169,8 @@ func endAttempt(span trace.Span, j *job, resp *destination.Result) {
 	switch {
 	case resp.Outcome == destination.Interrupted:
 		decision = "released" // due again; not recorded
+	case resp.Outcome == destination.Skipped:
+		decision = "skipped"
 	case resp.Outcome != destination.Delivered:
 		d := decide(resp, j.trigger, a.Number, a.Endpoint.Retry, true, 0.5)
 		if d.status == "RETRYING" {
@@ -182,7 +184,7 @@ func endAttempt(span trace.Span, j *job, resp *destination.Result) {
 	if resp.Status != 0 {
 		span.SetAttributes(attribute.Int("http.response.status_code", resp.Status))
 	}
-	if resp.Outcome != destination.Delivered {
+	if resp.Outcome != destination.Delivered && resp.Outcome != destination.Skipped {
 		errType := resp.Error
 		if resp.Status != 0 {
 			errType = strconv.Itoa(resp.Status)

@@ -100,7 +100,7 @@ var _ dispatch.Metrics = (*Metrics)(nil)
 
 // typeMetrics are the attempt metrics of one destination type.
 type typeMetrics struct {
-	attempts [destination.Deferred + 1]prometheus.Counter
+	attempts [destination.Skipped + 1]prometheus.Counter
 	seconds  prometheus.Observer
 }
 
@@ -130,7 +130,7 @@ func New(cfg Config) *Metrics {
 	m := &Metrics{reg: reg}
 
 	m.eventsPublished = f.counter("events_published_total", "Events stored by publishes (publishEvent, publishEvents, and Herald's own webhook.* events).")
-	attempts := f.counterVec("attempts_total", "Attempts sent to endpoints, by destination type (http, rabbitmq, kafka, ...) and result: success (2xx, or a publish the broker acknowledged), retryable (timeout, network error, 408, 425, 5xx, an unacknowledged publish), throttled (429, a broker's throttling error), permanent (any other answer, bad credentials, a missing queue or topic), interrupted (cut off by shutdown; the delivery is sent again), deferred (Herald's side failed; no attempt used).", "destination", "result")
+	attempts := f.counterVec("attempts_total", "Attempts sent to endpoints, by destination type (http, rabbitmq, kafka, ...) and result: success (2xx, or a publish the broker acknowledged), retryable (timeout, network error, 408, 425, 5xx, an unacknowledged publish), throttled (429, a broker's throttling error), permanent (any other answer, bad credentials, a missing queue or topic), interrupted (cut off by shutdown; the delivery is sent again), deferred (Herald's side failed; no attempt used), skipped (the endpoint's transformation dropped the event: nothing was sent).", "destination", "result")
 	seconds := f.histogramVec("attempt_duration_seconds", "Duration of attempts by destination type, from sending the request or publish to reading the response or acknowledgement (or failing).",
 		[]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}, "destination")
 	types := cfg.Destinations
@@ -139,7 +139,7 @@ func New(cfg Config) *Metrics {
 	}
 	newType := func(name string) *typeMetrics {
 		tm := &typeMetrics{seconds: seconds.WithLabelValues(name)}
-		for o := destination.Delivered; o <= destination.Deferred; o++ {
+		for o := destination.Delivered; o <= destination.Skipped; o++ {
 			tm.attempts[o] = attempts.WithLabelValues(name, resultLabel(o))
 		}
 		return tm

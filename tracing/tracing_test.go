@@ -15,11 +15,14 @@ import (
 	"testing"
 	"time"
 
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/heraldhq/herald/internal/brokers"
 	"github.com/heraldhq/herald/internal/heraldtest"
 	"github.com/heraldhq/herald/server"
 	"github.com/heraldhq/herald/tenant"
@@ -321,5 +324,56 @@ func TestTracing_RetriesLinkToThePublishThroughTheDatabase(t *testing.T) {
 	}
 	if got := reqs[1].Header.Get("Traceparent"); !strings.Contains(got, hexID(second.SpanId)) {
 		t.Errorf("the retry carried traceparent %q, want its own span %s", got, hexID(second.SpanId))
+	}
+}
+
+// TestTracing_ABrokerPublishIsAProducerSpanWhoseTraceTheMessageCarries:
+// an attempt on a broker endpoint (NATS JetStream, Debian's nats-server)
+// is a producer span with the messaging attributes, linked to the
+// publish, and the message carries its traceparent as a header, as a
+// webhook does.
+func TestTracing_ABrokerPublishIsAProducerSpanWhoseTraceTheMessageCarries(t *testing.T) {
+	b := brokers.StartNATS(t, brokers.NATSOptions{})
+	nc, err := natsgo.Connect(b.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "WEBHOOKS", Subjects: []string{"webhooks.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := newCollector(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", col.URL)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "20")
+	tp, err := tracing.FromEnv(context.Background(), "test")
+	if err != nil || tp == nil {
+		t.Fatalf("FromEnv = %v, %v", tp, err)
+	}
+	defer tp.Shutdown(context.Background()) //nolint:errcheck
+	s := heraldtest.Start(t, func(c *server.Config) { c.TracerProvider = tp })
+	s.CreateEndpoint(s.Token, map[string]any{"type": "NATS", "nats": map[string]any{"url": b.URL, "subject": "webhooks.{eventType}"}})
+	id := s.Publish(s.Token, "order.created", map[string]any{"n": 1})
+	s.WaitDelivery(s.Token, id, 30*time.Second, func(d heraldtest.Delivery) bool { return d.Status == "SUCCEEDED" })
+
+	pub := col.span(t, "publish", func(s *tracepb.Span) bool { return s.Name == "herald.publish" })
+	att := col.span(t, "attempt", func(s *tracepb.Span) bool { return s.Name == "publish webhooks.{eventType}" })
+	if att.Kind != tracepb.Span_SPAN_KIND_PRODUCER || len(att.Links) != 1 || !slices.Equal(att.Links[0].SpanId, pub.SpanId) {
+		t.Errorf("the attempt is not a producer span linked to the publish: %s", describe(att))
+	}
+	if attr(att, "messaging.system").GetStringValue() != "nats" || attr(att, "herald.destination_type").GetStringValue() != "NATS" ||
+		attr(att, "messaging.message.id").GetStringValue() != id || attr(att, "herald.decision").GetStringValue() != "succeeded" {
+		t.Errorf("the attempt span lacks its messaging attributes or decision: %s", describe(att))
+	}
+	m, err := st.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "00-" + hexID(att.TraceId) + "-" + hexID(att.SpanId) + "-01"
+	if got := m.Header.Get("traceparent"); got != want {
+		t.Errorf("the message carried traceparent %q, want the attempt span's %q", got, want)
 	}
 }

@@ -89,6 +89,9 @@ func (c *client) createEndpoint(ctx context.Context, name, url string, eventType
 // (filter, rateLimit, ordering, ...) and returns its ID.
 func (c *client) createEndpointWith(ctx context.Context, name, url string, eventTypes []string, more map[string]any) (string, error) {
 	in := map[string]any{"name": name, "url": url, "eventTypes": eventTypes, "allowDuplicate": true}
+	if url == "" {
+		delete(in, "url") // a broker endpoint: its configuration is in more
+	}
 	for k, v := range more {
 		in[k] = v
 	}

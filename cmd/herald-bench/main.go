@@ -7,7 +7,7 @@
 //
 // Usage:
 //
-//	herald-bench [--quick] [--scenarios single,batched,...] [--against OLD_BINARY --rounds 3] [--stages] [flags]
+//	herald-bench [--quick] [--scenarios single,batched,...,rabbitmq,nats] [--against OLD_BINARY --rounds 3] [--stages] [flags]
 //
 // --quick runs every scenario small enough to finish in under a minute and
 // checks only correctness (every event delivered, no errors); CI runs it.
@@ -83,7 +83,7 @@ type config struct {
 // allScenarios is every scenario in the order they run. "ceiling" needs
 // no herald: the load generator posts webhook-sized requests straight to
 // the receiver, the most this machine can deliver.
-var allScenarios = []string{"ceiling", "ingest", "single", "batched", "throughput", "fanout", "wide", "filtered", "flow", "latency", "steady", "failure", "live", "backup"}
+var allScenarios = []string{"ceiling", "ingest", "single", "batched", "throughput", "fanout", "wide", "filtered", "flow", "latency", "steady", "failure", "live", "backup", "rabbitmq", "nats"}
 
 func parseConfig(args []string) (*config, error) {
 	c := &config{}

@@ -64,6 +64,10 @@ func (s *scenario) run(ctx context.Context, name string) error {
 		return s.failure(ctx)
 	case "live":
 		return s.latency(ctx, s.c.subscribers, s.c.rate)
+	case "rabbitmq":
+		return s.rabbitmq(ctx, s.c.n(20_000, 1_000))
+	case "nats":
+		return s.nats(ctx, s.c.n(20_000, 1_000))
 	case "long":
 		return s.throughput(ctx, 1, 1_000_000, nil)
 	case "backup":

@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/heraldhq/herald/internal/heraldtest"
+	"github.com/heraldhq/herald/server"
 )
 
 func TestTransformation_ReshapesAddsAHeaderChangesThePathAndSkips(t *testing.T) {
@@ -58,7 +60,11 @@ func hasHeader(hs []struct{ Name, Value string }, name, value string) bool {
 }
 
 func TestTransformation_RunawayScriptsFailAlone(t *testing.T) {
-	s := heraldtest.Start(t)
+	// Each of the 30 looping deliveries fails: with the default
+	// (disabled after 20 failed deliveries in a row) the last ones would
+	// find the endpoint turned off, or not, depending on the machine's
+	// speed. Auto-disable is not what this test is about.
+	s := heraldtest.Start(t, func(c *server.Config) { c.DisableAfter = 1000 })
 	good := heraldtest.NewReceiver(t, nil)
 	bad := heraldtest.NewReceiver(t, nil)
 	s.CreateEndpoint(s.Token, map[string]any{"url": good.URL, "eventTypes": []string{"order.*"}})
@@ -167,4 +173,93 @@ func TestTestTransformation_ShowsTheResultOrTheError(t *testing.T) {
 		t.Fatalf("error = %s", res.Body)
 	}
 	_ = http.MethodPut
+}
+
+// TestTransformation_SkippedEventsCountInNoStatistic: an event the
+// transformation skips ends SUCCEEDED, its attempt saying why, but it was
+// no request to the endpoint: it is not a successful attempt in the
+// endpoint's count, its statistics or its health, like an event its
+// filter does not match.
+func TestTransformation_SkippedEventsCountInNoStatistic(t *testing.T) {
+	s := heraldtest.Start(t)
+	rc := heraldtest.NewReceiver(t, nil)
+	id, _ := s.CreateEndpoint(s.Token, map[string]any{"url": rc.Hook("/hooks"),
+		"transformation": `function handler(w) { return w.payload.data.total === 0 ? null : w }`})
+	var ids []string
+	for _, total := range []int{0, 42, 0, 0} {
+		ids = append(ids, s.Publish(s.Token, "order.created", map[string]any{"total": total}))
+	}
+	waitAll(t, s, ids, 30*time.Second)
+	var out struct {
+		Node struct {
+			SuccessCount, FailureCount int
+			Stats                      struct {
+				Total struct {
+					Attempts   struct{ Total, Succeeded int }
+					Deliveries struct{ Total, Succeeded int }
+				}
+			}
+		}
+	}
+	ok := heraldtest.Eventually(10*time.Second, func() bool {
+		s.Do(s.Token, `query($id: ID!) { node(id: $id) { ... on Endpoint { successCount failureCount
+			stats(window: "1h", bucket: "1h") { total { attempts { total succeeded } deliveries { total succeeded } } } } } }`,
+			map[string]any{"id": id}).Decode(t, &out)
+		return out.Node.Stats.Total.Attempts.Total > 0
+	})
+	n := out.Node
+	if !ok || n.SuccessCount != 1 || n.FailureCount != 0 || n.Stats.Total.Attempts.Total != 1 || n.Stats.Total.Attempts.Succeeded != 1 ||
+		n.Stats.Total.Deliveries.Total != 1 || n.Stats.Total.Deliveries.Succeeded != 1 {
+		t.Fatalf("endpoint figures = %+v, want the one event sent, and the 3 skipped ones in none", n)
+	}
+	if got := len(rc.Requests()); got != 1 {
+		t.Fatalf("the receiver got %d requests, want 1", got)
+	}
+}
+
+// TestTransformation_AURLItChangesIsCheckedByThePolicy: the destination
+// policy allows the receiver's address only; a script that sends the
+// webhook elsewhere (another port on loopback, the cloud metadata
+// address) fails the attempt saying so, and nothing reaches the other
+// address, while a script that only changes the path is sent.
+func TestTransformation_AURLItChangesIsCheckedByThePolicy(t *testing.T) {
+	rc := heraldtest.NewReceiver(t, nil)
+	other := heraldtest.NewReceiver(t, nil)
+	s := heraldtest.Start(t, func(c *server.Config) {
+		c.AllowPrivateDestinations = false
+		c.AllowDestinations = strings.TrimPrefix(rc.URL, "http://")
+	})
+	script := func(url string) string {
+		return "function handler(w) {\n  w.url = " + strconv.Quote(url) + ";\n  return w;\n}"
+	}
+	tests := []struct{ name, url, says string }{
+		{"same address, another path", rc.Hook("/elsewhere"), ""},
+		{"another loopback port", other.Hook("/stolen"), "the url it returned is refused"},
+		{"metadata address", "http://169.254.169.254/latest/meta-data/", "the url it returned is refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ep, _ := s.CreateEndpoint(s.Token, map[string]any{"url": rc.Hook("/hook"), "eventTypes": []string{"order.created"}, "allowDuplicate": true,
+				"retryPolicy": map[string]any{"maxAttempts": 1}, "transformation": script(tt.url)})
+			id := s.Publish(s.Token, "order.created", map[string]any{"n": 1})
+			var d heraldtest.Delivery
+			for _, x := range waitFinished(t, s, id) {
+				if x.EndpointID == ep {
+					d = x
+				}
+			}
+			if tt.says == "" {
+				if d.Status != "SUCCEEDED" || !strings.HasSuffix(d.Attempts.Edges[0].Node.RequestURL, "/elsewhere") {
+					t.Fatalf("want it sent to the new path:\n%v", d)
+				}
+				return
+			}
+			if d.Status != "FAILED" || d.LastError == nil || !strings.Contains(*d.LastError, tt.says) {
+				t.Fatalf("want the changed url refused:\n%v", d)
+			}
+		})
+	}
+	if n := len(other.Requests()); n != 0 {
+		t.Fatalf("the address the policy refuses got %d requests", n)
+	}
 }

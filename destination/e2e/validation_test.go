@@ -69,6 +69,9 @@ func TestDestinations_PrivateBrokerRefusedWithoutAllowPrivate(t *testing.T) {
 		"nats":     {"url": "nats://localhost:4222", "subject": "s"},
 		"kafka":    {"brokers": []string{"10.1.2.3:9092"}, "topic": "t"},
 		"sqs":      {"queueUrl": "http://169.254.169.254/1/q", "region": "eu-west-1", "accessKeyId": "AKIA", "secretAccessKey": "secret-key-0123456789"},
+		"sns": {"topicArn": "arn:aws:sns:eu-west-1:123456789012:webhooks", "region": "eu-west-1", "accessKeyId": "AKIA", "secretAccessKey": "secret-key-0123456789",
+			"endpointUrl": "http://192.168.1.10:4566"},
+		"pubsub": {"projectId": "my-project", "topic": "webhooks", "emulator": "[::1]:8085"},
 	} {
 		r := s.Do(s.Token, createOp, map[string]any{"in": map[string]any{"name": "private", "eventTypes": []string{"*"}, field: cfg}})
 		r.WantError(t, "BAD_USER_INPUT")

@@ -141,6 +141,13 @@ func (t *target) client() (*kgo.Client, error) {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 		kgo.UnknownTopicRetries(1),
+		// One retry within an attempt, after fresh metadata (a leader
+		// that moved); an error the cluster keeps answering
+		// (THROTTLING_QUOTA_EXCEEDED, NOT_ENOUGH_REPLICAS) is reported
+		// and classified instead of retried until the attempt times out:
+		// the endpoint's retry policy and pace decide what happens next.
+		kgo.RecordRetries(1),
+		kgo.MetadataMinAge(time.Second),
 		kgo.ConnIdleTimeout(max(t.d.env.IdleTimeout, time.Second)),
 		kgo.DialTimeout(t.timeout),
 	}

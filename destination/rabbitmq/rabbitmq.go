@@ -265,7 +265,18 @@ func (d *driver) dial(rawURL string, timeout time.Duration) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &conn{c: c, chans: make(map[string]*channel)}, nil
+	cc := &conn{c: c, chans: make(map[string]*channel)}
+	// A broker that goes away (a crash, a restart, a heartbeat missed)
+	// closes the connection: drop it from the pool as soon as the client
+	// sees it, so that the next publish dials the broker again rather
+	// than failing once more on the dead connection.
+	closed := c.NotifyClose(make(chan *amqp.Error, 1))
+	go func() {
+		for range closed {
+		}
+		d.pool.Drop(rawURL, func(x *conn) bool { return x == cc })
+	}()
+	return cc, nil
 }
 
 // conn is a pooled connection with one confirming channel per exchange,
@@ -406,6 +417,8 @@ func classify(err error, timeout time.Duration) (destination.Outcome, string) {
 		return destination.Permanent, "access refused: the broker did not accept the username and password"
 	case errors.Is(err, amqp.ErrVhost):
 		return destination.Permanent, "access refused: the virtual host does not exist or the user may not use it"
+	case errors.Is(err, amqp.ErrClosed): // before As: it is an *amqp.Error too
+		return destination.Retryable, "the connection to the broker was closed"
 	case errors.As(err, &ae):
 		switch ae.Code {
 		case amqp.NotFound:
@@ -416,8 +429,6 @@ func classify(err error, timeout time.Duration) (destination.Outcome, string) {
 			return destination.Throttled, "the broker is out of resources: " + ae.Reason
 		}
 		return destination.Retryable, fmt.Sprintf("broker error %d: %s", ae.Code, ae.Reason)
-	case errors.Is(err, amqp.ErrClosed):
-		return destination.Retryable, "the connection to the broker was closed"
 	case errors.Is(err, errNacked):
 		return destination.Retryable, err.Error()
 	}

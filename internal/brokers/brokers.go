@@ -153,6 +153,7 @@ type RabbitMQ struct {
 	// default virtual host; user guest, password guest).
 	Addr string
 	URL  string
+	dir  string
 	epmd *proc
 	node *proc
 }
@@ -162,28 +163,49 @@ type RabbitMQ struct {
 // stops it when the test ends.
 func StartRabbitMQ(t testing.TB) *RabbitMQ {
 	t.Helper()
+	r, err := RunRabbitMQ()
+	if errors.Is(err, ErrNotInstalled) {
+		require(t, "HERALD_REQUIRE_RABBITMQ", "rabbitmq-server")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// ErrNotInstalled reports that a broker's server is not installed.
+var ErrNotInstalled = errors.New("not installed")
+
+// RunRabbitMQ starts a RabbitMQ node as StartRabbitMQ does, for a program
+// (the benchmark) rather than a test; Close stops it.
+func RunRabbitMQ() (*RabbitMQ, error) {
 	const server = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 	if _, err := os.Stat(server); err != nil {
-		require(t, "HERALD_REQUIRE_RABBITMQ", "rabbitmq-server")
+		return nil, fmt.Errorf("rabbitmq-server: %w", ErrNotInstalled)
 	}
 	epmd, err := exec.LookPath("epmd")
 	if err != nil {
-		require(t, "HERALD_REQUIRE_RABBITMQ", "rabbitmq-server (its epmd)")
+		return nil, fmt.Errorf("rabbitmq-server (its epmd): %w", ErrNotInstalled)
 	}
 	dir, err := os.MkdirTemp("", "herald-rabbitmq-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	amqpPort, distPort, epmdPort := FreePort(t), FreePort(t), FreePort(t)
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	amqpPort, distPort, epmdPort := ports[0], ports[1], ports[2]
 	node := "herald" + strconv.Itoa(amqpPort) + "@localhost"
 	if err := os.WriteFile(filepath.Join(dir, "enabled_plugins"), []byte("[].\n"), 0o644); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	conf := "listeners.tcp.1 = 127.0.0.1:" + strconv.Itoa(amqpPort) + "\n" +
 		"loopback_users = none\n" + "log.console = true\nlog.file = false\n" +
 		"disk_free_limit.absolute = 1\n"
 	if err := os.WriteFile(filepath.Join(dir, "rabbitmq.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	env := append(os.Environ(),
 		"HOME="+dir,
@@ -204,7 +226,7 @@ func StartRabbitMQ(t testing.TB) *RabbitMQ {
 		// Run the VM in place of the script, without an Erlang shell.
 		"RUNNING_UNDER_SYSTEMD=1",
 	)
-	r := &RabbitMQ{Addr: "127.0.0.1:" + strconv.Itoa(amqpPort)}
+	r := &RabbitMQ{Addr: "127.0.0.1:" + strconv.Itoa(amqpPort), dir: dir}
 	r.URL = "amqp://" + r.Addr + "/"
 	r.epmd = &proc{name: "epmd", dir: dir,
 		cmd: func() *exec.Cmd {
@@ -222,18 +244,42 @@ func StartRabbitMQ(t testing.TB) *RabbitMQ {
 		},
 		ready: func() error { return amqpReady(r.URL) },
 	}
-	t.Cleanup(func() {
-		r.node.kill()
-		r.epmd.kill()
-		os.RemoveAll(dir)
-	})
 	if err := r.epmd.start(); err != nil {
-		t.Fatal(err)
+		r.Close()
+		return nil, err
 	}
 	if err := r.node.start(); err != nil {
-		t.Fatal(err)
+		r.Close()
+		return nil, err
 	}
-	return r
+	return r, nil
+}
+
+// Close stops the node and removes its directory.
+func (r *RabbitMQ) Close() {
+	r.node.kill()
+	r.epmd.kill()
+	os.RemoveAll(r.dir)
+}
+
+// freePorts returns n distinct free loopback TCP ports.
+func freePorts(n int) ([]int, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
 }
 
 // Kill kills the node at once, as a crash would.
@@ -272,6 +318,7 @@ type NATS struct {
 	URL  string
 	// Monitor is the HTTP monitoring address (connz, varz).
 	Monitor string
+	dir     string
 	proc    *proc
 }
 
@@ -285,19 +332,37 @@ type NATSOptions struct {
 // directory) for the test, and stops it when the test ends.
 func StartNATS(t testing.TB, opts NATSOptions) *NATS {
 	t.Helper()
+	n, err := RunNATS(opts)
+	if errors.Is(err, ErrNotInstalled) {
+		require(t, "HERALD_REQUIRE_NATS", "nats-server")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	return n
+}
+
+// RunNATS starts a NATS server as StartNATS does, for a program (the
+// benchmark) rather than a test; Close stops it.
+func RunNATS(opts NATSOptions) (*NATS, error) {
 	bin, err := exec.LookPath("nats-server")
 	if err != nil {
 		if _, serr := os.Stat("/usr/sbin/nats-server"); serr != nil {
-			require(t, "HERALD_REQUIRE_NATS", "nats-server")
+			return nil, fmt.Errorf("nats-server: %w", ErrNotInstalled)
 		}
 		bin = "/usr/sbin/nats-server"
 	}
 	dir, err := os.MkdirTemp("", "herald-nats-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	port, mon := FreePort(t), FreePort(t)
-	n := &NATS{Addr: "127.0.0.1:" + strconv.Itoa(port), Monitor: "127.0.0.1:" + strconv.Itoa(mon)}
+	ports, err := freePorts(2)
+	if err != nil {
+		return nil, err
+	}
+	port, mon := ports[0], ports[1]
+	n := &NATS{Addr: "127.0.0.1:" + strconv.Itoa(port), Monitor: "127.0.0.1:" + strconv.Itoa(mon), dir: dir}
 	n.URL = "nats://" + n.Addr
 	args := []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-m", strconv.Itoa(mon), "-js", "-sd", filepath.Join(dir, "js")}
 	if opts.User != "" {
@@ -307,14 +372,17 @@ func StartNATS(t testing.TB, opts NATSOptions) *NATS {
 		cmd:   func() *exec.Cmd { return exec.Command(bin, args...) },
 		ready: func() error { return natsReady(n.Monitor) },
 	}
-	t.Cleanup(func() {
-		n.proc.kill()
-		os.RemoveAll(dir)
-	})
 	if err := n.proc.start(); err != nil {
-		t.Fatal(err)
+		n.Close()
+		return nil, err
 	}
-	return n
+	return n, nil
+}
+
+// Close stops the server and removes its directory.
+func (n *NATS) Close() {
+	n.proc.kill()
+	os.RemoveAll(n.dir)
 }
 
 // Kill kills the server at once, as a crash would.

@@ -323,6 +323,46 @@ type Attempt struct {
 	ErrorMessage          *string
 	RequestURL            string
 	RequestHeaders        []struct{ Name, Value string }
+	StartedAt             time.Time
+}
+
+// String describes a delivery and its attempts in words, so that a failed
+// test says what happened rather than printing pointers.
+func (d Delivery) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "delivery %s (%s to endpoint %s): %s after %d attempts", d.ID, d.EventType, d.EndpointID, d.Status, d.AttemptCount)
+	if d.LastResponseStatus != nil {
+		fmt.Fprintf(&b, ", last status %d", *d.LastResponseStatus)
+	}
+	if d.LastError != nil {
+		fmt.Fprintf(&b, ", last error %q", *d.LastError)
+	}
+	if d.NextAttemptAt != nil {
+		fmt.Fprintf(&b, ", next attempt at %s", d.NextAttemptAt.UTC().Format(time.RFC3339Nano))
+	}
+	for _, e := range d.Attempts.Edges {
+		b.WriteString("\n\t")
+		b.WriteString(e.Node.String())
+	}
+	return b.String()
+}
+
+// String describes an attempt in one line.
+func (a Attempt) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "attempt %d (%s) at %s, %d ms: ", a.AttemptNumber, a.Trigger, a.StartedAt.UTC().Format("15:04:05.000"), a.DurationMs)
+	if a.Succeeded {
+		b.WriteString("succeeded")
+	} else {
+		b.WriteString("failed")
+	}
+	if a.ResponseStatus != nil {
+		fmt.Fprintf(&b, ", status %d", *a.ResponseStatus)
+	}
+	if a.ErrorMessage != nil {
+		fmt.Fprintf(&b, ", error %q", *a.ErrorMessage)
+	}
+	return b.String()
 }
 
 // DeliveryFields selects every field of Delivery (with its first 20
@@ -330,7 +370,7 @@ type Attempt struct {
 const DeliveryFields = `id status attemptCount lastResponseStatus lastError eventType endpointID nextAttemptAt
 	attempts(first: 20, orderBy: {field: ATTEMPT_NUMBER}) { edges { node {
 		id attemptNumber trigger succeeded responseStatus responseBody responseBodyTruncated durationMs errorMessage requestURL
-		requestHeaders { name value } } } }`
+		requestHeaders { name value } startedAt } } }`
 
 // Deliveries returns the deliveries of an event. It reads them ten at a
 // time: a delivery with its attempts' bodies and headers weighs much in
@@ -372,7 +412,7 @@ func (s *Server) WaitDelivery(token, eventID string, timeout time.Duration, cond
 		return len(last) == 1 && cond(last[0])
 	})
 	if !ok {
-		s.t.Fatalf("delivery of event %s did not reach the wanted state within %s; last seen: %+v", eventID, timeout, last)
+		s.t.Fatalf("delivery of event %s did not reach the wanted state within %s; last seen:\n%v", eventID, timeout, last)
 	}
 	return last[0]
 }

@@ -9,7 +9,7 @@ import { STATS_FIELDS, StatsView } from "./stats.jsx";
 import { Verify } from "./verify.jsx";
 import { disabled, health, ordering, pace, plural } from "./words.js";
 
-export const ENDPOINT_FIELDS = `id name description url eventTypes isActive disabledReason disabledAt health timeout
+export const ENDPOINT_FIELDS = `id name description type transformation url eventTypes isActive disabledReason disabledAt health timeout
   retryPolicy { maxAttempts initialDelay backoffMultiplier maxDelay }
   ordering filter rateLimit { requests per }
   flow { concurrency maxConcurrency ratePerSecond pausedUntil throttled }
@@ -201,7 +201,9 @@ function EndpointRow({ ep, can, onEdit, onTest, onRotate, onDelete, onToggle, on
     <li class="card endpoint" data-testid="endpoint" data-endpoint-id={ep.id} data-health={ep.health}>
       <div class="endpoint-main">
         <h2 class="endpoint-name">{ep.name}</h2>
-        <p class="endpoint-url">{ep.url}</p>
+        <p class="endpoint-url">
+          <code>{ep.url}</code>
+        </p>
         {ep.description && <p class="endpoint-desc">{ep.description}</p>}
         <p class="endpoint-types" data-testid="subscriptions">
           {ep.eventTypes.map((t) => (

@@ -1,6 +1,7 @@
 // The endpoint form's section on how requests are sent: authentication,
 // custom headers, retries and the time limit.
 import { Field } from "../ui.jsx";
+import { isHTTP } from "./basics.jsx";
 
 const AUTH_TYPES = [
   ["NONE", "None (check the signature only)"],
@@ -44,9 +45,9 @@ export const delivery = {
   toInput: (v) => {
     const auth = { type: v.auth.type };
     for (const [k] of AUTH_FIELDS[v.auth.type]) if (v.auth[k]) auth[k] = v.auth[k];
+    const http = isHTTP(v) ? { auth, headers: v.headers.filter((h) => h.name || h.value) } : {};
     return {
-      auth,
-      headers: v.headers.filter((h) => h.name || h.value),
+      ...http,
       retryPolicy: {
         maxAttempts: Number(v.retryPolicy.maxAttempts),
         initialDelay: v.retryPolicy.initialDelay,
@@ -59,9 +60,11 @@ export const delivery = {
   Section({ v, set, err, id }) {
     const rp = (k) => (e) => set("retryPolicy", { ...v.retryPolicy, [k]: e.currentTarget.value });
     const header = (i, k) => (e) => set("headers", v.headers.map((x, j) => (j === i ? { ...x, [k]: e.currentTarget.value } : x)));
+    const http = isHTTP(v);
     return (
       <details class="advanced" open={!!(err("auth") || err("headers") || err("retryPolicy") || err("timeout"))}>
-        <summary>Authentication, headers and retries</summary>
+        <summary>{http ? "Authentication, headers and retries" : "Retries and time limit"}</summary>
+        {http && <>
         <Field id={id("auth")} label="Authentication" hint="Sent on top of the signature every request carries." error={err("auth.type")}>
           {(p) => (
             <select {...p} value={v.auth.type} onChange={(e) => set("auth", { type: e.currentTarget.value })} data-testid="auth-type">
@@ -104,6 +107,7 @@ export const delivery = {
             Add header
           </button>
         </fieldset>
+        </>}
         <fieldset class="fieldset grid-4">
           <legend>Retries</legend>
           <Field id={id("attempts")} label="Attempts" hint="1-50, the first included." error={err("retryPolicy.maxAttempts")}>
@@ -119,7 +123,7 @@ export const delivery = {
             {(p) => <input {...p} value={v.retryPolicy.maxDelay} onInput={rp("maxDelay")} />}
           </Field>
         </fieldset>
-        <Field id={id("timeout")} label="Time limit" hint="How long one request may take, from 100ms to 30s." error={err("timeout")}>
+        <Field id={id("timeout")} label="Time limit" hint={http ? "How long one request may take, from 100ms to 30s." : "How long the broker may take to accept an event, from 100ms to 30s."} error={err("timeout")}>
           {(p) => <input {...p} value={v.timeout} onInput={(e) => set("timeout", e.currentTarget.value)} data-testid="timeout" />}
         </Field>
       </details>

@@ -7,13 +7,15 @@
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { fieldErrors } from "../api.js";
 import { Dialog, Notice, focusFirstInvalid, useIds } from "../ui.jsx";
+import { destination } from "./destination.jsx";
 import { basics } from "./basics.jsx";
 import { events } from "./events.jsx";
 import { delivery } from "./delivery.jsx";
 import { controls } from "./controls.jsx";
+import { transformation } from "./transformation.jsx";
 
 /** SECTIONS are the form's sections, in order. */
-export const SECTIONS = [basics, events, delivery, controls];
+export const SECTIONS = [destination, basics, events, delivery, controls, transformation];
 
 const CREATE = `mutation CreateEndpoint($in: CreateEndpointInput!) {
   createEndpoint(input: $in) { secret endpoint { id name } }
