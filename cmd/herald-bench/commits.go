@@ -12,7 +12,7 @@ import (
 // many transactions the publisher and the recorder ran, what they held and
 // how long they took.
 type commitTotals struct {
-	pubCommits, pubEvents, pubSeconds float64
+	pubCommits, pubEvents, pubSeconds  float64
 	recCommits, recResults, recSeconds float64
 }
 
