@@ -13,7 +13,7 @@ import (
 // database schema ent generates: the tables, columns and indexes.
 var schemaFingerprints = map[int]string{
 	1: "339727b4a510b09203bd61e08d8f7be85a198e48f5fe2d1a67ddde1727e208b4", // the first versioned schema: unreleased changes fold into it (with events.trace_parent and delivery_stats)
-	2: "fda0d4eac87b2eebd655f076195abc111a660e03c8cfcf435584e30db84b9969", // app limits, key session scopes, test events, TEST triggers; endpoints.type, destination and transformation
+	2: "861b9a9b68bb410a3b639c37dd18b594e68a6279b8a2deca942780f980b28869", // app limits, key session scopes, test events, TEST triggers; endpoints.type, destination and transformation; endpoints.listener_ttl, listener_session, listener_seen_at, listener_expires_at
 }
 
 // TestSchemaVersion_ChangesWithTheSchema fails when ent/schema changes the
