@@ -209,6 +209,8 @@ export type EndpointType =
   | 'HTTP'
   /** Produces each event to a Kafka topic, keyed by its ordering key, acknowledged by all in-sync replicas. */
   | 'KAFKA'
+  /** Delivers over a herald listen session (herald listen --forward-to), which forwards each event to a local URL: for development. Created by createListener. */
+  | 'LISTENER'
   /** Publishes each event to a NATS subject, acknowledged by the JetStream stream that captures it. */
   | 'NATS'
   /** Publishes each event to a Google Cloud Pub/Sub topic, its headers as attributes and its ordering key passed through. */
