@@ -77,7 +77,7 @@ func (r *Resolver) listen(ctx context.Context, listenerID string) (<-chan *model
 	if err != nil {
 		return nil, err
 	}
-	sess := r.listeners.Attach(ep.ID)
+	sess := r.listeners.Attach(ep.ID, live.LastRead)
 	if err := r.endpoints.ListenerHeld(ctx, ep, sess.ID); err != nil {
 		sess.End(err)
 		done()

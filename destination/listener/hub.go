@@ -57,12 +57,13 @@ func NewHub(cfg HubConfig) *Hub {
 }
 
 // Attach begins a session of a listener on this process: deliveries of the
-// listener are pushed to it from now on. A session of the same listener
-// that was here ends with ErrReplaced, and the other replicas are told to
-// end theirs.
-func (h *Hub) Attach(listenerID string) *Session {
+// listener are pushed to it from now on. lastRead says when the session's
+// connection last received anything from the CLI (nil: unknown). A session
+// of the same listener that was here ends with ErrReplaced, and the other
+// replicas are told to end theirs.
+func (h *Hub) Attach(listenerID string, lastRead func() time.Time) *Session {
 	s := &Session{
-		ID: newToken(), Listener: listenerID, hub: h,
+		ID: newToken(), Listener: listenerID, hub: h, lastRead: lastRead,
 		pushes: make(chan *Push), done: make(chan struct{}), waiting: make(map[string]*waiter),
 	}
 	h.mu.Lock()
@@ -158,8 +159,9 @@ type Session struct {
 	// Listener is the listener's endpoint ID.
 	Listener string
 
-	hub    *Hub
-	pushes chan *Push
+	hub      *Hub
+	lastRead func() time.Time
+	pushes   chan *Push
 	done   chan struct{}
 	once   sync.Once
 	err    error
@@ -245,6 +247,12 @@ func (s *Session) end(err error, detach bool) {
 			s.hub.wake(s.Listener)
 		}
 	})
+}
+
+// silentSince reports whether the session's connection has received
+// nothing since t, as far as it knows.
+func (s *Session) silentSince(t time.Time) bool {
+	return s.lastRead != nil && !s.lastRead().After(t)
 }
 
 // expect registers an attempt waiting for the report of a push.

@@ -83,8 +83,11 @@ func (t *target) Holding() bool { return t.d.hub.Holding(t.id) }
 
 // Send pushes the delivery to the listener's session and waits for its
 // report, up to the endpoint's timeout plus ReportGrace. Without a session
-// here, or if the session ends before it reports, the attempt is
-// Interrupted: not recorded, and due again for the next session.
+// here, if the session ends before it reports, or if its connection stayed
+// silent since the push (a dead connection the session has not found out
+// yet), the attempt is Interrupted: not recorded, and due again for the
+// next session. A CLI that is alive but does not report times out like an
+// HTTP endpoint that does not answer.
 func (t *target) Send(ctx context.Context, m *destination.Message) *destination.Result {
 	now := t.d.env.Now
 	started := now()
@@ -108,6 +111,13 @@ func (t *target) Send(ctx context.Context, m *destination.Message) *destination.
 	wait := time.NewTimer(t.timeout + ReportGrace)
 	defer wait.Stop()
 	timedOut := func() *destination.Result {
+		if s.silentSince(started) {
+			// Nothing came from the CLI since the push, not even a
+			// ping: its connection is likely dead, which the session
+			// finds out within seconds. The delivery waits for the
+			// next session rather than use an attempt.
+			return interrupted("interrupted: the listener's connection has been silent since the delivery was pushed; it is pushed again to the next session")
+		}
 		r.Completed = now()
 		r.Outcome, r.Error = destination.Retryable, "timeout: herald listen did not report the local answer within "+(t.timeout+ReportGrace).String()
 		return r

@@ -85,7 +85,7 @@ func TestSend_PushesSignedAndRecordsTheReport(t *testing.T) {
 	if h.target.(destination.Held).Holding() {
 		t.Fatal("holding without a session")
 	}
-	s := h.hub.Attach("ep_l")
+	s := h.hub.Attach("ep_l", nil)
 	if !h.target.(destination.Held).Holding() {
 		t.Fatal("not holding with a session")
 	}
@@ -141,7 +141,7 @@ func TestSend_ClassifiesTheLocalAnswer(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, 5*time.Second)
-			s := h.hub.Attach("ep_l")
+			s := h.hub.Attach("ep_l", nil)
 			res := h.send(h.message(t))
 			p := next(t, s)
 			rep := tc.report
@@ -165,10 +165,10 @@ func TestSend_ClassifiesTheLocalAnswer(t *testing.T) {
 // session; a late report of it is stale.
 func TestSend_SessionEndingInterruptsTheAttempt(t *testing.T) {
 	h := newHarness(t, 5*time.Second)
-	s := h.hub.Attach("ep_l")
+	s := h.hub.Attach("ep_l", nil)
 	res := h.send(h.message(t))
 	p := next(t, s)
-	s2 := h.hub.Attach("ep_l") // the CLI reconnected
+	s2 := h.hub.Attach("ep_l", nil) // the CLI reconnected
 	r := result(t, res)
 	if r.Outcome != destination.Interrupted {
 		t.Fatalf("result %v %q, want interrupted", r.Outcome, r.Error)
@@ -203,20 +203,45 @@ func TestSend_SessionEndingInterruptsTheAttempt(t *testing.T) {
 	}
 }
 
-func TestSend_SilentCLITimesOut(t *testing.T) {
-	h := newHarness(t, 100*time.Millisecond)
-	s := h.hub.Attach("ep_l")
-	res := h.send(h.message(t))
-	next(t, s)
-	r := result(t, res)
-	if r.Outcome != destination.Retryable || !strings.Contains(r.Error, "timeout") {
-		t.Fatalf("result %v %q, want a retryable timeout", r.Outcome, r.Error)
+// A CLI whose connection is lively but that does not report times out as
+// an HTTP endpoint that does not answer; one whose connection stayed
+// silent since the push is likely gone: the attempt is interrupted, the
+// delivery due again for the next session, without using an attempt.
+func TestSend_UnreportedPushTimesOutOrWaitsForTheNextSession(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		lively  bool
+		outcome destination.Outcome
+	}{
+		{"lively connection", true, destination.Retryable},
+		{"silent connection", false, destination.Interrupted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, 100*time.Millisecond)
+			attached := time.Now()
+			lastRead := func() time.Time {
+				if tc.lively {
+					return time.Now() // pings keep arriving
+				}
+				return attached
+			}
+			s := h.hub.Attach("ep_l", lastRead)
+			res := h.send(h.message(t))
+			next(t, s)
+			r := result(t, res)
+			if r.Outcome != tc.outcome {
+				t.Fatalf("result %v %q, want %v", r.Outcome, r.Error, tc.outcome)
+			}
+			if tc.lively && !strings.Contains(r.Error, "timeout") {
+				t.Fatalf("error %q, want a timeout", r.Error)
+			}
+		})
 	}
 }
 
 func TestSend_CancelledIsInterrupted(t *testing.T) {
 	h := newHarness(t, 5*time.Second)
-	s := h.hub.Attach("ep_l")
+	s := h.hub.Attach("ep_l", nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan *destination.Result, 1)
 	go func() { out <- h.target.Send(ctx, h.message(t)) }()
