@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"os/exec"
@@ -495,4 +496,104 @@ func TestListen_CommandLineMistakes(t *testing.T) {
 		func() string { id, _ := s.CreateEndpoint(s.Token, map[string]any{"name": "web", "url": "http://127.0.0.1:9/x", "eventTypes": []string{"*"}}); return id }())
 	e.fails(exitUsage, "input.ttl", "listen", "--forward-to", "http://localhost:3000", "--ttl", "10s")
 	e.fails(exitNotFound, "not found", "listen", "--forward-to", "http://localhost:3000", "--listener", "ep_01M95000000000000000000000")
+}
+
+// listenIn runs herald listen in this process (against an in-process
+// server) until the test ends, and returns its output.
+func (e *cliEnv) listenIn(args ...string) *heraldtest.SyncBuffer {
+	e.t.Helper()
+	out := &heraldtest.SyncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- execute(ctx, append([]string{"listen"}, args...), strings.NewReader(""), out, out, func(k string) string { return e.vars[k] })
+	}()
+	e.t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			e.t.Errorf("herald listen exited %d; output:\n%s", code, out.String())
+		}
+	})
+	if !heraldtest.Eventually(30*time.Second, func() bool { return regexp.MustCompile(`(?m)^connected`).MatchString(out.String()) }) {
+		e.t.Fatalf("herald listen did not connect; output:\n%s", out.String())
+	}
+	return out
+}
+
+// publishIn publishes an event with an ordering key on an in-process
+// server.
+func publishIn(t *testing.T, s *heraldtest.Server, eventType, key string, payload any) string {
+	t.Helper()
+	in := map[string]any{"eventType": eventType, "payload": payload}
+	if key != "" {
+		in["orderingKey"] = key
+	}
+	var out struct{ PublishEvent struct{ ID string } }
+	s.Do(s.Token, `mutation($in: PublishEventInput!) { publishEvent(input: $in) { id } }`, map[string]any{"in": in}).Decode(t, &out)
+	return out.PublishEvent.ID
+}
+
+// Filters, ordering and rate limits work on listeners as on endpoints.
+func TestListen_FiltersOrderingAndRateLimitsApply(t *testing.T) {
+	t.Parallel()
+	failFirst := func(n int, w http.ResponseWriter, _ *http.Request) {
+		if n == 1 {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}
+	t.Run("filter", func(t *testing.T) {
+		t.Parallel()
+		s := heraldtest.Start(t)
+		rc := heraldtest.NewReceiver(t, nil)
+		newCLI(t, s).listenIn("--forward-to", rc.URL, "--filter", `{"data.total": {"$gte": 1000}}`)
+		publishIn(t, s, "order.created", "", map[string]any{"total": 500})
+		big := publishIn(t, s, "order.created", "", map[string]any{"total": 1500})
+		rc.WaitRequests(t, 1, 30*time.Second)
+		if got := webhookIDs(rc.Requests()); len(got) != 1 || got[0] != big {
+			t.Fatalf("the local receiver got %v, want only %s, whose total matches the filter", got, big)
+		}
+	})
+	t.Run("strict ordering", func(t *testing.T) {
+		t.Parallel()
+		s := heraldtest.Start(t)
+		rc := heraldtest.NewReceiver(t, failFirst)
+		newCLI(t, s).listenIn("--forward-to", rc.URL, "--ordering", "strict")
+		e1 := publishIn(t, s, "order.created", "", map[string]any{"n": 1})
+		e2 := publishIn(t, s, "order.created", "", map[string]any{"n": 2})
+		e3 := publishIn(t, s, "order.created", "", map[string]any{"n": 3})
+		rc.WaitRequests(t, 4, 60*time.Second)
+		if got, want := strings.Join(webhookIDs(rc.Requests()), " "), strings.Join([]string{e1, e1, e2, e3}, " "); got != want {
+			t.Fatalf("the local receiver got %s, want %s: the later events wait for the first one's retry", got, want)
+		}
+	})
+	t.Run("key ordering", func(t *testing.T) {
+		t.Parallel()
+		s := heraldtest.Start(t)
+		rc := heraldtest.NewReceiver(t, failFirst)
+		newCLI(t, s).listenIn("--forward-to", rc.URL, "--ordering", "key")
+		a1 := publishIn(t, s, "order.created", "ord_a", map[string]any{"n": 1})
+		b1 := publishIn(t, s, "order.created", "ord_b", map[string]any{"n": 2})
+		a2 := publishIn(t, s, "order.created", "ord_a", map[string]any{"n": 3})
+		rc.WaitRequests(t, 4, 60*time.Second)
+		if got, want := strings.Join(webhookIDs(rc.Requests()), " "), strings.Join([]string{a1, b1, a1, a2}, " "); got != want {
+			t.Fatalf("the local receiver got %s, want %s: ord_a's second event waits for its first, ord_b's does not", got, want)
+		}
+	})
+	t.Run("rate limit", func(t *testing.T) {
+		t.Parallel()
+		s := heraldtest.Start(t)
+		rc := heraldtest.NewReceiver(t, nil)
+		newCLI(t, s).listenIn("--forward-to", rc.URL, "--rate-limit", "2/1s")
+		for i := range 6 {
+			publishIn(t, s, "order.created", "", map[string]any{"n": i})
+		}
+		rs := rc.WaitRequests(t, 6, 60*time.Second)
+		for i := 2; i < len(rs); i++ {
+			// Two requests per second at most, as the receiver saw them
+			// (give or take the local hop's jitter).
+			if gap := rs[i].At.Sub(rs[i-2].At); gap < 900*time.Millisecond {
+				t.Fatalf("requests %d and %d arrived %s apart: more than 2 in a second", i-2, i, gap)
+			}
+		}
+	})
 }
