@@ -158,6 +158,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Rand is the source of secrets and tokens (default crypto/rand).
 	Rand io.Reader
+	// EndpointsClock is the clock of endpoints' lifecycle: when they were
+	// disabled, when a rotated secret's overlap ends, when a listener's
+	// session was last seen and when the listener expires (default
+	// time.Now). Tests move it forward to see listeners expire.
+	EndpointsClock func() time.Time
+	// ListenerSweep is how often expired listeners are removed (default
+	// 30s).
+	ListenerSweep time.Duration
 }
 
 // Server is a running Herald instance.
@@ -390,6 +398,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.portal = &portal.Service{Client: d.Client, Auth: authn, Rand: cfg.Rand}
 	s.endpoints = &endpoints.Service{
 		Client: d.Client, Catalog: cat, Policy: policy, Destinations: dests, Transforms: transforms, Rand: cfg.Rand, Engine: engine, Observer: observer,
+		Now: cfg.EndpointsClock,
 	}
 	s.listeners = hub
 	schema := graph.NewSchema(graph.Deps{
@@ -483,7 +492,11 @@ func (s *Server) Start() {
 	}
 	go s.runRecheck(s.cfg.RecheckInterval, s.recheck, s.recheckStop)
 	if s.expiring.CompareAndSwap(false, true) {
-		go s.expireListeners(listenerSweep)
+		sweep := s.cfg.ListenerSweep
+		if sweep <= 0 {
+			sweep = listenerSweep
+		}
+		go s.expireListeners(sweep)
 	}
 	s.engine.Start()
 	if s.pruner != nil {
