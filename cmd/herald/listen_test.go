@@ -61,6 +61,19 @@ func (e *listenEnv) start(args ...string) *listenProc {
 	return p
 }
 
+// run runs another herald command where herald listen runs, and returns
+// its output.
+func (e *listenEnv) run(args ...string) string {
+	e.t.Helper()
+	cmd := exec.Command(e.bin, args...)
+	cmd.Env = append(os.Environ(), "HERALD_URL="+e.url, "HERALD_API_KEY="+e.token, "HERALD_CONFIG="+e.config, "HERALD_APP=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		e.t.Fatalf("herald %s: %v; output:\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
 // kill kills the CLI at once, as a crash or a closed laptop would.
 func (p *listenProc) kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
@@ -224,10 +237,16 @@ func TestListen_ForwardsEventsSignedWithThePrintedSecret(t *testing.T) {
 	if len(rc.Requests()) != 1 {
 		t.Fatalf("the local receiver got %d requests, want only the subscribed event", len(rc.Requests()))
 	}
+	// herald endpoints shows it as a listener, connected.
+	if list := e.run("endpoints", "list"); !regexp.MustCompile(listener+`\s+herald listen\s+LISTENER \(connected\)\s+`+regexp.QuoteMeta(rc.Hook("/webhooks"))).MatchString(list) {
+		t.Errorf("herald endpoints list printed:\n%s\nwant the listener as LISTENER (connected)", list)
+	}
+	contains(t, e.run("endpoints", "get", listener), "connected: a herald listen session holds it", "TTL 24h")
 	if code := cli.interrupt(); code != 0 {
 		t.Fatalf("Ctrl-C: exit %d, want 0; output:\n%s", code, cli.out.String())
 	}
 	contains(t, cli.out.String(), "Stopped. Deliveries to "+listener+" wait")
+	contains(t, e.run("endpoints", "get", listener), "not connected: its deliveries wait for herald listen")
 }
 
 // A local failure is retried by Herald with the listener's retry policy,
