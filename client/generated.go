@@ -316,6 +316,28 @@ func (v *CreateEndpointInput) GetSns() *AmazonSNSConfigInput { return v.Sns }
 // GetPubsub returns CreateEndpointInput.Pubsub, and is useful for accessing the field via an interface.
 func (v *CreateEndpointInput) GetPubsub() *GoogleCloudPubSubConfigInput { return v.Pubsub }
 
+type CreateEventTypeInput struct {
+	// Dot-separated lower-case segments, such as "invoice.paid".
+	Name        string  `json:"name"`
+	Description *string `json:"description"`
+	// An example payload, shown to integrators.
+	Example *json.RawMessage `json:"example"`
+	// A JSON Schema (draft 2020-12 or earlier) that published payloads must satisfy.
+	JsonSchema *json.RawMessage `json:"jsonSchema"`
+}
+
+// GetName returns CreateEventTypeInput.Name, and is useful for accessing the field via an interface.
+func (v *CreateEventTypeInput) GetName() string { return v.Name }
+
+// GetDescription returns CreateEventTypeInput.Description, and is useful for accessing the field via an interface.
+func (v *CreateEventTypeInput) GetDescription() *string { return v.Description }
+
+// GetExample returns CreateEventTypeInput.Example, and is useful for accessing the field via an interface.
+func (v *CreateEventTypeInput) GetExample() *json.RawMessage { return v.Example }
+
+// GetJsonSchema returns CreateEventTypeInput.JsonSchema, and is useful for accessing the field via an interface.
+func (v *CreateEventTypeInput) GetJsonSchema() *json.RawMessage { return v.JsonSchema }
+
 // A new listener. It is an endpoint in every other way: filters, ordering, rate
 // limits, retries and the logs work as they do for HTTP endpoints, and
 // updateEndpoint changes them.
@@ -1387,6 +1409,26 @@ func (v *RetryPolicyInput) GetBackoffMultiplier() *float64 { return v.BackoffMul
 // GetMaxDelay returns RetryPolicyInput.MaxDelay, and is useful for accessing the field via an interface.
 func (v *RetryPolicyInput) GetMaxDelay() *string { return v.MaxDelay }
 
+// RetryRefusal includes the requested fields of the GraphQL type RetryRefusal.
+// The GraphQL type's documentation follows.
+//
+// A delivery retryDeliveries did not queue again.
+type RetryRefusal struct {
+	ID string `json:"id"`
+	// What retryDelivery would have answered: NOT_FOUND, CONFLICT (being sent now), FORBIDDEN (endpoint disabled).
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// GetID returns RetryRefusal.ID, and is useful for accessing the field via an interface.
+func (v *RetryRefusal) GetID() string { return v.ID }
+
+// GetCode returns RetryRefusal.Code, and is useful for accessing the field via an interface.
+func (v *RetryRefusal) GetCode() string { return v.Code }
+
+// GetMessage returns RetryRefusal.Message, and is useful for accessing the field via an interface.
+func (v *RetryRefusal) GetMessage() string { return v.Message }
+
 // Changes to an endpoint; omitted fields stay as they are. Changing the URL or
 // event types keeps the signing secret. Setting isActive to true re-enables a
 // disabled endpoint and resets its consecutive failures. A masked credential
@@ -1492,6 +1534,14 @@ func (v *UpdateEndpointInput) GetSns() *AmazonSNSConfigInput { return v.Sns }
 // GetPubsub returns UpdateEndpointInput.Pubsub, and is useful for accessing the field via an interface.
 func (v *UpdateEndpointInput) GetPubsub() *GoogleCloudPubSubConfigInput { return v.Pubsub }
 
+// __archiveEventTypeInput is used internally by genqlient
+type __archiveEventTypeInput struct {
+	Id string `json:"id"`
+}
+
+// GetId returns __archiveEventTypeInput.Id, and is useful for accessing the field via an interface.
+func (v *__archiveEventTypeInput) GetId() string { return v.Id }
+
 // __clearEndpointFilterInput is used internally by genqlient
 type __clearEndpointFilterInput struct {
 	Id string `json:"id"`
@@ -1515,6 +1565,14 @@ type __createEndpointInput struct {
 
 // GetInput returns __createEndpointInput.Input, and is useful for accessing the field via an interface.
 func (v *__createEndpointInput) GetInput() *CreateEndpointInput { return v.Input }
+
+// __createEventTypeInput is used internally by genqlient
+type __createEventTypeInput struct {
+	Input *CreateEventTypeInput `json:"input"`
+}
+
+// GetInput returns __createEventTypeInput.Input, and is useful for accessing the field via an interface.
+func (v *__createEventTypeInput) GetInput() *CreateEventTypeInput { return v.Input }
 
 // __createListenerInput is used internally by genqlient
 type __createListenerInput struct {
@@ -1748,6 +1806,14 @@ type __reportListenerDeliveryInput struct {
 // GetInput returns __reportListenerDeliveryInput.Input, and is useful for accessing the field via an interface.
 func (v *__reportListenerDeliveryInput) GetInput() *ListenerReportInput { return v.Input }
 
+// __retryDeliveriesInput is used internally by genqlient
+type __retryDeliveriesInput struct {
+	Ids []string `json:"ids"`
+}
+
+// GetIds returns __retryDeliveriesInput.Ids, and is useful for accessing the field via an interface.
+func (v *__retryDeliveriesInput) GetIds() []string { return v.Ids }
+
 // __retryDeliveryInput is used internally by genqlient
 type __retryDeliveryInput struct {
 	Id string `json:"id"`
@@ -1771,6 +1837,14 @@ type __revokePortalSessionInput struct {
 
 // GetId returns __revokePortalSessionInput.Id, and is useful for accessing the field via an interface.
 func (v *__revokePortalSessionInput) GetId() string { return v.Id }
+
+// __revokePortalSessionsInput is used internally by genqlient
+type __revokePortalSessionsInput struct {
+	AppID *string `json:"appID"`
+}
+
+// GetAppID returns __revokePortalSessionsInput.AppID, and is useful for accessing the field via an interface.
+func (v *__revokePortalSessionsInput) GetAppID() *string { return v.AppID }
 
 // __rotateEndpointSecretInput is used internally by genqlient
 type __rotateEndpointSecretInput struct {
@@ -1800,6 +1874,14 @@ func (v *__testEndpointInput) GetEventType() string { return v.EventType }
 // GetPayload returns __testEndpointInput.Payload, and is useful for accessing the field via an interface.
 func (v *__testEndpointInput) GetPayload() *json.RawMessage { return v.Payload }
 
+// __unarchiveEventTypeInput is used internally by genqlient
+type __unarchiveEventTypeInput struct {
+	Id string `json:"id"`
+}
+
+// GetId returns __unarchiveEventTypeInput.Id, and is useful for accessing the field via an interface.
+func (v *__unarchiveEventTypeInput) GetId() string { return v.Id }
+
 // __updateEndpointInput is used internally by genqlient
 type __updateEndpointInput struct {
 	Id    string               `json:"id"`
@@ -1811,6 +1893,15 @@ func (v *__updateEndpointInput) GetId() string { return v.Id }
 
 // GetInput returns __updateEndpointInput.Input, and is useful for accessing the field via an interface.
 func (v *__updateEndpointInput) GetInput() *UpdateEndpointInput { return v.Input }
+
+// archiveEventTypeResponse is returned by archiveEventType on success.
+type archiveEventTypeResponse struct {
+	// Archive an event type: it can no longer be published. Herald's system types cannot be archived.
+	ArchiveEventType EventType `json:"archiveEventType"`
+}
+
+// GetArchiveEventType returns archiveEventTypeResponse.ArchiveEventType, and is useful for accessing the field via an interface.
+func (v *archiveEventTypeResponse) GetArchiveEventType() EventType { return v.ArchiveEventType }
 
 // clearEndpointFilterResponse is returned by clearEndpointFilter on success.
 type clearEndpointFilterResponse struct {
@@ -1851,6 +1942,14 @@ type createEndpointResponse struct {
 func (v *createEndpointResponse) GetCreateEndpoint() createEndpointCreateEndpointCreateEndpointPayload {
 	return v.CreateEndpoint
 }
+
+// createEventTypeResponse is returned by createEventType on success.
+type createEventTypeResponse struct {
+	CreateEventType EventType `json:"createEventType"`
+}
+
+// GetCreateEventType returns createEventTypeResponse.CreateEventType, and is useful for accessing the field via an interface.
+func (v *createEventTypeResponse) GetCreateEventType() EventType { return v.CreateEventType }
 
 // createListenerCreateListenerCreateListenerPayload includes the requested fields of the GraphQL type CreateListenerPayload.
 type createListenerCreateListenerCreateListenerPayload struct {
@@ -2660,6 +2759,36 @@ func (v *reportListenerDeliveryResponse) GetReportListenerDelivery() reportListe
 	return v.ReportListenerDelivery
 }
 
+// retryDeliveriesResponse is returned by retryDeliveries on success.
+type retryDeliveriesResponse struct {
+	// Queue another attempt of each of 1-100 deliveries now, as retryDelivery
+	// does for one; those it cannot retry are listed with the reason.
+	RetryDeliveries retryDeliveriesRetryDeliveriesRetryDeliveriesPayload `json:"retryDeliveries"`
+}
+
+// GetRetryDeliveries returns retryDeliveriesResponse.RetryDeliveries, and is useful for accessing the field via an interface.
+func (v *retryDeliveriesResponse) GetRetryDeliveries() retryDeliveriesRetryDeliveriesRetryDeliveriesPayload {
+	return v.RetryDeliveries
+}
+
+// retryDeliveriesRetryDeliveriesRetryDeliveriesPayload includes the requested fields of the GraphQL type RetryDeliveriesPayload.
+type retryDeliveriesRetryDeliveriesRetryDeliveriesPayload struct {
+	// The deliveries queued again, in the order they were named.
+	Deliveries []Delivery `json:"deliveries"`
+	// The deliveries that were not, each with why.
+	NotRetried []RetryRefusal `json:"notRetried"`
+}
+
+// GetDeliveries returns retryDeliveriesRetryDeliveriesRetryDeliveriesPayload.Deliveries, and is useful for accessing the field via an interface.
+func (v *retryDeliveriesRetryDeliveriesRetryDeliveriesPayload) GetDeliveries() []Delivery {
+	return v.Deliveries
+}
+
+// GetNotRetried returns retryDeliveriesRetryDeliveriesRetryDeliveriesPayload.NotRetried, and is useful for accessing the field via an interface.
+func (v *retryDeliveriesRetryDeliveriesRetryDeliveriesPayload) GetNotRetried() []RetryRefusal {
+	return v.NotRetried
+}
+
 // retryDeliveryResponse is returned by retryDelivery on success.
 type retryDeliveryResponse struct {
 	// Queue another attempt of a delivery now.
@@ -2715,6 +2844,28 @@ func (v *revokePortalSessionRevokePortalSessionAPIKey) GetID() string { return v
 
 // GetRevokedAt returns revokePortalSessionRevokePortalSessionAPIKey.RevokedAt, and is useful for accessing the field via an interface.
 func (v *revokePortalSessionRevokePortalSessionAPIKey) GetRevokedAt() *time.Time { return v.RevokedAt }
+
+// revokePortalSessionsResponse is returned by revokePortalSessions on success.
+type revokePortalSessionsResponse struct {
+	// Revoke every working portal session of an app (default: the caller's).
+	RevokePortalSessions revokePortalSessionsRevokePortalSessionsRevokePortalSessionsPayload `json:"revokePortalSessions"`
+}
+
+// GetRevokePortalSessions returns revokePortalSessionsResponse.RevokePortalSessions, and is useful for accessing the field via an interface.
+func (v *revokePortalSessionsResponse) GetRevokePortalSessions() revokePortalSessionsRevokePortalSessionsRevokePortalSessionsPayload {
+	return v.RevokePortalSessions
+}
+
+// revokePortalSessionsRevokePortalSessionsRevokePortalSessionsPayload includes the requested fields of the GraphQL type RevokePortalSessionsPayload.
+type revokePortalSessionsRevokePortalSessionsRevokePortalSessionsPayload struct {
+	// How many working sessions were revoked.
+	Count int `json:"count"`
+}
+
+// GetCount returns revokePortalSessionsRevokePortalSessionsRevokePortalSessionsPayload.Count, and is useful for accessing the field via an interface.
+func (v *revokePortalSessionsRevokePortalSessionsRevokePortalSessionsPayload) GetCount() int {
+	return v.Count
+}
 
 // rotateEndpointSecretResponse is returned by rotateEndpointSecret on success.
 type rotateEndpointSecretResponse struct {
@@ -2815,6 +2966,14 @@ type testEndpointTestEndpointTestEndpointPayloadDelivery struct {
 // GetId returns testEndpointTestEndpointTestEndpointPayloadDelivery.Id, and is useful for accessing the field via an interface.
 func (v *testEndpointTestEndpointTestEndpointPayloadDelivery) GetId() string { return v.Id }
 
+// unarchiveEventTypeResponse is returned by unarchiveEventType on success.
+type unarchiveEventTypeResponse struct {
+	UnarchiveEventType EventType `json:"unarchiveEventType"`
+}
+
+// GetUnarchiveEventType returns unarchiveEventTypeResponse.UnarchiveEventType, and is useful for accessing the field via an interface.
+func (v *unarchiveEventTypeResponse) GetUnarchiveEventType() EventType { return v.UnarchiveEventType }
+
 // updateEndpointResponse is returned by updateEndpoint on success.
 type updateEndpointResponse struct {
 	UpdateEndpoint Endpoint `json:"updateEndpoint"`
@@ -2890,6 +3049,49 @@ func (v *viewerViewerApp) GetID() string { return v.ID }
 
 // GetName returns viewerViewerApp.Name, and is useful for accessing the field via an interface.
 func (v *viewerViewerApp) GetName() string { return v.Name }
+
+// The mutation executed by archiveEventType.
+const archiveEventType_Operation = `
+mutation archiveEventType ($id: ID!) {
+	archiveEventType(id: $id) {
+		... EventType
+	}
+}
+fragment EventType on EventType {
+	id
+	name
+	description
+	example
+	jsonSchema
+	builtIn
+	archivedAt
+}
+`
+
+func archiveEventType(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	id string,
+) (data_ *archiveEventTypeResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "archiveEventType",
+		Query:  archiveEventType_Operation,
+		Variables: &__archiveEventTypeInput{
+			Id: id,
+		},
+	}
+
+	data_ = &archiveEventTypeResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
 
 // The mutation executed by clearEndpointFilter.
 const clearEndpointFilter_Operation = `
@@ -3192,6 +3394,49 @@ func createEndpoint(
 	}
 
 	data_ = &createEndpointResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The mutation executed by createEventType.
+const createEventType_Operation = `
+mutation createEventType ($input: CreateEventTypeInput!) {
+	createEventType(input: $input) {
+		... EventType
+	}
+}
+fragment EventType on EventType {
+	id
+	name
+	description
+	example
+	jsonSchema
+	builtIn
+	archivedAt
+}
+`
+
+func createEventType(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	input *CreateEventTypeInput,
+) (data_ *createEventTypeResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "createEventType",
+		Query:  createEventType_Operation,
+		Variables: &__createEventTypeInput{
+			Input: input,
+		},
+	}
+
+	data_ = &createEventTypeResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(
@@ -4487,6 +4732,63 @@ func reportListenerDelivery(
 	return data_, err_
 }
 
+// The mutation executed by retryDeliveries.
+const retryDeliveries_Operation = `
+mutation retryDeliveries ($ids: [ID!]!) {
+	retryDeliveries(ids: $ids) {
+		deliveries {
+			... Delivery
+		}
+		notRetried {
+			id
+			code
+			message
+		}
+	}
+}
+fragment Delivery on Delivery {
+	id
+	eventID
+	endpointID
+	eventType
+	orderingKey
+	status
+	attemptCount
+	lastAttemptAt
+	lastResponseStatus
+	lastError
+	nextAttemptAt
+	completedAt
+	createdAt
+	updatedAt
+}
+`
+
+func retryDeliveries(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	ids []string,
+) (data_ *retryDeliveriesResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "retryDeliveries",
+		Query:  retryDeliveries_Operation,
+		Variables: &__retryDeliveriesInput{
+			Ids: ids,
+		},
+	}
+
+	data_ = &retryDeliveriesResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The mutation executed by retryDelivery.
 const retryDelivery_Operation = `
 mutation retryDelivery ($id: ID!) {
@@ -4595,6 +4897,40 @@ func revokePortalSession(
 	}
 
 	data_ = &revokePortalSessionResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The mutation executed by revokePortalSessions.
+const revokePortalSessions_Operation = `
+mutation revokePortalSessions ($appID: ID) {
+	revokePortalSessions(appId: $appID) {
+		count
+	}
+}
+`
+
+func revokePortalSessions(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	appID *string,
+) (data_ *revokePortalSessionsResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "revokePortalSessions",
+		Query:  revokePortalSessions_Operation,
+		Variables: &__revokePortalSessionsInput{
+			AppID: appID,
+		},
+	}
+
+	data_ = &revokePortalSessionsResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(
@@ -4777,6 +5113,49 @@ func testEndpoint(
 	}
 
 	data_ = &testEndpointResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The mutation executed by unarchiveEventType.
+const unarchiveEventType_Operation = `
+mutation unarchiveEventType ($id: ID!) {
+	unarchiveEventType(id: $id) {
+		... EventType
+	}
+}
+fragment EventType on EventType {
+	id
+	name
+	description
+	example
+	jsonSchema
+	builtIn
+	archivedAt
+}
+`
+
+func unarchiveEventType(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	id string,
+) (data_ *unarchiveEventTypeResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "unarchiveEventType",
+		Query:  unarchiveEventType_Operation,
+		Variables: &__unarchiveEventTypeInput{
+			Id: id,
+		},
+	}
+
+	data_ = &unarchiveEventTypeResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(
