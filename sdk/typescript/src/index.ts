@@ -8,6 +8,8 @@ import * as ops from "./operations.js";
 export * from "./webhook.js";
 export type {
   CreateEndpointInput,
+  CreateEventTypeInput,
+  CreateListenerInput,
   CreatePortalSessionInput,
   DeliveryChangeKind,
   DeliveryStatus,
@@ -35,6 +37,12 @@ export type EndpointChange = G.EndpointUpdatedSubscription["endpointUpdated"];
 export type EventPublication = G.EventPublishedSubscription["eventPublished"];
 /** The outcome of testEndpoint. */
 export type TestResult = G.TestEndpointMutation["testEndpoint"];
+/** An event type of the app's catalog. */
+export type EventType = G.EventTypeFieldsFragment;
+/** A listener's session and expiry (an endpoint of type LISTENER, opened by herald listen). */
+export type Listener = NonNullable<Endpoint["listener"]>;
+/** A delivery retryDeliveries did not queue again, with the code retryDelivery would have answered. */
+export type RetryRefusal = G.RetryDeliveriesMutation["retryDeliveries"]["notRetried"][number];
 /** A customer-portal link. */
 export type PortalSession = G.CreatePortalSessionMutation["createPortalSession"];
 
@@ -321,6 +329,11 @@ export class HeraldClient {
     return (await this.request<G.RetryDeliveryMutation, G.RetryDeliveryMutationVariables>(ops.RetryDelivery, { id })).retryDelivery;
   }
 
+  /** Queues another attempt of each of up to 100 deliveries now; those it could not are listed with why. */
+  async retryDeliveries(ids: string[]): Promise<{ deliveries: Delivery[]; notRetried: RetryRefusal[] }> {
+    return (await this.request<G.RetryDeliveriesMutation, G.RetryDeliveriesMutationVariables>(ops.RetryDeliveries, { ids })).retryDeliveries;
+  }
+
   /** Queues again an endpoint's deliveries with the status (FAILED by default) created since a time; returns how many. */
   async replayDeliveries(endpointID: string, since: Date | string, status?: G.DeliveryStatus): Promise<number> {
     const r = await this.request<G.ReplayDeliveriesMutation, G.ReplayDeliveriesMutationVariables>(ops.ReplayDeliveries, { endpointID, since: iso(since)!, status });
@@ -330,6 +343,54 @@ export class HeraldClient {
   /** Opens the customer portal: a link with a scoped, expiring token. */
   async createPortalSession(input: G.CreatePortalSessionInput = {}): Promise<PortalSession> {
     return (await this.request<G.CreatePortalSessionMutation, G.CreatePortalSessionMutationVariables>(ops.CreatePortalSession, { input })).createPortalSession;
+  }
+
+  /** Ends a portal session at once (its id is PortalSession.apiKey.id), closing its live connections. */
+  async revokePortalSession(id: string): Promise<void> {
+    await this.request<G.RevokePortalSessionMutation, G.RevokePortalSessionMutationVariables>(ops.RevokePortalSession, { id });
+  }
+
+  /** Ends every working portal session of an app (default: the key's own); returns how many. */
+  async revokePortalSessions(appID?: string): Promise<number> {
+    return (await this.request<G.RevokePortalSessionsMutation, G.RevokePortalSessionsMutationVariables>(ops.RevokePortalSessions, { appID })).revokePortalSessions.count;
+  }
+
+  /** The app's catalog of event types, by name. */
+  async eventTypes(q: ListOptions = {}): Promise<Page<EventType>> {
+    const r = await this.request<G.ListEventTypesQuery, G.ListEventTypesQueryVariables>(ops.ListEventTypes, { first: q.first ?? 20, after: q.after });
+    return page(r.eventTypes);
+  }
+
+  /** An event type of the catalog, by name. */
+  async eventType(name: string): Promise<EventType> {
+    const r = await this.request<G.ListEventTypesQuery, G.ListEventTypesQueryVariables>(ops.ListEventTypes, { first: 1, name });
+    const n = r.eventTypes.edges?.[0]?.node;
+    if (!n) throw new HeraldError(`event type ${JSON.stringify(name)} is not in the app's catalog`, "NOT_FOUND");
+    return n;
+  }
+
+  /** Adds a type to the catalog, with an optional description, example payload and JSON Schema. */
+  async createEventType(input: G.CreateEventTypeInput): Promise<EventType> {
+    return (await this.request<G.CreateEventTypeMutation, G.CreateEventTypeMutationVariables>(ops.CreateEventType, { input })).createEventType;
+  }
+
+  /** Archives a type (by id): it can no longer be published. */
+  async archiveEventType(id: string): Promise<EventType> {
+    return (await this.request<G.ArchiveEventTypeMutation, G.ArchiveEventTypeMutationVariables>(ops.ArchiveEventType, { id })).archiveEventType;
+  }
+
+  /** Brings an archived type back. */
+  async unarchiveEventType(id: string): Promise<EventType> {
+    return (await this.request<G.UnarchiveEventTypeMutation, G.UnarchiveEventTypeMutationVariables>(ops.UnarchiveEventType, { id })).unarchiveEventType;
+  }
+
+  /**
+   * Opens a listener: a temporary endpoint whose deliveries go over a listen
+   * subscription (what herald listen holds) instead of HTTP. Returns it
+   * with its signing secret.
+   */
+  async createListener(input: G.CreateListenerInput): Promise<{ endpoint: Endpoint; secret: string }> {
+    return (await this.request<G.CreateListenerMutation, G.CreateListenerMutationVariables>(ops.CreateListener, { input })).createListener;
   }
 
   /**

@@ -117,6 +117,40 @@ export type CreateEndpointInput = {
   url?: string | null | undefined;
 };
 
+export type CreateEventTypeInput = {
+  description?: string | null | undefined;
+  /** An example payload, shown to integrators. */
+  example?: unknown;
+  /** A JSON Schema (draft 2020-12 or earlier) that published payloads must satisfy. */
+  jsonSchema?: unknown;
+  /** Dot-separated lower-case segments, such as "invoice.paid". */
+  name: string;
+};
+
+/**
+ * A new listener. It is an endpoint in every other way: filters, ordering, rate
+ * limits, retries and the logs work as they do for HTTP endpoints, and
+ * updateEndpoint changes them.
+ */
+export type CreateListenerInput = {
+  /** Event types to receive: names ("order.created"), prefix patterns ("order.*") or "*" for all. */
+  eventTypes: Array<string>;
+  /** Deliver only events whose envelope matches this payload filter (see createEndpoint). */
+  filter?: unknown;
+  /** Where the CLI forwards, shown as the listener's url; Herald never connects to it. */
+  forwardTo?: string | null | undefined;
+  /** A name for it (default "herald listen"). */
+  name?: string | null | undefined;
+  /** In which order events are sent (default NONE: one at a time, as they fall due). */
+  ordering?: Ordering | null | undefined;
+  rateLimit?: RateLimitInput | null | undefined;
+  retryPolicy?: RetryPolicyInput | null | undefined;
+  /** Time limit of the local request, 100ms-30s (default 10s). */
+  timeout?: string | null | undefined;
+  /** How long the listener outlives its last session, 1m-168h (default 24h). */
+  ttl?: string | null | undefined;
+};
+
 export type CreatePortalSessionInput = {
   /** The app whose portal to open; default: the caller's. Only admin keys may name another app. */
   appId?: string | null | undefined;
@@ -373,7 +407,9 @@ export type UpdateEndpointInput = {
 
 export type EventFieldsFragment = { id: string, eventType: string, payload: unknown, idempotencyKey: string | null, orderingKey: string | null, deliverAt: string | null, deliveryCount: number, createdAt: string };
 
-export type EndpointFieldsFragment = { id: string, name: string, description: string, url: string, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }> };
+export type EndpointFieldsFragment = { id: string, name: string, description: string, url: string, type: EndpointType, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }>, listener: { ttl: string, connected: boolean, lastSeenAt: string | null, expiresAt: string } | null };
+
+export type EventTypeFieldsFragment = { id: string, name: string, description: string, example: unknown, jsonSchema: unknown, builtIn: boolean, archivedAt: string | null };
 
 export type DeliveryFieldsFragment = { id: string, eventID: string, endpointID: string, eventType: string, orderingKey: string | null, status: DeliveryStatus, attemptCount: number, lastAttemptAt: string | null, lastResponseStatus: number | null, lastError: string | null, nextAttemptAt: string | null, completedAt: string | null, createdAt: string };
 
@@ -426,21 +462,21 @@ export type ListEndpointsQueryVariables = Exact<{
 }>;
 
 
-export type ListEndpointsQuery = { endpoints: { totalCount: number, pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, name: string, description: string, url: string, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }> } | null } | null> | null } };
+export type ListEndpointsQuery = { endpoints: { totalCount: number, pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, name: string, description: string, url: string, type: EndpointType, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }>, listener: { ttl: string, connected: boolean, lastSeenAt: string | null, expiresAt: string } | null } | null } | null> | null } };
 
 export type GetEndpointQueryVariables = Exact<{
   id: string;
 }>;
 
 
-export type GetEndpointQuery = { endpoints: { edges: Array<{ node: { id: string, name: string, description: string, url: string, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }> } | null } | null> | null } };
+export type GetEndpointQuery = { endpoints: { edges: Array<{ node: { id: string, name: string, description: string, url: string, type: EndpointType, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }>, listener: { ttl: string, connected: boolean, lastSeenAt: string | null, expiresAt: string } | null } | null } | null> | null } };
 
 export type CreateEndpointMutationVariables = Exact<{
   input: CreateEndpointInput;
 }>;
 
 
-export type CreateEndpointMutation = { createEndpoint: { secret: string, endpoint: { id: string, name: string, description: string, url: string, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }> } } };
+export type CreateEndpointMutation = { createEndpoint: { secret: string, endpoint: { id: string, name: string, description: string, url: string, type: EndpointType, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }>, listener: { ttl: string, connected: boolean, lastSeenAt: string | null, expiresAt: string } | null } } };
 
 export type UpdateEndpointMutationVariables = Exact<{
   id: string;
@@ -448,7 +484,7 @@ export type UpdateEndpointMutationVariables = Exact<{
 }>;
 
 
-export type UpdateEndpointMutation = { updateEndpoint: { id: string, name: string, description: string, url: string, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }> } };
+export type UpdateEndpointMutation = { updateEndpoint: { id: string, name: string, description: string, url: string, type: EndpointType, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }>, listener: { ttl: string, connected: boolean, lastSeenAt: string | null, expiresAt: string } | null } };
 
 export type DeleteEndpointMutationVariables = Exact<{
   id: string;
@@ -463,7 +499,7 @@ export type RotateEndpointSecretMutationVariables = Exact<{
 }>;
 
 
-export type RotateEndpointSecretMutation = { rotateEndpointSecret: { secret: string, endpoint: { id: string, name: string, description: string, url: string, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }> } } };
+export type RotateEndpointSecretMutation = { rotateEndpointSecret: { secret: string, endpoint: { id: string, name: string, description: string, url: string, type: EndpointType, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }>, listener: { ttl: string, connected: boolean, lastSeenAt: string | null, expiresAt: string } | null } } };
 
 export type TestEndpointMutationVariables = Exact<{
   id: string;
@@ -502,6 +538,13 @@ export type RetryDeliveryMutationVariables = Exact<{
 
 export type RetryDeliveryMutation = { retryDelivery: { id: string, eventID: string, endpointID: string, eventType: string, orderingKey: string | null, status: DeliveryStatus, attemptCount: number, lastAttemptAt: string | null, lastResponseStatus: number | null, lastError: string | null, nextAttemptAt: string | null, completedAt: string | null, createdAt: string } };
 
+export type RetryDeliveriesMutationVariables = Exact<{
+  ids: Array<string> | string;
+}>;
+
+
+export type RetryDeliveriesMutation = { retryDeliveries: { deliveries: Array<{ id: string, eventID: string, endpointID: string, eventType: string, orderingKey: string | null, status: DeliveryStatus, attemptCount: number, lastAttemptAt: string | null, lastResponseStatus: number | null, lastError: string | null, nextAttemptAt: string | null, completedAt: string | null, createdAt: string }>, notRetried: Array<{ id: string, code: string, message: string }> } };
+
 export type ReplayDeliveriesMutationVariables = Exact<{
   endpointID: string;
   since: string;
@@ -517,6 +560,57 @@ export type CreatePortalSessionMutationVariables = Exact<{
 
 
 export type CreatePortalSessionMutation = { createPortalSession: { url: string, token: string, expiresAt: string, readOnly: boolean, apiKey: { id: string } } };
+
+export type RevokePortalSessionMutationVariables = Exact<{
+  id: string;
+}>;
+
+
+export type RevokePortalSessionMutation = { revokePortalSession: { id: string, revokedAt: string | null } };
+
+export type RevokePortalSessionsMutationVariables = Exact<{
+  appID?: string | null | undefined;
+}>;
+
+
+export type RevokePortalSessionsMutation = { revokePortalSessions: { count: number } };
+
+export type ListEventTypesQueryVariables = Exact<{
+  first: number;
+  after?: string | null | undefined;
+  name?: string | null | undefined;
+}>;
+
+
+export type ListEventTypesQuery = { eventTypes: { totalCount: number, pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, name: string, description: string, example: unknown, jsonSchema: unknown, builtIn: boolean, archivedAt: string | null } | null } | null> | null } };
+
+export type CreateEventTypeMutationVariables = Exact<{
+  input: CreateEventTypeInput;
+}>;
+
+
+export type CreateEventTypeMutation = { createEventType: { id: string, name: string, description: string, example: unknown, jsonSchema: unknown, builtIn: boolean, archivedAt: string | null } };
+
+export type ArchiveEventTypeMutationVariables = Exact<{
+  id: string;
+}>;
+
+
+export type ArchiveEventTypeMutation = { archiveEventType: { id: string, name: string, description: string, example: unknown, jsonSchema: unknown, builtIn: boolean, archivedAt: string | null } };
+
+export type UnarchiveEventTypeMutationVariables = Exact<{
+  id: string;
+}>;
+
+
+export type UnarchiveEventTypeMutation = { unarchiveEventType: { id: string, name: string, description: string, example: unknown, jsonSchema: unknown, builtIn: boolean, archivedAt: string | null } };
+
+export type CreateListenerMutationVariables = Exact<{
+  input: CreateListenerInput;
+}>;
+
+
+export type CreateListenerMutation = { createListener: { secret: string, endpoint: { id: string, name: string, description: string, url: string, type: EndpointType, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }>, listener: { ttl: string, connected: boolean, lastSeenAt: string | null, expiresAt: string } | null } } };
 
 export type DeliveryUpdatedSubscriptionVariables = Exact<{
   endpointID?: string | null | undefined;
