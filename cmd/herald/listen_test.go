@@ -155,7 +155,9 @@ type listenerDelivery struct {
 func deliveriesOf(t *testing.T, p *heraldtest.Process, token, endpointID string) []listenerDelivery {
 	t.Helper()
 	var out struct {
-		Deliveries struct{ Edges []struct{ Node listenerDelivery } }
+		Deliveries struct {
+			Edges []struct{ Node listenerDelivery }
+		}
 	}
 	decode(t, p.GraphQL(t, token, `query($id: ID!) { deliveries(first: 20, where: {endpointID: $id}, orderBy: {field: CREATED_AT}) { edges { node {
   id status eventID attemptCount attempts(first: 3, orderBy: {field: ATTEMPT_NUMBER}) { edges { node { attemptNumber responseStatus responseBody errorMessage } } } } } } }`,
@@ -238,7 +240,7 @@ func TestListen_ForwardsEventsSignedWithThePrintedSecret(t *testing.T) {
 		t.Fatalf("the local receiver got %d requests, want only the subscribed event", len(rc.Requests()))
 	}
 	// herald endpoints shows it as a listener, connected.
-	if list := e.run("endpoints", "list"); !regexp.MustCompile(listener+`\s+herald listen\s+LISTENER \(connected\)\s+`+regexp.QuoteMeta(rc.Hook("/webhooks"))).MatchString(list) {
+	if list := e.run("endpoints", "list"); !regexp.MustCompile(listener + `\s+herald listen\s+LISTENER \(connected\)\s+` + regexp.QuoteMeta(rc.Hook("/webhooks"))).MatchString(list) {
 		t.Errorf("herald endpoints list printed:\n%s\nwant the listener as LISTENER (connected)", list)
 	}
 	contains(t, e.run("endpoints", "get", listener), "connected: a herald listen session holds it", "TTL 24h")
@@ -512,7 +514,10 @@ func TestListen_CommandLineMistakes(t *testing.T) {
 	e.fails(exitUsage, "--forward-to is required", "listen")
 	e.fails(exitUsage, "want an http(s) URL", "listen", "--forward-to", "localhost:3000")
 	e.fails(exitUsage, "not a listener", "listen", "--forward-to", "http://localhost:3000", "--listener",
-		func() string { id, _ := s.CreateEndpoint(s.Token, map[string]any{"name": "web", "url": "http://127.0.0.1:9/x", "eventTypes": []string{"*"}}); return id }())
+		func() string {
+			id, _ := s.CreateEndpoint(s.Token, map[string]any{"name": "web", "url": "http://127.0.0.1:9/x", "eventTypes": []string{"*"}})
+			return id
+		}())
 	e.fails(exitUsage, "input.ttl", "listen", "--forward-to", "http://localhost:3000", "--ttl", "10s")
 	e.fails(exitNotFound, "not found", "listen", "--forward-to", "http://localhost:3000", "--listener", "ep_01M95000000000000000000000")
 }
