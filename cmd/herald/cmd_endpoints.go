@@ -507,7 +507,12 @@ answer. Exits with 1 when the endpoint does not answer 2xx.`,
 					if r.Error != nil {
 						kv = append(kv, "Error", *r.Error)
 					}
-					kv = append(kv, "Response", body, "Attempt", r.Attempt.ID)
+					kv = append(kv, "Response", body)
+					if r.Attempt != nil {
+						kv = append(kv, "Attempt", r.Attempt.ID)
+					} else {
+						kv = append(kv, "Delivery", r.DeliveryID+" (not sent yet)")
+					}
 					if err := fields(c.stdout, kv...); err != nil {
 						return err
 					}

@@ -621,3 +621,24 @@ func TestListen_FiltersOrderingAndRateLimitsApply(t *testing.T) {
 		}
 	})
 }
+
+// herald endpoints test on a listener that no session holds says that the
+// test waits for herald listen, and which delivery to follow; once herald
+// listen holds it, the test goes through it to the local receiver.
+func TestListen_EndpointsTestOfAListener(t *testing.T) {
+	t.Parallel()
+	s := heraldtest.Start(t)
+	e := newCLI(t, s)
+	var out struct {
+		CreateListener struct{ Endpoint struct{ ID string } }
+	}
+	s.Do(s.Token, `mutation { createListener(input: {eventTypes: ["*"], forwardTo: "http://localhost:3000/hooks", timeout: "100ms"}) { endpoint { id } } }`, nil).Decode(t, &out)
+	id := out.CreateListener.Endpoint.ID
+	r := e.fails(exitFailure, "waits for herald listen", "endpoints", "test", id)
+	contains(t, r.stdout, "not sent yet")
+
+	rc := heraldtest.NewReceiver(t, nil)
+	e.listenIn("--forward-to", rc.URL, "--listener", id)
+	rc.WaitRequests(t, 1, 30*time.Second) // the first test, caught up on
+	contains(t, e.ok("endpoints", "test", id), "Delivered:  yes", "Status:     200")
+}
