@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -641,4 +642,47 @@ func TestListen_EndpointsTestOfAListener(t *testing.T) {
 	e.listenIn("--forward-to", rc.URL, "--listener", id)
 	rc.WaitRequests(t, 1, 30*time.Second) // the first test, caught up on
 	contains(t, e.ok("endpoints", "test", id), "Delivered:  yes", "Status:     200")
+}
+
+// With --json, herald listen prints one JSON object per line for scripts:
+// the listener and its secret, each connection, each forwarded delivery.
+func TestListen_JSONLinesForScripts(t *testing.T) {
+	t.Parallel()
+	srv := startSQLite(t, filepath.Join(t.TempDir(), "herald.db"))
+	rc := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusAccepted) })
+	e := newListenEnv(t, srv.URL, srv.Token)
+	cli := e.start("--forward-to", rc.URL, "--events", "order.*", "--json")
+	cli.wait(`"status":"connected"`, 30*time.Second)
+	ev := publish(t, srv, srv.Token, "order.created", map[string]any{"orderId": "ord_1"})
+	cli.wait(`"eventId":"`+ev+`"`, 30*time.Second)
+	if code := cli.interrupt(); code != 0 {
+		t.Fatalf("Ctrl-C: exit %d; output:\n%s", code, cli.out.String())
+	}
+
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(cli.out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("a line is not JSON: %q (%v); output:\n%s", l, err, cli.out.String())
+		}
+		lines = append(lines, m)
+	}
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want the listener, the connection and the delivery:\n%s", len(lines), cli.out.String())
+	}
+	head, conn, fwd := lines[0], lines[1], lines[2]
+	secret, _ := head["secret"].(string)
+	l, _ := head["listener"].(map[string]any)
+	if !strings.HasPrefix(secret, "whsec_") || head["resumed"] != false || head["forwardTo"] != rc.URL || l == nil || l["type"] != "LISTENER" {
+		t.Fatalf("first line %v, want the new listener with its secret", head)
+	}
+	if conn["status"] != "connected" || conn["waiting"] != float64(0) {
+		t.Fatalf("second line %v", conn)
+	}
+	if fwd["eventId"] != ev || fwd["eventType"] != "order.created" || fwd["status"] != float64(202) || fwd["attempt"] != float64(1) || fwd["deliveryId"] == "" {
+		t.Fatalf("delivery line %v", fwd)
+	}
+	if err := webhook.Verify(secret, rc.Requests()[0].Header, rc.Requests()[0].Body); err != nil {
+		t.Fatalf("the forwarded request does not verify with the secret of the first line: %v", err)
+	}
 }
