@@ -43,6 +43,33 @@ export type EventType = G.EventTypeFieldsFragment;
 export type Listener = NonNullable<Endpoint["listener"]>;
 /** A delivery retryDeliveries did not queue again, with the code retryDelivery would have answered. */
 export type RetryRefusal = G.RetryDeliveriesMutation["retryDeliveries"]["notRetried"][number];
+/** A delivery pushed to a listen session: the request to forward, as Herald signed it. */
+export type ListenerDelivery = NonNullable<G.ListenSubscription["listen"]["delivery"]>;
+
+/** The local answer to a forwarded delivery; it becomes the attempt's outcome. */
+export interface ListenerAnswer {
+  /** The HTTP status; leave it out when there was no answer, and say why in error. */
+  status?: number;
+  body?: string;
+  headers?: Record<string, string>;
+  /** How long the local request took (default: how long forward took). */
+  durationMs?: number;
+  /** Why there was no answer: connection refused, timeout, … */
+  error?: string;
+}
+
+/** What a listen session does with what it receives. */
+export interface ListenHandler {
+  /** Forwards a delivery and returns the local answer. Called one at a time, in the order deliveries are pushed. */
+  forward(d: ListenerDelivery): Promise<ListenerAnswer>;
+  /** Told each time a session begins (after every reconnection) how many deliveries wait: it catches up on them first. */
+  connected?(waiting: number): void;
+  /** Told how each report went: err is set when Herald did not take it (the delivery is then pushed again). */
+  reported?(d: ListenerDelivery, answer: ListenerAnswer, err?: HeraldError): void;
+  /** The session ended for good: the listener was deleted, disabled or taken over by another session. */
+  error?(e: HeraldError): void;
+}
+
 /** A customer-portal link. */
 export type PortalSession = G.CreatePortalSessionMutation["createPortalSession"];
 
@@ -394,6 +421,55 @@ export class HeraldClient {
   }
 
   /**
+   * Holds a listener (see createListener) and hands each of its deliveries
+   * to handler.forward, one at a time; each answer is reported on the same
+   * live connection and recorded as the attempt, and failures are retried by
+   * Herald with the listener's retry policy. The connection reconnects by
+   * itself; deliveries wait while it is down and come first, in order, on
+   * the next session. Returns a function that stops listening.
+   */
+  listen(listenerID: string, handler: ListenHandler): () => void {
+    let queue = Promise.resolve();
+    const forward = async (d: ListenerDelivery) => {
+      const start = Date.now();
+      let answer: ListenerAnswer;
+      try {
+        answer = await handler.forward(d);
+      } catch (e) {
+        answer = { error: e instanceof Error ? e.message : String(e) };
+      }
+      const input: G.ListenerReportInput = {
+        listenerId: listenerID,
+        deliveryId: d.deliveryId,
+        token: d.token,
+        status: answer.status ?? null,
+        body: answer.body,
+        headers: answer.headers && Object.entries(answer.headers).map(([name, value]) => ({ name, value })),
+        durationMs: Math.round(answer.durationMs ?? Date.now() - start),
+        error: answer.status ? answer.error : (answer.error ?? "no answer"),
+      };
+      try {
+        await this.overLive<G.ReportListenerDeliveryMutation>(ops.ReportListenerDelivery, { input });
+        handler.reported?.(d, answer);
+      } catch (e) {
+        handler.reported?.(d, answer, toHeraldError(e));
+      }
+    };
+    return this.subscribe<G.ListenSubscription>(
+      ops.Listen,
+      { listenerId: listenerID },
+      ({ listen: m }) => {
+        if (m.kind === "CONNECTED") handler.connected?.(m.waiting ?? 0);
+        else if (m.delivery) {
+          const d = m.delivery;
+          queue = queue.then(() => forward(d));
+        }
+      },
+      handler.error,
+    );
+  }
+
+  /**
    * Follows every state change of the app's deliveries that the filter
    * selects. Returns a function that stops the feed. The connection
    * reconnects by itself with backoff, and a connection that misses its
@@ -432,6 +508,24 @@ export class HeraldClient {
         complete: () => {},
       },
     );
+  }
+
+  /** Runs one operation on the live connection (a listen session's reports must go there) and returns its data. */
+  private overLive<T>(query: string, variables: object): Promise<T> {
+    return new Promise((resolve, reject) => {
+      let data: T | undefined;
+      this.live().subscribe<T>(
+        { query, variables: variables as Record<string, unknown> },
+        {
+          next: (r) => {
+            if (r.errors?.length) reject(HeraldError.fromGraphQL(r.errors as GraphQLErrorDetail[]));
+            else data = r.data as T;
+          },
+          error: (e) => reject(toHeraldError(e)),
+          complete: () => (data === undefined ? reject(new HeraldError("the operation ended without data", "HTTP")) : resolve(data)),
+        },
+      );
+    });
   }
 
   /** The shared live connection, opened on first use and closed when no feed is left. */

@@ -355,3 +355,19 @@ export const EventPublished = /* GraphQL */ `
     eventPublished(eventType: $eventType) { eventId eventType deliveryCount at }
   }
 `;
+
+export const Listen = /* GraphQL */ `
+  subscription Listen($listenerId: ID!) {
+    listen(listenerId: $listenerId) {
+      kind
+      waiting
+      delivery { deliveryId eventId eventType attempt token body headers { name value } timeoutMs }
+    }
+  }
+`;
+
+export const ReportListenerDelivery = /* GraphQL */ `
+  mutation ReportListenerDelivery($input: ListenerReportInput!) {
+    reportListenerDelivery(input: $input) { deliveryId }
+  }
+`;

@@ -177,6 +177,46 @@ test("opens a listener, which shows as one", async () => {
   await c.deleteEndpoint(endpoint.id);
 });
 
+test("holds a listener: signed deliveries to the handler, its answers recorded as attempts", async () => {
+  const c = client();
+  const { endpoint, secret } = await c.createListener({
+    eventTypes: ["order.*"],
+    forwardTo: "http://localhost:3000/hooks",
+    retryPolicy: { initialDelay: "100ms", maxDelay: "100ms" },
+  });
+  const forwarded = [];
+  const reports = [];
+  let waiting;
+  const stop = c.listen(endpoint.id, {
+    connected: (n) => (waiting = n),
+    forward: async (d) => {
+      const headers = Object.fromEntries(d.headers.map((h) => [h.name, h.value]));
+      const msg = await verifyWebhook(secret, headers, d.body);
+      forwarded.push([msg.id, d.attempt]);
+      return forwarded.length === 1 ? { status: 500, body: "not yet" } : { status: 200, body: "handled", headers: { "X-Local": "yes" } };
+    },
+    reported: (d, a, err) => reports.push(err ? err.code : "ok"),
+    error: (e) => reports.push(`ended: ${e.code}`),
+  });
+  try {
+    await eventually(async () => waiting === 0);
+    const ev = await c.publish({ eventType: "order.created", payload: { orderId: "ord_9" } });
+    let d;
+    await eventually(async () => {
+      d = (await c.deliveries({ eventID: ev.id })).items[0];
+      return d?.status === "SUCCEEDED";
+    });
+    const detail = await c.delivery(d.id);
+    assert.deepEqual(detail.attempts.map((a) => [a.responseStatus, a.responseBody]), [[500, "not yet"], [200, "handled"]]);
+    assert.deepEqual(forwarded, [[ev.id, 1], [ev.id, 2]]);
+    assert.deepEqual(reports, ["ok", "ok"]);
+  } finally {
+    stop();
+    await c.deleteEndpoint(endpoint.id);
+    await c.close();
+  }
+});
+
 test("errors carry the API's code and field", async () => {
   const c = client();
   await assert.rejects(c.publish({ eventType: "no.such.type", payload: {} }), (e) => e instanceof HeraldError && e.code === "BAD_USER_INPUT" && e.field === "input.eventType");

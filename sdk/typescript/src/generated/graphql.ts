@@ -290,6 +290,31 @@ export type KafkaConfigInput = {
   username?: string | null | undefined;
 };
 
+/** What a listen subscription sends. */
+export type ListenerMessageKind =
+  /** First: the session holds the listener now; waiting counts the deliveries it catches up on first. */
+  | 'CONNECTED'
+  /** A delivery to forward; report the local answer with reportListenerDelivery on the same connection. */
+  | 'DELIVERY';
+
+/** The local answer to a delivery a listen subscription pushed. */
+export type ListenerReportInput = {
+  /** The answer's body (Herald keeps up to 64 KiB of it). */
+  body?: string | null | undefined;
+  deliveryId: string;
+  /** How long the local request took. */
+  durationMs?: number | null | undefined;
+  /** Why there was no answer: connection refused, timeout, ... */
+  error?: string | null | undefined;
+  /** The answer's headers (Herald keeps up to 64). */
+  headers?: Array<HeaderInput> | null | undefined;
+  listenerId: string;
+  /** The local HTTP status; null when there was no answer (error says why). */
+  status?: number | null | undefined;
+  /** The token of the pushed delivery. */
+  token: string;
+};
+
 /** The configuration of a NATS JetStream endpoint (type NATS). It replaces the stored one; a masked secret sent back as read keeps its value. */
 export type NatsJetStreamConfigInput = {
   /** Password. A secret: masked when read (at most its last four characters show). */
@@ -634,3 +659,17 @@ export type EventPublishedSubscriptionVariables = Exact<{
 
 
 export type EventPublishedSubscription = { eventPublished: { eventId: string, eventType: string, deliveryCount: number, at: string } };
+
+export type ListenSubscriptionVariables = Exact<{
+  listenerId: string;
+}>;
+
+
+export type ListenSubscription = { listen: { kind: ListenerMessageKind, waiting: number | null, delivery: { deliveryId: string, eventId: string, eventType: string, attempt: number, token: string, body: string, timeoutMs: number, headers: Array<{ name: string, value: string }> } | null } };
+
+export type ReportListenerDeliveryMutationVariables = Exact<{
+  input: ListenerReportInput;
+}>;
+
+
+export type ReportListenerDeliveryMutation = { reportListenerDelivery: { deliveryId: string } };
