@@ -149,6 +149,7 @@ type ownCall struct {
 	endpointID, owner string
 	until, now        time.Time
 }
+
 func (f *fakeDriver) RecentAttemptEnds(context.Context, string, time.Time, int) ([]time.Time, error) {
 	return nil, nil
 }

@@ -162,9 +162,9 @@ type Session struct {
 	hub      *Hub
 	lastRead func() time.Time
 	pushes   chan *Push
-	done   chan struct{}
-	once   sync.Once
-	err    error
+	done     chan struct{}
+	once     sync.Once
+	err      error
 
 	mu      sync.Mutex
 	waiting map[string]*waiter // by token
