@@ -17,7 +17,7 @@ import (
 
 func TestMain(m *testing.M) { heraldtest.Main(m) }
 
-func newClient(t *testing.T, url, key string, live ...client.LiveConfig) *client.Client {
+func newClient(t testing.TB, url, key string, live ...client.LiveConfig) *client.Client {
 	t.Helper()
 	cfg := client.Config{URL: url, APIKey: key}
 	if len(live) > 0 {
