@@ -589,6 +589,7 @@ func TestPortal_CopiedNodeSnippetVerifiesARealDelivery(t *testing.T) {
 	p.click("save", `[data-testid=save-endpoint]`)
 	p.waitFor("the secret", `document.querySelector("[data-testid=secret]")`)
 	p.do("close", chromedp.KeyEvent("\x1b"))
+	p.waitFor("the dialog to close", `!document.querySelector("dialog[open]")`)
 
 	// Later, from the endpoint's "Verify signatures", with the secret
 	// revealed again.
@@ -693,6 +694,7 @@ func TestPortal_ReadOnlySessionShowsNoMutatingControls(t *testing.T) {
 		t.Errorf("a read-only session may reveal the secret")
 	}
 	p.do("close", chromedp.KeyEvent("\x1b"))
+	p.waitFor("the dialog to close", `!document.querySelector("dialog[open]")`)
 	p.click("Deliveries", `[data-testid=tab-deliveries]`)
 	p.waitFor("the failed delivery", `document.querySelector('tr[data-status="FAILED"]')`)
 	p.click("Details", `[data-testid=details]`)
