@@ -108,7 +108,7 @@ migration-hash:
 bench: build
 	$(GO) build -o bin/herald-bench ./cmd/herald-bench
 	./bin/herald-bench --herald $(BIN) $(BENCH_FLAGS)
-	$(GO) test -run '^$$' -bench . -benchmem ./signing ./bus ./dispatch ./metrics ./stats
+	$(GO) test -run '^$$' -bench . -benchmem ./signing ./bus ./dispatch ./metrics ./stats ./client
 
 # The container image (Dockerfile), with podman or docker, whichever is
 # installed. GO_IMAGE is the build stage's base; where registries cannot be

@@ -17,7 +17,7 @@ import (
 
 func TestMain(m *testing.M) { heraldtest.Main(m) }
 
-func newClient(t *testing.T, url, key string, live ...client.LiveConfig) *client.Client {
+func newClient(t testing.TB, url, key string, live ...client.LiveConfig) *client.Client {
 	t.Helper()
 	cfg := client.Config{URL: url, APIKey: key}
 	if len(live) > 0 {
@@ -275,6 +275,15 @@ func TestClient_RetriesAndReplaysDeliveries(t *testing.T) {
 	for _, id := range ids {
 		s.WaitDelivery(s.Token, id, 30*time.Second, func(d heraldtest.Delivery) bool { return d.Status == "SUCCEEDED" })
 	}
+	// Two at once by ID; one that does not exist is refused with its code.
+	retried, refused, err := c.RetryDeliveries(ctx(t), []string{page.Items[0].ID, "dlv_missing", page.Items[1].ID})
+	if err != nil || len(retried) != 2 || retried[0].ID != page.Items[0].ID || retried[1].ID != page.Items[1].ID ||
+		len(refused) != 1 || refused[0].ID != "dlv_missing" || refused[0].Code != "NOT_FOUND" || refused[0].Message == "" {
+		t.Fatalf("RetryDeliveries: %+v, refused %+v, %v", retried, refused, err)
+	}
+	if !heraldtest.Eventually(30*time.Second, func() bool { return len(rc.Requests()) == 8 }) {
+		t.Fatalf("the receiver got %d requests, want 3 failures, 3 replays and 2 retries", len(rc.Requests()))
+	}
 	if _, err := c.Delivery(ctx(t), "dlv_missing"); !client.IsCode(err, client.CodeNotFound) {
 		t.Fatalf("missing delivery: %v", err)
 	}
@@ -297,5 +306,60 @@ func TestClient_OpensAndRevokesPortalSessions(t *testing.T) {
 	}
 	if _, err := portal.Endpoints(ctx(t), client.EndpointQuery{}); !client.IsCode(err, client.CodeUnauthenticated) {
 		t.Fatalf("a revoked session still works: %v", err)
+	}
+	// Every session of the app at once.
+	var sessions []*client.Client
+	for range 2 {
+		ps, err := c.CreatePortalSession(ctx(t), client.CreatePortalSessionInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, newClient(t, s.URL, ps.Token))
+	}
+	if n, err := c.RevokePortalSessions(ctx(t), ""); err != nil || n != 2 {
+		t.Fatalf("RevokePortalSessions: %d, %v; want the 2 working sessions", n, err)
+	}
+	for _, p := range sessions {
+		if _, err := p.Endpoints(ctx(t), client.EndpointQuery{}); !client.IsCode(err, client.CodeUnauthenticated) {
+			t.Fatalf("a revoked session still works: %v", err)
+		}
+	}
+}
+
+func TestClient_ManagesTheCatalog(t *testing.T) {
+	t.Parallel()
+	s := heraldtest.Start(t)
+	c := newClient(t, s.URL, s.Token)
+	et, err := c.CreateEventType(ctx(t), client.CreateEventTypeInput{
+		Name: "invoice.paid", Description: ptr("An invoice was paid."),
+		Example:    ptr(json.RawMessage(`{"invoiceId":"inv_1","amount":990}`)),
+		JsonSchema: ptr(json.RawMessage(`{"type":"object","required":["invoiceId"]}`)),
+	})
+	if err != nil || et.Name != "invoice.paid" || et.Description != "An invoice was paid." || et.ArchivedAt != nil {
+		t.Fatalf("CreateEventType: %+v, %v", et, err)
+	}
+	if got, err := c.EventType(ctx(t), "invoice.paid"); err != nil || got.ID != et.ID || got.Example == nil || !strings.Contains(string(*got.Example), `"invoiceId":"inv_1"`) {
+		t.Fatalf("EventType: %+v, %v", got, err)
+	}
+	if _, err := c.CreateEventType(ctx(t), client.CreateEventTypeInput{Name: "invoice.paid"}); !client.IsCode(err, client.CodeConflict) {
+		t.Fatalf("the same name again: %v, want CONFLICT", err)
+	}
+	// Its schema is enforced on publish.
+	if _, err := c.Publish(ctx(t), client.PublishEventInput{EventType: "invoice.paid", Payload: json.RawMessage(`{"amount":1}`)}); !client.IsCode(err, client.CodeBadUserInput) {
+		t.Fatalf("a payload its schema refuses: %v, want BAD_USER_INPUT", err)
+	}
+	archived, err := c.ArchiveEventType(ctx(t), et.ID)
+	if err != nil || archived.ArchivedAt == nil {
+		t.Fatalf("ArchiveEventType: %+v, %v", archived, err)
+	}
+	if _, err := c.Publish(ctx(t), client.PublishEventInput{EventType: "invoice.paid", Payload: json.RawMessage(`{"invoiceId":"inv_2"}`)}); !client.IsCode(err, client.CodeBadUserInput) {
+		t.Fatalf("publishing an archived type: %v, want BAD_USER_INPUT", err)
+	}
+	back, err := c.UnarchiveEventType(ctx(t), et.ID)
+	if err != nil || back.ArchivedAt != nil {
+		t.Fatalf("UnarchiveEventType: %+v, %v", back, err)
+	}
+	if _, err := c.Publish(ctx(t), client.PublishEventInput{EventType: "invoice.paid", Payload: json.RawMessage(`{"invoiceId":"inv_3"}`)}); err != nil {
+		t.Fatalf("publishing it again: %v", err)
 	}
 }

@@ -91,3 +91,15 @@ func (c *Client) ReplayDeliveries(ctx context.Context, endpointID string, since 
 	}
 	return r.ReplayDeliveries.Count, nil
 }
+
+// RetryDeliveries queues another attempt of each of up to 100 deliveries
+// now, as RetryDelivery does for one. It returns those it queued, in the
+// order they were named, and why it did not queue the others (RetryRefusal
+// carries the code RetryDelivery would have answered).
+func (c *Client) RetryDeliveries(ctx context.Context, ids []string) (retried []Delivery, refused []RetryRefusal, err error) {
+	r, err := retryDeliveries(ctx, c.gql, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r.RetryDeliveries.Deliveries, r.RetryDeliveries.NotRetried, nil
+}

@@ -178,3 +178,33 @@ func (c *Client) EventTypes(ctx context.Context, first int, after string) (*Page
 	}
 	return p, nil
 }
+
+// CreateEventType adds a type to the app's catalog, with an optional
+// description, example payload and JSON Schema that published payloads
+// must satisfy.
+func (c *Client) CreateEventType(ctx context.Context, in CreateEventTypeInput) (*EventType, error) {
+	r, err := createEventType(ctx, c.gql, &in)
+	if err != nil {
+		return nil, err
+	}
+	return &r.CreateEventType, nil
+}
+
+// ArchiveEventType archives a type of the catalog (by ID): it can no
+// longer be published. Herald's system types cannot be archived.
+func (c *Client) ArchiveEventType(ctx context.Context, id string) (*EventType, error) {
+	r, err := archiveEventType(ctx, c.gql, id)
+	if err != nil {
+		return nil, err
+	}
+	return &r.ArchiveEventType, nil
+}
+
+// UnarchiveEventType brings an archived type back.
+func (c *Client) UnarchiveEventType(ctx context.Context, id string) (*EventType, error) {
+	r, err := unarchiveEventType(ctx, c.gql, id)
+	if err != nil {
+		return nil, err
+	}
+	return &r.UnarchiveEventType, nil
+}

@@ -337,6 +337,77 @@ func (v *CreateEndpointInput) GetSns() *AmazonSNSConfigInput { return v.Sns }
 // GetPubsub returns CreateEndpointInput.Pubsub, and is useful for accessing the field via an interface.
 func (v *CreateEndpointInput) GetPubsub() *GoogleCloudPubSubConfigInput { return v.Pubsub }
 
+type CreateEventTypeInput struct {
+	// Dot-separated lower-case segments, such as "invoice.paid".
+	Name        string  `json:"name"`
+	Description *string `json:"description"`
+	// An example payload, shown to integrators.
+	Example *json.RawMessage `json:"example"`
+	// A JSON Schema (draft 2020-12 or earlier) that published payloads must satisfy.
+	JsonSchema *json.RawMessage `json:"jsonSchema"`
+}
+
+// GetName returns CreateEventTypeInput.Name, and is useful for accessing the field via an interface.
+func (v *CreateEventTypeInput) GetName() string { return v.Name }
+
+// GetDescription returns CreateEventTypeInput.Description, and is useful for accessing the field via an interface.
+func (v *CreateEventTypeInput) GetDescription() *string { return v.Description }
+
+// GetExample returns CreateEventTypeInput.Example, and is useful for accessing the field via an interface.
+func (v *CreateEventTypeInput) GetExample() *json.RawMessage { return v.Example }
+
+// GetJsonSchema returns CreateEventTypeInput.JsonSchema, and is useful for accessing the field via an interface.
+func (v *CreateEventTypeInput) GetJsonSchema() *json.RawMessage { return v.JsonSchema }
+
+// A new listener. It is an endpoint in every other way: filters, ordering, rate
+// limits, retries and the logs work as they do for HTTP endpoints, and
+// updateEndpoint changes them.
+type CreateListenerInput struct {
+	// Event types to receive: names ("order.created"), prefix patterns ("order.*") or "*" for all.
+	EventTypes []string `json:"eventTypes"`
+	// Deliver only events whose envelope matches this payload filter (see createEndpoint).
+	Filter *json.RawMessage `json:"filter"`
+	// How long the listener outlives its last session, 1m-168h (default 24h).
+	Ttl *string `json:"ttl"`
+	// A name for it (default "herald listen").
+	Name *string `json:"name"`
+	// Where the CLI forwards, shown as the listener's url; Herald never connects to it.
+	ForwardTo *string `json:"forwardTo"`
+	// In which order events are sent (default NONE: one at a time, as they fall due).
+	Ordering    *Ordering         `json:"ordering"`
+	RateLimit   *RateLimitInput   `json:"rateLimit"`
+	RetryPolicy *RetryPolicyInput `json:"retryPolicy"`
+	// Time limit of the local request, 100ms-30s (default 10s).
+	Timeout *string `json:"timeout"`
+}
+
+// GetEventTypes returns CreateListenerInput.EventTypes, and is useful for accessing the field via an interface.
+func (v *CreateListenerInput) GetEventTypes() []string { return v.EventTypes }
+
+// GetFilter returns CreateListenerInput.Filter, and is useful for accessing the field via an interface.
+func (v *CreateListenerInput) GetFilter() *json.RawMessage { return v.Filter }
+
+// GetTtl returns CreateListenerInput.Ttl, and is useful for accessing the field via an interface.
+func (v *CreateListenerInput) GetTtl() *string { return v.Ttl }
+
+// GetName returns CreateListenerInput.Name, and is useful for accessing the field via an interface.
+func (v *CreateListenerInput) GetName() *string { return v.Name }
+
+// GetForwardTo returns CreateListenerInput.ForwardTo, and is useful for accessing the field via an interface.
+func (v *CreateListenerInput) GetForwardTo() *string { return v.ForwardTo }
+
+// GetOrdering returns CreateListenerInput.Ordering, and is useful for accessing the field via an interface.
+func (v *CreateListenerInput) GetOrdering() *Ordering { return v.Ordering }
+
+// GetRateLimit returns CreateListenerInput.RateLimit, and is useful for accessing the field via an interface.
+func (v *CreateListenerInput) GetRateLimit() *RateLimitInput { return v.RateLimit }
+
+// GetRetryPolicy returns CreateListenerInput.RetryPolicy, and is useful for accessing the field via an interface.
+func (v *CreateListenerInput) GetRetryPolicy() *RetryPolicyInput { return v.RetryPolicy }
+
+// GetTimeout returns CreateListenerInput.Timeout, and is useful for accessing the field via an interface.
+func (v *CreateListenerInput) GetTimeout() *string { return v.Timeout }
+
 type CreatePortalSessionInput struct {
 	// The app whose portal to open; default: the caller's. Only admin keys may name another app.
 	AppId *string `json:"appId"`
@@ -544,6 +615,8 @@ type Endpoint struct {
 	Description string `json:"description"`
 	// Where events go: the HTTP URL, or a broker's address and queue or topic, without credentials.
 	URL string `json:"url"`
+	// Where the endpoint sends its events (default HTTP). Broker endpoints hold their configuration in the field named after their type; their url says where events go, without credentials.
+	Type EndpointType `json:"type"`
 	// Subscribed event types: names, prefix patterns (order.*) or *.
 	EventTypes     []string       `json:"eventTypes"`
 	IsActive       bool           `json:"isActive"`
@@ -577,6 +650,8 @@ type Endpoint struct {
 	CreatedAt     time.Time  `json:"createdAt"`
 	UpdatedAt     time.Time  `json:"updatedAt"`
 	DeletedAt     *time.Time `json:"deletedAt"`
+	// A listener's session and expiry (type LISTENER); null for other endpoints.
+	Listener *EndpointListener `json:"listener"`
 }
 
 // GetID returns Endpoint.ID, and is useful for accessing the field via an interface.
@@ -590,6 +665,9 @@ func (v *Endpoint) GetDescription() string { return v.Description }
 
 // GetURL returns Endpoint.URL, and is useful for accessing the field via an interface.
 func (v *Endpoint) GetURL() string { return v.URL }
+
+// GetType returns Endpoint.Type, and is useful for accessing the field via an interface.
+func (v *Endpoint) GetType() EndpointType { return v.Type }
 
 // GetEventTypes returns Endpoint.EventTypes, and is useful for accessing the field via an interface.
 func (v *Endpoint) GetEventTypes() []string { return v.EventTypes }
@@ -656,6 +734,9 @@ func (v *Endpoint) GetUpdatedAt() time.Time { return v.UpdatedAt }
 
 // GetDeletedAt returns Endpoint.DeletedAt, and is useful for accessing the field via an interface.
 func (v *Endpoint) GetDeletedAt() *time.Time { return v.DeletedAt }
+
+// GetListener returns Endpoint.Listener, and is useful for accessing the field via an interface.
+func (v *Endpoint) GetListener() *EndpointListener { return v.Listener }
 
 // An endpoint's authentication, secrets masked.
 type EndpointAuth struct {
@@ -794,6 +875,83 @@ var AllEndpointHealth = []EndpointHealth{
 	EndpointHealthAttention,
 }
 
+// EndpointListener includes the requested fields of the GraphQL type Listener.
+// The GraphQL type's documentation follows.
+//
+// A listener: a temporary endpoint (type LISTENER) that herald listen opens and
+// holds. Its deliveries go over the listen subscription of its session instead
+// of HTTP, and the CLI forwards them to a local URL. While no session holds it,
+// its deliveries wait, in order, without using attempts; it is removed once it
+// has gone ttl without a session.
+type EndpointListener struct {
+	Listener `json:"-"`
+}
+
+// GetTTL returns EndpointListener.TTL, and is useful for accessing the field via an interface.
+func (v *EndpointListener) GetTTL() string { return v.Listener.TTL }
+
+// GetConnected returns EndpointListener.Connected, and is useful for accessing the field via an interface.
+func (v *EndpointListener) GetConnected() bool { return v.Listener.Connected }
+
+// GetLastSeenAt returns EndpointListener.LastSeenAt, and is useful for accessing the field via an interface.
+func (v *EndpointListener) GetLastSeenAt() *time.Time { return v.Listener.LastSeenAt }
+
+// GetExpiresAt returns EndpointListener.ExpiresAt, and is useful for accessing the field via an interface.
+func (v *EndpointListener) GetExpiresAt() time.Time { return v.Listener.ExpiresAt }
+
+func (v *EndpointListener) UnmarshalJSON(b []byte) error {
+
+	if string(b) == "null" {
+		return nil
+	}
+
+	var firstPass struct {
+		*EndpointListener
+		graphql.NoUnmarshalJSON
+	}
+	firstPass.EndpointListener = v
+
+	err := json.Unmarshal(b, &firstPass)
+	if err != nil {
+		return err
+	}
+
+	err = json.Unmarshal(
+		b, &v.Listener)
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+type __premarshalEndpointListener struct {
+	TTL string `json:"ttl"`
+
+	Connected bool `json:"connected"`
+
+	LastSeenAt *time.Time `json:"lastSeenAt"`
+
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+func (v *EndpointListener) MarshalJSON() ([]byte, error) {
+	premarshaled, err := v.__premarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(premarshaled)
+}
+
+func (v *EndpointListener) __premarshalJSON() (*__premarshalEndpointListener, error) {
+	var retval __premarshalEndpointListener
+
+	retval.TTL = v.Listener.TTL
+	retval.Connected = v.Listener.Connected
+	retval.LastSeenAt = v.Listener.LastSeenAt
+	retval.ExpiresAt = v.Listener.ExpiresAt
+	return &retval, nil
+}
+
 // Where an endpoint sends its events: an HTTP URL or a message broker.
 type EndpointType string
 
@@ -812,6 +970,8 @@ const (
 	EndpointTypeSns EndpointType = "SNS"
 	// Publishes each event to a Google Cloud Pub/Sub topic, its headers as attributes and its ordering key passed through.
 	EndpointTypePubsub EndpointType = "PUBSUB"
+	// Delivers over a herald listen session (herald listen --forward-to), which forwards each event to a local URL: for development. Created by createListener.
+	EndpointTypeListener EndpointType = "LISTENER"
 )
 
 var AllEndpointType = []EndpointType{
@@ -822,6 +982,7 @@ var AllEndpointType = []EndpointType{
 	EndpointTypeSqs,
 	EndpointTypeSns,
 	EndpointTypePubsub,
+	EndpointTypeListener,
 }
 
 // An event as stored.
@@ -1055,6 +1216,87 @@ func (v *KafkaConfigInput) GetUsername() *string { return v.Username }
 // GetPassword returns KafkaConfigInput.Password, and is useful for accessing the field via an interface.
 func (v *KafkaConfigInput) GetPassword() *string { return v.Password }
 
+// A listener's session and expiry (endpoints of type LISTENER).
+type Listener struct {
+	// How long the listener outlives its last session.
+	TTL string `json:"ttl"`
+	// Whether a herald listen session holds it now.
+	Connected bool `json:"connected"`
+	// When its session was last seen alive, or ended.
+	LastSeenAt *time.Time `json:"lastSeenAt"`
+	// When it is removed unless a session holds it again (pushed back while one does).
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// GetTTL returns Listener.TTL, and is useful for accessing the field via an interface.
+func (v *Listener) GetTTL() string { return v.TTL }
+
+// GetConnected returns Listener.Connected, and is useful for accessing the field via an interface.
+func (v *Listener) GetConnected() bool { return v.Connected }
+
+// GetLastSeenAt returns Listener.LastSeenAt, and is useful for accessing the field via an interface.
+func (v *Listener) GetLastSeenAt() *time.Time { return v.LastSeenAt }
+
+// GetExpiresAt returns Listener.ExpiresAt, and is useful for accessing the field via an interface.
+func (v *Listener) GetExpiresAt() time.Time { return v.ExpiresAt }
+
+// What a listen subscription sends.
+type ListenerMessageKind string
+
+const (
+	// First: the session holds the listener now; waiting counts the deliveries it catches up on first.
+	ListenerMessageKindConnected ListenerMessageKind = "CONNECTED"
+	// A delivery to forward; report the local answer with reportListenerDelivery on the same connection.
+	ListenerMessageKindDelivery ListenerMessageKind = "DELIVERY"
+)
+
+var AllListenerMessageKind = []ListenerMessageKind{
+	ListenerMessageKindConnected,
+	ListenerMessageKindDelivery,
+}
+
+// The local answer to a delivery a listen subscription pushed.
+type ListenerReportInput struct {
+	ListenerId string `json:"listenerId"`
+	DeliveryId string `json:"deliveryId"`
+	// The token of the pushed delivery.
+	Token string `json:"token"`
+	// The local HTTP status; null when there was no answer (error says why).
+	Status *int `json:"status"`
+	// The answer's body (Herald keeps up to 64 KiB of it).
+	Body *string `json:"body"`
+	// The answer's headers (Herald keeps up to 64).
+	Headers []HeaderInput `json:"headers"`
+	// How long the local request took.
+	DurationMs *int `json:"durationMs"`
+	// Why there was no answer: connection refused, timeout, ...
+	Error *string `json:"error"`
+}
+
+// GetListenerId returns ListenerReportInput.ListenerId, and is useful for accessing the field via an interface.
+func (v *ListenerReportInput) GetListenerId() string { return v.ListenerId }
+
+// GetDeliveryId returns ListenerReportInput.DeliveryId, and is useful for accessing the field via an interface.
+func (v *ListenerReportInput) GetDeliveryId() string { return v.DeliveryId }
+
+// GetToken returns ListenerReportInput.Token, and is useful for accessing the field via an interface.
+func (v *ListenerReportInput) GetToken() string { return v.Token }
+
+// GetStatus returns ListenerReportInput.Status, and is useful for accessing the field via an interface.
+func (v *ListenerReportInput) GetStatus() *int { return v.Status }
+
+// GetBody returns ListenerReportInput.Body, and is useful for accessing the field via an interface.
+func (v *ListenerReportInput) GetBody() *string { return v.Body }
+
+// GetHeaders returns ListenerReportInput.Headers, and is useful for accessing the field via an interface.
+func (v *ListenerReportInput) GetHeaders() []HeaderInput { return v.Headers }
+
+// GetDurationMs returns ListenerReportInput.DurationMs, and is useful for accessing the field via an interface.
+func (v *ListenerReportInput) GetDurationMs() *int { return v.DurationMs }
+
+// GetError returns ListenerReportInput.Error, and is useful for accessing the field via an interface.
+func (v *ListenerReportInput) GetError() *string { return v.Error }
+
 // The configuration of a NATS JetStream endpoint (type NATS). It replaces the stored one; a masked secret sent back as read keeps its value.
 type NATSJetStreamConfigInput struct {
 	// Server URL. nats:// or tls://, without credentials. Required.
@@ -1242,6 +1484,26 @@ func (v *RetryPolicyInput) GetBackoffMultiplier() *float64 { return v.BackoffMul
 // GetMaxDelay returns RetryPolicyInput.MaxDelay, and is useful for accessing the field via an interface.
 func (v *RetryPolicyInput) GetMaxDelay() *string { return v.MaxDelay }
 
+// RetryRefusal includes the requested fields of the GraphQL type RetryRefusal.
+// The GraphQL type's documentation follows.
+//
+// A delivery retryDeliveries did not queue again.
+type RetryRefusal struct {
+	ID string `json:"id"`
+	// What retryDelivery would have answered: NOT_FOUND, CONFLICT (being sent now), FORBIDDEN (endpoint disabled).
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// GetID returns RetryRefusal.ID, and is useful for accessing the field via an interface.
+func (v *RetryRefusal) GetID() string { return v.ID }
+
+// GetCode returns RetryRefusal.Code, and is useful for accessing the field via an interface.
+func (v *RetryRefusal) GetCode() string { return v.Code }
+
+// GetMessage returns RetryRefusal.Message, and is useful for accessing the field via an interface.
+func (v *RetryRefusal) GetMessage() string { return v.Message }
+
 // Changes to an endpoint; omitted fields stay as they are. Changing the URL or
 // event types keeps the signing secret. Setting isActive to true re-enables a
 // disabled endpoint and resets its consecutive failures. A masked credential
@@ -1347,6 +1609,14 @@ func (v *UpdateEndpointInput) GetSns() *AmazonSNSConfigInput { return v.Sns }
 // GetPubsub returns UpdateEndpointInput.Pubsub, and is useful for accessing the field via an interface.
 func (v *UpdateEndpointInput) GetPubsub() *GoogleCloudPubSubConfigInput { return v.Pubsub }
 
+// __archiveEventTypeInput is used internally by genqlient
+type __archiveEventTypeInput struct {
+	Id string `json:"id"`
+}
+
+// GetId returns __archiveEventTypeInput.Id, and is useful for accessing the field via an interface.
+func (v *__archiveEventTypeInput) GetId() string { return v.Id }
+
 // __catalogEventTypesInput is used internally by genqlient
 type __catalogEventTypesInput struct {
 	Id    string  `json:"id"`
@@ -1386,6 +1656,22 @@ type __createEndpointInput struct {
 
 // GetInput returns __createEndpointInput.Input, and is useful for accessing the field via an interface.
 func (v *__createEndpointInput) GetInput() *CreateEndpointInput { return v.Input }
+
+// __createEventTypeInput is used internally by genqlient
+type __createEventTypeInput struct {
+	Input *CreateEventTypeInput `json:"input"`
+}
+
+// GetInput returns __createEventTypeInput.Input, and is useful for accessing the field via an interface.
+func (v *__createEventTypeInput) GetInput() *CreateEventTypeInput { return v.Input }
+
+// __createListenerInput is used internally by genqlient
+type __createListenerInput struct {
+	Input *CreateListenerInput `json:"input"`
+}
+
+// GetInput returns __createListenerInput.Input, and is useful for accessing the field via an interface.
+func (v *__createListenerInput) GetInput() *CreateListenerInput { return v.Input }
 
 // __createPortalSessionInput is used internally by genqlient
 type __createPortalSessionInput struct {
@@ -1587,6 +1873,14 @@ func (v *__listEventsInput) GetSince() *time.Time { return v.Since }
 // GetUntil returns __listEventsInput.Until, and is useful for accessing the field via an interface.
 func (v *__listEventsInput) GetUntil() *time.Time { return v.Until }
 
+// __listenInput is used internally by genqlient
+type __listenInput struct {
+	ListenerId string `json:"listenerId"`
+}
+
+// GetListenerId returns __listenInput.ListenerId, and is useful for accessing the field via an interface.
+func (v *__listenInput) GetListenerId() string { return v.ListenerId }
+
 // __publishEventInput is used internally by genqlient
 type __publishEventInput struct {
 	Input *PublishEventInput `json:"input"`
@@ -1619,6 +1913,22 @@ func (v *__replayDeliveriesInput) GetSince() time.Time { return v.Since }
 // GetStatus returns __replayDeliveriesInput.Status, and is useful for accessing the field via an interface.
 func (v *__replayDeliveriesInput) GetStatus() *DeliveryStatus { return v.Status }
 
+// __reportListenerDeliveryInput is used internally by genqlient
+type __reportListenerDeliveryInput struct {
+	Input *ListenerReportInput `json:"input"`
+}
+
+// GetInput returns __reportListenerDeliveryInput.Input, and is useful for accessing the field via an interface.
+func (v *__reportListenerDeliveryInput) GetInput() *ListenerReportInput { return v.Input }
+
+// __retryDeliveriesInput is used internally by genqlient
+type __retryDeliveriesInput struct {
+	Ids []string `json:"ids"`
+}
+
+// GetIds returns __retryDeliveriesInput.Ids, and is useful for accessing the field via an interface.
+func (v *__retryDeliveriesInput) GetIds() []string { return v.Ids }
+
 // __retryDeliveryInput is used internally by genqlient
 type __retryDeliveryInput struct {
 	Id string `json:"id"`
@@ -1627,6 +1937,14 @@ type __retryDeliveryInput struct {
 // GetId returns __retryDeliveryInput.Id, and is useful for accessing the field via an interface.
 func (v *__retryDeliveryInput) GetId() string { return v.Id }
 
+// __revealEndpointSecretInput is used internally by genqlient
+type __revealEndpointSecretInput struct {
+	Id string `json:"id"`
+}
+
+// GetId returns __revealEndpointSecretInput.Id, and is useful for accessing the field via an interface.
+func (v *__revealEndpointSecretInput) GetId() string { return v.Id }
+
 // __revokePortalSessionInput is used internally by genqlient
 type __revokePortalSessionInput struct {
 	Id string `json:"id"`
@@ -1634,6 +1952,14 @@ type __revokePortalSessionInput struct {
 
 // GetId returns __revokePortalSessionInput.Id, and is useful for accessing the field via an interface.
 func (v *__revokePortalSessionInput) GetId() string { return v.Id }
+
+// __revokePortalSessionsInput is used internally by genqlient
+type __revokePortalSessionsInput struct {
+	AppID *string `json:"appID"`
+}
+
+// GetAppID returns __revokePortalSessionsInput.AppID, and is useful for accessing the field via an interface.
+func (v *__revokePortalSessionsInput) GetAppID() *string { return v.AppID }
 
 // __rotateEndpointSecretInput is used internally by genqlient
 type __rotateEndpointSecretInput struct {
@@ -1663,6 +1989,14 @@ func (v *__testEndpointInput) GetEventType() string { return v.EventType }
 // GetPayload returns __testEndpointInput.Payload, and is useful for accessing the field via an interface.
 func (v *__testEndpointInput) GetPayload() *json.RawMessage { return v.Payload }
 
+// __unarchiveEventTypeInput is used internally by genqlient
+type __unarchiveEventTypeInput struct {
+	Id string `json:"id"`
+}
+
+// GetId returns __unarchiveEventTypeInput.Id, and is useful for accessing the field via an interface.
+func (v *__unarchiveEventTypeInput) GetId() string { return v.Id }
+
 // __updateEndpointInput is used internally by genqlient
 type __updateEndpointInput struct {
 	Id    string               `json:"id"`
@@ -1674,6 +2008,15 @@ func (v *__updateEndpointInput) GetId() string { return v.Id }
 
 // GetInput returns __updateEndpointInput.Input, and is useful for accessing the field via an interface.
 func (v *__updateEndpointInput) GetInput() *UpdateEndpointInput { return v.Input }
+
+// archiveEventTypeResponse is returned by archiveEventType on success.
+type archiveEventTypeResponse struct {
+	// Archive an event type: it can no longer be published. Herald's system types cannot be archived.
+	ArchiveEventType EventType `json:"archiveEventType"`
+}
+
+// GetArchiveEventType returns archiveEventTypeResponse.ArchiveEventType, and is useful for accessing the field via an interface.
+func (v *archiveEventTypeResponse) GetArchiveEventType() EventType { return v.ArchiveEventType }
 
 // catalogEventTypesCatalogsCatalogConnection includes the requested fields of the GraphQL type CatalogConnection.
 // The GraphQL type's documentation follows.
@@ -1805,6 +2148,44 @@ type createEndpointResponse struct {
 // GetCreateEndpoint returns createEndpointResponse.CreateEndpoint, and is useful for accessing the field via an interface.
 func (v *createEndpointResponse) GetCreateEndpoint() createEndpointCreateEndpointCreateEndpointPayload {
 	return v.CreateEndpoint
+}
+
+// createEventTypeResponse is returned by createEventType on success.
+type createEventTypeResponse struct {
+	// Add an event type: to the shared catalog catalogId (admin keys), or,
+	// without catalogId, to the types of the caller's app's own. An app's own
+	// type cannot take a name its catalog has (CONFLICT).
+	CreateEventType EventType `json:"createEventType"`
+}
+
+// GetCreateEventType returns createEventTypeResponse.CreateEventType, and is useful for accessing the field via an interface.
+func (v *createEventTypeResponse) GetCreateEventType() EventType { return v.CreateEventType }
+
+// createListenerCreateListenerCreateListenerPayload includes the requested fields of the GraphQL type CreateListenerPayload.
+type createListenerCreateListenerCreateListenerPayload struct {
+	// Its signing secret (whsec_...), which verifies what the CLI forwards. Shown only here and by revealEndpointSecret.
+	Secret string `json:"secret"`
+	// The listener: an endpoint of type LISTENER.
+	Endpoint Endpoint `json:"endpoint"`
+}
+
+// GetSecret returns createListenerCreateListenerCreateListenerPayload.Secret, and is useful for accessing the field via an interface.
+func (v *createListenerCreateListenerCreateListenerPayload) GetSecret() string { return v.Secret }
+
+// GetEndpoint returns createListenerCreateListenerCreateListenerPayload.Endpoint, and is useful for accessing the field via an interface.
+func (v *createListenerCreateListenerCreateListenerPayload) GetEndpoint() Endpoint { return v.Endpoint }
+
+// createListenerResponse is returned by createListener on success.
+type createListenerResponse struct {
+	// Open a listener for herald listen: a temporary endpoint whose deliveries go
+	// over a listen subscription. Its signing secret is returned once (and by
+	// revealEndpointSecret). Portal sessions cannot open listeners.
+	CreateListener createListenerCreateListenerCreateListenerPayload `json:"createListener"`
+}
+
+// GetCreateListener returns createListenerResponse.CreateListener, and is useful for accessing the field via an interface.
+func (v *createListenerResponse) GetCreateListener() createListenerCreateListenerCreateListenerPayload {
+	return v.CreateListener
 }
 
 // createPortalSessionCreatePortalSession includes the requested fields of the GraphQL type PortalSession.
@@ -2529,6 +2910,94 @@ type listEventsResponse struct {
 // GetEvents returns listEventsResponse.Events, and is useful for accessing the field via an interface.
 func (v *listEventsResponse) GetEvents() listEventsEventsEventConnection { return v.Events }
 
+// listenListenListenerMessage includes the requested fields of the GraphQL type ListenerMessage.
+// The GraphQL type's documentation follows.
+//
+// One message of a listen subscription.
+type listenListenListenerMessage struct {
+	Kind ListenerMessageKind `json:"kind"`
+	// CONNECTED: how many of the listener's deliveries wait (sent first, in the order they fall due).
+	Waiting *int `json:"waiting"`
+	// DELIVERY: what to forward.
+	Delivery *listenListenListenerMessageDeliveryListenerDelivery `json:"delivery"`
+}
+
+// GetKind returns listenListenListenerMessage.Kind, and is useful for accessing the field via an interface.
+func (v *listenListenListenerMessage) GetKind() ListenerMessageKind { return v.Kind }
+
+// GetWaiting returns listenListenListenerMessage.Waiting, and is useful for accessing the field via an interface.
+func (v *listenListenListenerMessage) GetWaiting() *int { return v.Waiting }
+
+// GetDelivery returns listenListenListenerMessage.Delivery, and is useful for accessing the field via an interface.
+func (v *listenListenListenerMessage) GetDelivery() *listenListenListenerMessageDeliveryListenerDelivery {
+	return v.Delivery
+}
+
+// listenListenListenerMessageDeliveryListenerDelivery includes the requested fields of the GraphQL type ListenerDelivery.
+// The GraphQL type's documentation follows.
+//
+// A delivery pushed to a listener's session, as the CLI forwards it.
+type listenListenListenerMessageDeliveryListenerDelivery struct {
+	DeliveryId string `json:"deliveryId"`
+	EventId    string `json:"eventId"`
+	EventType  string `json:"eventType"`
+	// The attempt's number (1 is the first).
+	Attempt int `json:"attempt"`
+	// Identifies this attempt: its report must carry it. It is good until the attempt ends.
+	Token string `json:"token"`
+	// The request body as Herald signed it (the JSON envelope, or what the listener's transformation made of it).
+	Body string `json:"body"`
+	// The request headers as Herald signed them: webhook-id, webhook-timestamp, webhook-signature, X-Herald-*, Content-Type and User-Agent.
+	Headers []Header `json:"headers"`
+	// How long the local request may take; Herald waits for the report two seconds longer.
+	TimeoutMs int `json:"timeoutMs"`
+}
+
+// GetDeliveryId returns listenListenListenerMessageDeliveryListenerDelivery.DeliveryId, and is useful for accessing the field via an interface.
+func (v *listenListenListenerMessageDeliveryListenerDelivery) GetDeliveryId() string {
+	return v.DeliveryId
+}
+
+// GetEventId returns listenListenListenerMessageDeliveryListenerDelivery.EventId, and is useful for accessing the field via an interface.
+func (v *listenListenListenerMessageDeliveryListenerDelivery) GetEventId() string { return v.EventId }
+
+// GetEventType returns listenListenListenerMessageDeliveryListenerDelivery.EventType, and is useful for accessing the field via an interface.
+func (v *listenListenListenerMessageDeliveryListenerDelivery) GetEventType() string {
+	return v.EventType
+}
+
+// GetAttempt returns listenListenListenerMessageDeliveryListenerDelivery.Attempt, and is useful for accessing the field via an interface.
+func (v *listenListenListenerMessageDeliveryListenerDelivery) GetAttempt() int { return v.Attempt }
+
+// GetToken returns listenListenListenerMessageDeliveryListenerDelivery.Token, and is useful for accessing the field via an interface.
+func (v *listenListenListenerMessageDeliveryListenerDelivery) GetToken() string { return v.Token }
+
+// GetBody returns listenListenListenerMessageDeliveryListenerDelivery.Body, and is useful for accessing the field via an interface.
+func (v *listenListenListenerMessageDeliveryListenerDelivery) GetBody() string { return v.Body }
+
+// GetHeaders returns listenListenListenerMessageDeliveryListenerDelivery.Headers, and is useful for accessing the field via an interface.
+func (v *listenListenListenerMessageDeliveryListenerDelivery) GetHeaders() []Header { return v.Headers }
+
+// GetTimeoutMs returns listenListenListenerMessageDeliveryListenerDelivery.TimeoutMs, and is useful for accessing the field via an interface.
+func (v *listenListenListenerMessageDeliveryListenerDelivery) GetTimeoutMs() int { return v.TimeoutMs }
+
+// listenResponse is returned by listen on success.
+type listenResponse struct {
+	// Hold a listener (see createListener) and receive its deliveries: first a
+	// CONNECTED message with how many wait, then each delivery to forward, one at
+	// a time, in the order they fall due. Report each one's local answer with
+	// reportListenerDelivery on the same connection. One session holds a
+	// listener: a new one (here or on another replica) ends the previous one with
+	// a CONFLICT (extensions.reason LISTENER_TAKEN_OVER). The connection must
+	// stay lively: a client pings at least every 20 seconds (herald listen pings
+	// every 10), and a connection silent for 25 seconds is closed, the delivery
+	// it held pushed again to the next session. Portal sessions cannot listen.
+	Listen listenListenListenerMessage `json:"listen"`
+}
+
+// GetListen returns listenResponse.Listen, and is useful for accessing the field via an interface.
+func (v *listenResponse) GetListen() listenListenListenerMessage { return v.Listen }
+
 // publishEventResponse is returned by publishEvent on success.
 type publishEventResponse struct {
 	// Publish an event to every active endpoint subscribed to its type.
@@ -2567,6 +3036,63 @@ func (v *replayDeliveriesResponse) GetReplayDeliveries() replayDeliveriesReplayD
 	return v.ReplayDeliveries
 }
 
+// reportListenerDeliveryReportListenerDeliveryListenerReportPayload includes the requested fields of the GraphQL type ListenerReportPayload.
+type reportListenerDeliveryReportListenerDeliveryListenerReportPayload struct {
+	// The delivery whose attempt the report ends.
+	DeliveryId string `json:"deliveryId"`
+}
+
+// GetDeliveryId returns reportListenerDeliveryReportListenerDeliveryListenerReportPayload.DeliveryId, and is useful for accessing the field via an interface.
+func (v *reportListenerDeliveryReportListenerDeliveryListenerReportPayload) GetDeliveryId() string {
+	return v.DeliveryId
+}
+
+// reportListenerDeliveryResponse is returned by reportListenerDelivery on success.
+type reportListenerDeliveryResponse struct {
+	// Report the local answer to a delivery a listen subscription pushed: the
+	// attempt is recorded with it, as an HTTP endpoint's answer would be. Send it
+	// on the listen subscription's connection: the replica that pushed the
+	// delivery waits for it. A report whose attempt ended (the session ended, or
+	// the attempt timed out: the delivery is pushed again) is a CONFLICT with
+	// extensions.reason STALE_REPORT.
+	ReportListenerDelivery reportListenerDeliveryReportListenerDeliveryListenerReportPayload `json:"reportListenerDelivery"`
+}
+
+// GetReportListenerDelivery returns reportListenerDeliveryResponse.ReportListenerDelivery, and is useful for accessing the field via an interface.
+func (v *reportListenerDeliveryResponse) GetReportListenerDelivery() reportListenerDeliveryReportListenerDeliveryListenerReportPayload {
+	return v.ReportListenerDelivery
+}
+
+// retryDeliveriesResponse is returned by retryDeliveries on success.
+type retryDeliveriesResponse struct {
+	// Queue another attempt of each of 1-100 deliveries now, as retryDelivery
+	// does for one; those it cannot retry are listed with the reason.
+	RetryDeliveries retryDeliveriesRetryDeliveriesRetryDeliveriesPayload `json:"retryDeliveries"`
+}
+
+// GetRetryDeliveries returns retryDeliveriesResponse.RetryDeliveries, and is useful for accessing the field via an interface.
+func (v *retryDeliveriesResponse) GetRetryDeliveries() retryDeliveriesRetryDeliveriesRetryDeliveriesPayload {
+	return v.RetryDeliveries
+}
+
+// retryDeliveriesRetryDeliveriesRetryDeliveriesPayload includes the requested fields of the GraphQL type RetryDeliveriesPayload.
+type retryDeliveriesRetryDeliveriesRetryDeliveriesPayload struct {
+	// The deliveries queued again, in the order they were named.
+	Deliveries []Delivery `json:"deliveries"`
+	// The deliveries that were not, each with why.
+	NotRetried []RetryRefusal `json:"notRetried"`
+}
+
+// GetDeliveries returns retryDeliveriesRetryDeliveriesRetryDeliveriesPayload.Deliveries, and is useful for accessing the field via an interface.
+func (v *retryDeliveriesRetryDeliveriesRetryDeliveriesPayload) GetDeliveries() []Delivery {
+	return v.Deliveries
+}
+
+// GetNotRetried returns retryDeliveriesRetryDeliveriesRetryDeliveriesPayload.NotRetried, and is useful for accessing the field via an interface.
+func (v *retryDeliveriesRetryDeliveriesRetryDeliveriesPayload) GetNotRetried() []RetryRefusal {
+	return v.NotRetried
+}
+
 // retryDeliveryResponse is returned by retryDelivery on success.
 type retryDeliveryResponse struct {
 	// Queue another attempt of a delivery now.
@@ -2575,6 +3101,30 @@ type retryDeliveryResponse struct {
 
 // GetRetryDelivery returns retryDeliveryResponse.RetryDelivery, and is useful for accessing the field via an interface.
 func (v *retryDeliveryResponse) GetRetryDelivery() Delivery { return v.RetryDelivery }
+
+// revealEndpointSecretResponse is returned by revealEndpointSecret on success.
+type revealEndpointSecretResponse struct {
+	// Show an endpoint's signing secret again, to whoever may manage the endpoint.
+	// It is a mutation, not a field, so that each reveal is a deliberate act that
+	// can be recorded.
+	RevealEndpointSecret revealEndpointSecretRevealEndpointSecretRevealEndpointSecretPayload `json:"revealEndpointSecret"`
+}
+
+// GetRevealEndpointSecret returns revealEndpointSecretResponse.RevealEndpointSecret, and is useful for accessing the field via an interface.
+func (v *revealEndpointSecretResponse) GetRevealEndpointSecret() revealEndpointSecretRevealEndpointSecretRevealEndpointSecretPayload {
+	return v.RevealEndpointSecret
+}
+
+// revealEndpointSecretRevealEndpointSecretRevealEndpointSecretPayload includes the requested fields of the GraphQL type RevealEndpointSecretPayload.
+type revealEndpointSecretRevealEndpointSecretRevealEndpointSecretPayload struct {
+	// The current signing secret (whsec_...).
+	Secret string `json:"secret"`
+}
+
+// GetSecret returns revealEndpointSecretRevealEndpointSecretRevealEndpointSecretPayload.Secret, and is useful for accessing the field via an interface.
+func (v *revealEndpointSecretRevealEndpointSecretRevealEndpointSecretPayload) GetSecret() string {
+	return v.Secret
+}
 
 // revokePortalSessionResponse is returned by revokePortalSession on success.
 type revokePortalSessionResponse struct {
@@ -2598,6 +3148,28 @@ func (v *revokePortalSessionRevokePortalSessionAPIKey) GetID() string { return v
 
 // GetRevokedAt returns revokePortalSessionRevokePortalSessionAPIKey.RevokedAt, and is useful for accessing the field via an interface.
 func (v *revokePortalSessionRevokePortalSessionAPIKey) GetRevokedAt() *time.Time { return v.RevokedAt }
+
+// revokePortalSessionsResponse is returned by revokePortalSessions on success.
+type revokePortalSessionsResponse struct {
+	// Revoke every working portal session of an app (default: the caller's).
+	RevokePortalSessions revokePortalSessionsRevokePortalSessionsRevokePortalSessionsPayload `json:"revokePortalSessions"`
+}
+
+// GetRevokePortalSessions returns revokePortalSessionsResponse.RevokePortalSessions, and is useful for accessing the field via an interface.
+func (v *revokePortalSessionsResponse) GetRevokePortalSessions() revokePortalSessionsRevokePortalSessionsRevokePortalSessionsPayload {
+	return v.RevokePortalSessions
+}
+
+// revokePortalSessionsRevokePortalSessionsRevokePortalSessionsPayload includes the requested fields of the GraphQL type RevokePortalSessionsPayload.
+type revokePortalSessionsRevokePortalSessionsRevokePortalSessionsPayload struct {
+	// How many working sessions were revoked.
+	Count int `json:"count"`
+}
+
+// GetCount returns revokePortalSessionsRevokePortalSessionsRevokePortalSessionsPayload.Count, and is useful for accessing the field via an interface.
+func (v *revokePortalSessionsRevokePortalSessionsRevokePortalSessionsPayload) GetCount() int {
+	return v.Count
+}
 
 // rotateEndpointSecretResponse is returned by rotateEndpointSecret on success.
 type rotateEndpointSecretResponse struct {
@@ -2697,6 +3269,14 @@ type testEndpointTestEndpointTestEndpointPayloadDelivery struct {
 
 // GetId returns testEndpointTestEndpointTestEndpointPayloadDelivery.Id, and is useful for accessing the field via an interface.
 func (v *testEndpointTestEndpointTestEndpointPayloadDelivery) GetId() string { return v.Id }
+
+// unarchiveEventTypeResponse is returned by unarchiveEventType on success.
+type unarchiveEventTypeResponse struct {
+	UnarchiveEventType EventType `json:"unarchiveEventType"`
+}
+
+// GetUnarchiveEventType returns unarchiveEventTypeResponse.UnarchiveEventType, and is useful for accessing the field via an interface.
+func (v *unarchiveEventTypeResponse) GetUnarchiveEventType() EventType { return v.UnarchiveEventType }
 
 // updateEndpointResponse is returned by updateEndpoint on success.
 type updateEndpointResponse struct {
@@ -2804,6 +3384,50 @@ func (v *viewerViewerApp) GetID() string { return v.ID }
 // GetName returns viewerViewerApp.Name, and is useful for accessing the field via an interface.
 func (v *viewerViewerApp) GetName() string { return v.Name }
 
+// The mutation executed by archiveEventType.
+const archiveEventType_Operation = `
+mutation archiveEventType ($id: ID!) {
+	archiveEventType(id: $id) {
+		... EventType
+	}
+}
+fragment EventType on EventType {
+	id
+	name
+	description
+	example
+	jsonSchema
+	builtIn
+	shared
+	archivedAt
+}
+`
+
+func archiveEventType(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	id string,
+) (data_ *archiveEventTypeResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "archiveEventType",
+		Query:  archiveEventType_Operation,
+		Variables: &__archiveEventTypeInput{
+			Id: id,
+		},
+	}
+
+	data_ = &archiveEventTypeResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The query executed by catalogEventTypes.
 const catalogEventTypes_Operation = `
 query catalogEventTypes ($id: ID!, $first: Int!, $after: Cursor) {
@@ -2882,6 +3506,7 @@ fragment Endpoint on Endpoint {
 	name
 	description
 	url
+	type
 	eventTypes
 	isActive
 	health
@@ -2912,6 +3537,9 @@ fragment Endpoint on Endpoint {
 	createdAt
 	updatedAt
 	deletedAt
+	listener {
+		... Listener
+	}
 }
 fragment RetryPolicy on RetryPolicy {
 	maxAttempts
@@ -2935,6 +3563,12 @@ fragment EndpointAuth on EndpointAuth {
 fragment Header on Header {
 	name
 	value
+}
+fragment Listener on Listener {
+	ttl
+	connected
+	lastSeenAt
+	expiresAt
 }
 `
 
@@ -2975,6 +3609,7 @@ fragment Endpoint on Endpoint {
 	name
 	description
 	url
+	type
 	eventTypes
 	isActive
 	health
@@ -3005,6 +3640,9 @@ fragment Endpoint on Endpoint {
 	createdAt
 	updatedAt
 	deletedAt
+	listener {
+		... Listener
+	}
 }
 fragment RetryPolicy on RetryPolicy {
 	maxAttempts
@@ -3028,6 +3666,12 @@ fragment EndpointAuth on EndpointAuth {
 fragment Header on Header {
 	name
 	value
+}
+fragment Listener on Listener {
+	ttl
+	connected
+	lastSeenAt
+	expiresAt
 }
 `
 
@@ -3071,6 +3715,7 @@ fragment Endpoint on Endpoint {
 	name
 	description
 	url
+	type
 	eventTypes
 	isActive
 	health
@@ -3101,6 +3746,9 @@ fragment Endpoint on Endpoint {
 	createdAt
 	updatedAt
 	deletedAt
+	listener {
+		... Listener
+	}
 }
 fragment RetryPolicy on RetryPolicy {
 	maxAttempts
@@ -3125,6 +3773,12 @@ fragment Header on Header {
 	name
 	value
 }
+fragment Listener on Listener {
+	ttl
+	connected
+	lastSeenAt
+	expiresAt
+}
 `
 
 func createEndpoint(
@@ -3141,6 +3795,156 @@ func createEndpoint(
 	}
 
 	data_ = &createEndpointResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The mutation executed by createEventType.
+const createEventType_Operation = `
+mutation createEventType ($input: CreateEventTypeInput!) {
+	createEventType(input: $input) {
+		... EventType
+	}
+}
+fragment EventType on EventType {
+	id
+	name
+	description
+	example
+	jsonSchema
+	builtIn
+	shared
+	archivedAt
+}
+`
+
+func createEventType(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	input *CreateEventTypeInput,
+) (data_ *createEventTypeResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "createEventType",
+		Query:  createEventType_Operation,
+		Variables: &__createEventTypeInput{
+			Input: input,
+		},
+	}
+
+	data_ = &createEventTypeResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The mutation executed by createListener.
+const createListener_Operation = `
+mutation createListener ($input: CreateListenerInput!) {
+	createListener(input: $input) {
+		secret
+		endpoint {
+			... Endpoint
+		}
+	}
+}
+fragment Endpoint on Endpoint {
+	id
+	name
+	description
+	url
+	type
+	eventTypes
+	isActive
+	health
+	disabledReason
+	disabledAt
+	ordering
+	timeout
+	retryPolicy {
+		... RetryPolicy
+	}
+	rateLimit {
+		... RateLimit
+	}
+	filter
+	auth {
+		... EndpointAuth
+	}
+	headers {
+		... Header
+	}
+	pausedUntil
+	previousSecretExpiresAt
+	consecutiveFailures
+	successCount
+	failureCount
+	lastSuccessAt
+	lastFailureAt
+	createdAt
+	updatedAt
+	deletedAt
+	listener {
+		... Listener
+	}
+}
+fragment RetryPolicy on RetryPolicy {
+	maxAttempts
+	initialDelay
+	backoffMultiplier
+	maxDelay
+}
+fragment RateLimit on RateLimit {
+	requests
+	per
+}
+fragment EndpointAuth on EndpointAuth {
+	type
+	token
+	username
+	password
+	headerName
+	headerValue
+	secret
+}
+fragment Header on Header {
+	name
+	value
+}
+fragment Listener on Listener {
+	ttl
+	connected
+	lastSeenAt
+	expiresAt
+}
+`
+
+func createListener(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	input *CreateListenerInput,
+) (data_ *createListenerResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "createListener",
+		Query:  createListener_Operation,
+		Variables: &__createListenerInput{
+			Input: input,
+		},
+	}
+
+	data_ = &createListenerResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(
@@ -3319,6 +4123,7 @@ fragment Endpoint on Endpoint {
 	name
 	description
 	url
+	type
 	eventTypes
 	isActive
 	health
@@ -3349,6 +4154,9 @@ fragment Endpoint on Endpoint {
 	createdAt
 	updatedAt
 	deletedAt
+	listener {
+		... Listener
+	}
 }
 fragment RetryPolicy on RetryPolicy {
 	maxAttempts
@@ -3372,6 +4180,12 @@ fragment EndpointAuth on EndpointAuth {
 fragment Header on Header {
 	name
 	value
+}
+fragment Listener on Listener {
+	ttl
+	connected
+	lastSeenAt
+	expiresAt
 }
 `
 
@@ -3631,6 +4445,7 @@ fragment Endpoint on Endpoint {
 	name
 	description
 	url
+	type
 	eventTypes
 	isActive
 	health
@@ -3661,6 +4476,9 @@ fragment Endpoint on Endpoint {
 	createdAt
 	updatedAt
 	deletedAt
+	listener {
+		... Listener
+	}
 }
 fragment RetryPolicy on RetryPolicy {
 	maxAttempts
@@ -3684,6 +4502,12 @@ fragment EndpointAuth on EndpointAuth {
 fragment Header on Header {
 	name
 	value
+}
+fragment Listener on Listener {
+	ttl
+	connected
+	lastSeenAt
+	expiresAt
 }
 `
 
@@ -3949,6 +4773,7 @@ fragment Endpoint on Endpoint {
 	name
 	description
 	url
+	type
 	eventTypes
 	isActive
 	health
@@ -3979,6 +4804,9 @@ fragment Endpoint on Endpoint {
 	createdAt
 	updatedAt
 	deletedAt
+	listener {
+		... Listener
+	}
 }
 fragment RetryPolicy on RetryPolicy {
 	maxAttempts
@@ -4002,6 +4830,12 @@ fragment EndpointAuth on EndpointAuth {
 fragment Header on Header {
 	name
 	value
+}
+fragment Listener on Listener {
+	ttl
+	connected
+	lastSeenAt
+	expiresAt
 }
 `
 
@@ -4158,6 +4992,77 @@ func listEvents(
 	return data_, err_
 }
 
+// The subscription executed by listen.
+const listen_Operation = `
+subscription listen ($listenerId: ID!) {
+	listen(listenerId: $listenerId) {
+		kind
+		waiting
+		delivery {
+			deliveryId
+			eventId
+			eventType
+			attempt
+			token
+			body
+			headers {
+				... Header
+			}
+			timeoutMs
+		}
+	}
+}
+fragment Header on Header {
+	name
+	value
+}
+`
+
+// To unsubscribe, use [graphql.WebSocketClient.Unsubscribe]
+func listen(
+	ctx_ context.Context,
+	client_ graphql.WebSocketClient,
+	listenerId string,
+) (dataChan_ chan listenWsResponse, subscriptionID_ string, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "listen",
+		Query:  listen_Operation,
+		Variables: &__listenInput{
+			ListenerId: listenerId,
+		},
+	}
+
+	dataChan_ = make(chan listenWsResponse)
+	subscriptionID_, err_ = client_.Subscribe(req_, dataChan_, listenForwardData)
+
+	return dataChan_, subscriptionID_, err_
+}
+
+type listenWsResponse graphql.BaseResponse[*listenResponse]
+
+func listenForwardData(interfaceChan interface{}, jsonRawMsg json.RawMessage) error {
+	var gqlResp graphql.Response
+	var wsResp listenWsResponse
+	err := json.Unmarshal(jsonRawMsg, &gqlResp)
+	if err != nil {
+		return err
+	}
+	if len(gqlResp.Errors) == 0 {
+		err = json.Unmarshal(jsonRawMsg, &wsResp)
+		if err != nil {
+			return err
+		}
+	} else {
+		wsResp.Errors = gqlResp.Errors
+	}
+	dataChan_, ok := interfaceChan.(chan listenWsResponse)
+	if !ok {
+		return errors.New("failed to cast interface into 'chan listenWsResponse'")
+	}
+	dataChan_ <- wsResp
+	return nil
+}
+
 // The mutation executed by publishEvent.
 const publishEvent_Operation = `
 mutation publishEvent ($input: PublishEventInput!) {
@@ -4284,6 +5189,97 @@ func replayDeliveries(
 	return data_, err_
 }
 
+// The mutation executed by reportListenerDelivery.
+const reportListenerDelivery_Operation = `
+mutation reportListenerDelivery ($input: ListenerReportInput!) {
+	reportListenerDelivery(input: $input) {
+		deliveryId
+	}
+}
+`
+
+func reportListenerDelivery(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	input *ListenerReportInput,
+) (data_ *reportListenerDeliveryResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "reportListenerDelivery",
+		Query:  reportListenerDelivery_Operation,
+		Variables: &__reportListenerDeliveryInput{
+			Input: input,
+		},
+	}
+
+	data_ = &reportListenerDeliveryResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The mutation executed by retryDeliveries.
+const retryDeliveries_Operation = `
+mutation retryDeliveries ($ids: [ID!]!) {
+	retryDeliveries(ids: $ids) {
+		deliveries {
+			... Delivery
+		}
+		notRetried {
+			id
+			code
+			message
+		}
+	}
+}
+fragment Delivery on Delivery {
+	id
+	eventID
+	endpointID
+	eventType
+	orderingKey
+	status
+	attemptCount
+	lastAttemptAt
+	lastResponseStatus
+	lastError
+	nextAttemptAt
+	completedAt
+	createdAt
+	updatedAt
+}
+`
+
+func retryDeliveries(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	ids []string,
+) (data_ *retryDeliveriesResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "retryDeliveries",
+		Query:  retryDeliveries_Operation,
+		Variables: &__retryDeliveriesInput{
+			Ids: ids,
+		},
+	}
+
+	data_ = &retryDeliveriesResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The mutation executed by retryDelivery.
 const retryDelivery_Operation = `
 mutation retryDelivery ($id: ID!) {
@@ -4334,6 +5330,40 @@ func retryDelivery(
 	return data_, err_
 }
 
+// The mutation executed by revealEndpointSecret.
+const revealEndpointSecret_Operation = `
+mutation revealEndpointSecret ($id: ID!) {
+	revealEndpointSecret(id: $id) {
+		secret
+	}
+}
+`
+
+func revealEndpointSecret(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	id string,
+) (data_ *revealEndpointSecretResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "revealEndpointSecret",
+		Query:  revealEndpointSecret_Operation,
+		Variables: &__revealEndpointSecretInput{
+			Id: id,
+		},
+	}
+
+	data_ = &revealEndpointSecretResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The mutation executed by revokePortalSession.
 const revokePortalSession_Operation = `
 mutation revokePortalSession ($id: ID!) {
@@ -4369,6 +5399,40 @@ func revokePortalSession(
 	return data_, err_
 }
 
+// The mutation executed by revokePortalSessions.
+const revokePortalSessions_Operation = `
+mutation revokePortalSessions ($appID: ID) {
+	revokePortalSessions(appId: $appID) {
+		count
+	}
+}
+`
+
+func revokePortalSessions(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	appID *string,
+) (data_ *revokePortalSessionsResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "revokePortalSessions",
+		Query:  revokePortalSessions_Operation,
+		Variables: &__revokePortalSessionsInput{
+			AppID: appID,
+		},
+	}
+
+	data_ = &revokePortalSessionsResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The mutation executed by rotateEndpointSecret.
 const rotateEndpointSecret_Operation = `
 mutation rotateEndpointSecret ($id: ID!, $overlap: Duration) {
@@ -4384,6 +5448,7 @@ fragment Endpoint on Endpoint {
 	name
 	description
 	url
+	type
 	eventTypes
 	isActive
 	health
@@ -4414,6 +5479,9 @@ fragment Endpoint on Endpoint {
 	createdAt
 	updatedAt
 	deletedAt
+	listener {
+		... Listener
+	}
 }
 fragment RetryPolicy on RetryPolicy {
 	maxAttempts
@@ -4437,6 +5505,12 @@ fragment EndpointAuth on EndpointAuth {
 fragment Header on Header {
 	name
 	value
+}
+fragment Listener on Listener {
+	ttl
+	connected
+	lastSeenAt
+	expiresAt
 }
 `
 
@@ -4541,6 +5615,50 @@ func testEndpoint(
 	return data_, err_
 }
 
+// The mutation executed by unarchiveEventType.
+const unarchiveEventType_Operation = `
+mutation unarchiveEventType ($id: ID!) {
+	unarchiveEventType(id: $id) {
+		... EventType
+	}
+}
+fragment EventType on EventType {
+	id
+	name
+	description
+	example
+	jsonSchema
+	builtIn
+	shared
+	archivedAt
+}
+`
+
+func unarchiveEventType(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	id string,
+) (data_ *unarchiveEventTypeResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "unarchiveEventType",
+		Query:  unarchiveEventType_Operation,
+		Variables: &__unarchiveEventTypeInput{
+			Id: id,
+		},
+	}
+
+	data_ = &unarchiveEventTypeResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The mutation executed by updateEndpoint.
 const updateEndpoint_Operation = `
 mutation updateEndpoint ($id: ID!, $input: UpdateEndpointInput!) {
@@ -4553,6 +5671,7 @@ fragment Endpoint on Endpoint {
 	name
 	description
 	url
+	type
 	eventTypes
 	isActive
 	health
@@ -4583,6 +5702,9 @@ fragment Endpoint on Endpoint {
 	createdAt
 	updatedAt
 	deletedAt
+	listener {
+		... Listener
+	}
 }
 fragment RetryPolicy on RetryPolicy {
 	maxAttempts
@@ -4606,6 +5728,12 @@ fragment EndpointAuth on EndpointAuth {
 fragment Header on Header {
 	name
 	value
+}
+fragment Listener on Listener {
+	ttl
+	connected
+	lastSeenAt
+	expiresAt
 }
 `
 

@@ -127,7 +127,7 @@ func subscribe[T any](ctx context.Context, c *Client, op, query string, vars any
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", op, err)
 	}
-	onNext := func(raw json.RawMessage) error {
+	onNext := func(raw json.RawMessage, _ *liveConn) error {
 		var r struct {
 			Data   *T            `json:"data"`
 			Errors gqlerror.List `json:"errors"`
@@ -187,8 +187,10 @@ func backoff(lc LiveConfig, attempt int) time.Duration {
 }
 
 // live runs the subscription whose subscribe payload is given until ctx
-// ends or it fails for good, reconnecting in between.
-func (c *Client) live(ctx context.Context, payload json.RawMessage, onNext func(json.RawMessage) error) error {
+// ends or it fails for good, reconnecting in between. onNext gets each
+// result with the connection it came on, on which it may run other
+// operations (liveConn.do) from another goroutine.
+func (c *Client) live(ctx context.Context, payload json.RawMessage, onNext func(json.RawMessage, *liveConn) error) error {
 	lc := c.liveDefaults()
 	report := func(s LiveStatus) {
 		if lc.OnStatus != nil {
@@ -242,7 +244,7 @@ var terminalClose = map[int]Code{
 // liveOnce connects, subscribes and reads until the connection ends. worked
 // reports whether the connection got as far as delivering updates or
 // staying up a while, so the backoff starts over.
-func (c *Client) liveOnce(ctx context.Context, lc LiveConfig, payload json.RawMessage, onNext func(json.RawMessage) error, report func(LiveStatus)) (worked bool, err error) {
+func (c *Client) liveOnce(ctx context.Context, lc LiveConfig, payload json.RawMessage, onNext func(json.RawMessage, *liveConn) error, report func(LiveStatus)) (worked bool, err error) {
 	u := *c.base
 	u.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
 	u.Path += "/graphql"
@@ -327,6 +329,8 @@ func (c *Client) liveOnce(ctx context.Context, lc LiveConfig, payload json.RawMe
 	if err := write(wsMessage{ID: "1", Type: "subscribe", Payload: payload}); err != nil {
 		return false, err
 	}
+	ops := &liveConn{write: write, done: make(chan struct{}), pending: make(map[string]chan wsMessage)}
+	defer close(ops.done)
 	since := time.Now()
 	report(LiveStatus{State: LiveConnected})
 
@@ -355,17 +359,18 @@ func (c *Client) liveOnce(ctx context.Context, lc LiveConfig, payload json.RawMe
 		if err != nil {
 			return worked, err
 		}
+		if m.ID != "" && m.ID != "1" {
+			ops.route(m) // the result of another operation
+			continue
+		}
 		switch m.Type {
 		case "ping":
 			if err := write(wsMessage{Type: "pong"}); err != nil {
 				return worked, err
 			}
 		case "next":
-			if m.ID != "1" {
-				continue
-			}
 			worked = true
-			if err := onNext(m.Payload); err != nil {
+			if err := onNext(m.Payload, ops); err != nil {
 				return worked, err
 			}
 		case "error":
@@ -375,9 +380,98 @@ func (c *Client) liveOnce(ctx context.Context, lc LiveConfig, payload json.RawMe
 			}
 			return worked, fromGQL(errs, 0)
 		case "complete":
-			if m.ID == "1" {
-				return worked, errors.New("the server ended the feed")
-			}
+			return worked, errors.New("the server ended the feed")
 		}
+	}
+}
+
+// liveConn is one connection of a live feed, on which the feed's handler
+// runs other operations: a listener's reports.
+type liveConn struct {
+	write func(wsMessage) error
+	// done is closed once the connection has ended.
+	done chan struct{}
+
+	mu      sync.Mutex
+	seq     int
+	pending map[string]chan wsMessage
+}
+
+// ended reports whether the connection has ended.
+func (lc *liveConn) ended() bool {
+	select {
+	case <-lc.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// route hands the result of an operation to the do that waits for it.
+func (lc *liveConn) route(m wsMessage) {
+	if m.Type != "next" && m.Type != "error" {
+		return // its complete: do is done with it
+	}
+	lc.mu.Lock()
+	c := lc.pending[m.ID]
+	delete(lc.pending, m.ID)
+	lc.mu.Unlock()
+	if c != nil {
+		c <- m
+	}
+}
+
+// errConnectionEnded is returned by do when the connection ends before the
+// operation's result arrives.
+var errConnectionEnded = errors.New("the connection ended before the server answered")
+
+// do runs an operation (a query or mutation, its subscribe payload) on the
+// connection and returns its data, waiting up to timeout.
+func (lc *liveConn) do(ctx context.Context, payload json.RawMessage, timeout time.Duration) (json.RawMessage, error) {
+	c := make(chan wsMessage, 1)
+	lc.mu.Lock()
+	lc.seq++
+	id := fmt.Sprintf("op%d", lc.seq)
+	lc.pending[id] = c
+	lc.mu.Unlock()
+	defer func() {
+		lc.mu.Lock()
+		delete(lc.pending, id)
+		lc.mu.Unlock()
+	}()
+	if lc.ended() {
+		return nil, errConnectionEnded
+	}
+	if err := lc.write(wsMessage{ID: id, Type: "subscribe", Payload: payload}); err != nil {
+		return nil, fmt.Errorf("send operation: %w", err)
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case m := <-c:
+		if m.Type == "error" {
+			var errs gqlerror.List
+			if json.Unmarshal(m.Payload, &errs) != nil || len(errs) == 0 {
+				errs = gqlerror.List{{Message: string(m.Payload)}}
+			}
+			return nil, fromGQL(errs, 0)
+		}
+		var r struct {
+			Data   json.RawMessage `json:"data"`
+			Errors gqlerror.List   `json:"errors"`
+		}
+		if err := json.Unmarshal(m.Payload, &r); err != nil {
+			return nil, fmt.Errorf("decode the answer: %w", err)
+		}
+		if len(r.Errors) > 0 {
+			return nil, fromGQL(r.Errors, 0)
+		}
+		return r.Data, nil
+	case <-lc.done:
+		return nil, errConnectionEnded
+	case <-t.C:
+		return nil, fmt.Errorf("no answer within %s", timeout)
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }

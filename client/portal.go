@@ -36,3 +36,14 @@ func (c *Client) RevokePortalSession(ctx context.Context, id string) error {
 	_, err := revokePortalSession(ctx, c.gql, id)
 	return err
 }
+
+// RevokePortalSessions ends every working portal session of an app (the
+// key's own app when appID is empty; another one needs an admin key) and
+// returns how many it ended.
+func (c *Client) RevokePortalSessions(ctx context.Context, appID string) (int, error) {
+	r, err := revokePortalSessions(ctx, c.gql, optString(appID))
+	if err != nil {
+		return 0, err
+	}
+	return r.RevokePortalSessions.Count, nil
+}

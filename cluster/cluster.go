@@ -1,7 +1,8 @@
 // Package cluster lets Herald replicas that share a PostgreSQL database
 // tell each other what changed, over notifications (package pgnotify):
 // deliveries another replica may claim now, endpoints changed, disabled or
-// enabled, API keys revoked, and event catalogs changed. Each replica
+// enabled, API keys revoked, event catalogs changed, and listener sessions
+// that began. Each replica
 // applies what the others announce to its caches, its engine and its open
 // websockets within milliseconds; the caches' short lifetimes and the
 // engine's polling remain the backstop when a notification is lost, and a
@@ -45,6 +46,9 @@ type Handlers struct {
 	// Catalog: an app's own event types or settings changed (an app ID),
 	// or a shared catalog's types (a catalog ID).
 	Catalog func(id string)
+	// Listener: a session of a listener began on another replica; a
+	// session of it here ends.
+	Listener func(listenerID, sessionID string)
 	// Reset: notices may have been missed; drop caches and look again.
 	Reset func()
 }
@@ -90,6 +94,7 @@ func New(cfg Config) (*Cluster, error) {
 //	e <change> <app> <endpoint>
 //	k <key>
 //	c <app>
+//	l <listener> <session>
 
 // maxWakeIDs bounds the endpoints of one wake message, well under
 // pgnotify.MaxMessage.
@@ -124,6 +129,12 @@ func (c *Cluster) KeyRevoked(keyID string) { c.send("k " + keyID) }
 // settings changed, or a shared catalog's types (id is the catalog's).
 func (c *Cluster) Catalog(id string) { c.send("c " + id) }
 
+// ListenerAttached tells the other replicas that a session of a listener
+// began here: theirs, if any, end.
+func (c *Cluster) ListenerAttached(listenerID, sessionID string) {
+	c.send("l " + listenerID + " " + sessionID)
+}
+
 func (c *Cluster) send(msg string) {
 	if c.sendFunc != nil {
 		c.sendFunc(msg)
@@ -155,7 +166,9 @@ func (c *Cluster) receive(n pgnotify.Notification) {
 		h.KeyRevoked(f[1])
 	case f[0] == "c" && len(f) == 2 && h.Catalog != nil:
 		h.Catalog(f[1])
-	case f[0] != "w" && f[0] != "e" && f[0] != "k" && f[0] != "c":
+	case f[0] == "l" && len(f) == 3 && h.Listener != nil:
+		h.Listener(f[1], f[2])
+	case f[0] != "w" && f[0] != "e" && f[0] != "k" && f[0] != "c" && f[0] != "l":
 		c.log.Warn("unknown notice from another replica", "replica", n.Sender, "notice", f[0])
 	}
 }

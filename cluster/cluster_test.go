@@ -17,6 +17,7 @@ func receiveAll(t *testing.T, msgs ...string) (got []string) {
 		Endpoint:   func(ch EndpointChange, app, id string) { got = append(got, "endpoint "+string(ch)+" app="+app+" "+id) },
 		KeyRevoked: func(id string) { got = append(got, "key "+id) },
 		Catalog:    func(app string) { got = append(got, "catalog "+app) },
+		Listener:   func(id, session string) { got = append(got, "listener "+id+" "+session) },
 	}}}
 	c.log = discard()
 	for _, m := range msgs {
@@ -37,8 +38,8 @@ func join(ids []string) string {
 }
 
 func TestReceive_DecodesEachNotice(t *testing.T) {
-	got := receiveAll(t, "w ep_1 ep_2", "e d - ep_1", "e c app_1 ep_2", "k key_1", "c app_1", "x unknown")
-	want := []string{"wake ep_1,ep_2", "endpoint d app= ep_1", "endpoint c app=app_1 ep_2", "key key_1", "catalog app_1"}
+	got := receiveAll(t, "w ep_1 ep_2", "e d - ep_1", "e c app_1 ep_2", "k key_1", "c app_1", "l ep_3 s1", "x unknown")
+	want := []string{"wake ep_1,ep_2", "endpoint d app= ep_1", "endpoint c app=app_1 ep_2", "key key_1", "catalog app_1", "listener ep_3 s1"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
@@ -52,8 +53,9 @@ func TestEndpoint_WithoutAppIsReceived(t *testing.T) {
 	c.sendFunc = func(msg string) { sent = append(sent, msg) }
 	c.Endpoint(EndpointDisabled, "", "ep_1")
 	c.Wake(repeated("ep", 150)...)
+	c.ListenerAttached("ep_2", "s1")
 	got := receiveAll(t, sent...)
-	if len(got) != 3 || got[0] != "endpoint d app= ep_1" {
+	if len(got) != 4 || got[0] != "endpoint d app= ep_1" || got[3] != "listener ep_2 s1" {
 		t.Fatalf("received %q", got)
 	}
 }

@@ -476,10 +476,15 @@ func (m *migrator) apply(ctx context.Context, f migrate.File) error {
 	for try := 1; ; try++ {
 		err := m.applyPostgres(ctx, f)
 		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || pgErr.Code != "55P03" || try == 10 { // lock_not_available
+		// lock_not_available: a table lock not had within lockTimeout;
+		// deadlock_detected: the migration, taking one table after
+		// another, met a running herald's transaction taking them in the
+		// other order, and PostgreSQL aborted the migration's. Either way
+		// nothing was applied, and a later try takes the locks anew.
+		if !errors.As(err, &pgErr) || (pgErr.Code != "55P03" && pgErr.Code != "40P01") || try == 10 {
 			return err
 		}
-		m.log.Warn("migration waits for a table lock: trying again", "version", f.Version(), "try", try)
+		m.log.Warn("migration waits for a table lock: trying again", "version", f.Version(), "try", try, "code", pgErr.Code)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -99,6 +99,22 @@ type Target interface {
 	Info() Info
 }
 
+// Held is implemented by targets that only the process holding their
+// connection can send to: a listener, whose deliveries travel over the
+// websocket its herald listen session keeps with one replica. The engine
+// claims a held endpoint's deliveries only while Holding reports true, sends
+// to it alone among replicas (as to an endpoint whose rate or order is
+// controlled, see the dispatch Driver's Own), one attempt at a time, in the
+// order they fall due, and never hands a fresh delivery to it without a
+// claim. While nobody holds it, its deliveries wait in the store without
+// using attempts.
+type Held interface {
+	Target
+	// Holding reports whether this process holds the target's connection
+	// now.
+	Holding() bool
+}
+
 // Info describes a target.
 type Info struct {
 	// Address is where messages go, without credentials or query: the

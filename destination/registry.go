@@ -24,7 +24,7 @@ func NewRegistry(specs ...*Spec) *Registry {
 			panic(fmt.Sprintf("destination: spec %q needs a Type and Open", s.Name))
 		case r.byT[s.Type] != nil:
 			panic(fmt.Sprintf("destination: type %s registered twice", s.Type))
-		case s.Type != HTTP && (s.Field == "" || s.Check == nil):
+		case s.Type != HTTP && !s.Managed && (s.Field == "" || s.Check == nil):
 			panic(fmt.Sprintf("destination: type %s needs a Field and Check", s.Type))
 		}
 		r.specs = append(r.specs, s)

@@ -36,6 +36,12 @@ type Spec struct {
 	Check func(cfg json.RawMessage, p Policy) (Checked, error)
 	// Open returns the type's driver.
 	Open func(Env) (Driver, error)
+	// Managed types are created through an API of their own (listeners,
+	// by createListener), not configured through createEndpoint: they
+	// have no configuration object (no Field, no Check), the endpoint
+	// forms do not offer them, and endpoints of another type cannot
+	// become one.
+	Managed bool
 }
 
 // Checked is a configuration that passed its checks.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/db"
+	"github.com/heraldhq/herald/destination/listener"
 	"github.com/heraldhq/herald/ent"
 	entattempt "github.com/heraldhq/herald/ent/attempt"
 	"github.com/heraldhq/herald/ent/delivery"
@@ -284,7 +285,11 @@ func (e *Engine) Test(ctx context.Context, endpointID, eventType string, payload
 		EventType: eventType, Status: "PENDING", At: now,
 	})
 	e.wake(endpointID)
-	return e.awaitTest(ctx, dID, ep.Timeout+testWait)
+	waits := "the endpoint's pace (its rate limit, a pause it asked for, or the deliveries ahead of it with strict ordering)"
+	if ep.Type == listener.Type {
+		waits = "herald listen: a listener's deliveries wait while no session holds it (or for its pace)"
+	}
+	return e.awaitTest(ctx, dID, ep.Timeout+testWait, waits)
 }
 
 // testWait is how much longer than an endpoint's timeout Test waits for its
@@ -294,7 +299,7 @@ const testWait = 5 * time.Second
 // awaitTest waits up to wait for a test delivery's attempt to be recorded,
 // by whichever engine sends it, reading the delivery (often at first, then
 // less often).
-func (e *Engine) awaitTest(ctx context.Context, deliveryID string, wait time.Duration) (*TestResult, error) {
+func (e *Engine) awaitTest(ctx context.Context, deliveryID string, wait time.Duration, waits string) (*TestResult, error) {
 	ctx = tenant.System(ctx)
 	deadline := time.Now().Add(wait)
 	pause := 10 * time.Millisecond
@@ -307,7 +312,7 @@ func (e *Engine) awaitTest(ctx context.Context, deliveryID string, wait time.Dur
 			return e.testResult(ctx, d)
 		}
 		if !time.Now().Before(deadline) {
-			return &TestResult{DeliveryID: deliveryID, Error: "not sent yet: the test waits for the endpoint's pace (its rate limit, a pause it asked for, or the deliveries ahead of it with strict ordering); follow delivery " + deliveryID}, nil
+			return &TestResult{DeliveryID: deliveryID, Error: "not sent yet: the test waits for " + waits + "; follow delivery " + deliveryID}, nil
 		}
 		select {
 		case <-ctx.Done():

@@ -40,6 +40,9 @@ type endpointConfig struct {
 	prevUntil time.Time
 	// target sends to the endpoint (nil only in tests that never send).
 	target destination.Target
+	// held is target when only the process holding its connection can
+	// send to it (a listener), nil otherwise.
+	held destination.Held
 	// transform reshapes its events (nil: none).
 	transform *transform.Program
 }
@@ -50,8 +53,19 @@ func (e *endpointConfig) ordered() bool {
 }
 
 // controlled reports whether one engine at a time must send to the
-// endpoint: it orders its deliveries or limits its rate.
-func (e *endpointConfig) controlled() bool { return e.ordered() || e.RateLimit != nil }
+// endpoint: it orders its deliveries, limits its rate, or is held by the
+// process that holds its connection.
+func (e *endpointConfig) controlled() bool { return e.ordered() || e.RateLimit != nil || e.held != nil }
+
+// maxConcurrency is how many requests to the endpoint may be in flight at
+// once, given the engine's per-endpoint limit: one for a held endpoint,
+// whose deliveries go one at a time in the order they fall due.
+func (e *endpointConfig) maxConcurrency(perEndpoint int) int {
+	if e.held != nil {
+		return 1
+	}
+	return perEndpoint
+}
 
 // signerAt returns the signer to use at time t.
 func (e *endpointConfig) signerAt(t time.Time) *signing.Signer {
@@ -106,6 +120,7 @@ func newEndpointConfig(ep *ent.Endpoint, drivers *destination.Drivers, transform
 		if err != nil {
 			return nil, fmt.Errorf("endpoint %s: %w", ep.ID, err)
 		}
+		c.held, _ = c.target.(destination.Held)
 	}
 	return c, nil
 }

@@ -45,6 +45,7 @@ type fakeDriver struct {
 	claimErr map[string]error
 	released []Lease
 	claims   int
+	owns     []ownCall
 	// Recording: finished deliveries, and how many commits fail before
 	// one succeeds; poison names deliveries whose Finish always fails.
 	finished    map[string]DeliveryUpdate
@@ -136,9 +137,19 @@ func (f *fakeDriver) Release(_ context.Context, leases []Lease, _ time.Time) err
 }
 
 func (f *fakeDriver) Cancel(context.Context, CancelParams) ([]DeliveryRef, error) { return nil, nil }
-func (f *fakeDriver) Own(_ context.Context, _, _ string, until, _ time.Time) (bool, time.Time, error) {
+func (f *fakeDriver) Own(_ context.Context, endpointID, owner string, until, now time.Time) (bool, time.Time, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.owns = append(f.owns, ownCall{endpointID: endpointID, owner: owner, until: until, now: now})
 	return true, until, nil
 }
+
+// ownCall is one call of Own.
+type ownCall struct {
+	endpointID, owner string
+	until, now        time.Time
+}
+
 func (f *fakeDriver) RecentAttemptEnds(context.Context, string, time.Time, int) ([]time.Time, error) {
 	return nil, nil
 }

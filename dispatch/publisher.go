@@ -824,10 +824,13 @@ func (e *Engine) newDeliveries(req *publishReq, rows []*EventRow, matches [][]ma
 				continue
 			}
 			// The deliveries of an endpoint whose flow is controlled are
-			// claimed, by the one engine that sends to it.
+			// claimed, by the one engine that sends to it (a held one's
+			// too, which its stored columns do not say).
 			var cfg *endpointConfig
 			if !sub.Controlled {
-				cfg = e.configs.fresh(epID)
+				if cfg = e.configs.fresh(epID); cfg != nil && cfg.controlled() {
+					cfg = nil
+				}
 			}
 			if cfg == nil || e.window.acquireHandOff(epID, req.appID, 1) == 0 {
 				out.unleased = appendNew(out.unleased, epID)

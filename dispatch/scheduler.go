@@ -530,16 +530,23 @@ func (s *scheduler) claim(ctx context.Context, endpointID string, limit int) ([]
 	// An inactive endpoint receives only tests, paced like any delivery;
 	// a deleted one receives nothing.
 	inactive := !cfg.Active || cfg.Deleted
+	if cfg.held != nil && !cfg.Deleted && !cfg.held.Holding() {
+		// Its connection is not here (a listener whose session is on
+		// another replica, or on none): its deliveries wait for the
+		// process that holds it, which may take the endpoint at once.
+		s.disown(ctx, endpointID, now)
+		return nil, nil, nil
+	}
 	if !cfg.Deleted {
 		f := s.flowOf(endpointID)
-		f.configure(cfg, s.cfg.PerEndpoint)
+		f.configure(cfg, cfg.maxConcurrency(s.cfg.PerEndpoint))
 		s.publishFlow(endpointID, f)
 		if f.pausedUntil.After(now) {
 			s.notUntil[endpointID] = f.pausedUntil
 			return nil, nil, nil
 		}
 		if cfg.controlled() {
-			owned, err := s.own(ctx, endpointID, now)
+			owned, err := s.own(ctx, endpointID, now, cfg.held != nil)
 			if err != nil || owned.IsZero() {
 				return nil, nil, err
 			}
@@ -607,8 +614,10 @@ func (s *scheduler) claim(ctx context.Context, endpointID string, limit int) ([]
 // own makes sure this engine owns a controlled endpoint for a while yet,
 // renewing its ownership once a third of the lease has passed. It returns
 // until when it owns the endpoint, or zero if another engine does (the
-// endpoint is then left alone until that one's ownership would expire).
-func (s *scheduler) own(ctx context.Context, endpointID string, now time.Time) (time.Time, error) {
+// endpoint is then left alone until that one's ownership would expire, or
+// for heldRetry at most if it is held here: the other engine gives it up
+// as soon as it learns that its connection moved).
+func (s *scheduler) own(ctx context.Context, endpointID string, now time.Time, held bool) (time.Time, error) {
 	if until, ok := s.owned[endpointID]; ok && until.Sub(now) > 2*s.cfg.Lease/3 {
 		return until, nil
 	}
@@ -618,11 +627,33 @@ func (s *scheduler) own(ctx context.Context, endpointID string, now time.Time) (
 	}
 	if !owned {
 		delete(s.owned, endpointID)
+		if held {
+			ownerUntil = minTime(ownerUntil, now.Add(heldRetry))
+		}
 		s.notUntil[endpointID] = ownerUntil
 		return time.Time{}, nil
 	}
 	s.owned[endpointID] = ownerUntil
 	return ownerUntil, nil
+}
+
+// heldRetry is how often an engine that holds an endpoint's connection
+// asks again for the endpoint while another engine owns it.
+const heldRetry = time.Second
+
+// disown gives up this engine's ownership of an endpoint, if it has it, at
+// once rather than when it would expire, and wakes the other engines: one
+// of them may hold the endpoint's connection now.
+func (s *scheduler) disown(ctx context.Context, endpointID string, now time.Time) {
+	if _, ok := s.owned[endpointID]; !ok {
+		return
+	}
+	delete(s.owned, endpointID)
+	if _, _, err := s.driver.Own(ctx, endpointID, s.cfg.Worker, now, now); err != nil {
+		// It expires by itself within a lease.
+		s.log.Warn("give up an endpoint", "endpoint_id", endpointID, "err", err)
+	}
+	s.released([]string{endpointID})
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -127,6 +127,9 @@ type Input struct {
 	DestinationField string
 	// Transformation is the script; a Set "" or nil removes it.
 	Transformation Change[*string]
+
+	// listener, set by CreateListener, makes the endpoint a listener.
+	listener *listenerSettings
 }
 
 // Change is an optional change of a field that can also be cleared: Set
@@ -305,6 +308,9 @@ func (s *Service) checkDestination(c *config, base config, in Input) error {
 	if !ok {
 		return fault.Invalid("input.type", "%s endpoints are not available in this installation", c.typ)
 	}
+	if spec.Managed || base.typ != c.typ && base.typ != "" && isManaged(reg, base.typ) {
+		return s.checkManaged(c, base, in, spec)
+	}
 	if in.Destination != nil && in.DestinationField != spec.Field {
 		other := "an HTTP"
 		if o, ok := reg.ByField(in.DestinationField); ok {
@@ -348,6 +354,49 @@ func (s *Service) checkDestination(c *config, base config, in Input) error {
 		return fault.Invalid("input."+spec.Field, "%v", err)
 	}
 	c.destination, c.url = checked.Config, checked.Address
+	return nil
+}
+
+// isManaged reports whether endpoints of type t are created by an API of
+// their own (listeners).
+func isManaged(reg *destination.Registry, t destination.Type) bool {
+	spec, ok := reg.Lookup(t)
+	return ok && spec.Managed
+}
+
+// checkManaged applies the input to an endpoint of a managed type (a
+// listener): it is created only through its own API, keeps its type, and
+// has no url, auth or headers to change (its url says where its CLI
+// forwards, as it said when it was created).
+func (s *Service) checkManaged(c *config, base config, in Input, spec *destination.Spec) error {
+	creating := in.listener != nil
+	switch {
+	case base.typ != c.typ && !creating && isManaged(s.registry(), base.typ):
+		return fault.Invalid("input.type", "a %s endpoint keeps its type: create an endpoint of type %s instead", base.typ, c.typ)
+	case base.typ != c.typ && !creating:
+		return fault.Invalid("input.type", "%s endpoints are created by createListener (herald listen), not by createEndpoint or updateEndpoint", spec.Type)
+	case in.Destination != nil:
+		return fault.Invalid("input."+in.DestinationField, "configures another type of endpoint than %s", spec.Type)
+	case !creating && in.URL != nil:
+		return fault.Invalid("input.url", "cannot change: a %s endpoint's url says where its herald listen forwards", spec.Type)
+	case in.Auth != nil && in.Auth.Type != webhook.AuthNone:
+		return fault.Invalid("input.auth", "is only for HTTP endpoints: herald listen forwards with Herald's headers and signature")
+	case in.Headers != nil && len(*in.Headers) > 0:
+		return fault.Invalid("input.headers", "are only for HTTP endpoints: herald listen forwards with Herald's headers and signature")
+	}
+	c.destination = nil
+	if creating && in.URL != nil {
+		u := strings.TrimSpace(*in.URL)
+		switch {
+		case u == "":
+			u = base.url
+		case len(u) > 2048:
+			return fault.Invalid("input.forwardTo", "is %d bytes long; the limit is 2048", len(u))
+		case strings.ContainsAny(u, "\r\n"):
+			return fault.Invalid("input.forwardTo", "must be one line")
+		}
+		c.url = u
+	}
 	return nil
 }
 
@@ -411,9 +460,10 @@ func unmaskHeaders(in, stored []webhook.Header) []webhook.Header {
 }
 
 // checkQuotas refuses an endpoint configuration beyond the app's limits:
-// its headers and filter if they change, and, on creation (count), one
+// its headers and filter if they change, and, on creation (count names the
+// limit it counts toward: ENDPOINTS, or LISTENERS for a listener), one
 // endpoint more than the app may have.
-func checkQuotas(ctx context.Context, tx *ent.Client, appID string, c config, headers, filter, count bool, now time.Time) error {
+func checkQuotas(ctx context.Context, tx *ent.Client, appID string, c config, headers, filter bool, count quota.Name, now time.Time) error {
 	a, err := tx.App.Get(tenant.System(ctx), appID)
 	if err != nil {
 		return fmt.Errorf("read the limits of app %s: %w", appID, err)
@@ -428,13 +478,13 @@ func checkQuotas(ctx context.Context, tx *ent.Client, appID string, c config, he
 			return err
 		}
 	}
-	if count {
-		used, err := quota.Used(ctx, tx, appID, quota.Endpoints, now)
+	if count != "" {
+		used, err := quota.Used(ctx, tx, appID, count, now)
 		if err != nil {
 			return err
 		}
-		if limit := quota.Of(a.Limits, quota.Endpoints); used+1 > limit {
-			return quota.Exceeded(quota.Endpoints, used, limit)
+		if limit := quota.Of(a.Limits, count); used+1 > limit {
+			return quota.Exceeded(count, used, limit)
 		}
 	}
 	return nil
@@ -470,6 +520,10 @@ func (s *Service) Create(ctx context.Context, in Input) (*ent.Endpoint, string, 
 		missing = append(missing, fault.Invalid("input.eventTypes", "is required; use [\"*\"] for every event type"))
 	}
 	base := config{typ: destination.HTTP, auth: webhook.Auth{Type: webhook.AuthNone}, retry: webhook.DefaultRetryPolicy(), timeout: webhook.DefaultTimeout, ordering: webhook.OrderNone}
+	counts := quota.Endpoints
+	if in.listener != nil {
+		base.typ, base.url, counts = listenerType, DefaultForwardTo, quota.Listeners
+	}
 	c, err := s.validate(ctx, v.AppID, base, in)
 	if len(missing) > 0 {
 		// What is there is checked too, so that every field is reported
@@ -488,7 +542,7 @@ func (s *Service) Create(ctx context.Context, in Input) (*ent.Endpoint, string, 
 	if err != nil {
 		return nil, "", err
 	}
-	if !in.AllowDuplicate {
+	if !in.AllowDuplicate && in.listener == nil {
 		if err := checkDuplicate(ctx, s.Client, c, ""); err != nil {
 			return nil, "", err
 		}
@@ -526,12 +580,16 @@ func (s *Service) Create(ctx context.Context, in Input) (*ent.Endpoint, string, 
 		if !active {
 			create.SetDisabledReason("created inactive").SetDisabledAt(s.now())
 		}
+		if l := in.listener; l != nil {
+			now := s.now()
+			create.SetListenerTTL(l.ttl).SetListenerSeenAt(now).SetListenerExpiresAt(now.Add(l.ttl))
+		}
 		// Marking the app's endpoints changed locks its row: concurrent
 		// creations count each other.
 		if err := dispatch.MarkEndpointsChanged(ctx, tx, v.AppID); err != nil {
 			return err
 		}
-		if err := checkQuotas(ctx, tx, v.AppID, c, true, true, true, s.now()); err != nil {
+		if err := checkQuotas(ctx, tx, v.AppID, c, true, true, counts, s.now()); err != nil {
 			return err
 		}
 		var err error
@@ -582,12 +640,12 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*ent.Endpoin
 		if err != nil {
 			return err
 		}
-		if !in.AllowDuplicate && (c.url != cur.URL || in.EventTypes != nil) {
+		if !in.AllowDuplicate && c.typ != listenerType && (c.url != cur.URL || in.EventTypes != nil) {
 			if err := checkDuplicate(ctx, tx, c, id); err != nil {
 				return err
 			}
 		}
-		if err := checkQuotas(ctx, tx, v.AppID, c, in.Headers != nil, in.Filter.Set, false, now); err != nil {
+		if err := checkQuotas(ctx, tx, v.AppID, c, in.Headers != nil, in.Filter.Set, "", now); err != nil {
 			return err
 		}
 		u := tx.Endpoint.UpdateOneID(id).

@@ -75,6 +75,14 @@ type Endpoint struct {
 	PreviousSecret *string `json:"-"`
 	// Until then deliveries are signed with the previous secret too.
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
+	// A listener's time to live after its last connection (type LISTENER); null for other endpoints.
+	ListenerTTL *time.Duration `json:"listener_ttl,omitempty"`
+	// The herald listen session that holds the listener (null: none); it renews listener_seen_at while it does.
+	ListenerSession *string `json:"listener_session,omitempty"`
+	// When the listener's session was last known alive, or ended.
+	ListenerSeenAt *time.Time `json:"listener_seen_at,omitempty"`
+	// When the listener is removed unless a session holds it again: its last sign of life plus its TTL.
+	ListenerExpiresAt *time.Time `json:"listener_expires_at,omitempty"`
 	// Deliveries that ended FAILED since the last successful attempt.
 	ConsecutiveFailures int `json:"consecutive_failures,omitempty"`
 	// Failed attempts, all time.
@@ -147,11 +155,11 @@ func (*Endpoint) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case endpoint.FieldIsActive:
 			values[i] = new(sql.NullBool)
-		case endpoint.FieldTimeout, endpoint.FieldConsecutiveFailures, endpoint.FieldFailureCount, endpoint.FieldSuccessCount:
+		case endpoint.FieldTimeout, endpoint.FieldListenerTTL, endpoint.FieldConsecutiveFailures, endpoint.FieldFailureCount, endpoint.FieldSuccessCount:
 			values[i] = new(sql.NullInt64)
-		case endpoint.FieldID, endpoint.FieldAppID, endpoint.FieldName, endpoint.FieldDescription, endpoint.FieldURL, endpoint.FieldType, endpoint.FieldOrdering, endpoint.FieldFlowOwner, endpoint.FieldTransformation, endpoint.FieldDisabledReason, endpoint.FieldSecret, endpoint.FieldPreviousSecret:
+		case endpoint.FieldID, endpoint.FieldAppID, endpoint.FieldName, endpoint.FieldDescription, endpoint.FieldURL, endpoint.FieldType, endpoint.FieldOrdering, endpoint.FieldFlowOwner, endpoint.FieldTransformation, endpoint.FieldDisabledReason, endpoint.FieldSecret, endpoint.FieldPreviousSecret, endpoint.FieldListenerSession:
 			values[i] = new(sql.NullString)
-		case endpoint.FieldCreatedAt, endpoint.FieldUpdatedAt, endpoint.FieldDeletedAt, endpoint.FieldPausedUntil, endpoint.FieldFlowOwnerUntil, endpoint.FieldDisabledAt, endpoint.FieldPreviousSecretExpiresAt, endpoint.FieldLastSuccessAt, endpoint.FieldLastFailureAt:
+		case endpoint.FieldCreatedAt, endpoint.FieldUpdatedAt, endpoint.FieldDeletedAt, endpoint.FieldPausedUntil, endpoint.FieldFlowOwnerUntil, endpoint.FieldDisabledAt, endpoint.FieldPreviousSecretExpiresAt, endpoint.FieldListenerSeenAt, endpoint.FieldListenerExpiresAt, endpoint.FieldLastSuccessAt, endpoint.FieldLastFailureAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -359,6 +367,34 @@ func (_m *Endpoint) assignValues(columns []string, values []any) error {
 				_m.PreviousSecretExpiresAt = new(time.Time)
 				*_m.PreviousSecretExpiresAt = value.Time
 			}
+		case endpoint.FieldListenerTTL:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field listener_ttl", values[i])
+			} else if value.Valid {
+				_m.ListenerTTL = new(time.Duration)
+				*_m.ListenerTTL = time.Duration(value.Int64)
+			}
+		case endpoint.FieldListenerSession:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field listener_session", values[i])
+			} else if value.Valid {
+				_m.ListenerSession = new(string)
+				*_m.ListenerSession = value.String
+			}
+		case endpoint.FieldListenerSeenAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field listener_seen_at", values[i])
+			} else if value.Valid {
+				_m.ListenerSeenAt = new(time.Time)
+				*_m.ListenerSeenAt = value.Time
+			}
+		case endpoint.FieldListenerExpiresAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field listener_expires_at", values[i])
+			} else if value.Valid {
+				_m.ListenerExpiresAt = new(time.Time)
+				*_m.ListenerExpiresAt = value.Time
+			}
 		case endpoint.FieldConsecutiveFailures:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
 				return fmt.Errorf("unexpected type %T for field consecutive_failures", values[i])
@@ -532,6 +568,26 @@ func (_m *Endpoint) String() string {
 	builder.WriteString(", ")
 	if v := _m.PreviousSecretExpiresAt; v != nil {
 		builder.WriteString("previous_secret_expires_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.ListenerTTL; v != nil {
+		builder.WriteString("listener_ttl=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.ListenerSession; v != nil {
+		builder.WriteString("listener_session=")
+		builder.WriteString(*v)
+	}
+	builder.WriteString(", ")
+	if v := _m.ListenerSeenAt; v != nil {
+		builder.WriteString("listener_seen_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.ListenerExpiresAt; v != nil {
+		builder.WriteString("listener_expires_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
 	builder.WriteString(", ")

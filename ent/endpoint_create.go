@@ -319,6 +319,62 @@ func (_c *EndpointCreate) SetNillablePreviousSecretExpiresAt(v *time.Time) *Endp
 	return _c
 }
 
+// SetListenerTTL sets the "listener_ttl" field.
+func (_c *EndpointCreate) SetListenerTTL(v time.Duration) *EndpointCreate {
+	_c.mutation.SetListenerTTL(v)
+	return _c
+}
+
+// SetNillableListenerTTL sets the "listener_ttl" field if the given value is not nil.
+func (_c *EndpointCreate) SetNillableListenerTTL(v *time.Duration) *EndpointCreate {
+	if v != nil {
+		_c.SetListenerTTL(*v)
+	}
+	return _c
+}
+
+// SetListenerSession sets the "listener_session" field.
+func (_c *EndpointCreate) SetListenerSession(v string) *EndpointCreate {
+	_c.mutation.SetListenerSession(v)
+	return _c
+}
+
+// SetNillableListenerSession sets the "listener_session" field if the given value is not nil.
+func (_c *EndpointCreate) SetNillableListenerSession(v *string) *EndpointCreate {
+	if v != nil {
+		_c.SetListenerSession(*v)
+	}
+	return _c
+}
+
+// SetListenerSeenAt sets the "listener_seen_at" field.
+func (_c *EndpointCreate) SetListenerSeenAt(v time.Time) *EndpointCreate {
+	_c.mutation.SetListenerSeenAt(v)
+	return _c
+}
+
+// SetNillableListenerSeenAt sets the "listener_seen_at" field if the given value is not nil.
+func (_c *EndpointCreate) SetNillableListenerSeenAt(v *time.Time) *EndpointCreate {
+	if v != nil {
+		_c.SetListenerSeenAt(*v)
+	}
+	return _c
+}
+
+// SetListenerExpiresAt sets the "listener_expires_at" field.
+func (_c *EndpointCreate) SetListenerExpiresAt(v time.Time) *EndpointCreate {
+	_c.mutation.SetListenerExpiresAt(v)
+	return _c
+}
+
+// SetNillableListenerExpiresAt sets the "listener_expires_at" field if the given value is not nil.
+func (_c *EndpointCreate) SetNillableListenerExpiresAt(v *time.Time) *EndpointCreate {
+	if v != nil {
+		_c.SetListenerExpiresAt(*v)
+	}
+	return _c
+}
+
 // SetConsecutiveFailures sets the "consecutive_failures" field.
 func (_c *EndpointCreate) SetConsecutiveFailures(v int) *EndpointCreate {
 	_c.mutation.SetConsecutiveFailures(v)
@@ -761,6 +817,22 @@ func (_c *EndpointCreate) createSpec() (*Endpoint, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.PreviousSecretExpiresAt(); ok {
 		_spec.SetField(endpoint.FieldPreviousSecretExpiresAt, field.TypeTime, value)
 		_node.PreviousSecretExpiresAt = &value
+	}
+	if value, ok := _c.mutation.ListenerTTL(); ok {
+		_spec.SetField(endpoint.FieldListenerTTL, field.TypeInt64, value)
+		_node.ListenerTTL = &value
+	}
+	if value, ok := _c.mutation.ListenerSession(); ok {
+		_spec.SetField(endpoint.FieldListenerSession, field.TypeString, value)
+		_node.ListenerSession = &value
+	}
+	if value, ok := _c.mutation.ListenerSeenAt(); ok {
+		_spec.SetField(endpoint.FieldListenerSeenAt, field.TypeTime, value)
+		_node.ListenerSeenAt = &value
+	}
+	if value, ok := _c.mutation.ListenerExpiresAt(); ok {
+		_spec.SetField(endpoint.FieldListenerExpiresAt, field.TypeTime, value)
+		_node.ListenerExpiresAt = &value
 	}
 	if value, ok := _c.mutation.ConsecutiveFailures(); ok {
 		_spec.SetField(endpoint.FieldConsecutiveFailures, field.TypeInt, value)
@@ -1264,6 +1336,84 @@ func (u *EndpointUpsert) UpdatePreviousSecretExpiresAt() *EndpointUpsert {
 // ClearPreviousSecretExpiresAt clears the value of the "previous_secret_expires_at" field.
 func (u *EndpointUpsert) ClearPreviousSecretExpiresAt() *EndpointUpsert {
 	u.SetNull(endpoint.FieldPreviousSecretExpiresAt)
+	return u
+}
+
+// SetListenerTTL sets the "listener_ttl" field.
+func (u *EndpointUpsert) SetListenerTTL(v time.Duration) *EndpointUpsert {
+	u.Set(endpoint.FieldListenerTTL, v)
+	return u
+}
+
+// UpdateListenerTTL sets the "listener_ttl" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateListenerTTL() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldListenerTTL)
+	return u
+}
+
+// AddListenerTTL adds v to the "listener_ttl" field.
+func (u *EndpointUpsert) AddListenerTTL(v time.Duration) *EndpointUpsert {
+	u.Add(endpoint.FieldListenerTTL, v)
+	return u
+}
+
+// ClearListenerTTL clears the value of the "listener_ttl" field.
+func (u *EndpointUpsert) ClearListenerTTL() *EndpointUpsert {
+	u.SetNull(endpoint.FieldListenerTTL)
+	return u
+}
+
+// SetListenerSession sets the "listener_session" field.
+func (u *EndpointUpsert) SetListenerSession(v string) *EndpointUpsert {
+	u.Set(endpoint.FieldListenerSession, v)
+	return u
+}
+
+// UpdateListenerSession sets the "listener_session" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateListenerSession() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldListenerSession)
+	return u
+}
+
+// ClearListenerSession clears the value of the "listener_session" field.
+func (u *EndpointUpsert) ClearListenerSession() *EndpointUpsert {
+	u.SetNull(endpoint.FieldListenerSession)
+	return u
+}
+
+// SetListenerSeenAt sets the "listener_seen_at" field.
+func (u *EndpointUpsert) SetListenerSeenAt(v time.Time) *EndpointUpsert {
+	u.Set(endpoint.FieldListenerSeenAt, v)
+	return u
+}
+
+// UpdateListenerSeenAt sets the "listener_seen_at" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateListenerSeenAt() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldListenerSeenAt)
+	return u
+}
+
+// ClearListenerSeenAt clears the value of the "listener_seen_at" field.
+func (u *EndpointUpsert) ClearListenerSeenAt() *EndpointUpsert {
+	u.SetNull(endpoint.FieldListenerSeenAt)
+	return u
+}
+
+// SetListenerExpiresAt sets the "listener_expires_at" field.
+func (u *EndpointUpsert) SetListenerExpiresAt(v time.Time) *EndpointUpsert {
+	u.Set(endpoint.FieldListenerExpiresAt, v)
+	return u
+}
+
+// UpdateListenerExpiresAt sets the "listener_expires_at" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateListenerExpiresAt() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldListenerExpiresAt)
+	return u
+}
+
+// ClearListenerExpiresAt clears the value of the "listener_expires_at" field.
+func (u *EndpointUpsert) ClearListenerExpiresAt() *EndpointUpsert {
+	u.SetNull(endpoint.FieldListenerExpiresAt)
 	return u
 }
 
@@ -1856,6 +2006,97 @@ func (u *EndpointUpsertOne) UpdatePreviousSecretExpiresAt() *EndpointUpsertOne {
 func (u *EndpointUpsertOne) ClearPreviousSecretExpiresAt() *EndpointUpsertOne {
 	return u.Update(func(s *EndpointUpsert) {
 		s.ClearPreviousSecretExpiresAt()
+	})
+}
+
+// SetListenerTTL sets the "listener_ttl" field.
+func (u *EndpointUpsertOne) SetListenerTTL(v time.Duration) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetListenerTTL(v)
+	})
+}
+
+// AddListenerTTL adds v to the "listener_ttl" field.
+func (u *EndpointUpsertOne) AddListenerTTL(v time.Duration) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.AddListenerTTL(v)
+	})
+}
+
+// UpdateListenerTTL sets the "listener_ttl" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateListenerTTL() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateListenerTTL()
+	})
+}
+
+// ClearListenerTTL clears the value of the "listener_ttl" field.
+func (u *EndpointUpsertOne) ClearListenerTTL() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearListenerTTL()
+	})
+}
+
+// SetListenerSession sets the "listener_session" field.
+func (u *EndpointUpsertOne) SetListenerSession(v string) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetListenerSession(v)
+	})
+}
+
+// UpdateListenerSession sets the "listener_session" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateListenerSession() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateListenerSession()
+	})
+}
+
+// ClearListenerSession clears the value of the "listener_session" field.
+func (u *EndpointUpsertOne) ClearListenerSession() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearListenerSession()
+	})
+}
+
+// SetListenerSeenAt sets the "listener_seen_at" field.
+func (u *EndpointUpsertOne) SetListenerSeenAt(v time.Time) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetListenerSeenAt(v)
+	})
+}
+
+// UpdateListenerSeenAt sets the "listener_seen_at" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateListenerSeenAt() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateListenerSeenAt()
+	})
+}
+
+// ClearListenerSeenAt clears the value of the "listener_seen_at" field.
+func (u *EndpointUpsertOne) ClearListenerSeenAt() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearListenerSeenAt()
+	})
+}
+
+// SetListenerExpiresAt sets the "listener_expires_at" field.
+func (u *EndpointUpsertOne) SetListenerExpiresAt(v time.Time) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetListenerExpiresAt(v)
+	})
+}
+
+// UpdateListenerExpiresAt sets the "listener_expires_at" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateListenerExpiresAt() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateListenerExpiresAt()
+	})
+}
+
+// ClearListenerExpiresAt clears the value of the "listener_expires_at" field.
+func (u *EndpointUpsertOne) ClearListenerExpiresAt() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearListenerExpiresAt()
 	})
 }
 
@@ -2630,6 +2871,97 @@ func (u *EndpointUpsertBulk) UpdatePreviousSecretExpiresAt() *EndpointUpsertBulk
 func (u *EndpointUpsertBulk) ClearPreviousSecretExpiresAt() *EndpointUpsertBulk {
 	return u.Update(func(s *EndpointUpsert) {
 		s.ClearPreviousSecretExpiresAt()
+	})
+}
+
+// SetListenerTTL sets the "listener_ttl" field.
+func (u *EndpointUpsertBulk) SetListenerTTL(v time.Duration) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetListenerTTL(v)
+	})
+}
+
+// AddListenerTTL adds v to the "listener_ttl" field.
+func (u *EndpointUpsertBulk) AddListenerTTL(v time.Duration) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.AddListenerTTL(v)
+	})
+}
+
+// UpdateListenerTTL sets the "listener_ttl" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateListenerTTL() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateListenerTTL()
+	})
+}
+
+// ClearListenerTTL clears the value of the "listener_ttl" field.
+func (u *EndpointUpsertBulk) ClearListenerTTL() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearListenerTTL()
+	})
+}
+
+// SetListenerSession sets the "listener_session" field.
+func (u *EndpointUpsertBulk) SetListenerSession(v string) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetListenerSession(v)
+	})
+}
+
+// UpdateListenerSession sets the "listener_session" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateListenerSession() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateListenerSession()
+	})
+}
+
+// ClearListenerSession clears the value of the "listener_session" field.
+func (u *EndpointUpsertBulk) ClearListenerSession() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearListenerSession()
+	})
+}
+
+// SetListenerSeenAt sets the "listener_seen_at" field.
+func (u *EndpointUpsertBulk) SetListenerSeenAt(v time.Time) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetListenerSeenAt(v)
+	})
+}
+
+// UpdateListenerSeenAt sets the "listener_seen_at" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateListenerSeenAt() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateListenerSeenAt()
+	})
+}
+
+// ClearListenerSeenAt clears the value of the "listener_seen_at" field.
+func (u *EndpointUpsertBulk) ClearListenerSeenAt() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearListenerSeenAt()
+	})
+}
+
+// SetListenerExpiresAt sets the "listener_expires_at" field.
+func (u *EndpointUpsertBulk) SetListenerExpiresAt(v time.Time) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetListenerExpiresAt(v)
+	})
+}
+
+// UpdateListenerExpiresAt sets the "listener_expires_at" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateListenerExpiresAt() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateListenerExpiresAt()
+	})
+}
+
+// ClearListenerExpiresAt clears the value of the "listener_expires_at" field.
+func (u *EndpointUpsertBulk) ClearListenerExpiresAt() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearListenerExpiresAt()
 	})
 }
 

@@ -446,6 +446,93 @@ func (_u *EndpointUpdate) ClearPreviousSecretExpiresAt() *EndpointUpdate {
 	return _u
 }
 
+// SetListenerTTL sets the "listener_ttl" field.
+func (_u *EndpointUpdate) SetListenerTTL(v time.Duration) *EndpointUpdate {
+	_u.mutation.ResetListenerTTL()
+	_u.mutation.SetListenerTTL(v)
+	return _u
+}
+
+// SetNillableListenerTTL sets the "listener_ttl" field if the given value is not nil.
+func (_u *EndpointUpdate) SetNillableListenerTTL(v *time.Duration) *EndpointUpdate {
+	if v != nil {
+		_u.SetListenerTTL(*v)
+	}
+	return _u
+}
+
+// AddListenerTTL adds value to the "listener_ttl" field.
+func (_u *EndpointUpdate) AddListenerTTL(v time.Duration) *EndpointUpdate {
+	_u.mutation.AddListenerTTL(v)
+	return _u
+}
+
+// ClearListenerTTL clears the value of the "listener_ttl" field.
+func (_u *EndpointUpdate) ClearListenerTTL() *EndpointUpdate {
+	_u.mutation.ClearListenerTTL()
+	return _u
+}
+
+// SetListenerSession sets the "listener_session" field.
+func (_u *EndpointUpdate) SetListenerSession(v string) *EndpointUpdate {
+	_u.mutation.SetListenerSession(v)
+	return _u
+}
+
+// SetNillableListenerSession sets the "listener_session" field if the given value is not nil.
+func (_u *EndpointUpdate) SetNillableListenerSession(v *string) *EndpointUpdate {
+	if v != nil {
+		_u.SetListenerSession(*v)
+	}
+	return _u
+}
+
+// ClearListenerSession clears the value of the "listener_session" field.
+func (_u *EndpointUpdate) ClearListenerSession() *EndpointUpdate {
+	_u.mutation.ClearListenerSession()
+	return _u
+}
+
+// SetListenerSeenAt sets the "listener_seen_at" field.
+func (_u *EndpointUpdate) SetListenerSeenAt(v time.Time) *EndpointUpdate {
+	_u.mutation.SetListenerSeenAt(v)
+	return _u
+}
+
+// SetNillableListenerSeenAt sets the "listener_seen_at" field if the given value is not nil.
+func (_u *EndpointUpdate) SetNillableListenerSeenAt(v *time.Time) *EndpointUpdate {
+	if v != nil {
+		_u.SetListenerSeenAt(*v)
+	}
+	return _u
+}
+
+// ClearListenerSeenAt clears the value of the "listener_seen_at" field.
+func (_u *EndpointUpdate) ClearListenerSeenAt() *EndpointUpdate {
+	_u.mutation.ClearListenerSeenAt()
+	return _u
+}
+
+// SetListenerExpiresAt sets the "listener_expires_at" field.
+func (_u *EndpointUpdate) SetListenerExpiresAt(v time.Time) *EndpointUpdate {
+	_u.mutation.SetListenerExpiresAt(v)
+	return _u
+}
+
+// SetNillableListenerExpiresAt sets the "listener_expires_at" field if the given value is not nil.
+func (_u *EndpointUpdate) SetNillableListenerExpiresAt(v *time.Time) *EndpointUpdate {
+	if v != nil {
+		_u.SetListenerExpiresAt(*v)
+	}
+	return _u
+}
+
+// ClearListenerExpiresAt clears the value of the "listener_expires_at" field.
+func (_u *EndpointUpdate) ClearListenerExpiresAt() *EndpointUpdate {
+	_u.mutation.ClearListenerExpiresAt()
+	return _u
+}
+
 // SetConsecutiveFailures sets the "consecutive_failures" field.
 func (_u *EndpointUpdate) SetConsecutiveFailures(v int) *EndpointUpdate {
 	_u.mutation.ResetConsecutiveFailures()
@@ -855,6 +942,33 @@ func (_u *EndpointUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.PreviousSecretExpiresAtCleared() {
 		_spec.ClearField(endpoint.FieldPreviousSecretExpiresAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.ListenerTTL(); ok {
+		_spec.SetField(endpoint.FieldListenerTTL, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.AddedListenerTTL(); ok {
+		_spec.AddField(endpoint.FieldListenerTTL, field.TypeInt64, value)
+	}
+	if _u.mutation.ListenerTTLCleared() {
+		_spec.ClearField(endpoint.FieldListenerTTL, field.TypeInt64)
+	}
+	if value, ok := _u.mutation.ListenerSession(); ok {
+		_spec.SetField(endpoint.FieldListenerSession, field.TypeString, value)
+	}
+	if _u.mutation.ListenerSessionCleared() {
+		_spec.ClearField(endpoint.FieldListenerSession, field.TypeString)
+	}
+	if value, ok := _u.mutation.ListenerSeenAt(); ok {
+		_spec.SetField(endpoint.FieldListenerSeenAt, field.TypeTime, value)
+	}
+	if _u.mutation.ListenerSeenAtCleared() {
+		_spec.ClearField(endpoint.FieldListenerSeenAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.ListenerExpiresAt(); ok {
+		_spec.SetField(endpoint.FieldListenerExpiresAt, field.TypeTime, value)
+	}
+	if _u.mutation.ListenerExpiresAtCleared() {
+		_spec.ClearField(endpoint.FieldListenerExpiresAt, field.TypeTime)
 	}
 	if value, ok := _u.mutation.ConsecutiveFailures(); ok {
 		_spec.SetField(endpoint.FieldConsecutiveFailures, field.TypeInt, value)
@@ -1409,6 +1523,93 @@ func (_u *EndpointUpdateOne) ClearPreviousSecretExpiresAt() *EndpointUpdateOne {
 	return _u
 }
 
+// SetListenerTTL sets the "listener_ttl" field.
+func (_u *EndpointUpdateOne) SetListenerTTL(v time.Duration) *EndpointUpdateOne {
+	_u.mutation.ResetListenerTTL()
+	_u.mutation.SetListenerTTL(v)
+	return _u
+}
+
+// SetNillableListenerTTL sets the "listener_ttl" field if the given value is not nil.
+func (_u *EndpointUpdateOne) SetNillableListenerTTL(v *time.Duration) *EndpointUpdateOne {
+	if v != nil {
+		_u.SetListenerTTL(*v)
+	}
+	return _u
+}
+
+// AddListenerTTL adds value to the "listener_ttl" field.
+func (_u *EndpointUpdateOne) AddListenerTTL(v time.Duration) *EndpointUpdateOne {
+	_u.mutation.AddListenerTTL(v)
+	return _u
+}
+
+// ClearListenerTTL clears the value of the "listener_ttl" field.
+func (_u *EndpointUpdateOne) ClearListenerTTL() *EndpointUpdateOne {
+	_u.mutation.ClearListenerTTL()
+	return _u
+}
+
+// SetListenerSession sets the "listener_session" field.
+func (_u *EndpointUpdateOne) SetListenerSession(v string) *EndpointUpdateOne {
+	_u.mutation.SetListenerSession(v)
+	return _u
+}
+
+// SetNillableListenerSession sets the "listener_session" field if the given value is not nil.
+func (_u *EndpointUpdateOne) SetNillableListenerSession(v *string) *EndpointUpdateOne {
+	if v != nil {
+		_u.SetListenerSession(*v)
+	}
+	return _u
+}
+
+// ClearListenerSession clears the value of the "listener_session" field.
+func (_u *EndpointUpdateOne) ClearListenerSession() *EndpointUpdateOne {
+	_u.mutation.ClearListenerSession()
+	return _u
+}
+
+// SetListenerSeenAt sets the "listener_seen_at" field.
+func (_u *EndpointUpdateOne) SetListenerSeenAt(v time.Time) *EndpointUpdateOne {
+	_u.mutation.SetListenerSeenAt(v)
+	return _u
+}
+
+// SetNillableListenerSeenAt sets the "listener_seen_at" field if the given value is not nil.
+func (_u *EndpointUpdateOne) SetNillableListenerSeenAt(v *time.Time) *EndpointUpdateOne {
+	if v != nil {
+		_u.SetListenerSeenAt(*v)
+	}
+	return _u
+}
+
+// ClearListenerSeenAt clears the value of the "listener_seen_at" field.
+func (_u *EndpointUpdateOne) ClearListenerSeenAt() *EndpointUpdateOne {
+	_u.mutation.ClearListenerSeenAt()
+	return _u
+}
+
+// SetListenerExpiresAt sets the "listener_expires_at" field.
+func (_u *EndpointUpdateOne) SetListenerExpiresAt(v time.Time) *EndpointUpdateOne {
+	_u.mutation.SetListenerExpiresAt(v)
+	return _u
+}
+
+// SetNillableListenerExpiresAt sets the "listener_expires_at" field if the given value is not nil.
+func (_u *EndpointUpdateOne) SetNillableListenerExpiresAt(v *time.Time) *EndpointUpdateOne {
+	if v != nil {
+		_u.SetListenerExpiresAt(*v)
+	}
+	return _u
+}
+
+// ClearListenerExpiresAt clears the value of the "listener_expires_at" field.
+func (_u *EndpointUpdateOne) ClearListenerExpiresAt() *EndpointUpdateOne {
+	_u.mutation.ClearListenerExpiresAt()
+	return _u
+}
+
 // SetConsecutiveFailures sets the "consecutive_failures" field.
 func (_u *EndpointUpdateOne) SetConsecutiveFailures(v int) *EndpointUpdateOne {
 	_u.mutation.ResetConsecutiveFailures()
@@ -1848,6 +2049,33 @@ func (_u *EndpointUpdateOne) sqlSave(ctx context.Context) (_node *Endpoint, err 
 	}
 	if _u.mutation.PreviousSecretExpiresAtCleared() {
 		_spec.ClearField(endpoint.FieldPreviousSecretExpiresAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.ListenerTTL(); ok {
+		_spec.SetField(endpoint.FieldListenerTTL, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.AddedListenerTTL(); ok {
+		_spec.AddField(endpoint.FieldListenerTTL, field.TypeInt64, value)
+	}
+	if _u.mutation.ListenerTTLCleared() {
+		_spec.ClearField(endpoint.FieldListenerTTL, field.TypeInt64)
+	}
+	if value, ok := _u.mutation.ListenerSession(); ok {
+		_spec.SetField(endpoint.FieldListenerSession, field.TypeString, value)
+	}
+	if _u.mutation.ListenerSessionCleared() {
+		_spec.ClearField(endpoint.FieldListenerSession, field.TypeString)
+	}
+	if value, ok := _u.mutation.ListenerSeenAt(); ok {
+		_spec.SetField(endpoint.FieldListenerSeenAt, field.TypeTime, value)
+	}
+	if _u.mutation.ListenerSeenAtCleared() {
+		_spec.ClearField(endpoint.FieldListenerSeenAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.ListenerExpiresAt(); ok {
+		_spec.SetField(endpoint.FieldListenerExpiresAt, field.TypeTime, value)
+	}
+	if _u.mutation.ListenerExpiresAtCleared() {
+		_spec.ClearField(endpoint.FieldListenerExpiresAt, field.TypeTime)
 	}
 	if value, ok := _u.mutation.ConsecutiveFailures(); ok {
 		_spec.SetField(endpoint.FieldConsecutiveFailures, field.TypeInt, value)

@@ -10438,6 +10438,11 @@ type EndpointMutation struct {
 	secret                     *string
 	previous_secret            *string
 	previous_secret_expires_at *time.Time
+	listener_ttl               *time.Duration
+	addlistener_ttl            *time.Duration
+	listener_session           *string
+	listener_seen_at           *time.Time
+	listener_expires_at        *time.Time
 	consecutive_failures       *int
 	addconsecutive_failures    *int
 	failure_count              *int
@@ -11788,6 +11793,223 @@ func (m *EndpointMutation) ResetPreviousSecretExpiresAt() {
 	delete(m.clearedFields, endpoint.FieldPreviousSecretExpiresAt)
 }
 
+// SetListenerTTL sets the "listener_ttl" field.
+func (m *EndpointMutation) SetListenerTTL(t time.Duration) {
+	m.listener_ttl = &t
+	m.addlistener_ttl = nil
+}
+
+// ListenerTTL returns the value of the "listener_ttl" field in the mutation.
+func (m *EndpointMutation) ListenerTTL() (r time.Duration, exists bool) {
+	v := m.listener_ttl
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldListenerTTL returns the old "listener_ttl" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldListenerTTL(ctx context.Context) (v *time.Duration, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldListenerTTL is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldListenerTTL requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldListenerTTL: %w", err)
+	}
+	return oldValue.ListenerTTL, nil
+}
+
+// AddListenerTTL adds t to the "listener_ttl" field.
+func (m *EndpointMutation) AddListenerTTL(t time.Duration) {
+	if m.addlistener_ttl != nil {
+		*m.addlistener_ttl += t
+	} else {
+		m.addlistener_ttl = &t
+	}
+}
+
+// AddedListenerTTL returns the value that was added to the "listener_ttl" field in this mutation.
+func (m *EndpointMutation) AddedListenerTTL() (r time.Duration, exists bool) {
+	v := m.addlistener_ttl
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearListenerTTL clears the value of the "listener_ttl" field.
+func (m *EndpointMutation) ClearListenerTTL() {
+	m.listener_ttl = nil
+	m.addlistener_ttl = nil
+	m.clearedFields[endpoint.FieldListenerTTL] = struct{}{}
+}
+
+// ListenerTTLCleared returns if the "listener_ttl" field was cleared in this mutation.
+func (m *EndpointMutation) ListenerTTLCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldListenerTTL]
+	return ok
+}
+
+// ResetListenerTTL resets all changes to the "listener_ttl" field.
+func (m *EndpointMutation) ResetListenerTTL() {
+	m.listener_ttl = nil
+	m.addlistener_ttl = nil
+	delete(m.clearedFields, endpoint.FieldListenerTTL)
+}
+
+// SetListenerSession sets the "listener_session" field.
+func (m *EndpointMutation) SetListenerSession(s string) {
+	m.listener_session = &s
+}
+
+// ListenerSession returns the value of the "listener_session" field in the mutation.
+func (m *EndpointMutation) ListenerSession() (r string, exists bool) {
+	v := m.listener_session
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldListenerSession returns the old "listener_session" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldListenerSession(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldListenerSession is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldListenerSession requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldListenerSession: %w", err)
+	}
+	return oldValue.ListenerSession, nil
+}
+
+// ClearListenerSession clears the value of the "listener_session" field.
+func (m *EndpointMutation) ClearListenerSession() {
+	m.listener_session = nil
+	m.clearedFields[endpoint.FieldListenerSession] = struct{}{}
+}
+
+// ListenerSessionCleared returns if the "listener_session" field was cleared in this mutation.
+func (m *EndpointMutation) ListenerSessionCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldListenerSession]
+	return ok
+}
+
+// ResetListenerSession resets all changes to the "listener_session" field.
+func (m *EndpointMutation) ResetListenerSession() {
+	m.listener_session = nil
+	delete(m.clearedFields, endpoint.FieldListenerSession)
+}
+
+// SetListenerSeenAt sets the "listener_seen_at" field.
+func (m *EndpointMutation) SetListenerSeenAt(t time.Time) {
+	m.listener_seen_at = &t
+}
+
+// ListenerSeenAt returns the value of the "listener_seen_at" field in the mutation.
+func (m *EndpointMutation) ListenerSeenAt() (r time.Time, exists bool) {
+	v := m.listener_seen_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldListenerSeenAt returns the old "listener_seen_at" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldListenerSeenAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldListenerSeenAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldListenerSeenAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldListenerSeenAt: %w", err)
+	}
+	return oldValue.ListenerSeenAt, nil
+}
+
+// ClearListenerSeenAt clears the value of the "listener_seen_at" field.
+func (m *EndpointMutation) ClearListenerSeenAt() {
+	m.listener_seen_at = nil
+	m.clearedFields[endpoint.FieldListenerSeenAt] = struct{}{}
+}
+
+// ListenerSeenAtCleared returns if the "listener_seen_at" field was cleared in this mutation.
+func (m *EndpointMutation) ListenerSeenAtCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldListenerSeenAt]
+	return ok
+}
+
+// ResetListenerSeenAt resets all changes to the "listener_seen_at" field.
+func (m *EndpointMutation) ResetListenerSeenAt() {
+	m.listener_seen_at = nil
+	delete(m.clearedFields, endpoint.FieldListenerSeenAt)
+}
+
+// SetListenerExpiresAt sets the "listener_expires_at" field.
+func (m *EndpointMutation) SetListenerExpiresAt(t time.Time) {
+	m.listener_expires_at = &t
+}
+
+// ListenerExpiresAt returns the value of the "listener_expires_at" field in the mutation.
+func (m *EndpointMutation) ListenerExpiresAt() (r time.Time, exists bool) {
+	v := m.listener_expires_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldListenerExpiresAt returns the old "listener_expires_at" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldListenerExpiresAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldListenerExpiresAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldListenerExpiresAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldListenerExpiresAt: %w", err)
+	}
+	return oldValue.ListenerExpiresAt, nil
+}
+
+// ClearListenerExpiresAt clears the value of the "listener_expires_at" field.
+func (m *EndpointMutation) ClearListenerExpiresAt() {
+	m.listener_expires_at = nil
+	m.clearedFields[endpoint.FieldListenerExpiresAt] = struct{}{}
+}
+
+// ListenerExpiresAtCleared returns if the "listener_expires_at" field was cleared in this mutation.
+func (m *EndpointMutation) ListenerExpiresAtCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldListenerExpiresAt]
+	return ok
+}
+
+// ResetListenerExpiresAt resets all changes to the "listener_expires_at" field.
+func (m *EndpointMutation) ResetListenerExpiresAt() {
+	m.listener_expires_at = nil
+	delete(m.clearedFields, endpoint.FieldListenerExpiresAt)
+}
+
 // SetConsecutiveFailures sets the "consecutive_failures" field.
 func (m *EndpointMutation) SetConsecutiveFailures(i int) {
 	m.consecutive_failures = &i
@@ -12223,7 +12445,7 @@ func (m *EndpointMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *EndpointMutation) Fields() []string {
-	fields := make([]string, 0, 32)
+	fields := make([]string, 0, 36)
 	if m.created_at != nil {
 		fields = append(fields, endpoint.FieldCreatedAt)
 	}
@@ -12305,6 +12527,18 @@ func (m *EndpointMutation) Fields() []string {
 	if m.previous_secret_expires_at != nil {
 		fields = append(fields, endpoint.FieldPreviousSecretExpiresAt)
 	}
+	if m.listener_ttl != nil {
+		fields = append(fields, endpoint.FieldListenerTTL)
+	}
+	if m.listener_session != nil {
+		fields = append(fields, endpoint.FieldListenerSession)
+	}
+	if m.listener_seen_at != nil {
+		fields = append(fields, endpoint.FieldListenerSeenAt)
+	}
+	if m.listener_expires_at != nil {
+		fields = append(fields, endpoint.FieldListenerExpiresAt)
+	}
 	if m.consecutive_failures != nil {
 		fields = append(fields, endpoint.FieldConsecutiveFailures)
 	}
@@ -12382,6 +12616,14 @@ func (m *EndpointMutation) Field(name string) (ent.Value, bool) {
 		return m.PreviousSecret()
 	case endpoint.FieldPreviousSecretExpiresAt:
 		return m.PreviousSecretExpiresAt()
+	case endpoint.FieldListenerTTL:
+		return m.ListenerTTL()
+	case endpoint.FieldListenerSession:
+		return m.ListenerSession()
+	case endpoint.FieldListenerSeenAt:
+		return m.ListenerSeenAt()
+	case endpoint.FieldListenerExpiresAt:
+		return m.ListenerExpiresAt()
 	case endpoint.FieldConsecutiveFailures:
 		return m.ConsecutiveFailures()
 	case endpoint.FieldFailureCount:
@@ -12455,6 +12697,14 @@ func (m *EndpointMutation) OldField(ctx context.Context, name string) (ent.Value
 		return m.OldPreviousSecret(ctx)
 	case endpoint.FieldPreviousSecretExpiresAt:
 		return m.OldPreviousSecretExpiresAt(ctx)
+	case endpoint.FieldListenerTTL:
+		return m.OldListenerTTL(ctx)
+	case endpoint.FieldListenerSession:
+		return m.OldListenerSession(ctx)
+	case endpoint.FieldListenerSeenAt:
+		return m.OldListenerSeenAt(ctx)
+	case endpoint.FieldListenerExpiresAt:
+		return m.OldListenerExpiresAt(ctx)
 	case endpoint.FieldConsecutiveFailures:
 		return m.OldConsecutiveFailures(ctx)
 	case endpoint.FieldFailureCount:
@@ -12663,6 +12913,34 @@ func (m *EndpointMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetPreviousSecretExpiresAt(v)
 		return nil
+	case endpoint.FieldListenerTTL:
+		v, ok := value.(time.Duration)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetListenerTTL(v)
+		return nil
+	case endpoint.FieldListenerSession:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetListenerSession(v)
+		return nil
+	case endpoint.FieldListenerSeenAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetListenerSeenAt(v)
+		return nil
+	case endpoint.FieldListenerExpiresAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetListenerExpiresAt(v)
+		return nil
 	case endpoint.FieldConsecutiveFailures:
 		v, ok := value.(int)
 		if !ok {
@@ -12709,6 +12987,9 @@ func (m *EndpointMutation) AddedFields() []string {
 	if m.addtimeout != nil {
 		fields = append(fields, endpoint.FieldTimeout)
 	}
+	if m.addlistener_ttl != nil {
+		fields = append(fields, endpoint.FieldListenerTTL)
+	}
 	if m.addconsecutive_failures != nil {
 		fields = append(fields, endpoint.FieldConsecutiveFailures)
 	}
@@ -12728,6 +13009,8 @@ func (m *EndpointMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
 	case endpoint.FieldTimeout:
 		return m.AddedTimeout()
+	case endpoint.FieldListenerTTL:
+		return m.AddedListenerTTL()
 	case endpoint.FieldConsecutiveFailures:
 		return m.AddedConsecutiveFailures()
 	case endpoint.FieldFailureCount:
@@ -12749,6 +13032,13 @@ func (m *EndpointMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddTimeout(v)
+		return nil
+	case endpoint.FieldListenerTTL:
+		v, ok := value.(time.Duration)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddListenerTTL(v)
 		return nil
 	case endpoint.FieldConsecutiveFailures:
 		v, ok := value.(int)
@@ -12818,6 +13108,18 @@ func (m *EndpointMutation) ClearedFields() []string {
 	if m.FieldCleared(endpoint.FieldPreviousSecretExpiresAt) {
 		fields = append(fields, endpoint.FieldPreviousSecretExpiresAt)
 	}
+	if m.FieldCleared(endpoint.FieldListenerTTL) {
+		fields = append(fields, endpoint.FieldListenerTTL)
+	}
+	if m.FieldCleared(endpoint.FieldListenerSession) {
+		fields = append(fields, endpoint.FieldListenerSession)
+	}
+	if m.FieldCleared(endpoint.FieldListenerSeenAt) {
+		fields = append(fields, endpoint.FieldListenerSeenAt)
+	}
+	if m.FieldCleared(endpoint.FieldListenerExpiresAt) {
+		fields = append(fields, endpoint.FieldListenerExpiresAt)
+	}
 	if m.FieldCleared(endpoint.FieldLastSuccessAt) {
 		fields = append(fields, endpoint.FieldLastSuccessAt)
 	}
@@ -12876,6 +13178,18 @@ func (m *EndpointMutation) ClearField(name string) error {
 		return nil
 	case endpoint.FieldPreviousSecretExpiresAt:
 		m.ClearPreviousSecretExpiresAt()
+		return nil
+	case endpoint.FieldListenerTTL:
+		m.ClearListenerTTL()
+		return nil
+	case endpoint.FieldListenerSession:
+		m.ClearListenerSession()
+		return nil
+	case endpoint.FieldListenerSeenAt:
+		m.ClearListenerSeenAt()
+		return nil
+	case endpoint.FieldListenerExpiresAt:
+		m.ClearListenerExpiresAt()
 		return nil
 	case endpoint.FieldLastSuccessAt:
 		m.ClearLastSuccessAt()
@@ -12971,6 +13285,18 @@ func (m *EndpointMutation) ResetField(name string) error {
 		return nil
 	case endpoint.FieldPreviousSecretExpiresAt:
 		m.ResetPreviousSecretExpiresAt()
+		return nil
+	case endpoint.FieldListenerTTL:
+		m.ResetListenerTTL()
+		return nil
+	case endpoint.FieldListenerSession:
+		m.ResetListenerSession()
+		return nil
+	case endpoint.FieldListenerSeenAt:
+		m.ResetListenerSeenAt()
+		return nil
+	case endpoint.FieldListenerExpiresAt:
+		m.ResetListenerExpiresAt()
 		return nil
 	case endpoint.FieldConsecutiveFailures:
 		m.ResetConsecutiveFailures()

@@ -114,3 +114,14 @@ func TestDocs_CLIFirstSessionWorksAsWritten(t *testing.T) {
 	}
 	rc.WaitRequests(t, 2, 60*time.Second)
 }
+
+// The README's quick starts are those of docs/clients.md, which the tests
+// above run as written.
+func TestDocs_ReadmeQuickStartsAreTheTestedOnes(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"go", "node"} {
+		if quickstart(t, "../README.md", name) != quickstart(t, "clients.md", name) {
+			t.Errorf("README.md's %s quick start differs from docs/clients.md's, which is the one tested: make them the same", name)
+		}
+	}
+}

@@ -94,6 +94,12 @@ func costs(maxPayload int) map[string]cost {
 			}
 			return 1 + int(n)*(payload(0, nil)+child)
 		},
+		// A listener's session state: columns of its row.
+		"Endpoint.listener": flat(1),
+		// What a listen subscription pushes: a body as large as a
+		// payload (or what a transformation made of it), and its headers.
+		"ListenerDelivery.body":    payload,
+		"ListenerDelivery.headers": bytesCost(webhook.MaxCustomHeaders*4<<10 + 2<<10),
 		"Query.destinationTypes":   flat(4),               // in memory
 		"Query.testTransformation": flat(payload(0, nil)), // runs a script on a payload, within its budget
 	}

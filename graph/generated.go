@@ -215,6 +215,11 @@ type ComplexityRoot struct {
 		Secret   func(childComplexity int) int
 	}
 
+	CreateListenerPayload struct {
+		Endpoint func(childComplexity int) int
+		Secret   func(childComplexity int) int
+	}
+
 	DeleteCatalogPayload struct {
 		DeletedID func(childComplexity int) int
 	}
@@ -353,6 +358,7 @@ type ComplexityRoot struct {
 		Kafka                   func(childComplexity int) int
 		LastFailureAt           func(childComplexity int) int
 		LastSuccessAt           func(childComplexity int) int
+		Listener                func(childComplexity int) int
 		Name                    func(childComplexity int) int
 		Nats                    func(childComplexity int) int
 		Ordering                func(childComplexity int) int
@@ -520,6 +526,34 @@ type ComplexityRoot struct {
 		P99Ms  func(childComplexity int) int
 	}
 
+	Listener struct {
+		Connected  func(childComplexity int) int
+		ExpiresAt  func(childComplexity int) int
+		LastSeenAt func(childComplexity int) int
+		TTL        func(childComplexity int) int
+	}
+
+	ListenerDelivery struct {
+		Attempt    func(childComplexity int) int
+		Body       func(childComplexity int) int
+		DeliveryID func(childComplexity int) int
+		EventID    func(childComplexity int) int
+		EventType  func(childComplexity int) int
+		Headers    func(childComplexity int) int
+		TimeoutMs  func(childComplexity int) int
+		Token      func(childComplexity int) int
+	}
+
+	ListenerMessage struct {
+		Delivery func(childComplexity int) int
+		Kind     func(childComplexity int) int
+		Waiting  func(childComplexity int) int
+	}
+
+	ListenerReportPayload struct {
+		DeliveryID func(childComplexity int) int
+	}
+
 	Location struct {
 		App  func(childComplexity int) int
 		ID   func(childComplexity int) int
@@ -527,33 +561,35 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		ArchiveEventType     func(childComplexity int, id string) int
-		CreateAPIKey         func(childComplexity int, input model.CreateAPIKeyInput) int
-		CreateApp            func(childComplexity int, input model.CreateAppInput) int
-		CreateCatalog        func(childComplexity int, input model.CreateCatalogInput) int
-		CreateEndpoint       func(childComplexity int, input model.CreateEndpointInput) int
-		CreateEventType      func(childComplexity int, catalogID *string, input model.CreateEventTypeInput) int
-		CreatePortalSession  func(childComplexity int, input model.CreatePortalSessionInput) int
-		DeleteCatalog        func(childComplexity int, id string) int
-		DeleteEndpoint       func(childComplexity int, id string) int
-		ImportEventTypes     func(childComplexity int, catalogID *string, input model.ImportEventTypesInput) int
-		PublishEvent         func(childComplexity int, input model.PublishEventInput) int
-		PublishEvents        func(childComplexity int, input []*model.PublishEventInput) int
-		ReplayDeliveries     func(childComplexity int, endpointID string, since time.Time, status *delivery.Status) int
-		RetryDeliveries      func(childComplexity int, ids []string) int
-		RetryDelivery        func(childComplexity int, id string) int
-		RevealEndpointSecret func(childComplexity int, id string) int
-		RevokeAPIKey         func(childComplexity int, id string) int
-		RevokePortalSession  func(childComplexity int, id string) int
-		RevokePortalSessions func(childComplexity int, appID *string) int
-		RotateEndpointSecret func(childComplexity int, id string, input *model.RotateEndpointSecretInput) int
-		TestEndpoint         func(childComplexity int, id string, eventType *string, payload json.RawMessage) int
-		UnarchiveEventType   func(childComplexity int, id string) int
-		UpdateApp            func(childComplexity int, id string, input model.UpdateAppInput) int
-		UpdateCatalog        func(childComplexity int, id string, input model.UpdateCatalogInput) int
-		UpdateEndpoint       func(childComplexity int, id string, input model.UpdateEndpointInput) int
-		UpdateEventType      func(childComplexity int, id string, input model.UpdateEventTypeInput) int
-		UpdatePortalSettings func(childComplexity int, appID *string, input model.PortalSettingsInput) int
+		ArchiveEventType       func(childComplexity int, id string) int
+		CreateAPIKey           func(childComplexity int, input model.CreateAPIKeyInput) int
+		CreateApp              func(childComplexity int, input model.CreateAppInput) int
+		CreateCatalog          func(childComplexity int, input model.CreateCatalogInput) int
+		CreateEndpoint         func(childComplexity int, input model.CreateEndpointInput) int
+		CreateEventType        func(childComplexity int, catalogID *string, input model.CreateEventTypeInput) int
+		CreateListener         func(childComplexity int, input model.CreateListenerInput) int
+		CreatePortalSession    func(childComplexity int, input model.CreatePortalSessionInput) int
+		DeleteCatalog          func(childComplexity int, id string) int
+		DeleteEndpoint         func(childComplexity int, id string) int
+		ImportEventTypes       func(childComplexity int, catalogID *string, input model.ImportEventTypesInput) int
+		PublishEvent           func(childComplexity int, input model.PublishEventInput) int
+		PublishEvents          func(childComplexity int, input []*model.PublishEventInput) int
+		ReplayDeliveries       func(childComplexity int, endpointID string, since time.Time, status *delivery.Status) int
+		ReportListenerDelivery func(childComplexity int, input model.ListenerReportInput) int
+		RetryDeliveries        func(childComplexity int, ids []string) int
+		RetryDelivery          func(childComplexity int, id string) int
+		RevealEndpointSecret   func(childComplexity int, id string) int
+		RevokeAPIKey           func(childComplexity int, id string) int
+		RevokePortalSession    func(childComplexity int, id string) int
+		RevokePortalSessions   func(childComplexity int, appID *string) int
+		RotateEndpointSecret   func(childComplexity int, id string, input *model.RotateEndpointSecretInput) int
+		TestEndpoint           func(childComplexity int, id string, eventType *string, payload json.RawMessage) int
+		UnarchiveEventType     func(childComplexity int, id string) int
+		UpdateApp              func(childComplexity int, id string, input model.UpdateAppInput) int
+		UpdateCatalog          func(childComplexity int, id string, input model.UpdateCatalogInput) int
+		UpdateEndpoint         func(childComplexity int, id string, input model.UpdateEndpointInput) int
+		UpdateEventType        func(childComplexity int, id string, input model.UpdateEventTypeInput) int
+		UpdatePortalSettings   func(childComplexity int, appID *string, input model.PortalSettingsInput) int
 	}
 
 	NATSJetStreamConfig struct {
@@ -658,6 +694,7 @@ type ComplexityRoot struct {
 		DeliveryUpdated func(childComplexity int, endpointID *string, eventType *string, status *delivery.Status) int
 		EndpointUpdated func(childComplexity int, endpointID *string) int
 		EventPublished  func(childComplexity int, eventType *string) int
+		Listen          func(childComplexity int, listenerID string) int
 		StatsUpdated    func(childComplexity int, endpointID *string, window time.Duration, bucket time.Duration) int
 	}
 
@@ -727,6 +764,7 @@ type EndpointResolver interface {
 	Stats(ctx context.Context, obj *ent.Endpoint, window time.Duration, bucket time.Duration) (*model.DeliveryStats, error)
 	Flow(ctx context.Context, obj *ent.Endpoint) (*model.EndpointFlow, error)
 	Backlog(ctx context.Context, obj *ent.Endpoint) (*model.Backlog, error)
+	Listener(ctx context.Context, obj *ent.Endpoint) (*model.Listener, error)
 
 	Rabbitmq(ctx context.Context, obj *ent.Endpoint) (*model.RabbitMQConfig, error)
 	Kafka(ctx context.Context, obj *ent.Endpoint) (*model.KafkaConfig, error)
@@ -756,6 +794,8 @@ type MutationResolver interface {
 	CreateEndpoint(ctx context.Context, input model.CreateEndpointInput) (*model.CreateEndpointPayload, error)
 	UpdateEndpoint(ctx context.Context, id string, input model.UpdateEndpointInput) (*ent.Endpoint, error)
 	DeleteEndpoint(ctx context.Context, id string) (*model.DeleteEndpointPayload, error)
+	CreateListener(ctx context.Context, input model.CreateListenerInput) (*model.CreateListenerPayload, error)
+	ReportListenerDelivery(ctx context.Context, input model.ListenerReportInput) (*model.ListenerReportPayload, error)
 	RotateEndpointSecret(ctx context.Context, id string, input *model.RotateEndpointSecretInput) (*model.RotateEndpointSecretPayload, error)
 	RevealEndpointSecret(ctx context.Context, id string) (*model.RevealEndpointSecretPayload, error)
 	CreateEventType(ctx context.Context, catalogID *string, input model.CreateEventTypeInput) (*ent.EventType, error)
@@ -794,6 +834,7 @@ type SubscriptionResolver interface {
 	EndpointUpdated(ctx context.Context, endpointID *string) (<-chan *model.EndpointChange, error)
 	EventPublished(ctx context.Context, eventType *string) (<-chan *model.EventPublication, error)
 	StatsUpdated(ctx context.Context, endpointID *string, window time.Duration, bucket time.Duration) (<-chan *model.DeliveryStats, error)
+	Listen(ctx context.Context, listenerID string) (<-chan *model.ListenerMessage, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -1442,6 +1483,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CreateEndpointPayload.Secret(childComplexity), true
 
+	case "CreateListenerPayload.endpoint":
+		if e.ComplexityRoot.CreateListenerPayload.Endpoint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateListenerPayload.Endpoint(childComplexity), true
+	case "CreateListenerPayload.secret":
+		if e.ComplexityRoot.CreateListenerPayload.Secret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateListenerPayload.Secret(childComplexity), true
+
 	case "DeleteCatalogPayload.deletedId":
 		if e.ComplexityRoot.DeleteCatalogPayload.DeletedID == nil {
 			break
@@ -2070,6 +2124,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Endpoint.LastSuccessAt(childComplexity), true
+	case "Endpoint.listener":
+		if e.ComplexityRoot.Endpoint.Listener == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.Listener(childComplexity), true
 	case "Endpoint.name":
 		if e.ComplexityRoot.Endpoint.Name == nil {
 			break
@@ -2731,6 +2791,106 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.LatencySummary.P99Ms(childComplexity), true
 
+	case "Listener.connected":
+		if e.ComplexityRoot.Listener.Connected == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Listener.Connected(childComplexity), true
+	case "Listener.expiresAt":
+		if e.ComplexityRoot.Listener.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Listener.ExpiresAt(childComplexity), true
+	case "Listener.lastSeenAt":
+		if e.ComplexityRoot.Listener.LastSeenAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Listener.LastSeenAt(childComplexity), true
+	case "Listener.ttl":
+		if e.ComplexityRoot.Listener.TTL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Listener.TTL(childComplexity), true
+
+	case "ListenerDelivery.attempt":
+		if e.ComplexityRoot.ListenerDelivery.Attempt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ListenerDelivery.Attempt(childComplexity), true
+	case "ListenerDelivery.body":
+		if e.ComplexityRoot.ListenerDelivery.Body == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ListenerDelivery.Body(childComplexity), true
+	case "ListenerDelivery.deliveryId":
+		if e.ComplexityRoot.ListenerDelivery.DeliveryID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ListenerDelivery.DeliveryID(childComplexity), true
+	case "ListenerDelivery.eventId":
+		if e.ComplexityRoot.ListenerDelivery.EventID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ListenerDelivery.EventID(childComplexity), true
+	case "ListenerDelivery.eventType":
+		if e.ComplexityRoot.ListenerDelivery.EventType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ListenerDelivery.EventType(childComplexity), true
+	case "ListenerDelivery.headers":
+		if e.ComplexityRoot.ListenerDelivery.Headers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ListenerDelivery.Headers(childComplexity), true
+	case "ListenerDelivery.timeoutMs":
+		if e.ComplexityRoot.ListenerDelivery.TimeoutMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ListenerDelivery.TimeoutMs(childComplexity), true
+	case "ListenerDelivery.token":
+		if e.ComplexityRoot.ListenerDelivery.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ListenerDelivery.Token(childComplexity), true
+
+	case "ListenerMessage.delivery":
+		if e.ComplexityRoot.ListenerMessage.Delivery == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ListenerMessage.Delivery(childComplexity), true
+	case "ListenerMessage.kind":
+		if e.ComplexityRoot.ListenerMessage.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ListenerMessage.Kind(childComplexity), true
+	case "ListenerMessage.waiting":
+		if e.ComplexityRoot.ListenerMessage.Waiting == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ListenerMessage.Waiting(childComplexity), true
+
+	case "ListenerReportPayload.deliveryId":
+		if e.ComplexityRoot.ListenerReportPayload.DeliveryID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ListenerReportPayload.DeliveryID(childComplexity), true
+
 	case "Location.app":
 		if e.ComplexityRoot.Location.App == nil {
 			break
@@ -2816,6 +2976,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateEventType(childComplexity, args["catalogId"].(*string), args["input"].(model.CreateEventTypeInput)), true
+	case "Mutation.createListener":
+		if e.ComplexityRoot.Mutation.CreateListener == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createListener_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateListener(childComplexity, args["input"].(model.CreateListenerInput)), true
 	case "Mutation.createPortalSession":
 		if e.ComplexityRoot.Mutation.CreatePortalSession == nil {
 			break
@@ -2893,6 +3064,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ReplayDeliveries(childComplexity, args["endpointId"].(string), args["since"].(time.Time), args["status"].(*delivery.Status)), true
+	case "Mutation.reportListenerDelivery":
+		if e.ComplexityRoot.Mutation.ReportListenerDelivery == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_reportListenerDelivery_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReportListenerDelivery(childComplexity, args["input"].(model.ListenerReportInput)), true
 	case "Mutation.retryDeliveries":
 		if e.ComplexityRoot.Mutation.RetryDeliveries == nil {
 			break
@@ -3492,6 +3674,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.EventPublished(childComplexity, args["eventType"].(*string)), true
+	case "Subscription.listen":
+		if e.ComplexityRoot.Subscription.Listen == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_listen_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.Listen(childComplexity, args["listenerId"].(string)), true
 	case "Subscription.statsUpdated":
 		if e.ComplexityRoot.Subscription.StatsUpdated == nil {
 			break
@@ -3646,6 +3839,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CreateCatalogInput", ec.unmarshalInputCreateCatalogInput),
 			graphql.NewInputUnmarshaler("CreateEndpointInput", ec.unmarshalInputCreateEndpointInput),
 			graphql.NewInputUnmarshaler("CreateEventTypeInput", ec.unmarshalInputCreateEventTypeInput),
+			graphql.NewInputUnmarshaler("CreateListenerInput", ec.unmarshalInputCreateListenerInput),
 			graphql.NewInputUnmarshaler("CreatePortalSessionInput", ec.unmarshalInputCreatePortalSessionInput),
 			graphql.NewInputUnmarshaler("DeliveryOrder", ec.unmarshalInputDeliveryOrder),
 			graphql.NewInputUnmarshaler("DeliveryWhereInput", ec.unmarshalInputDeliveryWhereInput),
@@ -3661,6 +3855,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("HeaderInput", ec.unmarshalInputHeaderInput),
 			graphql.NewInputUnmarshaler("ImportEventTypesInput", ec.unmarshalInputImportEventTypesInput),
 			graphql.NewInputUnmarshaler("KafkaConfigInput", ec.unmarshalInputKafkaConfigInput),
+			graphql.NewInputUnmarshaler("ListenerReportInput", ec.unmarshalInputListenerReportInput),
 			graphql.NewInputUnmarshaler("NATSJetStreamConfigInput", ec.unmarshalInputNATSJetStreamConfigInput),
 			graphql.NewInputUnmarshaler("PortalSettingsInput", ec.unmarshalInputPortalSettingsInput),
 			graphql.NewInputUnmarshaler("PublishEventInput", ec.unmarshalInputPublishEventInput),
@@ -4243,8 +4438,10 @@ A limit Herald keeps per app (see App.limits). Each has a default, which an
 admin may change for one app with updateApp.
 """
 enum AppLimitName {
-  "Endpoints of the app (deleted ones do not count)."
+  "Endpoints of the app (deleted ones and listeners do not count)."
   ENDPOINTS
+  "Listeners of the app (herald listen), until they expire or are deleted."
+  LISTENERS
   "The app's own event types (those it adds to its shared catalog's), archived ones included."
   EVENT_TYPES
   "Portal sessions of the app that still work."
@@ -4507,6 +4704,117 @@ type DeleteEndpointPayload {
   deletedId: ID!
 }
 
+"""
+A listener: a temporary endpoint (type LISTENER) that herald listen opens and
+holds. Its deliveries go over the listen subscription of its session instead
+of HTTP, and the CLI forwards them to a local URL. While no session holds it,
+its deliveries wait, in order, without using attempts; it is removed once it
+has gone ttl without a session.
+"""
+type Listener {
+  "How long the listener outlives its last session."
+  ttl: Duration!
+  "Whether a herald listen session holds it now."
+  connected: Boolean!
+  "When its session was last seen alive, or ended."
+  lastSeenAt: Time
+  "When it is removed unless a session holds it again (pushed back while one does)."
+  expiresAt: Time!
+}
+
+extend type Endpoint {
+  "A listener's session and expiry (type LISTENER); null for other endpoints."
+  listener: Listener @goField(forceResolver: true)
+}
+
+"""
+A new listener. It is an endpoint in every other way: filters, ordering, rate
+limits, retries and the logs work as they do for HTTP endpoints, and
+updateEndpoint changes them.
+"""
+input CreateListenerInput {
+  "Event types to receive: names (\"order.created\"), prefix patterns (\"order.*\") or \"*\" for all."
+  eventTypes: [String!]!
+  "Deliver only events whose envelope matches this payload filter (see createEndpoint)."
+  filter: JSON
+  "How long the listener outlives its last session, 1m-168h (default 24h)."
+  ttl: Duration
+  "A name for it (default \"herald listen\")."
+  name: String
+  "Where the CLI forwards, shown as the listener's url; Herald never connects to it."
+  forwardTo: String
+  "In which order events are sent (default NONE: one at a time, as they fall due)."
+  ordering: Ordering
+  rateLimit: RateLimitInput
+  retryPolicy: RetryPolicyInput
+  "Time limit of the local request, 100ms-30s (default 10s)."
+  timeout: Duration
+}
+
+type CreateListenerPayload {
+  "The listener: an endpoint of type LISTENER."
+  endpoint: Endpoint!
+  "Its signing secret (whsec_...), which verifies what the CLI forwards. Shown only here and by revealEndpointSecret."
+  secret: String!
+}
+
+"What a listen subscription sends."
+enum ListenerMessageKind {
+  "First: the session holds the listener now; waiting counts the deliveries it catches up on first."
+  CONNECTED
+  "A delivery to forward; report the local answer with reportListenerDelivery on the same connection."
+  DELIVERY
+}
+
+"One message of a listen subscription."
+type ListenerMessage {
+  kind: ListenerMessageKind!
+  "CONNECTED: how many of the listener's deliveries wait (sent first, in the order they fall due)."
+  waiting: Int
+  "DELIVERY: what to forward."
+  delivery: ListenerDelivery
+}
+
+"A delivery pushed to a listener's session, as the CLI forwards it."
+type ListenerDelivery {
+  deliveryId: ID!
+  eventId: ID!
+  eventType: String!
+  "The attempt's number (1 is the first)."
+  attempt: Int!
+  "Identifies this attempt: its report must carry it. It is good until the attempt ends."
+  token: String!
+  "The request body as Herald signed it (the JSON envelope, or what the listener's transformation made of it)."
+  body: String!
+  "The request headers as Herald signed them: webhook-id, webhook-timestamp, webhook-signature, X-Herald-*, Content-Type and User-Agent."
+  headers: [Header!]!
+  "How long the local request may take; Herald waits for the report two seconds longer."
+  timeoutMs: Int!
+}
+
+"The local answer to a delivery a listen subscription pushed."
+input ListenerReportInput {
+  listenerId: ID!
+  deliveryId: ID!
+  "The token of the pushed delivery."
+  token: String!
+  "The local HTTP status; null when there was no answer (error says why)."
+  status: Int
+  "The answer's body (Herald keeps up to 64 KiB of it)."
+  body: String
+  "The answer's headers (Herald keeps up to 64)."
+  headers: [HeaderInput!]
+  "How long the local request took."
+  durationMs: Int
+  "Why there was no answer: connection refused, timeout, ..."
+  error: String
+}
+
+type ListenerReportPayload {
+  "The delivery whose attempt the report ends."
+  deliveryId: ID!
+}
+
 input RotateEndpointSecretInput {
   "How long deliveries are also signed with the previous secret (default 24h, at most 168h; 0s ends it at once)."
   overlap: Duration
@@ -4709,6 +5017,21 @@ type Mutation {
   updateEndpoint(id: ID!, input: UpdateEndpointInput!): Endpoint!
   "Delete an endpoint. Its deliveries stay in the logs; pending ones are cancelled."
   deleteEndpoint(id: ID!): DeleteEndpointPayload!
+  """
+  Open a listener for herald listen: a temporary endpoint whose deliveries go
+  over a listen subscription. Its signing secret is returned once (and by
+  revealEndpointSecret). Portal sessions cannot open listeners.
+  """
+  createListener(input: CreateListenerInput!): CreateListenerPayload!
+  """
+  Report the local answer to a delivery a listen subscription pushed: the
+  attempt is recorded with it, as an HTTP endpoint's answer would be. Send it
+  on the listen subscription's connection: the replica that pushed the
+  delivery waits for it. A report whose attempt ended (the session ended, or
+  the attempt timed out: the delivery is pushed again) is a CONFLICT with
+  extensions.reason STALE_REPORT.
+  """
+  reportListenerDelivery(input: ListenerReportInput!): ListenerReportPayload!
   "Replace the signing secret. The previous one keeps signing too until the overlap ends."
   rotateEndpointSecret(id: ID!, input: RotateEndpointSecretInput): RotateEndpointSecretPayload!
   """
@@ -4859,6 +5182,18 @@ type Subscription {
   recorded, at most once a second.
   """
   statsUpdated(endpointId: ID, window: Duration! = "1h", bucket: Duration! = "1m"): DeliveryStats!
+  """
+  Hold a listener (see createListener) and receive its deliveries: first a
+  CONNECTED message with how many wait, then each delivery to forward, one at
+  a time, in the order they fall due. Report each one's local answer with
+  reportListenerDelivery on the same connection. One session holds a
+  listener: a new one (here or on another replica) ends the previous one with
+  a CONFLICT (extensions.reason LISTENER_TAKEN_OVER). The connection must
+  stay lively: a client pings at least every 20 seconds (herald listen pings
+  every 10), and a connection silent for 25 seconds is closed, the delivery
+  it held pushed again to the next session. Portal sessions cannot listen.
+  """
+  listen(listenerId: ID!): ListenerMessage!
 }
 `, BuiltIn: false},
 	{Name: "ent.graphqls", Input: sourceData("ent.graphqls"), BuiltIn: false},
@@ -5182,6 +5517,16 @@ func (ec *executionContext) childFields_CreateEndpointPayload(ctx context.Contex
 	return nil, fmt.Errorf("no field named %q was found under type CreateEndpointPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_CreateListenerPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "endpoint":
+		return ec.fieldContext_CreateListenerPayload_endpoint(ctx, field)
+	case "secret":
+		return ec.fieldContext_CreateListenerPayload_secret(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreateListenerPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_DeleteCatalogPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "deletedId":
@@ -5480,6 +5825,8 @@ func (ec *executionContext) childFields_Endpoint(ctx context.Context, field grap
 		return ec.fieldContext_Endpoint_flow(ctx, field)
 	case "backlog":
 		return ec.fieldContext_Endpoint_backlog(ctx, field)
+	case "listener":
+		return ec.fieldContext_Endpoint_listener(ctx, field)
 	case "type":
 		return ec.fieldContext_Endpoint_type(ctx, field)
 	case "rabbitmq":
@@ -5790,6 +6137,62 @@ func (ec *executionContext) childFields_LatencySummary(ctx context.Context, fiel
 		return ec.fieldContext_LatencySummary_meanMs(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type LatencySummary", field.Name)
+}
+
+func (ec *executionContext) childFields_Listener(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "ttl":
+		return ec.fieldContext_Listener_ttl(ctx, field)
+	case "connected":
+		return ec.fieldContext_Listener_connected(ctx, field)
+	case "lastSeenAt":
+		return ec.fieldContext_Listener_lastSeenAt(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_Listener_expiresAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Listener", field.Name)
+}
+
+func (ec *executionContext) childFields_ListenerDelivery(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deliveryId":
+		return ec.fieldContext_ListenerDelivery_deliveryId(ctx, field)
+	case "eventId":
+		return ec.fieldContext_ListenerDelivery_eventId(ctx, field)
+	case "eventType":
+		return ec.fieldContext_ListenerDelivery_eventType(ctx, field)
+	case "attempt":
+		return ec.fieldContext_ListenerDelivery_attempt(ctx, field)
+	case "token":
+		return ec.fieldContext_ListenerDelivery_token(ctx, field)
+	case "body":
+		return ec.fieldContext_ListenerDelivery_body(ctx, field)
+	case "headers":
+		return ec.fieldContext_ListenerDelivery_headers(ctx, field)
+	case "timeoutMs":
+		return ec.fieldContext_ListenerDelivery_timeoutMs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ListenerDelivery", field.Name)
+}
+
+func (ec *executionContext) childFields_ListenerMessage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_ListenerMessage_kind(ctx, field)
+	case "waiting":
+		return ec.fieldContext_ListenerMessage_waiting(ctx, field)
+	case "delivery":
+		return ec.fieldContext_ListenerMessage_delivery(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ListenerMessage", field.Name)
+}
+
+func (ec *executionContext) childFields_ListenerReportPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deliveryId":
+		return ec.fieldContext_ListenerReportPayload_deliveryId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ListenerReportPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_Location(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6544,6 +6947,20 @@ func (ec *executionContext) field_Mutation_createEventType_args(ctx context.Cont
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_createListener_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CreateListenerInput, error) {
+			return ec.unmarshalNCreateListenerInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐCreateListenerInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createPortalSession_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6663,6 +7080,20 @@ func (ec *executionContext) field_Mutation_replayDeliveries_args(ctx context.Con
 		return nil, err
 	}
 	args["status"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_reportListenerDelivery_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ListenerReportInput, error) {
+			return ec.unmarshalNListenerReportInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐListenerReportInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -7499,6 +7930,20 @@ func (ec *executionContext) field_Subscription_eventPublished_args(ctx context.C
 		return nil, err
 	}
 	args["eventType"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_listen_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "listenerId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["listenerId"] = arg0
 	return args, nil
 }
 
@@ -10151,6 +10596,61 @@ func (ec *executionContext) _CreateEndpointPayload_secret(ctx context.Context, f
 }
 func (ec *executionContext) fieldContext_CreateEndpointPayload_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CreateEndpointPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _CreateListenerPayload_endpoint(ctx context.Context, field graphql.CollectedField, obj *model.CreateListenerPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateListenerPayload_endpoint(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Endpoint, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Endpoint) graphql.Marshaler {
+			return ec.marshalNEndpoint2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐEndpoint(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreateListenerPayload_endpoint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CreateListenerPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Endpoint(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CreateListenerPayload_secret(ctx context.Context, field graphql.CollectedField, obj *model.CreateListenerPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateListenerPayload_secret(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Secret, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreateListenerPayload_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreateListenerPayload", field, false, false, "String")
 }
 
 func (ec *executionContext) _DeleteCatalogPayload_deletedId(ctx context.Context, field graphql.CollectedField, obj *model.DeleteCatalogPayload) (ret graphql.Marshaler) {
@@ -12972,6 +13472,38 @@ func (ec *executionContext) fieldContext_Endpoint_backlog(_ context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Endpoint_listener(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_listener(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Endpoint().Listener(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Listener) graphql.Marshaler {
+			return ec.marshalOListener2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐListener(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_listener(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Endpoint",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Listener(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Endpoint_type(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15335,6 +15867,392 @@ func (ec *executionContext) fieldContext_LatencySummary_meanMs(_ context.Context
 	return graphql.NewScalarFieldContext("LatencySummary", field, false, false, "Float")
 }
 
+func (ec *executionContext) _Listener_ttl(ctx context.Context, field graphql.CollectedField, obj *model.Listener) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Listener_ttl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TTL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Duration) graphql.Marshaler {
+			return ec.marshalNDuration2timeᚐDuration(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Listener_ttl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Listener", field, false, false, "Duration")
+}
+
+func (ec *executionContext) _Listener_connected(ctx context.Context, field graphql.CollectedField, obj *model.Listener) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Listener_connected(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Connected, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Listener_connected(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Listener", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Listener_lastSeenAt(ctx context.Context, field graphql.CollectedField, obj *model.Listener) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Listener_lastSeenAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastSeenAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Listener_lastSeenAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Listener", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Listener_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.Listener) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Listener_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Listener_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Listener", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ListenerDelivery_deliveryId(ctx context.Context, field graphql.CollectedField, obj *model.ListenerDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ListenerDelivery_deliveryId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeliveryID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ListenerDelivery_deliveryId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ListenerDelivery", field, false, false, "ID")
+}
+
+func (ec *executionContext) _ListenerDelivery_eventId(ctx context.Context, field graphql.CollectedField, obj *model.ListenerDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ListenerDelivery_eventId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ListenerDelivery_eventId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ListenerDelivery", field, false, false, "ID")
+}
+
+func (ec *executionContext) _ListenerDelivery_eventType(ctx context.Context, field graphql.CollectedField, obj *model.ListenerDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ListenerDelivery_eventType(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventType, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ListenerDelivery_eventType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ListenerDelivery", field, false, false, "String")
+}
+
+func (ec *executionContext) _ListenerDelivery_attempt(ctx context.Context, field graphql.CollectedField, obj *model.ListenerDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ListenerDelivery_attempt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ListenerDelivery_attempt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ListenerDelivery", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ListenerDelivery_token(ctx context.Context, field graphql.CollectedField, obj *model.ListenerDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ListenerDelivery_token(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Token, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ListenerDelivery_token(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ListenerDelivery", field, false, false, "String")
+}
+
+func (ec *executionContext) _ListenerDelivery_body(ctx context.Context, field graphql.CollectedField, obj *model.ListenerDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ListenerDelivery_body(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Body, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ListenerDelivery_body(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ListenerDelivery", field, false, false, "String")
+}
+
+func (ec *executionContext) _ListenerDelivery_headers(ctx context.Context, field graphql.CollectedField, obj *model.ListenerDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ListenerDelivery_headers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Headers, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*webhook.Header) graphql.Marshaler {
+			return ec.marshalNHeader2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋwebhookᚐHeaderᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ListenerDelivery_headers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ListenerDelivery",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Header(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ListenerDelivery_timeoutMs(ctx context.Context, field graphql.CollectedField, obj *model.ListenerDelivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ListenerDelivery_timeoutMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TimeoutMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ListenerDelivery_timeoutMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ListenerDelivery", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ListenerMessage_kind(ctx context.Context, field graphql.CollectedField, obj *model.ListenerMessage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ListenerMessage_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ListenerMessageKind) graphql.Marshaler {
+			return ec.marshalNListenerMessageKind2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐListenerMessageKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ListenerMessage_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ListenerMessage", field, false, false, "ListenerMessageKind")
+}
+
+func (ec *executionContext) _ListenerMessage_waiting(ctx context.Context, field graphql.CollectedField, obj *model.ListenerMessage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ListenerMessage_waiting(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Waiting, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ListenerMessage_waiting(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ListenerMessage", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ListenerMessage_delivery(ctx context.Context, field graphql.CollectedField, obj *model.ListenerMessage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ListenerMessage_delivery(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Delivery, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ListenerDelivery) graphql.Marshaler {
+			return ec.marshalOListenerDelivery2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐListenerDelivery(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ListenerMessage_delivery(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ListenerMessage",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ListenerDelivery(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ListenerReportPayload_deliveryId(ctx context.Context, field graphql.CollectedField, obj *model.ListenerReportPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ListenerReportPayload_deliveryId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeliveryID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ListenerReportPayload_deliveryId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ListenerReportPayload", field, false, false, "ID")
+}
+
 func (ec *executionContext) _Location_id(ctx context.Context, field graphql.CollectedField, obj *model.Location) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15891,6 +16809,94 @@ func (ec *executionContext) fieldContext_Mutation_deleteEndpoint(ctx context.Con
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_deleteEndpoint_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createListener(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createListener(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateListener(ctx, fc.Args["input"].(model.CreateListenerInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CreateListenerPayload) graphql.Marshaler {
+			return ec.marshalNCreateListenerPayload2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐCreateListenerPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createListener(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreateListenerPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createListener_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_reportListenerDelivery(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_reportListenerDelivery(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReportListenerDelivery(ctx, fc.Args["input"].(model.ListenerReportInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ListenerReportPayload) graphql.Marshaler {
+			return ec.marshalNListenerReportPayload2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐListenerReportPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_reportListenerDelivery(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ListenerReportPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_reportListenerDelivery_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -18450,6 +19456,50 @@ func (ec *executionContext) fieldContext_Subscription_statsUpdated(ctx context.C
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Subscription_statsUpdated_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_listen(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_listen(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().Listen(ctx, fc.Args["listenerId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ListenerMessage) graphql.Marshaler {
+			return ec.marshalNListenerMessage2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐListenerMessage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_listen(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ListenerMessage(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_listen_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -23121,6 +24171,104 @@ func UnmarshalCreateEventTypeInput(ctx context.Context, raw any) (model.CreateEv
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCreateListenerInput(ctx context.Context, obj any) (model.CreateListenerInput, error) {
+	var it model.CreateListenerInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"eventTypes", "filter", "ttl", "name", "forwardTo", "ordering", "rateLimit", "retryPolicy", "timeout"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "eventTypes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("eventTypes"))
+			data, err := ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EventTypes = data
+		case "filter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("filter"))
+			data, err := ec.unmarshalOJSON2encodingᚋjsonᚐRawMessage(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Filter = data
+		case "ttl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ttl"))
+			data, err := ec.unmarshalODuration2ᚖtimeᚐDuration(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TTL = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "forwardTo":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("forwardTo"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ForwardTo = data
+		case "ordering":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ordering"))
+			data, err := ec.unmarshalOOrdering2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐOrdering(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Ordering = data
+		case "rateLimit":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rateLimit"))
+			data, err := ec.unmarshalORateLimitInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRateLimitInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RateLimit = data
+		case "retryPolicy":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("retryPolicy"))
+			data, err := ec.unmarshalORetryPolicyInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRetryPolicyInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RetryPolicy = data
+		case "timeout":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timeout"))
+			data, err := ec.unmarshalODuration2ᚖtimeᚐDuration(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Timeout = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCreateListenerInput unmarshals raw into the CreateListenerInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCreateListenerInput(ctx context.Context, raw any) (model.CreateListenerInput, error) {
+	var out model.CreateListenerInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateListenerInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputCreatePortalSessionInput(ctx context.Context, obj any) (model.CreatePortalSessionInput, error) {
 	var it model.CreatePortalSessionInput
 	if obj == nil {
@@ -27106,6 +28254,97 @@ func UnmarshalKafkaConfigInput(ctx context.Context, raw any) (model.KafkaConfigI
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputListenerReportInput(ctx context.Context, obj any) (model.ListenerReportInput, error) {
+	var it model.ListenerReportInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"listenerId", "deliveryId", "token", "status", "body", "headers", "durationMs", "error"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "listenerId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("listenerId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ListenerID = data
+		case "deliveryId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliveryId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliveryID = data
+		case "token":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("token"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Token = data
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Status = data
+		case "body":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("body"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Body = data
+		case "headers":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("headers"))
+			data, err := ec.unmarshalOHeaderInput2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐHeaderInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Headers = data
+		case "durationMs":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("durationMs"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DurationMs = data
+		case "error":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("error"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Error = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalListenerReportInput unmarshals raw into the ListenerReportInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalListenerReportInput(ctx context.Context, raw any) (model.ListenerReportInput, error) {
+	var out model.ListenerReportInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ListenerReportInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputNATSJetStreamConfigInput(ctx context.Context, obj any) (model.NATSJetStreamConfigInput, error) {
 	var it model.NATSJetStreamConfigInput
 	if obj == nil {
@@ -28983,6 +30222,44 @@ func (ec *executionContext) _CreateEndpointPayload(ctx context.Context, sel ast.
 	return out
 }
 
+var createListenerPayloadImplementors = []string{"CreateListenerPayload"}
+
+func (ec *executionContext) _CreateListenerPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateListenerPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, createListenerPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CreateListenerPayload")
+		case "endpoint":
+			out.Values[i] = ec._CreateListenerPayload_endpoint(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "secret":
+			out.Values[i] = ec._CreateListenerPayload_secret(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var deleteCatalogPayloadImplementors = []string{"DeleteCatalogPayload"}
 
 func (ec *executionContext) _DeleteCatalogPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteCatalogPayload) graphql.Marshaler {
@@ -29902,6 +31179,12 @@ func (ec *executionContext) _Endpoint(ctx context.Context, sel ast.SelectionSet,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Endpoint_backlog(ctx, field, obj)
+				})
+		case "listener":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Endpoint_listener(ctx, field, obj)
 				})
 		case "type":
 			out.Values[i] = ec._Endpoint_type(ctx, field, obj)
@@ -30960,6 +32243,198 @@ func (ec *executionContext) _LatencySummary(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var listenerImplementors = []string{"Listener"}
+
+func (ec *executionContext) _Listener(ctx context.Context, sel ast.SelectionSet, obj *model.Listener) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, listenerImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Listener")
+		case "ttl":
+			out.Values[i] = ec._Listener_ttl(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "connected":
+			out.Values[i] = ec._Listener_connected(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastSeenAt":
+			out.Values[i] = ec._Listener_lastSeenAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._Listener_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var listenerDeliveryImplementors = []string{"ListenerDelivery"}
+
+func (ec *executionContext) _ListenerDelivery(ctx context.Context, sel ast.SelectionSet, obj *model.ListenerDelivery) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, listenerDeliveryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ListenerDelivery")
+		case "deliveryId":
+			out.Values[i] = ec._ListenerDelivery_deliveryId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "eventId":
+			out.Values[i] = ec._ListenerDelivery_eventId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "eventType":
+			out.Values[i] = ec._ListenerDelivery_eventType(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attempt":
+			out.Values[i] = ec._ListenerDelivery_attempt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "token":
+			out.Values[i] = ec._ListenerDelivery_token(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "body":
+			out.Values[i] = ec._ListenerDelivery_body(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "headers":
+			out.Values[i] = ec._ListenerDelivery_headers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "timeoutMs":
+			out.Values[i] = ec._ListenerDelivery_timeoutMs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var listenerMessageImplementors = []string{"ListenerMessage"}
+
+func (ec *executionContext) _ListenerMessage(ctx context.Context, sel ast.SelectionSet, obj *model.ListenerMessage) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, listenerMessageImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ListenerMessage")
+		case "kind":
+			out.Values[i] = ec._ListenerMessage_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "waiting":
+			out.Values[i] = ec._ListenerMessage_waiting(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "delivery":
+			out.Values[i] = ec._ListenerMessage_delivery(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var listenerReportPayloadImplementors = []string{"ListenerReportPayload"}
+
+func (ec *executionContext) _ListenerReportPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ListenerReportPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, listenerReportPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ListenerReportPayload")
+		case "deliveryId":
+			out.Values[i] = ec._ListenerReportPayload_deliveryId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var locationImplementors = []string{"Location"}
 
 func (ec *executionContext) _Location(ctx context.Context, sel ast.SelectionSet, obj *model.Location) graphql.Marshaler {
@@ -31095,6 +32570,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "deleteEndpoint":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteEndpoint(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createListener":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createListener(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reportListenerDelivery":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_reportListenerDelivery(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -31957,6 +33446,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_eventPublished(ctx, fields[0])
 	case "statsUpdated":
 		return ec._Subscription_statsUpdated(ctx, fields[0])
+	case "listen":
+		return ec._Subscription_listen(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -32805,6 +34296,19 @@ func (ec *executionContext) unmarshalNCreateEventTypeInput2githubᚗcomᚋherald
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNCreateListenerInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐCreateListenerInput(ctx context.Context, v any) (model.CreateListenerInput, error) {
+	res, err := ec.unmarshalInputCreateListenerInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCreateListenerPayload2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐCreateListenerPayload(ctx context.Context, sel ast.SelectionSet, v *model.CreateListenerPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CreateListenerPayload!")
+		return graphql.Null
+	}
+	return ec._CreateListenerPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNCreatePortalSessionInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐCreatePortalSessionInput(ctx context.Context, v any) (model.CreatePortalSessionInput, error) {
 	res, err := ec.unmarshalInputCreatePortalSessionInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -33468,6 +34972,37 @@ func (ec *executionContext) marshalNJSON2encodingᚋjsonᚐRawMessage(ctx contex
 		graphql.AddInvalidNullFromMarshaler(ctx, "JSON!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNListenerMessage2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐListenerMessage(ctx context.Context, sel ast.SelectionSet, v *model.ListenerMessage) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ListenerMessage!")
+		return graphql.Null
+	}
+	return ec._ListenerMessage(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNListenerMessageKind2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐListenerMessageKind(ctx context.Context, v any) (model.ListenerMessageKind, error) {
+	var res model.ListenerMessageKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNListenerMessageKind2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐListenerMessageKind(ctx context.Context, sel ast.SelectionSet, v model.ListenerMessageKind) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNListenerReportInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐListenerReportInput(ctx context.Context, v any) (model.ListenerReportInput, error) {
+	res, err := ec.unmarshalInputListenerReportInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNListenerReportPayload2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐListenerReportPayload(ctx context.Context, sel ast.SelectionSet, v *model.ListenerReportPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ListenerReportPayload!")
+		return graphql.Null
+	}
+	return ec._ListenerReportPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNLocation2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐLocation(ctx context.Context, sel ast.SelectionSet, v *model.Location) graphql.Marshaler {
@@ -34927,6 +36462,20 @@ func (ec *executionContext) marshalOLatencySummary2ᚖgithubᚗcomᚋheraldhqᚋ
 		return graphql.Null
 	}
 	return ec._LatencySummary(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOListener2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐListener(ctx context.Context, sel ast.SelectionSet, v *model.Listener) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Listener(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOListenerDelivery2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐListenerDelivery(ctx context.Context, sel ast.SelectionSet, v *model.ListenerDelivery) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ListenerDelivery(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalONATSJetStreamConfig2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐNATSJetStreamConfig(ctx context.Context, sel ast.SelectionSet, v *model.NATSJetStreamConfig) graphql.Marshaler {

@@ -14,6 +14,7 @@ import (
 	"github.com/heraldhq/herald/auth"
 	"github.com/heraldhq/herald/bus"
 	"github.com/heraldhq/herald/catalog"
+	"github.com/heraldhq/herald/destination/listener"
 	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/endpoints"
 	"github.com/heraldhq/herald/ent"
@@ -42,6 +43,9 @@ type Deps struct {
 	Rand io.Reader
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
+	// Listeners holds this process's listener sessions (nil: it holds
+	// none, and listen is refused).
+	Listeners *listener.Hub
 	// MaxPayload is the largest event payload, which the cost of a
 	// payload in the complexity limit follows (default
 	// dispatch.DefaultMaxPayload).
@@ -59,6 +63,7 @@ type Resolver struct {
 	portal    *portal.Service
 	publicURL string
 	stats     *stats.Store
+	listeners *listener.Hub
 	rand      io.Reader
 	now       func() time.Time
 }
@@ -72,7 +77,7 @@ func NewSchema(cfg Deps) graphql.ExecutableSchema {
 	r := &Resolver{
 		client: cfg.Client, auth: cfg.Auth, catalog: cfg.Catalog, endpoints: cfg.Endpoints,
 		engine: cfg.Engine, bus: cfg.Bus, portal: cfg.Portal, publicURL: strings.TrimRight(cfg.PublicURL, "/"),
-		stats: cfg.Stats, rand: cfg.Rand, now: cfg.Now,
+		stats: cfg.Stats, listeners: cfg.Listeners, rand: cfg.Rand, now: cfg.Now,
 	}
 	c := Config{Resolvers: r}
 	setComplexity(&c.Complexity)

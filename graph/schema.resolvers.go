@@ -179,6 +179,11 @@ func (r *endpointResolver) Backlog(ctx context.Context, obj *ent.Endpoint) (*mod
 	return backlog(ctx, r.client, []string{obj.ID}, r.now().UTC())
 }
 
+// Listener is the resolver for the listener field.
+func (r *endpointResolver) Listener(ctx context.Context, obj *ent.Endpoint) (*model.Listener, error) {
+	return r.listenerOf(obj), nil
+}
+
 // Endpoint is the resolver for the endpoint field.
 func (r *endpointChangeResolver) Endpoint(ctx context.Context, obj *model.EndpointChange) (*ent.Endpoint, error) {
 	ep, err := r.client.Endpoint.Get(schema.IncludeDeleted(ctx), obj.EndpointID)
@@ -390,6 +395,27 @@ func (r *mutationResolver) DeleteEndpoint(ctx context.Context, id string) (*mode
 		return nil, err
 	}
 	return &model.DeleteEndpointPayload{DeletedID: id}, nil
+}
+
+// CreateListener is the resolver for the createListener field.
+func (r *mutationResolver) CreateListener(ctx context.Context, input model.CreateListenerInput) (*model.CreateListenerPayload, error) {
+	in := endpoints.ListenerInput{
+		Name: input.Name, ForwardTo: input.ForwardTo, EventTypes: input.EventTypes, Filter: input.Filter, TTL: input.TTL,
+		Ordering: orderingOf(input.Ordering), RateLimit: rateLimitOf(input.RateLimit), Timeout: input.Timeout,
+	}
+	if input.RetryPolicy != nil {
+		in.RetryPolicy = endpointInput(nil, nil, nil, nil, nil, nil, input.RetryPolicy, nil, nil, nil).RetryPolicy
+	}
+	ep, secret, err := r.endpoints.CreateListener(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return &model.CreateListenerPayload{Endpoint: ep, Secret: secret}, nil
+}
+
+// ReportListenerDelivery is the resolver for the reportListenerDelivery field.
+func (r *mutationResolver) ReportListenerDelivery(ctx context.Context, input model.ListenerReportInput) (*model.ListenerReportPayload, error) {
+	return r.reportListenerDelivery(ctx, input)
 }
 
 // RotateEndpointSecret is the resolver for the rotateEndpointSecret field.
@@ -605,7 +631,13 @@ func (r *queryResolver) Locate(ctx context.Context, id string) (*model.Location,
 
 // DestinationTypes is the resolver for the destinationTypes field.
 func (r *queryResolver) DestinationTypes(ctx context.Context) ([]*destination.Spec, error) {
-	return r.endpoints.Destinations.Specs(), nil
+	var out []*destination.Spec
+	for _, s := range r.endpoints.Destinations.Specs() {
+		if !s.Managed { // created by an API of their own, not the forms
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }
 
 // TestTransformation is the resolver for the testTransformation field.
@@ -683,6 +715,11 @@ func (r *subscriptionResolver) StatsUpdated(ctx context.Context, endpointID *str
 	return r.liveStats(ctx, f, func(ctx context.Context) (*model.DeliveryStats, error) {
 		return r.readStats(ctx, v.AppID, f.EndpointID, window, bucket)
 	})
+}
+
+// Listen is the resolver for the listen field.
+func (r *subscriptionResolver) Listen(ctx context.Context, listenerID string) (<-chan *model.ListenerMessage, error) {
+	return r.listen(ctx, listenerID)
 }
 
 // DeliveryChange returns DeliveryChangeResolver implementation.

@@ -96,10 +96,14 @@ var rootAccess = map[string]map[string]access{
 		"rotateEndpointSecret": need(scope.EndpointsWrite),
 		"revealEndpointSecret": need(scope.EndpointsWrite),
 		"testEndpoint":         need(scope.EndpointsWrite),
-		"createEventType":      need(scope.CatalogWrite),
-		"updateEventType":      need(scope.CatalogWrite),
-		"archiveEventType":     need(scope.CatalogWrite),
-		"unarchiveEventType":   need(scope.CatalogWrite),
+		// A listener is an endpoint its CLI receives the deliveries of;
+		// the resolvers refuse portal sessions.
+		"createListener":         need(scope.EndpointsWrite),
+		"reportListenerDelivery": need(scope.EndpointsWrite),
+		"createEventType":        need(scope.CatalogWrite),
+		"updateEventType":        need(scope.CatalogWrite),
+		"archiveEventType":       need(scope.CatalogWrite),
+		"unarchiveEventType":     need(scope.CatalogWrite),
 		// Into the app's own types; a shared catalog needs an admin key,
 		// which the catalog checks.
 		"importEventTypes": need(scope.CatalogWrite),
@@ -117,6 +121,9 @@ var rootAccess = map[string]map[string]access{
 		"eventPublished":  need(scope.EventsRead),
 		"endpointUpdated": need(scope.EndpointsRead),
 		"statsUpdated":    need(scope.EventsRead),
+		// Receiving a listener's deliveries is what an endpoint's owner
+		// does: the same scope as creating one.
+		"listen": need(scope.EndpointsWrite),
 	},
 }
 
@@ -152,12 +159,15 @@ var typeAccess = map[string]access{
 	"RevokePortalSessionsPayload": open,
 	"DeleteCatalogPayload":        open,
 	"ImportEventTypesPayload":     open,
+	"CreateListenerPayload":       open,
+	"ListenerReportPayload":       open,
 	// Values inside objects that carry their own access.
 	"RetryPolicy":  open,
 	"RateLimit":    open,
 	"EndpointFlow": open,
 	"Header":       open,
 	"EndpointAuth": open,
+	"Listener":     open, // an endpoint's session state
 	// The destination types and their fields, the same for everyone.
 	"DestinationType":    open,
 	"DestinationField":   open,
@@ -174,6 +184,10 @@ var typeAccess = map[string]access{
 	"EventPublication": need(scope.EventsRead),
 	"FilterTest":       need(scope.EventsRead),
 	"FilterMatch":      need(scope.EventsRead),
+	// What a listen subscription pushes: a listener's deliveries, for
+	// whoever may hold the listener.
+	"ListenerMessage":  need(scope.EndpointsWrite),
+	"ListenerDelivery": need(scope.EndpointsWrite),
 	// Delivery statistics (Endpoint.stats, App.stats, statsUpdated) are
 	// the delivery log summed up: they need what reading it needs, and
 	// the values inside them carry no more.

@@ -33,8 +33,13 @@ type Name string
 
 // The limits of an app.
 const (
-	// Endpoints bounds the app's endpoints (deleted ones not counted).
+	// Endpoints bounds the app's endpoints (deleted ones and listeners
+	// not counted).
 	Endpoints Name = "ENDPOINTS"
+	// Listeners bounds the app's listeners (herald listen), which have
+	// a limit of their own: developers' temporary endpoints neither take
+	// the room of the app's endpoints nor pile up.
+	Listeners Name = "LISTENERS"
 	// EventTypes bounds the app's event types, archived ones included.
 	EventTypes Name = "EVENT_TYPES"
 	// PortalSessions bounds the app's portal sessions that still work.
@@ -64,7 +69,8 @@ type Limit struct {
 
 // Table is every limit, in the order the API and the README list them.
 var Table = []Limit{
-	{Endpoints, 100, 0, 10000, true, "Endpoints of the app (deleted ones do not count)."},
+	{Endpoints, 100, 0, 10000, true, "Endpoints of the app (deleted ones and listeners do not count)."},
+	{Listeners, 10, 0, 1000, true, "Listeners of the app (herald listen), until they expire or are deleted."},
 	{EventTypes, 500, 0, 10000, true, "Event types of the app's catalog, archived ones included."},
 	{PortalSessions, 200, 0, 100000, true, "Portal sessions of the app that still work (neither expired nor revoked)."},
 	{HeadersPerEndpoint, 10, 0, webhook.MaxCustomHeaders, false, "Custom headers of one endpoint."},
@@ -142,7 +148,9 @@ func Used(ctx context.Context, client *ent.Client, appID string, n Name, now tim
 	var err error
 	switch n {
 	case Endpoints:
-		c, err = client.Endpoint.Query().Where(endpoint.AppID(appID)).Count(ctx)
+		c, err = client.Endpoint.Query().Where(endpoint.AppID(appID), endpoint.TypeNEQ(listenerType)).Count(ctx)
+	case Listeners:
+		c, err = client.Endpoint.Query().Where(endpoint.AppID(appID), endpoint.TypeEQ(listenerType)).Count(ctx)
 	case EventTypes:
 		// An app's own types; rows marked built in are its copies from
 		// before shared catalogs, which only earlier releases read.
@@ -158,6 +166,10 @@ func Used(ctx context.Context, client *ent.Client, appID string, n Name, now tim
 	}
 	return c, nil
 }
+
+// listenerType is the endpoint type of listeners (destination/listener's
+// Type), which count toward Listeners instead of Endpoints.
+const listenerType = "LISTENER"
 
 // Lock takes the app's row lock for the rest of the transaction tx (a
 // write that changes nothing), so that concurrent additions to the app

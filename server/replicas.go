@@ -10,6 +10,7 @@ import (
 	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/cluster"
 	"github.com/heraldhq/herald/db"
+	"github.com/heraldhq/herald/destination/listener"
 	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/graph"
 	"github.com/heraldhq/herald/pgnotify"
@@ -52,6 +53,7 @@ func newReplicas(d *db.DB, log *slog.Logger) (*replicas, *replicaTargets, error)
 		},
 		KeyRevoked: func(keyID string) { t.auth.Revoked(keyID) },
 		Catalog:    func(appID string) { t.catalog.Invalidate(appID) },
+		Listener:   func(id, session string) { t.listeners.Evict(id, session) },
 		Reset: func() {
 			t.engine.PeersReset()
 			t.auth.ForgetAll()
@@ -70,10 +72,11 @@ func newReplicas(d *db.DB, log *slog.Logger) (*replicas, *replicaTargets, error)
 
 // replicaTargets are what other replicas' notices act on.
 type replicaTargets struct {
-	engine  *dispatch.Engine
-	auth    *auth.Authenticator
-	catalog *catalog.Catalog
-	recheck func()
+	engine    *dispatch.Engine
+	auth      *auth.Authenticator
+	catalog   *catalog.Catalog
+	listeners *listener.Hub
+	recheck   func()
 }
 
 // peers adapts the cluster to the engine's view of its peers.

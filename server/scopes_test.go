@@ -83,6 +83,9 @@ var matrixOps = []matrixOp{
 	{"Mutation", "rotateEndpointSecret", `mutation { rotateEndpointSecret(id: "` + fakeEP + `") { secret } }`, "ENDPOINTS_WRITE"},
 	{"Mutation", "revealEndpointSecret", `mutation { revealEndpointSecret(id: "` + fakeEP + `") { secret } }`, "ENDPOINTS_WRITE"},
 	{"Mutation", "testEndpoint", `mutation { testEndpoint(id: "` + fakeEP + `") { delivered } }`, "ENDPOINTS_WRITE"},
+	// Portal sessions pass the scope check but the resolvers refuse them.
+	{"Mutation", "createListener", `mutation { createListener(input: {eventTypes: ["NOT VALID"]}) { secret } }`, "ENDPOINTS_WRITE"},
+	{"Mutation", "reportListenerDelivery", `mutation { reportListenerDelivery(input: {listenerId: "` + fakeEP + `", deliveryId: "` + fakeDLV + `", token: "t", status: 200}) { deliveryId } }`, "ENDPOINTS_WRITE"},
 	{"Mutation", "createEventType", `mutation { createEventType(input: {name: "NOT VALID"}) { id } }`, "CATALOG_WRITE"},
 	{"Mutation", "updateEventType", `mutation { updateEventType(id: "` + fakeET + `", input: {description: "x"}) { id } }`, "CATALOG_WRITE"},
 	{"Mutation", "archiveEventType", `mutation { archiveEventType(id: "` + fakeET + `") { id } }`, "CATALOG_WRITE"},
@@ -101,6 +104,7 @@ var matrixOps = []matrixOp{
 	{"Subscription", "eventPublished", `subscription { eventPublished { eventId } }`, "EVENTS_READ"},
 	{"Subscription", "endpointUpdated", `subscription { endpointUpdated { endpointId } }`, "ENDPOINTS_READ"},
 	{"Subscription", "statsUpdated", `subscription { statsUpdated { from } }`, "EVENTS_READ"},
+	{"Subscription", "listen", `subscription { listen(listenerId: "` + fakeEP + `") { kind delivery { body } } }`, "ENDPOINTS_WRITE"},
 }
 
 // implies lists what each scope implies besides itself.

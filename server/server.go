@@ -31,6 +31,7 @@ import (
 	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/destination/builtin"
+	"github.com/heraldhq/herald/destination/listener"
 	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/endpoints"
 	"github.com/heraldhq/herald/ent"
@@ -166,6 +167,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Rand is the source of secrets and tokens (default crypto/rand).
 	Rand io.Reader
+	// EndpointsClock is the clock of endpoints' lifecycle: when they were
+	// disabled, when a rotated secret's overlap ends, when a listener's
+	// session was last seen and when the listener expires (default
+	// time.Now). Tests move it forward to see listeners expire.
+	EndpointsClock func() time.Time
+	// ListenerSweep is how often expired listeners are removed (default
+	// 30s).
+	ListenerSweep time.Duration
 }
 
 // Server is a running Herald instance.
@@ -180,6 +189,8 @@ type Server struct {
 	auth       *auth.Authenticator
 	portal     *portal.Service
 	bus        *bus.Bus
+	endpoints  *endpoints.Service
+	listeners  *listener.Hub
 	websockets *gorillaWebsockets
 	live       *liveLimits
 	requests   *appRequests
@@ -195,6 +206,11 @@ type Server struct {
 	// recheckStop ends their periodic check.
 	recheck     chan struct{}
 	recheckStop chan struct{}
+	// expiryStop ends the removal of expired listeners; expiryDone is
+	// closed once it has.
+	expiryStop chan struct{}
+	expiryDone chan struct{}
+	expiring   atomic.Bool
 }
 
 // New opens the database (creating and migrating it if needed), prepares
@@ -242,7 +258,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("allowed destinations: %w", err)
 	}
 	policy := destination.Policy{AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivateDestinations, Allow: rules}
-	dests := builtin.Registry()
+	// The listener sessions this process holds. Their hooks reach the
+	// engine and the other replicas, which exist once New has made them
+	// (sessions begin only once the server serves).
+	var (
+		engine *dispatch.Engine
+		reps   *replicas
+	)
+	hub := listener.NewHub(listener.HubConfig{
+		Wake: func(id string) { engine.Notify(id) },
+		Announce: func(id, session string) {
+			if reps != nil {
+				reps.cluster.ListenerAttached(id, session)
+			}
+		},
+	})
+	dests := builtin.RegistryWith(hub)
 	transforms := transform.New(transform.Limits{})
 	var destTypes []destination.Type
 	for _, s := range dests.Specs() {
@@ -265,7 +296,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	var (
 		driver      dispatch.Driver
-		reps        *replicas
 		targets     *replicaTargets
 		enginePeers dispatch.Peers
 		busCfg      = bus.Config{Buffer: cfg.SubscriberBuffer}
@@ -292,7 +322,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	observer := graph.NewObserver(live)
 	var (
 		s       *Server
-		engine  *dispatch.Engine
 		mets    *metrics.Metrics
 		reports dispatch.Metrics
 	)
@@ -351,7 +380,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	authn := auth.NewAuthenticator(d.Client, cfg.Logger, 0)
 	if reps != nil {
 		authn.AnnounceRevocations(reps.cluster.KeyRevoked)
-		targets.engine, targets.auth, targets.catalog = engine, authn, cat
+		targets.engine, targets.auth, targets.catalog, targets.listeners = engine, authn, cat, hub
 	}
 	s = &Server{
 		cfg: cfg, log: cfg.Logger, db: d, driver: driver, engine: engine, pruner: pruner, auth: authn, token: token, bus: live,
@@ -360,6 +389,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		requests:    newAppRequests(d.Client, cfg.TurnWait),
 		recheck:     make(chan struct{}, 1),
 		recheckStop: make(chan struct{}),
+		expiryStop:  make(chan struct{}),
+		expiryDone:  make(chan struct{}),
 		live:        &liveLimits{perKey: cfg.MaxConnectionsPerKey, byKey: make(map[string]int)},
 	}
 	if reps != nil {
@@ -374,13 +405,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	})
 
 	s.portal = &portal.Service{Client: d.Client, Auth: authn, Rand: cfg.Rand}
+	s.endpoints = &endpoints.Service{
+		Client: d.Client, Catalog: cat, Policy: policy, Destinations: dests, Transforms: transforms, Rand: cfg.Rand, Engine: engine, Observer: observer,
+		Now: cfg.EndpointsClock,
+	}
+	s.listeners = hub
 	schema := graph.NewSchema(graph.Deps{
-		Client:  d.Client,
-		Auth:    authn,
-		Catalog: cat,
-		Endpoints: &endpoints.Service{
-			Client: d.Client, Catalog: cat, Policy: policy, Destinations: dests, Transforms: transforms, Rand: cfg.Rand, Engine: engine, Observer: observer,
-		},
+		Client:     d.Client,
+		Auth:       authn,
+		Catalog:    cat,
+		Endpoints:  s.endpoints,
+		Listeners:  hub,
 		Engine:     engine,
 		Bus:        live,
 		Portal:     s.portal,
@@ -510,6 +545,13 @@ func (s *Server) Start() {
 		s.replicas.start(s.log)
 	}
 	go s.runRecheck(s.cfg.RecheckInterval, s.recheck, s.recheckStop)
+	if s.expiring.CompareAndSwap(false, true) {
+		sweep := s.cfg.ListenerSweep
+		if sweep <= 0 {
+			sweep = listenerSweep
+		}
+		go s.expireListeners(sweep)
+	}
 	s.engine.Start()
 	if s.pruner != nil {
 		s.pruner.Start()
@@ -535,6 +577,10 @@ func (s *Server) Close(ctx context.Context) error {
 		if s.pruner != nil {
 			s.pruner.Close()
 		}
+		close(s.expiryStop)
+		if s.expiring.Load() {
+			<-s.expiryDone
+		}
 		err := s.engine.Close(ctx)
 		if s.replicas != nil {
 			if rerr := s.replicas.close(ctx); err == nil {
@@ -544,6 +590,7 @@ func (s *Server) Close(ctx context.Context) error {
 		s.bus.Close()
 		close(s.recheckStop)
 		s.websockets.closeAll()
+		s.listeners.Close(nil)
 		s.driver.Close()
 		if cerr := s.db.Close(); err == nil {
 			err = cerr
@@ -679,4 +726,31 @@ func (s *Server) portalPage() http.Handler {
 		}
 		return origins, err
 	})
+}
+
+// listenerSweep is how often a server removes the listeners whose TTL ran
+// out (every replica does; each listener is removed once).
+const listenerSweep = 30 * time.Second
+
+// expireListeners removes expired listeners every interval until Close.
+func (s *Server) expireListeners(interval time.Duration) {
+	defer close(s.expiryDone)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.expiryStop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		n, err := s.endpoints.ExpireListeners(ctx)
+		cancel()
+		switch {
+		case err != nil:
+			s.log.Warn("remove expired listeners; trying again later", "err", err)
+		case n > 0:
+			s.log.Info("removed expired listeners", "count", n)
+		}
+	}
 }

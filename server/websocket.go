@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -117,6 +118,7 @@ func (g *gorillaWebsockets) Accept(w http.ResponseWriter, r *http.Request, opts 
 		return nil, err
 	}
 	c := &gorillaConn{ws: ws, g: g}
+	c.read.Store(time.Now().UnixNano())
 	g.mu.Lock()
 	g.conns[c] = struct{}{}
 	g.mu.Unlock()
@@ -207,7 +209,14 @@ type gorillaConn struct {
 
 	wmu       sync.Mutex // gorilla allows one writer at a time
 	closeOnce sync.Once
+	// read is when the connection last received a message (unix nanos):
+	// a listen session closes a connection that stays silent.
+	read atomic.Int64
 }
+
+// lastRead returns when the connection last received a message (or was
+// accepted).
+func (c *gorillaConn) lastRead() time.Time { return time.Unix(0, c.read.Load()) }
 
 var (
 	_ transport.WebsocketConn          = (*gorillaConn)(nil)
@@ -217,6 +226,9 @@ var (
 
 func (c *gorillaConn) NextReader() (int, io.Reader, error) {
 	t, r, err := c.ws.NextReader()
+	if err == nil {
+		c.read.Store(time.Now().UnixNano())
+	}
 	if err != nil && websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
 		return t, nil, transport.ErrWebsocketClosed
 	}
@@ -330,6 +342,9 @@ func (s *Server) websocketTransport() transport.Websocket {
 			}
 			ctx = tenant.NewContext(ctx, v)
 			ctx = context.WithValue(ctx, liveAuthKey{}, la)
+			if conn := slot.conn; conn != nil {
+				ctx = graph.WithLiveness(ctx, graph.Liveness{LastRead: conn.lastRead, Close: func() { _ = conn.Close() }})
+			}
 			return graph.WithConnection(ctx, s.cfg.MaxSubscriptionsPerConnection), nil, nil
 		},
 		CloseFunc: func(ctx context.Context, _ int) {

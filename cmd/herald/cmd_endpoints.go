@@ -76,9 +76,9 @@ func (c *cli) endpointsListCmd() *cobra.Command {
 					fmt.Fprintln(c.stdout, "No endpoints yet: create one with herald endpoints create --url URL.")
 					return nil
 				}
-				t := newTable(c.stdout, "ID", "NAME", "URL", "EVENT TYPES", "ACTIVE", "HEALTH")
+				t := newTable(c.stdout, "ID", "NAME", "TYPE", "URL", "EVENT TYPES", "ACTIVE", "HEALTH")
 				for _, e := range p.Items {
-					t.row(e.ID, e.Name, e.URL, e.EventTypes, e.IsActive, e.Health)
+					t.row(e.ID, e.Name, endpointType(e), e.URL, e.EventTypes, e.IsActive, e.Health)
 				}
 				if err := t.flush(); err != nil {
 					return err
@@ -92,6 +92,18 @@ func (c *cli) endpointsListCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&active, "active", false, "only active endpoints")
 	cmd.Flags().BoolVar(&inactive, "inactive", false, "only inactive (disabled) endpoints")
 	return cmd
+}
+
+// endpointType is an endpoint's type for a table: a listener says whether
+// herald listen holds it.
+func endpointType(e client.Endpoint) string {
+	if e.Listener == nil {
+		return string(e.Type)
+	}
+	if e.Listener.Connected {
+		return "LISTENER (connected)"
+	}
+	return "LISTENER"
 }
 
 // printEndpoint shows one endpoint, and its secret when there is one.
@@ -116,6 +128,14 @@ func (c *cli) printEndpoint(e *client.Endpoint, secret string) error {
 	}
 	if e.DisabledReason != nil {
 		kv = append(kv, "Disabled", *e.DisabledReason+" ("+cell(e.DisabledAt)+")")
+	}
+	kv = append(kv, "Type", endpointType(*e))
+	if l := e.Listener; l != nil {
+		state := "not connected: its deliveries wait for herald listen"
+		if l.Connected {
+			state = "connected: a herald listen session holds it"
+		}
+		kv = append(kv, "Listener", state, "Expires", cell(l.ExpiresAt)+" unless herald listen connects again (TTL "+l.TTL+")")
 	}
 	kv = append(kv,
 		"Ordering", e.Ordering, "Timeout", e.Timeout,
@@ -487,7 +507,12 @@ answer. Exits with 1 when the endpoint does not answer 2xx.`,
 					if r.Error != nil {
 						kv = append(kv, "Error", *r.Error)
 					}
-					kv = append(kv, "Response", body, "Attempt", r.Attempt.ID)
+					kv = append(kv, "Response", body)
+					if r.Attempt != nil {
+						kv = append(kv, "Attempt", r.Attempt.ID)
+					} else {
+						kv = append(kv, "Delivery", r.DeliveryID+" (not sent yet)")
+					}
 					if err := fields(c.stdout, kv...); err != nil {
 						return err
 					}

@@ -7,6 +7,7 @@ import (
 	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/destination/httpdest"
 	"github.com/heraldhq/herald/destination/kafka"
+	"github.com/heraldhq/herald/destination/listener"
 	"github.com/heraldhq/herald/destination/nats"
 	"github.com/heraldhq/herald/destination/pubsub"
 	"github.com/heraldhq/herald/destination/rabbitmq"
@@ -14,8 +15,14 @@ import (
 	"github.com/heraldhq/herald/destination/sqs"
 )
 
-// Registry returns a registry of every built-in destination type.
-func Registry() *destination.Registry {
+// Registry returns a registry of every built-in destination type, for
+// what declares or checks them (the API's types, the forms, the costs).
+// Its listeners have no sessions: a server uses RegistryWith.
+func Registry() *destination.Registry { return RegistryWith(nil) }
+
+// RegistryWith returns a registry of every built-in destination type whose
+// listeners are delivered through hub's sessions.
+func RegistryWith(hub *listener.Hub) *destination.Registry {
 	return destination.NewRegistry(
 		httpdest.Spec(),
 		rabbitmq.Spec(),
@@ -24,5 +31,6 @@ func Registry() *destination.Registry {
 		sqs.Spec(),
 		sns.Spec(),
 		pubsub.Spec(),
+		listener.Spec(hub),
 	)
 }

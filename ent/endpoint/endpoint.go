@@ -73,6 +73,14 @@ const (
 	FieldPreviousSecret = "previous_secret"
 	// FieldPreviousSecretExpiresAt holds the string denoting the previous_secret_expires_at field in the database.
 	FieldPreviousSecretExpiresAt = "previous_secret_expires_at"
+	// FieldListenerTTL holds the string denoting the listener_ttl field in the database.
+	FieldListenerTTL = "listener_ttl"
+	// FieldListenerSession holds the string denoting the listener_session field in the database.
+	FieldListenerSession = "listener_session"
+	// FieldListenerSeenAt holds the string denoting the listener_seen_at field in the database.
+	FieldListenerSeenAt = "listener_seen_at"
+	// FieldListenerExpiresAt holds the string denoting the listener_expires_at field in the database.
+	FieldListenerExpiresAt = "listener_expires_at"
 	// FieldConsecutiveFailures holds the string denoting the consecutive_failures field in the database.
 	FieldConsecutiveFailures = "consecutive_failures"
 	// FieldFailureCount holds the string denoting the failure_count field in the database.
@@ -144,6 +152,10 @@ var Columns = []string{
 	FieldSecret,
 	FieldPreviousSecret,
 	FieldPreviousSecretExpiresAt,
+	FieldListenerTTL,
+	FieldListenerSession,
+	FieldListenerSeenAt,
+	FieldListenerExpiresAt,
 	FieldConsecutiveFailures,
 	FieldFailureCount,
 	FieldSuccessCount,
@@ -334,6 +346,26 @@ func ByPreviousSecret(opts ...sql.OrderTermOption) OrderOption {
 // ByPreviousSecretExpiresAt orders the results by the previous_secret_expires_at field.
 func ByPreviousSecretExpiresAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldPreviousSecretExpiresAt, opts...).ToFunc()
+}
+
+// ByListenerTTL orders the results by the listener_ttl field.
+func ByListenerTTL(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldListenerTTL, opts...).ToFunc()
+}
+
+// ByListenerSession orders the results by the listener_session field.
+func ByListenerSession(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldListenerSession, opts...).ToFunc()
+}
+
+// ByListenerSeenAt orders the results by the listener_seen_at field.
+func ByListenerSeenAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldListenerSeenAt, opts...).ToFunc()
+}
+
+// ByListenerExpiresAt orders the results by the listener_expires_at field.
+func ByListenerExpiresAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldListenerExpiresAt, opts...).ToFunc()
 }
 
 // ByConsecutiveFailures orders the results by the consecutive_failures field.

@@ -163,6 +163,27 @@ func PreviousSecretExpiresAt(v time.Time) predicate.Endpoint {
 	return predicate.Endpoint(sql.FieldEQ(FieldPreviousSecretExpiresAt, v))
 }
 
+// ListenerTTL applies equality check predicate on the "listener_ttl" field. It's identical to ListenerTTLEQ.
+func ListenerTTL(v time.Duration) predicate.Endpoint {
+	vc := int64(v)
+	return predicate.Endpoint(sql.FieldEQ(FieldListenerTTL, vc))
+}
+
+// ListenerSession applies equality check predicate on the "listener_session" field. It's identical to ListenerSessionEQ.
+func ListenerSession(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldListenerSession, v))
+}
+
+// ListenerSeenAt applies equality check predicate on the "listener_seen_at" field. It's identical to ListenerSeenAtEQ.
+func ListenerSeenAt(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldListenerSeenAt, v))
+}
+
+// ListenerExpiresAt applies equality check predicate on the "listener_expires_at" field. It's identical to ListenerExpiresAtEQ.
+func ListenerExpiresAt(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldListenerExpiresAt, v))
+}
+
 // ConsecutiveFailures applies equality check predicate on the "consecutive_failures" field. It's identical to ConsecutiveFailuresEQ.
 func ConsecutiveFailures(v int) predicate.Endpoint {
 	return predicate.Endpoint(sql.FieldEQ(FieldConsecutiveFailures, v))
@@ -1349,6 +1370,245 @@ func PreviousSecretExpiresAtIsNil() predicate.Endpoint {
 // PreviousSecretExpiresAtNotNil applies the NotNil predicate on the "previous_secret_expires_at" field.
 func PreviousSecretExpiresAtNotNil() predicate.Endpoint {
 	return predicate.Endpoint(sql.FieldNotNull(FieldPreviousSecretExpiresAt))
+}
+
+// ListenerTTLEQ applies the EQ predicate on the "listener_ttl" field.
+func ListenerTTLEQ(v time.Duration) predicate.Endpoint {
+	vc := int64(v)
+	return predicate.Endpoint(sql.FieldEQ(FieldListenerTTL, vc))
+}
+
+// ListenerTTLNEQ applies the NEQ predicate on the "listener_ttl" field.
+func ListenerTTLNEQ(v time.Duration) predicate.Endpoint {
+	vc := int64(v)
+	return predicate.Endpoint(sql.FieldNEQ(FieldListenerTTL, vc))
+}
+
+// ListenerTTLIn applies the In predicate on the "listener_ttl" field.
+func ListenerTTLIn(vs ...time.Duration) predicate.Endpoint {
+	v := make([]any, len(vs))
+	for i := range v {
+		v[i] = int64(vs[i])
+	}
+	return predicate.Endpoint(sql.FieldIn(FieldListenerTTL, v...))
+}
+
+// ListenerTTLNotIn applies the NotIn predicate on the "listener_ttl" field.
+func ListenerTTLNotIn(vs ...time.Duration) predicate.Endpoint {
+	v := make([]any, len(vs))
+	for i := range v {
+		v[i] = int64(vs[i])
+	}
+	return predicate.Endpoint(sql.FieldNotIn(FieldListenerTTL, v...))
+}
+
+// ListenerTTLGT applies the GT predicate on the "listener_ttl" field.
+func ListenerTTLGT(v time.Duration) predicate.Endpoint {
+	vc := int64(v)
+	return predicate.Endpoint(sql.FieldGT(FieldListenerTTL, vc))
+}
+
+// ListenerTTLGTE applies the GTE predicate on the "listener_ttl" field.
+func ListenerTTLGTE(v time.Duration) predicate.Endpoint {
+	vc := int64(v)
+	return predicate.Endpoint(sql.FieldGTE(FieldListenerTTL, vc))
+}
+
+// ListenerTTLLT applies the LT predicate on the "listener_ttl" field.
+func ListenerTTLLT(v time.Duration) predicate.Endpoint {
+	vc := int64(v)
+	return predicate.Endpoint(sql.FieldLT(FieldListenerTTL, vc))
+}
+
+// ListenerTTLLTE applies the LTE predicate on the "listener_ttl" field.
+func ListenerTTLLTE(v time.Duration) predicate.Endpoint {
+	vc := int64(v)
+	return predicate.Endpoint(sql.FieldLTE(FieldListenerTTL, vc))
+}
+
+// ListenerTTLIsNil applies the IsNil predicate on the "listener_ttl" field.
+func ListenerTTLIsNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIsNull(FieldListenerTTL))
+}
+
+// ListenerTTLNotNil applies the NotNil predicate on the "listener_ttl" field.
+func ListenerTTLNotNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotNull(FieldListenerTTL))
+}
+
+// ListenerSessionEQ applies the EQ predicate on the "listener_session" field.
+func ListenerSessionEQ(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldListenerSession, v))
+}
+
+// ListenerSessionNEQ applies the NEQ predicate on the "listener_session" field.
+func ListenerSessionNEQ(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNEQ(FieldListenerSession, v))
+}
+
+// ListenerSessionIn applies the In predicate on the "listener_session" field.
+func ListenerSessionIn(vs ...string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIn(FieldListenerSession, vs...))
+}
+
+// ListenerSessionNotIn applies the NotIn predicate on the "listener_session" field.
+func ListenerSessionNotIn(vs ...string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotIn(FieldListenerSession, vs...))
+}
+
+// ListenerSessionGT applies the GT predicate on the "listener_session" field.
+func ListenerSessionGT(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGT(FieldListenerSession, v))
+}
+
+// ListenerSessionGTE applies the GTE predicate on the "listener_session" field.
+func ListenerSessionGTE(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGTE(FieldListenerSession, v))
+}
+
+// ListenerSessionLT applies the LT predicate on the "listener_session" field.
+func ListenerSessionLT(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLT(FieldListenerSession, v))
+}
+
+// ListenerSessionLTE applies the LTE predicate on the "listener_session" field.
+func ListenerSessionLTE(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLTE(FieldListenerSession, v))
+}
+
+// ListenerSessionContains applies the Contains predicate on the "listener_session" field.
+func ListenerSessionContains(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldContains(FieldListenerSession, v))
+}
+
+// ListenerSessionHasPrefix applies the HasPrefix predicate on the "listener_session" field.
+func ListenerSessionHasPrefix(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldHasPrefix(FieldListenerSession, v))
+}
+
+// ListenerSessionHasSuffix applies the HasSuffix predicate on the "listener_session" field.
+func ListenerSessionHasSuffix(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldHasSuffix(FieldListenerSession, v))
+}
+
+// ListenerSessionIsNil applies the IsNil predicate on the "listener_session" field.
+func ListenerSessionIsNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIsNull(FieldListenerSession))
+}
+
+// ListenerSessionNotNil applies the NotNil predicate on the "listener_session" field.
+func ListenerSessionNotNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotNull(FieldListenerSession))
+}
+
+// ListenerSessionEqualFold applies the EqualFold predicate on the "listener_session" field.
+func ListenerSessionEqualFold(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEqualFold(FieldListenerSession, v))
+}
+
+// ListenerSessionContainsFold applies the ContainsFold predicate on the "listener_session" field.
+func ListenerSessionContainsFold(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldContainsFold(FieldListenerSession, v))
+}
+
+// ListenerSeenAtEQ applies the EQ predicate on the "listener_seen_at" field.
+func ListenerSeenAtEQ(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldListenerSeenAt, v))
+}
+
+// ListenerSeenAtNEQ applies the NEQ predicate on the "listener_seen_at" field.
+func ListenerSeenAtNEQ(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNEQ(FieldListenerSeenAt, v))
+}
+
+// ListenerSeenAtIn applies the In predicate on the "listener_seen_at" field.
+func ListenerSeenAtIn(vs ...time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIn(FieldListenerSeenAt, vs...))
+}
+
+// ListenerSeenAtNotIn applies the NotIn predicate on the "listener_seen_at" field.
+func ListenerSeenAtNotIn(vs ...time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotIn(FieldListenerSeenAt, vs...))
+}
+
+// ListenerSeenAtGT applies the GT predicate on the "listener_seen_at" field.
+func ListenerSeenAtGT(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGT(FieldListenerSeenAt, v))
+}
+
+// ListenerSeenAtGTE applies the GTE predicate on the "listener_seen_at" field.
+func ListenerSeenAtGTE(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGTE(FieldListenerSeenAt, v))
+}
+
+// ListenerSeenAtLT applies the LT predicate on the "listener_seen_at" field.
+func ListenerSeenAtLT(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLT(FieldListenerSeenAt, v))
+}
+
+// ListenerSeenAtLTE applies the LTE predicate on the "listener_seen_at" field.
+func ListenerSeenAtLTE(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLTE(FieldListenerSeenAt, v))
+}
+
+// ListenerSeenAtIsNil applies the IsNil predicate on the "listener_seen_at" field.
+func ListenerSeenAtIsNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIsNull(FieldListenerSeenAt))
+}
+
+// ListenerSeenAtNotNil applies the NotNil predicate on the "listener_seen_at" field.
+func ListenerSeenAtNotNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotNull(FieldListenerSeenAt))
+}
+
+// ListenerExpiresAtEQ applies the EQ predicate on the "listener_expires_at" field.
+func ListenerExpiresAtEQ(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldListenerExpiresAt, v))
+}
+
+// ListenerExpiresAtNEQ applies the NEQ predicate on the "listener_expires_at" field.
+func ListenerExpiresAtNEQ(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNEQ(FieldListenerExpiresAt, v))
+}
+
+// ListenerExpiresAtIn applies the In predicate on the "listener_expires_at" field.
+func ListenerExpiresAtIn(vs ...time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIn(FieldListenerExpiresAt, vs...))
+}
+
+// ListenerExpiresAtNotIn applies the NotIn predicate on the "listener_expires_at" field.
+func ListenerExpiresAtNotIn(vs ...time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotIn(FieldListenerExpiresAt, vs...))
+}
+
+// ListenerExpiresAtGT applies the GT predicate on the "listener_expires_at" field.
+func ListenerExpiresAtGT(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGT(FieldListenerExpiresAt, v))
+}
+
+// ListenerExpiresAtGTE applies the GTE predicate on the "listener_expires_at" field.
+func ListenerExpiresAtGTE(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGTE(FieldListenerExpiresAt, v))
+}
+
+// ListenerExpiresAtLT applies the LT predicate on the "listener_expires_at" field.
+func ListenerExpiresAtLT(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLT(FieldListenerExpiresAt, v))
+}
+
+// ListenerExpiresAtLTE applies the LTE predicate on the "listener_expires_at" field.
+func ListenerExpiresAtLTE(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLTE(FieldListenerExpiresAt, v))
+}
+
+// ListenerExpiresAtIsNil applies the IsNil predicate on the "listener_expires_at" field.
+func ListenerExpiresAtIsNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIsNull(FieldListenerExpiresAt))
+}
+
+// ListenerExpiresAtNotNil applies the NotNil predicate on the "listener_expires_at" field.
+func ListenerExpiresAtNotNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotNull(FieldListenerExpiresAt))
 }
 
 // ConsecutiveFailuresEQ applies the EQ predicate on the "consecutive_failures" field.

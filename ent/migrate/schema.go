@@ -331,6 +331,10 @@ var (
 		{Name: "secret", Type: field.TypeString},
 		{Name: "previous_secret", Type: field.TypeString, Nullable: true},
 		{Name: "previous_secret_expires_at", Type: field.TypeTime, Nullable: true},
+		{Name: "listener_ttl", Type: field.TypeInt64, Nullable: true},
+		{Name: "listener_session", Type: field.TypeString, Nullable: true},
+		{Name: "listener_seen_at", Type: field.TypeTime, Nullable: true},
+		{Name: "listener_expires_at", Type: field.TypeTime, Nullable: true},
 		{Name: "consecutive_failures", Type: field.TypeInt, Default: 0},
 		{Name: "failure_count", Type: field.TypeInt, Default: 0},
 		{Name: "success_count", Type: field.TypeInt, Default: 0},
@@ -346,7 +350,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "endpoints_apps_endpoints",
-				Columns:    []*schema.Column{EndpointsColumns[32]},
+				Columns:    []*schema.Column{EndpointsColumns[36]},
 				RefColumns: []*schema.Column{AppsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -355,7 +359,12 @@ var (
 			{
 				Name:    "endpoint_app_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{EndpointsColumns[32], EndpointsColumns[1]},
+				Columns: []*schema.Column{EndpointsColumns[36], EndpointsColumns[1]},
+			},
+			{
+				Name:    "endpoint_listener_expires_at",
+				Unique:  false,
+				Columns: []*schema.Column{EndpointsColumns[30]},
 			},
 		},
 	}

@@ -526,15 +526,15 @@ func init() {
 	// endpoint.DefaultIsActive holds the default value on creation for the is_active field.
 	endpoint.DefaultIsActive = endpointDescIsActive.Default.(bool)
 	// endpointDescConsecutiveFailures is the schema descriptor for consecutive_failures field.
-	endpointDescConsecutiveFailures := endpointFields[24].Descriptor()
+	endpointDescConsecutiveFailures := endpointFields[28].Descriptor()
 	// endpoint.DefaultConsecutiveFailures holds the default value on creation for the consecutive_failures field.
 	endpoint.DefaultConsecutiveFailures = endpointDescConsecutiveFailures.Default.(int)
 	// endpointDescFailureCount is the schema descriptor for failure_count field.
-	endpointDescFailureCount := endpointFields[25].Descriptor()
+	endpointDescFailureCount := endpointFields[29].Descriptor()
 	// endpoint.DefaultFailureCount holds the default value on creation for the failure_count field.
 	endpoint.DefaultFailureCount = endpointDescFailureCount.Default.(int)
 	// endpointDescSuccessCount is the schema descriptor for success_count field.
-	endpointDescSuccessCount := endpointFields[26].Descriptor()
+	endpointDescSuccessCount := endpointFields[30].Descriptor()
 	// endpoint.DefaultSuccessCount holds the default value on creation for the success_count field.
 	endpoint.DefaultSuccessCount = endpointDescSuccessCount.Default.(int)
 	// endpointDescID is the schema descriptor for id field.

@@ -121,6 +121,27 @@ func (Endpoint) Fields() []ent.Field {
 			Optional().
 			Nillable().
 			Comment("Until then deliveries are signed with the previous secret too."),
+		field.Int64("listener_ttl").
+			GoType(time.Duration(0)).
+			Optional().
+			Nillable().
+			Annotations(entgql.Skip()).
+			Comment("A listener's time to live after its last connection (type LISTENER); null for other endpoints."),
+		field.String("listener_session").
+			Optional().
+			Nillable().
+			Annotations(entgql.Skip()).
+			Comment("The herald listen session that holds the listener (null: none); it renews listener_seen_at while it does."),
+		field.Time("listener_seen_at").
+			Optional().
+			Nillable().
+			Annotations(entgql.Skip()).
+			Comment("When the listener's session was last known alive, or ended."),
+		field.Time("listener_expires_at").
+			Optional().
+			Nillable().
+			Annotations(entgql.Skip()).
+			Comment("When the listener is removed unless a session holds it again: its last sign of life plus its TTL."),
 		field.Int("consecutive_failures").
 			Default(0).
 			Comment("Deliveries that ended FAILED since the last successful attempt."),
@@ -158,7 +179,7 @@ func (Endpoint) Edges() []ent.Edge {
 
 // Indexes of Endpoint.
 func (Endpoint) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("app_id", "created_at")}
+	return []ent.Index{index.Fields("app_id", "created_at"), index.Fields("listener_expires_at")}
 }
 
 // Annotations of Endpoint.

@@ -236,6 +236,35 @@ type CreateEventTypeInput struct {
 	JSONSchema json.RawMessage `json:"jsonSchema,omitempty"`
 }
 
+// A new listener. It is an endpoint in every other way: filters, ordering, rate
+// limits, retries and the logs work as they do for HTTP endpoints, and
+// updateEndpoint changes them.
+type CreateListenerInput struct {
+	// Event types to receive: names ("order.created"), prefix patterns ("order.*") or "*" for all.
+	EventTypes []string `json:"eventTypes"`
+	// Deliver only events whose envelope matches this payload filter (see createEndpoint).
+	Filter json.RawMessage `json:"filter,omitempty"`
+	// How long the listener outlives its last session, 1m-168h (default 24h).
+	TTL *time.Duration `json:"ttl,omitempty"`
+	// A name for it (default "herald listen").
+	Name *string `json:"name,omitempty"`
+	// Where the CLI forwards, shown as the listener's url; Herald never connects to it.
+	ForwardTo *string `json:"forwardTo,omitempty"`
+	// In which order events are sent (default NONE: one at a time, as they fall due).
+	Ordering    *endpoint.Ordering `json:"ordering,omitempty"`
+	RateLimit   *RateLimitInput    `json:"rateLimit,omitempty"`
+	RetryPolicy *RetryPolicyInput  `json:"retryPolicy,omitempty"`
+	// Time limit of the local request, 100ms-30s (default 10s).
+	Timeout *time.Duration `json:"timeout,omitempty"`
+}
+
+type CreateListenerPayload struct {
+	// The listener: an endpoint of type LISTENER.
+	Endpoint *ent.Endpoint `json:"endpoint"`
+	// Its signing secret (whsec_...), which verifies what the CLI forwards. Shown only here and by revealEndpointSecret.
+	Secret string `json:"secret"`
+}
+
 type CreatePortalSessionInput struct {
 	// The app whose portal to open; default: the caller's. Only admin keys may name another app.
 	AppID *string `json:"appId,omitempty"`
@@ -530,6 +559,71 @@ type LatencySummary struct {
 	P95Ms  float64 `json:"p95Ms"`
 	P99Ms  float64 `json:"p99Ms"`
 	MeanMs float64 `json:"meanMs"`
+}
+
+// A listener: a temporary endpoint (type LISTENER) that herald listen opens and
+// holds. Its deliveries go over the listen subscription of its session instead
+// of HTTP, and the CLI forwards them to a local URL. While no session holds it,
+// its deliveries wait, in order, without using attempts; it is removed once it
+// has gone ttl without a session.
+type Listener struct {
+	// How long the listener outlives its last session.
+	TTL time.Duration `json:"ttl"`
+	// Whether a herald listen session holds it now.
+	Connected bool `json:"connected"`
+	// When its session was last seen alive, or ended.
+	LastSeenAt *time.Time `json:"lastSeenAt,omitempty"`
+	// When it is removed unless a session holds it again (pushed back while one does).
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// A delivery pushed to a listener's session, as the CLI forwards it.
+type ListenerDelivery struct {
+	DeliveryID string `json:"deliveryId"`
+	EventID    string `json:"eventId"`
+	EventType  string `json:"eventType"`
+	// The attempt's number (1 is the first).
+	Attempt int `json:"attempt"`
+	// Identifies this attempt: its report must carry it. It is good until the attempt ends.
+	Token string `json:"token"`
+	// The request body as Herald signed it (the JSON envelope, or what the listener's transformation made of it).
+	Body string `json:"body"`
+	// The request headers as Herald signed them: webhook-id, webhook-timestamp, webhook-signature, X-Herald-*, Content-Type and User-Agent.
+	Headers []*webhook.Header `json:"headers"`
+	// How long the local request may take; Herald waits for the report two seconds longer.
+	TimeoutMs int `json:"timeoutMs"`
+}
+
+// One message of a listen subscription.
+type ListenerMessage struct {
+	Kind ListenerMessageKind `json:"kind"`
+	// CONNECTED: how many of the listener's deliveries wait (sent first, in the order they fall due).
+	Waiting *int `json:"waiting,omitempty"`
+	// DELIVERY: what to forward.
+	Delivery *ListenerDelivery `json:"delivery,omitempty"`
+}
+
+// The local answer to a delivery a listen subscription pushed.
+type ListenerReportInput struct {
+	ListenerID string `json:"listenerId"`
+	DeliveryID string `json:"deliveryId"`
+	// The token of the pushed delivery.
+	Token string `json:"token"`
+	// The local HTTP status; null when there was no answer (error says why).
+	Status *int `json:"status,omitempty"`
+	// The answer's body (Herald keeps up to 64 KiB of it).
+	Body *string `json:"body,omitempty"`
+	// The answer's headers (Herald keeps up to 64).
+	Headers []*HeaderInput `json:"headers,omitempty"`
+	// How long the local request took.
+	DurationMs *int `json:"durationMs,omitempty"`
+	// Why there was no answer: connection refused, timeout, ...
+	Error *string `json:"error,omitempty"`
+}
+
+type ListenerReportPayload struct {
+	// The delivery whose attempt the report ends.
+	DeliveryID string `json:"deliveryId"`
 }
 
 // Where an object lives.
@@ -914,8 +1008,10 @@ func (e APIKeyScope) MarshalJSON() ([]byte, error) {
 type AppLimitName string
 
 const (
-	// Endpoints of the app (deleted ones do not count).
+	// Endpoints of the app (deleted ones and listeners do not count).
 	AppLimitNameEndpoints AppLimitName = "ENDPOINTS"
+	// Listeners of the app (herald listen), until they expire or are deleted.
+	AppLimitNameListeners AppLimitName = "LISTENERS"
 	// The app's own event types (those it adds to its shared catalog's), archived ones included.
 	AppLimitNameEventTypes AppLimitName = "EVENT_TYPES"
 	// Portal sessions of the app that still work.
@@ -930,6 +1026,7 @@ const (
 
 var AllAppLimitName = []AppLimitName{
 	AppLimitNameEndpoints,
+	AppLimitNameListeners,
 	AppLimitNameEventTypes,
 	AppLimitNamePortalSessions,
 	AppLimitNameHeadersPerEndpoint,
@@ -939,7 +1036,7 @@ var AllAppLimitName = []AppLimitName{
 
 func (e AppLimitName) IsValid() bool {
 	switch e {
-	case AppLimitNameEndpoints, AppLimitNameEventTypes, AppLimitNamePortalSessions, AppLimitNameHeadersPerEndpoint, AppLimitNameFilterBytes, AppLimitNameConcurrentRequests:
+	case AppLimitNameEndpoints, AppLimitNameListeners, AppLimitNameEventTypes, AppLimitNamePortalSessions, AppLimitNameHeadersPerEndpoint, AppLimitNameFilterBytes, AppLimitNameConcurrentRequests:
 		return true
 	}
 	return false
@@ -1178,6 +1275,64 @@ func (e *EndpointHealth) UnmarshalJSON(b []byte) error {
 }
 
 func (e EndpointHealth) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What a listen subscription sends.
+type ListenerMessageKind string
+
+const (
+	// First: the session holds the listener now; waiting counts the deliveries it catches up on first.
+	ListenerMessageKindConnected ListenerMessageKind = "CONNECTED"
+	// A delivery to forward; report the local answer with reportListenerDelivery on the same connection.
+	ListenerMessageKindDelivery ListenerMessageKind = "DELIVERY"
+)
+
+var AllListenerMessageKind = []ListenerMessageKind{
+	ListenerMessageKindConnected,
+	ListenerMessageKindDelivery,
+}
+
+func (e ListenerMessageKind) IsValid() bool {
+	switch e {
+	case ListenerMessageKindConnected, ListenerMessageKindDelivery:
+		return true
+	}
+	return false
+}
+
+func (e ListenerMessageKind) String() string {
+	return string(e)
+}
+
+func (e *ListenerMessageKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ListenerMessageKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ListenerMessageKind", str)
+	}
+	return nil
+}
+
+func (e ListenerMessageKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ListenerMessageKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ListenerMessageKind) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -8,6 +8,8 @@ import * as ops from "./operations.js";
 export * from "./webhook.js";
 export type {
   CreateEndpointInput,
+  CreateEventTypeInput,
+  CreateListenerInput,
   CreatePortalSessionInput,
   DeliveryChangeKind,
   DeliveryStatus,
@@ -35,6 +37,39 @@ export type EndpointChange = G.EndpointUpdatedSubscription["endpointUpdated"];
 export type EventPublication = G.EventPublishedSubscription["eventPublished"];
 /** The outcome of testEndpoint. */
 export type TestResult = G.TestEndpointMutation["testEndpoint"];
+/** An event type of the app's catalog. */
+export type EventType = G.EventTypeFieldsFragment;
+/** A listener's session and expiry (an endpoint of type LISTENER, opened by herald listen). */
+export type Listener = NonNullable<Endpoint["listener"]>;
+/** A delivery retryDeliveries did not queue again, with the code retryDelivery would have answered. */
+export type RetryRefusal = G.RetryDeliveriesMutation["retryDeliveries"]["notRetried"][number];
+/** A delivery pushed to a listen session: the request to forward, as Herald signed it. */
+export type ListenerDelivery = NonNullable<G.ListenSubscription["listen"]["delivery"]>;
+
+/** The local answer to a forwarded delivery; it becomes the attempt's outcome. */
+export interface ListenerAnswer {
+  /** The HTTP status; leave it out when there was no answer, and say why in error. */
+  status?: number;
+  body?: string;
+  headers?: Record<string, string>;
+  /** How long the local request took (default: how long forward took). */
+  durationMs?: number;
+  /** Why there was no answer: connection refused, timeout, … */
+  error?: string;
+}
+
+/** What a listen session does with what it receives. */
+export interface ListenHandler {
+  /** Forwards a delivery and returns the local answer. Called one at a time, in the order deliveries are pushed. */
+  forward(d: ListenerDelivery): Promise<ListenerAnswer>;
+  /** Told each time a session begins (after every reconnection) how many deliveries wait: it catches up on them first. */
+  connected?(waiting: number): void;
+  /** Told how each report went: err is set when Herald did not take it (the delivery is then pushed again). */
+  reported?(d: ListenerDelivery, answer: ListenerAnswer, err?: HeraldError): void;
+  /** The session ended for good: the listener was deleted, disabled or taken over by another session. */
+  error?(e: HeraldError): void;
+}
+
 /** A customer-portal link. */
 export type PortalSession = G.CreatePortalSessionMutation["createPortalSession"];
 
@@ -321,6 +356,11 @@ export class HeraldClient {
     return (await this.request<G.RetryDeliveryMutation, G.RetryDeliveryMutationVariables>(ops.RetryDelivery, { id })).retryDelivery;
   }
 
+  /** Queues another attempt of each of up to 100 deliveries now; those it could not are listed with why. */
+  async retryDeliveries(ids: string[]): Promise<{ deliveries: Delivery[]; notRetried: RetryRefusal[] }> {
+    return (await this.request<G.RetryDeliveriesMutation, G.RetryDeliveriesMutationVariables>(ops.RetryDeliveries, { ids })).retryDeliveries;
+  }
+
   /** Queues again an endpoint's deliveries with the status (FAILED by default) created since a time; returns how many. */
   async replayDeliveries(endpointID: string, since: Date | string, status?: G.DeliveryStatus): Promise<number> {
     const r = await this.request<G.ReplayDeliveriesMutation, G.ReplayDeliveriesMutationVariables>(ops.ReplayDeliveries, { endpointID, since: iso(since)!, status });
@@ -330,6 +370,103 @@ export class HeraldClient {
   /** Opens the customer portal: a link with a scoped, expiring token. */
   async createPortalSession(input: G.CreatePortalSessionInput = {}): Promise<PortalSession> {
     return (await this.request<G.CreatePortalSessionMutation, G.CreatePortalSessionMutationVariables>(ops.CreatePortalSession, { input })).createPortalSession;
+  }
+
+  /** Ends a portal session at once (its id is PortalSession.apiKey.id), closing its live connections. */
+  async revokePortalSession(id: string): Promise<void> {
+    await this.request<G.RevokePortalSessionMutation, G.RevokePortalSessionMutationVariables>(ops.RevokePortalSession, { id });
+  }
+
+  /** Ends every working portal session of an app (default: the key's own); returns how many. */
+  async revokePortalSessions(appID?: string): Promise<number> {
+    return (await this.request<G.RevokePortalSessionsMutation, G.RevokePortalSessionsMutationVariables>(ops.RevokePortalSessions, { appID })).revokePortalSessions.count;
+  }
+
+  /** The app's catalog of event types, by name. */
+  async eventTypes(q: ListOptions = {}): Promise<Page<EventType>> {
+    const r = await this.request<G.ListEventTypesQuery, G.ListEventTypesQueryVariables>(ops.ListEventTypes, { first: q.first ?? 20, after: q.after });
+    return page(r.eventTypes);
+  }
+
+  /** An event type of the catalog, by name. */
+  async eventType(name: string): Promise<EventType> {
+    const r = await this.request<G.ListEventTypesQuery, G.ListEventTypesQueryVariables>(ops.ListEventTypes, { first: 1, name });
+    const n = r.eventTypes.edges?.[0]?.node;
+    if (!n) throw new HeraldError(`event type ${JSON.stringify(name)} is not in the app's catalog`, "NOT_FOUND");
+    return n;
+  }
+
+  /** Adds a type to the catalog, with an optional description, example payload and JSON Schema. */
+  async createEventType(input: G.CreateEventTypeInput): Promise<EventType> {
+    return (await this.request<G.CreateEventTypeMutation, G.CreateEventTypeMutationVariables>(ops.CreateEventType, { input })).createEventType;
+  }
+
+  /** Archives a type (by id): it can no longer be published. */
+  async archiveEventType(id: string): Promise<EventType> {
+    return (await this.request<G.ArchiveEventTypeMutation, G.ArchiveEventTypeMutationVariables>(ops.ArchiveEventType, { id })).archiveEventType;
+  }
+
+  /** Brings an archived type back. */
+  async unarchiveEventType(id: string): Promise<EventType> {
+    return (await this.request<G.UnarchiveEventTypeMutation, G.UnarchiveEventTypeMutationVariables>(ops.UnarchiveEventType, { id })).unarchiveEventType;
+  }
+
+  /**
+   * Opens a listener: a temporary endpoint whose deliveries go over a listen
+   * subscription (what herald listen holds) instead of HTTP. Returns it
+   * with its signing secret.
+   */
+  async createListener(input: G.CreateListenerInput): Promise<{ endpoint: Endpoint; secret: string }> {
+    return (await this.request<G.CreateListenerMutation, G.CreateListenerMutationVariables>(ops.CreateListener, { input })).createListener;
+  }
+
+  /**
+   * Holds a listener (see createListener) and hands each of its deliveries
+   * to handler.forward, one at a time; each answer is reported on the same
+   * live connection and recorded as the attempt, and failures are retried by
+   * Herald with the listener's retry policy. The connection reconnects by
+   * itself; deliveries wait while it is down and come first, in order, on
+   * the next session. Returns a function that stops listening.
+   */
+  listen(listenerID: string, handler: ListenHandler): () => void {
+    let queue = Promise.resolve();
+    const forward = async (d: ListenerDelivery) => {
+      const start = Date.now();
+      let answer: ListenerAnswer;
+      try {
+        answer = await handler.forward(d);
+      } catch (e) {
+        answer = { error: e instanceof Error ? e.message : String(e) };
+      }
+      const input: G.ListenerReportInput = {
+        listenerId: listenerID,
+        deliveryId: d.deliveryId,
+        token: d.token,
+        status: answer.status ?? null,
+        body: answer.body,
+        headers: answer.headers && Object.entries(answer.headers).map(([name, value]) => ({ name, value })),
+        durationMs: Math.round(answer.durationMs ?? Date.now() - start),
+        error: answer.status ? answer.error : (answer.error ?? "no answer"),
+      };
+      try {
+        await this.overLive<G.ReportListenerDeliveryMutation>(ops.ReportListenerDelivery, { input });
+        handler.reported?.(d, answer);
+      } catch (e) {
+        handler.reported?.(d, answer, toHeraldError(e));
+      }
+    };
+    return this.subscribe<G.ListenSubscription>(
+      ops.Listen,
+      { listenerId: listenerID },
+      ({ listen: m }) => {
+        if (m.kind === "CONNECTED") handler.connected?.(m.waiting ?? 0);
+        else if (m.delivery) {
+          const d = m.delivery;
+          queue = queue.then(() => forward(d));
+        }
+      },
+      handler.error,
+    );
   }
 
   /**
@@ -371,6 +508,24 @@ export class HeraldClient {
         complete: () => {},
       },
     );
+  }
+
+  /** Runs one operation on the live connection (a listen session's reports must go there) and returns its data. */
+  private overLive<T>(query: string, variables: object): Promise<T> {
+    return new Promise((resolve, reject) => {
+      let data: T | undefined;
+      this.live().subscribe<T>(
+        { query, variables: variables as Record<string, unknown> },
+        {
+          next: (r) => {
+            if (r.errors?.length) reject(HeraldError.fromGraphQL(r.errors as GraphQLErrorDetail[]));
+            else data = r.data as T;
+          },
+          error: (e) => reject(toHeraldError(e)),
+          complete: () => (data === undefined ? reject(new HeraldError("the operation ended without data", "HTTP")) : resolve(data)),
+        },
+      );
+    });
   }
 
   /** The shared live connection, opened on first use and closed when no feed is left. */

@@ -20,6 +20,7 @@ const ENDPOINT = /* GraphQL */ `
     name
     description
     url
+    type
     eventTypes
     isActive
     health
@@ -40,6 +41,19 @@ const ENDPOINT = /* GraphQL */ `
     previousSecretExpiresAt
     createdAt
     updatedAt
+    listener { ttl connected lastSeenAt expiresAt }
+  }
+`;
+
+const EVENT_TYPE = /* GraphQL */ `
+  fragment EventTypeFields on EventType {
+    id
+    name
+    description
+    example
+    jsonSchema
+    builtIn
+    archivedAt
   }
 `;
 
@@ -237,6 +251,16 @@ export const RetryDelivery = /* GraphQL */ `
   ${DELIVERY}
 `;
 
+export const RetryDeliveries = /* GraphQL */ `
+  mutation RetryDeliveries($ids: [ID!]!) {
+    retryDeliveries(ids: $ids) {
+      deliveries { ...DeliveryFields }
+      notRetried { id code message }
+    }
+  }
+  ${DELIVERY}
+`;
+
 export const ReplayDeliveries = /* GraphQL */ `
   mutation ReplayDeliveries($endpointID: ID!, $since: Time!, $status: DeliveryStatus) {
     replayDeliveries(endpointId: $endpointID, since: $since, status: $status) { count }
@@ -247,6 +271,58 @@ export const CreatePortalSession = /* GraphQL */ `
   mutation CreatePortalSession($input: CreatePortalSessionInput!) {
     createPortalSession(input: $input) { url token expiresAt readOnly apiKey { id } }
   }
+`;
+
+export const RevokePortalSession = /* GraphQL */ `
+  mutation RevokePortalSession($id: ID!) {
+    revokePortalSession(id: $id) { id revokedAt }
+  }
+`;
+
+export const RevokePortalSessions = /* GraphQL */ `
+  mutation RevokePortalSessions($appID: ID) {
+    revokePortalSessions(appId: $appID) { count }
+  }
+`;
+
+export const ListEventTypes = /* GraphQL */ `
+  query ListEventTypes($first: Int!, $after: Cursor, $name: String) {
+    eventTypes(first: $first, after: $after, where: { name: $name }, orderBy: { field: NAME }) {
+      totalCount
+      pageInfo { ...PageFields }
+      edges { node { ...EventTypeFields } }
+    }
+  }
+  ${EVENT_TYPE}
+  ${PAGE}
+`;
+
+export const CreateEventType = /* GraphQL */ `
+  mutation CreateEventType($input: CreateEventTypeInput!) {
+    createEventType(input: $input) { ...EventTypeFields }
+  }
+  ${EVENT_TYPE}
+`;
+
+export const ArchiveEventType = /* GraphQL */ `
+  mutation ArchiveEventType($id: ID!) {
+    archiveEventType(id: $id) { ...EventTypeFields }
+  }
+  ${EVENT_TYPE}
+`;
+
+export const UnarchiveEventType = /* GraphQL */ `
+  mutation UnarchiveEventType($id: ID!) {
+    unarchiveEventType(id: $id) { ...EventTypeFields }
+  }
+  ${EVENT_TYPE}
+`;
+
+export const CreateListener = /* GraphQL */ `
+  mutation CreateListener($input: CreateListenerInput!) {
+    createListener(input: $input) { endpoint { ...EndpointFields } secret }
+  }
+  ${ENDPOINT}
 `;
 
 export const DeliveryUpdated = /* GraphQL */ `
@@ -277,5 +353,21 @@ export const EndpointUpdated = /* GraphQL */ `
 export const EventPublished = /* GraphQL */ `
   subscription EventPublished($eventType: String) {
     eventPublished(eventType: $eventType) { eventId eventType deliveryCount at }
+  }
+`;
+
+export const Listen = /* GraphQL */ `
+  subscription Listen($listenerId: ID!) {
+    listen(listenerId: $listenerId) {
+      kind
+      waiting
+      delivery { deliveryId eventId eventType attempt token body headers { name value } timeoutMs }
+    }
+  }
+`;
+
+export const ReportListenerDelivery = /* GraphQL */ `
+  mutation ReportListenerDelivery($input: ListenerReportInput!) {
+    reportListenerDelivery(input: $input) { deliveryId }
   }
 `;

@@ -123,6 +123,100 @@ test("retries and replays failed deliveries", async () => {
   }
 });
 
+test("retries deliveries by ID, manages the catalog and portal sessions", async () => {
+  const c = client();
+  let code = 500;
+  const rc = await receiver(() => code);
+  try {
+    const suffix = Date.now().toString(36);
+    const et = await c.createEventType({ name: `refund.issued${suffix}`, description: "A refund was issued.", example: { refundId: "re_1" }, jsonSchema: { type: "object", required: ["refundId"] } });
+    assert.equal((await c.eventType(et.name)).id, et.id);
+    assert.ok((await c.eventTypes({ first: 100 })).items.some((t) => t.name === et.name));
+    await assert.rejects(c.publish({ eventType: et.name, payload: {} }), (e) => e instanceof HeraldError && e.code === "BAD_USER_INPUT");
+    assert.ok((await c.archiveEventType(et.id)).archivedAt);
+    await assert.rejects(c.publish({ eventType: et.name, payload: { refundId: "re_2" } }), (e) => e.code === "BAD_USER_INPUT");
+    assert.equal((await c.unarchiveEventType(et.id)).archivedAt, null);
+
+    const { endpoint } = await c.createEndpoint({ name: "refunds", url: rc.url, eventTypes: [et.name], retryPolicy: { maxAttempts: 1 } });
+    const ev = await c.publish({ eventType: et.name, payload: { refundId: "re_3" } });
+    let failed;
+    await eventually(async () => {
+      failed = (await c.deliveries({ eventID: ev.id })).items[0];
+      return failed?.status === "FAILED";
+    });
+    code = 200;
+    const r = await c.retryDeliveries([failed.id, "dlv_missing"]);
+    assert.deepEqual(r.deliveries.map((d) => d.id), [failed.id]);
+    assert.equal(r.notRetried.length, 1);
+    assert.equal(r.notRetried[0].id, "dlv_missing");
+    assert.equal(r.notRetried[0].code, "NOT_FOUND");
+    await eventually(async () => (await c.delivery(failed.id)).status === "SUCCEEDED");
+    await c.deleteEndpoint(endpoint.id);
+
+    const one = await c.createPortalSession({ name: "Acme" });
+    await c.revokePortalSession(one.apiKey.id);
+    await assert.rejects(new HeraldClient({ url, apiKey: one.token }).endpoints(), (e) => e.code === "UNAUTHENTICATED");
+    const two = await c.createPortalSession({});
+    assert.ok((await c.revokePortalSessions()) >= 1);
+    await assert.rejects(new HeraldClient({ url, apiKey: two.token }).endpoints(), (e) => e.code === "UNAUTHENTICATED");
+  } finally {
+    rc.close();
+  }
+});
+
+test("opens a listener, which shows as one", async () => {
+  const c = client();
+  const { endpoint, secret } = await c.createListener({ eventTypes: ["order.*"], forwardTo: "http://localhost:3000/webhooks", ttl: "1h" });
+  assert.equal(endpoint.type, "LISTENER");
+  assert.equal(endpoint.url, "http://localhost:3000/webhooks");
+  assert.match(secret, /^whsec_/);
+  assert.equal(endpoint.listener.ttl, "1h");
+  assert.equal(endpoint.listener.connected, false);
+  assert.ok(Date.parse(endpoint.listener.expiresAt) > Date.now());
+  assert.equal((await c.endpoint(endpoint.id)).listener.connected, false);
+  await c.deleteEndpoint(endpoint.id);
+});
+
+test("holds a listener: signed deliveries to the handler, its answers recorded as attempts", async () => {
+  const c = client();
+  const { endpoint, secret } = await c.createListener({
+    eventTypes: ["order.*"],
+    forwardTo: "http://localhost:3000/hooks",
+    retryPolicy: { initialDelay: "100ms", maxDelay: "100ms" },
+  });
+  const forwarded = [];
+  const reports = [];
+  let waiting;
+  const stop = c.listen(endpoint.id, {
+    connected: (n) => (waiting = n),
+    forward: async (d) => {
+      const headers = Object.fromEntries(d.headers.map((h) => [h.name, h.value]));
+      const msg = await verifyWebhook(secret, headers, d.body);
+      forwarded.push([msg.id, d.attempt]);
+      return forwarded.length === 1 ? { status: 500, body: "not yet" } : { status: 200, body: "handled", headers: { "X-Local": "yes" } };
+    },
+    reported: (d, a, err) => reports.push(err ? err.code : "ok"),
+    error: (e) => reports.push(`ended: ${e.code}`),
+  });
+  try {
+    await eventually(async () => waiting === 0);
+    const ev = await c.publish({ eventType: "order.created", payload: { orderId: "ord_9" } });
+    let d;
+    await eventually(async () => {
+      d = (await c.deliveries({ eventID: ev.id })).items[0];
+      return d?.status === "SUCCEEDED";
+    });
+    const detail = await c.delivery(d.id);
+    assert.deepEqual(detail.attempts.map((a) => [a.responseStatus, a.responseBody]), [[500, "not yet"], [200, "handled"]]);
+    assert.deepEqual(forwarded, [[ev.id, 1], [ev.id, 2]]);
+    assert.deepEqual(reports, ["ok", "ok"]);
+  } finally {
+    stop();
+    await c.deleteEndpoint(endpoint.id);
+    await c.close();
+  }
+});
+
 test("errors carry the API's code and field", async () => {
   const c = client();
   await assert.rejects(c.publish({ eventType: "no.such.type", payload: {} }), (e) => e instanceof HeraldError && e.code === "BAD_USER_INPUT" && e.field === "input.eventType");

@@ -117,6 +117,40 @@ export type CreateEndpointInput = {
   url?: string | null | undefined;
 };
 
+export type CreateEventTypeInput = {
+  description?: string | null | undefined;
+  /** An example payload, shown to integrators. */
+  example?: unknown;
+  /** A JSON Schema (draft 2020-12 or earlier) that published payloads must satisfy. */
+  jsonSchema?: unknown;
+  /** Dot-separated lower-case segments, such as "invoice.paid". */
+  name: string;
+};
+
+/**
+ * A new listener. It is an endpoint in every other way: filters, ordering, rate
+ * limits, retries and the logs work as they do for HTTP endpoints, and
+ * updateEndpoint changes them.
+ */
+export type CreateListenerInput = {
+  /** Event types to receive: names ("order.created"), prefix patterns ("order.*") or "*" for all. */
+  eventTypes: Array<string>;
+  /** Deliver only events whose envelope matches this payload filter (see createEndpoint). */
+  filter?: unknown;
+  /** Where the CLI forwards, shown as the listener's url; Herald never connects to it. */
+  forwardTo?: string | null | undefined;
+  /** A name for it (default "herald listen"). */
+  name?: string | null | undefined;
+  /** In which order events are sent (default NONE: one at a time, as they fall due). */
+  ordering?: Ordering | null | undefined;
+  rateLimit?: RateLimitInput | null | undefined;
+  retryPolicy?: RetryPolicyInput | null | undefined;
+  /** Time limit of the local request, 100ms-30s (default 10s). */
+  timeout?: string | null | undefined;
+  /** How long the listener outlives its last session, 1m-168h (default 24h). */
+  ttl?: string | null | undefined;
+};
+
 export type CreatePortalSessionInput = {
   /** The app whose portal to open; default: the caller's. Only admin keys may name another app. */
   appId?: string | null | undefined;
@@ -209,6 +243,8 @@ export type EndpointType =
   | 'HTTP'
   /** Produces each event to a Kafka topic, keyed by its ordering key, acknowledged by all in-sync replicas. */
   | 'KAFKA'
+  /** Delivers over a herald listen session (herald listen --forward-to), which forwards each event to a local URL: for development. Created by createListener. */
+  | 'LISTENER'
   /** Publishes each event to a NATS subject, acknowledged by the JetStream stream that captures it. */
   | 'NATS'
   /** Publishes each event to a Google Cloud Pub/Sub topic, its headers as attributes and its ordering key passed through. */
@@ -252,6 +288,31 @@ export type KafkaConfigInput = {
   topic?: string | null | undefined;
   /** Username. */
   username?: string | null | undefined;
+};
+
+/** What a listen subscription sends. */
+export type ListenerMessageKind =
+  /** First: the session holds the listener now; waiting counts the deliveries it catches up on first. */
+  | 'CONNECTED'
+  /** A delivery to forward; report the local answer with reportListenerDelivery on the same connection. */
+  | 'DELIVERY';
+
+/** The local answer to a delivery a listen subscription pushed. */
+export type ListenerReportInput = {
+  /** The answer's body (Herald keeps up to 64 KiB of it). */
+  body?: string | null | undefined;
+  deliveryId: string;
+  /** How long the local request took. */
+  durationMs?: number | null | undefined;
+  /** Why there was no answer: connection refused, timeout, ... */
+  error?: string | null | undefined;
+  /** The answer's headers (Herald keeps up to 64). */
+  headers?: Array<HeaderInput> | null | undefined;
+  listenerId: string;
+  /** The local HTTP status; null when there was no answer (error says why). */
+  status?: number | null | undefined;
+  /** The token of the pushed delivery. */
+  token: string;
 };
 
 /** The configuration of a NATS JetStream endpoint (type NATS). It replaces the stored one; a masked secret sent back as read keeps its value. */
@@ -371,7 +432,9 @@ export type UpdateEndpointInput = {
 
 export type EventFieldsFragment = { id: string, eventType: string, payload: unknown, idempotencyKey: string | null, orderingKey: string | null, deliverAt: string | null, deliveryCount: number, createdAt: string };
 
-export type EndpointFieldsFragment = { id: string, name: string, description: string, url: string, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }> };
+export type EndpointFieldsFragment = { id: string, name: string, description: string, url: string, type: EndpointType, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }>, listener: { ttl: string, connected: boolean, lastSeenAt: string | null, expiresAt: string } | null };
+
+export type EventTypeFieldsFragment = { id: string, name: string, description: string, example: unknown, jsonSchema: unknown, builtIn: boolean, archivedAt: string | null };
 
 export type DeliveryFieldsFragment = { id: string, eventID: string, endpointID: string, eventType: string, orderingKey: string | null, status: DeliveryStatus, attemptCount: number, lastAttemptAt: string | null, lastResponseStatus: number | null, lastError: string | null, nextAttemptAt: string | null, completedAt: string | null, createdAt: string };
 
@@ -424,21 +487,21 @@ export type ListEndpointsQueryVariables = Exact<{
 }>;
 
 
-export type ListEndpointsQuery = { endpoints: { totalCount: number, pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, name: string, description: string, url: string, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }> } | null } | null> | null } };
+export type ListEndpointsQuery = { endpoints: { totalCount: number, pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, name: string, description: string, url: string, type: EndpointType, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }>, listener: { ttl: string, connected: boolean, lastSeenAt: string | null, expiresAt: string } | null } | null } | null> | null } };
 
 export type GetEndpointQueryVariables = Exact<{
   id: string;
 }>;
 
 
-export type GetEndpointQuery = { endpoints: { edges: Array<{ node: { id: string, name: string, description: string, url: string, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }> } | null } | null> | null } };
+export type GetEndpointQuery = { endpoints: { edges: Array<{ node: { id: string, name: string, description: string, url: string, type: EndpointType, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }>, listener: { ttl: string, connected: boolean, lastSeenAt: string | null, expiresAt: string } | null } | null } | null> | null } };
 
 export type CreateEndpointMutationVariables = Exact<{
   input: CreateEndpointInput;
 }>;
 
 
-export type CreateEndpointMutation = { createEndpoint: { secret: string, endpoint: { id: string, name: string, description: string, url: string, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }> } } };
+export type CreateEndpointMutation = { createEndpoint: { secret: string, endpoint: { id: string, name: string, description: string, url: string, type: EndpointType, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }>, listener: { ttl: string, connected: boolean, lastSeenAt: string | null, expiresAt: string } | null } } };
 
 export type UpdateEndpointMutationVariables = Exact<{
   id: string;
@@ -446,7 +509,7 @@ export type UpdateEndpointMutationVariables = Exact<{
 }>;
 
 
-export type UpdateEndpointMutation = { updateEndpoint: { id: string, name: string, description: string, url: string, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }> } };
+export type UpdateEndpointMutation = { updateEndpoint: { id: string, name: string, description: string, url: string, type: EndpointType, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }>, listener: { ttl: string, connected: boolean, lastSeenAt: string | null, expiresAt: string } | null } };
 
 export type DeleteEndpointMutationVariables = Exact<{
   id: string;
@@ -461,7 +524,7 @@ export type RotateEndpointSecretMutationVariables = Exact<{
 }>;
 
 
-export type RotateEndpointSecretMutation = { rotateEndpointSecret: { secret: string, endpoint: { id: string, name: string, description: string, url: string, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }> } } };
+export type RotateEndpointSecretMutation = { rotateEndpointSecret: { secret: string, endpoint: { id: string, name: string, description: string, url: string, type: EndpointType, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }>, listener: { ttl: string, connected: boolean, lastSeenAt: string | null, expiresAt: string } | null } } };
 
 export type TestEndpointMutationVariables = Exact<{
   id: string;
@@ -500,6 +563,13 @@ export type RetryDeliveryMutationVariables = Exact<{
 
 export type RetryDeliveryMutation = { retryDelivery: { id: string, eventID: string, endpointID: string, eventType: string, orderingKey: string | null, status: DeliveryStatus, attemptCount: number, lastAttemptAt: string | null, lastResponseStatus: number | null, lastError: string | null, nextAttemptAt: string | null, completedAt: string | null, createdAt: string } };
 
+export type RetryDeliveriesMutationVariables = Exact<{
+  ids: Array<string> | string;
+}>;
+
+
+export type RetryDeliveriesMutation = { retryDeliveries: { deliveries: Array<{ id: string, eventID: string, endpointID: string, eventType: string, orderingKey: string | null, status: DeliveryStatus, attemptCount: number, lastAttemptAt: string | null, lastResponseStatus: number | null, lastError: string | null, nextAttemptAt: string | null, completedAt: string | null, createdAt: string }>, notRetried: Array<{ id: string, code: string, message: string }> } };
+
 export type ReplayDeliveriesMutationVariables = Exact<{
   endpointID: string;
   since: string;
@@ -515,6 +585,57 @@ export type CreatePortalSessionMutationVariables = Exact<{
 
 
 export type CreatePortalSessionMutation = { createPortalSession: { url: string, token: string, expiresAt: string, readOnly: boolean, apiKey: { id: string } } };
+
+export type RevokePortalSessionMutationVariables = Exact<{
+  id: string;
+}>;
+
+
+export type RevokePortalSessionMutation = { revokePortalSession: { id: string, revokedAt: string | null } };
+
+export type RevokePortalSessionsMutationVariables = Exact<{
+  appID?: string | null | undefined;
+}>;
+
+
+export type RevokePortalSessionsMutation = { revokePortalSessions: { count: number } };
+
+export type ListEventTypesQueryVariables = Exact<{
+  first: number;
+  after?: string | null | undefined;
+  name?: string | null | undefined;
+}>;
+
+
+export type ListEventTypesQuery = { eventTypes: { totalCount: number, pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, name: string, description: string, example: unknown, jsonSchema: unknown, builtIn: boolean, archivedAt: string | null } | null } | null> | null } };
+
+export type CreateEventTypeMutationVariables = Exact<{
+  input: CreateEventTypeInput;
+}>;
+
+
+export type CreateEventTypeMutation = { createEventType: { id: string, name: string, description: string, example: unknown, jsonSchema: unknown, builtIn: boolean, archivedAt: string | null } };
+
+export type ArchiveEventTypeMutationVariables = Exact<{
+  id: string;
+}>;
+
+
+export type ArchiveEventTypeMutation = { archiveEventType: { id: string, name: string, description: string, example: unknown, jsonSchema: unknown, builtIn: boolean, archivedAt: string | null } };
+
+export type UnarchiveEventTypeMutationVariables = Exact<{
+  id: string;
+}>;
+
+
+export type UnarchiveEventTypeMutation = { unarchiveEventType: { id: string, name: string, description: string, example: unknown, jsonSchema: unknown, builtIn: boolean, archivedAt: string | null } };
+
+export type CreateListenerMutationVariables = Exact<{
+  input: CreateListenerInput;
+}>;
+
+
+export type CreateListenerMutation = { createListener: { secret: string, endpoint: { id: string, name: string, description: string, url: string, type: EndpointType, eventTypes: Array<string>, isActive: boolean, health: EndpointHealth, disabledReason: string | null, disabledAt: string | null, ordering: Ordering, timeout: string, filter: unknown, consecutiveFailures: number, successCount: number, failureCount: number, lastSuccessAt: string | null, lastFailureAt: string | null, previousSecretExpiresAt: string | null, createdAt: string, updatedAt: string, retryPolicy: { maxAttempts: number, initialDelay: string, backoffMultiplier: number, maxDelay: string }, rateLimit: { requests: number, per: string } | null, auth: { type: EndpointAuthType, headerName: string | null }, headers: Array<{ name: string, value: string }>, listener: { ttl: string, connected: boolean, lastSeenAt: string | null, expiresAt: string } | null } } };
 
 export type DeliveryUpdatedSubscriptionVariables = Exact<{
   endpointID?: string | null | undefined;
@@ -538,3 +659,17 @@ export type EventPublishedSubscriptionVariables = Exact<{
 
 
 export type EventPublishedSubscription = { eventPublished: { eventId: string, eventType: string, deliveryCount: number, at: string } };
+
+export type ListenSubscriptionVariables = Exact<{
+  listenerId: string;
+}>;
+
+
+export type ListenSubscription = { listen: { kind: ListenerMessageKind, waiting: number | null, delivery: { deliveryId: string, eventId: string, eventType: string, attempt: number, token: string, body: string, timeoutMs: number, headers: Array<{ name: string, value: string }> } | null } };
+
+export type ReportListenerDeliveryMutationVariables = Exact<{
+  input: ListenerReportInput;
+}>;
+
+
+export type ReportListenerDeliveryMutation = { reportListenerDelivery: { deliveryId: string } };

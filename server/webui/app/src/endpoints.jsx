@@ -2,7 +2,7 @@
 // and adding, editing, testing, turning on and off, rotating and revealing
 // the secret, verifying signatures, statistics and deleting.
 import { useCallback, useEffect, useState } from "preact/hooks";
-import { Confirm, Dialog, Field, Json, Notice, copyText, fmtMs, fmtPct, useIds } from "./ui.jsx";
+import { Confirm, Dialog, Field, Json, Notice, copyText, fmtMs, fmtPct, fmtTime, useIds } from "./ui.jsx";
 import { loadCatalog } from "./catalog.jsx";
 import { EndpointForm } from "./endpoint-form/form.jsx";
 import { STATS_FIELDS, StatsView } from "./stats.jsx";
@@ -14,7 +14,8 @@ export const ENDPOINT_FIELDS = `id name description type transformation url even
   ordering filter rateLimit { requests per }
   flow { concurrency maxConcurrency ratePerSecond pausedUntil throttled }
   auth { type token username password headerName headerValue secret }
-  headers { name value }`;
+  headers { name value }
+  listener { connected lastSeenAt expiresAt }`;
 
 const LIST = `query Endpoints($after: Cursor) {
   endpoints(first: 100, after: $after, orderBy: {field: CREATED_AT, direction: DESC}) {
@@ -201,9 +202,13 @@ function EndpointRow({ ep, can, onEdit, onTest, onRotate, onDelete, onToggle, on
     <li class="card endpoint" data-testid="endpoint" data-endpoint-id={ep.id} data-health={ep.health}>
       <div class="endpoint-main">
         <h2 class="endpoint-name">{ep.name}</h2>
-        <p class="endpoint-url">
-          <code>{ep.url}</code>
-        </p>
+        {ep.listener ? (
+          <ListenerState ep={ep} />
+        ) : (
+          <p class="endpoint-url">
+            <code>{ep.url}</code>
+          </p>
+        )}
         {ep.description && <p class="endpoint-desc">{ep.description}</p>}
         <p class="endpoint-types" data-testid="subscriptions">
           {ep.eventTypes.map((t) => (
@@ -269,9 +274,11 @@ function EndpointRow({ ep, can, onEdit, onTest, onRotate, onDelete, onToggle, on
             <button type="button" class="btn btn-small" onClick={onTest} data-testid="send-test">
               Send test<span class="sr-only"> to {ep.name}</span>
             </button>
-            <button type="button" class="btn btn-small" onClick={onEdit} data-testid="edit">
-              Edit<span class="sr-only"> {ep.name}</span>
-            </button>
+            {!ep.listener && (
+              <button type="button" class="btn btn-small" onClick={onEdit} data-testid="edit">
+                Edit<span class="sr-only"> {ep.name}</span>
+              </button>
+            )}
             <button type="button" class="btn btn-small" onClick={onToggle} data-testid="toggle">
               {ep.isActive ? "Turn off" : "Turn on"}
               <span class="sr-only"> {ep.name}</span>
@@ -286,6 +293,28 @@ function EndpointRow({ ep, can, onEdit, onTest, onRotate, onDelete, onToggle, on
         )}
       </div>
     </li>
+  );
+}
+
+/**
+ * ListenerState tells that an endpoint is a listener (herald listen on a
+ * developer's machine), whether it is connected, where it forwards, and
+ * when it goes away unless it connects again.
+ */
+function ListenerState({ ep }) {
+  const l = ep.listener;
+  return (
+    <p class="endpoint-url listener" data-testid="listener" data-connected={l.connected ? "true" : "false"}>
+      <span class="chip chip-control listener-badge">Listener</span>{" "}
+      {l.connected ? (
+        <>Connected: herald listen forwards its webhooks to {ep.url}.</>
+      ) : (
+        <>
+          Not connected: its webhooks wait for herald listen to come back
+          {l.lastSeenAt ? ` (last seen ${fmtTime(l.lastSeenAt)})` : ""}. It is removed on {fmtTime(l.expiresAt)} unless it does.
+        </>
+      )}
+    </p>
   );
 }
 
