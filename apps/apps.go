@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/heraldhq/herald/auth"
+	"github.com/heraldhq/herald/audit"
 	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/ent"
@@ -37,7 +38,11 @@ func Create(ctx context.Context, client *ent.Client, in Input) (*ent.App, error)
 		if err != nil {
 			return fmt.Errorf("create app: %w", err)
 		}
-		return catalog.Seed(ctx, tx, a.ID)
+		if err := catalog.Seed(ctx, tx, a.ID); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Change{AppID: a.ID, TargetType: "App", TargetID: a.ID,
+			Fields: map[string]any{"name": name, "acceptUnknownEventTypes": in.AcceptUnknownEventTypes}}, a.CreatedAt)
 	})
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/heraldhq/herald/audit"
 	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/app"
@@ -292,8 +293,17 @@ func (c *Catalog) Create(ctx context.Context, in CreateInput) (*ent.EventType, e
 			create.SetJSONSchema(in.JSONSchema)
 		}
 		var err error
-		et, err = create.Save(ctx)
-		return err
+		if et, err = create.Save(ctx); err != nil {
+			return err
+		}
+		fields := map[string]any{"name": in.Name, "description": in.Description}
+		if present(in.Example) {
+			fields["example"] = in.Example
+		}
+		if present(in.JSONSchema) {
+			fields["jsonSchema"] = in.JSONSchema
+		}
+		return audit.Record(ctx, tx, audit.Change{TargetType: "EventType", TargetID: et.ID, Fields: fields}, et.CreatedAt)
 	})
 	if _, ok := fault.As(err); ok {
 		return nil, err
@@ -341,18 +351,33 @@ func (c *Catalog) Update(ctx context.Context, id string, in UpdateInput) (*ent.E
 	if err := checkDocs("input.", desc, example, schema); err != nil {
 		return nil, err
 	}
-	u := et.Update().SetDescription(desc)
-	if !present(example) {
-		u.ClearExample()
-	} else {
-		u.SetExample(example)
-	}
-	if !present(schema) {
-		u.ClearJSONSchema()
-	} else {
-		u.SetJSONSchema(schema)
-	}
-	et, err = u.Save(ctx)
+	err = audit.Tx(ctx, c.client, func(tx *ent.Client) (audit.Change, error) {
+		u := tx.EventType.UpdateOneID(id).SetDescription(desc)
+		fields := map[string]any{}
+		if desc != et.Description {
+			fields["description"] = desc
+		}
+		if !present(example) {
+			u.ClearExample()
+		} else {
+			u.SetExample(example)
+		}
+		if !bytes.Equal(example, orNil(et.Example)) {
+			fields["example"] = example
+		}
+		if !present(schema) {
+			u.ClearJSONSchema()
+		} else {
+			u.SetJSONSchema(schema)
+		}
+		if !bytes.Equal(schema, orNil(et.JSONSchema)) {
+			fields["jsonSchema"] = schema
+		}
+		fields["name"] = et.Name
+		var err error
+		et, err = u.Save(ctx)
+		return audit.Change{TargetType: "EventType", TargetID: id, Fields: fields}, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("update event type %s: %w", id, err)
 	}
@@ -370,16 +395,21 @@ func (c *Catalog) SetArchived(ctx context.Context, id string, archived bool) (*e
 	if IsSystem(et.Name) {
 		return nil, fault.Forbiddenf("%q is a system event type and cannot be archived", et.Name)
 	}
-	if (et.ArchivedAt != nil) == archived {
-		return et, nil
-	}
-	u := et.Update()
-	if archived {
-		u.SetArchivedAt(time.Now().UTC())
-	} else {
-		u.ClearArchivedAt()
-	}
-	et, err = u.Save(ctx)
+	err = audit.Tx(ctx, c.client, func(tx *ent.Client) (audit.Change, error) {
+		change := audit.Change{TargetType: "EventType", TargetID: id, Fields: map[string]any{"name": et.Name, "archived": archived}}
+		if (et.ArchivedAt != nil) == archived {
+			return change, nil // as asked already: recorded, nothing changed
+		}
+		u := tx.EventType.UpdateOneID(id)
+		if archived {
+			u.SetArchivedAt(time.Now().UTC())
+		} else {
+			u.ClearArchivedAt()
+		}
+		var err error
+		et, err = u.Save(ctx)
+		return change, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("archive event type %s: %w", id, err)
 	}

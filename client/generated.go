@@ -207,6 +207,103 @@ var AllAttemptTrigger = []AttemptTrigger{
 	AttemptTriggerTest,
 }
 
+// AuditActorKind is enum for the field actor_kind
+type AuditActorKind string
+
+const (
+	AuditActorKindAdminKey      AuditActorKind = "ADMIN_KEY"
+	AuditActorKindApiKey        AuditActorKind = "API_KEY"
+	AuditActorKindPortalSession AuditActorKind = "PORTAL_SESSION"
+)
+
+var AllAuditActorKind = []AuditActorKind{
+	AuditActorKindAdminKey,
+	AuditActorKindApiKey,
+	AuditActorKindPortalSession,
+}
+
+// Narrows the audit log; all given conditions must hold.
+type AuditLogWhere struct {
+	// Changes by this key or portal session (key_...).
+	Actor *string `json:"actor"`
+	// Changes of this object (ep_..., app_..., key_..., et_..., evt_..., dlv_...).
+	Target *string `json:"target"`
+	// Changes by this mutation (createEndpoint, rotateEndpointSecret, ...).
+	Action *string `json:"action"`
+	// Changes made at or after this time.
+	Since *time.Time `json:"since"`
+}
+
+// GetActor returns AuditLogWhere.Actor, and is useful for accessing the field via an interface.
+func (v *AuditLogWhere) GetActor() *string { return v.Actor }
+
+// GetTarget returns AuditLogWhere.Target, and is useful for accessing the field via an interface.
+func (v *AuditLogWhere) GetTarget() *string { return v.Target }
+
+// GetAction returns AuditLogWhere.Action, and is useful for accessing the field via an interface.
+func (v *AuditLogWhere) GetAction() *string { return v.Action }
+
+// GetSince returns AuditLogWhere.Since, and is useful for accessing the field via an interface.
+func (v *AuditLogWhere) GetSince() *time.Time { return v.Since }
+
+// One record of the audit log.
+type AuditRecord struct {
+	ID string `json:"id"`
+	// When the change was made.
+	CreatedAt time.Time `json:"createdAt"`
+	// What made the change: an admin key, an app's API key, or a customer's portal session.
+	ActorKind AuditActorKind `json:"actorKind"`
+	// The key (key_…) or portal session that made the change.
+	ActorID string `json:"actorID"`
+	// The key's or session's name when it made the change.
+	ActorName string `json:"actorName"`
+	// The mutation: createEndpoint, rotateEndpointSecret, …
+	Action string `json:"action"`
+	// The kind of object changed: App, APIKey, Endpoint, EventType, Event, Delivery.
+	TargetType string `json:"targetType"`
+	// The object changed (the first, when a mutation changes several).
+	TargetID string `json:"targetID"`
+	// What changed, field by field; a secret's value is "changed", never the value.
+	Changes *json.RawMessage `json:"changes"`
+	// The address the request came from.
+	RemoteAddr string `json:"remoteAddr"`
+	// The request's ID (X-Request-Id), as the server's log lines repeat it.
+	RequestID string `json:"requestID"`
+}
+
+// GetID returns AuditRecord.ID, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetID() string { return v.ID }
+
+// GetCreatedAt returns AuditRecord.CreatedAt, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetCreatedAt() time.Time { return v.CreatedAt }
+
+// GetActorKind returns AuditRecord.ActorKind, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetActorKind() AuditActorKind { return v.ActorKind }
+
+// GetActorID returns AuditRecord.ActorID, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetActorID() string { return v.ActorID }
+
+// GetActorName returns AuditRecord.ActorName, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetActorName() string { return v.ActorName }
+
+// GetAction returns AuditRecord.Action, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetAction() string { return v.Action }
+
+// GetTargetType returns AuditRecord.TargetType, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetTargetType() string { return v.TargetType }
+
+// GetTargetID returns AuditRecord.TargetID, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetTargetID() string { return v.TargetID }
+
+// GetChanges returns AuditRecord.Changes, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetChanges() *json.RawMessage { return v.Changes }
+
+// GetRemoteAddr returns AuditRecord.RemoteAddr, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetRemoteAddr() string { return v.RemoteAddr }
+
+// GetRequestID returns AuditRecord.RequestID, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetRequestID() string { return v.RequestID }
+
 type CreateEndpointInput struct {
 	// Display name, 2-255 characters.
 	Name        string  `json:"name"`
@@ -237,6 +334,12 @@ type CreateEndpointInput struct {
 	// payload, headers and, for HTTP endpoints, method and url; returning null skips
 	// the event. See the testTransformation query and docs/transformations.md.
 	Transformation *string `json:"transformation"`
+	// Mutual TLS: the client certificate and key Herald presents, and the roots it trusts (HTTP endpoints).
+	Tls *EndpointTLSInput `json:"tls"`
+	// How deliveries are signed (default HMAC_SHA256): with a shared signing secret
+	// (webhook-signature v1), or ED25519 (v1a), with a key pair whose private key
+	// never leaves Herald and whose public key (publicKey) receivers verify with.
+	SignatureScheme *SignatureScheme `json:"signatureScheme"`
 	// Where the endpoint sends its events (default HTTP, or the endpoint's type on update). A broker type needs its configuration, in the field named after it, instead of url, auth and headers.
 	Type *EndpointType `json:"type"`
 	// The configuration of a RABBITMQ endpoint.
@@ -294,6 +397,12 @@ func (v *CreateEndpointInput) GetOrdering() *Ordering { return v.Ordering }
 
 // GetTransformation returns CreateEndpointInput.Transformation, and is useful for accessing the field via an interface.
 func (v *CreateEndpointInput) GetTransformation() *string { return v.Transformation }
+
+// GetTls returns CreateEndpointInput.Tls, and is useful for accessing the field via an interface.
+func (v *CreateEndpointInput) GetTls() *EndpointTLSInput { return v.Tls }
+
+// GetSignatureScheme returns CreateEndpointInput.SignatureScheme, and is useful for accessing the field via an interface.
+func (v *CreateEndpointInput) GetSignatureScheme() *SignatureScheme { return v.SignatureScheme }
 
 // GetType returns CreateEndpointInput.Type, and is useful for accessing the field via an interface.
 func (v *CreateEndpointInput) GetType() *EndpointType { return v.Type }
@@ -541,6 +650,10 @@ type Endpoint struct {
 	Auth EndpointAuth `json:"auth"`
 	// Custom headers sent with every delivery; values of credential-like headers are masked.
 	Headers []Header `json:"headers"`
+	// How deliveries are signed: HMAC_SHA256 (Standard Webhooks v1, a shared secret) or ED25519 (v1a: Herald keeps the private key, receivers verify with publicKey).
+	SignatureScheme SignatureScheme `json:"signatureScheme"`
+	// The Ed25519 public key (whpk_…) that verifies the endpoint's signatures; null for HMAC_SHA256 endpoints.
+	PublicKey *string `json:"publicKey"`
 	// The endpoint asked to be left alone until then (Retry-After on 429 or 503).
 	PausedUntil *time.Time `json:"pausedUntil"`
 	// Until then deliveries are signed with the previous secret too.
@@ -606,6 +719,12 @@ func (v *Endpoint) GetAuth() EndpointAuth { return v.Auth }
 // GetHeaders returns Endpoint.Headers, and is useful for accessing the field via an interface.
 func (v *Endpoint) GetHeaders() []Header { return v.Headers }
 
+// GetSignatureScheme returns Endpoint.SignatureScheme, and is useful for accessing the field via an interface.
+func (v *Endpoint) GetSignatureScheme() SignatureScheme { return v.SignatureScheme }
+
+// GetPublicKey returns Endpoint.PublicKey, and is useful for accessing the field via an interface.
+func (v *Endpoint) GetPublicKey() *string { return v.PublicKey }
+
 // GetPausedUntil returns Endpoint.PausedUntil, and is useful for accessing the field via an interface.
 func (v *Endpoint) GetPausedUntil() *time.Time { return v.PausedUntil }
 
@@ -645,6 +764,12 @@ type EndpointAuth struct {
 	HeaderName  *string          `json:"headerName"`
 	HeaderValue *string          `json:"headerValue"`
 	Secret      *string          `json:"secret"`
+	// OAUTH2_CLIENT_CREDENTIALS: where tokens come from.
+	TokenUrl     *string  `json:"tokenUrl"`
+	ClientId     *string  `json:"clientId"`
+	ClientSecret *string  `json:"clientSecret"`
+	Scopes       []string `json:"scopes"`
+	Audience     *string  `json:"audience"`
 }
 
 // GetType returns EndpointAuth.Type, and is useful for accessing the field via an interface.
@@ -668,9 +793,26 @@ func (v *EndpointAuth) GetHeaderValue() *string { return v.HeaderValue }
 // GetSecret returns EndpointAuth.Secret, and is useful for accessing the field via an interface.
 func (v *EndpointAuth) GetSecret() *string { return v.Secret }
 
+// GetTokenUrl returns EndpointAuth.TokenUrl, and is useful for accessing the field via an interface.
+func (v *EndpointAuth) GetTokenUrl() *string { return v.TokenUrl }
+
+// GetClientId returns EndpointAuth.ClientId, and is useful for accessing the field via an interface.
+func (v *EndpointAuth) GetClientId() *string { return v.ClientId }
+
+// GetClientSecret returns EndpointAuth.ClientSecret, and is useful for accessing the field via an interface.
+func (v *EndpointAuth) GetClientSecret() *string { return v.ClientSecret }
+
+// GetScopes returns EndpointAuth.Scopes, and is useful for accessing the field via an interface.
+func (v *EndpointAuth) GetScopes() []string { return v.Scopes }
+
+// GetAudience returns EndpointAuth.Audience, and is useful for accessing the field via an interface.
+func (v *EndpointAuth) GetAudience() *string { return v.Audience }
+
 // An endpoint's authentication. Set the fields of the chosen type: BEARER needs
 // token; BASIC username and password; API_KEY headerName and headerValue; HMAC and
-// SIGNATURE secret (16+ characters) and optionally headerName.
+// SIGNATURE secret (16+ characters) and optionally headerName;
+// OAUTH2_CLIENT_CREDENTIALS tokenUrl, clientId and clientSecret, optionally scopes
+// and audience (sent as the token request's audience parameter).
 type EndpointAuthInput struct {
 	Type        EndpointAuthType `json:"type"`
 	Token       *string          `json:"token"`
@@ -679,6 +821,12 @@ type EndpointAuthInput struct {
 	HeaderName  *string          `json:"headerName"`
 	HeaderValue *string          `json:"headerValue"`
 	Secret      *string          `json:"secret"`
+	// An https URL (http with --allow-http), checked against the destination policy like the endpoint's.
+	TokenUrl     *string  `json:"tokenUrl"`
+	ClientId     *string  `json:"clientId"`
+	ClientSecret *string  `json:"clientSecret"`
+	Scopes       []string `json:"scopes"`
+	Audience     *string  `json:"audience"`
 }
 
 // GetType returns EndpointAuthInput.Type, and is useful for accessing the field via an interface.
@@ -702,6 +850,21 @@ func (v *EndpointAuthInput) GetHeaderValue() *string { return v.HeaderValue }
 // GetSecret returns EndpointAuthInput.Secret, and is useful for accessing the field via an interface.
 func (v *EndpointAuthInput) GetSecret() *string { return v.Secret }
 
+// GetTokenUrl returns EndpointAuthInput.TokenUrl, and is useful for accessing the field via an interface.
+func (v *EndpointAuthInput) GetTokenUrl() *string { return v.TokenUrl }
+
+// GetClientId returns EndpointAuthInput.ClientId, and is useful for accessing the field via an interface.
+func (v *EndpointAuthInput) GetClientId() *string { return v.ClientId }
+
+// GetClientSecret returns EndpointAuthInput.ClientSecret, and is useful for accessing the field via an interface.
+func (v *EndpointAuthInput) GetClientSecret() *string { return v.ClientSecret }
+
+// GetScopes returns EndpointAuthInput.Scopes, and is useful for accessing the field via an interface.
+func (v *EndpointAuthInput) GetScopes() []string { return v.Scopes }
+
+// GetAudience returns EndpointAuthInput.Audience, and is useful for accessing the field via an interface.
+func (v *EndpointAuthInput) GetAudience() *string { return v.Audience }
+
 // How Herald authenticates to an endpoint, in addition to the Standard Webhooks
 // signature (webhook-signature) that every delivery carries.
 type EndpointAuthType string
@@ -719,6 +882,11 @@ const (
 	EndpointAuthTypeHmac EndpointAuthType = "HMAC"
 	// t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")> in headerName (default X-Webhook-Signature).
 	EndpointAuthTypeSignature EndpointAuthType = "SIGNATURE"
+	// OAuth 2.0 client credentials: Herald fetches an access token from tokenUrl
+	// (with clientId, clientSecret, scopes and audience), caches it until shortly
+	// before it expires, and sends Authorization: Bearer <token>; a 401 from the
+	// endpoint fetches a new token once.
+	EndpointAuthTypeOauth2ClientCredentials EndpointAuthType = "OAUTH2_CLIENT_CREDENTIALS"
 )
 
 var AllEndpointAuthType = []EndpointAuthType{
@@ -728,6 +896,7 @@ var AllEndpointAuthType = []EndpointAuthType{
 	EndpointAuthTypeApiKey,
 	EndpointAuthTypeHmac,
 	EndpointAuthTypeSignature,
+	EndpointAuthTypeOauth2ClientCredentials,
 }
 
 // A change of an endpoint, from the endpointUpdated feed.
@@ -772,6 +941,24 @@ var AllEndpointHealth = []EndpointHealth{
 	EndpointHealthLive,
 	EndpointHealthAttention,
 }
+
+// Mutual TLS settings: clientCertificate and clientKey (PEM, the key's
+// certificate) together, and optionally caCertificates to trust only those
+// roots. A masked clientKey sent back as read keeps the stored key.
+type EndpointTLSInput struct {
+	ClientCertificate *string `json:"clientCertificate"`
+	ClientKey         *string `json:"clientKey"`
+	CaCertificates    *string `json:"caCertificates"`
+}
+
+// GetClientCertificate returns EndpointTLSInput.ClientCertificate, and is useful for accessing the field via an interface.
+func (v *EndpointTLSInput) GetClientCertificate() *string { return v.ClientCertificate }
+
+// GetClientKey returns EndpointTLSInput.ClientKey, and is useful for accessing the field via an interface.
+func (v *EndpointTLSInput) GetClientKey() *string { return v.ClientKey }
+
+// GetCaCertificates returns EndpointTLSInput.CaCertificates, and is useful for accessing the field via an interface.
+func (v *EndpointTLSInput) GetCaCertificates() *string { return v.CaCertificates }
 
 // Where an endpoint sends its events: an HTTP URL or a message broker.
 type EndpointType string
@@ -924,8 +1111,13 @@ func (v *GoogleCloudPubSubConfigInput) GetEmulator() *string { return v.Emulator
 
 // One HTTP header.
 type Header struct {
-	Name  string `json:"name"`
+	Name string `json:"name"`
+	// The value; a secret header's is masked (at most its last four characters show).
 	Value string `json:"value"`
+	// Whether the value is a secret: encrypted at rest and masked when read.
+	// Headers whose names look like credentials (Authorization, Cookie, names
+	// with auth, token, key, secret, password or signature) always are.
+	Secret bool `json:"secret"`
 }
 
 // GetName returns Header.Name, and is useful for accessing the field via an interface.
@@ -934,10 +1126,15 @@ func (v *Header) GetName() string { return v.Name }
 // GetValue returns Header.Value, and is useful for accessing the field via an interface.
 func (v *Header) GetValue() string { return v.Value }
 
+// GetSecret returns Header.Secret, and is useful for accessing the field via an interface.
+func (v *Header) GetSecret() bool { return v.Secret }
+
 // One HTTP header to send with every delivery of an endpoint.
 type HeaderInput struct {
 	Name  string `json:"name"`
 	Value string `json:"value"`
+	// The value is a secret: encrypted at rest and masked when read (default: only when the name looks like a credential).
+	Secret *bool `json:"secret"`
 }
 
 // GetName returns HeaderInput.Name, and is useful for accessing the field via an interface.
@@ -945,6 +1142,9 @@ func (v *HeaderInput) GetName() string { return v.Name }
 
 // GetValue returns HeaderInput.Value, and is useful for accessing the field via an interface.
 func (v *HeaderInput) GetValue() string { return v.Value }
+
+// GetSecret returns HeaderInput.Secret, and is useful for accessing the field via an interface.
+func (v *HeaderInput) GetSecret() *bool { return v.Secret }
 
 // The configuration of a Kafka endpoint (type KAFKA). It replaces the stored one; a masked secret sent back as read keeps its value.
 type KafkaConfigInput struct {
@@ -1167,6 +1367,19 @@ func (v *RetryPolicyInput) GetBackoffMultiplier() *float64 { return v.BackoffMul
 // GetMaxDelay returns RetryPolicyInput.MaxDelay, and is useful for accessing the field via an interface.
 func (v *RetryPolicyInput) GetMaxDelay() *string { return v.MaxDelay }
 
+// SignatureScheme is enum for the field signature_scheme
+type SignatureScheme string
+
+const (
+	SignatureSchemeHmacSha256 SignatureScheme = "HMAC_SHA256"
+	SignatureSchemeEd25519    SignatureScheme = "ED25519"
+)
+
+var AllSignatureScheme = []SignatureScheme{
+	SignatureSchemeHmacSha256,
+	SignatureSchemeEd25519,
+}
+
 // Changes to an endpoint; omitted fields stay as they are. Changing the URL or
 // event types keeps the signing secret. Setting isActive to true re-enables a
 // disabled endpoint and resets its consecutive failures. A masked credential
@@ -1193,6 +1406,8 @@ type UpdateEndpointInput struct {
 	Ordering *Ordering `json:"ordering"`
 	// Replaces the transformation; null removes it.
 	Transformation *string `json:"transformation"`
+	// Replaces the mutual TLS settings; null removes them.
+	Tls *EndpointTLSInput `json:"tls"`
 	// Where the endpoint sends its events (default HTTP, or the endpoint's type on update). A broker type needs its configuration, in the field named after it, instead of url, auth and headers.
 	Type *EndpointType `json:"type"`
 	// The configuration of a RABBITMQ endpoint.
@@ -1251,6 +1466,9 @@ func (v *UpdateEndpointInput) GetOrdering() *Ordering { return v.Ordering }
 // GetTransformation returns UpdateEndpointInput.Transformation, and is useful for accessing the field via an interface.
 func (v *UpdateEndpointInput) GetTransformation() *string { return v.Transformation }
 
+// GetTls returns UpdateEndpointInput.Tls, and is useful for accessing the field via an interface.
+func (v *UpdateEndpointInput) GetTls() *EndpointTLSInput { return v.Tls }
+
 // GetType returns UpdateEndpointInput.Type, and is useful for accessing the field via an interface.
 func (v *UpdateEndpointInput) GetType() *EndpointType { return v.Type }
 
@@ -1271,6 +1489,22 @@ func (v *UpdateEndpointInput) GetSns() *AmazonSNSConfigInput { return v.Sns }
 
 // GetPubsub returns UpdateEndpointInput.Pubsub, and is useful for accessing the field via an interface.
 func (v *UpdateEndpointInput) GetPubsub() *GoogleCloudPubSubConfigInput { return v.Pubsub }
+
+// __auditLogInput is used internally by genqlient
+type __auditLogInput struct {
+	First int            `json:"first"`
+	After *string        `json:"after"`
+	Where *AuditLogWhere `json:"where"`
+}
+
+// GetFirst returns __auditLogInput.First, and is useful for accessing the field via an interface.
+func (v *__auditLogInput) GetFirst() int { return v.First }
+
+// GetAfter returns __auditLogInput.After, and is useful for accessing the field via an interface.
+func (v *__auditLogInput) GetAfter() *string { return v.After }
+
+// GetWhere returns __auditLogInput.Where, and is useful for accessing the field via an interface.
+func (v *__auditLogInput) GetWhere() *AuditLogWhere { return v.Where }
 
 // __clearEndpointFilterInput is used internally by genqlient
 type __clearEndpointFilterInput struct {
@@ -1520,10 +1754,23 @@ type __revokePortalSessionInput struct {
 // GetId returns __revokePortalSessionInput.Id, and is useful for accessing the field via an interface.
 func (v *__revokePortalSessionInput) GetId() string { return v.Id }
 
+// __rotateEncryptionKeysInput is used internally by genqlient
+type __rotateEncryptionKeysInput struct {
+	BatchSize  *int `json:"batchSize"`
+	MaxBatches *int `json:"maxBatches"`
+}
+
+// GetBatchSize returns __rotateEncryptionKeysInput.BatchSize, and is useful for accessing the field via an interface.
+func (v *__rotateEncryptionKeysInput) GetBatchSize() *int { return v.BatchSize }
+
+// GetMaxBatches returns __rotateEncryptionKeysInput.MaxBatches, and is useful for accessing the field via an interface.
+func (v *__rotateEncryptionKeysInput) GetMaxBatches() *int { return v.MaxBatches }
+
 // __rotateEndpointSecretInput is used internally by genqlient
 type __rotateEndpointSecretInput struct {
-	Id      string  `json:"id"`
-	Overlap *string `json:"overlap"`
+	Id              string           `json:"id"`
+	Overlap         *string          `json:"overlap"`
+	SignatureScheme *SignatureScheme `json:"signatureScheme"`
 }
 
 // GetId returns __rotateEndpointSecretInput.Id, and is useful for accessing the field via an interface.
@@ -1531,6 +1778,9 @@ func (v *__rotateEndpointSecretInput) GetId() string { return v.Id }
 
 // GetOverlap returns __rotateEndpointSecretInput.Overlap, and is useful for accessing the field via an interface.
 func (v *__rotateEndpointSecretInput) GetOverlap() *string { return v.Overlap }
+
+// GetSignatureScheme returns __rotateEndpointSecretInput.SignatureScheme, and is useful for accessing the field via an interface.
+func (v *__rotateEndpointSecretInput) GetSignatureScheme() *SignatureScheme { return v.SignatureScheme }
 
 // __testEndpointInput is used internally by genqlient
 type __testEndpointInput struct {
@@ -1560,6 +1810,119 @@ func (v *__updateEndpointInput) GetId() string { return v.Id }
 // GetInput returns __updateEndpointInput.Input, and is useful for accessing the field via an interface.
 func (v *__updateEndpointInput) GetInput() *UpdateEndpointInput { return v.Input }
 
+// auditLogAuditLogAuditRecordConnection includes the requested fields of the GraphQL type AuditRecordConnection.
+// The GraphQL type's documentation follows.
+//
+// A connection to a list of items.
+type auditLogAuditLogAuditRecordConnection struct {
+	// A list of edges.
+	Edges []*auditLogAuditLogAuditRecordConnectionEdgesAuditRecordEdge `json:"edges"`
+	// Information to aid in pagination.
+	PageInfo auditLogAuditLogAuditRecordConnectionPageInfo `json:"pageInfo"`
+}
+
+// GetEdges returns auditLogAuditLogAuditRecordConnection.Edges, and is useful for accessing the field via an interface.
+func (v *auditLogAuditLogAuditRecordConnection) GetEdges() []*auditLogAuditLogAuditRecordConnectionEdgesAuditRecordEdge {
+	return v.Edges
+}
+
+// GetPageInfo returns auditLogAuditLogAuditRecordConnection.PageInfo, and is useful for accessing the field via an interface.
+func (v *auditLogAuditLogAuditRecordConnection) GetPageInfo() auditLogAuditLogAuditRecordConnectionPageInfo {
+	return v.PageInfo
+}
+
+// auditLogAuditLogAuditRecordConnectionEdgesAuditRecordEdge includes the requested fields of the GraphQL type AuditRecordEdge.
+// The GraphQL type's documentation follows.
+//
+// An edge in a connection.
+type auditLogAuditLogAuditRecordConnectionEdgesAuditRecordEdge struct {
+	// The item at the end of the edge.
+	Node *AuditRecord `json:"node"`
+}
+
+// GetNode returns auditLogAuditLogAuditRecordConnectionEdgesAuditRecordEdge.Node, and is useful for accessing the field via an interface.
+func (v *auditLogAuditLogAuditRecordConnectionEdgesAuditRecordEdge) GetNode() *AuditRecord {
+	return v.Node
+}
+
+// auditLogAuditLogAuditRecordConnectionPageInfo includes the requested fields of the GraphQL type PageInfo.
+// The GraphQL type's documentation follows.
+//
+// Information about pagination in a connection.
+// https://relay.dev/graphql/connections.htm#sec-undefined.PageInfo
+type auditLogAuditLogAuditRecordConnectionPageInfo struct {
+	PageInfo `json:"-"`
+}
+
+// GetHasNextPage returns auditLogAuditLogAuditRecordConnectionPageInfo.HasNextPage, and is useful for accessing the field via an interface.
+func (v *auditLogAuditLogAuditRecordConnectionPageInfo) GetHasNextPage() bool {
+	return v.PageInfo.HasNextPage
+}
+
+// GetEndCursor returns auditLogAuditLogAuditRecordConnectionPageInfo.EndCursor, and is useful for accessing the field via an interface.
+func (v *auditLogAuditLogAuditRecordConnectionPageInfo) GetEndCursor() *string {
+	return v.PageInfo.EndCursor
+}
+
+func (v *auditLogAuditLogAuditRecordConnectionPageInfo) UnmarshalJSON(b []byte) error {
+
+	if string(b) == "null" {
+		return nil
+	}
+
+	var firstPass struct {
+		*auditLogAuditLogAuditRecordConnectionPageInfo
+		graphql.NoUnmarshalJSON
+	}
+	firstPass.auditLogAuditLogAuditRecordConnectionPageInfo = v
+
+	err := json.Unmarshal(b, &firstPass)
+	if err != nil {
+		return err
+	}
+
+	err = json.Unmarshal(
+		b, &v.PageInfo)
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+type __premarshalauditLogAuditLogAuditRecordConnectionPageInfo struct {
+	HasNextPage bool `json:"hasNextPage"`
+
+	EndCursor *string `json:"endCursor"`
+}
+
+func (v *auditLogAuditLogAuditRecordConnectionPageInfo) MarshalJSON() ([]byte, error) {
+	premarshaled, err := v.__premarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(premarshaled)
+}
+
+func (v *auditLogAuditLogAuditRecordConnectionPageInfo) __premarshalJSON() (*__premarshalauditLogAuditLogAuditRecordConnectionPageInfo, error) {
+	var retval __premarshalauditLogAuditLogAuditRecordConnectionPageInfo
+
+	retval.HasNextPage = v.PageInfo.HasNextPage
+	retval.EndCursor = v.PageInfo.EndCursor
+	return &retval, nil
+}
+
+// auditLogResponse is returned by auditLog on success.
+type auditLogResponse struct {
+	// The audit log of the app the caller acts in, newest first: every change made
+	// through the API, who made it and from where. Keys with full access read the
+	// app's whole log (admin keys any app's, with X-Herald-App); restricted keys
+	// and portal sessions read the records of their own changes.
+	AuditLog auditLogAuditLogAuditRecordConnection `json:"auditLog"`
+}
+
+// GetAuditLog returns auditLogResponse.AuditLog, and is useful for accessing the field via an interface.
+func (v *auditLogResponse) GetAuditLog() auditLogAuditLogAuditRecordConnection { return v.AuditLog }
+
 // clearEndpointFilterResponse is returned by clearEndpointFilter on success.
 type clearEndpointFilterResponse struct {
 	UpdateEndpoint Endpoint `json:"updateEndpoint"`
@@ -1578,7 +1941,10 @@ func (v *clearEndpointRateLimitResponse) GetUpdateEndpoint() Endpoint { return v
 
 // createEndpointCreateEndpointCreateEndpointPayload includes the requested fields of the GraphQL type CreateEndpointPayload.
 type createEndpointCreateEndpointCreateEndpointPayload struct {
-	// The signing secret (whsec_...). It is shown only here and by rotateEndpointSecret.
+	// What receivers verify signatures with: the signing secret (whsec_...) of an
+	// HMAC_SHA256 endpoint, shown only here and by rotateEndpointSecret and
+	// revealEndpointSecret; the public key (whpk_..., also Endpoint.publicKey) of an
+	// ED25519 endpoint.
 	Secret   string   `json:"secret"`
 	Endpoint Endpoint `json:"endpoint"`
 }
@@ -1680,6 +2046,62 @@ type deliveryUpdatedResponse struct {
 
 // GetDeliveryUpdated returns deliveryUpdatedResponse.DeliveryUpdated, and is useful for accessing the field via an interface.
 func (v *deliveryUpdatedResponse) GetDeliveryUpdated() DeliveryChange { return v.DeliveryUpdated }
+
+// encryptionKeysEncryptionKeys includes the requested fields of the GraphQL type EncryptionKeys.
+// The GraphQL type's documentation follows.
+//
+// The encryption keys that protect endpoints' secrets at rest, as this server sees them.
+type encryptionKeysEncryptionKeys struct {
+	// The key new and re-encrypted secrets are sealed with (the first configured).
+	Primary string `json:"primary"`
+	// Endpoints whose secrets are still stored in the clear (from before encryption; sealed at start).
+	Plaintext int `json:"plaintext"`
+	// Every key this server has, and every key endpoints' secrets are sealed under.
+	Keys []encryptionKeysEncryptionKeysKeysEncryptionKeyUse `json:"keys"`
+}
+
+// GetPrimary returns encryptionKeysEncryptionKeys.Primary, and is useful for accessing the field via an interface.
+func (v *encryptionKeysEncryptionKeys) GetPrimary() string { return v.Primary }
+
+// GetPlaintext returns encryptionKeysEncryptionKeys.Plaintext, and is useful for accessing the field via an interface.
+func (v *encryptionKeysEncryptionKeys) GetPlaintext() int { return v.Plaintext }
+
+// GetKeys returns encryptionKeysEncryptionKeys.Keys, and is useful for accessing the field via an interface.
+func (v *encryptionKeysEncryptionKeys) GetKeys() []encryptionKeysEncryptionKeysKeysEncryptionKeyUse {
+	return v.Keys
+}
+
+// encryptionKeysEncryptionKeysKeysEncryptionKeyUse includes the requested fields of the GraphQL type EncryptionKeyUse.
+// The GraphQL type's documentation follows.
+//
+// One encryption key.
+type encryptionKeysEncryptionKeysKeysEncryptionKeyUse struct {
+	ID string `json:"id"`
+	// This server holds the key (false: secrets sealed under it cannot be read here).
+	Configured bool `json:"configured"`
+	// Endpoints whose secrets are sealed under it.
+	Endpoints int `json:"endpoints"`
+}
+
+// GetID returns encryptionKeysEncryptionKeysKeysEncryptionKeyUse.ID, and is useful for accessing the field via an interface.
+func (v *encryptionKeysEncryptionKeysKeysEncryptionKeyUse) GetID() string { return v.ID }
+
+// GetConfigured returns encryptionKeysEncryptionKeysKeysEncryptionKeyUse.Configured, and is useful for accessing the field via an interface.
+func (v *encryptionKeysEncryptionKeysKeysEncryptionKeyUse) GetConfigured() bool { return v.Configured }
+
+// GetEndpoints returns encryptionKeysEncryptionKeysKeysEncryptionKeyUse.Endpoints, and is useful for accessing the field via an interface.
+func (v *encryptionKeysEncryptionKeysKeysEncryptionKeyUse) GetEndpoints() int { return v.Endpoints }
+
+// encryptionKeysResponse is returned by encryptionKeys on success.
+type encryptionKeysResponse struct {
+	// The encryption keys of endpoints' secrets and how many endpoints each holds (admin keys).
+	EncryptionKeys encryptionKeysEncryptionKeys `json:"encryptionKeys"`
+}
+
+// GetEncryptionKeys returns encryptionKeysResponse.EncryptionKeys, and is useful for accessing the field via an interface.
+func (v *encryptionKeysResponse) GetEncryptionKeys() encryptionKeysEncryptionKeys {
+	return v.EncryptionKeys
+}
 
 // endpointUpdatedResponse is returned by endpointUpdated on success.
 type endpointUpdatedResponse struct {
@@ -2298,6 +2720,79 @@ func (v *revokePortalSessionRevokePortalSessionAPIKey) GetID() string { return v
 // GetRevokedAt returns revokePortalSessionRevokePortalSessionAPIKey.RevokedAt, and is useful for accessing the field via an interface.
 func (v *revokePortalSessionRevokePortalSessionAPIKey) GetRevokedAt() *time.Time { return v.RevokedAt }
 
+// rotateEncryptionKeysResponse is returned by rotateEncryptionKeys on success.
+type rotateEncryptionKeysResponse struct {
+	// Re-encrypt endpoints' secrets with the primary encryption key, in bounded
+	// batches while Herald serves (admin keys; herald keys rotate calls it until
+	// done). Every replica must hold the primary key first.
+	RotateEncryptionKeys rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation `json:"rotateEncryptionKeys"`
+}
+
+// GetRotateEncryptionKeys returns rotateEncryptionKeysResponse.RotateEncryptionKeys, and is useful for accessing the field via an interface.
+func (v *rotateEncryptionKeysResponse) GetRotateEncryptionKeys() rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation {
+	return v.RotateEncryptionKeys
+}
+
+// rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation includes the requested fields of the GraphQL type EncryptionKeyRotation.
+// The GraphQL type's documentation follows.
+//
+// What rotateEncryptionKeys did.
+type rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation struct {
+	// The key secrets are now sealed with.
+	Primary string `json:"primary"`
+	// Endpoints re-encrypted by this call.
+	Resealed int `json:"resealed"`
+	// Nothing is left under other keys: they may be removed from the configuration.
+	Done bool `json:"done"`
+	// Endpoints still sealed under other keys, by key.
+	Remaining []rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse `json:"remaining"`
+}
+
+// GetPrimary returns rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation.Primary, and is useful for accessing the field via an interface.
+func (v *rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation) GetPrimary() string {
+	return v.Primary
+}
+
+// GetResealed returns rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation.Resealed, and is useful for accessing the field via an interface.
+func (v *rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation) GetResealed() int {
+	return v.Resealed
+}
+
+// GetDone returns rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation.Done, and is useful for accessing the field via an interface.
+func (v *rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation) GetDone() bool { return v.Done }
+
+// GetRemaining returns rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation.Remaining, and is useful for accessing the field via an interface.
+func (v *rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation) GetRemaining() []rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse {
+	return v.Remaining
+}
+
+// rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse includes the requested fields of the GraphQL type EncryptionKeyUse.
+// The GraphQL type's documentation follows.
+//
+// One encryption key.
+type rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse struct {
+	ID string `json:"id"`
+	// This server holds the key (false: secrets sealed under it cannot be read here).
+	Configured bool `json:"configured"`
+	// Endpoints whose secrets are sealed under it.
+	Endpoints int `json:"endpoints"`
+}
+
+// GetID returns rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse.ID, and is useful for accessing the field via an interface.
+func (v *rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse) GetID() string {
+	return v.ID
+}
+
+// GetConfigured returns rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse.Configured, and is useful for accessing the field via an interface.
+func (v *rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse) GetConfigured() bool {
+	return v.Configured
+}
+
+// GetEndpoints returns rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse.Endpoints, and is useful for accessing the field via an interface.
+func (v *rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse) GetEndpoints() int {
+	return v.Endpoints
+}
+
 // rotateEndpointSecretResponse is returned by rotateEndpointSecret on success.
 type rotateEndpointSecretResponse struct {
 	// Replace the signing secret. The previous one keeps signing too until the overlap ends.
@@ -2311,7 +2806,7 @@ func (v *rotateEndpointSecretResponse) GetRotateEndpointSecret() rotateEndpointS
 
 // rotateEndpointSecretRotateEndpointSecretRotateEndpointSecretPayload includes the requested fields of the GraphQL type RotateEndpointSecretPayload.
 type rotateEndpointSecretRotateEndpointSecretRotateEndpointSecretPayload struct {
-	// The new signing secret. It is shown only here.
+	// The new signing secret (whsec_...), or the new public key (whpk_...) of an ED25519 endpoint.
 	Secret   string   `json:"secret"`
 	Endpoint Endpoint `json:"endpoint"`
 }
@@ -2473,6 +2968,68 @@ func (v *viewerViewerApp) GetID() string { return v.ID }
 // GetName returns viewerViewerApp.Name, and is useful for accessing the field via an interface.
 func (v *viewerViewerApp) GetName() string { return v.Name }
 
+// The query executed by auditLog.
+const auditLog_Operation = `
+query auditLog ($first: Int!, $after: Cursor, $where: AuditLogWhere) {
+	auditLog(first: $first, after: $after, where: $where) {
+		edges {
+			node {
+				... AuditRecord
+			}
+		}
+		pageInfo {
+			... PageInfo
+		}
+	}
+}
+fragment AuditRecord on AuditRecord {
+	id
+	createdAt
+	actorKind
+	actorID
+	actorName
+	action
+	targetType
+	targetID
+	changes
+	remoteAddr
+	requestID
+}
+fragment PageInfo on PageInfo {
+	hasNextPage
+	endCursor
+}
+`
+
+func auditLog(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	first int,
+	after *string,
+	where *AuditLogWhere,
+) (data_ *auditLogResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "auditLog",
+		Query:  auditLog_Operation,
+		Variables: &__auditLogInput{
+			First: first,
+			After: after,
+			Where: where,
+		},
+	}
+
+	data_ = &auditLogResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The mutation executed by clearEndpointFilter.
 const clearEndpointFilter_Operation = `
 mutation clearEndpointFilter ($id: ID!) {
@@ -2505,6 +3062,8 @@ fragment Endpoint on Endpoint {
 	headers {
 		... Header
 	}
+	signatureScheme
+	publicKey
 	pausedUntil
 	previousSecretExpiresAt
 	consecutiveFailures
@@ -2534,10 +3093,16 @@ fragment EndpointAuth on EndpointAuth {
 	headerName
 	headerValue
 	secret
+	tokenUrl
+	clientId
+	clientSecret
+	scopes
+	audience
 }
 fragment Header on Header {
 	name
 	value
+	secret
 }
 `
 
@@ -2598,6 +3163,8 @@ fragment Endpoint on Endpoint {
 	headers {
 		... Header
 	}
+	signatureScheme
+	publicKey
 	pausedUntil
 	previousSecretExpiresAt
 	consecutiveFailures
@@ -2627,10 +3194,16 @@ fragment EndpointAuth on EndpointAuth {
 	headerName
 	headerValue
 	secret
+	tokenUrl
+	clientId
+	clientSecret
+	scopes
+	audience
 }
 fragment Header on Header {
 	name
 	value
+	secret
 }
 `
 
@@ -2694,6 +3267,8 @@ fragment Endpoint on Endpoint {
 	headers {
 		... Header
 	}
+	signatureScheme
+	publicKey
 	pausedUntil
 	previousSecretExpiresAt
 	consecutiveFailures
@@ -2723,10 +3298,16 @@ fragment EndpointAuth on EndpointAuth {
 	headerName
 	headerValue
 	secret
+	tokenUrl
+	clientId
+	clientSecret
+	scopes
+	audience
 }
 fragment Header on Header {
 	name
 	value
+	secret
 }
 `
 
@@ -2902,6 +3483,43 @@ func deliveryUpdatedForwardData(interfaceChan interface{}, jsonRawMsg json.RawMe
 	return nil
 }
 
+// The query executed by encryptionKeys.
+const encryptionKeys_Operation = `
+query encryptionKeys {
+	encryptionKeys {
+		primary
+		plaintext
+		keys {
+			id
+			configured
+			endpoints
+		}
+	}
+}
+`
+
+// The encryption keys of endpoints' secrets (admin keys).
+func encryptionKeys(
+	ctx_ context.Context,
+	client_ graphql.Client,
+) (data_ *encryptionKeysResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "encryptionKeys",
+		Query:  encryptionKeys_Operation,
+	}
+
+	data_ = &encryptionKeysResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The subscription executed by endpointUpdated.
 const endpointUpdated_Operation = `
 subscription endpointUpdated ($endpointID: ID) {
@@ -2942,6 +3560,8 @@ fragment Endpoint on Endpoint {
 	headers {
 		... Header
 	}
+	signatureScheme
+	publicKey
 	pausedUntil
 	previousSecretExpiresAt
 	consecutiveFailures
@@ -2971,10 +3591,16 @@ fragment EndpointAuth on EndpointAuth {
 	headerName
 	headerValue
 	secret
+	tokenUrl
+	clientId
+	clientSecret
+	scopes
+	audience
 }
 fragment Header on Header {
 	name
 	value
+	secret
 }
 `
 
@@ -3142,6 +3768,7 @@ fragment Attempt on Attempt {
 fragment Header on Header {
 	name
 	value
+	secret
 }
 `
 
@@ -3208,6 +3835,8 @@ fragment Endpoint on Endpoint {
 	headers {
 		... Header
 	}
+	signatureScheme
+	publicKey
 	pausedUntil
 	previousSecretExpiresAt
 	consecutiveFailures
@@ -3237,10 +3866,16 @@ fragment EndpointAuth on EndpointAuth {
 	headerName
 	headerValue
 	secret
+	tokenUrl
+	clientId
+	clientSecret
+	scopes
+	audience
 }
 fragment Header on Header {
 	name
 	value
+	secret
 }
 `
 
@@ -3484,6 +4119,8 @@ fragment Endpoint on Endpoint {
 	headers {
 		... Header
 	}
+	signatureScheme
+	publicKey
 	pausedUntil
 	previousSecretExpiresAt
 	consecutiveFailures
@@ -3513,10 +4150,16 @@ fragment EndpointAuth on EndpointAuth {
 	headerName
 	headerValue
 	secret
+	tokenUrl
+	clientId
+	clientSecret
+	scopes
+	audience
 }
 fragment Header on Header {
 	name
 	value
+	secret
 }
 `
 
@@ -3883,10 +4526,54 @@ func revokePortalSession(
 	return data_, err_
 }
 
+// The mutation executed by rotateEncryptionKeys.
+const rotateEncryptionKeys_Operation = `
+mutation rotateEncryptionKeys ($batchSize: Int, $maxBatches: Int) {
+	rotateEncryptionKeys(input: {batchSize:$batchSize,maxBatches:$maxBatches}) {
+		primary
+		resealed
+		done
+		remaining {
+			id
+			configured
+			endpoints
+		}
+	}
+}
+`
+
+// Re-encrypt endpoints' secrets with the primary key, in bounded batches.
+func rotateEncryptionKeys(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	batchSize *int,
+	maxBatches *int,
+) (data_ *rotateEncryptionKeysResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "rotateEncryptionKeys",
+		Query:  rotateEncryptionKeys_Operation,
+		Variables: &__rotateEncryptionKeysInput{
+			BatchSize:  batchSize,
+			MaxBatches: maxBatches,
+		},
+	}
+
+	data_ = &rotateEncryptionKeysResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The mutation executed by rotateEndpointSecret.
 const rotateEndpointSecret_Operation = `
-mutation rotateEndpointSecret ($id: ID!, $overlap: Duration) {
-	rotateEndpointSecret(id: $id, input: {overlap:$overlap}) {
+mutation rotateEndpointSecret ($id: ID!, $overlap: Duration, $signatureScheme: SignatureScheme) {
+	rotateEndpointSecret(id: $id, input: {overlap:$overlap,signatureScheme:$signatureScheme}) {
 		secret
 		endpoint {
 			... Endpoint
@@ -3918,6 +4605,8 @@ fragment Endpoint on Endpoint {
 	headers {
 		... Header
 	}
+	signatureScheme
+	publicKey
 	pausedUntil
 	previousSecretExpiresAt
 	consecutiveFailures
@@ -3947,10 +4636,16 @@ fragment EndpointAuth on EndpointAuth {
 	headerName
 	headerValue
 	secret
+	tokenUrl
+	clientId
+	clientSecret
+	scopes
+	audience
 }
 fragment Header on Header {
 	name
 	value
+	secret
 }
 `
 
@@ -3959,13 +4654,15 @@ func rotateEndpointSecret(
 	client_ graphql.Client,
 	id string,
 	overlap *string,
+	signatureScheme *SignatureScheme,
 ) (data_ *rotateEndpointSecretResponse, err_ error) {
 	req_ := &graphql.Request{
 		OpName: "rotateEndpointSecret",
 		Query:  rotateEndpointSecret_Operation,
 		Variables: &__rotateEndpointSecretInput{
-			Id:      id,
-			Overlap: overlap,
+			Id:              id,
+			Overlap:         overlap,
+			SignatureScheme: signatureScheme,
 		},
 	}
 
@@ -4023,6 +4720,7 @@ fragment Attempt on Attempt {
 fragment Header on Header {
 	name
 	value
+	secret
 }
 `
 
@@ -4087,6 +4785,8 @@ fragment Endpoint on Endpoint {
 	headers {
 		... Header
 	}
+	signatureScheme
+	publicKey
 	pausedUntil
 	previousSecretExpiresAt
 	consecutiveFailures
@@ -4116,10 +4816,16 @@ fragment EndpointAuth on EndpointAuth {
 	headerName
 	headerValue
 	secret
+	tokenUrl
+	clientId
+	clientSecret
+	scopes
+	audience
 }
 fragment Header on Header {
 	name
 	value
+	secret
 }
 `
 

@@ -13,7 +13,7 @@ import (
 // database schema ent generates: the tables, columns and indexes.
 var schemaFingerprints = map[int]string{
 	1: "339727b4a510b09203bd61e08d8f7be85a198e48f5fe2d1a67ddde1727e208b4", // the first versioned schema: unreleased changes fold into it (with events.trace_parent and delivery_stats)
-	2: "fda0d4eac87b2eebd655f076195abc111a660e03c8cfcf435584e30db84b9969", // app limits, key session scopes, test events, TEST triggers; endpoints.type, destination and transformation
+	2: "d81eb33be1d88e27b077eb9b5aad1c9cb54d266e42da47c9343371a33a3aa41e", // app limits, key session scopes, test events, TEST triggers; endpoints.type, destination and transformation; endpoints.signature_scheme, public_key, tls, certificate_expires_at, certificate_warned_at, secrets_key; audit_records
 }
 
 // TestSchemaVersion_ChangesWithTheSchema fails when ent/schema changes the

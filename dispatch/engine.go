@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/destination/httpdest"
 	"github.com/heraldhq/herald/ent"
+	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/transform"
 	"github.com/heraldhq/herald/webhook"
 )
@@ -38,6 +40,11 @@ type Config struct {
 	// Policy is the destination policy every connection is checked
 	// against.
 	Policy destination.Policy
+	// Proxy, if set, is the egress proxy every outbound connection goes
+	// through (see destination.Env.Proxy).
+	Proxy *url.URL
+	// Secrets opens the endpoints' secrets (required).
+	Secrets *secret.Keyring
 	// Destinations are the destination types the engine sends to
 	// (default: HTTP only).
 	Destinations *destination.Registry
@@ -100,8 +107,8 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() error {
-	if c.Driver == nil || c.Client == nil {
-		return errors.New("dispatch: Config.Driver and Config.Client are required")
+	if c.Driver == nil || c.Client == nil || c.Secrets == nil {
+		return errors.New("dispatch: Config.Driver, Config.Client and Config.Secrets are required")
 	}
 	if c.Catalog == nil {
 		c.Catalog = catalog.New(c.Client, 0)
@@ -230,12 +237,12 @@ func New(cfg Config) (*Engine, error) {
 		tel:       newTelemetry(cfg.Metrics, cfg.TracerProvider),
 	}
 	e.drivers = cfg.Destinations.Open(destination.Env{
-		Policy: cfg.Policy, UserAgent: cfg.UserAgent, MaxResponseBody: cfg.MaxResponseBody, Concurrency: cfg.Workers,
+		Policy: cfg.Policy, Proxy: cfg.Proxy, UserAgent: cfg.UserAgent, MaxResponseBody: cfg.MaxResponseBody, Concurrency: cfg.Workers,
 		IdleTimeout: cfg.IdleConnTimeout, Now: cfg.Now, Logger: e.log,
 	})
 	e.configs = newEndpointConfigs(configTTL, cfg.Now, loadEndpoints(cfg.Client),
 		func(ep *ent.Endpoint) (*endpointConfig, error) {
-			return newEndpointConfig(ep, e.drivers, cfg.Transforms)
+			return newEndpointConfig(ep, cfg.Secrets, e.drivers, cfg.Destinations, cfg.Transforms)
 		})
 	e.sendCtx, e.cancelSends = context.WithCancel(context.Background())
 	e.sched = newScheduler(schedConfig{

@@ -15,6 +15,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/auditrecord"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/deliverystat"
 	"github.com/heraldhq/herald/ent/endpoint"
@@ -83,6 +84,7 @@ func checkColumn(t, c string) error {
 			apikey.Table:       apikey.ValidColumn,
 			app.Table:          app.ValidColumn,
 			attempt.Table:      attempt.ValidColumn,
+			auditrecord.Table:  auditrecord.ValidColumn,
 			delivery.Table:     delivery.ValidColumn,
 			deliverystat.Table: deliverystat.ValidColumn,
 			endpoint.Table:     endpoint.ValidColumn,

@@ -20,6 +20,8 @@ type Tx struct {
 	App *AppClient
 	// Attempt is the client for interacting with the Attempt builders.
 	Attempt *AttemptClient
+	// AuditRecord is the client for interacting with the AuditRecord builders.
+	AuditRecord *AuditRecordClient
 	// Delivery is the client for interacting with the Delivery builders.
 	Delivery *DeliveryClient
 	// DeliveryStat is the client for interacting with the DeliveryStat builders.
@@ -164,6 +166,7 @@ func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
 	tx.App = NewAppClient(tx.config)
 	tx.Attempt = NewAttemptClient(tx.config)
+	tx.AuditRecord = NewAuditRecordClient(tx.config)
 	tx.Delivery = NewDeliveryClient(tx.config)
 	tx.DeliveryStat = NewDeliveryStatClient(tx.config)
 	tx.Endpoint = NewEndpointClient(tx.config)

@@ -78,6 +78,11 @@ var rootAccess = map[string]map[string]access{
 		"destinationTypes": open,
 		// It may read one of the app's events (eventId).
 		"testTransformation": need(scope.EventsRead),
+		// The data layer narrows it: restricted credentials (portal
+		// sessions included) read the records of their own changes only.
+		"auditLog": open,
+		// Across apps, and about the server's keys: admin keys only.
+		"encryptionKeys": fullAccess,
 	},
 	"Mutation": {
 		"createApp":            fullAccess,
@@ -103,6 +108,7 @@ var rootAccess = map[string]map[string]access{
 		"retryDelivery":        need(scope.DeliveriesWrite),
 		"retryDeliveries":      need(scope.DeliveriesWrite),
 		"replayDeliveries":     need(scope.DeliveriesWrite),
+		"rotateEncryptionKeys": fullAccess,
 	},
 	"Subscription": {
 		"deliveryUpdated": need(scope.EventsRead),
@@ -148,6 +154,14 @@ var typeAccess = map[string]access{
 	"EndpointFlow": open,
 	"Header":       open,
 	"EndpointAuth": open,
+	"EndpointTLS":  open,
+	// The audit log: its records are narrowed by the data layer (own
+	// records for restricted credentials), like auditLog.
+	"AuditRecord": open,
+	// Answers of the admin-only key operations.
+	"EncryptionKeys":        open,
+	"EncryptionKeyUse":      open,
+	"EncryptionKeyRotation": open,
 	// The destination types and their fields, the same for everyone.
 	"DestinationType":    open,
 	"DestinationField":   open,
@@ -185,6 +199,8 @@ var nodeTypes = map[string]string{
 	ids.Event:     "Event",
 	ids.Delivery:  "Delivery",
 	ids.Attempt:   "Attempt",
+	// Narrowed by the data layer like auditLog.
+	ids.AuditRecord: "AuditRecord",
 }
 
 // checkNodeAccess refuses a restricted credential the lookup of an object

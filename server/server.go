@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,19 @@ type Config struct {
 	// AllowDestinations lists extra permitted destinations, such as
 	// "10.1.0.0/16,127.0.0.1:9000".
 	AllowDestinations string
+	// EgressProxy, if set, is the HTTP proxy every outbound request and
+	// connection leaves through ("http://user:password@proxy:3128"): see
+	// destination.Env.Proxy.
+	EgressProxy string
+
+	// EncryptionKeys are the keys of endpoints' secrets at rest, written
+	// "<id>:<base64 key>" separated by commas or lines, the first
+	// encrypting (HERALD_ENCRYPTION_KEYS). EncryptionKeyFile names a file
+	// of them instead. With neither, a SQLite database gets a key file
+	// beside it on first start (KeyFilePath); PostgreSQL needs one or the
+	// other, the same on every replica.
+	EncryptionKeys    string
+	EncryptionKeyFile string
 
 	// PublicURL is Herald's URL as browsers reach it, such as
 	// "https://herald.example.com": portal links start with it. Empty: the
@@ -221,6 +235,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("allowed destinations: %w", err)
 	}
 	policy := destination.Policy{AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivateDestinations, Allow: rules}
+	var proxy *url.URL
+	if cfg.EgressProxy != "" {
+		if proxy, err = destination.ParseProxy(cfg.EgressProxy); err != nil {
+			return nil, err
+		}
+	}
+	keys, err := loadKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
 	dests := builtin.Registry()
 	transforms := transform.New(transform.Limits{})
 	var destTypes []destination.Type
@@ -232,12 +256,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	cat := catalog.New(d.Client, 0)
+	epService := &endpoints.Service{
+		Client: d.Client, Catalog: cat, Policy: policy, Destinations: dests, Transforms: transforms, Secrets: keys, Rand: cfg.Rand,
+	}
+	if err := openSecrets(ctx, d, epService, cfg.Logger); err != nil {
+		d.Close()
+		return nil, err
+	}
 	token, err := bootstrap(ctx, d, cfg.Rand)
 	if err != nil {
 		d.Close()
 		return nil, err
 	}
-	cat := catalog.New(d.Client, 0)
 	var (
 		driver      dispatch.Driver
 		reps        *replicas
@@ -292,6 +323,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Client:        d.Client,
 		Catalog:       cat,
 		Policy:        policy,
+		Proxy:         proxy,
+		Secrets:       keys,
 		Destinations:  dests,
 		Transforms:    transforms,
 		MaxPayload:    cfg.MaxPayloadBytes,
@@ -349,13 +382,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	})
 
 	s.portal = &portal.Service{Client: d.Client, Auth: authn, Rand: cfg.Rand}
+	epService.Engine, epService.Observer = engine, observer
 	schema := graph.NewSchema(graph.Deps{
 		Client:  d.Client,
 		Auth:    authn,
 		Catalog: cat,
-		Endpoints: &endpoints.Service{
-			Client: d.Client, Catalog: cat, Policy: policy, Destinations: dests, Transforms: transforms, Rand: cfg.Rand, Engine: engine, Observer: observer,
-		},
+		Endpoints: epService,
 		Engine:     engine,
 		Bus:        live,
 		Portal:     s.portal,
@@ -386,6 +418,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	gql.AroundOperations(s.takeTurns)
 	gql.AroundResponses(graph.Loaders(d.Client))
 	gql.AroundFields(graph.Middleware)
+	gql.AroundFields(graph.Audit(d.Client, cfg.Logger))
 	gql.SetErrorPresenter(graph.ErrorPresenter(cfg.Logger))
 	gql.SetRecoverFunc(graph.Recover(cfg.Logger))
 

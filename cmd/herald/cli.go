@@ -121,7 +121,7 @@ deliveries from here. Every client command takes --json for scripts.`,
 	}
 	for _, cmd := range []*cobra.Command{
 		c.loginCmd(), c.logoutCmd(), c.publishCmd(), c.triggerCmd(), c.endpointsCmd(), c.eventsCmd(),
-		c.deliveriesCmd(), c.replayCmd(), c.tailCmd(), c.portalLinkCmd(),
+		c.deliveriesCmd(), c.replayCmd(), c.tailCmd(), c.portalLinkCmd(), c.keysCmd(), c.auditCmd(),
 	} {
 		cmd.GroupID = "client"
 		root.AddCommand(cmd)

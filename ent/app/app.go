@@ -50,6 +50,8 @@ const (
 	EdgeDeliveries = "deliveries"
 	// EdgeAttempts holds the string denoting the attempts edge name in mutations.
 	EdgeAttempts = "attempts"
+	// EdgeAuditRecords holds the string denoting the audit_records edge name in mutations.
+	EdgeAuditRecords = "audit_records"
 	// Table holds the table name of the app in the database.
 	Table = "apps"
 	// APIKeysTable is the table that holds the api_keys relation/edge.
@@ -94,6 +96,13 @@ const (
 	AttemptsInverseTable = "attempts"
 	// AttemptsColumn is the table column denoting the attempts relation/edge.
 	AttemptsColumn = "app_id"
+	// AuditRecordsTable is the table that holds the audit_records relation/edge.
+	AuditRecordsTable = "audit_records"
+	// AuditRecordsInverseTable is the table name for the AuditRecord entity.
+	// It exists in this package in order to avoid circular dependency with the "auditrecord" package.
+	AuditRecordsInverseTable = "audit_records"
+	// AuditRecordsColumn is the table column denoting the audit_records relation/edge.
+	AuditRecordsColumn = "app_id"
 )
 
 // Columns holds all SQL columns for app fields.
@@ -313,6 +322,20 @@ func ByAttempts(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newAttemptsStep(), append([]sql.OrderTerm{term}, terms...)...)
 	}
 }
+
+// ByAuditRecordsCount orders the results by audit_records count.
+func ByAuditRecordsCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newAuditRecordsStep(), opts...)
+	}
+}
+
+// ByAuditRecords orders the results by audit_records terms.
+func ByAuditRecords(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newAuditRecordsStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
 func newAPIKeysStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -353,6 +376,13 @@ func newAttemptsStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(AttemptsInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, AttemptsTable, AttemptsColumn),
+	)
+}
+func newAuditRecordsStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(AuditRecordsInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, AuditRecordsTable, AuditRecordsColumn),
 	)
 }
 

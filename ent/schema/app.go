@@ -73,6 +73,7 @@ func (App) Edges() []ent.Edge {
 		edge.To("events", Event.Type).Annotations(entgql.Skip()),
 		edge.To("deliveries", Delivery.Type).Annotations(entgql.Skip()),
 		edge.To("attempts", Attempt.Type).Annotations(entgql.Skip()),
+		edge.To("audit_records", AuditRecord.Type).Annotations(entgql.Skip()),
 	}
 }
 
