@@ -7,9 +7,10 @@
 // (through database/sql), Herald's own SQL, and the native connections
 // that LISTEN for notifications take their settings from it.
 //
-// Either way Open migrates the schema, one process at a time, and refuses
-// a database whose schema is newer than this binary knows (see
-// SchemaVersion).
+// Either way Open brings the schema up to date with the versioned
+// migrations embedded in the binary, one process at a time (see Migrate),
+// and refuses a database that a newer herald changed in a way this one
+// cannot use (see SchemaVersion).
 package db
 
 import (
@@ -61,6 +62,11 @@ type Config struct {
 	// an advisory lock are not counted.
 	MaxConns int
 
+	// Migrate says what Open does about pending migrations: apply them
+	// (the default), refuse the database (MigrateCheck), or nothing
+	// (MigrateNone).
+	Migrate MigrateMode
+
 	// Logger receives the few logs of opening and migrating (default
 	// slog.Default()).
 	Logger *slog.Logger
@@ -102,7 +108,8 @@ func IsPostgres(dsn string) bool {
 	return ok && (strings.EqualFold(scheme, "postgres") || strings.EqualFold(scheme, "postgresql"))
 }
 
-// Open opens (creating if needed) and migrates the database.
+// Open opens (creating if needed) and migrates the database (see
+// Config.Migrate).
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	dsn := cfg.DSN
 	if dsn == "" {

@@ -23,8 +23,8 @@ import (
 const defaultMaxConns = 16
 
 // openPostgres opens a pgx pool on dsn, database/sql and ent over it, and
-// migrates the schema under an advisory lock so that replicas starting at
-// once migrate one after the other.
+// migrates the schema under an advisory lock (Migrate) so that replicas
+// starting at once migrate one after the other.
 func openPostgres(ctx context.Context, cfg Config, dsn string) (*DB, error) {
 	pc, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -52,7 +52,7 @@ func openPostgres(ctx context.Context, cfg Config, dsn string) (*DB, error) {
 		Write: sqlDB, Read: sqlDB, Pool: pool,
 		Client: ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, sqlDB))),
 	}
-	if err := d.migratePostgres(ctx); err != nil {
+	if err := d.migrateOnOpen(ctx, cfg.Migrate, sqlDB); err != nil {
 		d.closePostgres()
 		return nil, fmt.Errorf("database %s: %w", target, err)
 	}
@@ -68,17 +68,6 @@ func afterConnect(_ context.Context, conn *pgx.Conn) error {
 		Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC},
 	})
 	return nil
-}
-
-func (d *DB) migratePostgres(ctx context.Context) error {
-	unlock, err := d.Mutex("migrate").Lock(ctx)
-	if err != nil {
-		return fmt.Errorf("lock for migration: %w", err)
-	}
-	defer unlock()
-	migrateMu.Lock()
-	defer migrateMu.Unlock()
-	return d.migrate(ctx, d.Write)
 }
 
 func (d *DB) closePostgres() error {

@@ -124,12 +124,8 @@ func openSQLite(ctx context.Context, cfg Config, path string) (*DB, error) {
 		lock: lock, cp: cp, stop: make(chan struct{}), stopped: make(chan struct{}),
 		restartFrames: int(walLimit / walFrameSize),
 	}
-	// The lock file keeps other processes off; migrateMu serialises the
-	// migrations of this one.
-	migrateMu.Lock()
-	err = d.migrate(ctx, w)
-	migrateMu.Unlock()
-	if err != nil {
+	// The lock file keeps other processes off while this one migrates.
+	if err := d.migrateOnOpen(ctx, cfg.Migrate, w); err != nil {
 		d.Client.Close()
 		cp.Close()
 		return nil, fmt.Errorf("database %s: %w", cfg.Path, err)

@@ -174,7 +174,7 @@ func (t *sqliteTx) AddStats(ctx context.Context, rows []StatsRow) error {
 	args := make([]any, 0, 4+len(statsColumns))
 	for i := range rows {
 		args = statsArgs(&rows[i], args)
-		if _, err := st.ExecContext(ctx, args...); err != nil {
+		if _, err := st.ExecContext(inline(ctx), args...); err != nil {
 			return fmt.Errorf("add delivery statistics of endpoint %q: %w", rows[i].EndpointID, err)
 		}
 	}

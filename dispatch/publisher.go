@@ -423,6 +423,7 @@ func (e *Engine) commitPublishes(batch []*publishReq) {
 	replies := make([]publishReply, len(batch))
 	outs := make([]*publishOutput, len(batch))
 	start := time.Now()
+	var live []int // requests whose callers still wait
 	err := func() error {
 		tx, err := e.cfg.Driver.Begin(ctx)
 		if err != nil {
@@ -430,7 +431,6 @@ func (e *Engine) commitPublishes(batch []*publishReq) {
 		}
 		defer tx.Rollback() //nolint:errcheck // a no-op after commit
 		now := e.cfg.Now().UTC()
-		var live []int // requests whose callers still wait
 		versions := make(map[string]int64, 1)
 		for i, req := range batch {
 			if err := req.ctx.Err(); err != nil {
@@ -447,24 +447,30 @@ func (e *Engine) commitPublishes(batch []*publishReq) {
 			}
 			live = append(live, i)
 		}
-		// All together first: one statement per kind of row, however
-		// many requests. Should one of them be refused, each is stored
-		// again on its own, so that it fails alone.
-		if len(live) > 1 {
-			ok, err := e.storeUnder(ctx, tx, batch, live, now, outs, nil)
-			if err != nil || ok {
-				if err == nil {
-					err = tx.Commit()
-				}
-				return err
-			}
+		if len(live) == 0 {
+			return tx.Commit()
 		}
-		for _, i := range live {
-			if _, err := e.storeUnder(ctx, tx, batch, []int{i}, now, outs, replies); err != nil {
-				return err
+		// All together first, with no savepoint: one statement per kind
+		// of row, however many requests. Should one of them be refused,
+		// or a statement fail, the whole transaction is rolled back and
+		// each request stored again on its own (storeEach), so that it
+		// fails alone. Refusals are rare; savepoints in every commit
+		// cost a statement each, and on PostgreSQL a round trip.
+		stored, refused, err := e.storeGroup(ctx, tx, pick(batch, live), now)
+		if err == nil && refused == nil {
+			for k, i := range live {
+				outs[i] = stored[k]
 			}
+			return tx.Commit()
 		}
-		return tx.Commit()
+		if rerr := tx.Rollback(); rerr != nil {
+			return rerr
+		}
+		if len(live) == 1 {
+			replies[live[0]].err = cmp.Or(refused, err)
+			return nil
+		}
+		return e.storeEach(ctx, batch, live, now, outs, replies)
 	}()
 	events := 0
 	for _, out := range outs {
@@ -537,40 +543,55 @@ func (e *Engine) current(ctx context.Context, tx Tx, req *publishReq, versions m
 	return true, nil
 }
 
-// storeUnder stores the requests batch[i] for i in which under a
-// savepoint, filling outs. If any is refused, or the database fails a
-// statement, it rolls back to the savepoint and reports false: with
-// replies, the error becomes the reply of the one request stored;
-// without, the caller stores each request alone. Only an error that
-// leaves the transaction unusable is returned.
-func (e *Engine) storeUnder(ctx context.Context, tx Tx, batch []*publishReq, which []int, now time.Time, outs []*publishOutput, replies []publishReply) (bool, error) {
-	if err := tx.Savepoint(ctx, "publish"); err != nil {
-		return false, err
-	}
+// pick returns batch[i] for each i in which.
+func pick(batch []*publishReq, which []int) []*publishReq {
 	reqs := make([]*publishReq, len(which))
 	for k, i := range which {
 		reqs[k] = batch[i]
 	}
-	stored, refused, err := e.storeGroup(ctx, tx, reqs, now)
-	if err == nil && refused != nil {
-		err = refused
-	}
+	return reqs
+}
+
+// storeEach stores each of the requests batch[i] for i in which on its
+// own, under a savepoint, in one new transaction: a request refused, or
+// whose statements fail, gets its error as its reply and the others are
+// stored.
+func (e *Engine) storeEach(ctx context.Context, batch []*publishReq, which []int, now time.Time, outs []*publishOutput, replies []publishReply) error {
+	tx, err := e.cfg.Driver.Begin(ctx)
 	if err != nil {
-		if rerr := tx.RollbackTo(ctx, "publish"); rerr != nil {
-			return false, rerr
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after commit
+	for _, i := range which {
+		if err := tx.Savepoint(ctx, "publish"); err != nil {
+			return err
 		}
-		if replies != nil {
-			replies[which[0]].err = err
+		stored, refused, err := e.storeGroup(ctx, tx, batch[i:i+1], now)
+		if err == nil && refused != nil {
+			err = refused
 		}
-	} else {
-		for k, i := range which {
-			outs[i] = stored[k]
+		if err != nil {
+			if rerr := tx.RollbackTo(ctx, "publish"); rerr != nil {
+				return rerr
+			}
+			replies[i].err = err
+		} else {
+			outs[i] = stored[0]
+		}
+		if rerr := tx.ReleaseSavepoint(ctx, "publish"); rerr != nil {
+			return rerr
 		}
 	}
-	if rerr := tx.ReleaseSavepoint(ctx, "publish"); rerr != nil {
-		return false, rerr
+	if err := tx.Commit(); err != nil {
+		for _, i := range which {
+			if outs[i] != nil {
+				outs[i].unreserve(e.window)
+				outs[i] = nil
+			}
+		}
+		return err
 	}
-	return err == nil, nil
+	return nil
 }
 
 // announce reports a publish's new events and deliveries to the feeds.

@@ -1,6 +1,9 @@
 package dispatch
 
-import "sync"
+import (
+	"strings"
+	"sync"
+)
 
 // leaseLedger holds the SQLite driver's leases. One process owns a SQLite
 // database (package db locks it), so its engine is the only claimer and
@@ -108,6 +111,30 @@ func (l *leaseLedger) heldCount(endpointID string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.held[endpointID])
+}
+
+// heldJSON returns the deliveries of an endpoint that are held, as a JSON
+// array of their IDs (which need no escaping).
+func (l *leaseLedger) heldJSON(endpointID string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	set := l.held[endpointID]
+	if len(set) == 0 {
+		return "[]"
+	}
+	var b strings.Builder
+	b.Grow(len(set) * 34)
+	b.WriteByte('[')
+	for id := range set {
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		b.WriteString(id)
+		b.WriteByte('"')
+	}
+	b.WriteByte(']')
+	return b.String()
 }
 
 // release stops holding deliveries.

@@ -2,10 +2,14 @@ package graph_test
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/heraldhq/herald/internal/heraldtest"
+	"github.com/heraldhq/herald/server"
 )
 
 // This file holds the regression tests of the review of a hostile portal
@@ -216,4 +220,43 @@ func TestQuota_LimitsAreReadableAndRefuseWhatGoesOver(t *testing.T) {
 	}
 	b.WriteString("}")
 	session.Do(b.String(), nil).WantError(t, "BAD_USER_INPUT")
+}
+
+// An app's requests take turns (its CONCURRENT_REQUESTS limit): with a
+// limit of 1 and a test send holding the turn, the app's next request
+// waits and, past the server's wait, is refused RATE_LIMITED, while another
+// app's requests go through; once the turn is back, the app's requests
+// run again.
+func TestTurns_AnAppWaitsForItsOwnTurnsOnly(t *testing.T) {
+	t.Parallel()
+	s := heraldtest.Start(t, func(c *server.Config) { c.TurnWait = time.Second })
+	busyApp, busy := s.NewApp("busy")
+	_, other := s.NewApp("other")
+	s.As(t, s.Token).Must(nil, `mutation($id: ID!) { updateApp(id: $id, input: {limits: [{name: CONCURRENT_REQUESTS, limit: 1}]}) { id } }`,
+		map[string]any{"id": busyApp})
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	rc := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		<-release
+		w.WriteHeader(http.StatusOK)
+	})
+	t.Cleanup(free)
+	ep, _ := s.CreateEndpoint(busy, map[string]any{"url": rc.URL, "name": "slow"})
+	held := make(chan *heraldtest.Response, 1)
+	go func() {
+		held <- s.Do(busy, `mutation($id: ID!) { testEndpoint(id: $id) { attempt { responseStatus } } }`, map[string]any{"id": ep})
+	}()
+	rc.WaitRequests(t, 1, 10*time.Second) // the test send holds the app's one turn
+	r := s.Do(busy, `{ viewer { app { id } } }`, nil)
+	r.WantError(t, "FORBIDDEN")
+	if r.Reason() != "RATE_LIMITED" || !strings.Contains(string(r.Body), "CONCURRENT_REQUESTS") {
+		t.Errorf("a request past its app's turns: %s", r.Body)
+	}
+	s.As(t, other).Must(nil, `{ viewer { app { id } } }`, nil) // another app does not wait
+	free()
+	if r := <-held; len(r.Errors) > 0 {
+		t.Fatalf("the test send: %s", r.Body)
+	}
+	s.As(t, busy).Must(nil, `{ viewer { app { id } } }`, nil)
 }

@@ -69,7 +69,7 @@ var Table = []Limit{
 	{PortalSessions, 200, 0, 100000, true, "Portal sessions of the app that still work (neither expired nor revoked)."},
 	{HeadersPerEndpoint, 10, 0, webhook.MaxCustomHeaders, false, "Custom headers of one endpoint."},
 	{FilterBytes, 4096, 2, 16384, false, "Size in bytes of one endpoint's payload filter."},
-	{ConcurrentRequests, 8, 1, 256, false, "API requests of the app's credentials in progress at once; more wait their turn (up to 10 s) or are refused with reason RATE_LIMITED."},
+	{ConcurrentRequests, 64, 1, 1024, false, "API requests of the app's credentials in progress at once; more wait their turn (up to 10 s) or are refused with reason RATE_LIMITED."},
 }
 
 // Lookup returns the limit called n.

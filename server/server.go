@@ -66,6 +66,10 @@ type Config struct {
 	// DBMaxConns is the most connections to PostgreSQL (default: the
 	// URL's pool_max_conns, else 16).
 	DBMaxConns int
+	// NoMigrate refuses a database that has migrations pending instead of
+	// applying them (herald serve --migrate=false); `herald migrate up`
+	// applies them.
+	NoMigrate bool
 
 	// AllowHTTP permits http:// endpoint URLs (otherwise https only).
 	AllowHTTP bool
@@ -126,6 +130,11 @@ type Config struct {
 	// another replica lost still closes them (default 5s, the
 	// authenticator's cache lifetime).
 	RecheckInterval time.Duration
+
+	// TurnWait is how long an API request waits for a turn of its app
+	// (the app's CONCURRENT_REQUESTS limit) before it is refused
+	// (default 10s).
+	TurnWait time.Duration
 
 	// Engine settings; see dispatch.Config.
 	Workers       int
@@ -230,6 +239,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.RecheckInterval <= 0 {
 		cfg.RecheckInterval = 5 * time.Second
 	}
+	if cfg.TurnWait <= 0 {
+		cfg.TurnWait = 10 * time.Second
+	}
 	rules, err := destination.ParseRules(cfg.AllowDestinations)
 	if err != nil {
 		return nil, fmt.Errorf("allowed destinations: %w", err)
@@ -252,7 +264,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		destTypes = append(destTypes, s.Type)
 	}
 
-	d, err := db.Open(ctx, db.Config{DSN: cfg.DB, Synchronous: cfg.Synchronous, MaxConns: cfg.DBMaxConns, Logger: cfg.Logger})
+	migrate := db.MigrateApply
+	if cfg.NoMigrate {
+		migrate = db.MigrateCheck
+	}
+	d, err := db.Open(ctx, db.Config{DSN: cfg.DB, Synchronous: cfg.Synchronous, MaxConns: cfg.DBMaxConns, Migrate: migrate, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -365,7 +381,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger, db: d, driver: driver, engine: engine, pruner: pruner, auth: authn, token: token, bus: live,
 		replicas: reps, metrics: mets,
 		websockets:  newGorillaWebsockets(),
-		requests:    newAppRequests(d.Client, 10*time.Second),
+		requests:    newAppRequests(d.Client, cfg.TurnWait),
 		recheck:     make(chan struct{}, 1),
 		recheckStop: make(chan struct{}),
 		live:        &liveLimits{perKey: cfg.MaxConnectionsPerKey, byKey: make(map[string]int)},

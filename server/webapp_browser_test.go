@@ -81,7 +81,7 @@ func (p *browserPage) checkScreen(name string, customer bool) {
 // values with an underscore (ENDPOINTS_WRITE, MANUAL_RETRY).
 var identifiers = sync.OnceValues(func() (map[string]bool, error) {
 	var sources []*ast.Source
-	for _, f := range []string{"schema.graphqls", "graph/ent.graphqls"} {
+	for _, f := range []string{"schema.graphqls", "graph/ent.graphqls", "graph/destinations.graphqls"} {
 		b, err := os.ReadFile(filepath.Join("..", f))
 		if err != nil {
 			return nil, err

@@ -7,10 +7,15 @@
 //
 // Usage:
 //
-//	herald-bench [--quick] [--scenarios ingest,throughput,fanout,filtered,flow,latency,failure,live] [flags]
+//	herald-bench [--quick] [--scenarios single,batched,...] [--against OLD_BINARY --rounds 3] [--stages] [flags]
 //
 // --quick runs every scenario small enough to finish in under a minute and
 // checks only correctness (every event delivered, no errors); CI runs it.
+// --against runs each scenario for both binaries, interleaved (the order
+// alternating from round to round, so that neither always runs on a
+// warmer or cooler machine), and prints each metric's median and range
+// for both and the ratio of the medians. --stages profiles herald while a
+// scenario runs and splits its CPU per delivery by stage.
 // Results are printed as a table and written as JSON (--out).
 package main
 
@@ -23,7 +28,6 @@ import (
 	"io"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -68,9 +72,18 @@ type config struct {
 	// postgres:// URL of a server whose user may create databases.
 	db       string
 	replicas int
+	// against is the binary to compare with (empty: none).
+	against string
+	rounds  int
+	stages  bool
+	// profiles is where to write each run's CPU profile (empty: nowhere).
+	profiles string
 }
 
-var allScenarios = []string{"ingest", "throughput", "fanout", "filtered", "flow", "latency", "failure", "live"}
+// allScenarios is every scenario in the order they run. "ceiling" needs
+// no herald: the load generator posts webhook-sized requests straight to
+// the receiver, the most this machine can deliver.
+var allScenarios = []string{"ceiling", "ingest", "single", "batched", "throughput", "fanout", "wide", "filtered", "flow", "latency", "steady", "failure", "live", "backup"}
 
 func parseConfig(args []string) (*config, error) {
 	c := &config{}
@@ -88,6 +101,10 @@ func parseConfig(args []string) (*config, error) {
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary databases")
 	fs.StringVar(&c.db, "db", "sqlite", `the store: "sqlite", "postgres" (a throwaway PostgreSQL on this machine, default durability settings) or a postgres:// URL of a server to create databases on`)
 	fs.IntVar(&c.replicas, "replicas", 1, "herald processes sharing the database (PostgreSQL only); load is spread over them")
+	fs.StringVar(&c.against, "against", "", "a second herald binary (e.g. an older build) to run every scenario with, interleaved, for ratios")
+	fs.IntVar(&c.rounds, "rounds", 0, "times to run each scenario (per binary); medians and ranges are reported (default 3 with --against, else 1)")
+	fs.StringVar(&c.profiles, "profiles", "", "write herald's CPU profile of each run to this directory (SCENARIO-BINARY-rROUND.pprof; implies --stages)")
+	fs.BoolVar(&c.stages, "stages", false, "profile herald during each scenario and split its CPU per delivery by stage (ingest, fan-out, claim, send, record)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -119,18 +136,42 @@ func parseConfig(args []string) (*config, error) {
 		c.rate = 200
 		c.subscribers = 50
 	}
+	c.stages = c.stages || c.profiles != ""
+	if c.rounds == 0 {
+		c.rounds = 1
+		if c.against != "" {
+			c.rounds = 3
+		}
+	}
+	if c.rounds < 1 {
+		return nil, fmt.Errorf("--rounds %d: at least one round", c.rounds)
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	c.self = self
-	if _, err := exec.LookPath(c.herald); err != nil {
-		if _, serr := os.Stat(c.herald); serr != nil {
-			return nil, fmt.Errorf("herald binary %s not found: run make build", c.herald)
+	if c.herald, err = findBinary(c.herald); err != nil {
+		return nil, fmt.Errorf("herald binary: %w (run make build)", err)
+	}
+	if c.against != "" {
+		if c.against, err = findBinary(c.against); err != nil {
+			return nil, fmt.Errorf("--against: %w", err)
 		}
 	}
-	c.herald, _ = filepath.Abs(c.herald)
 	return c, nil
+}
+
+// findBinary returns the absolute path of an executable file.
+func findBinary(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("%s is not an executable file", path)
+	}
+	return filepath.Abs(path)
 }
 
 // n scales an event count.
@@ -143,7 +184,10 @@ func (c *config) n(full, quick int) int {
 
 // result is the outcome of one scenario.
 type result struct {
-	Name    string             `json:"name"`
+	Name string `json:"name"`
+	// Binary is "new" (--herald) or "old" (--against); Round counts from 1.
+	Binary  string             `json:"binary"`
+	Round   int                `json:"round"`
 	Metrics map[string]float64 `json:"metrics"`
 	Notes   []string           `json:"notes,omitempty"`
 	Error   string             `json:"error,omitempty"`
@@ -156,7 +200,12 @@ type report struct {
 	Store    string    `json:"store"`
 	Replicas int       `json:"replicas"`
 	Machine  machine   `json:"machine"`
-	Results  []result  `json:"results"`
+	// New and Old are the binaries compared (Old empty without --against).
+	New     string    `json:"new"`
+	Old     string    `json:"old,omitempty"`
+	Rounds  int       `json:"rounds"`
+	Results []result  `json:"results"`
+	Summary []summary `json:"summary,omitempty"`
 }
 
 type machine struct {
@@ -212,32 +261,51 @@ func run(args []string, stdout io.Writer) error {
 	if pg != nil && !pg.Throwaway() {
 		rep.Store = "postgres (external)"
 	}
-	fmt.Fprintf(stdout, "herald-bench: %d CPUs (%s), quick=%v, store %s, %d replica(s)\n", rep.Machine.CPUs, rep.Machine.CPU, c.quick, rep.Store, c.replicas)
+	rep.New, rep.Old, rep.Rounds = c.herald, c.against, c.rounds
+	fmt.Fprintf(stdout, "herald-bench: %d CPUs (%s), quick=%v, store %s, %d replica(s), %d round(s)\n", rep.Machine.CPUs, rep.Machine.CPU, c.quick, rep.Store, c.replicas, c.rounds)
+	binaries := []binary{{"new", c.herald}}
+	if c.against != "" {
+		binaries = append(binaries, binary{"old", c.against})
+		fmt.Fprintf(stdout, "herald-bench: new = %s\nherald-bench: old = %s\n", c.herald, c.against)
+	}
 	failed := 0
-	var latencyAlone *result
-	for _, name := range c.scenarios {
-		fmt.Fprintf(stdout, "--- %s\n", name)
-		start := time.Now()
-		r := runScenario(c, rcv, pg, name, latencyAlone)
-		if name == "latency" && r.Error == "" {
-			latencyAlone = &r
-		}
-		if r.Error != "" {
-			failed++
-			fmt.Fprintf(stdout, "    FAILED: %s\n", r.Error)
-		}
-		fmt.Fprintf(stdout, "    done in %s\n", time.Since(start).Round(100*time.Millisecond))
-		rep.Results = append(rep.Results, r)
-	}
+	names := slices.Clone(c.scenarios)
 	if c.long {
-		fmt.Fprintf(stdout, "--- long\n")
-		r := runScenario(c, rcv, pg, "long", nil)
-		if r.Error != "" {
-			failed++
-		}
-		rep.Results = append(rep.Results, r)
+		names = append(names, "long")
 	}
-	printTable(stdout, rep.Results)
+	for round := 1; round <= c.rounds; round++ {
+		latencyAlone := map[string]*result{}
+		for _, name := range names {
+			order := slices.Clone(binaries)
+			if round%2 == 0 {
+				slices.Reverse(order)
+			}
+			for _, b := range order {
+				fmt.Fprintf(stdout, "--- %s", name)
+				if c.rounds > 1 || len(binaries) > 1 {
+					fmt.Fprintf(stdout, " (round %d, %s)", round, b.label)
+				}
+				fmt.Fprintln(stdout)
+				start := time.Now()
+				r := runScenario(c, b, round, rcv, pg, name, latencyAlone[b.label])
+				if name == "latency" && r.Error == "" {
+					latencyAlone[b.label] = &r
+				}
+				if r.Error != "" {
+					failed++
+					fmt.Fprintf(stdout, "    FAILED: %s\n", r.Error)
+				}
+				fmt.Fprintf(stdout, "    done in %s\n", time.Since(start).Round(100*time.Millisecond))
+				rep.Results = append(rep.Results, r)
+			}
+		}
+	}
+	if c.rounds == 1 && len(binaries) == 1 {
+		printTable(stdout, rep.Results)
+	} else {
+		rep.Summary = summarizeRuns(rep.Results, len(binaries) > 1)
+		printSummary(stdout, rep.Summary, len(binaries) > 1)
+	}
 	if c.out != "" {
 		if err := os.MkdirAll(filepath.Dir(c.out), 0o755); err != nil {
 			return err
@@ -254,8 +322,17 @@ func run(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func runScenario(c *config, rcv *receiverProc, pg *pgcluster.Cluster, name string, latencyAlone *result) result {
-	r := result{Name: name, Metrics: map[string]float64{}}
+// binary is a herald binary under test.
+type binary struct{ label, path string }
+
+func runScenario(c *config, bin binary, round int, rcv *receiverProc, pg *pgcluster.Cluster, name string, latencyAlone *result) result {
+	r := result{Name: name, Binary: bin.label, Round: round, Metrics: map[string]float64{}}
+	if name == "ceiling" {
+		if err := ceiling(c, rcv, &r); err != nil {
+			r.Error = err.Error()
+		}
+		return r
+	}
 	dir, err := os.MkdirTemp("", "herald-bench-")
 	if err != nil {
 		r.Error = err.Error()
@@ -286,7 +363,7 @@ func runScenario(c *config, rcv *receiverProc, pg *pgcluster.Cluster, name strin
 			}()
 		}
 	}
-	fleet, err := startFleet(c.herald, dir, dsn, c.replicas, c.heraldFlags)
+	fleet, err := startFleet(bin.path, dir, dsn, c.replicas, c.heraldFlags)
 	if err != nil {
 		r.Error = err.Error()
 		return r
@@ -321,8 +398,32 @@ func runScenario(c *config, rcv *receiverProc, pg *pgcluster.Cluster, name strin
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
+	commits0 := fleetCommits(fleet)
+	var prof *profiler
+	if c.stages {
+		prof = startProfiler(fleet)
+	}
 	if err := s.run(ctx, name); err != nil {
 		r.Error = err.Error()
+	}
+	commitMetrics(&r, commits0, fleetCommits(fleet))
+	var stages map[string]float64
+	if prof != nil {
+		merged, err := prof.stop()
+		switch {
+		case err != nil:
+			if r.Error == "" {
+				r.Error = "profile: " + err.Error()
+			}
+		case c.profiles != "":
+			path := filepath.Join(c.profiles, fmt.Sprintf("%s-%s-r%d.pprof", name, bin.label, round))
+			if err := writeProfile(path, merged); err != nil && r.Error == "" {
+				r.Error = "profile: " + err.Error()
+			}
+			fallthrough
+		default:
+			stages = stageShares(merged)
+		}
 	}
 	r.Metrics["heraldCpuSec"] = (cpu() - cpu0).Seconds()
 	r.Metrics["receiverCpuSec"] = (rcv.cpu() - rcpu0).Seconds()
@@ -336,12 +437,19 @@ func runScenario(c *config, rcv *receiverProc, pg *pgcluster.Cluster, name strin
 		if v, ok := r.Metrics["postgresCpuSec"]; ok {
 			r.Metrics["postgresCpuUsPerDelivery"] = v * 1e6 / n
 		}
+		for stage, share := range stages {
+			r.Metrics["stageUs."+stage] = share * r.Metrics["heraldCpuUsPerDelivery"]
+		}
 	}
-	var peak int64
+	var peak memory
 	for _, smp := range smps {
-		peak = max(peak, smp.stop())
+		if m := smp.stop(); m.rss > peak.rss {
+			peak = m
+		}
 	}
-	r.Metrics["peakRssMB"] = float64(peak) / (1 << 20)
+	r.Metrics["peakRssMB"] = float64(peak.rss) / (1 << 20)
+	r.Metrics["peakRssAnonMB"] = float64(peak.anon) / (1 << 20)
+	r.Metrics["peakRssFileMB"] = float64(peak.file) / (1 << 20)
 	if r.Error == "" {
 		if err := measureIdle(c, h, &r); err != nil {
 			r.Error = "measure idle memory: " + err.Error()
@@ -363,9 +471,10 @@ func measureIdle(c *config, h *heraldProc, r *result) error {
 		wait = time.Second
 	}
 	time.Sleep(wait)
-	cur, _ := h.rss()
+	cur := h.mem()
 	r.Metrics["heapAfterMB"] = float64(heap) / (1 << 20)
-	r.Metrics["idleRssMB"] = float64(cur) / (1 << 20)
+	r.Metrics["idleRssMB"] = float64(cur.rss) / (1 << 20)
+	r.Metrics["idleRssFileMB"] = float64(cur.file) / (1 << 20)
 	return nil
 }
 

@@ -65,11 +65,19 @@ func (p *process) stop() {
 	}
 }
 
-// rss returns the process's current and peak resident set size in bytes.
-func (p *process) rss() (cur, peak int64) {
+// memory is a process's resident set: its anonymous memory (heap,
+// stacks, SQLite's page caches) and the pages of files it maps (its
+// binary) that are in memory.
+type memory struct {
+	rss, anon, file int64
+}
+
+// mem returns the process's resident set, read from /proc.
+func (p *process) mem() memory {
+	var m memory
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
-		return 0, 0
+		return m
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -85,12 +93,14 @@ func (p *process) rss() (cur, peak int64) {
 		}
 		switch {
 		case strings.HasPrefix(line, "VmRSS:"):
-			cur = parse()
-		case strings.HasPrefix(line, "VmHWM:"):
-			peak = parse()
+			m.rss = parse()
+		case strings.HasPrefix(line, "RssAnon:"):
+			m.anon = parse()
+		case strings.HasPrefix(line, "RssFile:"):
+			m.file = parse()
 		}
 	}
-	return cur, peak
+	return m
 }
 
 // cpu returns the process's user+system CPU time so far.
@@ -397,10 +407,11 @@ func childCPUOf(pid int) time.Duration {
 	return time.Duration(cu+cs) * (time.Second / 100)
 }
 
-// sampler records the peak RSS of a process while a scenario runs.
+// sampler records the peak resident set of a process while a scenario
+// runs (and the split of that peak into anonymous and file pages).
 type sampler struct {
 	p      *process
-	peak   int64
+	peak   memory
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -413,8 +424,8 @@ func sample(p *process) *sampler {
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if cur, _ := p.rss(); cur > s.peak {
-				s.peak = cur
+			if m := p.mem(); m.rss > s.peak.rss {
+				s.peak = m
 			}
 			select {
 			case <-ctx.Done():
@@ -426,7 +437,7 @@ func sample(p *process) *sampler {
 	return s
 }
 
-func (s *sampler) stop() int64 {
+func (s *sampler) stop() memory {
 	s.cancel()
 	<-s.done
 	return s.peak

@@ -1,10 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,22 +35,39 @@ func (s *scenario) run(ctx context.Context, name string) error {
 	switch name {
 	case "ingest":
 		return s.ingest(ctx)
+	case "single":
+		return s.single(ctx, s.c.n(10_000, 1_000), 32)
+	case "batched":
+		return s.throughput(ctx, 1, s.c.n(20_000, 2_000), nil)
 	case "throughput":
 		return s.throughput(ctx, 1, s.c.n(100_000, 5_000), nil)
 	case "fanout":
 		return s.throughput(ctx, 10, s.c.n(20_000, 1_000), nil)
+	case "wide":
+		if err := s.api.allowEndpoints(ctx, 500); err != nil {
+			return err
+		}
+		return s.throughput(ctx, 500, s.c.n(200, 4), nil)
 	case "filtered":
 		return s.throughput(ctx, 10, s.c.n(20_000, 1_000), map[string]any{"filter": filterAll})
 	case "flow":
 		return s.flow(ctx, s.c.n(10_000, 1_000))
 	case "latency":
-		return s.latency(ctx, 0)
+		return s.latency(ctx, 0, s.c.rate)
+	case "steady":
+		rate := 500
+		if s.c.quick {
+			rate = s.c.rate
+		}
+		return s.latency(ctx, 0, rate)
 	case "failure":
 		return s.failure(ctx)
 	case "live":
-		return s.latency(ctx, s.c.subscribers)
+		return s.latency(ctx, s.c.subscribers, s.c.rate)
 	case "long":
 		return s.throughput(ctx, 1, 1_000_000, nil)
+	case "backup":
+		return s.backup(ctx, s.c.n(300_000, 5_000))
 	}
 	return fmt.Errorf("unknown scenario %s", name)
 }
@@ -124,6 +149,128 @@ func (s *scenario) ingest(ctx context.Context) error {
 	s.metric("singleCallP50Ms", sum.P50)
 	s.metric("singleCallP99Ms", sum.P99)
 	s.note("publishEvent, %d concurrent clients, %d events in %s", clients, m, el.Round(time.Millisecond))
+	return nil
+}
+
+// single publishes n events to one endpoint as single publishEvent calls
+// from `clients` concurrent clients, the way platforms call Herald (one
+// business event, one call), and measures completed deliveries per second
+// from the first publish to the last success recorded.
+func (s *scenario) single(ctx context.Context, n, clients int) error {
+	id, err := s.api.createEndpoint(ctx, "single", s.rcv.url("/single"), []string{"*"}, nil)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	var next atomic.Int64
+	lat := make([][]time.Duration, clients)
+	g, gctx := errgroup.WithContext(ctx)
+	for c := range clients {
+		g.Go(func() error {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return nil
+				}
+				t0 := time.Now()
+				if err := s.api.do(gctx, publishOne, map[string]any{"in": event("order.created", i)}, nil); err != nil {
+					return fmt.Errorf("publishEvent: %w", err)
+				}
+				lat[c] = append(lat[c], time.Since(t0))
+			}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	published := time.Since(start)
+	done, err := s.waitSuccesses(ctx, []string{id}, n, start)
+	if err != nil {
+		return err
+	}
+	el := done.Sub(start)
+	s.metric("deliveries", float64(n))
+	s.metric("deliveriesPerSec", float64(n)/el.Seconds())
+	s.metric("publishEventsPerSec", float64(n)/published.Seconds())
+	sum := summarize(slices.Concat(lat...))
+	s.metric("singleCallP50Ms", sum.P50)
+	s.metric("singleCallP99Ms", sum.P99)
+	st, err := s.rcv.stats()
+	if err != nil {
+		return err
+	}
+	if st.Unique < int64(n) {
+		return fmt.Errorf("receiver saw %d distinct events, want %d", st.Unique, n)
+	}
+	s.metric("duplicates", float64(st.Requests-int64(n)))
+	s.note("%d single publishEvent calls from %d clients to 1 endpoint, delivered in %s", n, clients, el.Round(time.Millisecond))
+	return nil
+}
+
+// ceiling measures the most this machine can deliver: the load generator
+// posts webhook-sized requests (one benchmark event's envelope and
+// headers) straight to the receiver from 64 keep-alive connections, with
+// no herald in between.
+func ceiling(c *config, rcv *receiverProc, r *result) error {
+	d := 5 * time.Second
+	if c.quick {
+		d = time.Second
+	}
+	body, err := json.Marshal(map[string]any{"type": "order.created", "timestamp": time.Now().UTC(), "data": event("order.created", 0)["payload"]})
+	if err != nil {
+		return err
+	}
+	if err := rcv.reset(0); err != nil {
+		return fmt.Errorf("reset receiver: %w", err)
+	}
+	tr := &http.Transport{MaxIdleConns: 128, MaxIdleConnsPerHost: 128}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	url := rcv.url("/ceiling")
+	rcpu0, bcpu0 := rcv.cpu(), cpuOf(os.Getpid())
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var sent atomic.Int64
+	g := new(errgroup.Group)
+	start := time.Now()
+	for range 64 {
+		g.Go(func() error {
+			for ctx.Err() == nil {
+				n := sent.Add(1)
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+				if err != nil {
+					return err
+				}
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Webhook-Id", fmt.Sprintf("msg_ceiling_%d", n))
+				req.Header.Set("Webhook-Timestamp", strconv.FormatInt(time.Now().Unix(), 10))
+				req.Header.Set("Webhook-Signature", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=")
+				req.Header.Set("X-Herald-Attempt", "1")
+				resp, err := hc.Do(req)
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("post to the receiver: %w", err)
+	}
+	el := time.Since(start)
+	st, err := rcv.stats()
+	if err != nil {
+		return err
+	}
+	r.Metrics["requestsPerSec"] = float64(st.Unique) / el.Seconds()
+	r.Metrics["receiverCpuSec"] = (rcv.cpu() - rcpu0).Seconds()
+	r.Metrics["loadCpuSec"] = (cpuOf(os.Getpid()) - bcpu0).Seconds()
+	r.Notes = append(r.Notes, fmt.Sprintf("%d requests of %d bytes from 64 connections in %s, straight to the receiver: the machine's ceiling", st.Unique, len(body), el.Round(time.Millisecond)))
 	return nil
 }
 
@@ -298,7 +445,7 @@ func (s *scenario) waitSuccesses(ctx context.Context, ids []string, want int, st
 // publish→arrival percentiles measured by the receiver. With subscribers >
 // 0 it also runs that many deliveryUpdated subscriptions, each watching its
 // own event type, and reports how fast updates reach them.
-func (s *scenario) latency(ctx context.Context, subscribers int) error {
+func (s *scenario) latency(ctx context.Context, subscribers, rate int) error {
 	if err := s.api.allowUnknownTypes(ctx); err != nil {
 		return err
 	}
@@ -359,8 +506,8 @@ func (s *scenario) latency(ctx context.Context, subscribers int) error {
 		}
 	}
 
-	total := int(s.c.duration.Seconds() * float64(s.c.rate))
-	interval := time.Second / time.Duration(s.c.rate)
+	total := int(s.c.duration.Seconds() * float64(rate))
+	interval := time.Second / time.Duration(rate)
 	slots := make(chan int, 1024)
 	g, gctx := errgroup.WithContext(ctx)
 	start := time.Now()
@@ -408,7 +555,8 @@ func (s *scenario) latency(ctx context.Context, subscribers int) error {
 	s.metric("p99Ms", st.Latency.P99)
 	s.metric("maxMs", st.Latency.Max)
 	s.metric("achievedEventsPerSec", float64(total)/sent.Seconds())
-	s.note("%d events at %d/s for %s; latency = publish call start → receiver arrival", total, s.c.rate, s.c.duration)
+	s.metric("deliveries", float64(total))
+	s.note("%d events at %d/s for %s; latency = publish call start → receiver arrival", total, rate, s.c.duration)
 	if late.Load() > int64(total/100) {
 		s.note("the load generator fell behind on %d events: the publish rate was lower than asked", late.Load())
 	}
@@ -514,4 +662,106 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return true
+}
+
+// backup measures what `herald backup` costs publishing on SQLite: on a
+// database holding n delivered events, single events are published at a
+// steady rate; a few seconds in, `herald backup` copies the database, and
+// the publish calls that overlapped the copy are compared with the rest.
+func (s *scenario) backup(ctx context.Context, n int) error {
+	if strings.Contains(s.h.db, "://") {
+		s.note("skipped: herald backup copies SQLite databases (PostgreSQL: pg_dump)")
+		return nil
+	}
+	id, err := s.api.createEndpoint(ctx, "backup", s.rcv.url("/backup"), []string{"*"}, nil)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := s.publishAll(ctx, s.api, "order.created", n, 4); err != nil {
+		return err
+	}
+	if _, err := s.waitSuccesses(ctx, []string{id}, n, start); err != nil {
+		return err
+	}
+	type call struct{ start, end time.Time }
+	var (
+		mu    sync.Mutex
+		calls []call
+	)
+	interval := time.Second / time.Duration(s.c.rate)
+	lead := 3 * time.Second
+	if s.c.quick {
+		lead = time.Second
+	}
+	stop := make(chan struct{})
+	slots := make(chan int, 1024)
+	g, gctx := errgroup.WithContext(ctx)
+	begin := time.Now()
+	g.Go(func() error {
+		defer close(slots)
+		for i := 0; ; i++ {
+			if d := time.Until(begin.Add(time.Duration(i) * interval)); d > 0 {
+				time.Sleep(d)
+			}
+			select {
+			case <-stop:
+				return nil
+			case slots <- i:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+	})
+	for range 64 {
+		g.Go(func() error {
+			for i := range slots {
+				t0 := time.Now()
+				if err := s.api.do(gctx, publishOne, map[string]any{"in": event("order.created", n+i)}, nil); err != nil {
+					return fmt.Errorf("publishEvent: %w", err)
+				}
+				mu.Lock()
+				calls = append(calls, call{t0, time.Now()})
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	time.Sleep(lead)
+	out := filepath.Join(filepath.Dir(s.h.db), "backup.db")
+	size, _ := s.h.dbSize()
+	bStart := time.Now()
+	msg, berr := exec.CommandContext(ctx, s.c.herald, "backup", "--db", s.h.db, "--out", out).CombinedOutput()
+	bEnd := time.Now()
+	time.Sleep(lead)
+	close(stop)
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if berr != nil {
+		return fmt.Errorf("herald backup: %v: %s", berr, msg)
+	}
+	var during, outside []time.Duration
+	for _, c := range calls {
+		if c.start.Before(bEnd) && c.end.After(bStart) {
+			during = append(during, c.end.Sub(c.start))
+		} else {
+			outside = append(outside, c.end.Sub(c.start))
+		}
+	}
+	if _, err := s.waitSuccesses(ctx, []string{id}, n+len(calls), start); err != nil {
+		return err
+	}
+	d, o := summarize(during), summarize(outside)
+	s.metric("dbMB", float64(size)/(1<<20))
+	s.metric("backupSeconds", bEnd.Sub(bStart).Seconds())
+	s.metric("publishDuringP50Ms", d.P50)
+	s.metric("publishDuringP99Ms", d.P99)
+	s.metric("publishDuringMaxMs", d.Max)
+	s.metric("publishOutsideP50Ms", o.P50)
+	s.metric("publishOutsideP99Ms", o.P99)
+	s.metric("publishOutsideMaxMs", o.Max)
+	s.note("%d events in the database; publishEvent at %d/s, %d calls overlapping the backup, %d not; %s",
+		n, s.c.rate, len(during), len(outside), strings.TrimSpace(string(msg)))
+	return nil
 }

@@ -114,6 +114,10 @@ deliveries from here. Every client command takes --json for scripts.`,
 				return serve(ctx, args, c.getenv, stdout, stderr)
 			}),
 		mount("receive [flags]", "Run a webhook receiver that prints and verifies deliveries", "", receive),
+		mount("migrate status|up [flags]", "Show or apply the database's pending migrations",
+			"Show (status) or apply (up) the database's pending schema migrations.\n\"herald migrate up --dry-run\" prints the SQL without running it. See docs/upgrading.md.", migrateCmd),
+		mount("backup --out FILE [flags]", "Copy a SQLite database while herald serves it",
+			"Copy a SQLite database to FILE while herald serves it, from one read\nsnapshot, checked before it is renamed into place. See docs/backups.md.", backupCmd),
 	}
 	for _, cmd := range serverCmds {
 		cmd.GroupID = "server"

@@ -5,6 +5,8 @@
 //
 //	herald serve [flags]     start the server
 //	herald receive [flags]   run a webhook receiver that prints and verifies deliveries
+//	herald migrate status|up show or apply the database's pending migrations
+//	herald backup --out FILE copy a SQLite database while herald serves it
 //	herald login             store a server URL and API key for the commands below
 //	herald publish TYPE      publish an event (and trigger, endpoints, events,
 //	                         deliveries, replay, tail, portal-link)
@@ -60,6 +62,7 @@ type options struct {
 	logLevel  string
 	cors      string
 	metrics   bool
+	migrate   bool
 }
 
 // parseFlags reads flags, falling back to HERALD_* environment variables.
@@ -103,6 +106,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	str(&c.Addr, "addr", ":8080", "listen address")
 	str(&c.DB, "db", "herald.db", "database: a SQLite file, or a postgres:// URL (postgres://user:pass@host:5432/herald?sslmode=verify-full)")
 	integer(&c.DBMaxConns, "db-max-conns", 0, "most PostgreSQL connections (0: the URL's pool_max_conns, else 16)")
+	boolean(&o.migrate, "migrate", true, "apply pending database migrations at start (--migrate=false refuses to start on an old schema: run herald migrate up)")
 	str(&c.Synchronous, "sqlite-synchronous", "NORMAL", "SQLite synchronous mode: NORMAL survives process crashes, FULL also power loss")
 	boolean(&o.dev, "dev", false, "development mode: --allow-http, --allow-private-destinations and text logs")
 	boolean(&c.AllowHTTP, "allow-http", false, "allow http:// endpoint URLs (default: https only)")
@@ -143,6 +147,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	// them in the process list.
 	c.EncryptionKeys = getenv("HERALD_ENCRYPTION_KEYS")
 	c.DisableMetrics = !o.metrics
+	c.NoMigrate = !o.migrate
 	if c.DisableMetrics && c.MetricsAddr != "" {
 		return nil, errors.New("--metrics-addr serves the metrics that --metrics=false turns off: drop one")
 	}

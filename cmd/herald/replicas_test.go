@@ -307,10 +307,14 @@ func TestReplicas_LiveFeedsRevocationAndDisableReachEveryReplica(t *testing.T) {
 	// Disable on A: B, which is sending the endpoint's queue one request at
 	// a time, sends nothing more.
 	release := make(chan struct{})
+	var releaseOnce sync.Once
 	slow := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
 		<-release
 		w.WriteHeader(http.StatusOK)
 	})
+	// Registered after the receiver, so run before its Close: a failure
+	// before close(release) must not leave Close waiting for ever.
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
 	var slowEP struct {
 		CreateEndpoint struct{ Endpoint struct{ ID string } }
 	}
@@ -350,7 +354,7 @@ func TestReplicas_LiveFeedsRevocationAndDisableReachEveryReplica(t *testing.T) {
 			break
 		}
 	}
-	close(release)
+	releaseOnce.Do(func() { close(release) })
 	if !heraldtest.Eventually(10*time.Second, func() bool {
 		var out struct {
 			Deliveries struct {

@@ -91,6 +91,9 @@ func Binary(t testing.TB) string {
 	return bin
 }
 
+// probeClient gives up on a readiness probe that gets no answer.
+var probeClient = &http.Client{Timeout: 5 * time.Second}
+
 var tokenRE = regexp.MustCompile(`hrld_[A-Za-z0-9_-]{43}`)
 
 // StartProcess runs `herald serve` with the given arguments on a free
@@ -135,7 +138,9 @@ func startProcess(t testing.TB, bin string, extra []string) (*Process, bool) {
 			return true
 		default:
 		}
-		resp, err := http.Get(p.URL + "/healthz")
+		// A probe that gets no answer (another server took the port)
+		// must not hang the test: it tries again until the deadline.
+		resp, err := probeClient.Get(p.URL + "/healthz")
 		if err != nil {
 			return false
 		}

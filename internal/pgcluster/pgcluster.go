@@ -147,6 +147,26 @@ func binDir() (string, error) {
 	return "", errors.New("no initdb in /usr/lib/postgresql/*/bin or on PATH: install the postgresql package (apt-get install postgresql) or name an existing server")
 }
 
+// Tool returns the path of one of PostgreSQL's programs (psql, pg_dump,
+// pg_restore): beside the server binaries Start uses, else on PATH.
+func Tool(name string) (string, error) {
+	if bin, err := binDir(); err == nil {
+		if p := filepath.Join(bin, name); fileExists(p) {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("no %s beside PostgreSQL's server binaries or on PATH: install the postgresql package", name)
+	}
+	return p, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
 func version(initdb string) int {
 	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(initdb))))
 	return n

@@ -459,6 +459,21 @@ export function DeliveryDetail({ api, id, can, onRetry, onClose }) {
   useEffect(() => {
     load();
   }, [load]);
+  // The delivery's own changes (an attempt sent after a retry, a
+  // scheduled one) reload it while it is shown, whether or not the list
+  // behind follows new deliveries.
+  const endpointId = d && d.endpoint.id;
+  useEffect(() => {
+    if (!endpointId) return undefined;
+    return api.subscribe(
+      FEED,
+      { ep: endpointId, type: null },
+      (x) => {
+        if (x.deliveryUpdated.deliveryId === id) load();
+      },
+      () => {},
+    );
+  }, [api, id, endpointId, load]);
   const att = d && d.attempts.edges.map((e) => e.node).find((a) => a.id === attempt);
   return (
     <Dialog title={d ? `${d.eventType} to ${d.endpoint.name}` : "Delivery"} onClose={onClose} testid="delivery-detail" wide>
