@@ -101,8 +101,9 @@ func (a *appRequests) slots(ctx context.Context, appID string) (*appSlots, error
 	now := a.now()
 	a.mu.Lock()
 	s := a.apps[appID]
+	fresh := s != nil && now.Sub(s.checked) < appLimitTTL
 	a.mu.Unlock()
-	if s != nil && now.Sub(s.checked) < appLimitTTL {
+	if fresh {
 		return s, nil
 	}
 	limit, err := quota.Get(ctx, a.client, appID, quota.ConcurrentRequests)

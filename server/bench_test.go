@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
@@ -38,6 +41,7 @@ func BenchmarkDelivery_SinglePublishes(b *testing.B) {
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	hc := &http.Client{Transport: tr}
 	defer tr.CloseIdleConnections()
+	commits0, events0 := publishCommits(b, s.URL)
 	b.SetParallelism(16)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -74,6 +78,28 @@ func BenchmarkDelivery_SinglePublishes(b *testing.B) {
 		time.Sleep(time.Millisecond)
 	}
 	b.StopTimer()
+	commits, events := publishCommits(b, s.URL)
+	b.ReportMetric((events-events0)/(commits-commits0), "events/commit")
 	b.ReportMetric(0, "ns/op") // wall time on a shared machine says little
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "wall-ns/delivery")
+}
+
+// publishCommits reads the publisher's commits and the events they held
+// so far from the server's metrics.
+func publishCommits(b *testing.B, url string) (commits, events float64) {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, m := range families["herald_publisher_batch_size"].GetMetric() {
+		commits += float64(m.GetHistogram().GetSampleCount())
+		events += m.GetHistogram().GetSampleSum()
+	}
+	return commits, events
 }

@@ -126,7 +126,7 @@ func TestConsole_OperatorFindsAnotherAppsDeliveryByEventIDAndRetriesIt(t *testin
 	status.Store(http.StatusOK)
 	p.click("Retry now", `[data-testid=retry-detail]`)
 	p.waitFor("the retry to succeed", `(document.querySelector("[data-testid=detail-status] [data-status]") || {dataset: {}}).dataset.status === "SUCCEEDED"`)
-	p.do("close the detail", chromedp.KeyEvent("\x1b"))
+	p.closeDialog("the detail")
 	p.waitFor("the row to succeed live", `document.querySelector(`+js(drow)+`).dataset.status === "SUCCEEDED"`)
 	if d := s.Deliveries(beta, ev); len(d) != 1 || d[0].Status != "SUCCEEDED" || d[0].AttemptCount != 2 {
 		t.Errorf("Beta's delivery after the retry: %+v", d)

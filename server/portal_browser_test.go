@@ -110,6 +110,17 @@ func (p *browserPage) click(what, sel string) {
 	p.do(what, chromedp.Click(chromedp.CSS(sel)))
 }
 
+// closeDialog closes the open dialog with Escape, as a person would, once
+// it is open (a dialog's contents are in the page a moment before it is
+// shown modally, and Escape before then closes nothing), and waits until
+// it is gone.
+func (p *browserPage) closeDialog(what string) {
+	p.t.Helper()
+	p.waitFor(what+" to be open", `document.querySelector("dialog[open]")`)
+	p.do("close "+what, chromedp.KeyEvent("\x1b"))
+	p.waitFor(what+" to close", `!document.querySelector("dialog[open]")`)
+}
+
 // typeInto replaces the value of the input sel as a user would.
 func (p *browserPage) typeInto(sel, text string) {
 	p.t.Helper()
@@ -235,8 +246,7 @@ func TestPortal_CustomerManagesEndpointsAndWatchesDeliveries(t *testing.T) {
 		t.Errorf("the test event does not verify with the copied secret: %v", err)
 	}
 	p.checkScreen("portal-test-event", true)
-	p.do("close the dialog", chromedp.KeyEvent("\x1b"))
-	p.waitFor("the dialog to close", `!document.querySelector("dialog[open]")`)
+	p.closeDialog("the dialog")
 
 	// Deliveries: a published event's delivery appears live.
 	p.click("Deliveries", `[data-testid=tab-deliveries]`)
@@ -265,7 +275,7 @@ func TestPortal_CustomerManagesEndpointsAndWatchesDeliveries(t *testing.T) {
 	p.checkScreen("portal-attempt", true)
 	status.Store(http.StatusOK)
 	p.click("Retry now", `[data-testid=retry-detail]`)
-	p.do("close the detail", chromedp.KeyEvent("\x1b"))
+	p.closeDialog("the detail")
 	p.waitFor("the retried delivery to succeed live", badRow+`.dataset.status === "SUCCEEDED" && `+badRow+`.querySelector("[data-col=attempts]").textContent === "2"`)
 
 	// Replay since a time.
@@ -588,7 +598,7 @@ func TestPortal_CopiedNodeSnippetVerifiesARealDelivery(t *testing.T) {
 	p.click("all events", `[data-testid="type-*"]`)
 	p.click("save", `[data-testid=save-endpoint]`)
 	p.waitFor("the secret", `document.querySelector("[data-testid=secret]")`)
-	p.do("close", chromedp.KeyEvent("\x1b"))
+	p.closeDialog("the dialog")
 
 	// Later, from the endpoint's "Verify signatures", with the secret
 	// revealed again.
@@ -692,7 +702,7 @@ func TestPortal_ReadOnlySessionShowsNoMutatingControls(t *testing.T) {
 	if n := p.count(mutating); n != 0 {
 		t.Errorf("a read-only session may reveal the secret")
 	}
-	p.do("close", chromedp.KeyEvent("\x1b"))
+	p.closeDialog("the dialog")
 	p.click("Deliveries", `[data-testid=tab-deliveries]`)
 	p.waitFor("the failed delivery", `document.querySelector('tr[data-status="FAILED"]')`)
 	p.click("Details", `[data-testid=details]`)
