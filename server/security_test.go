@@ -1,0 +1,663 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/internal/heraldtest"
+	"github.com/heraldhq/herald/server"
+)
+
+// testCA is a certificate authority made for one test.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	PEM  string
+}
+
+func newTestCA(t *testing.T, name string) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testCA{cert: cert, key: key, PEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
+}
+
+// issue returns a certificate signed by ca and its private key, in PEM:
+// a server certificate for 127.0.0.1, or a client certificate.
+func (ca *testCA) issue(t *testing.T, cn string, server bool, validFor time.Duration) (certPEM, keyPEM string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(validFor),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+}
+
+// randomText returns a distinctive random string to find in files.
+func randomText(t *testing.T, prefix string) string {
+	t.Helper()
+	b := make([]byte, 18)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return prefix + base64.RawURLEncoding.EncodeToString(b)
+}
+
+func newEncryptionKey(t *testing.T, id string) string {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return id + ":" + base64.StdEncoding.EncodeToString(b)
+}
+
+// endpointsWithEverySecret creates one endpoint per kind of credential and
+// returns every secret value it gave Herald (and the signing secrets
+// Herald returned).
+func endpointsWithEverySecret(t *testing.T, s *heraldtest.Server, url string) []string {
+	t.Helper()
+	ca := newTestCA(t, "secrets CA")
+	cert, key := ca.issue(t, "herald", false, 24*time.Hour)
+	var secrets []string
+	add := func(prefix string) string {
+		v := randomText(t, prefix)
+		secrets = append(secrets, v)
+		return v
+	}
+	inputs := []map[string]any{
+		{"auth": map[string]any{"type": "BEARER", "token": add("bearer-")}},
+		{"auth": map[string]any{"type": "BASIC", "username": "u", "password": add("password-")}},
+		{"auth": map[string]any{"type": "API_KEY", "headerName": "X-Api-Key", "headerValue": add("apikey-")}},
+		{"auth": map[string]any{"type": "HMAC", "secret": add("hmacsecret-")}},
+		{"auth": map[string]any{"type": "SIGNATURE", "secret": add("sigsecret-")}},
+		{"auth": map[string]any{"type": "OAUTH2_CLIENT_CREDENTIALS", "tokenUrl": url + "/token", "clientId": "c", "clientSecret": add("clientsecret-")}},
+		{"headers": []map[string]any{{"name": "X-Custom", "value": add("header-"), "secret": true}}},
+		{"tls": map[string]any{"clientCertificate": cert, "clientKey": key}},
+		{"signatureScheme": "ED25519"},
+	}
+	// The key's base64 body, without its PEM armour.
+	keyBody := strings.Join(strings.Split(key, "\n")[1:3], "")
+	secrets = append(secrets, keyBody[:40])
+	for i, in := range inputs {
+		in["url"] = fmt.Sprintf("%s/ep%d", url, i)
+		_, signing := s.CreateEndpoint(s.Token, in)
+		if signing == "" {
+			t.Fatalf("createEndpoint(%v) returned no secret", in)
+		}
+		if strings.HasPrefix(signing, "whsec_") {
+			secrets = append(secrets, strings.TrimPrefix(signing, "whsec_"))
+		}
+	}
+	return secrets
+}
+
+// findIn returns the secrets found in the files.
+func findIn(t *testing.T, secrets []string, paths ...string) []string {
+	t.Helper()
+	var found []string
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range secrets {
+			if bytes.Contains(b, []byte(s)) {
+				found = append(found, fmt.Sprintf("%s in %s", s, filepath.Base(p)))
+			}
+		}
+	}
+	return found
+}
+
+func TestSecrets_NotInTheSQLiteFilesAndKeyFileCreated(t *testing.T) {
+	t.Parallel()
+	s := heraldtest.Start(t)
+	rc := heraldtest.NewReceiver(t, nil)
+	secrets := endpointsWithEverySecret(t, s, rc.URL)
+	files := []string{s.DBPath, s.DBPath + "-wal", s.DBPath + "-shm"}
+	if found := findIn(t, secrets, files...); len(found) > 0 {
+		t.Errorf("secrets stored in the clear while herald runs: %v", found)
+	}
+	// The read side still sees masked values, and sends real ones.
+	var out struct {
+		Endpoints struct {
+			Edges []struct {
+				Node struct {
+					Auth struct{ Token, Password *string }
+					TLS  *struct{ ClientKey *string } `json:"tls"`
+				}
+			}
+		}
+	}
+	s.Do(s.Token, `{ endpoints(first: 20) { edges { node { auth { token password } tls { clientKey } } } } }`, nil).Decode(t, &out)
+	for _, e := range out.Endpoints.Edges {
+		for _, v := range []*string{e.Node.Auth.Token, e.Node.Auth.Password} {
+			if v != nil && len(*v) > 12 && !strings.Contains(*v, "*") && !strings.Contains(*v, "•") {
+				t.Errorf("a credential reads back unmasked: %q", *v)
+			}
+		}
+	}
+	s.Close()
+	if found := findIn(t, secrets, files...); len(found) > 0 {
+		t.Errorf("secrets stored in the clear after herald stopped: %v", found)
+	}
+	info, err := os.Stat(server.KeyFilePath(s.DBPath))
+	if err != nil {
+		t.Fatalf("no key file beside the database: %v", err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode = %v, want 0600", info.Mode().Perm())
+	}
+}
+
+func TestSecrets_RotationReencryptsWhilePublishingAndAWrongKeyRefusesToStart(t *testing.T) {
+	t.Parallel()
+	k1, k2 := newEncryptionKey(t, "k1"), newEncryptionKey(t, "k2")
+	s := heraldtest.Start(t, func(c *server.Config) { c.EncryptionKeys = k1 })
+	var got atomic.Int64
+	rc := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer rotation-token" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		got.Add(1)
+	})
+	const endpoints = 12
+	for i := range endpoints {
+		s.CreateEndpoint(s.Token, map[string]any{"url": fmt.Sprintf("%s/ep%d", rc.URL, i), "name": fmt.Sprint("ep", i), "auth": map[string]any{"type": "BEARER", "token": "rotation-token"}})
+	}
+	// The new key first: k1 still opens what it sealed.
+	s = s.Restart(func(c *server.Config) { c.EncryptionKeys = k2 + "," + k1 })
+	type keyUse struct {
+		ID         string
+		Configured bool
+		Endpoints  int
+	}
+	var before struct {
+		EncryptionKeys struct {
+			Primary string
+			Keys    []keyUse
+		}
+	}
+	s.Do(s.Token, `{ encryptionKeys { primary keys { id configured endpoints } } }`, nil).Decode(t, &before)
+	if before.EncryptionKeys.Primary != "k2" || len(before.EncryptionKeys.Keys) != 2 || before.EncryptionKeys.Keys[1].Endpoints != endpoints {
+		t.Fatalf("before rotation: %+v", before.EncryptionKeys)
+	}
+	// Publish while rotating, in small batches so that rotation and
+	// publishing interleave.
+	stop := make(chan struct{})
+	var published atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			s.Publish(s.Token, "order.created", map[string]any{"n": published.Load()})
+			published.Add(1)
+		}
+	})
+	var rot struct {
+		RotateEncryptionKeys struct {
+			Primary   string
+			Resealed  int
+			Remaining []keyUse
+			Done      bool
+		}
+	}
+	total := 0
+	for range endpoints + 1 {
+		s.Do(s.Token, `mutation { rotateEncryptionKeys(input: {batchSize: 1, maxBatches: 1}) { primary resealed remaining { id configured endpoints } done } }`, nil).Decode(t, &rot)
+		total += rot.RotateEncryptionKeys.Resealed
+		if rot.RotateEncryptionKeys.Done {
+			break
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if !rot.RotateEncryptionKeys.Done || total != endpoints || len(rot.RotateEncryptionKeys.Remaining) != 0 {
+		t.Fatalf("rotation: resealed %d of %d, last answer %+v", total, endpoints, rot.RotateEncryptionKeys)
+	}
+	// Everything published during the rotation is delivered, with the
+	// credentials opened under either key.
+	want := published.Load() * endpoints
+	if !heraldtest.Eventually(60*time.Second, func() bool { return got.Load() >= want }) {
+		t.Fatalf("delivered %d of %d", got.Load(), want)
+	}
+	// k1 is no longer needed.
+	s = s.Restart(func(c *server.Config) { c.EncryptionKeys = k2 })
+	s.Publish(s.Token, "order.created", map[string]any{"after": "rotation"})
+	if !heraldtest.Eventually(30*time.Second, func() bool { return got.Load() >= want+endpoints }) {
+		t.Fatalf("after dropping k1: delivered %d of %d", got.Load(), want+endpoints)
+	}
+	// Without k2, or with another key named k2, Herald refuses to start,
+	// naming the key it needs.
+	s.Close()
+	for _, keys := range []string{k1, newEncryptionKey(t, "k2")} {
+		cfg := server.Config{DBPath: s.DBPath, EncryptionKeys: keys, Logger: heraldtest.Logger(t)}
+		srv, err := server.New(context.Background(), cfg)
+		if err == nil {
+			srv.Close(context.Background())
+			t.Fatalf("herald started with keys %s", strings.Split(keys, ":")[0])
+		}
+		if !strings.Contains(err.Error(), `"k2"`) {
+			t.Errorf("start with key %s: error %q does not name key k2", strings.Split(keys, ":")[0], err)
+		}
+	}
+}
+
+func TestMutualTLS_PresentsTheClientCertificateAndTrustsOnlyTheGivenRoots(t *testing.T) {
+	t.Parallel()
+	serverCA, clientCA, otherCA := newTestCA(t, "server CA"), newTestCA(t, "client CA"), newTestCA(t, "other CA")
+	srvCert, srvKey := serverCA.issue(t, "receiver", true, 24*time.Hour)
+	pair, err := tls.X509KeyPair([]byte(srvCert), []byte(srvKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientPool := x509.NewCertPool()
+	clientPool.AddCert(clientCA.cert)
+	var mu sync.Mutex
+	var seen []string
+	rs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.TLS.PeerCertificates[0].Subject.CommonName)
+		mu.Unlock()
+	}))
+	rs.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientPool}
+	rs.StartTLS()
+	t.Cleanup(rs.Close)
+
+	s := heraldtest.Start(t)
+	createEventTypes(t, s, "mtls.good", "mtls.nocert", "mtls.untrusted", "mtls.soon")
+	cert, key := clientCA.issue(t, "herald-client", false, 60*24*time.Hour)
+	soon, soonKey := clientCA.issue(t, "herald-soon", false, 3*24*time.Hour)
+	retry := map[string]any{"maxAttempts": 1, "initialDelay": "1s", "backoffMultiplier": 1, "maxDelay": "1s"}
+	good, _ := s.CreateEndpoint(s.Token, map[string]any{"url": rs.URL, "eventTypes": []string{"mtls.good"}, "retryPolicy": retry,
+		"tls": map[string]any{"clientCertificate": cert, "clientKey": key, "caCertificates": serverCA.PEM}})
+	s.CreateEndpoint(s.Token, map[string]any{"url": rs.URL, "eventTypes": []string{"mtls.nocert"}, "retryPolicy": retry,
+		"tls": map[string]any{"caCertificates": serverCA.PEM}})
+	s.CreateEndpoint(s.Token, map[string]any{"url": rs.URL, "eventTypes": []string{"mtls.untrusted"}, "retryPolicy": retry,
+		"tls": map[string]any{"clientCertificate": cert, "clientKey": key, "caCertificates": otherCA.PEM}})
+	soonID, _ := s.CreateEndpoint(s.Token, map[string]any{"url": rs.URL, "eventTypes": []string{"mtls.soon"}, "retryPolicy": retry,
+		"tls": map[string]any{"clientCertificate": soon, "clientKey": soonKey, "caCertificates": serverCA.PEM}})
+
+	ok := s.WaitDelivery(s.Token, s.Publish(s.Token, "mtls.good", map[string]any{}), 30*time.Second, func(d heraldtest.Delivery) bool { return d.Status != "PENDING" })
+	if ok.Status != "SUCCEEDED" {
+		t.Fatalf("with the client certificate: %s %v", ok.Status, deref(ok.LastError))
+	}
+	mu.Lock()
+	if len(seen) != 1 || seen[0] != "herald-client" {
+		t.Errorf("the receiver saw client certificates %v", seen)
+	}
+	mu.Unlock()
+	for _, c := range []struct{ eventType, want string }{
+		{"mtls.nocert", "certificate"},
+		{"mtls.untrusted", "x509"},
+	} {
+		d := s.WaitDelivery(s.Token, s.Publish(s.Token, c.eventType, map[string]any{}), 30*time.Second, func(d heraldtest.Delivery) bool { return d.Status == "FAILED" })
+		if d.LastError == nil || !strings.Contains(strings.ToLower(*d.LastError), c.want) {
+			t.Errorf("%s: error %q does not mention %q", c.eventType, deref(d.LastError), c.want)
+		}
+	}
+
+	// The certificate's expiry shows on the endpoint, its key masked.
+	var out struct {
+		Node struct {
+			TLS struct {
+				ClientKey   string
+				ExpiresAt   time.Time
+				ExpiresSoon bool
+			} `json:"tls"`
+		}
+	}
+	for id, soonWanted := range map[string]bool{good: false, soonID: true} {
+		s.Do(s.Token, `query($id: ID!) { node(id: $id) { ... on Endpoint { tls { clientKey expiresAt expiresSoon } } } }`, map[string]any{"id": id}).Decode(t, &out)
+		if out.Node.TLS.ExpiresSoon != soonWanted || out.Node.TLS.ExpiresAt.IsZero() || strings.Contains(out.Node.TLS.ClientKey, "PRIVATE KEY-----\n") {
+			t.Errorf("endpoint %s tls = %+v, want expiresSoon %v and a masked key", id, out.Node.TLS, soonWanted)
+		}
+	}
+
+	// Invalid or mismatched PEM is refused at save, naming the field.
+	_, otherKey := clientCA.issue(t, "other", false, time.Hour)
+	for _, c := range []struct {
+		tls   map[string]any
+		field string
+	}{
+		{map[string]any{"clientCertificate": cert, "clientKey": otherKey}, "clientKey"},
+		{map[string]any{"clientCertificate": "not a certificate", "clientKey": key}, "clientCertificate"},
+		{map[string]any{"caCertificates": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"}, "caCertificates"},
+	} {
+		r := s.Do(s.Token, `mutation($in: CreateEndpointInput!) { createEndpoint(input: $in) { secret } }`,
+			map[string]any{"in": map[string]any{"name": "bad", "url": rs.URL, "eventTypes": []string{"*"}, "tls": c.tls}})
+		if r.Code() != "BAD_USER_INPUT" || !strings.Contains(r.Field()+r.Reason(), c.field) {
+			t.Errorf("tls %v: got %s %q %q, want BAD_USER_INPUT naming %s", c.tls, r.Code(), r.Field(), r.Reason(), c.field)
+		}
+	}
+}
+
+func createEventTypes(t *testing.T, s *heraldtest.Server, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		s.Do(s.Token, `mutation($n: String!) { createEventType(input: {name: $n}) { id } }`, map[string]any{"n": n}).CheckErrors(t)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// tokenServer is an OAuth2 token endpoint that counts its requests and
+// issues numbered tokens valid for lifetime.
+type tokenServer struct {
+	*httptest.Server
+	requests atomic.Int64
+	mu       sync.Mutex
+	valid    map[string]time.Time
+}
+
+func newTokenServer(t *testing.T, lifetime time.Duration) *tokenServer {
+	ts := &tokenServer{valid: map[string]time.Time{}}
+	ts.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := ts.requests.Add(1)
+		id, sec, ok := r.BasicAuth()
+		if err := r.ParseForm(); err != nil || r.Form.Get("grant_type") != "client_credentials" {
+			http.Error(w, `{"error":"unsupported_grant_type"}`, http.StatusBadRequest)
+			return
+		}
+		if !ok {
+			id, sec = r.Form.Get("client_id"), r.Form.Get("client_secret")
+		}
+		if id != "herald" || sec != "client-secret-value" || r.Form.Get("audience") != "https://api.example" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			w.Write([]byte(`{"error":"invalid_client"}`))
+			return
+		}
+		tok := fmt.Sprintf("token-%d", n)
+		ts.mu.Lock()
+		ts.valid[tok] = time.Now().Add(lifetime)
+		ts.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": int(lifetime.Seconds())})
+	}))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// check reports whether an Authorization header carries a valid token.
+func (ts *tokenServer) check(h string) bool {
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		return false
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	exp, ok := ts.valid[tok]
+	return ok && time.Now().Before(exp)
+}
+
+func (ts *tokenServer) revokeAll() {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	clear(ts.valid)
+}
+
+func oauthEndpoint(s *heraldtest.Server, rc *heraldtest.Receiver, ts *tokenServer, eventType string) {
+	s.CreateEndpoint(s.Token, map[string]any{"url": rc.URL, "eventTypes": []string{eventType},
+		"retryPolicy": map[string]any{"maxAttempts": 5, "initialDelay": "100ms", "backoffMultiplier": 1, "maxDelay": "100ms"},
+		"auth": map[string]any{"type": "OAUTH2_CLIENT_CREDENTIALS", "tokenUrl": ts.URL + "/token", "clientId": "herald",
+			"clientSecret": "client-secret-value", "scopes": []string{"webhooks:write"}, "audience": "https://api.example"}})
+}
+
+func publishMany(t *testing.T, s *heraldtest.Server, eventType string, n int) {
+	t.Helper()
+	for n > 0 {
+		batch := min(n, 100)
+		in := make([]map[string]any, batch)
+		for i := range in {
+			in[i] = map[string]any{"eventType": eventType, "payload": map[string]any{"i": i}}
+		}
+		s.Do(s.Token, `mutation($in: [PublishEventInput!]!) { publishEvents(input: $in) { id } }`, map[string]any{"in": in}).CheckErrors(t)
+		n -= batch
+	}
+}
+
+func TestOAuth2_ManyDeliveriesFewTokenRequestsAndARevokedTokenRefreshedOnce(t *testing.T) {
+	t.Parallel()
+	const lifetime = 5 * time.Second
+	ts := newTokenServer(t, lifetime)
+	var ok, refused atomic.Int64
+	rc := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		if !ts.check(r.Header.Get("Authorization")) {
+			refused.Add(1)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		ok.Add(1)
+	})
+	s := heraldtest.Start(t)
+	oauthEndpoint(s, rc, ts, "order.created")
+	start := time.Now()
+	const n = 1000
+	publishMany(t, s, "order.created", n)
+	if !heraldtest.Eventually(120*time.Second, func() bool { return ok.Load() >= n }) {
+		t.Fatalf("delivered %d of %d (refused %d)", ok.Load(), n, refused.Load())
+	}
+	elapsed := time.Since(start)
+	// A token is used until a fifth of its life before it expires: one
+	// per 4s at most, and a refusal only when one expired in flight.
+	limit := int64(elapsed/(lifetime*4/5)) + 2
+	if got := ts.requests.Load(); got > limit {
+		t.Errorf("%d token requests for %d deliveries in %s, want at most %d", got, n, elapsed.Round(time.Millisecond), limit)
+	}
+	t.Logf("%d deliveries in %s: %d token requests, %d refused", n, elapsed.Round(time.Millisecond), ts.requests.Load(), refused.Load())
+
+	// Revoke every token: the next sends get 401 and fetch one new token,
+	// once, then deliver.
+	before, refusedBefore := ts.requests.Load(), refused.Load()
+	ts.revokeAll()
+	delivered := ok.Load()
+	publishMany(t, s, "order.created", 20)
+	if !heraldtest.Eventually(60*time.Second, func() bool { return ok.Load() >= delivered+20 }) {
+		t.Fatalf("after revocation: delivered %d of 20", ok.Load()-delivered)
+	}
+	if got := ts.requests.Load() - before; got != 1 {
+		t.Errorf("token requests after revocation = %d, want 1", got)
+	}
+	if refused.Load() == refusedBefore {
+		t.Errorf("the revoked token was never refused")
+	}
+}
+
+func TestOAuth2_ATokenRequestRefusedIsAClearAttemptError(t *testing.T) {
+	t.Parallel()
+	ts := newTokenServer(t, time.Hour)
+	rc := heraldtest.NewReceiver(t, nil)
+	s := heraldtest.Start(t)
+	createEventTypes(t, s, "oauth.refused")
+	s.CreateEndpoint(s.Token, map[string]any{"url": rc.URL, "eventTypes": []string{"oauth.refused"},
+		"auth": map[string]any{"type": "OAUTH2_CLIENT_CREDENTIALS", "tokenUrl": ts.URL + "/token", "clientId": "herald", "clientSecret": "wrong"}})
+	d := s.WaitDelivery(s.Token, s.Publish(s.Token, "oauth.refused", map[string]any{}), 30*time.Second, func(d heraldtest.Delivery) bool { return d.Status == "FAILED" })
+	if d.LastError == nil || !strings.Contains(*d.LastError, "token") || !strings.Contains(*d.LastError, "401") {
+		t.Errorf("last error = %q, want the token endpoint's 401", deref(d.LastError))
+	}
+	if len(rc.Requests()) != 0 {
+		t.Errorf("the endpoint was called without a token")
+	}
+}
+
+// ed25519Verifier verifies Standard Webhooks v1a signatures with Node's
+// crypto module, an implementation independent of Herald's: it reads
+// {key, content, signature} lines and prints "ok" or "bad" for each.
+const ed25519Verifier = `
+const crypto = require('crypto');
+const rl = require('readline').createInterface({ input: process.stdin });
+rl.on('line', (line) => {
+  const { key, content, signature } = JSON.parse(line);
+  const raw = Buffer.from(key.replace(/^whpk_/, ''), 'base64');
+  const pub = crypto.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') }, format: 'jwk' });
+  const ok = crypto.verify(null, Buffer.from(content), pub, Buffer.from(signature, 'base64'));
+  console.log(ok ? 'ok' : 'bad');
+});
+`
+
+func TestEd25519_SignaturesVerifyWithNodeCryptoDuringRotation(t *testing.T) {
+	t.Parallel()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("HERALD_REQUIRE_NODE") == "1" {
+			t.Fatal("node is needed to verify Ed25519 signatures independently (HERALD_REQUIRE_NODE=1)")
+		}
+		t.Skip("node is needed to verify Ed25519 signatures independently")
+	}
+	s := heraldtest.Start(t)
+	rc := heraldtest.NewReceiver(t, nil)
+	id, pub1 := s.CreateEndpoint(s.Token, map[string]any{"url": rc.URL, "signatureScheme": "ED25519"})
+	if !strings.HasPrefix(pub1, "whpk_") {
+		t.Fatalf("createEndpoint returned %q, want a public key whpk_…", pub1)
+	}
+	var ep struct {
+		Node struct{ PublicKey, SignatureScheme string }
+	}
+	s.Do(s.Token, `query($id: ID!) { node(id: $id) { ... on Endpoint { publicKey signatureScheme } } }`, map[string]any{"id": id}).Decode(t, &ep)
+	if ep.Node.PublicKey != pub1 || ep.Node.SignatureScheme != "ED25519" {
+		t.Fatalf("endpoint reads %+v, want publicKey %s", ep.Node, pub1)
+	}
+	s.Publish(s.Token, "order.created", map[string]any{"before": "rotation"})
+	rc.WaitRequests(t, 1, 30*time.Second)
+	var rot struct {
+		RotateEndpointSecret struct{ Secret string }
+	}
+	s.Do(s.Token, `mutation($id: ID!) { rotateEndpointSecret(id: $id, input: {overlap: "1h"}) { secret } }`, map[string]any{"id": id}).Decode(t, &rot)
+	pub2 := rot.RotateEndpointSecret.Secret
+	if !strings.HasPrefix(pub2, "whpk_") || pub2 == pub1 {
+		t.Fatalf("rotation returned %q", pub2)
+	}
+	s.Publish(s.Token, "order.created", map[string]any{"during": "rotation"})
+	reqs := rc.WaitRequests(t, 2, 30*time.Second)
+
+	type check struct{ Key, Content, Signature string }
+	var lines []check
+	for i, r := range reqs {
+		content := r.Header.Get("webhook-id") + "." + r.Header.Get("webhook-timestamp") + "." + string(r.Body)
+		var sigs []string
+		for _, f := range strings.Fields(r.Header.Get("webhook-signature")) {
+			if v, ok := strings.CutPrefix(f, "v1a,"); ok {
+				sigs = append(sigs, v)
+			}
+		}
+		wantSigs := 1 + i // the second request is signed with both keys
+		if len(sigs) != wantSigs {
+			t.Fatalf("request %d has %d v1a signatures (%q), want %d", i, len(sigs), r.Header.Get("webhook-signature"), wantSigs)
+		}
+		keys := []string{pub1}
+		if i == 1 {
+			keys = []string{pub2, pub1}
+		}
+		// Each key verifies exactly one signature of the request.
+		for _, k := range keys {
+			for _, sig := range sigs {
+				lines = append(lines, check{k, content, sig})
+			}
+		}
+		// and a tampered body verifies with none.
+		lines = append(lines, check{keys[0], content + " ", sigs[0]})
+	}
+	var in bytes.Buffer
+	for _, l := range lines {
+		b, _ := json.Marshal(map[string]string{"key": l.Key, "content": l.Content, "signature": l.Signature})
+		in.Write(append(b, '\n'))
+	}
+	cmd := exec.Command(node, "-e", ed25519Verifier)
+	cmd.Stdin = &in
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	got := strings.Fields(string(out))
+	if len(got) != len(lines) {
+		t.Fatalf("node printed %q for %d checks", out, len(lines))
+	}
+	// Request 0: [pub1·sig] ok, [tampered] bad.
+	if got[0] != "ok" || got[1] != "bad" {
+		t.Errorf("before rotation: node says %v, want [ok bad]", got[:2])
+	}
+	// Request 1: pub2 and pub1 each verify exactly one of the two
+	// signatures; the tampered content verifies with neither.
+	r1 := got[2:]
+	if count(r1[0:2], "ok") != 1 || count(r1[2:4], "ok") != 1 || r1[0] == r1[2] || r1[4] != "bad" {
+		t.Errorf("during rotation: node says %v, want each key to verify one signature", r1)
+	}
+}
+
+func count(xs []string, v string) int {
+	n := 0
+	for _, x := range xs {
+		if x == v {
+			n++
+		}
+	}
+	return n
+}
