@@ -9,8 +9,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/heraldhq/herald/auth"
 	"github.com/heraldhq/herald/audit"
+	"github.com/heraldhq/herald/auth"
 	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/ent"

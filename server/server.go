@@ -400,10 +400,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.portal = &portal.Service{Client: d.Client, Auth: authn, Rand: cfg.Rand}
 	epService.Engine, epService.Observer = engine, observer
 	schema := graph.NewSchema(graph.Deps{
-		Client:  d.Client,
-		Auth:    authn,
-		Catalog: cat,
-		Endpoints: epService,
+		Client:     d.Client,
+		Auth:       authn,
+		Catalog:    cat,
+		Endpoints:  epService,
 		Engine:     engine,
 		Bus:        live,
 		Portal:     s.portal,

@@ -72,7 +72,6 @@ func NewSignerKeys(keys ...Key) *Signer {
 	return s
 }
 
-
 // get returns a reset MAC for the key.
 func (k *pooledKey) get() *mac {
 	m := k.pool.Get().(*mac)
