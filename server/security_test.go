@@ -458,6 +458,18 @@ func (ts *tokenServer) check(h string) bool {
 	return ok && time.Now().Before(exp)
 }
 
+// allExpired reports whether every token issued so far has expired.
+func (ts *tokenServer) allExpired() bool {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for _, exp := range ts.valid {
+		if time.Now().Before(exp) {
+			return false
+		}
+	}
+	return true
+}
+
 func (ts *tokenServer) revokeAll() {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -484,9 +496,9 @@ func publishMany(t *testing.T, s *heraldtest.Server, eventType string, n int) {
 	}
 }
 
-func TestOAuth2_ManyDeliveriesFewTokenRequestsAndARevokedTokenRefreshedOnce(t *testing.T) {
+func TestOAuth2_ManyDeliveriesWithExpiringTokensNeedFewTokenRequests(t *testing.T) {
 	t.Parallel()
-	const lifetime = 5 * time.Second
+	const lifetime = time.Second
 	ts := newTokenServer(t, lifetime)
 	var ok, refused atomic.Int64
 	rc := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
@@ -499,23 +511,54 @@ func TestOAuth2_ManyDeliveriesFewTokenRequestsAndARevokedTokenRefreshedOnce(t *t
 	})
 	s := heraldtest.Start(t)
 	oauthEndpoint(s, rc, ts, "order.created")
+	// 1,000 deliveries in five rounds, each after every token issued so
+	// far has expired: a round needs a new token, and one is enough for
+	// it while it lasts.
+	const rounds, perRound = 5, 200
 	start := time.Now()
-	const n = 1000
-	publishMany(t, s, "order.created", n)
-	if !heraldtest.Eventually(120*time.Second, func() bool { return ok.Load() >= n }) {
-		t.Fatalf("delivered %d of %d (refused %d)", ok.Load(), n, refused.Load())
+	for round := 1; round <= rounds; round++ {
+		if !heraldtest.Eventually(10*time.Second, ts.allExpired) {
+			t.Fatal("tokens did not expire")
+		}
+		publishMany(t, s, "order.created", perRound)
+		if !heraldtest.Eventually(120*time.Second, func() bool { return ok.Load() >= int64(round*perRound) }) {
+			t.Fatalf("round %d: delivered %d of %d (refused %d)", round, ok.Load(), round*perRound, refused.Load())
+		}
 	}
 	elapsed := time.Since(start)
-	// A token is used until a fifth of its life before it expires: one
-	// per 4s at most, and a refusal only when one expired in flight.
-	limit := int64(elapsed/(lifetime*4/5)) + 2
-	if got := ts.requests.Load(); got > limit {
-		t.Errorf("%d token requests for %d deliveries in %s, want at most %d", got, n, elapsed.Round(time.Millisecond), limit)
+	// A token is used until a fifth of its life before it expires: at
+	// least one per round, at most one per 800ms beyond that.
+	got, limit := ts.requests.Load(), int64(rounds)+int64(elapsed/(lifetime*4/5))
+	if got < rounds || got > limit {
+		t.Errorf("%d token requests for %d deliveries in %d rounds and %s, want %d to %d", got, rounds*perRound, rounds, elapsed.Round(time.Millisecond), rounds, limit)
 	}
-	t.Logf("%d deliveries in %s: %d token requests, %d refused", n, elapsed.Round(time.Millisecond), ts.requests.Load(), refused.Load())
+	t.Logf("%d deliveries in %s: %d token requests, %d refused", rounds*perRound, elapsed.Round(time.Millisecond), got, refused.Load())
 
+}
+
+func TestOAuth2_ARevokedTokenIsRefreshedOnce(t *testing.T) {
+	t.Parallel()
+	ts := newTokenServer(t, time.Hour)
+	var ok, refused atomic.Int64
+	rc := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		if !ts.check(r.Header.Get("Authorization")) {
+			refused.Add(1)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		ok.Add(1)
+	})
+	s := heraldtest.Start(t)
+	oauthEndpoint(s, rc, ts, "order.created")
+	publishMany(t, s, "order.created", 20)
+	if !heraldtest.Eventually(60*time.Second, func() bool { return ok.Load() >= 20 }) {
+		t.Fatalf("delivered %d of 20", ok.Load())
+	}
+	if got := ts.requests.Load(); got != 1 {
+		t.Fatalf("%d token requests for 20 deliveries, want 1", got)
+	}
 	// Revoke every token: the next sends get 401 and fetch one new token,
-	// once, then deliver.
+	// once, then deliver in the same attempt.
 	before, refusedBefore := ts.requests.Load(), refused.Load()
 	ts.revokeAll()
 	delivered := ok.Load()
@@ -660,4 +703,203 @@ func count(xs []string, v string) int {
 		}
 	}
 	return n
+}
+
+// tinyproxy is Debian's tinyproxy, run as an egress proxy on a loopback
+// port, with Basic credentials herald:proxy-password.
+type tinyproxy struct {
+	t    *testing.T
+	bin  string
+	conf string
+	Addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+	out  heraldtest.SyncBuffer // its log, across restarts
+}
+
+// startTinyproxy starts tinyproxy, or skips the test when it is not
+// installed, unless HERALD_REQUIRE_TINYPROXY=1 (as CI sets it).
+func startTinyproxy(t *testing.T) *tinyproxy {
+	t.Helper()
+	bin, err := exec.LookPath("tinyproxy")
+	if err != nil {
+		if _, serr := os.Stat("/usr/bin/tinyproxy"); serr == nil {
+			bin, err = "/usr/bin/tinyproxy", nil
+		}
+	}
+	if err != nil {
+		if os.Getenv("HERALD_REQUIRE_TINYPROXY") == "1" {
+			t.Fatal("the egress proxy tests need tinyproxy (apt-get install tinyproxy) (HERALD_REQUIRE_TINYPROXY=1)")
+		}
+		t.Skip("the egress proxy tests need tinyproxy (apt-get install tinyproxy)")
+	}
+	addr := heraldtest.FreeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	conf := filepath.Join(t.TempDir(), "tinyproxy.conf")
+	err = os.WriteFile(conf, []byte("Port "+port+"\nListen 127.0.0.1\nTimeout 30\nLogLevel Info\nMaxClients 200\n"+
+		"Allow 127.0.0.1\nBasicAuth herald proxy-password\n"), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tinyproxy{t: t, bin: bin, conf: conf, Addr: addr}
+	p.Start()
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// Start starts the proxy and waits until it accepts connections.
+func (p *tinyproxy) Start() {
+	p.t.Helper()
+	p.cmd = exec.Command(p.bin, "-d", "-c", p.conf)
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatalf("start tinyproxy: %v", err)
+	}
+	done := make(chan struct{})
+	p.done = done
+	go func() { p.cmd.Wait(); close(done) }()
+	if !heraldtest.Eventually(30*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", p.Addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}) {
+		p.t.Fatalf("tinyproxy does not listen on %s:\n%s", p.Addr, p.out.String())
+	}
+}
+
+// Stop stops the proxy and waits until it has exited.
+func (p *tinyproxy) Stop() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	p.cmd.Process.Kill()
+	<-p.done
+	p.cmd = nil
+}
+
+func TestEgressProxy_EveryRequestGoesThroughTinyproxyAndItsFailuresConsumeNothing(t *testing.T) {
+	t.Parallel()
+	proxy := startTinyproxy(t)
+	var via atomic.Int64
+	rc := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.Header.Get("Via"), "tinyproxy") {
+			via.Add(1)
+		}
+	})
+	private := heraldtest.NewReceiver(t, nil)
+	_, rcPort, _ := net.SplitHostPort(strings.TrimPrefix(rc.URL, "http://"))
+	s := heraldtest.Start(t, func(c *server.Config) {
+		// Private destinations are refused, but for the receiver; the
+		// proxy (on loopback) is allowed because it is the proxy.
+		c.AllowPrivateDestinations = false
+		c.AllowDestinations = "127.0.0.1:" + rcPort
+		c.EgressProxy = "http://herald:proxy-password@" + proxy.Addr
+	})
+	createEventTypes(t, s, "egress.sent", "egress.private")
+	retry := map[string]any{"maxAttempts": 2, "initialDelay": "100ms", "backoffMultiplier": 1, "maxDelay": "100ms"}
+	epID, _ := s.CreateEndpoint(s.Token, map[string]any{"url": rc.URL, "eventTypes": []string{"egress.sent"}, "retryPolicy": retry})
+
+	first := s.WaitDelivery(s.Token, s.Publish(s.Token, "egress.sent", map[string]any{}), 30*time.Second, func(d heraldtest.Delivery) bool { return d.Status == "SUCCEEDED" })
+	if via.Load() != 1 {
+		t.Fatalf("the receiver got %d requests through tinyproxy, want 1 (delivery %+v)", via.Load(), first)
+	}
+
+	// A private destination stays refused through the proxy: at save, or,
+	// for a name that resolves to one, when sending.
+	_, privPort, _ := net.SplitHostPort(strings.TrimPrefix(private.URL, "http://"))
+	r := s.Do(s.Token, `mutation($in: CreateEndpointInput!) { createEndpoint(input: $in) { endpoint { id } } }`,
+		map[string]any{"in": map[string]any{"name": "private", "url": "http://localhost:" + privPort, "eventTypes": []string{"egress.private"}, "retryPolicy": retry}})
+	if r.Code() == "" {
+		d := s.WaitDelivery(s.Token, s.Publish(s.Token, "egress.private", map[string]any{}), 30*time.Second, func(d heraldtest.Delivery) bool { return d.Status == "FAILED" })
+		if d.LastError == nil || strings.Contains(*d.LastError, "egress proxy") {
+			t.Errorf("private destination: error %q, want the destination policy's refusal", deref(d.LastError))
+		}
+	} else if r.Code() != "BAD_USER_INPUT" {
+		t.Errorf("private destination: %s %s", r.Code(), r.Reason())
+	}
+	if n := len(private.Requests()); n != 0 {
+		t.Errorf("the private destination got %d requests through the proxy", n)
+	}
+
+	// The proxy stops: attempts fail as proxy errors, more of them than the
+	// retry policy allows, without using any or blaming the endpoint.
+	proxy.Stop()
+	const n = 3
+	events := make([]string, n)
+	for i := range events {
+		events[i] = s.Publish(s.Token, "egress.sent", map[string]any{"i": i})
+	}
+	for _, ev := range events {
+		d := s.WaitDelivery(s.Token, ev, 60*time.Second, func(d heraldtest.Delivery) bool { return len(d.Attempts.Edges) >= 3 })
+		if d.Status != "RETRYING" || d.AttemptCount != 0 {
+			t.Errorf("delivery %s with the proxy down: status %s, %d attempts used; want RETRYING, 0", d.ID, d.Status, d.AttemptCount)
+		}
+		for _, a := range d.Attempts.Edges {
+			if a.Node.ErrorMessage == nil || !strings.Contains(*a.Node.ErrorMessage, "egress proxy") {
+				t.Errorf("attempt %s: error %q, want the egress proxy's", a.Node.ID, deref(a.Node.ErrorMessage))
+			}
+		}
+	}
+	var ep struct {
+		Node struct {
+			IsActive            bool
+			ConsecutiveFailures int
+		}
+	}
+	s.Do(s.Token, `query($id: ID!) { node(id: $id) { ... on Endpoint { isActive consecutiveFailures } } }`, map[string]any{"id": epID}).Decode(t, &ep)
+	if !ep.Node.IsActive || ep.Node.ConsecutiveFailures != 0 {
+		t.Errorf("endpoint after proxy failures: %+v, want active with no failures", ep.Node)
+	}
+	failures := 0.0
+	for _, m := range s.Metrics()["herald_egress_proxy_failures_total"].GetMetric() {
+		failures += m.GetCounter().GetValue()
+	}
+	if failures < n {
+		t.Errorf("herald_egress_proxy_failures_total = %v, want at least %d", failures, n)
+	}
+
+	// The proxy comes back: everything is delivered, through it.
+	proxy.Start()
+	for _, ev := range events {
+		s.WaitDelivery(s.Token, ev, 60*time.Second, func(d heraldtest.Delivery) bool { return d.Status == "SUCCEEDED" })
+	}
+	if via.Load() != 1+n || len(rc.Requests()) != 1+n {
+		t.Errorf("the receiver got %d requests, %d through tinyproxy; want %d through it", len(rc.Requests()), via.Load(), 1+n)
+	}
+}
+
+func TestEgressProxy_ProxyAuthenticationRequiredIsAProxyError(t *testing.T) {
+	t.Parallel()
+	proxy := startTinyproxy(t)
+	rc := heraldtest.NewReceiver(t, nil)
+	// Without credentials tinyproxy answers 407.
+	s := heraldtest.Start(t, func(c *server.Config) { c.EgressProxy = "http://" + proxy.Addr })
+	s.CreateEndpoint(s.Token, map[string]any{"url": rc.URL,
+		"retryPolicy": map[string]any{"maxAttempts": 1, "initialDelay": "100ms", "backoffMultiplier": 1, "maxDelay": "100ms"}})
+	d := s.WaitDelivery(s.Token, s.Publish(s.Token, "order.created", map[string]any{}), 30*time.Second, func(d heraldtest.Delivery) bool { return len(d.Attempts.Edges) >= 2 })
+	if d.AttemptCount != 0 || d.LastError == nil || !strings.Contains(*d.LastError, "407") {
+		t.Errorf("with wrong proxy credentials: %d attempts used, error %q; want none used and the proxy's 407", d.AttemptCount, deref(d.LastError))
+	}
+	if len(rc.Requests()) != 0 {
+		t.Errorf("the receiver was reached with wrong proxy credentials")
+	}
+}
+
+func TestEgressProxy_HTTPSLeavesThroughACONNECTTunnel(t *testing.T) {
+	t.Parallel()
+	proxy := startTinyproxy(t)
+	rs := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(rs.Close)
+	root := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rs.Certificate().Raw}))
+	s := heraldtest.Start(t, func(c *server.Config) { c.EgressProxy = "http://herald:proxy-password@" + proxy.Addr })
+	s.CreateEndpoint(s.Token, map[string]any{"url": rs.URL, "tls": map[string]any{"caCertificates": root}})
+	d := s.WaitDelivery(s.Token, s.Publish(s.Token, "order.created", map[string]any{}), 30*time.Second, func(d heraldtest.Delivery) bool { return d.Status != "PENDING" })
+	if d.Status != "SUCCEEDED" {
+		t.Fatalf("https through the proxy: %s %q", d.Status, deref(d.LastError))
+	}
+	if want := "CONNECT " + strings.TrimPrefix(rs.URL, "https://"); !strings.Contains(proxy.out.String(), want) {
+		t.Errorf("tinyproxy's log has no %q:\n%s", want, proxy.out.String())
+	}
 }
