@@ -119,26 +119,26 @@ func CreateKey(ctx context.Context, client *ent.Client, in KeyInput, r io.Reader
 	if err != nil {
 		return nil, "", err
 	}
-	c := client.APIKey.Create().
-		SetAppID(in.AppID).
-		SetName(name).
-		SetAdmin(in.Admin).
-		SetPrefix(token[:visiblePrefixLen]).
-		SetTokenHash(HashToken(token))
-	if in.Scopes != nil {
-		c.SetScopes(scope.Strings(in.Scopes))
-	}
-	if in.SessionScopes != nil {
-		c.SetSessionScopes(scope.Strings(in.SessionScopes))
-	}
-	if !in.ExpiresAt.IsZero() {
-		c.SetExpiresAt(in.ExpiresAt.UTC())
-	}
-	if in.Portal {
-		c.SetKind(apikey.KindPORTAL_SESSION)
-	}
 	var k *ent.APIKey
 	err = audit.Tx(ctx, client, func(tx *ent.Client) (audit.Change, error) {
+		c := tx.APIKey.Create().
+			SetAppID(in.AppID).
+			SetName(name).
+			SetAdmin(in.Admin).
+			SetPrefix(token[:visiblePrefixLen]).
+			SetTokenHash(HashToken(token))
+		if in.Scopes != nil {
+			c.SetScopes(scope.Strings(in.Scopes))
+		}
+		if in.SessionScopes != nil {
+			c.SetSessionScopes(scope.Strings(in.SessionScopes))
+		}
+		if !in.ExpiresAt.IsZero() {
+			c.SetExpiresAt(in.ExpiresAt.UTC())
+		}
+		if in.Portal {
+			c.SetKind(apikey.KindPORTAL_SESSION)
+		}
 		var err error
 		if k, err = c.Save(ctx); err != nil {
 			return audit.Change{}, fmt.Errorf("create api key: %w", err)
