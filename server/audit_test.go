@@ -48,7 +48,9 @@ func TestAudit_EveryMutationLeavesOneRecord(t *testing.T) {
 			admin.Must(nil, `mutation($id: ID!) { updateApp(id: $id, input: {name: "audited again"}) { id } }`, map[string]any{"id": ids.app})
 		}},
 		{"createAPIKey", func(t *testing.T) {
-			var out struct{ CreateAPIKey struct{ APIKey struct{ ID string } } }
+			var out struct {
+				CreateAPIKey struct{ APIKey struct{ ID string } }
+			}
 			admin.Must(&out, `mutation($a: ID!) { createAPIKey(input: {appId: $a, name: "k"}) { apiKey { id } } }`, map[string]any{"a": ids.app})
 			ids.key = out.CreateAPIKey.APIKey.ID
 		}},
@@ -56,7 +58,9 @@ func TestAudit_EveryMutationLeavesOneRecord(t *testing.T) {
 			admin.Must(nil, `mutation($id: ID!) { revokeAPIKey(id: $id) { id } }`, map[string]any{"id": ids.key})
 		}},
 		{"createPortalSession", func(t *testing.T) {
-			var out struct{ CreatePortalSession struct{ APIKey struct{ ID string } } }
+			var out struct {
+				CreatePortalSession struct{ APIKey struct{ ID string } }
+			}
 			admin.Must(&out, `mutation($a: ID!) { createPortalSession(input: {appId: $a}) { apiKey { id } } }`, map[string]any{"a": ids.app})
 			ids.session = out.CreatePortalSession.APIKey.ID
 		}},
