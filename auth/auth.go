@@ -158,7 +158,8 @@ func CreateKey(ctx context.Context, client *ent.Client, in KeyInput, r io.Reader
 	if err != nil {
 		return nil, "", err
 	}
-	return k, token, nil
+	// Read the key's edges (its app) outside of the committed transaction.
+	return k.Unwrap(), token, nil
 }
 
 // Authenticator resolves bearer tokens to viewers. It caches lookups for a
@@ -418,12 +419,14 @@ func (a *Authenticator) Revoke(ctx context.Context, id string) (*ent.APIKey, err
 	if err != nil {
 		return nil, fmt.Errorf("revoke api key %s: %w", id, err)
 	}
+	updated := false
 	err = audit.Tx(ctx, a.client, func(tx *ent.Client) (audit.Change, error) {
 		if k.RevokedAt == nil {
 			k, err = tx.APIKey.UpdateOneID(id).SetRevokedAt(a.now().UTC()).Save(ctx)
 			if err != nil {
 				return audit.Change{}, fmt.Errorf("revoke api key %s: %w", id, err)
 			}
+			updated = true
 		}
 		return audit.Change{AppID: k.AppID, TargetType: "APIKey", TargetID: id,
 			Fields: map[string]any{"name": k.Name, "revokedAt": *k.RevokedAt}}, nil
@@ -433,6 +436,9 @@ func (a *Authenticator) Revoke(ctx context.Context, id string) (*ent.APIKey, err
 	}
 	a.Revoked(id)
 	a.announceRevoked(id)
+	if updated {
+		k = k.Unwrap() // read its edges outside of the committed transaction
+	}
 	return k, nil
 }
 

@@ -382,7 +382,7 @@ func (c *Catalog) Update(ctx context.Context, id string, in UpdateInput) (*ent.E
 		return nil, fmt.Errorf("update event type %s: %w", id, err)
 	}
 	c.Changed(et.AppID)
-	return et, nil
+	return et.Unwrap(), nil
 }
 
 // SetArchived archives or unarchives an event type of the viewer's app.
@@ -395,11 +395,13 @@ func (c *Catalog) SetArchived(ctx context.Context, id string, archived bool) (*e
 	if IsSystem(et.Name) {
 		return nil, fault.Forbiddenf("%q is a system event type and cannot be archived", et.Name)
 	}
+	updated := false
 	err = audit.Tx(ctx, c.client, func(tx *ent.Client) (audit.Change, error) {
 		change := audit.Change{TargetType: "EventType", TargetID: id, Fields: map[string]any{"name": et.Name, "archived": archived}}
 		if (et.ArchivedAt != nil) == archived {
 			return change, nil // as asked already: recorded, nothing changed
 		}
+		updated = true
 		u := tx.EventType.UpdateOneID(id)
 		if archived {
 			u.SetArchivedAt(time.Now().UTC())
@@ -414,6 +416,9 @@ func (c *Catalog) SetArchived(ctx context.Context, id string, archived bool) (*e
 		return nil, fmt.Errorf("archive event type %s: %w", id, err)
 	}
 	c.Changed(et.AppID)
+	if updated {
+		et = et.Unwrap()
+	}
 	return et, nil
 }
 

@@ -351,7 +351,7 @@ func TestBuiltins_SystemFlagMatchesIsSystem(t *testing.T) {
 			t.Errorf("builtin %q uses the reserved prefix but is not a system type", b.Name)
 		}
 	}
-	want := []string{TypeTestPing, TypeWebhookFailed, TypeWebhookDisabled}
+	want := []string{TypeTestPing, TypeWebhookFailed, TypeWebhookDisabled, TypeCertificateExpiring}
 	if strings.Join(system, ",") != strings.Join(want, ",") {
 		t.Errorf("system builtins = %q, want %q", system, want)
 	}

@@ -195,7 +195,10 @@ type Engine struct {
 	rec     *recorder
 	cancels *canceller
 	metas   *metaCoalescer
-	tel     *telemetry
+	// certStop ends the watch for expiring client certificates, which
+	// closes certDone when it has.
+	certStop, certDone chan struct{}
+	tel                *telemetry
 
 	work      chan *job
 	workersWG sync.WaitGroup
@@ -283,6 +286,8 @@ func (e *Engine) Start() {
 		go e.runPublisher()
 		go e.cancels.run()
 		go e.metas.run()
+		e.certStop, e.certDone = make(chan struct{}), make(chan struct{})
+		go e.watchCertificates(e.certStop, e.certDone)
 		e.Notify()
 	})
 }
@@ -347,6 +352,10 @@ func (e *Engine) Close(ctx context.Context) error {
 		close(e.rec.in)
 		e.recMu.Unlock()
 		<-e.rec.done
+		if e.certStop != nil {
+			close(e.certStop)
+			<-e.certDone
+		}
 		e.metas.close() // publishes what it gathered
 		e.pubMu.Lock()
 		e.pubClosed = true

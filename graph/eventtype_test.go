@@ -60,7 +60,7 @@ func TestEventTypes_BuiltInsAreSeeded(t *testing.T) {
 		"subscription.created", "subscription.updated", "subscription.renewed", "subscription.canceled", "subscription.expired",
 		"course.enrolled", "course.started", "course.completed", "lesson.completed",
 		"email.sent", "email.delivered", "email.opened", "email.clicked", "email.bounced", "email.complained",
-		"test.ping", "webhook.failed", "webhook.disabled",
+		"test.ping", "webhook.failed", "webhook.disabled", "webhook.certificate_expiring",
 	}
 	_, appToken := s.NewApp("second")
 	for name, token := range map[string]string{"default app": s.Token, "new app": appToken} {

@@ -259,7 +259,7 @@ func (r *mutationResolver) UpdateApp(ctx context.Context, id string, input model
 		return nil, err
 	}
 	r.catalog.Changed(a.ID)
-	return a, nil
+	return a.Unwrap(), nil
 }
 
 // CreateAPIKey is the resolver for the createAPIKey field.

@@ -9,9 +9,13 @@ import (
 
 	"entgo.io/ent/dialect"
 
+	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/db"
+	"github.com/heraldhq/herald/ent/app"
+	"github.com/heraldhq/herald/ent/eventtype"
 	"github.com/heraldhq/herald/endpoints"
 	"github.com/heraldhq/herald/secret"
+	"github.com/heraldhq/herald/tenant"
 )
 
 // KeyFilePath is the key file Herald creates beside a SQLite database that
@@ -108,5 +112,24 @@ func sealPlaintext(ctx context.Context, d *db.DB, eps *endpoints.Service, log *s
 		}
 	}
 	log.Info("encrypted the secrets stored in the clear", "endpoints", n, "key_id", eps.Secrets.Primary())
+	return nil
+}
+
+// seedBuiltins adds to every app's catalog the built-in event types a
+// newer Herald introduced (webhook.certificate_expiring), so that their
+// endpoints may subscribe to them.
+func seedBuiltins(ctx context.Context, d *db.DB) error {
+	ctx = tenant.System(ctx)
+	missing, err := d.Client.App.Query().
+		Where(app.Not(app.HasEventTypesWith(eventtype.Name(catalog.TypeCertificateExpiring)))).
+		IDs(ctx)
+	if err != nil {
+		return fmt.Errorf("seed built-in event types: %w", err)
+	}
+	for _, id := range missing {
+		if err := catalog.Seed(ctx, d.Client, id); err != nil {
+			return err
+		}
+	}
 	return nil
 }

@@ -376,6 +376,26 @@ func TestMutualTLS_PresentsTheClientCertificateAndTrustsOnlyTheGivenRoots(t *tes
 		}
 	}
 
+	// A certificate about to expire is reported by a webhook.certificate_expiring
+	// event, once, when Herald looks (at start, then hourly).
+	ops := heraldtest.NewReceiver(t, nil)
+	s.CreateEndpoint(s.Token, map[string]any{"url": ops.URL, "eventTypes": []string{"webhook.certificate_expiring"}})
+	s = s.Restart()
+	warning := ops.WaitRequests(t, 1, 30*time.Second)[0]
+	var env struct {
+		Type string
+		Data struct {
+			EndpointID string
+			DaysLeft   int
+		}
+	}
+	if err := json.Unmarshal(warning.Body, &env); err != nil {
+		t.Fatal(err)
+	}
+	if env.Type != "webhook.certificate_expiring" || env.Data.EndpointID != soonID || env.Data.DaysLeft != 2 {
+		t.Errorf("certificate warning = %s, want endpoint %s with 2 days left", warning.Body, soonID)
+	}
+
 	// Invalid or mismatched PEM is refused at save, naming the field.
 	_, otherKey := clientCA.issue(t, "other", false, time.Hour)
 	for _, c := range []struct {

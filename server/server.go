@@ -280,6 +280,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		d.Close()
 		return nil, err
 	}
+	if err := seedBuiltins(ctx, d); err != nil {
+		d.Close()
+		return nil, err
+	}
 	token, err := bootstrap(ctx, d, cfg.Rand)
 	if err != nil {
 		d.Close()
