@@ -11,9 +11,9 @@ import (
 
 	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/db"
+	"github.com/heraldhq/herald/endpoints"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/eventtype"
-	"github.com/heraldhq/herald/endpoints"
 	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/tenant"
 )
