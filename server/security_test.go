@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/heraldtest"
+	"github.com/heraldhq/herald/internal/pgcluster"
+	"github.com/heraldhq/herald/internal/pgtest"
 	"github.com/heraldhq/herald/server"
 )
 
@@ -921,5 +923,29 @@ func TestEgressProxy_HTTPSLeavesThroughACONNECTTunnel(t *testing.T) {
 	}
 	if want := "CONNECT " + strings.TrimPrefix(rs.URL, "https://"); !strings.Contains(proxy.out.String(), want) {
 		t.Errorf("tinyproxy's log has no %q:\n%s", want, proxy.out.String())
+	}
+}
+
+func TestSecrets_NotInAPostgreSQLDump(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.New(t)
+	pgDump, err := pgcluster.Tool("pg_dump")
+	if err != nil {
+		t.Fatalf("pg_dump: %v", err)
+	}
+	s := heraldtest.Start(t, func(c *server.Config) { c.DB = dsn })
+	rc := heraldtest.NewReceiver(t, nil)
+	secrets := endpointsWithEverySecret(t, s, rc.URL)
+	out, err := exec.Command(pgDump, "--data-only", "--dbname", dsn).Output()
+	if err != nil {
+		t.Fatalf("pg_dump: %v", err)
+	}
+	if !bytes.Contains(out, []byte("hse1:test:")) {
+		t.Fatalf("the dump holds no sealed value: is it of the right database?\n%.2000s", out)
+	}
+	for _, v := range secrets {
+		if bytes.Contains(out, []byte(v)) {
+			t.Errorf("pg_dump shows the secret %q", v)
+		}
 	}
 }
