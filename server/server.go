@@ -253,10 +253,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	keys, err := loadKeys(cfg)
-	if err != nil {
-		return nil, err
-	}
 	dests := builtin.Registry()
 	transforms := transform.New(transform.Limits{})
 	var destTypes []destination.Type
@@ -270,6 +266,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	d, err := db.Open(ctx, db.Config{DSN: cfg.DB, Synchronous: cfg.Synchronous, MaxConns: cfg.DBMaxConns, Migrate: migrate, Logger: cfg.Logger})
 	if err != nil {
+		return nil, err
+	}
+	// The keys after the database: an unreachable database is the error
+	// to report first.
+	keys, err := loadKeys(cfg)
+	if err != nil {
+		d.Close()
 		return nil, err
 	}
 	cat := catalog.New(d.Client, 0)
