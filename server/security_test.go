@@ -949,3 +949,33 @@ func TestSecrets_NotInAPostgreSQLDump(t *testing.T) {
 		}
 	}
 }
+
+func TestSecrets_RowsAnOlderHeraldStoredInTheClearAreEncryptedAtStart(t *testing.T) {
+	t.Parallel()
+	const token = "plain-bearer-token-of-an-older-herald"
+	rc := heraldtest.NewReceiver(t, nil)
+	s := heraldtest.Start(t)
+	id, signing := s.CreateEndpoint(s.Token, map[string]any{"url": rc.URL, "auth": map[string]any{"type": "BEARER", "token": "placeholder"}})
+	// The row as a Herald without encryption stored it.
+	_, err := s.Store().Write.Exec(`UPDATE endpoints SET secret = ?, auth = ?, secrets_key = '' WHERE id = ?`,
+		signing, `{"type":"BEARER","token":"`+token+`"}`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = s.Restart()
+	var secretCol, keyCol string
+	if err := s.Store().Read.QueryRow(`SELECT secret, secrets_key FROM endpoints WHERE id = ?`, id).Scan(&secretCol, &keyCol); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(secretCol, "hse1:") || keyCol == "" {
+		t.Fatalf("after a start the row holds secret %.12q… under key %q, want it sealed", secretCol, keyCol)
+	}
+	if found := findIn(t, []string{token, strings.TrimPrefix(signing, "whsec_")}, s.DBPath, s.DBPath+"-wal"); len(found) > 0 {
+		t.Errorf("the plaintext is still in the files: %v", found)
+	}
+	s.Publish(s.Token, "order.created", map[string]any{})
+	r := rc.WaitRequests(t, 1, 30*time.Second)[0]
+	if r.Header.Get("Authorization") != "Bearer "+token {
+		t.Errorf("Authorization = %q, want the credential stored before", r.Header.Get("Authorization"))
+	}
+}
