@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/heraldhq/herald/internal/heraldtest"
@@ -28,4 +29,21 @@ func TestPortal_ShowsTheCustomersOwnChanges(t *testing.T) {
 		t.Errorf("the portal shows %d of the platform's changes", n)
 	}
 	p.checkAccessibility("the portal's changes")
+}
+
+// TestPortal_ShowsAnEd25519EndpointsPublicKey: receivers verify Ed25519
+// signatures with the endpoint's public key, which the portal shows.
+func TestPortal_ShowsAnEd25519EndpointsPublicKey(t *testing.T) {
+	s := heraldtest.Start(t)
+	rc := heraldtest.NewReceiver(t, nil)
+	_, pub := s.CreateEndpoint(s.Token, map[string]any{"url": rc.URL, "signatureScheme": "ED25519"})
+	sess := portalSession(t, s, s.Token, map[string]any{"name": "Customer 8"})
+	p := openPortal(t, sess.URL)
+	p.waitFor("the public key", `document.querySelector("[data-testid=public-key]")`)
+	var text string
+	p.eval(`document.querySelector("[data-testid=public-key]").textContent`, &text)
+	if !strings.Contains(text, pub) {
+		t.Errorf("the portal shows %q, want the public key %s", text, pub)
+	}
+	p.checkAccessibility("an Ed25519 endpoint")
 }

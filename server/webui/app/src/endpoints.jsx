@@ -2,7 +2,7 @@
 // and adding, editing, testing, turning on and off, rotating and revealing
 // the secret, verifying signatures, statistics and deleting.
 import { useCallback, useEffect, useState } from "preact/hooks";
-import { Confirm, Dialog, Field, Json, Notice, copyText, fmtMs, fmtPct, useIds } from "./ui.jsx";
+import { Confirm, Dialog, Field, Json, Notice, copyText, fmtMs, fmtPct, fmtTime, useIds } from "./ui.jsx";
 import { loadCatalog } from "./catalog.jsx";
 import { EndpointForm } from "./endpoint-form/form.jsx";
 import { STATS_FIELDS, StatsView } from "./stats.jsx";
@@ -14,7 +14,8 @@ export const ENDPOINT_FIELDS = `id name description url eventTypes isActive disa
   ordering filter rateLimit { requests per }
   flow { concurrency maxConcurrency ratePerSecond pausedUntil throttled }
   auth { type token username password headerName headerValue secret }
-  headers { name value }`;
+  headers { name value }
+  signatureScheme publicKey tls { expiresAt expiresSoon }`;
 
 const LIST = `query Endpoints($after: Cursor) {
   endpoints(first: 100, after: $after, orderBy: {field: CREATED_AT, direction: DESC}) {
@@ -203,6 +204,16 @@ function EndpointRow({ ep, can, onEdit, onTest, onRotate, onDelete, onToggle, on
         <h2 class="endpoint-name">{ep.name}</h2>
         <p class="endpoint-url">{ep.url}</p>
         {ep.description && <p class="endpoint-desc">{ep.description}</p>}
+        {ep.publicKey && (
+          <p class="endpoint-url" data-testid="public-key">
+            Ed25519 public key (verifies signatures): <span class="mono">{ep.publicKey}</span>
+          </p>
+        )}
+        {ep.tls && ep.tls.expiresSoon && (
+          <p class="field-error" data-testid="certificate-expiring">
+            Its client certificate expires {fmtTime(ep.tls.expiresAt)}: renew it, or webhooks will fail.
+          </p>
+        )}
         <p class="endpoint-types" data-testid="subscriptions">
           {ep.eventTypes.map((t) => (
             <code class="chip" data-pattern={t}>
