@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/heraldhq/herald/audit"
 	"github.com/heraldhq/herald/auth"
 	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/db"
@@ -26,9 +27,10 @@ type Input struct {
 	CatalogID string
 }
 
-// Create creates an app in its catalog. The context's viewer must be an
-// admin (or the context a system one); the database must have been
-// prepared by catalog.MigrateToShared.
+// Create creates an app in its catalog, and its audit record, in one
+// transaction. The context's viewer must be an admin (or the context a
+// system one); the database must have been prepared by
+// catalog.MigrateToShared.
 func Create(ctx context.Context, client *ent.Client, in Input) (*ent.App, error) {
 	name := strings.TrimSpace(in.Name)
 	if n := utf8.RuneCountInString(name); n == 0 || n > 255 {
@@ -38,9 +40,18 @@ func Create(ctx context.Context, client *ent.Client, in Input) (*ent.App, error)
 	if err != nil {
 		return nil, err
 	}
-	a, err := client.App.Create().SetName(name).SetAcceptUnknownEventTypes(in.AcceptUnknownEventTypes).SetCatalogID(catalogID).Save(ctx)
+	var a *ent.App
+	err = db.WithTx(ctx, client, func(tx *ent.Client) error {
+		var err error
+		a, err = tx.App.Create().SetName(name).SetAcceptUnknownEventTypes(in.AcceptUnknownEventTypes).SetCatalogID(catalogID).Save(ctx)
+		if err != nil {
+			return fmt.Errorf("create app: %w", err)
+		}
+		return audit.Record(ctx, tx, audit.Change{AppID: a.ID, TargetType: "App", TargetID: a.ID,
+			Fields: map[string]any{"name": name, "acceptUnknownEventTypes": in.AcceptUnknownEventTypes, "catalogId": catalogID}}, a.CreatedAt)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("create app: %w", err)
+		return nil, err
 	}
 	return a, nil
 }

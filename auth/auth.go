@@ -20,6 +20,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/heraldhq/herald/audit"
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
@@ -118,29 +119,47 @@ func CreateKey(ctx context.Context, client *ent.Client, in KeyInput, r io.Reader
 	if err != nil {
 		return nil, "", err
 	}
-	c := client.APIKey.Create().
-		SetAppID(in.AppID).
-		SetName(name).
-		SetAdmin(in.Admin).
-		SetPrefix(token[:visiblePrefixLen]).
-		SetTokenHash(HashToken(token))
-	if in.Scopes != nil {
-		c.SetScopes(scope.Strings(in.Scopes))
-	}
-	if in.SessionScopes != nil {
-		c.SetSessionScopes(scope.Strings(in.SessionScopes))
-	}
-	if !in.ExpiresAt.IsZero() {
-		c.SetExpiresAt(in.ExpiresAt.UTC())
-	}
-	if in.Portal {
-		c.SetKind(apikey.KindPORTAL_SESSION)
-	}
-	k, err := c.Save(ctx)
+	var k *ent.APIKey
+	err = audit.Tx(ctx, client, func(tx *ent.Client) (audit.Change, error) {
+		c := tx.APIKey.Create().
+			SetAppID(in.AppID).
+			SetName(name).
+			SetAdmin(in.Admin).
+			SetPrefix(token[:visiblePrefixLen]).
+			SetTokenHash(HashToken(token))
+		if in.Scopes != nil {
+			c.SetScopes(scope.Strings(in.Scopes))
+		}
+		if in.SessionScopes != nil {
+			c.SetSessionScopes(scope.Strings(in.SessionScopes))
+		}
+		if !in.ExpiresAt.IsZero() {
+			c.SetExpiresAt(in.ExpiresAt.UTC())
+		}
+		if in.Portal {
+			c.SetKind(apikey.KindPORTAL_SESSION)
+		}
+		var err error
+		if k, err = c.Save(ctx); err != nil {
+			return audit.Change{}, fmt.Errorf("create api key: %w", err)
+		}
+		fields := map[string]any{"name": name, "admin": in.Admin, "kind": k.Kind.String(), "prefix": k.Prefix}
+		if in.Scopes != nil {
+			fields["scopes"] = k.Scopes
+		}
+		if in.SessionScopes != nil {
+			fields["portalSessionScopes"] = k.SessionScopes
+		}
+		if k.ExpiresAt != nil {
+			fields["expiresAt"] = *k.ExpiresAt
+		}
+		return audit.Change{AppID: k.AppID, TargetType: "APIKey", TargetID: k.ID, Fields: fields}, nil
+	})
 	if err != nil {
-		return nil, "", fmt.Errorf("create api key: %w", err)
+		return nil, "", err
 	}
-	return k, token, nil
+	// Read the key's edges (its app) outside of the committed transaction.
+	return k.Unwrap(), token, nil
 }
 
 // Authenticator resolves bearer tokens to viewers. It caches lookups for a
@@ -233,7 +252,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization, actAs s
 	if err := a.usable(k); err != nil {
 		return tenant.Viewer{}, err
 	}
-	v := tenant.Viewer{AppID: k.AppID, KeyID: k.ID, Admin: k.Admin, Scopes: scope.FromStrings(k.Scopes), Portal: k.Kind == apikey.KindPORTAL_SESSION,
+	v := tenant.Viewer{AppID: k.AppID, KeyID: k.ID, KeyName: k.Name, Admin: k.Admin, Scopes: scope.FromStrings(k.Scopes), Portal: k.Kind == apikey.KindPORTAL_SESSION,
 		SessionScopes: scope.FromStrings(k.SessionScopes)}
 	if k.ExpiresAt != nil {
 		v.ExpiresAt = *k.ExpiresAt
@@ -400,14 +419,26 @@ func (a *Authenticator) Revoke(ctx context.Context, id string) (*ent.APIKey, err
 	if err != nil {
 		return nil, fmt.Errorf("revoke api key %s: %w", id, err)
 	}
-	if k.RevokedAt == nil {
-		k, err = k.Update().SetRevokedAt(a.now().UTC()).Save(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("revoke api key %s: %w", id, err)
+	updated := false
+	err = audit.Tx(ctx, a.client, func(tx *ent.Client) (audit.Change, error) {
+		if k.RevokedAt == nil {
+			k, err = tx.APIKey.UpdateOneID(id).SetRevokedAt(a.now().UTC()).Save(ctx)
+			if err != nil {
+				return audit.Change{}, fmt.Errorf("revoke api key %s: %w", id, err)
+			}
+			updated = true
 		}
+		return audit.Change{AppID: k.AppID, TargetType: "APIKey", TargetID: id,
+			Fields: map[string]any{"name": k.Name, "revokedAt": *k.RevokedAt}}, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	a.Revoked(id)
 	a.announceRevoked(id)
+	if updated {
+		k = k.Unwrap() // read its edges outside of the committed transaction
+	}
 	return k, nil
 }
 
@@ -443,8 +474,15 @@ func (a *Authenticator) RevokePortalSessions(ctx context.Context, appID string) 
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	if _, err := a.client.APIKey.Update().Where(apikey.IDIn(ids...), apikey.RevokedAtIsNil()).SetRevokedAt(now).Save(ctx); err != nil {
-		return 0, fmt.Errorf("revoke portal sessions of app %s: %w", appID, err)
+	err = audit.Tx(ctx, a.client, func(tx *ent.Client) (audit.Change, error) {
+		if _, err := tx.APIKey.Update().Where(apikey.IDIn(ids...), apikey.RevokedAtIsNil()).SetRevokedAt(now).Save(ctx); err != nil {
+			return audit.Change{}, fmt.Errorf("revoke portal sessions of app %s: %w", appID, err)
+		}
+		return audit.Change{AppID: appID, TargetType: "App", TargetID: appID,
+			Fields: map[string]any{"revokedSessions": ids, "count": len(ids)}}, nil
+	})
+	if err != nil {
+		return 0, err
 	}
 	for _, id := range ids {
 		a.Revoked(id)

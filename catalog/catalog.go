@@ -23,6 +23,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/heraldhq/herald/audit"
 	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/app"
@@ -368,8 +369,17 @@ func (c *Catalog) Create(ctx context.Context, in CreateInput) (*ent.EventType, e
 			return err
 		}
 		var err error
-		et, err = createType(tx.EventType.Create(), def).Save(ctx)
-		return err
+		if et, err = createType(tx.EventType.Create(), def).Save(ctx); err != nil {
+			return err
+		}
+		fields := map[string]any{"name": in.Name, "description": in.Description}
+		if present(in.Example) {
+			fields["example"] = in.Example
+		}
+		if present(in.JSONSchema) {
+			fields["jsonSchema"] = in.JSONSchema
+		}
+		return audit.Record(ctx, tx, audit.Change{TargetType: "EventType", TargetID: et.ID, Fields: fields}, et.CreatedAt)
 	})
 	if _, ok := fault.As(err); ok {
 		return nil, err
@@ -475,14 +485,29 @@ func (c *Catalog) Update(ctx context.Context, id string, in UpdateInput) (*ent.E
 	if err := checkDocs("input.", desc, example, schema); err != nil {
 		return nil, err
 	}
-	u := c.client.EventType.UpdateOneID(et.ID).SetDescription(desc)
-	setDocs(u, example, schema)
-	et, err = u.Save(writeContext(ctx, et))
+	err = audit.Tx(ctx, c.client, func(tx *ent.Client) (audit.Change, error) {
+		u := tx.EventType.UpdateOneID(et.ID).SetDescription(desc)
+		setDocs(u, example, schema)
+		fields := map[string]any{"name": et.Name}
+		if desc != et.Description {
+			fields["description"] = desc
+		}
+		if !bytes.Equal(example, orNil(et.Example)) {
+			fields["example"] = example
+		}
+		if !bytes.Equal(schema, orNil(et.JSONSchema)) {
+			fields["jsonSchema"] = schema
+		}
+		id := et.ID
+		var err error
+		et, err = u.Save(writeContext(ctx, et))
+		return audit.Change{TargetType: "EventType", TargetID: id, Fields: fields}, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("update event type %s: %w", id, err)
 	}
 	c.Changed(owner(et))
-	return et, nil
+	return et.Unwrap(), nil
 }
 
 func setDocs(u *ent.EventTypeUpdateOne, example, schema json.RawMessage) {
@@ -506,20 +531,30 @@ func (c *Catalog) SetArchived(ctx context.Context, id string, archived bool) (*e
 	if err != nil {
 		return nil, err
 	}
-	if (et.ArchivedAt != nil) == archived {
-		return et, nil
-	}
-	u := c.client.EventType.UpdateOneID(et.ID)
-	if archived {
-		u.SetArchivedAt(time.Now().UTC())
-	} else {
-		u.ClearArchivedAt()
-	}
-	et, err = u.Save(writeContext(ctx, et))
+	updated := false
+	err = audit.Tx(ctx, c.client, func(tx *ent.Client) (audit.Change, error) {
+		change := audit.Change{TargetType: "EventType", TargetID: et.ID, Fields: map[string]any{"name": et.Name, "archived": archived}}
+		if (et.ArchivedAt != nil) == archived {
+			return change, nil // as asked already: recorded, nothing changed
+		}
+		updated = true
+		u := tx.EventType.UpdateOneID(et.ID)
+		if archived {
+			u.SetArchivedAt(time.Now().UTC())
+		} else {
+			u.ClearArchivedAt()
+		}
+		var err error
+		et, err = u.Save(writeContext(ctx, et))
+		return change, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("archive event type %s: %w", id, err)
 	}
-	c.Changed(owner(et))
+	if updated {
+		c.Changed(owner(et))
+		et = et.Unwrap()
+	}
 	return et, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/heraldhq/herald/audit"
 	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/eventtype"
@@ -105,7 +106,16 @@ func (c *Catalog) Import(ctx context.Context, catalogID string, defs []Definitio
 		if opts.DryRun {
 			return errDryRun
 		}
-		return plan.apply(write, tx)
+		if err := plan.apply(write, tx); err != nil {
+			return err
+		}
+		target := catalogID
+		if target == "" {
+			target = v.AppID
+		}
+		return audit.Record(ctx, tx, audit.Change{TargetType: "Catalog", TargetID: target, Fields: map[string]any{
+			"created": res.Created, "updated": res.Updated, "archived": res.Archived, "unarchived": res.Unarchived,
+		}}, time.Now())
 	})
 	if errors.Is(err, errDryRun) {
 		return res, nil

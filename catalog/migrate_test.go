@@ -165,7 +165,7 @@ func TestMigrateToShared_MovesIdenticalCopiesAndKeepsTheRestWithTheirApps(t *tes
 				}
 			}
 		}
-		want := []string{"lesson.completed", "order.created", "shipment.sent", "test.ping", "webhook.disabled", "webhook.failed"}
+		want := []string{"lesson.completed", "order.created", "shipment.sent", "test.ping", "webhook.certificate_expiring", "webhook.disabled", "webhook.failed"}
 		if !slices.Equal(names, want) {
 			t.Errorf("default catalog has %v, want %v", names, want)
 		}
@@ -199,7 +199,7 @@ func TestMigrateToShared_MovesIdenticalCopiesAndKeepsTheRestWithTheirApps(t *tes
 				Select(eventtype.FieldName).Scan(sys, &copyNames); err != nil {
 				t.Fatal(err)
 			}
-			if want := []string{"lesson.completed", "order.created", "shipment.sent", "test.ping", "webhook.disabled", "webhook.failed"}; !slices.Equal(copyNames, want) {
+			if want := []string{"lesson.completed", "order.created", "shipment.sent", "test.ping", "webhook.certificate_expiring", "webhook.disabled", "webhook.failed"}; !slices.Equal(copyNames, want) {
 				t.Errorf("app %d's copies for earlier releases: %v, want %v", i, copyNames, want)
 			}
 			if n, err := c.EventType.Query().Where(eventtype.AppID(id)).Count(sys); err != nil || n != len(copyNames)+len(wantOwn[i]) {
@@ -291,7 +291,7 @@ func TestMigrateToShared_FreshDatabaseGetsOnlyTheSystemTypes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := []string{"test.ping", "webhook.disabled", "webhook.failed"}; !slices.Equal(names, want) {
+		if want := []string{"test.ping", "webhook.certificate_expiring", "webhook.disabled", "webhook.failed"}; !slices.Equal(names, want) {
 			t.Errorf("a new database has event types %v, want only %v", names, want)
 		}
 	})
@@ -320,8 +320,8 @@ func TestImport_IsAllOrNothingAndIdempotent(t *testing.T) {
 		if !asList(err, &list) || len(list) != 2 || list[0].Field != "input.eventTypes[2].name" || list[1].Field != "input.eventTypes[3].jsonSchema" {
 			t.Fatalf("import with two invalid definitions: %v, want both reported", err)
 		}
-		if n, _ := c.EventType.Query().Where(eventtype.CatalogID(def.ID)).Count(sys); n != 3 {
-			t.Fatalf("a refused import left %d types, want the 3 system ones", n)
+		if n, _ := c.EventType.Query().Where(eventtype.CatalogID(def.ID)).Count(sys); n != len(catalog.SystemTypes()) {
+			t.Fatalf("a refused import left %d types, want the %d system ones", n, len(catalog.SystemTypes()))
 		}
 
 		res, err := cat.Import(sys, def.ID, defs, catalog.ImportOptions{})

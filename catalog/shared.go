@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/heraldhq/herald/audit"
 	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/app"
@@ -156,7 +157,14 @@ func (c *Catalog) CreateCatalog(ctx context.Context, in CatalogInput) (*ent.Cata
 		if cat, err = create.Save(ctx); err != nil {
 			return err
 		}
-		return seedSystem(ctx, tx, cat.ID)
+		if err := seedSystem(ctx, tx, cat.ID); err != nil {
+			return err
+		}
+		fields := map[string]any{"name": name}
+		if in.Description != nil {
+			fields["description"] = *in.Description
+		}
+		return audit.Record(ctx, tx, audit.Change{TargetType: "Catalog", TargetID: cat.ID, Fields: fields}, time.Now())
 	})
 	if ent.IsConstraintError(err) {
 		return nil, nameTaken(name)
@@ -175,14 +183,22 @@ func (c *Catalog) UpdateCatalog(ctx context.Context, id string, in CatalogInput)
 	if err := checkCatalogInput(in); err != nil {
 		return nil, err
 	}
-	u := c.client.Catalog.UpdateOneID(id)
-	if in.Name != nil {
-		u.SetName(strings.TrimSpace(*in.Name))
-	}
-	if in.Description != nil {
-		u.SetDescription(*in.Description)
-	}
-	cat, err := u.Save(ctx)
+	var cat *ent.Catalog
+	err := audit.Tx(ctx, c.client, func(tx *ent.Client) (audit.Change, error) {
+		u := tx.Catalog.UpdateOneID(id)
+		fields := map[string]any{}
+		if in.Name != nil {
+			u.SetName(strings.TrimSpace(*in.Name))
+			fields["name"] = strings.TrimSpace(*in.Name)
+		}
+		if in.Description != nil {
+			u.SetDescription(*in.Description)
+			fields["description"] = *in.Description
+		}
+		var err error
+		cat, err = u.Save(ctx)
+		return audit.Change{TargetType: "Catalog", TargetID: id, Fields: fields}, err
+	})
 	switch {
 	case ent.IsNotFound(err):
 		return nil, fault.NotFoundf("catalog %q not found", id)
@@ -191,7 +207,7 @@ func (c *Catalog) UpdateCatalog(ctx context.Context, id string, in CatalogInput)
 	case err != nil:
 		return nil, fmt.Errorf("update catalog %s: %w", id, err)
 	}
-	return cat, nil
+	return cat.Unwrap(), nil
 }
 
 // DeleteCatalog deletes a shared catalog and its types (admin keys). The
@@ -223,7 +239,10 @@ func (c *Catalog) DeleteCatalog(ctx context.Context, id string) error {
 		if _, err := tx.EventType.Delete().Where(eventtype.CatalogID(id)).Exec(sys); err != nil {
 			return err
 		}
-		return tx.Catalog.DeleteOneID(id).Exec(sys)
+		if err := tx.Catalog.DeleteOneID(id).Exec(sys); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Change{TargetType: "Catalog", TargetID: id, Fields: map[string]any{"name": cat.Name}}, time.Now())
 	})
 	if _, ok := fault.As(err); ok {
 		return err

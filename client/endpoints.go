@@ -106,7 +106,7 @@ func (c *Client) DeleteEndpoint(ctx context.Context, id string) error {
 // (a Go duration such as "24h"; empty: the server's default of 24h; "0s":
 // not at all).
 func (c *Client) RotateEndpointSecret(ctx context.Context, id, overlap string) (ep *Endpoint, secret string, err error) {
-	r, err := rotateEndpointSecret(ctx, c.gql, id, optString(overlap))
+	r, err := rotateEndpointSecret(ctx, c.gql, id, optString(overlap), nil)
 	if err != nil {
 		return nil, "", err
 	}

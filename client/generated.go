@@ -207,6 +207,103 @@ var AllAttemptTrigger = []AttemptTrigger{
 	AttemptTriggerTest,
 }
 
+// AuditActorKind is enum for the field actor_kind
+type AuditActorKind string
+
+const (
+	AuditActorKindAdminKey      AuditActorKind = "ADMIN_KEY"
+	AuditActorKindApiKey        AuditActorKind = "API_KEY"
+	AuditActorKindPortalSession AuditActorKind = "PORTAL_SESSION"
+)
+
+var AllAuditActorKind = []AuditActorKind{
+	AuditActorKindAdminKey,
+	AuditActorKindApiKey,
+	AuditActorKindPortalSession,
+}
+
+// Narrows the audit log; all given conditions must hold.
+type AuditLogWhere struct {
+	// Changes by this key or portal session (key_...).
+	Actor *string `json:"actor"`
+	// Changes of this object (ep_..., app_..., key_..., et_..., evt_..., dlv_...).
+	Target *string `json:"target"`
+	// Changes by this mutation (createEndpoint, rotateEndpointSecret, ...).
+	Action *string `json:"action"`
+	// Changes made at or after this time.
+	Since *time.Time `json:"since"`
+}
+
+// GetActor returns AuditLogWhere.Actor, and is useful for accessing the field via an interface.
+func (v *AuditLogWhere) GetActor() *string { return v.Actor }
+
+// GetTarget returns AuditLogWhere.Target, and is useful for accessing the field via an interface.
+func (v *AuditLogWhere) GetTarget() *string { return v.Target }
+
+// GetAction returns AuditLogWhere.Action, and is useful for accessing the field via an interface.
+func (v *AuditLogWhere) GetAction() *string { return v.Action }
+
+// GetSince returns AuditLogWhere.Since, and is useful for accessing the field via an interface.
+func (v *AuditLogWhere) GetSince() *time.Time { return v.Since }
+
+// One record of the audit log.
+type AuditRecord struct {
+	ID string `json:"id"`
+	// When the change was made.
+	CreatedAt time.Time `json:"createdAt"`
+	// What made the change: an admin key, an app's API key, or a customer's portal session.
+	ActorKind AuditActorKind `json:"actorKind"`
+	// The key (key_…) or portal session that made the change.
+	ActorID string `json:"actorID"`
+	// The key's or session's name when it made the change.
+	ActorName string `json:"actorName"`
+	// The mutation: createEndpoint, rotateEndpointSecret, …
+	Action string `json:"action"`
+	// The kind of object changed: App, APIKey, Endpoint, EventType, Event, Delivery.
+	TargetType string `json:"targetType"`
+	// The object changed (the first, when a mutation changes several).
+	TargetID string `json:"targetID"`
+	// What changed, field by field; a secret's value is "changed", never the value.
+	Changes *json.RawMessage `json:"changes"`
+	// The address the request came from.
+	RemoteAddr string `json:"remoteAddr"`
+	// The request's ID (X-Request-Id), as the server's log lines repeat it.
+	RequestID string `json:"requestID"`
+}
+
+// GetID returns AuditRecord.ID, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetID() string { return v.ID }
+
+// GetCreatedAt returns AuditRecord.CreatedAt, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetCreatedAt() time.Time { return v.CreatedAt }
+
+// GetActorKind returns AuditRecord.ActorKind, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetActorKind() AuditActorKind { return v.ActorKind }
+
+// GetActorID returns AuditRecord.ActorID, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetActorID() string { return v.ActorID }
+
+// GetActorName returns AuditRecord.ActorName, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetActorName() string { return v.ActorName }
+
+// GetAction returns AuditRecord.Action, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetAction() string { return v.Action }
+
+// GetTargetType returns AuditRecord.TargetType, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetTargetType() string { return v.TargetType }
+
+// GetTargetID returns AuditRecord.TargetID, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetTargetID() string { return v.TargetID }
+
+// GetChanges returns AuditRecord.Changes, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetChanges() *json.RawMessage { return v.Changes }
+
+// GetRemoteAddr returns AuditRecord.RemoteAddr, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetRemoteAddr() string { return v.RemoteAddr }
+
+// GetRequestID returns AuditRecord.RequestID, and is useful for accessing the field via an interface.
+func (v *AuditRecord) GetRequestID() string { return v.RequestID }
+
 // A shared catalog of event types.
 type Catalog struct {
 	ID          string `json:"id"`
@@ -258,6 +355,12 @@ type CreateEndpointInput struct {
 	// payload, headers and, for HTTP endpoints, method and url; returning null skips
 	// the event. See the testTransformation query and docs/transformations.md.
 	Transformation *string `json:"transformation"`
+	// Mutual TLS: the client certificate and key Herald presents, and the roots it trusts (HTTP endpoints).
+	Tls *EndpointTLSInput `json:"tls"`
+	// How deliveries are signed (default HMAC_SHA256): with a shared signing secret
+	// (webhook-signature v1), or ED25519 (v1a), with a key pair whose private key
+	// never leaves Herald and whose public key (publicKey) receivers verify with.
+	SignatureScheme *SignatureScheme `json:"signatureScheme"`
 	// Where the endpoint sends its events (default HTTP, or the endpoint's type on update). A broker type needs its configuration, in the field named after it, instead of url, auth and headers.
 	Type *EndpointType `json:"type"`
 	// The configuration of a RABBITMQ endpoint.
@@ -315,6 +418,12 @@ func (v *CreateEndpointInput) GetOrdering() *Ordering { return v.Ordering }
 
 // GetTransformation returns CreateEndpointInput.Transformation, and is useful for accessing the field via an interface.
 func (v *CreateEndpointInput) GetTransformation() *string { return v.Transformation }
+
+// GetTls returns CreateEndpointInput.Tls, and is useful for accessing the field via an interface.
+func (v *CreateEndpointInput) GetTls() *EndpointTLSInput { return v.Tls }
+
+// GetSignatureScheme returns CreateEndpointInput.SignatureScheme, and is useful for accessing the field via an interface.
+func (v *CreateEndpointInput) GetSignatureScheme() *SignatureScheme { return v.SignatureScheme }
 
 // GetType returns CreateEndpointInput.Type, and is useful for accessing the field via an interface.
 func (v *CreateEndpointInput) GetType() *EndpointType { return v.Type }
@@ -635,6 +744,10 @@ type Endpoint struct {
 	Auth EndpointAuth `json:"auth"`
 	// Custom headers sent with every delivery; values of credential-like headers are masked.
 	Headers []Header `json:"headers"`
+	// How deliveries are signed: HMAC_SHA256 (Standard Webhooks v1, a shared secret) or ED25519 (v1a: Herald keeps the private key, receivers verify with publicKey).
+	SignatureScheme SignatureScheme `json:"signatureScheme"`
+	// The Ed25519 public key (whpk_…) that verifies the endpoint's signatures; null for HMAC_SHA256 endpoints.
+	PublicKey *string `json:"publicKey"`
 	// The endpoint asked to be left alone until then (Retry-After on 429 or 503).
 	PausedUntil *time.Time `json:"pausedUntil"`
 	// Until then deliveries are signed with the previous secret too.
@@ -705,6 +818,12 @@ func (v *Endpoint) GetAuth() EndpointAuth { return v.Auth }
 // GetHeaders returns Endpoint.Headers, and is useful for accessing the field via an interface.
 func (v *Endpoint) GetHeaders() []Header { return v.Headers }
 
+// GetSignatureScheme returns Endpoint.SignatureScheme, and is useful for accessing the field via an interface.
+func (v *Endpoint) GetSignatureScheme() SignatureScheme { return v.SignatureScheme }
+
+// GetPublicKey returns Endpoint.PublicKey, and is useful for accessing the field via an interface.
+func (v *Endpoint) GetPublicKey() *string { return v.PublicKey }
+
 // GetPausedUntil returns Endpoint.PausedUntil, and is useful for accessing the field via an interface.
 func (v *Endpoint) GetPausedUntil() *time.Time { return v.PausedUntil }
 
@@ -747,6 +866,12 @@ type EndpointAuth struct {
 	HeaderName  *string          `json:"headerName"`
 	HeaderValue *string          `json:"headerValue"`
 	Secret      *string          `json:"secret"`
+	// OAUTH2_CLIENT_CREDENTIALS: where tokens come from.
+	TokenUrl     *string  `json:"tokenUrl"`
+	ClientId     *string  `json:"clientId"`
+	ClientSecret *string  `json:"clientSecret"`
+	Scopes       []string `json:"scopes"`
+	Audience     *string  `json:"audience"`
 }
 
 // GetType returns EndpointAuth.Type, and is useful for accessing the field via an interface.
@@ -770,9 +895,26 @@ func (v *EndpointAuth) GetHeaderValue() *string { return v.HeaderValue }
 // GetSecret returns EndpointAuth.Secret, and is useful for accessing the field via an interface.
 func (v *EndpointAuth) GetSecret() *string { return v.Secret }
 
+// GetTokenUrl returns EndpointAuth.TokenUrl, and is useful for accessing the field via an interface.
+func (v *EndpointAuth) GetTokenUrl() *string { return v.TokenUrl }
+
+// GetClientId returns EndpointAuth.ClientId, and is useful for accessing the field via an interface.
+func (v *EndpointAuth) GetClientId() *string { return v.ClientId }
+
+// GetClientSecret returns EndpointAuth.ClientSecret, and is useful for accessing the field via an interface.
+func (v *EndpointAuth) GetClientSecret() *string { return v.ClientSecret }
+
+// GetScopes returns EndpointAuth.Scopes, and is useful for accessing the field via an interface.
+func (v *EndpointAuth) GetScopes() []string { return v.Scopes }
+
+// GetAudience returns EndpointAuth.Audience, and is useful for accessing the field via an interface.
+func (v *EndpointAuth) GetAudience() *string { return v.Audience }
+
 // An endpoint's authentication. Set the fields of the chosen type: BEARER needs
 // token; BASIC username and password; API_KEY headerName and headerValue; HMAC and
-// SIGNATURE secret (16+ characters) and optionally headerName.
+// SIGNATURE secret (16+ characters) and optionally headerName;
+// OAUTH2_CLIENT_CREDENTIALS tokenUrl, clientId and clientSecret, optionally scopes
+// and audience (sent as the token request's audience parameter).
 type EndpointAuthInput struct {
 	Type        EndpointAuthType `json:"type"`
 	Token       *string          `json:"token"`
@@ -781,6 +923,12 @@ type EndpointAuthInput struct {
 	HeaderName  *string          `json:"headerName"`
 	HeaderValue *string          `json:"headerValue"`
 	Secret      *string          `json:"secret"`
+	// An https URL (http with --allow-http), checked against the destination policy like the endpoint's.
+	TokenUrl     *string  `json:"tokenUrl"`
+	ClientId     *string  `json:"clientId"`
+	ClientSecret *string  `json:"clientSecret"`
+	Scopes       []string `json:"scopes"`
+	Audience     *string  `json:"audience"`
 }
 
 // GetType returns EndpointAuthInput.Type, and is useful for accessing the field via an interface.
@@ -804,6 +952,21 @@ func (v *EndpointAuthInput) GetHeaderValue() *string { return v.HeaderValue }
 // GetSecret returns EndpointAuthInput.Secret, and is useful for accessing the field via an interface.
 func (v *EndpointAuthInput) GetSecret() *string { return v.Secret }
 
+// GetTokenUrl returns EndpointAuthInput.TokenUrl, and is useful for accessing the field via an interface.
+func (v *EndpointAuthInput) GetTokenUrl() *string { return v.TokenUrl }
+
+// GetClientId returns EndpointAuthInput.ClientId, and is useful for accessing the field via an interface.
+func (v *EndpointAuthInput) GetClientId() *string { return v.ClientId }
+
+// GetClientSecret returns EndpointAuthInput.ClientSecret, and is useful for accessing the field via an interface.
+func (v *EndpointAuthInput) GetClientSecret() *string { return v.ClientSecret }
+
+// GetScopes returns EndpointAuthInput.Scopes, and is useful for accessing the field via an interface.
+func (v *EndpointAuthInput) GetScopes() []string { return v.Scopes }
+
+// GetAudience returns EndpointAuthInput.Audience, and is useful for accessing the field via an interface.
+func (v *EndpointAuthInput) GetAudience() *string { return v.Audience }
+
 // How Herald authenticates to an endpoint, in addition to the Standard Webhooks
 // signature (webhook-signature) that every delivery carries.
 type EndpointAuthType string
@@ -821,6 +984,11 @@ const (
 	EndpointAuthTypeHmac EndpointAuthType = "HMAC"
 	// t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")> in headerName (default X-Webhook-Signature).
 	EndpointAuthTypeSignature EndpointAuthType = "SIGNATURE"
+	// OAuth 2.0 client credentials: Herald fetches an access token from tokenUrl
+	// (with clientId, clientSecret, scopes and audience), caches it until shortly
+	// before it expires, and sends Authorization: Bearer <token>; a 401 from the
+	// endpoint fetches a new token once.
+	EndpointAuthTypeOauth2ClientCredentials EndpointAuthType = "OAUTH2_CLIENT_CREDENTIALS"
 )
 
 var AllEndpointAuthType = []EndpointAuthType{
@@ -830,6 +998,7 @@ var AllEndpointAuthType = []EndpointAuthType{
 	EndpointAuthTypeApiKey,
 	EndpointAuthTypeHmac,
 	EndpointAuthTypeSignature,
+	EndpointAuthTypeOauth2ClientCredentials,
 }
 
 // A change of an endpoint, from the endpointUpdated feed.
@@ -951,6 +1120,24 @@ func (v *EndpointListener) __premarshalJSON() (*__premarshalEndpointListener, er
 	retval.ExpiresAt = v.Listener.ExpiresAt
 	return &retval, nil
 }
+
+// Mutual TLS settings: clientCertificate and clientKey (PEM, the key's
+// certificate) together, and optionally caCertificates to trust only those
+// roots. A masked clientKey sent back as read keeps the stored key.
+type EndpointTLSInput struct {
+	ClientCertificate *string `json:"clientCertificate"`
+	ClientKey         *string `json:"clientKey"`
+	CaCertificates    *string `json:"caCertificates"`
+}
+
+// GetClientCertificate returns EndpointTLSInput.ClientCertificate, and is useful for accessing the field via an interface.
+func (v *EndpointTLSInput) GetClientCertificate() *string { return v.ClientCertificate }
+
+// GetClientKey returns EndpointTLSInput.ClientKey, and is useful for accessing the field via an interface.
+func (v *EndpointTLSInput) GetClientKey() *string { return v.ClientKey }
+
+// GetCaCertificates returns EndpointTLSInput.CaCertificates, and is useful for accessing the field via an interface.
+func (v *EndpointTLSInput) GetCaCertificates() *string { return v.CaCertificates }
 
 // Where an endpoint sends its events: an HTTP URL or a message broker.
 type EndpointType string
@@ -1140,8 +1327,13 @@ func (v *GoogleCloudPubSubConfigInput) GetEmulator() *string { return v.Emulator
 
 // One HTTP header.
 type Header struct {
-	Name  string `json:"name"`
+	Name string `json:"name"`
+	// The value; a secret header's is masked (at most its last four characters show).
 	Value string `json:"value"`
+	// Whether the value is a secret: encrypted at rest and masked when read.
+	// Headers whose names look like credentials (Authorization, Cookie, names
+	// with auth, token, key, secret, password or signature) always are.
+	Secret bool `json:"secret"`
 }
 
 // GetName returns Header.Name, and is useful for accessing the field via an interface.
@@ -1150,10 +1342,15 @@ func (v *Header) GetName() string { return v.Name }
 // GetValue returns Header.Value, and is useful for accessing the field via an interface.
 func (v *Header) GetValue() string { return v.Value }
 
+// GetSecret returns Header.Secret, and is useful for accessing the field via an interface.
+func (v *Header) GetSecret() bool { return v.Secret }
+
 // One HTTP header to send with every delivery of an endpoint.
 type HeaderInput struct {
 	Name  string `json:"name"`
 	Value string `json:"value"`
+	// The value is a secret: encrypted at rest and masked when read (default: only when the name looks like a credential).
+	Secret *bool `json:"secret"`
 }
 
 // GetName returns HeaderInput.Name, and is useful for accessing the field via an interface.
@@ -1161,6 +1358,9 @@ func (v *HeaderInput) GetName() string { return v.Name }
 
 // GetValue returns HeaderInput.Value, and is useful for accessing the field via an interface.
 func (v *HeaderInput) GetValue() string { return v.Value }
+
+// GetSecret returns HeaderInput.Secret, and is useful for accessing the field via an interface.
+func (v *HeaderInput) GetSecret() *bool { return v.Secret }
 
 type ImportEventTypesInput struct {
 	// The types, as a catalog file lists them (at most 10000).
@@ -1504,6 +1704,19 @@ func (v *RetryRefusal) GetCode() string { return v.Code }
 // GetMessage returns RetryRefusal.Message, and is useful for accessing the field via an interface.
 func (v *RetryRefusal) GetMessage() string { return v.Message }
 
+// SignatureScheme is enum for the field signature_scheme
+type SignatureScheme string
+
+const (
+	SignatureSchemeHmacSha256 SignatureScheme = "HMAC_SHA256"
+	SignatureSchemeEd25519    SignatureScheme = "ED25519"
+)
+
+var AllSignatureScheme = []SignatureScheme{
+	SignatureSchemeHmacSha256,
+	SignatureSchemeEd25519,
+}
+
 // Changes to an endpoint; omitted fields stay as they are. Changing the URL or
 // event types keeps the signing secret. Setting isActive to true re-enables a
 // disabled endpoint and resets its consecutive failures. A masked credential
@@ -1530,6 +1743,8 @@ type UpdateEndpointInput struct {
 	Ordering *Ordering `json:"ordering"`
 	// Replaces the transformation; null removes it.
 	Transformation *string `json:"transformation"`
+	// Replaces the mutual TLS settings; null removes them.
+	Tls *EndpointTLSInput `json:"tls"`
 	// Where the endpoint sends its events (default HTTP, or the endpoint's type on update). A broker type needs its configuration, in the field named after it, instead of url, auth and headers.
 	Type *EndpointType `json:"type"`
 	// The configuration of a RABBITMQ endpoint.
@@ -1588,6 +1803,9 @@ func (v *UpdateEndpointInput) GetOrdering() *Ordering { return v.Ordering }
 // GetTransformation returns UpdateEndpointInput.Transformation, and is useful for accessing the field via an interface.
 func (v *UpdateEndpointInput) GetTransformation() *string { return v.Transformation }
 
+// GetTls returns UpdateEndpointInput.Tls, and is useful for accessing the field via an interface.
+func (v *UpdateEndpointInput) GetTls() *EndpointTLSInput { return v.Tls }
+
 // GetType returns UpdateEndpointInput.Type, and is useful for accessing the field via an interface.
 func (v *UpdateEndpointInput) GetType() *EndpointType { return v.Type }
 
@@ -1616,6 +1834,22 @@ type __archiveEventTypeInput struct {
 
 // GetId returns __archiveEventTypeInput.Id, and is useful for accessing the field via an interface.
 func (v *__archiveEventTypeInput) GetId() string { return v.Id }
+
+// __auditLogInput is used internally by genqlient
+type __auditLogInput struct {
+	First int            `json:"first"`
+	After *string        `json:"after"`
+	Where *AuditLogWhere `json:"where"`
+}
+
+// GetFirst returns __auditLogInput.First, and is useful for accessing the field via an interface.
+func (v *__auditLogInput) GetFirst() int { return v.First }
+
+// GetAfter returns __auditLogInput.After, and is useful for accessing the field via an interface.
+func (v *__auditLogInput) GetAfter() *string { return v.After }
+
+// GetWhere returns __auditLogInput.Where, and is useful for accessing the field via an interface.
+func (v *__auditLogInput) GetWhere() *AuditLogWhere { return v.Where }
 
 // __catalogEventTypesInput is used internally by genqlient
 type __catalogEventTypesInput struct {
@@ -1961,10 +2195,23 @@ type __revokePortalSessionsInput struct {
 // GetAppID returns __revokePortalSessionsInput.AppID, and is useful for accessing the field via an interface.
 func (v *__revokePortalSessionsInput) GetAppID() *string { return v.AppID }
 
+// __rotateEncryptionKeysInput is used internally by genqlient
+type __rotateEncryptionKeysInput struct {
+	BatchSize  *int `json:"batchSize"`
+	MaxBatches *int `json:"maxBatches"`
+}
+
+// GetBatchSize returns __rotateEncryptionKeysInput.BatchSize, and is useful for accessing the field via an interface.
+func (v *__rotateEncryptionKeysInput) GetBatchSize() *int { return v.BatchSize }
+
+// GetMaxBatches returns __rotateEncryptionKeysInput.MaxBatches, and is useful for accessing the field via an interface.
+func (v *__rotateEncryptionKeysInput) GetMaxBatches() *int { return v.MaxBatches }
+
 // __rotateEndpointSecretInput is used internally by genqlient
 type __rotateEndpointSecretInput struct {
-	Id      string  `json:"id"`
-	Overlap *string `json:"overlap"`
+	Id              string           `json:"id"`
+	Overlap         *string          `json:"overlap"`
+	SignatureScheme *SignatureScheme `json:"signatureScheme"`
 }
 
 // GetId returns __rotateEndpointSecretInput.Id, and is useful for accessing the field via an interface.
@@ -1972,6 +2219,9 @@ func (v *__rotateEndpointSecretInput) GetId() string { return v.Id }
 
 // GetOverlap returns __rotateEndpointSecretInput.Overlap, and is useful for accessing the field via an interface.
 func (v *__rotateEndpointSecretInput) GetOverlap() *string { return v.Overlap }
+
+// GetSignatureScheme returns __rotateEndpointSecretInput.SignatureScheme, and is useful for accessing the field via an interface.
+func (v *__rotateEndpointSecretInput) GetSignatureScheme() *SignatureScheme { return v.SignatureScheme }
 
 // __testEndpointInput is used internally by genqlient
 type __testEndpointInput struct {
@@ -2017,6 +2267,119 @@ type archiveEventTypeResponse struct {
 
 // GetArchiveEventType returns archiveEventTypeResponse.ArchiveEventType, and is useful for accessing the field via an interface.
 func (v *archiveEventTypeResponse) GetArchiveEventType() EventType { return v.ArchiveEventType }
+
+// auditLogAuditLogAuditRecordConnection includes the requested fields of the GraphQL type AuditRecordConnection.
+// The GraphQL type's documentation follows.
+//
+// A connection to a list of items.
+type auditLogAuditLogAuditRecordConnection struct {
+	// A list of edges.
+	Edges []*auditLogAuditLogAuditRecordConnectionEdgesAuditRecordEdge `json:"edges"`
+	// Information to aid in pagination.
+	PageInfo auditLogAuditLogAuditRecordConnectionPageInfo `json:"pageInfo"`
+}
+
+// GetEdges returns auditLogAuditLogAuditRecordConnection.Edges, and is useful for accessing the field via an interface.
+func (v *auditLogAuditLogAuditRecordConnection) GetEdges() []*auditLogAuditLogAuditRecordConnectionEdgesAuditRecordEdge {
+	return v.Edges
+}
+
+// GetPageInfo returns auditLogAuditLogAuditRecordConnection.PageInfo, and is useful for accessing the field via an interface.
+func (v *auditLogAuditLogAuditRecordConnection) GetPageInfo() auditLogAuditLogAuditRecordConnectionPageInfo {
+	return v.PageInfo
+}
+
+// auditLogAuditLogAuditRecordConnectionEdgesAuditRecordEdge includes the requested fields of the GraphQL type AuditRecordEdge.
+// The GraphQL type's documentation follows.
+//
+// An edge in a connection.
+type auditLogAuditLogAuditRecordConnectionEdgesAuditRecordEdge struct {
+	// The item at the end of the edge.
+	Node *AuditRecord `json:"node"`
+}
+
+// GetNode returns auditLogAuditLogAuditRecordConnectionEdgesAuditRecordEdge.Node, and is useful for accessing the field via an interface.
+func (v *auditLogAuditLogAuditRecordConnectionEdgesAuditRecordEdge) GetNode() *AuditRecord {
+	return v.Node
+}
+
+// auditLogAuditLogAuditRecordConnectionPageInfo includes the requested fields of the GraphQL type PageInfo.
+// The GraphQL type's documentation follows.
+//
+// Information about pagination in a connection.
+// https://relay.dev/graphql/connections.htm#sec-undefined.PageInfo
+type auditLogAuditLogAuditRecordConnectionPageInfo struct {
+	PageInfo `json:"-"`
+}
+
+// GetHasNextPage returns auditLogAuditLogAuditRecordConnectionPageInfo.HasNextPage, and is useful for accessing the field via an interface.
+func (v *auditLogAuditLogAuditRecordConnectionPageInfo) GetHasNextPage() bool {
+	return v.PageInfo.HasNextPage
+}
+
+// GetEndCursor returns auditLogAuditLogAuditRecordConnectionPageInfo.EndCursor, and is useful for accessing the field via an interface.
+func (v *auditLogAuditLogAuditRecordConnectionPageInfo) GetEndCursor() *string {
+	return v.PageInfo.EndCursor
+}
+
+func (v *auditLogAuditLogAuditRecordConnectionPageInfo) UnmarshalJSON(b []byte) error {
+
+	if string(b) == "null" {
+		return nil
+	}
+
+	var firstPass struct {
+		*auditLogAuditLogAuditRecordConnectionPageInfo
+		graphql.NoUnmarshalJSON
+	}
+	firstPass.auditLogAuditLogAuditRecordConnectionPageInfo = v
+
+	err := json.Unmarshal(b, &firstPass)
+	if err != nil {
+		return err
+	}
+
+	err = json.Unmarshal(
+		b, &v.PageInfo)
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+type __premarshalauditLogAuditLogAuditRecordConnectionPageInfo struct {
+	HasNextPage bool `json:"hasNextPage"`
+
+	EndCursor *string `json:"endCursor"`
+}
+
+func (v *auditLogAuditLogAuditRecordConnectionPageInfo) MarshalJSON() ([]byte, error) {
+	premarshaled, err := v.__premarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(premarshaled)
+}
+
+func (v *auditLogAuditLogAuditRecordConnectionPageInfo) __premarshalJSON() (*__premarshalauditLogAuditLogAuditRecordConnectionPageInfo, error) {
+	var retval __premarshalauditLogAuditLogAuditRecordConnectionPageInfo
+
+	retval.HasNextPage = v.PageInfo.HasNextPage
+	retval.EndCursor = v.PageInfo.EndCursor
+	return &retval, nil
+}
+
+// auditLogResponse is returned by auditLog on success.
+type auditLogResponse struct {
+	// The audit log of the app the caller acts in, newest first: every change made
+	// through the API, who made it and from where. Keys with full access read the
+	// app's whole log (admin keys any app's, with X-Herald-App); restricted keys
+	// and portal sessions read the records of their own changes.
+	AuditLog auditLogAuditLogAuditRecordConnection `json:"auditLog"`
+}
+
+// GetAuditLog returns auditLogResponse.AuditLog, and is useful for accessing the field via an interface.
+func (v *auditLogResponse) GetAuditLog() auditLogAuditLogAuditRecordConnection { return v.AuditLog }
 
 // catalogEventTypesCatalogsCatalogConnection includes the requested fields of the GraphQL type CatalogConnection.
 // The GraphQL type's documentation follows.
@@ -2128,7 +2491,10 @@ func (v *clearEndpointRateLimitResponse) GetUpdateEndpoint() Endpoint { return v
 
 // createEndpointCreateEndpointCreateEndpointPayload includes the requested fields of the GraphQL type CreateEndpointPayload.
 type createEndpointCreateEndpointCreateEndpointPayload struct {
-	// The signing secret (whsec_...). It is shown only here and by rotateEndpointSecret.
+	// What receivers verify signatures with: the signing secret (whsec_...) of an
+	// HMAC_SHA256 endpoint, shown only here and by rotateEndpointSecret and
+	// revealEndpointSecret; the public key (whpk_..., also Endpoint.publicKey) of an
+	// ED25519 endpoint.
 	Secret   string   `json:"secret"`
 	Endpoint Endpoint `json:"endpoint"`
 }
@@ -2268,6 +2634,62 @@ type deliveryUpdatedResponse struct {
 
 // GetDeliveryUpdated returns deliveryUpdatedResponse.DeliveryUpdated, and is useful for accessing the field via an interface.
 func (v *deliveryUpdatedResponse) GetDeliveryUpdated() DeliveryChange { return v.DeliveryUpdated }
+
+// encryptionKeysEncryptionKeys includes the requested fields of the GraphQL type EncryptionKeys.
+// The GraphQL type's documentation follows.
+//
+// The encryption keys that protect endpoints' secrets at rest, as this server sees them.
+type encryptionKeysEncryptionKeys struct {
+	// The key new and re-encrypted secrets are sealed with (the first configured).
+	Primary string `json:"primary"`
+	// Endpoints whose secrets are still stored in the clear (from before encryption; sealed at start).
+	Plaintext int `json:"plaintext"`
+	// Every key this server has, and every key endpoints' secrets are sealed under.
+	Keys []encryptionKeysEncryptionKeysKeysEncryptionKeyUse `json:"keys"`
+}
+
+// GetPrimary returns encryptionKeysEncryptionKeys.Primary, and is useful for accessing the field via an interface.
+func (v *encryptionKeysEncryptionKeys) GetPrimary() string { return v.Primary }
+
+// GetPlaintext returns encryptionKeysEncryptionKeys.Plaintext, and is useful for accessing the field via an interface.
+func (v *encryptionKeysEncryptionKeys) GetPlaintext() int { return v.Plaintext }
+
+// GetKeys returns encryptionKeysEncryptionKeys.Keys, and is useful for accessing the field via an interface.
+func (v *encryptionKeysEncryptionKeys) GetKeys() []encryptionKeysEncryptionKeysKeysEncryptionKeyUse {
+	return v.Keys
+}
+
+// encryptionKeysEncryptionKeysKeysEncryptionKeyUse includes the requested fields of the GraphQL type EncryptionKeyUse.
+// The GraphQL type's documentation follows.
+//
+// One encryption key.
+type encryptionKeysEncryptionKeysKeysEncryptionKeyUse struct {
+	ID string `json:"id"`
+	// This server holds the key (false: secrets sealed under it cannot be read here).
+	Configured bool `json:"configured"`
+	// Endpoints whose secrets are sealed under it.
+	Endpoints int `json:"endpoints"`
+}
+
+// GetID returns encryptionKeysEncryptionKeysKeysEncryptionKeyUse.ID, and is useful for accessing the field via an interface.
+func (v *encryptionKeysEncryptionKeysKeysEncryptionKeyUse) GetID() string { return v.ID }
+
+// GetConfigured returns encryptionKeysEncryptionKeysKeysEncryptionKeyUse.Configured, and is useful for accessing the field via an interface.
+func (v *encryptionKeysEncryptionKeysKeysEncryptionKeyUse) GetConfigured() bool { return v.Configured }
+
+// GetEndpoints returns encryptionKeysEncryptionKeysKeysEncryptionKeyUse.Endpoints, and is useful for accessing the field via an interface.
+func (v *encryptionKeysEncryptionKeysKeysEncryptionKeyUse) GetEndpoints() int { return v.Endpoints }
+
+// encryptionKeysResponse is returned by encryptionKeys on success.
+type encryptionKeysResponse struct {
+	// The encryption keys of endpoints' secrets and how many endpoints each holds (admin keys).
+	EncryptionKeys encryptionKeysEncryptionKeys `json:"encryptionKeys"`
+}
+
+// GetEncryptionKeys returns encryptionKeysResponse.EncryptionKeys, and is useful for accessing the field via an interface.
+func (v *encryptionKeysResponse) GetEncryptionKeys() encryptionKeysEncryptionKeys {
+	return v.EncryptionKeys
+}
 
 // endpointUpdatedResponse is returned by endpointUpdated on success.
 type endpointUpdatedResponse struct {
@@ -3117,7 +3539,7 @@ func (v *revealEndpointSecretResponse) GetRevealEndpointSecret() revealEndpointS
 
 // revealEndpointSecretRevealEndpointSecretRevealEndpointSecretPayload includes the requested fields of the GraphQL type RevealEndpointSecretPayload.
 type revealEndpointSecretRevealEndpointSecretRevealEndpointSecretPayload struct {
-	// The current signing secret (whsec_...).
+	// The current signing secret (whsec_...), or the public key (whpk_...) of an ED25519 endpoint: its private key never leaves Herald.
 	Secret string `json:"secret"`
 }
 
@@ -3171,6 +3593,79 @@ func (v *revokePortalSessionsRevokePortalSessionsRevokePortalSessionsPayload) Ge
 	return v.Count
 }
 
+// rotateEncryptionKeysResponse is returned by rotateEncryptionKeys on success.
+type rotateEncryptionKeysResponse struct {
+	// Re-encrypt endpoints' secrets with the primary encryption key, in bounded
+	// batches while Herald serves (admin keys; herald keys rotate calls it until
+	// done). Every replica must hold the primary key first.
+	RotateEncryptionKeys rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation `json:"rotateEncryptionKeys"`
+}
+
+// GetRotateEncryptionKeys returns rotateEncryptionKeysResponse.RotateEncryptionKeys, and is useful for accessing the field via an interface.
+func (v *rotateEncryptionKeysResponse) GetRotateEncryptionKeys() rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation {
+	return v.RotateEncryptionKeys
+}
+
+// rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation includes the requested fields of the GraphQL type EncryptionKeyRotation.
+// The GraphQL type's documentation follows.
+//
+// What rotateEncryptionKeys did.
+type rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation struct {
+	// The key secrets are now sealed with.
+	Primary string `json:"primary"`
+	// Endpoints re-encrypted by this call.
+	Resealed int `json:"resealed"`
+	// Nothing is left under other keys: they may be removed from the configuration.
+	Done bool `json:"done"`
+	// Endpoints still sealed under other keys, by key.
+	Remaining []rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse `json:"remaining"`
+}
+
+// GetPrimary returns rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation.Primary, and is useful for accessing the field via an interface.
+func (v *rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation) GetPrimary() string {
+	return v.Primary
+}
+
+// GetResealed returns rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation.Resealed, and is useful for accessing the field via an interface.
+func (v *rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation) GetResealed() int {
+	return v.Resealed
+}
+
+// GetDone returns rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation.Done, and is useful for accessing the field via an interface.
+func (v *rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation) GetDone() bool { return v.Done }
+
+// GetRemaining returns rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation.Remaining, and is useful for accessing the field via an interface.
+func (v *rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotation) GetRemaining() []rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse {
+	return v.Remaining
+}
+
+// rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse includes the requested fields of the GraphQL type EncryptionKeyUse.
+// The GraphQL type's documentation follows.
+//
+// One encryption key.
+type rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse struct {
+	ID string `json:"id"`
+	// This server holds the key (false: secrets sealed under it cannot be read here).
+	Configured bool `json:"configured"`
+	// Endpoints whose secrets are sealed under it.
+	Endpoints int `json:"endpoints"`
+}
+
+// GetID returns rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse.ID, and is useful for accessing the field via an interface.
+func (v *rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse) GetID() string {
+	return v.ID
+}
+
+// GetConfigured returns rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse.Configured, and is useful for accessing the field via an interface.
+func (v *rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse) GetConfigured() bool {
+	return v.Configured
+}
+
+// GetEndpoints returns rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse.Endpoints, and is useful for accessing the field via an interface.
+func (v *rotateEncryptionKeysRotateEncryptionKeysEncryptionKeyRotationRemainingEncryptionKeyUse) GetEndpoints() int {
+	return v.Endpoints
+}
+
 // rotateEndpointSecretResponse is returned by rotateEndpointSecret on success.
 type rotateEndpointSecretResponse struct {
 	// Replace the signing secret. The previous one keeps signing too until the overlap ends.
@@ -3184,7 +3679,7 @@ func (v *rotateEndpointSecretResponse) GetRotateEndpointSecret() rotateEndpointS
 
 // rotateEndpointSecretRotateEndpointSecretRotateEndpointSecretPayload includes the requested fields of the GraphQL type RotateEndpointSecretPayload.
 type rotateEndpointSecretRotateEndpointSecretRotateEndpointSecretPayload struct {
-	// The new signing secret. It is shown only here.
+	// The new signing secret (whsec_...), or the new public key (whpk_...) of an ED25519 endpoint.
 	Secret   string   `json:"secret"`
 	Endpoint Endpoint `json:"endpoint"`
 }
@@ -3428,6 +3923,68 @@ func archiveEventType(
 	return data_, err_
 }
 
+// The query executed by auditLog.
+const auditLog_Operation = `
+query auditLog ($first: Int!, $after: Cursor, $where: AuditLogWhere) {
+	auditLog(first: $first, after: $after, where: $where) {
+		edges {
+			node {
+				... AuditRecord
+			}
+		}
+		pageInfo {
+			... PageInfo
+		}
+	}
+}
+fragment AuditRecord on AuditRecord {
+	id
+	createdAt
+	actorKind
+	actorID
+	actorName
+	action
+	targetType
+	targetID
+	changes
+	remoteAddr
+	requestID
+}
+fragment PageInfo on PageInfo {
+	hasNextPage
+	endCursor
+}
+`
+
+func auditLog(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	first int,
+	after *string,
+	where *AuditLogWhere,
+) (data_ *auditLogResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "auditLog",
+		Query:  auditLog_Operation,
+		Variables: &__auditLogInput{
+			First: first,
+			After: after,
+			Where: where,
+		},
+	}
+
+	data_ = &auditLogResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The query executed by catalogEventTypes.
 const catalogEventTypes_Operation = `
 query catalogEventTypes ($id: ID!, $first: Int!, $after: Cursor) {
@@ -3527,6 +4084,8 @@ fragment Endpoint on Endpoint {
 	headers {
 		... Header
 	}
+	signatureScheme
+	publicKey
 	pausedUntil
 	previousSecretExpiresAt
 	consecutiveFailures
@@ -3559,10 +4118,16 @@ fragment EndpointAuth on EndpointAuth {
 	headerName
 	headerValue
 	secret
+	tokenUrl
+	clientId
+	clientSecret
+	scopes
+	audience
 }
 fragment Header on Header {
 	name
 	value
+	secret
 }
 fragment Listener on Listener {
 	ttl
@@ -3630,6 +4195,8 @@ fragment Endpoint on Endpoint {
 	headers {
 		... Header
 	}
+	signatureScheme
+	publicKey
 	pausedUntil
 	previousSecretExpiresAt
 	consecutiveFailures
@@ -3662,10 +4229,16 @@ fragment EndpointAuth on EndpointAuth {
 	headerName
 	headerValue
 	secret
+	tokenUrl
+	clientId
+	clientSecret
+	scopes
+	audience
 }
 fragment Header on Header {
 	name
 	value
+	secret
 }
 fragment Listener on Listener {
 	ttl
@@ -3736,6 +4309,8 @@ fragment Endpoint on Endpoint {
 	headers {
 		... Header
 	}
+	signatureScheme
+	publicKey
 	pausedUntil
 	previousSecretExpiresAt
 	consecutiveFailures
@@ -3768,10 +4343,16 @@ fragment EndpointAuth on EndpointAuth {
 	headerName
 	headerValue
 	secret
+	tokenUrl
+	clientId
+	clientSecret
+	scopes
+	audience
 }
 fragment Header on Header {
 	name
 	value
+	secret
 }
 fragment Listener on Listener {
 	ttl
@@ -3886,6 +4467,8 @@ fragment Endpoint on Endpoint {
 	headers {
 		... Header
 	}
+	signatureScheme
+	publicKey
 	pausedUntil
 	previousSecretExpiresAt
 	consecutiveFailures
@@ -3918,10 +4501,16 @@ fragment EndpointAuth on EndpointAuth {
 	headerName
 	headerValue
 	secret
+	tokenUrl
+	clientId
+	clientSecret
+	scopes
+	audience
 }
 fragment Header on Header {
 	name
 	value
+	secret
 }
 fragment Listener on Listener {
 	ttl
@@ -4103,6 +4692,43 @@ func deliveryUpdatedForwardData(interfaceChan interface{}, jsonRawMsg json.RawMe
 	return nil
 }
 
+// The query executed by encryptionKeys.
+const encryptionKeys_Operation = `
+query encryptionKeys {
+	encryptionKeys {
+		primary
+		plaintext
+		keys {
+			id
+			configured
+			endpoints
+		}
+	}
+}
+`
+
+// The encryption keys of endpoints' secrets (admin keys).
+func encryptionKeys(
+	ctx_ context.Context,
+	client_ graphql.Client,
+) (data_ *encryptionKeysResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "encryptionKeys",
+		Query:  encryptionKeys_Operation,
+	}
+
+	data_ = &encryptionKeysResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The subscription executed by endpointUpdated.
 const endpointUpdated_Operation = `
 subscription endpointUpdated ($endpointID: ID) {
@@ -4144,6 +4770,8 @@ fragment Endpoint on Endpoint {
 	headers {
 		... Header
 	}
+	signatureScheme
+	publicKey
 	pausedUntil
 	previousSecretExpiresAt
 	consecutiveFailures
@@ -4176,10 +4804,16 @@ fragment EndpointAuth on EndpointAuth {
 	headerName
 	headerValue
 	secret
+	tokenUrl
+	clientId
+	clientSecret
+	scopes
+	audience
 }
 fragment Header on Header {
 	name
 	value
+	secret
 }
 fragment Listener on Listener {
 	ttl
@@ -4399,6 +5033,7 @@ fragment Attempt on Attempt {
 fragment Header on Header {
 	name
 	value
+	secret
 }
 `
 
@@ -4466,6 +5101,8 @@ fragment Endpoint on Endpoint {
 	headers {
 		... Header
 	}
+	signatureScheme
+	publicKey
 	pausedUntil
 	previousSecretExpiresAt
 	consecutiveFailures
@@ -4498,10 +5135,16 @@ fragment EndpointAuth on EndpointAuth {
 	headerName
 	headerValue
 	secret
+	tokenUrl
+	clientId
+	clientSecret
+	scopes
+	audience
 }
 fragment Header on Header {
 	name
 	value
+	secret
 }
 fragment Listener on Listener {
 	ttl
@@ -4794,6 +5437,8 @@ fragment Endpoint on Endpoint {
 	headers {
 		... Header
 	}
+	signatureScheme
+	publicKey
 	pausedUntil
 	previousSecretExpiresAt
 	consecutiveFailures
@@ -4826,10 +5471,16 @@ fragment EndpointAuth on EndpointAuth {
 	headerName
 	headerValue
 	secret
+	tokenUrl
+	clientId
+	clientSecret
+	scopes
+	audience
 }
 fragment Header on Header {
 	name
 	value
+	secret
 }
 fragment Listener on Listener {
 	ttl
@@ -5015,6 +5666,7 @@ subscription listen ($listenerId: ID!) {
 fragment Header on Header {
 	name
 	value
+	secret
 }
 `
 
@@ -5433,10 +6085,54 @@ func revokePortalSessions(
 	return data_, err_
 }
 
+// The mutation executed by rotateEncryptionKeys.
+const rotateEncryptionKeys_Operation = `
+mutation rotateEncryptionKeys ($batchSize: Int, $maxBatches: Int) {
+	rotateEncryptionKeys(input: {batchSize:$batchSize,maxBatches:$maxBatches}) {
+		primary
+		resealed
+		done
+		remaining {
+			id
+			configured
+			endpoints
+		}
+	}
+}
+`
+
+// Re-encrypt endpoints' secrets with the primary key, in bounded batches.
+func rotateEncryptionKeys(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	batchSize *int,
+	maxBatches *int,
+) (data_ *rotateEncryptionKeysResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "rotateEncryptionKeys",
+		Query:  rotateEncryptionKeys_Operation,
+		Variables: &__rotateEncryptionKeysInput{
+			BatchSize:  batchSize,
+			MaxBatches: maxBatches,
+		},
+	}
+
+	data_ = &rotateEncryptionKeysResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The mutation executed by rotateEndpointSecret.
 const rotateEndpointSecret_Operation = `
-mutation rotateEndpointSecret ($id: ID!, $overlap: Duration) {
-	rotateEndpointSecret(id: $id, input: {overlap:$overlap}) {
+mutation rotateEndpointSecret ($id: ID!, $overlap: Duration, $signatureScheme: SignatureScheme) {
+	rotateEndpointSecret(id: $id, input: {overlap:$overlap,signatureScheme:$signatureScheme}) {
 		secret
 		endpoint {
 			... Endpoint
@@ -5469,6 +6165,8 @@ fragment Endpoint on Endpoint {
 	headers {
 		... Header
 	}
+	signatureScheme
+	publicKey
 	pausedUntil
 	previousSecretExpiresAt
 	consecutiveFailures
@@ -5501,10 +6199,16 @@ fragment EndpointAuth on EndpointAuth {
 	headerName
 	headerValue
 	secret
+	tokenUrl
+	clientId
+	clientSecret
+	scopes
+	audience
 }
 fragment Header on Header {
 	name
 	value
+	secret
 }
 fragment Listener on Listener {
 	ttl
@@ -5519,13 +6223,15 @@ func rotateEndpointSecret(
 	client_ graphql.Client,
 	id string,
 	overlap *string,
+	signatureScheme *SignatureScheme,
 ) (data_ *rotateEndpointSecretResponse, err_ error) {
 	req_ := &graphql.Request{
 		OpName: "rotateEndpointSecret",
 		Query:  rotateEndpointSecret_Operation,
 		Variables: &__rotateEndpointSecretInput{
-			Id:      id,
-			Overlap: overlap,
+			Id:              id,
+			Overlap:         overlap,
+			SignatureScheme: signatureScheme,
 		},
 	}
 
@@ -5583,6 +6289,7 @@ fragment Attempt on Attempt {
 fragment Header on Header {
 	name
 	value
+	secret
 }
 `
 
@@ -5692,6 +6399,8 @@ fragment Endpoint on Endpoint {
 	headers {
 		... Header
 	}
+	signatureScheme
+	publicKey
 	pausedUntil
 	previousSecretExpiresAt
 	consecutiveFailures
@@ -5724,10 +6433,16 @@ fragment EndpointAuth on EndpointAuth {
 	headerName
 	headerValue
 	secret
+	tokenUrl
+	clientId
+	clientSecret
+	scopes
+	audience
 }
 fragment Header on Header {
 	name
 	value
+	secret
 }
 fragment Listener on Listener {
 	ttl

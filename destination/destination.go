@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/heraldhq/herald/webhook"
@@ -27,6 +28,8 @@ type Endpoint struct {
 	URL     string
 	Auth    webhook.Auth
 	Headers []webhook.Header
+	// TLS is an HTTP endpoint's mutual TLS (nil: none).
+	TLS *webhook.TLS
 	// Config is a broker's configuration, as its Spec.Check stored it.
 	Config json.RawMessage
 	// Timeout bounds one attempt, connecting included.
@@ -37,8 +40,13 @@ type Endpoint struct {
 // it.
 type Env struct {
 	// Policy is checked on every connection a driver makes: each client's
-	// dialer goes through Policy.Dialer.
+	// dialer goes through Env.Dialer.
 	Policy Policy
+	// Proxy, if set, is the egress proxy every connection goes through:
+	// HTTP endpoints with the proxy's HTTP support (CONNECT for https,
+	// absolute-form requests for http), brokers and cloud APIs through a
+	// CONNECT tunnel (Env.Dialer). Its credentials come from the URL.
+	Proxy *url.URL
 	// UserAgent identifies Herald to HTTP endpoints and APIs.
 	UserAgent string
 	// MaxResponseBody is how much of an answer an attempt keeps.

@@ -80,7 +80,10 @@ func (m *Message) Headers(t time.Time, fn func(name, value string)) {
 	fn(HeaderWebhookTimestamp, strconv.FormatInt(ts, 10))
 	if m.Signer != nil {
 		fn(HeaderWebhookSignature, string(m.Signer.AppendStandard(nil, m.ID, ts, m.Body)))
-		fn(HeaderSignature, string(m.Signer.AppendBodyHex(nil, m.Body)))
+		// Herald's hex signature is an HMAC: Ed25519 keys have none.
+		if hex := m.Signer.AppendBodyHex(nil, m.Body); len(hex) > 0 {
+			fn(HeaderSignature, string(hex))
+		}
 	}
 	fn(HeaderEventType, m.EventType)
 	fn(HeaderDeliveryID, m.DeliveryID)
@@ -130,6 +133,12 @@ type Result struct {
 	// Started and Completed bound the attempt.
 	Started   time.Time
 	Completed time.Time
+}
+
+// ProxyFailure reports whether the attempt failed because the egress
+// proxy did (a Deferred outcome whose error is a ProxyError's).
+func (r *Result) ProxyFailure() bool {
+	return r.Outcome == Deferred && strings.Contains(r.Error, proxyErrorPrefix)
 }
 
 // Duration is how long the attempt took.

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/heraldhq/herald/webhook"
+	"github.com/heraldhq/herald/secret"
 )
 
 // Spec declares a destination type once, for everything that shows or
@@ -171,9 +171,8 @@ func (s *Spec) normalize(in, stored json.RawMessage) (json.RawMessage, error) {
 				return nil, Invalid(name, "must be a string")
 			}
 			if f.Secret {
-				if prev, _ := old[name].(string); prev != "" && str == webhook.Mask(prev) {
-					str = prev
-				}
+				prev, _ := old[name].(string)
+				str = secret.Unmask(str, prev)
 			} else {
 				str = strings.TrimSpace(str)
 			}
@@ -259,17 +258,7 @@ func (s *Spec) fieldNames() []string {
 // Mask returns a stored configuration with its secret fields masked (at
 // most their last four characters show), as the API shows it.
 func (s *Spec) Mask(cfg json.RawMessage) json.RawMessage {
-	var vals map[string]any
-	if err := json.Unmarshal(cfg, &vals); err != nil || vals == nil {
-		return json.RawMessage("{}")
-	}
-	for _, f := range s.Fields {
-		if v, ok := vals[f.Name].(string); ok && f.Secret {
-			vals[f.Name] = webhook.Mask(v)
-		}
-	}
-	b, _ := json.Marshal(vals)
-	return b
+	return secret.MaskConfig(cfg, s.Secrets())
 }
 
 // Secrets returns the names of the spec's secret fields.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/heraldhq/herald/audit"
 	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/destination/listener"
@@ -98,10 +99,15 @@ func (e *Engine) Retry(ctx context.Context, id string) (*ent.Delivery, error) {
 		return nil, inProgress
 	}
 	now := e.cfg.Now().UTC()
+	row := audit.Take(ctx, audit.Change{TargetType: "Delivery", TargetID: id,
+		Fields: map[string]any{"endpointId": d.EndpointID, "eventId": d.EventID, "status": d.Status.String()}}, now)
 	res, err := e.cfg.Driver.Requeue(tenant.System(ctx), RequeueParams{
-		AppID: d.AppID, DeliveryIDs: []string{id}, Now: now,
+		AppID: d.AppID, DeliveryIDs: []string{id}, Now: now, Audit: row,
 		Statuses: []string{delivery.StatusSucceeded.String(), delivery.StatusFailed.String(), delivery.StatusRetrying.String()},
 	})
+	if !res.Audited {
+		audit.Untake(ctx, row)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("retry delivery %s: %w", id, err)
 	}
@@ -142,11 +148,22 @@ func (e *Engine) Replay(ctx context.Context, endpointID string, since time.Time,
 	}
 	now := e.cfg.Now().UTC()
 	total, pos := 0, ""
+	// The record goes with the first page that requeues anything.
+	row := audit.Take(ctx, audit.Change{TargetType: "Endpoint", TargetID: endpointID,
+		Fields: map[string]any{"since": since.UTC(), "status": status.String()}}, now)
+	defer func() {
+		if row != nil {
+			audit.Untake(ctx, row)
+		}
+	}()
 	for {
 		res, err := e.cfg.Driver.Requeue(tenant.System(ctx), RequeueParams{
 			AppID: v.AppID, EndpointID: endpointID, Since: since, Statuses: []string{status.String()},
-			Limit: replayPage, After: pos, Now: now,
+			Limit: replayPage, After: pos, Now: now, Audit: row,
 		})
+		if res.Audited {
+			row = nil
+		}
 		if err != nil {
 			return total, fmt.Errorf("replay deliveries of endpoint %s: %w", endpointID, err)
 		}
@@ -274,7 +291,19 @@ func (e *Engine) Test(ctx context.Context, endpointID, eventType string, payload
 		if err := tx.InsertDeliveries(ctx, []DeliveryRow{row}, nil); err != nil {
 			return fmt.Errorf("store test delivery: %w", err)
 		}
-		return tx.Commit()
+		rec := audit.Take(ctx, audit.Change{TargetType: "Endpoint", TargetID: endpointID,
+			Fields: map[string]any{"eventType": eventType, "eventId": evID, "deliveryId": dID}}, now)
+		if rec != nil {
+			if err := tx.InsertAudit(ctx, []*audit.Row{rec}); err != nil {
+				audit.Untake(ctx, rec)
+				return err
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			audit.Untake(ctx, rec)
+			return err
+		}
+		return nil
 	}()
 	if err != nil {
 		return nil, fmt.Errorf("test endpoint %s: %w", endpointID, err)

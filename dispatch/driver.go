@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/heraldhq/herald/audit"
 	"github.com/heraldhq/herald/filter"
 )
 
@@ -115,6 +116,9 @@ type Tx interface {
 	// endpoint, resolution and start, which is created if missing
 	// (an upsert; concurrent transactions of several replicas add up).
 	AddStats(ctx context.Context, rows []StatsRow) error
+	// InsertAudit stores audit records of the API's mutations (package
+	// audit) in the transaction of the change they describe.
+	InsertAudit(ctx context.Context, rows []*audit.Row) error
 	// PauseEndpoint records that an endpoint asked to be left alone until
 	// a time (Retry-After), unless it is paused longer already.
 	PauseEndpoint(ctx context.Context, id string, until time.Time) error
@@ -240,6 +244,9 @@ type RequeueParams struct {
 	// first page).
 	After string
 	Now   time.Time
+	// Audit, if set, is the audit record of the mutation that asks: it is
+	// stored in the transaction that requeues, if anything is requeued.
+	Audit *audit.Row
 }
 
 // RequeueResult says what a Requeue did.
@@ -253,6 +260,8 @@ type RequeueResult struct {
 	// full, so there may be one.
 	Next string
 	More bool
+	// Audited reports that RequeueParams.Audit was stored.
+	Audited bool
 }
 
 // DeliveryRef names a delivery in reports of bulk changes.

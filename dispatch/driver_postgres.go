@@ -14,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/heraldhq/herald/audit"
 )
 
 // PostgresDriver is the Driver of a PostgreSQL database shared by several
@@ -320,7 +322,12 @@ func (d *PostgresDriver) Requeue(ctx context.Context, p RequeueParams) (RequeueR
 	}
 	slices.Sort(ids) // lock rows in one order
 	now := p.Now.UTC()
-	rows, err := d.pool.Query(ctx, `UPDATE deliveries SET status = CASE WHEN attempt_count = 0 THEN 'PENDING' ELSE 'RETRYING' END,
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return res, fmt.Errorf("requeue deliveries: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
+	rows, err := tx.Query(ctx, `UPDATE deliveries SET status = CASE WHEN attempt_count = 0 THEN 'PENDING' ELSE 'RETRYING' END,
  next_attempt_at = $1, next_trigger = 'MANUAL_RETRY', completed_at = NULL, claimed_by = NULL, updated_at = $1
 WHERE app_id = $2 AND id = ANY($3) AND status = ANY($4) AND NOT (claimed_by IS NOT NULL AND next_attempt_at > $1)
 RETURNING id, status`, planEach, now, p.AppID, ids, p.Statuses)
@@ -333,6 +340,17 @@ RETURNING id, status`, planEach, now, p.AppID, ids, p.Statuses)
 		return x, r.Scan(&x.id, &x.status)
 	})
 	if err != nil {
+		return res, fmt.Errorf("requeue deliveries: %w", err)
+	}
+	if p.Audit != nil && len(done) > 0 {
+		q, args := auditStatement([]*audit.Row{p.Audit}, true)
+		if _, err := tx.Exec(ctx, q, args...); err != nil {
+			return res, fmt.Errorf("requeue deliveries: store the audit record: %w", err)
+		}
+		res.Audited = true
+	}
+	if err := tx.Commit(ctx); err != nil {
+		res.Audited = false
 		return res, fmt.Errorf("requeue deliveries: %w", err)
 	}
 	for _, x := range done {

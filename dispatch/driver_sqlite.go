@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/heraldhq/herald/audit"
 )
 
 // SQLiteDriver is the Driver of Herald's SQLite store (package db): one
@@ -377,31 +379,50 @@ func (d *SQLiteDriver) Requeue(ctx context.Context, p RequeueParams) (RequeueRes
 	for _, s := range p.Statuses {
 		args = append(args, s)
 	}
-	rows, err := d.w.QueryContext(ctx, `UPDATE deliveries SET status = CASE WHEN attempt_count = 0 THEN 'PENDING' ELSE 'RETRYING' END,
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return res, fmt.Errorf("requeue deliveries: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after commit
+	rows, err := tx.QueryContext(ctx, `UPDATE deliveries SET status = CASE WHEN attempt_count = 0 THEN 'PENDING' ELSE 'RETRYING' END,
  next_attempt_at = ?, next_trigger = 'MANUAL_RETRY', completed_at = NULL, claimed_by = NULL, updated_at = ?
 WHERE app_id = ? AND id IN (`+placeholders(len(free))+`) AND status IN (`+placeholders(len(p.Statuses))+`)
 RETURNING id, status`, args...)
 	if err != nil {
 		return res, fmt.Errorf("requeue deliveries: %w", err)
 	}
-	defer rows.Close()
 	byID := make(map[string]*DeliveryRef, len(free))
 	for i := range free {
 		byID[free[i].ID] = &free[i]
 	}
+	var requeued []DeliveryRef
 	for rows.Next() {
 		var id, status string
 		if err := rows.Scan(&id, &status); err != nil {
+			rows.Close()
 			return res, fmt.Errorf("requeue deliveries: %w", err)
 		}
 		if r := byID[id]; r != nil {
 			r.Status = status
-			res.Requeued = append(res.Requeued, *r)
+			requeued = append(requeued, *r)
 		}
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return res, fmt.Errorf("requeue deliveries: %w", err)
 	}
+	if p.Audit != nil && len(requeued) > 0 {
+		q, args := auditStatement([]*audit.Row{p.Audit}, false)
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return res, fmt.Errorf("requeue deliveries: store the audit record: %w", err)
+		}
+		res.Audited = true
+	}
+	if err := tx.Commit(); err != nil {
+		res.Audited = false
+		return res, fmt.Errorf("requeue deliveries: %w", err)
+	}
+	res.Requeued = requeued
 	return res, nil
 }
 

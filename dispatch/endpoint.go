@@ -6,6 +6,7 @@ import (
 
 	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/ent"
+	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/signing"
 	"github.com/heraldhq/herald/transform"
 	"github.com/heraldhq/herald/webhook"
@@ -75,17 +76,41 @@ func (e *endpointConfig) signerAt(t time.Time) *signing.Signer {
 	return e.signer
 }
 
-// newEndpointConfig parses a stored endpoint for sending, preparing its
-// target with drivers (nil: no target, for tests that never send).
-func newEndpointConfig(ep *ent.Endpoint, drivers *destination.Drivers, transforms *transform.Engine) (*endpointConfig, error) {
-	key, err := signing.DecodeSecret(ep.Secret)
+// EndpointSecrets returns the columns of an endpoint row that hold
+// secrets, as stored (sealed), for package secret to open or seal; reg
+// names the secret fields of its destination type.
+func EndpointSecrets(ep *ent.Endpoint, reg *destination.Registry) secret.Endpoint {
+	e := secret.Endpoint{ID: ep.ID, Signing: ep.Secret, Auth: ep.Auth, Headers: ep.Headers, Destination: ep.Destination, TLS: ep.TLS}
+	if ep.PreviousSecret != nil {
+		e.PreviousSigning = *ep.PreviousSecret
+	}
+	if reg != nil {
+		if spec, ok := reg.Lookup(ep.Type); ok {
+			e.DestinationSecrets = spec.Secrets()
+		}
+	}
+	if e.TLS != nil && e.TLS.IsZero() {
+		e.TLS = nil
+	}
+	return e
+}
+
+// newEndpointConfig parses a stored endpoint for sending: it opens its
+// secrets with keys and prepares its target with drivers (nil: no target,
+// for tests that never send).
+func newEndpointConfig(ep *ent.Endpoint, keys *secret.Keyring, drivers *destination.Drivers, reg *destination.Registry, transforms *transform.Engine) (*endpointConfig, error) {
+	plain, err := keys.OpenEndpoint(EndpointSecrets(ep, reg))
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s: read its secrets: %w", ep.ID, err)
+	}
+	key, err := signing.ParseKey(plain.Signing)
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %s: signing secret: %w", ep.ID, err)
 	}
 	c := &endpointConfig{
 		ID: ep.ID, AppID: ep.AppID, Type: ep.Type, URL: ep.URL,
 		Retry: ep.RetryPolicy, Timeout: ep.Timeout, Active: ep.IsActive, Deleted: ep.DeletedAt != nil,
-		UpdatedAt: ep.UpdatedAt, signer: signing.NewSigner(key),
+		UpdatedAt: ep.UpdatedAt, signer: signing.NewSignerKeys(key),
 		Ordering: webhook.Ordering(ep.Ordering), RateLimit: ep.RateLimit,
 	}
 	if c.Type == "" {
@@ -100,12 +125,12 @@ func newEndpointConfig(ep *ent.Endpoint, drivers *destination.Drivers, transform
 	if c.Timeout <= 0 {
 		c.Timeout = webhook.DefaultTimeout
 	}
-	if ep.PreviousSecret != nil && *ep.PreviousSecret != "" && ep.PreviousSecretExpiresAt != nil {
-		prev, err := signing.DecodeSecret(*ep.PreviousSecret)
+	if plain.PreviousSigning != "" && ep.PreviousSecretExpiresAt != nil {
+		prev, err := signing.ParseKey(plain.PreviousSigning)
 		if err != nil {
 			return nil, fmt.Errorf("endpoint %s: previous signing secret: %w", ep.ID, err)
 		}
-		c.rotating = signing.NewSigner(key, prev)
+		c.rotating = signing.NewSignerKeys(key, prev)
 		c.prevUntil = *ep.PreviousSecretExpiresAt
 	}
 	if ep.Transformation != nil && transforms != nil {
@@ -115,7 +140,8 @@ func newEndpointConfig(ep *ent.Endpoint, drivers *destination.Drivers, transform
 	}
 	if drivers != nil {
 		c.target, err = drivers.Prepare(&destination.Endpoint{
-			ID: ep.ID, AppID: ep.AppID, Type: c.Type, URL: ep.URL, Auth: ep.Auth, Headers: ep.Headers, Config: ep.Destination, Timeout: c.Timeout,
+			ID: ep.ID, AppID: ep.AppID, Type: c.Type, URL: ep.URL, Auth: plain.Auth, Headers: plain.Headers, Config: plain.Destination,
+			TLS: plain.TLS, Timeout: c.Timeout,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("endpoint %s: %w", ep.ID, err)

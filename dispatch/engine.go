@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/destination/httpdest"
 	"github.com/heraldhq/herald/ent"
+	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/transform"
 	"github.com/heraldhq/herald/webhook"
 )
@@ -38,6 +40,11 @@ type Config struct {
 	// Policy is the destination policy every connection is checked
 	// against.
 	Policy destination.Policy
+	// Proxy, if set, is the egress proxy every outbound connection goes
+	// through (see destination.Env.Proxy).
+	Proxy *url.URL
+	// Secrets opens the endpoints' secrets (required).
+	Secrets *secret.Keyring
 	// Destinations are the destination types the engine sends to
 	// (default: HTTP only).
 	Destinations *destination.Registry
@@ -100,8 +107,8 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() error {
-	if c.Driver == nil || c.Client == nil {
-		return errors.New("dispatch: Config.Driver and Config.Client are required")
+	if c.Driver == nil || c.Client == nil || c.Secrets == nil {
+		return errors.New("dispatch: Config.Driver, Config.Client and Config.Secrets are required")
 	}
 	if c.Catalog == nil {
 		c.Catalog = catalog.New(c.Client, 0)
@@ -188,7 +195,10 @@ type Engine struct {
 	rec     *recorder
 	cancels *canceller
 	metas   *metaCoalescer
-	tel     *telemetry
+	// certStop ends the watch for expiring client certificates, which
+	// closes certDone when it has.
+	certStop, certDone chan struct{}
+	tel                *telemetry
 
 	work      chan *job
 	workersWG sync.WaitGroup
@@ -230,12 +240,12 @@ func New(cfg Config) (*Engine, error) {
 		tel:       newTelemetry(cfg.Metrics, cfg.TracerProvider),
 	}
 	e.drivers = cfg.Destinations.Open(destination.Env{
-		Policy: cfg.Policy, UserAgent: cfg.UserAgent, MaxResponseBody: cfg.MaxResponseBody, Concurrency: cfg.Workers,
+		Policy: cfg.Policy, Proxy: cfg.Proxy, UserAgent: cfg.UserAgent, MaxResponseBody: cfg.MaxResponseBody, Concurrency: cfg.Workers,
 		IdleTimeout: cfg.IdleConnTimeout, Now: cfg.Now, Logger: e.log,
 	})
 	e.configs = newEndpointConfigs(configTTL, cfg.Now, loadEndpoints(cfg.Client),
 		func(ep *ent.Endpoint) (*endpointConfig, error) {
-			return newEndpointConfig(ep, e.drivers, cfg.Transforms)
+			return newEndpointConfig(ep, cfg.Secrets, e.drivers, cfg.Destinations, cfg.Transforms)
 		})
 	e.sendCtx, e.cancelSends = context.WithCancel(context.Background())
 	e.sched = newScheduler(schedConfig{
@@ -276,6 +286,8 @@ func (e *Engine) Start() {
 		go e.runPublisher()
 		go e.cancels.run()
 		go e.metas.run()
+		e.certStop, e.certDone = make(chan struct{}), make(chan struct{})
+		go e.watchCertificates(e.certStop, e.certDone)
 		e.Notify()
 	})
 }
@@ -340,6 +352,10 @@ func (e *Engine) Close(ctx context.Context) error {
 		close(e.rec.in)
 		e.recMu.Unlock()
 		<-e.rec.done
+		if e.certStop != nil {
+			close(e.certStop)
+			<-e.certDone
+		}
 		e.metas.close() // publishes what it gathered
 		e.pubMu.Lock()
 		e.pubClosed = true

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/audit"
 	"github.com/heraldhq/herald/ent"
+	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/signing"
 	"github.com/heraldhq/herald/webhook"
 )
@@ -220,6 +222,7 @@ func (t *fakeTx) Finish(_ context.Context, cs []Completion) ([]bool, error) {
 func (t *fakeTx) AddCounters(context.Context, CounterDelta) (int, error) { return 0, nil }
 func (t *fakeTx) AddStats(context.Context, []StatsRow) error             { return nil }
 func (t *fakeTx) PauseEndpoint(context.Context, string, time.Time) error { return nil }
+func (t *fakeTx) InsertAudit(context.Context, []*audit.Row) error        { return nil }
 func (t *fakeTx) DisableEndpoint(context.Context, string, string, time.Time) (*DisabledEndpoint, error) {
 	return nil, nil
 }
@@ -287,5 +290,15 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 // prepareNoTarget parses endpoints without a target, for tests that never
 // send.
 func prepareNoTarget(ep *ent.Endpoint) (*endpointConfig, error) {
-	return newEndpointConfig(ep, nil, nil)
+	return newEndpointConfig(ep, testKeys, nil, nil, nil)
 }
+
+// testKeys opens the endpoints of these tests, whose secrets are stored
+// in the clear.
+var testKeys = func() *secret.Keyring {
+	r, err := secret.NewKeyring(secret.Key{ID: "test", Bytes: make([]byte, secret.KeySize)})
+	if err != nil {
+		panic(err)
+	}
+	return r
+}()

@@ -21,7 +21,7 @@ func (f *fakeHeld) Holding() bool { return f.holding.Load() }
 func newHeldHarness(t *testing.T, target *fakeHeld) *schedHarness {
 	h := newSchedHarness(t, schedConfig{Worker: "w", Workers: 8, PerEndpoint: 4, BatchSize: 16, PollInterval: time.Second})
 	h.s.configs = newEndpointConfigs(time.Hour, h.clock.Now, testEndpoints(t), func(ep *ent.Endpoint) (*endpointConfig, error) {
-		c, err := newEndpointConfig(ep, nil, nil)
+		c, err := newEndpointConfig(ep, testKeys, nil, nil, nil)
 		if err == nil && ep.ID == "ep_l" {
 			c.target, c.held = target, target
 		}

@@ -35,6 +35,9 @@ type Metrics interface {
 	// PublisherCommit reports one group commit of the publisher: how many
 	// events it held, how long it took, and whether it committed.
 	PublisherCommit(events int, d time.Duration, err error)
+	// ProxyFailed counts attempts the egress proxy failed (Deferred: no
+	// attempt used, the endpoint not blamed).
+	ProxyFailed(t destination.Type)
 }
 
 // StatusCancelled is the status Metrics.DeliveryFinished reports (besides
@@ -50,6 +53,7 @@ func (nopMetrics) DeliveryFinished(string, time.Duration)                       
 func (nopMetrics) EndpointDisabled()                                                    {}
 func (nopMetrics) RecorderCommit(int, time.Duration, error)                             {}
 func (nopMetrics) PublisherCommit(int, time.Duration, error)                            {}
+func (nopMetrics) ProxyFailed(destination.Type)                                         {}
 
 // reportCommitted reports what a committed batch of results finished.
 func reportCommitted(m Metrics, out *commitOutput) {

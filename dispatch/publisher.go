@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/heraldhq/herald/audit"
 	"github.com/heraldhq/herald/fault"
 	"github.com/heraldhq/herald/filter"
 	"github.com/heraldhq/herald/ids"
@@ -104,6 +105,11 @@ type publishReq struct {
 	exclude string
 	// traceParent is the publish span's, stored with each event.
 	traceParent string
+	// audit is the record of the API mutation that publishes (nil: none,
+	// as for Herald's own events), stored with the events; auditFields
+	// describe the publish, the events' IDs added once they have them.
+	audit       *audit.Row
+	auditFields map[string]any
 	reply       chan publishReply
 
 	// snap is the app's subscriber list the events were matched against
@@ -176,7 +182,12 @@ func (e *Engine) publish(ctx context.Context, inputs []EventInput, prefix func(i
 	if span != nil {
 		req.traceParent = traceParent(span.SpanContext())
 	}
+	req.auditFields = publishFields(inputs)
+	req.audit = audit.Take(ctx, audit.Change{TargetType: "Event"}, e.cfg.Now())
 	r := e.commit(ctx, req)
+	if r.err != nil {
+		audit.Untake(ctx, req.audit)
+	}
 	endPublish(span, r.events, r.err)
 	return r.events, r.err
 }
@@ -708,6 +719,10 @@ func (e *Engine) storeGroup(ctx context.Context, tx Tx, reqs []*publishReq, now 
 		leased, dueNow, dueLater = append(leased, p.leased...), append(dueNow, p.dueNow...), append(dueLater, p.dueLater...)
 		failed = append(failed, p.failed...)
 	}
+	if err := tx.InsertAudit(ctx, auditRows(reqs, outs, now)); err != nil {
+		undo()
+		return nil, nil, err
+	}
 	// Deliveries due now are held from claims until the feeds have heard
 	// of them, where holding costs nothing.
 	var hold *Lease
@@ -731,6 +746,59 @@ func (e *Engine) storeGroup(ctx context.Context, tx Tx, reqs []*publishReq, now 
 		}
 	}
 	return outs, nil, nil
+}
+
+// publishFields describes a publish for its audit record: the event types,
+// how many events, and their keys (never their payloads).
+func publishFields(inputs []EventInput) map[string]any {
+	types := make([]string, 0, 1)
+	var keys, orderingKeys []string
+	for _, in := range inputs {
+		types = appendNew(types, in.EventType)
+		if in.IdempotencyKey != "" {
+			keys = append(keys, in.IdempotencyKey)
+		}
+		if in.OrderingKey != "" {
+			orderingKeys = appendNew(orderingKeys, in.OrderingKey)
+		}
+	}
+	f := map[string]any{"events": len(inputs), "eventTypes": types}
+	if keys != nil {
+		f["idempotencyKeys"] = keys
+	}
+	if orderingKeys != nil {
+		f["orderingKeys"] = orderingKeys
+	}
+	return f
+}
+
+// auditRows returns the audit records of the requests that have one, each
+// targeting its first event and listing its events' IDs.
+func auditRows(reqs []*publishReq, outs []*publishOutput, now time.Time) []*audit.Row {
+	var rows []*audit.Row
+	for i, req := range reqs {
+		if req.audit == nil {
+			continue
+		}
+		r := *req.audit
+		ids := make([]string, 0, len(outs[i].events))
+		for _, ev := range outs[i].events {
+			if ev != nil {
+				ids = append(ids, ev.ID)
+			}
+		}
+		if len(ids) > 0 {
+			r.TargetID = ids[0]
+		}
+		fields := make(map[string]any, len(req.auditFields)+1)
+		for k, v := range req.auditFields {
+			fields[k] = v
+		}
+		fields["eventIds"] = ids
+		r.Changes, r.CreatedAt = audit.EncodeFields(fields), now
+		rows = append(rows, &r)
+	}
+	return rows
 }
 
 // match is an endpoint an event goes to: the snapshot's subscriber k, or,

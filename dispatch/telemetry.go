@@ -113,6 +113,9 @@ func (e *Engine) sendAttempt(j *job) *destination.Result {
 	resp := j.attempt.send(e.sendCtx, e.cfg.Now(), e.cfg.Policy)
 	t.inflight.Add(-1)
 	t.metrics.AttemptFinished(j.attempt.Endpoint.Type, resp.Outcome, resp.Duration())
+	if resp.ProxyFailure() {
+		t.metrics.ProxyFailed(j.attempt.Endpoint.Type)
+	}
 	if span != nil {
 		endAttempt(span, j, resp)
 	}

@@ -12,14 +12,12 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
 	"entgo.io/ent/dialect/sql"
 
 	"github.com/heraldhq/herald/catalog"
-	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/destination/httpdest"
 	"github.com/heraldhq/herald/dispatch"
@@ -29,7 +27,7 @@ import (
 	"github.com/heraldhq/herald/fault"
 	"github.com/heraldhq/herald/filter"
 	"github.com/heraldhq/herald/quota"
-	"github.com/heraldhq/herald/signing"
+	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/tenant"
 	"github.com/heraldhq/herald/transform"
 	"github.com/heraldhq/herald/webhook"
@@ -59,6 +57,9 @@ type Service struct {
 		EndpointDisabled(ctx context.Context, id, reason string)
 		EndpointEnabled(id string)
 	}
+	// Secrets seals the endpoints' secrets before they are stored and opens
+	// them when they are read (required).
+	Secrets *secret.Keyring
 	// Rand is the source of signing secrets (default crypto/rand).
 	Rand io.Reader
 	// Now returns the current time (default time.Now).
@@ -127,6 +128,11 @@ type Input struct {
 	DestinationField string
 	// Transformation is the script; a Set "" or nil removes it.
 	Transformation Change[*string]
+	// TLS is the mutual TLS configuration; a Set nil removes it.
+	TLS Change[*webhook.TLS]
+	// SignatureScheme is how deliveries are signed (nil: HMAC_SHA256 on
+	// create; the scheme changes only by rotating the secret).
+	SignatureScheme *endpoint.SignatureScheme
 
 	// listener, set by CreateListener, makes the endpoint a listener.
 	listener *listenerSettings
@@ -153,6 +159,8 @@ type config struct {
 	filter                 json.RawMessage // nil: none
 	rateLimit              *webhook.RateLimit
 	ordering               webhook.Ordering
+	tls                    *webhook.TLS // nil: none
+	isActive               bool
 }
 
 // validate merges in over base and checks the result. It reports every
@@ -208,7 +216,10 @@ func (s *Service) validate(ctx context.Context, appID string, base config, in In
 	}
 	authOK := true
 	if in.Auth != nil {
-		a, err := unmask(*in.Auth, base.auth).Normalize()
+		a, err := secret.UnmaskAuth(*in.Auth, base.auth).Normalize()
+		if err == nil && a.Type == webhook.AuthOAuth2 {
+			err = s.checkTokenURL(a.TokenURL)
+		}
 		if err != nil {
 			authOK = false
 			if !check(fault.Prefix("input.auth", err)) {
@@ -219,10 +230,32 @@ func (s *Service) validate(ctx context.Context, appID string, base config, in In
 		}
 	}
 	if in.Headers != nil {
-		c.headers = unmaskHeaders(*in.Headers, base.headers)
+		c.headers = secret.UnmaskHeaders(*in.Headers, base.headers)
+	}
+	if in.TLS.Set {
+		c.tls = nil
+		if t := in.TLS.Value; t != nil && !t.IsZero() {
+			old := webhook.TLS{}
+			if base.tls != nil {
+				old = *base.tls
+			}
+			t := *t
+			t.ClientKey = secret.Unmask(t.ClientKey, old.ClientKey)
+			checked, err := t.Check(s.now())
+			if err != nil {
+				if !check(fault.Prefix("input.tls", err)) {
+					return c, err
+				}
+			} else {
+				c.tls = &checked
+			}
+		}
 	}
 	if c.typ != destination.HTTP {
-		c.auth, c.headers = webhook.Auth{Type: webhook.AuthNone}, nil
+		if in.TLS.Set && in.TLS.Value != nil && !in.TLS.Value.IsZero() {
+			errs = append(errs, fault.Invalid("input.tls", "is only for HTTP endpoints; a %s endpoint's TLS settings go in its configuration", c.typ))
+		}
+		c.auth, c.headers, c.tls = webhook.Auth{Type: webhook.AuthNone}, nil, nil
 	}
 	if authOK {
 		// Headers are checked against the authentication's header,
@@ -425,38 +458,18 @@ func CheckFilter(field string, raw json.RawMessage) (json.RawMessage, error) {
 	return b.Bytes(), nil
 }
 
-// unmask keeps the stored secrets of an auth configuration whose input
-// repeats their masked form, as a client does when it sends back what it
-// read: the mask must not become the credential.
-func unmask(in, stored webhook.Auth) webhook.Auth {
-	if in.Type != stored.Type {
-		return in
+// checkTokenURL checks an OAuth2 token URL against the destination
+// policy, as an endpoint's URL is: Herald fetches tokens from it.
+func (s *Service) checkTokenURL(raw string) error {
+	_, err := s.Policy.CheckURL(raw)
+	var ue *destination.URLError
+	switch {
+	case errors.As(err, &ue):
+		return fault.Invalid("tokenUrl", "%s", ue.Reason)
+	case err != nil:
+		return fault.Invalid("tokenUrl", "%v", err)
 	}
-	keep := func(v *string, old string) {
-		if old != "" && *v == webhook.Mask(old) {
-			*v = old
-		}
-	}
-	keep(&in.Token, stored.Token)
-	keep(&in.Password, stored.Password)
-	keep(&in.HeaderValue, stored.HeaderValue)
-	keep(&in.Secret, stored.Secret)
-	return in
-}
-
-// unmaskHeaders keeps the stored value of a credential-like header whose
-// input repeats its masked form.
-func unmaskHeaders(in, stored []webhook.Header) []webhook.Header {
-	out := make([]webhook.Header, len(in))
-	for i, h := range in {
-		out[i] = h
-		for _, old := range stored {
-			if strings.EqualFold(old.Name, h.Name) && webhook.SensitiveHeader(old.Name) && old.Value != "" && h.Value == webhook.Mask(old.Value) {
-				out[i].Value = old.Value
-			}
-		}
-	}
-	return out
+	return nil
 }
 
 // checkQuotas refuses an endpoint configuration beyond the app's limits:
@@ -503,289 +516,6 @@ func checkDuplicate(ctx context.Context, client *ent.Client, c config, self stri
 		}
 	}
 	return nil
-}
-
-// Create creates an endpoint in the viewer's app and returns it with its
-// signing secret, which is not shown again.
-func (s *Service) Create(ctx context.Context, in Input) (*ent.Endpoint, string, error) {
-	v, ok := tenant.FromContext(ctx)
-	if !ok {
-		return nil, "", tenant.ErrNoViewer
-	}
-	var missing fault.List
-	if in.Name == nil {
-		missing = append(missing, fault.Invalid("input.name", "is required"))
-	}
-	if in.EventTypes == nil {
-		missing = append(missing, fault.Invalid("input.eventTypes", "is required; use [\"*\"] for every event type"))
-	}
-	base := config{typ: destination.HTTP, auth: webhook.Auth{Type: webhook.AuthNone}, retry: webhook.DefaultRetryPolicy(), timeout: webhook.DefaultTimeout, ordering: webhook.OrderNone}
-	counts := quota.Endpoints
-	if in.listener != nil {
-		base.typ, base.url, counts = listenerType, DefaultForwardTo, quota.Listeners
-	}
-	c, err := s.validate(ctx, v.AppID, base, in)
-	if len(missing) > 0 {
-		// What is there is checked too, so that every field is reported
-		// (once: a missing name is not also too short).
-		var rest fault.List
-		if err != nil && !rest.Add(err) {
-			return nil, "", err
-		}
-		for _, f := range rest {
-			if !slices.ContainsFunc(missing, func(m *fault.Error) bool { return m.Field == f.Field }) {
-				missing = append(missing, f)
-			}
-		}
-		return nil, "", missing.Err()
-	}
-	if err != nil {
-		return nil, "", err
-	}
-	if !in.AllowDuplicate && in.listener == nil {
-		if err := checkDuplicate(ctx, s.Client, c, ""); err != nil {
-			return nil, "", err
-		}
-	}
-	secret, err := signing.NewSecret(s.Rand)
-	if err != nil {
-		return nil, "", fmt.Errorf("create endpoint: %w", err)
-	}
-	active := in.IsActive == nil || *in.IsActive
-	var ep *ent.Endpoint
-	err = db.WithTx(ctx, s.Client, func(tx *ent.Client) error {
-		create := tx.Endpoint.Create().
-			SetType(c.typ).
-			SetName(c.name).
-			SetDescription(c.description).
-			SetURL(c.url).
-			SetEventTypes(c.eventTypes).
-			SetAuth(c.auth).
-			SetHeaders(c.headers).
-			SetRetryPolicy(c.retry).
-			SetTimeout(c.timeout).
-			SetOrdering(endpoint.Ordering(c.ordering)).
-			SetIsActive(active).
-			SetSecret(secret)
-		if c.filter != nil {
-			create.SetFilter(c.filter)
-		}
-		if c.destination != nil {
-			create.SetDestination(c.destination)
-		}
-		create.SetNillableTransformation(c.transformation)
-		if c.rateLimit != nil {
-			create.SetRateLimit(c.rateLimit)
-		}
-		if !active {
-			create.SetDisabledReason("created inactive").SetDisabledAt(s.now())
-		}
-		if l := in.listener; l != nil {
-			now := s.now()
-			create.SetListenerTTL(l.ttl).SetListenerSeenAt(now).SetListenerExpiresAt(now.Add(l.ttl))
-		}
-		// Marking the app's endpoints changed locks its row: concurrent
-		// creations count each other.
-		if err := dispatch.MarkEndpointsChanged(ctx, tx, v.AppID); err != nil {
-			return err
-		}
-		if err := checkQuotas(ctx, tx, v.AppID, c, true, true, counts, s.now()); err != nil {
-			return err
-		}
-		var err error
-		if ep, err = create.Save(ctx); err != nil {
-			return fmt.Errorf("create endpoint: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	s.changed(ep, "created")
-	return ep, secret, nil
-}
-
-// Update changes an endpoint of the viewer's app. Changing the URL or event
-// types keeps the secret. Setting IsActive re-enables a disabled endpoint
-// (resetting its consecutive failures) or disables an active one (failing
-// its queued deliveries).
-//
-// The endpoint is read, merged with in, checked (duplicates included) and
-// written in one transaction, so concurrent updates of different fields
-// all take effect, and IsActive applies to the endpoint as it is when the
-// update is written (an endpoint the engine has just disabled is enabled
-// again).
-func (s *Service) Update(ctx context.Context, id string, in Input) (*ent.Endpoint, error) {
-	v, ok := tenant.FromContext(ctx)
-	if !ok {
-		return nil, tenant.ErrNoViewer
-	}
-	now := s.now()
-	var ep *ent.Endpoint
-	err := db.WithTx(ctx, s.Client, func(tx *ent.Client) error {
-		cur, err := getEndpoint(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		base := config{
-			typ: cur.Type, destination: cur.Destination, transformation: cur.Transformation,
-			name: cur.Name, description: cur.Description, url: cur.URL, eventTypes: cur.EventTypes,
-			auth: cur.Auth, headers: cur.Headers, retry: cur.RetryPolicy, timeout: cur.Timeout,
-			filter: cur.Filter, rateLimit: cur.RateLimit, ordering: webhook.Ordering(cur.Ordering),
-		}
-		if base.typ == "" {
-			base.typ = destination.HTTP
-		}
-		c, err := s.validate(ctx, v.AppID, base, in)
-		if err != nil {
-			return err
-		}
-		if !in.AllowDuplicate && c.typ != listenerType && (c.url != cur.URL || in.EventTypes != nil) {
-			if err := checkDuplicate(ctx, tx, c, id); err != nil {
-				return err
-			}
-		}
-		if err := checkQuotas(ctx, tx, v.AppID, c, in.Headers != nil, in.Filter.Set, "", now); err != nil {
-			return err
-		}
-		u := tx.Endpoint.UpdateOneID(id).
-			SetType(c.typ).
-			SetName(c.name).
-			SetDescription(c.description).
-			SetURL(c.url).
-			SetEventTypes(c.eventTypes).
-			SetAuth(c.auth).
-			SetHeaders(c.headers).
-			SetRetryPolicy(c.retry).
-			SetTimeout(c.timeout).
-			SetOrdering(endpoint.Ordering(c.ordering))
-		if c.filter != nil {
-			u.SetFilter(c.filter)
-		} else {
-			u.ClearFilter()
-		}
-		if c.destination != nil {
-			u.SetDestination(c.destination)
-		} else {
-			u.ClearDestination()
-		}
-		if c.transformation != nil {
-			u.SetTransformation(*c.transformation)
-		} else {
-			u.ClearTransformation()
-		}
-		if c.rateLimit != nil {
-			u.SetRateLimit(c.rateLimit)
-		} else {
-			u.ClearRateLimit()
-		}
-		if in.IsActive != nil && *in.IsActive && !cur.IsActive {
-			u.SetIsActive(true).SetConsecutiveFailures(0).ClearDisabledReason().ClearDisabledAt()
-		}
-		if err := u.Exec(ctx); err != nil {
-			return fmt.Errorf("update endpoint %s: %w", id, err)
-		}
-		if in.IsActive != nil && !*in.IsActive && cur.IsActive {
-			if _, err := dispatch.DisableEndpoint(ctx, tx, id, "disabled by updateEndpoint", now); err != nil {
-				return err
-			}
-		}
-		if err := dispatch.MarkEndpointsChanged(ctx, tx, cur.AppID); err != nil {
-			return err
-		}
-		ep, err = getEndpoint(ctx, tx, id)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	if s.Engine != nil && in.IsActive != nil {
-		if ep.IsActive {
-			s.Engine.EndpointEnabled(id)
-		} else {
-			s.Engine.EndpointDisabled(ctx, id, "endpoint disabled by updateEndpoint")
-		}
-	}
-	s.changed(ep, "updated")
-	return ep, nil
-}
-
-// Delete soft-deletes an endpoint of the viewer's app: it disappears from
-// queries and receives nothing more, its queued deliveries fail (the engine
-// fails them once it learns of the deletion), and its deliveries and
-// attempts stay in the logs.
-func (s *Service) Delete(ctx context.Context, id string) error {
-	cur, err := s.get(ctx, id)
-	if err != nil {
-		return err
-	}
-	now := s.now()
-	err = db.WithTx(ctx, s.Client, func(tx *ent.Client) error {
-		n, err := tx.Endpoint.Update().
-			Where(endpoint.ID(id)).
-			SetDeletedAt(now).
-			SetIsActive(false).
-			SetDisabledReason("deleted").
-			SetDisabledAt(now).
-			Save(ctx)
-		if err != nil {
-			return fmt.Errorf("delete endpoint %s: %w", id, err)
-		}
-		if n == 0 {
-			return fault.NotFoundf("endpoint %q not found", id)
-		}
-		return dispatch.MarkEndpointsChanged(ctx, tx, cur.AppID)
-	})
-	if err != nil {
-		return err
-	}
-	if s.Engine != nil {
-		s.Engine.EndpointDisabled(ctx, id, "endpoint deleted")
-	}
-	if s.Observer != nil {
-		v, _ := tenant.FromContext(ctx)
-		s.Observer.EndpointChanged(dispatch.EndpointChange{AppID: v.AppID, EndpointID: id, Reason: "deleted", At: now})
-	}
-	return nil
-}
-
-// DefaultOverlap is how long a rotated-out secret keeps signing.
-const DefaultOverlap = 24 * time.Hour
-
-// MaxOverlap is the longest rotation overlap.
-const MaxOverlap = 7 * 24 * time.Hour
-
-// RotateSecret gives an endpoint a new signing secret and returns it. Until
-// the overlap ends, deliveries carry signatures by both the new and the
-// previous secret, so receivers can switch without losing messages.
-func (s *Service) RotateSecret(ctx context.Context, id string, overlap *time.Duration) (*ent.Endpoint, string, error) {
-	ep, err := s.get(ctx, id)
-	if err != nil {
-		return nil, "", err
-	}
-	d := DefaultOverlap
-	if overlap != nil {
-		d = *overlap
-	}
-	if d < 0 || d > MaxOverlap {
-		return nil, "", fault.Invalid("input.overlap", "must be between 0s and %s, got %s", MaxOverlap, d)
-	}
-	secret, err := signing.NewSecret(s.Rand)
-	if err != nil {
-		return nil, "", fmt.Errorf("rotate secret of endpoint %s: %w", id, err)
-	}
-	u := ep.Update().SetSecret(secret)
-	if d > 0 {
-		u.SetPreviousSecret(ep.Secret).SetPreviousSecretExpiresAt(s.now().Add(d))
-	} else {
-		u.ClearPreviousSecret().ClearPreviousSecretExpiresAt()
-	}
-	ep, err = u.Save(ctx)
-	if err != nil {
-		return nil, "", fmt.Errorf("rotate secret of endpoint %s: %w", id, err)
-	}
-	s.changed(ep, "secret rotated")
-	return ep, secret, nil
 }
 
 func (s *Service) get(ctx context.Context, id string) (*ent.Endpoint, error) {
@@ -878,14 +608,4 @@ func NeedsAttention() predicate.Endpoint {
 			),
 		),
 	)
-}
-
-// RevealSecret returns an endpoint of the viewer's app with its current
-// signing secret, for a caller allowed to manage it.
-func (s *Service) RevealSecret(ctx context.Context, id string) (*ent.Endpoint, string, error) {
-	ep, err := s.get(ctx, id)
-	if err != nil {
-		return nil, "", err
-	}
-	return ep, ep.Secret, nil
 }

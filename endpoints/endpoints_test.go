@@ -12,6 +12,7 @@ import (
 	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/endpoints"
+	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/tenant"
 )
 
@@ -42,7 +43,12 @@ func TestUpdate_ReenableRacingAutoDisableIsNotLost(t *testing.T) {
 
 	var armed atomic.Bool
 	var id string
+	keys, err := secret.NewKeyring(secret.Key{ID: "test", Bytes: make([]byte, secret.KeySize)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	svc := &endpoints.Service{
+		Secrets: keys,
 		Client:  d.Client,
 		Catalog: catalog.New(d.Client, 0),
 		Policy:  destination.Policy{AllowHTTP: true, AllowPrivate: true},

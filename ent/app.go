@@ -63,16 +63,19 @@ type AppEdges struct {
 	Attempts []*Attempt `json:"attempts,omitempty"`
 	// Catalog holds the value of the catalog edge.
 	Catalog *Catalog `json:"catalog,omitempty"`
+	// AuditRecords holds the value of the audit_records edge.
+	AuditRecords []*AuditRecord `json:"audit_records,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [7]bool
+	loadedTypes [8]bool
 
-	namedAPIKeys    map[string][]*APIKey
-	namedEndpoints  map[string][]*Endpoint
-	namedEventTypes map[string][]*EventType
-	namedEvents     map[string][]*Event
-	namedDeliveries map[string][]*Delivery
-	namedAttempts   map[string][]*Attempt
+	namedAPIKeys      map[string][]*APIKey
+	namedEndpoints    map[string][]*Endpoint
+	namedEventTypes   map[string][]*EventType
+	namedEvents       map[string][]*Event
+	namedDeliveries   map[string][]*Delivery
+	namedAttempts     map[string][]*Attempt
+	namedAuditRecords map[string][]*AuditRecord
 }
 
 // APIKeysOrErr returns the APIKeys value or an error if the edge
@@ -138,6 +141,15 @@ func (e AppEdges) CatalogOrErr() (*Catalog, error) {
 		return nil, &NotFoundError{label: catalog.Label}
 	}
 	return nil, &NotLoadedError{edge: "catalog"}
+}
+
+// AuditRecordsOrErr returns the AuditRecords value or an error if the edge
+// was not loaded in eager-loading.
+func (e AppEdges) AuditRecordsOrErr() ([]*AuditRecord, error) {
+	if e.loadedTypes[7] {
+		return e.AuditRecords, nil
+	}
+	return nil, &NotLoadedError{edge: "audit_records"}
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -292,6 +304,11 @@ func (_m *App) QueryAttempts() *AttemptQuery {
 // QueryCatalog queries the "catalog" edge of the App entity.
 func (_m *App) QueryCatalog() *CatalogQuery {
 	return NewAppClient(_m.config).QueryCatalog(_m)
+}
+
+// QueryAuditRecords queries the "audit_records" edge of the App entity.
+func (_m *App) QueryAuditRecords() *AuditRecordQuery {
+	return NewAppClient(_m.config).QueryAuditRecords(_m)
 }
 
 // Update returns a builder for updating this App.
@@ -494,6 +511,30 @@ func (_m *App) appendNamedAttempts(name string, edges ...*Attempt) {
 		_m.Edges.namedAttempts[name] = []*Attempt{}
 	} else {
 		_m.Edges.namedAttempts[name] = append(_m.Edges.namedAttempts[name], edges...)
+	}
+}
+
+// NamedAuditRecords returns the AuditRecords named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *App) NamedAuditRecords(name string) ([]*AuditRecord, error) {
+	if _m.Edges.namedAuditRecords == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedAuditRecords[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *App) appendNamedAuditRecords(name string, edges ...*AuditRecord) {
+	if _m.Edges.namedAuditRecords == nil {
+		_m.Edges.namedAuditRecords = make(map[string][]*AuditRecord)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedAuditRecords[name] = []*AuditRecord{}
+	} else {
+		_m.Edges.namedAuditRecords[name] = append(_m.Edges.namedAuditRecords[name], edges...)
 	}
 }
 

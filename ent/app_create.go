@@ -15,6 +15,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/auditrecord"
 	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/endpoint"
@@ -267,6 +268,21 @@ func (_c *AppCreate) AddAttempts(v ...*Attempt) *AppCreate {
 // SetCatalog sets the "catalog" edge to the Catalog entity.
 func (_c *AppCreate) SetCatalog(v *Catalog) *AppCreate {
 	return _c.SetCatalogID(v.ID)
+}
+
+// AddAuditRecordIDs adds the "audit_records" edge to the AuditRecord entity by IDs.
+func (_c *AppCreate) AddAuditRecordIDs(ids ...string) *AppCreate {
+	_c.mutation.AddAuditRecordIDs(ids...)
+	return _c
+}
+
+// AddAuditRecords adds the "audit_records" edges to the AuditRecord entity.
+func (_c *AppCreate) AddAuditRecords(v ...*AuditRecord) *AppCreate {
+	ids := make([]string, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddAuditRecordIDs(ids...)
 }
 
 // Mutation returns the AppMutation object of the builder.
@@ -588,6 +604,22 @@ func (_c *AppCreate) createSpec() (*App, *sqlgraph.CreateSpec) {
 			edge.Target.Nodes = append(edge.Target.Nodes, k)
 		}
 		_node.CatalogID = nodes[0]
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.AuditRecordsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   app.AuditRecordsTable,
+			Columns: []string{app.AuditRecordsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(auditrecord.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
 		_spec.Edges = append(_spec.Edges, edge)
 	}
 	return _node, _spec

@@ -15,6 +15,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/auditrecord"
 	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/endpoint"
@@ -26,25 +27,27 @@ import (
 // AppQuery is the builder for querying App entities.
 type AppQuery struct {
 	config
-	ctx                 *QueryContext
-	order               []app.OrderOption
-	inters              []Interceptor
-	predicates          []predicate.App
-	withAPIKeys         *APIKeyQuery
-	withEndpoints       *EndpointQuery
-	withEventTypes      *EventTypeQuery
-	withEvents          *EventQuery
-	withDeliveries      *DeliveryQuery
-	withAttempts        *AttemptQuery
-	withCatalog         *CatalogQuery
-	loadTotal           []func(context.Context, []*App) error
-	modifiers           []func(*sql.Selector)
-	withNamedAPIKeys    map[string]*APIKeyQuery
-	withNamedEndpoints  map[string]*EndpointQuery
-	withNamedEventTypes map[string]*EventTypeQuery
-	withNamedEvents     map[string]*EventQuery
-	withNamedDeliveries map[string]*DeliveryQuery
-	withNamedAttempts   map[string]*AttemptQuery
+	ctx                   *QueryContext
+	order                 []app.OrderOption
+	inters                []Interceptor
+	predicates            []predicate.App
+	withAPIKeys           *APIKeyQuery
+	withEndpoints         *EndpointQuery
+	withEventTypes        *EventTypeQuery
+	withEvents            *EventQuery
+	withDeliveries        *DeliveryQuery
+	withAttempts          *AttemptQuery
+	withCatalog           *CatalogQuery
+	withAuditRecords      *AuditRecordQuery
+	loadTotal             []func(context.Context, []*App) error
+	modifiers             []func(*sql.Selector)
+	withNamedAPIKeys      map[string]*APIKeyQuery
+	withNamedEndpoints    map[string]*EndpointQuery
+	withNamedEventTypes   map[string]*EventTypeQuery
+	withNamedEvents       map[string]*EventQuery
+	withNamedDeliveries   map[string]*DeliveryQuery
+	withNamedAttempts     map[string]*AttemptQuery
+	withNamedAuditRecords map[string]*AuditRecordQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -228,6 +231,28 @@ func (_q *AppQuery) QueryCatalog() *CatalogQuery {
 			sqlgraph.From(app.Table, app.FieldID, selector),
 			sqlgraph.To(catalog.Table, catalog.FieldID),
 			sqlgraph.Edge(sqlgraph.M2O, true, app.CatalogTable, app.CatalogColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryAuditRecords chains the current query on the "audit_records" edge.
+func (_q *AppQuery) QueryAuditRecords() *AuditRecordQuery {
+	query := (&AuditRecordClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(app.Table, app.FieldID, selector),
+			sqlgraph.To(auditrecord.Table, auditrecord.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, app.AuditRecordsTable, app.AuditRecordsColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -422,18 +447,19 @@ func (_q *AppQuery) Clone() *AppQuery {
 		return nil
 	}
 	return &AppQuery{
-		config:         _q.config,
-		ctx:            _q.ctx.Clone(),
-		order:          append([]app.OrderOption{}, _q.order...),
-		inters:         append([]Interceptor{}, _q.inters...),
-		predicates:     append([]predicate.App{}, _q.predicates...),
-		withAPIKeys:    _q.withAPIKeys.Clone(),
-		withEndpoints:  _q.withEndpoints.Clone(),
-		withEventTypes: _q.withEventTypes.Clone(),
-		withEvents:     _q.withEvents.Clone(),
-		withDeliveries: _q.withDeliveries.Clone(),
-		withAttempts:   _q.withAttempts.Clone(),
-		withCatalog:    _q.withCatalog.Clone(),
+		config:           _q.config,
+		ctx:              _q.ctx.Clone(),
+		order:            append([]app.OrderOption{}, _q.order...),
+		inters:           append([]Interceptor{}, _q.inters...),
+		predicates:       append([]predicate.App{}, _q.predicates...),
+		withAPIKeys:      _q.withAPIKeys.Clone(),
+		withEndpoints:    _q.withEndpoints.Clone(),
+		withEventTypes:   _q.withEventTypes.Clone(),
+		withEvents:       _q.withEvents.Clone(),
+		withDeliveries:   _q.withDeliveries.Clone(),
+		withAttempts:     _q.withAttempts.Clone(),
+		withCatalog:      _q.withCatalog.Clone(),
+		withAuditRecords: _q.withAuditRecords.Clone(),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
 		path:      _q.path,
@@ -518,6 +544,17 @@ func (_q *AppQuery) WithCatalog(opts ...func(*CatalogQuery)) *AppQuery {
 	return _q
 }
 
+// WithAuditRecords tells the query-builder to eager-load the nodes that are connected to
+// the "audit_records" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *AppQuery) WithAuditRecords(opts ...func(*AuditRecordQuery)) *AppQuery {
+	query := (&AuditRecordClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withAuditRecords = query
+	return _q
+}
+
 // GroupBy is used to group vertices by one or more fields/columns.
 // It is often used with aggregate functions, like: count, max, mean, min, sum.
 //
@@ -596,7 +633,7 @@ func (_q *AppQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*App, err
 	var (
 		nodes       = []*App{}
 		_spec       = _q.querySpec()
-		loadedTypes = [7]bool{
+		loadedTypes = [8]bool{
 			_q.withAPIKeys != nil,
 			_q.withEndpoints != nil,
 			_q.withEventTypes != nil,
@@ -604,6 +641,7 @@ func (_q *AppQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*App, err
 			_q.withDeliveries != nil,
 			_q.withAttempts != nil,
 			_q.withCatalog != nil,
+			_q.withAuditRecords != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -675,6 +713,13 @@ func (_q *AppQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*App, err
 			return nil, err
 		}
 	}
+	if query := _q.withAuditRecords; query != nil {
+		if err := _q.loadAuditRecords(ctx, query, nodes,
+			func(n *App) { n.Edges.AuditRecords = []*AuditRecord{} },
+			func(n *App, e *AuditRecord) { n.Edges.AuditRecords = append(n.Edges.AuditRecords, e) }); err != nil {
+			return nil, err
+		}
+	}
 	for name, query := range _q.withNamedAPIKeys {
 		if err := _q.loadAPIKeys(ctx, query, nodes,
 			func(n *App) { n.appendNamedAPIKeys(name) },
@@ -714,6 +759,13 @@ func (_q *AppQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*App, err
 		if err := _q.loadAttempts(ctx, query, nodes,
 			func(n *App) { n.appendNamedAttempts(name) },
 			func(n *App, e *Attempt) { n.appendNamedAttempts(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedAuditRecords {
+		if err := _q.loadAuditRecords(ctx, query, nodes,
+			func(n *App) { n.appendNamedAuditRecords(name) },
+			func(n *App, e *AuditRecord) { n.appendNamedAuditRecords(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -934,6 +986,36 @@ func (_q *AppQuery) loadCatalog(ctx context.Context, query *CatalogQuery, nodes 
 	}
 	return nil
 }
+func (_q *AppQuery) loadAuditRecords(ctx context.Context, query *AuditRecordQuery, nodes []*App, init func(*App), assign func(*App, *AuditRecord)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[string]*App)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(auditrecord.FieldAppID)
+	}
+	query.Where(predicate.AuditRecord(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(app.AuditRecordsColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.AppID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "app_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
 
 func (_q *AppQuery) sqlCount(ctx context.Context) (int, error) {
 	_spec := _q.querySpec()
@@ -1112,6 +1194,20 @@ func (_q *AppQuery) WithNamedAttempts(name string, opts ...func(*AttemptQuery)) 
 		_q.withNamedAttempts = make(map[string]*AttemptQuery)
 	}
 	_q.withNamedAttempts[name] = query
+	return _q
+}
+
+// WithNamedAuditRecords tells the query-builder to eager-load the nodes that are connected to the "audit_records"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *AppQuery) WithNamedAuditRecords(name string, opts ...func(*AuditRecordQuery)) *AppQuery {
+	query := (&AuditRecordClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedAuditRecords == nil {
+		_q.withNamedAuditRecords = make(map[string]*AuditRecordQuery)
+	}
+	_q.withNamedAuditRecords[name] = query
 	return _q
 }
 

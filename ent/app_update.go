@@ -15,6 +15,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/auditrecord"
 	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/endpoint"
@@ -279,6 +280,21 @@ func (_u *AppUpdate) SetCatalog(v *Catalog) *AppUpdate {
 	return _u.SetCatalogID(v.ID)
 }
 
+// AddAuditRecordIDs adds the "audit_records" edge to the AuditRecord entity by IDs.
+func (_u *AppUpdate) AddAuditRecordIDs(ids ...string) *AppUpdate {
+	_u.mutation.AddAuditRecordIDs(ids...)
+	return _u
+}
+
+// AddAuditRecords adds the "audit_records" edges to the AuditRecord entity.
+func (_u *AppUpdate) AddAuditRecords(v ...*AuditRecord) *AppUpdate {
+	ids := make([]string, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddAuditRecordIDs(ids...)
+}
+
 // Mutation returns the AppMutation object of the builder.
 func (_u *AppUpdate) Mutation() *AppMutation {
 	return _u.mutation
@@ -414,6 +430,27 @@ func (_u *AppUpdate) RemoveAttempts(v ...*Attempt) *AppUpdate {
 func (_u *AppUpdate) ClearCatalog() *AppUpdate {
 	_u.mutation.ClearCatalog()
 	return _u
+}
+
+// ClearAuditRecords clears all "audit_records" edges to the AuditRecord entity.
+func (_u *AppUpdate) ClearAuditRecords() *AppUpdate {
+	_u.mutation.ClearAuditRecords()
+	return _u
+}
+
+// RemoveAuditRecordIDs removes the "audit_records" edge to AuditRecord entities by IDs.
+func (_u *AppUpdate) RemoveAuditRecordIDs(ids ...string) *AppUpdate {
+	_u.mutation.RemoveAuditRecordIDs(ids...)
+	return _u
+}
+
+// RemoveAuditRecords removes "audit_records" edges to AuditRecord entities.
+func (_u *AppUpdate) RemoveAuditRecords(v ...*AuditRecord) *AppUpdate {
+	ids := make([]string, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveAuditRecordIDs(ids...)
 }
 
 // Save executes the query and returns the number of nodes affected by the update operation.
@@ -841,6 +878,51 @@ func (_u *AppUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 		}
 		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
+	if _u.mutation.AuditRecordsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   app.AuditRecordsTable,
+			Columns: []string{app.AuditRecordsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(auditrecord.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedAuditRecordsIDs(); len(nodes) > 0 && !_u.mutation.AuditRecordsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   app.AuditRecordsTable,
+			Columns: []string{app.AuditRecordsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(auditrecord.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.AuditRecordsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   app.AuditRecordsTable,
+			Columns: []string{app.AuditRecordsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(auditrecord.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -1105,6 +1187,21 @@ func (_u *AppUpdateOne) SetCatalog(v *Catalog) *AppUpdateOne {
 	return _u.SetCatalogID(v.ID)
 }
 
+// AddAuditRecordIDs adds the "audit_records" edge to the AuditRecord entity by IDs.
+func (_u *AppUpdateOne) AddAuditRecordIDs(ids ...string) *AppUpdateOne {
+	_u.mutation.AddAuditRecordIDs(ids...)
+	return _u
+}
+
+// AddAuditRecords adds the "audit_records" edges to the AuditRecord entity.
+func (_u *AppUpdateOne) AddAuditRecords(v ...*AuditRecord) *AppUpdateOne {
+	ids := make([]string, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddAuditRecordIDs(ids...)
+}
+
 // Mutation returns the AppMutation object of the builder.
 func (_u *AppUpdateOne) Mutation() *AppMutation {
 	return _u.mutation
@@ -1240,6 +1337,27 @@ func (_u *AppUpdateOne) RemoveAttempts(v ...*Attempt) *AppUpdateOne {
 func (_u *AppUpdateOne) ClearCatalog() *AppUpdateOne {
 	_u.mutation.ClearCatalog()
 	return _u
+}
+
+// ClearAuditRecords clears all "audit_records" edges to the AuditRecord entity.
+func (_u *AppUpdateOne) ClearAuditRecords() *AppUpdateOne {
+	_u.mutation.ClearAuditRecords()
+	return _u
+}
+
+// RemoveAuditRecordIDs removes the "audit_records" edge to AuditRecord entities by IDs.
+func (_u *AppUpdateOne) RemoveAuditRecordIDs(ids ...string) *AppUpdateOne {
+	_u.mutation.RemoveAuditRecordIDs(ids...)
+	return _u
+}
+
+// RemoveAuditRecords removes "audit_records" edges to AuditRecord entities.
+func (_u *AppUpdateOne) RemoveAuditRecords(v ...*AuditRecord) *AppUpdateOne {
+	ids := make([]string, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveAuditRecordIDs(ids...)
 }
 
 // Where appends a list predicates to the AppUpdate builder.
@@ -1690,6 +1808,51 @@ func (_u *AppUpdateOne) sqlSave(ctx context.Context) (_node *App, err error) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(catalog.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.AuditRecordsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   app.AuditRecordsTable,
+			Columns: []string{app.AuditRecordsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(auditrecord.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedAuditRecordsIDs(); len(nodes) > 0 && !_u.mutation.AuditRecordsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   app.AuditRecordsTable,
+			Columns: []string{app.AuditRecordsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(auditrecord.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.AuditRecordsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   app.AuditRecordsTable,
+			Columns: []string{app.AuditRecordsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(auditrecord.FieldID, field.TypeString),
 			},
 		}
 		for _, k := range nodes {

@@ -69,9 +69,9 @@ type Endpoint struct {
 	DisabledReason *string `json:"disabled_reason,omitempty"`
 	// DisabledAt holds the value of the "disabled_at" field.
 	DisabledAt *time.Time `json:"disabled_at,omitempty"`
-	// Secret holds the value of the "secret" field.
+	// The signing secret (whsec_…) or Ed25519 private key (whsk_…), sealed (package secret).
 	Secret string `json:"-"`
-	// PreviousSecret holds the value of the "previous_secret" field.
+	// The signing secret or private key a rotation still signs with, sealed.
 	PreviousSecret *string `json:"-"`
 	// Until then deliveries are signed with the previous secret too.
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
@@ -83,6 +83,18 @@ type Endpoint struct {
 	ListenerSeenAt *time.Time `json:"listener_seen_at,omitempty"`
 	// When the listener is removed unless a session holds it again: its last sign of life plus its TTL.
 	ListenerExpiresAt *time.Time `json:"listener_expires_at,omitempty"`
+	// How deliveries are signed: HMAC_SHA256 (Standard Webhooks v1, a shared secret) or ED25519 (v1a: Herald keeps the private key, receivers verify with publicKey).
+	SignatureScheme endpoint.SignatureScheme `json:"signature_scheme,omitempty"`
+	// The Ed25519 public key (whpk_…) that verifies the endpoint's signatures; null for HMAC_SHA256 endpoints.
+	PublicKey *string `json:"public_key,omitempty"`
+	// Mutual TLS: the client certificate Herald presents (its key sealed) and the roots it trusts.
+	TLS *webhook.TLS `json:"-"`
+	// When the mTLS client certificate expires (null: none), for the warning before it does.
+	CertificateExpiresAt *time.Time `json:"certificate_expires_at,omitempty"`
+	// When Herald last published webhook.certificate_expiring about the endpoint.
+	CertificateWarnedAt *time.Time `json:"certificate_warned_at,omitempty"`
+	// The id of the encryption key the row's secrets are sealed under; "": stored in the clear by an older Herald, sealed at the next start.
+	SecretsKey string `json:"secrets_key,omitempty"`
 	// Deliveries that ended FAILED since the last successful attempt.
 	ConsecutiveFailures int `json:"consecutive_failures,omitempty"`
 	// Failed attempts, all time.
@@ -151,15 +163,15 @@ func (*Endpoint) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case endpoint.FieldDestination, endpoint.FieldEventTypes, endpoint.FieldAuth, endpoint.FieldHeaders, endpoint.FieldRetryPolicy, endpoint.FieldRateLimit, endpoint.FieldFilter:
+		case endpoint.FieldDestination, endpoint.FieldEventTypes, endpoint.FieldAuth, endpoint.FieldHeaders, endpoint.FieldRetryPolicy, endpoint.FieldRateLimit, endpoint.FieldFilter, endpoint.FieldTLS:
 			values[i] = new([]byte)
 		case endpoint.FieldIsActive:
 			values[i] = new(sql.NullBool)
 		case endpoint.FieldTimeout, endpoint.FieldListenerTTL, endpoint.FieldConsecutiveFailures, endpoint.FieldFailureCount, endpoint.FieldSuccessCount:
 			values[i] = new(sql.NullInt64)
-		case endpoint.FieldID, endpoint.FieldAppID, endpoint.FieldName, endpoint.FieldDescription, endpoint.FieldURL, endpoint.FieldType, endpoint.FieldOrdering, endpoint.FieldFlowOwner, endpoint.FieldTransformation, endpoint.FieldDisabledReason, endpoint.FieldSecret, endpoint.FieldPreviousSecret, endpoint.FieldListenerSession:
+		case endpoint.FieldID, endpoint.FieldAppID, endpoint.FieldName, endpoint.FieldDescription, endpoint.FieldURL, endpoint.FieldType, endpoint.FieldOrdering, endpoint.FieldFlowOwner, endpoint.FieldTransformation, endpoint.FieldDisabledReason, endpoint.FieldSecret, endpoint.FieldPreviousSecret, endpoint.FieldListenerSession, endpoint.FieldSignatureScheme, endpoint.FieldPublicKey, endpoint.FieldSecretsKey:
 			values[i] = new(sql.NullString)
-		case endpoint.FieldCreatedAt, endpoint.FieldUpdatedAt, endpoint.FieldDeletedAt, endpoint.FieldPausedUntil, endpoint.FieldFlowOwnerUntil, endpoint.FieldDisabledAt, endpoint.FieldPreviousSecretExpiresAt, endpoint.FieldListenerSeenAt, endpoint.FieldListenerExpiresAt, endpoint.FieldLastSuccessAt, endpoint.FieldLastFailureAt:
+		case endpoint.FieldCreatedAt, endpoint.FieldUpdatedAt, endpoint.FieldDeletedAt, endpoint.FieldPausedUntil, endpoint.FieldFlowOwnerUntil, endpoint.FieldDisabledAt, endpoint.FieldPreviousSecretExpiresAt, endpoint.FieldListenerSeenAt, endpoint.FieldListenerExpiresAt, endpoint.FieldCertificateExpiresAt, endpoint.FieldCertificateWarnedAt, endpoint.FieldLastSuccessAt, endpoint.FieldLastFailureAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -395,6 +407,47 @@ func (_m *Endpoint) assignValues(columns []string, values []any) error {
 				_m.ListenerExpiresAt = new(time.Time)
 				*_m.ListenerExpiresAt = value.Time
 			}
+		case endpoint.FieldSignatureScheme:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field signature_scheme", values[i])
+			} else if value.Valid {
+				_m.SignatureScheme = endpoint.SignatureScheme(value.String)
+			}
+		case endpoint.FieldPublicKey:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field public_key", values[i])
+			} else if value.Valid {
+				_m.PublicKey = new(string)
+				*_m.PublicKey = value.String
+			}
+		case endpoint.FieldTLS:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field tls", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.TLS); err != nil {
+					return fmt.Errorf("unmarshal field tls: %w", err)
+				}
+			}
+		case endpoint.FieldCertificateExpiresAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field certificate_expires_at", values[i])
+			} else if value.Valid {
+				_m.CertificateExpiresAt = new(time.Time)
+				*_m.CertificateExpiresAt = value.Time
+			}
+		case endpoint.FieldCertificateWarnedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field certificate_warned_at", values[i])
+			} else if value.Valid {
+				_m.CertificateWarnedAt = new(time.Time)
+				*_m.CertificateWarnedAt = value.Time
+			}
+		case endpoint.FieldSecretsKey:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field secrets_key", values[i])
+			} else if value.Valid {
+				_m.SecretsKey = value.String
+			}
 		case endpoint.FieldConsecutiveFailures:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
 				return fmt.Errorf("unexpected type %T for field consecutive_failures", values[i])
@@ -590,6 +643,29 @@ func (_m *Endpoint) String() string {
 		builder.WriteString("listener_expires_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("signature_scheme=")
+	builder.WriteString(fmt.Sprintf("%v", _m.SignatureScheme))
+	builder.WriteString(", ")
+	if v := _m.PublicKey; v != nil {
+		builder.WriteString("public_key=")
+		builder.WriteString(*v)
+	}
+	builder.WriteString(", ")
+	builder.WriteString("tls=<sensitive>")
+	builder.WriteString(", ")
+	if v := _m.CertificateExpiresAt; v != nil {
+		builder.WriteString("certificate_expires_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.CertificateWarnedAt; v != nil {
+		builder.WriteString("certificate_warned_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("secrets_key=")
+	builder.WriteString(_m.SecretsKey)
 	builder.WriteString(", ")
 	builder.WriteString("consecutive_failures=")
 	builder.WriteString(fmt.Sprintf("%v", _m.ConsecutiveFailures))

@@ -375,6 +375,82 @@ func (_c *EndpointCreate) SetNillableListenerExpiresAt(v *time.Time) *EndpointCr
 	return _c
 }
 
+// SetSignatureScheme sets the "signature_scheme" field.
+func (_c *EndpointCreate) SetSignatureScheme(v endpoint.SignatureScheme) *EndpointCreate {
+	_c.mutation.SetSignatureScheme(v)
+	return _c
+}
+
+// SetNillableSignatureScheme sets the "signature_scheme" field if the given value is not nil.
+func (_c *EndpointCreate) SetNillableSignatureScheme(v *endpoint.SignatureScheme) *EndpointCreate {
+	if v != nil {
+		_c.SetSignatureScheme(*v)
+	}
+	return _c
+}
+
+// SetPublicKey sets the "public_key" field.
+func (_c *EndpointCreate) SetPublicKey(v string) *EndpointCreate {
+	_c.mutation.SetPublicKey(v)
+	return _c
+}
+
+// SetNillablePublicKey sets the "public_key" field if the given value is not nil.
+func (_c *EndpointCreate) SetNillablePublicKey(v *string) *EndpointCreate {
+	if v != nil {
+		_c.SetPublicKey(*v)
+	}
+	return _c
+}
+
+// SetTLS sets the "tls" field.
+func (_c *EndpointCreate) SetTLS(v *webhook.TLS) *EndpointCreate {
+	_c.mutation.SetTLS(v)
+	return _c
+}
+
+// SetCertificateExpiresAt sets the "certificate_expires_at" field.
+func (_c *EndpointCreate) SetCertificateExpiresAt(v time.Time) *EndpointCreate {
+	_c.mutation.SetCertificateExpiresAt(v)
+	return _c
+}
+
+// SetNillableCertificateExpiresAt sets the "certificate_expires_at" field if the given value is not nil.
+func (_c *EndpointCreate) SetNillableCertificateExpiresAt(v *time.Time) *EndpointCreate {
+	if v != nil {
+		_c.SetCertificateExpiresAt(*v)
+	}
+	return _c
+}
+
+// SetCertificateWarnedAt sets the "certificate_warned_at" field.
+func (_c *EndpointCreate) SetCertificateWarnedAt(v time.Time) *EndpointCreate {
+	_c.mutation.SetCertificateWarnedAt(v)
+	return _c
+}
+
+// SetNillableCertificateWarnedAt sets the "certificate_warned_at" field if the given value is not nil.
+func (_c *EndpointCreate) SetNillableCertificateWarnedAt(v *time.Time) *EndpointCreate {
+	if v != nil {
+		_c.SetCertificateWarnedAt(*v)
+	}
+	return _c
+}
+
+// SetSecretsKey sets the "secrets_key" field.
+func (_c *EndpointCreate) SetSecretsKey(v string) *EndpointCreate {
+	_c.mutation.SetSecretsKey(v)
+	return _c
+}
+
+// SetNillableSecretsKey sets the "secrets_key" field if the given value is not nil.
+func (_c *EndpointCreate) SetNillableSecretsKey(v *string) *EndpointCreate {
+	if v != nil {
+		_c.SetSecretsKey(*v)
+	}
+	return _c
+}
+
 // SetConsecutiveFailures sets the "consecutive_failures" field.
 func (_c *EndpointCreate) SetConsecutiveFailures(v int) *EndpointCreate {
 	_c.mutation.SetConsecutiveFailures(v)
@@ -565,6 +641,14 @@ func (_c *EndpointCreate) defaults() error {
 		v := endpoint.DefaultIsActive
 		_c.mutation.SetIsActive(v)
 	}
+	if _, ok := _c.mutation.SignatureScheme(); !ok {
+		v := endpoint.DefaultSignatureScheme
+		_c.mutation.SetSignatureScheme(v)
+	}
+	if _, ok := _c.mutation.SecretsKey(); !ok {
+		v := endpoint.DefaultSecretsKey
+		_c.mutation.SetSecretsKey(v)
+	}
 	if _, ok := _c.mutation.ConsecutiveFailures(); !ok {
 		v := endpoint.DefaultConsecutiveFailures
 		_c.mutation.SetConsecutiveFailures(v)
@@ -660,6 +744,17 @@ func (_c *EndpointCreate) check() error {
 	}
 	if _, ok := _c.mutation.Secret(); !ok {
 		return &ValidationError{Name: "secret", err: errors.New(`ent: missing required field "Endpoint.secret"`)}
+	}
+	if _, ok := _c.mutation.SignatureScheme(); !ok {
+		return &ValidationError{Name: "signature_scheme", err: errors.New(`ent: missing required field "Endpoint.signature_scheme"`)}
+	}
+	if v, ok := _c.mutation.SignatureScheme(); ok {
+		if err := endpoint.SignatureSchemeValidator(v); err != nil {
+			return &ValidationError{Name: "signature_scheme", err: fmt.Errorf(`ent: validator failed for field "Endpoint.signature_scheme": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.SecretsKey(); !ok {
+		return &ValidationError{Name: "secrets_key", err: errors.New(`ent: missing required field "Endpoint.secrets_key"`)}
 	}
 	if _, ok := _c.mutation.ConsecutiveFailures(); !ok {
 		return &ValidationError{Name: "consecutive_failures", err: errors.New(`ent: missing required field "Endpoint.consecutive_failures"`)}
@@ -833,6 +928,30 @@ func (_c *EndpointCreate) createSpec() (*Endpoint, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.ListenerExpiresAt(); ok {
 		_spec.SetField(endpoint.FieldListenerExpiresAt, field.TypeTime, value)
 		_node.ListenerExpiresAt = &value
+	}
+	if value, ok := _c.mutation.SignatureScheme(); ok {
+		_spec.SetField(endpoint.FieldSignatureScheme, field.TypeEnum, value)
+		_node.SignatureScheme = value
+	}
+	if value, ok := _c.mutation.PublicKey(); ok {
+		_spec.SetField(endpoint.FieldPublicKey, field.TypeString, value)
+		_node.PublicKey = &value
+	}
+	if value, ok := _c.mutation.TLS(); ok {
+		_spec.SetField(endpoint.FieldTLS, field.TypeJSON, value)
+		_node.TLS = value
+	}
+	if value, ok := _c.mutation.CertificateExpiresAt(); ok {
+		_spec.SetField(endpoint.FieldCertificateExpiresAt, field.TypeTime, value)
+		_node.CertificateExpiresAt = &value
+	}
+	if value, ok := _c.mutation.CertificateWarnedAt(); ok {
+		_spec.SetField(endpoint.FieldCertificateWarnedAt, field.TypeTime, value)
+		_node.CertificateWarnedAt = &value
+	}
+	if value, ok := _c.mutation.SecretsKey(); ok {
+		_spec.SetField(endpoint.FieldSecretsKey, field.TypeString, value)
+		_node.SecretsKey = value
 	}
 	if value, ok := _c.mutation.ConsecutiveFailures(); ok {
 		_spec.SetField(endpoint.FieldConsecutiveFailures, field.TypeInt, value)
@@ -1414,6 +1533,102 @@ func (u *EndpointUpsert) UpdateListenerExpiresAt() *EndpointUpsert {
 // ClearListenerExpiresAt clears the value of the "listener_expires_at" field.
 func (u *EndpointUpsert) ClearListenerExpiresAt() *EndpointUpsert {
 	u.SetNull(endpoint.FieldListenerExpiresAt)
+	return u
+}
+
+// SetSignatureScheme sets the "signature_scheme" field.
+func (u *EndpointUpsert) SetSignatureScheme(v endpoint.SignatureScheme) *EndpointUpsert {
+	u.Set(endpoint.FieldSignatureScheme, v)
+	return u
+}
+
+// UpdateSignatureScheme sets the "signature_scheme" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateSignatureScheme() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldSignatureScheme)
+	return u
+}
+
+// SetPublicKey sets the "public_key" field.
+func (u *EndpointUpsert) SetPublicKey(v string) *EndpointUpsert {
+	u.Set(endpoint.FieldPublicKey, v)
+	return u
+}
+
+// UpdatePublicKey sets the "public_key" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdatePublicKey() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldPublicKey)
+	return u
+}
+
+// ClearPublicKey clears the value of the "public_key" field.
+func (u *EndpointUpsert) ClearPublicKey() *EndpointUpsert {
+	u.SetNull(endpoint.FieldPublicKey)
+	return u
+}
+
+// SetTLS sets the "tls" field.
+func (u *EndpointUpsert) SetTLS(v *webhook.TLS) *EndpointUpsert {
+	u.Set(endpoint.FieldTLS, v)
+	return u
+}
+
+// UpdateTLS sets the "tls" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateTLS() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldTLS)
+	return u
+}
+
+// ClearTLS clears the value of the "tls" field.
+func (u *EndpointUpsert) ClearTLS() *EndpointUpsert {
+	u.SetNull(endpoint.FieldTLS)
+	return u
+}
+
+// SetCertificateExpiresAt sets the "certificate_expires_at" field.
+func (u *EndpointUpsert) SetCertificateExpiresAt(v time.Time) *EndpointUpsert {
+	u.Set(endpoint.FieldCertificateExpiresAt, v)
+	return u
+}
+
+// UpdateCertificateExpiresAt sets the "certificate_expires_at" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateCertificateExpiresAt() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldCertificateExpiresAt)
+	return u
+}
+
+// ClearCertificateExpiresAt clears the value of the "certificate_expires_at" field.
+func (u *EndpointUpsert) ClearCertificateExpiresAt() *EndpointUpsert {
+	u.SetNull(endpoint.FieldCertificateExpiresAt)
+	return u
+}
+
+// SetCertificateWarnedAt sets the "certificate_warned_at" field.
+func (u *EndpointUpsert) SetCertificateWarnedAt(v time.Time) *EndpointUpsert {
+	u.Set(endpoint.FieldCertificateWarnedAt, v)
+	return u
+}
+
+// UpdateCertificateWarnedAt sets the "certificate_warned_at" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateCertificateWarnedAt() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldCertificateWarnedAt)
+	return u
+}
+
+// ClearCertificateWarnedAt clears the value of the "certificate_warned_at" field.
+func (u *EndpointUpsert) ClearCertificateWarnedAt() *EndpointUpsert {
+	u.SetNull(endpoint.FieldCertificateWarnedAt)
+	return u
+}
+
+// SetSecretsKey sets the "secrets_key" field.
+func (u *EndpointUpsert) SetSecretsKey(v string) *EndpointUpsert {
+	u.Set(endpoint.FieldSecretsKey, v)
+	return u
+}
+
+// UpdateSecretsKey sets the "secrets_key" field to the value that was provided on create.
+func (u *EndpointUpsert) UpdateSecretsKey() *EndpointUpsert {
+	u.SetExcluded(endpoint.FieldSecretsKey)
 	return u
 }
 
@@ -2097,6 +2312,118 @@ func (u *EndpointUpsertOne) UpdateListenerExpiresAt() *EndpointUpsertOne {
 func (u *EndpointUpsertOne) ClearListenerExpiresAt() *EndpointUpsertOne {
 	return u.Update(func(s *EndpointUpsert) {
 		s.ClearListenerExpiresAt()
+	})
+}
+
+// SetSignatureScheme sets the "signature_scheme" field.
+func (u *EndpointUpsertOne) SetSignatureScheme(v endpoint.SignatureScheme) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetSignatureScheme(v)
+	})
+}
+
+// UpdateSignatureScheme sets the "signature_scheme" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateSignatureScheme() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateSignatureScheme()
+	})
+}
+
+// SetPublicKey sets the "public_key" field.
+func (u *EndpointUpsertOne) SetPublicKey(v string) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetPublicKey(v)
+	})
+}
+
+// UpdatePublicKey sets the "public_key" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdatePublicKey() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdatePublicKey()
+	})
+}
+
+// ClearPublicKey clears the value of the "public_key" field.
+func (u *EndpointUpsertOne) ClearPublicKey() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearPublicKey()
+	})
+}
+
+// SetTLS sets the "tls" field.
+func (u *EndpointUpsertOne) SetTLS(v *webhook.TLS) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetTLS(v)
+	})
+}
+
+// UpdateTLS sets the "tls" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateTLS() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateTLS()
+	})
+}
+
+// ClearTLS clears the value of the "tls" field.
+func (u *EndpointUpsertOne) ClearTLS() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearTLS()
+	})
+}
+
+// SetCertificateExpiresAt sets the "certificate_expires_at" field.
+func (u *EndpointUpsertOne) SetCertificateExpiresAt(v time.Time) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetCertificateExpiresAt(v)
+	})
+}
+
+// UpdateCertificateExpiresAt sets the "certificate_expires_at" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateCertificateExpiresAt() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateCertificateExpiresAt()
+	})
+}
+
+// ClearCertificateExpiresAt clears the value of the "certificate_expires_at" field.
+func (u *EndpointUpsertOne) ClearCertificateExpiresAt() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearCertificateExpiresAt()
+	})
+}
+
+// SetCertificateWarnedAt sets the "certificate_warned_at" field.
+func (u *EndpointUpsertOne) SetCertificateWarnedAt(v time.Time) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetCertificateWarnedAt(v)
+	})
+}
+
+// UpdateCertificateWarnedAt sets the "certificate_warned_at" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateCertificateWarnedAt() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateCertificateWarnedAt()
+	})
+}
+
+// ClearCertificateWarnedAt clears the value of the "certificate_warned_at" field.
+func (u *EndpointUpsertOne) ClearCertificateWarnedAt() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearCertificateWarnedAt()
+	})
+}
+
+// SetSecretsKey sets the "secrets_key" field.
+func (u *EndpointUpsertOne) SetSecretsKey(v string) *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetSecretsKey(v)
+	})
+}
+
+// UpdateSecretsKey sets the "secrets_key" field to the value that was provided on create.
+func (u *EndpointUpsertOne) UpdateSecretsKey() *EndpointUpsertOne {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateSecretsKey()
 	})
 }
 
@@ -2962,6 +3289,118 @@ func (u *EndpointUpsertBulk) UpdateListenerExpiresAt() *EndpointUpsertBulk {
 func (u *EndpointUpsertBulk) ClearListenerExpiresAt() *EndpointUpsertBulk {
 	return u.Update(func(s *EndpointUpsert) {
 		s.ClearListenerExpiresAt()
+	})
+}
+
+// SetSignatureScheme sets the "signature_scheme" field.
+func (u *EndpointUpsertBulk) SetSignatureScheme(v endpoint.SignatureScheme) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetSignatureScheme(v)
+	})
+}
+
+// UpdateSignatureScheme sets the "signature_scheme" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateSignatureScheme() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateSignatureScheme()
+	})
+}
+
+// SetPublicKey sets the "public_key" field.
+func (u *EndpointUpsertBulk) SetPublicKey(v string) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetPublicKey(v)
+	})
+}
+
+// UpdatePublicKey sets the "public_key" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdatePublicKey() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdatePublicKey()
+	})
+}
+
+// ClearPublicKey clears the value of the "public_key" field.
+func (u *EndpointUpsertBulk) ClearPublicKey() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearPublicKey()
+	})
+}
+
+// SetTLS sets the "tls" field.
+func (u *EndpointUpsertBulk) SetTLS(v *webhook.TLS) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetTLS(v)
+	})
+}
+
+// UpdateTLS sets the "tls" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateTLS() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateTLS()
+	})
+}
+
+// ClearTLS clears the value of the "tls" field.
+func (u *EndpointUpsertBulk) ClearTLS() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearTLS()
+	})
+}
+
+// SetCertificateExpiresAt sets the "certificate_expires_at" field.
+func (u *EndpointUpsertBulk) SetCertificateExpiresAt(v time.Time) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetCertificateExpiresAt(v)
+	})
+}
+
+// UpdateCertificateExpiresAt sets the "certificate_expires_at" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateCertificateExpiresAt() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateCertificateExpiresAt()
+	})
+}
+
+// ClearCertificateExpiresAt clears the value of the "certificate_expires_at" field.
+func (u *EndpointUpsertBulk) ClearCertificateExpiresAt() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearCertificateExpiresAt()
+	})
+}
+
+// SetCertificateWarnedAt sets the "certificate_warned_at" field.
+func (u *EndpointUpsertBulk) SetCertificateWarnedAt(v time.Time) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetCertificateWarnedAt(v)
+	})
+}
+
+// UpdateCertificateWarnedAt sets the "certificate_warned_at" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateCertificateWarnedAt() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateCertificateWarnedAt()
+	})
+}
+
+// ClearCertificateWarnedAt clears the value of the "certificate_warned_at" field.
+func (u *EndpointUpsertBulk) ClearCertificateWarnedAt() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.ClearCertificateWarnedAt()
+	})
+}
+
+// SetSecretsKey sets the "secrets_key" field.
+func (u *EndpointUpsertBulk) SetSecretsKey(v string) *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.SetSecretsKey(v)
+	})
+}
+
+// UpdateSecretsKey sets the "secrets_key" field to the value that was provided on create.
+func (u *EndpointUpsertBulk) UpdateSecretsKey() *EndpointUpsertBulk {
+	return u.Update(func(s *EndpointUpsert) {
+		s.UpdateSecretsKey()
 	})
 }
 

@@ -533,6 +533,106 @@ func (_u *EndpointUpdate) ClearListenerExpiresAt() *EndpointUpdate {
 	return _u
 }
 
+// SetSignatureScheme sets the "signature_scheme" field.
+func (_u *EndpointUpdate) SetSignatureScheme(v endpoint.SignatureScheme) *EndpointUpdate {
+	_u.mutation.SetSignatureScheme(v)
+	return _u
+}
+
+// SetNillableSignatureScheme sets the "signature_scheme" field if the given value is not nil.
+func (_u *EndpointUpdate) SetNillableSignatureScheme(v *endpoint.SignatureScheme) *EndpointUpdate {
+	if v != nil {
+		_u.SetSignatureScheme(*v)
+	}
+	return _u
+}
+
+// SetPublicKey sets the "public_key" field.
+func (_u *EndpointUpdate) SetPublicKey(v string) *EndpointUpdate {
+	_u.mutation.SetPublicKey(v)
+	return _u
+}
+
+// SetNillablePublicKey sets the "public_key" field if the given value is not nil.
+func (_u *EndpointUpdate) SetNillablePublicKey(v *string) *EndpointUpdate {
+	if v != nil {
+		_u.SetPublicKey(*v)
+	}
+	return _u
+}
+
+// ClearPublicKey clears the value of the "public_key" field.
+func (_u *EndpointUpdate) ClearPublicKey() *EndpointUpdate {
+	_u.mutation.ClearPublicKey()
+	return _u
+}
+
+// SetTLS sets the "tls" field.
+func (_u *EndpointUpdate) SetTLS(v *webhook.TLS) *EndpointUpdate {
+	_u.mutation.SetTLS(v)
+	return _u
+}
+
+// ClearTLS clears the value of the "tls" field.
+func (_u *EndpointUpdate) ClearTLS() *EndpointUpdate {
+	_u.mutation.ClearTLS()
+	return _u
+}
+
+// SetCertificateExpiresAt sets the "certificate_expires_at" field.
+func (_u *EndpointUpdate) SetCertificateExpiresAt(v time.Time) *EndpointUpdate {
+	_u.mutation.SetCertificateExpiresAt(v)
+	return _u
+}
+
+// SetNillableCertificateExpiresAt sets the "certificate_expires_at" field if the given value is not nil.
+func (_u *EndpointUpdate) SetNillableCertificateExpiresAt(v *time.Time) *EndpointUpdate {
+	if v != nil {
+		_u.SetCertificateExpiresAt(*v)
+	}
+	return _u
+}
+
+// ClearCertificateExpiresAt clears the value of the "certificate_expires_at" field.
+func (_u *EndpointUpdate) ClearCertificateExpiresAt() *EndpointUpdate {
+	_u.mutation.ClearCertificateExpiresAt()
+	return _u
+}
+
+// SetCertificateWarnedAt sets the "certificate_warned_at" field.
+func (_u *EndpointUpdate) SetCertificateWarnedAt(v time.Time) *EndpointUpdate {
+	_u.mutation.SetCertificateWarnedAt(v)
+	return _u
+}
+
+// SetNillableCertificateWarnedAt sets the "certificate_warned_at" field if the given value is not nil.
+func (_u *EndpointUpdate) SetNillableCertificateWarnedAt(v *time.Time) *EndpointUpdate {
+	if v != nil {
+		_u.SetCertificateWarnedAt(*v)
+	}
+	return _u
+}
+
+// ClearCertificateWarnedAt clears the value of the "certificate_warned_at" field.
+func (_u *EndpointUpdate) ClearCertificateWarnedAt() *EndpointUpdate {
+	_u.mutation.ClearCertificateWarnedAt()
+	return _u
+}
+
+// SetSecretsKey sets the "secrets_key" field.
+func (_u *EndpointUpdate) SetSecretsKey(v string) *EndpointUpdate {
+	_u.mutation.SetSecretsKey(v)
+	return _u
+}
+
+// SetNillableSecretsKey sets the "secrets_key" field if the given value is not nil.
+func (_u *EndpointUpdate) SetNillableSecretsKey(v *string) *EndpointUpdate {
+	if v != nil {
+		_u.SetSecretsKey(*v)
+	}
+	return _u
+}
+
 // SetConsecutiveFailures sets the "consecutive_failures" field.
 func (_u *EndpointUpdate) SetConsecutiveFailures(v int) *EndpointUpdate {
 	_u.mutation.ResetConsecutiveFailures()
@@ -782,6 +882,11 @@ func (_u *EndpointUpdate) check() error {
 			return &ValidationError{Name: "rate_limit", err: fmt.Errorf(`ent: validator failed for field "Endpoint.rate_limit": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.SignatureScheme(); ok {
+		if err := endpoint.SignatureSchemeValidator(v); err != nil {
+			return &ValidationError{Name: "signature_scheme", err: fmt.Errorf(`ent: validator failed for field "Endpoint.signature_scheme": %w`, err)}
+		}
+	}
 	if _u.mutation.AppCleared() && len(_u.mutation.AppIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Endpoint.app"`)
 	}
@@ -969,6 +1074,36 @@ func (_u *EndpointUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.ListenerExpiresAtCleared() {
 		_spec.ClearField(endpoint.FieldListenerExpiresAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.SignatureScheme(); ok {
+		_spec.SetField(endpoint.FieldSignatureScheme, field.TypeEnum, value)
+	}
+	if value, ok := _u.mutation.PublicKey(); ok {
+		_spec.SetField(endpoint.FieldPublicKey, field.TypeString, value)
+	}
+	if _u.mutation.PublicKeyCleared() {
+		_spec.ClearField(endpoint.FieldPublicKey, field.TypeString)
+	}
+	if value, ok := _u.mutation.TLS(); ok {
+		_spec.SetField(endpoint.FieldTLS, field.TypeJSON, value)
+	}
+	if _u.mutation.TLSCleared() {
+		_spec.ClearField(endpoint.FieldTLS, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.CertificateExpiresAt(); ok {
+		_spec.SetField(endpoint.FieldCertificateExpiresAt, field.TypeTime, value)
+	}
+	if _u.mutation.CertificateExpiresAtCleared() {
+		_spec.ClearField(endpoint.FieldCertificateExpiresAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.CertificateWarnedAt(); ok {
+		_spec.SetField(endpoint.FieldCertificateWarnedAt, field.TypeTime, value)
+	}
+	if _u.mutation.CertificateWarnedAtCleared() {
+		_spec.ClearField(endpoint.FieldCertificateWarnedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.SecretsKey(); ok {
+		_spec.SetField(endpoint.FieldSecretsKey, field.TypeString, value)
 	}
 	if value, ok := _u.mutation.ConsecutiveFailures(); ok {
 		_spec.SetField(endpoint.FieldConsecutiveFailures, field.TypeInt, value)
@@ -1610,6 +1745,106 @@ func (_u *EndpointUpdateOne) ClearListenerExpiresAt() *EndpointUpdateOne {
 	return _u
 }
 
+// SetSignatureScheme sets the "signature_scheme" field.
+func (_u *EndpointUpdateOne) SetSignatureScheme(v endpoint.SignatureScheme) *EndpointUpdateOne {
+	_u.mutation.SetSignatureScheme(v)
+	return _u
+}
+
+// SetNillableSignatureScheme sets the "signature_scheme" field if the given value is not nil.
+func (_u *EndpointUpdateOne) SetNillableSignatureScheme(v *endpoint.SignatureScheme) *EndpointUpdateOne {
+	if v != nil {
+		_u.SetSignatureScheme(*v)
+	}
+	return _u
+}
+
+// SetPublicKey sets the "public_key" field.
+func (_u *EndpointUpdateOne) SetPublicKey(v string) *EndpointUpdateOne {
+	_u.mutation.SetPublicKey(v)
+	return _u
+}
+
+// SetNillablePublicKey sets the "public_key" field if the given value is not nil.
+func (_u *EndpointUpdateOne) SetNillablePublicKey(v *string) *EndpointUpdateOne {
+	if v != nil {
+		_u.SetPublicKey(*v)
+	}
+	return _u
+}
+
+// ClearPublicKey clears the value of the "public_key" field.
+func (_u *EndpointUpdateOne) ClearPublicKey() *EndpointUpdateOne {
+	_u.mutation.ClearPublicKey()
+	return _u
+}
+
+// SetTLS sets the "tls" field.
+func (_u *EndpointUpdateOne) SetTLS(v *webhook.TLS) *EndpointUpdateOne {
+	_u.mutation.SetTLS(v)
+	return _u
+}
+
+// ClearTLS clears the value of the "tls" field.
+func (_u *EndpointUpdateOne) ClearTLS() *EndpointUpdateOne {
+	_u.mutation.ClearTLS()
+	return _u
+}
+
+// SetCertificateExpiresAt sets the "certificate_expires_at" field.
+func (_u *EndpointUpdateOne) SetCertificateExpiresAt(v time.Time) *EndpointUpdateOne {
+	_u.mutation.SetCertificateExpiresAt(v)
+	return _u
+}
+
+// SetNillableCertificateExpiresAt sets the "certificate_expires_at" field if the given value is not nil.
+func (_u *EndpointUpdateOne) SetNillableCertificateExpiresAt(v *time.Time) *EndpointUpdateOne {
+	if v != nil {
+		_u.SetCertificateExpiresAt(*v)
+	}
+	return _u
+}
+
+// ClearCertificateExpiresAt clears the value of the "certificate_expires_at" field.
+func (_u *EndpointUpdateOne) ClearCertificateExpiresAt() *EndpointUpdateOne {
+	_u.mutation.ClearCertificateExpiresAt()
+	return _u
+}
+
+// SetCertificateWarnedAt sets the "certificate_warned_at" field.
+func (_u *EndpointUpdateOne) SetCertificateWarnedAt(v time.Time) *EndpointUpdateOne {
+	_u.mutation.SetCertificateWarnedAt(v)
+	return _u
+}
+
+// SetNillableCertificateWarnedAt sets the "certificate_warned_at" field if the given value is not nil.
+func (_u *EndpointUpdateOne) SetNillableCertificateWarnedAt(v *time.Time) *EndpointUpdateOne {
+	if v != nil {
+		_u.SetCertificateWarnedAt(*v)
+	}
+	return _u
+}
+
+// ClearCertificateWarnedAt clears the value of the "certificate_warned_at" field.
+func (_u *EndpointUpdateOne) ClearCertificateWarnedAt() *EndpointUpdateOne {
+	_u.mutation.ClearCertificateWarnedAt()
+	return _u
+}
+
+// SetSecretsKey sets the "secrets_key" field.
+func (_u *EndpointUpdateOne) SetSecretsKey(v string) *EndpointUpdateOne {
+	_u.mutation.SetSecretsKey(v)
+	return _u
+}
+
+// SetNillableSecretsKey sets the "secrets_key" field if the given value is not nil.
+func (_u *EndpointUpdateOne) SetNillableSecretsKey(v *string) *EndpointUpdateOne {
+	if v != nil {
+		_u.SetSecretsKey(*v)
+	}
+	return _u
+}
+
 // SetConsecutiveFailures sets the "consecutive_failures" field.
 func (_u *EndpointUpdateOne) SetConsecutiveFailures(v int) *EndpointUpdateOne {
 	_u.mutation.ResetConsecutiveFailures()
@@ -1872,6 +2107,11 @@ func (_u *EndpointUpdateOne) check() error {
 			return &ValidationError{Name: "rate_limit", err: fmt.Errorf(`ent: validator failed for field "Endpoint.rate_limit": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.SignatureScheme(); ok {
+		if err := endpoint.SignatureSchemeValidator(v); err != nil {
+			return &ValidationError{Name: "signature_scheme", err: fmt.Errorf(`ent: validator failed for field "Endpoint.signature_scheme": %w`, err)}
+		}
+	}
 	if _u.mutation.AppCleared() && len(_u.mutation.AppIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Endpoint.app"`)
 	}
@@ -2076,6 +2316,36 @@ func (_u *EndpointUpdateOne) sqlSave(ctx context.Context) (_node *Endpoint, err 
 	}
 	if _u.mutation.ListenerExpiresAtCleared() {
 		_spec.ClearField(endpoint.FieldListenerExpiresAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.SignatureScheme(); ok {
+		_spec.SetField(endpoint.FieldSignatureScheme, field.TypeEnum, value)
+	}
+	if value, ok := _u.mutation.PublicKey(); ok {
+		_spec.SetField(endpoint.FieldPublicKey, field.TypeString, value)
+	}
+	if _u.mutation.PublicKeyCleared() {
+		_spec.ClearField(endpoint.FieldPublicKey, field.TypeString)
+	}
+	if value, ok := _u.mutation.TLS(); ok {
+		_spec.SetField(endpoint.FieldTLS, field.TypeJSON, value)
+	}
+	if _u.mutation.TLSCleared() {
+		_spec.ClearField(endpoint.FieldTLS, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.CertificateExpiresAt(); ok {
+		_spec.SetField(endpoint.FieldCertificateExpiresAt, field.TypeTime, value)
+	}
+	if _u.mutation.CertificateExpiresAtCleared() {
+		_spec.ClearField(endpoint.FieldCertificateExpiresAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.CertificateWarnedAt(); ok {
+		_spec.SetField(endpoint.FieldCertificateWarnedAt, field.TypeTime, value)
+	}
+	if _u.mutation.CertificateWarnedAtCleared() {
+		_spec.ClearField(endpoint.FieldCertificateWarnedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.SecretsKey(); ok {
+		_spec.SetField(endpoint.FieldSecretsKey, field.TypeString, value)
 	}
 	if value, ok := _u.mutation.ConsecutiveFailures(); ok {
 		_spec.SetField(endpoint.FieldConsecutiveFailures, field.TypeInt, value)

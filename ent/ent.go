@@ -15,6 +15,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/auditrecord"
 	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/deliverystat"
@@ -84,6 +85,7 @@ func checkColumn(t, c string) error {
 			apikey.Table:       apikey.ValidColumn,
 			app.Table:          app.ValidColumn,
 			attempt.Table:      attempt.ValidColumn,
+			auditrecord.Table:  auditrecord.ValidColumn,
 			catalog.Table:      catalog.ValidColumn,
 			delivery.Table:     delivery.ValidColumn,
 			deliverystat.Table: deliverystat.ValidColumn,

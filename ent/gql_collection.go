@@ -13,6 +13,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/auditrecord"
 	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/endpoint"
@@ -428,6 +429,137 @@ func newAttemptPaginateArgs(rv map[string]any) *attemptPaginateArgs {
 	}
 	if v, ok := rv[whereField].(*AttemptWhereInput); ok {
 		args.opts = append(args.opts, WithAttemptFilter(v.Filter))
+	}
+	return args
+}
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *AuditRecordQuery) CollectFields(ctx context.Context, satisfies ...string) (*AuditRecordQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *AuditRecordQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(auditrecord.Columns))
+		selectedFields = []string{auditrecord.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+		case "createdAt":
+			if _, ok := fieldSeen[auditrecord.FieldCreatedAt]; !ok {
+				selectedFields = append(selectedFields, auditrecord.FieldCreatedAt)
+				fieldSeen[auditrecord.FieldCreatedAt] = struct{}{}
+			}
+		case "actorKind":
+			if _, ok := fieldSeen[auditrecord.FieldActorKind]; !ok {
+				selectedFields = append(selectedFields, auditrecord.FieldActorKind)
+				fieldSeen[auditrecord.FieldActorKind] = struct{}{}
+			}
+		case "actorID":
+			if _, ok := fieldSeen[auditrecord.FieldActorID]; !ok {
+				selectedFields = append(selectedFields, auditrecord.FieldActorID)
+				fieldSeen[auditrecord.FieldActorID] = struct{}{}
+			}
+		case "actorName":
+			if _, ok := fieldSeen[auditrecord.FieldActorName]; !ok {
+				selectedFields = append(selectedFields, auditrecord.FieldActorName)
+				fieldSeen[auditrecord.FieldActorName] = struct{}{}
+			}
+		case "action":
+			if _, ok := fieldSeen[auditrecord.FieldAction]; !ok {
+				selectedFields = append(selectedFields, auditrecord.FieldAction)
+				fieldSeen[auditrecord.FieldAction] = struct{}{}
+			}
+		case "targetType":
+			if _, ok := fieldSeen[auditrecord.FieldTargetType]; !ok {
+				selectedFields = append(selectedFields, auditrecord.FieldTargetType)
+				fieldSeen[auditrecord.FieldTargetType] = struct{}{}
+			}
+		case "targetID":
+			if _, ok := fieldSeen[auditrecord.FieldTargetID]; !ok {
+				selectedFields = append(selectedFields, auditrecord.FieldTargetID)
+				fieldSeen[auditrecord.FieldTargetID] = struct{}{}
+			}
+		case "changes":
+			if _, ok := fieldSeen[auditrecord.FieldChanges]; !ok {
+				selectedFields = append(selectedFields, auditrecord.FieldChanges)
+				fieldSeen[auditrecord.FieldChanges] = struct{}{}
+			}
+		case "remoteAddr":
+			if _, ok := fieldSeen[auditrecord.FieldRemoteAddr]; !ok {
+				selectedFields = append(selectedFields, auditrecord.FieldRemoteAddr)
+				fieldSeen[auditrecord.FieldRemoteAddr] = struct{}{}
+			}
+		case "requestID":
+			if _, ok := fieldSeen[auditrecord.FieldRequestID]; !ok {
+				selectedFields = append(selectedFields, auditrecord.FieldRequestID)
+				fieldSeen[auditrecord.FieldRequestID] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type auditrecordPaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []AuditRecordPaginateOption
+}
+
+func newAuditRecordPaginateArgs(rv map[string]any) *auditrecordPaginateArgs {
+	args := &auditrecordPaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &AuditRecordOrder{Field: &AuditRecordOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithAuditRecordOrder(order))
+			}
+		case *AuditRecordOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithAuditRecordOrder(v))
+			}
+		}
 	}
 	return args
 }
@@ -1077,6 +1209,16 @@ func (_q *EndpointQuery) collectField(ctx context.Context, oneNode bool, opCtx *
 			if _, ok := fieldSeen[endpoint.FieldPreviousSecretExpiresAt]; !ok {
 				selectedFields = append(selectedFields, endpoint.FieldPreviousSecretExpiresAt)
 				fieldSeen[endpoint.FieldPreviousSecretExpiresAt] = struct{}{}
+			}
+		case "signatureScheme":
+			if _, ok := fieldSeen[endpoint.FieldSignatureScheme]; !ok {
+				selectedFields = append(selectedFields, endpoint.FieldSignatureScheme)
+				fieldSeen[endpoint.FieldSignatureScheme] = struct{}{}
+			}
+		case "publicKey":
+			if _, ok := fieldSeen[endpoint.FieldPublicKey]; !ok {
+				selectedFields = append(selectedFields, endpoint.FieldPublicKey)
+				fieldSeen[endpoint.FieldPublicKey] = struct{}{}
 			}
 		case "consecutiveFailures":
 			if _, ok := fieldSeen[endpoint.FieldConsecutiveFailures]; !ok {

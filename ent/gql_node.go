@@ -12,6 +12,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/auditrecord"
 	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/endpoint"
@@ -38,6 +39,11 @@ var attemptImplementors = []string{"Attempt", "Node"}
 
 // IsNode implements the Node interface check for GQLGen.
 func (*Attempt) IsNode() {}
+
+var auditrecordImplementors = []string{"AuditRecord", "Node"}
+
+// IsNode implements the Node interface check for GQLGen.
+func (*AuditRecord) IsNode() {}
 
 var catalogImplementors = []string{"Catalog", "Node"}
 
@@ -145,6 +151,15 @@ func (c *Client) noder(ctx context.Context, table string, id string) (Noder, err
 			Where(attempt.ID(id))
 		if fc := graphql.GetFieldContext(ctx); fc != nil {
 			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, attemptImplementors...); err != nil {
+				return nil, err
+			}
+		}
+		return query.Only(ctx)
+	case auditrecord.Table:
+		query := c.AuditRecord.Query().
+			Where(auditrecord.ID(id))
+		if fc := graphql.GetFieldContext(ctx); fc != nil {
+			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, auditrecordImplementors...); err != nil {
 				return nil, err
 			}
 		}
@@ -303,6 +318,22 @@ func (c *Client) noders(ctx context.Context, table string, ids []string) ([]Node
 		query := c.Attempt.Query().
 			Where(attempt.IDIn(ids...))
 		query, err := query.CollectFields(ctx, attemptImplementors...)
+		if err != nil {
+			return nil, err
+		}
+		nodes, err := query.All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, node := range nodes {
+			for _, noder := range idmap[node.ID] {
+				*noder = node
+			}
+		}
+	case auditrecord.Table:
+		query := c.AuditRecord.Query().
+			Where(auditrecord.IDIn(ids...))
+		query, err := query.CollectFields(ctx, auditrecordImplementors...)
 		if err != nil {
 			return nil, err
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/auditrecord"
 	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/endpoint"
@@ -1096,6 +1097,302 @@ func (_m *Attempt) ToEdge(order *AttemptOrder) *AttemptEdge {
 		order = DefaultAttemptOrder
 	}
 	return &AttemptEdge{
+		Node:   _m,
+		Cursor: order.Field.toCursor(_m),
+	}
+}
+
+// AuditRecordEdge is the edge representation of AuditRecord.
+type AuditRecordEdge struct {
+	Node   *AuditRecord `json:"node"`
+	Cursor Cursor       `json:"cursor"`
+}
+
+// AuditRecordConnection is the connection containing edges to AuditRecord.
+type AuditRecordConnection struct {
+	Edges      []*AuditRecordEdge `json:"edges"`
+	PageInfo   PageInfo           `json:"pageInfo"`
+	TotalCount int                `json:"totalCount"`
+}
+
+func (c *AuditRecordConnection) build(nodes []*AuditRecord, pager *auditrecordPager, after *Cursor, first *int, before *Cursor, last *int) {
+	c.PageInfo.HasNextPage = before != nil
+	c.PageInfo.HasPreviousPage = after != nil
+	if first != nil && *first+1 == len(nodes) {
+		c.PageInfo.HasNextPage = true
+		nodes = nodes[:len(nodes)-1]
+	} else if last != nil && *last+1 == len(nodes) {
+		c.PageInfo.HasPreviousPage = true
+		nodes = nodes[:len(nodes)-1]
+	}
+	var nodeAt func(int) *AuditRecord
+	if last != nil {
+		n := len(nodes) - 1
+		nodeAt = func(i int) *AuditRecord {
+			return nodes[n-i]
+		}
+	} else {
+		nodeAt = func(i int) *AuditRecord {
+			return nodes[i]
+		}
+	}
+	c.Edges = make([]*AuditRecordEdge, len(nodes))
+	for i := range nodes {
+		node := nodeAt(i)
+		c.Edges[i] = &AuditRecordEdge{
+			Node:   node,
+			Cursor: pager.toCursor(node),
+		}
+	}
+	if l := len(c.Edges); l > 0 {
+		c.PageInfo.StartCursor = &c.Edges[0].Cursor
+		c.PageInfo.EndCursor = &c.Edges[l-1].Cursor
+	}
+	if c.TotalCount == 0 {
+		c.TotalCount = len(nodes)
+	}
+}
+
+// AuditRecordPaginateOption enables pagination customization.
+type AuditRecordPaginateOption func(*auditrecordPager) error
+
+// WithAuditRecordOrder configures pagination ordering.
+func WithAuditRecordOrder(order *AuditRecordOrder) AuditRecordPaginateOption {
+	if order == nil {
+		order = DefaultAuditRecordOrder
+	}
+	o := *order
+	return func(pager *auditrecordPager) error {
+		if err := o.Direction.Validate(); err != nil {
+			return err
+		}
+		if o.Field == nil {
+			o.Field = DefaultAuditRecordOrder.Field
+		}
+		pager.order = &o
+		return nil
+	}
+}
+
+// WithAuditRecordFilter configures pagination filter.
+func WithAuditRecordFilter(filter func(*AuditRecordQuery) (*AuditRecordQuery, error)) AuditRecordPaginateOption {
+	return func(pager *auditrecordPager) error {
+		if filter == nil {
+			return errors.New("AuditRecordQuery filter cannot be nil")
+		}
+		pager.filter = filter
+		return nil
+	}
+}
+
+type auditrecordPager struct {
+	reverse bool
+	order   *AuditRecordOrder
+	filter  func(*AuditRecordQuery) (*AuditRecordQuery, error)
+}
+
+func newAuditRecordPager(opts []AuditRecordPaginateOption, reverse bool) (*auditrecordPager, error) {
+	pager := &auditrecordPager{reverse: reverse}
+	for _, opt := range opts {
+		if err := opt(pager); err != nil {
+			return nil, err
+		}
+	}
+	if pager.order == nil {
+		pager.order = DefaultAuditRecordOrder
+	}
+	return pager, nil
+}
+
+func (p *auditrecordPager) applyFilter(query *AuditRecordQuery) (*AuditRecordQuery, error) {
+	if p.filter != nil {
+		return p.filter(query)
+	}
+	return query, nil
+}
+
+func (p *auditrecordPager) toCursor(_m *AuditRecord) Cursor {
+	return p.order.Field.toCursor(_m)
+}
+
+func (p *auditrecordPager) applyCursors(query *AuditRecordQuery, after, before *Cursor) (*AuditRecordQuery, error) {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	for _, predicate := range entgql.CursorsPredicate(after, before, DefaultAuditRecordOrder.Field.column, p.order.Field.column, direction) {
+		query = query.Where(predicate)
+	}
+	return query, nil
+}
+
+func (p *auditrecordPager) applyOrder(query *AuditRecordQuery) *AuditRecordQuery {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	query = query.Order(p.order.Field.toTerm(direction.OrderTermOption()))
+	if p.order.Field != DefaultAuditRecordOrder.Field {
+		query = query.Order(DefaultAuditRecordOrder.Field.toTerm(direction.OrderTermOption()))
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return query
+}
+
+func (p *auditrecordPager) orderExpr(query *AuditRecordQuery) sql.Querier {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return sql.ExprFunc(func(b *sql.Builder) {
+		b.Ident(p.order.Field.column).Pad().WriteString(string(direction))
+		if p.order.Field != DefaultAuditRecordOrder.Field {
+			b.Comma().Ident(DefaultAuditRecordOrder.Field.column).Pad().WriteString(string(direction))
+		}
+	})
+}
+
+// Paginate executes the query and returns a relay based cursor connection to AuditRecord.
+func (_m *AuditRecordQuery) Paginate(
+	ctx context.Context, after *Cursor, first *int,
+	before *Cursor, last *int, opts ...AuditRecordPaginateOption,
+) (*AuditRecordConnection, error) {
+	if err := validateFirstLast(first, last); err != nil {
+		return nil, err
+	}
+	pager, err := newAuditRecordPager(opts, last != nil)
+	if err != nil {
+		return nil, err
+	}
+	if _m, err = pager.applyFilter(_m); err != nil {
+		return nil, err
+	}
+	conn := &AuditRecordConnection{Edges: []*AuditRecordEdge{}}
+	ignoredEdges := !hasCollectedField(ctx, edgesField)
+	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+		hasPagination := after != nil || first != nil || before != nil || last != nil
+		if hasPagination || ignoredEdges {
+			c := _m.Clone()
+			c.ctx.Fields = nil
+			if conn.TotalCount, err = c.Count(ctx); err != nil {
+				return nil, err
+			}
+			conn.PageInfo.HasNextPage = first != nil && conn.TotalCount > 0
+			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
+		}
+	}
+	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+		return conn, nil
+	}
+	if _m, err = pager.applyCursors(_m, after, before); err != nil {
+		return nil, err
+	}
+	limit := paginateLimit(first, last)
+	if limit != 0 {
+		_m.Limit(limit)
+	}
+	if field := collectedField(ctx, edgesField, nodeField); field != nil {
+		if err := _m.collectField(ctx, limit == 1, graphql.GetOperationContext(ctx), *field, []string{edgesField, nodeField}); err != nil {
+			return nil, err
+		}
+	}
+	_m = pager.applyOrder(_m)
+	nodes, err := _m.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn.build(nodes, pager, after, first, before, last)
+	return conn, nil
+}
+
+var (
+	// AuditRecordOrderFieldCreatedAt orders AuditRecord by created_at.
+	AuditRecordOrderFieldCreatedAt = &AuditRecordOrderField{
+		Value: func(_m *AuditRecord) (ent.Value, error) {
+			return _m.CreatedAt, nil
+		},
+		column: auditrecord.FieldCreatedAt,
+		toTerm: auditrecord.ByCreatedAt,
+		toCursor: func(_m *AuditRecord) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.CreatedAt,
+			}
+		},
+	}
+)
+
+// String implement fmt.Stringer interface.
+func (f AuditRecordOrderField) String() string {
+	var str string
+	switch f.column {
+	case AuditRecordOrderFieldCreatedAt.column:
+		str = "CREATED_AT"
+	}
+	return str
+}
+
+// MarshalGQL implements graphql.Marshaler interface.
+func (f AuditRecordOrderField) MarshalGQL(w io.Writer) {
+	io.WriteString(w, strconv.Quote(f.String()))
+}
+
+// UnmarshalGQL implements graphql.Unmarshaler interface.
+func (f *AuditRecordOrderField) UnmarshalGQL(v interface{}) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("AuditRecordOrderField %T must be a string", v)
+	}
+	switch str {
+	case "CREATED_AT":
+		*f = *AuditRecordOrderFieldCreatedAt
+	default:
+		return fmt.Errorf("%s is not a valid AuditRecordOrderField", str)
+	}
+	return nil
+}
+
+// AuditRecordOrderField defines the ordering field of AuditRecord.
+type AuditRecordOrderField struct {
+	// Value extracts the ordering value from the given AuditRecord.
+	Value    func(*AuditRecord) (ent.Value, error)
+	column   string // field or computed.
+	toTerm   func(...sql.OrderTermOption) auditrecord.OrderOption
+	toCursor func(*AuditRecord) Cursor
+}
+
+// AuditRecordOrder defines the ordering of AuditRecord.
+type AuditRecordOrder struct {
+	Direction OrderDirection         `json:"direction"`
+	Field     *AuditRecordOrderField `json:"field"`
+}
+
+// DefaultAuditRecordOrder is the default ordering of AuditRecord.
+var DefaultAuditRecordOrder = &AuditRecordOrder{
+	Direction: entgql.OrderDirectionAsc,
+	Field: &AuditRecordOrderField{
+		Value: func(_m *AuditRecord) (ent.Value, error) {
+			return _m.ID, nil
+		},
+		column: auditrecord.FieldID,
+		toTerm: auditrecord.ByID,
+		toCursor: func(_m *AuditRecord) Cursor {
+			return Cursor{ID: _m.ID}
+		},
+	},
+}
+
+// ToEdge converts AuditRecord into AuditRecordEdge.
+func (_m *AuditRecord) ToEdge(order *AuditRecordOrder) *AuditRecordEdge {
+	if order == nil {
+		order = DefaultAuditRecordOrder
+	}
+	return &AuditRecordEdge{
 		Node:   _m,
 		Cursor: order.Field.toCursor(_m),
 	}

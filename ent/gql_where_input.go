@@ -2489,6 +2489,12 @@ type EndpointWhereInput struct {
 	PreviousSecretExpiresAtIsNil  bool        `json:"previousSecretExpiresAtIsNil,omitempty"`
 	PreviousSecretExpiresAtNotNil bool        `json:"previousSecretExpiresAtNotNil,omitempty"`
 
+	// "signature_scheme" field predicates.
+	SignatureScheme      *endpoint.SignatureScheme  `json:"signatureScheme,omitempty"`
+	SignatureSchemeNEQ   *endpoint.SignatureScheme  `json:"signatureSchemeNEQ,omitempty"`
+	SignatureSchemeIn    []endpoint.SignatureScheme `json:"signatureSchemeIn,omitempty"`
+	SignatureSchemeNotIn []endpoint.SignatureScheme `json:"signatureSchemeNotIn,omitempty"`
+
 	// "consecutive_failures" field predicates.
 	ConsecutiveFailures      *int  `json:"consecutiveFailures,omitempty"`
 	ConsecutiveFailuresNEQ   *int  `json:"consecutiveFailuresNEQ,omitempty"`
@@ -2936,6 +2942,18 @@ func (i *EndpointWhereInput) P() (predicate.Endpoint, error) {
 	}
 	if i.PreviousSecretExpiresAtNotNil {
 		predicates = append(predicates, endpoint.PreviousSecretExpiresAtNotNil())
+	}
+	if i.SignatureScheme != nil {
+		predicates = append(predicates, endpoint.SignatureSchemeEQ(*i.SignatureScheme))
+	}
+	if i.SignatureSchemeNEQ != nil {
+		predicates = append(predicates, endpoint.SignatureSchemeNEQ(*i.SignatureSchemeNEQ))
+	}
+	if len(i.SignatureSchemeIn) > 0 {
+		predicates = append(predicates, endpoint.SignatureSchemeIn(i.SignatureSchemeIn...))
+	}
+	if len(i.SignatureSchemeNotIn) > 0 {
+		predicates = append(predicates, endpoint.SignatureSchemeNotIn(i.SignatureSchemeNotIn...))
 	}
 	if i.ConsecutiveFailures != nil {
 		predicates = append(predicates, endpoint.ConsecutiveFailuresEQ(*i.ConsecutiveFailures))

@@ -16,6 +16,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/auditrecord"
 	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/deliverystat"
@@ -38,6 +39,7 @@ const (
 	TypeAPIKey       = "APIKey"
 	TypeApp          = "App"
 	TypeAttempt      = "Attempt"
+	TypeAuditRecord  = "AuditRecord"
 	TypeCatalog      = "Catalog"
 	TypeDelivery     = "Delivery"
 	TypeDeliveryStat = "DeliveryStat"
@@ -1251,6 +1253,9 @@ type AppMutation struct {
 	clearedattempts              bool
 	catalog                      *string
 	clearedcatalog               bool
+	audit_records                map[string]struct{}
+	removedaudit_records         map[string]struct{}
+	clearedaudit_records         bool
 	done                         bool
 	oldValue                     func(context.Context) (*App, error)
 	predicates                   []predicate.App
@@ -2182,6 +2187,60 @@ func (m *AppMutation) ResetCatalog() {
 	m.clearedcatalog = false
 }
 
+// AddAuditRecordIDs adds the "audit_records" edge to the AuditRecord entity by ids.
+func (m *AppMutation) AddAuditRecordIDs(ids ...string) {
+	if m.audit_records == nil {
+		m.audit_records = make(map[string]struct{})
+	}
+	for i := range ids {
+		m.audit_records[ids[i]] = struct{}{}
+	}
+}
+
+// ClearAuditRecords clears the "audit_records" edge to the AuditRecord entity.
+func (m *AppMutation) ClearAuditRecords() {
+	m.clearedaudit_records = true
+}
+
+// AuditRecordsCleared reports if the "audit_records" edge to the AuditRecord entity was cleared.
+func (m *AppMutation) AuditRecordsCleared() bool {
+	return m.clearedaudit_records
+}
+
+// RemoveAuditRecordIDs removes the "audit_records" edge to the AuditRecord entity by IDs.
+func (m *AppMutation) RemoveAuditRecordIDs(ids ...string) {
+	if m.removedaudit_records == nil {
+		m.removedaudit_records = make(map[string]struct{})
+	}
+	for i := range ids {
+		delete(m.audit_records, ids[i])
+		m.removedaudit_records[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedAuditRecords returns the removed IDs of the "audit_records" edge to the AuditRecord entity.
+func (m *AppMutation) RemovedAuditRecordsIDs() (ids []string) {
+	for id := range m.removedaudit_records {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// AuditRecordsIDs returns the "audit_records" edge IDs in the mutation.
+func (m *AppMutation) AuditRecordsIDs() (ids []string) {
+	for id := range m.audit_records {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetAuditRecords resets all changes to the "audit_records" edge.
+func (m *AppMutation) ResetAuditRecords() {
+	m.audit_records = nil
+	m.clearedaudit_records = false
+	m.removedaudit_records = nil
+}
+
 // Where appends a list predicates to the AppMutation builder.
 func (m *AppMutation) Where(ps ...predicate.App) {
 	m.predicates = append(m.predicates, ps...)
@@ -2521,7 +2580,7 @@ func (m *AppMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *AppMutation) AddedEdges() []string {
-	edges := make([]string, 0, 7)
+	edges := make([]string, 0, 8)
 	if m.api_keys != nil {
 		edges = append(edges, app.EdgeAPIKeys)
 	}
@@ -2542,6 +2601,9 @@ func (m *AppMutation) AddedEdges() []string {
 	}
 	if m.catalog != nil {
 		edges = append(edges, app.EdgeCatalog)
+	}
+	if m.audit_records != nil {
+		edges = append(edges, app.EdgeAuditRecords)
 	}
 	return edges
 }
@@ -2590,13 +2652,19 @@ func (m *AppMutation) AddedIDs(name string) []ent.Value {
 		if id := m.catalog; id != nil {
 			return []ent.Value{*id}
 		}
+	case app.EdgeAuditRecords:
+		ids := make([]ent.Value, 0, len(m.audit_records))
+		for id := range m.audit_records {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *AppMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 7)
+	edges := make([]string, 0, 8)
 	if m.removedapi_keys != nil {
 		edges = append(edges, app.EdgeAPIKeys)
 	}
@@ -2614,6 +2682,9 @@ func (m *AppMutation) RemovedEdges() []string {
 	}
 	if m.removedattempts != nil {
 		edges = append(edges, app.EdgeAttempts)
+	}
+	if m.removedaudit_records != nil {
+		edges = append(edges, app.EdgeAuditRecords)
 	}
 	return edges
 }
@@ -2658,13 +2729,19 @@ func (m *AppMutation) RemovedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case app.EdgeAuditRecords:
+		ids := make([]ent.Value, 0, len(m.removedaudit_records))
+		for id := range m.removedaudit_records {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *AppMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 7)
+	edges := make([]string, 0, 8)
 	if m.clearedapi_keys {
 		edges = append(edges, app.EdgeAPIKeys)
 	}
@@ -2685,6 +2762,9 @@ func (m *AppMutation) ClearedEdges() []string {
 	}
 	if m.clearedcatalog {
 		edges = append(edges, app.EdgeCatalog)
+	}
+	if m.clearedaudit_records {
+		edges = append(edges, app.EdgeAuditRecords)
 	}
 	return edges
 }
@@ -2707,6 +2787,8 @@ func (m *AppMutation) EdgeCleared(name string) bool {
 		return m.clearedattempts
 	case app.EdgeCatalog:
 		return m.clearedcatalog
+	case app.EdgeAuditRecords:
+		return m.clearedaudit_records
 	}
 	return false
 }
@@ -2746,6 +2828,9 @@ func (m *AppMutation) ResetEdge(name string) error {
 		return nil
 	case app.EdgeCatalog:
 		m.ResetCatalog()
+		return nil
+	case app.EdgeAuditRecords:
+		m.ResetAuditRecords()
 		return nil
 	}
 	return fmt.Errorf("unknown App edge %s", name)
@@ -4233,6 +4318,971 @@ func (m *AttemptMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown Attempt edge %s", name)
+}
+
+// AuditRecordMutation represents an operation that mutates the AuditRecord nodes in the graph.
+type AuditRecordMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *string
+	created_at    *time.Time
+	actor_kind    *auditrecord.ActorKind
+	actor_id      *string
+	actor_name    *string
+	action        *string
+	target_type   *string
+	target_id     *string
+	changes       *json.RawMessage
+	appendchanges json.RawMessage
+	remote_addr   *string
+	request_id    *string
+	clearedFields map[string]struct{}
+	app           *string
+	clearedapp    bool
+	done          bool
+	oldValue      func(context.Context) (*AuditRecord, error)
+	predicates    []predicate.AuditRecord
+}
+
+var _ ent.Mutation = (*AuditRecordMutation)(nil)
+
+// auditrecordOption allows management of the mutation configuration using functional options.
+type auditrecordOption func(*AuditRecordMutation)
+
+// newAuditRecordMutation creates new mutation for the AuditRecord entity.
+func newAuditRecordMutation(c config, op Op, opts ...auditrecordOption) *AuditRecordMutation {
+	m := &AuditRecordMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeAuditRecord,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withAuditRecordID sets the ID field of the mutation.
+func withAuditRecordID(id string) auditrecordOption {
+	return func(m *AuditRecordMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *AuditRecord
+		)
+		m.oldValue = func(ctx context.Context) (*AuditRecord, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().AuditRecord.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withAuditRecord sets the old AuditRecord of the mutation.
+func withAuditRecord(node *AuditRecord) auditrecordOption {
+	return func(m *AuditRecordMutation) {
+		m.oldValue = func(context.Context) (*AuditRecord, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m AuditRecordMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m AuditRecordMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of AuditRecord entities.
+func (m *AuditRecordMutation) SetID(id string) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *AuditRecordMutation) ID() (id string, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *AuditRecordMutation) IDs(ctx context.Context) ([]string, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []string{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().AuditRecord.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetAppID sets the "app_id" field.
+func (m *AuditRecordMutation) SetAppID(s string) {
+	m.app = &s
+}
+
+// AppID returns the value of the "app_id" field in the mutation.
+func (m *AuditRecordMutation) AppID() (r string, exists bool) {
+	v := m.app
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAppID returns the old "app_id" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldAppID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAppID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAppID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAppID: %w", err)
+	}
+	return oldValue.AppID, nil
+}
+
+// ResetAppID resets all changes to the "app_id" field.
+func (m *AuditRecordMutation) ResetAppID() {
+	m.app = nil
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *AuditRecordMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *AuditRecordMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *AuditRecordMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetActorKind sets the "actor_kind" field.
+func (m *AuditRecordMutation) SetActorKind(ak auditrecord.ActorKind) {
+	m.actor_kind = &ak
+}
+
+// ActorKind returns the value of the "actor_kind" field in the mutation.
+func (m *AuditRecordMutation) ActorKind() (r auditrecord.ActorKind, exists bool) {
+	v := m.actor_kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActorKind returns the old "actor_kind" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldActorKind(ctx context.Context) (v auditrecord.ActorKind, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActorKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActorKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActorKind: %w", err)
+	}
+	return oldValue.ActorKind, nil
+}
+
+// ResetActorKind resets all changes to the "actor_kind" field.
+func (m *AuditRecordMutation) ResetActorKind() {
+	m.actor_kind = nil
+}
+
+// SetActorID sets the "actor_id" field.
+func (m *AuditRecordMutation) SetActorID(s string) {
+	m.actor_id = &s
+}
+
+// ActorID returns the value of the "actor_id" field in the mutation.
+func (m *AuditRecordMutation) ActorID() (r string, exists bool) {
+	v := m.actor_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActorID returns the old "actor_id" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldActorID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActorID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActorID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActorID: %w", err)
+	}
+	return oldValue.ActorID, nil
+}
+
+// ResetActorID resets all changes to the "actor_id" field.
+func (m *AuditRecordMutation) ResetActorID() {
+	m.actor_id = nil
+}
+
+// SetActorName sets the "actor_name" field.
+func (m *AuditRecordMutation) SetActorName(s string) {
+	m.actor_name = &s
+}
+
+// ActorName returns the value of the "actor_name" field in the mutation.
+func (m *AuditRecordMutation) ActorName() (r string, exists bool) {
+	v := m.actor_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActorName returns the old "actor_name" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldActorName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActorName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActorName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActorName: %w", err)
+	}
+	return oldValue.ActorName, nil
+}
+
+// ResetActorName resets all changes to the "actor_name" field.
+func (m *AuditRecordMutation) ResetActorName() {
+	m.actor_name = nil
+}
+
+// SetAction sets the "action" field.
+func (m *AuditRecordMutation) SetAction(s string) {
+	m.action = &s
+}
+
+// Action returns the value of the "action" field in the mutation.
+func (m *AuditRecordMutation) Action() (r string, exists bool) {
+	v := m.action
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAction returns the old "action" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldAction(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAction is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAction requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAction: %w", err)
+	}
+	return oldValue.Action, nil
+}
+
+// ResetAction resets all changes to the "action" field.
+func (m *AuditRecordMutation) ResetAction() {
+	m.action = nil
+}
+
+// SetTargetType sets the "target_type" field.
+func (m *AuditRecordMutation) SetTargetType(s string) {
+	m.target_type = &s
+}
+
+// TargetType returns the value of the "target_type" field in the mutation.
+func (m *AuditRecordMutation) TargetType() (r string, exists bool) {
+	v := m.target_type
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTargetType returns the old "target_type" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldTargetType(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTargetType is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTargetType requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTargetType: %w", err)
+	}
+	return oldValue.TargetType, nil
+}
+
+// ResetTargetType resets all changes to the "target_type" field.
+func (m *AuditRecordMutation) ResetTargetType() {
+	m.target_type = nil
+}
+
+// SetTargetID sets the "target_id" field.
+func (m *AuditRecordMutation) SetTargetID(s string) {
+	m.target_id = &s
+}
+
+// TargetID returns the value of the "target_id" field in the mutation.
+func (m *AuditRecordMutation) TargetID() (r string, exists bool) {
+	v := m.target_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTargetID returns the old "target_id" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldTargetID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTargetID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTargetID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTargetID: %w", err)
+	}
+	return oldValue.TargetID, nil
+}
+
+// ResetTargetID resets all changes to the "target_id" field.
+func (m *AuditRecordMutation) ResetTargetID() {
+	m.target_id = nil
+}
+
+// SetChanges sets the "changes" field.
+func (m *AuditRecordMutation) SetChanges(jm json.RawMessage) {
+	m.changes = &jm
+	m.appendchanges = nil
+}
+
+// Changes returns the value of the "changes" field in the mutation.
+func (m *AuditRecordMutation) Changes() (r json.RawMessage, exists bool) {
+	v := m.changes
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldChanges returns the old "changes" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldChanges(ctx context.Context) (v json.RawMessage, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldChanges is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldChanges requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldChanges: %w", err)
+	}
+	return oldValue.Changes, nil
+}
+
+// AppendChanges adds jm to the "changes" field.
+func (m *AuditRecordMutation) AppendChanges(jm json.RawMessage) {
+	m.appendchanges = append(m.appendchanges, jm...)
+}
+
+// AppendedChanges returns the list of values that were appended to the "changes" field in this mutation.
+func (m *AuditRecordMutation) AppendedChanges() (json.RawMessage, bool) {
+	if len(m.appendchanges) == 0 {
+		return nil, false
+	}
+	return m.appendchanges, true
+}
+
+// ClearChanges clears the value of the "changes" field.
+func (m *AuditRecordMutation) ClearChanges() {
+	m.changes = nil
+	m.appendchanges = nil
+	m.clearedFields[auditrecord.FieldChanges] = struct{}{}
+}
+
+// ChangesCleared returns if the "changes" field was cleared in this mutation.
+func (m *AuditRecordMutation) ChangesCleared() bool {
+	_, ok := m.clearedFields[auditrecord.FieldChanges]
+	return ok
+}
+
+// ResetChanges resets all changes to the "changes" field.
+func (m *AuditRecordMutation) ResetChanges() {
+	m.changes = nil
+	m.appendchanges = nil
+	delete(m.clearedFields, auditrecord.FieldChanges)
+}
+
+// SetRemoteAddr sets the "remote_addr" field.
+func (m *AuditRecordMutation) SetRemoteAddr(s string) {
+	m.remote_addr = &s
+}
+
+// RemoteAddr returns the value of the "remote_addr" field in the mutation.
+func (m *AuditRecordMutation) RemoteAddr() (r string, exists bool) {
+	v := m.remote_addr
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRemoteAddr returns the old "remote_addr" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldRemoteAddr(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRemoteAddr is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRemoteAddr requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRemoteAddr: %w", err)
+	}
+	return oldValue.RemoteAddr, nil
+}
+
+// ResetRemoteAddr resets all changes to the "remote_addr" field.
+func (m *AuditRecordMutation) ResetRemoteAddr() {
+	m.remote_addr = nil
+}
+
+// SetRequestID sets the "request_id" field.
+func (m *AuditRecordMutation) SetRequestID(s string) {
+	m.request_id = &s
+}
+
+// RequestID returns the value of the "request_id" field in the mutation.
+func (m *AuditRecordMutation) RequestID() (r string, exists bool) {
+	v := m.request_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRequestID returns the old "request_id" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldRequestID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRequestID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRequestID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRequestID: %w", err)
+	}
+	return oldValue.RequestID, nil
+}
+
+// ResetRequestID resets all changes to the "request_id" field.
+func (m *AuditRecordMutation) ResetRequestID() {
+	m.request_id = nil
+}
+
+// ClearApp clears the "app" edge to the App entity.
+func (m *AuditRecordMutation) ClearApp() {
+	m.clearedapp = true
+	m.clearedFields[auditrecord.FieldAppID] = struct{}{}
+}
+
+// AppCleared reports if the "app" edge to the App entity was cleared.
+func (m *AuditRecordMutation) AppCleared() bool {
+	return m.clearedapp
+}
+
+// AppIDs returns the "app" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// AppID instead. It exists only for internal usage by the builders.
+func (m *AuditRecordMutation) AppIDs() (ids []string) {
+	if id := m.app; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetApp resets all changes to the "app" edge.
+func (m *AuditRecordMutation) ResetApp() {
+	m.app = nil
+	m.clearedapp = false
+}
+
+// Where appends a list predicates to the AuditRecordMutation builder.
+func (m *AuditRecordMutation) Where(ps ...predicate.AuditRecord) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the AuditRecordMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *AuditRecordMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.AuditRecord, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *AuditRecordMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *AuditRecordMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (AuditRecord).
+func (m *AuditRecordMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *AuditRecordMutation) Fields() []string {
+	fields := make([]string, 0, 11)
+	if m.app != nil {
+		fields = append(fields, auditrecord.FieldAppID)
+	}
+	if m.created_at != nil {
+		fields = append(fields, auditrecord.FieldCreatedAt)
+	}
+	if m.actor_kind != nil {
+		fields = append(fields, auditrecord.FieldActorKind)
+	}
+	if m.actor_id != nil {
+		fields = append(fields, auditrecord.FieldActorID)
+	}
+	if m.actor_name != nil {
+		fields = append(fields, auditrecord.FieldActorName)
+	}
+	if m.action != nil {
+		fields = append(fields, auditrecord.FieldAction)
+	}
+	if m.target_type != nil {
+		fields = append(fields, auditrecord.FieldTargetType)
+	}
+	if m.target_id != nil {
+		fields = append(fields, auditrecord.FieldTargetID)
+	}
+	if m.changes != nil {
+		fields = append(fields, auditrecord.FieldChanges)
+	}
+	if m.remote_addr != nil {
+		fields = append(fields, auditrecord.FieldRemoteAddr)
+	}
+	if m.request_id != nil {
+		fields = append(fields, auditrecord.FieldRequestID)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *AuditRecordMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case auditrecord.FieldAppID:
+		return m.AppID()
+	case auditrecord.FieldCreatedAt:
+		return m.CreatedAt()
+	case auditrecord.FieldActorKind:
+		return m.ActorKind()
+	case auditrecord.FieldActorID:
+		return m.ActorID()
+	case auditrecord.FieldActorName:
+		return m.ActorName()
+	case auditrecord.FieldAction:
+		return m.Action()
+	case auditrecord.FieldTargetType:
+		return m.TargetType()
+	case auditrecord.FieldTargetID:
+		return m.TargetID()
+	case auditrecord.FieldChanges:
+		return m.Changes()
+	case auditrecord.FieldRemoteAddr:
+		return m.RemoteAddr()
+	case auditrecord.FieldRequestID:
+		return m.RequestID()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *AuditRecordMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case auditrecord.FieldAppID:
+		return m.OldAppID(ctx)
+	case auditrecord.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case auditrecord.FieldActorKind:
+		return m.OldActorKind(ctx)
+	case auditrecord.FieldActorID:
+		return m.OldActorID(ctx)
+	case auditrecord.FieldActorName:
+		return m.OldActorName(ctx)
+	case auditrecord.FieldAction:
+		return m.OldAction(ctx)
+	case auditrecord.FieldTargetType:
+		return m.OldTargetType(ctx)
+	case auditrecord.FieldTargetID:
+		return m.OldTargetID(ctx)
+	case auditrecord.FieldChanges:
+		return m.OldChanges(ctx)
+	case auditrecord.FieldRemoteAddr:
+		return m.OldRemoteAddr(ctx)
+	case auditrecord.FieldRequestID:
+		return m.OldRequestID(ctx)
+	}
+	return nil, fmt.Errorf("unknown AuditRecord field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuditRecordMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case auditrecord.FieldAppID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAppID(v)
+		return nil
+	case auditrecord.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case auditrecord.FieldActorKind:
+		v, ok := value.(auditrecord.ActorKind)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActorKind(v)
+		return nil
+	case auditrecord.FieldActorID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActorID(v)
+		return nil
+	case auditrecord.FieldActorName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActorName(v)
+		return nil
+	case auditrecord.FieldAction:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAction(v)
+		return nil
+	case auditrecord.FieldTargetType:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTargetType(v)
+		return nil
+	case auditrecord.FieldTargetID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTargetID(v)
+		return nil
+	case auditrecord.FieldChanges:
+		v, ok := value.(json.RawMessage)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetChanges(v)
+		return nil
+	case auditrecord.FieldRemoteAddr:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRemoteAddr(v)
+		return nil
+	case auditrecord.FieldRequestID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRequestID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AuditRecord field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *AuditRecordMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *AuditRecordMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuditRecordMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown AuditRecord numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *AuditRecordMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(auditrecord.FieldChanges) {
+		fields = append(fields, auditrecord.FieldChanges)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *AuditRecordMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *AuditRecordMutation) ClearField(name string) error {
+	switch name {
+	case auditrecord.FieldChanges:
+		m.ClearChanges()
+		return nil
+	}
+	return fmt.Errorf("unknown AuditRecord nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *AuditRecordMutation) ResetField(name string) error {
+	switch name {
+	case auditrecord.FieldAppID:
+		m.ResetAppID()
+		return nil
+	case auditrecord.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case auditrecord.FieldActorKind:
+		m.ResetActorKind()
+		return nil
+	case auditrecord.FieldActorID:
+		m.ResetActorID()
+		return nil
+	case auditrecord.FieldActorName:
+		m.ResetActorName()
+		return nil
+	case auditrecord.FieldAction:
+		m.ResetAction()
+		return nil
+	case auditrecord.FieldTargetType:
+		m.ResetTargetType()
+		return nil
+	case auditrecord.FieldTargetID:
+		m.ResetTargetID()
+		return nil
+	case auditrecord.FieldChanges:
+		m.ResetChanges()
+		return nil
+	case auditrecord.FieldRemoteAddr:
+		m.ResetRemoteAddr()
+		return nil
+	case auditrecord.FieldRequestID:
+		m.ResetRequestID()
+		return nil
+	}
+	return fmt.Errorf("unknown AuditRecord field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *AuditRecordMutation) AddedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.app != nil {
+		edges = append(edges, auditrecord.EdgeApp)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *AuditRecordMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case auditrecord.EdgeApp:
+		if id := m.app; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *AuditRecordMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 1)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *AuditRecordMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *AuditRecordMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.clearedapp {
+		edges = append(edges, auditrecord.EdgeApp)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *AuditRecordMutation) EdgeCleared(name string) bool {
+	switch name {
+	case auditrecord.EdgeApp:
+		return m.clearedapp
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *AuditRecordMutation) ClearEdge(name string) error {
+	switch name {
+	case auditrecord.EdgeApp:
+		m.ClearApp()
+		return nil
+	}
+	return fmt.Errorf("unknown AuditRecord unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *AuditRecordMutation) ResetEdge(name string) error {
+	switch name {
+	case auditrecord.EdgeApp:
+		m.ResetApp()
+		return nil
+	}
+	return fmt.Errorf("unknown AuditRecord edge %s", name)
 }
 
 // CatalogMutation represents an operation that mutates the Catalog nodes in the graph.
@@ -10443,6 +11493,12 @@ type EndpointMutation struct {
 	listener_session           *string
 	listener_seen_at           *time.Time
 	listener_expires_at        *time.Time
+	signature_scheme           *endpoint.SignatureScheme
+	public_key                 *string
+	tls                        **webhook.TLS
+	certificate_expires_at     *time.Time
+	certificate_warned_at      *time.Time
+	secrets_key                *string
 	consecutive_failures       *int
 	addconsecutive_failures    *int
 	failure_count              *int
@@ -12010,6 +13066,274 @@ func (m *EndpointMutation) ResetListenerExpiresAt() {
 	delete(m.clearedFields, endpoint.FieldListenerExpiresAt)
 }
 
+// SetSignatureScheme sets the "signature_scheme" field.
+func (m *EndpointMutation) SetSignatureScheme(es endpoint.SignatureScheme) {
+	m.signature_scheme = &es
+}
+
+// SignatureScheme returns the value of the "signature_scheme" field in the mutation.
+func (m *EndpointMutation) SignatureScheme() (r endpoint.SignatureScheme, exists bool) {
+	v := m.signature_scheme
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSignatureScheme returns the old "signature_scheme" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldSignatureScheme(ctx context.Context) (v endpoint.SignatureScheme, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSignatureScheme is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSignatureScheme requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSignatureScheme: %w", err)
+	}
+	return oldValue.SignatureScheme, nil
+}
+
+// ResetSignatureScheme resets all changes to the "signature_scheme" field.
+func (m *EndpointMutation) ResetSignatureScheme() {
+	m.signature_scheme = nil
+}
+
+// SetPublicKey sets the "public_key" field.
+func (m *EndpointMutation) SetPublicKey(s string) {
+	m.public_key = &s
+}
+
+// PublicKey returns the value of the "public_key" field in the mutation.
+func (m *EndpointMutation) PublicKey() (r string, exists bool) {
+	v := m.public_key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPublicKey returns the old "public_key" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldPublicKey(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPublicKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPublicKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPublicKey: %w", err)
+	}
+	return oldValue.PublicKey, nil
+}
+
+// ClearPublicKey clears the value of the "public_key" field.
+func (m *EndpointMutation) ClearPublicKey() {
+	m.public_key = nil
+	m.clearedFields[endpoint.FieldPublicKey] = struct{}{}
+}
+
+// PublicKeyCleared returns if the "public_key" field was cleared in this mutation.
+func (m *EndpointMutation) PublicKeyCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldPublicKey]
+	return ok
+}
+
+// ResetPublicKey resets all changes to the "public_key" field.
+func (m *EndpointMutation) ResetPublicKey() {
+	m.public_key = nil
+	delete(m.clearedFields, endpoint.FieldPublicKey)
+}
+
+// SetTLS sets the "tls" field.
+func (m *EndpointMutation) SetTLS(w *webhook.TLS) {
+	m.tls = &w
+}
+
+// TLS returns the value of the "tls" field in the mutation.
+func (m *EndpointMutation) TLS() (r *webhook.TLS, exists bool) {
+	v := m.tls
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTLS returns the old "tls" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldTLS(ctx context.Context) (v *webhook.TLS, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTLS is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTLS requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTLS: %w", err)
+	}
+	return oldValue.TLS, nil
+}
+
+// ClearTLS clears the value of the "tls" field.
+func (m *EndpointMutation) ClearTLS() {
+	m.tls = nil
+	m.clearedFields[endpoint.FieldTLS] = struct{}{}
+}
+
+// TLSCleared returns if the "tls" field was cleared in this mutation.
+func (m *EndpointMutation) TLSCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldTLS]
+	return ok
+}
+
+// ResetTLS resets all changes to the "tls" field.
+func (m *EndpointMutation) ResetTLS() {
+	m.tls = nil
+	delete(m.clearedFields, endpoint.FieldTLS)
+}
+
+// SetCertificateExpiresAt sets the "certificate_expires_at" field.
+func (m *EndpointMutation) SetCertificateExpiresAt(t time.Time) {
+	m.certificate_expires_at = &t
+}
+
+// CertificateExpiresAt returns the value of the "certificate_expires_at" field in the mutation.
+func (m *EndpointMutation) CertificateExpiresAt() (r time.Time, exists bool) {
+	v := m.certificate_expires_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCertificateExpiresAt returns the old "certificate_expires_at" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldCertificateExpiresAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCertificateExpiresAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCertificateExpiresAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCertificateExpiresAt: %w", err)
+	}
+	return oldValue.CertificateExpiresAt, nil
+}
+
+// ClearCertificateExpiresAt clears the value of the "certificate_expires_at" field.
+func (m *EndpointMutation) ClearCertificateExpiresAt() {
+	m.certificate_expires_at = nil
+	m.clearedFields[endpoint.FieldCertificateExpiresAt] = struct{}{}
+}
+
+// CertificateExpiresAtCleared returns if the "certificate_expires_at" field was cleared in this mutation.
+func (m *EndpointMutation) CertificateExpiresAtCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldCertificateExpiresAt]
+	return ok
+}
+
+// ResetCertificateExpiresAt resets all changes to the "certificate_expires_at" field.
+func (m *EndpointMutation) ResetCertificateExpiresAt() {
+	m.certificate_expires_at = nil
+	delete(m.clearedFields, endpoint.FieldCertificateExpiresAt)
+}
+
+// SetCertificateWarnedAt sets the "certificate_warned_at" field.
+func (m *EndpointMutation) SetCertificateWarnedAt(t time.Time) {
+	m.certificate_warned_at = &t
+}
+
+// CertificateWarnedAt returns the value of the "certificate_warned_at" field in the mutation.
+func (m *EndpointMutation) CertificateWarnedAt() (r time.Time, exists bool) {
+	v := m.certificate_warned_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCertificateWarnedAt returns the old "certificate_warned_at" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldCertificateWarnedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCertificateWarnedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCertificateWarnedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCertificateWarnedAt: %w", err)
+	}
+	return oldValue.CertificateWarnedAt, nil
+}
+
+// ClearCertificateWarnedAt clears the value of the "certificate_warned_at" field.
+func (m *EndpointMutation) ClearCertificateWarnedAt() {
+	m.certificate_warned_at = nil
+	m.clearedFields[endpoint.FieldCertificateWarnedAt] = struct{}{}
+}
+
+// CertificateWarnedAtCleared returns if the "certificate_warned_at" field was cleared in this mutation.
+func (m *EndpointMutation) CertificateWarnedAtCleared() bool {
+	_, ok := m.clearedFields[endpoint.FieldCertificateWarnedAt]
+	return ok
+}
+
+// ResetCertificateWarnedAt resets all changes to the "certificate_warned_at" field.
+func (m *EndpointMutation) ResetCertificateWarnedAt() {
+	m.certificate_warned_at = nil
+	delete(m.clearedFields, endpoint.FieldCertificateWarnedAt)
+}
+
+// SetSecretsKey sets the "secrets_key" field.
+func (m *EndpointMutation) SetSecretsKey(s string) {
+	m.secrets_key = &s
+}
+
+// SecretsKey returns the value of the "secrets_key" field in the mutation.
+func (m *EndpointMutation) SecretsKey() (r string, exists bool) {
+	v := m.secrets_key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSecretsKey returns the old "secrets_key" field's value of the Endpoint entity.
+// If the Endpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EndpointMutation) OldSecretsKey(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSecretsKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSecretsKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSecretsKey: %w", err)
+	}
+	return oldValue.SecretsKey, nil
+}
+
+// ResetSecretsKey resets all changes to the "secrets_key" field.
+func (m *EndpointMutation) ResetSecretsKey() {
+	m.secrets_key = nil
+}
+
 // SetConsecutiveFailures sets the "consecutive_failures" field.
 func (m *EndpointMutation) SetConsecutiveFailures(i int) {
 	m.consecutive_failures = &i
@@ -12445,7 +13769,7 @@ func (m *EndpointMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *EndpointMutation) Fields() []string {
-	fields := make([]string, 0, 36)
+	fields := make([]string, 0, 42)
 	if m.created_at != nil {
 		fields = append(fields, endpoint.FieldCreatedAt)
 	}
@@ -12539,6 +13863,24 @@ func (m *EndpointMutation) Fields() []string {
 	if m.listener_expires_at != nil {
 		fields = append(fields, endpoint.FieldListenerExpiresAt)
 	}
+	if m.signature_scheme != nil {
+		fields = append(fields, endpoint.FieldSignatureScheme)
+	}
+	if m.public_key != nil {
+		fields = append(fields, endpoint.FieldPublicKey)
+	}
+	if m.tls != nil {
+		fields = append(fields, endpoint.FieldTLS)
+	}
+	if m.certificate_expires_at != nil {
+		fields = append(fields, endpoint.FieldCertificateExpiresAt)
+	}
+	if m.certificate_warned_at != nil {
+		fields = append(fields, endpoint.FieldCertificateWarnedAt)
+	}
+	if m.secrets_key != nil {
+		fields = append(fields, endpoint.FieldSecretsKey)
+	}
 	if m.consecutive_failures != nil {
 		fields = append(fields, endpoint.FieldConsecutiveFailures)
 	}
@@ -12624,6 +13966,18 @@ func (m *EndpointMutation) Field(name string) (ent.Value, bool) {
 		return m.ListenerSeenAt()
 	case endpoint.FieldListenerExpiresAt:
 		return m.ListenerExpiresAt()
+	case endpoint.FieldSignatureScheme:
+		return m.SignatureScheme()
+	case endpoint.FieldPublicKey:
+		return m.PublicKey()
+	case endpoint.FieldTLS:
+		return m.TLS()
+	case endpoint.FieldCertificateExpiresAt:
+		return m.CertificateExpiresAt()
+	case endpoint.FieldCertificateWarnedAt:
+		return m.CertificateWarnedAt()
+	case endpoint.FieldSecretsKey:
+		return m.SecretsKey()
 	case endpoint.FieldConsecutiveFailures:
 		return m.ConsecutiveFailures()
 	case endpoint.FieldFailureCount:
@@ -12705,6 +14059,18 @@ func (m *EndpointMutation) OldField(ctx context.Context, name string) (ent.Value
 		return m.OldListenerSeenAt(ctx)
 	case endpoint.FieldListenerExpiresAt:
 		return m.OldListenerExpiresAt(ctx)
+	case endpoint.FieldSignatureScheme:
+		return m.OldSignatureScheme(ctx)
+	case endpoint.FieldPublicKey:
+		return m.OldPublicKey(ctx)
+	case endpoint.FieldTLS:
+		return m.OldTLS(ctx)
+	case endpoint.FieldCertificateExpiresAt:
+		return m.OldCertificateExpiresAt(ctx)
+	case endpoint.FieldCertificateWarnedAt:
+		return m.OldCertificateWarnedAt(ctx)
+	case endpoint.FieldSecretsKey:
+		return m.OldSecretsKey(ctx)
 	case endpoint.FieldConsecutiveFailures:
 		return m.OldConsecutiveFailures(ctx)
 	case endpoint.FieldFailureCount:
@@ -12941,6 +14307,48 @@ func (m *EndpointMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetListenerExpiresAt(v)
 		return nil
+	case endpoint.FieldSignatureScheme:
+		v, ok := value.(endpoint.SignatureScheme)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSignatureScheme(v)
+		return nil
+	case endpoint.FieldPublicKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPublicKey(v)
+		return nil
+	case endpoint.FieldTLS:
+		v, ok := value.(*webhook.TLS)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTLS(v)
+		return nil
+	case endpoint.FieldCertificateExpiresAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCertificateExpiresAt(v)
+		return nil
+	case endpoint.FieldCertificateWarnedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCertificateWarnedAt(v)
+		return nil
+	case endpoint.FieldSecretsKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSecretsKey(v)
+		return nil
 	case endpoint.FieldConsecutiveFailures:
 		v, ok := value.(int)
 		if !ok {
@@ -13120,6 +14528,18 @@ func (m *EndpointMutation) ClearedFields() []string {
 	if m.FieldCleared(endpoint.FieldListenerExpiresAt) {
 		fields = append(fields, endpoint.FieldListenerExpiresAt)
 	}
+	if m.FieldCleared(endpoint.FieldPublicKey) {
+		fields = append(fields, endpoint.FieldPublicKey)
+	}
+	if m.FieldCleared(endpoint.FieldTLS) {
+		fields = append(fields, endpoint.FieldTLS)
+	}
+	if m.FieldCleared(endpoint.FieldCertificateExpiresAt) {
+		fields = append(fields, endpoint.FieldCertificateExpiresAt)
+	}
+	if m.FieldCleared(endpoint.FieldCertificateWarnedAt) {
+		fields = append(fields, endpoint.FieldCertificateWarnedAt)
+	}
 	if m.FieldCleared(endpoint.FieldLastSuccessAt) {
 		fields = append(fields, endpoint.FieldLastSuccessAt)
 	}
@@ -13190,6 +14610,18 @@ func (m *EndpointMutation) ClearField(name string) error {
 		return nil
 	case endpoint.FieldListenerExpiresAt:
 		m.ClearListenerExpiresAt()
+		return nil
+	case endpoint.FieldPublicKey:
+		m.ClearPublicKey()
+		return nil
+	case endpoint.FieldTLS:
+		m.ClearTLS()
+		return nil
+	case endpoint.FieldCertificateExpiresAt:
+		m.ClearCertificateExpiresAt()
+		return nil
+	case endpoint.FieldCertificateWarnedAt:
+		m.ClearCertificateWarnedAt()
 		return nil
 	case endpoint.FieldLastSuccessAt:
 		m.ClearLastSuccessAt()
@@ -13297,6 +14729,24 @@ func (m *EndpointMutation) ResetField(name string) error {
 		return nil
 	case endpoint.FieldListenerExpiresAt:
 		m.ResetListenerExpiresAt()
+		return nil
+	case endpoint.FieldSignatureScheme:
+		m.ResetSignatureScheme()
+		return nil
+	case endpoint.FieldPublicKey:
+		m.ResetPublicKey()
+		return nil
+	case endpoint.FieldTLS:
+		m.ResetTLS()
+		return nil
+	case endpoint.FieldCertificateExpiresAt:
+		m.ResetCertificateExpiresAt()
+		return nil
+	case endpoint.FieldCertificateWarnedAt:
+		m.ResetCertificateWarnedAt()
+		return nil
+	case endpoint.FieldSecretsKey:
+		m.ResetSecretsKey()
 		return nil
 	case endpoint.FieldConsecutiveFailures:
 		m.ResetConsecutiveFailures()

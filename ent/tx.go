@@ -20,6 +20,8 @@ type Tx struct {
 	App *AppClient
 	// Attempt is the client for interacting with the Attempt builders.
 	Attempt *AttemptClient
+	// AuditRecord is the client for interacting with the AuditRecord builders.
+	AuditRecord *AuditRecordClient
 	// Catalog is the client for interacting with the Catalog builders.
 	Catalog *CatalogClient
 	// Delivery is the client for interacting with the Delivery builders.
@@ -166,6 +168,7 @@ func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
 	tx.App = NewAppClient(tx.config)
 	tx.Attempt = NewAttemptClient(tx.config)
+	tx.AuditRecord = NewAuditRecordClient(tx.config)
 	tx.Catalog = NewCatalogClient(tx.config)
 	tx.Delivery = NewDeliveryClient(tx.config)
 	tx.DeliveryStat = NewDeliveryStatClient(tx.config)

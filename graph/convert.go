@@ -17,6 +17,7 @@ import (
 	"github.com/heraldhq/herald/fault"
 	"github.com/heraldhq/herald/graph/model"
 	"github.com/heraldhq/herald/scope"
+	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/tenant"
 	"github.com/heraldhq/herald/webhook"
 )
@@ -67,19 +68,47 @@ func strPtr(s string) *string {
 
 // authOut returns an endpoint's auth with its secrets masked.
 func authOut(a webhook.Auth) *model.EndpointAuth {
-	m := a.Masked()
+	m := secret.MaskAuth(a)
 	if m.Type == "" {
 		m.Type = webhook.AuthNone
 	}
 	return &model.EndpointAuth{
-		Type:        model.EndpointAuthType(m.Type),
-		Token:       strPtr(m.Token),
-		Username:    strPtr(m.Username),
-		Password:    strPtr(m.Password),
-		HeaderName:  strPtr(m.HeaderName),
-		HeaderValue: strPtr(m.HeaderValue),
-		Secret:      strPtr(m.Secret),
+		Type:         model.EndpointAuthType(m.Type),
+		Token:        strPtr(m.Token),
+		Username:     strPtr(m.Username),
+		Password:     strPtr(m.Password),
+		HeaderName:   strPtr(m.HeaderName),
+		HeaderValue:  strPtr(m.HeaderValue),
+		Secret:       strPtr(m.Secret),
+		TokenURL:     strPtr(m.TokenURL),
+		ClientID:     strPtr(m.ClientID),
+		ClientSecret: strPtr(m.ClientSecret),
+		Scopes:       m.Scopes,
+		Audience:     strPtr(m.Audience),
 	}
+}
+
+// tlsOut returns an endpoint's mutual TLS with its key masked (nil: none).
+func tlsOut(t *webhook.TLS, now time.Time) *model.EndpointTLS {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	m := secret.MaskTLS(*t)
+	return &model.EndpointTLS{
+		ClientCertificate: strPtr(m.ClientCertificate),
+		ClientKey:         strPtr(m.ClientKey),
+		CaCertificates:    strPtr(m.CACertificates),
+		ExpiresAt:         m.NotAfter,
+		ExpiresSoon:       m.ExpiresSoon(now),
+	}
+}
+
+// tlsIn converts a mutual TLS input (nil: none).
+func tlsIn(in *model.EndpointTLSInput) *webhook.TLS {
+	if in == nil {
+		return nil
+	}
+	return &webhook.TLS{ClientCertificate: deref(in.ClientCertificate), ClientKey: deref(in.ClientKey), CACertificates: deref(in.CaCertificates)}
 }
 
 // endpointInput converts the GraphQL input of createEndpoint and
@@ -97,19 +126,24 @@ func endpointInput(name, description, url *string, eventTypes []string, a *model
 	}
 	if a != nil {
 		in.Auth = &webhook.Auth{
-			Type:        webhook.AuthType(a.Type),
-			Token:       deref(a.Token),
-			Username:    deref(a.Username),
-			Password:    deref(a.Password),
-			HeaderName:  deref(a.HeaderName),
-			HeaderValue: deref(a.HeaderValue),
-			Secret:      deref(a.Secret),
+			Type:         webhook.AuthType(a.Type),
+			Token:        deref(a.Token),
+			Username:     deref(a.Username),
+			Password:     deref(a.Password),
+			HeaderName:   deref(a.HeaderName),
+			HeaderValue:  deref(a.HeaderValue),
+			Secret:       deref(a.Secret),
+			TokenURL:     deref(a.TokenURL),
+			ClientID:     deref(a.ClientID),
+			ClientSecret: deref(a.ClientSecret),
+			Scopes:       a.Scopes,
+			Audience:     deref(a.Audience),
 		}
 	}
 	if headers != nil {
 		hs := make([]webhook.Header, len(headers))
 		for i, h := range headers {
-			hs[i] = webhook.Header{Name: h.Name, Value: h.Value}
+			hs[i] = webhook.Header{Name: h.Name, Value: h.Value, Secret: deref(h.Secret)}
 		}
 		in.Headers = &hs
 	}

@@ -70,11 +70,14 @@ func costs(maxPayload int) map[string]cost {
 		"App.portal":              flat(1),
 		"App.catalog":             flat(2), // a read by ID
 		"EventType.shared":        flat(1), // a column
-		"Endpoint.auth":           flat(1),
-		"Endpoint.flow":           flat(1), // in memory
-		"Delivery.endpoint":       flat(2), // batched by a loader
-		"Delivery.heldBy":         flat(8), // an index probe
-		"DeliveryChange.delivery": flat(8), // a read for every update
+		"Endpoint.auth":           flat(2), // opens the endpoint's secrets to mask them
+		"Endpoint.tls":            bytesCost(3 * webhook.MaxPEM),
+		"AuditRecord.changes":     bytesCost(64 << 10), // bounded by package audit
+		"Query.encryptionKeys":    flat(64),            // counts over every endpoint
+		"Endpoint.flow":           flat(1),             // in memory
+		"Delivery.endpoint":       flat(2),             // batched by a loader
+		"Delivery.heldBy":         flat(8),             // an index probe
+		"DeliveryChange.delivery": flat(8),             // a read for every update
 		"EndpointChange.endpoint": flat(8),
 		"EventPublication.event":  flat(8),
 		"Query.viewer":            flat(2),

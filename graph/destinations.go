@@ -27,8 +27,12 @@ func destinationConfig[T any](r *Resolver, ep *ent.Endpoint, field string) (*T, 
 	if !ok || ep.Type != spec.Type || len(ep.Destination) == 0 {
 		return nil, nil
 	}
+	plain, err := r.endpoints.Open(ep)
+	if err != nil {
+		return nil, err
+	}
 	var out T
-	if err := json.Unmarshal(spec.Mask(ep.Destination), &out); err != nil {
+	if err := json.Unmarshal(spec.Mask(plain.Destination), &out); err != nil {
 		return nil, fmt.Errorf("read the %s configuration of endpoint %s: %w", spec.Name, ep.ID, err)
 	}
 	return &out, nil

@@ -70,7 +70,7 @@ func exampleTypes(t testing.TB) []string {
 }
 
 // systemTypes are Herald's own types, which every catalog has.
-var systemTypes = []string{"test.ping", "webhook.failed", "webhook.disabled"}
+var systemTypes = []string{"test.ping", "webhook.failed", "webhook.disabled", "webhook.certificate_expiring"}
 
 func TestEventTypes_OnlySystemTypesUntilSomeoneAddsThem(t *testing.T) {
 	t.Parallel()

@@ -21,6 +21,7 @@ import (
 	"github.com/heraldhq/herald/ent"
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/auditrecord"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/graph/model"
@@ -173,6 +174,31 @@ type ComplexityRoot struct {
 	}
 
 	AttemptEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	AuditRecord struct {
+		Action     func(childComplexity int) int
+		ActorID    func(childComplexity int) int
+		ActorKind  func(childComplexity int) int
+		ActorName  func(childComplexity int) int
+		Changes    func(childComplexity int) int
+		CreatedAt  func(childComplexity int) int
+		ID         func(childComplexity int) int
+		RemoteAddr func(childComplexity int) int
+		RequestID  func(childComplexity int) int
+		TargetID   func(childComplexity int) int
+		TargetType func(childComplexity int) int
+	}
+
+	AuditRecordConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	AuditRecordEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
 	}
@@ -337,6 +363,25 @@ type ComplexityRoot struct {
 		Type    func(childComplexity int) int
 	}
 
+	EncryptionKeyRotation struct {
+		Done      func(childComplexity int) int
+		Primary   func(childComplexity int) int
+		Remaining func(childComplexity int) int
+		Resealed  func(childComplexity int) int
+	}
+
+	EncryptionKeyUse struct {
+		Configured func(childComplexity int) int
+		Endpoints  func(childComplexity int) int
+		ID         func(childComplexity int) int
+	}
+
+	EncryptionKeys struct {
+		Keys      func(childComplexity int) int
+		Plaintext func(childComplexity int) int
+		Primary   func(childComplexity int) int
+	}
+
 	Endpoint struct {
 		Auth                    func(childComplexity int) int
 		Backlog                 func(childComplexity int) int
@@ -364,14 +409,17 @@ type ComplexityRoot struct {
 		Ordering                func(childComplexity int) int
 		PausedUntil             func(childComplexity int) int
 		PreviousSecretExpiresAt func(childComplexity int) int
+		PublicKey               func(childComplexity int) int
 		Pubsub                  func(childComplexity int) int
 		Rabbitmq                func(childComplexity int) int
 		RateLimit               func(childComplexity int) int
 		RetryPolicy             func(childComplexity int) int
+		SignatureScheme         func(childComplexity int) int
 		Sns                     func(childComplexity int) int
 		Sqs                     func(childComplexity int) int
 		Stats                   func(childComplexity int, window time.Duration, bucket time.Duration) int
 		SuccessCount            func(childComplexity int) int
+		TLS                     func(childComplexity int) int
 		Timeout                 func(childComplexity int) int
 		Transformation          func(childComplexity int) int
 		Type                    func(childComplexity int) int
@@ -380,13 +428,18 @@ type ComplexityRoot struct {
 	}
 
 	EndpointAuth struct {
-		HeaderName  func(childComplexity int) int
-		HeaderValue func(childComplexity int) int
-		Password    func(childComplexity int) int
-		Secret      func(childComplexity int) int
-		Token       func(childComplexity int) int
-		Type        func(childComplexity int) int
-		Username    func(childComplexity int) int
+		Audience     func(childComplexity int) int
+		ClientID     func(childComplexity int) int
+		ClientSecret func(childComplexity int) int
+		HeaderName   func(childComplexity int) int
+		HeaderValue  func(childComplexity int) int
+		Password     func(childComplexity int) int
+		Scopes       func(childComplexity int) int
+		Secret       func(childComplexity int) int
+		Token        func(childComplexity int) int
+		TokenURL     func(childComplexity int) int
+		Type         func(childComplexity int) int
+		Username     func(childComplexity int) int
 	}
 
 	EndpointChange struct {
@@ -419,6 +472,14 @@ type ComplexityRoot struct {
 	EndpointSummary struct {
 		NeedingAttention func(childComplexity int) int
 		Total            func(childComplexity int) int
+	}
+
+	EndpointTLS struct {
+		CaCertificates    func(childComplexity int) int
+		ClientCertificate func(childComplexity int) int
+		ClientKey         func(childComplexity int) int
+		ExpiresAt         func(childComplexity int) int
+		ExpiresSoon       func(childComplexity int) int
 	}
 
 	Event struct {
@@ -497,8 +558,9 @@ type ComplexityRoot struct {
 	}
 
 	Header struct {
-		Name  func(childComplexity int) int
-		Value func(childComplexity int) int
+		Name   func(childComplexity int) int
+		Secret func(childComplexity int) int
+		Value  func(childComplexity int) int
 	}
 
 	ImportEventTypesPayload struct {
@@ -582,6 +644,7 @@ type ComplexityRoot struct {
 		RevokeAPIKey           func(childComplexity int, id string) int
 		RevokePortalSession    func(childComplexity int, id string) int
 		RevokePortalSessions   func(childComplexity int, appID *string) int
+		RotateEncryptionKeys   func(childComplexity int, input *model.RotateEncryptionKeysInput) int
 		RotateEndpointSecret   func(childComplexity int, id string, input *model.RotateEndpointSecretInput) int
 		TestEndpoint           func(childComplexity int, id string, eventType *string, payload json.RawMessage) int
 		UnarchiveEventType     func(childComplexity int, id string) int
@@ -626,9 +689,11 @@ type ComplexityRoot struct {
 	Query struct {
 		APIKeys            func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.APIKeyOrder, where *ent.APIKeyWhereInput) int
 		Apps               func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.AppOrder, where *ent.AppWhereInput) int
+		AuditLog           func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, where *model.AuditLogWhere) int
 		Catalogs           func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.CatalogOrder, where *ent.CatalogWhereInput) int
 		Deliveries         func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.DeliveryOrder, where *ent.DeliveryWhereInput) int
 		DestinationTypes   func(childComplexity int) int
+		EncryptionKeys     func(childComplexity int) int
 		Endpoints          func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EndpointOrder, where *ent.EndpointWhereInput) int
 		EventTypes         func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventTypeOrder, where *ent.EventTypeWhereInput) int
 		Events             func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) int
@@ -759,6 +824,7 @@ type DestinationFieldResolver interface {
 }
 type EndpointResolver interface {
 	Auth(ctx context.Context, obj *ent.Endpoint) (*model.EndpointAuth, error)
+	TLS(ctx context.Context, obj *ent.Endpoint) (*model.EndpointTLS, error)
 	Headers(ctx context.Context, obj *ent.Endpoint) ([]*webhook.Header, error)
 	Health(ctx context.Context, obj *ent.Endpoint) (model.EndpointHealth, error)
 	Stats(ctx context.Context, obj *ent.Endpoint, window time.Duration, bucket time.Duration) (*model.DeliveryStats, error)
@@ -812,6 +878,7 @@ type MutationResolver interface {
 	RetryDelivery(ctx context.Context, id string) (*ent.Delivery, error)
 	RetryDeliveries(ctx context.Context, ids []string) (*model.RetryDeliveriesPayload, error)
 	ReplayDeliveries(ctx context.Context, endpointID string, since time.Time, status *delivery.Status) (*model.ReplayDeliveriesPayload, error)
+	RotateEncryptionKeys(ctx context.Context, input *model.RotateEncryptionKeysInput) (*model.EncryptionKeyRotation, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (ent.Noder, error)
@@ -828,6 +895,8 @@ type QueryResolver interface {
 	Locate(ctx context.Context, id string) (*model.Location, error)
 	DestinationTypes(ctx context.Context) ([]*destination.Spec, error)
 	TestTransformation(ctx context.Context, script string, payload json.RawMessage, eventType *string, eventID *string, url *string) (*model.TransformationTest, error)
+	AuditLog(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, where *model.AuditLogWhere) (*ent.AuditRecordConnection, error)
+	EncryptionKeys(ctx context.Context) (*model.EncryptionKeys, error)
 }
 type SubscriptionResolver interface {
 	DeliveryUpdated(ctx context.Context, endpointID *string, eventType *string, status *delivery.Status) (<-chan *model.DeliveryChange, error)
@@ -1346,6 +1415,105 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AttemptEdge.Node(childComplexity), true
+
+	case "AuditRecord.action":
+		if e.ComplexityRoot.AuditRecord.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditRecord.Action(childComplexity), true
+	case "AuditRecord.actorID":
+		if e.ComplexityRoot.AuditRecord.ActorID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditRecord.ActorID(childComplexity), true
+	case "AuditRecord.actorKind":
+		if e.ComplexityRoot.AuditRecord.ActorKind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditRecord.ActorKind(childComplexity), true
+	case "AuditRecord.actorName":
+		if e.ComplexityRoot.AuditRecord.ActorName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditRecord.ActorName(childComplexity), true
+	case "AuditRecord.changes":
+		if e.ComplexityRoot.AuditRecord.Changes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditRecord.Changes(childComplexity), true
+	case "AuditRecord.createdAt":
+		if e.ComplexityRoot.AuditRecord.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditRecord.CreatedAt(childComplexity), true
+	case "AuditRecord.id":
+		if e.ComplexityRoot.AuditRecord.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditRecord.ID(childComplexity), true
+	case "AuditRecord.remoteAddr":
+		if e.ComplexityRoot.AuditRecord.RemoteAddr == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditRecord.RemoteAddr(childComplexity), true
+	case "AuditRecord.requestID":
+		if e.ComplexityRoot.AuditRecord.RequestID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditRecord.RequestID(childComplexity), true
+	case "AuditRecord.targetID":
+		if e.ComplexityRoot.AuditRecord.TargetID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditRecord.TargetID(childComplexity), true
+	case "AuditRecord.targetType":
+		if e.ComplexityRoot.AuditRecord.TargetType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditRecord.TargetType(childComplexity), true
+
+	case "AuditRecordConnection.edges":
+		if e.ComplexityRoot.AuditRecordConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditRecordConnection.Edges(childComplexity), true
+	case "AuditRecordConnection.pageInfo":
+		if e.ComplexityRoot.AuditRecordConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditRecordConnection.PageInfo(childComplexity), true
+	case "AuditRecordConnection.totalCount":
+		if e.ComplexityRoot.AuditRecordConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditRecordConnection.TotalCount(childComplexity), true
+
+	case "AuditRecordEdge.cursor":
+		if e.ComplexityRoot.AuditRecordEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditRecordEdge.Cursor(childComplexity), true
+	case "AuditRecordEdge.node":
+		if e.ComplexityRoot.AuditRecordEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditRecordEdge.Node(childComplexity), true
 
 	case "Backlog.due":
 		if e.ComplexityRoot.Backlog.Due == nil {
@@ -1999,6 +2167,69 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DestinationType.Type(childComplexity), true
 
+	case "EncryptionKeyRotation.done":
+		if e.ComplexityRoot.EncryptionKeyRotation.Done == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EncryptionKeyRotation.Done(childComplexity), true
+	case "EncryptionKeyRotation.primary":
+		if e.ComplexityRoot.EncryptionKeyRotation.Primary == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EncryptionKeyRotation.Primary(childComplexity), true
+	case "EncryptionKeyRotation.remaining":
+		if e.ComplexityRoot.EncryptionKeyRotation.Remaining == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EncryptionKeyRotation.Remaining(childComplexity), true
+	case "EncryptionKeyRotation.resealed":
+		if e.ComplexityRoot.EncryptionKeyRotation.Resealed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EncryptionKeyRotation.Resealed(childComplexity), true
+
+	case "EncryptionKeyUse.configured":
+		if e.ComplexityRoot.EncryptionKeyUse.Configured == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EncryptionKeyUse.Configured(childComplexity), true
+	case "EncryptionKeyUse.endpoints":
+		if e.ComplexityRoot.EncryptionKeyUse.Endpoints == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EncryptionKeyUse.Endpoints(childComplexity), true
+	case "EncryptionKeyUse.id":
+		if e.ComplexityRoot.EncryptionKeyUse.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EncryptionKeyUse.ID(childComplexity), true
+
+	case "EncryptionKeys.keys":
+		if e.ComplexityRoot.EncryptionKeys.Keys == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EncryptionKeys.Keys(childComplexity), true
+	case "EncryptionKeys.plaintext":
+		if e.ComplexityRoot.EncryptionKeys.Plaintext == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EncryptionKeys.Plaintext(childComplexity), true
+	case "EncryptionKeys.primary":
+		if e.ComplexityRoot.EncryptionKeys.Primary == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EncryptionKeys.Primary(childComplexity), true
+
 	case "Endpoint.auth":
 		if e.ComplexityRoot.Endpoint.Auth == nil {
 			break
@@ -2160,6 +2391,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Endpoint.PreviousSecretExpiresAt(childComplexity), true
+	case "Endpoint.publicKey":
+		if e.ComplexityRoot.Endpoint.PublicKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.PublicKey(childComplexity), true
 	case "Endpoint.pubsub":
 		if e.ComplexityRoot.Endpoint.Pubsub == nil {
 			break
@@ -2184,6 +2421,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Endpoint.RetryPolicy(childComplexity), true
+	case "Endpoint.signatureScheme":
+		if e.ComplexityRoot.Endpoint.SignatureScheme == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.SignatureScheme(childComplexity), true
 	case "Endpoint.sns":
 		if e.ComplexityRoot.Endpoint.Sns == nil {
 			break
@@ -2213,6 +2456,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Endpoint.SuccessCount(childComplexity), true
+	case "Endpoint.tls":
+		if e.ComplexityRoot.Endpoint.TLS == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Endpoint.TLS(childComplexity), true
 	case "Endpoint.timeout":
 		if e.ComplexityRoot.Endpoint.Timeout == nil {
 			break
@@ -2244,6 +2493,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Endpoint.UpdatedAt(childComplexity), true
 
+	case "EndpointAuth.audience":
+		if e.ComplexityRoot.EndpointAuth.Audience == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointAuth.Audience(childComplexity), true
+	case "EndpointAuth.clientId":
+		if e.ComplexityRoot.EndpointAuth.ClientID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointAuth.ClientID(childComplexity), true
+	case "EndpointAuth.clientSecret":
+		if e.ComplexityRoot.EndpointAuth.ClientSecret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointAuth.ClientSecret(childComplexity), true
 	case "EndpointAuth.headerName":
 		if e.ComplexityRoot.EndpointAuth.HeaderName == nil {
 			break
@@ -2262,6 +2529,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.EndpointAuth.Password(childComplexity), true
+	case "EndpointAuth.scopes":
+		if e.ComplexityRoot.EndpointAuth.Scopes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointAuth.Scopes(childComplexity), true
 	case "EndpointAuth.secret":
 		if e.ComplexityRoot.EndpointAuth.Secret == nil {
 			break
@@ -2274,6 +2547,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.EndpointAuth.Token(childComplexity), true
+	case "EndpointAuth.tokenUrl":
+		if e.ComplexityRoot.EndpointAuth.TokenURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointAuth.TokenURL(childComplexity), true
 	case "EndpointAuth.type":
 		if e.ComplexityRoot.EndpointAuth.Type == nil {
 			break
@@ -2393,6 +2672,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.EndpointSummary.Total(childComplexity), true
+
+	case "EndpointTLS.caCertificates":
+		if e.ComplexityRoot.EndpointTLS.CaCertificates == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointTLS.CaCertificates(childComplexity), true
+	case "EndpointTLS.clientCertificate":
+		if e.ComplexityRoot.EndpointTLS.ClientCertificate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointTLS.ClientCertificate(childComplexity), true
+	case "EndpointTLS.clientKey":
+		if e.ComplexityRoot.EndpointTLS.ClientKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointTLS.ClientKey(childComplexity), true
+	case "EndpointTLS.expiresAt":
+		if e.ComplexityRoot.EndpointTLS.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointTLS.ExpiresAt(childComplexity), true
+	case "EndpointTLS.expiresSoon":
+		if e.ComplexityRoot.EndpointTLS.ExpiresSoon == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EndpointTLS.ExpiresSoon(childComplexity), true
 
 	case "Event.createdAt":
 		if e.ComplexityRoot.Event.CreatedAt == nil {
@@ -2685,6 +2995,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Header.Name(childComplexity), true
+	case "Header.secret":
+		if e.ComplexityRoot.Header.Secret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Header.Secret(childComplexity), true
 	case "Header.value":
 		if e.ComplexityRoot.Header.Value == nil {
 			break
@@ -3141,6 +3457,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RevokePortalSessions(childComplexity, args["appId"].(*string)), true
+	case "Mutation.rotateEncryptionKeys":
+		if e.ComplexityRoot.Mutation.RotateEncryptionKeys == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_rotateEncryptionKeys_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RotateEncryptionKeys(childComplexity, args["input"].(*model.RotateEncryptionKeysInput)), true
 	case "Mutation.rotateEndpointSecret":
 		if e.ComplexityRoot.Mutation.RotateEndpointSecret == nil {
 			break
@@ -3370,6 +3697,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Apps(childComplexity, args["after"].(*entgql.Cursor[string]), args["first"].(*int), args["before"].(*entgql.Cursor[string]), args["last"].(*int), args["orderBy"].(*ent.AppOrder), args["where"].(*ent.AppWhereInput)), true
+	case "Query.auditLog":
+		if e.ComplexityRoot.Query.AuditLog == nil {
+			break
+		}
+
+		args, err := ec.field_Query_auditLog_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.AuditLog(childComplexity, args["after"].(*entgql.Cursor[string]), args["first"].(*int), args["before"].(*entgql.Cursor[string]), args["last"].(*int), args["where"].(*model.AuditLogWhere)), true
 	case "Query.catalogs":
 		if e.ComplexityRoot.Query.Catalogs == nil {
 			break
@@ -3398,6 +3736,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.DestinationTypes(childComplexity), true
+	case "Query.encryptionKeys":
+		if e.ComplexityRoot.Query.EncryptionKeys == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.EncryptionKeys(childComplexity), true
 	case "Query.endpoints":
 		if e.ComplexityRoot.Query.Endpoints == nil {
 			break
@@ -3832,6 +4176,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("AppWhereInput", ec.unmarshalInputAppWhereInput),
 			graphql.NewInputUnmarshaler("AttemptOrder", ec.unmarshalInputAttemptOrder),
 			graphql.NewInputUnmarshaler("AttemptWhereInput", ec.unmarshalInputAttemptWhereInput),
+			graphql.NewInputUnmarshaler("AuditLogWhere", ec.unmarshalInputAuditLogWhere),
+			graphql.NewInputUnmarshaler("AuditRecordOrder", ec.unmarshalInputAuditRecordOrder),
 			graphql.NewInputUnmarshaler("CatalogOrder", ec.unmarshalInputCatalogOrder),
 			graphql.NewInputUnmarshaler("CatalogWhereInput", ec.unmarshalInputCatalogWhereInput),
 			graphql.NewInputUnmarshaler("CreateAPIKeyInput", ec.unmarshalInputCreateAPIKeyInput),
@@ -3845,6 +4191,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("DeliveryWhereInput", ec.unmarshalInputDeliveryWhereInput),
 			graphql.NewInputUnmarshaler("EndpointAuthInput", ec.unmarshalInputEndpointAuthInput),
 			graphql.NewInputUnmarshaler("EndpointOrder", ec.unmarshalInputEndpointOrder),
+			graphql.NewInputUnmarshaler("EndpointTLSInput", ec.unmarshalInputEndpointTLSInput),
 			graphql.NewInputUnmarshaler("EndpointWhereInput", ec.unmarshalInputEndpointWhereInput),
 			graphql.NewInputUnmarshaler("EventOrder", ec.unmarshalInputEventOrder),
 			graphql.NewInputUnmarshaler("EventTypeDefinitionInput", ec.unmarshalInputEventTypeDefinitionInput),
@@ -3862,6 +4209,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("RabbitMQConfigInput", ec.unmarshalInputRabbitMQConfigInput),
 			graphql.NewInputUnmarshaler("RateLimitInput", ec.unmarshalInputRateLimitInput),
 			graphql.NewInputUnmarshaler("RetryPolicyInput", ec.unmarshalInputRetryPolicyInput),
+			graphql.NewInputUnmarshaler("RotateEncryptionKeysInput", ec.unmarshalInputRotateEncryptionKeysInput),
 			graphql.NewInputUnmarshaler("RotateEndpointSecretInput", ec.unmarshalInputRotateEndpointSecretInput),
 			graphql.NewInputUnmarshaler("UpdateAppInput", ec.unmarshalInputUpdateAppInput),
 			graphql.NewInputUnmarshaler("UpdateCatalogInput", ec.unmarshalInputUpdateCatalogInput),
@@ -4033,13 +4381,22 @@ input RateLimitInput {
 "One HTTP header."
 type Header {
   name: String!
+  "The value; a secret header's is masked (at most its last four characters show)."
   value: String!
+  """
+  Whether the value is a secret: encrypted at rest and masked when read.
+  Headers whose names look like credentials (Authorization, Cookie, names
+  with auth, token, key, secret, password or signature) always are.
+  """
+  secret: Boolean!
 }
 
 "One HTTP header to send with every delivery of an endpoint."
 input HeaderInput {
   name: String!
   value: String!
+  "The value is a secret: encrypted at rest and masked when read (default: only when the name looks like a credential)."
+  secret: Boolean
 }
 
 """
@@ -4059,11 +4416,18 @@ enum EndpointAuthType {
   HMAC
   "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<body>\")> in headerName (default X-Webhook-Signature)."
   SIGNATURE
+  """
+  OAuth 2.0 client credentials: Herald fetches an access token from tokenUrl
+  (with clientId, clientSecret, scopes and audience), caches it until shortly
+  before it expires, and sends Authorization: Bearer <token>; a 401 from the
+  endpoint fetches a new token once.
+  """
+  OAUTH2_CLIENT_CREDENTIALS
 }
 
 """
-An endpoint's authentication. Secrets (token, password, headerValue, secret)
-are masked: at most their last four characters are shown.
+An endpoint's authentication. Secrets (token, password, headerValue, secret,
+clientSecret) are masked: at most their last four characters are shown.
 """
 type EndpointAuth {
   type: EndpointAuthType!
@@ -4073,12 +4437,20 @@ type EndpointAuth {
   headerName: String
   headerValue: String
   secret: String
+  "OAUTH2_CLIENT_CREDENTIALS: where tokens come from."
+  tokenUrl: String
+  clientId: String
+  clientSecret: String
+  scopes: [String!]
+  audience: String
 }
 
 """
 An endpoint's authentication. Set the fields of the chosen type: BEARER needs
 token; BASIC username and password; API_KEY headerName and headerValue; HMAC and
-SIGNATURE secret (16+ characters) and optionally headerName.
+SIGNATURE secret (16+ characters) and optionally headerName;
+OAUTH2_CLIENT_CREDENTIALS tokenUrl, clientId and clientSecret, optionally scopes
+and audience (sent as the token request's audience parameter).
 """
 input EndpointAuthInput {
   type: EndpointAuthType!
@@ -4088,6 +4460,41 @@ input EndpointAuthInput {
   headerName: String
   headerValue: String
   secret: String
+  "An https URL (http with --allow-http), checked against the destination policy like the endpoint's."
+  tokenUrl: String
+  clientId: String
+  clientSecret: String
+  scopes: [String!]
+  audience: String
+}
+
+"""
+Mutual TLS to an endpoint: the client certificate Herald presents, and the
+roots it trusts for the endpoint's server certificate. The private key is
+write-only: it is masked when read.
+"""
+type EndpointTLS {
+  "The client certificate (PEM), its chain after it if any."
+  clientCertificate: String
+  "The certificate's private key, masked."
+  clientKey: String
+  "The roots (PEM) Herald trusts for this endpoint instead of the system's; null: the system's."
+  caCertificates: String
+  "When the client certificate expires."
+  expiresAt: Time
+  "It expires within 14 days: renew it (Herald also publishes webhook.certificate_expiring)."
+  expiresSoon: Boolean!
+}
+
+"""
+Mutual TLS settings: clientCertificate and clientKey (PEM, the key's
+certificate) together, and optionally caCertificates to trust only those
+roots. A masked clientKey sent back as read keeps the stored key.
+"""
+input EndpointTLSInput {
+  clientCertificate: String
+  clientKey: String
+  caCertificates: String
 }
 
 """
@@ -4107,6 +4514,8 @@ enum EndpointHealth {
 extend type Endpoint {
   "Authentication, with secrets masked."
   auth: EndpointAuth!
+  "Mutual TLS (null: none), the private key masked."
+  tls: EndpointTLS
   "Custom headers sent with every delivery; values of credential-like headers are masked."
   headers: [Header!]! @goField(forceResolver: true)
   health: EndpointHealth!
@@ -4338,6 +4747,65 @@ extend type Query {
   that does not compile or fails is shown in error with its line and column.
   """
   testTransformation(script: String!, payload: JSON, eventType: String, eventId: ID, url: String): TransformationTest!
+  """
+  The audit log of the app the caller acts in, newest first: every change made
+  through the API, who made it and from where. Keys with full access read the
+  app's whole log (admin keys any app's, with X-Herald-App); restricted keys
+  and portal sessions read the records of their own changes.
+  """
+  auditLog(after: Cursor, first: Int, before: Cursor, last: Int, where: AuditLogWhere): AuditRecordConnection!
+  "The encryption keys of endpoints' secrets and how many endpoints each holds (admin keys)."
+  encryptionKeys: EncryptionKeys!
+}
+
+"Narrows the audit log; all given conditions must hold."
+input AuditLogWhere {
+  "Changes by this key or portal session (key_...)."
+  actor: ID
+  "Changes of this object (ep_..., app_..., key_..., et_..., evt_..., dlv_...)."
+  target: ID
+  "Changes by this mutation (createEndpoint, rotateEndpointSecret, ...)."
+  action: String
+  "Changes made at or after this time."
+  since: Time
+}
+
+"The encryption keys that protect endpoints' secrets at rest, as this server sees them."
+type EncryptionKeys {
+  "The key new and re-encrypted secrets are sealed with (the first configured)."
+  primary: String!
+  "Every key this server has, and every key endpoints' secrets are sealed under."
+  keys: [EncryptionKeyUse!]!
+  "Endpoints whose secrets are still stored in the clear (from before encryption; sealed at start)."
+  plaintext: Int!
+}
+
+"One encryption key."
+type EncryptionKeyUse {
+  id: String!
+  "This server holds the key (false: secrets sealed under it cannot be read here)."
+  configured: Boolean!
+  "Endpoints whose secrets are sealed under it."
+  endpoints: Int!
+}
+
+input RotateEncryptionKeysInput {
+  "Endpoints re-encrypted per transaction (default 100, at most 1000)."
+  batchSize: Int
+  "At most this many batches in this call (default 100); call again until done."
+  maxBatches: Int
+}
+
+"What rotateEncryptionKeys did."
+type EncryptionKeyRotation {
+  "The key secrets are now sealed with."
+  primary: String!
+  "Endpoints re-encrypted by this call."
+  resealed: Int!
+  "Endpoints still sealed under other keys, by key."
+  remaining: [EncryptionKeyUse!]!
+  "Nothing is left under other keys: they may be removed from the configuration."
+  done: Boolean!
 }
 
 "What a transformation made of an event."
@@ -4660,11 +5128,24 @@ input CreateEndpointInput {
   the event. See the testTransformation query and docs/transformations.md.
   """
   transformation: String
+  "Mutual TLS: the client certificate and key Herald presents, and the roots it trusts (HTTP endpoints)."
+  tls: EndpointTLSInput
+  """
+  How deliveries are signed (default HMAC_SHA256): with a shared signing secret
+  (webhook-signature v1), or ED25519 (v1a), with a key pair whose private key
+  never leaves Herald and whose public key (publicKey) receivers verify with.
+  """
+  signatureScheme: SignatureScheme
 }
 
 type CreateEndpointPayload {
   endpoint: Endpoint!
-  "The signing secret (whsec_...). It is shown only here and by rotateEndpointSecret."
+  """
+  What receivers verify signatures with: the signing secret (whsec_...) of an
+  HMAC_SHA256 endpoint, shown only here and by rotateEndpointSecret and
+  revealEndpointSecret; the public key (whpk_..., also Endpoint.publicKey) of an
+  ED25519 endpoint.
+  """
   secret: String!
 }
 
@@ -4698,6 +5179,8 @@ input UpdateEndpointInput {
   ordering: Ordering
   "Replaces the transformation; null removes it."
   transformation: String @goField(omittable: true)
+  "Replaces the mutual TLS settings; null removes them."
+  tls: EndpointTLSInput @goField(omittable: true)
 }
 
 type DeleteEndpointPayload {
@@ -4816,13 +5299,19 @@ type ListenerReportPayload {
 }
 
 input RotateEndpointSecretInput {
-  "How long deliveries are also signed with the previous secret (default 24h, at most 168h; 0s ends it at once)."
+  "How long deliveries are also signed with the previous secret or key (default 24h, at most 168h; 0s ends it at once)."
   overlap: Duration
+  """
+  The scheme of the new secret (default: the endpoint's). Rotating from
+  HMAC_SHA256 to ED25519 (or back) signs with both during the overlap: v1 and
+  v1a signatures side by side.
+  """
+  signatureScheme: SignatureScheme
 }
 
 type RotateEndpointSecretPayload {
   endpoint: Endpoint!
-  "The new signing secret. It is shown only here."
+  "The new signing secret (whsec_...), or the new public key (whpk_...) of an ED25519 endpoint."
   secret: String!
 }
 
@@ -4967,7 +5456,7 @@ type TestEndpointPayload {
 
 type RevealEndpointSecretPayload {
   endpoint: Endpoint!
-  "The current signing secret (whsec_...)."
+  "The current signing secret (whsec_...), or the public key (whpk_...) of an ED25519 endpoint: its private key never leaves Herald."
   secret: String!
 }
 
@@ -5097,6 +5586,13 @@ type Mutation {
   retryDeliveries(ids: [ID!]!): RetryDeliveriesPayload!
   "Queue again every delivery of an endpoint with the given status created since a time."
   replayDeliveries(endpointId: ID!, since: Time!, status: DeliveryStatus = FAILED): ReplayDeliveriesPayload!
+
+  """
+  Re-encrypt endpoints' secrets with the primary encryption key, in bounded
+  batches while Herald serves (admin keys; herald keys rotate calls it until
+  done). Every replica must hold the primary key first.
+  """
+  rotateEncryptionKeys(input: RotateEncryptionKeysInput): EncryptionKeyRotation!
 }
 
 "What happened to a delivery."
@@ -5441,6 +5937,56 @@ func (ec *executionContext) childFields_AttemptEdge(ctx context.Context, field g
 	return nil, fmt.Errorf("no field named %q was found under type AttemptEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_AuditRecord(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_AuditRecord_id(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_AuditRecord_createdAt(ctx, field)
+	case "actorKind":
+		return ec.fieldContext_AuditRecord_actorKind(ctx, field)
+	case "actorID":
+		return ec.fieldContext_AuditRecord_actorID(ctx, field)
+	case "actorName":
+		return ec.fieldContext_AuditRecord_actorName(ctx, field)
+	case "action":
+		return ec.fieldContext_AuditRecord_action(ctx, field)
+	case "targetType":
+		return ec.fieldContext_AuditRecord_targetType(ctx, field)
+	case "targetID":
+		return ec.fieldContext_AuditRecord_targetID(ctx, field)
+	case "changes":
+		return ec.fieldContext_AuditRecord_changes(ctx, field)
+	case "remoteAddr":
+		return ec.fieldContext_AuditRecord_remoteAddr(ctx, field)
+	case "requestID":
+		return ec.fieldContext_AuditRecord_requestID(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditRecord", field.Name)
+}
+
+func (ec *executionContext) childFields_AuditRecordConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_AuditRecordConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_AuditRecordConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_AuditRecordConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditRecordConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_AuditRecordEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "node":
+		return ec.fieldContext_AuditRecordEdge_node(ctx, field)
+	case "cursor":
+		return ec.fieldContext_AuditRecordEdge_cursor(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditRecordEdge", field.Name)
+}
+
 func (ec *executionContext) childFields_Backlog(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "unfinished":
@@ -5761,6 +6307,44 @@ func (ec *executionContext) childFields_DestinationType(ctx context.Context, fie
 	return nil, fmt.Errorf("no field named %q was found under type DestinationType", field.Name)
 }
 
+func (ec *executionContext) childFields_EncryptionKeyRotation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "primary":
+		return ec.fieldContext_EncryptionKeyRotation_primary(ctx, field)
+	case "resealed":
+		return ec.fieldContext_EncryptionKeyRotation_resealed(ctx, field)
+	case "remaining":
+		return ec.fieldContext_EncryptionKeyRotation_remaining(ctx, field)
+	case "done":
+		return ec.fieldContext_EncryptionKeyRotation_done(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EncryptionKeyRotation", field.Name)
+}
+
+func (ec *executionContext) childFields_EncryptionKeyUse(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_EncryptionKeyUse_id(ctx, field)
+	case "configured":
+		return ec.fieldContext_EncryptionKeyUse_configured(ctx, field)
+	case "endpoints":
+		return ec.fieldContext_EncryptionKeyUse_endpoints(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EncryptionKeyUse", field.Name)
+}
+
+func (ec *executionContext) childFields_EncryptionKeys(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "primary":
+		return ec.fieldContext_EncryptionKeys_primary(ctx, field)
+	case "keys":
+		return ec.fieldContext_EncryptionKeys_keys(ctx, field)
+	case "plaintext":
+		return ec.fieldContext_EncryptionKeys_plaintext(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EncryptionKeys", field.Name)
+}
+
 func (ec *executionContext) childFields_Endpoint(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -5801,6 +6385,10 @@ func (ec *executionContext) childFields_Endpoint(ctx context.Context, field grap
 		return ec.fieldContext_Endpoint_disabledAt(ctx, field)
 	case "previousSecretExpiresAt":
 		return ec.fieldContext_Endpoint_previousSecretExpiresAt(ctx, field)
+	case "signatureScheme":
+		return ec.fieldContext_Endpoint_signatureScheme(ctx, field)
+	case "publicKey":
+		return ec.fieldContext_Endpoint_publicKey(ctx, field)
 	case "consecutiveFailures":
 		return ec.fieldContext_Endpoint_consecutiveFailures(ctx, field)
 	case "failureCount":
@@ -5815,6 +6403,8 @@ func (ec *executionContext) childFields_Endpoint(ctx context.Context, field grap
 		return ec.fieldContext_Endpoint_deliveries(ctx, field)
 	case "auth":
 		return ec.fieldContext_Endpoint_auth(ctx, field)
+	case "tls":
+		return ec.fieldContext_Endpoint_tls(ctx, field)
 	case "headers":
 		return ec.fieldContext_Endpoint_headers(ctx, field)
 	case "health":
@@ -5861,6 +6451,16 @@ func (ec *executionContext) childFields_EndpointAuth(ctx context.Context, field 
 		return ec.fieldContext_EndpointAuth_headerValue(ctx, field)
 	case "secret":
 		return ec.fieldContext_EndpointAuth_secret(ctx, field)
+	case "tokenUrl":
+		return ec.fieldContext_EndpointAuth_tokenUrl(ctx, field)
+	case "clientId":
+		return ec.fieldContext_EndpointAuth_clientId(ctx, field)
+	case "clientSecret":
+		return ec.fieldContext_EndpointAuth_clientSecret(ctx, field)
+	case "scopes":
+		return ec.fieldContext_EndpointAuth_scopes(ctx, field)
+	case "audience":
+		return ec.fieldContext_EndpointAuth_audience(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type EndpointAuth", field.Name)
 }
@@ -5927,6 +6527,22 @@ func (ec *executionContext) childFields_EndpointSummary(ctx context.Context, fie
 		return ec.fieldContext_EndpointSummary_needingAttention(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type EndpointSummary", field.Name)
+}
+
+func (ec *executionContext) childFields_EndpointTLS(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "clientCertificate":
+		return ec.fieldContext_EndpointTLS_clientCertificate(ctx, field)
+	case "clientKey":
+		return ec.fieldContext_EndpointTLS_clientKey(ctx, field)
+	case "caCertificates":
+		return ec.fieldContext_EndpointTLS_caCertificates(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_EndpointTLS_expiresAt(ctx, field)
+	case "expiresSoon":
+		return ec.fieldContext_EndpointTLS_expiresSoon(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EndpointTLS", field.Name)
 }
 
 func (ec *executionContext) childFields_Event(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6085,6 +6701,8 @@ func (ec *executionContext) childFields_Header(ctx context.Context, field graphq
 		return ec.fieldContext_Header_name(ctx, field)
 	case "value":
 		return ec.fieldContext_Header_value(ctx, field)
+	case "secret":
+		return ec.fieldContext_Header_secret(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Header", field.Name)
 }
@@ -7181,6 +7799,20 @@ func (ec *executionContext) field_Mutation_revokePortalSessions_args(ctx context
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_rotateEncryptionKeys_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (*model.RotateEncryptionKeysInput, error) {
+			return ec.unmarshalORotateEncryptionKeysInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRotateEncryptionKeysInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_rotateEndpointSecret_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -7476,6 +8108,52 @@ func (ec *executionContext) field_Query_apps_args(ctx context.Context, rawArgs m
 		return nil, err
 	}
 	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_auditLog_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*entgql.Cursor[string], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*entgql.Cursor[string], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (*model.AuditLogWhere, error) {
+			return ec.unmarshalOAuditLogWhere2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAuditLogWhere(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg4
 	return args, nil
 }
 
@@ -10049,6 +10727,401 @@ func (ec *executionContext) _AttemptEdge_cursor(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_AttemptEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AttemptEdge", field, false, false, "Cursor")
+}
+
+func (ec *executionContext) _AuditRecord_id(ctx context.Context, field graphql.CollectedField, obj *ent.AuditRecord) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditRecord_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditRecord_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditRecord", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AuditRecord_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.AuditRecord) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditRecord_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditRecord_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditRecord", field, false, false, "Time")
+}
+
+func (ec *executionContext) _AuditRecord_actorKind(ctx context.Context, field graphql.CollectedField, obj *ent.AuditRecord) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditRecord_actorKind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ActorKind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v auditrecord.ActorKind) graphql.Marshaler {
+			return ec.marshalNAuditActorKind2githubᚗcomᚋheraldhqᚋheraldᚋentᚋauditrecordᚐActorKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditRecord_actorKind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditRecord", field, false, false, "AuditActorKind")
+}
+
+func (ec *executionContext) _AuditRecord_actorID(ctx context.Context, field graphql.CollectedField, obj *ent.AuditRecord) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditRecord_actorID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ActorID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditRecord_actorID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditRecord", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditRecord_actorName(ctx context.Context, field graphql.CollectedField, obj *ent.AuditRecord) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditRecord_actorName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ActorName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditRecord_actorName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditRecord", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditRecord_action(ctx context.Context, field graphql.CollectedField, obj *ent.AuditRecord) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditRecord_action(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Action, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditRecord_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditRecord", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditRecord_targetType(ctx context.Context, field graphql.CollectedField, obj *ent.AuditRecord) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditRecord_targetType(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TargetType, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditRecord_targetType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditRecord", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditRecord_targetID(ctx context.Context, field graphql.CollectedField, obj *ent.AuditRecord) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditRecord_targetID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TargetID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditRecord_targetID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditRecord", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditRecord_changes(ctx context.Context, field graphql.CollectedField, obj *ent.AuditRecord) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditRecord_changes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Changes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+			return ec.marshalOJSON2encodingᚋjsonᚐRawMessage(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditRecord_changes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditRecord", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _AuditRecord_remoteAddr(ctx context.Context, field graphql.CollectedField, obj *ent.AuditRecord) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditRecord_remoteAddr(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RemoteAddr, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditRecord_remoteAddr(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditRecord", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditRecord_requestID(ctx context.Context, field graphql.CollectedField, obj *ent.AuditRecord) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditRecord_requestID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RequestID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditRecord_requestID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditRecord", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditRecordConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.AuditRecordConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditRecordConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.AuditRecordEdge) graphql.Marshaler {
+			return ec.marshalOAuditRecordEdge2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAuditRecordEdge(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditRecordConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AuditRecordConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditRecordEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AuditRecordConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.AuditRecordConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditRecordConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v entgql.PageInfo[string]) graphql.Marshaler {
+			return ec.marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditRecordConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AuditRecordConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AuditRecordConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.AuditRecordConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditRecordConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditRecordConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditRecordConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditRecordEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.AuditRecordEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditRecordEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.AuditRecord) graphql.Marshaler {
+			return ec.marshalOAuditRecord2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAuditRecord(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditRecordEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AuditRecordEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditRecord(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AuditRecordEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.AuditRecordEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditRecordEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v entgql.Cursor[string]) graphql.Marshaler {
+			return ec.marshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditRecordEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditRecordEdge", field, false, false, "Cursor")
 }
 
 func (ec *executionContext) _Backlog_unfinished(ctx context.Context, field graphql.CollectedField, obj *model.Backlog) (ret graphql.Marshaler) {
@@ -12663,6 +13736,254 @@ func (ec *executionContext) fieldContext_DestinationType_fields(_ context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _EncryptionKeyRotation_primary(ctx context.Context, field graphql.CollectedField, obj *model.EncryptionKeyRotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EncryptionKeyRotation_primary(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Primary, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EncryptionKeyRotation_primary(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EncryptionKeyRotation", field, false, false, "String")
+}
+
+func (ec *executionContext) _EncryptionKeyRotation_resealed(ctx context.Context, field graphql.CollectedField, obj *model.EncryptionKeyRotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EncryptionKeyRotation_resealed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Resealed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EncryptionKeyRotation_resealed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EncryptionKeyRotation", field, false, false, "Int")
+}
+
+func (ec *executionContext) _EncryptionKeyRotation_remaining(ctx context.Context, field graphql.CollectedField, obj *model.EncryptionKeyRotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EncryptionKeyRotation_remaining(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Remaining, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.EncryptionKeyUse) graphql.Marshaler {
+			return ec.marshalNEncryptionKeyUse2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEncryptionKeyUseᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EncryptionKeyRotation_remaining(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "EncryptionKeyRotation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EncryptionKeyUse(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _EncryptionKeyRotation_done(ctx context.Context, field graphql.CollectedField, obj *model.EncryptionKeyRotation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EncryptionKeyRotation_done(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Done, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EncryptionKeyRotation_done(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EncryptionKeyRotation", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _EncryptionKeyUse_id(ctx context.Context, field graphql.CollectedField, obj *model.EncryptionKeyUse) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EncryptionKeyUse_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EncryptionKeyUse_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EncryptionKeyUse", field, false, false, "String")
+}
+
+func (ec *executionContext) _EncryptionKeyUse_configured(ctx context.Context, field graphql.CollectedField, obj *model.EncryptionKeyUse) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EncryptionKeyUse_configured(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Configured, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EncryptionKeyUse_configured(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EncryptionKeyUse", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _EncryptionKeyUse_endpoints(ctx context.Context, field graphql.CollectedField, obj *model.EncryptionKeyUse) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EncryptionKeyUse_endpoints(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Endpoints, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EncryptionKeyUse_endpoints(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EncryptionKeyUse", field, false, false, "Int")
+}
+
+func (ec *executionContext) _EncryptionKeys_primary(ctx context.Context, field graphql.CollectedField, obj *model.EncryptionKeys) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EncryptionKeys_primary(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Primary, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EncryptionKeys_primary(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EncryptionKeys", field, false, false, "String")
+}
+
+func (ec *executionContext) _EncryptionKeys_keys(ctx context.Context, field graphql.CollectedField, obj *model.EncryptionKeys) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EncryptionKeys_keys(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Keys, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.EncryptionKeyUse) graphql.Marshaler {
+			return ec.marshalNEncryptionKeyUse2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEncryptionKeyUseᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EncryptionKeys_keys(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "EncryptionKeys",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EncryptionKeyUse(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _EncryptionKeys_plaintext(ctx context.Context, field graphql.CollectedField, obj *model.EncryptionKeys) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EncryptionKeys_plaintext(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Plaintext, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EncryptionKeys_plaintext(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EncryptionKeys", field, false, false, "Int")
+}
+
 func (ec *executionContext) _Endpoint_id(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13118,6 +14439,52 @@ func (ec *executionContext) fieldContext_Endpoint_previousSecretExpiresAt(_ cont
 	return graphql.NewScalarFieldContext("Endpoint", field, false, false, "Time")
 }
 
+func (ec *executionContext) _Endpoint_signatureScheme(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_signatureScheme(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SignatureScheme, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v endpoint.SignatureScheme) graphql.Marshaler {
+			return ec.marshalNSignatureScheme2githubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐSignatureScheme(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_signatureScheme(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Endpoint", field, false, false, "SignatureScheme")
+}
+
+func (ec *executionContext) _Endpoint_publicKey(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_publicKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PublicKey, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_publicKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Endpoint", field, false, false, "String")
+}
+
 func (ec *executionContext) _Endpoint_consecutiveFailures(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13304,6 +14671,38 @@ func (ec *executionContext) fieldContext_Endpoint_auth(_ context.Context, field 
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_EndpointAuth(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Endpoint_tls(ctx context.Context, field graphql.CollectedField, obj *ent.Endpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Endpoint_tls(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Endpoint().TLS(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.EndpointTLS) graphql.Marshaler {
+			return ec.marshalOEndpointTLS2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEndpointTLS(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Endpoint_tls(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Endpoint",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EndpointTLS(ctx, field)
 		},
 	}
 	return fc, nil
@@ -13880,6 +15279,121 @@ func (ec *executionContext) fieldContext_EndpointAuth_secret(_ context.Context, 
 	return graphql.NewScalarFieldContext("EndpointAuth", field, false, false, "String")
 }
 
+func (ec *executionContext) _EndpointAuth_tokenUrl(ctx context.Context, field graphql.CollectedField, obj *model.EndpointAuth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointAuth_tokenUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TokenURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointAuth_tokenUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointAuth", field, false, false, "String")
+}
+
+func (ec *executionContext) _EndpointAuth_clientId(ctx context.Context, field graphql.CollectedField, obj *model.EndpointAuth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointAuth_clientId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointAuth_clientId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointAuth", field, false, false, "String")
+}
+
+func (ec *executionContext) _EndpointAuth_clientSecret(ctx context.Context, field graphql.CollectedField, obj *model.EndpointAuth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointAuth_clientSecret(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientSecret, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointAuth_clientSecret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointAuth", field, false, false, "String")
+}
+
+func (ec *executionContext) _EndpointAuth_scopes(ctx context.Context, field graphql.CollectedField, obj *model.EndpointAuth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointAuth_scopes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Scopes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalOString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointAuth_scopes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointAuth", field, false, false, "String")
+}
+
+func (ec *executionContext) _EndpointAuth_audience(ctx context.Context, field graphql.CollectedField, obj *model.EndpointAuth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointAuth_audience(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Audience, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointAuth_audience(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointAuth", field, false, false, "String")
+}
+
 func (ec *executionContext) _EndpointChange_endpointId(ctx context.Context, field graphql.CollectedField, obj *model.EndpointChange) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -14314,6 +15828,121 @@ func (ec *executionContext) _EndpointSummary_needingAttention(ctx context.Contex
 }
 func (ec *executionContext) fieldContext_EndpointSummary_needingAttention(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("EndpointSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _EndpointTLS_clientCertificate(ctx context.Context, field graphql.CollectedField, obj *model.EndpointTLS) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointTLS_clientCertificate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientCertificate, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointTLS_clientCertificate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointTLS", field, false, false, "String")
+}
+
+func (ec *executionContext) _EndpointTLS_clientKey(ctx context.Context, field graphql.CollectedField, obj *model.EndpointTLS) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointTLS_clientKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientKey, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointTLS_clientKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointTLS", field, false, false, "String")
+}
+
+func (ec *executionContext) _EndpointTLS_caCertificates(ctx context.Context, field graphql.CollectedField, obj *model.EndpointTLS) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointTLS_caCertificates(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CaCertificates, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointTLS_caCertificates(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointTLS", field, false, false, "String")
+}
+
+func (ec *executionContext) _EndpointTLS_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.EndpointTLS) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointTLS_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointTLS_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointTLS", field, false, false, "Time")
+}
+
+func (ec *executionContext) _EndpointTLS_expiresSoon(ctx context.Context, field graphql.CollectedField, obj *model.EndpointTLS) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EndpointTLS_expiresSoon(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresSoon, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EndpointTLS_expiresSoon(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EndpointTLS", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _Event_id(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
@@ -15497,6 +17126,29 @@ func (ec *executionContext) _Header_value(ctx context.Context, field graphql.Col
 }
 func (ec *executionContext) fieldContext_Header_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Header", field, false, false, "String")
+}
+
+func (ec *executionContext) _Header_secret(ctx context.Context, field graphql.CollectedField, obj *webhook.Header) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Header_secret(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Secret, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Header_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Header", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _ImportEventTypesPayload_created(ctx context.Context, field graphql.CollectedField, obj *model.ImportEventTypesPayload) (ret graphql.Marshaler) {
@@ -17607,6 +19259,50 @@ func (ec *executionContext) fieldContext_Mutation_replayDeliveries(ctx context.C
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_rotateEncryptionKeys(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_rotateEncryptionKeys(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RotateEncryptionKeys(ctx, fc.Args["input"].(*model.RotateEncryptionKeysInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.EncryptionKeyRotation) graphql.Marshaler {
+			return ec.marshalNEncryptionKeyRotation2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEncryptionKeyRotation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_rotateEncryptionKeys(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EncryptionKeyRotation(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_rotateEncryptionKeys_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _NATSJetStreamConfig_url(ctx context.Context, field graphql.CollectedField, obj *model.NATSJetStreamConfig) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -18641,6 +20337,82 @@ func (ec *executionContext) fieldContext_Query_testTransformation(ctx context.Co
 	if fc.Args, err = ec.field_Query_testTransformation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_auditLog(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_auditLog(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().AuditLog(ctx, fc.Args["after"].(*entgql.Cursor[string]), fc.Args["first"].(*int), fc.Args["before"].(*entgql.Cursor[string]), fc.Args["last"].(*int), fc.Args["where"].(*model.AuditLogWhere))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.AuditRecordConnection) graphql.Marshaler {
+			return ec.marshalNAuditRecordConnection2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAuditRecordConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_auditLog(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditRecordConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_auditLog_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_encryptionKeys(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_encryptionKeys(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().EncryptionKeys(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.EncryptionKeys) graphql.Marshaler {
+			return ec.marshalNEncryptionKeys2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEncryptionKeys(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_encryptionKeys(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EncryptionKeys(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -23243,6 +25015,122 @@ func UnmarshalAttemptWhereInput(ctx context.Context, raw any) (ent.AttemptWhereI
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputAuditLogWhere(ctx context.Context, obj any) (model.AuditLogWhere, error) {
+	var it model.AuditLogWhere
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"actor", "target", "action", "since"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "actor":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actor"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Actor = data
+		case "target":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("target"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Target = data
+		case "action":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("action"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Action = data
+		case "since":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("since"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Since = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAuditLogWhere unmarshals raw into the AuditLogWhere input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAuditLogWhere(ctx context.Context, raw any) (model.AuditLogWhere, error) {
+	var out model.AuditLogWhere
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AuditLogWhere", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputAuditRecordOrder(ctx context.Context, obj any) (ent.AuditRecordOrder, error) {
+	var it ent.AuditRecordOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"direction", "field"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2entgoᚗioᚋcontribᚋentgqlᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNAuditRecordOrderField2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAuditRecordOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAuditRecordOrder unmarshals raw into the AuditRecordOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAuditRecordOrder(ctx context.Context, raw any) (ent.AuditRecordOrder, error) {
+	var out ent.AuditRecordOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AuditRecordOrder", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputCatalogOrder(ctx context.Context, obj any) (ent.CatalogOrder, error) {
 	var it ent.CatalogOrder
 	if obj == nil {
@@ -23937,7 +25825,7 @@ func (ec *executionContext) unmarshalInputCreateEndpointInput(ctx context.Contex
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "description", "url", "eventTypes", "auth", "headers", "retryPolicy", "timeout", "isActive", "allowDuplicate", "filter", "rateLimit", "ordering", "transformation", "type", "rabbitmq", "kafka", "nats", "sqs", "sns", "pubsub"}
+	fieldsInOrder := [...]string{"name", "description", "url", "eventTypes", "auth", "headers", "retryPolicy", "timeout", "isActive", "allowDuplicate", "filter", "rateLimit", "ordering", "transformation", "tls", "signatureScheme", "type", "rabbitmq", "kafka", "nats", "sqs", "sns", "pubsub"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -24042,6 +25930,20 @@ func (ec *executionContext) unmarshalInputCreateEndpointInput(ctx context.Contex
 				return it, err
 			}
 			it.Transformation = data
+		case "tls":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tls"))
+			data, err := ec.unmarshalOEndpointTLSInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEndpointTLSInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TLS = data
+		case "signatureScheme":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("signatureScheme"))
+			data, err := ec.unmarshalOSignatureScheme2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐSignatureScheme(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SignatureScheme = data
 		case "type":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("type"))
 			data, err := ec.unmarshalOEndpointType2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐType(ctx, v)
@@ -25446,7 +27348,7 @@ func (ec *executionContext) unmarshalInputEndpointAuthInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"type", "token", "username", "password", "headerName", "headerValue", "secret"}
+	fieldsInOrder := [...]string{"type", "token", "username", "password", "headerName", "headerValue", "secret", "tokenUrl", "clientId", "clientSecret", "scopes", "audience"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -25502,6 +27404,41 @@ func (ec *executionContext) unmarshalInputEndpointAuthInput(ctx context.Context,
 				return it, err
 			}
 			it.Secret = data
+		case "tokenUrl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokenUrl"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokenURL = data
+		case "clientId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientID = data
+		case "clientSecret":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientSecret"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientSecret = data
+		case "scopes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("scopes"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Scopes = data
+		case "audience":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("audience"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Audience = data
 		}
 	}
 	return it, nil
@@ -25572,6 +27509,62 @@ func UnmarshalEndpointOrder(ctx context.Context, raw any) (ent.EndpointOrder, er
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputEndpointTLSInput(ctx context.Context, obj any) (model.EndpointTLSInput, error) {
+	var it model.EndpointTLSInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"clientCertificate", "clientKey", "caCertificates"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "clientCertificate":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientCertificate"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientCertificate = data
+		case "clientKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientKey = data
+		case "caCertificates":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("caCertificates"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CaCertificates = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalEndpointTLSInput unmarshals raw into the EndpointTLSInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalEndpointTLSInput(ctx context.Context, raw any) (model.EndpointTLSInput, error) {
+	var out model.EndpointTLSInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "EndpointTLSInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputEndpointWhereInput(ctx context.Context, obj any) (ent.EndpointWhereInput, error) {
 	var it ent.EndpointWhereInput
 	if obj == nil {
@@ -25583,7 +27576,7 @@ func (ec *executionContext) unmarshalInputEndpointWhereInput(ctx context.Context
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "idEqualFold", "idContainsFold", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "description", "descriptionNEQ", "descriptionIn", "descriptionNotIn", "descriptionGT", "descriptionGTE", "descriptionLT", "descriptionLTE", "descriptionContains", "descriptionHasPrefix", "descriptionHasSuffix", "descriptionEqualFold", "descriptionContainsFold", "url", "urlNEQ", "urlIn", "urlNotIn", "urlGT", "urlGTE", "urlLT", "urlLTE", "urlContains", "urlHasPrefix", "urlHasSuffix", "urlEqualFold", "urlContainsFold", "ordering", "orderingNEQ", "orderingIn", "orderingNotIn", "isActive", "isActiveNEQ", "disabledReason", "disabledReasonNEQ", "disabledReasonIn", "disabledReasonNotIn", "disabledReasonGT", "disabledReasonGTE", "disabledReasonLT", "disabledReasonLTE", "disabledReasonContains", "disabledReasonHasPrefix", "disabledReasonHasSuffix", "disabledReasonIsNil", "disabledReasonNotNil", "disabledReasonEqualFold", "disabledReasonContainsFold", "disabledAt", "disabledAtNEQ", "disabledAtIn", "disabledAtNotIn", "disabledAtGT", "disabledAtGTE", "disabledAtLT", "disabledAtLTE", "disabledAtIsNil", "disabledAtNotNil", "previousSecretExpiresAt", "previousSecretExpiresAtNEQ", "previousSecretExpiresAtIn", "previousSecretExpiresAtNotIn", "previousSecretExpiresAtGT", "previousSecretExpiresAtGTE", "previousSecretExpiresAtLT", "previousSecretExpiresAtLTE", "previousSecretExpiresAtIsNil", "previousSecretExpiresAtNotNil", "consecutiveFailures", "consecutiveFailuresNEQ", "consecutiveFailuresIn", "consecutiveFailuresNotIn", "consecutiveFailuresGT", "consecutiveFailuresGTE", "consecutiveFailuresLT", "consecutiveFailuresLTE", "failureCount", "failureCountNEQ", "failureCountIn", "failureCountNotIn", "failureCountGT", "failureCountGTE", "failureCountLT", "failureCountLTE", "successCount", "successCountNEQ", "successCountIn", "successCountNotIn", "successCountGT", "successCountGTE", "successCountLT", "successCountLTE", "lastSuccessAt", "lastSuccessAtNEQ", "lastSuccessAtIn", "lastSuccessAtNotIn", "lastSuccessAtGT", "lastSuccessAtGTE", "lastSuccessAtLT", "lastSuccessAtLTE", "lastSuccessAtIsNil", "lastSuccessAtNotNil", "lastFailureAt", "lastFailureAtNEQ", "lastFailureAtIn", "lastFailureAtNotIn", "lastFailureAtGT", "lastFailureAtGTE", "lastFailureAtLT", "lastFailureAtLTE", "lastFailureAtIsNil", "lastFailureAtNotNil", "hasDeliveries", "hasDeliveriesWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "idEqualFold", "idContainsFold", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "description", "descriptionNEQ", "descriptionIn", "descriptionNotIn", "descriptionGT", "descriptionGTE", "descriptionLT", "descriptionLTE", "descriptionContains", "descriptionHasPrefix", "descriptionHasSuffix", "descriptionEqualFold", "descriptionContainsFold", "url", "urlNEQ", "urlIn", "urlNotIn", "urlGT", "urlGTE", "urlLT", "urlLTE", "urlContains", "urlHasPrefix", "urlHasSuffix", "urlEqualFold", "urlContainsFold", "ordering", "orderingNEQ", "orderingIn", "orderingNotIn", "isActive", "isActiveNEQ", "disabledReason", "disabledReasonNEQ", "disabledReasonIn", "disabledReasonNotIn", "disabledReasonGT", "disabledReasonGTE", "disabledReasonLT", "disabledReasonLTE", "disabledReasonContains", "disabledReasonHasPrefix", "disabledReasonHasSuffix", "disabledReasonIsNil", "disabledReasonNotNil", "disabledReasonEqualFold", "disabledReasonContainsFold", "disabledAt", "disabledAtNEQ", "disabledAtIn", "disabledAtNotIn", "disabledAtGT", "disabledAtGTE", "disabledAtLT", "disabledAtLTE", "disabledAtIsNil", "disabledAtNotNil", "previousSecretExpiresAt", "previousSecretExpiresAtNEQ", "previousSecretExpiresAtIn", "previousSecretExpiresAtNotIn", "previousSecretExpiresAtGT", "previousSecretExpiresAtGTE", "previousSecretExpiresAtLT", "previousSecretExpiresAtLTE", "previousSecretExpiresAtIsNil", "previousSecretExpiresAtNotNil", "signatureScheme", "signatureSchemeNEQ", "signatureSchemeIn", "signatureSchemeNotIn", "consecutiveFailures", "consecutiveFailuresNEQ", "consecutiveFailuresIn", "consecutiveFailuresNotIn", "consecutiveFailuresGT", "consecutiveFailuresGTE", "consecutiveFailuresLT", "consecutiveFailuresLTE", "failureCount", "failureCountNEQ", "failureCountIn", "failureCountNotIn", "failureCountGT", "failureCountGTE", "failureCountLT", "failureCountLTE", "successCount", "successCountNEQ", "successCountIn", "successCountNotIn", "successCountGT", "successCountGTE", "successCountLT", "successCountLTE", "lastSuccessAt", "lastSuccessAtNEQ", "lastSuccessAtIn", "lastSuccessAtNotIn", "lastSuccessAtGT", "lastSuccessAtGTE", "lastSuccessAtLT", "lastSuccessAtLTE", "lastSuccessAtIsNil", "lastSuccessAtNotNil", "lastFailureAt", "lastFailureAtNEQ", "lastFailureAtIn", "lastFailureAtNotIn", "lastFailureAtGT", "lastFailureAtGTE", "lastFailureAtLT", "lastFailureAtLTE", "lastFailureAtIsNil", "lastFailureAtNotNil", "hasDeliveries", "hasDeliveriesWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -26353,6 +28346,34 @@ func (ec *executionContext) unmarshalInputEndpointWhereInput(ctx context.Context
 				return it, err
 			}
 			it.PreviousSecretExpiresAtNotNil = data
+		case "signatureScheme":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("signatureScheme"))
+			data, err := ec.unmarshalOSignatureScheme2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐSignatureScheme(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SignatureScheme = data
+		case "signatureSchemeNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("signatureSchemeNEQ"))
+			data, err := ec.unmarshalOSignatureScheme2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐSignatureScheme(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SignatureSchemeNEQ = data
+		case "signatureSchemeIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("signatureSchemeIn"))
+			data, err := ec.unmarshalOSignatureScheme2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐSignatureSchemeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SignatureSchemeIn = data
+		case "signatureSchemeNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("signatureSchemeNotIn"))
+			data, err := ec.unmarshalOSignatureScheme2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐSignatureSchemeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SignatureSchemeNotIn = data
 		case "consecutiveFailures":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("consecutiveFailures"))
 			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
@@ -28083,7 +30104,7 @@ func (ec *executionContext) unmarshalInputHeaderInput(ctx context.Context, obj a
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "value"}
+	fieldsInOrder := [...]string{"name", "value", "secret"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -28104,6 +30125,13 @@ func (ec *executionContext) unmarshalInputHeaderInput(ctx context.Context, obj a
 				return it, err
 			}
 			it.Value = data
+		case "secret":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("secret"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Secret = data
 		}
 	}
 	return it, nil
@@ -28730,6 +30758,55 @@ func UnmarshalRetryPolicyInput(ctx context.Context, raw any) (model.RetryPolicyI
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputRotateEncryptionKeysInput(ctx context.Context, obj any) (model.RotateEncryptionKeysInput, error) {
+	var it model.RotateEncryptionKeysInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"batchSize", "maxBatches"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "batchSize":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("batchSize"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BatchSize = data
+		case "maxBatches":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxBatches"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxBatches = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRotateEncryptionKeysInput unmarshals raw into the RotateEncryptionKeysInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRotateEncryptionKeysInput(ctx context.Context, raw any) (model.RotateEncryptionKeysInput, error) {
+	var out model.RotateEncryptionKeysInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RotateEncryptionKeysInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputRotateEndpointSecretInput(ctx context.Context, obj any) (model.RotateEndpointSecretInput, error) {
 	var it model.RotateEndpointSecretInput
 	if obj == nil {
@@ -28741,7 +30818,7 @@ func (ec *executionContext) unmarshalInputRotateEndpointSecretInput(ctx context.
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"overlap"}
+	fieldsInOrder := [...]string{"overlap", "signatureScheme"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -28755,6 +30832,13 @@ func (ec *executionContext) unmarshalInputRotateEndpointSecretInput(ctx context.
 				return it, err
 			}
 			it.Overlap = data
+		case "signatureScheme":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("signatureScheme"))
+			data, err := ec.unmarshalOSignatureScheme2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐSignatureScheme(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SignatureScheme = data
 		}
 	}
 	return it, nil
@@ -28895,7 +30979,7 @@ func (ec *executionContext) unmarshalInputUpdateEndpointInput(ctx context.Contex
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "description", "url", "eventTypes", "auth", "headers", "retryPolicy", "timeout", "isActive", "allowDuplicate", "filter", "rateLimit", "ordering", "transformation", "type", "rabbitmq", "kafka", "nats", "sqs", "sns", "pubsub"}
+	fieldsInOrder := [...]string{"name", "description", "url", "eventTypes", "auth", "headers", "retryPolicy", "timeout", "isActive", "allowDuplicate", "filter", "rateLimit", "ordering", "transformation", "tls", "type", "rabbitmq", "kafka", "nats", "sqs", "sns", "pubsub"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -29000,6 +31084,13 @@ func (ec *executionContext) unmarshalInputUpdateEndpointInput(ctx context.Contex
 				return it, err
 			}
 			it.Transformation = graphql.OmittableOf(data)
+		case "tls":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tls"))
+			data, err := ec.unmarshalOEndpointTLSInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEndpointTLSInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TLS = graphql.OmittableOf(data)
 		case "type":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("type"))
 			data, err := ec.unmarshalOEndpointType2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋdestinationᚐType(ctx, v)
@@ -29155,6 +31246,11 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Catalog(ctx, sel, obj)
+	case *ent.AuditRecord:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._AuditRecord(ctx, sel, obj)
 	case *ent.Attempt:
 		if obj == nil {
 			return graphql.Null
@@ -29932,6 +32028,170 @@ func (ec *executionContext) _AttemptEdge(ctx context.Context, sel ast.SelectionS
 			}
 		case "cursor":
 			out.Values[i] = ec._AttemptEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var auditRecordImplementors = []string{"AuditRecord", "Node"}
+
+func (ec *executionContext) _AuditRecord(ctx context.Context, sel ast.SelectionSet, obj *ent.AuditRecord) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditRecordImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditRecord")
+		case "id":
+			out.Values[i] = ec._AuditRecord_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._AuditRecord_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actorKind":
+			out.Values[i] = ec._AuditRecord_actorKind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actorID":
+			out.Values[i] = ec._AuditRecord_actorID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actorName":
+			out.Values[i] = ec._AuditRecord_actorName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "action":
+			out.Values[i] = ec._AuditRecord_action(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "targetType":
+			out.Values[i] = ec._AuditRecord_targetType(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "targetID":
+			out.Values[i] = ec._AuditRecord_targetID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "changes":
+			out.Values[i] = ec._AuditRecord_changes(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "remoteAddr":
+			out.Values[i] = ec._AuditRecord_remoteAddr(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requestID":
+			out.Values[i] = ec._AuditRecord_requestID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var auditRecordConnectionImplementors = []string{"AuditRecordConnection"}
+
+func (ec *executionContext) _AuditRecordConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.AuditRecordConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditRecordConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditRecordConnection")
+		case "edges":
+			out.Values[i] = ec._AuditRecordConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._AuditRecordConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._AuditRecordConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var auditRecordEdgeImplementors = []string{"AuditRecordEdge"}
+
+func (ec *executionContext) _AuditRecordEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.AuditRecordEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditRecordEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditRecordEdge")
+		case "node":
+			out.Values[i] = ec._AuditRecordEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._AuditRecordEdge_cursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -31007,6 +33267,140 @@ func (ec *executionContext) _DestinationType(ctx context.Context, sel ast.Select
 	return out
 }
 
+var encryptionKeyRotationImplementors = []string{"EncryptionKeyRotation"}
+
+func (ec *executionContext) _EncryptionKeyRotation(ctx context.Context, sel ast.SelectionSet, obj *model.EncryptionKeyRotation) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, encryptionKeyRotationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("EncryptionKeyRotation")
+		case "primary":
+			out.Values[i] = ec._EncryptionKeyRotation_primary(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resealed":
+			out.Values[i] = ec._EncryptionKeyRotation_resealed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "remaining":
+			out.Values[i] = ec._EncryptionKeyRotation_remaining(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "done":
+			out.Values[i] = ec._EncryptionKeyRotation_done(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var encryptionKeyUseImplementors = []string{"EncryptionKeyUse"}
+
+func (ec *executionContext) _EncryptionKeyUse(ctx context.Context, sel ast.SelectionSet, obj *model.EncryptionKeyUse) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, encryptionKeyUseImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("EncryptionKeyUse")
+		case "id":
+			out.Values[i] = ec._EncryptionKeyUse_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "configured":
+			out.Values[i] = ec._EncryptionKeyUse_configured(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "endpoints":
+			out.Values[i] = ec._EncryptionKeyUse_endpoints(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var encryptionKeysImplementors = []string{"EncryptionKeys"}
+
+func (ec *executionContext) _EncryptionKeys(ctx context.Context, sel ast.SelectionSet, obj *model.EncryptionKeys) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, encryptionKeysImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("EncryptionKeys")
+		case "primary":
+			out.Values[i] = ec._EncryptionKeys_primary(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "keys":
+			out.Values[i] = ec._EncryptionKeys_keys(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "plaintext":
+			out.Values[i] = ec._EncryptionKeys_plaintext(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var endpointImplementors = []string{"Endpoint", "Node"}
 
 func (ec *executionContext) _Endpoint(ctx context.Context, sel ast.SelectionSet, obj *ent.Endpoint) graphql.Marshaler {
@@ -31113,6 +33507,16 @@ func (ec *executionContext) _Endpoint(ctx context.Context, sel ast.SelectionSet,
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "signatureScheme":
+			out.Values[i] = ec._Endpoint_signatureScheme(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "publicKey":
+			out.Values[i] = ec._Endpoint_publicKey(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "consecutiveFailures":
 			out.Values[i] = ec._Endpoint_consecutiveFailures(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -31149,6 +33553,12 @@ func (ec *executionContext) _Endpoint(ctx context.Context, sel ast.SelectionSet,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Endpoint_auth(ctx, field, obj)
+				})
+		case "tls":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Endpoint_tls(ctx, field, obj)
 				})
 		case "headers":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -31287,6 +33697,31 @@ func (ec *executionContext) _EndpointAuth(ctx context.Context, sel ast.Selection
 			}
 		case "secret":
 			out.Values[i] = ec._EndpointAuth_secret(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "tokenUrl":
+			out.Values[i] = ec._EndpointAuth_tokenUrl(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "clientId":
+			out.Values[i] = ec._EndpointAuth_clientId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "clientSecret":
+			out.Values[i] = ec._EndpointAuth_clientSecret(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "scopes":
+			out.Values[i] = ec._EndpointAuth_scopes(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "audience":
+			out.Values[i] = ec._EndpointAuth_audience(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -31513,6 +33948,59 @@ func (ec *executionContext) _EndpointSummary(ctx context.Context, sel ast.Select
 			}
 		case "needingAttention":
 			out.Values[i] = ec._EndpointSummary_needingAttention(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var endpointTLSImplementors = []string{"EndpointTLS"}
+
+func (ec *executionContext) _EndpointTLS(ctx context.Context, sel ast.SelectionSet, obj *model.EndpointTLS) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, endpointTLSImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("EndpointTLS")
+		case "clientCertificate":
+			out.Values[i] = ec._EndpointTLS_clientCertificate(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "clientKey":
+			out.Values[i] = ec._EndpointTLS_clientKey(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "caCertificates":
+			out.Values[i] = ec._EndpointTLS_caCertificates(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._EndpointTLS_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "expiresSoon":
+			out.Values[i] = ec._EndpointTLS_expiresSoon(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -32059,6 +34547,11 @@ func (ec *executionContext) _Header(ctx context.Context, sel ast.SelectionSet, o
 			}
 		case "value":
 			out.Values[i] = ec._Header_value(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "secret":
+			out.Values[i] = ec._Header_secret(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -32700,6 +35193,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "rotateEncryptionKeys":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_rotateEncryptionKeys(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -33026,6 +35526,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_testTransformation(ctx, field)
+				})
+		case "auditLog":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_auditLog(ctx, field)
+				})
+		case "encryptionKeys":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_encryptionKeys(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -34198,6 +36710,38 @@ func (ec *executionContext) unmarshalNAttemptWhereInput2ᚖgithubᚗcomᚋherald
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNAuditActorKind2githubᚗcomᚋheraldhqᚋheraldᚋentᚋauditrecordᚐActorKind(ctx context.Context, v any) (auditrecord.ActorKind, error) {
+	var res auditrecord.ActorKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAuditActorKind2githubᚗcomᚋheraldhqᚋheraldᚋentᚋauditrecordᚐActorKind(ctx context.Context, sel ast.SelectionSet, v auditrecord.ActorKind) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNAuditRecordConnection2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAuditRecordConnection(ctx context.Context, sel ast.SelectionSet, v *ent.AuditRecordConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AuditRecordConnection!")
+		return graphql.Null
+	}
+	return ec._AuditRecordConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAuditRecordOrderField2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAuditRecordOrderField(ctx context.Context, v any) (*ent.AuditRecordOrderField, error) {
+	var res = new(ent.AuditRecordOrderField)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAuditRecordOrderField2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAuditRecordOrderField(ctx context.Context, sel ast.SelectionSet, v *ent.AuditRecordOrderField) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AuditRecordOrderField!")
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) marshalNBacklog2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐBacklog(ctx context.Context, sel ast.SelectionSet, v *model.Backlog) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Backlog!")
@@ -34523,6 +37067,46 @@ func (ec *executionContext) marshalNDuration2timeᚐDuration(ctx context.Context
 		graphql.AddInvalidNullFromMarshaler(ctx, "Duration!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNEncryptionKeyRotation2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEncryptionKeyRotation(ctx context.Context, sel ast.SelectionSet, v *model.EncryptionKeyRotation) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "EncryptionKeyRotation!")
+		return graphql.Null
+	}
+	return ec._EncryptionKeyRotation(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNEncryptionKeyUse2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEncryptionKeyUseᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.EncryptionKeyUse) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNEncryptionKeyUse2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEncryptionKeyUse(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNEncryptionKeyUse2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEncryptionKeyUse(ctx context.Context, sel ast.SelectionSet, v *model.EncryptionKeyUse) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "EncryptionKeyUse!")
+		return graphql.Null
+	}
+	return ec._EncryptionKeyUse(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNEncryptionKeys2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEncryptionKeys(ctx context.Context, sel ast.SelectionSet, v *model.EncryptionKeys) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "EncryptionKeys!")
+		return graphql.Null
+	}
+	return ec._EncryptionKeys(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNEndpoint2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐEndpoint(ctx context.Context, sel ast.SelectionSet, v *ent.Endpoint) graphql.Marshaler {
@@ -35168,6 +37752,16 @@ func (ec *executionContext) marshalNRotateEndpointSecretPayload2ᚖgithubᚗcom�
 		return graphql.Null
 	}
 	return ec._RotateEndpointSecretPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSignatureScheme2githubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐSignatureScheme(ctx context.Context, v any) (endpoint.SignatureScheme, error) {
+	var res endpoint.SignatureScheme
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSignatureScheme2githubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐSignatureScheme(ctx context.Context, sel ast.SelectionSet, v endpoint.SignatureScheme) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
@@ -35827,6 +38421,41 @@ func (ec *executionContext) unmarshalOAttemptWhereInput2ᚖgithubᚗcomᚋherald
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalOAuditLogWhere2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐAuditLogWhere(ctx context.Context, v any) (*model.AuditLogWhere, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputAuditLogWhere(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOAuditRecord2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAuditRecord(ctx context.Context, sel ast.SelectionSet, v *ent.AuditRecord) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuditRecord(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOAuditRecordEdge2ᚕᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAuditRecordEdge(ctx context.Context, sel ast.SelectionSet, v []*ent.AuditRecordEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOAuditRecordEdge2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAuditRecordEdge(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
+func (ec *executionContext) marshalOAuditRecordEdge2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚐAuditRecordEdge(ctx context.Context, sel ast.SelectionSet, v *ent.AuditRecordEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuditRecordEdge(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -36103,6 +38732,21 @@ func (ec *executionContext) unmarshalOEndpointOrder2ᚖgithubᚗcomᚋheraldhq�
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputEndpointOrder(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOEndpointTLS2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEndpointTLS(ctx context.Context, sel ast.SelectionSet, v *model.EndpointTLS) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._EndpointTLS(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOEndpointTLSInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐEndpointTLSInput(ctx context.Context, v any) (*model.EndpointTLSInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputEndpointTLSInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -36606,12 +39250,72 @@ func (ec *executionContext) unmarshalORetryPolicyInput2ᚖgithubᚗcomᚋheraldh
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalORotateEncryptionKeysInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRotateEncryptionKeysInput(ctx context.Context, v any) (*model.RotateEncryptionKeysInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputRotateEncryptionKeysInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalORotateEndpointSecretInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRotateEndpointSecretInput(ctx context.Context, v any) (*model.RotateEndpointSecretInput, error) {
 	if v == nil {
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputRotateEndpointSecretInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOSignatureScheme2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐSignatureSchemeᚄ(ctx context.Context, v any) ([]endpoint.SignatureScheme, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]endpoint.SignatureScheme, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNSignatureScheme2githubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐSignatureScheme(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOSignatureScheme2ᚕgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐSignatureSchemeᚄ(ctx context.Context, sel ast.SelectionSet, v []endpoint.SignatureScheme) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSignatureScheme2githubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐSignatureScheme(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOSignatureScheme2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐSignatureScheme(ctx context.Context, v any) (*endpoint.SignatureScheme, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(endpoint.SignatureScheme)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOSignatureScheme2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋendpointᚐSignatureScheme(ctx context.Context, sel ast.SelectionSet, v *endpoint.SignatureScheme) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) unmarshalOString2string(ctx context.Context, v any) (string, error) {

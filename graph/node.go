@@ -6,6 +6,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/auditrecord"
 	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/endpoint"
@@ -25,6 +26,8 @@ var tables = map[string]string{
 	ids.Event:     event.Table,
 	ids.Delivery:  delivery.Table,
 	ids.Attempt:   attempt.Table,
+	// Audit records: restricted credentials find only their own.
+	ids.AuditRecord: auditrecord.Table,
 }
 
 // nodeType resolves the table of a global ID from its prefix.

@@ -16,6 +16,7 @@ import (
 
 	"entgo.io/contrib/entgql"
 	"github.com/heraldhq/herald/apps"
+	"github.com/heraldhq/herald/audit"
 	"github.com/heraldhq/herald/auth"
 	"github.com/heraldhq/herald/bus"
 	"github.com/heraldhq/herald/catalog"
@@ -31,6 +32,7 @@ import (
 	"github.com/heraldhq/herald/portal"
 	"github.com/heraldhq/herald/quota"
 	"github.com/heraldhq/herald/scope"
+	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/stats"
 	"github.com/heraldhq/herald/tenant"
 	"github.com/heraldhq/herald/webhook"
@@ -145,12 +147,32 @@ func (r *destinationFieldResolver) Kind(ctx context.Context, obj *destination.Fi
 
 // Auth is the resolver for the auth field.
 func (r *endpointResolver) Auth(ctx context.Context, obj *ent.Endpoint) (*model.EndpointAuth, error) {
-	return authOut(obj.Auth), nil
+	plain, err := r.endpoints.Open(obj)
+	if err != nil {
+		return nil, err
+	}
+	return authOut(plain.Auth), nil
+}
+
+// TLS is the resolver for the tls field.
+func (r *endpointResolver) TLS(ctx context.Context, obj *ent.Endpoint) (*model.EndpointTLS, error) {
+	if obj.TLS == nil || obj.TLS.IsZero() {
+		return nil, nil
+	}
+	plain, err := r.endpoints.Open(obj)
+	if err != nil {
+		return nil, err
+	}
+	return tlsOut(plain.TLS, r.now()), nil
 }
 
 // Headers is the resolver for the headers field.
 func (r *endpointResolver) Headers(ctx context.Context, obj *ent.Endpoint) ([]*webhook.Header, error) {
-	masked := webhook.MaskHeaders(obj.Headers)
+	plain, err := r.endpoints.Open(obj)
+	if err != nil {
+		return nil, err
+	}
+	masked := secret.MaskHeaders(plain.Headers)
 	out := make([]*webhook.Header, len(masked))
 	for i := range masked {
 		out[i] = &masked[i]
@@ -223,39 +245,50 @@ func (r *mutationResolver) UpdateApp(ctx context.Context, id string, input model
 	if err != nil {
 		return nil, err
 	}
-	u := a.Update()
+	fields := map[string]any{}
+	var name *string
 	if input.Name != nil {
-		name := strings.TrimSpace(*input.Name)
-		if n := utf8.RuneCountInString(name); n == 0 || n > 255 {
+		n := strings.TrimSpace(*input.Name)
+		if c := utf8.RuneCountInString(n); c == 0 || c > 255 {
 			return nil, fault.Invalid("input.name", "must be 1-255 characters")
 		}
-		u.SetName(name)
+		name, fields["name"] = &n, n
 	}
 	if input.AcceptUnknownEventTypes != nil {
-		u.SetAcceptUnknownEventTypes(*input.AcceptUnknownEventTypes)
+		fields["acceptUnknownEventTypes"] = *input.AcceptUnknownEventTypes
 	}
+	var catalogID *string
 	if input.CatalogID != nil {
-		catalogID, err := catalog.ResolveApp(ctx, r.client, "input.catalogId", *input.CatalogID)
+		id, err := catalog.ResolveApp(ctx, r.client, "input.catalogId", *input.CatalogID)
 		if err != nil {
 			return nil, err
 		}
-		u.SetCatalogID(catalogID)
+		catalogID, fields["catalogId"] = &id, id
 	}
+	limits := a.Limits
 	if input.Limits != nil {
-		set := a.Limits
 		for i, l := range input.Limits {
-			if set, err = quota.Set(set, quota.Name(l.Name), l.Limit, fmt.Sprintf("input.limits[%d].limit", i)); err != nil {
+			if limits, err = quota.Set(limits, quota.Name(l.Name), l.Limit, fmt.Sprintf("input.limits[%d].limit", i)); err != nil {
 				return nil, err
 			}
 		}
-		u.SetLimits(set)
+		fields["limits"] = limits
 	}
-	a, err = u.Save(ctx)
+	err = audit.Tx(ctx, r.client, func(tx *ent.Client) (audit.Change, error) {
+		u := tx.App.UpdateOneID(id).SetNillableName(name).SetNillableAcceptUnknownEventTypes(input.AcceptUnknownEventTypes).
+			SetNillableCatalogID(catalogID)
+		if input.Limits != nil {
+			u.SetLimits(limits)
+		}
+		var err error
+		a, err = u.Save(ctx)
+		return audit.Change{AppID: id, TargetType: "App", TargetID: id, Fields: fields}, err
+	})
 	if err != nil {
 		return nil, err
 	}
 	r.catalog.Changed(a.ID)
-	return a, nil
+	return a.Unwrap(), nil
 }
 
 // CreateAPIKey is the resolver for the createAPIKey field.
@@ -363,11 +396,13 @@ func (r *mutationResolver) CreateEndpoint(ctx context.Context, input model.Creat
 	in.Filter = endpoints.Change[json.RawMessage]{Set: input.Filter != nil, Value: input.Filter}
 	in.RateLimit = endpoints.Change[*webhook.RateLimit]{Set: input.RateLimit != nil, Value: rateLimitOf(input.RateLimit)}
 	in.Ordering = orderingOf(input.Ordering)
-	ep, secret, err := r.endpoints.Create(ctx, in)
+	in.TLS = endpoints.Change[*webhook.TLS]{Set: input.TLS != nil, Value: tlsIn(input.TLS)}
+	in.SignatureScheme = input.SignatureScheme
+	ep, verify, err := r.endpoints.Create(ctx, in)
 	if err != nil {
 		return nil, err
 	}
-	return &model.CreateEndpointPayload{Endpoint: ep, Secret: secret}, nil
+	return &model.CreateEndpointPayload{Endpoint: ep, Secret: verify}, nil
 }
 
 // UpdateEndpoint is the resolver for the updateEndpoint field.
@@ -384,6 +419,9 @@ func (r *mutationResolver) UpdateEndpoint(ctx context.Context, id string, input 
 	}
 	if rl, ok := input.RateLimit.ValueOK(); ok {
 		in.RateLimit = endpoints.Change[*webhook.RateLimit]{Set: true, Value: rateLimitOf(rl)}
+	}
+	if t, ok := input.TLS.ValueOK(); ok {
+		in.TLS = endpoints.Change[*webhook.TLS]{Set: true, Value: tlsIn(t)}
 	}
 	in.Ordering = orderingOf(input.Ordering)
 	return r.endpoints.Update(ctx, id, in)
@@ -421,23 +459,24 @@ func (r *mutationResolver) ReportListenerDelivery(ctx context.Context, input mod
 // RotateEndpointSecret is the resolver for the rotateEndpointSecret field.
 func (r *mutationResolver) RotateEndpointSecret(ctx context.Context, id string, input *model.RotateEndpointSecretInput) (*model.RotateEndpointSecretPayload, error) {
 	var overlap *time.Duration
+	var scheme *endpoint.SignatureScheme
 	if input != nil {
-		overlap = input.Overlap
+		overlap, scheme = input.Overlap, input.SignatureScheme
 	}
-	ep, secret, err := r.endpoints.RotateSecret(ctx, id, overlap)
+	ep, verify, err := r.endpoints.RotateSecret(ctx, id, overlap, scheme)
 	if err != nil {
 		return nil, err
 	}
-	return &model.RotateEndpointSecretPayload{Endpoint: ep, Secret: secret}, nil
+	return &model.RotateEndpointSecretPayload{Endpoint: ep, Secret: verify}, nil
 }
 
 // RevealEndpointSecret is the resolver for the revealEndpointSecret field.
 func (r *mutationResolver) RevealEndpointSecret(ctx context.Context, id string) (*model.RevealEndpointSecretPayload, error) {
-	ep, secret, err := r.endpoints.RevealSecret(ctx, id)
+	ep, verify, err := r.endpoints.RevealSecret(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return &model.RevealEndpointSecretPayload{Endpoint: ep, Secret: secret}, nil
+	return &model.RevealEndpointSecretPayload{Endpoint: ep, Secret: verify}, nil
 }
 
 // CreateEventType is the resolver for the createEventType field.
@@ -568,6 +607,8 @@ func (r *mutationResolver) RetryDeliveries(ctx context.Context, ids []string) (*
 	if len(ids) == 0 || len(ids) > MaxRetryBatch {
 		return nil, fault.Invalid("ids", "name 1-%d deliveries, got %d", MaxRetryBatch, len(ids))
 	}
+	// One record for the batch, written with the first delivery queued.
+	audit.Describe(ctx, audit.Change{TargetType: "Delivery", Fields: map[string]any{"ids": ids}})
 	out := &model.RetryDeliveriesPayload{Deliveries: []*ent.Delivery{}, NotRetried: []*model.RetryRefusal{}}
 	seen := make(map[string]bool, len(ids))
 	for _, id := range ids {
@@ -600,6 +641,11 @@ func (r *mutationResolver) ReplayDeliveries(ctx context.Context, endpointID stri
 		return nil, err
 	}
 	return &model.ReplayDeliveriesPayload{Count: n}, nil
+}
+
+// RotateEncryptionKeys is the resolver for the rotateEncryptionKeys field.
+func (r *mutationResolver) RotateEncryptionKeys(ctx context.Context, input *model.RotateEncryptionKeysInput) (*model.EncryptionKeyRotation, error) {
+	return r.rotateEncryptionKeys(ctx, input)
 }
 
 // Viewer is the resolver for the viewer field.
@@ -643,6 +689,16 @@ func (r *queryResolver) DestinationTypes(ctx context.Context) ([]*destination.Sp
 // TestTransformation is the resolver for the testTransformation field.
 func (r *queryResolver) TestTransformation(ctx context.Context, script string, payload json.RawMessage, eventType *string, eventID *string, url *string) (*model.TransformationTest, error) {
 	return r.testTransformation(ctx, script, payload, eventType, eventID, url)
+}
+
+// AuditLog is the resolver for the auditLog field.
+func (r *queryResolver) AuditLog(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, where *model.AuditLogWhere) (*ent.AuditRecordConnection, error) {
+	return r.auditLog(ctx, after, first, before, last, where)
+}
+
+// EncryptionKeys is the resolver for the encryptionKeys field.
+func (r *queryResolver) EncryptionKeys(ctx context.Context) (*model.EncryptionKeys, error) {
+	return r.encryptionKeys(ctx)
 }
 
 // DeliveryUpdated is the resolver for the deliveryUpdated field.

@@ -80,6 +80,11 @@ var rootAccess = map[string]map[string]access{
 		"destinationTypes": open,
 		// It may read one of the app's events (eventId).
 		"testTransformation": need(scope.EventsRead),
+		// The data layer narrows it: restricted credentials (portal
+		// sessions included) read the records of their own changes only.
+		"auditLog": open,
+		// Across apps, and about the server's keys: admin keys only.
+		"encryptionKeys": fullAccess,
 	},
 	"Mutation": {
 		"createApp":            fullAccess,
@@ -106,15 +111,16 @@ var rootAccess = map[string]map[string]access{
 		"unarchiveEventType":     need(scope.CatalogWrite),
 		// Into the app's own types; a shared catalog needs an admin key,
 		// which the catalog checks.
-		"importEventTypes": need(scope.CatalogWrite),
-		"createCatalog":    fullAccess,
-		"updateCatalog":    fullAccess,
-		"deleteCatalog":    fullAccess,
-		"publishEvent":     need(scope.EventsPublish),
-		"publishEvents":    need(scope.EventsPublish),
-		"retryDelivery":    need(scope.DeliveriesWrite),
-		"retryDeliveries":  need(scope.DeliveriesWrite),
-		"replayDeliveries": need(scope.DeliveriesWrite),
+		"importEventTypes":     need(scope.CatalogWrite),
+		"createCatalog":        fullAccess,
+		"updateCatalog":        fullAccess,
+		"deleteCatalog":        fullAccess,
+		"publishEvent":         need(scope.EventsPublish),
+		"publishEvents":        need(scope.EventsPublish),
+		"retryDelivery":        need(scope.DeliveriesWrite),
+		"retryDeliveries":      need(scope.DeliveriesWrite),
+		"replayDeliveries":     need(scope.DeliveriesWrite),
+		"rotateEncryptionKeys": fullAccess,
 	},
 	"Subscription": {
 		"deliveryUpdated": need(scope.EventsRead),
@@ -168,6 +174,14 @@ var typeAccess = map[string]access{
 	"Header":       open,
 	"EndpointAuth": open,
 	"Listener":     open, // an endpoint's session state
+	"EndpointTLS":  open,
+	// The audit log: its records are narrowed by the data layer (own
+	// records for restricted credentials), like auditLog.
+	"AuditRecord": open,
+	// Answers of the admin-only key operations.
+	"EncryptionKeys":        open,
+	"EncryptionKeyUse":      open,
+	"EncryptionKeyRotation": open,
 	// The destination types and their fields, the same for everyone.
 	"DestinationType":    open,
 	"DestinationField":   open,
@@ -211,6 +225,8 @@ var nodeTypes = map[string]string{
 	ids.Event:     "Event",
 	ids.Delivery:  "Delivery",
 	ids.Attempt:   "Attempt",
+	// Narrowed by the data layer like auditLog.
+	ids.AuditRecord: "AuditRecord",
 }
 
 // checkNodeAccess refuses a restricted credential the lookup of an object

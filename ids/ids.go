@@ -25,6 +25,8 @@ const (
 	Event     = "evt"
 	Delivery  = "dlv"
 	Attempt   = "att"
+	// AuditRecord names a record of the audit log.
+	AuditRecord = "aud"
 )
 
 const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -94,6 +94,8 @@ type Metrics struct {
 	pubBatch    prometheus.Histogram
 	pubSeconds  prometheus.Histogram
 	pubFailures prometheus.Counter
+	// proxyFailures counts attempts the egress proxy failed.
+	proxyFailures *prometheus.CounterVec
 }
 
 var _ dispatch.Metrics = (*Metrics)(nil)
@@ -164,6 +166,7 @@ func New(cfg Config) *Metrics {
 	m.pubBatch = f.histogram("publisher_batch_size", "Events stored per publishing transaction (group commit).", batches)
 	m.pubSeconds = f.histogram("publisher_commit_duration_seconds", "Duration of the publisher's transactions, from begin to commit.", commits)
 	m.pubFailures = f.counter("publisher_commit_failures_total", "Publishing transactions that failed; their callers got an error.")
+	m.proxyFailures = f.counterVec("egress_proxy_failures_total", "Attempts that failed because the egress proxy did (refused or dropped the connection, 407, a CONNECT answered with anything but 200), by destination type: deferred, retried without using an attempt, the endpoint not blamed.", "destination")
 
 	info := f.gaugeVec("build_info", "Always 1; the version label is Herald's version.", "version")
 	info.WithLabelValues(cfg.Version).Set(1)
@@ -248,6 +251,11 @@ func (m *Metrics) RecorderCommit(results int, d time.Duration, err error) {
 	}
 	m.recBatch.Observe(float64(results))
 	m.recSeconds.Observe(d.Seconds())
+}
+
+// ProxyFailed implements dispatch.Metrics.
+func (m *Metrics) ProxyFailed(t destination.Type) {
+	m.proxyFailures.WithLabelValues(strings.ToLower(string(t))).Inc()
 }
 
 // PublisherCommit implements dispatch.Metrics.

@@ -22,6 +22,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/heraldhq/herald/audit"
 	"github.com/heraldhq/herald/auth"
 	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/ent"
@@ -293,23 +294,29 @@ func (s *Service) UpdateSettings(ctx context.Context, appID string, in SettingsI
 	// Apps are changed by admin keys only (the App schema's hook); an app
 	// key may change its own app's portal settings, checked above.
 	sys := tenant.System(ctx)
-	u := s.Client.App.UpdateOneID(appID)
+	fields := map[string]any{}
+	var set []func(*ent.AppUpdateOne)
 	if in.DisplayName != nil {
 		name := strings.TrimSpace(*in.DisplayName)
 		if utf8.RuneCountInString(name) > 100 {
 			return nil, fault.Invalid("input.displayName", "must be at most 100 characters")
 		}
-		u.SetPortalDisplayName(name)
+		fields["displayName"] = name
+		set = append(set, func(u *ent.AppUpdateOne) { u.SetPortalDisplayName(name) })
 	}
 	if in.AccentColor != nil {
 		c := strings.TrimSpace(*in.AccentColor)
 		if c != "" && !hexColor.MatchString(c) {
 			return nil, fault.Invalid("input.accentColor", "%q is not a colour: use #rrggbb, such as #0a7c5a, or \"\" for Herald's", c)
 		}
-		u.SetPortalAccentColor(strings.ToLower(c))
+		c = strings.ToLower(c)
+		fields["accentColor"] = c
+		set = append(set, func(u *ent.AppUpdateOne) { u.SetPortalAccentColor(c) })
 	}
 	if in.Theme != nil {
-		u.SetPortalTheme(app.PortalTheme(*in.Theme))
+		theme := app.PortalTheme(*in.Theme)
+		fields["theme"] = theme.String()
+		set = append(set, func(u *ent.AppUpdateOne) { u.SetPortalTheme(theme) })
 	}
 	if in.AllowedOrigins != nil {
 		origins := make([]string, 0, len(in.AllowedOrigins))
@@ -325,9 +332,21 @@ func (s *Service) UpdateSettings(ctx context.Context, appID string, in SettingsI
 		if len(origins) > 20 {
 			return nil, fault.Invalid("input.allowedOrigins", "at most 20 origins, got %d", len(origins))
 		}
-		u.SetPortalAllowedOrigins(origins)
+		fields["allowedOrigins"] = origins
+		set = append(set, func(u *ent.AppUpdateOne) { u.SetPortalAllowedOrigins(origins) })
 	}
-	a, err := u.Save(sys)
+	var a *ent.App
+	err = audit.Tx(sys, s.Client, func(tx *ent.Client) (audit.Change, error) {
+		u := tx.App.UpdateOneID(appID)
+		for _, f := range set {
+			f(u)
+		}
+		var err error
+		if a, err = u.Save(sys); err != nil {
+			return audit.Change{}, err
+		}
+		return audit.Change{AppID: appID, TargetType: "App", TargetID: appID, Fields: fields}, nil
+	})
 	if ent.IsNotFound(err) {
 		return nil, fault.NotFoundf("app %q not found", appID)
 	}

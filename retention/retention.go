@@ -2,8 +2,9 @@
 // than the retention period whose deliveries have all finished (SUCCEEDED
 // or FAILED), together with those deliveries and their attempts,
 // endpoints deleted longer ago than the period once nothing refers to them,
-// and the delivery statistics' roll-ups older than the period (the
-// per-minute ones after stats.MinuteHistory already).
+// the delivery statistics' roll-ups older than the period (the
+// per-minute ones after stats.MinuteHistory already), and the audit log's
+// records older than the period, like attempts.
 //
 // An event with a delivery still queued, retrying or being sent is never
 // deleted, however old: nothing accepted is lost to retention. Deleted rows
@@ -76,10 +77,13 @@ type Counts struct {
 	Stats int64
 	// PortalSessions counts the expired portal sessions deleted.
 	PortalSessions int64
+	// AuditRecords counts the audit log's records deleted.
+	AuditRecords int64
 }
 
 func (c *Counts) add(o Counts) {
 	c.PortalSessions += o.PortalSessions
+	c.AuditRecords += o.AuditRecords
 	c.Events += o.Events
 	c.Deliveries += o.Deliveries
 	c.Attempts += o.Attempts
@@ -191,10 +195,10 @@ func (p *Pruner) Round(ctx context.Context) (n Counts, ran bool, err error) {
 	switch {
 	case err != nil && ctx.Err() == nil:
 		p.log.Error("prune history", "before", before, "err", err)
-	case n.Events > 0 || n.Endpoints > 0 || n.Stats > 0 || n.PortalSessions > 0:
+	case n.Events > 0 || n.Endpoints > 0 || n.Stats > 0 || n.PortalSessions > 0 || n.AuditRecords > 0:
 		p.log.Info("pruned history", "before", before, "events", n.Events,
 			"deliveries", n.Deliveries, "attempts", n.Attempts, "endpoints", n.Endpoints, "stats_rows", n.Stats,
-			"portal_sessions", n.PortalSessions)
+			"portal_sessions", n.PortalSessions, "audit_records", n.AuditRecords)
 	}
 	return n, true, err
 }
@@ -228,6 +232,12 @@ func (p *Pruner) Prune(ctx context.Context, before time.Time) (Counts, error) {
 		total.Endpoints += n
 		if err != nil {
 			return total, fmt.Errorf("prune endpoints of app %s: %w", app, err)
+		}
+		n, err = p.deleteInBatches(ctx, `DELETE FROM audit_records WHERE id IN (
+SELECT id FROM audit_records WHERE app_id = ? AND created_at < ? LIMIT ?)`, app, before)
+		total.AuditRecords += n
+		if err != nil {
+			return total, fmt.Errorf("prune the audit log of app %s: %w", app, err)
 		}
 	}
 	minuteBefore := before

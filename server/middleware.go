@@ -24,6 +24,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/heraldhq/herald/audit"
 	"github.com/heraldhq/herald/fault"
 	"github.com/heraldhq/herald/graph"
 	"github.com/heraldhq/herald/tenant"
@@ -248,7 +249,9 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Request-Id", id)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		ctx = audit.WithOrigin(ctx, audit.Origin{RemoteAddr: r.RemoteAddr, RequestID: id})
+		next.ServeHTTP(rec, r.WithContext(ctx))
 		level := levelFor(rec.status)
 		if !s.log.Enabled(r.Context(), level) {
 			return

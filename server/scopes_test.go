@@ -67,6 +67,8 @@ var matrixOps = []matrixOp{
 	{"Query", "deliveries", `{ deliveries { edges { node { id status } } } }`, "EVENTS_READ"},
 	{"Query", "testFilter", `{ testFilter(filter: {type: "order.created"}) { matchCount results { matched } } }`, "EVENTS_READ"},
 	{"Query", "locate", `{ locate(id: "` + fakeEVT + `") { app { id } } }`, "FULL"},
+	{"Query", "auditLog", `{ auditLog(first: 5) { edges { node { action actorID changes } } } }`, ""}, // narrowed to one's own records
+	{"Query", "encryptionKeys", `{ encryptionKeys { primary keys { id } } }`, "FULL"},                 // and admin keys only
 	{"Query", "testTransformation", `{ testTransformation(script: "function handler(w) { return w }", payload: {}) { skipped body } }`, "EVENTS_READ"},
 
 	{"Mutation", "createApp", `mutation { createApp(input: {name: ""}) { id } }`, "FULL"},
@@ -98,6 +100,7 @@ var matrixOps = []matrixOp{
 	{"Mutation", "publishEvents", `mutation { publishEvents(input: [{eventType: "no.such.type", payload: {}}]) { id } }`, "EVENTS_PUBLISH"},
 	{"Mutation", "retryDelivery", `mutation { retryDelivery(id: "` + fakeDLV + `") { id } }`, "DELIVERIES_WRITE"},
 	{"Mutation", "retryDeliveries", `mutation { retryDeliveries(ids: ["` + fakeDLV + `"]) { count } }`, "DELIVERIES_WRITE"},
+	{"Mutation", "rotateEncryptionKeys", `mutation { rotateEncryptionKeys(input: {batchSize: 0}) { done } }`, "FULL"}, // and admin keys only
 	{"Mutation", "replayDeliveries", `mutation { replayDeliveries(endpointId: "` + fakeEP + `", since: "2020-01-01T00:00:00Z") { count } }`, "DELIVERIES_WRITE"},
 
 	{"Subscription", "deliveryUpdated", `subscription { deliveryUpdated { deliveryId } }`, "EVENTS_READ"},

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,6 +82,19 @@ type Config struct {
 	// AllowDestinations lists extra permitted destinations, such as
 	// "10.1.0.0/16,127.0.0.1:9000".
 	AllowDestinations string
+	// EgressProxy, if set, is the HTTP proxy every outbound request and
+	// connection leaves through ("http://user:password@proxy:3128"): see
+	// destination.Env.Proxy.
+	EgressProxy string
+
+	// EncryptionKeys are the keys of endpoints' secrets at rest, written
+	// "<id>:<base64 key>" separated by commas or lines, the first
+	// encrypting (HERALD_ENCRYPTION_KEYS). EncryptionKeyFile names a file
+	// of them instead. With neither, a SQLite database gets a key file
+	// beside it on first start (KeyFilePath); PostgreSQL needs one or the
+	// other, the same on every replica.
+	EncryptionKeys    string
+	EncryptionKeyFile string
 
 	// PublicURL is Herald's URL as browsers reach it, such as
 	// "https://herald.example.com": portal links start with it. Empty: the
@@ -273,6 +287,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			}
 		},
 	})
+	var proxy *url.URL
+	if cfg.EgressProxy != "" {
+		if proxy, err = destination.ParseProxy(cfg.EgressProxy); err != nil {
+			return nil, err
+		}
+	}
 	dests := builtin.RegistryWith(hub)
 	transforms := transform.New(transform.Limits{})
 	var destTypes []destination.Type
@@ -288,7 +308,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The keys after the database: an unreachable database is the error
+	// to report first.
+	keys, err := loadKeys(cfg)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
 	cat := catalog.New(d.Client, 0)
+	epService := &endpoints.Service{
+		Client: d.Client, Catalog: cat, Policy: policy, Destinations: dests, Transforms: transforms, Secrets: keys, Rand: cfg.Rand,
+		Now: cfg.EndpointsClock,
+	}
+	if err := openSecrets(ctx, d, epService, cfg.Logger); err != nil {
+		d.Close()
+		return nil, err
+	}
 	token, err := bootstrap(ctx, d, cat, cfg)
 	if err != nil {
 		d.Close()
@@ -346,6 +381,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Client:        d.Client,
 		Catalog:       cat,
 		Policy:        policy,
+		Proxy:         proxy,
+		Secrets:       keys,
 		Destinations:  dests,
 		Transforms:    transforms,
 		MaxPayload:    cfg.MaxPayloadBytes,
@@ -405,10 +442,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	})
 
 	s.portal = &portal.Service{Client: d.Client, Auth: authn, Rand: cfg.Rand}
-	s.endpoints = &endpoints.Service{
-		Client: d.Client, Catalog: cat, Policy: policy, Destinations: dests, Transforms: transforms, Rand: cfg.Rand, Engine: engine, Observer: observer,
-		Now: cfg.EndpointsClock,
-	}
+	epService.Engine, epService.Observer = engine, observer
+	s.endpoints = epService
 	s.listeners = hub
 	schema := graph.NewSchema(graph.Deps{
 		Client:     d.Client,
@@ -446,6 +481,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	gql.AroundOperations(s.takeTurns)
 	gql.AroundResponses(graph.Loaders(d.Client))
 	gql.AroundFields(graph.Middleware)
+	gql.AroundFields(graph.Audit(d.Client, cfg.Logger))
 	gql.SetErrorPresenter(graph.ErrorPresenter(cfg.Logger))
 	gql.SetRecoverFunc(graph.Recover(cfg.Logger))
 

@@ -1,6 +1,7 @@
 package signing
 
 import (
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -26,9 +27,11 @@ type Signer struct {
 	keys []*pooledKey
 }
 
-// pooledKey holds reusable HMAC-SHA256 states for one key.
+// pooledKey holds reusable HMAC-SHA256 states for one key, or an Ed25519
+// private key and reusable buffers for the content it signs.
 type pooledKey struct {
 	pool sync.Pool // of *mac
+	ed   ed25519.PrivateKey
 }
 
 // mac is an HMAC-SHA256 state for one key and a scratch buffer for the
@@ -42,12 +45,27 @@ type mac struct {
 // current key first. The keys are copied. A Signer without keys signs with
 // nothing: its Append methods append nothing.
 func NewSigner(keys ...[]byte) *Signer {
+	ks := make([]Key, len(keys))
+	for i, k := range keys {
+		ks[i] = Key{hmac: k}
+	}
+	return NewSignerKeys(ks...)
+}
+
+// NewSignerKeys returns a Signer for keys of either scheme, current key
+// first (see ParseKey).
+func NewSignerKeys(keys ...Key) *Signer {
 	s := &Signer{keys: make([]*pooledKey, len(keys))}
 	for i, k := range keys {
-		k := append([]byte(nil), k...)
 		pk := &pooledKey{}
-		pk.pool.New = func() any {
-			return &mac{h: hmac.New(sha256.New, k), scratch: make([]byte, 0, 64)}
+		if k.ed != nil {
+			pk.ed = k.ed
+			pk.pool.New = func() any { return &mac{scratch: make([]byte, 0, 256)} }
+		} else {
+			k := append([]byte(nil), k.hmac...)
+			pk.pool.New = func() any {
+				return &mac{h: hmac.New(sha256.New, k), scratch: make([]byte, 0, 64)}
+			}
 		}
 		s.keys[i] = pk
 	}
@@ -57,7 +75,9 @@ func NewSigner(keys ...[]byte) *Signer {
 // get returns a reset MAC for the key.
 func (k *pooledKey) get() *mac {
 	m := k.pool.Get().(*mac)
-	m.h.Reset()
+	if m.h != nil {
+		m.h.Reset()
+	}
 	return m
 }
 
@@ -79,22 +99,36 @@ func (s *Signer) AppendStandard(dst []byte, msgID string, timestamp int64, body 
 			dst = append(dst, ' ')
 		}
 		m := k.get()
-		sum := m.standard(msgID, timestamp, body)
-		dst = append(dst, "v1,"...)
-		dst = base64.StdEncoding.AppendEncode(dst, sum)
+		if k.ed != nil {
+			// Ed25519 signs the whole content at once (it hashes it
+			// twice): the pooled buffer holds it.
+			m.scratch = append(standardPrefix(m.scratch[:0], msgID, timestamp), body...)
+			dst = append(dst, "v1a,"...)
+			dst = base64.StdEncoding.AppendEncode(dst, ed25519.Sign(k.ed, m.scratch))
+		} else {
+			sum := m.standard(msgID, timestamp, body)
+			dst = append(dst, "v1,"...)
+			dst = base64.StdEncoding.AppendEncode(dst, sum)
+		}
 		k.put(m)
 	}
 	return dst
 }
 
 // AppendBodyHex appends to dst the value of Herald's X-Herald-Signature
-// header for body: "sha256=<hex HMAC-SHA256(key, body)>" for each key,
-// separated by spaces, and returns the extended buffer.
+// header for body: "sha256=<hex HMAC-SHA256(key, body)>" for each HMAC
+// key, separated by spaces (Ed25519 keys have no such form), and returns
+// the extended buffer.
 func (s *Signer) AppendBodyHex(dst []byte, body []byte) []byte {
-	for i, k := range s.keys {
-		if i > 0 {
+	n := 0
+	for _, k := range s.keys {
+		if k.ed != nil {
+			continue
+		}
+		if n > 0 {
 			dst = append(dst, ' ')
 		}
+		n++
 		m := k.get()
 		m.h.Write(body)
 		m.scratch = m.h.Sum(m.scratch[:0])

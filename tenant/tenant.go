@@ -22,6 +22,8 @@ type Viewer struct {
 	AppID string
 	// KeyID is the API key the caller authenticated with.
 	KeyID string
+	// KeyName is the key's name, for audit records.
+	KeyName string
 	// Admin reports whether the key may manage apps and API keys of every
 	// app.
 	Admin bool

@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"strings"
-	"unicode/utf8"
 
 	"github.com/heraldhq/herald/fault"
 )
@@ -28,6 +27,10 @@ const (
 	// "<t>.<body>")>" in a named header (Stripe style; default header
 	// X-Webhook-Signature), which binds the signature to a timestamp.
 	AuthSignature AuthType = "SIGNATURE"
+	// AuthOAuth2 fetches an access token from TokenURL with the OAuth 2.0
+	// client credentials grant (RFC 6749 §4.4) and sends "Authorization:
+	// Bearer <access token>".
+	AuthOAuth2 AuthType = "OAUTH2_CLIENT_CREDENTIALS"
 )
 
 // Default header names of the HMAC and SIGNATURE schemes.
@@ -37,10 +40,17 @@ const (
 )
 
 // AuthTypes lists every AuthType.
-var AuthTypes = []AuthType{AuthNone, AuthBearer, AuthBasic, AuthAPIKey, AuthHMAC, AuthSignature}
+var AuthTypes = []AuthType{AuthNone, AuthBearer, AuthBasic, AuthAPIKey, AuthHMAC, AuthSignature, AuthOAuth2}
+
+// Limits of an OAuth2 configuration.
+const (
+	MaxOAuth2Scopes   = 20
+	maxOAuth2ScopeLen = 256
+)
 
 // Auth is an endpoint's outbound authentication. Only the fields of its Type
-// are set; the others are empty.
+// are set; the others are empty. Token, Password, HeaderValue, Secret and
+// ClientSecret are secrets (package secret stores and shows them).
 type Auth struct {
 	Type        AuthType `json:"type"`
 	Token       string   `json:"token,omitempty"`
@@ -49,6 +59,12 @@ type Auth struct {
 	HeaderName  string   `json:"headerName,omitempty"`
 	HeaderValue string   `json:"headerValue,omitempty"`
 	Secret      string   `json:"secret,omitempty"`
+	// OAuth2 client credentials: where to fetch tokens, as whom, for what.
+	TokenURL     string   `json:"tokenUrl,omitempty"`
+	ClientID     string   `json:"clientId,omitempty"`
+	ClientSecret string   `json:"clientSecret,omitempty"`
+	Scopes       []string `json:"scopes,omitempty"`
+	Audience     string   `json:"audience,omitempty"`
 }
 
 // Normalize validates a and returns it with defaults filled in and fields
@@ -112,8 +128,41 @@ func (a Auth) Normalize() (Auth, error) {
 			return Auth{}, fault.Invalid("secret", "must be at least 16 characters")
 		}
 		out.Secret = a.Secret
+	case AuthOAuth2:
+		// The token URL is checked against the destination policy by the
+		// caller, which knows it.
+		tu := strings.TrimSpace(a.TokenURL)
+		if tu == "" {
+			return Auth{}, fault.Invalid("tokenUrl", "is required for auth type %s", a.Type)
+		}
+		if len(tu) > 2048 {
+			return Auth{}, fault.Invalid("tokenUrl", "must be at most 2048 characters")
+		}
+		if err := need("clientId", a.ClientID); err != nil {
+			return Auth{}, err
+		}
+		if err := need("clientSecret", a.ClientSecret); err != nil {
+			return Auth{}, err
+		}
+		if len(a.Scopes) > MaxOAuth2Scopes {
+			return Auth{}, fault.Invalid("scopes", "at most %d scopes, got %d", MaxOAuth2Scopes, len(a.Scopes))
+		}
+		for _, sc := range a.Scopes {
+			sc = strings.TrimSpace(sc)
+			if sc == "" {
+				continue
+			}
+			if len(sc) > maxOAuth2ScopeLen || strings.ContainsAny(sc, " \"") || hasControl(sc) {
+				return Auth{}, fault.Invalid("scopes", "%q is not a scope: one word of at most %d characters, without spaces or quotes", sc, maxOAuth2ScopeLen)
+			}
+			out.Scopes = append(out.Scopes, sc)
+		}
+		if len(a.Audience) > 2048 || hasControl(a.Audience) {
+			return Auth{}, fault.Invalid("audience", "must be at most 2048 characters with no control characters")
+		}
+		out.TokenURL, out.ClientID, out.ClientSecret, out.Audience = tu, a.ClientID, a.ClientSecret, strings.TrimSpace(a.Audience)
 	default:
-		return Auth{}, fault.Invalid("type", "unknown auth type %q; use one of NONE, BEARER, BASIC, API_KEY, HMAC, SIGNATURE", a.Type)
+		return Auth{}, fault.Invalid("type", "unknown auth type %q; use one of NONE, BEARER, BASIC, API_KEY, HMAC, SIGNATURE, OAUTH2_CLIENT_CREDENTIALS", a.Type)
 	}
 	if out.HeaderName != "" {
 		if !validHeaderName(out.HeaderName) {
@@ -130,40 +179,12 @@ func (a Auth) Normalize() (Auth, error) {
 // "" for NONE.
 func (a Auth) Header() string {
 	switch a.Type {
-	case AuthBearer, AuthBasic:
+	case AuthBearer, AuthBasic, AuthOAuth2:
 		return "Authorization"
 	case AuthAPIKey, AuthHMAC, AuthSignature:
 		return a.HeaderName
 	}
 	return ""
-}
-
-// Masked returns a copy of a with every secret replaced by a mask that shows
-// at most its last four characters.
-func (a Auth) Masked() Auth {
-	a.Token = Mask(a.Token)
-	a.Password = Mask(a.Password)
-	a.HeaderValue = Mask(a.HeaderValue)
-	a.Secret = Mask(a.Secret)
-	return a
-}
-
-// Mask hides a secret: "" stays "", secrets of 12 or more characters keep
-// their last four ("****wxyz"), shorter ones become "****".
-func Mask(s string) string {
-	switch {
-	case s == "":
-		return ""
-	case utf8.RuneCountInString(s) >= 12:
-		tail := len(s)
-		for range 4 {
-			_, size := utf8.DecodeLastRuneInString(s[:tail])
-			tail -= size
-		}
-		return "****" + s[tail:]
-	default:
-		return "****"
-	}
 }
 
 // hasControl reports whether s contains a character that HTTP header

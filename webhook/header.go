@@ -7,10 +7,14 @@ import (
 	"github.com/heraldhq/herald/fault"
 )
 
-// Header is one HTTP header name and value.
+// Header is one HTTP header name and value. Secret marks a custom header
+// whose value is a credential: encrypted at rest and masked when read
+// (package secret); headers whose names look like credentials
+// (SensitiveHeader) are secret whatever it says.
 type Header struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
+	Name   string `json:"name"`
+	Value  string `json:"value"`
+	Secret bool   `json:"secret,omitempty"`
 }
 
 // MaxCustomHeaders is the most custom headers an endpoint may set.
@@ -43,23 +47,9 @@ func CheckHeaders(field string, headers []Header, auth Auth) ([]Header, error) {
 		if len(h.Value) > 4096 || hasControl(h.Value) {
 			return nil, fault.Invalid(f+".value", "must be at most 4096 characters with no line breaks or other control characters")
 		}
-		out = append(out, Header{Name: name, Value: h.Value})
+		out = append(out, Header{Name: name, Value: h.Value, Secret: h.Secret || SensitiveHeader(name)})
 	}
 	return out, nil
-}
-
-// MaskHeaders returns a copy of headers in which the values of headers whose
-// names suggest a credential (Authorization, Cookie, or names containing
-// "token", "secret", "key", "password", "signature" or "auth") are masked.
-func MaskHeaders(headers []Header) []Header {
-	out := make([]Header, len(headers))
-	for i, h := range headers {
-		if SensitiveHeader(h.Name) {
-			h.Value = Mask(h.Value)
-		}
-		out[i] = h
-	}
-	return out
 }
 
 // SensitiveHeader reports whether a header of this name likely carries a

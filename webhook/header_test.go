@@ -146,37 +146,3 @@ func TestSensitiveHeader(t *testing.T) {
 		})
 	}
 }
-
-func TestMaskHeaders_MasksOnlySensitiveValues(t *testing.T) {
-	in := []Header{
-		{Name: "Authorization", Value: "Bearer sk_live_0123456789WXYZ"},
-		{Name: "Cookie", Value: "session=abc"},
-		{Name: "X-Api-Key", Value: "key_0123456789abcd"},
-		{Name: "Webhook-Secret", Value: "whsec_0123456789"},
-		{Name: "Webhook-Id", Value: "msg_0123456789abcdef"},
-		{Name: "Webhook-Signature", Value: "v1,abcdefghijklmnopqrstuvwxyz="},
-		{Name: "X-Herald-Attempt", Value: "3"},
-		{Name: "X-Tenant", Value: "acme"},
-	}
-	orig := slices.Clone(in)
-	got := MaskHeaders(in)
-	want := []Header{
-		{Name: "Authorization", Value: "****WXYZ"},
-		{Name: "Cookie", Value: "****"},
-		{Name: "X-Api-Key", Value: "****abcd"},
-		{Name: "Webhook-Secret", Value: "****6789"},
-		{Name: "Webhook-Id", Value: "msg_0123456789abcdef"},
-		{Name: "Webhook-Signature", Value: "v1,abcdefghijklmnopqrstuvwxyz="},
-		{Name: "X-Herald-Attempt", Value: "3"},
-		{Name: "X-Tenant", Value: "acme"},
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("MaskHeaders =\n %+v\nwant\n %+v", got, want)
-	}
-	if !slices.Equal(in, orig) {
-		t.Errorf("MaskHeaders modified its input: %+v", in)
-	}
-	if got := MaskHeaders(nil); len(got) != 0 {
-		t.Errorf("MaskHeaders(nil) = %+v, want empty", got)
-	}
-}

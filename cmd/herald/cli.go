@@ -125,7 +125,7 @@ deliveries from here. Every client command takes --json for scripts.`,
 	}
 	for _, cmd := range []*cobra.Command{
 		c.loginCmd(), c.logoutCmd(), c.publishCmd(), c.triggerCmd(), c.endpointsCmd(), c.eventsCmd(),
-		c.deliveriesCmd(), c.replayCmd(), c.tailCmd(), c.listenCmd(), c.portalLinkCmd(), c.catalogCmd(),
+		c.deliveriesCmd(), c.replayCmd(), c.tailCmd(), c.listenCmd(), c.portalLinkCmd(), c.catalogCmd(), c.keysCmd(), c.auditCmd(),
 	} {
 		cmd.GroupID = "client"
 		root.AddCommand(cmd)

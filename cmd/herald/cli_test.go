@@ -1,19 +1,23 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/heraldhq/herald/internal/heraldtest"
+	"github.com/heraldhq/herald/server"
 )
 
 // cliEnv runs herald's commands in-process against a real server, with
@@ -559,4 +563,36 @@ func TestBinary_ExitCodesAndHelp(t *testing.T) {
 	if out, code := run(nil, "publish"); code != exitUsage {
 		t.Fatalf("usage: exit %d\n%s", code, out)
 	}
+}
+
+func TestCLI_KeysRotateAndAudit(t *testing.T) {
+	t.Parallel()
+	k1 := "k1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	k2 := "k2:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32))
+	s := heraldtest.Start(t, func(c *server.Config) { c.EncryptionKeys = k1 })
+	rc := heraldtest.NewReceiver(t, nil)
+	for i := range 3 {
+		s.CreateEndpoint(s.Token, map[string]any{"url": rc.URL + "/" + strconv.Itoa(i)})
+	}
+	s = s.Restart(func(c *server.Config) { c.EncryptionKeys = k2 + "," + k1 })
+	e := newCLI(t, s)
+	contains(t, e.ok("keys", "status"), "k2", "k1")
+	out := e.ok("keys", "rotate", "--batch", "2")
+	contains(t, out, "Every endpoint's secrets are encrypted with key k2", "3 re-encrypted now")
+	var st struct {
+		Primary string
+		Keys    []struct {
+			ID        string
+			Endpoints int
+		}
+	}
+	e.okJSON(&st, "keys", "status")
+	for _, k := range st.Keys {
+		if k.ID == "k1" && k.Endpoints != 0 || k.ID == "k2" && k.Endpoints != 3 {
+			t.Errorf("after rotation: %+v", st)
+		}
+	}
+	contains(t, e.ok("audit", "--action", "rotateEncryptionKeys"), "rotateEncryptionKeys", "EncryptionKey")
+	contains(t, e.ok("audit", "--action", "createEndpoint", "--since", "1h"), "createEndpoint")
+	e.fails(exitUsage, "not a mutation", "audit", "--action", "nope")
 }

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/examples"
+	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/server"
 	"github.com/heraldhq/herald/tracing"
 )
@@ -114,6 +115,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	boolean(&c.AllowHTTP, "allow-http", false, "allow http:// endpoint URLs (default: https only)")
 	boolean(&c.AllowPrivateDestinations, "allow-private-destinations", false, "allow loopback, private and link-local destinations (development only)")
 	str(&c.AllowDestinations, "allow-destinations", "", "extra allowed destinations: comma-separated CIDRs or ip:port, e.g. 10.1.0.0/16,127.0.0.1:9000")
+	str(&c.EgressProxy, "egress-proxy", "", "send every outbound request through this HTTP proxy (http://user:pass@proxy:3128): CONNECT for https, absolute-form for http")
+	str(&c.EncryptionKeyFile, "encryption-key-file", "", "file of the keys that encrypt endpoints' secrets, one <id>:<base64 key> a line, the first encrypting (or HERALD_ENCRYPTION_KEYS; default: a key file beside a SQLite database)")
 	str(&c.PublicURL, "public-url", "", "Herald's URL as browsers reach it (https://herald.example.com), for portal links; default: the URL of each request")
 	str(&o.cors, "cors-origins", "", "comma-separated origins allowed to call the API from browsers, or *")
 	integer(&maxReq, "max-request-bytes", 5<<20, "largest accepted request body")
@@ -143,6 +146,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	c.MaxRequestBytes = int64(maxReq)
+	// The keys themselves only from the environment: a flag would show
+	// them in the process list.
+	c.EncryptionKeys = getenv("HERALD_ENCRYPTION_KEYS")
 	c.DisableMetrics = !o.metrics
 	c.NoMigrate = !o.migrate
 	if c.DisableMetrics && c.MetricsAddr != "" {
@@ -191,7 +197,8 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", level)
 	}
-	opts := &slog.HandlerOptions{Level: lv}
+	// Secrets that reach a log line by mistake show as [REDACTED].
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: secret.RedactAttr}
 	switch format {
 	case "", "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil

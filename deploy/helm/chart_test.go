@@ -50,6 +50,8 @@ replicaCount: 3
 database:
   type: postgres
   existingSecret: herald-db
+encryption:
+  existingSecret: herald-keys
 `,
 	"everything": `
 replicaCount: 3
@@ -58,6 +60,8 @@ database:
   existingSecret: herald-db
   existingSecretKey: dsn
   maxConns: 20
+encryption:
+  existingSecret: herald-keys
 migrations:
   mode: job
 config:
@@ -337,6 +341,11 @@ func TestChart_PostgresRollsOneReplicaAtATime(t *testing.T) {
 	if db.Value != "" || db.ValueFrom == nil || db.ValueFrom.SecretKeyRef == nil || db.ValueFrom.SecretKeyRef.Name != "herald-db" || db.ValueFrom.SecretKeyRef.Key != "url" {
 		t.Errorf("HERALD_DB = %+v, want the URL from the Secret herald-db", db)
 	}
+	// Every replica encrypts and decrypts endpoints' secrets with the same keys.
+	enc := env(c)["HERALD_ENCRYPTION_KEYS"]
+	if enc.Value != "" || enc.ValueFrom == nil || enc.ValueFrom.SecretKeyRef == nil || enc.ValueFrom.SecretKeyRef.Name != "herald-keys" || enc.ValueFrom.SecretKeyRef.Key != "keys" {
+		t.Errorf("HERALD_ENCRYPTION_KEYS = %+v, want the keys from the Secret herald-keys", enc)
+	}
 	var pdb policyv1.PodDisruptionBudget
 	decode(t, objs["PodDisruptionBudget/herald"], &pdb)
 	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 {
@@ -417,6 +426,7 @@ func TestChart_RefusesWhatCannotWork(t *testing.T) {
 	cases := []struct{ name, values, want string }{
 		{"sqlite with replicas", "replicaCount: 3", "with SQLite one Herald process owns the database file"},
 		{"postgres without its secret", "database: {type: postgres}", "database.existingSecret"},
+		{"postgres without encryption keys", "database: {type: postgres, existingSecret: herald-db}", "encryption.existingSecret"},
 		{"grace too short", "terminationGracePeriodSeconds: 10\nconfig: {shutdownGraceSeconds: 15}", "must be longer than config.shutdownGraceSeconds"},
 		{"migration job on sqlite", "migrations: {mode: job}", "migrations.mode=job needs PostgreSQL"},
 		{"unknown database", "database: {type: mysql}", "database.type must be sqlite or postgres"},

@@ -1,8 +1,11 @@
 // Package httpdest is Herald's HTTP destination: it POSTs each delivery's
 // JSON envelope to the endpoint's URL, signed (Standard Webhooks) and
-// authenticated as the endpoint says, over one shared transport whose
-// dialer enforces the destination policy on every connection, redirects
-// included.
+// authenticated as the endpoint says (OAuth2 client credentials included),
+// over one shared transport whose dialer enforces the destination policy
+// on every connection, redirects included; endpoints with mutual TLS get a
+// transport of their own, shared by every endpoint with the same
+// certificate. With an egress proxy, every request leaves through it, the
+// destination checked before the proxy is asked.
 package httpdest
 
 import (
@@ -12,14 +15,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/oauth2"
+
 	"github.com/heraldhq/herald/destination"
+	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/signing"
 	"github.com/heraldhq/herald/webhook"
 )
@@ -43,11 +52,18 @@ func Spec() *destination.Spec {
 
 // Driver sends to HTTP endpoints over one shared transport.
 type Driver struct {
+	base      *http.Transport
 	client    *http.Client
 	policy    destination.Policy
+	proxy     *url.URL
 	userAgent string
 	maxBody   int
 	now       func() time.Time
+	// mtls holds the transports of endpoints with mutual TLS, one per
+	// client certificate and roots, closed when idle.
+	mtls *destination.Pool[*http.Transport]
+	// tokens caches OAuth2 access tokens per client credentials.
+	tokens *tokenCaches
 }
 
 // New returns a driver that keeps up to env.Concurrency idle connections
@@ -58,7 +74,7 @@ type Driver struct {
 // Idle connections close after env.IdleTimeout.
 func New(env destination.Env) *Driver {
 	tr := &http.Transport{
-		DialContext:           env.Policy.Dialer(10 * time.Second).DialContext,
+		DialContext:           env.Dialer(10 * time.Second).DialContext,
 		MaxIdleConns:          4096,
 		MaxIdleConnsPerHost:   env.Concurrency,
 		IdleConnTimeout:       env.IdleTimeout,
@@ -70,23 +86,78 @@ func New(env destination.Env) *Driver {
 
 		MaxResponseHeaderBytes: 64 << 10,
 	}
+	if env.Proxy != nil {
+		useProxy(tr, env)
+	}
 	return &Driver{
-		client: &http.Client{
-			Transport: tr,
-			// Redirects are followed by send, which re-checks each hop.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		base:      tr,
+		client:    newClient(tr),
 		policy:    env.Policy,
+		proxy:     env.Proxy,
 		userAgent: env.UserAgent,
 		maxBody:   env.MaxResponseBody,
 		now:       env.Now,
+		mtls:      destination.NewPool(env.IdleTimeout, func(t *http.Transport) error { t.CloseIdleConnections(); return nil }),
+		tokens:    newTokenCaches(),
 	}
+}
+
+// newClient returns a client over tr that follows no redirect: send
+// follows them itself, re-checking each hop.
+func newClient(tr http.RoundTripper) *http.Client {
+	return &http.Client{
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// useProxy sends every request of tr through the egress proxy: https with
+// CONNECT, http in absolute form, the proxy's credentials from its URL.
+// The destination is resolved and checked against the policy before the
+// proxy is asked (the proxy's own address is allowed whatever the policy
+// says); the proxy's failures are *destination.ProxyError values.
+func useProxy(tr *http.Transport, env destination.Env) {
+	proxy, policy := env.Proxy, env.Policy
+	tr.Proxy = func(req *http.Request) (*url.URL, error) {
+		if err := policy.CheckResolved(req.Context(), canonicalAddr(req.URL)); err != nil {
+			return nil, err
+		}
+		return proxy, nil
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		// With Proxy set, the transport only ever dials the proxy.
+		c, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, &destination.ProxyError{Proxy: destination.RedactProxy(proxy), Err: err}
+		}
+		return c, nil
+	}
+	tr.OnProxyConnectResponse = func(_ context.Context, _ *url.URL, _ *http.Request, resp *http.Response) error {
+		if resp.StatusCode != http.StatusOK {
+			_, text, _ := strings.Cut(resp.Status, " ")
+			return &destination.ProxyError{Proxy: destination.RedactProxy(proxy), Status: resp.StatusCode, Text: text}
+		}
+		return nil
+	}
+}
+
+// canonicalAddr returns the host:port a URL connects to.
+func canonicalAddr(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port)
 }
 
 // Close closes the idle connections.
 func (d *Driver) Close() error {
 	d.client.CloseIdleConnections()
-	return nil
+	return d.mtls.Close()
 }
 
 // Prepare returns the target of an HTTP endpoint.
@@ -98,6 +169,13 @@ func (d *Driver) Prepare(ep *destination.Endpoint) (destination.Target, error) {
 	t := &target{d: d, url: ep.URL, auth: ep.Auth, headers: ep.Headers, timeout: ep.Timeout}
 	if t.timeout <= 0 {
 		t.timeout = webhook.DefaultTimeout
+	}
+	if ep.TLS != nil && !ep.TLS.IsZero() {
+		t.tls = *ep.TLS
+		t.tlsKey = tlsKey(t.tls)
+	}
+	if ep.Auth.Type == webhook.AuthOAuth2 {
+		t.oauth = d.tokens.get(ep.Auth)
 	}
 	// Without the query and credentials: they may hold secrets.
 	t.info = destination.Info{Address: u.Scheme + "://" + u.Host + u.Path, System: "http", Host: u.Hostname()}
@@ -115,6 +193,12 @@ type target struct {
 	headers []webhook.Header
 	timeout time.Duration
 	info    destination.Info
+	// tls is the endpoint's mutual TLS, and tlsKey its transport's key
+	// in the pool ("": none, the shared transport).
+	tls    webhook.TLS
+	tlsKey string
+	// oauth caches the endpoint's OAuth2 tokens (nil: no OAuth2).
+	oauth *tokenCache
 }
 
 func (t *target) Info() destination.Info { return t.info }
@@ -133,12 +217,64 @@ func (t *target) Send(ctx context.Context, m *destination.Message) *destination.
 		method = m.Method
 	}
 	r := &destination.Result{Started: started, RequestURL: rawURL}
-	h := t.header(m, started)
-	r.RequestHeaders = recordHeaders(h, t.auth)
-
 	attemptCtx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	resp, err := d.do(attemptCtx, method, rawURL, m.Body, h, t.auth)
+
+	client := d.client
+	if t.tlsKey != "" {
+		tr, release, err := d.mtls.Acquire(attemptCtx, t.tlsKey, t.openTLS)
+		if err != nil {
+			r.Completed = d.now()
+			r.Outcome, r.Error = destination.Permanent, "mutual TLS: "+err.Error()
+			return r
+		}
+		defer release(false)
+		client = newClient(tr)
+	}
+	var token *oauth2.Token
+	if t.oauth != nil {
+		var err error
+		if token, err = t.oauth.token(attemptCtx, d.client, d.now()); err != nil {
+			r.Completed = d.now()
+			if destination.CutOff(ctx, r) {
+				return r
+			}
+			r.Outcome, r.Error = t.oauth.classify(err, t.timeout)
+			return r
+		}
+	}
+	h := t.header(m, started, token)
+	r.RequestHeaders = recordHeaders(h, t.auth)
+
+	// Through the proxy, a failure before the request has a connection
+	// (and is not the destination's: its name, its TLS) is the proxy's.
+	reqCtx, connected := attemptCtx, &atomic.Bool{}
+	if d.proxy != nil {
+		reqCtx = httptrace.WithClientTrace(attemptCtx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { connected.Store(true) }})
+	}
+	resp, err := d.do(reqCtx, client, method, rawURL, m.Body, h, t.auth)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized && token != nil {
+		// The token was revoked or expired early: fetch a new one, once,
+		// and send again.
+		drain(resp.Body)
+		t.oauth.invalidate(token)
+		if token, err = t.oauth.token(attemptCtx, d.client, d.now()); err != nil {
+			r.Completed = d.now()
+			if destination.CutOff(ctx, r) {
+				return r
+			}
+			r.Outcome, r.Error = t.oauth.classify(err, t.timeout)
+			r.Error = "the endpoint answered 401 and a new token could not be fetched: " + r.Error
+			return r
+		}
+		h = t.header(m, d.now(), token)
+		r.RequestHeaders = recordHeaders(h, t.auth)
+		connected.Store(false)
+		resp, err = d.do(reqCtx, client, method, rawURL, m.Body, h, t.auth)
+	}
+	if err != nil && d.proxy != nil && !connected.Load() && proxyFailure(err) {
+		err = &destination.ProxyError{Proxy: destination.RedactProxy(d.proxy), Err: err}
+	}
 	if err != nil {
 		r.Completed = d.now()
 		if ctx.Err() != nil {
@@ -150,6 +286,15 @@ func (t *target) Send(ctx context.Context, m *destination.Message) *destination.
 		return r
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusProxyAuthRequired && d.proxy != nil {
+		// The egress proxy refused Herald's credentials (a request in
+		// absolute form): not the endpoint's answer.
+		drain(resp.Body)
+		r.Completed = d.now()
+		pe := &destination.ProxyError{Proxy: destination.RedactProxy(d.proxy), Status: resp.StatusCode}
+		r.Outcome, r.Error = destination.Deferred, pe.Error()
+		return r
+	}
 	body, truncated, readErr := readBody(resp.Body, d.maxBody)
 	if readErr != nil && ctx.Err() != nil {
 		r.Completed = d.now()
@@ -203,6 +348,26 @@ func Classify(status int) destination.Outcome {
 	}
 }
 
+// proxyFailure reports whether an error a request through the egress
+// proxy got before it had a connection is the proxy's: not the policy's
+// refusal, the destination's name or TLS, or a timeout (the destination
+// not answering through the tunnel).
+func proxyFailure(err error) bool {
+	var blocked *destination.BlockedError
+	var urlErr *destination.URLError
+	var dnsErr *net.DNSError
+	switch {
+	case destination.IsProxyError(err), errors.As(err, &blocked), errors.As(err, &urlErr), errors.As(err, &dnsErr),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), destination.IsTimeout(err):
+		return false
+	}
+	if o, _ := destination.ClassifyNetError(err, 0); o != destination.Retryable {
+		return false
+	}
+	msg := err.Error()
+	return !strings.Contains(msg, "tls:") && !strings.Contains(msg, "x509:")
+}
+
 // errTooManyRedirects is returned when a redirect chain is longer than
 // MaxRedirects.
 var errTooManyRedirects = errors.New("too many redirects")
@@ -246,7 +411,7 @@ func RetryAfter(h string, now time.Time) time.Duration {
 // same request. Once a redirect leaves the original host or scheme, the
 // request carries no credentials (see hasCredentials) for the rest of the
 // chain.
-func (d *Driver) do(ctx context.Context, method, rawURL string, body []byte, h http.Header, auth webhook.Auth) (*http.Response, error) {
+func (d *Driver) do(ctx context.Context, client *http.Client, method, rawURL string, body []byte, h http.Header, auth webhook.Auth) (*http.Response, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse endpoint url: %w", err)
@@ -264,7 +429,7 @@ func (d *Driver) do(ctx context.Context, method, rawURL string, body []byte, h h
 				return io.NopCloser(bytes.NewReader(body)), nil
 			},
 		}
-		resp, err := d.client.Do(req.WithContext(ctx))
+		resp, err := client.Do(req.WithContext(ctx))
 		if err != nil {
 			return nil, err
 		}
@@ -345,7 +510,7 @@ func redact(u *url.URL) string {
 // header builds the request headers of an attempt sent at t: the
 // endpoint's custom headers, then those a transformation added, then
 // Herald's and the endpoint's authentication, which neither can replace.
-func (t *target) header(m *destination.Message, at time.Time) http.Header {
+func (t *target) header(m *destination.Message, at time.Time, token *oauth2.Token) http.Header {
 	h := make(http.Header, 10+len(t.headers)+len(m.Extra))
 	for _, ch := range t.headers {
 		h[ch.Name] = []string{ch.Value}
@@ -367,6 +532,10 @@ func (t *target) header(m *destination.Message, at time.Time) http.Header {
 		h.Set(a.HeaderName, signing.HMACHex(a.Secret, m.Body))
 	case webhook.AuthSignature:
 		h.Set(a.HeaderName, signing.Timestamped(a.Secret, at, m.Body))
+	case webhook.AuthOAuth2:
+		if token != nil {
+			h["Authorization"] = []string{"Bearer " + token.AccessToken}
+		}
 	}
 	return h
 }
@@ -381,7 +550,7 @@ func recordHeaders(h http.Header, a webhook.Auth) []webhook.Header {
 		case strings.EqualFold(name, "Authorization"),
 			(a.Type == webhook.AuthAPIKey && strings.EqualFold(name, a.HeaderName)),
 			webhook.SensitiveHeader(name) && !isSignatureHeader(name, a):
-			v = webhook.Mask(v)
+			v = secret.Mask(v)
 		}
 		out = append(out, webhook.Header{Name: name, Value: v})
 	}

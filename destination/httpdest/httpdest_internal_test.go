@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/destination"
+	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/signing"
 	"github.com/heraldhq/herald/webhook"
 )
@@ -192,7 +193,7 @@ func TestRecordHeaders_MasksCredentialsKeepsSignatures(t *testing.T) {
 			for _, rh := range got {
 				orig := strings.Join(h[rh.Name], ", ")
 				if slices.Contains(tt.masked, rh.Name) {
-					if want := webhook.Mask(orig); rh.Value != want {
+					if want := secret.Mask(orig); rh.Value != want {
 						t.Errorf("%s = %q, want masked %q", rh.Name, rh.Value, want)
 					}
 				} else if rh.Value != orig {
@@ -212,7 +213,7 @@ func TestRecordHeaders_OfARealAttempt(t *testing.T) {
 	}
 	m := &destination.Message{ID: "evt_1", EventType: "order.created", DeliveryID: "dlv_1", Attempt: 2, Body: []byte(`{}`),
 		Signer: signing.NewSigner([]byte("0123456789abcdef0123456789abcdef"))}
-	h := ep.header(m, time.Unix(1_700_000_000, 0))
+	h := ep.header(m, time.Unix(1_700_000_000, 0), nil)
 	got := recordHeaders(h, ep.auth)
 
 	names := make([]string, len(got))

@@ -134,7 +134,7 @@ func (t *target) Info() destination.Info { return t.info }
 
 // client returns a new producer for the target's cluster.
 func (t *target) client() (*kgo.Client, error) {
-	dialer := t.d.env.Policy.Dialer(t.timeout)
+	dialer := t.d.env.Dialer(t.timeout)
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(t.cfg.Brokers...),
 		kgo.ClientID("herald"),
@@ -152,9 +152,18 @@ func (t *target) client() (*kgo.Client, error) {
 		kgo.DialTimeout(t.timeout),
 	}
 	if t.cfg.TLS {
-		tlsDialer := &tls.Dialer{NetDialer: dialer, Config: &tls.Config{MinVersion: tls.VersionTLS12}}
 		opts = append(opts, kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
-			return tlsDialer.DialContext(ctx, network, host)
+			c, err := dialer.DialContext(ctx, network, host)
+			if err != nil {
+				return nil, err
+			}
+			name, _, _ := net.SplitHostPort(host)
+			tc := tls.Client(c, &tls.Config{MinVersion: tls.VersionTLS12, ServerName: name})
+			if err := tc.HandshakeContext(ctx); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return tc, nil
 		}))
 	} else {
 		opts = append(opts, kgo.Dialer(dialer.DialContext))

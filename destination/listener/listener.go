@@ -22,6 +22,7 @@ import (
 
 	"github.com/heraldhq/herald/destination"
 	"github.com/heraldhq/herald/destination/httpdest"
+	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/webhook"
 )
 
@@ -206,14 +207,7 @@ func headers(m *destination.Message, at time.Time, userAgent string) []webhook.H
 // recorded returns headers as the attempt's log keeps them: credentials
 // (a transformation's) masked.
 func recorded(hs []webhook.Header) []webhook.Header {
-	out := make([]webhook.Header, len(hs))
-	for i, h := range hs {
-		if webhook.SensitiveHeader(h.Name) {
-			h.Value = webhook.Mask(h.Value)
-		}
-		out[i] = h
-	}
-	return out
+	return secret.MaskHeaders(hs)
 }
 
 // Bounds of what a report may make the attempt's log keep.

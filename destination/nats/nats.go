@@ -143,7 +143,7 @@ func (t *target) connect(timeout time.Duration) (*natsgo.Conn, error) {
 	opts := []natsgo.Option{
 		natsgo.Name("herald"),
 		natsgo.Timeout(timeout),
-		natsgo.SetCustomDialer(t.d.env.Policy.Dialer(timeout)),
+		natsgo.SetCustomDialer(t.d.env.Dialer(timeout)),
 		natsgo.MaxReconnects(-1),
 		natsgo.ReconnectWait(250 * time.Millisecond),
 		// Publishes wait for their stream's acknowledgement: while the

@@ -180,7 +180,7 @@ type target struct {
 func (t *target) Info() destination.Info { return t.info }
 
 func (t *target) open(ctx context.Context) (*client, error) {
-	dialer := t.d.env.Policy.Dialer(t.timeout)
+	dialer := t.d.env.Dialer(t.timeout)
 	// gRPC connects lazily and retries until the deadline: a first dial
 	// says at once that the service cannot be reached or is refused.
 	hostport := "pubsub.googleapis.com:443"

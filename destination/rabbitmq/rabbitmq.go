@@ -243,7 +243,7 @@ func sep(a string) string {
 // dial opens a connection through the destination policy, with the
 // handshake bounded by timeout.
 func (d *driver) dial(rawURL string, timeout time.Duration) (*conn, error) {
-	dialer := d.env.Policy.Dialer(timeout)
+	dialer := d.env.Dialer(timeout)
 	c, err := amqp.DialConfig(rawURL, amqp.Config{
 		Heartbeat:       10 * time.Second,
 		Locale:          "en_US",

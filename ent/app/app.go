@@ -54,6 +54,8 @@ const (
 	EdgeAttempts = "attempts"
 	// EdgeCatalog holds the string denoting the catalog edge name in mutations.
 	EdgeCatalog = "catalog"
+	// EdgeAuditRecords holds the string denoting the audit_records edge name in mutations.
+	EdgeAuditRecords = "audit_records"
 	// Table holds the table name of the app in the database.
 	Table = "apps"
 	// APIKeysTable is the table that holds the api_keys relation/edge.
@@ -105,6 +107,13 @@ const (
 	CatalogInverseTable = "catalogs"
 	// CatalogColumn is the table column denoting the catalog relation/edge.
 	CatalogColumn = "catalog_id"
+	// AuditRecordsTable is the table that holds the audit_records relation/edge.
+	AuditRecordsTable = "audit_records"
+	// AuditRecordsInverseTable is the table name for the AuditRecord entity.
+	// It exists in this package in order to avoid circular dependency with the "auditrecord" package.
+	AuditRecordsInverseTable = "audit_records"
+	// AuditRecordsColumn is the table column denoting the audit_records relation/edge.
+	AuditRecordsColumn = "app_id"
 )
 
 // Columns holds all SQL columns for app fields.
@@ -337,6 +346,20 @@ func ByCatalogField(field string, opts ...sql.OrderTermOption) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newCatalogStep(), sql.OrderByField(field, opts...))
 	}
 }
+
+// ByAuditRecordsCount orders the results by audit_records count.
+func ByAuditRecordsCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newAuditRecordsStep(), opts...)
+	}
+}
+
+// ByAuditRecords orders the results by audit_records terms.
+func ByAuditRecords(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newAuditRecordsStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
 func newAPIKeysStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -384,6 +407,13 @@ func newCatalogStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(CatalogInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.M2O, true, CatalogTable, CatalogColumn),
+	)
+}
+func newAuditRecordsStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(AuditRecordsInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, AuditRecordsTable, AuditRecordsColumn),
 	)
 }
 

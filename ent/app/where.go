@@ -706,6 +706,29 @@ func HasCatalogWith(preds ...predicate.Catalog) predicate.App {
 	})
 }
 
+// HasAuditRecords applies the HasEdge predicate on the "audit_records" edge.
+func HasAuditRecords() predicate.App {
+	return predicate.App(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, AuditRecordsTable, AuditRecordsColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasAuditRecordsWith applies the HasEdge predicate on the "audit_records" edge with a given conditions (other predicates).
+func HasAuditRecordsWith(preds ...predicate.AuditRecord) predicate.App {
+	return predicate.App(func(s *sql.Selector) {
+		step := newAuditRecordsStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
 // And groups predicates with the AND operator between them.
 func And(predicates ...predicate.App) predicate.App {
 	return predicate.App(sql.AndPredicates(predicates...))

@@ -81,6 +81,18 @@ const (
 	FieldListenerSeenAt = "listener_seen_at"
 	// FieldListenerExpiresAt holds the string denoting the listener_expires_at field in the database.
 	FieldListenerExpiresAt = "listener_expires_at"
+	// FieldSignatureScheme holds the string denoting the signature_scheme field in the database.
+	FieldSignatureScheme = "signature_scheme"
+	// FieldPublicKey holds the string denoting the public_key field in the database.
+	FieldPublicKey = "public_key"
+	// FieldTLS holds the string denoting the tls field in the database.
+	FieldTLS = "tls"
+	// FieldCertificateExpiresAt holds the string denoting the certificate_expires_at field in the database.
+	FieldCertificateExpiresAt = "certificate_expires_at"
+	// FieldCertificateWarnedAt holds the string denoting the certificate_warned_at field in the database.
+	FieldCertificateWarnedAt = "certificate_warned_at"
+	// FieldSecretsKey holds the string denoting the secrets_key field in the database.
+	FieldSecretsKey = "secrets_key"
 	// FieldConsecutiveFailures holds the string denoting the consecutive_failures field in the database.
 	FieldConsecutiveFailures = "consecutive_failures"
 	// FieldFailureCount holds the string denoting the failure_count field in the database.
@@ -156,6 +168,12 @@ var Columns = []string{
 	FieldListenerSession,
 	FieldListenerSeenAt,
 	FieldListenerExpiresAt,
+	FieldSignatureScheme,
+	FieldPublicKey,
+	FieldTLS,
+	FieldCertificateExpiresAt,
+	FieldCertificateWarnedAt,
+	FieldSecretsKey,
 	FieldConsecutiveFailures,
 	FieldFailureCount,
 	FieldSuccessCount,
@@ -201,6 +219,8 @@ var (
 	DefaultTimeout time.Duration
 	// DefaultIsActive holds the default value on creation for the "is_active" field.
 	DefaultIsActive bool
+	// DefaultSecretsKey holds the default value on creation for the "secrets_key" field.
+	DefaultSecretsKey string
 	// DefaultConsecutiveFailures holds the default value on creation for the "consecutive_failures" field.
 	DefaultConsecutiveFailures int
 	// DefaultFailureCount holds the default value on creation for the "failure_count" field.
@@ -237,6 +257,32 @@ func OrderingValidator(o Ordering) error {
 		return nil
 	default:
 		return fmt.Errorf("endpoint: invalid enum value for ordering field: %q", o)
+	}
+}
+
+// SignatureScheme defines the type for the "signature_scheme" enum field.
+type SignatureScheme string
+
+// SignatureSchemeHMAC_SHA256 is the default value of the SignatureScheme enum.
+const DefaultSignatureScheme = SignatureSchemeHMAC_SHA256
+
+// SignatureScheme values.
+const (
+	SignatureSchemeHMAC_SHA256 SignatureScheme = "HMAC_SHA256"
+	SignatureSchemeED25519     SignatureScheme = "ED25519"
+)
+
+func (ss SignatureScheme) String() string {
+	return string(ss)
+}
+
+// SignatureSchemeValidator is a validator for the "signature_scheme" field enum values. It is called by the builders before save.
+func SignatureSchemeValidator(ss SignatureScheme) error {
+	switch ss {
+	case SignatureSchemeHMAC_SHA256, SignatureSchemeED25519:
+		return nil
+	default:
+		return fmt.Errorf("endpoint: invalid enum value for signature_scheme field: %q", ss)
 	}
 }
 
@@ -368,6 +414,31 @@ func ByListenerExpiresAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldListenerExpiresAt, opts...).ToFunc()
 }
 
+// BySignatureScheme orders the results by the signature_scheme field.
+func BySignatureScheme(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSignatureScheme, opts...).ToFunc()
+}
+
+// ByPublicKey orders the results by the public_key field.
+func ByPublicKey(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPublicKey, opts...).ToFunc()
+}
+
+// ByCertificateExpiresAt orders the results by the certificate_expires_at field.
+func ByCertificateExpiresAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCertificateExpiresAt, opts...).ToFunc()
+}
+
+// ByCertificateWarnedAt orders the results by the certificate_warned_at field.
+func ByCertificateWarnedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCertificateWarnedAt, opts...).ToFunc()
+}
+
+// BySecretsKey orders the results by the secrets_key field.
+func BySecretsKey(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSecretsKey, opts...).ToFunc()
+}
+
 // ByConsecutiveFailures orders the results by the consecutive_failures field.
 func ByConsecutiveFailures(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldConsecutiveFailures, opts...).ToFunc()
@@ -463,6 +534,24 @@ func (e *Ordering) UnmarshalGQL(val interface{}) error {
 	*e = Ordering(str)
 	if err := OrderingValidator(*e); err != nil {
 		return fmt.Errorf("%s is not a valid Ordering", str)
+	}
+	return nil
+}
+
+// MarshalGQL implements graphql.Marshaler interface.
+func (e SignatureScheme) MarshalGQL(w io.Writer) {
+	io.WriteString(w, strconv.Quote(e.String()))
+}
+
+// UnmarshalGQL implements graphql.Unmarshaler interface.
+func (e *SignatureScheme) UnmarshalGQL(val interface{}) error {
+	str, ok := val.(string)
+	if !ok {
+		return fmt.Errorf("enum %T must be a string", val)
+	}
+	*e = SignatureScheme(str)
+	if err := SignatureSchemeValidator(*e); err != nil {
+		return fmt.Errorf("%s is not a valid SignatureScheme", str)
 	}
 	return nil
 }

@@ -184,6 +184,26 @@ func ListenerExpiresAt(v time.Time) predicate.Endpoint {
 	return predicate.Endpoint(sql.FieldEQ(FieldListenerExpiresAt, v))
 }
 
+// PublicKey applies equality check predicate on the "public_key" field. It's identical to PublicKeyEQ.
+func PublicKey(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldPublicKey, v))
+}
+
+// CertificateExpiresAt applies equality check predicate on the "certificate_expires_at" field. It's identical to CertificateExpiresAtEQ.
+func CertificateExpiresAt(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldCertificateExpiresAt, v))
+}
+
+// CertificateWarnedAt applies equality check predicate on the "certificate_warned_at" field. It's identical to CertificateWarnedAtEQ.
+func CertificateWarnedAt(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldCertificateWarnedAt, v))
+}
+
+// SecretsKey applies equality check predicate on the "secrets_key" field. It's identical to SecretsKeyEQ.
+func SecretsKey(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldSecretsKey, v))
+}
+
 // ConsecutiveFailures applies equality check predicate on the "consecutive_failures" field. It's identical to ConsecutiveFailuresEQ.
 func ConsecutiveFailures(v int) predicate.Endpoint {
 	return predicate.Endpoint(sql.FieldEQ(FieldConsecutiveFailures, v))
@@ -1609,6 +1629,276 @@ func ListenerExpiresAtIsNil() predicate.Endpoint {
 // ListenerExpiresAtNotNil applies the NotNil predicate on the "listener_expires_at" field.
 func ListenerExpiresAtNotNil() predicate.Endpoint {
 	return predicate.Endpoint(sql.FieldNotNull(FieldListenerExpiresAt))
+}
+
+// SignatureSchemeEQ applies the EQ predicate on the "signature_scheme" field.
+func SignatureSchemeEQ(v SignatureScheme) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldSignatureScheme, v))
+}
+
+// SignatureSchemeNEQ applies the NEQ predicate on the "signature_scheme" field.
+func SignatureSchemeNEQ(v SignatureScheme) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNEQ(FieldSignatureScheme, v))
+}
+
+// SignatureSchemeIn applies the In predicate on the "signature_scheme" field.
+func SignatureSchemeIn(vs ...SignatureScheme) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIn(FieldSignatureScheme, vs...))
+}
+
+// SignatureSchemeNotIn applies the NotIn predicate on the "signature_scheme" field.
+func SignatureSchemeNotIn(vs ...SignatureScheme) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotIn(FieldSignatureScheme, vs...))
+}
+
+// PublicKeyEQ applies the EQ predicate on the "public_key" field.
+func PublicKeyEQ(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldPublicKey, v))
+}
+
+// PublicKeyNEQ applies the NEQ predicate on the "public_key" field.
+func PublicKeyNEQ(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNEQ(FieldPublicKey, v))
+}
+
+// PublicKeyIn applies the In predicate on the "public_key" field.
+func PublicKeyIn(vs ...string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIn(FieldPublicKey, vs...))
+}
+
+// PublicKeyNotIn applies the NotIn predicate on the "public_key" field.
+func PublicKeyNotIn(vs ...string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotIn(FieldPublicKey, vs...))
+}
+
+// PublicKeyGT applies the GT predicate on the "public_key" field.
+func PublicKeyGT(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGT(FieldPublicKey, v))
+}
+
+// PublicKeyGTE applies the GTE predicate on the "public_key" field.
+func PublicKeyGTE(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGTE(FieldPublicKey, v))
+}
+
+// PublicKeyLT applies the LT predicate on the "public_key" field.
+func PublicKeyLT(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLT(FieldPublicKey, v))
+}
+
+// PublicKeyLTE applies the LTE predicate on the "public_key" field.
+func PublicKeyLTE(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLTE(FieldPublicKey, v))
+}
+
+// PublicKeyContains applies the Contains predicate on the "public_key" field.
+func PublicKeyContains(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldContains(FieldPublicKey, v))
+}
+
+// PublicKeyHasPrefix applies the HasPrefix predicate on the "public_key" field.
+func PublicKeyHasPrefix(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldHasPrefix(FieldPublicKey, v))
+}
+
+// PublicKeyHasSuffix applies the HasSuffix predicate on the "public_key" field.
+func PublicKeyHasSuffix(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldHasSuffix(FieldPublicKey, v))
+}
+
+// PublicKeyIsNil applies the IsNil predicate on the "public_key" field.
+func PublicKeyIsNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIsNull(FieldPublicKey))
+}
+
+// PublicKeyNotNil applies the NotNil predicate on the "public_key" field.
+func PublicKeyNotNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotNull(FieldPublicKey))
+}
+
+// PublicKeyEqualFold applies the EqualFold predicate on the "public_key" field.
+func PublicKeyEqualFold(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEqualFold(FieldPublicKey, v))
+}
+
+// PublicKeyContainsFold applies the ContainsFold predicate on the "public_key" field.
+func PublicKeyContainsFold(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldContainsFold(FieldPublicKey, v))
+}
+
+// TLSIsNil applies the IsNil predicate on the "tls" field.
+func TLSIsNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIsNull(FieldTLS))
+}
+
+// TLSNotNil applies the NotNil predicate on the "tls" field.
+func TLSNotNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotNull(FieldTLS))
+}
+
+// CertificateExpiresAtEQ applies the EQ predicate on the "certificate_expires_at" field.
+func CertificateExpiresAtEQ(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldCertificateExpiresAt, v))
+}
+
+// CertificateExpiresAtNEQ applies the NEQ predicate on the "certificate_expires_at" field.
+func CertificateExpiresAtNEQ(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNEQ(FieldCertificateExpiresAt, v))
+}
+
+// CertificateExpiresAtIn applies the In predicate on the "certificate_expires_at" field.
+func CertificateExpiresAtIn(vs ...time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIn(FieldCertificateExpiresAt, vs...))
+}
+
+// CertificateExpiresAtNotIn applies the NotIn predicate on the "certificate_expires_at" field.
+func CertificateExpiresAtNotIn(vs ...time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotIn(FieldCertificateExpiresAt, vs...))
+}
+
+// CertificateExpiresAtGT applies the GT predicate on the "certificate_expires_at" field.
+func CertificateExpiresAtGT(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGT(FieldCertificateExpiresAt, v))
+}
+
+// CertificateExpiresAtGTE applies the GTE predicate on the "certificate_expires_at" field.
+func CertificateExpiresAtGTE(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGTE(FieldCertificateExpiresAt, v))
+}
+
+// CertificateExpiresAtLT applies the LT predicate on the "certificate_expires_at" field.
+func CertificateExpiresAtLT(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLT(FieldCertificateExpiresAt, v))
+}
+
+// CertificateExpiresAtLTE applies the LTE predicate on the "certificate_expires_at" field.
+func CertificateExpiresAtLTE(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLTE(FieldCertificateExpiresAt, v))
+}
+
+// CertificateExpiresAtIsNil applies the IsNil predicate on the "certificate_expires_at" field.
+func CertificateExpiresAtIsNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIsNull(FieldCertificateExpiresAt))
+}
+
+// CertificateExpiresAtNotNil applies the NotNil predicate on the "certificate_expires_at" field.
+func CertificateExpiresAtNotNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotNull(FieldCertificateExpiresAt))
+}
+
+// CertificateWarnedAtEQ applies the EQ predicate on the "certificate_warned_at" field.
+func CertificateWarnedAtEQ(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldCertificateWarnedAt, v))
+}
+
+// CertificateWarnedAtNEQ applies the NEQ predicate on the "certificate_warned_at" field.
+func CertificateWarnedAtNEQ(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNEQ(FieldCertificateWarnedAt, v))
+}
+
+// CertificateWarnedAtIn applies the In predicate on the "certificate_warned_at" field.
+func CertificateWarnedAtIn(vs ...time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIn(FieldCertificateWarnedAt, vs...))
+}
+
+// CertificateWarnedAtNotIn applies the NotIn predicate on the "certificate_warned_at" field.
+func CertificateWarnedAtNotIn(vs ...time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotIn(FieldCertificateWarnedAt, vs...))
+}
+
+// CertificateWarnedAtGT applies the GT predicate on the "certificate_warned_at" field.
+func CertificateWarnedAtGT(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGT(FieldCertificateWarnedAt, v))
+}
+
+// CertificateWarnedAtGTE applies the GTE predicate on the "certificate_warned_at" field.
+func CertificateWarnedAtGTE(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGTE(FieldCertificateWarnedAt, v))
+}
+
+// CertificateWarnedAtLT applies the LT predicate on the "certificate_warned_at" field.
+func CertificateWarnedAtLT(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLT(FieldCertificateWarnedAt, v))
+}
+
+// CertificateWarnedAtLTE applies the LTE predicate on the "certificate_warned_at" field.
+func CertificateWarnedAtLTE(v time.Time) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLTE(FieldCertificateWarnedAt, v))
+}
+
+// CertificateWarnedAtIsNil applies the IsNil predicate on the "certificate_warned_at" field.
+func CertificateWarnedAtIsNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIsNull(FieldCertificateWarnedAt))
+}
+
+// CertificateWarnedAtNotNil applies the NotNil predicate on the "certificate_warned_at" field.
+func CertificateWarnedAtNotNil() predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotNull(FieldCertificateWarnedAt))
+}
+
+// SecretsKeyEQ applies the EQ predicate on the "secrets_key" field.
+func SecretsKeyEQ(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEQ(FieldSecretsKey, v))
+}
+
+// SecretsKeyNEQ applies the NEQ predicate on the "secrets_key" field.
+func SecretsKeyNEQ(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNEQ(FieldSecretsKey, v))
+}
+
+// SecretsKeyIn applies the In predicate on the "secrets_key" field.
+func SecretsKeyIn(vs ...string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldIn(FieldSecretsKey, vs...))
+}
+
+// SecretsKeyNotIn applies the NotIn predicate on the "secrets_key" field.
+func SecretsKeyNotIn(vs ...string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldNotIn(FieldSecretsKey, vs...))
+}
+
+// SecretsKeyGT applies the GT predicate on the "secrets_key" field.
+func SecretsKeyGT(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGT(FieldSecretsKey, v))
+}
+
+// SecretsKeyGTE applies the GTE predicate on the "secrets_key" field.
+func SecretsKeyGTE(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldGTE(FieldSecretsKey, v))
+}
+
+// SecretsKeyLT applies the LT predicate on the "secrets_key" field.
+func SecretsKeyLT(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLT(FieldSecretsKey, v))
+}
+
+// SecretsKeyLTE applies the LTE predicate on the "secrets_key" field.
+func SecretsKeyLTE(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldLTE(FieldSecretsKey, v))
+}
+
+// SecretsKeyContains applies the Contains predicate on the "secrets_key" field.
+func SecretsKeyContains(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldContains(FieldSecretsKey, v))
+}
+
+// SecretsKeyHasPrefix applies the HasPrefix predicate on the "secrets_key" field.
+func SecretsKeyHasPrefix(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldHasPrefix(FieldSecretsKey, v))
+}
+
+// SecretsKeyHasSuffix applies the HasSuffix predicate on the "secrets_key" field.
+func SecretsKeyHasSuffix(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldHasSuffix(FieldSecretsKey, v))
+}
+
+// SecretsKeyEqualFold applies the EqualFold predicate on the "secrets_key" field.
+func SecretsKeyEqualFold(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldEqualFold(FieldSecretsKey, v))
+}
+
+// SecretsKeyContainsFold applies the ContainsFold predicate on the "secrets_key" field.
+func SecretsKeyContainsFold(v string) predicate.Endpoint {
+	return predicate.Endpoint(sql.FieldContainsFold(FieldSecretsKey, v))
 }
 
 // ConsecutiveFailuresEQ applies the EQ predicate on the "consecutive_failures" field.

@@ -11,6 +11,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/auditrecord"
 	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/deliverystat"
@@ -155,6 +156,33 @@ func (f TraverseAttempt) Traverse(ctx context.Context, q ent.Query) error {
 		return f(ctx, q)
 	}
 	return fmt.Errorf("unexpected query type %T. expect *ent.AttemptQuery", q)
+}
+
+// The AuditRecordFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuditRecordFunc func(context.Context, *ent.AuditRecordQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuditRecordFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.AuditRecordQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.AuditRecordQuery", q)
+}
+
+// The TraverseAuditRecord type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuditRecord func(context.Context, *ent.AuditRecordQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuditRecord) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuditRecord) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.AuditRecordQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.AuditRecordQuery", q)
 }
 
 // The CatalogFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -328,6 +356,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.AppQuery, predicate.App, app.OrderOption]{typ: ent.TypeApp, tq: q}, nil
 	case *ent.AttemptQuery:
 		return &query[*ent.AttemptQuery, predicate.Attempt, attempt.OrderOption]{typ: ent.TypeAttempt, tq: q}, nil
+	case *ent.AuditRecordQuery:
+		return &query[*ent.AuditRecordQuery, predicate.AuditRecord, auditrecord.OrderOption]{typ: ent.TypeAuditRecord, tq: q}, nil
 	case *ent.CatalogQuery:
 		return &query[*ent.CatalogQuery, predicate.Catalog, catalog.OrderOption]{typ: ent.TypeCatalog, tq: q}, nil
 	case *ent.DeliveryQuery:

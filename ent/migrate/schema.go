@@ -144,6 +144,52 @@ var (
 			},
 		},
 	}
+	// AuditRecordsColumns holds the columns for the "audit_records" table.
+	AuditRecordsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "actor_kind", Type: field.TypeEnum, Enums: []string{"ADMIN_KEY", "API_KEY", "PORTAL_SESSION"}},
+		{Name: "actor_id", Type: field.TypeString},
+		{Name: "actor_name", Type: field.TypeString, Default: ""},
+		{Name: "action", Type: field.TypeString},
+		{Name: "target_type", Type: field.TypeString},
+		{Name: "target_id", Type: field.TypeString},
+		{Name: "changes", Type: field.TypeJSON, Nullable: true},
+		{Name: "remote_addr", Type: field.TypeString, Default: ""},
+		{Name: "request_id", Type: field.TypeString, Default: ""},
+		{Name: "app_id", Type: field.TypeString},
+	}
+	// AuditRecordsTable holds the schema information for the "audit_records" table.
+	AuditRecordsTable = &schema.Table{
+		Name:       "audit_records",
+		Columns:    AuditRecordsColumns,
+		PrimaryKey: []*schema.Column{AuditRecordsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "audit_records_apps_audit_records",
+				Columns:    []*schema.Column{AuditRecordsColumns[11]},
+				RefColumns: []*schema.Column{AppsColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "auditrecord_app_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{AuditRecordsColumns[11], AuditRecordsColumns[1]},
+			},
+			{
+				Name:    "auditrecord_app_id_actor_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{AuditRecordsColumns[11], AuditRecordsColumns[3], AuditRecordsColumns[1]},
+			},
+			{
+				Name:    "auditrecord_app_id_target_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{AuditRecordsColumns[11], AuditRecordsColumns[7], AuditRecordsColumns[1]},
+			},
+		},
+	}
 	// CatalogsColumns holds the columns for the "catalogs" table.
 	CatalogsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeString},
@@ -335,6 +381,12 @@ var (
 		{Name: "listener_session", Type: field.TypeString, Nullable: true},
 		{Name: "listener_seen_at", Type: field.TypeTime, Nullable: true},
 		{Name: "listener_expires_at", Type: field.TypeTime, Nullable: true},
+		{Name: "signature_scheme", Type: field.TypeEnum, Enums: []string{"HMAC_SHA256", "ED25519"}, Default: "HMAC_SHA256"},
+		{Name: "public_key", Type: field.TypeString, Nullable: true},
+		{Name: "tls", Type: field.TypeJSON, Nullable: true},
+		{Name: "certificate_expires_at", Type: field.TypeTime, Nullable: true},
+		{Name: "certificate_warned_at", Type: field.TypeTime, Nullable: true},
+		{Name: "secrets_key", Type: field.TypeString, Default: ""},
 		{Name: "consecutive_failures", Type: field.TypeInt, Default: 0},
 		{Name: "failure_count", Type: field.TypeInt, Default: 0},
 		{Name: "success_count", Type: field.TypeInt, Default: 0},
@@ -350,7 +402,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "endpoints_apps_endpoints",
-				Columns:    []*schema.Column{EndpointsColumns[36]},
+				Columns:    []*schema.Column{EndpointsColumns[42]},
 				RefColumns: []*schema.Column{AppsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -359,12 +411,17 @@ var (
 			{
 				Name:    "endpoint_app_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{EndpointsColumns[36], EndpointsColumns[1]},
+				Columns: []*schema.Column{EndpointsColumns[42], EndpointsColumns[1]},
 			},
 			{
 				Name:    "endpoint_listener_expires_at",
 				Unique:  false,
 				Columns: []*schema.Column{EndpointsColumns[30]},
+			},
+			{
+				Name:    "endpoint_certificate_expires_at",
+				Unique:  false,
+				Columns: []*schema.Column{EndpointsColumns[34]},
 			},
 		},
 	}
@@ -464,6 +521,7 @@ var (
 		APIKeysTable,
 		AppsTable,
 		AttemptsTable,
+		AuditRecordsTable,
 		CatalogsTable,
 		DeliveriesTable,
 		DeliveryStatsTable,
@@ -479,6 +537,7 @@ func init() {
 	AttemptsTable.ForeignKeys[0].RefTable = AppsTable
 	AttemptsTable.ForeignKeys[1].RefTable = DeliveriesTable
 	AttemptsTable.ForeignKeys[2].RefTable = EndpointsTable
+	AuditRecordsTable.ForeignKeys[0].RefTable = AppsTable
 	DeliveriesTable.ForeignKeys[0].RefTable = AppsTable
 	DeliveriesTable.ForeignKeys[1].RefTable = EndpointsTable
 	DeliveriesTable.ForeignKeys[2].RefTable = EventsTable

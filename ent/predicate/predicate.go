@@ -15,6 +15,9 @@ type App func(*sql.Selector)
 // Attempt is the predicate function for attempt builders.
 type Attempt func(*sql.Selector)
 
+// AuditRecord is the predicate function for auditrecord builders.
+type AuditRecord func(*sql.Selector)
+
 // Catalog is the predicate function for catalog builders.
 type Catalog func(*sql.Selector)
 

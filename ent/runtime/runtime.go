@@ -9,6 +9,7 @@ import (
 	"github.com/heraldhq/herald/ent/apikey"
 	"github.com/heraldhq/herald/ent/app"
 	"github.com/heraldhq/herald/ent/attempt"
+	"github.com/heraldhq/herald/ent/auditrecord"
 	"github.com/heraldhq/herald/ent/catalog"
 	"github.com/heraldhq/herald/ent/delivery"
 	"github.com/heraldhq/herald/ent/deliverystat"
@@ -184,6 +185,45 @@ func init() {
 	attempt.DefaultID = attemptDescID.Default.(func() string)
 	// attempt.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	attempt.IDValidator = attemptDescID.Validators[0].(func(string) error)
+	auditrecordMixin := schema.AuditRecord{}.Mixin()
+	auditrecordMixinHooks1 := auditrecordMixin[1].Hooks()
+	auditrecordHooks := schema.AuditRecord{}.Hooks()
+	auditrecord.Hooks[0] = auditrecordMixinHooks1[0]
+	auditrecord.Hooks[1] = auditrecordHooks[0]
+	auditrecordMixinInters1 := auditrecordMixin[1].Interceptors()
+	auditrecordInters := schema.AuditRecord{}.Interceptors()
+	auditrecord.Interceptors[0] = auditrecordMixinInters1[0]
+	auditrecord.Interceptors[1] = auditrecordInters[0]
+	auditrecordMixinFields0 := auditrecordMixin[0].Fields()
+	_ = auditrecordMixinFields0
+	auditrecordFields := schema.AuditRecord{}.Fields()
+	_ = auditrecordFields
+	// auditrecordDescAppID is the schema descriptor for app_id field.
+	auditrecordDescAppID := auditrecordFields[0].Descriptor()
+	// auditrecord.AppIDValidator is a validator for the "app_id" field. It is called by the builders before save.
+	auditrecord.AppIDValidator = auditrecordDescAppID.Validators[0].(func(string) error)
+	// auditrecordDescCreatedAt is the schema descriptor for created_at field.
+	auditrecordDescCreatedAt := auditrecordFields[1].Descriptor()
+	// auditrecord.DefaultCreatedAt holds the default value on creation for the created_at field.
+	auditrecord.DefaultCreatedAt = auditrecordDescCreatedAt.Default.(func() time.Time)
+	// auditrecordDescActorName is the schema descriptor for actor_name field.
+	auditrecordDescActorName := auditrecordFields[4].Descriptor()
+	// auditrecord.DefaultActorName holds the default value on creation for the actor_name field.
+	auditrecord.DefaultActorName = auditrecordDescActorName.Default.(string)
+	// auditrecordDescRemoteAddr is the schema descriptor for remote_addr field.
+	auditrecordDescRemoteAddr := auditrecordFields[9].Descriptor()
+	// auditrecord.DefaultRemoteAddr holds the default value on creation for the remote_addr field.
+	auditrecord.DefaultRemoteAddr = auditrecordDescRemoteAddr.Default.(string)
+	// auditrecordDescRequestID is the schema descriptor for request_id field.
+	auditrecordDescRequestID := auditrecordFields[10].Descriptor()
+	// auditrecord.DefaultRequestID holds the default value on creation for the request_id field.
+	auditrecord.DefaultRequestID = auditrecordDescRequestID.Default.(string)
+	// auditrecordDescID is the schema descriptor for id field.
+	auditrecordDescID := auditrecordMixinFields0[0].Descriptor()
+	// auditrecord.DefaultID holds the default value on creation for the id field.
+	auditrecord.DefaultID = auditrecordDescID.Default.(func() string)
+	// auditrecord.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	auditrecord.IDValidator = auditrecordDescID.Validators[0].(func(string) error)
 	catalogMixin := schema.Catalog{}.Mixin()
 	catalogHooks := schema.Catalog{}.Hooks()
 	catalog.Hooks[0] = catalogHooks[0]
@@ -525,16 +565,20 @@ func init() {
 	endpointDescIsActive := endpointFields[18].Descriptor()
 	// endpoint.DefaultIsActive holds the default value on creation for the is_active field.
 	endpoint.DefaultIsActive = endpointDescIsActive.Default.(bool)
+	// endpointDescSecretsKey is the schema descriptor for secrets_key field.
+	endpointDescSecretsKey := endpointFields[33].Descriptor()
+	// endpoint.DefaultSecretsKey holds the default value on creation for the secrets_key field.
+	endpoint.DefaultSecretsKey = endpointDescSecretsKey.Default.(string)
 	// endpointDescConsecutiveFailures is the schema descriptor for consecutive_failures field.
-	endpointDescConsecutiveFailures := endpointFields[28].Descriptor()
+	endpointDescConsecutiveFailures := endpointFields[34].Descriptor()
 	// endpoint.DefaultConsecutiveFailures holds the default value on creation for the consecutive_failures field.
 	endpoint.DefaultConsecutiveFailures = endpointDescConsecutiveFailures.Default.(int)
 	// endpointDescFailureCount is the schema descriptor for failure_count field.
-	endpointDescFailureCount := endpointFields[29].Descriptor()
+	endpointDescFailureCount := endpointFields[35].Descriptor()
 	// endpoint.DefaultFailureCount holds the default value on creation for the failure_count field.
 	endpoint.DefaultFailureCount = endpointDescFailureCount.Default.(int)
 	// endpointDescSuccessCount is the schema descriptor for success_count field.
-	endpointDescSuccessCount := endpointFields[30].Descriptor()
+	endpointDescSuccessCount := endpointFields[36].Descriptor()
 	// endpoint.DefaultSuccessCount holds the default value on creation for the success_count field.
 	endpoint.DefaultSuccessCount = endpointDescSuccessCount.Default.(int)
 	// endpointDescID is the schema descriptor for id field.

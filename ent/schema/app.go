@@ -84,6 +84,7 @@ func (App) Edges() []ent.Edge {
 			Field("catalog_id").
 			Unique().
 			Annotations(entgql.Skip()),
+		edge.To("audit_records", AuditRecord.Type).Annotations(entgql.Skip()),
 	}
 }
 

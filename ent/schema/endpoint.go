@@ -111,12 +111,14 @@ func (Endpoint) Fields() []ent.Field {
 			Nillable(),
 		field.String("secret").
 			Sensitive().
-			Annotations(entgql.Skip()),
+			Annotations(entgql.Skip()).
+			Comment("The signing secret (whsec_…) or Ed25519 private key (whsk_…), sealed (package secret)."),
 		field.String("previous_secret").
 			Optional().
 			Nillable().
 			Sensitive().
-			Annotations(entgql.Skip()),
+			Annotations(entgql.Skip()).
+			Comment("The signing secret or private key a rotation still signs with, sealed."),
 		field.Time("previous_secret_expires_at").
 			Optional().
 			Nillable().
@@ -142,6 +144,35 @@ func (Endpoint) Fields() []ent.Field {
 			Nillable().
 			Annotations(entgql.Skip()).
 			Comment("When the listener is removed unless a session holds it again: its last sign of life plus its TTL."),
+		field.Enum("signature_scheme").
+			Values("HMAC_SHA256", "ED25519").
+			Default("HMAC_SHA256").
+			Annotations(entgql.Type("SignatureScheme"), skipInputs).
+			Comment("How deliveries are signed: HMAC_SHA256 (Standard Webhooks v1, a shared secret) or ED25519 (v1a: Herald keeps the private key, receivers verify with publicKey)."),
+		field.String("public_key").
+			Optional().
+			Nillable().
+			Annotations(entgql.Skip(entgql.SkipMutationCreateInput, entgql.SkipMutationUpdateInput, entgql.SkipWhereInput)).
+			Comment("The Ed25519 public key (whpk_…) that verifies the endpoint's signatures; null for HMAC_SHA256 endpoints."),
+		field.JSON("tls", &webhook.TLS{}).
+			Optional().
+			Sensitive().
+			Annotations(entgql.Skip()).
+			Comment("Mutual TLS: the client certificate Herald presents (its key sealed) and the roots it trusts."),
+		field.Time("certificate_expires_at").
+			Optional().
+			Nillable().
+			Annotations(entgql.Skip()).
+			Comment("When the mTLS client certificate expires (null: none), for the warning before it does."),
+		field.Time("certificate_warned_at").
+			Optional().
+			Nillable().
+			Annotations(entgql.Skip()).
+			Comment("When Herald last published webhook.certificate_expiring about the endpoint."),
+		field.String("secrets_key").
+			Default("").
+			Annotations(entgql.Skip()).
+			Comment("The id of the encryption key the row's secrets are sealed under; \"\": stored in the clear by an older Herald, sealed at the next start."),
 		field.Int("consecutive_failures").
 			Default(0).
 			Comment("Deliveries that ended FAILED since the last successful attempt."),
@@ -179,7 +210,12 @@ func (Endpoint) Edges() []ent.Edge {
 
 // Indexes of Endpoint.
 func (Endpoint) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("app_id", "created_at"), index.Fields("listener_expires_at")}
+	return []ent.Index{
+		index.Fields("app_id", "created_at"),
+		index.Fields("listener_expires_at"),
+		// The hourly look for client certificates about to expire.
+		index.Fields("certificate_expires_at"),
+	}
 }
 
 // Annotations of Endpoint.

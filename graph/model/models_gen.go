@@ -121,6 +121,18 @@ type AttemptCounts struct {
 	Permanent int `json:"permanent"`
 }
 
+// Narrows the audit log; all given conditions must hold.
+type AuditLogWhere struct {
+	// Changes by this key or portal session (key_...).
+	Actor *string `json:"actor,omitempty"`
+	// Changes of this object (ep_..., app_..., key_..., et_..., evt_..., dlv_...).
+	Target *string `json:"target,omitempty"`
+	// Changes by this mutation (createEndpoint, rotateEndpointSecret, ...).
+	Action *string `json:"action,omitempty"`
+	// Changes made at or after this time.
+	Since *time.Time `json:"since,omitempty"`
+}
+
 // Deliveries that have not finished: queued, retrying, scheduled or being sent.
 // A growing number due, or an old oldestDueAt, means Herald is falling behind
 // (or an endpoint is paused or rate-limited).
@@ -204,6 +216,12 @@ type CreateEndpointInput struct {
 	// payload, headers and, for HTTP endpoints, method and url; returning null skips
 	// the event. See the testTransformation query and docs/transformations.md.
 	Transformation *string `json:"transformation,omitempty"`
+	// Mutual TLS: the client certificate and key Herald presents, and the roots it trusts (HTTP endpoints).
+	TLS *EndpointTLSInput `json:"tls,omitempty"`
+	// How deliveries are signed (default HMAC_SHA256): with a shared signing secret
+	// (webhook-signature v1), or ED25519 (v1a), with a key pair whose private key
+	// never leaves Herald and whose public key (publicKey) receivers verify with.
+	SignatureScheme *endpoint.SignatureScheme `json:"signatureScheme,omitempty"`
 	// Where the endpoint sends its events (default HTTP, or the endpoint's type on update). A broker type needs its configuration, in the field named after it, instead of url, auth and headers.
 	Type *destination.Type `json:"type,omitempty"`
 	// The configuration of a RABBITMQ endpoint.
@@ -222,7 +240,10 @@ type CreateEndpointInput struct {
 
 type CreateEndpointPayload struct {
 	Endpoint *ent.Endpoint `json:"endpoint"`
-	// The signing secret (whsec_...). It is shown only here and by rotateEndpointSecret.
+	// What receivers verify signatures with: the signing secret (whsec_...) of an
+	// HMAC_SHA256 endpoint, shown only here and by rotateEndpointSecret and
+	// revealEndpointSecret; the public key (whpk_..., also Endpoint.publicKey) of an
+	// ED25519 endpoint.
 	Secret string `json:"secret"`
 }
 
@@ -355,8 +376,39 @@ type DeliveryStatsPoint struct {
 	Latency *LatencySummary `json:"latency,omitempty"`
 }
 
-// An endpoint's authentication. Secrets (token, password, headerValue, secret)
-// are masked: at most their last four characters are shown.
+// What rotateEncryptionKeys did.
+type EncryptionKeyRotation struct {
+	// The key secrets are now sealed with.
+	Primary string `json:"primary"`
+	// Endpoints re-encrypted by this call.
+	Resealed int `json:"resealed"`
+	// Endpoints still sealed under other keys, by key.
+	Remaining []*EncryptionKeyUse `json:"remaining"`
+	// Nothing is left under other keys: they may be removed from the configuration.
+	Done bool `json:"done"`
+}
+
+// One encryption key.
+type EncryptionKeyUse struct {
+	ID string `json:"id"`
+	// This server holds the key (false: secrets sealed under it cannot be read here).
+	Configured bool `json:"configured"`
+	// Endpoints whose secrets are sealed under it.
+	Endpoints int `json:"endpoints"`
+}
+
+// The encryption keys that protect endpoints' secrets at rest, as this server sees them.
+type EncryptionKeys struct {
+	// The key new and re-encrypted secrets are sealed with (the first configured).
+	Primary string `json:"primary"`
+	// Every key this server has, and every key endpoints' secrets are sealed under.
+	Keys []*EncryptionKeyUse `json:"keys"`
+	// Endpoints whose secrets are still stored in the clear (from before encryption; sealed at start).
+	Plaintext int `json:"plaintext"`
+}
+
+// An endpoint's authentication. Secrets (token, password, headerValue, secret,
+// clientSecret) are masked: at most their last four characters are shown.
 type EndpointAuth struct {
 	Type        EndpointAuthType `json:"type"`
 	Token       *string          `json:"token,omitempty"`
@@ -365,11 +417,19 @@ type EndpointAuth struct {
 	HeaderName  *string          `json:"headerName,omitempty"`
 	HeaderValue *string          `json:"headerValue,omitempty"`
 	Secret      *string          `json:"secret,omitempty"`
+	// OAUTH2_CLIENT_CREDENTIALS: where tokens come from.
+	TokenURL     *string  `json:"tokenUrl,omitempty"`
+	ClientID     *string  `json:"clientId,omitempty"`
+	ClientSecret *string  `json:"clientSecret,omitempty"`
+	Scopes       []string `json:"scopes,omitempty"`
+	Audience     *string  `json:"audience,omitempty"`
 }
 
 // An endpoint's authentication. Set the fields of the chosen type: BEARER needs
 // token; BASIC username and password; API_KEY headerName and headerValue; HMAC and
-// SIGNATURE secret (16+ characters) and optionally headerName.
+// SIGNATURE secret (16+ characters) and optionally headerName;
+// OAUTH2_CLIENT_CREDENTIALS tokenUrl, clientId and clientSecret, optionally scopes
+// and audience (sent as the token request's audience parameter).
 type EndpointAuthInput struct {
 	Type        EndpointAuthType `json:"type"`
 	Token       *string          `json:"token,omitempty"`
@@ -378,6 +438,12 @@ type EndpointAuthInput struct {
 	HeaderName  *string          `json:"headerName,omitempty"`
 	HeaderValue *string          `json:"headerValue,omitempty"`
 	Secret      *string          `json:"secret,omitempty"`
+	// An https URL (http with --allow-http), checked against the destination policy like the endpoint's.
+	TokenURL     *string  `json:"tokenUrl,omitempty"`
+	ClientID     *string  `json:"clientId,omitempty"`
+	ClientSecret *string  `json:"clientSecret,omitempty"`
+	Scopes       []string `json:"scopes,omitempty"`
+	Audience     *string  `json:"audience,omitempty"`
 }
 
 // A change of an endpoint's health, counters or activity.
@@ -422,6 +488,31 @@ type EndpointSummary struct {
 	Total int `json:"total"`
 	// Those whose health is ATTENTION: disabled, or their latest attempt failed.
 	NeedingAttention int `json:"needingAttention"`
+}
+
+// Mutual TLS to an endpoint: the client certificate Herald presents, and the
+// roots it trusts for the endpoint's server certificate. The private key is
+// write-only: it is masked when read.
+type EndpointTLS struct {
+	// The client certificate (PEM), its chain after it if any.
+	ClientCertificate *string `json:"clientCertificate,omitempty"`
+	// The certificate's private key, masked.
+	ClientKey *string `json:"clientKey,omitempty"`
+	// The roots (PEM) Herald trusts for this endpoint instead of the system's; null: the system's.
+	CaCertificates *string `json:"caCertificates,omitempty"`
+	// When the client certificate expires.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	// It expires within 14 days: renew it (Herald also publishes webhook.certificate_expiring).
+	ExpiresSoon bool `json:"expiresSoon"`
+}
+
+// Mutual TLS settings: clientCertificate and clientKey (PEM, the key's
+// certificate) together, and optionally caCertificates to trust only those
+// roots. A masked clientKey sent back as read keeps the stored key.
+type EndpointTLSInput struct {
+	ClientCertificate *string `json:"clientCertificate,omitempty"`
+	ClientKey         *string `json:"clientKey,omitempty"`
+	CaCertificates    *string `json:"caCertificates,omitempty"`
 }
 
 // A newly stored event.
@@ -494,6 +585,8 @@ type GoogleCloudPubSubConfigInput struct {
 type HeaderInput struct {
 	Name  string `json:"name"`
 	Value string `json:"value"`
+	// The value is a secret: encrypted at rest and masked when read (default: only when the name looks like a credential).
+	Secret *bool `json:"secret,omitempty"`
 }
 
 type ImportEventTypesInput struct {
@@ -785,7 +878,7 @@ type RetryRefusal struct {
 
 type RevealEndpointSecretPayload struct {
 	Endpoint *ent.Endpoint `json:"endpoint"`
-	// The current signing secret (whsec_...).
+	// The current signing secret (whsec_...), or the public key (whpk_...) of an ED25519 endpoint: its private key never leaves Herald.
 	Secret string `json:"secret"`
 }
 
@@ -794,14 +887,25 @@ type RevokePortalSessionsPayload struct {
 	Count int `json:"count"`
 }
 
+type RotateEncryptionKeysInput struct {
+	// Endpoints re-encrypted per transaction (default 100, at most 1000).
+	BatchSize *int `json:"batchSize,omitempty"`
+	// At most this many batches in this call (default 100); call again until done.
+	MaxBatches *int `json:"maxBatches,omitempty"`
+}
+
 type RotateEndpointSecretInput struct {
-	// How long deliveries are also signed with the previous secret (default 24h, at most 168h; 0s ends it at once).
+	// How long deliveries are also signed with the previous secret or key (default 24h, at most 168h; 0s ends it at once).
 	Overlap *time.Duration `json:"overlap,omitempty"`
+	// The scheme of the new secret (default: the endpoint's). Rotating from
+	// HMAC_SHA256 to ED25519 (or back) signs with both during the overlap: v1 and
+	// v1a signatures side by side.
+	SignatureScheme *endpoint.SignatureScheme `json:"signatureScheme,omitempty"`
 }
 
 type RotateEndpointSecretPayload struct {
 	Endpoint *ent.Endpoint `json:"endpoint"`
-	// The new signing secret. It is shown only here.
+	// The new signing secret (whsec_...), or the new public key (whpk_...) of an ED25519 endpoint.
 	Secret string `json:"secret"`
 }
 
@@ -895,6 +999,8 @@ type UpdateEndpointInput struct {
 	Ordering *endpoint.Ordering `json:"ordering,omitempty"`
 	// Replaces the transformation; null removes it.
 	Transformation graphql.Omittable[*string] `json:"transformation,omitempty"`
+	// Replaces the mutual TLS settings; null removes them.
+	TLS graphql.Omittable[*EndpointTLSInput] `json:"tls,omitempty"`
 	// Where the endpoint sends its events (default HTTP, or the endpoint's type on update). A broker type needs its configuration, in the field named after it, instead of url, auth and headers.
 	Type *destination.Type `json:"type,omitempty"`
 	// The configuration of a RABBITMQ endpoint.
@@ -1162,6 +1268,11 @@ const (
 	EndpointAuthTypeHmac EndpointAuthType = "HMAC"
 	// t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")> in headerName (default X-Webhook-Signature).
 	EndpointAuthTypeSignature EndpointAuthType = "SIGNATURE"
+	// OAuth 2.0 client credentials: Herald fetches an access token from tokenUrl
+	// (with clientId, clientSecret, scopes and audience), caches it until shortly
+	// before it expires, and sends Authorization: Bearer <token>; a 401 from the
+	// endpoint fetches a new token once.
+	EndpointAuthTypeOauth2ClientCredentials EndpointAuthType = "OAUTH2_CLIENT_CREDENTIALS"
 )
 
 var AllEndpointAuthType = []EndpointAuthType{
@@ -1171,11 +1282,12 @@ var AllEndpointAuthType = []EndpointAuthType{
 	EndpointAuthTypeAPIKey,
 	EndpointAuthTypeHmac,
 	EndpointAuthTypeSignature,
+	EndpointAuthTypeOauth2ClientCredentials,
 }
 
 func (e EndpointAuthType) IsValid() bool {
 	switch e {
-	case EndpointAuthTypeNone, EndpointAuthTypeBearer, EndpointAuthTypeBasic, EndpointAuthTypeAPIKey, EndpointAuthTypeHmac, EndpointAuthTypeSignature:
+	case EndpointAuthTypeNone, EndpointAuthTypeBearer, EndpointAuthTypeBasic, EndpointAuthTypeAPIKey, EndpointAuthTypeHmac, EndpointAuthTypeSignature, EndpointAuthTypeOauth2ClientCredentials:
 		return true
 	}
 	return false

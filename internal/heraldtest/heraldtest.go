@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/examples"
+	"github.com/heraldhq/herald/db"
 	"github.com/heraldhq/herald/server"
 )
 
@@ -68,6 +69,9 @@ func Start(t testing.TB, configure ...func(*server.Config)) *Server {
 
 func start(t testing.TB, cfg server.Config, token string) *Server {
 	t.Helper()
+	if cfg.EncryptionKeys == "" && cfg.EncryptionKeyFile == "" && db.IsPostgres(cfg.DB) {
+		cfg.EncryptionKeys = EncryptionKeys // the same on every replica
+	}
 	srv, err := server.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("start herald: %v", err)

@@ -146,6 +146,7 @@ func startProcess(t testing.TB, bin string, extra []string) (*Process, bool) {
 	args = append(append(args, "--poll-interval", "20ms", "--log-level", "warn"), extra...)
 	p := &Process{URL: "http://" + addr, out: &SyncBuffer{}, args: args, bin: bin, t: t, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = processEnv()
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
@@ -186,6 +187,22 @@ func startProcess(t testing.TB, bin string, extra []string) (*Process, bool) {
 	}
 	p.Token = tokenRE.FindString(p.out.String())
 	return p, false
+}
+
+// EncryptionKeys are the encryption keys of the herald processes and the
+// PostgreSQL servers tests start, unless the test gives its own: every
+// replica of a test's deployment needs the same keys, and PostgreSQL has no
+// key file beside it. They protect nothing but test data.
+const EncryptionKeys = "test:dGVzdC1vbmx5LWtleS1kby1ub3QtdXNlLWl0LTMyYnk=" // "test-only-key-do-not-use-it-32by"
+
+// processEnv is the environment of herald processes: this one's, with
+// EncryptionKeys unless HERALD_ENCRYPTION_KEYS is set.
+func processEnv() []string {
+	env := os.Environ()
+	if os.Getenv("HERALD_ENCRYPTION_KEYS") == "" {
+		env = append(env, "HERALD_ENCRYPTION_KEYS="+EncryptionKeys)
+	}
+	return env
 }
 
 // Output returns what the process printed so far.

@@ -104,7 +104,7 @@ func (c *Credentials) Key() string {
 // connections go through the policy and close when idle; it follows no
 // redirect.
 func HTTPClient(env destination.Env) *http.Client {
-	dialer := env.Policy.Dialer(10 * time.Second)
+	dialer := env.Dialer(10 * time.Second)
 	return &http.Client{
 		Transport: &http.Transport{
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {

@@ -74,6 +74,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and (eq $type "postgres") (not .Values.database.existingSecret) }}
 {{- fail "database.type=postgres needs database.existingSecret: the name of a Secret holding the database URL under database.existingSecretKey (default \"url\")" }}
 {{- end }}
+{{- if and (eq $type "postgres") (not .Values.encryption.existingSecret) }}
+{{- fail "database.type=postgres needs encryption.existingSecret: the name of a Secret holding the encryption keys (\"<id>:<base64 of 32 random bytes>\") under encryption.existingSecretKey (default \"keys\"), the same for every replica" }}
+{{- end }}
 {{- if not (has .Values.migrations.mode (list "start" "job")) }}
 {{- fail (printf "migrations.mode must be start or job, not %q" .Values.migrations.mode) }}
 {{- end }}
@@ -82,6 +85,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- if and .Values.terminationGracePeriodSeconds (le (int .Values.terminationGracePeriodSeconds) (int .Values.config.shutdownGraceSeconds)) }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must be longer than config.shutdownGraceSeconds (%d), or Kubernetes kills Herald while it finishes the deliveries in flight" (int .Values.terminationGracePeriodSeconds) (int .Values.config.shutdownGraceSeconds)) }}
+{{- end }}
+{{- end }}
+
+{{/* The encryption keys' environment variable, if they are in a Secret. */}}
+{{- define "herald.keysEnv" -}}
+{{- if .Values.encryption.existingSecret }}
+- name: HERALD_ENCRYPTION_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.encryption.existingSecret }}
+      key: {{ .Values.encryption.existingSecretKey }}
 {{- end }}
 {{- end }}
 

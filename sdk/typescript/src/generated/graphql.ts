@@ -98,12 +98,20 @@ export type CreateEndpointInput = {
   /** At most this many requests per window; the backlog waits (default: none). */
   rateLimit?: RateLimitInput | null | undefined;
   retryPolicy?: RetryPolicyInput | null | undefined;
+  /**
+   * How deliveries are signed (default HMAC_SHA256): with a shared signing secret
+   * (webhook-signature v1), or ED25519 (v1a), with a key pair whose private key
+   * never leaves Herald and whose public key (publicKey) receivers verify with.
+   */
+  signatureScheme?: SignatureScheme | null | undefined;
   /** The configuration of a SNS endpoint. */
   sns?: AmazonSnsConfigInput | null | undefined;
   /** The configuration of a SQS endpoint. */
   sqs?: AmazonSqsConfigInput | null | undefined;
   /** Time limit of one attempt, 100ms-30s (default 10s). */
   timeout?: string | null | undefined;
+  /** Mutual TLS: the client certificate and key Herald presents, and the roots it trusts (HTTP endpoints). */
+  tls?: EndpointTlsInput | null | undefined;
   /**
    * JavaScript that reshapes each event before it is sent:
    * function handler(webhook) { ... return webhook }, where webhook has eventType,
@@ -196,14 +204,22 @@ export type DeliveryStatus =
 /**
  * An endpoint's authentication. Set the fields of the chosen type: BEARER needs
  * token; BASIC username and password; API_KEY headerName and headerValue; HMAC and
- * SIGNATURE secret (16+ characters) and optionally headerName.
+ * SIGNATURE secret (16+ characters) and optionally headerName;
+ * OAUTH2_CLIENT_CREDENTIALS tokenUrl, clientId and clientSecret, optionally scopes
+ * and audience (sent as the token request's audience parameter).
  */
 export type EndpointAuthInput = {
+  audience?: string | null | undefined;
+  clientId?: string | null | undefined;
+  clientSecret?: string | null | undefined;
   headerName?: string | null | undefined;
   headerValue?: string | null | undefined;
   password?: string | null | undefined;
+  scopes?: Array<string> | null | undefined;
   secret?: string | null | undefined;
   token?: string | null | undefined;
+  /** An https URL (http with --allow-http), checked against the destination policy like the endpoint's. */
+  tokenUrl?: string | null | undefined;
   type: EndpointAuthType;
   username?: string | null | undefined;
 };
@@ -223,6 +239,13 @@ export type EndpointAuthType =
   | 'HMAC'
   /** No credentials; receivers verify webhook-signature. */
   | 'NONE'
+  /**
+   * OAuth 2.0 client credentials: Herald fetches an access token from tokenUrl
+   * (with clientId, clientSecret, scopes and audience), caches it until shortly
+   * before it expires, and sends Authorization: Bearer <token>; a 401 from the
+   * endpoint fetches a new token once.
+   */
+  | 'OAUTH2_CLIENT_CREDENTIALS'
   /** t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")> in headerName (default X-Webhook-Signature). */
   | 'SIGNATURE';
 
@@ -236,6 +259,17 @@ export type EndpointHealth =
   | 'READY'
   /** Nothing has been sent to the endpoint yet. */
   | 'SETUP';
+
+/**
+ * Mutual TLS settings: clientCertificate and clientKey (PEM, the key's
+ * certificate) together, and optionally caCertificates to trust only those
+ * roots. A masked clientKey sent back as read keeps the stored key.
+ */
+export type EndpointTlsInput = {
+  caCertificates?: string | null | undefined;
+  clientCertificate?: string | null | undefined;
+  clientKey?: string | null | undefined;
+};
 
 /** Where an endpoint sends its events: an HTTP URL or a message broker. */
 export type EndpointType =
@@ -271,6 +305,8 @@ export type GoogleCloudPubSubConfigInput = {
 /** One HTTP header to send with every delivery of an endpoint. */
 export type HeaderInput = {
   name: string;
+  /** The value is a secret: encrypted at rest and masked when read (default: only when the name looks like a credential). */
+  secret?: boolean | null | undefined;
   value: string;
 };
 
@@ -384,6 +420,11 @@ export type RetryPolicyInput = {
   maxDelay?: string | null | undefined;
 };
 
+/** SignatureScheme is enum for the field signature_scheme */
+export type SignatureScheme =
+  | 'ED25519'
+  | 'HMAC_SHA256';
+
 /**
  * Changes to an endpoint; omitted fields stay as they are. Changing the URL or
  * event types keeps the signing secret. Setting isActive to true re-enables a
@@ -423,6 +464,8 @@ export type UpdateEndpointInput = {
   /** The configuration of a SQS endpoint. */
   sqs?: AmazonSqsConfigInput | null | undefined;
   timeout?: string | null | undefined;
+  /** Replaces the mutual TLS settings; null removes them. */
+  tls?: EndpointTlsInput | null | undefined;
   /** Replaces the transformation; null removes it. */
   transformation?: string | null | undefined;
   /** Where the endpoint sends its events (default HTTP, or the endpoint's type on update). A broker type needs its configuration, in the field named after it, instead of url, auth and headers. */

@@ -15,7 +15,8 @@ export const ENDPOINT_FIELDS = `id name description type transformation url even
   flow { concurrency maxConcurrency ratePerSecond pausedUntil throttled }
   auth { type token username password headerName headerValue secret }
   headers { name value }
-  listener { connected lastSeenAt expiresAt }`;
+  listener { connected lastSeenAt expiresAt }
+  signatureScheme publicKey tls { expiresAt expiresSoon }`;
 
 const LIST = `query Endpoints($after: Cursor) {
   endpoints(first: 100, after: $after, orderBy: {field: CREATED_AT, direction: DESC}) {
@@ -210,6 +211,16 @@ function EndpointRow({ ep, can, onEdit, onTest, onRotate, onDelete, onToggle, on
           </p>
         )}
         {ep.description && <p class="endpoint-desc">{ep.description}</p>}
+        {ep.publicKey && (
+          <p class="endpoint-url" data-testid="public-key">
+            Ed25519 public key (verifies signatures): <span class="mono">{ep.publicKey}</span>
+          </p>
+        )}
+        {ep.tls && ep.tls.expiresSoon && (
+          <p class="field-error" data-testid="certificate-expiring">
+            Its client certificate expires {fmtTime(ep.tls.expiresAt)}: renew it, or webhooks will fail.
+          </p>
+        )}
         <p class="endpoint-types" data-testid="subscriptions">
           {ep.eventTypes.map((t) => (
             <code class="chip" data-pattern={t}>

@@ -11,6 +11,7 @@ import { Overview } from "./overview.jsx";
 import { Events } from "./events.jsx";
 import { PortalSettings } from "./portal-settings.jsx";
 import { Keys } from "./keys.jsx";
+import { AuditLog } from "../audit.jsx";
 import { VIEWS, go } from "./route.js";
 
 const APP = `query ConsoleApp { viewer { app { id name portal { displayName accentColor theme allowedOrigins } } } }`;
@@ -63,6 +64,7 @@ export function AppView({ apiKey, viewer, appId, view, params, can }) {
         {view === "catalog" && <Catalog api={api} operator />}
         {view === "portal" && app && <PortalSettings api={api} app={app} onSaved={reload} />}
         {view === "keys" && can.full && <Keys api={api} appId={appId} viewer={viewer} />}
+        {view === "audit" && <AuditLog api={api} />}
       </main>
     </div>
   );

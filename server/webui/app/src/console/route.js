@@ -10,6 +10,7 @@ export const VIEWS = [
   { id: "catalog", label: "Event catalog" },
   { id: "portal", label: "Portal" },
   { id: "keys", label: "API keys" },
+  { id: "audit", label: "Audit log" },
 ];
 
 /** parseRoute reads a route from a URL fragment. */

@@ -5,6 +5,7 @@ import { can as canOf, createApi } from "../api.js";
 import { Endpoints } from "../endpoints.jsx";
 import { Deliveries } from "../deliveries.jsx";
 import { Catalog } from "../catalog.jsx";
+import { AuditLog } from "../audit.jsx";
 import { fmtTime } from "../ui.jsx";
 
 const VIEWER = `query PortalViewer {
@@ -15,6 +16,7 @@ const VIEWS = [
   { id: "endpoints", label: "Endpoints" },
   { id: "deliveries", label: "Deliveries" },
   { id: "catalog", label: "Event catalog" },
+  { id: "audit", label: "Your changes" },
 ];
 
 /** wellFormed reports whether a token looks whole: cut links fail here before asking the server. */
@@ -110,6 +112,9 @@ export function App({ appId, token, onEnded }) {
         {view === "endpoints" && <Endpoints api={api} can={can} onShowDeliveries={(endpointId) => show("deliveries", { endpointId })} />}
         {view === "deliveries" && <Deliveries api={api} can={can} initial={focus} />}
         {view === "catalog" && <Catalog api={api} />}
+        {view === "audit" && (
+          <AuditLog api={api} title="Your changes" lead="The changes made in this portal session: what changed, when and from where. Secrets show as “changed”." />
+        )}
       </main>
     </div>
   );
