@@ -490,6 +490,8 @@ func runEntrypoint(t *testing.T, rootfs string, cfg imageConfig) {
 		}
 		return out.Data
 	}
+	// A fresh installation's catalog holds only Herald's own types.
+	gql(`mutation { createEventType(input: {name: "order.created"}) { id } }`, nil)
 	gql(`mutation($u: String!) { createEndpoint(input: {name: "image", url: $u, eventTypes: ["*"]}) { secret } }`,
 		map[string]any{"u": rcv.URL + "/hook"})
 	data := gql(`mutation { publishEvent(input: {eventType: "order.created", payload: {from: "the image"}}) { id } }`, nil)
