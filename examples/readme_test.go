@@ -185,6 +185,28 @@ func TestReadme_TourWorksAsWritten(t *testing.T) {
 		t.Errorf("the deliveries query shows %+v", n)
 	}
 
+	// Step 3's and 5's restarts: with the secret the receiver verifies
+	// the signature; answering 500, the next event's delivery retries.
+	_ = rc.cmd.Process.Kill()
+	_ = rc.cmd.Wait()
+	if !strings.Contains(blocks[3], `idempotencyKey: "order-1042-created"`) {
+		t.Fatalf("the publishEvent example has no idempotencyKey to change: update the test")
+	}
+	rc = start(t, ".", nil, bin, append(args, "--secret", created.CreateEndpoint.Secret, "--status", "500")...)
+	rc.wait(t, "listening on")
+	mustDecode(t, h.GraphQL(t, token, strings.Replace(blocks[3], "order-1042-created", "order-1042-created-again", 1), nil), &published)
+	if published.PublishEvent.DeliveryCount != 1 {
+		t.Fatalf("publishing again made %d deliveries, want 1", published.PublishEvent.DeliveryCount)
+	}
+	rc.wait(t, `order\.created[^\n]*→ 500\n[^\n]*\n  signature:  valid`)
+	if !heraldtest.Eventually(30*time.Second, func() bool {
+		mustDecode(t, h.GraphQL(t, token, blocks[4], nil), &list)
+		e := list.Deliveries.Edges
+		return len(e) == 2 && e[0].Node.Status == "RETRYING"
+	}) {
+		t.Fatalf("the deliveries query never showed the new delivery RETRYING: %+v", list)
+	}
+
 	// Step 6: the console.
 	if body := get(t, h.URL+"/console"); !strings.Contains(body, "<script") {
 		t.Errorf("GET /console: no page:\n%s", body)
