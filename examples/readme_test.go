@@ -94,7 +94,8 @@ func TestReadme_ScheduledDeliveryExampleIsAccepted(t *testing.T) {
 }
 
 // TestReadme_TourWorksAsWritten follows the README's five-minute tour
-// with a herald process and the receiver it starts: the Headers tab's
+// with a herald process and the receiver it starts: the first-start
+// message "Two commands" shows, the Headers tab's
 // JSON, the receiver command, each GraphQL operation in order (the
 // receiver's address replaced by a free one), the console and the portal
 // link the tour opens.
@@ -107,6 +108,15 @@ func TestReadme_TourWorksAsWritten(t *testing.T) {
 		t.Fatalf("the tour's code blocks are %q, want %q: update the test", langs, want)
 	}
 	h := heraldtest.StartProcess(t, bin, "--db", filepath.Join(t.TempDir(), "herald.db"))
+
+	// The first start prints what "Two commands" shows.
+	introLangs, intro := codeBlocks(docSection(t, "README.md", "## Two commands"))
+	if len(intro) != 2 || introLangs[1] != "" {
+		t.Fatalf("README.md's Two commands has code blocks %q, want the commands and the first-start message", introLangs)
+	}
+	if msg := strings.NewReplacer("http://localhost:8080", h.URL, "hrld_Qm9vYmFy…", h.Token).Replace(intro[1]); !strings.Contains(h.Output(), msg) {
+		t.Errorf("herald's first start printed\n%s\nand README.md shows\n%s", h.Output(), msg)
+	}
 
 	// Step 1: the Headers tab.
 	var headers map[string]string
