@@ -124,8 +124,8 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // an event every 20 ms, on both stores. The quiet app is never refused and
 // never stalled: each of its events arrives within maxStall, whatever the
 // noisy one does. Its latencies, idle and loaded, are logged; speed is
-// measured by the benchmark, not asserted here (the README has the
-// figures), since this machine's two cores are shared by the server, the
+// measured by the benchmark, not asserted here (docs/performance.md
+// has the figures), since this machine's two cores are shared by the server, the
 // load, the receivers and other tests.
 func TestNoisyNeighbour_OneAppAtItsWorstLeavesAnotherOnTime(t *testing.T) {
 	if testing.Short() {

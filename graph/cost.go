@@ -47,7 +47,7 @@ func bytesCost(n int) cost { return flat(max(1, n/pointBytes)) }
 // more than their object's row (resolvers), and those whose values may be
 // large (JSON, bodies, headers). TestCosts_EveryExpensiveFieldIsDeclared
 // enumerates the schema, so that a new such field cannot be left at one
-// point. The README's "Limits" lists them.
+// point. docs/limits.md lists them.
 func costs(maxPayload int) map[string]cost {
 	payload := bytesCost(maxPayload)
 	c := map[string]cost{

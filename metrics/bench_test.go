@@ -11,7 +11,7 @@ import (
 // BenchmarkMetrics_PerDelivery measures what the metrics add to one
 // delivery on the engine's hot paths: its publish, its attempt, its end,
 // and its share of a recorder and a publisher commit of 64. (A delivery
-// costs Herald about 250 µs of CPU end to end; see README, Performance.)
+// costs Herald about 250 µs of CPU end to end; see docs/performance.md.)
 func BenchmarkMetrics_PerDelivery(b *testing.B) {
 	m := metrics.New(metrics.Config{})
 	b.ReportAllocs()

@@ -4,7 +4,7 @@
 // requests it may have in progress at once. Each has a default; an admin
 // may set another value for one app (updateApp), within the limit's
 // bounds. The table below is the one place they are declared: the API
-// shows it (App.limits), the README lists it, and Check enforces the
+// shows it (App.limits), docs/limits.md lists it, and Check enforces the
 // counted ones.
 //
 // Portal sessions are held by a platform's customers, who may script
@@ -63,11 +63,11 @@ type Limit struct {
 	Min, Max int
 	// Counted limits bound a number of stored things, which Check counts.
 	Counted bool
-	// Description says what it bounds, for the API and the README.
+	// Description says what it bounds, for the API and docs/limits.md.
 	Description string
 }
 
-// Table is every limit, in the order the API and the README list them.
+// Table is every limit, in the order the API and docs/limits.md list them.
 var Table = []Limit{
 	{Endpoints, 100, 0, 10000, true, "Endpoints of the app (deleted ones and listeners do not count)."},
 	{Listeners, 10, 0, 1000, true, "Listeners of the app (herald listen), until they expire or are deleted."},

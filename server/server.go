@@ -52,7 +52,7 @@ import (
 var Version = "0.1.0-dev"
 
 // Config configures a Server. Zero fields take the defaults documented in
-// the README's configuration table.
+// the table of docs/configuration.md.
 type Config struct {
 	// Addr is the listen address of Run (default ":8080").
 	Addr string
