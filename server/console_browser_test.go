@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/internal/heraldtest"
 	"github.com/heraldhq/herald/server"
 )
@@ -368,7 +370,8 @@ func TestConsole_CatalogShowsTheSharedCatalogAndTheAppsOwnTypes(t *testing.T) {
 	p.signIn(s.URL, s.Token)
 	p.do("open the catalog", chromedp.Navigate(s.URL+"/console#/apps/"+appID+"/catalog"))
 	p.waitFor("the catalog's name", `(document.querySelector("[data-testid=catalog-name]") || {}).textContent === "retail"`)
-	p.waitFor("the types", `document.querySelectorAll("[data-testid=event-type]").length === 6`)
+	// Two shared types, one of the app's own, and Herald's system types.
+	p.waitFor("the types", fmt.Sprintf(`document.querySelectorAll("[data-testid=event-type]").length === %d`, 3+len(catalog.SystemTypes())))
 	origin := func(name string) string {
 		var got string
 		p.eval(`document.querySelector("[data-testid=event-type][data-name='`+name+`'] [data-testid=event-type-origin]").textContent`, &got)
@@ -392,18 +395,18 @@ func TestConsole_CatalogShowsTheSharedCatalogAndTheAppsOwnTypes(t *testing.T) {
 		t.Errorf("%d apps show their catalog, want only Shop's (the default app is in the default catalog)", n)
 	}
 	p.do("open the catalog again", chromedp.Navigate(s.URL+"/console#/apps/"+appID+"/catalog"))
-	p.waitFor("the types again", `document.querySelectorAll("[data-testid=event-type]").length === 6`)
+	p.waitFor("the types again", fmt.Sprintf(`document.querySelectorAll("[data-testid=event-type]").length === %d`, 3+len(catalog.SystemTypes())))
 	p.setSelect(`[data-testid=catalog-scope]`, "own")
 	p.waitFor("only the app's own types", `document.querySelectorAll("[data-testid=event-type]").length === 1 && document.querySelector("[data-testid=event-type][data-name='shop.opened']")`)
 	p.setSelect(`[data-testid=catalog-scope]`, "shared")
-	p.waitFor("only the shared types", `document.querySelectorAll("[data-testid=event-type]").length === 5 && !document.querySelector("[data-testid=event-type][data-name='shop.opened']")`)
+	p.waitFor("only the shared types", fmt.Sprintf(`document.querySelectorAll("[data-testid=event-type]").length === %d && !document.querySelector("[data-testid=event-type][data-name='shop.opened']")`, 2+len(catalog.SystemTypes())))
 
 	// The customer's portal lists the same six types, without the marks.
 	var session struct{ CreatePortalSession struct{ URL string } }
 	admin.Must(&session, `mutation($a: ID!) { createPortalSession(input: {appId: $a}) { url } }`, map[string]any{"a": appID})
 	p.do("open the portal", chromedp.Navigate(session.CreatePortalSession.URL))
 	p.click("Event catalog", `[data-testid=tab-catalog]`)
-	p.waitFor("the portal's catalog", `document.querySelectorAll("[data-testid=event-type]").length === 6 && document.querySelector("[data-testid=event-type][data-name='shop.opened']")`)
+	p.waitFor("the portal's catalog", fmt.Sprintf(`document.querySelectorAll("[data-testid=event-type]").length === %d && document.querySelector("[data-testid=event-type][data-name='shop.opened']")`, 3+len(catalog.SystemTypes())))
 	if n := p.count(`[data-testid=event-type-origin]`); n != 0 {
 		t.Errorf("the portal marks %d types shared or own", n)
 	}
