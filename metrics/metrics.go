@@ -167,6 +167,9 @@ func New(cfg Config) *Metrics {
 	m.pubSeconds = f.histogram("publisher_commit_duration_seconds", "Duration of the publisher's transactions, from begin to commit.", commits)
 	m.pubFailures = f.counter("publisher_commit_failures_total", "Publishing transactions that failed; their callers got an error.")
 	m.proxyFailures = f.counterVec("egress_proxy_failures_total", "Attempts that failed because the egress proxy did (refused or dropped the connection, 407, a CONNECT answered with anything but 200), by destination type: deferred, retried without using an attempt, the endpoint not blamed.", "destination")
+	for _, t := range types { // exported from the start, so that rules see them rise from zero
+		m.proxyFailures.WithLabelValues(strings.ToLower(string(t)))
+	}
 
 	info := f.gaugeVec("build_info", "Always 1; the version label is Herald's version.", "version")
 	info.WithLabelValues(cfg.Version).Set(1)
