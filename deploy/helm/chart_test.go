@@ -64,6 +64,8 @@ encryption:
   existingSecret: herald-keys
 migrations:
   mode: job
+catalog:
+  configMap: herald-catalog
 config:
   publicURL: https://herald.example.com
   allowDestinations: 10.1.0.0/16
@@ -379,6 +381,16 @@ func TestChart_EveryOptionalPart(t *testing.T) {
 	e := env(c)
 	if e["HERALD_MIGRATE"].Value != "false" || e["HERALD_DB"].ValueFrom.SecretKeyRef.Key != "dsn" || e["OTEL_EXPORTER_OTLP_HEADERS"].ValueFrom == nil {
 		t.Errorf("environment %+v: want --migrate=false, the URL under key dsn, the extra secret", e)
+	}
+	// The catalog file, from its ConfigMap, imported at every start.
+	mounted := slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+		return m.Name == "catalog" && m.MountPath == "/etc/herald/catalog" && m.ReadOnly
+	})
+	fromConfigMap := slices.ContainsFunc(d.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool {
+		return v.Name == "catalog" && v.ConfigMap != nil && v.ConfigMap.Name == "herald-catalog"
+	})
+	if e["HERALD_CATALOG"].Value != "/etc/herald/catalog/catalog.json" || !mounted || !fromConfigMap {
+		t.Errorf("catalog: HERALD_CATALOG %q, mounted %v, from the ConfigMap %v", e["HERALD_CATALOG"].Value, mounted, fromConfigMap)
 	}
 	var job batchv1.Job
 	decode(t, objs["Job/herald-migrate"], &job)
