@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhq/herald/examples"
 	"github.com/heraldhq/herald/db"
+	"github.com/heraldhq/herald/examples"
 	"github.com/heraldhq/herald/server"
 )
 
