@@ -47,8 +47,9 @@ func RedactProxy(u *url.URL) string {
 	return c.String()
 }
 
-// proxyAddr returns the host:port to dial for a proxy URL.
-func proxyAddr(u *url.URL) string {
+// HostPort returns the host:port a URL connects to: its port, or the
+// scheme's default.
+func HostPort(u *url.URL) string {
 	port := u.Port()
 	if port == "" {
 		port = "80"
@@ -153,7 +154,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 // DialProxy connects to the egress proxy itself (TLS for an https proxy).
 func (d *Dialer) DialProxy(ctx context.Context) (net.Conn, error) {
 	nd := &net.Dialer{Timeout: d.timeout}
-	conn, err := nd.DialContext(ctx, "tcp", proxyAddr(d.proxy))
+	conn, err := nd.DialContext(ctx, "tcp", HostPort(d.proxy))
 	if err != nil {
 		return nil, &ProxyError{Proxy: RedactProxy(d.proxy), Err: err}
 	}

@@ -177,6 +177,17 @@ func (m *Message) BrokerHeaders(t time.Time) []webhook.Header {
 	return hs
 }
 
+// Finish ends r at completed with outcome o and error msg, unless ctx, the
+// engine's context of the attempt, has ended (then r is Interrupted, as
+// CutOff makes it), and returns r.
+func Finish(ctx context.Context, r *Result, completed time.Time, o Outcome, msg string) *Result {
+	r.Completed = completed
+	if !CutOff(ctx, r) {
+		r.Outcome, r.Error = o, msg
+	}
+	return r
+}
+
 // CutOff reports whether ctx, the engine's context of an attempt, has
 // ended, and if so makes r the Interrupted outcome: Herald cut the attempt
 // off itself, and the endpoint is not to blame.

@@ -119,7 +119,7 @@ func newClient(tr http.RoundTripper) *http.Client {
 func useProxy(tr *http.Transport, env destination.Env) {
 	proxy, policy := env.Proxy, env.Policy
 	tr.Proxy = func(req *http.Request) (*url.URL, error) {
-		if err := policy.CheckResolved(req.Context(), canonicalAddr(req.URL)); err != nil {
+		if err := policy.CheckResolved(req.Context(), destination.HostPort(req.URL)); err != nil {
 			return nil, err
 		}
 		return proxy, nil
@@ -140,18 +140,6 @@ func useProxy(tr *http.Transport, env destination.Env) {
 		}
 		return nil
 	}
-}
-
-// canonicalAddr returns the host:port a URL connects to.
-func canonicalAddr(u *url.URL) string {
-	port := u.Port()
-	if port == "" {
-		port = "80"
-		if u.Scheme == "https" {
-			port = "443"
-		}
-	}
-	return net.JoinHostPort(u.Hostname(), port)
 }
 
 // Close closes the idle connections.

@@ -167,11 +167,7 @@ func (t *target) Send(ctx context.Context, m *destination.Message) *destination.
 	hs := m.BrokerHeaders(started)
 	r.RequestHeaders = hs
 	finish := func(o destination.Outcome, msg string) *destination.Result {
-		r.Completed = t.d.env.Now()
-		if !destination.CutOff(ctx, r) {
-			r.Outcome, r.Error = o, msg
-		}
-		return r
+		return destination.Finish(ctx, r, t.d.env.Now(), o, msg)
 	}
 	actx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
