@@ -498,7 +498,6 @@ func (c *Catalog) Update(ctx context.Context, id string, in UpdateInput) (*ent.E
 		if !bytes.Equal(schema, orNil(et.JSONSchema)) {
 			fields["jsonSchema"] = schema
 		}
-		id := et.ID
 		var err error
 		et, err = u.Save(writeContext(ctx, et))
 		return audit.Change{TargetType: "EventType", TargetID: id, Fields: fields}, err
