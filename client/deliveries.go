@@ -85,7 +85,7 @@ func (c *Client) ReplayDeliveries(ctx context.Context, endpointID string, since 
 	if status != "" {
 		st = &status
 	}
-	r, err := replayDeliveries(ctx, c.gql, endpointID, since, st)
+	r, err := replayDeliveries(ctx, c.gql, endpointID, ReplayDeliveriesInput{Since: since, Status: st})
 	if err != nil {
 		return 0, err
 	}

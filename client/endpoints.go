@@ -132,14 +132,11 @@ type TestResult struct {
 // through its pace, and reports the outcome (see TestResult). eventType defaults to "test.ping"; a nil payload
 // sends the type's example.
 func (c *Client) TestEndpoint(ctx context.Context, id, eventType string, payload json.RawMessage) (*TestResult, error) {
-	if eventType == "" {
-		eventType = "test.ping"
-	}
-	var p *json.RawMessage
+	in := TestEndpointInput{EventType: optString(eventType)}
 	if len(payload) > 0 {
-		p = &payload
+		in.Payload = &payload
 	}
-	r, err := testEndpoint(ctx, c.gql, id, eventType, p)
+	r, err := testEndpoint(ctx, c.gql, id, in)
 	if err != nil {
 		return nil, err
 	}

@@ -343,8 +343,8 @@ type CreateEndpointInput struct {
 	// Allow a second endpoint with the same URL and overlapping event types (default false: CONFLICT).
 	AllowDuplicate *bool `json:"allowDuplicate"`
 	// Deliver only events whose envelope matches this filter (besides their
-	// type), such as {"data.total": {"$gte": 1000}}. See the README's "Payload
-	// filters" and the testFilter query.
+	// type), such as {"data.total": {"$gte": 1000}}. See "Payload filters" in
+	// docs/routing.md and the testFilter query.
 	Filter *json.RawMessage `json:"filter"`
 	// At most this many requests per window; the backlog waits (default: none).
 	RateLimit *RateLimitInput `json:"rateLimit"`
@@ -1639,6 +1639,20 @@ func (v *RateLimitInput) GetRequests() int { return v.Requests }
 // GetPer returns RateLimitInput.Per, and is useful for accessing the field via an interface.
 func (v *RateLimitInput) GetPer() string { return v.Per }
 
+// Which deliveries replayDeliveries queues again.
+type ReplayDeliveriesInput struct {
+	// Deliveries created at or after this time.
+	Since time.Time `json:"since"`
+	// Deliveries with this status (default FAILED).
+	Status *DeliveryStatus `json:"status"`
+}
+
+// GetSince returns ReplayDeliveriesInput.Since, and is useful for accessing the field via an interface.
+func (v *ReplayDeliveriesInput) GetSince() time.Time { return v.Since }
+
+// GetStatus returns ReplayDeliveriesInput.Status, and is useful for accessing the field via an interface.
+func (v *ReplayDeliveriesInput) GetStatus() *DeliveryStatus { return v.Status }
+
 // How often and how soon a failed delivery is tried again.
 type RetryPolicy struct {
 	// Total attempts, including the first (1-50).
@@ -1716,6 +1730,21 @@ var AllSignatureScheme = []SignatureScheme{
 	SignatureSchemeHmacSha256,
 	SignatureSchemeEd25519,
 }
+
+// What to send to an endpoint with testEndpoint.
+type TestEndpointInput struct {
+	// An event type of the app's catalog (default test.ping).
+	EventType *string `json:"eventType"`
+	// The event's data (default: the event type's example). Portal sessions cannot
+	// choose it: they send the example.
+	Payload *json.RawMessage `json:"payload"`
+}
+
+// GetEventType returns TestEndpointInput.EventType, and is useful for accessing the field via an interface.
+func (v *TestEndpointInput) GetEventType() *string { return v.EventType }
+
+// GetPayload returns TestEndpointInput.Payload, and is useful for accessing the field via an interface.
+func (v *TestEndpointInput) GetPayload() *json.RawMessage { return v.Payload }
 
 // Changes to an endpoint; omitted fields stay as they are. Changing the URL or
 // event types keeps the signing secret. Setting isActive to true re-enables a
@@ -1909,8 +1938,12 @@ func (v *__createListenerInput) GetInput() *CreateListenerInput { return v.Input
 
 // __createPortalSessionInput is used internally by genqlient
 type __createPortalSessionInput struct {
+	AppID *string                   `json:"appID"`
 	Input *CreatePortalSessionInput `json:"input"`
 }
+
+// GetAppID returns __createPortalSessionInput.AppID, and is useful for accessing the field via an interface.
+func (v *__createPortalSessionInput) GetAppID() *string { return v.AppID }
 
 // GetInput returns __createPortalSessionInput.Input, and is useful for accessing the field via an interface.
 func (v *__createPortalSessionInput) GetInput() *CreatePortalSessionInput { return v.Input }
@@ -2133,19 +2166,15 @@ func (v *__publishEventsInput) GetInput() []PublishEventInput { return v.Input }
 
 // __replayDeliveriesInput is used internally by genqlient
 type __replayDeliveriesInput struct {
-	EndpointID string          `json:"endpointID"`
-	Since      time.Time       `json:"since"`
-	Status     *DeliveryStatus `json:"status"`
+	EndpointID string                `json:"endpointID"`
+	Input      ReplayDeliveriesInput `json:"input"`
 }
 
 // GetEndpointID returns __replayDeliveriesInput.EndpointID, and is useful for accessing the field via an interface.
 func (v *__replayDeliveriesInput) GetEndpointID() string { return v.EndpointID }
 
-// GetSince returns __replayDeliveriesInput.Since, and is useful for accessing the field via an interface.
-func (v *__replayDeliveriesInput) GetSince() time.Time { return v.Since }
-
-// GetStatus returns __replayDeliveriesInput.Status, and is useful for accessing the field via an interface.
-func (v *__replayDeliveriesInput) GetStatus() *DeliveryStatus { return v.Status }
+// GetInput returns __replayDeliveriesInput.Input, and is useful for accessing the field via an interface.
+func (v *__replayDeliveriesInput) GetInput() ReplayDeliveriesInput { return v.Input }
 
 // __reportListenerDeliveryInput is used internally by genqlient
 type __reportListenerDeliveryInput struct {
@@ -2225,19 +2254,15 @@ func (v *__rotateEndpointSecretInput) GetSignatureScheme() *SignatureScheme { re
 
 // __testEndpointInput is used internally by genqlient
 type __testEndpointInput struct {
-	Id        string           `json:"id"`
-	EventType string           `json:"eventType"`
-	Payload   *json.RawMessage `json:"payload"`
+	Id    string            `json:"id"`
+	Input TestEndpointInput `json:"input"`
 }
 
 // GetId returns __testEndpointInput.Id, and is useful for accessing the field via an interface.
 func (v *__testEndpointInput) GetId() string { return v.Id }
 
-// GetEventType returns __testEndpointInput.EventType, and is useful for accessing the field via an interface.
-func (v *__testEndpointInput) GetEventType() string { return v.EventType }
-
-// GetPayload returns __testEndpointInput.Payload, and is useful for accessing the field via an interface.
-func (v *__testEndpointInput) GetPayload() *json.RawMessage { return v.Payload }
+// GetInput returns __testEndpointInput.Input, and is useful for accessing the field via an interface.
+func (v *__testEndpointInput) GetInput() TestEndpointInput { return v.Input }
 
 // __unarchiveEventTypeInput is used internally by genqlient
 type __unarchiveEventTypeInput struct {
@@ -3449,7 +3474,8 @@ func (v *replayDeliveriesReplayDeliveriesReplayDeliveriesPayload) GetCount() int
 
 // replayDeliveriesResponse is returned by replayDeliveries on success.
 type replayDeliveriesResponse struct {
-	// Queue again every delivery of an endpoint with the given status created since a time.
+	// Queue again every delivery of an endpoint with the given status (default
+	// FAILED) created since a time.
 	ReplayDeliveries replayDeliveriesReplayDeliveriesReplayDeliveriesPayload `json:"replayDeliveries"`
 }
 
@@ -3699,8 +3725,8 @@ type testEndpointResponse struct {
 	// Send a test event to an endpoint, even an inactive one, and report the
 	// outcome. The event is stored as a test (Event.test) and its envelope says
 	// "test": true, which the signature covers, so receivers can tell it from
-	// business events. eventType defaults to test.ping; the payload defaults to
-	// the event type's example. Portal sessions cannot choose the payload.
+	// business events. input.eventType defaults to test.ping; the payload defaults
+	// to the event type's example. Portal sessions cannot choose the payload.
 	TestEndpoint testEndpointTestEndpointTestEndpointPayload `json:"testEndpoint"`
 }
 
@@ -4547,8 +4573,8 @@ func createListener(
 
 // The mutation executed by createPortalSession.
 const createPortalSession_Operation = `
-mutation createPortalSession ($input: CreatePortalSessionInput!) {
-	createPortalSession(input: $input) {
+mutation createPortalSession ($appID: ID, $input: CreatePortalSessionInput!) {
+	createPortalSession(appId: $appID, input: $input) {
 		url
 		token
 		expiresAt
@@ -4563,12 +4589,14 @@ mutation createPortalSession ($input: CreatePortalSessionInput!) {
 func createPortalSession(
 	ctx_ context.Context,
 	client_ graphql.Client,
+	appID *string,
 	input *CreatePortalSessionInput,
 ) (data_ *createPortalSessionResponse, err_ error) {
 	req_ := &graphql.Request{
 		OpName: "createPortalSession",
 		Query:  createPortalSession_Operation,
 		Variables: &__createPortalSessionInput{
+			AppID: appID,
 			Input: input,
 		},
 	}
@@ -5805,8 +5833,8 @@ func publishEvents(
 
 // The mutation executed by replayDeliveries.
 const replayDeliveries_Operation = `
-mutation replayDeliveries ($endpointID: ID!, $since: Time!, $status: DeliveryStatus) {
-	replayDeliveries(endpointId: $endpointID, since: $since, status: $status) {
+mutation replayDeliveries ($endpointID: ID!, $input: ReplayDeliveriesInput!) {
+	replayDeliveries(endpointId: $endpointID, input: $input) {
 		count
 	}
 }
@@ -5816,16 +5844,14 @@ func replayDeliveries(
 	ctx_ context.Context,
 	client_ graphql.Client,
 	endpointID string,
-	since time.Time,
-	status *DeliveryStatus,
+	input ReplayDeliveriesInput,
 ) (data_ *replayDeliveriesResponse, err_ error) {
 	req_ := &graphql.Request{
 		OpName: "replayDeliveries",
 		Query:  replayDeliveries_Operation,
 		Variables: &__replayDeliveriesInput{
 			EndpointID: endpointID,
-			Since:      since,
-			Status:     status,
+			Input:      input,
 		},
 	}
 
@@ -6249,8 +6275,8 @@ func rotateEndpointSecret(
 
 // The mutation executed by testEndpoint.
 const testEndpoint_Operation = `
-mutation testEndpoint ($id: ID!, $eventType: String!, $payload: JSON) {
-	testEndpoint(id: $id, eventType: $eventType, payload: $payload) {
+mutation testEndpoint ($id: ID!, $input: TestEndpointInput!) {
+	testEndpoint(id: $id, input: $input) {
 		delivered
 		statusCode
 		responseBody
@@ -6297,16 +6323,14 @@ func testEndpoint(
 	ctx_ context.Context,
 	client_ graphql.Client,
 	id string,
-	eventType string,
-	payload *json.RawMessage,
+	input TestEndpointInput,
 ) (data_ *testEndpointResponse, err_ error) {
 	req_ := &graphql.Request{
 		OpName: "testEndpoint",
 		Query:  testEndpoint_Operation,
 		Variables: &__testEndpointInput{
-			Id:        id,
-			EventType: eventType,
-			Payload:   payload,
+			Id:    id,
+			Input: input,
 		},
 	}
 

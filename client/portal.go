@@ -22,7 +22,10 @@ type PortalSession struct {
 // CreatePortalSession opens the customer portal: it returns a link with a
 // scoped, expiring token.
 func (c *Client) CreatePortalSession(ctx context.Context, in CreatePortalSessionInput) (*PortalSession, error) {
-	r, err := createPortalSession(ctx, c.gql, &in)
+	// The app is an argument of its own; input.appId is deprecated.
+	app := in.AppId
+	in.AppId = nil
+	r, err := createPortalSession(ctx, c.gql, app, &in)
 	if err != nil {
 		return nil, err
 	}

@@ -624,19 +624,19 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		ArchiveEventType       func(childComplexity int, id string) int
-		CreateAPIKey           func(childComplexity int, input model.CreateAPIKeyInput) int
+		CreateAPIKey           func(childComplexity int, appID *string, input model.CreateAPIKeyInput) int
 		CreateApp              func(childComplexity int, input model.CreateAppInput) int
 		CreateCatalog          func(childComplexity int, input model.CreateCatalogInput) int
 		CreateEndpoint         func(childComplexity int, input model.CreateEndpointInput) int
 		CreateEventType        func(childComplexity int, catalogID *string, input model.CreateEventTypeInput) int
 		CreateListener         func(childComplexity int, input model.CreateListenerInput) int
-		CreatePortalSession    func(childComplexity int, input model.CreatePortalSessionInput) int
+		CreatePortalSession    func(childComplexity int, appID *string, input *model.CreatePortalSessionInput) int
 		DeleteCatalog          func(childComplexity int, id string) int
 		DeleteEndpoint         func(childComplexity int, id string) int
 		ImportEventTypes       func(childComplexity int, catalogID *string, input model.ImportEventTypesInput) int
 		PublishEvent           func(childComplexity int, input model.PublishEventInput) int
 		PublishEvents          func(childComplexity int, input []*model.PublishEventInput) int
-		ReplayDeliveries       func(childComplexity int, endpointID string, since time.Time, status *delivery.Status) int
+		ReplayDeliveries       func(childComplexity int, endpointID string, input *model.ReplayDeliveriesInput, since *time.Time, status *delivery.Status) int
 		ReportListenerDelivery func(childComplexity int, input model.ListenerReportInput) int
 		RetryDeliveries        func(childComplexity int, ids []string) int
 		RetryDelivery          func(childComplexity int, id string) int
@@ -646,7 +646,7 @@ type ComplexityRoot struct {
 		RevokePortalSessions   func(childComplexity int, appID *string) int
 		RotateEncryptionKeys   func(childComplexity int, input *model.RotateEncryptionKeysInput) int
 		RotateEndpointSecret   func(childComplexity int, id string, input *model.RotateEndpointSecretInput) int
-		TestEndpoint           func(childComplexity int, id string, eventType *string, payload json.RawMessage) int
+		TestEndpoint           func(childComplexity int, id string, input *model.TestEndpointInput, eventType *string, payload json.RawMessage) int
 		UnarchiveEventType     func(childComplexity int, id string) int
 		UpdateApp              func(childComplexity int, id string, input model.UpdateAppInput) int
 		UpdateCatalog          func(childComplexity int, id string, input model.UpdateCatalogInput) int
@@ -851,9 +851,9 @@ type EventTypeResolver interface {
 type MutationResolver interface {
 	CreateApp(ctx context.Context, input model.CreateAppInput) (*ent.App, error)
 	UpdateApp(ctx context.Context, id string, input model.UpdateAppInput) (*ent.App, error)
-	CreateAPIKey(ctx context.Context, input model.CreateAPIKeyInput) (*model.CreateAPIKeyPayload, error)
+	CreateAPIKey(ctx context.Context, appID *string, input model.CreateAPIKeyInput) (*model.CreateAPIKeyPayload, error)
 	RevokeAPIKey(ctx context.Context, id string) (*ent.APIKey, error)
-	CreatePortalSession(ctx context.Context, input model.CreatePortalSessionInput) (*model.PortalSession, error)
+	CreatePortalSession(ctx context.Context, appID *string, input *model.CreatePortalSessionInput) (*model.PortalSession, error)
 	RevokePortalSession(ctx context.Context, id string) (*ent.APIKey, error)
 	RevokePortalSessions(ctx context.Context, appID *string) (*model.RevokePortalSessionsPayload, error)
 	UpdatePortalSettings(ctx context.Context, appID *string, input model.PortalSettingsInput) (*ent.App, error)
@@ -874,10 +874,10 @@ type MutationResolver interface {
 	DeleteCatalog(ctx context.Context, id string) (*model.DeleteCatalogPayload, error)
 	PublishEvent(ctx context.Context, input model.PublishEventInput) (*ent.Event, error)
 	PublishEvents(ctx context.Context, input []*model.PublishEventInput) ([]*ent.Event, error)
-	TestEndpoint(ctx context.Context, id string, eventType *string, payload json.RawMessage) (*model.TestEndpointPayload, error)
+	TestEndpoint(ctx context.Context, id string, input *model.TestEndpointInput, eventType *string, payload json.RawMessage) (*model.TestEndpointPayload, error)
 	RetryDelivery(ctx context.Context, id string) (*ent.Delivery, error)
 	RetryDeliveries(ctx context.Context, ids []string) (*model.RetryDeliveriesPayload, error)
-	ReplayDeliveries(ctx context.Context, endpointID string, since time.Time, status *delivery.Status) (*model.ReplayDeliveriesPayload, error)
+	ReplayDeliveries(ctx context.Context, endpointID string, input *model.ReplayDeliveriesInput, since *time.Time, status *delivery.Status) (*model.ReplayDeliveriesPayload, error)
 	RotateEncryptionKeys(ctx context.Context, input *model.RotateEncryptionKeysInput) (*model.EncryptionKeyRotation, error)
 }
 type QueryResolver interface {
@@ -3247,7 +3247,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CreateAPIKey(childComplexity, args["input"].(model.CreateAPIKeyInput)), true
+		return e.ComplexityRoot.Mutation.CreateAPIKey(childComplexity, args["appId"].(*string), args["input"].(model.CreateAPIKeyInput)), true
 	case "Mutation.createApp":
 		if e.ComplexityRoot.Mutation.CreateApp == nil {
 			break
@@ -3313,7 +3313,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CreatePortalSession(childComplexity, args["input"].(model.CreatePortalSessionInput)), true
+		return e.ComplexityRoot.Mutation.CreatePortalSession(childComplexity, args["appId"].(*string), args["input"].(*model.CreatePortalSessionInput)), true
 	case "Mutation.deleteCatalog":
 		if e.ComplexityRoot.Mutation.DeleteCatalog == nil {
 			break
@@ -3379,7 +3379,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.ReplayDeliveries(childComplexity, args["endpointId"].(string), args["since"].(time.Time), args["status"].(*delivery.Status)), true
+		return e.ComplexityRoot.Mutation.ReplayDeliveries(childComplexity, args["endpointId"].(string), args["input"].(*model.ReplayDeliveriesInput), args["since"].(*time.Time), args["status"].(*delivery.Status)), true
 	case "Mutation.reportListenerDelivery":
 		if e.ComplexityRoot.Mutation.ReportListenerDelivery == nil {
 			break
@@ -3489,7 +3489,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.TestEndpoint(childComplexity, args["id"].(string), args["eventType"].(*string), args["payload"].(json.RawMessage)), true
+		return e.ComplexityRoot.Mutation.TestEndpoint(childComplexity, args["id"].(string), args["input"].(*model.TestEndpointInput), args["eventType"].(*string), args["payload"].(json.RawMessage)), true
 	case "Mutation.unarchiveEventType":
 		if e.ComplexityRoot.Mutation.UnarchiveEventType == nil {
 			break
@@ -4208,9 +4208,11 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("PublishEventInput", ec.unmarshalInputPublishEventInput),
 			graphql.NewInputUnmarshaler("RabbitMQConfigInput", ec.unmarshalInputRabbitMQConfigInput),
 			graphql.NewInputUnmarshaler("RateLimitInput", ec.unmarshalInputRateLimitInput),
+			graphql.NewInputUnmarshaler("ReplayDeliveriesInput", ec.unmarshalInputReplayDeliveriesInput),
 			graphql.NewInputUnmarshaler("RetryPolicyInput", ec.unmarshalInputRetryPolicyInput),
 			graphql.NewInputUnmarshaler("RotateEncryptionKeysInput", ec.unmarshalInputRotateEncryptionKeysInput),
 			graphql.NewInputUnmarshaler("RotateEndpointSecretInput", ec.unmarshalInputRotateEndpointSecretInput),
+			graphql.NewInputUnmarshaler("TestEndpointInput", ec.unmarshalInputTestEndpointInput),
 			graphql.NewInputUnmarshaler("UpdateAppInput", ec.unmarshalInputUpdateAppInput),
 			graphql.NewInputUnmarshaler("UpdateCatalogInput", ec.unmarshalInputUpdateCatalogInput),
 			graphql.NewInputUnmarshaler("UpdateEndpointInput", ec.unmarshalInputUpdateEndpointInput),
@@ -4979,7 +4981,7 @@ extend type APIKey {
 
 input CreateAPIKeyInput {
   "App the key belongs to; default: the app the caller acts in."
-  appId: ID
+  appId: ID @deprecated(reason: "Use createAPIKey's appId argument, as revokePortalSessions and updatePortalSettings take it.")
   "A label, such as the name of the service that uses the key."
   name: String!
   "Admin keys manage apps and keys of every app."
@@ -5049,7 +5051,7 @@ extend type App {
 
 input CreatePortalSessionInput {
   "The app whose portal to open; default: the caller's. Only admin keys may name another app."
-  appId: ID
+  appId: ID @deprecated(reason: "Use createPortalSession's appId argument, as revokePortalSessions and updatePortalSettings take it.")
   "How long the session works: default 1h, at most 168h (7 days)."
   expiresIn: Duration
   "Allow only reading: no endpoint changes, tests, retries or replays."
@@ -5113,8 +5115,8 @@ input CreateEndpointInput {
   allowDuplicate: Boolean
   """
   Deliver only events whose envelope matches this filter (besides their
-  type), such as {"data.total": {"$gte": 1000}}. See the README's "Payload
-  filters" and the testFilter query.
+  type), such as {"data.total": {"$gte": 1000}}. See "Payload filters" in
+  docs/routing.md and the testFilter query.
   """
   filter: JSON
   "At most this many requests per window; the backlog waits (default: none)."
@@ -5477,6 +5479,25 @@ type RetryRefusal {
   message: String!
 }
 
+"What to send to an endpoint with testEndpoint."
+input TestEndpointInput {
+  "An event type of the app's catalog (default test.ping)."
+  eventType: String
+  """
+  The event's data (default: the event type's example). Portal sessions cannot
+  choose it: they send the example.
+  """
+  payload: JSON
+}
+
+"Which deliveries replayDeliveries queues again."
+input ReplayDeliveriesInput {
+  "Deliveries created at or after this time."
+  since: Time!
+  "Deliveries with this status (default FAILED)."
+  status: DeliveryStatus
+}
+
 type ReplayDeliveriesPayload {
   "How many deliveries were queued again."
   count: Int!
@@ -5488,12 +5509,21 @@ type Mutation {
   "Change an app (admin keys)."
   updateApp(id: ID!, input: UpdateAppInput!): App!
   "Create an API key (admin keys). The token is returned once."
-  createAPIKey(input: CreateAPIKeyInput!): CreateAPIKeyPayload!
+  createAPIKey(
+    "The app the key belongs to; default: the app the caller acts in."
+    appId: ID
+    input: CreateAPIKeyInput!
+  ): CreateAPIKeyPayload!
   "Revoke an API key (admin keys). It stops working at once."
   revokeAPIKey(id: ID!): APIKey!
 
   "Open the customer portal for one of your customers: returns a link with a scoped, expiring token."
-  createPortalSession(input: CreatePortalSessionInput!): PortalSession!
+  createPortalSession(
+    "The app whose portal to open; default: the caller's. Only admin keys may name another app."
+    appId: ID
+    "Omitted: a one-hour session with every scope the caller may give."
+    input: CreatePortalSessionInput
+  ): PortalSession!
   "Revoke a portal session: it stops working at once and its live connections close."
   revokePortalSession(id: ID!): APIKey!
   "Revoke every working portal session of an app (default: the caller's)."
@@ -5573,10 +5603,15 @@ type Mutation {
   Send a test event to an endpoint, even an inactive one, and report the
   outcome. The event is stored as a test (Event.test) and its envelope says
   "test": true, which the signature covers, so receivers can tell it from
-  business events. eventType defaults to test.ping; the payload defaults to
-  the event type's example. Portal sessions cannot choose the payload.
+  business events. input.eventType defaults to test.ping; the payload defaults
+  to the event type's example. Portal sessions cannot choose the payload.
   """
-  testEndpoint(id: ID!, eventType: String = "test.ping", payload: JSON): TestEndpointPayload!
+  testEndpoint(
+    id: ID!
+    input: TestEndpointInput
+    eventType: String @deprecated(reason: "Use input.eventType.")
+    payload: JSON @deprecated(reason: "Use input.payload.")
+  ): TestEndpointPayload!
   "Queue another attempt of a delivery now."
   retryDelivery(id: ID!): Delivery!
   """
@@ -5584,8 +5619,16 @@ type Mutation {
   does for one; those it cannot retry are listed with the reason.
   """
   retryDeliveries(ids: [ID!]!): RetryDeliveriesPayload!
-  "Queue again every delivery of an endpoint with the given status created since a time."
-  replayDeliveries(endpointId: ID!, since: Time!, status: DeliveryStatus = FAILED): ReplayDeliveriesPayload!
+  """
+  Queue again every delivery of an endpoint with the given status (default
+  FAILED) created since a time.
+  """
+  replayDeliveries(
+    endpointId: ID!
+    input: ReplayDeliveriesInput
+    since: Time @deprecated(reason: "Use input.since.")
+    status: DeliveryStatus @deprecated(reason: "Use input.status.")
+  ): ReplayDeliveriesPayload!
 
   """
   Re-encrypt endpoints' secrets with the primary encryption key, in bounded
@@ -7490,14 +7533,22 @@ func (ec *executionContext) field_Mutation_archiveEventType_args(ctx context.Con
 func (ec *executionContext) field_Mutation_createAPIKey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
-	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "appId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["appId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.CreateAPIKeyInput, error) {
 			return ec.unmarshalNCreateAPIKeyInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐCreateAPIKeyInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["input"] = arg0
+	args["input"] = arg1
 	return args, nil
 }
 
@@ -7582,14 +7633,22 @@ func (ec *executionContext) field_Mutation_createListener_args(ctx context.Conte
 func (ec *executionContext) field_Mutation_createPortalSession_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
-	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (model.CreatePortalSessionInput, error) {
-			return ec.unmarshalNCreatePortalSessionInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐCreatePortalSessionInput(ctx, v)
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "appId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["input"] = arg0
+	args["appId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (*model.CreatePortalSessionInput, error) {
+			return ec.unmarshalOCreatePortalSessionInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐCreatePortalSessionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg1
 	return args, nil
 }
 
@@ -7682,22 +7741,30 @@ func (ec *executionContext) field_Mutation_replayDeliveries_args(ctx context.Con
 		return nil, err
 	}
 	args["endpointId"] = arg0
-	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "since",
-		func(ctx context.Context, v any) (time.Time, error) {
-			return ec.unmarshalNTime2timeᚐTime(ctx, v)
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (*model.ReplayDeliveriesInput, error) {
+			return ec.unmarshalOReplayDeliveriesInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐReplayDeliveriesInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["since"] = arg1
-	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+	args["input"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "status",
 		func(ctx context.Context, v any) (*delivery.Status, error) {
 			return ec.unmarshalODeliveryStatus2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋdeliveryᚐStatus(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["status"] = arg2
+	args["status"] = arg3
 	return args, nil
 }
 
@@ -7846,22 +7913,30 @@ func (ec *executionContext) field_Mutation_testEndpoint_args(ctx context.Context
 		return nil, err
 	}
 	args["id"] = arg0
-	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "eventType",
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (*model.TestEndpointInput, error) {
+			return ec.unmarshalOTestEndpointInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐTestEndpointInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "eventType",
 		func(ctx context.Context, v any) (*string, error) {
 			return ec.unmarshalOString2ᚖstring(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["eventType"] = arg1
-	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "payload",
+	args["eventType"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "payload",
 		func(ctx context.Context, v any) (json.RawMessage, error) {
 			return ec.unmarshalOJSON2encodingᚋjsonᚐRawMessage(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["payload"] = arg2
+	args["payload"] = arg3
 	return args, nil
 }
 
@@ -18081,7 +18156,7 @@ func (ec *executionContext) _Mutation_createAPIKey(ctx context.Context, field gr
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CreateAPIKey(ctx, fc.Args["input"].(model.CreateAPIKeyInput))
+			return ec.Resolvers.Mutation().CreateAPIKey(ctx, fc.Args["appId"].(*string), fc.Args["input"].(model.CreateAPIKeyInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CreateAPIKeyPayload) graphql.Marshaler {
@@ -18169,7 +18244,7 @@ func (ec *executionContext) _Mutation_createPortalSession(ctx context.Context, f
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CreatePortalSession(ctx, fc.Args["input"].(model.CreatePortalSessionInput))
+			return ec.Resolvers.Mutation().CreatePortalSession(ctx, fc.Args["appId"].(*string), fc.Args["input"].(*model.CreatePortalSessionInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.PortalSession) graphql.Marshaler {
@@ -19093,7 +19168,7 @@ func (ec *executionContext) _Mutation_testEndpoint(ctx context.Context, field gr
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().TestEndpoint(ctx, fc.Args["id"].(string), fc.Args["eventType"].(*string), fc.Args["payload"].(json.RawMessage))
+			return ec.Resolvers.Mutation().TestEndpoint(ctx, fc.Args["id"].(string), fc.Args["input"].(*model.TestEndpointInput), fc.Args["eventType"].(*string), fc.Args["payload"].(json.RawMessage))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.TestEndpointPayload) graphql.Marshaler {
@@ -19225,7 +19300,7 @@ func (ec *executionContext) _Mutation_replayDeliveries(ctx context.Context, fiel
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ReplayDeliveries(ctx, fc.Args["endpointId"].(string), fc.Args["since"].(time.Time), fc.Args["status"].(*delivery.Status))
+			return ec.Resolvers.Mutation().ReplayDeliveries(ctx, fc.Args["endpointId"].(string), fc.Args["input"].(*model.ReplayDeliveriesInput), fc.Args["since"].(*time.Time), fc.Args["status"].(*delivery.Status))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ReplayDeliveriesPayload) graphql.Marshaler {
@@ -30695,6 +30770,55 @@ func UnmarshalRateLimitInput(ctx context.Context, raw any) (model.RateLimitInput
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputReplayDeliveriesInput(ctx context.Context, obj any) (model.ReplayDeliveriesInput, error) {
+	var it model.ReplayDeliveriesInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"since", "status"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "since":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("since"))
+			data, err := ec.unmarshalNTime2timeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Since = data
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalODeliveryStatus2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋentᚋdeliveryᚐStatus(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Status = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalReplayDeliveriesInput unmarshals raw into the ReplayDeliveriesInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalReplayDeliveriesInput(ctx context.Context, raw any) (model.ReplayDeliveriesInput, error) {
+	var out model.ReplayDeliveriesInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ReplayDeliveriesInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputRetryPolicyInput(ctx context.Context, obj any) (model.RetryPolicyInput, error) {
 	var it model.RetryPolicyInput
 	if obj == nil {
@@ -30853,6 +30977,55 @@ func (ec *executionContext) unmarshalInputRotateEndpointSecretInput(ctx context.
 func UnmarshalRotateEndpointSecretInput(ctx context.Context, raw any) (model.RotateEndpointSecretInput, error) {
 	var out model.RotateEndpointSecretInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "RotateEndpointSecretInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputTestEndpointInput(ctx context.Context, obj any) (model.TestEndpointInput, error) {
+	var it model.TestEndpointInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"eventType", "payload"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "eventType":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("eventType"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EventType = data
+		case "payload":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("payload"))
+			data, err := ec.unmarshalOJSON2encodingᚋjsonᚐRawMessage(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Payload = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalTestEndpointInput unmarshals raw into the TestEndpointInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalTestEndpointInput(ctx context.Context, raw any) (model.TestEndpointInput, error) {
+	var out model.TestEndpointInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "TestEndpointInput", raw, &out)
 	return out, err
 }
 
@@ -36853,11 +37026,6 @@ func (ec *executionContext) marshalNCreateListenerPayload2ᚖgithubᚗcomᚋhera
 	return ec._CreateListenerPayload(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNCreatePortalSessionInput2githubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐCreatePortalSessionInput(ctx context.Context, v any) (model.CreatePortalSessionInput, error) {
-	res, err := ec.unmarshalInputCreatePortalSessionInput(ctx, v)
-	return res, graphql.ErrorOnPath(ctx, err)
-}
-
 func (ec *executionContext) unmarshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCursor(ctx context.Context, v any) (entgql.Cursor[string], error) {
 	var res entgql.Cursor[string]
 	err := res.UnmarshalGQL(v)
@@ -38546,6 +38714,14 @@ func (ec *executionContext) unmarshalOCatalogWhereInput2ᚖgithubᚗcomᚋherald
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalOCreatePortalSessionInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐCreatePortalSessionInput(ctx context.Context, v any) (*model.CreatePortalSessionInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputCreatePortalSessionInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx context.Context, v any) (*entgql.Cursor[string], error) {
 	if v == nil {
 		return nil, nil
@@ -39242,6 +39418,14 @@ func (ec *executionContext) unmarshalORateLimitInput2ᚖgithubᚗcomᚋheraldhq�
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalOReplayDeliveriesInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐReplayDeliveriesInput(ctx context.Context, v any) (*model.ReplayDeliveriesInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputReplayDeliveriesInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalORetryPolicyInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐRetryPolicyInput(ctx context.Context, v any) (*model.RetryPolicyInput, error) {
 	if v == nil {
 		return nil, nil
@@ -39381,6 +39565,14 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	_ = ctx
 	res := graphql.MarshalString(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOTestEndpointInput2ᚖgithubᚗcomᚋheraldhqᚋheraldᚋgraphᚋmodelᚐTestEndpointInput(ctx context.Context, v any) (*model.TestEndpointInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputTestEndpointInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx context.Context, v any) ([]time.Time, error) {

@@ -292,7 +292,7 @@ func (r *mutationResolver) UpdateApp(ctx context.Context, id string, input model
 }
 
 // CreateAPIKey is the resolver for the createAPIKey field.
-func (r *mutationResolver) CreateAPIKey(ctx context.Context, input model.CreateAPIKeyInput) (*model.CreateAPIKeyPayload, error) {
+func (r *mutationResolver) CreateAPIKey(ctx context.Context, appID *string, input model.CreateAPIKeyInput) (*model.CreateAPIKeyPayload, error) {
 	v, err := viewer(ctx)
 	if err != nil {
 		return nil, err
@@ -300,16 +300,20 @@ func (r *mutationResolver) CreateAPIKey(ctx context.Context, input model.CreateA
 	if err := requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	appID := v.AppID
-	if input.AppID != nil {
-		appID = *input.AppID
-		if _, err := r.client.App.Get(ctx, appID); ent.IsNotFound(err) {
-			return nil, fault.Invalid("input.appId", "app %q does not exist", appID)
+	named, field, err := appArgument(appID, input.AppID)
+	if err != nil {
+		return nil, err
+	}
+	app := v.AppID
+	if named != "" {
+		app = named
+		if _, err := r.client.App.Get(ctx, app); ent.IsNotFound(err) {
+			return nil, fault.Invalid(field, "app %q does not exist", app)
 		} else if err != nil {
 			return nil, err
 		}
 	}
-	in := auth.KeyInput{AppID: appID, Name: input.Name, Admin: deref(input.Admin),
+	in := auth.KeyInput{AppID: app, Name: input.Name, Admin: deref(input.Admin),
 		Scopes: scopesIn(input.Scopes), SessionScopes: scopesIn(input.PortalSessionScopes)}
 	if input.ExpiresIn != nil {
 		if *input.ExpiresIn <= 0 {
@@ -340,8 +344,15 @@ func (r *mutationResolver) RevokeAPIKey(ctx context.Context, id string) (*ent.AP
 }
 
 // CreatePortalSession is the resolver for the createPortalSession field.
-func (r *mutationResolver) CreatePortalSession(ctx context.Context, input model.CreatePortalSessionInput) (*model.PortalSession, error) {
-	in := portal.SessionInput{AppID: deref(input.AppID), Name: deref(input.Name), ReadOnly: deref(input.ReadOnly), Scopes: scopesIn(input.Scopes)}
+func (r *mutationResolver) CreatePortalSession(ctx context.Context, appID *string, input *model.CreatePortalSessionInput) (*model.PortalSession, error) {
+	if input == nil {
+		input = &model.CreatePortalSessionInput{}
+	}
+	app, field, err := appArgument(appID, input.AppID)
+	if err != nil {
+		return nil, err
+	}
+	in := portal.SessionInput{AppID: app, AppField: field, Name: deref(input.Name), ReadOnly: deref(input.ReadOnly), Scopes: scopesIn(input.Scopes)}
 	if input.ExpiresIn != nil {
 		if *input.ExpiresIn <= 0 {
 			return nil, fault.Invalid("input.expiresIn", "must be positive, such as \"1h\"")
@@ -568,9 +579,18 @@ func (r *mutationResolver) PublishEvents(ctx context.Context, input []*model.Pub
 }
 
 // TestEndpoint is the resolver for the testEndpoint field.
-func (r *mutationResolver) TestEndpoint(ctx context.Context, id string, eventType *string, payload json.RawMessage) (*model.TestEndpointPayload, error) {
-	res, err := r.engine.Test(ctx, id, deref(eventType), nullToEmpty(payload))
+func (r *mutationResolver) TestEndpoint(ctx context.Context, id string, input *model.TestEndpointInput, eventType *string, payload json.RawMessage) (*model.TestEndpointPayload, error) {
+	typ, body, prefix, err := testArguments(input, eventType, payload)
 	if err != nil {
+		return nil, err
+	}
+	res, err := r.engine.Test(ctx, id, typ, body)
+	if err != nil {
+		if prefix != "" {
+			if e, ok := fault.As(err); ok && e.Field != "" {
+				return nil, fault.Prefix(prefix, err)
+			}
+		}
 		return nil, err
 	}
 	d, err := r.client.Delivery.Get(ctx, res.DeliveryID)
@@ -631,12 +651,12 @@ func (r *mutationResolver) RetryDeliveries(ctx context.Context, ids []string) (*
 }
 
 // ReplayDeliveries is the resolver for the replayDeliveries field.
-func (r *mutationResolver) ReplayDeliveries(ctx context.Context, endpointID string, since time.Time, status *delivery.Status) (*model.ReplayDeliveriesPayload, error) {
-	st := delivery.StatusFailed
-	if status != nil {
-		st = *status
+func (r *mutationResolver) ReplayDeliveries(ctx context.Context, endpointID string, input *model.ReplayDeliveriesInput, since *time.Time, status *delivery.Status) (*model.ReplayDeliveriesPayload, error) {
+	from, st, err := replayArguments(input, since, status)
+	if err != nil {
+		return nil, err
 	}
-	n, err := r.engine.Replay(ctx, endpointID, since, st)
+	n, err := r.engine.Replay(ctx, endpointID, from, st)
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,9 @@ func Path(appID string) string { return "/portal/" + url.PathEscape(appID) }
 type SessionInput struct {
 	// AppID is the app the session works in; "" means the caller's.
 	AppID string
+	// AppField names the argument AppID came from in errors (default
+	// "appId").
+	AppField string
 	// Name labels the session in key lists, such as the customer's name
 	// (default "Portal session").
 	Name string
@@ -123,7 +126,11 @@ func targetApp(ctx context.Context, client *ent.Client, appID, field string) (te
 // unless its key says so (APIKey.portalSessionScopes): the session's scopes
 // are within scope.Grantable, and it expires no later than the key.
 func (s *Service) CreateSession(ctx context.Context, in SessionInput) (*Session, error) {
-	v, appID, err := targetApp(ctx, s.Client, in.AppID, "input.appId")
+	field := in.AppField
+	if field == "" {
+		field = "appId"
+	}
+	v, appID, err := targetApp(ctx, s.Client, in.AppID, field)
 	if err != nil {
 		return nil, err
 	}

@@ -109,6 +109,8 @@ func (c *client) newApp(ctx context.Context, name string) (*client, error) {
 		return nil, err
 	}
 	var key struct{ CreateAPIKey struct{ Token string } }
+	// input.appId, deprecated, is what binaries before the top-level
+	// appId argument understand too (--against runs older ones).
 	if err := c.do(ctx, `mutation($a: ID!) { createAPIKey(input: {appId: $a, name: "bench", admin: true}) { token } }`,
 		map[string]any{"a": app.CreateApp.ID}, &key); err != nil {
 		return nil, err

@@ -204,8 +204,8 @@ type CreateEndpointInput struct {
 	// Allow a second endpoint with the same URL and overlapping event types (default false: CONFLICT).
 	AllowDuplicate *bool `json:"allowDuplicate,omitempty"`
 	// Deliver only events whose envelope matches this filter (besides their
-	// type), such as {"data.total": {"$gte": 1000}}. See the README's "Payload
-	// filters" and the testFilter query.
+	// type), such as {"data.total": {"$gte": 1000}}. See "Payload filters" in
+	// docs/routing.md and the testFilter query.
 	Filter json.RawMessage `json:"filter,omitempty"`
 	// At most this many requests per window; the backlog waits (default: none).
 	RateLimit *RateLimitInput `json:"rateLimit,omitempty"`
@@ -845,6 +845,14 @@ type RateLimitInput struct {
 	Per      time.Duration `json:"per"`
 }
 
+// Which deliveries replayDeliveries queues again.
+type ReplayDeliveriesInput struct {
+	// Deliveries created at or after this time.
+	Since time.Time `json:"since"`
+	// Deliveries with this status (default FAILED).
+	Status *delivery.Status `json:"status,omitempty"`
+}
+
 type ReplayDeliveriesPayload struct {
 	// How many deliveries were queued again.
 	Count int `json:"count"`
@@ -915,6 +923,15 @@ type RotateEndpointSecretPayload struct {
 // A subscription that falls too far behind receives an error (extensions.reason
 // SUBSCRIBER_LAGGED) and ends; the connection stays open.
 type Subscription struct {
+}
+
+// What to send to an endpoint with testEndpoint.
+type TestEndpointInput struct {
+	// An event type of the app's catalog (default test.ping).
+	EventType *string `json:"eventType,omitempty"`
+	// The event's data (default: the event type's example). Portal sessions cannot
+	// choose it: they send the example.
+	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
 // The outcome of a test send. A test goes through the endpoint's pace like any

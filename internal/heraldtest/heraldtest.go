@@ -263,7 +263,7 @@ func (s *Server) NewApp(name string) (appID, token string) {
 	var key struct {
 		CreateAPIKey struct{ Token string }
 	}
-	s.Do(s.Token, `mutation($a: ID!) { createAPIKey(input: {appId: $a, name: "test"}) { token } }`,
+	s.Do(s.Token, `mutation($a: ID!) { createAPIKey(appId: $a, input: {name: "test"}) { token } }`,
 		map[string]any{"a": out.CreateApp.ID}).Decode(s.t, &key)
 	return out.CreateApp.ID, key.CreateAPIKey.Token
 }

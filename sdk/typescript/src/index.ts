@@ -324,7 +324,7 @@ export class HeraldClient {
 
   /** Sends one event (test.ping by default) to an endpoint now and reports the outcome. */
   async testEndpoint(id: string, opts: { eventType?: string; payload?: unknown } = {}): Promise<TestResult> {
-    return (await this.request<G.TestEndpointMutation, G.TestEndpointMutationVariables>(ops.TestEndpoint, { id, eventType: opts.eventType, payload: opts.payload })).testEndpoint;
+    return (await this.request<G.TestEndpointMutation, G.TestEndpointMutationVariables>(ops.TestEndpoint, { id, input: { eventType: opts.eventType, payload: opts.payload } })).testEndpoint;
   }
 
   /** Deliveries, newest first. */
@@ -363,13 +363,18 @@ export class HeraldClient {
 
   /** Queues again an endpoint's deliveries with the status (FAILED by default) created since a time; returns how many. */
   async replayDeliveries(endpointID: string, since: Date | string, status?: G.DeliveryStatus): Promise<number> {
-    const r = await this.request<G.ReplayDeliveriesMutation, G.ReplayDeliveriesMutationVariables>(ops.ReplayDeliveries, { endpointID, since: iso(since)!, status });
+    const r = await this.request<G.ReplayDeliveriesMutation, G.ReplayDeliveriesMutationVariables>(ops.ReplayDeliveries, { endpointID, input: { since: iso(since)!, status } });
     return r.replayDeliveries.count;
   }
 
-  /** Opens the customer portal: a link with a scoped, expiring token. */
+  /**
+   * Opens the customer portal: a link with a scoped, expiring token. The app
+   * (input.appId, for admin keys) is sent as createPortalSession's appId
+   * argument.
+   */
   async createPortalSession(input: G.CreatePortalSessionInput = {}): Promise<PortalSession> {
-    return (await this.request<G.CreatePortalSessionMutation, G.CreatePortalSessionMutationVariables>(ops.CreatePortalSession, { input })).createPortalSession;
+    const { appId, ...rest } = input;
+    return (await this.request<G.CreatePortalSessionMutation, G.CreatePortalSessionMutationVariables>(ops.CreatePortalSession, { appID: appId, input: rest })).createPortalSession;
   }
 
   /** Ends a portal session at once (its id is PortalSession.apiKey.id), closing its live connections. */

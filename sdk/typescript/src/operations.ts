@@ -190,8 +190,8 @@ export const RotateEndpointSecret = /* GraphQL */ `
 `;
 
 export const TestEndpoint = /* GraphQL */ `
-  mutation TestEndpoint($id: ID!, $eventType: String, $payload: JSON) {
-    testEndpoint(id: $id, eventType: $eventType, payload: $payload) {
+  mutation TestEndpoint($id: ID!, $input: TestEndpointInput!) {
+    testEndpoint(id: $id, input: $input) {
       delivered
       statusCode
       responseBody
@@ -262,14 +262,14 @@ export const RetryDeliveries = /* GraphQL */ `
 `;
 
 export const ReplayDeliveries = /* GraphQL */ `
-  mutation ReplayDeliveries($endpointID: ID!, $since: Time!, $status: DeliveryStatus) {
-    replayDeliveries(endpointId: $endpointID, since: $since, status: $status) { count }
+  mutation ReplayDeliveries($endpointID: ID!, $input: ReplayDeliveriesInput!) {
+    replayDeliveries(endpointId: $endpointID, input: $input) { count }
   }
 `;
 
 export const CreatePortalSession = /* GraphQL */ `
-  mutation CreatePortalSession($input: CreatePortalSessionInput!) {
-    createPortalSession(input: $input) { url token expiresAt readOnly apiKey { id } }
+  mutation CreatePortalSession($appID: ID, $input: CreatePortalSessionInput!) {
+    createPortalSession(appId: $appID, input: $input) { url token expiresAt readOnly apiKey { id } }
   }
 `;
 

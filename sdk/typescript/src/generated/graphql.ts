@@ -76,8 +76,8 @@ export type CreateEndpointInput = {
   eventTypes: Array<string>;
   /**
    * Deliver only events whose envelope matches this filter (besides their
-   * type), such as {"data.total": {"$gte": 1000}}. See the README's "Payload
-   * filters" and the testFilter query.
+   * type), such as {"data.total": {"$gte": 1000}}. See "Payload filters" in
+   * docs/routing.md and the testFilter query.
    */
   filter?: unknown;
   headers?: Array<HeaderInput> | null | undefined;
@@ -160,7 +160,10 @@ export type CreateListenerInput = {
 };
 
 export type CreatePortalSessionInput = {
-  /** The app whose portal to open; default: the caller's. Only admin keys may name another app. */
+  /**
+   * The app whose portal to open; default: the caller's. Only admin keys may name another app.
+   * @deprecated Use createPortalSession's appId argument, as revokePortalSessions and updatePortalSettings take it.
+   */
   appId?: string | null | undefined;
   /** How long the session works: default 1h, at most 168h (7 days). */
   expiresIn?: string | null | undefined;
@@ -409,6 +412,14 @@ export type RateLimitInput = {
   requests: number;
 };
 
+/** Which deliveries replayDeliveries queues again. */
+export type ReplayDeliveriesInput = {
+  /** Deliveries created at or after this time. */
+  since: string;
+  /** Deliveries with this status (default FAILED). */
+  status?: DeliveryStatus | null | undefined;
+};
+
 /**
  * A retry policy. Omitted fields keep their current value (or the default, on
  * create): maxAttempts 8, initialDelay "5s", backoffMultiplier 6, maxDelay "12h".
@@ -424,6 +435,17 @@ export type RetryPolicyInput = {
 export type SignatureScheme =
   | 'ED25519'
   | 'HMAC_SHA256';
+
+/** What to send to an endpoint with testEndpoint. */
+export type TestEndpointInput = {
+  /** An event type of the app's catalog (default test.ping). */
+  eventType?: string | null | undefined;
+  /**
+   * The event's data (default: the event type's example). Portal sessions cannot
+   * choose it: they send the example.
+   */
+  payload?: unknown;
+};
 
 /**
  * Changes to an endpoint; omitted fields stay as they are. Changing the URL or
@@ -571,8 +593,7 @@ export type RotateEndpointSecretMutation = { rotateEndpointSecret: { secret: str
 
 export type TestEndpointMutationVariables = Exact<{
   id: string;
-  eventType?: string | null | undefined;
-  payload?: unknown;
+  input: TestEndpointInput;
 }>;
 
 
@@ -615,14 +636,14 @@ export type RetryDeliveriesMutation = { retryDeliveries: { deliveries: Array<{ i
 
 export type ReplayDeliveriesMutationVariables = Exact<{
   endpointID: string;
-  since: string;
-  status?: DeliveryStatus | null | undefined;
+  input: ReplayDeliveriesInput;
 }>;
 
 
 export type ReplayDeliveriesMutation = { replayDeliveries: { count: number } };
 
 export type CreatePortalSessionMutationVariables = Exact<{
+  appID?: string | null | undefined;
   input: CreatePortalSessionInput;
 }>;
 

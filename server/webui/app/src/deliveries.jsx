@@ -37,7 +37,7 @@ const DETAIL = `query Delivery($id: ID!) {
 const RETRY = `mutation Retry($id: ID!) { retryDelivery(id: $id) { id status } }`;
 const RETRY_MANY = `mutation RetryMany($ids: [ID!]!) { retryDeliveries(ids: $ids) { count notRetried { id message } } }`;
 const REPLAY = `mutation Replay($ep: ID!, $since: Time!, $status: DeliveryStatus) {
-  replayDeliveries(endpointId: $ep, since: $since, status: $status) { count }
+  replayDeliveries(endpointId: $ep, input: {since: $since, status: $status}) { count }
 }`;
 
 const STATUSES = ["PENDING", "RETRYING", "SUCCEEDED", "FAILED"];

@@ -29,7 +29,7 @@ const DELETE = `mutation DeleteEndpoint($id: ID!) { deleteEndpoint(id: $id) { de
 const ROTATE = `mutation RotateSecret($id: ID!) { rotateEndpointSecret(id: $id) { secret endpoint { id previousSecretExpiresAt } } }`;
 const REVEAL = `mutation RevealSecret($id: ID!) { revealEndpointSecret(id: $id) { secret } }`;
 const TEST = `mutation TestEndpoint($id: ID!, $type: String) {
-  testEndpoint(id: $id, eventType: $type) { delivered statusCode responseBody durationMs error }
+  testEndpoint(id: $id, input: {eventType: $type}) { delivered statusCode responseBody durationMs error }
 }`;
 const STATS = `query EndpointStats($id: ID!) { node(id: $id) { ... on Endpoint { id stats(window: "24h", bucket: "1h") { ${STATS_FIELDS} } } } }`;
 const LIVE = `subscription EndpointFeed { endpointUpdated { endpointId reason } }`;

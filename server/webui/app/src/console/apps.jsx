@@ -21,7 +21,7 @@ const APPS = `query Apps($first: Int, $last: Int, $after: Cursor, $before: Curso
 const CREATE = `mutation CreateApp($in: CreateAppInput!) { createApp(input: $in) { id name } }`;
 const RENAME = `mutation RenameApp($id: ID!, $name: String!) { updateApp(id: $id, input: {name: $name}) { id name } }`;
 const LOCATE = `query Locate($id: ID!) { locate(id: $id) { id type app { id name } } }`;
-export const OPEN_PORTAL = `mutation OpenPortal($in: CreatePortalSessionInput!) { createPortalSession(input: $in) { url expiresAt } }`;
+export const OPEN_PORTAL = `mutation OpenPortal($app: ID!, $in: CreatePortalSessionInput!) { createPortalSession(appId: $app, input: $in) { url expiresAt } }`;
 
 export function Apps({ api }) {
   const [q, setQ] = useState("");
@@ -287,7 +287,7 @@ export function PortalLinkDialog({ api, app, onClose }) {
             data-testid="create-portal-link"
             onClick={async () => {
               try {
-                const d = await api.gql(OPEN_PORTAL, { in: { appId: app.id, expiresIn: "1h", readOnly, name: who.trim() || "Opened from the console" } });
+                const d = await api.gql(OPEN_PORTAL, { app: app.id, in: { expiresIn: "1h", readOnly, name: who.trim() || "Opened from the console" } });
                 setLink(d.createPortalSession);
               } catch (x) {
                 setError(x instanceof ApiError ? x.message : String(x));

@@ -11,7 +11,7 @@ const KEYS = `query Keys($first: Int, $last: Int, $after: Cursor, $before: Curso
     edges { node { id name prefix admin scopes createdAt expiresAt lastUsedAt revokedAt } }
   }
 }`;
-const CREATE = `mutation CreateKey($in: CreateAPIKeyInput!) { createAPIKey(input: $in) { token apiKey { id name } } }`;
+const CREATE = `mutation CreateKey($app: ID, $in: CreateAPIKeyInput!) { createAPIKey(appId: $app, input: $in) { token apiKey { id name } } }`;
 const REVOKE = `mutation RevokeKey($id: ID!) { revokeAPIKey(id: $id) { id revokedAt } }`;
 
 /** SCOPES are what a restricted key may be allowed, with what each means. */
@@ -161,10 +161,10 @@ function CreateKey({ api, appId, onClose, onCreated }) {
           e.preventDefault();
           const form = e.currentTarget;
           setError("");
-          const input = { appId, name: name.trim(), scopes: full ? null : scopes };
+          const input = { name: name.trim(), scopes: full ? null : scopes };
           if (expires) input.expiresIn = expires;
           try {
-            const d = await api.gql(CREATE, { in: input });
+            const d = await api.gql(CREATE, { app: appId, in: input });
             onCreated(d.createAPIKey.token, d.createAPIKey.apiKey);
           } catch (x) {
             const fe = fieldErrors(x);
