@@ -19,6 +19,11 @@ const insertAudit = `INSERT INTO audit_records (id, app_id, created_at, actor_ki
 // auditColumns is the number of columns insertAudit sets.
 const auditColumns = 12
 
+// insertAuditRow is insertAudit for one row, which the SQLite driver
+// prepares once: a publish has one record, and parsing the statement for
+// each cost more than storing the row.
+const insertAuditRow = insertAudit + `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
 // auditStatement returns insertAudit for n rows with the dialect's
 // placeholders (postgres: $1… and a jsonb cast of changes), and its
 // arguments.
@@ -45,14 +50,20 @@ func auditStatement(rows []*audit.Row, postgres bool) (string, []any) {
 			}
 		}
 		b.WriteByte(')')
-		var changes any
-		if r.Changes != nil {
-			changes = string(r.Changes)
-		}
-		args = append(args, r.ID, r.AppID, r.CreatedAt.UTC(), r.ActorKind, r.ActorID, r.ActorName, r.Action,
-			r.TargetType, r.TargetID, changes, r.RemoteAddr, r.RequestID)
+		args = append(args, auditArgs(r)...)
 	}
 	return b.String(), args
+}
+
+// auditArgs returns the values of a record's columns, in insertAudit's
+// order.
+func auditArgs(r *audit.Row) []any {
+	var changes any
+	if r.Changes != nil {
+		changes = string(r.Changes)
+	}
+	return []any{r.ID, r.AppID, r.CreatedAt.UTC(), r.ActorKind, r.ActorID, r.ActorName, r.Action,
+		r.TargetType, r.TargetID, changes, r.RemoteAddr, r.RequestID}
 }
 
 // InsertAudit implements Tx.
@@ -60,9 +71,11 @@ func (t *sqliteTx) InsertAudit(ctx context.Context, rows []*audit.Row) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	q, args := auditStatement(rows, false)
-	if _, err := t.tx.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("store audit records: %w", err)
+	ins := t.stmt(t.d.insAudit)
+	for _, r := range rows {
+		if _, err := ins.ExecContext(inline(ctx), auditArgs(r)...); err != nil {
+			return fmt.Errorf("store audit records: %w", err)
+		}
 	}
 	return nil
 }

@@ -34,6 +34,7 @@ type SQLiteDriver struct {
 	epState, addCounters, disable     *sql.Stmt
 	upsertStats                       *sql.Stmt
 	pause                             *sql.Stmt
+	insAudit                          *sql.Stmt // one audit record
 	// Reader statements.
 	due, claim, claimOrdered, claimHeads *sql.Stmt
 }
@@ -95,6 +96,7 @@ VALUES (?, ?, ?, ?, 'PENDING', 0, ?, 'SCHEDULED', ?, ?, ?, ?)`},
 			{&d.insFailed, `INSERT INTO deliveries (id, created_at, updated_at, event_type, status, attempt_count, next_trigger, last_error, completed_at, app_id, endpoint_id, event_id)
 VALUES (?, ?, ?, ?, 'FAILED', 0, 'SCHEDULED', ?, ?, ?, ?, ?)`},
 			{&d.subscribers, sqliteSubscribers},
+			{&d.insAudit, insertAuditRow},
 			{&d.insAttempt, `INSERT INTO attempts
 (id, app_id, delivery_id, endpoint_id, attempt_number, trigger, succeeded, request_url, request_headers,
  response_status, response_headers, response_body, response_body_truncated, duration_ms, error_message,
@@ -177,7 +179,7 @@ ORDER BY d.next_attempt_at, d.rowid LIMIT ?3`},
 // Close implements Driver.
 func (d *SQLiteDriver) Close() error {
 	for _, s := range []*sql.Stmt{d.insEvent, d.eventByKey, d.insDelivery, d.insFailed, d.subscribers, d.insAttempt, d.finish,
-		d.epState, d.addCounters, d.disable, d.upsertStats, d.pause, d.due, d.claim, d.claimOrdered, d.claimHeads, d.endpointsVersion, d.bumpEndpoints} {
+		d.epState, d.addCounters, d.disable, d.upsertStats, d.pause, d.due, d.claim, d.claimOrdered, d.claimHeads, d.endpointsVersion, d.bumpEndpoints, d.insAudit} {
 		if s != nil {
 			s.Close()
 		}
