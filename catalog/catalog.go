@@ -376,14 +376,7 @@ func (c *Catalog) Create(ctx context.Context, in CreateInput) (*ent.EventType, e
 		if et, err = createType(tx.EventType.Create(), def).Save(ctx); err != nil {
 			return err
 		}
-		fields := map[string]any{"name": in.Name, "description": in.Description}
-		if present(in.Example) {
-			fields["example"] = in.Example
-		}
-		if present(in.JSONSchema) {
-			fields["jsonSchema"] = in.JSONSchema
-		}
-		return audit.Record(ctx, tx, audit.Change{TargetType: "EventType", TargetID: et.ID, Fields: fields}, et.CreatedAt)
+		return audit.Record(ctx, tx, audit.Change{TargetType: "EventType", TargetID: et.ID, Fields: createdFields(def)}, et.CreatedAt)
 	})
 	if _, ok := fault.As(err); ok {
 		return nil, err
@@ -412,8 +405,12 @@ func (c *Catalog) createShared(ctx context.Context, v tenant.Viewer, catalogID s
 			return err
 		}
 		var err error
-		et, err = createType(tx.EventType.Create().SetCatalogID(catalogID), def).Save(sys)
-		return err
+		if et, err = createType(tx.EventType.Create().SetCatalogID(catalogID), def).Save(sys); err != nil {
+			return err
+		}
+		fields := createdFields(def)
+		fields["catalogId"] = catalogID
+		return audit.Record(ctx, tx, audit.Change{TargetType: "EventType", TargetID: et.ID, Fields: fields}, et.CreatedAt)
 	})
 	if _, ok := fault.As(err); ok {
 		return nil, err
@@ -426,6 +423,18 @@ func (c *Catalog) createShared(ctx context.Context, v tenant.Viewer, catalogID s
 	}
 	c.Changed(catalogID)
 	return et, nil
+}
+
+// createdFields describes a new type for its audit record.
+func createdFields(def Definition) map[string]any {
+	fields := map[string]any{"name": def.Name, "description": def.Description}
+	if present(def.Example) {
+		fields["example"] = def.Example
+	}
+	if present(def.JSONSchema) {
+		fields["jsonSchema"] = def.JSONSchema
+	}
+	return fields
 }
 
 // typeNameTaken names input.name as the field at fault of a conflict over a
