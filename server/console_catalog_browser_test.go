@@ -190,8 +190,8 @@ func TestConsole_OperatorManagesTheCatalog(t *testing.T) {
 	app.do("open the catalog", chromedp.Navigate(s.URL+"/console#/apps/"+shopID+"/catalog"))
 	app.waitFor("the catalog", `document.querySelector("[data-testid=event-type][data-name='shop.reopened'] [data-testid=edit-event-type]") && document.querySelector("[data-testid=archived-type][data-name='invoice.sent']")`)
 	for sel, want := range map[string]int{
-		`[data-testid=event-type][data-name='invoice.voided'] button`: 0,
-		`[data-testid=archived-type][data-name='invoice.sent'] button`: 0,
+		`[data-testid=event-type][data-name='invoice.voided'] button`:                          0,
+		`[data-testid=archived-type][data-name='invoice.sent'] button`:                         0,
 		`[data-testid=event-type][data-name='shop.reopened'] [data-testid=archive-event-type]`: 1,
 	} {
 		if n := app.count(sel); n != want {
