@@ -64,6 +64,7 @@ const SAY = [
   [/\bcatalogId\b/g, "the catalog"],
   [/\beventTypes\b/g, "the catalog"],
   [/\bat \/:/g, "at the top level:"],
+  [/\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b/g, (w) => w.toLowerCase().replace(/_/g, " ")],
 ];
 
 /** say rewrites a server message for a person: the API's names in words, a capital first. */

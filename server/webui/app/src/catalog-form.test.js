@@ -73,6 +73,10 @@ test("problems: each error at its field, in words; a taken name at the name; the
 });
 
 test("say: the API's names become words", () => {
+  assert.equal(
+    say("this app has 100 event types, its limit (EVENT_TYPES is 100): ask the platform to raise the app's EVENT_TYPES limit"),
+    "This app has 100 event types, its limit (event types is 100): ask the platform to raise the app's event types limit",
+  );
   assert.equal(say("use updateEventType to change it"), "Use Edit to change it");
   assert.equal(say("leave catalogId out"), "Leave the catalog out");
   assert.equal(say("does not match jsonSchema: at /: missing property 'id'"), "Does not match the JSON Schema: at the top level: missing property 'id'");
