@@ -344,10 +344,14 @@ func (c *Catalog) Create(ctx context.Context, in CreateInput) (*ent.EventType, e
 	if !ok {
 		return nil, tenant.ErrNoViewer
 	}
-	if err := checkName("input.name", in.Name); err != nil {
-		return nil, err
+	// Every invalid field at once, so that a form can show them together.
+	var errs fault.List
+	for _, err := range []error{checkName("input.name", in.Name), checkDocs("input.", in.Description, in.Example, in.JSONSchema)} {
+		if err != nil && !errs.Add(err) {
+			return nil, err
+		}
 	}
-	if err := checkDocs("input.", in.Description, in.Example, in.JSONSchema); err != nil {
+	if err := errs.Err(); err != nil {
 		return nil, err
 	}
 	def := Definition{Name: in.Name, Description: in.Description, Example: in.Example, JSONSchema: in.JSONSchema}
@@ -372,20 +376,13 @@ func (c *Catalog) Create(ctx context.Context, in CreateInput) (*ent.EventType, e
 		if et, err = createType(tx.EventType.Create(), def).Save(ctx); err != nil {
 			return err
 		}
-		fields := map[string]any{"name": in.Name, "description": in.Description}
-		if present(in.Example) {
-			fields["example"] = in.Example
-		}
-		if present(in.JSONSchema) {
-			fields["jsonSchema"] = in.JSONSchema
-		}
-		return audit.Record(ctx, tx, audit.Change{TargetType: "EventType", TargetID: et.ID, Fields: fields}, et.CreatedAt)
+		return audit.Record(ctx, tx, audit.Change{TargetType: "EventType", TargetID: et.ID, Fields: createdFields(def)}, et.CreatedAt)
 	})
 	if _, ok := fault.As(err); ok {
 		return nil, err
 	}
 	if ent.IsConstraintError(err) {
-		return nil, fault.Conflictf("EVENT_TYPE_EXISTS", "event type %q already exists in this app; use updateEventType to change it", in.Name)
+		return nil, typeNameTaken(fault.Conflictf("EVENT_TYPE_EXISTS", "event type %q already exists in this app; use updateEventType to change it", in.Name))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create event type %s: %w", in.Name, err)
@@ -408,20 +405,43 @@ func (c *Catalog) createShared(ctx context.Context, v tenant.Viewer, catalogID s
 			return err
 		}
 		var err error
-		et, err = createType(tx.EventType.Create().SetCatalogID(catalogID), def).Save(sys)
-		return err
+		if et, err = createType(tx.EventType.Create().SetCatalogID(catalogID), def).Save(sys); err != nil {
+			return err
+		}
+		fields := createdFields(def)
+		fields["catalogId"] = catalogID
+		return audit.Record(ctx, tx, audit.Change{TargetType: "EventType", TargetID: et.ID, Fields: fields}, et.CreatedAt)
 	})
 	if _, ok := fault.As(err); ok {
 		return nil, err
 	}
 	if ent.IsConstraintError(err) {
-		return nil, fault.Conflictf("EVENT_TYPE_EXISTS", "event type %q is already in the catalog; use updateEventType to change it", def.Name)
+		return nil, typeNameTaken(fault.Conflictf("EVENT_TYPE_EXISTS", "event type %q is already in the catalog; use updateEventType to change it", def.Name))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create event type %s in catalog %s: %w", def.Name, catalogID, err)
 	}
 	c.Changed(catalogID)
 	return et, nil
+}
+
+// createdFields describes a new type for its audit record.
+func createdFields(def Definition) map[string]any {
+	fields := map[string]any{"name": def.Name, "description": def.Description}
+	if present(def.Example) {
+		fields["example"] = def.Example
+	}
+	if present(def.JSONSchema) {
+		fields["jsonSchema"] = def.JSONSchema
+	}
+	return fields
+}
+
+// typeNameTaken names input.name as the field at fault of a conflict over a
+// new type's name, so that a form shows it there.
+func typeNameTaken(e *fault.Error) *fault.Error {
+	e.Field = "input.name"
+	return e
 }
 
 // createType sets a new type's fields from a definition.

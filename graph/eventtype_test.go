@@ -3,6 +3,7 @@ package graph_test
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -231,6 +232,45 @@ func TestCreateEventType_DuplicateNameConflicts(t *testing.T) {
 	// Another app may use the same name.
 	_, other := s.NewApp("other")
 	createEventType(t, s.As(t, other), map[string]any{"name": "invoice.paid"})
+}
+
+// A form shows every mistake after one submit: createEventType reports each
+// invalid field, and a name already taken at the name field.
+func TestCreateEventType_ReportsEveryInvalidFieldAtOnce(t *testing.T) {
+	t.Parallel()
+	s := heraldtest.Start(t)
+	c := s.As(t, s.Token)
+	const create = `mutation($c: ID, $in: CreateEventTypeInput!) { createEventType(catalogId: $c, input: $in) { id } }`
+
+	r := c.Do(create, map[string]any{"in": map[string]any{
+		"name":       "Invoice Voided",
+		"jsonSchema": map[string]any{"type": "object", "required": []string{"amount"}},
+		"example":    map[string]any{"invoiceId": "inv_1"},
+	}})
+	if got := fields(r); !slices.Equal(got, []string{"input.example", "input.name"}) {
+		t.Errorf("error fields = %q, want the name's and the example's\n%s", got, r.Body)
+	}
+	for _, e := range r.Errors {
+		if e.Extensions["code"] != "BAD_USER_INPUT" {
+			t.Errorf("error %+v: want BAD_USER_INPUT", e)
+		}
+	}
+
+	// A taken name: among the app's own types, and in the shared catalog.
+	createEventType(t, c, map[string]any{"name": "invoice.voided"})
+	r = c.Do(create, map[string]any{"in": map[string]any{"name": "invoice.voided"}})
+	r.WantFault(t, "CONFLICT", "input.name")
+	var v struct {
+		Viewer struct {
+			App struct{ Catalog struct{ ID string } }
+		}
+	}
+	c.Must(&v, `{ viewer { app { catalog { id } } } }`, nil)
+	r = c.Do(create, map[string]any{"c": v.Viewer.App.Catalog.ID, "in": map[string]any{"name": "order.created"}})
+	r.WantFault(t, "CONFLICT", "input.name")
+	if r.Reason() != "EVENT_TYPE_EXISTS" {
+		t.Errorf("reason = %q, want EVENT_TYPE_EXISTS", r.Reason())
+	}
 }
 
 func TestUpdateEventType_ChangesOnlyGivenFields(t *testing.T) {

@@ -137,6 +137,10 @@ func TestAudit_EveryMutationLeavesOneRecord(t *testing.T) {
 			admin.Must(nil, `mutation($id: ID) { importEventTypes(catalogId: $id, input: {eventTypes: [{name: "audit.imported"}]}) { created } }`,
 				map[string]any{"id": ids.catalog})
 		}},
+		{"createEventType", func(t *testing.T) { // into a shared catalog
+			admin.Must(nil, `mutation($id: ID) { createEventType(catalogId: $id, input: {name: "audit.shared"}) { id } }`,
+				map[string]any{"id": ids.catalog})
+		}},
 		{"deleteCatalog", func(t *testing.T) {
 			admin.Must(nil, `mutation($id: ID!) { deleteCatalog(id: $id) { deletedId } }`, map[string]any{"id": ids.catalog})
 		}},

@@ -61,7 +61,7 @@ export function AppView({ apiKey, viewer, appId, view, params, can }) {
           />
         )}
         {view === "events" && <Events api={api} can={can} initial={params.get("q") || ""} />}
-        {view === "catalog" && <Catalog api={api} operator />}
+        {view === "catalog" && <Catalog api={api} operator viewer={viewer} can={can} />}
         {view === "portal" && app && <PortalSettings api={api} app={app} onSaved={reload} />}
         {view === "keys" && can.full && <Keys api={api} appId={appId} viewer={viewer} />}
         {view === "audit" && <AuditLog api={api} />}
