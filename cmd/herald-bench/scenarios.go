@@ -69,7 +69,11 @@ func (s *scenario) run(ctx context.Context, name string) error {
 	case "nats":
 		return s.nats(ctx, s.c.n(20_000, 1_000))
 	case "long":
-		return s.throughput(ctx, 1, 1_000_000, nil)
+		n := 1_000_000
+		if s.c.quick {
+			n = 20_000
+		}
+		return s.long(ctx, n, longRate)
 	case "backup":
 		return s.backup(ctx, s.c.n(300_000, 5_000))
 	}
@@ -327,6 +331,113 @@ func (s *scenario) throughput(ctx context.Context, endpoints, n int, more map[st
 	file, wal := s.h.dbSize()
 	s.metric("dbMBPer100kDeliveries", float64(file)/(1<<20)/float64(want)*100_000)
 	s.metric("walMB", float64(wal)/(1<<20))
+	return nil
+}
+
+// longRate is the events per second of the long run: well below what
+// batches reach, so that latency measures Herald rather than a backlog.
+const longRate = 4000
+
+// long delivers n events to one endpoint, published in batches of 100 at
+// rate events a second, and compares its tenths: publish → arrival
+// latency and Herald's peak memory in each, so that growth from start to
+// end shows (a leak, a table or cache that slows as it fills).
+func (s *scenario) long(ctx context.Context, n, rate int) error {
+	id, err := s.api.createEndpoint(ctx, "long", s.rcv.url("/long"), []string{"*"}, nil)
+	if err != nil {
+		return err
+	}
+	if err := s.rcv.reset(0); err != nil {
+		return err
+	}
+	type tenth struct {
+		lat       latencySummary
+		rate      float64
+		anon, rss int64
+	}
+	var (
+		mu        sync.Mutex
+		cur       memory
+		tenths    []tenth
+		delivered int64
+	)
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() { // the peak memory of the current tenth
+		defer close(sampled)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			m := s.h.mem()
+			mu.Lock()
+			cur.anon, cur.rss = max(cur.anon, m.anon), max(cur.rss, m.rss)
+			mu.Unlock()
+		}
+	}()
+	defer func() { close(stop); <-sampled }()
+
+	const batch = 100
+	every := time.Duration(float64(time.Second) * batch / float64(rate))
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	size := max(batch, n/10)
+	start, tenthStart := time.Now(), time.Now()
+	for sent := 0; sent < n; {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		evs := make([]map[string]any, 0, batch)
+		for i := sent; i < min(sent+batch, n); i++ {
+			evs = append(evs, event("order.created", i))
+		}
+		if err := s.api.do(ctx, publishBatch, map[string]any{"in": evs}, nil); err != nil {
+			return fmt.Errorf("publishEvents: %w", err)
+		}
+		sent += len(evs)
+		if sent%size != 0 && sent < n {
+			continue
+		}
+		st, err := s.rcv.stats()
+		if err != nil {
+			return err
+		}
+		if err := s.rcv.reset(0); err != nil {
+			return err
+		}
+		mu.Lock()
+		tenths = append(tenths, tenth{lat: st.Latency, rate: float64(st.Unique) / time.Since(tenthStart).Seconds(), anon: cur.anon, rss: cur.rss})
+		cur = memory{}
+		mu.Unlock()
+		delivered += st.Unique
+		tenthStart = time.Now()
+	}
+	done, err := s.waitSuccesses(ctx, []string{id}, n, start)
+	if err != nil {
+		return err
+	}
+	s.metric("deliveries", float64(n))
+	s.metric("deliveriesPerSec", float64(n)/done.Sub(start).Seconds())
+	first, last := tenths[0], tenths[len(tenths)-1]
+	s.metric("p50FirstTenthMs", first.lat.P50)
+	s.metric("p50LastTenthMs", last.lat.P50)
+	s.metric("p99FirstTenthMs", first.lat.P99)
+	s.metric("p99LastTenthMs", last.lat.P99)
+	s.metric("peakRssAnonFirstTenthMB", float64(first.anon)/(1<<20))
+	s.metric("peakRssAnonLastTenthMB", float64(last.anon)/(1<<20))
+	s.metric("peakRssLastTenthMB", float64(last.rss)/(1<<20))
+	for i, t := range tenths {
+		s.note("tenth %2d: %5.0f deliveries/s, publish → arrival p50 %.2f ms p99 %.2f ms max %.1f ms, peak RSS %.1f MB (anonymous %.1f)",
+			i+1, t.rate, t.lat.P50, t.lat.P99, t.lat.Max, float64(t.rss)/(1<<20), float64(t.anon)/(1<<20))
+	}
+	s.note("%d events at %d/s in batches of 100 to 1 endpoint, all delivered %s after the first publish (%d seen by the receiver as the tenths ended)",
+		n, rate, done.Sub(start).Round(time.Second), delivered)
 	return nil
 }
 
