@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/heraldhq/herald/internal/pgtest"
 )
 
 // TestQuick_DeliversEverything runs every scenario in --quick mode against
@@ -57,6 +59,47 @@ func TestQuick_DeliversEverything(t *testing.T) {
 		}
 		if r.Name == "live" && r.Metrics["goroutinesPerSubscriber"] < 1 {
 			t.Errorf("live: subscribers added %.2f goroutines each; the leak check measured nothing", r.Metrics["goroutinesPerSubscriber"])
+		}
+	}
+}
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// TestQuick_PostgreSQLReplicas runs the quick single and batched
+// scenarios on PostgreSQL with two replicas: the fleet starts (with the
+// encryption key every replica must share) and delivers everything.
+func TestQuick_PostgreSQLReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds herald and runs the quick benchmark on PostgreSQL")
+	}
+	server := pgtest.New(t)
+	dir := t.TempDir()
+	herald := filepath.Join(dir, "herald")
+	bench := filepath.Join(dir, "herald-bench")
+	for bin, pkg := range map[string]string{herald: "../herald", bench: "."} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	results := filepath.Join(dir, "quick.json")
+	cmd := exec.Command(bench, "--quick", "--herald", herald, "--db", server, "--replicas", "2", "--scenarios", "single,batched", "--out", results)
+	cmd.Env = append(os.Environ(), "HERALD_ENCRYPTION_KEYS=")
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("herald-bench --quick --db postgres --replicas 2: %v", err)
+	}
+	raw, err := os.ReadFile(results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		if r.Error != "" || r.Metrics["deliveriesPerSec"] <= 0 {
+			t.Errorf("%s: %s %v", r.Name, r.Error, r.Metrics)
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -190,7 +192,17 @@ func freeAddr() (string, error) {
 // (it creates the default app and prints its key), then the others at
 // once.
 func startFleet(bin, dir, db string, n int, extra []string) ([]*heraldProc, error) {
-	first, err := startHerald(bin, filepath.Join(dir, "herald-0.log"), db, extra, true)
+	// Every replica of a PostgreSQL database needs the same encryption
+	// key (herald refuses to make one up there): one for this database.
+	var env []string
+	if strings.HasPrefix(db, "postgres") && os.Getenv("HERALD_ENCRYPTION_KEYS") == "" {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		env = append(os.Environ(), "HERALD_ENCRYPTION_KEYS=bench:"+base64.StdEncoding.EncodeToString(key))
+	}
+	first, err := startHerald(bin, filepath.Join(dir, "herald-0.log"), db, extra, env, true)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +214,7 @@ func startFleet(bin, dir, db string, n int, extra []string) ([]*heraldProc, erro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			fleet[i], errs[i] = startHerald(bin, filepath.Join(dir, fmt.Sprintf("herald-%d.log", i)), db, extra, false)
+			fleet[i], errs[i] = startHerald(bin, filepath.Join(dir, fmt.Sprintf("herald-%d.log", i)), db, extra, env, false)
 		}()
 	}
 	wg.Wait()
@@ -221,8 +233,9 @@ func startFleet(bin, dir, db string, n int, extra []string) ([]*heraldProc, erro
 }
 
 // startHerald starts herald serve on db, its output kept in memory and in
-// logPath (kept with --keep).
-func startHerald(bin, logPath, db string, extra []string, wantToken bool) (*heraldProc, error) {
+// logPath (kept with --keep), with env as its environment (nil: this
+// process's).
+func startHerald(bin, logPath, db string, extra, env []string, wantToken bool) (*heraldProc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -235,6 +248,7 @@ func startHerald(bin, logPath, db string, extra []string, wantToken bool) (*hera
 		"--allow-http", "--allow-private-destinations", "--log-level", "warn",
 		"--max-connections-per-key", "10000", "--max-subscriptions-per-connection", "100"}, extra...)
 	cmd := exec.Command(bin, args...)
+	cmd.Env = env
 	out := &lockedBuffer{}
 	logFile, err := os.Create(logPath)
 	if err != nil {
