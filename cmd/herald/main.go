@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"os/signal"
@@ -62,9 +63,11 @@ type options struct {
 	catalog   string
 	logFormat string
 	logLevel  string
-	cors      string
-	metrics   bool
-	migrate   bool
+	// memoryLimit is --memory-limit (see setMemoryLimit).
+	memoryLimit string
+	cors        string
+	metrics     bool
+	migrate     bool
 }
 
 // parseFlags reads flags, falling back to HERALD_* environment variables.
@@ -136,6 +139,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	str(&c.MetricsAddr, "metrics-addr", "", "serve /metrics on this address (e.g. 127.0.0.1:9090) instead of --addr")
 	str(&o.logFormat, "log-format", "", "log format: text or json (default json, text with --dev)")
 	str(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	str(&o.memoryLimit, "memory-limit", "auto", "the Go heap's soft limit: auto (GOMEMLIMIT, else 90% of the container's memory limit), off, or a size such as 512MiB")
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -219,6 +223,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	o.cfg.Logger = log
+	limit, err := setMemoryLimit(o.memoryLimit, log)
+	if err != nil {
+		return err
+	}
+	if limit != math.MaxInt64 {
+		log.Info("memory limit", "bytes", limit)
+	}
 	if o.cfg.AllowPrivateDestinations {
 		log.Warn("private destinations are allowed: endpoints may reach this machine and its network (development only)")
 	}
