@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -259,4 +260,60 @@ func TestTurns_AnAppWaitsForItsOwnTurnsOnly(t *testing.T) {
 		t.Fatalf("the test send: %s", r.Body)
 	}
 	s.As(t, busy).Must(nil, `{ viewer { app { id } } }`, nil)
+}
+
+// A large request (a big payload) waits for its app's heavy turn before
+// its body is read and decoded: decoding costs about as much CPU as
+// publishing, and an app's large requests decoding all at once took every
+// core from the other apps. So with the app's one turn held, even a large
+// body that is not JSON is refused RATE_LIMITED after the wait, not
+// decoded; another app's same body is decoded (and refused as not JSON)
+// at once.
+func TestTurns_ALargeRequestWaitsForItsTurnBeforeItIsDecoded(t *testing.T) {
+	t.Parallel()
+	s := heraldtest.Start(t, func(c *server.Config) { c.TurnWait = time.Second })
+	busyApp, busy := s.NewApp("busy")
+	_, other := s.NewApp("other")
+	s.As(t, s.Token).Must(nil, `mutation($id: ID!) { updateApp(id: $id, input: {limits: [{name: CONCURRENT_REQUESTS, limit: 1}]}) { id } }`,
+		map[string]any{"id": busyApp})
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	rc := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		<-release
+		w.WriteHeader(http.StatusOK)
+	})
+	t.Cleanup(free)
+	ep, _ := s.CreateEndpoint(busy, map[string]any{"url": rc.URL, "name": "slow"})
+	held := make(chan *heraldtest.Response, 1)
+	go func() {
+		held <- s.Do(busy, `mutation($id: ID!) { testEndpoint(id: $id) { attempt { responseStatus } } }`, map[string]any{"id": ep})
+	}()
+	rc.WaitRequests(t, 1, 10*time.Second) // the test send holds the app's one turn
+
+	large := `{"query": "{ viewer { app { id } } }", "variables": {"junk": [` + strings.Repeat("1,", 40<<10) + `]`
+	post := func(token string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/graphql", strings.NewReader(large))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		_, _ = io.Copy(&b, io.LimitReader(resp.Body, 400)) // the start says enough
+		return resp.StatusCode, b.String()
+	}
+	start := time.Now()
+	if _, body := post(busy); !strings.Contains(body, "RATE_LIMITED") || time.Since(start) < 900*time.Millisecond {
+		t.Errorf("a large request of the busy app, after %s: %s, want RATE_LIMITED after its wait", time.Since(start), body)
+	}
+	if _, body := post(other); strings.Contains(body, "RATE_LIMITED") || !strings.Contains(body, "json") {
+		t.Errorf("another app's large request that is not JSON: %s, want refused as such", body)
+	}
+	free()
+	if r := <-held; len(r.Errors) > 0 {
+		t.Fatalf("the test send: %s", r.Body)
+	}
 }

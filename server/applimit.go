@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -135,13 +137,44 @@ func isHeavy(ctx context.Context, oc *graphql.OperationContext) bool {
 	return false
 }
 
+// turnKey marks a request context whose app turn heavyTurn already took.
+type turnKey struct{}
+
+// heavyTurn takes the app's heavy turn for a request with a large body
+// before the body is decoded. Decoding a large payload costs about as much
+// CPU as publishing it, and gqlgen decodes before takeTurns runs: without
+// this an app's large requests, each waiting for its heavy turn, would
+// decode at once on every core and leave none to the other apps.
+func (s *Server) heavyTurn(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, ok := tenant.FromContext(r.Context())
+		if !ok || bodySize(r.Context()) < heavyBody {
+			next.ServeHTTP(w, r)
+			return
+		}
+		release, err := s.requests.acquire(r.Context(), v, true)
+		if err != nil {
+			f, ok := fault.As(err)
+			if !ok {
+				f = &fault.Error{Code: fault.Internal, Message: "the request could not wait for its turn: " + err.Error()}
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{"errors": gqlerror.List{faultError(f)}})
+			return
+		}
+		defer release()
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), turnKey{}, true)))
+	})
+}
+
 // takeTurns is a gqlgen operation interceptor: every query and mutation
-// runs in a turn of its caller's app (see appRequests). Subscriptions are
-// bounded by the live limits instead.
+// runs in a turn of its caller's app (see appRequests), unless heavyTurn
+// took it for the request. Subscriptions are bounded by the live limits
+// instead.
 func (s *Server) takeTurns(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	oc := graphql.GetOperationContext(ctx)
 	v, ok := tenant.FromContext(ctx)
-	if !ok || oc.Operation == nil || oc.Operation.Operation == ast.Subscription {
+	if !ok || oc.Operation == nil || oc.Operation.Operation == ast.Subscription || ctx.Value(turnKey{}) != nil {
 		return next(ctx)
 	}
 	release, err := s.requests.acquire(ctx, v, isHeavy(ctx, oc))
