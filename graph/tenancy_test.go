@@ -223,6 +223,34 @@ func TestQuota_LimitsAreReadableAndRefuseWhatGoesOver(t *testing.T) {
 	session.Do(b.String(), nil).WantError(t, "BAD_USER_INPUT")
 }
 
+// holdTheOnlyTurn starts a server whose requests wait a second for their
+// turn, with an app "busy" limited to one request at a time and a test
+// send of it holding that turn until free is called (held then gets its
+// answer), and another app. It returns the server and the apps' keys.
+func holdTheOnlyTurn(t *testing.T) (s *heraldtest.Server, busy, other string, free func(), held <-chan *heraldtest.Response) {
+	t.Helper()
+	s = heraldtest.Start(t, func(c *server.Config) { c.TurnWait = time.Second })
+	busyApp, busy := s.NewApp("busy")
+	_, other = s.NewApp("other")
+	s.As(t, s.Token).Must(nil, `mutation($id: ID!) { updateApp(id: $id, input: {limits: [{name: CONCURRENT_REQUESTS, limit: 1}]}) { id } }`,
+		map[string]any{"id": busyApp})
+	release := make(chan struct{})
+	var once sync.Once
+	free = func() { once.Do(func() { close(release) }) }
+	rc := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		<-release
+		w.WriteHeader(http.StatusOK)
+	})
+	t.Cleanup(free)
+	ep, _ := s.CreateEndpoint(busy, map[string]any{"url": rc.URL, "name": "slow"})
+	answer := make(chan *heraldtest.Response, 1)
+	go func() {
+		answer <- s.Do(busy, `mutation($id: ID!) { testEndpoint(id: $id) { attempt { responseStatus } } }`, map[string]any{"id": ep})
+	}()
+	rc.WaitRequests(t, 1, 10*time.Second) // the test send holds the app's one turn
+	return s, busy, other, free, answer
+}
+
 // An app's requests take turns (its CONCURRENT_REQUESTS limit): with a
 // limit of 1 and a test send holding the turn, the app's next request
 // waits and, past the server's wait, is refused RATE_LIMITED, while another
@@ -230,25 +258,7 @@ func TestQuota_LimitsAreReadableAndRefuseWhatGoesOver(t *testing.T) {
 // run again.
 func TestTurns_AnAppWaitsForItsOwnTurnsOnly(t *testing.T) {
 	t.Parallel()
-	s := heraldtest.Start(t, func(c *server.Config) { c.TurnWait = time.Second })
-	busyApp, busy := s.NewApp("busy")
-	_, other := s.NewApp("other")
-	s.As(t, s.Token).Must(nil, `mutation($id: ID!) { updateApp(id: $id, input: {limits: [{name: CONCURRENT_REQUESTS, limit: 1}]}) { id } }`,
-		map[string]any{"id": busyApp})
-	release := make(chan struct{})
-	var once sync.Once
-	free := func() { once.Do(func() { close(release) }) }
-	rc := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
-		<-release
-		w.WriteHeader(http.StatusOK)
-	})
-	t.Cleanup(free)
-	ep, _ := s.CreateEndpoint(busy, map[string]any{"url": rc.URL, "name": "slow"})
-	held := make(chan *heraldtest.Response, 1)
-	go func() {
-		held <- s.Do(busy, `mutation($id: ID!) { testEndpoint(id: $id) { attempt { responseStatus } } }`, map[string]any{"id": ep})
-	}()
-	rc.WaitRequests(t, 1, 10*time.Second) // the test send holds the app's one turn
+	s, busy, other, free, held := holdTheOnlyTurn(t)
 	r := s.Do(busy, `{ viewer { app { id } } }`, nil)
 	r.WantError(t, "FORBIDDEN")
 	if r.Reason() != "RATE_LIMITED" || !strings.Contains(string(r.Body), "CONCURRENT_REQUESTS") {
@@ -271,25 +281,7 @@ func TestTurns_AnAppWaitsForItsOwnTurnsOnly(t *testing.T) {
 // at once.
 func TestTurns_ALargeRequestWaitsForItsTurnBeforeItIsDecoded(t *testing.T) {
 	t.Parallel()
-	s := heraldtest.Start(t, func(c *server.Config) { c.TurnWait = time.Second })
-	busyApp, busy := s.NewApp("busy")
-	_, other := s.NewApp("other")
-	s.As(t, s.Token).Must(nil, `mutation($id: ID!) { updateApp(id: $id, input: {limits: [{name: CONCURRENT_REQUESTS, limit: 1}]}) { id } }`,
-		map[string]any{"id": busyApp})
-	release := make(chan struct{})
-	var once sync.Once
-	free := func() { once.Do(func() { close(release) }) }
-	rc := heraldtest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
-		<-release
-		w.WriteHeader(http.StatusOK)
-	})
-	t.Cleanup(free)
-	ep, _ := s.CreateEndpoint(busy, map[string]any{"url": rc.URL, "name": "slow"})
-	held := make(chan *heraldtest.Response, 1)
-	go func() {
-		held <- s.Do(busy, `mutation($id: ID!) { testEndpoint(id: $id) { attempt { responseStatus } } }`, map[string]any{"id": ep})
-	}()
-	rc.WaitRequests(t, 1, 10*time.Second) // the test send holds the app's one turn
+	s, busy, other, free, held := holdTheOnlyTurn(t)
 
 	large := `{"query": "{ viewer { app { id } } }", "variables": {"junk": [` + strings.Repeat("1,", 40<<10) + `]`
 	post := func(token string) (int, string) {

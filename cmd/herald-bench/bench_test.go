@@ -18,29 +18,14 @@ func TestQuick_DeliversEverything(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds herald and runs the quick benchmark")
 	}
-	dir := t.TempDir()
-	herald := filepath.Join(dir, "herald")
-	bench := filepath.Join(dir, "herald-bench")
-	for bin, pkg := range map[string]string{herald: "../herald", bench: "."} {
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-		}
-	}
-	results := filepath.Join(dir, "quick.json")
+	herald, bench, results := buildBench(t)
 	cmd := exec.Command(bench, "--quick", "--herald", herald, "--out", results)
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil {
 		t.Fatalf("herald-bench --quick: %v", err)
 	}
-	raw, err := os.ReadFile(results)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep report
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readReport(t, results)
 	if len(rep.Results) != len(allScenarios) {
 		t.Fatalf("got %d results, want one per scenario (%d)", len(rep.Results), len(allScenarios))
 	}
@@ -73,15 +58,7 @@ func TestQuick_PostgreSQLReplicas(t *testing.T) {
 		t.Skip("builds herald and runs the quick benchmark on PostgreSQL")
 	}
 	server := pgtest.New(t)
-	dir := t.TempDir()
-	herald := filepath.Join(dir, "herald")
-	bench := filepath.Join(dir, "herald-bench")
-	for bin, pkg := range map[string]string{herald: "../herald", bench: "."} {
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-		}
-	}
-	results := filepath.Join(dir, "quick.json")
+	herald, bench, results := buildBench(t)
 	cmd := exec.Command(bench, "--quick", "--herald", herald, "--db", server, "--replicas", "2", "--scenarios", "single,batched", "--out", results)
 	cmd.Env = append(os.Environ(), "HERALD_ENCRYPTION_KEYS=")
 	out, err := cmd.CombinedOutput()
@@ -89,7 +66,32 @@ func TestQuick_PostgreSQLReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatalf("herald-bench --quick --db postgres --replicas 2: %v", err)
 	}
-	raw, err := os.ReadFile(results)
+	rep := readReport(t, results)
+	for _, r := range rep.Results {
+		if r.Error != "" || r.Metrics["deliveriesPerSec"] <= 0 {
+			t.Errorf("%s: %s %v", r.Name, r.Error, r.Metrics)
+		}
+	}
+}
+
+// buildBench builds herald and herald-bench into a temporary directory
+// and returns their paths and where the results go.
+func buildBench(t *testing.T) (herald, bench, results string) {
+	t.Helper()
+	dir := t.TempDir()
+	herald, bench = filepath.Join(dir, "herald"), filepath.Join(dir, "herald-bench")
+	for bin, pkg := range map[string]string{herald: "../herald", bench: "."} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	return herald, bench, filepath.Join(dir, "quick.json")
+}
+
+// readReport reads the results herald-bench wrote.
+func readReport(t *testing.T, path string) report {
+	t.Helper()
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,9 +99,5 @@ func TestQuick_PostgreSQLReplicas(t *testing.T) {
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range rep.Results {
-		if r.Error != "" || r.Metrics["deliveriesPerSec"] <= 0 {
-			t.Errorf("%s: %s %v", r.Name, r.Error, r.Metrics)
-		}
-	}
+	return rep
 }
