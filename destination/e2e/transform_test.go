@@ -69,7 +69,7 @@ func TestTransformation_RunawayScriptsFailAlone(t *testing.T) {
 	bad := heraldtest.NewReceiver(t, nil)
 	s.CreateEndpoint(s.Token, map[string]any{"url": good.URL, "eventTypes": []string{"order.*"}})
 	loop, _ := s.CreateEndpoint(s.Token, map[string]any{"url": bad.Hook("/loop"), "eventTypes": []string{"order.created"}, "allowDuplicate": true,
-		"retryPolicy":    map[string]any{"maxAttempts": 1},
+		"retryPolicy": map[string]any{"maxAttempts": 1},
 		// A loop that allocates nothing (n stays a small integer, which
 		// goja does not box anew): with n++ a fast machine allocated
 		// 64 MiB, the memory budget, before the time budget ran out.
