@@ -137,6 +137,16 @@ func isHeavy(ctx context.Context, oc *graphql.OperationContext) bool {
 	return false
 }
 
+// turnRefused is the GraphQL error of a request that did not get its
+// app's turn.
+func turnRefused(err error) *gqlerror.Error {
+	f, ok := fault.As(err)
+	if !ok {
+		f = &fault.Error{Code: fault.Internal, Message: "the request could not wait for its turn: " + err.Error()}
+	}
+	return faultError(f)
+}
+
 // turnKey marks a request context whose app turn heavyTurn already took.
 type turnKey struct{}
 
@@ -154,12 +164,8 @@ func (s *Server) heavyTurn(next http.Handler) http.Handler {
 		}
 		release, err := s.requests.acquire(r.Context(), v, true)
 		if err != nil {
-			f, ok := fault.As(err)
-			if !ok {
-				f = &fault.Error{Code: fault.Internal, Message: "the request could not wait for its turn: " + err.Error()}
-			}
 			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]any{"errors": gqlerror.List{faultError(f)}})
+			_ = json.NewEncoder(w).Encode(map[string]any{"errors": gqlerror.List{turnRefused(err)}})
 			return
 		}
 		defer release()
@@ -179,11 +185,7 @@ func (s *Server) takeTurns(ctx context.Context, next graphql.OperationHandler) g
 	}
 	release, err := s.requests.acquire(ctx, v, isHeavy(ctx, oc))
 	if err != nil {
-		f, ok := fault.As(err)
-		if !ok {
-			f = &fault.Error{Code: fault.Internal, Message: "the request could not wait for its turn: " + err.Error()}
-		}
-		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{faultError(f)}})
+		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{turnRefused(err)}})
 	}
 	h := next(ctx)
 	return func(ctx context.Context) *graphql.Response {
