@@ -24,10 +24,10 @@ const auditColumns = 12
 // each cost more than storing the row.
 const insertAuditRow = insertAudit + `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-// auditStatement returns insertAudit for n rows with the dialect's
-// placeholders (postgres: $1… and a jsonb cast of changes), and its
-// arguments.
-func auditStatement(rows []*audit.Row, postgres bool) (string, []any) {
+// auditStatement returns insertAudit for n rows with PostgreSQL's
+// placeholders ($1… and a jsonb cast of changes), and its arguments.
+// (SQLite stores one row at a time with insertAuditRow.)
+func auditStatement(rows []*audit.Row) (string, []any) {
 	var b strings.Builder
 	b.WriteString(insertAudit)
 	args := make([]any, 0, len(rows)*auditColumns)
@@ -40,13 +40,9 @@ func auditStatement(rows []*audit.Row, postgres bool) (string, []any) {
 			if j > 0 {
 				b.WriteString(", ")
 			}
-			if postgres {
-				b.WriteString("$" + strconv.Itoa(i*auditColumns+j+1))
-				if j == 9 {
-					b.WriteString("::jsonb")
-				}
-			} else {
-				b.WriteByte('?')
+			b.WriteString("$" + strconv.Itoa(i*auditColumns+j+1))
+			if j == 9 {
+				b.WriteString("::jsonb")
 			}
 		}
 		b.WriteByte(')')
@@ -85,7 +81,7 @@ func (t *postgresTx) InsertAudit(ctx context.Context, rows []*audit.Row) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	q, args := auditStatement(rows, true)
+	q, args := auditStatement(rows)
 	if _, err := t.tx.Exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("store audit records: %w", err)
 	}

@@ -9,8 +9,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/heraldhq/herald/audit"
 )
 
 // SQLiteDriver is the Driver of Herald's SQLite store (package db): one
@@ -414,8 +412,7 @@ RETURNING id, status`, args...)
 		return res, fmt.Errorf("requeue deliveries: %w", err)
 	}
 	if p.Audit != nil && len(requeued) > 0 {
-		q, args := auditStatement([]*audit.Row{p.Audit}, false)
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		if _, err := tx.ExecContext(ctx, insertAuditRow, auditArgs(p.Audit)...); err != nil {
 			return res, fmt.Errorf("requeue deliveries: store the audit record: %w", err)
 		}
 		res.Audited = true
