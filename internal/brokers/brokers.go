@@ -178,8 +178,20 @@ func StartRabbitMQ(t testing.TB) *RabbitMQ {
 var ErrNotInstalled = errors.New("not installed")
 
 // RunRabbitMQ starts a RabbitMQ node as StartRabbitMQ does, for a program
-// (the benchmark) rather than a test; Close stops it.
+// (the benchmark) rather than a test; Close stops it. Its ports are free
+// when chosen, but another process may take one before the node binds
+// it (tests of several packages run at once): then it starts again on
+// other ports.
 func RunRabbitMQ() (*RabbitMQ, error) {
+	for attempt := 1; ; attempt++ {
+		r, err := runRabbitMQ()
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "eaddrinuse") {
+			return r, err
+		}
+	}
+}
+
+func runRabbitMQ() (*RabbitMQ, error) {
 	const server = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 	if _, err := os.Stat(server); err != nil {
 		return nil, fmt.Errorf("rabbitmq-server: %w", ErrNotInstalled)
