@@ -95,8 +95,13 @@ type scheduler struct {
 	notUntil map[string]time.Time // endpoints whose last claim failed
 	stopping bool
 	// discovery backs off while the store does not answer the due probe.
+	// The probe runs on its own goroutine (probing is set meanwhile) and
+	// answers on probed: on a busy store it takes a while, and the
+	// scheduler goes on meanwhile with hand-offs, results and claims.
 	discoverBackoff time.Duration
 	discoverAfter   time.Time
+	probing         bool
+	probed          chan probe
 	// flows pace each endpoint's requests; flowTimer wakes the scheduler
 	// when a paced endpoint may receive its next one.
 	flows     map[string]*flow
@@ -124,6 +129,13 @@ type doneMsg struct {
 	seq        uint64 // the job's flowSeq
 }
 
+// probe is the answer of the due probe started at at.
+type probe struct {
+	ids []string
+	err error
+	at  time.Time
+}
+
 // endpointState is the scheduler's view of one endpoint.
 type endpointState struct {
 	app      string
@@ -148,6 +160,7 @@ func newScheduler(cfg schedConfig, d Driver, configs *endpointConfigs, w *window
 		wake:       make(chan struct{}, 1),
 		handoffs:   make(chan []*job, max(w.max, 64)),
 		done:       make(chan doneMsg, cfg.Workers),
+		probed:     make(chan probe, 1),
 		stop:       make(chan struct{}),
 		stopped:    make(chan struct{}),
 		eps:        make(map[string]*endpointState),
@@ -450,10 +463,26 @@ func (s *scheduler) claimRound(ctx context.Context) bool {
 			if s.claimNext(ctx, now, id) {
 				more = true
 			}
+			s.acceptHandoffs()
 		}
 	}
 	s.pump()
 	return more && s.window.free() >= s.claimMin()
+}
+
+// acceptHandoffs queues the hand-offs waiting, without blocking. A round
+// of claims calls it after each claim, so that fresh publishes wait for at
+// most one claim, never for a whole round: with a busy app's many
+// endpoints hot on a remote store, a round takes tens of milliseconds.
+func (s *scheduler) acceptHandoffs() {
+	for {
+		select {
+		case jobs := <-s.handoffs:
+			s.accept(jobs)
+		default:
+			return
+		}
+	}
 }
 
 // claimNext claims for the hot endpoint at s.next and moves s.next on. It
@@ -699,30 +728,47 @@ func (s *scheduler) finished(d doneMsg) {
 	s.pump()
 }
 
-// discover asks the store which endpoints have due deliveries. While the
-// store does not answer, it asks less and less often (up to every 5s) and
-// logs the failure once, not at every poll.
-func (s *scheduler) discover(ctx context.Context) {
+// discover starts the due probe, which asks the store which endpoints have
+// due deliveries, unless the probe backs off. Its answer comes on s.probed,
+// for discovered. It reports false, having done nothing, while a probe
+// runs: the caller asks again once that one has answered, since it may
+// have looked before the deliveries the caller wants found were due.
+func (s *scheduler) discover(ctx context.Context) bool {
+	if s.probing {
+		return false
+	}
 	now := s.now()
 	if now.Before(s.discoverAfter) {
-		return
+		return true
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	ids, err := s.driver.Due(ctx, now.UTC())
-	if err != nil {
+	s.probing = true
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		ids, err := s.driver.Due(ctx, now.UTC())
+		s.probed <- probe{ids: ids, err: err, at: now}
+	}()
+	return true
+}
+
+// discovered takes the due probe's answer: the endpoints it found become
+// hot. While the store does not answer, the probe runs less and less often
+// (up to every 5s) and the failure is logged once, not at every poll.
+func (s *scheduler) discovered(p probe) {
+	s.probing = false
+	if p.err != nil {
 		if s.discoverBackoff == 0 {
-			s.log.Error("find due endpoints; trying again with backoff", "err", err)
+			s.log.Error("find due endpoints; trying again with backoff", "err", p.err)
 		}
 		s.discoverBackoff = min(max(2*s.discoverBackoff, s.cfg.PollInterval), 5*time.Second)
-		s.discoverAfter = now.Add(s.discoverBackoff)
+		s.discoverAfter = p.at.Add(s.discoverBackoff)
 		return
 	}
 	if s.discoverBackoff != 0 {
 		s.log.Info("finding due endpoints again")
 		s.discoverBackoff, s.discoverAfter = 0, time.Time{}
 	}
-	for _, id := range ids {
+	for _, id := range p.ids {
 		s.addHot(id)
 	}
 }
@@ -792,6 +838,13 @@ func (s *scheduler) beginStop() {
 func (s *scheduler) run(ctx context.Context) {
 	defer close(s.stopped)
 	defer s.closeHandoffs()
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel() // a probe still running gives up
+		if s.probing {
+			<-s.probed
+		}
+	}()
 	var (
 		wanted   = true
 		discover = true
@@ -805,8 +858,7 @@ func (s *scheduler) run(ctx context.Context) {
 				return
 			}
 		} else if wanted {
-			if discover {
-				s.discover(ctx)
+			if discover && s.discover(ctx) {
 				discover = false
 			}
 			wanted = s.claimRound(ctx)
@@ -823,6 +875,9 @@ func (s *scheduler) run(ctx context.Context) {
 			}
 		case jobs := <-s.handoffs:
 			s.accept(jobs)
+		case p := <-s.probed:
+			s.discovered(p)
+			wanted = true
 		case <-ticker.C:
 			wanted, discover = true, true
 			s.tick()

@@ -93,7 +93,9 @@ func (h *schedHarness) check() {
 }
 
 func (h *schedHarness) round() {
-	h.s.discover(context.Background())
+	if h.s.discover(context.Background()) && h.s.probing {
+		h.s.discovered(<-h.s.probed)
+	}
 	h.s.claimRound(context.Background())
 	h.take()
 	h.check()
@@ -290,4 +292,133 @@ func TestWindow_OneAppLeavesTheRestToOthers(t *testing.T) {
 	if n := w.acquireHandOff("ep_hand", "app_quiet", 1); n != 0 {
 		t.Fatalf("a hand-off got room beyond max − reserve in all (%d)", n)
 	}
+}
+
+// slowStore is the fake store with a due probe that answers only once
+// released, and a hook run at each claim: a database busy with another
+// app's deliveries.
+type slowStore struct {
+	*fakeDriver
+	probeStarted chan struct{}
+	release      chan struct{}
+	onClaim      func(endpointID string)
+}
+
+func (d *slowStore) Due(ctx context.Context, now time.Time) ([]string, error) {
+	select {
+	case d.probeStarted <- struct{}{}:
+	default:
+	}
+	select {
+	case <-d.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return d.fakeDriver.Due(ctx, now)
+}
+
+func (d *slowStore) Claim(ctx context.Context, p ClaimParams) ([]Job, error) {
+	if d.onClaim != nil {
+		d.onClaim(p.EndpointID)
+	}
+	return d.fakeDriver.Claim(ctx, p)
+}
+
+// handedOff returns a fresh publish's job for ep_q of app_1, holding its
+// room in the window as the publisher's would.
+func handedOff(t *testing.T, w *window, id string) *job {
+	t.Helper()
+	if w.acquireHandOff("ep_q", "app_1", 1) != 1 {
+		t.Fatal("no room in the window for a hand-off")
+	}
+	return &job{Job: Job{Lease: Lease{DeliveryID: id, EndpointID: "ep_q"}, AppID: "app_1"}, counted: true,
+		attempt: attempt{DeliveryID: id, Number: 1}}
+}
+
+// A due probe that takes long on a busy store (seconds were seen on
+// PostgreSQL next to an app publishing large fan-outs) must not hold up a
+// fresh publish: the probe runs beside the scheduler, which sends the
+// hand-off meanwhile.
+func TestScheduler_SendsHandOffsWhileTheDueProbeIsSlow(t *testing.T) {
+	clock := newFakeClock()
+	d := &slowStore{fakeDriver: newFakeDriver(), probeStarted: make(chan struct{}, 1), release: make(chan struct{})}
+	w := newWindow(64, 8)
+	work := make(chan *job, 4)
+	s := newScheduler(schedConfig{Worker: "w", Workers: 4, PerEndpoint: 2, BatchSize: 16, Lease: time.Minute, PollInterval: time.Hour},
+		d, newEndpointConfigs(time.Hour, clock.Now, testEndpoints(t), prepareNoTarget), w, discardLogger(), clock.Now, work)
+	go s.run(context.Background())
+	defer func() {
+		close(s.stop)
+		<-s.stopped
+	}()
+	select {
+	case <-d.probeStarted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the scheduler never probed for due deliveries")
+	}
+	s.handOff([]*job{handedOff(t, w, "dlv_fresh")})
+	select {
+	case j := <-work:
+		if j.DeliveryID != "dlv_fresh" {
+			t.Fatalf("sent %s, want the hand-off", j.DeliveryID)
+		}
+		s.done <- doneMsg{endpointID: j.EndpointID}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the hand-off waited for the due probe to answer")
+	}
+	// Once the probe answers, what it found is claimed and sent.
+	d.add("ep_2", 1)
+	close(d.release)
+	select {
+	case j := <-work:
+		if j.EndpointID != "ep_2" {
+			t.Fatalf("sent a delivery of %s, want ep_2's", j.EndpointID)
+		}
+		s.done <- doneMsg{endpointID: j.EndpointID}
+	case <-time.After(10 * time.Second):
+		t.Fatal("what the due probe found was never claimed")
+	}
+}
+
+// A round of claims over a busy app's many endpoints takes one round trip
+// per endpoint; a publish handed off meanwhile goes out after the claim
+// under way, not after the whole round.
+func TestScheduler_HandOffsGoOutBetweenTheClaimsOfARound(t *testing.T) {
+	h := newSchedHarness(t, schedConfig{Worker: "w", Workers: 64, PerEndpoint: 2, BatchSize: 4, PollInterval: time.Second})
+	d := &slowStore{fakeDriver: h.d}
+	h.s.driver = d
+	for i := range 10 {
+		d.add(fmt.Sprintf("ep_%d0", i), 20) // app_1's busy endpoints
+	}
+	h.s.discovered(probe{ids: mustDue(t, d.fakeDriver)})
+	claims, sentAt := 0, 0
+	d.onClaim = func(string) {
+		claims++
+		switch claims {
+		case 2:
+			h.s.handOff([]*job{handedOff(t, h.w, "dlv_fresh")})
+		case 4:
+			for len(h.work) > 0 {
+				if j := <-h.work; j.DeliveryID == "dlv_fresh" {
+					sentAt = claims
+				}
+			}
+		}
+	}
+	h.s.claimRound(context.Background())
+	if claims < 10 {
+		t.Fatalf("the round made %d claims, want one per endpoint", claims)
+	}
+	if sentAt == 0 {
+		t.Fatal("the hand-off was not sent before the round's fourth claim: it waited for the whole round")
+	}
+}
+
+func mustDue(t *testing.T, d Driver) []string {
+	t.Helper()
+	ids, err := d.Due(context.Background(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
 }
