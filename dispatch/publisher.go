@@ -312,6 +312,21 @@ func (e *Engine) submitPublish(ctx context.Context, req *publishReq) error {
 // more than one such transaction.
 func (e *Engine) runPublisher() {
 	defer close(e.pubDone)
+	var large chan *publishReq // the large publishes' lane, if any
+	if e.shared {
+		large = make(chan *publishReq, maxGroupRequests)
+		laneDone := make(chan struct{})
+		go func() {
+			defer close(laneDone)
+			for r := range large {
+				e.commitPublishes([]*publishReq{r})
+			}
+		}()
+		defer func() {
+			close(large)
+			<-laneDone
+		}()
+	}
 	var pending, batch []*publishReq
 	var last time.Time // when the last group's commit ended
 	open := true
@@ -339,11 +354,42 @@ func (e *Engine) runPublisher() {
 		if open && len(pending) < lingerGroup && time.Since(last) < lingerBusy {
 			pending, open = e.linger(pending)
 		}
+		if large != nil {
+			if pending = divert(pending, large); len(pending) == 0 {
+				continue
+			}
+		}
 		batch, pending = takeGroup(batch[:0], pending)
 		e.commitPublishes(batch)
 		clear(batch)
 		last = time.Now()
 	}
+}
+
+// laneRows is the size from which a publish is large: on a database that
+// takes concurrent writers (PostgreSQL), large publishes (a fan-out to
+// hundreds of endpoints) commit one at a time on a lane of their own, so
+// that the small ones, of other apps too, are not stored behind them: a
+// group then waits for the commit of at most maxGroupRows rows, never for
+// one of MaxPublishDeliveries. Next to an app publishing to a thousand
+// endpoints, this took another app's publish p99 from 77 to 27-31 ms
+// (TestNoisyNeighbour on PostgreSQL). SQLite has a single writer: a second
+// lane there would only wait for its lock.
+const laneRows = maxGroupRows / 4
+
+// divert moves the large publishes of pending to their lane, keeping the
+// others in order.
+func divert(pending []*publishReq, lane chan<- *publishReq) []*publishReq {
+	rest := pending[:0]
+	for _, r := range pending {
+		if r.rows() > laneRows {
+			lane <- r
+			continue
+		}
+		rest = append(rest, r)
+	}
+	clear(pending[len(rest):])
+	return rest
 }
 
 // Under load, the publisher lingers a moment for more publishes before it
