@@ -357,26 +357,28 @@ func TestScheduler_SendsHandOffsWhileTheDueProbeIsSlow(t *testing.T) {
 		t.Fatal("the scheduler never probed for due deliveries")
 	}
 	s.handOff([]*job{handedOff(t, w, "dlv_fresh")})
-	select {
-	case j := <-work:
-		if j.DeliveryID != "dlv_fresh" {
-			t.Fatalf("sent %s, want the hand-off", j.DeliveryID)
-		}
-		s.done <- doneMsg{endpointID: j.EndpointID}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the hand-off waited for the due probe to answer")
+	if j := nextSent(t, s, work, "the hand-off waited for the due probe to answer"); j.DeliveryID != "dlv_fresh" {
+		t.Fatalf("sent %s, want the hand-off", j.DeliveryID)
 	}
 	// Once the probe answers, what it found is claimed and sent.
 	d.add("ep_2", 1)
 	close(d.release)
+	if j := nextSent(t, s, work, "what the due probe found was never claimed"); j.EndpointID != "ep_2" {
+		t.Fatalf("sent a delivery of %s, want ep_2's", j.EndpointID)
+	}
+}
+
+// nextSent plays a worker: it takes the next job the scheduler sends and
+// reports it done, or fails with stuck if none comes.
+func nextSent(t *testing.T, s *scheduler, work <-chan *job, stuck string) *job {
+	t.Helper()
 	select {
 	case j := <-work:
-		if j.EndpointID != "ep_2" {
-			t.Fatalf("sent a delivery of %s, want ep_2's", j.EndpointID)
-		}
 		s.done <- doneMsg{endpointID: j.EndpointID}
+		return j
 	case <-time.After(10 * time.Second):
-		t.Fatal("what the due probe found was never claimed")
+		t.Fatal(stuck)
+		return nil
 	}
 }
 
