@@ -86,6 +86,16 @@ func graphql(t *testing.T, addr, token string, header http.Header, query string)
 
 var adminKey = regexp.MustCompile(`hrld_[A-Za-z0-9_-]{43}`)
 
+// printedKey waits for the admin key of the first start in herald's
+// output: a herald may answer /readyz a moment before it prints it.
+func printedKey(t *testing.T, out *heraldtest.SyncBuffer) string {
+	t.Helper()
+	if !heraldtest.Eventually(10*time.Second, func() bool { return adminKey.MatchString(out.String()) }) {
+		t.Fatalf("herald printed no admin key:\n%s", out.String())
+	}
+	return adminKey.FindString(out.String())
+}
+
 // TestDocs_TracingCommandRunsAsWritten runs docs/operating.md's tracing
 // command with its collector's address pointed at a test OTLP endpoint
 // (and, through HERALD_* variables, a loopback address and a temporary
@@ -116,7 +126,7 @@ func TestDocs_TracingCommandRunsAsWritten(t *testing.T) {
 	out := startScript(t, bin, strings.Replace(line, docCollector, col.URL, 1),
 		"HERALD_ADDR="+addr, "HERALD_DB="+filepath.Join(t.TempDir(), "herald.db"), "OTEL_BSP_SCHEDULE_DELAY=20")
 	waitReady(t, addr, out)
-	token := adminKey.FindString(out.String())
+	token := printedKey(t, out)
 	// The sampler keeps a tenth of new traces but follows a sampled parent.
 	sampled := http.Header{"Traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}
 	graphql(t, addr, token, sampled, `{ viewer { app { id } } }`)
@@ -152,6 +162,7 @@ func TestDocs_ReplicasCommandsRunAsWritten(t *testing.T) {
 	for _, a := range addrs {
 		waitReady(t, a, out)
 	}
+	printedKey(t, out)
 	keys := map[string]bool{}
 	for _, k := range adminKey.FindAllString(out.String(), -1) {
 		keys[k] = true
