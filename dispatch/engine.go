@@ -254,6 +254,7 @@ func New(cfg Config) (*Engine, error) {
 	}, cfg.Driver, e.configs, e.window, e.log, cfg.Now, e.work)
 	e.rec = newRecorder(recorderConfig{
 		DisableAfter: cfg.DisableAfter, Now: cfg.Now, Rand: cfg.Rand, Outstanding: e.window.held,
+		Free: e.window.free, Linger: steadyLinger,
 	}, cfg.Driver, e.log, e.window.max+64)
 	e.rec.committed = e.committed
 	e.rec.tel = e.tel

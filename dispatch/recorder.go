@@ -54,6 +54,16 @@ const (
 	// with load.
 	minLingerBatch = 64
 	maxLinger      = time.Millisecond
+	// At a steady rate results come one at a time, and each would be a
+	// commit of its own: a lone result waits up to steadyLinger for others
+	// to share its commit. Nothing waits on a result meanwhile: its
+	// request has ended, its endpoint's share of the window is free (see
+	// window), and results someone does wait on (a synchronous test send,
+	// an ordering key's next event) never linger. It lingers only while
+	// the window has minSteadyRoom free, so that held results never keep
+	// the engine from taking work.
+	steadyLinger  = 3 * time.Millisecond
+	minSteadyRoom = 64
 	// After a failed commit the recorder tries again after a backoff that
 	// doubles from minRecordBackoff up to maxRecordBackoff.
 	minRecordBackoff = 50 * time.Millisecond
@@ -72,6 +82,12 @@ type recorderConfig struct {
 	// Outstanding reports how many results may still arrive soon, to
 	// decide whether lingering for a fuller batch is worth it.
 	Outstanding func() int
+	// Free reports how many more deliveries the window would take now
+	// (nil: none).
+	Free func() int
+	// Linger is how long a lone result may wait for others to share its
+	// commit (0: it does not wait).
+	Linger time.Duration
 }
 
 // recorder commits results in batches: one transaction per batch, as large
@@ -138,8 +154,8 @@ func (r *recorder) run() {
 				return
 			}
 			batch = r.fill(append(make([]*result, 0, 64), first))
-			if len(batch) > 1 && len(batch) < minLingerBatch && r.cfg.Outstanding() > len(batch) {
-				batch, closed = r.linger(batch, linger)
+			if d := r.lingerFor(batch); d > 0 {
+				batch, closed = r.linger(batch, linger, d)
 			}
 		}
 		pending = r.flush(batch, backoff > 0)
@@ -174,9 +190,9 @@ func (r *recorder) await(pending []*result, backoff time.Duration, closed bool) 
 	}
 }
 
-func (r *recorder) linger(batch []*result, t *time.Timer) ([]*result, bool) {
+func (r *recorder) linger(batch []*result, t *time.Timer, d time.Duration) ([]*result, bool) {
 	closed := false
-	t.Reset(maxLinger)
+	t.Reset(d)
 wait:
 	for len(batch) < minLingerBatch {
 		select {
@@ -186,6 +202,9 @@ wait:
 				break wait
 			}
 			batch = append(batch, x)
+			if x.awaited() {
+				break wait
+			}
 		case <-t.C:
 			break wait
 		}
@@ -200,6 +219,29 @@ wait:
 		return batch, true
 	}
 	return r.fill(batch), false
+}
+
+// lingerFor returns how long a batch waits for more results before it
+// commits: up to maxLinger under load, while more results are on their
+// way; up to the configured linger at a steady rate; not at all for a
+// full batch or one that holds a result someone waits on.
+func (r *recorder) lingerFor(batch []*result) time.Duration {
+	switch {
+	case len(batch) >= minLingerBatch || slices.ContainsFunc(batch, (*result).awaited):
+		return 0
+	case len(batch) > 1 && r.cfg.Outstanding() > len(batch):
+		return maxLinger
+	case r.cfg.Linger > 0 && r.cfg.Free != nil && r.cfg.Free() >= minSteadyRoom:
+		return r.cfg.Linger
+	}
+	return 0
+}
+
+// awaited reports whether something waits for the result's commit: a
+// synchronous test send, or the next event of its ordering key, which an
+// ordered endpoint sends only once this one is recorded.
+func (r *result) awaited() bool {
+	return r.done != nil || r.job.OrderingKey != ""
 }
 
 // fill adds the results that are already waiting.

@@ -20,11 +20,14 @@ type recHarness struct {
 	released  []*job
 }
 
-func newRecHarness(t *testing.T) *recHarness {
+func newRecHarness(t *testing.T, opts ...func(*recorderConfig)) *recHarness {
 	clock := newFakeClock()
 	h := &recHarness{d: newFakeDriver()}
-	h.r = newRecorder(recorderConfig{Now: clock.Now, Rand: func() float64 { return 0.5 }, Outstanding: func() int { return 0 }},
-		h.d, discardLogger(), 1024)
+	cfg := recorderConfig{Now: clock.Now, Rand: func() float64 { return 0.5 }, Outstanding: func() int { return 0 }}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h.r = newRecorder(cfg, h.d, discardLogger(), 1024)
 	h.r.committed = func(out *commitOutput) {
 		h.mu.Lock()
 		h.committed = append(h.committed, out.results...)
@@ -131,4 +134,53 @@ func TestAttemptRow_DegradedDropsTheResponse(t *testing.T) {
 	if row.Error != "response not stored: the database refused it (invalid byte sequence)" {
 		t.Fatalf("error = %q", row.Error)
 	}
+}
+
+// At a steady rate a lone result waits for others to share its commit,
+// but never one that something waits on: a synchronous test send or an
+// event whose ordering key's next event waits for it, and none while the
+// window is nearly full.
+func TestRecorder_LoneResultsShareACommitUnlessAwaited(t *testing.T) {
+	free := 1000
+	var mu sync.Mutex
+	h := newRecHarness(t, func(c *recorderConfig) {
+		c.Linger = time.Hour // longer than the test: only what is awaited commits
+		c.Free = func() int {
+			mu.Lock()
+			defer mu.Unlock()
+			return free
+		}
+	})
+	commits := func() int {
+		h.d.mu.Lock()
+		defer h.d.mu.Unlock()
+		return h.d.commits
+	}
+
+	h.r.in <- successResult("dlv_a")
+	time.Sleep(10 * time.Millisecond)
+	h.r.in <- successResult("dlv_b")
+	time.Sleep(50 * time.Millisecond)
+	if n := h.count(); n != 0 {
+		t.Fatalf("%d lone results committed at once, want them held for a shared commit", n)
+	}
+
+	test := successResult("dlv_test")
+	test.done = make(chan recorded, 1)
+	h.r.in <- test
+	waitFor(t, "a synchronous test send's result", func() bool { return h.count() == 3 })
+	if n, c := h.count(), commits(); n != 3 || c != 1 {
+		t.Fatalf("%d results in %d commits, want the held two to share the test send's commit", n, c)
+	}
+
+	ordered := successResult("dlv_ordered")
+	ordered.job.OrderingKey = "customer-1"
+	h.r.in <- ordered
+	waitFor(t, "an ordered event's result", func() bool { return h.count() == 4 })
+
+	mu.Lock()
+	free = minSteadyRoom - 1
+	mu.Unlock()
+	h.r.in <- successResult("dlv_crowded")
+	waitFor(t, "a result while the window is nearly full", func() bool { return h.count() == 5 })
 }
