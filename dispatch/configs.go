@@ -35,6 +35,9 @@ type endpointConfigs struct {
 	// epoch is bumped by reset: loads that began before it are not
 	// applied.
 	epoch uint64
+	// ahead queues endpoints whose configuration is in use and past half
+	// its ttl, for refreshAhead to read again before it expires.
+	ahead chan string
 }
 
 type configEntry struct {
@@ -49,6 +52,8 @@ type configEntry struct {
 	parkErr     error
 	// touched is when the entry was last noticed, loaded or asked for.
 	touched time.Time
+	// refreshing: queued for refreshAhead or being read by it.
+	refreshing bool
 }
 
 // parkFor is how long an endpoint whose configuration cannot be read is
@@ -57,7 +62,8 @@ const parkFor = time.Minute
 
 func newEndpointConfigs(ttl time.Duration, now func() time.Time, load func(ctx context.Context, ids []string) ([]*ent.Endpoint, error),
 	prepare func(*ent.Endpoint) (*endpointConfig, error)) *endpointConfigs {
-	return &endpointConfigs{ttl: ttl, now: now, load: load, prepare: prepare, m: make(map[string]*configEntry)}
+	return &endpointConfigs{ttl: ttl, now: now, load: load, prepare: prepare, m: make(map[string]*configEntry),
+		ahead: make(chan string, maxRefreshAhead)}
 }
 
 // loadEndpoints reads endpoints, deleted ones included, through ent.
@@ -141,22 +147,82 @@ func (c *endpointConfigs) appOf(id string) string {
 }
 
 // fresh returns an endpoint's configuration if it is loaded, current and
-// active.
+// active. Past half its ttl, the configuration is queued to be read again
+// in the background (see refreshAhead), so that an endpoint publishes
+// keep sending to never finds it expired: its deliveries would go the slow
+// way, through the store and a claim, until a claim read it again.
 func (c *endpointConfigs) fresh(id string) *endpointConfig {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.m[id]
-	if e == nil || e.cfg == nil || e.inactive || e.loadedGen != e.gen || c.now().Sub(e.loadedAt) > c.ttl {
+	if e == nil || e.cfg == nil || e.inactive || e.loadedGen != e.gen {
 		return nil
+	}
+	age := c.now().Sub(e.loadedAt)
+	if age > c.ttl {
+		return nil
+	}
+	if age > c.ttl/2 && !e.refreshing {
+		select {
+		case c.ahead <- id:
+			e.refreshing = true
+		default: // full: a later call queues it
+		}
 	}
 	return e.cfg
 }
+
+// maxRefreshAhead bounds the endpoints waiting to be read again ahead of
+// expiry, and how many one read takes.
+const maxRefreshAhead = 256
+
+// refreshAhead reads again the configurations fresh queued, until stop is
+// closed. A read that fails changes nothing: the entries expire, and the
+// claim that next needs them reads them (or parks the endpoint).
+func (c *endpointConfigs) refreshAhead(stop <-chan struct{}) {
+	for {
+		var ids []string
+		select {
+		case <-stop:
+			return
+		case id := <-c.ahead:
+			ids = append(ids, id)
+		}
+	more:
+		for len(ids) < maxRefreshAhead {
+			select {
+			case id := <-c.ahead:
+				ids = append(ids, id)
+			default:
+				break more
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+		_, _, _ = c.lookup(ctx, ids, true)
+		cancel()
+		c.mu.Lock()
+		for _, id := range ids {
+			if e := c.m[id]; e != nil {
+				e.refreshing = false
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// refreshTimeout bounds one read of refreshAhead.
+const refreshTimeout = 10 * time.Second
 
 // get returns the configurations of endpoints, loading those that are
 // missing, changed or old. Endpoints whose configuration cannot be read
 // are parked (see parked) and reported in parkErrs instead; unknown
 // endpoints are missing from both.
 func (c *endpointConfigs) get(ctx context.Context, ids []string) (cfgs map[string]*endpointConfig, parkErrs map[string]error, err error) {
+	return c.lookup(ctx, ids, false)
+}
+
+// lookup is get, reading every endpoint again if force is set.
+func (c *endpointConfigs) lookup(ctx context.Context, ids []string, force bool) (cfgs map[string]*endpointConfig, parkErrs map[string]error, err error) {
 	cfgs = make(map[string]*endpointConfig, len(ids))
 	for try := 0; ; try++ {
 		var reload []string
@@ -178,7 +244,7 @@ func (c *endpointConfigs) get(ctx context.Context, ids []string) (cfgs map[strin
 					parkErrs = make(map[string]error)
 				}
 				parkErrs[id] = e.parkErr
-			case e.cfg != nil && e.loadedGen == e.gen && now.Sub(e.loadedAt) <= c.ttl:
+			case !force && e.cfg != nil && e.loadedGen == e.gen && now.Sub(e.loadedAt) <= c.ttl:
 				cfgs[id] = e.cfg
 			default:
 				if _, ok := gens[id]; !ok {

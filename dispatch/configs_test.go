@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,5 +99,54 @@ func TestConfigs_UnreadableConfigurationParksTheEndpoint(t *testing.T) {
 	clock.Add(parkFor + time.Second)
 	if c.parked("ep_1") {
 		t.Fatal("the endpoint is still parked after parkFor")
+	}
+}
+
+// A configuration in use is read again before it expires, so that the
+// deliveries of an endpoint publishes keep sending to are always handed
+// off; one nobody asks for expires as before.
+func TestConfigs_AConfigurationInUseIsReadAgainBeforeItExpires(t *testing.T) {
+	clock := newFakeClock()
+	base := testEndpoints(t)
+	var mu sync.Mutex
+	loads := 0
+	load := func(ctx context.Context, ids []string) ([]*ent.Endpoint, error) {
+		mu.Lock()
+		loads++
+		mu.Unlock()
+		return base(ctx, ids)
+	}
+	c := newEndpointConfigs(10*time.Second, clock.Now, load, prepareNoTarget)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		c.refreshAhead(stop)
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+	if _, _, err := c.get(context.Background(), []string{"ep_1", "ep_2"}); err != nil {
+		t.Fatal(err)
+	}
+
+	clock.Add(6 * time.Second) // past half the ttl
+	if c.fresh("ep_1") == nil {
+		t.Fatal("a configuration within its ttl is not fresh")
+	}
+	waitFor(t, "the configuration to be read again", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return loads == 2
+	})
+	waitFor(t, "the refresh to end", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return !c.m["ep_1"].refreshing
+	})
+
+	clock.Add(6 * time.Second) // 12 s after the first read, 6 s after the second
+	if c.fresh("ep_1") == nil {
+		t.Fatal("a configuration in use expired: its deliveries would be claimed instead of handed off")
+	}
+	if c.fresh("ep_2") != nil {
+		t.Fatal("a configuration nobody asked for was kept past its ttl")
 	}
 }

@@ -198,6 +198,10 @@ type Engine struct {
 	// certStop ends the watch for expiring client certificates, which
 	// closes certDone when it has.
 	certStop, certDone chan struct{}
+	// refreshStop ends the reading of endpoint configurations ahead of
+	// their expiry (endpointConfigs.refreshAhead), which closes
+	// refreshDone when it has.
+	refreshStop, refreshDone chan struct{}
 	tel                      *telemetry
 
 	work      chan *job
@@ -294,6 +298,11 @@ func (e *Engine) Start() {
 		go e.metas.run()
 		e.certStop, e.certDone = make(chan struct{}), make(chan struct{})
 		go e.watchCertificates(e.certStop, e.certDone)
+		e.refreshStop, e.refreshDone = make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(e.refreshDone)
+			e.configs.refreshAhead(e.refreshStop)
+		}()
 		e.Notify()
 	})
 }
@@ -361,6 +370,10 @@ func (e *Engine) Close(ctx context.Context) error {
 		if e.certStop != nil {
 			close(e.certStop)
 			<-e.certDone
+		}
+		if e.refreshStop != nil {
+			close(e.refreshStop)
+			<-e.refreshDone
 		}
 		e.metas.close() // publishes what it gathered
 		e.pubMu.Lock()
