@@ -177,9 +177,19 @@ func (c *endpointConfigs) fresh(id string) *endpointConfig {
 const maxRefreshAhead = 256
 
 // refreshAhead reads again the configurations fresh queued, until stop is
-// closed. A read that fails changes nothing: the entries expire, and the
-// claim that next needs them reads them (or parks the endpoint).
+// closed (which also ends a read under way). A read that fails changes
+// nothing: the entries expire, and the claim that next needs them reads
+// them (or parks the endpoint).
 func (c *endpointConfigs) refreshAhead(stop <-chan struct{}) {
+	base, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	go func() {
+		select {
+		case <-stop:
+			cancelBase()
+		case <-base.Done():
+		}
+	}()
 	for {
 		var ids []string
 		select {
@@ -197,7 +207,7 @@ func (c *endpointConfigs) refreshAhead(stop <-chan struct{}) {
 				break more
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+		ctx, cancel := context.WithTimeout(base, refreshTimeout)
 		_, _, _ = c.lookup(ctx, ids, true)
 		cancel()
 		c.mu.Lock()
