@@ -176,24 +176,15 @@ func (c *endpointConfigs) fresh(id string) *endpointConfig {
 // expiry, and how many one read takes.
 const maxRefreshAhead = 256
 
-// refreshAhead reads again the configurations fresh queued, until stop is
-// closed (which also ends a read under way). A read that fails changes
+// refreshAhead reads again the configurations fresh queued, until ctx
+// ends (which also ends a read under way). A read that fails changes
 // nothing: the entries expire, and the claim that next needs them reads
 // them (or parks the endpoint).
-func (c *endpointConfigs) refreshAhead(stop <-chan struct{}) {
-	base, cancelBase := context.WithCancel(context.Background())
-	defer cancelBase()
-	go func() {
-		select {
-		case <-stop:
-			cancelBase()
-		case <-base.Done():
-		}
-	}()
+func (c *endpointConfigs) refreshAhead(ctx context.Context) {
 	for {
 		var ids []string
 		select {
-		case <-stop:
+		case <-ctx.Done():
 			return
 		case id := <-c.ahead:
 			ids = append(ids, id)
@@ -207,8 +198,8 @@ func (c *endpointConfigs) refreshAhead(stop <-chan struct{}) {
 				break more
 			}
 		}
-		ctx, cancel := context.WithTimeout(base, refreshTimeout)
-		_, _, _ = c.lookup(ctx, ids, true)
+		readCtx, cancel := context.WithTimeout(ctx, refreshTimeout)
+		_, _, _ = c.lookup(readCtx, ids, true)
 		cancel()
 		c.mu.Lock()
 		for _, id := range ids {

@@ -117,12 +117,13 @@ func TestConfigs_AConfigurationInUseIsReadAgainBeforeItExpires(t *testing.T) {
 		return base(ctx, ids)
 	}
 	c := newEndpointConfigs(10*time.Second, clock.Now, load, prepareNoTarget)
-	stop, done := make(chan struct{}), make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		c.refreshAhead(stop)
+		c.refreshAhead(ctx)
 	}()
-	t.Cleanup(func() { close(stop); <-done })
+	t.Cleanup(func() { cancel(); <-done })
 	if _, _, err := c.get(context.Background(), []string{"ep_1", "ep_2"}); err != nil {
 		t.Fatal(err)
 	}

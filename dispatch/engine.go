@@ -198,11 +198,12 @@ type Engine struct {
 	// certStop ends the watch for expiring client certificates, which
 	// closes certDone when it has.
 	certStop, certDone chan struct{}
-	// refreshStop ends the reading of endpoint configurations ahead of
+	// stopRefresh ends the reading of endpoint configurations ahead of
 	// their expiry (endpointConfigs.refreshAhead), which closes
 	// refreshDone when it has.
-	refreshStop, refreshDone chan struct{}
-	tel                      *telemetry
+	stopRefresh context.CancelFunc
+	refreshDone chan struct{}
+	tel         *telemetry
 
 	work      chan *job
 	workersWG sync.WaitGroup
@@ -298,10 +299,12 @@ func (e *Engine) Start() {
 		go e.metas.run()
 		e.certStop, e.certDone = make(chan struct{}), make(chan struct{})
 		go e.watchCertificates(e.certStop, e.certDone)
-		e.refreshStop, e.refreshDone = make(chan struct{}), make(chan struct{})
+		var refreshCtx context.Context
+		refreshCtx, e.stopRefresh = context.WithCancel(context.Background())
+		e.refreshDone = make(chan struct{})
 		go func() {
 			defer close(e.refreshDone)
-			e.configs.refreshAhead(e.refreshStop)
+			e.configs.refreshAhead(refreshCtx)
 		}()
 		e.Notify()
 	})
@@ -371,8 +374,8 @@ func (e *Engine) Close(ctx context.Context) error {
 			close(e.certStop)
 			<-e.certDone
 		}
-		if e.refreshStop != nil {
-			close(e.refreshStop)
+		if e.stopRefresh != nil {
+			e.stopRefresh()
 			<-e.refreshDone
 		}
 		e.metas.close() // publishes what it gathered
