@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/internal/pgtest"
 )
 
@@ -100,4 +101,13 @@ func readReport(t *testing.T, path string) report {
 		t.Fatal(err)
 	}
 	return rep
+}
+
+// TestMaxPublishDeliveries_IsTheEngines keeps the driver's copy of the
+// engine's limit on one call's deliveries in step with it: with a larger
+// copy, the wide scenario's calls were refused and it stalled.
+func TestMaxPublishDeliveries_IsTheEngines(t *testing.T) {
+	if maxPublishDeliveries != dispatch.MaxPublishDeliveries {
+		t.Fatalf("maxPublishDeliveries is %d, dispatch.MaxPublishDeliveries %d", maxPublishDeliveries, dispatch.MaxPublishDeliveries)
+	}
 }

@@ -88,17 +88,30 @@ func (s *scenario) note(format string, args ...any) {
 // publishAll publishes n events of type typ in batches of 100 from
 // `clients` concurrent clients and returns when all are accepted.
 func (s *scenario) publishAll(ctx context.Context, api *client, typ string, n, clients int) error {
+	return s.publishAllTo(ctx, api, typ, n, clients, 1)
+}
+
+// maxPublishDeliveries is dispatch.MaxPublishDeliveries, the most
+// deliveries one publish call may create (the driver does not link the
+// engine; a test checks the two agree).
+const maxPublishDeliveries = 10_000
+
+// publishAllTo is publishAll for events that each go to endpoints
+// endpoints: a call creates at most maxPublishDeliveries deliveries, so it
+// carries fewer than 100 events when they go to more than 100 endpoints.
+func (s *scenario) publishAllTo(ctx context.Context, api *client, typ string, n, clients, endpoints int) error {
+	per := int64(max(1, min(100, maxPublishDeliveries/max(1, endpoints))))
 	var next atomic.Int64
 	g, ctx := errgroup.WithContext(ctx)
 	for range clients {
 		g.Go(func() error {
 			for {
-				start := int(next.Add(100)) - 100
+				start := int(next.Add(per) - per)
 				if start >= n {
 					return nil
 				}
-				batch := make([]map[string]any, 0, 100)
-				for i := start; i < min(start+100, n); i++ {
+				batch := make([]map[string]any, 0, per)
+				for i := start; i < min(start+int(per), n); i++ {
 					batch = append(batch, event(typ, i))
 				}
 				if err := api.do(ctx, publishBatch, map[string]any{"in": batch}, nil); err != nil {
@@ -300,7 +313,7 @@ func (s *scenario) throughput(ctx context.Context, endpoints, n int, more map[st
 	published := make(chan error, 1)
 	var publishDone atomic.Int64
 	go func() {
-		err := s.publishAll(ctx, s.api, "order.created", n, 4)
+		err := s.publishAllTo(ctx, s.api, "order.created", n, 4, endpoints)
 		publishDone.Store(int64(time.Since(start)))
 		published <- err
 	}()
