@@ -865,3 +865,43 @@ func placeholders(n int) string {
 // writer is this process's alone, and a lock wait is bounded by the busy
 // timeout.
 func inline(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
+// InsertParts implements partTx.
+func (t *sqliteTx) InsertParts(ctx context.Context, parts []StoredPart) error {
+	for _, p := range parts {
+		if _, err := t.tx.ExecContext(inline(ctx), `INSERT INTO fanouts (id, app_id, deliveries, created_at) VALUES (?, ?, ?, ?)`,
+			p.ID, p.AppID, p.Deliveries, p.CreatedAt.UTC()); err != nil {
+			return fmt.Errorf("store fan-out part: %w", err)
+		}
+	}
+	return nil
+}
+
+// DeletePart implements partTx.
+func (t *sqliteTx) DeletePart(ctx context.Context, id string) error {
+	if _, err := t.tx.ExecContext(inline(ctx), `DELETE FROM fanouts WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("remove fan-out part: %w", err)
+	}
+	return nil
+}
+
+// Parts implements partStore.
+func (d *SQLiteDriver) Parts(ctx context.Context) ([]StoredPart, error) {
+	rows, err := d.w.QueryContext(ctx, `SELECT id, app_id, deliveries, created_at FROM fanouts ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("read fan-out parts: %w", err)
+	}
+	defer rows.Close()
+	var out []StoredPart
+	for rows.Next() {
+		var p StoredPart
+		if err := rows.Scan(&p.ID, &p.AppID, &p.Deliveries, &p.CreatedAt); err != nil {
+			return nil, fmt.Errorf("read fan-out parts: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read fan-out parts: %w", err)
+	}
+	return out, nil
+}

@@ -307,9 +307,10 @@ func (e *Engine) submitPublish(ctx context.Context, req *publishReq) error {
 //
 // A group holds at most maxGroupEvents events and maxGroupRows rows
 // (events and deliveries), smallest requests first: one app's publish that
-// fans out to a thousand endpoints commits in a transaction of its own,
-// and another app's small publish, arriving meanwhile, never waits for
-// more than one such transaction.
+// fans out to a thousand endpoints commits in a transaction of its own
+// (on SQLite, of its first partRows deliveries, the rest in parts between
+// groups), and another app's small publish, arriving meanwhile, never
+// waits for more than one such transaction.
 func (e *Engine) runPublisher() {
 	defer close(e.pubDone)
 	var large chan *publishReq // the large publishes' lane, if any
@@ -329,14 +330,16 @@ func (e *Engine) runPublisher() {
 	}
 	var pending, batch []*publishReq
 	var last time.Time // when the last group's commit ended
+	var q parts        // fan-outs being stored in parts
 	open := true
-	for open || len(pending) > 0 {
-		if len(pending) == 0 {
-			first, ok := <-e.publishes
+	for open || len(pending) > 0 || len(q.queue) > 0 {
+		if open && !q.ready(pending) {
+			r, ok := e.nextPublish(&q)
 			if !ok {
-				break
+				open = false
+			} else if r != nil {
+				pending = append(pending, r)
 			}
-			pending = append(pending, first)
 		}
 	fill:
 		for open && len(pending) < maxGroupRequests {
@@ -351,18 +354,63 @@ func (e *Engine) runPublisher() {
 				break fill
 			}
 		}
-		if open && len(pending) < lingerGroup && time.Since(last) < lingerBusy {
+		if open && len(pending) > 0 && len(pending) < lingerGroup && time.Since(last) < lingerBusy {
 			pending, open = e.linger(pending)
 		}
 		if large != nil {
-			if pending = divert(pending, large); len(pending) == 0 {
-				continue
-			}
+			pending = divert(pending, large)
 		}
-		batch, pending = takeGroup(batch[:0], pending)
-		e.commitPublishes(batch)
-		clear(batch)
-		last = time.Now()
+		waits := q.waiting
+		closing := !open && q.next(time.Now()) == nil
+		if closing {
+			// The parts left failed: they are stored at the next start,
+			// and the publishes that waited for them are answered now.
+			waits = func(string) bool { return false }
+		}
+		batch, pending = takeGroup(batch[:0], pending, waits)
+		if len(batch) > 0 {
+			for _, out := range e.commitPublishes(batch) {
+				if out != nil {
+					q.push(out.parts...)
+				}
+			}
+			clear(batch)
+			last = time.Now()
+		}
+		// A part between groups: another app's publish waits for at most
+		// one. Alone, parts are stored together.
+		e.runParts(&q, len(e.publishes) == 0 && !q.anyFree(pending))
+		if closing && len(pending) == 0 {
+			q.answerAll()
+			break
+		}
+	}
+}
+
+// nextPublish waits for a publish, or until a part is due, and returns
+// the publish if one came (nil otherwise); ok is false once publishes are
+// closed.
+func (e *Engine) nextPublish(q *parts) (r *publishReq, ok bool) {
+	d := q.wait(time.Now())
+	switch {
+	case d < 0:
+		r, ok = <-e.publishes
+		return r, ok
+	case d == 0:
+		select {
+		case r, ok = <-e.publishes:
+			return r, ok
+		default:
+			return nil, true
+		}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case r, ok = <-e.publishes:
+		return r, ok
+	case <-t.C:
+		return nil, true
 	}
 }
 
@@ -374,7 +422,8 @@ func (e *Engine) runPublisher() {
 // one of MaxPublishDeliveries. Next to an app publishing to a thousand
 // endpoints, this took another app's publish p99 from 77 to 27-31 ms
 // (TestNoisyNeighbour on PostgreSQL). SQLite has a single writer: a second
-// lane there would only wait for its lock.
+// lane there would only wait for its lock; it stores large fan-outs in
+// parts instead (see partRows).
 const laneRows = maxGroupRows / 4
 
 // divert moves the large publishes of pending to their lane, keeping the
@@ -449,11 +498,14 @@ func (r *publishReq) rows() int {
 
 // takeGroup moves the requests of the next group from pending to batch:
 // the smallest first, within maxGroupEvents and maxGroupRows (at least
-// one), keeping the others in pending in their order.
-func takeGroup(batch, pending []*publishReq) ([]*publishReq, []*publishReq) {
-	order := make([]int, len(pending))
-	for i := range order {
-		order[i] = i
+// one unless every app waits), keeping the others in pending in their
+// order. The requests of apps that waits names stay in pending.
+func takeGroup(batch, pending []*publishReq, waits func(app string) bool) ([]*publishReq, []*publishReq) {
+	order := make([]int, 0, len(pending))
+	for i, r := range pending {
+		if !waits(r.appID) {
+			order = append(order, i)
+		}
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(pending[a].rows(), pending[b].rows()) })
 	taken := make([]bool, len(pending))
@@ -494,6 +546,8 @@ type publishOutput struct {
 	// app is the publishing app, whose share of the window reserved
 	// counts against.
 	app string
+	// parts are the rest of the fan-out, stored as parts.
+	parts []*fanoutPart
 }
 
 func (o *publishOutput) unreserve(w *window) {
@@ -503,7 +557,9 @@ func (o *publishOutput) unreserve(w *window) {
 	o.reserved, o.jobs = nil, nil
 }
 
-func (e *Engine) commitPublishes(batch []*publishReq) {
+// commitPublishes stores a group of publishes, answers them, and returns
+// what each stored (nil for those that stored nothing).
+func (e *Engine) commitPublishes(batch []*publishReq) []*publishOutput {
 	ctx, cancel := context.WithTimeout(tenant.System(context.Background()), time.Minute)
 	defer cancel()
 	replies := make([]publishReply, len(batch))
@@ -565,6 +621,7 @@ func (e *Engine) commitPublishes(batch []*publishReq) {
 		}
 	}
 	e.tel.metrics.PublisherCommit(events, time.Since(start), err)
+
 	if err != nil {
 		for i := range replies {
 			if replies[i].err == nil {
@@ -592,6 +649,14 @@ func (e *Engine) commitPublishes(batch []*publishReq) {
 		}
 	}
 	for i, req := range batch {
+		if outs != nil && outs[i] != nil && len(outs[i].parts) > 0 {
+			out := outs[i]
+			// Answered once the last part is stored: the app's heavy
+			// turn, held until then, covers its fan-out's commits too.
+			last := out.parts[len(out.parts)-1]
+			last.reply, last.answer = req.reply, replies[i]
+			continue
+		}
 		req.reply <- replies[i]
 	}
 	for _, out := range outs {
@@ -599,6 +664,7 @@ func (e *Engine) commitPublishes(batch []*publishReq) {
 			e.afterPublish(out)
 		}
 	}
+	return outs
 }
 
 // current reports whether the subscribers a request was matched against
@@ -756,10 +822,16 @@ func (e *Engine) storeGroup(ctx context.Context, tx Tx, reqs []*publishReq, now 
 			out.unreserve(e.window)
 		}
 	}
+	room := -1 // deliveries a request stores now, the rest in parts
+	pt, inParts := tx.(partTx)
+	if inParts && !e.shared {
+		room = partRows
+	}
+	var stored []StoredPart
 	off := 0
 	for i, req := range reqs {
 		n := len(req.inputs)
-		p, err := e.newDeliveries(req, rows[off:off+n], matches[i], existing[off:off+n], lease, now, seq, outs[i])
+		p, err := e.newDeliveries(req, rows[off:off+n], matches[i], existing[off:off+n], lease, now, seq, room, outs[i])
 		off += n
 		if err != nil {
 			undo()
@@ -767,6 +839,20 @@ func (e *Engine) storeGroup(ctx context.Context, tx Tx, reqs []*publishReq, now 
 		}
 		leased, dueNow, dueLater = append(leased, p.leased...), append(dueNow, p.dueNow...), append(dueLater, p.dueLater...)
 		failed = append(failed, p.failed...)
+		if len(p.later) > 0 {
+			parts, s, err := splitParts(req.appID, p.later, p.laterHandOff, p.laterEvents, now)
+			if err != nil {
+				undo()
+				return nil, nil, err
+			}
+			outs[i].parts, stored = parts, append(stored, s...)
+		}
+	}
+	if len(stored) > 0 {
+		if err := pt.InsertParts(ctx, stored); err != nil {
+			undo()
+			return nil, nil, err
+		}
 	}
 	if err := tx.InsertAudit(ctx, auditRows(reqs, outs, now)); err != nil {
 		undo()
@@ -890,17 +976,24 @@ func (e *Engine) newEvents(req *publishReq, now time.Time, seq *ids.Sequence) ([
 }
 
 // newDeliveryRows are the deliveries of a request to insert: leased to
-// the engine (handed off), due now, due later, and failed at once.
+// the engine (handed off), due now, due later, and failed at once; and
+// those left for parts of the fan-out (see partRows), with whether each
+// may be handed off and the messages of their events.
 type newDeliveryRows struct {
 	leased, dueNow, dueLater, failed []DeliveryRow
+
+	later        []DeliveryRow
+	laterHandOff []bool
+	laterEvents  map[string]*partEvent
 }
 
 // newDeliveries fills out with what a request stores once its events are
 // inserted: its events (existing[i] is the original of rows[i] if its
 // idempotency key was used before), their deliveries, and the jobs handed
-// off under lease, with delivery IDs from seq. It refuses the request if a
-// key was reused for a different event.
-func (e *Engine) newDeliveries(req *publishReq, rows []*EventRow, matches [][]match, existing []*EventRow, lease *Lease, now time.Time, seq *ids.Sequence, out *publishOutput) (newDeliveryRows, error) {
+// off under lease, with delivery IDs from seq. With room at 0 or more, it
+// stores at most room deliveries and leaves the others for parts. It
+// refuses the request if a key was reused for a different event.
+func (e *Engine) newDeliveries(req *publishReq, rows []*EventRow, matches [][]match, existing []*EventRow, lease *Lease, now time.Time, seq *ids.Sequence, room int, out *publishOutput) (newDeliveryRows, error) {
 	var p newDeliveryRows
 	subs := req.snap.subs
 	for i, in := range req.inputs {
@@ -922,34 +1015,34 @@ func (e *Engine) newDeliveries(req *publishReq, rows []*EventRow, matches [][]ma
 			if m.failed != "" {
 				// Not ordered: a failed delivery holds nothing back.
 				row.OrderingKey, row.Failed = nil, m.failed
-				p.failed = append(p.failed, row)
-				out.created = append(out.created, DeliveryChange{
-					Kind: Cancelled, AppID: req.appID, DeliveryID: row.ID, EventID: ev.ID, EndpointID: epID,
-					EventType: ev.EventType, Status: "FAILED", Error: m.failed, At: now,
-				})
-				continue
-			}
-			if ev.DeliverAt != nil {
+			} else if ev.DeliverAt != nil {
 				row.DueAt = *ev.DeliverAt
 			}
-			out.created = append(out.created, DeliveryChange{
-				Kind: Created, AppID: req.appID, DeliveryID: row.ID, EventID: ev.ID, EndpointID: epID,
-				EventType: ev.EventType, Status: "PENDING", NextAttemptAt: ev.DeliverAt, At: now,
-			})
-			if ev.DeliverAt != nil {
+			if room >= 0 && len(p.leased)+len(p.dueNow)+len(p.dueLater)+len(p.failed) >= room {
+				handOff := row.Failed == "" && ev.DeliverAt == nil && !sub.Controlled
+				p.later, p.laterHandOff = append(p.later, row), append(p.laterHandOff, handOff)
+				if handOff && p.laterEvents[ev.ID] == nil {
+					if msg == nil {
+						msg = newMessage(ev, in, now)
+					}
+					if p.laterEvents == nil {
+						p.laterEvents = make(map[string]*partEvent)
+					}
+					p.laterEvents[ev.ID] = &partEvent{msg: msg, orderingKey: in.OrderingKey, traceParent: req.traceParent, createdAt: now}
+				}
+				continue
+			}
+			out.created = append(out.created, createdChange(row, now))
+			switch {
+			case row.Failed != "":
+				p.failed = append(p.failed, row)
+				continue
+			case ev.DeliverAt != nil:
 				p.dueLater = append(p.dueLater, row) // claimed when due
 				continue
 			}
-			// The deliveries of an endpoint whose flow is controlled are
-			// claimed, by the one engine that sends to it (a held one's
-			// too, which its stored columns do not say).
-			var cfg *endpointConfig
-			if !sub.Controlled {
-				if cfg = e.configs.fresh(epID); cfg != nil && cfg.controlled() {
-					cfg = nil
-				}
-			}
-			if cfg == nil || e.window.acquireHandOff(epID, req.appID, 1) == 0 {
+			cfg := e.handOffConfig(epID, req.appID, sub.Controlled)
+			if cfg == nil {
 				out.unleased = appendNew(out.unleased, epID)
 				p.dueNow = append(p.dueNow, row)
 				continue
@@ -960,22 +1053,62 @@ func (e *Engine) newDeliveries(req *publishReq, rows []*EventRow, matches [][]ma
 			out.reserved[epID]++
 			p.leased = append(p.leased, row)
 			if msg == nil {
-				msg = &message{ID: ev.ID, Type: ev.EventType, OrderingKey: in.OrderingKey, Body: renderEnvelope(ev.ID, ev.EventType, now, ev.Payload, false)}
+				msg = newMessage(ev, in, now)
 			}
-			l := *lease
-			l.DeliveryID, l.EndpointID = row.ID, epID
-			out.jobs = append(out.jobs, &job{
-				Job: Job{Lease: l, AppID: req.appID, EventID: ev.ID, EventType: ev.EventType, Trigger: "SCHEDULED",
-					EventCreatedAt: now, TraceParent: req.traceParent, OrderingKey: in.OrderingKey},
-				trigger: "SCHEDULED",
-				attempt: attempt{DeliveryID: row.ID, Number: 1, Endpoint: cfg, Msg: msg},
-				counted: true,
-			})
+			out.jobs = append(out.jobs, newJob(lease, row, cfg, msg, in.OrderingKey, req.traceParent, now))
 		}
 		out.events[i] = eventOf(ev, false)
 		out.published = append(out.published, EventPublished{AppID: req.appID, EventID: ev.ID, EventType: ev.EventType, Deliveries: len(matches[i]), At: now})
 	}
 	return p, nil
+}
+
+// createdChange is what the feeds hear of a new delivery.
+func createdChange(r DeliveryRow, at time.Time) DeliveryChange {
+	c := DeliveryChange{Kind: Created, AppID: r.AppID, DeliveryID: r.ID, EventID: r.EventID, EndpointID: r.EndpointID,
+		EventType: r.EventType, Status: "PENDING", At: at}
+	switch {
+	case r.Failed != "":
+		c.Kind, c.Status, c.Error = Cancelled, "FAILED", r.Failed
+	case !r.DueAt.IsZero():
+		due := r.DueAt
+		c.NextAttemptAt = &due
+	}
+	return c
+}
+
+// newMessage is what an event's deliveries send.
+func newMessage(ev *EventRow, in EventInput, now time.Time) *message {
+	return &message{ID: ev.ID, Type: ev.EventType, OrderingKey: in.OrderingKey, Body: renderEnvelope(ev.ID, ev.EventType, now, ev.Payload, false)}
+}
+
+// handOffConfig returns the configuration under which a new delivery to
+// endpoint epID of app is handed to the scheduler, with its room in the
+// window taken, or nil if claims are to take it: the deliveries of an
+// endpoint whose flow is controlled are claimed, by the one engine that
+// sends to it (a held one's too, which its stored columns do not say).
+func (e *Engine) handOffConfig(epID, app string, controlled bool) *endpointConfig {
+	if controlled {
+		return nil
+	}
+	cfg := e.configs.fresh(epID)
+	if cfg == nil || cfg.controlled() || e.window.acquireHandOff(epID, app, 1) == 0 {
+		return nil
+	}
+	return cfg
+}
+
+// newJob is the job of a new delivery handed to the scheduler under lease.
+func newJob(lease *Lease, row DeliveryRow, cfg *endpointConfig, msg *message, orderingKey, traceParent string, eventCreated time.Time) *job {
+	l := *lease
+	l.DeliveryID, l.EndpointID = row.ID, row.EndpointID
+	return &job{
+		Job: Job{Lease: l, AppID: row.AppID, EventID: row.EventID, EventType: row.EventType, Trigger: "SCHEDULED",
+			EventCreatedAt: eventCreated, TraceParent: traceParent, OrderingKey: orderingKey},
+		trigger: "SCHEDULED",
+		attempt: attempt{DeliveryID: row.ID, Number: 1, Endpoint: cfg, Msg: msg},
+		counted: true,
+	}
 }
 
 // compileFilters compiles the payload filters of freshly loaded

@@ -25,6 +25,7 @@ import (
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/ent/event"
 	"github.com/heraldhq/herald/ent/eventtype"
+	"github.com/heraldhq/herald/ent/fanout"
 
 	stdsql "database/sql"
 )
@@ -54,6 +55,8 @@ type Client struct {
 	Event *EventClient
 	// EventType is the client for interacting with the EventType builders.
 	EventType *EventTypeClient
+	// Fanout is the client for interacting with the Fanout builders.
+	Fanout *FanoutClient
 }
 
 // NewClient creates a new client configured with the given options.
@@ -75,6 +78,7 @@ func (c *Client) init() {
 	c.Endpoint = NewEndpointClient(c.config)
 	c.Event = NewEventClient(c.config)
 	c.EventType = NewEventTypeClient(c.config)
+	c.Fanout = NewFanoutClient(c.config)
 }
 
 type (
@@ -177,6 +181,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		Endpoint:     NewEndpointClient(cfg),
 		Event:        NewEventClient(cfg),
 		EventType:    NewEventTypeClient(cfg),
+		Fanout:       NewFanoutClient(cfg),
 	}, nil
 }
 
@@ -206,6 +211,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		Endpoint:     NewEndpointClient(cfg),
 		Event:        NewEventClient(cfg),
 		EventType:    NewEventTypeClient(cfg),
+		Fanout:       NewFanoutClient(cfg),
 	}, nil
 }
 
@@ -236,7 +242,7 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.APIKey, c.App, c.Attempt, c.AuditRecord, c.Catalog, c.Delivery,
-		c.DeliveryStat, c.Endpoint, c.Event, c.EventType,
+		c.DeliveryStat, c.Endpoint, c.Event, c.EventType, c.Fanout,
 	} {
 		n.Use(hooks...)
 	}
@@ -247,7 +253,7 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.APIKey, c.App, c.Attempt, c.AuditRecord, c.Catalog, c.Delivery,
-		c.DeliveryStat, c.Endpoint, c.Event, c.EventType,
+		c.DeliveryStat, c.Endpoint, c.Event, c.EventType, c.Fanout,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -276,6 +282,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Event.mutate(ctx, m)
 	case *EventTypeMutation:
 		return c.EventType.mutate(ctx, m)
+	case *FanoutMutation:
+		return c.Fanout.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("ent: unknown mutation type %T", m)
 	}
@@ -2045,15 +2053,148 @@ func (c *EventTypeClient) mutate(ctx context.Context, m *EventTypeMutation) (Val
 	}
 }
 
+// FanoutClient is a client for the Fanout schema.
+type FanoutClient struct {
+	config
+}
+
+// NewFanoutClient returns a client for the Fanout from the given config.
+func NewFanoutClient(c config) *FanoutClient {
+	return &FanoutClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `fanout.Hooks(f(g(h())))`.
+func (c *FanoutClient) Use(hooks ...Hook) {
+	c.hooks.Fanout = append(c.hooks.Fanout, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `fanout.Intercept(f(g(h())))`.
+func (c *FanoutClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Fanout = append(c.inters.Fanout, interceptors...)
+}
+
+// Create returns a builder for creating a Fanout entity.
+func (c *FanoutClient) Create() *FanoutCreate {
+	mutation := newFanoutMutation(c.config, OpCreate)
+	return &FanoutCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Fanout entities.
+func (c *FanoutClient) CreateBulk(builders ...*FanoutCreate) *FanoutCreateBulk {
+	return &FanoutCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *FanoutClient) MapCreateBulk(slice any, setFunc func(*FanoutCreate, int)) *FanoutCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &FanoutCreateBulk{err: fmt.Errorf("calling to FanoutClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*FanoutCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &FanoutCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Fanout.
+func (c *FanoutClient) Update() *FanoutUpdate {
+	mutation := newFanoutMutation(c.config, OpUpdate)
+	return &FanoutUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *FanoutClient) UpdateOne(_m *Fanout) *FanoutUpdateOne {
+	mutation := newFanoutMutation(c.config, OpUpdateOne, withFanout(_m))
+	return &FanoutUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *FanoutClient) UpdateOneID(id string) *FanoutUpdateOne {
+	mutation := newFanoutMutation(c.config, OpUpdateOne, withFanoutID(id))
+	return &FanoutUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Fanout.
+func (c *FanoutClient) Delete() *FanoutDelete {
+	mutation := newFanoutMutation(c.config, OpDelete)
+	return &FanoutDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *FanoutClient) DeleteOne(_m *Fanout) *FanoutDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *FanoutClient) DeleteOneID(id string) *FanoutDeleteOne {
+	builder := c.Delete().Where(fanout.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &FanoutDeleteOne{builder}
+}
+
+// Query returns a query builder for Fanout.
+func (c *FanoutClient) Query() *FanoutQuery {
+	return &FanoutQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeFanout},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Fanout entity by its id.
+func (c *FanoutClient) Get(ctx context.Context, id string) (*Fanout, error) {
+	return c.Query().Where(fanout.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *FanoutClient) GetX(ctx context.Context, id string) *Fanout {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *FanoutClient) Hooks() []Hook {
+	return c.hooks.Fanout
+}
+
+// Interceptors returns the client interceptors.
+func (c *FanoutClient) Interceptors() []Interceptor {
+	return c.inters.Fanout
+}
+
+func (c *FanoutClient) mutate(ctx context.Context, m *FanoutMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&FanoutCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&FanoutUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&FanoutUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&FanoutDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Fanout mutation op: %q", m.Op())
+	}
+}
+
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
 		APIKey, App, Attempt, AuditRecord, Catalog, Delivery, DeliveryStat, Endpoint,
-		Event, EventType []ent.Hook
+		Event, EventType, Fanout []ent.Hook
 	}
 	inters struct {
 		APIKey, App, Attempt, AuditRecord, Catalog, Delivery, DeliveryStat, Endpoint,
-		Event, EventType []ent.Interceptor
+		Event, EventType, Fanout []ent.Interceptor
 	}
 )
 

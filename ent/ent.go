@@ -22,6 +22,7 @@ import (
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/ent/event"
 	"github.com/heraldhq/herald/ent/eventtype"
+	"github.com/heraldhq/herald/ent/fanout"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -92,6 +93,7 @@ func checkColumn(t, c string) error {
 			endpoint.Table:     endpoint.ValidColumn,
 			event.Table:        event.ValidColumn,
 			eventtype.Table:    eventtype.ValidColumn,
+			fanout.Table:       fanout.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -34,6 +34,8 @@ type Tx struct {
 	Event *EventClient
 	// EventType is the client for interacting with the EventType builders.
 	EventType *EventTypeClient
+	// Fanout is the client for interacting with the Fanout builders.
+	Fanout *FanoutClient
 
 	// lazily loaded.
 	client     *Client
@@ -175,6 +177,7 @@ func (tx *Tx) init() {
 	tx.Endpoint = NewEndpointClient(tx.config)
 	tx.Event = NewEventClient(tx.config)
 	tx.EventType = NewEventTypeClient(tx.config)
+	tx.Fanout = NewFanoutClient(tx.config)
 }
 
 // txDriver wraps the given dialect.Tx with a nop dialect.Driver implementation.

@@ -129,6 +129,18 @@ func (f EventTypeFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, e
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.EventTypeMutation", m)
 }
 
+// The FanoutFunc type is an adapter to allow the use of ordinary
+// function as Fanout mutator.
+type FanoutFunc func(context.Context, *ent.FanoutMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f FanoutFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.FanoutMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.FanoutMutation", m)
+}
+
 // Condition is a hook condition function.
 type Condition func(context.Context, ent.Mutation) bool
 

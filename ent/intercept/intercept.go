@@ -18,6 +18,7 @@ import (
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/ent/event"
 	"github.com/heraldhq/herald/ent/eventtype"
+	"github.com/heraldhq/herald/ent/fanout"
 	"github.com/heraldhq/herald/ent/predicate"
 )
 
@@ -347,6 +348,33 @@ func (f TraverseEventType) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.EventTypeQuery", q)
 }
 
+// The FanoutFunc type is an adapter to allow the use of ordinary function as a Querier.
+type FanoutFunc func(context.Context, *ent.FanoutQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f FanoutFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.FanoutQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.FanoutQuery", q)
+}
+
+// The TraverseFanout type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseFanout func(context.Context, *ent.FanoutQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseFanout) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseFanout) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.FanoutQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.FanoutQuery", q)
+}
+
 // NewQuery returns the generic Query interface for the given typed query.
 func NewQuery(q ent.Query) (Query, error) {
 	switch q := q.(type) {
@@ -370,6 +398,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.EventQuery, predicate.Event, event.OrderOption]{typ: ent.TypeEvent, tq: q}, nil
 	case *ent.EventTypeQuery:
 		return &query[*ent.EventTypeQuery, predicate.EventType, eventtype.OrderOption]{typ: ent.TypeEventType, tq: q}, nil
+	case *ent.FanoutQuery:
+		return &query[*ent.FanoutQuery, predicate.Fanout, fanout.OrderOption]{typ: ent.TypeFanout, tq: q}, nil
 	default:
 		return nil, fmt.Errorf("unknown query type %T", q)
 	}

@@ -516,6 +516,19 @@ var (
 			},
 		},
 	}
+	// FanoutsColumns holds the columns for the "fanouts" table.
+	FanoutsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString},
+		{Name: "app_id", Type: field.TypeString},
+		{Name: "deliveries", Type: field.TypeBytes},
+		{Name: "created_at", Type: field.TypeTime},
+	}
+	// FanoutsTable holds the schema information for the "fanouts" table.
+	FanoutsTable = &schema.Table{
+		Name:       "fanouts",
+		Columns:    FanoutsColumns,
+		PrimaryKey: []*schema.Column{FanoutsColumns[0]},
+	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		APIKeysTable,
@@ -528,6 +541,7 @@ var (
 		EndpointsTable,
 		EventsTable,
 		EventTypesTable,
+		FanoutsTable,
 	}
 )
 

@@ -35,3 +35,6 @@ type Event func(*sql.Selector)
 
 // EventType is the predicate function for eventtype builders.
 type EventType func(*sql.Selector)
+
+// Fanout is the predicate function for fanout builders.
+type Fanout func(*sql.Selector)

@@ -16,6 +16,7 @@ import (
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/ent/event"
 	"github.com/heraldhq/herald/ent/eventtype"
+	"github.com/heraldhq/herald/ent/fanout"
 	"github.com/heraldhq/herald/ent/schema"
 )
 
@@ -687,6 +688,20 @@ func init() {
 	eventtype.DefaultID = eventtypeDescID.Default.(func() string)
 	// eventtype.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	eventtype.IDValidator = eventtypeDescID.Validators[0].(func(string) error)
+	fanoutFields := schema.Fanout{}.Fields()
+	_ = fanoutFields
+	// fanoutDescAppID is the schema descriptor for app_id field.
+	fanoutDescAppID := fanoutFields[1].Descriptor()
+	// fanout.AppIDValidator is a validator for the "app_id" field. It is called by the builders before save.
+	fanout.AppIDValidator = fanoutDescAppID.Validators[0].(func(string) error)
+	// fanoutDescCreatedAt is the schema descriptor for created_at field.
+	fanoutDescCreatedAt := fanoutFields[3].Descriptor()
+	// fanout.DefaultCreatedAt holds the default value on creation for the created_at field.
+	fanout.DefaultCreatedAt = fanoutDescCreatedAt.Default.(func() time.Time)
+	// fanoutDescID is the schema descriptor for id field.
+	fanoutDescID := fanoutFields[0].Descriptor()
+	// fanout.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	fanout.IDValidator = fanoutDescID.Validators[0].(func(string) error)
 }
 
 const (

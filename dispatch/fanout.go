@@ -1,0 +1,377 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/heraldhq/herald/tenant"
+)
+
+// On SQLite every app's publishes share one writer, and a transaction that
+// stores a thousand deliveries holds it for 10 to 50 ms on two busy cores,
+// one of the 10,000 a call may create for hundreds: another app's publish,
+// arriving meanwhile, waited that long. So a publish stores at most
+// partRows deliveries in its own transaction; the rest of its fan-out is
+// written there too, compactly, as parts (table fanouts, one row of at most
+// partRows deliveries each, which costs a few pages and no index entries),
+// and the publisher stores the parts as deliveries between its groups: one
+// part per transaction while other apps' publishes wait, several together
+// (up to maxGroupRows deliveries) when none do, as with a single app.
+// Everything a publish fans out to is durable once its first transaction
+// commits, and a part a crash leaves in the table is stored as deliveries
+// when the engine starts again.
+//
+// The publish is answered once its last part is stored, so that the app's
+// one heavy turn (server) covers the commits of its fan-out too, and until
+// then the app's next publishes wait, so that an endpoint still receives an
+// app's events in the order they were published. Next to an app calling
+// with 10,000 deliveries at a time, another app's publish → arrival p99
+// went from 181-268 ms to 60-63 ms (TestNoisyNeighbour on SQLite).
+//
+// PostgreSQL takes concurrent writers, and commits large publishes on a lane
+// of their own instead (see laneRows).
+const partRows = 128
+
+// partTx is implemented by transactions whose driver stores fan-outs in
+// parts (SQLiteDriver's).
+type partTx interface {
+	// InsertParts stores parts of fan-outs.
+	InsertParts(ctx context.Context, parts []StoredPart) error
+	// DeletePart removes a part whose deliveries the transaction stored.
+	DeletePart(ctx context.Context, id string) error
+}
+
+// partStore is implemented by drivers whose publishes store fan-outs in
+// parts (SQLiteDriver).
+type partStore interface {
+	// Parts returns the stored parts, in the order of their IDs.
+	Parts(ctx context.Context) ([]StoredPart, error)
+}
+
+// StoredPart is a part of a fan-out as a driver stores it: the deliveries
+// are encoded by the engine.
+type StoredPart struct {
+	ID         string
+	AppID      string
+	Deliveries []byte
+	CreatedAt  time.Time
+}
+
+// fanoutPart is a part of a publish's fan-out waiting to be stored as
+// deliveries.
+type fanoutPart struct {
+	id, app string
+	rows    []DeliveryRow
+	// handOff[i] reports whether rows[i] may be handed to the scheduler
+	// (its endpoint's flow is not controlled), and events the messages
+	// its jobs send; both are nil for a part read back from the store,
+	// whose deliveries claims take.
+	handOff []bool
+	events  map[string]*partEvent
+	// reply, if not nil, is the channel on which the publish that stored
+	// the part, its last, is answered once it is stored.
+	reply  chan publishReply
+	answer publishReply
+	// retryAt is when a part whose transaction failed is tried again.
+	retryAt time.Time
+	fails   int
+}
+
+// partEvent is what a part's jobs need of their event.
+type partEvent struct {
+	msg                      *message
+	orderingKey, traceParent string
+	createdAt                time.Time
+}
+
+// storedRow is a delivery of a part as stored: short names, since a part
+// holds up to partRows of them.
+type storedRow struct {
+	ID          string    `json:"i"`
+	EventID     string    `json:"e"`
+	EndpointID  string    `json:"p"`
+	EventType   string    `json:"t"`
+	CreatedAt   time.Time `json:"c"`
+	DueAt       time.Time `json:"d,omitzero"`
+	OrderingKey *string   `json:"o,omitempty"`
+	Failed      string    `json:"f,omitempty"`
+}
+
+// splitParts cuts rows, the deliveries of an app's publish left after its
+// first transaction, into parts of at most partRows, encoded to be stored.
+func splitParts(app string, rows []DeliveryRow, handOff []bool, events map[string]*partEvent, now time.Time) ([]*fanoutPart, []StoredPart, error) {
+	var parts []*fanoutPart
+	var stored []StoredPart
+	for start := 0; start < len(rows); start += partRows {
+		end := min(start+partRows, len(rows))
+		p := &fanoutPart{id: rows[start].ID, app: app, rows: rows[start:end:end], handOff: handOff[start:end:end], events: events}
+		enc := make([]storedRow, len(p.rows))
+		for i, r := range p.rows {
+			enc[i] = storedRow{ID: r.ID, EventID: r.EventID, EndpointID: r.EndpointID, EventType: r.EventType,
+				CreatedAt: r.CreatedAt, DueAt: r.DueAt, OrderingKey: r.OrderingKey, Failed: r.Failed}
+		}
+		b, err := json.Marshal(enc)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode fan-out part: %w", err)
+		}
+		parts = append(parts, p)
+		stored = append(stored, StoredPart{ID: p.id, AppID: app, Deliveries: b, CreatedAt: now})
+	}
+	return parts, stored, nil
+}
+
+// decodePart returns a stored part, whose deliveries claims will take.
+func decodePart(s StoredPart) (*fanoutPart, error) {
+	var enc []storedRow
+	if err := json.Unmarshal(s.Deliveries, &enc); err != nil {
+		return nil, fmt.Errorf("decode fan-out part %s: %w", s.ID, err)
+	}
+	p := &fanoutPart{id: s.ID, app: s.AppID, rows: make([]DeliveryRow, len(enc))}
+	for i, r := range enc {
+		p.rows[i] = DeliveryRow{ID: r.ID, AppID: s.AppID, EventID: r.EventID, EndpointID: r.EndpointID, EventType: r.EventType,
+			CreatedAt: r.CreatedAt, DueAt: r.DueAt, OrderingKey: r.OrderingKey, Failed: r.Failed}
+	}
+	return p, nil
+}
+
+// parts is the publisher's queue of fan-out parts, in the order they are
+// stored, with how many each app has queued.
+type parts struct {
+	queue []*fanoutPart
+	byApp map[string]int
+	// loaded reports that the parts a previous run left were read; until
+	// then, they are read again from loadAt.
+	loaded bool
+	loadAt time.Time
+}
+
+func (q *parts) push(ps ...*fanoutPart) {
+	if q.byApp == nil {
+		q.byApp = make(map[string]int)
+	}
+	for _, p := range ps {
+		q.queue = append(q.queue, p)
+		q.byApp[p.app]++
+	}
+}
+
+// ready reports whether the publisher has work now: a publish of pending
+// whose app has no parts queued, or a part that is due.
+func (q *parts) ready(pending []*publishReq) bool {
+	return q.wait(time.Now()) == 0 || q.anyFree(pending)
+}
+
+// anyFree reports whether a publish of pending is free to be stored: its
+// app has no parts queued.
+func (q *parts) anyFree(pending []*publishReq) bool {
+	for _, r := range pending {
+		if !q.waiting(r.appID) {
+			return true
+		}
+	}
+	return false
+}
+
+// waiting reports whether app has parts queued: its publishes wait.
+func (q *parts) waiting(app string) bool { return q.byApp[app] > 0 }
+
+// next returns the first part that may be tried now, if any.
+func (q *parts) next(now time.Time) *fanoutPart {
+	for _, p := range q.queue {
+		if !now.Before(p.retryAt) {
+			return p
+		}
+	}
+	return nil
+}
+
+func (q *parts) remove(p *fanoutPart) {
+	q.queue = slices.DeleteFunc(q.queue, func(x *fanoutPart) bool { return x == p })
+	if q.byApp[p.app]--; q.byApp[p.app] <= 0 {
+		delete(q.byApp, p.app)
+	}
+}
+
+// loadParts queues the parts a previous run left in the store, once.
+func (e *Engine) loadParts(q *parts) {
+	ps, ok := e.cfg.Driver.(partStore)
+	if !ok || e.shared {
+		q.loaded = true
+		return
+	}
+	ctx, cancel := context.WithTimeout(tenant.System(context.Background()), time.Minute)
+	defer cancel()
+	stored, err := ps.Parts(ctx)
+	if err != nil {
+		q.loadAt = time.Now().Add(5 * time.Second)
+		e.log.Error("read the fan-out parts left by the last run; trying again", "retry_in", 5*time.Second, "err", err)
+		return
+	}
+	q.loaded = true
+	for _, s := range stored {
+		p, err := decodePart(s)
+		if err != nil {
+			// Not expected: this engine wrote it. Left in the store for
+			// an operator to look at.
+			e.log.Error("a fan-out part left by the last run cannot be read; its deliveries are not stored", "part", s.ID, "app_id", s.AppID, "err", err)
+			continue
+		}
+		q.push(p)
+	}
+	if len(stored) > 0 {
+		e.log.Info("storing the deliveries of fan-outs the last run left unfinished", "parts", len(stored))
+	}
+}
+
+// storeParts stores the deliveries of parts and removes the parts from the
+// store in one transaction, then hands the deliveries off like a
+// publish's, and answers the publishes whose last part it stored.
+func (e *Engine) storeParts(ps []*fanoutPart) error {
+	ctx, cancel := context.WithTimeout(tenant.System(context.Background()), time.Minute)
+	defer cancel()
+	now := e.cfg.Now().UTC()
+	lease := &Lease{Token: e.worker, Until: now.Add(e.cfg.Lease)}
+	outs := make([]*publishOutput, len(ps))
+	var leased, dueNow, later []DeliveryRow
+	for k, p := range ps {
+		out := &publishOutput{app: p.app}
+		outs[k] = out
+		for i, r := range p.rows {
+			out.created = append(out.created, createdChange(r, now))
+			switch {
+			case r.Failed != "" || !r.DueAt.IsZero():
+				later = append(later, r)
+				continue
+			case p.handOff != nil && p.handOff[i]:
+				ev := p.events[r.EventID]
+				if cfg := e.handOffConfig(r.EndpointID, p.app, false); cfg != nil {
+					if out.reserved == nil {
+						out.reserved = make(map[string]int)
+					}
+					out.reserved[r.EndpointID]++
+					leased = append(leased, r)
+					out.jobs = append(out.jobs, newJob(lease, r, cfg, ev.msg, ev.orderingKey, ev.traceParent, ev.createdAt))
+					continue
+				}
+			}
+			out.unleased = appendNew(out.unleased, r.EndpointID)
+			dueNow = append(dueNow, r)
+			out.held = append(out.held, Lease{DeliveryID: r.ID, EndpointID: r.EndpointID, Token: lease.Token, Until: lease.Until})
+		}
+	}
+	err := func() error {
+		tx, err := e.cfg.Driver.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback() //nolint:errcheck // a no-op after commit
+		for _, part := range []struct {
+			rows  []DeliveryRow
+			lease *Lease
+		}{{leased, lease}, {dueNow, lease}, {later, nil}} {
+			if len(part.rows) == 0 {
+				continue
+			}
+			if err := tx.InsertDeliveries(ctx, part.rows, part.lease); err != nil {
+				return err
+			}
+		}
+		pt, ok := tx.(partTx)
+		if !ok {
+			return fmt.Errorf("the driver stores no fan-out parts")
+		}
+		for _, p := range ps {
+			if err := pt.DeletePart(ctx, p.id); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	}()
+	if err != nil {
+		for _, out := range outs {
+			out.unreserve(e.window)
+		}
+		return fmt.Errorf("store %d fan-out parts from %s: %w", len(ps), ps[0].id, err)
+	}
+	for k, out := range outs {
+		e.announce(out)
+		if p := ps[k]; p.reply != nil {
+			p.reply <- p.answer
+			p.reply = nil
+		}
+	}
+	for _, out := range outs {
+		e.afterPublish(out)
+	}
+	return nil
+}
+
+// answerAll answers the publishes whose parts are queued: when the engine
+// closes with parts it could not store, those are stored at the next
+// start, and the publishes are accepted all the same.
+func (q *parts) answerAll() {
+	for _, p := range q.queue {
+		if p.reply != nil {
+			p.reply <- p.answer
+			p.reply = nil
+		}
+	}
+}
+
+// runParts stores the next part that is due, if any, or, when alone (no
+// other publish waits for the writer), up to maxGroupRows of deliveries in
+// the parts that are due, and schedules failed ones for another try.
+func (e *Engine) runParts(q *parts, alone bool) {
+	if !q.loaded {
+		if time.Now().Before(q.loadAt) {
+			return
+		}
+		e.loadParts(q)
+	}
+	now := time.Now()
+	var ps []*fanoutPart
+	rows := 0
+	for _, p := range q.queue {
+		if now.Before(p.retryAt) {
+			continue
+		}
+		if len(ps) > 0 && (!alone || rows+len(p.rows) > maxGroupRows) {
+			break
+		}
+		ps, rows = append(ps, p), rows+len(p.rows)
+	}
+	if len(ps) == 0 {
+		return
+	}
+	if err := e.storeParts(ps); err != nil {
+		for _, p := range ps {
+			p.fails++
+			p.retryAt = time.Now().Add(min(minRecordBackoff<<min(p.fails, 10), maxRecordBackoff))
+		}
+		e.log.Error("fan-out parts not stored; their apps' publishes wait for them", "parts", len(ps), "retry_in", time.Until(ps[0].retryAt).Round(time.Millisecond), "err", err)
+		return
+	}
+	for _, p := range ps {
+		q.remove(p)
+	}
+}
+
+// wait returns how long the publisher may wait for a publish before a
+// queued part, or reading the parts left by the last run, is due (-1: it
+// need not wake for parts).
+func (q *parts) wait(now time.Time) time.Duration {
+	if !q.loaded {
+		return max(q.loadAt.Sub(now), 0)
+	}
+	d := time.Duration(-1)
+	for _, p := range q.queue {
+		w := max(p.retryAt.Sub(now), 0)
+		if d < 0 || w < d {
+			d = w
+		}
+	}
+	return d
+}
