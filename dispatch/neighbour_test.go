@@ -124,8 +124,9 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 
 // TestNoisyNeighbour_OneAppAtItsWorstLeavesAnotherOnTime puts one app at
 // its worst (a thousand endpoints, the heaviest filters its limits allow,
-// large payloads, aliased queries at the complexity limit, as many calls at
-// once as its CONCURRENT_REQUESTS allows) next to another that publishes
+// large payloads, calls that fan out to the most deliveries a call may
+// create, aliased queries at the complexity limit, as many calls at once as
+// its CONCURRENT_REQUESTS allows) next to another that publishes
 // an event every 20 ms, on both stores. The quiet app is never refused and
 // never stalled: each of its events arrives within maxStall, whatever the
 // noisy one does. Its latencies, idle and loaded, are logged, not
@@ -205,8 +206,16 @@ func noisyNeighbour(t *testing.T, store string) {
 				}
 			})
 		}
-		for range 4 {
+		// Large events one at a time, and calls of ten, which fan out to
+		// the most deliveries a call may create (10,000, FAILED at once
+		// where a filter runs out of budget).
+		ten := make([]map[string]any, 10)
+		for i := range ten {
+			ten[i] = map[string]any{"eventType": "order.created", "payload": map[string]any{"items": big}}
+		}
+		for range 2 {
 			load(`mutation($p: JSON!) { publishEvent(input: {eventType: "order.created", payload: $p}) { id } }`, map[string]any{"p": map[string]any{"items": big}})
+			load(`mutation($in: [PublishEventInput!]!) { publishEvents(input: $in) { id } }`, map[string]any{"in": ten})
 		}
 		var aliased strings.Builder
 		aliased.WriteString("{")
