@@ -621,7 +621,6 @@ func (e *Engine) commitPublishes(batch []*publishReq) []*publishOutput {
 		}
 	}
 	e.tel.metrics.PublisherCommit(events, time.Since(start), err)
-
 	if err != nil {
 		for i := range replies {
 			if replies[i].err == nil {
@@ -651,8 +650,8 @@ func (e *Engine) commitPublishes(batch []*publishReq) []*publishOutput {
 	for i, req := range batch {
 		if outs != nil && outs[i] != nil && len(outs[i].parts) > 0 {
 			out := outs[i]
-			// Answered once the last part is stored: the app's heavy
-			// turn, held until then, covers its fan-out's commits too.
+			// Answered once the last part is stored: the app's turn,
+			// held until then, covers its fan-out's commits too.
 			last := out.parts[len(out.parts)-1]
 			last.reply, last.answer = req.reply, replies[i]
 			continue
