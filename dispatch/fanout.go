@@ -247,11 +247,7 @@ func (e *Engine) storeParts(ps []*fanoutPart) error {
 				continue
 			case p.handOff != nil && p.handOff[i]:
 				ev := p.events[r.EventID]
-				if cfg := e.handOffConfig(r.EndpointID, p.app, false); cfg != nil {
-					if out.reserved == nil {
-						out.reserved = make(map[string]int)
-					}
-					out.reserved[r.EndpointID]++
+				if cfg := e.handOffConfig(out, r.EndpointID, false); cfg != nil {
 					leased = append(leased, r)
 					out.jobs = append(out.jobs, newJob(lease, r, cfg, ev.msg, ev.orderingKey, ev.traceParent, ev.createdAt))
 					continue
@@ -330,6 +326,9 @@ func (e *Engine) runParts(q *parts, alone bool) {
 			return
 		}
 		e.loadParts(q)
+	}
+	if len(q.queue) == 0 {
+		return
 	}
 	now := time.Now()
 	var ps []*fanoutPart

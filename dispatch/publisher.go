@@ -1040,16 +1040,12 @@ func (e *Engine) newDeliveries(req *publishReq, rows []*EventRow, matches [][]ma
 				p.dueLater = append(p.dueLater, row) // claimed when due
 				continue
 			}
-			cfg := e.handOffConfig(epID, req.appID, sub.Controlled)
+			cfg := e.handOffConfig(out, epID, sub.Controlled)
 			if cfg == nil {
 				out.unleased = appendNew(out.unleased, epID)
 				p.dueNow = append(p.dueNow, row)
 				continue
 			}
-			if out.reserved == nil {
-				out.reserved = make(map[string]int)
-			}
-			out.reserved[epID]++
 			p.leased = append(p.leased, row)
 			if msg == nil {
 				msg = newMessage(ev, in, now)
@@ -1081,19 +1077,24 @@ func newMessage(ev *EventRow, in EventInput, now time.Time) *message {
 	return &message{ID: ev.ID, Type: ev.EventType, OrderingKey: in.OrderingKey, Body: renderEnvelope(ev.ID, ev.EventType, now, ev.Payload, false)}
 }
 
-// handOffConfig returns the configuration under which a new delivery to
-// endpoint epID of app is handed to the scheduler, with its room in the
-// window taken, or nil if claims are to take it: the deliveries of an
-// endpoint whose flow is controlled are claimed, by the one engine that
-// sends to it (a held one's too, which its stored columns do not say).
-func (e *Engine) handOffConfig(epID, app string, controlled bool) *endpointConfig {
+// handOffConfig returns the configuration under which a new delivery of
+// out to endpoint epID is handed to the scheduler, with its room in the
+// window taken and counted in out.reserved, or nil if claims are to take
+// it: the deliveries of an endpoint whose flow is controlled are claimed,
+// by the one engine that sends to it (a held one's too, which its stored
+// columns do not say).
+func (e *Engine) handOffConfig(out *publishOutput, epID string, controlled bool) *endpointConfig {
 	if controlled {
 		return nil
 	}
 	cfg := e.configs.fresh(epID)
-	if cfg == nil || cfg.controlled() || e.window.acquireHandOff(epID, app, 1) == 0 {
+	if cfg == nil || cfg.controlled() || e.window.acquireHandOff(epID, out.app, 1) == 0 {
 		return nil
 	}
+	if out.reserved == nil {
+		out.reserved = make(map[string]int)
+	}
+	out.reserved[epID]++
 	return cfg
 }
 
