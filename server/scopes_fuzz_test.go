@@ -184,6 +184,16 @@ func check(v tenant.Viewer, sels []*selection, data map[string]any, lookedUp boo
 func postQuery(t *testing.T, base, token, query string) ([]byte, map[string]any) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query})
+	_, out := postBody(t, base, token, body)
+	var r struct{ Data map[string]any }
+	_ = json.Unmarshal(out, &r)
+	return out, r.Data
+}
+
+// postBody posts a request body, as is, to /graphql and returns the HTTP
+// status and the answer.
+func postBody(t *testing.T, base, token string, body []byte) (int, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, base+"/graphql", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -199,9 +209,7 @@ func postQuery(t *testing.T, base, token, query string) ([]byte, map[string]any)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r struct{ Data map[string]any }
-	_ = json.Unmarshal(out, &r)
-	return out, r.Data
+	return resp.StatusCode, out
 }
 
 // FuzzScopes runs queries generated from the fuzzer's input against a real

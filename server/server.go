@@ -466,9 +466,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	gql.AddTransport(s.websocketTransport())
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(transport.GET{})
-	gql.AddTransport(transport.POST{})
+	gql.AddTransport(newPOSTTransport(schema.Schema(), parserTokenLimit))
 	gql.SetQueryCache(graph.PageDefaultsCache{Next: lru.New[*ast.QueryDocument](1000)})
-	gql.SetParserTokenLimit(20000)
+	gql.SetParserTokenLimit(parserTokenLimit)
 	gql.Use(extension.Introspection{})
 	gql.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	gql.Use(graph.OperationLimits{})
@@ -713,6 +713,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	return nil
 }
+
+// parserTokenLimit is the most tokens a GraphQL document may have: well
+// above any operation of the schema, far below what makes parsing costly.
+const parserTokenLimit = 20000
 
 // Shutdown timeouts besides the engine's grace: how long running HTTP
 // requests may take to finish, and how long Close waits for the database
