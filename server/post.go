@@ -43,6 +43,11 @@ type postTransport struct {
 // variables' types.
 type opVariables map[string]map[string]*ast.Type
 
+// maxCachedQuery is the longest query whose variable types are cached:
+// an application's operations are far shorter, and the cache's thousand
+// entries must not hold a caller's thousand largest documents.
+const maxCachedQuery = 16 << 10
+
 func newPOSTTransport(schema *ast.Schema, tokenLimit int) postTransport {
 	return postTransport{schema: schema, tokenLimit: tokenLimit, types: lru.New[opVariables](1000)}
 }
@@ -203,7 +208,9 @@ func (t postTransport) variableTypes(ctx context.Context, query, operation strin
 			}
 			ops[op.Name] = vars
 		}
-		t.types.Add(ctx, query, ops)
+		if len(query) <= maxCachedQuery {
+			t.types.Add(ctx, query, ops)
+		}
 	}
 	if operation == "" && len(ops) == 1 {
 		for _, vars := range ops {
