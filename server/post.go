@@ -35,6 +35,8 @@ const jsonScalar = "JSON"
 type postTransport struct {
 	schema     *ast.Schema
 	tokenLimit int
+	// jsonTypes are the types whose values are, or hold, JSON scalars.
+	jsonTypes map[string]bool
 	// types caches each query's variable types by operation name.
 	types *lru.LRU[opVariables]
 }
@@ -51,7 +53,7 @@ const maxCachedQuery = 16 << 10
 // newPOSTTransport returns the transport for schema, parsing queries with
 // the executor's token limit.
 func newPOSTTransport(schema *ast.Schema, tokenLimit int) postTransport {
-	return postTransport{schema: schema, tokenLimit: tokenLimit, types: lru.New[opVariables](1000)}
+	return postTransport{schema: schema, tokenLimit: tokenLimit, jsonTypes: typesHoldingJSON(schema), types: lru.New[opVariables](1000)}
 }
 
 var _ graphql.Transport = postTransport{}
@@ -256,7 +258,7 @@ func (t postTransport) read(dec *jsontext.Decoder, typ *ast.Type) (any, error) {
 		_, err := dec.ReadToken()
 		return nil, err
 	}
-	if typ == nil || !t.holdsJSON(typ, 0) || k == 'n' {
+	if typ == nil || !t.holdsJSON(typ) || k == 'n' {
 		v, err := dec.ReadValue()
 		if err != nil {
 			return nil, err
@@ -317,24 +319,39 @@ func (t postTransport) read(dec *jsontext.Decoder, typ *ast.Type) (any, error) {
 }
 
 // holdsJSON reports whether a value of typ is, or contains, a JSON
-// scalar. depth bounds the walk through recursive input types.
-func (t postTransport) holdsJSON(typ *ast.Type, depth int) bool {
+// scalar.
+func (t postTransport) holdsJSON(typ *ast.Type) bool {
 	for typ.Elem != nil {
 		typ = typ.Elem
 	}
-	if typ.NamedType == jsonScalar {
-		return true
-	}
-	def := t.schema.Types[typ.NamedType]
-	if def == nil || def.Kind != ast.InputObject || depth > 8 {
-		return false
-	}
-	for _, f := range def.Fields {
-		if t.holdsJSON(f.Type, depth+1) {
-			return true
+	return t.jsonTypes[typ.NamedType]
+}
+
+// typesHoldingJSON returns the names of the schema's JSON scalar and of
+// the input types with a JSON value somewhere below, found once: an input
+// type holds JSON if a field's type does, until no more are found (input
+// types may refer to each other).
+func typesHoldingJSON(schema *ast.Schema) map[string]bool {
+	holds := map[string]bool{jsonScalar: true}
+	for found := true; found; {
+		found = false
+		for name, def := range schema.Types {
+			if def.Kind != ast.InputObject || holds[name] {
+				continue
+			}
+			for _, f := range def.Fields {
+				ft := f.Type
+				for ft.Elem != nil {
+					ft = ft.Elem
+				}
+				if holds[ft.NamedType] {
+					holds[name], found = true, true
+					break
+				}
+			}
 		}
 	}
-	return false
+	return holds
 }
 
 // decodeAny decodes JSON as gqlgen's transports do.
