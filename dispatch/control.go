@@ -16,6 +16,7 @@ import (
 	"github.com/heraldhq/herald/ent/endpoint"
 	"github.com/heraldhq/herald/ent/eventtype"
 	"github.com/heraldhq/herald/ent/schema"
+	"github.com/heraldhq/herald/fair"
 	"github.com/heraldhq/herald/fault"
 	"github.com/heraldhq/herald/ids"
 	"github.com/heraldhq/herald/tenant"
@@ -329,6 +330,9 @@ const testWait = 5 * time.Second
 // by whichever engine sends it, reading the delivery (often at first, then
 // less often).
 func (e *Engine) awaitTest(ctx context.Context, deliveryID string, wait time.Duration, waits string) (*TestResult, error) {
+	// Waiting for the endpoint is not work on the cores: the caller's turn
+	// (package fair) is given back meanwhile.
+	defer fair.Pause(ctx)()
 	ctx = tenant.System(ctx)
 	deadline := time.Now().Add(wait)
 	pause := 10 * time.Millisecond

@@ -231,7 +231,9 @@ func noisyNeighbour(t *testing.T, store string) {
 		if !heraldtest.Eventually(time.Minute, func() bool { return calls.Load() >= 30 }) {
 			t.Fatalf("the noisy app's calls did not get going")
 		}
+		c0 := calls.Load()
 		loaded := quietLatencies(t, s, quiet, a, 150, 20*time.Millisecond)
+		t.Logf("the noisy app's calls answered meanwhile: %d", calls.Load()-c0)
 		close(stop)
 		wg.Wait()
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/audit"
+	"github.com/heraldhq/herald/fair"
 	"github.com/heraldhq/herald/fault"
 	"github.com/heraldhq/herald/filter"
 	"github.com/heraldhq/herald/ids"
@@ -204,8 +205,19 @@ func (e *Engine) commit(ctx context.Context, req *publishReq) publishReply {
 		if err := e.submitPublish(ctx, req); err != nil {
 			return publishReply{err: err}
 		}
+		// Waiting for the commit of a small publish is not work on the
+		// cores: the caller's turn (package fair) is given back meanwhile,
+		// for the app's other publishes to join the commit. Storing a
+		// fan-out of more than a part (see partRows) is work done for the
+		// caller, in several transactions: it keeps its turn, so that its
+		// app's other operations do not take another core meanwhile.
+		resume := func() {}
+		if req.rows()-len(req.inputs) <= partRows {
+			resume = fair.Pause(ctx)
+		}
 		select {
 		case r := <-req.reply:
+			resume()
 			if !r.stale {
 				return r
 			}
@@ -213,6 +225,7 @@ func (e *Engine) commit(ctx context.Context, req *publishReq) publishReply {
 				return publishReply{err: fmt.Errorf("publish: the app's endpoints changed %d times while the events were being stored; publish again", round+1)}
 			}
 		case <-ctx.Done():
+			resume()
 			// The group commit may still store the events; a retry with
 			// the same idempotency key finds them.
 			return publishReply{err: ctx.Err()}

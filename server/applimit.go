@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/heraldhq/herald/ent"
+	"github.com/heraldhq/herald/fair"
 	"github.com/heraldhq/herald/fault"
 	"github.com/heraldhq/herald/graph"
 	"github.com/heraldhq/herald/quota"
@@ -78,11 +79,21 @@ func (a *appRequests) acquire(ctx context.Context, v tenant.Viewer, heavy bool) 
 			"this app already has %d API requests in progress, its %s limit (heavy ones, such as large queries and payloads, one at a time), and this one waited %s for its turn: retry shortly, send fewer requests at once, or ask the platform to raise the limit",
 			slots.limit, quota.ConcurrentRequests, a.maxWait)}
 	}
-	if err := slots.sem.Acquire(wctx, 1); err != nil {
+	// Waiting is not work: the operation's turn on the cores (package
+	// fair) is given back meanwhile, for the app's operations it waits for.
+	take := func(sem *semaphore.Weighted) error {
+		if sem.TryAcquire(1) {
+			return nil
+		}
+		resume := fair.Pause(ctx)
+		defer resume()
+		return sem.Acquire(wctx, 1)
+	}
+	if err := take(slots.sem); err != nil {
 		return nil, refused()
 	}
 	if heavy {
-		if err := slots.heavy.Acquire(wctx, 1); err != nil {
+		if err := take(slots.heavy); err != nil {
 			slots.sem.Release(1)
 			return nil, refused()
 		}

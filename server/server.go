@@ -36,6 +36,7 @@ import (
 	"github.com/heraldhq/herald/dispatch"
 	"github.com/heraldhq/herald/endpoints"
 	"github.com/heraldhq/herald/ent"
+	"github.com/heraldhq/herald/fair"
 	"github.com/heraldhq/herald/graph"
 	"github.com/heraldhq/herald/metrics"
 	"github.com/heraldhq/herald/portal"
@@ -135,9 +136,13 @@ type Config struct {
 	RecheckInterval time.Duration
 
 	// TurnWait is how long an API request waits for a turn of its app
-	// (the app's CONCURRENT_REQUESTS limit) before it is refused
-	// (default 10s).
+	// (the app's CONCURRENT_REQUESTS limit, or its share of the cores)
+	// before it is refused (default 10s).
 	TurnWait time.Duration
+
+	// CoresPerApp is how many API operations of one app work on the cores
+	// at once (default half of GOMAXPROCS, at least one); see package fair.
+	CoresPerApp int
 
 	// Engine settings; see dispatch.Config.
 	Workers       int
@@ -208,6 +213,7 @@ type Server struct {
 	websockets *gorillaWebsockets
 	live       *liveLimits
 	requests   *appRequests
+	turns      *fair.Turns
 	handler    http.Handler
 	metrics    *metrics.Metrics // nil: metrics are off
 	token      string
@@ -424,6 +430,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		replicas: reps, metrics: mets,
 		websockets:  newGorillaWebsockets(),
 		requests:    newAppRequests(d.Client, cfg.TurnWait),
+		turns:       fair.NewTurns(cfg.CoresPerApp, cfg.TurnWait),
 		recheck:     make(chan struct{}, 1),
 		recheckStop: make(chan struct{}),
 		expiryStop:  make(chan struct{}),
@@ -486,7 +493,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	gql.SetRecoverFunc(graph.Recover(cfg.Logger))
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", s.checkOrigin(withConnSlot(s.authenticate(s.limitBody(s.heavyTurn(gql))))))
+	mux.Handle("/graphql", s.checkOrigin(withConnSlot(s.authenticate(s.limitBody(s.heavyTurn(s.appTurn(gql)))))))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")

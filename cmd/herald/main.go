@@ -132,6 +132,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	duration(&c.Retention, "retention", 30*24*time.Hour, "how long events, deliveries and attempts are kept once finished (0: forever)")
 	duration(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for in-flight attempts")
 	integer(&c.MaxConnectionsPerKey, "max-connections-per-key", 20, "live (websocket) connections allowed per API key")
+	integer(&c.CoresPerApp, "cores-per-app", 0, "API operations of one app that work on the cores at once (0: half of GOMAXPROCS, at least 1)")
 	integer(&c.MaxSubscriptionsPerConnection, "max-subscriptions-per-connection", 20, "subscriptions allowed per websocket connection")
 	integer(&c.SubscriberBuffer, "subscriber-buffer", 256, "updates a subscription may fall behind before it is disconnected")
 	str(&c.DebugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); keep it private")
