@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/heraldhq/herald/tenant"
 )
 
@@ -115,25 +117,120 @@ type storedRow struct {
 
 // splitParts cuts rows, the deliveries of an app's publish left after its
 // first transaction, into parts of at most partRows, encoded to be stored.
+// They are encoded into one buffer, as encoding/json would encode the
+// storedRow of each delivery but without reflection, and with each
+// distinct time formatted once: the parts of a call of 10,000 deliveries
+// are written in the transaction another app's publish may wait for.
 func splitParts(app string, rows []DeliveryRow, handOff []bool, events map[string]*partEvent, now time.Time) ([]*fanoutPart, []StoredPart, error) {
 	var parts []*fanoutPart
-	var stored []StoredPart
+	var ends []int
+	buf := make([]byte, 0, len(rows)*storedRowBytes)
+	var enc rowEncoder
 	for start := 0; start < len(rows); start += partRows {
 		end := min(start+partRows, len(rows))
 		p := &fanoutPart{id: rows[start].ID, app: app, rows: rows[start:end:end], handOff: handOff[start:end:end], events: events}
-		enc := make([]storedRow, len(p.rows))
-		for i, r := range p.rows {
-			enc[i] = storedRow{ID: r.ID, EventID: r.EventID, EndpointID: r.EndpointID, EventType: r.EventType,
-				CreatedAt: r.CreatedAt, DueAt: r.DueAt, OrderingKey: r.OrderingKey, Failed: r.Failed}
-		}
-		b, err := json.Marshal(enc)
-		if err != nil {
+		var err error
+		if buf, err = enc.appendRows(buf, p.rows); err != nil {
 			return nil, nil, fmt.Errorf("encode fan-out part: %w", err)
 		}
 		parts = append(parts, p)
-		stored = append(stored, StoredPart{ID: p.id, AppID: app, Deliveries: b, CreatedAt: now})
+		ends = append(ends, len(buf))
+	}
+	stored := make([]StoredPart, len(parts))
+	from := 0
+	for i, p := range parts {
+		stored[i] = StoredPart{ID: p.id, AppID: app, Deliveries: buf[from:ends[i]:ends[i]], CreatedAt: now}
+		from = ends[i]
 	}
 	return parts, stored, nil
+}
+
+// storedRowBytes is a little more than the size of an encoded storedRow
+// with its IDs, type and time (about 170 bytes), so that the buffer seldom
+// grows.
+const storedRowBytes = 200
+
+// rowEncoder encodes deliveries as a JSON array of storedRow, remembering
+// the last time it formatted.
+type rowEncoder struct {
+	at     time.Time
+	atJSON []byte
+}
+
+// appendRows appends the JSON array of rows' storedRow to dst.
+func (e *rowEncoder) appendRows(dst []byte, rows []DeliveryRow) ([]byte, error) {
+	var err error
+	dst = append(dst, '[')
+	for i, r := range rows {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"i":`...)
+		if dst, err = appendString(dst, r.ID); err != nil {
+			return nil, err
+		}
+		dst = append(dst, `,"e":`...)
+		if dst, err = appendString(dst, r.EventID); err != nil {
+			return nil, err
+		}
+		dst = append(dst, `,"p":`...)
+		if dst, err = appendString(dst, r.EndpointID); err != nil {
+			return nil, err
+		}
+		dst = append(dst, `,"t":`...)
+		if dst, err = appendString(dst, r.EventType); err != nil {
+			return nil, err
+		}
+		dst = append(dst, `,"c":`...)
+		if dst, err = e.appendTime(dst, r.CreatedAt); err != nil {
+			return nil, err
+		}
+		if !r.DueAt.IsZero() {
+			dst = append(dst, `,"d":`...)
+			if dst, err = e.appendTime(dst, r.DueAt); err != nil {
+				return nil, err
+			}
+		}
+		if r.OrderingKey != nil {
+			dst = append(dst, `,"o":`...)
+			if dst, err = appendString(dst, *r.OrderingKey); err != nil {
+				return nil, err
+			}
+		}
+		if r.Failed != "" {
+			dst = append(dst, `,"f":`...)
+			if dst, err = appendString(dst, r.Failed); err != nil {
+				return nil, err
+			}
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, ']'), nil
+}
+
+// appendString appends s as a JSON string: as it is between quotes when
+// it needs no escaping, as IDs and event types never do.
+func appendString(dst []byte, s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			return jsontext.AppendQuote(dst, s)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"'), nil
+}
+
+// appendTime appends t as encoding/json encodes a time.Time.
+func (e *rowEncoder) appendTime(dst []byte, t time.Time) ([]byte, error) {
+	if e.atJSON == nil || !t.Equal(e.at) || t.Location() != e.at.Location() {
+		b, err := t.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		e.at, e.atJSON = t, b
+	}
+	return append(dst, e.atJSON...), nil
 }
 
 // decodePart returns a stored part, whose deliveries claims will take.
