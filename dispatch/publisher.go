@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"runtime"
 	"slices"
@@ -290,7 +291,7 @@ func (e *Engine) snapshotSubs(ctx context.Context, appID string) (subsSnapshot, 
 	if err != nil {
 		return subsSnapshot{}, err
 	}
-	e.compileFilters(subs)
+	compileFilters(e.log, subs, load.prev)
 	load.subs, load.version = subs, version
 	e.subs.store(load)
 	return load.snapshot(), nil
@@ -1142,16 +1143,33 @@ func newJob(lease *Lease, row DeliveryRow, cfg *endpointConfig, msg *message, or
 }
 
 // compileFilters compiles the payload filters of freshly loaded
-// subscribers, once for as long as they are cached. A stored filter that
+// subscribers, once for as long as they are cached. A filter that did not
+// change since prev, the app's list read before, keeps its compiled form:
+// an app with a thousand filters of 16 KiB spent about as much CPU
+// compiling them again at every reload (each 5 s, and after any change of
+// its endpoints) as matching events against them. A stored filter that
 // does not compile (it was validated when saved) matches nothing.
-func (e *Engine) compileFilters(subs []Subscriber) {
+func compileFilters(log *slog.Logger, subs, prev []Subscriber) {
+	var before map[string]*Subscriber
+	for i := range prev {
+		if prev[i].Filter != nil {
+			if before == nil {
+				before = make(map[string]*Subscriber, len(prev))
+			}
+			before[prev[i].EndpointID] = &prev[i]
+		}
+	}
 	for i := range subs {
 		if subs[i].Filter == nil {
 			continue
 		}
+		if old := before[subs[i].EndpointID]; old != nil && bytes.Equal(old.Filter, subs[i].Filter) {
+			subs[i].match, subs[i].broken = old.match, old.broken
+			continue
+		}
 		f, err := filter.Compile(subs[i].Filter)
 		if err != nil {
-			e.log.Error("endpoint filter does not compile; it matches nothing until fixed", "endpoint_id", subs[i].EndpointID, "err", err)
+			log.Error("endpoint filter does not compile; it matches nothing until fixed", "endpoint_id", subs[i].EndpointID, "err", err)
 			subs[i].broken = true
 			continue
 		}

@@ -38,7 +38,10 @@ type appSubscribers struct {
 // subsLoad is an app's subscriber list being read, to be cached once read
 // unless the app was invalidated meanwhile.
 type subsLoad struct {
-	appID     string
+	appID string
+	// prev is the app's list read before, whose compiled filters are
+	// used again where a filter did not change.
+	prev      []Subscriber
 	subs      []Subscriber
 	version   int64
 	gen, all  uint64
@@ -95,7 +98,7 @@ func (s *subscriptions) current(appID string, snap subsSnapshot) bool {
 func (s *subscriptions) loadLocked(appID string, a *appSubscribers, now time.Time) *subsLoad {
 	l := &subsLoad{appID: appID, all: s.gen, startedAt: now}
 	if a != nil {
-		l.gen = a.gen
+		l.gen, l.prev = a.gen, a.subs
 	}
 	return l
 }
@@ -128,12 +131,14 @@ func (s *subscriptions) invalidate(appID string) {
 	}
 	// An expired entry with a new generation rather than a delete, so
 	// that a load that began before the change does not cache its result.
+	// It keeps the list, never served again, for its compiled filters.
 	a := s.apps[appID]
 	var gen uint64
+	var subs []Subscriber
 	if a != nil {
-		gen = a.gen
+		gen, subs = a.gen, a.subs
 	}
-	s.apps[appID] = &appSubscribers{gen: gen + 1}
+	s.apps[appID] = &appSubscribers{gen: gen + 1, subs: subs}
 }
 
 // onceErr runs a function successfully at most once, retrying after
