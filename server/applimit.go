@@ -158,6 +158,12 @@ func turnRefused(err error) *gqlerror.Error {
 	return faultError(f)
 }
 
+// writeTurnRefused answers a request that did not get its app's turn.
+func writeTurnRefused(w http.ResponseWriter, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"errors": gqlerror.List{turnRefused(err)}})
+}
+
 // turnKey marks a request context whose app turn heavyTurn already took.
 type turnKey struct{}
 
@@ -175,8 +181,7 @@ func (s *Server) heavyTurn(next http.Handler) http.Handler {
 		}
 		release, err := s.requests.acquire(r.Context(), v, true)
 		if err != nil {
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]any{"errors": gqlerror.List{turnRefused(err)}})
+			writeTurnRefused(w, err)
 			return
 		}
 		defer release()

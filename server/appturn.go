@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/gorilla/websocket"
-	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/heraldhq/herald/fair"
 	"github.com/heraldhq/herald/fault"
@@ -35,19 +33,14 @@ func (s *Server) appTurn(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if r.Body != nil && r.Body != http.NoBody {
+		if _, read := r.Body.(*readBody); !read && r.Body != nil && r.Body != http.NoBody {
+			// limitBody checked the declared length against the limit.
 			b, err := io.ReadAll(r.Body)
 			if err != nil {
-				var tooLarge *http.MaxBytesError
-				if errors.As(err, &tooLarge) {
-					writeGraphQLError(w, http.StatusRequestEntityTooLarge, fault.BadUserInput,
-						fmt.Sprintf("request body is over %d bytes, the limit: split large batches", tooLarge.Limit))
-					return
-				}
 				writeGraphQLError(w, http.StatusBadRequest, fault.BadUserInput, "could not read the request body in time")
 				return
 			}
-			r.Body = &readBody{Reader: bytes.NewReader(b), b: b}
+			r.Body = newReadBody(b)
 		}
 		ctx, release, err := s.turns.Take(r.Context(), v.AppID)
 		if err != nil {
@@ -59,8 +52,7 @@ func (s *Server) appTurn(next http.Handler) http.Handler {
 			if ctx.Err() != nil {
 				return // the client left
 			}
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]any{"errors": gqlerror.List{turnRefused(err)}})
+			writeTurnRefused(w, err)
 			return
 		}
 		rw := newHeldResponse(w)
@@ -73,12 +65,15 @@ func (s *Server) appTurn(next http.Handler) http.Handler {
 	})
 }
 
-// readBody is a request body appTurn read before the operation's turn:
-// the POST transport takes its bytes as they are.
+// readBody is a request body read in full (by limitBody, chunked, or by
+// appTurn before the operation's turn): the POST transport takes its
+// bytes as they are.
 type readBody struct {
 	*bytes.Reader
 	b []byte
 }
+
+func newReadBody(b []byte) *readBody { return &readBody{Reader: bytes.NewReader(b), b: b} }
 
 // Close implements io.Closer.
 func (*readBody) Close() error { return nil }

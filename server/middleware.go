@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -182,7 +181,7 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 				tooLarge("over " + strconv.FormatInt(limit, 10))
 				return
 			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.Body = newReadBody(body)
 			r = r.WithContext(context.WithValue(r.Context(), bodySizeKey{}, int64(len(body))))
 		default:
 			r.Body = http.MaxBytesReader(w, r.Body, limit)
