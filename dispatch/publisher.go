@@ -396,8 +396,10 @@ func (e *Engine) runPublisher() {
 			clear(batch)
 		}
 		// A part between groups: another app's publish waits for at most
-		// one. Alone, parts are stored together.
-		if e.runParts(&q, len(e.publishes) == 0 && !q.anyFree(pending) && !q.othersActive(time.Now())) {
+		// one. Alone, parts are stored together (whether others are
+		// active is looked up only when parts are queued).
+		alone := len(q.queue) > 0 && len(e.publishes) == 0 && !q.anyFree(pending) && !q.othersActive(time.Now())
+		if e.runParts(&q, alone) {
 			stored = true
 		}
 		if stored {
