@@ -71,6 +71,32 @@ func (s *Sequence) Next(prefix string) string {
 	return encode(prefix, s.next())
 }
 
+// AppendNext appends the sequence's next identifier, with the given
+// prefix, to dst: Next without making a string.
+func (s *Sequence) AppendNext(dst []byte, prefix string) []byte {
+	dst = append(dst, prefix...)
+	dst = append(dst, '_')
+	return appendBase32(dst, s.next())
+}
+
+// Skip advances the sequence past n identifiers without making them: the
+// identifier Next returns after it is the one it would return after n
+// calls. A copy of the sequence taken before makes the skipped ones.
+func (s *Sequence) Skip(n int) {
+	if n <= 0 {
+		return
+	}
+	if !s.started {
+		s.next()
+		n--
+	}
+	lo := s.lo + uint64(n)
+	if lo < s.lo {
+		s.hi++
+	}
+	s.lo = lo
+}
+
 // next returns the sequence's next body: the first is random within the
 // millisecond, like any other identifier's, and each after it is the one
 // before plus one.

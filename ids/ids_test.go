@@ -86,3 +86,51 @@ func TestSequence_SortsInOrderOfMakingWhateverElseIsMade(t *testing.T) {
 		t.Fatalf("a sequence's identifier (%s) does not sort before one stamped a millisecond later (%s)", a, b)
 	}
 }
+
+// Skip leaves a sequence where as many calls of Next would, the carry
+// into the high bits included, and a copy taken before makes the skipped
+// identifiers, which AppendNext makes alike.
+func TestSequence_SkipAndACopyMakeTheSameIdentifiers(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		lo   uint64
+		n    int
+	}{
+		{"within the low bits", 10, 300},
+		{"across a carry", ^uint64(0) - 2, 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seq := &Sequence{ms: 1_700_000_000_000, hi: 3, lo: tc.lo, started: true}
+			made := *seq
+			var want []string
+			for range tc.n + 1 {
+				want = append(want, made.Next(Delivery))
+			}
+			if !sort.StringsAreSorted(want) {
+				t.Fatalf("identifiers not sorted: %v", want)
+			}
+			fork := *seq
+			seq.Skip(tc.n)
+			if got := seq.Next(Delivery); got != want[tc.n] {
+				t.Fatalf("after Skip(%d), Next = %s, want %s", tc.n, got, want[tc.n])
+			}
+			var buf []byte
+			for i := range tc.n {
+				buf = fork.AppendNext(buf[:0], Delivery)
+				if string(buf) != want[i] {
+					t.Fatalf("identifier %d of the copy: %s, want %s", i, buf, want[i])
+				}
+			}
+		})
+	}
+	// A sequence not started yet starts at random, and skips from there.
+	seq := NewSequence(time.Now())
+	fork := *seq
+	seq.Skip(4)
+	if fork.started || !seq.started {
+		t.Fatalf("Skip did not start the sequence")
+	}
+	if a, b := seq.Next(Delivery), seq.Next(Delivery); a >= b {
+		t.Fatalf("after Skip, %s then %s", a, b)
+	}
+}
