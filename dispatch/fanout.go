@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/heraldhq/herald/ids"
 	"github.com/heraldhq/herald/tenant"
 )
 
@@ -79,13 +81,12 @@ type StoredPart struct {
 // deliveries.
 type fanoutPart struct {
 	id, app string
+	// rows are the deliveries of a part read back from the store, which
+	// claims take; a publish's part builds them when stored, from refs
+	// [from, from+n) of later.
 	rows    []DeliveryRow
-	// handOff[i] reports whether rows[i] may be handed to the scheduler
-	// (its endpoint's flow is not controlled), and events the messages
-	// its jobs send; both are nil for a part read back from the store,
-	// whose deliveries claims take.
-	handOff []bool
-	events  map[string]*partEvent
+	later   *laterFanout
+	from, n int
 	// reply, if not nil, is the channel on which the publish that stored
 	// the part, its last, is answered once it is stored.
 	reply  chan publishReply
@@ -95,6 +96,32 @@ type fanoutPart struct {
 	fails   int
 }
 
+// size is how many deliveries the part holds.
+func (p *fanoutPart) size() int {
+	if p.later != nil {
+		return p.n
+	}
+	return len(p.rows)
+}
+
+// deliveries returns the part's deliveries, whether each may be handed to
+// the scheduler (its endpoint's flow is not controlled), and the messages
+// of their events; the last two are nil for a part read back from the
+// store, whose deliveries claims take.
+func (p *fanoutPart) deliveries() ([]DeliveryRow, []bool, map[string]*partEvent) {
+	if p.later == nil {
+		return p.rows, nil, nil
+	}
+	rows, handOff := p.later.build(p.from, p.n, make([]DeliveryRow, 0, p.n), make([]bool, 0, p.n))
+	events := make(map[string]*partEvent)
+	for k, r := range p.later.refs[p.from : p.from+p.n] {
+		if handOff[k] && events[rows[k].EventID] == nil {
+			events[rows[k].EventID] = p.later.event(int(r.ev))
+		}
+	}
+	return rows, handOff, events
+}
+
 // partEvent is what a part's jobs need of their event.
 type partEvent struct {
 	msg                      *message
@@ -102,8 +129,143 @@ type partEvent struct {
 	createdAt                time.Time
 }
 
-// storedRow is a delivery of a part as stored: short names, since a part
-// holds up to partRows of them.
+// laterFanout is what a publish fans out to beyond the deliveries its
+// first transaction stores: references to its matches, in the order of
+// their delivery IDs, which a copy of the publish's sequence makes again.
+// Its parts are encoded from it in that transaction, and their deliveries
+// built from it only as each part is stored: a call of 10,000 deliveries
+// built all of them in the transaction another app's publish may wait for
+// (1.7 MB, 1 to 13 ms next to TestNoisyNeighbour's noisy app).
+type laterFanout struct {
+	req     *publishReq
+	events  []*EventRow
+	matches [][]match
+	refs    []laterRef
+	// seq makes refs[0]'s delivery ID.
+	seq ids.Sequence
+	now time.Time
+	// msgs are the messages of the events, made as parts need them.
+	msgs []*partEvent
+}
+
+// laterRef is a delivery of a laterFanout: matches[ev][m], whose ID is
+// the idx-th the fan-out's sequence makes.
+type laterRef struct{ ev, m, idx int32 }
+
+// newLaterFanout starts the fan-out a request leaves for parts, at the
+// delivery seq makes next; room is how many of its deliveries the first
+// transaction stores.
+func newLaterFanout(req *publishReq, events []*EventRow, matches [][]match, seq ids.Sequence, now time.Time, room int) *laterFanout {
+	n := 0
+	for _, m := range matches {
+		n += len(m)
+	}
+	return &laterFanout{req: req, events: events, matches: matches, refs: make([]laterRef, 0, max(n-room, 1)), seq: seq, now: now}
+}
+
+// add adds matches[ev][m] to the fan-out, with the next ID.
+func (f *laterFanout) add(ev, m int) {
+	f.refs = append(f.refs, laterRef{ev: int32(ev), m: int32(m), idx: int32(len(f.refs))})
+}
+
+// arrange orders the deliveries of a fan-out of several events so that
+// each part holds few endpoints: by endpoint, and within a part in the
+// order of their IDs. Deliveries are added event after event, each to
+// every endpoint; a part of those touched the index pages of 128
+// endpoints, and one of a call of ten events to a thousand endpoints
+// touches those of 13. An endpoint's deliveries stay in the order of
+// their events: within a part, and from one part to the next, which are
+// stored in turn.
+func (f *laterFanout) arrange(endpoints int) {
+	if len(f.refs) == 0 || f.refs[0].ev == f.refs[len(f.refs)-1].ev {
+		return // one event: already by endpoint
+	}
+	// A counting sort by subscriber, stable: events in order within each.
+	start := make([]int, endpoints+1)
+	for _, r := range f.refs {
+		start[f.matches[r.ev][r.m].k+1]++
+	}
+	for k := 1; k <= endpoints; k++ {
+		start[k] += start[k-1]
+	}
+	sorted := make([]laterRef, len(f.refs))
+	for _, r := range f.refs {
+		k := f.matches[r.ev][r.m].k
+		sorted[start[k]] = r
+		start[k]++
+	}
+	for from := 0; from < len(sorted); from += partRows {
+		part := sorted[from:min(from+partRows, len(sorted))]
+		slices.SortFunc(part, func(a, b laterRef) int { return int(a.idx - b.idx) })
+	}
+	f.refs = sorted
+}
+
+// build appends the deliveries of refs [from, from+n) to rows, and whether
+// each may be handed off to handOff. Their IDs share one string.
+func (f *laterFanout) build(from, n int, rows []DeliveryRow, handOff []bool) ([]DeliveryRow, []bool) {
+	idLen := len(ids.Delivery) + 1 + 26
+	buf := make([]byte, 0, n*idLen)
+	for _, r := range f.refs[from : from+n] {
+		seq := f.seq
+		seq.Skip(int(r.idx))
+		buf = seq.AppendNext(buf, ids.Delivery)
+	}
+	all := string(buf)
+	subs := f.req.snap.subs
+	for i, r := range f.refs[from : from+n] {
+		ev, in, m := f.events[r.ev], f.req.inputs[r.ev], f.matches[r.ev][r.m]
+		sub := subs[m.k]
+		row := newDeliveryRow(f.req.appID, ev, in, sub, m, all[i*idLen:(i+1)*idLen], f.now)
+		rows = append(rows, row)
+		handOff = append(handOff, row.Failed == "" && ev.DeliverAt == nil && !sub.Controlled)
+	}
+	return rows, handOff
+}
+
+// event returns what the jobs of event i need, made once.
+func (f *laterFanout) event(i int) *partEvent {
+	if f.msgs == nil {
+		f.msgs = make([]*partEvent, len(f.events))
+	}
+	if f.msgs[i] == nil {
+		ev, in := f.events[i], f.req.inputs[i]
+		f.msgs[i] = &partEvent{msg: newMessage(ev, in, f.now), orderingKey: in.OrderingKey, traceParent: f.req.traceParent, createdAt: f.now}
+	}
+	return f.msgs[i]
+}
+
+// A part is stored as JSON: its deliveries in runs, each run the
+// consecutive deliveries that share their event, type, times, ordering key
+// and failure, with those written once and then the delivery and endpoint
+// ID of each:
+//
+//	{"v":2,"runs":[{"e":"evt_…","t":"order.created","c":"2026-12-07T10:20:05Z","r":["dlv_…","ep_…","dlv_…","ep_…"]}]}
+//
+// A call's deliveries to a thousand endpoints make one run per event, about
+// 60 bytes a delivery. The first version (an array of storedRow, about 170
+// bytes a delivery and 300 with a failure's reason) is still read, so that
+// parts an earlier Herald left are stored after an upgrade.
+
+// storedPart is a part as stored.
+type storedPart struct {
+	Version int         `json:"v"`
+	Runs    []storedRun `json:"runs"`
+}
+
+// storedRun is a run of a part's deliveries: Rows holds the delivery ID
+// and then the endpoint ID of each.
+type storedRun struct {
+	EventID     string    `json:"e"`
+	EventType   string    `json:"t"`
+	CreatedAt   time.Time `json:"c"`
+	DueAt       time.Time `json:"d,omitzero"`
+	OrderingKey *string   `json:"o,omitempty"`
+	Failed      string    `json:"f,omitempty"`
+	Rows        []string  `json:"r"`
+}
+
+// storedRow is a delivery of a part as the first version stored it.
 type storedRow struct {
 	ID          string    `json:"i"`
 	EventID     string    `json:"e"`
@@ -115,70 +277,81 @@ type storedRow struct {
 	Failed      string    `json:"f,omitempty"`
 }
 
-// splitParts cuts rows, the deliveries of an app's publish left after its
-// first transaction, into parts of at most partRows, encoded to be stored.
-// They are encoded into one buffer, as encoding/json would encode the
-// storedRow of each delivery but without reflection, and with each
-// distinct time formatted once: the parts of a call of 10,000 deliveries
-// are written in the transaction another app's publish may wait for.
-func splitParts(app string, rows []DeliveryRow, handOff []bool, events map[string]*partEvent, now time.Time) ([]*fanoutPart, []StoredPart, error) {
+// splitParts cuts a publish's later fan-out into parts of at most
+// partRows deliveries, encoded to be stored. They are encoded into one
+// buffer, as encoding/json would encode their storedPart but without
+// reflection, and with what a run shares written once: the parts of a call
+// of 10,000 deliveries are written in the transaction another app's
+// publish may wait for. Next to TestNoisyNeighbour's noisy app, encoding
+// such a call's parts one storedRow a delivery took 4 to 30 ms of that
+// transaction, and they were 3 MB.
+func splitParts(f *laterFanout) ([]*fanoutPart, []StoredPart, error) {
 	var parts []*fanoutPart
 	var ends []int
-	buf := make([]byte, 0, len(rows)*storedRowBytes)
-	var enc rowEncoder
-	for start := 0; start < len(rows); start += partRows {
-		end := min(start+partRows, len(rows))
-		p := &fanoutPart{id: rows[start].ID, app: app, rows: rows[start:end:end], handOff: handOff[start:end:end], events: events}
+	buf := make([]byte, 0, len(f.refs)*storedRowBytes+1024)
+	var enc partEncoder
+	rows, handOff := make([]DeliveryRow, 0, partRows), make([]bool, 0, partRows)
+	first := f.seq
+	name := first.Next(ids.Delivery)
+	for start := 0; start < len(f.refs); start += partRows {
+		n := min(partRows, len(f.refs)-start)
+		rows, handOff = f.build(start, n, rows[:0], handOff[:0])
 		var err error
-		if buf, err = enc.appendRows(buf, p.rows); err != nil {
+		if buf, err = enc.appendPart(buf, rows); err != nil {
 			return nil, nil, fmt.Errorf("encode fan-out part: %w", err)
 		}
-		parts = append(parts, p)
+		// Named so that the parts sort in the order they are stored in,
+		// when read back after a restart: their deliveries' IDs do not.
+		id := fmt.Sprintf("%s.%05d", name, len(parts))
+		parts = append(parts, &fanoutPart{id: id, app: f.req.appID, later: f, from: start, n: n})
 		ends = append(ends, len(buf))
 	}
 	stored := make([]StoredPart, len(parts))
 	from := 0
 	for i, p := range parts {
-		stored[i] = StoredPart{ID: p.id, AppID: app, Deliveries: buf[from:ends[i]:ends[i]], CreatedAt: now}
+		stored[i] = StoredPart{ID: p.id, AppID: p.app, Deliveries: buf[from:ends[i]:ends[i]], CreatedAt: f.now}
 		from = ends[i]
 	}
 	return parts, stored, nil
 }
 
-// storedRowBytes is a little more than the size of an encoded storedRow
-// with its IDs, type and time (about 170 bytes), so that the buffer seldom
-// grows.
-const storedRowBytes = 200
+// storedRowBytes is a little more than what a delivery adds to its part:
+// its delivery and endpoint IDs, quoted, two commas, and a share of its
+// run's event, type, time and failure.
+const storedRowBytes = 80
 
-// rowEncoder encodes deliveries as a JSON array of storedRow, remembering
-// the last time it formatted.
-type rowEncoder struct {
-	at     time.Time
-	atJSON []byte
+// partEncoder encodes parts, remembering the last time and string it
+// quoted (a run's time and failure recur from one run to the next).
+type partEncoder struct {
+	at          time.Time
+	atJSON      []byte
+	str, strRaw string
+	strJSON     []byte
 }
 
-// appendRows appends the JSON array of rows' storedRow to dst.
-func (e *rowEncoder) appendRows(dst []byte, rows []DeliveryRow) ([]byte, error) {
+// sameRun reports whether a and b belong to one run.
+func sameRun(a, b *DeliveryRow) bool {
+	return a.EventID == b.EventID && a.EventType == b.EventType && a.Failed == b.Failed &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.CreatedAt.Location() == b.CreatedAt.Location() &&
+		a.DueAt.Equal(b.DueAt) && a.DueAt.Location() == b.DueAt.Location() &&
+		(a.OrderingKey == nil) == (b.OrderingKey == nil) && (a.OrderingKey == nil || *a.OrderingKey == *b.OrderingKey)
+}
+
+// appendPart appends the JSON of rows' storedPart to dst.
+func (e *partEncoder) appendPart(dst []byte, rows []DeliveryRow) ([]byte, error) {
 	var err error
-	dst = append(dst, '[')
-	for i, r := range rows {
+	dst = append(dst, `{"v":2,"runs":[`...)
+	for i := 0; i < len(rows); {
+		r := &rows[i]
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, `{"i":`...)
-		if dst, err = appendString(dst, r.ID); err != nil {
-			return nil, err
-		}
-		dst = append(dst, `,"e":`...)
+		dst = append(dst, `{"e":`...)
 		if dst, err = appendString(dst, r.EventID); err != nil {
 			return nil, err
 		}
-		dst = append(dst, `,"p":`...)
-		if dst, err = appendString(dst, r.EndpointID); err != nil {
-			return nil, err
-		}
 		dst = append(dst, `,"t":`...)
-		if dst, err = appendString(dst, r.EventType); err != nil {
+		if dst, err = e.appendRecurring(dst, r.EventType); err != nil {
 			return nil, err
 		}
 		dst = append(dst, `,"c":`...)
@@ -199,13 +372,27 @@ func (e *rowEncoder) appendRows(dst []byte, rows []DeliveryRow) ([]byte, error) 
 		}
 		if r.Failed != "" {
 			dst = append(dst, `,"f":`...)
-			if dst, err = appendString(dst, r.Failed); err != nil {
+			if dst, err = e.appendRecurring(dst, r.Failed); err != nil {
 				return nil, err
 			}
 		}
-		dst = append(dst, '}')
+		dst = append(dst, `,"r":[`...)
+		first := i
+		for ; i < len(rows) && sameRun(r, &rows[i]); i++ {
+			if i > first {
+				dst = append(dst, ',')
+			}
+			if dst, err = appendString(dst, rows[i].ID); err != nil {
+				return nil, err
+			}
+			dst = append(dst, ',')
+			if dst, err = appendString(dst, rows[i].EndpointID); err != nil {
+				return nil, err
+			}
+		}
+		dst = append(dst, "]}"...)
 	}
-	return append(dst, ']'), nil
+	return append(dst, "]}"...), nil
 }
 
 // appendString appends s as a JSON string: as it is between quotes when
@@ -221,8 +408,22 @@ func appendString(dst []byte, s string) ([]byte, error) {
 	return append(dst, '"'), nil
 }
 
+// appendRecurring appends s as a JSON string, quoting it only if it is not
+// the last string it quoted: a failure's reason needs escaping, and recurs
+// in every run of a fan-out its filters cut short.
+func (e *partEncoder) appendRecurring(dst []byte, s string) ([]byte, error) {
+	if e.strJSON == nil || s != e.strRaw {
+		b, err := appendString(e.strJSON[:0], s)
+		if err != nil {
+			return nil, err
+		}
+		e.strRaw, e.strJSON = s, b
+	}
+	return append(dst, e.strJSON...), nil
+}
+
 // appendTime appends t as encoding/json encodes a time.Time.
-func (e *rowEncoder) appendTime(dst []byte, t time.Time) ([]byte, error) {
+func (e *partEncoder) appendTime(dst []byte, t time.Time) ([]byte, error) {
 	if e.atJSON == nil || !t.Equal(e.at) || t.Location() != e.at.Location() {
 		b, err := t.MarshalJSON()
 		if err != nil {
@@ -233,8 +434,38 @@ func (e *rowEncoder) appendTime(dst []byte, t time.Time) ([]byte, error) {
 	return append(dst, e.atJSON...), nil
 }
 
-// decodePart returns a stored part, whose deliveries claims will take.
+// decodePart returns a stored part, whose deliveries claims will take. It
+// reads both versions of the encoding.
 func decodePart(s StoredPart) (*fanoutPart, error) {
+	if b := bytes.TrimLeft(s.Deliveries, " \t\r\n"); len(b) > 0 && b[0] == '[' {
+		return decodePartV1(s)
+	}
+	var enc storedPart
+	if err := json.Unmarshal(s.Deliveries, &enc); err != nil {
+		return nil, fmt.Errorf("decode fan-out part %s: %w", s.ID, err)
+	}
+	if enc.Version != 2 {
+		return nil, fmt.Errorf("decode fan-out part %s: version %d is not one this Herald reads", s.ID, enc.Version)
+	}
+	n := 0
+	for _, run := range enc.Runs {
+		if len(run.Rows)%2 != 0 {
+			return nil, fmt.Errorf("decode fan-out part %s: a run of event %s holds an odd number of IDs", s.ID, run.EventID)
+		}
+		n += len(run.Rows) / 2
+	}
+	p := &fanoutPart{id: s.ID, app: s.AppID, rows: make([]DeliveryRow, 0, n)}
+	for _, run := range enc.Runs {
+		for j := 0; j < len(run.Rows); j += 2 {
+			p.rows = append(p.rows, DeliveryRow{ID: run.Rows[j], AppID: s.AppID, EventID: run.EventID, EndpointID: run.Rows[j+1],
+				EventType: run.EventType, CreatedAt: run.CreatedAt, DueAt: run.DueAt, OrderingKey: run.OrderingKey, Failed: run.Failed})
+		}
+	}
+	return p, nil
+}
+
+// decodePartV1 reads a part in the first version of the encoding.
+func decodePartV1(s StoredPart) (*fanoutPart, error) {
 	var enc []storedRow
 	if err := json.Unmarshal(s.Deliveries, &enc); err != nil {
 		return nil, fmt.Errorf("decode fan-out part %s: %w", s.ID, err)
@@ -381,14 +612,15 @@ func (e *Engine) storeParts(ps []*fanoutPart) error {
 	for k, p := range ps {
 		out := &publishOutput{app: p.app}
 		outs[k] = out
-		for i, r := range p.rows {
+		rows, handOff, events := p.deliveries()
+		for i, r := range rows {
 			out.created = append(out.created, createdChange(r, now))
 			switch {
 			case r.Failed != "" || !r.DueAt.IsZero():
 				later = append(later, r)
 				continue
-			case p.handOff != nil && p.handOff[i]:
-				ev := p.events[r.EventID]
+			case handOff != nil && handOff[i]:
+				ev := events[r.EventID]
 				if cfg := e.handOffConfig(out, r.EndpointID, false); cfg != nil {
 					leased = append(leased, r)
 					out.jobs = append(out.jobs, newJob(lease, r, cfg, ev.msg, ev.orderingKey, ev.traceParent, ev.createdAt))
@@ -480,10 +712,10 @@ func (e *Engine) runParts(q *parts, alone bool) bool {
 		if now.Before(p.retryAt) {
 			continue
 		}
-		if len(ps) > 0 && (!alone || rows+len(p.rows) > maxGroupRows) {
+		if len(ps) > 0 && (!alone || rows+p.size() > maxGroupRows) {
 			break
 		}
-		ps, rows = append(ps, p), rows+len(p.rows)
+		ps, rows = append(ps, p), rows+p.size()
 	}
 	if len(ps) == 0 {
 		return false

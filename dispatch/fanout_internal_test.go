@@ -4,102 +4,279 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/ids"
+	"github.com/heraldhq/herald/webhook"
 )
 
-// partRowsForTest returns n deliveries of two events, with every optional
-// field used by some, and strings that need escaping.
-func partRowsForTest(n int) []DeliveryRow {
+// laterForTest returns the fan-out a publish of three events to 100
+// endpoints leaves for parts, the first 20 deliveries stored at once, as
+// newDeliveries leaves it, and the sequence as the publish goes on with
+// it. The endpoints' orderings, flow control and filters' failures vary,
+// one event is scheduled and one has an ordering key that needs escaping.
+func laterForTest(t testing.TB) (*laterFanout, *ids.Sequence) {
+	t.Helper()
 	now := time.Date(2026, 12, 7, 10, 20, 5, 123456789, time.UTC)
-	key := "customer <42> & \"co\"\n"
-	empty := ""
-	rows := make([]DeliveryRow, n)
-	for i := range rows {
-		r := DeliveryRow{ID: fmt.Sprintf("dlv_%026d", i), AppID: "app_1", EventID: fmt.Sprintf("evt_%d", i%2),
-			EndpointID: fmt.Sprintf("ep_%d", i), EventType: "order.created", CreatedAt: now}
-		switch i % 5 {
-		case 1:
-			r.DueAt = now.Add(time.Hour)
-		case 2:
-			r.OrderingKey = &key
-		case 3:
-			r.Failed = "filter: over its budget of 10000 steps \u2028 \x01"
-			r.OrderingKey = &empty
-		case 4:
-			r.CreatedAt = now.In(time.FixedZone("x", 3600)) // a zone other than UTC
-			r.DueAt = now
-		}
-		rows[i] = r
+	due := now.Add(time.Hour).In(time.FixedZone("x", 3600)) // a zone other than UTC
+	subs := make([]Subscriber, 100)
+	for k := range subs {
+		subs[k] = Subscriber{EndpointID: fmt.Sprintf("ep_%026d", k), Ordering: string([]webhook.Ordering{webhook.OrderNone, webhook.OrderByKey, webhook.OrderStrict}[k%3]),
+			Controlled: k%7 == 0}
 	}
-	return rows
+	inputs := []EventInput{
+		{EventType: "order.created", OrderingKey: "customer <42> & \"co\"\n"},
+		{EventType: "order.paid", DeliverAt: &due},
+		{EventType: "invoice.voided"},
+	}
+	seq := ids.NewSequence(now)
+	events := make([]*EventRow, len(inputs))
+	matches := make([][]match, len(inputs))
+	for i, in := range inputs {
+		events[i] = &EventRow{ID: seq.Next(ids.Event), AppID: "app_1", EventType: in.EventType, DeliverAt: in.DeliverAt, CreatedAt: now}
+		for k := range subs {
+			m := match{k: k}
+			if k > 60 && k%5 != 0 {
+				m.failed = tooExpensiveReason + " \u2028 \x01"
+			}
+			matches[i] = append(matches[i], m)
+		}
+	}
+	req := &publishReq{appID: "app_1", inputs: inputs, snap: subsSnapshot{subs: subs}, traceParent: "00-trace"}
+	const room = 20
+	for range room {
+		seq.Next(ids.Delivery)
+	}
+	f := newLaterFanout(req, events, matches, *seq, now, room)
+	n := 0
+	for i := range matches {
+		for j := range matches[i] {
+			if n++; n > room {
+				f.add(i, j)
+			}
+		}
+	}
+	seq.Skip(len(f.refs))
+	f.arrange(len(subs))
+	return f, seq
 }
 
-// The parts of a fan-out are written as encoding/json wrote them (the same
-// fields, the same values), so that parts stored by an older Herald and by
-// this one read back alike.
-func TestSplitParts_EncodesAsEncodingJSONAndReadsBack(t *testing.T) {
-	rows := partRowsForTest(300)
-	handOff := make([]bool, len(rows))
-	now := rows[0].CreatedAt
-	parts, stored, err := splitParts("app_1", rows, handOff, nil, now)
+// wantPart is the storedPart of rows, grouped into runs the plain way.
+func wantPart(rows []DeliveryRow) storedPart {
+	p := storedPart{Version: 2}
+	for i := range rows {
+		r := &rows[i]
+		if i == 0 || !sameRun(&rows[i-1], r) {
+			p.Runs = append(p.Runs, storedRun{EventID: r.EventID, EventType: r.EventType, CreatedAt: r.CreatedAt, DueAt: r.DueAt,
+				OrderingKey: r.OrderingKey, Failed: r.Failed})
+		}
+		run := &p.Runs[len(p.Runs)-1]
+		run.Rows = append(run.Rows, r.ID, r.EndpointID)
+	}
+	return p
+}
+
+// The parts of a fan-out are written as encoding/json would write their
+// runs (the same fields, the same values), and what is stored reads back
+// as the deliveries each part builds when the publisher stores it: the
+// IDs the publish's sequence skipped, each endpoint's in the order of its
+// events, in parts named in the order they are stored.
+func TestSplitParts_StoresWhatThePartsBuildAndReadsItBack(t *testing.T) {
+	f, seq := laterForTest(t)
+	skipped := f.seq
+	wantIDs := make(map[string]string, len(f.refs)) // delivery ID → event ID, event after event
+	for _, r := range slices.SortedFunc(slices.Values(f.refs), func(a, b laterRef) int { return int(a.idx - b.idx) }) {
+		wantIDs[skipped.Next(ids.Delivery)] = f.events[r.ev].ID
+	}
+	parts, stored, err := splitParts(f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(parts) != 3 || len(stored) != 3 {
-		t.Fatalf("%d parts, %d stored, want 3 of each", len(parts), len(stored))
+		t.Fatalf("%d parts, %d stored, want 3 of each (280 deliveries)", len(parts), len(stored))
 	}
+	var all, names []string
+	lastOf := make(map[string]string) // endpoint → its last delivery's ID so far
 	for k, s := range stored {
-		want := make([]storedRow, len(parts[k].rows))
-		for i, r := range parts[k].rows {
-			want[i] = storedRow{ID: r.ID, EventID: r.EventID, EndpointID: r.EndpointID, EventType: r.EventType,
-				CreatedAt: r.CreatedAt, DueAt: r.DueAt, OrderingKey: r.OrderingKey, Failed: r.Failed}
+		rows, handOff, events := parts[k].deliveries()
+		if parts[k].id != s.ID {
+			t.Fatalf("part %d is named %s and stored as %s", k, parts[k].id, s.ID)
 		}
+		names = append(names, s.ID)
+		want := wantPart(rows)
 		wantJSON, err := json.Marshal(want)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var got, wantAny any
 		if err := json.Unmarshal(s.Deliveries, &got); err != nil {
-			t.Fatalf("part %d is not JSON: %v", k, err)
+			t.Fatalf("part %d is not JSON: %v\n%s", k, err, s.Deliveries)
 		}
 		if err := json.Unmarshal(wantJSON, &wantAny); err != nil {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(got, wantAny) {
-			for i := range got.([]any) {
-				if g, w := got.([]any)[i], wantAny.([]any)[i]; !reflect.DeepEqual(g, w) {
-					t.Fatalf("part %d row %d encoded as %v, want %v as encoding/json writes it", k, i, g, w)
-				}
-			}
-			t.Fatalf("part %d: %d rows, want %d", k, len(got.([]any)), len(wantAny.([]any)))
+			t.Fatalf("part %d encoded as\n%s\nwant, as encoding/json writes it,\n%s", k, s.Deliveries, wantJSON)
 		}
 		back, err := decodePart(s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, r := range back.rows {
-			w := parts[k].rows[i]
-			if !r.CreatedAt.Equal(w.CreatedAt) || !r.DueAt.Equal(w.DueAt) {
-				t.Fatalf("part %d row %d: times %v %v, want %v %v", k, i, r.CreatedAt, r.DueAt, w.CreatedAt, w.DueAt)
+		sameRows(t, back.rows, rows)
+		for i, r := range rows {
+			all = append(all, r.ID)
+			if ev, ok := wantIDs[r.ID]; !ok || ev != r.EventID {
+				t.Fatalf("part %d delivery %d of event %s has ID %s, which the publish's sequence made for event %q", k, i, r.EventID, r.ID, ev)
 			}
-			r.CreatedAt, r.DueAt, w.CreatedAt, w.DueAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-			if !reflect.DeepEqual(r, w) {
-				t.Fatalf("part %d row %d read back as %+v, want %+v", k, i, r, w)
+			if last := lastOf[r.EndpointID]; last >= r.ID {
+				t.Fatalf("endpoint %s gets delivery %s after %s", r.EndpointID, r.ID, last)
 			}
+			lastOf[r.EndpointID] = r.ID
+			sub := f.req.snap.subs[f.matches[f.refs[parts[k].from+i].ev][f.refs[parts[k].from+i].m].k]
+			if want := r.Failed == "" && r.DueAt.IsZero() && !sub.Controlled; handOff[i] != want {
+				t.Fatalf("part %d delivery %d (%+v) handed off %v, want %v", k, i, r, handOff[i], want)
+			}
+			if handOff[i] && (events[r.EventID] == nil || events[r.EventID].msg.ID != r.EventID) {
+				t.Fatalf("part %d delivery %d handed off without its event's message", k, i)
+			}
+		}
+	}
+	if len(all) != 280 || len(slices.Compact(slices.Sorted(slices.Values(all)))) != len(all) {
+		t.Fatalf("%d delivery IDs, distinct %v; want 280 distinct", len(all), len(slices.Compact(slices.Sorted(slices.Values(all)))) == len(all))
+	}
+	if !slices.IsSorted(names) {
+		t.Fatalf("parts named %v: not in the order they are stored in", names)
+	}
+	if last := slices.Max(all); seq.Next(ids.Delivery) <= last {
+		t.Fatalf("the publish's sequence goes on with an ID before the parts' last delivery %s", last)
+	}
+}
+
+// A part of a call of ten events to a thousand endpoints holds the
+// deliveries of few endpoints, whose index pages its transaction writes.
+func TestSplitParts_APartHoldsFewEndpoints(t *testing.T) {
+	f := callOfTen()
+	parts, _, err := splitParts(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, p := range parts {
+		rows, _, _ := p.deliveries()
+		endpoints := make(map[string]bool)
+		for _, r := range rows {
+			endpoints[r.EndpointID] = true
+		}
+		if len(endpoints) > 14 {
+			t.Fatalf("part %d of %d deliveries goes to %d endpoints; want at most 14 (13 and a part)", k, len(rows), len(endpoints))
 		}
 	}
 }
 
-func BenchmarkSplitParts(b *testing.B) {
-	rows := partRowsForTest(10000)
-	for i := range rows {
-		rows[i].CreatedAt, rows[i].DueAt, rows[i].Failed, rows[i].OrderingKey = rows[0].CreatedAt, time.Time{}, "", nil
+// A fan-out's part takes few bytes a delivery: those are written in the
+// transaction that stores the publish, which other apps' publishes wait
+// for on SQLite.
+func TestSplitParts_StoresAFewBytesADelivery(t *testing.T) {
+	f := callOfTen()
+	_, stored, err := splitParts(f)
+	if err != nil {
+		t.Fatal(err)
 	}
-	handOff := make([]bool, len(rows))
+	size := 0
+	for _, s := range stored {
+		size += len(s.Deliveries)
+	}
+	// The first version took about 300 bytes a delivery here; runs take
+	// about 60, and a run's event and failure are written again in each
+	// part they reach (ten events a part).
+	if perRow := size / len(f.refs); perRow > 100 {
+		t.Errorf("the parts of %d deliveries take %d bytes, %d a delivery; want at most 100", len(f.refs), size, perRow)
+	}
+}
+
+// callOfTen is the later fan-out of a call of ten events to a thousand
+// endpoints, all but one in a hundred cut short by their filters, as
+// TestNoisyNeighbour's noisy app makes.
+func callOfTen() *laterFanout {
+	now := time.Date(2026, 12, 7, 10, 20, 5, 123456789, time.UTC)
+	subs := make([]Subscriber, 1000)
+	for k := range subs {
+		subs[k] = Subscriber{EndpointID: ids.NewAt(ids.Endpoint, now)}
+	}
+	seq := ids.NewSequence(now)
+	inputs := make([]EventInput, 10)
+	events := make([]*EventRow, 10)
+	matches := make([][]match, 10)
+	for i := range inputs {
+		inputs[i] = EventInput{EventType: "order.created"}
+		events[i] = &EventRow{ID: seq.Next(ids.Event), AppID: "app_1", EventType: "order.created", CreatedAt: now}
+		for k := range subs {
+			m := match{k: k}
+			if k%100 != 0 {
+				m.failed = tooExpensiveReason
+			}
+			matches[i] = append(matches[i], m)
+		}
+	}
+	req := &publishReq{appID: "app_1", inputs: inputs, snap: subsSnapshot{subs: subs}}
+	f := newLaterFanout(req, events, matches, *seq, now, 0)
+	for i := range matches {
+		for j := range matches[i] {
+			f.add(i, j)
+		}
+	}
+	f.arrange(len(subs))
+	return f
+}
+
+// Parts stored by an earlier Herald, an array of storedRow each, are read
+// as they were written.
+func TestDecodePart_ReadsTheFirstVersion(t *testing.T) {
+	f, _ := laterForTest(t)
+	rows, _ := f.build(0, len(f.refs), nil, nil)
+	enc := make([]storedRow, len(rows))
+	for i, r := range rows {
+		enc[i] = storedRow{ID: r.ID, EventID: r.EventID, EndpointID: r.EndpointID, EventType: r.EventType,
+			CreatedAt: r.CreatedAt, DueAt: r.DueAt, OrderingKey: r.OrderingKey, Failed: r.Failed}
+	}
+	b, err := json.Marshal(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := decodePart(StoredPart{ID: rows[0].ID, AppID: "app_1", Deliveries: b, CreatedAt: rows[0].CreatedAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRows(t, p.rows, rows)
+}
+
+// sameRows fails unless got holds the deliveries of want, times equal
+// whatever their zone.
+func sameRows(t *testing.T, got, want []DeliveryRow) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d deliveries read back, want %d", len(got), len(want))
+	}
+	for i, r := range got {
+		w := want[i]
+		if !r.CreatedAt.Equal(w.CreatedAt) || !r.DueAt.Equal(w.DueAt) {
+			t.Fatalf("row %d: times %v %v, want %v %v", i, r.CreatedAt, r.DueAt, w.CreatedAt, w.DueAt)
+		}
+		r.CreatedAt, r.DueAt, w.CreatedAt, w.DueAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		if !reflect.DeepEqual(r, w) {
+			t.Fatalf("row %d read back as %+v, want %+v", i, r, w)
+		}
+	}
+}
+
+// BenchmarkSplitParts encodes the parts of a call of ten events to a
+// thousand endpoints, all but one in a hundred cut short by their filters.
+func BenchmarkSplitParts(b *testing.B) {
+	f := callOfTen()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := splitParts("app_1", rows, handOff, nil, rows[0].CreatedAt); err != nil {
+		if _, _, err := splitParts(f); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -871,8 +871,8 @@ func (e *Engine) storeGroup(ctx context.Context, tx Tx, reqs []*publishReq, now 
 		}
 		leased, dueNow, dueLater = append(leased, p.leased...), append(dueNow, p.dueNow...), append(dueLater, p.dueLater...)
 		failed = append(failed, p.failed...)
-		if len(p.later) > 0 {
-			parts, s, err := splitParts(req.appID, p.later, p.laterHandOff, p.laterEvents, now)
+		if p.later != nil {
+			parts, s, err := splitParts(p.later)
 			if err != nil {
 				undo()
 				return nil, nil, err
@@ -1009,25 +1009,24 @@ func (e *Engine) newEvents(req *publishReq, now time.Time, seq *ids.Sequence) ([
 
 // newDeliveryRows are the deliveries of a request to insert: leased to
 // the engine (handed off), due now, due later, and failed at once; and
-// those left for parts of the fan-out (see partRows), with whether each
-// may be handed off and the messages of their events.
+// those left for parts of the fan-out (see partRows).
 type newDeliveryRows struct {
 	leased, dueNow, dueLater, failed []DeliveryRow
 
-	later        []DeliveryRow
-	laterHandOff []bool
-	laterEvents  map[string]*partEvent
+	later *laterFanout
 }
 
 // newDeliveries fills out with what a request stores once its events are
 // inserted: its events (existing[i] is the original of rows[i] if its
 // idempotency key was used before), their deliveries, and the jobs handed
 // off under lease, with delivery IDs from seq. With room at 0 or more, it
-// stores at most room deliveries and leaves the others for parts. It
-// refuses the request if a key was reused for a different event.
+// stores at most room deliveries and leaves the others for parts, whose
+// IDs it skips in seq. It refuses the request if a key was reused for a
+// different event.
 func (e *Engine) newDeliveries(req *publishReq, rows []*EventRow, matches [][]match, existing []*EventRow, lease *Lease, now time.Time, seq *ids.Sequence, room int, out *publishOutput) (newDeliveryRows, error) {
 	var p newDeliveryRows
 	subs := req.snap.subs
+	stored := 0
 	for i, in := range req.inputs {
 		ev := rows[i]
 		if old := existing[i]; old != nil {
@@ -1039,31 +1038,17 @@ func (e *Engine) newDeliveries(req *publishReq, rows []*EventRow, matches [][]ma
 			continue
 		}
 		var msg *message
-		for _, m := range matches[i] {
-			sub := subs[m.k]
-			epID := sub.EndpointID
-			row := DeliveryRow{ID: seq.Next(ids.Delivery), AppID: req.appID, EventID: ev.ID, EndpointID: epID, EventType: ev.EventType,
-				CreatedAt: now, OrderingKey: orderingKeyOf(sub.Ordering, in.OrderingKey)}
-			if m.failed != "" {
-				// Not ordered: a failed delivery holds nothing back.
-				row.OrderingKey, row.Failed = nil, m.failed
-			} else if ev.DeliverAt != nil {
-				row.DueAt = *ev.DeliverAt
-			}
-			if room >= 0 && len(p.leased)+len(p.dueNow)+len(p.dueLater)+len(p.failed) >= room {
-				handOff := row.Failed == "" && ev.DeliverAt == nil && !sub.Controlled
-				p.later, p.laterHandOff = append(p.later, row), append(p.laterHandOff, handOff)
-				if handOff && p.laterEvents[ev.ID] == nil {
-					if msg == nil {
-						msg = newMessage(ev, in, now)
-					}
-					if p.laterEvents == nil {
-						p.laterEvents = make(map[string]*partEvent)
-					}
-					p.laterEvents[ev.ID] = &partEvent{msg: msg, orderingKey: in.OrderingKey, traceParent: req.traceParent, createdAt: now}
+		for j, m := range matches[i] {
+			if room >= 0 && stored >= room {
+				if p.later == nil {
+					p.later = newLaterFanout(req, rows, matches, *seq, now, room)
 				}
+				p.later.add(i, j)
 				continue
 			}
+			stored++
+			sub := subs[m.k]
+			row := newDeliveryRow(req.appID, ev, in, sub, m, seq.Next(ids.Delivery), now)
 			out.created = append(out.created, createdChange(row, now))
 			switch {
 			case row.Failed != "":
@@ -1073,9 +1058,9 @@ func (e *Engine) newDeliveries(req *publishReq, rows []*EventRow, matches [][]ma
 				p.dueLater = append(p.dueLater, row) // claimed when due
 				continue
 			}
-			cfg := e.handOffConfig(out, epID, sub.Controlled)
+			cfg := e.handOffConfig(out, sub.EndpointID, sub.Controlled)
 			if cfg == nil {
-				out.unleased = appendNew(out.unleased, epID)
+				out.unleased = appendNew(out.unleased, sub.EndpointID)
 				p.dueNow = append(p.dueNow, row)
 				continue
 			}
@@ -1088,7 +1073,25 @@ func (e *Engine) newDeliveries(req *publishReq, rows []*EventRow, matches [][]ma
 		out.events[i] = eventOf(ev, false)
 		out.published = append(out.published, EventPublished{AppID: req.appID, EventID: ev.ID, EventType: ev.EventType, Deliveries: len(matches[i]), At: now})
 	}
+	if p.later != nil {
+		seq.Skip(len(p.later.refs))
+		p.later.arrange(len(subs))
+	}
 	return p, nil
+}
+
+// newDeliveryRow is the delivery of event ev, published as in, to the
+// endpoint of sub as matched by m.
+func newDeliveryRow(appID string, ev *EventRow, in EventInput, sub Subscriber, m match, id string, now time.Time) DeliveryRow {
+	row := DeliveryRow{ID: id, AppID: appID, EventID: ev.ID, EndpointID: sub.EndpointID, EventType: ev.EventType,
+		CreatedAt: now, OrderingKey: orderingKeyOf(sub.Ordering, in.OrderingKey)}
+	if m.failed != "" {
+		// Not ordered: a failed delivery holds nothing back.
+		row.OrderingKey, row.Failed = nil, m.failed
+	} else if ev.DeliverAt != nil {
+		row.DueAt = *ev.DeliverAt
+	}
+	return row
 }
 
 // createdChange is what the feeds hear of a new delivery.
@@ -1223,7 +1226,8 @@ func orderingKeyOf(ordering, eventKey string) *string {
 		return &k
 	case webhook.OrderByKey:
 		if eventKey != "" {
-			return &eventKey
+			k := eventKey // not &eventKey: that moves the argument to the heap in every call
+			return &k
 		}
 	}
 	return nil
