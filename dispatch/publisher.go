@@ -234,6 +234,12 @@ func (e *Engine) commit(ctx context.Context, req *publishReq) publishReply {
 	}
 }
 
+// matchSlice is how long prepare matches filters before it lets other
+// goroutines run: Go preempts a goroutine after 10 ms, and an app's
+// heaviest filters take hundreds of ms a publish, while another app's
+// publish, ready to be answered, waited for the core.
+const matchSlice = 500 * time.Microsecond
+
 // prepare matches a publish's events against its app's current
 // subscribers: event types, and payload filters as far as they look at the
 // payload, each within its budget. It runs on the caller's goroutine,
@@ -251,6 +257,7 @@ func (e *Engine) prepare(ctx context.Context, req *publishReq) (err error) {
 			err = fault.Invalid("input", "these %d events would create %d deliveries (each event once per endpoint it goes to); one call creates at most %d: publish them in smaller batches", len(req.inputs), n, MaxPublishDeliveries)
 		}
 	}()
+	ran := time.Now()
 	for i, in := range req.inputs {
 		var env *filter.Envelope // decoded once, if some filter asks
 		budget := filter.MaxEventSteps
@@ -260,6 +267,10 @@ func (e *Engine) prepare(ctx context.Context, req *publishReq) (err error) {
 			}
 			m := prematch{k: k}
 			if s.match != nil {
+				if time.Since(ran) > matchSlice {
+					runtime.Gosched()
+					ran = time.Now()
+				}
 				if env == nil {
 					env = &filter.Envelope{Type: in.EventType, Payload: in.Payload, Budget: &budget}
 				}
