@@ -409,21 +409,21 @@ func (e *Engine) EndpointChanged(appID, id string) {
 	e.cfg.Peers.Endpoint(EndpointUpdated, appID, id)
 }
 
-// EndpointEnabled tells the engine that an endpoint is active again.
-func (e *Engine) EndpointEnabled(id string) {
-	e.PeerEndpoint(EndpointReenabled, "", id)
-	e.cfg.Peers.Endpoint(EndpointReenabled, "", id)
+// EndpointEnabled tells the engine that an endpoint of an app is active
+// again.
+func (e *Engine) EndpointEnabled(appID, id string) {
+	e.PeerEndpoint(EndpointReenabled, appID, id)
+	e.cfg.Peers.Endpoint(EndpointReenabled, appID, id)
 }
 
-// EndpointDisabled tells the engine that an endpoint was disabled or
-// deleted (after the change is committed). Nothing more is sent to it but
+// EndpointDisabled tells the engine that an endpoint of an app was
+// disabled or deleted (after the change is committed). Nothing more is sent to it but
 // the attempts already in flight, which finish and are not retried; its
 // queued deliveries fail with the reason, in bounded batches: the first
 // few thousand before EndpointDisabled returns (so the caller sees them
 // failed), any more in the background.
-func (e *Engine) EndpointDisabled(ctx context.Context, id, reason string) {
-	e.PeerEndpoint(EndpointTurnedOff, "", id)
-	e.cfg.Peers.Endpoint(EndpointTurnedOff, "", id)
+func (e *Engine) EndpointDisabled(ctx context.Context, appID, id, reason string) {
+	e.endpointOff(appID, id)
 	if !e.cancels.cancel(ctx, id, reason, syncCancelBatches) {
 		e.cancels.enqueue(id, reason)
 	}
@@ -465,20 +465,23 @@ func (noPeers) Endpoint(EndpointNotice, string, string) {}
 // PeerEndpoint applies an endpoint change to this engine's caches without
 // telling the peers: the changes another replica made, and this one's own.
 // The other replica cancels a disabled endpoint's queued deliveries; this
-// one only stops sending to it.
+// one only stops sending to it. Only the app's cached endpoints are
+// dropped, and only its publishes being stored are matched again; an
+// empty appID (from a replica of a version that did not send it) drops
+// every app's.
 func (e *Engine) PeerEndpoint(n EndpointNotice, appID, id string) {
 	switch n {
 	case EndpointUpdated:
 		e.configs.changed(id)
-		e.subs.invalidate(appID)
 	case EndpointTurnedOff:
 		e.configs.disabled(id)
-		e.subs.invalidate("")
 	case EndpointReenabled:
 		e.configs.enabled(id)
-		e.subs.invalidate("")
-		e.Notify(id)
+		defer e.Notify(id)
+	default:
+		return
 	}
+	e.subs.invalidate(appID)
 }
 
 // PeersReset drops what the engine caches about endpoints and looks for
@@ -496,11 +499,11 @@ func (e *Engine) wake(endpointIDs ...string) {
 	e.cfg.Peers.Wake(endpointIDs...)
 }
 
-// endpointOff stops sending to a disabled or deleted endpoint, here and on
-// the peers.
-func (e *Engine) endpointOff(id string) {
-	e.PeerEndpoint(EndpointTurnedOff, "", id)
-	e.cfg.Peers.Endpoint(EndpointTurnedOff, "", id)
+// endpointOff stops sending to a disabled or deleted endpoint of an app,
+// here and on the peers.
+func (e *Engine) endpointOff(appID, id string) {
+	e.PeerEndpoint(EndpointTurnedOff, appID, id)
+	e.cfg.Peers.Endpoint(EndpointTurnedOff, appID, id)
 }
 
 // runWorker sends jobs until the work channel closes.
@@ -598,7 +601,7 @@ func (e *Engine) committed(out *commitOutput) {
 	}
 	for _, d := range out.disabled {
 		// Off the recorder: its queued deliveries fail in the background.
-		e.endpointOff(d.ID)
+		e.endpointOff(d.AppID, d.ID)
 		e.cancels.enqueue(d.ID, "endpoint "+d.reason)
 		e.metas.disabled(d)
 	}

@@ -58,3 +58,44 @@ func TestCompileFilters_KeepsWhatDidNotChange(t *testing.T) {
 		first = again
 	}
 }
+
+// An endpoint of one app turned off or on again drops that app's cached
+// endpoints and sends its publishes being stored back to be matched, and
+// leaves every other app's alone: an app toggling its endpoints made every
+// app's publishes match again, up to maxStaleRounds times and then fail.
+// A notice without an app, from a replica of an earlier version, still
+// drops every app's.
+func TestPeerEndpoint_TouchesOnlyItsApp(t *testing.T) {
+	now := func() time.Time { return time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC) }
+	for _, tc := range []struct {
+		notice       EndpointNotice
+		app          string
+		othersStayed bool
+	}{
+		{EndpointTurnedOff, "app_noisy", true},
+		{EndpointReenabled, "app_noisy", true},
+		{EndpointUpdated, "app_noisy", true},
+		{EndpointTurnedOff, "", false},
+		{EndpointReenabled, "", false},
+	} {
+		t.Run(fmt.Sprintf("%c %q", tc.notice, tc.app), func(t *testing.T) {
+			e := &Engine{subs: newSubscriptions(time.Minute, now), configs: newEndpointConfigs(time.Minute, now, nil, nil),
+				sched: &scheduler{wake: make(chan struct{}, 1)}}
+			snaps := make(map[string]subsSnapshot)
+			for _, app := range []string{"app_noisy", "app_quiet"} {
+				_, l := e.subs.snapshot(app)
+				l.subs = []Subscriber{{EndpointID: "ep_of_" + app}}
+				e.subs.store(l)
+				snaps[app], _ = e.subs.snapshot(app)
+			}
+			e.PeerEndpoint(tc.notice, tc.app, "ep_of_app_noisy")
+			if e.subs.current("app_noisy", snaps["app_noisy"]) {
+				t.Error("the app whose endpoint changed still publishes against its old endpoints")
+			}
+			_, load := e.subs.snapshot("app_quiet")
+			if stayed := e.subs.current("app_quiet", snaps["app_quiet"]) && load == nil; stayed != tc.othersStayed {
+				t.Errorf("another app's endpoints stayed cached and current: %v, want %v", stayed, tc.othersStayed)
+			}
+		})
+	}
+}

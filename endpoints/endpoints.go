@@ -54,8 +54,8 @@ type Service struct {
 	// nothing more to it.
 	Engine interface {
 		EndpointChanged(appID, id string)
-		EndpointDisabled(ctx context.Context, id, reason string)
-		EndpointEnabled(id string)
+		EndpointDisabled(ctx context.Context, appID, id, reason string)
+		EndpointEnabled(appID, id string)
 	}
 	// Secrets seals the endpoints' secrets before they are stored and opens
 	// them when they are read (required).

@@ -324,9 +324,9 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*ent.Endpoin
 	}
 	if s.Engine != nil && in.IsActive != nil {
 		if ep.IsActive {
-			s.Engine.EndpointEnabled(id)
+			s.Engine.EndpointEnabled(ep.AppID, id)
 		} else {
-			s.Engine.EndpointDisabled(ctx, id, "endpoint disabled by updateEndpoint")
+			s.Engine.EndpointDisabled(ctx, ep.AppID, id, "endpoint disabled by updateEndpoint")
 		}
 	}
 	s.changed(ep, "updated")
@@ -371,7 +371,7 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	if s.Engine != nil {
-		s.Engine.EndpointDisabled(ctx, id, "endpoint deleted")
+		s.Engine.EndpointDisabled(ctx, cur.AppID, id, "endpoint deleted")
 	}
 	if s.Observer != nil {
 		v, _ := tenant.FromContext(ctx)

@@ -233,7 +233,7 @@ func (s *Service) ExpireListeners(ctx context.Context) (int, error) {
 			}
 			total++
 			if s.Engine != nil {
-				s.Engine.EndpointDisabled(ctx, ep.ID, "listener expired")
+				s.Engine.EndpointDisabled(ctx, ep.AppID, ep.ID, "listener expired")
 			}
 			if s.Observer != nil {
 				s.Observer.EndpointChanged(dispatch.EndpointChange{AppID: ep.AppID, EndpointID: ep.ID, Reason: "deleted", At: now})
