@@ -130,8 +130,9 @@ type partEvent struct {
 }
 
 // laterFanout is what a publish fans out to beyond the deliveries its
-// first transaction stores: references to its matches, in the order of
-// their delivery IDs, which a copy of the publish's sequence makes again.
+// first transaction stores: references to its matches, each with the
+// place of its delivery's ID in the publish's sequence, which a copy of
+// the sequence makes again.
 // Its parts are encoded from it in that transaction, and their deliveries
 // built from it only as each part is stored: a call of 10,000 deliveries
 // built all of them in the transaction another app's publish may wait for
@@ -242,10 +243,11 @@ func (f *laterFanout) event(i int) *partEvent {
 //
 //	{"v":2,"runs":[{"e":"evt_…","t":"order.created","c":"2026-12-07T10:20:05Z","r":["dlv_…","ep_…","dlv_…","ep_…"]}]}
 //
-// A call's deliveries to a thousand endpoints make one run per event, about
-// 60 bytes a delivery. The first version (an array of storedRow, about 170
-// bytes a delivery and 300 with a failure's reason) is still read, so that
-// parts an earlier Herald left are stored after an upgrade.
+// A part of a call of ten events to a thousand endpoints holds a run or
+// two per event, 70 to 95 bytes a delivery. The first version (an array of
+// storedRow, about 170 bytes a delivery and 300 with a failure's reason)
+// is still read, so that parts an earlier Herald left are stored after an
+// upgrade.
 
 // storedPart is a part as stored.
 type storedPart struct {
@@ -318,15 +320,34 @@ func splitParts(f *laterFanout) ([]*fanoutPart, []StoredPart, error) {
 // storedRowBytes is a little more than what a delivery adds to its part:
 // its delivery and endpoint IDs, quoted, two commas, and a share of its
 // run's event, type, time and failure.
-const storedRowBytes = 80
+const storedRowBytes = 100
 
-// partEncoder encodes parts, remembering the last time and string it
-// quoted (a run's time and failure recur from one run to the next).
+// partEncoder encodes parts, remembering the last time, event type and
+// failure it encoded: they recur from one run to the next.
 type partEncoder struct {
-	at          time.Time
-	atJSON      []byte
-	str, strRaw string
-	strJSON     []byte
+	at           time.Time
+	atJSON       []byte
+	typ, failure quoted
+}
+
+// quoted is a string and its JSON.
+type quoted struct {
+	raw  string
+	json []byte
+}
+
+// append appends s as a JSON string, quoting it only if it is not the
+// string q last quoted: a failure's reason needs escaping, and recurs in
+// every run of a fan-out its filters cut short.
+func (q *quoted) append(dst []byte, s string) ([]byte, error) {
+	if q.json == nil || s != q.raw {
+		b, err := appendString(q.json[:0], s)
+		if err != nil {
+			return nil, err
+		}
+		q.raw, q.json = s, b
+	}
+	return append(dst, q.json...), nil
 }
 
 // sameRun reports whether a and b belong to one run.
@@ -351,7 +372,7 @@ func (e *partEncoder) appendPart(dst []byte, rows []DeliveryRow) ([]byte, error)
 			return nil, err
 		}
 		dst = append(dst, `,"t":`...)
-		if dst, err = e.appendRecurring(dst, r.EventType); err != nil {
+		if dst, err = e.typ.append(dst, r.EventType); err != nil {
 			return nil, err
 		}
 		dst = append(dst, `,"c":`...)
@@ -372,7 +393,7 @@ func (e *partEncoder) appendPart(dst []byte, rows []DeliveryRow) ([]byte, error)
 		}
 		if r.Failed != "" {
 			dst = append(dst, `,"f":`...)
-			if dst, err = e.appendRecurring(dst, r.Failed); err != nil {
+			if dst, err = e.failure.append(dst, r.Failed); err != nil {
 				return nil, err
 			}
 		}
@@ -406,20 +427,6 @@ func appendString(dst []byte, s string) ([]byte, error) {
 	dst = append(dst, '"')
 	dst = append(dst, s...)
 	return append(dst, '"'), nil
-}
-
-// appendRecurring appends s as a JSON string, quoting it only if it is not
-// the last string it quoted: a failure's reason needs escaping, and recurs
-// in every run of a fan-out its filters cut short.
-func (e *partEncoder) appendRecurring(dst []byte, s string) ([]byte, error) {
-	if e.strJSON == nil || s != e.strRaw {
-		b, err := appendString(e.strJSON[:0], s)
-		if err != nil {
-			return nil, err
-		}
-		e.strRaw, e.strJSON = s, b
-	}
-	return append(dst, e.strJSON...), nil
 }
 
 // appendTime appends t as encoding/json encodes a time.Time.
