@@ -125,6 +125,27 @@ func snapshot(t *testing.T, dsn string) map[string]map[string]map[string]string 
 	return snap
 }
 
+// pointAt sets the URLs of endpoints in the database at dsn.
+func pointAt(t *testing.T, dsn string, urls map[string]string) {
+	t.Helper()
+	driver, q := "sqlite3", "UPDATE endpoints SET url = ? WHERE id = ?"
+	if strings.HasPrefix(dsn, "postgres") {
+		driver, q = "pgx", "UPDATE endpoints SET url = $1 WHERE id = $2"
+	}
+	conn, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for id, url := range urls {
+		if res, err := conn.Exec(q, url, id); err != nil {
+			t.Fatalf("point endpoint %s at %s: %v", id, url, err)
+		} else if n, _ := res.RowsAffected(); n != 1 {
+			t.Fatalf("point endpoint %s at %s: %d rows changed", id, url, n)
+		}
+	}
+}
+
 func normalize(v any) string {
 	switch x := v.(type) {
 	case nil:
@@ -190,12 +211,15 @@ func TestUpgrade_FixturesKeepEveryRow(t *testing.T) {
 				t.Fatalf("herald migrate status after the upgrade: %v\n%s", err, out)
 			}
 
-			p := heraldtest.StartProcess(t, bin, "--db", dsn, "--migrate=false")
+			// Both endpoints are pointed at the receiver before herald
+			// starts: the failing endpoint's retries are due, and herald
+			// sends them as it starts, sometimes before an updateEndpoint
+			// could reach it; one sent to the fixture's dead address then
+			// waits for its next backoff (36 s and more), past this test's
+			// wait.
 			rc := heraldtest.NewReceiver(t, nil)
-			for _, ep := range []string{f.OK, f.Failing} {
-				p.GraphQL(t, f.Token, `mutation($id: ID!, $u: String!) { updateEndpoint(id: $id, input: {url: $u}) { id } }`,
-					map[string]any{"id": ep, "u": rc.URL + "/" + ep})
-			}
+			pointAt(t, dsn, map[string]string{f.OK: rc.URL + "/" + f.OK, f.Failing: rc.URL + "/" + f.Failing})
+			p := heraldtest.StartProcess(t, bin, "--db", dsn, "--migrate=false")
 			// The apps' identical copies of the seeded types became the
 			// default catalog's; invoice.paid, which only the first app
 			// had, stayed its own.
