@@ -417,11 +417,11 @@ func (e *Engine) EndpointEnabled(appID, id string) {
 }
 
 // EndpointDisabled tells the engine that an endpoint of an app was
-// disabled or deleted (after the change is committed). Nothing more is sent to it but
-// the attempts already in flight, which finish and are not retried; its
-// queued deliveries fail with the reason, in bounded batches: the first
-// few thousand before EndpointDisabled returns (so the caller sees them
-// failed), any more in the background.
+// disabled or deleted (after the change is committed). Nothing more is
+// sent to it but the attempts already in flight, which finish and are not
+// retried; its queued deliveries fail with the reason, in bounded
+// batches: the first few thousand before EndpointDisabled returns (so the
+// caller sees them failed), any more in the background.
 func (e *Engine) EndpointDisabled(ctx context.Context, appID, id, reason string) {
 	e.endpointOff(appID, id)
 	if !e.cancels.cancel(ctx, id, reason, syncCancelBatches) {
