@@ -35,7 +35,7 @@ func (s *Server) appTurn(next http.Handler) http.Handler {
 		}
 		if _, read := r.Body.(*readBody); !read && r.Body != nil && r.Body != http.NoBody {
 			// limitBody checked the declared length against the limit.
-			b, err := io.ReadAll(r.Body)
+			b, err := readAll(r.Body, r.ContentLength)
 			if err != nil {
 				writeGraphQLError(w, http.StatusBadRequest, fault.BadUserInput, "could not read the request body in time")
 				return
@@ -78,12 +78,25 @@ func newReadBody(b []byte) *readBody { return &readBody{Reader: bytes.NewReader(
 // Close implements io.Closer.
 func (*readBody) Close() error { return nil }
 
+// readAll reads body, of size bytes (-1: unknown), into a buffer of that
+// size rather than one grown as it fills.
+func readAll(body io.Reader, size int64) ([]byte, error) {
+	if size < 0 {
+		return io.ReadAll(body)
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(body, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
 // requestBody returns the body of r, read.
 func requestBody(r *http.Request) ([]byte, error) {
 	if rb, ok := r.Body.(*readBody); ok {
 		return rb.b, nil
 	}
-	return io.ReadAll(r.Body)
+	return readAll(r.Body, r.ContentLength)
 }
 
 // heldResponse keeps an answer while the operation holds its turn; send

@@ -105,7 +105,9 @@ func (t postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 // bytes a fixed number of times where encoding/json scans them again at
 // each level of nesting.
 func (t postTransport) decode(ctx context.Context, body []byte) (*graphql.RawParams, error) {
-	dec := jsontext.NewDecoder(bytes.NewReader(body), jsonOptions...)
+	// From a bytes.Buffer the decoder reads body in place: the values it
+	// returns are slices of body, which no one changes.
+	dec := jsontext.NewDecoder(bytes.NewBuffer(body), jsonOptions...)
 	if tok, err := dec.ReadToken(); err != nil {
 		return nil, err
 	} else if tok.Kind() != '{' {
@@ -141,7 +143,7 @@ func (t postTransport) decode(ctx context.Context, body []byte) (*graphql.RawPar
 				return nil, fmt.Errorf("%s must be an object", name)
 			}
 			if name == "variables" {
-				vars = v.Clone()
+				vars = v
 			} else if ext, err := decodeAny(v); err != nil {
 				return nil, err
 			} else if ext != nil {
@@ -165,7 +167,7 @@ func (t postTransport) decode(ctx context.Context, body []byte) (*graphql.RawPar
 		params.Variables = v.(map[string]any)
 		return params, nil
 	}
-	v, err := t.readObject(jsontext.NewDecoder(bytes.NewReader(vars), jsonOptions...), func(name string) *ast.Type { return types[name] })
+	v, err := t.readObject(jsontext.NewDecoder(bytes.NewBuffer(vars), jsonOptions...), func(name string) *ast.Type { return types[name] })
 	if err != nil {
 		return nil, fmt.Errorf("variables: %w", err)
 	}
@@ -354,8 +356,29 @@ func typesHoldingJSON(schema *ast.Schema) map[string]bool {
 	return holds
 }
 
-// decodeAny decodes JSON as gqlgen's transports do.
+// decodeAny decodes JSON as gqlgen's transports do. raw is one value as
+// jsontext read it: a string, a number or a literal (most variables: IDs,
+// names) is taken as it is, without a decoder.
 func decodeAny(raw []byte) (any, error) {
+	switch v := jsontext.Value(raw); v.Kind() {
+	case '"':
+		if s, err := jsontext.AppendUnquote(nil, v); err == nil {
+			return string(s), nil
+		} // invalid UTF-8 and the like: as encoding/json does, below
+	case '0':
+		if start, end := raw[0], raw[len(raw)-1]; (start == '-' || start >= '0' && start <= '9') && end >= '0' && end <= '9' {
+			return json.Number(raw), nil
+		}
+	case 't', 'f', 'n':
+		switch string(raw) {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		case "null":
+			return nil, nil
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any

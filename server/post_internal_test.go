@@ -90,3 +90,30 @@ func decodeGeneric(b *testing.B, body []byte) *graphql.RawParams {
 	}
 	return &p
 }
+
+// TestDecodeAny_ShortcutsAgreeWithTheDecoder checks that the strings,
+// numbers and literals decodeAny takes without a decoder come out as
+// encoding/json (numbers as json.Number) makes them, and that what it
+// cannot take that way still goes to the decoder.
+func TestDecodeAny_ShortcutsAgreeWithTheDecoder(t *testing.T) {
+	for _, raw := range []string{
+		`"order.created"`, `""`, `"caf\u00e9 \"quoted\" \\ \/ \n"`, `"\ud83d\ude00"`, "\"\xff invalid UTF-8\"",
+		`0`, `-12`, `3.25`, `1e9`, `-0.5E-3`, `12345678901234567890123`,
+		`true`, `false`, `null`,
+		`{"a":[1,"b",null]}`, `[]`, ` "spaced" `, ` 7 `,
+	} {
+		dec := json.NewDecoder(strings.NewReader(raw))
+		dec.UseNumber()
+		var want any
+		if err := dec.Decode(&want); err != nil {
+			t.Fatalf("decode %q: %v", raw, err)
+		}
+		got, err := decodeAny([]byte(raw))
+		if err != nil {
+			t.Fatalf("decodeAny(%q): %v", raw, err)
+		}
+		if fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", want) {
+			t.Errorf("decodeAny(%q) = %#v, want %#v", raw, got, want)
+		}
+	}
+}
