@@ -417,7 +417,11 @@ func (d *Driver) do(ctx context.Context, client *http.Client, method, rawURL str
 				return io.NopCloser(bytes.NewReader(body)), nil
 			},
 		}
-		resp, err := client.Do(req.WithContext(ctx))
+		// Straight to the transport: the client would follow no redirect
+		// (this loop does) and sets no deadline (ctx does), so all that
+		// client.Do adds is a copy of the headers for the redirects it
+		// never follows. Errors come unwrapped (classifyError reads both).
+		resp, err := client.Transport.RoundTrip(req.WithContext(ctx))
 		if err != nil {
 			return nil, err
 		}
@@ -499,21 +503,32 @@ func redact(u *url.URL) string {
 // endpoint's custom headers, then those a transformation added, then
 // Herald's and the endpoint's authentication, which neither can replace.
 func (t *target) header(m *destination.Message, at time.Time, token *oauth2.Token) http.Header {
-	h := make(http.Header, 10+len(t.headers)+len(m.Extra))
+	n := 12 + len(t.headers) + len(m.Extra)
+	h := make(http.Header, n)
+	// Each header's one value is a slice of one array, not an allocation
+	// of its own.
+	values := make([]string, 0, n)
+	set := func(name, value string) {
+		if len(values) == cap(values) {
+			values = make([]string, 0, 4)
+		}
+		values = append(values, value)
+		h[name] = values[len(values)-1 : len(values) : len(values)]
+	}
 	for _, ch := range t.headers {
-		h[ch.Name] = []string{ch.Value}
+		set(ch.Name, ch.Value)
 	}
 	for _, xh := range m.Extra {
-		h[http.CanonicalHeaderKey(xh.Name)] = []string{xh.Value}
+		set(http.CanonicalHeaderKey(xh.Name), xh.Value)
 	}
-	h["Content-Type"] = []string{"application/json"}
-	h["User-Agent"] = []string{t.d.userAgent}
-	m.Headers(at, func(name, value string) { h[name] = []string{value} })
+	set("Content-Type", "application/json")
+	set("User-Agent", t.d.userAgent)
+	m.Headers(at, set)
 	switch a := &t.auth; a.Type {
 	case webhook.AuthBearer:
-		h["Authorization"] = []string{"Bearer " + a.Token}
+		set("Authorization", "Bearer "+a.Token)
 	case webhook.AuthBasic:
-		h["Authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(a.Username+":"+a.Password))}
+		set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(a.Username+":"+a.Password)))
 	case webhook.AuthAPIKey:
 		h.Set(a.HeaderName, a.HeaderValue)
 	case webhook.AuthHMAC:
@@ -522,7 +537,7 @@ func (t *target) header(m *destination.Message, at time.Time, token *oauth2.Toke
 		h.Set(a.HeaderName, signing.Timestamped(a.Secret, at, m.Body))
 	case webhook.AuthOAuth2:
 		if token != nil {
-			h["Authorization"] = []string{"Bearer " + token.AccessToken}
+			set("Authorization", "Bearer "+token.AccessToken)
 		}
 	}
 	return h
