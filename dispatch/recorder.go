@@ -435,7 +435,11 @@ func (r *recorder) commit(ctx context.Context, batch []*result, isolate bool) (*
 		}
 	}
 
-	out := &commitOutput{}
+	out := &commitOutput{
+		results:  make([]*result, 0, len(batch)),
+		outcomes: make([]recorded, 0, len(batch)),
+		changes:  make([]DeliveryChange, 0, len(batch)),
+	}
 	for i, res := range batch {
 		if !ok[i] {
 			continue
