@@ -149,14 +149,18 @@ func New(cfg Config) *Bus {
 // is closed.
 type Subscription struct {
 	// C delivers messages. It is never closed; stop reading when Done is.
-	// Messages are shared between subscribers: do not modify them.
+	// Messages are shared between subscribers: do not modify them. It is
+	// nil for a subscription started with SubscribeFunc.
 	C <-chan *Message
 
 	c      chan *Message
+	take   func(*Message) bool // SubscribeFunc's, instead of c
+	ended  func(error)         // SubscribeFunc's
 	filter Filter
 	bus    *Bus
 	done   chan struct{}
 	once   sync.Once
+	gone   sync.Once // ended is called
 	err    atomic.Pointer[error]
 }
 
@@ -177,6 +181,15 @@ func (s *Subscription) Err() error {
 func (s *Subscription) Close() {
 	s.end(nil)
 	s.bus.remove(s)
+	s.finish()
+}
+
+// finish tells a SubscribeFunc subscription's owner that it ended, once
+// it is off the bus: take is not called again.
+func (s *Subscription) finish() {
+	if s.ended != nil {
+		s.gone.Do(func() { s.ended(s.Err()) })
+	}
 }
 
 func (s *Subscription) end(err error) {
@@ -190,11 +203,27 @@ func (s *Subscription) end(err error) {
 
 // Subscribe starts a subscription. f.AppID must be set.
 func (b *Bus) Subscribe(f Filter) (*Subscription, error) {
+	c := make(chan *Message, b.buffer)
+	return b.subscribe(&Subscription{C: c, c: c, filter: f, bus: b, done: make(chan struct{})})
+}
+
+// SubscribeFunc starts a subscription whose messages are handed to take
+// instead of sent on C: no goroutine of the subscriber's need wake for
+// each message to pass it on. take runs on the publisher's goroutine and
+// must not block; it returns false when it cannot hold the message, which
+// counts as a full buffer (the subscription lags, or with f.Coalesce the
+// message is dropped). ended is called once, when the subscription has
+// ended and take will not be called again: after Close (with nil), or
+// after it lagged or the bus closed (with Err's error).
+func (b *Bus) SubscribeFunc(f Filter, take func(*Message) bool, ended func(error)) (*Subscription, error) {
+	return b.subscribe(&Subscription{take: take, ended: ended, filter: f, bus: b, done: make(chan struct{})})
+}
+
+func (b *Bus) subscribe(s *Subscription) (*Subscription, error) {
+	f := s.filter
 	if f.AppID == "" || f.Topic == 0 {
 		return nil, errors.New("bus: a subscription needs a topic and an app")
 	}
-	c := make(chan *Message, b.buffer)
-	s := &Subscription{C: c, c: c, filter: f, bus: b, done: make(chan struct{})}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -233,6 +262,11 @@ func (b *Bus) remove(s *Subscription) {
 		b.relay.Subscribers(false)
 	}
 }
+
+// Buffer is how many messages a subscription may fall behind before it
+// lags (Config.Buffer): the size of C's buffer, and of whatever a
+// SubscribeFunc subscriber holds.
+func (b *Bus) Buffer() int { return b.buffer }
 
 // Active reports how many subscriptions are open.
 func (b *Bus) Active() int { return int(b.count.Load()) }
@@ -284,6 +318,14 @@ func deliver(subs map[*Subscription]struct{}, m *Message) {
 			continue // ended, waiting for its owner to Close it
 		default:
 		}
+		if s.take != nil {
+			if !s.take(m) && !s.filter.Coalesce {
+				s.end(ErrLagged)
+				// Off the bus, which this goroutine holds for reading.
+				go s.Close()
+			}
+			continue
+		}
 		select {
 		case s.c <- m:
 		default:
@@ -296,6 +338,12 @@ func deliver(subs map[*Subscription]struct{}, m *Message) {
 
 // Close ends every subscription with ErrClosed.
 func (b *Bus) Close() {
+	var ended []*Subscription
+	defer func() {
+		for _, s := range ended {
+			s.finish() // outside the lock: ended may call back
+		}
+	}()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
@@ -303,11 +351,13 @@ func (b *Bus) Close() {
 		for _, subs := range a.byType {
 			for s := range subs {
 				s.end(ErrClosed)
+				ended = append(ended, s)
 			}
 		}
 		for _, subs := range a.any {
 			for s := range subs {
 				s.end(ErrClosed)
+				ended = append(ended, s)
 			}
 		}
 		delete(b.apps, app)

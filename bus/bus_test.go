@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 )
 
 func recv(t *testing.T, s *Subscription) (Message, bool) {
@@ -224,4 +225,91 @@ func BenchmarkPublish_500SubscribersOfOtherTypes(b *testing.B) {
 	for b.Loop() {
 		bus.Publish(m)
 	}
+}
+
+// TestBus_SubscribeFuncHandsMessagesOverAndSaysOnceWhyItEnded proves that a
+// subscription started with SubscribeFunc gets its messages through take,
+// and that ended is called exactly once, with the reason, after which
+// take is never called again: when it lags, when it is closed, and when
+// the bus closes.
+func TestBus_SubscribeFuncHandsMessagesOverAndSaysOnceWhyItEnded(t *testing.T) {
+	type feed struct {
+		got   []any
+		room  int
+		ended []error
+	}
+	start := func(t *testing.T, b *Bus, f Filter, room int) (*feed, *Subscription) {
+		t.Helper()
+		fd := &feed{room: room}
+		s, err := b.SubscribeFunc(f, func(m *Message) bool {
+			if len(fd.ended) > 0 {
+				t.Errorf("take called after ended")
+			}
+			if len(fd.got) == fd.room {
+				return false
+			}
+			fd.got = append(fd.got, m.Payload)
+			return true
+		}, func(err error) { fd.ended = append(fd.ended, err) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fd, s
+	}
+
+	t.Run("lagging", func(t *testing.T) {
+		b := New(Config{})
+		var got []any
+		ended := make(chan error, 2)
+		_, err := b.SubscribeFunc(Filter{Topic: Events, AppID: "app"}, func(m *Message) bool {
+			if len(got) == 2 {
+				return false
+			}
+			got = append(got, m.Payload)
+			return true
+		}, func(err error) { ended <- err })
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 4 {
+			b.Publish(Message{Topic: Events, AppID: "app", Payload: i})
+		}
+		// Its owner does nothing: the bus ends it and says so.
+		select {
+		case err := <-ended:
+			if !errors.Is(err, ErrLagged) {
+				t.Fatalf("ended(%v), want ErrLagged", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a lagging subscription was never ended")
+		}
+		if !slices.Equal(got, []any{0, 1}) || b.Active() != 0 || len(ended) != 0 {
+			t.Fatalf("got %v, %d active, %d more ends; want [0 1], none and none", got, b.Active(), len(ended))
+		}
+	})
+	t.Run("coalescing", func(t *testing.T) {
+		b := New(Config{})
+		fd, s := start(t, b, Filter{Topic: Events, AppID: "app", Coalesce: true}, 1)
+		for i := range 3 {
+			b.Publish(Message{Topic: Events, AppID: "app", Payload: i})
+		}
+		if len(fd.ended) != 0 || b.Active() != 1 {
+			t.Fatalf("a coalescing subscription ended (%v) or left (%d active)", fd.ended, b.Active())
+		}
+		s.Close()
+		s.Close()
+		if len(fd.ended) != 1 || fd.ended[0] != nil {
+			t.Fatalf("ended %v after Close, want one nil", fd.ended)
+		}
+	})
+	t.Run("bus closed", func(t *testing.T) {
+		b := New(Config{})
+		fd, s := start(t, b, Filter{Topic: Events, AppID: "app"}, 10)
+		b.Close()
+		s.Close()
+		b.Publish(Message{Topic: Events, AppID: "app", Payload: 1})
+		if len(fd.got) != 0 || len(fd.ended) != 1 || !errors.Is(fd.ended[0], ErrClosed) {
+			t.Fatalf("got %v, ended %v; want nothing and one ErrClosed", fd.got, fd.ended)
+		}
+	})
 }

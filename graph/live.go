@@ -73,63 +73,71 @@ func WithConnection(ctx context.Context, maxSubscriptions int) context.Context {
 }
 
 // subscribe opens a bus subscription for the caller, counting it against
-// the connection's limit, and pumps converted messages into a channel that
-// gqlgen sends to the client. The subscription ends when the client stops
-// it or disconnects (ctx ends), or with an error when it lags behind or
-// the server shuts down.
+// the connection's limit, whose messages the bus converts and hands
+// straight to the channel gqlgen sends to the client: no goroutine of the
+// subscription's own wakes for each message. The subscription ends when
+// the client stops it or disconnects (ctx ends), or with an error when it
+// lags behind or the server shuts down; the channel is closed then.
 func subscribe[T any](ctx context.Context, b *bus.Bus, f bus.Filter, convert func(any) *T) (<-chan *T, error) {
-	sub, done, err := openFeed(ctx, b, f)
+	cs, err := takeFeedSlot(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make(chan *T, 1)
-	go func() {
-		defer done()
-		defer close(out)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-sub.Done():
-				// Tell the client why, unless it is gone or the server is
-				// shutting down (then the connection closes with 1001).
-				// gqlgen reads these errors once the channel closes; it
-				// also reads them when ctx ends, so they must not be
-				// added after that.
-				if err := sub.Err(); err != nil && !errors.Is(err, bus.ErrClosed) && ctx.Err() == nil {
-					transport.AddSubscriptionError(ctx, subscriptionError(err))
-				}
-				return
-			case m := <-sub.C:
-				select {
-				case out <- convert(m.Payload):
-				case <-ctx.Done():
-					return
-				case <-sub.Done():
-					// Fall through to the Done case on the next turn.
-				}
-			}
+	out := make(chan *T, b.Buffer())
+	take := func(m *bus.Message) bool {
+		select {
+		case out <- convert(m.Payload):
+			return true
+		default:
+			return false
 		}
-	}()
+	}
+	ended := func(err error) {
+		// Tell the client why, unless it is gone or the server is
+		// shutting down (then the connection closes with 1001). gqlgen
+		// reads these errors once the channel closes; it also reads them
+		// when ctx ends, so they must not be added after that.
+		if err != nil && !errors.Is(err, bus.ErrClosed) && ctx.Err() == nil {
+			transport.AddSubscriptionError(ctx, subscriptionError(err))
+		}
+		cs.subs.Add(-1)
+		close(out)
+	}
+	sub, err := b.SubscribeFunc(f, take, ended)
+	if err != nil {
+		cs.subs.Add(-1)
+		return nil, err
+	}
+	context.AfterFunc(ctx, sub.Close)
 	return out, nil
 }
 
 // openFeed takes one of the websocket connection's subscription slots and
 // subscribes to the bus. done closes the subscription and frees the slot.
 func openFeed(ctx context.Context, b *bus.Bus, f bus.Filter) (sub *bus.Subscription, done func(), err error) {
-	cs, _ := ctx.Value(connStateKey{}).(*connState)
-	if cs == nil {
-		return nil, nil, fault.Invalid("", "subscriptions need a websocket connection (graphql-transport-ws or graphql-ws) at /graphql")
-	}
-	if n := cs.subs.Add(1); n > cs.max {
-		cs.subs.Add(-1)
-		return nil, nil, fault.Invalid("", "this connection already has %d subscriptions, the limit: open another connection or stop one", cs.max)
+	cs, err := takeFeedSlot(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	if sub, err = b.Subscribe(f); err != nil {
 		cs.subs.Add(-1)
 		return nil, nil, err
 	}
 	return sub, func() { sub.Close(); cs.subs.Add(-1) }, nil
+}
+
+// takeFeedSlot takes one of the websocket connection's subscription
+// slots; the caller gives it back when the subscription ends.
+func takeFeedSlot(ctx context.Context) (*connState, error) {
+	cs, _ := ctx.Value(connStateKey{}).(*connState)
+	if cs == nil {
+		return nil, fault.Invalid("", "subscriptions need a websocket connection (graphql-transport-ws or graphql-ws) at /graphql")
+	}
+	if n := cs.subs.Add(1); n > cs.max {
+		cs.subs.Add(-1)
+		return nil, fault.Invalid("", "this connection already has %d subscriptions, the limit: open another connection or stop one", cs.max)
+	}
+	return cs, nil
 }
 
 func subscriptionError(err error) *gqlerror.Error {
