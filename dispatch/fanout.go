@@ -358,7 +358,8 @@ func sameRun(a, b *DeliveryRow) bool {
 		(a.OrderingKey == nil) == (b.OrderingKey == nil) && (a.OrderingKey == nil || *a.OrderingKey == *b.OrderingKey)
 }
 
-// appendPart appends the JSON of rows' storedPart to dst.
+// appendPart appends the JSON of rows' storedPart to dst. The rows' IDs
+// are a sequence's (laterFanout.build), which need no escaping.
 func (e *partEncoder) appendPart(dst []byte, rows []DeliveryRow) ([]byte, error) {
 	var err error
 	dst = append(dst, `{"v":2,"runs":[`...)
@@ -403,10 +404,12 @@ func (e *partEncoder) appendPart(dst []byte, rows []DeliveryRow) ([]byte, error)
 			if i > first {
 				dst = append(dst, ',')
 			}
-			if dst, err = appendString(dst, rows[i].ID); err != nil {
-				return nil, err
-			}
-			dst = append(dst, ',')
+			// A sequence's ID, of letters, digits and '_': nothing to
+			// escape (half of what encoding a call's parts cost was
+			// looking at its two IDs a delivery a byte at a time).
+			dst = append(dst, '"')
+			dst = append(dst, rows[i].ID...)
+			dst = append(dst, '"', ',')
 			if dst, err = appendString(dst, rows[i].EndpointID); err != nil {
 				return nil, err
 			}
