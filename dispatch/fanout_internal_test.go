@@ -63,19 +63,27 @@ func laterForTest(t testing.TB) (*laterFanout, *ids.Sequence) {
 	return f, seq
 }
 
-// wantPart is the storedPart of rows, grouped into runs the plain way.
-func wantPart(rows []DeliveryRow) storedPart {
-	p := storedPart{Version: 2}
+// wantPart is the storedPart of rows, grouped into runs the plain way,
+// each row at its place after start.
+func wantPart(rows []DeliveryRow, places []uint32, start string) storedPart {
+	return storedPart{Version: 3, Start: start, Runs: runsOf(rows, func(run *storedRun, i int) {
+		run.Places = append(run.Places, places[i])
+		run.Endpoints = append(run.Endpoints, rows[i].EndpointID)
+	})}
+}
+
+// runsOf groups rows into runs the plain way; add puts row i in its run.
+func runsOf(rows []DeliveryRow, add func(run *storedRun, i int)) []storedRun {
+	var runs []storedRun
 	for i := range rows {
 		r := &rows[i]
 		if i == 0 || !sameRun(&rows[i-1], r) {
-			p.Runs = append(p.Runs, storedRun{EventID: r.EventID, EventType: r.EventType, CreatedAt: r.CreatedAt, DueAt: r.DueAt,
+			runs = append(runs, storedRun{EventID: r.EventID, EventType: r.EventType, CreatedAt: r.CreatedAt, DueAt: r.DueAt,
 				OrderingKey: r.OrderingKey, Failed: r.Failed})
 		}
-		run := &p.Runs[len(p.Runs)-1]
-		run.Rows = append(run.Rows, r.ID, r.EndpointID)
+		add(&runs[len(runs)-1], i)
 	}
-	return p
+	return runs
 }
 
 // The parts of a fan-out are written as encoding/json would write their
@@ -105,7 +113,12 @@ func TestSplitParts_StoresWhatThePartsBuildAndReadsItBack(t *testing.T) {
 			t.Fatalf("part %d is named %s and stored as %s", k, parts[k].id, s.ID)
 		}
 		names = append(names, s.ID)
-		want := wantPart(rows)
+		places := make([]uint32, len(rows))
+		for i, r := range f.refs[parts[k].from : parts[k].from+parts[k].n] {
+			places[i] = uint32(r.idx)
+		}
+		first := f.seq
+		want := wantPart(rows, places, first.Next(ids.Delivery))
 		wantJSON, err := json.Marshal(want)
 		if err != nil {
 			t.Fatal(err)
@@ -187,11 +200,12 @@ func TestSplitParts_StoresAFewBytesADelivery(t *testing.T) {
 	for _, s := range stored {
 		size += len(s.Deliveries)
 	}
-	// The first version took about 300 bytes a delivery here; runs take
-	// about 60, and a run's event and failure are written again in each
-	// part they reach (ten events a part).
-	if perRow := size / len(f.refs); perRow > 100 {
-		t.Errorf("the parts of %d deliveries take %d bytes, %d a delivery; want at most 100", len(f.refs), size, perRow)
+	// The first version took about 300 bytes a delivery here, the second,
+	// with each delivery's ID, 95; with places about 68, of which a
+	// run's event and failure's reason, written again in each part they
+	// reach (ten events a part), are a third.
+	if perRow := size / len(f.refs); perRow > 75 {
+		t.Errorf("the parts of %d deliveries take %d bytes, %d a delivery; want at most 75", len(f.refs), size, perRow)
 	}
 }
 
@@ -230,25 +244,42 @@ func callOfTen() *laterFanout {
 	return f
 }
 
-// Parts stored by an earlier Herald, an array of storedRow each, are read
-// as they were written.
-func TestDecodePart_ReadsTheFirstVersion(t *testing.T) {
-	f, _ := laterForTest(t)
-	rows, _ := f.build(0, len(f.refs), nil, nil)
-	enc := make([]storedRow, len(rows))
-	for i, r := range rows {
-		enc[i] = storedRow{ID: r.ID, EventID: r.EventID, EndpointID: r.EndpointID, EventType: r.EventType,
-			CreatedAt: r.CreatedAt, DueAt: r.DueAt, OrderingKey: r.OrderingKey, Failed: r.Failed}
+// Parts stored by an earlier Herald are read as they were written: in the
+// first version an array of storedRow each, in the second runs whose "r"
+// holds each delivery's ID and its endpoint's.
+func TestDecodePart_ReadsEarlierVersions(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		encode func(rows []DeliveryRow) any
+	}{
+		{"first", func(rows []DeliveryRow) any {
+			enc := make([]storedRow, len(rows))
+			for i, r := range rows {
+				enc[i] = storedRow{ID: r.ID, EventID: r.EventID, EndpointID: r.EndpointID, EventType: r.EventType,
+					CreatedAt: r.CreatedAt, DueAt: r.DueAt, OrderingKey: r.OrderingKey, Failed: r.Failed}
+			}
+			return enc
+		}},
+		{"second", func(rows []DeliveryRow) any {
+			return storedPart{Version: 2, Runs: runsOf(rows, func(run *storedRun, i int) {
+				run.Rows = append(run.Rows, rows[i].ID, rows[i].EndpointID)
+			})}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, _ := laterForTest(t)
+			rows, _ := f.build(0, len(f.refs), nil, nil)
+			b, err := json.Marshal(tc.encode(rows))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := decodePart(StoredPart{ID: rows[0].ID, AppID: "app_1", Deliveries: b, CreatedAt: rows[0].CreatedAt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameRows(t, p.rows, rows)
+		})
 	}
-	b, err := json.Marshal(enc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := decodePart(StoredPart{ID: rows[0].ID, AppID: "app_1", Deliveries: b, CreatedAt: rows[0].CreatedAt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sameRows(t, p.rows, rows)
 }
 
 // sameRows fails unless got holds the deliveries of want, times equal

@@ -201,3 +201,32 @@ func Valid(prefix, id string) bool {
 	}
 	return true
 }
+
+// Add returns the identifier n after id in the Sequence that made id: the
+// one that sequence's Next returned n calls after returning id. ok is false
+// if id is not a well-formed identifier. Parts of a fan-out store their
+// deliveries' IDs as the first and each one's place after it.
+func Add(id string, n uint64) (_ string, ok bool) {
+	i := strings.IndexByte(id, '_')
+	if i <= 0 || len(id) != i+1+26 || id[i+1] > '7' {
+		return "", false
+	}
+	var hi, lo uint64
+	for _, c := range []byte(id[i+1:]) {
+		v := strings.IndexByte(crockford, c)
+		if v < 0 {
+			return "", false
+		}
+		hi = hi<<5 | lo>>59
+		lo = lo<<5 | uint64(v)
+	}
+	// The 80 bits after the time count up, as Sequence.next counts.
+	sum := lo + n
+	if sum < lo {
+		hi++
+	}
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], hi)
+	binary.BigEndian.PutUint64(b[8:], sum)
+	return encode(id[:i], b), true
+}

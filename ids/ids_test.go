@@ -134,3 +134,32 @@ func TestSequence_SkipAndACopyMakeTheSameIdentifiers(t *testing.T) {
 		t.Fatalf("after Skip, %s then %s", a, b)
 	}
 }
+
+// TestAdd_MakesWhatTheSequenceMadeAfterAnIdentifier checks that Add(id, k)
+// is the identifier a Sequence made k after id, across a carry out of the
+// low 64 bits too, and that Add refuses what is not an identifier.
+func TestAdd_MakesWhatTheSequenceMadeAfterAnIdentifier(t *testing.T) {
+	for _, lo := range []uint64{10, ^uint64(0) - 2} {
+		seq := &Sequence{ms: 1_700_000_000_000, hi: 3, lo: lo, started: true}
+		var made []string
+		for range 8 {
+			made = append(made, seq.Next(Delivery))
+		}
+		for k, want := range made {
+			if got, ok := Add(made[0], uint64(k)); !ok || got != want {
+				t.Fatalf("Add(%s, %d) = %s, %v; want %s", made[0], k, got, ok, want)
+			}
+		}
+	}
+	fresh := NewSequence(time.Now())
+	first := fresh.Next(Event)
+	second := fresh.Next(Event)
+	if got, ok := Add(first, 1); !ok || got != second {
+		t.Fatalf("Add(%s, 1) = %s, %v; want %s", first, got, ok, second)
+	}
+	for _, bad := range []string{"", "dlv", "dlv_", "_01JDZ6Q4W8X3M5N7P9R2T4V6X8", "dlv_01JDZ6Q4W8X3M5N7P9R2T4V6X", "dlv_81JDZ6Q4W8X3M5N7P9R2T4V6X8", "dlv_01JDZ6Q4W8X3M5N7P9R2T4V6XU"} {
+		if got, ok := Add(bad, 1); ok {
+			t.Errorf("Add(%q, 1) = %s, true; want false", bad, got)
+		}
+	}
+}
