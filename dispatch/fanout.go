@@ -489,52 +489,53 @@ func decodePart(s StoredPart) (*fanoutPart, error) {
 	if err := json.Unmarshal(s.Deliveries, &enc); err != nil {
 		return nil, fmt.Errorf("decode fan-out part %s: %w", s.ID, err)
 	}
-	switch enc.Version {
-	case 2:
-	case 3:
-		return decodePartV3(s, &enc)
-	default:
+	if enc.Version != 2 && enc.Version != 3 {
 		return nil, fmt.Errorf("decode fan-out part %s: version %d is not one this Herald reads", s.ID, enc.Version)
 	}
 	n := 0
 	for _, run := range enc.Runs {
-		if len(run.Rows)%2 != 0 {
-			return nil, fmt.Errorf("decode fan-out part %s: a run of event %s holds an odd number of IDs", s.ID, run.EventID)
+		size, err := run.size(enc.Version)
+		if err != nil {
+			return nil, fmt.Errorf("decode fan-out part %s: %w", s.ID, err)
 		}
-		n += len(run.Rows) / 2
+		n += size
 	}
 	p := &fanoutPart{id: s.ID, app: s.AppID, rows: make([]DeliveryRow, 0, n)}
 	for _, run := range enc.Runs {
-		for j := 0; j < len(run.Rows); j += 2 {
-			p.rows = append(p.rows, DeliveryRow{ID: run.Rows[j], AppID: s.AppID, EventID: run.EventID, EndpointID: run.Rows[j+1],
+		size, _ := run.size(enc.Version)
+		for j := range size {
+			// Version 2 holds each delivery's ID and endpoint's in turn;
+			// version 3 each delivery's place after the part's Start.
+			id, endpoint := "", ""
+			if enc.Version == 2 {
+				id, endpoint = run.Rows[2*j], run.Rows[2*j+1]
+			} else {
+				var ok bool
+				if id, ok = ids.Add(enc.Start, uint64(run.Places[j])); !ok {
+					return nil, fmt.Errorf("decode fan-out part %s: its first delivery ID %q is not an ID", s.ID, enc.Start)
+				}
+				endpoint = run.Endpoints[j]
+			}
+			p.rows = append(p.rows, DeliveryRow{ID: id, AppID: s.AppID, EventID: run.EventID, EndpointID: endpoint,
 				EventType: run.EventType, CreatedAt: run.CreatedAt, DueAt: run.DueAt, OrderingKey: run.OrderingKey, Failed: run.Failed})
 		}
 	}
 	return p, nil
 }
 
-// decodePartV3 reads a part in the third version of the encoding, whose
-// delivery IDs are their places after its Start.
-func decodePartV3(s StoredPart, enc *storedPart) (*fanoutPart, error) {
-	n := 0
-	for _, run := range enc.Runs {
-		if len(run.Places) != len(run.Endpoints) {
-			return nil, fmt.Errorf("decode fan-out part %s: a run of event %s holds %d places for %d endpoints", s.ID, run.EventID, len(run.Places), len(run.Endpoints))
+// size returns how many deliveries the run holds in the given version of
+// the encoding, or why its lists do not agree.
+func (run *storedRun) size(version int) (int, error) {
+	if version == 2 {
+		if len(run.Rows)%2 != 0 {
+			return 0, fmt.Errorf("a run of event %s holds an odd number of IDs", run.EventID)
 		}
-		n += len(run.Places)
+		return len(run.Rows) / 2, nil
 	}
-	p := &fanoutPart{id: s.ID, app: s.AppID, rows: make([]DeliveryRow, 0, n)}
-	for _, run := range enc.Runs {
-		for j, place := range run.Places {
-			id, ok := ids.Add(enc.Start, uint64(place))
-			if !ok {
-				return nil, fmt.Errorf("decode fan-out part %s: its first delivery ID %q is not an ID", s.ID, enc.Start)
-			}
-			p.rows = append(p.rows, DeliveryRow{ID: id, AppID: s.AppID, EventID: run.EventID, EndpointID: run.Endpoints[j],
-				EventType: run.EventType, CreatedAt: run.CreatedAt, DueAt: run.DueAt, OrderingKey: run.OrderingKey, Failed: run.Failed})
-		}
+	if len(run.Places) != len(run.Endpoints) {
+		return 0, fmt.Errorf("a run of event %s holds %d places for %d endpoints", run.EventID, len(run.Places), len(run.Endpoints))
 	}
-	return p, nil
+	return len(run.Places), nil
 }
 
 // decodePartV1 reads a part in the first version of the encoding.
