@@ -19,6 +19,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -214,27 +215,44 @@ const (
 func EncodeFields(fields map[string]any) []byte { return encodeFields(fields) }
 
 // encodeFields returns the JSON of a record's fields, each value at most
-// maxValue bytes of JSON (longer ones are cut, as text, with a note).
+// maxValue bytes of JSON (longer ones are cut, as text, with a note), and
+// at most maxFields of them, the first in key order. It writes what
+// encoding/json writes of the fields as a map (keys sorted, HTML escaped),
+// one value at a time into one buffer: a record is made for every publish.
 func encodeFields(fields map[string]any) []byte {
-	out := make(map[string]json.RawMessage, min(len(fields), maxFields))
-	for k, v := range fields {
-		if len(out) == maxFields {
-			break
-		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			b, _ = json.Marshal(fmt.Sprint(v))
-		}
-		if len(b) > maxValue {
-			s := string(b[:maxValue])
-			for !utf8.ValidString(s) {
-				s = s[:len(s)-1]
-			}
-			b, _ = json.Marshal(fmt.Sprintf("%s… (%d bytes)", s, len(b)))
-		}
-		out[k] = b
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
 	}
-	b, _ := json.Marshal(out)
+	slices.Sort(keys)
+	keys = keys[:min(len(keys), maxFields)]
+	b := make([]byte, 0, 128)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		kb, _ := json.Marshal(k)
+		b = append(b, kb...)
+		b = append(b, ':')
+		b = append(b, encodeValue(fields[k])...)
+	}
+	return append(b, '}')
+}
+
+// encodeValue returns the JSON of one field's value, cut to maxValue bytes.
+func encodeValue(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(fmt.Sprint(v))
+	}
+	if len(b) > maxValue {
+		s := string(b[:maxValue])
+		for !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+		b, _ = json.Marshal(fmt.Sprintf("%s… (%d bytes)", s, len(b)))
+	}
 	return b
 }
 

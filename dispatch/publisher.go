@@ -968,12 +968,10 @@ func auditRows(reqs []*publishReq, outs []*publishOutput, now time.Time) []*audi
 		if len(ids) > 0 {
 			r.TargetID = ids[0]
 		}
-		fields := make(map[string]any, len(req.auditFields)+1)
-		for k, v := range req.auditFields {
-			fields[k] = v
-		}
-		fields["eventIds"] = ids
-		r.Changes, r.CreatedAt = audit.EncodeFields(fields), now
+		// The request's fields are its own: a group committed again
+		// after a refusal sets the IDs again.
+		req.auditFields["eventIds"] = ids
+		r.Changes, r.CreatedAt = audit.EncodeFields(req.auditFields), now
 		rows = append(rows, &r)
 	}
 	return rows
