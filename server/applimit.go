@@ -69,8 +69,15 @@ func (a *appRequests) acquire(ctx context.Context, v tenant.Viewer, heavy bool) 
 	if err != nil {
 		return nil, err
 	}
-	wctx, cancel := context.WithTimeout(ctx, a.maxWait)
-	defer cancel()
+	// The wait's deadline is made only when a turn is not free at once:
+	// most operations find one, and a timer per request is not free.
+	var wctx context.Context
+	var cancel context.CancelFunc
+	defer func() {
+		if cancel != nil {
+			cancel()
+		}
+	}()
 	refused := func() error {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -84,6 +91,9 @@ func (a *appRequests) acquire(ctx context.Context, v tenant.Viewer, heavy bool) 
 	take := func(sem *semaphore.Weighted) error {
 		if sem.TryAcquire(1) {
 			return nil
+		}
+		if wctx == nil {
+			wctx, cancel = context.WithTimeout(ctx, a.maxWait)
 		}
 		resume := fair.Pause(ctx)
 		defer resume()
