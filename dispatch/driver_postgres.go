@@ -123,9 +123,17 @@ const planEach = pgx.QueryExecModeCacheDescribe
 // deliveries of endpoint $1 due at $2, at most $3, locked. Subqueries
 // that pick rows by ID are ANY(ARRAY(…)), not IN (…): see claim.
 const (
+	// claimOldest takes the endpoint's oldest due deliveries. Rows are
+	// locked after they are sorted, so a claim sorts every due
+	// delivery of the endpoint, not only the ones it takes: by due time
+	// alone, since the order of deliveries due at once does not matter
+	// here (the engine sorts what it claimed by due time and ID). With the
+	// ID as well, deliveries of one batch, due at once, were compared by
+	// their IDs in the database's collation: 3.5 ms of a 4.9 ms claim of
+	// 64 with 1,805 due, against 1.6 ms of 4.0 ms for 3,406 due without.
 	claimOldest = `SELECT id, next_attempt_at AS due FROM deliveries
   WHERE endpoint_id = $1 AND next_attempt_at <= $2
-  ORDER BY next_attempt_at, id LIMIT $3
+  ORDER BY next_attempt_at LIMIT $3
   FOR UPDATE SKIP LOCKED`
 	// $7: the window of oldest due deliveries looked through.
 	claimOrdered = `SELECT id, next_attempt_at AS due FROM deliveries
@@ -208,8 +216,8 @@ FROM u JOIN c ON c.id = u.id JOIN events e ON e.id = u.event_id`, args...)
 	return jobs, nil
 }
 
-// sortJobs puts jobs in due order, then by delivery ID (PostgreSQL's
-// claims order by both).
+// sortJobs puts jobs in due order, then by delivery ID: the statements
+// return them in no particular order.
 func sortJobs(jobs []Job) {
 	slices.SortFunc(jobs, func(a, b Job) int {
 		if c := a.Position.Due.Compare(b.Position.Due); c != 0 {
