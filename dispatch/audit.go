@@ -3,8 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
+	"time"
 
 	"github.com/heraldhq/herald/audit"
 )
@@ -14,41 +13,36 @@ import (
 // tests, retries, replays) are written with the change, as package audit
 // requires.
 const insertAudit = `INSERT INTO audit_records (id, app_id, created_at, actor_kind, actor_id, actor_name, action,
- target_type, target_id, changes, remote_addr, request_id) VALUES `
-
-// auditColumns is the number of columns insertAudit sets.
-const auditColumns = 12
+ target_type, target_id, changes, remote_addr, request_id) `
 
 // insertAuditRow is insertAudit for one row, which the SQLite driver
 // prepares once: a publish has one record, and parsing the statement for
 // each cost more than storing the row.
-const insertAuditRow = insertAudit + `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+const insertAuditRow = insertAudit + `VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-// auditStatement returns insertAudit for n rows with PostgreSQL's
-// placeholders ($1… and a jsonb cast of changes), and its arguments.
-// (SQLite stores one row at a time with insertAuditRow.)
-func auditStatement(rows []*audit.Row) (string, []any) {
-	var b strings.Builder
-	b.WriteString(insertAudit)
-	args := make([]any, 0, len(rows)*auditColumns)
+// insertAuditArrays is insertAudit for PostgreSQL: the records come as one
+// array per column, so the statement is the same whatever their number.
+// (It was a VALUES list of the group's size: a group commit of n publishes
+// made a statement of its own for each n, each parsed and planned anew.)
+const insertAuditArrays = insertAudit + `SELECT id, app, at, kind, actor, name, act, ttype, target, changes::jsonb, addr, req
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+  $10::text[], $11::text[], $12::text[]) AS a(id, app, at, kind, actor, name, act, ttype, target, changes, addr, req)`
+
+// auditArrays returns the arguments of insertAuditArrays for rows.
+func auditArrays(rows []*audit.Row) []any {
+	n := len(rows)
+	ids, apps, kinds, actors, names, actions := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ttypes, targets, addrs, reqs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ats, changes := make([]time.Time, n), make([]*string, n)
 	for i, r := range rows {
-		if i > 0 {
-			b.WriteString(", ")
+		ids[i], apps[i], ats[i], kinds[i], actors[i], names[i], actions[i] = r.ID, r.AppID, r.CreatedAt.UTC(), r.ActorKind, r.ActorID, r.ActorName, r.Action
+		ttypes[i], targets[i], addrs[i], reqs[i] = r.TargetType, r.TargetID, r.RemoteAddr, r.RequestID
+		if r.Changes != nil {
+			c := string(r.Changes)
+			changes[i] = &c
 		}
-		b.WriteByte('(')
-		for j := range auditColumns {
-			if j > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("$" + strconv.Itoa(i*auditColumns+j+1))
-			if j == 9 {
-				b.WriteString("::jsonb")
-			}
-		}
-		b.WriteByte(')')
-		args = append(args, auditArgs(r)...)
 	}
-	return b.String(), args
+	return []any{ids, apps, ats, kinds, actors, names, actions, ttypes, targets, changes, addrs, reqs}
 }
 
 // auditArgs returns the values of a record's columns, in insertAudit's
@@ -81,8 +75,7 @@ func (t *postgresTx) InsertAudit(ctx context.Context, rows []*audit.Row) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	q, args := auditStatement(rows)
-	if _, err := t.tx.Exec(ctx, q, args...); err != nil {
+	if _, err := t.tx.Exec(ctx, insertAuditArrays, auditArrays(rows)...); err != nil {
 		return fmt.Errorf("store audit records: %w", err)
 	}
 	return nil

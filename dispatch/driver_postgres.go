@@ -351,8 +351,7 @@ RETURNING id, status`, planEach, now, p.AppID, ids, p.Statuses)
 		return res, fmt.Errorf("requeue deliveries: %w", err)
 	}
 	if p.Audit != nil && len(done) > 0 {
-		q, args := auditStatement([]*audit.Row{p.Audit})
-		if _, err := tx.Exec(ctx, q, args...); err != nil {
+		if _, err := tx.Exec(ctx, insertAuditArrays, auditArrays([]*audit.Row{p.Audit})...); err != nil {
 			return res, fmt.Errorf("requeue deliveries: store the audit record: %w", err)
 		}
 		res.Audited = true

@@ -3,13 +3,17 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/heraldhq/herald/ent/auditrecord"
 	"github.com/heraldhq/herald/internal/heraldtest"
+	"github.com/heraldhq/herald/internal/pgtest"
+	"github.com/heraldhq/herald/server"
 	"github.com/heraldhq/herald/tenant"
 )
 
@@ -259,5 +263,87 @@ func TestAudit_APortalSessionSeesItsOwnChangesOnly(t *testing.T) {
 		if e.Node.TargetID == otherApp || strings.Contains(string(e.Node.Changes), "/other") {
 			t.Errorf("a record of the other app shows: %+v", e.Node)
 		}
+	}
+}
+
+// TestAudit_PublishesCommittedTogetherEachLeaveTheirRecord publishes from
+// many clients at once, so that the publisher commits them in groups of
+// varying sizes, and a retry, on both stores: every call leaves its own
+// record, targeting its first event and naming all of its events.
+func TestAudit_PublishesCommittedTogetherEachLeaveTheirRecord(t *testing.T) {
+	t.Parallel()
+	for _, store := range []string{"sqlite", "postgres"} {
+		t.Run(store, func(t *testing.T) {
+			t.Parallel()
+			s := heraldtest.Start(t, func(c *server.Config) {
+				if store == "postgres" {
+					c.DB = pgtest.New(t)
+				}
+			})
+			rc := heraldtest.NewReceiver(t, nil)
+			s.CreateEndpoint(s.Token, map[string]any{"url": rc.URL})
+			const calls = 48
+			events := make([][]string, calls) // each call's event IDs
+			var wg sync.WaitGroup
+			for i := range calls {
+				wg.Go(func() {
+					// Every third call publishes three events.
+					n := 1 + 2*min(1, i%3/2)
+					in := make([]map[string]any, n)
+					for j := range in {
+						in[j] = map[string]any{"eventType": "order.created", "payload": map[string]any{"call": i, "n": j}}
+					}
+					r := s.Do(s.Token, `mutation($in: [PublishEventInput!]!) { publishEvents(input: $in) { id } }`, map[string]any{"in": in})
+					var out struct{ PublishEvents []struct{ ID string } }
+					if len(r.Errors) > 0 || json.Unmarshal(r.Data, &out) != nil || len(out.PublishEvents) != n {
+						t.Errorf("call %d: %s", i, r.Body)
+						return
+					}
+					for _, ev := range out.PublishEvents {
+						events[i] = append(events[i], ev.ID)
+					}
+				})
+			}
+			wg.Wait()
+			if t.Failed() {
+				return
+			}
+			d := s.WaitDelivery(s.Token, events[0][0], 30*time.Second, func(d heraldtest.Delivery) bool { return d.Status == "SUCCEEDED" })
+			s.As(t, s.Token).Must(nil, `mutation($id: ID!) { retryDelivery(id: $id) { id } }`, map[string]any{"id": d.ID})
+
+			var log struct {
+				AuditLog struct{ Edges []struct{ Node auditRecord } }
+			}
+			s.As(t, s.Token).Must(&log, `{ auditLog(first: 100, where: {action: "publishEvents"}) { edges { node { `+auditFields+` } } } }`, nil)
+			byTarget := make(map[string]auditRecord)
+			for _, e := range log.AuditLog.Edges {
+				byTarget[e.Node.TargetID] = e.Node
+			}
+			if len(log.AuditLog.Edges) != calls || len(byTarget) != calls {
+				t.Errorf("%d calls left %d records for %d targets", calls, len(log.AuditLog.Edges), len(byTarget))
+			}
+			for i, ids := range events {
+				r, ok := byTarget[ids[0]]
+				if !ok {
+					t.Errorf("call %d (events %v) left no record", i, ids)
+					continue
+				}
+				var changes struct {
+					Events   int
+					EventIDs []string `json:"eventIds"`
+				}
+				if err := json.Unmarshal(r.Changes, &changes); err != nil || changes.Events != len(ids) || !slices.Equal(changes.EventIDs, ids) {
+					t.Errorf("call %d's record: changes %s, want its %d events %v", i, r.Changes, len(ids), ids)
+				}
+				if r.ActorKind != "ADMIN_KEY" || r.ActorID == "" || r.RequestID == "" || r.RemoteAddr == "" || r.TargetType != "Event" {
+					t.Errorf("call %d's record = %+v", i, r)
+				}
+			}
+			s.As(t, s.Token).Must(&log, `query($id: ID) { auditLog(first: 10, where: {action: "retryDelivery", target: $id}) { edges { node { `+auditFields+` } } } }`,
+				map[string]any{"id": d.ID})
+			if len(log.AuditLog.Edges) != 1 {
+				t.Errorf("the retry left %d records, want 1", len(log.AuditLog.Edges))
+			}
+		})
 	}
 }
