@@ -65,9 +65,11 @@ type options struct {
 	logLevel  string
 	// memoryLimit is --memory-limit (see setMemoryLimit).
 	memoryLimit string
-	cors        string
-	metrics     bool
-	migrate     bool
+	// procs is --procs (see adaptProcs).
+	procs   string
+	cors    string
+	metrics bool
+	migrate bool
 }
 
 // parseFlags reads flags, falling back to HERALD_* environment variables.
@@ -141,6 +143,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	str(&o.logFormat, "log-format", "", "log format: text or json (default json, text with --dev)")
 	str(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	str(&o.memoryLimit, "memory-limit", "auto", "the Go heap's soft limit: auto (GOMEMLIMIT, else 90% of the container's memory limit), off, or a size such as 512MiB")
+	str(&o.procs, "procs", "auto", "processors: auto (one while the load is light, all the runtime gives under load; GOMAXPROCS, if set, is kept) or all")
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -228,6 +231,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	adapt, err := parseProcs(o.procs)
+	if err != nil {
+		return err
+	}
 	if limit != math.MaxInt64 {
 		log.Info("memory limit", "bytes", limit)
 	}
@@ -255,6 +262,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv, err := server.New(ctx, o.cfg)
 	if err != nil {
 		return err
+	}
+	// After server.New, which sizes pools by GOMAXPROCS as the runtime
+	// set it.
+	if adapt {
+		adaptProcs(ctx, getenv, log)
 	}
 	if tok := srv.BootstrapToken(); tok != "" {
 		printBootstrap(stdout, tok, o.cfg.Addr, o.cfg.PublicURL)

@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,7 +23,6 @@ import (
 // to start.
 func TestServe_MemoryLimitReachesTheRuntime(t *testing.T) {
 	bin := heraldtest.Binary(t)
-	gauge := regexp.MustCompile(`(?m)^go_gc_gomemlimit_bytes (\S+)$`)
 	for name, tc := range map[string]struct {
 		args []string
 		env  []string
@@ -32,30 +33,12 @@ func TestServe_MemoryLimitReachesTheRuntime(t *testing.T) {
 		"the flag wins":      {[]string{"--memory-limit", "96MiB"}, []string{"GOMEMLIMIT=200MiB"}, 96 << 20},
 	} {
 		t.Run(name, func(t *testing.T) {
-			addr := heraldtest.FreeAddr(t)
-			var out heraldtest.SyncBuffer
-			cmd := exec.Command(bin, append([]string{"serve", "--dev", "--db", filepath.Join(t.TempDir(), "h.db"), "--addr", addr}, tc.args...)...)
-			cmd.Env = append(os.Environ(), tc.env...)
-			cmd.Stdout, cmd.Stderr = &out, &out
-			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			addr, out := startServe(t, bin, tc.env, tc.args...)
 			var got float64
 			if !heraldtest.Eventually(60*time.Second, func() bool {
-				resp, err := http.Get("http://" + addr + "/metrics")
-				if err != nil {
-					return false
-				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				m := gauge.FindSubmatch(b)
-				if m == nil {
-					return false
-				}
-				got, _ = strconv.ParseFloat(string(m[1]), 64)
-				return true
+				var ok bool
+				got, ok = runtimeGauge(addr, "go_gc_gomemlimit_bytes")
+				return ok
 			}) {
 				t.Fatalf("no go_gc_gomemlimit_bytes on /metrics:\n%s", out.String())
 			}
@@ -68,4 +51,41 @@ func TestServe_MemoryLimitReachesTheRuntime(t *testing.T) {
 	if err == nil || !regexp.MustCompile(`--memory-limit must be auto, off or a size such as 512MiB, got "lots"`).Match(out) {
 		t.Errorf("a bad --memory-limit: %v\n%s", err, out)
 	}
+}
+
+// startServe starts herald serve --dev on a database of its own, with
+// the environment's variables and env (GOMAXPROCS and GOMEMLIMIT only as
+// env gives them), and returns its address and output.
+func startServe(t *testing.T, bin string, env []string, args ...string) (addr string, out *heraldtest.SyncBuffer) {
+	t.Helper()
+	addr = heraldtest.FreeAddr(t)
+	out = &heraldtest.SyncBuffer{}
+	cmd := exec.Command(bin, append([]string{"serve", "--dev", "--db", filepath.Join(t.TempDir(), "h.db"), "--addr", addr}, args...)...)
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "GOMAXPROCS=") || strings.HasPrefix(kv, "GOMEMLIMIT=")
+	}), env...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return addr, out
+}
+
+// runtimeGauge reads a gauge without labels from the /metrics of the
+// server at addr; ok is false if there is none (yet).
+func runtimeGauge(addr, name string) (v float64, ok bool) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(b)
+	if m == nil {
+		return 0, false
+	}
+	v, err = strconv.ParseFloat(string(m[1]), 64)
+	return v, err == nil
 }
