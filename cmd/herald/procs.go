@@ -91,7 +91,8 @@ func adaptProcs(ctx context.Context, getenv func(string) string, log *slog.Logge
 	go func() {
 		tick := time.NewTicker(procsWindow)
 		defer tick.Stop()
-		last, lastAt := cpuTime(), time.Now()
+		last, _ := cpuTime()
+		lastAt := time.Now()
 		for {
 			select {
 			case <-ctx.Done():
@@ -100,19 +101,22 @@ func adaptProcs(ctx context.Context, getenv func(string) string, log *slog.Logge
 				}
 				return
 			case now := <-tick.C:
-				used := cpuTime()
-				t.observe(used-last, now.Sub(lastAt))
+				used, ok := cpuTime()
+				if ok && used >= last {
+					t.observe(used-last, now.Sub(lastAt))
+				}
 				last, lastAt = used, now
 			}
 		}
 	}()
 }
 
-// cpuTime returns the CPU time the process has used, user and system.
-func cpuTime() time.Duration {
+// cpuTime returns the CPU time the process has used, user and system; ok
+// is false if it could not be read.
+func cpuTime() (d time.Duration, ok bool) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+		return 0, false
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
 }
