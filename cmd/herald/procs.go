@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"runtime/metrics"
 	"strings"
 	"syscall"
 	"time"
@@ -16,18 +17,33 @@ import (
 // processor's thread: at a steady 500 events/s, a sixth of Herald's CPU
 // went to threads waking each other, which one processor does not spend.
 // So when the process used less than procsLowBelow cores on average over
-// procsLowAfter, GOMAXPROCS becomes 1; the moment it uses more than
-// procsHighAbove of that one core over a procsWindow, the runtime's
-// default is back.
+// procsLowAfter, GOMAXPROCS becomes 1. The runtime's default is back as
+// soon as, within a procsWindow, the process uses more than
+// procsHighAbove of that one core, or goroutines wait for it: more than
+// procsWaitedAbove of the goroutines that ran waited procsWait or longer.
+// The second catches a load on a machine whose other processes (a
+// database, other services) leave Herald's one thread less than
+// procsHighAbove of a core.
 const (
-	procsWindow    = 100 * time.Millisecond
-	procsLowBelow  = 0.5
-	procsLowAfter  = 2 * time.Second
-	procsHighAbove = 0.75
+	procsWindow      = 100 * time.Millisecond
+	procsLowBelow    = 0.5
+	procsLowAfter    = 2 * time.Second
+	procsHighAbove   = 0.75
+	procsWait        = time.Millisecond
+	procsWaitedAbove = 0.2
+	procsWaitsMin    = 50 // goroutines run in a window, for its waits to count
 )
 
-// procsTuner decides GOMAXPROCS from the CPU the process used in each
-// window of time.
+// procsWindowUse is what the process did in one window of time.
+type procsWindowUse struct {
+	elapsed time.Duration
+	cpu     time.Duration // CPU time used
+	ran     uint64        // goroutines that ran after waiting to (sampled)
+	waited  uint64        // of those, the ones that waited procsWait or longer
+}
+
+// procsTuner decides GOMAXPROCS from what the process did in each window
+// of time.
 type procsTuner struct {
 	// set sets GOMAXPROCS: 1, or 0 for the runtime's default.
 	set  func(n int)
@@ -36,20 +52,22 @@ type procsTuner struct {
 	span time.Duration
 }
 
-// observe takes the CPU time the process used in the last elapsed time.
-func (t *procsTuner) observe(used, elapsed time.Duration) {
-	if elapsed <= 0 {
+// observe takes what the process did in the last window.
+func (t *procsTuner) observe(w procsWindowUse) {
+	if w.elapsed <= 0 {
 		return
 	}
 	if t.low {
-		if float64(used)/float64(elapsed) > procsHighAbove {
+		busy := float64(w.cpu)/float64(w.elapsed) > procsHighAbove
+		waiting := w.ran >= procsWaitsMin && float64(w.waited) > procsWaitedAbove*float64(w.ran)
+		if busy || waiting {
 			t.set(0)
 			t.low = false
 		}
 		return
 	}
-	t.used += used
-	t.span += elapsed
+	t.used += w.cpu
+	t.span += w.elapsed
 	if t.span < procsLowAfter {
 		return
 	}
@@ -91,7 +109,23 @@ func adaptProcs(ctx context.Context, getenv func(string) string, log *slog.Logge
 	go func() {
 		tick := time.NewTicker(procsWindow)
 		defer tick.Stop()
+		sample := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+		waits := func() (ran, waited uint64) {
+			metrics.Read(sample)
+			if sample[0].Value.Kind() != metrics.KindFloat64Histogram {
+				return 0, 0
+			}
+			h := sample[0].Value.Float64Histogram()
+			for i, n := range h.Counts {
+				ran += n
+				if h.Buckets[i] >= procsWait.Seconds() {
+					waited += n
+				}
+			}
+			return ran, waited
+		}
 		last, _ := cpuTime()
+		lastRan, lastWaited := waits()
 		lastAt := time.Now()
 		for {
 			select {
@@ -102,10 +136,11 @@ func adaptProcs(ctx context.Context, getenv func(string) string, log *slog.Logge
 				return
 			case now := <-tick.C:
 				used, ok := cpuTime()
+				ran, waited := waits()
 				if ok && used >= last {
-					t.observe(used-last, now.Sub(lastAt))
+					t.observe(procsWindowUse{elapsed: now.Sub(lastAt), cpu: used - last, ran: ran - lastRan, waited: waited - lastWaited})
 				}
-				last, lastAt = used, now
+				last, lastRan, lastWaited, lastAt = used, ran, waited, now
 			}
 		}
 	}()

@@ -47,8 +47,39 @@ func TestProcsTuner_OneProcessorWhileLightAllUnderLoad(t *testing.T) {
 			var got []int
 			tu := &procsTuner{set: func(n int) { got = append(got, n) }}
 			for _, u := range tt.usage {
-				tu.observe(u, w)
+				tu.observe(procsWindowUse{elapsed: w, cpu: u})
 			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("settings %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestProcsTuner_GoroutinesWaitingBringBackAll checks the other way back to
+// all processors: goroutines waiting for the one, while the process gets
+// less than procsHighAbove of a core (other processes use the machine).
+func TestProcsTuner_GoroutinesWaitingBringBackAll(t *testing.T) {
+	t.Parallel()
+	w := procsWindow
+	light := procsWindowUse{elapsed: w, cpu: w / 5, ran: 400, waited: 4}
+	tests := []struct {
+		name   string
+		window procsWindowUse
+		want   []int
+	}{
+		{"a fifth waited 1 ms or more: all", procsWindowUse{elapsed: w, cpu: w / 2, ran: 400, waited: 120}, []int{1, 0}},
+		{"few waited: one", procsWindowUse{elapsed: w, cpu: w / 2, ran: 400, waited: 40}, []int{1}},
+		{"too few ran to tell: one", procsWindowUse{elapsed: w, cpu: w / 2, ran: 20, waited: 20}, []int{1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []int
+			tu := &procsTuner{set: func(n int) { got = append(got, n) }}
+			for range int(procsLowAfter / w) {
+				tu.observe(light)
+			}
+			tu.observe(tt.window)
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("settings %v, want %v", got, tt.want)
 			}
