@@ -46,10 +46,9 @@ type procsWindowUse struct {
 // of time.
 type procsTuner struct {
 	// set sets GOMAXPROCS: 1, or 0 for the runtime's default.
-	set  func(n int)
-	low  bool          // GOMAXPROCS is 1
-	used time.Duration // CPU used since span began (with all processors)
-	span time.Duration
+	set func(n int)
+	low bool           // GOMAXPROCS is 1
+	sum procsWindowUse // since the last decision, with all processors
 }
 
 // observe takes what the process did in the last window.
@@ -58,24 +57,32 @@ func (t *procsTuner) observe(w procsWindowUse) {
 		return
 	}
 	if t.low {
-		busy := float64(w.cpu)/float64(w.elapsed) > procsHighAbove
-		waiting := w.ran >= procsWaitsMin && float64(w.waited) > procsWaitedAbove*float64(w.ran)
-		if busy || waiting {
+		if float64(w.cpu)/float64(w.elapsed) > procsHighAbove || w.waiting() {
 			t.set(0)
 			t.low = false
 		}
 		return
 	}
-	t.used += w.cpu
-	t.span += w.elapsed
-	if t.span < procsLowAfter {
+	t.sum.elapsed += w.elapsed
+	t.sum.cpu += w.cpu
+	t.sum.ran += w.ran
+	t.sum.waited += w.waited
+	if t.sum.elapsed < procsLowAfter {
 		return
 	}
-	if float64(t.used)/float64(t.span) < procsLowBelow {
+	// Little CPU while goroutines wait is a process that other processes
+	// crowd out, not a light load.
+	if float64(t.sum.cpu)/float64(t.sum.elapsed) < procsLowBelow && !t.sum.waiting() {
 		t.set(1)
 		t.low = true
 	}
-	t.used, t.span = 0, 0
+	t.sum = procsWindowUse{}
+}
+
+// waiting reports whether goroutines waited to run in w: more than
+// procsWaitedAbove of those that ran waited procsWait or longer.
+func (w procsWindowUse) waiting() bool {
+	return w.ran >= procsWaitsMin && float64(w.waited) > procsWaitedAbove*float64(w.ran)
 }
 
 // parseProcs reads --procs: "auto" adapts GOMAXPROCS to the load (see

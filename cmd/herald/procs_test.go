@@ -72,6 +72,18 @@ func TestProcsTuner_GoroutinesWaitingBringBackAll(t *testing.T) {
 		{"few waited: one", procsWindowUse{elapsed: w, cpu: w / 2, ran: 400, waited: 40}, []int{1}},
 		{"too few ran to tell: one", procsWindowUse{elapsed: w, cpu: w / 2, ran: 20, waited: 20}, []int{1}},
 	}
+	// With all processors, little CPU while goroutines wait is not a
+	// light load: other processes crowd Herald out.
+	t.Run("crowded out: all", func(t *testing.T) {
+		var got []int
+		tu := &procsTuner{set: func(n int) { got = append(got, n) }}
+		for range 3 * int(procsLowAfter/w) {
+			tu.observe(procsWindowUse{elapsed: w, cpu: w / 5, ran: 400, waited: 200})
+		}
+		if len(got) > 0 {
+			t.Errorf("settings %v, want none", got)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []int
