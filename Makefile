@@ -40,7 +40,7 @@ test: testdeps
 # fuzzing coordinator can fail a target with a bare "context deadline
 # exceeded" when the time is up while a busy machine's worker is still on
 # an input (go.dev/issue/75804, fixed in Go 1.27); a count has no deadline.
-FUZZ_TARGETS := ./filter:FuzzFilter:150000 ./server:FuzzScopes:500 ./graph/scalar:FuzzJSON:50000 ./dispatch:FuzzEnvelope:200
+FUZZ_TARGETS := ./filter:FuzzFilter:150000 ./filter:FuzzDecode_MakesWhatEncodingJSONMakes:100000 ./server:FuzzScopes:500 ./graph/scalar:FuzzJSON:50000 ./dispatch:FuzzEnvelope:200
 FUZZTIME ?= 10m
 
 fuzz-short:

@@ -36,7 +36,6 @@ package filter
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -141,7 +140,7 @@ func Compile(raw []byte) (*Filter, error) {
 	if len(raw) > MaxSize {
 		return nil, errorf("", "is %d bytes; a filter has at most %d", len(raw), MaxSize)
 	}
-	v, err := decode(raw)
+	v, err := decode(raw, nil)
 	if err != nil {
 		return nil, errorf("", "is not valid JSON: %v", err)
 	}
@@ -228,6 +227,10 @@ type Envelope struct {
 	// many filters sets it (MaxEventSteps, say) so that an event costs a
 	// bound however many filters it meets. Matches spend it.
 	Budget *int
+	// Yield, if set, is called now and then while the payload is decoded
+	// (see decode), so that the caller can let other goroutines run
+	// during the decoding of a large payload.
+	Yield func()
 
 	data    any
 	decoded bool
@@ -258,23 +261,10 @@ func (e *Envelope) spent(m matcher) {
 func (e *Envelope) dataValue() (any, bool) {
 	if !e.decoded {
 		e.decoded = true
-		v, err := decode(e.Payload)
+		v, err := decode(e.Payload, e.Yield)
 		e.data, e.bad = v, err != nil
 	}
 	return e.data, !e.bad
-}
-
-func decode(raw []byte) (any, error) {
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return nil, err
-	}
-	if d.More() {
-		return nil, errors.New("trailing data after the JSON value")
-	}
-	return v, nil
 }
 
 func join(path, key string) string {
