@@ -61,8 +61,12 @@ const (
 	// window), and results someone does wait on (a synchronous test send,
 	// an ordering key's next event) never linger. It lingers only while
 	// the window has minSteadyRoom free, so that held results never keep
-	// the engine from taking work.
-	steadyLinger  = 3 * time.Millisecond
+	// the engine from taking work. 10 ms rather than 3: 5.8 results a
+	// commit instead of 2.0 at 500/s, Herald's CPU per delivery 0.92× at
+	// 500/s and 0.98× at 1,000/s, publish → arrival unchanged; the live
+	// feed hears of a success about 0.3 ms later at the median, and a
+	// crash may send again what finished in the last 10 ms.
+	steadyLinger  = 10 * time.Millisecond
 	minSteadyRoom = 64
 	// After a failed commit the recorder tries again after a backoff that
 	// doubles from minRecordBackoff up to maxRecordBackoff.
