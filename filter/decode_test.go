@@ -51,17 +51,8 @@ func FuzzDecode_MakesWhatEncodingJSONMakes(f *testing.F) {
 // TestDecode_YieldsWhileDecodingALargePayload decodes a payload of 60,000
 // numbers with a yield function: it is called every yieldEvery values.
 func TestDecode_YieldsWhileDecodingALargePayload(t *testing.T) {
-	var b bytes.Buffer
-	b.WriteString(`{"items": [`)
-	for i := range 60000 {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("12")
-	}
-	b.WriteString(`]}`)
 	yields := 0
-	v, err := decode(b.Bytes(), func() { yields++ })
+	v, err := decode(items(60000), func() { yields++ })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -194,15 +194,7 @@ func TestMatch_InListsCompareLikeEquality(t *testing.T) {
 // large array: a wildcard over 100,000 elements stops after MaxSteps
 // instead of walking them all, and says so.
 func TestMatch_StopsAtItsBudget(t *testing.T) {
-	var b strings.Builder
-	b.WriteString(`{"items": [`)
-	for i := range 100000 {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.Itoa(i))
-	}
-	b.WriteString(`]}`)
+	payload := items(100000)
 	list := make([]string, MaxList)
 	for i := range list {
 		list[i] = strconv.Itoa(-i - 1) // never in the payload
@@ -211,7 +203,7 @@ func TestMatch_StopsAtItsBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &Envelope{Type: "a.b", Payload: []byte(b.String())}
+	env := &Envelope{Type: "a.b", Payload: payload}
 	got, err := f.Match(env)
 	if !errors.Is(err, ErrTooExpensive) || got {
 		t.Fatalf("Match over 100,000 elements = %v, %v; want false, ErrTooExpensive", got, err)
@@ -324,4 +316,18 @@ func TestMatch_FiltersShareTheEventsBudget(t *testing.T) {
 	if budget != 0 || matched > MaxEventSteps/5000 || refused < 990 {
 		t.Fatalf("%d filters ran, %d were refused, %d steps left; want the event's budget spent by at most %d", matched, refused, budget, MaxEventSteps/5000)
 	}
+}
+
+// items returns the payload {"items": [0, 1, …, n-1]}.
+func items(n int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"items": [`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(i))
+	}
+	b.WriteString(`]}`)
+	return []byte(b.String())
 }
