@@ -277,6 +277,12 @@ func startHerald(bin, logPath, db string, extra, env []string, wantToken bool) (
 		time.Sleep(50 * time.Millisecond)
 	}
 	h.token = tokenRE.FindString(out.String())
+	// The key is printed before herald listens, but this process's
+	// goroutine that copies herald's output may not have copied it yet.
+	for printed := time.Now().Add(5 * time.Second); wantToken && h.token == "" && time.Now().Before(printed); {
+		time.Sleep(10 * time.Millisecond)
+		h.token = tokenRE.FindString(out.String())
+	}
 	if wantToken && h.token == "" {
 		h.stop()
 		return nil, errors.New("herald printed no API key on first start")

@@ -467,7 +467,13 @@ func runEntrypoint(t *testing.T, rootfs string, cfg imageConfig) {
 	}) {
 		t.Fatalf("herald did not answer /readyz; stdout:\n%s", stdout.String())
 	}
-	token := tokenRE.FindString(stdout.String())
+	// The key is printed before herald listens, but the goroutine that
+	// copies herald's output here may not have copied it yet.
+	var token string
+	waitFor(10*time.Second, exited, func() bool {
+		token = tokenRE.FindString(stdout.String())
+		return token != ""
+	})
 	if token == "" {
 		t.Fatalf("the first start printed no admin key:\n%s", stdout.String())
 	}

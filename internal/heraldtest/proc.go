@@ -30,8 +30,12 @@ type Process struct {
 	// default app ("" if the database was not new).
 	Token string
 
-	cmd  *exec.Cmd
-	out  *SyncBuffer
+	cmd *exec.Cmd
+	// out is the file the process writes its stdout and stderr to
+	// itself, with no goroutine of this process copying them: whatever
+	// it printed before it answered a request is there when the answer
+	// comes (its first key, printed before it listens).
+	out  *os.File
 	args []string
 	bin  string
 	t    testing.TB
@@ -144,7 +148,12 @@ func startProcess(t testing.TB, bin string, extra []string) (*Process, bool) {
 		args = append(args, "--catalog", exampleCatalog())
 	}
 	args = append(append(args, "--poll-interval", "20ms", "--log-level", "warn"), extra...)
-	p := &Process{URL: "http://" + addr, out: &SyncBuffer{}, args: args, bin: bin, t: t, done: make(chan struct{})}
+	out, err := os.CreateTemp(t.TempDir(), "herald-output-")
+	if err != nil {
+		t.Fatalf("create herald's output file: %v", err)
+	}
+	t.Cleanup(func() { out.Close() })
+	p := &Process{URL: "http://" + addr, out: out, args: args, bin: bin, t: t, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = processEnv()
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -176,16 +185,16 @@ func startProcess(t testing.TB, bin string, extra []string) (*Process, bool) {
 	})
 	select {
 	case <-p.done:
-		if strings.Contains(p.out.String(), "address already in use") {
+		if strings.Contains(p.Output(), "address already in use") {
 			return nil, true
 		}
-		t.Fatalf("herald exited while starting; output:\n%s", p.out.String())
+		t.Fatalf("herald exited while starting; output:\n%s", p.Output())
 	default:
 	}
 	if !ok {
-		t.Fatalf("herald did not become ready; output:\n%s", p.out.String())
+		t.Fatalf("herald did not become ready; output:\n%s", p.Output())
 	}
-	p.Token = tokenRE.FindString(p.out.String())
+	p.Token = tokenRE.FindString(p.Output())
 	return p, false
 }
 
@@ -206,7 +215,13 @@ func processEnv() []string {
 }
 
 // Output returns what the process printed so far.
-func (p *Process) Output() string { return p.out.String() }
+func (p *Process) Output() string {
+	b, err := os.ReadFile(p.out.Name())
+	if err != nil {
+		return fmt.Sprintf("(herald's output could not be read: %v)", err)
+	}
+	return string(b)
+}
 
 // Kill kills the process with SIGKILL (if it still runs) and waits for it.
 func (p *Process) Kill() {
