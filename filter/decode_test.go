@@ -36,7 +36,7 @@ func FuzzDecode_MakesWhatEncodingJSONMakes(f *testing.F) {
 		valid := json.Valid([]byte(raw))
 		got, err := decode([]byte(raw), nil)
 		if valid != (err == nil) {
-			t.Fatalf("decode(%q): error %v for JSON that is valid: %v", raw, err, valid)
+			t.Fatalf("decode(%q) returned error %v, but json.Valid says %v", raw, err, valid)
 		}
 		if !valid {
 			return
