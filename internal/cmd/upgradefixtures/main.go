@@ -180,9 +180,14 @@ func drive(ctx context.Context, bin, dsn string, f *Fixture) error {
 	}) {
 		return errors.New("herald did not start")
 	}
-	mu.Lock()
-	api.token = tokenRE.FindString(stdout.String())
-	mu.Unlock()
+	// The key is printed before herald listens, but the goroutine that
+	// copies herald's output into stdout may not have copied it yet.
+	waitFor(5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		api.token = tokenRE.FindString(stdout.String())
+		return api.token != ""
+	})
 	if api.token == "" {
 		return errors.New("herald printed no admin key")
 	}
