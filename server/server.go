@@ -493,7 +493,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	gql.SetRecoverFunc(graph.Recover(cfg.Logger))
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", s.checkOrigin(withConnSlot(s.authenticate(s.limitBody(s.heavyTurn(s.appTurn(gql)))))))
+	mux.Handle("/graphql", s.checkOrigin(withConnSlot(s.authenticate(s.limitBody(s.heavyTurn(s.appTurn(s.detachWebsocket(gql))))))))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")

@@ -348,6 +348,38 @@ func TestSubscription_VanishingClientsLeaveNothingBehind(t *testing.T) {
 	}
 }
 
+// TestSubscription_ConnectionLeavesTheHTTPServersGoroutine proves that a
+// websocket connection's read loop runs on a goroutine of its own once
+// upgraded, not at the bottom of the HTTP server's and every middleware's
+// frames, which the garbage collector would scan at every cycle for every
+// live connection.
+func TestSubscription_ConnectionLeavesTheHTTPServersGoroutine(t *testing.T) {
+	t.Parallel()
+	s := heraldtest.Start(t)
+	for _, proto := range protocols {
+		c := dial(t, s, proto, s.Token)
+		if err := c.Subscribe("a", deliverySubscription, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitSubscribed(t, s, len(protocols))
+	buf := make([]byte, 8<<20)
+	stacks := strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n")
+	loops := 0
+	for _, st := range stacks {
+		if !strings.Contains(st, "(*wsConnection).run(") {
+			continue
+		}
+		loops++
+		if strings.Contains(st, "net/http.(*conn).serve(") {
+			t.Errorf("a websocket read loop runs inside the HTTP server's goroutine:\n%s", st)
+		}
+	}
+	if loops < len(protocols) {
+		t.Fatalf("found %d websocket read loops, want %d (this test reads goroutine stacks by gqlgen's names)", loops, len(protocols))
+	}
+}
+
 func TestSubscription_Limits(t *testing.T) {
 	t.Parallel()
 	s := heraldtest.Start(t, func(c *server.Config) {
