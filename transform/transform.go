@@ -11,8 +11,12 @@
 // it is interrupted; a bounded input and output; a call stack depth limit;
 // and a memory budget: the allocations a run can make in one step (a
 // string's repeat, an array's length, a buffer's size) are checked before
-// they happen, and a watchdog interrupts a run while the process has
-// allocated more than the budget since it started. Runtimes have no I/O,
+// they happen, and a watchdog interrupts a run while the process's heap
+// has grown by more than the budget since it started. Garbage a run makes
+// and drops costs time, which its time budget bounds; the garbage other
+// goroutines make meanwhile (a busy server allocates hundreds of
+// megabytes a second) is not charged to it, since the collector keeps the
+// heap near its target whatever they churn. Runtimes have no I/O,
 // timers or module loading: goja provides none unless given them.
 package transform
 
@@ -255,17 +259,19 @@ func guard(rt *goja.Runtime, lim Limits) {
 // run is one run the watchdog watches.
 type run struct {
 	rt      *goja.Runtime
-	start   uint64 // process allocations when it started, in bytes
+	start   uint64 // the heap's objects when it started, in bytes
 	limit   uint64
 	reason  string
 	timer   *time.Timer
 	stopped bool
 }
 
-var allocsMetric = "/gc/heap/allocs:bytes"
+// heapMetric is the bytes of the heap's objects, live or not yet swept.
+var heapMetric = "/memory/classes/heap/objects:bytes"
 
-func allocated() uint64 {
-	s := []metrics.Sample{{Name: allocsMetric}}
+// heapObjects returns heapMetric's value now.
+func heapObjects() uint64 {
+	s := []metrics.Sample{{Name: heapMetric}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
 		return 0
@@ -277,7 +283,7 @@ func allocated() uint64 {
 // time budget.
 func (e *Engine) start(rt *goja.Runtime, _ any) *run {
 	e.slots <- struct{}{}
-	r := &run{rt: rt, start: allocated(), limit: uint64(e.limits.MaxMemory)}
+	r := &run{rt: rt, start: heapObjects(), limit: uint64(e.limits.MaxMemory)}
 	r.timer = time.AfterFunc(e.limits.Timeout, func() {
 		e.mu.Lock()
 		defer e.mu.Unlock()
@@ -307,13 +313,13 @@ func (e *Engine) finish(r *run) {
 	r.rt.ClearInterrupt()
 }
 
-// watch interrupts the runs during which the process has allocated more
-// than their memory budget, every millisecond while any run is going.
+// watch interrupts the runs during which the heap has grown by more than
+// their memory budget, every millisecond while any run is going.
 func (e *Engine) watch() {
 	t := time.NewTicker(time.Millisecond)
 	defer t.Stop()
 	for range t.C {
-		now := allocated()
+		now := heapObjects()
 		e.mu.Lock()
 		if len(e.runs) == 0 {
 			e.active = false
@@ -321,8 +327,8 @@ func (e *Engine) watch() {
 			return
 		}
 		for r := range e.runs {
-			if now-r.start > r.limit && r.reason == "" {
-				r.reason = fmt.Sprintf("memory limit exceeded: the script allocated more than %d MiB and was stopped", r.limit>>20)
+			if now > r.start && now-r.start > r.limit && r.reason == "" {
+				r.reason = fmt.Sprintf("memory limit exceeded: the script held more than %d MiB and was stopped", r.limit>>20)
 				r.rt.Interrupt(r.reason)
 			}
 		}

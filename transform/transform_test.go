@@ -3,7 +3,9 @@ package transform_test
 import (
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/heraldhq/herald/transform"
 )
@@ -98,6 +100,46 @@ func TestRun_HundredMegabyteAllocationsAreStopped(t *testing.T) {
 				t.Errorf("error %v does not say where", err)
 			}
 		})
+	}
+}
+
+// sink keeps the garbage of TestRun_WhatTheRestOfTheProcessAllocatesIsNotCharged
+// on the heap.
+var sink []byte
+
+// TestRun_WhatTheRestOfTheProcessAllocatesIsNotCharged runs a script that
+// allocates nothing while the rest of the process churns garbage, as a
+// busy server does: the script is stopped by its time budget, not by a
+// memory budget charged with what others allocated.
+func TestRun_WhatTheRestOfTheProcessAllocatesIsNotCharged(t *testing.T) {
+	e := transform.New(transform.Limits{Timeout: 300 * time.Millisecond})
+	p, err := e.Compile("function handler(w) {\n  let n = 0;\n  while (n < 1) { n = 0 }\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	var churned atomic.Int64
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			sink = make([]byte, 1<<20)
+			churned.Add(1 << 20)
+		}
+	}()
+	_, err = p.Run(transform.Input{Body: []byte(envelope)})
+	close(stop)
+	<-done
+	var te *transform.Error
+	if !errors.As(err, &te) || !strings.Contains(te.Message, "time budget exceeded") {
+		t.Fatalf("err = %v, want the time budget exceeded (the script allocates nothing; the process allocated %d MiB meanwhile)", err, churned.Load()>>20)
+	}
+	if churned.Load() < 2*64<<20 {
+		t.Fatalf("the process allocated %d MiB during the run; this test needs more than twice the memory budget (64 MiB)", churned.Load()>>20)
 	}
 }
 
