@@ -136,6 +136,16 @@ func (c *consumer) waitIDs(t *testing.T, secret string, ids []string) int {
 
 func rabbitConsumer(t *testing.T, url string) *consumer {
 	t.Helper()
+	declareRabbit(t, url)
+	return &consumer{}
+}
+
+// declareRabbit declares the exchange Herald publishes to and the queue
+// the test consumes, bound to it, as a consumer's service does whenever it
+// connects: a broker killed soon after a declaration may come back
+// without it (RabbitMQ 3.10 lost a durable binding so in a CI run).
+func declareRabbit(t *testing.T, url string) {
+	t.Helper()
 	conn, err := amqp.Dial(url)
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +164,6 @@ func rabbitConsumer(t *testing.T, url string) *consumer {
 		t.Fatal(err)
 	}
 	conn.Close()
-	return &consumer{}
 }
 
 // drainRabbit consumes the queue until the connection breaks, reconnecting
@@ -209,6 +218,7 @@ func TestRabbitMQ_EveryEventArrivesSignedAcrossABrokerRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		up := time.Now()
+		declareRabbit(t, b.URL)
 		after := publishN(s, len(ids), 10)
 		waitFirstAttempt(t, s, after)
 		t.Logf("the broker was down %s; the events published once it was back were confirmed within %s", up.Sub(down).Round(time.Millisecond), time.Since(up).Round(time.Millisecond))
