@@ -149,8 +149,9 @@ func (g *gorillaWebsockets) Accept(w http.ResponseWriter, r *http.Request, opts 
 // it was when the connection held the handler.
 func (s *Server) detachWebsocket(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// withConnSlot gave a slot to websocket upgrades, and only to them.
 		slot, _ := r.Context().Value(connSlotKey{}).(*connSlot)
-		if slot == nil || !websocket.IsWebSocketUpgrade(r) {
+		if slot == nil {
 			next.ServeHTTP(w, r)
 			return
 		}
