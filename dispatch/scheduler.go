@@ -93,7 +93,20 @@ type scheduler struct {
 	next     int
 	cursor   map[string]Cursor
 	notUntil map[string]time.Time // endpoints whose last claim failed
-	stopping bool
+	// round is what the claim round in progress found. A round in which
+	// the window refused room to every endpoint it was asked for, with
+	// none left out for a while (parked, a failed claim), is futile:
+	// since each delivery freed adds at most one to what any endpoint is
+	// granted, none can claim before the window frees claimMin − best
+	// more, and a finished delivery starts no round before that
+	// (futileFreed is the window's count of freed room when that round
+	// began). Otherwise, with one app's hundreds of endpoints holding its
+	// share, every finished delivery walked the whole ring for nothing.
+	round       claimRoundState
+	futile      bool
+	futileBest  int
+	futileFreed uint64
+	stopping    bool
 	// discovery backs off while the store does not answer the due probe.
 	// The probe runs on its own goroutine (probing is set meanwhile) and
 	// answers on probed: on a busy store it takes a while, and the
@@ -449,6 +462,8 @@ func (s *scheduler) claimRound(ctx context.Context) bool {
 	}
 	now := s.now()
 	more := false
+	freed := s.window.freedSoFar()
+	s.round.reset()
 	// Endpoints that hold nothing in the window go first: room that
 	// frees up goes to a retry or a quiet endpoint before the busy ones,
 	// which hold their share already, take it back.
@@ -467,7 +482,41 @@ func (s *scheduler) claimRound(ctx context.Context) bool {
 		}
 	}
 	s.pump()
-	return more && s.window.free() >= s.claimMin()
+	free := s.window.free()
+	r := &s.round
+	if free < s.claimMin() {
+		r.refuse(free) // the endpoints not asked would have been refused too
+	}
+	s.futile = r.refused && !r.granted && !r.waiting
+	s.futileBest, s.futileFreed = r.best, freed
+	return more && free >= s.claimMin()
+}
+
+// claimRoundState is what a claim round found: whether the window granted
+// room for a claim, refused it (best is the most it offered an endpoint
+// it refused), or an endpoint was left out for a while, and the apps it
+// found with too little room for a claim, with that room.
+type claimRoundState struct {
+	granted, refused, waiting bool
+	best                      int
+	appRoom                   map[string]int
+}
+
+func (r *claimRoundState) reset() {
+	clear(r.appRoom)
+	r.granted, r.refused, r.waiting, r.best = false, false, false, 0
+}
+
+func (r *claimRoundState) refuse(room int) {
+	r.refused = true
+	r.best = max(r.best, room)
+}
+
+// ready reports whether the run loop should claim again after a delivery
+// finished: the last round was not futile, or the window has freed enough
+// since it began for a claim.
+func (s *scheduler) ready() bool {
+	return !s.futile || s.futileBest+int(s.window.freedSoFar()-s.futileFreed) >= s.claimMin()
 }
 
 // acceptHandoffs queues the hand-offs waiting, without blocking. A round
@@ -489,6 +538,7 @@ func (s *scheduler) acceptHandoffs() {
 // reports whether the endpoint may have more due.
 func (s *scheduler) claimNext(ctx context.Context, now time.Time, id string) bool {
 	if now.Before(s.notUntil[id]) || s.configs.parked(id) {
+		s.round.waiting = true
 		s.next++
 		return false
 	}
@@ -501,15 +551,29 @@ func (s *scheduler) claimNext(ctx context.Context, now time.Time, id string) boo
 		}
 	}
 	if app == "" {
+		s.round.waiting = true
 		s.next++ // unreadable: claim would park it anyway
+		return false
+	}
+	if room, full := s.round.appRoom[app]; full {
+		s.round.refuse(room) // what its endpoints could be granted at most
+		s.next++
 		return false
 	}
 	granted := s.window.acquire(id, app, s.cfg.BatchSize)
 	if granted < s.claimMin() {
 		s.window.release(id, app, granted)
+		s.round.refuse(granted)
+		if room := s.window.appRoom(app); room < s.claimMin() {
+			if s.round.appRoom == nil {
+				s.round.appRoom = make(map[string]int)
+			}
+			s.round.appRoom[app] = room
+		}
 		s.next++
 		return false
 	}
+	s.round.granted = true
 	jobs, last, err := s.claim(ctx, id, granted)
 	s.window.release(id, app, granted-len(jobs))
 	if err != nil {
@@ -883,7 +947,9 @@ func (s *scheduler) run(ctx context.Context) {
 			s.tick()
 		case d := <-s.done:
 			s.finished(d)
-			wanted = true // the endpoint's share of the window has room again
+			// The endpoint's share of the window has room again, unless
+			// the last round found too little for any claim.
+			wanted = wanted || s.ready()
 		case <-s.flowTimerC():
 			s.flowAt = time.Time{}
 			s.pump()

@@ -35,6 +35,11 @@ type window struct {
 	byEndpoint map[string]int
 	byApp      map[string]int
 	closed     bool
+	// freed counts the room given back since the window was made, each
+	// delivery once as it leaves its endpoint's share and once as it
+	// leaves the total: a claim refused for want of room can succeed only
+	// once more has been freed than it lacked (see scheduler.futile).
+	freed uint64
 }
 
 func newWindow(max, perEndpoint int) *window {
@@ -80,6 +85,7 @@ func (w *window) release(endpointID, appID string, n int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.total -= n
+	w.freed += uint64(n)
 	w.leaveLocked(endpointID, n)
 	w.releaseAppLocked(appID, n)
 }
@@ -98,6 +104,7 @@ func (w *window) releaseAppLocked(appID string, n int) {
 func (w *window) leave(endpointID string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.freed++
 	w.leaveLocked(endpointID, 1)
 }
 
@@ -116,7 +123,27 @@ func (w *window) releaseLeft(appID string, n int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.total -= n
+	w.freed += uint64(n)
 	w.releaseAppLocked(appID, n)
+}
+
+// freedSoFar returns how much room has been given back since the window
+// was made (see window.freed).
+func (w *window) freedSoFar() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.freed
+}
+
+// appRoom returns how many more claimed deliveries of an app the window
+// would grant now, to whichever of its endpoints.
+func (w *window) appRoom(appID string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return 0
+	}
+	return max(0, min(w.max-w.total, w.max-w.reserve-w.byApp[appID]))
 }
 
 // room returns how many more deliveries of an endpoint of an app the
