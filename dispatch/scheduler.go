@@ -562,7 +562,7 @@ func (s *scheduler) claimNext(ctx context.Context, now time.Time, id string) boo
 	}
 	granted := s.window.acquire(id, app, s.cfg.BatchSize)
 	if granted < s.claimMin() {
-		s.window.release(id, app, granted)
+		s.window.giveBack(id, app, granted)
 		s.round.refuse(granted)
 		if room := s.window.appRoom(app); room < s.claimMin() {
 			if s.round.appRoom == nil {
@@ -575,7 +575,7 @@ func (s *scheduler) claimNext(ctx context.Context, now time.Time, id string) boo
 	}
 	s.round.granted = true
 	jobs, last, err := s.claim(ctx, id, granted)
-	s.window.release(id, app, granted-len(jobs))
+	s.window.giveBack(id, app, granted-len(jobs))
 	if err != nil {
 		s.log.Error("claim deliveries; trying the endpoint again later", "endpoint_id", id, "err", err)
 		s.notUntil[id] = now.Add(retryClaimAfter)

@@ -349,6 +349,9 @@ func TestScheduler_AFinishedDeliveryClaimsAgainOnlyOnceAClaimFits(t *testing.T) 
 	if !h.s.futile || h.s.futileBest != 3 {
 		t.Fatalf("futile %v with best %d, want a futile round that offered 3", h.s.futile, h.s.futileBest)
 	}
+	if h.s.ready() {
+		t.Fatal("the 3 the round took and gave back counted as freed: the scheduler would claim again with room for 3")
+	}
 	h.w.release("ep_b", "app_1", 1)
 	if !h.s.ready() {
 		t.Fatal("one freed delivery makes room for a claim of 4, and the scheduler would not claim")

@@ -84,8 +84,24 @@ func (w *window) release(endpointID, appID string, n int) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.total -= n
 	w.freed += uint64(n)
+	w.dropLocked(endpointID, appID, n)
+}
+
+// giveBack returns room for n deliveries that the caller acquired a moment
+// ago and will not use. Unlike release it frees nothing that was held, so
+// it does not count as freed.
+func (w *window) giveBack(endpointID, appID string, n int) {
+	if n <= 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.dropLocked(endpointID, appID, n)
+}
+
+func (w *window) dropLocked(endpointID, appID string, n int) {
+	w.total -= n
 	w.leaveLocked(endpointID, n)
 	w.releaseAppLocked(appID, n)
 }
