@@ -35,10 +35,12 @@ type window struct {
 	byEndpoint map[string]int
 	byApp      map[string]int
 	closed     bool
-	// freed counts the room given back since the window was made, each
-	// delivery once as it leaves its endpoint's share and once as it
-	// leaves the total: a claim refused for want of room can succeed only
-	// once more has been freed than it lacked (see scheduler.futile).
+	// freed counts the room given back since the window was made: a
+	// delivery released at once counts one, one that leaves its
+	// endpoint's share first and the total later counts two. Each adds
+	// at most one to what any endpoint is granted, so a claim refused for
+	// want of room can succeed only once at least as much as it lacked
+	// has been freed (see scheduler.futile).
 	freed uint64
 }
 
